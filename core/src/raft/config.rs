@@ -1,0 +1,121 @@
+//! The settings of one Raft node, with defaults suited to a LAN.
+
+use core::fmt;
+
+use crate::ids::NodeId;
+
+/// How one node behaves. `Config::new` gives the defaults; change fields, then
+/// [`Config::validate`] (the node does so when it starts).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// This node.
+    pub id: NodeId,
+    /// Every voting member of the cluster, this node included.
+    pub voters: Vec<NodeId>,
+    /// Lower bound of the randomized election timeout. Default 300 ms: well above a LAN round
+    /// trip plus an fsync, so a healthy leader is never suspected.
+    pub election_timeout_ms_min: u64,
+    /// Upper bound of the randomized election timeout. Default 600 ms: a span as wide as the
+    /// lower bound makes split votes rare.
+    pub election_timeout_ms_max: u64,
+    /// How often a leader sends heartbeats. Default 50 ms: six beats per minimal election
+    /// timeout, so a few lost heartbeats do not cause an election.
+    pub heartbeat_interval_ms: u64,
+    /// Most entries in one AppendEntries message. Default 256.
+    pub max_entries_per_append: usize,
+    /// Most payload bytes in one AppendEntries message (at least one entry is always sent).
+    /// Default 1 MiB.
+    pub max_bytes_per_append: usize,
+    /// Most AppendEntries messages carrying entries in flight to one follower (pipelining).
+    /// Default 32.
+    pub max_inflight_appends: usize,
+    /// Seed of the node's random generator (election jitter). Drivers derive it from the node
+    /// id and a cluster seed, so simulations are reproducible.
+    pub seed: u64,
+}
+
+impl Config {
+    /// Defaults for node `id` in a cluster of `voters`.
+    pub fn new(id: NodeId, voters: impl IntoIterator<Item = NodeId>) -> Config {
+        Config {
+            id,
+            voters: voters.into_iter().collect(),
+            election_timeout_ms_min: 300,
+            election_timeout_ms_max: 600,
+            heartbeat_interval_ms: 50,
+            max_entries_per_append: 256,
+            max_bytes_per_append: 1 << 20,
+            max_inflight_appends: 32,
+            seed: id.0,
+        }
+    }
+
+    /// The number of votes that make a majority of the voters.
+    pub fn quorum(&self) -> usize {
+        self.voters.len() / 2 + 1
+    }
+
+    /// Checks that the settings can work together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut sorted = self.voters.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if sorted.len() != self.voters.len() {
+            return Err(ConfigError::DuplicateVoter);
+        }
+        if !self.voters.contains(&self.id) {
+            return Err(ConfigError::NotAVoter(self.id));
+        }
+        if self.heartbeat_interval_ms == 0
+            || self.heartbeat_interval_ms >= self.election_timeout_ms_min
+        {
+            return Err(ConfigError::HeartbeatNotBelowElectionTimeout);
+        }
+        if self.election_timeout_ms_min > self.election_timeout_ms_max {
+            return Err(ConfigError::ElectionTimeoutRange);
+        }
+        if self.max_entries_per_append == 0
+            || self.max_bytes_per_append == 0
+            || self.max_inflight_appends == 0
+        {
+            return Err(ConfigError::ZeroLimit);
+        }
+        Ok(())
+    }
+}
+
+/// Why a [`Config`] cannot work.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A node appears twice among the voters.
+    DuplicateVoter,
+    /// This node is not among the voters.
+    NotAVoter(NodeId),
+    /// The heartbeat interval must be positive and below the minimal election timeout.
+    HeartbeatNotBelowElectionTimeout,
+    /// The minimal election timeout exceeds the maximal one.
+    ElectionTimeoutRange,
+    /// A message or window limit is zero.
+    ZeroLimit,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::DuplicateVoter => write!(f, "a node is listed twice among the voters"),
+            ConfigError::NotAVoter(id) => write!(f, "node {id} is not among the voters"),
+            ConfigError::HeartbeatNotBelowElectionTimeout => {
+                write!(
+                    f,
+                    "the heartbeat interval must be positive and below the election timeout"
+                )
+            }
+            ConfigError::ElectionTimeoutRange => {
+                write!(f, "election_timeout_ms_min exceeds election_timeout_ms_max")
+            }
+            ConfigError::ZeroLimit => write!(f, "message and in-flight limits must be positive"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}

@@ -1,0 +1,47 @@
+//! Counts of what a node dropped or did: errors are values, and this is where they add up.
+
+use core::fmt;
+
+/// Running totals since the node started. A dropped message is never an error of the node;
+/// these numbers show how often the network or a peer misbehaved.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Messages addressed to another node or sent by a node that is not a voter.
+    pub dropped_misaddressed: u64,
+    /// Messages from an older term.
+    pub dropped_stale_term: u64,
+    /// Vote requests ignored because a leader was heard from recently (leader stickiness).
+    pub dropped_in_lease: u64,
+    /// Messages that make no sense in this node's role and term (e.g. a reply to a request it
+    /// no longer has) or break the protocol (an append overwriting a committed entry).
+    pub dropped_unexpected: u64,
+    /// Persist acknowledgements for an id never issued or already acknowledged.
+    pub dropped_bad_persist_ack: u64,
+    /// Appends rejected because the log did not hold their predecessor.
+    pub appends_rejected: u64,
+    /// Pre-vote rounds started.
+    pub pre_elections: u64,
+    /// Elections started (terms campaigned in).
+    pub elections: u64,
+    /// Times this node became leader.
+    pub leaderships: u64,
+}
+
+impl fmt::Display for Counters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "misaddressed={} stale={} in_lease={} unexpected={} bad_ack={} rejected={} \
+             pre_elections={} elections={} leaderships={}",
+            self.dropped_misaddressed,
+            self.dropped_stale_term,
+            self.dropped_in_lease,
+            self.dropped_unexpected,
+            self.dropped_bad_persist_ack,
+            self.appends_rejected,
+            self.pre_elections,
+            self.elections,
+            self.leaderships
+        )
+    }
+}

@@ -1,0 +1,172 @@
+//! Bookkeeping of what is durable: the persists in flight, the last durable log index, and the
+//! messages held back until the state they promise is on disk.
+
+use std::collections::VecDeque;
+
+use crate::ids::LogIndex;
+use crate::raft::log::{AppendChange, RaftLog};
+use crate::raft::message::Message;
+use crate::raft::persist::{HardState, Persist, PersistId};
+
+/// Tracks the changes not yet handed to the driver, the persists it has not yet acknowledged,
+/// and the messages waiting for them.
+///
+/// The rule it enforces: a message that promises durable state (a vote grant, an append
+/// acknowledgement) leaves only once every change made before it was built is acknowledged.
+/// Acknowledgements come in order, so one number, the last acknowledged id, says what is
+/// durable.
+#[derive(Debug)]
+pub(crate) struct Durability {
+    hard_state_changed: bool,
+    truncate_from: Option<LogIndex>,
+    append_from: Option<LogIndex>,
+    /// Id of the next persist to hand out.
+    next_id: u64,
+    /// Highest id acknowledged by the driver.
+    acknowledged: u64,
+    /// Persists handed out, not yet acknowledged: id and the last log index once it lands.
+    in_flight: VecDeque<(u64, LogIndex)>,
+    /// The last log index known durable, of entries that are still in the log.
+    durable_index: LogIndex,
+    /// Messages waiting for the acknowledgement of an id.
+    held: VecDeque<(u64, Message)>,
+}
+
+/// An acknowledgement for a persist that was never handed out, or was acknowledged already.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct UnknownPersist;
+
+impl Durability {
+    /// Nothing pending; the recovered log is durable up to `durable_index`.
+    pub(crate) fn new(durable_index: LogIndex) -> Durability {
+        Durability {
+            hard_state_changed: false,
+            truncate_from: None,
+            append_from: None,
+            next_id: 1,
+            acknowledged: 0,
+            in_flight: VecDeque::new(),
+            durable_index,
+            held: VecDeque::new(),
+        }
+    }
+
+    pub(crate) fn durable_index(&self) -> LogIndex {
+        self.durable_index
+    }
+
+    pub(crate) fn hard_state_changed(&mut self) {
+        self.hard_state_changed = true;
+    }
+
+    /// The leader appended an entry at `index`.
+    pub(crate) fn appended(&mut self, index: LogIndex) {
+        self.append_from.get_or_insert(index);
+    }
+
+    /// Records what a follower's append changed in the log.
+    pub(crate) fn follower_appended(&mut self, change: AppendChange) {
+        if let Some(index) = change.truncated_from {
+            self.truncated(index);
+        }
+        if let Some(index) = change.first_new {
+            let from = self.append_from.map_or(index, |from| from.min(index));
+            self.append_from = Some(from);
+        }
+    }
+
+    /// Entries from `index` on left the log: whatever the disk holds there no longer counts.
+    fn truncated(&mut self, index: LogIndex) {
+        let kept = index.prev();
+        self.truncate_from = Some(self.truncate_from.map_or(index, |from| from.min(index)));
+        self.durable_index = self.durable_index.min(kept);
+        for (_, last) in &mut self.in_flight {
+            *last = (*last).min(kept);
+        }
+    }
+
+    /// The id that must be acknowledged before a message promising the current state may go.
+    fn barrier(&self) -> u64 {
+        if self.has_pending() {
+            self.next_id
+        } else {
+            self.next_id - 1
+        }
+    }
+
+    fn has_pending(&self) -> bool {
+        self.hard_state_changed || self.truncate_from.is_some() || self.append_from.is_some()
+    }
+
+    /// Whether everything changed so far is durable.
+    pub(crate) fn is_settled(&self) -> bool {
+        self.barrier() <= self.acknowledged
+    }
+
+    /// The id after whose acknowledgement the current state is durable.
+    pub(crate) fn current_barrier(&self) -> PersistId {
+        PersistId(self.barrier())
+    }
+
+    pub(crate) fn is_acknowledged(&self, id: PersistId) -> bool {
+        id.0 <= self.acknowledged
+    }
+
+    /// Sends `message` now if what it promises is durable, otherwise holds it. Returns it when
+    /// it may go now.
+    pub(crate) fn hold_until_durable(&mut self, message: Message) -> Option<Message> {
+        if self.is_settled() {
+            Some(message)
+        } else {
+            self.held.push_back((self.barrier(), message));
+            None
+        }
+    }
+
+    /// Hands the pending changes to the driver as one persist, if there are any.
+    pub(crate) fn take_persist(&mut self, log: &RaftLog, hard_state: HardState) -> Option<Persist> {
+        if !self.has_pending() {
+            return None;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let entries = match self.append_from.take() {
+            Some(from) => log.slice(from, usize::MAX, usize::MAX),
+            None => Vec::new(),
+        };
+        self.in_flight.push_back((id, log.last_index()));
+        let persist = Persist {
+            id: PersistId(id),
+            hard_state: std::mem::take(&mut self.hard_state_changed).then_some(hard_state),
+            truncate_from: self.truncate_from.take(),
+            entries,
+            snapshot: None,
+        };
+        Some(persist)
+    }
+
+    /// The driver made persist `id` (and every earlier one) durable. Returns the messages that
+    /// may now be sent, in the order they were held.
+    pub(crate) fn acknowledge(
+        &mut self,
+        id: PersistId,
+    ) -> Result<impl Iterator<Item = Message> + '_, UnknownPersist> {
+        if id.0 <= self.acknowledged || id.0 >= self.next_id {
+            return Err(UnknownPersist);
+        }
+        self.acknowledged = id.0;
+        while let Some(&(in_flight_id, last)) = self.in_flight.front() {
+            if in_flight_id > id.0 {
+                break;
+            }
+            self.durable_index = last;
+            self.in_flight.pop_front();
+        }
+        let released = self
+            .held
+            .iter()
+            .take_while(|(barrier, _)| *barrier <= id.0)
+            .count();
+        Ok(self.held.drain(..released).map(|(_, message)| message))
+    }
+}

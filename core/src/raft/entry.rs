@@ -1,0 +1,55 @@
+//! Log entries.
+
+use core::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{LogId, LogIndex, Term};
+
+/// One entry of the replicated log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Position in the log.
+    pub index: LogIndex,
+    /// Term of the leader that created it.
+    pub term: Term,
+    /// What the entry carries.
+    pub payload: Payload,
+}
+
+/// What an entry carries. Raft does not look inside commands: they are bytes that the
+/// replica's state machine decodes once they are committed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Payload {
+    /// Appended by every new leader, so that it can commit the entries of earlier terms
+    /// (they are only ever committed indirectly, Raft §5.4.2).
+    Noop,
+    /// An opaque command for the state machine.
+    Command(Vec<u8>),
+}
+
+impl Entry {
+    /// The entry's position and term.
+    pub fn id(&self) -> LogId {
+        LogId::new(self.index, self.term)
+    }
+
+    /// Bytes this entry weighs in messages and on disk, for batching limits.
+    pub fn size_bytes(&self) -> usize {
+        const HEADER_BYTES: usize = 24;
+        HEADER_BYTES
+            + match &self.payload {
+                Payload::Noop => 0,
+                Payload::Command(bytes) => bytes.len(),
+            }
+    }
+}
+
+impl fmt::Display for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.payload {
+            Payload::Noop => write!(f, "{} noop", self.id()),
+            Payload::Command(bytes) => write!(f, "{} cmd({}B)", self.id(), bytes.len()),
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! The in-memory log: the entries after the last snapshot, and the commit and apply points.
+
+use std::collections::VecDeque;
+
+use crate::ids::{LogId, LogIndex, Term};
+use crate::raft::entry::Entry;
+use crate::raft::message::ConflictHint;
+
+/// The replicated log as this node holds it. Terms never decrease along the log, which lets
+/// every term lookup be a binary search.
+#[derive(Debug)]
+pub(crate) struct RaftLog {
+    /// The last entry covered by the snapshot (`LogId::ZERO` without one).
+    snapshot_last: LogId,
+    /// The entries after the snapshot: `entries[0].index == snapshot_last.index + 1`.
+    entries: VecDeque<Entry>,
+    /// Highest index known to be committed.
+    committed: LogIndex,
+    /// Highest index handed out to be applied.
+    applied: LogIndex,
+}
+
+/// What `append_from_leader` changed, for the persist that must record it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct AppendChange {
+    /// Entries from here on were dropped because they conflicted with the leader's.
+    pub(crate) truncated_from: Option<LogIndex>,
+    /// The first entry newly written.
+    pub(crate) first_new: Option<LogIndex>,
+}
+
+/// A leader asked to overwrite a committed entry: only a broken or malicious peer does that.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CommittedConflict;
+
+impl RaftLog {
+    /// A log recovered from a snapshot point and the consecutive entries after it.
+    pub(crate) fn new(snapshot_last: LogId, entries: Vec<Entry>) -> RaftLog {
+        RaftLog {
+            snapshot_last,
+            entries: entries.into(),
+            committed: snapshot_last.index,
+            applied: snapshot_last.index,
+        }
+    }
+
+    pub(crate) fn snapshot_last(&self) -> LogId {
+        self.snapshot_last
+    }
+
+    pub(crate) fn committed(&self) -> LogIndex {
+        self.committed
+    }
+
+    pub(crate) fn applied(&self) -> LogIndex {
+        self.applied
+    }
+
+    pub(crate) fn last_id(&self) -> LogId {
+        self.entries.back().map_or(self.snapshot_last, Entry::id)
+    }
+
+    pub(crate) fn last_index(&self) -> LogIndex {
+        self.last_id().index
+    }
+
+    /// Entries held in memory (after the snapshot).
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The term of the entry at `index`, if this log still knows it (the snapshot point counts;
+    /// entries compacted into the snapshot and entries past the end do not).
+    pub(crate) fn term_at(&self, index: LogIndex) -> Option<Term> {
+        if index == self.snapshot_last.index {
+            return Some(self.snapshot_last.term);
+        }
+        self.entry(index).map(|entry| entry.term)
+    }
+
+    /// The entry at `index`, if held in memory.
+    pub(crate) fn entry(&self, index: LogIndex) -> Option<&Entry> {
+        let offset = index.0.checked_sub(self.snapshot_last.index.0 + 1)?;
+        self.entries.get(usize::try_from(offset).ok()?)
+    }
+
+    /// Whether this log holds the entry `id` (and so, by log matching, all before it).
+    pub(crate) fn contains(&self, id: LogId) -> bool {
+        self.term_at(id.index) == Some(id.term)
+    }
+
+    /// Appends an entry the leader created; it must follow the last one.
+    pub(crate) fn append(&mut self, entry: Entry) {
+        debug_assert_eq!(entry.index, self.last_index().next());
+        debug_assert!(entry.term >= self.last_id().term);
+        self.entries.push_back(entry);
+    }
+
+    /// Adds the leader's `entries`, which follow an entry this log holds. Entries already held
+    /// are kept as they are (a duplicated or reordered message must never truncate the log);
+    /// from the first conflicting entry on, the log is replaced by the leader's.
+    pub(crate) fn append_from_leader(
+        &mut self,
+        entries: &[Entry],
+    ) -> Result<AppendChange, CommittedConflict> {
+        for (position, entry) in entries.iter().enumerate() {
+            if entry.index <= self.snapshot_last.index {
+                continue; // Covered by the snapshot, hence committed and identical.
+            }
+            match self.term_at(entry.index) {
+                Some(term) if term == entry.term => continue,
+                Some(_) => {
+                    if entry.index <= self.committed {
+                        return Err(CommittedConflict);
+                    }
+                    self.truncate_from(entry.index);
+                    self.entries.extend(entries[position..].iter().cloned());
+                    return Ok(AppendChange {
+                        truncated_from: Some(entry.index),
+                        first_new: Some(entry.index),
+                    });
+                }
+                None => {
+                    self.entries.extend(entries[position..].iter().cloned());
+                    return Ok(AppendChange {
+                        truncated_from: None,
+                        first_new: Some(entry.index),
+                    });
+                }
+            }
+        }
+        Ok(AppendChange::default())
+    }
+
+    fn truncate_from(&mut self, index: LogIndex) {
+        let keep = index.0.saturating_sub(self.snapshot_last.index.0 + 1);
+        self.entries
+            .truncate(usize::try_from(keep).unwrap_or(usize::MAX));
+    }
+
+    /// Where a leader should look next when this log holds no entry at `prev_index` with the
+    /// term the leader expected.
+    pub(crate) fn conflict_hint(&self, prev_index: LogIndex) -> ConflictHint {
+        match self.term_at(prev_index) {
+            Some(term) if prev_index > self.snapshot_last.index => ConflictHint {
+                term: Some(term),
+                first_index: self.first_index_of_term(term),
+            },
+            _ => ConflictHint {
+                term: None,
+                first_index: self.last_index().next(),
+            },
+        }
+    }
+
+    /// The first index held in memory whose entry has `term` (or a later term).
+    fn first_index_of_term(&self, term: Term) -> LogIndex {
+        let before = self.entries.partition_point(|entry| entry.term < term);
+        self.snapshot_last.index.plus(before as u64 + 1)
+    }
+
+    /// The last index whose entry has exactly `term`, if this log has one.
+    pub(crate) fn last_index_of_term(&self, term: Term) -> Option<LogIndex> {
+        let up_to = self.entries.partition_point(|entry| entry.term <= term);
+        match up_to.checked_sub(1).and_then(|last| self.entries.get(last)) {
+            Some(entry) if entry.term == term => Some(entry.index),
+            Some(_) => None,
+            None => (self.snapshot_last.term == term && self.snapshot_last.index.0 > 0)
+                .then_some(self.snapshot_last.index),
+        }
+    }
+
+    /// Copies of the entries from `from` on, at most `max_entries` and, beyond the first,
+    /// at most `max_bytes` in all.
+    pub(crate) fn slice(&self, from: LogIndex, max_entries: usize, max_bytes: usize) -> Vec<Entry> {
+        let Some(offset) = from.0.checked_sub(self.snapshot_last.index.0 + 1) else {
+            return Vec::new();
+        };
+        let mut bytes = 0;
+        let mut batch = Vec::new();
+        for entry in self.entries.iter().skip(offset as usize).take(max_entries) {
+            bytes += entry.size_bytes();
+            if !batch.is_empty() && bytes > max_bytes {
+                break;
+            }
+            batch.push(entry.clone());
+        }
+        batch
+    }
+
+    /// Moves the commit point forward to `index` (never backward, never past the log).
+    pub(crate) fn commit_to(&mut self, index: LogIndex) -> bool {
+        let index = index.min(self.last_index());
+        if index > self.committed {
+            self.committed = index;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Committed entries not yet handed out for applying, at most `max_entries`; marks them
+    /// handed out.
+    pub(crate) fn take_committed(&mut self, max_entries: usize) -> Vec<Entry> {
+        let count = (self.committed.0 - self.applied.0).min(max_entries as u64);
+        let batch = self.slice(self.applied.next(), count as usize, usize::MAX);
+        if let Some(last) = batch.last() {
+            self.applied = last.index;
+        }
+        batch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::entry::Payload;
+
+    fn entry(index: u64, term: u64) -> Entry {
+        Entry {
+            index: LogIndex(index),
+            term: Term(term),
+            payload: Payload::Noop,
+        }
+    }
+
+    fn log_of_terms(terms: &[u64]) -> RaftLog {
+        let entries = terms
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| entry(i as u64 + 1, t))
+            .collect();
+        RaftLog::new(LogId::ZERO, entries)
+    }
+
+    #[test]
+    fn terms_are_looked_up_inside_and_outside_the_log() {
+        let log = log_of_terms(&[1, 1, 2]);
+        assert_eq!(log.term_at(LogIndex(0)), Some(Term(0)));
+        assert_eq!(log.term_at(LogIndex(3)), Some(Term(2)));
+        assert_eq!(log.term_at(LogIndex(4)), None);
+        assert_eq!(log.last_id(), LogId::new(LogIndex(3), Term(2)));
+    }
+
+    #[test]
+    fn duplicated_append_keeps_longer_log() {
+        let mut log = log_of_terms(&[1, 1, 1, 1]);
+        let change = log.append_from_leader(&[entry(2, 1), entry(3, 1)]).unwrap();
+        assert_eq!(change, AppendChange::default());
+        assert_eq!(log.last_index(), LogIndex(4));
+    }
+
+    #[test]
+    fn conflicting_append_truncates_from_first_conflict() {
+        let mut log = log_of_terms(&[1, 1, 1, 1]);
+        let change = log.append_from_leader(&[entry(2, 1), entry(3, 2)]).unwrap();
+        assert_eq!(change.truncated_from, Some(LogIndex(3)));
+        assert_eq!(change.first_new, Some(LogIndex(3)));
+        assert_eq!(log.last_id(), LogId::new(LogIndex(3), Term(2)));
+    }
+
+    #[test]
+    fn committed_entries_are_never_overwritten() {
+        let mut log = log_of_terms(&[1, 1]);
+        log.commit_to(LogIndex(2));
+        assert_eq!(
+            log.append_from_leader(&[entry(2, 3)]),
+            Err(CommittedConflict)
+        );
+        assert_eq!(log.last_id(), LogId::new(LogIndex(2), Term(1)));
+    }
+
+    #[test]
+    fn conflict_hint_names_first_index_of_the_conflicting_term() {
+        let log = log_of_terms(&[1, 2, 2, 2, 3]);
+        assert_eq!(
+            log.conflict_hint(LogIndex(4)),
+            ConflictHint {
+                term: Some(Term(2)),
+                first_index: LogIndex(2)
+            }
+        );
+        assert_eq!(
+            log.conflict_hint(LogIndex(9)),
+            ConflictHint {
+                term: None,
+                first_index: LogIndex(6)
+            }
+        );
+    }
+
+    #[test]
+    fn last_index_of_term_finds_the_end_of_a_term() {
+        let log = log_of_terms(&[1, 2, 2, 4]);
+        assert_eq!(log.last_index_of_term(Term(2)), Some(LogIndex(3)));
+        assert_eq!(log.last_index_of_term(Term(3)), None);
+        assert_eq!(log.last_index_of_term(Term(5)), None);
+    }
+
+    #[test]
+    fn slice_respects_entry_and_byte_limits_but_sends_at_least_one() {
+        let log = log_of_terms(&[1, 1, 1, 1]);
+        assert_eq!(log.slice(LogIndex(2), 2, usize::MAX).len(), 2);
+        assert_eq!(log.slice(LogIndex(1), 10, 1).len(), 1);
+        assert!(log.slice(LogIndex(5), 10, 100).is_empty());
+    }
+
+    #[test]
+    fn committed_entries_are_handed_out_once() {
+        let mut log = log_of_terms(&[1, 1, 1]);
+        assert!(log.commit_to(LogIndex(9)));
+        assert_eq!(log.committed(), LogIndex(3));
+        assert_eq!(log.take_committed(2).len(), 2);
+        assert_eq!(log.take_committed(10).len(), 1);
+        assert!(log.take_committed(10).is_empty());
+        assert!(!log.commit_to(LogIndex(1)));
+    }
+}

@@ -1,0 +1,153 @@
+//! The messages Raft nodes exchange, with a one-line `Display` for traces and transcripts.
+
+use core::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{LogId, LogIndex, NodeId, Term};
+use crate::raft::entry::Entry;
+
+/// One message from one node to another.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// Sender.
+    pub from: NodeId,
+    /// Receiver.
+    pub to: NodeId,
+    /// The sender's term; for `PreVote` and a granted `PreVoteReply`, the term the sender
+    /// would campaign in (its own term plus one), which it has not adopted.
+    pub term: Term,
+    /// What the message says.
+    pub body: Body,
+}
+
+/// The kinds of messages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Body {
+    /// Would you vote for me if I campaigned? Changes no state at the receiver (thesis §9.6).
+    PreVote {
+        /// The last entry of the sender's log.
+        last: LogId,
+    },
+    /// Answer to `PreVote`.
+    PreVoteReply {
+        /// Whether the receiver would vote.
+        granted: bool,
+    },
+    /// Vote for me in this term.
+    Vote {
+        /// The last entry of the sender's log.
+        last: LogId,
+    },
+    /// Answer to `Vote`. A grant is only sent once the vote is durable.
+    VoteReply {
+        /// Whether the vote was granted.
+        granted: bool,
+    },
+    /// Append `entries` after `prev`; with no entries, a heartbeat.
+    Append {
+        /// The entry just before the first one carried; the receiver must hold it.
+        prev: LogId,
+        /// Entries to append, consecutive from `prev.index + 1`.
+        entries: Vec<Entry>,
+        /// The leader's commit index.
+        commit: LogIndex,
+        /// The leader's latest read round; echoed in the reply to confirm leadership for
+        /// reads (ReadIndex, thesis §6.4). Zero until the first read.
+        read_round: u64,
+    },
+    /// Answer to `Append`.
+    AppendReply {
+        /// The `read_round` of the `Append` answered.
+        read_round: u64,
+        /// Whether the entries were appended.
+        outcome: AppendOutcome,
+    },
+}
+
+/// The result of an `Append` at the follower.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AppendOutcome {
+    /// The follower's log matches the leader's up to `match_index`, durably: this reply is
+    /// only sent once the entries are persisted.
+    Accepted {
+        /// Last index known to match the leader's log.
+        match_index: LogIndex,
+    },
+    /// The follower holds no entry matching `prev`.
+    Rejected {
+        /// The `prev.index` of the rejected message, so that stale rejections can be told apart.
+        prev_index: LogIndex,
+        /// Where the leader should look for the point where the logs agree.
+        hint: ConflictHint,
+    },
+}
+
+/// Fast log backtracking (Raft §5.3, the optimization at its end): one round trip skips a
+/// whole term of conflicting entries instead of one entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictHint {
+    /// The term of the follower's entry at `prev_index`, or `None` when its log is shorter.
+    pub term: Option<Term>,
+    /// The first index of that term in the follower's log, or, when its log is shorter, the
+    /// index after its last entry.
+    pub first_index: LogIndex,
+}
+
+impl fmt::Display for Message {
+    /// For example `1->2 Append t=3 prev=7/2 n=4 commit=6`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}->{} ", self.from, self.to)?;
+        let term = self.term;
+        match &self.body {
+            Body::PreVote { last } => write!(f, "PreVote t={term} last={last}"),
+            Body::PreVoteReply { granted } => {
+                write!(f, "PreVoteReply t={term} {}", grant_word(*granted))
+            }
+            Body::Vote { last } => write!(f, "Vote t={term} last={last}"),
+            Body::VoteReply { granted } => write!(f, "VoteReply t={term} {}", grant_word(*granted)),
+            Body::Append {
+                prev,
+                entries,
+                commit,
+                read_round,
+            } => {
+                write!(
+                    f,
+                    "Append t={term} prev={prev} n={} commit={commit}",
+                    entries.len()
+                )?;
+                write_read_round(f, *read_round)
+            }
+            Body::AppendReply {
+                read_round,
+                outcome,
+            } => {
+                write!(f, "AppendReply t={term} ")?;
+                match outcome {
+                    AppendOutcome::Accepted { match_index } => write!(f, "ok match={match_index}")?,
+                    AppendOutcome::Rejected { prev_index, hint } => {
+                        write!(f, "reject prev={prev_index} hint=")?;
+                        match hint.term {
+                            Some(term) => write!(f, "{}/{term}", hint.first_index)?,
+                            None => write!(f, "end {}", hint.first_index)?,
+                        }
+                    }
+                }
+                write_read_round(f, *read_round)
+            }
+        }
+    }
+}
+
+fn grant_word(granted: bool) -> &'static str {
+    if granted { "granted" } else { "rejected" }
+}
+
+fn write_read_round(f: &mut fmt::Formatter<'_>, read_round: u64) -> fmt::Result {
+    if read_round > 0 {
+        write!(f, " read={read_round}")
+    } else {
+        Ok(())
+    }
+}

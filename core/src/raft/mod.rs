@@ -1,0 +1,23 @@
+//! Raft consensus as a sans-IO state machine: election with pre-vote and check-quorum,
+//! pipelined replication with fast backtracking, the Figure 8 commit rule, persistence as an
+//! output acknowledged by the driver, and ReadIndex reads.
+
+mod config;
+mod counters;
+mod durability;
+mod election;
+mod entry;
+mod log;
+mod message;
+mod node;
+mod persist;
+mod progress;
+mod read;
+mod replication;
+
+pub use config::{Config, ConfigError};
+pub use counters::Counters;
+pub use entry::{Entry, Payload};
+pub use message::{AppendOutcome, Body, ConflictHint, Message};
+pub use node::{Input, NotLeader, Output, RaftNode, Role, StartError, Status};
+pub use persist::{HardState, Persist, PersistId, Recovered, Snapshot};

@@ -1,0 +1,584 @@
+//! The Raft node: election and replication as one sans-IO state machine.
+
+use core::fmt;
+use std::collections::VecDeque;
+
+use crate::ids::{LogId, LogIndex, NodeId, Term};
+use crate::prng::Prng;
+use crate::raft::config::{Config, ConfigError};
+use crate::raft::counters::Counters;
+use crate::raft::durability::Durability;
+use crate::raft::entry::Entry;
+use crate::raft::log::RaftLog;
+use crate::raft::message::{Body, Message};
+use crate::raft::persist::{HardState, Persist, PersistId, Recovered};
+use crate::raft::progress::Progress;
+use crate::raft::read::Reads;
+use crate::time::Instant;
+
+/// The role a node plays in its current term.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Follows the leader of its term, if it knows one.
+    Follower,
+    /// Asks whether it could win an election, without changing its term (pre-vote).
+    PreCandidate,
+    /// Campaigns in its term.
+    Candidate,
+    /// Leads its term.
+    Leader,
+}
+
+/// An event fed to a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// A message from a peer.
+    Message(Message),
+    /// The instant of `poll_timeout` has come.
+    Timeout,
+    /// The driver made `Persist { id }`, and every persist before it, durable.
+    Persisted {
+        /// The id of the last durable persist.
+        id: PersistId,
+    },
+}
+
+/// Something a node wants done, drained with `poll_output`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Send this message (best effort: Raft tolerates loss, duplication and reordering).
+    Send(Message),
+    /// Make this durable, then answer `Input::Persisted { id }`.
+    Persist(Persist),
+    /// These entries are committed: apply them, in order. Every entry is handed out once.
+    Apply(Vec<Entry>),
+    /// The read registered with this `ctx` may be served once the state machine has applied
+    /// `index`.
+    ReadReady {
+        /// The caller's name for the read.
+        ctx: u64,
+        /// The read point.
+        index: LogIndex,
+    },
+    /// The read registered with this `ctx` failed: the node stopped leading first.
+    ReadAborted {
+        /// The caller's name for the read.
+        ctx: u64,
+        /// The leader this node knows of now, where to retry.
+        hint: Option<NodeId>,
+    },
+    /// The node's role, term or known leader changed.
+    RoleChanged {
+        /// The new role.
+        role: Role,
+        /// The current term.
+        term: Term,
+        /// The leader of the term, if known.
+        leader: Option<NodeId>,
+    },
+}
+
+/// A proposal or read reached a node that is not the leader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotLeader {
+    /// The leader this node knows of, where to retry.
+    pub hint: Option<NodeId>,
+}
+
+/// Why a node could not start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StartError {
+    /// The configuration is unusable.
+    Config(ConfigError),
+    /// The recovered log is not consecutive after the snapshot, or its terms go backwards.
+    BrokenLog {
+        /// The first entry that does not fit.
+        at: LogId,
+    },
+    /// The recovered log holds entries of a term later than the recovered hard state, which
+    /// a driver that makes the hard state durable first can never produce.
+    HardStateBehindLog {
+        /// The recovered hard state's term.
+        hard_state_term: Term,
+        /// The last entry's term.
+        log_term: Term,
+    },
+}
+
+/// A snapshot of a node's state for operators and tests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// This node.
+    pub id: NodeId,
+    /// Its role.
+    pub role: Role,
+    /// Its term.
+    pub term: Term,
+    /// Its vote in that term.
+    pub vote: Option<NodeId>,
+    /// The leader it knows of.
+    pub leader: Option<NodeId>,
+    /// Its last log entry.
+    pub last_log: LogId,
+    /// Its commit index.
+    pub commit: LogIndex,
+    /// The last entry handed out for applying.
+    pub applied: LogIndex,
+    /// The last log index known durable on its own disk.
+    pub durable: LogIndex,
+    /// The last entry covered by its snapshot.
+    pub snapshot_last: LogId,
+    /// Entries held in memory.
+    pub log_entries: usize,
+}
+
+/// One Raft node.
+///
+/// Calling order, as for every state machine of this crate: feed one event with
+/// [`handle`](Self::handle) (or [`propose`](Self::propose)), then drain
+/// [`poll_output`](Self::poll_output) until it returns `None`, then ask
+/// [`poll_timeout`](Self::poll_timeout) when to call `handle(now, Input::Timeout)`. Every call
+/// takes `now` from the driver's clock; the node never reads one.
+///
+/// Persistence is an output: the node never counts its own vote or entries as durable before
+/// the driver acknowledges the `Persist` that carries them, and holds back every message that
+/// promises durable state until then.
+pub struct RaftNode {
+    pub(crate) config: Config,
+    /// The other voters, sorted; `progress` and `votes` are indexed the same way.
+    pub(crate) peers: Vec<NodeId>,
+    pub(crate) role: Role,
+    pub(crate) term: Term,
+    pub(crate) vote: Option<NodeId>,
+    pub(crate) leader: Option<NodeId>,
+    pub(crate) log: RaftLog,
+    /// Leader only: one per peer.
+    pub(crate) progress: Vec<Progress>,
+    /// (Pre-)candidate only: each peer's answer so far.
+    pub(crate) votes: Vec<Option<bool>>,
+    /// Candidate only: its vote for itself counts once this persist is acknowledged.
+    pub(crate) own_vote_persist: PersistId,
+    pub(crate) election_deadline: Instant,
+    pub(crate) heartbeat_deadline: Instant,
+    pub(crate) quorum_check_deadline: Instant,
+    /// When the current leader was last heard from.
+    pub(crate) leader_contact: Option<Instant>,
+    /// Leader only: entries or a new commit index are waiting to go out to every peer.
+    pub(crate) broadcast_due: bool,
+    /// Leader only: reads in progress.
+    pub(crate) reads: Reads,
+    pub(crate) durability: Durability,
+    pub(crate) now: Instant,
+    pub(crate) rng: Prng,
+    pub(crate) outbox: VecDeque<Output>,
+    reported: Option<(Role, Term, Option<NodeId>)>,
+    pub(crate) counters: Counters,
+}
+
+impl RaftNode {
+    /// Starts a node from what its disk returned (`Recovered::default()` for a new node).
+    pub fn new(now: Instant, config: Config, recovered: Recovered) -> Result<RaftNode, StartError> {
+        config.validate().map_err(StartError::Config)?;
+        let snapshot_last = recovered.snapshot.as_ref().map_or(LogId::ZERO, |s| s.last);
+        let mut expected = snapshot_last;
+        for entry in &recovered.entries {
+            if entry.index != expected.index.next() || entry.term < expected.term {
+                return Err(StartError::BrokenLog { at: entry.id() });
+            }
+            expected = entry.id();
+        }
+        let hard_state = recovered.hard_state;
+        if expected.term > hard_state.term {
+            return Err(StartError::HardStateBehindLog {
+                hard_state_term: hard_state.term,
+                log_term: expected.term,
+            });
+        }
+        let mut peers: Vec<NodeId> = config
+            .voters
+            .iter()
+            .copied()
+            .filter(|&id| id != config.id)
+            .collect();
+        peers.sort_unstable();
+        let rng = Prng::seeded(config.seed);
+        let mut node = RaftNode {
+            peers,
+            role: Role::Follower,
+            term: hard_state.term,
+            vote: hard_state.vote,
+            leader: None,
+            log: RaftLog::new(snapshot_last, recovered.entries),
+            progress: Vec::new(),
+            votes: Vec::new(),
+            own_vote_persist: PersistId(0),
+            election_deadline: now,
+            heartbeat_deadline: now,
+            quorum_check_deadline: now,
+            leader_contact: None,
+            broadcast_due: false,
+            reads: Reads::default(),
+            durability: Durability::new(expected.index),
+            now,
+            rng,
+            outbox: VecDeque::new(),
+            reported: None,
+            counters: Counters::default(),
+            config,
+        };
+        node.reset_election_timer();
+        Ok(node)
+    }
+
+    /// Feeds one event.
+    pub fn handle(&mut self, now: Instant, input: Input) {
+        self.now = self.now.max(now);
+        match input {
+            Input::Message(message) => self.step(message),
+            Input::Timeout => self.on_timeout(),
+            Input::Persisted { id } => self.on_persisted(id),
+        }
+    }
+
+    /// The next thing to do, in order; `None` once drained.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        if self.outbox.is_empty() {
+            self.flush();
+        }
+        self.outbox.pop_front()
+    }
+
+    /// When to call `handle(now, Input::Timeout)`.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        Some(match self.role {
+            Role::Leader => self.heartbeat_deadline.min(self.quorum_check_deadline),
+            Role::Follower | Role::PreCandidate | Role::Candidate => self.election_deadline,
+        })
+    }
+
+    /// Starts a pre-vote now instead of waiting for the election timeout (used to hand over
+    /// leadership and by operators). A leader ignores it.
+    pub fn campaign(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        if self.role != Role::Leader {
+            self.start_pre_vote();
+        }
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.config.id
+    }
+
+    /// The node's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The node's term.
+    pub fn term(&self) -> Term {
+        self.term
+    }
+
+    /// The leader this node knows of in its term.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    /// The term of the entry at `index`, if the log holds it (or it is the snapshot point).
+    pub fn term_at(&self, index: LogIndex) -> Option<Term> {
+        self.log.term_at(index)
+    }
+
+    /// The entry at `index`, if the log holds it in memory.
+    pub fn entry(&self, index: LogIndex) -> Option<&Entry> {
+        self.log.entry(index)
+    }
+
+    /// What the node dropped and did so far.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The node's state, for operators and tests.
+    pub fn status(&self) -> Status {
+        Status {
+            id: self.config.id,
+            role: self.role,
+            term: self.term,
+            vote: self.vote,
+            leader: self.leader,
+            last_log: self.log.last_id(),
+            commit: self.log.committed(),
+            applied: self.log.applied(),
+            durable: self.durability.durable_index(),
+            snapshot_last: self.log.snapshot_last(),
+            log_entries: self.log.len(),
+        }
+    }
+
+    pub(crate) fn hard_state(&self) -> HardState {
+        HardState {
+            term: self.term,
+            vote: self.vote,
+        }
+    }
+
+    pub(crate) fn quorum(&self) -> usize {
+        self.config.quorum()
+    }
+
+    pub(crate) fn peer_index(&self, id: NodeId) -> Option<usize> {
+        self.peers.binary_search(&id).ok()
+    }
+
+    pub(crate) fn send(&mut self, to: NodeId, term: Term, body: Body) {
+        let message = Message {
+            from: self.config.id,
+            to,
+            term,
+            body,
+        };
+        self.outbox.push_back(Output::Send(message));
+    }
+
+    /// Sends a message that promises the node's current state once that state is durable.
+    pub(crate) fn send_when_durable(&mut self, to: NodeId, body: Body) {
+        let message = Message {
+            from: self.config.id,
+            to,
+            term: self.term,
+            body,
+        };
+        if let Some(message) = self.durability.hold_until_durable(message) {
+            self.outbox.push_back(Output::Send(message));
+        }
+    }
+
+    pub(crate) fn reset_election_timer(&mut self) {
+        let timeout_ms = self.rng.range_inclusive(
+            self.config.election_timeout_ms_min,
+            self.config.election_timeout_ms_max,
+        );
+        self.election_deadline = self.now.add_millis(timeout_ms);
+    }
+
+    /// Whether this node has heard from a live leader within the minimal election timeout, or
+    /// is that leader: then it refuses to help depose it (leader stickiness, thesis §9.6).
+    pub(crate) fn in_leader_lease(&self) -> bool {
+        match self.role {
+            Role::Leader => true,
+            Role::Follower => {
+                self.leader.is_some()
+                    && self.leader_contact.is_some_and(|contact| {
+                        self.now < contact.add_millis(self.config.election_timeout_ms_min)
+                    })
+            }
+            Role::PreCandidate | Role::Candidate => false,
+        }
+    }
+
+    fn step(&mut self, message: Message) {
+        if message.to != self.config.id || self.peer_index(message.from).is_none() {
+            self.counters.dropped_misaddressed += 1;
+            return;
+        }
+        if message.term > self.term {
+            match message.body {
+                // Pre-votes carry the term the sender would campaign in; they change nothing.
+                Body::PreVote { .. } | Body::PreVoteReply { granted: true } => {}
+                Body::Vote { .. } if self.in_leader_lease() => {
+                    self.counters.dropped_in_lease += 1;
+                    return;
+                }
+                Body::Append { .. } => self.become_follower(message.term, Some(message.from)),
+                _ => self.become_follower(message.term, None),
+            }
+        } else if message.term < self.term {
+            self.counters.dropped_stale_term += 1;
+            self.answer_stale(message);
+            return;
+        }
+        let from = message.from;
+        let term = message.term;
+        match message.body {
+            Body::PreVote { last } => self.on_pre_vote(from, term, last),
+            Body::Vote { last } => self.on_vote(from, last),
+            Body::PreVoteReply { granted } => self.on_vote_reply(from, term, granted, true),
+            Body::VoteReply { granted } => self.on_vote_reply(from, term, granted, false),
+            Body::Append {
+                prev,
+                entries,
+                commit,
+                read_round,
+            } => self.on_append(from, prev, &entries, commit, read_round),
+            Body::AppendReply {
+                read_round,
+                outcome,
+            } => self.on_append_reply(from, read_round, outcome),
+        }
+    }
+
+    /// A message from an older term. A stale leader or pre-candidate is told the current term,
+    /// so it steps down; without this answer a leader cut off in a minority, or a node whose
+    /// term ran ahead, could keep the cluster from settling.
+    fn answer_stale(&mut self, message: Message) {
+        match message.body {
+            Body::Append { prev, .. } => {
+                let hint = self.log.conflict_hint(prev.index);
+                let outcome = crate::raft::message::AppendOutcome::Rejected {
+                    prev_index: prev.index,
+                    hint,
+                };
+                self.send(
+                    message.from,
+                    self.term,
+                    Body::AppendReply {
+                        read_round: 0,
+                        outcome,
+                    },
+                );
+            }
+            Body::PreVote { .. } => self.send(
+                message.from,
+                self.term,
+                Body::PreVoteReply { granted: false },
+            ),
+            _ => {}
+        }
+    }
+
+    fn on_timeout(&mut self) {
+        match self.role {
+            Role::Leader => {
+                if self.now >= self.quorum_check_deadline {
+                    if !self.quorum_active() {
+                        self.become_follower(self.term, None);
+                        return;
+                    }
+                    self.quorum_check_deadline =
+                        self.now.add_millis(self.config.election_timeout_ms_min);
+                }
+                if self.now >= self.heartbeat_deadline {
+                    self.heartbeat_deadline =
+                        self.now.add_millis(self.config.heartbeat_interval_ms);
+                    self.broadcast_heartbeat();
+                }
+            }
+            Role::Follower | Role::PreCandidate | Role::Candidate => {
+                if self.now >= self.election_deadline {
+                    self.start_pre_vote();
+                }
+            }
+        }
+    }
+
+    /// Check-quorum: a leader that has not heard from a majority within a minimal election
+    /// timeout steps down, so that a leader cut off in a minority stops accepting requests.
+    fn quorum_active(&mut self) -> bool {
+        let active = 1 + self.progress.iter().filter(|p| p.recent_active).count();
+        for progress in &mut self.progress {
+            progress.recent_active = false;
+        }
+        active >= self.quorum()
+    }
+
+    fn on_persisted(&mut self, id: PersistId) {
+        let Ok(released) = self.durability.acknowledge(id) else {
+            self.counters.dropped_bad_persist_ack += 1;
+            return;
+        };
+        self.outbox.extend(released.map(Output::Send));
+        match self.role {
+            Role::Leader => self.maybe_commit(),
+            Role::Candidate => self.tally_votes(false),
+            Role::Follower | Role::PreCandidate => {}
+        }
+    }
+
+    /// Turns deferred work into outputs: one append per peer for everything proposed since the
+    /// last drain (batching), the pending persist, committed entries, a role change.
+    fn flush(&mut self) {
+        if self.role == Role::Leader {
+            if self.take_read_round_due() {
+                self.broadcast_heartbeat();
+            } else if std::mem::take(&mut self.broadcast_due) {
+                for peer in 0..self.peers.len() {
+                    self.replicate_to(peer);
+                }
+            }
+        }
+        if let Some(persist) = self.durability.take_persist(&self.log, self.hard_state()) {
+            self.outbox.push_back(Output::Persist(persist));
+        }
+        let committed = self.log.take_committed(self.config.max_entries_per_append);
+        if !committed.is_empty() {
+            self.outbox.push_back(Output::Apply(committed));
+        }
+        let now_reported = (self.role, self.term, self.leader);
+        if self.reported != Some(now_reported) {
+            self.reported = Some(now_reported);
+            self.outbox.push_back(Output::RoleChanged {
+                role: self.role,
+                term: self.term,
+                leader: self.leader,
+            });
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Follower => "Follower",
+            Role::PreCandidate => "PreCandidate",
+            Role::Candidate => "Candidate",
+            Role::Leader => "Leader",
+        })
+    }
+}
+
+impl fmt::Display for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Output::Send(message) => write!(f, "{message}"),
+            Output::Persist(persist) => write!(f, "{persist}"),
+            Output::Apply(entries) => match (entries.first(), entries.last()) {
+                (Some(first), Some(last)) => write!(f, "apply {}..{}", first.index, last.index),
+                _ => write!(f, "apply nothing"),
+            },
+            Output::ReadReady { ctx, index } => write!(f, "read #{ctx} ready at {index}"),
+            Output::ReadAborted { ctx, .. } => write!(f, "read #{ctx} aborted"),
+            Output::RoleChanged { role, term, leader } => {
+                write!(f, "{role} t={term}")?;
+                match leader {
+                    Some(leader) => write!(f, " leader={leader}"),
+                    None => write!(f, " leader=none"),
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Config(error) => write!(f, "invalid configuration: {error}"),
+            StartError::BrokenLog { at } => {
+                write!(
+                    f,
+                    "recovered log is broken at entry {at} (not consecutive or term goes back)"
+                )
+            }
+            StartError::HardStateBehindLog {
+                hard_state_term,
+                log_term,
+            } => write!(
+                f,
+                "recovered log reaches term {log_term} but the hard state only term {hard_state_term}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}

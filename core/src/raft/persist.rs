@@ -1,0 +1,95 @@
+//! What a node asks its driver to make durable, and what a driver hands back after a restart.
+
+use core::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{LogId, LogIndex, NodeId, Term};
+use crate::raft::entry::Entry;
+
+/// The part of a node's state that must survive a crash besides its log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HardState {
+    /// The latest term the node has seen.
+    pub term: Term,
+    /// The candidate it voted for in `term`, if any.
+    pub vote: Option<NodeId>,
+}
+
+/// Names one `Persist`; acknowledgements refer to it. Ids grow by one from 1.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct PersistId(pub u64);
+
+/// A state machine snapshot and the last log entry it covers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The last entry whose effect the snapshot holds.
+    pub last: LogId,
+    /// The state machine's own encoding of its state.
+    pub data: Vec<u8>,
+}
+
+/// A write the driver must make durable, then acknowledge with `Input::Persisted { id }`.
+///
+/// The driver executes persists in the order it receives them and acknowledges them in that
+/// order (acknowledging `id` acknowledges every earlier one too, so one fsync may cover many:
+/// group commit). Within one persist it applies, in this order: `snapshot` (which replaces
+/// every entry it covers), `truncate_from`, `entries`, `hard_state`; and the hard state must be
+/// durable no later than the entries written with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Persist {
+    /// Acknowledge with this id.
+    pub id: PersistId,
+    /// A new term or vote.
+    pub hard_state: Option<HardState>,
+    /// Drop every entry at or after this index (a follower repairing a conflict).
+    pub truncate_from: Option<LogIndex>,
+    /// Entries to append, consecutive.
+    pub entries: Vec<Entry>,
+    /// A snapshot to store.
+    pub snapshot: Option<Snapshot>,
+}
+
+/// What a driver read back from disk to restart a node. `Recovered::default()` starts a new
+/// node with an empty log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// The last durable hard state.
+    pub hard_state: HardState,
+    /// The last durable snapshot.
+    pub snapshot: Option<Snapshot>,
+    /// The durable entries after the snapshot, consecutive.
+    pub entries: Vec<Entry>,
+}
+
+impl fmt::Display for HardState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "term={}", self.term)?;
+        match self.vote {
+            Some(vote) => write!(f, " vote={vote}"),
+            None => write!(f, " vote=none"),
+        }
+    }
+}
+
+impl fmt::Display for Persist {
+    /// For example `persist #3 term=2 vote=1 truncate=5 entries=5..7`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "persist #{}", self.id.0)?;
+        if let Some(snapshot) = &self.snapshot {
+            write!(f, " snapshot={}({}B)", snapshot.last, snapshot.data.len())?;
+        }
+        if let Some(hard_state) = &self.hard_state {
+            write!(f, " {hard_state}")?;
+        }
+        if let Some(index) = self.truncate_from {
+            write!(f, " truncate={index}")?;
+        }
+        if let (Some(first), Some(last)) = (self.entries.first(), self.entries.last()) {
+            write!(f, " entries={}..{}", first.index, last.index)?;
+        }
+        Ok(())
+    }
+}

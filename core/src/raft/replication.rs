@@ -1,0 +1,256 @@
+//! Log replication: proposals, AppendEntries on both sides, and the commit rule.
+
+use smallvec::SmallVec;
+
+use crate::ids::{LogId, LogIndex, NodeId, Term};
+use crate::raft::entry::{Entry, Payload};
+use crate::raft::message::{AppendOutcome, Body, ConflictHint};
+use crate::raft::node::{NotLeader, RaftNode, Role};
+use crate::time::Instant;
+
+impl RaftNode {
+    /// Appends `command` to the log if this node leads; it goes out to the followers at the
+    /// next drain of `poll_output`, together with everything else proposed until then. The
+    /// entry may still be lost if leadership changes before it commits: watch `Output::Apply`
+    /// for an entry with this id.
+    pub fn propose(&mut self, now: Instant, command: Vec<u8>) -> Result<LogId, NotLeader> {
+        self.now = self.now.max(now);
+        if self.role != Role::Leader {
+            return Err(NotLeader { hint: self.leader });
+        }
+        Ok(self.append_own(Payload::Command(command)))
+    }
+
+    pub(crate) fn append_own(&mut self, payload: Payload) -> LogId {
+        let id = LogId::new(self.log.last_index().next(), self.term);
+        self.log.append(Entry {
+            index: id.index,
+            term: id.term,
+            payload,
+        });
+        self.durability.appended(id.index);
+        self.broadcast_due = true;
+        self.maybe_commit();
+        id
+    }
+
+    /// Sends the next entries to one peer while its window allows (in `Probe`, one message).
+    /// When there is nothing new but the follower cannot know the latest commit index yet, an
+    /// empty append carries it. Returns whether anything was sent.
+    pub(crate) fn replicate_to(&mut self, peer: usize) -> bool {
+        let mut sent = false;
+        while !self.progress[peer].is_paused(self.config.max_inflight_appends) {
+            let progress = &self.progress[peer];
+            let next = progress.next_index;
+            let Some(prev_term) = self.log.term_at(next.prev()) else {
+                break;
+            };
+            let entries = self.log.slice(
+                next,
+                self.config.max_entries_per_append,
+                self.config.max_bytes_per_append,
+            );
+            if entries.is_empty() && progress.commit_sent >= self.log.committed() {
+                break;
+            }
+            let last_sent = entries.last().map(|entry| entry.index);
+            self.progress[peer].on_sent(last_sent);
+            self.send_append(peer, LogId::new(next.prev(), prev_term), entries);
+            sent = true;
+            if last_sent.is_none() {
+                break;
+            }
+        }
+        sent
+    }
+
+    fn send_append(&mut self, peer: usize, prev: LogId, entries: Vec<Entry>) {
+        let commit = self.log.committed();
+        let covered = prev.index.plus(entries.len() as u64);
+        let progress = &mut self.progress[peer];
+        // The follower takes the commit index only as far as the entries it matched.
+        progress.commit_sent = progress.commit_sent.max(commit.min(covered));
+        let body = Body::Append {
+            prev,
+            entries,
+            commit,
+            read_round: self.read_round(),
+        };
+        self.send(self.peers[peer], self.term, body);
+    }
+
+    /// Every heartbeat interval, and for each read round: every follower gets a message, which
+    /// tells it the leader is alive and, answered, confirms the leadership. A follower whose
+    /// probe went unanswered is probed again.
+    pub(crate) fn broadcast_heartbeat(&mut self) {
+        for peer in 0..self.peers.len() {
+            self.progress[peer].on_heartbeat();
+            if !self.replicate_to(peer) {
+                // Nothing new, or the window is full: an empty append at the window's end.
+                // Accepted, it frees the window; rejected, it reveals lost messages.
+                let prev_index = self.progress[peer].next_index.prev();
+                if let Some(prev_term) = self.log.term_at(prev_index) {
+                    self.send_append(peer, LogId::new(prev_index, prev_term), Vec::new());
+                }
+            }
+        }
+    }
+
+    /// An append from the leader of this node's term.
+    pub(crate) fn on_append(
+        &mut self,
+        from: NodeId,
+        prev: LogId,
+        entries: &[Entry],
+        commit: LogIndex,
+        read_round: u64,
+    ) {
+        if self.role == Role::Leader {
+            // Two leaders in one term: only a broken peer claims that.
+            self.counters.dropped_unexpected += 1;
+            return;
+        }
+        if self.role != Role::Follower || self.leader != Some(from) {
+            self.become_follower(self.term, Some(from));
+        }
+        self.leader_contact = Some(self.now);
+        self.reset_election_timer();
+        if !is_well_formed(prev, entries, self.term) {
+            self.counters.dropped_unexpected += 1;
+            return;
+        }
+        let committed = self.log.committed();
+        if prev.index < committed {
+            // Everything up to our commit point matches every later leader's log.
+            let outcome = AppendOutcome::Accepted {
+                match_index: committed,
+            };
+            self.send_when_durable(
+                from,
+                Body::AppendReply {
+                    read_round,
+                    outcome,
+                },
+            );
+            return;
+        }
+        if !self.log.contains(prev) {
+            self.counters.appends_rejected += 1;
+            let hint = self.log.conflict_hint(prev.index);
+            let outcome = AppendOutcome::Rejected {
+                prev_index: prev.index,
+                hint,
+            };
+            self.send(
+                from,
+                self.term,
+                Body::AppendReply {
+                    read_round,
+                    outcome,
+                },
+            );
+            return;
+        }
+        match self.log.append_from_leader(entries) {
+            Ok(change) => self.durability.follower_appended(change),
+            Err(_) => {
+                self.counters.dropped_unexpected += 1;
+                return;
+            }
+        }
+        let last_new = prev.index.plus(entries.len() as u64);
+        self.log.commit_to(commit.min(last_new));
+        let outcome = AppendOutcome::Accepted {
+            match_index: last_new,
+        };
+        self.send_when_durable(
+            from,
+            Body::AppendReply {
+                read_round,
+                outcome,
+            },
+        );
+    }
+
+    pub(crate) fn on_append_reply(
+        &mut self,
+        from: NodeId,
+        read_round: u64,
+        outcome: AppendOutcome,
+    ) {
+        let Some(peer) = self.peer_index(from).filter(|_| self.role == Role::Leader) else {
+            self.counters.dropped_unexpected += 1;
+            return;
+        };
+        let progress = &mut self.progress[peer];
+        progress.recent_active = true;
+        progress.read_round_acked = progress.read_round_acked.max(read_round);
+        match outcome {
+            AppendOutcome::Accepted { match_index } => {
+                if match_index > self.log.last_index() {
+                    self.counters.dropped_unexpected += 1;
+                    return;
+                }
+                if self.progress[peer].on_accepted(match_index) {
+                    self.maybe_commit();
+                }
+                self.replicate_to(peer);
+            }
+            AppendOutcome::Rejected { prev_index, hint } => {
+                let next = self.next_after_rejection(hint);
+                if self.progress[peer].on_rejected(prev_index, next) {
+                    self.replicate_to(peer);
+                }
+            }
+        }
+        self.release_reads();
+    }
+
+    /// Where to probe next after a rejection: past the leader's last entry of the follower's
+    /// conflicting term if the leader has that term, otherwise at the start of that term in the
+    /// follower's log.
+    fn next_after_rejection(&self, hint: ConflictHint) -> LogIndex {
+        match hint.term {
+            Some(term) => self
+                .log
+                .last_index_of_term(term)
+                .map_or(hint.first_index, LogIndex::next),
+            None => hint.first_index,
+        }
+    }
+
+    /// Commits the highest index durable on a majority (the leader's own disk counts once its
+    /// persist is acknowledged), but only an entry of the current term (Raft §5.4.2, Figure 8):
+    /// earlier entries commit with it.
+    pub(crate) fn maybe_commit(&mut self) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let mut matched: SmallVec<[LogIndex; 8]> = self
+            .progress
+            .iter()
+            .map(|progress| progress.match_index)
+            .collect();
+        matched.push(self.durability.durable_index());
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        let majority_index = matched[self.quorum() - 1];
+        if self.log.term_at(majority_index) == Some(self.term) && self.log.commit_to(majority_index)
+        {
+            self.broadcast_due = true;
+            self.on_leader_commit();
+        }
+    }
+}
+
+/// Entries must follow `prev` one by one, with terms that never go back and never pass the
+/// sender's term.
+fn is_well_formed(prev: LogId, entries: &[Entry], term: Term) -> bool {
+    let mut expected = prev;
+    for entry in entries {
+        if entry.index != expected.index.next() || entry.term < expected.term {
+            return false;
+        }
+        expected = entry.id();
+    }
+    expected.term <= term
+}

@@ -1,0 +1,57 @@
+//! Time as the driver tells it. Core never reads a clock: every call passes `now`.
+
+use core::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A point in time: nanoseconds since an origin the driver chooses (process start, simulation
+/// start). Only differences between instants of the same driver mean anything.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Instant(u64);
+
+const NANOS_PER_MILLI: u64 = 1_000_000;
+
+impl Instant {
+    /// The driver's origin.
+    pub const ZERO: Instant = Instant(0);
+
+    /// The instant `nanos` nanoseconds after the origin.
+    pub const fn from_nanos(nanos: u64) -> Instant {
+        Instant(nanos)
+    }
+
+    /// The instant `millis` milliseconds after the origin.
+    pub const fn from_millis(millis: u64) -> Instant {
+        Instant(millis.saturating_mul(NANOS_PER_MILLI))
+    }
+
+    /// Nanoseconds since the origin.
+    pub const fn as_nanos(self) -> u64 {
+        self.0
+    }
+
+    /// This instant moved `nanos` nanoseconds later (saturating at the end of time).
+    pub const fn add_nanos(self, nanos: u64) -> Instant {
+        Instant(self.0.saturating_add(nanos))
+    }
+
+    /// This instant moved `millis` milliseconds later (saturating at the end of time).
+    pub const fn add_millis(self, millis: u64) -> Instant {
+        self.add_nanos(millis.saturating_mul(NANOS_PER_MILLI))
+    }
+
+    /// Nanoseconds from `earlier` to `self`, or 0 if `earlier` is later.
+    pub const fn nanos_since(self, earlier: Instant) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+impl fmt::Display for Instant {
+    /// Milliseconds with microsecond precision, e.g. `1250.300ms`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let micros = self.0 / 1_000;
+        write!(f, "{}.{:03}ms", micros / 1_000, micros % 1_000)
+    }
+}

@@ -1,0 +1,350 @@
+//! Log replication: agreement, batching and pipelining, repair of conflicting logs, the
+//! Figure 8 commit rule, and robustness against stale, duplicated and malformed messages.
+
+mod cluster;
+
+use cluster::{Cluster, id};
+use raftkv_core::prng::Prng;
+use raftkv_core::raft::{
+    AppendOutcome, Body, ConflictHint, Entry, Input, Message, Payload, RaftNode, Recovered, Role,
+};
+use raftkv_core::{Instant, LogId, LogIndex, NodeId, Term};
+
+fn commands(count: usize, tag: &str) -> Vec<String> {
+    (0..count).map(|i| format!("{tag}{i}")).collect()
+}
+
+#[test]
+fn proposals_are_applied_everywhere_in_order() {
+    let mut cluster = Cluster::new(3);
+    cluster.elect(id(1));
+    let expected = commands(20, "c");
+    for command in &expected {
+        cluster.propose(id(1), command.as_bytes());
+    }
+    cluster.stabilize();
+    for node in cluster.ids() {
+        assert_eq!(cluster.applied_commands(node), expected, "node {node}");
+    }
+}
+
+#[test]
+fn agreement_holds_while_one_follower_is_down_and_it_catches_up() {
+    let mut cluster = Cluster::new(3);
+    cluster.elect(id(1));
+    cluster.crash(id(3));
+    for command in commands(10, "a") {
+        cluster.propose(id(1), command.as_bytes());
+    }
+    cluster.stabilize();
+    assert_eq!(
+        cluster.applied_commands(id(2)).len(),
+        10,
+        "a majority of two commits"
+    );
+    cluster.restart(id(3));
+    cluster.run_for(500);
+    assert_eq!(cluster.applied_commands(id(3)), commands(10, "a"));
+}
+
+#[test]
+fn nothing_commits_without_a_majority() {
+    let mut cluster = Cluster::new(5);
+    cluster.elect(id(1));
+    for node in [id(3), id(4), id(5)] {
+        cluster.crash(node);
+    }
+    let index = cluster.propose(id(1), b"orphan").index;
+    cluster.run_for(200);
+    assert!(cluster.commit(id(1)) < index);
+    assert!(cluster.applied_commands(id(1)).is_empty());
+}
+
+#[test]
+fn many_proposals_share_one_append_per_follower() {
+    let mut cluster = Cluster::with_config(3, |config| config.max_entries_per_append = 4);
+    cluster.elect(id(1));
+    let now = cluster.now;
+    for command in commands(10, "b") {
+        cluster
+            .node_mut(id(1))
+            .propose(now, command.into_bytes())
+            .expect("leads");
+    }
+    cluster.drain(id(1));
+    let appends: Vec<usize> = cluster
+        .network
+        .iter()
+        .filter(|m| m.to == id(2))
+        .filter_map(|m| match &m.body {
+            Body::Append { entries, .. } => Some(entries.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        appends,
+        [4, 4, 2],
+        "batches of at most 4, pipelined without waiting"
+    );
+    cluster.stabilize();
+    assert_eq!(cluster.applied_commands(id(2)), commands(10, "b"));
+}
+
+#[test]
+fn the_in_flight_window_bounds_unanswered_appends() {
+    let mut cluster = Cluster::with_config(3, |config| {
+        config.max_entries_per_append = 1;
+        config.max_inflight_appends = 3;
+    });
+    cluster.elect(id(1));
+    for command in commands(10, "w") {
+        cluster.propose(id(1), command.as_bytes());
+    }
+    let in_flight = cluster.network.iter().filter(|m| m.to == id(2)).count();
+    assert_eq!(in_flight, 3, "the window holds three appends");
+    cluster.stabilize();
+    assert_eq!(cluster.applied_commands(id(2)), commands(10, "w"));
+}
+
+#[test]
+fn lost_appends_are_resent_after_a_heartbeat() {
+    let mut cluster = Cluster::new(3);
+    cluster.elect(id(1));
+    cluster.cut.insert((id(1), id(3)));
+    for command in commands(5, "l") {
+        cluster.propose(id(1), command.as_bytes());
+    }
+    cluster.stabilize();
+    cluster.heal();
+    assert!(cluster.applied_commands(id(3)).is_empty());
+    cluster.run_for(200);
+    assert_eq!(cluster.applied_commands(id(3)), commands(5, "l"));
+}
+
+#[test]
+fn a_follower_with_many_conflicting_entries_is_repaired_in_few_round_trips() {
+    let mut cluster = Cluster::new(3);
+    cluster.elect(id(1));
+    cluster.propose(id(1), b"shared");
+    cluster.stabilize();
+    // Node 1 leads alone and writes 60 entries nobody else will ever have.
+    cluster.isolate(id(1));
+    for command in commands(60, "stale") {
+        cluster.propose(id(1), command.as_bytes());
+    }
+    cluster.stabilize();
+    // The others elect node 2, which commits entries of a later term.
+    cluster.advance(1_000);
+    cluster.elect(id(2));
+    for command in commands(10, "fresh") {
+        cluster.propose(id(2), command.as_bytes());
+    }
+    cluster.stabilize();
+    assert_eq!(cluster.node(id(1)).status().last_log.index, LogIndex(62));
+
+    cluster.heal();
+    cluster.run_for(100);
+    let rejections = cluster.node(id(1)).counters().appends_rejected;
+    assert!(
+        rejections <= 2,
+        "{rejections} rejected appends before the logs agreed"
+    );
+    let mut expected = vec!["shared".to_string()];
+    expected.extend(commands(10, "fresh"));
+    assert_eq!(cluster.applied_commands(id(1)), expected);
+}
+
+/// Raft's Figure 8: an entry of an older term that reached a majority is not committed by
+/// counting replicas, because a node that lacks it can still win an election and overwrite it.
+#[test]
+fn an_older_term_entry_on_a_majority_is_not_committed_by_counting() {
+    let mut cluster = Cluster::with_config(5, |config| config.max_entries_per_append = 1);
+    let (s1, s2, s3, s4, s5) = (id(1), id(2), id(3), id(4), id(5));
+    let touches = |node: NodeId| move |m: &Message| m.to == node || m.from == node;
+    cluster.elect(s1);
+    // (a) S1 leads and replicates its index 2 to S2 only.
+    let old = cluster.propose(s1, b"old-term entry");
+    cluster.deliver_where(touches(s2));
+    cluster.drop_where(|_| true);
+    assert!(cluster.node(s2).term_at(old.index) == Some(old.term));
+    // (b) S1 crashes; S5 wins a new term with S3 and S4 and writes its own entries, unseen.
+    cluster.crash(s1);
+    cluster.advance(1_000);
+    cluster.isolate(s2);
+    cluster.elect_without_replicating(s5);
+    cluster.heal();
+    cluster.propose(s5, b"s5 entry");
+    cluster.drop_where(|_| true);
+    cluster.crash(s5);
+    // (c) S1 restarts and wins a later term; its index 2 reaches S3, so a majority holds it.
+    cluster.restart(s1);
+    cluster.advance(1_000);
+    cluster.isolate(s4);
+    cluster.elect_without_replicating(s1);
+    let leader_term = cluster.node(s1).term();
+    cluster.drop_where(|m| m.to != s2 && m.to != s3);
+    // S2 holds index 2 already: probe and acknowledgement.
+    for _ in 0..2 {
+        assert!(cluster.deliver_first_where(touches(s2)));
+    }
+    // S3 does not: probe, rejection, the entry at index 2, its acknowledgement.
+    for _ in 0..4 {
+        assert!(cluster.deliver_first_where(touches(s3)));
+    }
+    for node in [s1, s2, s3] {
+        assert_eq!(
+            cluster.node(node).term_at(old.index),
+            Some(old.term),
+            "node {node}"
+        );
+    }
+    assert!(
+        cluster.commit(s1) < old.index,
+        "index 2 is on a majority but of term {}, not the leader's term {leader_term}",
+        old.term
+    );
+    // (d) S1 crashes before its own term's entry spreads; S5 wins again and overwrites.
+    cluster.drop_where(|_| true);
+    cluster.crash(s1);
+    cluster.heal();
+    cluster.restart(s5);
+    cluster.advance(1_000);
+    cluster.elect(s5);
+    cluster.restart(s1);
+    cluster.run_for(1_000);
+    for node in [s1, s2, s3, s4, s5] {
+        assert_eq!(cluster.applied_commands(node), ["s5 entry"], "node {node}");
+    }
+}
+
+#[test]
+fn a_duplicated_or_reordered_append_never_shortens_the_log() {
+    let mut cluster = Cluster::with_config(3, |config| config.max_entries_per_append = 1);
+    cluster.elect(id(1));
+    for command in commands(3, "d") {
+        cluster.propose(id(1), command.as_bytes());
+    }
+    let to_two: Vec<Message> = cluster
+        .network
+        .iter()
+        .filter(|m| m.to == id(2))
+        .cloned()
+        .collect();
+    cluster.stabilize();
+    let last = cluster.node(id(2)).status().last_log;
+    for message in to_two.into_iter().rev() {
+        cluster.handle(id(2), Input::Message(message));
+    }
+    assert_eq!(cluster.node(id(2)).status().last_log, last);
+    cluster.stabilize();
+    assert_eq!(cluster.applied_commands(id(2)), commands(3, "d"));
+}
+
+#[test]
+fn stale_and_misaddressed_messages_are_counted_and_dropped() {
+    let mut cluster = Cluster::new(3);
+    cluster.elect(id(1));
+    cluster.advance(1_000);
+    cluster.elect(id(2));
+    let stale = Message {
+        from: id(1),
+        to: id(3),
+        term: Term(1),
+        body: Body::Append {
+            prev: LogId::ZERO,
+            entries: vec![],
+            commit: LogIndex(0),
+            read_round: 0,
+        },
+    };
+    cluster.handle(id(3), Input::Message(stale.clone()));
+    assert_eq!(cluster.node(id(3)).counters().dropped_stale_term, 1);
+    let stranger = Message {
+        from: NodeId(9),
+        ..stale.clone()
+    };
+    cluster.handle(id(3), Input::Message(stranger));
+    let misrouted = Message { to: id(2), ..stale };
+    cluster.handle(id(3), Input::Message(misrouted));
+    assert_eq!(cluster.node(id(3)).counters().dropped_misaddressed, 2);
+    assert_eq!(cluster.leader(), Some(id(2)));
+}
+
+/// Total over its inputs: thousands of arbitrary messages and acknowledgements never panic a
+/// node, and whatever they do, it stays consistent with a majority that ignores them.
+#[test]
+fn random_garbage_never_panics_a_node() {
+    let mut rng = Prng::seeded(42);
+    let config = raftkv_core::raft::Config::new(id(1), [id(1), id(2), id(3)]);
+    let mut node = RaftNode::new(Instant::ZERO, config, Recovered::default()).expect("starts");
+    let mut now = Instant::ZERO;
+    for _ in 0..20_000 {
+        now = now.add_millis(rng.range_inclusive(0, 50));
+        let small = |rng: &mut Prng| rng.range_inclusive(0, 6);
+        let input = match rng.range_inclusive(0, 9) {
+            0 => Input::Timeout,
+            1 => Input::Persisted {
+                id: raftkv_core::raft::PersistId(small(&mut rng)),
+            },
+            kind => Input::Message(Message {
+                from: NodeId(rng.range_inclusive(0, 4)),
+                to: NodeId(rng.range_inclusive(0, 2)),
+                term: Term(small(&mut rng)),
+                body: random_body(&mut rng, kind),
+            }),
+        };
+        node.handle(now, input);
+        while node.poll_output().is_some() {}
+        if rng.chance(1, 20) && node.role() == Role::Leader {
+            node.propose(now, vec![1, 2, 3]).expect("leads");
+        }
+    }
+}
+
+fn random_body(rng: &mut Prng, kind: u64) -> Body {
+    let mut small = || rng.range_inclusive(0, 6);
+    let last = LogId::new(LogIndex(small()), Term(small()));
+    match kind {
+        2 => Body::PreVote { last },
+        3 => Body::Vote { last },
+        4 => Body::PreVoteReply {
+            granted: small() % 2 == 0,
+        },
+        5 => Body::VoteReply {
+            granted: small() % 2 == 0,
+        },
+        6 => Body::AppendReply {
+            read_round: small(),
+            outcome: AppendOutcome::Accepted {
+                match_index: LogIndex(small()),
+            },
+        },
+        7 => Body::AppendReply {
+            read_round: small(),
+            outcome: AppendOutcome::Rejected {
+                prev_index: LogIndex(small()),
+                hint: ConflictHint {
+                    term: (small() % 2 == 0).then(|| Term(small())),
+                    first_index: LogIndex(small()),
+                },
+            },
+        },
+        _ => {
+            let count = small();
+            let first = small();
+            let entries = (0..count)
+                .map(|i| Entry {
+                    index: LogIndex(first + i),
+                    term: Term(small()),
+                    payload: Payload::Noop,
+                })
+                .collect();
+            Body::Append {
+                prev: last,
+                entries,
+                commit: LogIndex(small()),
+                read_round: small(),
+            }
+        }
+    }
+}
