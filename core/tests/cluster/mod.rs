@@ -24,7 +24,7 @@ pub struct Disk {
 }
 
 impl Disk {
-    fn write(&mut self, persist: &Persist) {
+    pub fn write(&mut self, persist: &Persist) {
         if let Some(from) = persist.truncate_from {
             self.entries.truncate(from.0 as usize - 1);
         }

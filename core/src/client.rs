@@ -1,0 +1,354 @@
+//! The client (`Clerk`): finds the leader, retries with backoff, and keeps a request's id across
+//! retries so that the replicas apply it exactly once.
+
+use core::fmt;
+use std::collections::VecDeque;
+
+use crate::ids::{ClientId, NodeId, RequestId};
+use crate::prng::Prng;
+use crate::protocol::{ClientReply, ClientRequest, Op, Outcome, Reject};
+use crate::time::Instant;
+
+/// Settings of a clerk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClerkConfig {
+    /// The replicas, in the order to try them.
+    pub servers: Vec<NodeId>,
+    /// How long to wait for an answer before trying the next replica. Default 1000 ms: above
+    /// an election, so a request is not sent around while a new leader is chosen anyway.
+    pub request_timeout_ms: u64,
+    /// First backoff after a failed attempt. Default 5 ms.
+    pub backoff_ms_min: u64,
+    /// Backoff cap; the backoff doubles up to it. Default 500 ms.
+    pub backoff_ms_max: u64,
+    /// Seed of the jitter.
+    pub seed: u64,
+}
+
+impl ClerkConfig {
+    /// Defaults for a cluster of `servers`.
+    pub fn new(servers: Vec<NodeId>) -> ClerkConfig {
+        ClerkConfig {
+            servers,
+            request_timeout_ms: 1_000,
+            backoff_ms_min: 5,
+            backoff_ms_max: 500,
+            seed: 0,
+        }
+    }
+}
+
+/// An event fed to a clerk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClerkInput<R> {
+    /// A replica answered.
+    Reply {
+        /// The replica.
+        from: NodeId,
+        /// Its answer.
+        reply: ClientReply<R>,
+    },
+    /// The instant of `poll_timeout` has come.
+    Timeout,
+}
+
+/// Something a clerk wants done, or an operation it finished.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClerkOutput<C, R> {
+    /// Send this request to replica `to`.
+    Send {
+        /// The replica.
+        to: NodeId,
+        /// The request.
+        request: ClientRequest<C>,
+    },
+    /// The operation submitted as `request` finished.
+    Finished {
+        /// The id `submit` returned.
+        request: RequestId,
+        /// Its reply, or why there is none.
+        result: Result<R, ClerkError>,
+    },
+}
+
+/// Why an operation finished without a reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClerkError {
+    /// The command can never succeed; it was not applied.
+    Invalid {
+        /// Why, as the replica said.
+        reason: String,
+    },
+    /// The session expired while the command was being retried: it may or may not have taken
+    /// effect, once at most. Read to find out.
+    Indeterminate,
+}
+
+impl fmt::Display for ClerkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClerkError::Invalid { reason } => write!(f, "invalid request: {reason}"),
+            ClerkError::Indeterminate => {
+                write!(
+                    f,
+                    "session expired during retries: the operation may or may not have taken effect"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for ClerkError {}
+
+/// The operation being sent, and where it stands.
+#[derive(Clone, Debug)]
+struct Attempt<C> {
+    request: RequestId,
+    op: Op<C>,
+    /// Index into `servers` of the replica asked.
+    target: usize,
+    /// When to give up on the replica asked and try the next.
+    deadline: Instant,
+    /// While backing off: when to send again.
+    resend_at: Option<Instant>,
+    /// Whether an earlier try may have been applied (it timed out or hit a stepping-down
+    /// leader): then a session expiry leaves the outcome unknown.
+    maybe_applied: bool,
+}
+
+/// A client of a replicated state machine, one operation at a time, in submission order.
+///
+/// Calling order: [`submit`](Self::submit) operations, feed replies and timeouts with
+/// [`handle`](Self::handle), drain [`poll_output`](Self::poll_output) after each call, and call
+/// `handle(now, ClerkInput::Timeout)` at [`poll_timeout`](Self::poll_timeout).
+pub struct Clerk<C, R> {
+    config: ClerkConfig,
+    rng: Prng,
+    client: Option<ClientId>,
+    next_request: u64,
+    /// Where the leader probably is: the last replica that served a request.
+    leader: usize,
+    queue: VecDeque<(RequestId, C)>,
+    current: Option<Attempt<C>>,
+    backoff_ms: u64,
+    outbox: VecDeque<ClerkOutput<C, R>>,
+}
+
+impl<C: Clone, R> Clerk<C, R> {
+    /// A clerk with no session yet; it opens one with its first operation.
+    pub fn new(config: ClerkConfig) -> Clerk<C, R> {
+        assert!(
+            !config.servers.is_empty(),
+            "a clerk needs at least one server"
+        );
+        let rng = Prng::seeded(config.seed);
+        let backoff_ms = config.backoff_ms_min;
+        Clerk {
+            config,
+            rng,
+            client: None,
+            next_request: 1,
+            leader: 0,
+            queue: VecDeque::new(),
+            current: None,
+            backoff_ms,
+            outbox: VecDeque::new(),
+        }
+    }
+
+    /// Queues `command`; returns the id its `Finished` output will carry.
+    pub fn submit(&mut self, now: Instant, command: C) -> RequestId {
+        let request = self.take_request_id();
+        self.queue.push_back((request, command));
+        self.start_next(now);
+        request
+    }
+
+    /// Feeds one event.
+    pub fn handle(&mut self, now: Instant, input: ClerkInput<R>) {
+        match input {
+            ClerkInput::Reply { from, reply } => self.on_reply(now, from, reply),
+            ClerkInput::Timeout => self.on_timeout(now),
+        }
+    }
+
+    /// The next thing to do; `None` once drained.
+    pub fn poll_output(&mut self) -> Option<ClerkOutput<C, R>> {
+        self.outbox.pop_front()
+    }
+
+    /// When to call `handle(now, ClerkInput::Timeout)`.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.current
+            .as_ref()
+            .map(|attempt| attempt.resend_at.unwrap_or(attempt.deadline))
+    }
+
+    /// The session, once open.
+    pub fn client_id(&self) -> Option<ClientId> {
+        self.client
+    }
+
+    /// Operations submitted and not finished (the one in flight included).
+    pub fn pending(&self) -> usize {
+        self.queue.len() + usize::from(self.current.as_ref().is_some_and(|a| is_command(&a.op)))
+    }
+
+    fn take_request_id(&mut self) -> RequestId {
+        let id = RequestId(self.next_request);
+        self.next_request += 1;
+        id
+    }
+
+    fn start_next(&mut self, now: Instant) {
+        if self.current.is_some() {
+            return;
+        }
+        let (request, op) = match self.client {
+            None if !self.queue.is_empty() => (self.take_request_id(), Op::Register),
+            Some(_) => match self.queue.pop_front() {
+                Some((request, command)) => (request, Op::Command(command)),
+                None => return,
+            },
+            None => return,
+        };
+        let attempt = Attempt {
+            request,
+            op,
+            target: self.leader,
+            deadline: now,
+            resend_at: None,
+            maybe_applied: false,
+        };
+        self.current = Some(attempt);
+        self.send(now);
+    }
+
+    fn send(&mut self, now: Instant) {
+        let Some(attempt) = self.current.as_mut() else {
+            return;
+        };
+        attempt.resend_at = None;
+        attempt.deadline = now.add_millis(self.config.request_timeout_ms);
+        let request = ClientRequest {
+            client: self.client.unwrap_or(ClientId(0)),
+            request: attempt.request,
+            op: attempt.op.clone(),
+        };
+        let to = self.config.servers[attempt.target];
+        self.outbox.push_back(ClerkOutput::Send { to, request });
+    }
+
+    /// Waits a jittered, growing backoff, then tries `target`.
+    fn retry_later(&mut self, now: Instant, target: usize) {
+        let wait_ms = self
+            .rng
+            .range_inclusive(self.backoff_ms / 2, self.backoff_ms);
+        self.backoff_ms = (self.backoff_ms * 2).min(self.config.backoff_ms_max);
+        if let Some(attempt) = self.current.as_mut() {
+            attempt.target = target;
+            attempt.resend_at = Some(now.add_millis(wait_ms));
+        }
+    }
+
+    fn next_server(&self, after: usize) -> usize {
+        (after + 1) % self.config.servers.len()
+    }
+
+    fn finish(&mut self, now: Instant, result: Option<Result<R, ClerkError>>) {
+        let Some(attempt) = self.current.take() else {
+            return;
+        };
+        self.backoff_ms = self.config.backoff_ms_min;
+        if let Some(result) = result {
+            self.outbox.push_back(ClerkOutput::Finished {
+                request: attempt.request,
+                result,
+            });
+        }
+        self.start_next(now);
+    }
+
+    fn on_reply(&mut self, now: Instant, from: NodeId, reply: ClientReply<R>) {
+        let Some(attempt) = self.current.as_mut() else {
+            return;
+        };
+        let Some(from_index) = self
+            .config
+            .servers
+            .iter()
+            .position(|&server| server == from)
+        else {
+            return;
+        };
+        if reply.request != attempt.request {
+            return; // An answer to an earlier operation.
+        }
+        let backing_off = attempt.resend_at.is_some();
+        match reply.outcome {
+            // An answer is an answer, even from a replica we stopped waiting for.
+            Outcome::Registered { client } if !is_command(&attempt.op) => {
+                self.client = Some(client);
+                self.leader = from_index;
+                self.finish(now, None);
+            }
+            Outcome::Done(reply) if is_command(&attempt.op) => {
+                self.leader = from_index;
+                self.finish(now, Some(Ok(reply)));
+            }
+            Outcome::Registered { .. } | Outcome::Done(_) => {}
+            // A rejection of a try we already gave up on changes nothing.
+            Outcome::Rejected(_) if backing_off => {}
+            Outcome::Rejected(Reject::NotLeader { hint }) => {
+                attempt.maybe_applied = true;
+                let hinted = hint.and_then(|h| self.config.servers.iter().position(|&s| s == h));
+                match hinted {
+                    // A fresh hint is worth following at once.
+                    Some(target) if target != from_index => {
+                        attempt.target = target;
+                        self.send(now);
+                    }
+                    _ => self.retry_later(now, self.next_server(from_index)),
+                }
+            }
+            Outcome::Rejected(Reject::SessionExpired) => {
+                self.client = None;
+                let attempt = self.current.take().expect("checked above");
+                if attempt.maybe_applied {
+                    self.outbox.push_back(ClerkOutput::Finished {
+                        request: attempt.request,
+                        result: Err(ClerkError::Indeterminate),
+                    });
+                } else if let Op::Command(command) = attempt.op {
+                    // Never applied: run it again in a new session.
+                    self.queue.push_front((attempt.request, command));
+                }
+                self.start_next(now);
+            }
+            Outcome::Rejected(Reject::Invalid { reason }) => {
+                self.finish(now, Some(Err(ClerkError::Invalid { reason })));
+            }
+            Outcome::Rejected(Reject::Superseded) => {}
+        }
+    }
+
+    fn on_timeout(&mut self, now: Instant) {
+        let Some(attempt) = self.current.as_mut() else {
+            return;
+        };
+        match attempt.resend_at {
+            Some(at) if now >= at => self.send(now),
+            Some(_) => {}
+            None if now >= attempt.deadline => {
+                attempt.maybe_applied = true;
+                let target = attempt.target;
+                self.retry_later(now, self.next_server(target));
+            }
+            None => {}
+        }
+    }
+}
+
+fn is_command<C>(op: &Op<C>) -> bool {
+    matches!(op, Op::Command(_))
+}

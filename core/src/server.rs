@@ -1,0 +1,428 @@
+//! The replica: Raft, client sessions and the state machine, as one sans-IO state machine.
+
+use core::fmt;
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ClientId, LogIndex, NodeId, RequestId, Term};
+use crate::protocol::{ClientReply, ClientRequest, Op, Outcome, Reject};
+use crate::raft::{self, Message, Payload, Persist, PersistId, RaftNode, Recovered, Role};
+use crate::session::{SessionCheck, Sessions};
+use crate::state_machine::StateMachine;
+use crate::time::Instant;
+
+/// Settings of a replica.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaConfig {
+    /// Settings of its Raft node.
+    pub raft: raft::Config,
+    /// A session idle this long (by the leader-stamped log clock) expires. Default 10 minutes:
+    /// long enough for any client retry loop, short enough to bound the table.
+    pub session_timeout_ms: u64,
+}
+
+impl ReplicaConfig {
+    /// Defaults around a Raft configuration.
+    pub fn new(raft: raft::Config) -> ReplicaConfig {
+        ReplicaConfig {
+            raft,
+            session_timeout_ms: 10 * 60 * 1_000,
+        }
+    }
+}
+
+/// Names where a reply goes; the driver chooses it (a connection, a simulated client) when it
+/// passes a request in, and gets it back with the reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReplyTo(pub u64);
+
+/// An event fed to a replica.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input<C> {
+    /// A message from a peer.
+    Message(Message),
+    /// The instant of `poll_timeout` has come.
+    Timeout,
+    /// The driver made `Persist { id }` and every earlier persist durable.
+    Persisted {
+        /// The id of the last durable persist.
+        id: PersistId,
+    },
+    /// A client's request.
+    Request {
+        /// Where the reply goes.
+        from: ReplyTo,
+        /// The request.
+        request: ClientRequest<C>,
+    },
+}
+
+/// Something a replica wants done.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output<R> {
+    /// Send this message to a peer.
+    Send(Message),
+    /// Make this durable, then answer `Input::Persisted { id }`.
+    Persist(Persist),
+    /// Send this reply to a client.
+    Reply {
+        /// Where, as passed in with the request.
+        to: ReplyTo,
+        /// The reply.
+        reply: ClientReply<R>,
+    },
+    /// The replica's role, term or known leader changed (for logs and status).
+    RoleChanged {
+        /// The new role.
+        role: Role,
+        /// The current term.
+        term: Term,
+        /// The leader, if known.
+        leader: Option<NodeId>,
+    },
+}
+
+/// A request as it is logged: with the leader's clock, which drives session expiry
+/// identically on every replica.
+#[derive(Serialize, Deserialize)]
+struct LoggedRequest<C> {
+    client: ClientId,
+    request: RequestId,
+    stamp_ms: u64,
+    op: Op<C>,
+}
+
+/// A proposed request waiting to be applied.
+#[derive(Clone, Copy, Debug)]
+struct Proposed {
+    to: ReplyTo,
+    request: RequestId,
+    term: Term,
+}
+
+/// A read waiting for its read point.
+#[derive(Clone, Debug)]
+struct WaitingRead<C> {
+    to: ReplyTo,
+    request: RequestId,
+    command: C,
+}
+
+/// A replica of the state machine `S`: a Raft node, the client sessions and the state.
+///
+/// Calling order: feed one event with [`handle`](Self::handle), drain
+/// [`poll_output`](Self::poll_output) until `None`, then call `handle(now, Input::Timeout)` at
+/// [`poll_timeout`](Self::poll_timeout). Several events may be fed before a drain; proposals
+/// made in between then share one append per follower.
+///
+/// Writes are proposed to the log and answered once applied. Read-only commands never enter the
+/// log: the leader confirms its leadership (ReadIndex) and answers once its state machine has
+/// caught up with the read point. A stale leader cut off in a minority cannot complete either.
+pub struct Replica<S: StateMachine> {
+    raft: RaftNode,
+    state: S,
+    sessions: Sessions<S::Reply>,
+    /// Leader only: proposed requests by log index.
+    proposed: BTreeMap<LogIndex, Proposed>,
+    /// Leader only: reads waiting for ReadIndex, by read ctx.
+    reads: BTreeMap<u64, WaitingRead<S::Command>>,
+    /// Reads with a confirmed read point, in read point order, waiting for the state machine.
+    reads_ready: VecDeque<(LogIndex, WaitingRead<S::Command>)>,
+    next_read_ctx: u64,
+    applied: LogIndex,
+    outbox: VecDeque<Output<S::Reply>>,
+    /// Log entries that did not decode (never written by this code: a bug if non-zero).
+    undecodable_entries: u64,
+}
+
+impl<S: StateMachine> Replica<S> {
+    /// Starts a replica from what its disk returned, with `state` as the empty state machine.
+    pub fn new(
+        now: Instant,
+        config: ReplicaConfig,
+        recovered: Recovered,
+        state: S,
+    ) -> Result<Replica<S>, raft::StartError> {
+        let raft = RaftNode::new(now, config.raft, recovered)?;
+        Ok(Replica {
+            raft,
+            state,
+            sessions: Sessions::new(config.session_timeout_ms),
+            proposed: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            reads_ready: VecDeque::new(),
+            next_read_ctx: 0,
+            applied: LogIndex(0),
+            outbox: VecDeque::new(),
+            undecodable_entries: 0,
+        })
+    }
+
+    /// Feeds one event.
+    pub fn handle(&mut self, now: Instant, input: Input<S::Command>) {
+        match input {
+            Input::Message(message) => self.raft.handle(now, raft::Input::Message(message)),
+            Input::Timeout => self.raft.handle(now, raft::Input::Timeout),
+            Input::Persisted { id } => self.raft.handle(now, raft::Input::Persisted { id }),
+            Input::Request { from, request } => self.on_request(now, from, request),
+        }
+    }
+
+    /// The next thing to do, in order; `None` once drained.
+    pub fn poll_output(&mut self) -> Option<Output<S::Reply>> {
+        loop {
+            if let Some(output) = self.outbox.pop_front() {
+                return Some(output);
+            }
+            let output = self.raft.poll_output()?;
+            self.on_raft_output(output);
+        }
+    }
+
+    /// When to call `handle(now, Input::Timeout)`.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.raft.poll_timeout()
+    }
+
+    /// The Raft node, for status and inspection.
+    pub fn raft(&self) -> &RaftNode {
+        &self.raft
+    }
+
+    /// Makes the node campaign now (leadership hand-over, tests).
+    pub fn campaign(&mut self, now: Instant) {
+        self.raft.campaign(now);
+    }
+
+    /// The state machine as applied so far.
+    pub fn state(&self) -> &S {
+        &self.state
+    }
+
+    /// The client sessions as applied so far.
+    pub fn sessions(&self) -> &Sessions<S::Reply> {
+        &self.sessions
+    }
+
+    /// The last log index applied to the state machine.
+    pub fn applied(&self) -> LogIndex {
+        self.applied
+    }
+
+    /// Log entries that failed to decode (always zero unless there is a bug).
+    pub fn undecodable_entries(&self) -> u64 {
+        self.undecodable_entries
+    }
+
+    fn reply(&mut self, to: ReplyTo, request: RequestId, outcome: Outcome<S::Reply>) {
+        self.outbox.push_back(Output::Reply {
+            to,
+            reply: ClientReply { request, outcome },
+        });
+    }
+
+    fn on_request(&mut self, now: Instant, from: ReplyTo, request: ClientRequest<S::Command>) {
+        let ClientRequest {
+            client,
+            request: request_id,
+            op,
+        } = request;
+        if let Op::Command(command) = &op {
+            if let Err(invalid) = self.state.validate(command) {
+                let reject = Reject::Invalid {
+                    reason: invalid.reason,
+                };
+                self.reply(from, request_id, Outcome::Rejected(reject));
+                return;
+            }
+        }
+        if self.raft.role() != Role::Leader {
+            let reject = Reject::NotLeader {
+                hint: self.raft.leader(),
+            };
+            self.reply(from, request_id, Outcome::Rejected(reject));
+            return;
+        }
+        match op {
+            Op::Command(command) if S::is_read_only(&command) => {
+                let ctx = self.next_read_ctx;
+                self.next_read_ctx += 1;
+                match self.raft.read_index(now, ctx) {
+                    Ok(()) => {
+                        let read = WaitingRead {
+                            to: from,
+                            request: request_id,
+                            command,
+                        };
+                        self.reads.insert(ctx, read);
+                    }
+                    Err(raft::NotLeader { hint }) => {
+                        let reject = Reject::NotLeader { hint };
+                        self.reply(from, request_id, Outcome::Rejected(reject));
+                    }
+                }
+            }
+            op => {
+                // A retry of a request already applied is answered from the session: its reply
+                // is committed state. Everything else is decided where it is applied, so that
+                // every replica decides the same.
+                if let SessionCheck::Duplicate(reply) = self.sessions.check(client, request_id) {
+                    let outcome = Outcome::Done(reply.clone());
+                    self.reply(from, request_id, outcome);
+                    return;
+                }
+                let stamp_ms = now.as_nanos() / 1_000_000;
+                let logged = LoggedRequest {
+                    client,
+                    request: request_id,
+                    stamp_ms,
+                    op,
+                };
+                let bytes =
+                    postcard::to_allocvec(&logged).expect("encoding into a Vec cannot fail");
+                match self.raft.propose(now, bytes) {
+                    Ok(id) => {
+                        let proposed = Proposed {
+                            to: from,
+                            request: request_id,
+                            term: id.term,
+                        };
+                        self.proposed.insert(id.index, proposed);
+                    }
+                    Err(raft::NotLeader { hint }) => {
+                        self.reply(
+                            from,
+                            request_id,
+                            Outcome::Rejected(Reject::NotLeader { hint }),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_raft_output(&mut self, output: raft::Output) {
+        match output {
+            raft::Output::Send(message) => self.outbox.push_back(Output::Send(message)),
+            raft::Output::Persist(persist) => self.outbox.push_back(Output::Persist(persist)),
+            raft::Output::Apply(entries) => {
+                for entry in entries {
+                    self.apply(entry);
+                }
+                self.serve_ready_reads();
+            }
+            raft::Output::ReadReady { ctx, index } => {
+                if let Some(read) = self.reads.remove(&ctx) {
+                    self.reads_ready.push_back((index, read));
+                    self.serve_ready_reads();
+                }
+            }
+            raft::Output::ReadAborted { ctx, hint } => {
+                if let Some(read) = self.reads.remove(&ctx) {
+                    let reject = Reject::NotLeader { hint };
+                    self.reply(read.to, read.request, Outcome::Rejected(reject));
+                }
+            }
+            raft::Output::RoleChanged { role, term, leader } => {
+                if role != Role::Leader {
+                    self.abandon_proposals(leader);
+                }
+                self.outbox
+                    .push_back(Output::RoleChanged { role, term, leader });
+            }
+        }
+    }
+
+    /// No longer leading: the proposals may or may not commit under the next leader. Their
+    /// clients retry there; their sessions make that safe.
+    fn abandon_proposals(&mut self, leader: Option<NodeId>) {
+        for (_, proposed) in std::mem::take(&mut self.proposed) {
+            let reject = Reject::NotLeader { hint: leader };
+            self.reply(proposed.to, proposed.request, Outcome::Rejected(reject));
+        }
+    }
+
+    fn apply(&mut self, entry: raft::Entry) {
+        self.applied = entry.index;
+        let outcome = match &entry.payload {
+            Payload::Noop => None,
+            Payload::Command(bytes) => match postcard::from_bytes(bytes) {
+                Ok(logged) => Some(self.apply_logged(entry.index, logged)),
+                Err(_) => {
+                    self.undecodable_entries += 1;
+                    None
+                }
+            },
+        };
+        if let Some(proposed) = self.proposed.remove(&entry.index) {
+            let outcome = match outcome {
+                Some(outcome) if proposed.term == entry.term => outcome,
+                // Another leader's entry replaced ours: ours was never applied.
+                _ => Outcome::Rejected(Reject::NotLeader {
+                    hint: self.raft.leader(),
+                }),
+            };
+            self.reply(proposed.to, proposed.request, outcome);
+        }
+    }
+
+    fn apply_logged(
+        &mut self,
+        index: LogIndex,
+        logged: LoggedRequest<S::Command>,
+    ) -> Outcome<S::Reply> {
+        self.sessions.advance_clock(logged.stamp_ms);
+        match logged.op {
+            Op::Register => {
+                // The register entry's index is unique and the same on every replica.
+                let client = ClientId(index.0);
+                self.sessions.open(client);
+                Outcome::Registered { client }
+            }
+            Op::Command(command) => match self.sessions.check(logged.client, logged.request) {
+                SessionCheck::New => {
+                    let reply = self.state.apply(&command);
+                    self.sessions
+                        .record(logged.client, logged.request, reply.clone());
+                    Outcome::Done(reply)
+                }
+                SessionCheck::Duplicate(reply) => Outcome::Done(reply.clone()),
+                SessionCheck::Superseded => Outcome::Rejected(Reject::Superseded),
+                SessionCheck::Unknown => Outcome::Rejected(Reject::SessionExpired),
+            },
+        }
+    }
+
+    fn serve_ready_reads(&mut self) {
+        while self
+            .reads_ready
+            .front()
+            .is_some_and(|(index, _)| *index <= self.applied)
+        {
+            let (_, read) = self.reads_ready.pop_front().expect("front exists");
+            let reply = self.state.read(&read.command);
+            self.reply(read.to, read.request, Outcome::Done(reply));
+        }
+    }
+}
+
+impl<R: fmt::Debug> fmt::Display for Output<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Output::Send(message) => write!(f, "{message}"),
+            Output::Persist(persist) => write!(f, "{persist}"),
+            Output::Reply { to, reply } => {
+                write!(
+                    f,
+                    "reply to client {} #{}: {:?}",
+                    to.0, reply.request, reply.outcome
+                )
+            }
+            Output::RoleChanged { role, term, leader } => match leader {
+                Some(leader) => write!(f, "{role} t={term} leader={leader}"),
+                None => write!(f, "{role} t={term} leader=none"),
+            },
+        }
+    }
+}

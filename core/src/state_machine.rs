@@ -1,0 +1,64 @@
+//! The replicated state machine that committed commands are applied to.
+
+use core::fmt;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A deterministic state machine: every replica applies the same commands in the same order and
+/// must reach the same state and replies.
+pub trait StateMachine {
+    /// What clients ask for.
+    type Command: Clone + fmt::Debug + Serialize + DeserializeOwned;
+    /// What a command returns.
+    type Reply: Clone + fmt::Debug + PartialEq + Serialize + DeserializeOwned;
+
+    /// Whether `command` only reads. Such commands are served by the leader after a ReadIndex
+    /// confirmation and never enter the log.
+    fn is_read_only(command: &Self::Command) -> bool;
+
+    /// Refuses a command before it reaches the log (too large, malformed), with a reason for
+    /// the client.
+    fn validate(&self, command: &Self::Command) -> Result<(), InvalidCommand>;
+
+    /// Applies a committed command.
+    fn apply(&mut self, command: &Self::Command) -> Self::Reply;
+
+    /// Serves a read-only command from the current state.
+    fn read(&self, command: &Self::Command) -> Self::Reply;
+
+    /// The whole state, encoded.
+    fn snapshot(&self) -> Vec<u8>;
+
+    /// Replaces the whole state with a decoded snapshot.
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError>;
+}
+
+/// A command refused before it was proposed.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InvalidCommand {
+    /// Why, for the client.
+    pub reason: String,
+}
+
+/// A snapshot that does not decode: the bytes are corrupt or from another state machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestoreError {
+    /// What failed to decode.
+    pub reason: String,
+}
+
+impl fmt::Display for InvalidCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl fmt::Display for RestoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "snapshot does not decode: {}", self.reason)
+    }
+}
+
+impl std::error::Error for InvalidCommand {}
+impl std::error::Error for RestoreError {}

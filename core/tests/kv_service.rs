@@ -1,0 +1,397 @@
+//! The key-value service: exactly-once sessions, linearizable reads, the clerk.
+
+mod cluster;
+mod kv_cluster;
+
+use kv_cluster::{KvCluster, Packet, client_end};
+use raftkv_core::client::ClerkError;
+use raftkv_core::kv::{KvCommand, KvReply};
+use raftkv_core::protocol::{ClientReply, ClientRequest, Op, Outcome, Reject};
+use raftkv_core::{ClientId, NodeId, RequestId};
+
+fn put(key: &str, value: &str) -> KvCommand {
+    KvCommand::Put {
+        key: key.into(),
+        value: value.into(),
+    }
+}
+
+fn append(key: &str, value: &str) -> KvCommand {
+    KvCommand::Append {
+        key: key.into(),
+        value: value.into(),
+    }
+}
+
+fn get(key: &str) -> KvCommand {
+    KvCommand::Get { key: key.into() }
+}
+
+fn value(text: &str) -> Result<KvReply, ClerkError> {
+    Ok(KvReply::Value(Some(text.into())))
+}
+
+/// Registers a session by hand at the leader and returns its id.
+fn register_by_hand(cluster: &mut KvCluster, leader: NodeId) -> ClientId {
+    let request = ClientRequest {
+        client: ClientId(0),
+        request: RequestId(1),
+        op: Op::Register,
+    };
+    cluster.request_by_hand(leader, request);
+    cluster.stabilize();
+    match cluster.by_hand.pop() {
+        Some((
+            _,
+            ClientReply {
+                outcome: Outcome::Registered { client },
+                ..
+            },
+        )) => client,
+        other => panic!("registration failed: {other:?}"),
+    }
+}
+
+#[test]
+fn puts_appends_and_gets_through_the_clerk_give_the_expected_values() {
+    let mut cluster = KvCluster::new(3, 1);
+    cluster.wait_for_leader();
+    cluster.submit(0, put("x", "1"));
+    cluster.submit(0, append("x", "2"));
+    cluster.submit(0, get("x"));
+    cluster.submit(0, KvCommand::Delete { key: "x".into() });
+    cluster.submit(0, get("x"));
+    cluster.submit(
+        0,
+        KvCommand::Cas {
+            key: "x".into(),
+            expected: None,
+            new: "n".into(),
+        },
+    );
+    cluster.submit(0, get("x"));
+    assert!(cluster.run_until(5_000, |c| c.finished[0].len() == 7));
+    let results: Vec<_> = cluster.finished[0]
+        .iter()
+        .map(|(_, result)| result.clone())
+        .collect();
+    assert_eq!(
+        results,
+        [
+            Ok(KvReply::Done),
+            Ok(KvReply::Done),
+            value("12"),
+            Ok(KvReply::Done),
+            Ok(KvReply::Value(None)),
+            Ok(KvReply::Cas {
+                swapped: true,
+                previous: None
+            }),
+            value("n"),
+        ]
+    );
+    cluster.run_for(500);
+    for node in cluster.ids() {
+        assert_eq!(
+            cluster.value(node, "x").as_deref(),
+            Some("n"),
+            "node {node}"
+        );
+    }
+}
+
+#[test]
+fn a_request_delivered_three_times_is_applied_once() {
+    let mut cluster = KvCluster::new(3, 0);
+    let leader = cluster.wait_for_leader();
+    let client = register_by_hand(&mut cluster, leader);
+    let request = ClientRequest {
+        client,
+        request: RequestId(2),
+        op: Op::Command(append("x", "a")),
+    };
+    for _ in 0..3 {
+        cluster.request_by_hand(leader, request.clone());
+    }
+    cluster.stabilize();
+    // And once more after it was applied.
+    cluster.request_by_hand(leader, request);
+    cluster.run_for(200);
+    let outcomes: Vec<_> = cluster
+        .by_hand
+        .iter()
+        .map(|(_, reply)| reply.outcome.clone())
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![Outcome::Done(KvReply::Done); 4],
+        "every delivery is answered"
+    );
+    for node in cluster.ids() {
+        assert_eq!(
+            cluster.value(node, "x").as_deref(),
+            Some("a"),
+            "node {node} applied it once"
+        );
+    }
+}
+
+#[test]
+fn a_leader_change_in_the_middle_of_a_request_still_applies_it_exactly_once() {
+    let mut cluster = KvCluster::new(3, 1);
+    let old_leader = cluster.wait_for_leader();
+    cluster.submit(0, put("x", "base"));
+    assert!(cluster.run_until(2_000, |c| c.finished[0].len() == 1));
+
+    // The append commits on the followers, but the old leader dies before it replies.
+    cluster.submit(0, append("x", "+once"));
+    cluster.deliver_where(|p| matches!(p, Packet::Request { .. }));
+    cluster.deliver_where(|p| matches!(p, Packet::Peer(m) if m.from == old_leader));
+    cluster.crash(old_leader);
+    cluster.drop_where(|p| matches!(p, Packet::Reply { .. }));
+
+    assert!(
+        cluster.run_until(10_000, |c| c.finished[0].len() == 2),
+        "the clerk retried"
+    );
+    assert_eq!(cluster.finished[0][1].1, Ok(KvReply::Done));
+    cluster.restart(old_leader);
+    cluster.run_for(1_000);
+    for node in cluster.ids() {
+        assert_eq!(
+            cluster.value(node, "x").as_deref(),
+            Some("base+once"),
+            "node {node}"
+        );
+    }
+}
+
+#[test]
+fn a_deposed_leader_cannot_serve_a_read() {
+    let mut cluster = KvCluster::new(3, 2);
+    let old_leader = cluster.wait_for_leader();
+    cluster.submit(0, put("x", "old"));
+    assert!(cluster.run_until(2_000, |c| c.finished[0].len() == 1));
+
+    // Client 1 stays with the old leader in a minority; the others move on.
+    let others: Vec<u64> = cluster
+        .ids()
+        .iter()
+        .map(|n| n.0)
+        .filter(|&n| n != old_leader.0)
+        .collect();
+    let mut majority = others.clone();
+    majority.push(client_end(0));
+    cluster.partition(&[old_leader.0, client_end(1)], &majority);
+    cluster.run_for(2_000);
+    let new_leader = cluster.leader().expect("the majority elected a leader");
+    assert_ne!(new_leader, old_leader);
+    cluster.submit(0, put("x", "new"));
+    assert!(cluster.run_until(5_000, |c| c.finished[0].len() == 2));
+
+    let stale_read = ClientRequest {
+        client: ClientId(0),
+        request: RequestId(1),
+        op: Op::Command(get("x")),
+    };
+    cluster.request_by_hand(old_leader, stale_read.clone());
+    cluster.submit(1, get("x"));
+    cluster.run_for(3_000);
+    assert!(
+        cluster.finished[1].is_empty(),
+        "the minority answered nothing"
+    );
+    assert_eq!(
+        cluster
+            .by_hand
+            .iter()
+            .map(|(_, r)| r.outcome.clone())
+            .collect::<Vec<_>>(),
+        [Outcome::Rejected(Reject::NotLeader { hint: None })],
+        "the deposed leader refused the read"
+    );
+
+    cluster.heal();
+    assert!(cluster.run_until(5_000, |c| c.finished[1].len() == 1));
+    assert_eq!(cluster.finished[1][0].1, value("new"));
+}
+
+#[test]
+fn a_read_in_flight_when_leadership_is_lost_is_refused_not_answered_stale() {
+    let mut cluster = KvCluster::new(3, 0);
+    let leader = cluster.wait_for_leader();
+    let client = register_by_hand(&mut cluster, leader);
+    let others: Vec<u64> = cluster
+        .ids()
+        .iter()
+        .map(|n| n.0)
+        .filter(|&n| n != leader.0)
+        .collect();
+    cluster.partition(&[leader.0], &others);
+    let read = ClientRequest {
+        client,
+        request: RequestId(2),
+        op: Op::Command(get("x")),
+    };
+    cluster.request_by_hand(leader, read);
+    cluster.run_for(2_000);
+    let outcomes: Vec<_> = cluster
+        .by_hand
+        .iter()
+        .map(|(_, r)| r.outcome.clone())
+        .collect();
+    assert_eq!(
+        outcomes,
+        [Outcome::Rejected(Reject::NotLeader { hint: None })]
+    );
+}
+
+#[test]
+fn sessions_expire_at_the_same_index_on_every_replica() {
+    let mut cluster = KvCluster::with_config(3, 2, |config| config.session_timeout_ms = 1_000);
+    let leader = cluster.wait_for_leader();
+    let idle = register_by_hand(&mut cluster, leader);
+    let first = ClientRequest {
+        client: idle,
+        request: RequestId(2),
+        op: Op::Command(append("x", "a")),
+    };
+    cluster.request_by_hand(leader, first.clone());
+    cluster.stabilize();
+    // Client 0 keeps writing for three seconds; the idle session falls behind the log clock.
+    for round in 0..30 {
+        cluster.submit(0, put("busy", &round.to_string()));
+        assert!(cluster.run_until(1_000, |c| c.finished[0].len() == round + 1));
+        cluster.run_for(100);
+    }
+    cluster.run_for(500);
+    let tables: Vec<_> = cluster
+        .ids()
+        .iter()
+        .map(|&n| cluster.replica(n).sessions().clone())
+        .collect();
+    assert!(
+        tables.windows(2).all(|pair| pair[0] == pair[1]),
+        "every replica has the same table"
+    );
+    assert_eq!(tables[0].len(), 1, "only the busy session is left");
+
+    // A retry of the idle session's request is refused, not applied a second time.
+    cluster.by_hand.clear();
+    cluster.request_by_hand(cluster.leader().expect("leads"), first);
+    cluster.stabilize();
+    assert_eq!(
+        cluster.by_hand[0].1.outcome,
+        Outcome::Rejected(Reject::SessionExpired)
+    );
+    for node in cluster.ids() {
+        assert_eq!(cluster.value(node, "x").as_deref(), Some("a"));
+    }
+}
+
+#[test]
+fn a_clerk_whose_idle_session_expired_opens_a_new_one_transparently() {
+    let mut cluster = KvCluster::with_config(3, 2, |config| config.session_timeout_ms = 1_000);
+    cluster.wait_for_leader();
+    cluster.submit(1, put("y", "1"));
+    assert!(cluster.run_until(2_000, |c| c.finished[1].len() == 1));
+    let first_session = cluster.clerks[1].client_id();
+    for round in 0..30 {
+        cluster.submit(0, put("busy", &round.to_string()));
+        assert!(cluster.run_until(1_000, |c| c.finished[0].len() == round + 1));
+        cluster.run_for(100);
+    }
+    cluster.submit(1, append("y", "2"));
+    assert!(cluster.run_until(3_000, |c| c.finished[1].len() == 2));
+    assert_eq!(cluster.finished[1][1].1, Ok(KvReply::Done));
+    assert_ne!(cluster.clerks[1].client_id(), first_session);
+    assert_eq!(
+        cluster
+            .value(cluster.leader().expect("leads"), "y")
+            .as_deref(),
+        Some("12")
+    );
+}
+
+#[test]
+fn a_follower_redirects_and_the_clerk_follows_the_hint() {
+    let mut cluster = KvCluster::new(3, 1);
+    let leader = cluster.wait_for_leader();
+    let follower = cluster
+        .ids()
+        .into_iter()
+        .find(|&n| n != leader)
+        .expect("a follower");
+    let follower_index = follower.0 as usize - 1;
+    // Point the clerk at a follower first.
+    cluster.clerks[0] = raftkv_core::client::Clerk::new({
+        let mut config = raftkv_core::client::ClerkConfig::new(cluster.ids());
+        config.servers.rotate_left(follower_index);
+        config
+    });
+    cluster.start_transcript();
+    cluster.submit(0, put("k", "v"));
+    assert!(cluster.run_until(2_000, |c| c.finished[0].len() == 1));
+    let transcript = cluster.take_transcript();
+    assert!(
+        transcript.contains(&format!(
+            "{follower}->c0 #2 rejected: not the leader (try node {leader})"
+        )),
+        "{transcript}"
+    );
+}
+
+#[test]
+fn an_oversized_value_is_refused_before_it_reaches_the_log() {
+    let mut cluster = KvCluster::new(3, 1);
+    let leader = cluster.wait_for_leader();
+    let last_before = cluster.replica(leader).raft().status().last_log;
+    cluster.submit(0, put("k", &"v".repeat(2 << 20)));
+    assert!(cluster.run_until(2_000, |c| c.finished[0].len() == 1));
+    match &cluster.finished[0][0].1 {
+        Err(ClerkError::Invalid { reason }) => {
+            assert!(reason.contains("exceeds the limit"), "{reason}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let last_after = cluster.replica(leader).raft().status().last_log;
+    assert_eq!(
+        last_after.index.0,
+        last_before.index.0 + 1,
+        "only the registration was logged"
+    );
+}
+
+#[test]
+fn many_clients_at_once_share_appends_and_all_finish() {
+    let clients = 10;
+    let mut cluster = KvCluster::new(3, clients);
+    cluster.wait_for_leader();
+    for client in 0..clients {
+        cluster.submit(client, put(&format!("k{client}"), "v"));
+    }
+    let appends_before = cluster.replica(NodeId(2)).raft().status().last_log;
+    assert!(cluster.run_until(5_000, |c| c.finished.iter().all(|f| f.len() == 1)));
+    let logged =
+        cluster.replica(NodeId(2)).raft().status().last_log.index.0 - appends_before.index.0;
+    assert_eq!(
+        logged,
+        2 * clients as u64,
+        "a registration and a put per client"
+    );
+    for client in 0..clients {
+        assert_eq!(cluster.finished[client][0].1, Ok(KvReply::Done));
+    }
+}
+
+#[test]
+fn the_life_of_one_request() {
+    let mut cluster = KvCluster::new(3, 1);
+    cluster.elect(NodeId(1));
+    cluster.submit(0, put("warm", "up"));
+    assert!(cluster.run_until(2_000, |c| c.finished[0].len() == 1));
+    cluster.start_transcript();
+    cluster.submit(0, append("x", "hello"));
+    cluster.stabilize();
+    insta::assert_snapshot!(cluster.take_transcript());
+}
