@@ -1,1 +1,19 @@
-//! raftkv driver.
+//! raftkv: a linearizable key-value store replicated with Raft, over TCP.
+//!
+//! This crate is the `raftkv` binary (server, command-line client, local cluster, benchmark)
+//! and the Rust client library, [`Client`].
+
+mod bench;
+pub mod cli;
+mod client;
+mod clock;
+mod conn;
+mod frame;
+mod local;
+mod server;
+mod storage;
+mod wal;
+mod wire;
+
+pub use client::{AddressStatus, CasOutcome, Client, ClientOptions, Error};
+pub use wire::NodeStatus;

@@ -1,0 +1,413 @@
+//! The command line: `raftkv serve`, `local`, `bench`, and the client commands.
+//!
+//! Exit status: 0 on success; 1 on an error (cluster unreachable, timeout, bad input, a server
+//! that cannot start); 2 on a usage error; 3 when `get` finds no such key or `cas` does not
+//! swap, so scripts can tell a definite "no" from a failure.
+
+use std::io::{IsTerminal, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use raftkv_core::NodeId;
+use tracing_subscriber::EnvFilter;
+
+use crate::client::{Client, ClientOptions};
+use crate::server::{self, ServeOptions};
+
+/// Addresses of the cluster `raftkv local` starts, the default for client commands.
+pub(crate) const LOCAL_CLUSTER: &str = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003";
+
+const EXIT_ERROR: u8 = 1;
+const EXIT_NO: u8 = 3;
+
+/// raftkv: a linearizable key-value store replicated with Raft.
+///
+/// Start a local three-node cluster with `raftkv local`, then try `raftkv put greeting hello`
+/// and `raftkv get greeting` in another terminal.
+#[derive(Debug, Parser)]
+#[command(name = "raftkv", version, about, long_about = None)]
+struct Cli {
+    /// Log filter, e.g. `info`, `debug`, `raftkv=debug`. `RUST_LOG` takes precedence. Default:
+    /// `info` for `serve` and `local`, `warn` for the client commands.
+    #[arg(long, global = true, value_name = "FILTER")]
+    log_level: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one node of a cluster.
+    Serve(ServeArgs),
+    /// Start a local cluster of `raftkv serve` processes on 127.0.0.1 (the quick start).
+    Local(crate::local::LocalArgs),
+    /// Print the value of KEY (alone, on standard output). Exit status 3 if there is none.
+    Get {
+        /// The key.
+        key: String,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Set KEY to VALUE.
+    Put {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Append VALUE to the value of KEY (a missing key counts as empty).
+    Append {
+        /// The key.
+        key: String,
+        /// What to append.
+        value: String,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Remove KEY.
+    Delete {
+        /// The key.
+        key: String,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Compare and swap: `cas KEY EXPECTED NEW` sets KEY to NEW if it holds EXPECTED;
+    /// `cas --missing KEY NEW` sets it if KEY is missing. Prints `ok` or `failed` and what
+    /// KEY held; exit status 3 if it did not swap.
+    Cas {
+        /// Expect KEY to be missing (then give only KEY and NEW).
+        #[arg(long)]
+        missing: bool,
+        /// KEY EXPECTED NEW, or KEY NEW with --missing.
+        #[arg(value_name = "KEY [EXPECTED] NEW", num_args = 2..=3, required = true)]
+        values: Vec<String>,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Print one line per node: id, role, term, leader, commit, applied, log size.
+    Status {
+        /// One JSON object per node instead.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Measure throughput and latency with many concurrent sessions.
+    Bench(crate::bench::BenchArgs),
+}
+
+/// Where the cluster is.
+#[derive(Clone, Debug, Args)]
+pub(crate) struct ClusterArgs {
+    /// Comma-separated HOST:PORT of the nodes (any subset works; the leader is found).
+    #[arg(long, env = "RAFTKV_CLUSTER", default_value = LOCAL_CLUSTER, value_name = "ADDR,...")]
+    pub(crate) cluster: String,
+    /// The cluster's name, as given to `serve --cluster-name`.
+    #[arg(long, env = "RAFTKV_CLUSTER_NAME", default_value = "raftkv")]
+    pub(crate) cluster_name: String,
+    /// Give up on an operation after this many milliseconds.
+    #[arg(long, default_value_t = 10_000, value_name = "MS")]
+    pub(crate) timeout_ms: u64,
+}
+
+impl ClusterArgs {
+    pub(crate) fn addresses(&self) -> Vec<String> {
+        self.cluster
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    pub(crate) fn options(&self) -> ClientOptions {
+        ClientOptions {
+            cluster_name: self.cluster_name.clone(),
+            timeout: Duration::from_millis(self.timeout_ms),
+            ..ClientOptions::default()
+        }
+    }
+
+    fn connect(&self) -> Result<Client, String> {
+        Client::connect_with(&self.addresses(), self.options()).map_err(|e| e.to_string())
+    }
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// This node's id: a positive number, unique in the cluster, never reused.
+    #[arg(long)]
+    id: u64,
+    /// Every node of the cluster, this one included, as ID=HOST:PORT, comma-separated. Other
+    /// nodes and clients reach each node at this address. Example:
+    /// 1=10.0.0.1:7001,2=10.0.0.2:7001,3=10.0.0.3:7001
+    #[arg(long, value_name = "ID=HOST:PORT,...")]
+    peers: String,
+    /// Where to accept connections from peers and clients (one port for both). Default: this
+    /// node's address in --peers. Use 0.0.0.0:PORT to listen on every interface.
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: Option<String>,
+    /// Directory for the write-ahead log, hard state and snapshots; created if missing.
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    /// The cluster's name. Nodes and clients of another cluster are refused, which guards
+    /// against wiring two clusters together by mistake.
+    #[arg(long, env = "RAFTKV_CLUSTER_NAME", default_value = "raftkv")]
+    cluster_name: String,
+    /// Minimal election timeout; the actual one is drawn between this and twice this. Keep it
+    /// well above a round trip plus an fsync; lower means faster failover.
+    #[arg(long, default_value_t = 300, value_name = "MS")]
+    election_timeout_ms: u64,
+    /// How often the leader sends heartbeats; must be below the election timeout.
+    #[arg(long, default_value_t = 50, value_name = "MS")]
+    heartbeat_ms: u64,
+    /// Largest frame accepted from a peer or client; larger ones close the connection.
+    #[arg(long, default_value_t = crate::frame::MAX_FRAME_BYTES, value_name = "BYTES")]
+    max_frame_bytes: usize,
+    /// Size at which a write-ahead log segment is closed and the next one started.
+    #[arg(long, default_value_t = crate::wal::SEGMENT_BYTES >> 20, value_name = "MIB")]
+    wal_segment_mib: u64,
+}
+
+/// Runs the command line; returns the exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = match cli.command {
+        Command::Serve(_) | Command::Local(_) => "info",
+        _ => "warn",
+    };
+    init_logging(cli.log_level.as_deref().unwrap_or(default_level));
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Local(args) => crate::local::run(&args),
+        Command::Bench(args) => crate::bench::run(&args),
+        Command::Get { key, cluster } => get(&key, &cluster),
+        Command::Put {
+            key,
+            value,
+            cluster,
+        } => write(&cluster, |c| c.put(&key, &value)),
+        Command::Append {
+            key,
+            value,
+            cluster,
+        } => write(&cluster, |c| c.append(&key, &value)),
+        Command::Delete { key, cluster } => write(&cluster, |c| c.delete(&key)),
+        Command::Cas {
+            missing,
+            values,
+            cluster,
+        } => cas(missing, &values, &cluster),
+        Command::Status { json, cluster } => status(json, &cluster),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::No) => ExitCode::from(EXIT_NO),
+        Err(Failure::Error(message)) => {
+            eprintln!("raftkv: {message}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// How a command failed.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// A definite negative answer (no such key, no swap); already reported.
+    No,
+    /// An error, with its message.
+    Error(String),
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure::Error(message)
+    }
+}
+
+fn init_logging(default: &str) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(default))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn serve(args: ServeArgs) -> Result<(), Failure> {
+    let id = NodeId(args.id);
+    if args.id == 0 {
+        return Err("--id must be positive".to_string().into());
+    }
+    let peers = parse_peers(&args.peers)?;
+    let own = peers
+        .iter()
+        .find(|(peer, _)| *peer == id)
+        .ok_or_else(|| format!("--peers does not list this node (--id {id})"))?;
+    let listen = args.listen.as_deref().unwrap_or(&own.1);
+    let listen: SocketAddr = listen
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve --listen {listen}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("--listen {listen} resolves to no address"))?;
+    if args.heartbeat_ms == 0 || args.heartbeat_ms >= args.election_timeout_ms {
+        return Err(
+            "--heartbeat-ms must be positive and below --election-timeout-ms"
+                .to_string()
+                .into(),
+        );
+    }
+    let options = ServeOptions {
+        id,
+        listen,
+        peers,
+        data: args.data,
+        cluster: args.cluster_name,
+        election_timeout_ms: args.election_timeout_ms,
+        heartbeat_ms: args.heartbeat_ms,
+        max_frame_bytes: args.max_frame_bytes,
+        segment_bytes: args.wal_segment_mib.max(1) << 20,
+    };
+    server::run(options).map_err(Failure::Error)
+}
+
+/// Parses `1=host:port,2=host:port`.
+fn parse_peers(text: &str) -> Result<Vec<(NodeId, String)>, String> {
+    let mut peers: Vec<(NodeId, String)> = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (id, address) = item
+            .split_once('=')
+            .ok_or_else(|| format!("--peers: {item:?} is not ID=HOST:PORT"))?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .map_err(|_| format!("--peers: {id:?} is not a node id"))?;
+        if id == 0 || peers.iter().any(|(peer, _)| peer.0 == id) {
+            return Err(format!("--peers: node id {id} is zero or repeated"));
+        }
+        peers.push((NodeId(id), address.trim().to_string()));
+    }
+    if peers.is_empty() {
+        return Err("--peers lists no node".to_string());
+    }
+    Ok(peers)
+}
+
+/// Runs one write that answers nothing but success.
+fn write(
+    cluster: &ClusterArgs,
+    operation: impl FnOnce(&mut Client) -> Result<(), crate::client::Error>,
+) -> Result<(), Failure> {
+    let mut client = cluster.connect()?;
+    operation(&mut client).map_err(|e| Failure::Error(e.to_string()))
+}
+
+fn get(key: &str, cluster: &ClusterArgs) -> Result<(), Failure> {
+    let mut client = cluster.connect()?;
+    match client.get(key).map_err(|e| e.to_string())? {
+        Some(value) => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&value)
+                .and_then(|()| out.write_all(b"\n"))
+                .map_err(|e| format!("cannot write the value: {e}"))?;
+            Ok(())
+        }
+        None => {
+            eprintln!("raftkv: no such key: {key}");
+            Err(Failure::No)
+        }
+    }
+}
+
+fn cas(missing: bool, values: &[String], cluster: &ClusterArgs) -> Result<(), Failure> {
+    let (key, expected, new) = match (missing, values) {
+        (true, [key, new]) => (key, None, new),
+        (false, [key, expected, new]) => (key, Some(expected.as_bytes()), new),
+        (true, _) => return Err("with --missing, give KEY NEW".to_string().into()),
+        (false, _) => {
+            return Err(
+                "give KEY EXPECTED NEW (or --missing KEY NEW to expect no value)"
+                    .to_string()
+                    .into(),
+            );
+        }
+    };
+    let mut client = cluster.connect()?;
+    let outcome = client.cas(key, expected, new).map_err(|e| e.to_string())?;
+    let previous = match &outcome.previous {
+        Some(value) => format!("was {:?}", String::from_utf8_lossy(value)),
+        None => "was missing".to_string(),
+    };
+    if outcome.swapped {
+        println!("ok ({previous})");
+        Ok(())
+    } else {
+        println!("failed ({previous})");
+        Err(Failure::No)
+    }
+}
+
+fn status(json: bool, cluster: &ClusterArgs) -> Result<(), Failure> {
+    let addresses = cluster.addresses();
+    let mut client = match Client::connect_with(&addresses, cluster.options()) {
+        Ok(client) => client,
+        Err(error) => return Err(error.to_string().into()),
+    };
+    let statuses = client.status().map_err(|e| e.to_string())?;
+    let mut answered = 0;
+    for (address, status) in &statuses {
+        match status {
+            Ok(status) => {
+                answered += 1;
+                if json {
+                    let line = serde_json::json!({
+                        "address": address,
+                        "id": status.id.0,
+                        "role": status.role,
+                        "term": status.term.0,
+                        "leader": status.leader.map(|l| l.0),
+                        "commit": status.commit.0,
+                        "applied": status.applied.0,
+                        "last_log": status.last_log.0,
+                        "snapshot_last": status.snapshot_last.0,
+                        "log_entries": status.log_entries,
+                        "wal_bytes": status.wal_bytes,
+                        "keys": status.keys,
+                    });
+                    println!("{line}");
+                } else {
+                    let leader = status.leader.map_or("none".to_string(), |l| l.to_string());
+                    println!(
+                        "node {} {address} {} term={} leader={leader} commit={} applied={} \
+                         log={} entries wal={} bytes snapshot={} keys={}",
+                        status.id,
+                        status.role,
+                        status.term,
+                        status.commit,
+                        status.applied,
+                        status.log_entries,
+                        status.wal_bytes,
+                        status.snapshot_last,
+                        status.keys
+                    );
+                }
+            }
+            Err(error) if json => println!(
+                "{}",
+                serde_json::json!({ "address": address, "error": error })
+            ),
+            Err(error) => println!("node ? {address} unreachable: {error}"),
+        }
+    }
+    if answered == 0 {
+        return Err("no node answered".to_string().into());
+    }
+    Ok(())
+}

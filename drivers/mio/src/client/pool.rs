@@ -1,0 +1,500 @@
+//! Many sessions over one connection per node: a mio poll, a link to each address, and a
+//! [`Clerk`] per session. The blocking [`Client`](crate::Client) runs one session; the
+//! benchmark runs hundreds on one thread.
+//!
+//! The clerks name nodes by their position in the address list; each node's `Welcome` tells
+//! which node id an address has, so that a "not the leader, try node 3" hint can be followed.
+//! A link that fails answers for the node: every session waiting on it gets "not the leader,
+//! leader unknown", which makes its clerk retry elsewhere, safely, with the same request id.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use raftkv_core::client::{Clerk, ClerkConfig, ClerkError, ClerkInput, ClerkOutput};
+use raftkv_core::kv::{KvCommand, KvReply};
+use raftkv_core::protocol::{ClientReply, Outcome, Reject};
+use raftkv_core::{Instant, NodeId, RequestId};
+
+use crate::client::AddressStatus;
+use crate::clock::Clock;
+use crate::conn::{Conn, ReadState};
+use crate::frame::MAX_FRAME_BYTES;
+use crate::wire::{
+    ClientFrame, Hello, HelloRole, MAGIC, NodeStatus, PROTOCOL_VERSION, ServerFrame, Welcome,
+};
+
+/// An operation a session finished.
+#[derive(Debug)]
+pub(crate) struct Finished {
+    /// The session.
+    pub(crate) session: usize,
+    /// Its result.
+    pub(crate) result: Result<KvReply, ClerkError>,
+}
+
+#[derive(Debug)]
+enum LinkState {
+    Down,
+    Connecting(Conn),
+    Up(Conn),
+}
+
+/// The connection to one node.
+#[derive(Debug)]
+struct Link {
+    address: String,
+    resolved: SocketAddr,
+    state: LinkState,
+    /// The node id it announced.
+    node: Option<NodeId>,
+    /// The last thing that went wrong, for error messages.
+    last_error: Option<String>,
+    /// Status answer, for `status`.
+    status: Option<NodeStatus>,
+}
+
+/// One session.
+struct Session {
+    clerk: Clerk<KvCommand, KvReply>,
+    /// The link and request of its last send: if that link fails, the request needs an answer.
+    waiting_on: Option<(usize, RequestId)>,
+}
+
+/// Sessions and their connections.
+pub(crate) struct ClerkPool {
+    poll: Poll,
+    events: Events,
+    clock: Clock,
+    hello: Hello,
+    links: Vec<Link>,
+    /// Node id announced by a link -> its position.
+    positions: BTreeMap<NodeId, usize>,
+    sessions: Vec<Session>,
+    /// Sessions with outputs to drain.
+    touched: Vec<usize>,
+    /// Links that failed this turn.
+    failed: Vec<usize>,
+    /// Session timeouts, earliest first (entries may be stale; checked when popped).
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    finished: std::collections::VecDeque<Finished>,
+    seed: u64,
+}
+
+impl ClerkPool {
+    /// A pool for the nodes at `addresses` of cluster `cluster`; connects lazily.
+    pub(crate) fn new(addresses: &[String], cluster: &str) -> Result<ClerkPool, String> {
+        if addresses.is_empty() {
+            return Err("no cluster address given".to_string());
+        }
+        let mut links = Vec::new();
+        for address in addresses {
+            let resolved = address
+                .to_socket_addrs()
+                .map_err(|e| format!("cannot resolve {address}: {e}"))?
+                .next()
+                .ok_or_else(|| format!("{address} resolves to no address"))?;
+            links.push(Link {
+                address: address.clone(),
+                resolved,
+                state: LinkState::Down,
+                node: None,
+                last_error: None,
+                status: None,
+            });
+        }
+        let poll = Poll::new().map_err(|e| format!("cannot create a poll: {e}"))?;
+        let clock = Clock::new();
+        Ok(ClerkPool {
+            poll,
+            events: Events::with_capacity(256),
+            hello: Hello {
+                magic: MAGIC,
+                version: PROTOCOL_VERSION,
+                cluster: cluster.to_string(),
+                role: HelloRole::Client,
+            },
+            links,
+            positions: BTreeMap::new(),
+            sessions: Vec::new(),
+            touched: Vec::new(),
+            failed: Vec::new(),
+            timers: BinaryHeap::new(),
+            finished: std::collections::VecDeque::new(),
+            seed: clock.now().as_nanos(),
+            clock,
+        })
+    }
+
+    /// Opens a new session; returns its number.
+    pub(crate) fn add_session(&mut self) -> usize {
+        let clerk = self.new_clerk();
+        self.sessions.push(Session {
+            clerk,
+            waiting_on: None,
+        });
+        self.sessions.len() - 1
+    }
+
+    /// Abandons whatever session `session` was doing and starts it afresh.
+    pub(crate) fn reset_session(&mut self, session: usize) {
+        let clerk = self.new_clerk();
+        self.sessions[session] = Session {
+            clerk,
+            waiting_on: None,
+        };
+    }
+
+    fn new_clerk(&mut self) -> Clerk<KvCommand, KvReply> {
+        let servers = (0..self.links.len() as u64).map(NodeId).collect();
+        let mut config = ClerkConfig::new(servers);
+        self.seed = self.seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        config.seed = self.seed;
+        Clerk::new(config)
+    }
+
+    /// Queues `command` in `session`.
+    pub(crate) fn submit(&mut self, session: usize, command: KvCommand) {
+        let now = self.clock.now();
+        self.sessions[session].clerk.submit(now, command);
+        self.touched.push(session);
+        self.drain();
+    }
+
+    /// Runs until an operation finishes or `timeout` passes.
+    pub(crate) fn next_finished(&mut self, timeout: Duration) -> io::Result<Option<Finished>> {
+        let deadline = self.clock.now().add_nanos(timeout.as_nanos() as u64);
+        loop {
+            if let Some(finished) = self.finished.pop_front() {
+                return Ok(Some(finished));
+            }
+            let now = self.clock.now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            self.turn(now, deadline)?;
+        }
+    }
+
+    /// Dials every node and waits until one accepts or `timeout` passes. Returns whether one
+    /// did.
+    pub(crate) fn connect_any(&mut self, timeout: Duration) -> io::Result<bool> {
+        let now = self.clock.now();
+        let deadline = now.add_nanos(timeout.as_nanos() as u64);
+        for link in 0..self.links.len() {
+            self.ensure_dialed(link);
+        }
+        self.handle_failures(now);
+        loop {
+            if self.links.iter().any(|link| link.node.is_some()) {
+                return Ok(true);
+            }
+            let all_down = self
+                .links
+                .iter()
+                .all(|link| matches!(link.state, LinkState::Down));
+            let now = self.clock.now();
+            if all_down || now >= deadline {
+                return Ok(false);
+            }
+            self.turn(now, deadline)?;
+        }
+    }
+
+    /// Asks every node for its status; waits until all answered, failed, or `timeout` passed.
+    pub(crate) fn statuses(&mut self, timeout: Duration) -> io::Result<Vec<AddressStatus>> {
+        let now = self.clock.now();
+        let deadline = now.add_nanos(timeout.as_nanos() as u64);
+        for position in 0..self.links.len() {
+            self.links[position].status = None;
+            self.ensure_dialed(position);
+            if let LinkState::Connecting(conn) | LinkState::Up(conn) =
+                &mut self.links[position].state
+            {
+                conn.send(&ClientFrame::Status { tag: 0 });
+            }
+            self.flush(position);
+        }
+        self.handle_failures(now);
+        loop {
+            let pending = self
+                .links
+                .iter()
+                .any(|link| link.status.is_none() && !matches!(link.state, LinkState::Down));
+            let now = self.clock.now();
+            if !pending || now >= deadline {
+                break;
+            }
+            self.turn(now, deadline)?;
+        }
+        Ok(self
+            .links
+            .iter_mut()
+            .map(|link| {
+                let result = link.status.take().ok_or_else(|| {
+                    link.last_error
+                        .clone()
+                        .unwrap_or_else(|| "no answer in time".to_string())
+                });
+                (link.address.clone(), result)
+            })
+            .collect())
+    }
+
+    /// One line per address saying what went wrong with it last, for error messages.
+    pub(crate) fn describe_links(&self) -> String {
+        self.links
+            .iter()
+            .map(|link| {
+                let state = match (&link.last_error, &link.state) {
+                    (Some(error), _) => error.clone(),
+                    (None, LinkState::Up(_)) => "connected".to_string(),
+                    (None, _) => "no answer".to_string(),
+                };
+                format!("{}: {state}", link.address)
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// Waits for events until `deadline` or the next session timeout, and handles them.
+    fn turn(&mut self, now: Instant, deadline: Instant) -> io::Result<()> {
+        let wake_at = match self.timers.peek() {
+            Some(Reverse((at, _))) => (*at).min(deadline),
+            None => deadline,
+        };
+        let timeout = Clock::until(now, wake_at);
+        match self.poll.poll(&mut self.events, Some(timeout)) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(error) => return Err(error),
+        }
+        let now = self.clock.now();
+        let ready: Vec<usize> = self.events.iter().map(|event| event.token().0).collect();
+        for position in ready {
+            self.on_link_event(position, now);
+        }
+        while let Some(Reverse((at, session))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let clerk = &mut self.sessions[session].clerk;
+            if clerk.poll_timeout().is_some_and(|due| due <= now) {
+                clerk.handle(now, ClerkInput::Timeout);
+                self.touched.push(session);
+            }
+        }
+        self.handle_failures(now);
+        self.drain();
+        Ok(())
+    }
+
+    /// Carries out what touched sessions want, until nothing more happens.
+    fn drain(&mut self) {
+        while !self.touched.is_empty() {
+            let touched = std::mem::take(&mut self.touched);
+            for session in touched {
+                while let Some(output) = self.sessions[session].clerk.poll_output() {
+                    match output {
+                        ClerkOutput::Send { to, request } => {
+                            let position = to.0 as usize;
+                            self.sessions[session].waiting_on = Some((position, request.request));
+                            self.ensure_dialed(position);
+                            if let LinkState::Connecting(conn) | LinkState::Up(conn) =
+                                &mut self.links[position].state
+                            {
+                                let tag = u32::try_from(session).expect("fewer than 2^32 sessions");
+                                conn.send(&ClientFrame::Request { tag, request });
+                            }
+                            self.flush(position);
+                        }
+                        ClerkOutput::Finished { result, .. } => {
+                            self.sessions[session].waiting_on = None;
+                            self.finished.push_back(Finished { session, result });
+                        }
+                    }
+                }
+                if let Some(at) = self.sessions[session].clerk.poll_timeout() {
+                    self.timers.push(Reverse((at, session)));
+                }
+            }
+            let now = self.clock.now();
+            self.handle_failures(now);
+        }
+    }
+
+    /// Dials a link that is down.
+    fn ensure_dialed(&mut self, position: usize) {
+        let link = &mut self.links[position];
+        if !matches!(link.state, LinkState::Down) {
+            return;
+        }
+        let dialed = TcpStream::connect(link.resolved).and_then(|stream| {
+            let mut conn = Conn::new(stream, MAX_FRAME_BYTES);
+            self.poll.registry().register(
+                conn.stream_mut(),
+                Token(position),
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
+            conn.send(&self.hello);
+            Ok(conn)
+        });
+        match dialed {
+            Ok(conn) => link.state = LinkState::Connecting(conn),
+            Err(error) => self.fail(position, format!("cannot connect: {error}")),
+        }
+    }
+
+    fn flush(&mut self, position: usize) {
+        if let LinkState::Up(conn) = &mut self.links[position].state {
+            if let Err(error) = conn.flush() {
+                self.fail(position, format!("cannot send: {error}"));
+            }
+        }
+    }
+
+    fn on_link_event(&mut self, position: usize, now: Instant) {
+        let Some(link) = self.links.get_mut(position) else {
+            return;
+        };
+        if let LinkState::Connecting(conn) = &link.state {
+            let stream = conn.stream();
+            let connected = match stream.take_error() {
+                Ok(Some(error)) | Err(error) => Err(error),
+                Ok(None) => match stream.peer_addr() {
+                    Ok(_) => Ok(true),
+                    Err(error) if error.kind() == io::ErrorKind::NotConnected => Ok(false),
+                    Err(error) => Err(error),
+                },
+            };
+            match connected {
+                Ok(true) => {
+                    let LinkState::Connecting(conn) =
+                        std::mem::replace(&mut link.state, LinkState::Down)
+                    else {
+                        unreachable!("matched Connecting above")
+                    };
+                    link.state = LinkState::Up(conn);
+                }
+                Ok(false) => return,
+                Err(error) => {
+                    self.fail(position, format!("cannot connect: {error}"));
+                    return;
+                }
+            }
+        }
+        self.flush(position);
+        let LinkState::Up(conn) = &mut self.links[position].state else {
+            return;
+        };
+        let state = conn.read_ready();
+        loop {
+            let link_node = self.links[position].node;
+            let LinkState::Up(conn) = &mut self.links[position].state else {
+                return;
+            };
+            if link_node.is_none() {
+                match conn.next_frame::<Welcome>() {
+                    Ok(Some(Welcome::Accepted { node })) => {
+                        self.links[position].node = Some(node);
+                        self.links[position].last_error = None;
+                        self.positions.insert(node, position);
+                        continue;
+                    }
+                    Ok(Some(Welcome::Refused { reason })) => {
+                        self.fail(position, format!("refused: {reason}"));
+                        return;
+                    }
+                    Ok(None) => break,
+                    Err(error) => {
+                        self.fail(position, format!("bad answer: {error}"));
+                        return;
+                    }
+                }
+            }
+            match conn.next_frame::<ServerFrame>() {
+                Ok(Some(ServerFrame::Reply { tag, reply })) => {
+                    self.on_reply(position, tag as usize, reply, now);
+                }
+                Ok(Some(ServerFrame::Status { status, .. })) => {
+                    self.links[position].status = Some(status);
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    self.fail(position, format!("bad answer: {error}"));
+                    return;
+                }
+            }
+        }
+        match state {
+            Ok(ReadState::Open) => {}
+            Ok(ReadState::Closed) => self.fail(position, "connection closed".to_string()),
+            Err(error) => self.fail(position, format!("connection lost: {error}")),
+        }
+    }
+
+    fn on_reply(
+        &mut self,
+        position: usize,
+        session: usize,
+        mut reply: ClientReply<KvReply>,
+        now: Instant,
+    ) {
+        let Some(target) = self.sessions.get_mut(session) else {
+            return;
+        };
+        if let Outcome::Rejected(Reject::NotLeader { hint }) = &mut reply.outcome {
+            // The clerk knows nodes by position in the address list.
+            *hint = hint.and_then(|node| self.positions.get(&node).map(|&p| NodeId(p as u64)));
+        }
+        if target
+            .waiting_on
+            .is_some_and(|(_, request)| request == reply.request)
+        {
+            target.waiting_on = None;
+        }
+        let from = NodeId(position as u64);
+        target.clerk.handle(now, ClerkInput::Reply { from, reply });
+        self.touched.push(session);
+    }
+
+    /// Closes a link; its sessions hear "not the leader" at the next `handle_failures`.
+    fn fail(&mut self, position: usize, error: String) {
+        let link = &mut self.links[position];
+        if let LinkState::Connecting(mut conn) | LinkState::Up(mut conn) =
+            std::mem::replace(&mut link.state, LinkState::Down)
+        {
+            let _ = self.poll.registry().deregister(conn.stream_mut());
+        }
+        link.last_error = Some(error);
+        link.node = None;
+        self.failed.push(position);
+    }
+
+    /// Answers, for each failed link, every request still waiting on it.
+    fn handle_failures(&mut self, now: Instant) {
+        for position in std::mem::take(&mut self.failed) {
+            for (session, target) in self.sessions.iter_mut().enumerate() {
+                let Some((waiting, request)) = target.waiting_on else {
+                    continue;
+                };
+                if waiting != position {
+                    continue;
+                }
+                target.waiting_on = None;
+                let reply = ClientReply {
+                    request,
+                    outcome: Outcome::Rejected(Reject::NotLeader { hint: None }),
+                };
+                let from = NodeId(position as u64);
+                target.clerk.handle(now, ClerkInput::Reply { from, reply });
+                self.touched.push(session);
+            }
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! The driver's clock: core `Instant`s measured from the Unix epoch.
+//!
+//! Core compares instants stamped by different nodes (the leader stamps each logged request,
+//! and session expiry follows those stamps on every replica), so every process of a cluster
+//! counts from the same origin: the Unix epoch, read once at start, then advanced by the
+//! monotonic clock so that a wall-clock step never moves time backwards within a process.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use raftkv_core::Instant;
+
+/// Reads the current time as a core [`Instant`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Clock {
+    origin: std::time::Instant,
+    origin_unix_nanos: u64,
+}
+
+impl Clock {
+    /// A clock anchored at the current wall-clock time.
+    pub(crate) fn new() -> Clock {
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        Clock {
+            origin: std::time::Instant::now(),
+            origin_unix_nanos: u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// Now, in nanoseconds since the Unix epoch.
+    pub(crate) fn now(&self) -> Instant {
+        let elapsed = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        Instant::from_nanos(self.origin_unix_nanos.saturating_add(elapsed))
+    }
+
+    /// How long from `now` until `deadline` (zero if it has passed).
+    pub(crate) fn until(now: Instant, deadline: Instant) -> Duration {
+        Duration::from_nanos(deadline.nanos_since(now))
+    }
+}

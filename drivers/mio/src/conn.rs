@@ -1,0 +1,132 @@
+//! A non-blocking TCP connection that sends and receives frames, shared by the server and the
+//! clients. Outgoing frames are encoded into one buffer and written in as few system calls as
+//! the socket allows; incoming bytes are buffered until whole frames can be decoded.
+
+use std::io::{self, Read, Write};
+
+use mio::net::TcpStream;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::frame::{self, FrameError};
+
+/// What reading found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReadState {
+    /// The connection is open; read again at the next readable event.
+    Open,
+    /// The other side closed the connection.
+    Closed,
+}
+
+/// One framed connection.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    stream: TcpStream,
+    inbox: Vec<u8>,
+    /// Bytes of `inbox` already decoded.
+    consumed: usize,
+    outbox: Vec<u8>,
+    /// Bytes of `outbox` already written.
+    written: usize,
+    max_frame_bytes: usize,
+}
+
+const READ_CHUNK_BYTES: usize = 64 << 10;
+
+impl Conn {
+    /// Wraps a connected (or connecting) stream; disables Nagle's algorithm, since every write
+    /// is already a batch.
+    pub(crate) fn new(stream: TcpStream, max_frame_bytes: usize) -> Conn {
+        // A failure only costs latency.
+        let _ = stream.set_nodelay(true);
+        Conn {
+            stream,
+            inbox: Vec::new(),
+            consumed: 0,
+            outbox: Vec::new(),
+            written: 0,
+            max_frame_bytes,
+        }
+    }
+
+    /// The socket, to register it with a poll.
+    pub(crate) fn stream_mut(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    /// The socket.
+    pub(crate) fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// Reads everything the socket has (edge-triggered polls need that).
+    pub(crate) fn read_ready(&mut self) -> io::Result<ReadState> {
+        if self.consumed > 0 && self.consumed == self.inbox.len() {
+            self.inbox.clear();
+            self.consumed = 0;
+        } else if self.consumed > self.inbox.len() / 2 {
+            self.inbox.drain(..self.consumed);
+            self.consumed = 0;
+        }
+        loop {
+            let filled = self.inbox.len();
+            self.inbox.resize(filled + READ_CHUNK_BYTES, 0);
+            match self.stream.read(&mut self.inbox[filled..]) {
+                Ok(0) => {
+                    self.inbox.truncate(filled);
+                    return Ok(ReadState::Closed);
+                }
+                Ok(read) => self.inbox.truncate(filled + read),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    self.inbox.truncate(filled);
+                    return Ok(ReadState::Open);
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {
+                    self.inbox.truncate(filled);
+                }
+                Err(error) => {
+                    self.inbox.truncate(filled);
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    /// The next complete frame received, if any.
+    pub(crate) fn next_frame<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
+        match frame::decode(&self.inbox[self.consumed..], self.max_frame_bytes)? {
+            Some((value, used)) => {
+                self.consumed += used;
+                Ok(Some(value))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Queues a frame; [`flush`](Self::flush) writes it.
+    pub(crate) fn send<T: Serialize>(&mut self, value: &T) {
+        frame::encode_into(value, &mut self.outbox);
+    }
+
+    /// Bytes queued and not yet written.
+    pub(crate) fn unsent_bytes(&self) -> usize {
+        self.outbox.len() - self.written
+    }
+
+    /// Writes what the socket takes. Returns whether everything queued is written.
+    pub(crate) fn flush(&mut self) -> io::Result<bool> {
+        while self.written < self.outbox.len() {
+            match self.stream.write(&self.outbox[self.written..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(written) => self.written += written,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        self.outbox.clear();
+        self.written = 0;
+        Ok(true)
+    }
+}

@@ -1,0 +1,203 @@
+//! `raftkv local`: the quick start. Runs a cluster of real `raftkv serve` processes on
+//! 127.0.0.1, says where they listen and what to try, and stops them on Ctrl-C. Their data
+//! stays, so running it again brings the same cluster back.
+
+use std::fs::{self, File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use rustix::process::{Pid, Signal, kill_process};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::cli::Failure;
+use crate::client::{Client, ClientOptions};
+
+/// Options of `raftkv local`.
+#[derive(Debug, Args)]
+pub(crate) struct LocalArgs {
+    /// How many nodes (an odd number tolerates the most failures for its size).
+    #[arg(long, default_value_t = 3)]
+    nodes: u16,
+    /// Where the nodes keep their data and logs (one subdirectory per node). Default: a
+    /// `raftkv-local` directory in the system's temporary directory.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Node N listens on 127.0.0.1:(BASE_PORT + N - 1).
+    #[arg(long, default_value_t = 7001)]
+    base_port: u16,
+}
+
+/// A child `raftkv serve`.
+struct Node {
+    id: u16,
+    child: Child,
+}
+
+/// Runs the local cluster until Ctrl-C.
+pub(crate) fn run(args: &LocalArgs) -> Result<(), Failure> {
+    if args.nodes == 0 {
+        return Err("--nodes must be at least 1".to_string().into());
+    }
+    let data = args
+        .data
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("raftkv-local"));
+    fs::create_dir_all(&data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
+    let addresses: Vec<String> = (0..args.nodes)
+        .map(|i| format!("127.0.0.1:{}", u32::from(args.base_port) + u32::from(i)))
+        .collect();
+    let peers = addresses
+        .iter()
+        .enumerate()
+        .map(|(i, address)| format!("{}={address}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("cannot catch signals: {e}"))?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let mut nodes = Vec::new();
+    for id in 1..=args.nodes {
+        match spawn(&exe, id, &peers, &data) {
+            Ok(child) => nodes.push(Node { id, child }),
+            Err(error) => {
+                stop(&mut nodes);
+                return Err(error.into());
+            }
+        }
+    }
+    println!("raftkv local cluster of {} nodes", args.nodes);
+    for (node, address) in nodes.iter().zip(&addresses) {
+        println!(
+            "  node {}: {address}  data {}  log {}",
+            node.id,
+            data.join(format!("n{}", node.id)).display(),
+            log_path(&data, node.id).display()
+        );
+    }
+    match wait_for_leader(&addresses, &mut nodes, &data) {
+        Ok(leader) => println!("leader: node {leader}"),
+        Err(error) => {
+            stop(&mut nodes);
+            return Err(error.into());
+        }
+    }
+    let program = shown_program(&exe);
+    println!("try, in another terminal:");
+    println!("  {program} put greeting hello && {program} get greeting");
+    println!("  {program} status");
+    println!("Ctrl-C stops the cluster; `raftkv local` again brings it back with its data.");
+
+    let outcome = loop {
+        if signals.pending().next().is_some() {
+            println!("stopping");
+            break Ok(());
+        }
+        if let Some(exited) = exited_node(&mut nodes) {
+            break Err(format!(
+                "node {exited} stopped unexpectedly; see {}",
+                log_path(&data, exited).display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    stop(&mut nodes);
+    outcome.map_err(Failure::Error)
+}
+
+fn log_path(data: &Path, id: u16) -> PathBuf {
+    data.join(format!("n{id}.log"))
+}
+
+fn spawn(exe: &Path, id: u16, peers: &str, data: &Path) -> Result<Child, String> {
+    let log_path = log_path(data, id);
+    let log: File = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
+    Command::new(exe)
+        .arg("serve")
+        .args(["--id", &id.to_string()])
+        .args(["--peers", peers])
+        .arg("--data")
+        .arg(data.join(format!("n{id}")))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot start node {id}: {e}"))
+}
+
+/// Waits until some node reports a leader; fails if a node dies or nothing happens in 15 s.
+fn wait_for_leader(addresses: &[String], nodes: &mut [Node], data: &Path) -> Result<u64, String> {
+    let started = Instant::now();
+    let options = ClientOptions {
+        connect_timeout: Duration::from_millis(500),
+        ..ClientOptions::default()
+    };
+    loop {
+        if let Some(exited) = exited_node(nodes) {
+            return Err(format!(
+                "node {exited} exited at start; see {}",
+                log_path(data, exited).display()
+            ));
+        }
+        if let Ok(mut client) = Client::connect_with(addresses, options.clone()) {
+            if let Ok(statuses) = client.status() {
+                let leader = statuses
+                    .iter()
+                    .filter_map(|(_, status)| status.as_ref().ok())
+                    .find(|status| status.role == "Leader");
+                if let Some(leader) = leader {
+                    return Ok(leader.id.0);
+                }
+            }
+        }
+        if started.elapsed() > Duration::from_secs(15) {
+            return Err("no leader was elected within 15 s".to_string());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The first node whose process has exited, if any.
+fn exited_node(nodes: &mut [Node]) -> Option<u16> {
+    for node in nodes.iter_mut() {
+        if matches!(node.child.try_wait(), Ok(Some(_))) {
+            return Some(node.id);
+        }
+    }
+    None
+}
+
+/// Asks every node to stop (SIGTERM), waits a little, then kills what is left.
+fn stop(nodes: &mut [Node]) {
+    for node in nodes.iter() {
+        let _ = kill_process(Pid::from_child(&node.child), Signal::TERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for node in nodes.iter_mut() {
+        while Instant::now() < deadline {
+            if !matches!(node.child.try_wait(), Ok(None)) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = node.child.kill();
+        let _ = node.child.wait();
+    }
+}
+
+/// How to call this program from the current directory.
+fn shown_program(exe: &Path) -> String {
+    let relative = std::env::current_dir()
+        .ok()
+        .and_then(|dir| exe.strip_prefix(dir).ok().map(Path::to_path_buf));
+    match relative {
+        Some(path) => path.display().to_string(),
+        None => exe.display().to_string(),
+    }
+}

@@ -1,0 +1,134 @@
+//! The disk thread: makes persists durable in batches and tells the event loop how far it got.
+//!
+//! Group commit: the thread takes every persist queued while its previous `fdatasync` ran and
+//! makes them all durable with the next one, so under load one sync covers many client writes.
+//! It publishes the id of the last durable persist and wakes the event loop (a mio `Waker`),
+//! which then feeds `Persisted { id }` to the replica.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+
+use mio::Waker;
+use raftkv_core::raft::{Persist, PersistId};
+use tracing::{info, warn};
+
+use crate::storage::Disk;
+
+/// What the disk thread shares with the event loop.
+#[derive(Debug, Default)]
+struct Shared {
+    /// The id of the last durable persist.
+    durable: AtomicU64,
+    /// Bytes of the WAL on disk.
+    wal_bytes: AtomicU64,
+    /// Set when a write or sync failed: the node must stop.
+    failure: Mutex<Option<String>>,
+}
+
+/// The event loop's handle on the disk thread.
+#[derive(Debug)]
+pub(crate) struct DiskThread {
+    queue: Option<Sender<Persist>>,
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl DiskThread {
+    /// Starts the thread, which owns `disk` from now on.
+    pub(crate) fn spawn(disk: Disk, waker: Arc<Waker>) -> std::io::Result<DiskThread> {
+        let shared = Arc::new(Shared::default());
+        shared.wal_bytes.store(disk.wal_bytes(), Ordering::Relaxed);
+        let (queue, receiver) = mpsc::channel();
+        let thread_shared = Arc::clone(&shared);
+        let thread = thread::Builder::new()
+            .name("raftkv-disk".to_string())
+            .spawn(move || run(disk, &receiver, &thread_shared, &waker))?;
+        Ok(DiskThread {
+            queue: Some(queue),
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues a persist. Persists are made durable in the order they are queued.
+    pub(crate) fn submit(&self, persist: Persist) {
+        if let Some(queue) = &self.queue {
+            // A closed queue means the thread stopped on a failure, which `failure` reports.
+            let _ = queue.send(persist);
+        }
+    }
+
+    /// The last persist made durable (every earlier one is too).
+    pub(crate) fn durable(&self) -> PersistId {
+        PersistId(self.shared.durable.load(Ordering::Acquire))
+    }
+
+    /// Bytes of the WAL on disk.
+    pub(crate) fn wal_bytes(&self) -> u64 {
+        self.shared.wal_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Why the disk failed, if it did. The node cannot go on: whether the failed write reached
+    /// the disk is unknown.
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.shared
+            .failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Makes everything queued durable and stops the thread.
+    pub(crate) fn shut_down(mut self) {
+        self.queue = None;
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                warn!("the disk thread panicked");
+            }
+        }
+    }
+}
+
+fn run(mut disk: Disk, receiver: &Receiver<Persist>, shared: &Shared, waker: &Waker) {
+    let mut batch = Vec::new();
+    while let Ok(first) = receiver.recv() {
+        batch.push(first);
+        batch.extend(receiver.try_iter());
+        let last = batch.last().expect("one persist at least").id;
+        for persist in &batch {
+            if let Some(snapshot) = &persist.snapshot {
+                info!(
+                    last = %snapshot.last,
+                    bytes = snapshot.data.len(),
+                    "saving snapshot"
+                );
+            }
+        }
+        match disk.persist(&batch) {
+            Ok(removed) => {
+                if removed > 0 {
+                    info!(
+                        segments = removed,
+                        "removed WAL segments covered by the snapshot"
+                    );
+                }
+                shared.wal_bytes.store(disk.wal_bytes(), Ordering::Relaxed);
+                shared.durable.store(last.0, Ordering::Release);
+            }
+            Err(error) => {
+                *shared
+                    .failure
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error.to_string());
+                let _ = waker.wake();
+                return;
+            }
+        }
+        batch.clear();
+        if let Err(error) = waker.wake() {
+            warn!(%error, "cannot wake the event loop");
+        }
+    }
+}

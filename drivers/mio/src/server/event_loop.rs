@@ -1,0 +1,266 @@
+//! The event loop: one thread, one mio poll, the replica, and every socket.
+//!
+//! Each turn: wait for readiness or the replica's next timeout; read every ready socket and
+//! feed every frame to the replica without draining it in between (so the requests of many
+//! clients share one append per follower); feed what the disk thread made durable; fire the
+//! timeout if due; then drain the replica once and write every connection that has something
+//! queued, one system call per connection.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+use raftkv_core::kv::KvStore;
+use raftkv_core::raft::{self, PersistId};
+use raftkv_core::server::{Input, Output, Replica, ReplicaConfig};
+use raftkv_core::{Instant, NodeId};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use tracing::{info, warn};
+
+use crate::clock::Clock;
+use crate::server::ServeOptions;
+use crate::server::disk_thread::DiskThread;
+use crate::server::inbound::Inbound;
+use crate::server::peers::{PeerLink, peer_hello};
+use crate::storage::Disk;
+use crate::wire::ServerFrame;
+
+const LISTENER: Token = Token(0);
+const WAKER: Token = Token(1);
+const SIGNALS: Token = Token(2);
+/// Peer links use tokens from here, one per peer.
+const FIRST_PEER: usize = 16;
+/// Accepted connections use tokens from here, never reused.
+const FIRST_INBOUND: usize = 1 << 20;
+
+/// The state of the event loop.
+pub(super) struct Server {
+    pub(super) options: ServeOptions,
+    pub(super) poll: Poll,
+    pub(super) listener: TcpListener,
+    pub(super) replica: Replica<KvStore>,
+    pub(super) disk: DiskThread,
+    pub(super) inbound: HashMap<Token, Inbound>,
+    /// Accepted connections with bytes queued in this turn.
+    pub(super) dirty: Vec<Token>,
+    pub(super) next_token: usize,
+    peers: Vec<PeerLink>,
+    peer_index: BTreeMap<NodeId, usize>,
+    signals: Signals,
+    clock: Clock,
+    /// The last persist acknowledged to the replica.
+    acknowledged: PersistId,
+}
+
+/// Runs node `options.id` until SIGINT or SIGTERM (`Ok`) or a fatal error.
+pub(crate) fn run(options: ServeOptions) -> Result<(), String> {
+    let mut server = start(options)?;
+    let result = server.serve();
+    server.stop();
+    result
+}
+
+fn start(options: ServeOptions) -> Result<Server, String> {
+    let clock = Clock::new();
+    let (disk, recovered, report) = Disk::open(
+        &options.data,
+        &options.cluster,
+        options.id,
+        options.segment_bytes,
+    )
+    .map_err(|error| error.to_string())?;
+    if let Some((path, offset, reason)) = &report.repaired {
+        warn!(
+            file = %path.display(),
+            offset,
+            reason,
+            "repaired a torn record at the tail of the WAL (a crash during a write): cut it off"
+        );
+    }
+    info!(
+        node = %options.id,
+        data = %options.data.display(),
+        fresh = report.fresh,
+        term = %recovered.hard_state.term,
+        entries = recovered.entries.len(),
+        snapshot = ?recovered.snapshot.as_ref().map(|s| s.last.index.0),
+        "recovered"
+    );
+    let poll = Poll::new().map_err(|e| format!("cannot create a poll: {e}"))?;
+    let mut listener = TcpListener::bind(options.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)
+        .map_err(|e| format!("cannot register the listener: {e}"))?;
+    let waker = Arc::new(
+        Waker::new(poll.registry(), WAKER).map_err(|e| format!("cannot create a waker: {e}"))?,
+    );
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("cannot catch signals: {e}"))?;
+    poll.registry()
+        .register(&mut signals, SIGNALS, Interest::READABLE)
+        .map_err(|e| format!("cannot register signals: {e}"))?;
+    let disk =
+        DiskThread::spawn(disk, waker).map_err(|e| format!("cannot start the disk thread: {e}"))?;
+
+    let voters: Vec<NodeId> = options.peers.iter().map(|(id, _)| *id).collect();
+    let mut raft_config = raft::Config::new(options.id, voters);
+    raft_config.election_timeout_ms_min = options.election_timeout_ms;
+    raft_config.election_timeout_ms_max = options.election_timeout_ms * 2;
+    raft_config.heartbeat_interval_ms = options.heartbeat_ms;
+    let now = clock.now();
+    // Election jitter differs per node and per start.
+    raft_config.seed = options.id.0 ^ now.as_nanos().rotate_left(17);
+    let replica = Replica::new(
+        now,
+        ReplicaConfig::new(raft_config),
+        recovered,
+        KvStore::default(),
+    )
+    .map_err(|error| format!("cannot start the replica: {error}"))?;
+
+    let mut peers = Vec::new();
+    let mut peer_index = BTreeMap::new();
+    for (id, address) in &options.peers {
+        if *id == options.id {
+            continue;
+        }
+        let token = Token(FIRST_PEER + peers.len());
+        peer_index.insert(*id, peers.len());
+        let hello = peer_hello(&options.cluster, options.id, *id);
+        peers.push(PeerLink::new(*id, address.clone(), token, hello, now));
+    }
+    info!(
+        node = %options.id,
+        listen = %options.listen,
+        cluster = %options.cluster,
+        peers = peers.len(),
+        "serving"
+    );
+    Ok(Server {
+        options,
+        poll,
+        listener,
+        replica,
+        disk,
+        inbound: HashMap::new(),
+        dirty: Vec::new(),
+        next_token: FIRST_INBOUND,
+        peers,
+        peer_index,
+        signals,
+        clock,
+        acknowledged: PersistId(0),
+    })
+}
+
+impl Server {
+    fn serve(&mut self) -> Result<(), String> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = self.poll_timeout(self.clock.now());
+            if let Err(error) = self.poll.poll(&mut events, timeout) {
+                if error.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(format!("poll failed: {error}"));
+            }
+            let now = self.clock.now();
+            for event in &events {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    WAKER => {}
+                    SIGNALS => {
+                        if self.signals.pending().next().is_some() {
+                            info!("signal received: shutting down");
+                            return Ok(());
+                        }
+                    }
+                    Token(token) if token < FIRST_INBOUND => {
+                        let peer = token - FIRST_PEER;
+                        if let Some(link) = self.peers.get_mut(peer) {
+                            link.on_event(self.poll.registry(), now);
+                        }
+                    }
+                    token => self.on_inbound_event(token, event, now),
+                }
+            }
+            self.take_durable(now)?;
+            if self.replica.poll_timeout().is_some_and(|at| at <= now) {
+                self.replica.handle(now, Input::Timeout);
+            }
+            self.drain();
+            for link in &mut self.peers {
+                link.dial_if_due(self.poll.registry(), now, self.options.max_frame_bytes);
+                link.flush(self.poll.registry(), now);
+            }
+            self.flush_inbound();
+        }
+    }
+
+    /// How long the poll may sleep: until the replica's timeout or the next peer dial.
+    fn poll_timeout(&self, now: Instant) -> Option<Duration> {
+        let dials = self.peers.iter().filter_map(PeerLink::retry_at);
+        let next = self.replica.poll_timeout().into_iter().chain(dials).min()?;
+        Some(Clock::until(now, next))
+    }
+
+    /// Tells the replica what the disk thread made durable since the last turn.
+    fn take_durable(&mut self, now: Instant) -> Result<(), String> {
+        if let Some(failure) = self.disk.failure() {
+            return Err(format!("disk failure, stopping: {failure}"));
+        }
+        let durable = self.disk.durable();
+        if durable > self.acknowledged {
+            self.acknowledged = durable;
+            self.replica.handle(now, Input::Persisted { id: durable });
+        }
+        Ok(())
+    }
+
+    /// Carries out everything the replica asked for.
+    fn drain(&mut self) {
+        while let Some(output) = self.replica.poll_output() {
+            match output {
+                Output::Send(message) => {
+                    if let Some(&peer) = self.peer_index.get(&message.to) {
+                        self.peers[peer].send(&message);
+                    }
+                }
+                Output::Persist(persist) => self.disk.submit(persist),
+                Output::Reply { to, reply } => {
+                    let (_, tag) = crate::server::inbound::reply_target(to);
+                    self.send_to_client(to, &ServerFrame::Reply { tag, reply });
+                }
+                Output::RoleChanged { role, term, leader } => {
+                    let leader = leader.map_or_else(|| "none".to_string(), |l| l.to_string());
+                    info!(node = %self.options.id, %role, %term, %leader, "role changed");
+                }
+            }
+        }
+    }
+
+    /// Stops cleanly: sends what is queued, makes every queued persist durable.
+    fn stop(self) {
+        let Server {
+            mut inbound,
+            mut peers,
+            disk,
+            poll,
+            clock,
+            ..
+        } = self;
+        let now = clock.now();
+        for link in &mut peers {
+            link.flush(poll.registry(), now);
+        }
+        for connection in inbound.values_mut() {
+            let _ = connection.conn.flush();
+        }
+        disk.shut_down();
+        info!("stopped");
+    }
+}

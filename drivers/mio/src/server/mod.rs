@@ -1,0 +1,41 @@
+//! The server: one raftkv node over TCP.
+//!
+//! One event-loop thread ([`event_loop`]) owns the replica and every socket: the listening
+//! port, the links it dials to each peer ([`peers`]) and the connections others open to it
+//! ([`inbound`]); the replica's `poll_timeout` is the poll's timeout. A disk thread
+//! ([`disk_thread`]) writes and syncs persists in batches and wakes the loop.
+
+mod disk_thread;
+mod event_loop;
+mod inbound;
+mod peers;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use raftkv_core::NodeId;
+
+pub(crate) use event_loop::run;
+
+/// Everything a node needs to run.
+#[derive(Clone, Debug)]
+pub(crate) struct ServeOptions {
+    /// This node.
+    pub(crate) id: NodeId,
+    /// Where to accept peers and clients.
+    pub(crate) listen: SocketAddr,
+    /// Every node of the cluster (this one included) and the address others reach it at.
+    pub(crate) peers: Vec<(NodeId, String)>,
+    /// The data directory.
+    pub(crate) data: PathBuf,
+    /// The cluster's name; connections from another cluster are refused.
+    pub(crate) cluster: String,
+    /// Lower bound of the randomized election timeout; the upper bound is twice this.
+    pub(crate) election_timeout_ms: u64,
+    /// Leader heartbeat interval.
+    pub(crate) heartbeat_ms: u64,
+    /// Largest frame accepted from a peer or client.
+    pub(crate) max_frame_bytes: usize,
+    /// Size at which a WAL segment is closed and the next one started.
+    pub(crate) segment_bytes: u64,
+}
