@@ -1,0 +1,233 @@
+//! A cluster of real `raftkv serve` processes on 127.0.0.1 for integration tests: free ports,
+//! a fresh data directory, and every process killed and the directory removed on drop.
+
+#![allow(dead_code)] // Each test file uses its own part of the harness.
+
+use std::fs::{self, OpenOptions};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use raftkv::{Client, ClientOptions};
+
+/// How long any condition may take to come true before a test fails.
+pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
+
+pub(crate) struct TestCluster {
+    dir: PathBuf,
+    ports: Vec<u16>,
+    nodes: Vec<Option<Child>>,
+}
+
+impl TestCluster {
+    /// Starts `size` nodes and waits until they have elected a leader.
+    pub(crate) fn start(size: usize) -> TestCluster {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "raftkv-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("create the test directory");
+        let ports = free_ports(size);
+        let mut cluster = TestCluster {
+            dir,
+            ports,
+            nodes: (0..size).map(|_| None).collect(),
+        };
+        for node in 1..=size {
+            cluster.spawn(node);
+        }
+        cluster.wait_for_leader(None);
+        cluster
+    }
+
+    pub(crate) fn addresses(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .map(|port| format!("127.0.0.1:{port}"))
+            .collect()
+    }
+
+    pub(crate) fn data_dir(&self, node: usize) -> PathBuf {
+        self.dir.join(format!("n{node}"))
+    }
+
+    pub(crate) fn log_path(&self, node: usize) -> PathBuf {
+        self.dir.join(format!("n{node}.log"))
+    }
+
+    pub(crate) fn log(&self, node: usize) -> String {
+        fs::read_to_string(self.log_path(node)).unwrap_or_default()
+    }
+
+    /// The command line that runs node `node`.
+    pub(crate) fn serve_command(&self, node: usize) -> Command {
+        let peers = self
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(i, port)| format!("{}=127.0.0.1:{port}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(node))
+            .expect("open the node's log");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_raftkv"));
+        command
+            .arg("serve")
+            .args(["--id", &node.to_string(), "--peers", &peers])
+            .arg("--data")
+            .arg(self.data_dir(node))
+            .args(["--election-timeout-ms", "150", "--heartbeat-ms", "30"])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        command
+    }
+
+    /// Starts (or restarts) node `node` (1-based).
+    pub(crate) fn spawn(&mut self, node: usize) {
+        assert!(self.nodes[node - 1].is_none(), "node {node} is running");
+        let child = self
+            .serve_command(node)
+            .spawn()
+            .expect("start raftkv serve");
+        self.nodes[node - 1] = Some(child);
+    }
+
+    /// Kills node `node` with SIGKILL, as a crash would.
+    pub(crate) fn kill(&mut self, node: usize) {
+        if let Some(mut child) = self.nodes[node - 1].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops node `node` with SIGTERM and returns how it exited.
+    pub(crate) fn terminate(&mut self, node: usize) -> ExitStatus {
+        let mut child = self.nodes[node - 1].take().expect("node is running");
+        rustix::process::kill_process(
+            rustix::process::Pid::from_child(&child),
+            rustix::process::Signal::TERM,
+        )
+        .expect("send SIGTERM");
+        wait_with_deadline(&mut child, PATIENCE).expect("node stops after SIGTERM")
+    }
+
+    /// Whether node `node` is still running.
+    pub(crate) fn is_running(&mut self, node: usize) -> bool {
+        self.nodes[node - 1]
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
+    /// A client of the whole cluster.
+    pub(crate) fn client(&self) -> Client {
+        let options = ClientOptions {
+            timeout: PATIENCE,
+            connect_timeout: Duration::from_secs(5),
+            ..ClientOptions::default()
+        };
+        Client::connect_with(&self.addresses(), options).expect("connect to the cluster")
+    }
+
+    /// Waits until a running node reports itself leader and returns its id; `not` excludes one.
+    pub(crate) fn wait_for_leader(&self, not: Option<u64>) -> u64 {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Ok(mut client) = Client::connect_with(
+                &self.addresses(),
+                ClientOptions {
+                    connect_timeout: Duration::from_millis(500),
+                    ..ClientOptions::default()
+                },
+            ) {
+                let leader = client.status().ok().and_then(|statuses| {
+                    statuses
+                        .into_iter()
+                        .filter_map(|(_, status)| status.ok())
+                        .find(|status| status.role == "Leader" && Some(status.id.0) != not)
+                });
+                if let Some(leader) = leader {
+                    return leader.id.0;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no leader within {PATIENCE:?}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Every node's log, for failure messages.
+    pub(crate) fn logs(&self) -> String {
+        (1..=self.nodes.len())
+            .map(|node| format!("--- node {node} ---\n{}", self.log(node)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The WAL segment files of node `node`, in order.
+    pub(crate) fn segments(&self, node: usize) -> Vec<PathBuf> {
+        let mut segments: Vec<PathBuf> = fs::read_dir(self.data_dir(node).join("wal"))
+            .expect("list the WAL")
+            .map(|entry| entry.expect("list the WAL").path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "wal"))
+            .collect();
+        segments.sort();
+        segments
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for node in 1..=self.nodes.len() {
+            self.kill(node);
+        }
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Waits for `child` to exit, at most `patience`; kills it if it does not.
+pub(crate) fn wait_with_deadline(child: &mut Child, patience: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + patience;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Ports that were free a moment ago (bound to port 0, then released).
+fn free_ports(count: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|listener| listener.local_addr().expect("bound").port())
+        .collect()
+}
+
+/// Size of a file.
+pub(crate) fn file_len(path: &Path) -> u64 {
+    fs::metadata(path).expect("file exists").len()
+}
