@@ -137,10 +137,7 @@ pub struct Clerk<C, R> {
 impl<C: Clone, R> Clerk<C, R> {
     /// A clerk with no session yet; it opens one with its first operation.
     pub fn new(config: ClerkConfig) -> Clerk<C, R> {
-        assert!(
-            !config.servers.is_empty(),
-            "a clerk needs at least one server"
-        );
+        assert!(!config.servers.is_empty(), "a clerk needs at least one server");
         let rng = Prng::seeded(config.seed);
         let backoff_ms = config.backoff_ms_min;
         Clerk {
@@ -179,9 +176,7 @@ impl<C: Clone, R> Clerk<C, R> {
 
     /// When to call `handle(now, ClerkInput::Timeout)`.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.current
-            .as_ref()
-            .map(|attempt| attempt.resend_at.unwrap_or(attempt.deadline))
+        self.current.as_ref().map(|attempt| attempt.resend_at.unwrap_or(attempt.deadline))
     }
 
     /// The session, once open.
@@ -241,9 +236,7 @@ impl<C: Clone, R> Clerk<C, R> {
 
     /// Waits a jittered, growing backoff, then tries `target`.
     fn retry_later(&mut self, now: Instant, target: usize) {
-        let wait_ms = self
-            .rng
-            .range_inclusive(self.backoff_ms / 2, self.backoff_ms);
+        let wait_ms = self.rng.range_inclusive(self.backoff_ms / 2, self.backoff_ms);
         self.backoff_ms = (self.backoff_ms * 2).min(self.config.backoff_ms_max);
         if let Some(attempt) = self.current.as_mut() {
             attempt.target = target;
@@ -261,10 +254,7 @@ impl<C: Clone, R> Clerk<C, R> {
         };
         self.backoff_ms = self.config.backoff_ms_min;
         if let Some(result) = result {
-            self.outbox.push_back(ClerkOutput::Finished {
-                request: attempt.request,
-                result,
-            });
+            self.outbox.push_back(ClerkOutput::Finished { request: attempt.request, result });
         }
         self.start_next(now);
     }
@@ -273,12 +263,7 @@ impl<C: Clone, R> Clerk<C, R> {
         let Some(attempt) = self.current.as_mut() else {
             return;
         };
-        let Some(from_index) = self
-            .config
-            .servers
-            .iter()
-            .position(|&server| server == from)
-        else {
+        let Some(from_index) = self.config.servers.iter().position(|&server| server == from) else {
             return;
         };
         if reply.request != attempt.request {

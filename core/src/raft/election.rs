@@ -45,11 +45,7 @@ impl RaftNode {
     /// Counts the answers of a (pre-)election. A candidate's vote for itself counts only once
     /// it is durable.
     pub(crate) fn tally_votes(&mut self, pre_vote: bool) {
-        let expected_role = if pre_vote {
-            Role::PreCandidate
-        } else {
-            Role::Candidate
-        };
+        let expected_role = if pre_vote { Role::PreCandidate } else { Role::Candidate };
         if self.role != expected_role {
             return;
         }

@@ -14,6 +14,7 @@ mod persist;
 mod progress;
 mod read;
 mod replication;
+mod snapshot;
 
 pub use config::{Config, ConfigError};
 pub use counters::Counters;
