@@ -236,6 +236,15 @@ impl<S: StateMachine> Replica<S> {
         &self.raft
     }
 
+    /// Hands leadership to `target` (see [`RaftNode::transfer_leadership`]).
+    pub fn transfer_leadership(
+        &mut self,
+        now: Instant,
+        target: NodeId,
+    ) -> Result<(), raft::TransferError> {
+        self.raft.transfer_leadership(now, target)
+    }
+
     /// Makes the node campaign now (leadership hand-over, tests).
     pub fn campaign(&mut self, now: Instant) {
         self.raft.campaign(now);

@@ -154,3 +154,38 @@ fn elections_succeed_despite_losing_most_messages_for_a_while() {
     cluster.run_for(3_000);
     assert_one_leader(&cluster, &cluster.ids());
 }
+
+#[test]
+fn leadership_is_handed_over_without_waiting_for_an_election_timeout() {
+    let mut cluster = Cluster::new(3);
+    cluster.elect(id(1));
+    let term = cluster.node(id(1)).term();
+    cluster.propose(id(1), b"before");
+    let now = cluster.now;
+    cluster.node_mut(id(1)).transfer_leadership(now, id(2)).expect("leads");
+    let refused = cluster.node_mut(id(1)).propose(now, b"during".to_vec());
+    assert_eq!(refused, Err(raftkv_core::raft::NotLeader { hint: Some(id(2)) }));
+    cluster.start_transcript();
+    cluster.stabilize();
+    assert_eq!(cluster.leader(), Some(id(2)), "no time passed, no timeout fired");
+    assert_eq!(cluster.node(id(2)).term(), term.next());
+    insta::assert_snapshot!(cluster.take_transcript());
+    cluster.propose(id(2), b"after");
+    cluster.stabilize();
+    for node in cluster.ids() {
+        assert_eq!(cluster.applied_commands(node), ["before", "after"], "node {node}");
+    }
+}
+
+#[test]
+fn a_transfer_to_an_unreachable_node_is_given_up() {
+    let mut cluster = Cluster::new(3);
+    cluster.elect(id(1));
+    cluster.crash(id(3));
+    let now = cluster.now;
+    cluster.node_mut(id(1)).transfer_leadership(now, id(3)).expect("leads");
+    cluster.run_for(1_000);
+    assert_eq!(cluster.leader(), Some(id(1)));
+    assert_eq!(cluster.node(id(1)).transfer_target(), None);
+    cluster.propose(id(1), b"served again");
+}

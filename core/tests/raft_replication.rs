@@ -278,7 +278,8 @@ fn random_body(rng: &mut Prng, kind: u64) -> Body {
     let last = LogId::new(LogIndex(small()), Term(small()));
     match kind {
         2 => Body::PreVote { last },
-        3 => Body::Vote { last },
+        3 => Body::Vote { last, transfer: small() % 2 == 0 },
+        9 => Body::TimeoutNow,
         4 => Body::PreVoteReply { granted: small() % 2 == 0 },
         5 => Body::VoteReply { granted: small() % 2 == 0 },
         6 => Body::AppendReply {

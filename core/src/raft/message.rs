@@ -38,6 +38,8 @@ pub enum Body {
     Vote {
         /// The last entry of the sender's log.
         last: LogId,
+        /// The leader handed over to the sender: grant even if the leader was heard recently.
+        transfer: bool,
     },
     /// Answer to `Vote`. A grant is only sent once the vote is durable.
     VoteReply {
@@ -56,6 +58,8 @@ pub enum Body {
         /// reads (ReadIndex, thesis §6.4). Zero until the first read.
         read_round: u64,
     },
+    /// The leader hands its leadership over: campaign now.
+    TimeoutNow,
     /// A chunk of the leader's snapshot, for a follower that needs entries the leader has
     /// compacted. Chunks are sent in order, a few in flight; the follower installs the
     /// snapshot once it holds all `total` bytes.
@@ -125,7 +129,10 @@ impl fmt::Display for Message {
             Body::PreVoteReply { granted } => {
                 write!(f, "PreVoteReply t={term} {}", grant_word(*granted))
             }
-            Body::Vote { last } => write!(f, "Vote t={term} last={last}"),
+            Body::Vote { last, transfer } => {
+                write!(f, "Vote t={term} last={last}{}", if *transfer { " transfer" } else { "" })
+            }
+            Body::TimeoutNow => write!(f, "TimeoutNow t={term}"),
             Body::VoteReply { granted } => write!(f, "VoteReply t={term} {}", grant_word(*granted)),
             Body::Append { prev, entries, commit, read_round } => {
                 write!(f, "Append t={term} prev={prev} n={} commit={commit}", entries.len())?;

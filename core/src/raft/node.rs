@@ -15,6 +15,7 @@ use crate::raft::persist::{HardState, Persist, PersistId, Recovered, Snapshot};
 use crate::raft::progress::Progress;
 use crate::raft::read::Reads;
 use crate::raft::snapshot::IncomingSnapshot;
+use crate::raft::transfer::Transfer;
 use crate::time::Instant;
 
 /// The role a node plays in its current term.
@@ -173,6 +174,8 @@ pub struct RaftNode {
     pub(crate) leader_contact: Option<Instant>,
     /// Leader only: entries or a new commit index are waiting to go out to every peer.
     pub(crate) broadcast_due: bool,
+    /// Leader only: a leadership transfer in progress.
+    pub(crate) transfer: Option<Transfer>,
     /// Leader only: reads in progress.
     pub(crate) reads: Reads,
     /// The latest snapshot, kept to send to followers that fall behind.
@@ -231,6 +234,7 @@ impl RaftNode {
             quorum_check_deadline: now,
             leader_contact: None,
             broadcast_due: false,
+            transfer: None,
             reads: Reads::default(),
             snapshot: recovered.snapshot,
             incoming_snapshot: None,
@@ -392,7 +396,7 @@ impl RaftNode {
             match message.body {
                 // Pre-votes carry the term the sender would campaign in; they change nothing.
                 Body::PreVote { .. } | Body::PreVoteReply { granted: true } => {}
-                Body::Vote { .. } if self.in_leader_lease() => {
+                Body::Vote { transfer: false, .. } if self.in_leader_lease() => {
                     self.counters.dropped_in_lease += 1;
                     return;
                 }
@@ -410,7 +414,8 @@ impl RaftNode {
         let term = message.term;
         match message.body {
             Body::PreVote { last } => self.on_pre_vote(from, term, last),
-            Body::Vote { last } => self.on_vote(from, last),
+            Body::Vote { last, .. } => self.on_vote(from, last),
+            Body::TimeoutNow => self.on_timeout_now(from),
             Body::PreVoteReply { granted } => self.on_vote_reply(from, term, granted, true),
             Body::VoteReply { granted } => self.on_vote_reply(from, term, granted, false),
             Body::Append { prev, entries, commit, read_round } => {
@@ -455,6 +460,7 @@ impl RaftNode {
     fn on_timeout(&mut self) {
         match self.role {
             Role::Leader => {
+                self.expire_transfer();
                 if self.now >= self.quorum_check_deadline {
                     if !self.quorum_active() {
                         self.become_follower(self.term, None);

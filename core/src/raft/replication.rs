@@ -19,6 +19,9 @@ impl RaftNode {
         if self.role != Role::Leader {
             return Err(NotLeader { hint: self.leader });
         }
+        if let Some(target) = self.transfer_target() {
+            return Err(NotLeader { hint: Some(target) });
+        }
         Ok(self.append_own(Payload::Command(command)))
     }
 
@@ -185,6 +188,7 @@ impl RaftNode {
                     self.maybe_commit();
                 }
                 self.replicate_to(peer);
+                self.maybe_send_timeout_now(peer);
             }
             AppendOutcome::Rejected { prev_index, hint } => {
                 let next = self.next_after_rejection(hint);
