@@ -114,7 +114,13 @@ struct Attempt<C> {
     /// Whether an earlier try may have been applied (it timed out or hit a stepping-down
     /// leader): then a session expiry leaves the outcome unknown.
     maybe_applied: bool,
+    /// Hints followed at once in a row; past a few, replicas that point at each other (a
+    /// leadership change under way) are asked again only after a backoff.
+    redirects: u32,
 }
+
+/// Hints followed without waiting, in a row.
+const MAX_IMMEDIATE_REDIRECTS: u32 = 2;
 
 /// A client of a replicated state machine, one operation at a time, in submission order.
 ///
@@ -214,6 +220,7 @@ impl<C: Clone, R> Clerk<C, R> {
             deadline: now,
             resend_at: None,
             maybe_applied: false,
+            redirects: 0,
         };
         self.current = Some(attempt);
         self.send(now);
@@ -241,6 +248,7 @@ impl<C: Clone, R> Clerk<C, R> {
         if let Some(attempt) = self.current.as_mut() {
             attempt.target = target;
             attempt.resend_at = Some(now.add_millis(wait_ms));
+            attempt.redirects = 0;
         }
     }
 
@@ -289,10 +297,14 @@ impl<C: Clone, R> Clerk<C, R> {
                 let hinted = hint.and_then(|h| self.config.servers.iter().position(|&s| s == h));
                 match hinted {
                     // A fresh hint is worth following at once.
-                    Some(target) if target != from_index => {
+                    Some(target)
+                        if target != from_index && attempt.redirects < MAX_IMMEDIATE_REDIRECTS =>
+                    {
+                        attempt.redirects += 1;
                         attempt.target = target;
                         self.send(now);
                     }
+                    Some(target) if target != from_index => self.retry_later(now, target),
                     _ => self.retry_later(now, self.next_server(from_index)),
                 }
             }
