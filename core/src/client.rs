@@ -114,7 +114,13 @@ struct Attempt<C> {
     /// Whether an earlier try may have been applied (it timed out or hit a stepping-down
     /// leader): then a session expiry leaves the outcome unknown.
     maybe_applied: bool,
+    /// Hints followed at once in a row; past a few, replicas that point at each other (a
+    /// leadership change under way) are asked again only after a backoff.
+    redirects: u32,
 }
+
+/// Hints followed without waiting, in a row.
+const MAX_IMMEDIATE_REDIRECTS: u32 = 2;
 
 /// A client of a replicated state machine, one operation at a time, in submission order.
 ///
@@ -137,10 +143,7 @@ pub struct Clerk<C, R> {
 impl<C: Clone, R> Clerk<C, R> {
     /// A clerk with no session yet; it opens one with its first operation.
     pub fn new(config: ClerkConfig) -> Clerk<C, R> {
-        assert!(
-            !config.servers.is_empty(),
-            "a clerk needs at least one server"
-        );
+        assert!(!config.servers.is_empty(), "a clerk needs at least one server");
         let rng = Prng::seeded(config.seed);
         let backoff_ms = config.backoff_ms_min;
         Clerk {
@@ -179,9 +182,7 @@ impl<C: Clone, R> Clerk<C, R> {
 
     /// When to call `handle(now, ClerkInput::Timeout)`.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.current
-            .as_ref()
-            .map(|attempt| attempt.resend_at.unwrap_or(attempt.deadline))
+        self.current.as_ref().map(|attempt| attempt.resend_at.unwrap_or(attempt.deadline))
     }
 
     /// The session, once open.
@@ -219,6 +220,7 @@ impl<C: Clone, R> Clerk<C, R> {
             deadline: now,
             resend_at: None,
             maybe_applied: false,
+            redirects: 0,
         };
         self.current = Some(attempt);
         self.send(now);
@@ -241,13 +243,12 @@ impl<C: Clone, R> Clerk<C, R> {
 
     /// Waits a jittered, growing backoff, then tries `target`.
     fn retry_later(&mut self, now: Instant, target: usize) {
-        let wait_ms = self
-            .rng
-            .range_inclusive(self.backoff_ms / 2, self.backoff_ms);
+        let wait_ms = self.rng.range_inclusive(self.backoff_ms / 2, self.backoff_ms);
         self.backoff_ms = (self.backoff_ms * 2).min(self.config.backoff_ms_max);
         if let Some(attempt) = self.current.as_mut() {
             attempt.target = target;
             attempt.resend_at = Some(now.add_millis(wait_ms));
+            attempt.redirects = 0;
         }
     }
 
@@ -261,10 +262,7 @@ impl<C: Clone, R> Clerk<C, R> {
         };
         self.backoff_ms = self.config.backoff_ms_min;
         if let Some(result) = result {
-            self.outbox.push_back(ClerkOutput::Finished {
-                request: attempt.request,
-                result,
-            });
+            self.outbox.push_back(ClerkOutput::Finished { request: attempt.request, result });
         }
         self.start_next(now);
     }
@@ -273,12 +271,7 @@ impl<C: Clone, R> Clerk<C, R> {
         let Some(attempt) = self.current.as_mut() else {
             return;
         };
-        let Some(from_index) = self
-            .config
-            .servers
-            .iter()
-            .position(|&server| server == from)
-        else {
+        let Some(from_index) = self.config.servers.iter().position(|&server| server == from) else {
             return;
         };
         if reply.request != attempt.request {
@@ -304,10 +297,14 @@ impl<C: Clone, R> Clerk<C, R> {
                 let hinted = hint.and_then(|h| self.config.servers.iter().position(|&s| s == h));
                 match hinted {
                     // A fresh hint is worth following at once.
-                    Some(target) if target != from_index => {
+                    Some(target)
+                        if target != from_index && attempt.redirects < MAX_IMMEDIATE_REDIRECTS =>
+                    {
+                        attempt.redirects += 1;
                         attempt.target = target;
                         self.send(now);
                     }
+                    Some(target) if target != from_index => self.retry_later(now, target),
                     _ => self.retry_later(now, self.next_server(from_index)),
                 }
             }

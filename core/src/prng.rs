@@ -66,10 +66,7 @@ mod tests {
             assert!((3..=7).contains(&value));
             seen[(value - 3) as usize] = true;
         }
-        assert!(
-            seen.iter().all(|&s| s),
-            "every value of 3..=7 drawn: {seen:?}"
-        );
+        assert!(seen.iter().all(|&s| s), "every value of 3..=7 drawn: {seen:?}");
         assert_eq!(rng.range_inclusive(9, 9), 9);
         assert_eq!(rng.range_inclusive(9, 2), 9);
     }
@@ -78,10 +75,7 @@ mod tests {
     fn chance_respects_its_ratio() {
         let mut rng = Prng::seeded(2);
         let hits = (0..10_000).filter(|_| rng.chance(1, 4)).count();
-        assert!(
-            (2_200..2_800).contains(&hits),
-            "{hits} hits of 10000 at 1/4"
-        );
+        assert!((2_200..2_800).contains(&hits), "{hits} hits of 10000 at 1/4");
         assert!(!rng.chance(1, 0));
         assert!(!rng.chance(0, 5));
     }

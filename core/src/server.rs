@@ -9,7 +9,7 @@ use crate::ids::{ClientId, LogIndex, NodeId, RequestId, Term};
 use crate::protocol::{ClientReply, ClientRequest, Op, Outcome, Reject};
 use crate::raft::{self, Message, Payload, Persist, PersistId, RaftNode, Recovered, Role};
 use crate::session::{SessionCheck, Sessions};
-use crate::state_machine::StateMachine;
+use crate::state_machine::{RestoreError, StateMachine};
 use crate::time::Instant;
 
 /// Settings of a replica.
@@ -20,6 +20,9 @@ pub struct ReplicaConfig {
     /// A session idle this long (by the leader-stamped log clock) expires. Default 10 minutes:
     /// long enough for any client retry loop, short enough to bound the table.
     pub session_timeout_ms: u64,
+    /// Once the applied entries held in the log weigh this many bytes, the replica snapshots its
+    /// state and the log drops them. Default 64 MiB.
+    pub snapshot_threshold_bytes: usize,
 }
 
 impl ReplicaConfig {
@@ -28,6 +31,7 @@ impl ReplicaConfig {
         ReplicaConfig {
             raft,
             session_timeout_ms: 10 * 60 * 1_000,
+            snapshot_threshold_bytes: 64 << 20,
         }
     }
 }
@@ -93,6 +97,40 @@ struct LoggedRequest<C> {
     op: Op<C>,
 }
 
+/// What a replica's snapshot holds: the sessions and the state machine's own snapshot.
+#[derive(Serialize)]
+struct SnapshotOut<'a, R> {
+    sessions: &'a Sessions<R>,
+    state: Vec<u8>,
+}
+
+/// `SnapshotOut` as decoded (the same fields, owned).
+#[derive(Deserialize)]
+struct SnapshotIn<R> {
+    sessions: Sessions<R>,
+    state: Vec<u8>,
+}
+
+/// Why a replica could not start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplicaStartError {
+    /// Its Raft node could not start.
+    Raft(raft::StartError),
+    /// The recovered snapshot does not decode.
+    Snapshot(RestoreError),
+}
+
+impl fmt::Display for ReplicaStartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReplicaStartError::Raft(error) => write!(f, "{error}"),
+            ReplicaStartError::Snapshot(error) => write!(f, "recovered {error}"),
+        }
+    }
+}
+
+impl std::error::Error for ReplicaStartError {}
+
 /// A proposed request waiting to be applied.
 #[derive(Clone, Copy, Debug)]
 struct Proposed {
@@ -132,8 +170,10 @@ pub struct Replica<S: StateMachine> {
     next_read_ctx: u64,
     applied: LogIndex,
     outbox: VecDeque<Output<S::Reply>>,
-    /// Log entries that did not decode (never written by this code: a bug if non-zero).
-    undecodable_entries: u64,
+    snapshot_threshold_bytes: usize,
+    /// Log entries and snapshots from a leader that did not decode (never written by this
+    /// code: a bug or a hostile peer if non-zero).
+    undecodable: u64,
 }
 
 impl<S: StateMachine> Replica<S> {
@@ -143,9 +183,10 @@ impl<S: StateMachine> Replica<S> {
         config: ReplicaConfig,
         recovered: Recovered,
         state: S,
-    ) -> Result<Replica<S>, raft::StartError> {
-        let raft = RaftNode::new(now, config.raft, recovered)?;
-        Ok(Replica {
+    ) -> Result<Replica<S>, ReplicaStartError> {
+        let snapshot = recovered.snapshot.clone();
+        let raft = RaftNode::new(now, config.raft, recovered).map_err(ReplicaStartError::Raft)?;
+        let mut replica = Replica {
             raft,
             state,
             sessions: Sessions::new(config.session_timeout_ms),
@@ -155,8 +196,13 @@ impl<S: StateMachine> Replica<S> {
             next_read_ctx: 0,
             applied: LogIndex(0),
             outbox: VecDeque::new(),
-            undecodable_entries: 0,
-        })
+            snapshot_threshold_bytes: config.snapshot_threshold_bytes,
+            undecodable: 0,
+        };
+        if let Some(snapshot) = snapshot {
+            replica.restore(&snapshot).map_err(ReplicaStartError::Snapshot)?;
+        }
+        Ok(replica)
     }
 
     /// Feeds one event.
@@ -190,6 +236,15 @@ impl<S: StateMachine> Replica<S> {
         &self.raft
     }
 
+    /// Hands leadership to `target` (see [`RaftNode::transfer_leadership`]).
+    pub fn transfer_leadership(
+        &mut self,
+        now: Instant,
+        target: NodeId,
+    ) -> Result<(), raft::TransferError> {
+        self.raft.transfer_leadership(now, target)
+    }
+
     /// Makes the node campaign now (leadership hand-over, tests).
     pub fn campaign(&mut self, now: Instant) {
         self.raft.campaign(now);
@@ -210,37 +265,27 @@ impl<S: StateMachine> Replica<S> {
         self.applied
     }
 
-    /// Log entries that failed to decode (always zero unless there is a bug).
-    pub fn undecodable_entries(&self) -> u64 {
-        self.undecodable_entries
+    /// Log entries and snapshots that failed to decode (zero unless there is a bug or a
+    /// hostile peer).
+    pub fn undecodable(&self) -> u64 {
+        self.undecodable
     }
 
     fn reply(&mut self, to: ReplyTo, request: RequestId, outcome: Outcome<S::Reply>) {
-        self.outbox.push_back(Output::Reply {
-            to,
-            reply: ClientReply { request, outcome },
-        });
+        self.outbox.push_back(Output::Reply { to, reply: ClientReply { request, outcome } });
     }
 
     fn on_request(&mut self, now: Instant, from: ReplyTo, request: ClientRequest<S::Command>) {
-        let ClientRequest {
-            client,
-            request: request_id,
-            op,
-        } = request;
+        let ClientRequest { client, request: request_id, op } = request;
         if let Op::Command(command) = &op {
             if let Err(invalid) = self.state.validate(command) {
-                let reject = Reject::Invalid {
-                    reason: invalid.reason,
-                };
+                let reject = Reject::Invalid { reason: invalid.reason };
                 self.reply(from, request_id, Outcome::Rejected(reject));
                 return;
             }
         }
         if self.raft.role() != Role::Leader {
-            let reject = Reject::NotLeader {
-                hint: self.raft.leader(),
-            };
+            let reject = Reject::NotLeader { hint: self.raft.leader() };
             self.reply(from, request_id, Outcome::Rejected(reject));
             return;
         }
@@ -250,11 +295,7 @@ impl<S: StateMachine> Replica<S> {
                 self.next_read_ctx += 1;
                 match self.raft.read_index(now, ctx) {
                     Ok(()) => {
-                        let read = WaitingRead {
-                            to: from,
-                            request: request_id,
-                            command,
-                        };
+                        let read = WaitingRead { to: from, request: request_id, command };
                         self.reads.insert(ctx, read);
                     }
                     Err(raft::NotLeader { hint }) => {
@@ -273,29 +314,16 @@ impl<S: StateMachine> Replica<S> {
                     return;
                 }
                 let stamp_ms = now.as_nanos() / 1_000_000;
-                let logged = LoggedRequest {
-                    client,
-                    request: request_id,
-                    stamp_ms,
-                    op,
-                };
+                let logged = LoggedRequest { client, request: request_id, stamp_ms, op };
                 let bytes =
                     postcard::to_allocvec(&logged).expect("encoding into a Vec cannot fail");
                 match self.raft.propose(now, bytes) {
                     Ok(id) => {
-                        let proposed = Proposed {
-                            to: from,
-                            request: request_id,
-                            term: id.term,
-                        };
+                        let proposed = Proposed { to: from, request: request_id, term: id.term };
                         self.proposed.insert(id.index, proposed);
                     }
                     Err(raft::NotLeader { hint }) => {
-                        self.reply(
-                            from,
-                            request_id,
-                            Outcome::Rejected(Reject::NotLeader { hint }),
-                        );
+                        self.reply(from, request_id, Outcome::Rejected(Reject::NotLeader { hint }));
                     }
                 }
             }
@@ -311,6 +339,12 @@ impl<S: StateMachine> Replica<S> {
                     self.apply(entry);
                 }
                 self.serve_ready_reads();
+                self.maybe_snapshot();
+            }
+            raft::Output::RestoreSnapshot(snapshot) => {
+                if self.restore(&snapshot).is_err() {
+                    self.undecodable += 1;
+                }
             }
             raft::Output::ReadReady { ctx, index } => {
                 if let Some(read) = self.reads.remove(&ctx) {
@@ -328,8 +362,7 @@ impl<S: StateMachine> Replica<S> {
                 if role != Role::Leader {
                     self.abandon_proposals(leader);
                 }
-                self.outbox
-                    .push_back(Output::RoleChanged { role, term, leader });
+                self.outbox.push_back(Output::RoleChanged { role, term, leader });
             }
         }
     }
@@ -350,7 +383,7 @@ impl<S: StateMachine> Replica<S> {
             Payload::Command(bytes) => match postcard::from_bytes(bytes) {
                 Ok(logged) => Some(self.apply_logged(entry.index, logged)),
                 Err(_) => {
-                    self.undecodable_entries += 1;
+                    self.undecodable += 1;
                     None
                 }
             },
@@ -359,9 +392,7 @@ impl<S: StateMachine> Replica<S> {
             let outcome = match outcome {
                 Some(outcome) if proposed.term == entry.term => outcome,
                 // Another leader's entry replaced ours: ours was never applied.
-                _ => Outcome::Rejected(Reject::NotLeader {
-                    hint: self.raft.leader(),
-                }),
+                _ => Outcome::Rejected(Reject::NotLeader { hint: self.raft.leader() }),
             };
             self.reply(proposed.to, proposed.request, outcome);
         }
@@ -383,8 +414,7 @@ impl<S: StateMachine> Replica<S> {
             Op::Command(command) => match self.sessions.check(logged.client, logged.request) {
                 SessionCheck::New => {
                     let reply = self.state.apply(&command);
-                    self.sessions
-                        .record(logged.client, logged.request, reply.clone());
+                    self.sessions.record(logged.client, logged.request, reply.clone());
                     Outcome::Done(reply)
                 }
                 SessionCheck::Duplicate(reply) => Outcome::Done(reply.clone()),
@@ -394,12 +424,28 @@ impl<S: StateMachine> Replica<S> {
         }
     }
 
+    /// Snapshots the sessions and the state machine once the applied log is heavy enough.
+    fn maybe_snapshot(&mut self) {
+        if self.raft.status().applied_log_bytes < self.snapshot_threshold_bytes {
+            return;
+        }
+        let snapshot = SnapshotOut { sessions: &self.sessions, state: self.state.snapshot() };
+        let data = postcard::to_allocvec(&snapshot).expect("encoding into a Vec cannot fail");
+        self.raft.compact(data);
+    }
+
+    /// Replaces sessions and state with a snapshot's.
+    fn restore(&mut self, snapshot: &raft::Snapshot) -> Result<(), RestoreError> {
+        let decoded: SnapshotIn<S::Reply> = postcard::from_bytes(&snapshot.data)
+            .map_err(|error| RestoreError { reason: error.to_string() })?;
+        self.state.restore(&decoded.state)?;
+        self.sessions = decoded.sessions.with_timeout_ms(self.sessions.timeout_ms());
+        self.applied = snapshot.last.index;
+        Ok(())
+    }
+
     fn serve_ready_reads(&mut self) {
-        while self
-            .reads_ready
-            .front()
-            .is_some_and(|(index, _)| *index <= self.applied)
-        {
+        while self.reads_ready.front().is_some_and(|(index, _)| *index <= self.applied) {
             let (_, read) = self.reads_ready.pop_front().expect("front exists");
             let reply = self.state.read(&read.command);
             self.reply(read.to, read.request, Outcome::Done(reply));
@@ -413,11 +459,7 @@ impl<R: fmt::Debug> fmt::Display for Output<R> {
             Output::Send(message) => write!(f, "{message}"),
             Output::Persist(persist) => write!(f, "{persist}"),
             Output::Reply { to, reply } => {
-                write!(
-                    f,
-                    "reply to client {} #{}: {:?}",
-                    to.0, reply.request, reply.outcome
-                )
+                write!(f, "reply to client {} #{}: {:?}", to.0, reply.request, reply.outcome)
             }
             Output::RoleChanged { role, term, leader } => match leader {
                 Some(leader) => write!(f, "{role} t={term} leader={leader}"),

@@ -34,7 +34,9 @@ pub enum SessionCheck<'a, R> {
 /// The sessions of all clients, with expiry by a clock that the leader stamps into the log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sessions<R> {
-    /// Idle time after which a session expires.
+    /// Idle time after which a session expires: configuration, not state, so a snapshot does
+    /// not carry it.
+    #[serde(skip)]
     timeout_ms: u64,
     /// The log clock: the latest stamp applied (stamps of different leaders may go backwards;
     /// the clock never does).
@@ -55,6 +57,16 @@ impl<R> Sessions<R> {
         }
     }
 
+    /// The same sessions, expiring after `timeout_ms` idle.
+    pub fn with_timeout_ms(self, timeout_ms: u64) -> Sessions<R> {
+        Sessions { timeout_ms, ..self }
+    }
+
+    /// Idle time after which a session expires.
+    pub fn timeout_ms(&self) -> u64 {
+        self.timeout_ms
+    }
+
     /// Advances the log clock to a stamp of an entry being applied, and expires every session
     /// idle for longer than the timeout.
     pub fn advance_clock(&mut self, stamp_ms: u64) {
@@ -72,17 +84,7 @@ impl<R> Sessions<R> {
     /// Opens the session `client` at the current log clock.
     pub fn open(&mut self, client: ClientId) {
         let active_ms = self.clock_ms;
-        if self
-            .sessions
-            .insert(
-                client,
-                Session {
-                    last: None,
-                    active_ms,
-                },
-            )
-            .is_none()
-        {
+        if self.sessions.insert(client, Session { last: None, active_ms }).is_none() {
             self.by_activity.insert((active_ms, client));
         }
     }
@@ -132,19 +134,10 @@ mod tests {
         sessions.open(client);
         assert_eq!(sessions.check(client, RequestId(1)), SessionCheck::New);
         sessions.record(client, RequestId(1), "one");
-        assert_eq!(
-            sessions.check(client, RequestId(1)),
-            SessionCheck::Duplicate(&"one")
-        );
+        assert_eq!(sessions.check(client, RequestId(1)), SessionCheck::Duplicate(&"one"));
         sessions.record(client, RequestId(2), "two");
-        assert_eq!(
-            sessions.check(client, RequestId(1)),
-            SessionCheck::Superseded
-        );
-        assert_eq!(
-            sessions.check(ClientId(8), RequestId(1)),
-            SessionCheck::Unknown
-        );
+        assert_eq!(sessions.check(client, RequestId(1)), SessionCheck::Superseded);
+        assert_eq!(sessions.check(ClientId(8), RequestId(1)), SessionCheck::Unknown);
     }
 
     #[test]
@@ -156,10 +149,7 @@ mod tests {
         sessions.advance_clock(900);
         sessions.record(ClientId(2), RequestId(1), ());
         sessions.advance_clock(1_101);
-        assert_eq!(
-            sessions.check(ClientId(1), RequestId(1)),
-            SessionCheck::Unknown
-        );
+        assert_eq!(sessions.check(ClientId(1), RequestId(1)), SessionCheck::Unknown);
         assert_eq!(sessions.check(ClientId(2), RequestId(2)), SessionCheck::New);
         sessions.advance_clock(50); // A stamp from a leader whose clock is behind.
         sessions.advance_clock(1_899);

@@ -10,17 +10,11 @@ use raftkv_core::protocol::{ClientReply, ClientRequest, Op, Outcome, Reject};
 use raftkv_core::{ClientId, NodeId, RequestId};
 
 fn put(key: &str, value: &str) -> KvCommand {
-    KvCommand::Put {
-        key: key.into(),
-        value: value.into(),
-    }
+    KvCommand::Put { key: key.into(), value: value.into() }
 }
 
 fn append(key: &str, value: &str) -> KvCommand {
-    KvCommand::Append {
-        key: key.into(),
-        value: value.into(),
-    }
+    KvCommand::Append { key: key.into(), value: value.into() }
 }
 
 fn get(key: &str) -> KvCommand {
@@ -33,21 +27,11 @@ fn value(text: &str) -> Result<KvReply, ClerkError> {
 
 /// Registers a session by hand at the leader and returns its id.
 fn register_by_hand(cluster: &mut KvCluster, leader: NodeId) -> ClientId {
-    let request = ClientRequest {
-        client: ClientId(0),
-        request: RequestId(1),
-        op: Op::Register,
-    };
+    let request = ClientRequest { client: ClientId(0), request: RequestId(1), op: Op::Register };
     cluster.request_by_hand(leader, request);
     cluster.stabilize();
     match cluster.by_hand.pop() {
-        Some((
-            _,
-            ClientReply {
-                outcome: Outcome::Registered { client },
-                ..
-            },
-        )) => client,
+        Some((_, ClientReply { outcome: Outcome::Registered { client }, .. })) => client,
         other => panic!("registration failed: {other:?}"),
     }
 }
@@ -61,20 +45,10 @@ fn puts_appends_and_gets_through_the_clerk_give_the_expected_values() {
     cluster.submit(0, get("x"));
     cluster.submit(0, KvCommand::Delete { key: "x".into() });
     cluster.submit(0, get("x"));
-    cluster.submit(
-        0,
-        KvCommand::Cas {
-            key: "x".into(),
-            expected: None,
-            new: "n".into(),
-        },
-    );
+    cluster.submit(0, KvCommand::Cas { key: "x".into(), expected: None, new: "n".into() });
     cluster.submit(0, get("x"));
     assert!(cluster.run_until(5_000, |c| c.finished[0].len() == 7));
-    let results: Vec<_> = cluster.finished[0]
-        .iter()
-        .map(|(_, result)| result.clone())
-        .collect();
+    let results: Vec<_> = cluster.finished[0].iter().map(|(_, result)| result.clone()).collect();
     assert_eq!(
         results,
         [
@@ -83,20 +57,13 @@ fn puts_appends_and_gets_through_the_clerk_give_the_expected_values() {
             value("12"),
             Ok(KvReply::Done),
             Ok(KvReply::Value(None)),
-            Ok(KvReply::Cas {
-                swapped: true,
-                previous: None
-            }),
+            Ok(KvReply::Cas { swapped: true, previous: None }),
             value("n"),
         ]
     );
     cluster.run_for(500);
     for node in cluster.ids() {
-        assert_eq!(
-            cluster.value(node, "x").as_deref(),
-            Some("n"),
-            "node {node}"
-        );
+        assert_eq!(cluster.value(node, "x").as_deref(), Some("n"), "node {node}");
     }
 }
 
@@ -105,11 +72,8 @@ fn a_request_delivered_three_times_is_applied_once() {
     let mut cluster = KvCluster::new(3, 0);
     let leader = cluster.wait_for_leader();
     let client = register_by_hand(&mut cluster, leader);
-    let request = ClientRequest {
-        client,
-        request: RequestId(2),
-        op: Op::Command(append("x", "a")),
-    };
+    let request =
+        ClientRequest { client, request: RequestId(2), op: Op::Command(append("x", "a")) };
     for _ in 0..3 {
         cluster.request_by_hand(leader, request.clone());
     }
@@ -117,22 +81,10 @@ fn a_request_delivered_three_times_is_applied_once() {
     // And once more after it was applied.
     cluster.request_by_hand(leader, request);
     cluster.run_for(200);
-    let outcomes: Vec<_> = cluster
-        .by_hand
-        .iter()
-        .map(|(_, reply)| reply.outcome.clone())
-        .collect();
-    assert_eq!(
-        outcomes,
-        vec![Outcome::Done(KvReply::Done); 4],
-        "every delivery is answered"
-    );
+    let outcomes: Vec<_> = cluster.by_hand.iter().map(|(_, reply)| reply.outcome.clone()).collect();
+    assert_eq!(outcomes, vec![Outcome::Done(KvReply::Done); 4], "every delivery is answered");
     for node in cluster.ids() {
-        assert_eq!(
-            cluster.value(node, "x").as_deref(),
-            Some("a"),
-            "node {node} applied it once"
-        );
+        assert_eq!(cluster.value(node, "x").as_deref(), Some("a"), "node {node} applied it once");
     }
 }
 
@@ -150,19 +102,12 @@ fn a_leader_change_in_the_middle_of_a_request_still_applies_it_exactly_once() {
     cluster.crash(old_leader);
     cluster.drop_where(|p| matches!(p, Packet::Reply { .. }));
 
-    assert!(
-        cluster.run_until(10_000, |c| c.finished[0].len() == 2),
-        "the clerk retried"
-    );
+    assert!(cluster.run_until(10_000, |c| c.finished[0].len() == 2), "the clerk retried");
     assert_eq!(cluster.finished[0][1].1, Ok(KvReply::Done));
     cluster.restart(old_leader);
     cluster.run_for(1_000);
     for node in cluster.ids() {
-        assert_eq!(
-            cluster.value(node, "x").as_deref(),
-            Some("base+once"),
-            "node {node}"
-        );
+        assert_eq!(cluster.value(node, "x").as_deref(), Some("base+once"), "node {node}");
     }
 }
 
@@ -174,12 +119,8 @@ fn a_deposed_leader_cannot_serve_a_read() {
     assert!(cluster.run_until(2_000, |c| c.finished[0].len() == 1));
 
     // Client 1 stays with the old leader in a minority; the others move on.
-    let others: Vec<u64> = cluster
-        .ids()
-        .iter()
-        .map(|n| n.0)
-        .filter(|&n| n != old_leader.0)
-        .collect();
+    let others: Vec<u64> =
+        cluster.ids().iter().map(|n| n.0).filter(|&n| n != old_leader.0).collect();
     let mut majority = others.clone();
     majority.push(client_end(0));
     cluster.partition(&[old_leader.0, client_end(1)], &majority);
@@ -189,24 +130,14 @@ fn a_deposed_leader_cannot_serve_a_read() {
     cluster.submit(0, put("x", "new"));
     assert!(cluster.run_until(5_000, |c| c.finished[0].len() == 2));
 
-    let stale_read = ClientRequest {
-        client: ClientId(0),
-        request: RequestId(1),
-        op: Op::Command(get("x")),
-    };
+    let stale_read =
+        ClientRequest { client: ClientId(0), request: RequestId(1), op: Op::Command(get("x")) };
     cluster.request_by_hand(old_leader, stale_read.clone());
     cluster.submit(1, get("x"));
     cluster.run_for(3_000);
-    assert!(
-        cluster.finished[1].is_empty(),
-        "the minority answered nothing"
-    );
+    assert!(cluster.finished[1].is_empty(), "the minority answered nothing");
     assert_eq!(
-        cluster
-            .by_hand
-            .iter()
-            .map(|(_, r)| r.outcome.clone())
-            .collect::<Vec<_>>(),
+        cluster.by_hand.iter().map(|(_, r)| r.outcome.clone()).collect::<Vec<_>>(),
         [Outcome::Rejected(Reject::NotLeader { hint: None })],
         "the deposed leader refused the read"
     );
@@ -221,29 +152,13 @@ fn a_read_in_flight_when_leadership_is_lost_is_refused_not_answered_stale() {
     let mut cluster = KvCluster::new(3, 0);
     let leader = cluster.wait_for_leader();
     let client = register_by_hand(&mut cluster, leader);
-    let others: Vec<u64> = cluster
-        .ids()
-        .iter()
-        .map(|n| n.0)
-        .filter(|&n| n != leader.0)
-        .collect();
+    let others: Vec<u64> = cluster.ids().iter().map(|n| n.0).filter(|&n| n != leader.0).collect();
     cluster.partition(&[leader.0], &others);
-    let read = ClientRequest {
-        client,
-        request: RequestId(2),
-        op: Op::Command(get("x")),
-    };
+    let read = ClientRequest { client, request: RequestId(2), op: Op::Command(get("x")) };
     cluster.request_by_hand(leader, read);
     cluster.run_for(2_000);
-    let outcomes: Vec<_> = cluster
-        .by_hand
-        .iter()
-        .map(|(_, r)| r.outcome.clone())
-        .collect();
-    assert_eq!(
-        outcomes,
-        [Outcome::Rejected(Reject::NotLeader { hint: None })]
-    );
+    let outcomes: Vec<_> = cluster.by_hand.iter().map(|(_, r)| r.outcome.clone()).collect();
+    assert_eq!(outcomes, [Outcome::Rejected(Reject::NotLeader { hint: None })]);
 }
 
 #[test]
@@ -251,11 +166,8 @@ fn sessions_expire_at_the_same_index_on_every_replica() {
     let mut cluster = KvCluster::with_config(3, 2, |config| config.session_timeout_ms = 1_000);
     let leader = cluster.wait_for_leader();
     let idle = register_by_hand(&mut cluster, leader);
-    let first = ClientRequest {
-        client: idle,
-        request: RequestId(2),
-        op: Op::Command(append("x", "a")),
-    };
+    let first =
+        ClientRequest { client: idle, request: RequestId(2), op: Op::Command(append("x", "a")) };
     cluster.request_by_hand(leader, first.clone());
     cluster.stabilize();
     // Client 0 keeps writing for three seconds; the idle session falls behind the log clock.
@@ -265,25 +177,16 @@ fn sessions_expire_at_the_same_index_on_every_replica() {
         cluster.run_for(100);
     }
     cluster.run_for(500);
-    let tables: Vec<_> = cluster
-        .ids()
-        .iter()
-        .map(|&n| cluster.replica(n).sessions().clone())
-        .collect();
-    assert!(
-        tables.windows(2).all(|pair| pair[0] == pair[1]),
-        "every replica has the same table"
-    );
+    let tables: Vec<_> =
+        cluster.ids().iter().map(|&n| cluster.replica(n).sessions().clone()).collect();
+    assert!(tables.windows(2).all(|pair| pair[0] == pair[1]), "every replica has the same table");
     assert_eq!(tables[0].len(), 1, "only the busy session is left");
 
     // A retry of the idle session's request is refused, not applied a second time.
     cluster.by_hand.clear();
     cluster.request_by_hand(cluster.leader().expect("leads"), first);
     cluster.stabilize();
-    assert_eq!(
-        cluster.by_hand[0].1.outcome,
-        Outcome::Rejected(Reject::SessionExpired)
-    );
+    assert_eq!(cluster.by_hand[0].1.outcome, Outcome::Rejected(Reject::SessionExpired));
     for node in cluster.ids() {
         assert_eq!(cluster.value(node, "x").as_deref(), Some("a"));
     }
@@ -305,23 +208,14 @@ fn a_clerk_whose_idle_session_expired_opens_a_new_one_transparently() {
     assert!(cluster.run_until(3_000, |c| c.finished[1].len() == 2));
     assert_eq!(cluster.finished[1][1].1, Ok(KvReply::Done));
     assert_ne!(cluster.clerks[1].client_id(), first_session);
-    assert_eq!(
-        cluster
-            .value(cluster.leader().expect("leads"), "y")
-            .as_deref(),
-        Some("12")
-    );
+    assert_eq!(cluster.value(cluster.leader().expect("leads"), "y").as_deref(), Some("12"));
 }
 
 #[test]
 fn a_follower_redirects_and_the_clerk_follows_the_hint() {
     let mut cluster = KvCluster::new(3, 1);
     let leader = cluster.wait_for_leader();
-    let follower = cluster
-        .ids()
-        .into_iter()
-        .find(|&n| n != leader)
-        .expect("a follower");
+    let follower = cluster.ids().into_iter().find(|&n| n != leader).expect("a follower");
     let follower_index = follower.0 as usize - 1;
     // Point the clerk at a follower first.
     cluster.clerks[0] = raftkv_core::client::Clerk::new({
@@ -334,9 +228,8 @@ fn a_follower_redirects_and_the_clerk_follows_the_hint() {
     assert!(cluster.run_until(2_000, |c| c.finished[0].len() == 1));
     let transcript = cluster.take_transcript();
     assert!(
-        transcript.contains(&format!(
-            "{follower}->c0 #2 rejected: not the leader (try node {leader})"
-        )),
+        transcript
+            .contains(&format!("{follower}->c0 #2 rejected: not the leader (try node {leader})")),
         "{transcript}"
     );
 }
@@ -355,11 +248,7 @@ fn an_oversized_value_is_refused_before_it_reaches_the_log() {
         other => panic!("expected a refusal, got {other:?}"),
     }
     let last_after = cluster.replica(leader).raft().status().last_log;
-    assert_eq!(
-        last_after.index.0,
-        last_before.index.0 + 1,
-        "only the registration was logged"
-    );
+    assert_eq!(last_after.index.0, last_before.index.0 + 1, "only the registration was logged");
 }
 
 #[test]
@@ -374,11 +263,7 @@ fn many_clients_at_once_share_appends_and_all_finish() {
     assert!(cluster.run_until(5_000, |c| c.finished.iter().all(|f| f.len() == 1)));
     let logged =
         cluster.replica(NodeId(2)).raft().status().last_log.index.0 - appends_before.index.0;
-    assert_eq!(
-        logged,
-        2 * clients as u64,
-        "a registration and a put per client"
-    );
+    assert_eq!(logged, 2 * clients as u64, "a registration and a put per client");
     for client in 0..clients {
         assert_eq!(cluster.finished[client][0].1, Ok(KvReply::Done));
     }

@@ -8,16 +8,9 @@ use raftkv_core::{NodeId, Term};
 
 /// Exactly one live leader, and every live node that can hear it agrees on it and its term.
 fn assert_one_leader(cluster: &Cluster, among: &[NodeId]) -> (Term, NodeId) {
-    let leaders: Vec<_> = cluster
-        .leaders()
-        .into_iter()
-        .filter(|(_, leader)| among.contains(leader))
-        .collect();
-    assert_eq!(
-        leaders.len(),
-        1,
-        "one leader among {among:?}, found {leaders:?}"
-    );
+    let leaders: Vec<_> =
+        cluster.leaders().into_iter().filter(|(_, leader)| among.contains(leader)).collect();
+    assert_eq!(leaders.len(), 1, "one leader among {among:?}, found {leaders:?}");
     let (term, leader) = leaders[0];
     for &node in among {
         let raft = cluster.node(node);
@@ -58,11 +51,7 @@ fn a_healthy_leader_keeps_its_term() {
     let (term, leader) = assert_one_leader(&cluster, &cluster.ids());
     cluster.run_for(30_000);
     assert_eq!(assert_one_leader(&cluster, &cluster.ids()), (term, leader));
-    let elections: u64 = cluster
-        .ids()
-        .iter()
-        .map(|&n| cluster.node(n).counters().elections)
-        .sum();
+    let elections: u64 = cluster.ids().iter().map(|&n| cluster.node(n).counters().elections).sum();
     assert_eq!(elections, 1, "no election after the first");
 }
 
@@ -73,11 +62,7 @@ fn a_new_leader_is_elected_when_the_leader_is_cut_off() {
     let (old_term, old_leader) = assert_one_leader(&cluster, &cluster.ids());
     cluster.isolate(old_leader);
     cluster.run_for(2_000);
-    let rest: Vec<NodeId> = cluster
-        .ids()
-        .into_iter()
-        .filter(|&n| n != old_leader)
-        .collect();
+    let rest: Vec<NodeId> = cluster.ids().into_iter().filter(|&n| n != old_leader).collect();
     let (new_term, _) = assert_one_leader(&cluster, &rest);
     assert!(new_term > old_term);
 }
@@ -89,29 +74,14 @@ fn the_old_leader_rejoins_without_disrupting_the_new_one() {
     let (old_term, old_leader) = assert_one_leader(&cluster, &cluster.ids());
     cluster.isolate(old_leader);
     cluster.run_for(5_000);
-    assert_eq!(
-        cluster.node(old_leader).role(),
-        Role::PreCandidate,
-        "check-quorum stepped down"
-    );
-    assert_eq!(
-        cluster.node(old_leader).term(),
-        old_term,
-        "pre-vote kept it from campaigning"
-    );
-    let rest: Vec<NodeId> = cluster
-        .ids()
-        .into_iter()
-        .filter(|&n| n != old_leader)
-        .collect();
+    assert_eq!(cluster.node(old_leader).role(), Role::PreCandidate, "check-quorum stepped down");
+    assert_eq!(cluster.node(old_leader).term(), old_term, "pre-vote kept it from campaigning");
+    let rest: Vec<NodeId> = cluster.ids().into_iter().filter(|&n| n != old_leader).collect();
     let (new_term, new_leader) = assert_one_leader(&cluster, &rest);
 
     cluster.heal();
     cluster.run_for(3_000);
-    assert_eq!(
-        assert_one_leader(&cluster, &cluster.ids()),
-        (new_term, new_leader)
-    );
+    assert_eq!(assert_one_leader(&cluster, &cluster.ids()), (new_term, new_leader));
 }
 
 #[test]
@@ -119,22 +89,11 @@ fn a_partitioned_follower_rejoins_without_raising_the_term() {
     let mut cluster = Cluster::new(5);
     cluster.run_for(2_000);
     let (term, leader) = assert_one_leader(&cluster, &cluster.ids());
-    let follower = cluster
-        .ids()
-        .into_iter()
-        .find(|&n| n != leader)
-        .expect("a follower");
+    let follower = cluster.ids().into_iter().find(|&n| n != leader).expect("a follower");
     cluster.isolate(follower);
     cluster.run_for(10_000);
-    assert_eq!(
-        cluster.node(follower).term(),
-        term,
-        "pre-vote kept its term"
-    );
-    assert!(
-        cluster.node(follower).counters().pre_elections > 3,
-        "it kept trying"
-    );
+    assert_eq!(cluster.node(follower).term(), term, "pre-vote kept its term");
+    assert!(cluster.node(follower).counters().pre_elections > 3, "it kept trying");
     cluster.heal();
     cluster.run_for(2_000);
     assert_eq!(assert_one_leader(&cluster, &cluster.ids()), (term, leader));
@@ -146,21 +105,13 @@ fn a_leader_in_a_minority_steps_down_and_commits_nothing() {
     cluster.run_for(2_000);
     let (old_term, old_leader) = assert_one_leader(&cluster, &cluster.ids());
     let (minority, majority): (Vec<NodeId>, Vec<NodeId>) = {
-        let others: Vec<NodeId> = cluster
-            .ids()
-            .into_iter()
-            .filter(|&n| n != old_leader)
-            .collect();
+        let others: Vec<NodeId> = cluster.ids().into_iter().filter(|&n| n != old_leader).collect();
         (vec![old_leader, others[0]], others[1..].to_vec())
     };
     cluster.partition(&minority, &majority);
     cluster.propose(old_leader, b"lost");
     cluster.run_for(1_000);
-    assert_ne!(
-        cluster.node(old_leader).role(),
-        Role::Leader,
-        "check-quorum deposed it"
-    );
+    assert_ne!(cluster.node(old_leader).role(), Role::Leader, "check-quorum deposed it");
     let (new_term, new_leader) = assert_one_leader(&cluster, &majority);
     assert!(new_term > old_term);
     cluster.propose(new_leader, b"kept");
@@ -179,25 +130,15 @@ fn vote_requests_are_ignored_while_the_leader_is_alive() {
     let mut cluster = Cluster::new(3);
     cluster.run_for(2_000);
     let (term, leader) = assert_one_leader(&cluster, &cluster.ids());
-    let challenger = cluster
-        .ids()
-        .into_iter()
-        .find(|&n| n != leader)
-        .expect("a follower");
+    let challenger = cluster.ids().into_iter().find(|&n| n != leader).expect("a follower");
     let now = cluster.now;
     cluster.node_mut(challenger).campaign(now);
     cluster.stabilize();
     cluster.run_for(1_000);
     assert_eq!(assert_one_leader(&cluster, &cluster.ids()), (term, leader));
-    let ignored: u64 = cluster
-        .ids()
-        .iter()
-        .map(|&n| cluster.node(n).counters().dropped_in_lease)
-        .sum();
-    assert!(
-        ignored >= 1,
-        "the pre-vote was refused by nodes that hear the leader"
-    );
+    let ignored: u64 =
+        cluster.ids().iter().map(|&n| cluster.node(n).counters().dropped_in_lease).sum();
+    assert!(ignored >= 1, "the pre-vote was refused by nodes that hear the leader");
 }
 
 #[test]
@@ -212,4 +153,39 @@ fn elections_succeed_despite_losing_most_messages_for_a_while() {
     cluster.heal();
     cluster.run_for(3_000);
     assert_one_leader(&cluster, &cluster.ids());
+}
+
+#[test]
+fn leadership_is_handed_over_without_waiting_for_an_election_timeout() {
+    let mut cluster = Cluster::new(3);
+    cluster.elect(id(1));
+    let term = cluster.node(id(1)).term();
+    cluster.propose(id(1), b"before");
+    let now = cluster.now;
+    cluster.node_mut(id(1)).transfer_leadership(now, id(2)).expect("leads");
+    let refused = cluster.node_mut(id(1)).propose(now, b"during".to_vec());
+    assert_eq!(refused, Err(raftkv_core::raft::NotLeader { hint: Some(id(2)) }));
+    cluster.start_transcript();
+    cluster.stabilize();
+    assert_eq!(cluster.leader(), Some(id(2)), "no time passed, no timeout fired");
+    assert_eq!(cluster.node(id(2)).term(), term.next());
+    insta::assert_snapshot!(cluster.take_transcript());
+    cluster.propose(id(2), b"after");
+    cluster.stabilize();
+    for node in cluster.ids() {
+        assert_eq!(cluster.applied_commands(node), ["before", "after"], "node {node}");
+    }
+}
+
+#[test]
+fn a_transfer_to_an_unreachable_node_is_given_up() {
+    let mut cluster = Cluster::new(3);
+    cluster.elect(id(1));
+    cluster.crash(id(3));
+    let now = cluster.now;
+    cluster.node_mut(id(1)).transfer_leadership(now, id(3)).expect("leads");
+    cluster.run_for(1_000);
+    assert_eq!(cluster.leader(), Some(id(1)));
+    assert_eq!(cluster.node(id(1)).transfer_target(), None);
+    cluster.propose(id(1), b"served again");
 }

@@ -8,11 +8,7 @@ use raftkv_core::LogIndex;
 use raftkv_core::raft::{Body, Role};
 
 fn vote_grants_in_flight(cluster: &Cluster) -> usize {
-    cluster
-        .network
-        .iter()
-        .filter(|m| matches!(m.body, Body::VoteReply { granted: true }))
-        .count()
+    cluster.network.iter().filter(|m| matches!(m.body, Body::VoteReply { granted: true })).count()
 }
 
 #[test]
@@ -22,27 +18,12 @@ fn a_vote_is_granted_only_once_it_is_durable() {
     let now = cluster.now;
     cluster.node_mut(id(1)).campaign(now);
     cluster.stabilize(); // Pre-votes need no disk; the votes are requested.
-    assert_eq!(
-        cluster.node(id(1)).role(),
-        raftkv_core::raft::Role::Candidate
-    );
-    assert_eq!(
-        vote_grants_in_flight(&cluster),
-        0,
-        "votes are held until durable"
-    );
-    assert_eq!(
-        cluster.slot(id(2)).unwritten.len(),
-        1,
-        "node 2 wrote its vote"
-    );
+    assert_eq!(cluster.node(id(1)).role(), raftkv_core::raft::Role::Candidate);
+    assert_eq!(vote_grants_in_flight(&cluster), 0, "votes are held until durable");
+    assert_eq!(cluster.slot(id(2)).unwritten.len(), 1, "node 2 wrote its vote");
 
     cluster.persist(id(2));
-    assert_eq!(
-        vote_grants_in_flight(&cluster),
-        1,
-        "released by the acknowledgement"
-    );
+    assert_eq!(vote_grants_in_flight(&cluster), 1, "released by the acknowledgement");
     cluster.stabilize();
     assert_eq!(
         cluster.node(id(1)).role(),
@@ -61,26 +42,16 @@ fn an_append_is_acknowledged_only_once_it_is_durable() {
     let index = cluster.propose(id(1), b"x").index;
     cluster.stabilize();
     assert!(
-        !cluster
-            .network
-            .iter()
-            .any(|m| matches!(m.body, Body::AppendReply { .. })),
+        !cluster.network.iter().any(|m| matches!(m.body, Body::AppendReply { .. })),
         "no follower acknowledged before its disk did"
     );
     assert!(cluster.commit(id(1)) < index);
 
     cluster.persist(id(2));
     cluster.stabilize();
-    assert!(
-        cluster.commit(id(1)) < index,
-        "the leader's own write is not durable yet"
-    );
+    assert!(cluster.commit(id(1)) < index, "the leader's own write is not durable yet");
     cluster.persist(id(1));
-    assert_eq!(
-        cluster.commit(id(1)),
-        index,
-        "leader and node 2 make a majority"
-    );
+    assert_eq!(cluster.commit(id(1)), index, "leader and node 2 make a majority");
 }
 
 #[test]
@@ -90,20 +61,13 @@ fn the_leader_sends_entries_while_its_own_write_is_in_flight() {
     cluster.auto_persist = false;
     let index = cluster.propose(id(1), b"x").index;
     for follower in [id(2), id(3)] {
-        assert!(
-            cluster.network.iter().any(|m| m.to == follower),
-            "sent before the fsync"
-        );
+        assert!(cluster.network.iter().any(|m| m.to == follower), "sent before the fsync");
     }
     cluster.stabilize();
     cluster.persist(id(2));
     cluster.persist(id(3));
     cluster.stabilize();
-    assert_eq!(
-        cluster.commit(id(1)),
-        index,
-        "two followers commit without the leader's disk"
-    );
+    assert_eq!(cluster.commit(id(1)), index, "two followers commit without the leader's disk");
 }
 
 #[test]
@@ -127,11 +91,7 @@ fn a_restarted_node_keeps_its_term_vote_and_log() {
     }
     cluster.run_for(2_000);
     for node in cluster.ids() {
-        assert_eq!(
-            cluster.applied_commands(node),
-            ["a", "b", "c"],
-            "node {node}"
-        );
+        assert_eq!(cluster.applied_commands(node), ["a", "b", "c"], "node {node}");
     }
 }
 
@@ -147,17 +107,10 @@ fn writes_a_crash_loses_were_never_counted() {
     cluster.persist(id(1));
     cluster.restart(id(2));
     assert_eq!(cluster.node(id(2)).status().last_log.index, LogIndex(1));
-    assert!(
-        cluster.commit(id(1)) < index,
-        "the lost write was never counted"
-    );
+    assert!(cluster.commit(id(1)) < index, "the lost write was never counted");
     cluster.auto_persist = true;
     cluster.run_for(500);
-    assert_eq!(
-        cluster.commit(id(1)),
-        index,
-        "resent and acknowledged after the restart"
-    );
+    assert_eq!(cluster.commit(id(1)), index, "resent and acknowledged after the restart");
     assert_eq!(cluster.applied_commands(id(2)), ["fragile"]);
 }
 
@@ -182,15 +135,7 @@ fn every_committed_entry_survives_a_crash_of_the_whole_cluster() {
         cluster.propose(leader, format!("after crash {round}").as_bytes());
         cluster.stabilize();
     }
-    let expected = [
-        "1",
-        "2",
-        "3",
-        "4",
-        "after crash 0",
-        "after crash 1",
-        "after crash 2",
-    ];
+    let expected = ["1", "2", "3", "4", "after crash 0", "after crash 1", "after crash 2"];
     for node in cluster.ids() {
         assert_eq!(cluster.applied_commands(node), expected, "node {node}");
     }

@@ -37,11 +37,7 @@ fn agreement_holds_while_one_follower_is_down_and_it_catches_up() {
         cluster.propose(id(1), command.as_bytes());
     }
     cluster.stabilize();
-    assert_eq!(
-        cluster.applied_commands(id(2)).len(),
-        10,
-        "a majority of two commits"
-    );
+    assert_eq!(cluster.applied_commands(id(2)).len(), 10, "a majority of two commits");
     cluster.restart(id(3));
     cluster.run_for(500);
     assert_eq!(cluster.applied_commands(id(3)), commands(10, "a"));
@@ -66,10 +62,7 @@ fn many_proposals_share_one_append_per_follower() {
     cluster.elect(id(1));
     let now = cluster.now;
     for command in commands(10, "b") {
-        cluster
-            .node_mut(id(1))
-            .propose(now, command.into_bytes())
-            .expect("leads");
+        cluster.node_mut(id(1)).propose(now, command.into_bytes()).expect("leads");
     }
     cluster.drain(id(1));
     let appends: Vec<usize> = cluster
@@ -81,11 +74,7 @@ fn many_proposals_share_one_append_per_follower() {
             _ => None,
         })
         .collect();
-    assert_eq!(
-        appends,
-        [4, 4, 2],
-        "batches of at most 4, pipelined without waiting"
-    );
+    assert_eq!(appends, [4, 4, 2], "batches of at most 4, pipelined without waiting");
     cluster.stabilize();
     assert_eq!(cluster.applied_commands(id(2)), commands(10, "b"));
 }
@@ -145,10 +134,7 @@ fn a_follower_with_many_conflicting_entries_is_repaired_in_few_round_trips() {
     cluster.heal();
     cluster.run_for(100);
     let rejections = cluster.node(id(1)).counters().appends_rejected;
-    assert!(
-        rejections <= 2,
-        "{rejections} rejected appends before the logs agreed"
-    );
+    assert!(rejections <= 2, "{rejections} rejected appends before the logs agreed");
     let mut expected = vec!["shared".to_string()];
     expected.extend(commands(10, "fresh"));
     assert_eq!(cluster.applied_commands(id(1)), expected);
@@ -192,11 +178,7 @@ fn an_older_term_entry_on_a_majority_is_not_committed_by_counting() {
         assert!(cluster.deliver_first_where(touches(s3)));
     }
     for node in [s1, s2, s3] {
-        assert_eq!(
-            cluster.node(node).term_at(old.index),
-            Some(old.term),
-            "node {node}"
-        );
+        assert_eq!(cluster.node(node).term_at(old.index), Some(old.term), "node {node}");
     }
     assert!(
         cluster.commit(s1) < old.index,
@@ -224,12 +206,7 @@ fn a_duplicated_or_reordered_append_never_shortens_the_log() {
     for command in commands(3, "d") {
         cluster.propose(id(1), command.as_bytes());
     }
-    let to_two: Vec<Message> = cluster
-        .network
-        .iter()
-        .filter(|m| m.to == id(2))
-        .cloned()
-        .collect();
+    let to_two: Vec<Message> = cluster.network.iter().filter(|m| m.to == id(2)).cloned().collect();
     cluster.stabilize();
     let last = cluster.node(id(2)).status().last_log;
     for message in to_two.into_iter().rev() {
@@ -259,10 +236,7 @@ fn stale_and_misaddressed_messages_are_counted_and_dropped() {
     };
     cluster.handle(id(3), Input::Message(stale.clone()));
     assert_eq!(cluster.node(id(3)).counters().dropped_stale_term, 1);
-    let stranger = Message {
-        from: NodeId(9),
-        ..stale.clone()
-    };
+    let stranger = Message { from: NodeId(9), ..stale.clone() };
     cluster.handle(id(3), Input::Message(stranger));
     let misrouted = Message { to: id(2), ..stale };
     cluster.handle(id(3), Input::Message(misrouted));
@@ -283,9 +257,7 @@ fn random_garbage_never_panics_a_node() {
         let small = |rng: &mut Prng| rng.range_inclusive(0, 6);
         let input = match rng.range_inclusive(0, 9) {
             0 => Input::Timeout,
-            1 => Input::Persisted {
-                id: raftkv_core::raft::PersistId(small(&mut rng)),
-            },
+            1 => Input::Persisted { id: raftkv_core::raft::PersistId(small(&mut rng)) },
             kind => Input::Message(Message {
                 from: NodeId(rng.range_inclusive(0, 4)),
                 to: NodeId(rng.range_inclusive(0, 2)),
@@ -306,18 +278,13 @@ fn random_body(rng: &mut Prng, kind: u64) -> Body {
     let last = LogId::new(LogIndex(small()), Term(small()));
     match kind {
         2 => Body::PreVote { last },
-        3 => Body::Vote { last },
-        4 => Body::PreVoteReply {
-            granted: small() % 2 == 0,
-        },
-        5 => Body::VoteReply {
-            granted: small() % 2 == 0,
-        },
+        3 => Body::Vote { last, transfer: small() % 2 == 0 },
+        9 => Body::TimeoutNow,
+        4 => Body::PreVoteReply { granted: small() % 2 == 0 },
+        5 => Body::VoteReply { granted: small() % 2 == 0 },
         6 => Body::AppendReply {
             read_round: small(),
-            outcome: AppendOutcome::Accepted {
-                match_index: LogIndex(small()),
-            },
+            outcome: AppendOutcome::Accepted { match_index: LogIndex(small()) },
         },
         7 => Body::AppendReply {
             read_round: small(),
@@ -339,12 +306,7 @@ fn random_body(rng: &mut Prng, kind: u64) -> Body {
                     payload: Payload::Noop,
                 })
                 .collect();
-            Body::Append {
-                prev: last,
-                entries,
-                commit: LogIndex(small()),
-                read_round: small(),
-            }
+            Body::Append { prev: last, entries, commit: LogIndex(small()), read_round: small() }
         }
     }
 }

@@ -18,10 +18,7 @@ pub struct KvLimits {
 
 impl Default for KvLimits {
     fn default() -> KvLimits {
-        KvLimits {
-            max_key_bytes: 4 << 10,
-            max_value_bytes: 1 << 20,
-        }
+        KvLimits { max_key_bytes: 4 << 10, max_value_bytes: 1 << 20 }
     }
 }
 
@@ -40,10 +37,7 @@ struct SnapshotForm {
 impl KvStore {
     /// An empty store with these limits.
     pub fn new(limits: KvLimits) -> KvStore {
-        KvStore {
-            limits,
-            entries: BTreeMap::new(),
-        }
+        KvStore { limits, entries: BTreeMap::new() }
     }
 
     /// The value of `key`.
@@ -99,9 +93,7 @@ impl StateMachine for KvStore {
             KvCommand::Put { value, .. } => self.check_value(value),
             KvCommand::Cas { expected, new, .. } => {
                 self.check_value(new)?;
-                expected
-                    .as_deref()
-                    .map_or(Ok(()), |expected| self.check_value(expected))
+                expected.as_deref().map_or(Ok(()), |expected| self.check_value(expected))
             }
             KvCommand::Append { key, value } => {
                 let current = self.get(key).map_or(0, <[u8]>::len);
@@ -127,10 +119,7 @@ impl StateMachine for KvStore {
                 KvReply::Done
             }
             KvCommand::Append { key, value } => {
-                self.entries
-                    .entry(key.clone())
-                    .or_default()
-                    .extend_from_slice(value);
+                self.entries.entry(key.clone()).or_default().extend_from_slice(value);
                 KvReply::Done
             }
             KvCommand::Delete { key } => {
@@ -154,19 +143,14 @@ impl StateMachine for KvStore {
 
     fn snapshot(&self) -> Vec<u8> {
         let form = SnapshotForm {
-            entries: self
-                .entries
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            entries: self.entries.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         };
         postcard::to_allocvec(&form).expect("encoding into a Vec cannot fail")
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
-        let form: SnapshotForm = postcard::from_bytes(snapshot).map_err(|error| RestoreError {
-            reason: error.to_string(),
-        })?;
+        let form: SnapshotForm = postcard::from_bytes(snapshot)
+            .map_err(|error| RestoreError { reason: error.to_string() })?;
         self.entries = form.entries.into_iter().collect();
         Ok(())
     }
@@ -184,144 +168,49 @@ mod tests {
     fn commands_change_the_store_as_documented() {
         let mut store = KvStore::default();
         let x = || bytes("x");
-        assert_eq!(
-            store.apply(&KvCommand::Get { key: x() }),
-            KvReply::Value(None)
-        );
-        store.apply(&KvCommand::Append {
-            key: x(),
-            value: bytes("a"),
-        });
-        store.apply(&KvCommand::Append {
-            key: x(),
-            value: bytes("b"),
-        });
-        assert_eq!(
-            store.apply(&KvCommand::Get { key: x() }),
-            KvReply::Value(Some(bytes("ab")))
-        );
-        store.apply(&KvCommand::Put {
-            key: x(),
-            value: bytes("p"),
-        });
-        let failed = store.apply(&KvCommand::Cas {
-            key: x(),
-            expected: None,
-            new: bytes("n"),
-        });
-        assert_eq!(
-            failed,
-            KvReply::Cas {
-                swapped: false,
-                previous: Some(bytes("p"))
-            }
-        );
-        let swapped = store.apply(&KvCommand::Cas {
-            key: x(),
-            expected: Some(bytes("p")),
-            new: bytes("n"),
-        });
-        assert_eq!(
-            swapped,
-            KvReply::Cas {
-                swapped: true,
-                previous: Some(bytes("p"))
-            }
-        );
+        assert_eq!(store.apply(&KvCommand::Get { key: x() }), KvReply::Value(None));
+        store.apply(&KvCommand::Append { key: x(), value: bytes("a") });
+        store.apply(&KvCommand::Append { key: x(), value: bytes("b") });
+        assert_eq!(store.apply(&KvCommand::Get { key: x() }), KvReply::Value(Some(bytes("ab"))));
+        store.apply(&KvCommand::Put { key: x(), value: bytes("p") });
+        let failed = store.apply(&KvCommand::Cas { key: x(), expected: None, new: bytes("n") });
+        assert_eq!(failed, KvReply::Cas { swapped: false, previous: Some(bytes("p")) });
+        let swapped =
+            store.apply(&KvCommand::Cas { key: x(), expected: Some(bytes("p")), new: bytes("n") });
+        assert_eq!(swapped, KvReply::Cas { swapped: true, previous: Some(bytes("p")) });
         store.apply(&KvCommand::Delete { key: x() });
-        assert_eq!(
-            store.read(&KvCommand::Get { key: x() }),
-            KvReply::Value(None)
-        );
-        let created = store.apply(&KvCommand::Cas {
-            key: x(),
-            expected: None,
-            new: bytes("c"),
-        });
-        assert_eq!(
-            created,
-            KvReply::Cas {
-                swapped: true,
-                previous: None
-            }
-        );
+        assert_eq!(store.read(&KvCommand::Get { key: x() }), KvReply::Value(None));
+        let created = store.apply(&KvCommand::Cas { key: x(), expected: None, new: bytes("c") });
+        assert_eq!(created, KvReply::Cas { swapped: true, previous: None });
     }
 
     #[test]
     fn missing_and_empty_are_different_for_cas() {
         let mut store = KvStore::default();
-        store.apply(&KvCommand::Put {
-            key: bytes("k"),
-            value: Vec::new(),
-        });
-        let reply = store.apply(&KvCommand::Cas {
-            key: bytes("k"),
-            expected: None,
-            new: bytes("v"),
-        });
-        assert_eq!(
-            reply,
-            KvReply::Cas {
-                swapped: false,
-                previous: Some(Vec::new())
-            }
-        );
+        store.apply(&KvCommand::Put { key: bytes("k"), value: Vec::new() });
+        let reply =
+            store.apply(&KvCommand::Cas { key: bytes("k"), expected: None, new: bytes("v") });
+        assert_eq!(reply, KvReply::Cas { swapped: false, previous: Some(Vec::new()) });
     }
 
     #[test]
     fn oversized_keys_values_and_appends_are_refused() {
-        let mut store = KvStore::new(KvLimits {
-            max_key_bytes: 4,
-            max_value_bytes: 8,
-        });
-        let long_key = KvCommand::Get {
-            key: bytes("12345"),
-        };
-        assert!(
-            store
-                .validate(&long_key)
-                .unwrap_err()
-                .reason
-                .contains("key of 5 bytes")
-        );
-        let long_value = KvCommand::Put {
-            key: bytes("k"),
-            value: vec![0; 9],
-        };
+        let mut store = KvStore::new(KvLimits { max_key_bytes: 4, max_value_bytes: 8 });
+        let long_key = KvCommand::Get { key: bytes("12345") };
+        assert!(store.validate(&long_key).unwrap_err().reason.contains("key of 5 bytes"));
+        let long_value = KvCommand::Put { key: bytes("k"), value: vec![0; 9] };
         assert!(store.validate(&long_value).is_err());
-        store.apply(&KvCommand::Put {
-            key: bytes("k"),
-            value: vec![0; 6],
-        });
-        let growing = KvCommand::Append {
-            key: bytes("k"),
-            value: vec![0; 3],
-        };
-        assert!(
-            store
-                .validate(&growing)
-                .unwrap_err()
-                .reason
-                .contains("9 bytes")
-        );
-        assert!(
-            store
-                .validate(&KvCommand::Append {
-                    key: bytes("k"),
-                    value: vec![0; 2]
-                })
-                .is_ok()
-        );
+        store.apply(&KvCommand::Put { key: bytes("k"), value: vec![0; 6] });
+        let growing = KvCommand::Append { key: bytes("k"), value: vec![0; 3] };
+        assert!(store.validate(&growing).unwrap_err().reason.contains("9 bytes"));
+        assert!(store.validate(&KvCommand::Append { key: bytes("k"), value: vec![0; 2] }).is_ok());
     }
 
     #[test]
     fn a_snapshot_restores_the_same_store() {
         let mut store = KvStore::default();
         for i in 0..10 {
-            store.apply(&KvCommand::Put {
-                key: bytes(&format!("k{i}")),
-                value: bytes("v"),
-            });
+            store.apply(&KvCommand::Put { key: bytes(&format!("k{i}")), value: bytes("v") });
         }
         let mut restored = KvStore::default();
         restored.restore(&store.snapshot()).expect("decodes");

@@ -29,6 +29,10 @@ pub struct Config {
     /// Most AppendEntries messages carrying entries in flight to one follower (pipelining).
     /// Default 32.
     pub max_inflight_appends: usize,
+    /// Bytes of snapshot per InstallSnapshot message. Default 512 KiB.
+    pub snapshot_chunk_bytes: usize,
+    /// Most InstallSnapshot messages in flight to one follower. Default 4.
+    pub max_inflight_snapshot_chunks: usize,
     /// Seed of the node's random generator (election jitter). Drivers derive it from the node
     /// id and a cluster seed, so simulations are reproducible.
     pub seed: u64,
@@ -46,6 +50,8 @@ impl Config {
             max_entries_per_append: 256,
             max_bytes_per_append: 1 << 20,
             max_inflight_appends: 32,
+            snapshot_chunk_bytes: 512 << 10,
+            max_inflight_snapshot_chunks: 4,
             seed: id.0,
         }
     }
@@ -77,6 +83,8 @@ impl Config {
         if self.max_entries_per_append == 0
             || self.max_bytes_per_append == 0
             || self.max_inflight_appends == 0
+            || self.snapshot_chunk_bytes == 0
+            || self.max_inflight_snapshot_chunks == 0
         {
             return Err(ConfigError::ZeroLimit);
         }
@@ -105,10 +113,7 @@ impl fmt::Display for ConfigError {
             ConfigError::DuplicateVoter => write!(f, "a node is listed twice among the voters"),
             ConfigError::NotAVoter(id) => write!(f, "node {id} is not among the voters"),
             ConfigError::HeartbeatNotBelowElectionTimeout => {
-                write!(
-                    f,
-                    "the heartbeat interval must be positive and below the election timeout"
-                )
+                write!(f, "the heartbeat interval must be positive and below the election timeout")
             }
             ConfigError::ElectionTimeoutRange => {
                 write!(f, "election_timeout_ms_min exceeds election_timeout_ms_max")

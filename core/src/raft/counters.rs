@@ -25,6 +25,10 @@ pub struct Counters {
     pub elections: u64,
     /// Times this node became leader.
     pub leaderships: u64,
+    /// Snapshots of its own state machine this node took (log compactions).
+    pub snapshots_taken: u64,
+    /// Snapshots received from a leader and installed.
+    pub snapshots_installed: u64,
 }
 
 impl fmt::Display for Counters {
@@ -32,7 +36,8 @@ impl fmt::Display for Counters {
         write!(
             f,
             "misaddressed={} stale={} in_lease={} unexpected={} bad_ack={} rejected={} \
-             pre_elections={} elections={} leaderships={}",
+             pre_elections={} elections={} leaderships={} snapshots_taken={} \
+             snapshots_installed={}",
             self.dropped_misaddressed,
             self.dropped_stale_term,
             self.dropped_in_lease,
@@ -41,7 +46,9 @@ impl fmt::Display for Counters {
             self.appends_rejected,
             self.pre_elections,
             self.elections,
-            self.leaderships
+            self.leaderships,
+            self.snapshots_taken,
+            self.snapshots_installed
         )
     }
 }

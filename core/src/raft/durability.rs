@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use crate::ids::LogIndex;
 use crate::raft::log::{AppendChange, RaftLog};
 use crate::raft::message::Message;
-use crate::raft::persist::{HardState, Persist, PersistId};
+use crate::raft::persist::{HardState, Persist, PersistId, Snapshot};
 
 /// Tracks the changes not yet handed to the driver, the persists it has not yet acknowledged,
 /// and the messages waiting for them.
@@ -18,6 +18,7 @@ use crate::raft::persist::{HardState, Persist, PersistId};
 #[derive(Debug)]
 pub(crate) struct Durability {
     hard_state_changed: bool,
+    snapshot: Option<Snapshot>,
     truncate_from: Option<LogIndex>,
     append_from: Option<LogIndex>,
     /// Id of the next persist to hand out.
@@ -41,6 +42,7 @@ impl Durability {
     pub(crate) fn new(durable_index: LogIndex) -> Durability {
         Durability {
             hard_state_changed: false,
+            snapshot: None,
             truncate_from: None,
             append_from: None,
             next_id: 1,
@@ -75,6 +77,21 @@ impl Durability {
         }
     }
 
+    /// The node took a snapshot of its own state machine: store it (the driver may then drop
+    /// the entries it covers).
+    pub(crate) fn snapshot_taken(&mut self, snapshot: Snapshot) {
+        self.snapshot = Some(snapshot);
+    }
+
+    /// The node installed a snapshot from the leader; unless it kept the entries after it, the
+    /// log ends at the snapshot now.
+    pub(crate) fn snapshot_installed(&mut self, snapshot: Snapshot, kept_suffix: bool) {
+        if !kept_suffix {
+            self.truncated(snapshot.last.index.next());
+        }
+        self.snapshot = Some(snapshot);
+    }
+
     /// Entries from `index` on left the log: whatever the disk holds there no longer counts.
     fn truncated(&mut self, index: LogIndex) {
         let kept = index.prev();
@@ -87,15 +104,14 @@ impl Durability {
 
     /// The id that must be acknowledged before a message promising the current state may go.
     fn barrier(&self) -> u64 {
-        if self.has_pending() {
-            self.next_id
-        } else {
-            self.next_id - 1
-        }
+        if self.has_pending() { self.next_id } else { self.next_id - 1 }
     }
 
     fn has_pending(&self) -> bool {
-        self.hard_state_changed || self.truncate_from.is_some() || self.append_from.is_some()
+        self.hard_state_changed
+            || self.snapshot.is_some()
+            || self.truncate_from.is_some()
+            || self.append_from.is_some()
     }
 
     /// Whether everything changed so far is durable.
@@ -140,7 +156,7 @@ impl Durability {
             hard_state: std::mem::take(&mut self.hard_state_changed).then_some(hard_state),
             truncate_from: self.truncate_from.take(),
             entries,
-            snapshot: None,
+            snapshot: self.snapshot.take(),
         };
         Some(persist)
     }
@@ -162,11 +178,7 @@ impl Durability {
             self.durable_index = last;
             self.in_flight.pop_front();
         }
-        let released = self
-            .held
-            .iter()
-            .take_while(|(barrier, _)| *barrier <= id.0)
-            .count();
+        let released = self.held.iter().take_while(|(barrier, _)| *barrier <= id.0).count();
         Ok(self.held.drain(..released).map(|(_, message)| message))
     }
 }

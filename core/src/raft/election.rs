@@ -25,7 +25,8 @@ impl RaftNode {
         self.tally_votes(true);
     }
 
-    fn start_election(&mut self) {
+    /// Campaigns in the next term; with `transfer`, at the leader's request.
+    pub(crate) fn start_election(&mut self, transfer: bool) {
         self.term = self.term.next();
         self.vote = Some(self.config.id);
         self.durability.hard_state_changed();
@@ -37,7 +38,7 @@ impl RaftNode {
         self.counters.elections += 1;
         let last = self.log.last_id();
         for peer in 0..self.peers.len() {
-            self.send(self.peers[peer], self.term, Body::Vote { last });
+            self.send(self.peers[peer], self.term, Body::Vote { last, transfer });
         }
         self.tally_votes(false);
     }
@@ -45,11 +46,7 @@ impl RaftNode {
     /// Counts the answers of a (pre-)election. A candidate's vote for itself counts only once
     /// it is durable.
     pub(crate) fn tally_votes(&mut self, pre_vote: bool) {
-        let expected_role = if pre_vote {
-            Role::PreCandidate
-        } else {
-            Role::Candidate
-        };
+        let expected_role = if pre_vote { Role::PreCandidate } else { Role::Candidate };
         if self.role != expected_role {
             return;
         }
@@ -58,7 +55,7 @@ impl RaftNode {
         let rejected = self.votes.iter().filter(|v| **v == Some(false)).count();
         if granted >= self.quorum() {
             if pre_vote {
-                self.start_election();
+                self.start_election(false);
             } else {
                 self.become_leader();
             }
@@ -90,6 +87,7 @@ impl RaftNode {
             self.abort_reads_on_step_down(leader);
         }
         self.role = Role::Follower;
+        self.transfer = None;
         self.leader = leader;
         self.leader_contact = leader.map(|_| self.now);
         self.progress.clear();

@@ -18,6 +18,10 @@ pub(crate) struct RaftLog {
     committed: LogIndex,
     /// Highest index handed out to be applied.
     applied: LogIndex,
+    /// Bytes of the entries held (`Entry::size_bytes`).
+    bytes: usize,
+    /// Bytes of the entries held that are applied: what compacting at `applied` would free.
+    applied_bytes: usize,
 }
 
 /// What `append_from_leader` changed, for the persist that must record it.
@@ -36,11 +40,61 @@ pub(crate) struct CommittedConflict;
 impl RaftLog {
     /// A log recovered from a snapshot point and the consecutive entries after it.
     pub(crate) fn new(snapshot_last: LogId, entries: Vec<Entry>) -> RaftLog {
+        let bytes = entries.iter().map(Entry::size_bytes).sum();
         RaftLog {
             snapshot_last,
             entries: entries.into(),
             committed: snapshot_last.index,
             applied: snapshot_last.index,
+            bytes,
+            applied_bytes: 0,
+        }
+    }
+
+    /// Bytes of the entries held in memory.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Bytes of the applied entries held in memory, which a snapshot at the applied index frees.
+    pub(crate) fn applied_bytes(&self) -> usize {
+        self.applied_bytes
+    }
+
+    /// Drops the entries up to `last` (applied, and now covered by a snapshot of this node's
+    /// own state machine).
+    pub(crate) fn compact_to(&mut self, last: LogId) {
+        debug_assert!(last.index <= self.applied && self.contains(last));
+        self.drop_through(last.index);
+        self.snapshot_last = last;
+    }
+
+    /// Replaces the log up to `last` by a snapshot received from the leader. Entries after it
+    /// are kept if the log holds `last` itself (they then match the leader's); otherwise the
+    /// whole log goes. Returns whether entries after `last` were kept.
+    pub(crate) fn install_snapshot(&mut self, last: LogId) -> bool {
+        let keep_suffix = self.contains(last);
+        if keep_suffix {
+            self.drop_through(last.index);
+        } else {
+            self.entries.clear();
+            self.bytes = 0;
+        }
+        self.snapshot_last = last;
+        self.committed = self.committed.max(last.index);
+        self.applied = last.index;
+        self.applied_bytes = 0;
+        keep_suffix
+    }
+
+    /// Drops the entries up to and including `index`.
+    fn drop_through(&mut self, index: LogIndex) {
+        while self.entries.front().is_some_and(|entry| entry.index <= index) {
+            let entry = self.entries.pop_front().expect("front exists");
+            self.bytes -= entry.size_bytes();
+            if entry.index <= self.applied {
+                self.applied_bytes -= entry.size_bytes();
+            }
         }
     }
 
@@ -93,7 +147,13 @@ impl RaftLog {
     pub(crate) fn append(&mut self, entry: Entry) {
         debug_assert_eq!(entry.index, self.last_index().next());
         debug_assert!(entry.term >= self.last_id().term);
+        self.bytes += entry.size_bytes();
         self.entries.push_back(entry);
+    }
+
+    fn extend(&mut self, entries: &[Entry]) {
+        self.bytes += entries.iter().map(Entry::size_bytes).sum::<usize>();
+        self.entries.extend(entries.iter().cloned());
     }
 
     /// Adds the leader's `entries`, which follow an entry this log holds. Entries already held
@@ -114,18 +174,15 @@ impl RaftLog {
                         return Err(CommittedConflict);
                     }
                     self.truncate_from(entry.index);
-                    self.entries.extend(entries[position..].iter().cloned());
+                    self.extend(&entries[position..]);
                     return Ok(AppendChange {
                         truncated_from: Some(entry.index),
                         first_new: Some(entry.index),
                     });
                 }
                 None => {
-                    self.entries.extend(entries[position..].iter().cloned());
-                    return Ok(AppendChange {
-                        truncated_from: None,
-                        first_new: Some(entry.index),
-                    });
+                    self.extend(&entries[position..]);
+                    return Ok(AppendChange { truncated_from: None, first_new: Some(entry.index) });
                 }
             }
         }
@@ -134,22 +191,17 @@ impl RaftLog {
 
     fn truncate_from(&mut self, index: LogIndex) {
         let keep = index.0.saturating_sub(self.snapshot_last.index.0 + 1);
-        self.entries
-            .truncate(usize::try_from(keep).unwrap_or(usize::MAX));
+        self.entries.truncate(usize::try_from(keep).unwrap_or(usize::MAX));
     }
 
     /// Where a leader should look next when this log holds no entry at `prev_index` with the
     /// term the leader expected.
     pub(crate) fn conflict_hint(&self, prev_index: LogIndex) -> ConflictHint {
         match self.term_at(prev_index) {
-            Some(term) if prev_index > self.snapshot_last.index => ConflictHint {
-                term: Some(term),
-                first_index: self.first_index_of_term(term),
-            },
-            _ => ConflictHint {
-                term: None,
-                first_index: self.last_index().next(),
-            },
+            Some(term) if prev_index > self.snapshot_last.index => {
+                ConflictHint { term: Some(term), first_index: self.first_index_of_term(term) }
+            }
+            _ => ConflictHint { term: None, first_index: self.last_index().next() },
         }
     }
 
@@ -170,12 +222,10 @@ impl RaftLog {
         }
     }
 
-    /// Copies of the entries from `from` on, at most `max_entries` and, beyond the first,
-    /// at most `max_bytes` in all.
+    /// Copies of the entries from `from` on (or from the first held, if `from` was compacted),
+    /// at most `max_entries` and, beyond the first, at most `max_bytes` in all.
     pub(crate) fn slice(&self, from: LogIndex, max_entries: usize, max_bytes: usize) -> Vec<Entry> {
-        let Some(offset) = from.0.checked_sub(self.snapshot_last.index.0 + 1) else {
-            return Vec::new();
-        };
+        let offset = from.0.saturating_sub(self.snapshot_last.index.0 + 1);
         let mut bytes = 0;
         let mut batch = Vec::new();
         for entry in self.entries.iter().skip(offset as usize).take(max_entries) {
@@ -206,6 +256,7 @@ impl RaftLog {
         let batch = self.slice(self.applied.next(), count as usize, usize::MAX);
         if let Some(last) = batch.last() {
             self.applied = last.index;
+            self.applied_bytes += batch.iter().map(Entry::size_bytes).sum::<usize>();
         }
         batch
     }
@@ -217,19 +268,11 @@ mod tests {
     use crate::raft::entry::Payload;
 
     fn entry(index: u64, term: u64) -> Entry {
-        Entry {
-            index: LogIndex(index),
-            term: Term(term),
-            payload: Payload::Noop,
-        }
+        Entry { index: LogIndex(index), term: Term(term), payload: Payload::Noop }
     }
 
     fn log_of_terms(terms: &[u64]) -> RaftLog {
-        let entries = terms
-            .iter()
-            .enumerate()
-            .map(|(i, &t)| entry(i as u64 + 1, t))
-            .collect();
+        let entries = terms.iter().enumerate().map(|(i, &t)| entry(i as u64 + 1, t)).collect();
         RaftLog::new(LogId::ZERO, entries)
     }
 
@@ -263,10 +306,7 @@ mod tests {
     fn committed_entries_are_never_overwritten() {
         let mut log = log_of_terms(&[1, 1]);
         log.commit_to(LogIndex(2));
-        assert_eq!(
-            log.append_from_leader(&[entry(2, 3)]),
-            Err(CommittedConflict)
-        );
+        assert_eq!(log.append_from_leader(&[entry(2, 3)]), Err(CommittedConflict));
         assert_eq!(log.last_id(), LogId::new(LogIndex(2), Term(1)));
     }
 
@@ -275,17 +315,11 @@ mod tests {
         let log = log_of_terms(&[1, 2, 2, 2, 3]);
         assert_eq!(
             log.conflict_hint(LogIndex(4)),
-            ConflictHint {
-                term: Some(Term(2)),
-                first_index: LogIndex(2)
-            }
+            ConflictHint { term: Some(Term(2)), first_index: LogIndex(2) }
         );
         assert_eq!(
             log.conflict_hint(LogIndex(9)),
-            ConflictHint {
-                term: None,
-                first_index: LogIndex(6)
-            }
+            ConflictHint { term: None, first_index: LogIndex(6) }
         );
     }
 
@@ -303,6 +337,33 @@ mod tests {
         assert_eq!(log.slice(LogIndex(2), 2, usize::MAX).len(), 2);
         assert_eq!(log.slice(LogIndex(1), 10, 1).len(), 1);
         assert!(log.slice(LogIndex(5), 10, 100).is_empty());
+    }
+
+    #[test]
+    fn compaction_keeps_the_snapshot_point_for_the_next_consistency_check() {
+        let mut log = log_of_terms(&[1, 1, 2, 2]);
+        log.commit_to(LogIndex(3));
+        log.take_committed(10);
+        assert_eq!(log.applied_bytes(), 3 * 24);
+        log.compact_to(LogId::new(LogIndex(3), Term(2)));
+        assert_eq!(log.term_at(LogIndex(3)), Some(Term(2)));
+        assert_eq!(log.term_at(LogIndex(2)), None);
+        assert_eq!(log.len(), 1);
+        assert_eq!((log.bytes(), log.applied_bytes()), (24, 0));
+        assert_eq!(log.slice(LogIndex(1), 10, usize::MAX).len(), 1, "from the first held");
+    }
+
+    #[test]
+    fn an_installed_snapshot_keeps_only_a_matching_suffix() {
+        let mut matching = log_of_terms(&[1, 1, 2, 2]);
+        assert!(matching.install_snapshot(LogId::new(LogIndex(2), Term(1))));
+        assert_eq!(matching.last_index(), LogIndex(4));
+        assert_eq!((matching.committed(), matching.applied()), (LogIndex(2), LogIndex(2)));
+
+        let mut conflicting = log_of_terms(&[1, 1, 2, 2]);
+        assert!(!conflicting.install_snapshot(LogId::new(LogIndex(3), Term(3))));
+        assert_eq!(conflicting.last_id(), LogId::new(LogIndex(3), Term(3)));
+        assert_eq!(conflicting.bytes(), 0);
     }
 
     #[test]

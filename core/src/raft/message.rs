@@ -38,6 +38,8 @@ pub enum Body {
     Vote {
         /// The last entry of the sender's log.
         last: LogId,
+        /// The leader handed over to the sender: grant even if the leader was heard recently.
+        transfer: bool,
     },
     /// Answer to `Vote`. A grant is only sent once the vote is durable.
     VoteReply {
@@ -55,6 +57,29 @@ pub enum Body {
         /// The leader's latest read round; echoed in the reply to confirm leadership for
         /// reads (ReadIndex, thesis §6.4). Zero until the first read.
         read_round: u64,
+    },
+    /// The leader hands its leadership over: campaign now.
+    TimeoutNow,
+    /// A chunk of the leader's snapshot, for a follower that needs entries the leader has
+    /// compacted. Chunks are sent in order, a few in flight; the follower installs the
+    /// snapshot once it holds all `total` bytes.
+    InstallSnapshot {
+        /// The last entry the snapshot covers.
+        last: LogId,
+        /// Size of the whole snapshot.
+        total: u64,
+        /// Where this chunk starts.
+        offset: u64,
+        /// The bytes from `offset` on.
+        chunk: Vec<u8>,
+    },
+    /// Answer to `InstallSnapshot`: how much of the snapshot `last` the follower holds, from the
+    /// start without gaps (installation itself is acknowledged with an `AppendReply`).
+    InstallSnapshotReply {
+        /// The snapshot answered about.
+        last: LogId,
+        /// Bytes received so far.
+        received: u64,
     },
     /// Answer to `Append`.
     AppendReply {
@@ -104,25 +129,23 @@ impl fmt::Display for Message {
             Body::PreVoteReply { granted } => {
                 write!(f, "PreVoteReply t={term} {}", grant_word(*granted))
             }
-            Body::Vote { last } => write!(f, "Vote t={term} last={last}"),
+            Body::Vote { last, transfer } => {
+                write!(f, "Vote t={term} last={last}{}", if *transfer { " transfer" } else { "" })
+            }
+            Body::TimeoutNow => write!(f, "TimeoutNow t={term}"),
             Body::VoteReply { granted } => write!(f, "VoteReply t={term} {}", grant_word(*granted)),
-            Body::Append {
-                prev,
-                entries,
-                commit,
-                read_round,
-            } => {
-                write!(
-                    f,
-                    "Append t={term} prev={prev} n={} commit={commit}",
-                    entries.len()
-                )?;
+            Body::Append { prev, entries, commit, read_round } => {
+                write!(f, "Append t={term} prev={prev} n={} commit={commit}", entries.len())?;
                 write_read_round(f, *read_round)
             }
-            Body::AppendReply {
-                read_round,
-                outcome,
-            } => {
+            Body::InstallSnapshot { last, total, offset, chunk } => {
+                let end = offset + chunk.len() as u64;
+                write!(f, "InstallSnapshot t={term} last={last} bytes={offset}..{end}/{total}")
+            }
+            Body::InstallSnapshotReply { last, received } => {
+                write!(f, "InstallSnapshotReply t={term} last={last} received={received}")
+            }
+            Body::AppendReply { read_round, outcome } => {
                 write!(f, "AppendReply t={term} ")?;
                 match outcome {
                     AppendOutcome::Accepted { match_index } => write!(f, "ok match={match_index}")?,
@@ -145,9 +168,5 @@ fn grant_word(granted: bool) -> &'static str {
 }
 
 fn write_read_round(f: &mut fmt::Formatter<'_>, read_round: u64) -> fmt::Result {
-    if read_round > 0 {
-        write!(f, " read={read_round}")
-    } else {
-        Ok(())
-    }
+    if read_round > 0 { write!(f, " read={read_round}") } else { Ok(()) }
 }

@@ -14,6 +14,8 @@ mod persist;
 mod progress;
 mod read;
 mod replication;
+mod snapshot;
+mod transfer;
 
 pub use config::{Config, ConfigError};
 pub use counters::Counters;
@@ -21,3 +23,4 @@ pub use entry::{Entry, Payload};
 pub use message::{AppendOutcome, Body, ConflictHint, Message};
 pub use node::{Input, NotLeader, Output, RaftNode, Role, StartError, Status};
 pub use persist::{HardState, Persist, PersistId, Recovered, Snapshot};
+pub use transfer::TransferError;

@@ -11,9 +11,11 @@ use crate::raft::durability::Durability;
 use crate::raft::entry::Entry;
 use crate::raft::log::RaftLog;
 use crate::raft::message::{Body, Message};
-use crate::raft::persist::{HardState, Persist, PersistId, Recovered};
+use crate::raft::persist::{HardState, Persist, PersistId, Recovered, Snapshot};
 use crate::raft::progress::Progress;
 use crate::raft::read::Reads;
+use crate::raft::snapshot::IncomingSnapshot;
+use crate::raft::transfer::Transfer;
 use crate::time::Instant;
 
 /// The role a node plays in its current term.
@@ -52,6 +54,9 @@ pub enum Output {
     Persist(Persist),
     /// These entries are committed: apply them, in order. Every entry is handed out once.
     Apply(Vec<Entry>),
+    /// Replace the state machine with this snapshot from the leader; entries after it follow
+    /// as `Apply`.
+    RestoreSnapshot(Snapshot),
     /// The read registered with this `ctx` may be served once the state machine has applied
     /// `index`.
     ReadReady {
@@ -128,8 +133,12 @@ pub struct Status {
     pub durable: LogIndex,
     /// The last entry covered by its snapshot.
     pub snapshot_last: LogId,
-    /// Entries held in memory.
+    /// Entries held in memory (those after the snapshot).
     pub log_entries: usize,
+    /// Bytes of the entries held in memory.
+    pub log_bytes: usize,
+    /// Bytes of the applied entries held in memory: what the next snapshot frees.
+    pub applied_log_bytes: usize,
 }
 
 /// One Raft node.
@@ -165,8 +174,14 @@ pub struct RaftNode {
     pub(crate) leader_contact: Option<Instant>,
     /// Leader only: entries or a new commit index are waiting to go out to every peer.
     pub(crate) broadcast_due: bool,
+    /// Leader only: a leadership transfer in progress.
+    pub(crate) transfer: Option<Transfer>,
     /// Leader only: reads in progress.
     pub(crate) reads: Reads,
+    /// The latest snapshot, kept to send to followers that fall behind.
+    pub(crate) snapshot: Option<Snapshot>,
+    /// A snapshot being received from the leader.
+    pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
     pub(crate) durability: Durability,
     pub(crate) now: Instant,
     pub(crate) rng: Prng,
@@ -180,6 +195,12 @@ impl RaftNode {
     pub fn new(now: Instant, config: Config, recovered: Recovered) -> Result<RaftNode, StartError> {
         config.validate().map_err(StartError::Config)?;
         let snapshot_last = recovered.snapshot.as_ref().map_or(LogId::ZERO, |s| s.last);
+        if snapshot_last.term > recovered.hard_state.term {
+            return Err(StartError::HardStateBehindLog {
+                hard_state_term: recovered.hard_state.term,
+                log_term: snapshot_last.term,
+            });
+        }
         let mut expected = snapshot_last;
         for entry in &recovered.entries {
             if entry.index != expected.index.next() || entry.term < expected.term {
@@ -194,12 +215,8 @@ impl RaftNode {
                 log_term: expected.term,
             });
         }
-        let mut peers: Vec<NodeId> = config
-            .voters
-            .iter()
-            .copied()
-            .filter(|&id| id != config.id)
-            .collect();
+        let mut peers: Vec<NodeId> =
+            config.voters.iter().copied().filter(|&id| id != config.id).collect();
         peers.sort_unstable();
         let rng = Prng::seeded(config.seed);
         let mut node = RaftNode {
@@ -217,7 +234,10 @@ impl RaftNode {
             quorum_check_deadline: now,
             leader_contact: None,
             broadcast_due: false,
+            transfer: None,
             reads: Reads::default(),
+            snapshot: recovered.snapshot,
+            incoming_snapshot: None,
             durability: Durability::new(expected.index),
             now,
             rng,
@@ -314,14 +334,13 @@ impl RaftNode {
             durable: self.durability.durable_index(),
             snapshot_last: self.log.snapshot_last(),
             log_entries: self.log.len(),
+            log_bytes: self.log.bytes(),
+            applied_log_bytes: self.log.applied_bytes(),
         }
     }
 
     pub(crate) fn hard_state(&self) -> HardState {
-        HardState {
-            term: self.term,
-            vote: self.vote,
-        }
+        HardState { term: self.term, vote: self.vote }
     }
 
     pub(crate) fn quorum(&self) -> usize {
@@ -333,23 +352,13 @@ impl RaftNode {
     }
 
     pub(crate) fn send(&mut self, to: NodeId, term: Term, body: Body) {
-        let message = Message {
-            from: self.config.id,
-            to,
-            term,
-            body,
-        };
+        let message = Message { from: self.config.id, to, term, body };
         self.outbox.push_back(Output::Send(message));
     }
 
     /// Sends a message that promises the node's current state once that state is durable.
     pub(crate) fn send_when_durable(&mut self, to: NodeId, body: Body) {
-        let message = Message {
-            from: self.config.id,
-            to,
-            term: self.term,
-            body,
-        };
+        let message = Message { from: self.config.id, to, term: self.term, body };
         if let Some(message) = self.durability.hold_until_durable(message) {
             self.outbox.push_back(Output::Send(message));
         }
@@ -387,11 +396,13 @@ impl RaftNode {
             match message.body {
                 // Pre-votes carry the term the sender would campaign in; they change nothing.
                 Body::PreVote { .. } | Body::PreVoteReply { granted: true } => {}
-                Body::Vote { .. } if self.in_leader_lease() => {
+                Body::Vote { transfer: false, .. } if self.in_leader_lease() => {
                     self.counters.dropped_in_lease += 1;
                     return;
                 }
-                Body::Append { .. } => self.become_follower(message.term, Some(message.from)),
+                Body::Append { .. } | Body::InstallSnapshot { .. } => {
+                    self.become_follower(message.term, Some(message.from))
+                }
                 _ => self.become_follower(message.term, None),
             }
         } else if message.term < self.term {
@@ -403,19 +414,22 @@ impl RaftNode {
         let term = message.term;
         match message.body {
             Body::PreVote { last } => self.on_pre_vote(from, term, last),
-            Body::Vote { last } => self.on_vote(from, last),
+            Body::Vote { last, .. } => self.on_vote(from, last),
+            Body::TimeoutNow => self.on_timeout_now(from),
             Body::PreVoteReply { granted } => self.on_vote_reply(from, term, granted, true),
             Body::VoteReply { granted } => self.on_vote_reply(from, term, granted, false),
-            Body::Append {
-                prev,
-                entries,
-                commit,
-                read_round,
-            } => self.on_append(from, prev, &entries, commit, read_round),
-            Body::AppendReply {
-                read_round,
-                outcome,
-            } => self.on_append_reply(from, read_round, outcome),
+            Body::Append { prev, entries, commit, read_round } => {
+                self.on_append(from, prev, &entries, commit, read_round)
+            }
+            Body::AppendReply { read_round, outcome } => {
+                self.on_append_reply(from, read_round, outcome)
+            }
+            Body::InstallSnapshot { last, total, offset, chunk } => {
+                self.on_install_snapshot(from, last, total, offset, chunk)
+            }
+            Body::InstallSnapshotReply { last, received } => {
+                self.on_install_snapshot_reply(from, last, received)
+            }
         }
     }
 
@@ -424,26 +438,21 @@ impl RaftNode {
     /// term ran ahead, could keep the cluster from settling.
     fn answer_stale(&mut self, message: Message) {
         match message.body {
+            Body::InstallSnapshot { .. } => {
+                let outcome = crate::raft::message::AppendOutcome::Accepted {
+                    match_index: self.log.committed(),
+                };
+                self.send(message.from, self.term, Body::AppendReply { read_round: 0, outcome });
+            }
             Body::Append { prev, .. } => {
                 let hint = self.log.conflict_hint(prev.index);
-                let outcome = crate::raft::message::AppendOutcome::Rejected {
-                    prev_index: prev.index,
-                    hint,
-                };
-                self.send(
-                    message.from,
-                    self.term,
-                    Body::AppendReply {
-                        read_round: 0,
-                        outcome,
-                    },
-                );
+                let outcome =
+                    crate::raft::message::AppendOutcome::Rejected { prev_index: prev.index, hint };
+                self.send(message.from, self.term, Body::AppendReply { read_round: 0, outcome });
             }
-            Body::PreVote { .. } => self.send(
-                message.from,
-                self.term,
-                Body::PreVoteReply { granted: false },
-            ),
+            Body::PreVote { .. } => {
+                self.send(message.from, self.term, Body::PreVoteReply { granted: false })
+            }
             _ => {}
         }
     }
@@ -451,6 +460,7 @@ impl RaftNode {
     fn on_timeout(&mut self) {
         match self.role {
             Role::Leader => {
+                self.expire_transfer();
                 if self.now >= self.quorum_check_deadline {
                     if !self.quorum_active() {
                         self.become_follower(self.term, None);
@@ -547,6 +557,9 @@ impl fmt::Display for Output {
                 (Some(first), Some(last)) => write!(f, "apply {}..{}", first.index, last.index),
                 _ => write!(f, "apply nothing"),
             },
+            Output::RestoreSnapshot(snapshot) => {
+                write!(f, "restore snapshot {} ({}B)", snapshot.last, snapshot.data.len())
+            }
             Output::ReadReady { ctx, index } => write!(f, "read #{ctx} ready at {index}"),
             Output::ReadAborted { ctx, .. } => write!(f, "read #{ctx} aborted"),
             Output::RoleChanged { role, term, leader } => {
@@ -570,10 +583,7 @@ impl fmt::Display for StartError {
                     "recovered log is broken at entry {at} (not consecutive or term goes back)"
                 )
             }
-            StartError::HardStateBehindLog {
-                hard_state_term,
-                log_term,
-            } => write!(
+            StartError::HardStateBehindLog { hard_state_term, log_term } => write!(
                 f,
                 "recovered log reaches term {log_term} but the hard state only term {hard_state_term}"
             ),

@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use crate::ids::LogIndex;
+use crate::ids::{LogId, LogIndex};
 
 /// How a leader sends entries to a follower.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -13,6 +13,16 @@ pub(crate) enum ReplicationState {
     /// The logs agree up to `match_index`: entries stream out, up to a window of messages in
     /// flight.
     Replicate,
+    /// The follower needs entries the leader has compacted: the leader streams the snapshot
+    /// that ends at `last`, in chunks, up to a window in flight.
+    Snapshot {
+        /// The snapshot being sent.
+        last: LogId,
+        /// Bytes the follower confirmed holding.
+        acked: u64,
+        /// Bytes sent.
+        sent: u64,
+    },
 }
 
 /// A leader's view of one follower.
@@ -54,6 +64,7 @@ impl Progress {
         match self.state {
             ReplicationState::Probe => self.probe_sent,
             ReplicationState::Replicate => self.inflight.len() >= max_inflight,
+            ReplicationState::Snapshot { .. } => true,
         }
     }
 
@@ -67,12 +78,57 @@ impl Progress {
                     self.inflight.push_back(last);
                 }
             }
+            ReplicationState::Snapshot { .. } => {}
         }
     }
 
-    /// A heartbeat interval passed: a probe that got no answer may be sent again.
+    /// A heartbeat interval passed: a probe that got no answer may be sent again, and snapshot
+    /// chunks not confirmed are sent again.
     pub(crate) fn on_heartbeat(&mut self) {
         self.probe_sent = false;
+        if let ReplicationState::Snapshot { acked, sent, .. } = &mut self.state {
+            *sent = *acked;
+        }
+    }
+
+    /// Starts streaming the snapshot ending at `last` from its first byte.
+    pub(crate) fn start_snapshot(&mut self, last: LogId) {
+        self.state = ReplicationState::Snapshot { last, acked: 0, sent: 0 };
+        self.inflight.clear();
+    }
+
+    /// The next chunk to send of a snapshot of `total` bytes, as (offset, length), if the window
+    /// allows one; marks it sent.
+    pub(crate) fn next_snapshot_chunk(
+        &mut self,
+        total: u64,
+        chunk_bytes: u64,
+        max_inflight_chunks: u64,
+    ) -> Option<(u64, u64)> {
+        let ReplicationState::Snapshot { acked, sent, .. } = &mut self.state else {
+            return None;
+        };
+        if *sent >= total || *sent - *acked >= chunk_bytes * max_inflight_chunks {
+            return None;
+        }
+        let chunk = (total - *sent).min(chunk_bytes);
+        let offset = *sent;
+        *sent += chunk;
+        Some((offset, chunk))
+    }
+
+    /// The follower holds `received` bytes of the snapshot `last`. Fewer than it confirmed
+    /// before means it lost them (it restarted): send again from there.
+    pub(crate) fn on_snapshot_received(&mut self, last: LogId, received: u64) {
+        if let ReplicationState::Snapshot { last: sending, acked, sent } = &mut self.state {
+            if *sending == last {
+                if received < *acked {
+                    *sent = received;
+                }
+                *acked = received;
+                *sent = (*sent).max(received);
+            }
+        }
     }
 
     /// The follower acknowledged its log up to `match_index`. Returns whether the match moved.
@@ -82,26 +138,27 @@ impl Progress {
             self.match_index = match_index;
         }
         match self.state {
-            ReplicationState::Probe if match_index >= self.match_index => {
-                // The logs agree up to here: start streaming after it.
-                self.state = ReplicationState::Replicate;
-                self.next_index = self.match_index.next();
-                self.probe_sent = false;
-                self.inflight.clear();
+            ReplicationState::Probe if match_index >= self.match_index => self.start_replicating(),
+            ReplicationState::Snapshot { last, .. } if match_index >= last.index => {
+                self.start_replicating()
             }
-            ReplicationState::Probe => {}
+            ReplicationState::Probe | ReplicationState::Snapshot { .. } => {}
             ReplicationState::Replicate => {
                 self.next_index = self.next_index.max(self.match_index.next());
-                while self
-                    .inflight
-                    .front()
-                    .is_some_and(|&last| last <= self.match_index)
-                {
+                while self.inflight.front().is_some_and(|&last| last <= self.match_index) {
                     self.inflight.pop_front();
                 }
             }
         }
         advanced
+    }
+
+    /// The logs agree up to the match index: stream entries after it.
+    fn start_replicating(&mut self) {
+        self.state = ReplicationState::Replicate;
+        self.next_index = self.match_index.next();
+        self.probe_sent = false;
+        self.inflight.clear();
     }
 
     /// The follower rejected the append after `rejected_prev`; `next` is where the leader's
@@ -111,6 +168,7 @@ impl Progress {
         let current = match self.state {
             ReplicationState::Probe => rejected_prev == self.next_index.prev(),
             ReplicationState::Replicate => rejected_prev > self.match_index,
+            ReplicationState::Snapshot { .. } => false,
         };
         if !current {
             return false;
@@ -133,11 +191,7 @@ mod tests {
         assert!(!progress.is_paused(4));
         progress.on_sent(Some(LogIndex(7)));
         assert!(progress.is_paused(4));
-        assert_eq!(
-            progress.next_index,
-            LogIndex(5),
-            "probing does not move next"
-        );
+        assert_eq!(progress.next_index, LogIndex(5), "probing does not move next");
         progress.on_heartbeat();
         assert!(!progress.is_paused(4));
     }
@@ -158,19 +212,34 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_streams_in_a_window_and_resends_what_was_lost() {
+        let last = LogId::new(LogIndex(50), crate::ids::Term(3));
+        let mut progress = Progress::new(LogIndex(10));
+        progress.start_snapshot(last);
+        assert!(progress.is_paused(4), "no appends while a snapshot streams");
+        let chunks: Vec<_> =
+            std::iter::from_fn(|| progress.next_snapshot_chunk(250, 100, 2)).collect();
+        assert_eq!(chunks, [(0, 100), (100, 100)], "a window of two chunks");
+        progress.on_snapshot_received(last, 100);
+        assert_eq!(progress.next_snapshot_chunk(250, 100, 2), Some((200, 50)));
+        assert_eq!(progress.next_snapshot_chunk(250, 100, 2), None, "all sent");
+        progress.on_heartbeat();
+        assert_eq!(progress.next_snapshot_chunk(250, 100, 2), Some((100, 100)), "resent");
+        progress.on_snapshot_received(last, 0); // The follower restarted.
+        assert_eq!(progress.next_snapshot_chunk(250, 100, 2), Some((0, 100)));
+        progress.on_accepted(LogIndex(50));
+        assert_eq!(progress.state, ReplicationState::Replicate);
+        assert_eq!(progress.next_index, LogIndex(51));
+    }
+
+    #[test]
     fn stale_rejections_are_ignored() {
         let mut progress = Progress::new(LogIndex(10));
         progress.on_sent(None);
-        assert!(
-            !progress.on_rejected(LogIndex(4), LogIndex(3)),
-            "not the probe in flight"
-        );
+        assert!(!progress.on_rejected(LogIndex(4), LogIndex(3)), "not the probe in flight");
         assert!(progress.on_rejected(LogIndex(9), LogIndex(3)));
         assert_eq!(progress.next_index, LogIndex(3));
         progress.on_accepted(LogIndex(2));
-        assert!(
-            !progress.on_rejected(LogIndex(2), LogIndex(1)),
-            "already matched there"
-        );
+        assert!(!progress.on_rejected(LogIndex(2), LogIndex(1)), "already matched there");
     }
 }

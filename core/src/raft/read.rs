@@ -61,9 +61,7 @@ impl RaftNode {
             self.reads.round_due = true;
         }
         let round = self.reads.round;
-        self.reads
-            .pending
-            .push_back(PendingRead { ctx, index, round });
+        self.reads.pending.push_back(PendingRead { ctx, index, round });
     }
 
     /// The leader's current read round, carried by every append.
@@ -88,30 +86,20 @@ impl RaftNode {
     /// Answers every read whose round a majority has confirmed.
     pub(crate) fn release_reads(&mut self) {
         while let Some(read) = self.reads.pending.front().copied() {
-            let confirmed = 1 + self
-                .progress
-                .iter()
-                .filter(|p| p.read_round_acked >= read.round)
-                .count();
+            let confirmed =
+                1 + self.progress.iter().filter(|p| p.read_round_acked >= read.round).count();
             if confirmed < self.quorum() {
                 break;
             }
             self.reads.pending.pop_front();
-            self.outbox.push_back(Output::ReadReady {
-                ctx: read.ctx,
-                index: read.index,
-            });
+            self.outbox.push_back(Output::ReadReady { ctx: read.ctx, index: read.index });
         }
     }
 
     /// Leadership is lost (to `hint`, if known): every read in progress fails.
     pub(crate) fn abort_reads_on_step_down(&mut self, hint: Option<NodeId>) {
         let reads = std::mem::take(&mut self.reads);
-        let aborted = reads
-            .awaiting_commit
-            .into_iter()
-            .chain(reads.pending.iter().map(|r| r.ctx));
-        self.outbox
-            .extend(aborted.map(|ctx| Output::ReadAborted { ctx, hint }));
+        let aborted = reads.awaiting_commit.into_iter().chain(reads.pending.iter().map(|r| r.ctx));
+        self.outbox.extend(aborted.map(|ctx| Output::ReadAborted { ctx, hint }));
     }
 }

@@ -6,6 +6,7 @@ use crate::ids::{LogId, LogIndex, NodeId, Term};
 use crate::raft::entry::{Entry, Payload};
 use crate::raft::message::{AppendOutcome, Body, ConflictHint};
 use crate::raft::node::{NotLeader, RaftNode, Role};
+use crate::raft::progress::ReplicationState;
 use crate::time::Instant;
 
 impl RaftNode {
@@ -18,16 +19,15 @@ impl RaftNode {
         if self.role != Role::Leader {
             return Err(NotLeader { hint: self.leader });
         }
+        if let Some(target) = self.transfer_target() {
+            return Err(NotLeader { hint: Some(target) });
+        }
         Ok(self.append_own(Payload::Command(command)))
     }
 
     pub(crate) fn append_own(&mut self, payload: Payload) -> LogId {
         let id = LogId::new(self.log.last_index().next(), self.term);
-        self.log.append(Entry {
-            index: id.index,
-            term: id.term,
-            payload,
-        });
+        self.log.append(Entry { index: id.index, term: id.term, payload });
         self.durability.appended(id.index);
         self.broadcast_due = true;
         self.maybe_commit();
@@ -43,7 +43,8 @@ impl RaftNode {
             let progress = &self.progress[peer];
             let next = progress.next_index;
             let Some(prev_term) = self.log.term_at(next.prev()) else {
-                break;
+                self.start_snapshot(peer);
+                return true;
             };
             let entries = self.log.slice(
                 next,
@@ -70,12 +71,7 @@ impl RaftNode {
         let progress = &mut self.progress[peer];
         // The follower takes the commit index only as far as the entries it matched.
         progress.commit_sent = progress.commit_sent.max(commit.min(covered));
-        let body = Body::Append {
-            prev,
-            entries,
-            commit,
-            read_round: self.read_round(),
-        };
+        let body = Body::Append { prev, entries, commit, read_round: self.read_round() };
         self.send(self.peers[peer], self.term, body);
     }
 
@@ -84,16 +80,46 @@ impl RaftNode {
     /// probe went unanswered is probed again.
     pub(crate) fn broadcast_heartbeat(&mut self) {
         for peer in 0..self.peers.len() {
+            if matches!(self.progress[peer].state, ReplicationState::Snapshot { .. }) {
+                self.send_snapshot(peer, true);
+                continue;
+            }
             self.progress[peer].on_heartbeat();
             if !self.replicate_to(peer) {
                 // Nothing new, or the window is full: an empty append at the window's end.
                 // Accepted, it frees the window; rejected, it reveals lost messages.
                 let prev_index = self.progress[peer].next_index.prev();
-                if let Some(prev_term) = self.log.term_at(prev_index) {
-                    self.send_append(peer, LogId::new(prev_index, prev_term), Vec::new());
+                match self.log.term_at(prev_index) {
+                    Some(prev_term) => {
+                        self.send_append(peer, LogId::new(prev_index, prev_term), Vec::new())
+                    }
+                    None => self.start_snapshot(peer),
                 }
             }
         }
+    }
+
+    /// The follower needs entries that are compacted: send the snapshot instead.
+    fn start_snapshot(&mut self, peer: usize) {
+        if let Some(snapshot_last) = self.snapshot.as_ref().map(|s| s.last) {
+            self.progress[peer].start_snapshot(snapshot_last);
+            self.send_snapshot(peer, false);
+        }
+    }
+
+    /// A message from `from`, the leader of this node's term: follow it, and hold off elections.
+    /// Returns false if this node leads the term itself (only a broken peer says otherwise).
+    pub(crate) fn follow_leader(&mut self, from: NodeId) -> bool {
+        if self.role == Role::Leader {
+            self.counters.dropped_unexpected += 1;
+            return false;
+        }
+        if self.role != Role::Follower || self.leader != Some(from) {
+            self.become_follower(self.term, Some(from));
+        }
+        self.leader_contact = Some(self.now);
+        self.reset_election_timer();
+        true
     }
 
     /// An append from the leader of this node's term.
@@ -105,16 +131,9 @@ impl RaftNode {
         commit: LogIndex,
         read_round: u64,
     ) {
-        if self.role == Role::Leader {
-            // Two leaders in one term: only a broken peer claims that.
-            self.counters.dropped_unexpected += 1;
+        if !self.follow_leader(from) {
             return;
         }
-        if self.role != Role::Follower || self.leader != Some(from) {
-            self.become_follower(self.term, Some(from));
-        }
-        self.leader_contact = Some(self.now);
-        self.reset_election_timer();
         if !is_well_formed(prev, entries, self.term) {
             self.counters.dropped_unexpected += 1;
             return;
@@ -122,33 +141,15 @@ impl RaftNode {
         let committed = self.log.committed();
         if prev.index < committed {
             // Everything up to our commit point matches every later leader's log.
-            let outcome = AppendOutcome::Accepted {
-                match_index: committed,
-            };
-            self.send_when_durable(
-                from,
-                Body::AppendReply {
-                    read_round,
-                    outcome,
-                },
-            );
+            let outcome = AppendOutcome::Accepted { match_index: committed };
+            self.send_when_durable(from, Body::AppendReply { read_round, outcome });
             return;
         }
         if !self.log.contains(prev) {
             self.counters.appends_rejected += 1;
             let hint = self.log.conflict_hint(prev.index);
-            let outcome = AppendOutcome::Rejected {
-                prev_index: prev.index,
-                hint,
-            };
-            self.send(
-                from,
-                self.term,
-                Body::AppendReply {
-                    read_round,
-                    outcome,
-                },
-            );
+            let outcome = AppendOutcome::Rejected { prev_index: prev.index, hint };
+            self.send(from, self.term, Body::AppendReply { read_round, outcome });
             return;
         }
         match self.log.append_from_leader(entries) {
@@ -160,16 +161,8 @@ impl RaftNode {
         }
         let last_new = prev.index.plus(entries.len() as u64);
         self.log.commit_to(commit.min(last_new));
-        let outcome = AppendOutcome::Accepted {
-            match_index: last_new,
-        };
-        self.send_when_durable(
-            from,
-            Body::AppendReply {
-                read_round,
-                outcome,
-            },
-        );
+        let outcome = AppendOutcome::Accepted { match_index: last_new };
+        self.send_when_durable(from, Body::AppendReply { read_round, outcome });
     }
 
     pub(crate) fn on_append_reply(
@@ -195,6 +188,7 @@ impl RaftNode {
                     self.maybe_commit();
                 }
                 self.replicate_to(peer);
+                self.maybe_send_timeout_now(peer);
             }
             AppendOutcome::Rejected { prev_index, hint } => {
                 let next = self.next_after_rejection(hint);
@@ -211,10 +205,9 @@ impl RaftNode {
     /// follower's log.
     fn next_after_rejection(&self, hint: ConflictHint) -> LogIndex {
         match hint.term {
-            Some(term) => self
-                .log
-                .last_index_of_term(term)
-                .map_or(hint.first_index, LogIndex::next),
+            Some(term) => {
+                self.log.last_index_of_term(term).map_or(hint.first_index, LogIndex::next)
+            }
             None => hint.first_index,
         }
     }
@@ -226,11 +219,8 @@ impl RaftNode {
         if self.role != Role::Leader {
             return;
         }
-        let mut matched: SmallVec<[LogIndex; 8]> = self
-            .progress
-            .iter()
-            .map(|progress| progress.match_index)
-            .collect();
+        let mut matched: SmallVec<[LogIndex; 8]> =
+            self.progress.iter().map(|progress| progress.match_index).collect();
         matched.push(self.durability.durable_index());
         matched.sort_unstable_by(|a, b| b.cmp(a));
         let majority_index = matched[self.quorum() - 1];

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use raftkv_core::raft::{
     AppendOutcome, Body, Config, Entry, HardState, Input, Message, Output, Payload, Persist,
-    RaftNode, Recovered, Role,
+    RaftNode, Recovered, Role, Snapshot,
 };
 use raftkv_core::{Instant, LogIndex, NodeId, Term};
 
@@ -20,21 +20,42 @@ use raftkv_core::{Instant, LogIndex, NodeId, Term};
 #[derive(Clone, Debug, Default)]
 pub struct Disk {
     pub hard_state: HardState,
+    pub snapshot: Option<Snapshot>,
+    /// The entries after the snapshot.
     pub entries: Vec<Entry>,
 }
 
 impl Disk {
     pub fn write(&mut self, persist: &Persist) {
+        if let Some(snapshot) = &persist.snapshot {
+            self.entries.retain(|entry| entry.index > snapshot.last.index);
+            self.snapshot = Some(snapshot.clone());
+        }
         if let Some(from) = persist.truncate_from {
-            self.entries.truncate(from.0 as usize - 1);
+            self.entries.retain(|entry| entry.index < from);
         }
         if let Some(first) = persist.entries.first() {
-            self.entries.truncate(first.index.0 as usize - 1);
+            self.entries.retain(|entry| entry.index < first.index);
             self.entries.extend(persist.entries.iter().cloned());
         }
         if let Some(hard_state) = persist.hard_state {
             self.hard_state = hard_state;
         }
+    }
+
+    /// What a restarted node recovers.
+    pub fn recover(&self) -> Recovered {
+        Recovered {
+            hard_state: self.hard_state,
+            snapshot: self.snapshot.clone(),
+            entries: self.entries.clone(),
+        }
+    }
+
+    /// The last index the disk holds, in the snapshot or after it.
+    pub fn last_index(&self) -> LogIndex {
+        let snapshot = self.snapshot.as_ref().map_or(LogIndex(0), |s| s.last.index);
+        self.entries.last().map_or(snapshot, |entry| entry.index)
     }
 }
 
@@ -200,7 +221,9 @@ impl Cluster {
                     self.note(|| format!("{node}: read #{ctx} ready at {index}"));
                     self.slot_mut(node).reads_ready.push((ctx, index));
                 }
-                output @ (Output::ReadAborted { .. } | Output::RoleChanged { .. }) => {
+                output @ (Output::ReadAborted { .. }
+                | Output::RoleChanged { .. }
+                | Output::RestoreSnapshot(_)) => {
                     self.note(|| format!("{node}: {output}"));
                 }
             }
@@ -227,30 +250,18 @@ impl Cluster {
         match &message.body {
             Body::VoteReply { granted: true } => assert_eq!(
                 disk.hard_state,
-                HardState {
-                    term: message.term,
-                    vote: Some(message.to)
-                },
+                HardState { term: message.term, vote: Some(message.to) },
                 "{message} sent before the vote was durable"
             ),
-            Body::AppendReply {
-                outcome: AppendOutcome::Accepted { match_index },
-                ..
-            } => {
-                assert!(
-                    disk.hard_state.term >= message.term,
-                    "{message} before its term"
-                );
+            Body::AppendReply { outcome: AppendOutcome::Accepted { match_index }, .. } => {
+                assert!(disk.hard_state.term >= message.term, "{message} before its term");
                 let raft = self.node(message.from);
-                let durable = disk.entries.len() as u64;
-                assert!(
-                    durable >= match_index.0,
-                    "{message} but only {durable} entries durable"
-                );
+                let durable = disk.last_index();
+                assert!(durable >= *match_index, "{message} but only {durable} durable");
                 assert!(
                     disk.entries
                         .iter()
-                        .take(match_index.0 as usize)
+                        .filter(|entry| entry.index <= *match_index)
                         .all(|entry| raft.term_at(entry.index) == Some(entry.term)),
                     "{message} promises entries that differ from the durable ones"
                 );
@@ -314,10 +325,7 @@ impl Cluster {
 
     /// The earliest timeout of any live node.
     pub fn next_timeout(&self) -> Option<Instant> {
-        self.slots
-            .iter()
-            .filter_map(|slot| slot.node.as_ref()?.poll_timeout())
-            .min()
+        self.slots.iter().filter_map(|slot| slot.node.as_ref()?.poll_timeout()).min()
     }
 
     /// Jumps to the next timeout, fires it, and stabilizes.
@@ -327,11 +335,7 @@ impl Cluster {
         };
         self.now = self.now.max(next);
         for node in self.ids() {
-            let due = self
-                .slot(node)
-                .node
-                .as_ref()
-                .and_then(RaftNode::poll_timeout);
+            let due = self.slot(node).node.as_ref().and_then(RaftNode::poll_timeout);
             if due.is_some_and(|due| due <= self.now) {
                 self.handle(node, Input::Timeout);
             }
@@ -389,11 +393,7 @@ impl Cluster {
         self.note(|| format!("{node}: restart"));
         let now = self.now;
         let slot = self.slot_mut(node);
-        let recovered = Recovered {
-            hard_state: slot.disk.hard_state,
-            snapshot: None,
-            entries: slot.disk.entries.clone(),
-        };
+        let recovered = slot.disk.recover();
         slot.node = Some(RaftNode::new(now, slot.config.clone(), recovered).expect("recovers"));
         self.drain(node);
     }
@@ -461,10 +461,7 @@ impl Cluster {
 
     pub fn propose(&mut self, node: NodeId, command: &[u8]) -> raftkv_core::LogId {
         let now = self.now;
-        let id = self
-            .node_mut(node)
-            .propose(now, command.to_vec())
-            .expect("node leads");
+        let id = self.node_mut(node).propose(now, command.to_vec()).expect("node leads");
         self.drain(node);
         id
     }

@@ -25,16 +25,8 @@ pub const BY_HAND: ReplyTo = ReplyTo(999);
 #[derive(Clone, Debug)]
 pub enum Packet {
     Peer(Message),
-    Request {
-        client: usize,
-        to: NodeId,
-        request: ClientRequest<KvCommand>,
-    },
-    Reply {
-        client: usize,
-        from: NodeId,
-        reply: ClientReply<KvReply>,
-    },
+    Request { client: usize, to: NodeId, request: ClientRequest<KvCommand> },
+    Reply { client: usize, from: NodeId, reply: ClientReply<KvReply> },
 }
 
 impl Packet {
@@ -142,15 +134,11 @@ impl KvCluster {
     }
 
     pub fn replica(&self, node: NodeId) -> &Kv {
-        self.replicas[node.0 as usize - 1]
-            .as_ref()
-            .expect("replica is up")
+        self.replicas[node.0 as usize - 1].as_ref().expect("replica is up")
     }
 
     pub fn replica_mut(&mut self, node: NodeId) -> &mut Kv {
-        self.replicas[node.0 as usize - 1]
-            .as_mut()
-            .expect("replica is up")
+        self.replicas[node.0 as usize - 1].as_mut().expect("replica is up")
     }
 
     pub fn is_up(&self, node: NodeId) -> bool {
@@ -162,11 +150,7 @@ impl KvCluster {
     }
 
     pub fn take_transcript(&mut self) -> String {
-        self.transcript
-            .replace(Vec::new())
-            .unwrap_or_default()
-            .join("\n")
-            + "\n"
+        self.transcript.replace(Vec::new()).unwrap_or_default().join("\n") + "\n"
     }
 
     fn note(&mut self, line: impl FnOnce() -> String) {
@@ -179,13 +163,7 @@ impl KvCluster {
         let (from, to) = packet.ends();
         let down = !self.is_up(NodeId(if to < 100 { to } else { from }));
         let dropped = self.cut.contains(&(from, to)) || down;
-        self.note(|| {
-            if dropped {
-                format!("{line}  (dropped)")
-            } else {
-                line
-            }
-        });
+        self.note(|| if dropped { format!("{line}  (dropped)") } else { line });
         if !dropped {
             self.network.push_back(packet);
         }
@@ -232,14 +210,7 @@ impl KvCluster {
                         reply.request,
                         describe_reply(&reply.outcome)
                     );
-                    self.send(
-                        Packet::Reply {
-                            client,
-                            from: node,
-                            reply,
-                        },
-                        line,
-                    );
+                    self.send(Packet::Reply { client, from: node, reply }, line);
                 }
                 Output::RoleChanged { role, term, leader } => {
                     let leader = leader.map_or("none".to_string(), |l| l.to_string());
@@ -265,14 +236,7 @@ impl KvCluster {
                             format!("c{client}->{to} #{} {command}", request.request)
                         }
                     };
-                    self.send(
-                        Packet::Request {
-                            client,
-                            to,
-                            request,
-                        },
-                        line,
-                    );
+                    self.send(Packet::Request { client, to, request }, line);
                 }
                 ClerkOutput::Finished { request, result } => {
                     self.note(|| format!("c{client}: #{request} finished {result:?}"));
@@ -291,35 +255,17 @@ impl KvCluster {
 
     /// Sends a request by hand to a replica; the reply lands in `by_hand`.
     pub fn request_by_hand(&mut self, node: NodeId, request: ClientRequest<KvCommand>) {
-        self.handle(
-            node,
-            Input::Request {
-                from: BY_HAND,
-                request,
-            },
-        );
+        self.handle(node, Input::Request { from: BY_HAND, request });
     }
 
     pub fn deliver(&mut self, packet: Packet) {
         let now = self.now;
         match packet {
             Packet::Peer(message) => self.handle(message.to, Input::Message(message)),
-            Packet::Request {
-                client,
-                to,
-                request,
-            } => self.handle(
-                to,
-                Input::Request {
-                    from: ReplyTo(client as u64),
-                    request,
-                },
-            ),
-            Packet::Reply {
-                client,
-                from,
-                reply,
-            } => {
+            Packet::Request { client, to, request } => {
+                self.handle(to, Input::Request { from: ReplyTo(client as u64), request })
+            }
+            Packet::Reply { client, from, reply } => {
                 self.clerks[client].handle(now, ClerkInput::Reply { from, reply });
                 self.drain_clerk(client);
             }
@@ -348,40 +294,52 @@ impl KvCluster {
     }
 
     fn next_timeout(&self) -> Option<Instant> {
-        let replicas = self
-            .replicas
-            .iter()
-            .flatten()
-            .filter_map(Replica::poll_timeout);
+        let replicas = self.replicas.iter().flatten().filter_map(Replica::poll_timeout);
         let clerks = self.clerks.iter().filter_map(Clerk::poll_timeout);
         replicas.chain(clerks).min()
     }
 
     /// Jumps to the next timeout, fires everything due, stabilizes.
     pub fn tick(&mut self) {
+        self.fire_next_timeouts();
+        self.stabilize();
+    }
+
+    /// One step at a time: delivers the oldest packet in flight, or if there is none, fires the
+    /// next timeouts; stops as soon as `done` holds (checked before every step) or `millis` of
+    /// virtual time pass. Returns whether `done` held.
+    pub fn step_until(&mut self, millis: u64, done: impl Fn(&KvCluster) -> bool) -> bool {
+        let end = self.now.add_millis(millis);
+        while !done(self) {
+            if let Some(packet) = self.network.pop_front() {
+                self.deliver(packet);
+            } else if self.next_timeout().is_some_and(|next| next <= end) {
+                self.fire_next_timeouts();
+            } else {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn fire_next_timeouts(&mut self) {
         let Some(next) = self.next_timeout() else {
             return;
         };
         self.now = self.now.max(next);
         let now = self.now;
         for node in self.ids() {
-            let due = self.replicas[node.0 as usize - 1]
-                .as_ref()
-                .and_then(Replica::poll_timeout);
+            let due = self.replicas[node.0 as usize - 1].as_ref().and_then(Replica::poll_timeout);
             if due.is_some_and(|due| due <= now) {
                 self.handle(node, Input::Timeout);
             }
         }
         for client in 0..self.clerks.len() {
-            if self.clerks[client]
-                .poll_timeout()
-                .is_some_and(|due| due <= now)
-            {
+            if self.clerks[client].poll_timeout().is_some_and(|due| due <= now) {
                 self.clerks[client].handle(now, ClerkInput::Timeout);
                 self.drain_clerk(client);
             }
         }
-        self.stabilize();
     }
 
     /// Runs until `done` holds or `millis` of virtual time pass; returns whether it held.
@@ -416,10 +374,7 @@ impl KvCluster {
     }
 
     pub fn wait_for_leader(&mut self) -> NodeId {
-        assert!(
-            self.run_until(5_000, |c| c.leader().is_some()),
-            "a leader is elected"
-        );
+        assert!(self.run_until(5_000, |c| c.leader().is_some()), "a leader is elected");
         self.leader().expect("checked")
     }
 
@@ -470,12 +425,7 @@ impl KvCluster {
 
     pub fn restart(&mut self, node: NodeId) {
         self.note(|| format!("{node}: restart"));
-        let disk = &self.disks[node.0 as usize - 1];
-        let recovered = Recovered {
-            hard_state: disk.hard_state,
-            snapshot: None,
-            entries: disk.entries.clone(),
-        };
+        let recovered = self.disks[node.0 as usize - 1].recover();
         let config = self.configs[node.0 as usize - 1].clone();
         let replica =
             Replica::new(self.now, config, recovered, KvStore::default()).expect("recovers");

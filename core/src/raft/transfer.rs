@@ -1,0 +1,102 @@
+//! Leadership transfer (thesis §3.10): the leader brings a chosen follower up to date, then
+//! tells it to campaign at once; the voters grant even though they heard from the leader
+//! recently. Used for planned restarts, so clients see a short pause instead of an election
+//! timeout.
+
+use core::fmt;
+
+use crate::ids::NodeId;
+use crate::raft::message::Body;
+use crate::raft::node::{RaftNode, Role};
+use crate::time::Instant;
+
+/// A transfer in progress.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Transfer {
+    /// Index of the target among the peers.
+    peer: usize,
+    /// The leader gives up and serves again if the target has not taken over by then.
+    deadline: Instant,
+    /// `TimeoutNow` went out.
+    sent: bool,
+}
+
+/// Why a transfer cannot start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransferError {
+    /// Only a leader can hand over its leadership.
+    NotLeader {
+        /// The leader this node knows of.
+        hint: Option<NodeId>,
+    },
+    /// The target is not a voter of this cluster.
+    UnknownNode(NodeId),
+}
+
+impl fmt::Display for TransferError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransferError::NotLeader { .. } => write!(f, "only the leader can transfer leadership"),
+            TransferError::UnknownNode(id) => write!(f, "node {id} is not a voter"),
+        }
+    }
+}
+
+impl std::error::Error for TransferError {}
+
+impl RaftNode {
+    /// Hands leadership to `target`. Until it takes over (or an election timeout passes and
+    /// the transfer is given up), this node refuses proposals with a hint to `target`.
+    pub fn transfer_leadership(
+        &mut self,
+        now: Instant,
+        target: NodeId,
+    ) -> Result<(), TransferError> {
+        self.now = self.now.max(now);
+        if self.role != Role::Leader {
+            return Err(TransferError::NotLeader { hint: self.leader });
+        }
+        if target == self.config.id {
+            return Ok(());
+        }
+        let peer = self.peer_index(target).ok_or(TransferError::UnknownNode(target))?;
+        let deadline = self.now.add_millis(self.config.election_timeout_ms_max);
+        self.transfer = Some(Transfer { peer, deadline, sent: false });
+        self.replicate_to(peer);
+        self.maybe_send_timeout_now(peer);
+        Ok(())
+    }
+
+    /// Where a transfer in progress is going.
+    pub fn transfer_target(&self) -> Option<NodeId> {
+        self.transfer.map(|transfer| self.peers[transfer.peer])
+    }
+
+    /// Tells the target to campaign once it holds the whole log.
+    pub(crate) fn maybe_send_timeout_now(&mut self, peer: usize) {
+        let Some(transfer) = self.transfer.as_mut() else { return };
+        if transfer.peer != peer || transfer.sent {
+            return;
+        }
+        if self.progress[peer].match_index == self.log.last_index() {
+            transfer.sent = true;
+            self.send(self.peers[peer], self.term, Body::TimeoutNow);
+        }
+    }
+
+    /// A leader's timer: a transfer that did not happen in time is given up.
+    pub(crate) fn expire_transfer(&mut self) {
+        if self.transfer.is_some_and(|transfer| self.now >= transfer.deadline) {
+            self.transfer = None;
+        }
+    }
+
+    /// The leader of this term asks this node to take over.
+    pub(crate) fn on_timeout_now(&mut self, from: NodeId) {
+        if self.role == Role::Follower && self.leader == Some(from) {
+            self.start_election(true);
+        } else {
+            self.counters.dropped_unexpected += 1;
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! The clerk on its own: what it sends, where, and when, for each kind of answer.
+
+use raftkv_core::client::{Clerk, ClerkConfig, ClerkError, ClerkInput, ClerkOutput};
+use raftkv_core::protocol::{ClientReply, ClientRequest, Op, Outcome, Reject};
+use raftkv_core::{ClientId, Instant, NodeId, RequestId};
+
+type TestClerk = Clerk<&'static str, &'static str>;
+
+fn clerk() -> TestClerk {
+    Clerk::new(ClerkConfig::new(vec![NodeId(1), NodeId(2), NodeId(3)]))
+}
+
+/// The requests the clerk wants sent, as (replica, request).
+fn sent(clerk: &mut TestClerk) -> Vec<(NodeId, ClientRequest<&'static str>)> {
+    let mut sends = Vec::new();
+    while let Some(output) = clerk.poll_output() {
+        if let ClerkOutput::Send { to, request } = output {
+            sends.push((to, request));
+        }
+    }
+    sends
+}
+
+fn reply(
+    clerk: &mut TestClerk,
+    now: Instant,
+    from: u64,
+    request: RequestId,
+    outcome: Outcome<&'static str>,
+) {
+    clerk.handle(
+        now,
+        ClerkInput::Reply { from: NodeId(from), reply: ClientReply { request, outcome } },
+    );
+}
+
+/// A clerk with a session open at node 1, and the request it sent for `command`.
+fn registered(command: &'static str) -> (TestClerk, ClientRequest<&'static str>) {
+    let mut clerk = clerk();
+    clerk.submit(Instant::ZERO, command);
+    let (to, register) = sent(&mut clerk).remove(0);
+    assert_eq!((to, &register.op), (NodeId(1), &Op::Register));
+    reply(
+        &mut clerk,
+        Instant::ZERO,
+        1,
+        register.request,
+        Outcome::Registered { client: ClientId(7) },
+    );
+    let (_, request) = sent(&mut clerk).remove(0);
+    (clerk, request)
+}
+
+#[test]
+fn the_first_operation_opens_a_session_then_runs_with_its_id() {
+    let (mut clerk, request) = registered("put");
+    assert_eq!(request.client, ClientId(7));
+    assert_eq!(request.op, Op::Command("put"));
+    reply(&mut clerk, Instant::ZERO, 1, request.request, Outcome::Done("ok"));
+    assert_eq!(
+        clerk.poll_output(),
+        Some(ClerkOutput::Finished { request: request.request, result: Ok("ok") })
+    );
+    assert_eq!(clerk.pending(), 0);
+    assert_eq!(clerk.poll_timeout(), None, "nothing to wait for");
+}
+
+#[test]
+fn a_hint_is_followed_at_once_and_the_request_keeps_its_id() {
+    let (mut clerk, request) = registered("put");
+    let hint = Outcome::Rejected(Reject::NotLeader { hint: Some(NodeId(3)) });
+    reply(&mut clerk, Instant::ZERO, 1, request.request, hint);
+    let resent = sent(&mut clerk);
+    assert_eq!(resent.len(), 1);
+    assert_eq!(resent[0].0, NodeId(3));
+    assert_eq!(resent[0].1, request, "same session, same request id");
+}
+
+#[test]
+fn replicas_pointing_at_each_other_are_asked_again_only_after_a_backoff() {
+    let (mut clerk, request) = registered("put");
+    let mut now = Instant::ZERO;
+    let mut immediate = 0;
+    for round in 0..6 {
+        let (from, to) = if round % 2 == 0 { (1, 2) } else { (2, 1) };
+        let hint = Outcome::Rejected(Reject::NotLeader { hint: Some(NodeId(to)) });
+        reply(&mut clerk, now, from, request.request, hint);
+        if sent(&mut clerk).is_empty() {
+            let wake = clerk.poll_timeout().expect("a backoff timer");
+            assert!(wake > now);
+            now = wake;
+            clerk.handle(now, ClerkInput::Timeout);
+            assert_eq!(sent(&mut clerk).len(), 1, "sent after the backoff");
+        } else {
+            immediate += 1;
+        }
+    }
+    assert!(immediate <= 4, "{immediate} of 6 redirects were followed without waiting");
+}
+
+#[test]
+fn a_silent_replica_is_given_up_for_the_next_with_growing_backoff() {
+    let (mut clerk, _) = registered("put");
+    let mut targets = Vec::new();
+    let mut waits_ms = Vec::new();
+    for _ in 0..5 {
+        let now = clerk.poll_timeout().expect("waiting for an answer");
+        clerk.handle(now, ClerkInput::Timeout);
+        let resend_at = clerk.poll_timeout().expect("backing off");
+        waits_ms.push(resend_at.nanos_since(now) / 1_000_000);
+        clerk.handle(resend_at, ClerkInput::Timeout);
+        targets.push(sent(&mut clerk)[0].0);
+    }
+    assert_eq!(targets, [NodeId(2), NodeId(3), NodeId(1), NodeId(2), NodeId(3)]);
+    assert!(waits_ms.windows(2).all(|w| w[1] >= w[0]), "backoff grows: {waits_ms:?}");
+    assert!(waits_ms[4] > waits_ms[0]);
+}
+
+#[test]
+fn an_expired_session_on_a_first_try_reopens_and_runs_the_command_again() {
+    let (mut clerk, request) = registered("put");
+    reply(&mut clerk, Instant::ZERO, 1, request.request, Outcome::Rejected(Reject::SessionExpired));
+    let (_, register) = sent(&mut clerk).remove(0);
+    assert_eq!(register.op, Op::Register);
+    reply(
+        &mut clerk,
+        Instant::ZERO,
+        1,
+        register.request,
+        Outcome::Registered { client: ClientId(9) },
+    );
+    let (_, again) = sent(&mut clerk).remove(0);
+    assert_eq!(
+        (again.client, again.request, again.op),
+        (ClientId(9), request.request, Op::Command("put"))
+    );
+}
+
+#[test]
+fn an_expired_session_after_a_retry_leaves_the_outcome_unknown() {
+    let (mut clerk, request) = registered("put");
+    let deadline = clerk.poll_timeout().expect("waiting");
+    clerk.handle(deadline, ClerkInput::Timeout);
+    let resend_at = clerk.poll_timeout().expect("backing off");
+    clerk.handle(resend_at, ClerkInput::Timeout);
+    let (to, _) = sent(&mut clerk).remove(0);
+    reply(&mut clerk, resend_at, to.0, request.request, Outcome::Rejected(Reject::SessionExpired));
+    let outputs: Vec<_> = std::iter::from_fn(|| clerk.poll_output()).collect();
+    assert!(outputs.contains(&ClerkOutput::Finished {
+        request: request.request,
+        result: Err(ClerkError::Indeterminate)
+    }));
+}
+
+#[test]
+fn an_answer_from_a_replica_given_up_on_still_counts_and_stale_answers_do_not() {
+    let (mut clerk, request) = registered("put");
+    let deadline = clerk.poll_timeout().expect("waiting");
+    clerk.handle(deadline, ClerkInput::Timeout); // Gives up on node 1, backs off.
+    reply(&mut clerk, deadline, 1, RequestId(999), Outcome::Done("stale"));
+    assert_eq!(clerk.poll_output(), None, "an answer to another request is ignored");
+    reply(&mut clerk, deadline, 1, request.request, Outcome::Done("late"));
+    assert_eq!(
+        clerk.poll_output(),
+        Some(ClerkOutput::Finished { request: request.request, result: Ok("late") })
+    );
+}
+
+#[test]
+fn operations_run_one_at_a_time_in_submission_order() {
+    let (mut clerk, first) = registered("one");
+    let second_id = clerk.submit(Instant::ZERO, "two");
+    assert!(sent(&mut clerk).is_empty(), "the second waits for the first");
+    reply(&mut clerk, Instant::ZERO, 1, first.request, Outcome::Done("1"));
+    let (_, second) = sent(&mut clerk).remove(0);
+    assert_eq!((second.request, second.op), (second_id, Op::Command("two")));
+    assert!(second_id > first.request);
+}
