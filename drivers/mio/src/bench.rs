@@ -59,10 +59,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
         return Err("--clients and --keys must be positive".to_string().into());
     }
     let mut pool = ClerkPool::new(&args.cluster.addresses(), &args.cluster.cluster_name)?;
-    if !pool
-        .connect_any(Duration::from_secs(5))
-        .map_err(|e| e.to_string())?
-    {
+    if !pool.connect_any(Duration::from_secs(5)).map_err(|e| e.to_string())? {
         return Err(format!("cluster unreachable ({})", pool.describe_links()).into());
     }
     let sessions: Vec<usize> = (0..args.clients).map(|_| pool.add_session()).collect();
@@ -70,18 +67,11 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
     let key = |index: u64| format!("bench-{index:08}").into_bytes();
 
     // Warm-up: opens every session, then fills the key space for reads.
-    let fill = if args.workload == Workload::Put {
-        0
-    } else {
-        args.keys
-    };
+    let fill = if args.workload == Workload::Put { 0 } else { args.keys };
     let warm_ups = (sessions.len() as u64).max(fill);
     let mut errors = 0u64;
     for index in 0..warm_ups.min(sessions.len() as u64) {
-        let command = KvCommand::Put {
-            key: key(index % args.keys),
-            value: value.clone(),
-        };
+        let command = KvCommand::Put { key: key(index % args.keys), value: value.clone() };
         pool.submit(sessions[index as usize], command);
     }
     let mut next_warm_up = sessions.len() as u64;
@@ -91,20 +81,14 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
         done += 1;
         errors += u64::from(finished.result.is_err());
         if next_warm_up < warm_ups {
-            let command = KvCommand::Put {
-                key: key(next_warm_up % args.keys),
-                value: value.clone(),
-            };
+            let command =
+                KvCommand::Put { key: key(next_warm_up % args.keys), value: value.clone() };
             pool.submit(finished.session, command);
             next_warm_up += 1;
         }
     }
 
-    let progress = if args.json {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(args.ops)
-    };
+    let progress = if args.json { ProgressBar::hidden() } else { ProgressBar::new(args.ops) };
     progress.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} ops {per_sec} eta {eta}")
             .expect("the template is valid"),
@@ -120,10 +104,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
         if read {
             KvCommand::Get { key: key(index) }
         } else {
-            KvCommand::Put {
-                key: key(index),
-                value: value.clone(),
-            }
+            KvCommand::Put { key: key(index), value: value.clone() }
         }
     };
     let started = Instant::now();
@@ -157,14 +138,12 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
 }
 
 fn wait(pool: &mut ClerkPool) -> Result<crate::client::pool::Finished, Failure> {
-    pool.next_finished(STALL)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| {
-            Failure::Error(format!(
-                "no operation finished for {STALL:?}; the cluster seems stuck ({})",
-                pool.describe_links()
-            ))
-        })
+    pool.next_finished(STALL).map_err(|e| e.to_string())?.ok_or_else(|| {
+        Failure::Error(format!(
+            "no operation finished for {STALL:?}; the cluster seems stuck ({})",
+            pool.describe_links()
+        ))
+    })
 }
 
 fn report(args: &BenchArgs, latencies_ns: &mut [u64], elapsed: Duration, errors: u64) {

@@ -169,9 +169,14 @@ struct ServeArgs {
     /// Largest frame accepted from a peer or client; larger ones close the connection.
     #[arg(long, default_value_t = crate::frame::MAX_FRAME_BYTES, value_name = "BYTES")]
     max_frame_bytes: usize,
-    /// Size at which a write-ahead log segment is closed and the next one started.
-    #[arg(long, default_value_t = crate::wal::SEGMENT_BYTES >> 20, value_name = "MIB")]
-    wal_segment_mib: u64,
+    /// Take a snapshot (and drop the log and the WAL segments it covers) once this many bytes
+    /// of applied log have accumulated since the last one. Default 64 MiB.
+    #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
+    snapshot_bytes: usize,
+    /// Size at which a write-ahead log segment is closed and the next one started. Default
+    /// 64 MiB.
+    #[arg(long, default_value_t = crate::wal::SEGMENT_BYTES, value_name = "BYTES")]
+    wal_segment_bytes: u64,
 }
 
 /// Runs the command line; returns the exit status.
@@ -187,22 +192,10 @@ pub fn main() -> ExitCode {
         Command::Local(args) => crate::local::run(&args),
         Command::Bench(args) => crate::bench::run(&args),
         Command::Get { key, cluster } => get(&key, &cluster),
-        Command::Put {
-            key,
-            value,
-            cluster,
-        } => write(&cluster, |c| c.put(&key, &value)),
-        Command::Append {
-            key,
-            value,
-            cluster,
-        } => write(&cluster, |c| c.append(&key, &value)),
+        Command::Put { key, value, cluster } => write(&cluster, |c| c.put(&key, &value)),
+        Command::Append { key, value, cluster } => write(&cluster, |c| c.append(&key, &value)),
         Command::Delete { key, cluster } => write(&cluster, |c| c.delete(&key)),
-        Command::Cas {
-            missing,
-            values,
-            cluster,
-        } => cas(missing, &values, &cluster),
+        Command::Cas { missing, values, cluster } => cas(missing, &values, &cluster),
         Command::Status { json, cluster } => status(json, &cluster),
     };
     match result {
@@ -258,11 +251,9 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         .next()
         .ok_or_else(|| format!("--listen {listen} resolves to no address"))?;
     if args.heartbeat_ms == 0 || args.heartbeat_ms >= args.election_timeout_ms {
-        return Err(
-            "--heartbeat-ms must be positive and below --election-timeout-ms"
-                .to_string()
-                .into(),
-        );
+        return Err("--heartbeat-ms must be positive and below --election-timeout-ms"
+            .to_string()
+            .into());
     }
     let options = ServeOptions {
         id,
@@ -273,7 +264,8 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         election_timeout_ms: args.election_timeout_ms,
         heartbeat_ms: args.heartbeat_ms,
         max_frame_bytes: args.max_frame_bytes,
-        segment_bytes: args.wal_segment_mib.max(1) << 20,
+        snapshot_bytes: args.snapshot_bytes.max(1),
+        segment_bytes: args.wal_segment_bytes.max(1),
     };
     server::run(options).map_err(Failure::Error)
 }
@@ -282,13 +274,9 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
 fn parse_peers(text: &str) -> Result<Vec<(NodeId, String)>, String> {
     let mut peers: Vec<(NodeId, String)> = Vec::new();
     for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        let (id, address) = item
-            .split_once('=')
-            .ok_or_else(|| format!("--peers: {item:?} is not ID=HOST:PORT"))?;
-        let id: u64 = id
-            .trim()
-            .parse()
-            .map_err(|_| format!("--peers: {id:?} is not a node id"))?;
+        let (id, address) =
+            item.split_once('=').ok_or_else(|| format!("--peers: {item:?} is not ID=HOST:PORT"))?;
+        let id: u64 = id.trim().parse().map_err(|_| format!("--peers: {id:?} is not a node id"))?;
         if id == 0 || peers.iter().any(|(peer, _)| peer.0 == id) {
             return Err(format!("--peers: node id {id} is zero or repeated"));
         }
@@ -332,11 +320,9 @@ fn cas(missing: bool, values: &[String], cluster: &ClusterArgs) -> Result<(), Fa
         (false, [key, expected, new]) => (key, Some(expected.as_bytes()), new),
         (true, _) => return Err("with --missing, give KEY NEW".to_string().into()),
         (false, _) => {
-            return Err(
-                "give KEY EXPECTED NEW (or --missing KEY NEW to expect no value)"
-                    .to_string()
-                    .into(),
-            );
+            return Err("give KEY EXPECTED NEW (or --missing KEY NEW to expect no value)"
+                .to_string()
+                .into());
         }
     };
     let mut client = cluster.connect()?;
@@ -399,10 +385,9 @@ fn status(json: bool, cluster: &ClusterArgs) -> Result<(), Failure> {
                     );
                 }
             }
-            Err(error) if json => println!(
-                "{}",
-                serde_json::json!({ "address": address, "error": error })
-            ),
+            Err(error) if json => {
+                println!("{}", serde_json::json!({ "address": address, "error": error }))
+            }
             Err(error) => println!("node ? {address} unreachable: {error}"),
         }
     }

@@ -19,9 +19,7 @@ pub(crate) struct Clock {
 impl Clock {
     /// A clock anchored at the current wall-clock time.
     pub(crate) fn new() -> Clock {
-        let since_epoch = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO);
+        let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
         Clock {
             origin: std::time::Instant::now(),
             origin_unix_nanos: u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX),

@@ -35,10 +35,7 @@ impl fmt::Display for FrameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FrameError::TooLarge { length, limit } => {
-                write!(
-                    f,
-                    "frame of {length} bytes exceeds the limit of {limit} bytes"
-                )
+                write!(f, "frame of {length} bytes exceeds the limit of {limit} bytes")
             }
             FrameError::Malformed(error) => write!(f, "malformed frame: {error}"),
         }
@@ -89,11 +86,7 @@ mod tests {
         encode_into(&(7u32, String::from("seven")), &mut out);
         encode_into(&(8u32, String::from("eight")), &mut out);
         let first = out.len() / 2;
-        assert!(
-            decode::<(u32, String)>(&out[..first - 1], 100)
-                .unwrap()
-                .is_none()
-        );
+        assert!(decode::<(u32, String)>(&out[..first - 1], 100).unwrap().is_none());
         let (value, used) = decode::<(u32, String)>(&out, 100).unwrap().unwrap();
         assert_eq!((value, used), ((7, "seven".to_string()), first));
         let (value, _) = decode::<(u32, String)>(&out[used..], 100).unwrap().unwrap();
@@ -103,15 +96,9 @@ mod tests {
     #[test]
     fn oversized_and_malformed_frames_are_errors() {
         let garbage = b"GET / HTTP/1.1\r\n\r\n";
-        assert!(matches!(
-            decode::<u32>(garbage, 1 << 20),
-            Err(FrameError::TooLarge { .. })
-        ));
+        assert!(matches!(decode::<u32>(garbage, 1 << 20), Err(FrameError::TooLarge { .. })));
         let mut out = Vec::new();
         encode_into(&u64::MAX, &mut out);
-        assert!(matches!(
-            decode::<bool>(&out, 100),
-            Err(FrameError::Malformed(_))
-        ));
+        assert!(matches!(decode::<bool>(&out, 100), Err(FrameError::Malformed(_))));
     }
 }

@@ -41,10 +41,7 @@ pub(crate) fn run(args: &LocalArgs) -> Result<(), Failure> {
     if args.nodes == 0 {
         return Err("--nodes must be at least 1".to_string().into());
     }
-    let data = args
-        .data
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join("raftkv-local"));
+    let data = args.data.clone().unwrap_or_else(|| std::env::temp_dir().join("raftkv-local"));
     fs::create_dir_all(&data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
     let addresses: Vec<String> = (0..args.nodes)
         .map(|i| format!("127.0.0.1:{}", u32::from(args.base_port) + u32::from(i)))
@@ -134,10 +131,8 @@ fn spawn(exe: &Path, id: u16, peers: &str, data: &Path) -> Result<Child, String>
 /// Waits until some node reports a leader; fails if a node dies or nothing happens in 15 s.
 fn wait_for_leader(addresses: &[String], nodes: &mut [Node], data: &Path) -> Result<u64, String> {
     let started = Instant::now();
-    let options = ClientOptions {
-        connect_timeout: Duration::from_millis(500),
-        ..ClientOptions::default()
-    };
+    let options =
+        ClientOptions { connect_timeout: Duration::from_millis(500), ..ClientOptions::default() };
     loop {
         if let Some(exited) = exited_node(nodes) {
             return Err(format!(

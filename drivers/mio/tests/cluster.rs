@@ -20,10 +20,7 @@ fn put_get_append_delete_and_cas_through_the_client_and_the_cli() {
     let mut client = cluster.client();
     client.put("greeting", "hello").unwrap();
     client.append("greeting", ", world").unwrap();
-    assert_eq!(
-        client.get("greeting").unwrap().as_deref(),
-        Some(&b"hello, world"[..])
-    );
+    assert_eq!(client.get("greeting").unwrap().as_deref(), Some(&b"hello, world"[..]));
     assert_eq!(client.get("nothing").unwrap(), None);
     client.append("list", "a").unwrap();
     client.append("list", "b").unwrap();
@@ -32,12 +29,7 @@ fn put_get_append_delete_and_cas_through_the_client_and_the_cli() {
     let refused = client.cas("greeting", None, "x").unwrap();
     assert!(!refused.swapped);
     assert_eq!(refused.previous.as_deref(), Some(&b"hello, world"[..]));
-    assert!(
-        client
-            .cas("greeting", Some(b"hello, world"), "bye")
-            .unwrap()
-            .swapped
-    );
+    assert!(client.cas("greeting", Some(b"hello, world"), "bye").unwrap().swapped);
     client.delete("greeting").unwrap();
     assert_eq!(client.get("greeting").unwrap(), None);
     assert!(client.cas("greeting", None, "again").unwrap().swapped);
@@ -55,15 +47,8 @@ fn put_get_append_delete_and_cas_through_the_client_and_the_cli() {
     assert!(got.status.success());
     assert_eq!(String::from_utf8_lossy(&got.stdout), "cli value\n");
     assert_eq!(cli(&["get", "no-such-key"]).status.code(), Some(3));
-    assert!(
-        cli(&["cas", "cli-key", "cli value", "new"])
-            .status
-            .success()
-    );
-    assert_eq!(
-        cli(&["cas", "--missing", "cli-key", "x"]).status.code(),
-        Some(3)
-    );
+    assert!(cli(&["cas", "cli-key", "cli value", "new"]).status.success());
+    assert_eq!(cli(&["cas", "--missing", "cli-key", "x"]).status.code(), Some(3));
     let status = cli(&["status"]);
     let text = String::from_utf8_lossy(&status.stdout);
     assert_eq!(text.lines().count(), 3, "{text}");
@@ -72,11 +57,7 @@ fn put_get_append_delete_and_cas_through_the_client_and_the_cli() {
 
 #[test]
 fn the_cli_fails_clearly_when_the_cluster_is_unreachable() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let output = Command::new(env!("CARGO_BIN_EXE_raftkv"))
         .args(["get", "k", "--cluster", &format!("127.0.0.1:{port}")])
         .output()
@@ -131,15 +112,8 @@ fn stopping_and_restarting_every_node_keeps_every_acknowledged_write() {
     cluster.wait_for_leader(None);
     let mut client = cluster.client();
     for k in 0..10 {
-        let expected: String = (0..100)
-            .filter(|i| i % 10 == k)
-            .map(|i| format!("{i},"))
-            .collect();
-        assert_eq!(
-            client.get(key(k)).unwrap(),
-            Some(expected.into_bytes()),
-            "key {k}"
-        );
+        let expected: String = (0..100).filter(|i| i % 10 == k).map(|i| format!("{i},")).collect();
+        assert_eq!(client.get(key(k)).unwrap(), Some(expected.into_bytes()), "key {k}");
     }
 }
 
@@ -188,9 +162,5 @@ fn garbage_on_the_port_is_refused_and_the_cluster_carries_on() {
     for node in 1..=3 {
         assert!(cluster.is_running(node), "node {node} died");
     }
-    assert!(
-        cluster.log(1).contains("closed a connection"),
-        "{}",
-        cluster.log(1)
-    );
+    assert!(cluster.log(1).contains("closed a connection"), "{}", cluster.log(1));
 }

@@ -21,10 +21,7 @@ fn written_and_stopped(writes: usize) -> TestCluster {
 }
 
 fn expected(writes: usize) -> Vec<u8> {
-    (0..writes)
-        .map(|i| format!("{i},"))
-        .collect::<String>()
-        .into_bytes()
+    (0..writes).map(|i| format!("{i},")).collect::<String>().into_bytes()
 }
 
 #[test]
@@ -35,8 +32,7 @@ fn a_torn_record_at_the_tail_is_cut_off_on_start() {
         let before = file_len(&last);
         // A record header announcing 1000 bytes, followed by only a few: a crash mid-write.
         let mut file = OpenOptions::new().append(true).open(&last).unwrap();
-        file.write_all(&[0xe8, 0x03, 0, 0, 0x12, 0x34, 0x56, 0x78, 1, 2, 3])
-            .unwrap();
+        file.write_all(&[0xe8, 0x03, 0, 0, 0x12, 0x34, 0x56, 0x78, 1, 2, 3]).unwrap();
         drop(file);
         assert_eq!(file_len(&last), before + 11);
     }

@@ -136,20 +136,13 @@ impl Client {
     ) -> Result<Client, Error> {
         let addresses: Vec<String> = addresses.iter().map(|a| a.as_ref().to_string()).collect();
         let mut pool = ClerkPool::new(&addresses, &options.cluster_name).map_err(Error::Address)?;
-        let reached = pool
-            .connect_any(options.connect_timeout)
-            .map_err(|e| Error::Io(e.to_string()))?;
+        let reached =
+            pool.connect_any(options.connect_timeout).map_err(|e| Error::Io(e.to_string()))?;
         if !reached {
-            return Err(Error::Unreachable {
-                detail: pool.describe_links(),
-            });
+            return Err(Error::Unreachable { detail: pool.describe_links() });
         }
         let session = pool.add_session();
-        Ok(Client {
-            pool,
-            session,
-            options,
-        })
+        Ok(Client { pool, session, options })
     }
 
     /// The value of `key`, or `None` if it is missing. Linearizable.
@@ -199,9 +192,7 @@ impl Client {
 
     /// Every node's state, or why it did not answer, by address.
     pub fn status(&mut self) -> Result<Vec<AddressStatus>, Error> {
-        self.pool
-            .statuses(self.options.connect_timeout)
-            .map_err(|e| Error::Io(e.to_string()))
+        self.pool.statuses(self.options.connect_timeout).map_err(|e| Error::Io(e.to_string()))
     }
 
     fn run_done(&mut self, command: KvCommand) -> Result<(), Error> {
@@ -213,10 +204,8 @@ impl Client {
 
     fn run(&mut self, command: KvCommand) -> Result<KvReply, Error> {
         self.pool.submit(self.session, command);
-        let finished = self
-            .pool
-            .next_finished(self.options.timeout)
-            .map_err(|e| Error::Io(e.to_string()))?;
+        let finished =
+            self.pool.next_finished(self.options.timeout).map_err(|e| Error::Io(e.to_string()))?;
         match finished {
             Some(finished) => finished.result.map_err(|error| match error {
                 ClerkError::Invalid { reason } => Error::Invalid { reason },

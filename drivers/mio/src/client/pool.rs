@@ -133,20 +133,14 @@ impl ClerkPool {
     /// Opens a new session; returns its number.
     pub(crate) fn add_session(&mut self) -> usize {
         let clerk = self.new_clerk();
-        self.sessions.push(Session {
-            clerk,
-            waiting_on: None,
-        });
+        self.sessions.push(Session { clerk, waiting_on: None });
         self.sessions.len() - 1
     }
 
     /// Abandons whatever session `session` was doing and starts it afresh.
     pub(crate) fn reset_session(&mut self, session: usize) {
         let clerk = self.new_clerk();
-        self.sessions[session] = Session {
-            clerk,
-            waiting_on: None,
-        };
+        self.sessions[session] = Session { clerk, waiting_on: None };
     }
 
     fn new_clerk(&mut self) -> Clerk<KvCommand, KvReply> {
@@ -193,10 +187,7 @@ impl ClerkPool {
             if self.links.iter().any(|link| link.node.is_some()) {
                 return Ok(true);
             }
-            let all_down = self
-                .links
-                .iter()
-                .all(|link| matches!(link.state, LinkState::Down));
+            let all_down = self.links.iter().all(|link| matches!(link.state, LinkState::Down));
             let now = self.clock.now();
             if all_down || now >= deadline {
                 return Ok(false);
@@ -236,9 +227,7 @@ impl ClerkPool {
             .iter_mut()
             .map(|link| {
                 let result = link.status.take().ok_or_else(|| {
-                    link.last_error
-                        .clone()
-                        .unwrap_or_else(|| "no answer in time".to_string())
+                    link.last_error.clone().unwrap_or_else(|| "no answer in time".to_string())
                 });
                 (link.address.clone(), result)
             })
@@ -452,10 +441,7 @@ impl ClerkPool {
             // The clerk knows nodes by position in the address list.
             *hint = hint.and_then(|node| self.positions.get(&node).map(|&p| NodeId(p as u64)));
         }
-        if target
-            .waiting_on
-            .is_some_and(|(_, request)| request == reply.request)
-        {
+        if target.waiting_on.is_some_and(|(_, request)| request == reply.request) {
             target.waiting_on = None;
         }
         let from = NodeId(position as u64);

@@ -45,11 +45,7 @@ impl DiskThread {
         let thread = thread::Builder::new()
             .name("raftkv-disk".to_string())
             .spawn(move || run(disk, &receiver, &thread_shared, &waker))?;
-        Ok(DiskThread {
-            queue: Some(queue),
-            shared,
-            thread: Some(thread),
-        })
+        Ok(DiskThread { queue: Some(queue), shared, thread: Some(thread) })
     }
 
     /// Queues a persist. Persists are made durable in the order they are queued.
@@ -73,11 +69,7 @@ impl DiskThread {
     /// Why the disk failed, if it did. The node cannot go on: whether the failed write reached
     /// the disk is unknown.
     pub(crate) fn failure(&self) -> Option<String> {
-        self.shared
-            .failure
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.shared.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// Makes everything queued durable and stops the thread.
@@ -109,19 +101,14 @@ fn run(mut disk: Disk, receiver: &Receiver<Persist>, shared: &Shared, waker: &Wa
         match disk.persist(&batch) {
             Ok(removed) => {
                 if removed > 0 {
-                    info!(
-                        segments = removed,
-                        "removed WAL segments covered by the snapshot"
-                    );
+                    info!(segments = removed, "removed WAL segments covered by the snapshot");
                 }
                 shared.wal_bytes.store(disk.wal_bytes(), Ordering::Relaxed);
                 shared.durable.store(last.0, Ordering::Release);
             }
             Err(error) => {
-                *shared
-                    .failure
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error.to_string());
+                *shared.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some(error.to_string());
                 let _ = waker.wake();
                 return;
             }

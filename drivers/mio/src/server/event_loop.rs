@@ -65,13 +65,9 @@ pub(crate) fn run(options: ServeOptions) -> Result<(), String> {
 
 fn start(options: ServeOptions) -> Result<Server, String> {
     let clock = Clock::new();
-    let (disk, recovered, report) = Disk::open(
-        &options.data,
-        &options.cluster,
-        options.id,
-        options.segment_bytes,
-    )
-    .map_err(|error| error.to_string())?;
+    let (disk, recovered, report) =
+        Disk::open(&options.data, &options.cluster, options.id, options.segment_bytes)
+            .map_err(|error| error.to_string())?;
     if let Some((path, offset, reason)) = &report.repaired {
         warn!(
             file = %path.display(),
@@ -114,13 +110,10 @@ fn start(options: ServeOptions) -> Result<Server, String> {
     let now = clock.now();
     // Election jitter differs per node and per start.
     raft_config.seed = options.id.0 ^ now.as_nanos().rotate_left(17);
-    let replica = Replica::new(
-        now,
-        ReplicaConfig::new(raft_config),
-        recovered,
-        KvStore::default(),
-    )
-    .map_err(|error| format!("cannot start the replica: {error}"))?;
+    let mut replica_config = ReplicaConfig::new(raft_config);
+    replica_config.snapshot_threshold_bytes = options.snapshot_bytes;
+    let replica = Replica::new(now, replica_config, recovered, KvStore::default())
+        .map_err(|error| format!("cannot start the replica: {error}"))?;
 
     let mut peers = Vec::new();
     let mut peer_index = BTreeMap::new();
@@ -245,14 +238,7 @@ impl Server {
 
     /// Stops cleanly: sends what is queued, makes every queued persist durable.
     fn stop(self) {
-        let Server {
-            mut inbound,
-            mut peers,
-            disk,
-            poll,
-            clock,
-            ..
-        } = self;
+        let Server { mut inbound, mut peers, disk, poll, clock, .. } = self;
         let now = clock.now();
         for link in &mut peers {
             link.flush(poll.registry(), now);

@@ -67,11 +67,7 @@ impl Server {
                         continue;
                     }
                     debug!(%address, "accepted a connection");
-                    let inbound = Inbound {
-                        conn,
-                        address,
-                        kind: Kind::AwaitingHello,
-                    };
+                    let inbound = Inbound { conn, address, kind: Kind::AwaitingHello };
                     self.inbound.insert(token, inbound);
                 }
                 Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return,
@@ -119,20 +115,16 @@ impl Server {
             let inbound = self.inbound.get_mut(&token).expect("caller checked");
             match inbound.kind {
                 Kind::AwaitingHello => {
-                    let Some(hello) = inbound
-                        .conn
-                        .next_frame::<Hello>()
-                        .map_err(|e| e.to_string())?
+                    let Some(hello) =
+                        inbound.conn.next_frame::<Hello>().map_err(|e| e.to_string())?
                     else {
                         return Ok(());
                     };
                     self.on_hello(token, hello)?;
                 }
                 Kind::Peer(from) => {
-                    let Some(message) = inbound
-                        .conn
-                        .next_frame::<Message>()
-                        .map_err(|e| e.to_string())?
+                    let Some(message) =
+                        inbound.conn.next_frame::<Message>().map_err(|e| e.to_string())?
                     else {
                         return Ok(());
                     };
@@ -145,10 +137,8 @@ impl Server {
                     self.replica.handle(now, Input::Message(message));
                 }
                 Kind::Client => {
-                    let Some(frame) = inbound
-                        .conn
-                        .next_frame::<ClientFrame>()
-                        .map_err(|e| e.to_string())?
+                    let Some(frame) =
+                        inbound.conn.next_frame::<ClientFrame>().map_err(|e| e.to_string())?
                     else {
                         return Ok(());
                     };
@@ -184,10 +174,9 @@ impl Server {
             ))
         } else {
             match hello.role {
-                HelloRole::Peer { to, .. } if to != self.options.id => Some(format!(
-                    "this is node {}, not node {to} (check --peers)",
-                    self.options.id
-                )),
+                HelloRole::Peer { to, .. } if to != self.options.id => {
+                    Some(format!("this is node {}, not node {to} (check --peers)", self.options.id))
+                }
                 HelloRole::Peer { from, .. } if !self.is_peer(from) => {
                     Some(format!("node {from} is not a member of this cluster"))
                 }
@@ -196,9 +185,7 @@ impl Server {
         };
         let inbound = self.inbound.get_mut(&token).expect("caller checked");
         if let Some(reason) = refusal {
-            inbound.conn.send(&Welcome::Refused {
-                reason: reason.clone(),
-            });
+            inbound.conn.send(&Welcome::Refused { reason: reason.clone() });
             // Best effort: the connection closes right after.
             let _ = inbound.conn.flush();
             return Err(format!("refused: {reason}"));
@@ -208,9 +195,7 @@ impl Server {
             HelloRole::Client => Kind::Client,
         };
         debug!(address = %inbound.address, kind = ?inbound.kind, "connection identified");
-        inbound.conn.send(&Welcome::Accepted {
-            node: self.options.id,
-        });
+        inbound.conn.send(&Welcome::Accepted { node: self.options.id });
         self.dirty.push(token);
         Ok(())
     }

@@ -36,6 +36,8 @@ pub(crate) struct ServeOptions {
     pub(crate) heartbeat_ms: u64,
     /// Largest frame accepted from a peer or client.
     pub(crate) max_frame_bytes: usize,
+    /// Bytes of applied log after which the replica takes a snapshot and the WAL is compacted.
+    pub(crate) snapshot_bytes: usize,
     /// Size at which a WAL segment is closed and the next one started.
     pub(crate) segment_bytes: u64,
 }

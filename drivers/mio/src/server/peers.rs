@@ -205,9 +205,7 @@ impl PeerLink {
             warn!(peer = %self.id, address = %self.address, problem, "peer link down");
             self.outage_logged = true;
         }
-        self.state = State::Idle {
-            retry_at: now.add_millis(self.backoff_ms),
-        };
+        self.state = State::Idle { retry_at: now.add_millis(self.backoff_ms) };
         self.backoff_ms = (self.backoff_ms * 2).min(BACKOFF_MS_MAX);
     }
 }

@@ -30,10 +30,8 @@ pub(crate) fn write(
         .truncate(true)
         .open(&temporary)
         .map_err(StorageError::io("create", &temporary))?;
-    file.write_all(&bytes)
-        .map_err(StorageError::io("write", &temporary))?;
-    file.sync_all()
-        .map_err(StorageError::io("sync", &temporary))?;
+    file.write_all(&bytes).map_err(StorageError::io("write", &temporary))?;
+    file.sync_all().map_err(StorageError::io("sync", &temporary))?;
     drop(file);
     fs::rename(&temporary, &path).map_err(StorageError::io("rename into place", &path))?;
     sync_dir(dir)
@@ -97,10 +95,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("raftkv-atomic-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         write(&dir, "f", b"TESTMAG1", b"hello").unwrap();
-        assert_eq!(
-            read(&dir, "f", b"TESTMAG1").unwrap().as_deref(),
-            Some(&b"hello"[..])
-        );
+        assert_eq!(read(&dir, "f", b"TESTMAG1").unwrap().as_deref(), Some(&b"hello"[..]));
         assert!(read(&dir, "missing", b"TESTMAG1").unwrap().is_none());
         let mut bytes = fs::read(dir.join("f")).unwrap();
         *bytes.last_mut().unwrap() ^= 1;

@@ -37,27 +37,17 @@ impl StorageError {
     /// Wraps an I/O error with what was done to which file.
     pub(crate) fn io(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StorageError {
         let path = path.to_path_buf();
-        move |source| StorageError::Io {
-            action,
-            path,
-            source,
-        }
+        move |source| StorageError::Io { action, path, source }
     }
 }
 
 impl fmt::Display for StorageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StorageError::Io {
-                action,
-                path,
-                source,
-            } => write!(f, "cannot {action} {}: {source}", path.display()),
-            StorageError::Corrupt {
-                path,
-                offset,
-                reason,
-            } => write!(
+            StorageError::Io { action, path, source } => {
+                write!(f, "cannot {action} {}: {source}", path.display())
+            }
+            StorageError::Corrupt { path, offset, reason } => write!(
                 f,
                 "corrupt data in {} at offset {offset}: {reason}; refusing to start \
                  (restore the file from a replica or a backup, or remove this node's data and \

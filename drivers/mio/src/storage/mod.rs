@@ -63,32 +63,15 @@ impl Disk {
     ) -> Result<(Disk, Recovered, OpenReport), StorageError> {
         fs::create_dir_all(dir).map_err(StorageError::io("create", dir))?;
         let lock = lock(dir)?;
-        let identity = Identity {
-            cluster: cluster.to_string(),
-            node,
-        };
+        let identity = Identity { cluster: cluster.to_string(), node };
         let fresh = check_identity(dir, &identity)?;
         let hard_state = hard_state::load(dir)?;
         let snapshot = snapshot::load(dir)?;
-        let snapshot_last = snapshot
-            .as_ref()
-            .map_or(Default::default(), |s| s.last.index);
+        let snapshot_last = snapshot.as_ref().map_or(Default::default(), |s| s.last.index);
         let (wal, replayed) = Wal::open(&dir.join("wal"), snapshot_last, segment_bytes)?;
-        let recovered = Recovered {
-            hard_state,
-            snapshot,
-            entries: replayed.entries,
-        };
-        let disk = Disk {
-            dir: dir.to_path_buf(),
-            wal,
-            hard_state,
-            _lock: lock,
-        };
-        let report = OpenReport {
-            repaired: replayed.repaired,
-            fresh,
-        };
+        let recovered = Recovered { hard_state, snapshot, entries: replayed.entries };
+        let disk = Disk { dir: dir.to_path_buf(), wal, hard_state, _lock: lock };
+        let report = OpenReport { repaired: replayed.repaired, fresh };
         Ok((disk, recovered, report))
     }
 
@@ -102,6 +85,11 @@ impl Disk {
         for persist in batch {
             if let Some(snapshot) = &persist.snapshot {
                 self.save_hard_state(hard_state.take())?;
+                if persist.truncate_from.is_some() {
+                    // The entries the snapshot conflicts with must be gone before it lands:
+                    // a snapshot followed by entries of an older term cannot be recovered.
+                    self.wal.append(persist.truncate_from, &[]);
+                }
                 self.wal.sync()?;
                 snapshot::save(&self.dir, snapshot)?;
                 removed += self.wal.compact(snapshot.last.index)?;
@@ -147,10 +135,7 @@ fn lock(dir: &Path) -> Result<File, StorageError> {
         .map_err(StorageError::io("open", &path))?;
     rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
         |_| StorageError::Refused {
-            reason: format!(
-                "data directory {} is in use by another raftkv process",
-                dir.display()
-            ),
+            reason: format!("data directory {} is in use by another raftkv process", dir.display()),
         },
     )?;
     Ok(file)

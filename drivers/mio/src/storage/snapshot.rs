@@ -23,11 +23,9 @@ pub(crate) fn load(dir: &Path) -> Result<Option<Snapshot>, StorageError> {
     let Some(bytes) = atomic::read(dir, FILE, MAGIC)? else {
         return Ok(None);
     };
-    postcard::from_bytes(&bytes)
-        .map(Some)
-        .map_err(|error| StorageError::Corrupt {
-            path: dir.join(FILE),
-            offset: 0,
-            reason: format!("snapshot does not decode: {error}"),
-        })
+    postcard::from_bytes(&bytes).map(Some).map_err(|error| StorageError::Corrupt {
+        path: dir.join(FILE),
+        offset: 0,
+        reason: format!("snapshot does not decode: {error}"),
+    })
 }

@@ -79,12 +79,9 @@ impl Wal {
             let scan = segment::scan(&path, is_last)?;
             let mut last_index = LogIndex(0);
             for (offset, record) in scan.records {
-                last_index =
-                    last_index.max(log.apply(record).map_err(|reason| StorageError::Corrupt {
-                        path: path.clone(),
-                        offset,
-                        reason,
-                    })?);
+                last_index = last_index.max(log.apply(record).map_err(|reason| {
+                    StorageError::Corrupt { path: path.clone(), offset, reason }
+                })?);
             }
             if is_last {
                 if let Some(reason) = scan.torn {
@@ -93,11 +90,7 @@ impl Wal {
                 let segment = ActiveSegment::reopen(path, sequence, scan.valid_bytes)?;
                 active = Some((segment, last_index));
             } else {
-                closed.push(Closed {
-                    path,
-                    last_index,
-                    bytes: scan.valid_bytes,
-                });
+                closed.push(Closed { path, last_index, bytes: scan.valid_bytes });
             }
         }
         let (active, active_last_index) = match active {
@@ -112,10 +105,7 @@ impl Wal {
             segment_bytes,
             pending: Vec::new(),
         };
-        let replayed = Replayed {
-            entries: log.entries,
-            repaired,
-        };
+        let replayed = Replayed { entries: log.entries, repaired };
         Ok((wal, replayed))
     }
 
@@ -192,10 +182,7 @@ struct LogBuilder {
 
 impl LogBuilder {
     fn new(snapshot_last: LogIndex) -> LogBuilder {
-        LogBuilder {
-            snapshot_last,
-            entries: Vec::new(),
-        }
+        LogBuilder { snapshot_last, entries: Vec::new() }
     }
 
     fn last_index(&self) -> LogIndex {
@@ -204,10 +191,7 @@ impl LogBuilder {
 
     /// Applies one record; returns the highest entry index it wrote.
     fn apply(&mut self, record: WalRecord) -> Result<LogIndex, String> {
-        let WalRecord::Append {
-            truncate_from,
-            entries,
-        } = record;
+        let WalRecord::Append { truncate_from, entries } = record;
         if let Some(from) = truncate_from {
             self.truncate_from(from);
         }
@@ -233,7 +217,6 @@ impl LogBuilder {
 
     fn truncate_from(&mut self, index: LogIndex) {
         let keep = index.0.saturating_sub(self.snapshot_last.0 + 1);
-        self.entries
-            .truncate(usize::try_from(keep).unwrap_or(usize::MAX));
+        self.entries.truncate(usize::try_from(keep).unwrap_or(usize::MAX));
     }
 }

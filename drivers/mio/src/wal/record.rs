@@ -26,29 +26,20 @@ pub(crate) enum WalRecord {
 /// The borrowed twin of [`WalRecord`], to encode without copying entries.
 #[derive(Serialize)]
 enum WalRecordRef<'a> {
-    Append {
-        truncate_from: Option<LogIndex>,
-        entries: &'a [Entry],
-    },
+    Append { truncate_from: Option<LogIndex>, entries: &'a [Entry] },
 }
 
 /// Appends one record for an append of `entries` after dropping from `truncate_from`.
 pub(crate) fn encode_append(truncate_from: Option<LogIndex>, entries: &[Entry], out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&[0; HEADER_BYTES]);
-    let record = WalRecordRef::Append {
-        truncate_from,
-        entries,
-    };
+    let record = WalRecordRef::Append { truncate_from, entries };
     let mut bytes =
         postcard::to_extend(&record, std::mem::take(out)).expect("encoding into a Vec cannot fail");
     let length = u32::try_from(bytes.len() - start - HEADER_BYTES)
         .expect("a persist of 4 GiB is beyond any configured limit");
     let length_bytes = length.to_le_bytes();
-    let crc = crc32c::crc32c_append(
-        crc32c::crc32c(&length_bytes),
-        &bytes[start + HEADER_BYTES..],
-    );
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&length_bytes), &bytes[start + HEADER_BYTES..]);
     bytes[start..start + 4].copy_from_slice(&length_bytes);
     bytes[start + 4..start + HEADER_BYTES].copy_from_slice(&crc.to_le_bytes());
     *out = bytes;
@@ -116,17 +107,9 @@ mod tests {
         encode_append(None, &entries(1..=3), &mut out);
         let first = out.len();
         encode_append(Some(LogIndex(2)), &entries(2..=2), &mut out);
-        let Parsed::Record(record, used) = parse(&out) else {
-            panic!("first record is intact")
-        };
+        let Parsed::Record(record, used) = parse(&out) else { panic!("first record is intact") };
         assert_eq!(used, first);
-        assert_eq!(
-            record,
-            WalRecord::Append {
-                truncate_from: None,
-                entries: entries(1..=3)
-            }
-        );
+        assert_eq!(record, WalRecord::Append { truncate_from: None, entries: entries(1..=3) });
         assert!(matches!(parse(&out[first..]), Parsed::Record(..)));
         assert_eq!(parse(&out[..first - 1]), Parsed::Incomplete);
     }

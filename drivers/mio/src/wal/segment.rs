@@ -55,9 +55,7 @@ pub(crate) fn scan(path: &Path, is_last: bool) -> Result<Scan, StorageError> {
             reason,
         };
         if !is_last {
-            return Err(corrupt(format!(
-                "{reason} in a segment that is not the last"
-            )));
+            return Err(corrupt(format!("{reason} in a segment that is not the last")));
         }
         if let Some(after) = record::intact_record_after(&bytes[offset..]) {
             return Err(corrupt(format!(
@@ -65,17 +63,9 @@ pub(crate) fn scan(path: &Path, is_last: bool) -> Result<Scan, StorageError> {
                 offset + after
             )));
         }
-        return Ok(Scan {
-            records,
-            valid_bytes: offset as u64,
-            torn: Some(reason),
-        });
+        return Ok(Scan { records, valid_bytes: offset as u64, torn: Some(reason) });
     }
-    Ok(Scan {
-        records,
-        valid_bytes: offset as u64,
-        torn: None,
-    })
+    Ok(Scan { records, valid_bytes: offset as u64, torn: None })
 }
 
 /// The segment being appended to.
@@ -97,12 +87,7 @@ impl ActiveSegment {
             .open(&path)
             .map_err(StorageError::io("create", &path))?;
         atomic::sync_dir(dir)?;
-        Ok(ActiveSegment {
-            file,
-            path,
-            sequence,
-            bytes: 0,
-        })
+        Ok(ActiveSegment { file, path, sequence, bytes: 0 })
     }
 
     /// Reopens an existing segment to append after its first `valid_bytes`, cutting off
@@ -112,41 +97,26 @@ impl ActiveSegment {
         sequence: u64,
         valid_bytes: u64,
     ) -> Result<ActiveSegment, StorageError> {
-        let file = OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .map_err(StorageError::io("open", &path))?;
-        let length = file
-            .metadata()
-            .map_err(StorageError::io("inspect", &path))?
-            .len();
+        let file =
+            OpenOptions::new().append(true).open(&path).map_err(StorageError::io("open", &path))?;
+        let length = file.metadata().map_err(StorageError::io("inspect", &path))?.len();
         if length != valid_bytes {
-            file.set_len(valid_bytes)
-                .map_err(StorageError::io("truncate", &path))?;
+            file.set_len(valid_bytes).map_err(StorageError::io("truncate", &path))?;
             file.sync_all().map_err(StorageError::io("sync", &path))?;
         }
-        Ok(ActiveSegment {
-            file,
-            path,
-            sequence,
-            bytes: valid_bytes,
-        })
+        Ok(ActiveSegment { file, path, sequence, bytes: valid_bytes })
     }
 
     /// Appends bytes (not yet durable).
     pub(crate) fn write(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
-        self.file
-            .write_all(bytes)
-            .map_err(StorageError::io("append to", &self.path))?;
+        self.file.write_all(bytes).map_err(StorageError::io("append to", &self.path))?;
         self.bytes += bytes.len() as u64;
         Ok(())
     }
 
     /// Makes everything written durable (`fdatasync`).
     pub(crate) fn sync(&mut self) -> Result<(), StorageError> {
-        self.file
-            .sync_data()
-            .map_err(StorageError::io("sync", &self.path))
+        self.file.sync_data().map_err(StorageError::io("sync", &self.path))
     }
 
     pub(crate) fn sequence(&self) -> u64 {

@@ -19,11 +19,18 @@ pub(crate) struct TestCluster {
     dir: PathBuf,
     ports: Vec<u16>,
     nodes: Vec<Option<Child>>,
+    /// Extra arguments of every `raftkv serve`.
+    extra_args: Vec<String>,
 }
 
 impl TestCluster {
     /// Starts `size` nodes and waits until they have elected a leader.
     pub(crate) fn start(size: usize) -> TestCluster {
+        TestCluster::start_with(size, &[])
+    }
+
+    /// Starts `size` nodes with extra `serve` arguments and waits for a leader.
+    pub(crate) fn start_with(size: usize, extra_args: &[&str]) -> TestCluster {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
             "raftkv-test-{}-{}",
@@ -33,11 +40,9 @@ impl TestCluster {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).expect("create the test directory");
         let ports = free_ports(size);
-        let mut cluster = TestCluster {
-            dir,
-            ports,
-            nodes: (0..size).map(|_| None).collect(),
-        };
+        let extra_args = extra_args.iter().map(|arg| arg.to_string()).collect();
+        let nodes = (0..size).map(|_| None).collect();
+        let mut cluster = TestCluster { dir, ports, nodes, extra_args };
         for node in 1..=size {
             cluster.spawn(node);
         }
@@ -46,10 +51,7 @@ impl TestCluster {
     }
 
     pub(crate) fn addresses(&self) -> Vec<String> {
-        self.ports
-            .iter()
-            .map(|port| format!("127.0.0.1:{port}"))
-            .collect()
+        self.ports.iter().map(|port| format!("127.0.0.1:{port}")).collect()
     }
 
     pub(crate) fn data_dir(&self, node: usize) -> PathBuf {
@@ -85,6 +87,7 @@ impl TestCluster {
             .arg("--data")
             .arg(self.data_dir(node))
             .args(["--election-timeout-ms", "150", "--heartbeat-ms", "30"])
+            .args(&self.extra_args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -95,10 +98,7 @@ impl TestCluster {
     /// Starts (or restarts) node `node` (1-based).
     pub(crate) fn spawn(&mut self, node: usize) {
         assert!(self.nodes[node - 1].is_none(), "node {node} is running");
-        let child = self
-            .serve_command(node)
-            .spawn()
-            .expect("start raftkv serve");
+        let child = self.serve_command(node).spawn().expect("start raftkv serve");
         self.nodes[node - 1] = Some(child);
     }
 
@@ -123,9 +123,7 @@ impl TestCluster {
 
     /// Whether node `node` is still running.
     pub(crate) fn is_running(&mut self, node: usize) -> bool {
-        self.nodes[node - 1]
-            .as_mut()
-            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+        self.nodes[node - 1].as_mut().is_some_and(|child| matches!(child.try_wait(), Ok(None)))
     }
 
     /// A client of the whole cluster.
@@ -159,11 +157,7 @@ impl TestCluster {
                     return leader.id.0;
                 }
             }
-            assert!(
-                Instant::now() < deadline,
-                "no leader within {PATIENCE:?}\n{}",
-                self.logs()
-            );
+            assert!(Instant::now() < deadline, "no leader within {PATIENCE:?}\n{}", self.logs());
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -218,13 +212,9 @@ pub(crate) fn wait_with_deadline(child: &mut Child, patience: Duration) -> Optio
 
 /// Ports that were free a moment ago (bound to port 0, then released).
 fn free_ports(count: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|listener| listener.local_addr().expect("bound").port())
-        .collect()
+    let listeners: Vec<TcpListener> =
+        (0..count).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port")).collect();
+    listeners.iter().map(|listener| listener.local_addr().expect("bound").port()).collect()
 }
 
 /// Size of a file.
