@@ -3,9 +3,10 @@
 mod common;
 
 use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
 
-use common::{PATIENCE, TestCluster, file_len, wait_with_deadline};
+use common::{PATIENCE, TestCluster, wait_with_deadline};
 
 /// A cluster with `writes` acknowledged appends to key `k`, then stopped cleanly.
 fn written_and_stopped(writes: usize) -> TestCluster {
@@ -20,6 +21,12 @@ fn written_and_stopped(writes: usize) -> TestCluster {
     cluster
 }
 
+/// Where the records of a segment end (the writer zero-fills the space after them).
+fn data_end(segment: &Path) -> u64 {
+    let bytes = fs::read(segment).unwrap();
+    bytes.iter().rposition(|&b| b != 0).map_or(0, |last| last as u64 + 1)
+}
+
 fn expected(writes: usize) -> Vec<u8> {
     (0..writes).map(|i| format!("{i},")).collect::<String>().into_bytes()
 }
@@ -29,12 +36,13 @@ fn a_torn_record_at_the_tail_is_cut_off_on_start() {
     let mut cluster = written_and_stopped(20);
     for node in 1..=3 {
         let last = cluster.segments(node).pop().expect("a segment");
-        let before = file_len(&last);
-        // A record header announcing 1000 bytes, followed by only a few: a crash mid-write.
-        let mut file = OpenOptions::new().append(true).open(&last).unwrap();
-        file.write_all(&[0xe8, 0x03, 0, 0, 0x12, 0x34, 0x56, 0x78, 1, 2, 3]).unwrap();
+        let end = data_end(&last);
+        // A record header announcing 1000 bytes right after the last record, followed by only
+        // a few: a crash in the middle of a write.
+        let file = OpenOptions::new().write(true).open(&last).unwrap();
+        file.write_all_at(&[0xe8, 0x03, 0, 0, 0x12, 0x34, 0x56, 0x78, 1, 2, 3], end).unwrap();
         drop(file);
-        assert_eq!(file_len(&last), before + 11);
+        assert_eq!(data_end(&last), end + 11);
     }
     for node in 1..=3 {
         cluster.spawn(node);
@@ -52,7 +60,7 @@ fn a_corrupt_record_in_the_middle_stops_the_node_with_a_clear_error() {
     let cluster = written_and_stopped(30);
     let segment = cluster.segments(1).into_iter().next().expect("a segment");
     let mut bytes = fs::read(&segment).unwrap();
-    let middle = bytes.len() / 2;
+    let middle = data_end(&segment) as usize / 2;
     bytes[middle] ^= 0x55;
     fs::write(&segment, bytes).unwrap();
 

@@ -30,7 +30,7 @@ struct Shared {
 /// The event loop's handle on the disk thread.
 #[derive(Debug)]
 pub(crate) struct DiskThread {
-    queue: Option<Sender<Persist>>,
+    queue: Option<Sender<Vec<Persist>>>,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
 }
@@ -48,11 +48,11 @@ impl DiskThread {
         Ok(DiskThread { queue: Some(queue), shared, thread: Some(thread) })
     }
 
-    /// Queues a persist. Persists are made durable in the order they are queued.
-    pub(crate) fn submit(&self, persist: Persist) {
+    /// Queues persists. Persists are made durable in the order they are queued.
+    pub(crate) fn submit(&self, persists: Vec<Persist>) {
         if let Some(queue) = &self.queue {
             // A closed queue means the thread stopped on a failure, which `failure` reports.
-            let _ = queue.send(persist);
+            let _ = queue.send(persists);
         }
     }
 
@@ -83,11 +83,11 @@ impl DiskThread {
     }
 }
 
-fn run(mut disk: Disk, receiver: &Receiver<Persist>, shared: &Shared, waker: &Waker) {
+fn run(mut disk: Disk, receiver: &Receiver<Vec<Persist>>, shared: &Shared, waker: &Waker) {
     let mut batch = Vec::new();
     while let Ok(first) = receiver.recv() {
-        batch.push(first);
-        batch.extend(receiver.try_iter());
+        batch.extend(first);
+        batch.extend(receiver.try_iter().flatten());
         let last = batch.last().expect("one persist at least").id;
         for persist in &batch {
             if let Some(snapshot) = &persist.snapshot {

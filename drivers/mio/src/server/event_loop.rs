@@ -13,7 +13,7 @@ use std::time::Duration;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use raftkv_core::kv::KvStore;
-use raftkv_core::raft::{self, PersistId};
+use raftkv_core::raft::{self, Persist, PersistId};
 use raftkv_core::server::{Input, Output, Replica, ReplicaConfig};
 use raftkv_core::{Instant, NodeId};
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -53,6 +53,8 @@ pub(super) struct Server {
     clock: Clock,
     /// The last persist acknowledged to the replica.
     acknowledged: PersistId,
+    /// Persists of this turn, handed to the disk thread after the messages went out.
+    persists: Vec<Persist>,
 }
 
 /// Runs node `options.id` until SIGINT or SIGTERM (`Ok`) or a fatal error.
@@ -73,7 +75,7 @@ fn start(options: ServeOptions) -> Result<Server, String> {
             file = %path.display(),
             offset,
             reason,
-            "repaired a torn record at the tail of the WAL (a crash during a write): cut it off"
+            "repaired a torn record at the tail of the WAL (a crash during a write): cleared it"
         );
     }
     info!(
@@ -147,6 +149,7 @@ fn start(options: ServeOptions) -> Result<Server, String> {
         signals,
         clock,
         acknowledged: PersistId(0),
+        persists: Vec::new(),
     })
 }
 
@@ -186,11 +189,15 @@ impl Server {
                 self.replica.handle(now, Input::Timeout);
             }
             self.drain();
+            // Messages first: a follower starts its own write while this node's is queued.
             for link in &mut self.peers {
                 link.dial_if_due(self.poll.registry(), now, self.options.max_frame_bytes);
                 link.flush(self.poll.registry(), now);
             }
             self.flush_inbound();
+            if !self.persists.is_empty() {
+                self.disk.submit(std::mem::take(&mut self.persists));
+            }
         }
     }
 
@@ -223,7 +230,7 @@ impl Server {
                         self.peers[peer].send(&message);
                     }
                 }
-                Output::Persist(persist) => self.disk.submit(persist),
+                Output::Persist(persist) => self.persists.push(persist),
                 Output::Reply { to, reply } => {
                     let (_, tag) = crate::server::inbound::reply_target(to);
                     self.send_to_client(to, &ServerFrame::Reply { tag, reply });

@@ -84,10 +84,18 @@ impl Wal {
                 })?);
             }
             if is_last {
-                if let Some(reason) = scan.torn {
+                let torn_bytes = scan.torn.as_ref().map_or(0, |(_, bytes)| *bytes);
+                if let Some((reason, _)) = scan.torn {
                     repaired = Some((path.clone(), scan.valid_bytes, reason));
                 }
-                let segment = ActiveSegment::reopen(path, sequence, scan.valid_bytes)?;
+                let segment = ActiveSegment::reopen(
+                    path,
+                    sequence,
+                    scan.valid_bytes,
+                    torn_bytes,
+                    scan.file_bytes,
+                    segment_bytes,
+                )?;
                 active = Some((segment, last_index));
             } else {
                 closed.push(Closed { path, last_index, bytes: scan.valid_bytes });
@@ -95,7 +103,7 @@ impl Wal {
         }
         let (active, active_last_index) = match active {
             Some(active) => active,
-            None => (ActiveSegment::create(dir, 1)?, LogIndex(0)),
+            None => (ActiveSegment::create(dir, 1, segment_bytes)?, LogIndex(0)),
         };
         let wal = Wal {
             dir: dir.to_path_buf(),
@@ -163,7 +171,8 @@ impl Wal {
     }
 
     fn rotate(&mut self) -> Result<(), StorageError> {
-        let next = ActiveSegment::create(&self.dir, self.active.sequence() + 1)?;
+        let next =
+            ActiveSegment::create(&self.dir, self.active.sequence() + 1, self.segment_bytes)?;
         let old = std::mem::replace(&mut self.active, next);
         self.closed.push(Closed {
             path: old.path().to_path_buf(),

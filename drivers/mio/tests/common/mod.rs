@@ -5,7 +5,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -215,9 +215,4 @@ fn free_ports(count: usize) -> Vec<u16> {
     let listeners: Vec<TcpListener> =
         (0..count).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port")).collect();
     listeners.iter().map(|listener| listener.local_addr().expect("bound").port()).collect()
-}
-
-/// Size of a file.
-pub(crate) fn file_len(path: &Path) -> u64 {
-    fs::metadata(path).expect("file exists").len()
 }
