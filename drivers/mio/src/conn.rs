@@ -23,16 +23,22 @@ pub(crate) enum ReadState {
 #[derive(Debug)]
 pub(crate) struct Conn {
     stream: TcpStream,
+    /// Received bytes live in `inbox[consumed..filled]`.
     inbox: Vec<u8>,
     /// Bytes of `inbox` already decoded.
     consumed: usize,
+    /// Bytes of `inbox` received.
+    filled: usize,
     outbox: Vec<u8>,
     /// Bytes of `outbox` already written.
     written: usize,
     max_frame_bytes: usize,
 }
 
+/// Room the receive buffer keeps for one read.
 const READ_CHUNK_BYTES: usize = 64 << 10;
+/// An idle receive buffer larger than this is given back.
+const SHRINK_ABOVE_BYTES: usize = 1 << 20;
 
 impl Conn {
     /// Wraps a connected (or connecting) stream; disables Nagle's algorithm, since every write
@@ -44,6 +50,7 @@ impl Conn {
             stream,
             inbox: Vec::new(),
             consumed: 0,
+            filled: 0,
             outbox: Vec::new(),
             written: 0,
             max_frame_bytes,
@@ -62,40 +69,48 @@ impl Conn {
 
     /// Reads everything the socket has (edge-triggered polls need that).
     pub(crate) fn read_ready(&mut self) -> io::Result<ReadState> {
-        if self.consumed > 0 && self.consumed == self.inbox.len() {
-            self.inbox.clear();
-            self.consumed = 0;
-        } else if self.consumed > self.inbox.len() / 2 {
-            self.inbox.drain(..self.consumed);
-            self.consumed = 0;
-        }
         loop {
-            let filled = self.inbox.len();
-            self.inbox.resize(filled + READ_CHUNK_BYTES, 0);
-            match self.stream.read(&mut self.inbox[filled..]) {
-                Ok(0) => {
-                    self.inbox.truncate(filled);
-                    return Ok(ReadState::Closed);
-                }
-                Ok(read) => self.inbox.truncate(filled + read),
+            self.make_room();
+            match self.stream.read(&mut self.inbox[self.filled..]) {
+                Ok(0) => return Ok(ReadState::Closed),
+                Ok(read) => self.filled += read,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    self.inbox.truncate(filled);
                     return Ok(ReadState::Open);
                 }
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {
-                    self.inbox.truncate(filled);
-                }
-                Err(error) => {
-                    self.inbox.truncate(filled);
-                    return Err(error);
-                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
             }
+        }
+    }
+
+    /// Makes room after `filled` to read into: moves the undecoded bytes to the front, or
+    /// grows the buffer (which is zeroed once, not before every read).
+    fn make_room(&mut self) {
+        if self.consumed == self.filled {
+            self.consumed = 0;
+            self.filled = 0;
+            if self.inbox.len() > SHRINK_ABOVE_BYTES {
+                // A large frame came and went; do not keep its room forever.
+                self.inbox = Vec::new();
+            }
+        }
+        if self.inbox.len() - self.filled >= READ_CHUNK_BYTES {
+            return;
+        }
+        if self.consumed > 0 {
+            self.inbox.copy_within(self.consumed..self.filled, 0);
+            self.filled -= self.consumed;
+            self.consumed = 0;
+        }
+        if self.inbox.len() - self.filled < READ_CHUNK_BYTES {
+            let grown = (self.inbox.len() * 2).max(self.filled + READ_CHUNK_BYTES);
+            self.inbox.resize(grown, 0);
         }
     }
 
     /// The next complete frame received, if any.
     pub(crate) fn next_frame<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
-        match frame::decode(&self.inbox[self.consumed..], self.max_frame_bytes)? {
+        match frame::decode(&self.inbox[self.consumed..self.filled], self.max_frame_bytes)? {
             Some((value, used)) => {
                 self.consumed += used;
                 Ok(Some(value))
