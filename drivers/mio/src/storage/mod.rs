@@ -175,3 +175,158 @@ fn check_identity(dir: &Path, identity: &Identity) -> Result<bool, StorageError>
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use raftkv_core::raft::{Entry, Payload, PersistId, Snapshot};
+    use raftkv_core::{LogId, LogIndex, Term};
+
+    use super::*;
+
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new() -> TempDir {
+            static NEXT: AtomicU64 = AtomicU64::new(0);
+            let name = format!(
+                "raftkv-storage-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            );
+            let dir = std::env::temp_dir().join(name);
+            let _ = fs::remove_dir_all(&dir);
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn entries(term: u64, range: std::ops::RangeInclusive<u64>) -> Vec<Entry> {
+        range
+            .map(|index| Entry {
+                index: LogIndex(index),
+                term: Term(term),
+                payload: Payload::Command(vec![index as u8; 100]),
+            })
+            .collect()
+    }
+
+    fn persist(id: u64) -> Persist {
+        Persist {
+            id: PersistId(id),
+            hard_state: None,
+            truncate_from: None,
+            entries: Vec::new(),
+            snapshot: None,
+        }
+    }
+
+    fn open(dir: &TempDir, segment_bytes: u64) -> (Disk, Recovered) {
+        let (disk, recovered, _) = Disk::open(&dir.0, "test", NodeId(1), segment_bytes).unwrap();
+        (disk, recovered)
+    }
+
+    fn indexes_and_terms(recovered: &Recovered) -> Vec<(u64, u64)> {
+        recovered.entries.iter().map(|e| (e.index.0, e.term.0)).collect()
+    }
+
+    #[test]
+    fn entries_truncations_and_hard_state_come_back_after_a_restart() {
+        let dir = TempDir::new();
+        let (mut disk, recovered) = open(&dir, 1 << 20);
+        assert_eq!(recovered, Recovered::default());
+        let hard_state = HardState { term: Term(2), vote: Some(NodeId(1)) };
+        let first =
+            Persist { hard_state: Some(hard_state), entries: entries(1, 1..=5), ..persist(1) };
+        // A conflict: entries from 4 on are replaced by the new leader's.
+        let second =
+            Persist { truncate_from: Some(LogIndex(4)), entries: entries(2, 4..=4), ..persist(2) };
+        // Appending at an index replaces it and everything after it, too.
+        let third = Persist { entries: entries(2, 3..=6), ..persist(3) };
+        disk.persist(&[first]).unwrap();
+        disk.persist(&[second, third]).unwrap();
+        drop(disk);
+
+        let (_, recovered) = open(&dir, 1 << 20);
+        assert_eq!(recovered.hard_state, hard_state);
+        assert_eq!(indexes_and_terms(&recovered), [(1, 1), (2, 1), (3, 2), (4, 2), (5, 2), (6, 2)]);
+    }
+
+    #[test]
+    fn a_snapshot_replaces_the_segments_it_covers() {
+        let dir = TempDir::new();
+        let (mut disk, _) = open(&dir, 1024);
+        let hard_state = HardState { term: Term(1), vote: None };
+        let mut id = 0;
+        for chunk in 0..10 {
+            id += 1;
+            let from = chunk * 5 + 1;
+            let batch = Persist {
+                hard_state: Some(hard_state),
+                entries: entries(1, from..=from + 4),
+                ..persist(id)
+            };
+            disk.persist(&[batch]).unwrap();
+        }
+        let segments_before = fs::read_dir(dir.0.join("wal")).unwrap().count();
+        assert!(segments_before > 3, "{segments_before} segments");
+        let snapshot =
+            Snapshot { last: LogId::new(LogIndex(40), Term(1)), data: b"state".to_vec() };
+        let with_snapshot = Persist {
+            snapshot: Some(snapshot.clone()),
+            entries: entries(1, 51..=52),
+            ..persist(id + 1)
+        };
+        let removed = disk.persist(&[with_snapshot]).unwrap();
+        assert!(removed > 0);
+        drop(disk);
+
+        let (_, recovered) = open(&dir, 1024);
+        assert_eq!(recovered.snapshot, Some(snapshot));
+        let indexes: Vec<u64> = recovered.entries.iter().map(|e| e.index.0).collect();
+        assert_eq!(indexes, (41..=52).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn an_installed_snapshot_drops_the_conflicting_log_after_it() {
+        let dir = TempDir::new();
+        let (mut disk, _) = open(&dir, 1 << 20);
+        let hard_state = HardState { term: Term(1), vote: None };
+        disk.persist(&[Persist {
+            hard_state: Some(hard_state),
+            entries: entries(1, 1..=8),
+            ..persist(1)
+        }])
+        .unwrap();
+        // The leader's snapshot at 5 (term 3) conflicts with our entries after 5.
+        let snapshot = Snapshot { last: LogId::new(LogIndex(5), Term(3)), data: Vec::new() };
+        let install = Persist {
+            hard_state: Some(HardState { term: Term(3), vote: None }),
+            truncate_from: Some(LogIndex(6)),
+            snapshot: Some(snapshot),
+            ..persist(2)
+        };
+        disk.persist(&[install]).unwrap();
+        drop(disk);
+        let (_, recovered) = open(&dir, 1 << 20);
+        assert!(recovered.entries.is_empty(), "{:?}", indexes_and_terms(&recovered));
+        assert_eq!(recovered.hard_state.term, Term(3));
+    }
+
+    #[test]
+    fn another_node_or_process_cannot_use_the_directory() {
+        let dir = TempDir::new();
+        let (disk, _) = open(&dir, 1 << 20);
+        let busy = Disk::open(&dir.0, "test", NodeId(1), 1 << 20).unwrap_err().to_string();
+        assert!(busy.contains("in use"), "{busy}");
+        drop(disk);
+        let other = Disk::open(&dir.0, "test", NodeId(2), 1 << 20).unwrap_err().to_string();
+        assert!(other.contains("belongs to node 1"), "{other}");
+    }
+}
