@@ -81,7 +81,11 @@ pub(crate) fn run(args: &LocalArgs) -> Result<(), Failure> {
             return Err(error.into());
         }
     }
-    let program = shown_program(&exe);
+    let mut program = shown_program(&exe);
+    let cluster = addresses.join(",");
+    if cluster != crate::cli::LOCAL_CLUSTER {
+        program = format!("RAFTKV_CLUSTER={cluster} {program}");
+    }
     println!("try, in another terminal:");
     println!("  {program} put greeting hello && {program} get greeting");
     println!("  {program} status");
