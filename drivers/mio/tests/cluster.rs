@@ -164,3 +164,16 @@ fn garbage_on_the_port_is_refused_and_the_cluster_carries_on() {
     }
     assert!(cluster.log(1).contains("closed a connection"), "{}", cluster.log(1));
 }
+
+#[test]
+fn stopping_the_leader_hands_leadership_over_first() {
+    let mut cluster = TestCluster::start(3);
+    let mut client = cluster.client();
+    client.put("k", "v").unwrap();
+    let leader = cluster.wait_for_leader(None);
+    assert!(cluster.terminate(leader as usize).success());
+    let log = cluster.log(leader as usize);
+    assert!(log.contains("handing leadership over"), "{log}");
+    assert_ne!(cluster.wait_for_leader(Some(leader)), leader);
+    assert_eq!(client.get("k").unwrap().as_deref(), Some(&b"v"[..]));
+}

@@ -13,6 +13,7 @@ use std::time::Duration;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use raftkv_core::kv::KvStore;
+use raftkv_core::raft::Role;
 use raftkv_core::raft::{self, Persist, PersistId};
 use raftkv_core::server::{Input, Output, Replica, ReplicaConfig};
 use raftkv_core::{Instant, NodeId};
@@ -55,6 +56,8 @@ pub(super) struct Server {
     acknowledged: PersistId,
     /// Persists of this turn, handed to the disk thread after the messages went out.
     persists: Vec<Persist>,
+    /// A signal asked to stop: stop once leadership is handed over, or at this instant.
+    stop_at: Option<Instant>,
 }
 
 /// Runs node `options.id` until SIGINT or SIGTERM (`Ok`) or a fatal error.
@@ -150,6 +153,7 @@ fn start(options: ServeOptions) -> Result<Server, String> {
         clock,
         acknowledged: PersistId(0),
         persists: Vec::new(),
+        stop_at: None,
     })
 }
 
@@ -171,8 +175,11 @@ impl Server {
                     WAKER => {}
                     SIGNALS => {
                         if self.signals.pending().next().is_some() {
-                            info!("signal received: shutting down");
-                            return Ok(());
+                            if self.stop_at.is_some() {
+                                info!("second signal: stopping now");
+                                return Ok(());
+                            }
+                            self.stop_at = Some(self.begin_stop(now));
                         }
                     }
                     Token(token) if token < FIRST_INBOUND => {
@@ -183,6 +190,12 @@ impl Server {
                     }
                     token => self.on_inbound_event(token, event, now),
                 }
+            }
+            if self
+                .stop_at
+                .is_some_and(|at| at <= now || self.replica.raft().role() != Role::Leader)
+            {
+                return Ok(());
             }
             self.take_durable(now)?;
             if self.replica.poll_timeout().is_some_and(|at| at <= now) {
@@ -201,11 +214,38 @@ impl Server {
         }
     }
 
-    /// How long the poll may sleep: until the replica's timeout or the next peer dial.
+    /// How long the poll may sleep: until the replica's timeout, the next peer dial, or the
+    /// end of a leadership hand-over.
     fn poll_timeout(&self, now: Instant) -> Option<Duration> {
         let dials = self.peers.iter().filter_map(PeerLink::retry_at);
-        let next = self.replica.poll_timeout().into_iter().chain(dials).min()?;
+        let next =
+            self.replica.poll_timeout().into_iter().chain(dials).chain(self.stop_at).min()?;
         Some(Clock::until(now, next))
+    }
+
+    /// A signal asked the node to stop. A leader first hands its leadership to a connected
+    /// peer, so that clients wait for a hand-over instead of an election timeout; returns when
+    /// to stop at the latest (now, if there is nothing to hand over).
+    fn begin_stop(&mut self, now: Instant) -> Instant {
+        let target = self.peers.iter().find(|link| link.is_connected()).map(|link| link.id);
+        match target {
+            Some(target) if self.replica.raft().role() == Role::Leader => {
+                match self.replica.transfer_leadership(now, target) {
+                    Ok(()) => {
+                        info!(%target, "signal received: handing leadership over, then stopping");
+                        now.add_millis(2 * self.options.election_timeout_ms)
+                    }
+                    Err(error) => {
+                        info!(%error, "signal received: stopping without a hand-over");
+                        now
+                    }
+                }
+            }
+            _ => {
+                info!("signal received: stopping");
+                now
+            }
+        }
     }
 
     /// Tells the replica what the disk thread made durable since the last turn.

@@ -40,10 +40,12 @@ pub(super) struct PeerLink {
     hello: Hello,
     state: State,
     backoff_ms: u64,
+    /// Whether the peer accepted the current connection.
+    welcomed: bool,
     /// Whether the last failure was logged at warn level already (log once per outage).
     outage_logged: bool,
     /// Messages dropped because the link was down or full.
-    pub(super) dropped: u64,
+    dropped: u64,
 }
 
 impl PeerLink {
@@ -61,9 +63,15 @@ impl PeerLink {
             hello,
             state: State::Idle { retry_at: now },
             backoff_ms: BACKOFF_MS_MIN,
+            welcomed: false,
             outage_logged: false,
             dropped: 0,
         }
+    }
+
+    /// Whether the link is connected and the peer accepted it.
+    pub(super) fn is_connected(&self) -> bool {
+        matches!(self.state, State::Connected(_)) && self.welcomed
     }
 
     /// When this link wants to dial, if it is idle.
@@ -151,8 +159,15 @@ impl PeerLink {
             match conn.next_frame::<Welcome>() {
                 Ok(Some(Welcome::Accepted { node })) if node == self.id => {
                     self.backoff_ms = BACKOFF_MS_MIN;
+                    self.welcomed = true;
                     if std::mem::take(&mut self.outage_logged) {
-                        info!(peer = %self.id, address = %self.address, "peer link restored");
+                        let dropped = std::mem::take(&mut self.dropped);
+                        info!(
+                            peer = %self.id,
+                            address = %self.address,
+                            dropped,
+                            "peer link restored (dropped: messages not sent while down)"
+                        );
                     } else {
                         debug!(peer = %self.id, address = %self.address, "peer link up");
                     }
@@ -195,6 +210,7 @@ impl PeerLink {
 
     /// Closes the link and schedules the next dial.
     fn failed(&mut self, registry: &Registry, now: Instant, problem: &str) {
+        self.welcomed = false;
         let previous = std::mem::replace(&mut self.state, State::Idle { retry_at: now });
         if let State::Connecting(mut conn) | State::Connected(mut conn) = previous {
             let _ = registry.deregister(conn.stream_mut());
