@@ -36,6 +36,8 @@ const SIGNALS: Token = Token(2);
 const FIRST_PEER: usize = 16;
 /// Accepted connections use tokens from here, never reused.
 const FIRST_INBOUND: usize = 1 << 20;
+/// How often silent connections are looked for.
+const SWEEP_INTERVAL_MS: u64 = 1_000;
 
 /// The state of the event loop.
 pub(super) struct Server {
@@ -58,6 +60,8 @@ pub(super) struct Server {
     persists: Vec<Persist>,
     /// A signal asked to stop: stop once leadership is handed over, or at this instant.
     stop_at: Option<Instant>,
+    /// When to look for connections that never said who they are.
+    next_sweep: Instant,
 }
 
 /// Runs node `options.id` until SIGINT or SIGTERM (`Ok`) or a fatal error.
@@ -154,6 +158,7 @@ fn start(options: ServeOptions) -> Result<Server, String> {
         acknowledged: PersistId(0),
         persists: Vec::new(),
         stop_at: None,
+        next_sweep: now,
     })
 }
 
@@ -171,7 +176,7 @@ impl Server {
             let now = self.clock.now();
             for event in &events {
                 match event.token() {
-                    LISTENER => self.accept(),
+                    LISTENER => self.accept(now),
                     WAKER => {}
                     SIGNALS => {
                         if self.signals.pending().next().is_some() {
@@ -198,6 +203,10 @@ impl Server {
                 return Ok(());
             }
             self.take_durable(now)?;
+            if self.next_sweep <= now {
+                self.close_silent(now);
+                self.next_sweep = now.add_millis(SWEEP_INTERVAL_MS);
+            }
             if self.replica.poll_timeout().is_some_and(|at| at <= now) {
                 self.replica.handle(now, Input::Timeout);
             }

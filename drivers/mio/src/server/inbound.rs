@@ -19,6 +19,8 @@ use crate::wire::{
 
 /// Most bytes queued for a client that does not read its replies before it is disconnected.
 const MAX_QUEUED_BYTES: usize = 64 << 20;
+/// A connection that has not said who it is after this long is closed.
+const HELLO_TIMEOUT_MS: u64 = 10_000;
 
 /// Who is on the other end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +39,7 @@ pub(super) struct Inbound {
     pub(super) conn: Conn,
     address: SocketAddr,
     kind: Kind,
+    accepted_at: Instant,
 }
 
 /// Packs a connection and a tag into the replica's reply address.
@@ -51,7 +54,7 @@ pub(super) fn reply_target(to: ReplyTo) -> (Token, u32) {
 
 impl Server {
     /// Accepts every pending connection.
-    pub(super) fn accept(&mut self) {
+    pub(super) fn accept(&mut self, now: Instant) {
         loop {
             match self.listener.accept() {
                 Ok((stream, address)) => {
@@ -67,7 +70,8 @@ impl Server {
                         continue;
                     }
                     debug!(%address, "accepted a connection");
-                    let inbound = Inbound { conn, address, kind: Kind::AwaitingHello };
+                    let inbound =
+                        Inbound { conn, address, kind: Kind::AwaitingHello, accepted_at: now };
                     self.inbound.insert(token, inbound);
                 }
                 Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return,
@@ -198,6 +202,22 @@ impl Server {
         inbound.conn.send(&Welcome::Accepted { node: self.options.id });
         self.dirty.push(token);
         Ok(())
+    }
+
+    /// Closes connections that stayed silent past the hello timeout.
+    pub(super) fn close_silent(&mut self, now: Instant) {
+        let silent: Vec<Token> = self
+            .inbound
+            .iter()
+            .filter(|(_, inbound)| {
+                inbound.kind == Kind::AwaitingHello
+                    && now.nanos_since(inbound.accepted_at) > HELLO_TIMEOUT_MS * 1_000_000
+            })
+            .map(|(token, _)| *token)
+            .collect();
+        for token in silent {
+            self.close_inbound(token, "said nothing within the hello timeout", true);
+        }
     }
 
     /// Queues a reply to a client request, if its connection is still open.
