@@ -196,12 +196,6 @@ impl Server {
                     token => self.on_inbound_event(token, event, now),
                 }
             }
-            if self
-                .stop_at
-                .is_some_and(|at| at <= now || self.replica.raft().role() != Role::Leader)
-            {
-                return Ok(());
-            }
             self.take_durable(now)?;
             if self.next_sweep <= now {
                 self.close_silent(now);
@@ -220,15 +214,27 @@ impl Server {
             if !self.persists.is_empty() {
                 self.disk.submit(std::mem::take(&mut self.persists));
             }
+            if self
+                .stop_at
+                .is_some_and(|at| at <= now || self.replica.raft().role() != Role::Leader)
+            {
+                return Ok(());
+            }
         }
     }
 
-    /// How long the poll may sleep: until the replica's timeout, the next peer dial, or the
-    /// end of a leadership hand-over.
+    /// How long the poll may sleep: until the replica's timeout, the next peer dial, the next
+    /// sweep for silent connections, or the end of a leadership hand-over.
     fn poll_timeout(&self, now: Instant) -> Option<Duration> {
         let dials = self.peers.iter().filter_map(PeerLink::retry_at);
-        let next =
-            self.replica.poll_timeout().into_iter().chain(dials).chain(self.stop_at).min()?;
+        let next = self
+            .replica
+            .poll_timeout()
+            .into_iter()
+            .chain(dials)
+            .chain(self.stop_at)
+            .chain(Some(self.next_sweep))
+            .min()?;
         Some(Clock::until(now, next))
     }
 
