@@ -28,7 +28,7 @@ const EXIT_NO: u8 = 3;
 /// Start a local three-node cluster with `raftkv local`, then try `raftkv put greeting hello`
 /// and `raftkv get greeting` in another terminal.
 #[derive(Debug, Parser)]
-#[command(name = "raftkv", version, about, long_about = None)]
+#[command(name = "raftkv", version)]
 struct Cli {
     /// Log filter, e.g. `info`, `debug`, `raftkv=debug`. `RUST_LOG` takes precedence. Default:
     /// `info` for `serve` and `local`, `warn` for the client commands.

@@ -76,6 +76,19 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), StorageError> {
         .map_err(StorageError::io("sync directory", dir))
 }
 
+/// Creates `dir` (and its parents) if missing, and makes its entry durable in its parent, so
+/// that what is later written inside cannot vanish with the directory after a crash.
+pub(crate) fn create_dir(dir: &Path) -> Result<(), StorageError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).map_err(StorageError::io("create", dir))?;
+    match dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent),
+        _ => Ok(()),
+    }
+}
+
 /// Removes a temporary file left by a crash during [`write`].
 pub(crate) fn remove_leftover(dir: &Path, name: &str) -> Result<(), StorageError> {
     let temporary = dir.join(format!("{name}.tmp"));

@@ -13,7 +13,7 @@ pub(crate) mod error;
 pub(crate) mod hard_state;
 pub(crate) mod snapshot;
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use raftkv_core::NodeId;
@@ -61,7 +61,7 @@ impl Disk {
         node: NodeId,
         segment_bytes: u64,
     ) -> Result<(Disk, Recovered, OpenReport), StorageError> {
-        fs::create_dir_all(dir).map_err(StorageError::io("create", dir))?;
+        atomic::create_dir(dir)?;
         let lock = lock(dir)?;
         let identity = Identity { cluster: cluster.to_string(), node };
         let fresh = check_identity(dir, &identity)?;
@@ -178,6 +178,7 @@ fn check_identity(dir: &Path, identity: &Identity) -> Result<bool, StorageError>
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
     use std::sync::atomic::{AtomicU64, Ordering};
 
     use raftkv_core::raft::{Entry, Payload, PersistId, Snapshot};

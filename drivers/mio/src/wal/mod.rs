@@ -60,7 +60,7 @@ impl Wal {
         snapshot_last: LogIndex,
         segment_bytes: u64,
     ) -> Result<(Wal, Replayed), StorageError> {
-        fs::create_dir_all(dir).map_err(StorageError::io("create", dir))?;
+        crate::storage::atomic::create_dir(dir)?;
         let mut sequences = Vec::new();
         for item in fs::read_dir(dir).map_err(StorageError::io("list", dir))? {
             let item = item.map_err(StorageError::io("list", dir))?;
