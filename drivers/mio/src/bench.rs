@@ -59,7 +59,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
         return Err("--clients and --keys must be positive".to_string().into());
     }
     let mut pool = ClerkPool::new(&args.cluster.addresses(), &args.cluster.cluster_name)?;
-    if !pool.connect_any(Duration::from_secs(5)).map_err(|e| e.to_string())? {
+    if !pool.connect(Duration::from_secs(5)).map_err(|e| e.to_string())? {
         return Err(format!("cluster unreachable ({})", pool.describe_links()).into());
     }
     let sessions: Vec<usize> = (0..args.clients).map(|_| pool.add_session()).collect();

@@ -53,6 +53,9 @@ pub(crate) enum Welcome {
     Accepted {
         /// The node that answered.
         node: NodeId,
+        /// Every node of the cluster and the address it is reached at (its `--peers`), so a
+        /// client given some of the addresses can find the others.
+        members: Vec<(NodeId, String)>,
     },
     /// The connection is refused, for this reason; the node closes it.
     Refused {

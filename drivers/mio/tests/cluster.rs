@@ -49,6 +49,14 @@ fn put_get_append_delete_and_cas_through_the_client_and_the_cli() {
     assert_eq!(cli(&["get", "no-such-key"]).status.code(), Some(3));
     assert!(cli(&["cas", "cli-key", "cli value", "new"]).status.success());
     assert_eq!(cli(&["cas", "--missing", "cli-key", "x"]).status.code(), Some(3));
+    // Given one follower's address, the client learns the others and finds the leader.
+    let leader = cluster.wait_for_leader(None) as usize;
+    let follower = cluster.addresses()[leader % 3].clone();
+    let mut partial = raftkv::Client::connect(&[follower.as_str()]).unwrap();
+    partial.put("via-follower", "yes").unwrap();
+    assert_eq!(partial.get("via-follower").unwrap().as_deref(), Some(&b"yes"[..]));
+    assert_eq!(partial.status().unwrap().len(), 3);
+
     let status = cli(&["status"]);
     let text = String::from_utf8_lossy(&status.stdout);
     assert_eq!(text.lines().count(), 3, "{text}");

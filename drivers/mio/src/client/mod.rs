@@ -137,7 +137,7 @@ impl Client {
         let addresses: Vec<String> = addresses.iter().map(|a| a.as_ref().to_string()).collect();
         let mut pool = ClerkPool::new(&addresses, &options.cluster_name).map_err(Error::Address)?;
         let reached =
-            pool.connect_any(options.connect_timeout).map_err(|e| Error::Io(e.to_string()))?;
+            pool.connect(options.connect_timeout).map_err(|e| Error::Io(e.to_string()))?;
         if !reached {
             return Err(Error::Unreachable { detail: pool.describe_links() });
         }

@@ -28,6 +28,9 @@ use crate::wire::{
     ClientFrame, Hello, HelloRole, MAGIC, NodeStatus, PROTOCOL_VERSION, ServerFrame, Welcome,
 };
 
+/// After the first node accepts, how long `connect` waits for the other addresses.
+const CONNECT_GRACE_MS: u64 = 50;
+
 /// An operation a session finished.
 #[derive(Debug)]
 pub(crate) struct Finished {
@@ -58,6 +61,19 @@ struct Link {
     status: Option<NodeStatus>,
 }
 
+impl Link {
+    fn new(address: String, resolved: SocketAddr) -> Link {
+        Link {
+            address,
+            resolved,
+            state: LinkState::Down,
+            node: None,
+            last_error: None,
+            status: None,
+        }
+    }
+}
+
 /// One session.
 struct Session {
     clerk: Clerk<KvCommand, KvReply>,
@@ -74,6 +90,8 @@ pub(crate) struct ClerkPool {
     links: Vec<Link>,
     /// Node id announced by a link -> its position.
     positions: BTreeMap<NodeId, usize>,
+    /// Members named by the nodes' welcomes, not yet given links.
+    members: Vec<(NodeId, String)>,
     sessions: Vec<Session>,
     /// Sessions with outputs to drain.
     touched: Vec<usize>,
@@ -98,14 +116,7 @@ impl ClerkPool {
                 .map_err(|e| format!("cannot resolve {address}: {e}"))?
                 .next()
                 .ok_or_else(|| format!("{address} resolves to no address"))?;
-            links.push(Link {
-                address: address.clone(),
-                resolved,
-                state: LinkState::Down,
-                node: None,
-                last_error: None,
-                status: None,
-            });
+            links.push(Link::new(address.clone(), resolved));
         }
         let poll = Poll::new().map_err(|e| format!("cannot create a poll: {e}"))?;
         let clock = Clock::new();
@@ -120,6 +131,7 @@ impl ClerkPool {
             },
             links,
             positions: BTreeMap::new(),
+            members: Vec::new(),
             sessions: Vec::new(),
             touched: Vec::new(),
             failed: Vec::new(),
@@ -174,26 +186,46 @@ impl ClerkPool {
         }
     }
 
-    /// Dials every node and waits until one accepts or `timeout` passes. Returns whether one
-    /// did.
-    pub(crate) fn connect_any(&mut self, timeout: Duration) -> io::Result<bool> {
+    /// Dials every address and waits until one node accepts (and the others had a moment to),
+    /// or `timeout` passes. Then adds the members the nodes named that no address reached,
+    /// so that sessions opened afterwards can find the leader anywhere. Returns whether a node
+    /// accepted.
+    pub(crate) fn connect(&mut self, timeout: Duration) -> io::Result<bool> {
         let now = self.clock.now();
         let deadline = now.add_nanos(timeout.as_nanos() as u64);
         for link in 0..self.links.len() {
             self.ensure_dialed(link);
         }
         self.handle_failures(now);
+        let mut grace_end = None;
         loop {
-            if self.links.iter().any(|link| link.node.is_some()) {
-                return Ok(true);
-            }
-            let all_down = self.links.iter().all(|link| matches!(link.state, LinkState::Down));
             let now = self.clock.now();
-            if all_down || now >= deadline {
-                return Ok(false);
+            let settled = self
+                .links
+                .iter()
+                .all(|link| link.node.is_some() || matches!(link.state, LinkState::Down));
+            if settled || now >= deadline || grace_end.is_some_and(|end| now >= end) {
+                break;
             }
-            self.turn(now, deadline)?;
+            if grace_end.is_none() && self.links.iter().any(|link| link.node.is_some()) {
+                grace_end = Some(now.add_millis(CONNECT_GRACE_MS));
+            }
+            self.turn(now, grace_end.unwrap_or(deadline).min(deadline))?;
         }
+        if !self.links.iter().any(|link| link.node.is_some()) {
+            return Ok(false);
+        }
+        for (node, address) in std::mem::take(&mut self.members) {
+            if self.positions.contains_key(&node) {
+                continue;
+            }
+            // An address that does not resolve here is left out; the others still work.
+            if let Some(resolved) = address.to_socket_addrs().ok().and_then(|mut a| a.next()) {
+                self.positions.insert(node, self.links.len());
+                self.links.push(Link::new(address, resolved));
+            }
+        }
+        Ok(true)
     }
 
     /// Asks every node for its status; waits until all answered, failed, or `timeout` passed.
@@ -389,7 +421,8 @@ impl ClerkPool {
             };
             if link_node.is_none() {
                 match conn.next_frame::<Welcome>() {
-                    Ok(Some(Welcome::Accepted { node })) => {
+                    Ok(Some(Welcome::Accepted { node, members })) => {
+                        self.members.extend(members);
                         self.links[position].node = Some(node);
                         self.links[position].last_error = None;
                         self.positions.insert(node, position);

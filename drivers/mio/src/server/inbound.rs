@@ -199,7 +199,10 @@ impl Server {
             HelloRole::Client => Kind::Client,
         };
         debug!(address = %inbound.address, kind = ?inbound.kind, "connection identified");
-        inbound.conn.send(&Welcome::Accepted { node: self.options.id });
+        let welcome =
+            Welcome::Accepted { node: self.options.id, members: self.options.peers.clone() };
+        let inbound = self.inbound.get_mut(&token).expect("caller checked");
+        inbound.conn.send(&welcome);
         self.dirty.push(token);
         Ok(())
     }

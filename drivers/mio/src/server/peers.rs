@@ -157,7 +157,7 @@ impl PeerLink {
         let mut problem = outcome.err();
         loop {
             match conn.next_frame::<Welcome>() {
-                Ok(Some(Welcome::Accepted { node })) if node == self.id => {
+                Ok(Some(Welcome::Accepted { node, .. })) if node == self.id => {
                     self.backoff_ms = BACKOFF_MS_MIN;
                     self.welcomed = true;
                     if std::mem::take(&mut self.outage_logged) {
@@ -172,7 +172,7 @@ impl PeerLink {
                         debug!(peer = %self.id, address = %self.address, "peer link up");
                     }
                 }
-                Ok(Some(Welcome::Accepted { node })) => {
+                Ok(Some(Welcome::Accepted { node, .. })) => {
                     problem = Some(format!(
                         "the address belongs to node {node}, not node {} (check --peers)",
                         self.id
