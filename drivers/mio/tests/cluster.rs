@@ -185,3 +185,32 @@ fn stopping_the_leader_hands_leadership_over_first() {
     assert_ne!(cluster.wait_for_leader(Some(leader)), leader);
     assert_eq!(client.get("k").unwrap().as_deref(), Some(&b"v"[..]));
 }
+
+#[test]
+fn without_a_majority_a_write_times_out_and_the_client_recovers_afterwards() {
+    let mut cluster = TestCluster::start(3);
+    let options = raftkv::ClientOptions {
+        timeout: Duration::from_secs(1),
+        ..raftkv::ClientOptions::default()
+    };
+    let mut client = raftkv::Client::connect_with(&cluster.addresses(), options).unwrap();
+    client.put("k", "1").unwrap();
+    cluster.kill(2);
+    cluster.kill(3);
+    let error = client.put("k", "2").unwrap_err();
+    assert!(matches!(error, raftkv::Error::Timeout { .. }), "{error}");
+    cluster.spawn(2);
+    cluster.spawn(3);
+    cluster.wait_for_leader(None);
+    // The timed-out write may or may not have taken effect; nothing else may have happened.
+    let deadline = std::time::Instant::now() + common::PATIENCE;
+    let value = loop {
+        match client.get("k") {
+            Ok(value) => break value,
+            Err(error) => assert!(std::time::Instant::now() < deadline, "{error}"),
+        }
+    };
+    assert!(matches!(value.as_deref(), Some(b"1" | b"2")), "{value:?}");
+    client.put("k", "3").unwrap();
+    assert_eq!(client.get("k").unwrap().as_deref(), Some(&b"3"[..]));
+}

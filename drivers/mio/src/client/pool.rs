@@ -8,7 +8,7 @@
 //! leader unknown", which makes its clerk retry elsewhere, safely, with the same request id.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
@@ -79,6 +79,8 @@ struct Session {
     clerk: Clerk<KvCommand, KvReply>,
     /// The link and request of its last send: if that link fails, the request needs an answer.
     waiting_on: Option<(usize, RequestId)>,
+    /// Its name in frames; answers carry it back.
+    tag: u32,
 }
 
 /// Sessions and their connections.
@@ -93,6 +95,9 @@ pub(crate) struct ClerkPool {
     /// Members named by the nodes' welcomes, not yet given links.
     members: Vec<(NodeId, String)>,
     sessions: Vec<Session>,
+    /// Session by tag.
+    tags: HashMap<u32, usize>,
+    next_tag: u32,
     /// Sessions with outputs to drain.
     touched: Vec<usize>,
     /// Links that failed this turn.
@@ -133,6 +138,8 @@ impl ClerkPool {
             positions: BTreeMap::new(),
             members: Vec::new(),
             sessions: Vec::new(),
+            tags: HashMap::new(),
+            next_tag: 1,
             touched: Vec::new(),
             failed: Vec::new(),
             timers: BinaryHeap::new(),
@@ -144,15 +151,24 @@ impl ClerkPool {
 
     /// Opens a new session; returns its number.
     pub(crate) fn add_session(&mut self) -> usize {
-        let clerk = self.new_clerk();
-        self.sessions.push(Session { clerk, waiting_on: None });
-        self.sessions.len() - 1
+        let session = self.sessions.len();
+        let fresh = self.fresh_session(session);
+        self.sessions.push(fresh);
+        session
     }
 
-    /// Abandons whatever session `session` was doing and starts it afresh.
+    /// Abandons whatever session `session` was doing and starts it afresh, with a new tag so
+    /// that late answers to the old one cannot be mistaken for answers to the new one.
     pub(crate) fn reset_session(&mut self, session: usize) {
-        let clerk = self.new_clerk();
-        self.sessions[session] = Session { clerk, waiting_on: None };
+        self.tags.remove(&self.sessions[session].tag);
+        self.sessions[session] = self.fresh_session(session);
+    }
+
+    fn fresh_session(&mut self, session: usize) -> Session {
+        let tag = self.next_tag;
+        self.next_tag = self.next_tag.wrapping_add(1);
+        self.tags.insert(tag, session);
+        Session { clerk: self.new_clerk(), waiting_on: None, tag }
     }
 
     fn new_clerk(&mut self) -> Clerk<KvCommand, KvReply> {
@@ -329,7 +345,7 @@ impl ClerkPool {
                             if let LinkState::Connecting(conn) | LinkState::Up(conn) =
                                 &mut self.links[position].state
                             {
-                                let tag = u32::try_from(session).expect("fewer than 2^32 sessions");
+                                let tag = self.sessions[session].tag;
                                 conn.send(&ClientFrame::Request { tag, request });
                             }
                             self.flush(position);
@@ -441,7 +457,9 @@ impl ClerkPool {
             }
             match conn.next_frame::<ServerFrame>() {
                 Ok(Some(ServerFrame::Reply { tag, reply })) => {
-                    self.on_reply(position, tag as usize, reply, now);
+                    if let Some(&session) = self.tags.get(&tag) {
+                        self.on_reply(position, session, reply, now);
+                    }
                 }
                 Ok(Some(ServerFrame::Status { status, .. })) => {
                     self.links[position].status = Some(status);
