@@ -16,6 +16,10 @@ use tracing::{info, warn};
 
 use crate::storage::Disk;
 
+/// A batch that takes longer than this to become durable is logged: elections and client
+/// latency suffer long before anything fails.
+const SLOW_DISK: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// What the disk thread shares with the event loop.
 #[derive(Debug, Default)]
 struct Shared {
@@ -98,7 +102,17 @@ fn run(mut disk: Disk, receiver: &Receiver<Vec<Persist>>, shared: &Shared, waker
                 );
             }
         }
-        match disk.persist(&batch) {
+        let started = std::time::Instant::now();
+        let outcome = disk.persist(&batch);
+        let took = started.elapsed();
+        if took >= SLOW_DISK {
+            warn!(
+                took_ms = took.as_millis() as u64,
+                persists = batch.len(),
+                "slow disk: writing and syncing one batch took longer than {SLOW_DISK:?}"
+            );
+        }
+        match outcome {
             Ok(removed) => {
                 if removed > 0 {
                     info!(segments = removed, "removed WAL segments covered by the snapshot");
