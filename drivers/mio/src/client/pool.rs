@@ -100,6 +100,8 @@ pub(crate) struct ClerkPool {
     next_tag: u32,
     /// Sessions with outputs to drain.
     touched: Vec<usize>,
+    /// Links with requests queued since the last turn.
+    unflushed: Vec<usize>,
     /// Links that failed this turn.
     failed: Vec<usize>,
     /// Session timeouts, earliest first (entries may be stale; checked when popped).
@@ -141,6 +143,7 @@ impl ClerkPool {
             tags: HashMap::new(),
             next_tag: 1,
             touched: Vec::new(),
+            unflushed: Vec::new(),
             failed: Vec::new(),
             timers: BinaryHeap::new(),
             finished: std::collections::VecDeque::new(),
@@ -298,8 +301,18 @@ impl ClerkPool {
             .join("; ")
     }
 
-    /// Waits for events until `deadline` or the next session timeout, and handles them.
+    /// Sends what the sessions queued, waits for events until `deadline` or the next session
+    /// timeout, and handles them.
     fn turn(&mut self, now: Instant, deadline: Instant) -> io::Result<()> {
+        // Everything queued since the last turn goes out in one write per link; a link that
+        // fails here makes its sessions back off, which may set earlier timers.
+        while !self.unflushed.is_empty() {
+            for position in std::mem::take(&mut self.unflushed) {
+                self.flush(position);
+            }
+            self.handle_failures(now);
+            self.drain();
+        }
         let wake_at = match self.timers.peek() {
             Some(Reverse((at, _))) => (*at).min(deadline),
             None => deadline,
@@ -347,8 +360,8 @@ impl ClerkPool {
                             {
                                 let tag = self.sessions[session].tag;
                                 conn.send(&ClientFrame::Request { tag, request });
+                                self.unflushed.push(position);
                             }
-                            self.flush(position);
                         }
                         ClerkOutput::Finished { result, .. } => {
                             self.sessions[session].waiting_on = None;
