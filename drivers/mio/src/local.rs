@@ -65,7 +65,8 @@ pub(crate) fn run(args: &LocalArgs) -> Result<(), Failure> {
             }
         }
     }
-    println!("raftkv local cluster of {} nodes", args.nodes);
+    let nodes_word = if args.nodes == 1 { "node" } else { "nodes" };
+    println!("raftkv local cluster of {} {nodes_word}", args.nodes);
     for (node, address) in nodes.iter().zip(&addresses) {
         println!(
             "  node {}: {address}  data {}  log {}",
@@ -81,12 +82,12 @@ pub(crate) fn run(args: &LocalArgs) -> Result<(), Failure> {
             return Err(error.into());
         }
     }
-    let mut program = shown_program(&exe);
+    let program = shown_program(&exe);
     let cluster = addresses.join(",");
-    if cluster != crate::cli::LOCAL_CLUSTER {
-        program = format!("RAFTKV_CLUSTER={cluster} {program}");
-    }
     println!("try, in another terminal:");
+    if cluster != crate::cli::LOCAL_CLUSTER {
+        println!("  export RAFTKV_CLUSTER={cluster}");
+    }
     println!("  {program} put greeting hello && {program} get greeting");
     println!("  {program} status");
     println!("Ctrl-C stops the cluster; `raftkv local` again brings it back with its data.");
