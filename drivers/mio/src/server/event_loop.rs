@@ -207,6 +207,7 @@ impl Server {
             self.drain();
             // Messages first: a follower starts its own write while this node's is queued.
             for link in &mut self.peers {
+                link.check_timeouts(self.poll.registry(), now);
                 link.dial_if_due(self.poll.registry(), now, self.options.max_frame_bytes);
                 link.flush(self.poll.registry(), now);
             }
@@ -223,10 +224,10 @@ impl Server {
         }
     }
 
-    /// How long the poll may sleep: until the replica's timeout, the next peer dial, the next
-    /// sweep for silent connections, or the end of a leadership hand-over.
+    /// How long the poll may sleep: until the replica's timeout, the next peer dial or link
+    /// timeout, the next sweep for silent connections, or the end of a leadership hand-over.
     fn poll_timeout(&self, now: Instant) -> Option<Duration> {
-        let dials = self.peers.iter().filter_map(PeerLink::retry_at);
+        let dials = self.peers.iter().filter_map(PeerLink::deadline);
         let next = self
             .replica
             .poll_timeout()
@@ -260,6 +261,13 @@ impl Server {
                 info!("signal received: stopping");
                 now
             }
+        }
+    }
+
+    /// Peer `from` dialed this node anew; its link may need redialing.
+    pub(super) fn peer_dialed_us(&mut self, from: NodeId, now: Instant) {
+        if let Some(&peer) = self.peer_index.get(&from) {
+            self.peers[peer].peer_dialed_us(self.poll.registry(), now);
         }
     }
 

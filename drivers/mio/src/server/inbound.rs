@@ -124,7 +124,7 @@ impl Server {
                     else {
                         return Ok(());
                     };
-                    self.on_hello(token, hello)?;
+                    self.on_hello(token, hello, now)?;
                 }
                 Kind::Peer(from) => {
                     let Some(message) =
@@ -163,7 +163,7 @@ impl Server {
         }
     }
 
-    fn on_hello(&mut self, token: Token, hello: Hello) -> Result<(), String> {
+    fn on_hello(&mut self, token: Token, hello: Hello, now: Instant) -> Result<(), String> {
         let refusal = if hello.magic != MAGIC {
             Some("not a raftkv connection".to_string())
         } else if hello.version != PROTOCOL_VERSION {
@@ -199,6 +199,9 @@ impl Server {
             HelloRole::Client => Kind::Client,
         };
         debug!(address = %inbound.address, kind = ?inbound.kind, "connection identified");
+        if let HelloRole::Peer { from, .. } = hello.role {
+            self.peer_dialed_us(from, now);
+        }
         let welcome =
             Welcome::Accepted { node: self.options.id, members: self.options.peers.clone() };
         let inbound = self.inbound.get_mut(&token).expect("caller checked");

@@ -17,6 +17,15 @@ use crate::wire::{Hello, HelloRole, MAGIC, PROTOCOL_VERSION, Welcome};
 
 const BACKOFF_MS_MIN: u64 = 20;
 const BACKOFF_MS_MAX: u64 = 1_000;
+/// A dial that has not connected after this long is abandoned (a host that drops packets).
+const CONNECT_TIMEOUT_MS: u64 = 1_000;
+/// A peer that takes none of the queued bytes for this long is disconnected (a half-open
+/// connection to a host that went away, or a stuck process).
+const STALL_TIMEOUT_MS: u64 = 5_000;
+/// A link older than this is redialed when the peer dials this node anew: the peer probably
+/// restarted, and the old connection may be half-open. (Younger links are left alone, so two
+/// nodes starting together do not keep resetting each other.)
+const REDIAL_AFTER_MS: u64 = 1_000;
 /// Most bytes queued for one peer; beyond that messages are dropped until it catches up.
 const MAX_QUEUED_BYTES: usize = 64 << 20;
 
@@ -24,10 +33,10 @@ const MAX_QUEUED_BYTES: usize = 64 << 20;
 enum State {
     /// Not connected; dial at `retry_at`.
     Idle { retry_at: Instant },
-    /// TCP connect in progress.
-    Connecting(Conn),
-    /// Connected (the peer's `Welcome` may still be on its way).
-    Connected(Conn),
+    /// TCP connect in progress, since the instant given.
+    Connecting(Conn, Instant),
+    /// Connected since the instant given (the peer's `Welcome` may still be on its way).
+    Connected(Conn, Instant),
 }
 
 /// The link from this node to one peer.
@@ -42,6 +51,10 @@ pub(super) struct PeerLink {
     backoff_ms: u64,
     /// Whether the peer accepted the current connection.
     welcomed: bool,
+    /// Since when queued bytes have been waiting for the socket to take them.
+    stalled_since: Option<Instant>,
+    /// Whether the link was ever accepted (before that, failures are expected at start-up).
+    ever_up: bool,
     /// Whether the last failure was logged at warn level already (log once per outage).
     outage_logged: bool,
     /// Messages dropped because the link was down or full.
@@ -64,6 +77,8 @@ impl PeerLink {
             state: State::Idle { retry_at: now },
             backoff_ms: BACKOFF_MS_MIN,
             welcomed: false,
+            stalled_since: None,
+            ever_up: false,
             outage_logged: false,
             dropped: 0,
         }
@@ -71,15 +86,47 @@ impl PeerLink {
 
     /// Whether the link is connected and the peer accepted it.
     pub(super) fn is_connected(&self) -> bool {
-        matches!(self.state, State::Connected(_)) && self.welcomed
+        matches!(self.state, State::Connected(..)) && self.welcomed
     }
 
-    /// When this link wants to dial, if it is idle.
-    pub(super) fn retry_at(&self) -> Option<Instant> {
+    /// When this link next needs attention: its next dial, or when a dial or a stalled send
+    /// times out.
+    pub(super) fn deadline(&self) -> Option<Instant> {
         match self.state {
             State::Idle { retry_at } => Some(retry_at),
-            State::Connecting(_) | State::Connected(_) => None,
+            State::Connecting(_, since) => Some(since.add_millis(CONNECT_TIMEOUT_MS)),
+            State::Connected(..) => self.stalled_since.map(|at| at.add_millis(STALL_TIMEOUT_MS)),
         }
+    }
+
+    /// Gives up a dial or a stalled connection whose time is up.
+    pub(super) fn check_timeouts(&mut self, registry: &Registry, now: Instant) {
+        match self.state {
+            State::Connecting(_, since) if now >= since.add_millis(CONNECT_TIMEOUT_MS) => {
+                self.failed(registry, now, "connect timed out");
+            }
+            State::Connected(..)
+                if self.stalled_since.is_some_and(|at| now >= at.add_millis(STALL_TIMEOUT_MS)) =>
+            {
+                self.failed(registry, now, "the peer has taken no data for 5 s");
+            }
+            _ => {}
+        }
+    }
+
+    /// The peer dialed this node anew. If this link is old, the peer probably restarted and
+    /// the link may be half-open: dial again now.
+    pub(super) fn peer_dialed_us(&mut self, registry: &Registry, now: Instant) {
+        let State::Connected(_, since) = self.state else {
+            return;
+        };
+        if now < since.add_millis(REDIAL_AFTER_MS) {
+            return;
+        }
+        info!(peer = %self.id, "the peer reconnected to this node: dialing it again");
+        self.close(registry);
+        self.backoff_ms = BACKOFF_MS_MIN;
+        self.state = State::Idle { retry_at: now };
     }
 
     /// Dials if the link is idle and its backoff has passed.
@@ -89,11 +136,11 @@ impl PeerLink {
         now: Instant,
         max_frame_bytes: usize,
     ) {
-        if self.retry_at().is_none_or(|at| at > now) {
+        if !matches!(self.state, State::Idle { retry_at } if retry_at <= now) {
             return;
         }
         match self.dial(registry, max_frame_bytes) {
-            Ok(conn) => self.state = State::Connecting(conn),
+            Ok(conn) => self.state = State::Connecting(conn, now),
             Err(error) => self.failed(registry, now, &format!("cannot dial: {error}")),
         }
     }
@@ -118,7 +165,7 @@ impl PeerLink {
     /// Queues a message, or drops it if the link is down or too far behind.
     pub(super) fn send(&mut self, message: &Message) {
         match &mut self.state {
-            State::Connecting(conn) | State::Connected(conn)
+            State::Connecting(conn, _) | State::Connected(conn, _)
                 if conn.unsent_bytes() < MAX_QUEUED_BYTES =>
             {
                 conn.send(message);
@@ -129,15 +176,15 @@ impl PeerLink {
 
     /// Handles a readiness event of this link's socket.
     pub(super) fn on_event(&mut self, registry: &Registry, now: Instant) {
-        if let State::Connecting(conn) = &mut self.state {
+        if let State::Connecting(conn, _) = &mut self.state {
             match connect_result(conn) {
                 Ok(true) => {
-                    let State::Connecting(conn) =
+                    let State::Connecting(conn, _) =
                         std::mem::replace(&mut self.state, State::Idle { retry_at: now })
                     else {
                         unreachable!("matched Connecting above")
                     };
-                    self.state = State::Connected(conn);
+                    self.state = State::Connected(conn, now);
                 }
                 Ok(false) => return,
                 Err(error) => {
@@ -146,7 +193,7 @@ impl PeerLink {
                 }
             }
         }
-        let State::Connected(conn) = &mut self.state else {
+        let State::Connected(conn, _) = &mut self.state else {
             return;
         };
         let outcome = match conn.read_ready() {
@@ -160,17 +207,17 @@ impl PeerLink {
                 Ok(Some(Welcome::Accepted { node, .. })) if node == self.id => {
                     self.backoff_ms = BACKOFF_MS_MIN;
                     self.welcomed = true;
-                    if std::mem::take(&mut self.outage_logged) {
-                        let dropped = std::mem::take(&mut self.dropped);
+                    let dropped = std::mem::take(&mut self.dropped);
+                    if std::mem::take(&mut self.outage_logged) && self.ever_up {
                         info!(
                             peer = %self.id,
                             address = %self.address,
-                            dropped,
-                            "peer link restored (dropped: messages not sent while down)"
+                            "peer link restored; {dropped} messages were dropped while it was down"
                         );
                     } else {
-                        debug!(peer = %self.id, address = %self.address, "peer link up");
+                        info!(peer = %self.id, address = %self.address, "peer link up");
                     }
+                    self.ever_up = true;
                 }
                 Ok(Some(Welcome::Accepted { node, .. })) => {
                     problem = Some(format!(
@@ -199,26 +246,39 @@ impl PeerLink {
 
     /// Writes what the socket takes.
     pub(super) fn flush(&mut self, registry: &Registry, now: Instant) {
-        if let State::Connected(conn) = &mut self.state {
+        if let State::Connected(conn, _) = &mut self.state {
             if conn.unsent_bytes() > 0 {
-                if let Err(error) = conn.flush() {
-                    self.failed(registry, now, &format!("cannot send: {error}"));
+                match conn.flush() {
+                    Ok(true) => self.stalled_since = None,
+                    Ok(false) => {
+                        self.stalled_since.get_or_insert(now);
+                    }
+                    Err(error) => self.failed(registry, now, &format!("cannot send: {error}")),
                 }
             }
         }
     }
 
-    /// Closes the link and schedules the next dial.
-    fn failed(&mut self, registry: &Registry, now: Instant, problem: &str) {
+    /// Drops the connection, if any.
+    fn close(&mut self, registry: &Registry) {
         self.welcomed = false;
-        let previous = std::mem::replace(&mut self.state, State::Idle { retry_at: now });
-        if let State::Connecting(mut conn) | State::Connected(mut conn) = previous {
+        self.stalled_since = None;
+        let previous = std::mem::replace(&mut self.state, State::Idle { retry_at: Instant::ZERO });
+        if let State::Connecting(mut conn, _) | State::Connected(mut conn, _) = previous {
             let _ = registry.deregister(conn.stream_mut());
         }
+    }
+
+    /// Closes the link and schedules the next dial.
+    fn failed(&mut self, registry: &Registry, now: Instant, problem: &str) {
+        self.close(registry);
         if self.outage_logged {
             debug!(peer = %self.id, address = %self.address, problem, "peer link still down");
-        } else {
+        } else if self.ever_up {
             warn!(peer = %self.id, address = %self.address, problem, "peer link down");
+            self.outage_logged = true;
+        } else {
+            info!(peer = %self.id, address = %self.address, problem, "peer not reachable yet");
             self.outage_logged = true;
         }
         self.state = State::Idle { retry_at: now.add_millis(self.backoff_ms) };
