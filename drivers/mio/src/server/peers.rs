@@ -51,7 +51,7 @@ pub(super) struct PeerLink {
     backoff_ms: u64,
     /// Whether the peer accepted the current connection.
     welcomed: bool,
-    /// Since when queued bytes have been waiting for the socket to take them.
+    /// Since when queued bytes have been waiting with no progress.
     stalled_since: Option<Instant>,
     /// Whether the link was ever accepted (before that, failures are expected at start-up).
     ever_up: bool,
@@ -247,9 +247,12 @@ impl PeerLink {
     /// Writes what the socket takes.
     pub(super) fn flush(&mut self, registry: &Registry, now: Instant) {
         if let State::Connected(conn, _) = &mut self.state {
-            if conn.unsent_bytes() > 0 {
+            let before = conn.unsent_bytes();
+            if before > 0 {
                 match conn.flush() {
                     Ok(true) => self.stalled_since = None,
+                    // Some progress restarts the clock; none lets it run.
+                    Ok(false) if conn.unsent_bytes() < before => self.stalled_since = Some(now),
                     Ok(false) => {
                         self.stalled_since.get_or_insert(now);
                     }
