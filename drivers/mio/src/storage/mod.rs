@@ -321,6 +321,36 @@ mod tests {
     }
 
     #[test]
+    fn segments_are_recognised_by_their_header() {
+        let dir = TempDir::new();
+        let (mut disk, _) = open(&dir, 1 << 20);
+        let hard_state = HardState { term: Term(1), vote: None };
+        disk.persist(&[Persist {
+            hard_state: Some(hard_state),
+            entries: entries(1, 1..=3),
+            ..persist(1)
+        }])
+        .unwrap();
+        drop(disk);
+        let wal = dir.0.join("wal");
+        // A crash right after a segment was created can leave it without its header.
+        fs::write(wal.join(format!("{:020}.wal", 2)), [0u8; 64]).unwrap();
+        let (mut disk, recovered) = open(&dir, 1 << 20);
+        assert_eq!(recovered.entries.len(), 3);
+        disk.persist(&[Persist { entries: entries(1, 4..=4), ..persist(1) }]).unwrap();
+        drop(disk);
+        let (_, recovered) = open(&dir, 1 << 20);
+        assert_eq!(recovered.entries.len(), 4);
+        // A file that is not a segment of this log is refused, not skipped.
+        fs::write(wal.join(format!("{:020}.wal", 3)), b"something else entirely").unwrap();
+        let error = Disk::open(&dir.0, "test", NodeId(1), 1 << 20).unwrap_err().to_string();
+        assert!(
+            error.contains("bad header") && error.contains("00000000000000000003.wal"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn another_node_or_process_cannot_use_the_directory() {
         let dir = TempDir::new();
         let (disk, _) = open(&dir, 1 << 20);

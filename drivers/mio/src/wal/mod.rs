@@ -76,26 +76,18 @@ impl Wal {
         for (position, &sequence) in sequences.iter().enumerate() {
             let path = dir.join(segment::file_name(sequence));
             let is_last = position + 1 == sequences.len();
-            let scan = segment::scan(&path, is_last)?;
+            let mut scan = segment::scan(&path, sequence, is_last)?;
             let mut last_index = LogIndex(0);
-            for (offset, record) in scan.records {
+            for (offset, record) in std::mem::take(&mut scan.records) {
                 last_index = last_index.max(log.apply(record).map_err(|reason| {
                     StorageError::Corrupt { path: path.clone(), offset, reason }
                 })?);
             }
             if is_last {
-                let torn_bytes = scan.torn.as_ref().map_or(0, |(_, bytes)| *bytes);
-                if let Some((reason, _)) = scan.torn {
-                    repaired = Some((path.clone(), scan.valid_bytes, reason));
+                if let Some((reason, _)) = &scan.torn {
+                    repaired = Some((path.clone(), scan.valid_bytes, reason.clone()));
                 }
-                let segment = ActiveSegment::reopen(
-                    path,
-                    sequence,
-                    scan.valid_bytes,
-                    torn_bytes,
-                    scan.file_bytes,
-                    segment_bytes,
-                )?;
+                let segment = ActiveSegment::reopen(path, sequence, &scan, segment_bytes)?;
                 active = Some((segment, last_index));
             } else {
                 closed.push(Closed { path, last_index, bytes: scan.valid_bytes });

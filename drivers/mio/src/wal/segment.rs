@@ -1,4 +1,5 @@
-//! WAL segment files: `wal/<sequence>.wal`, records one after another, then zeros.
+//! WAL segment files: `wal/<sequence>.wal`: a 16-byte header (magic and format version, then
+//! the sequence number), records one after another, then zeros.
 //!
 //! The writer keeps the file zero-filled some way ahead of its records and overwrites the
 //! zeros in place: an `fdatasync` of blocks that already exist need not commit the file's size
@@ -16,6 +17,19 @@ use crate::wal::record::{self, Parsed, WalRecord};
 
 /// How far ahead of its records the writer zero-fills a segment, in one write (at most).
 const ZERO_FILL_BYTES: u64 = 1 << 20;
+
+/// Bytes of the header at the start of every segment.
+const HEADER_BYTES: usize = 16;
+/// The header's first half: what the file is and the version of its format.
+const MAGIC: &[u8; 8] = b"RKVWAL\x00\x01";
+
+/// The header of segment `sequence`.
+fn header(sequence: u64) -> [u8; HEADER_BYTES] {
+    let mut header = [0; HEADER_BYTES];
+    header[..8].copy_from_slice(MAGIC);
+    header[8..].copy_from_slice(&sequence.to_le_bytes());
+    header
+}
 
 /// The file name of segment `sequence`.
 pub(crate) fn file_name(sequence: u64) -> String {
@@ -42,15 +56,30 @@ pub(crate) struct Scan {
     pub(crate) torn: Option<(String, u64)>,
     /// Size of the file, zero-filled space included.
     pub(crate) file_bytes: u64,
+    /// The header never reached the disk (a crash right after the segment was created).
+    pub(crate) missing_header: bool,
 }
 
 /// Reads every record of the segment at `path`. Damage is a torn tail only in the last
 /// segment and only when no intact record follows it; anything else is corruption. Zeros after
 /// the last record are the space the writer prepared.
-pub(crate) fn scan(path: &Path, is_last: bool) -> Result<Scan, StorageError> {
+pub(crate) fn scan(path: &Path, sequence: u64, is_last: bool) -> Result<Scan, StorageError> {
     let bytes = fs::read(path).map_err(StorageError::io("read", path))?;
+    let file_bytes = bytes.len() as u64;
+    if bytes.get(..HEADER_BYTES) != Some(&header(sequence)[..]) {
+        if is_last && bytes.iter().all(|&b| b == 0) {
+            let valid_bytes = HEADER_BYTES as u64;
+            let records = Vec::new();
+            return Ok(Scan { records, valid_bytes, torn: None, file_bytes, missing_header: true });
+        }
+        return Err(StorageError::Corrupt {
+            path: path.to_path_buf(),
+            offset: 0,
+            reason: format!("not a raftkv WAL segment of sequence {sequence} (bad header)"),
+        });
+    }
     let mut records = Vec::new();
-    let mut offset = 0;
+    let mut offset = HEADER_BYTES;
     let mut torn = None;
     while offset < bytes.len() {
         let reason = match record::parse(&bytes[offset..]) {
@@ -83,7 +112,7 @@ pub(crate) fn scan(path: &Path, is_last: bool) -> Result<Scan, StorageError> {
         torn = Some((reason, (garbage_end - offset) as u64));
         break;
     }
-    Ok(Scan { records, valid_bytes: offset as u64, torn, file_bytes: bytes.len() as u64 })
+    Ok(Scan { records, valid_bytes: offset as u64, torn, file_bytes, missing_header: false })
 }
 
 /// The segment being written.
@@ -114,23 +143,30 @@ impl ActiveSegment {
             .create_new(true)
             .open(&path)
             .map_err(StorageError::io("create", &path))?;
+        file.write_all_at(&header(sequence), 0).map_err(StorageError::io("write to", &path))?;
+        file.sync_data().map_err(StorageError::io("sync", &path))?;
         atomic::sync_dir(dir)?;
         let zero_fill_bytes = ZERO_FILL_BYTES.min(segment_bytes);
-        Ok(ActiveSegment { file, path, sequence, bytes: 0, zeroed_end: 0, zero_fill_bytes })
+        let bytes = HEADER_BYTES as u64;
+        Ok(ActiveSegment { file, path, sequence, bytes, zeroed_end: bytes, zero_fill_bytes })
     }
 
-    /// Reopens the last segment to write after its first `valid_bytes`; a torn tail of
-    /// `torn_bytes` after them is zeroed, durably.
+    /// Reopens the last segment, as `scan` found it, to write after its records; a torn tail
+    /// is zeroed and a missing header written, durably.
     pub(crate) fn reopen(
         path: PathBuf,
         sequence: u64,
-        valid_bytes: u64,
-        torn_bytes: u64,
-        file_bytes: u64,
+        scan: &Scan,
         segment_bytes: u64,
     ) -> Result<ActiveSegment, StorageError> {
+        let (valid_bytes, file_bytes) = (scan.valid_bytes, scan.file_bytes);
+        let torn_bytes = scan.torn.as_ref().map_or(0, |(_, bytes)| *bytes);
         let file =
             OpenOptions::new().write(true).open(&path).map_err(StorageError::io("open", &path))?;
+        if scan.missing_header {
+            file.write_all_at(&header(sequence), 0).map_err(StorageError::io("write to", &path))?;
+            file.sync_data().map_err(StorageError::io("sync", &path))?;
+        }
         if torn_bytes > 0 {
             let zeros = vec![0; usize::try_from(torn_bytes).expect("a segment fits in memory")];
             file.write_all_at(&zeros, valid_bytes)
@@ -142,7 +178,7 @@ impl ActiveSegment {
             path,
             sequence,
             bytes: valid_bytes,
-            zeroed_end: file_bytes,
+            zeroed_end: file_bytes.max(valid_bytes),
             zero_fill_bytes: ZERO_FILL_BYTES.min(segment_bytes),
         })
     }
