@@ -34,6 +34,13 @@ fn put_get_append_delete_and_cas_through_the_client_and_the_cli() {
     assert_eq!(client.get("greeting").unwrap(), None);
     assert!(client.cas("greeting", None, "again").unwrap().swapped);
 
+    // Values over the store's limit (1 MiB) or the frame limit (16 MiB) are refused for good.
+    let refused = client.put("big", vec![b'x'; 2 << 20]).unwrap_err();
+    assert!(matches!(refused, raftkv::Error::Invalid { .. }), "{refused}");
+    let refused = client.put("huge", vec![b'x'; 17 << 20]).unwrap_err();
+    assert!(matches!(refused, raftkv::Error::Invalid { .. }), "{refused}");
+    client.put("small", "ok").unwrap();
+
     // The command line: `get` prints the value alone; a missing key exits with status 3.
     let cli = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_raftkv"))

@@ -203,6 +203,14 @@ impl Client {
     }
 
     fn run(&mut self, command: KvCommand) -> Result<KvReply, Error> {
+        // A frame over the nodes' limit would only get the connection closed, again and again.
+        let bytes = command_bytes(&command);
+        if bytes > MAX_REQUEST_BYTES {
+            let reason = format!(
+                "request of {bytes} bytes exceeds the frame limit of {MAX_REQUEST_BYTES} bytes"
+            );
+            return Err(Error::Invalid { reason });
+        }
         self.pool.submit(self.session, command);
         let finished =
             self.pool.next_finished(self.options.timeout).map_err(|e| Error::Io(e.to_string()))?;
@@ -220,6 +228,20 @@ impl Client {
                     detail: self.pool.describe_links(),
                 })
             }
+        }
+    }
+}
+
+/// Largest key and values a request may carry: the default frame limit less room for the rest.
+const MAX_REQUEST_BYTES: usize = crate::frame::MAX_FRAME_BYTES - 4096;
+
+/// Bytes of keys and values in `command`.
+fn command_bytes(command: &KvCommand) -> usize {
+    match command {
+        KvCommand::Get { key } | KvCommand::Delete { key } => key.len(),
+        KvCommand::Put { key, value } | KvCommand::Append { key, value } => key.len() + value.len(),
+        KvCommand::Cas { key, expected, new } => {
+            key.len() + expected.as_ref().map_or(0, Vec::len) + new.len()
         }
     }
 }
