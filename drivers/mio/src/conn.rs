@@ -135,7 +135,15 @@ impl Conn {
             match self.stream.write(&self.outbox[self.written..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(written) => self.written += written,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    // A reader that never quite catches up must not make the buffer grow
+                    // with bytes already sent.
+                    if self.written >= self.outbox.len() / 2 {
+                        self.outbox.drain(..self.written);
+                        self.written = 0;
+                    }
+                    return Ok(false);
+                }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => return Err(error),
             }
