@@ -8,9 +8,10 @@ mod support {
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use raftkv_checker::parse::{self, Format, ParsedHistory};
-use raftkv_checker::{KvModel, RegisterModel, check};
+use raftkv_checker::{KvModel, PartitionOutcome, RegisterModel, Verdict, check};
 use support::spec;
 use support::witness::assert_witnesses_hold;
 
@@ -94,5 +95,26 @@ fn the_explanation_of_a_failure_is_the_same_every_time() {
     assert!(
         first.starts_with("not-linearizable (2024 ops, 10 partitions)\nkey "),
         "{first}"
+    );
+}
+
+#[test]
+fn a_time_limit_gives_unknown_never_a_guess() {
+    let (_, history) = parse::read(&histories().join("jepsen/etcd_002.log"), Format::JepsenEtcd)
+        .expect("readable");
+    let ParsedHistory::Register(history) = history else {
+        panic!("a register history")
+    };
+    // With no time at all, the search stops at its first look at the clock; this history
+    // needs many more steps than that.
+    let report = check(&history, &RegisterModel, Some(Duration::ZERO));
+    assert_eq!(report.verdict, Verdict::Unknown);
+    assert!(matches!(
+        report.partitions[0].outcome,
+        PartitionOutcome::TimedOut
+    ));
+    assert_eq!(
+        check(&history, &RegisterModel, None).verdict,
+        Verdict::Linearizable
     );
 }

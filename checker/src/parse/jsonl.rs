@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::error::Category;
 
 use crate::history::{Command, Operation};
 use crate::parse::ParseError;
@@ -39,14 +40,18 @@ pub fn write(history: &[Operation], mut out: impl Write) -> io::Result<()> {
     Ok(())
 }
 
-/// serde_json appends the position within the parsed text, which is always line 1 here: keep
-/// the column, which still helps.
+/// serde_json appends the position within the parsed text, which is always line 1 here. The
+/// column helps to find a syntax error; a data error (a missing field, a bad value) is about
+/// the whole object.
 fn json_message(error: &serde_json::Error) -> String {
     let message = error.to_string();
     let position = format!(" at line {} column {}", error.line(), error.column());
-    match message.strip_suffix(&position) {
-        Some(bare) => format!("column {}: {bare}", error.column()),
-        None => message,
+    let bare = message.strip_suffix(&position).unwrap_or(&message);
+    match error.classify() {
+        Category::Syntax | Category::Eof => {
+            format!("invalid JSON at column {}: {bare}", error.column())
+        }
+        Category::Data | Category::Io => bare.to_owned(),
     }
 }
 
@@ -300,7 +305,10 @@ mod tests {
                 r#"{"id":0,"client":1,"kind":"get","key":"x","output":"","call":1,"ret":2,"extra":1}"#,
                 "unknown field `extra`",
             ),
-            (r#"{"id":0,"client":1,"kind":"get""#, "column"),
+            (
+                r#"{"id":0,"client":1,"kind":"get""#,
+                "invalid JSON at column 31: EOF while parsing an object",
+            ),
         ];
         for (line, reason) in cases {
             let error = error_of(line);
