@@ -13,8 +13,9 @@ pub trait Recorded {
     fn client(&self) -> u64;
     /// When the client called it.
     fn call(&self) -> u64;
-    /// When the client learned the outcome; `None` if it never did (timeout, crash). Such an
-    /// operation may take effect at any point after its call, or never.
+    /// When the client learned the outcome, never before the call; `None` if it never did
+    /// (timeout, crash). Such an operation may take effect at any point after its call, or
+    /// never.
     fn ret(&self) -> Option<u64>;
 }
 

@@ -60,7 +60,8 @@ pub struct Violation {
     pub prefix: Vec<DescribedOperation>,
     /// The partition after the prefix, as a phrase, e.g. `holds "1"`.
     pub state: String,
-    /// The operations that could take effect next, none of which leads to a linearization.
+    /// The operations that could take effect next, none of which leads to a linearization
+    /// (leaving out those that never returned and would change nothing there).
     pub stuck: Vec<StuckOperation>,
     /// The first operation to return among those not in the prefix: it has to take effect
     /// before that return, so the prefix cannot wait for anything that is called later.
@@ -114,7 +115,8 @@ impl fmt::Display for Verdict {
 }
 
 impl Report {
-    /// The first partition that is not linearizable, with the reason.
+    /// The partition that is not linearizable, with the reason. There is at most one: when
+    /// several fail, [`crate::check`] reports one and skips the others.
     pub fn violation(&self) -> Option<(&PartitionReport, &Violation)> {
         self.partitions
             .iter()
