@@ -1,6 +1,8 @@
 //! A self-contained web page that draws checked histories: per partition, a lane per client and
 //! a bar per operation from its call to its return, with the linearization (or the longest
 //! linearizable prefix and the operations that cannot follow it) marked.
+//!
+//! The page is built in `String`s, which `write!` cannot fail to write to: hence `let _ =`.
 
 use std::fmt::Write as _;
 
@@ -36,6 +38,7 @@ const LANE_LABEL_WIDTH: f64 = 90.0;
 const AXIS_HEIGHT: f64 = 18.0;
 
 impl Page {
+    /// A page with no history yet.
     pub fn new() -> Self {
         Page::default()
     }
