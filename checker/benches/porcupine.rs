@@ -114,6 +114,8 @@ fn generated(runs: usize) {
             ops,
             values: 50,
             unknown_percent,
+            get_percent: 40,
+            appends_only: false,
         };
         let history = linearizable_history(&mut Rng::new(1), &shape);
         let (verdict, ms) = time(&KvModel, &history, runs);

@@ -46,6 +46,23 @@ pub trait Model: Sync {
         false
     }
 
+    /// Whether `operation` can only extend the state, in the sense that
+    /// [`Model::may_become_allowed`] understands (an append). Saying `false` is always correct.
+    fn only_extends(&self, operation: &Self::Operation) -> bool {
+        let _ = operation;
+        false
+    }
+
+    /// Whether `read`, a read-only operation, could be allowed in some state that operations
+    /// which [`Model::only_extends`] lead to from `state`. When nothing else is left to take
+    /// effect, the search gives up every configuration for which this is false about the next
+    /// read to return: a history of appends ending in one read is then checked in linear time,
+    /// not exponential. Saying `true` is always correct.
+    fn may_become_allowed(&self, state: &Self::State, read: &Self::Operation) -> bool {
+        let _ = (state, read);
+        true
+    }
+
     /// Splits a history into independent parts that are checked separately (P-compositionality:
     /// a history is linearizable if and only if each part is). Each operation belongs to exactly
     /// one part. The default is one part holding everything.

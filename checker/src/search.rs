@@ -90,6 +90,17 @@ struct Frame<S> {
     /// after undoing it at `resume`.
     arena_len: usize,
     resume: usize,
+    /// `Search::next_read` before the choice.
+    next_read: usize,
+}
+
+/// What an operation can do to the state, as far as the search cares.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Effect {
+    ReadOnly,
+    /// See [`Model::only_extends`].
+    Extends,
+    Any,
 }
 
 /// Where an operation's bit lives: operations that returned and those that did not are kept
@@ -105,6 +116,7 @@ struct Search<'a, M: Model> {
     ops: &'a [&'a M::Operation],
     entries: Entries,
     slots: Vec<Slot>,
+    effects: Vec<Effect>,
     /// The order of trying candidates: return time, or call time for operations that never
     /// returned.
     priorities: Vec<u64>,
@@ -123,6 +135,12 @@ struct Search<'a, M: Model> {
     visited: Visited<M::State>,
     /// Operations that returned but are not linearized yet.
     unreturned_left: usize,
+    /// Operations not linearized yet whose effect may be other than extending the state.
+    others_left: usize,
+    /// The read-only operations that returned, by return; those before `next_read` are
+    /// linearized (it may lag behind).
+    reads_by_return: Vec<usize>,
+    next_read: usize,
     longest: LongestPrefix,
 }
 
@@ -143,11 +161,32 @@ impl<'a, M: Model> Search<'a, M> {
         }
         let returned = BitSet::new(returned_count);
         let open = BitSet::new(open_count);
+        let effects: Vec<Effect> = ops
+            .iter()
+            .map(|op| {
+                if model.is_read_only(op) {
+                    Effect::ReadOnly
+                } else if model.only_extends(op) {
+                    Effect::Extends
+                } else {
+                    Effect::Any
+                }
+            })
+            .collect();
+        let mut reads_by_return: Vec<usize> = (0..ops.len())
+            .filter(|&op| effects[op] == Effect::ReadOnly && intervals[op].1.is_some())
+            .collect();
+        reads_by_return.sort_unstable_by_key(|&op| (intervals[op].1, op));
         Search {
             model,
             ops,
             entries: Entries::new(&intervals),
             slots,
+            others_left: effects
+                .iter()
+                .filter(|&&effect| effect == Effect::Any)
+                .count(),
+            effects,
             priorities: intervals
                 .iter()
                 .map(|&(call, ret)| ret.unwrap_or(call))
@@ -162,6 +201,8 @@ impl<'a, M: Model> Search<'a, M> {
             arena: Vec::new(),
             next: 0,
             unreturned_left: returned_count,
+            reads_by_return,
+            next_read: 0,
             longest: LongestPrefix::default(),
         }
     }
@@ -178,6 +219,9 @@ impl<'a, M: Model> Search<'a, M> {
     /// the state they see, and so are those that never returned: they need not take effect.
     fn enter(&mut self) -> bool {
         'configuration: loop {
+            if self.others_left == 0 && !self.next_read_may_become_allowed() {
+                return false;
+            }
             let start = self.arena.len();
             self.next = start;
             self.arena.extend(self.entries.calls_before_first_return());
@@ -185,7 +229,7 @@ impl<'a, M: Model> Search<'a, M> {
             for index in start..self.arena.len() {
                 let op = self.arena[index];
                 let operation = self.ops[op];
-                if !self.model.is_read_only(operation) {
+                if self.effects[op] != Effect::ReadOnly {
                     self.arena[kept] = op;
                     kept += 1;
                     continue;
@@ -205,6 +249,25 @@ impl<'a, M: Model> Search<'a, M> {
             let priorities = &self.priorities;
             self.arena[start..].sort_unstable_by_key(|&op| (priorities[op], op));
             return true;
+        }
+    }
+
+    /// Whether the next read to return that is not linearized may still be allowed, with only
+    /// extensions of the state left to come (see [`Model::may_become_allowed`]).
+    fn next_read_may_become_allowed(&mut self) -> bool {
+        while let Some(&read) = self.reads_by_return.get(self.next_read) {
+            if !self.is_linearized(read) {
+                return self.model.may_become_allowed(&self.state, self.ops[read]);
+            }
+            self.next_read += 1;
+        }
+        true
+    }
+
+    fn is_linearized(&self, op: usize) -> bool {
+        match self.slots[op] {
+            Slot::Returned(bit) => self.returned.contains(bit),
+            Slot::Open(bit) => self.open.contains(bit),
         }
     }
 
@@ -267,10 +330,14 @@ impl<'a, M: Model> Search<'a, M> {
             forced,
             arena_len: self.arena.len(),
             resume: self.next,
+            next_read: self.next_read,
         });
         self.entries.lift(op);
         if matches!(slot, Slot::Returned(_)) {
             self.unreturned_left -= 1;
+        }
+        if self.effects[op] == Effect::Any {
+            self.others_left -= 1;
         }
         true
     }
@@ -292,8 +359,12 @@ impl<'a, M: Model> Search<'a, M> {
                 self.unreturned_left += 1;
             }
             self.entries.unlift(frame.op);
+            if self.effects[frame.op] == Effect::Any {
+                self.others_left += 1;
+            }
             self.arena.truncate(frame.arena_len);
             self.next = frame.resume;
+            self.next_read = frame.next_read;
             if !frame.forced {
                 return true;
             }

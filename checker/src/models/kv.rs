@@ -146,6 +146,21 @@ impl Model for KvModel {
         )
     }
 
+    fn only_extends(&self, operation: &Operation) -> bool {
+        matches!(operation.command, Command::Append { .. })
+    }
+
+    /// Appends only lengthen the value: a get can be allowed later only if what it read
+    /// starts with the value now.
+    fn may_become_allowed(&self, state: &KvState, read: &Operation) -> bool {
+        match &read.command {
+            Command::Get {
+                output: Some(output),
+            } => output.starts_with(state.read()),
+            _ => true,
+        }
+    }
+
     fn partition(&self, history: &[Operation]) -> Vec<Partition> {
         let mut by_key: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (index, operation) in history.iter().enumerate() {
