@@ -42,6 +42,7 @@ mod explain;
 mod fxhash;
 mod history;
 pub mod html;
+mod lifo_list;
 mod model;
 pub mod models;
 pub mod parse;

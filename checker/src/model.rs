@@ -53,13 +53,23 @@ pub trait Model: Sync {
         false
     }
 
-    /// Whether `read`, a read-only operation, could be allowed in some state that operations
-    /// which [`Model::only_extends`] lead to from `state`. When nothing else is left to take
-    /// effect, the search gives up every configuration for which this is false about the next
-    /// read to return: a history of appends ending in one read is then checked in linear time,
-    /// not exponential. Saying `true` is always correct.
-    fn may_become_allowed(&self, state: &Self::State, read: &Self::Operation) -> bool {
-        let _ = (state, read);
+    /// Whether `read`, a read-only operation, could be allowed in some state reached from
+    /// `state` by any number of operations that [`Model::only_extends`], possibly after one of
+    /// `others`: the operations that may take effect before `read` and change the state in
+    /// other ways. The search gives up every configuration for which this is false about the
+    /// next read to return. So a history of concurrent appends read now and then is checked in
+    /// about linear time instead of trying every order of the appends. Saying `true` is always
+    /// correct.
+    fn may_become_allowed<'a>(
+        &self,
+        state: &Self::State,
+        read: &Self::Operation,
+        others: impl Iterator<Item = &'a Self::Operation>,
+    ) -> bool
+    where
+        Self::Operation: 'a,
+    {
+        let _ = (state, read, others);
         true
     }
 

@@ -22,6 +22,7 @@ use std::hash::{Hash, Hasher};
 use crate::bitset::BitSet;
 use crate::entries::Entries;
 use crate::fxhash::FxHasher;
+use crate::lifo_list::LifoList;
 use crate::model::{Model, Recorded};
 use crate::visited::Visited;
 
@@ -135,8 +136,12 @@ struct Search<'a, M: Model> {
     visited: Visited<M::State>,
     /// Operations that returned but are not linearized yet.
     unreturned_left: usize,
-    /// Operations not linearized yet whose effect may be other than extending the state.
-    others_left: usize,
+    /// The operations whose effect may be other than extending the state, by call, and the
+    /// positions among them of those not linearized yet.
+    others: Vec<usize>,
+    others_left: LifoList,
+    /// Per operation, its position in `others`, if it has one.
+    other_rank: Vec<Option<usize>>,
     /// The read-only operations that returned, by return; those before `next_read` are
     /// linearized (it may lag behind).
     reads_by_return: Vec<usize>,
@@ -173,6 +178,14 @@ impl<'a, M: Model> Search<'a, M> {
                 }
             })
             .collect();
+        let mut others: Vec<usize> = (0..ops.len())
+            .filter(|&op| effects[op] == Effect::Any)
+            .collect();
+        others.sort_unstable_by_key(|&op| (intervals[op].0, op));
+        let mut other_rank = vec![None; ops.len()];
+        for (rank, &op) in others.iter().enumerate() {
+            other_rank[op] = Some(rank);
+        }
         let mut reads_by_return: Vec<usize> = (0..ops.len())
             .filter(|&op| effects[op] == Effect::ReadOnly && intervals[op].1.is_some())
             .collect();
@@ -182,10 +195,9 @@ impl<'a, M: Model> Search<'a, M> {
             ops,
             entries: Entries::new(&intervals),
             slots,
-            others_left: effects
-                .iter()
-                .filter(|&&effect| effect == Effect::Any)
-                .count(),
+            others_left: LifoList::new(others.len()),
+            others,
+            other_rank,
             effects,
             priorities: intervals
                 .iter()
@@ -219,7 +231,7 @@ impl<'a, M: Model> Search<'a, M> {
     /// the state they see, and so are those that never returned: they need not take effect.
     fn enter(&mut self) -> bool {
         'configuration: loop {
-            if self.others_left == 0 && !self.next_read_may_become_allowed() {
+            if !self.next_read_may_become_allowed() {
                 return false;
             }
             let start = self.arena.len();
@@ -252,12 +264,20 @@ impl<'a, M: Model> Search<'a, M> {
         }
     }
 
-    /// Whether the next read to return that is not linearized may still be allowed, with only
-    /// extensions of the state left to come (see [`Model::may_become_allowed`]).
+    /// Whether the next read to return that is not linearized may still be allowed, given what
+    /// may take effect before it: only what was called by its return (see
+    /// [`Model::may_become_allowed`]).
     fn next_read_may_become_allowed(&mut self) -> bool {
         while let Some(&read) = self.reads_by_return.get(self.next_read) {
             if !self.is_linearized(read) {
-                return self.model.may_become_allowed(&self.state, self.ops[read]);
+                let read = self.ops[read];
+                let returned = read.ret().unwrap_or(u64::MAX);
+                let resets = self
+                    .others_left
+                    .iter()
+                    .map(|rank| self.ops[self.others[rank]])
+                    .take_while(|other| other.call() <= returned);
+                return self.model.may_become_allowed(&self.state, read, resets);
             }
             self.next_read += 1;
         }
@@ -336,8 +356,8 @@ impl<'a, M: Model> Search<'a, M> {
         if matches!(slot, Slot::Returned(_)) {
             self.unreturned_left -= 1;
         }
-        if self.effects[op] == Effect::Any {
-            self.others_left -= 1;
+        if let Some(rank) = self.other_rank[op] {
+            self.others_left.remove(rank);
         }
         true
     }
@@ -359,8 +379,8 @@ impl<'a, M: Model> Search<'a, M> {
                 self.unreturned_left += 1;
             }
             self.entries.unlift(frame.op);
-            if self.effects[frame.op] == Effect::Any {
-                self.others_left += 1;
+            if let Some(rank) = self.other_rank[frame.op] {
+                self.others_left.put_back(rank);
             }
             self.arena.truncate(frame.arena_len);
             self.next = frame.resume;
