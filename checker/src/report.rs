@@ -56,7 +56,9 @@ pub enum PartitionOutcome {
 /// Why a partition is not linearizable, from the longest linearizable prefix found.
 #[derive(Clone, Debug)]
 pub struct Violation {
-    /// The longest prefix of a linearization that exists, in order.
+    /// The longest prefix of a linearization the search reached, in order: operations that can
+    /// take effect one after the other, respecting real time. (The search skips what it can
+    /// prove leads nowhere, so a longer one may exist.)
     pub prefix: Vec<DescribedOperation>,
     /// The partition after the prefix, as a phrase, e.g. `holds "1"`.
     pub state: String,
@@ -196,7 +198,7 @@ impl fmt::Display for Explanation<'_> {
             shown if shown <= PREFIX_SHOWN => {
                 writeln!(
                     f,
-                    "{name} is not linearizable. The longest prefix of a linearization has {shown} of its \
+                    "{name} is not linearizable. The longest linearizable prefix found has {shown} of its \
                      {total} operations:"
                 )?;
                 if shown == 1 { "After it" } else { "After them" }
@@ -204,7 +206,7 @@ impl fmt::Display for Explanation<'_> {
             length => {
                 writeln!(
                     f,
-                    "{name} is not linearizable. The longest prefix of a linearization has {length} of its \
+                    "{name} is not linearizable. The longest linearizable prefix found has {length} of its \
                      {total} operations, ending with:"
                 )?;
                 "After them"
