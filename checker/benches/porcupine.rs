@@ -105,7 +105,7 @@ fn generated(runs: usize) {
     let shapes = [
         ("20000 ops, 20 keys, 16 clients", 16, 20, 20_000, 0),
         ("same, 2% never return", 16, 20, 20_000, 2),
-        ("1000 ops, 1 key, 16 clients, 5% never", 16, 1, 1_000, 5),
+        ("2000 ops, 1 key, 8 clients, 5% never", 8, 1, 2_000, 5),
     ];
     for (name, clients, keys, ops, unknown_percent) in shapes {
         let shape = Shape {

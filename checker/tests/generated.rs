@@ -20,7 +20,7 @@ fn histories_generated_from_a_sequential_execution_are_linearizable() {
         // One hot key, few values: reads are ambiguous.
         (8, 1, 2_000, 3, 5),
         // One hot key, many clients: many writes at once.
-        (16, 1, 1_000, 50, 5),
+        (8, 1, 2_000, 50, 5),
         (32, 4, 4_000, 2, 10),
         // Small and dense, many seeds.
         (4, 2, 60, 2, 20),
