@@ -327,4 +327,31 @@ mod tests {
         assert_eq!(model.describe_state(&model.init()), "is missing");
         assert_eq!(model.describe_state(&KvState::holding("v")), r#"holds "v""#);
     }
+
+    #[test]
+    fn a_get_may_become_allowed_only_by_appends_to_a_prefix_of_what_it_read() {
+        let model = KvModel;
+        let read = get("ab");
+        let put = |value: &str| {
+            op(
+                "x",
+                Command::Put {
+                    value: value.to_owned(),
+                },
+            )
+        };
+        assert!(model.may_become_allowed(&KvState::holding("a"), &read, [].iter()));
+        assert!(!model.may_become_allowed(&KvState::holding("b"), &read, [].iter()));
+        assert!(!model.may_become_allowed(&KvState::holding("b"), &read, [put("c")].iter()));
+        assert!(model.may_become_allowed(
+            &KvState::holding("b"),
+            &read,
+            [put("c"), put("ab")].iter()
+        ));
+        assert!(model.may_become_allowed(
+            &KvState::holding("b"),
+            &read,
+            [op("x", Command::Delete)].iter()
+        ));
+    }
 }

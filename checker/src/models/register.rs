@@ -87,6 +87,31 @@ impl Model for RegisterModel {
         )
     }
 
+    /// A read sees the value now, or the one that another write may leave.
+    fn may_become_allowed<'a>(
+        &self,
+        state: &Option<i64>,
+        read: &RegisterOperation,
+        mut others: impl Iterator<Item = &'a RegisterOperation>,
+    ) -> bool {
+        let wanted = match read.command {
+            RegisterCommand::Read {
+                output: ReadOutput::Value(value),
+            } => Some(value),
+            RegisterCommand::Read {
+                output: ReadOutput::Nil,
+            } => None,
+            _ => return true,
+        };
+        *state == wanted
+            || others.any(|other| match other.command {
+                RegisterCommand::Write { value } | RegisterCommand::Cas { to: value, .. } => {
+                    wanted == Some(value)
+                }
+                RegisterCommand::Read { .. } => true,
+            })
+    }
+
     fn partition(&self, history: &[RegisterOperation]) -> Vec<Partition> {
         vec![Partition {
             name: "the register".to_owned(),
@@ -185,5 +210,28 @@ mod tests {
             model.step(&None, &op(RegisterCommand::Write { value: 4 })),
             Some(Some(4))
         );
+    }
+
+    #[test]
+    fn a_read_may_become_allowed_only_through_a_write_of_its_value() {
+        let model = RegisterModel;
+        let read = op(RegisterCommand::Read {
+            output: ReadOutput::Value(2),
+        });
+        let writes = [
+            op(RegisterCommand::Write { value: 1 }),
+            op(RegisterCommand::Cas {
+                from: 1,
+                to: 2,
+                swapped: None,
+            }),
+        ];
+        assert!(model.may_become_allowed(&Some(2), &read, [].iter()));
+        assert!(!model.may_become_allowed(&Some(1), &read, writes[..1].iter()));
+        assert!(model.may_become_allowed(&Some(1), &read, writes.iter()));
+        let nil = op(RegisterCommand::Read {
+            output: ReadOutput::Nil,
+        });
+        assert!(!model.may_become_allowed(&Some(1), &nil, writes.iter()));
     }
 }
