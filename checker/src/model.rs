@@ -55,7 +55,7 @@ pub trait Model: Sync {
 
     /// Whether `read`, a read-only operation, could be allowed in some state reached from
     /// `state` by any number of operations that [`Model::only_extends`], possibly after one of
-    /// `others`: the operations that may take effect before `read` and change the state in
+    /// `resets`: the operations that may take effect before `read` and change the state in
     /// other ways. The search gives up every configuration for which this is false about the
     /// next read to return. So a history of concurrent appends read now and then is checked in
     /// about linear time instead of trying every order of the appends. Saying `true` is always
@@ -64,12 +64,12 @@ pub trait Model: Sync {
         &self,
         state: &Self::State,
         read: &Self::Operation,
-        others: impl Iterator<Item = &'a Self::Operation>,
+        resets: impl Iterator<Item = &'a Self::Operation>,
     ) -> bool
     where
         Self::Operation: 'a,
     {
-        let _ = (state, read, others);
+        let _ = (state, read, resets);
         true
     }
 

@@ -14,7 +14,7 @@
 //! histories have one. An operation that returned early most often took effect early, so
 //! candidates go by return, earliest first. An operation that never returned goes by its call
 //! instead: trying its effect early costs little when it had none (the next read disagrees),
-//! while trying it late costs much when it had one (every order of the others is tried first).
+//! while trying it late costs much when it had one (every order of the resets is tried first).
 //! Reads that are allowed go first and alone (see [`Search::enter`]).
 
 use std::hash::{Hash, Hasher};
@@ -136,12 +136,12 @@ struct Search<'a, M: Model> {
     visited: Visited<M::State>,
     /// Operations that returned but are not linearized yet.
     unreturned_left: usize,
-    /// The operations whose effect may be other than extending the state, by call, and the
-    /// positions among them of those not linearized yet.
-    others: Vec<usize>,
-    others_left: LifoList,
-    /// Per operation, its position in `others`, if it has one.
-    other_rank: Vec<Option<usize>>,
+    /// The resets, the operations whose effect may be other than extending the state, by
+    /// call, and the positions among them of those not linearized yet.
+    resets: Vec<usize>,
+    resets_left: LifoList,
+    /// Per operation, its position in `resets`, if it has one.
+    reset_rank: Vec<Option<usize>>,
     /// The read-only operations that returned, by return; those before `next_read` are
     /// linearized (it may lag behind).
     reads_by_return: Vec<usize>,
@@ -178,13 +178,13 @@ impl<'a, M: Model> Search<'a, M> {
                 }
             })
             .collect();
-        let mut others: Vec<usize> = (0..ops.len())
+        let mut resets: Vec<usize> = (0..ops.len())
             .filter(|&op| effects[op] == Effect::Any)
             .collect();
-        others.sort_unstable_by_key(|&op| (intervals[op].0, op));
-        let mut other_rank = vec![None; ops.len()];
-        for (rank, &op) in others.iter().enumerate() {
-            other_rank[op] = Some(rank);
+        resets.sort_unstable_by_key(|&op| (intervals[op].0, op));
+        let mut reset_rank = vec![None; ops.len()];
+        for (rank, &op) in resets.iter().enumerate() {
+            reset_rank[op] = Some(rank);
         }
         let mut reads_by_return: Vec<usize> = (0..ops.len())
             .filter(|&op| effects[op] == Effect::ReadOnly && intervals[op].1.is_some())
@@ -195,9 +195,9 @@ impl<'a, M: Model> Search<'a, M> {
             ops,
             entries: Entries::new(&intervals),
             slots,
-            others_left: LifoList::new(others.len()),
-            others,
-            other_rank,
+            resets_left: LifoList::new(resets.len()),
+            resets,
+            reset_rank,
             effects,
             priorities: intervals
                 .iter()
@@ -226,7 +226,7 @@ impl<'a, M: Model> Search<'a, M> {
     /// linearization from here places it later, and could place it now instead, as it is a
     /// candidate (everything that had to precede it is linearized), allowed here, and
     /// invisible to what comes between. So it is linearized at once without listing the
-    /// others; and if that leads to a configuration visited before, this one fails too.
+    /// resets; and if that leads to a configuration visited before, this one fails too.
     /// Read-only candidates that are not allowed are left out: nothing at this point changes
     /// the state they see, and so are those that never returned: they need not take effect.
     fn enter(&mut self) -> bool {
@@ -273,10 +273,10 @@ impl<'a, M: Model> Search<'a, M> {
                 let read = self.ops[read];
                 let returned = read.ret().unwrap_or(u64::MAX);
                 let resets = self
-                    .others_left
+                    .resets_left
                     .iter()
-                    .map(|rank| self.ops[self.others[rank]])
-                    .take_while(|other| other.call() <= returned);
+                    .map(|rank| self.ops[self.resets[rank]])
+                    .take_while(|reset| reset.call() <= returned);
                 return self.model.may_become_allowed(&self.state, read, resets);
             }
             self.next_read += 1;
@@ -356,8 +356,8 @@ impl<'a, M: Model> Search<'a, M> {
         if matches!(slot, Slot::Returned(_)) {
             self.unreturned_left -= 1;
         }
-        if let Some(rank) = self.other_rank[op] {
-            self.others_left.remove(rank);
+        if let Some(rank) = self.reset_rank[op] {
+            self.resets_left.remove(rank);
         }
         true
     }
@@ -379,8 +379,8 @@ impl<'a, M: Model> Search<'a, M> {
                 self.unreturned_left += 1;
             }
             self.entries.unlift(frame.op);
-            if let Some(rank) = self.other_rank[frame.op] {
-                self.others_left.put_back(rank);
+            if let Some(rank) = self.reset_rank[frame.op] {
+                self.resets_left.put_back(rank);
             }
             self.arena.truncate(frame.arena_len);
             self.next = frame.resume;

@@ -156,7 +156,7 @@ impl Model for KvModel {
         &self,
         state: &KvState,
         read: &Operation,
-        mut others: impl Iterator<Item = &'a Operation>,
+        mut resets: impl Iterator<Item = &'a Operation>,
     ) -> bool {
         let Command::Get {
             output: Some(output),
@@ -165,7 +165,7 @@ impl Model for KvModel {
             return true;
         };
         output.starts_with(state.read())
-            || others.any(|other| match &other.command {
+            || resets.any(|reset| match &reset.command {
                 Command::Put { value } | Command::Cas { value, .. } => {
                     output.starts_with(value.as_str())
                 }

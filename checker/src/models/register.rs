@@ -92,7 +92,7 @@ impl Model for RegisterModel {
         &self,
         state: &Option<i64>,
         read: &RegisterOperation,
-        mut others: impl Iterator<Item = &'a RegisterOperation>,
+        mut resets: impl Iterator<Item = &'a RegisterOperation>,
     ) -> bool {
         let wanted = match read.command {
             RegisterCommand::Read {
@@ -104,7 +104,7 @@ impl Model for RegisterModel {
             _ => return true,
         };
         *state == wanted
-            || others.any(|other| match other.command {
+            || resets.any(|reset| match reset.command {
                 RegisterCommand::Write { value } | RegisterCommand::Cas { to: value, .. } => {
                     wanted == Some(value)
                 }
