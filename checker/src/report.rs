@@ -12,7 +12,7 @@ pub enum Verdict {
     Unknown,
 }
 
-/// The result of [`crate::check`].
+/// The result of [`crate::check()`].
 ///
 /// `Display` gives a summary line and, for a history that is not linearizable, an explanation
 /// of the first failing partition. It leaves out the elapsed time, so that the same history
@@ -118,7 +118,7 @@ impl fmt::Display for Verdict {
 
 impl Report {
     /// The partition that is not linearizable, with the reason. There is at most one: when
-    /// several fail, [`crate::check`] reports one and skips the others.
+    /// several fail, [`crate::check()`] reports one and skips the others.
     pub fn violation(&self) -> Option<(&PartitionReport, &Violation)> {
         self.partitions
             .iter()
