@@ -14,8 +14,14 @@
 //! histories have one. An operation that returned early most often took effect early, so
 //! candidates go by return, earliest first. An operation that never returned goes by its call
 //! instead: trying its effect early costs little when it had none (the next read disagrees),
-//! while trying it late costs much when it had one (every order of the resets is tried first).
+//! while trying it late costs much when it had one (every order of the others is tried first).
 //! Reads that are allowed go first and alone (see [`Search::enter`]).
+//!
+//! Two more prunings keep the search small: configurations that differ only by operations that
+//! never returned and need not have taken effect are compared by subsumption (see
+//! [`Visited`]), and a configuration is given up as soon as the next read to return cannot see
+//! what it returned, whatever else takes effect first (see
+//! [`Search::next_read_may_become_allowed`]).
 
 use std::hash::{Hash, Hasher};
 
@@ -226,7 +232,7 @@ impl<'a, M: Model> Search<'a, M> {
     /// linearization from here places it later, and could place it now instead, as it is a
     /// candidate (everything that had to precede it is linearized), allowed here, and
     /// invisible to what comes between. So it is linearized at once without listing the
-    /// resets; and if that leads to a configuration visited before, this one fails too.
+    /// others; and if that leads to a configuration visited before, this one fails too.
     /// Read-only candidates that are not allowed are left out: nothing at this point changes
     /// the state they see, and so are those that never returned: they need not take effect.
     fn enter(&mut self) -> bool {
