@@ -143,6 +143,8 @@ enum Mark {
     Placed(usize),
     /// Could come after the longest prefix, but does not work there.
     Stuck(StuckReason),
+    /// A read that nothing after the longest prefix can make possible.
+    Unreachable,
     /// Neither.
     Unplaced,
 }
@@ -254,6 +256,11 @@ fn draw_bar<M: Model>(
             "!".to_owned(),
             "cannot come next: nothing works after it".to_owned(),
         ),
+        Mark::Unreachable => (
+            "stuck",
+            "!".to_owned(),
+            "can never be allowed: nothing that may come first leaves what it read".to_owned(),
+        ),
         Mark::Unplaced => ("unplaced", String::new(), "not placed".to_owned()),
     };
     let returned = operation.ret();
@@ -292,6 +299,9 @@ fn marks(partition: &PartitionReport, history_len: usize) -> Vec<Mark> {
     let placed: Vec<usize> = match &partition.outcome {
         PartitionOutcome::Linearizable { order } => order.clone(),
         PartitionOutcome::NotLinearizable(violation) => {
+            if let Some(read) = &violation.unreachable {
+                marks[read.index] = Mark::Unreachable;
+            }
             for stuck in &violation.stuck {
                 marks[stuck.operation.index] = Mark::Stuck(stuck.reason);
             }
@@ -436,20 +446,31 @@ mod tests {
 
     #[test]
     fn marks_the_prefix_and_the_operations_stuck_after_it() {
-        let mut history = vec![put(0, 1, 0, Some(1), "a")];
-        history.push(Operation {
-            id: 1,
+        let get = |id, call, output: &str| Operation {
+            id,
             client: 2,
-            call: 2,
-            ret: Some(3),
+            call,
+            ret: Some(call + 1),
             key: "k".to_owned(),
             command: Command::Get {
-                output: Some("b".to_owned()),
+                output: Some(output.to_owned()),
             },
-        });
+        };
+        let history = vec![
+            put(0, 1, 0, Some(1), "a"),
+            get(1, 2, "a"),
+            put(2, 1, 4, Some(5), "b"),
+            get(3, 6, "a"),
+        ];
         let report = check(&history, &KvModel, None);
         let marks = marks(&report.partitions[0], history.len());
-        assert!(marks == [Mark::Placed(1), Mark::Stuck(StuckReason::Impossible)]);
+        let expected = [
+            Mark::Placed(1),
+            Mark::Placed(2),
+            Mark::Placed(3),
+            Mark::Stuck(StuckReason::Impossible),
+        ];
+        assert!(marks == expected);
         let mut page = Page::new();
         page.add_history("a <bad> history", &KvModel, &history, &report);
         let html = page.finish();

@@ -54,22 +54,24 @@ pub trait Model: Sync {
     }
 
     /// Whether `read`, a read-only operation, could be allowed in some state reached from
-    /// `state` by any number of operations that [`Model::only_extends`], possibly after one of
-    /// `resets`: the operations that may take effect before `read` and change the state in
-    /// other ways. The search gives up every configuration for which this is false about the
-    /// next read to return. So a history of concurrent appends read now and then is checked in
-    /// about linear time instead of trying every order of the appends. Saying `true` is always
-    /// correct.
+    /// `state` by some of `extensions` (operations that [`Model::only_extends`]), each at most
+    /// once, possibly after one of `resets` (operations that may change the state otherwise):
+    /// these are the operations that may take effect before `read`.
+    ///
+    /// The search gives up every configuration for which this is false about the next read to
+    /// return. So a history of concurrent appends read now and then is checked in about linear
+    /// time instead of trying every order of the appends. Saying `true` is always correct.
     fn may_become_allowed<'a>(
         &self,
         state: &Self::State,
         read: &Self::Operation,
         resets: impl Iterator<Item = &'a Self::Operation>,
+        extensions: impl Iterator<Item = &'a Self::Operation>,
     ) -> bool
     where
         Self::Operation: 'a,
     {
-        let _ = (state, read, resets);
+        let _ = (state, read, resets, extensions);
         true
     }
 

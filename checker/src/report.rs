@@ -68,6 +68,9 @@ pub struct Violation {
     /// The first operation to return among those not in the prefix: it has to take effect
     /// before that return, so the prefix cannot wait for anything that is called later.
     pub due: DescribedOperation,
+    /// The next read to return after the prefix, if nothing that may take effect before it can
+    /// leave what it read (see [`crate::Model::may_become_allowed`]).
+    pub unreachable: Option<DescribedOperation>,
 }
 
 /// An operation of the history with its description.
@@ -220,12 +223,28 @@ impl fmt::Display for Explanation<'_> {
             "{after}, {name} {}, and no operation can come next:",
             violation.state
         )?;
+        let unreachable = violation.unreachable.as_ref();
+        let is_unreachable = |operation: &DescribedOperation| {
+            unreachable.is_some_and(|read| read.index == operation.index)
+        };
+        const NEVER: &str = "nothing that may take effect before it leaves what it read";
         for stuck in &violation.stuck {
             let reason = match stuck.reason {
-                StuckReason::Impossible => "impossible there",
-                StuckReason::DeadEnd => "possible there, but nothing can follow it",
+                StuckReason::Impossible if is_unreachable(&stuck.operation) => {
+                    format!("impossible there, and ever after: {NEVER}")
+                }
+                StuckReason::Impossible => "impossible there".to_owned(),
+                StuckReason::DeadEnd => "possible there, but nothing can follow it".to_owned(),
             };
             writeln!(f, "  {}: {reason}", stuck.operation)?;
+        }
+        if let Some(read) = unreachable.filter(|read| {
+            !violation
+                .stuck
+                .iter()
+                .any(|stuck| stuck.operation.index == read.index)
+        }) {
+            writeln!(f, "  and {read} can never be allowed: {NEVER}")?;
         }
         let due = &violation.due;
         match due.ret {

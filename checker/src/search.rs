@@ -28,8 +28,8 @@ use std::hash::{Hash, Hasher};
 use crate::bitset::BitSet;
 use crate::entries::Entries;
 use crate::fxhash::FxHasher;
-use crate::lifo_list::LifoList;
 use crate::model::{Model, Recorded};
+use crate::pending::Pending;
 use crate::visited::Visited;
 
 /// How one partition's search ended. Operations are numbered by their position in the slice
@@ -142,12 +142,10 @@ struct Search<'a, M: Model> {
     visited: Visited<M::State>,
     /// Operations that returned but are not linearized yet.
     unreturned_left: usize,
-    /// The resets, the operations whose effect may be other than extending the state, by
-    /// call, and the positions among them of those not linearized yet.
-    resets: Vec<usize>,
-    resets_left: LifoList,
-    /// Per operation, its position in `resets`, if it has one.
-    reset_rank: Vec<Option<usize>>,
+    /// The operations not linearized yet that may change the state, apart (resets) and
+    /// extending it (extensions): what may take effect before the next read.
+    resets: Pending,
+    extensions: Pending,
     /// The read-only operations that returned, by return; those before `next_read` are
     /// linearized (it may lag behind).
     reads_by_return: Vec<usize>,
@@ -184,14 +182,9 @@ impl<'a, M: Model> Search<'a, M> {
                 }
             })
             .collect();
-        let mut resets: Vec<usize> = (0..ops.len())
-            .filter(|&op| effects[op] == Effect::Any)
-            .collect();
-        resets.sort_unstable_by_key(|&op| (intervals[op].0, op));
-        let mut reset_rank = vec![None; ops.len()];
-        for (rank, &op) in resets.iter().enumerate() {
-            reset_rank[op] = Some(rank);
-        }
+        let calls: Vec<u64> = intervals.iter().map(|&(call, _)| call).collect();
+        let resets = Pending::new(&calls, |op| effects[op] == Effect::Any);
+        let extensions = Pending::new(&calls, |op| effects[op] == Effect::Extends);
         let mut reads_by_return: Vec<usize> = (0..ops.len())
             .filter(|&op| effects[op] == Effect::ReadOnly && intervals[op].1.is_some())
             .collect();
@@ -201,9 +194,8 @@ impl<'a, M: Model> Search<'a, M> {
             ops,
             entries: Entries::new(&intervals),
             slots,
-            resets_left: LifoList::new(resets.len()),
             resets,
-            reset_rank,
+            extensions,
             effects,
             priorities: intervals
                 .iter()
@@ -278,12 +270,12 @@ impl<'a, M: Model> Search<'a, M> {
             if !self.is_linearized(read) {
                 let read = self.ops[read];
                 let returned = read.ret().unwrap_or(u64::MAX);
-                let resets = self
-                    .resets_left
-                    .iter()
-                    .map(|rank| self.ops[self.resets[rank]])
-                    .take_while(|reset| reset.call() <= returned);
-                return self.model.may_become_allowed(&self.state, read, resets);
+                let ops = self.ops;
+                let resets = self.resets.called_by(returned).map(|op| ops[op]);
+                let extensions = self.extensions.called_by(returned).map(|op| ops[op]);
+                return self
+                    .model
+                    .may_become_allowed(&self.state, read, resets, extensions);
             }
             self.next_read += 1;
         }
@@ -362,9 +354,8 @@ impl<'a, M: Model> Search<'a, M> {
         if matches!(slot, Slot::Returned(_)) {
             self.unreturned_left -= 1;
         }
-        if let Some(rank) = self.reset_rank[op] {
-            self.resets_left.remove(rank);
-        }
+        self.resets.remove(op);
+        self.extensions.remove(op);
         true
     }
 
@@ -385,9 +376,8 @@ impl<'a, M: Model> Search<'a, M> {
                 self.unreturned_left += 1;
             }
             self.entries.unlift(frame.op);
-            if let Some(rank) = self.reset_rank[frame.op] {
-                self.resets_left.put_back(rank);
-            }
+            self.resets.put_back(frame.op);
+            self.extensions.put_back(frame.op);
             self.arena.truncate(frame.arena_len);
             self.next = frame.resume;
             self.next_read = frame.next_read;

@@ -93,6 +93,7 @@ impl Model for RegisterModel {
         state: &Option<i64>,
         read: &RegisterOperation,
         mut resets: impl Iterator<Item = &'a RegisterOperation>,
+        _extensions: impl Iterator<Item = &'a RegisterOperation>,
     ) -> bool {
         let wanted = match read.command {
             RegisterCommand::Read {
@@ -226,12 +227,12 @@ mod tests {
                 swapped: None,
             }),
         ];
-        assert!(model.may_become_allowed(&Some(2), &read, [].iter()));
-        assert!(!model.may_become_allowed(&Some(1), &read, writes[..1].iter()));
-        assert!(model.may_become_allowed(&Some(1), &read, writes.iter()));
+        assert!(model.may_become_allowed(&Some(2), &read, [].iter(), [].iter()));
+        assert!(!model.may_become_allowed(&Some(1), &read, writes[..1].iter(), [].iter()));
+        assert!(model.may_become_allowed(&Some(1), &read, writes.iter(), [].iter()));
         let nil = op(RegisterCommand::Read {
             output: ReadOutput::Nil,
         });
-        assert!(!model.may_become_allowed(&Some(1), &nil, writes.iter()));
+        assert!(!model.may_become_allowed(&Some(1), &nil, writes.iter(), [].iter()));
     }
 }
