@@ -21,19 +21,15 @@ pub(crate) fn explain<M: Model>(
             .expect("the search linearized this prefix, so each step is allowed");
         placed[position] = true;
     }
-    let unplaced: Vec<usize> = (0..ops.len())
-        .filter(|&position| !placed[position])
-        .collect();
+    let unplaced: Vec<usize> = (0..ops.len()).filter(|&position| !placed[position]).collect();
     // Ties are broken as the search's list does: by position.
     let (due_ret, due) = unplaced
         .iter()
         .filter_map(|&position| history[ops[position]].ret().map(|ret| (ret, position)))
         .min()
         .expect("a failed search leaves an operation that returned unlinearized");
-    let mut next: Vec<usize> = unplaced
-        .into_iter()
-        .filter(|&position| history[ops[position]].call() <= due_ret)
-        .collect();
+    let mut next: Vec<usize> =
+        unplaced.into_iter().filter(|&position| history[ops[position]].call() <= due_ret).collect();
     next.sort_by_key(|&position| (history[ops[position]].call(), position));
     let stuck = next
         .into_iter()
@@ -47,10 +43,7 @@ pub(crate) fn explain<M: Model>(
                 // Every configuration reachable from the prefix was tried and failed.
                 Some(_) => StuckReason::DeadEnd,
             };
-            Some(StuckOperation {
-                operation: describe(position),
-                reason,
-            })
+            Some(StuckOperation { operation: describe(position), reason })
         })
         .collect();
     let unreachable = next_read_out_of_reach(model, history, ops, &placed, &state).map(describe);
@@ -78,11 +71,7 @@ fn next_read_out_of_reach<M: Model>(
         .filter(|&position| model.is_read_only(operation(position)))
         .filter_map(|position| operation(position).ret().map(|ret| (ret, position)))
         .min()?;
-    let before = || {
-        left()
-            .map(operation)
-            .filter(|other| other.call() <= returned)
-    };
+    let before = || left().map(operation).filter(|other| other.call() <= returned);
     let resets = before().filter(|other| !model.is_read_only(other) && !model.only_extends(other));
     let extensions = before().filter(|other| model.only_extends(other));
     (!model.may_become_allowed(state, operation(read), resets, extensions)).then_some(read)
@@ -105,33 +94,14 @@ mod tests {
     use crate::{Command, KvModel, Operation, check};
 
     fn operation(id: u64, call: u64, command: Command) -> Operation {
-        Operation {
-            id,
-            client: id + 1,
-            call,
-            ret: Some(call + 1),
-            key: "k".to_owned(),
-            command,
-        }
+        Operation { id, client: id + 1, call, ret: Some(call + 1), key: "k".to_owned(), command }
     }
 
     #[test]
     fn names_the_read_that_nothing_can_make_possible() {
         let history = [
-            operation(
-                0,
-                0,
-                Command::Put {
-                    value: "a".to_owned(),
-                },
-            ),
-            operation(
-                1,
-                2,
-                Command::Get {
-                    output: Some("b".to_owned()),
-                },
-            ),
+            operation(0, 0, Command::Put { value: "a".to_owned() }),
+            operation(1, 2, Command::Get { output: Some("b".to_owned()) }),
         ];
         let text = check(&history, &KvModel, None).to_string();
         let expected = r#"not-linearizable (2 ops, 1 partition)

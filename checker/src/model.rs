@@ -79,10 +79,7 @@ pub trait Model: Sync {
     /// a history is linearizable if and only if each part is). Each operation belongs to exactly
     /// one part. The default is one part holding everything.
     fn partition(&self, history: &[Self::Operation]) -> Vec<Partition> {
-        vec![Partition {
-            name: "the history".to_owned(),
-            ops: (0..history.len()).collect(),
-        }]
+        vec![Partition { name: "the history".to_owned(), ops: (0..history.len()).collect() }]
     }
 
     /// The operation and its outcome in a few words, e.g. `get("x") -> "1"`.

@@ -123,12 +123,10 @@ impl Report {
     /// The partition that is not linearizable, with the reason. There is at most one: when
     /// several fail, [`crate::check()`] reports one and skips the others.
     pub fn violation(&self) -> Option<(&PartitionReport, &Violation)> {
-        self.partitions
-            .iter()
-            .find_map(|partition| match &partition.outcome {
-                PartitionOutcome::NotLinearizable(violation) => Some((partition, violation)),
-                _ => None,
-            })
+        self.partitions.iter().find_map(|partition| match &partition.outcome {
+            PartitionOutcome::NotLinearizable(violation) => Some((partition, violation)),
+            _ => None,
+        })
     }
 
     /// The partitions the time limit cut short.
@@ -153,24 +151,11 @@ impl fmt::Display for Report {
             plural(self.partitions.len())
         )?;
         if let Some((partition, violation)) = self.violation() {
-            write!(
-                f,
-                "\n{}",
-                Explanation {
-                    partition,
-                    violation
-                }
-            )?;
+            write!(f, "\n{}", Explanation { partition, violation })?;
         } else if self.verdict == Verdict::Unknown {
-            let names: Vec<&str> = self
-                .timed_out()
-                .map(|partition| partition.name.as_str())
-                .collect();
-            write!(
-                f,
-                "\nthe time limit ran out while checking {}",
-                names.join(", ")
-            )?;
+            let names: Vec<&str> =
+                self.timed_out().map(|partition| partition.name.as_str()).collect();
+            write!(f, "\nthe time limit ran out while checking {}", names.join(", "))?;
         }
         Ok(())
     }
@@ -183,10 +168,7 @@ struct Explanation<'a> {
 
 impl fmt::Display for Explanation<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Explanation {
-            partition,
-            violation,
-        } = self;
+        let Explanation { partition, violation } = self;
         let name = &partition.name;
         let prefix = &violation.prefix;
         let total = partition.ops.len();
@@ -218,11 +200,7 @@ impl fmt::Display for Explanation<'_> {
         for operation in &prefix[prefix.len().saturating_sub(PREFIX_SHOWN)..] {
             writeln!(f, "  {operation}")?;
         }
-        writeln!(
-            f,
-            "{after}, {name} {}, and no operation can come next:",
-            violation.state
-        )?;
+        writeln!(f, "{after}, {name} {}, and no operation can come next:", violation.state)?;
         let unreachable = violation.unreachable.as_ref();
         let is_unreachable = |operation: &DescribedOperation| {
             unreachable.is_some_and(|read| read.index == operation.index)
@@ -238,12 +216,9 @@ impl fmt::Display for Explanation<'_> {
             };
             writeln!(f, "  {}: {reason}", stuck.operation)?;
         }
-        if let Some(read) = unreachable.filter(|read| {
-            !violation
-                .stuck
-                .iter()
-                .any(|stuck| stuck.operation.index == read.index)
-        }) {
+        if let Some(read) = unreachable
+            .filter(|read| !violation.stuck.iter().any(|stuck| stuck.operation.index == read.index))
+        {
             writeln!(f, "  and {read} can never be allowed: {NEVER}")?;
         }
         let due = &violation.due;
@@ -261,11 +236,7 @@ impl fmt::Display for Explanation<'_> {
 
 impl fmt::Display for DescribedOperation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "op {} (client {}, called {}, ",
-            self.id, self.client, self.call
-        )?;
+        write!(f, "op {} (client {}, called {}, ", self.id, self.client, self.call)?;
         match self.ret {
             Some(ret) => write!(f, "returned {ret}")?,
             None => f.write_str("never returned")?,

@@ -72,11 +72,7 @@ pub(crate) fn search<M: Model>(
         if steps % STEPS_BETWEEN_STOP_CHECKS == 0 && should_stop(steps) {
             return (Outcome::Stopped, steps);
         }
-        let candidate = if viable {
-            search.next_candidate()
-        } else {
-            None
-        };
+        let candidate = if viable { search.next_candidate() } else { None };
         viable = match candidate {
             Some(op) => search.try_candidate(op),
             None if search.backtrack() => true,
@@ -197,10 +193,7 @@ impl<'a, M: Model> Search<'a, M> {
             resets,
             extensions,
             effects,
-            priorities: intervals
-                .iter()
-                .map(|&(call, ret)| ret.unwrap_or(call))
-                .collect(),
+            priorities: intervals.iter().map(|&(call, ret)| ret.unwrap_or(call)).collect(),
             op_hashes: (0..returned_count as u64).map(splitmix64).collect(),
             visited: Visited::new(returned.words().len(), open.words().len()),
             returned,
@@ -273,9 +266,7 @@ impl<'a, M: Model> Search<'a, M> {
                 let ops = self.ops;
                 let resets = self.resets.called_by(returned).map(|op| ops[op]);
                 let extensions = self.extensions.called_by(returned).map(|op| ops[op]);
-                return self
-                    .model
-                    .may_become_allowed(&self.state, read, resets, extensions);
+                return self.model.may_become_allowed(&self.state, read, resets, extensions);
             }
             self.next_read += 1;
         }
@@ -409,8 +400,7 @@ impl LongestPrefix {
     fn before_pop<S>(&mut self, stack: &[Frame<S>]) {
         if stack.len() > self.ops.len() {
             self.ops.truncate(self.unchanged);
-            self.ops
-                .extend(stack[self.unchanged..].iter().map(|frame| frame.op));
+            self.ops.extend(stack[self.unchanged..].iter().map(|frame| frame.op));
             self.unchanged = stack.len();
         }
     }

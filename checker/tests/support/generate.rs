@@ -93,24 +93,13 @@ fn random_call(rng: &mut Rng, shape: &Shape, id: u64, client: u64, now: u64) -> 
             2..=3 => Command::Append { value: value(rng) },
             4 => Command::Delete,
             _ => Command::Cas {
-                expected: if rng.chance(1, 4) {
-                    None
-                } else {
-                    Some(value(rng))
-                },
+                expected: if rng.chance(1, 4) { None } else { Some(value(rng)) },
                 value: value(rng),
                 swapped: None,
             },
         }
     };
-    Operation {
-        id,
-        client,
-        call: now,
-        ret: None,
-        key,
-        command,
-    }
+    Operation { id, client, call: now, ret: None, key, command }
 }
 
 /// Applies the operation to the store and records its output.
@@ -125,11 +114,7 @@ fn take_effect(store: &mut BTreeMap<String, String>, operation: &mut Operation) 
         Command::Delete => {
             store.remove(key);
         }
-        Command::Cas {
-            expected,
-            value,
-            swapped,
-        } => {
+        Command::Cas { expected, value, swapped } => {
             let holds = store.get(key) == expected.as_ref();
             if holds {
                 store.insert(key.clone(), value.clone());
