@@ -1,5 +1,7 @@
-//! Writers append unique tokens while leaders are killed with SIGKILL and restarted; in the
-//! end every acknowledged append is there exactly once, in each writer's order.
+//! Clients read and write while leaders are killed with SIGKILL and restarted. Every operation
+//! is recorded with its call and return times, and the history must be linearizable (checked
+//! by `raftkv-checker`); besides, every acknowledged append is there exactly once, in each
+//! client's order.
 
 mod common;
 
@@ -10,93 +12,167 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{PATIENCE, TestCluster};
+use raftkv_checker::{Command, KvModel, Operation, Verdict, check};
+use raftkv_core::prng::Prng;
 
-const WRITERS: usize = 4;
-const KEYS: usize = 2;
+const CLIENTS: u64 = 4;
+/// Keys that only ever get appends: the exactly-once check reads them back.
+const LOG_KEYS: u64 = 2;
+/// Keys that get puts, gets and compare-and-sets.
+const REGISTER_KEYS: u64 = 2;
 
-/// What one writer learned: the appends acknowledged, and the ones whose fate is unknown.
+/// One client's operations: the history, and the appends it saw acknowledged or not.
 #[derive(Default)]
-struct Outcomes {
+struct Record {
+    operations: Vec<Operation>,
     acknowledged: Vec<u64>,
     unknown: Vec<u64>,
 }
 
+fn nanos_since(origin: Instant) -> u64 {
+    origin.elapsed().as_nanos() as u64
+}
+
+/// Runs one client until `stop`, recording everything it does.
+fn run_client(
+    client: u64,
+    addresses: &[String],
+    origin: Instant,
+    stop: &AtomicBool,
+    acks: &AtomicU64,
+    record: &Mutex<Record>,
+) {
+    let options = raftkv::ClientOptions {
+        timeout: Duration::from_secs(3),
+        ..raftkv::ClientOptions::default()
+    };
+    let mut kv = raftkv::Client::connect_with(addresses, options).unwrap();
+    let mut rng = Prng::seeded(client);
+    let mut n = 0;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let call = nanos_since(origin);
+        let (key, command, ok) = if rng.chance(1, 2) {
+            let key = format!("log-{}", client % LOG_KEYS);
+            let token = format!("c{client}-{n};");
+            let result = kv.append(&key, &token);
+            let mut record = record.lock().unwrap();
+            if result.is_ok() {
+                record.acknowledged.push(n);
+                acks.fetch_add(1, Ordering::Relaxed);
+            } else {
+                record.unknown.push(n);
+            }
+            (key, Command::Append { value: token }, result.is_ok())
+        } else {
+            let key = format!("reg-{}", rng.range_inclusive(0, REGISTER_KEYS - 1));
+            let value = format!("c{client}-{n}");
+            match rng.range_inclusive(0, 2) {
+                0 => match kv.get(&key) {
+                    Ok(got) => {
+                        let output = String::from_utf8(got.unwrap_or_default()).unwrap();
+                        (key, Command::Get { output: Some(output) }, true)
+                    }
+                    Err(_) => (key, Command::Get { output: None }, false),
+                },
+                1 => {
+                    let ok = kv.put(&key, &value).is_ok();
+                    (key, Command::Put { value }, ok)
+                }
+                _ => {
+                    // Expect what this client last wrote there, or the key missing.
+                    let expected = (rng.chance(1, 2)).then(|| format!("c{client}-{}", n - 1));
+                    match kv.cas(&key, expected.as_deref().map(str::as_bytes), &value) {
+                        Ok(outcome) => {
+                            let swapped = Some(outcome.swapped);
+                            (key, Command::Cas { expected, value, swapped }, true)
+                        }
+                        Err(_) => (key, Command::Cas { expected, value, swapped: None }, false),
+                    }
+                }
+            }
+        };
+        let ret = ok.then(|| nanos_since(origin));
+        record.lock().unwrap().operations.push(Operation {
+            id: 0,
+            client,
+            call,
+            ret,
+            key,
+            command,
+        });
+    }
+}
+
 #[test]
-fn acknowledged_appends_survive_repeated_leader_crashes_exactly_once() {
+fn histories_stay_linearizable_and_appends_exactly_once_through_leader_crashes() {
     let mut cluster = TestCluster::start(3);
     let addresses = cluster.addresses();
+    let origin = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let acks = Arc::new(AtomicU64::new(0));
-    let outcomes: Vec<Arc<Mutex<Outcomes>>> =
-        (0..WRITERS).map(|_| Arc::new(Mutex::new(Outcomes::default()))).collect();
-    let writers: Vec<_> = (0..WRITERS)
-        .map(|writer| {
+    let records: Vec<Arc<Mutex<Record>>> =
+        (0..CLIENTS).map(|_| Arc::new(Mutex::new(Record::default()))).collect();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|client| {
             let (addresses, stop, acks) = (addresses.clone(), stop.clone(), acks.clone());
-            let outcomes = outcomes[writer].clone();
-            thread::spawn(move || {
-                let options = raftkv::ClientOptions {
-                    timeout: Duration::from_secs(3),
-                    ..raftkv::ClientOptions::default()
-                };
-                let mut client = raftkv::Client::connect_with(&addresses, options).unwrap();
-                let key = format!("log-{}", writer % KEYS);
-                let mut n = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    let token = format!("w{writer}-{n};");
-                    match client.append(&key, token) {
-                        Ok(()) => {
-                            outcomes.lock().unwrap().acknowledged.push(n);
-                            acks.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(_) => outcomes.lock().unwrap().unknown.push(n),
-                    }
-                    n += 1;
-                }
-            })
+            let record = records[client as usize].clone();
+            thread::spawn(move || run_client(client, &addresses, origin, &stop, &acks, &record))
         })
         .collect();
 
-    let wait_for_progress = |acks: &AtomicU64, more: u64, cluster: &TestCluster| {
+    let wait_for_progress = |more: u64, cluster: &TestCluster| {
         let target = acks.load(Ordering::Relaxed) + more;
         let deadline = Instant::now() + PATIENCE;
         while acks.load(Ordering::Relaxed) < target {
-            assert!(Instant::now() < deadline, "writers made no progress\n{}", cluster.logs());
+            assert!(Instant::now() < deadline, "clients made no progress\n{}", cluster.logs());
             thread::sleep(Duration::from_millis(10));
         }
     };
     for _ in 0..4 {
-        wait_for_progress(&acks, 60, &cluster);
+        wait_for_progress(30, &cluster);
         let leader = cluster.wait_for_leader(None) as usize;
         cluster.kill(leader);
-        wait_for_progress(&acks, 60, &cluster);
+        wait_for_progress(30, &cluster);
         cluster.spawn(leader);
     }
-    wait_for_progress(&acks, 60, &cluster);
+    wait_for_progress(30, &cluster);
     stop.store(true, Ordering::Relaxed);
-    for writer in writers {
-        writer.join().unwrap();
+    for client in clients {
+        client.join().unwrap();
     }
 
-    let mut client = cluster.client();
-    let mut seen: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
-    for key in 0..KEYS {
-        let value = client.get(format!("log-{key}")).unwrap().unwrap_or_default();
+    let mut history: Vec<Operation> = Vec::new();
+    for record in &records {
+        history.append(&mut record.lock().unwrap().operations);
+    }
+    history.sort_by_key(|operation| operation.call);
+    for (id, operation) in history.iter_mut().enumerate() {
+        operation.id = id as u64;
+    }
+    let report = check(&history, &KvModel, Some(Duration::from_secs(60)));
+    assert_eq!(report.verdict, Verdict::Linearizable, "{report}");
+
+    let mut kv = cluster.client();
+    let mut seen: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for key in 0..LOG_KEYS {
+        let value = kv.get(format!("log-{key}")).unwrap().unwrap_or_default();
         for token in String::from_utf8(value).unwrap().split_terminator(';') {
-            let (writer, n) = token.trim_start_matches('w').split_once('-').unwrap();
-            seen.entry(writer.parse().unwrap()).or_default().push(n.parse().unwrap());
+            let (client, n) = token.trim_start_matches('c').split_once('-').unwrap();
+            seen.entry(client.parse().unwrap()).or_default().push(n.parse().unwrap());
         }
     }
-    for (writer, outcomes) in outcomes.iter().enumerate() {
-        let outcomes = outcomes.lock().unwrap();
-        let applied = seen.remove(&writer).unwrap_or_default();
-        assert!(applied.windows(2).all(|w| w[0] < w[1]), "writer {writer}: {applied:?}");
-        for n in &outcomes.acknowledged {
-            assert!(applied.contains(n), "writer {writer}: acknowledged append {n} is lost");
+    for (client, record) in records.iter().enumerate() {
+        let record = record.lock().unwrap();
+        let applied = seen.remove(&(client as u64)).unwrap_or_default();
+        assert!(applied.windows(2).all(|w| w[0] < w[1]), "client {client}: {applied:?}");
+        for n in &record.acknowledged {
+            assert!(applied.contains(n), "client {client}: acknowledged append {n} is lost");
         }
         for n in &applied {
             assert!(
-                outcomes.acknowledged.contains(n) || outcomes.unknown.contains(n),
-                "writer {writer}: append {n} was never attempted"
+                record.acknowledged.contains(n) || record.unknown.contains(n),
+                "client {client}: append {n} was never attempted"
             );
         }
     }
