@@ -3,8 +3,11 @@
 //! Every session runs one operation at a time, like a synchronous application thread; all of
 //! them share one connection per node. Each session first opens its session with one write,
 //! and `get` and `mixed` runs first fill the key space; neither is timed. Latency is measured
-//! from submission to answer, retries included.
+//! from submission to answer, retries included. Every value written is unique (its session and
+//! number, padded to the value size), so that a recorded history (`--history`) says which write
+//! a read saw.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
@@ -13,7 +16,8 @@ use raftkv_core::kv::KvCommand;
 use raftkv_core::prng::Prng;
 
 use crate::cli::{ClusterArgs, Failure};
-use crate::client::pool::ClerkPool;
+use crate::client::pool::{ClerkPool, Finished};
+use crate::history::History;
 
 /// What the sessions do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -37,7 +41,7 @@ pub(crate) struct BenchArgs {
     /// Operations in all, after warm-up.
     #[arg(long, default_value_t = 30_000)]
     ops: u64,
-    /// Bytes of each value written.
+    /// Bytes of each value written (at least what it takes to make each value unique).
     #[arg(long, default_value_t = 256)]
     value_size: usize,
     /// Distinct keys used.
@@ -49,6 +53,10 @@ pub(crate) struct BenchArgs {
     /// Print the summary as one JSON object on the last line.
     #[arg(long)]
     json: bool,
+    /// Record every operation (warm-up included) in FILE, in the JSON Lines history format that
+    /// `raftkv-check` reads, to check the cluster's answers for linearizability.
+    #[arg(long, value_name = "FILE")]
+    history: Option<PathBuf>,
 }
 
 /// How long the benchmark waits for any operation to finish before it calls the cluster stuck.
@@ -63,7 +71,12 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
         return Err(format!("cluster unreachable ({})", pool.describe_links()).into());
     }
     let sessions: Vec<usize> = (0..args.clients).map(|_| pool.add_session()).collect();
-    let value = vec![b'v'; args.value_size];
+    let mut run = Run {
+        pool,
+        history: args.history.as_ref().map(|_| History::new(sessions.len())),
+        written: 0,
+        value_size: args.value_size,
+    };
     let key = |index: u64| format!("bench-{index:08}").into_bytes();
 
     // Warm-up: opens every session, then fills the key space for reads.
@@ -71,19 +84,16 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
     let warm_ups = (sessions.len() as u64).max(fill);
     let mut errors = 0u64;
     for index in 0..warm_ups.min(sessions.len() as u64) {
-        let command = KvCommand::Put { key: key(index % args.keys), value: value.clone() };
-        pool.submit(sessions[index as usize], command);
+        run.put(sessions[index as usize], key(index % args.keys));
     }
     let mut next_warm_up = sessions.len() as u64;
     let mut done = 0;
     while done < warm_ups {
-        let finished = wait(&mut pool)?;
+        let finished = run.wait()?;
         done += 1;
         errors += u64::from(finished.result.is_err());
         if next_warm_up < warm_ups {
-            let command =
-                KvCommand::Put { key: key(next_warm_up % args.keys), value: value.clone() };
-            pool.submit(finished.session, command);
+            run.put(finished.session, key(next_warm_up % args.keys));
             next_warm_up += 1;
         }
     }
@@ -94,7 +104,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
             .expect("the template is valid"),
     );
     let mut rng = Prng::seeded(0x5eed);
-    let next_command = |rng: &mut Prng| {
+    let mut next = |run: &mut Run, session: usize| {
         let index = rng.range_inclusive(0, args.keys - 1);
         let read = match args.workload {
             Workload::Put => false,
@@ -102,9 +112,9 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
             Workload::Mixed => rng.chance(1, 2),
         };
         if read {
-            KvCommand::Get { key: key(index) }
+            run.submit(session, KvCommand::Get { key: key(index) });
         } else {
-            KvCommand::Put { key: key(index), value: value.clone() }
+            run.put(session, key(index));
         }
     };
     let started = Instant::now();
@@ -115,29 +125,68 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
             break;
         }
         submitted_at[session] = Instant::now();
-        pool.submit(session, next_command(&mut rng));
+        next(&mut run, session);
         issued += 1;
     }
     let mut latencies_ns = Vec::with_capacity(args.ops as usize);
     while (latencies_ns.len() as u64) < issued {
-        let finished = wait(&mut pool)?;
+        let finished = run.wait()?;
         let latency = submitted_at[finished.session].elapsed();
         latencies_ns.push(u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX));
         errors += u64::from(finished.result.is_err());
         progress.inc(1);
         if issued < args.ops {
             submitted_at[finished.session] = Instant::now();
-            pool.submit(finished.session, next_command(&mut rng));
+            next(&mut run, finished.session);
             issued += 1;
         }
     }
     let elapsed = started.elapsed();
     progress.finish_and_clear();
     report(args, &mut latencies_ns, elapsed, errors);
+    if let (Some(path), Some(history)) = (&args.history, run.history) {
+        history
+            .write(path)
+            .map_err(|e| format!("cannot write the history to {}: {e}", path.display()))?;
+    }
     Ok(())
 }
 
-fn wait(pool: &mut ClerkPool) -> Result<crate::client::pool::Finished, Failure> {
+/// The sessions at work, and what they did.
+struct Run {
+    pool: ClerkPool,
+    history: Option<History>,
+    /// Values written so far, to make each one unique.
+    written: u64,
+    value_size: usize,
+}
+
+impl Run {
+    fn submit(&mut self, session: usize, command: KvCommand) {
+        if let Some(history) = &mut self.history {
+            history.call(session, &command);
+        }
+        self.pool.submit(session, command);
+    }
+
+    /// Writes a fresh value, unique in the run, to `key`.
+    fn put(&mut self, session: usize, key: Vec<u8>) {
+        self.written += 1;
+        let mut value = format!("{session}.{}.", self.written).into_bytes();
+        value.resize(value.len().max(self.value_size), b'v');
+        self.submit(session, KvCommand::Put { key, value });
+    }
+
+    fn wait(&mut self) -> Result<Finished, Failure> {
+        let finished = wait(&mut self.pool)?;
+        if let Some(history) = &mut self.history {
+            history.ret(finished.session, &finished.result);
+        }
+        Ok(finished)
+    }
+}
+
+fn wait(pool: &mut ClerkPool) -> Result<Finished, Failure> {
     pool.next_finished(STALL).map_err(|e| e.to_string())?.ok_or_else(|| {
         Failure::Error(format!(
             "no operation finished for {STALL:?}; the cluster seems stuck ({})",

@@ -9,6 +9,7 @@ mod client;
 mod clock;
 mod conn;
 mod frame;
+mod history;
 mod local;
 mod server;
 mod storage;

@@ -1,0 +1,102 @@
+//! Histories of client operations, written as JSON Lines in the format `raftkv-check` reads
+//! (DESIGN.md, "History format"): `raftkv bench --history FILE` records one, so a real cluster's
+//! behaviour can be checked for linearizability.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+use std::time::Instant;
+
+use raftkv_core::client::ClerkError;
+use raftkv_core::kv::{KvCommand, KvReply};
+use serde_json::{Map, Value, json};
+
+/// Operations in progress and finished, by session.
+pub(crate) struct History {
+    origin: Instant,
+    /// Per session: the operation in progress and when it was called.
+    calls: Vec<Option<(u64, KvCommand)>>,
+    /// Finished operations: call time and line (without its id).
+    lines: Vec<(u64, Map<String, Value>)>,
+}
+
+impl History {
+    /// An empty history of `sessions` clients; times count from now, in nanoseconds.
+    pub(crate) fn new(sessions: usize) -> History {
+        History { origin: Instant::now(), calls: vec![None; sessions], lines: Vec::new() }
+    }
+
+    /// Session `session` calls `command`.
+    pub(crate) fn call(&mut self, session: usize, command: &KvCommand) {
+        self.calls[session] = Some((self.nanos(), command.clone()));
+    }
+
+    /// Session `session` learned how its operation ended. An error leaves the outcome unknown
+    /// (`ret: null`): it may or may not have taken effect.
+    pub(crate) fn ret(&mut self, session: usize, result: &Result<KvReply, ClerkError>) {
+        let Some((call, command)) = self.calls[session].take() else {
+            return;
+        };
+        let text = |bytes: &[u8]| Value::String(String::from_utf8_lossy(bytes).into_owned());
+        let mut line = Map::new();
+        line.insert("client".into(), json!(session));
+        line.insert("key".into(), text(command.key()));
+        let kind = match &command {
+            KvCommand::Get { .. } => "get",
+            KvCommand::Put { value, .. } => {
+                line.insert("value".into(), text(value));
+                "put"
+            }
+            KvCommand::Append { value, .. } => {
+                line.insert("value".into(), text(value));
+                "append"
+            }
+            KvCommand::Delete { .. } => "delete",
+            KvCommand::Cas { expected, new, .. } => {
+                line.insert("expected".into(), expected.as_deref().map_or(Value::Null, text));
+                line.insert("value".into(), text(new));
+                "cas"
+            }
+        };
+        line.insert("kind".into(), json!(kind));
+        line.insert("call".into(), json!(call));
+        match result {
+            Ok(reply) => {
+                match reply {
+                    KvReply::Value(value) => {
+                        line.insert("output".into(), text(value.as_deref().unwrap_or_default()));
+                    }
+                    KvReply::Cas { swapped, .. } => {
+                        line.insert("output".into(), json!(if *swapped { "ok" } else { "fail" }));
+                    }
+                    KvReply::Done => {}
+                }
+                line.insert("ret".into(), json!(self.nanos()));
+            }
+            Err(_) => {
+                line.insert("ret".into(), Value::Null);
+            }
+        }
+        self.lines.push((call, line));
+    }
+
+    /// Writes the history to `path`, one operation a line, ordered by call time. Operations
+    /// still in progress are written as never returned.
+    pub(crate) fn write(mut self, path: &Path) -> io::Result<()> {
+        for session in 0..self.calls.len() {
+            self.ret(session, &Err(ClerkError::Indeterminate));
+        }
+        self.lines.sort_by_key(|(call, _)| *call);
+        let mut out = BufWriter::new(File::create(path)?);
+        for (id, (_, mut line)) in self.lines.into_iter().enumerate() {
+            line.insert("id".into(), json!(id));
+            serde_json::to_writer(&mut out, &line)?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()
+    }
+
+    fn nanos(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+}
