@@ -100,3 +100,48 @@ impl History {
         u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use raftkv_checker::{Command, KvModel, Verdict, check};
+
+    use super::*;
+
+    fn bytes(text: &str) -> Vec<u8> {
+        text.as_bytes().to_vec()
+    }
+
+    #[test]
+    fn histories_are_read_back_by_the_checker() {
+        let mut history = History::new(3);
+        let put = KvCommand::Put { key: bytes("k"), value: bytes("1") };
+        history.call(0, &put);
+        history.ret(0, &Ok(KvReply::Done));
+        let cas = KvCommand::Cas { key: bytes("k"), expected: None, new: bytes("2") };
+        history.call(1, &cas);
+        history.ret(1, &Ok(KvReply::Cas { swapped: false, previous: Some(bytes("1")) }));
+        history.call(2, &KvCommand::Append { key: bytes("k"), value: bytes("x") });
+        history.ret(2, &Err(ClerkError::Indeterminate));
+        history.call(0, &KvCommand::Get { key: bytes("k") });
+        history.ret(0, &Ok(KvReply::Value(Some(bytes("1x")))));
+        history.call(1, &KvCommand::Delete { key: bytes("k") });
+
+        let path =
+            std::env::temp_dir().join(format!("raftkv-history-{}.jsonl", std::process::id()));
+        history.write(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let operations = raftkv_checker::parse::jsonl::parse(&text).unwrap();
+        assert_eq!(operations.len(), 5);
+        assert_eq!(operations[0].command, Command::Put { value: "1".into() });
+        assert_eq!(
+            operations[1].command,
+            Command::Cas { expected: None, value: "2".into(), swapped: Some(false) }
+        );
+        assert_eq!(operations[2].ret, None);
+        assert_eq!(operations[3].command, Command::Get { output: Some("1x".into()) });
+        assert_eq!((operations[4].command.clone(), operations[4].ret), (Command::Delete, None));
+        let report = check(&operations, &KvModel, None);
+        assert_eq!(report.verdict, Verdict::Linearizable, "{report}");
+    }
+}
