@@ -1,4 +1,5 @@
-//! Clients read and write while leaders are killed with SIGKILL and restarted. Every operation
+//! Clients read and write while leaders are killed with SIGKILL and restarted, or frozen with
+//! SIGSTOP until another leads and then woken. Every operation
 //! is recorded with its call and return times, and the history must be linearizable (checked
 //! by `raftkv-checker`); besides, every acknowledged append is there exactly once, in each
 //! client's order.
@@ -105,7 +106,7 @@ fn run_client(
 }
 
 #[test]
-fn histories_stay_linearizable_and_appends_exactly_once_through_leader_crashes() {
+fn histories_stay_linearizable_and_appends_exactly_once_through_leader_crashes_and_pauses() {
     let mut cluster = TestCluster::start(3);
     let addresses = cluster.addresses();
     let origin = Instant::now();
@@ -129,12 +130,19 @@ fn histories_stay_linearizable_and_appends_exactly_once_through_leader_crashes()
             thread::sleep(Duration::from_millis(10));
         }
     };
-    for _ in 0..4 {
+    for round in 0..6 {
         wait_for_progress(30, &cluster);
         let leader = cluster.wait_for_leader(None) as usize;
-        cluster.kill(leader);
-        wait_for_progress(30, &cluster);
-        cluster.spawn(leader);
+        if round % 2 == 0 {
+            cluster.kill(leader);
+            wait_for_progress(30, &cluster);
+            cluster.spawn(leader);
+        } else {
+            // A frozen leader is deposed; when it wakes up it must not serve stale answers.
+            cluster.pause(leader);
+            wait_for_progress(30, &cluster);
+            cluster.resume(leader);
+        }
     }
     wait_for_progress(30, &cluster);
     stop.store(true, Ordering::Relaxed);

@@ -121,6 +121,22 @@ impl TestCluster {
         wait_with_deadline(&mut child, PATIENCE).expect("node stops after SIGTERM")
     }
 
+    /// Freezes node `node` (SIGSTOP), as a long pause or a stalled machine would.
+    pub(crate) fn pause(&mut self, node: usize) {
+        self.signal(node, rustix::process::Signal::STOP);
+    }
+
+    /// Lets a paused node go on (SIGCONT).
+    pub(crate) fn resume(&mut self, node: usize) {
+        self.signal(node, rustix::process::Signal::CONT);
+    }
+
+    fn signal(&self, node: usize, signal: rustix::process::Signal) {
+        let child = self.nodes[node - 1].as_ref().expect("node is running");
+        rustix::process::kill_process(rustix::process::Pid::from_child(child), signal)
+            .expect("signal the node");
+    }
+
     /// Whether node `node` is still running.
     pub(crate) fn is_running(&mut self, node: usize) -> bool {
         self.nodes[node - 1].as_mut().is_some_and(|child| matches!(child.try_wait(), Ok(None)))
