@@ -1,5 +1,5 @@
 //! Clients read and write while leaders are killed with SIGKILL and restarted, or frozen with
-//! SIGSTOP until another leads and then woken. Every operation
+//! SIGSTOP until another leads and then woken, and finally while every node is killed at once. Every operation
 //! is recorded with its call and return times, and the history must be linearizable (checked
 //! by `raftkv-checker`); besides, every acknowledged append is there exactly once, in each
 //! client's order.
@@ -106,7 +106,7 @@ fn run_client(
 }
 
 #[test]
-fn histories_stay_linearizable_and_appends_exactly_once_through_leader_crashes_and_pauses() {
+fn histories_stay_linearizable_and_appends_exactly_once_through_crashes_and_pauses() {
     let mut cluster = TestCluster::start(3);
     let addresses = cluster.addresses();
     let origin = Instant::now();
@@ -143,6 +143,14 @@ fn histories_stay_linearizable_and_appends_exactly_once_through_leader_crashes_a
             wait_for_progress(30, &cluster);
             cluster.resume(leader);
         }
+    }
+    // Every node at once, under load.
+    wait_for_progress(30, &cluster);
+    for node in 1..=3 {
+        cluster.kill(node);
+    }
+    for node in 1..=3 {
+        cluster.spawn(node);
     }
     wait_for_progress(30, &cluster);
     stop.store(true, Ordering::Relaxed);

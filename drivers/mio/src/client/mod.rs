@@ -102,7 +102,8 @@ pub struct CasOutcome {
 /// It finds the leader by itself, follows "not the leader" hints, and retries a request that
 /// got no answer at another node with the same request id, so every write takes effect exactly
 /// once even across leader changes. Reads are linearizable: they see every write acknowledged
-/// before they started.
+/// before they started. A `Client` can be moved to another thread; give each thread its own
+/// (each is one session, doing one operation at a time).
 ///
 /// ```no_run
 /// // Start a cluster first: `raftkv local`.
