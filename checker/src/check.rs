@@ -1,0 +1,202 @@
+//! Checking a whole history: split it into partitions, search each (in parallel where there are
+//! cores to spare), and gather the verdict.
+
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::explain::explain;
+use crate::model::{Model, Partition};
+use crate::report::{PartitionOutcome, PartitionReport, Report, Verdict, Violation};
+use crate::search::{Outcome, search};
+
+/// Checks whether `history` is linearizable with respect to `model`, giving up with
+/// [`Verdict::Unknown`] once `timeout` has passed.
+///
+/// Each partition of the model is searched on its own, on up to as many threads as the machine
+/// has cores. Unless the time limit runs out, the report does not depend on the number of
+/// threads or their timing: when several partitions fail, the one explained is the one whose
+/// search failed in the fewest steps (then the first in the model's order), and partitions
+/// whose outcome could depend on timing are reported as [`PartitionOutcome::Skipped`].
+pub fn check<M: Model>(history: &[M::Operation], model: &M, timeout: Option<Duration>) -> Report {
+    let started = Instant::now();
+    let deadline = timeout.map(|timeout| started + timeout);
+    let partitions = model.partition(history);
+    let job = Job {
+        model,
+        history,
+        partitions: &partitions,
+        deadline,
+        first_failure: Mutex::new(None),
+        first_failure_steps: AtomicU64::new(u64::MAX),
+        next: AtomicUsize::new(0),
+        largest_first: largest_first(&partitions),
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, NonZeroUsize::get)
+        .min(partitions.len());
+    let mut searched: Vec<Searched> = if threads <= 1 {
+        job.work()
+    } else {
+        std::thread::scope(|scope| {
+            let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(|| job.work())).collect();
+            let mut searched = job.work();
+            for helper in helpers {
+                // A panic in a helper is a bug in a model or in the search: pass it on.
+                searched.extend(
+                    helper
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                );
+            }
+            searched
+        })
+    };
+    searched.sort_unstable_by_key(|searched| searched.index);
+    let first_failure = job
+        .first_failure
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    let partitions: Vec<PartitionReport> = partitions
+        .into_iter()
+        .zip(searched)
+        .map(|(partition, searched)| PartitionReport {
+            name: partition.name,
+            ops: partition.ops,
+            outcome: searched.settle(first_failure),
+        })
+        .collect();
+    Report {
+        verdict: verdict(&partitions),
+        ops: history.len(),
+        elapsed: started.elapsed(),
+        partitions,
+    }
+}
+
+/// What the threads share.
+struct Job<'a, M: Model> {
+    model: &'a M,
+    history: &'a [M::Operation],
+    partitions: &'a [Partition],
+    deadline: Option<Instant>,
+    /// The failure found in the fewest steps so far, as (steps, partition index): the one to
+    /// explain, whatever else fails later.
+    first_failure: Mutex<Option<(u64, usize)>>,
+    /// Its steps, for searches to read cheaply: past that many steps, a search cannot fail
+    /// first, so it stops.
+    first_failure_steps: AtomicU64,
+    /// The next position in `largest_first` to take.
+    next: AtomicUsize,
+    /// Partition indices, largest first, so that no big one is left for last.
+    largest_first: Vec<usize>,
+}
+
+/// How the search of one partition ended, before comparing with the others.
+struct Searched {
+    index: usize,
+    steps: u64,
+    result: SearchResult,
+}
+
+enum SearchResult {
+    Linearizable(Vec<usize>),
+    NotLinearizable(Violation),
+    Stopped,
+}
+
+impl<M: Model> Job<'_, M> {
+    /// Takes partitions until none is left.
+    fn work(&self) -> Vec<Searched> {
+        let mut searched = Vec::new();
+        loop {
+            let position = self.next.fetch_add(1, Ordering::Relaxed);
+            let Some(&index) = self.largest_first.get(position) else {
+                return searched;
+            };
+            searched.push(self.check_partition(index));
+        }
+    }
+
+    fn check_partition(&self, index: usize) -> Searched {
+        let ops = &self.partitions[index].ops;
+        let operations: Vec<&M::Operation> = ops.iter().map(|&op| &self.history[op]).collect();
+        let should_stop = |steps| {
+            steps > self.first_failure_steps.load(Ordering::Relaxed)
+                || self
+                    .deadline
+                    .is_some_and(|deadline| Instant::now() >= deadline)
+        };
+        let (outcome, steps) = search(self.model, &operations, should_stop);
+        let result = match outcome {
+            Outcome::Linearizable(order) => SearchResult::Linearizable(
+                order.into_iter().map(|position| ops[position]).collect(),
+            ),
+            Outcome::NotLinearizable(prefix) => {
+                let mut first = self
+                    .first_failure
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                let candidate = (steps, index);
+                if first.is_none_or(|first| candidate < first) {
+                    *first = Some(candidate);
+                    self.first_failure_steps.store(steps, Ordering::Relaxed);
+                }
+                drop(first);
+                SearchResult::NotLinearizable(explain(self.model, self.history, ops, &prefix))
+            }
+            Outcome::Stopped => SearchResult::Stopped,
+        };
+        Searched {
+            index,
+            steps,
+            result,
+        }
+    }
+}
+
+impl Searched {
+    /// The outcome to report, given the failure to explain. Whatever could have come out
+    /// otherwise with other timing is `Skipped`: a linearizable partition whose search took
+    /// longer than the first failure's might have been stopped, and a failure other than the
+    /// first might not have been reached.
+    fn settle(self, first_failure: Option<(u64, usize)>) -> PartitionOutcome {
+        match (self.result, first_failure) {
+            (SearchResult::Linearizable(_), Some((steps, _))) if self.steps > steps => {
+                PartitionOutcome::Skipped
+            }
+            (SearchResult::Linearizable(order), _) => PartitionOutcome::Linearizable { order },
+            (SearchResult::NotLinearizable(violation), Some((_, index))) if index == self.index => {
+                PartitionOutcome::NotLinearizable(violation)
+            }
+            (SearchResult::NotLinearizable(_) | SearchResult::Stopped, Some(_)) => {
+                PartitionOutcome::Skipped
+            }
+            (SearchResult::Stopped, None) => PartitionOutcome::TimedOut,
+            (SearchResult::NotLinearizable(_), None) => {
+                unreachable!("every failure is recorded in first_failure")
+            }
+        }
+    }
+}
+fn largest_first(partitions: &[Partition]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..partitions.len()).collect();
+    order.sort_by_key(|&index| std::cmp::Reverse(partitions[index].ops.len()));
+    order
+}
+
+fn verdict(partitions: &[PartitionReport]) -> Verdict {
+    let any = |wanted: fn(&PartitionOutcome) -> bool| {
+        partitions
+            .iter()
+            .any(|partition| wanted(&partition.outcome))
+    };
+    if any(|outcome| matches!(outcome, PartitionOutcome::NotLinearizable(_))) {
+        Verdict::NotLinearizable
+    } else if any(|outcome| matches!(outcome, PartitionOutcome::TimedOut)) {
+        Verdict::Unknown
+    } else {
+        Verdict::Linearizable
+    }
+}

@@ -1,0 +1,67 @@
+//! Turning a failed search into words: what the longest linearizable prefix leaves the
+//! partition holding, and why no operation can come next.
+
+use crate::model::{Model, Recorded};
+use crate::report::{DescribedOperation, StuckOperation, StuckReason, Violation};
+
+/// Explains why the partition made of `ops` (indices into `history`) is not linearizable,
+/// given the longest prefix of a linearization the search found (`prefix`, positions in `ops`).
+pub(crate) fn explain<M: Model>(
+    model: &M,
+    history: &[M::Operation],
+    ops: &[usize],
+    prefix: &[usize],
+) -> Violation {
+    let describe = |position: usize| describe(model, history, ops[position]);
+    let mut state = model.init();
+    let mut placed = vec![false; ops.len()];
+    for &position in prefix {
+        state = model
+            .step(&state, &history[ops[position]])
+            .expect("the search linearized this prefix, so each step is allowed");
+        placed[position] = true;
+    }
+    let unplaced: Vec<usize> = (0..ops.len())
+        .filter(|&position| !placed[position])
+        .collect();
+    // Ties are broken as the search's list does: by position.
+    let (due_ret, due) = unplaced
+        .iter()
+        .filter_map(|&position| history[ops[position]].ret().map(|ret| (ret, position)))
+        .min()
+        .expect("a failed search leaves an operation that returned unlinearized");
+    let mut next: Vec<usize> = unplaced
+        .into_iter()
+        .filter(|&position| history[ops[position]].call() <= due_ret)
+        .collect();
+    next.sort_by_key(|&position| (history[ops[position]].call(), position));
+    let stuck = next
+        .into_iter()
+        .map(|position| StuckOperation {
+            operation: describe(position),
+            // Every configuration reachable from the prefix was tried and failed.
+            reason: match model.step(&state, &history[ops[position]]) {
+                None => StuckReason::Impossible,
+                Some(_) => StuckReason::DeadEnd,
+            },
+        })
+        .collect();
+    Violation {
+        prefix: prefix.iter().map(|&position| describe(position)).collect(),
+        state: model.describe_state(&state),
+        stuck,
+        due: describe(due),
+    }
+}
+
+fn describe<M: Model>(model: &M, history: &[M::Operation], index: usize) -> DescribedOperation {
+    let operation = &history[index];
+    DescribedOperation {
+        index,
+        id: operation.id(),
+        client: operation.client(),
+        call: operation.call(),
+        ret: operation.ret(),
+        text: model.describe_operation(operation),
+    }
+}

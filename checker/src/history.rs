@@ -1,0 +1,68 @@
+//! Operations on the key-value store as clients record them: the history format of DESIGN.md.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Recorded;
+use crate::parse::jsonl::JsonLine;
+
+/// One operation of a key-value history, one line of a JSON Lines history file.
+///
+/// `ret: None` means the client never learned the outcome: the operation may have taken effect
+/// at any point after its call, or never, and its output is unknown (`None` too).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "JsonLine", into = "JsonLine")]
+pub struct Operation {
+    /// Unique within the history.
+    pub id: u64,
+    /// The client (process) that issued it.
+    pub client: u64,
+    /// When the client called it.
+    pub call: u64,
+    /// When the client learned the outcome, if it ever did.
+    pub ret: Option<u64>,
+    /// The key it reads or writes.
+    pub key: String,
+    /// What it asked for and what came back.
+    pub command: Command,
+}
+
+/// What an operation asked for, with its output when the client learned it.
+///
+/// An output of `None` stands for "unknown": the checker allows every output. The JSON Lines
+/// reader guarantees that outputs are known exactly when `ret` is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Reads the key; a missing key reads as `""`.
+    Get { output: Option<String> },
+    /// Sets the key to `value`.
+    Put { value: String },
+    /// Sets the key to its old value (`""` if missing) followed by `value`.
+    Append { value: String },
+    /// Removes the key.
+    Delete,
+    /// If the key holds `expected` (`None`: the key is missing), sets it to `value`.
+    /// `swapped` is the output: `Some(true)` for `"ok"`, `Some(false)` for `"fail"`.
+    Cas {
+        expected: Option<String>,
+        value: String,
+        swapped: Option<bool>,
+    },
+}
+
+impl Recorded for Operation {
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn client(&self) -> u64 {
+        self.client
+    }
+
+    fn call(&self) -> u64 {
+        self.call
+    }
+
+    fn ret(&self) -> Option<u64> {
+        self.ret
+    }
+}

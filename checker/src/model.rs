@@ -1,0 +1,72 @@
+//! The contract between the search and a sequential specification.
+
+use std::hash::Hash;
+
+/// An operation as a client recorded it: who issued it, and when it was called and returned.
+///
+/// Times are integers on one monotonic clock shared by all clients, in any unit. An operation
+/// that returned at the same instant another was called counts as concurrent with it.
+pub trait Recorded {
+    /// Identifies the operation in messages (unique within a history).
+    fn id(&self) -> u64;
+    /// The client (process) that issued it.
+    fn client(&self) -> u64;
+    /// When the client called it.
+    fn call(&self) -> u64;
+    /// When the client learned the outcome; `None` if it never did (timeout, crash). Such an
+    /// operation may take effect at any point after its call, or never.
+    fn ret(&self) -> Option<u64>;
+}
+
+/// A sequential specification: what each operation may return, given the state it runs in.
+///
+/// The search only ever moves forward with [`Model::step`], so a model is a pure function of
+/// its arguments. States are compared and hashed on every step: make both cheap.
+pub trait Model: Sync {
+    /// One operation together with its recorded outcome (unknown when it never returned).
+    type Operation: Recorded + Sync;
+    /// The state of one partition.
+    type State: Clone + Eq + Hash;
+
+    /// The state before any operation.
+    fn init(&self) -> Self::State;
+
+    /// The state after `operation` takes effect in `state`, or `None` if its recorded outcome
+    /// is impossible there. An operation whose outcome is unknown must be allowed in every
+    /// state (any outcome could have been returned).
+    fn step(&self, state: &Self::State, operation: &Self::Operation) -> Option<Self::State>;
+
+    /// Whether `operation` leaves the state as it is wherever it is allowed (a read, a failed
+    /// compare-and-set). The search linearizes such an operation as soon as it is allowed,
+    /// without trying the alternatives, which prunes much of the search. Saying `false` is
+    /// always correct; saying `true` of an operation that can change the state is not.
+    fn is_read_only(&self, operation: &Self::Operation) -> bool {
+        let _ = operation;
+        false
+    }
+
+    /// Splits a history into independent parts that are checked separately (P-compositionality:
+    /// a history is linearizable if and only if each part is). Each operation belongs to exactly
+    /// one part. The default is one part holding everything.
+    fn partition(&self, history: &[Self::Operation]) -> Vec<Partition> {
+        vec![Partition {
+            name: "the history".to_owned(),
+            ops: (0..history.len()).collect(),
+        }]
+    }
+
+    /// The operation and its outcome in a few words, e.g. `get("x") -> "1"`.
+    fn describe_operation(&self, operation: &Self::Operation) -> String;
+
+    /// The state as a phrase that completes "after it, the partition ...", e.g. `holds "1"`.
+    fn describe_state(&self, state: &Self::State) -> String;
+}
+
+/// One independent part of a history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Partition {
+    /// How people call it, e.g. `key "x"`.
+    pub name: String,
+    /// Indices into the history, in increasing order.
+    pub ops: Vec<usize>,
+}

@@ -1,0 +1,245 @@
+//! What a check found, for programs (fields) and for people (`Display`).
+
+use std::fmt;
+use std::time::Duration;
+
+/// The answer to "is this history linearizable?".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    Linearizable,
+    NotLinearizable,
+    /// The time limit ran out first. Never a guess either way.
+    Unknown,
+}
+
+/// The result of [`crate::check`].
+///
+/// `Display` gives a summary line and, for a history that is not linearizable, an explanation
+/// of the first failing partition. It leaves out the elapsed time, so that the same history
+/// always reads the same.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub verdict: Verdict,
+    /// Operations in the history.
+    pub ops: usize,
+    pub elapsed: Duration,
+    /// One per partition, in the model's order.
+    pub partitions: Vec<PartitionReport>,
+}
+
+/// The result for one partition.
+#[derive(Clone, Debug)]
+pub struct PartitionReport {
+    /// How people call it, e.g. `key "x"`.
+    pub name: String,
+    /// Its operations: indices into the history, in increasing order.
+    pub ops: Vec<usize>,
+    pub outcome: PartitionOutcome,
+}
+
+/// How the search of one partition ended.
+#[derive(Clone, Debug)]
+pub enum PartitionOutcome {
+    /// `order` is a linearization: indices into the history in the order they take effect.
+    /// Operations that never returned and are absent from it did not take effect.
+    Linearizable {
+        order: Vec<usize>,
+    },
+    NotLinearizable(Violation),
+    /// The time limit ran out while checking it.
+    TimedOut,
+    /// Not reported: another partition is not linearizable, which settles the verdict, and
+    /// this one's outcome could depend on the timing of threads.
+    Skipped,
+}
+
+/// Why a partition is not linearizable, from the longest linearizable prefix found.
+#[derive(Clone, Debug)]
+pub struct Violation {
+    /// The longest prefix of a linearization that exists, in order.
+    pub prefix: Vec<DescribedOperation>,
+    /// The partition after the prefix, as a phrase, e.g. `holds "1"`.
+    pub state: String,
+    /// The operations that could take effect next, none of which leads to a linearization.
+    pub stuck: Vec<StuckOperation>,
+    /// The first operation to return among those not in the prefix: it has to take effect
+    /// before that return, so the prefix cannot wait for anything that is called later.
+    pub due: DescribedOperation,
+}
+
+/// An operation of the history with its description.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DescribedOperation {
+    /// Index into the history.
+    pub index: usize,
+    pub id: u64,
+    pub client: u64,
+    pub call: u64,
+    pub ret: Option<u64>,
+    /// From [`crate::Model::describe_operation`].
+    pub text: String,
+}
+
+/// An operation that could come right after the longest prefix, and why it does not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StuckOperation {
+    pub operation: DescribedOperation,
+    pub reason: StuckReason,
+}
+
+/// Why an operation cannot come next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StuckReason {
+    /// Its recorded outcome is impossible in the state after the prefix.
+    Impossible,
+    /// It could take effect, but nothing can follow it.
+    DeadEnd,
+}
+
+impl Verdict {
+    /// `linearizable`, `not-linearizable` or `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Linearizable => "linearizable",
+            Verdict::NotLinearizable => "not-linearizable",
+            Verdict::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Report {
+    /// The first partition that is not linearizable, with the reason.
+    pub fn violation(&self) -> Option<(&PartitionReport, &Violation)> {
+        self.partitions
+            .iter()
+            .find_map(|partition| match &partition.outcome {
+                PartitionOutcome::NotLinearizable(violation) => Some((partition, violation)),
+                _ => None,
+            })
+    }
+
+    /// The partitions the time limit cut short.
+    pub fn timed_out(&self) -> impl Iterator<Item = &PartitionReport> {
+        self.partitions
+            .iter()
+            .filter(|partition| matches!(partition.outcome, PartitionOutcome::TimedOut))
+    }
+}
+
+/// How many operations of the prefix an explanation shows: the last ones matter.
+const PREFIX_SHOWN: usize = 8;
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ({} ops, {} partition{})",
+            self.verdict,
+            self.ops,
+            self.partitions.len(),
+            plural(self.partitions.len())
+        )?;
+        if let Some((partition, violation)) = self.violation() {
+            write!(
+                f,
+                "\n{}",
+                Explanation {
+                    partition,
+                    violation
+                }
+            )?;
+        } else if self.verdict == Verdict::Unknown {
+            let names: Vec<&str> = self
+                .timed_out()
+                .map(|partition| partition.name.as_str())
+                .collect();
+            write!(
+                f,
+                "\nthe time limit ran out while checking {}",
+                names.join(", ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+struct Explanation<'a> {
+    partition: &'a PartitionReport,
+    violation: &'a Violation,
+}
+
+impl fmt::Display for Explanation<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Explanation {
+            partition,
+            violation,
+        } = self;
+        let name = &partition.name;
+        let prefix = &violation.prefix;
+        writeln!(
+            f,
+            "{name} is not linearizable. At most {} of its {} operations can be put in an order that \
+             respects real time and the model{}",
+            prefix.len(),
+            partition.ops.len(),
+            if prefix.is_empty() { "." } else { ":" }
+        )?;
+        if prefix.len() > PREFIX_SHOWN {
+            writeln!(
+                f,
+                "  ... {} earlier operations",
+                prefix.len() - PREFIX_SHOWN
+            )?;
+        }
+        for operation in &prefix[prefix.len().saturating_sub(PREFIX_SHOWN)..] {
+            writeln!(f, "  {operation}")?;
+        }
+        writeln!(
+            f,
+            "After {}, {name} {}. No operation can take effect next:",
+            if prefix.is_empty() { "none" } else { "them" },
+            violation.state
+        )?;
+        for stuck in &violation.stuck {
+            let reason = match stuck.reason {
+                StuckReason::Impossible => "impossible in that state",
+                StuckReason::DeadEnd => "possible, but no order of the rest works after it",
+            };
+            writeln!(f, "  {}: {reason}", stuck.operation)?;
+        }
+        let due = &violation.due;
+        write!(
+            f,
+            "and op {} returned at {} ({}), so nothing called after that can come first.",
+            due.id,
+            due.ret
+                .map_or_else(|| "?".to_owned(), |ret| ret.to_string()),
+            due.text
+        )
+    }
+}
+
+impl fmt::Display for DescribedOperation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "op {} by client {} [{}, ",
+            self.id, self.client, self.call
+        )?;
+        match self.ret {
+            Some(ret) => write!(f, "{ret}]")?,
+            None => f.write_str("never returned]")?,
+        }
+        write!(f, " {}", self.text)
+    }
+}
+
+fn plural(count: usize) -> &'static str {
+    if count == 1 { "" } else { "s" }
+}

@@ -1,0 +1,191 @@
+//! The checker against a brute-force reference on thousands of small random histories: some
+//! linearizable by construction, some mutated, some random outright. Every witness it gives
+//! (a linearization, or the longest prefix of one) is checked too.
+
+mod support {
+    pub(crate) mod brute_force;
+    pub(crate) mod generate;
+    pub(crate) mod rng;
+    pub(crate) mod spec;
+    pub(crate) mod witness;
+}
+
+use std::collections::BTreeMap;
+
+use raftkv_checker::{
+    Command, KvModel, Operation, ReadOutput, RegisterCommand, RegisterModel, RegisterOperation,
+    Verdict, check,
+};
+use support::brute_force::is_linearizable;
+use support::generate::{Shape, linearizable_history};
+use support::rng::Rng;
+use support::spec;
+use support::witness::assert_witnesses_hold;
+
+const HISTORIES: u64 = 10_000;
+
+#[test]
+fn agrees_with_brute_force_on_small_kv_histories() {
+    let mut verdicts = BTreeMap::new();
+    for seed in 0..HISTORIES {
+        let mut rng = Rng::new(seed);
+        let shape = Shape {
+            clients: 2 + rng.below(3),
+            keys: 1 + rng.below(2),
+            ops: 2 + rng.below(9) as usize,
+            values: 2 + rng.below(2),
+            unknown_percent: rng.below(30),
+        };
+        let mut history = linearizable_history(&mut rng, &shape);
+        let mutations = rng.below(4);
+        for _ in 0..mutations {
+            mutate(&mut rng, &mut history);
+        }
+        let expected = is_linearizable(&history, BTreeMap::new(), spec::kv);
+        let report = check(&history, &KvModel, None);
+        let context = format!(
+            "seed {seed}, {mutations} mutations:\n{}{report}",
+            jsonl(&history)
+        );
+        assert!(
+            mutations > 0 || expected,
+            "the generator made a history that is not linearizable: {context}"
+        );
+        assert_eq!(report.verdict, verdict(expected), "{context}");
+        assert_witnesses_hold(&history, &report, BTreeMap::new(), spec::kv, &context);
+        *verdicts.entry(report.verdict.as_str()).or_insert(0) += 1;
+    }
+    assert_both_verdicts_common(&verdicts);
+}
+
+#[test]
+fn agrees_with_brute_force_on_small_random_register_histories() {
+    let mut verdicts = BTreeMap::new();
+    for seed in 0..HISTORIES {
+        let mut rng = Rng::new(seed);
+        let history = random_register_history(&mut rng);
+        let expected = is_linearizable(&history, None, spec::register);
+        let report = check(&history, &RegisterModel, None);
+        let context = format!("seed {seed}: {history:#?}\n{report}");
+        assert_eq!(report.verdict, verdict(expected), "{context}");
+        assert_witnesses_hold(&history, &report, None, spec::register, &context);
+        *verdicts.entry(report.verdict.as_str()).or_insert(0) += 1;
+    }
+    assert_both_verdicts_common(&verdicts);
+}
+
+fn verdict(linearizable: bool) -> Verdict {
+    if linearizable {
+        Verdict::Linearizable
+    } else {
+        Verdict::NotLinearizable
+    }
+}
+
+/// A test that sees one verdict almost only would prove little.
+fn assert_both_verdicts_common(verdicts: &BTreeMap<&str, u64>) {
+    for verdict in ["linearizable", "not-linearizable"] {
+        let count = verdicts.get(verdict).copied().unwrap_or(0);
+        assert!(
+            count >= HISTORIES / 5,
+            "only {count} {verdict} histories: {verdicts:?}"
+        );
+    }
+}
+
+/// Changes one thing that may make the history not linearizable.
+fn mutate(rng: &mut Rng, history: &mut [Operation]) {
+    let end = history.iter().filter_map(|op| op.ret).max().unwrap_or(0) + 1;
+    let index = rng.below(history.len() as u64) as usize;
+    let other_call = history[rng.below(history.len() as u64) as usize].call;
+    let operation = &mut history[index];
+    match rng.below(7) {
+        // Another output.
+        0..=2 => match &mut operation.command {
+            Command::Get {
+                output: Some(output),
+            } => {
+                *output = ["", "v0", "v1", "v0v1"][rng.below(4) as usize].to_owned();
+            }
+            Command::Cas {
+                swapped: Some(swapped),
+                ..
+            } => *swapped = !*swapped,
+            Command::Put { value } | Command::Append { value } => {
+                *value = format!("v{}", rng.below(3))
+            }
+            _ => {}
+        },
+        // A shorter interval.
+        3 => {
+            if let Some(ret) = operation.ret {
+                operation.ret = Some(ret.min(other_call).max(operation.call));
+            }
+        }
+        4 => {
+            operation.call = operation
+                .call
+                .max(other_call.min(operation.ret.unwrap_or(u64::MAX)))
+        }
+        // The outcome forgotten.
+        5 => {
+            operation.ret = None;
+            match &mut operation.command {
+                Command::Get { output } => *output = None,
+                Command::Cas { swapped, .. } => *swapped = None,
+                _ => {}
+            }
+        }
+        // An outcome made up.
+        _ => {
+            if operation.ret.is_none() {
+                operation.ret = Some(end);
+                match &mut operation.command {
+                    Command::Get { output } => *output = Some(format!("v{}", rng.below(2))),
+                    Command::Cas { swapped, .. } => *swapped = Some(rng.chance(1, 2)),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// Random intervals and random outputs over a tiny domain: often linearizable, often not.
+fn random_register_history(rng: &mut Rng) -> Vec<RegisterOperation> {
+    let ops = 2 + rng.below(7);
+    (0..ops)
+        .map(|id| {
+            let call = rng.below(20);
+            let ret = (!rng.chance(1, 8)).then(|| call + rng.below(8));
+            let value = |rng: &mut Rng| rng.below(2) as i64;
+            let command = match rng.below(3) {
+                0 => RegisterCommand::Read {
+                    output: match (ret, rng.below(3)) {
+                        (None, _) => ReadOutput::Unknown,
+                        (_, 0) => ReadOutput::Nil,
+                        _ => ReadOutput::Value(value(rng)),
+                    },
+                },
+                1 => RegisterCommand::Write { value: value(rng) },
+                _ => RegisterCommand::Cas {
+                    from: value(rng),
+                    to: value(rng),
+                    swapped: ret.map(|_| rng.chance(1, 2)),
+                },
+            };
+            RegisterOperation {
+                id,
+                process: id,
+                call,
+                ret,
+                command,
+            }
+        })
+        .collect()
+}
+
+fn jsonl(history: &[Operation]) -> String {
+    let mut out = Vec::new();
+    raftkv_checker::parse::jsonl::write(history, &mut out).expect("writing to memory");
+    String::from_utf8(out).expect("JSON is UTF-8")
+}

@@ -1,0 +1,134 @@
+//! Random key-value histories that are linearizable by construction: clients call operations,
+//! each takes effect on one sequential store at a moment strictly inside its interval, and
+//! some never return (taking effect or not).
+
+use std::collections::BTreeMap;
+
+use raftkv_checker::{Command, Operation};
+
+use super::rng::Rng;
+
+/// The size and mix of a generated history.
+pub(crate) struct Shape {
+    pub(crate) clients: u64,
+    pub(crate) keys: u64,
+    pub(crate) ops: usize,
+    /// Values come from this many distinct strings, so that reads can be ambiguous.
+    pub(crate) values: u64,
+    /// Chance, in percent, that an operation never returns.
+    pub(crate) unknown_percent: u64,
+}
+
+enum Phase {
+    Idle,
+    Called(usize),
+    TookEffect(usize),
+}
+
+/// A history of `shape.ops` operations, in call order, that is linearizable.
+pub(crate) fn linearizable_history(rng: &mut Rng, shape: &Shape) -> Vec<Operation> {
+    let mut store: BTreeMap<String, String> = BTreeMap::new();
+    let mut history: Vec<Operation> = Vec::with_capacity(shape.ops);
+    let mut phases: Vec<Phase> = (0..shape.clients).map(|_| Phase::Idle).collect();
+    let mut now = 0;
+    let mut busy = 0;
+    while history.len() < shape.ops || busy > 0 {
+        // Several events may share an instant, so that touching intervals occur.
+        if rng.chance(3, 4) {
+            now += 1;
+        }
+        let client = rng.below(shape.clients);
+        let phase = &mut phases[client as usize];
+        match *phase {
+            Phase::Idle if history.len() < shape.ops => {
+                *phase = Phase::Called(history.len());
+                busy += 1;
+                history.push(random_call(rng, shape, history.len() as u64, client, now));
+            }
+            Phase::Idle => {}
+            Phase::Called(op) if rng.chance(shape.unknown_percent, 100) => {
+                // The client gives up; the operation took effect or not.
+                if rng.chance(1, 2) {
+                    take_effect(&mut store, &mut history[op]);
+                }
+                forget_output(&mut history[op].command);
+                *phase = Phase::Idle;
+                busy -= 1;
+            }
+            Phase::Called(op) => {
+                take_effect(&mut store, &mut history[op]);
+                *phase = Phase::TookEffect(op);
+            }
+            Phase::TookEffect(op) => {
+                // Strictly after the moment it took effect.
+                now += 1;
+                history[op].ret = Some(now);
+                *phase = Phase::Idle;
+                busy -= 1;
+            }
+        }
+    }
+    history
+}
+
+fn random_call(rng: &mut Rng, shape: &Shape, id: u64, client: u64, now: u64) -> Operation {
+    let key = format!("k{}", rng.below(shape.keys));
+    let value = |rng: &mut Rng| format!("v{}", rng.below(shape.values));
+    let command = match rng.below(10) {
+        0..=3 => Command::Get { output: None },
+        4..=5 => Command::Put { value: value(rng) },
+        6..=7 => Command::Append { value: value(rng) },
+        8 => Command::Delete,
+        _ => Command::Cas {
+            expected: if rng.chance(1, 4) {
+                None
+            } else {
+                Some(value(rng))
+            },
+            value: value(rng),
+            swapped: None,
+        },
+    };
+    Operation {
+        id,
+        client,
+        call: now,
+        ret: None,
+        key,
+        command,
+    }
+}
+
+/// Applies the operation to the store and records its output.
+fn take_effect(store: &mut BTreeMap<String, String>, operation: &mut Operation) {
+    let key = &operation.key;
+    match &mut operation.command {
+        Command::Get { output } => *output = Some(store.get(key).cloned().unwrap_or_default()),
+        Command::Put { value } => {
+            store.insert(key.clone(), value.clone());
+        }
+        Command::Append { value } => store.entry(key.clone()).or_default().push_str(value),
+        Command::Delete => {
+            store.remove(key);
+        }
+        Command::Cas {
+            expected,
+            value,
+            swapped,
+        } => {
+            let holds = store.get(key) == expected.as_ref();
+            if holds {
+                store.insert(key.clone(), value.clone());
+            }
+            *swapped = Some(holds);
+        }
+    }
+}
+
+fn forget_output(command: &mut Command) {
+    match command {
+        Command::Get { output } => *output = None,
+        Command::Cas { swapped, .. } => *swapped = None,
+        Command::Put { .. } | Command::Append { .. } | Command::Delete => {}
+    }
+}
