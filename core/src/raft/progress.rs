@@ -166,7 +166,11 @@ impl Progress {
     /// to an older message) and the progress fell back to probing.
     pub(crate) fn on_rejected(&mut self, rejected_prev: LogIndex, next: LogIndex) -> bool {
         let current = match self.state {
-            ReplicationState::Probe => rejected_prev == self.next_index.prev(),
+            // A rejection at or below the match point was sent before the follower matched
+            // there: stale, even if it names the probe's predecessor.
+            ReplicationState::Probe => {
+                rejected_prev == self.next_index.prev() && rejected_prev > self.match_index
+            }
             ReplicationState::Replicate => rejected_prev > self.match_index,
             ReplicationState::Snapshot { .. } => false,
         };
@@ -184,6 +188,19 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stale_rejection_below_the_match_is_ignored_while_probing() {
+        // Found by the simulator (seed 1, no faults): the follower rejected prev=3, then
+        // accepted up to 3; a heartbeat's rejection at 4 sent the leader back to probing at 4,
+        // and the late rejection of 3 then looked like the answer to that probe.
+        let mut progress = Progress::new(LogIndex(1));
+        progress.on_sent(Some(LogIndex(3)));
+        progress.on_accepted(LogIndex(3));
+        assert!(progress.on_rejected(LogIndex(4), LogIndex(4)));
+        assert!(!progress.on_rejected(LogIndex(3), LogIndex(3)), "sent before the match at 3");
+        assert_eq!(progress.next_index, LogIndex(4));
+    }
 
     #[test]
     fn probe_sends_one_at_a_time_until_answered() {
