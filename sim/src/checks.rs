@@ -97,6 +97,16 @@ impl Digest {
     }
 }
 
+/// A committed log position.
+#[derive(Clone, Copy, Debug)]
+struct Committed {
+    /// The entry (`None`: compacted into a snapshot before the checks saw it).
+    digest: Option<Digest>,
+    /// The term in which it was committed: the lowest term of a node seen committing it (its
+    /// leader sees it first). Leaders of later terms must hold it.
+    term: Term,
+}
+
 /// What the checks last saw of one node in its current life.
 #[derive(Clone, Copy, Debug, Default)]
 struct Seen {
@@ -111,10 +121,13 @@ pub(crate) struct Checks {
     /// Every entry any node ever wrote, by id: the term of its predecessor (if known) and its
     /// digest. Two logs holding one id must agree on both (log matching, by induction).
     written: BTreeMap<LogId, (Option<Term>, u64)>,
-    /// Entries known committed, from index 1 (`None`: committed, but compacted into a snapshot
-    /// before the checks saw it).
-    committed: Vec<Option<Digest>>,
+    /// Entries known committed, from index 1.
+    committed: Vec<Committed>,
     seen: Vec<Seen>,
+    /// Per node, the term and index up to which its durable log was compared with its log in
+    /// memory (a leader only appends within its term, so in one term a range needs checking
+    /// once).
+    verified: Vec<(Term, LogIndex)>,
     /// The latest durable snapshot index of each node: it never goes back.
     snapshot_index: Vec<LogIndex>,
 }
@@ -126,40 +139,35 @@ impl Checks {
             written: BTreeMap::new(),
             committed: Vec::new(),
             seen: vec![Seen::default(); nodes],
+            verified: vec![(Term(0), LogIndex(0)); nodes],
             snapshot_index: vec![LogIndex(0); nodes],
         }
     }
 
-    /// Entries known committed.
-    pub(crate) fn committed_len(&self) -> u64 {
-        self.committed.len() as u64
-    }
-
     fn committed_at(&self, index: LogIndex) -> Option<Digest> {
         let offset = usize::try_from(index.0.checked_sub(1)?).ok()?;
-        self.committed.get(offset).copied().flatten()
+        self.committed.get(offset)?.digest
     }
 
-    /// Records that the entry at `index` is committed (`None`: its content is unknown).
-    fn record_committed(&mut self, index: LogIndex, digest: Option<Digest>) {
+    /// Records that node in term `term` sees the entry at `index` committed (`digest: None`:
+    /// its content is unknown). Commits come in index order, so the record has no gap.
+    fn record_committed(&mut self, index: LogIndex, digest: Option<Digest>, term: Term) {
         let offset = (index.0 - 1) as usize;
-        if self.committed.len() <= offset {
-            self.committed.resize(offset + 1, None);
-        }
-        if digest.is_some() {
-            self.committed[offset] = digest;
+        match self.committed.get_mut(offset) {
+            Some(known) => {
+                known.digest = known.digest.or(digest);
+                known.term = known.term.min(term);
+            }
+            None => {
+                debug_assert_eq!(offset, self.committed.len(), "a gap in the committed record");
+                self.committed.push(Committed { digest, term });
+            }
         }
     }
 
     /// A node reports a new role: one leader per term, and a new leader holds every committed
     /// entry.
-    pub(crate) fn on_role(
-        &mut self,
-        node: usize,
-        role: Role,
-        term: Term,
-        replica: &Kv,
-    ) -> Result<(), Failed> {
+    pub(crate) fn on_role(&mut self, role: Role, term: Term, replica: &Kv) -> Result<(), Failed> {
         if role != Role::Leader {
             return Ok(());
         }
@@ -175,17 +183,17 @@ impl Checks {
         self.leaders.insert(term, id);
         let raft = replica.raft();
         let last = raft.status().last_log.index;
-        let known = self.committed_len();
-        if last.0 < known {
+        // Entries committed in earlier terms, which this leader must hold.
+        let owed = self.committed.partition_point(|committed| committed.term < term) as u64;
+        if last.0 < owed {
             return Err((
                 Check::LeaderCompleteness,
                 format!(
-                    "n{} leads term {term} with a log ending at {last}, but {known} entries are committed",
-                    node + 1
+                    "n{id} leads term {term} with a log ending at {last}, but entries up to {owed} were committed before"
                 ),
             ));
         }
-        for index in 1..=known {
+        for index in 1..=owed {
             let index = LogIndex(index);
             let Some(expected) = self.committed_at(index) else { continue };
             match raft.term_at(index) {
@@ -193,7 +201,7 @@ impl Checks {
                     return Err((
                         Check::LeaderCompleteness,
                         format!(
-                            "n{id} leads term {term} with entry {index}/{term_held}, but {index}/{} is committed",
+                            "n{id} leads term {term} with entry {index}/{term_held}, but {index}/{} was committed before",
                             expected.term
                         ),
                     ));
@@ -206,7 +214,8 @@ impl Checks {
     }
 
     /// A node hands its disk a persist: what it writes must agree with every log (log
-    /// matching) and with the committed record.
+    /// matching). It may differ from the committed record: a node behind in an old term
+    /// takes entries from that term's leader, and only its commit point is checked.
     pub(crate) fn on_persist(&mut self, persist: &Persist, replica: &Kv) -> Result<(), Failed> {
         let raft = replica.raft();
         let id = raft.id();
@@ -241,19 +250,6 @@ impl Checks {
                     self.written.insert(entry.id(), (prev_term, digest.payload));
                 }
             }
-            if let Some(committed) = self.committed_at(entry.index) {
-                if committed != digest {
-                    return Err((
-                        Check::LeaderCompleteness,
-                        format!(
-                            "n{id} overwrites committed entry {}/{} with {}",
-                            entry.index,
-                            committed.term,
-                            entry.id()
-                        ),
-                    ));
-                }
-            }
             prev_term = Some(entry.term);
         }
         Ok(())
@@ -262,15 +258,17 @@ impl Checks {
     /// A node sends a message: a vote grant or an acknowledgement of entries must describe
     /// what its disk already holds (the node may crash right after sending it).
     pub(crate) fn on_send(
-        &self,
+        &mut self,
+        node: usize,
         message: &Message,
         durable: &Durable,
         replica: &Kv,
     ) -> Result<(), Failed> {
         match &message.body {
             Body::VoteReply { granted: true } => {
+                // A later durable term also keeps the node from voting again in this one.
                 let promised = HardState { term: message.term, vote: Some(message.to) };
-                if durable.hard_state != promised {
+                if durable.hard_state != promised && durable.hard_state.term <= message.term {
                     return Err((
                         Check::Durability,
                         format!("{message} sent while the disk holds {}", durable.hard_state),
@@ -278,6 +276,13 @@ impl Checks {
                 }
             }
             Body::AppendReply { outcome: AppendOutcome::Accepted { match_index }, .. } => {
+                if durable.hard_state.term > message.term {
+                    // Released after the node durably moved to a newer term, whose leader may
+                    // have made it drop the entries. The old leader cannot commit with it: any
+                    // quorum it gathers meets the newer leader's voters, who never ack the old
+                    // term again and held no entry beyond that leader's log.
+                    return Ok(());
+                }
                 if durable.hard_state.term < message.term {
                     return Err((
                         Check::Durability,
@@ -294,7 +299,15 @@ impl Checks {
                     ));
                 }
                 let raft = replica.raft();
-                let first = durable.snapshot_index().next();
+                if raft.term() != message.term {
+                    // The log in memory may already follow a newer leader; the disk is behind it.
+                    return Ok(());
+                }
+                let (verified_term, verified) = self.verified[node];
+                let mut first = durable.snapshot_index().next();
+                if verified_term == message.term {
+                    first = first.max(verified.next());
+                }
                 for index in first.0..=match_index.0 {
                     let index = LogIndex(index);
                     let on_disk = durable.entry(index).map(|entry| entry.term);
@@ -310,6 +323,8 @@ impl Checks {
                         ));
                     }
                 }
+                let verified = if verified_term == message.term { verified } else { LogIndex(0) };
+                self.verified[node] = (message.term, verified.max(*match_index));
             }
             _ => {}
         }
@@ -339,7 +354,7 @@ impl Checks {
                         ));
                     }
                 }
-                self.record_committed(index, digest);
+                self.record_committed(index, digest, status.term);
             }
             self.seen[node].commit = status.commit;
         }
@@ -403,6 +418,7 @@ impl Checks {
             ));
         }
         self.seen[node] = Seen { commit: replica.raft().status().commit, applied };
+        self.verified[node] = (Term(0), LogIndex(0));
         Ok(())
     }
 

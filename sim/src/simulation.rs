@@ -53,8 +53,8 @@ pub struct Stats {
 /// Something due at a virtual instant.
 #[derive(Debug)]
 pub(crate) enum Event {
-    /// A packet arrives.
-    Deliver(Packet),
+    /// A packet arrives (boxed: packets are large, and the queue moves events around).
+    Deliver(Box<Packet>),
     /// A node's `poll_timeout` instant, if the generation is still current.
     NodeTimer { node: usize, generation: u64 },
     /// A node's disk finishes persists, if the node is still in the same life.
@@ -191,7 +191,7 @@ impl Simulation {
         };
         self.now = self.now.max(next.at);
         match next.event {
-            Event::Deliver(packet) => self.deliver(packet),
+            Event::Deliver(packet) => self.deliver(*packet),
             Event::NodeTimer { node, generation } => self.on_node_timer(node, generation),
             Event::DiskDone { node, life } => self.on_disk_done(node, life),
             Event::ClerkTimer { client, generation } => {
@@ -336,7 +336,7 @@ impl Simulation {
         match output {
             Output::Send(message) => {
                 self.stats.messages += 1;
-                let result = self.checks.on_send(&message, state.disk.durable(), replica);
+                let result = self.checks.on_send(node, &message, state.disk.durable(), replica);
                 self.checked(result);
                 self.send(Packet::Peer(message));
             }
@@ -375,7 +375,7 @@ impl Simulation {
                 if role == Role::Candidate {
                     self.stats.elections += 1;
                 }
-                let result = self.checks.on_role(node, role, term, replica);
+                let result = self.checks.on_role(role, term, replica);
                 self.checked(result);
             }
         }
@@ -447,11 +447,11 @@ impl Simulation {
         match self.network.route(from, to) {
             Route::Cut => self.trace_packet(&packet, "cut"),
             Route::Lost => self.trace_packet(&packet, "lost"),
-            Route::Delivered(delay) => self.schedule_in(delay, Event::Deliver(packet)),
+            Route::Delivered(delay) => self.schedule_in(delay, Event::Deliver(Box::new(packet))),
             Route::Duplicated(first, second) => {
                 self.trace_packet(&packet, "duplicated");
-                self.schedule_in(first, Event::Deliver(packet.clone()));
-                self.schedule_in(second, Event::Deliver(packet));
+                self.schedule_in(first, Event::Deliver(Box::new(packet.clone())));
+                self.schedule_in(second, Event::Deliver(Box::new(packet)));
             }
         }
     }
