@@ -11,7 +11,7 @@ use crate::workload::Recorded;
 
 /// The longest the checker may search one history. Past it the verdict is unknown, which a
 /// report shows but does not count as a violation.
-pub const CHECK_TIME_MAX: Duration = Duration::from_secs(60);
+pub const CHECK_TIME_MAX: Duration = Duration::from_secs(20);
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

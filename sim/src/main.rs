@@ -8,6 +8,7 @@ use std::time::{Instant as WallClock, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use raftkv_checker::Verdict;
 use raftkv_sim::{FaultSet, Options, Report, Shape, TraceOutput};
 
 /// Deterministic simulation of a raftkv cluster: seeded network, disk, crash, pause and clock
@@ -182,13 +183,17 @@ fn swarm(args: &SwarmArgs) -> ExitCode {
             .expect("the template is valid");
     bar.set_style(style);
     let started = WallClock::now();
-    let (mut passed, mut sim_ops) = (0u64, 0u64);
+    let (mut passed, mut sim_ops, mut unknown) = (0u64, 0u64, 0u64);
+    let mut slowest = (0u64, seeds.start);
     let mut failure = None;
     for seed in seeds {
         let options = args.shape.options(seed, Shape::draw(seed));
+        let run_started = WallClock::now();
         let report = raftkv_sim::run(options, TraceOutput::Hidden);
+        slowest = slowest.max((millis_since(run_started), seed));
         bar.inc(1);
         sim_ops += report.ops_ok + report.ops_indeterminate;
+        unknown += u64::from(report.linearizability == Some(Verdict::Unknown));
         if report.passed() {
             passed += 1;
         } else {
@@ -206,7 +211,10 @@ fn swarm(args: &SwarmArgs) -> ExitCode {
         println!("{}", report.verdict_line());
     }
     let summary = format!(
-        "swarm: {passed} passed of {runs} runs ({count} seeds asked) in {wall_ms} ms: {runs_per_s} runs/s, {ops_per_s} simulated ops/s"
+        "swarm: {passed} passed of {runs} runs ({count} seeds asked) in {wall_ms} ms: {runs_per_s} runs/s, \
+         {ops_per_s} simulated ops/s; slowest seed {} ({} ms); {unknown} histories the checker could not \
+         decide in time",
+        slowest.1, slowest.0
     );
     if args.json {
         println!("{summary}");
@@ -224,6 +232,9 @@ fn swarm(args: &SwarmArgs) -> ExitCode {
             "wall_ms": wall_ms,
             "runs_per_s": runs_per_s,
             "sim_ops_per_s": ops_per_s,
+            "slowest_seed": slowest.1,
+            "slowest_ms": slowest.0,
+            "linearizability_unknown": unknown,
         });
         println!("{json}");
     } else {
