@@ -199,6 +199,7 @@ mod tests {
             tail: Ratio::NEVER,
             latency_tail_us_max: 100,
             torn,
+            lies: false,
         }
     }
 

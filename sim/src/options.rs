@@ -233,6 +233,10 @@ pub struct DiskOptions {
     /// How often, when a node crashes during a persist, part of it lands (its hard state, its
     /// truncation and a prefix of its entries) instead of none of it.
     pub torn: Ratio,
+    /// A disk that lies: it acknowledges every persist as soon as it gets it, long before it
+    /// is durable (a volatile write cache). Raft cannot be safe on it; never drawn, it exists
+    /// to show that the checks notice.
+    pub lies: bool,
 }
 
 /// Crashes and restarts.
@@ -441,7 +445,7 @@ fn draw_disk(rng: &mut Prng, faulty: bool) -> DiskOptions {
     let latency_tail_us_max = latency_us_max + rng.range_inclusive(0, 300_000);
     let torn = Ratio::draw(rng, 4, 4);
     if faulty {
-        DiskOptions { latency_us_min, latency_us_max, tail, latency_tail_us_max, torn }
+        DiskOptions { latency_us_min, latency_us_max, tail, latency_tail_us_max, torn, lies: false }
     } else {
         DiskOptions {
             latency_us_min: 50,
@@ -449,6 +453,7 @@ fn draw_disk(rng: &mut Prng, faulty: bool) -> DiskOptions {
             tail: Ratio::NEVER,
             latency_tail_us_max: 500,
             torn: Ratio::NEVER,
+            lies: false,
         }
     }
 }
@@ -508,8 +513,13 @@ impl fmt::Display for Options {
         let d = &self.disk;
         writeln!(
             f,
-            "disk: latency_us={}..{} tail={} latency_tail_us_max={} torn={}",
-            d.latency_us_min, d.latency_us_max, d.tail, d.latency_tail_us_max, d.torn
+            "disk: latency_us={}..{} tail={} latency_tail_us_max={} torn={}{}",
+            d.latency_us_min,
+            d.latency_us_max,
+            d.tail,
+            d.latency_tail_us_max,
+            d.torn,
+            if d.lies { " LIES (acknowledges before durable)" } else { "" }
         )?;
         if s.faults.crash {
             let c = &self.crash;

@@ -10,7 +10,7 @@ use raftkv_core::client::{ClerkError, ClerkInput, ClerkOutput};
 use raftkv_core::kv::{KvCommand, KvReply};
 use raftkv_core::prng::Prng;
 use raftkv_core::protocol::{ClientRequest, Op, Outcome};
-use raftkv_core::raft::{Entry, Role};
+use raftkv_core::raft::{Entry, PersistId, Role};
 use raftkv_core::server::{Input, Output, ReplyTo};
 use raftkv_core::{ClientId, Instant, LogId, LogIndex, NodeId, RequestId, Term};
 
@@ -59,6 +59,8 @@ pub(crate) enum Event {
     NodeTimer { node: usize, generation: u64 },
     /// A node's disk finishes persists, if the node is still in the same life.
     DiskDone { node: usize, life: u64 },
+    /// A lying disk acknowledges a persist it has not made durable.
+    LyingAck { node: usize, life: u64, id: PersistId },
     /// A clerk's `poll_timeout` instant, if the generation is still current.
     ClerkTimer { client: usize, generation: u64 },
     /// A client is done thinking and issues its next operation.
@@ -194,6 +196,16 @@ impl Simulation {
             Event::Deliver(packet) => self.deliver(*packet),
             Event::NodeTimer { node, generation } => self.on_node_timer(node, generation),
             Event::DiskDone { node, life } => self.on_disk_done(node, life),
+            Event::LyingAck { node, life, id } => {
+                if self.nodes[node].life == life {
+                    self.trace.event(
+                        self.now,
+                        Simulation::actor(node),
+                        format_args!("persisted #{} (a lie)", id.0),
+                    );
+                    self.node_input(node, Input::Persisted { id });
+                }
+            }
             Event::ClerkTimer { client, generation } => {
                 let state = &mut self.workload.clients[client];
                 if state.timer_generation == generation {
@@ -347,8 +359,12 @@ impl Simulation {
                 self.trace.event(self.now, Simulation::actor(node), format_args!("{persist}"));
                 let state = &mut self.nodes[node];
                 let life = state.life;
+                let id = persist.id;
                 let done_at = state.disk.submit(self.now, persist);
                 self.schedule(done_at, Event::DiskDone { node, life });
+                if self.options.disk.lies {
+                    self.schedule(self.now, Event::LyingAck { node, life, id });
+                }
             }
             Output::Reply { to, reply } if to == BY_HAND => {
                 self.trace.event(
@@ -435,7 +451,9 @@ impl Simulation {
                     Simulation::actor(node),
                     format_args!("persisted #{}", id.0),
                 );
-                self.node_input(node, Input::Persisted { id });
+                if !self.options.disk.lies {
+                    self.node_input(node, Input::Persisted { id });
+                }
             }
         }
     }
