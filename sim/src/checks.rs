@@ -283,12 +283,8 @@ impl Checks {
                     // term again and held no entry beyond that leader's log.
                     return Ok(());
                 }
-                if durable.hard_state.term < message.term {
-                    return Err((
-                        Check::Durability,
-                        format!("{message} sent while the disk holds only {}", durable.hard_state),
-                    ));
-                }
+                // The promise is about entries; the term it is sent in may still be on its
+                // way to the disk (a node tells a stale leader its newer term at once).
                 if durable.last_index() < *match_index {
                     return Err((
                         Check::Durability,

@@ -152,6 +152,8 @@ impl Report {
             "torn_persists": self.stats.torn_persists,
             "pauses": self.stats.pauses,
             "partitions": self.stats.partitions,
+            "snapshots": self.stats.snapshots,
+            "snapshots_installed": self.stats.snapshots_installed,
         })
     }
 }

@@ -48,6 +48,19 @@ pub struct Stats {
     pub partitions: u64,
     /// Persists torn by a crash.
     pub torn_persists: u64,
+    /// Snapshots the replicas took of their own state (log compactions).
+    pub snapshots: u64,
+    /// Snapshots installed from a leader.
+    pub snapshots_installed: u64,
+}
+
+impl Stats {
+    /// Adds what a replica's counters say it did in its life.
+    fn add_life(&mut self, replica: &Kv) {
+        let counters = replica.raft().counters();
+        self.snapshots += counters.snapshots_taken;
+        self.snapshots_installed += counters.snapshots_installed;
+    }
 }
 
 /// Something due at a virtual instant.
@@ -607,6 +620,9 @@ impl Simulation {
             return;
         }
         self.stats.crashes += 1;
+        if let Some(replica) = &self.nodes[node].replica {
+            self.stats.add_life(replica);
+        }
         match self.nodes[node].crash() {
             Ok(loss) => {
                 if loss.torn.is_some() {
@@ -829,6 +845,11 @@ impl Simulation {
     pub fn finish(mut self) -> Report {
         if self.violation.is_none() {
             self.compare_replicas();
+        }
+        for node in &self.nodes {
+            if let Some(replica) = &node.replica {
+                self.stats.add_life(replica);
+            }
         }
         Report::new(self)
     }
