@@ -40,3 +40,19 @@ fn seed_1308_late_session_expiry_ran_an_append_twice() {
     let report = raftkv_sim::run(options, TraceOutput::Hidden);
     assert!(report.passed(), "{}", report.verdict_line());
 }
+
+/// `raftkv-sim run --seed 1476 --nodes 3 --clients 3 --ops 337 --faults net,pause
+/// --snapshot-bytes 700`: a follower resumed from a pause with appends and a stale leader's
+/// InstallSnapshot waiting; it answered the snapshot with an acknowledgement of its log up to
+/// its commit index at once, before the entries it had just taken were durable (core, fixed in
+/// the answer to stale messages). Harmless as it happens, but the only promise that did not
+/// wait for the disk.
+#[test]
+fn seed_1476_stale_snapshot_answered_with_an_acknowledgement_not_yet_durable() {
+    let shape =
+        Shape { nodes: 3, clients: 3, ops: 337, faults: "net,pause".parse().expect("valid") };
+    let mut options = Options::draw(1476, shape);
+    options.snapshot_bytes = 700;
+    let report = raftkv_sim::run(options, TraceOutput::Hidden);
+    assert!(report.passed(), "{}", report.verdict_line());
+}
