@@ -103,20 +103,23 @@ struct Total {
 /// Large histories of our own, linearizable by construction.
 fn generated(runs: usize) {
     let shapes = [
-        ("20000 ops, 20 keys, 16 clients", 0),
-        ("same, 2% never return", 2),
+        ("20000 ops, 20 keys, 16 clients", 16, 20, 20_000, 0),
+        ("same, 2% never return", 16, 20, 20_000, 2),
+        ("1000 ops, 1 key, 16 clients, 5% never", 16, 1, 1_000, 5),
     ];
-    for (name, unknown_percent) in shapes {
+    for (name, clients, keys, ops, unknown_percent) in shapes {
         let shape = Shape {
-            clients: 16,
-            keys: 20,
-            ops: 20_000,
+            clients,
+            keys,
+            ops,
             values: 50,
             unknown_percent,
+            get_percent: 40,
+            appends_only: false,
         };
         let history = linearizable_history(&mut Rng::new(1), &shape);
         let (verdict, ms) = time(&KvModel, &history, runs);
-        println!("generated: {name:<31} {verdict:<14} {ms:>9.3} ms");
+        println!("generated: {name:<38} {verdict:<14} {ms:>9.3} ms");
     }
 }
 

@@ -22,6 +22,10 @@ impl BitSet {
         self.words[index / 64] &= !(1 << (index % 64));
     }
 
+    pub(crate) fn contains(&self, index: usize) -> bool {
+        self.words[index / 64] & (1 << (index % 64)) != 0
+    }
+
     pub(crate) fn words(&self) -> &[u64] {
         &self.words
     }
@@ -41,5 +45,6 @@ mod tests {
         assert_eq!(set.words(), [1, 1, 2]);
         set.remove(64);
         assert_eq!(set.words(), [1, 0, 2]);
+        assert!(set.contains(129) && !set.contains(64) && !set.contains(128));
     }
 }

@@ -33,9 +33,13 @@ pub fn check<M: Model>(history: &[M::Operation], model: &M, timeout: Option<Dura
         next: AtomicUsize::new(0),
         largest_first: largest_first(&partitions),
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, NonZeroUsize::get)
-        .min(partitions.len());
+    let threads = if history.len() < OPS_WORTH_A_THREAD {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map_or(1, NonZeroUsize::get)
+            .min(partitions.len())
+    };
     let mut searched: Vec<Searched> = if threads <= 1 {
         job.work()
     } else {
@@ -74,6 +78,9 @@ pub fn check<M: Model>(history: &[M::Operation], model: &M, timeout: Option<Dura
         partitions,
     }
 }
+
+/// Below this many operations, starting a thread costs more than it saves.
+const OPS_WORTH_A_THREAD: usize = 1000;
 
 /// What the threads share.
 struct Job<'a, M: Model> {

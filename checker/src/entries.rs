@@ -1,18 +1,6 @@
 //! The calls and returns of a partition in time order, as a doubly linked list from which the
-//! search lifts an operation when it linearizes it and puts it back when it backtracks.
-
-/// One event of the list.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Event {
-    Call(usize),
-    Return(usize),
-    /// Past the last event.
-    End,
-}
-
-/// A cursor into [`Entries`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Cursor(u32);
+//! search lifts an operation when it linearizes it and puts it back when it backtracks. The
+//! calls before the first return left are those of the operations that may take effect next.
 
 /// Entry numbers: the call of operation `i` is `i`, its return `n + i`; `2n` is the head.
 ///
@@ -64,28 +52,15 @@ impl Entries {
         }
     }
 
-    pub(crate) fn first(&self) -> Cursor {
-        Cursor(self.next[2 * self.ops])
-    }
-
-    pub(crate) fn next(&self, cursor: Cursor) -> Cursor {
-        Cursor(self.next[cursor.0 as usize])
-    }
-
-    /// The cursor at the call of `op`.
-    pub(crate) fn call_of(op: usize) -> Cursor {
-        Cursor(op as u32)
-    }
-
-    pub(crate) fn event(&self, cursor: Cursor) -> Event {
-        let entry = cursor.0 as usize;
-        if entry < self.ops {
-            Event::Call(entry)
-        } else if entry < 2 * self.ops {
-            Event::Return(entry - self.ops)
-        } else {
-            Event::End
-        }
+    /// The operations whose calls come before the first return left in the list, in the
+    /// order of their calls.
+    pub(crate) fn calls_before_first_return(&self) -> impl Iterator<Item = usize> + '_ {
+        let mut entry = self.next[2 * self.ops] as usize;
+        std::iter::from_fn(move || {
+            let op = (entry < self.ops).then_some(entry)?;
+            entry = self.next[entry] as usize;
+            Some(op)
+        })
     }
 
     /// Removes the call and return of `op`.
@@ -121,32 +96,25 @@ impl Entries {
 mod tests {
     use super::*;
 
-    fn events(entries: &Entries) -> Vec<Event> {
-        let mut events = Vec::new();
-        let mut cursor = entries.first();
-        loop {
-            let event = entries.event(cursor);
-            events.push(event);
-            if event == Event::End {
-                return events;
-            }
-            cursor = entries.next(cursor);
-        }
+    fn candidates(entries: &Entries) -> Vec<usize> {
+        entries.calls_before_first_return().collect()
     }
 
     #[test]
     fn orders_by_time_with_calls_first_and_lifts_in_nested_order() {
-        use Event::{Call, End, Return};
-        // op 0: [5, 10]; op 1: [10, 12]; op 2: [1, never].
-        let mut entries = Entries::new(&[(5, Some(10)), (10, Some(12)), (1, None)]);
-        let all = vec![Call(2), Call(0), Call(1), Return(0), Return(1), End];
-        assert_eq!(events(&entries), all);
+        // op 0: [5, 10]; op 1: [10, 12]; op 2: [1, never]; op 3: [13, 14].
+        let mut entries = Entries::new(&[(5, Some(10)), (10, Some(12)), (1, None), (13, Some(14))]);
+        // Op 1 is called at the instant op 0 returns: they overlap.
+        assert_eq!(candidates(&entries), [2, 0, 1]);
         entries.lift(0);
-        assert_eq!(events(&entries), [Call(2), Call(1), Return(1), End]);
+        assert_eq!(candidates(&entries), [2, 1]);
+        entries.lift(1);
+        assert_eq!(candidates(&entries), [2, 3]);
         entries.lift(2);
-        assert_eq!(events(&entries), [Call(1), Return(1), End]);
+        assert_eq!(candidates(&entries), [3]);
         entries.unlift(2);
+        entries.unlift(1);
         entries.unlift(0);
-        assert_eq!(events(&entries), all);
+        assert_eq!(candidates(&entries), [2, 0, 1]);
     }
 }

@@ -37,13 +37,20 @@ pub(crate) fn explain<M: Model>(
     next.sort_by_key(|&position| (history[ops[position]].call(), position));
     let stuck = next
         .into_iter()
-        .map(|position| StuckOperation {
-            operation: describe(position),
-            // Every configuration reachable from the prefix was tried and failed.
-            reason: match model.step(&state, &history[ops[position]]) {
+        .filter_map(|position| {
+            let operation = &history[ops[position]];
+            let reason = match model.step(&state, operation) {
                 None => StuckReason::Impossible,
+                // One that never returned need not take effect: it is worth naming only if it
+                // would change something.
+                Some(after) if operation.ret().is_none() && after == state => return None,
+                // Every configuration reachable from the prefix was tried and failed.
                 Some(_) => StuckReason::DeadEnd,
-            },
+            };
+            Some(StuckOperation {
+                operation: describe(position),
+                reason,
+            })
         })
         .collect();
     Violation {

@@ -1,6 +1,8 @@
 //! A self-contained web page that draws checked histories: per partition, a lane per client and
 //! a bar per operation from its call to its return, with the linearization (or the longest
 //! linearizable prefix and the operations that cannot follow it) marked.
+//!
+//! The page is built in `String`s, which `write!` cannot fail to write to: hence `let _ =`.
 
 use std::fmt::Write as _;
 
@@ -32,9 +34,11 @@ const STEP: f64 = 12.0;
 const ROW_HEIGHT: f64 = 20.0;
 const BAR_HEIGHT: f64 = 14.0;
 const LANE_LABEL_WIDTH: f64 = 90.0;
-const AXIS_HEIGHT: f64 = 6.0;
+/// Room above the lanes for the time labels.
+const AXIS_HEIGHT: f64 = 18.0;
 
 impl Page {
+    /// A page with no history yet.
     pub fn new() -> Self {
         Page::default()
     }
@@ -167,26 +171,39 @@ fn draw_partition<M: Model>(
         LANE_LABEL_WIDTH + STEP * (instants.partition_point(|&instant| instant < time) as f64 + 1.0)
     };
     let x_end = LANE_LABEL_WIDTH + STEP * (instants.len() as f64 + 2.0);
+    let width = x_end + STEP;
     let rows = lay_out_rows(history, ops);
-    let lane_count = rows.iter().map(|lane| lane.1.len()).sum::<usize>();
-    let height = AXIS_HEIGHT + ROW_HEIGHT * lane_count as f64 + 4.0;
+    let row_count = rows.iter().map(|(_, rows)| rows.len()).sum::<usize>();
+    let lanes_bottom = AXIS_HEIGHT + ROW_HEIGHT * row_count as f64;
     let _ = writeln!(
         out,
-        "<div class=\"scroll\"><svg width=\"{:.0}\" height=\"{height:.0}\">",
-        x_end + STEP
+        "<div class=\"scroll\"><svg width=\"{width:.0}\" height=\"{:.0}\">",
+        lanes_bottom + 4.0
     );
-    let mut row_index = 0;
-    for (client, lane) in &rows {
-        let top = AXIS_HEIGHT + ROW_HEIGHT * row_index as f64;
-        let lane_height = ROW_HEIGHT * lane.len() as f64;
+    let mut top = AXIS_HEIGHT;
+    for (client, rows) in &rows {
+        let lane_height = ROW_HEIGHT * rows.len() as f64;
         let _ = writeln!(
             out,
-            "<rect class=\"lane{}\" x=\"0\" y=\"{top}\" width=\"{:.0}\" height=\"{lane_height}\"/><text class=\"client\" x=\"4\" y=\"{:.1}\">client {client}</text>",
+            "<rect class=\"lane{}\" x=\"0\" y=\"{top}\" width=\"{width:.0}\" height=\"{lane_height}\"/><text class=\"client\" x=\"4\" y=\"{:.1}\">client {client}</text>",
             if client % 2 == 0 { " even" } else { "" },
-            x_end + STEP,
             top + ROW_HEIGHT / 2.0 + 4.0
         );
-        for row in lane {
+        top += lane_height;
+    }
+    // A labelled tick every few instants, as many as the labels leave room for.
+    let widest_label = instants.last().map_or(1, |last| last.to_string().len());
+    let every = ((widest_label as f64 * 6.5 + 10.0) / STEP).ceil() as usize;
+    for &instant in instants.iter().step_by(every) {
+        let x = x_of(instant);
+        let _ = writeln!(
+            out,
+            "<text class=\"tick\" x=\"{x:.1}\" y=\"12\">{instant}</text><line class=\"grid\" x1=\"{x:.1}\" y1=\"15\" x2=\"{x:.1}\" y2=\"{lanes_bottom:.0}\"/>"
+        );
+    }
+    let mut row_index = 0;
+    for (_, rows) in &rows {
+        for row in rows {
             let y = AXIS_HEIGHT + ROW_HEIGHT * row_index as f64 + (ROW_HEIGHT - BAR_HEIGHT) / 2.0;
             for &op in row {
                 let operation = &history[op];
@@ -367,6 +384,7 @@ details { margin: 6px 0; } summary { cursor: pointer; }
 .scroll { overflow-x: auto; border: 1px solid #dde1e6; margin: 6px 0; }
 svg text { font: 11px system-ui, sans-serif; pointer-events: none; }
 .lane { fill: #ffffff; } .lane.even { fill: #f7f8fa; } .client { fill: #4b5563; }
+.tick { fill: #6b7280; text-anchor: middle; } .grid { stroke: #e5e7eb; stroke-width: 1; }
 .op rect { stroke-width: 1.5; }
 .op.placed rect { fill: #9fd8ac; stroke: #1e7b34; }
 .op.unplaced rect { fill: #d9dde3; stroke: #8a929c; }

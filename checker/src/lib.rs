@@ -6,9 +6,14 @@
 //! the store would have returned. Operations whose return is unknown (`ret: None`) may take
 //! effect at any point after their call, or never.
 //!
+//! Times are integers on one clock shared by all clients, in any unit; an operation that returned
+//! at the instant another was called counts as concurrent with it.
+//!
 //! The checker is the search of Wing & Gong as refined by Lowe, run separately on each
 //! partition of the history (for the key-value store, each key) in parallel. Its verdict is
-//! never a guess: when the time limit runs out first, it is [`Verdict::Unknown`].
+//! never a guess: when the time limit runs out first, it is [`Verdict::Unknown`]. Short of
+//! that, the report depends on the history alone, not on threads or timing, so that a
+//! simulator's output stays reproducible.
 //!
 //! ```
 //! use std::time::Duration;
@@ -37,6 +42,7 @@ mod explain;
 mod fxhash;
 mod history;
 pub mod html;
+mod lifo_list;
 mod model;
 pub mod models;
 pub mod parse;

@@ -13,8 +13,9 @@ pub trait Recorded {
     fn client(&self) -> u64;
     /// When the client called it.
     fn call(&self) -> u64;
-    /// When the client learned the outcome; `None` if it never did (timeout, crash). Such an
-    /// operation may take effect at any point after its call, or never.
+    /// When the client learned the outcome, never before the call; `None` if it never did
+    /// (timeout, crash). Such an operation may take effect at any point after its call, or
+    /// never.
     fn ret(&self) -> Option<u64>;
 }
 
@@ -43,6 +44,33 @@ pub trait Model: Sync {
     fn is_read_only(&self, operation: &Self::Operation) -> bool {
         let _ = operation;
         false
+    }
+
+    /// Whether `operation` can only extend the state, in the sense that
+    /// [`Model::may_become_allowed`] understands (an append). Saying `false` is always correct.
+    fn only_extends(&self, operation: &Self::Operation) -> bool {
+        let _ = operation;
+        false
+    }
+
+    /// Whether `read`, a read-only operation, could be allowed in some state reached from
+    /// `state` by any number of operations that [`Model::only_extends`], possibly after one of
+    /// `others`: the operations that may take effect before `read` and change the state in
+    /// other ways. The search gives up every configuration for which this is false about the
+    /// next read to return. So a history of concurrent appends read now and then is checked in
+    /// about linear time instead of trying every order of the appends. Saying `true` is always
+    /// correct.
+    fn may_become_allowed<'a>(
+        &self,
+        state: &Self::State,
+        read: &Self::Operation,
+        others: impl Iterator<Item = &'a Self::Operation>,
+    ) -> bool
+    where
+        Self::Operation: 'a,
+    {
+        let _ = (state, read, others);
+        true
     }
 
     /// Splits a history into independent parts that are checked separately (P-compositionality:

@@ -60,7 +60,8 @@ pub struct Violation {
     pub prefix: Vec<DescribedOperation>,
     /// The partition after the prefix, as a phrase, e.g. `holds "1"`.
     pub state: String,
-    /// The operations that could take effect next, none of which leads to a linearization.
+    /// The operations that could take effect next, none of which leads to a linearization
+    /// (leaving out those that never returned and would change nothing there).
     pub stuck: Vec<StuckOperation>,
     /// The first operation to return among those not in the prefix: it has to take effect
     /// before that return, so the prefix cannot wait for anything that is called later.
@@ -114,7 +115,8 @@ impl fmt::Display for Verdict {
 }
 
 impl Report {
-    /// The first partition that is not linearizable, with the reason.
+    /// The partition that is not linearizable, with the reason. There is at most one: when
+    /// several fail, [`crate::check`] reports one and skips the others.
     pub fn violation(&self) -> Option<(&PartitionReport, &Violation)> {
         self.partitions
             .iter()
@@ -182,46 +184,57 @@ impl fmt::Display for Explanation<'_> {
         } = self;
         let name = &partition.name;
         let prefix = &violation.prefix;
-        writeln!(
-            f,
-            "{name} is not linearizable. At most {} of its {} operations can be put in an order that \
-             respects real time and the model{}",
-            prefix.len(),
-            partition.ops.len(),
-            if prefix.is_empty() { "." } else { ":" }
-        )?;
-        if prefix.len() > PREFIX_SHOWN {
-            writeln!(
-                f,
-                "  ... {} earlier operations",
-                prefix.len() - PREFIX_SHOWN
-            )?;
-        }
+        let total = partition.ops.len();
+        let after = match prefix.len() {
+            0 => {
+                writeln!(
+                    f,
+                    "{name} is not linearizable: none of its {total} operations can come first."
+                )?;
+                "At the start"
+            }
+            shown if shown <= PREFIX_SHOWN => {
+                writeln!(
+                    f,
+                    "{name} is not linearizable. The longest prefix of a linearization has {shown} of its \
+                     {total} operations:"
+                )?;
+                if shown == 1 { "After it" } else { "After them" }
+            }
+            length => {
+                writeln!(
+                    f,
+                    "{name} is not linearizable. The longest prefix of a linearization has {length} of its \
+                     {total} operations, ending with:"
+                )?;
+                "After them"
+            }
+        };
         for operation in &prefix[prefix.len().saturating_sub(PREFIX_SHOWN)..] {
             writeln!(f, "  {operation}")?;
         }
         writeln!(
             f,
-            "After {}, {name} {}. No operation can take effect next:",
-            if prefix.is_empty() { "none" } else { "them" },
+            "{after}, {name} {}, and no operation can come next:",
             violation.state
         )?;
         for stuck in &violation.stuck {
             let reason = match stuck.reason {
-                StuckReason::Impossible => "impossible in that state",
-                StuckReason::DeadEnd => "possible, but no order of the rest works after it",
+                StuckReason::Impossible => "impossible there",
+                StuckReason::DeadEnd => "possible there, but nothing can follow it",
             };
             writeln!(f, "  {}: {reason}", stuck.operation)?;
         }
         let due = &violation.due;
-        write!(
-            f,
-            "and op {} returned at {} ({}), so nothing called after that can come first.",
-            due.id,
-            due.ret
-                .map_or_else(|| "?".to_owned(), |ret| ret.to_string()),
-            due.text
-        )
+        match due.ret {
+            Some(ret) => write!(
+                f,
+                "Nothing called after {ret} can come next either: op {} returned at {ret}, so it has to \
+                 take effect before them.",
+                due.id
+            ),
+            None => Ok(()),
+        }
     }
 }
 
@@ -229,14 +242,14 @@ impl fmt::Display for DescribedOperation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "op {} by client {} [{}, ",
+            "op {} (client {}, called {}, ",
             self.id, self.client, self.call
         )?;
         match self.ret {
-            Some(ret) => write!(f, "{ret}]")?,
-            None => f.write_str("never returned]")?,
+            Some(ret) => write!(f, "returned {ret}")?,
+            None => f.write_str("never returned")?,
         }
-        write!(f, " {}", self.text)
+        write!(f, "): {}", self.text)
     }
 }
 

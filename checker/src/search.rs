@@ -2,18 +2,27 @@
 //! refinements (just-in-time linearization over a list of calls and returns, and a cache of
 //! configurations already visited).
 //!
-//! The search walks the list of calls and returns. At a call it tries to linearize that
-//! operation now: if the model allows it and the resulting configuration (set of linearized
-//! operations, state) is new, it lifts the operation out of the list and starts again from the
-//! front. At a return, the operation returning has not been linearized and can no longer be:
-//! the search undoes its latest choice and tries the next call after it. It succeeds when every
-//! operation that returned is linearized; operations that never returned need not take effect.
+//! A configuration is the set of operations linearized so far and the state they leave. Its
+//! candidates, the operations that may come next, are those not yet linearized that were
+//! called before the first return of one not yet linearized: that one must take effect before
+//! anything called later. The search moves depth first: it linearizes a candidate if the model
+//! allows it and the configuration it leads to is new, and undoes its latest choice when a
+//! configuration has no candidate left. It succeeds when every operation that returned is
+//! linearized; operations that never returned need not take effect.
+//!
+//! The order of trying candidates decides only how soon a linearization is found, and most
+//! histories have one. An operation that returned early most often took effect early, so
+//! candidates go by return, earliest first. An operation that never returned goes by its call
+//! instead: trying its effect early costs little when it had none (the next read disagrees),
+//! while trying it late costs much when it had one (every order of the others is tried first).
+//! Reads that are allowed go first and alone (see [`Search::enter`]).
 
 use std::hash::{Hash, Hasher};
 
 use crate::bitset::BitSet;
-use crate::entries::{Cursor, Entries, Event};
+use crate::entries::Entries;
 use crate::fxhash::FxHasher;
+use crate::lifo_list::LifoList;
 use crate::model::{Model, Recorded};
 use crate::visited::Visited;
 
@@ -37,37 +46,36 @@ const STEPS_BETWEEN_STOP_CHECKS: u64 = 1024;
 /// Searches for a linearization of `ops`. Every so many steps it asks `should_stop`, given
 /// the steps taken so far, whether to give up. Returns the outcome and the steps it took.
 ///
-/// A step is looking at one call or return; the count is the same on every run, and so serves
-/// to compare partitions deterministically.
+/// A step is trying one candidate or undoing one choice; the count is the same on every run,
+/// and so serves to compare partitions deterministically.
 pub(crate) fn search<M: Model>(
     model: &M,
     ops: &[&M::Operation],
     mut should_stop: impl FnMut(u64) -> bool,
 ) -> (Outcome, u64) {
     let mut search = Search::new(model, ops);
-    let mut cursor = search.entries.first();
+    // False when the configuration the search is in is known to fail.
+    let mut viable = search.enter();
     let mut steps = 0;
     loop {
         if search.unreturned_left == 0 {
-            return (
-                Outcome::Linearizable(search.stack.iter().map(|frame| frame.op).collect()),
-                steps,
-            );
+            let order = search.stack.iter().map(|frame| frame.op).collect();
+            return (Outcome::Linearizable(order), steps);
         }
         steps += 1;
         if steps % STEPS_BETWEEN_STOP_CHECKS == 0 && should_stop(steps) {
             return (Outcome::Stopped, steps);
         }
-        let next = match search.entries.event(cursor) {
-            Event::Call(op) => search.try_linearize(op, cursor),
-            // An operation returned without having taken effect; `End` is only reached with
-            // returned operations left, so one of them is in the same situation.
-            Event::Return(_) | Event::End => search.backtrack(),
+        let candidate = if viable {
+            search.next_candidate()
+        } else {
+            None
         };
-        match next {
-            Some(next) => cursor = next,
+        viable = match candidate {
+            Some(op) => search.try_candidate(op),
+            None if search.backtrack() => true,
             None => return (Outcome::NotLinearizable(search.longest.ops.clone()), steps),
-        }
+        };
     }
 }
 
@@ -76,9 +84,24 @@ struct Frame<S> {
     op: usize,
     /// The state before the operation took effect.
     state_before: S,
-    /// Whether the choice was forced (see [`Search::try_linearize`]): then no alternative at
-    /// this point needs trying.
+    /// Whether the choice was forced (see [`Search::enter`]): then no alternative at this
+    /// point needs trying.
     forced: bool,
+    /// The length of the candidate arena before the choice, with the next candidate to try
+    /// after undoing it at `resume`.
+    arena_len: usize,
+    resume: usize,
+    /// `Search::next_read` before the choice.
+    next_read: usize,
+}
+
+/// What an operation can do to the state, as far as the search cares.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Effect {
+    ReadOnly,
+    /// See [`Model::only_extends`].
+    Extends,
+    Any,
 }
 
 /// Where an operation's bit lives: operations that returned and those that did not are kept
@@ -94,6 +117,10 @@ struct Search<'a, M: Model> {
     ops: &'a [&'a M::Operation],
     entries: Entries,
     slots: Vec<Slot>,
+    effects: Vec<Effect>,
+    /// The order of trying candidates: return time, or call time for operations that never
+    /// returned.
+    priorities: Vec<u64>,
     /// Random words whose xor over a set of returned operations hashes that set (Zobrist
     /// hashing), so that the hash follows each change in constant time.
     op_hashes: Vec<u64>,
@@ -102,9 +129,23 @@ struct Search<'a, M: Model> {
     open: BitSet,
     state: M::State,
     stack: Vec<Frame<M::State>>,
+    /// The candidates of every configuration on the stack, back to back; the current one's
+    /// are last, and `next` is the next of them to try.
+    arena: Vec<usize>,
+    next: usize,
     visited: Visited<M::State>,
     /// Operations that returned but are not linearized yet.
     unreturned_left: usize,
+    /// The operations whose effect may be other than extending the state, by call, and the
+    /// positions among them of those not linearized yet.
+    others: Vec<usize>,
+    others_left: LifoList,
+    /// Per operation, its position in `others`, if it has one.
+    other_rank: Vec<Option<usize>>,
+    /// The read-only operations that returned, by return; those before `next_read` are
+    /// linearized (it may lag behind).
+    reads_by_return: Vec<usize>,
+    next_read: usize,
     longest: LongestPrefix,
 }
 
@@ -125,11 +166,43 @@ impl<'a, M: Model> Search<'a, M> {
         }
         let returned = BitSet::new(returned_count);
         let open = BitSet::new(open_count);
+        let effects: Vec<Effect> = ops
+            .iter()
+            .map(|op| {
+                if model.is_read_only(op) {
+                    Effect::ReadOnly
+                } else if model.only_extends(op) {
+                    Effect::Extends
+                } else {
+                    Effect::Any
+                }
+            })
+            .collect();
+        let mut others: Vec<usize> = (0..ops.len())
+            .filter(|&op| effects[op] == Effect::Any)
+            .collect();
+        others.sort_unstable_by_key(|&op| (intervals[op].0, op));
+        let mut other_rank = vec![None; ops.len()];
+        for (rank, &op) in others.iter().enumerate() {
+            other_rank[op] = Some(rank);
+        }
+        let mut reads_by_return: Vec<usize> = (0..ops.len())
+            .filter(|&op| effects[op] == Effect::ReadOnly && intervals[op].1.is_some())
+            .collect();
+        reads_by_return.sort_unstable_by_key(|&op| (intervals[op].1, op));
         Search {
             model,
             ops,
             entries: Entries::new(&intervals),
             slots,
+            others_left: LifoList::new(others.len()),
+            others,
+            other_rank,
+            effects,
+            priorities: intervals
+                .iter()
+                .map(|&(call, ret)| ret.unwrap_or(call))
+                .collect(),
             op_hashes: (0..returned_count as u64).map(splitmix64).collect(),
             visited: Visited::new(returned.words().len(), open.words().len()),
             returned,
@@ -137,35 +210,120 @@ impl<'a, M: Model> Search<'a, M> {
             open,
             state: model.init(),
             stack: Vec::with_capacity(ops.len()),
+            arena: Vec::new(),
+            next: 0,
             unreturned_left: returned_count,
+            reads_by_return,
+            next_read: 0,
             longest: LongestPrefix::default(),
         }
     }
 
-    /// Tries to linearize `op` (whose call `cursor` is at) next. Returns where to go on.
+    /// Lists the candidates of the configuration just reached, in the order to try them.
+    /// Returns whether the configuration may still succeed.
     ///
-    /// Linearizing a read-only operation that returned is a forced choice: any linearization
-    /// from here places it later, and could place it now instead, as it is pending (everything
-    /// that had to precede it is linearized), allowed here, and invisible to what comes
-    /// between. So if the choice fails, this whole configuration fails, and so it does if it
-    /// was visited before. An operation that never returned and would leave the state as it is
-    /// is not worth linearizing: the configuration without it subsumes the one with it.
-    fn try_linearize(&mut self, op: usize, cursor: Cursor) -> Option<Cursor> {
-        let operation = self.ops[op];
-        let slot = self.slots[op];
-        let read_only = self.model.is_read_only(operation);
-        if read_only && matches!(slot, Slot::Open(_)) {
-            return Some(self.entries.next(cursor));
+    /// A read-only operation that returned and is allowed is a forced choice: any
+    /// linearization from here places it later, and could place it now instead, as it is a
+    /// candidate (everything that had to precede it is linearized), allowed here, and
+    /// invisible to what comes between. So it is linearized at once without listing the
+    /// others; and if that leads to a configuration visited before, this one fails too.
+    /// Read-only candidates that are not allowed are left out: nothing at this point changes
+    /// the state they see, and so are those that never returned: they need not take effect.
+    fn enter(&mut self) -> bool {
+        'configuration: loop {
+            if !self.next_read_may_become_allowed() {
+                return false;
+            }
+            let start = self.arena.len();
+            self.next = start;
+            self.arena.extend(self.entries.calls_before_first_return());
+            let mut kept = start;
+            for index in start..self.arena.len() {
+                let op = self.arena[index];
+                let operation = self.ops[op];
+                if self.effects[op] != Effect::ReadOnly {
+                    self.arena[kept] = op;
+                    kept += 1;
+                    continue;
+                }
+                if matches!(self.slots[op], Slot::Open(_)) {
+                    continue;
+                }
+                if let Some(state_after) = self.model.step(&self.state, operation) {
+                    self.arena.truncate(start);
+                    if !self.linearize(op, state_after, true) {
+                        return false;
+                    }
+                    continue 'configuration;
+                }
+            }
+            self.arena.truncate(kept);
+            let priorities = &self.priorities;
+            self.arena[start..].sort_unstable_by_key(|&op| (priorities[op], op));
+            return true;
         }
-        let Some(state_after) = self.model.step(&self.state, operation) else {
-            return Some(self.entries.next(cursor));
+    }
+
+    /// Whether the next read to return that is not linearized may still be allowed, given what
+    /// may take effect before it: only what was called by its return (see
+    /// [`Model::may_become_allowed`]).
+    fn next_read_may_become_allowed(&mut self) -> bool {
+        while let Some(&read) = self.reads_by_return.get(self.next_read) {
+            if !self.is_linearized(read) {
+                let read = self.ops[read];
+                let returned = read.ret().unwrap_or(u64::MAX);
+                let resets = self
+                    .others_left
+                    .iter()
+                    .map(|rank| self.ops[self.others[rank]])
+                    .take_while(|other| other.call() <= returned);
+                return self.model.may_become_allowed(&self.state, read, resets);
+            }
+            self.next_read += 1;
+        }
+        true
+    }
+
+    fn is_linearized(&self, op: usize) -> bool {
+        match self.slots[op] {
+            Slot::Returned(bit) => self.returned.contains(bit),
+            Slot::Open(bit) => self.open.contains(bit),
+        }
+    }
+
+    fn next_candidate(&mut self) -> Option<usize> {
+        let op = *self.arena.get(self.next)?;
+        self.next += 1;
+        Some(op)
+    }
+
+    /// Tries to linearize the candidate `op`. Returns whether the configuration the search is
+    /// then in (the new one if it linearized `op`) may still succeed.
+    ///
+    /// An operation that never returned and would leave the state as it is is not worth
+    /// linearizing: the configuration without it subsumes the one with it.
+    fn try_candidate(&mut self, op: usize) -> bool {
+        let Some(state_after) = self.model.step(&self.state, self.ops[op]) else {
+            return true;
         };
+        if matches!(self.slots[op], Slot::Open(_)) && state_after == self.state {
+            return true;
+        }
+        if !self.linearize(op, state_after, false) {
+            return true;
+        }
+        self.enter()
+    }
+
+    /// Linearizes `op`, leading to `state_after`, unless that configuration was visited.
+    /// Returns whether it did.
+    fn linearize(&mut self, op: usize, state_after: M::State, forced: bool) -> bool {
+        let slot = self.slots[op];
         let returned_hash = match slot {
             Slot::Returned(bit) => {
                 self.returned.insert(bit);
                 self.returned_hash ^ self.op_hashes[bit]
             }
-            Slot::Open(_) if state_after == self.state => return Some(self.entries.next(cursor)),
             Slot::Open(bit) => {
                 self.open.insert(bit);
                 self.returned_hash
@@ -182,32 +340,36 @@ impl<'a, M: Model> Search<'a, M> {
         );
         if !new {
             self.unmark(slot);
-            return if read_only {
-                self.backtrack()
-            } else {
-                Some(self.entries.next(cursor))
-            };
+            return false;
         }
         self.returned_hash = returned_hash;
         let state_before = std::mem::replace(&mut self.state, state_after);
         self.stack.push(Frame {
             op,
             state_before,
-            forced: read_only,
+            forced,
+            arena_len: self.arena.len(),
+            resume: self.next,
+            next_read: self.next_read,
         });
         self.entries.lift(op);
         if matches!(slot, Slot::Returned(_)) {
             self.unreturned_left -= 1;
         }
-        Some(self.entries.first())
+        if let Some(rank) = self.other_rank[op] {
+            self.others_left.remove(rank);
+        }
+        true
     }
 
-    /// Undoes choices up to the latest one that was not forced, and returns the call after
-    /// it; `None` when there is nothing left to undo.
-    fn backtrack(&mut self) -> Option<Cursor> {
+    /// Undoes choices up to the latest one that was not forced, so that the search goes on
+    /// with the candidate after it; false when there is nothing left to undo.
+    fn backtrack(&mut self) -> bool {
         loop {
             self.longest.before_pop(&self.stack);
-            let frame = self.stack.pop()?;
+            let Some(frame) = self.stack.pop() else {
+                return false;
+            };
             self.longest.after_pop(self.stack.len());
             self.state = frame.state_before;
             let slot = self.slots[frame.op];
@@ -217,8 +379,14 @@ impl<'a, M: Model> Search<'a, M> {
                 self.unreturned_left += 1;
             }
             self.entries.unlift(frame.op);
+            if let Some(rank) = self.other_rank[frame.op] {
+                self.others_left.put_back(rank);
+            }
+            self.arena.truncate(frame.arena_len);
+            self.next = frame.resume;
+            self.next_read = frame.next_read;
             if !frame.forced {
-                return Some(self.entries.next(Entries::call_of(frame.op)));
+                return true;
             }
         }
     }

@@ -72,7 +72,9 @@ fn exits_1_and_explains_when_a_history_is_not_linearizable() {
     );
     assert!(text.contains("key \"x\" holds \"1\""), "{text}");
     assert!(
-        text.contains(r#"op 1 by client 2 [30, 40] get("x") -> "": impossible in that state"#),
+        text.contains(
+            r#"op 1 (client 2, called 30, returned 40): get("x") -> "": impossible there"#
+        ),
         "{text}"
     );
 }
@@ -170,7 +172,7 @@ fn json_gives_one_object_per_file() {
     assert!(
         bad["explanation"]
             .as_str()
-            .is_some_and(|text| text.contains("No operation can take effect next"))
+            .is_some_and(|text| text.contains("and no operation can come next:"))
     );
     let error = &objects[2];
     assert_eq!(error["line"], 1);

@@ -35,9 +35,12 @@ fn agrees_with_brute_force_on_small_kv_histories() {
             ops: 2 + rng.below(9) as usize,
             values: 2 + rng.below(2),
             unknown_percent: rng.below(30),
+            get_percent: 20 + rng.below(40),
+            // Append-only histories, where reads prune the search, in one of three.
+            appends_only: seed % 3 == 0,
         };
         let mut history = linearizable_history(&mut rng, &shape);
-        let mutations = rng.below(4);
+        let mutations = rng.below(5);
         for _ in 0..mutations {
             mutate(&mut rng, &mut history);
         }

@@ -42,8 +42,9 @@ struct Args {
     #[arg(long, value_name = "OUT.html")]
     html: Option<PathBuf>,
 
-    /// Print one JSON object per file instead: {"file", "verdict", "ops", "partitions", "ms", ...}.
-    /// An unreadable file gives {"file", "error", "line"}.
+    /// Print one JSON object per file instead: {"file", "verdict", "ops", "partitions", "ms", ...},
+    /// where "ms" is the time spent checking (reading excluded). An unreadable file gives
+    /// {"file", "error", "line"}.
     #[arg(long)]
     json: bool,
 

@@ -146,6 +146,35 @@ impl Model for KvModel {
         )
     }
 
+    fn only_extends(&self, operation: &Operation) -> bool {
+        matches!(operation.command, Command::Append { .. })
+    }
+
+    /// Appends only lengthen the value: a get can be allowed later only if what it read
+    /// starts with the value now, or with one that another write may leave.
+    fn may_become_allowed<'a>(
+        &self,
+        state: &KvState,
+        read: &Operation,
+        mut others: impl Iterator<Item = &'a Operation>,
+    ) -> bool {
+        let Command::Get {
+            output: Some(output),
+        } = &read.command
+        else {
+            return true;
+        };
+        output.starts_with(state.read())
+            || others.any(|other| match &other.command {
+                Command::Put { value } | Command::Cas { value, .. } => {
+                    output.starts_with(value.as_str())
+                }
+                // A delete leaves the key reading as "".
+                Command::Delete => true,
+                Command::Get { .. } | Command::Append { .. } => true,
+            })
+    }
+
     fn partition(&self, history: &[Operation]) -> Vec<Partition> {
         let mut by_key: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (index, operation) in history.iter().enumerate() {

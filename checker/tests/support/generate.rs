@@ -17,6 +17,10 @@ pub(crate) struct Shape {
     pub(crate) values: u64,
     /// Chance, in percent, that an operation never returns.
     pub(crate) unknown_percent: u64,
+    /// Chance, in percent, that an operation is a get; the others are appends only if
+    /// `appends_only`, else puts, appends, deletes and compare-and-sets.
+    pub(crate) get_percent: u64,
+    pub(crate) appends_only: bool,
 }
 
 enum Phase {
@@ -74,20 +78,25 @@ pub(crate) fn linearizable_history(rng: &mut Rng, shape: &Shape) -> Vec<Operatio
 fn random_call(rng: &mut Rng, shape: &Shape, id: u64, client: u64, now: u64) -> Operation {
     let key = format!("k{}", rng.below(shape.keys));
     let value = |rng: &mut Rng| format!("v{}", rng.below(shape.values));
-    let command = match rng.below(10) {
-        0..=3 => Command::Get { output: None },
-        4..=5 => Command::Put { value: value(rng) },
-        6..=7 => Command::Append { value: value(rng) },
-        8 => Command::Delete,
-        _ => Command::Cas {
-            expected: if rng.chance(1, 4) {
-                None
-            } else {
-                Some(value(rng))
+    let command = if rng.chance(shape.get_percent, 100) {
+        Command::Get { output: None }
+    } else if shape.appends_only {
+        Command::Append { value: value(rng) }
+    } else {
+        match rng.below(6) {
+            0..=1 => Command::Put { value: value(rng) },
+            2..=3 => Command::Append { value: value(rng) },
+            4 => Command::Delete,
+            _ => Command::Cas {
+                expected: if rng.chance(1, 4) {
+                    None
+                } else {
+                    Some(value(rng))
+                },
+                value: value(rng),
+                swapped: None,
             },
-            value: value(rng),
-            swapped: None,
-        },
+        }
     };
     Operation {
         id,
