@@ -24,3 +24,19 @@ fn a_swarm_of_250_seeds_passes() {
         assert!((50..=200).contains(&runs), "{class} in {runs} of 250 runs");
     }
 }
+
+#[test]
+fn a_swarm_of_150_seeds_with_constant_compaction_passes() {
+    for seed in 0..150 {
+        let mut options = Options::draw(seed, Shape::draw(seed));
+        // Snapshots every few entries: compaction, InstallSnapshot, and crashes in between.
+        options.snapshot_bytes = [700, 4_096][seed as usize % 2];
+        let report = raftkv_sim::run(options, TraceOutput::Hidden);
+        assert!(
+            report.passed(),
+            "{}\nreproduce: {}",
+            report.verdict_line(),
+            report.options.reproduce_command()
+        );
+    }
+}
