@@ -184,13 +184,17 @@ fn swarm(args: &SwarmArgs) -> ExitCode {
     bar.set_style(style);
     let started = WallClock::now();
     let (mut passed, mut sim_ops, mut unknown) = (0u64, 0u64, 0u64);
-    let mut slowest = (0u64, seeds.start);
+    // The slowest run: its wall time and the command that replays it.
+    let mut slowest = (0u64, String::new());
     let mut failure = None;
     for seed in seeds {
         let options = args.shape.options(seed, Shape::draw(seed));
         let run_started = WallClock::now();
         let report = raftkv_sim::run(options, TraceOutput::Hidden);
-        slowest = slowest.max((millis_since(run_started), seed));
+        let run_ms = millis_since(run_started);
+        if run_ms >= slowest.0 {
+            slowest = (run_ms, report.options.reproduce_command());
+        }
         bar.inc(1);
         sim_ops += report.ops_ok + report.ops_indeterminate;
         unknown += u64::from(report.linearizability == Some(Verdict::Unknown));
@@ -212,9 +216,9 @@ fn swarm(args: &SwarmArgs) -> ExitCode {
     }
     let summary = format!(
         "swarm: {passed} passed of {runs} runs ({count} seeds asked) in {wall_ms} ms: {runs_per_s} runs/s, \
-         {ops_per_s} simulated ops/s; slowest seed {} ({} ms); {unknown} histories the checker could not \
-         decide in time",
-        slowest.1, slowest.0
+         {ops_per_s} simulated ops/s; {unknown} histories the checker could not decide in time; slowest \
+         run {} ms: {}",
+        slowest.0, slowest.1
     );
     if args.json {
         println!("{summary}");
@@ -232,8 +236,8 @@ fn swarm(args: &SwarmArgs) -> ExitCode {
             "wall_ms": wall_ms,
             "runs_per_s": runs_per_s,
             "sim_ops_per_s": ops_per_s,
-            "slowest_seed": slowest.1,
             "slowest_ms": slowest.0,
+            "slowest": slowest.1,
             "linearizability_unknown": unknown,
         });
         println!("{json}");
