@@ -152,6 +152,9 @@ fn run(args: &RunArgs) -> ExitCode {
             eprintln!("cannot write the history to {}: {error}", path.display());
         }
     }
+    if let Some(explanation) = report.explanation() {
+        println!("{explanation}");
+    }
     if args.json {
         println!("{}", report.verdict_line());
         println!("reproduce: {}", report.options.reproduce_command());
@@ -212,6 +215,9 @@ fn swarm(args: &SwarmArgs) -> ExitCode {
     let ops_per_s = sim_ops * 1_000 / wall_ms;
     if let Some(report) = &failure {
         println!("{}", report.options);
+        if let Some(explanation) = report.explanation() {
+            println!("{explanation}");
+        }
         println!("{}", report.verdict_line());
     }
     let summary = format!(

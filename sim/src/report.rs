@@ -98,7 +98,14 @@ impl Report {
         self.violation.is_none()
     }
 
-    /// The last line of a run's text output.
+    /// The whole violation when it takes more than the verdict line shows (the checker's
+    /// explanation of a history that is not linearizable).
+    pub fn explanation(&self) -> Option<String> {
+        let text = self.violation.as_ref()?.to_string();
+        text.contains('\n').then_some(text)
+    }
+
+    /// The last line of a run's text output: one line, whatever the violation.
     pub fn verdict_line(&self) -> String {
         let figures = format!(
             "ops_ok={} ops_indeterminate={} ops_open={} sim_ms={} messages={} elections={} trace_hash={:016x}",
@@ -111,7 +118,11 @@ impl Report {
             self.trace_hash
         );
         match (&self.violation, self.linearizability) {
-            (Some(violation), _) => format!("verdict: FAIL {violation}; {figures}"),
+            (Some(violation), _) => {
+                let text = violation.to_string();
+                let first_line = text.lines().next().unwrap_or_default();
+                format!("verdict: FAIL {first_line}; {figures}")
+            }
             (None, Some(Verdict::Unknown)) => {
                 format!(
                     "verdict: pass (linearizability unknown: the checker ran out of time); {figures}"
