@@ -81,3 +81,37 @@ fn an_election_takes_few_messages_and_an_idle_leader_only_heartbeats() {
     assert!(idle <= 2 * 2 * (1_000 / 50) + 4, "{idle} messages in an idle second");
     finish(sim);
 }
+
+#[test]
+fn a_leader_that_cannot_hear_its_followers_steps_down() {
+    let mut sim = simulation(3, 5);
+    let all = sim.node_ids();
+    let leader = check_one_leader(&mut sim, &all);
+    // A one-way cut: the leader's heartbeats still go out, but no answer comes back.
+    for other in all_but(&sim, &[leader]) {
+        sim.cut(raftkv_sim::Endpoint::Node(other), raftkv_sim::Endpoint::Node(leader));
+    }
+    sim.run_for(2_000);
+    let leaders = sim.leaders();
+    assert!(
+        !leaders.iter().any(|&(_, id)| id == leader),
+        "the deaf leader stepped down: {leaders:?}"
+    );
+    sim.heal();
+    one(&mut sim, "after-the-cut", 3, true);
+    finish(sim);
+}
+
+#[test]
+fn a_bridge_node_keeps_a_non_transitive_network_going() {
+    let mut sim = simulation(5, 6);
+    let node = |n| raftkv_sim::Endpoint::Node(id(n));
+    // Nodes 1 and 2 cannot reach 4 and 5; node 3 reaches everyone.
+    sim.partition(&[vec![node(1), node(2)], vec![node(4), node(5)]]);
+    for i in 0..5 {
+        one(&mut sim, &format!("bridged-{i}"), 3, true);
+    }
+    sim.heal();
+    one(&mut sim, "bridge-healed", 5, true);
+    finish(sim);
+}
