@@ -18,6 +18,8 @@ pub(crate) enum FaultEvent {
     Partition,
     /// Time to pause a node.
     Pause,
+    /// Time to ask the leader to hand over to a random node.
+    Transfer,
     /// Bring back a node crashed in life `life`.
     Restart { node: usize, life: u64 },
     /// Resume a node paused in life `life`.
@@ -37,6 +39,7 @@ impl Simulation {
             (faults.crash, FaultEvent::Crash, self.options.crash.interval_ms_max),
             (faults.partition, FaultEvent::Partition, self.options.partition.interval_ms_max),
             (faults.pause, FaultEvent::Pause, self.options.pause.interval_ms_max),
+            (faults.transfer, FaultEvent::Transfer, self.options.transfer_interval_ms_max),
         ];
         for (on, event, interval_ms_max) in classes {
             if on {
@@ -67,7 +70,18 @@ impl Simulation {
             FaultEvent::Crash => self.inject_crash(),
             FaultEvent::Partition => self.inject_partition(),
             FaultEvent::Pause => self.inject_pause(),
+            FaultEvent::Transfer => self.inject_transfer(),
         }
+    }
+
+    fn inject_transfer(&mut self) {
+        if let Some(leader) = self.leader() {
+            let count = self.voters.len() as u64;
+            let target = self.voters[self.fault_rng.range_inclusive(0, count - 1) as usize];
+            self.transfer_leadership(leader, target);
+        }
+        let next = self.draw_ms(1, self.options.transfer_interval_ms_max);
+        self.schedule_in(next, Event::Fault(FaultEvent::Transfer));
     }
 
     fn inject_crash(&mut self) {

@@ -45,8 +45,8 @@ struct ShapeArgs {
     /// swarm: 50 to 600].
     #[arg(long)]
     ops: Option<u64>,
-    /// Fault classes: none, all, or a list of net,crash,partition,pause,clock,disk [run
-    /// default: all; swarm: each class on or off].
+    /// Fault classes: none, all, or a list of net,crash,partition,pause,clock,disk,transfer
+    /// [run default: all; swarm: each class on or off].
     #[arg(long)]
     faults: Option<FaultSet>,
     /// A replica snapshots its state once its applied log weighs this many bytes [default:

@@ -65,6 +65,8 @@ pub struct FaultSet {
     pub clock: bool,
     /// Slow persists with a long tail, and a torn last record when a node crashes.
     pub disk: bool,
+    /// Leadership transfers an operator asks for, to a random node, at random times.
+    pub transfer: bool,
 }
 
 impl FaultSet {
@@ -76,13 +78,21 @@ impl FaultSet {
         pause: false,
         clock: false,
         disk: false,
+        transfer: false,
     };
 
     /// Every class.
-    pub const ALL: FaultSet =
-        FaultSet { net: true, crash: true, partition: true, pause: true, clock: true, disk: true };
+    pub const ALL: FaultSet = FaultSet {
+        net: true,
+        crash: true,
+        partition: true,
+        pause: true,
+        clock: true,
+        disk: true,
+        transfer: true,
+    };
 
-    fn names(self) -> [(&'static str, bool); 6] {
+    fn names(self) -> [(&'static str, bool); 7] {
         [
             ("net", self.net),
             ("crash", self.crash),
@@ -90,6 +100,7 @@ impl FaultSet {
             ("pause", self.pause),
             ("clock", self.clock),
             ("disk", self.disk),
+            ("transfer", self.transfer),
         ]
     }
 
@@ -103,6 +114,8 @@ impl FaultSet {
             pause: rng.chance(1, 2),
             clock: rng.chance(1, 2),
             disk: rng.chance(1, 2),
+            // Drawn last, so that the classes before it keep their draws.
+            transfer: rng.chance(1, 2),
         }
     }
 }
@@ -124,7 +137,8 @@ impl fmt::Display for FaultSet {
 impl FromStr for FaultSet {
     type Err = String;
 
-    /// `none`, `all`, or a comma-separated list of `net,crash,partition,pause,clock,disk`.
+    /// `none`, `all`, or a comma-separated list of
+    /// `net,crash,partition,pause,clock,disk,transfer`.
     fn from_str(text: &str) -> Result<FaultSet, String> {
         match text {
             "none" => return Ok(FaultSet::NONE),
@@ -140,10 +154,11 @@ impl FromStr for FaultSet {
                 "pause" => &mut set.pause,
                 "clock" => &mut set.clock,
                 "disk" => &mut set.disk,
+                "transfer" => &mut set.transfer,
                 other => {
                     return Err(format!(
                         "unknown fault class {other:?} (expected none, all, or a list of \
-                         net,crash,partition,pause,clock,disk)"
+                         net,crash,partition,pause,clock,disk,transfer)"
                     ));
                 }
             };
@@ -334,6 +349,8 @@ pub struct Options {
     pub workload: WorkloadOptions,
     /// Replica and clerk settings.
     pub raft: RaftOptions,
+    /// Time between two leadership transfers, uniform up to this (if `transfer`).
+    pub transfer_interval_ms_max: u64,
     /// A replica snapshots its state once the applied log it holds weighs this many bytes.
     pub snapshot_bytes: usize,
     /// The faulty phase ends when the clients have issued every operation, or after this long.
@@ -374,6 +391,8 @@ impl Options {
         };
         let workload = draw_workload(rng);
         let raft = draw_raft(rng);
+        // Drawn after everything else, so that earlier draws keep their values.
+        let transfer_interval_ms_max = rng.range_inclusive(200, 10_000);
         Options {
             seed,
             shape,
@@ -385,6 +404,7 @@ impl Options {
             clock,
             workload,
             raft,
+            transfer_interval_ms_max,
             snapshot_bytes: default_snapshot_bytes(),
             faulty_ms_max: 300_000,
             liveness_ms_max: 30_000,
@@ -545,6 +565,9 @@ impl fmt::Display for Options {
                 p.interval_ms_max, p.duration_ms_max
             )?;
         }
+        if s.faults.transfer {
+            writeln!(f, "transfer: interval_ms_max={}", self.transfer_interval_ms_max)?;
+        }
         let c = &self.clock;
         writeln!(f, "clock: drift_ppm_max={} offset_ms_max={}", c.drift_ppm_max, c.offset_ms_max)?;
         let w = &self.workload;
@@ -582,12 +605,12 @@ mod tests {
 
     #[test]
     fn fault_sets_parse_and_print_back() {
-        for text in ["none", "all", "net", "crash,disk", "net,partition,pause,clock"] {
+        for text in ["none", "all", "net", "crash,disk", "net,partition,pause,clock", "transfer"] {
             let set: FaultSet = text.parse().expect("valid");
             assert_eq!(set.to_string(), text);
         }
         assert_eq!(
-            "net,crash,partition,pause,clock,disk".parse::<FaultSet>().expect("valid"),
+            "net,crash,partition,pause,clock,disk,transfer".parse::<FaultSet>().expect("valid"),
             FaultSet::ALL
         );
         assert!("net,flood".parse::<FaultSet>().is_err());

@@ -163,6 +163,7 @@ impl Report {
             "torn_persists": self.stats.torn_persists,
             "pauses": self.stats.pauses,
             "partitions": self.stats.partitions,
+            "transfers": self.stats.transfers,
             "snapshots": self.stats.snapshots,
             "snapshots_installed": self.stats.snapshots_installed,
         })

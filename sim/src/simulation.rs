@@ -46,6 +46,8 @@ pub struct Stats {
     pub pauses: u64,
     /// Partitions injected.
     pub partitions: u64,
+    /// Leadership transfers requested.
+    pub transfers: u64,
     /// Persists torn by a crash.
     pub torn_persists: u64,
     /// Snapshots the replicas took of their own state (log compactions).
@@ -824,6 +826,30 @@ impl Simulation {
         self.node_input(node, Input::Request { from: BY_HAND, request });
         let after = self.nodes[node].replica.as_ref()?.raft().status().last_log;
         (after.index > before.index).then_some(after)
+    }
+
+    /// Asks node `id`, if it leads, to hand its leadership over to `target`.
+    pub fn transfer_leadership(&mut self, id: NodeId, target: NodeId) {
+        let node = self.node_index(id);
+        let state = &mut self.nodes[node];
+        if !state.is_running() {
+            return;
+        }
+        self.stats.transfers += 1;
+        let local = state.clock.local(self.now);
+        if let Some(replica) = state.replica.as_mut() {
+            let result = replica.transfer_leadership(local, target);
+            let outcome = match result {
+                Ok(()) => "asked".to_string(),
+                Err(error) => format!("refused: {error}"),
+            };
+            self.trace.event(
+                self.now,
+                Actor::Node(id.0),
+                format_args!("transfer to n{target} {outcome}"),
+            );
+        }
+        self.drain_node(node);
     }
 
     /// Makes node `id` campaign now.
