@@ -41,10 +41,7 @@ fn main() -> ExitCode {
         let fields: Vec<&str> = line.split('\t').collect();
         let (path, expected, porcupine_ms) = (fields[0], fields[2], fields[4]);
         if !options.filters.is_empty()
-            && !options
-                .filters
-                .iter()
-                .any(|filter| path.contains(filter.as_str()))
+            && !options.filters.iter().any(|filter| path.contains(filter.as_str()))
         {
             continue;
         }
@@ -105,7 +102,7 @@ fn generated(runs: usize) {
     let shapes = [
         ("20000 ops, 20 keys, 16 clients", 16, 20, 20_000, 0),
         ("same, 2% never return", 16, 20, 20_000, 2),
-        ("1000 ops, 1 key, 16 clients, 5% never", 16, 1, 1_000, 5),
+        ("2000 ops, 1 key, 8 clients, 5% never", 8, 1, 2_000, 5),
     ];
     for (name, clients, keys, ops, unknown_percent) in shapes {
         let shape = Shape {
@@ -128,17 +125,11 @@ fn time<M: Model>(model: &M, history: &[M::Operation], runs: usize) -> (&'static
     let reports: Vec<Report> = (0..runs).map(|_| check(history, model, None)).collect();
     let mut times: Vec<Duration> = reports.iter().map(|report| report.elapsed).collect();
     times.sort_unstable();
-    (
-        reports[0].verdict.as_str(),
-        times[times.len() / 2].as_secs_f64() * 1e3,
-    )
+    (reports[0].verdict.as_str(), times[times.len() / 2].as_secs_f64() * 1e3)
 }
 
 fn options() -> Options {
-    let mut options = Options {
-        runs: 15,
-        filters: Vec::new(),
-    };
+    let mut options = Options { runs: 15, filters: Vec::new() };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {

@@ -9,9 +9,7 @@ pub(crate) struct BitSet {
 impl BitSet {
     /// An empty set of integers below `len`.
     pub(crate) fn new(len: usize) -> Self {
-        BitSet {
-            words: vec![0; len.div_ceil(64)],
-        }
+        BitSet { words: vec![0; len.div_ceil(64)] }
     }
 
     pub(crate) fn insert(&mut self, index: usize) {

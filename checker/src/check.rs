@@ -36,9 +36,7 @@ pub fn check<M: Model>(history: &[M::Operation], model: &M, timeout: Option<Dura
     let threads = if history.len() < OPS_WORTH_A_THREAD {
         1
     } else {
-        std::thread::available_parallelism()
-            .map_or(1, NonZeroUsize::get)
-            .min(partitions.len())
+        std::thread::available_parallelism().map_or(1, NonZeroUsize::get).min(partitions.len())
     };
     let mut searched: Vec<Searched> = if threads <= 1 {
         job.work()
@@ -48,20 +46,14 @@ pub fn check<M: Model>(history: &[M::Operation], model: &M, timeout: Option<Dura
             let mut searched = job.work();
             for helper in helpers {
                 // A panic in a helper is a bug in a model or in the search: pass it on.
-                searched.extend(
-                    helper
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                );
+                searched
+                    .extend(helper.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
             }
             searched
         })
     };
     searched.sort_unstable_by_key(|searched| searched.index);
-    let first_failure = job
-        .first_failure
-        .into_inner()
-        .unwrap_or_else(PoisonError::into_inner);
+    let first_failure = job.first_failure.into_inner().unwrap_or_else(PoisonError::into_inner);
     let partitions: Vec<PartitionReport> = partitions
         .into_iter()
         .zip(searched)
@@ -131,9 +123,7 @@ impl<M: Model> Job<'_, M> {
         let operations: Vec<&M::Operation> = ops.iter().map(|&op| &self.history[op]).collect();
         let should_stop = |steps| {
             steps > self.first_failure_steps.load(Ordering::Relaxed)
-                || self
-                    .deadline
-                    .is_some_and(|deadline| Instant::now() >= deadline)
+                || self.deadline.is_some_and(|deadline| Instant::now() >= deadline)
         };
         let (outcome, steps) = search(self.model, &operations, should_stop);
         let result = match outcome {
@@ -141,10 +131,7 @@ impl<M: Model> Job<'_, M> {
                 order.into_iter().map(|position| ops[position]).collect(),
             ),
             Outcome::NotLinearizable(prefix) => {
-                let mut first = self
-                    .first_failure
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
+                let mut first = self.first_failure.lock().unwrap_or_else(PoisonError::into_inner);
                 let candidate = (steps, index);
                 if first.is_none_or(|first| candidate < first) {
                     *first = Some(candidate);
@@ -155,11 +142,7 @@ impl<M: Model> Job<'_, M> {
             }
             Outcome::Stopped => SearchResult::Stopped,
         };
-        Searched {
-            index,
-            steps,
-            result,
-        }
+        Searched { index, steps, result }
     }
 }
 
@@ -195,9 +178,7 @@ fn largest_first(partitions: &[Partition]) -> Vec<usize> {
 
 fn verdict(partitions: &[PartitionReport]) -> Verdict {
     let any = |wanted: fn(&PartitionOutcome) -> bool| {
-        partitions
-            .iter()
-            .any(|partition| wanted(&partition.outcome))
+        partitions.iter().any(|partition| wanted(&partition.outcome))
     };
     if any(|outcome| matches!(outcome, PartitionOutcome::NotLinearizable(_))) {
         Verdict::NotLinearizable

@@ -22,10 +22,7 @@ impl Entries {
         let head = 2 * ops;
         // Entry numbers must fit the links; a partition of 2^31 operations would not fit in
         // memory anyway.
-        assert!(
-            u32::try_from(head).is_ok(),
-            "too many operations in one partition"
-        );
+        assert!(u32::try_from(head).is_ok(), "too many operations in one partition");
         let mut order: Vec<(u64, bool, usize)> = Vec::with_capacity(head);
         for (op, &(call, ret)) in intervals.iter().enumerate() {
             order.push((call, false, op));

@@ -21,19 +21,15 @@ pub(crate) fn explain<M: Model>(
             .expect("the search linearized this prefix, so each step is allowed");
         placed[position] = true;
     }
-    let unplaced: Vec<usize> = (0..ops.len())
-        .filter(|&position| !placed[position])
-        .collect();
+    let unplaced: Vec<usize> = (0..ops.len()).filter(|&position| !placed[position]).collect();
     // Ties are broken as the search's list does: by position.
     let (due_ret, due) = unplaced
         .iter()
         .filter_map(|&position| history[ops[position]].ret().map(|ret| (ret, position)))
         .min()
         .expect("a failed search leaves an operation that returned unlinearized");
-    let mut next: Vec<usize> = unplaced
-        .into_iter()
-        .filter(|&position| history[ops[position]].call() <= due_ret)
-        .collect();
+    let mut next: Vec<usize> =
+        unplaced.into_iter().filter(|&position| history[ops[position]].call() <= due_ret).collect();
     next.sort_by_key(|&position| (history[ops[position]].call(), position));
     let stuck = next
         .into_iter()
@@ -47,18 +43,38 @@ pub(crate) fn explain<M: Model>(
                 // Every configuration reachable from the prefix was tried and failed.
                 Some(_) => StuckReason::DeadEnd,
             };
-            Some(StuckOperation {
-                operation: describe(position),
-                reason,
-            })
+            Some(StuckOperation { operation: describe(position), reason })
         })
         .collect();
+    let unreachable = next_read_out_of_reach(model, history, ops, &placed, &state).map(describe);
     Violation {
         prefix: prefix.iter().map(|&position| describe(position)).collect(),
         state: model.describe_state(&state),
         stuck,
         due: describe(due),
+        unreachable,
     }
+}
+
+/// The next read to return after the prefix (a position in `ops`), if nothing that may take
+/// effect before it can leave what it read: the search's pruning by the next read, redone.
+fn next_read_out_of_reach<M: Model>(
+    model: &M,
+    history: &[M::Operation],
+    ops: &[usize],
+    placed: &[bool],
+    state: &M::State,
+) -> Option<usize> {
+    let operation = |position: usize| &history[ops[position]];
+    let left = || (0..ops.len()).filter(|&position| !placed[position]);
+    let (returned, read) = left()
+        .filter(|&position| model.is_read_only(operation(position)))
+        .filter_map(|position| operation(position).ret().map(|ret| (ret, position)))
+        .min()?;
+    let before = || left().map(operation).filter(|other| other.call() <= returned);
+    let resets = before().filter(|other| !model.is_read_only(other) && !model.only_extends(other));
+    let extensions = before().filter(|other| model.only_extends(other));
+    (!model.may_become_allowed(state, operation(read), resets, extensions)).then_some(read)
 }
 
 fn describe<M: Model>(model: &M, history: &[M::Operation], index: usize) -> DescribedOperation {
@@ -70,5 +86,30 @@ fn describe<M: Model>(model: &M, history: &[M::Operation], index: usize) -> Desc
         call: operation.call(),
         ret: operation.ret(),
         text: model.describe_operation(operation),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Command, KvModel, Operation, check};
+
+    fn operation(id: u64, call: u64, command: Command) -> Operation {
+        Operation { id, client: id + 1, call, ret: Some(call + 1), key: "k".to_owned(), command }
+    }
+
+    #[test]
+    fn names_the_read_that_nothing_can_make_possible() {
+        let history = [
+            operation(0, 0, Command::Put { value: "a".to_owned() }),
+            operation(1, 2, Command::Get { output: Some("b".to_owned()) }),
+        ];
+        let text = check(&history, &KvModel, None).to_string();
+        let expected = r#"not-linearizable (2 ops, 1 partition)
+key "k" is not linearizable: none of its 2 operations can come first.
+At the start, key "k" is missing, and no operation can come next:
+  op 0 (client 1, called 0, returned 1): put("k", "a"): possible there, but nothing can follow it
+  and op 1 (client 2, called 2, returned 3): get("k") -> "b" can never be allowed: nothing that may take effect before it leaves what it read
+Nothing called after 1 can come next either: op 0 returned at 1, so it has to take effect before them."#;
+        assert_eq!(text, expected);
     }
 }

@@ -42,11 +42,7 @@ pub enum Command {
     Delete,
     /// If the key holds `expected` (`None`: the key is missing), sets it to `value`.
     /// `swapped` is the output: `Some(true)` for `"ok"`, `Some(false)` for `"fail"`.
-    Cas {
-        expected: Option<String>,
-        value: String,
-        swapped: Option<bool>,
-    },
+    Cas { expected: Option<String>, value: String, swapped: Option<bool> },
 }
 
 impl Recorded for Operation {

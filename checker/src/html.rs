@@ -143,6 +143,8 @@ enum Mark {
     Placed(usize),
     /// Could come after the longest prefix, but does not work there.
     Stuck(StuckReason),
+    /// A read that nothing after the longest prefix can make possible.
+    Unreachable,
     /// Neither.
     Unplaced,
 }
@@ -210,16 +212,7 @@ fn draw_partition<M: Model>(
                 let x = x_of(operation.call());
                 let end = operation.ret().map_or(x_end, x_of);
                 let width = (end - x).max(STEP / 2.0);
-                draw_bar(
-                    out,
-                    model,
-                    operation,
-                    marks[op],
-                    due == Some(op),
-                    x,
-                    y,
-                    width,
-                );
+                draw_bar(out, model, operation, marks[op], due == Some(op), x, y, width);
             }
             row_index += 1;
         }
@@ -239,20 +232,19 @@ fn draw_bar<M: Model>(
     width: f64,
 ) {
     let (class, label, note) = match mark {
-        Mark::Placed(position) => (
-            "placed",
-            position.to_string(),
-            format!("takes effect {}", ordinal(position)),
-        ),
-        Mark::Stuck(StuckReason::Impossible) => (
+        Mark::Placed(position) => {
+            ("placed", position.to_string(), format!("takes effect {}", ordinal(position)))
+        }
+        Mark::Stuck(StuckReason::Impossible) => {
+            ("stuck", "!".to_owned(), "cannot come next: impossible there".to_owned())
+        }
+        Mark::Stuck(StuckReason::DeadEnd) => {
+            ("stuck", "!".to_owned(), "cannot come next: nothing works after it".to_owned())
+        }
+        Mark::Unreachable => (
             "stuck",
             "!".to_owned(),
-            "cannot come next: impossible there".to_owned(),
-        ),
-        Mark::Stuck(StuckReason::DeadEnd) => (
-            "stuck",
-            "!".to_owned(),
-            "cannot come next: nothing works after it".to_owned(),
+            "can never be allowed: nothing that may come first leaves what it read".to_owned(),
         ),
         Mark::Unplaced => ("unplaced", String::new(), "not placed".to_owned()),
     };
@@ -261,11 +253,7 @@ fn draw_bar<M: Model>(
         Some(ret) => format!("[{}, {ret}]", operation.call()),
         None => format!("[{}, never returned]", operation.call()),
     };
-    let due_note = if due {
-        "; it returned first, so it must come next at the latest"
-    } else {
-        ""
-    };
+    let due_note = if due { "; it returned first, so it must come next at the latest" } else { "" };
     let _ = writeln!(
         out,
         "<g class=\"op {class}{}{}\"><title>op {} by client {} {when}\n{}\n{note}{due_note}</title><rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{width:.1}\" height=\"{BAR_HEIGHT}\" rx=\"3\"/>",
@@ -292,14 +280,13 @@ fn marks(partition: &PartitionReport, history_len: usize) -> Vec<Mark> {
     let placed: Vec<usize> = match &partition.outcome {
         PartitionOutcome::Linearizable { order } => order.clone(),
         PartitionOutcome::NotLinearizable(violation) => {
+            if let Some(read) = &violation.unreachable {
+                marks[read.index] = Mark::Unreachable;
+            }
             for stuck in &violation.stuck {
                 marks[stuck.operation.index] = Mark::Stuck(stuck.reason);
             }
-            violation
-                .prefix
-                .iter()
-                .map(|operation| operation.index)
-                .collect()
+            violation.prefix.iter().map(|operation| operation.index).collect()
         }
         PartitionOutcome::TimedOut | PartitionOutcome::Skipped => Vec::new(),
     };
@@ -319,19 +306,12 @@ fn lay_out_rows<O: Recorded>(history: &[O], ops: &[usize]) -> Vec<(u64, Vec<Vec<
     let mut ends: Vec<Option<u64>> = Vec::new();
     for op in by_client {
         let operation = &history[op];
-        if lanes
-            .last()
-            .is_none_or(|(client, _)| *client != operation.client())
-        {
+        if lanes.last().is_none_or(|(client, _)| *client != operation.client()) {
             lanes.push((operation.client(), Vec::new()));
             ends.clear();
         }
-        let (_, rows) = lanes
-            .last_mut()
-            .expect("a lane was just pushed if there was none");
-        let free = ends
-            .iter()
-            .position(|end| end.is_some_and(|end| end < operation.call()));
+        let (_, rows) = lanes.last_mut().expect("a lane was just pushed if there was none");
+        let free = ends.iter().position(|end| end.is_some_and(|end| end < operation.call()));
         match free {
             Some(row) => {
                 rows[row].push(op);
@@ -416,9 +396,7 @@ mod tests {
             call,
             ret,
             key: "k".to_owned(),
-            command: Command::Put {
-                value: value.to_owned(),
-            },
+            command: Command::Put { value: value.to_owned() },
         }
     }
 
@@ -436,42 +414,41 @@ mod tests {
 
     #[test]
     fn marks_the_prefix_and_the_operations_stuck_after_it() {
-        let mut history = vec![put(0, 1, 0, Some(1), "a")];
-        history.push(Operation {
-            id: 1,
+        let get = |id, call, output: &str| Operation {
+            id,
             client: 2,
-            call: 2,
-            ret: Some(3),
+            call,
+            ret: Some(call + 1),
             key: "k".to_owned(),
-            command: Command::Get {
-                output: Some("b".to_owned()),
-            },
-        });
+            command: Command::Get { output: Some(output.to_owned()) },
+        };
+        let history = vec![
+            put(0, 1, 0, Some(1), "a"),
+            get(1, 2, "a"),
+            put(2, 1, 4, Some(5), "b"),
+            get(3, 6, "a"),
+        ];
         let report = check(&history, &KvModel, None);
         let marks = marks(&report.partitions[0], history.len());
-        assert!(marks == [Mark::Placed(1), Mark::Stuck(StuckReason::Impossible)]);
+        let expected = [
+            Mark::Placed(1),
+            Mark::Placed(2),
+            Mark::Placed(3),
+            Mark::Stuck(StuckReason::Impossible),
+        ];
+        assert!(marks == expected);
         let mut page = Page::new();
         page.add_history("a <bad> history", &KvModel, &history, &report);
         let html = page.finish();
         assert!(html.contains("a &lt;bad&gt; history"));
         assert!(html.contains("class=\"op stuck due\""));
-        assert!(
-            !html.contains("http:") && !html.contains("https:"),
-            "no external resources"
-        );
+        assert!(!html.contains("http:") && !html.contains("https:"), "no external resources");
     }
 
     #[test]
     fn ordinals_read_as_english() {
-        let words: Vec<String> = [1, 2, 3, 4, 11, 12, 13, 21, 102]
-            .into_iter()
-            .map(ordinal)
-            .collect();
-        assert_eq!(
-            words,
-            [
-                "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "102nd"
-            ]
-        );
+        let words: Vec<String> =
+            [1, 2, 3, 4, 11, 12, 13, 21, 102].into_iter().map(ordinal).collect();
+        assert_eq!(words, ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "102nd"]);
     }
 }

@@ -54,22 +54,24 @@ pub trait Model: Sync {
     }
 
     /// Whether `read`, a read-only operation, could be allowed in some state reached from
-    /// `state` by any number of operations that [`Model::only_extends`], possibly after one of
-    /// `others`: the operations that may take effect before `read` and change the state in
-    /// other ways. The search gives up every configuration for which this is false about the
-    /// next read to return. So a history of concurrent appends read now and then is checked in
-    /// about linear time instead of trying every order of the appends. Saying `true` is always
-    /// correct.
+    /// `state` by some of `extensions` (operations that [`Model::only_extends`]), each at most
+    /// once, possibly after one of `resets` (operations that may change the state otherwise):
+    /// these are the operations that may take effect before `read`.
+    ///
+    /// The search gives up every configuration for which this is false about the next read to
+    /// return. So a history of concurrent appends read now and then is checked in about linear
+    /// time instead of trying every order of the appends. Saying `true` is always correct.
     fn may_become_allowed<'a>(
         &self,
         state: &Self::State,
         read: &Self::Operation,
-        others: impl Iterator<Item = &'a Self::Operation>,
+        resets: impl Iterator<Item = &'a Self::Operation>,
+        extensions: impl Iterator<Item = &'a Self::Operation>,
     ) -> bool
     where
         Self::Operation: 'a,
     {
-        let _ = (state, read, others);
+        let _ = (state, read, resets, extensions);
         true
     }
 
@@ -77,10 +79,7 @@ pub trait Model: Sync {
     /// a history is linearizable if and only if each part is). Each operation belongs to exactly
     /// one part. The default is one part holding everything.
     fn partition(&self, history: &[Self::Operation]) -> Vec<Partition> {
-        vec![Partition {
-            name: "the history".to_owned(),
-            ops: (0..history.len()).collect(),
-        }]
+        vec![Partition { name: "the history".to_owned(), ops: (0..history.len()).collect() }]
     }
 
     /// The operation and its outcome in a few words, e.g. `get("x") -> "1"`.

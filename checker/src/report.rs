@@ -12,7 +12,7 @@ pub enum Verdict {
     Unknown,
 }
 
-/// The result of [`crate::check`].
+/// The result of [`crate::check()`].
 ///
 /// `Display` gives a summary line and, for a history that is not linearizable, an explanation
 /// of the first failing partition. It leaves out the elapsed time, so that the same history
@@ -56,7 +56,9 @@ pub enum PartitionOutcome {
 /// Why a partition is not linearizable, from the longest linearizable prefix found.
 #[derive(Clone, Debug)]
 pub struct Violation {
-    /// The longest prefix of a linearization that exists, in order.
+    /// The longest prefix of a linearization the search reached, in order: operations that can
+    /// take effect one after the other, respecting real time. (The search skips what it can
+    /// prove leads nowhere, so a longer one may exist.)
     pub prefix: Vec<DescribedOperation>,
     /// The partition after the prefix, as a phrase, e.g. `holds "1"`.
     pub state: String,
@@ -66,6 +68,9 @@ pub struct Violation {
     /// The first operation to return among those not in the prefix: it has to take effect
     /// before that return, so the prefix cannot wait for anything that is called later.
     pub due: DescribedOperation,
+    /// The next read to return after the prefix, if nothing that may take effect before it can
+    /// leave what it read (see [`crate::Model::may_become_allowed`]).
+    pub unreachable: Option<DescribedOperation>,
 }
 
 /// An operation of the history with its description.
@@ -116,14 +121,12 @@ impl fmt::Display for Verdict {
 
 impl Report {
     /// The partition that is not linearizable, with the reason. There is at most one: when
-    /// several fail, [`crate::check`] reports one and skips the others.
+    /// several fail, [`crate::check()`] reports one and skips the others.
     pub fn violation(&self) -> Option<(&PartitionReport, &Violation)> {
-        self.partitions
-            .iter()
-            .find_map(|partition| match &partition.outcome {
-                PartitionOutcome::NotLinearizable(violation) => Some((partition, violation)),
-                _ => None,
-            })
+        self.partitions.iter().find_map(|partition| match &partition.outcome {
+            PartitionOutcome::NotLinearizable(violation) => Some((partition, violation)),
+            _ => None,
+        })
     }
 
     /// The partitions the time limit cut short.
@@ -148,24 +151,11 @@ impl fmt::Display for Report {
             plural(self.partitions.len())
         )?;
         if let Some((partition, violation)) = self.violation() {
-            write!(
-                f,
-                "\n{}",
-                Explanation {
-                    partition,
-                    violation
-                }
-            )?;
+            write!(f, "\n{}", Explanation { partition, violation })?;
         } else if self.verdict == Verdict::Unknown {
-            let names: Vec<&str> = self
-                .timed_out()
-                .map(|partition| partition.name.as_str())
-                .collect();
-            write!(
-                f,
-                "\nthe time limit ran out while checking {}",
-                names.join(", ")
-            )?;
+            let names: Vec<&str> =
+                self.timed_out().map(|partition| partition.name.as_str()).collect();
+            write!(f, "\nthe time limit ran out while checking {}", names.join(", "))?;
         }
         Ok(())
     }
@@ -178,10 +168,7 @@ struct Explanation<'a> {
 
 impl fmt::Display for Explanation<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Explanation {
-            partition,
-            violation,
-        } = self;
+        let Explanation { partition, violation } = self;
         let name = &partition.name;
         let prefix = &violation.prefix;
         let total = partition.ops.len();
@@ -196,7 +183,7 @@ impl fmt::Display for Explanation<'_> {
             shown if shown <= PREFIX_SHOWN => {
                 writeln!(
                     f,
-                    "{name} is not linearizable. The longest prefix of a linearization has {shown} of its \
+                    "{name} is not linearizable. The longest linearizable prefix found has {shown} of its \
                      {total} operations:"
                 )?;
                 if shown == 1 { "After it" } else { "After them" }
@@ -204,7 +191,7 @@ impl fmt::Display for Explanation<'_> {
             length => {
                 writeln!(
                     f,
-                    "{name} is not linearizable. The longest prefix of a linearization has {length} of its \
+                    "{name} is not linearizable. The longest linearizable prefix found has {length} of its \
                      {total} operations, ending with:"
                 )?;
                 "After them"
@@ -213,17 +200,26 @@ impl fmt::Display for Explanation<'_> {
         for operation in &prefix[prefix.len().saturating_sub(PREFIX_SHOWN)..] {
             writeln!(f, "  {operation}")?;
         }
-        writeln!(
-            f,
-            "{after}, {name} {}, and no operation can come next:",
-            violation.state
-        )?;
+        writeln!(f, "{after}, {name} {}, and no operation can come next:", violation.state)?;
+        let unreachable = violation.unreachable.as_ref();
+        let is_unreachable = |operation: &DescribedOperation| {
+            unreachable.is_some_and(|read| read.index == operation.index)
+        };
+        const NEVER: &str = "nothing that may take effect before it leaves what it read";
         for stuck in &violation.stuck {
             let reason = match stuck.reason {
-                StuckReason::Impossible => "impossible there",
-                StuckReason::DeadEnd => "possible there, but nothing can follow it",
+                StuckReason::Impossible if is_unreachable(&stuck.operation) => {
+                    format!("impossible there, and ever after: {NEVER}")
+                }
+                StuckReason::Impossible => "impossible there".to_owned(),
+                StuckReason::DeadEnd => "possible there, but nothing can follow it".to_owned(),
             };
             writeln!(f, "  {}: {reason}", stuck.operation)?;
+        }
+        if let Some(read) = unreachable
+            .filter(|read| !violation.stuck.iter().any(|stuck| stuck.operation.index == read.index))
+        {
+            writeln!(f, "  and {read} can never be allowed: {NEVER}")?;
         }
         let due = &violation.due;
         match due.ret {
@@ -240,11 +236,7 @@ impl fmt::Display for Explanation<'_> {
 
 impl fmt::Display for DescribedOperation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "op {} (client {}, called {}, ",
-            self.id, self.client, self.call
-        )?;
+        write!(f, "op {} (client {}, called {}, ", self.id, self.client, self.call)?;
         match self.ret {
             Some(ret) => write!(f, "returned {ret}")?,
             None => f.write_str("never returned")?,

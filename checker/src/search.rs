@@ -16,14 +16,20 @@
 //! instead: trying its effect early costs little when it had none (the next read disagrees),
 //! while trying it late costs much when it had one (every order of the others is tried first).
 //! Reads that are allowed go first and alone (see [`Search::enter`]).
+//!
+//! Two more prunings keep the search small: configurations that differ only by operations that
+//! never returned and need not have taken effect are compared by subsumption (see
+//! [`Visited`]), and a configuration is given up as soon as the next read to return cannot see
+//! what it returned, whatever else takes effect first (see
+//! [`Search::next_read_may_become_allowed`]).
 
 use std::hash::{Hash, Hasher};
 
 use crate::bitset::BitSet;
 use crate::entries::Entries;
 use crate::fxhash::FxHasher;
-use crate::lifo_list::LifoList;
 use crate::model::{Model, Recorded};
+use crate::pending::Pending;
 use crate::visited::Visited;
 
 /// How one partition's search ended. Operations are numbered by their position in the slice
@@ -66,11 +72,7 @@ pub(crate) fn search<M: Model>(
         if steps % STEPS_BETWEEN_STOP_CHECKS == 0 && should_stop(steps) {
             return (Outcome::Stopped, steps);
         }
-        let candidate = if viable {
-            search.next_candidate()
-        } else {
-            None
-        };
+        let candidate = if viable { search.next_candidate() } else { None };
         viable = match candidate {
             Some(op) => search.try_candidate(op),
             None if search.backtrack() => true,
@@ -136,12 +138,10 @@ struct Search<'a, M: Model> {
     visited: Visited<M::State>,
     /// Operations that returned but are not linearized yet.
     unreturned_left: usize,
-    /// The operations whose effect may be other than extending the state, by call, and the
-    /// positions among them of those not linearized yet.
-    others: Vec<usize>,
-    others_left: LifoList,
-    /// Per operation, its position in `others`, if it has one.
-    other_rank: Vec<Option<usize>>,
+    /// The operations not linearized yet that may change the state, apart (resets) and
+    /// extending it (extensions): what may take effect before the next read.
+    resets: Pending,
+    extensions: Pending,
     /// The read-only operations that returned, by return; those before `next_read` are
     /// linearized (it may lag behind).
     reads_by_return: Vec<usize>,
@@ -178,14 +178,9 @@ impl<'a, M: Model> Search<'a, M> {
                 }
             })
             .collect();
-        let mut others: Vec<usize> = (0..ops.len())
-            .filter(|&op| effects[op] == Effect::Any)
-            .collect();
-        others.sort_unstable_by_key(|&op| (intervals[op].0, op));
-        let mut other_rank = vec![None; ops.len()];
-        for (rank, &op) in others.iter().enumerate() {
-            other_rank[op] = Some(rank);
-        }
+        let calls: Vec<u64> = intervals.iter().map(|&(call, _)| call).collect();
+        let resets = Pending::new(&calls, |op| effects[op] == Effect::Any);
+        let extensions = Pending::new(&calls, |op| effects[op] == Effect::Extends);
         let mut reads_by_return: Vec<usize> = (0..ops.len())
             .filter(|&op| effects[op] == Effect::ReadOnly && intervals[op].1.is_some())
             .collect();
@@ -195,14 +190,10 @@ impl<'a, M: Model> Search<'a, M> {
             ops,
             entries: Entries::new(&intervals),
             slots,
-            others_left: LifoList::new(others.len()),
-            others,
-            other_rank,
+            resets,
+            extensions,
             effects,
-            priorities: intervals
-                .iter()
-                .map(|&(call, ret)| ret.unwrap_or(call))
-                .collect(),
+            priorities: intervals.iter().map(|&(call, ret)| ret.unwrap_or(call)).collect(),
             op_hashes: (0..returned_count as u64).map(splitmix64).collect(),
             visited: Visited::new(returned.words().len(), open.words().len()),
             returned,
@@ -272,12 +263,10 @@ impl<'a, M: Model> Search<'a, M> {
             if !self.is_linearized(read) {
                 let read = self.ops[read];
                 let returned = read.ret().unwrap_or(u64::MAX);
-                let resets = self
-                    .others_left
-                    .iter()
-                    .map(|rank| self.ops[self.others[rank]])
-                    .take_while(|other| other.call() <= returned);
-                return self.model.may_become_allowed(&self.state, read, resets);
+                let ops = self.ops;
+                let resets = self.resets.called_by(returned).map(|op| ops[op]);
+                let extensions = self.extensions.called_by(returned).map(|op| ops[op]);
+                return self.model.may_become_allowed(&self.state, read, resets, extensions);
             }
             self.next_read += 1;
         }
@@ -356,9 +345,8 @@ impl<'a, M: Model> Search<'a, M> {
         if matches!(slot, Slot::Returned(_)) {
             self.unreturned_left -= 1;
         }
-        if let Some(rank) = self.other_rank[op] {
-            self.others_left.remove(rank);
-        }
+        self.resets.remove(op);
+        self.extensions.remove(op);
         true
     }
 
@@ -379,9 +367,8 @@ impl<'a, M: Model> Search<'a, M> {
                 self.unreturned_left += 1;
             }
             self.entries.unlift(frame.op);
-            if let Some(rank) = self.other_rank[frame.op] {
-                self.others_left.put_back(rank);
-            }
+            self.resets.put_back(frame.op);
+            self.extensions.put_back(frame.op);
             self.arena.truncate(frame.arena_len);
             self.next = frame.resume;
             self.next_read = frame.next_read;
@@ -413,8 +400,7 @@ impl LongestPrefix {
     fn before_pop<S>(&mut self, stack: &[Frame<S>]) {
         if stack.len() > self.ops.len() {
             self.ops.truncate(self.unchanged);
-            self.ops
-                .extend(stack[self.unchanged..].iter().map(|frame| frame.op));
+            self.ops.extend(stack[self.unchanged..].iter().map(|frame| frame.op));
             self.unchanged = stack.len();
         }
     }

@@ -56,10 +56,7 @@ impl<S: Eq + Clone> Visited<S> {
     /// Records the configuration unless one that subsumes it is there; returns whether it
     /// recorded it. `hash` must be a function of `returned` and `state` alone.
     pub(crate) fn insert(&mut self, hash: u64, returned: &[u64], open: &[u64], state: &S) -> bool {
-        debug_assert_eq!(
-            (returned.len(), open.len()),
-            (self.returned_words, self.open_words)
-        );
+        debug_assert_eq!((returned.len(), open.len()), (self.returned_words, self.open_words));
         let mask = self.slots.len() - 1;
         let mut slot = self.slot_of(hash);
         loop {
@@ -149,10 +146,7 @@ impl<S: Eq + Clone> Visited<S> {
 }
 
 fn is_subset(small: &[u64], large: &[u64]) -> bool {
-    small
-        .iter()
-        .zip(large)
-        .all(|(small, large)| small & !large == 0)
+    small.iter().zip(large).all(|(small, large)| small & !large == 0)
 }
 
 #[cfg(test)]
@@ -167,21 +161,11 @@ mod tests {
                 let set = [number, !number];
                 // Neighbours share a hash, so lookups must compare sets and states.
                 let hash = (number / 2).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-                assert_eq!(
-                    visited.insert(hash, &set, &[], &(number % 3)),
-                    round == 0,
-                    "{number}"
-                );
+                assert_eq!(visited.insert(hash, &set, &[], &(number % 3)), round == 0, "{number}");
             }
         }
-        assert!(
-            visited.insert(0, &[0, !0], &[], &1),
-            "same set, other state"
-        );
-        assert!(
-            visited.insert(0, &[1, !0], &[], &0),
-            "same state, other set"
-        );
+        assert!(visited.insert(0, &[0, !0], &[], &1), "same set, other state");
+        assert!(visited.insert(0, &[1, !0], &[], &0), "same state, other set");
     }
 
     #[test]
@@ -193,19 +177,10 @@ mod tests {
         assert!(visited.insert(7, &[0b1], &[0b1001], &'s'), "incomparable");
         assert!(visited.insert(7, &[0b1], &[0b1110], &'t'), "another state");
         assert!(visited.insert(7, &[0b1], &[0b0010], &'s'), "a subset");
-        assert!(
-            !visited.insert(7, &[0b1], &[0b0110], &'s'),
-            "a superset of the new subset"
-        );
+        assert!(!visited.insert(7, &[0b1], &[0b0110], &'s'), "a superset of the new subset");
         assert!(!visited.insert(7, &[0b1], &[0b1011], &'s'));
-        assert!(
-            visited.insert(7, &[0b1], &[0b0001], &'s'),
-            "incomparable to both"
-        );
-        assert!(
-            visited.insert(7, &[0b1], &[0b0000], &'s'),
-            "the empty set subsumes all"
-        );
+        assert!(visited.insert(7, &[0b1], &[0b0001], &'s'), "incomparable to both");
+        assert!(visited.insert(7, &[0b1], &[0b0000], &'s'), "the empty set subsumes all");
         assert!(!visited.insert(7, &[0b1], &[0b1000], &'s'));
     }
 }

@@ -6,9 +6,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn porcupine(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/histories/porcupine")
-        .join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/histories/porcupine").join(path)
 }
 
 /// A file of this test's own, in cargo's scratch directory for integration tests.
@@ -44,20 +42,11 @@ const NOT_LINEARIZABLE: &str = r#"{"id":0,"client":1,"kind":"put","key":"x","val
 
 #[test]
 fn exits_0_when_every_history_is_linearizable() {
-    let output = run(
-        &[],
-        &[
-            &porcupine("kv/c01-ok.txt"),
-            &porcupine("jepsen/etcd_005.log"),
-        ],
-    );
+    let output = run(&[], &[&porcupine("kv/c01-ok.txt"), &porcupine("jepsen/etcd_005.log")]);
     assert_eq!(status(&output), 0, "{}", stderr(&output));
     let text = stdout(&output);
     assert_eq!(text.lines().count(), 2, "{text}");
-    assert!(
-        text.lines().all(|line| line.contains("): linearizable (")),
-        "{text}"
-    );
+    assert!(text.lines().all(|line| line.contains("): linearizable (")), "{text}");
 }
 
 #[test]
@@ -66,10 +55,7 @@ fn exits_1_and_explains_when_a_history_is_not_linearizable() {
     let output = run(&[], &[&porcupine("kv/c01-ok.txt"), &bad]);
     assert_eq!(status(&output), 1, "{}", stderr(&output));
     let text = stdout(&output);
-    assert!(
-        text.contains("not-linearizable (2 ops, 1 partition)"),
-        "{text}"
-    );
+    assert!(text.contains("not-linearizable (2 ops, 1 partition)"), "{text}");
     assert!(text.contains("key \"x\" holds \"1\""), "{text}");
     assert!(
         text.contains(
@@ -83,13 +69,8 @@ fn exits_1_and_explains_when_a_history_is_not_linearizable() {
 fn exits_3_when_the_time_limit_runs_out_and_nothing_fails() {
     // With no time at all, a search stops at its first look at the clock; this history needs
     // many more steps than that.
-    let output = run(
-        &["--timeout", "0"],
-        &[
-            &porcupine("jepsen/etcd_002.log"),
-            &porcupine("kv/c01-ok.txt"),
-        ],
-    );
+    let output =
+        run(&["--timeout", "0"], &[&porcupine("jepsen/etcd_002.log"), &porcupine("kv/c01-ok.txt")]);
     assert_eq!(status(&output), 3, "{}", stderr(&output));
     assert!(stdout(&output).contains(
         "unknown (77 ops, 1 partition)\n  the time limit ran out while checking the register"
@@ -99,10 +80,7 @@ fn exits_3_when_the_time_limit_runs_out_and_nothing_fails() {
 #[test]
 fn a_failure_outweighs_an_unknown() {
     let bad = scratch("outweighs.jsonl", NOT_LINEARIZABLE);
-    let output = run(
-        &["--timeout", "0"],
-        &[&porcupine("jepsen/etcd_002.log"), &bad],
-    );
+    let output = run(&["--timeout", "0"], &[&porcupine("jepsen/etcd_002.log"), &bad]);
     assert_eq!(status(&output), 1, "{}", stderr(&output));
 }
 
@@ -127,11 +105,7 @@ fn exits_2_naming_the_file_and_line_of_unreadable_input() {
     assert!(stdout(&output).contains("not-linearizable"));
     let missing = run(&[], &[Path::new("no/such/file.jsonl")]);
     assert_eq!(status(&missing), 2);
-    assert!(
-        stderr(&missing).contains("no/such/file.jsonl: "),
-        "{}",
-        stderr(&missing)
-    );
+    assert!(stderr(&missing).contains("no/such/file.jsonl: "), "{}", stderr(&missing));
 }
 
 #[test]
@@ -139,11 +113,7 @@ fn json_gives_one_object_per_file() {
     let garbled = scratch("garbled-for-json.txt", "{:process 0, :type :invoke}\n");
     let output = run(
         &["--json", "--format", "porcupine-kv"],
-        &[
-            &porcupine("kv/c10-ok.txt"),
-            &porcupine("kv/c10-bad.txt"),
-            &garbled,
-        ],
+        &[&porcupine("kv/c10-ok.txt"), &porcupine("kv/c10-bad.txt"), &garbled],
     );
     assert_eq!(status(&output), 2);
     let objects: Vec<Value> = stdout(&output)
@@ -152,11 +122,7 @@ fn json_gives_one_object_per_file() {
         .collect();
     assert_eq!(objects.len(), 3);
     let ok = &objects[0];
-    assert!(
-        ok["file"]
-            .as_str()
-            .is_some_and(|file| file.ends_with("c10-ok.txt"))
-    );
+    assert!(ok["file"].as_str().is_some_and(|file| file.ends_with("c10-ok.txt")));
     assert_eq!(ok["verdict"], "linearizable");
     assert_eq!(ok["ops"], 337);
     assert_eq!(ok["partitions"], 10);
@@ -164,11 +130,7 @@ fn json_gives_one_object_per_file() {
     assert_eq!(ok["format"], "porcupine-kv");
     let bad = &objects[1];
     assert_eq!(bad["verdict"], "not-linearizable");
-    assert!(
-        bad["failing_partition"]
-            .as_str()
-            .is_some_and(|name| name.starts_with("key "))
-    );
+    assert!(bad["failing_partition"].as_str().is_some_and(|name| name.starts_with("key ")));
     assert!(
         bad["explanation"]
             .as_str()
@@ -183,11 +145,7 @@ fn json_gives_one_object_per_file() {
 fn an_explicit_format_is_obeyed() {
     let output = run(&["--format", "jepsen-etcd"], &[&porcupine("kv/c01-ok.txt")]);
     assert_eq!(status(&output), 2);
-    assert!(
-        stderr(&output).contains("c01-ok.txt:1: not a Jepsen event"),
-        "{}",
-        stderr(&output)
-    );
+    assert!(stderr(&output).contains("c01-ok.txt:1: not a Jepsen event"), "{}", stderr(&output));
 }
 
 #[test]
@@ -206,10 +164,7 @@ fn html_draws_every_history_on_one_page() {
         html.contains("class=\"op stuck due\""),
         "the operation that cannot be placed is marked"
     );
-    assert!(
-        !html.contains("src=") && !html.contains("href=\"http"),
-        "self-contained"
-    );
+    assert!(!html.contains("src=") && !html.contains("href=\"http"), "self-contained");
 }
 
 #[test]
@@ -217,13 +172,7 @@ fn help_documents_the_exit_statuses() {
     let output = run(&["--help"], &[]);
     assert_eq!(status(&output), 0);
     let help = stdout(&output);
-    for expected in [
-        "--format",
-        "--timeout",
-        "--html",
-        "--json",
-        "Exit status: 0",
-    ] {
+    for expected in ["--format", "--timeout", "--html", "--json", "Exit status: 0"] {
         assert!(help.contains(expected), "{expected}: {help}");
     }
 }

@@ -72,12 +72,7 @@ fn every_history_gets_the_expected_verdict_and_true_witnesses() {
                 report
             }
         };
-        assert_eq!(
-            report.verdict.as_str(),
-            row.verdict,
-            "{}: {report}",
-            row.path
-        );
+        assert_eq!(report.verdict.as_str(), row.verdict, "{}: {report}", row.path);
     }
 }
 
@@ -85,36 +80,23 @@ fn every_history_gets_the_expected_verdict_and_true_witnesses() {
 fn the_explanation_of_a_failure_is_the_same_every_time() {
     let (_, history) =
         parse::read(&histories().join("kv/c50-bad.txt"), Format::PorcupineKv).expect("readable");
-    let ParsedHistory::Kv(history) = history else {
-        panic!("a key-value history")
-    };
+    let ParsedHistory::Kv(history) = history else { panic!("a key-value history") };
     let first = check(&history, &KvModel, None).to_string();
     for _ in 0..3 {
         assert_eq!(check(&history, &KvModel, None).to_string(), first);
     }
-    assert!(
-        first.starts_with("not-linearizable (2024 ops, 10 partitions)\nkey "),
-        "{first}"
-    );
+    assert!(first.starts_with("not-linearizable (2024 ops, 10 partitions)\nkey "), "{first}");
 }
 
 #[test]
 fn a_time_limit_gives_unknown_never_a_guess() {
     let (_, history) = parse::read(&histories().join("jepsen/etcd_002.log"), Format::JepsenEtcd)
         .expect("readable");
-    let ParsedHistory::Register(history) = history else {
-        panic!("a register history")
-    };
+    let ParsedHistory::Register(history) = history else { panic!("a register history") };
     // With no time at all, the search stops at its first look at the clock; this history
     // needs many more steps than that.
     let report = check(&history, &RegisterModel, Some(Duration::ZERO));
     assert_eq!(report.verdict, Verdict::Unknown);
-    assert!(matches!(
-        report.partitions[0].outcome,
-        PartitionOutcome::TimedOut
-    ));
-    assert_eq!(
-        check(&history, &RegisterModel, None).verdict,
-        Verdict::Linearizable
-    );
+    assert!(matches!(report.partitions[0].outcome, PartitionOutcome::TimedOut));
+    assert_eq!(check(&history, &RegisterModel, None).verdict, Verdict::Linearizable);
 }

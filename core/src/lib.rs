@@ -10,6 +10,7 @@
 //!   key-value store of [`kv`].
 //! - [`client::Clerk`]: the client that finds the leader and retries exactly-once.
 
+mod bytes;
 pub mod client;
 pub mod ids;
 pub mod kv;

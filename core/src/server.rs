@@ -101,6 +101,7 @@ struct LoggedRequest<C> {
 #[derive(Serialize)]
 struct SnapshotOut<'a, R> {
     sessions: &'a Sessions<R>,
+    #[serde(with = "crate::bytes")]
     state: Vec<u8>,
 }
 
@@ -108,6 +109,7 @@ struct SnapshotOut<'a, R> {
 #[derive(Deserialize)]
 struct SnapshotIn<R> {
     sessions: Sessions<R>,
+    #[serde(with = "crate::bytes")]
     state: Vec<u8>,
 }
 

@@ -22,7 +22,7 @@ fn proposals_are_applied_everywhere_in_order() {
     for command in &expected {
         cluster.propose(id(1), command.as_bytes());
     }
-    cluster.stabilize();
+    cluster.run_for(100); // Followers learn the last commit index with a heartbeat.
     for node in cluster.ids() {
         assert_eq!(cluster.applied_commands(node), expected, "node {node}");
     }
@@ -36,7 +36,7 @@ fn agreement_holds_while_one_follower_is_down_and_it_catches_up() {
     for command in commands(10, "a") {
         cluster.propose(id(1), command.as_bytes());
     }
-    cluster.stabilize();
+    cluster.run_for(100);
     assert_eq!(cluster.applied_commands(id(2)).len(), 10, "a majority of two commits");
     cluster.restart(id(3));
     cluster.run_for(500);
@@ -75,7 +75,7 @@ fn many_proposals_share_one_append_per_follower() {
         })
         .collect();
     assert_eq!(appends, [4, 4, 2], "batches of at most 4, pipelined without waiting");
-    cluster.stabilize();
+    cluster.run_for(100);
     assert_eq!(cluster.applied_commands(id(2)), commands(10, "b"));
 }
 
@@ -91,7 +91,7 @@ fn the_in_flight_window_bounds_unanswered_appends() {
     }
     let in_flight = cluster.network.iter().filter(|m| m.to == id(2)).count();
     assert_eq!(in_flight, 3, "the window holds three appends");
-    cluster.stabilize();
+    cluster.run_for(100);
     assert_eq!(cluster.applied_commands(id(2)), commands(10, "w"));
 }
 
@@ -213,7 +213,7 @@ fn a_duplicated_or_reordered_append_never_shortens_the_log() {
         cluster.handle(id(2), Input::Message(message));
     }
     assert_eq!(cluster.node(id(2)).status().last_log, last);
-    cluster.stabilize();
+    cluster.run_for(100);
     assert_eq!(cluster.applied_commands(id(2)), commands(3, "d"));
 }
 

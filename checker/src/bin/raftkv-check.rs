@@ -152,10 +152,8 @@ fn print_report(file: &Path, format: Format, report: &Report, as_json: bool) {
         object["failing_partition"] = json!(partition.name);
         object["explanation"] = json!(report.to_string());
     }
-    let timed_out: Vec<&str> = report
-        .timed_out()
-        .map(|partition| partition.name.as_str())
-        .collect();
+    let timed_out: Vec<&str> =
+        report.timed_out().map(|partition| partition.name.as_str()).collect();
     if !timed_out.is_empty() {
         object["timed_out"] = json!(timed_out);
     }
@@ -163,9 +161,7 @@ fn print_report(file: &Path, format: Format, report: &Report, as_json: bool) {
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {
-    let seconds: f64 = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    let seconds: f64 = text.parse().map_err(|_| format!("{text:?} is not a number of seconds"))?;
     Duration::try_from_secs_f64(seconds)
         .map_err(|_| format!("{text:?} is not a usable number of seconds"))
 }

@@ -31,17 +31,11 @@ const MISSING_HASH: u64 = 0x6d69_7373_696e_6721;
 
 impl KvState {
     fn missing() -> Self {
-        KvState {
-            hash: MISSING_HASH,
-            text: None,
-        }
+        KvState { hash: MISSING_HASH, text: None }
     }
 
     fn holding(text: &str) -> Self {
-        KvState {
-            hash: extend_hash(FNV_OFFSET, text),
-            text: Some(Rc::from(text)),
-        }
+        KvState { hash: extend_hash(FNV_OFFSET, text), text: Some(Rc::from(text)) }
     }
 
     fn appended(&self, suffix: &str) -> Self {
@@ -49,18 +43,8 @@ impl KvState {
         let mut text = String::with_capacity(old.len() + suffix.len());
         text.push_str(old);
         text.push_str(suffix);
-        let hash = extend_hash(
-            if self.text.is_some() {
-                self.hash
-            } else {
-                FNV_OFFSET
-            },
-            suffix,
-        );
-        KvState {
-            hash,
-            text: Some(Rc::from(text)),
-        }
+        let hash = extend_hash(if self.text.is_some() { self.hash } else { FNV_OFFSET }, suffix);
+        KvState { hash, text: Some(Rc::from(text)) }
     }
 
     /// What a get returns: a missing key reads as `""`.
@@ -74,10 +58,29 @@ impl KvState {
     }
 }
 
+/// Whether `text` may be some of `pieces` end to end, each used at most once. Exact when at
+/// every point the pieces that fit all read alike (unique values ending with a separator, as
+/// the simulator writes them, always do); when two different ones fit, the answer is `true`,
+/// which is never wrong here.
+fn may_be_made_of(mut text: &str, pieces: &[&str]) -> bool {
+    let mut used = vec![false; pieces.len()];
+    while !text.is_empty() {
+        let mut fitting =
+            (0..pieces.len()).filter(|&piece| !used[piece] && text.starts_with(pieces[piece]));
+        let Some(first) = fitting.next() else {
+            return false;
+        };
+        if fitting.any(|other| pieces[other] != pieces[first]) {
+            return true;
+        }
+        used[first] = true;
+        text = &text[pieces[first].len()..];
+    }
+    true
+}
+
 fn extend_hash(hash: u64, text: &str) -> u64 {
-    text.bytes().fold(hash, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME)
-    })
+    text.bytes().fold(hash, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME))
 }
 
 impl PartialEq for KvState {
@@ -117,60 +120,49 @@ impl Model for KvModel {
             Command::Put { value } => Some(KvState::holding(value)),
             Command::Append { value } => Some(state.appended(value)),
             Command::Delete => Some(KvState::missing()),
-            Command::Cas {
-                expected,
-                value,
-                swapped,
-            } => {
+            Command::Cas { expected, value, swapped } => {
                 let holds_expected = state.is(expected.as_deref());
                 if swapped.is_some_and(|swapped| swapped != holds_expected) {
                     return None;
                 }
-                Some(if holds_expected {
-                    KvState::holding(value)
-                } else {
-                    state.clone()
-                })
+                Some(if holds_expected { KvState::holding(value) } else { state.clone() })
             }
         }
     }
 
     fn is_read_only(&self, operation: &Operation) -> bool {
-        matches!(
-            operation.command,
-            Command::Get { .. }
-                | Command::Cas {
-                    swapped: Some(false),
-                    ..
-                }
-        )
+        matches!(operation.command, Command::Get { .. } | Command::Cas { swapped: Some(false), .. })
     }
 
     fn only_extends(&self, operation: &Operation) -> bool {
         matches!(operation.command, Command::Append { .. })
     }
 
-    /// Appends only lengthen the value: a get can be allowed later only if what it read
-    /// starts with the value now, or with one that another write may leave.
+    /// What a get read must be a value some write may leave (the current one, or that of a
+    /// put, a delete or a compare-and-set) followed by some of the appends, each at most once.
     fn may_become_allowed<'a>(
         &self,
         state: &KvState,
         read: &Operation,
-        mut others: impl Iterator<Item = &'a Operation>,
+        mut resets: impl Iterator<Item = &'a Operation>,
+        extensions: impl Iterator<Item = &'a Operation>,
     ) -> bool {
-        let Command::Get {
-            output: Some(output),
-        } = &read.command
-        else {
+        let Command::Get { output: Some(output) } = &read.command else {
             return true;
         };
-        output.starts_with(state.read())
-            || others.any(|other| match &other.command {
-                Command::Put { value } | Command::Cas { value, .. } => {
-                    output.starts_with(value.as_str())
-                }
-                // A delete leaves the key reading as "".
-                Command::Delete => true,
+        let appends: Vec<&str> = extensions
+            .filter_map(|extension| match &extension.command {
+                Command::Append { value } if !value.is_empty() => Some(value.as_str()),
+                _ => None,
+            })
+            .collect();
+        let may_follow = |base: &str| {
+            output.strip_prefix(base).is_some_and(|rest| may_be_made_of(rest, &appends))
+        };
+        may_follow(state.read())
+            || resets.any(|reset| match &reset.command {
+                Command::Put { value } | Command::Cas { value, .. } => may_follow(value),
+                Command::Delete => may_follow(""),
                 Command::Get { .. } | Command::Append { .. } => true,
             })
     }
@@ -182,36 +174,24 @@ impl Model for KvModel {
         }
         by_key
             .into_iter()
-            .map(|(key, ops)| Partition {
-                name: format!("key {key:?}"),
-                ops,
-            })
+            .map(|(key, ops)| Partition { name: format!("key {key:?}"), ops })
             .collect()
     }
 
     fn describe_operation(&self, operation: &Operation) -> String {
         let key = &operation.key;
         match &operation.command {
-            Command::Get {
-                output: Some(output),
-            } => format!("get({key:?}) -> {output:?}"),
+            Command::Get { output: Some(output) } => format!("get({key:?}) -> {output:?}"),
             Command::Get { output: None } => format!("get({key:?}) -> ?"),
             Command::Put { value } => format!("put({key:?}, {value:?})"),
             Command::Append { value } => format!("append({key:?}, {value:?})"),
             Command::Delete => format!("delete({key:?})"),
-            Command::Cas {
-                expected,
-                value,
-                swapped,
-            } => {
+            Command::Cas { expected, value, swapped } => {
                 let expected = match expected {
                     Some(expected) => format!("{expected:?}"),
                     None => "missing".to_owned(),
                 };
-                format!(
-                    "cas({key:?}, {expected} -> {value:?}) -> {}",
-                    cas_outcome_word(*swapped)
-                )
+                format!("cas({key:?}, {expected} -> {value:?}) -> {}", cas_outcome_word(*swapped))
             }
         }
     }
@@ -229,23 +209,11 @@ mod tests {
     use super::*;
 
     fn op(key: &str, command: Command) -> Operation {
-        Operation {
-            id: 0,
-            client: 0,
-            call: 0,
-            ret: Some(1),
-            key: key.to_owned(),
-            command,
-        }
+        Operation { id: 0, client: 0, call: 0, ret: Some(1), key: key.to_owned(), command }
     }
 
     fn get(output: &str) -> Operation {
-        op(
-            "x",
-            Command::Get {
-                output: Some(output.to_owned()),
-            },
-        )
+        op("x", Command::Get { output: Some(output.to_owned()) })
     }
 
     fn cas(expected: Option<&str>, swapped: Option<bool>) -> Operation {
@@ -267,33 +235,17 @@ mod tests {
         assert_ne!(missing, empty);
         assert!(model.step(&missing, &get("")).is_some());
         assert!(model.step(&empty, &get("")).is_some());
-        assert_eq!(
-            model.step(&missing, &cas(None, Some(true))),
-            Some(KvState::holding("new"))
-        );
+        assert_eq!(model.step(&missing, &cas(None, Some(true))), Some(KvState::holding("new")));
         assert_eq!(model.step(&missing, &cas(Some(""), Some(true))), None);
-        assert_eq!(
-            model.step(&empty, &cas(Some(""), Some(true))),
-            Some(KvState::holding("new"))
-        );
-        assert_eq!(
-            model.step(&empty, &cas(None, Some(false))),
-            Some(empty.clone())
-        );
+        assert_eq!(model.step(&empty, &cas(Some(""), Some(true))), Some(KvState::holding("new")));
+        assert_eq!(model.step(&empty, &cas(None, Some(false))), Some(empty.clone()));
         assert_eq!(model.step(&empty, &cas(None, None)), Some(empty));
     }
 
     #[test]
     fn appends_concatenate_and_hash_like_the_same_text_put_whole() {
         let model = KvModel;
-        let append = |value: &str| {
-            op(
-                "x",
-                Command::Append {
-                    value: value.to_owned(),
-                },
-            )
-        };
+        let append = |value: &str| op("x", Command::Append { value: value.to_owned() });
         let once = model.step(&model.init(), &append("ab")).unwrap();
         let twice = model.step(&once, &append("c")).unwrap();
         let whole = KvState::holding("abc");
@@ -326,5 +278,45 @@ mod tests {
         );
         assert_eq!(model.describe_state(&model.init()), "is missing");
         assert_eq!(model.describe_state(&KvState::holding("v")), r#"holds "v""#);
+    }
+
+    #[test]
+    fn a_get_may_become_allowed_only_by_writes_that_can_make_what_it_read() {
+        let model = KvModel;
+        let read = get("a.b.c.");
+        let put = |value: &str| op("x", Command::Put { value: value.to_owned() });
+        let append = |value: &str| op("x", Command::Append { value: value.to_owned() });
+        let may = |state: &str, resets: &[Operation], appends: &[Operation]| {
+            model.may_become_allowed(&KvState::holding(state), &read, resets.iter(), appends.iter())
+        };
+        let appends = [append("c."), append("x."), append("b.")];
+        assert!(may("a.b.c.", &[], &[]));
+        assert!(may("a.", &[], &appends), "b. then c.");
+        assert!(!may("a.", &[], &appends[..2]), "no b.");
+        assert!(!may("b.", &[], &appends), "not from b.");
+        assert!(!may("b.", &[put("c.")], &appends));
+        assert!(may("b.", &[put("c."), put("a.b.")], &appends));
+        assert!(may(
+            "b.",
+            &[op("x", Command::Delete)],
+            &[append("a."), append("b."), append("c.")]
+        ));
+        assert!(!may("b.", &[op("x", Command::Delete)], &appends), "no a.");
+        // Two appends of the same text are interchangeable; one of them cannot be used twice.
+        let twice = get("b.b.");
+        let once = [append("b.")];
+        assert!(!model.may_become_allowed(&KvState::holding(""), &twice, [].iter(), once.iter()));
+        let both = [append("b."), append("b.")];
+        assert!(model.may_become_allowed(&KvState::holding(""), &twice, [].iter(), both.iter()));
+    }
+
+    #[test]
+    fn pieces_that_fit_alike_are_matched_exactly_and_others_give_up_safely() {
+        assert!(may_be_made_of("", &[]));
+        assert!(may_be_made_of("ab", &["b", "a"]));
+        assert!(!may_be_made_of("aba", &["b", "a"]));
+        assert!(!may_be_made_of("abc", &["a", "b"]));
+        // "a" and "ab" both fit at the start: no exact answer is attempted.
+        assert!(may_be_made_of("abx", &["a", "ab"]));
     }
 }

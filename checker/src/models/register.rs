@@ -79,19 +79,34 @@ impl Model for RegisterModel {
     fn is_read_only(&self, operation: &RegisterOperation) -> bool {
         matches!(
             operation.command,
-            RegisterCommand::Read { .. }
-                | RegisterCommand::Cas {
-                    swapped: Some(false),
-                    ..
-                }
+            RegisterCommand::Read { .. } | RegisterCommand::Cas { swapped: Some(false), .. }
         )
     }
 
+    /// A read sees the value now, or the one that another write may leave.
+    fn may_become_allowed<'a>(
+        &self,
+        state: &Option<i64>,
+        read: &RegisterOperation,
+        mut resets: impl Iterator<Item = &'a RegisterOperation>,
+        _extensions: impl Iterator<Item = &'a RegisterOperation>,
+    ) -> bool {
+        let wanted = match read.command {
+            RegisterCommand::Read { output: ReadOutput::Value(value) } => Some(value),
+            RegisterCommand::Read { output: ReadOutput::Nil } => None,
+            _ => return true,
+        };
+        *state == wanted
+            || resets.any(|reset| match reset.command {
+                RegisterCommand::Write { value } | RegisterCommand::Cas { to: value, .. } => {
+                    wanted == Some(value)
+                }
+                RegisterCommand::Read { .. } => true,
+            })
+    }
+
     fn partition(&self, history: &[RegisterOperation]) -> Vec<Partition> {
-        vec![Partition {
-            name: "the register".to_owned(),
-            ops: (0..history.len()).collect(),
-        }]
+        vec![Partition { name: "the register".to_owned(), ops: (0..history.len()).collect() }]
     }
 
     fn describe_operation(&self, operation: &RegisterOperation) -> String {
@@ -139,13 +154,7 @@ mod tests {
     use super::*;
 
     fn op(command: RegisterCommand) -> RegisterOperation {
-        RegisterOperation {
-            id: 0,
-            process: 0,
-            call: 0,
-            ret: Some(1),
-            command,
-        }
+        RegisterOperation { id: 0, process: 0, call: 0, ret: Some(1), command }
     }
 
     #[test]
@@ -154,36 +163,36 @@ mod tests {
         let read = |output| op(RegisterCommand::Read { output });
         assert_eq!(model.step(&None, &read(ReadOutput::Nil)), Some(None));
         assert_eq!(model.step(&Some(0), &read(ReadOutput::Nil)), None);
-        assert_eq!(
-            model.step(&Some(3), &read(ReadOutput::Value(3))),
-            Some(Some(3))
-        );
+        assert_eq!(model.step(&Some(3), &read(ReadOutput::Value(3))), Some(Some(3)));
         assert_eq!(model.step(&None, &read(ReadOutput::Value(3))), None);
-        assert_eq!(
-            model.step(&Some(7), &read(ReadOutput::Unknown)),
-            Some(Some(7))
-        );
+        assert_eq!(model.step(&Some(7), &read(ReadOutput::Unknown)), Some(Some(7)));
     }
 
     #[test]
     fn cas_swaps_exactly_when_the_register_holds_from() {
         let model = RegisterModel;
-        let cas = |swapped| {
-            op(RegisterCommand::Cas {
-                from: 1,
-                to: 2,
-                swapped,
-            })
-        };
+        let cas = |swapped| op(RegisterCommand::Cas { from: 1, to: 2, swapped });
         assert_eq!(model.step(&Some(1), &cas(Some(true))), Some(Some(2)));
         assert_eq!(model.step(&Some(1), &cas(Some(false))), None);
         assert_eq!(model.step(&None, &cas(Some(true))), None);
         assert_eq!(model.step(&None, &cas(Some(false))), Some(None));
         assert_eq!(model.step(&Some(1), &cas(None)), Some(Some(2)));
         assert_eq!(model.step(&Some(5), &cas(None)), Some(Some(5)));
-        assert_eq!(
-            model.step(&None, &op(RegisterCommand::Write { value: 4 })),
-            Some(Some(4))
-        );
+        assert_eq!(model.step(&None, &op(RegisterCommand::Write { value: 4 })), Some(Some(4)));
+    }
+
+    #[test]
+    fn a_read_may_become_allowed_only_through_a_write_of_its_value() {
+        let model = RegisterModel;
+        let read = op(RegisterCommand::Read { output: ReadOutput::Value(2) });
+        let writes = [
+            op(RegisterCommand::Write { value: 1 }),
+            op(RegisterCommand::Cas { from: 1, to: 2, swapped: None }),
+        ];
+        assert!(model.may_become_allowed(&Some(2), &read, [].iter(), [].iter()));
+        assert!(!model.may_become_allowed(&Some(1), &read, writes[..1].iter(), [].iter()));
+        assert!(model.may_become_allowed(&Some(1), &read, writes.iter(), [].iter()));
+        let nil = op(RegisterCommand::Read { output: ReadOutput::Nil });
+        assert!(!model.may_become_allowed(&Some(1), &nil, writes.iter(), [].iter()));
     }
 }

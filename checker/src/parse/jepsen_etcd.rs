@@ -40,9 +40,7 @@ pub fn parse(text: &str) -> Result<Vec<RegisterOperation>, ParseError> {
                 );
                 return Err(ParseError::new(number, message));
             }
-            let command = event
-                .invocation()
-                .map_err(|message| ParseError::new(number, message))?;
+            let command = event.invocation().map_err(|message| ParseError::new(number, message))?;
             open.insert(event.process, history.len());
             happened.push(true);
             history.push(RegisterOperation {
@@ -55,10 +53,7 @@ pub fn parse(text: &str) -> Result<Vec<RegisterOperation>, ParseError> {
             continue;
         }
         let Some(position) = open.remove(&event.process) else {
-            let message = format!(
-                "process {} has no open invocation to complete",
-                event.process
-            );
+            let message = format!("process {} has no open invocation to complete", event.process);
             return Err(ParseError::new(number, message));
         };
         let operation = &mut history[position];
@@ -74,10 +69,7 @@ pub fn parse(text: &str) -> Result<Vec<RegisterOperation>, ParseError> {
             Completion::DidNotHappen => happened[position] = false,
         }
     }
-    let happened = history
-        .into_iter()
-        .zip(happened)
-        .filter(|&(_, happened)| happened);
+    let happened = history.into_iter().zip(happened).filter(|&(_, happened)| happened);
     Ok(happened.map(|(operation, _)| operation).collect())
 }
 
@@ -110,43 +102,27 @@ impl<'a> Event<'a> {
         else {
             return Err("expected a process, a type and a function".to_owned());
         };
-        let process = process
-            .parse()
-            .map_err(|_| format!("the process is a number, not {process:?}"))?;
+        let process =
+            process.parse().map_err(|_| format!("the process is a number, not {process:?}"))?;
         if !matches!(kind, ":invoke" | ":ok" | ":fail" | ":info") {
             return Err(format!("unknown type {kind}: :invoke, :ok, :fail or :info"));
         }
         if !matches!(function, ":read" | ":write" | ":cas") {
-            return Err(format!(
-                "unknown function {function}: :read, :write or :cas"
-            ));
+            return Err(format!("unknown function {function}: :read, :write or :cas"));
         }
-        Ok(Event {
-            process,
-            kind,
-            function,
-            value: fields.collect(),
-        })
+        Ok(Event { process, kind, function, value: fields.collect() })
     }
 
     fn invocation(&self) -> Result<RegisterCommand, String> {
         Ok(match self.function {
             ":read" => {
                 self.expect_value(&["nil"])?;
-                RegisterCommand::Read {
-                    output: ReadOutput::Unknown,
-                }
+                RegisterCommand::Read { output: ReadOutput::Unknown }
             }
-            ":write" => RegisterCommand::Write {
-                value: self.integer()?,
-            },
+            ":write" => RegisterCommand::Write { value: self.integer()? },
             _ => {
                 let (from, to) = self.pair()?;
-                RegisterCommand::Cas {
-                    from,
-                    to,
-                    swapped: None,
-                }
+                RegisterCommand::Cas { from, to, swapped: None }
             }
         })
     }
@@ -181,11 +157,7 @@ impl<'a> Event<'a> {
                     return Err(format!("completes an invocation of [{from} {to}]"));
                 }
                 let swapped = Some(self.kind == ":ok");
-                Ok(Completion::Returned(RegisterCommand::Cas {
-                    from,
-                    to,
-                    swapped,
-                }))
+                Ok(Completion::Returned(RegisterCommand::Cas { from, to, swapped }))
             }
             // A failed read did nothing, like a read whose output is unknown (as Porcupine has it).
             (_, RegisterCommand::Read { .. }) => Ok(Completion::Returned(invoked)),
@@ -210,13 +182,8 @@ impl<'a> Event<'a> {
 
     fn integer(&self) -> Result<i64, String> {
         match self.value.as_slice() {
-            [value] => value
-                .parse()
-                .map_err(|_| format!("expected an integer, not {value:?}")),
-            _ => Err(format!(
-                "expected an integer, not {:?}",
-                self.value.join(" ")
-            )),
+            [value] => value.parse().map_err(|_| format!("expected an integer, not {value:?}")),
+            _ => Err(format!("expected an integer, not {:?}", self.value.join(" "))),
         }
     }
 
@@ -256,37 +223,15 @@ mod tests {
         ]
         .concat();
         let history = parse(&text).unwrap();
-        let shape: Vec<(u64, Option<u64>, RegisterCommand)> = history
-            .iter()
-            .map(|op| (op.call, op.ret, op.command))
-            .collect();
+        let shape: Vec<(u64, Option<u64>, RegisterCommand)> =
+            history.iter().map(|op| (op.call, op.ret, op.command)).collect();
         assert_eq!(
             shape,
             [
-                (
-                    1,
-                    Some(4),
-                    RegisterCommand::Read {
-                        output: ReadOutput::Nil
-                    }
-                ),
-                (
-                    2,
-                    Some(5),
-                    RegisterCommand::Cas {
-                        from: 1,
-                        to: 2,
-                        swapped: Some(false)
-                    }
-                ),
+                (1, Some(4), RegisterCommand::Read { output: ReadOutput::Nil }),
+                (2, Some(5), RegisterCommand::Cas { from: 1, to: 2, swapped: Some(false) }),
                 (3, None, RegisterCommand::Write { value: 3 }),
-                (
-                    7,
-                    Some(8),
-                    RegisterCommand::Read {
-                        output: ReadOutput::Unknown
-                    }
-                ),
+                (7, Some(8), RegisterCommand::Read { output: ReadOutput::Unknown }),
             ]
         );
     }
@@ -295,12 +240,7 @@ mod tests {
     fn an_invocation_still_open_at_the_end_has_an_unknown_outcome() {
         let history = parse(&line(4, ":invoke", ":read", "nil")).unwrap();
         assert_eq!(history[0].ret, None);
-        assert_eq!(
-            history[0].command,
-            RegisterCommand::Read {
-                output: ReadOutput::Unknown
-            }
-        );
+        assert_eq!(history[0].command, RegisterCommand::Read { output: ReadOutput::Unknown });
     }
 
     #[test]
@@ -315,10 +255,7 @@ mod tests {
             (line(5, ":invoke", ":read", "1"), "takes the value nil"),
             (line(1, ":ok", ":write", "1"), "no open invocation"),
             (line(0, ":invoke", ":read", "nil"), "still open"),
-            (
-                line(0, ":ok", ":read", "nil"),
-                "completes an invocation of :write",
-            ),
+            (line(0, ":ok", ":read", "nil"), "completes an invocation of :write"),
             (line(0, ":ok", ":write", "2"), "takes the value 1"),
         ];
         for (second, reason) in cases {
@@ -326,10 +263,7 @@ mod tests {
             let error = parse(&text).expect_err(&second);
             // The first line is fine; the blank one is skipped but counted.
             assert_eq!(error.line, 3, "{second}");
-            assert!(
-                error.message.contains(reason),
-                "{second}: {error} lacks {reason:?}"
-            );
+            assert!(error.message.contains(reason), "{second}: {error} lacks {reason:?}");
         }
     }
 }

@@ -66,11 +66,7 @@ pub(crate) struct JsonLine {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     value: Option<String>,
     /// Outer `None`: absent; `Some(None)`: `null` (a cas on a missing key).
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     expected: Option<Option<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     output: Option<String>,
@@ -108,7 +104,7 @@ impl TryFrom<JsonLine> for Operation {
     fn try_from(line: JsonLine) -> Result<Self, String> {
         let Some(ret) = line.ret else {
             return Err(
-                "missing field `ret` (null if the client never learned the outcome)".to_owned(),
+                "missing field `ret` (null if the client never learned the outcome)".to_owned()
             );
         };
         if let Some(ret) = ret {
@@ -137,15 +133,9 @@ impl TryFrom<JsonLine> for Operation {
             _ => {}
         }
         let command = match kind {
-            Kind::Get => Command::Get {
-                output: line.output,
-            },
-            Kind::Put => Command::Put {
-                value: line.value.ok_or_else(|| require("value"))?,
-            },
-            Kind::Append => Command::Append {
-                value: line.value.ok_or_else(|| require("value"))?,
-            },
+            Kind::Get => Command::Get { output: line.output },
+            Kind::Put => Command::Put { value: line.value.ok_or_else(|| require("value"))? },
+            Kind::Append => Command::Append { value: line.value.ok_or_else(|| require("value"))? },
             Kind::Delete => Command::Delete,
             Kind::Cas => Command::Cas {
                 expected: line.expected.ok_or_else(|| {
@@ -180,11 +170,7 @@ impl From<Operation> for JsonLine {
             Command::Put { value } => (Kind::Put, Some(value), None, None),
             Command::Append { value } => (Kind::Append, Some(value), None, None),
             Command::Delete => (Kind::Delete, None, None, None),
-            Command::Cas {
-                expected,
-                value,
-                swapped,
-            } => (
+            Command::Cas { expected, value, swapped } => (
                 Kind::Cas,
                 Some(value),
                 Some(expected),
@@ -236,19 +222,12 @@ mod tests {
         assert_eq!(history[2].ret, None);
         assert_eq!(
             history[3].command,
-            Command::Cas {
-                expected: None,
-                value: "a".to_owned(),
-                swapped: Some(true)
-            }
+            Command::Cas { expected: None, value: "a".to_owned(), swapped: Some(true) }
         );
         let mut written = Vec::new();
         write(&history, &mut written).unwrap();
-        let expected: String = GOOD
-            .lines()
-            .filter(|line| !line.is_empty())
-            .map(|line| format!("{line}\n"))
-            .collect();
+        let expected: String =
+            GOOD.lines().filter(|line| !line.is_empty()).map(|line| format!("{line}\n")).collect();
         assert_eq!(String::from_utf8(written).unwrap(), expected);
     }
 
@@ -285,10 +264,7 @@ mod tests {
                 r#"{"id":0,"client":1,"kind":"get","key":"x","output":"1","call":1,"ret":null}"#,
                 "has no `output`",
             ),
-            (
-                r#"{"id":0,"client":1,"kind":"put","key":"x","call":1,"ret":2}"#,
-                "put needs `value`",
-            ),
+            (r#"{"id":0,"client":1,"kind":"put","key":"x","call":1,"ret":2}"#, "put needs `value`"),
             (
                 r#"{"id":0,"client":1,"kind":"delete","key":"x","value":"1","call":1,"ret":2}"#,
                 "delete has no `value`",
@@ -313,10 +289,7 @@ mod tests {
         for (line, reason) in cases {
             let error = error_of(line);
             assert_eq!(error.line, 1, "{line}");
-            assert!(
-                error.message.contains(reason),
-                "{line}: {error} lacks {reason:?}"
-            );
+            assert!(error.message.contains(reason), "{line}: {error} lacks {reason:?}");
         }
     }
 
@@ -326,9 +299,6 @@ mod tests {
             "{\"id\":3,\"client\":1,\"kind\":\"delete\",\"key\":\"x\",\"call\":1,\"ret\":2}\n"
                 .repeat(2);
         let error = error_of(&text);
-        assert_eq!(
-            (error.line, error.message.as_str()),
-            (2, "id 3 is already used on line 1")
-        );
+        assert_eq!((error.line, error.message.as_str()), (2, "id 3 is already used on line 1"));
     }
 }

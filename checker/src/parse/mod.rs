@@ -81,10 +81,7 @@ pub fn read(path: &Path, format: Format) -> Result<(Format, ParsedHistory), Read
 
 /// Decides by the first line that is not blank; an empty text is an empty JSON Lines history.
 fn detect(text: &str) -> Format {
-    let first = text
-        .lines()
-        .map(str::trim_start)
-        .find(|line| !line.is_empty());
+    let first = text.lines().map(str::trim_start).find(|line| !line.is_empty());
     match first {
         Some(line) if line.starts_with("{:") => Format::PorcupineKv,
         Some(line) if line.contains(jepsen_etcd::MARKER) => Format::JepsenEtcd,
@@ -109,10 +106,7 @@ impl ParsedHistory {
 
 impl ParseError {
     pub(crate) fn new(line: usize, message: impl Into<String>) -> Self {
-        ParseError {
-            line,
-            message: message.into(),
-        }
+        ParseError { line, message: message.into() }
     }
 }
 
@@ -137,12 +131,8 @@ impl std::error::Error for ReadError {}
 
 impl Format {
     /// Every format, [`Format::Auto`] first.
-    pub const ALL: [Format; 4] = [
-        Format::Auto,
-        Format::Jsonl,
-        Format::PorcupineKv,
-        Format::JepsenEtcd,
-    ];
+    pub const ALL: [Format; 4] =
+        [Format::Auto, Format::Jsonl, Format::PorcupineKv, Format::JepsenEtcd];
 
     /// The name used on the command line.
     pub fn name(self) -> &'static str {
@@ -165,12 +155,9 @@ impl FromStr for Format {
     type Err = String;
 
     fn from_str(name: &str) -> Result<Self, String> {
-        Format::ALL
-            .into_iter()
-            .find(|format| format.name() == name)
-            .ok_or_else(|| {
-                format!("unknown format {name:?}: auto, jsonl, porcupine-kv or jepsen-etcd")
-            })
+        Format::ALL.into_iter().find(|format| format.name() == name).ok_or_else(|| {
+            format!("unknown format {name:?}: auto, jsonl, porcupine-kv or jepsen-etcd")
+        })
     }
 }
 
@@ -184,10 +171,7 @@ mod tests {
             ("", Format::Jsonl),
             ("\n{\"id\":0}", Format::Jsonl),
             ("{:process 0, :type :invoke}", Format::PorcupineKv),
-            (
-                "INFO  jepsen.util - 0\t:invoke\t:read\tnil",
-                Format::JepsenEtcd,
-            ),
+            ("INFO  jepsen.util - 0\t:invoke\t:read\tnil", Format::JepsenEtcd),
         ];
         for (text, format) in cases {
             assert_eq!(detect(text), format, "{text:?}");

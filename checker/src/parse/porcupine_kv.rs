@@ -42,9 +42,7 @@ pub fn parse(text: &str) -> Result<Vec<Operation>, ParseError> {
                 ("put", Value::Text(value)) => Command::Put { value },
                 ("append", Value::Text(value)) => Command::Append { value },
                 (function, _) => {
-                    return Err(at_line(format!(
-                        "an invocation of {function} with that :value"
-                    )));
+                    return Err(at_line(format!("an invocation of {function} with that :value")));
                 }
             };
             open.insert(event.process, history.len());
@@ -104,10 +102,7 @@ pub fn parse(text: &str) -> Result<Vec<Operation>, ParseError> {
             }
         }
     }
-    let happened = history
-        .into_iter()
-        .zip(happened)
-        .filter(|&(_, happened)| happened);
+    let happened = history.into_iter().zip(happened).filter(|&(_, happened)| happened);
     Ok(happened.map(|(operation, _)| operation).collect())
 }
 
@@ -170,18 +165,14 @@ impl<'a> Tokens<'a> {
     }
 
     fn skip_separators(&mut self) {
-        self.rest = self
-            .rest
-            .trim_start_matches(|c: char| c.is_whitespace() || c == ',');
+        self.rest = self.rest.trim_start_matches(|c: char| c.is_whitespace() || c == ',');
     }
 
     /// The next bare word (up to a separator).
     fn word(&mut self) -> &'a str {
         self.skip_separators();
-        let end = self
-            .rest
-            .find(|c: char| c.is_whitespace() || c == ',')
-            .unwrap_or(self.rest.len());
+        let end =
+            self.rest.find(|c: char| c.is_whitespace() || c == ',').unwrap_or(self.rest.len());
         let (word, rest) = self.rest.split_at(end);
         self.rest = rest;
         word
@@ -213,8 +204,7 @@ impl<'a> Tokens<'a> {
 
     fn integer(&mut self) -> Result<u64, String> {
         let word = self.word();
-        word.parse()
-            .map_err(|_| format!("expected a number, not {word:?}"))
+        word.parse().map_err(|_| format!("expected a number, not {word:?}"))
     }
 
     fn string_or_nil(&mut self) -> Result<Value, String> {
@@ -249,10 +239,7 @@ impl<'a> Tokens<'a> {
                     Some((_, 'n')) => text.push('\n'),
                     Some((_, 't')) => text.push('\t'),
                     other => {
-                        return Err(format!(
-                            "unknown escape \\{}",
-                            other.map_or(' ', |(_, c)| c)
-                        ));
+                        return Err(format!("unknown escape \\{}", other.map_or(' ', |(_, c)| c)));
                     }
                 },
                 c => text.push(c),
@@ -281,22 +268,12 @@ mod tests {
             .iter()
             .map(|op| (op.client, op.call, op.ret, op.key.as_str(), &op.command))
             .collect();
-        let put = Command::Put {
-            value: "a \"b\"".to_owned(),
-        };
-        let get = Command::Get {
-            output: Some(String::new()),
-        };
-        let append = Command::Append {
-            value: "x".to_owned(),
-        };
+        let put = Command::Put { value: "a \"b\"".to_owned() };
+        let get = Command::Get { output: Some(String::new()) };
+        let append = Command::Append { value: "x".to_owned() };
         assert_eq!(
             shape,
-            [
-                (0, 1, Some(3), "1", &put),
-                (1, 2, Some(4), "1", &get),
-                (2, 5, None, "2", &append),
-            ]
+            [(0, 1, Some(3), "1", &put), (1, 2, Some(4), "1", &get), (2, 5, None, "2", &append),]
         );
     }
 
@@ -305,38 +282,23 @@ mod tests {
         let first = r#"{:process 0, :type :invoke, :f :get, :key "1", :value nil}"#;
         let cases = [
             (r#":process 1"#, "expected a map"),
-            (
-                r#"{:process x, :type :invoke, :f :get, :key "1", :value nil}"#,
-                "expected a number",
-            ),
+            (r#"{:process x, :type :invoke, :f :get, :key "1", :value nil}"#, "expected a number"),
             (
                 r#"{:process 1, :type :invoke, :f :cas, :key "1", :value nil}"#,
                 "expected one of :get, :put, :append",
             ),
-            (
-                r#"{:process 1, :type :invoke, :f :get, :key "1"}"#,
-                "missing field :value",
-            ),
+            (r#"{:process 1, :type :invoke, :f :get, :key "1"}"#, "missing field :value"),
             (
                 r#"{:process 1, :type :invoke, :f :get, :key "1", :value nil, :time 3}"#,
                 "unknown field :time",
             ),
-            (
-                r#"{:process 1, :type :invoke, :f :put, :key "1", :value "a}"#,
-                "unterminated string",
-            ),
+            (r#"{:process 1, :type :invoke, :f :put, :key "1", :value "a}"#, "unterminated string"),
             (
                 r#"{:process 1, :type :invoke, :f :put, :key "1", :value nil}"#,
                 "an invocation of put",
             ),
-            (
-                r#"{:process 1, :type :ok, :f :get, :key "1", :value ""}"#,
-                "no open invocation",
-            ),
-            (
-                r#"{:process 0, :type :invoke, :f :get, :key "1", :value nil}"#,
-                "still open",
-            ),
+            (r#"{:process 1, :type :ok, :f :get, :key "1", :value ""}"#, "no open invocation"),
+            (r#"{:process 0, :type :invoke, :f :get, :key "1", :value nil}"#, "still open"),
             (
                 r#"{:process 0, :type :ok, :f :get, :key "2", :value ""}"#,
                 "on key \"1\" with key \"2\"",
@@ -353,10 +315,7 @@ mod tests {
         for (second, reason) in cases {
             let error = parse(&format!("{first}\n{second}\n")).expect_err(second);
             assert_eq!(error.line, 2, "{second}");
-            assert!(
-                error.message.contains(reason),
-                "{second}: {error} lacks {reason:?}"
-            );
+            assert!(error.message.contains(reason), "{second}: {error} lacks {reason:?}");
         }
     }
 }

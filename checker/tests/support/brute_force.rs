@@ -14,10 +14,7 @@ pub(crate) fn is_linearizable<O: Recorded, S: Clone + Eq + Hash>(
     init: S,
     step: impl Fn(&S, &O) -> Option<S>,
 ) -> bool {
-    assert!(
-        ops.len() <= 64,
-        "the brute force tries small histories only"
-    );
+    assert!(ops.len() <= 64, "the brute force tries small histories only");
     let mut failed = HashSet::new();
     extend(ops, &step, 0, init, &mut failed)
 }

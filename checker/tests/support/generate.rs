@@ -13,7 +13,8 @@ pub(crate) struct Shape {
     pub(crate) clients: u64,
     pub(crate) keys: u64,
     pub(crate) ops: usize,
-    /// Values come from this many distinct strings, so that reads can be ambiguous.
+    /// Values come from this many distinct strings, so that reads can be ambiguous; 0: every
+    /// value is new.
     pub(crate) values: u64,
     /// Chance, in percent, that an operation never returns.
     pub(crate) unknown_percent: u64,
@@ -77,7 +78,11 @@ pub(crate) fn linearizable_history(rng: &mut Rng, shape: &Shape) -> Vec<Operatio
 
 fn random_call(rng: &mut Rng, shape: &Shape, id: u64, client: u64, now: u64) -> Operation {
     let key = format!("k{}", rng.below(shape.keys));
-    let value = |rng: &mut Rng| format!("v{}", rng.below(shape.values));
+    // Unique values end with a dot, so that none is a prefix of another, as in the simulator.
+    let value = |rng: &mut Rng| match shape.values {
+        0 => format!("u{id}."),
+        values => format!("v{}", rng.below(values)),
+    };
     let command = if rng.chance(shape.get_percent, 100) {
         Command::Get { output: None }
     } else if shape.appends_only {
@@ -88,24 +93,13 @@ fn random_call(rng: &mut Rng, shape: &Shape, id: u64, client: u64, now: u64) -> 
             2..=3 => Command::Append { value: value(rng) },
             4 => Command::Delete,
             _ => Command::Cas {
-                expected: if rng.chance(1, 4) {
-                    None
-                } else {
-                    Some(value(rng))
-                },
+                expected: if rng.chance(1, 4) { None } else { Some(value(rng)) },
                 value: value(rng),
                 swapped: None,
             },
         }
     };
-    Operation {
-        id,
-        client,
-        call: now,
-        ret: None,
-        key,
-        command,
-    }
+    Operation { id, client, call: now, ret: None, key, command }
 }
 
 /// Applies the operation to the store and records its output.
@@ -120,11 +114,7 @@ fn take_effect(store: &mut BTreeMap<String, String>, operation: &mut Operation) 
         Command::Delete => {
             store.remove(key);
         }
-        Command::Cas {
-            expected,
-            value,
-            swapped,
-        } => {
+        Command::Cas { expected, value, swapped } => {
             let holds = store.get(key) == expected.as_ref();
             if holds {
                 store.insert(key.clone(), value.clone());

@@ -27,11 +27,7 @@ pub(crate) fn kv(
         Command::Delete => {
             next.remove(key);
         }
-        Command::Cas {
-            expected,
-            value,
-            swapped,
-        } => {
+        Command::Cas { expected, value, swapped } => {
             let holds = current == expected.as_ref();
             if swapped.is_some_and(|swapped| swapped != holds) {
                 return None;

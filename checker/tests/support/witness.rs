@@ -13,29 +13,16 @@ pub(crate) fn assert_witnesses_hold<O: Recorded + Clone, S: Clone>(
     context: &str,
 ) {
     for partition in &report.partitions {
-        let ops: Vec<O> = partition
-            .ops
-            .iter()
-            .map(|&op| history[op].clone())
-            .collect();
-        let position = |index: usize| {
-            partition
-                .ops
-                .binary_search(&index)
-                .expect("in the partition")
-        };
+        let ops: Vec<O> = partition.ops.iter().map(|&op| history[op].clone()).collect();
+        let position =
+            |index: usize| partition.ops.binary_search(&index).expect("in the partition");
         let (order, complete): (Vec<usize>, bool) = match &partition.outcome {
             PartitionOutcome::Linearizable { order } => {
                 (order.iter().map(|&op| position(op)).collect(), true)
             }
-            PartitionOutcome::NotLinearizable(violation) => (
-                violation
-                    .prefix
-                    .iter()
-                    .map(|op| position(op.index))
-                    .collect(),
-                false,
-            ),
+            PartitionOutcome::NotLinearizable(violation) => {
+                (violation.prefix.iter().map(|op| position(op.index)).collect(), false)
+            }
             PartitionOutcome::TimedOut | PartitionOutcome::Skipped => continue,
         };
         assert!(
@@ -59,9 +46,8 @@ fn is_valid_order<O: Recorded, S>(
     let mut state = init;
     for (position, &op) in order.iter().enumerate() {
         let later = &order[position + 1..];
-        let placed_too_early = later
-            .iter()
-            .any(|&other| ops[other].ret().is_some_and(|ret| ret < ops[op].call()));
+        let placed_too_early =
+            later.iter().any(|&other| ops[other].ret().is_some_and(|ret| ret < ops[op].call()));
         // An operation left out that returned before this one was called would have to precede it.
         let skips_a_predecessor = (0..ops.len())
             .filter(|other| !order.contains(other))

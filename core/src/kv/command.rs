@@ -10,34 +10,43 @@ pub enum KvCommand {
     /// The value of `key`, if present.
     Get {
         /// The key read.
+        #[serde(with = "crate::bytes")]
         key: Vec<u8>,
     },
     /// Sets `key` to `value`.
     Put {
         /// The key written.
+        #[serde(with = "crate::bytes")]
         key: Vec<u8>,
         /// Its new value.
+        #[serde(with = "crate::bytes")]
         value: Vec<u8>,
     },
     /// Appends `value` to the value of `key` (a missing key counts as empty).
     Append {
         /// The key written.
+        #[serde(with = "crate::bytes")]
         key: Vec<u8>,
         /// What to append.
+        #[serde(with = "crate::bytes")]
         value: Vec<u8>,
     },
     /// Removes `key`.
     Delete {
         /// The key removed.
+        #[serde(with = "crate::bytes")]
         key: Vec<u8>,
     },
     /// Sets `key` to `new` if it currently holds `expected` (`None`: the key is missing).
     Cas {
         /// The key compared and written.
+        #[serde(with = "crate::bytes")]
         key: Vec<u8>,
         /// The value it must hold, or `None` for "missing".
+        #[serde(with = "crate::bytes::optional")]
         expected: Option<Vec<u8>>,
         /// Its new value if the comparison holds.
+        #[serde(with = "crate::bytes")]
         new: Vec<u8>,
     },
 }
@@ -46,7 +55,7 @@ pub enum KvCommand {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KvReply {
     /// Answer to `Get`: the value, or `None` if the key is missing.
-    Value(Option<Vec<u8>>),
+    Value(#[serde(with = "crate::bytes::optional")] Option<Vec<u8>>),
     /// `Put`, `Append` and `Delete` took effect.
     Done,
     /// Answer to `Cas`: whether it swapped, and the value the key held before (`None`: missing).
@@ -54,6 +63,7 @@ pub enum KvReply {
         /// The key held `expected` and now holds `new`.
         swapped: bool,
         /// The value before the command.
+        #[serde(with = "crate::bytes::optional")]
         previous: Option<Vec<u8>>,
     },
 }

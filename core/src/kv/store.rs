@@ -29,9 +29,32 @@ pub struct KvStore {
     entries: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct SnapshotForm {
-    entries: Vec<(Vec<u8>, Vec<u8>)>,
+/// A snapshot: the pairs in key order.
+#[derive(Serialize)]
+struct SnapshotOut<'a> {
+    entries: Vec<PairOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct PairOut<'a> {
+    #[serde(with = "crate::bytes")]
+    key: &'a [u8],
+    #[serde(with = "crate::bytes")]
+    value: &'a [u8],
+}
+
+/// `SnapshotOut` as decoded.
+#[derive(Deserialize)]
+struct SnapshotIn {
+    entries: Vec<PairIn>,
+}
+
+#[derive(Deserialize)]
+struct PairIn {
+    #[serde(with = "crate::bytes")]
+    key: Vec<u8>,
+    #[serde(with = "crate::bytes")]
+    value: Vec<u8>,
 }
 
 impl KvStore {
@@ -142,16 +165,14 @@ impl StateMachine for KvStore {
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        let form = SnapshotForm {
-            entries: self.entries.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        };
-        postcard::to_allocvec(&form).expect("encoding into a Vec cannot fail")
+        let entries = self.entries.iter().map(|(key, value)| PairOut { key, value }).collect();
+        postcard::to_allocvec(&SnapshotOut { entries }).expect("encoding into a Vec cannot fail")
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
-        let form: SnapshotForm = postcard::from_bytes(snapshot)
+        let decoded: SnapshotIn = postcard::from_bytes(snapshot)
             .map_err(|error| RestoreError { reason: error.to_string() })?;
-        self.entries = form.entries.into_iter().collect();
+        self.entries = decoded.entries.into_iter().map(|pair| (pair.key, pair.value)).collect();
         Ok(())
     }
 }

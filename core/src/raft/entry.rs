@@ -25,7 +25,7 @@ pub enum Payload {
     /// (they are only ever committed indirectly, Raft §5.4.2).
     Noop,
     /// An opaque command for the state machine.
-    Command(Vec<u8>),
+    Command(#[serde(with = "crate::bytes")] Vec<u8>),
 }
 
 impl Entry {

@@ -71,6 +71,7 @@ pub enum Body {
         /// Where this chunk starts.
         offset: u64,
         /// The bytes from `offset` on.
+        #[serde(with = "crate::bytes")]
         chunk: Vec<u8>,
     },
     /// Answer to `InstallSnapshot`: how much of the snapshot `last` the follower holds, from the

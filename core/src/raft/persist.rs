@@ -28,6 +28,7 @@ pub struct Snapshot {
     /// The last entry whose effect the snapshot holds.
     pub last: LogId,
     /// The state machine's own encoding of its state.
+    #[serde(with = "crate::bytes")]
     pub data: Vec<u8>,
 }
 

@@ -37,8 +37,6 @@ pub(crate) struct Progress {
     probe_sent: bool,
     /// In `Replicate`: the last index of each message in flight, oldest first.
     inflight: VecDeque<LogIndex>,
-    /// The highest commit index this follower can have learned from what was sent to it.
-    pub(crate) commit_sent: LogIndex,
     /// Heard from in the current check-quorum period.
     pub(crate) recent_active: bool,
     /// Highest read round the follower has answered in this term.
@@ -53,7 +51,6 @@ impl Progress {
             state: ReplicationState::Probe,
             probe_sent: false,
             inflight: VecDeque::new(),
-            commit_sent: LogIndex(0),
             recent_active: false,
             read_round_acked: 0,
         }
@@ -68,15 +65,13 @@ impl Progress {
         }
     }
 
-    /// Records that an append was sent whose last entry is `last_sent` (none for a heartbeat).
-    pub(crate) fn on_sent(&mut self, last_sent: Option<LogIndex>) {
+    /// Records that an append was sent whose last entry is `last_sent`.
+    pub(crate) fn on_sent(&mut self, last_sent: LogIndex) {
         match self.state {
             ReplicationState::Probe => self.probe_sent = true,
             ReplicationState::Replicate => {
-                if let Some(last) = last_sent {
-                    self.next_index = last.next();
-                    self.inflight.push_back(last);
-                }
+                self.next_index = last_sent.next();
+                self.inflight.push_back(last_sent);
             }
             ReplicationState::Snapshot { .. } => {}
         }
@@ -195,7 +190,7 @@ mod tests {
         // accepted up to 3; a heartbeat's rejection at 4 sent the leader back to probing at 4,
         // and the late rejection of 3 then looked like the answer to that probe.
         let mut progress = Progress::new(LogIndex(1));
-        progress.on_sent(Some(LogIndex(3)));
+        progress.on_sent(LogIndex(3));
         progress.on_accepted(LogIndex(3));
         assert!(progress.on_rejected(LogIndex(4), LogIndex(4)));
         assert!(!progress.on_rejected(LogIndex(3), LogIndex(3)), "sent before the match at 3");
@@ -206,7 +201,7 @@ mod tests {
     fn probe_sends_one_at_a_time_until_answered() {
         let mut progress = Progress::new(LogIndex(5));
         assert!(!progress.is_paused(4));
-        progress.on_sent(Some(LogIndex(7)));
+        progress.on_sent(LogIndex(7));
         assert!(progress.is_paused(4));
         assert_eq!(progress.next_index, LogIndex(5), "probing does not move next");
         progress.on_heartbeat();
@@ -216,12 +211,12 @@ mod tests {
     #[test]
     fn accepted_probe_switches_to_replicate_and_fills_a_window() {
         let mut progress = Progress::new(LogIndex(5));
-        progress.on_sent(Some(LogIndex(7)));
+        progress.on_sent(LogIndex(7));
         assert!(progress.on_accepted(LogIndex(7)));
         assert_eq!(progress.state, ReplicationState::Replicate);
         assert_eq!(progress.next_index, LogIndex(8));
-        progress.on_sent(Some(LogIndex(9)));
-        progress.on_sent(Some(LogIndex(12)));
+        progress.on_sent(LogIndex(9));
+        progress.on_sent(LogIndex(12));
         assert!(progress.is_paused(2));
         progress.on_accepted(LogIndex(9));
         assert!(!progress.is_paused(2));
@@ -252,7 +247,7 @@ mod tests {
     #[test]
     fn stale_rejections_are_ignored() {
         let mut progress = Progress::new(LogIndex(10));
-        progress.on_sent(None);
+        progress.on_sent(LogIndex(12));
         assert!(!progress.on_rejected(LogIndex(4), LogIndex(3)), "not the probe in flight");
         assert!(progress.on_rejected(LogIndex(9), LogIndex(3)));
         assert_eq!(progress.next_index, LogIndex(3));

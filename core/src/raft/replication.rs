@@ -35,8 +35,11 @@ impl RaftNode {
     }
 
     /// Sends the next entries to one peer while its window allows (in `Probe`, one message).
-    /// When there is nothing new but the follower cannot know the latest commit index yet, an
-    /// empty append carries it. Returns whether anything was sent.
+    /// Returns whether anything was sent.
+    ///
+    /// A new commit index alone sends nothing: it rides on the next append or heartbeat.
+    /// Followers only need it to apply, and an empty append per commit, with its answer, would
+    /// double the messages of a lightly loaded cluster.
     pub(crate) fn replicate_to(&mut self, peer: usize) -> bool {
         let mut sent = false;
         while !self.progress[peer].is_paused(self.config.max_inflight_appends) {
@@ -51,26 +54,18 @@ impl RaftNode {
                 self.config.max_entries_per_append,
                 self.config.max_bytes_per_append,
             );
-            if entries.is_empty() && progress.commit_sent >= self.log.committed() {
+            let Some(last_sent) = entries.last().map(|entry| entry.index) else {
                 break;
-            }
-            let last_sent = entries.last().map(|entry| entry.index);
+            };
             self.progress[peer].on_sent(last_sent);
             self.send_append(peer, LogId::new(next.prev(), prev_term), entries);
             sent = true;
-            if last_sent.is_none() {
-                break;
-            }
         }
         sent
     }
 
     fn send_append(&mut self, peer: usize, prev: LogId, entries: Vec<Entry>) {
         let commit = self.log.committed();
-        let covered = prev.index.plus(entries.len() as u64);
-        let progress = &mut self.progress[peer];
-        // The follower takes the commit index only as far as the entries it matched.
-        progress.commit_sent = progress.commit_sent.max(commit.min(covered));
         let body = Body::Append { prev, entries, commit, read_round: self.read_round() };
         self.send(self.peers[peer], self.term, body);
     }
