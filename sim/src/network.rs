@@ -188,12 +188,6 @@ impl Network {
         self.options.loss = Ratio::NEVER;
         self.options.duplicate = Ratio::NEVER;
     }
-
-    /// Loses and duplicates packets at these rates from now on.
-    pub(crate) fn set_faults(&mut self, loss: Ratio, duplicate: Ratio) {
-        self.options.loss = loss;
-        self.options.duplicate = duplicate;
-    }
 }
 
 /// What became of a packet.

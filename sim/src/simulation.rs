@@ -19,7 +19,7 @@ use crate::disk::Disk;
 use crate::faults::FaultEvent;
 use crate::network::{Endpoint, Network, Packet, Route};
 use crate::node::{Kv, SimNode};
-use crate::options::{Options, Ratio, Streams};
+use crate::options::{Options, Streams};
 use crate::report::Report;
 use crate::run::Auto;
 use crate::trace::{Actor, Trace, TraceOutput};
@@ -715,16 +715,6 @@ impl Simulation {
         self.trace.event(self.now, Actor::Sim, format_args!("heal"));
     }
 
-    /// Loses and duplicates packets at these rates from now on (an unreliable network).
-    pub fn set_packet_faults(&mut self, loss: Ratio, duplicate: Ratio) {
-        self.network.set_faults(loss, duplicate);
-        self.trace.event(
-            self.now,
-            Actor::Sim,
-            format_args!("packets: loss={loss} duplicate={duplicate}"),
-        );
-    }
-
     // ---- queries ----
 
     /// The current virtual time.
@@ -848,20 +838,6 @@ impl Simulation {
                 Actor::Node(id.0),
                 format_args!("transfer to n{target} {outcome}"),
             );
-        }
-        self.drain_node(node);
-    }
-
-    /// Makes node `id` campaign now.
-    pub fn campaign(&mut self, id: NodeId) {
-        let node = self.node_index(id);
-        let state = &mut self.nodes[node];
-        if !state.is_running() {
-            return;
-        }
-        let local = state.clock.local(self.now);
-        if let Some(replica) = state.replica.as_mut() {
-            replica.campaign(local);
         }
         self.drain_node(node);
     }

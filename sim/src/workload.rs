@@ -28,11 +28,6 @@ impl Recorded {
     pub fn is_finished(&self) -> bool {
         self.ret.is_some()
     }
-
-    /// Whether it finished with a reply.
-    pub fn is_ok(&self) -> bool {
-        matches!(self.ret, Some((_, Ok(_))))
-    }
 }
 
 /// Index of an operation in the history.
