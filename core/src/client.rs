@@ -103,6 +103,11 @@ impl std::error::Error for ClerkError {}
 /// The operation being sent, and where it stands.
 #[derive(Clone, Debug)]
 struct Attempt<C> {
+    /// The id `submit` returned, which `Finished` carries.
+    submitted: RequestId,
+    /// The id on the wire. A command sent again in a new session gets a new one, so that
+    /// answers to copies sent in the old session (a late duplicate saying that session expired)
+    /// cannot be taken for answers about the new one.
     request: RequestId,
     op: Op<C>,
     /// Index into `servers` of the replica asked.
@@ -136,6 +141,9 @@ pub struct Clerk<C, R> {
     leader: usize,
     queue: VecDeque<(RequestId, C)>,
     current: Option<Attempt<C>>,
+    /// The highest id a command went out with: a command whose own id is not above it takes a
+    /// new one, since a session only accepts growing ids.
+    last_command_sent: RequestId,
     backoff_ms: u64,
     outbox: VecDeque<ClerkOutput<C, R>>,
 }
@@ -154,6 +162,7 @@ impl<C: Clone, R> Clerk<C, R> {
             leader: 0,
             queue: VecDeque::new(),
             current: None,
+            last_command_sent: RequestId(0),
             backoff_ms,
             outbox: VecDeque::new(),
         }
@@ -205,15 +214,27 @@ impl<C: Clone, R> Clerk<C, R> {
         if self.current.is_some() {
             return;
         }
-        let (request, op) = match self.client {
-            None if !self.queue.is_empty() => (self.take_request_id(), Op::Register),
+        let (submitted, request, op) = match self.client {
+            None if !self.queue.is_empty() => {
+                let request = self.take_request_id();
+                (request, request, Op::Register)
+            }
             Some(_) => match self.queue.pop_front() {
-                Some((request, command)) => (request, Op::Command(command)),
+                Some((submitted, command)) => {
+                    let request = if submitted > self.last_command_sent {
+                        submitted
+                    } else {
+                        self.take_request_id()
+                    };
+                    self.last_command_sent = request;
+                    (submitted, request, Op::Command(command))
+                }
                 None => return,
             },
             None => return,
         };
         let attempt = Attempt {
+            submitted,
             request,
             op,
             target: self.leader,
@@ -262,7 +283,7 @@ impl<C: Clone, R> Clerk<C, R> {
         };
         self.backoff_ms = self.config.backoff_ms_min;
         if let Some(result) = result {
-            self.outbox.push_back(ClerkOutput::Finished { request: attempt.request, result });
+            self.outbox.push_back(ClerkOutput::Finished { request: attempt.submitted, result });
         }
         self.start_next(now);
     }
@@ -313,12 +334,12 @@ impl<C: Clone, R> Clerk<C, R> {
                 let attempt = self.current.take().expect("checked above");
                 if attempt.maybe_applied {
                     self.outbox.push_back(ClerkOutput::Finished {
-                        request: attempt.request,
+                        request: attempt.submitted,
                         result: Err(ClerkError::Indeterminate),
                     });
                 } else if let Op::Command(command) = attempt.op {
-                    // Never applied: run it again in a new session.
-                    self.queue.push_front((attempt.request, command));
+                    // Never applied: run it again in a new session, under a new id.
+                    self.queue.push_front((attempt.submitted, command));
                 }
                 self.start_next(now);
             }

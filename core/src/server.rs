@@ -133,6 +133,15 @@ impl fmt::Display for ReplicaStartError {
 
 impl std::error::Error for ReplicaStartError {}
 
+/// Where a leader's log clock started: its stamps continue the log's clock at the pace of the
+/// leader's own, whatever the origin of its `Instant`s.
+#[derive(Clone, Copy, Debug)]
+struct ClockAnchor {
+    term: Term,
+    log_ms: u64,
+    local: Instant,
+}
+
 /// A proposed request waiting to be applied.
 #[derive(Clone, Copy, Debug)]
 struct Proposed {
@@ -173,6 +182,7 @@ pub struct Replica<S: StateMachine> {
     applied: LogIndex,
     outbox: VecDeque<Output<S::Reply>>,
     snapshot_threshold_bytes: usize,
+    clock_anchor: Option<ClockAnchor>,
     /// Log entries and snapshots from a leader that did not decode (never written by this
     /// code: a bug or a hostile peer if non-zero).
     undecodable: u64,
@@ -199,6 +209,7 @@ impl<S: StateMachine> Replica<S> {
             applied: LogIndex(0),
             outbox: VecDeque::new(),
             snapshot_threshold_bytes: config.snapshot_threshold_bytes,
+            clock_anchor: None,
             undecodable: 0,
         };
         if let Some(snapshot) = snapshot {
@@ -315,7 +326,7 @@ impl<S: StateMachine> Replica<S> {
                     self.reply(from, request_id, outcome);
                     return;
                 }
-                let stamp_ms = now.as_nanos() / 1_000_000;
+                let stamp_ms = self.log_clock_stamp(now);
                 let logged = LoggedRequest { client, request: request_id, stamp_ms, op };
                 let bytes =
                     postcard::to_allocvec(&logged).expect("encoding into a Vec cannot fail");
@@ -330,6 +341,25 @@ impl<S: StateMachine> Replica<S> {
                 }
             }
         }
+    }
+
+    /// The stamp of a request proposed now. Stamps continue the log clock (the latest stamp
+    /// applied) from where this leader found it, at the pace of its own clock. They do not read
+    /// the leader's clock directly: clock origins differ between processes, and a leader whose
+    /// origin lay far ahead would expire every session at once.
+    fn log_clock_stamp(&mut self, now: Instant) -> u64 {
+        let term = self.raft.term();
+        let applied_ms = self.sessions.clock_ms();
+        if let Some(anchor) = self.clock_anchor.filter(|anchor| anchor.term == term) {
+            let stamp_ms = anchor.log_ms + now.nanos_since(anchor.local) / 1_000_000;
+            if stamp_ms >= applied_ms {
+                return stamp_ms;
+            }
+        }
+        // A new term, or entries of the previous leader stamped later than this clock reached:
+        // start again from the clock as applied.
+        self.clock_anchor = Some(ClockAnchor { term, log_ms: applied_ms, local: now });
+        applied_ms
     }
 
     fn on_raft_output(&mut self, output: raft::Output) {

@@ -67,6 +67,11 @@ impl<R> Sessions<R> {
         self.timeout_ms
     }
 
+    /// The log clock: the latest stamp applied, in milliseconds.
+    pub fn clock_ms(&self) -> u64 {
+        self.clock_ms
+    }
+
     /// Advances the log clock to a stamp of an entry being applied, and expires every session
     /// idle for longer than the timeout.
     pub fn advance_clock(&mut self, stamp_ms: u64) {

@@ -193,6 +193,28 @@ fn sessions_expire_at_the_same_index_on_every_replica() {
 }
 
 #[test]
+fn a_leader_whose_clock_starts_elsewhere_continues_the_log_clock() {
+    let mut cluster = KvCluster::with_config(3, 1, |config| config.session_timeout_ms = 10_000);
+    // Node 3's process started an hour before the others: its clock reads an hour ahead.
+    cluster.clock_offset_ms[2] = 3_600_000;
+    cluster.elect(NodeId(1));
+    cluster.submit(0, put("x", "1"));
+    assert!(cluster.run_until(2_000, |c| c.finished[0].len() == 1));
+    let session = cluster.clerks[0].client_id();
+
+    let clock = cluster.clock_of(NodeId(1));
+    cluster.replica_mut(NodeId(1)).transfer_leadership(clock, NodeId(3)).expect("leads");
+    cluster.stabilize();
+    assert_eq!(cluster.leader(), Some(NodeId(3)));
+    cluster.submit(0, append("x", "2"));
+    assert!(cluster.run_until(5_000, |c| c.finished[0].len() == 2));
+    assert_eq!(cluster.finished[0][1].1, Ok(KvReply::Done));
+    assert_eq!(cluster.clerks[0].client_id(), session, "the session did not expire");
+    let clock_ms = cluster.replica(NodeId(3)).sessions().clock_ms();
+    assert!(clock_ms < 60_000, "the log clock went on from where it was: {clock_ms} ms");
+}
+
+#[test]
 fn a_clerk_whose_idle_session_expired_opens_a_new_one_transparently() {
     let mut cluster = KvCluster::with_config(3, 2, |config| config.session_timeout_ms = 1_000);
     cluster.wait_for_leader();

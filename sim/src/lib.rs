@@ -1,1 +1,38 @@
-//! Deterministic simulator.
+//! raftkv-sim: a deterministic simulator for raftkv.
+//!
+//! One thread, one virtual clock, one queue of events ordered by (time, sequence number), and
+//! one seed: the seed's generator hands sub-seeds to every node, disk, the network, the
+//! workload and the fault injector, so the same seed gives the same run, byte for byte (the
+//! trace hash says so). The very same core that runs in production is driven through a network
+//! that loses, duplicates, delays and partitions, disks that are slow and lose what was not
+//! acknowledged, crashes, pauses and drifting clocks. Raft's safety properties are checked from
+//! outside at every step ([`checks`]), and each run ends with a liveness phase, final reads of
+//! every key and a linearizability check of the whole history.
+//!
+//! - [`run`]: one random run of a seed (what `raftkv-sim run` does).
+//! - [`Simulation`]: the same machinery, scripted by a test (crash this node, cut that link).
+//! - [`Options`]: every setting, drawn from the seed (swarm testing) or set by hand.
+
+pub mod checks;
+mod clock;
+mod disk;
+mod faults;
+pub mod history;
+mod network;
+mod node;
+pub mod options;
+mod report;
+mod run;
+mod simulation;
+pub mod trace;
+mod workload;
+
+pub use checks::{Check, Violation};
+pub use network::Endpoint;
+pub use node::Kv;
+pub use options::{FaultSet, Options, Ratio, Shape};
+pub use report::Report;
+pub use run::run;
+pub use simulation::{Simulation, Stats};
+pub use trace::TraceOutput;
+pub use workload::{OpId, Recorded};

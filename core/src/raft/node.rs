@@ -442,7 +442,9 @@ impl RaftNode {
                 let outcome = crate::raft::message::AppendOutcome::Accepted {
                     match_index: self.log.committed(),
                 };
-                self.send(message.from, self.term, Body::AppendReply { read_round: 0, outcome });
+                // It acknowledges the log up to the commit index, which may not be durable yet
+                // here; and the sender may lead this term by the time it arrives.
+                self.send_when_durable(message.from, Body::AppendReply { read_round: 0, outcome });
             }
             Body::Append { prev, .. } => {
                 let hint = self.log.conflict_hint(prev.index);

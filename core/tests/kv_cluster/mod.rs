@@ -57,6 +57,9 @@ pub struct KvCluster {
     pub network: VecDeque<Packet>,
     /// Directed links (between ends) that drop everything.
     pub cut: BTreeSet<(u64, u64)>,
+    /// How far ahead of the cluster's time each replica's clock reads (clock origins differ
+    /// between processes).
+    pub clock_offset_ms: Vec<u64>,
     transcript: Option<Vec<String>>,
 }
 
@@ -125,6 +128,7 @@ impl KvCluster {
             by_hand: Vec::new(),
             network: VecDeque::new(),
             cut: BTreeSet::new(),
+            clock_offset_ms: vec![0; nodes as usize],
             transcript: None,
         }
     }
@@ -171,8 +175,13 @@ impl KvCluster {
 
     // ---- driving ----
 
+    /// What `node`'s clock reads now.
+    pub fn clock_of(&self, node: NodeId) -> Instant {
+        self.now.add_millis(self.clock_offset_ms[node.0 as usize - 1])
+    }
+
     pub fn handle(&mut self, node: NodeId, input: Input<KvCommand>) {
-        let now = self.now;
+        let now = self.clock_of(node);
         if let Some(replica) = self.replicas[node.0 as usize - 1].as_mut() {
             replica.handle(now, input);
             self.drain_replica(node);
@@ -293,8 +302,15 @@ impl KvCluster {
         self.network.retain(|packet| !matches(packet));
     }
 
+    /// When `node` wants its timeout, in the cluster's time.
+    fn timeout_of(&self, node: NodeId) -> Option<Instant> {
+        let due = self.replicas[node.0 as usize - 1].as_ref()?.poll_timeout()?;
+        let offset_ns = self.clock_offset_ms[node.0 as usize - 1] * 1_000_000;
+        Some(Instant::from_nanos(due.as_nanos().saturating_sub(offset_ns)))
+    }
+
     fn next_timeout(&self) -> Option<Instant> {
-        let replicas = self.replicas.iter().flatten().filter_map(Replica::poll_timeout);
+        let replicas = self.ids().into_iter().filter_map(|node| self.timeout_of(node));
         let clerks = self.clerks.iter().filter_map(Clerk::poll_timeout);
         replicas.chain(clerks).min()
     }
@@ -329,8 +345,7 @@ impl KvCluster {
         self.now = self.now.max(next);
         let now = self.now;
         for node in self.ids() {
-            let due = self.replicas[node.0 as usize - 1].as_ref().and_then(Replica::poll_timeout);
-            if due.is_some_and(|due| due <= now) {
+            if self.timeout_of(node).is_some_and(|due| due <= now) {
                 self.handle(node, Input::Timeout);
             }
         }
@@ -379,9 +394,9 @@ impl KvCluster {
     }
 
     pub fn elect(&mut self, node: NodeId) {
-        let now = self.now;
         for _ in 0..3 {
-            self.replica_mut(node).campaign(now);
+            let clock = self.clock_of(node);
+            self.replica_mut(node).campaign(clock);
             self.drain_replica(node);
             self.stabilize();
             if self.replica(node).raft().role() == Role::Leader {
@@ -427,8 +442,8 @@ impl KvCluster {
         self.note(|| format!("{node}: restart"));
         let recovered = self.disks[node.0 as usize - 1].recover();
         let config = self.configs[node.0 as usize - 1].clone();
-        let replica =
-            Replica::new(self.now, config, recovered, KvStore::default()).expect("recovers");
+        let replica = Replica::new(self.clock_of(node), config, recovered, KvStore::default())
+            .expect("recovers");
         self.replicas[node.0 as usize - 1] = Some(replica);
         self.drain_replica(node);
     }

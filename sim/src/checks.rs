@@ -1,0 +1,437 @@
+//! Safety checked from outside, as the run goes: what every node says and does is compared
+//! with what every other node said and did before.
+
+use core::fmt;
+use std::collections::BTreeMap;
+
+use raftkv_core::raft::{AppendOutcome, Body, Entry, HardState, Message, Payload, Persist, Role};
+use raftkv_core::{Instant, LogId, LogIndex, NodeId, Term};
+
+use crate::disk::Durable;
+use crate::node::Kv;
+use crate::trace::Fnv64;
+
+/// The property a run broke.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// Two leaders in one term.
+    ElectionSafety,
+    /// Two logs hold the same (index, term) with different entries or predecessors.
+    LogMatching,
+    /// A committed entry changed, or a new leader lacks one (leader completeness).
+    LeaderCompleteness,
+    /// A replica applied something other than the committed entry at an index.
+    StateMachineSafety,
+    /// A replica's applied index or snapshot went backwards.
+    AppliedBackwards,
+    /// A node promised (a vote, an acknowledgement) what its disk does not hold.
+    Durability,
+    /// A node asked its disk for something impossible, or could not restart from it.
+    Storage,
+    /// Replicas at the same applied index hold different states.
+    Divergence,
+    /// A client got an answer of the wrong kind, or a valid command was refused.
+    Client,
+    /// An operation did not return in time after the faults stopped, or replicas did not
+    /// catch up.
+    Liveness,
+    /// The history is not linearizable.
+    Linearizability,
+    /// Core panicked.
+    Panic,
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Check::ElectionSafety => "election safety",
+            Check::LogMatching => "log matching",
+            Check::LeaderCompleteness => "leader completeness",
+            Check::StateMachineSafety => "state machine safety",
+            Check::AppliedBackwards => "applied index went backwards",
+            Check::Durability => "durability",
+            Check::Storage => "storage",
+            Check::Divergence => "replica divergence",
+            Check::Client => "client",
+            Check::Liveness => "liveness",
+            Check::Linearizability => "linearizability",
+            Check::Panic => "panic",
+        })
+    }
+}
+
+/// A broken property, when and how.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// Virtual time of the discovery.
+    pub at: Instant,
+    /// What broke.
+    pub check: Check,
+    /// The evidence.
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at {}: {}", self.check, self.at, self.detail)
+    }
+}
+
+/// A failed check, before the simulator stamps it with the time.
+pub(crate) type Failed = (Check, String);
+
+/// An entry as the checks remember it: its term and a hash of its payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Digest {
+    term: Term,
+    payload: u64,
+}
+
+impl Digest {
+    fn of(entry: &Entry) -> Digest {
+        let payload = match &entry.payload {
+            Payload::Noop => Fnv64::of(b"noop"),
+            Payload::Command(bytes) => Fnv64::of(bytes),
+        };
+        Digest { term: entry.term, payload }
+    }
+}
+
+/// A committed log position.
+#[derive(Clone, Copy, Debug)]
+struct Committed {
+    /// The entry (`None`: compacted into a snapshot before the checks saw it).
+    digest: Option<Digest>,
+    /// The term in which it was committed: the lowest term of a node seen committing it (its
+    /// leader sees it first). Leaders of later terms must hold it.
+    term: Term,
+}
+
+/// What the checks last saw of one node in its current life.
+#[derive(Clone, Copy, Debug, Default)]
+struct Seen {
+    commit: LogIndex,
+    applied: LogIndex,
+}
+
+/// The global record every node is checked against.
+pub(crate) struct Checks {
+    /// The leader of each term.
+    leaders: BTreeMap<Term, NodeId>,
+    /// Every entry any node ever wrote, by id: the term of its predecessor (if known) and its
+    /// digest. Two logs holding one id must agree on both (log matching, by induction).
+    written: BTreeMap<LogId, (Option<Term>, u64)>,
+    /// Entries known committed, from index 1.
+    committed: Vec<Committed>,
+    seen: Vec<Seen>,
+    /// Per node, the term and index up to which its durable log was compared with its log in
+    /// memory (a leader only appends within its term, so in one term a range needs checking
+    /// once).
+    verified: Vec<(Term, LogIndex)>,
+    /// The latest durable snapshot index of each node: it never goes back.
+    snapshot_index: Vec<LogIndex>,
+}
+
+impl Checks {
+    pub(crate) fn new(nodes: usize) -> Checks {
+        Checks {
+            leaders: BTreeMap::new(),
+            written: BTreeMap::new(),
+            committed: Vec::new(),
+            seen: vec![Seen::default(); nodes],
+            verified: vec![(Term(0), LogIndex(0)); nodes],
+            snapshot_index: vec![LogIndex(0); nodes],
+        }
+    }
+
+    fn committed_at(&self, index: LogIndex) -> Option<Digest> {
+        let offset = usize::try_from(index.0.checked_sub(1)?).ok()?;
+        self.committed.get(offset)?.digest
+    }
+
+    /// Records that node in term `term` sees the entry at `index` committed (`digest: None`:
+    /// its content is unknown). Commits come in index order, so the record has no gap.
+    fn record_committed(&mut self, index: LogIndex, digest: Option<Digest>, term: Term) {
+        let offset = (index.0 - 1) as usize;
+        match self.committed.get_mut(offset) {
+            Some(known) => {
+                known.digest = known.digest.or(digest);
+                known.term = known.term.min(term);
+            }
+            None => {
+                debug_assert_eq!(offset, self.committed.len(), "a gap in the committed record");
+                self.committed.push(Committed { digest, term });
+            }
+        }
+    }
+
+    /// A node reports a new role: one leader per term, and a new leader holds every committed
+    /// entry.
+    pub(crate) fn on_role(&mut self, role: Role, term: Term, replica: &Kv) -> Result<(), Failed> {
+        if role != Role::Leader {
+            return Ok(());
+        }
+        let id = replica.raft().id();
+        if let Some(&other) = self.leaders.get(&term) {
+            if other != id {
+                return Err((
+                    Check::ElectionSafety,
+                    format!("n{id} and n{other} both lead term {term}"),
+                ));
+            }
+        }
+        self.leaders.insert(term, id);
+        let raft = replica.raft();
+        let last = raft.status().last_log.index;
+        // Entries committed in earlier terms, which this leader must hold.
+        let owed = self.committed.partition_point(|committed| committed.term < term) as u64;
+        if last.0 < owed {
+            return Err((
+                Check::LeaderCompleteness,
+                format!(
+                    "n{id} leads term {term} with a log ending at {last}, but entries up to {owed} were committed before"
+                ),
+            ));
+        }
+        for index in 1..=owed {
+            let index = LogIndex(index);
+            let Some(expected) = self.committed_at(index) else { continue };
+            match raft.term_at(index) {
+                Some(term_held) if term_held != expected.term => {
+                    return Err((
+                        Check::LeaderCompleteness,
+                        format!(
+                            "n{id} leads term {term} with entry {index}/{term_held}, but {index}/{} was committed before",
+                            expected.term
+                        ),
+                    ));
+                }
+                // Compacted into its snapshot, or held: both fine.
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// A node hands its disk a persist: what it writes must agree with every log (log
+    /// matching). It may differ from the committed record: a node behind in an old term
+    /// takes entries from that term's leader, and only its commit point is checked.
+    pub(crate) fn on_persist(&mut self, persist: &Persist, replica: &Kv) -> Result<(), Failed> {
+        let raft = replica.raft();
+        let id = raft.id();
+        let mut prev_term =
+            persist.entries.first().and_then(|first| raft.term_at(first.index.prev()));
+        for entry in &persist.entries {
+            let digest = Digest::of(entry);
+            match self.written.get(&entry.id()) {
+                Some(&(known_prev, payload)) => {
+                    if payload != digest.payload {
+                        return Err((
+                            Check::LogMatching,
+                            format!(
+                                "n{id} writes entry {} with a payload other nodes hold differently",
+                                entry.id()
+                            ),
+                        ));
+                    }
+                    if let (Some(known), Some(prev)) = (known_prev, prev_term) {
+                        if known != prev {
+                            return Err((
+                                Check::LogMatching,
+                                format!(
+                                    "n{id} writes entry {} after an entry of term {prev}, elsewhere it follows term {known}",
+                                    entry.id()
+                                ),
+                            ));
+                        }
+                    }
+                }
+                None => {
+                    self.written.insert(entry.id(), (prev_term, digest.payload));
+                }
+            }
+            prev_term = Some(entry.term);
+        }
+        Ok(())
+    }
+
+    /// A node sends a message: a vote grant or an acknowledgement of entries must describe
+    /// what its disk already holds (the node may crash right after sending it).
+    pub(crate) fn on_send(
+        &mut self,
+        node: usize,
+        message: &Message,
+        durable: &Durable,
+        replica: &Kv,
+    ) -> Result<(), Failed> {
+        match &message.body {
+            Body::VoteReply { granted: true } => {
+                // A later durable term also keeps the node from voting again in this one.
+                let promised = HardState { term: message.term, vote: Some(message.to) };
+                if durable.hard_state != promised && durable.hard_state.term <= message.term {
+                    return Err((
+                        Check::Durability,
+                        format!("{message} sent while the disk holds {}", durable.hard_state),
+                    ));
+                }
+            }
+            Body::AppendReply { outcome: AppendOutcome::Accepted { match_index }, .. } => {
+                if durable.hard_state.term > message.term {
+                    // Released after the node durably moved to a newer term, whose leader may
+                    // have made it drop the entries. The old leader cannot commit with it: any
+                    // quorum it gathers meets the newer leader's voters, who never ack the old
+                    // term again and held no entry beyond that leader's log.
+                    return Ok(());
+                }
+                // The promise is about entries; the term it is sent in may still be on its
+                // way to the disk (a node tells a stale leader its newer term at once).
+                if durable.last_index() < *match_index {
+                    return Err((
+                        Check::Durability,
+                        format!(
+                            "{message} sent while the disk holds entries up to {}",
+                            durable.last_index()
+                        ),
+                    ));
+                }
+                let raft = replica.raft();
+                if raft.term() != message.term {
+                    // The log in memory may already follow a newer leader; the disk is behind it.
+                    return Ok(());
+                }
+                let (verified_term, verified) = self.verified[node];
+                let mut first = durable.snapshot_index().next();
+                if verified_term == message.term {
+                    first = first.max(verified.next());
+                }
+                for index in first.0..=match_index.0 {
+                    let index = LogIndex(index);
+                    let on_disk = durable.entry(index).map(|entry| entry.term);
+                    let in_memory = raft.term_at(index);
+                    if in_memory.is_some() && on_disk != in_memory {
+                        return Err((
+                            Check::Durability,
+                            format!(
+                                "{message} sent while the disk holds {index}/{} and the log {index}/{}",
+                                on_disk.map_or("none".to_string(), |t| t.to_string()),
+                                in_memory.map_or("none".to_string(), |t| t.to_string())
+                            ),
+                        ));
+                    }
+                }
+                let verified = if verified_term == message.term { verified } else { LogIndex(0) };
+                self.verified[node] = (message.term, verified.max(*match_index));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// After every step of a node: what it committed agrees with the committed record (and
+    /// extends it), and what it applied is what was committed, never going back.
+    pub(crate) fn after_step(&mut self, node: usize, replica: &Kv) -> Result<(), Failed> {
+        let raft = replica.raft();
+        let status = raft.status();
+        let seen = self.seen[node];
+        let id = status.id;
+        if status.commit > seen.commit {
+            for index in seen.commit.0 + 1..=status.commit.0 {
+                let index = LogIndex(index);
+                // Compacted at once (a snapshot): known committed, content unseen here.
+                let digest = raft.entry(index).map(Digest::of);
+                if let (Some(digest), Some(known)) = (digest, self.committed_at(index)) {
+                    if known != digest {
+                        return Err((
+                            Check::LeaderCompleteness,
+                            format!(
+                                "n{id} commits {index}/{} where {index}/{} was committed",
+                                digest.term, known.term
+                            ),
+                        ));
+                    }
+                }
+                self.record_committed(index, digest, status.term);
+            }
+            self.seen[node].commit = status.commit;
+        }
+        let applied = replica.applied();
+        if applied < seen.applied {
+            return Err((
+                Check::AppliedBackwards,
+                format!("n{id} applied {applied} after {}", seen.applied),
+            ));
+        }
+        if applied > status.commit {
+            return Err((
+                Check::StateMachineSafety,
+                format!("n{id} applied {applied} beyond its commit {}", status.commit),
+            ));
+        }
+        for index in seen.applied.0 + 1..=applied.0 {
+            let index = LogIndex(index);
+            let (Some(entry), Some(known)) = (raft.entry(index), self.committed_at(index)) else {
+                continue; // Installed with a snapshot, or compacted at once.
+            };
+            if Digest::of(entry) != known {
+                return Err((
+                    Check::StateMachineSafety,
+                    format!(
+                        "n{id} applied {} where {index}/{} was committed",
+                        entry.id(),
+                        known.term
+                    ),
+                ));
+            }
+        }
+        self.seen[node].applied = applied;
+        Ok(())
+    }
+
+    /// A node restarted from its disk: it starts from its snapshot, which never goes back.
+    pub(crate) fn on_restart(
+        &mut self,
+        node: usize,
+        durable: &Durable,
+        replica: &Kv,
+    ) -> Result<(), Failed> {
+        let snapshot = durable.snapshot_index();
+        let id = replica.raft().id();
+        if snapshot < self.snapshot_index[node] {
+            return Err((
+                Check::AppliedBackwards,
+                format!(
+                    "n{id} restarts from a snapshot at {snapshot} after one at {}",
+                    self.snapshot_index[node]
+                ),
+            ));
+        }
+        self.snapshot_index[node] = snapshot;
+        let applied = replica.applied();
+        if applied != snapshot {
+            return Err((
+                Check::AppliedBackwards,
+                format!("n{id} restarts at applied {applied}, its snapshot is at {snapshot}"),
+            ));
+        }
+        self.seen[node] = Seen { commit: replica.raft().status().commit, applied };
+        self.verified[node] = (Term(0), LogIndex(0));
+        Ok(())
+    }
+
+    /// A persist became durable: the disk's snapshot never goes back.
+    pub(crate) fn on_durable(&mut self, node: usize, durable: &Durable) -> Result<(), Failed> {
+        let snapshot = durable.snapshot_index();
+        if snapshot < self.snapshot_index[node] {
+            return Err((
+                Check::AppliedBackwards,
+                format!(
+                    "n{}'s disk replaces its snapshot at {} by one at {snapshot}",
+                    node + 1,
+                    self.snapshot_index[node]
+                ),
+            ));
+        }
+        self.snapshot_index[node] = snapshot;
+        Ok(())
+    }
+}

@@ -1,0 +1,252 @@
+//! The fault injector of a random run: crashes and restarts, pauses and resumptions,
+//! partitions of every shape, each class on its own random schedule while the faulty phase
+//! lasts.
+
+use raftkv_core::NodeId;
+use raftkv_core::prng::Prng;
+
+use crate::network::Endpoint;
+use crate::simulation::{Event, Simulation};
+use crate::trace::Actor;
+
+/// What the injector does at an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FaultEvent {
+    /// Time to crash a node.
+    Crash,
+    /// Time to partition the network, or to heal the partition in place.
+    Partition,
+    /// Time to pause a node.
+    Pause,
+    /// Time to ask the leader to hand over to a random node.
+    Transfer,
+    /// Bring back a node crashed in life `life`.
+    Restart { node: usize, life: u64 },
+    /// Resume a node paused in life `life`.
+    Resume { node: usize, life: u64 },
+}
+
+impl Simulation {
+    /// Whether the injector is on (a random run in its faulty phase).
+    fn injecting(&self) -> bool {
+        self.auto.as_ref().is_some_and(|auto| auto.is_faulty())
+    }
+
+    /// Schedules the first fault of every class the run injects.
+    pub(crate) fn start_faults(&mut self) {
+        let faults = self.options.shape.faults;
+        let classes = [
+            (faults.crash, FaultEvent::Crash, self.options.crash.interval_ms_max),
+            (faults.partition, FaultEvent::Partition, self.options.partition.interval_ms_max),
+            (faults.pause, FaultEvent::Pause, self.options.pause.interval_ms_max),
+            (faults.transfer, FaultEvent::Transfer, self.options.transfer_interval_ms_max),
+        ];
+        for (on, event, interval_ms_max) in classes {
+            if on {
+                let delay = self.draw_ms(1, interval_ms_max);
+                self.schedule_in(delay, Event::Fault(event));
+            }
+        }
+    }
+
+    /// Nanoseconds in `low..=high` milliseconds, drawn.
+    fn draw_ms(&mut self, low: u64, high: u64) -> u64 {
+        self.fault_rng.range_inclusive(low, high.max(low)) * 1_000_000
+    }
+
+    pub(crate) fn on_fault(&mut self, event: FaultEvent) {
+        match event {
+            FaultEvent::Restart { node, life } => {
+                if self.nodes[node].life == life && self.nodes[node].replica.is_none() {
+                    self.restart(NodeId(node as u64 + 1));
+                }
+            }
+            FaultEvent::Resume { node, life } => {
+                if self.nodes[node].life == life {
+                    self.resume(NodeId(node as u64 + 1));
+                }
+            }
+            _ if !self.injecting() => {}
+            FaultEvent::Crash => self.inject_crash(),
+            FaultEvent::Partition => self.inject_partition(),
+            FaultEvent::Pause => self.inject_pause(),
+            FaultEvent::Transfer => self.inject_transfer(),
+        }
+    }
+
+    fn inject_transfer(&mut self) {
+        if let Some(leader) = self.leader() {
+            let count = self.voters.len() as u64;
+            let target = self.voters[self.fault_rng.range_inclusive(0, count - 1) as usize];
+            self.transfer_leadership(leader, target);
+        }
+        let next = self.draw_ms(1, self.options.transfer_interval_ms_max);
+        self.schedule_in(next, Event::Fault(FaultEvent::Transfer));
+    }
+
+    fn inject_crash(&mut self) {
+        let down = self.nodes.iter().filter(|node| node.replica.is_none()).count();
+        let up: Vec<usize> =
+            (0..self.nodes.len()).filter(|&n| self.nodes[n].replica.is_some()).collect();
+        if down < self.options.crash.down_max && !up.is_empty() {
+            let node = up[self.fault_rng.range_inclusive(0, up.len() as u64 - 1) as usize];
+            self.crash(NodeId(node as u64 + 1));
+            let life = self.nodes[node].life;
+            let downtime = self.draw_ms(0, self.options.crash.downtime_ms_max);
+            self.schedule_in(downtime, Event::Fault(FaultEvent::Restart { node, life }));
+        }
+        let next = self.draw_ms(1, self.options.crash.interval_ms_max);
+        self.schedule_in(next, Event::Fault(FaultEvent::Crash));
+    }
+
+    fn inject_pause(&mut self) {
+        let running: Vec<usize> =
+            (0..self.nodes.len()).filter(|&n| self.nodes[n].is_running()).collect();
+        if !running.is_empty() {
+            let node =
+                running[self.fault_rng.range_inclusive(0, running.len() as u64 - 1) as usize];
+            self.pause(NodeId(node as u64 + 1));
+            let life = self.nodes[node].life;
+            let duration = self.draw_ms(1, self.options.pause.duration_ms_max);
+            self.schedule_in(duration, Event::Fault(FaultEvent::Resume { node, life }));
+        }
+        let next = self.draw_ms(1, self.options.pause.interval_ms_max);
+        self.schedule_in(next, Event::Fault(FaultEvent::Pause));
+    }
+
+    /// Partitions the network if it is whole, heals it otherwise.
+    fn inject_partition(&mut self) {
+        if self.network.is_partitioned() {
+            self.heal();
+            let next = self.draw_ms(1, self.options.partition.interval_ms_max);
+            self.schedule_in(next, Event::Fault(FaultEvent::Partition));
+            return;
+        }
+        let leader = self.leader();
+        let clients = self.options.shape.clients;
+        let plan = draw_partition(&mut self.fault_rng, &self.voters, clients, leader);
+        match plan {
+            Plan::Sides(kind, sides) => {
+                self.trace.event(self.now, Actor::Sim, format_args!("partition: {kind}"));
+                self.partition(&sides);
+            }
+            Plan::OneWay { from, to } => {
+                self.stats.partitions += 1;
+                for &source in &from {
+                    for &destination in &to {
+                        self.cut(source, destination);
+                    }
+                }
+            }
+        }
+        let duration = self.draw_ms(1, self.options.partition.duration_ms_max);
+        self.schedule_in(duration, Event::Fault(FaultEvent::Partition));
+    }
+}
+
+/// A partition to make.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Plan {
+    /// Cut between sides; a node in no side is a bridge that sees them all.
+    Sides(&'static str, Vec<Vec<Endpoint>>),
+    /// Cut every link from `from` to `to`, but not back.
+    OneWay { from: Vec<Endpoint>, to: Vec<Endpoint> },
+}
+
+fn shuffled(rng: &mut Prng, ids: &[NodeId]) -> Vec<Endpoint> {
+    let mut ends: Vec<Endpoint> = ids.iter().map(|&id| Endpoint::Node(id)).collect();
+    for i in (1..ends.len()).rev() {
+        let j = rng.range_inclusive(0, i as u64) as usize;
+        ends.swap(i, j);
+    }
+    ends
+}
+
+/// Draws one of: random halves, the leader alone, a one-way cut around one node, two halves
+/// joined by a bridge node. Clients join a random side, so some are stuck with a minority.
+fn draw_partition(
+    rng: &mut Prng,
+    voters: &[NodeId],
+    clients: usize,
+    leader: Option<NodeId>,
+) -> Plan {
+    let nodes = shuffled(rng, voters);
+    let count = nodes.len();
+    let (kind, mut sides) = match rng.range_inclusive(0, 3) {
+        1 => {
+            let alone = Endpoint::Node(leader.unwrap_or(voters[0]));
+            let rest: Vec<Endpoint> = nodes.into_iter().filter(|&end| end != alone).collect();
+            ("the leader alone", vec![vec![alone], rest])
+        }
+        2 => {
+            let node = nodes[0];
+            let others = nodes[1..].to_vec();
+            return if rng.chance(1, 2) {
+                Plan::OneWay { from: vec![node], to: others }
+            } else {
+                Plan::OneWay { from: others, to: vec![node] }
+            };
+        }
+        3 if count >= 3 => {
+            let split = rng.range_inclusive(2, count as u64 - 1) as usize;
+            ("halves with a bridge", vec![nodes[1..split].to_vec(), nodes[split..].to_vec()])
+        }
+        _ => {
+            let split = rng.range_inclusive(1, (count as u64).saturating_sub(1).max(1)) as usize;
+            ("halves", vec![nodes[..split].to_vec(), nodes[split..].to_vec()])
+        }
+    };
+    for client in 0..clients {
+        let side = rng.range_inclusive(0, sides.len() as u64 - 1) as usize;
+        sides[side].push(Endpoint::Client(client));
+    }
+    Plan::Sides(kind, sides)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(count: u64) -> Vec<NodeId> {
+        (1..=count).map(NodeId).collect()
+    }
+
+    #[test]
+    fn every_partition_keeps_each_endpoint_in_at_most_one_side() {
+        let mut rng = Prng::seeded(5);
+        let mut kinds = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            match draw_partition(&mut rng, &ids(5), 3, Some(NodeId(2))) {
+                Plan::Sides(kind, sides) => {
+                    kinds.insert(kind);
+                    let mut all: Vec<Endpoint> = sides.concat();
+                    let total = all.len();
+                    all.sort();
+                    all.dedup();
+                    assert_eq!(all.len(), total, "{kind}: an endpoint on two sides");
+                    let nodes = all.iter().filter(|end| matches!(end, Endpoint::Node(_))).count();
+                    let expected = if kind == "halves with a bridge" { 4 } else { 5 };
+                    assert_eq!(nodes, expected, "{kind}");
+                    if kind == "the leader alone" {
+                        assert!(sides[0].contains(&Endpoint::Node(NodeId(2))));
+                    }
+                }
+                Plan::OneWay { from, to } => {
+                    kinds.insert("one way");
+                    assert_eq!(from.len() + to.len(), 5);
+                }
+            }
+        }
+        assert_eq!(kinds.len(), 4, "every kind drawn: {kinds:?}");
+    }
+
+    #[test]
+    fn a_single_node_can_still_lose_its_clients() {
+        let mut rng = Prng::seeded(9);
+        let cut_off = (0..100).any(|_| match draw_partition(&mut rng, &ids(1), 2, None) {
+            Plan::Sides(_, sides) => sides.iter().skip(1).any(|side| !side.is_empty()),
+            Plan::OneWay { .. } => false,
+        });
+        assert!(cut_off);
+    }
+}

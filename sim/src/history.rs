@@ -1,0 +1,65 @@
+//! The recorded operations in the checker's terms (the history format of DESIGN.md), and the
+//! linearizability verdict on them.
+
+use std::time::Duration;
+
+use raftkv_checker::{Command, KvModel, Operation, Verdict};
+use raftkv_core::client::ClerkError;
+use raftkv_core::kv::{KvCommand, KvReply};
+
+use crate::workload::Recorded;
+
+/// The longest the checker may search one history. Past it the verdict is unknown, which a
+/// report shows but does not count as a violation.
+pub const CHECK_TIME_MAX: Duration = Duration::from_secs(20);
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The history of `recorded` operations, times in microseconds of virtual time. An operation
+/// that did not return, or returned without knowing whether it took effect, has `ret: None`.
+pub fn to_checker(recorded: &[Recorded]) -> Vec<Operation> {
+    recorded.iter().enumerate().map(|(id, op)| convert(id as u64, op)).collect()
+}
+
+fn convert(id: u64, op: &Recorded) -> Operation {
+    let reply = match &op.ret {
+        Some((at, Ok(reply))) => Some((at.as_nanos() / 1_000, reply)),
+        Some((_, Err(ClerkError::Indeterminate | ClerkError::Invalid { .. }))) | None => None,
+    };
+    let command = match (&op.command, reply.map(|(_, reply)| reply)) {
+        (KvCommand::Get { .. }, Some(KvReply::Value(value))) => {
+            Command::Get { output: Some(value.as_deref().map(text).unwrap_or_default()) }
+        }
+        (KvCommand::Get { .. }, _) => Command::Get { output: None },
+        (KvCommand::Put { value, .. }, _) => Command::Put { value: text(value) },
+        (KvCommand::Append { value, .. }, _) => Command::Append { value: text(value) },
+        (KvCommand::Delete { .. }, _) => Command::Delete,
+        (KvCommand::Cas { expected, new, .. }, reply) => Command::Cas {
+            expected: expected.as_deref().map(text),
+            value: text(new),
+            swapped: match reply {
+                Some(KvReply::Cas { swapped, .. }) => Some(*swapped),
+                _ => None,
+            },
+        },
+    };
+    Operation {
+        id,
+        client: op.client as u64,
+        call: op.call.as_nanos() / 1_000,
+        ret: reply.map(|(at, _)| at),
+        key: text(op.command.key()),
+        command,
+    }
+}
+
+/// Whether the history is linearizable; on a violation, the checker's explanation.
+pub fn check(history: &[Operation]) -> (Verdict, Option<String>) {
+    let report = raftkv_checker::check(history, &KvModel, Some(CHECK_TIME_MAX));
+    match report.verdict {
+        Verdict::NotLinearizable => (Verdict::NotLinearizable, Some(report.to_string())),
+        verdict => (verdict, None),
+    }
+}

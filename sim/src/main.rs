@@ -1,0 +1,257 @@
+//! `raftkv-sim`: run one seed, or a swarm of seeds, through the deterministic simulator.
+
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::ops::Range;
+use std::process::ExitCode;
+use std::time::{Instant as WallClock, SystemTime, UNIX_EPOCH};
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use raftkv_checker::Verdict;
+use raftkv_sim::{FaultSet, Options, Report, Shape, TraceOutput};
+
+/// Deterministic simulation of a raftkv cluster: seeded network, disk, crash, pause and clock
+/// faults; Raft safety checked at every step; liveness after the faults stop; the history
+/// checked for linearizability. The same seed and options always give the same run.
+#[derive(Parser)]
+#[command(name = "raftkv-sim", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs one seed. Prints the seed and every drawn option, then a verdict line; exits 1 on a
+    /// violation.
+    Run(RunArgs),
+    /// Runs every seed of a range with options drawn per seed; stops at the first failure and
+    /// prints the command that reproduces it.
+    Swarm(SwarmArgs),
+}
+
+/// Size and faults of a run. Left out, `run` uses the default shown and `swarm` draws them
+/// per seed.
+#[derive(Args, Clone)]
+struct ShapeArgs {
+    /// Replicas [run default: 5; swarm: 1 to 7, mostly 3 or 5].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=9))]
+    nodes: Option<u64>,
+    /// Clients, one operation at a time each [run default: 5; swarm: 1 to 10].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100))]
+    clients: Option<u64>,
+    /// Operations the clients issue in all, besides the final reads [run default: 500;
+    /// swarm: 50 to 600].
+    #[arg(long)]
+    ops: Option<u64>,
+    /// Fault classes: none, all, or a list of net,crash,partition,pause,clock,disk,transfer
+    /// [run default: all; swarm: each class on or off].
+    #[arg(long)]
+    faults: Option<FaultSet>,
+    /// A replica snapshots its state once its applied log weighs this many bytes [default:
+    /// the replica's own threshold].
+    #[arg(long)]
+    snapshot_bytes: Option<usize>,
+}
+
+impl ShapeArgs {
+    fn apply(&self, mut shape: Shape) -> Shape {
+        if let Some(nodes) = self.nodes {
+            shape.nodes = nodes as usize;
+        }
+        if let Some(clients) = self.clients {
+            shape.clients = clients as usize;
+        }
+        if let Some(ops) = self.ops {
+            shape.ops = ops;
+        }
+        if let Some(faults) = self.faults {
+            shape.faults = faults;
+        }
+        shape
+    }
+
+    fn options(&self, seed: u64, shape: Shape) -> Options {
+        let mut options = Options::draw(seed, self.apply(shape));
+        if let Some(bytes) = self.snapshot_bytes {
+            options.snapshot_bytes = bytes;
+        }
+        options
+    }
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The seed of every random choice [default: drawn from the system time, and printed].
+    #[arg(long)]
+    seed: Option<u64>,
+    #[command(flatten)]
+    shape: ShapeArgs,
+    /// Writes the history (JSON Lines, the format of DESIGN.md) to this file.
+    #[arg(long, value_name = "OUT.jsonl")]
+    history: Option<std::path::PathBuf>,
+    /// Prints one line per event: virtual time, node, event.
+    #[arg(long)]
+    trace: bool,
+    /// Ends with one JSON object of the run's figures.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct SwarmArgs {
+    /// The seeds, `A..B` (A up to B-1) or `A..=B`.
+    #[arg(long, value_parser = parse_seeds)]
+    seeds: Range<u64>,
+    #[command(flatten)]
+    shape: ShapeArgs,
+    /// Ends with one JSON object of the swarm's figures.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_seeds(text: &str) -> Result<Range<u64>, String> {
+    let bad = || format!("expected A..B or A..=B, got {text:?}");
+    let (start, end) = text.split_once("..").ok_or_else(bad)?;
+    let start: u64 = start.parse().map_err(|_| bad())?;
+    let end = match end.strip_prefix('=') {
+        Some(last) => last.parse::<u64>().map_err(|_| bad())?.checked_add(1).ok_or_else(bad)?,
+        None => end.parse().map_err(|_| bad())?,
+    };
+    if end <= start {
+        return Err(format!("the range {text:?} holds no seed"));
+    }
+    Ok(start..end)
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Run(args) => run(&args),
+        Command::Swarm(args) => swarm(&args),
+    }
+}
+
+fn millis_since(start: WallClock) -> u64 {
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+fn run(args: &RunArgs) -> ExitCode {
+    let seed = args.seed.unwrap_or_else(|| {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        nanos as u64
+    });
+    let options = args.shape.options(seed, Shape::DEFAULT);
+    println!("{options}");
+    let output = if args.trace { TraceOutput::Stdout } else { TraceOutput::Hidden };
+    let started = WallClock::now();
+    let report = raftkv_sim::run(options, output);
+    let wall_ms = millis_since(started);
+    if let Some(path) = &args.history {
+        if let Err(error) = write_history(path, &report) {
+            eprintln!("cannot write the history to {}: {error}", path.display());
+        }
+    }
+    if let Some(explanation) = report.explanation() {
+        println!("{explanation}");
+    }
+    if args.json {
+        println!("{}", report.verdict_line());
+        println!("reproduce: {}", report.options.reproduce_command());
+        println!("{}", report.json(wall_ms));
+    } else {
+        println!("reproduce: {}", report.options.reproduce_command());
+        println!("{} wall_ms={wall_ms}", report.verdict_line());
+    }
+    if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+fn write_history(path: &std::path::Path, report: &Report) -> io::Result<()> {
+    let mut out = BufWriter::new(File::create(path)?);
+    raftkv_checker::parse::jsonl::write(&report.history, &mut out)?;
+    out.flush()
+}
+
+fn swarm(args: &SwarmArgs) -> ExitCode {
+    let seeds = args.seeds.clone();
+    let count = seeds.end - seeds.start;
+    let target = if io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let bar = ProgressBar::with_draw_target(Some(count), target);
+    let style =
+        ProgressStyle::with_template("{bar:40} {pos}/{len} seeds, {per_sec}, eta {eta} {msg}")
+            .expect("the template is valid");
+    bar.set_style(style);
+    let started = WallClock::now();
+    let (mut passed, mut sim_ops, mut unknown) = (0u64, 0u64, 0u64);
+    // The slowest run: its wall time and the command that replays it.
+    let mut slowest = (0u64, String::new());
+    let mut failure = None;
+    for seed in seeds {
+        let options = args.shape.options(seed, Shape::draw(seed));
+        let run_started = WallClock::now();
+        let report = raftkv_sim::run(options, TraceOutput::Hidden);
+        let run_ms = millis_since(run_started);
+        if run_ms >= slowest.0 {
+            slowest = (run_ms, report.options.reproduce_command());
+        }
+        bar.inc(1);
+        sim_ops += report.ops_ok + report.ops_indeterminate;
+        unknown += u64::from(report.linearizability == Some(Verdict::Unknown));
+        if report.passed() {
+            passed += 1;
+        } else {
+            failure = Some(report);
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    let wall_ms = millis_since(started).max(1);
+    let runs = passed + u64::from(failure.is_some());
+    let runs_per_s = runs * 1_000 / wall_ms;
+    let ops_per_s = sim_ops * 1_000 / wall_ms;
+    if let Some(report) = &failure {
+        println!("{}", report.options);
+        if let Some(explanation) = report.explanation() {
+            println!("{explanation}");
+        }
+        println!("{}", report.verdict_line());
+    }
+    let summary = format!(
+        "swarm: {passed} passed of {runs} runs ({count} seeds asked) in {wall_ms} ms: {runs_per_s} runs/s, \
+         {ops_per_s} simulated ops/s; {unknown} histories the checker could not decide in time; slowest \
+         run {} ms: {}",
+        slowest.0, slowest.1
+    );
+    if args.json {
+        println!("{summary}");
+        if let Some(report) = &failure {
+            println!("reproduce: {}", report.options.reproduce_command());
+        }
+        let json = serde_json::json!({
+            "seeds": format!("{}..{}", args.seeds.start, args.seeds.end),
+            "runs": runs,
+            "passed": passed,
+            "verdict": if failure.is_some() { "fail" } else { "pass" },
+            "failed_seed": failure.as_ref().map(|report| report.options.seed),
+            "violation": failure.as_ref().and_then(|report| report.violation.as_ref().map(ToString::to_string)),
+            "reproduce": failure.as_ref().map(|report| report.options.reproduce_command()),
+            "wall_ms": wall_ms,
+            "runs_per_s": runs_per_s,
+            "sim_ops_per_s": ops_per_s,
+            "slowest_ms": slowest.0,
+            "slowest": slowest.1,
+            "linearizability_unknown": unknown,
+        });
+        println!("{json}");
+    } else {
+        if let Some(report) = &failure {
+            println!("reproduce: {}", report.options.reproduce_command());
+        }
+        println!("{summary}");
+    }
+    if failure.is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}

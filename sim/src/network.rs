@@ -1,0 +1,254 @@
+//! The simulated network: every packet between nodes and clients gets a delay with a long tail
+//! (so packets reorder), may be lost or duplicated, and crosses no cut link.
+
+use core::fmt;
+
+use raftkv_core::NodeId;
+use raftkv_core::kv::{KvCommand, KvReply};
+use raftkv_core::prng::Prng;
+use raftkv_core::protocol::{ClientReply, ClientRequest, Op, Outcome};
+use raftkv_core::raft::Message;
+
+use crate::options::{NetworkOptions, Ratio};
+
+/// One end of a link: a node or a client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Endpoint {
+    /// A replica.
+    Node(NodeId),
+    /// A client, by index.
+    Client(usize),
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Node(id) => write!(f, "n{id}"),
+            Endpoint::Client(index) => write!(f, "c{index}"),
+        }
+    }
+}
+
+/// What travels.
+#[derive(Clone, Debug)]
+pub(crate) enum Packet {
+    /// A Raft message between replicas.
+    Peer(Message),
+    /// A client's request to a replica.
+    Request { client: usize, to: NodeId, request: ClientRequest<KvCommand> },
+    /// A replica's reply to a client.
+    Reply { from: NodeId, client: usize, reply: ClientReply<KvReply> },
+}
+
+impl Packet {
+    pub(crate) fn source(&self) -> Endpoint {
+        match self {
+            Packet::Peer(message) => Endpoint::Node(message.from),
+            Packet::Request { client, .. } => Endpoint::Client(*client),
+            Packet::Reply { from, .. } => Endpoint::Node(*from),
+        }
+    }
+
+    pub(crate) fn destination(&self) -> Endpoint {
+        match self {
+            Packet::Peer(message) => Endpoint::Node(message.to),
+            Packet::Request { to, .. } => Endpoint::Node(*to),
+            Packet::Reply { client, .. } => Endpoint::Client(*client),
+        }
+    }
+}
+
+impl fmt::Display for Packet {
+    /// For example `1->2 Append t=3 ...`, `c0->n2 #4 put k1=c0-4.`, `n2->c0 #4 done`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Packet::Peer(message) => write!(f, "{message}"),
+            Packet::Request { client, to, request } => {
+                write!(f, "c{client}->n{to} #{} ", request.request)?;
+                match &request.op {
+                    Op::Register => f.write_str("register"),
+                    Op::Command(command) => write!(f, "{command}"),
+                }
+            }
+            Packet::Reply { from, client, reply } => {
+                write!(f, "n{from}->c{client} #{} {}", reply.request, outcome_text(&reply.outcome))
+            }
+        }
+    }
+}
+
+/// A reply in a few words; values by their length only, since appends make them long.
+pub(crate) fn outcome_text(outcome: &Outcome<KvReply>) -> String {
+    match outcome {
+        Outcome::Registered { client } => format!("registered as {client}"),
+        Outcome::Done(KvReply::Value(Some(value))) => format!("value({}B)", value.len()),
+        Outcome::Done(KvReply::Value(None)) => "missing".to_string(),
+        Outcome::Done(KvReply::Done) => "done".to_string(),
+        Outcome::Done(KvReply::Cas { swapped: true, .. }) => "cas ok".to_string(),
+        Outcome::Done(KvReply::Cas { swapped: false, .. }) => "cas fail".to_string(),
+        Outcome::Rejected(reject) => format!("rejected: {reject}"),
+    }
+}
+
+/// The links between `nodes` replicas and `clients` clients, and what happens on them.
+pub(crate) struct Network {
+    options: NetworkOptions,
+    rng: Prng,
+    nodes: usize,
+    clients: usize,
+    /// `cut[from * ends + to]`: the directed link drops everything.
+    cut: Vec<bool>,
+}
+
+impl Network {
+    pub(crate) fn new(options: NetworkOptions, rng: Prng, nodes: usize, clients: usize) -> Network {
+        let ends = nodes + clients;
+        Network { options, rng, nodes, clients, cut: vec![false; ends * ends] }
+    }
+
+    fn slot(&self, end: Endpoint) -> usize {
+        match end {
+            Endpoint::Node(id) => id.0 as usize - 1,
+            Endpoint::Client(index) => self.nodes + index,
+        }
+    }
+
+    fn link(&self, from: Endpoint, to: Endpoint) -> usize {
+        self.slot(from) * (self.nodes + self.clients) + self.slot(to)
+    }
+
+    /// Every endpoint.
+    pub(crate) fn endpoints(&self) -> impl Iterator<Item = Endpoint> + use<> {
+        let nodes = (1..=self.nodes as u64).map(|id| Endpoint::Node(NodeId(id)));
+        nodes.chain((0..self.clients).map(Endpoint::Client))
+    }
+
+    /// The delays after which copies of a packet from `from` to `to` arrive: none if the link
+    /// is cut or the packet is lost, two if it is duplicated.
+    pub(crate) fn route(&mut self, from: Endpoint, to: Endpoint) -> Route {
+        if self.cut[self.link(from, to)] {
+            return Route::Cut;
+        }
+        if self.options.loss.happens(&mut self.rng) {
+            return Route::Lost;
+        }
+        let first = self.delay_ns();
+        if self.options.duplicate.happens(&mut self.rng) {
+            Route::Duplicated(first, self.delay_ns())
+        } else {
+            Route::Delivered(first)
+        }
+    }
+
+    fn delay_ns(&mut self) -> u64 {
+        let o = &self.options;
+        let micros = if o.tail.happens(&mut self.rng) {
+            self.rng.range_inclusive(o.latency_us_max, o.latency_tail_us_max)
+        } else {
+            self.rng.range_inclusive(o.latency_us_min, o.latency_us_max)
+        };
+        micros * 1_000
+    }
+
+    /// Cuts (or restores) the directed link.
+    pub(crate) fn set_cut(&mut self, from: Endpoint, to: Endpoint, cut: bool) {
+        let link = self.link(from, to);
+        self.cut[link] = cut;
+    }
+
+    /// Cuts every link between endpoints of different sides; endpoints in no side keep every
+    /// link (a bridge).
+    pub(crate) fn partition(&mut self, sides: &[Vec<Endpoint>]) {
+        for (a, side_a) in sides.iter().enumerate() {
+            for (b, side_b) in sides.iter().enumerate() {
+                if a == b {
+                    continue;
+                }
+                for &from in side_a {
+                    for &to in side_b {
+                        self.set_cut(from, to, true);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Restores every link.
+    pub(crate) fn heal(&mut self) {
+        self.cut.fill(false);
+    }
+
+    /// Whether any link is cut.
+    pub(crate) fn is_partitioned(&self) -> bool {
+        self.cut.contains(&true)
+    }
+
+    /// Stops losing and duplicating packets (the healed phase); delays stay.
+    pub(crate) fn stop_faults(&mut self) {
+        self.options.loss = Ratio::NEVER;
+        self.options.duplicate = Ratio::NEVER;
+    }
+}
+
+/// What became of a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// The link is cut.
+    Cut,
+    /// Lost on the way.
+    Lost,
+    /// Arrives after this many nanoseconds.
+    Delivered(u64),
+    /// Arrives twice, after each of these delays.
+    Duplicated(u64, u64),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reliable() -> NetworkOptions {
+        NetworkOptions {
+            latency_us_min: 10,
+            latency_us_max: 20,
+            tail: Ratio::NEVER,
+            latency_tail_us_max: 20,
+            loss: Ratio::NEVER,
+            duplicate: Ratio::NEVER,
+        }
+    }
+
+    const N1: Endpoint = Endpoint::Node(NodeId(1));
+    const N2: Endpoint = Endpoint::Node(NodeId(2));
+    const N3: Endpoint = Endpoint::Node(NodeId(3));
+
+    #[test]
+    fn a_partition_cuts_between_sides_and_spares_the_bridge() {
+        let mut network = Network::new(reliable(), Prng::seeded(1), 3, 1);
+        network.partition(&[vec![N1], vec![N2, Endpoint::Client(0)]]);
+        assert_eq!(network.route(N1, N2), Route::Cut);
+        assert_eq!(network.route(Endpoint::Client(0), N1), Route::Cut);
+        assert!(matches!(network.route(N2, Endpoint::Client(0)), Route::Delivered(_)));
+        assert!(matches!(network.route(N3, N1), Route::Delivered(_)));
+        assert!(matches!(network.route(N2, N3), Route::Delivered(_)));
+        network.heal();
+        assert!(!network.is_partitioned());
+        assert!(matches!(network.route(N1, N2), Route::Delivered(_)));
+    }
+
+    #[test]
+    fn delays_stay_in_range_and_loss_follows_its_ratio() {
+        let mut options = reliable();
+        options.loss = Ratio::new(1, 2);
+        let mut network = Network::new(options, Prng::seeded(2), 2, 0);
+        let mut lost = 0;
+        for _ in 0..1_000 {
+            match network.route(N1, N2) {
+                Route::Lost => lost += 1,
+                Route::Delivered(ns) => assert!((10_000..=20_000).contains(&ns)),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!((400..600).contains(&lost), "{lost} of 1000 lost at 1/2");
+    }
+}

@@ -1,0 +1,107 @@
+//! One simulated server: the replica while it runs, its disk across crashes, its own clock,
+//! and what a paused process has not yet seen.
+
+use raftkv_core::kv::{KvCommand, KvStore};
+use raftkv_core::prng::Prng;
+use raftkv_core::raft::Config;
+use raftkv_core::server::{Input, Replica, ReplicaConfig, ReplicaStartError};
+use raftkv_core::{Instant, NodeId};
+
+use crate::clock::Clock;
+use crate::disk::{CrashLoss, Disk};
+use crate::options::{ClockOptions, RaftOptions};
+
+/// The replicated key-value service as the simulator runs it.
+pub type Kv = Replica<KvStore>;
+
+/// A server and its hardware.
+pub(crate) struct SimNode {
+    pub(crate) id: NodeId,
+    /// The running process; `None` while crashed.
+    pub(crate) replica: Option<Kv>,
+    /// Grows with every crash: events of an earlier life are ignored.
+    pub(crate) life: u64,
+    pub(crate) clock: Clock,
+    pub(crate) disk: Disk,
+    /// A paused process handles nothing; what reaches it waits in `stalled`.
+    pub(crate) paused: bool,
+    pub(crate) stalled: Vec<Input<KvCommand>>,
+    /// The virtual time of the pending timer event and its generation; an event of an older
+    /// generation is stale.
+    pub(crate) timer: Option<Instant>,
+    pub(crate) timer_generation: u64,
+    /// Timeouts handled at the current instant: a node whose `poll_timeout` stays in the past
+    /// would spin forever.
+    pub(crate) timeouts_now: (Instant, u32),
+    rng: Prng,
+}
+
+impl SimNode {
+    pub(crate) fn new(id: NodeId, disk: Disk, rng: Prng) -> SimNode {
+        SimNode {
+            id,
+            replica: None,
+            life: 0,
+            clock: Clock::perfect(),
+            disk,
+            paused: false,
+            stalled: Vec::new(),
+            timer: None,
+            timer_generation: 0,
+            timeouts_now: (Instant::ZERO, 0),
+            rng,
+        }
+    }
+
+    /// Whether the process runs and is not paused.
+    pub(crate) fn is_running(&self) -> bool {
+        self.replica.is_some() && !self.paused
+    }
+
+    /// Starts the process at virtual time `now` from what its disk holds, with a fresh clock
+    /// and a fresh random seed.
+    pub(crate) fn start(
+        &mut self,
+        now: Instant,
+        voters: &[NodeId],
+        raft: &RaftOptions,
+        snapshot_threshold_bytes: usize,
+        clock: &ClockOptions,
+    ) -> Result<(), ReplicaStartError> {
+        let max = clock.drift_ppm_max as i64;
+        let drift_ppm = self.rng.range_inclusive(0, 2 * max as u64) as i64 - max;
+        let origin = match clock.offset_ms_max {
+            0 => now,
+            offset_ms_max => Instant::from_millis(self.rng.range_inclusive(0, offset_ms_max)),
+        };
+        self.clock = Clock::new(now, origin, drift_ppm);
+        let mut config = Config::new(self.id, voters.iter().copied());
+        config.election_timeout_ms_min = raft.election_timeout_ms_min;
+        config.election_timeout_ms_max = raft.election_timeout_ms_max;
+        config.heartbeat_interval_ms = raft.heartbeat_interval_ms;
+        config.max_entries_per_append = raft.max_entries_per_append;
+        config.max_bytes_per_append = raft.max_bytes_per_append;
+        config.max_inflight_appends = raft.max_inflight_appends;
+        config.seed = self.rng.next_u64();
+        let mut config = ReplicaConfig::new(config);
+        config.session_timeout_ms = raft.session_timeout_ms;
+        config.snapshot_threshold_bytes = snapshot_threshold_bytes;
+        let local = self.clock.local(now);
+        let replica = Replica::new(local, config, self.disk.recover(), KvStore::default())?;
+        self.replica = Some(replica);
+        self.paused = false;
+        self.timer = None;
+        Ok(())
+    }
+
+    /// Kills the process: its memory, what it had not seen and the disk's unfinished writes
+    /// are gone.
+    pub(crate) fn crash(&mut self) -> Result<CrashLoss, String> {
+        self.replica = None;
+        self.life += 1;
+        self.paused = false;
+        self.stalled.clear();
+        self.timer = None;
+        self.disk.crash()
+    }
+}

@@ -1,0 +1,631 @@
+//! What a run simulates: its shape (nodes, clients, operations, fault classes), given on the
+//! command line or drawn per seed by the swarm, and every rate and bound, drawn from the seed
+//! (swarm testing: each seed exercises a different mix, in integer ratios).
+
+use core::fmt;
+use core::str::FromStr;
+
+use raftkv_core::NodeId;
+use raftkv_core::prng::Prng;
+use raftkv_core::raft::Config;
+use raftkv_core::server::ReplicaConfig;
+
+/// A probability as an integer ratio: no floats, so draws are the same on every machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ratio {
+    /// Chances out of `denominator`.
+    pub numerator: u64,
+    /// The whole.
+    pub denominator: u64,
+}
+
+impl Ratio {
+    /// Never happens.
+    pub const NEVER: Ratio = Ratio::new(0, 1);
+
+    /// `numerator` chances in `denominator`.
+    pub const fn new(numerator: u64, denominator: u64) -> Ratio {
+        Ratio { numerator, denominator }
+    }
+
+    /// Draws whether it happens this time.
+    pub fn happens(self, rng: &mut Prng) -> bool {
+        rng.chance(self.numerator, self.denominator)
+    }
+
+    /// Whether it can ever happen.
+    pub fn is_never(self) -> bool {
+        self.numerator == 0
+    }
+
+    /// A ratio of at most `numerator_max / denominator`, drawn.
+    fn draw(rng: &mut Prng, numerator_max: u64, denominator: u64) -> Ratio {
+        Ratio::new(rng.range_inclusive(0, numerator_max), denominator)
+    }
+}
+
+impl fmt::Display for Ratio {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.numerator, self.denominator)
+    }
+}
+
+/// The classes of faults a run may inject.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultSet {
+    /// Packet loss and duplication, and delays with a long tail (reordering).
+    pub net: bool,
+    /// Crashes and restarts; what the disk had not acknowledged is lost.
+    pub crash: bool,
+    /// Network partitions: random halves, an isolated leader, one-way cuts, a bridge node.
+    pub partition: bool,
+    /// Pauses of a whole process (a stalled VM or a long GC), then resumption.
+    pub pause: bool,
+    /// Clocks that run at different rates and start at different origins.
+    pub clock: bool,
+    /// Slow persists with a long tail, and a torn last record when a node crashes.
+    pub disk: bool,
+    /// Leadership transfers an operator asks for, to a random node, at random times.
+    pub transfer: bool,
+}
+
+impl FaultSet {
+    /// No fault at all: a reliable network with small jittered delays and fast disks.
+    pub const NONE: FaultSet = FaultSet {
+        net: false,
+        crash: false,
+        partition: false,
+        pause: false,
+        clock: false,
+        disk: false,
+        transfer: false,
+    };
+
+    /// Every class.
+    pub const ALL: FaultSet = FaultSet {
+        net: true,
+        crash: true,
+        partition: true,
+        pause: true,
+        clock: true,
+        disk: true,
+        transfer: true,
+    };
+
+    fn names(self) -> [(&'static str, bool); 7] {
+        [
+            ("net", self.net),
+            ("crash", self.crash),
+            ("partition", self.partition),
+            ("pause", self.pause),
+            ("clock", self.clock),
+            ("disk", self.disk),
+            ("transfer", self.transfer),
+        ]
+    }
+
+    /// Each class on with even odds (swarm testing: a run without some fault class explores
+    /// schedules that the class would mask).
+    fn draw(rng: &mut Prng) -> FaultSet {
+        FaultSet {
+            net: rng.chance(1, 2),
+            crash: rng.chance(1, 2),
+            partition: rng.chance(1, 2),
+            pause: rng.chance(1, 2),
+            clock: rng.chance(1, 2),
+            disk: rng.chance(1, 2),
+            // Drawn last, so that the classes before it keep their draws.
+            transfer: rng.chance(1, 2),
+        }
+    }
+}
+
+impl fmt::Display for FaultSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            FaultSet::NONE => f.write_str("none"),
+            FaultSet::ALL => f.write_str("all"),
+            set => {
+                let on: Vec<&str> =
+                    set.names().iter().filter(|(_, on)| *on).map(|(name, _)| *name).collect();
+                f.write_str(&on.join(","))
+            }
+        }
+    }
+}
+
+impl FromStr for FaultSet {
+    type Err = String;
+
+    /// `none`, `all`, or a comma-separated list of
+    /// `net,crash,partition,pause,clock,disk,transfer`.
+    fn from_str(text: &str) -> Result<FaultSet, String> {
+        match text {
+            "none" => return Ok(FaultSet::NONE),
+            "all" => return Ok(FaultSet::ALL),
+            _ => {}
+        }
+        let mut set = FaultSet::NONE;
+        for name in text.split(',') {
+            let flag = match name.trim() {
+                "net" => &mut set.net,
+                "crash" => &mut set.crash,
+                "partition" => &mut set.partition,
+                "pause" => &mut set.pause,
+                "clock" => &mut set.clock,
+                "disk" => &mut set.disk,
+                "transfer" => &mut set.transfer,
+                other => {
+                    return Err(format!(
+                        "unknown fault class {other:?} (expected none, all, or a list of \
+                         net,crash,partition,pause,clock,disk,transfer)"
+                    ));
+                }
+            };
+            *flag = true;
+        }
+        Ok(set)
+    }
+}
+
+/// The size of a run and the fault classes it injects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    /// Replicas.
+    pub nodes: usize,
+    /// Clients, each with its own clerk, one operation at a time.
+    pub clients: usize,
+    /// Operations the clients issue in all (the final reads of every key come on top).
+    pub ops: u64,
+    /// Fault classes injected during the faulty phase.
+    pub faults: FaultSet,
+}
+
+impl Shape {
+    /// The shape of `raftkv-sim run` without options.
+    pub const DEFAULT: Shape = Shape { nodes: 5, clients: 5, ops: 500, faults: FaultSet::ALL };
+
+    /// The shape the swarm gives `seed`: 1 to 7 nodes (mostly odd), 1 to 10 clients, 50 to
+    /// 600 operations, each fault class on or off.
+    pub fn draw(seed: u64) -> Shape {
+        let mut rng = Streams::new(seed).shape;
+        let nodes = [1, 2, 3, 3, 3, 4, 5, 5, 5, 7][rng.range_inclusive(0, 9) as usize];
+        Shape {
+            nodes,
+            clients: rng.range_inclusive(1, 10) as usize,
+            ops: rng.range_inclusive(50, 600),
+            faults: FaultSet::draw(&mut rng),
+        }
+    }
+}
+
+/// The random streams of a seed, each forked from the seed's generator in a fixed order, so
+/// that a run given its shape on the command line replays the swarm run that drew it.
+pub(crate) struct Streams {
+    /// Draws the shape (swarm only; forked always, so the later streams do not move).
+    pub(crate) shape: Prng,
+    /// Draws the options.
+    pub(crate) options: Prng,
+    /// Hands sub-seeds to the nodes, disks, network, workload and faults.
+    pub(crate) run: Prng,
+}
+
+impl Streams {
+    pub(crate) fn new(seed: u64) -> Streams {
+        let mut root = Prng::seeded(seed);
+        Streams { shape: root.fork(), options: root.fork(), run: root.fork() }
+    }
+}
+
+/// Delays and faults of the network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkOptions {
+    /// Shortest one-way delay.
+    pub latency_us_min: u64,
+    /// Longest ordinary one-way delay; delays are uniform in between, so messages reorder.
+    pub latency_us_max: u64,
+    /// How often a delay is drawn from the tail instead.
+    pub tail: Ratio,
+    /// Longest delay of the tail.
+    pub latency_tail_us_max: u64,
+    /// How often a packet (peer message, client request or reply) is lost.
+    pub loss: Ratio,
+    /// How often a packet is delivered twice (the copy with its own delay).
+    pub duplicate: Ratio,
+}
+
+/// Persist latency and torn writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiskOptions {
+    /// Fastest persist.
+    pub latency_us_min: u64,
+    /// Slowest ordinary persist.
+    pub latency_us_max: u64,
+    /// How often a persist is slow (a long fsync).
+    pub tail: Ratio,
+    /// Slowest persist of the tail.
+    pub latency_tail_us_max: u64,
+    /// How often, when a node crashes during a persist, part of it lands (its hard state, its
+    /// truncation and a prefix of its entries) instead of none of it.
+    pub torn: Ratio,
+    /// A disk that lies: it acknowledges every persist as soon as it gets it, long before it
+    /// is durable (a volatile write cache). Raft cannot be safe on it; never drawn, it exists
+    /// to show that the checks notice.
+    pub lies: bool,
+}
+
+/// Crashes and restarts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CrashOptions {
+    /// Time between two crashes, uniform up to this.
+    pub interval_ms_max: u64,
+    /// Time a crashed node stays down, uniform up to this.
+    pub downtime_ms_max: u64,
+    /// Most nodes down at once (may be all of them: safety must hold regardless).
+    pub down_max: usize,
+}
+
+/// Network partitions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionOptions {
+    /// Time between the end of a partition and the next, uniform up to this.
+    pub interval_ms_max: u64,
+    /// How long a partition lasts, uniform up to this.
+    pub duration_ms_max: u64,
+}
+
+/// Process pauses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PauseOptions {
+    /// Time between two pauses, uniform up to this.
+    pub interval_ms_max: u64,
+    /// How long a pause lasts, uniform up to this.
+    pub duration_ms_max: u64,
+}
+
+/// Clocks of the nodes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClockOptions {
+    /// Each node life's clock runs this many parts per million fast or slow, at most.
+    pub drift_ppm_max: u64,
+    /// Each node life's clock starts at an origin up to this far from the simulation's
+    /// (a process's monotonic clock starts anywhere).
+    pub offset_ms_max: u64,
+}
+
+/// What the clients do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkloadOptions {
+    /// Keys `k0`.. used; few keys mean contention, which finds bugs.
+    pub keys: u64,
+    /// Relative weights of get, put, append, delete and cas.
+    pub mix: [u64; 5],
+    /// A client waits up to this long between an operation's return and its next call.
+    pub think_us_max: u64,
+}
+
+/// Timing and batching settings of the replicas and clerks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RaftOptions {
+    /// Lower bound of the election timeout.
+    pub election_timeout_ms_min: u64,
+    /// Upper bound of the election timeout.
+    pub election_timeout_ms_max: u64,
+    /// Leader heartbeat interval.
+    pub heartbeat_interval_ms: u64,
+    /// Most entries per append.
+    pub max_entries_per_append: usize,
+    /// Most payload bytes per append.
+    pub max_bytes_per_append: usize,
+    /// Most appends in flight per follower.
+    pub max_inflight_appends: usize,
+    /// Idle time after which a client session expires.
+    pub session_timeout_ms: u64,
+    /// A clerk's wait for an answer before trying the next replica.
+    pub request_timeout_ms: u64,
+}
+
+/// Every setting of one run. [`Options::draw`] fills it from a seed; tests may build or
+/// adjust one by hand.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// The seed of every random choice of the run.
+    pub seed: u64,
+    /// Size and fault classes.
+    pub shape: Shape,
+    /// Network delays and faults (loss and duplication only with `net`).
+    pub network: NetworkOptions,
+    /// Disk latency and torn writes.
+    pub disk: DiskOptions,
+    /// Crashes, if `crash`.
+    pub crash: CrashOptions,
+    /// Partitions, if `partition`.
+    pub partition: PartitionOptions,
+    /// Pauses, if `pause`.
+    pub pause: PauseOptions,
+    /// Clock drift and origins, if `clock`.
+    pub clock: ClockOptions,
+    /// What the clients do.
+    pub workload: WorkloadOptions,
+    /// Replica and clerk settings.
+    pub raft: RaftOptions,
+    /// Time between two leadership transfers, uniform up to this (if `transfer`).
+    pub transfer_interval_ms_max: u64,
+    /// A replica snapshots its state once the applied log it holds weighs this many bytes.
+    pub snapshot_bytes: usize,
+    /// The faulty phase ends when the clients have issued every operation, or after this long.
+    pub faulty_ms_max: u64,
+    /// Once faults stop, every operation must return within this long (liveness).
+    pub liveness_ms_max: u64,
+}
+
+impl Options {
+    /// Draws every setting of `shape` from `seed`. The same seed and shape always give the same
+    /// options.
+    pub fn draw(seed: u64, shape: Shape) -> Options {
+        let rng = &mut Streams::new(seed).options;
+        let faults = shape.faults;
+        // Every draw happens whether or not its class is on, so that turning a class off does
+        // not change the others.
+        let network = draw_network(rng, faults.net);
+        let disk = draw_disk(rng, faults.disk);
+        let crash = CrashOptions {
+            interval_ms_max: rng.range_inclusive(200, 5_000),
+            downtime_ms_max: rng.range_inclusive(10, 3_000),
+            down_max: rng.range_inclusive(1, shape.nodes as u64) as usize,
+        };
+        let partition = PartitionOptions {
+            interval_ms_max: rng.range_inclusive(200, 5_000),
+            duration_ms_max: rng.range_inclusive(100, 5_000),
+        };
+        let pause = PauseOptions {
+            interval_ms_max: rng.range_inclusive(200, 5_000),
+            duration_ms_max: rng.range_inclusive(10, 2_000),
+        };
+        let drift_ppm_max = [1_000, 10_000, 100_000][rng.range_inclusive(0, 2) as usize];
+        let offset_ms_max = [0, 1_000, 60_000, 3_600_000][rng.range_inclusive(0, 3) as usize];
+        let clock = if faults.clock {
+            ClockOptions { drift_ppm_max, offset_ms_max }
+        } else {
+            ClockOptions { drift_ppm_max: 0, offset_ms_max: 0 }
+        };
+        let workload = draw_workload(rng);
+        let raft = draw_raft(rng);
+        // Drawn after everything else, so that earlier draws keep their values.
+        let transfer_interval_ms_max = rng.range_inclusive(200, 10_000);
+        Options {
+            seed,
+            shape,
+            network,
+            disk,
+            crash,
+            partition,
+            pause,
+            clock,
+            workload,
+            raft,
+            transfer_interval_ms_max,
+            snapshot_bytes: default_snapshot_bytes(),
+            faulty_ms_max: 300_000,
+            liveness_ms_max: 30_000,
+        }
+    }
+
+    /// The command line that replays this run.
+    pub fn reproduce_command(&self) -> String {
+        let mut command = format!(
+            "raftkv-sim run --seed {} --nodes {} --clients {} --ops {} --faults {}",
+            self.seed, self.shape.nodes, self.shape.clients, self.shape.ops, self.shape.faults
+        );
+        if self.snapshot_bytes != default_snapshot_bytes() {
+            command.push_str(&format!(" --snapshot-bytes {}", self.snapshot_bytes));
+        }
+        command
+    }
+}
+
+/// The replicas' own snapshot threshold, used unless a run sets one.
+pub fn default_snapshot_bytes() -> usize {
+    ReplicaConfig::new(Config::new(NodeId(1), [NodeId(1)])).snapshot_threshold_bytes
+}
+
+fn draw_network(rng: &mut Prng, faulty: bool) -> NetworkOptions {
+    let latency_us_min = rng.range_inclusive(20, 500);
+    let latency_us_max = latency_us_min + rng.range_inclusive(0, 10_000);
+    let tail = Ratio::draw(rng, 10, 100);
+    let latency_tail_us_max = latency_us_max + rng.range_inclusive(0, 400_000);
+    let loss_max = [1, 10, 30][rng.range_inclusive(0, 2) as usize];
+    let loss = Ratio::draw(rng, loss_max, 100);
+    let duplicate = Ratio::draw(rng, 10, 100);
+    if faulty {
+        NetworkOptions {
+            latency_us_min,
+            latency_us_max,
+            tail,
+            latency_tail_us_max,
+            loss,
+            duplicate,
+        }
+    } else {
+        NetworkOptions {
+            latency_us_min: 100,
+            latency_us_max: 1_000,
+            tail: Ratio::NEVER,
+            latency_tail_us_max: 1_000,
+            loss: Ratio::NEVER,
+            duplicate: Ratio::NEVER,
+        }
+    }
+}
+
+fn draw_disk(rng: &mut Prng, faulty: bool) -> DiskOptions {
+    let latency_us_min = rng.range_inclusive(10, 1_000);
+    let latency_us_max = latency_us_min + rng.range_inclusive(0, 20_000);
+    let tail = Ratio::draw(rng, 10, 100);
+    let latency_tail_us_max = latency_us_max + rng.range_inclusive(0, 300_000);
+    let torn = Ratio::draw(rng, 4, 4);
+    if faulty {
+        DiskOptions { latency_us_min, latency_us_max, tail, latency_tail_us_max, torn, lies: false }
+    } else {
+        DiskOptions {
+            latency_us_min: 50,
+            latency_us_max: 500,
+            tail: Ratio::NEVER,
+            latency_tail_us_max: 500,
+            torn: Ratio::NEVER,
+            lies: false,
+        }
+    }
+}
+
+fn draw_workload(rng: &mut Prng) -> WorkloadOptions {
+    let keys = [1, 2, 3, 5, 8][rng.range_inclusive(0, 4) as usize];
+    let mut mix = [0; 5];
+    for weight in &mut mix {
+        *weight = rng.range_inclusive(0, 10);
+    }
+    // Reads pin down the order writes took effect in; without them the checker must try
+    // every order of concurrent appends against the final value.
+    mix[0] = mix[0].max(1);
+    WorkloadOptions {
+        keys,
+        mix,
+        think_us_max: [0, 1_000, 50_000][rng.range_inclusive(0, 2) as usize],
+    }
+}
+
+fn draw_raft(rng: &mut Prng) -> RaftOptions {
+    let election_timeout_ms_min = rng.range_inclusive(150, 400);
+    let election_timeout_ms_max = election_timeout_ms_min * 2;
+    let heartbeat_interval_ms = election_timeout_ms_min / rng.range_inclusive(3, 10);
+    RaftOptions {
+        election_timeout_ms_min,
+        election_timeout_ms_max,
+        heartbeat_interval_ms,
+        max_entries_per_append: [1, 3, 64, 256][rng.range_inclusive(0, 3) as usize],
+        max_bytes_per_append: [64, 4_096, 1 << 20][rng.range_inclusive(0, 2) as usize],
+        max_inflight_appends: [1, 2, 8, 32][rng.range_inclusive(0, 3) as usize],
+        // Mostly the default ten minutes; sometimes short, so that sessions expire mid-run.
+        session_timeout_ms: if rng.chance(1, 8) {
+            rng.range_inclusive(2_000, 20_000)
+        } else {
+            600_000
+        },
+        request_timeout_ms: rng.range_inclusive(200, 1_500),
+    }
+}
+
+/// Prints as `name=value` pairs, one group a line, for the head of a run's output.
+impl fmt::Display for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.shape;
+        writeln!(
+            f,
+            "seed={} nodes={} clients={} ops={} faults={}",
+            self.seed, s.nodes, s.clients, s.ops, s.faults
+        )?;
+        let n = &self.network;
+        writeln!(
+            f,
+            "network: latency_us={}..{} tail={} latency_tail_us_max={} loss={} duplicate={}",
+            n.latency_us_min, n.latency_us_max, n.tail, n.latency_tail_us_max, n.loss, n.duplicate
+        )?;
+        let d = &self.disk;
+        writeln!(
+            f,
+            "disk: latency_us={}..{} tail={} latency_tail_us_max={} torn={}{}",
+            d.latency_us_min,
+            d.latency_us_max,
+            d.tail,
+            d.latency_tail_us_max,
+            d.torn,
+            if d.lies { " LIES (acknowledges before durable)" } else { "" }
+        )?;
+        if s.faults.crash {
+            let c = &self.crash;
+            writeln!(
+                f,
+                "crash: interval_ms_max={} downtime_ms_max={} down_max={}",
+                c.interval_ms_max, c.downtime_ms_max, c.down_max
+            )?;
+        }
+        if s.faults.partition {
+            let p = &self.partition;
+            writeln!(
+                f,
+                "partition: interval_ms_max={} duration_ms_max={}",
+                p.interval_ms_max, p.duration_ms_max
+            )?;
+        }
+        if s.faults.pause {
+            let p = &self.pause;
+            writeln!(
+                f,
+                "pause: interval_ms_max={} duration_ms_max={}",
+                p.interval_ms_max, p.duration_ms_max
+            )?;
+        }
+        if s.faults.transfer {
+            writeln!(f, "transfer: interval_ms_max={}", self.transfer_interval_ms_max)?;
+        }
+        let c = &self.clock;
+        writeln!(f, "clock: drift_ppm_max={} offset_ms_max={}", c.drift_ppm_max, c.offset_ms_max)?;
+        let w = &self.workload;
+        writeln!(
+            f,
+            "workload: keys={} mix(get,put,append,delete,cas)={:?} think_us_max={}",
+            w.keys, w.mix, w.think_us_max
+        )?;
+        let r = &self.raft;
+        writeln!(
+            f,
+            "raft: election_timeout_ms={}..{} heartbeat_interval_ms={} max_entries_per_append={} \
+             max_bytes_per_append={} max_inflight_appends={} session_timeout_ms={} \
+             request_timeout_ms={}",
+            r.election_timeout_ms_min,
+            r.election_timeout_ms_max,
+            r.heartbeat_interval_ms,
+            r.max_entries_per_append,
+            r.max_bytes_per_append,
+            r.max_inflight_appends,
+            r.session_timeout_ms,
+            r.request_timeout_ms
+        )?;
+        write!(
+            f,
+            "snapshot_bytes={} faulty_ms_max={} liveness_ms_max={}",
+            self.snapshot_bytes, self.faulty_ms_max, self.liveness_ms_max
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_sets_parse_and_print_back() {
+        for text in ["none", "all", "net", "crash,disk", "net,partition,pause,clock", "transfer"] {
+            let set: FaultSet = text.parse().expect("valid");
+            assert_eq!(set.to_string(), text);
+        }
+        assert_eq!(
+            "net,crash,partition,pause,clock,disk,transfer".parse::<FaultSet>().expect("valid"),
+            FaultSet::ALL
+        );
+        assert!("net,flood".parse::<FaultSet>().is_err());
+    }
+
+    #[test]
+    fn one_seed_draws_the_same_options_and_turning_a_class_off_changes_only_it() {
+        let all = Options::draw(7, Shape::DEFAULT);
+        assert_eq!(all, Options::draw(7, Shape::DEFAULT));
+        let mut shape = Shape::DEFAULT;
+        shape.faults.net = false;
+        let quiet_net = Options::draw(7, shape);
+        assert_eq!(quiet_net.disk, all.disk);
+        assert_eq!(quiet_net.workload, all.workload);
+        assert_ne!(quiet_net.network, all.network);
+        assert_ne!(Options::draw(8, Shape::DEFAULT), all);
+    }
+}

@@ -1,0 +1,171 @@
+//! How a run went: the verdict, the first violation, the figures, and the history; as text
+//! and as one JSON object.
+
+use raftkv_checker::{Operation, Verdict};
+use raftkv_core::client::ClerkError;
+use serde_json::json;
+
+use crate::checks::{Check, Violation};
+use crate::history;
+use crate::options::Options;
+use crate::simulation::{Simulation, Stats};
+
+/// The outcome of one run.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// What ran.
+    pub options: Options,
+    /// The first broken property; `None` means the run passed.
+    pub violation: Option<Violation>,
+    /// The checker's verdict, when the history was checked (not after an earlier violation).
+    pub linearizability: Option<Verdict>,
+    /// Operations that returned with a reply.
+    pub ops_ok: u64,
+    /// Operations that returned not knowing whether they took effect.
+    pub ops_indeterminate: u64,
+    /// Operations still waiting for their answer when the run ended.
+    pub ops_open: u64,
+    /// Hash of every trace line.
+    pub trace_hash: u64,
+    /// Trace lines.
+    pub trace_lines: u64,
+    /// Virtual time the run took.
+    pub sim_ms: u64,
+    /// Counts of what happened.
+    pub stats: Stats,
+    /// The history, in the checker's terms.
+    pub history: Vec<Operation>,
+}
+
+impl Report {
+    pub(crate) fn new(mut simulation: Simulation) -> Report {
+        let history = history::to_checker(&simulation.workload.history);
+        let mut linearizability = None;
+        if simulation.violation.is_none() {
+            let (verdict, explanation) = history::check(&history);
+            linearizability = Some(verdict);
+            if let Some(explanation) = explanation {
+                simulation.fail((Check::Linearizability, explanation));
+            }
+        }
+        let mut counts = (0, 0, 0);
+        for op in &simulation.workload.history {
+            match &op.ret {
+                Some((_, Ok(_))) => counts.0 += 1,
+                Some((_, Err(ClerkError::Indeterminate))) => counts.1 += 1,
+                Some((_, Err(ClerkError::Invalid { .. }))) => {}
+                None => counts.2 += 1,
+            }
+        }
+        Report {
+            options: simulation.options,
+            violation: simulation.violation,
+            linearizability,
+            ops_ok: counts.0,
+            ops_indeterminate: counts.1,
+            ops_open: counts.2,
+            trace_hash: simulation.trace.hash(),
+            trace_lines: simulation.trace.lines(),
+            sim_ms: simulation.now.as_nanos() / 1_000_000,
+            stats: simulation.stats,
+            history,
+        }
+    }
+
+    /// A run that core ended with a panic.
+    pub(crate) fn panicked(options: Options, message: String) -> Report {
+        Report {
+            options,
+            violation: Some(Violation {
+                at: raftkv_core::Instant::ZERO,
+                check: Check::Panic,
+                detail: message,
+            }),
+            linearizability: None,
+            ops_ok: 0,
+            ops_indeterminate: 0,
+            ops_open: 0,
+            trace_hash: 0,
+            trace_lines: 0,
+            sim_ms: 0,
+            stats: Stats::default(),
+            history: Vec::new(),
+        }
+    }
+
+    /// Whether no property broke.
+    pub fn passed(&self) -> bool {
+        self.violation.is_none()
+    }
+
+    /// The whole violation when it takes more than the verdict line shows (the checker's
+    /// explanation of a history that is not linearizable).
+    pub fn explanation(&self) -> Option<String> {
+        let text = self.violation.as_ref()?.to_string();
+        text.contains('\n').then_some(text)
+    }
+
+    /// The last line of a run's text output: one line, whatever the violation.
+    pub fn verdict_line(&self) -> String {
+        let figures = format!(
+            "ops_ok={} ops_indeterminate={} ops_open={} sim_ms={} messages={} elections={} trace_hash={:016x}",
+            self.ops_ok,
+            self.ops_indeterminate,
+            self.ops_open,
+            self.sim_ms,
+            self.stats.messages,
+            self.stats.elections,
+            self.trace_hash
+        );
+        match (&self.violation, self.linearizability) {
+            (Some(violation), _) => {
+                let text = violation.to_string();
+                let first_line = text.lines().next().unwrap_or_default();
+                format!("verdict: FAIL {first_line}; {figures}")
+            }
+            (None, Some(Verdict::Unknown)) => {
+                format!(
+                    "verdict: pass (linearizability unknown: the checker ran out of time); {figures}"
+                )
+            }
+            (None, _) => format!("verdict: pass; {figures}"),
+        }
+    }
+
+    /// The run as one JSON object; `wall_ms` is the real time it took.
+    pub fn json(&self, wall_ms: u64) -> serde_json::Value {
+        let shape = &self.options.shape;
+        json!({
+            "seed": self.options.seed,
+            "nodes": shape.nodes,
+            "clients": shape.clients,
+            "ops": shape.ops,
+            "faults": shape.faults.to_string(),
+            "ops_ok": self.ops_ok,
+            "ops_indeterminate": self.ops_indeterminate,
+            "ops_open": self.ops_open,
+            "verdict": if self.passed() { "pass" } else { "fail" },
+            "violation": self.violation.as_ref().map(ToString::to_string),
+            "linearizable": match self.linearizability {
+                Some(Verdict::Linearizable) => "yes",
+                Some(Verdict::NotLinearizable) => "no",
+                Some(Verdict::Unknown) => "unknown",
+                None => "unchecked",
+            },
+            "trace_hash": format!("{:016x}", self.trace_hash),
+            "trace_lines": self.trace_lines,
+            "sim_ms": self.sim_ms,
+            "wall_ms": wall_ms,
+            "messages": self.stats.messages,
+            "elections": self.stats.elections,
+            "persists": self.stats.persists,
+            "crashes": self.stats.crashes,
+            "torn_persists": self.stats.torn_persists,
+            "pauses": self.stats.pauses,
+            "partitions": self.stats.partitions,
+            "transfers": self.stats.transfers,
+            "snapshots": self.stats.snapshots,
+            "snapshots_installed": self.stats.snapshots_installed,
+        })
+    }
+}

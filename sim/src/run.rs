@@ -1,0 +1,227 @@
+//! A random run: the clients issue random operations while faults are injected; then the
+//! faults stop and every operation must return (liveness), the clients read every key, the
+//! replicas must converge, and the history must be linearizable.
+
+use std::any::Any;
+use std::panic::{self, AssertUnwindSafe};
+
+use raftkv_core::kv::KvCommand;
+use raftkv_core::{Instant, NodeId};
+
+use crate::checks::Check;
+use crate::options::Options;
+use crate::report::Report;
+use crate::simulation::{Event, Simulation};
+use crate::trace::{Actor, TraceOutput};
+use crate::workload::{OpId, Workload};
+
+/// How long the replicas may take to apply everything once the last operation returned.
+const CONVERGENCE_MS_MAX: u64 = 10_000;
+
+/// Where a random run stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Faults are injected while the clients issue their operations.
+    Faulty,
+    /// Faults stopped: every operation must return within the liveness bound.
+    Healed,
+    /// Every operation returned; the clients read every key.
+    FinalReads,
+    /// The reads returned; the replicas must apply everything and agree.
+    Converging { until: Instant },
+    /// The run is over.
+    Done,
+}
+
+/// The state of a random run's workload and faults.
+pub(crate) struct Auto {
+    phase: Phase,
+}
+
+impl Auto {
+    pub(crate) fn is_faulty(&self) -> bool {
+        self.phase == Phase::Faulty
+    }
+
+    fn is_healed(&self) -> bool {
+        !self.is_faulty()
+    }
+}
+
+/// Runs one random simulation as `options` describe and reports how it went. A panic in core
+/// is caught and reported as a violation, with the trace and history up to it.
+pub fn run(options: Options, output: TraceOutput) -> Report {
+    let started =
+        panic::catch_unwind(AssertUnwindSafe(|| Simulation::new(options.clone(), output)));
+    let mut simulation = match started {
+        Ok(simulation) => simulation,
+        Err(payload) => return Report::panicked(options, panic_message(payload.as_ref())),
+    };
+    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| simulation.run_random())) {
+        simulation.fail((Check::Panic, panic_message(payload.as_ref())));
+    }
+    simulation.finish()
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
+}
+
+impl Simulation {
+    /// Drives the random workload and faults to the end of the run.
+    fn run_random(&mut self) {
+        self.auto = Some(Auto { phase: Phase::Faulty });
+        self.start_faults();
+        for client in 0..self.options.shape.clients {
+            let think = self.workload.think_ns();
+            self.schedule_in(think, Event::ClientNext { client });
+        }
+        let faulty_end = Instant::from_millis(self.options.faulty_ms_max);
+        // Far beyond any healthy run: the liveness deadlines fire long before.
+        let end = faulty_end.add_millis(10 * self.options.liveness_ms_max + CONVERGENCE_MS_MAX);
+        while self.violation.is_none() {
+            self.advance_phase(faulty_end);
+            if self.auto.as_ref().is_some_and(|auto| auto.phase == Phase::Done) {
+                return;
+            }
+            if self.now > end || !self.step() {
+                self.fail((Check::Liveness, format!("the run did not end by {end}")));
+            }
+        }
+    }
+
+    fn phase(&self) -> Phase {
+        self.auto.as_ref().map_or(Phase::Done, |auto| auto.phase)
+    }
+
+    fn set_phase(&mut self, phase: Phase) {
+        if let Some(auto) = self.auto.as_mut() {
+            auto.phase = phase;
+        }
+    }
+
+    fn advance_phase(&mut self, faulty_end: Instant) {
+        match self.phase() {
+            Phase::Faulty if self.workload.to_issue == 0 || self.now >= faulty_end => {
+                self.stop_faults()
+            }
+            Phase::Healed if self.workload.to_issue == 0 && self.workload.all_finished() => {
+                self.trace.event(self.now, Actor::Sim, format_args!("final reads"));
+                self.set_phase(Phase::FinalReads);
+                let clients = self.options.shape.clients.max(1);
+                for key in 0..self.workload.keys() {
+                    let client = key as usize % clients;
+                    self.submit(client, KvCommand::Get { key: Workload::key_name(key) });
+                }
+            }
+            Phase::FinalReads if self.workload.all_finished() => {
+                let until = self.now.add_millis(CONVERGENCE_MS_MAX);
+                self.set_phase(Phase::Converging { until });
+            }
+            Phase::Converging { until } => {
+                if self.converged() {
+                    self.trace.event(self.now, Actor::Sim, format_args!("converged"));
+                    self.compare_replicas();
+                    self.set_phase(Phase::Done);
+                } else if self.now >= until {
+                    let detail = format!(
+                        "the replicas did not apply everything within {CONVERGENCE_MS_MAX} ms after the last operation: {}",
+                        self.applied_summary()
+                    );
+                    self.fail((Check::Liveness, detail));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Every replica runs and has applied everything any of them committed.
+    fn converged(&self) -> bool {
+        let Some(commit) = self
+            .nodes
+            .iter()
+            .filter_map(|node| node.replica.as_ref())
+            .map(|r| r.raft().status().commit)
+            .max()
+        else {
+            return false;
+        };
+        self.nodes
+            .iter()
+            .all(|node| node.replica.as_ref().is_some_and(|replica| replica.applied() == commit))
+    }
+
+    fn applied_summary(&self) -> String {
+        let parts: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|node| match &node.replica {
+                Some(replica) => format!("n{} applied {}", node.id, replica.applied()),
+                None => format!("n{} down", node.id),
+            })
+            .collect();
+        parts.join(", ")
+    }
+
+    /// The faulty phase ends: links heal, packets stop getting lost, crashed nodes restart
+    /// and paused ones resume; from now on every operation must return in time.
+    fn stop_faults(&mut self) {
+        self.trace.event(self.now, Actor::Sim, format_args!("faults stop"));
+        self.set_phase(Phase::Healed);
+        self.network.heal();
+        self.network.stop_faults();
+        for node in 0..self.nodes.len() {
+            let id = NodeId(node as u64 + 1);
+            self.restart(id);
+            self.resume(id);
+        }
+        let open: Vec<OpId> = self.workload.open_ops().collect();
+        for op in open {
+            self.schedule_in(
+                self.options.liveness_ms_max * 1_000_000,
+                Event::LivenessDeadline { op },
+            );
+        }
+    }
+
+    pub(crate) fn on_liveness_deadline(&mut self, op: OpId) {
+        let recorded = &self.workload.history[op];
+        if !recorded.is_finished() {
+            let detail = format!(
+                "c{}'s #{op} {} (called at {}) did not return within {} ms after the faults stopped",
+                recorded.client, recorded.command, recorded.call, self.options.liveness_ms_max
+            );
+            self.fail((Check::Liveness, detail));
+        }
+    }
+
+    /// A new operation must return in time once the faults stopped.
+    pub(crate) fn on_op_submitted(&mut self, op: OpId) {
+        if self.auto.as_ref().is_some_and(Auto::is_healed) {
+            self.schedule_in(
+                self.options.liveness_ms_max * 1_000_000,
+                Event::LivenessDeadline { op },
+            );
+        }
+    }
+
+    /// A client's operation returned: it thinks, then issues the next one.
+    pub(crate) fn on_op_finished(&mut self, client: usize) {
+        if self.auto.is_some() && self.workload.to_issue > 0 {
+            let think = self.workload.think_ns();
+            self.schedule_in(think, Event::ClientNext { client });
+        }
+    }
+
+    pub(crate) fn on_client_next(&mut self, client: usize) {
+        if self.workload.to_issue > 0 && self.workload.is_idle(client) {
+            self.workload.to_issue -= 1;
+            let command = self.workload.draw_command(client);
+            self.submit(client, command);
+        }
+    }
+}

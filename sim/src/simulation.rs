@@ -1,0 +1,900 @@
+//! The event loop: one virtual clock, one queue of events ordered by (time, sequence number),
+//! and the servers, disks, network and clients it drives. Tests script it directly (crash this
+//! node, cut that link, run for a second); [`crate::run`] drives it with random faults and a
+//! random workload.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use raftkv_core::client::{ClerkError, ClerkInput, ClerkOutput};
+use raftkv_core::kv::{KvCommand, KvReply};
+use raftkv_core::prng::Prng;
+use raftkv_core::protocol::{ClientRequest, Op, Outcome};
+use raftkv_core::raft::{Entry, PersistId, Role};
+use raftkv_core::server::{Input, Output, ReplyTo};
+use raftkv_core::{ClientId, Instant, LogId, LogIndex, NodeId, RequestId, Term};
+
+use crate::checks::{Check, Checks, Failed, Violation};
+use crate::disk::Disk;
+use crate::faults::FaultEvent;
+use crate::network::{Endpoint, Network, Packet, Route};
+use crate::node::{Kv, SimNode};
+use crate::options::{Options, Streams};
+use crate::report::Report;
+use crate::run::Auto;
+use crate::trace::{Actor, Trace, TraceOutput};
+use crate::workload::{OpId, Recorded, Workload};
+
+/// Where replies to commands a test proposes by hand ([`Simulation::start`]) go.
+const BY_HAND: ReplyTo = ReplyTo(u64::MAX);
+
+/// Timeouts one node may handle at one instant before it counts as spinning.
+const TIMEOUTS_PER_INSTANT_MAX: u32 = 1_000;
+
+/// Counts of what happened in a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Raft messages sent between replicas.
+    pub messages: u64,
+    /// Elections started (a node became candidate).
+    pub elections: u64,
+    /// Persists handed to disks.
+    pub persists: u64,
+    /// Crashes injected.
+    pub crashes: u64,
+    /// Pauses injected.
+    pub pauses: u64,
+    /// Partitions injected.
+    pub partitions: u64,
+    /// Leadership transfers requested.
+    pub transfers: u64,
+    /// Persists torn by a crash.
+    pub torn_persists: u64,
+    /// Snapshots the replicas took of their own state (log compactions).
+    pub snapshots: u64,
+    /// Snapshots installed from a leader.
+    pub snapshots_installed: u64,
+}
+
+impl Stats {
+    /// Adds what a replica's counters say it did in its life.
+    fn add_life(&mut self, replica: &Kv) {
+        let counters = replica.raft().counters();
+        self.snapshots += counters.snapshots_taken;
+        self.snapshots_installed += counters.snapshots_installed;
+    }
+}
+
+/// Something due at a virtual instant.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// A packet arrives (boxed: packets are large, and the queue moves events around).
+    Deliver(Box<Packet>),
+    /// A node's `poll_timeout` instant, if the generation is still current.
+    NodeTimer { node: usize, generation: u64 },
+    /// A node's disk finishes persists, if the node is still in the same life.
+    DiskDone { node: usize, life: u64 },
+    /// A lying disk acknowledges a persist it has not made durable.
+    LyingAck { node: usize, life: u64, id: PersistId },
+    /// A clerk's `poll_timeout` instant, if the generation is still current.
+    ClerkTimer { client: usize, generation: u64 },
+    /// A client is done thinking and issues its next operation.
+    ClientNext { client: usize },
+    /// The fault injector acts.
+    Fault(FaultEvent),
+    /// The operation must have returned by now.
+    LivenessDeadline { op: OpId },
+}
+
+struct Scheduled {
+    at: Instant,
+    seq: u64,
+    event: Event,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Scheduled) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Scheduled {}
+
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Scheduled) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scheduled {
+    /// Reversed: the heap pops the earliest event, and of simultaneous ones the first queued.
+    fn cmp(&self, other: &Scheduled) -> Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// A simulated cluster with its clients.
+///
+/// Calling order: build it with [`Simulation::new`] (every node starts, nothing happens yet),
+/// then script it: run it with [`run_for`](Self::run_for) or [`run_until`](Self::run_until),
+/// inject faults ([`crash`](Self::crash), [`partition`](Self::partition), ...), issue
+/// operations ([`submit`](Self::submit)), and end with [`finish`](Self::finish), which checks
+/// the history. The first broken safety property stops the run; see
+/// [`violation`](Self::violation).
+pub struct Simulation {
+    pub(crate) options: Options,
+    pub(crate) now: Instant,
+    queue: BinaryHeap<Scheduled>,
+    seq: u64,
+    pub(crate) voters: Vec<NodeId>,
+    pub(crate) nodes: Vec<SimNode>,
+    pub(crate) network: Network,
+    pub(crate) workload: Workload,
+    pub(crate) checks: Checks,
+    pub(crate) trace: Trace,
+    pub(crate) stats: Stats,
+    pub(crate) violation: Option<Violation>,
+    /// The random workload and faults of a [`crate::run`]; `None` when a test scripts the run.
+    pub(crate) auto: Option<Auto>,
+    /// The stream the fault injector draws from (forked whether or not it runs).
+    pub(crate) fault_rng: Prng,
+    outputs: Vec<Output<KvReply>>,
+    hand_requests: u64,
+}
+
+impl Simulation {
+    /// A cluster of `options.shape.nodes` replicas and `options.shape.clients` clients, every
+    /// node started with an empty disk at virtual time zero.
+    pub fn new(options: Options, output: TraceOutput) -> Simulation {
+        let mut rng = Streams::new(options.seed).run;
+        let shape = options.shape;
+        let voters: Vec<NodeId> = (1..=shape.nodes as u64).map(NodeId).collect();
+        let nodes = voters
+            .iter()
+            .map(|&id| {
+                let disk = Disk::new(options.disk.clone(), rng.fork());
+                SimNode::new(id, disk, rng.fork())
+            })
+            .collect();
+        let network = Network::new(options.network.clone(), rng.fork(), shape.nodes, shape.clients);
+        let workload = Workload::new(
+            options.workload.clone(),
+            &options.raft,
+            rng.fork(),
+            &voters,
+            shape.clients,
+            shape.ops,
+        );
+        let fault_rng = rng.fork();
+        let mut simulation = Simulation {
+            checks: Checks::new(shape.nodes),
+            options,
+            now: Instant::ZERO,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            voters,
+            nodes,
+            network,
+            workload,
+            trace: Trace::new(output),
+            stats: Stats::default(),
+            violation: None,
+            auto: None,
+            fault_rng,
+            outputs: Vec::new(),
+            hand_requests: 0,
+        };
+        for node in 0..simulation.nodes.len() {
+            simulation.start_node(node);
+        }
+        simulation
+    }
+
+    // ---- the loop ----
+
+    pub(crate) fn schedule(&mut self, at: Instant, event: Event) {
+        self.seq += 1;
+        self.queue.push(Scheduled { at, seq: self.seq, event });
+    }
+
+    pub(crate) fn schedule_in(&mut self, nanos: u64, event: Event) {
+        self.schedule(self.now.add_nanos(nanos), event);
+    }
+
+    /// Handles the next event; false when none is left.
+    pub(crate) fn step(&mut self) -> bool {
+        let Some(next) = self.queue.pop() else {
+            return false;
+        };
+        self.now = self.now.max(next.at);
+        match next.event {
+            Event::Deliver(packet) => self.deliver(*packet),
+            Event::NodeTimer { node, generation } => self.on_node_timer(node, generation),
+            Event::DiskDone { node, life } => self.on_disk_done(node, life),
+            Event::LyingAck { node, life, id } => {
+                if self.nodes[node].life == life {
+                    self.trace.event(
+                        self.now,
+                        Simulation::actor(node),
+                        format_args!("persisted #{} (a lie)", id.0),
+                    );
+                    self.node_input(node, Input::Persisted { id });
+                }
+            }
+            Event::ClerkTimer { client, generation } => {
+                let state = &mut self.workload.clients[client];
+                if state.timer_generation == generation {
+                    state.timer = None;
+                    state.clerk.handle(self.now, ClerkInput::Timeout);
+                    self.drain_clerk(client);
+                }
+            }
+            Event::ClientNext { client } => self.on_client_next(client),
+            Event::Fault(fault) => self.on_fault(fault),
+            Event::LivenessDeadline { op } => self.on_liveness_deadline(op),
+        }
+        true
+    }
+
+    /// Runs for `millis` of virtual time (less if a safety property breaks).
+    pub fn run_for(&mut self, millis: u64) {
+        self.run_until(millis, |_| false);
+    }
+
+    /// Runs until `done` holds, for at most `millis` of virtual time; returns whether `done`
+    /// held. Stops early, returning false, when a safety property breaks.
+    pub fn run_until(&mut self, millis: u64, done: impl Fn(&Simulation) -> bool) -> bool {
+        let end = self.now.add_millis(millis);
+        loop {
+            if done(self) {
+                return true;
+            }
+            if self.violation.is_some() {
+                return false;
+            }
+            if self.queue.peek().is_none_or(|next| next.at > end) {
+                self.now = end;
+                return done(self);
+            }
+            self.step();
+        }
+    }
+
+    /// Records the first broken property; the run stops there.
+    pub(crate) fn fail(&mut self, (check, detail): Failed) {
+        if self.violation.is_none() {
+            self.trace.event(self.now, Actor::Sim, format_args!("VIOLATION {check}: {detail}"));
+            self.violation = Some(Violation { at: self.now, check, detail });
+        }
+    }
+
+    fn checked(&mut self, result: Result<(), Failed>) {
+        if let Err(failed) = result {
+            self.fail(failed);
+        }
+    }
+
+    // ---- nodes ----
+
+    fn actor(node: usize) -> Actor {
+        Actor::Node(node as u64 + 1)
+    }
+
+    fn start_node(&mut self, node: usize) {
+        let options = &self.options;
+        let started = self.nodes[node].start(
+            self.now,
+            &self.voters,
+            &options.raft,
+            options.snapshot_bytes,
+            &options.clock,
+        );
+        let state = &self.nodes[node];
+        match started {
+            Ok(()) => {
+                let durable = state.disk.durable();
+                self.trace.event(
+                    self.now,
+                    Simulation::actor(node),
+                    format_args!(
+                        "start life={} term={} snapshot={} entries={} clock={}+{}ppm",
+                        state.life,
+                        durable.hard_state.term,
+                        durable.snapshot_index(),
+                        durable.entries.len(),
+                        state.clock.local(self.now),
+                        state.clock.drift_ppm()
+                    ),
+                );
+                let replica = state.replica.as_ref().expect("just started");
+                let result = self.checks.on_restart(node, durable, replica);
+                self.checked(result);
+                self.drain_node(node);
+            }
+            Err(error) => self.fail((
+                Check::Storage,
+                format!("n{} cannot restart from its disk: {error}", node + 1),
+            )),
+        }
+    }
+
+    /// Feeds `input` to a node, or keeps it for later if the process is paused.
+    fn node_input(&mut self, node: usize, input: Input<KvCommand>) {
+        let state = &mut self.nodes[node];
+        if state.paused {
+            state.stalled.push(input);
+            return;
+        }
+        let Some(replica) = state.replica.as_mut() else {
+            return;
+        };
+        replica.handle(state.clock.local(self.now), input);
+        self.drain_node(node);
+    }
+
+    /// Carries out everything a node asked for, then checks it.
+    fn drain_node(&mut self, node: usize) {
+        let Some(replica) = self.nodes[node].replica.as_mut() else {
+            return;
+        };
+        let mut outputs = std::mem::take(&mut self.outputs);
+        while let Some(output) = replica.poll_output() {
+            outputs.push(output);
+        }
+        for output in outputs.drain(..) {
+            if self.violation.is_some() {
+                break;
+            }
+            self.on_output(node, output);
+        }
+        self.outputs = outputs;
+        let state = &self.nodes[node];
+        if let Some(replica) = state.replica.as_ref() {
+            let result = self.checks.after_step(node, replica);
+            self.checked(result);
+        }
+        self.schedule_node_timer(node);
+    }
+
+    fn on_output(&mut self, node: usize, output: Output<KvReply>) {
+        let id = NodeId(node as u64 + 1);
+        let state = &self.nodes[node];
+        let replica = state.replica.as_ref().expect("outputs come from a running replica");
+        match output {
+            Output::Send(message) => {
+                self.stats.messages += 1;
+                let result = self.checks.on_send(node, &message, state.disk.durable(), replica);
+                self.checked(result);
+                self.send(Packet::Peer(message));
+            }
+            Output::Persist(persist) => {
+                self.stats.persists += 1;
+                let result = self.checks.on_persist(&persist, replica);
+                self.checked(result);
+                self.trace.event(self.now, Simulation::actor(node), format_args!("{persist}"));
+                let state = &mut self.nodes[node];
+                let life = state.life;
+                let id = persist.id;
+                let done_at = state.disk.submit(self.now, persist);
+                self.schedule(done_at, Event::DiskDone { node, life });
+                if self.options.disk.lies {
+                    self.schedule(self.now, Event::LyingAck { node, life, id });
+                }
+            }
+            Output::Reply { to, reply } if to == BY_HAND => {
+                self.trace.event(
+                    self.now,
+                    Simulation::actor(node),
+                    format_args!(
+                        "reply to the test #{}: {}",
+                        reply.request,
+                        crate::network::outcome_text(&reply.outcome)
+                    ),
+                );
+            }
+            Output::Reply { to, reply } => {
+                let client = to.0 as usize;
+                self.send(Packet::Reply { from: id, client, reply });
+            }
+            Output::RoleChanged { role, term, leader } => {
+                let leader = leader.map_or("none".to_string(), |leader| format!("n{leader}"));
+                self.trace.event(
+                    self.now,
+                    Simulation::actor(node),
+                    format_args!("{role} t={term} leader={leader}"),
+                );
+                if role == Role::Candidate {
+                    self.stats.elections += 1;
+                }
+                let result = self.checks.on_role(role, term, replica);
+                self.checked(result);
+            }
+        }
+    }
+
+    fn schedule_node_timer(&mut self, node: usize) {
+        let state = &mut self.nodes[node];
+        let Some(deadline) = state.replica.as_ref().and_then(|replica| replica.poll_timeout())
+        else {
+            state.timer = None;
+            return;
+        };
+        let at = state.clock.virtual_at(deadline).max(self.now);
+        if state.timer == Some(at) {
+            return;
+        }
+        state.timer = Some(at);
+        state.timer_generation += 1;
+        let generation = state.timer_generation;
+        self.schedule(at, Event::NodeTimer { node, generation });
+    }
+
+    fn on_node_timer(&mut self, node: usize, generation: u64) {
+        let state = &mut self.nodes[node];
+        if state.timer_generation != generation || !state.is_running() {
+            return;
+        }
+        state.timer = None;
+        if state.timeouts_now.0 == self.now {
+            state.timeouts_now.1 += 1;
+        } else {
+            state.timeouts_now = (self.now, 1);
+        }
+        if state.timeouts_now.1 > TIMEOUTS_PER_INSTANT_MAX {
+            self.fail((
+                Check::Liveness,
+                format!("n{} handled {TIMEOUTS_PER_INSTANT_MAX} timeouts at one instant: poll_timeout stays in the past", node + 1),
+            ));
+            return;
+        }
+        self.node_input(node, Input::Timeout);
+    }
+
+    fn on_disk_done(&mut self, node: usize, life: u64) {
+        let state = &mut self.nodes[node];
+        if state.life != life {
+            return;
+        }
+        match state.disk.complete(self.now) {
+            Err(error) => self.fail((Check::Storage, format!("n{}: {error}", node + 1))),
+            Ok(None) => {}
+            Ok(Some(id)) => {
+                let result = self.checks.on_durable(node, state.disk.durable());
+                self.checked(result);
+                self.trace.event(
+                    self.now,
+                    Simulation::actor(node),
+                    format_args!("persisted #{}", id.0),
+                );
+                if !self.options.disk.lies {
+                    self.node_input(node, Input::Persisted { id });
+                }
+            }
+        }
+    }
+
+    // ---- network ----
+
+    pub(crate) fn send(&mut self, packet: Packet) {
+        let (from, to) = (packet.source(), packet.destination());
+        match self.network.route(from, to) {
+            Route::Cut => self.trace_packet(&packet, "cut"),
+            Route::Lost => self.trace_packet(&packet, "lost"),
+            Route::Delivered(delay) => self.schedule_in(delay, Event::Deliver(Box::new(packet))),
+            Route::Duplicated(first, second) => {
+                self.trace_packet(&packet, "duplicated");
+                self.schedule_in(first, Event::Deliver(Box::new(packet.clone())));
+                self.schedule_in(second, Event::Deliver(Box::new(packet)));
+            }
+        }
+    }
+
+    fn trace_packet(&mut self, packet: &Packet, fate: &str) {
+        let actor = match packet.source() {
+            Endpoint::Node(id) => Actor::Node(id.0),
+            Endpoint::Client(client) => Actor::Client(client),
+        };
+        self.trace.event(self.now, actor, format_args!("{packet} ({fate})"));
+    }
+
+    fn deliver(&mut self, packet: Packet) {
+        match packet.destination() {
+            Endpoint::Node(id) => {
+                let node = id.0 as usize - 1;
+                let state = &self.nodes[node];
+                if state.replica.is_none() {
+                    self.trace.event(
+                        self.now,
+                        Actor::Node(id.0),
+                        format_args!("down, drops {packet}"),
+                    );
+                    return;
+                }
+                self.trace.event(self.now, Actor::Node(id.0), format_args!("<- {packet}"));
+                let input = match packet {
+                    Packet::Peer(message) => Input::Message(message),
+                    Packet::Request { client, request, .. } => {
+                        Input::Request { from: ReplyTo(client as u64), request }
+                    }
+                    Packet::Reply { .. } => unreachable!("replies go to clients"),
+                };
+                self.node_input(node, input);
+            }
+            Endpoint::Client(client) => {
+                self.trace.event(self.now, Actor::Client(client), format_args!("<- {packet}"));
+                let Packet::Reply { from, reply, .. } = packet else {
+                    unreachable!("only replies go to clients")
+                };
+                self.workload.clients[client]
+                    .clerk
+                    .handle(self.now, ClerkInput::Reply { from, reply });
+                self.drain_clerk(client);
+            }
+        }
+    }
+
+    // ---- clients ----
+
+    fn drain_clerk(&mut self, client: usize) {
+        let mut outputs = Vec::new();
+        while let Some(output) = self.workload.clients[client].clerk.poll_output() {
+            outputs.push(output);
+        }
+        for output in outputs {
+            match output {
+                ClerkOutput::Send { to, request } => {
+                    self.send(Packet::Request { client, to, request })
+                }
+                ClerkOutput::Finished { request, result } => {
+                    self.on_finished(client, request, result)
+                }
+            }
+        }
+        let state = &mut self.workload.clients[client];
+        match state.clerk.poll_timeout() {
+            Some(at) if state.timer != Some(at.max(self.now)) => {
+                let at = at.max(self.now);
+                state.timer = Some(at);
+                state.timer_generation += 1;
+                let generation = state.timer_generation;
+                self.schedule(at, Event::ClerkTimer { client, generation });
+            }
+            Some(_) => {}
+            None => state.timer = None,
+        }
+    }
+
+    fn on_finished(
+        &mut self,
+        client: usize,
+        request: RequestId,
+        result: Result<KvReply, ClerkError>,
+    ) {
+        let Some(op) = self.workload.finish(client, request, self.now, result) else {
+            return;
+        };
+        let recorded = &self.workload.history[op];
+        let (_, result) = recorded.ret.as_ref().expect("just finished");
+        self.trace.event(
+            self.now,
+            Actor::Client(client),
+            format_args!("return #{op} {}", result_text(result)),
+        );
+        match result {
+            Ok(reply) if !reply_fits(&recorded.command, reply) => {
+                let detail = format!("c{client} got {reply:?} for {}", recorded.command);
+                self.fail((Check::Client, detail));
+            }
+            Err(ClerkError::Invalid { reason }) => {
+                let detail =
+                    format!("c{client}'s {} was refused as invalid: {reason}", recorded.command);
+                self.fail((Check::Client, detail));
+            }
+            _ => {}
+        }
+        self.on_op_finished(client);
+    }
+
+    /// Client `client` issues `command` now; returns the operation's id in the history.
+    pub fn submit(&mut self, client: usize, command: KvCommand) -> OpId {
+        self.trace.event(
+            self.now,
+            Actor::Client(client),
+            format_args!("call #{} {command}", self.workload.history.len()),
+        );
+        let op = self.workload.submit(client, self.now, command);
+        self.on_op_submitted(op);
+        self.drain_clerk(client);
+        op
+    }
+
+    // ---- faults a test scripts ----
+
+    fn node_index(&self, id: NodeId) -> usize {
+        let index = id.0.checked_sub(1).map(|i| i as usize);
+        index.filter(|&i| i < self.nodes.len()).unwrap_or_else(|| panic!("no node {id}"))
+    }
+
+    /// Kills node `id`: it loses its memory and the writes its disk had not finished.
+    pub fn crash(&mut self, id: NodeId) {
+        let node = self.node_index(id);
+        if self.nodes[node].replica.is_none() {
+            return;
+        }
+        self.stats.crashes += 1;
+        if let Some(replica) = &self.nodes[node].replica {
+            self.stats.add_life(replica);
+        }
+        match self.nodes[node].crash() {
+            Ok(loss) => {
+                if loss.torn.is_some() {
+                    self.stats.torn_persists += 1;
+                }
+                let torn = match loss.torn {
+                    Some((persist, kept)) => format!(", #{} torn after {kept} entries", persist.0),
+                    None => String::new(),
+                };
+                self.trace.event(
+                    self.now,
+                    Actor::Node(id.0),
+                    format_args!("crash: {} persists lost{torn}", loss.lost),
+                );
+            }
+            Err(error) => self.fail((Check::Storage, format!("n{id}: {error}"))),
+        }
+    }
+
+    /// Starts crashed node `id` again from its disk.
+    pub fn restart(&mut self, id: NodeId) {
+        let node = self.node_index(id);
+        if self.nodes[node].replica.is_none() {
+            self.start_node(node);
+        }
+    }
+
+    /// Stalls node `id`'s process: it handles nothing until resumed, while its disk, its clock
+    /// and the network go on.
+    pub fn pause(&mut self, id: NodeId) {
+        let node = self.node_index(id);
+        if self.nodes[node].is_running() {
+            self.stats.pauses += 1;
+            self.nodes[node].paused = true;
+            self.trace.event(self.now, Actor::Node(id.0), format_args!("pause"));
+        }
+    }
+
+    /// Lets paused node `id` go on: it handles what reached it meanwhile, then its timers.
+    pub fn resume(&mut self, id: NodeId) {
+        let node = self.node_index(id);
+        let state = &mut self.nodes[node];
+        if !state.paused {
+            return;
+        }
+        state.paused = false;
+        let stalled = std::mem::take(&mut state.stalled);
+        self.trace.event(
+            self.now,
+            Actor::Node(id.0),
+            format_args!("resume, {} inputs waiting", stalled.len()),
+        );
+        for input in stalled {
+            self.node_input(node, input);
+        }
+        self.nodes[node].timer = None;
+        self.schedule_node_timer(node);
+    }
+
+    /// Cuts every link between endpoints of different sides; endpoints in no side keep all
+    /// their links.
+    pub fn partition(&mut self, sides: &[Vec<Endpoint>]) {
+        self.stats.partitions += 1;
+        self.network.partition(sides);
+        let text: Vec<String> = sides
+            .iter()
+            .map(|side| side.iter().map(ToString::to_string).collect::<Vec<_>>().join(","))
+            .collect();
+        self.trace.event(self.now, Actor::Sim, format_args!("partition {}", text.join(" | ")));
+    }
+
+    /// Cuts node `id` off from every other node and client.
+    pub fn isolate(&mut self, id: NodeId) {
+        let others: Vec<Endpoint> =
+            self.network.endpoints().filter(|&end| end != Endpoint::Node(id)).collect();
+        self.partition(&[vec![Endpoint::Node(id)], others]);
+    }
+
+    /// Cuts the one link from `from` to `to` (the other direction stays).
+    pub fn cut(&mut self, from: Endpoint, to: Endpoint) {
+        self.network.set_cut(from, to, true);
+        self.trace.event(self.now, Actor::Sim, format_args!("cut {from}->{to}"));
+    }
+
+    /// Restores every link.
+    pub fn heal(&mut self) {
+        self.network.heal();
+        self.trace.event(self.now, Actor::Sim, format_args!("heal"));
+    }
+
+    // ---- queries ----
+
+    /// The current virtual time.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// The options the simulation runs with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// The replica of node `id`, unless it is crashed.
+    pub fn replica(&self, id: NodeId) -> Option<&Kv> {
+        self.nodes[self.node_index(id)].replica.as_ref()
+    }
+
+    /// The node ids.
+    pub fn node_ids(&self) -> Vec<NodeId> {
+        self.voters.clone()
+    }
+
+    /// Every running node that believes it leads, as (term, id), oldest term first.
+    pub fn leaders(&self) -> Vec<(Term, NodeId)> {
+        let mut leaders: Vec<(Term, NodeId)> = self
+            .nodes
+            .iter()
+            .filter_map(|node| node.replica.as_ref())
+            .map(Kv::raft)
+            .filter(|raft| raft.role() == Role::Leader)
+            .map(|raft| (raft.term(), raft.id()))
+            .collect();
+        leaders.sort();
+        leaders
+    }
+
+    /// The running, unpaused leader of the highest term, if any.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leaders()
+            .into_iter()
+            .rev()
+            .map(|(_, id)| id)
+            .find(|&id| self.nodes[self.node_index(id)].is_running())
+    }
+
+    /// The committed entry at `index` as node `id` holds it, if it is up, has committed that
+    /// far and still holds the entry.
+    pub fn committed_entry(&self, id: NodeId, index: LogIndex) -> Option<&Entry> {
+        let raft = self.replica(id)?.raft();
+        if raft.status().commit < index {
+            return None;
+        }
+        raft.entry(index)
+    }
+
+    /// The operation `op` as its client saw it so far.
+    pub fn op(&self, op: OpId) -> &Recorded {
+        &self.workload.history[op]
+    }
+
+    /// Every operation issued so far, in call order.
+    pub fn history(&self) -> &[Recorded] {
+        &self.workload.history
+    }
+
+    /// What happened so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The hash of the trace so far.
+    pub fn trace_hash(&self) -> u64 {
+        self.trace.hash()
+    }
+
+    /// The first broken safety property, if any.
+    pub fn violation(&self) -> Option<&Violation> {
+        self.violation.as_ref()
+    }
+
+    /// Proposes a command at node `id` as a test would with Raft's `Start`: if the node leads,
+    /// the command enters its log and the entry's id is returned. The command is a put of
+    /// `value` to key `raft`, outside any client session (its reply is only traced).
+    pub fn start(&mut self, id: NodeId, value: &str) -> Option<LogId> {
+        let node = self.node_index(id);
+        let raft = self.nodes[node].replica.as_ref()?.raft();
+        if raft.role() != Role::Leader || !self.nodes[node].is_running() {
+            return None;
+        }
+        let before = raft.status().last_log;
+        self.hand_requests += 1;
+        let command = KvCommand::Put { key: b"raft".to_vec(), value: value.as_bytes().to_vec() };
+        let request = ClientRequest {
+            client: ClientId(0),
+            request: RequestId(self.hand_requests),
+            op: Op::Command(command),
+        };
+        self.trace.event(self.now, Actor::Node(id.0), format_args!("test proposes {value}"));
+        self.node_input(node, Input::Request { from: BY_HAND, request });
+        let after = self.nodes[node].replica.as_ref()?.raft().status().last_log;
+        (after.index > before.index).then_some(after)
+    }
+
+    /// Asks node `id`, if it leads, to hand its leadership over to `target`.
+    pub fn transfer_leadership(&mut self, id: NodeId, target: NodeId) {
+        let node = self.node_index(id);
+        let state = &mut self.nodes[node];
+        if !state.is_running() {
+            return;
+        }
+        self.stats.transfers += 1;
+        let local = state.clock.local(self.now);
+        if let Some(replica) = state.replica.as_mut() {
+            let result = replica.transfer_leadership(local, target);
+            let outcome = match result {
+                Ok(()) => "asked".to_string(),
+                Err(error) => format!("refused: {error}"),
+            };
+            self.trace.event(
+                self.now,
+                Actor::Node(id.0),
+                format_args!("transfer to n{target} {outcome}"),
+            );
+        }
+        self.drain_node(node);
+    }
+
+    /// Ends the run: compares replicas that applied as far as each other, checks the history,
+    /// and reports.
+    pub fn finish(mut self) -> Report {
+        if self.violation.is_none() {
+            self.compare_replicas();
+        }
+        for node in &self.nodes {
+            if let Some(replica) = &node.replica {
+                self.stats.add_life(replica);
+            }
+        }
+        Report::new(self)
+    }
+
+    /// Replicas that applied up to the same index must hold the same state and sessions.
+    pub(crate) fn compare_replicas(&mut self) {
+        let running: Vec<&Kv> =
+            self.nodes.iter().filter_map(|node| node.replica.as_ref()).collect();
+        for (i, a) in running.iter().enumerate() {
+            for b in &running[i + 1..] {
+                if a.applied() == b.applied()
+                    && (a.state() != b.state() || a.sessions() != b.sessions())
+                {
+                    let detail = format!(
+                        "n{} and n{} both applied up to {} but hold different states",
+                        a.raft().id(),
+                        b.raft().id(),
+                        a.applied()
+                    );
+                    self.fail((Check::Divergence, detail));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Whether `reply` is an answer of the kind `command` asks for.
+fn reply_fits(command: &KvCommand, reply: &KvReply) -> bool {
+    matches!(
+        (command, reply),
+        (KvCommand::Get { .. }, KvReply::Value(_))
+            | (
+                KvCommand::Put { .. } | KvCommand::Append { .. } | KvCommand::Delete { .. },
+                KvReply::Done
+            )
+            | (KvCommand::Cas { .. }, KvReply::Cas { .. })
+    )
+}
+
+fn result_text(result: &Result<KvReply, ClerkError>) -> String {
+    match result {
+        Ok(reply) => crate::network::outcome_text(&Outcome::Done(reply.clone())),
+        Err(error) => format!("error: {error}"),
+    }
+}

@@ -1,0 +1,115 @@
+//! The `raftkv-sim` command line: what it prints first and last, its exit codes, its files.
+
+use std::process::{Command, Output};
+
+fn raftkv_sim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_raftkv-sim")).args(args).output().expect("the binary runs")
+}
+
+fn lines(output: &Output) -> Vec<String> {
+    String::from_utf8(output.stdout.clone()).expect("text").lines().map(str::to_string).collect()
+}
+
+#[test]
+fn run_prints_the_seed_first_and_ends_with_reproduce_and_a_json_line() {
+    let output =
+        raftkv_sim(&["run", "--seed", "3", "--ops", "100", "--faults", "net,crash", "--json"]);
+    assert_eq!(output.status.code(), Some(0));
+    let lines = lines(&output);
+    assert!(
+        lines[0].starts_with("seed=3 nodes=5 clients=5 ops=100 faults=net,crash"),
+        "{}",
+        lines[0]
+    );
+    let reproduce = &lines[lines.len() - 2];
+    assert_eq!(
+        reproduce,
+        "reproduce: raftkv-sim run --seed 3 --nodes 5 --clients 5 --ops 100 --faults net,crash"
+    );
+    let json: serde_json::Value = serde_json::from_str(&lines[lines.len() - 1]).expect("JSON");
+    for field in [
+        "seed",
+        "nodes",
+        "clients",
+        "ops_ok",
+        "ops_indeterminate",
+        "verdict",
+        "violation",
+        "trace_hash",
+        "sim_ms",
+        "wall_ms",
+        "messages",
+        "elections",
+    ] {
+        assert!(json.get(field).is_some(), "{field} missing from {json}");
+    }
+    assert_eq!(json["verdict"], "pass");
+    assert_eq!(json["violation"], serde_json::Value::Null);
+    assert_eq!(json["seed"], 3);
+}
+
+#[test]
+fn run_without_json_ends_with_the_verdict_line() {
+    let output = raftkv_sim(&["run", "--seed", "4", "--ops", "50", "--faults", "none"]);
+    assert_eq!(output.status.code(), Some(0));
+    let lines = lines(&output);
+    assert!(lines[lines.len() - 2].starts_with("reproduce: raftkv-sim run --seed 4 "));
+    assert!(lines[lines.len() - 1].starts_with("verdict: pass;"), "{}", lines[lines.len() - 1]);
+}
+
+#[test]
+fn the_trace_is_the_same_every_time() {
+    let args = ["run", "--seed", "5", "--ops", "60", "--faults", "all", "--trace"];
+    let (first, second) = (lines(&raftkv_sim(&args)), lines(&raftkv_sim(&args)));
+    assert!(first.len() > 500, "one line per event: {} lines", first.len());
+    // Everything but the wall time on the verdict line.
+    assert_eq!(first[..first.len() - 1], second[..second.len() - 1]);
+    assert!(first.iter().any(|line| line.contains(" n1  ")), "lines name their node");
+}
+
+#[test]
+fn the_history_file_is_read_back_by_the_checker() {
+    let path =
+        std::env::temp_dir().join(format!("raftkv-sim-history-{}.jsonl", std::process::id()));
+    let path_text = path.to_str().expect("a UTF-8 path");
+    let output = raftkv_sim(&[
+        "run",
+        "--seed",
+        "6",
+        "--ops",
+        "80",
+        "--faults",
+        "none",
+        "--history",
+        path_text,
+        "--json",
+    ]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = std::fs::read_to_string(&path).expect("written");
+    std::fs::remove_file(&path).expect("removable");
+    let history = raftkv_checker::parse::jsonl::parse(&text).expect("our format");
+    let json: serde_json::Value =
+        serde_json::from_str(lines(&output).last().expect("a last line")).expect("JSON");
+    let returned = json["ops_ok"].as_u64().expect("a count")
+        + json["ops_indeterminate"].as_u64().expect("a count");
+    assert_eq!(history.len() as u64, returned + json["ops_open"].as_u64().expect("a count"));
+    assert!(history.len() >= 80);
+}
+
+#[test]
+fn swarm_counts_its_passes_and_ends_with_json() {
+    let output = raftkv_sim(&["swarm", "--seeds", "0..6", "--json"]);
+    assert_eq!(output.status.code(), Some(0));
+    let lines = lines(&output);
+    assert!(lines[0].starts_with("swarm: 6 passed of 6 runs"), "{}", lines[0]);
+    let json: serde_json::Value = serde_json::from_str(&lines[lines.len() - 1]).expect("JSON");
+    assert_eq!(json["passed"], 6);
+    assert_eq!(json["verdict"], "pass");
+}
+
+#[test]
+fn bad_arguments_exit_with_2() {
+    assert_eq!(raftkv_sim(&["run", "--faults", "flood"]).status.code(), Some(2));
+    assert_eq!(raftkv_sim(&["swarm", "--seeds", "5..5"]).status.code(), Some(2));
+    assert_eq!(raftkv_sim(&["run", "--nodes", "0"]).status.code(), Some(2));
+}

@@ -1,0 +1,142 @@
+//! Helpers for scenario tests in the manner of the 6.5840 Raft tests: a scripted simulation
+//! with fixed, conservative timing, `one` to get a command agreed on, and counts of the
+//! servers that committed an index.
+
+#![allow(dead_code, unreachable_pub)] // Each test file uses its own part of the helpers.
+
+use raftkv_core::raft::{Entry, Payload};
+use raftkv_core::{LogIndex, NodeId};
+use raftkv_sim::{FaultSet, Options, Ratio, Report, Shape, Simulation, TraceOutput};
+
+/// Options for a scripted run: no fault unless the test injects it, the replicas' default
+/// timing (elections after 300 to 600 ms, heartbeats every 50 ms).
+pub fn options(nodes: usize, clients: usize, seed: u64) -> Options {
+    let mut options = Options::draw(seed, Shape { nodes, clients, ops: 0, faults: FaultSet::NONE });
+    let raft = &mut options.raft;
+    raft.election_timeout_ms_min = 300;
+    raft.election_timeout_ms_max = 600;
+    raft.heartbeat_interval_ms = 50;
+    raft.max_entries_per_append = 256;
+    raft.max_bytes_per_append = 1 << 20;
+    raft.max_inflight_appends = 32;
+    raft.session_timeout_ms = 600_000;
+    raft.request_timeout_ms = 1_000;
+    options
+}
+
+/// A network that loses and duplicates packets and delays some a long time (reordering).
+pub fn make_unreliable(options: &mut Options) {
+    let network = &mut options.network;
+    network.loss = Ratio::new(1, 10);
+    network.duplicate = Ratio::new(1, 20);
+    network.tail = Ratio::new(1, 10);
+    network.latency_tail_us_max = 100_000;
+}
+
+pub fn simulation(nodes: usize, seed: u64) -> Simulation {
+    Simulation::new(options(nodes, 0, seed), TraceOutput::Hidden)
+}
+
+pub fn id(n: u64) -> NodeId {
+    NodeId(n)
+}
+
+/// Whether `entry` is the command `value` proposed with [`Simulation::start`]. The entry holds
+/// the encoded request, in which the value's bytes appear as they are.
+pub fn holds(entry: &Entry, value: &str) -> bool {
+    match &entry.payload {
+        Payload::Command(bytes) => {
+            bytes.windows(value.len()).any(|window| window == value.as_bytes())
+        }
+        Payload::Noop => false,
+    }
+}
+
+/// How many servers committed `value` at `index` (the simulator itself checks that no server
+/// committed anything else there).
+pub fn committed_count(sim: &Simulation, index: LogIndex, value: &str) -> usize {
+    sim.node_ids()
+        .into_iter()
+        .filter(|&id| sim.committed_entry(id, index).is_some_and(|entry| holds(entry, value)))
+        .count()
+}
+
+/// How many servers committed anything at `index`.
+pub fn committed_anything(sim: &Simulation, index: LogIndex) -> usize {
+    sim.node_ids().into_iter().filter(|&id| sim.committed_entry(id, index).is_some()).count()
+}
+
+/// Gets `value` committed on at least `expected` servers within 10 s of virtual time: like
+/// 6.5840's `one`, it asks every server in turn whether it leads, and with `retry` it proposes
+/// again if the first try does not commit within 2 s. Returns the index.
+pub fn one(sim: &mut Simulation, value: &str, expected: usize, retry: bool) -> LogIndex {
+    let deadline = sim.now().add_millis(10_000);
+    while sim.now() < deadline {
+        let started = sim.node_ids().into_iter().find_map(|id| sim.start(id, value));
+        match started {
+            Some(log_id) => {
+                let index = log_id.index;
+                if sim.run_until(2_000, |s| committed_count(s, index, value) >= expected) {
+                    return index;
+                }
+                assert_safe(sim);
+                assert!(retry, "{value} at {index} not committed by {expected} servers");
+            }
+            None => sim.run_for(50),
+        }
+    }
+    assert_safe(sim);
+    panic!("{value} not committed by {expected} servers within 10 s");
+}
+
+/// The one leader among `among` (the connected servers), after giving an election time.
+pub fn check_one_leader(sim: &mut Simulation, among: &[NodeId]) -> NodeId {
+    for _ in 0..10 {
+        sim.run_for(500);
+        let leaders: Vec<NodeId> =
+            sim.leaders().into_iter().map(|(_, id)| id).filter(|id| among.contains(id)).collect();
+        assert!(leaders.len() <= 1, "several leaders among {among:?}: {leaders:?}");
+        if let [leader] = leaders[..] {
+            return leader;
+        }
+    }
+    panic!("no leader among {among:?}");
+}
+
+/// No server among `among` believes it leads.
+pub fn check_no_leader(sim: &Simulation, among: &[NodeId]) {
+    let leaders: Vec<_> = sim.leaders().into_iter().filter(|(_, id)| among.contains(id)).collect();
+    assert!(leaders.is_empty(), "unexpected leaders {leaders:?} among {among:?}");
+}
+
+/// The term of a running node.
+pub fn term(sim: &Simulation, node: NodeId) -> u64 {
+    sim.replica(node).expect("node is up").raft().term().0
+}
+
+/// Fails the test if a safety property broke so far.
+pub fn assert_safe(sim: &Simulation) {
+    if let Some(violation) = sim.violation() {
+        panic!("seed {}: {violation}", sim.options().seed);
+    }
+}
+
+/// Ends the run and fails the test on any violation, the history's included.
+pub fn finish(sim: Simulation) -> Report {
+    let report = sim.finish();
+    assert!(report.passed(), "seed {}: {}", report.options.seed, report.verdict_line());
+    report
+}
+
+/// Every node but those in `except`.
+pub fn all_but(sim: &Simulation, except: &[NodeId]) -> Vec<NodeId> {
+    sim.node_ids().into_iter().filter(|id| !except.contains(id)).collect()
+}
+
+/// Cuts the servers in `disconnected` off from everyone, and reconnects all others.
+pub fn set_disconnected(sim: &mut Simulation, disconnected: &[NodeId]) {
+    sim.heal();
+    for &node in disconnected {
+        sim.isolate(node);
+    }
+}
