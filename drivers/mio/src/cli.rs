@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use raftkv_core::NodeId;
+use raftkv_core::kv::KvLimits;
 use tracing_subscriber::EnvFilter;
 
 use crate::client::{Client, ClientOptions};
@@ -177,6 +178,18 @@ struct ServeArgs {
     /// 64 MiB.
     #[arg(long, default_value_t = crate::wal::SEGMENT_BYTES, value_name = "BYTES")]
     wal_segment_bytes: u64,
+    /// Longest key a client may write; longer ones are refused before they reach the log.
+    /// Every node of a cluster must use the same limits.
+    #[arg(long, default_value_t = KvLimits::default().max_key_bytes, value_name = "BYTES")]
+    max_key_bytes: usize,
+    /// Longest value a client may write, and longest an append may grow a value to; must fit
+    /// in a frame. Default 1 MiB.
+    #[arg(long, default_value_t = KvLimits::default().max_value_bytes, value_name = "BYTES")]
+    max_value_bytes: usize,
+    /// A client session idle this long expires (a later retry of its last request is then
+    /// refused rather than applied twice). Every node must use the same value. Default 10 min.
+    #[arg(long, default_value_t = 600_000, value_name = "MS")]
+    session_timeout_ms: u64,
 }
 
 /// Runs the command line; returns the exit status.
@@ -255,6 +268,18 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
             .to_string()
             .into());
     }
+    let limits =
+        KvLimits { max_key_bytes: args.max_key_bytes, max_value_bytes: args.max_value_bytes };
+    // A command carries a key and up to two values (cas), plus framing.
+    let largest_command = limits.max_key_bytes + 2 * limits.max_value_bytes + 1024;
+    if largest_command > args.max_frame_bytes {
+        return Err(format!(
+            "--max-key-bytes plus twice --max-value-bytes ({largest_command} bytes with framing) \
+             must fit in --max-frame-bytes ({})",
+            args.max_frame_bytes
+        )
+        .into());
+    }
     let options = ServeOptions {
         id,
         listen,
@@ -266,6 +291,8 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         max_frame_bytes: args.max_frame_bytes,
         snapshot_bytes: args.snapshot_bytes.max(1),
         segment_bytes: args.wal_segment_bytes.max(1),
+        limits,
+        session_timeout_ms: args.session_timeout_ms,
     };
     server::run(options).map_err(Failure::Error)
 }

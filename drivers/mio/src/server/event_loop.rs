@@ -121,7 +121,8 @@ fn start(options: ServeOptions) -> Result<Server, String> {
     raft_config.seed = options.id.0 ^ now.as_nanos().rotate_left(17);
     let mut replica_config = ReplicaConfig::new(raft_config);
     replica_config.snapshot_threshold_bytes = options.snapshot_bytes;
-    let replica = Replica::new(now, replica_config, recovered, KvStore::default())
+    replica_config.session_timeout_ms = options.session_timeout_ms;
+    let replica = Replica::new(now, replica_config, recovered, KvStore::new(options.limits))
         .map_err(|error| format!("cannot start the replica: {error}"))?;
 
     let mut peers = Vec::new();

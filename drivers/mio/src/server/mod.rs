@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use raftkv_core::NodeId;
+use raftkv_core::kv::KvLimits;
 
 pub(crate) use event_loop::run;
 
@@ -40,4 +41,8 @@ pub(crate) struct ServeOptions {
     pub(crate) snapshot_bytes: usize,
     /// Size at which a WAL segment is closed and the next one started.
     pub(crate) segment_bytes: u64,
+    /// Key and value sizes clients may write.
+    pub(crate) limits: KvLimits,
+    /// Idle time after which a client session expires.
+    pub(crate) session_timeout_ms: u64,
 }
