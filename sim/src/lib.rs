@@ -30,7 +30,7 @@ mod workload;
 pub use checks::{Check, Violation};
 pub use network::Endpoint;
 pub use node::Kv;
-pub use options::{FaultSet, Options, Ratio, Shape};
+pub use options::{FaultSet, Options, Ratio, Shape, SnapshotOptions};
 pub use report::Report;
 pub use run::run;
 pub use simulation::{Simulation, Stats};

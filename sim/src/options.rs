@@ -325,6 +325,49 @@ pub struct RaftOptions {
     pub request_timeout_ms: u64,
 }
 
+/// When replicas snapshot their state, and how a leader sends a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotOptions {
+    /// A replica snapshots its state once the applied log it holds weighs this many bytes.
+    pub threshold_bytes: usize,
+    /// Bytes of snapshot per InstallSnapshot message.
+    pub chunk_bytes: usize,
+    /// Most InstallSnapshot messages in flight to one follower.
+    pub max_inflight_chunks: usize,
+}
+
+impl SnapshotOptions {
+    /// The replicas' own defaults: a threshold no simulated run reaches, and chunks larger than
+    /// any simulated snapshot.
+    pub fn replica_defaults() -> SnapshotOptions {
+        let config = ReplicaConfig::new(Config::new(NodeId(1), [NodeId(1)]));
+        SnapshotOptions {
+            threshold_bytes: config.snapshot_threshold_bytes,
+            chunk_bytes: config.raft.snapshot_chunk_bytes,
+            max_inflight_chunks: config.raft.max_inflight_snapshot_chunks,
+        }
+    }
+
+    /// One run in four keeps the replicas' defaults; the others compact, a quarter of them
+    /// after nearly every batch applied (a threshold of 1 to 200 bytes, a few entries), and
+    /// send snapshots in chunks as small as 16 bytes, so that transfers span many messages and
+    /// crashes and leader changes strike in the middle of them.
+    fn draw(rng: &mut Prng) -> SnapshotOptions {
+        let defaults = SnapshotOptions::replica_defaults();
+        let tier = rng.range_inclusive(0, 3) as usize;
+        let (low, high) = [(1, 200), (200, 2_000), (2_000, 20_000), (0, 0)][tier];
+        // Drawn in every tier, so that the draws after it do not depend on the tier.
+        let threshold_bytes = rng.range_inclusive(low, high) as usize;
+        let chunk_bytes =
+            [16, 256, 4_096, defaults.chunk_bytes][rng.range_inclusive(0, 3) as usize];
+        let max_inflight_chunks = [1, 2, 4, 16][rng.range_inclusive(0, 3) as usize];
+        if tier == 3 {
+            return defaults;
+        }
+        SnapshotOptions { threshold_bytes, chunk_bytes, max_inflight_chunks }
+    }
+}
+
 /// Every setting of one run. [`Options::draw`] fills it from a seed; tests may build or
 /// adjust one by hand.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -351,8 +394,8 @@ pub struct Options {
     pub raft: RaftOptions,
     /// Time between two leadership transfers, uniform up to this (if `transfer`).
     pub transfer_interval_ms_max: u64,
-    /// A replica snapshots its state once the applied log it holds weighs this many bytes.
-    pub snapshot_bytes: usize,
+    /// Snapshot threshold and transfer.
+    pub snapshot: SnapshotOptions,
     /// The faulty phase ends when the clients have issued every operation, or after this long.
     pub faulty_ms_max: u64,
     /// Once faults stop, every operation must return within this long (liveness).
@@ -393,6 +436,9 @@ impl Options {
         let raft = draw_raft(rng);
         // Drawn after everything else, so that earlier draws keep their values.
         let transfer_interval_ms_max = rng.range_inclusive(200, 10_000);
+        // After the transfer interval, for the same reason: seeds recorded before snapshots
+        // were drawn keep every other option.
+        let snapshot = SnapshotOptions::draw(rng);
         Options {
             seed,
             shape,
@@ -405,7 +451,7 @@ impl Options {
             workload,
             raft,
             transfer_interval_ms_max,
-            snapshot_bytes: default_snapshot_bytes(),
+            snapshot,
             faulty_ms_max: 300_000,
             liveness_ms_max: 30_000,
         }
@@ -417,16 +463,12 @@ impl Options {
             "raftkv-sim run --seed {} --nodes {} --clients {} --ops {} --faults {}",
             self.seed, self.shape.nodes, self.shape.clients, self.shape.ops, self.shape.faults
         );
-        if self.snapshot_bytes != default_snapshot_bytes() {
-            command.push_str(&format!(" --snapshot-bytes {}", self.snapshot_bytes));
+        let threshold_bytes = self.snapshot.threshold_bytes;
+        if threshold_bytes != Options::draw(self.seed, self.shape).snapshot.threshold_bytes {
+            command.push_str(&format!(" --snapshot-bytes {threshold_bytes}"));
         }
         command
     }
-}
-
-/// The replicas' own snapshot threshold, used unless a run sets one.
-pub fn default_snapshot_bytes() -> usize {
-    ReplicaConfig::new(Config::new(NodeId(1), [NodeId(1)])).snapshot_threshold_bytes
 }
 
 fn draw_network(rng: &mut Prng, faulty: bool) -> NetworkOptions {
@@ -591,11 +633,13 @@ impl fmt::Display for Options {
             r.session_timeout_ms,
             r.request_timeout_ms
         )?;
-        write!(
+        let p = &self.snapshot;
+        writeln!(
             f,
-            "snapshot_bytes={} faulty_ms_max={} liveness_ms_max={}",
-            self.snapshot_bytes, self.faulty_ms_max, self.liveness_ms_max
-        )
+            "snapshot: threshold_bytes={} chunk_bytes={} max_inflight_chunks={}",
+            p.threshold_bytes, p.chunk_bytes, p.max_inflight_chunks
+        )?;
+        write!(f, "faulty_ms_max={} liveness_ms_max={}", self.faulty_ms_max, self.liveness_ms_max)
     }
 }
 
@@ -627,5 +671,17 @@ mod tests {
         assert_eq!(quiet_net.workload, all.workload);
         assert_ne!(quiet_net.network, all.network);
         assert_ne!(Options::draw(8, Shape::DEFAULT), all);
+    }
+
+    #[test]
+    fn snapshot_thresholds_drawn_per_seed_range_from_a_few_bytes_to_the_default() {
+        let default = SnapshotOptions::replica_defaults();
+        let drawn: Vec<SnapshotOptions> =
+            (0..100).map(|seed| Options::draw(seed, Shape::DEFAULT).snapshot).collect();
+        let thresholds: Vec<usize> = drawn.iter().map(|s| s.threshold_bytes).collect();
+        assert!(thresholds.iter().any(|&bytes| bytes <= 200), "compaction at every batch");
+        assert!(thresholds.iter().any(|&bytes| (2_000..=20_000).contains(&bytes)));
+        assert!(drawn.contains(&default), "some runs keep the replicas' defaults");
+        assert!(drawn.iter().any(|s| s.chunk_bytes == 16 && s.max_inflight_chunks == 1));
     }
 }

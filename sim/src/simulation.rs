@@ -286,7 +286,7 @@ impl Simulation {
             self.now,
             &self.voters,
             &options.raft,
-            options.snapshot_bytes,
+            &options.snapshot,
             &options.clock,
         );
         let state = &self.nodes[node];

@@ -58,6 +58,26 @@ fn run_without_json_ends_with_the_verdict_line() {
 }
 
 #[test]
+fn a_threshold_given_on_the_command_line_is_part_of_the_reproduce_line() {
+    let output = raftkv_sim(&[
+        "run",
+        "--seed",
+        "4",
+        "--ops",
+        "50",
+        "--faults",
+        "none",
+        "--snapshot-bytes",
+        "333",
+    ]);
+    assert_eq!(output.status.code(), Some(0));
+    let lines = lines(&output);
+    assert!(lines.iter().any(|line| line.starts_with("snapshot: threshold_bytes=333 ")));
+    let reproduce = &lines[lines.len() - 2];
+    assert!(reproduce.ends_with(" --faults none --snapshot-bytes 333"), "{reproduce}");
+}
+
+#[test]
 fn the_trace_is_the_same_every_time() {
     let args = ["run", "--seed", "5", "--ops", "60", "--faults", "all", "--trace"];
     let (first, second) = (lines(&raftkv_sim(&args)), lines(&raftkv_sim(&args)));

@@ -30,7 +30,7 @@ fn a_swarm_of_150_seeds_with_constant_compaction_passes() {
     for seed in 0..150 {
         let mut options = Options::draw(seed, Shape::draw(seed));
         // Snapshots every few entries: compaction, InstallSnapshot, and crashes in between.
-        options.snapshot_bytes = [700, 4_096][seed as usize % 2];
+        options.snapshot.threshold_bytes = [700, 4_096][seed as usize % 2];
         let report = raftkv_sim::run(options, TraceOutput::Hidden);
         assert!(
             report.passed(),

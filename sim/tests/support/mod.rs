@@ -6,10 +6,13 @@
 
 use raftkv_core::raft::{Entry, Payload};
 use raftkv_core::{LogIndex, NodeId};
-use raftkv_sim::{FaultSet, Options, Ratio, Report, Shape, Simulation, TraceOutput};
+use raftkv_sim::{
+    FaultSet, Options, Ratio, Report, Shape, Simulation, SnapshotOptions, TraceOutput,
+};
 
 /// Options for a scripted run: no fault unless the test injects it, the replicas' default
-/// timing (elections after 300 to 600 ms, heartbeats every 50 ms).
+/// timing (elections after 300 to 600 ms, heartbeats every 50 ms) and snapshot settings (no
+/// compaction: a test that wants it sets a threshold).
 pub fn options(nodes: usize, clients: usize, seed: u64) -> Options {
     let mut options = Options::draw(seed, Shape { nodes, clients, ops: 0, faults: FaultSet::NONE });
     let raft = &mut options.raft;
@@ -21,6 +24,7 @@ pub fn options(nodes: usize, clients: usize, seed: u64) -> Options {
     raft.max_inflight_appends = 32;
     raft.session_timeout_ms = 600_000;
     raft.request_timeout_ms = 1_000;
+    options.snapshot = SnapshotOptions::replica_defaults();
     options
 }
 
