@@ -190,6 +190,9 @@ fn swarm(args: &SwarmArgs) -> ExitCode {
     let (mut passed, mut sim_ops, mut unknown) = (0u64, 0u64, 0u64);
     // The slowest run: its wall time and the command that replays it.
     let mut slowest = (0u64, String::new());
+    // The run whose persisted Raft state grew largest against its threshold: the ratio in
+    // thousandths, and the command that replays it.
+    let mut persisted_worst = (0u64, String::new());
     let mut failure = None;
     for seed in seeds {
         let options = args.shape.options(seed, Shape::draw(seed));
@@ -198,6 +201,10 @@ fn swarm(args: &SwarmArgs) -> ExitCode {
         let run_ms = millis_since(run_started);
         if run_ms >= slowest.0 {
             slowest = (run_ms, report.options.reproduce_command());
+        }
+        if report.persisted_ratio_max_milli > persisted_worst.0 {
+            persisted_worst =
+                (report.persisted_ratio_max_milli, report.options.reproduce_command());
         }
         bar.inc(1);
         sim_ops += report.ops_ok + report.ops_indeterminate;
@@ -224,8 +231,12 @@ fn swarm(args: &SwarmArgs) -> ExitCode {
     let summary = format!(
         "swarm: {passed} passed of {runs} runs ({count} seeds asked) in {wall_ms} ms: {runs_per_s} runs/s, \
          {ops_per_s} simulated ops/s; {unknown} histories the checker could not decide in time; slowest \
-         run {} ms: {}",
-        slowest.0, slowest.1
+         run {} ms: {}; largest persisted Raft state {}.{:03} times the threshold: {}",
+        slowest.0,
+        slowest.1,
+        persisted_worst.0 / 1_000,
+        persisted_worst.0 % 1_000,
+        persisted_worst.1
     );
     if args.json {
         println!("{summary}");
@@ -246,6 +257,8 @@ fn swarm(args: &SwarmArgs) -> ExitCode {
             "slowest_ms": slowest.0,
             "slowest": slowest.1,
             "linearizability_unknown": unknown,
+            "persisted_ratio_max": persisted_worst.0 as f64 / 1_000.0,
+            "persisted_ratio_max_run": persisted_worst.1,
         });
         println!("{json}");
     } else {

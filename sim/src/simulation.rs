@@ -20,6 +20,7 @@ use crate::faults::FaultEvent;
 use crate::network::{Endpoint, Network, Packet, Route};
 use crate::node::{Kv, SimNode};
 use crate::options::{Options, Streams};
+use crate::persisted::PersistedSize;
 use crate::report::Report;
 use crate::run::Auto;
 use crate::trace::{Actor, Trace, TraceOutput};
@@ -131,6 +132,7 @@ pub struct Simulation {
     pub(crate) network: Network,
     pub(crate) workload: Workload,
     pub(crate) checks: Checks,
+    pub(crate) persisted: PersistedSize,
     pub(crate) trace: Trace,
     pub(crate) stats: Stats,
     pub(crate) violation: Option<Violation>,
@@ -168,6 +170,7 @@ impl Simulation {
         let fault_rng = rng.fork();
         let mut simulation = Simulation {
             checks: Checks::new(shape.nodes),
+            persisted: PersistedSize::new(shape.nodes, options.snapshot.threshold_bytes),
             options,
             now: Instant::ZERO,
             queue: BinaryHeap::new(),
@@ -339,6 +342,11 @@ impl Simulation {
         };
         let mut outputs = std::mem::take(&mut self.outputs);
         while let Some(output) = replica.poll_output() {
+            if let Output::Persist(persist) = &output {
+                // The replica's applied index is the one the persist was built at: the batch
+                // the Raft node hands out after it has not reached the replica yet.
+                self.persisted.on_persist(node, persist.id, replica.applied());
+            }
             outputs.push(output);
         }
         for output in outputs.drain(..) {
@@ -459,8 +467,10 @@ impl Simulation {
             Err(error) => self.fail((Check::Storage, format!("n{}: {error}", node + 1))),
             Ok(None) => {}
             Ok(Some(id)) => {
-                let result = self.checks.on_durable(node, state.disk.durable());
-                self.checked(result);
+                let durable = state.disk.durable();
+                let result = self.checks.on_durable(node, durable);
+                let size = self.persisted.on_durable(node, id, durable);
+                self.checked(result.and(size));
                 self.trace.event(
                     self.now,
                     Simulation::actor(node),
@@ -630,6 +640,9 @@ impl Simulation {
                 if loss.torn.is_some() {
                     self.stats.torn_persists += 1;
                 }
+                let torn = loss.torn.map(|(persist, _)| persist);
+                let result = self.persisted.on_crash(node, torn, self.nodes[node].disk.durable());
+                self.checked(result);
                 let torn = match loss.torn {
                     Some((persist, kept)) => format!(", #{} torn after {kept} entries", persist.0),
                     None => String::new(),

@@ -40,6 +40,11 @@ fn run_prints_the_seed_first_and_ends_with_reproduce_and_a_json_line() {
         "wall_ms",
         "messages",
         "elections",
+        "snapshot_bytes",
+        "snapshots",
+        "snapshots_installed",
+        "persisted_bytes_max",
+        "persisted_ratio_max",
     ] {
         assert!(json.get(field).is_some(), "{field} missing from {json}");
     }
@@ -125,6 +130,12 @@ fn swarm_counts_its_passes_and_ends_with_json() {
     let json: serde_json::Value = serde_json::from_str(&lines[lines.len() - 1]).expect("JSON");
     assert_eq!(json["passed"], 6);
     assert_eq!(json["verdict"], "pass");
+    assert!(json["persisted_ratio_max"].as_f64().is_some_and(|ratio| ratio > 0.0), "{json}");
+    assert!(
+        json["persisted_ratio_max_run"]
+            .as_str()
+            .is_some_and(|run| run.starts_with("raftkv-sim run"))
+    );
 }
 
 #[test]
