@@ -263,6 +263,10 @@ pub struct CrashOptions {
     pub downtime_ms_max: u64,
     /// Most nodes down at once (may be all of them: safety must hold regardless).
     pub down_max: usize,
+    /// How often a snapshot persist handed to a disk, or a snapshot chunk sent, brings a crash
+    /// of a node involved before it is done: random crashes alone seldom land in the few
+    /// milliseconds a snapshot takes to write or send.
+    pub during_snapshot: Ratio,
 }
 
 /// Network partitions.
@@ -358,8 +362,7 @@ impl SnapshotOptions {
         let (low, high) = [(1, 200), (200, 2_000), (2_000, 20_000), (0, 0)][tier];
         // Drawn in every tier, so that the draws after it do not depend on the tier.
         let threshold_bytes = rng.range_inclusive(low, high) as usize;
-        let chunk_bytes =
-            [16, 256, 4_096, defaults.chunk_bytes][rng.range_inclusive(0, 3) as usize];
+        let chunk_bytes = [16, 64, 1_024, defaults.chunk_bytes][rng.range_inclusive(0, 3) as usize];
         let max_inflight_chunks = [1, 2, 4, 16][rng.range_inclusive(0, 3) as usize];
         if tier == 3 {
             return defaults;
@@ -416,6 +419,7 @@ impl Options {
             interval_ms_max: rng.range_inclusive(200, 5_000),
             downtime_ms_max: rng.range_inclusive(10, 3_000),
             down_max: rng.range_inclusive(1, shape.nodes as u64) as usize,
+            during_snapshot: Ratio::NEVER,
         };
         let partition = PartitionOptions {
             interval_ms_max: rng.range_inclusive(200, 5_000),
@@ -439,6 +443,7 @@ impl Options {
         // After the transfer interval, for the same reason: seeds recorded before snapshots
         // were drawn keep every other option.
         let snapshot = SnapshotOptions::draw(rng);
+        let crash = CrashOptions { during_snapshot: Ratio::draw(rng, 50, 1_000), ..crash };
         Options {
             seed,
             shape,
@@ -587,8 +592,8 @@ impl fmt::Display for Options {
             let c = &self.crash;
             writeln!(
                 f,
-                "crash: interval_ms_max={} downtime_ms_max={} down_max={}",
-                c.interval_ms_max, c.downtime_ms_max, c.down_max
+                "crash: interval_ms_max={} downtime_ms_max={} down_max={} during_snapshot={}",
+                c.interval_ms_max, c.downtime_ms_max, c.down_max, c.during_snapshot
             )?;
         }
         if s.faults.partition {

@@ -10,7 +10,7 @@ use raftkv_core::client::{ClerkError, ClerkInput, ClerkOutput};
 use raftkv_core::kv::{KvCommand, KvReply};
 use raftkv_core::prng::Prng;
 use raftkv_core::protocol::{ClientRequest, Op, Outcome};
-use raftkv_core::raft::{Entry, PersistId, Role};
+use raftkv_core::raft::{Body, Entry, PersistId, Role};
 use raftkv_core::server::{Input, Output, ReplyTo};
 use raftkv_core::{ClientId, Instant, LogId, LogIndex, NodeId, RequestId, Term};
 
@@ -43,6 +43,12 @@ pub struct Stats {
     pub persists: u64,
     /// Crashes injected.
     pub crashes: u64,
+    /// Crashes of a node whose disk was writing a snapshot (one it took or one it installed).
+    pub crashes_snapshot_persist: u64,
+    /// Crashes of a leader that was sending its snapshot to a follower.
+    pub crashes_snapshot_send: u64,
+    /// Crashes of a node that held part of a leader's snapshot.
+    pub crashes_snapshot_receive: u64,
     /// Pauses injected.
     pub pauses: u64,
     /// Partitions injected.
@@ -373,6 +379,11 @@ impl Simulation {
                 self.stats.messages += 1;
                 let result = self.checks.on_send(node, &message, state.disk.durable(), replica);
                 self.checked(result);
+                if let Body::InstallSnapshot { .. } = message.body {
+                    // Within about a round trip, while the next chunks are under way.
+                    let until = self.now.add_nanos(2_000 * self.options.network.latency_us_max);
+                    self.maybe_crash_during_snapshot(node, until);
+                }
                 self.send(Packet::Peer(message));
             }
             Output::Persist(persist) => {
@@ -383,8 +394,12 @@ impl Simulation {
                 let state = &mut self.nodes[node];
                 let life = state.life;
                 let id = persist.id;
+                let writes_snapshot = persist.snapshot.is_some();
                 let done_at = state.disk.submit(self.now, persist);
                 self.schedule(done_at, Event::DiskDone { node, life });
+                if writes_snapshot {
+                    self.maybe_crash_during_snapshot(node, done_at);
+                }
                 if self.options.disk.lies {
                     self.schedule(self.now, Event::LyingAck { node, life, id });
                 }
@@ -522,7 +537,15 @@ impl Simulation {
                 }
                 self.trace.event(self.now, Actor::Node(id.0), format_args!("<- {packet}"));
                 let input = match packet {
-                    Packet::Peer(message) => Input::Message(message),
+                    Packet::Peer(message) => {
+                        if let Body::InstallSnapshot { total, offset, chunk, .. } = &message.body {
+                            if offset + (chunk.len() as u64) < *total {
+                                // It holds part of a snapshot now, unless it dropped the chunk.
+                                self.maybe_crash_during_snapshot(node, self.now);
+                            }
+                        }
+                        Input::Message(message)
+                    }
                     Packet::Request { client, request, .. } => {
                         Input::Request { from: ReplyTo(client as u64), request }
                     }
@@ -632,8 +655,13 @@ impl Simulation {
             return;
         }
         self.stats.crashes += 1;
-        if let Some(replica) = &self.nodes[node].replica {
+        let state = &self.nodes[node];
+        self.stats.crashes_snapshot_persist += u64::from(state.disk.snapshot_in_flight());
+        if let Some(replica) = &state.replica {
             self.stats.add_life(replica);
+            let raft = replica.raft();
+            self.stats.crashes_snapshot_send += u64::from(raft.snapshots_sending() > 0);
+            self.stats.crashes_snapshot_receive += u64::from(raft.snapshot_receiving().is_some());
         }
         match self.nodes[node].crash() {
             Ok(loss) => {

@@ -2,13 +2,14 @@
 //! drew when the bug was found (snapshot settings were drawn later, at the end of the options
 //! stream), so that it replays the very run that failed.
 
-use raftkv_sim::{Options, Shape, SnapshotOptions, TraceOutput};
+use raftkv_sim::{Options, Ratio, Shape, SnapshotOptions, TraceOutput};
 
 /// Replays `seed` with `shape`, the snapshot threshold `threshold_bytes` (or the replicas'
-/// default) and the replicas' default snapshot transfer.
+/// default), the replicas' default snapshot transfer, and no crash aimed at snapshots.
 fn replay(seed: u64, shape: Shape, threshold_bytes: Option<usize>) {
     let mut options = Options::draw(seed, shape);
     options.snapshot = SnapshotOptions::replica_defaults();
+    options.crash.during_snapshot = Ratio::NEVER;
     if let Some(threshold_bytes) = threshold_bytes {
         options.snapshot.threshold_bytes = threshold_bytes;
     }
