@@ -147,6 +147,11 @@ impl Checks {
         }
     }
 
+    /// The term of the entry committed at `index`, if a node has committed it.
+    pub(crate) fn committed_term(&self, index: LogIndex) -> Option<Term> {
+        self.committed_at(index).map(|digest| digest.term)
+    }
+
     fn committed_at(&self, index: LogIndex) -> Option<Digest> {
         let offset = usize::try_from(index.0.checked_sub(1)?).ok()?;
         self.committed.get(offset)?.digest

@@ -25,7 +25,7 @@
 use std::collections::VecDeque;
 
 use raftkv_core::LogIndex;
-use raftkv_core::raft::PersistId;
+use raftkv_core::raft::{Entry, PersistId};
 
 use crate::checks::{Check, Failed};
 use crate::disk::Durable;
@@ -33,6 +33,12 @@ use crate::disk::Durable;
 /// What the hard state weighs: a term and a vote, eight bytes each (log entries count a fixed
 /// header besides their payload the same way, `Entry::size_bytes`).
 pub(crate) const HARD_STATE_BYTES: u64 = 16;
+
+/// The Raft state `durable` holds: its log entries and its hard state, in bytes.
+pub(crate) fn persisted_bytes(durable: &Durable) -> u64 {
+    let log_bytes: usize = durable.entries.iter().map(Entry::size_bytes).sum();
+    HARD_STATE_BYTES + log_bytes as u64
+}
 
 /// One node's disk as the bound sees it.
 #[derive(Clone, Debug, Default)]
@@ -159,7 +165,7 @@ impl PersistedSize {
 mod tests {
     use super::*;
     use raftkv_core::Term;
-    use raftkv_core::raft::{Entry, Payload};
+    use raftkv_core::raft::Payload;
 
     fn durable(indexes: std::ops::RangeInclusive<u64>) -> Durable {
         let entries = indexes

@@ -20,7 +20,7 @@ use crate::faults::FaultEvent;
 use crate::network::{Endpoint, Network, Packet, Route};
 use crate::node::{Kv, SimNode};
 use crate::options::{Options, Streams};
-use crate::persisted::PersistedSize;
+use crate::persisted::{PersistedSize, persisted_bytes};
 use crate::report::Report;
 use crate::run::Auto;
 use crate::trace::{Actor, Trace, TraceOutput};
@@ -809,6 +809,18 @@ impl Simulation {
             return None;
         }
         raft.entry(index)
+    }
+
+    /// The term of the entry committed at `index`, as the simulator recorded it from every
+    /// node's commits (also once every node compacted it), if it is committed.
+    pub fn committed_term(&self, index: LogIndex) -> Option<Term> {
+        self.checks.committed_term(index)
+    }
+
+    /// The Raft state node `id` keeps on its disk: its log after the snapshot and its hard
+    /// state, in bytes (what a crash now would leave; the snapshot counts apart).
+    pub fn persisted_bytes(&self, id: NodeId) -> u64 {
+        persisted_bytes(self.nodes[self.node_index(id)].disk.durable())
     }
 
     /// The operation `op` as its client saw it so far.
