@@ -9,7 +9,7 @@ use std::time::{Instant as WallClock, SystemTime, UNIX_EPOCH};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use raftkv_checker::Verdict;
-use raftkv_sim::{FaultSet, Options, Report, Shape, TraceOutput};
+use raftkv_sim::{CatchUpSettings, FaultSet, Options, Report, Shape, SnapshotOptions, TraceOutput};
 
 /// Deterministic simulation of a raftkv cluster: seeded network, disk, crash, pause and clock
 /// faults; Raft safety checked at every step; liveness after the faults stop; the history
@@ -29,6 +29,10 @@ enum Command {
     /// Runs every seed of a range with options drawn per seed; stops at the first failure and
     /// prints the command that reproduces it.
     Swarm(SwarmArgs),
+    /// Measures how long a follower takes to catch up after missing many entries: it is down
+    /// while the clients commit their puts, then restarts; prints the simulated time until it
+    /// has applied everything the leader had committed. No faults.
+    Catchup(CatchupArgs),
 }
 
 /// Size and faults of a run. Left out, `run` uses the default shown and `swarm` draws them
@@ -112,6 +116,29 @@ struct SwarmArgs {
     json: bool,
 }
 
+#[derive(Args)]
+struct CatchupArgs {
+    /// The seed of the network's and disks' delays.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Replicas.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(2..=9))]
+    nodes: u64,
+    /// Puts committed while the follower is down (one log entry each).
+    #[arg(long, default_value_t = 100_000)]
+    entries: u64,
+    /// Clients putting concurrently.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    clients: u64,
+    /// The snapshot threshold; the replicas' own (64 MiB) turns compaction off for any
+    /// simulated log, so the follower gets the whole log instead of a snapshot.
+    #[arg(long, default_value_t = 64 << 10)]
+    snapshot_bytes: usize,
+    /// Ends with one JSON object of the figures.
+    #[arg(long)]
+    json: bool,
+}
+
 fn parse_seeds(text: &str) -> Result<Range<u64>, String> {
     let bad = || format!("expected A..B or A..=B, got {text:?}");
     let (start, end) = text.split_once("..").ok_or_else(bad)?;
@@ -130,7 +157,74 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Run(args) => run(&args),
         Command::Swarm(args) => swarm(&args),
+        Command::Catchup(args) => catchup(&args),
     }
+}
+
+fn catchup(args: &CatchupArgs) -> ExitCode {
+    let mut snapshot = SnapshotOptions::replica_defaults();
+    snapshot.threshold_bytes = args.snapshot_bytes;
+    let settings = CatchUpSettings {
+        seed: args.seed,
+        nodes: args.nodes as usize,
+        clients: args.clients as usize,
+        puts: args.entries,
+        snapshot,
+    };
+    println!(
+        "seed={} nodes={} clients={} entries={} snapshot: threshold_bytes={} chunk_bytes={} \
+         max_inflight_chunks={}",
+        settings.seed,
+        settings.nodes,
+        settings.clients,
+        settings.puts,
+        settings.snapshot.threshold_bytes,
+        settings.snapshot.chunk_bytes,
+        settings.snapshot.max_inflight_chunks
+    );
+    let started = WallClock::now();
+    let result = raftkv_sim::catch_up(&settings);
+    let wall_ms = millis_since(started);
+    let figure = match result {
+        Ok(figure) => figure,
+        Err(error) => {
+            println!("catch-up: FAIL {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "catch-up: n{} restarted {} entries behind (its log ended at {}, the leader had \
+         committed {}, in {} ms simulated) and applied them all {}.{:03} ms later (simulated): \
+         {} snapshots installed, the leader's of {} bytes; {} messages; wall {wall_ms} ms",
+        figure.follower,
+        figure.entries_behind(),
+        figure.follower_last,
+        figure.leader_commit,
+        figure.fill_ms,
+        figure.catch_up_us / 1_000,
+        figure.catch_up_us % 1_000,
+        figure.snapshots_installed,
+        figure.snapshot_bytes,
+        figure.messages
+    );
+    if args.json {
+        let json = serde_json::json!({
+            "seed": settings.seed,
+            "nodes": settings.nodes,
+            "clients": settings.clients,
+            "snapshot_bytes": settings.snapshot.threshold_bytes,
+            "entries_behind": figure.entries_behind(),
+            "leader_commit": figure.leader_commit.0,
+            "fill_ms": figure.fill_ms,
+            "catch_up_us": figure.catch_up_us,
+            "snapshots_installed": figure.snapshots_installed,
+            "leader_snapshot_bytes": figure.snapshot_bytes,
+            "messages": figure.messages,
+            "wall_ms": wall_ms,
+        });
+        println!("{json}");
+    }
+    ExitCode::SUCCESS
 }
 
 fn millis_since(start: WallClock) -> u64 {

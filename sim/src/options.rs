@@ -6,6 +6,7 @@ use core::fmt;
 use core::str::FromStr;
 
 use raftkv_core::NodeId;
+use raftkv_core::client::ClerkConfig;
 use raftkv_core::prng::Prng;
 use raftkv_core::raft::Config;
 use raftkv_core::server::ReplicaConfig;
@@ -327,6 +328,26 @@ pub struct RaftOptions {
     pub session_timeout_ms: u64,
     /// A clerk's wait for an answer before trying the next replica.
     pub request_timeout_ms: u64,
+}
+
+impl RaftOptions {
+    /// The replicas' and clerks' own defaults (elections after 300 to 600 ms, heartbeats every
+    /// 50 ms, sessions of ten minutes, a clerk waiting a second for an answer).
+    pub fn replica_defaults() -> RaftOptions {
+        let config = ReplicaConfig::new(Config::new(NodeId(1), [NodeId(1)]));
+        let clerk = ClerkConfig::new(vec![NodeId(1)]);
+        let raft = &config.raft;
+        RaftOptions {
+            election_timeout_ms_min: raft.election_timeout_ms_min,
+            election_timeout_ms_max: raft.election_timeout_ms_max,
+            heartbeat_interval_ms: raft.heartbeat_interval_ms,
+            max_entries_per_append: raft.max_entries_per_append,
+            max_bytes_per_append: raft.max_bytes_per_append,
+            max_inflight_appends: raft.max_inflight_appends,
+            session_timeout_ms: config.session_timeout_ms,
+            request_timeout_ms: clerk.request_timeout_ms,
+        }
+    }
 }
 
 /// When replicas snapshot their state, and how a leader sends a snapshot.

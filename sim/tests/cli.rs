@@ -139,6 +139,23 @@ fn swarm_counts_its_passes_and_ends_with_json() {
 }
 
 #[test]
+fn catchup_prints_its_settings_then_the_figure_then_json() {
+    let output =
+        raftkv_sim(&["catchup", "--entries", "2000", "--snapshot-bytes", "4096", "--json"]);
+    assert_eq!(output.status.code(), Some(0));
+    let lines = lines(&output);
+    assert!(
+        lines[0]
+            .starts_with("seed=1 nodes=3 clients=50 entries=2000 snapshot: threshold_bytes=4096")
+    );
+    assert!(lines[1].starts_with("catch-up: n"), "{}", lines[1]);
+    let json: serde_json::Value = serde_json::from_str(&lines[2]).expect("JSON");
+    assert!(json["entries_behind"].as_u64().is_some_and(|behind| behind >= 2_000), "{json}");
+    assert_eq!(json["snapshots_installed"], 1);
+    assert!(json["catch_up_us"].as_u64().is_some_and(|us| us > 0));
+}
+
+#[test]
 fn bad_arguments_exit_with_2() {
     assert_eq!(raftkv_sim(&["run", "--faults", "flood"]).status.code(), Some(2));
     assert_eq!(raftkv_sim(&["swarm", "--seeds", "5..5"]).status.code(), Some(2));

@@ -9,7 +9,8 @@ use raftkv_core::kv::{KvCommand, KvReply};
 use raftkv_core::raft::{Entry, Payload};
 use raftkv_core::{LogId, LogIndex, NodeId};
 use raftkv_sim::{
-    FaultSet, OpId, Options, Ratio, Report, Shape, Simulation, SnapshotOptions, TraceOutput,
+    FaultSet, OpId, Options, RaftOptions, Ratio, Report, Shape, Simulation, SnapshotOptions,
+    TraceOutput,
 };
 
 /// Options for a scripted run: no fault unless the test injects it, the replicas' default
@@ -17,15 +18,7 @@ use raftkv_sim::{
 /// compaction: a test that wants it sets a threshold).
 pub fn options(nodes: usize, clients: usize, seed: u64) -> Options {
     let mut options = Options::draw(seed, Shape { nodes, clients, ops: 0, faults: FaultSet::NONE });
-    let raft = &mut options.raft;
-    raft.election_timeout_ms_min = 300;
-    raft.election_timeout_ms_max = 600;
-    raft.heartbeat_interval_ms = 50;
-    raft.max_entries_per_append = 256;
-    raft.max_bytes_per_append = 1 << 20;
-    raft.max_inflight_appends = 32;
-    raft.session_timeout_ms = 600_000;
-    raft.request_timeout_ms = 1_000;
+    options.raft = RaftOptions::replica_defaults();
     options.snapshot = SnapshotOptions::replica_defaults();
     options
 }
