@@ -28,8 +28,8 @@ pub enum Check {
     Durability,
     /// A node asked its disk for something impossible, or could not restart from it.
     Storage,
-    /// A node's disk holds more Raft state than compaction allows.
-    PersistedSize,
+    /// A node's log, on its disk or in its memory, holds more than compaction allows.
+    LogSize,
     /// Replicas at the same applied index hold different states.
     Divergence,
     /// A client got an answer of the wrong kind, or a valid command was refused.
@@ -53,7 +53,7 @@ impl fmt::Display for Check {
             Check::AppliedBackwards => "applied index went backwards",
             Check::Durability => "durability",
             Check::Storage => "storage",
-            Check::PersistedSize => "persisted size",
+            Check::LogSize => "log size",
             Check::Divergence => "replica divergence",
             Check::Client => "client",
             Check::Liveness => "liveness",

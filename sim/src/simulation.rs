@@ -365,7 +365,9 @@ impl Simulation {
         let state = &self.nodes[node];
         if let Some(replica) = state.replica.as_ref() {
             let result = self.checks.after_step(node, replica);
-            self.checked(result);
+            let applied_log_bytes = replica.raft().status().applied_log_bytes;
+            let size = self.persisted.after_step(node, applied_log_bytes);
+            self.checked(result.and(size));
         }
         self.schedule_node_timer(node);
     }
