@@ -20,7 +20,7 @@ pub(crate) enum FaultEvent {
     Pause,
     /// Time to ask the leader to hand over to a random node.
     Transfer,
-    /// Crash a node still in life `life`: it was writing or sending a snapshot.
+    /// Crash a node still in life `life`: it was writing, sending or receiving a snapshot.
     CrashDuringSnapshot { node: usize, life: u64 },
     /// Bring back a node crashed in life `life`.
     Restart { node: usize, life: u64 },
