@@ -101,11 +101,16 @@ fn a_snapshot_transfer_resumes_after_the_follower_restarts_midway() {
     let (mut cluster, leader, lagging) = lagging_follower(3);
     // Let a few chunks through, then crash the follower in the middle of the transfer.
     run_until_chunk_at(&mut cluster, 256);
+    let sending = cluster.replica(leader).raft().snapshot().map(|snapshot| snapshot.last);
+    assert_eq!(cluster.replica(leader).raft().snapshots_sending(), 1);
+    assert_eq!(cluster.replica(lagging).raft().snapshot_receiving(), sending, "in part");
     cluster.crash(lagging);
     cluster.run_for(300);
     cluster.restart(lagging);
     assert!(cluster.run_until(5_000, |c| c.value(lagging, "k9").as_deref() == Some("v199")));
     assert_eq!(cluster.replica(lagging).state(), cluster.replica(leader).state());
+    assert_eq!(cluster.replica(leader).raft().snapshots_sending(), 0);
+    assert_eq!(cluster.replica(lagging).raft().snapshot_receiving(), None, "installed");
 }
 
 #[test]

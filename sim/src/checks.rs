@@ -28,6 +28,8 @@ pub enum Check {
     Durability,
     /// A node asked its disk for something impossible, or could not restart from it.
     Storage,
+    /// A node's log, on its disk or in its memory, holds more than compaction allows.
+    LogSize,
     /// Replicas at the same applied index hold different states.
     Divergence,
     /// A client got an answer of the wrong kind, or a valid command was refused.
@@ -51,6 +53,7 @@ impl fmt::Display for Check {
             Check::AppliedBackwards => "applied index went backwards",
             Check::Durability => "durability",
             Check::Storage => "storage",
+            Check::LogSize => "log size",
             Check::Divergence => "replica divergence",
             Check::Client => "client",
             Check::Liveness => "liveness",
@@ -142,6 +145,11 @@ impl Checks {
             verified: vec![(Term(0), LogIndex(0)); nodes],
             snapshot_index: vec![LogIndex(0); nodes],
         }
+    }
+
+    /// The term of the entry committed at `index`, if a node has committed it.
+    pub(crate) fn committed_term(&self, index: LogIndex) -> Option<Term> {
+        self.committed_at(index).map(|digest| digest.term)
     }
 
     fn committed_at(&self, index: LogIndex) -> Option<Digest> {
@@ -334,11 +342,16 @@ impl Checks {
         let status = raft.status();
         let seen = self.seen[node];
         let id = status.id;
+        // Entries newly committed or applied may be compacted already (a replica that
+        // snapshots after every batch does so within the step that commits them).
+        let compacted = self.compacted(status.snapshot_last, seen.commit.min(seen.applied).next());
+        let digest_at = |index: LogIndex| {
+            raft.entry(index).map(Digest::of).or_else(|| compacted.get(&index).copied())
+        };
         if status.commit > seen.commit {
             for index in seen.commit.0 + 1..=status.commit.0 {
                 let index = LogIndex(index);
-                // Compacted at once (a snapshot): known committed, content unseen here.
-                let digest = raft.entry(index).map(Digest::of);
+                let digest = digest_at(index);
                 if let (Some(digest), Some(known)) = (digest, self.committed_at(index)) {
                     if known != digest {
                         return Err((
@@ -369,22 +382,38 @@ impl Checks {
         }
         for index in seen.applied.0 + 1..=applied.0 {
             let index = LogIndex(index);
-            let (Some(entry), Some(known)) = (raft.entry(index), self.committed_at(index)) else {
-                continue; // Installed with a snapshot, or compacted at once.
+            let (Some(digest), Some(known)) = (digest_at(index), self.committed_at(index)) else {
+                continue; // Compacted beyond the entries whose predecessors are known.
             };
-            if Digest::of(entry) != known {
+            if digest != known {
                 return Err((
                     Check::StateMachineSafety,
                     format!(
-                        "n{id} applied {} where {index}/{} was committed",
-                        entry.id(),
-                        known.term
+                        "n{id} applied {index}/{} where {index}/{} was committed",
+                        digest.term, known.term
                     ),
                 ));
             }
         }
         self.seen[node].applied = applied;
         Ok(())
+    }
+
+    /// The entries from `from` up to `snapshot_last` that a node's log held before it
+    /// compacted them (or that the leader's held, for a snapshot installed from it): by log
+    /// matching, the entries written with those ids, chained back from the snapshot point
+    /// through their predecessors' terms. The chain stops where a predecessor's term was never
+    /// seen.
+    fn compacted(&self, snapshot_last: LogId, from: LogIndex) -> BTreeMap<LogIndex, Digest> {
+        let mut chain = BTreeMap::new();
+        let mut id = snapshot_last;
+        while id.index >= from && id.index.0 > 0 {
+            let Some(&(prev_term, payload)) = self.written.get(&id) else { break };
+            chain.insert(id.index, Digest { term: id.term, payload });
+            let Some(prev_term) = prev_term else { break };
+            id = LogId::new(id.index.prev(), prev_term);
+        }
+        chain
     }
 
     /// A node restarted from its disk: it starts from its snapshot, which never goes back.
@@ -433,5 +462,31 @@ impl Checks {
         }
         self.snapshot_index[node] = snapshot;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(index: u64, term: u64) -> LogId {
+        LogId::new(LogIndex(index), Term(term))
+    }
+
+    #[test]
+    fn compacted_entries_are_found_back_through_their_predecessors_terms() {
+        let mut checks = Checks::new(1);
+        checks.written.insert(id(1, 1), (Some(Term(0)), 11));
+        checks.written.insert(id(2, 1), (Some(Term(1)), 12));
+        checks.written.insert(id(3, 2), (Some(Term(1)), 13));
+        // Another node's entry at 3, from a term whose leader did not commit it.
+        checks.written.insert(id(3, 1), (Some(Term(1)), 99));
+        checks.written.insert(id(4, 2), (None, 14));
+        let chain = checks.compacted(id(3, 2), LogIndex(2));
+        let found: Vec<(u64, u64, u64)> =
+            chain.iter().map(|(index, d)| (index.0, d.term.0, d.payload)).collect();
+        assert_eq!(found, [(2, 1, 12), (3, 2, 13)]);
+        // A predecessor whose term was never seen ends the chain.
+        assert_eq!(checks.compacted(id(4, 2), LogIndex(1)).len(), 1);
     }
 }

@@ -128,6 +128,11 @@ impl Disk {
         &self.durable
     }
 
+    /// Whether a persist carrying a snapshot (taken or installed) is being written.
+    pub(crate) fn snapshot_in_flight(&self) -> bool {
+        self.queue.iter().any(|pending| pending.persist.snapshot.is_some())
+    }
+
     /// Starts writing `persist` at `now`; returns when it will be durable.
     pub(crate) fn submit(&mut self, now: Instant, persist: Persist) -> Instant {
         let o = &self.options;

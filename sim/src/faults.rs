@@ -2,8 +2,8 @@
 //! partitions of every shape, each class on its own random schedule while the faulty phase
 //! lasts.
 
-use raftkv_core::NodeId;
 use raftkv_core::prng::Prng;
+use raftkv_core::{Instant, NodeId};
 
 use crate::network::Endpoint;
 use crate::simulation::{Event, Simulation};
@@ -20,6 +20,8 @@ pub(crate) enum FaultEvent {
     Pause,
     /// Time to ask the leader to hand over to a random node.
     Transfer,
+    /// Crash a node still in life `life`: it was writing, sending or receiving a snapshot.
+    CrashDuringSnapshot { node: usize, life: u64 },
     /// Bring back a node crashed in life `life`.
     Restart { node: usize, life: u64 },
     /// Resume a node paused in life `life`.
@@ -68,6 +70,12 @@ impl Simulation {
             }
             _ if !self.injecting() => {}
             FaultEvent::Crash => self.inject_crash(),
+            FaultEvent::CrashDuringSnapshot { node, life } => {
+                let state = &self.nodes[node];
+                if state.life == life && state.replica.is_some() && self.may_crash_one_more() {
+                    self.crash_for_a_while(node);
+                }
+            }
             FaultEvent::Partition => self.inject_partition(),
             FaultEvent::Pause => self.inject_pause(),
             FaultEvent::Transfer => self.inject_transfer(),
@@ -85,18 +93,45 @@ impl Simulation {
     }
 
     fn inject_crash(&mut self) {
-        let down = self.nodes.iter().filter(|node| node.replica.is_none()).count();
         let up: Vec<usize> =
             (0..self.nodes.len()).filter(|&n| self.nodes[n].replica.is_some()).collect();
-        if down < self.options.crash.down_max && !up.is_empty() {
+        if self.may_crash_one_more() && !up.is_empty() {
             let node = up[self.fault_rng.range_inclusive(0, up.len() as u64 - 1) as usize];
-            self.crash(NodeId(node as u64 + 1));
-            let life = self.nodes[node].life;
-            let downtime = self.draw_ms(0, self.options.crash.downtime_ms_max);
-            self.schedule_in(downtime, Event::Fault(FaultEvent::Restart { node, life }));
+            self.crash_for_a_while(node);
         }
         let next = self.draw_ms(1, self.options.crash.interval_ms_max);
         self.schedule_in(next, Event::Fault(FaultEvent::Crash));
+    }
+
+    /// Whether fewer nodes than allowed are down.
+    fn may_crash_one_more(&self) -> bool {
+        let down = self.nodes.iter().filter(|node| node.replica.is_none()).count();
+        down < self.options.crash.down_max
+    }
+
+    /// Crashes running node `node` and schedules its restart.
+    fn crash_for_a_while(&mut self, node: usize) {
+        self.crash(NodeId(node as u64 + 1));
+        let life = self.nodes[node].life;
+        let downtime = self.draw_ms(0, self.options.crash.downtime_ms_max);
+        self.schedule_in(downtime, Event::Fault(FaultEvent::Restart { node, life }));
+    }
+
+    /// Node `node` is writing, sending or receiving a snapshot until `until`: with the drawn
+    /// chance, it crashes before then.
+    pub(crate) fn maybe_crash_during_snapshot(&mut self, node: usize, until: Instant) {
+        let chance = self.options.crash.during_snapshot;
+        // Never drawing when it cannot happen keeps the runs recorded before it as they were.
+        if !self.injecting() || !self.options.shape.faults.crash || chance.is_never() {
+            return;
+        }
+        if !chance.happens(&mut self.fault_rng) {
+            return;
+        }
+        let window = until.nanos_since(self.now).max(1);
+        let at = self.now.add_nanos(self.fault_rng.range_inclusive(0, window - 1));
+        let life = self.nodes[node].life;
+        self.schedule(at, Event::Fault(FaultEvent::CrashDuringSnapshot { node, life }));
     }
 
     fn inject_pause(&mut self) {

@@ -12,7 +12,9 @@
 //! - [`run`]: one random run of a seed (what `raftkv-sim run` does).
 //! - [`Simulation`]: the same machinery, scripted by a test (crash this node, cut that link).
 //! - [`Options`]: every setting, drawn from the seed (swarm testing) or set by hand.
+//! - [`catch_up`]: the time a follower far behind takes to catch up (`raftkv-sim catchup`).
 
+mod catch_up;
 pub mod checks;
 mod clock;
 mod disk;
@@ -21,16 +23,19 @@ pub mod history;
 mod network;
 mod node;
 pub mod options;
+mod persisted;
 mod report;
 mod run;
 mod simulation;
 pub mod trace;
 mod workload;
 
+pub use catch_up::{CatchUp, CatchUpSettings, catch_up};
 pub use checks::{Check, Violation};
 pub use network::Endpoint;
 pub use node::Kv;
-pub use options::{FaultSet, Options, Ratio, Shape};
+pub use options::{FaultSet, Options, RaftOptions, Ratio, Shape, SnapshotOptions};
+pub use persisted::PersistedMax;
 pub use report::Report;
 pub use run::run;
 pub use simulation::{Simulation, Stats};

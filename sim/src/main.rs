@@ -9,7 +9,7 @@ use std::time::{Instant as WallClock, SystemTime, UNIX_EPOCH};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use raftkv_checker::Verdict;
-use raftkv_sim::{FaultSet, Options, Report, Shape, TraceOutput};
+use raftkv_sim::{CatchUpSettings, FaultSet, Options, Report, Shape, SnapshotOptions, TraceOutput};
 
 /// Deterministic simulation of a raftkv cluster: seeded network, disk, crash, pause and clock
 /// faults; Raft safety checked at every step; liveness after the faults stop; the history
@@ -29,6 +29,10 @@ enum Command {
     /// Runs every seed of a range with options drawn per seed; stops at the first failure and
     /// prints the command that reproduces it.
     Swarm(SwarmArgs),
+    /// Measures how long a follower takes to catch up after missing many entries: it is down
+    /// while the clients commit their puts, then restarts; prints the simulated time until it
+    /// has applied everything the leader had committed. No faults.
+    Catchup(CatchupArgs),
 }
 
 /// Size and faults of a run. Left out, `run` uses the default shown and `swarm` draws them
@@ -50,7 +54,8 @@ struct ShapeArgs {
     #[arg(long)]
     faults: Option<FaultSet>,
     /// A replica snapshots its state once its applied log weighs this many bytes [default:
-    /// the replica's own threshold].
+    /// drawn from the seed, like every other setting: the replicas' own 64 MiB in a quarter of
+    /// the seeds, 1 to 20,000 bytes in the others].
     #[arg(long)]
     snapshot_bytes: Option<usize>,
 }
@@ -75,7 +80,7 @@ impl ShapeArgs {
     fn options(&self, seed: u64, shape: Shape) -> Options {
         let mut options = Options::draw(seed, self.apply(shape));
         if let Some(bytes) = self.snapshot_bytes {
-            options.snapshot_bytes = bytes;
+            options.snapshot.threshold_bytes = bytes;
         }
         options
     }
@@ -111,6 +116,29 @@ struct SwarmArgs {
     json: bool,
 }
 
+#[derive(Args)]
+struct CatchupArgs {
+    /// The seed of the network's and disks' delays.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Replicas.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(2..=9))]
+    nodes: u64,
+    /// Puts committed while the follower is down (one log entry each).
+    #[arg(long, default_value_t = 100_000)]
+    entries: u64,
+    /// Clients putting concurrently.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    clients: u64,
+    /// The snapshot threshold; the replicas' own (64 MiB) turns compaction off for any
+    /// simulated log, so the follower gets the whole log instead of a snapshot.
+    #[arg(long, default_value_t = 64 << 10)]
+    snapshot_bytes: usize,
+    /// Ends with one JSON object of the figures.
+    #[arg(long)]
+    json: bool,
+}
+
 fn parse_seeds(text: &str) -> Result<Range<u64>, String> {
     let bad = || format!("expected A..B or A..=B, got {text:?}");
     let (start, end) = text.split_once("..").ok_or_else(bad)?;
@@ -129,7 +157,74 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Run(args) => run(&args),
         Command::Swarm(args) => swarm(&args),
+        Command::Catchup(args) => catchup(&args),
     }
+}
+
+fn catchup(args: &CatchupArgs) -> ExitCode {
+    let mut snapshot = SnapshotOptions::replica_defaults();
+    snapshot.threshold_bytes = args.snapshot_bytes;
+    let settings = CatchUpSettings {
+        seed: args.seed,
+        nodes: args.nodes as usize,
+        clients: args.clients as usize,
+        puts: args.entries,
+        snapshot,
+    };
+    println!(
+        "seed={} nodes={} clients={} entries={} snapshot: threshold_bytes={} chunk_bytes={} \
+         max_inflight_chunks={}",
+        settings.seed,
+        settings.nodes,
+        settings.clients,
+        settings.puts,
+        settings.snapshot.threshold_bytes,
+        settings.snapshot.chunk_bytes,
+        settings.snapshot.max_inflight_chunks
+    );
+    let started = WallClock::now();
+    let result = raftkv_sim::catch_up(&settings);
+    let wall_ms = millis_since(started);
+    let figure = match result {
+        Ok(figure) => figure,
+        Err(error) => {
+            println!("catch-up: FAIL {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "catch-up: n{} restarted {} entries behind (its log ended at {}, the leader had \
+         committed {}, in {} ms simulated) and applied them all {}.{:03} ms later (simulated): \
+         {} snapshots installed, the leader's of {} bytes; {} messages; wall {wall_ms} ms",
+        figure.follower,
+        figure.entries_behind(),
+        figure.follower_last,
+        figure.leader_commit,
+        figure.fill_ms,
+        figure.catch_up_us / 1_000,
+        figure.catch_up_us % 1_000,
+        figure.snapshots_installed,
+        figure.snapshot_bytes,
+        figure.messages
+    );
+    if args.json {
+        let json = serde_json::json!({
+            "seed": settings.seed,
+            "nodes": settings.nodes,
+            "clients": settings.clients,
+            "snapshot_bytes": settings.snapshot.threshold_bytes,
+            "entries_behind": figure.entries_behind(),
+            "leader_commit": figure.leader_commit.0,
+            "fill_ms": figure.fill_ms,
+            "catch_up_us": figure.catch_up_us,
+            "snapshots_installed": figure.snapshots_installed,
+            "leader_snapshot_bytes": figure.snapshot_bytes,
+            "messages": figure.messages,
+            "wall_ms": wall_ms,
+        });
+        println!("{json}");
+    }
+    ExitCode::SUCCESS
 }
 
 fn millis_since(start: WallClock) -> u64 {
@@ -189,6 +284,9 @@ fn swarm(args: &SwarmArgs) -> ExitCode {
     let (mut passed, mut sim_ops, mut unknown) = (0u64, 0u64, 0u64);
     // The slowest run: its wall time and the command that replays it.
     let mut slowest = (0u64, String::new());
+    // The run whose persisted Raft state grew largest against its threshold: the ratio in
+    // thousandths, and the command that replays it.
+    let mut persisted_worst = (0u64, String::new());
     let mut failure = None;
     for seed in seeds {
         let options = args.shape.options(seed, Shape::draw(seed));
@@ -197,6 +295,10 @@ fn swarm(args: &SwarmArgs) -> ExitCode {
         let run_ms = millis_since(run_started);
         if run_ms >= slowest.0 {
             slowest = (run_ms, report.options.reproduce_command());
+        }
+        if report.persisted_ratio_max_milli > persisted_worst.0 {
+            persisted_worst =
+                (report.persisted_ratio_max_milli, report.options.reproduce_command());
         }
         bar.inc(1);
         sim_ops += report.ops_ok + report.ops_indeterminate;
@@ -223,8 +325,12 @@ fn swarm(args: &SwarmArgs) -> ExitCode {
     let summary = format!(
         "swarm: {passed} passed of {runs} runs ({count} seeds asked) in {wall_ms} ms: {runs_per_s} runs/s, \
          {ops_per_s} simulated ops/s; {unknown} histories the checker could not decide in time; slowest \
-         run {} ms: {}",
-        slowest.0, slowest.1
+         run {} ms: {}; largest persisted Raft state {}.{:03} times the threshold: {}",
+        slowest.0,
+        slowest.1,
+        persisted_worst.0 / 1_000,
+        persisted_worst.0 % 1_000,
+        persisted_worst.1
     );
     if args.json {
         println!("{summary}");
@@ -245,6 +351,8 @@ fn swarm(args: &SwarmArgs) -> ExitCode {
             "slowest_ms": slowest.0,
             "slowest": slowest.1,
             "linearizability_unknown": unknown,
+            "persisted_ratio_max": persisted_worst.0 as f64 / 1_000.0,
+            "persisted_ratio_max_run": persisted_worst.1,
         });
         println!("{json}");
     } else {

@@ -9,7 +9,7 @@ use raftkv_core::{Instant, NodeId};
 
 use crate::clock::Clock;
 use crate::disk::{CrashLoss, Disk};
-use crate::options::{ClockOptions, RaftOptions};
+use crate::options::{ClockOptions, RaftOptions, SnapshotOptions};
 
 /// The replicated key-value service as the simulator runs it.
 pub type Kv = Replica<KvStore>;
@@ -65,7 +65,7 @@ impl SimNode {
         now: Instant,
         voters: &[NodeId],
         raft: &RaftOptions,
-        snapshot_threshold_bytes: usize,
+        snapshot: &SnapshotOptions,
         clock: &ClockOptions,
     ) -> Result<(), ReplicaStartError> {
         let max = clock.drift_ppm_max as i64;
@@ -82,10 +82,12 @@ impl SimNode {
         config.max_entries_per_append = raft.max_entries_per_append;
         config.max_bytes_per_append = raft.max_bytes_per_append;
         config.max_inflight_appends = raft.max_inflight_appends;
+        config.snapshot_chunk_bytes = snapshot.chunk_bytes;
+        config.max_inflight_snapshot_chunks = snapshot.max_inflight_chunks;
         config.seed = self.rng.next_u64();
         let mut config = ReplicaConfig::new(config);
         config.session_timeout_ms = raft.session_timeout_ms;
-        config.snapshot_threshold_bytes = snapshot_threshold_bytes;
+        config.snapshot_threshold_bytes = snapshot.threshold_bytes;
         let local = self.clock.local(now);
         let replica = Replica::new(local, config, self.disk.recover(), KvStore::default())?;
         self.replica = Some(replica);

@@ -6,6 +6,7 @@ use core::fmt;
 use core::str::FromStr;
 
 use raftkv_core::NodeId;
+use raftkv_core::client::ClerkConfig;
 use raftkv_core::prng::Prng;
 use raftkv_core::raft::Config;
 use raftkv_core::server::ReplicaConfig;
@@ -263,6 +264,10 @@ pub struct CrashOptions {
     pub downtime_ms_max: u64,
     /// Most nodes down at once (may be all of them: safety must hold regardless).
     pub down_max: usize,
+    /// How often a snapshot persist handed to a disk, or a snapshot chunk sent, brings a crash
+    /// of a node involved before it is done: random crashes alone seldom land in the few
+    /// milliseconds a snapshot takes to write or send.
+    pub during_snapshot: Ratio,
 }
 
 /// Network partitions.
@@ -325,6 +330,68 @@ pub struct RaftOptions {
     pub request_timeout_ms: u64,
 }
 
+impl RaftOptions {
+    /// The replicas' and clerks' own defaults (elections after 300 to 600 ms, heartbeats every
+    /// 50 ms, sessions of ten minutes, a clerk waiting a second for an answer).
+    pub fn replica_defaults() -> RaftOptions {
+        let config = ReplicaConfig::new(Config::new(NodeId(1), [NodeId(1)]));
+        let clerk = ClerkConfig::new(vec![NodeId(1)]);
+        let raft = &config.raft;
+        RaftOptions {
+            election_timeout_ms_min: raft.election_timeout_ms_min,
+            election_timeout_ms_max: raft.election_timeout_ms_max,
+            heartbeat_interval_ms: raft.heartbeat_interval_ms,
+            max_entries_per_append: raft.max_entries_per_append,
+            max_bytes_per_append: raft.max_bytes_per_append,
+            max_inflight_appends: raft.max_inflight_appends,
+            session_timeout_ms: config.session_timeout_ms,
+            request_timeout_ms: clerk.request_timeout_ms,
+        }
+    }
+}
+
+/// When replicas snapshot their state, and how a leader sends a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotOptions {
+    /// A replica snapshots its state once the applied log it holds weighs this many bytes.
+    pub threshold_bytes: usize,
+    /// Bytes of snapshot per InstallSnapshot message.
+    pub chunk_bytes: usize,
+    /// Most InstallSnapshot messages in flight to one follower.
+    pub max_inflight_chunks: usize,
+}
+
+impl SnapshotOptions {
+    /// The replicas' own defaults: a threshold no simulated run reaches, and chunks larger than
+    /// any simulated snapshot.
+    pub fn replica_defaults() -> SnapshotOptions {
+        let config = ReplicaConfig::new(Config::new(NodeId(1), [NodeId(1)]));
+        SnapshotOptions {
+            threshold_bytes: config.snapshot_threshold_bytes,
+            chunk_bytes: config.raft.snapshot_chunk_bytes,
+            max_inflight_chunks: config.raft.max_inflight_snapshot_chunks,
+        }
+    }
+
+    /// One run in four keeps the replicas' defaults; the others compact, a quarter of them
+    /// after nearly every batch applied (a threshold of 1 to 200 bytes, a few entries), and
+    /// send snapshots in chunks as small as 16 bytes, so that transfers span many messages and
+    /// crashes and leader changes strike in the middle of them.
+    fn draw(rng: &mut Prng) -> SnapshotOptions {
+        let defaults = SnapshotOptions::replica_defaults();
+        let tier = rng.range_inclusive(0, 3) as usize;
+        let (low, high) = [(1, 200), (200, 2_000), (2_000, 20_000), (0, 0)][tier];
+        // Drawn in every tier, so that the draws after it do not depend on the tier.
+        let threshold_bytes = rng.range_inclusive(low, high) as usize;
+        let chunk_bytes = [16, 64, 1_024, defaults.chunk_bytes][rng.range_inclusive(0, 3) as usize];
+        let max_inflight_chunks = [1, 2, 4, 16][rng.range_inclusive(0, 3) as usize];
+        if tier == 3 {
+            return defaults;
+        }
+        SnapshotOptions { threshold_bytes, chunk_bytes, max_inflight_chunks }
+    }
+}
+
 /// Every setting of one run. [`Options::draw`] fills it from a seed; tests may build or
 /// adjust one by hand.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -351,8 +418,8 @@ pub struct Options {
     pub raft: RaftOptions,
     /// Time between two leadership transfers, uniform up to this (if `transfer`).
     pub transfer_interval_ms_max: u64,
-    /// A replica snapshots its state once the applied log it holds weighs this many bytes.
-    pub snapshot_bytes: usize,
+    /// Snapshot threshold and transfer.
+    pub snapshot: SnapshotOptions,
     /// The faulty phase ends when the clients have issued every operation, or after this long.
     pub faulty_ms_max: u64,
     /// Once faults stop, every operation must return within this long (liveness).
@@ -373,6 +440,7 @@ impl Options {
             interval_ms_max: rng.range_inclusive(200, 5_000),
             downtime_ms_max: rng.range_inclusive(10, 3_000),
             down_max: rng.range_inclusive(1, shape.nodes as u64) as usize,
+            during_snapshot: Ratio::NEVER,
         };
         let partition = PartitionOptions {
             interval_ms_max: rng.range_inclusive(200, 5_000),
@@ -393,6 +461,10 @@ impl Options {
         let raft = draw_raft(rng);
         // Drawn after everything else, so that earlier draws keep their values.
         let transfer_interval_ms_max = rng.range_inclusive(200, 10_000);
+        // After the transfer interval, for the same reason: seeds recorded before snapshots
+        // were drawn keep every other option.
+        let snapshot = SnapshotOptions::draw(rng);
+        let crash = CrashOptions { during_snapshot: Ratio::draw(rng, 50, 1_000), ..crash };
         Options {
             seed,
             shape,
@@ -405,7 +477,7 @@ impl Options {
             workload,
             raft,
             transfer_interval_ms_max,
-            snapshot_bytes: default_snapshot_bytes(),
+            snapshot,
             faulty_ms_max: 300_000,
             liveness_ms_max: 30_000,
         }
@@ -417,16 +489,12 @@ impl Options {
             "raftkv-sim run --seed {} --nodes {} --clients {} --ops {} --faults {}",
             self.seed, self.shape.nodes, self.shape.clients, self.shape.ops, self.shape.faults
         );
-        if self.snapshot_bytes != default_snapshot_bytes() {
-            command.push_str(&format!(" --snapshot-bytes {}", self.snapshot_bytes));
+        let threshold_bytes = self.snapshot.threshold_bytes;
+        if threshold_bytes != Options::draw(self.seed, self.shape).snapshot.threshold_bytes {
+            command.push_str(&format!(" --snapshot-bytes {threshold_bytes}"));
         }
         command
     }
-}
-
-/// The replicas' own snapshot threshold, used unless a run sets one.
-pub fn default_snapshot_bytes() -> usize {
-    ReplicaConfig::new(Config::new(NodeId(1), [NodeId(1)])).snapshot_threshold_bytes
 }
 
 fn draw_network(rng: &mut Prng, faulty: bool) -> NetworkOptions {
@@ -545,8 +613,8 @@ impl fmt::Display for Options {
             let c = &self.crash;
             writeln!(
                 f,
-                "crash: interval_ms_max={} downtime_ms_max={} down_max={}",
-                c.interval_ms_max, c.downtime_ms_max, c.down_max
+                "crash: interval_ms_max={} downtime_ms_max={} down_max={} during_snapshot={}",
+                c.interval_ms_max, c.downtime_ms_max, c.down_max, c.during_snapshot
             )?;
         }
         if s.faults.partition {
@@ -591,11 +659,13 @@ impl fmt::Display for Options {
             r.session_timeout_ms,
             r.request_timeout_ms
         )?;
-        write!(
+        let p = &self.snapshot;
+        writeln!(
             f,
-            "snapshot_bytes={} faulty_ms_max={} liveness_ms_max={}",
-            self.snapshot_bytes, self.faulty_ms_max, self.liveness_ms_max
-        )
+            "snapshot: threshold_bytes={} chunk_bytes={} max_inflight_chunks={}",
+            p.threshold_bytes, p.chunk_bytes, p.max_inflight_chunks
+        )?;
+        write!(f, "faulty_ms_max={} liveness_ms_max={}", self.faulty_ms_max, self.liveness_ms_max)
     }
 }
 
@@ -627,5 +697,17 @@ mod tests {
         assert_eq!(quiet_net.workload, all.workload);
         assert_ne!(quiet_net.network, all.network);
         assert_ne!(Options::draw(8, Shape::DEFAULT), all);
+    }
+
+    #[test]
+    fn snapshot_thresholds_drawn_per_seed_range_from_a_few_bytes_to_the_default() {
+        let default = SnapshotOptions::replica_defaults();
+        let drawn: Vec<SnapshotOptions> =
+            (0..100).map(|seed| Options::draw(seed, Shape::DEFAULT).snapshot).collect();
+        let thresholds: Vec<usize> = drawn.iter().map(|s| s.threshold_bytes).collect();
+        assert!(thresholds.iter().any(|&bytes| bytes <= 200), "compaction at every batch");
+        assert!(thresholds.iter().any(|&bytes| (2_000..=20_000).contains(&bytes)));
+        assert!(drawn.contains(&default), "some runs keep the replicas' defaults");
+        assert!(drawn.iter().any(|s| s.chunk_bytes == 16 && s.max_inflight_chunks == 1));
     }
 }

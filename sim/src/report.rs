@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::checks::{Check, Violation};
 use crate::history;
 use crate::options::Options;
+use crate::persisted::PersistedMax;
 use crate::simulation::{Simulation, Stats};
 
 /// The outcome of one run.
@@ -33,6 +34,10 @@ pub struct Report {
     pub sim_ms: u64,
     /// Counts of what happened.
     pub stats: Stats,
+    /// The largest persisted Raft state (log and hard state) of any node during the run.
+    pub persisted_max: PersistedMax,
+    /// `persisted_max` divided by the snapshot threshold, in thousandths, rounded up.
+    pub persisted_ratio_max_milli: u64,
     /// The history, in the checker's terms.
     pub history: Vec<Operation>,
 }
@@ -68,6 +73,8 @@ impl Report {
             trace_lines: simulation.trace.lines(),
             sim_ms: simulation.now.as_nanos() / 1_000_000,
             stats: simulation.stats,
+            persisted_max: simulation.persisted.max(),
+            persisted_ratio_max_milli: simulation.persisted.ratio_max_milli(),
             history,
         }
     }
@@ -89,6 +96,8 @@ impl Report {
             trace_lines: 0,
             sim_ms: 0,
             stats: Stats::default(),
+            persisted_max: PersistedMax::default(),
+            persisted_ratio_max_milli: 0,
             history: Vec::new(),
         }
     }
@@ -160,12 +169,19 @@ impl Report {
             "elections": self.stats.elections,
             "persists": self.stats.persists,
             "crashes": self.stats.crashes,
+            "crashes_snapshot_persist": self.stats.crashes_snapshot_persist,
+            "crashes_snapshot_send": self.stats.crashes_snapshot_send,
+            "crashes_snapshot_receive": self.stats.crashes_snapshot_receive,
             "torn_persists": self.stats.torn_persists,
             "pauses": self.stats.pauses,
             "partitions": self.stats.partitions,
             "transfers": self.stats.transfers,
+            "snapshot_bytes": self.options.snapshot.threshold_bytes,
             "snapshots": self.stats.snapshots,
             "snapshots_installed": self.stats.snapshots_installed,
+            "persisted_bytes_max": self.persisted_max.bytes,
+            // Computed in integers; a decimal only on the way out.
+            "persisted_ratio_max": self.persisted_ratio_max_milli as f64 / 1_000.0,
         })
     }
 }

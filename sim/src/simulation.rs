@@ -10,7 +10,7 @@ use raftkv_core::client::{ClerkError, ClerkInput, ClerkOutput};
 use raftkv_core::kv::{KvCommand, KvReply};
 use raftkv_core::prng::Prng;
 use raftkv_core::protocol::{ClientRequest, Op, Outcome};
-use raftkv_core::raft::{Entry, PersistId, Role};
+use raftkv_core::raft::{Body, Entry, PersistId, Role};
 use raftkv_core::server::{Input, Output, ReplyTo};
 use raftkv_core::{ClientId, Instant, LogId, LogIndex, NodeId, RequestId, Term};
 
@@ -20,6 +20,7 @@ use crate::faults::FaultEvent;
 use crate::network::{Endpoint, Network, Packet, Route};
 use crate::node::{Kv, SimNode};
 use crate::options::{Options, Streams};
+use crate::persisted::{PersistedSize, persisted_bytes};
 use crate::report::Report;
 use crate::run::Auto;
 use crate::trace::{Actor, Trace, TraceOutput};
@@ -42,6 +43,12 @@ pub struct Stats {
     pub persists: u64,
     /// Crashes injected.
     pub crashes: u64,
+    /// Crashes of a node whose disk was writing a snapshot (one it took or one it installed).
+    pub crashes_snapshot_persist: u64,
+    /// Crashes of a leader that was sending its snapshot to a follower.
+    pub crashes_snapshot_send: u64,
+    /// Crashes of a node that held part of a leader's snapshot.
+    pub crashes_snapshot_receive: u64,
     /// Pauses injected.
     pub pauses: u64,
     /// Partitions injected.
@@ -131,6 +138,7 @@ pub struct Simulation {
     pub(crate) network: Network,
     pub(crate) workload: Workload,
     pub(crate) checks: Checks,
+    pub(crate) persisted: PersistedSize,
     pub(crate) trace: Trace,
     pub(crate) stats: Stats,
     pub(crate) violation: Option<Violation>,
@@ -168,6 +176,7 @@ impl Simulation {
         let fault_rng = rng.fork();
         let mut simulation = Simulation {
             checks: Checks::new(shape.nodes),
+            persisted: PersistedSize::new(shape.nodes, options.snapshot.threshold_bytes),
             options,
             now: Instant::ZERO,
             queue: BinaryHeap::new(),
@@ -286,7 +295,7 @@ impl Simulation {
             self.now,
             &self.voters,
             &options.raft,
-            options.snapshot_bytes,
+            &options.snapshot,
             &options.clock,
         );
         let state = &self.nodes[node];
@@ -339,6 +348,11 @@ impl Simulation {
         };
         let mut outputs = std::mem::take(&mut self.outputs);
         while let Some(output) = replica.poll_output() {
+            if let Output::Persist(persist) = &output {
+                // The replica's applied index is the one the persist was built at: the batch
+                // the Raft node hands out after it has not reached the replica yet.
+                self.persisted.on_persist(node, persist.id, replica.applied());
+            }
             outputs.push(output);
         }
         for output in outputs.drain(..) {
@@ -351,7 +365,9 @@ impl Simulation {
         let state = &self.nodes[node];
         if let Some(replica) = state.replica.as_ref() {
             let result = self.checks.after_step(node, replica);
-            self.checked(result);
+            let applied_log_bytes = replica.raft().status().applied_log_bytes;
+            let size = self.persisted.after_step(node, applied_log_bytes);
+            self.checked(result.and(size));
         }
         self.schedule_node_timer(node);
     }
@@ -365,6 +381,11 @@ impl Simulation {
                 self.stats.messages += 1;
                 let result = self.checks.on_send(node, &message, state.disk.durable(), replica);
                 self.checked(result);
+                if let Body::InstallSnapshot { .. } = message.body {
+                    // Within about a round trip, while the next chunks are under way.
+                    let until = self.now.add_nanos(2_000 * self.options.network.latency_us_max);
+                    self.maybe_crash_during_snapshot(node, until);
+                }
                 self.send(Packet::Peer(message));
             }
             Output::Persist(persist) => {
@@ -375,8 +396,12 @@ impl Simulation {
                 let state = &mut self.nodes[node];
                 let life = state.life;
                 let id = persist.id;
+                let writes_snapshot = persist.snapshot.is_some();
                 let done_at = state.disk.submit(self.now, persist);
                 self.schedule(done_at, Event::DiskDone { node, life });
+                if writes_snapshot {
+                    self.maybe_crash_during_snapshot(node, done_at);
+                }
                 if self.options.disk.lies {
                     self.schedule(self.now, Event::LyingAck { node, life, id });
                 }
@@ -459,8 +484,10 @@ impl Simulation {
             Err(error) => self.fail((Check::Storage, format!("n{}: {error}", node + 1))),
             Ok(None) => {}
             Ok(Some(id)) => {
-                let result = self.checks.on_durable(node, state.disk.durable());
-                self.checked(result);
+                let durable = state.disk.durable();
+                let result = self.checks.on_durable(node, durable);
+                let size = self.persisted.on_durable(node, id, durable);
+                self.checked(result.and(size));
                 self.trace.event(
                     self.now,
                     Simulation::actor(node),
@@ -512,7 +539,15 @@ impl Simulation {
                 }
                 self.trace.event(self.now, Actor::Node(id.0), format_args!("<- {packet}"));
                 let input = match packet {
-                    Packet::Peer(message) => Input::Message(message),
+                    Packet::Peer(message) => {
+                        if let Body::InstallSnapshot { total, offset, chunk, .. } = &message.body {
+                            if offset + (chunk.len() as u64) < *total {
+                                // It holds part of a snapshot now, unless it dropped the chunk.
+                                self.maybe_crash_during_snapshot(node, self.now);
+                            }
+                        }
+                        Input::Message(message)
+                    }
                     Packet::Request { client, request, .. } => {
                         Input::Request { from: ReplyTo(client as u64), request }
                     }
@@ -622,14 +657,22 @@ impl Simulation {
             return;
         }
         self.stats.crashes += 1;
-        if let Some(replica) = &self.nodes[node].replica {
+        let state = &self.nodes[node];
+        self.stats.crashes_snapshot_persist += u64::from(state.disk.snapshot_in_flight());
+        if let Some(replica) = &state.replica {
             self.stats.add_life(replica);
+            let raft = replica.raft();
+            self.stats.crashes_snapshot_send += u64::from(raft.snapshots_sending() > 0);
+            self.stats.crashes_snapshot_receive += u64::from(raft.snapshot_receiving().is_some());
         }
         match self.nodes[node].crash() {
             Ok(loss) => {
                 if loss.torn.is_some() {
                     self.stats.torn_persists += 1;
                 }
+                let torn = loss.torn.map(|(persist, _)| persist);
+                let result = self.persisted.on_crash(node, torn, self.nodes[node].disk.durable());
+                self.checked(result);
                 let torn = match loss.torn {
                     Some((persist, kept)) => format!(", #{} torn after {kept} entries", persist.0),
                     None => String::new(),
@@ -768,6 +811,18 @@ impl Simulation {
             return None;
         }
         raft.entry(index)
+    }
+
+    /// The term of the entry committed at `index`, as the simulator recorded it from every
+    /// node's commits (also once every node compacted it), if it is committed.
+    pub fn committed_term(&self, index: LogIndex) -> Option<Term> {
+        self.checks.committed_term(index)
+    }
+
+    /// The Raft state node `id` keeps on its disk: its log after the snapshot and its hard
+    /// state, in bytes (what a crash now would leave; the snapshot counts apart).
+    pub fn persisted_bytes(&self, id: NodeId) -> u64 {
+        persisted_bytes(self.nodes[self.node_index(id)].disk.durable())
     }
 
     /// The operation `op` as its client saw it so far.

@@ -40,6 +40,11 @@ fn run_prints_the_seed_first_and_ends_with_reproduce_and_a_json_line() {
         "wall_ms",
         "messages",
         "elections",
+        "snapshot_bytes",
+        "snapshots",
+        "snapshots_installed",
+        "persisted_bytes_max",
+        "persisted_ratio_max",
     ] {
         assert!(json.get(field).is_some(), "{field} missing from {json}");
     }
@@ -55,6 +60,26 @@ fn run_without_json_ends_with_the_verdict_line() {
     let lines = lines(&output);
     assert!(lines[lines.len() - 2].starts_with("reproduce: raftkv-sim run --seed 4 "));
     assert!(lines[lines.len() - 1].starts_with("verdict: pass;"), "{}", lines[lines.len() - 1]);
+}
+
+#[test]
+fn a_threshold_given_on_the_command_line_is_part_of_the_reproduce_line() {
+    let output = raftkv_sim(&[
+        "run",
+        "--seed",
+        "4",
+        "--ops",
+        "50",
+        "--faults",
+        "none",
+        "--snapshot-bytes",
+        "333",
+    ]);
+    assert_eq!(output.status.code(), Some(0));
+    let lines = lines(&output);
+    assert!(lines.iter().any(|line| line.starts_with("snapshot: threshold_bytes=333 ")));
+    let reproduce = &lines[lines.len() - 2];
+    assert!(reproduce.ends_with(" --faults none --snapshot-bytes 333"), "{reproduce}");
 }
 
 #[test]
@@ -105,6 +130,29 @@ fn swarm_counts_its_passes_and_ends_with_json() {
     let json: serde_json::Value = serde_json::from_str(&lines[lines.len() - 1]).expect("JSON");
     assert_eq!(json["passed"], 6);
     assert_eq!(json["verdict"], "pass");
+    assert!(json["persisted_ratio_max"].as_f64().is_some_and(|ratio| ratio > 0.0), "{json}");
+    assert!(
+        json["persisted_ratio_max_run"]
+            .as_str()
+            .is_some_and(|run| run.starts_with("raftkv-sim run"))
+    );
+}
+
+#[test]
+fn catchup_prints_its_settings_then_the_figure_then_json() {
+    let output =
+        raftkv_sim(&["catchup", "--entries", "2000", "--snapshot-bytes", "4096", "--json"]);
+    assert_eq!(output.status.code(), Some(0));
+    let lines = lines(&output);
+    assert!(
+        lines[0]
+            .starts_with("seed=1 nodes=3 clients=50 entries=2000 snapshot: threshold_bytes=4096")
+    );
+    assert!(lines[1].starts_with("catch-up: n"), "{}", lines[1]);
+    let json: serde_json::Value = serde_json::from_str(&lines[2]).expect("JSON");
+    assert!(json["entries_behind"].as_u64().is_some_and(|behind| behind >= 2_000), "{json}");
+    assert_eq!(json["snapshots_installed"], 1);
+    assert!(json["catch_up_us"].as_u64().is_some_and(|us| us > 0));
 }
 
 #[test]

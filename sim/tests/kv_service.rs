@@ -4,28 +4,9 @@
 
 mod support;
 
-use raftkv_checker::Verdict;
 use raftkv_core::kv::{KvCommand, KvReply};
 use raftkv_sim::{Endpoint, FaultSet, OpId, Options, Report, Shape, Simulation, TraceOutput};
 use support::*;
-
-fn bytes(text: &str) -> Vec<u8> {
-    text.as_bytes().to_vec()
-}
-
-fn reply(sim: &Simulation, op: OpId) -> KvReply {
-    match &sim.op(op).ret {
-        Some((_, Ok(reply))) => reply.clone(),
-        other => panic!("#{op} did not return a reply: {other:?}"),
-    }
-}
-
-/// Issues `command` from `client` and waits up to 5 s for its reply.
-fn call(sim: &mut Simulation, client: usize, command: KvCommand) -> KvReply {
-    let op = sim.submit(client, command);
-    assert!(sim.run_until(5_000, |s| s.op(op).is_finished()), "#{op} returned");
-    reply(sim, op)
-}
 
 #[test]
 fn kv_basic() {
@@ -127,26 +108,10 @@ fn kv_partition_minority_waits_until_healed() {
     finish(sim);
 }
 
-/// A random run with `faults`: it must pass, with a linearizable history in which every
-/// operation returned.
+/// A random run with `faults`, its other options drawn from `seed`.
 fn random_run(seed: u64, nodes: usize, clients: usize, ops: u64, faults: &str) -> Report {
     let faults: FaultSet = faults.parse().expect("valid fault classes");
-    let options = Options::draw(seed, Shape { nodes, clients, ops, faults });
-    let keys = options.workload.keys;
-    let report = raftkv_sim::run(options, TraceOutput::Hidden);
-    assert!(
-        report.passed(),
-        "{}\nreproduce: {}",
-        report.verdict_line(),
-        report.options.reproduce_command()
-    );
-    assert_eq!(report.linearizability, Some(Verdict::Linearizable));
-    assert_eq!(
-        report.ops_ok + report.ops_indeterminate,
-        ops + keys,
-        "every operation and final read returned"
-    );
-    report
+    run_passes(Options::draw(seed, Shape { nodes, clients, ops, faults }))
 }
 
 #[test]

@@ -1,9 +1,19 @@
-//! Every bug the simulator found, replayed from its seed.
+//! Every bug the simulator found, replayed from its seed. Each test pins the options the seed
+//! drew when the bug was found (snapshot settings were drawn later, at the end of the options
+//! stream), so that it replays the very run that failed.
 
-use raftkv_sim::{Options, Shape, TraceOutput};
+use raftkv_sim::{Options, Ratio, Shape, SnapshotOptions, TraceOutput};
 
-fn replay(seed: u64, shape: Shape) {
-    let report = raftkv_sim::run(Options::draw(seed, shape), TraceOutput::Hidden);
+/// Replays `seed` with `shape`, the snapshot threshold `threshold_bytes` (or the replicas'
+/// default), the replicas' default snapshot transfer, and no crash aimed at snapshots.
+fn replay(seed: u64, shape: Shape, threshold_bytes: Option<usize>) {
+    let mut options = Options::draw(seed, shape);
+    options.snapshot = SnapshotOptions::replica_defaults();
+    options.crash.during_snapshot = Ratio::NEVER;
+    if let Some(threshold_bytes) = threshold_bytes {
+        options.snapshot.threshold_bytes = threshold_bytes;
+    }
+    let report = raftkv_sim::run(options, TraceOutput::Hidden);
     assert!(
         report.passed(),
         "{}\nreproduce: {}",
@@ -18,7 +28,7 @@ fn replay(seed: u64, shape: Shape) {
 /// `Progress::on_rejected`).
 #[test]
 fn seed_1_stale_rejection_while_probing() {
-    replay(1, Shape { faults: "none".parse().expect("valid"), ..Shape::DEFAULT });
+    replay(1, Shape { faults: "none".parse().expect("valid"), ..Shape::DEFAULT }, None);
 }
 
 /// `raftkv-sim run --seed 1308 --nodes 5 --clients 3 --ops 219 --faults
@@ -35,10 +45,7 @@ fn seed_1308_late_session_expiry_ran_an_append_twice() {
         ops: 219,
         faults: "net,crash,partition,pause,clock".parse().expect("valid"),
     };
-    let mut options = Options::draw(1308, shape);
-    options.snapshot_bytes = 700;
-    let report = raftkv_sim::run(options, TraceOutput::Hidden);
-    assert!(report.passed(), "{}", report.verdict_line());
+    replay(1308, shape, Some(700));
 }
 
 /// `raftkv-sim run --seed 1476 --nodes 3 --clients 3 --ops 337 --faults net,pause
@@ -51,8 +58,5 @@ fn seed_1308_late_session_expiry_ran_an_append_twice() {
 fn seed_1476_stale_snapshot_answered_with_an_acknowledgement_not_yet_durable() {
     let shape =
         Shape { nodes: 3, clients: 3, ops: 337, faults: "net,pause".parse().expect("valid") };
-    let mut options = Options::draw(1476, shape);
-    options.snapshot_bytes = 700;
-    let report = raftkv_sim::run(options, TraceOutput::Hidden);
-    assert!(report.passed(), "{}", report.verdict_line());
+    replay(1476, shape, Some(700));
 }

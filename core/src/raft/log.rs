@@ -190,8 +190,10 @@ impl RaftLog {
     }
 
     fn truncate_from(&mut self, index: LogIndex) {
-        let keep = index.0.saturating_sub(self.snapshot_last.index.0 + 1);
-        self.entries.truncate(usize::try_from(keep).unwrap_or(usize::MAX));
+        while self.entries.back().is_some_and(|entry| entry.index >= index) {
+            let entry = self.entries.pop_back().expect("back exists");
+            self.bytes -= entry.size_bytes();
+        }
     }
 
     /// Where a leader should look next when this log holds no entry at `prev_index` with the
@@ -300,6 +302,7 @@ mod tests {
         assert_eq!(change.truncated_from, Some(LogIndex(3)));
         assert_eq!(change.first_new, Some(LogIndex(3)));
         assert_eq!(log.last_id(), LogId::new(LogIndex(3), Term(2)));
+        assert_eq!(log.bytes(), 3 * 24, "the dropped entries no longer count");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use crate::ids::{LogId, NodeId};
 use crate::raft::message::{AppendOutcome, Body};
 use crate::raft::node::{Output, RaftNode, Role};
 use crate::raft::persist::Snapshot;
-use crate::raft::progress::ReplicationState;
+use crate::raft::progress::{Progress, ReplicationState};
 
 /// A snapshot being received from the leader.
 #[derive(Debug)]
@@ -43,6 +43,18 @@ impl RaftNode {
     /// The latest snapshot this node holds (its own or one installed from a leader).
     pub fn snapshot(&self) -> Option<&Snapshot> {
         self.snapshot.as_ref()
+    }
+
+    /// The last entry of the leader's snapshot this node holds part of, still incomplete.
+    pub fn snapshot_receiving(&self) -> Option<LogId> {
+        self.incoming_snapshot.as_ref().map(|incoming| incoming.last)
+    }
+
+    /// Leader only: how many followers it is sending its snapshot to.
+    pub fn snapshots_sending(&self) -> usize {
+        let sending =
+            |progress: &&Progress| matches!(progress.state, ReplicationState::Snapshot { .. });
+        if self.role == Role::Leader { self.progress.iter().filter(sending).count() } else { 0 }
     }
 
     /// Sends a follower the chunks of the snapshot its window allows. With `resend`, a

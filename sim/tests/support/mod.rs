@@ -4,23 +4,22 @@
 
 #![allow(dead_code, unreachable_pub)] // Each test file uses its own part of the helpers.
 
+use raftkv_checker::Verdict;
+use raftkv_core::kv::{KvCommand, KvReply};
 use raftkv_core::raft::{Entry, Payload};
-use raftkv_core::{LogIndex, NodeId};
-use raftkv_sim::{FaultSet, Options, Ratio, Report, Shape, Simulation, TraceOutput};
+use raftkv_core::{LogId, LogIndex, NodeId};
+use raftkv_sim::{
+    FaultSet, OpId, Options, RaftOptions, Ratio, Report, Shape, Simulation, SnapshotOptions,
+    TraceOutput,
+};
 
 /// Options for a scripted run: no fault unless the test injects it, the replicas' default
-/// timing (elections after 300 to 600 ms, heartbeats every 50 ms).
+/// timing (elections after 300 to 600 ms, heartbeats every 50 ms) and snapshot settings (no
+/// compaction: a test that wants it sets a threshold).
 pub fn options(nodes: usize, clients: usize, seed: u64) -> Options {
     let mut options = Options::draw(seed, Shape { nodes, clients, ops: 0, faults: FaultSet::NONE });
-    let raft = &mut options.raft;
-    raft.election_timeout_ms_min = 300;
-    raft.election_timeout_ms_max = 600;
-    raft.heartbeat_interval_ms = 50;
-    raft.max_entries_per_append = 256;
-    raft.max_bytes_per_append = 1 << 20;
-    raft.max_inflight_appends = 32;
-    raft.session_timeout_ms = 600_000;
-    raft.request_timeout_ms = 1_000;
+    options.raft = RaftOptions::replica_defaults();
+    options.snapshot = SnapshotOptions::replica_defaults();
     options
 }
 
@@ -66,6 +65,23 @@ pub fn committed_anything(sim: &Simulation, index: LogIndex) -> usize {
     sim.node_ids().into_iter().filter(|&id| sim.committed_entry(id, index).is_some()).count()
 }
 
+/// How many servers committed the entry `log_id` (a leader proposes one entry per index in
+/// its term, so the id names it): they hold it, or compacted it into their snapshot after
+/// committing it (the simulator checks that every server applies the entry committed at an
+/// index, so a compacted one is the one committed there).
+pub fn committed_count_of(sim: &Simulation, log_id: LogId) -> usize {
+    let committed_there = sim.committed_term(log_id.index) == Some(log_id.term);
+    let committed_by = |id: NodeId| {
+        let Some(replica) = sim.replica(id) else { return false };
+        let raft = replica.raft();
+        let status = raft.status();
+        let held = raft.term_at(log_id.index) == Some(log_id.term);
+        let compacted = log_id.index <= status.snapshot_last.index && committed_there;
+        status.commit >= log_id.index && (held || compacted)
+    };
+    sim.node_ids().into_iter().filter(|&id| committed_by(id)).count()
+}
+
 /// Gets `value` committed on at least `expected` servers within 10 s of virtual time: like
 /// 6.5840's `one`, it asks every server in turn whether it leads, and with `retry` it proposes
 /// again if the first try does not commit within 2 s. Returns the index.
@@ -76,7 +92,7 @@ pub fn one(sim: &mut Simulation, value: &str, expected: usize, retry: bool) -> L
         match started {
             Some(log_id) => {
                 let index = log_id.index;
-                if sim.run_until(2_000, |s| committed_count(s, index, value) >= expected) {
+                if sim.run_until(2_000, |s| committed_count_of(s, log_id) >= expected) {
                     return index;
                 }
                 assert_safe(sim);
@@ -139,4 +155,42 @@ pub fn set_disconnected(sim: &mut Simulation, disconnected: &[NodeId]) {
     for &node in disconnected {
         sim.isolate(node);
     }
+}
+
+pub fn bytes(text: &str) -> Vec<u8> {
+    text.as_bytes().to_vec()
+}
+
+pub fn reply(sim: &Simulation, op: OpId) -> KvReply {
+    match &sim.op(op).ret {
+        Some((_, Ok(reply))) => reply.clone(),
+        other => panic!("#{op} did not return a reply: {other:?}"),
+    }
+}
+
+/// Issues `command` from `client` and waits up to 5 s for its reply.
+pub fn call(sim: &mut Simulation, client: usize, command: KvCommand) -> KvReply {
+    let op = sim.submit(client, command);
+    assert!(sim.run_until(5_000, |s| s.op(op).is_finished()), "#{op} returned");
+    reply(sim, op)
+}
+
+/// Runs `options` at random: it must pass, with a linearizable history in which every
+/// operation and final read returned.
+pub fn run_passes(options: Options) -> Report {
+    let expected = options.shape.ops + options.workload.keys;
+    let report = raftkv_sim::run(options, TraceOutput::Hidden);
+    assert!(
+        report.passed(),
+        "{}\nreproduce: {}",
+        report.verdict_line(),
+        report.options.reproduce_command()
+    );
+    assert_eq!(report.linearizability, Some(Verdict::Linearizable));
+    assert_eq!(
+        report.ops_ok + report.ops_indeterminate,
+        expected,
+        "every operation and final read returned"
+    );
+    report
 }

@@ -1,0 +1,141 @@
+//! The catch-up figure: one follower is down while the clients commit many entries, then it
+//! restarts, and the figure is the simulated time from its restart until it has applied
+//! everything the leader had committed. With snapshots on, the leader has compacted the
+//! entries the follower lacks and sends its snapshot, then the entries after it; without, it
+//! sends the whole log. No faults: the network and disks of a quiet run, the replicas' own
+//! timing.
+
+use raftkv_core::kv::KvCommand;
+use raftkv_core::{LogIndex, NodeId};
+
+use crate::options::{FaultSet, Options, RaftOptions, Shape, SnapshotOptions};
+use crate::simulation::Simulation;
+use crate::trace::TraceOutput;
+use crate::workload::OpId;
+
+/// Keys the clients write (about 25 bytes each in the state machine: a snapshot of a few
+/// dozen kilobytes).
+const KEYS: u64 = 1_000;
+
+/// How the figure is taken.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CatchUpSettings {
+    /// The seed of the network's and disks' delays.
+    pub seed: u64,
+    /// Replicas (one of them falls behind).
+    pub nodes: usize,
+    /// Clients writing concurrently, one put at a time each.
+    pub clients: usize,
+    /// Puts committed while the follower is down.
+    pub puts: u64,
+    /// When replicas snapshot, and how snapshots are sent.
+    pub snapshot: SnapshotOptions,
+}
+
+/// What happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CatchUp {
+    /// The follower that fell behind.
+    pub follower: NodeId,
+    /// The last entry of its log when it went down.
+    pub follower_last: LogIndex,
+    /// The leader's commit index when the follower restarted: what it had to apply.
+    pub leader_commit: LogIndex,
+    /// Simulated time the clients took to commit their puts.
+    pub fill_ms: u64,
+    /// Simulated time from the follower's restart until it had applied `leader_commit`.
+    pub catch_up_us: u64,
+    /// Snapshots the follower installed meanwhile.
+    pub snapshots_installed: u64,
+    /// Bytes of the leader's snapshot when the follower restarted (0 without one).
+    pub snapshot_bytes: u64,
+    /// Messages between replicas meanwhile.
+    pub messages: u64,
+}
+
+impl CatchUp {
+    /// Entries the follower lacked when it restarted.
+    pub fn entries_behind(&self) -> u64 {
+        self.leader_commit.0 - self.follower_last.0
+    }
+}
+
+/// Takes the figure; an error says what went wrong (a broken safety property, or a run that
+/// stalled).
+pub fn catch_up(settings: &CatchUpSettings) -> Result<CatchUp, String> {
+    let shape =
+        Shape { nodes: settings.nodes, clients: settings.clients, ops: 0, faults: FaultSet::NONE };
+    let mut options = Options::draw(settings.seed, shape);
+    options.raft = RaftOptions::replica_defaults();
+    options.snapshot = settings.snapshot.clone();
+    let mut sim = Simulation::new(options, TraceOutput::Hidden);
+    if !sim.run_until(10_000, |s| s.leader().is_some()) {
+        return Err(stalled(&sim, "no leader within 10 s"));
+    }
+    let leader = sim.leader().expect("just elected");
+    let follower = sim.node_ids().into_iter().find(|&id| id != leader).ok_or("one node only")?;
+    let follower_last = sim.replica(follower).expect("up").raft().status().last_log.index;
+    sim.crash(follower);
+    let fill_started = sim.now();
+    put_concurrently(&mut sim, settings.clients, settings.puts)?;
+    let fill_ms = sim.now().nanos_since(fill_started) / 1_000_000;
+    let leader = sim.leader().ok_or_else(|| stalled(&sim, "no leader after the puts"))?;
+    let leader_raft = sim.replica(leader).expect("leads").raft();
+    let leader_commit = leader_raft.status().commit;
+    let snapshot_bytes = leader_raft.snapshot().map_or(0, |snapshot| snapshot.data.len() as u64);
+    let messages_before = sim.stats().messages;
+    let restarted = sim.now();
+    sim.restart(follower);
+    let applied =
+        |s: &Simulation| s.replica(follower).is_some_and(|r| r.applied() >= leader_commit);
+    if !sim.run_until(600_000, applied) {
+        return Err(stalled(&sim, "the follower did not catch up within 10 minutes"));
+    }
+    let snapshots_installed =
+        sim.replica(follower).expect("caught up").raft().counters().snapshots_installed;
+    Ok(CatchUp {
+        follower,
+        follower_last,
+        leader_commit,
+        fill_ms,
+        catch_up_us: sim.now().nanos_since(restarted) / 1_000,
+        snapshots_installed,
+        snapshot_bytes,
+        messages: sim.stats().messages - messages_before,
+    })
+}
+
+/// Every client puts, one at a time, until `puts` have returned.
+fn put_concurrently(sim: &mut Simulation, clients: usize, puts: u64) -> Result<(), String> {
+    let mut issued = 0;
+    let mut open: Vec<Option<OpId>> = vec![None; clients];
+    loop {
+        for (client, op) in open.iter_mut().enumerate() {
+            if op.is_some_and(|op| !sim.op(op).is_finished()) {
+                continue;
+            }
+            *op = None;
+            if issued < puts {
+                let key = format!("k{}", issued % KEYS).into_bytes();
+                let value = format!("{issued:016}").into_bytes();
+                *op = Some(sim.submit(client, KvCommand::Put { key, value }));
+                issued += 1;
+            }
+        }
+        let waiting: Vec<OpId> = open.iter().flatten().copied().collect();
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        let returned = |s: &Simulation| waiting.iter().any(|&op| s.op(op).is_finished());
+        if !sim.run_until(60_000, returned) {
+            return Err(stalled(sim, "no put returned within a minute"));
+        }
+    }
+}
+
+fn stalled(sim: &Simulation, what: &str) -> String {
+    match sim.violation() {
+        Some(violation) => violation.to_string(),
+        None => format!("{what} (at {})", sim.now()),
+    }
+}

@@ -1,0 +1,232 @@
+//! The size of the Raft state each node keeps on disk, and the bound compaction keeps it under.
+//!
+//! The persisted Raft state is the log and the hard state. The snapshot is not part of it: it
+//! is the state machine's and sessions' encoding, whose size depends on the keys and clients,
+//! not on the threshold (6.5840 measures `RaftStateSize` apart from the snapshot in the same
+//! way).
+//!
+//! The bound follows from how core compacts. After every batch of entries it applies, the
+//! replica snapshots once the applied entries its log holds weigh the threshold, and the log
+//! drops them; a node builds its next persist only after that check. So a persist leaves the
+//! disk with fewer bytes than the threshold of entries that were applied when it was written,
+//! and everything else in the log is entries not yet applied then: not yet known committed, or
+//! committed and in the batch about to be applied. Hence, at every moment:
+//!
+//! ```text
+//! persisted < hard state + threshold + entries not yet applied when written
+//! ```
+//!
+//! The simulator records the applied index at which each persist was built, so it checks that
+//! "the entries applied when written weigh less than the threshold", and the same of the log in
+//! memory after every step. (Judged by the applied index after a step instead, the disk may
+//! also hold the batch just applied, whose compaction is still on its way to the disk: the
+//! bound would need a batch of applied entries on top.) Entries not yet applied are bounded by
+//! the protocol, not by the threshold (a follower back from a crash holds its whole recovered
+//! log unapplied until it learns the commit index; with a threshold of a few bytes, any entry
+//! on disk exceeds it), so the worst ratio to the threshold is reported, not bounded.
+
+use std::collections::VecDeque;
+
+use raftkv_core::LogIndex;
+use raftkv_core::raft::{Entry, PersistId};
+
+use crate::checks::{Check, Failed};
+use crate::disk::Durable;
+
+/// What the hard state weighs: a term and a vote, eight bytes each (log entries count a fixed
+/// header besides their payload the same way, `Entry::size_bytes`).
+pub(crate) const HARD_STATE_BYTES: u64 = 16;
+
+/// The Raft state `durable` holds: its log entries and its hard state, in bytes.
+pub(crate) fn persisted_bytes(durable: &Durable) -> u64 {
+    let log_bytes: usize = durable.entries.iter().map(Entry::size_bytes).sum();
+    HARD_STATE_BYTES + log_bytes as u64
+}
+
+/// One node's disk as the bound sees it.
+#[derive(Clone, Debug, Default)]
+struct NodeDisk {
+    /// The persists handed to the disk and not yet durable, each with the node's applied index
+    /// when it was written.
+    in_flight: VecDeque<(PersistId, LogIndex)>,
+    /// The applied index when the last durable persist was written.
+    applied_when_written: LogIndex,
+}
+
+/// The largest persisted Raft state seen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PersistedMax {
+    /// Its size: log entries plus hard state.
+    pub bytes: u64,
+    /// Of which entries not yet applied when written.
+    pub unapplied_bytes: u64,
+    /// The node that held it (1-based).
+    pub node: u64,
+}
+
+/// Tracks every node's persisted Raft state against the snapshot threshold.
+pub(crate) struct PersistedSize {
+    threshold_bytes: u64,
+    nodes: Vec<NodeDisk>,
+    max: PersistedMax,
+}
+
+impl PersistedSize {
+    pub(crate) fn new(nodes: usize, threshold_bytes: usize) -> PersistedSize {
+        PersistedSize {
+            threshold_bytes: threshold_bytes as u64,
+            nodes: vec![NodeDisk::default(); nodes],
+            max: PersistedMax::default(),
+        }
+    }
+
+    /// Node `node` handed persist `id` to its disk, with its state machine applied up to
+    /// `applied` when it built it.
+    pub(crate) fn on_persist(&mut self, node: usize, id: PersistId, applied: LogIndex) {
+        self.nodes[node].in_flight.push_back((id, applied));
+    }
+
+    /// Persists up to `landed` became durable, leaving `durable` on the disk.
+    pub(crate) fn on_durable(
+        &mut self,
+        node: usize,
+        landed: PersistId,
+        durable: &Durable,
+    ) -> Result<(), Failed> {
+        let disk = &mut self.nodes[node];
+        while let Some(&(id, applied)) = disk.in_flight.front() {
+            if id > landed {
+                break;
+            }
+            disk.applied_when_written = applied;
+            disk.in_flight.pop_front();
+        }
+        self.measure(node, durable)
+    }
+
+    /// Node `node` crashed: its persists in flight are lost, except `torn`, which landed in
+    /// part, leaving `durable`.
+    pub(crate) fn on_crash(
+        &mut self,
+        node: usize,
+        torn: Option<PersistId>,
+        durable: &Durable,
+    ) -> Result<(), Failed> {
+        let disk = &mut self.nodes[node];
+        if let Some(&(_, applied)) = disk.in_flight.iter().find(|(id, _)| Some(*id) == torn) {
+            disk.applied_when_written = applied;
+        }
+        disk.in_flight.clear();
+        self.measure(node, durable)
+    }
+
+    /// After a step of node `node`, whose log in memory holds `applied_log_bytes` of applied
+    /// entries: the same rule holds in memory (the replica compacts before the step ends).
+    pub(crate) fn after_step(&self, node: usize, applied_log_bytes: usize) -> Result<(), Failed> {
+        if applied_log_bytes as u64 >= self.threshold_bytes {
+            return Err((
+                Check::LogSize,
+                format!(
+                    "n{}'s log holds {applied_log_bytes} bytes of applied entries in memory after \
+                     a step, the threshold is {}",
+                    node + 1,
+                    self.threshold_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The largest persisted Raft state so far.
+    pub(crate) fn max(&self) -> PersistedMax {
+        self.max
+    }
+
+    /// The largest persisted Raft state so far divided by the threshold, in thousandths,
+    /// rounded up.
+    pub(crate) fn ratio_max_milli(&self) -> u64 {
+        (self.max.bytes * 1_000).div_ceil(self.threshold_bytes.max(1))
+    }
+
+    fn measure(&mut self, node: usize, durable: &Durable) -> Result<(), Failed> {
+        let applied_when_written = self.nodes[node].applied_when_written;
+        let (mut applied_bytes, mut unapplied_bytes) = (0, 0);
+        for entry in &durable.entries {
+            let bytes = entry.size_bytes() as u64;
+            if entry.index <= applied_when_written {
+                applied_bytes += bytes;
+            } else {
+                unapplied_bytes += bytes;
+            }
+        }
+        let bytes = HARD_STATE_BYTES + applied_bytes + unapplied_bytes;
+        if bytes > self.max.bytes {
+            self.max = PersistedMax { bytes, unapplied_bytes, node: node as u64 + 1 };
+        }
+        if applied_bytes >= self.threshold_bytes {
+            return Err((
+                Check::LogSize,
+                format!(
+                    "n{}'s disk holds {bytes} bytes of Raft state, over the bound of {} (hard \
+                     state {HARD_STATE_BYTES} + threshold {} + {unapplied_bytes} not yet applied \
+                     when written): {applied_bytes} bytes of entries up to {applied_when_written}, \
+                     applied when written, were not compacted",
+                    node + 1,
+                    HARD_STATE_BYTES + self.threshold_bytes - 1 + unapplied_bytes,
+                    self.threshold_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raftkv_core::Term;
+    use raftkv_core::raft::Payload;
+
+    fn durable(indexes: std::ops::RangeInclusive<u64>) -> Durable {
+        let entries = indexes
+            .map(|index| Entry { index: LogIndex(index), term: Term(1), payload: Payload::Noop })
+            .collect();
+        Durable { entries, ..Durable::default() }
+    }
+
+    #[test]
+    fn entries_applied_when_written_must_weigh_less_than_the_threshold() {
+        // Noops weigh 24 bytes: a threshold of 50 allows two applied entries on disk.
+        let mut size = PersistedSize::new(1, 50);
+        size.on_persist(0, PersistId(1), LogIndex(0));
+        size.on_persist(0, PersistId(2), LogIndex(2));
+        size.on_durable(0, PersistId(1), &durable(1..=5)).expect("nothing applied when written");
+        size.on_durable(0, PersistId(2), &durable(1..=5)).expect("two applied, 48 bytes");
+        // The first time the disk held that much, nothing of it was applied when written.
+        assert_eq!(
+            size.max(),
+            PersistedMax { bytes: 16 + 5 * 24, unapplied_bytes: 5 * 24, node: 1 }
+        );
+        assert_eq!(size.ratio_max_milli(), 2_720);
+        size.on_persist(0, PersistId(3), LogIndex(3));
+        let (check, _) = size.on_durable(0, PersistId(3), &durable(1..=5)).expect_err("72 bytes");
+        assert_eq!(check, Check::LogSize);
+    }
+
+    #[test]
+    fn a_log_in_memory_holds_less_than_the_threshold_of_applied_entries_after_a_step() {
+        let size = PersistedSize::new(1, 50);
+        assert!(size.after_step(0, 49).is_ok());
+        assert_eq!(size.after_step(0, 50).map_err(|(check, _)| check), Err(Check::LogSize));
+    }
+
+    #[test]
+    fn a_torn_persist_counts_with_the_applied_index_it_was_written_at() {
+        let mut size = PersistedSize::new(1, 50);
+        size.on_persist(0, PersistId(1), LogIndex(0));
+        size.on_persist(0, PersistId(2), LogIndex(4));
+        size.on_crash(0, None, &durable(1..=3)).expect("the last durable persist counts");
+        size.on_persist(0, PersistId(3), LogIndex(4));
+        assert!(size.on_crash(0, Some(PersistId(3)), &durable(1..=4)).is_err());
+    }
+}
