@@ -240,9 +240,17 @@ impl RaftLog {
         batch
     }
 
-    /// Moves the commit point forward to `index` (never backward, never past the log).
+    /// Moves the commit point forward to `index` (never backward). Returns whether it moved.
+    ///
+    /// # Panics
+    /// If `index` lies past the end of the log: the callers commit what a majority holds, or
+    /// what the leader committed of the entries it sent, never more than the log.
     pub(crate) fn commit_to(&mut self, index: LogIndex) -> bool {
-        let index = index.min(self.last_index());
+        assert!(
+            index <= self.last_index(),
+            "commit {index} past the end of the log at {}",
+            self.last_index()
+        );
         if index > self.committed {
             self.committed = index;
             true
@@ -370,9 +378,15 @@ mod tests {
     }
 
     #[test]
+    #[should_panic(expected = "past the end of the log")]
+    fn a_commit_past_the_log_is_a_bug() {
+        log_of_terms(&[1, 1]).commit_to(LogIndex(3));
+    }
+
+    #[test]
     fn committed_entries_are_handed_out_once() {
         let mut log = log_of_terms(&[1, 1, 1]);
-        assert!(log.commit_to(LogIndex(9)));
+        assert!(log.commit_to(LogIndex(3)));
         assert_eq!(log.committed(), LogIndex(3));
         assert_eq!(log.take_committed(2).len(), 2);
         assert_eq!(log.take_committed(10).len(), 1);

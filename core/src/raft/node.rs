@@ -14,6 +14,7 @@ use crate::raft::message::{Body, Message};
 use crate::raft::persist::{HardState, Persist, PersistId, Recovered, Snapshot};
 use crate::raft::progress::Progress;
 use crate::raft::read::Reads;
+use crate::raft::recovery::Recovery;
 use crate::raft::snapshot::IncomingSnapshot;
 use crate::raft::transfer::Transfer;
 use crate::time::Instant;
@@ -100,6 +101,9 @@ pub enum StartError {
         /// The first entry that does not fit.
         at: LogId,
     },
+    /// A recovered term or index lies beyond its maximum ([`Term::MAX`], [`LogIndex::MAX`]):
+    /// the disk holds garbage that passed its checksums, or was written by something else.
+    BeyondMaximum,
     /// The recovered log holds entries of a term later than the recovered hard state, which
     /// a driver that makes the hard state durable first can never produce.
     HardStateBehindLog {
@@ -139,6 +143,9 @@ pub struct Status {
     pub log_bytes: usize,
     /// Bytes of the applied entries held in memory: what the next snapshot frees.
     pub applied_log_bytes: usize,
+    /// Its disk lost acknowledged writes and it has not yet caught up with a leader: it takes
+    /// no part in elections.
+    pub damaged: bool,
 }
 
 /// One Raft node.
@@ -165,6 +172,8 @@ pub struct RaftNode {
     pub(crate) progress: Vec<Progress>,
     /// (Pre-)candidate only: each peer's answer so far.
     pub(crate) votes: Vec<Option<bool>>,
+    /// Pre-candidate only: the name of the current pre-vote round, echoed by the answers.
+    pub(crate) pre_vote_round: u64,
     /// Candidate only: its vote for itself counts once this persist is acknowledged.
     pub(crate) own_vote_persist: PersistId,
     pub(crate) election_deadline: Instant,
@@ -183,6 +192,8 @@ pub struct RaftNode {
     /// A snapshot being received from the leader.
     pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
     pub(crate) durability: Durability,
+    /// Whether the node may vote and campaign, or waits to catch up after a damaged disk.
+    pub(crate) recovery: Recovery,
     pub(crate) now: Instant,
     pub(crate) rng: Prng,
     pub(crate) outbox: VecDeque<Output>,
@@ -195,6 +206,13 @@ impl RaftNode {
     pub fn new(now: Instant, config: Config, recovered: Recovered) -> Result<RaftNode, StartError> {
         config.validate().map_err(StartError::Config)?;
         let snapshot_last = recovered.snapshot.as_ref().map_or(LogId::ZERO, |s| s.last);
+        let last_recovered = recovered.entries.last().map_or(snapshot_last, Entry::id);
+        if recovered.hard_state.term > Term::MAX
+            || !snapshot_last.is_valid()
+            || !last_recovered.is_valid()
+        {
+            return Err(StartError::BeyondMaximum);
+        }
         if snapshot_last.term > recovered.hard_state.term {
             return Err(StartError::HardStateBehindLog {
                 hard_state_term: recovered.hard_state.term,
@@ -228,6 +246,7 @@ impl RaftNode {
             log: RaftLog::new(snapshot_last, recovered.entries),
             progress: Vec::new(),
             votes: Vec::new(),
+            pre_vote_round: 0,
             own_vote_persist: PersistId(0),
             election_deadline: now,
             heartbeat_deadline: now,
@@ -239,6 +258,7 @@ impl RaftNode {
             snapshot: recovered.snapshot,
             incoming_snapshot: None,
             durability: Durability::new(expected.index),
+            recovery: Recovery::new(recovered.damaged),
             now,
             rng,
             outbox: VecDeque::new(),
@@ -276,8 +296,9 @@ impl RaftNode {
         })
     }
 
-    /// Starts a pre-vote now instead of waiting for the election timeout (used to hand over
-    /// leadership and by operators). A leader ignores it.
+    /// Starts a pre-vote now instead of waiting for the election timeout (used by operators
+    /// and tests). A leader ignores it, and so does a node whose disk was damaged and that has
+    /// not caught up yet.
     pub fn campaign(&mut self, now: Instant) {
         self.now = self.now.max(now);
         if self.role != Role::Leader {
@@ -336,6 +357,7 @@ impl RaftNode {
             log_entries: self.log.len(),
             log_bytes: self.log.bytes(),
             applied_log_bytes: self.log.applied_bytes(),
+            damaged: self.recovery.is_damaged(),
         }
     }
 
@@ -388,6 +410,10 @@ impl RaftNode {
     }
 
     fn step(&mut self, message: Message) {
+        if message.validate().is_err() {
+            self.counters.dropped_malformed += 1;
+            return;
+        }
         if message.to != self.config.id || self.peer_index(message.from).is_none() {
             self.counters.dropped_misaddressed += 1;
             return;
@@ -395,7 +421,7 @@ impl RaftNode {
         if message.term > self.term {
             match message.body {
                 // Pre-votes carry the term the sender would campaign in; they change nothing.
-                Body::PreVote { .. } | Body::PreVoteReply { granted: true } => {}
+                Body::PreVote { .. } | Body::PreVoteReply { granted: true, .. } => {}
                 Body::Vote { transfer: false, .. } if self.in_leader_lease() => {
                     self.counters.dropped_in_lease += 1;
                     return;
@@ -413,11 +439,13 @@ impl RaftNode {
         let from = message.from;
         let term = message.term;
         match message.body {
-            Body::PreVote { last } => self.on_pre_vote(from, term, last),
+            Body::PreVote { last, round } => self.on_pre_vote(from, term, last, round),
             Body::Vote { last, .. } => self.on_vote(from, last),
             Body::TimeoutNow => self.on_timeout_now(from),
-            Body::PreVoteReply { granted } => self.on_vote_reply(from, term, granted, true),
-            Body::VoteReply { granted } => self.on_vote_reply(from, term, granted, false),
+            Body::PreVoteReply { granted, round } => {
+                self.on_pre_vote_reply(from, term, granted, round)
+            }
+            Body::VoteReply { granted } => self.on_vote_reply(from, term, granted),
             Body::Append { prev, entries, commit, read_round } => {
                 self.on_append(from, prev, &entries, commit, read_round)
             }
@@ -452,8 +480,8 @@ impl RaftNode {
                     crate::raft::message::AppendOutcome::Rejected { prev_index: prev.index, hint };
                 self.send(message.from, self.term, Body::AppendReply { read_round: 0, outcome });
             }
-            Body::PreVote { .. } => {
-                self.send(message.from, self.term, Body::PreVoteReply { granted: false })
+            Body::PreVote { round, .. } => {
+                self.send(message.from, self.term, Body::PreVoteReply { granted: false, round })
             }
             _ => {}
         }
@@ -501,6 +529,7 @@ impl RaftNode {
             return;
         };
         self.outbox.extend(released.map(Output::Send));
+        self.recovery.on_durable(self.durability.durable_index());
         match self.role {
             Role::Leader => self.maybe_commit(),
             Role::Candidate => self.tally_votes(false),
@@ -579,6 +608,9 @@ impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StartError::Config(error) => write!(f, "invalid configuration: {error}"),
+            StartError::BeyondMaximum => {
+                write!(f, "recovered term or index beyond the largest valid one")
+            }
             StartError::BrokenLog { at } => {
                 write!(
                     f,

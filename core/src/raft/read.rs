@@ -19,7 +19,8 @@ pub(crate) struct PendingRead {
     round: u64,
 }
 
-/// The leader's reads in progress.
+/// The leader's reads in progress, and its rounds: every append carries the latest round and
+/// every answer echoes it, so an answer to round `r` was sent after the leader began `r`.
 #[derive(Debug, Default)]
 pub(crate) struct Reads {
     /// The latest round; messages sent from now on carry it.
@@ -31,6 +32,17 @@ pub(crate) struct Reads {
     awaiting_commit: Vec<u64>,
     /// Reads waiting for confirmation, in round order.
     pending: VecDeque<PendingRead>,
+}
+
+impl Reads {
+    /// Begins a new round unless one has begun that no message carries yet; returns it.
+    fn begin_round(&mut self) -> u64 {
+        if !self.round_due {
+            self.round += 1;
+            self.round_due = true;
+        }
+        self.round
+    }
 }
 
 impl RaftNode {
@@ -56,12 +68,16 @@ impl RaftNode {
             self.outbox.push_back(Output::ReadReady { ctx, index });
             return;
         }
-        if !self.reads.round_due {
-            self.reads.round += 1;
-            self.reads.round_due = true;
-        }
-        let round = self.reads.round;
+        let round = self.reads.begin_round();
         self.reads.pending.push_back(PendingRead { ctx, index, round });
+    }
+
+    /// Makes sure a round later than `peer`'s match round goes out, so that its answer settles
+    /// an ambiguous rejection (see `Rejection::Ambiguous`).
+    pub(crate) fn ask_again_in_a_new_round(&mut self, peer: usize) {
+        if !self.progress[peer].is_newer_round(self.reads.round) {
+            self.reads.begin_round();
+        }
     }
 
     /// The leader's current read round, carried by every append.

@@ -2,11 +2,11 @@
 
 use smallvec::SmallVec;
 
-use crate::ids::{LogId, LogIndex, NodeId, Term};
+use crate::ids::{LogId, LogIndex, NodeId};
 use crate::raft::entry::{Entry, Payload};
 use crate::raft::message::{AppendOutcome, Body, ConflictHint};
 use crate::raft::node::{NotLeader, RaftNode, Role};
-use crate::raft::progress::ReplicationState;
+use crate::raft::progress::{Rejection, ReplicationState};
 use crate::time::Instant;
 
 impl RaftNode {
@@ -129,10 +129,6 @@ impl RaftNode {
         if !self.follow_leader(from) {
             return;
         }
-        if !is_well_formed(prev, entries, self.term) {
-            self.counters.dropped_unexpected += 1;
-            return;
-        }
         let committed = self.log.committed();
         if prev.index < committed {
             // Everything up to our commit point matches every later leader's log.
@@ -150,14 +146,23 @@ impl RaftNode {
         match self.log.append_from_leader(entries) {
             Ok(change) => self.durability.follower_appended(change),
             Err(_) => {
-                self.counters.dropped_unexpected += 1;
+                self.counters.dropped_committed_conflict += 1;
                 return;
             }
         }
         let last_new = prev.index.plus(entries.len() as u64);
-        self.log.commit_to(commit.min(last_new));
+        let known_commit = commit.min(last_new);
+        self.log.commit_to(known_commit);
+        self.on_leader_commit_known(known_commit);
         let outcome = AppendOutcome::Accepted { match_index: last_new };
         self.send_when_durable(from, Body::AppendReply { read_round, outcome });
+    }
+
+    /// The leader of this term committed up to `commit`, an entry this node holds: a damaged
+    /// node may have caught up.
+    pub(crate) fn on_leader_commit_known(&mut self, commit: LogIndex) {
+        let durable = self.durability.durable_index();
+        self.recovery.on_leader_commit(commit, self.log.term_at(commit), self.term, durable);
     }
 
     pub(crate) fn on_append_reply(
@@ -179,7 +184,8 @@ impl RaftNode {
                     self.counters.dropped_unexpected += 1;
                     return;
                 }
-                if self.progress[peer].on_accepted(match_index) {
+                let round = self.read_round();
+                if self.progress[peer].on_accepted(match_index, round) {
                     self.maybe_commit();
                 }
                 self.replicate_to(peer);
@@ -187,8 +193,16 @@ impl RaftNode {
             }
             AppendOutcome::Rejected { prev_index, hint } => {
                 let next = self.next_after_rejection(hint);
-                if self.progress[peer].on_rejected(prev_index, next) {
-                    self.replicate_to(peer);
+                match self.progress[peer].on_rejected(prev_index, next, read_round) {
+                    Rejection::Stale => {}
+                    Rejection::Ambiguous => self.ask_again_in_a_new_round(peer),
+                    Rejection::LogLost => {
+                        self.counters.follower_logs_lost += 1;
+                        self.replicate_to(peer);
+                    }
+                    Rejection::Diverged => {
+                        self.replicate_to(peer);
+                    }
                 }
             }
         }
@@ -225,17 +239,4 @@ impl RaftNode {
             self.on_leader_commit();
         }
     }
-}
-
-/// Entries must follow `prev` one by one, with terms that never go back and never pass the
-/// sender's term.
-fn is_well_formed(prev: LogId, entries: &[Entry], term: Term) -> bool {
-    let mut expected = prev;
-    for entry in entries {
-        if entry.index != expected.index.next() || entry.term < expected.term {
-            return false;
-        }
-        expected = entry.id();
-    }
-    expected.term <= term
 }

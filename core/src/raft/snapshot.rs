@@ -110,11 +110,6 @@ impl RaftNode {
             self.send_when_durable(from, Body::AppendReply { read_round: 0, outcome });
             return;
         }
-        let end = offset.checked_add(chunk.len() as u64);
-        if last.term > self.term || end.is_none_or(|end| end > total) {
-            self.counters.dropped_unexpected += 1;
-            return;
-        }
         let incoming = match self.incoming_snapshot.take() {
             Some(incoming) if incoming.last == last && incoming.total == total => incoming,
             // A new snapshot starts at its first byte; anything else waits for a resend.
@@ -135,6 +130,7 @@ impl RaftNode {
             return;
         }
         self.install_snapshot(Snapshot { last, data: incoming.data });
+        self.on_leader_commit_known(last.index);
         let outcome = AppendOutcome::Accepted { match_index: last.index };
         self.send_when_durable(from, Body::AppendReply { read_round: 0, outcome });
     }

@@ -49,6 +49,7 @@ impl Disk {
             hard_state: self.hard_state,
             snapshot: self.snapshot.clone(),
             entries: self.entries.clone(),
+            damaged: false,
         }
     }
 
@@ -81,6 +82,8 @@ pub struct Cluster {
     pub auto_persist: bool,
     transcript: Option<Vec<String>>,
     pub delivered: u64,
+    /// The node that led each term, across every node's lives: a term is led once.
+    led: BTreeMap<Term, NodeId>,
 }
 
 pub fn id(n: u64) -> NodeId {
@@ -129,6 +132,7 @@ impl Cluster {
             auto_persist: true,
             transcript: None,
             delivered: 0,
+            led: BTreeMap::new(),
         }
     }
 
@@ -221,6 +225,11 @@ impl Cluster {
                     self.note(|| format!("{node}: read #{ctx} ready at {index}"));
                     self.slot_mut(node).reads_ready.push((ctx, index));
                 }
+                Output::RoleChanged { role: Role::Leader, term, .. } => {
+                    self.note(|| format!("{node}: Leader t={term} leader={node}"));
+                    let earlier = self.led.insert(term, node);
+                    assert!(earlier.is_none(), "term {term} led by {earlier:?}, now by {node}");
+                }
                 output @ (Output::ReadAborted { .. }
                 | Output::RoleChanged { .. }
                 | Output::RestoreSnapshot(_)) => {
@@ -244,10 +253,20 @@ impl Cluster {
         }
     }
 
-    /// A vote grant or an append acknowledgement must describe what is already on disk.
+    /// A vote grant or an append acknowledgement must describe what is already on disk; a
+    /// vote request and a leader's messages rely on a term and a vote that must be, too.
     fn check_promise(&self, message: &Message) {
         let disk = &self.slot(message.from).disk;
         match &message.body {
+            Body::Vote { .. } => assert_eq!(
+                disk.hard_state,
+                HardState { term: message.term, vote: Some(message.from) },
+                "{message} sent before the candidate's term and vote were durable"
+            ),
+            Body::Append { .. } | Body::InstallSnapshot { .. } | Body::TimeoutNow => assert!(
+                disk.hard_state.term >= message.term,
+                "{message} sent before the leader's term was durable"
+            ),
             Body::VoteReply { granted: true } => assert_eq!(
                 disk.hard_state,
                 HardState { term: message.term, vote: Some(message.to) },
@@ -390,10 +409,24 @@ impl Cluster {
 
     /// Starts the node again from its disk.
     pub fn restart(&mut self, node: NodeId) {
+        self.start(node, false);
+    }
+
+    /// Crashes the node, empties its disk (an operator removed its data directory), and
+    /// starts it again as its driver would, saying the disk is damaged: the node rejoins.
+    pub fn lose_disk(&mut self, node: NodeId) {
+        self.crash(node);
+        self.slot_mut(node).disk = Disk::default();
+        self.start(node, true);
+    }
+
+    fn start(&mut self, node: NodeId, damaged: bool) {
         self.note(|| format!("{node}: restart"));
         let now = self.now;
         let slot = self.slot_mut(node);
-        let recovered = slot.disk.recover();
+        let recovered = Recovered { damaged, ..slot.disk.recover() };
+        // Every life draws from a seed of its own, as `Config::seed` asks.
+        slot.config.seed = slot.config.seed.wrapping_add(1);
         slot.node = Some(RaftNode::new(now, slot.config.clone(), recovered).expect("recovers"));
         self.drain(node);
     }

@@ -69,7 +69,8 @@ impl Disk {
         let snapshot = snapshot::load(dir)?;
         let snapshot_last = snapshot.as_ref().map_or(Default::default(), |s| s.last.index);
         let (wal, replayed) = Wal::open(&dir.join("wal"), snapshot_last, segment_bytes)?;
-        let recovered = Recovered { hard_state, snapshot, entries: replayed.entries };
+        let recovered =
+            Recovered { hard_state, snapshot, entries: replayed.entries, damaged: false };
         let disk = Disk { dir: dir.to_path_buf(), wal, hard_state, _lock: lock };
         let report = OpenReport { repaired: replayed.repaired, fresh };
         Ok((disk, recovered, report))
