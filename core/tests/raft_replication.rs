@@ -363,7 +363,7 @@ fn random_body(rng: &mut Prng, kind: u64) -> Body {
             let first = small();
             let entries = (0..count)
                 .map(|i| Entry {
-                    index: LogIndex(first + i),
+                    index: LogIndex(first.wrapping_add(i)),
                     term: Term(small()),
                     payload: Payload::Noop,
                 })

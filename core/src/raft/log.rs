@@ -51,6 +51,33 @@ impl RaftLog {
         }
     }
 
+    /// Panics unless the log is well formed: `applied <= committed <= last`, the snapshot
+    /// point applied, the entries consecutive after it with terms that never go back (checked
+    /// at both ends, in constant time: the simulator checks after every step).
+    pub(crate) fn check_invariants(&self) {
+        let last = self.last_id();
+        assert!(
+            self.snapshot_last.index <= self.applied
+                && self.applied <= self.committed
+                && self.committed <= last.index,
+            "snapshot {} applied {} committed {} last {}",
+            self.snapshot_last,
+            self.applied,
+            self.committed,
+            last
+        );
+        let held = self.entries.len() as u64;
+        assert_eq!(last.index, self.snapshot_last.index.plus(held), "entries not consecutive");
+        if let Some(first) = self.entries.front() {
+            assert_eq!(first.index, self.snapshot_last.index.next(), "a gap after the snapshot");
+            assert!(
+                self.snapshot_last.term <= first.term && first.term <= last.term,
+                "terms go back along the log"
+            );
+        }
+        assert!(self.applied_bytes <= self.bytes, "more applied bytes than bytes");
+    }
+
     /// Bytes of the entries held in memory.
     pub(crate) fn bytes(&self) -> usize {
         self.bytes

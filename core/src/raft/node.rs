@@ -361,6 +361,60 @@ impl RaftNode {
         }
     }
 
+    /// Panics if the node's state breaks an invariant: a well-formed log no later than the
+    /// term, a leader that voted for itself durably and tracks every peer consistently, no
+    /// leader state outside a leader, a damaged node out of elections. Costs time linear in
+    /// the number of peers and in-flight messages, not in the log; the simulator calls it after
+    /// every step.
+    pub fn check_invariants(&self) {
+        self.log.check_invariants();
+        let last = self.log.last_id();
+        assert!(
+            last.term <= self.term && self.term <= Term::MAX,
+            "log term {last} past {}",
+            self.term
+        );
+        self.durability.check_invariants(last.index);
+        self.reads.check_invariants(self.role == Role::Leader);
+        let id = self.config.id;
+        match self.role {
+            Role::Leader => {
+                assert!(
+                    self.vote == Some(id) && self.leader == Some(id),
+                    "a leader that did not vote for itself"
+                );
+                assert!(
+                    self.durability.is_acknowledged(self.own_vote_persist),
+                    "a leader whose vote is not durable"
+                );
+                assert_eq!(
+                    self.progress.len(),
+                    self.peers.len(),
+                    "a leader without progress for every peer"
+                );
+                for progress in &self.progress {
+                    progress.check_invariants(last.index);
+                }
+            }
+            Role::Candidate | Role::PreCandidate | Role::Follower => {
+                assert!(
+                    self.progress.is_empty() && self.transfer.is_none(),
+                    "leader state kept after leading"
+                );
+                assert!(self.leader != Some(id), "a non-leader names itself leader");
+            }
+        }
+        match self.role {
+            Role::Candidate => {
+                assert_eq!(self.vote, Some(id), "a candidate that did not vote for itself")
+            }
+            Role::PreCandidate | Role::Follower | Role::Leader => {}
+        }
+        if self.recovery.is_damaged() {
+            assert_eq!(self.role, Role::Follower, "a damaged node in an election");
+        }
+    }
+
     pub(crate) fn hard_state(&self) -> HardState {
         HardState { term: self.term, vote: self.vote }
     }

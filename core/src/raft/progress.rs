@@ -78,6 +78,30 @@ impl Progress {
         }
     }
 
+    /// Panics unless the view is consistent with a leader whose log ends at `last`: the match
+    /// lies below the next index to send, and neither passes the log; appends in flight lie
+    /// between them.
+    pub(crate) fn check_invariants(&self, last: LogIndex) {
+        assert!(
+            self.match_index < self.next_index && self.next_index <= last.next(),
+            "match {} next {} last {last}",
+            self.match_index,
+            self.next_index
+        );
+        let mut previous = self.match_index;
+        for &sent in &self.inflight {
+            assert!(previous < sent && sent < self.next_index, "in flight out of order");
+            previous = sent;
+        }
+        match self.state {
+            ReplicationState::Probe => assert!(self.inflight.is_empty(), "probing with a window"),
+            ReplicationState::Replicate => {}
+            ReplicationState::Snapshot { acked, sent, .. } => {
+                assert!(self.inflight.is_empty() && acked <= sent, "snapshot window")
+            }
+        }
+    }
+
     /// Whether no message with entries may be sent now.
     pub(crate) fn is_paused(&self, max_inflight: usize) -> bool {
         match self.state {
@@ -161,7 +185,11 @@ impl Progress {
             ReplicationState::Snapshot { last, .. } if match_index >= last.index => {
                 self.start_replicating()
             }
-            ReplicationState::Probe | ReplicationState::Snapshot { .. } => {}
+            // The follower holds more than the snapshot's sender knew: next stays past it.
+            ReplicationState::Snapshot { .. } => {
+                self.next_index = self.next_index.max(self.match_index.next())
+            }
+            ReplicationState::Probe => {}
             ReplicationState::Replicate => {
                 self.next_index = self.next_index.max(self.match_index.next());
                 while self.inflight.front().is_some_and(|&last| last <= self.match_index) {

@@ -35,6 +35,22 @@ pub(crate) struct Reads {
 }
 
 impl Reads {
+    /// Panics unless the reads waiting are in round order and within the rounds begun, and a
+    /// node that does not lead (`leading` false) holds none.
+    pub(crate) fn check_invariants(&self, leading: bool) {
+        let mut previous = 0;
+        for read in &self.pending {
+            assert!(previous <= read.round && read.round <= self.round, "reads out of order");
+            previous = read.round;
+        }
+        if !leading {
+            assert!(
+                self.pending.is_empty() && self.awaiting_commit.is_empty(),
+                "reads held by a node that does not lead"
+            );
+        }
+    }
+
     /// Begins a new round unless one has begun that no message carries yet; returns it.
     fn begin_round(&mut self) -> u64 {
         if !self.round_due {

@@ -194,6 +194,7 @@ impl Cluster {
                 return;
             };
             let Some(output) = raft.poll_output() else {
+                raft.check_invariants();
                 return;
             };
             match output {

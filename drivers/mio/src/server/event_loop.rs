@@ -117,8 +117,12 @@ fn start(options: ServeOptions) -> Result<Server, String> {
     raft_config.election_timeout_ms_max = options.election_timeout_ms * 2;
     raft_config.heartbeat_interval_ms = options.heartbeat_ms;
     let now = clock.now();
-    // Election jitter differs per node and per start.
-    raft_config.seed = options.id.0 ^ now.as_nanos().rotate_left(17);
+    // Each start draws its own election jitter and names of pre-vote rounds (`Config::seed`):
+    // the wall clock's nanoseconds differ between starts, the id between nodes.
+    let wall_nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos() as u64);
+    raft_config.seed = options.id.0.rotate_left(48) ^ wall_nanos;
     let mut replica_config = ReplicaConfig::new(raft_config);
     replica_config.snapshot_threshold_bytes = options.snapshot_bytes;
     replica_config.session_timeout_ms = options.session_timeout_ms;
