@@ -646,7 +646,7 @@ impl Simulation {
 
     // ---- faults a test scripts ----
 
-    fn node_index(&self, id: NodeId) -> usize {
+    pub(crate) fn node_index(&self, id: NodeId) -> usize {
         let index = id.0.checked_sub(1).map(|i| i as usize);
         index.filter(|&i| i < self.nodes.len()).unwrap_or_else(|| panic!("no node {id}"))
     }
