@@ -59,11 +59,6 @@ impl Config {
         }
     }
 
-    /// The number of votes that make a majority of the voters.
-    pub fn quorum(&self) -> usize {
-        self.voters.len() / 2 + 1
-    }
-
     /// Checks that the settings can work together.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut sorted = self.voters.clone();

@@ -1,10 +1,12 @@
 //! Leader election: pre-vote, vote, and the changes of role they cause.
 
 use crate::ids::{LogId, NodeId, Term};
+use crate::raft::ballot::Ballot;
 use crate::raft::entry::Payload;
 use crate::raft::message::Body;
 use crate::raft::node::{RaftNode, Role};
 use crate::raft::progress::Progress;
+use crate::raft::quorum::VoteResult;
 
 impl RaftNode {
     /// The election timeout passed without word from a leader: ask the peers whether an
@@ -22,7 +24,7 @@ impl RaftNode {
         }
         self.role = Role::PreCandidate;
         self.progress.clear();
-        self.votes = vec![None; self.peers.len()];
+        self.votes = Ballot::default();
         self.counters.pre_elections += 1;
         // A random name, not a count: a count starts again with the process, and a grant
         // from before a restart would then look like one of this round.
@@ -51,7 +53,7 @@ impl RaftNode {
         self.own_vote_persist = self.durability.current_barrier();
         self.role = Role::Candidate;
         self.leader = None;
-        self.votes = vec![None; self.peers.len()];
+        self.votes = Ballot::default();
         self.reset_election_timer();
         self.counters.elections += 1;
         let last = self.log.last_id();
@@ -79,16 +81,16 @@ impl RaftNode {
             return;
         }
         let own = pre_vote || self.durability.is_acknowledged(self.own_vote_persist);
-        let granted = usize::from(own) + self.votes.iter().filter(|v| **v == Some(true)).count();
-        let rejected = self.votes.iter().filter(|v| **v == Some(false)).count();
-        if granted >= self.quorum() {
-            if pre_vote {
-                self.start_election(false);
-            } else {
-                self.become_leader();
-            }
-        } else if rejected >= self.quorum() {
-            self.become_follower(self.term, None);
+        let id = self.config.id;
+        let result = self.majority.vote_result(|voter| match voter == id {
+            true => own.then_some(true),
+            false => self.votes.answer(voter),
+        });
+        match result {
+            VoteResult::Won if pre_vote => self.start_election(false),
+            VoteResult::Won => self.become_leader(),
+            VoteResult::Lost => self.become_follower(self.term, None),
+            VoteResult::Pending => {}
         }
     }
 
@@ -99,7 +101,7 @@ impl RaftNode {
         );
         self.role = Role::Leader;
         self.leader = Some(self.config.id);
-        self.votes.clear();
+        self.votes = Ballot::default();
         self.counters.leaderships += 1;
         let next = self.log.last_index().next();
         self.progress = self.peers.iter().map(|_| Progress::new(next)).collect();
@@ -123,7 +125,7 @@ impl RaftNode {
         self.leader = leader;
         self.leader_contact = leader.map(|_| self.now);
         self.progress.clear();
-        self.votes.clear();
+        self.votes = Ballot::default();
         self.reset_election_timer();
     }
 
@@ -189,14 +191,11 @@ impl RaftNode {
     }
 
     fn record_vote(&mut self, from: NodeId, current: bool, granted: bool, pre_vote: bool) {
-        match self.peer_index(from) {
-            Some(peer) if current => {
-                if self.votes[peer].is_none() {
-                    self.votes[peer] = Some(granted);
-                }
-                self.tally_votes(pre_vote);
-            }
-            _ => self.counters.dropped_unexpected += 1,
+        if current && self.peer_index(from).is_some() {
+            self.votes.record(from, granted);
+            self.tally_votes(pre_vote);
+        } else {
+            self.counters.dropped_unexpected += 1;
         }
     }
 }

@@ -2,17 +2,22 @@
 //! pipelined replication with fast backtracking, the Figure 8 commit rule, persistence as an
 //! output acknowledged by the driver, and ReadIndex reads.
 
+mod ballot;
 mod config;
 mod counters;
 mod durability;
 mod election;
 mod entry;
+mod incoming_snapshot;
 mod log;
 mod message;
 mod node;
+mod pending_transfer;
 mod persist;
 mod progress;
+mod quorum;
 mod read;
+mod reads;
 mod recovery;
 mod replication;
 mod snapshot;

@@ -3,20 +3,24 @@
 use core::fmt;
 use std::collections::VecDeque;
 
+use smallvec::SmallVec;
+
 use crate::ids::{LogId, LogIndex, NodeId, Term};
 use crate::prng::Prng;
+use crate::raft::ballot::Ballot;
 use crate::raft::config::{Config, ConfigError};
 use crate::raft::counters::Counters;
 use crate::raft::durability::Durability;
 use crate::raft::entry::Entry;
+use crate::raft::incoming_snapshot::IncomingSnapshot;
 use crate::raft::log::RaftLog;
 use crate::raft::message::{Body, Message};
+use crate::raft::pending_transfer::PendingTransfer;
 use crate::raft::persist::{HardState, Persist, PersistId, Recovered, Snapshot};
 use crate::raft::progress::Progress;
-use crate::raft::read::Reads;
+use crate::raft::quorum::Majority;
+use crate::raft::reads::Reads;
 use crate::raft::recovery::Recovery;
-use crate::raft::snapshot::IncomingSnapshot;
-use crate::raft::transfer::Transfer;
 use crate::time::Instant;
 
 /// The role a node plays in its current term.
@@ -161,8 +165,10 @@ pub struct Status {
 /// promises durable state until then.
 pub struct RaftNode {
     pub(crate) config: Config,
-    /// The other voters, sorted; `progress` and `votes` are indexed the same way.
+    /// The other voters, sorted; `progress` is indexed the same way.
     pub(crate) peers: Vec<NodeId>,
+    /// Every voter, this node included.
+    pub(crate) majority: Majority,
     pub(crate) role: Role,
     pub(crate) term: Term,
     pub(crate) vote: Option<NodeId>,
@@ -170,8 +176,8 @@ pub struct RaftNode {
     pub(crate) log: RaftLog,
     /// Leader only: one per peer.
     pub(crate) progress: Vec<Progress>,
-    /// (Pre-)candidate only: each peer's answer so far.
-    pub(crate) votes: Vec<Option<bool>>,
+    /// (Pre-)candidate only: the peers' answers so far.
+    pub(crate) votes: Ballot,
     /// Pre-candidate only: the name of the current pre-vote round, echoed by the answers.
     pub(crate) pre_vote_round: u64,
     /// Candidate only: its vote for itself counts once this persist is acknowledged.
@@ -184,7 +190,7 @@ pub struct RaftNode {
     /// Leader only: entries or a new commit index are waiting to go out to every peer.
     pub(crate) broadcast_due: bool,
     /// Leader only: a leadership transfer in progress.
-    pub(crate) transfer: Option<Transfer>,
+    pub(crate) transfer: Option<PendingTransfer>,
     /// Leader only: reads in progress.
     pub(crate) reads: Reads,
     /// The latest snapshot, kept to send to followers that fall behind.
@@ -238,6 +244,7 @@ impl RaftNode {
         peers.sort_unstable();
         let rng = Prng::seeded(config.seed);
         let mut node = RaftNode {
+            majority: Majority::new(config.voters.iter().copied()),
             peers,
             role: Role::Follower,
             term: hard_state.term,
@@ -245,7 +252,7 @@ impl RaftNode {
             leader: None,
             log: RaftLog::new(snapshot_last, recovered.entries),
             progress: Vec::new(),
-            votes: Vec::new(),
+            votes: Ballot::default(),
             pre_vote_round: 0,
             own_vote_persist: PersistId(0),
             election_deadline: now,
@@ -419,8 +426,17 @@ impl RaftNode {
         HardState { term: self.term, vote: self.vote }
     }
 
-    pub(crate) fn quorum(&self) -> usize {
-        self.config.quorum()
+    /// Leader only: the highest value a majority reaches, where this node has `own` and each
+    /// peer what `of_peer` says of its progress (the commit index, a confirmed read round).
+    pub(crate) fn leader_quorum_value<T: Ord + Copy>(
+        &self,
+        own: T,
+        of_peer: impl Fn(&Progress) -> T,
+    ) -> T {
+        self.majority.highest_reached(|voter| match self.peer_index(voter) {
+            Some(peer) => of_peer(&self.progress[peer]),
+            None => own,
+        })
     }
 
     pub(crate) fn peer_index(&self, id: NodeId) -> Option<usize> {
@@ -570,11 +586,12 @@ impl RaftNode {
     /// Check-quorum: a leader that has not heard from a majority within a minimal election
     /// timeout steps down, so that a leader cut off in a minority stops accepting requests.
     fn quorum_active(&mut self) -> bool {
-        let active = 1 + self.progress.iter().filter(|p| p.recent_active).count();
-        for progress in &mut self.progress {
-            progress.recent_active = false;
-        }
-        active >= self.quorum()
+        let active: SmallVec<[bool; 8]> =
+            self.progress.iter_mut().map(Progress::take_recent_active).collect();
+        self.majority.is_acknowledged(|voter| match self.peer_index(voter) {
+            Some(peer) => active[peer],
+            None => true,
+        })
     }
 
     fn on_persisted(&mut self, id: PersistId) {

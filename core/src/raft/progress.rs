@@ -2,6 +2,8 @@
 
 use std::collections::VecDeque;
 
+use smallvec::SmallVec;
+
 use crate::ids::{LogId, LogIndex};
 
 /// How a leader sends entries to a follower.
@@ -42,22 +44,25 @@ pub(crate) enum Rejection {
     LogLost,
 }
 
+/// The byte ranges of snapshot chunks to send, as (offset, length).
+pub(crate) type Chunks = SmallVec<[(u64, u64); 4]>;
+
 /// A leader's view of one follower.
 #[derive(Clone, Debug)]
 pub(crate) struct Progress {
     /// Highest index known to be durably replicated on the follower.
-    pub(crate) match_index: LogIndex,
+    match_index: LogIndex,
     /// Next index to send.
-    pub(crate) next_index: LogIndex,
-    pub(crate) state: ReplicationState,
+    next_index: LogIndex,
+    state: ReplicationState,
     /// In `Probe`: a probe is out, wait for its answer.
     probe_sent: bool,
     /// In `Replicate`: the last index of each message in flight, oldest first.
     inflight: VecDeque<LogIndex>,
     /// Heard from in the current check-quorum period.
-    pub(crate) recent_active: bool,
+    recent_active: bool,
     /// Highest read round the follower has answered in this term.
-    pub(crate) read_round_acked: u64,
+    read_round_acked: u64,
     /// The leader's round when it learned of the match: every message sent after carries this
     /// round or a later one, and an answer to a later round was sent after the follower held
     /// the match durably.
@@ -102,6 +107,41 @@ impl Progress {
         }
     }
 
+    /// Highest index known to be durably replicated on the follower.
+    pub(crate) fn match_index(&self) -> LogIndex {
+        self.match_index
+    }
+
+    /// The next index to send (or to probe with).
+    pub(crate) fn next_index(&self) -> LogIndex {
+        self.next_index
+    }
+
+    /// The snapshot being sent, if the follower needs one.
+    pub(crate) fn snapshot_sending(&self) -> Option<LogId> {
+        match self.state {
+            ReplicationState::Snapshot { last, .. } => Some(last),
+            ReplicationState::Probe | ReplicationState::Replicate => None,
+        }
+    }
+
+    /// The follower answered something: it counts as active in this check-quorum period, and
+    /// it has seen the leader's read round `round`.
+    pub(crate) fn on_heard(&mut self, round: u64) {
+        self.recent_active = true;
+        self.read_round_acked = self.read_round_acked.max(round);
+    }
+
+    /// Whether the follower was heard from since the last call (a check-quorum period ends).
+    pub(crate) fn take_recent_active(&mut self) -> bool {
+        std::mem::take(&mut self.recent_active)
+    }
+
+    /// Highest read round the follower has answered in this term.
+    pub(crate) fn read_round_acked(&self) -> u64 {
+        self.read_round_acked
+    }
+
     /// Whether no message with entries may be sent now.
     pub(crate) fn is_paused(&self, max_inflight: usize) -> bool {
         match self.state {
@@ -138,9 +178,41 @@ impl Progress {
         self.inflight.clear();
     }
 
+    /// The chunks to send now of the snapshot `last` of `total` bytes, if the follower is
+    /// receiving a snapshot (a newer one than it was receiving starts from its first byte):
+    /// as many as the window of `max_inflight_chunks` allows. On a heartbeat (`resend`),
+    /// chunks not confirmed go again, and at least one goes, so that a follower that installed
+    /// the snapshot already says so.
+    pub(crate) fn snapshot_chunks(
+        &mut self,
+        last: LogId,
+        total: u64,
+        chunk_bytes: u64,
+        max_inflight_chunks: u64,
+        resend: bool,
+    ) -> Chunks {
+        let mut chunks = Chunks::new();
+        let Some(sending) = self.snapshot_sending() else { return chunks };
+        if sending != last {
+            self.start_snapshot(last);
+        }
+        if resend {
+            self.on_heartbeat();
+        }
+        while let Some(chunk) = self.next_snapshot_chunk(total, chunk_bytes, max_inflight_chunks) {
+            chunks.push(chunk);
+        }
+        if let (true, true, ReplicationState::Snapshot { acked, .. }) =
+            (chunks.is_empty(), resend, self.state)
+        {
+            chunks.push((acked, (total - acked).min(chunk_bytes)));
+        }
+        chunks
+    }
+
     /// The next chunk to send of a snapshot of `total` bytes, as (offset, length), if the window
     /// allows one; marks it sent.
-    pub(crate) fn next_snapshot_chunk(
+    fn next_snapshot_chunk(
         &mut self,
         total: u64,
         chunk_bytes: u64,

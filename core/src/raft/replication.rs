@@ -1,12 +1,10 @@
 //! Log replication: proposals, AppendEntries on both sides, and the commit rule.
 
-use smallvec::SmallVec;
-
 use crate::ids::{LogId, LogIndex, NodeId};
 use crate::raft::entry::{Entry, Payload};
 use crate::raft::message::{AppendOutcome, Body, ConflictHint};
 use crate::raft::node::{NotLeader, RaftNode, Role};
-use crate::raft::progress::{Rejection, ReplicationState};
+use crate::raft::progress::{Progress, Rejection};
 use crate::time::Instant;
 
 impl RaftNode {
@@ -43,8 +41,7 @@ impl RaftNode {
     pub(crate) fn replicate_to(&mut self, peer: usize) -> bool {
         let mut sent = false;
         while !self.progress[peer].is_paused(self.config.max_inflight_appends) {
-            let progress = &self.progress[peer];
-            let next = progress.next_index;
+            let next = self.progress[peer].next_index();
             let Some(prev_term) = self.log.term_at(next.prev()) else {
                 self.start_snapshot(peer);
                 return true;
@@ -75,7 +72,7 @@ impl RaftNode {
     /// probe went unanswered is probed again.
     pub(crate) fn broadcast_heartbeat(&mut self) {
         for peer in 0..self.peers.len() {
-            if matches!(self.progress[peer].state, ReplicationState::Snapshot { .. }) {
+            if self.progress[peer].snapshot_sending().is_some() {
                 self.send_snapshot(peer, true);
                 continue;
             }
@@ -83,7 +80,7 @@ impl RaftNode {
             if !self.replicate_to(peer) {
                 // Nothing new, or the window is full: an empty append at the window's end.
                 // Accepted, it frees the window; rejected, it reveals lost messages.
-                let prev_index = self.progress[peer].next_index.prev();
+                let prev_index = self.progress[peer].next_index().prev();
                 match self.log.term_at(prev_index) {
                     Some(prev_term) => {
                         self.send_append(peer, LogId::new(prev_index, prev_term), Vec::new())
@@ -175,9 +172,7 @@ impl RaftNode {
             self.counters.dropped_unexpected += 1;
             return;
         };
-        let progress = &mut self.progress[peer];
-        progress.recent_active = true;
-        progress.read_round_acked = progress.read_round_acked.max(read_round);
+        self.progress[peer].on_heard(read_round);
         match outcome {
             AppendOutcome::Accepted { match_index } => {
                 if match_index > self.log.last_index() {
@@ -228,11 +223,8 @@ impl RaftNode {
         if self.role != Role::Leader {
             return;
         }
-        let mut matched: SmallVec<[LogIndex; 8]> =
-            self.progress.iter().map(|progress| progress.match_index).collect();
-        matched.push(self.durability.durable_index());
-        matched.sort_unstable_by(|a, b| b.cmp(a));
-        let majority_index = matched[self.quorum() - 1];
+        let own = self.durability.durable_index();
+        let majority_index = self.leader_quorum_value(own, Progress::match_index);
         if self.log.term_at(majority_index) == Some(self.term) && self.log.commit_to(majority_index)
         {
             self.broadcast_due = true;
