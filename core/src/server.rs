@@ -360,7 +360,7 @@ impl<S: StateMachine> Replica<S> {
         let term = self.raft.term();
         let applied_ms = self.sessions.clock_ms();
         if let Some(anchor) = self.clock_anchor.filter(|anchor| anchor.term == term) {
-            let stamp_ms = anchor.log_ms + now.nanos_since(anchor.local) / 1_000_000;
+            let stamp_ms = anchor.log_ms + (now - anchor.local).as_millis();
             if stamp_ms >= applied_ms {
                 return stamp_ms;
             }

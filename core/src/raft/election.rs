@@ -7,6 +7,7 @@ use crate::raft::message::Body;
 use crate::raft::node::{RaftNode, Role};
 use crate::raft::progress::Progress;
 use crate::raft::quorum::VoteResult;
+use crate::time::Duration;
 
 impl RaftNode {
     /// The election timeout passed without word from a leader: ask the peers whether an
@@ -105,8 +106,10 @@ impl RaftNode {
         self.counters.leaderships += 1;
         let next = self.log.last_index().next();
         self.progress = self.peers.iter().map(|_| Progress::new(next)).collect();
-        self.heartbeat_deadline = self.now.add_millis(self.config.heartbeat_interval_ms);
-        self.quorum_check_deadline = self.now.add_millis(self.config.election_timeout_ms_min);
+        self.heartbeat_deadline =
+            self.now + Duration::from_millis(self.config.heartbeat_interval_ms);
+        self.quorum_check_deadline =
+            self.now + Duration::from_millis(self.config.election_timeout_ms_min);
         self.append_own(Payload::Noop);
     }
 

@@ -21,7 +21,7 @@ use crate::raft::progress::Progress;
 use crate::raft::quorum::Majority;
 use crate::raft::reads::Reads;
 use crate::raft::recovery::Recovery;
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 
 /// The role a node plays in its current term.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -461,7 +461,7 @@ impl RaftNode {
             self.config.election_timeout_ms_min,
             self.config.election_timeout_ms_max,
         );
-        self.election_deadline = self.now.add_millis(timeout_ms);
+        self.election_deadline = self.now + Duration::from_millis(timeout_ms);
     }
 
     /// Whether this node has heard from a live leader within the minimal election timeout, or
@@ -472,7 +472,8 @@ impl RaftNode {
             Role::Follower => {
                 self.leader.is_some()
                     && self.leader_contact.is_some_and(|contact| {
-                        self.now < contact.add_millis(self.config.election_timeout_ms_min)
+                        self.now
+                            < contact + Duration::from_millis(self.config.election_timeout_ms_min)
                     })
             }
             Role::PreCandidate | Role::Candidate => false,
@@ -567,11 +568,11 @@ impl RaftNode {
                         return;
                     }
                     self.quorum_check_deadline =
-                        self.now.add_millis(self.config.election_timeout_ms_min);
+                        self.now + Duration::from_millis(self.config.election_timeout_ms_min);
                 }
                 if self.now >= self.heartbeat_deadline {
                     self.heartbeat_deadline =
-                        self.now.add_millis(self.config.heartbeat_interval_ms);
+                        self.now + Duration::from_millis(self.config.heartbeat_interval_ms);
                     self.broadcast_heartbeat();
                 }
             }

@@ -9,7 +9,7 @@ use crate::ids::NodeId;
 use crate::raft::message::Body;
 use crate::raft::node::{RaftNode, Role};
 use crate::raft::pending_transfer::PendingTransfer;
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 
 /// Why a transfer cannot start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,7 +50,7 @@ impl RaftNode {
             return Ok(());
         }
         let peer = self.peer_index(target).ok_or(TransferError::UnknownNode(target))?;
-        let deadline = self.now.add_millis(self.config.election_timeout_ms_max);
+        let deadline = self.now + Duration::from_millis(self.config.election_timeout_ms_max);
         self.transfer = Some(PendingTransfer::new(peer, deadline));
         self.replicate_to(peer);
         self.maybe_send_timeout_now(peer);
