@@ -5,28 +5,10 @@
 use raftkv_core::prng::Prng;
 use raftkv_core::{Instant, NodeId};
 
+use crate::event::{Event, FaultEvent};
 use crate::network::Endpoint;
-use crate::simulation::{Event, Simulation};
+use crate::simulation::Simulation;
 use crate::trace::Actor;
-
-/// What the injector does at an event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum FaultEvent {
-    /// Time to crash a node.
-    Crash,
-    /// Time to partition the network, or to heal the partition in place.
-    Partition,
-    /// Time to pause a node.
-    Pause,
-    /// Time to ask the leader to hand over to a random node.
-    Transfer,
-    /// Crash a node still in life `life`: it was writing, sending or receiving a snapshot.
-    CrashDuringSnapshot { node: usize, life: u64 },
-    /// Bring back a node crashed in life `life`.
-    Restart { node: usize, life: u64 },
-    /// Resume a node paused in life `life`.
-    Resume { node: usize, life: u64 },
-}
 
 impl Simulation {
     /// Whether the injector is on (a random run in its faulty phase).
