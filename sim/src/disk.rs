@@ -186,6 +186,7 @@ impl Disk {
             hard_state: self.durable.hard_state,
             snapshot: self.durable.snapshot.clone(),
             entries: self.durable.entries.clone(),
+            damaged: false,
         }
     }
 }

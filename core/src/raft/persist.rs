@@ -63,6 +63,11 @@ pub struct Recovered {
     pub snapshot: Option<Snapshot>,
     /// The durable entries after the snapshot, consecutive.
     pub entries: Vec<Entry>,
+    /// The disk found damage in what it had acknowledged and cut it away: the node may have
+    /// lost writes it promised (entries, a vote). It takes no part in elections until it has
+    /// caught up with a leader. Drivers also set it for a node whose data was removed and that
+    /// rejoins its cluster.
+    pub damaged: bool,
 }
 
 impl fmt::Display for HardState {

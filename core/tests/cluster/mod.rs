@@ -49,6 +49,7 @@ impl Disk {
             hard_state: self.hard_state,
             snapshot: self.snapshot.clone(),
             entries: self.entries.clone(),
+            damaged: false,
         }
     }
 

@@ -176,7 +176,7 @@ struct ServeArgs {
     snapshot_bytes: usize,
     /// Size at which a write-ahead log segment is closed and the next one started. Default
     /// 64 MiB.
-    #[arg(long, default_value_t = crate::wal::SEGMENT_BYTES, value_name = "BYTES")]
+    #[arg(long, default_value_t = raftkv_storage::DEFAULT_SEGMENT_BYTES, value_name = "BYTES")]
     wal_segment_bytes: u64,
     /// Longest key a client may write; longer ones are refused before they reach the log.
     /// Every node of a cluster must use the same limits.

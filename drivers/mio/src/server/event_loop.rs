@@ -17,16 +17,17 @@ use raftkv_core::raft::Role;
 use raftkv_core::raft::{self, Persist, PersistId};
 use raftkv_core::server::{Input, Output, Replica, ReplicaConfig};
 use raftkv_core::{Instant, NodeId};
+use raftkv_storage::{DEFAULT_ZERO_FILL_BYTES, RealFs, Storage, StorageOptions};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use tracing::{info, warn};
 
 use crate::clock::Clock;
 use crate::server::ServeOptions;
+use crate::server::data_lock;
 use crate::server::disk_thread::DiskThread;
 use crate::server::inbound::Inbound;
 use crate::server::peers::{PeerLink, peer_hello};
-use crate::storage::Disk;
 use crate::wire::ServerFrame;
 
 const LISTENER: Token = Token(0);
@@ -74,9 +75,15 @@ pub(crate) fn run(options: ServeOptions) -> Result<(), String> {
 
 fn start(options: ServeOptions) -> Result<Server, String> {
     let clock = Clock::new();
-    let (disk, recovered, report) =
-        Disk::open(&options.data, &options.cluster, options.id, options.segment_bytes)
-            .map_err(|error| error.to_string())?;
+    let lock = data_lock::acquire(&options.data)?;
+    let storage_options = StorageOptions {
+        cluster: options.cluster.clone(),
+        node: options.id,
+        segment_bytes: options.segment_bytes,
+        zero_fill_bytes: DEFAULT_ZERO_FILL_BYTES,
+    };
+    let (storage, recovered, report) = Storage::open(RealFs, &options.data, &storage_options)
+        .map_err(|error| error.to_string())?;
     if let Some((path, offset, reason)) = &report.repaired {
         warn!(
             file = %path.display(),
@@ -108,8 +115,8 @@ fn start(options: ServeOptions) -> Result<Server, String> {
     poll.registry()
         .register(&mut signals, SIGNALS, Interest::READABLE)
         .map_err(|e| format!("cannot register signals: {e}"))?;
-    let disk =
-        DiskThread::spawn(disk, waker).map_err(|e| format!("cannot start the disk thread: {e}"))?;
+    let disk = DiskThread::spawn(storage, lock, waker)
+        .map_err(|e| format!("cannot start the disk thread: {e}"))?;
 
     let voters: Vec<NodeId> = options.peers.iter().map(|(id, _)| *id).collect();
     let mut raft_config = raft::Config::new(options.id, voters);

@@ -5,21 +5,21 @@
 //! a new one started; a closed segment is removed once a snapshot covers every entry in it.
 //! Replaying all records in order rebuilds the log.
 
-pub(crate) mod record;
-pub(crate) mod segment;
+mod active;
+mod record;
+mod replay;
+mod segment;
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use raftkv_core::LogIndex;
 use raftkv_core::raft::Entry;
 
-use crate::storage::error::StorageError;
-use crate::wal::record::WalRecord;
-use crate::wal::segment::ActiveSegment;
-
-/// Default size at which a segment is closed and the next one started.
-pub(crate) const SEGMENT_BYTES: u64 = 64 << 20;
+use crate::directory;
+use crate::error::StorageError;
+use crate::fs::FileSystem;
+use crate::wal::active::ActiveSegment;
+use crate::wal::replay::LogBuilder;
 
 /// A closed segment.
 #[derive(Debug)]
@@ -30,15 +30,16 @@ struct Closed {
     bytes: u64,
 }
 
-/// The log on disk.
+/// The log on disk, on a file system whose open files are `H`.
 #[derive(Debug)]
-pub(crate) struct Wal {
+pub(crate) struct Wal<H> {
     dir: PathBuf,
     closed: Vec<Closed>,
-    active: ActiveSegment,
+    active: ActiveSegment<H>,
     /// The highest entry index written to the active segment (0 if none).
     active_last_index: LogIndex,
     segment_bytes: u64,
+    zero_fill_bytes: u64,
     /// Records encoded and not yet written.
     pending: Vec<u8>,
 }
@@ -48,26 +49,24 @@ pub(crate) struct Wal {
 pub(crate) struct Replayed {
     /// The entries after `snapshot_last`, consecutive.
     pub(crate) entries: Vec<Entry>,
-    /// A torn tail that was cut off: the file and why.
+    /// A torn tail that was cut off: the file, the offset and why.
     pub(crate) repaired: Option<(PathBuf, u64, String)>,
 }
 
-impl Wal {
+impl<H> Wal<H> {
     /// Opens (or creates) the log in `dir` and replays it. Entries up to `snapshot_last` are
     /// covered by the snapshot and skipped. A torn tail of the last segment is cut off.
-    pub(crate) fn open(
+    pub(crate) fn open<F: FileSystem<File = H>>(
+        fs: &F,
         dir: &Path,
         snapshot_last: LogIndex,
         segment_bytes: u64,
-    ) -> Result<(Wal, Replayed), StorageError> {
-        crate::storage::atomic::create_dir(dir)?;
-        let mut sequences = Vec::new();
-        for item in fs::read_dir(dir).map_err(StorageError::io("list", dir))? {
-            let item = item.map_err(StorageError::io("list", dir))?;
-            if let Some(sequence) = item.file_name().to_str().and_then(segment::parse_file_name) {
-                sequences.push(sequence);
-            }
-        }
+        zero_fill_bytes: u64,
+    ) -> Result<(Wal<H>, Replayed), StorageError> {
+        directory::create(fs, dir)?;
+        let names = fs.list(dir).map_err(StorageError::io("list", dir))?;
+        let mut sequences: Vec<u64> =
+            names.iter().filter_map(|name| segment::parse_file_name(name)).collect();
         sequences.sort_unstable();
         let mut log = LogBuilder::new(snapshot_last);
         let mut closed = Vec::new();
@@ -76,7 +75,7 @@ impl Wal {
         for (position, &sequence) in sequences.iter().enumerate() {
             let path = dir.join(segment::file_name(sequence));
             let is_last = position + 1 == sequences.len();
-            let mut scan = segment::scan(&path, sequence, is_last)?;
+            let mut scan = segment::scan(fs, &path, sequence, is_last)?;
             let mut last_index = LogIndex(0);
             for (offset, record) in std::mem::take(&mut scan.records) {
                 last_index = last_index.max(log.apply(record).map_err(|reason| {
@@ -87,7 +86,7 @@ impl Wal {
                 if let Some((reason, _)) = &scan.torn {
                     repaired = Some((path.clone(), scan.valid_bytes, reason.clone()));
                 }
-                let segment = ActiveSegment::reopen(path, sequence, &scan, segment_bytes)?;
+                let segment = ActiveSegment::reopen(fs, path, sequence, &scan, zero_fill_bytes)?;
                 active = Some((segment, last_index));
             } else {
                 closed.push(Closed { path, last_index, bytes: scan.valid_bytes });
@@ -95,7 +94,7 @@ impl Wal {
         }
         let (active, active_last_index) = match active {
             Some(active) => active,
-            None => (ActiveSegment::create(dir, 1, segment_bytes)?, LogIndex(0)),
+            None => (ActiveSegment::create(fs, dir, 1, zero_fill_bytes)?, LogIndex(0)),
         };
         let wal = Wal {
             dir: dir.to_path_buf(),
@@ -103,6 +102,7 @@ impl Wal {
             active,
             active_last_index,
             segment_bytes,
+            zero_fill_bytes,
             pending: Vec::new(),
         };
         let replayed = Replayed { entries: log.entries, repaired };
@@ -124,35 +124,39 @@ impl Wal {
 
     /// Writes the queued records and makes them durable with one `fdatasync`; starts a new
     /// segment when the active one is full.
-    pub(crate) fn sync(&mut self) -> Result<(), StorageError> {
+    pub(crate) fn sync<F: FileSystem<File = H>>(&mut self, fs: &F) -> Result<(), StorageError> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        self.active.write(&self.pending)?;
+        self.active.write(fs, &self.pending)?;
         self.pending.clear();
-        self.active.sync()?;
+        self.active.sync(fs)?;
         if self.active.bytes() >= self.segment_bytes {
-            self.rotate()?;
+            self.rotate(fs)?;
         }
         Ok(())
     }
 
     /// A snapshot now covers every entry up to `snapshot_last`: closes the active segment and
     /// removes every segment whose entries are all covered. Call with nothing pending.
-    pub(crate) fn compact(&mut self, snapshot_last: LogIndex) -> Result<usize, StorageError> {
+    pub(crate) fn compact<F: FileSystem<File = H>>(
+        &mut self,
+        fs: &F,
+        snapshot_last: LogIndex,
+    ) -> Result<usize, StorageError> {
         debug_assert!(self.pending.is_empty());
         if self.active.bytes() > 0 {
-            self.rotate()?;
+            self.rotate(fs)?;
         }
         let (covered, kept): (Vec<Closed>, Vec<Closed>) = std::mem::take(&mut self.closed)
             .into_iter()
             .partition(|segment| segment.last_index <= snapshot_last);
         self.closed = kept;
         for segment in &covered {
-            fs::remove_file(&segment.path).map_err(StorageError::io("remove", &segment.path))?;
+            fs.remove_file(&segment.path).map_err(StorageError::io("remove", &segment.path))?;
         }
         if !covered.is_empty() {
-            crate::storage::atomic::sync_dir(&self.dir)?;
+            directory::sync(fs, &self.dir)?;
         }
         Ok(covered.len())
     }
@@ -162,9 +166,9 @@ impl Wal {
         self.active.bytes() + self.closed.iter().map(|segment| segment.bytes).sum::<u64>()
     }
 
-    fn rotate(&mut self) -> Result<(), StorageError> {
-        let next =
-            ActiveSegment::create(&self.dir, self.active.sequence() + 1, self.segment_bytes)?;
+    fn rotate<F: FileSystem<File = H>>(&mut self, fs: &F) -> Result<(), StorageError> {
+        let sequence = self.active.sequence() + 1;
+        let next = ActiveSegment::create(fs, &self.dir, sequence, self.zero_fill_bytes)?;
         let old = std::mem::replace(&mut self.active, next);
         self.closed.push(Closed {
             path: old.path().to_path_buf(),
@@ -172,52 +176,5 @@ impl Wal {
             bytes: old.bytes(),
         });
         Ok(())
-    }
-}
-
-/// Rebuilds the log from records.
-struct LogBuilder {
-    snapshot_last: LogIndex,
-    entries: Vec<Entry>,
-}
-
-impl LogBuilder {
-    fn new(snapshot_last: LogIndex) -> LogBuilder {
-        LogBuilder { snapshot_last, entries: Vec::new() }
-    }
-
-    fn last_index(&self) -> LogIndex {
-        self.entries.last().map_or(self.snapshot_last, |e| e.index)
-    }
-
-    /// Applies one record; returns the highest entry index it wrote.
-    fn apply(&mut self, record: WalRecord) -> Result<LogIndex, String> {
-        let WalRecord::Append { truncate_from, entries } = record;
-        if let Some(from) = truncate_from {
-            self.truncate_from(from);
-        }
-        let mut highest = LogIndex(0);
-        for entry in entries {
-            highest = highest.max(entry.index);
-            if entry.index <= self.snapshot_last {
-                continue;
-            }
-            self.truncate_from(entry.index);
-            let expected = self.last_index().next();
-            if entry.index != expected {
-                return Err(format!(
-                    "entry {} follows entry {}: entries in between are missing",
-                    entry.index,
-                    self.last_index()
-                ));
-            }
-            self.entries.push(entry);
-        }
-        Ok(highest)
-    }
-
-    fn truncate_from(&mut self, index: LogIndex) {
-        let keep = index.0.saturating_sub(self.snapshot_last.0 + 1);
-        self.entries.truncate(usize::try_from(keep).unwrap_or(usize::MAX));
     }
 }
