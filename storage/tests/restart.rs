@@ -79,7 +79,7 @@ fn a_snapshot_replaces_the_segments_it_covers<F: FileSystem + Clone>(fs: F, dir:
         Persist { snapshot: Some(snapshot(40, 1)), entries: entries(1, 51..=52), ..persist(11) };
     let report = storage.persist(&[with_snapshot]).unwrap();
     assert!(report.segments_removed > 0);
-    assert_eq!(fs.list(&wal).unwrap().len(), segments_before + 1 - report.segments_removed);
+    assert!(fs.list(&wal).unwrap().len() < segments_before, "{report:?}");
     assert!(storage.wal_bytes() < bytes_before, "{} >= {bytes_before}", storage.wal_bytes());
     drop(storage);
 

@@ -2,7 +2,7 @@
 //!
 //! Records are appended to the active segment and made durable together by one `fdatasync`
 //! (the caller batches: group commit). A segment that grows past its size limit is closed and
-//! a new one started; a closed segment is removed once a snapshot covers every entry in it.
+//! a new one started; the oldest segments are removed once a snapshot makes them useless.
 //! Replaying all records in order rebuilds the log.
 
 mod active;
@@ -25,8 +25,8 @@ use crate::wal::replay::LogBuilder;
 #[derive(Debug)]
 struct Closed {
     path: PathBuf,
-    /// The highest entry index written to it (0 if none).
-    last_index: LogIndex,
+    /// The last index of the log once replay has reached the end of this segment.
+    log_last: LogIndex,
     bytes: u64,
 }
 
@@ -36,8 +36,8 @@ pub(crate) struct Wal<H> {
     dir: PathBuf,
     closed: Vec<Closed>,
     active: ActiveSegment<H>,
-    /// The highest entry index written to the active segment (0 if none).
-    active_last_index: LogIndex,
+    /// The last index of the log the records written so far describe.
+    log_last: LogIndex,
     segment_bytes: u64,
     zero_fill_bytes: u64,
     /// Records encoded and not yet written.
@@ -76,31 +76,31 @@ impl<H> Wal<H> {
             let path = dir.join(segment::file_name(sequence));
             let is_last = position + 1 == sequences.len();
             let mut scan = segment::scan(fs, &path, sequence, is_last)?;
-            let mut last_index = LogIndex(0);
             for (offset, record) in std::mem::take(&mut scan.records) {
-                last_index = last_index.max(log.apply(record).map_err(|reason| {
-                    StorageError::Corrupt { path: path.clone(), offset, reason }
-                })?);
+                log.apply(record).map_err(|reason| StorageError::Corrupt {
+                    path: path.clone(),
+                    offset,
+                    reason,
+                })?;
             }
             if is_last {
                 if let Some((reason, _)) = &scan.torn {
                     repaired = Some((path.clone(), scan.valid_bytes, reason.clone()));
                 }
-                let segment = ActiveSegment::reopen(fs, path, sequence, &scan, zero_fill_bytes)?;
-                active = Some((segment, last_index));
+                active = Some(ActiveSegment::reopen(fs, path, sequence, &scan, zero_fill_bytes)?);
             } else {
-                closed.push(Closed { path, last_index, bytes: scan.valid_bytes });
+                closed.push(Closed { path, log_last: log.log_last(), bytes: scan.valid_bytes });
             }
         }
-        let (active, active_last_index) = match active {
+        let active = match active {
             Some(active) => active,
-            None => (ActiveSegment::create(fs, dir, 1, zero_fill_bytes)?, LogIndex(0)),
+            None => ActiveSegment::create(fs, dir, 1, zero_fill_bytes)?,
         };
         let wal = Wal {
             dir: dir.to_path_buf(),
             closed,
             active,
-            active_last_index,
+            log_last: log.log_last(),
             segment_bytes,
             zero_fill_bytes,
             pending: Vec::new(),
@@ -112,9 +112,7 @@ impl<H> Wal<H> {
     /// Queues a record: drop entries from `truncate_from` on, then append `entries`.
     pub(crate) fn append(&mut self, truncate_from: Option<LogIndex>, entries: &[Entry]) {
         record::encode_append(truncate_from, entries, &mut self.pending);
-        if let Some(last) = entries.last() {
-            self.active_last_index = self.active_last_index.max(last.index);
-        }
+        self.log_last = replay::log_last_after(self.log_last, truncate_from, entries);
     }
 
     /// Whether records are queued and not yet durable.
@@ -137,28 +135,34 @@ impl<H> Wal<H> {
         Ok(())
     }
 
-    /// A snapshot now covers every entry up to `snapshot_last`: closes the active segment and
-    /// removes every segment whose entries are all covered. Call with nothing pending.
+    /// A snapshot now covers every entry up to `snapshot_last`: closes the active segment if
+    /// it holds records, and removes the oldest segments as long as the log, replayed up to the
+    /// end of each, holds nothing after `snapshot_last`. Call with nothing pending.
     pub(crate) fn compact<F: FileSystem<File = H>>(
         &mut self,
         fs: &F,
         snapshot_last: LogIndex,
     ) -> Result<usize, StorageError> {
         debug_assert!(self.pending.is_empty());
-        if self.active.bytes() > 0 {
+        if self.active.bytes() > segment::HEADER_BYTES as u64 {
             self.rotate(fs)?;
         }
-        let (covered, kept): (Vec<Closed>, Vec<Closed>) = std::mem::take(&mut self.closed)
-            .into_iter()
-            .partition(|segment| segment.last_index <= snapshot_last);
-        self.closed = kept;
-        for segment in &covered {
+        // Only a prefix, oldest first, and only segments after which the log holds nothing
+        // beyond the snapshot. A record only ever affects the records before it (a truncation
+        // drops earlier entries), so the segments left replay to the same log once what the
+        // removed ones described is all covered. A later segment may not go before an older
+        // one: its truncation may be what keeps the older one's stale tail out of the log.
+        // Every removed segment meets the condition on its own, so a crash that keeps any
+        // subset of the removals still leaves a WAL that replays to the same log.
+        let covered =
+            self.closed.iter().take_while(|segment| segment.log_last <= snapshot_last).count();
+        for segment in self.closed.drain(..covered) {
             fs.remove_file(&segment.path).map_err(StorageError::io("remove", &segment.path))?;
         }
-        if !covered.is_empty() {
+        if covered > 0 {
             directory::sync(fs, &self.dir)?;
         }
-        Ok(covered.len())
+        Ok(covered)
     }
 
     /// Bytes of all segments on disk.
@@ -172,7 +176,7 @@ impl<H> Wal<H> {
         let old = std::mem::replace(&mut self.active, next);
         self.closed.push(Closed {
             path: old.path().to_path_buf(),
-            last_index: std::mem::replace(&mut self.active_last_index, LogIndex(0)),
+            log_last: self.log_last,
             bytes: old.bytes(),
         });
         Ok(())

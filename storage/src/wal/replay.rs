@@ -5,30 +5,51 @@ use raftkv_core::raft::Entry;
 
 use crate::wal::record::WalRecord;
 
+/// The last index of the log once a record that drops entries from `truncate_from` on and
+/// then appends `entries` has been applied to a log ending at `last`.
+pub(crate) fn log_last_after(
+    last: LogIndex,
+    truncate_from: Option<LogIndex>,
+    entries: &[Entry],
+) -> LogIndex {
+    match (entries.last(), truncate_from) {
+        (Some(entry), _) => entry.index,
+        (None, Some(from)) => last.min(from.prev()),
+        (None, None) => last,
+    }
+}
+
 /// Rebuilds the log from records.
 pub(crate) struct LogBuilder {
     snapshot_last: LogIndex,
     pub(crate) entries: Vec<Entry>,
+    /// The last index of the log the records describe, entries covered by the snapshot
+    /// included; the records before the oldest segment left nothing after the snapshot.
+    log_last: LogIndex,
 }
 
 impl LogBuilder {
     pub(crate) fn new(snapshot_last: LogIndex) -> LogBuilder {
-        LogBuilder { snapshot_last, entries: Vec::new() }
+        LogBuilder { snapshot_last, entries: Vec::new(), log_last: LogIndex(0) }
+    }
+
+    /// The last index of the log as replayed so far, entries covered by the snapshot included.
+    pub(crate) fn log_last(&self) -> LogIndex {
+        self.log_last
     }
 
     fn last_index(&self) -> LogIndex {
         self.entries.last().map_or(self.snapshot_last, |e| e.index)
     }
 
-    /// Applies one record; returns the highest entry index it wrote.
-    pub(crate) fn apply(&mut self, record: WalRecord) -> Result<LogIndex, String> {
+    /// Applies one record.
+    pub(crate) fn apply(&mut self, record: WalRecord) -> Result<(), String> {
         let WalRecord::Append { truncate_from, entries } = record;
+        self.log_last = log_last_after(self.log_last, truncate_from, &entries);
         if let Some(from) = truncate_from {
             self.truncate_from(from);
         }
-        let mut highest = LogIndex(0);
         for entry in entries {
-            highest = highest.max(entry.index);
             if entry.index <= self.snapshot_last {
                 continue;
             }
@@ -43,7 +64,7 @@ impl LogBuilder {
             }
             self.entries.push(entry);
         }
-        Ok(highest)
+        Ok(())
     }
 
     fn truncate_from(&mut self, index: LogIndex) {
