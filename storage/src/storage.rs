@@ -55,8 +55,8 @@ impl<F: FileSystem> Storage<F> {
     }
 
     /// Makes a batch of persists durable, in order, with one `fdatasync` of the log for all of
-    /// them (group commit). The hard state reaches the disk before the entries written with
-    /// it; a snapshot is preceded by everything before it and followed by compaction.
+    /// them (group commit). The newest hard state of the batch is made durable first; a
+    /// snapshot is preceded by every log change before it and followed by compaction.
     pub fn persist(&mut self, batch: &[Persist]) -> Result<PersistReport, StorageError> {
         if self.stopped {
             return Err(StorageError::Stopped);
@@ -72,42 +72,44 @@ impl<F: FileSystem> Storage<F> {
     }
 
     fn write_batch(&mut self, batch: &[Persist]) -> Result<PersistReport, StorageError> {
-        let mut hard_state = None;
+        // The hard state first, before any snapshot or entry of the batch: terms only grow and
+        // a vote is for the current term, so a newer term or vote on disk ahead of the log is
+        // always safe, while a log (or snapshot) of a term the hard state has not reached
+        // cannot be recovered.
+        if let Some(hard_state) = batch.iter().rev().find_map(|persist| persist.hard_state) {
+            self.save_hard_state(hard_state)?;
+        }
         let mut report = PersistReport::default();
         for persist in batch {
-            if let Some(snapshot) = &persist.snapshot {
-                self.save_hard_state(hard_state.take())?;
-                if persist.truncate_from.is_some() {
-                    // The entries the snapshot conflicts with must be gone before it lands:
-                    // a snapshot followed by entries of an older term cannot be recovered.
-                    self.wal.append(persist.truncate_from, &[]);
+            let Some(snapshot) = &persist.snapshot else {
+                if persist.truncate_from.is_some() || !persist.entries.is_empty() {
+                    self.wal.append(persist.truncate_from, &persist.entries);
                 }
-                self.wal.sync(&self.fs)?;
-                snapshot::save(&self.fs, &self.dir, snapshot)?;
-                report.segments_removed += self.wal.compact(&self.fs, snapshot.last.index)?;
+                continue;
+            };
+            // The entries the snapshot conflicts with must be gone before it lands: a snapshot
+            // followed by entries of an older term cannot be recovered. The truncation is
+            // written once, here; compaction keeps it for as long as it matters.
+            if persist.truncate_from.is_some() {
+                self.wal.append(persist.truncate_from, &[]);
             }
-            if persist.truncate_from.is_some() || !persist.entries.is_empty() {
-                self.wal.append(persist.truncate_from, &persist.entries);
-            }
-            if persist.hard_state.is_some() {
-                hard_state = persist.hard_state;
-            }
-        }
-        self.save_hard_state(hard_state)?;
-        if self.wal.has_pending() {
             self.wal.sync(&self.fs)?;
+            snapshot::save(&self.fs, &self.dir, snapshot)?;
+            report.segments_removed += self.wal.compact(&self.fs, snapshot.last.index)?;
+            // Entries after the snapshot may not follow the old log: only once it is durable.
+            if !persist.entries.is_empty() {
+                self.wal.append(None, &persist.entries);
+            }
         }
+        self.wal.sync(&self.fs)?;
         Ok(report)
     }
 
-    fn save_hard_state(&mut self, hard_state: Option<HardState>) -> Result<(), StorageError> {
-        match hard_state {
-            Some(hard_state) if hard_state != self.hard_state => {
-                hard_state::save(&self.fs, &self.dir, hard_state)?;
-                self.hard_state = hard_state;
-                Ok(())
-            }
-            _ => Ok(()),
+    fn save_hard_state(&mut self, hard_state: HardState) -> Result<(), StorageError> {
+        if hard_state != self.hard_state {
+            hard_state::save(&self.fs, &self.dir, hard_state)?;
+            self.hard_state = hard_state;
         }
+        Ok(())
     }
 }

@@ -115,11 +115,6 @@ impl<H> Wal<H> {
         self.log_last = replay::log_last_after(self.log_last, truncate_from, entries);
     }
 
-    /// Whether records are queued and not yet durable.
-    pub(crate) fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
-    }
-
     /// Writes the queued records and makes them durable with one `fdatasync`; starts a new
     /// segment when the active one is full.
     pub(crate) fn sync<F: FileSystem<File = H>>(&mut self, fs: &F) -> Result<(), StorageError> {
