@@ -32,18 +32,16 @@ pub(crate) fn check<F: FileSystem>(
 ) -> Result<bool, StorageError> {
     small_file::remove_leftover(fs, dir, FILE)?;
     let identity = Identity { cluster: cluster.to_string(), node };
-    let corrupt = |offset, reason| StorageError::Corrupt { path: dir.join(FILE), offset, reason };
-    let bytes = match small_file::read(fs, dir, FILE, MAGIC)? {
+    let found: Identity = match small_file::read(fs, dir, FILE, MAGIC)? {
         SmallFile::Missing => {
-            let bytes = postcard::to_allocvec(&identity).expect("encoding into a Vec cannot fail");
-            small_file::replace(fs, dir, FILE, MAGIC, &bytes)?;
+            small_file::replace(fs, dir, FILE, MAGIC, &identity)?;
             return Ok(true);
         }
-        SmallFile::Damaged { offset, reason } => return Err(corrupt(offset, reason)),
-        SmallFile::Intact(bytes) => bytes,
+        SmallFile::Damaged { offset, reason } => {
+            return Err(StorageError::Corrupt { path: dir.join(FILE), offset, reason });
+        }
+        SmallFile::Intact(found) => found,
     };
-    let found: Identity =
-        postcard::from_bytes(&bytes).map_err(|error| corrupt(0, error.to_string()))?;
     if found != identity {
         return Err(StorageError::Refused {
             reason: format!(

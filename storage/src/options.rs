@@ -37,7 +37,7 @@ impl StorageOptions {
     }
 
     /// The zero-fill distance in use, or why the options are unusable.
-    pub(crate) fn checked_zero_fill_bytes(&self) -> Result<u64, StorageError> {
+    pub(crate) fn checked_zero_fill_bytes(&self) -> Result<usize, StorageError> {
         if self.segment_bytes == 0 {
             return Err(StorageError::Refused {
                 reason: "the WAL segment size must be positive".to_string(),
@@ -47,7 +47,6 @@ impl StorageOptions {
         // The zeros are written from one buffer.
         usize::try_from(zero_fill_bytes).map_err(|_| StorageError::Refused {
             reason: format!("zero-filling {zero_fill_bytes} bytes at once does not fit in memory"),
-        })?;
-        Ok(zero_fill_bytes)
+        })
     }
 }

@@ -1,9 +1,13 @@
 //! Small files replaced atomically: written to a temporary file, synced, renamed over the old
 //! one, and the directory synced, so that after a crash the file holds either the old or the
-//! new contents, never a mix. Each is `[magic: 8][CRC32C: u32 LE][length: u64 LE][contents]`.
+//! new contents, never a mix. Each is `[magic: 8][CRC32C: u32 LE][length: u64 LE][contents]`,
+//! the contents a postcard value.
 
 use std::io;
 use std::path::Path;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::directory;
 use crate::error::StorageError;
@@ -13,11 +17,11 @@ const HEADER_BYTES: usize = 8 + 4 + 8;
 
 /// What a small file holds.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum SmallFile {
+pub(crate) enum SmallFile<T> {
     /// There is no such file.
     Missing,
-    /// Its contents, checksum verified.
-    Intact(Vec<u8>),
+    /// Its value, checksum verified.
+    Intact(T),
     /// It does not hold what it should.
     Damaged {
         /// Where the damage was noticed.
@@ -27,21 +31,22 @@ pub(crate) enum SmallFile {
     },
 }
 
-/// Replaces `dir/name` with `magic`, a checksum and `contents`, durably.
-pub(crate) fn replace<F: FileSystem>(
+/// Replaces `dir/name` with `magic`, a checksum and `value`, durably.
+pub(crate) fn replace<F: FileSystem, T: Serialize>(
     fs: &F,
     dir: &Path,
     name: &str,
     magic: &[u8; 8],
-    contents: &[u8],
+    value: &T,
 ) -> Result<(), StorageError> {
+    let contents = postcard::to_allocvec(value).expect("encoding into a Vec cannot fail");
     let path = dir.join(name);
     let temporary = dir.join(temporary_name(name));
     let mut bytes = Vec::with_capacity(HEADER_BYTES.saturating_add(contents.len()));
     bytes.extend_from_slice(magic);
-    bytes.extend_from_slice(&crc32c::crc32c(contents).to_le_bytes());
+    bytes.extend_from_slice(&crc32c::crc32c(&contents).to_le_bytes());
     bytes.extend_from_slice(&(contents.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(contents);
+    bytes.extend_from_slice(&contents);
     let mut file = fs.create_new(&temporary).map_err(StorageError::io("create", &temporary))?;
     fs.write_at(&mut file, 0, &bytes).map_err(StorageError::io("write", &temporary))?;
     fs.sync_all(&mut file).map_err(StorageError::io("sync", &temporary))?;
@@ -51,12 +56,12 @@ pub(crate) fn replace<F: FileSystem>(
 }
 
 /// Reads `dir/name`, checking its magic, length and checksum.
-pub(crate) fn read<F: FileSystem>(
+pub(crate) fn read<F: FileSystem, T: DeserializeOwned>(
     fs: &F,
     dir: &Path,
     name: &str,
     magic: &[u8; 8],
-) -> Result<SmallFile, StorageError> {
+) -> Result<SmallFile<T>, StorageError> {
     let path = dir.join(name);
     let Some(bytes) = fs.read(&path).map_err(StorageError::io("read", &path))? else {
         return Ok(SmallFile::Missing);
@@ -74,7 +79,20 @@ pub(crate) fn read<F: FileSystem>(
     if crc32c::crc32c(contents) != crc {
         return Ok(damaged(HEADER_BYTES as u64, "checksum mismatch"));
     }
-    Ok(SmallFile::Intact(contents.to_vec()))
+    match postcard::from_bytes(contents) {
+        Ok(value) => Ok(SmallFile::Intact(value)),
+        Err(error) => Ok(damaged(HEADER_BYTES as u64, &format!("contents do not decode: {error}"))),
+    }
+}
+
+/// Removes `dir/name` if it exists, durably.
+pub(crate) fn remove<F: FileSystem>(fs: &F, dir: &Path, name: &str) -> Result<(), StorageError> {
+    let path = dir.join(name);
+    match fs.remove_file(&path) {
+        Ok(()) => directory::sync(fs, dir),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(StorageError::io("remove", &path)(error)),
+    }
 }
 
 /// Removes the temporary file a crash during [`replace`] may have left. Not synced: should
@@ -106,17 +124,21 @@ mod tests {
         let fs = SimFs::new(1);
         let dir = Path::new("dir");
         fs.create_dir_all(dir).unwrap();
-        replace(&fs, dir, "f", b"TESTMAG1", b"hello").unwrap();
-        assert_eq!(read(&fs, dir, "f", b"TESTMAG1").unwrap(), SmallFile::Intact(b"hello".to_vec()));
-        assert_eq!(read(&fs, dir, "missing", b"TESTMAG1").unwrap(), SmallFile::Missing);
-        let wrong_magic = read(&fs, dir, "f", b"TESTMAG2").unwrap();
+        replace(&fs, dir, "f", b"TESTMAG1", &"hello").unwrap();
+        let found: SmallFile<String> = read(&fs, dir, "f", b"TESTMAG1").unwrap();
+        assert_eq!(found, SmallFile::Intact("hello".into()));
+        assert_eq!(
+            read::<_, String>(&fs, dir, "missing", b"TESTMAG1").unwrap(),
+            SmallFile::Missing
+        );
+        let wrong_magic = read::<_, String>(&fs, dir, "f", b"TESTMAG2").unwrap();
         assert!(matches!(wrong_magic, SmallFile::Damaged { offset: 0, .. }), "{wrong_magic:?}");
 
         let mut bytes = fs.read(&dir.join("f")).unwrap().unwrap();
         *bytes.last_mut().unwrap() ^= 1;
         let mut file = fs.open_for_writing(&dir.join("f")).unwrap();
         fs.write_at(&mut file, 0, &bytes).unwrap();
-        let damaged = read(&fs, dir, "f", b"TESTMAG1").unwrap();
+        let damaged = read::<_, String>(&fs, dir, "f", b"TESTMAG1").unwrap();
         let SmallFile::Damaged { reason, .. } = damaged else { panic!("{damaged:?}") };
         assert!(reason.contains("checksum mismatch"), "{reason}");
     }
@@ -127,13 +149,13 @@ mod tests {
         for seed in 0..64 {
             let fs = SimFs::new(seed);
             directory::create(&fs, dir).unwrap();
-            replace(&fs, dir, "f", b"TESTMAG1", b"old").unwrap();
+            replace(&fs, dir, "f", b"TESTMAG1", &"old").unwrap();
             fs.crash_after_ops(seed % 6);
-            let _ = replace(&fs, dir, "f", b"TESTMAG1", b"new");
+            let _ = replace(&fs, dir, "f", b"TESTMAG1", &"new");
             fs.crash();
             remove_leftover(&fs, dir, "f").unwrap();
-            let found = read(&fs, dir, "f", b"TESTMAG1").unwrap();
-            let expected = [SmallFile::Intact(b"old".to_vec()), SmallFile::Intact(b"new".to_vec())];
+            let found: SmallFile<String> = read(&fs, dir, "f", b"TESTMAG1").unwrap();
+            let expected = [SmallFile::Intact("old".into()), SmallFile::Intact("new".into())];
             assert!(expected.contains(&found), "seed {seed}: {found:?}");
             assert_eq!(fs.read(&dir.join("f.tmp")).unwrap(), None, "seed {seed}");
         }

@@ -9,7 +9,8 @@ use crate::error::StorageError;
 use crate::fs::FileSystem;
 use crate::small_file::{self, SmallFile};
 
-const FILE: &str = "snapshot";
+/// The file's name in the data directory.
+pub(crate) const FILE: &str = "snapshot";
 const MAGIC: &[u8; 8] = b"RKVSNAP1";
 
 /// Replaces the snapshot file of `dir` with `snapshot`, durably.
@@ -18,19 +19,16 @@ pub(crate) fn save<F: FileSystem>(
     dir: &Path,
     snapshot: &Snapshot,
 ) -> Result<(), StorageError> {
-    let bytes = postcard::to_allocvec(snapshot).expect("encoding into a Vec cannot fail");
-    small_file::replace(fs, dir, FILE, MAGIC, &bytes)
+    small_file::replace(fs, dir, FILE, MAGIC, snapshot)
 }
 
-/// The snapshot saved in `dir`, if any.
-pub(crate) fn load<F: FileSystem>(fs: &F, dir: &Path) -> Result<Option<Snapshot>, StorageError> {
+/// The snapshot saved in `dir`.
+pub(crate) fn load<F: FileSystem>(fs: &F, dir: &Path) -> Result<SmallFile<Snapshot>, StorageError> {
     small_file::remove_leftover(fs, dir, FILE)?;
-    let corrupt = |offset, reason| StorageError::Corrupt { path: dir.join(FILE), offset, reason };
-    match small_file::read(fs, dir, FILE, MAGIC)? {
-        SmallFile::Missing => Ok(None),
-        SmallFile::Damaged { offset, reason } => Err(corrupt(offset, reason)),
-        SmallFile::Intact(bytes) => postcard::from_bytes(&bytes)
-            .map(Some)
-            .map_err(|error| corrupt(0, format!("snapshot does not decode: {error}"))),
-    }
+    small_file::read(fs, dir, FILE, MAGIC)
+}
+
+/// Removes the snapshot file of `dir`, durably.
+pub(crate) fn remove<F: FileSystem>(fs: &F, dir: &Path) -> Result<(), StorageError> {
+    small_file::remove(fs, dir, FILE)
 }

@@ -7,9 +7,10 @@ use raftkv_core::raft::{HardState, Persist, Recovered};
 use crate::error::StorageError;
 use crate::fs::FileSystem;
 use crate::options::StorageOptions;
+use crate::recovery::{self, Opened};
 use crate::report::{OpenReport, PersistReport};
-use crate::wal::Wal;
-use crate::{directory, hard_state, identity, snapshot};
+use crate::wal::{LogChangeRef, Wal};
+use crate::{hard_state, snapshot};
 
 /// The open data directory of a running node, on file system `F`.
 ///
@@ -28,29 +29,17 @@ pub struct Storage<F: FileSystem> {
 
 impl<F: FileSystem> Storage<F> {
     /// Opens `dir` for node `options.node` of `options.cluster` (creating it if needed) and
-    /// reads back everything durable.
+    /// reads back everything durable. A torn write at the end of the log is cut off; damage to
+    /// what was acknowledged is cut away and reported (`Recovered::damaged`, and in the
+    /// report); a directory of another node or cluster, a damaged identity file and WAL
+    /// segments of another format are refused.
     pub fn open(
         fs: F,
         dir: &Path,
         options: &StorageOptions,
     ) -> Result<(Storage<F>, Recovered, OpenReport), StorageError> {
-        let zero_fill_bytes = options.checked_zero_fill_bytes()?;
-        directory::create(&fs, dir)?;
-        let fresh = identity::check(&fs, dir, &options.cluster, options.node)?;
-        let hard_state = hard_state::load(&fs, dir)?;
-        let snapshot = snapshot::load(&fs, dir)?;
-        let snapshot_last = snapshot.as_ref().map_or(Default::default(), |s| s.last.index);
-        let (wal, replayed) = Wal::open(
-            &fs,
-            &dir.join("wal"),
-            snapshot_last,
-            options.segment_bytes,
-            zero_fill_bytes,
-        )?;
-        let recovered =
-            Recovered { hard_state, snapshot, entries: replayed.entries, damaged: false };
+        let Opened { wal, hard_state, recovered, report } = recovery::open(&fs, dir, options)?;
         let storage = Storage { fs, dir: dir.to_path_buf(), wal, hard_state, stopped: false };
-        let report = OpenReport { fresh, repaired: replayed.repaired };
         Ok((storage, recovered, report))
     }
 
@@ -80,28 +69,37 @@ impl<F: FileSystem> Storage<F> {
             self.save_hard_state(hard_state)?;
         }
         let mut report = PersistReport::default();
+        // Every change of the batch goes into one record, written with one sync, unless a
+        // snapshot comes between.
+        let mut changes: Vec<LogChangeRef<'_>> = Vec::new();
         for persist in batch {
             let Some(snapshot) = &persist.snapshot else {
                 if persist.truncate_from.is_some() || !persist.entries.is_empty() {
-                    self.wal.append(persist.truncate_from, &persist.entries);
+                    let (truncate_from, entries) = (persist.truncate_from, &persist.entries[..]);
+                    changes.push(LogChangeRef { truncate_from, entries });
                 }
                 continue;
             };
             // The entries the snapshot conflicts with must be gone before it lands: a snapshot
             // followed by entries of an older term cannot be recovered. The truncation is
             // written once, here; compaction keeps it for as long as it matters.
-            if persist.truncate_from.is_some() {
-                self.wal.append(persist.truncate_from, &[]);
+            if let Some(from) = persist.truncate_from {
+                changes.push(LogChangeRef { truncate_from: Some(from), entries: &[] });
             }
-            self.wal.sync(&self.fs)?;
+            if !changes.is_empty() {
+                self.wal.append(&self.fs, &changes)?;
+                changes.clear();
+            }
             snapshot::save(&self.fs, &self.dir, snapshot)?;
             report.segments_removed += self.wal.compact(&self.fs, snapshot.last.index)?;
             // Entries after the snapshot may not follow the old log: only once it is durable.
             if !persist.entries.is_empty() {
-                self.wal.append(None, &persist.entries);
+                changes.push(LogChangeRef { truncate_from: None, entries: &persist.entries });
             }
         }
-        self.wal.sync(&self.fs)?;
+        if !changes.is_empty() {
+            self.wal.append(&self.fs, &changes)?;
+        }
         Ok(report)
     }
 

@@ -3,14 +3,14 @@
 //! The writer keeps the file zero-filled some way ahead of its records and overwrites the
 //! zeros in place: an `fdatasync` of blocks that already exist need not commit the file's size
 //! or block map to the filesystem journal, which makes it markedly cheaper than syncing an
-//! append.
+//! append. The zeros are also what a torn write leaves where its lost sectors were.
 
 use std::path::{Path, PathBuf};
 
 use crate::directory;
 use crate::error::StorageError;
 use crate::fs::FileSystem;
-use crate::wal::segment::{self, Scan};
+use crate::wal::segment;
 
 /// The segment being written, on a file system whose open files are `H`.
 #[derive(Debug)]
@@ -18,12 +18,12 @@ pub(crate) struct ActiveSegment<H> {
     file: H,
     path: PathBuf,
     sequence: u64,
-    /// Bytes of records: where the next one goes.
-    bytes: u64,
-    /// The file is zero-filled from `bytes` up to here.
+    /// Where the records end: where the next one goes.
+    end: u64,
+    /// The file is zero-filled from `end` up to here.
     zeroed_end: u64,
-    /// How much to zero-fill at a time.
-    zero_fill_bytes: u64,
+    /// How much to zero-fill at a time (0: never).
+    zero_fill_bytes: usize,
 }
 
 impl<H> ActiveSegment<H> {
@@ -32,69 +32,73 @@ impl<H> ActiveSegment<H> {
         fs: &F,
         dir: &Path,
         sequence: u64,
-        zero_fill_bytes: u64,
+        zero_fill_bytes: usize,
     ) -> Result<ActiveSegment<H>, StorageError> {
         let path = dir.join(segment::file_name(sequence));
-        let mut file = fs.create_new(&path).map_err(StorageError::io("create", &path))?;
-        fs.write_at(&mut file, 0, &segment::header(sequence))
-            .map_err(StorageError::io("write to", &path))?;
-        fs.sync_data(&mut file).map_err(StorageError::io("sync", &path))?;
+        let file = fs.create_new(&path).map_err(StorageError::io("create", &path))?;
+        let end = segment::HEADER_BYTES as u64;
+        let mut active =
+            ActiveSegment { file, path, sequence, end, zeroed_end: end, zero_fill_bytes };
+        active.write_header(fs)?;
         directory::sync(fs, dir)?;
-        let bytes = segment::HEADER_BYTES as u64;
-        Ok(ActiveSegment { file, path, sequence, bytes, zeroed_end: bytes, zero_fill_bytes })
+        Ok(active)
     }
 
-    /// Reopens the last segment, as `scan` found it, to write after its records; a torn tail
-    /// is zeroed and a missing header written, durably.
+    /// Reopens segment `sequence` to write after its records, which end at `end`; the file
+    /// is `file_bytes` long. A missing header (a crash right after the segment was created) is
+    /// written, durably.
     pub(crate) fn reopen<F: FileSystem<File = H>>(
         fs: &F,
         path: PathBuf,
         sequence: u64,
-        scan: &Scan,
-        zero_fill_bytes: u64,
+        end: u64,
+        file_bytes: u64,
+        missing_header: bool,
+        zero_fill_bytes: usize,
     ) -> Result<ActiveSegment<H>, StorageError> {
-        let (valid_bytes, file_bytes) = (scan.valid_bytes, scan.file_bytes);
-        let torn_bytes = scan.torn.as_ref().map_or(0, |(_, bytes)| *bytes);
-        let mut file = fs.open_for_writing(&path).map_err(StorageError::io("open", &path))?;
-        if scan.missing_header {
-            fs.write_at(&mut file, 0, &segment::header(sequence))
-                .map_err(StorageError::io("write to", &path))?;
-            fs.sync_data(&mut file).map_err(StorageError::io("sync", &path))?;
+        let file = fs.open_for_writing(&path).map_err(StorageError::io("open", &path))?;
+        let zeroed_end = file_bytes.max(end);
+        let mut active = ActiveSegment { file, path, sequence, end, zeroed_end, zero_fill_bytes };
+        if missing_header {
+            active.write_header(fs)?;
         }
-        if torn_bytes > 0 {
-            let zeros = vec![0; usize::try_from(torn_bytes).expect("a segment fits in memory")];
-            fs.write_at(&mut file, valid_bytes, &zeros)
-                .map_err(StorageError::io("clear the torn tail of", &path))?;
-            fs.sync_all(&mut file).map_err(StorageError::io("sync", &path))?;
-        }
-        Ok(ActiveSegment {
-            file,
-            path,
-            sequence,
-            bytes: valid_bytes,
-            zeroed_end: file_bytes.max(valid_bytes),
-            zero_fill_bytes,
-        })
+        Ok(active)
     }
 
-    /// Writes `records` after the last record (not yet durable). First zero-fills ahead when
+    /// Overwrites the bytes from the end of the records up to `to` with zeros, durably: a
+    /// torn write or damage cut away, never to be read again.
+    pub(crate) fn clear_to<F: FileSystem<File = H>>(
+        &mut self,
+        fs: &F,
+        to: u64,
+    ) -> Result<(), StorageError> {
+        let Some(length) = to.checked_sub(self.end).filter(|&length| length > 0) else {
+            return Ok(());
+        };
+        let zeros = vec![0; usize::try_from(length).expect("cleared bytes were read into memory")];
+        fs.write_at(&mut self.file, self.end, &zeros)
+            .map_err(StorageError::io("clear", &self.path))?;
+        self.sync(fs)
+    }
+
+    /// Writes `record` after the last record (not yet durable). First zero-fills ahead when
     /// the prepared space runs short; the next [`sync`](Self::sync) makes both durable.
     pub(crate) fn write<F: FileSystem<File = H>>(
         &mut self,
         fs: &F,
-        records: &[u8],
+        record: &[u8],
     ) -> Result<(), StorageError> {
-        let end = self.bytes + records.len() as u64;
-        if end + self.zero_fill_bytes / 2 > self.zeroed_end {
+        let end = self.end.saturating_add(record.len() as u64);
+        let fill = self.zero_fill_bytes as u64;
+        if fill > 0 && end.saturating_add(fill / 2) > self.zeroed_end {
             let from = self.zeroed_end.max(end);
-            let zeros = vec![0; self.zero_fill_bytes as usize];
-            fs.write_at(&mut self.file, from, &zeros)
+            fs.write_at(&mut self.file, from, &vec![0; self.zero_fill_bytes])
                 .map_err(StorageError::io("zero-fill", &self.path))?;
-            self.zeroed_end = from + self.zero_fill_bytes;
+            self.zeroed_end = from.saturating_add(fill);
         }
-        fs.write_at(&mut self.file, self.bytes, records)
+        fs.write_at(&mut self.file, self.end, record)
             .map_err(StorageError::io("write to", &self.path))?;
-        self.bytes = end;
+        self.end = end;
         Ok(())
     }
 
@@ -107,12 +111,23 @@ impl<H> ActiveSegment<H> {
         self.sequence
     }
 
-    /// Bytes of records.
-    pub(crate) fn bytes(&self) -> u64 {
-        self.bytes
+    /// Where the records end (the header counted).
+    pub(crate) fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// Whether the segment holds records.
+    pub(crate) fn has_records(&self) -> bool {
+        self.end > segment::HEADER_BYTES as u64
     }
 
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+
+    fn write_header<F: FileSystem<File = H>>(&mut self, fs: &F) -> Result<(), StorageError> {
+        fs.write_at(&mut self.file, 0, &segment::header(self.sequence))
+            .map_err(StorageError::io("write to", &self.path))?;
+        self.sync(fs)
     }
 }

@@ -1,6 +1,14 @@
-//! One WAL record: `[length: u32 LE][crc: u32 LE][payload]`, where the payload is a postcard
-//! [`WalRecord`] and the CRC32C covers the length bytes and the payload (so a damaged length
-//! is caught too).
+//! One WAL record (format version 2):
+//!
+//! ```text
+//! [header CRC32C: u32 LE][length: u32 LE][payload CRC32C: u32 LE][payload: length bytes]
+//! ```
+//!
+//! The header checksum covers the eight bytes after it (length and payload checksum), so a
+//! header can be trusted on its own: a record whose header is intact has a known extent even
+//! when its payload is damaged, which is what tells a torn write from corruption. The payload
+//! is a postcard list of [`LogChange`]s: every change of one batch of persists, so that one
+//! write holds one record.
 
 use serde::{Deserialize, Serialize};
 
@@ -8,81 +16,78 @@ use raftkv_core::LogIndex;
 use raftkv_core::raft::Entry;
 
 /// Bytes before the payload.
-pub(crate) const HEADER_BYTES: usize = 8;
+pub(crate) const HEADER_BYTES: usize = 12;
 
-/// What one record says. One record per persist: replaying records in order rebuilds the log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum WalRecord {
-    /// Drop every entry from `truncate_from` on, then append `entries`. Appending an entry at
-    /// index `i` also drops whatever the log held at `i` and after.
-    Append {
-        /// The first index to drop, if any.
-        truncate_from: Option<LogIndex>,
-        /// Consecutive entries.
-        entries: Vec<Entry>,
+/// One change to the log: drop every entry from `truncate_from` on, then append `entries`.
+/// Appending an entry at index `i` also drops whatever the log held at `i` and after.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub(crate) struct LogChange {
+    /// The first index to drop, if any.
+    pub(crate) truncate_from: Option<LogIndex>,
+    /// Consecutive entries.
+    pub(crate) entries: Vec<Entry>,
+}
+
+/// The borrowed twin of [`LogChange`], to encode without copying entries.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub(crate) struct LogChangeRef<'a> {
+    pub(crate) truncate_from: Option<LogIndex>,
+    pub(crate) entries: &'a [Entry],
+}
+
+/// What the first [`HEADER_BYTES`] at an offset say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Header {
+    /// Only zeros: no record was written here.
+    Zeros,
+    /// The header fails its checksum.
+    Damaged,
+    /// An intact header.
+    Intact {
+        /// Bytes of payload after the header.
+        length: usize,
+        /// The payload's checksum.
+        payload_crc: u32,
     },
 }
 
-/// The borrowed twin of [`WalRecord`], to encode without copying entries.
-#[derive(Serialize)]
-enum WalRecordRef<'a> {
-    Append { truncate_from: Option<LogIndex>, entries: &'a [Entry] },
+/// Encodes one record holding `changes`; `None` if its payload would not fit the length
+/// field (4 GiB, far beyond any configured frame or batch limit).
+pub(crate) fn encode(changes: &[LogChangeRef<'_>]) -> Option<Vec<u8>> {
+    let bytes = vec![0; HEADER_BYTES];
+    let mut bytes = postcard::to_extend(changes, bytes).expect("encoding into a Vec cannot fail");
+    let length = u32::try_from(bytes.len() - HEADER_BYTES).ok()?;
+    let payload_crc = crc32c::crc32c(&bytes[HEADER_BYTES..]);
+    bytes[4..8].copy_from_slice(&length.to_le_bytes());
+    bytes[8..12].copy_from_slice(&payload_crc.to_le_bytes());
+    let header_crc = crc32c::crc32c(&bytes[4..12]);
+    bytes[..4].copy_from_slice(&header_crc.to_le_bytes());
+    Some(bytes)
 }
 
-/// Appends one record for an append of `entries` after dropping from `truncate_from`.
-pub(crate) fn encode_append(truncate_from: Option<LogIndex>, entries: &[Entry], out: &mut Vec<u8>) {
-    let start = out.len();
-    out.extend_from_slice(&[0; HEADER_BYTES]);
-    let record = WalRecordRef::Append { truncate_from, entries };
-    let mut bytes =
-        postcard::to_extend(&record, std::mem::take(out)).expect("encoding into a Vec cannot fail");
-    let length = u32::try_from(bytes.len() - start - HEADER_BYTES)
-        .expect("a persist of 4 GiB is beyond any configured limit");
-    let length_bytes = length.to_le_bytes();
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&length_bytes), &bytes[start + HEADER_BYTES..]);
-    bytes[start..start + 4].copy_from_slice(&length_bytes);
-    bytes[start + 4..start + HEADER_BYTES].copy_from_slice(&crc.to_le_bytes());
-    *out = bytes;
-}
-
-/// What lies at an offset of a segment.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Parsed {
-    /// An intact record, and the offset just after it.
-    Record(WalRecord, usize),
-    /// The bytes run out before a whole record.
-    Incomplete,
-    /// The bytes are not an intact record.
-    Bad(String),
-}
-
-/// Reads the record at the start of `bytes`.
-pub(crate) fn parse(bytes: &[u8]) -> Parsed {
-    let Some(header) = bytes.get(..HEADER_BYTES) else {
-        return Parsed::Incomplete;
-    };
-    let length_bytes: [u8; 4] = header[..4].try_into().expect("4 bytes");
-    let length = u32::from_le_bytes(length_bytes) as usize;
-    let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
-    if length == 0 {
-        return Parsed::Bad("zero-length record".to_string());
+/// Reads a record header.
+pub(crate) fn parse_header(header: &[u8; HEADER_BYTES]) -> Header {
+    if header.iter().all(|&byte| byte == 0) {
+        return Header::Zeros;
     }
-    let Some(payload) = bytes.get(HEADER_BYTES..HEADER_BYTES + length) else {
-        return Parsed::Incomplete;
-    };
-    if crc32c::crc32c_append(crc32c::crc32c(&length_bytes), payload) != crc {
-        return Parsed::Bad("checksum mismatch".to_string());
+    let field = |at: usize| u32::from_le_bytes(header[at..at + 4].try_into().expect("4 bytes"));
+    if crc32c::crc32c(&header[4..]) != field(0) {
+        return Header::Damaged;
     }
-    match postcard::from_bytes(payload) {
-        Ok(record) => Parsed::Record(record, HEADER_BYTES + length),
-        Err(error) => Parsed::Bad(format!("record does not decode: {error}")),
+    match usize::try_from(field(4)) {
+        Ok(length) => Header::Intact { length, payload_crc: field(8) },
+        Err(_) => Header::Damaged, // a length no address space here can hold
     }
 }
 
-/// Whether an intact record starts anywhere in `bytes` after its first byte. Used after a bad
-/// record: if one does, the damage is not a torn tail.
-pub(crate) fn intact_record_after(bytes: &[u8]) -> Option<usize> {
-    (1..bytes.len()).find(|&offset| matches!(parse(&bytes[offset..]), Parsed::Record(..)))
+/// Whether `payload` matches its checksum.
+pub(crate) fn payload_intact(payload: &[u8], payload_crc: u32) -> bool {
+    crc32c::crc32c(payload) == payload_crc
+}
+
+/// The changes an intact payload holds.
+pub(crate) fn decode(payload: &[u8]) -> Result<Vec<LogChange>, String> {
+    postcard::from_bytes(payload).map_err(|error| format!("record does not decode: {error}"))
 }
 
 #[cfg(test)]
@@ -101,41 +106,48 @@ mod tests {
             .collect()
     }
 
+    fn header_of(bytes: &[u8]) -> Header {
+        parse_header(bytes[..HEADER_BYTES].try_into().unwrap())
+    }
+
     #[test]
     fn records_round_trip() {
-        let mut out = Vec::new();
-        encode_append(None, &entries(1..=3), &mut out);
-        let first = out.len();
-        encode_append(Some(LogIndex(2)), &entries(2..=2), &mut out);
-        let Parsed::Record(record, used) = parse(&out) else { panic!("first record is intact") };
-        assert_eq!(used, first);
-        assert_eq!(record, WalRecord::Append { truncate_from: None, entries: entries(1..=3) });
-        assert!(matches!(parse(&out[first..]), Parsed::Record(..)));
-        assert_eq!(parse(&out[..first - 1]), Parsed::Incomplete);
+        let (first, second) = (entries(1..=3), entries(2..=2));
+        let changes = [
+            LogChangeRef { truncate_from: None, entries: &first },
+            LogChangeRef { truncate_from: Some(LogIndex(2)), entries: &second },
+        ];
+        let bytes = encode(&changes).unwrap();
+        let Header::Intact { length, payload_crc } = header_of(&bytes) else {
+            panic!("the header is intact")
+        };
+        assert_eq!(HEADER_BYTES + length, bytes.len());
+        assert!(payload_intact(&bytes[HEADER_BYTES..], payload_crc));
+        let decoded = decode(&bytes[HEADER_BYTES..]).unwrap();
+        assert_eq!(
+            decoded,
+            [
+                LogChange { truncate_from: None, entries: first },
+                LogChange { truncate_from: Some(LogIndex(2)), entries: second }
+            ]
+        );
+        assert_eq!(parse_header(&[0; HEADER_BYTES]), Header::Zeros);
     }
 
     #[test]
-    fn any_flipped_bit_is_detected() {
-        let mut out = Vec::new();
-        encode_append(None, &entries(1..=2), &mut out);
-        for position in 0..out.len() {
-            let mut damaged = out.clone();
+    fn any_flipped_bit_is_caught_by_the_checksum_of_its_part() {
+        let first = entries(1..=2);
+        let bytes = encode(&[LogChangeRef { truncate_from: None, entries: &first }]).unwrap();
+        for position in 0..bytes.len() {
+            let mut damaged = bytes.clone();
             damaged[position] ^= 0x10;
-            assert!(
-                !matches!(parse(&damaged), Parsed::Record(..)),
-                "flip at {position} went unnoticed"
-            );
+            let header = header_of(&damaged);
+            if position < HEADER_BYTES {
+                assert_eq!(header, Header::Damaged, "flip at {position}");
+            } else {
+                let Header::Intact { payload_crc, .. } = header else { panic!("{header:?}") };
+                assert!(!payload_intact(&damaged[HEADER_BYTES..], payload_crc), "at {position}");
+            }
         }
-    }
-
-    #[test]
-    fn an_intact_record_is_found_after_damage() {
-        let mut out = Vec::new();
-        encode_append(None, &entries(1..=1), &mut out);
-        let second = out.len();
-        encode_append(None, &entries(2..=2), &mut out);
-        out[3] ^= 0xff;
-        assert_eq!(intact_record_after(&out), Some(second));
-        assert_eq!(intact_record_after(&out[..second]), None);
     }
 }

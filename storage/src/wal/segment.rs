@@ -1,26 +1,86 @@
-//! WAL segment files: `wal/<sequence>.wal`: a 16-byte header (magic and format version, then
-//! the sequence number), records one after another, then zeros.
+//! WAL segment files, `wal/<sequence>.wal` (format version 2): a 20-byte header, records one
+//! after another, then zeros.
 //!
-//! Reading a segment back tells a clean end (only zeros follow the last record) and a torn
-//! tail (a crash while the last record was written) from real damage.
-
-use std::path::Path;
-
-use crate::error::StorageError;
-use crate::fs::FileSystem;
-use crate::wal::record::{self, Parsed, WalRecord};
+//! ```text
+//! [magic "RKVWAL"][format version: u16 BE][sequence: u64 LE][CRC32C of the 16 bytes before: u32 LE]
+//! ```
+//!
+//! A segment of another format version (version 1 had no header checksum and records without
+//! a checksum of their own header) is refused, naming the file and the version found.
 
 /// Bytes of the header at the start of every segment.
-pub(crate) const HEADER_BYTES: usize = 16;
-/// The header's first half: what the file is and the version of its format.
-const MAGIC: &[u8; 8] = b"RKVWAL\x00\x01";
+pub(crate) const HEADER_BYTES: usize = 20;
+/// The format version this code writes and reads.
+pub(crate) const FORMAT_VERSION: u16 = 2;
+const MAGIC: &[u8; 6] = b"RKVWAL";
+
+/// What the start of a segment holds.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum HeaderCheck {
+    /// The header of this segment.
+    Intact,
+    /// The file holds nothing but zeros: a crash right after it was created.
+    Missing,
+    /// A header of this format that does not hold together.
+    Damaged(String),
+    /// Not a segment of this format: another version, or not a raftkv WAL segment at all.
+    Foreign(String),
+}
 
 /// The header of segment `sequence`.
 pub(crate) fn header(sequence: u64) -> [u8; HEADER_BYTES] {
     let mut header = [0; HEADER_BYTES];
-    header[..8].copy_from_slice(MAGIC);
-    header[8..].copy_from_slice(&sequence.to_le_bytes());
+    header[..6].copy_from_slice(MAGIC);
+    header[6..8].copy_from_slice(&FORMAT_VERSION.to_be_bytes());
+    header[8..16].copy_from_slice(&sequence.to_le_bytes());
+    let crc = crc32c::crc32c(&header[..16]);
+    header[16..].copy_from_slice(&crc.to_le_bytes());
     header
+}
+
+/// Checks the start of `bytes`, the whole file of segment `sequence`.
+pub(crate) fn check_header(bytes: &[u8], sequence: u64) -> HeaderCheck {
+    if bytes.iter().all(|&byte| byte == 0) {
+        return HeaderCheck::Missing;
+    }
+    let expected = header(sequence);
+    let Some(found) = bytes.get(..HEADER_BYTES) else {
+        return if bytes.starts_with(MAGIC) {
+            HeaderCheck::Damaged("the file ends inside the segment header".to_string())
+        } else {
+            HeaderCheck::Foreign("not a raftkv WAL segment".to_string())
+        };
+    };
+    let checksum_holds = crc32c::crc32c(&found[..16]).to_le_bytes()[..] == found[16..];
+    // Magic and version together, and how many bits set them apart from this format's.
+    let differing_bits: u32 =
+        found[..8].iter().zip(&expected[..8]).map(|(a, b)| (a ^ b).count_ones()).sum();
+    if differing_bits > 0 {
+        let version = u16::from_be_bytes([found[6], found[7]]);
+        // One flipped bit in a header of this format is damage; a header that holds together
+        // or differs more is another format, which must not be cut away as if it were damage.
+        if differing_bits == 1 && !checksum_holds {
+            return HeaderCheck::Damaged("the segment header fails its checksum".to_string());
+        }
+        if !found.starts_with(MAGIC) {
+            return HeaderCheck::Foreign("not a raftkv WAL segment".to_string());
+        }
+        return HeaderCheck::Foreign(format!(
+            "a WAL segment of format version {version}, but this raftkv reads version \
+             {FORMAT_VERSION} only{}",
+            if version < FORMAT_VERSION { " (it was written by an older raftkv)" } else { "" }
+        ));
+    }
+    if !checksum_holds {
+        return HeaderCheck::Damaged("the segment header fails its checksum".to_string());
+    }
+    if found[8..16] != expected[8..16] {
+        let found = u64::from_le_bytes(found[8..16].try_into().expect("8 bytes"));
+        return HeaderCheck::Damaged(format!(
+            "the segment header names sequence {found}, its file name {sequence}"
+        ));
+    }
+    HeaderCheck::Intact
 }
 
 /// The file name of segment `sequence`.
@@ -36,78 +96,56 @@ pub(crate) fn parse_file_name(name: &str) -> Option<u64> {
         .flatten()
 }
 
-/// The records of one segment, as far as they are intact.
-#[derive(Debug)]
-pub(crate) struct Scan {
-    /// Records in order, each with its offset.
-    pub(crate) records: Vec<(u64, WalRecord)>,
-    /// Bytes of intact records from the start of the file.
-    pub(crate) valid_bytes: u64,
-    /// The tail after `valid_bytes` is torn, for this reason, over this many bytes (after
-    /// which only zeros follow).
-    pub(crate) torn: Option<(String, u64)>,
-    /// Size of the file, zero-filled space included.
-    pub(crate) file_bytes: u64,
-    /// The header never reached the disk (a crash right after the segment was created).
-    pub(crate) missing_header: bool,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Reads every record of the segment at `path`. Damage is a torn tail only in the last
-/// segment and only when no intact record follows it; anything else is corruption. Zeros after
-/// the last record are the space the writer prepared.
-pub(crate) fn scan<F: FileSystem>(
-    fs: &F,
-    path: &Path,
-    sequence: u64,
-    is_last: bool,
-) -> Result<Scan, StorageError> {
-    let bytes = fs.read(path).map_err(StorageError::io("read", path))?.unwrap_or_default();
-    let file_bytes = bytes.len() as u64;
-    if bytes.get(..HEADER_BYTES) != Some(&header(sequence)[..]) {
-        if is_last && bytes.iter().all(|&b| b == 0) {
-            let valid_bytes = HEADER_BYTES as u64;
-            let records = Vec::new();
-            return Ok(Scan { records, valid_bytes, torn: None, file_bytes, missing_header: true });
-        }
-        return Err(StorageError::Corrupt {
-            path: path.to_path_buf(),
-            offset: 0,
-            reason: format!("not a raftkv WAL segment of sequence {sequence} (bad header)"),
-        });
+    #[test]
+    fn names_and_headers_round_trip() {
+        assert_eq!(parse_file_name(&file_name(42)), Some(42));
+        assert_eq!(parse_file_name("00000000000000000042.tmp"), None);
+        assert_eq!(parse_file_name("42.wal"), None);
+        let mut file = header(7).to_vec();
+        file.extend_from_slice(&[1, 2, 3]);
+        assert_eq!(check_header(&file, 7), HeaderCheck::Intact);
+        assert_eq!(check_header(&[0; 100], 7), HeaderCheck::Missing);
+        assert_eq!(check_header(&[], 7), HeaderCheck::Missing);
     }
-    let mut records = Vec::new();
-    let mut offset = HEADER_BYTES;
-    let mut torn = None;
-    while offset < bytes.len() {
-        let reason = match record::parse(&bytes[offset..]) {
-            Parsed::Record(record, used) => {
-                records.push((offset as u64, record));
-                offset += used;
-                continue;
-            }
-            Parsed::Incomplete => "incomplete record".to_string(),
-            Parsed::Bad(reason) => reason,
-        };
-        if bytes[offset..].iter().all(|&b| b == 0) {
-            break; // The zero-filled space after the last record.
+
+    #[test]
+    fn any_flipped_bit_of_a_header_is_damage() {
+        for bit in 0..HEADER_BYTES * 8 {
+            let mut file = header(7).to_vec();
+            file[bit / 8] ^= 1 << (bit % 8);
+            let check = check_header(&file, 7);
+            assert!(matches!(check, HeaderCheck::Damaged(_)), "bit {bit}: {check:?}");
         }
-        let corrupt = |reason: String| StorageError::Corrupt {
-            path: path.to_path_buf(),
-            offset: offset as u64,
-            reason,
-        };
-        if !is_last {
-            return Err(corrupt(format!("{reason} in a segment that is not the last")));
-        }
-        if let Some(after) = record::intact_record_after(&bytes[offset..]) {
-            return Err(corrupt(format!(
-                "{reason}, but an intact record follows at offset {}",
-                offset + after
-            )));
-        }
-        let garbage_end = bytes.iter().rposition(|&b| b != 0).map_or(offset, |last| last + 1);
-        torn = Some((reason, (garbage_end - offset) as u64));
-        break;
+        let check = check_header(&header(8), 7);
+        assert!(matches!(&check, HeaderCheck::Damaged(reason) if reason.contains("sequence 8")));
     }
-    Ok(Scan { records, valid_bytes: offset as u64, torn, file_bytes, missing_header: false })
+
+    #[test]
+    fn other_versions_and_other_files_are_foreign() {
+        // Version 1: the same magic, version 1, and records right after the sequence number.
+        let mut version_1 = b"RKVWAL\x00\x01".to_vec();
+        version_1.extend_from_slice(&7u64.to_le_bytes());
+        version_1.extend_from_slice(&[0xe8, 3, 0, 0, 1, 2, 3, 4, 5]);
+        let check = check_header(&version_1, 7);
+        assert!(
+            matches!(&check, HeaderCheck::Foreign(reason) if reason.contains("format version 1")),
+            "{check:?}"
+        );
+        // A later version whose header holds together.
+        let mut version_3 = header(7);
+        version_3[7] = 3;
+        let crc = crc32c::crc32c(&version_3[..16]);
+        version_3[16..].copy_from_slice(&crc.to_le_bytes());
+        let check = check_header(&version_3, 7);
+        assert!(
+            matches!(&check, HeaderCheck::Foreign(reason) if reason.contains("format version 3")),
+            "{check:?}"
+        );
+        let check = check_header(b"something else entirely", 7);
+        assert_eq!(check, HeaderCheck::Foreign("not a raftkv WAL segment".to_string()));
+    }
 }

@@ -20,7 +20,7 @@ use raftkv_core::{Instant, NodeId};
 use raftkv_storage::{DEFAULT_ZERO_FILL_BYTES, RealFs, Storage, StorageOptions};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::clock::Clock;
 use crate::server::ServeOptions;
@@ -84,12 +84,16 @@ fn start(options: ServeOptions) -> Result<Server, String> {
     };
     let (storage, recovered, report) = Storage::open(RealFs, &options.data, &storage_options)
         .map_err(|error| error.to_string())?;
-    if let Some((path, offset, reason)) = &report.repaired {
+    if let Some(torn) = &report.torn_tail {
         warn!(
-            file = %path.display(),
-            offset,
-            reason,
-            "repaired a torn record at the tail of the WAL (a crash during a write): cleared it"
+            "repaired a torn record at the tail of the WAL (a crash during a write, never \
+             acknowledged): {torn}"
+        );
+    }
+    for cut in &report.damage {
+        error!(
+            "DAMAGED DATA: {cut}. This node may have lost writes it had acknowledged; it stays \
+             out of elections until it has caught up with a leader"
         );
     }
     info!(
@@ -97,6 +101,7 @@ fn start(options: ServeOptions) -> Result<Server, String> {
         data = %options.data.display(),
         fresh = report.fresh,
         term = %recovered.hard_state.term,
+        damaged = recovered.damaged,
         entries = recovered.entries.len(),
         snapshot = ?recovered.snapshot.as_ref().map(|s| s.last.index.0),
         "recovered"
