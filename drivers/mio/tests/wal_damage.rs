@@ -1,5 +1,6 @@
-//! Damage to a node's write-ahead log: a torn tail is repaired quietly; other damage is cut away
-//! loudly and the node starts, the cluster serving every acknowledged write.
+//! Damage to a node's data: a torn WAL tail is repaired quietly; other damage is cut away loudly
+//! and the node starts, the cluster serving every acknowledged write; a node whose data was
+//! removed rejoins with `--rejoin`.
 
 mod common;
 
@@ -91,4 +92,27 @@ fn a_corrupt_record_in_the_middle_is_cut_away_loudly_and_the_cluster_serves_ever
     assert!(log.contains("at offset"), "{log}");
     assert!(log.contains("dropped the log after entry"), "{log}");
     assert!(log.contains("stays out of elections until it has caught up"), "{log}");
+}
+
+#[test]
+fn a_node_whose_data_was_removed_rejoins_with_the_flag() {
+    let mut cluster = TestCluster::start(3);
+    let mut client = cluster.client();
+    for i in 0..10 {
+        client.append("k", format!("{i},")).unwrap();
+    }
+    cluster.kill(3);
+    fs::remove_dir_all(cluster.data_dir(3)).unwrap();
+    cluster.spawn_with(3, &["--rejoin"]);
+    client.append("k", "10,").unwrap();
+    assert_eq!(client.get("k").unwrap(), Some(expected(11)));
+    cluster.wait_for_log(3, "rejoining: this node's data was lost or removed");
+    cluster.wait_for_log(3, "damaged=true");
+
+    // Once the directory holds the node's data again, the flag has no effect.
+    assert!(cluster.terminate(3).success());
+    cluster.spawn_with(3, &["--rejoin"]);
+    client.append("k", "11,").unwrap();
+    assert_eq!(client.get("k").unwrap(), Some(expected(12)));
+    cluster.wait_for_log(3, "--rejoin ignored");
 }

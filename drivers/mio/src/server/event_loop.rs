@@ -82,8 +82,21 @@ fn start(options: ServeOptions) -> Result<Server, String> {
         segment_bytes: options.segment_bytes,
         zero_fill_bytes: DEFAULT_ZERO_FILL_BYTES,
     };
-    let (storage, recovered, report) = Storage::open(RealFs, &options.data, &storage_options)
+    let (storage, mut recovered, report) = Storage::open(RealFs, &options.data, &storage_options)
         .map_err(|error| error.to_string())?;
+    if options.rejoin && report.fresh {
+        recovered.damaged = true;
+        warn!(
+            "rejoining: this node's data was lost or removed; it takes no part in elections until \
+             it has caught up with a leader"
+        );
+    } else if options.rejoin {
+        warn!(
+            "--rejoin ignored: {} already holds this node's data (the flag is for an empty data \
+             directory only)",
+            options.data.display()
+        );
+    }
     if let Some(torn) = &report.torn_tail {
         warn!(
             "repaired a torn record at the tail of the WAL (a crash during a write, never \

@@ -46,4 +46,7 @@ pub(crate) struct ServeOptions {
     pub(crate) limits: KvLimits,
     /// Idle time after which a client session expires.
     pub(crate) session_timeout_ms: u64,
+    /// The node's data was lost or removed and it starts afresh: it stays out of elections
+    /// until it has caught up with a leader. Applies to a new data directory only.
+    pub(crate) rejoin: bool,
 }
