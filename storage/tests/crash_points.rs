@@ -1,23 +1,39 @@
-//! A crash between any two steps of a persist leaves a directory a node can start from, with
-//! nothing acknowledged lost: every crash point of a persist is tried, on many seeds (each
-//! seed keeps and loses a different part of what was not yet synced).
+//! A crash between any two steps of a persist, or a failed step (`ENOSPC`, `EIO`), leaves a
+//! directory a node can start from, with nothing acknowledged lost: every step of a persist
+//! is tried in turn, on many seeds (each seed keeps and loses a different part of what was not
+//! yet synced).
 
 mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use common::{entries, hard_state, indexes_and_terms, node_starts, open, persist, sim};
+use common::{entries, hard_state, indexes_and_terms, node_starts, persist, sim};
 use raftkv_core::LogIndex;
 use raftkv_core::raft::{HardState, Persist, Recovered};
-use raftkv_storage::sim_fs::SimFs;
+use raftkv_storage::sim_fs::{FailureKind, SimFs};
+use raftkv_storage::{Storage, StorageError, StorageOptions};
 
-/// Small, so that the persists below close segments and compaction removes some.
-const SEGMENT_BYTES: u64 = 1024;
 const SEEDS: u64 = 24;
 
 /// The log as recovered: the snapshot point and the entries after it, as (index, term).
 type Log = (Option<(u64, u64)>, Vec<(u64, u64)>);
+
+/// How a persist is interrupted after a number of file-system operations.
+#[derive(Clone, Copy, Debug)]
+enum Interruption {
+    /// The machine stops; every later operation fails until the crash.
+    Crash,
+    /// The operation fails with this error; the storage must stop.
+    Failure(FailureKind),
+}
+
+/// What the tests expect after an interrupted persist: one of `hard_states` and one of `logs`,
+/// the last of each once the persist has succeeded.
+struct Expected<'a> {
+    hard_states: &'a [HardState],
+    logs: &'a [Log],
+}
 
 fn log_of(recovered: &Recovered) -> Log {
     let snapshot = recovered.snapshot.as_ref().map(|s| (s.last.index.0, s.last.term.0));
@@ -28,8 +44,16 @@ fn ids(term: u64, range: std::ops::RangeInclusive<u64>) -> Vec<(u64, u64)> {
     range.map(|index| (index, term)).collect()
 }
 
+/// Small segments, so that the persists below close segments and compaction removes some;
+/// with and without zero-filling ahead.
+fn all_options() -> [StorageOptions; 2] {
+    let zero_filled = StorageOptions { zero_fill_bytes: 1024, ..common::options(1024) };
+    let appended = StorageOptions { zero_fill_bytes: 0, ..common::options(1024) };
+    [zero_filled, appended]
+}
+
 /// What a node acknowledged before the persist under test: a vote in term 1 and entries
-/// 1..=20 of term 1, over several segments.
+/// 1..=20 of term 1, in three records over two segments.
 fn acknowledged() -> Vec<Persist> {
     vec![
         Persist {
@@ -37,75 +61,98 @@ fn acknowledged() -> Vec<Persist> {
             entries: entries(1, 1..=8),
             ..persist(1)
         },
-        Persist { entries: entries(1, 9..=20), ..persist(2) },
+        Persist { entries: entries(1, 9..=12), ..persist(2) },
+        Persist { entries: entries(1, 13..=20), ..persist(3) },
     ]
 }
 
-/// Runs `batch` after [`acknowledged`] and crashes after each possible number of file-system
-/// operations in turn, on every seed; after each crash, the directory must open, a node must
-/// start from it, its log must be one of `logs` and its hard state one of `hard_states`. The
-/// last of each is what must be found once the persist has succeeded.
-fn every_crash_point(batch: &[Persist], hard_states: &[HardState], logs: &[Log]) {
+/// Runs `batch` after [`acknowledged`], interrupted after each possible number of file-system
+/// operations in turn, on every seed and with every option; then crashes, and checks that the
+/// directory opens, a node starts from it, and it holds one of the `expected` states.
+fn every_interruption(batch: &[Persist], interruption: Interruption, expected: &Expected<'_>) {
     let mut seen = BTreeSet::new();
-    for seed in 0..SEEDS {
-        for crash_after in 0.. {
-            let (fs, dir) = sim(seed);
-            let (mut storage, _, _) = open(fs.clone(), &dir, SEGMENT_BYTES);
-            for earlier in acknowledged() {
-                storage.persist(&[earlier]).unwrap();
-            }
-            fs.crash_after_ops(crash_after);
-            let completed = storage.persist(batch).is_ok();
-            drop(storage);
-            fs.crash();
-            let at = format!("seed {seed}, crash after {crash_after} operations");
-            let recovered = recover(&fs, &dir, &at);
-            assert!(
-                hard_states.contains(&recovered.hard_state),
-                "{at}: {:?}",
-                recovered.hard_state
-            );
-            assert!(logs.contains(&log_of(&recovered)), "{at}: {:?}", log_of(&recovered));
-            seen.insert((recovered.hard_state.term, log_of(&recovered)));
-            if completed {
-                assert_eq!(Some(&recovered.hard_state), hard_states.last(), "{at}");
-                assert_eq!(Some(&log_of(&recovered)), logs.last(), "{at}");
-                break;
+    for options in all_options() {
+        for seed in 0..SEEDS {
+            for step in 0.. {
+                let at = format!("{interruption:?} at step {step}, seed {seed}, {options:?}");
+                let (fs, dir) = sim(seed);
+                let (mut storage, _, _) = Storage::open(fs.clone(), &dir, &options).unwrap();
+                for earlier in acknowledged() {
+                    storage.persist(&[earlier]).unwrap();
+                }
+                match interruption {
+                    Interruption::Crash => fs.crash_after_ops(step),
+                    Interruption::Failure(kind) => fs.fail_after_ops(step, kind),
+                }
+                let outcome = storage.persist(batch);
+                if let (Interruption::Failure(kind), Err(error)) = (interruption, &outcome) {
+                    let errno = match kind {
+                        FailureKind::NoSpace => 28,
+                        FailureKind::Io => 5,
+                    };
+                    assert_eq!(raw_os_error(error), Some(errno), "{at}: {error}");
+                    let again =
+                        storage.persist(&[Persist { entries: entries(1, 21..=21), ..persist(9) }]);
+                    assert!(matches!(again, Err(StorageError::Stopped)), "{at}: {again:?}");
+                }
+                drop(storage);
+                fs.crash();
+                let recovered = recover(&fs, &dir, &options, &at);
+                let log = log_of(&recovered);
+                assert!(
+                    expected.hard_states.contains(&recovered.hard_state),
+                    "{at}: {:?}",
+                    recovered.hard_state
+                );
+                assert!(expected.logs.contains(&log), "{at}: {log:?}");
+                seen.insert((recovered.hard_state.term, log.clone()));
+                if outcome.is_ok() {
+                    assert_eq!(Some(&recovered.hard_state), expected.hard_states.last(), "{at}");
+                    assert_eq!(Some(&log), expected.logs.last(), "{at}");
+                    break;
+                }
             }
         }
     }
-    // Every state the persist may pass through was reached by some crash.
-    for log in logs {
+    // Every state the persist may pass through was reached.
+    for log in expected.logs {
         assert!(seen.iter().any(|(_, found)| found == log), "never recovered {log:?}");
     }
-    for hard_state in hard_states {
+    for hard_state in expected.hard_states {
         assert!(seen.iter().any(|(term, _)| *term == hard_state.term), "never {hard_state:?}");
+    }
+}
+
+fn raw_os_error(error: &StorageError) -> Option<i32> {
+    match error {
+        StorageError::Io { source, .. } => source.raw_os_error(),
+        _ => None,
     }
 }
 
 /// Opens the directory after a crash, checks that a node starts from it and that a crash
 /// right after opening changes nothing.
-fn recover(fs: &SimFs, dir: &Path, at: &str) -> Recovered {
-    let (storage, recovered, report) = open(fs.clone(), dir, SEGMENT_BYTES);
+fn recover(fs: &SimFs, dir: &Path, options: &StorageOptions, at: &str) -> Recovered {
+    let (storage, recovered, report) = Storage::open(fs.clone(), dir, options).unwrap();
     assert_eq!(node_starts(&recovered), Ok(()), "{at}: {report:?}");
     assert!(!recovered.damaged, "{at}: a crash is not damage: {report:?}");
     drop(storage);
     fs.crash();
-    let (_, again, _) = open(fs.clone(), dir, SEGMENT_BYTES);
+    let (_, again, _) = Storage::open(fs.clone(), dir, options).unwrap();
     assert_eq!(again, recovered, "{at}: a crash right after opening");
     recovered
 }
 
 /// A follower installs a leader's snapshot at 15 (term 3) that conflicts with its entries from
-/// 16 on, in the persist that also records the new term and the entries that follow.
-#[test]
-fn every_crash_point_of_a_snapshot_install_with_a_new_term_recovers() {
+/// 16 on, in the persist that also records the new term and the entries that follow; the
+/// snapshot lets compaction remove both segments, one of which holds the truncation.
+fn snapshot_install() -> (Vec<Persist>, [HardState; 2], [Log; 4]) {
     let install = Persist {
         hard_state: Some(hard_state(3, None)),
         snapshot: Some(common::snapshot(15, 3)),
         truncate_from: Some(LogIndex(16)),
         entries: entries(3, 16..=18),
-        ..persist(3)
+        ..persist(4)
     };
     let hard_states = [hard_state(1, Some(2)), hard_state(3, None)];
     let logs = [
@@ -114,33 +161,60 @@ fn every_crash_point_of_a_snapshot_install_with_a_new_term_recovers() {
         (Some((15, 3)), vec![]),
         (Some((15, 3)), ids(3, 16..=18)),
     ];
-    every_crash_point(&[install], &hard_states, &logs);
+    (vec![install], hard_states, logs)
 }
 
 /// A batch of two persists: a new term with a vote and entries, then a snapshot the node took
 /// of its own state and more entries.
-#[test]
-fn every_crash_point_of_a_batch_with_a_vote_and_a_snapshot_recovers() {
-    let batch = [
+fn vote_and_snapshot() -> (Vec<Persist>, [HardState; 2], [Log; 4]) {
+    let batch = vec![
         Persist {
             hard_state: Some(hard_state(2, Some(1))),
             entries: entries(2, 21..=25),
-            ..persist(3)
+            ..persist(4)
         },
         Persist {
             snapshot: Some(common::snapshot(22, 2)),
             entries: entries(2, 26..=27),
-            ..persist(4)
+            ..persist(5)
         },
     ];
     let hard_states = [hard_state(1, Some(2)), hard_state(2, Some(1))];
-    let mut everything = ids(1, 1..=20);
-    everything.extend(ids(2, 21..=25));
     let logs = [
         (None, ids(1, 1..=20)),
-        (None, everything),
+        (None, [ids(1, 1..=20), ids(2, 21..=25)].concat()),
         (Some((22, 2)), ids(2, 23..=25)),
         (Some((22, 2)), ids(2, 23..=27)),
     ];
-    every_crash_point(&batch, &hard_states, &logs);
+    (batch, hard_states, logs)
+}
+
+#[test]
+fn every_crash_point_of_a_snapshot_install_with_a_new_term_recovers() {
+    let (batch, hard_states, logs) = snapshot_install();
+    every_interruption(
+        &batch,
+        Interruption::Crash,
+        &Expected { hard_states: &hard_states, logs: &logs },
+    );
+}
+
+#[test]
+fn every_crash_point_of_a_batch_with_a_vote_and_a_snapshot_recovers() {
+    let (batch, hard_states, logs) = vote_and_snapshot();
+    every_interruption(
+        &batch,
+        Interruption::Crash,
+        &Expected { hard_states: &hard_states, logs: &logs },
+    );
+}
+
+#[test]
+fn every_failed_step_of_a_persist_stops_the_storage_and_recovers() {
+    for kind in [FailureKind::NoSpace, FailureKind::Io] {
+        for (batch, hard_states, logs) in [snapshot_install(), vote_and_snapshot()] {
+            let expected = Expected { hard_states: &hard_states, logs: &logs };
+            every_interruption(&batch, Interruption::Failure(kind), &expected);
+        }
+    }
 }

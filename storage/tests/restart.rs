@@ -150,3 +150,23 @@ fn another_node_cannot_use_the_directory<F: FileSystem + Clone>(fs: F, dir: &Pat
     let error = Storage::open(fs, dir, &other_cluster).unwrap_err().to_string();
     assert!(error.contains("of cluster \"test\""), "{error}");
 }
+
+/// Group commit: a batch of many persists is one record, written and synced once.
+#[test]
+fn a_batch_of_persists_is_one_write_and_one_sync() {
+    let (fs, dir) = common::sim(3);
+    let options = StorageOptions { zero_fill_bytes: 0, ..common::options(1 << 20) };
+    let (mut storage, _, _) = Storage::open(fs.clone(), &dir, &options).unwrap();
+    let first =
+        Persist { hard_state: Some(hard_state(1, None)), entries: entries(1, 1..=1), ..persist(1) };
+    storage.persist(&[first]).unwrap();
+    let batch: Vec<Persist> = (2..=11)
+        .map(|index| Persist { entries: entries(1, index..=index), ..persist(index) })
+        .collect();
+    let ops_before = fs.ops();
+    storage.persist(&batch).unwrap();
+    assert_eq!(fs.ops() - ops_before, 2, "one write and one sync");
+    drop(storage);
+    let (_, recovered, _) = Storage::open(fs, &dir, &options).unwrap();
+    assert_eq!(recovered.entries.len(), 11);
+}

@@ -16,7 +16,8 @@
 //!
 //! Fault injection, all drawn from one seeded generator, so a run is reproducible:
 //! [`crash`](SimFs::crash), [`crash_after_ops`](SimFs::crash_after_ops) (stop between any two
-//! steps of a write), [`fail_next`](SimFs::fail_next) (`ENOSPC` or `EIO`),
+//! steps of a write), [`fail_next`](SimFs::fail_next) and
+//! [`fail_after_ops`](SimFs::fail_after_ops) (`ENOSPC` or `EIO`, at any step),
 //! [`flip_bit`](SimFs::flip_bit) (bit rot), and [`faults`](SimFs::faults) counts each.
 //!
 //! A `SimFs` is a cheap handle: clones share one file system, so a simulator keeps one while
@@ -63,7 +64,8 @@ struct State {
     ops_before_stop: Option<u64>,
     /// Every operation fails until the next crash.
     stopped: bool,
-    fail_next: Option<FailureKind>,
+    /// Mutating operations to let through, then the one to fail and how.
+    failure: Option<(u64, FailureKind)>,
     faults: FaultCounters,
 }
 
@@ -91,7 +93,7 @@ impl SimFs {
             ops: 0,
             ops_before_stop: None,
             stopped: false,
-            fail_next: None,
+            failure: None,
             faults: FaultCounters::default(),
         };
         SimFs { state: Rc::new(RefCell::new(state)) }
@@ -113,7 +115,7 @@ impl SimFs {
         state.faults.lost_dir_ops += loss.lost_dir_ops;
         state.stopped = false;
         state.ops_before_stop = None;
-        state.fail_next = None;
+        state.failure = None;
     }
 
     /// Lets the next `ops` mutating operations (create, write, sync, rename, remove, create
@@ -128,7 +130,13 @@ impl SimFs {
     /// Makes the next mutating operation fail with `kind`, doing nothing; a failed sync also
     /// forgets the file's unsynced writes.
     pub fn fail_next(&self, kind: FailureKind) {
-        self.state.borrow_mut().fail_next = Some(kind);
+        self.fail_after_ops(0, kind);
+    }
+
+    /// Lets the next `ops` mutating operations through, then fails the one after as
+    /// [`fail_next`](Self::fail_next) does.
+    pub fn fail_after_ops(&self, ops: u64, kind: FailureKind) {
+        self.state.borrow_mut().failure = Some((ops, kind));
     }
 
     /// Flips one random bit of durable data in a random file: bit rot. Returns where, or
@@ -194,9 +202,14 @@ impl State {
             self.ops_before_stop = Some(left);
             self.stopped = left == 0;
         }
-        if let Some(kind) = self.fail_next.take() {
-            self.faults.count_failure(kind);
-            return Err(Refusal::Injected(kind));
+        match self.failure {
+            Some((0, kind)) => {
+                self.failure = None;
+                self.faults.count_failure(kind);
+                return Err(Refusal::Injected(kind));
+            }
+            Some((left, kind)) => self.failure = Some((left - 1, kind)),
+            None => {}
         }
         self.ops += 1;
         Ok(())
