@@ -11,7 +11,7 @@ use raftkv_core::prng::Prng;
 use crate::sim_fs::faults::BitFlip;
 
 /// A crash keeps or loses each sector of an unsynced write on its own, as a disk does.
-pub(crate) const SECTOR_BYTES: u64 = 512;
+const SECTOR_BYTES: u64 = 512;
 
 /// Larger files are refused: a simulated disk lives in memory.
 const MAX_FILE_BYTES: u64 = 1 << 30;
