@@ -97,8 +97,13 @@ impl TestCluster {
 
     /// Starts (or restarts) node `node` (1-based).
     pub(crate) fn spawn(&mut self, node: usize) {
+        self.spawn_with(node, &[]);
+    }
+
+    /// Starts (or restarts) node `node` with extra `serve` arguments for this start only.
+    pub(crate) fn spawn_with(&mut self, node: usize, extra_args: &[&str]) {
         assert!(self.nodes[node - 1].is_none(), "node {node} is running");
-        let child = self.serve_command(node).spawn().expect("start raftkv serve");
+        let child = self.serve_command(node).args(extra_args).spawn().expect("start raftkv serve");
         self.nodes[node - 1] = Some(child);
     }
 
@@ -175,6 +180,16 @@ impl TestCluster {
             }
             assert!(Instant::now() < deadline, "no leader within {PATIENCE:?}\n{}", self.logs());
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until node `node`'s log contains `text`; panics with the log if it does not
+    /// within [`PATIENCE`].
+    pub(crate) fn wait_for_log(&self, node: usize, text: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        while !self.log(node).contains(text) {
+            assert!(Instant::now() < deadline, "no {text:?} in the log\n{}", self.log(node));
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
