@@ -63,7 +63,12 @@ fn a_node_that_lost_acknowledged_writes_does_not_vote_until_it_caught_up() {
     cluster.run_for(5_000);
     assert_eq!(cluster.leader(), None, "node 2 lacks x and node 3 withholds its vote");
     assert!(cluster.node(id(3)).counters().withheld_while_damaged > 0);
+    // A crash does not make it forget: the damage is in its hard state.
+    cluster.crash(id(3));
+    cluster.restart(id(3));
     assert!(cluster.node(id(3)).status().damaged);
+    cluster.run_for(5_000);
+    assert_eq!(cluster.leader(), None);
 
     cluster.restart(id(1));
     cluster.run_for(5_000);
@@ -73,6 +78,7 @@ fn a_node_that_lost_acknowledged_writes_does_not_vote_until_it_caught_up() {
         assert_eq!(cluster.applied_commands(node), ["x"], "node {node}");
     }
     assert!(!cluster.node(id(3)).status().damaged, "caught up");
+    assert!(!cluster.slot(id(3)).disk.hard_state.damaged, "and says so durably");
     // Caught up, node 3 votes again: nodes 2 and 3 elect without node 1.
     cluster.crash(id(1));
     cluster.run_for(5_000);

@@ -279,7 +279,7 @@ fn a_term_or_index_beyond_the_maximum_is_refused() {
 #[test]
 fn a_node_at_the_last_valid_term_stays_a_follower_instead_of_wrapping() {
     let config = raftkv_core::raft::Config::new(id(1), [id(1), id(2), id(3)]);
-    let hard_state = raftkv_core::raft::HardState { term: Term::MAX, vote: None };
+    let hard_state = raftkv_core::raft::HardState { term: Term::MAX, ..Default::default() };
     let recovered = Recovered { hard_state, ..Recovered::default() };
     let mut node = RaftNode::new(Instant::ZERO, config.clone(), recovered).expect("starts");
     let later = Instant::from_millis(10_000);
@@ -289,7 +289,7 @@ fn a_node_at_the_last_valid_term_stays_a_follower_instead_of_wrapping() {
             .all(|output| !matches!(output, raftkv_core::raft::Output::Send(_)))
     );
     assert_eq!((node.role(), node.term()), (Role::Follower, Term::MAX));
-    let beyond = raftkv_core::raft::HardState { term: Term(Term::MAX.0 + 1), vote: None };
+    let beyond = raftkv_core::raft::HardState { term: Term(Term::MAX.0 + 1), ..Default::default() };
     let refused = RaftNode::new(
         Instant::ZERO,
         config,

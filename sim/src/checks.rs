@@ -279,7 +279,8 @@ impl Checks {
         match &message.body {
             Body::VoteReply { granted: true } => {
                 // A later durable term also keeps the node from voting again in this one.
-                let promised = HardState { term: message.term, vote: Some(message.to) };
+                let promised =
+                    HardState { term: message.term, vote: Some(message.to), damaged: false };
                 if durable.hard_state != promised && durable.hard_state.term <= message.term {
                     return Err((
                         Check::Durability,

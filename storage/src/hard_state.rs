@@ -10,7 +10,7 @@ use crate::small_file::{self, SmallFile};
 
 /// The file's name in the data directory.
 pub(crate) const FILE: &str = "hardstate";
-const MAGIC: &[u8; 8] = b"RKVHARD1";
+const MAGIC: &[u8; 8] = b"RKVHARD2";
 
 /// Replaces the hard state file of `dir`, durably.
 pub(crate) fn save<F: FileSystem>(

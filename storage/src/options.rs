@@ -23,6 +23,10 @@ pub struct StorageOptions {
     /// records at the end of the file instead (cheaper for small simulated segments, costlier
     /// to sync on a real disk). At most `segment_bytes` is used.
     pub zero_fill_bytes: u64,
+    /// The node's data was lost or removed and it rejoins its cluster: if the directory is
+    /// fresh, the node starts damaged (`HardState::damaged`), out of elections until it has
+    /// caught up. Ignored for a directory that already holds the node's data.
+    pub rejoin: bool,
 }
 
 impl StorageOptions {
@@ -33,6 +37,7 @@ impl StorageOptions {
             node,
             segment_bytes: DEFAULT_SEGMENT_BYTES,
             zero_fill_bytes: DEFAULT_ZERO_FILL_BYTES,
+            rejoin: false,
         }
     }
 

@@ -17,8 +17,8 @@
 
 use std::path::Path;
 
-use raftkv_core::LogId;
 use raftkv_core::raft::{HardState, Recovered};
+use raftkv_core::{LogId, Term};
 
 use crate::directory;
 use crate::error::StorageError;
@@ -42,7 +42,8 @@ pub(crate) struct Opened<H> {
 }
 
 /// Opens `dir` for the node of `options` (creating it if needed), reads back everything
-/// durable and cuts away what is damaged.
+/// durable and cuts away what is damaged. Before anything is cut, the hard state says durably
+/// that the node is damaged, so that a crash during or after the cut cannot forget it.
 pub(crate) fn open<F: FileSystem>(
     fs: &F,
     dir: &Path,
@@ -54,10 +55,28 @@ pub(crate) fn open<F: FileSystem>(
     let wal_dir = dir.join(WAL_DIR);
     let mut damage = Vec::new();
     let stored_hard_state = hard_state::load(fs, dir)?;
+    let mut hard_state = match &stored_hard_state {
+        SmallFile::Intact(hard_state) => *hard_state,
+        // A damaged one gets its term from the log below.
+        SmallFile::Missing | SmallFile::Damaged { .. } => HardState::default(),
+    };
+    // The term saved is never below the log's kept after the cut: a hard state behind its
+    // log cannot be recovered.
+    let mut mark_damaged = |term: Term| -> Result<(), StorageError> {
+        if !hard_state.damaged || term > hard_state.term {
+            hard_state = HardState { term: hard_state.term.max(term), damaged: true, ..hard_state };
+            hard_state::save(fs, dir, hard_state)?;
+        }
+        Ok(())
+    };
+    if fresh && options.rejoin {
+        mark_damaged(Term(0))?;
+    }
     let snapshot = match snapshot::load(fs, dir)? {
         SmallFile::Missing => None,
         SmallFile::Intact(snapshot) => Some(snapshot),
         SmallFile::Damaged { offset, reason } => {
+            mark_damaged(Term(0))?;
             // The log goes first: a crash in between finds the damaged snapshot again.
             wal::remove_all(fs, &wal_dir)?;
             snapshot::remove(fs, dir)?;
@@ -67,23 +86,27 @@ pub(crate) fn open<F: FileSystem>(
         }
     };
     let snapshot_last = snapshot.as_ref().map_or(LogId::ZERO, |snapshot| snapshot.last);
-    let (wal, replayed) =
-        Wal::open(fs, &wal_dir, snapshot_last.index, options.segment_bytes, zero_fill_bytes)?;
+    let segment_bytes = options.segment_bytes;
+    let mut before_cut =
+        |log_term: Option<Term>| mark_damaged(log_term.unwrap_or(snapshot_last.term));
+    let (wal, replayed) = Wal::open(
+        fs,
+        &wal_dir,
+        snapshot_last.index,
+        segment_bytes,
+        zero_fill_bytes,
+        &mut before_cut,
+    )?;
     damage.extend(replayed.damage);
-    let hard_state = match stored_hard_state {
-        SmallFile::Missing => HardState::default(),
-        SmallFile::Intact(hard_state) => hard_state,
-        SmallFile::Damaged { offset, reason } => {
-            let log_term = replayed.entries.last().map_or(snapshot_last.term, |entry| entry.term);
-            let recovered = HardState { term: log_term.max(snapshot_last.term), vote: None };
-            hard_state::save(fs, dir, recovered)?;
-            let path = dir.join(hard_state::FILE);
-            damage.push(Cut { path, offset, reason, dropped: Dropped::HardState { recovered } });
-            recovered
-        }
-    };
-    let recovered =
-        Recovered { hard_state, snapshot, entries: replayed.entries, damaged: !damage.is_empty() };
+    if let SmallFile::Damaged { offset, reason } = stored_hard_state {
+        // The vote is lost; the term goes on from the last one the log or snapshot holds.
+        let log_term = replayed.entries.last().map_or(snapshot_last.term, |entry| entry.term);
+        mark_damaged(log_term.max(snapshot_last.term))?;
+        let recovered = hard_state;
+        let path = dir.join(hard_state::FILE);
+        damage.push(Cut { path, offset, reason, dropped: Dropped::HardState { recovered } });
+    }
+    let recovered = Recovered { hard_state, snapshot, entries: replayed.entries };
     let report = OpenReport { fresh, torn_tail: replayed.torn_tail, damage };
     Ok(Opened { wal, hard_state, recovered, report })
 }

@@ -135,7 +135,7 @@ fn raw_os_error(error: &StorageError) -> Option<i32> {
 fn recover(fs: &SimFs, dir: &Path, options: &StorageOptions, at: &str) -> Recovered {
     let (storage, recovered, report) = Storage::open(fs.clone(), dir, options).unwrap();
     assert_eq!(node_starts(&recovered), Ok(()), "{at}: {report:?}");
-    assert!(!recovered.damaged, "{at}: a crash is not damage: {report:?}");
+    assert!(!recovered.hard_state.damaged, "{at}: a crash is not damage: {report:?}");
     drop(storage);
     fs.crash();
     let (_, again, _) = Storage::open(fs.clone(), dir, options).unwrap();

@@ -57,7 +57,7 @@ fn entries_truncations_and_hard_state_come_back<F: FileSystem + Clone>(fs: F, di
     assert!(!report.fresh);
     assert_eq!(recovered.hard_state, voted);
     assert_eq!(indexes_and_terms(&recovered), [(1, 1), (2, 1), (3, 2), (4, 2), (5, 2), (6, 2)]);
-    assert!(!recovered.damaged);
+    assert!(!recovered.hard_state.damaged);
 }
 
 fn a_snapshot_replaces_the_segments_it_covers<F: FileSystem + Clone>(fs: F, dir: &Path) {

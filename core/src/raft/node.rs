@@ -265,7 +265,7 @@ impl RaftNode {
             snapshot: recovered.snapshot,
             incoming_snapshot: None,
             durability: Durability::new(expected.index),
-            recovery: Recovery::new(recovered.damaged),
+            recovery: Recovery::new(hard_state.damaged),
             now,
             rng,
             outbox: VecDeque::new(),
@@ -423,7 +423,7 @@ impl RaftNode {
     }
 
     pub(crate) fn hard_state(&self) -> HardState {
-        HardState { term: self.term, vote: self.vote }
+        HardState { term: self.term, vote: self.vote, damaged: self.recovery.is_damaged() }
     }
 
     /// Leader only: the highest value a majority reaches, where this node has `own` and each
@@ -601,7 +601,9 @@ impl RaftNode {
             return;
         };
         self.outbox.extend(released.map(Output::Send));
-        self.recovery.on_durable(self.durability.durable_index());
+        if self.recovery.on_durable(self.durability.durable_index()) {
+            self.durability.hard_state_changed(); // No longer damaged.
+        }
         match self.role {
             Role::Leader => self.maybe_commit(),
             Role::Candidate => self.tally_votes(false),

@@ -14,6 +14,12 @@ pub struct HardState {
     pub term: Term,
     /// The candidate it voted for in `term`, if any.
     pub vote: Option<NodeId>,
+    /// The node's disk lost writes it had acknowledged (entries, a vote) and the node has not
+    /// yet caught up with a leader: it takes no part in elections. A storage engine that finds
+    /// and cuts away damage sets it durably before it cuts anything, and a driver sets it for
+    /// a node whose data was removed and that rejoins its cluster; the node clears it once it
+    /// has caught up. Kept here so that a crash before then does not forget it.
+    pub damaged: bool,
 }
 
 /// Names one `Persist`; acknowledgements refer to it. Ids grow by one from 1.
@@ -65,20 +71,16 @@ pub struct Recovered {
     pub snapshot: Option<Snapshot>,
     /// The durable entries after the snapshot, consecutive.
     pub entries: Vec<Entry>,
-    /// The disk found damage in what it had acknowledged and cut it away: the node may have
-    /// lost writes it promised (entries, a vote). It takes no part in elections until it has
-    /// caught up with a leader. Drivers also set it for a node whose data was removed and that
-    /// rejoins its cluster.
-    pub damaged: bool,
 }
 
 impl fmt::Display for HardState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "term={}", self.term)?;
         match self.vote {
-            Some(vote) => write!(f, " vote={vote}"),
-            None => write!(f, " vote=none"),
+            Some(vote) => write!(f, " vote={vote}")?,
+            None => write!(f, " vote=none")?,
         }
+        if self.damaged { write!(f, " damaged") } else { Ok(()) }
     }
 }
 

@@ -159,7 +159,9 @@ impl RaftNode {
     /// node may have caught up.
     pub(crate) fn on_leader_commit_known(&mut self, commit: LogIndex) {
         let durable = self.durability.durable_index();
-        self.recovery.on_leader_commit(commit, self.log.term_at(commit), self.term, durable);
+        if self.recovery.on_leader_commit(commit, self.log.term_at(commit), self.term, durable) {
+            self.durability.hard_state_changed(); // No longer damaged.
+        }
     }
 
     pub(crate) fn on_append_reply(

@@ -49,7 +49,6 @@ impl Disk {
             hard_state: self.hard_state,
             snapshot: self.snapshot.clone(),
             entries: self.entries.clone(),
-            damaged: false,
         }
     }
 
@@ -261,7 +260,7 @@ impl Cluster {
         match &message.body {
             Body::Vote { .. } => assert_eq!(
                 disk.hard_state,
-                HardState { term: message.term, vote: Some(message.from) },
+                HardState { term: message.term, vote: Some(message.from), damaged: false },
                 "{message} sent before the candidate's term and vote were durable"
             ),
             Body::Append { .. } | Body::InstallSnapshot { .. } | Body::TimeoutNow => assert!(
@@ -270,7 +269,7 @@ impl Cluster {
             ),
             Body::VoteReply { granted: true } => assert_eq!(
                 disk.hard_state,
-                HardState { term: message.term, vote: Some(message.to) },
+                HardState { term: message.term, vote: Some(message.to), damaged: false },
                 "{message} sent before the vote was durable"
             ),
             Body::AppendReply { outcome: AppendOutcome::Accepted { match_index }, .. } => {
@@ -408,24 +407,21 @@ impl Cluster {
         self.network.retain(|message| message.to != node);
     }
 
-    /// Starts the node again from its disk.
-    pub fn restart(&mut self, node: NodeId) {
-        self.start(node, false);
-    }
-
     /// Crashes the node, empties its disk (an operator removed its data directory), and
-    /// starts it again as its driver would, saying the disk is damaged: the node rejoins.
+    /// starts it again as a driver told that it rejoins does: its hard state says damaged.
     pub fn lose_disk(&mut self, node: NodeId) {
         self.crash(node);
-        self.slot_mut(node).disk = Disk::default();
-        self.start(node, true);
+        let hard_state = HardState { damaged: true, ..HardState::default() };
+        self.slot_mut(node).disk = Disk { hard_state, ..Disk::default() };
+        self.restart(node);
     }
 
-    fn start(&mut self, node: NodeId, damaged: bool) {
+    /// Starts the node again from its disk.
+    pub fn restart(&mut self, node: NodeId) {
         self.note(|| format!("{node}: restart"));
         let now = self.now;
         let slot = self.slot_mut(node);
-        let recovered = Recovered { damaged, ..slot.disk.recover() };
+        let recovered = slot.disk.recover();
         // Every life draws from a seed of its own, as `Config::seed` asks.
         slot.config.seed = slot.config.seed.wrapping_add(1);
         slot.node = Some(RaftNode::new(now, slot.config.clone(), recovered).expect("recovers"));

@@ -399,13 +399,14 @@ fn status(json: bool, cluster: &ClusterArgs) -> Result<(), Failure> {
                         "log_entries": status.log_entries,
                         "wal_bytes": status.wal_bytes,
                         "keys": status.keys,
+                        "damaged": status.damaged,
                     });
                     println!("{line}");
                 } else {
                     let leader = status.leader.map_or("none".to_string(), |l| l.to_string());
                     println!(
                         "node {} {address} {} term={} leader={leader} commit={} applied={} \
-                         log={} entries wal={} bytes snapshot={} keys={}",
+                         log={} entries wal={} bytes snapshot={} keys={}{}",
                         status.id,
                         status.role,
                         status.term,
@@ -414,7 +415,12 @@ fn status(json: bool, cluster: &ClusterArgs) -> Result<(), Failure> {
                         status.log_entries,
                         status.wal_bytes,
                         status.snapshot_last,
-                        status.keys
+                        status.keys,
+                        if status.damaged {
+                            " DAMAGED (out of elections until caught up)"
+                        } else {
+                            ""
+                        }
                     );
                 }
             }

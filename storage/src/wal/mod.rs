@@ -19,8 +19,8 @@ mod segment;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use raftkv_core::LogIndex;
 use raftkv_core::raft::Entry;
+use raftkv_core::{LogIndex, Term};
 
 use crate::directory;
 use crate::error::StorageError;
@@ -81,13 +81,17 @@ struct SegmentEnd {
 
 impl<H> Wal<H> {
     /// Opens (or creates) the log in `dir` and replays it. Entries up to `snapshot_last` are
-    /// covered by the snapshot and skipped. A torn tail is cut off; damage cuts the log.
+    /// covered by the snapshot and skipped. A torn tail is cut off; damage cuts the log, after
+    /// `before_cut`, given the term of the last entry kept, has recorded durably that the node
+    /// is damaged (so that a crash during or after the cut, which leaves nothing damaged to
+    /// find, cannot forget it).
     pub(crate) fn open<F: FileSystem<File = H>>(
         fs: &F,
         dir: &Path,
         snapshot_last: LogIndex,
         segment_bytes: u64,
         zero_fill_bytes: usize,
+        before_cut: &mut dyn FnMut(Option<Term>) -> Result<(), StorageError>,
     ) -> Result<(Wal<H>, Replayed), StorageError> {
         directory::create(fs, dir)?;
         let sequences = sequences(fs, dir)?;
@@ -132,6 +136,7 @@ impl<H> Wal<H> {
             };
             // Damage: the log ends before it, for good. Later segments go first, so that a
             // crash before the rest is done finds the same damage again.
+            before_cut(log.last_term())?;
             let whole_segment = end < segment::HEADER_BYTES as u64;
             let removed_from = if whole_segment { position } else { position + 1 };
             remove_segments(fs, dir, &sequences[removed_from..])?;

@@ -1,7 +1,7 @@
 //! Rebuilding the log from the records of the WAL, in order.
 
-use raftkv_core::LogIndex;
 use raftkv_core::raft::Entry;
+use raftkv_core::{LogIndex, Term};
 
 use crate::wal::record::LogChange;
 
@@ -43,6 +43,11 @@ impl LogBuilder {
     /// The last entry kept (after the snapshot), or the snapshot point.
     pub(crate) fn last_index(&self) -> LogIndex {
         self.entries.last().map_or(self.snapshot_last, |e| e.index)
+    }
+
+    /// The term of the last entry kept, if any.
+    pub(crate) fn last_term(&self) -> Option<Term> {
+        self.entries.last().map(|entry| entry.term)
     }
 
     pub(crate) fn into_entries(self) -> Vec<Entry> {

@@ -36,7 +36,7 @@ pub(crate) fn persist(id: u64) -> Persist {
 }
 
 pub(crate) fn hard_state(term: u64, vote: Option<u64>) -> HardState {
-    HardState { term: Term(term), vote: vote.map(NodeId) }
+    HardState { term: Term(term), vote: vote.map(NodeId), damaged: false }
 }
 
 pub(crate) fn snapshot(index: u64, term: u64) -> Snapshot {

@@ -81,11 +81,11 @@ fn start(options: ServeOptions) -> Result<Server, String> {
         node: options.id,
         segment_bytes: options.segment_bytes,
         zero_fill_bytes: DEFAULT_ZERO_FILL_BYTES,
+        rejoin: options.rejoin,
     };
-    let (storage, mut recovered, report) = Storage::open(RealFs, &options.data, &storage_options)
+    let (storage, recovered, report) = Storage::open(RealFs, &options.data, &storage_options)
         .map_err(|error| error.to_string())?;
     if options.rejoin && report.fresh {
-        recovered.damaged = true;
         warn!(
             "rejoining: this node's data was lost or removed; it takes no part in elections until \
              it has caught up with a leader"
@@ -114,7 +114,7 @@ fn start(options: ServeOptions) -> Result<Server, String> {
         data = %options.data.display(),
         fresh = report.fresh,
         term = %recovered.hard_state.term,
-        damaged = recovered.damaged,
+        damaged = recovered.hard_state.damaged,
         entries = recovered.entries.len(),
         snapshot = ?recovered.snapshot.as_ref().map(|s| s.last.index.0),
         "recovered"
