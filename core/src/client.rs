@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use crate::ids::{ClientId, NodeId, RequestId};
 use crate::prng::Prng;
 use crate::protocol::{ClientReply, ClientRequest, Op, Outcome, Reject};
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 
 /// Settings of a clerk.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -252,7 +252,7 @@ impl<C: Clone, R> Clerk<C, R> {
             return;
         };
         attempt.resend_at = None;
-        attempt.deadline = now.add_millis(self.config.request_timeout_ms);
+        attempt.deadline = now + Duration::from_millis(self.config.request_timeout_ms);
         let request = ClientRequest {
             client: self.client.unwrap_or(ClientId(0)),
             request: attempt.request,
@@ -268,7 +268,7 @@ impl<C: Clone, R> Clerk<C, R> {
         self.backoff_ms = (self.backoff_ms * 2).min(self.config.backoff_ms_max);
         if let Some(attempt) = self.current.as_mut() {
             attempt.target = target;
-            attempt.resend_at = Some(now.add_millis(wait_ms));
+            attempt.resend_at = Some(now + Duration::from_millis(wait_ms));
             attempt.redirects = 0;
         }
     }

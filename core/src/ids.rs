@@ -41,15 +41,28 @@ id_newtype!(
     RequestId
 );
 
+/// The largest term or index a message or a disk may carry: 2^62. No cluster reaches it (a
+/// term a millisecond, or a million entries a second, takes over a hundred thousand years),
+/// so anything larger is malformed and refused at the boundary, and the arithmetic inside,
+/// which only ever adds small numbers to valid values, cannot overflow.
+const PROTOCOL_MAX: u64 = 1 << 62;
+
 impl Term {
-    /// The term after this one.
-    pub const fn next(self) -> Term {
-        Term(self.0 + 1)
+    /// The largest valid term; a message or a disk with a later one is malformed.
+    pub const MAX: Term = Term(PROTOCOL_MAX);
+
+    /// The term after this one, unless this is [`Term::MAX`]: a node there cannot campaign.
+    pub const fn next(self) -> Option<Term> {
+        if self.0 < PROTOCOL_MAX { Some(Term(self.0 + 1)) } else { None }
     }
 }
 
 impl LogIndex {
-    /// The index after this one.
+    /// The largest valid index; a message or a disk with a later one is malformed.
+    pub const MAX: LogIndex = LogIndex(PROTOCOL_MAX);
+
+    /// The index after this one. Indexes are at most [`LogIndex::MAX`] (validated where they
+    /// enter) and grow by one per entry, so this cannot overflow.
     pub const fn next(self) -> LogIndex {
         LogIndex(self.0 + 1)
     }
@@ -59,7 +72,8 @@ impl LogIndex {
         LogIndex(self.0.saturating_sub(1))
     }
 
-    /// This index moved `n` positions forward.
+    /// This index moved `n` positions forward (`n` counts entries of one message or log, far
+    /// below the room between [`LogIndex::MAX`] and `u64::MAX`).
     pub const fn plus(self, n: u64) -> LogIndex {
         LogIndex(self.0 + n)
     }
@@ -85,6 +99,11 @@ impl LogId {
 
     /// The position before the first entry.
     pub const ZERO: LogId = LogId::new(LogIndex(0), Term(0));
+
+    /// Whether neither part exceeds its maximum.
+    pub const fn is_valid(self) -> bool {
+        self.index.0 <= PROTOCOL_MAX && self.term.0 <= PROTOCOL_MAX
+    }
 
     /// Whether a log ending here is at least as up to date as one ending at `other`
     /// (Raft §5.4.1: the later last term wins; on a tie, the longer log).

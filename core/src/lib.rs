@@ -24,4 +24,4 @@ pub mod time;
 
 pub use ids::{ClientId, LogId, LogIndex, NodeId, RequestId, Term};
 pub use state_machine::StateMachine;
-pub use time::Instant;
+pub use time::{Duration, Instant};

@@ -249,6 +249,15 @@ impl<S: StateMachine> Replica<S> {
         &self.raft
     }
 
+    /// Panics if the replica breaks an invariant (those of [`RaftNode::check_invariants`], and
+    /// the state machine never ahead of what Raft handed out to apply). The simulator calls it
+    /// after every step.
+    pub fn check_invariants(&self) {
+        self.raft.check_invariants();
+        let handed_out = self.raft.status().applied;
+        assert!(self.applied <= handed_out, "applied {} beyond {handed_out}", self.applied);
+    }
+
     /// Hands leadership to `target` (see [`RaftNode::transfer_leadership`]).
     pub fn transfer_leadership(
         &mut self,
@@ -351,7 +360,7 @@ impl<S: StateMachine> Replica<S> {
         let term = self.raft.term();
         let applied_ms = self.sessions.clock_ms();
         if let Some(anchor) = self.clock_anchor.filter(|anchor| anchor.term == term) {
-            let stamp_ms = anchor.log_ms + now.nanos_since(anchor.local) / 1_000_000;
+            let stamp_ms = anchor.log_ms + (now - anchor.local).as_millis();
             if stamp_ms >= applied_ms {
                 return stamp_ms;
             }

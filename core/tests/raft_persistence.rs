@@ -5,7 +5,7 @@ mod cluster;
 
 use cluster::{Cluster, id};
 use raftkv_core::LogIndex;
-use raftkv_core::raft::{Body, Role};
+use raftkv_core::raft::{Body, Message, Role};
 
 fn vote_grants_in_flight(cluster: &Cluster) -> usize {
     cluster.network.iter().filter(|m| matches!(m.body, Body::VoteReply { granted: true })).count()
@@ -17,21 +17,17 @@ fn a_vote_is_granted_only_once_it_is_durable() {
     cluster.auto_persist = false;
     let now = cluster.now;
     cluster.node_mut(id(1)).campaign(now);
-    cluster.stabilize(); // Pre-votes need no disk; the votes are requested.
-    assert_eq!(cluster.node(id(1)).role(), raftkv_core::raft::Role::Candidate);
+    cluster.stabilize(); // Pre-votes need no disk.
+    assert_eq!(cluster.node(id(1)).role(), Role::Candidate);
+    cluster.persist(id(1)); // Its own vote: the requests go out.
+    cluster.stabilize();
     assert_eq!(vote_grants_in_flight(&cluster), 0, "votes are held until durable");
     assert_eq!(cluster.slot(id(2)).unwritten.len(), 1, "node 2 wrote its vote");
 
     cluster.persist(id(2));
     assert_eq!(vote_grants_in_flight(&cluster), 1, "released by the acknowledgement");
     cluster.stabilize();
-    assert_eq!(
-        cluster.node(id(1)).role(),
-        raftkv_core::raft::Role::Candidate,
-        "its own vote is not durable yet, so one grant is not a majority"
-    );
-    cluster.persist(id(1));
-    assert_eq!(cluster.node(id(1)).role(), Role::Leader);
+    assert_eq!(cluster.node(id(1)).role(), Role::Leader, "its own vote and node 2's");
 }
 
 #[test]
@@ -138,5 +134,107 @@ fn every_committed_entry_survives_a_crash_of_the_whole_cluster() {
     let expected = ["1", "2", "3", "4", "after crash 0", "after crash 1", "after crash 2"];
     for node in cluster.ids() {
         assert_eq!(cluster.applied_commands(node), expected, "node {node}");
+    }
+}
+
+fn is_granted_pre_vote(message: &Message) -> bool {
+    matches!(message.body, Body::PreVoteReply { granted: true, .. })
+}
+
+#[test]
+fn votes_are_requested_only_once_the_candidates_term_and_vote_are_durable() {
+    let mut cluster = Cluster::new(3);
+    cluster.auto_persist = false;
+    let now = cluster.now;
+    cluster.node_mut(id(1)).campaign(now);
+    cluster.stabilize();
+    assert_eq!(cluster.node(id(1)).role(), Role::Candidate);
+    assert!(
+        !cluster.network.iter().any(|m| matches!(m.body, Body::Vote { .. })),
+        "a vote request went out before the candidate's term 1 was durable"
+    );
+    cluster.persist(id(1));
+    let requests = cluster.network.iter().filter(|m| matches!(m.body, Body::Vote { .. })).count();
+    assert_eq!(requests, 2, "released by the acknowledgement");
+}
+
+#[test]
+fn a_pre_vote_grant_of_an_earlier_round_is_not_counted() {
+    let mut cluster = Cluster::new(3);
+    let now = cluster.now;
+    cluster.node_mut(id(1)).campaign(now);
+    cluster.drain(id(1));
+    cluster.deliver_where(|m| matches!(m.body, Body::PreVote { .. }));
+    let late: Vec<Message> =
+        cluster.network.iter().filter(|m| is_granted_pre_vote(m)).cloned().collect();
+    assert_eq!(late.len(), 2);
+    cluster.network.clear();
+    // The grants are delayed; node 1 restarts and campaigns again, in the same term.
+    cluster.crash(id(1));
+    cluster.restart(id(1));
+    let now = cluster.now;
+    cluster.node_mut(id(1)).campaign(now);
+    cluster.drain(id(1));
+    cluster.drop_where(|m| m.from == id(1));
+    cluster.network.extend(late);
+    cluster.stabilize();
+    assert_eq!(
+        cluster.node(id(1)).role(),
+        Role::PreCandidate,
+        "grants of the round before the restart counted"
+    );
+    assert_eq!(cluster.node(id(1)).counters().dropped_unexpected, 2);
+}
+
+/// Review finding: a candidate won on the others' grants before its own term was durable,
+/// replicated X at 2/1 to one follower and crashed; back in term 0, late pre-vote grants of
+/// its first campaign sent it campaigning in term 1 again, the same voter granted again, and
+/// it wrote Y at 2/1. The follower holding X matched on (2, 1) and applied X where the others
+/// applied Y. The harness fails on a term led twice and on two entries applied at one index.
+#[test]
+fn a_candidate_that_crashes_before_its_vote_is_durable_never_leads_its_term_twice() {
+    let mut cluster = Cluster::new(3);
+    cluster.auto_persist = false;
+    let now = cluster.now;
+    cluster.node_mut(id(1)).campaign(now);
+    cluster.drain(id(1));
+    cluster.deliver_where(|m| matches!(m.body, Body::PreVote { .. }));
+    let late: Vec<Message> =
+        cluster.network.iter().filter(|m| is_granted_pre_vote(m)).cloned().collect();
+    // Everyone's disk works except node 1's, which never acknowledges; node 1's appends reach
+    // node 2 only.
+    let election_or_to_node_2 = |m: &Message| {
+        cluster::is_election_message(m) || (m.to == id(2) && matches!(m.body, Body::Append { .. }))
+    };
+    for _ in 0..3 {
+        cluster.deliver_where(election_or_to_node_2);
+        cluster.persist(id(2));
+        cluster.persist(id(3));
+    }
+    if cluster.node(id(1)).role() == Role::Leader {
+        cluster.propose(id(1), b"X");
+        cluster.deliver_where(election_or_to_node_2);
+        cluster.persist(id(2));
+    }
+    cluster.crash(id(1));
+    cluster.network.clear();
+    cluster.restart(id(1));
+    let now = cluster.now;
+    cluster.node_mut(id(1)).campaign(now);
+    cluster.drain(id(1));
+    cluster.network.extend(late);
+    cluster.auto_persist = true;
+    for node in cluster.ids() {
+        cluster.persist(node);
+    }
+    cluster.deliver_where(|m| m.to != id(2));
+    if cluster.node(id(1)).role() == Role::Leader {
+        cluster.propose(id(1), b"Y");
+        cluster.deliver_where(|m| m.to != id(2));
+    }
+    cluster.run_for(3_000);
+    let applied = cluster.applied_commands(id(3));
+    for node in cluster.ids() {
+        assert_eq!(cluster.applied_commands(node), applied, "node {node}");
     }
 }

@@ -244,6 +244,60 @@ fn stale_and_misaddressed_messages_are_counted_and_dropped() {
     assert_eq!(cluster.leader(), Some(id(2)));
 }
 
+/// Review finding: one message with term 2^64-1 made `term.next()` wrap to 0 in a release
+/// build, and every node looped between pre-candidate and follower at that term forever, also
+/// after restarts. Terms and indexes beyond any reachable value are malformed.
+#[test]
+fn a_term_or_index_beyond_the_maximum_is_refused() {
+    let mut cluster = Cluster::new(3);
+    cluster.elect(id(1));
+    let heartbeat = |term: Term, prev: LogId, commit: LogIndex| Message {
+        from: id(2),
+        to: id(3),
+        term,
+        body: Body::Append { prev, entries: vec![], commit, read_round: 0 },
+    };
+    let huge_index = LogIndex(u64::MAX);
+    let forged = [
+        heartbeat(Term(u64::MAX), LogId::ZERO, LogIndex(0)),
+        heartbeat(Term(Term::MAX.0 + 1), LogId::ZERO, LogIndex(0)),
+        heartbeat(Term(1), LogId::new(huge_index, Term(1)), LogIndex(0)),
+        heartbeat(Term(1), LogId::ZERO, huge_index),
+    ];
+    for message in forged.iter().cloned() {
+        cluster.handle(id(3), Input::Message(message));
+    }
+    assert_eq!(cluster.node(id(3)).counters().dropped_malformed, forged.len() as u64);
+    assert_eq!(cluster.node(id(3)).term(), Term(1));
+    cluster.run_for(2_000);
+    assert_eq!(cluster.leader(), Some(id(1)), "nothing disturbed the leader");
+    cluster.propose(id(1), b"after");
+    cluster.run_for(100);
+    assert_eq!(cluster.applied_commands(id(3)), ["after"]);
+}
+
+#[test]
+fn a_node_at_the_last_valid_term_stays_a_follower_instead_of_wrapping() {
+    let config = raftkv_core::raft::Config::new(id(1), [id(1), id(2), id(3)]);
+    let hard_state = raftkv_core::raft::HardState { term: Term::MAX, ..Default::default() };
+    let recovered = Recovered { hard_state, ..Recovered::default() };
+    let mut node = RaftNode::new(Instant::ZERO, config.clone(), recovered).expect("starts");
+    let later = Instant::from_millis(10_000);
+    node.handle(later, Input::Timeout);
+    assert!(
+        std::iter::from_fn(|| node.poll_output())
+            .all(|output| !matches!(output, raftkv_core::raft::Output::Send(_)))
+    );
+    assert_eq!((node.role(), node.term()), (Role::Follower, Term::MAX));
+    let beyond = raftkv_core::raft::HardState { term: Term(Term::MAX.0 + 1), ..Default::default() };
+    let refused = RaftNode::new(
+        Instant::ZERO,
+        config,
+        Recovered { hard_state: beyond, ..Recovered::default() },
+    );
+    assert_eq!(refused.err(), Some(raftkv_core::raft::StartError::BeyondMaximum));
+}
+
 /// Total over its inputs: thousands of arbitrary messages and acknowledgements never panic a
 /// node, and whatever they do, it stays consistent with a majority that ignores them.
 #[test]
@@ -261,7 +315,10 @@ fn random_garbage_never_panics_a_node() {
             kind => Input::Message(Message {
                 from: NodeId(rng.range_inclusive(0, 4)),
                 to: NodeId(rng.range_inclusive(0, 2)),
-                term: Term(small(&mut rng)),
+                term: Term(match rng.range_inclusive(0, 40) {
+                    0 => u64::MAX,
+                    _ => small(&mut rng),
+                }),
                 body: random_body(&mut rng, kind),
             }),
         };
@@ -274,13 +331,18 @@ fn random_garbage_never_panics_a_node() {
 }
 
 fn random_body(rng: &mut Prng, kind: u64) -> Body {
-    let mut small = || rng.range_inclusive(0, 6);
+    // Now and then a value at or beyond the largest valid one.
+    let mut small = || match rng.range_inclusive(0, 40) {
+        0 => u64::MAX,
+        1 => Term::MAX.0 + 1,
+        _ => rng.range_inclusive(0, 6),
+    };
     let last = LogId::new(LogIndex(small()), Term(small()));
     match kind {
-        2 => Body::PreVote { last },
+        2 => Body::PreVote { last, round: small() },
         3 => Body::Vote { last, transfer: small() % 2 == 0 },
         9 => Body::TimeoutNow,
-        4 => Body::PreVoteReply { granted: small() % 2 == 0 },
+        4 => Body::PreVoteReply { granted: small() % 2 == 0, round: small() },
         5 => Body::VoteReply { granted: small() % 2 == 0 },
         6 => Body::AppendReply {
             read_round: small(),
@@ -297,11 +359,11 @@ fn random_body(rng: &mut Prng, kind: u64) -> Body {
             },
         },
         _ => {
-            let count = small();
+            let count = small().min(6);
             let first = small();
             let entries = (0..count)
                 .map(|i| Entry {
-                    index: LogIndex(first + i),
+                    index: LogIndex(first.wrapping_add(i)),
                     term: Term(small()),
                     payload: Payload::Noop,
                 })

@@ -30,6 +30,9 @@ pub enum Check {
     Storage,
     /// A node's log, on its disk or in its memory, holds more than compaction allows.
     LogSize,
+    /// A node received what no correct peer sends: a malformed message, or an append that
+    /// would overwrite a committed entry.
+    Protocol,
     /// Replicas at the same applied index hold different states.
     Divergence,
     /// A client got an answer of the wrong kind, or a valid command was refused.
@@ -54,6 +57,7 @@ impl fmt::Display for Check {
             Check::Durability => "durability",
             Check::Storage => "storage",
             Check::LogSize => "log size",
+            Check::Protocol => "protocol",
             Check::Divergence => "replica divergence",
             Check::Client => "client",
             Check::Liveness => "liveness",
@@ -275,7 +279,8 @@ impl Checks {
         match &message.body {
             Body::VoteReply { granted: true } => {
                 // A later durable term also keeps the node from voting again in this one.
-                let promised = HardState { term: message.term, vote: Some(message.to) };
+                let promised =
+                    HardState { term: message.term, vote: Some(message.to), damaged: false };
                 if durable.hard_state != promised && durable.hard_state.term <= message.term {
                     return Err((
                         Check::Durability,
@@ -342,6 +347,17 @@ impl Checks {
         let status = raft.status();
         let seen = self.seen[node];
         let id = status.id;
+        let counters = raft.counters();
+        if counters.dropped_malformed > 0 || counters.dropped_committed_conflict > 0 {
+            return Err((
+                Check::Protocol,
+                format!(
+                    "n{id} dropped {} malformed messages and {} appends overwriting committed \
+                     entries; every peer here is correct",
+                    counters.dropped_malformed, counters.dropped_committed_conflict
+                ),
+            ));
+        }
         // Entries newly committed or applied may be compacted already (a replica that
         // snapshots after every batch does so within the step that commits them).
         let compacted = self.compacted(status.snapshot_last, seen.commit.min(seen.applied).next());

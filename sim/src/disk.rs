@@ -215,7 +215,7 @@ mod tests {
     fn persist(id: u64, term: u64, truncate: Option<u64>, entries: &[(u64, u64)]) -> Persist {
         Persist {
             id: PersistId(id),
-            hard_state: Some(HardState { term: Term(term), vote: Some(NodeId(1)) }),
+            hard_state: Some(HardState { term: Term(term), vote: Some(NodeId(1)), damaged: false }),
             truncate_from: truncate.map(LogIndex),
             entries: entries.iter().map(|&(i, t)| entry(i, t)).collect(),
             snapshot: None,

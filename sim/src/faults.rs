@@ -5,28 +5,10 @@
 use raftkv_core::prng::Prng;
 use raftkv_core::{Instant, NodeId};
 
+use crate::event::{Event, FaultEvent};
 use crate::network::Endpoint;
-use crate::simulation::{Event, Simulation};
+use crate::simulation::Simulation;
 use crate::trace::Actor;
-
-/// What the injector does at an event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum FaultEvent {
-    /// Time to crash a node.
-    Crash,
-    /// Time to partition the network, or to heal the partition in place.
-    Partition,
-    /// Time to pause a node.
-    Pause,
-    /// Time to ask the leader to hand over to a random node.
-    Transfer,
-    /// Crash a node still in life `life`: it was writing, sending or receiving a snapshot.
-    CrashDuringSnapshot { node: usize, life: u64 },
-    /// Bring back a node crashed in life `life`.
-    Restart { node: usize, life: u64 },
-    /// Resume a node paused in life `life`.
-    Resume { node: usize, life: u64 },
-}
 
 impl Simulation {
     /// Whether the injector is on (a random run in its faulty phase).
@@ -92,11 +74,18 @@ impl Simulation {
         self.schedule_in(next, Event::Fault(FaultEvent::Transfer));
     }
 
+    /// Crashes a random running node, the leader one time in two (leader churn: each new
+    /// leader inherits the uncommitted tail of the last).
     fn inject_crash(&mut self) {
         let up: Vec<usize> =
             (0..self.nodes.len()).filter(|&n| self.nodes[n].replica.is_some()).collect();
         if self.may_crash_one_more() && !up.is_empty() {
-            let node = up[self.fault_rng.range_inclusive(0, up.len() as u64 - 1) as usize];
+            let random = up[self.fault_rng.range_inclusive(0, up.len() as u64 - 1) as usize];
+            let leader = self.leader().map(|id| self.node_index(id));
+            let node = match leader {
+                Some(leader) if self.fault_rng.chance(1, 2) => leader,
+                _ => random,
+            };
             self.crash_for_a_while(node);
         }
         let next = self.draw_ms(1, self.options.crash.interval_ms_max);
@@ -198,7 +187,8 @@ fn shuffled(rng: &mut Prng, ids: &[NodeId]) -> Vec<Endpoint> {
 }
 
 /// Draws one of: random halves, the leader alone, a one-way cut around one node, two halves
-/// joined by a bridge node. Clients join a random side, so some are stuck with a minority.
+/// joined by a bridge node, the leader cut off from its peers while every client still reaches
+/// it. Clients join a random side, so some are stuck with a minority.
 fn draw_partition(
     rng: &mut Prng,
     voters: &[NodeId],
@@ -207,7 +197,15 @@ fn draw_partition(
 ) -> Plan {
     let nodes = shuffled(rng, voters);
     let count = nodes.len();
-    let (kind, mut sides) = match rng.range_inclusive(0, 3) {
+    let (kind, mut sides) = match rng.range_inclusive(0, 4) {
+        4 => {
+            let alone = Endpoint::Node(leader.unwrap_or(voters[0]));
+            let rest: Vec<Endpoint> = nodes.into_iter().filter(|&end| end != alone).collect();
+            return Plan::Sides(
+                "the leader cut off from its peers, with every client",
+                vec![vec![alone], rest],
+            );
+        }
         1 => {
             let alone = Endpoint::Node(leader.unwrap_or(voters[0]));
             let rest: Vec<Endpoint> = nodes.into_iter().filter(|&end| end != alone).collect();
@@ -262,8 +260,14 @@ mod tests {
                     let nodes = all.iter().filter(|end| matches!(end, Endpoint::Node(_))).count();
                     let expected = if kind == "halves with a bridge" { 4 } else { 5 };
                     assert_eq!(nodes, expected, "{kind}");
-                    if kind == "the leader alone" {
+                    if kind.starts_with("the leader") {
                         assert!(sides[0].contains(&Endpoint::Node(NodeId(2))));
+                    }
+                    if kind == "the leader cut off from its peers, with every client" {
+                        assert!(
+                            !all.iter().any(|end| matches!(end, Endpoint::Client(_))),
+                            "clients reach both sides"
+                        );
                     }
                 }
                 Plan::OneWay { from, to } => {
@@ -272,7 +276,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(kinds.len(), 4, "every kind drawn: {kinds:?}");
+        assert_eq!(kinds.len(), 5, "every kind drawn: {kinds:?}");
     }
 
     #[test]

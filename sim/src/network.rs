@@ -90,6 +90,10 @@ pub(crate) fn outcome_text(outcome: &Outcome<KvReply>) -> String {
     }
 }
 
+/// The bounds of a long delay (`NetworkOptions::long_delay`).
+const LONG_DELAY_US_MIN: u64 = 200_000;
+const LONG_DELAY_US_MAX: u64 = 2_200_000;
+
 /// The links between `nodes` replicas and `clients` clients, and what happens on them.
 pub(crate) struct Network {
     options: NetworkOptions,
@@ -142,7 +146,9 @@ impl Network {
 
     fn delay_ns(&mut self) -> u64 {
         let o = &self.options;
-        let micros = if o.tail.happens(&mut self.rng) {
+        let micros = if o.long_delay.happens(&mut self.rng) {
+            self.rng.range_inclusive(LONG_DELAY_US_MIN, LONG_DELAY_US_MAX)
+        } else if o.tail.happens(&mut self.rng) {
             self.rng.range_inclusive(o.latency_us_max, o.latency_tail_us_max)
         } else {
             self.rng.range_inclusive(o.latency_us_min, o.latency_us_max)
@@ -183,10 +189,12 @@ impl Network {
         self.cut.contains(&true)
     }
 
-    /// Stops losing and duplicating packets (the healed phase); delays stay.
+    /// Stops losing, duplicating and holding back packets (the healed phase); ordinary delays
+    /// and their tail stay.
     pub(crate) fn stop_faults(&mut self) {
         self.options.loss = Ratio::NEVER;
         self.options.duplicate = Ratio::NEVER;
+        self.options.long_delay = Ratio::NEVER;
     }
 }
 
@@ -215,7 +223,21 @@ mod tests {
             latency_tail_us_max: 20,
             loss: Ratio::NEVER,
             duplicate: Ratio::NEVER,
+            long_delay: Ratio::NEVER,
         }
+    }
+
+    #[test]
+    fn a_long_delay_holds_a_packet_back_for_hundreds_of_milliseconds() {
+        let options = NetworkOptions { long_delay: Ratio::new(1, 1), ..reliable() };
+        let mut network = Network::new(options, Prng::seeded(1), 2, 0);
+        for _ in 0..100 {
+            let Route::Delivered(delay) = network.route(N1, N2) else { panic!("reliable") };
+            assert!((LONG_DELAY_US_MIN * 1_000..=LONG_DELAY_US_MAX * 1_000).contains(&delay));
+        }
+        network.stop_faults();
+        let Route::Delivered(delay) = network.route(N1, N2) else { panic!("reliable") };
+        assert!(delay <= 20_000, "ordinary delays once the faults stop");
     }
 
     const N1: Endpoint = Endpoint::Node(NodeId(1));

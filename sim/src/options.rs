@@ -233,6 +233,10 @@ pub struct NetworkOptions {
     pub loss: Ratio,
     /// How often a packet is delivered twice (the copy with its own delay).
     pub duplicate: Ratio,
+    /// How often a packet is held back for 200 to 2,200 ms, as the network of MIT 6.5840's
+    /// labs does with "long reordering": an answer, or an append, arrives after many later
+    /// ones (and after later commits).
+    pub long_delay: Ratio,
 }
 
 /// Persist latency and torn writes.
@@ -465,6 +469,12 @@ impl Options {
         // were drawn keep every other option.
         let snapshot = SnapshotOptions::draw(rng);
         let crash = CrashOptions { during_snapshot: Ratio::draw(rng, 50, 1_000), ..crash };
+        // Drawn last, for the same reason; half the runs with faulty networks reorder long.
+        let long_delay = Ratio::draw(rng, 10, 100);
+        let network = match faults.net && rng.chance(1, 2) {
+            true => NetworkOptions { long_delay, ..network },
+            false => network,
+        };
         Options {
             seed,
             shape,
@@ -513,6 +523,7 @@ fn draw_network(rng: &mut Prng, faulty: bool) -> NetworkOptions {
             latency_tail_us_max,
             loss,
             duplicate,
+            long_delay: Ratio::NEVER,
         }
     } else {
         NetworkOptions {
@@ -522,6 +533,7 @@ fn draw_network(rng: &mut Prng, faulty: bool) -> NetworkOptions {
             latency_tail_us_max: 1_000,
             loss: Ratio::NEVER,
             duplicate: Ratio::NEVER,
+            long_delay: Ratio::NEVER,
         }
     }
 }
@@ -595,8 +607,15 @@ impl fmt::Display for Options {
         let n = &self.network;
         writeln!(
             f,
-            "network: latency_us={}..{} tail={} latency_tail_us_max={} loss={} duplicate={}",
-            n.latency_us_min, n.latency_us_max, n.tail, n.latency_tail_us_max, n.loss, n.duplicate
+            "network: latency_us={}..{} tail={} latency_tail_us_max={} loss={} duplicate={} \
+             long_delay={}",
+            n.latency_us_min,
+            n.latency_us_max,
+            n.tail,
+            n.latency_tail_us_max,
+            n.loss,
+            n.duplicate,
+            n.long_delay
         )?;
         let d = &self.disk;
         writeln!(

@@ -185,3 +185,19 @@ impl Report {
         })
     }
 }
+
+impl Simulation {
+    /// Ends the run: compares replicas that applied as far as each other, checks the history,
+    /// and reports.
+    pub fn finish(mut self) -> Report {
+        if self.violation.is_none() {
+            self.compare_replicas();
+        }
+        for node in &self.nodes {
+            if let Some(replica) = &node.replica {
+                self.stats.add_life(replica);
+            }
+        }
+        Report::new(self)
+    }
+}

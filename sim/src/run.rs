@@ -9,44 +9,16 @@ use raftkv_core::kv::KvCommand;
 use raftkv_core::{Instant, NodeId};
 
 use crate::checks::Check;
+use crate::event::Event;
 use crate::options::Options;
+use crate::phase::{Auto, Phase};
 use crate::report::Report;
-use crate::simulation::{Event, Simulation};
+use crate::simulation::Simulation;
 use crate::trace::{Actor, TraceOutput};
 use crate::workload::{OpId, Workload};
 
 /// How long the replicas may take to apply everything once the last operation returned.
 const CONVERGENCE_MS_MAX: u64 = 10_000;
-
-/// Where a random run stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    /// Faults are injected while the clients issue their operations.
-    Faulty,
-    /// Faults stopped: every operation must return within the liveness bound.
-    Healed,
-    /// Every operation returned; the clients read every key.
-    FinalReads,
-    /// The reads returned; the replicas must apply everything and agree.
-    Converging { until: Instant },
-    /// The run is over.
-    Done,
-}
-
-/// The state of a random run's workload and faults.
-pub(crate) struct Auto {
-    phase: Phase,
-}
-
-impl Auto {
-    pub(crate) fn is_faulty(&self) -> bool {
-        self.phase == Phase::Faulty
-    }
-
-    fn is_healed(&self) -> bool {
-        !self.is_faulty()
-    }
-}
 
 /// Runs one random simulation as `options` describe and reports how it went. A panic in core
 /// is caught and reported as a violation, with the trace and history up to it.

@@ -3,26 +3,24 @@
 //! node, cut that link, run for a second); [`crate::run`] drives it with random faults and a
 //! random workload.
 
-use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 use raftkv_core::client::{ClerkError, ClerkInput, ClerkOutput};
 use raftkv_core::kv::{KvCommand, KvReply};
 use raftkv_core::prng::Prng;
 use raftkv_core::protocol::{ClientRequest, Op, Outcome};
-use raftkv_core::raft::{Body, Entry, PersistId, Role};
+use raftkv_core::raft::{Body, Entry, Role};
 use raftkv_core::server::{Input, Output, ReplyTo};
 use raftkv_core::{ClientId, Instant, LogId, LogIndex, NodeId, RequestId, Term};
 
 use crate::checks::{Check, Checks, Failed, Violation};
 use crate::disk::Disk;
-use crate::faults::FaultEvent;
+use crate::event::{Event, Scheduled};
 use crate::network::{Endpoint, Network, Packet, Route};
 use crate::node::{Kv, SimNode};
 use crate::options::{Options, Streams};
 use crate::persisted::{PersistedSize, persisted_bytes};
-use crate::report::Report;
-use crate::run::Auto;
+use crate::phase::Auto;
 use crate::trace::{Actor, Trace, TraceOutput};
 use crate::workload::{OpId, Recorded, Workload};
 
@@ -65,58 +63,10 @@ pub struct Stats {
 
 impl Stats {
     /// Adds what a replica's counters say it did in its life.
-    fn add_life(&mut self, replica: &Kv) {
+    pub(crate) fn add_life(&mut self, replica: &Kv) {
         let counters = replica.raft().counters();
         self.snapshots += counters.snapshots_taken;
         self.snapshots_installed += counters.snapshots_installed;
-    }
-}
-
-/// Something due at a virtual instant.
-#[derive(Debug)]
-pub(crate) enum Event {
-    /// A packet arrives (boxed: packets are large, and the queue moves events around).
-    Deliver(Box<Packet>),
-    /// A node's `poll_timeout` instant, if the generation is still current.
-    NodeTimer { node: usize, generation: u64 },
-    /// A node's disk finishes persists, if the node is still in the same life.
-    DiskDone { node: usize, life: u64 },
-    /// A lying disk acknowledges a persist it has not made durable.
-    LyingAck { node: usize, life: u64, id: PersistId },
-    /// A clerk's `poll_timeout` instant, if the generation is still current.
-    ClerkTimer { client: usize, generation: u64 },
-    /// A client is done thinking and issues its next operation.
-    ClientNext { client: usize },
-    /// The fault injector acts.
-    Fault(FaultEvent),
-    /// The operation must have returned by now.
-    LivenessDeadline { op: OpId },
-}
-
-struct Scheduled {
-    at: Instant,
-    seq: u64,
-    event: Event,
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Scheduled) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-
-impl Eq for Scheduled {}
-
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Scheduled) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Scheduled {
-    /// Reversed: the heap pops the earliest event, and of simultaneous ones the first queued.
-    fn cmp(&self, other: &Scheduled) -> Ordering {
-        (other.at, other.seq).cmp(&(self.at, self.seq))
     }
 }
 
@@ -364,6 +314,7 @@ impl Simulation {
         self.outputs = outputs;
         let state = &self.nodes[node];
         if let Some(replica) = state.replica.as_ref() {
+            replica.check_invariants();
             let result = self.checks.after_step(node, replica);
             let applied_log_bytes = replica.raft().status().applied_log_bytes;
             let size = self.persisted.after_step(node, applied_log_bytes);
@@ -645,7 +596,7 @@ impl Simulation {
 
     // ---- faults a test scripts ----
 
-    fn node_index(&self, id: NodeId) -> usize {
+    pub(crate) fn node_index(&self, id: NodeId) -> usize {
         let index = id.0.checked_sub(1).map(|i| i as usize);
         index.filter(|&i| i < self.nodes.len()).unwrap_or_else(|| panic!("no node {id}"))
     }
@@ -895,20 +846,6 @@ impl Simulation {
             );
         }
         self.drain_node(node);
-    }
-
-    /// Ends the run: compares replicas that applied as far as each other, checks the history,
-    /// and reports.
-    pub fn finish(mut self) -> Report {
-        if self.violation.is_none() {
-            self.compare_replicas();
-        }
-        for node in &self.nodes {
-            if let Some(replica) = &node.replica {
-                self.stats.add_life(replica);
-            }
-        }
-        Report::new(self)
     }
 
     /// Replicas that applied up to the same index must hold the same state and sessions.

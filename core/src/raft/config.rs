@@ -33,8 +33,11 @@ pub struct Config {
     pub snapshot_chunk_bytes: usize,
     /// Most InstallSnapshot messages in flight to one follower. Default 4.
     pub max_inflight_snapshot_chunks: usize,
-    /// Seed of the node's random generator (election jitter). Drivers derive it from the node
-    /// id and a cluster seed, so simulations are reproducible.
+    /// Seed of the node's random generator (election jitter, names of pre-vote rounds). Give
+    /// every start of a node a different seed: a production driver from the wall clock or the
+    /// operating system's entropy, a simulator from its own seeded generator (so a run is
+    /// reproducible). A restart with the seed of an earlier life would draw the same names for
+    /// its pre-vote rounds, and late answers from that life could count again.
     pub seed: u64,
 }
 
@@ -54,11 +57,6 @@ impl Config {
             max_inflight_snapshot_chunks: 4,
             seed: id.0,
         }
-    }
-
-    /// The number of votes that make a majority of the voters.
-    pub fn quorum(&self) -> usize {
-        self.voters.len() / 2 + 1
     }
 
     /// Checks that the settings can work together.

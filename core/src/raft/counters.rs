@@ -13,8 +13,14 @@ pub struct Counters {
     /// Vote requests ignored because a leader was heard from recently (leader stickiness).
     pub dropped_in_lease: u64,
     /// Messages that make no sense in this node's role and term (e.g. a reply to a request it
-    /// no longer has) or break the protocol (an append overwriting a committed entry).
+    /// no longer has).
     pub dropped_unexpected: u64,
+    /// Messages that cannot be valid in any state (`Message::validate`): a term or index
+    /// beyond the maximum, entries that do not form a log, a chunk outside its snapshot.
+    pub dropped_malformed: u64,
+    /// Appends that would overwrite a committed entry: only a broken or hostile leader sends
+    /// one, and the simulator asserts that none ever arrives.
+    pub dropped_committed_conflict: u64,
     /// Persist acknowledgements for an id never issued or already acknowledged.
     pub dropped_bad_persist_ack: u64,
     /// Appends rejected because the log did not hold their predecessor.
@@ -29,26 +35,37 @@ pub struct Counters {
     pub snapshots_taken: u64,
     /// Snapshots received from a leader and installed.
     pub snapshots_installed: u64,
+    /// Leader only: followers found to have lost entries they had acknowledged (a damaged or
+    /// emptied disk), whose progress started again from what they hold.
+    pub follower_logs_lost: u64,
+    /// Elections this node did not start, and votes it did not grant, while its disk was
+    /// damaged and it had not caught up with a leader.
+    pub withheld_while_damaged: u64,
 }
 
 impl fmt::Display for Counters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "misaddressed={} stale={} in_lease={} unexpected={} bad_ack={} rejected={} \
-             pre_elections={} elections={} leaderships={} snapshots_taken={} \
-             snapshots_installed={}",
+            "misaddressed={} stale={} in_lease={} unexpected={} malformed={} \
+             committed_conflict={} bad_ack={} rejected={} pre_elections={} elections={} \
+             leaderships={} snapshots_taken={} snapshots_installed={} follower_logs_lost={} \
+             withheld_while_damaged={}",
             self.dropped_misaddressed,
             self.dropped_stale_term,
             self.dropped_in_lease,
             self.dropped_unexpected,
+            self.dropped_malformed,
+            self.dropped_committed_conflict,
             self.dropped_bad_persist_ack,
             self.appends_rejected,
             self.pre_elections,
             self.elections,
             self.leaderships,
             self.snapshots_taken,
-            self.snapshots_installed
+            self.snapshots_installed,
+            self.follower_logs_lost,
+            self.withheld_while_damaged
         )
     }
 }

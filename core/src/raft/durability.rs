@@ -53,6 +53,29 @@ impl Durability {
         }
     }
 
+    /// Panics unless the bookkeeping is consistent with a log ending at `last`: nothing
+    /// durable past it, acknowledgements below the next id, persists in flight and held
+    /// messages in order after the last acknowledgement.
+    pub(crate) fn check_invariants(&self, last: LogIndex) {
+        assert!(
+            self.durable_index <= last,
+            "durable {} past the log at {last}",
+            self.durable_index
+        );
+        assert!(self.acknowledged < self.next_id, "acknowledged a persist never handed out");
+        let mut previous = self.acknowledged;
+        for &(id, in_flight_last) in &self.in_flight {
+            assert!(previous < id && id < self.next_id, "persists in flight out of order");
+            assert!(in_flight_last <= last, "a persist in flight reaches past the log");
+            previous = id;
+        }
+        let mut previous = self.acknowledged + 1;
+        for &(barrier, _) in &self.held {
+            assert!(previous <= barrier && barrier <= self.next_id, "held messages out of order");
+            previous = barrier;
+        }
+    }
+
     pub(crate) fn durable_index(&self) -> LogIndex {
         self.durable_index
     }

@@ -1,46 +1,77 @@
 //! Leader election: pre-vote, vote, and the changes of role they cause.
 
 use crate::ids::{LogId, NodeId, Term};
+use crate::raft::ballot::Ballot;
 use crate::raft::entry::Payload;
 use crate::raft::message::Body;
 use crate::raft::node::{RaftNode, Role};
 use crate::raft::progress::Progress;
+use crate::raft::quorum::VoteResult;
+use crate::time::Duration;
 
 impl RaftNode {
     /// The election timeout passed without word from a leader: ask the peers whether an
     /// election could succeed before disturbing anyone with a new term (thesis §9.6).
+    ///
+    /// A node whose disk was damaged does not campaign until it has caught up, and a node at
+    /// the last valid term cannot.
     pub(crate) fn start_pre_vote(&mut self) {
-        self.role = Role::PreCandidate;
+        self.reset_election_timer();
         self.leader = None;
         self.leader_contact = None;
+        let Some(campaign_term) = self.term.next() else { return };
+        if self.withhold_while_damaged() {
+            return;
+        }
+        self.role = Role::PreCandidate;
         self.progress.clear();
-        self.votes = vec![None; self.peers.len()];
-        self.reset_election_timer();
+        self.votes = Ballot::default();
         self.counters.pre_elections += 1;
-        let last = self.log.last_id();
-        let campaign_term = self.term.next();
+        // A random name, not a count: a count starts again with the process, and a grant
+        // from before a restart would then look like one of this round.
+        self.pre_vote_round = self.rng.next_u64();
+        let (last, round) = (self.log.last_id(), self.pre_vote_round);
         for peer in 0..self.peers.len() {
-            self.send(self.peers[peer], campaign_term, Body::PreVote { last });
+            self.send(self.peers[peer], campaign_term, Body::PreVote { last, round });
         }
         self.tally_votes(true);
     }
 
     /// Campaigns in the next term; with `transfer`, at the leader's request.
+    ///
+    /// The vote requests leave only once the new term and the vote for itself are durable:
+    /// a candidate that crashed before that would come back in its old term, free to campaign
+    /// in the same term again and to win it twice with the same grants, leading one term
+    /// twice with two different logs.
     pub(crate) fn start_election(&mut self, transfer: bool) {
-        self.term = self.term.next();
+        let Some(term) = self.term.next() else { return };
+        if self.withhold_while_damaged() {
+            return;
+        }
+        self.term = term;
         self.vote = Some(self.config.id);
         self.durability.hard_state_changed();
         self.own_vote_persist = self.durability.current_barrier();
         self.role = Role::Candidate;
         self.leader = None;
-        self.votes = vec![None; self.peers.len()];
+        self.votes = Ballot::default();
         self.reset_election_timer();
         self.counters.elections += 1;
         let last = self.log.last_id();
         for peer in 0..self.peers.len() {
-            self.send(self.peers[peer], self.term, Body::Vote { last, transfer });
+            self.send_when_durable(self.peers[peer], Body::Vote { last, transfer });
         }
         self.tally_votes(false);
+    }
+
+    /// Whether the node must stay out of elections because its disk lost acknowledged writes
+    /// and it has not caught up yet (counted when so).
+    fn withhold_while_damaged(&mut self) -> bool {
+        let damaged = self.recovery.is_damaged();
+        if damaged {
+            self.counters.withheld_while_damaged += 1;
+        }
+        damaged
     }
 
     /// Counts the answers of a (pre-)election. A candidate's vote for itself counts only once
@@ -51,28 +82,34 @@ impl RaftNode {
             return;
         }
         let own = pre_vote || self.durability.is_acknowledged(self.own_vote_persist);
-        let granted = usize::from(own) + self.votes.iter().filter(|v| **v == Some(true)).count();
-        let rejected = self.votes.iter().filter(|v| **v == Some(false)).count();
-        if granted >= self.quorum() {
-            if pre_vote {
-                self.start_election(false);
-            } else {
-                self.become_leader();
-            }
-        } else if rejected >= self.quorum() {
-            self.become_follower(self.term, None);
+        let id = self.config.id;
+        let result = self.majority.vote_result(|voter| match voter == id {
+            true => own.then_some(true),
+            false => self.votes.answer(voter),
+        });
+        match result {
+            VoteResult::Won if pre_vote => self.start_election(false),
+            VoteResult::Won => self.become_leader(),
+            VoteResult::Lost => self.become_follower(self.term, None),
+            VoteResult::Pending => {}
         }
     }
 
     fn become_leader(&mut self) {
+        assert!(
+            self.durability.is_acknowledged(self.own_vote_persist),
+            "a candidate leads only once its term and vote are durable"
+        );
         self.role = Role::Leader;
         self.leader = Some(self.config.id);
-        self.votes.clear();
+        self.votes = Ballot::default();
         self.counters.leaderships += 1;
         let next = self.log.last_index().next();
         self.progress = self.peers.iter().map(|_| Progress::new(next)).collect();
-        self.heartbeat_deadline = self.now.add_millis(self.config.heartbeat_interval_ms);
-        self.quorum_check_deadline = self.now.add_millis(self.config.election_timeout_ms_min);
+        self.heartbeat_deadline =
+            self.now + Duration::from_millis(self.config.heartbeat_interval_ms);
+        self.quorum_check_deadline =
+            self.now + Duration::from_millis(self.config.election_timeout_ms_min);
         self.append_own(Payload::Noop);
     }
 
@@ -91,27 +128,37 @@ impl RaftNode {
         self.leader = leader;
         self.leader_contact = leader.map(|_| self.now);
         self.progress.clear();
-        self.votes.clear();
+        self.votes = Ballot::default();
         self.reset_election_timer();
     }
 
     /// `campaign_term` is the term the sender would campaign in; it is at least ours.
-    pub(crate) fn on_pre_vote(&mut self, from: NodeId, campaign_term: Term, last: LogId) {
+    pub(crate) fn on_pre_vote(
+        &mut self,
+        from: NodeId,
+        campaign_term: Term,
+        last: LogId,
+        round: u64,
+    ) {
         let granted = campaign_term > self.term
             && !self.in_leader_lease()
-            && last.is_up_to_date_with(self.log.last_id());
+            && last.is_up_to_date_with(self.log.last_id())
+            && !self.withhold_while_damaged();
         if !granted && self.in_leader_lease() {
             self.counters.dropped_in_lease += 1;
         }
         let reply_term = if granted { campaign_term } else { self.term };
-        self.send(from, reply_term, Body::PreVoteReply { granted });
+        self.send(from, reply_term, Body::PreVoteReply { granted, round });
     }
 
     /// A vote request in this node's term (a newer term was adopted before).
     pub(crate) fn on_vote(&mut self, from: NodeId, last: LogId) {
         let free_to_vote =
             self.vote == Some(from) || (self.vote.is_none() && self.leader.is_none());
-        if free_to_vote && last.is_up_to_date_with(self.log.last_id()) {
+        if free_to_vote
+            && last.is_up_to_date_with(self.log.last_id())
+            && !self.withhold_while_damaged()
+        {
             if self.role != Role::Follower {
                 self.become_follower(self.term, None);
             }
@@ -124,27 +171,34 @@ impl RaftNode {
         }
     }
 
-    pub(crate) fn on_vote_reply(
+    /// An answer to this node's pre-vote: a grant carries the term it would campaign in, a
+    /// refusal the voter's own term. Only answers to the current round count.
+    pub(crate) fn on_pre_vote_reply(
         &mut self,
         from: NodeId,
         term: Term,
         granted: bool,
-        pre_vote: bool,
+        round: u64,
     ) {
-        let (expected_role, expected_term) = match (pre_vote, granted) {
-            (true, true) => (Role::PreCandidate, self.term.next()),
-            (true, false) => (Role::PreCandidate, self.term),
-            (false, _) => (Role::Candidate, self.term),
-        };
-        let peer = self.peer_index(from);
-        match peer {
-            Some(peer) if self.role == expected_role && term == expected_term => {
-                if self.votes[peer].is_none() {
-                    self.votes[peer] = Some(granted);
-                }
-                self.tally_votes(pre_vote);
-            }
-            _ => self.counters.dropped_unexpected += 1,
+        let expected_term = if granted { self.term.next() } else { Some(self.term) };
+        let current = self.role == Role::PreCandidate
+            && Some(term) == expected_term
+            && round == self.pre_vote_round;
+        self.record_vote(from, current, granted, true);
+    }
+
+    /// An answer to this node's vote request in its term.
+    pub(crate) fn on_vote_reply(&mut self, from: NodeId, term: Term, granted: bool) {
+        let current = self.role == Role::Candidate && term == self.term;
+        self.record_vote(from, current, granted, false);
+    }
+
+    fn record_vote(&mut self, from: NodeId, current: bool, granted: bool, pre_vote: bool) {
+        if current && self.peer_index(from).is_some() {
+            self.votes.record(from, granted);
+            self.tally_votes(pre_vote);
+        } else {
+            self.counters.dropped_unexpected += 1;
         }
     }
 }

@@ -51,6 +51,33 @@ impl RaftLog {
         }
     }
 
+    /// Panics unless the log is well formed: `applied <= committed <= last`, the snapshot
+    /// point applied, the entries consecutive after it with terms that never go back (checked
+    /// at both ends, in constant time: the simulator checks after every step).
+    pub(crate) fn check_invariants(&self) {
+        let last = self.last_id();
+        assert!(
+            self.snapshot_last.index <= self.applied
+                && self.applied <= self.committed
+                && self.committed <= last.index,
+            "snapshot {} applied {} committed {} last {}",
+            self.snapshot_last,
+            self.applied,
+            self.committed,
+            last
+        );
+        let held = self.entries.len() as u64;
+        assert_eq!(last.index, self.snapshot_last.index.plus(held), "entries not consecutive");
+        if let Some(first) = self.entries.front() {
+            assert_eq!(first.index, self.snapshot_last.index.next(), "a gap after the snapshot");
+            assert!(
+                self.snapshot_last.term <= first.term && first.term <= last.term,
+                "terms go back along the log"
+            );
+        }
+        assert!(self.applied_bytes <= self.bytes, "more applied bytes than bytes");
+    }
+
     /// Bytes of the entries held in memory.
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
@@ -240,9 +267,17 @@ impl RaftLog {
         batch
     }
 
-    /// Moves the commit point forward to `index` (never backward, never past the log).
+    /// Moves the commit point forward to `index` (never backward). Returns whether it moved.
+    ///
+    /// # Panics
+    /// If `index` lies past the end of the log: the callers commit what a majority holds, or
+    /// what the leader committed of the entries it sent, never more than the log.
     pub(crate) fn commit_to(&mut self, index: LogIndex) -> bool {
-        let index = index.min(self.last_index());
+        assert!(
+            index <= self.last_index(),
+            "commit {index} past the end of the log at {}",
+            self.last_index()
+        );
         if index > self.committed {
             self.committed = index;
             true
@@ -370,9 +405,15 @@ mod tests {
     }
 
     #[test]
+    #[should_panic(expected = "past the end of the log")]
+    fn a_commit_past_the_log_is_a_bug() {
+        log_of_terms(&[1, 1]).commit_to(LogIndex(3));
+    }
+
+    #[test]
     fn committed_entries_are_handed_out_once() {
         let mut log = log_of_terms(&[1, 1, 1]);
-        assert!(log.commit_to(LogIndex(9)));
+        assert!(log.commit_to(LogIndex(3)));
         assert_eq!(log.committed(), LogIndex(3));
         assert_eq!(log.take_committed(2).len(), 2);
         assert_eq!(log.take_committed(10).len(), 1);

@@ -28,11 +28,16 @@ pub enum Body {
     PreVote {
         /// The last entry of the sender's log.
         last: LogId,
+        /// Names this round of pre-votes (drawn at random), so that a late grant from an
+        /// earlier round, of this life or an earlier one of the sender, is not counted.
+        round: u64,
     },
     /// Answer to `PreVote`.
     PreVoteReply {
         /// Whether the receiver would vote.
         granted: bool,
+        /// The `round` of the `PreVote` answered.
+        round: u64,
     },
     /// Vote for me in this term.
     Vote {
@@ -91,6 +96,109 @@ pub enum Body {
     },
 }
 
+/// Why a message can never be valid, whatever the receiver's state: only a broken or hostile
+/// peer sends one. It is counted and dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Malformed {
+    /// A term beyond [`Term::MAX`].
+    Term,
+    /// An index beyond [`LogIndex::MAX`].
+    Index,
+    /// Entries that do not follow `prev` one by one, or whose terms go back.
+    Entries,
+    /// Entries or a snapshot of a term later than the message's own: no leader has them yet.
+    LaterTerm,
+    /// A snapshot chunk that does not lie within the snapshot's announced size.
+    SnapshotChunk,
+    /// A node's message to itself.
+    ToItself,
+}
+
+impl Message {
+    /// Checks what can be checked without the receiver's state: terms and indexes within
+    /// their maxima, entries that form a log, snapshot chunks within their snapshot.
+    pub fn validate(&self) -> Result<(), Malformed> {
+        if self.from == self.to {
+            return Err(Malformed::ToItself);
+        }
+        if self.term > Term::MAX {
+            return Err(Malformed::Term);
+        }
+        let valid_index = |index: LogIndex| index <= LogIndex::MAX;
+        match &self.body {
+            Body::PreVote { last, .. } | Body::Vote { last, .. } => {
+                if !last.is_valid() {
+                    return Err(Malformed::Index);
+                }
+            }
+            Body::Append { prev, entries, commit, .. } => {
+                if !prev.is_valid() || !valid_index(*commit) {
+                    return Err(Malformed::Index);
+                }
+                let mut expected = *prev;
+                for entry in entries {
+                    if entry.index != expected.index.next() || entry.term < expected.term {
+                        return Err(Malformed::Entries);
+                    }
+                    expected = entry.id();
+                }
+                if !expected.is_valid() {
+                    return Err(Malformed::Index);
+                }
+                if expected.term > self.term {
+                    return Err(Malformed::LaterTerm);
+                }
+            }
+            Body::InstallSnapshot { last, total, offset, chunk } => {
+                if !last.is_valid() {
+                    return Err(Malformed::Index);
+                }
+                if last.term > self.term {
+                    return Err(Malformed::LaterTerm);
+                }
+                let end = offset.checked_add(chunk.len() as u64);
+                if end.is_none_or(|end| end > *total) {
+                    return Err(Malformed::SnapshotChunk);
+                }
+            }
+            Body::InstallSnapshotReply { last, .. } => {
+                if !last.is_valid() {
+                    return Err(Malformed::Index);
+                }
+            }
+            Body::AppendReply { outcome, .. } => {
+                let index = match outcome {
+                    AppendOutcome::Accepted { match_index } => *match_index,
+                    AppendOutcome::Rejected { prev_index, hint } => {
+                        if hint.term.is_some_and(|term| term > Term::MAX) {
+                            return Err(Malformed::Term);
+                        }
+                        (*prev_index).max(hint.first_index)
+                    }
+                };
+                if !valid_index(index) {
+                    return Err(Malformed::Index);
+                }
+            }
+            Body::PreVoteReply { .. } | Body::VoteReply { .. } | Body::TimeoutNow => {}
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Malformed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Malformed::Term => "a term beyond the largest valid one",
+            Malformed::Index => "an index beyond the largest valid one",
+            Malformed::Entries => "entries that do not form a log after their predecessor",
+            Malformed::LaterTerm => "entries or a snapshot of a term later than the sender's",
+            Malformed::SnapshotChunk => "a snapshot chunk outside its snapshot",
+            Malformed::ToItself => "a message from a node to itself",
+        })
+    }
+}
+
 /// The result of an `Append` at the follower.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AppendOutcome {
@@ -126,8 +234,8 @@ impl fmt::Display for Message {
         write!(f, "{}->{} ", self.from, self.to)?;
         let term = self.term;
         match &self.body {
-            Body::PreVote { last } => write!(f, "PreVote t={term} last={last}"),
-            Body::PreVoteReply { granted } => {
+            Body::PreVote { last, .. } => write!(f, "PreVote t={term} last={last}"),
+            Body::PreVoteReply { granted, .. } => {
                 write!(f, "PreVoteReply t={term} {}", grant_word(*granted))
             }
             Body::Vote { last, transfer } => {
@@ -140,7 +248,7 @@ impl fmt::Display for Message {
                 write_read_round(f, *read_round)
             }
             Body::InstallSnapshot { last, total, offset, chunk } => {
-                let end = offset + chunk.len() as u64;
+                let end = offset.saturating_add(chunk.len() as u64);
                 write!(f, "InstallSnapshot t={term} last={last} bytes={offset}..{end}/{total}")
             }
             Body::InstallSnapshotReply { last, received } => {

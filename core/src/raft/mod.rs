@@ -2,17 +2,23 @@
 //! pipelined replication with fast backtracking, the Figure 8 commit rule, persistence as an
 //! output acknowledged by the driver, and ReadIndex reads.
 
+mod ballot;
 mod config;
 mod counters;
 mod durability;
 mod election;
 mod entry;
+mod incoming_snapshot;
 mod log;
 mod message;
 mod node;
+mod pending_transfer;
 mod persist;
 mod progress;
+mod quorum;
 mod read;
+mod reads;
+mod recovery;
 mod replication;
 mod snapshot;
 mod transfer;
@@ -20,7 +26,7 @@ mod transfer;
 pub use config::{Config, ConfigError};
 pub use counters::Counters;
 pub use entry::{Entry, Payload};
-pub use message::{AppendOutcome, Body, ConflictHint, Message};
+pub use message::{AppendOutcome, Body, ConflictHint, Malformed, Message};
 pub use node::{Input, NotLeader, Output, RaftNode, Role, StartError, Status};
 pub use persist::{HardState, Persist, PersistId, Recovered, Snapshot};
 pub use transfer::TransferError;

@@ -3,20 +3,25 @@
 use core::fmt;
 use std::collections::VecDeque;
 
+use smallvec::SmallVec;
+
 use crate::ids::{LogId, LogIndex, NodeId, Term};
 use crate::prng::Prng;
+use crate::raft::ballot::Ballot;
 use crate::raft::config::{Config, ConfigError};
 use crate::raft::counters::Counters;
 use crate::raft::durability::Durability;
 use crate::raft::entry::Entry;
+use crate::raft::incoming_snapshot::IncomingSnapshot;
 use crate::raft::log::RaftLog;
 use crate::raft::message::{Body, Message};
+use crate::raft::pending_transfer::PendingTransfer;
 use crate::raft::persist::{HardState, Persist, PersistId, Recovered, Snapshot};
 use crate::raft::progress::Progress;
-use crate::raft::read::Reads;
-use crate::raft::snapshot::IncomingSnapshot;
-use crate::raft::transfer::Transfer;
-use crate::time::Instant;
+use crate::raft::quorum::Majority;
+use crate::raft::reads::Reads;
+use crate::raft::recovery::Recovery;
+use crate::time::{Duration, Instant};
 
 /// The role a node plays in its current term.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -100,6 +105,9 @@ pub enum StartError {
         /// The first entry that does not fit.
         at: LogId,
     },
+    /// A recovered term or index lies beyond its maximum ([`Term::MAX`], [`LogIndex::MAX`]):
+    /// the disk holds garbage that passed its checksums, or was written by something else.
+    BeyondMaximum,
     /// The recovered log holds entries of a term later than the recovered hard state, which
     /// a driver that makes the hard state durable first can never produce.
     HardStateBehindLog {
@@ -139,6 +147,9 @@ pub struct Status {
     pub log_bytes: usize,
     /// Bytes of the applied entries held in memory: what the next snapshot frees.
     pub applied_log_bytes: usize,
+    /// Its disk lost acknowledged writes and it has not yet caught up with a leader: it takes
+    /// no part in elections.
+    pub damaged: bool,
 }
 
 /// One Raft node.
@@ -154,8 +165,10 @@ pub struct Status {
 /// promises durable state until then.
 pub struct RaftNode {
     pub(crate) config: Config,
-    /// The other voters, sorted; `progress` and `votes` are indexed the same way.
+    /// The other voters, sorted; `progress` is indexed the same way.
     pub(crate) peers: Vec<NodeId>,
+    /// Every voter, this node included.
+    pub(crate) majority: Majority,
     pub(crate) role: Role,
     pub(crate) term: Term,
     pub(crate) vote: Option<NodeId>,
@@ -163,8 +176,10 @@ pub struct RaftNode {
     pub(crate) log: RaftLog,
     /// Leader only: one per peer.
     pub(crate) progress: Vec<Progress>,
-    /// (Pre-)candidate only: each peer's answer so far.
-    pub(crate) votes: Vec<Option<bool>>,
+    /// (Pre-)candidate only: the peers' answers so far.
+    pub(crate) votes: Ballot,
+    /// Pre-candidate only: the name of the current pre-vote round, echoed by the answers.
+    pub(crate) pre_vote_round: u64,
     /// Candidate only: its vote for itself counts once this persist is acknowledged.
     pub(crate) own_vote_persist: PersistId,
     pub(crate) election_deadline: Instant,
@@ -175,7 +190,7 @@ pub struct RaftNode {
     /// Leader only: entries or a new commit index are waiting to go out to every peer.
     pub(crate) broadcast_due: bool,
     /// Leader only: a leadership transfer in progress.
-    pub(crate) transfer: Option<Transfer>,
+    pub(crate) transfer: Option<PendingTransfer>,
     /// Leader only: reads in progress.
     pub(crate) reads: Reads,
     /// The latest snapshot, kept to send to followers that fall behind.
@@ -183,6 +198,8 @@ pub struct RaftNode {
     /// A snapshot being received from the leader.
     pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
     pub(crate) durability: Durability,
+    /// Whether the node may vote and campaign, or waits to catch up after a damaged disk.
+    pub(crate) recovery: Recovery,
     pub(crate) now: Instant,
     pub(crate) rng: Prng,
     pub(crate) outbox: VecDeque<Output>,
@@ -195,6 +212,13 @@ impl RaftNode {
     pub fn new(now: Instant, config: Config, recovered: Recovered) -> Result<RaftNode, StartError> {
         config.validate().map_err(StartError::Config)?;
         let snapshot_last = recovered.snapshot.as_ref().map_or(LogId::ZERO, |s| s.last);
+        let last_recovered = recovered.entries.last().map_or(snapshot_last, Entry::id);
+        if recovered.hard_state.term > Term::MAX
+            || !snapshot_last.is_valid()
+            || !last_recovered.is_valid()
+        {
+            return Err(StartError::BeyondMaximum);
+        }
         if snapshot_last.term > recovered.hard_state.term {
             return Err(StartError::HardStateBehindLog {
                 hard_state_term: recovered.hard_state.term,
@@ -220,6 +244,7 @@ impl RaftNode {
         peers.sort_unstable();
         let rng = Prng::seeded(config.seed);
         let mut node = RaftNode {
+            majority: Majority::new(config.voters.iter().copied()),
             peers,
             role: Role::Follower,
             term: hard_state.term,
@@ -227,7 +252,8 @@ impl RaftNode {
             leader: None,
             log: RaftLog::new(snapshot_last, recovered.entries),
             progress: Vec::new(),
-            votes: Vec::new(),
+            votes: Ballot::default(),
+            pre_vote_round: 0,
             own_vote_persist: PersistId(0),
             election_deadline: now,
             heartbeat_deadline: now,
@@ -239,6 +265,7 @@ impl RaftNode {
             snapshot: recovered.snapshot,
             incoming_snapshot: None,
             durability: Durability::new(expected.index),
+            recovery: Recovery::new(hard_state.damaged),
             now,
             rng,
             outbox: VecDeque::new(),
@@ -276,8 +303,9 @@ impl RaftNode {
         })
     }
 
-    /// Starts a pre-vote now instead of waiting for the election timeout (used to hand over
-    /// leadership and by operators). A leader ignores it.
+    /// Starts a pre-vote now instead of waiting for the election timeout (used by operators
+    /// and tests). A leader ignores it, and so does a node whose disk was damaged and that has
+    /// not caught up yet.
     pub fn campaign(&mut self, now: Instant) {
         self.now = self.now.max(now);
         if self.role != Role::Leader {
@@ -336,15 +364,79 @@ impl RaftNode {
             log_entries: self.log.len(),
             log_bytes: self.log.bytes(),
             applied_log_bytes: self.log.applied_bytes(),
+            damaged: self.recovery.is_damaged(),
+        }
+    }
+
+    /// Panics if the node's state breaks an invariant: a well-formed log no later than the
+    /// term, a leader that voted for itself durably and tracks every peer consistently, no
+    /// leader state outside a leader, a damaged node out of elections. Costs time linear in
+    /// the number of peers and in-flight messages, not in the log; the simulator calls it after
+    /// every step.
+    pub fn check_invariants(&self) {
+        self.log.check_invariants();
+        let last = self.log.last_id();
+        assert!(
+            last.term <= self.term && self.term <= Term::MAX,
+            "log term {last} past {}",
+            self.term
+        );
+        self.durability.check_invariants(last.index);
+        self.reads.check_invariants(self.role == Role::Leader);
+        let id = self.config.id;
+        match self.role {
+            Role::Leader => {
+                assert!(
+                    self.vote == Some(id) && self.leader == Some(id),
+                    "a leader that did not vote for itself"
+                );
+                assert!(
+                    self.durability.is_acknowledged(self.own_vote_persist),
+                    "a leader whose vote is not durable"
+                );
+                assert_eq!(
+                    self.progress.len(),
+                    self.peers.len(),
+                    "a leader without progress for every peer"
+                );
+                for progress in &self.progress {
+                    progress.check_invariants(last.index);
+                }
+            }
+            Role::Candidate | Role::PreCandidate | Role::Follower => {
+                assert!(
+                    self.progress.is_empty() && self.transfer.is_none(),
+                    "leader state kept after leading"
+                );
+                assert!(self.leader != Some(id), "a non-leader names itself leader");
+            }
+        }
+        match self.role {
+            Role::Candidate => {
+                assert_eq!(self.vote, Some(id), "a candidate that did not vote for itself")
+            }
+            Role::PreCandidate | Role::Follower | Role::Leader => {}
+        }
+        if self.recovery.is_damaged() {
+            assert_eq!(self.role, Role::Follower, "a damaged node in an election");
         }
     }
 
     pub(crate) fn hard_state(&self) -> HardState {
-        HardState { term: self.term, vote: self.vote }
+        HardState { term: self.term, vote: self.vote, damaged: self.recovery.is_damaged() }
     }
 
-    pub(crate) fn quorum(&self) -> usize {
-        self.config.quorum()
+    /// Leader only: the highest value a majority reaches, where this node has `own` and each
+    /// peer what `of_peer` says of its progress (the commit index, a confirmed read round).
+    pub(crate) fn leader_quorum_value<T: Ord + Copy>(
+        &self,
+        own: T,
+        of_peer: impl Fn(&Progress) -> T,
+    ) -> T {
+        self.majority.highest_reached(|voter| match self.peer_index(voter) {
+            Some(peer) => of_peer(&self.progress[peer]),
+            None => own,
+        })
     }
 
     pub(crate) fn peer_index(&self, id: NodeId) -> Option<usize> {
@@ -369,7 +461,7 @@ impl RaftNode {
             self.config.election_timeout_ms_min,
             self.config.election_timeout_ms_max,
         );
-        self.election_deadline = self.now.add_millis(timeout_ms);
+        self.election_deadline = self.now + Duration::from_millis(timeout_ms);
     }
 
     /// Whether this node has heard from a live leader within the minimal election timeout, or
@@ -380,7 +472,8 @@ impl RaftNode {
             Role::Follower => {
                 self.leader.is_some()
                     && self.leader_contact.is_some_and(|contact| {
-                        self.now < contact.add_millis(self.config.election_timeout_ms_min)
+                        self.now
+                            < contact + Duration::from_millis(self.config.election_timeout_ms_min)
                     })
             }
             Role::PreCandidate | Role::Candidate => false,
@@ -388,6 +481,10 @@ impl RaftNode {
     }
 
     fn step(&mut self, message: Message) {
+        if message.validate().is_err() {
+            self.counters.dropped_malformed += 1;
+            return;
+        }
         if message.to != self.config.id || self.peer_index(message.from).is_none() {
             self.counters.dropped_misaddressed += 1;
             return;
@@ -395,7 +492,7 @@ impl RaftNode {
         if message.term > self.term {
             match message.body {
                 // Pre-votes carry the term the sender would campaign in; they change nothing.
-                Body::PreVote { .. } | Body::PreVoteReply { granted: true } => {}
+                Body::PreVote { .. } | Body::PreVoteReply { granted: true, .. } => {}
                 Body::Vote { transfer: false, .. } if self.in_leader_lease() => {
                     self.counters.dropped_in_lease += 1;
                     return;
@@ -413,11 +510,13 @@ impl RaftNode {
         let from = message.from;
         let term = message.term;
         match message.body {
-            Body::PreVote { last } => self.on_pre_vote(from, term, last),
+            Body::PreVote { last, round } => self.on_pre_vote(from, term, last, round),
             Body::Vote { last, .. } => self.on_vote(from, last),
             Body::TimeoutNow => self.on_timeout_now(from),
-            Body::PreVoteReply { granted } => self.on_vote_reply(from, term, granted, true),
-            Body::VoteReply { granted } => self.on_vote_reply(from, term, granted, false),
+            Body::PreVoteReply { granted, round } => {
+                self.on_pre_vote_reply(from, term, granted, round)
+            }
+            Body::VoteReply { granted } => self.on_vote_reply(from, term, granted),
             Body::Append { prev, entries, commit, read_round } => {
                 self.on_append(from, prev, &entries, commit, read_round)
             }
@@ -452,8 +551,8 @@ impl RaftNode {
                     crate::raft::message::AppendOutcome::Rejected { prev_index: prev.index, hint };
                 self.send(message.from, self.term, Body::AppendReply { read_round: 0, outcome });
             }
-            Body::PreVote { .. } => {
-                self.send(message.from, self.term, Body::PreVoteReply { granted: false })
+            Body::PreVote { round, .. } => {
+                self.send(message.from, self.term, Body::PreVoteReply { granted: false, round })
             }
             _ => {}
         }
@@ -469,11 +568,11 @@ impl RaftNode {
                         return;
                     }
                     self.quorum_check_deadline =
-                        self.now.add_millis(self.config.election_timeout_ms_min);
+                        self.now + Duration::from_millis(self.config.election_timeout_ms_min);
                 }
                 if self.now >= self.heartbeat_deadline {
                     self.heartbeat_deadline =
-                        self.now.add_millis(self.config.heartbeat_interval_ms);
+                        self.now + Duration::from_millis(self.config.heartbeat_interval_ms);
                     self.broadcast_heartbeat();
                 }
             }
@@ -488,11 +587,12 @@ impl RaftNode {
     /// Check-quorum: a leader that has not heard from a majority within a minimal election
     /// timeout steps down, so that a leader cut off in a minority stops accepting requests.
     fn quorum_active(&mut self) -> bool {
-        let active = 1 + self.progress.iter().filter(|p| p.recent_active).count();
-        for progress in &mut self.progress {
-            progress.recent_active = false;
-        }
-        active >= self.quorum()
+        let active: SmallVec<[bool; 8]> =
+            self.progress.iter_mut().map(Progress::take_recent_active).collect();
+        self.majority.is_acknowledged(|voter| match self.peer_index(voter) {
+            Some(peer) => active[peer],
+            None => true,
+        })
     }
 
     fn on_persisted(&mut self, id: PersistId) {
@@ -501,6 +601,9 @@ impl RaftNode {
             return;
         };
         self.outbox.extend(released.map(Output::Send));
+        if self.recovery.on_durable(self.durability.durable_index()) {
+            self.durability.hard_state_changed(); // No longer damaged.
+        }
         match self.role {
             Role::Leader => self.maybe_commit(),
             Role::Candidate => self.tally_votes(false),
@@ -579,6 +682,9 @@ impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StartError::Config(error) => write!(f, "invalid configuration: {error}"),
+            StartError::BeyondMaximum => {
+                write!(f, "recovered term or index beyond the largest valid one")
+            }
             StartError::BrokenLog { at } => {
                 write!(
                     f,

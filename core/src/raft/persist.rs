@@ -14,6 +14,12 @@ pub struct HardState {
     pub term: Term,
     /// The candidate it voted for in `term`, if any.
     pub vote: Option<NodeId>,
+    /// The node's disk lost writes it had acknowledged (entries, a vote) and the node has not
+    /// yet caught up with a leader: it takes no part in elections. A storage engine that finds
+    /// and cuts away damage sets it durably before it cuts anything, and a driver sets it for
+    /// a node whose data was removed and that rejoins its cluster; the node clears it once it
+    /// has caught up. Kept here so that a crash before then does not forget it.
+    pub damaged: bool,
 }
 
 /// Names one `Persist`; acknowledgements refer to it. Ids grow by one from 1.
@@ -36,9 +42,11 @@ pub struct Snapshot {
 ///
 /// The driver executes persists in the order it receives them and acknowledges them in that
 /// order (acknowledging `id` acknowledges every earlier one too, so one fsync may cover many:
-/// group commit). Within one persist it applies, in this order: `snapshot` (which replaces
-/// every entry it covers), `truncate_from`, `entries`, `hard_state`; and the hard state must be
-/// durable no later than the entries written with it.
+/// group commit). Within one persist it applies `snapshot` (which replaces every entry it
+/// covers), then `truncate_from`, then `entries`. The hard state must be durable no later than
+/// anything else of the persist; writing it first is allowed, and so is writing the newest hard
+/// state of a batch before the rest of the batch: a newer term or vote on disk ahead of the log
+/// is always safe.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Persist {
     /// Acknowledge with this id.
@@ -69,9 +77,10 @@ impl fmt::Display for HardState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "term={}", self.term)?;
         match self.vote {
-            Some(vote) => write!(f, " vote={vote}"),
-            None => write!(f, " vote=none"),
+            Some(vote) => write!(f, " vote={vote}")?,
+            None => write!(f, " vote=none")?,
         }
+        if self.damaged { write!(f, " damaged") } else { Ok(()) }
     }
 }
 

@@ -2,6 +2,8 @@
 
 use std::collections::VecDeque;
 
+use smallvec::SmallVec;
+
 use crate::ids::{LogId, LogIndex};
 
 /// How a leader sends entries to a follower.
@@ -25,22 +27,46 @@ pub(crate) enum ReplicationState {
     },
 }
 
+/// What a follower's rejection of an append means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Rejection {
+    /// It answers an older message than the one the progress waits for: ignored.
+    Stale,
+    /// The logs diverge after the match: the progress probes backwards from the hint.
+    Diverged,
+    /// It names a point at or below the match, in answer to a message that may have been sent
+    /// before the follower matched there (reordered or duplicated): a message sent after the
+    /// match was known, in a newer round, will tell.
+    Ambiguous,
+    /// It names a point at or below the match, in answer to a message sent after the leader
+    /// knew of the match: the follower no longer holds entries it acknowledged (its disk was
+    /// damaged or emptied). The progress starts again from what it holds.
+    LogLost,
+}
+
+/// The byte ranges of snapshot chunks to send, as (offset, length).
+pub(crate) type Chunks = SmallVec<[(u64, u64); 4]>;
+
 /// A leader's view of one follower.
 #[derive(Clone, Debug)]
 pub(crate) struct Progress {
     /// Highest index known to be durably replicated on the follower.
-    pub(crate) match_index: LogIndex,
+    match_index: LogIndex,
     /// Next index to send.
-    pub(crate) next_index: LogIndex,
-    pub(crate) state: ReplicationState,
+    next_index: LogIndex,
+    state: ReplicationState,
     /// In `Probe`: a probe is out, wait for its answer.
     probe_sent: bool,
     /// In `Replicate`: the last index of each message in flight, oldest first.
     inflight: VecDeque<LogIndex>,
     /// Heard from in the current check-quorum period.
-    pub(crate) recent_active: bool,
+    recent_active: bool,
     /// Highest read round the follower has answered in this term.
-    pub(crate) read_round_acked: u64,
+    read_round_acked: u64,
+    /// The leader's round when it learned of the match: every message sent after carries this
+    /// round or a later one, and an answer to a later round was sent after the follower held
+    /// the match durably.
+    match_round: u64,
 }
 
 impl Progress {
@@ -53,7 +79,67 @@ impl Progress {
             inflight: VecDeque::new(),
             recent_active: false,
             read_round_acked: 0,
+            match_round: 0,
         }
+    }
+
+    /// Panics unless the view is consistent with a leader whose log ends at `last`: the match
+    /// lies below the next index to send, and neither passes the log; appends in flight lie
+    /// between them.
+    pub(crate) fn check_invariants(&self, last: LogIndex) {
+        assert!(
+            self.match_index < self.next_index && self.next_index <= last.next(),
+            "match {} next {} last {last}",
+            self.match_index,
+            self.next_index
+        );
+        let mut previous = self.match_index;
+        for &sent in &self.inflight {
+            assert!(previous < sent && sent < self.next_index, "in flight out of order");
+            previous = sent;
+        }
+        match self.state {
+            ReplicationState::Probe => assert!(self.inflight.is_empty(), "probing with a window"),
+            ReplicationState::Replicate => {}
+            ReplicationState::Snapshot { acked, sent, .. } => {
+                assert!(self.inflight.is_empty() && acked <= sent, "snapshot window")
+            }
+        }
+    }
+
+    /// Highest index known to be durably replicated on the follower.
+    pub(crate) fn match_index(&self) -> LogIndex {
+        self.match_index
+    }
+
+    /// The next index to send (or to probe with).
+    pub(crate) fn next_index(&self) -> LogIndex {
+        self.next_index
+    }
+
+    /// The snapshot being sent, if the follower needs one.
+    pub(crate) fn snapshot_sending(&self) -> Option<LogId> {
+        match self.state {
+            ReplicationState::Snapshot { last, .. } => Some(last),
+            ReplicationState::Probe | ReplicationState::Replicate => None,
+        }
+    }
+
+    /// The follower answered something: it counts as active in this check-quorum period, and
+    /// it has seen the leader's read round `round`.
+    pub(crate) fn on_heard(&mut self, round: u64) {
+        self.recent_active = true;
+        self.read_round_acked = self.read_round_acked.max(round);
+    }
+
+    /// Whether the follower was heard from since the last call (a check-quorum period ends).
+    pub(crate) fn take_recent_active(&mut self) -> bool {
+        std::mem::take(&mut self.recent_active)
+    }
+
+    /// Highest read round the follower has answered in this term.
+    pub(crate) fn read_round_acked(&self) -> u64 {
+        self.read_round_acked
     }
 
     /// Whether no message with entries may be sent now.
@@ -92,9 +178,41 @@ impl Progress {
         self.inflight.clear();
     }
 
+    /// The chunks to send now of the snapshot `last` of `total` bytes, if the follower is
+    /// receiving a snapshot (a newer one than it was receiving starts from its first byte):
+    /// as many as the window of `max_inflight_chunks` allows. On a heartbeat (`resend`),
+    /// chunks not confirmed go again, and at least one goes, so that a follower that installed
+    /// the snapshot already says so.
+    pub(crate) fn snapshot_chunks(
+        &mut self,
+        last: LogId,
+        total: u64,
+        chunk_bytes: u64,
+        max_inflight_chunks: u64,
+        resend: bool,
+    ) -> Chunks {
+        let mut chunks = Chunks::new();
+        let Some(sending) = self.snapshot_sending() else { return chunks };
+        if sending != last {
+            self.start_snapshot(last);
+        }
+        if resend {
+            self.on_heartbeat();
+        }
+        while let Some(chunk) = self.next_snapshot_chunk(total, chunk_bytes, max_inflight_chunks) {
+            chunks.push(chunk);
+        }
+        if let (true, true, ReplicationState::Snapshot { acked, .. }) =
+            (chunks.is_empty(), resend, self.state)
+        {
+            chunks.push((acked, (total - acked).min(chunk_bytes)));
+        }
+        chunks
+    }
+
     /// The next chunk to send of a snapshot of `total` bytes, as (offset, length), if the window
     /// allows one; marks it sent.
-    pub(crate) fn next_snapshot_chunk(
+    fn next_snapshot_chunk(
         &mut self,
         total: u64,
         chunk_bytes: u64,
@@ -126,18 +244,24 @@ impl Progress {
         }
     }
 
-    /// The follower acknowledged its log up to `match_index`. Returns whether the match moved.
-    pub(crate) fn on_accepted(&mut self, match_index: LogIndex) -> bool {
+    /// The follower acknowledged its log up to `match_index`; the leader's round is
+    /// `current_round`. Returns whether the match moved.
+    pub(crate) fn on_accepted(&mut self, match_index: LogIndex, current_round: u64) -> bool {
         let advanced = match_index > self.match_index;
         if advanced {
             self.match_index = match_index;
+            self.match_round = current_round;
         }
         match self.state {
             ReplicationState::Probe if match_index >= self.match_index => self.start_replicating(),
             ReplicationState::Snapshot { last, .. } if match_index >= last.index => {
                 self.start_replicating()
             }
-            ReplicationState::Probe | ReplicationState::Snapshot { .. } => {}
+            // The follower holds more than the snapshot's sender knew: next stays past it.
+            ReplicationState::Snapshot { .. } => {
+                self.next_index = self.next_index.max(self.match_index.next())
+            }
+            ReplicationState::Probe => {}
             ReplicationState::Replicate => {
                 self.next_index = self.next_index.max(self.match_index.next());
                 while self.inflight.front().is_some_and(|&last| last <= self.match_index) {
@@ -156,27 +280,44 @@ impl Progress {
         self.inflight.clear();
     }
 
-    /// The follower rejected the append after `rejected_prev`; `next` is where the leader's
-    /// backtracking says to try. Returns whether the rejection was current (not a stale answer
-    /// to an older message) and the progress fell back to probing.
-    pub(crate) fn on_rejected(&mut self, rejected_prev: LogIndex, next: LogIndex) -> bool {
-        let current = match self.state {
-            // A rejection at or below the match point was sent before the follower matched
-            // there: stale, even if it names the probe's predecessor.
-            ReplicationState::Probe => {
-                rejected_prev == self.next_index.prev() && rejected_prev > self.match_index
-            }
-            ReplicationState::Replicate => rejected_prev > self.match_index,
-            ReplicationState::Snapshot { .. } => false,
-        };
-        if !current {
-            return false;
+    /// The follower rejected the append after `rejected_prev`, answering a message of round
+    /// `reply_round`; `next` is where the leader's backtracking says to try. Unless the
+    /// rejection is stale or ambiguous, the progress falls back to probing.
+    pub(crate) fn on_rejected(
+        &mut self,
+        rejected_prev: LogIndex,
+        next: LogIndex,
+        reply_round: u64,
+    ) -> Rejection {
+        if matches!(self.state, ReplicationState::Snapshot { .. }) {
+            return Rejection::Stale;
         }
+        let rejection = if rejected_prev > self.match_index {
+            match self.state {
+                // Only the answer to the probe in flight counts.
+                ReplicationState::Probe if rejected_prev != self.next_index.prev() => {
+                    return Rejection::Stale;
+                }
+                _ => Rejection::Diverged,
+            }
+        } else if reply_round > self.match_round {
+            self.match_index = LogIndex(0);
+            self.match_round = 0;
+            Rejection::LogLost
+        } else {
+            return Rejection::Ambiguous;
+        };
         self.state = ReplicationState::Probe;
         self.next_index = next.clamp(self.match_index.next(), rejected_prev.max(LogIndex(1)));
         self.probe_sent = false;
         self.inflight.clear();
-        true
+        rejection
+    }
+
+    /// Whether a message of a round later than the one current at the match has been
+    /// started, so an answer to it will settle an ambiguous rejection.
+    pub(crate) fn is_newer_round(&self, round: u64) -> bool {
+        round > self.match_round
     }
 }
 
@@ -191,10 +332,30 @@ mod tests {
         // and the late rejection of 3 then looked like the answer to that probe.
         let mut progress = Progress::new(LogIndex(1));
         progress.on_sent(LogIndex(3));
-        progress.on_accepted(LogIndex(3));
-        assert!(progress.on_rejected(LogIndex(4), LogIndex(4)));
-        assert!(!progress.on_rejected(LogIndex(3), LogIndex(3)), "sent before the match at 3");
+        progress.on_accepted(LogIndex(3), 0);
+        assert_eq!(progress.on_rejected(LogIndex(4), LogIndex(4), 0), Rejection::Diverged);
+        assert_eq!(
+            progress.on_rejected(LogIndex(3), LogIndex(3), 0),
+            Rejection::Ambiguous,
+            "may have been sent before the match at 3"
+        );
         assert_eq!(progress.next_index, LogIndex(4));
+        assert_eq!(progress.match_index, LogIndex(3));
+    }
+
+    #[test]
+    fn a_rejection_below_the_match_in_a_later_round_means_the_follower_lost_its_log() {
+        let mut progress = Progress::new(LogIndex(1));
+        progress.on_sent(LogIndex(40));
+        progress.on_accepted(LogIndex(40), 2);
+        assert!(!progress.is_newer_round(2));
+        assert_eq!(progress.on_rejected(LogIndex(40), LogIndex(1), 2), Rejection::Ambiguous);
+        assert!(progress.is_newer_round(3));
+        // The follower restarted with an empty disk and rejects a heartbeat of round 3.
+        assert_eq!(progress.on_rejected(LogIndex(40), LogIndex(1), 3), Rejection::LogLost);
+        assert_eq!(progress.match_index, LogIndex(0));
+        assert_eq!(progress.state, ReplicationState::Probe);
+        assert_eq!(progress.next_index, LogIndex(1), "probes from what the follower holds");
     }
 
     #[test]
@@ -212,13 +373,13 @@ mod tests {
     fn accepted_probe_switches_to_replicate_and_fills_a_window() {
         let mut progress = Progress::new(LogIndex(5));
         progress.on_sent(LogIndex(7));
-        assert!(progress.on_accepted(LogIndex(7)));
+        assert!(progress.on_accepted(LogIndex(7), 0));
         assert_eq!(progress.state, ReplicationState::Replicate);
         assert_eq!(progress.next_index, LogIndex(8));
         progress.on_sent(LogIndex(9));
         progress.on_sent(LogIndex(12));
         assert!(progress.is_paused(2));
-        progress.on_accepted(LogIndex(9));
+        progress.on_accepted(LogIndex(9), 0);
         assert!(!progress.is_paused(2));
         assert_eq!(progress.next_index, LogIndex(13));
     }
@@ -239,7 +400,7 @@ mod tests {
         assert_eq!(progress.next_snapshot_chunk(250, 100, 2), Some((100, 100)), "resent");
         progress.on_snapshot_received(last, 0); // The follower restarted.
         assert_eq!(progress.next_snapshot_chunk(250, 100, 2), Some((0, 100)));
-        progress.on_accepted(LogIndex(50));
+        progress.on_accepted(LogIndex(50), 0);
         assert_eq!(progress.state, ReplicationState::Replicate);
         assert_eq!(progress.next_index, LogIndex(51));
     }
@@ -248,10 +409,12 @@ mod tests {
     fn stale_rejections_are_ignored() {
         let mut progress = Progress::new(LogIndex(10));
         progress.on_sent(LogIndex(12));
-        assert!(!progress.on_rejected(LogIndex(4), LogIndex(3)), "not the probe in flight");
-        assert!(progress.on_rejected(LogIndex(9), LogIndex(3)));
+        let rejection = progress.on_rejected(LogIndex(4), LogIndex(3), 0);
+        assert_eq!(rejection, Rejection::Stale, "not the probe in flight");
+        assert_eq!(progress.on_rejected(LogIndex(9), LogIndex(3), 0), Rejection::Diverged);
         assert_eq!(progress.next_index, LogIndex(3));
-        progress.on_accepted(LogIndex(2));
-        assert!(!progress.on_rejected(LogIndex(2), LogIndex(1)), "already matched there");
+        progress.on_accepted(LogIndex(2), 0);
+        let rejection = progress.on_rejected(LogIndex(2), LogIndex(1), 0);
+        assert_eq!(rejection, Rejection::Ambiguous, "already matched there");
     }
 }

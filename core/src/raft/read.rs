@@ -1,37 +1,9 @@
-//! Linearizable reads without writing to the log (ReadIndex, thesis §6.4).
-//!
-//! A read registered at commit index `c` may be answered once the state machine has applied
-//! `c` and the leader has confirmed, after registering it, that a majority still follows it:
-//! then no other leader can have committed anything the read would miss. Confirmation rides on
-//! appends: each carries the leader's latest read round, each answer echoes it.
+//! Linearizable reads without writing to the log (ReadIndex, thesis §6.4): the leader's side
+//! of [`Reads`](crate::raft::reads::Reads).
 
-use std::collections::VecDeque;
-
-use crate::ids::{LogIndex, NodeId};
+use crate::ids::NodeId;
 use crate::raft::node::{NotLeader, Output, RaftNode, Role};
 use crate::time::Instant;
-
-/// A read waiting for a majority to confirm a round.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct PendingRead {
-    ctx: u64,
-    index: LogIndex,
-    round: u64,
-}
-
-/// The leader's reads in progress.
-#[derive(Debug, Default)]
-pub(crate) struct Reads {
-    /// The latest round; messages sent from now on carry it.
-    pub(crate) round: u64,
-    /// A new round has begun that no message carries yet.
-    round_due: bool,
-    /// Reads registered before the leader committed an entry of its term: until then its
-    /// commit index may lag behind what earlier leaders committed.
-    awaiting_commit: Vec<u64>,
-    /// Reads waiting for confirmation, in round order.
-    pending: VecDeque<PendingRead>,
-}
 
 impl RaftNode {
     /// Asks for a linearizable read point. The node answers with `Output::ReadReady { ctx,
@@ -45,7 +17,7 @@ impl RaftNode {
         if self.log.term_at(self.log.committed()) == Some(self.term) {
             self.register_read(ctx);
         } else {
-            self.reads.awaiting_commit.push(ctx);
+            self.reads.await_commit(ctx);
         }
         Ok(())
     }
@@ -56,23 +28,26 @@ impl RaftNode {
             self.outbox.push_back(Output::ReadReady { ctx, index });
             return;
         }
-        if !self.reads.round_due {
-            self.reads.round += 1;
-            self.reads.round_due = true;
+        self.reads.register(ctx, index);
+    }
+
+    /// Makes sure a round later than `peer`'s match round goes out, so that its answer settles
+    /// an ambiguous rejection (see `Rejection::Ambiguous`).
+    pub(crate) fn ask_again_in_a_new_round(&mut self, peer: usize) {
+        if !self.progress[peer].is_newer_round(self.reads.round()) {
+            self.reads.begin_round();
         }
-        let round = self.reads.round;
-        self.reads.pending.push_back(PendingRead { ctx, index, round });
     }
 
     /// The leader's current read round, carried by every append.
     pub(crate) fn read_round(&self) -> u64 {
-        self.reads.round
+        self.reads.round()
     }
 
     /// The leader committed an entry: reads waiting for its first commit can be registered.
     pub(crate) fn on_leader_commit(&mut self) {
         if self.log.term_at(self.log.committed()) == Some(self.term) {
-            for ctx in std::mem::take(&mut self.reads.awaiting_commit) {
+            for ctx in self.reads.take_awaiting_commit() {
                 self.register_read(ctx);
             }
         }
@@ -80,26 +55,21 @@ impl RaftNode {
 
     /// Whether a new round must go out now (at most one per drain, shared by all its reads).
     pub(crate) fn take_read_round_due(&mut self) -> bool {
-        std::mem::take(&mut self.reads.round_due)
+        self.reads.take_round_due()
     }
 
     /// Answers every read whose round a majority has confirmed.
     pub(crate) fn release_reads(&mut self) {
-        while let Some(read) = self.reads.pending.front().copied() {
-            let confirmed =
-                1 + self.progress.iter().filter(|p| p.read_round_acked >= read.round).count();
-            if confirmed < self.quorum() {
-                break;
-            }
-            self.reads.pending.pop_front();
-            self.outbox.push_back(Output::ReadReady { ctx: read.ctx, index: read.index });
+        // This node confirms every round it began.
+        let confirmed = self.leader_quorum_value(u64::MAX, |progress| progress.read_round_acked());
+        while let Some((ctx, index)) = self.reads.pop_confirmed(|round| round <= confirmed) {
+            self.outbox.push_back(Output::ReadReady { ctx, index });
         }
     }
 
     /// Leadership is lost (to `hint`, if known): every read in progress fails.
     pub(crate) fn abort_reads_on_step_down(&mut self, hint: Option<NodeId>) {
-        let reads = std::mem::take(&mut self.reads);
-        let aborted = reads.awaiting_commit.into_iter().chain(reads.pending.iter().map(|r| r.ctx));
+        let aborted = self.reads.abort_all();
         self.outbox.extend(aborted.map(|ctx| Output::ReadAborted { ctx, hint }));
     }
 }

@@ -1,12 +1,10 @@
 //! Log replication: proposals, AppendEntries on both sides, and the commit rule.
 
-use smallvec::SmallVec;
-
-use crate::ids::{LogId, LogIndex, NodeId, Term};
+use crate::ids::{LogId, LogIndex, NodeId};
 use crate::raft::entry::{Entry, Payload};
 use crate::raft::message::{AppendOutcome, Body, ConflictHint};
 use crate::raft::node::{NotLeader, RaftNode, Role};
-use crate::raft::progress::ReplicationState;
+use crate::raft::progress::{Progress, Rejection};
 use crate::time::Instant;
 
 impl RaftNode {
@@ -43,8 +41,7 @@ impl RaftNode {
     pub(crate) fn replicate_to(&mut self, peer: usize) -> bool {
         let mut sent = false;
         while !self.progress[peer].is_paused(self.config.max_inflight_appends) {
-            let progress = &self.progress[peer];
-            let next = progress.next_index;
+            let next = self.progress[peer].next_index();
             let Some(prev_term) = self.log.term_at(next.prev()) else {
                 self.start_snapshot(peer);
                 return true;
@@ -75,7 +72,7 @@ impl RaftNode {
     /// probe went unanswered is probed again.
     pub(crate) fn broadcast_heartbeat(&mut self) {
         for peer in 0..self.peers.len() {
-            if matches!(self.progress[peer].state, ReplicationState::Snapshot { .. }) {
+            if self.progress[peer].snapshot_sending().is_some() {
                 self.send_snapshot(peer, true);
                 continue;
             }
@@ -83,7 +80,7 @@ impl RaftNode {
             if !self.replicate_to(peer) {
                 // Nothing new, or the window is full: an empty append at the window's end.
                 // Accepted, it frees the window; rejected, it reveals lost messages.
-                let prev_index = self.progress[peer].next_index.prev();
+                let prev_index = self.progress[peer].next_index().prev();
                 match self.log.term_at(prev_index) {
                     Some(prev_term) => {
                         self.send_append(peer, LogId::new(prev_index, prev_term), Vec::new())
@@ -129,10 +126,6 @@ impl RaftNode {
         if !self.follow_leader(from) {
             return;
         }
-        if !is_well_formed(prev, entries, self.term) {
-            self.counters.dropped_unexpected += 1;
-            return;
-        }
         let committed = self.log.committed();
         if prev.index < committed {
             // Everything up to our commit point matches every later leader's log.
@@ -150,14 +143,25 @@ impl RaftNode {
         match self.log.append_from_leader(entries) {
             Ok(change) => self.durability.follower_appended(change),
             Err(_) => {
-                self.counters.dropped_unexpected += 1;
+                self.counters.dropped_committed_conflict += 1;
                 return;
             }
         }
         let last_new = prev.index.plus(entries.len() as u64);
-        self.log.commit_to(commit.min(last_new));
+        let known_commit = commit.min(last_new);
+        self.log.commit_to(known_commit);
+        self.on_leader_commit_known(known_commit);
         let outcome = AppendOutcome::Accepted { match_index: last_new };
         self.send_when_durable(from, Body::AppendReply { read_round, outcome });
+    }
+
+    /// The leader of this term committed up to `commit`, an entry this node holds: a damaged
+    /// node may have caught up.
+    pub(crate) fn on_leader_commit_known(&mut self, commit: LogIndex) {
+        let durable = self.durability.durable_index();
+        if self.recovery.on_leader_commit(commit, self.log.term_at(commit), self.term, durable) {
+            self.durability.hard_state_changed(); // No longer damaged.
+        }
     }
 
     pub(crate) fn on_append_reply(
@@ -170,16 +174,15 @@ impl RaftNode {
             self.counters.dropped_unexpected += 1;
             return;
         };
-        let progress = &mut self.progress[peer];
-        progress.recent_active = true;
-        progress.read_round_acked = progress.read_round_acked.max(read_round);
+        self.progress[peer].on_heard(read_round);
         match outcome {
             AppendOutcome::Accepted { match_index } => {
                 if match_index > self.log.last_index() {
                     self.counters.dropped_unexpected += 1;
                     return;
                 }
-                if self.progress[peer].on_accepted(match_index) {
+                let round = self.read_round();
+                if self.progress[peer].on_accepted(match_index, round) {
                     self.maybe_commit();
                 }
                 self.replicate_to(peer);
@@ -187,8 +190,16 @@ impl RaftNode {
             }
             AppendOutcome::Rejected { prev_index, hint } => {
                 let next = self.next_after_rejection(hint);
-                if self.progress[peer].on_rejected(prev_index, next) {
-                    self.replicate_to(peer);
+                match self.progress[peer].on_rejected(prev_index, next, read_round) {
+                    Rejection::Stale => {}
+                    Rejection::Ambiguous => self.ask_again_in_a_new_round(peer),
+                    Rejection::LogLost => {
+                        self.counters.follower_logs_lost += 1;
+                        self.replicate_to(peer);
+                    }
+                    Rejection::Diverged => {
+                        self.replicate_to(peer);
+                    }
                 }
             }
         }
@@ -214,28 +225,12 @@ impl RaftNode {
         if self.role != Role::Leader {
             return;
         }
-        let mut matched: SmallVec<[LogIndex; 8]> =
-            self.progress.iter().map(|progress| progress.match_index).collect();
-        matched.push(self.durability.durable_index());
-        matched.sort_unstable_by(|a, b| b.cmp(a));
-        let majority_index = matched[self.quorum() - 1];
+        let own = self.durability.durable_index();
+        let majority_index = self.leader_quorum_value(own, Progress::match_index);
         if self.log.term_at(majority_index) == Some(self.term) && self.log.commit_to(majority_index)
         {
             self.broadcast_due = true;
             self.on_leader_commit();
         }
     }
-}
-
-/// Entries must follow `prev` one by one, with terms that never go back and never pass the
-/// sender's term.
-fn is_well_formed(prev: LogId, entries: &[Entry], term: Term) -> bool {
-    let mut expected = prev;
-    for entry in entries {
-        if entry.index != expected.index.next() || entry.term < expected.term {
-            return false;
-        }
-        expected = entry.id();
-    }
-    expected.term <= term
 }

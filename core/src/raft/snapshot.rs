@@ -2,18 +2,10 @@
 //! compacted entries up to date with the leader's snapshot, sent in chunks.
 
 use crate::ids::{LogId, NodeId};
+use crate::raft::incoming_snapshot::{Assembly, IncomingSnapshot};
 use crate::raft::message::{AppendOutcome, Body};
 use crate::raft::node::{Output, RaftNode, Role};
 use crate::raft::persist::Snapshot;
-use crate::raft::progress::{Progress, ReplicationState};
-
-/// A snapshot being received from the leader.
-#[derive(Debug)]
-pub(crate) struct IncomingSnapshot {
-    last: LogId,
-    total: u64,
-    data: Vec<u8>,
-}
 
 impl RaftNode {
     /// Replaces the applied part of the log with `data`, the state machine's snapshot at the
@@ -31,7 +23,7 @@ impl RaftNode {
         self.durability.snapshot_taken(snapshot.clone());
         // Followers still receiving an older snapshot get this one instead.
         for progress in &mut self.progress {
-            if matches!(progress.state, ReplicationState::Snapshot { .. }) {
+            if progress.snapshot_sending().is_some() {
                 progress.start_snapshot(last);
             }
         }
@@ -47,14 +39,13 @@ impl RaftNode {
 
     /// The last entry of the leader's snapshot this node holds part of, still incomplete.
     pub fn snapshot_receiving(&self) -> Option<LogId> {
-        self.incoming_snapshot.as_ref().map(|incoming| incoming.last)
+        self.incoming_snapshot.as_ref().map(IncomingSnapshot::last)
     }
 
     /// Leader only: how many followers it is sending its snapshot to.
     pub fn snapshots_sending(&self) -> usize {
-        let sending =
-            |progress: &&Progress| matches!(progress.state, ReplicationState::Snapshot { .. });
-        if self.role == Role::Leader { self.progress.iter().filter(sending).count() } else { 0 }
+        let sending = self.progress.iter().filter(|progress| progress.snapshot_sending().is_some());
+        if self.role == Role::Leader { sending.count() } else { 0 }
     }
 
     /// Sends a follower the chunks of the snapshot its window allows. With `resend`, a
@@ -62,27 +53,11 @@ impl RaftNode {
     /// answers it even when it already installed the snapshot).
     pub(crate) fn send_snapshot(&mut self, peer: usize, resend: bool) {
         let Some(snapshot) = &self.snapshot else { return };
-        let progress = &mut self.progress[peer];
-        let ReplicationState::Snapshot { last, .. } = progress.state else { return };
-        if last != snapshot.last {
-            progress.start_snapshot(snapshot.last);
-        }
-        if resend {
-            progress.on_heartbeat();
-        }
-        let total = snapshot.data.len() as u64;
+        let (last, total) = (snapshot.last, snapshot.data.len() as u64);
         let chunk_bytes = self.config.snapshot_chunk_bytes as u64;
         let window = self.config.max_inflight_snapshot_chunks as u64;
-        let mut chunks = Vec::new();
-        while let Some(chunk) = progress.next_snapshot_chunk(total, chunk_bytes, window) {
-            chunks.push(chunk);
-        }
-        if chunks.is_empty() && resend {
-            if let ReplicationState::Snapshot { acked, .. } = progress.state {
-                chunks.push((acked, (total - acked).min(chunk_bytes)));
-            }
-        }
-        let (to, term, last) = (self.peers[peer], self.term, snapshot.last);
+        let chunks = self.progress[peer].snapshot_chunks(last, total, chunk_bytes, window, resend);
+        let (to, term) = (self.peers[peer], self.term);
         for (offset, length) in chunks {
             let Some(snapshot) = &self.snapshot else { return };
             let range = offset as usize..(offset + length) as usize;
@@ -110,31 +85,25 @@ impl RaftNode {
             self.send_when_durable(from, Body::AppendReply { read_round: 0, outcome });
             return;
         }
-        let end = offset.checked_add(chunk.len() as u64);
-        if last.term > self.term || end.is_none_or(|end| end > total) {
-            self.counters.dropped_unexpected += 1;
-            return;
-        }
-        let incoming = match self.incoming_snapshot.take() {
-            Some(incoming) if incoming.last == last && incoming.total == total => incoming,
-            // A new snapshot starts at its first byte; anything else waits for a resend.
-            _ if offset == 0 => IncomingSnapshot { last, total, data: Vec::new() },
-            _ => {
+        let data = match IncomingSnapshot::accept(
+            &mut self.incoming_snapshot,
+            last,
+            total,
+            offset,
+            &chunk,
+        ) {
+            Assembly::Complete(data) => data,
+            Assembly::Partial(received) => {
+                self.send(from, self.term, Body::InstallSnapshotReply { last, received });
+                return;
+            }
+            Assembly::OutOfOrder => {
                 self.send(from, self.term, Body::InstallSnapshotReply { last, received: 0 });
                 return;
             }
         };
-        let mut incoming = incoming;
-        if offset == incoming.data.len() as u64 {
-            incoming.data.extend_from_slice(&chunk);
-        }
-        let received = incoming.data.len() as u64;
-        if received < total {
-            self.incoming_snapshot = Some(incoming);
-            self.send(from, self.term, Body::InstallSnapshotReply { last, received });
-            return;
-        }
-        self.install_snapshot(Snapshot { last, data: incoming.data });
+        self.install_snapshot(Snapshot { last, data });
+        self.on_leader_commit_known(last.index);
         let outcome = AppendOutcome::Accepted { match_index: last.index };
         self.send_when_durable(from, Body::AppendReply { read_round: 0, outcome });
     }
@@ -153,7 +122,7 @@ impl RaftNode {
             self.counters.dropped_unexpected += 1;
             return;
         };
-        self.progress[peer].recent_active = true;
+        self.progress[peer].on_heard(0);
         self.progress[peer].on_snapshot_received(last, received);
         self.send_snapshot(peer, false);
     }

@@ -8,18 +8,8 @@ use core::fmt;
 use crate::ids::NodeId;
 use crate::raft::message::Body;
 use crate::raft::node::{RaftNode, Role};
-use crate::time::Instant;
-
-/// A transfer in progress.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Transfer {
-    /// Index of the target among the peers.
-    peer: usize,
-    /// The leader gives up and serves again if the target has not taken over by then.
-    deadline: Instant,
-    /// `TimeoutNow` went out.
-    sent: bool,
-}
+use crate::raft::pending_transfer::PendingTransfer;
+use crate::time::{Duration, Instant};
 
 /// Why a transfer cannot start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,8 +50,8 @@ impl RaftNode {
             return Ok(());
         }
         let peer = self.peer_index(target).ok_or(TransferError::UnknownNode(target))?;
-        let deadline = self.now.add_millis(self.config.election_timeout_ms_max);
-        self.transfer = Some(Transfer { peer, deadline, sent: false });
+        let deadline = self.now + Duration::from_millis(self.config.election_timeout_ms_max);
+        self.transfer = Some(PendingTransfer::new(peer, deadline));
         self.replicate_to(peer);
         self.maybe_send_timeout_now(peer);
         Ok(())
@@ -69,24 +59,23 @@ impl RaftNode {
 
     /// Where a transfer in progress is going.
     pub fn transfer_target(&self) -> Option<NodeId> {
-        self.transfer.map(|transfer| self.peers[transfer.peer])
+        self.transfer.map(|transfer| self.peers[transfer.peer()])
     }
 
     /// Tells the target to campaign once it holds the whole log.
     pub(crate) fn maybe_send_timeout_now(&mut self, peer: usize) {
-        let Some(transfer) = self.transfer.as_mut() else { return };
-        if transfer.peer != peer || transfer.sent {
+        if self.progress[peer].match_index() != self.log.last_index() {
             return;
         }
-        if self.progress[peer].match_index == self.log.last_index() {
-            transfer.sent = true;
+        let Some(transfer) = self.transfer.as_mut() else { return };
+        if transfer.take_timeout_now(peer) {
             self.send(self.peers[peer], self.term, Body::TimeoutNow);
         }
     }
 
     /// A leader's timer: a transfer that did not happen in time is given up.
     pub(crate) fn expire_transfer(&mut self) {
-        if self.transfer.is_some_and(|transfer| self.now >= transfer.deadline) {
+        if self.transfer.is_some_and(|transfer| transfer.has_expired(self.now)) {
             self.transfer = None;
         }
     }

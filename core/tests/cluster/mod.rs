@@ -81,6 +81,8 @@ pub struct Cluster {
     pub auto_persist: bool,
     transcript: Option<Vec<String>>,
     pub delivered: u64,
+    /// The node that led each term, across every node's lives: a term is led once.
+    led: BTreeMap<Term, NodeId>,
 }
 
 pub fn id(n: u64) -> NodeId {
@@ -129,6 +131,7 @@ impl Cluster {
             auto_persist: true,
             transcript: None,
             delivered: 0,
+            led: BTreeMap::new(),
         }
     }
 
@@ -190,6 +193,7 @@ impl Cluster {
                 return;
             };
             let Some(output) = raft.poll_output() else {
+                raft.check_invariants();
                 return;
             };
             match output {
@@ -221,6 +225,11 @@ impl Cluster {
                     self.note(|| format!("{node}: read #{ctx} ready at {index}"));
                     self.slot_mut(node).reads_ready.push((ctx, index));
                 }
+                Output::RoleChanged { role: Role::Leader, term, .. } => {
+                    self.note(|| format!("{node}: Leader t={term} leader={node}"));
+                    let earlier = self.led.insert(term, node);
+                    assert!(earlier.is_none(), "term {term} led by {earlier:?}, now by {node}");
+                }
                 output @ (Output::ReadAborted { .. }
                 | Output::RoleChanged { .. }
                 | Output::RestoreSnapshot(_)) => {
@@ -244,13 +253,23 @@ impl Cluster {
         }
     }
 
-    /// A vote grant or an append acknowledgement must describe what is already on disk.
+    /// A vote grant or an append acknowledgement must describe what is already on disk; a
+    /// vote request and a leader's messages rely on a term and a vote that must be, too.
     fn check_promise(&self, message: &Message) {
         let disk = &self.slot(message.from).disk;
         match &message.body {
+            Body::Vote { .. } => assert_eq!(
+                disk.hard_state,
+                HardState { term: message.term, vote: Some(message.from), damaged: false },
+                "{message} sent before the candidate's term and vote were durable"
+            ),
+            Body::Append { .. } | Body::InstallSnapshot { .. } | Body::TimeoutNow => assert!(
+                disk.hard_state.term >= message.term,
+                "{message} sent before the leader's term was durable"
+            ),
             Body::VoteReply { granted: true } => assert_eq!(
                 disk.hard_state,
-                HardState { term: message.term, vote: Some(message.to) },
+                HardState { term: message.term, vote: Some(message.to), damaged: false },
                 "{message} sent before the vote was durable"
             ),
             Body::AppendReply { outcome: AppendOutcome::Accepted { match_index }, .. } => {
@@ -388,12 +407,23 @@ impl Cluster {
         self.network.retain(|message| message.to != node);
     }
 
+    /// Crashes the node, empties its disk (an operator removed its data directory), and
+    /// starts it again as a driver told that it rejoins does: its hard state says damaged.
+    pub fn lose_disk(&mut self, node: NodeId) {
+        self.crash(node);
+        let hard_state = HardState { damaged: true, ..HardState::default() };
+        self.slot_mut(node).disk = Disk { hard_state, ..Disk::default() };
+        self.restart(node);
+    }
+
     /// Starts the node again from its disk.
     pub fn restart(&mut self, node: NodeId) {
         self.note(|| format!("{node}: restart"));
         let now = self.now;
         let slot = self.slot_mut(node);
         let recovered = slot.disk.recover();
+        // Every life draws from a seed of its own, as `Config::seed` asks.
+        slot.config.seed = slot.config.seed.wrapping_add(1);
         slot.node = Some(RaftNode::new(now, slot.config.clone(), recovered).expect("recovers"));
         self.drain(node);
     }

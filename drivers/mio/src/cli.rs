@@ -176,7 +176,7 @@ struct ServeArgs {
     snapshot_bytes: usize,
     /// Size at which a write-ahead log segment is closed and the next one started. Default
     /// 64 MiB.
-    #[arg(long, default_value_t = crate::wal::SEGMENT_BYTES, value_name = "BYTES")]
+    #[arg(long, default_value_t = raftkv_storage::DEFAULT_SEGMENT_BYTES, value_name = "BYTES")]
     wal_segment_bytes: u64,
     /// Longest key a client may write; longer ones are refused before they reach the log.
     /// Every node of a cluster must use the same limits.
@@ -190,6 +190,11 @@ struct ServeArgs {
     /// refused rather than applied twice). Every node must use the same value. Default 10 min.
     #[arg(long, default_value_t = 600_000, value_name = "MS")]
     session_timeout_ms: u64,
+    /// This node's data was lost or removed: start it with an empty data directory and this
+    /// flag; it takes no part in elections until it has caught up with a leader. Ignored (with
+    /// a log line) once the data directory holds this node's data.
+    #[arg(long)]
+    rejoin: bool,
 }
 
 /// Runs the command line; returns the exit status.
@@ -293,6 +298,7 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         segment_bytes: args.wal_segment_bytes.max(1),
         limits,
         session_timeout_ms: args.session_timeout_ms,
+        rejoin: args.rejoin,
     };
     server::run(options).map_err(Failure::Error)
 }
@@ -393,13 +399,14 @@ fn status(json: bool, cluster: &ClusterArgs) -> Result<(), Failure> {
                         "log_entries": status.log_entries,
                         "wal_bytes": status.wal_bytes,
                         "keys": status.keys,
+                        "damaged": status.damaged,
                     });
                     println!("{line}");
                 } else {
                     let leader = status.leader.map_or("none".to_string(), |l| l.to_string());
                     println!(
                         "node {} {address} {} term={} leader={leader} commit={} applied={} \
-                         log={} entries wal={} bytes snapshot={} keys={}",
+                         log={} entries wal={} bytes snapshot={} keys={}{}",
                         status.id,
                         status.role,
                         status.term,
@@ -408,7 +415,12 @@ fn status(json: bool, cluster: &ClusterArgs) -> Result<(), Failure> {
                         status.log_entries,
                         status.wal_bytes,
                         status.snapshot_last,
-                        status.keys
+                        status.keys,
+                        if status.damaged {
+                            " DAMAGED (out of elections until caught up)"
+                        } else {
+                            ""
+                        }
                     );
                 }
             }

@@ -12,8 +12,6 @@ mod frame;
 mod history;
 mod local;
 mod server;
-mod storage;
-mod wal;
 mod wire;
 
 pub use client::{AddressStatus, CasOutcome, Client, ClientOptions, Error};

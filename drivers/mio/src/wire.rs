@@ -12,8 +12,9 @@ use raftkv_core::kv::{KvCommand, KvReply};
 use raftkv_core::protocol::{ClientReply, ClientRequest};
 use raftkv_core::{LogIndex, NodeId, Term};
 
-/// The version of this protocol; a node refuses a `Hello` of another version.
-pub(crate) const PROTOCOL_VERSION: u32 = 1;
+/// The version of this protocol; a node refuses a `Hello` of another version. 2: pre-votes
+/// name their round, and a node's status says whether its data is damaged.
+pub(crate) const PROTOCOL_VERSION: u32 = 2;
 
 /// Bytes that start every `Hello`, so that a stray connection is told apart from a
 /// misconfigured raftkv process.
@@ -125,4 +126,7 @@ pub struct NodeStatus {
     pub wal_bytes: u64,
     /// Keys in its state machine.
     pub keys: u64,
+    /// Its data was damaged or removed and it has not caught up yet: it takes no part in
+    /// elections.
+    pub damaged: bool,
 }

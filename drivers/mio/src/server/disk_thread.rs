@@ -5,6 +5,7 @@
 //! It publishes the id of the last durable persist and wakes the event loop (a mio `Waker`),
 //! which then feeds `Persisted { id }` to the replica.
 
+use std::fs::File;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -12,9 +13,8 @@ use std::thread::{self, JoinHandle};
 
 use mio::Waker;
 use raftkv_core::raft::{Persist, PersistId};
+use raftkv_storage::{RealFs, Storage};
 use tracing::{info, warn};
-
-use crate::storage::Disk;
 
 /// A batch that takes longer than this to become durable is logged: elections and client
 /// latency suffer long before anything fails.
@@ -37,19 +37,25 @@ pub(crate) struct DiskThread {
     queue: Option<Sender<Vec<Persist>>>,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    /// The data directory's lock, released once the thread has stopped writing.
+    _lock: File,
 }
 
 impl DiskThread {
-    /// Starts the thread, which owns `disk` from now on.
-    pub(crate) fn spawn(disk: Disk, waker: Arc<Waker>) -> std::io::Result<DiskThread> {
+    /// Starts the thread, which owns `storage` from now on; `lock` is held until it stops.
+    pub(crate) fn spawn(
+        storage: Storage<RealFs>,
+        lock: File,
+        waker: Arc<Waker>,
+    ) -> std::io::Result<DiskThread> {
         let shared = Arc::new(Shared::default());
-        shared.wal_bytes.store(disk.wal_bytes(), Ordering::Relaxed);
+        shared.wal_bytes.store(storage.wal_bytes(), Ordering::Relaxed);
         let (queue, receiver) = mpsc::channel();
         let thread_shared = Arc::clone(&shared);
         let thread = thread::Builder::new()
             .name("raftkv-disk".to_string())
-            .spawn(move || run(disk, &receiver, &thread_shared, &waker))?;
-        Ok(DiskThread { queue: Some(queue), shared, thread: Some(thread) })
+            .spawn(move || run(storage, &receiver, &thread_shared, &waker))?;
+        Ok(DiskThread { queue: Some(queue), shared, thread: Some(thread), _lock: lock })
     }
 
     /// Queues persists. Persists are made durable in the order they are queued.
@@ -87,7 +93,12 @@ impl DiskThread {
     }
 }
 
-fn run(mut disk: Disk, receiver: &Receiver<Vec<Persist>>, shared: &Shared, waker: &Waker) {
+fn run(
+    mut storage: Storage<RealFs>,
+    receiver: &Receiver<Vec<Persist>>,
+    shared: &Shared,
+    waker: &Waker,
+) {
     let mut batch = Vec::new();
     while let Ok(first) = receiver.recv() {
         batch.extend(first);
@@ -103,7 +114,7 @@ fn run(mut disk: Disk, receiver: &Receiver<Vec<Persist>>, shared: &Shared, waker
             }
         }
         let started = std::time::Instant::now();
-        let outcome = disk.persist(&batch);
+        let outcome = storage.persist(&batch);
         let took = started.elapsed();
         if took >= SLOW_DISK {
             warn!(
@@ -113,11 +124,14 @@ fn run(mut disk: Disk, receiver: &Receiver<Vec<Persist>>, shared: &Shared, waker
             );
         }
         match outcome {
-            Ok(removed) => {
-                if removed > 0 {
-                    info!(segments = removed, "removed WAL segments covered by the snapshot");
+            Ok(report) => {
+                if report.segments_removed > 0 {
+                    info!(
+                        segments = report.segments_removed,
+                        "removed WAL segments covered by the snapshot"
+                    );
                 }
-                shared.wal_bytes.store(disk.wal_bytes(), Ordering::Relaxed);
+                shared.wal_bytes.store(storage.wal_bytes(), Ordering::Relaxed);
                 shared.durable.store(last.0, Ordering::Release);
             }
             Err(error) => {

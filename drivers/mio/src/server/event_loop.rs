@@ -17,16 +17,17 @@ use raftkv_core::raft::Role;
 use raftkv_core::raft::{self, Persist, PersistId};
 use raftkv_core::server::{Input, Output, Replica, ReplicaConfig};
 use raftkv_core::{Instant, NodeId};
+use raftkv_storage::{DEFAULT_ZERO_FILL_BYTES, RealFs, Storage, StorageOptions};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::clock::Clock;
 use crate::server::ServeOptions;
+use crate::server::data_lock;
 use crate::server::disk_thread::DiskThread;
 use crate::server::inbound::Inbound;
 use crate::server::peers::{PeerLink, peer_hello};
-use crate::storage::Disk;
 use crate::wire::ServerFrame;
 
 const LISTENER: Token = Token(0);
@@ -74,15 +75,38 @@ pub(crate) fn run(options: ServeOptions) -> Result<(), String> {
 
 fn start(options: ServeOptions) -> Result<Server, String> {
     let clock = Clock::new();
-    let (disk, recovered, report) =
-        Disk::open(&options.data, &options.cluster, options.id, options.segment_bytes)
-            .map_err(|error| error.to_string())?;
-    if let Some((path, offset, reason)) = &report.repaired {
+    let lock = data_lock::acquire(&options.data)?;
+    let storage_options = StorageOptions {
+        cluster: options.cluster.clone(),
+        node: options.id,
+        segment_bytes: options.segment_bytes,
+        zero_fill_bytes: DEFAULT_ZERO_FILL_BYTES,
+        rejoin: options.rejoin,
+    };
+    let (storage, recovered, report) = Storage::open(RealFs, &options.data, &storage_options)
+        .map_err(|error| error.to_string())?;
+    if options.rejoin && report.fresh {
         warn!(
-            file = %path.display(),
-            offset,
-            reason,
-            "repaired a torn record at the tail of the WAL (a crash during a write): cleared it"
+            "rejoining: this node's data was lost or removed; it takes no part in elections until \
+             it has caught up with a leader"
+        );
+    } else if options.rejoin {
+        warn!(
+            "--rejoin ignored: {} already holds this node's data (the flag is for an empty data \
+             directory only)",
+            options.data.display()
+        );
+    }
+    if let Some(torn) = &report.torn_tail {
+        warn!(
+            "repaired a torn record at the tail of the WAL (a crash during a write, never \
+             acknowledged): {torn}"
+        );
+    }
+    for cut in &report.damage {
+        error!(
+            "DAMAGED DATA: {cut}. This node may have lost writes it had acknowledged; it stays \
+             out of elections until it has caught up with a leader"
         );
     }
     info!(
@@ -90,6 +114,7 @@ fn start(options: ServeOptions) -> Result<Server, String> {
         data = %options.data.display(),
         fresh = report.fresh,
         term = %recovered.hard_state.term,
+        damaged = recovered.hard_state.damaged,
         entries = recovered.entries.len(),
         snapshot = ?recovered.snapshot.as_ref().map(|s| s.last.index.0),
         "recovered"
@@ -108,8 +133,8 @@ fn start(options: ServeOptions) -> Result<Server, String> {
     poll.registry()
         .register(&mut signals, SIGNALS, Interest::READABLE)
         .map_err(|e| format!("cannot register signals: {e}"))?;
-    let disk =
-        DiskThread::spawn(disk, waker).map_err(|e| format!("cannot start the disk thread: {e}"))?;
+    let disk = DiskThread::spawn(storage, lock, waker)
+        .map_err(|e| format!("cannot start the disk thread: {e}"))?;
 
     let voters: Vec<NodeId> = options.peers.iter().map(|(id, _)| *id).collect();
     let mut raft_config = raft::Config::new(options.id, voters);
@@ -117,8 +142,12 @@ fn start(options: ServeOptions) -> Result<Server, String> {
     raft_config.election_timeout_ms_max = options.election_timeout_ms * 2;
     raft_config.heartbeat_interval_ms = options.heartbeat_ms;
     let now = clock.now();
-    // Election jitter differs per node and per start.
-    raft_config.seed = options.id.0 ^ now.as_nanos().rotate_left(17);
+    // Each start draws its own election jitter and names of pre-vote rounds (`Config::seed`):
+    // the wall clock's nanoseconds differ between starts, the id between nodes.
+    let wall_nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos() as u64);
+    raft_config.seed = options.id.0.rotate_left(48) ^ wall_nanos;
     let mut replica_config = ReplicaConfig::new(raft_config);
     replica_config.snapshot_threshold_bytes = options.snapshot_bytes;
     replica_config.session_timeout_ms = options.session_timeout_ms;

@@ -292,6 +292,7 @@ impl Server {
             log_entries: status.log_entries as u64,
             wal_bytes: self.disk.wal_bytes(),
             keys: self.replica.state().len() as u64,
+            damaged: status.damaged,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! ([`inbound`]); the replica's `poll_timeout` is the poll's timeout. A disk thread
 //! ([`disk_thread`]) writes and syncs persists in batches and wakes the loop.
 
+mod data_lock;
 mod disk_thread;
 mod event_loop;
 mod inbound;
@@ -45,4 +46,7 @@ pub(crate) struct ServeOptions {
     pub(crate) limits: KvLimits,
     /// Idle time after which a client session expires.
     pub(crate) session_timeout_ms: u64,
+    /// The node's data was lost or removed and it starts afresh: it stays out of elections
+    /// until it has caught up with a leader. Applies to a new data directory only.
+    pub(crate) rejoin: bool,
 }

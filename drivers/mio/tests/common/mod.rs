@@ -10,7 +10,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use raftkv::{Client, ClientOptions};
+use raftkv::{Client, ClientOptions, NodeStatus};
 
 /// How long any condition may take to come true before a test fails.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
@@ -97,8 +97,13 @@ impl TestCluster {
 
     /// Starts (or restarts) node `node` (1-based).
     pub(crate) fn spawn(&mut self, node: usize) {
+        self.spawn_with(node, &[]);
+    }
+
+    /// Starts (or restarts) node `node` with extra `serve` arguments for this start only.
+    pub(crate) fn spawn_with(&mut self, node: usize, extra_args: &[&str]) {
         assert!(self.nodes[node - 1].is_none(), "node {node} is running");
-        let child = self.serve_command(node).spawn().expect("start raftkv serve");
+        let child = self.serve_command(node).args(extra_args).spawn().expect("start raftkv serve");
         self.nodes[node - 1] = Some(child);
     }
 
@@ -175,6 +180,46 @@ impl TestCluster {
             }
             assert!(Instant::now() < deadline, "no leader within {PATIENCE:?}\n{}", self.logs());
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until node `node` reports a status for which `holds` is true, given the status of
+    /// the leader too; panics with the logs if it does not within [`PATIENCE`].
+    pub(crate) fn wait_for_status(
+        &self,
+        node: u64,
+        what: &str,
+        holds: impl Fn(&NodeStatus, &NodeStatus) -> bool,
+    ) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Ok(mut client) =
+                Client::connect_with(&self.addresses(), ClientOptions::default())
+            {
+                let statuses: Vec<NodeStatus> = client
+                    .status()
+                    .map(|statuses| statuses.into_iter().filter_map(|(_, s)| s.ok()).collect())
+                    .unwrap_or_default();
+                let leader = statuses.iter().find(|status| status.role == "Leader");
+                let this = statuses.iter().find(|status| status.id.0 == node);
+                if let (Some(this), Some(leader)) = (this, leader) {
+                    if holds(this, leader) {
+                        return;
+                    }
+                }
+            }
+            assert!(Instant::now() < deadline, "node {node}: not {what}\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until node `node`'s log contains `text`; panics with the log if it does not
+    /// within [`PATIENCE`].
+    pub(crate) fn wait_for_log(&self, node: usize, text: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        while !self.log(node).contains(text) {
+            assert!(Instant::now() < deadline, "no {text:?} in the log\n{}", self.log(node));
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 /// A storage failure. Each names the file involved, so an operator knows where to look.
 #[derive(Debug)]
-pub(crate) enum StorageError {
-    /// A system call failed.
+pub enum StorageError {
+    /// A file-system operation failed. Whether a failed write or sync reached the disk is
+    /// unknown, so the engine stops: every later persist fails with [`StorageError::Stopped`].
     Io {
         /// What was being done.
         action: &'static str,
@@ -16,8 +17,8 @@ pub(crate) enum StorageError {
         /// The error.
         source: io::Error,
     },
-    /// A file holds bytes that fail their checksum or do not decode, somewhere other than a
-    /// torn tail: acknowledged data may be damaged, so the node refuses to start.
+    /// A file that cannot be cut away and recovered from the other nodes is damaged: the
+    /// node refuses to start.
     Corrupt {
         /// The file.
         path: PathBuf,
@@ -26,11 +27,14 @@ pub(crate) enum StorageError {
         /// What is wrong.
         reason: String,
     },
-    /// The directory belongs to another node or cluster, or is in use.
+    /// The directory belongs to another node or cluster, or holds files this version does
+    /// not know, or the options are unusable.
     Refused {
         /// Why.
         reason: String,
     },
+    /// A persist failed earlier; nothing more is written.
+    Stopped,
 }
 
 impl StorageError {
@@ -50,13 +54,23 @@ impl fmt::Display for StorageError {
             StorageError::Corrupt { path, offset, reason } => write!(
                 f,
                 "corrupt data in {} at offset {offset}: {reason}; refusing to start \
-                 (restore the file from a replica or a backup, or remove this node's data and \
-                 let it catch up from the others)",
+                 (restore the file from a backup, or remove this node's data and start it \
+                 with --rejoin to catch up from the others)",
                 path.display()
             ),
             StorageError::Refused { reason } => f.write_str(reason),
+            StorageError::Stopped => {
+                f.write_str("storage stopped after an earlier failure; restart the node")
+            }
         }
     }
 }
 
-impl std::error::Error for StorageError {}
+impl std::error::Error for StorageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StorageError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

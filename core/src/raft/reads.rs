@@ -1,0 +1,105 @@
+//! The leader's linearizable reads in progress (ReadIndex, thesis §6.4), and its rounds.
+//!
+//! A read registered at commit index `c` may be answered once a majority has confirmed, after
+//! the read was registered, that it still follows this leader: then no other leader can have
+//! committed anything the read would miss. Confirmation rides on appends: each carries the
+//! leader's latest round, each answer echoes it, so an answer to round `r` was sent after the
+//! leader began `r` (which also settles ambiguous rejections, see `progress::Rejection`).
+
+use std::collections::VecDeque;
+
+use crate::ids::LogIndex;
+
+/// A read waiting for a majority to confirm a round.
+#[derive(Clone, Copy, Debug)]
+struct PendingRead {
+    ctx: u64,
+    index: LogIndex,
+    round: u64,
+}
+
+/// The reads of one leadership, and its rounds.
+#[derive(Debug, Default)]
+pub(crate) struct Reads {
+    /// The latest round; messages sent from now on carry it.
+    round: u64,
+    /// A new round has begun that no message carries yet.
+    round_due: bool,
+    /// Reads registered before the leader committed an entry of its term: until then its
+    /// commit index may lag behind what earlier leaders committed.
+    awaiting_commit: Vec<u64>,
+    /// Reads waiting for confirmation, in round order.
+    pending: VecDeque<PendingRead>,
+}
+
+impl Reads {
+    /// Panics unless the reads waiting are in round order and within the rounds begun, and a
+    /// node that does not lead (`leading` false) holds none.
+    pub(crate) fn check_invariants(&self, leading: bool) {
+        let mut previous = 0;
+        for read in &self.pending {
+            assert!(previous <= read.round && read.round <= self.round, "reads out of order");
+            previous = read.round;
+        }
+        if !leading {
+            assert!(
+                self.pending.is_empty() && self.awaiting_commit.is_empty(),
+                "reads held by a node that does not lead"
+            );
+        }
+    }
+
+    /// The latest round, which every message sent from now on carries.
+    pub(crate) fn round(&self) -> u64 {
+        self.round
+    }
+
+    /// Begins a new round unless one has begun that no message carries yet; returns it.
+    pub(crate) fn begin_round(&mut self) -> u64 {
+        if !self.round_due {
+            self.round += 1;
+            self.round_due = true;
+        }
+        self.round
+    }
+
+    /// Whether a new round must go out now; from now on messages carry it.
+    pub(crate) fn take_round_due(&mut self) -> bool {
+        std::mem::take(&mut self.round_due)
+    }
+
+    /// Registers read `ctx` at the read point `index`, to be confirmed by a new round.
+    pub(crate) fn register(&mut self, ctx: u64, index: LogIndex) {
+        let round = self.begin_round();
+        self.pending.push_back(PendingRead { ctx, index, round });
+    }
+
+    /// Holds read `ctx` until the leader has committed an entry of its own term.
+    pub(crate) fn await_commit(&mut self, ctx: u64) {
+        self.awaiting_commit.push(ctx);
+    }
+
+    /// The reads that waited for the leader's first commit in its term.
+    pub(crate) fn take_awaiting_commit(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.awaiting_commit)
+    }
+
+    /// The next read, in round order, whose round `confirmed` says a majority answered, as
+    /// (ctx, read point); it is no longer pending.
+    pub(crate) fn pop_confirmed(
+        &mut self,
+        confirmed: impl Fn(u64) -> bool,
+    ) -> Option<(u64, LogIndex)> {
+        let read = self.pending.front().filter(|read| confirmed(read.round))?;
+        let ready = (read.ctx, read.index);
+        self.pending.pop_front();
+        Some(ready)
+    }
+
+    /// Leadership ended: every read fails, and the rounds start again with the next one.
+    /// Returns the reads' ctxs.
+    pub(crate) fn abort_all(&mut self) -> impl Iterator<Item = u64> + use<> {
+        let reads = std::mem::take(self);
+        reads.awaiting_commit.into_iter().chain(reads.pending.into_iter().map(|read| read.ctx))
+    }
+}

@@ -1,0 +1,78 @@
+//! What the simulation's queue holds: events due at virtual instants, popped in time order
+//! and, at one instant, in the order they were queued.
+
+use std::cmp::Ordering;
+
+use raftkv_core::Instant;
+use raftkv_core::raft::PersistId;
+
+use crate::network::Packet;
+use crate::workload::OpId;
+
+/// Something due at a virtual instant.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// A packet arrives (boxed: packets are large, and the queue moves events around).
+    Deliver(Box<Packet>),
+    /// A node's `poll_timeout` instant, if the generation is still current.
+    NodeTimer { node: usize, generation: u64 },
+    /// A node's disk finishes persists, if the node is still in the same life.
+    DiskDone { node: usize, life: u64 },
+    /// A lying disk acknowledges a persist it has not made durable.
+    LyingAck { node: usize, life: u64, id: PersistId },
+    /// A clerk's `poll_timeout` instant, if the generation is still current.
+    ClerkTimer { client: usize, generation: u64 },
+    /// A client is done thinking and issues its next operation.
+    ClientNext { client: usize },
+    /// The fault injector acts.
+    Fault(FaultEvent),
+    /// The operation must have returned by now.
+    LivenessDeadline { op: OpId },
+}
+
+/// An event and when it is due; `seq` orders simultaneous events.
+pub(crate) struct Scheduled {
+    pub(crate) at: Instant,
+    pub(crate) seq: u64,
+    pub(crate) event: Event,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Scheduled) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Scheduled {}
+
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Scheduled) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scheduled {
+    /// Reversed: the heap pops the earliest event, and of simultaneous ones the first queued.
+    fn cmp(&self, other: &Scheduled) -> Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// What the injector does at an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FaultEvent {
+    /// Time to crash a node.
+    Crash,
+    /// Time to partition the network, or to heal the partition in place.
+    Partition,
+    /// Time to pause a node.
+    Pause,
+    /// Time to ask the leader to hand over to a random node.
+    Transfer,
+    /// Crash a node still in life `life`: it was writing, sending or receiving a snapshot.
+    CrashDuringSnapshot { node: usize, life: u64 },
+    /// Bring back a node crashed in life `life`.
+    Restart { node: usize, life: u64 },
+    /// Resume a node paused in life `life`.
+    Resume { node: usize, life: u64 },
+}

@@ -1,0 +1,163 @@
+//! Small files replaced atomically: written to a temporary file, synced, renamed over the old
+//! one, and the directory synced, so that after a crash the file holds either the old or the
+//! new contents, never a mix. Each is `[magic: 8][CRC32C: u32 LE][length: u64 LE][contents]`,
+//! the contents a postcard value.
+
+use std::io;
+use std::path::Path;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::directory;
+use crate::error::StorageError;
+use crate::fs::FileSystem;
+
+const HEADER_BYTES: usize = 8 + 4 + 8;
+
+/// What a small file holds.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum SmallFile<T> {
+    /// There is no such file.
+    Missing,
+    /// Its value, checksum verified.
+    Intact(T),
+    /// It does not hold what it should.
+    Damaged {
+        /// Where the damage was noticed.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Replaces `dir/name` with `magic`, a checksum and `value`, durably.
+pub(crate) fn replace<F: FileSystem, T: Serialize>(
+    fs: &F,
+    dir: &Path,
+    name: &str,
+    magic: &[u8; 8],
+    value: &T,
+) -> Result<(), StorageError> {
+    let contents = postcard::to_allocvec(value).expect("encoding into a Vec cannot fail");
+    let path = dir.join(name);
+    let temporary = dir.join(temporary_name(name));
+    let mut bytes = Vec::with_capacity(HEADER_BYTES.saturating_add(contents.len()));
+    bytes.extend_from_slice(magic);
+    bytes.extend_from_slice(&crc32c::crc32c(&contents).to_le_bytes());
+    bytes.extend_from_slice(&(contents.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&contents);
+    let mut file = fs.create_new(&temporary).map_err(StorageError::io("create", &temporary))?;
+    fs.write_at(&mut file, 0, &bytes).map_err(StorageError::io("write", &temporary))?;
+    fs.sync_all(&mut file).map_err(StorageError::io("sync", &temporary))?;
+    drop(file);
+    fs.rename(&temporary, &path).map_err(StorageError::io("rename into place", &path))?;
+    directory::sync(fs, dir)
+}
+
+/// Reads `dir/name`, checking its magic, length and checksum.
+pub(crate) fn read<F: FileSystem, T: DeserializeOwned>(
+    fs: &F,
+    dir: &Path,
+    name: &str,
+    magic: &[u8; 8],
+) -> Result<SmallFile<T>, StorageError> {
+    let path = dir.join(name);
+    let Some(bytes) = fs.read(&path).map_err(StorageError::io("read", &path))? else {
+        return Ok(SmallFile::Missing);
+    };
+    let damaged = |offset: u64, reason: &str| SmallFile::Damaged { offset, reason: reason.into() };
+    if bytes.len() < HEADER_BYTES || bytes[..8] != magic[..] {
+        return Ok(damaged(0, "missing or wrong header"));
+    }
+    let crc = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    let length = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
+    let contents = &bytes[HEADER_BYTES..];
+    if contents.len() as u64 != length {
+        return Ok(damaged(12, "length does not match the file size"));
+    }
+    if crc32c::crc32c(contents) != crc {
+        return Ok(damaged(HEADER_BYTES as u64, "checksum mismatch"));
+    }
+    match postcard::from_bytes(contents) {
+        Ok(value) => Ok(SmallFile::Intact(value)),
+        Err(error) => Ok(damaged(HEADER_BYTES as u64, &format!("contents do not decode: {error}"))),
+    }
+}
+
+/// Removes `dir/name` if it exists, durably.
+pub(crate) fn remove<F: FileSystem>(fs: &F, dir: &Path, name: &str) -> Result<(), StorageError> {
+    let path = dir.join(name);
+    match fs.remove_file(&path) {
+        Ok(()) => directory::sync(fs, dir),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(StorageError::io("remove", &path)(error)),
+    }
+}
+
+/// Removes the temporary file a crash during [`replace`] may have left. Not synced: should
+/// the removal be lost, the next start removes it again.
+pub(crate) fn remove_leftover<F: FileSystem>(
+    fs: &F,
+    dir: &Path,
+    name: &str,
+) -> Result<(), StorageError> {
+    let temporary = dir.join(temporary_name(name));
+    match fs.remove_file(&temporary) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(StorageError::io("remove", &temporary)(error)),
+    }
+}
+
+fn temporary_name(name: &str) -> String {
+    format!("{name}.tmp")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim_fs::SimFs;
+
+    #[test]
+    fn written_files_read_back_and_damage_is_detected() {
+        let fs = SimFs::new(1);
+        let dir = Path::new("dir");
+        fs.create_dir_all(dir).unwrap();
+        replace(&fs, dir, "f", b"TESTMAG1", &"hello").unwrap();
+        let found: SmallFile<String> = read(&fs, dir, "f", b"TESTMAG1").unwrap();
+        assert_eq!(found, SmallFile::Intact("hello".into()));
+        assert_eq!(
+            read::<_, String>(&fs, dir, "missing", b"TESTMAG1").unwrap(),
+            SmallFile::Missing
+        );
+        let wrong_magic = read::<_, String>(&fs, dir, "f", b"TESTMAG2").unwrap();
+        assert!(matches!(wrong_magic, SmallFile::Damaged { offset: 0, .. }), "{wrong_magic:?}");
+
+        let mut bytes = fs.read(&dir.join("f")).unwrap().unwrap();
+        *bytes.last_mut().unwrap() ^= 1;
+        let mut file = fs.open_for_writing(&dir.join("f")).unwrap();
+        fs.write_at(&mut file, 0, &bytes).unwrap();
+        let damaged = read::<_, String>(&fs, dir, "f", b"TESTMAG1").unwrap();
+        let SmallFile::Damaged { reason, .. } = damaged else { panic!("{damaged:?}") };
+        assert!(reason.contains("checksum mismatch"), "{reason}");
+    }
+
+    #[test]
+    fn a_crash_leaves_the_old_or_the_new_contents() {
+        let dir = Path::new("dir");
+        for seed in 0..64 {
+            let fs = SimFs::new(seed);
+            directory::create(&fs, dir).unwrap();
+            replace(&fs, dir, "f", b"TESTMAG1", &"old").unwrap();
+            fs.crash_after_ops(seed % 6);
+            let _ = replace(&fs, dir, "f", b"TESTMAG1", &"new");
+            fs.crash();
+            remove_leftover(&fs, dir, "f").unwrap();
+            let found: SmallFile<String> = read(&fs, dir, "f", b"TESTMAG1").unwrap();
+            let expected = [SmallFile::Intact("old".into()), SmallFile::Intact("new".into())];
+            assert!(expected.contains(&found), "seed {seed}: {found:?}");
+            assert_eq!(fs.read(&dir.join("f.tmp")).unwrap(), None, "seed {seed}");
+        }
+    }
+}

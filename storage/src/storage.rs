@@ -1,0 +1,113 @@
+//! A node's storage: opening its data directory and making persists durable.
+
+use std::path::{Path, PathBuf};
+
+use raftkv_core::raft::{HardState, Persist, Recovered};
+
+use crate::error::StorageError;
+use crate::fs::FileSystem;
+use crate::options::StorageOptions;
+use crate::recovery::{self, Opened};
+use crate::report::{OpenReport, PersistReport};
+use crate::wal::{LogChangeRef, Wal};
+use crate::{hard_state, snapshot};
+
+/// The open data directory of a running node, on file system `F`.
+///
+/// Calling order: [`open`](Self::open) once, then [`persist`](Self::persist) each batch of
+/// the node's persists in the order the node emitted them. After a failed persist, nothing
+/// more is written: whether the failed write reached the disk is unknown, so the node must
+/// restart from what [`open`](Self::open) finds.
+#[derive(Debug)]
+pub struct Storage<F: FileSystem> {
+    fs: F,
+    dir: PathBuf,
+    wal: Wal<F::File>,
+    hard_state: HardState,
+    stopped: bool,
+}
+
+impl<F: FileSystem> Storage<F> {
+    /// Opens `dir` for node `options.node` of `options.cluster` (creating it if needed) and
+    /// reads back everything durable. A torn write at the end of the log is cut off; damage to
+    /// what was acknowledged is cut away and reported (`Recovered::damaged`, and in the
+    /// report); a directory of another node or cluster, a damaged identity file and WAL
+    /// segments of another format are refused.
+    pub fn open(
+        fs: F,
+        dir: &Path,
+        options: &StorageOptions,
+    ) -> Result<(Storage<F>, Recovered, OpenReport), StorageError> {
+        let Opened { wal, hard_state, recovered, report } = recovery::open(&fs, dir, options)?;
+        let storage = Storage { fs, dir: dir.to_path_buf(), wal, hard_state, stopped: false };
+        Ok((storage, recovered, report))
+    }
+
+    /// Makes a batch of persists durable, in order, with one `fdatasync` of the log for all of
+    /// them (group commit). The newest hard state of the batch is made durable first; a
+    /// snapshot is preceded by every log change before it and followed by compaction.
+    pub fn persist(&mut self, batch: &[Persist]) -> Result<PersistReport, StorageError> {
+        if self.stopped {
+            return Err(StorageError::Stopped);
+        }
+        let outcome = self.write_batch(batch);
+        self.stopped = outcome.is_err();
+        outcome
+    }
+
+    /// Bytes of the write-ahead log on disk.
+    pub fn wal_bytes(&self) -> u64 {
+        self.wal.bytes()
+    }
+
+    fn write_batch(&mut self, batch: &[Persist]) -> Result<PersistReport, StorageError> {
+        // The hard state first, before any snapshot or entry of the batch: terms only grow and
+        // a vote is for the current term, so a newer term or vote on disk ahead of the log is
+        // always safe, while a log (or snapshot) of a term the hard state has not reached
+        // cannot be recovered.
+        if let Some(hard_state) = batch.iter().rev().find_map(|persist| persist.hard_state) {
+            self.save_hard_state(hard_state)?;
+        }
+        let mut report = PersistReport::default();
+        // Every change of the batch goes into one record, written with one sync, unless a
+        // snapshot comes between.
+        let mut changes: Vec<LogChangeRef<'_>> = Vec::new();
+        for persist in batch {
+            let Some(snapshot) = &persist.snapshot else {
+                if persist.truncate_from.is_some() || !persist.entries.is_empty() {
+                    let (truncate_from, entries) = (persist.truncate_from, &persist.entries[..]);
+                    changes.push(LogChangeRef { truncate_from, entries });
+                }
+                continue;
+            };
+            // The entries the snapshot conflicts with must be gone before it lands: a snapshot
+            // followed by entries of an older term cannot be recovered. The truncation is
+            // written once, here; compaction keeps it for as long as it matters.
+            if let Some(from) = persist.truncate_from {
+                changes.push(LogChangeRef { truncate_from: Some(from), entries: &[] });
+            }
+            if !changes.is_empty() {
+                self.wal.append(&self.fs, &changes)?;
+                changes.clear();
+            }
+            snapshot::save(&self.fs, &self.dir, snapshot)?;
+            report.segments_removed += self.wal.compact(&self.fs, snapshot.last.index)?;
+            // Entries after the snapshot may not follow the old log: only once it is durable.
+            if !persist.entries.is_empty() {
+                changes.push(LogChangeRef { truncate_from: None, entries: &persist.entries });
+            }
+        }
+        if !changes.is_empty() {
+            self.wal.append(&self.fs, &changes)?;
+        }
+        Ok(report)
+    }
+
+    fn save_hard_state(&mut self, hard_state: HardState) -> Result<(), StorageError> {
+        if hard_state != self.hard_state {
+            hard_state::save(&self.fs, &self.dir, hard_state)?;
+            self.hard_state = hard_state;
+        }
+        Ok(())
+    }
+}

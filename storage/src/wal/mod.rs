@@ -1,0 +1,312 @@
+//! The write-ahead log: the node's log entries in segment files of records.
+//!
+//! Each batch of persists becomes one record, written after the last one and made durable by
+//! one `fdatasync` (group commit). A segment that grows past its size limit is closed and a
+//! new one started; the oldest segments are removed once a snapshot makes them useless.
+//! Replaying all records in order rebuilds the log.
+//!
+//! Opening the log tells a torn write at its very end (a crash during an append, never
+//! acknowledged), which is cut off, from damage anywhere (see [`scan`]), at which the log is
+//! cut: everything from the first damaged record on is zeroed and every later segment removed,
+//! durably, before anything new is written, so that no later replay can see it again.
+
+mod active;
+mod record;
+mod replay;
+mod scan;
+mod segment;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use raftkv_core::raft::Entry;
+use raftkv_core::{LogIndex, Term};
+
+use crate::directory;
+use crate::error::StorageError;
+use crate::fs::FileSystem;
+use crate::report::{Cut, Dropped};
+use crate::wal::active::ActiveSegment;
+use crate::wal::replay::LogBuilder;
+use crate::wal::scan::Ending;
+use crate::wal::segment::HeaderCheck;
+
+pub(crate) use crate::wal::record::LogChangeRef;
+
+/// A closed segment.
+#[derive(Debug)]
+struct Closed {
+    path: PathBuf,
+    /// The last index of the log once replay has reached the end of this segment.
+    log_last: LogIndex,
+    /// Where its records end.
+    bytes: u64,
+}
+
+/// The log on disk, on a file system whose open files are `H`.
+#[derive(Debug)]
+pub(crate) struct Wal<H> {
+    dir: PathBuf,
+    closed: Vec<Closed>,
+    active: ActiveSegment<H>,
+    /// The last index of the log the records written so far describe.
+    log_last: LogIndex,
+    segment_bytes: u64,
+    zero_fill_bytes: usize,
+}
+
+/// What replaying the log found.
+#[derive(Debug)]
+pub(crate) struct Replayed {
+    /// The entries after the snapshot, consecutive.
+    pub(crate) entries: Vec<Entry>,
+    /// A torn write at the end of the log, cut off.
+    pub(crate) torn_tail: Option<Cut>,
+    /// Damage, where the log was cut.
+    pub(crate) damage: Option<Cut>,
+}
+
+/// How one segment's records ended.
+struct SegmentEnd {
+    /// Where the records that count end.
+    end: u64,
+    ending: Ending,
+    /// Where the bytes that are not zeros end.
+    data_end: u64,
+    /// The length of the file.
+    file_bytes: u64,
+    /// The file holds nothing but zeros.
+    missing_header: bool,
+}
+
+impl<H> Wal<H> {
+    /// Opens (or creates) the log in `dir` and replays it. Entries up to `snapshot_last` are
+    /// covered by the snapshot and skipped. A torn tail is cut off; damage cuts the log, after
+    /// `before_cut`, given the term of the last entry kept, has recorded durably that the node
+    /// is damaged (so that a crash during or after the cut, which leaves nothing damaged to
+    /// find, cannot forget it).
+    pub(crate) fn open<F: FileSystem<File = H>>(
+        fs: &F,
+        dir: &Path,
+        snapshot_last: LogIndex,
+        segment_bytes: u64,
+        zero_fill_bytes: usize,
+        before_cut: &mut dyn FnMut(Option<Term>) -> Result<(), StorageError>,
+    ) -> Result<(Wal<H>, Replayed), StorageError> {
+        directory::create(fs, dir)?;
+        let sequences = sequences(fs, dir)?;
+        let next_sequence = sequences.last().map_or(Some(1), |last| last.checked_add(1));
+        let mut log = LogBuilder::new(snapshot_last);
+        let mut closed = Vec::new();
+        let mut active = None;
+        let (mut torn_tail, mut damage) = (None, None);
+        for (position, &sequence) in sequences.iter().enumerate() {
+            let path = dir.join(segment::file_name(sequence));
+            let is_last = position + 1 == sequences.len();
+            let bytes =
+                fs.read(&path).map_err(StorageError::io("read", &path))?.unwrap_or_default();
+            let found = replay_segment(&bytes, sequence, is_last, &mut log).map_err(|reason| {
+                StorageError::Refused {
+                    reason: format!("{}: {reason}; refusing to start", path.display()),
+                }
+            })?;
+            let SegmentEnd { end, ending, data_end, file_bytes, missing_header } = found;
+            let reopen = |path: PathBuf, missing_header| {
+                let fill = zero_fill_bytes;
+                ActiveSegment::reopen(fs, path, sequence, end, file_bytes, missing_header, fill)
+            };
+            let reason = match ending {
+                Ending::Clean if !is_last => {
+                    closed.push(Closed { path, log_last: log.log_last(), bytes: end });
+                    continue;
+                }
+                Ending::Clean => {
+                    active = Some(reopen(path, missing_header)?);
+                    break;
+                }
+                Ending::Torn(reason) => {
+                    let mut reopened = reopen(path.clone(), false)?;
+                    reopened.clear_to(fs, data_end)?;
+                    let dropped = Dropped::TornWrite { bytes: data_end.saturating_sub(end) };
+                    torn_tail = Some(Cut { path, offset: end, reason, dropped });
+                    active = Some(reopened);
+                    break;
+                }
+                Ending::Damaged(reason) => reason,
+            };
+            // Damage: the log ends before it, for good. Later segments go first, so that a
+            // crash before the rest is done finds the same damage again.
+            before_cut(log.last_term())?;
+            let whole_segment = end < segment::HEADER_BYTES as u64;
+            let removed_from = if whole_segment { position } else { position + 1 };
+            remove_segments(fs, dir, &sequences[removed_from..])?;
+            if !whole_segment {
+                let mut reopened = reopen(path.clone(), false)?;
+                reopened.clear_to(fs, data_end)?;
+                active = Some(reopened);
+            }
+            let dropped = Dropped::LogAfter { kept_last: log.last_index() };
+            damage = Some(Cut { path, offset: end, reason, dropped });
+            break;
+        }
+        let active = match active {
+            Some(active) => active,
+            None => {
+                let sequence = next_sequence.ok_or_else(|| StorageError::Refused {
+                    reason: format!("{}: WAL segment numbers are exhausted", dir.display()),
+                })?;
+                ActiveSegment::create(fs, dir, sequence, zero_fill_bytes)?
+            }
+        };
+        let wal = Wal {
+            dir: dir.to_path_buf(),
+            closed,
+            active,
+            log_last: log.log_last(),
+            segment_bytes,
+            zero_fill_bytes,
+        };
+        let replayed = Replayed { entries: log.into_entries(), torn_tail, damage };
+        Ok((wal, replayed))
+    }
+
+    /// Appends one record holding `changes` and makes it durable with one `fdatasync`; starts a
+    /// new segment when the active one is full.
+    pub(crate) fn append<F: FileSystem<File = H>>(
+        &mut self,
+        fs: &F,
+        changes: &[LogChangeRef<'_>],
+    ) -> Result<(), StorageError> {
+        let record = record::encode(changes).ok_or_else(|| StorageError::Refused {
+            reason: "a batch of persists of 4 GiB or more cannot be written".to_string(),
+        })?;
+        self.active.write(fs, &record)?;
+        self.active.sync(fs)?;
+        for change in changes {
+            self.log_last =
+                replay::log_last_after(self.log_last, change.truncate_from, change.entries);
+        }
+        if self.active.end() >= self.segment_bytes {
+            self.rotate(fs)?;
+        }
+        Ok(())
+    }
+
+    /// A snapshot now covers every entry up to `snapshot_last`: closes the active segment if
+    /// it holds records, and removes the oldest segments as long as the log, replayed up to the
+    /// end of each, holds nothing after `snapshot_last`.
+    pub(crate) fn compact<F: FileSystem<File = H>>(
+        &mut self,
+        fs: &F,
+        snapshot_last: LogIndex,
+    ) -> Result<usize, StorageError> {
+        if self.active.has_records() {
+            self.rotate(fs)?;
+        }
+        // Only a prefix, oldest first, and only segments after which the log holds nothing
+        // beyond the snapshot. A record only ever affects the records before it (a truncation
+        // drops earlier entries), so the segments left replay to the same log once what the
+        // removed ones described is all covered. A later segment may not go before an older
+        // one: its truncation may be what keeps the older one's stale tail out of the log.
+        // Every removed segment meets the condition on its own, so a crash that keeps any
+        // subset of the removals still leaves a WAL that replays to the same log.
+        let covered =
+            self.closed.iter().take_while(|segment| segment.log_last <= snapshot_last).count();
+        for segment in self.closed.drain(..covered) {
+            fs.remove_file(&segment.path).map_err(StorageError::io("remove", &segment.path))?;
+        }
+        if covered > 0 {
+            directory::sync(fs, &self.dir)?;
+        }
+        Ok(covered)
+    }
+
+    /// Bytes of all segments on disk, up to the end of their records.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.closed.iter().fold(self.active.end(), |sum, segment| sum.saturating_add(segment.bytes))
+    }
+
+    fn rotate<F: FileSystem<File = H>>(&mut self, fs: &F) -> Result<(), StorageError> {
+        let sequence =
+            self.active.sequence().checked_add(1).ok_or_else(|| StorageError::Refused {
+                reason: format!("{}: WAL segment numbers are exhausted", self.dir.display()),
+            })?;
+        let next = ActiveSegment::create(fs, &self.dir, sequence, self.zero_fill_bytes)?;
+        let old = std::mem::replace(&mut self.active, next);
+        self.closed.push(Closed {
+            path: old.path().to_path_buf(),
+            log_last: self.log_last,
+            bytes: old.end(),
+        });
+        Ok(())
+    }
+}
+
+/// Removes every segment of the log in `dir`, durably: what a snapshot that is gone covered.
+pub(crate) fn remove_all<F: FileSystem>(fs: &F, dir: &Path) -> Result<(), StorageError> {
+    match sequences(fs, dir) {
+        Ok(sequences) => remove_segments(fs, dir, &sequences),
+        Err(StorageError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+/// The sequence numbers of the segments in `dir`, in order.
+fn sequences<F: FileSystem>(fs: &F, dir: &Path) -> Result<Vec<u64>, StorageError> {
+    let names = fs.list(dir).map_err(StorageError::io("list", dir))?;
+    let mut sequences: Vec<u64> =
+        names.iter().filter_map(|name| segment::parse_file_name(name)).collect();
+    sequences.sort_unstable();
+    Ok(sequences)
+}
+
+/// Removes segments `sequences` of `dir`, durably.
+fn remove_segments<F: FileSystem>(
+    fs: &F,
+    dir: &Path,
+    sequences: &[u64],
+) -> Result<(), StorageError> {
+    for &sequence in sequences {
+        let path = dir.join(segment::file_name(sequence));
+        fs.remove_file(&path).map_err(StorageError::io("remove", &path))?;
+    }
+    if sequences.is_empty() { Ok(()) } else { directory::sync(fs, dir) }
+}
+
+/// Checks the header of a segment, the whole file `bytes`, and applies its intact records to
+/// `log`; fails with why the file is not a segment of this format.
+fn replay_segment(
+    bytes: &[u8],
+    sequence: u64,
+    is_last: bool,
+    log: &mut LogBuilder,
+) -> Result<SegmentEnd, String> {
+    let data_end = bytes.iter().rposition(|&byte| byte != 0).map_or(0, |last| last as u64 + 1);
+    let file_bytes = bytes.len() as u64;
+    let ended = |end, ending, missing_header| SegmentEnd {
+        end,
+        ending,
+        data_end,
+        file_bytes,
+        missing_header,
+    };
+    match segment::check_header(bytes, sequence) {
+        HeaderCheck::Intact => {}
+        HeaderCheck::Foreign(reason) => return Err(reason),
+        HeaderCheck::Missing if is_last => {
+            return Ok(ended(segment::HEADER_BYTES as u64, Ending::Clean, true));
+        }
+        HeaderCheck::Missing => {
+            let reason = "a segment of zeros that is not the last".to_string();
+            return Ok(ended(0, Ending::Damaged(reason), false));
+        }
+        HeaderCheck::Damaged(reason) => return Ok(ended(0, Ending::Damaged(reason), false)),
+    }
+    let scanned = scan::scan(bytes, is_last);
+    for (offset, changes) in scanned.records {
+        if let Err(reason) = log.apply(changes) {
+            return Ok(ended(offset, Ending::Damaged(reason), false));
+        }
+    }
+    Ok(ended(scanned.end, scanned.ending, false))
+}

@@ -1,0 +1,157 @@
+//! Reading the records of a segment, and telling how they end: cleanly, in a torn write, or
+//! in damage.
+//!
+//! A torn write is a crash in the middle of an append: some sectors of the last write never
+//! reached the disk, and those still hold what the disk held before, the zeros the writer
+//! prepared (or nothing, past the end of the file). Damage is a complete record whose bytes
+//! changed afterwards, or any other inconsistency. Every write holds exactly one record and is
+//! synced before the next one starts, so only the last record of the last segment can be torn.
+//! Where the intact records stop:
+//!
+//! - a record header of zeros: the clean end, when only zeros follow; a torn write when
+//!   something else follows (a later sector of the write survived, the header's did not);
+//! - a header that fails its checksum: torn when part of it lies in a 512-byte-aligned sector
+//!   of zeros, damage otherwise;
+//! - an intact header whose payload fails its checksum: torn when the record's extent runs past
+//!   the end of the file or holds a sector (or the part of a sector inside the extent) of only
+//!   zeros, damage otherwise;
+//! - an intact record that does not decode: damage.
+//!
+//! A torn write anywhere but in the last segment, or followed by an intact record anywhere
+//! after it, is damage too.
+//!
+//! The residual risk: damage to the last record of the log that also has a sector of zeros
+//! within its extent (a long run of zeros in an entry, or a record whose last few bytes, alone
+//! in their sector, are zeros) is taken for a torn write and cut off silently, as is damage that
+//! zeroes the header of the last record. The opposite mistake (a torn write taken for damage,
+//! for instance when an entry holds the bytes of a WAL record) only keeps the node out of
+//! elections until it has caught up.
+
+use crate::wal::record::{self, Header, LogChange};
+use crate::wal::segment;
+
+/// A disk writes a sector whole or not at all.
+const SECTOR_BYTES: usize = 512;
+
+/// The records of one segment, as far as they are intact.
+#[derive(Debug)]
+pub(crate) struct Scanned {
+    /// Intact records in order, each with its offset.
+    pub(crate) records: Vec<(u64, Vec<LogChange>)>,
+    /// Where the intact records end.
+    pub(crate) end: u64,
+    /// What follows them.
+    pub(crate) ending: Ending,
+}
+
+/// What follows the intact records of a segment.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// Only zeros.
+    Clean,
+    /// A torn write, never acknowledged.
+    Torn(String),
+    /// Damage: acknowledged data may be lost from here on.
+    Damaged(String),
+}
+
+/// Reads the records of `bytes`, a whole segment file whose header checked out, the last
+/// segment of the log if `is_last`.
+pub(crate) fn scan(bytes: &[u8], is_last: bool) -> Scanned {
+    let data_end = bytes.iter().rposition(|&byte| byte != 0).map_or(0, |last| last + 1);
+    let mut records = Vec::new();
+    let mut offset = segment::HEADER_BYTES;
+    let ending = loop {
+        let torn = |reason: &str| torn_or_damaged(bytes, offset, data_end, is_last, reason);
+        let Some(header) = bytes.get(offset..).and_then(|rest| rest.first_chunk()) else {
+            break if offset >= data_end { Ending::Clean } else { torn("an incomplete header") };
+        };
+        let (length, payload_crc) = match record::parse_header(header) {
+            Header::Zeros if offset >= data_end => break Ending::Clean,
+            Header::Zeros => break torn("a record header of zeros followed by other bytes"),
+            Header::Damaged if zero_sector(bytes, offset, offset + record::HEADER_BYTES, false) => {
+                break torn("a record header that fails its checksum, partly in a sector of zeros");
+            }
+            Header::Damaged => {
+                break Ending::Damaged("a record header fails its checksum".to_string());
+            }
+            Header::Intact { length, payload_crc } => (length, payload_crc),
+        };
+        let payload_start = offset + record::HEADER_BYTES;
+        let Some(payload) =
+            payload_start.checked_add(length).and_then(|end| bytes.get(payload_start..end))
+        else {
+            break torn("a record that runs past the end of the file");
+        };
+        let extent_end = payload_start + payload.len();
+        if !record::payload_intact(payload, payload_crc) {
+            if zero_sector(bytes, offset, extent_end, true) {
+                break torn("a record payload that fails its checksum and holds a sector of zeros");
+            }
+            break Ending::Damaged("a record payload fails its checksum".to_string());
+        }
+        match record::decode(payload) {
+            Ok(changes) => records.push((offset as u64, changes)),
+            Err(reason) => break Ending::Damaged(reason),
+        }
+        offset = extent_end;
+    };
+    Scanned { records, end: offset as u64, ending }
+}
+
+/// A torn write, if it may be one where it was found; damage otherwise.
+fn torn_or_damaged(
+    bytes: &[u8],
+    offset: usize,
+    data_end: usize,
+    is_last: bool,
+    reason: &str,
+) -> Ending {
+    if !is_last {
+        return Ending::Damaged(format!("{reason}, in a segment that is not the last"));
+    }
+    match intact_record_after(bytes, offset, data_end) {
+        Some(after) => {
+            Ending::Damaged(format!("{reason}, but an intact record follows at offset {after}"))
+        }
+        None => Ending::Torn(reason.to_string()),
+    }
+}
+
+/// Whether a 512-byte-aligned sector that overlaps `from..to` holds only zeros: the whole
+/// sector (within the file), or with `inside_only` just its part inside `from..to`.
+fn zero_sector(bytes: &[u8], from: usize, to: usize, inside_only: bool) -> bool {
+    let to = to.min(bytes.len());
+    let mut sector_start = from - from % SECTOR_BYTES;
+    while sector_start < to {
+        let sector_end = sector_start.saturating_add(SECTOR_BYTES).min(bytes.len());
+        let checked = if inside_only {
+            sector_start.max(from)..sector_end.min(to)
+        } else {
+            sector_start..sector_end
+        };
+        if bytes[checked].iter().all(|&byte| byte == 0) {
+            return true;
+        }
+        sector_start = sector_end;
+    }
+    false
+}
+
+/// The offset of the first intact record that starts after `offset` (and before `data_end`,
+/// as a record header is never all zeros).
+fn intact_record_after(bytes: &[u8], offset: usize, data_end: usize) -> Option<usize> {
+    (offset + 1..data_end).find(|&start| {
+        let Some(header) = bytes.get(start..).and_then(|rest| rest.first_chunk()) else {
+            return false;
+        };
+        let Header::Intact { length, payload_crc } = record::parse_header(header) else {
+            return false;
+        };
+        let payload_start = start + record::HEADER_BYTES;
+        payload_start
+            .checked_add(length)
+            .and_then(|end| bytes.get(payload_start..end))
+            .is_some_and(|payload| record::payload_intact(payload, payload_crc))
+    })
+}

@@ -1,0 +1,55 @@
+//! Compaction removes only what a snapshot makes useless, and never a record that a kept
+//! segment still needs.
+
+mod common;
+
+use common::{entries, hard_state, indexes_and_terms, node_starts, open, persist, sim, snapshot};
+use raftkv_core::LogIndex;
+use raftkv_core::raft::Persist;
+use raftkv_storage::FileSystem;
+
+/// Small enough that every persist below closes its segment.
+const SEGMENT_BYTES: u64 = 1024;
+
+/// A leader change truncates a long uncommitted tail (entries 41..60 of term 1, in the first
+/// segment) with a record in the second segment; a snapshot then covers every entry the
+/// second segment holds, but not the first segment's. Removing the second segment alone would
+/// bring the truncated tail back at the next start.
+#[test]
+fn compaction_keeps_a_truncation_that_erased_entries_of_an_older_kept_segment() {
+    let (fs, dir) = sim(1);
+    let (mut storage, _, _) = open(fs.clone(), &dir, SEGMENT_BYTES);
+    let long_tail = Persist {
+        hard_state: Some(hard_state(1, None)),
+        entries: entries(1, 1..=60),
+        ..persist(1)
+    };
+    let new_leader = Persist {
+        hard_state: Some(hard_state(3, None)),
+        truncate_from: Some(LogIndex(41)),
+        entries: entries(3, 41..=45),
+        ..persist(2)
+    };
+    storage.persist(&[long_tail]).unwrap();
+    storage.persist(&[new_leader]).unwrap();
+    storage.persist(&[Persist { snapshot: Some(snapshot(45, 3)), ..persist(3) }]).unwrap();
+    drop(storage);
+
+    let (mut storage, recovered, _) = open(fs.clone(), &dir, SEGMENT_BYTES);
+    assert_eq!(node_starts(&recovered), Ok(()));
+    assert_eq!(recovered.snapshot, Some(snapshot(45, 3)));
+    assert_eq!(indexes_and_terms(&recovered), []);
+
+    // Once the log has moved past the truncated tail, a snapshot frees both segments.
+    let segments_before = fs.list(&dir.join("wal")).unwrap().len();
+    let more = Persist { entries: entries(3, 46..=70), ..persist(1) };
+    storage.persist(&[more]).unwrap();
+    let report =
+        storage.persist(&[Persist { snapshot: Some(snapshot(70, 3)), ..persist(2) }]).unwrap();
+    assert!(report.segments_removed >= 2, "{report:?}, {segments_before} segments before");
+    drop(storage);
+    let (_, recovered, _) = open(fs, &dir, SEGMENT_BYTES);
+    assert_eq!(node_starts(&recovered), Ok(()));
+    assert_eq!(recovered.snapshot, Some(snapshot(70, 3)));
+    assert_eq!(indexes_and_terms(&recovered), []);
+}
