@@ -5,7 +5,7 @@
 mod cluster;
 
 use cluster::{Cluster, id};
-use raftkv_core::raft::Role;
+use raftkv_core::raft::{Input, Role};
 
 fn put_all(cluster: &mut Cluster, leader: raftkv_core::NodeId, count: usize) -> Vec<String> {
     let commands: Vec<String> = (0..count).map(|i| format!("v{i}")).collect();
@@ -44,6 +44,39 @@ fn a_follower_that_lost_its_log_gets_the_snapshot_when_the_leader_compacted() {
     assert_eq!(cluster.node(id(3)).status().snapshot_last, last);
     assert_eq!(cluster.commit(id(3)), cluster.commit(id(1)));
     assert!(!cluster.node(id(3)).status().damaged);
+}
+
+/// Found by the simulator (seed 1985 once disks could rot): a damaged follower took the first
+/// entry of its leader's term that it received, capped at the commit index, for the leader's
+/// commit index, and declared itself caught up at 2 while the leader had committed 11. It then
+/// voted for a candidate that lacked committed entries.
+#[test]
+fn a_damaged_node_is_caught_up_only_at_its_leaders_commit_index() {
+    let mut cluster = Cluster::with_config(3, |config| {
+        config.max_entries_per_append = 2;
+        config.max_inflight_appends = 1;
+    });
+    cluster.elect(id(1));
+    put_all(&mut cluster, id(1), 10);
+    let commit = cluster.commit(id(1));
+    assert_eq!(commit.0, 11);
+    cluster.lose_disk(id(3));
+    let mut checked = 0;
+    for _ in 0..20 {
+        let now = cluster.next_timeout().expect("a leader's heartbeat");
+        cluster.advance(now.as_nanos().saturating_sub(cluster.now.as_nanos()) / 1_000_000 + 1);
+        cluster.handle(id(1), Input::Timeout);
+        while cluster.deliver_one() {
+            let status = cluster.node(id(3)).status();
+            assert!(
+                status.damaged || status.durable >= commit,
+                "sound again with its log durable up to {} only, the commit is {commit}",
+                status.durable
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 10 && !cluster.node(id(3)).status().damaged, "caught up in the end");
 }
 
 /// "x" is committed on nodes 1 and 3 only; node 3 then loses its disk and node 1 goes down.

@@ -330,7 +330,7 @@ fn random_bit_flips_are_never_lost_silently() {
         storage.persist(&[Persist { entries: entries(2, 13..=30), ..persist(3) }]).unwrap();
         drop(storage);
         let (_, written, _) = Storage::open(fs.clone(), &dir, &options).unwrap();
-        let flip = fs.flip_bit().expect("files to flip a bit in");
+        let flip = fs.flip_bit(|_| true).expect("files to flip a bit in");
         match Storage::open(fs.clone(), &dir, &options) {
             Err(error) => assert!(flip.path.ends_with("node"), "seed {seed}, {flip:?}: {error}"),
             Ok((_, recovered, report)) => {

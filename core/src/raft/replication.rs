@@ -148,15 +148,18 @@ impl RaftNode {
             }
         }
         let last_new = prev.index.plus(entries.len() as u64);
-        let known_commit = commit.min(last_new);
-        self.log.commit_to(known_commit);
-        self.on_leader_commit_known(known_commit);
+        self.log.commit_to(commit.min(last_new));
+        if commit <= last_new {
+            // The leader's own commit index, not a part of it: only then does it cover every
+            // entry committed before.
+            self.on_leader_commit_known(commit);
+        }
         let outcome = AppendOutcome::Accepted { match_index: last_new };
         self.send_when_durable(from, Body::AppendReply { read_round, outcome });
     }
 
-    /// The leader of this term committed up to `commit`, an entry this node holds: a damaged
-    /// node may have caught up.
+    /// The leader of this term committed up to `commit`, an entry this node holds (as the
+    /// leader's): a damaged node may have caught up.
     pub(crate) fn on_leader_commit_known(&mut self, commit: LogIndex) {
         let durable = self.durability.durable_index();
         if self.recovery.on_leader_commit(commit, self.log.term_at(commit), self.term, durable) {

@@ -103,7 +103,6 @@ impl RaftNode {
             }
         };
         self.install_snapshot(Snapshot { last, data });
-        self.on_leader_commit_known(last.index);
         let outcome = AppendOutcome::Accepted { match_index: last.index };
         self.send_when_durable(from, Body::AppendReply { read_round: 0, outcome });
     }
