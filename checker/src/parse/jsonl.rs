@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::error::Category;
 
 use crate::history::{Command, Operation};
@@ -55,10 +55,25 @@ fn json_message(error: &serde_json::Error) -> String {
     }
 }
 
+/// An operation is serialized as the line it is read from.
+impl Serialize for Operation {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        JsonLine::from(self.clone()).serialize(serializer)
+    }
+}
+
+/// An operation is deserialized from a line, then validated.
+impl<'de> Deserialize<'de> for Operation {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let line = JsonLine::deserialize(deserializer)?;
+        Operation::try_from(line).map_err(serde::de::Error::custom)
+    }
+}
+
 /// The flat shape of one line; [`Operation`] is its validated form.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct JsonLine {
+struct JsonLine {
     id: u64,
     client: u64,
     kind: Kind,
