@@ -6,7 +6,7 @@
 //! timeout if due; then drain the replica once and write every connection that has something
 //! queued, one system call per connection.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,9 +26,9 @@ use crate::clock::Clock;
 use crate::server::ServeOptions;
 use crate::server::data_lock;
 use crate::server::disk_thread::DiskThread;
-use crate::server::inbound::Inbound;
+use crate::server::inbound::{Delivery, InboundConnections};
 use crate::server::peers::{PeerLink, peer_hello};
-use crate::wire::ServerFrame;
+use crate::wire::NodeStatus;
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -41,16 +41,13 @@ const FIRST_INBOUND: usize = 1 << 20;
 const SWEEP_INTERVAL_MS: u64 = 1_000;
 
 /// The state of the event loop.
-pub(super) struct Server {
-    pub(super) options: ServeOptions,
-    pub(super) poll: Poll,
-    pub(super) listener: TcpListener,
-    pub(super) replica: Replica<KvStore>,
-    pub(super) disk: DiskThread,
-    pub(super) inbound: HashMap<Token, Inbound>,
-    /// Accepted connections with bytes queued in this turn.
-    pub(super) dirty: Vec<Token>,
-    pub(super) next_token: usize,
+struct Server {
+    options: ServeOptions,
+    poll: Poll,
+    listener: TcpListener,
+    replica: Replica<KvStore>,
+    disk: DiskThread,
+    inbound: InboundConnections,
     peers: Vec<PeerLink>,
     peer_index: BTreeMap<NodeId, usize>,
     signals: Signals,
@@ -178,9 +175,7 @@ fn start(options: ServeOptions) -> Result<Server, String> {
         listener,
         replica,
         disk,
-        inbound: HashMap::new(),
-        dirty: Vec::new(),
-        next_token: FIRST_INBOUND,
+        inbound: InboundConnections::new(FIRST_INBOUND),
         peers,
         peer_index,
         signals,
@@ -206,7 +201,12 @@ impl Server {
             let now = self.clock.now();
             for event in &events {
                 match event.token() {
-                    LISTENER => self.accept(now),
+                    LISTENER => self.inbound.accept(
+                        &self.listener,
+                        self.poll.registry(),
+                        self.options.max_frame_bytes,
+                        now,
+                    ),
                     WAKER => {}
                     SIGNALS => {
                         if self.signals.pending().next().is_some() {
@@ -223,12 +223,20 @@ impl Server {
                             link.on_event(self.poll.registry(), now);
                         }
                     }
-                    token => self.on_inbound_event(token, event, now),
+                    token => {
+                        let deliveries = self.inbound.on_event(
+                            self.poll.registry(),
+                            token,
+                            event,
+                            &self.options,
+                        );
+                        self.deliver(deliveries, now);
+                    }
                 }
             }
             self.take_durable(now)?;
             if self.next_sweep <= now {
-                self.close_silent(now);
+                self.inbound.close_silent(self.poll.registry(), now);
                 self.next_sweep = now.add_millis(SWEEP_INTERVAL_MS);
             }
             if self.replica.poll_timeout().is_some_and(|at| at <= now) {
@@ -241,7 +249,7 @@ impl Server {
                 link.dial_if_due(self.poll.registry(), now, self.options.max_frame_bytes);
                 link.flush(self.poll.registry(), now);
             }
-            self.flush_inbound();
+            self.inbound.flush(self.poll.registry());
             if !self.persists.is_empty() {
                 self.disk.submit(std::mem::take(&mut self.persists));
             }
@@ -294,10 +302,40 @@ impl Server {
         }
     }
 
-    /// Peer `from` dialed this node anew; its link may need redialing.
-    pub(super) fn peer_dialed_us(&mut self, from: NodeId, now: Instant) {
-        if let Some(&peer) = self.peer_index.get(&from) {
-            self.peers[peer].peer_dialed_us(self.poll.registry(), now);
+    /// Acts on what an accepted connection received, in order.
+    fn deliver(&mut self, deliveries: Vec<Delivery>, now: Instant) {
+        for delivery in deliveries {
+            match delivery {
+                Delivery::Input(input) => self.replica.handle(now, input),
+                Delivery::StatusQuery { token, tag } => {
+                    let status = self.status();
+                    self.inbound.answer_status(token, tag, status);
+                }
+                Delivery::PeerDialedUs(from) => {
+                    if let Some(&peer) = self.peer_index.get(&from) {
+                        self.peers[peer].peer_dialed_us(self.poll.registry(), now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The node's state for `raftkv status`.
+    fn status(&self) -> NodeStatus {
+        let status = self.replica.raft().status();
+        NodeStatus {
+            id: status.id,
+            role: status.role.to_string(),
+            term: status.term,
+            leader: status.leader,
+            commit: status.commit,
+            applied: self.replica.applied(),
+            last_log: status.last_log.index,
+            snapshot_last: status.snapshot_last.index,
+            log_entries: status.log_entries as u64,
+            wal_bytes: self.disk.wal_bytes(),
+            keys: self.replica.state().len() as u64,
+            damaged: status.damaged,
         }
     }
 
@@ -325,8 +363,7 @@ impl Server {
                 }
                 Output::Persist(persist) => self.persists.push(persist),
                 Output::Reply { to, reply } => {
-                    let (_, tag) = crate::server::inbound::reply_target(to);
-                    self.send_to_client(to, &ServerFrame::Reply { tag, reply });
+                    self.inbound.send_reply(self.poll.registry(), to, reply);
                 }
                 Output::RoleChanged { role, term, leader } => {
                     let leader = leader.map_or_else(|| "none".to_string(), |l| l.to_string());
@@ -343,9 +380,7 @@ impl Server {
         for link in &mut peers {
             link.flush(poll.registry(), now);
         }
-        for connection in inbound.values_mut() {
-            let _ = connection.conn.flush();
-        }
+        inbound.flush_before_exit();
         disk.shut_down();
         info!("stopped");
     }
