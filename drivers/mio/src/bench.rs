@@ -15,8 +15,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use raftkv_core::kv::KvCommand;
 use raftkv_core::prng::Prng;
 
-use crate::cli::{ClusterArgs, Failure};
 use crate::client::pool::{ClerkPool, Finished};
+use crate::cluster_args::ClusterArgs;
+use crate::failure::Failure;
 use crate::history::History;
 
 /// What the sessions do.

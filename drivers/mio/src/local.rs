@@ -12,8 +12,9 @@ use rustix::process::{Pid, Signal, kill_process};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::cli::Failure;
 use crate::client::{Client, ClientOptions};
+use crate::cluster_args::LOCAL_CLUSTER;
+use crate::failure::Failure;
 
 /// Options of `raftkv local`.
 #[derive(Debug, Args)]
@@ -85,7 +86,7 @@ pub(crate) fn run(args: &LocalArgs) -> Result<(), Failure> {
     let program = shown_program(&exe);
     let cluster = addresses.join(",");
     println!("try, in another terminal:");
-    if cluster != crate::cli::LOCAL_CLUSTER {
+    if cluster != LOCAL_CLUSTER {
         println!("  export RAFTKV_CLUSTER={cluster}");
     }
     println!("  {program} put greeting hello && {program} get greeting");
