@@ -8,8 +8,8 @@ use std::time::Duration;
 use raftkv_core::client::ClerkError;
 use raftkv_core::kv::{KvCommand, KvReply};
 
+pub use crate::client::pool::AddressStatus;
 use crate::client::pool::ClerkPool;
-use crate::wire::NodeStatus;
 
 /// Settings of a [`Client`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,9 +84,6 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
-
-/// A node's address and its state, or why it did not answer (see [`Client::status`]).
-pub type AddressStatus = (String, Result<NodeStatus, String>);
 
 /// The answer to [`Client::cas`].
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -20,13 +20,16 @@ use raftkv_core::kv::{KvCommand, KvReply};
 use raftkv_core::protocol::{ClientReply, Outcome, Reject};
 use raftkv_core::{Instant, NodeId, RequestId};
 
-use crate::client::AddressStatus;
 use crate::clock::Clock;
 use crate::conn::{Conn, ReadState};
 use crate::frame::MAX_FRAME_BYTES;
 use crate::wire::{
     ClientFrame, Hello, HelloRole, MAGIC, NodeStatus, PROTOCOL_VERSION, ServerFrame, Welcome,
 };
+
+/// A node's address and its state, or why it did not answer (see
+/// [`Client::status`](crate::Client::status)).
+pub type AddressStatus = (String, Result<NodeStatus, String>);
 
 /// After the first node accepts, how long `connect` waits for the other addresses.
 const CONNECT_GRACE_MS: u64 = 50;

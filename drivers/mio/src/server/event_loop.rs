@@ -23,10 +23,10 @@ use signal_hook_mio::v1_0::Signals;
 use tracing::{error, info, warn};
 
 use crate::clock::Clock;
-use crate::server::ServeOptions;
 use crate::server::data_lock;
 use crate::server::disk_thread::DiskThread;
 use crate::server::inbound::{Delivery, InboundConnections};
+use crate::server::options::ServeOptions;
 use crate::server::peers::{PeerLink, peer_hello};
 use crate::wire::NodeStatus;
 

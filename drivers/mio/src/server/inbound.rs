@@ -18,7 +18,7 @@ use raftkv_core::{Instant, NodeId};
 use tracing::{debug, warn};
 
 use crate::conn::{Conn, ReadState};
-use crate::server::ServeOptions;
+use crate::server::options::ServeOptions;
 use crate::wire::{
     ClientFrame, Hello, HelloRole, MAGIC, NodeStatus, PROTOCOL_VERSION, ServerFrame, Welcome,
 };
