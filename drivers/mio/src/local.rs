@@ -31,6 +31,9 @@ pub(crate) struct LocalArgs {
     base_port: u16,
 }
 
+/// How long a new cluster may take to elect a leader.
+const LEADER_PATIENCE: Duration = Duration::from_secs(15);
+
 /// A child `raftkv serve`.
 struct Node {
     id: u16,
@@ -134,7 +137,8 @@ fn spawn(exe: &Path, id: u16, peers: &str, data: &Path) -> Result<Child, String>
         .map_err(|e| format!("cannot start node {id}: {e}"))
 }
 
-/// Waits until some node reports a leader; fails if a node dies or nothing happens in 15 s.
+/// Waits until some node reports a leader; fails if a node dies or no leader is elected within
+/// [`LEADER_PATIENCE`].
 fn wait_for_leader(addresses: &[String], nodes: &mut [Node], data: &Path) -> Result<u64, String> {
     let started = Instant::now();
     let options =
@@ -157,8 +161,9 @@ fn wait_for_leader(addresses: &[String], nodes: &mut [Node], data: &Path) -> Res
                 }
             }
         }
-        if started.elapsed() > Duration::from_secs(15) {
-            return Err("no leader was elected within 15 s".to_string());
+        if started.elapsed() > LEADER_PATIENCE {
+            let seconds = LEADER_PATIENCE.as_secs();
+            return Err(format!("no leader was elected within {seconds} s"));
         }
         std::thread::sleep(Duration::from_millis(100));
     }

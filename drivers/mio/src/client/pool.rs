@@ -20,7 +20,7 @@ use raftkv_core::kv::{KvCommand, KvReply};
 use raftkv_core::protocol::{ClientReply, Outcome, Reject};
 use raftkv_core::{Instant, NodeId, RequestId};
 
-use crate::clock::Clock;
+use crate::clock::{Clock, core_duration};
 use crate::conn::{Conn, ReadState};
 use crate::frame::MAX_FRAME_BYTES;
 use crate::wire::{
@@ -32,7 +32,7 @@ use crate::wire::{
 pub type AddressStatus = (String, Result<NodeStatus, String>);
 
 /// After the first node accepts, how long `connect` waits for the other addresses.
-const CONNECT_GRACE_MS: u64 = 50;
+const CONNECT_GRACE: raftkv_core::Duration = raftkv_core::Duration::from_millis(50);
 
 /// An operation a session finished.
 #[derive(Debug)]
@@ -195,7 +195,7 @@ impl ClerkPool {
 
     /// Runs until an operation finishes or `timeout` passes.
     pub(crate) fn next_finished(&mut self, timeout: Duration) -> io::Result<Option<Finished>> {
-        let deadline = self.clock.now().add_nanos(timeout.as_nanos() as u64);
+        let deadline = self.clock.now() + core_duration(timeout);
         loop {
             if let Some(finished) = self.finished.pop_front() {
                 return Ok(Some(finished));
@@ -214,7 +214,7 @@ impl ClerkPool {
     /// accepted.
     pub(crate) fn connect(&mut self, timeout: Duration) -> io::Result<bool> {
         let now = self.clock.now();
-        let deadline = now.add_nanos(timeout.as_nanos() as u64);
+        let deadline = now + core_duration(timeout);
         for link in 0..self.links.len() {
             self.ensure_dialed(link);
         }
@@ -230,7 +230,7 @@ impl ClerkPool {
                 break;
             }
             if grace_end.is_none() && self.links.iter().any(|link| link.node.is_some()) {
-                grace_end = Some(now.add_millis(CONNECT_GRACE_MS));
+                grace_end = Some(now + CONNECT_GRACE);
             }
             self.turn(now, grace_end.unwrap_or(deadline).min(deadline))?;
         }
@@ -253,7 +253,7 @@ impl ClerkPool {
     /// Asks every node for its status; waits until all answered, failed, or `timeout` passed.
     pub(crate) fn statuses(&mut self, timeout: Duration) -> io::Result<Vec<AddressStatus>> {
         let now = self.clock.now();
-        let deadline = now.add_nanos(timeout.as_nanos() as u64);
+        let deadline = now + core_duration(timeout);
         for position in 0..self.links.len() {
             self.links[position].status = None;
             self.ensure_dialed(position);

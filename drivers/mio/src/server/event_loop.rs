@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -16,7 +15,7 @@ use raftkv_core::kv::KvStore;
 use raftkv_core::raft::Role;
 use raftkv_core::raft::{self, Persist, PersistId};
 use raftkv_core::server::{Input, Output, Replica, ReplicaConfig};
-use raftkv_core::{Instant, NodeId};
+use raftkv_core::{Duration, Instant, NodeId};
 use raftkv_storage::{DEFAULT_ZERO_FILL_BYTES, RealFs, Storage, StorageOptions};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
@@ -38,7 +37,7 @@ const FIRST_PEER: usize = 16;
 /// Accepted connections use tokens from here, never reused.
 const FIRST_INBOUND: usize = 1 << 20;
 /// How often silent connections are looked for.
-const SWEEP_INTERVAL_MS: u64 = 1_000;
+const SWEEP_INTERVAL: Duration = Duration::from_millis(1_000);
 
 /// The state of the event loop.
 struct Server {
@@ -237,7 +236,7 @@ impl Server {
             self.take_durable(now)?;
             if self.next_sweep <= now {
                 self.inbound.close_silent(self.poll.registry(), now);
-                self.next_sweep = now.add_millis(SWEEP_INTERVAL_MS);
+                self.next_sweep = now + SWEEP_INTERVAL;
             }
             if self.replica.poll_timeout().is_some_and(|at| at <= now) {
                 self.replica.handle(now, Input::Timeout);
@@ -264,7 +263,7 @@ impl Server {
 
     /// How long the poll may sleep: until the replica's timeout, the next peer dial or link
     /// timeout, the next sweep for silent connections, or the end of a leadership hand-over.
-    fn poll_timeout(&self, now: Instant) -> Option<Duration> {
+    fn poll_timeout(&self, now: Instant) -> Option<std::time::Duration> {
         let dials = self.peers.iter().filter_map(PeerLink::deadline);
         let next = self
             .replica
@@ -287,7 +286,7 @@ impl Server {
                 match self.replica.transfer_leadership(now, target) {
                     Ok(()) => {
                         info!(%target, "signal received: handing leadership over, then stopping");
-                        now.add_millis(2 * self.options.election_timeout_ms)
+                        now + Duration::from_millis(2 * self.options.election_timeout_ms)
                     }
                     Err(error) => {
                         info!(%error, "signal received: stopping without a hand-over");

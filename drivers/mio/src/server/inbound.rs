@@ -14,19 +14,17 @@ use raftkv_core::kv::{KvCommand, KvReply};
 use raftkv_core::protocol::ClientReply;
 use raftkv_core::raft::Message;
 use raftkv_core::server::{Input, ReplyTo};
-use raftkv_core::{Instant, NodeId};
+use raftkv_core::{Duration, Instant, NodeId};
 use tracing::{debug, warn};
 
-use crate::conn::{Conn, ReadState};
+use crate::conn::{Conn, MAX_QUEUED_BYTES, ReadState};
 use crate::server::options::ServeOptions;
 use crate::wire::{
     ClientFrame, Hello, HelloRole, MAGIC, NodeStatus, PROTOCOL_VERSION, ServerFrame, Welcome,
 };
 
-/// Most bytes queued for a client that does not read its replies before it is disconnected.
-const MAX_QUEUED_BYTES: usize = 64 << 20;
 /// A connection that has not said who it is after this long is closed.
-const HELLO_TIMEOUT_MS: u64 = 10_000;
+const HELLO_TIMEOUT: Duration = Duration::from_millis(10_000);
 
 /// What an accepted connection delivered, for the event loop to act on.
 #[derive(Debug)]
@@ -277,8 +275,7 @@ impl InboundConnections {
             .connections
             .iter()
             .filter(|(_, inbound)| {
-                inbound.kind == Kind::AwaitingHello
-                    && now.nanos_since(inbound.accepted_at) > HELLO_TIMEOUT_MS * 1_000_000
+                inbound.kind == Kind::AwaitingHello && now - inbound.accepted_at > HELLO_TIMEOUT
             })
             .map(|(token, _)| *token)
             .collect();
