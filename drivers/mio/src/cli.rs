@@ -182,8 +182,8 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::No) => ExitCode::from(EXIT_NO),
-        Err(Failure::Error(message)) => {
-            eprintln!("raftkv: {message}");
+        Err(failure) => {
+            eprintln!("raftkv: {failure}");
             ExitCode::from(EXIT_ERROR)
         }
     }
@@ -248,23 +248,23 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         session_timeout_ms: args.session_timeout_ms,
         rejoin: args.rejoin,
     };
-    server::run(options).map_err(Failure::Error)
+    server::run(options).map_err(Failure::Serve)
 }
 
 /// Parses `1=host:port,2=host:port`.
-fn parse_peers(text: &str) -> Result<Vec<(NodeId, String)>, String> {
+fn parse_peers(text: &str) -> Result<Vec<(NodeId, String)>, Failure> {
     let mut peers: Vec<(NodeId, String)> = Vec::new();
     for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
         let (id, address) =
             item.split_once('=').ok_or_else(|| format!("--peers: {item:?} is not ID=HOST:PORT"))?;
         let id: u64 = id.trim().parse().map_err(|_| format!("--peers: {id:?} is not a node id"))?;
         if id == 0 || peers.iter().any(|(peer, _)| peer.0 == id) {
-            return Err(format!("--peers: node id {id} is zero or repeated"));
+            return Err(format!("--peers: node id {id} is zero or repeated").into());
         }
         peers.push((NodeId(id), address.trim().to_string()));
     }
     if peers.is_empty() {
-        return Err("--peers lists no node".to_string());
+        return Err("--peers lists no node".to_string().into());
     }
     Ok(peers)
 }
@@ -275,12 +275,12 @@ fn write(
     operation: impl FnOnce(&mut Client) -> Result<(), client::Error>,
 ) -> Result<(), Failure> {
     let mut client = cluster.connect()?;
-    operation(&mut client).map_err(|e| Failure::Error(e.to_string()))
+    operation(&mut client).map_err(Failure::Client)
 }
 
 fn get(key: &str, cluster: &ClusterArgs) -> Result<(), Failure> {
     let mut client = cluster.connect()?;
-    match client.get(key).map_err(|e| e.to_string())? {
+    match client.get(key)? {
         Some(value) => {
             let mut out = std::io::stdout().lock();
             out.write_all(&value)
@@ -307,7 +307,7 @@ fn cas(missing: bool, values: &[String], cluster: &ClusterArgs) -> Result<(), Fa
         }
     };
     let mut client = cluster.connect()?;
-    let outcome = client.cas(key, expected, new).map_err(|e| e.to_string())?;
+    let outcome = client.cas(key, expected, new)?;
     let previous = match &outcome.previous {
         Some(value) => format!("was {:?}", String::from_utf8_lossy(value)),
         None => "was missing".to_string(),
@@ -322,12 +322,8 @@ fn cas(missing: bool, values: &[String], cluster: &ClusterArgs) -> Result<(), Fa
 }
 
 fn status(json: bool, cluster: &ClusterArgs) -> Result<(), Failure> {
-    let addresses = cluster.addresses();
-    let mut client = match Client::connect_with(&addresses, cluster.options()) {
-        Ok(client) => client,
-        Err(error) => return Err(error.to_string().into()),
-    };
-    let statuses = client.status().map_err(|e| e.to_string())?;
+    let mut client = cluster.connect()?;
+    let statuses = client.status()?;
     let mut answered = 0;
     for (address, status) in &statuses {
         match status {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::client::{Client, ClientOptions};
+use crate::client::{self, Client, ClientOptions};
 
 /// Addresses of the cluster `raftkv local` starts, the default for client commands.
 pub(crate) const LOCAL_CLUSTER: &str = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003";
@@ -44,7 +44,7 @@ impl ClusterArgs {
     }
 
     /// Connects a client to the cluster.
-    pub(crate) fn connect(&self) -> Result<Client, String> {
-        Client::connect_with(&self.addresses(), self.options()).map_err(|e| e.to_string())
+    pub(crate) fn connect(&self) -> Result<Client, client::Error> {
+        Client::connect_with(&self.addresses(), self.options())
     }
 }

@@ -65,7 +65,7 @@ pub(crate) fn run(args: &LocalArgs) -> Result<(), Failure> {
             Ok(child) => nodes.push(Node { id, child }),
             Err(error) => {
                 stop(&mut nodes);
-                return Err(error.into());
+                return Err(error);
             }
         }
     }
@@ -83,7 +83,7 @@ pub(crate) fn run(args: &LocalArgs) -> Result<(), Failure> {
         Ok(leader) => println!("leader: node {leader}"),
         Err(error) => {
             stop(&mut nodes);
-            return Err(error.into());
+            return Err(error);
         }
     }
     let program = shown_program(&exe);
@@ -117,7 +117,7 @@ fn log_path(data: &Path, id: u16) -> PathBuf {
     data.join(format!("n{id}.log"))
 }
 
-fn spawn(exe: &Path, id: u16, peers: &str, data: &Path) -> Result<Child, String> {
+fn spawn(exe: &Path, id: u16, peers: &str, data: &Path) -> Result<Child, Failure> {
     let log_path = log_path(data, id);
     let log: File = OpenOptions::new()
         .create(true)
@@ -134,12 +134,12 @@ fn spawn(exe: &Path, id: u16, peers: &str, data: &Path) -> Result<Child, String>
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
-        .map_err(|e| format!("cannot start node {id}: {e}"))
+        .map_err(|e| format!("cannot start node {id}: {e}").into())
 }
 
 /// Waits until some node reports a leader; fails if a node dies or no leader is elected within
 /// [`LEADER_PATIENCE`].
-fn wait_for_leader(addresses: &[String], nodes: &mut [Node], data: &Path) -> Result<u64, String> {
+fn wait_for_leader(addresses: &[String], nodes: &mut [Node], data: &Path) -> Result<u64, Failure> {
     let started = Instant::now();
     let options =
         ClientOptions { connect_timeout: Duration::from_millis(500), ..ClientOptions::default() };
@@ -148,7 +148,8 @@ fn wait_for_leader(addresses: &[String], nodes: &mut [Node], data: &Path) -> Res
             return Err(format!(
                 "node {exited} exited at start; see {}",
                 log_path(data, exited).display()
-            ));
+            )
+            .into());
         }
         if let Ok(mut client) = Client::connect_with(addresses, options.clone()) {
             if let Ok(statuses) = client.status() {
@@ -163,7 +164,7 @@ fn wait_for_leader(addresses: &[String], nodes: &mut [Node], data: &Path) -> Res
         }
         if started.elapsed() > LEADER_PATIENCE {
             let seconds = LEADER_PATIENCE.as_secs();
-            return Err(format!("no leader was elected within {seconds} s"));
+            return Err(format!("no leader was elected within {seconds} s").into());
         }
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -1,6 +1,7 @@
 //! The Rust client: a blocking handle on a raftkv cluster.
 
 pub(crate) mod pool;
+pub(crate) mod pool_error;
 
 use core::fmt;
 use std::time::Duration;
@@ -133,7 +134,8 @@ impl Client {
         options: ClientOptions,
     ) -> Result<Client, Error> {
         let addresses: Vec<String> = addresses.iter().map(|a| a.as_ref().to_string()).collect();
-        let mut pool = ClerkPool::new(&addresses, &options.cluster_name).map_err(Error::Address)?;
+        let mut pool = ClerkPool::new(&addresses, &options.cluster_name)
+            .map_err(|error| Error::Address(error.to_string()))?;
         let reached =
             pool.connect(options.connect_timeout).map_err(|e| Error::Io(e.to_string()))?;
         if !reached {

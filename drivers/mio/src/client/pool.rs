@@ -20,6 +20,7 @@ use raftkv_core::kv::{KvCommand, KvReply};
 use raftkv_core::protocol::{ClientReply, Outcome, Reject};
 use raftkv_core::{Instant, NodeId, RequestId};
 
+use crate::client::pool_error::PoolError;
 use crate::clock::{Clock, core_duration};
 use crate::conn::{Conn, ReadState};
 use crate::frame::MAX_FRAME_BYTES;
@@ -115,20 +116,20 @@ pub(crate) struct ClerkPool {
 
 impl ClerkPool {
     /// A pool for the nodes at `addresses` of cluster `cluster`; connects lazily.
-    pub(crate) fn new(addresses: &[String], cluster: &str) -> Result<ClerkPool, String> {
+    pub(crate) fn new(addresses: &[String], cluster: &str) -> Result<ClerkPool, PoolError> {
         if addresses.is_empty() {
-            return Err("no cluster address given".to_string());
+            return Err(PoolError::NoAddress);
         }
         let mut links = Vec::new();
         for address in addresses {
             let resolved = address
                 .to_socket_addrs()
-                .map_err(|e| format!("cannot resolve {address}: {e}"))?
+                .map_err(|source| PoolError::Unresolvable { address: address.clone(), source })?
                 .next()
-                .ok_or_else(|| format!("{address} resolves to no address"))?;
+                .ok_or_else(|| PoolError::ResolvesToNothing { address: address.clone() })?;
             links.push(Link::new(address.clone(), resolved));
         }
-        let poll = Poll::new().map_err(|e| format!("cannot create a poll: {e}"))?;
+        let poll = Poll::new().map_err(PoolError::CreatePoll)?;
         let clock = Clock::new();
         Ok(ClerkPool {
             poll,

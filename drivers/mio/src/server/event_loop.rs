@@ -24,6 +24,7 @@ use tracing::{error, info, warn};
 use crate::clock::Clock;
 use crate::server::data_lock;
 use crate::server::disk_thread::DiskThread;
+use crate::server::error::ServeError;
 use crate::server::inbound::{Delivery, InboundConnections};
 use crate::server::options::ServeOptions;
 use crate::server::peers::{PeerLink, peer_hello};
@@ -62,14 +63,14 @@ struct Server {
 }
 
 /// Runs node `options.id` until SIGINT or SIGTERM (`Ok`) or a fatal error.
-pub(crate) fn run(options: ServeOptions) -> Result<(), String> {
+pub(crate) fn run(options: ServeOptions) -> Result<(), ServeError> {
     let mut server = start(options)?;
     let result = server.serve();
     server.stop();
     result
 }
 
-fn start(options: ServeOptions) -> Result<Server, String> {
+fn start(options: ServeOptions) -> Result<Server, ServeError> {
     let clock = Clock::new();
     let lock = data_lock::acquire(&options.data)?;
     let storage_options = StorageOptions {
@@ -79,8 +80,8 @@ fn start(options: ServeOptions) -> Result<Server, String> {
         zero_fill_bytes: DEFAULT_ZERO_FILL_BYTES,
         rejoin: options.rejoin,
     };
-    let (storage, recovered, report) = Storage::open(RealFs, &options.data, &storage_options)
-        .map_err(|error| error.to_string())?;
+    let (storage, recovered, report) =
+        Storage::open(RealFs, &options.data, &storage_options).map_err(ServeError::Recover)?;
     if options.rejoin && report.fresh {
         warn!(
             "rejoining: this node's data was lost or removed; it takes no part in elections until \
@@ -115,22 +116,18 @@ fn start(options: ServeOptions) -> Result<Server, String> {
         snapshot = ?recovered.snapshot.as_ref().map(|s| s.last.index.0),
         "recovered"
     );
-    let poll = Poll::new().map_err(|e| format!("cannot create a poll: {e}"))?;
+    let poll = Poll::new().map_err(ServeError::CreatePoll)?;
     let mut listener = TcpListener::bind(options.listen)
-        .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
+        .map_err(|source| ServeError::Listen { address: options.listen, source })?;
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)
-        .map_err(|e| format!("cannot register the listener: {e}"))?;
-    let waker = Arc::new(
-        Waker::new(poll.registry(), WAKER).map_err(|e| format!("cannot create a waker: {e}"))?,
-    );
-    let mut signals =
-        Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("cannot catch signals: {e}"))?;
+        .map_err(ServeError::RegisterListener)?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(ServeError::CreateWaker)?);
+    let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(ServeError::CatchSignals)?;
     poll.registry()
         .register(&mut signals, SIGNALS, Interest::READABLE)
-        .map_err(|e| format!("cannot register signals: {e}"))?;
-    let disk = DiskThread::spawn(storage, lock, waker)
-        .map_err(|e| format!("cannot start the disk thread: {e}"))?;
+        .map_err(ServeError::RegisterSignals)?;
+    let disk = DiskThread::spawn(storage, lock, waker).map_err(ServeError::StartDiskThread)?;
 
     let voters: Vec<NodeId> = options.peers.iter().map(|(id, _)| *id).collect();
     let mut raft_config = raft::Config::new(options.id, voters);
@@ -148,7 +145,7 @@ fn start(options: ServeOptions) -> Result<Server, String> {
     replica_config.snapshot_threshold_bytes = options.snapshot_bytes;
     replica_config.session_timeout_ms = options.session_timeout_ms;
     let replica = Replica::new(now, replica_config, recovered, KvStore::new(options.limits))
-        .map_err(|error| format!("cannot start the replica: {error}"))?;
+        .map_err(ServeError::StartReplica)?;
 
     let mut peers = Vec::new();
     let mut peer_index = BTreeMap::new();
@@ -187,7 +184,7 @@ fn start(options: ServeOptions) -> Result<Server, String> {
 }
 
 impl Server {
-    fn serve(&mut self) -> Result<(), String> {
+    fn serve(&mut self) -> Result<(), ServeError> {
         let mut events = Events::with_capacity(1024);
         loop {
             let timeout = self.poll_timeout(self.clock.now());
@@ -195,7 +192,7 @@ impl Server {
                 if error.kind() == std::io::ErrorKind::Interrupted {
                     continue;
                 }
-                return Err(format!("poll failed: {error}"));
+                return Err(ServeError::Poll(error));
             }
             let now = self.clock.now();
             for event in &events {
@@ -339,9 +336,9 @@ impl Server {
     }
 
     /// Tells the replica what the disk thread made durable since the last turn.
-    fn take_durable(&mut self, now: Instant) -> Result<(), String> {
-        if let Some(failure) = self.disk.failure() {
-            return Err(format!("disk failure, stopping: {failure}"));
+    fn take_durable(&mut self, now: Instant) -> Result<(), ServeError> {
+        if let Some(failure) = self.disk.take_failure() {
+            return Err(ServeError::Disk(failure));
         }
         let durable = self.disk.durable();
         if durable > self.acknowledged {

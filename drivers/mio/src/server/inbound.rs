@@ -18,10 +18,10 @@ use raftkv_core::{Duration, Instant, NodeId};
 use tracing::{debug, warn};
 
 use crate::conn::{Conn, MAX_QUEUED_BYTES, ReadState};
+use crate::server::handshake;
 use crate::server::options::ServeOptions;
-use crate::wire::{
-    ClientFrame, Hello, HelloRole, MAGIC, NodeStatus, PROTOCOL_VERSION, ServerFrame, Welcome,
-};
+use crate::server::protocol_error::ProtocolError;
+use crate::wire::{ClientFrame, Hello, HelloRole, NodeStatus, ServerFrame, Welcome};
 
 /// A connection that has not said who it is after this long is closed.
 const HELLO_TIMEOUT: Duration = Duration::from_millis(10_000);
@@ -154,7 +154,7 @@ impl InboundConnections {
             }
         };
         if let Err(problem) = self.take_frames(token, options, &mut deliveries) {
-            self.close(registry, token, &problem, true);
+            self.close(registry, token, &problem.to_string(), true);
         } else if state == ReadState::Closed {
             self.close(registry, token, "closed by the other side", false);
         }
@@ -167,13 +167,13 @@ impl InboundConnections {
         token: Token,
         options: &ServeOptions,
         deliveries: &mut Vec<Delivery>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ProtocolError> {
         loop {
             let inbound = self.connections.get_mut(&token).expect("caller checked");
             match inbound.kind {
                 Kind::AwaitingHello => {
                     let Some(hello) =
-                        inbound.conn.next_frame::<Hello>().map_err(|e| e.to_string())?
+                        inbound.conn.next_frame::<Hello>().map_err(ProtocolError::Frame)?
                     else {
                         return Ok(());
                     };
@@ -181,21 +181,19 @@ impl InboundConnections {
                 }
                 Kind::Peer(from) => {
                     let Some(message) =
-                        inbound.conn.next_frame::<Message>().map_err(|e| e.to_string())?
+                        inbound.conn.next_frame::<Message>().map_err(ProtocolError::Frame)?
                     else {
                         return Ok(());
                     };
                     if message.from != from || message.to != options.id {
-                        return Err(format!(
-                            "peer {from} sent a message from {} to {}",
-                            message.from, message.to
-                        ));
+                        let (peer, from, to) = (from, message.from, message.to);
+                        return Err(ProtocolError::Misaddressed { peer, from, to });
                     }
                     deliveries.push(Delivery::Input(Input::Message(message)));
                 }
                 Kind::Client => {
                     let Some(frame) =
-                        inbound.conn.next_frame::<ClientFrame>().map_err(|e| e.to_string())?
+                        inbound.conn.next_frame::<ClientFrame>().map_err(ProtocolError::Frame)?
                     else {
                         return Ok(());
                     };
@@ -217,36 +215,13 @@ impl InboundConnections {
         hello: Hello,
         options: &ServeOptions,
         deliveries: &mut Vec<Delivery>,
-    ) -> Result<(), String> {
-        let refusal = if hello.magic != MAGIC {
-            Some("not a raftkv connection".to_string())
-        } else if hello.version != PROTOCOL_VERSION {
-            Some(format!(
-                "protocol version {} is not supported (this node speaks {PROTOCOL_VERSION})",
-                hello.version
-            ))
-        } else if hello.cluster != options.cluster {
-            Some(format!(
-                "wrong cluster: this node belongs to {:?}, not {:?}",
-                options.cluster, hello.cluster
-            ))
-        } else {
-            match hello.role {
-                HelloRole::Peer { to, .. } if to != options.id => {
-                    Some(format!("this is node {}, not node {to} (check --peers)", options.id))
-                }
-                HelloRole::Peer { from, .. } if !is_peer(options, from) => {
-                    Some(format!("node {from} is not a member of this cluster"))
-                }
-                HelloRole::Peer { .. } | HelloRole::Client => None,
-            }
-        };
+    ) -> Result<(), ProtocolError> {
         let inbound = self.connections.get_mut(&token).expect("caller checked");
-        if let Some(reason) = refusal {
-            inbound.conn.send(&Welcome::Refused { reason: reason.clone() });
+        if let Err(refusal) = handshake::check(&hello, options) {
+            inbound.conn.send(&Welcome::Refused { reason: refusal.to_string() });
             // Best effort: the connection closes right after.
             let _ = inbound.conn.flush();
-            return Err(format!("refused: {reason}"));
+            return Err(ProtocolError::Refused(refusal));
         }
         inbound.kind = match hello.role {
             HelloRole::Peer { from, .. } => Kind::Peer(from),
@@ -342,8 +317,4 @@ impl InboundConnections {
             }
         }
     }
-}
-
-fn is_peer(options: &ServeOptions, id: NodeId) -> bool {
-    id != options.id && options.peers.iter().any(|(peer, _)| *peer == id)
 }

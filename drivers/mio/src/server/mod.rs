@@ -7,10 +7,14 @@
 
 mod data_lock;
 mod disk_thread;
+mod error;
 mod event_loop;
+mod handshake;
 mod inbound;
 mod options;
 mod peers;
+mod protocol_error;
 
+pub(crate) use error::ServeError;
 pub(crate) use event_loop::run;
 pub(crate) use options::ServeOptions;
