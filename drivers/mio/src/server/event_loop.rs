@@ -7,16 +7,17 @@
 //! queued, one system call per connection.
 
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use raftkv_core::kv::KvStore;
-use raftkv_core::raft::Role;
-use raftkv_core::raft::{self, Persist, PersistId};
+use raftkv_core::raft::{self, Persist, PersistId, Recovered, Role};
 use raftkv_core::server::{Input, Output, Replica, ReplicaConfig};
 use raftkv_core::{Duration, Instant, NodeId};
-use raftkv_storage::{DEFAULT_ZERO_FILL_BYTES, RealFs, Storage, StorageOptions};
+use raftkv_storage::{DEFAULT_ZERO_FILL_BYTES, OpenReport, RealFs, Storage, StorageOptions};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use tracing::{error, info, warn};
@@ -70,8 +71,53 @@ pub(crate) fn run(options: ServeOptions) -> Result<(), ServeError> {
     result
 }
 
+/// Opens the data directory, sets up the poll and its sources, and starts the replica.
 fn start(options: ServeOptions) -> Result<Server, ServeError> {
     let clock = Clock::new();
+    let (storage, recovered, lock) = open_data(&options)?;
+    let poll = Poll::new().map_err(ServeError::CreatePoll)?;
+    let mut listener = TcpListener::bind(options.listen)
+        .map_err(|source| ServeError::Listen { address: options.listen, source })?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)
+        .map_err(ServeError::RegisterListener)?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(ServeError::CreateWaker)?);
+    let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(ServeError::CatchSignals)?;
+    poll.registry()
+        .register(&mut signals, SIGNALS, Interest::READABLE)
+        .map_err(ServeError::RegisterSignals)?;
+    let disk = DiskThread::spawn(storage, lock, waker).map_err(ServeError::StartDiskThread)?;
+    let now = clock.now();
+    let replica = start_replica(&options, recovered, now)?;
+    let (peers, peer_index) = peer_links(&options, now);
+    info!(
+        node = %options.id,
+        listen = %options.listen,
+        cluster = %options.cluster,
+        peers = peers.len(),
+        "serving"
+    );
+    Ok(Server {
+        options,
+        poll,
+        listener,
+        replica,
+        disk,
+        inbound: InboundConnections::new(FIRST_INBOUND),
+        peers,
+        peer_index,
+        signals,
+        clock,
+        acknowledged: PersistId(0),
+        persists: Vec::new(),
+        stop_at: None,
+        next_sweep: now,
+    })
+}
+
+/// Locks the data directory and reads back what is durable; returns the storage, what it
+/// recovered, and the lock.
+fn open_data(options: &ServeOptions) -> Result<(Storage<RealFs>, Recovered, File), ServeError> {
     let lock = data_lock::acquire(&options.data)?;
     let storage_options = StorageOptions {
         cluster: options.cluster.clone(),
@@ -82,6 +128,13 @@ fn start(options: ServeOptions) -> Result<Server, ServeError> {
     };
     let (storage, recovered, report) =
         Storage::open(RealFs, &options.data, &storage_options).map_err(ServeError::Recover)?;
+    log_recovery(options, &report, &recovered);
+    Ok((storage, recovered, lock))
+}
+
+/// Tells the operator what recovery found: a rejoin, a repaired tail, damage, and the state
+/// the node starts from.
+fn log_recovery(options: &ServeOptions, report: &OpenReport, recovered: &Recovered) {
     if options.rejoin && report.fresh {
         warn!(
             "rejoining: this node's data was lost or removed; it takes no part in elections until \
@@ -116,25 +169,19 @@ fn start(options: ServeOptions) -> Result<Server, ServeError> {
         snapshot = ?recovered.snapshot.as_ref().map(|s| s.last.index.0),
         "recovered"
     );
-    let poll = Poll::new().map_err(ServeError::CreatePoll)?;
-    let mut listener = TcpListener::bind(options.listen)
-        .map_err(|source| ServeError::Listen { address: options.listen, source })?;
-    poll.registry()
-        .register(&mut listener, LISTENER, Interest::READABLE)
-        .map_err(ServeError::RegisterListener)?;
-    let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(ServeError::CreateWaker)?);
-    let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(ServeError::CatchSignals)?;
-    poll.registry()
-        .register(&mut signals, SIGNALS, Interest::READABLE)
-        .map_err(ServeError::RegisterSignals)?;
-    let disk = DiskThread::spawn(storage, lock, waker).map_err(ServeError::StartDiskThread)?;
+}
 
+/// The replica, from what the disk returned.
+fn start_replica(
+    options: &ServeOptions,
+    recovered: Recovered,
+    now: Instant,
+) -> Result<Replica<KvStore>, ServeError> {
     let voters: Vec<NodeId> = options.peers.iter().map(|(id, _)| *id).collect();
     let mut raft_config = raft::Config::new(options.id, voters);
     raft_config.election_timeout_ms_min = options.election_timeout_ms;
     raft_config.election_timeout_ms_max = options.election_timeout_ms * 2;
     raft_config.heartbeat_interval_ms = options.heartbeat_ms;
-    let now = clock.now();
     // Each start draws its own election jitter and names of pre-vote rounds (`Config::seed`):
     // the wall clock's nanoseconds differ between starts, the id between nodes.
     let wall_nanos = std::time::SystemTime::now()
@@ -144,9 +191,12 @@ fn start(options: ServeOptions) -> Result<Server, ServeError> {
     let mut replica_config = ReplicaConfig::new(raft_config);
     replica_config.snapshot_threshold_bytes = options.snapshot_bytes;
     replica_config.session_timeout_ms = options.session_timeout_ms;
-    let replica = Replica::new(now, replica_config, recovered, KvStore::new(options.limits))
-        .map_err(ServeError::StartReplica)?;
+    Replica::new(now, replica_config, recovered, KvStore::new(options.limits))
+        .map_err(ServeError::StartReplica)
+}
 
+/// A link to every other node, and each node's position among the links.
+fn peer_links(options: &ServeOptions, now: Instant) -> (Vec<PeerLink>, BTreeMap<NodeId, usize>) {
     let mut peers = Vec::new();
     let mut peer_index = BTreeMap::new();
     for (id, address) in &options.peers {
@@ -158,32 +208,11 @@ fn start(options: ServeOptions) -> Result<Server, ServeError> {
         let hello = peer_hello(&options.cluster, options.id, *id);
         peers.push(PeerLink::new(*id, address.clone(), token, hello, now));
     }
-    info!(
-        node = %options.id,
-        listen = %options.listen,
-        cluster = %options.cluster,
-        peers = peers.len(),
-        "serving"
-    );
-    Ok(Server {
-        options,
-        poll,
-        listener,
-        replica,
-        disk,
-        inbound: InboundConnections::new(FIRST_INBOUND),
-        peers,
-        peer_index,
-        signals,
-        clock,
-        acknowledged: PersistId(0),
-        persists: Vec::new(),
-        stop_at: None,
-        next_sweep: now,
-    })
+    (peers, peer_index)
 }
 
 impl Server {
+    /// Runs turns until a signal's stop is due (`Ok`) or a fatal error.
     fn serve(&mut self) -> Result<(), ServeError> {
         let mut events = Events::with_capacity(1024);
         loop {
@@ -195,67 +224,88 @@ impl Server {
                 return Err(ServeError::Poll(error));
             }
             let now = self.clock.now();
-            for event in &events {
-                match event.token() {
-                    LISTENER => self.inbound.accept(
-                        &self.listener,
-                        self.poll.registry(),
-                        self.options.max_frame_bytes,
-                        now,
-                    ),
-                    WAKER => {}
-                    SIGNALS => {
-                        if self.signals.pending().next().is_some() {
-                            if self.stop_at.is_some() {
-                                info!("second signal: stopping now");
-                                return Ok(());
-                            }
-                            self.stop_at = Some(self.begin_stop(now));
-                        }
-                    }
-                    Token(token) if token < FIRST_INBOUND => {
-                        let peer = token - FIRST_PEER;
-                        if let Some(link) = self.peers.get_mut(peer) {
-                            link.on_event(self.poll.registry(), now);
-                        }
-                    }
-                    token => {
-                        let deliveries = self.inbound.on_event(
-                            self.poll.registry(),
-                            token,
-                            event,
-                            &self.options,
-                        );
-                        self.deliver(deliveries, now);
-                    }
-                }
+            if self.handle_events(&events, now).is_break() {
+                return Ok(());
             }
             self.take_durable(now)?;
-            if self.next_sweep <= now {
-                self.inbound.close_silent(self.poll.registry(), now);
-                self.next_sweep = now + SWEEP_INTERVAL;
-            }
-            if self.replica.poll_timeout().is_some_and(|at| at <= now) {
-                self.replica.handle(now, Input::Timeout);
-            }
+            self.fire_timers(now);
             self.drain();
-            // Messages first: a follower starts its own write while this node's is queued.
-            for link in &mut self.peers {
-                link.check_timeouts(self.poll.registry(), now);
-                link.dial_if_due(self.poll.registry(), now, self.options.max_frame_bytes);
-                link.flush(self.poll.registry(), now);
-            }
-            self.inbound.flush(self.poll.registry());
-            if !self.persists.is_empty() {
-                self.disk.submit(std::mem::take(&mut self.persists));
-            }
-            if self
-                .stop_at
-                .is_some_and(|at| at <= now || self.replica.raft().role() != Role::Leader)
-            {
+            self.write_out(now);
+            if self.stop_is_due(now) {
                 return Ok(());
             }
         }
+    }
+
+    /// Handles the events of one poll, in order; breaks at a second stop signal.
+    fn handle_events(&mut self, events: &Events, now: Instant) -> ControlFlow<()> {
+        for event in events {
+            match event.token() {
+                LISTENER => self.inbound.accept(
+                    &self.listener,
+                    self.poll.registry(),
+                    self.options.max_frame_bytes,
+                    now,
+                ),
+                WAKER => {}
+                SIGNALS => self.on_signal(now)?,
+                Token(token) if token < FIRST_INBOUND => {
+                    let peer = token - FIRST_PEER;
+                    if let Some(link) = self.peers.get_mut(peer) {
+                        link.on_event(self.poll.registry(), now);
+                    }
+                }
+                token => {
+                    let deliveries =
+                        self.inbound.on_event(self.poll.registry(), token, event, &self.options);
+                    self.deliver(deliveries, now);
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// A first SIGINT or SIGTERM starts a clean stop; a second one breaks: stop now.
+    fn on_signal(&mut self, now: Instant) -> ControlFlow<()> {
+        if self.signals.pending().next().is_some() {
+            if self.stop_at.is_some() {
+                info!("second signal: stopping now");
+                return ControlFlow::Break(());
+            }
+            self.stop_at = Some(self.begin_stop(now));
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Closes silent connections when a sweep is due, and fires the replica's timeout if due.
+    fn fire_timers(&mut self, now: Instant) {
+        if self.next_sweep <= now {
+            self.inbound.close_silent(self.poll.registry(), now);
+            self.next_sweep = now + SWEEP_INTERVAL;
+        }
+        if self.replica.poll_timeout().is_some_and(|at| at <= now) {
+            self.replica.handle(now, Input::Timeout);
+        }
+    }
+
+    /// Writes what this turn queued: messages to peers first, so that a follower starts its
+    /// own write while this node's is queued; then replies; then hands the persists to the
+    /// disk thread.
+    fn write_out(&mut self, now: Instant) {
+        for link in &mut self.peers {
+            link.check_timeouts(self.poll.registry(), now);
+            link.dial_if_due(self.poll.registry(), now, self.options.max_frame_bytes);
+            link.flush(self.poll.registry(), now);
+        }
+        self.inbound.flush(self.poll.registry());
+        if !self.persists.is_empty() {
+            self.disk.submit(std::mem::take(&mut self.persists));
+        }
+    }
+
+    /// Whether a stop a signal asked for is due: leadership is handed over, or time is up.
+    fn stop_is_due(&self, now: Instant) -> bool {
+        self.stop_at.is_some_and(|at| at <= now || self.replica.raft().role() != Role::Leader)
     }
 
     /// How long the poll may sleep: until the replica's timeout, the next peer dial or link
