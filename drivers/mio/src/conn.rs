@@ -67,9 +67,16 @@ impl Conn {
         &mut self.stream
     }
 
-    /// The socket.
-    pub(crate) fn stream(&self) -> &TcpStream {
-        &self.stream
+    /// Whether a non-blocking connect finished: `Ok(true)` connected, `Ok(false)` still going.
+    pub(crate) fn connect_result(&self) -> io::Result<bool> {
+        if let Some(error) = self.stream.take_error()? {
+            return Err(error);
+        }
+        match self.stream.peer_addr() {
+            Ok(_) => Ok(true),
+            Err(error) if error.kind() == io::ErrorKind::NotConnected => Ok(false),
+            Err(error) => Err(error),
+        }
     }
 
     /// Reads everything the socket has (edge-triggered polls need that).

@@ -78,6 +78,16 @@ impl Link {
     }
 }
 
+/// What taking the next frame of a link did.
+enum FrameOutcome {
+    /// Handled a frame; there may be more.
+    Handled,
+    /// No complete frame is left.
+    NoneLeft,
+    /// The link failed and is closed.
+    LinkFailed,
+}
+
 /// One session.
 struct Session {
     clerk: Clerk<KvCommand, KvReply>,
@@ -412,35 +422,14 @@ impl ClerkPool {
         }
     }
 
+    /// Handles a readiness event of link `position`: finishes its connect, writes what is
+    /// queued, then reads the node's welcome and answers.
     fn on_link_event(&mut self, position: usize, now: Instant) {
         let Some(link) = self.links.get_mut(position) else {
             return;
         };
-        if let LinkState::Connecting(conn) = &link.state {
-            let stream = conn.stream();
-            let connected = match stream.take_error() {
-                Ok(Some(error)) | Err(error) => Err(error),
-                Ok(None) => match stream.peer_addr() {
-                    Ok(_) => Ok(true),
-                    Err(error) if error.kind() == io::ErrorKind::NotConnected => Ok(false),
-                    Err(error) => Err(error),
-                },
-            };
-            match connected {
-                Ok(true) => {
-                    let LinkState::Connecting(conn) =
-                        std::mem::replace(&mut link.state, LinkState::Down)
-                    else {
-                        unreachable!("matched Connecting above")
-                    };
-                    link.state = LinkState::Up(conn);
-                }
-                Ok(false) => return,
-                Err(error) => {
-                    self.fail(position, format!("cannot connect: {error}"));
-                    return;
-                }
-            }
+        if matches!(link.state, LinkState::Connecting(_)) && !self.finish_connect(position) {
+            return;
         }
         self.flush(position);
         let LinkState::Up(conn) = &mut self.links[position].state else {
@@ -448,50 +437,96 @@ impl ClerkPool {
         };
         let state = conn.read_ready();
         loop {
-            let link_node = self.links[position].node;
-            let LinkState::Up(conn) = &mut self.links[position].state else {
-                return;
+            let outcome = if self.links[position].node.is_none() {
+                self.take_welcome(position)
+            } else {
+                self.take_answer(position, now)
             };
-            if link_node.is_none() {
-                match conn.next_frame::<Welcome>() {
-                    Ok(Some(Welcome::Accepted { node, members })) => {
-                        self.members.extend(members);
-                        self.links[position].node = Some(node);
-                        self.links[position].last_error = None;
-                        self.positions.insert(node, position);
-                        continue;
-                    }
-                    Ok(Some(Welcome::Refused { reason })) => {
-                        self.fail(position, format!("refused: {reason}"));
-                        return;
-                    }
-                    Ok(None) => break,
-                    Err(error) => {
-                        self.fail(position, format!("bad answer: {error}"));
-                        return;
-                    }
-                }
-            }
-            match conn.next_frame::<ServerFrame>() {
-                Ok(Some(ServerFrame::Reply { tag, reply })) => {
-                    if let Some(&session) = self.tags.get(&tag) {
-                        self.on_reply(position, session, reply, now);
-                    }
-                }
-                Ok(Some(ServerFrame::Status { status, .. })) => {
-                    self.links[position].status = Some(status);
-                }
-                Ok(None) => break,
-                Err(error) => {
-                    self.fail(position, format!("bad answer: {error}"));
-                    return;
-                }
+            match outcome {
+                FrameOutcome::Handled => {}
+                FrameOutcome::NoneLeft => break,
+                FrameOutcome::LinkFailed => return,
             }
         }
         match state {
             Ok(ReadState::Open) => {}
             Ok(ReadState::Closed) => self.fail(position, "connection closed".to_string()),
             Err(error) => self.fail(position, format!("connection lost: {error}")),
+        }
+    }
+
+    /// Whether the connect of link `position` finished; if it did, the link is up. A connect
+    /// that failed fails the link.
+    fn finish_connect(&mut self, position: usize) -> bool {
+        let link = &mut self.links[position];
+        let LinkState::Connecting(conn) = &link.state else {
+            return false;
+        };
+        match conn.connect_result() {
+            Ok(true) => {
+                let LinkState::Connecting(conn) =
+                    std::mem::replace(&mut link.state, LinkState::Down)
+                else {
+                    unreachable!("matched Connecting above")
+                };
+                link.state = LinkState::Up(conn);
+                true
+            }
+            Ok(false) => false,
+            Err(error) => {
+                self.fail(position, format!("cannot connect: {error}"));
+                false
+            }
+        }
+    }
+
+    /// Takes the `Welcome` with which the node of link `position` names itself and the
+    /// cluster's members, if it has arrived.
+    fn take_welcome(&mut self, position: usize) -> FrameOutcome {
+        let LinkState::Up(conn) = &mut self.links[position].state else {
+            return FrameOutcome::LinkFailed;
+        };
+        match conn.next_frame::<Welcome>() {
+            Ok(Some(Welcome::Accepted { node, members })) => {
+                self.members.extend(members);
+                self.links[position].node = Some(node);
+                self.links[position].last_error = None;
+                self.positions.insert(node, position);
+                FrameOutcome::Handled
+            }
+            Ok(Some(Welcome::Refused { reason })) => {
+                self.fail(position, format!("refused: {reason}"));
+                FrameOutcome::LinkFailed
+            }
+            Ok(None) => FrameOutcome::NoneLeft,
+            Err(error) => {
+                self.fail(position, format!("bad answer: {error}"));
+                FrameOutcome::LinkFailed
+            }
+        }
+    }
+
+    /// Takes the next answer received on link `position`: a reply to a session or a status.
+    fn take_answer(&mut self, position: usize, now: Instant) -> FrameOutcome {
+        let LinkState::Up(conn) = &mut self.links[position].state else {
+            return FrameOutcome::LinkFailed;
+        };
+        match conn.next_frame::<ServerFrame>() {
+            Ok(Some(ServerFrame::Reply { tag, reply })) => {
+                if let Some(&session) = self.tags.get(&tag) {
+                    self.on_reply(position, session, reply, now);
+                }
+                FrameOutcome::Handled
+            }
+            Ok(Some(ServerFrame::Status { status, .. })) => {
+                self.links[position].status = Some(status);
+                FrameOutcome::Handled
+            }
+            Ok(None) => FrameOutcome::NoneLeft,
+            Err(error) => {
+                self.fail(position, format!("bad answer: {error}"));
+                FrameOutcome::LinkFailed
+            }
         }
     }
 

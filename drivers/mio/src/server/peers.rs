@@ -179,7 +179,7 @@ impl PeerLink {
     /// Handles a readiness event of this link's socket.
     pub(super) fn on_event(&mut self, registry: &Registry, now: Instant) {
         if let State::Connecting(conn, _) = &mut self.state {
-            match connect_result(conn) {
+            match conn.connect_result() {
                 Ok(true) => {
                     let State::Connecting(conn, _) =
                         std::mem::replace(&mut self.state, State::Idle { retry_at: now })
@@ -288,19 +288,6 @@ impl PeerLink {
         }
         self.state = State::Idle { retry_at: now + self.backoff };
         self.backoff = self.backoff.saturating_mul(2).min(BACKOFF_MAX);
-    }
-}
-
-/// Whether a non-blocking connect finished: `Ok(true)` connected, `Ok(false)` still going.
-fn connect_result(conn: &Conn) -> io::Result<bool> {
-    let stream = conn.stream();
-    if let Some(error) = stream.take_error()? {
-        return Err(error);
-    }
-    match stream.peer_addr() {
-        Ok(_) => Ok(true),
-        Err(error) if error.kind() == io::ErrorKind::NotConnected => Ok(false),
-        Err(error) => Err(error),
     }
 }
 
