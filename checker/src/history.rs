@@ -1,4 +1,5 @@
-//! Operations on the key-value store as clients record them: the history format of DESIGN.md.
+//! Operations on the key-value store as clients record them (read and written as
+//! [`crate::parse::jsonl`]).
 
 use crate::model::Recorded;
 
