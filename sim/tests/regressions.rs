@@ -103,3 +103,15 @@ fn seed_2152_torn_header_across_sectors_taken_for_damage() {
     let faults = "crash,clock,disk,transfer".parse().expect("valid");
     replay_as_drawn(2152, Shape { nodes: 5, clients: 6, ops: 556, faults });
 }
+
+/// `raftkv-sim run --seed 14648 --nodes 3 --clients 5 --ops 450 --faults
+/// net,crash,clock,disk,transfer`: a damaged follower took the commit index of a late append,
+/// sent by its leader before the follower's crash, for its target; caught up at 430 with 432
+/// committed with the acknowledgements it had lost, it voted for a leader without them (core,
+/// fixed with the recovery handshake: a nonce in the follower's replies, a target confirmed by
+/// a majority of sound voters, and no commit counted on a damaged follower).
+#[test]
+fn seed_14648_late_append_ended_a_recovery_too_early() {
+    let faults = "net,crash,clock,disk,transfer".parse().expect("valid");
+    replay_as_drawn(14648, Shape { nodes: 3, clients: 5, ops: 450, faults });
+}
