@@ -88,28 +88,3 @@ fn describe<M: Model>(model: &M, history: &[M::Operation], index: usize) -> Desc
         text: model.describe_operation(operation),
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use crate::{Command, KvModel, Operation, check};
-
-    fn operation(id: u64, call: u64, command: Command) -> Operation {
-        Operation { id, client: id + 1, call, ret: Some(call + 1), key: "k".to_owned(), command }
-    }
-
-    #[test]
-    fn names_the_read_that_nothing_can_make_possible() {
-        let history = [
-            operation(0, 0, Command::Put { value: "a".to_owned() }),
-            operation(1, 2, Command::Get { output: Some("b".to_owned()) }),
-        ];
-        let text = check(&history, &KvModel, None).to_string();
-        let expected = r#"not-linearizable (2 ops, 1 partition)
-key "k" is not linearizable: none of its 2 operations can come first.
-At the start, key "k" is missing, and no operation can come next:
-  op 0 (client 1, called 0, returned 1): put("k", "a"): possible there, but nothing can follow it
-  and op 1 (client 2, called 2, returned 3): get("k") -> "b" can never be allowed: nothing that may take effect before it leaves what it read
-Nothing called after 1 can come next either: op 0 returned at 1, so it has to take effect before them."#;
-        assert_eq!(text, expected);
-    }
-}

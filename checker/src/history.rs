@@ -1,16 +1,16 @@
-//! Operations on the key-value store as clients record them: the history format of DESIGN.md.
-
-use serde::{Deserialize, Serialize};
+//! Operations on the key-value store as clients record them (read and written as
+//! [`crate::parse::jsonl`]).
 
 use crate::model::Recorded;
-use crate::parse::jsonl::JsonLine;
 
 /// One operation of a key-value history, one line of a JSON Lines history file.
 ///
 /// `ret: None` means the client never learned the outcome: the operation may have taken effect
 /// at any point after its call, or never, and its output is unknown (`None` too).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "JsonLine", into = "JsonLine")]
+///
+/// Serialized, it is one line of JSON; the impls live with that format, in
+/// [`crate::parse::jsonl`].
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Operation {
     /// Unique within the history.
     pub id: u64,

@@ -31,7 +31,7 @@
 //! println!("{report}");
 //! ```
 //!
-//! Histories in our JSON Lines format (DESIGN.md) are written with [`parse::jsonl::write`] and
+//! Histories in our JSON Lines format are written with [`parse::jsonl::write`] and
 //! read with [`parse::jsonl::parse`] or [`parse::read`], which also reads Porcupine's key-value
 //! logs and Jepsen's etcd logs. [`html::Page`] draws checked histories as a web page.
 

@@ -232,6 +232,7 @@ fn stale_and_misaddressed_messages_are_counted_and_dropped() {
             entries: vec![],
             commit: LogIndex(0),
             read_round: 0,
+            recovery: None,
         },
     };
     cluster.handle(id(3), Input::Message(stale.clone()));
@@ -255,7 +256,7 @@ fn a_term_or_index_beyond_the_maximum_is_refused() {
         from: id(2),
         to: id(3),
         term,
-        body: Body::Append { prev, entries: vec![], commit, read_round: 0 },
+        body: Body::Append { prev, entries: vec![], commit, read_round: 0, recovery: None },
     };
     let huge_index = LogIndex(u64::MAX);
     let forged = [
@@ -347,6 +348,7 @@ fn random_body(rng: &mut Prng, kind: u64) -> Body {
         6 => Body::AppendReply {
             read_round: small(),
             outcome: AppendOutcome::Accepted { match_index: LogIndex(small()) },
+            recovering: (small() % 3 == 0).then(&mut small),
         },
         7 => Body::AppendReply {
             read_round: small(),
@@ -357,6 +359,7 @@ fn random_body(rng: &mut Prng, kind: u64) -> Body {
                     first_index: LogIndex(small()),
                 },
             },
+            recovering: None,
         },
         _ => {
             let count = small().min(6);
@@ -368,7 +371,17 @@ fn random_body(rng: &mut Prng, kind: u64) -> Body {
                     payload: Payload::Noop,
                 })
                 .collect();
-            Body::Append { prev: last, entries, commit: LogIndex(small()), read_round: small() }
+            let recovery = (small() % 3 == 0).then(|| raftkv_core::raft::RecoveryTarget {
+                nonce: small(),
+                commit: LogIndex(small()),
+            });
+            Body::Append {
+                prev: last,
+                entries,
+                commit: LogIndex(small()),
+                read_round: small(),
+                recovery,
+            }
         }
     }
 }

@@ -432,16 +432,19 @@ impl Checks {
         chain
     }
 
-    /// A node restarted from its disk: it starts from its snapshot, which never goes back.
+    /// A node restarted from its disk: it starts from its snapshot, which never goes back
+    /// unless the disk was `damaged`.
     pub(crate) fn on_restart(
         &mut self,
         node: usize,
         durable: &Durable,
         replica: &Kv,
+        damaged: bool,
     ) -> Result<(), Failed> {
         let snapshot = durable.snapshot_index();
         let id = replica.raft().id();
-        if snapshot < self.snapshot_index[node] {
+        // A damaged disk may have dropped its snapshot with the rest: the node catches up.
+        if snapshot < self.snapshot_index[node] && !damaged {
             return Err((
                 Check::AppliedBackwards,
                 format!(

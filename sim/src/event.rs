@@ -69,6 +69,8 @@ pub(crate) enum FaultEvent {
     Pause,
     /// Time to ask the leader to hand over to a random node.
     Transfer,
+    /// Time to rot a bit of a node's data.
+    BitRot,
     /// Crash a node still in life `life`: it was writing, sending or receiving a snapshot.
     CrashDuringSnapshot { node: usize, life: u64 },
     /// Bring back a node crashed in life `life`.

@@ -24,6 +24,15 @@ impl Simulation {
             (faults.partition, FaultEvent::Partition, self.options.partition.interval_ms_max),
             (faults.pause, FaultEvent::Pause, self.options.pause.interval_ms_max),
             (faults.transfer, FaultEvent::Transfer, self.options.transfer_interval_ms_max),
+            // A rotted disk is a failed node: only a cluster that keeps a majority without it
+            // can repair it.
+            (
+                faults.disk
+                    && self.voters.len() >= 3
+                    && self.options.disk.bit_rot_interval_ms_max > 0,
+                FaultEvent::BitRot,
+                self.options.disk.bit_rot_interval_ms_max,
+            ),
         ];
         for (on, event, interval_ms_max) in classes {
             if on {
@@ -61,7 +70,32 @@ impl Simulation {
             FaultEvent::Partition => self.inject_partition(),
             FaultEvent::Pause => self.inject_pause(),
             FaultEvent::Transfer => self.inject_transfer(),
+            FaultEvent::BitRot => self.inject_bit_rot(),
         }
+    }
+
+    /// Rots a bit of a random node's data, and crashes it so that it finds the damage when it
+    /// restarts; only while every disk is sound. Raft survives a minority of failed nodes, and
+    /// a node whose disk lost what it acknowledged has failed until it caught up again; two
+    /// rotted bits in one header can make a file unrecognizable, which only an operator can
+    /// repair.
+    fn inject_bit_rot(&mut self) {
+        let count = self.nodes.len();
+        if (0..count).all(|node| !self.nodes[node].disk.is_suspect()) {
+            let node = self.fault_rng.range_inclusive(0, count as u64 - 1) as usize;
+            let rotted = self.rot_bit(NodeId(node as u64 + 1)).is_some();
+            if rotted && self.nodes[node].replica.is_some() {
+                self.crash_for_a_while(node);
+            }
+        }
+        let next = self.draw_ms(1, self.options.disk.bit_rot_interval_ms_max);
+        self.schedule_in(next, Event::Fault(FaultEvent::BitRot));
+    }
+
+    /// Node `node`'s disk failed a write: the process stops, as a real one does, and comes
+    /// back after a while.
+    pub(crate) fn stop_after_disk_failure(&mut self, node: usize) {
+        self.crash_for_a_while(node);
     }
 
     fn inject_transfer(&mut self) {

@@ -38,6 +38,7 @@ pub use network::Endpoint;
 pub use node::Kv;
 pub use options::{FaultSet, Options, RaftOptions, Ratio, Shape, SnapshotOptions};
 pub use persisted::PersistedMax;
+pub use raftkv_storage::sim_fs::FaultCounters;
 pub use report::Report;
 pub use run::run;
 pub use simulation::{Simulation, Stats};

@@ -9,7 +9,9 @@ use std::time::{Instant as WallClock, SystemTime, UNIX_EPOCH};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use raftkv_checker::Verdict;
-use raftkv_sim::{CatchUpSettings, FaultSet, Options, Report, Shape, SnapshotOptions, TraceOutput};
+use raftkv_sim::{
+    CatchUpSettings, FaultCounters, FaultSet, Options, Report, Shape, SnapshotOptions, TraceOutput,
+};
 
 /// Deterministic simulation of a raftkv cluster: seeded network, disk, crash, pause and clock
 /// faults; Raft safety checked at every step; liveness after the faults stop; the history
@@ -269,7 +271,25 @@ fn write_history(path: &std::path::Path, report: &Report) -> io::Result<()> {
 
 fn swarm(args: &SwarmArgs) -> ExitCode {
     let seeds = args.seeds.clone();
-    let count = seeds.end - seeds.start;
+    let bar = progress_bar(seeds.end - seeds.start);
+    let started = WallClock::now();
+    let mut tally = SwarmTally::default();
+    for seed in seeds {
+        let options = args.shape.options(seed, Shape::draw(seed));
+        let run_started = WallClock::now();
+        let report = raftkv_sim::run(options, TraceOutput::Hidden);
+        bar.inc(1);
+        if !tally.record(report, millis_since(run_started)) {
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    tally.print(args, millis_since(started).max(1));
+    if tally.failure.is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+/// A progress bar on a terminal, nothing otherwise.
+fn progress_bar(count: u64) -> ProgressBar {
     let target = if io::stderr().is_terminal() {
         ProgressDrawTarget::stderr()
     } else {
@@ -280,86 +300,138 @@ fn swarm(args: &SwarmArgs) -> ExitCode {
         ProgressStyle::with_template("{bar:40} {pos}/{len} seeds, {per_sec}, eta {eta} {msg}")
             .expect("the template is valid");
     bar.set_style(style);
-    let started = WallClock::now();
-    let (mut passed, mut sim_ops, mut unknown) = (0u64, 0u64, 0u64);
-    // The slowest run: its wall time and the command that replays it.
-    let mut slowest = (0u64, String::new());
-    // The run whose persisted Raft state grew largest against its threshold: the ratio in
-    // thousandths, and the command that replays it.
-    let mut persisted_worst = (0u64, String::new());
-    let mut failure = None;
-    for seed in seeds {
-        let options = args.shape.options(seed, Shape::draw(seed));
-        let run_started = WallClock::now();
-        let report = raftkv_sim::run(options, TraceOutput::Hidden);
-        let run_ms = millis_since(run_started);
-        if run_ms >= slowest.0 {
-            slowest = (run_ms, report.options.reproduce_command());
+    bar
+}
+
+/// What the runs of a swarm add up to.
+#[derive(Default)]
+struct SwarmTally {
+    passed: u64,
+    sim_ops: u64,
+    /// Histories the checker could not decide in time.
+    unknown: u64,
+    /// The slowest run: its wall time and the command that replays it.
+    slowest: (u64, String),
+    /// The run whose persisted Raft state grew largest against its threshold: the ratio in
+    /// thousandths, and the command that replays it.
+    persisted_worst: (u64, String),
+    /// Storage faults injected, summed over the runs.
+    storage: FaultCounters,
+    disk_failures: u64,
+    damaged_restarts: u64,
+    failure: Option<Report>,
+}
+
+impl SwarmTally {
+    /// Adds one run, which took `run_ms`; returns whether the swarm goes on (it passed).
+    fn record(&mut self, report: Report, run_ms: u64) -> bool {
+        if run_ms >= self.slowest.0 {
+            self.slowest = (run_ms, report.options.reproduce_command());
         }
-        if report.persisted_ratio_max_milli > persisted_worst.0 {
-            persisted_worst =
-                (report.persisted_ratio_max_milli, report.options.reproduce_command());
+        if report.persisted_ratio_max_milli > self.persisted_worst.0 {
+            let command = report.options.reproduce_command();
+            self.persisted_worst = (report.persisted_ratio_max_milli, command);
         }
-        bar.inc(1);
-        sim_ops += report.ops_ok + report.ops_indeterminate;
-        unknown += u64::from(report.linearizability == Some(Verdict::Unknown));
+        self.sim_ops += report.ops_ok + report.ops_indeterminate;
+        self.unknown += u64::from(report.linearizability == Some(Verdict::Unknown));
+        self.storage += report.stats.storage;
+        self.disk_failures += report.stats.disk_failures;
+        self.damaged_restarts += report.stats.damaged_restarts;
         if report.passed() {
-            passed += 1;
+            self.passed += 1;
+            true
         } else {
-            failure = Some(report);
-            break;
+            self.failure = Some(report);
+            false
         }
     }
-    bar.finish_and_clear();
-    let wall_ms = millis_since(started).max(1);
-    let runs = passed + u64::from(failure.is_some());
-    let runs_per_s = runs * 1_000 / wall_ms;
-    let ops_per_s = sim_ops * 1_000 / wall_ms;
-    if let Some(report) = &failure {
-        println!("{}", report.options);
-        if let Some(explanation) = report.explanation() {
-            println!("{explanation}");
-        }
-        println!("{}", report.verdict_line());
+
+    fn runs(&self) -> u64 {
+        self.passed + u64::from(self.failure.is_some())
     }
-    let summary = format!(
-        "swarm: {passed} passed of {runs} runs ({count} seeds asked) in {wall_ms} ms: {runs_per_s} runs/s, \
-         {ops_per_s} simulated ops/s; {unknown} histories the checker could not decide in time; slowest \
-         run {} ms: {}; largest persisted Raft state {}.{:03} times the threshold: {}",
-        slowest.0,
-        slowest.1,
-        persisted_worst.0 / 1_000,
-        persisted_worst.0 % 1_000,
-        persisted_worst.1
-    );
-    if args.json {
-        println!("{summary}");
-        if let Some(report) = &failure {
-            println!("reproduce: {}", report.options.reproduce_command());
+
+    /// Prints the failure, if any, the summary line and, with `--json`, the figures.
+    fn print(&self, args: &SwarmArgs, wall_ms: u64) {
+        if let Some(report) = &self.failure {
+            println!("{}", report.options);
+            if let Some(explanation) = report.explanation() {
+                println!("{explanation}");
+            }
+            println!("{}", report.verdict_line());
         }
-        let json = serde_json::json!({
+        let reproduce = self.failure.as_ref().map(|report| report.options.reproduce_command());
+        if args.json {
+            println!("{}", self.summary(args, wall_ms));
+            if let Some(command) = &reproduce {
+                println!("reproduce: {command}");
+            }
+            println!("{}", self.json(args, wall_ms));
+        } else {
+            if let Some(command) = &reproduce {
+                println!("reproduce: {command}");
+            }
+            println!("{}", self.summary(args, wall_ms));
+        }
+    }
+
+    fn summary(&self, args: &SwarmArgs, wall_ms: u64) -> String {
+        let (runs, seeds) = (self.runs(), args.seeds.end - args.seeds.start);
+        let s = &self.storage;
+        format!(
+            "swarm: {} passed of {runs} runs ({seeds} seeds asked) in {wall_ms} ms: {} runs/s, \
+             {} simulated ops/s; {} histories the checker could not decide in time; slowest \
+             run {} ms: {}; largest persisted Raft state {}.{:03} times the threshold: {}; \
+             storage faults: {} crashes mid-write, {} torn and {} lost writes, {} bit flips, \
+             {} ENOSPC, {} EIO, {} damaged restarts",
+            self.passed,
+            runs * 1_000 / wall_ms,
+            self.sim_ops * 1_000 / wall_ms,
+            self.unknown,
+            self.slowest.0,
+            self.slowest.1,
+            self.persisted_worst.0 / 1_000,
+            self.persisted_worst.0 % 1_000,
+            self.persisted_worst.1,
+            s.crashes_between_steps,
+            s.torn_writes,
+            s.lost_writes,
+            s.bit_flips,
+            s.no_space_errors,
+            s.io_errors,
+            self.damaged_restarts
+        )
+    }
+
+    fn json(&self, args: &SwarmArgs, wall_ms: u64) -> serde_json::Value {
+        let failure = self.failure.as_ref();
+        let s = &self.storage;
+        serde_json::json!({
             "seeds": format!("{}..{}", args.seeds.start, args.seeds.end),
-            "runs": runs,
-            "passed": passed,
+            "runs": self.runs(),
+            "passed": self.passed,
             "verdict": if failure.is_some() { "fail" } else { "pass" },
-            "failed_seed": failure.as_ref().map(|report| report.options.seed),
-            "violation": failure.as_ref().and_then(|report| report.violation.as_ref().map(ToString::to_string)),
-            "reproduce": failure.as_ref().map(|report| report.options.reproduce_command()),
+            "failed_seed": failure.map(|report| report.options.seed),
+            "violation": failure.and_then(|report| report.violation.as_ref().map(ToString::to_string)),
+            "reproduce": failure.map(|report| report.options.reproduce_command()),
             "wall_ms": wall_ms,
-            "runs_per_s": runs_per_s,
-            "sim_ops_per_s": ops_per_s,
-            "slowest_ms": slowest.0,
-            "slowest": slowest.1,
-            "linearizability_unknown": unknown,
-            "persisted_ratio_max": persisted_worst.0 as f64 / 1_000.0,
-            "persisted_ratio_max_run": persisted_worst.1,
-        });
-        println!("{json}");
-    } else {
-        if let Some(report) = &failure {
-            println!("reproduce: {}", report.options.reproduce_command());
-        }
-        println!("{summary}");
+            "runs_per_s": self.runs() * 1_000 / wall_ms,
+            "sim_ops_per_s": self.sim_ops * 1_000 / wall_ms,
+            "slowest_ms": self.slowest.0,
+            "slowest": self.slowest.1,
+            "linearizability_unknown": self.unknown,
+            "persisted_ratio_max": self.persisted_worst.0 as f64 / 1_000.0,
+            "persisted_ratio_max_run": self.persisted_worst.1,
+            "storage": {
+                "crashes_mid_write": s.crashes_between_steps,
+                "torn_writes": s.torn_writes,
+                "lost_writes": s.lost_writes,
+                "lost_dir_ops": s.lost_dir_ops,
+                "bit_flips": s.bit_flips,
+                "enospc": s.no_space_errors,
+                "eio": s.io_errors,
+                "disk_failures": self.disk_failures,
+                "damaged_restarts": self.damaged_restarts,
+            },
+        })
     }
-    if failure.is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }

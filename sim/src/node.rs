@@ -4,8 +4,9 @@
 use raftkv_core::kv::{KvCommand, KvStore};
 use raftkv_core::prng::Prng;
 use raftkv_core::raft::Config;
-use raftkv_core::server::{Input, Replica, ReplicaConfig, ReplicaStartError};
+use raftkv_core::server::{Input, Replica, ReplicaConfig};
 use raftkv_core::{Instant, NodeId};
+use raftkv_storage::OpenReport;
 
 use crate::clock::Clock;
 use crate::disk::{CrashLoss, Disk};
@@ -59,7 +60,8 @@ impl SimNode {
     }
 
     /// Starts the process at virtual time `now` from what its disk holds, with a fresh clock
-    /// and a fresh random seed.
+    /// and a fresh random seed. Returns what the storage engine cut away; fails if the disk
+    /// cannot be opened, breaks its promises, or holds what the replica refuses.
     pub(crate) fn start(
         &mut self,
         now: Instant,
@@ -67,7 +69,7 @@ impl SimNode {
         raft: &RaftOptions,
         snapshot: &SnapshotOptions,
         clock: &ClockOptions,
-    ) -> Result<(), ReplicaStartError> {
+    ) -> Result<OpenReport, String> {
         let max = clock.drift_ppm_max as i64;
         let drift_ppm = self.rng.range_inclusive(0, 2 * max as u64) as i64 - max;
         let origin = match clock.offset_ms_max {
@@ -89,16 +91,18 @@ impl SimNode {
         config.session_timeout_ms = raft.session_timeout_ms;
         config.snapshot_threshold_bytes = snapshot.threshold_bytes;
         let local = self.clock.local(now);
-        let replica = Replica::new(local, config, self.disk.recover(), KvStore::default())?;
+        let (recovered, report) = self.disk.open()?;
+        let replica = Replica::new(local, config, recovered, KvStore::default())
+            .map_err(|error| error.to_string())?;
         self.replica = Some(replica);
         self.paused = false;
         self.timer = None;
-        Ok(())
+        Ok(report)
     }
 
     /// Kills the process: its memory, what it had not seen and the disk's unfinished writes
     /// are gone.
-    pub(crate) fn crash(&mut self) -> Result<CrashLoss, String> {
+    pub(crate) fn crash(&mut self) -> CrashLoss {
         self.replica = None;
         self.life += 1;
         self.paused = false;

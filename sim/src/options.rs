@@ -239,7 +239,7 @@ pub struct NetworkOptions {
     pub long_delay: Ratio,
 }
 
-/// Persist latency and torn writes.
+/// Persist latency, the storage engine's layout, and the faults of the simulated file system.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DiskOptions {
     /// Fastest persist.
@@ -250,9 +250,20 @@ pub struct DiskOptions {
     pub tail: Ratio,
     /// Slowest persist of the tail.
     pub latency_tail_us_max: u64,
-    /// How often, when a node crashes during a persist, part of it lands (its hard state, its
-    /// truncation and a prefix of its entries) instead of none of it.
+    /// How often, when a node crashes with persists in flight, the engine was writing them:
+    /// the crash strikes at a drawn step of the write, and the file system keeps or loses
+    /// each unsynced sector and directory entry as Linux may.
     pub torn: Ratio,
+    /// How often a batch of persists fails with ENOSPC or EIO at a drawn step; the node stops
+    /// without acknowledging it, as a real one does, and restarts later.
+    pub io_error: Ratio,
+    /// Time between two rotted bits, uniform up to this; 0: bits never rot. A bit rots in the
+    /// data of a node whose peers' disks are all sound, which then restarts (and finds it).
+    pub bit_rot_interval_ms_max: u64,
+    /// Size at which the engine closes a WAL segment (small, so that runs rotate and compact).
+    pub segment_bytes: u64,
+    /// How far ahead of its records the engine zero-fills a segment (0: not at all).
+    pub zero_fill_bytes: u64,
     /// A disk that lies: it acknowledges every persist as soon as it gets it, long before it
     /// is durable (a volatile write cache). Raft cannot be safe on it; never drawn, it exists
     /// to show that the checks notice.
@@ -471,10 +482,12 @@ impl Options {
         let crash = CrashOptions { during_snapshot: Ratio::draw(rng, 50, 1_000), ..crash };
         // Drawn last, for the same reason; half the runs with faulty networks reorder long.
         let long_delay = Ratio::draw(rng, 10, 100);
-        let network = match faults.net && rng.chance(1, 2) {
+        let reorders_long = rng.chance(1, 2);
+        let network = match faults.net && reorders_long {
             true => NetworkOptions { long_delay, ..network },
             false => network,
         };
+        let disk = draw_storage(rng, faults.disk, disk);
         Options {
             seed,
             shape,
@@ -545,7 +558,18 @@ fn draw_disk(rng: &mut Prng, faulty: bool) -> DiskOptions {
     let latency_tail_us_max = latency_us_max + rng.range_inclusive(0, 300_000);
     let torn = Ratio::draw(rng, 4, 4);
     if faulty {
-        DiskOptions { latency_us_min, latency_us_max, tail, latency_tail_us_max, torn, lies: false }
+        DiskOptions {
+            latency_us_min,
+            latency_us_max,
+            tail,
+            latency_tail_us_max,
+            torn,
+            io_error: Ratio::NEVER,
+            bit_rot_interval_ms_max: 0,
+            segment_bytes: 64 << 10,
+            zero_fill_bytes: 0,
+            lies: false,
+        }
     } else {
         DiskOptions {
             latency_us_min: 50,
@@ -553,9 +577,24 @@ fn draw_disk(rng: &mut Prng, faulty: bool) -> DiskOptions {
             tail: Ratio::NEVER,
             latency_tail_us_max: 500,
             torn: Ratio::NEVER,
+            io_error: Ratio::NEVER,
+            bit_rot_interval_ms_max: 0,
+            segment_bytes: 64 << 10,
+            zero_fill_bytes: 0,
             lies: false,
         }
     }
+}
+
+/// The engine's layout, drawn in every run (small segments, so that runs rotate and compact
+/// them), and with `disk` faults the file system's: failed writes and rotting bits.
+fn draw_storage(rng: &mut Prng, faulty: bool, disk: DiskOptions) -> DiskOptions {
+    let segment_bytes = [512, 4 << 10, 64 << 10][rng.range_inclusive(0, 2) as usize];
+    let zero_fill_bytes = [0, 512, 4 << 10][rng.range_inclusive(0, 2) as usize];
+    let io_error = Ratio::draw(rng, 5, 1_000);
+    let bit_rot_interval_ms_max = [0, 500, 5_000][rng.range_inclusive(0, 2) as usize];
+    let disk = DiskOptions { segment_bytes, zero_fill_bytes, ..disk };
+    if faulty { DiskOptions { io_error, bit_rot_interval_ms_max, ..disk } } else { disk }
 }
 
 fn draw_workload(rng: &mut Prng) -> WorkloadOptions {
@@ -620,12 +659,17 @@ impl fmt::Display for Options {
         let d = &self.disk;
         writeln!(
             f,
-            "disk: latency_us={}..{} tail={} latency_tail_us_max={} torn={}{}",
+            "disk: latency_us={}..{} tail={} latency_tail_us_max={} torn={} io_error={} \
+             bit_rot_interval_ms_max={} segment_bytes={} zero_fill_bytes={}{}",
             d.latency_us_min,
             d.latency_us_max,
             d.tail,
             d.latency_tail_us_max,
             d.torn,
+            d.io_error,
+            d.bit_rot_interval_ms_max,
+            d.segment_bytes,
+            d.zero_fill_bytes,
             if d.lies { " LIES (acknowledges before durable)" } else { "" }
         )?;
         if s.faults.crash {

@@ -104,19 +104,17 @@ impl PersistedSize {
         self.measure(node, durable)
     }
 
-    /// Node `node` crashed: its persists in flight are lost, except `torn`, which landed in
-    /// part, leaving `durable`.
-    pub(crate) fn on_crash(
-        &mut self,
-        node: usize,
-        torn: Option<PersistId>,
-        durable: &Durable,
-    ) -> Result<(), Failed> {
-        let disk = &mut self.nodes[node];
-        if let Some(&(_, applied)) = disk.in_flight.iter().find(|(id, _)| Some(*id) == torn) {
-            disk.applied_when_written = applied;
-        }
-        disk.in_flight.clear();
+    /// Node `node` crashed, leaving `durable`: its persists in flight are not acknowledged.
+    /// Some may have landed in part; what did is measured when the node restarts, against the
+    /// applied index of the last persist acknowledged, so entries they wrote count as not yet
+    /// applied.
+    pub(crate) fn on_crash(&mut self, node: usize, durable: &Durable) -> Result<(), Failed> {
+        self.nodes[node].in_flight.clear();
+        self.measure(node, durable)
+    }
+
+    /// Node `node` restarted from `durable`, which its storage recovered.
+    pub(crate) fn on_restart(&mut self, node: usize, durable: &Durable) -> Result<(), Failed> {
         self.measure(node, durable)
     }
 
@@ -221,12 +219,16 @@ mod tests {
     }
 
     #[test]
-    fn a_torn_persist_counts_with_the_applied_index_it_was_written_at() {
+    fn after_a_crash_entries_of_unacknowledged_persists_count_as_not_yet_applied() {
         let mut size = PersistedSize::new(1, 50);
-        size.on_persist(0, PersistId(1), LogIndex(0));
+        size.on_persist(0, PersistId(1), LogIndex(1));
+        size.on_durable(0, PersistId(1), &durable(1..=1)).expect("one applied, 24 bytes");
+        // Persist 2, written when 4 entries were applied, may have landed in part.
         size.on_persist(0, PersistId(2), LogIndex(4));
-        size.on_crash(0, None, &durable(1..=3)).expect("the last durable persist counts");
+        size.on_crash(0, &durable(1..=1)).expect("the last acknowledged persist counts");
+        size.on_restart(0, &durable(1..=4)).expect("entries 2..4 count as not yet applied");
         size.on_persist(0, PersistId(3), LogIndex(4));
-        assert!(size.on_crash(0, Some(PersistId(3)), &durable(1..=4)).is_err());
+        let (check, _) = size.on_durable(0, PersistId(3), &durable(1..=4)).expect_err("96 bytes");
+        assert_eq!(check, Check::LogSize);
     }
 }

@@ -173,6 +173,7 @@ impl Report {
             "crashes_snapshot_send": self.stats.crashes_snapshot_send,
             "crashes_snapshot_receive": self.stats.crashes_snapshot_receive,
             "torn_persists": self.stats.torn_persists,
+            "storage": self.storage_json(),
             "pauses": self.stats.pauses,
             "partitions": self.stats.partitions,
             "transfers": self.stats.transfers,
@@ -182,6 +183,25 @@ impl Report {
             "persisted_bytes_max": self.persisted_max.bytes,
             // Computed in integers; a decimal only on the way out.
             "persisted_ratio_max": self.persisted_ratio_max_milli as f64 / 1_000.0,
+        })
+    }
+}
+
+impl Report {
+    /// The storage faults of the run: what the simulated file systems injected, and what the
+    /// storage engine and the nodes made of them.
+    fn storage_json(&self) -> serde_json::Value {
+        let fs = &self.stats.storage;
+        json!({
+            "crashes_mid_write": fs.crashes_between_steps,
+            "torn_writes": fs.torn_writes,
+            "lost_writes": fs.lost_writes,
+            "lost_dir_ops": fs.lost_dir_ops,
+            "bit_flips": fs.bit_flips,
+            "enospc": fs.no_space_errors,
+            "eio": fs.io_errors,
+            "disk_failures": self.stats.disk_failures,
+            "damaged_restarts": self.stats.damaged_restarts,
         })
     }
 }
@@ -197,6 +217,7 @@ impl Simulation {
             if let Some(replica) = &node.replica {
                 self.stats.add_life(replica);
             }
+            self.stats.storage += node.disk.faults();
         }
         Report::new(self)
     }

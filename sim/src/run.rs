@@ -146,6 +146,9 @@ impl Simulation {
         self.set_phase(Phase::Healed);
         self.network.heal();
         self.network.stop_faults();
+        for node in &mut self.nodes {
+            node.disk.stop_faults();
+        }
         for node in 0..self.nodes.len() {
             let id = NodeId(node as u64 + 1);
             self.restart(id);

@@ -23,6 +23,7 @@ use crate::persisted::{PersistedSize, persisted_bytes};
 use crate::phase::Auto;
 use crate::trace::{Actor, Trace, TraceOutput};
 use crate::workload::{OpId, Recorded, Workload};
+use raftkv_storage::sim_fs::FaultCounters;
 
 /// Where replies to commands a test proposes by hand ([`Simulation::start`]) go.
 const BY_HAND: ReplyTo = ReplyTo(u64::MAX);
@@ -53,12 +54,20 @@ pub struct Stats {
     pub partitions: u64,
     /// Leadership transfers requested.
     pub transfers: u64,
-    /// Persists torn by a crash.
+    /// Crashes that struck while the storage engine was writing persists in flight.
     pub torn_persists: u64,
+    /// Batches of persists that failed (ENOSPC, EIO): the node stopped without acknowledging.
+    pub disk_failures: u64,
+    /// Bits rotted in a node's data.
+    pub bit_rots: u64,
+    /// Restarts at which the storage engine found damage and cut it away.
+    pub damaged_restarts: u64,
     /// Snapshots the replicas took of their own state (log compactions).
     pub snapshots: u64,
     /// Snapshots installed from a leader.
     pub snapshots_installed: u64,
+    /// What the simulated file systems injected, summed over the nodes (filled in at the end).
+    pub storage: FaultCounters,
 }
 
 impl Stats {
@@ -110,7 +119,7 @@ impl Simulation {
         let nodes = voters
             .iter()
             .map(|&id| {
-                let disk = Disk::new(options.disk.clone(), rng.fork());
+                let disk = Disk::new(options.disk.clone(), rng.fork(), id);
                 SimNode::new(id, disk, rng.fork())
             })
             .collect();
@@ -235,7 +244,7 @@ impl Simulation {
 
     // ---- nodes ----
 
-    fn actor(node: usize) -> Actor {
+    pub(crate) fn actor(node: usize) -> Actor {
         Actor::Node(node as u64 + 1)
     }
 
@@ -250,24 +259,30 @@ impl Simulation {
         );
         let state = &self.nodes[node];
         match started {
-            Ok(()) => {
+            Ok(report) => {
                 let durable = state.disk.durable();
                 self.trace.event(
                     self.now,
                     Simulation::actor(node),
                     format_args!(
-                        "start life={} term={} snapshot={} entries={} clock={}+{}ppm",
+                        "start life={} {} snapshot={} entries={} clock={}+{}ppm",
                         state.life,
-                        durable.hard_state.term,
+                        durable.hard_state,
                         durable.snapshot_index(),
                         durable.entries.len(),
                         state.clock.local(self.now),
                         state.clock.drift_ppm()
                     ),
                 );
+                for cut in report.torn_tail.iter().chain(&report.damage) {
+                    self.trace.event(self.now, Simulation::actor(node), format_args!("{cut}"));
+                }
+                self.stats.damaged_restarts += u64::from(!report.damage.is_empty());
                 let replica = state.replica.as_ref().expect("just started");
-                let result = self.checks.on_restart(node, durable, replica);
-                self.checked(result);
+                let damaged = durable.hard_state.damaged;
+                let result = self.checks.on_restart(node, durable, replica, damaged);
+                let size = self.persisted.on_restart(node, durable);
+                self.checked(result.and(size));
                 self.drain_node(node);
             }
             Err(error) => self.fail((
@@ -432,7 +447,18 @@ impl Simulation {
             return;
         }
         match state.disk.complete(self.now) {
-            Err(error) => self.fail((Check::Storage, format!("n{}: {error}", node + 1))),
+            Err(failure) => {
+                self.stats.disk_failures += 1;
+                self.trace.event(
+                    self.now,
+                    Simulation::actor(node),
+                    format_args!(
+                        "disk failed, {} persists unacknowledged: {}; the node stops",
+                        failure.lost, failure.error
+                    ),
+                );
+                self.stop_after_disk_failure(node);
+            }
             Ok(None) => {}
             Ok(Some(id)) => {
                 let durable = state.disk.durable();
@@ -616,26 +642,33 @@ impl Simulation {
             self.stats.crashes_snapshot_send += u64::from(raft.snapshots_sending() > 0);
             self.stats.crashes_snapshot_receive += u64::from(raft.snapshot_receiving().is_some());
         }
-        match self.nodes[node].crash() {
-            Ok(loss) => {
-                if loss.torn.is_some() {
-                    self.stats.torn_persists += 1;
-                }
-                let torn = loss.torn.map(|(persist, _)| persist);
-                let result = self.persisted.on_crash(node, torn, self.nodes[node].disk.durable());
-                self.checked(result);
-                let torn = match loss.torn {
-                    Some((persist, kept)) => format!(", #{} torn after {kept} entries", persist.0),
-                    None => String::new(),
-                };
-                self.trace.event(
-                    self.now,
-                    Actor::Node(id.0),
-                    format_args!("crash: {} persists lost{torn}", loss.lost),
-                );
-            }
-            Err(error) => self.fail((Check::Storage, format!("n{id}: {error}"))),
+        let loss = self.nodes[node].crash();
+        if loss.torn.is_some() {
+            self.stats.torn_persists += 1;
         }
+        let result = self.persisted.on_crash(node, self.nodes[node].disk.durable());
+        self.checked(result);
+        let torn = match loss.torn {
+            Some((persist, steps)) => {
+                format!(", struck the write up to #{} after {steps} steps", persist.0)
+            }
+            None => String::new(),
+        };
+        self.trace.event(
+            self.now,
+            Actor::Node(id.0),
+            format_args!("crash: {} persists unacknowledged{torn}", loss.lost),
+        );
+    }
+
+    /// Rots one bit of node `id`'s data (anything but its identity file); the node finds out
+    /// when it next starts. Returns where, if its disk holds any data.
+    pub fn rot_bit(&mut self, id: NodeId) -> Option<String> {
+        let node = self.node_index(id);
+        let flip = self.nodes[node].disk.flip_bit()?;
+        self.stats.bit_rots += 1;
+        self.trace.event(self.now, Actor::Node(id.0), format_args!("bit rot: {flip}"));
+        Some(flip)
     }
 
     /// Starts crashed node `id` again from its disk.

@@ -14,6 +14,12 @@ use crate::small_file::{self, SmallFile};
 const FILE: &str = "node";
 const MAGIC: &[u8; 8] = b"RKVNODE1";
 
+/// Whether `path` is a data directory's identity file: the one file whose damage cannot be
+/// cut away and recovered from the other nodes (only an operator can tell whose data it is).
+pub fn is_identity_file(path: &std::path::Path) -> bool {
+    path.file_name().is_some_and(|name| name == FILE)
+}
+
 /// Whose directory this is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Identity {

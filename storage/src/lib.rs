@@ -37,8 +37,9 @@
 //! A torn write at the end of the log (a crash during an append, never acknowledged) is cut
 //! off, and reported in [`OpenReport::torn_tail`]. Damage to what was acknowledged is cut away
 //! for good (the log from the first damaged record, a damaged hard state, a damaged snapshot
-//! with the whole log), reported in [`OpenReport::damage`], and sets `Recovered::damaged`, which
-//! keeps the node out of elections until it has caught up with a leader. A damaged identity
+//! with the whole log), reported in [`OpenReport::damage`]; before anything is cut the hard
+//! state says durably that the node is damaged (`HardState::damaged`), which keeps it out of
+//! elections until it has caught up with a leader and clears the mark. A damaged identity
 //! file is refused. How a torn write is told from damage, and the residual risk of that rule,
 //! is described in the source of the WAL scanner (`wal/scan.rs`).
 
@@ -60,6 +61,7 @@ mod wal;
 pub use directory::create as create_dir_durably;
 pub use error::StorageError;
 pub use fs::FileSystem;
+pub use identity::is_identity_file;
 pub use options::{DEFAULT_SEGMENT_BYTES, DEFAULT_ZERO_FILL_BYTES, StorageOptions};
 pub use real_fs::RealFs;
 pub use report::{Cut, Dropped, OpenReport, PersistReport};

@@ -17,7 +17,7 @@
 
 use std::path::Path;
 
-use raftkv_core::raft::{HardState, Recovered};
+use raftkv_core::raft::{Entry, HardState, Recovered};
 use raftkv_core::{LogId, Term};
 
 use crate::directory;
@@ -26,7 +26,7 @@ use crate::fs::FileSystem;
 use crate::options::StorageOptions;
 use crate::report::{Cut, Dropped, OpenReport};
 use crate::small_file::SmallFile;
-use crate::wal::{self, Wal};
+use crate::wal::{self, LogChangeRef, Wal};
 use crate::{hard_state, identity, snapshot};
 
 /// The directory of the WAL segments inside the data directory.
@@ -89,7 +89,7 @@ pub(crate) fn open<F: FileSystem>(
     let segment_bytes = options.segment_bytes;
     let mut before_cut =
         |log_term: Option<Term>| mark_damaged(log_term.unwrap_or(snapshot_last.term));
-    let (wal, replayed) = Wal::open(
+    let (mut wal, replayed) = Wal::open(
         fs,
         &wal_dir,
         snapshot_last.index,
@@ -98,15 +98,53 @@ pub(crate) fn open<F: FileSystem>(
         &mut before_cut,
     )?;
     damage.extend(replayed.damage);
+    let mut entries = replayed.entries;
     if let SmallFile::Damaged { offset, reason } = stored_hard_state {
         // The vote is lost; the term goes on from the last one the log or snapshot holds.
-        let log_term = replayed.entries.last().map_or(snapshot_last.term, |entry| entry.term);
+        let log_term = entries.last().map_or(snapshot_last.term, |entry| entry.term);
         mark_damaged(log_term.max(snapshot_last.term))?;
         let recovered = hard_state;
         let path = dir.join(hard_state::FILE);
         damage.push(Cut { path, offset, reason, dropped: Dropped::HardState { recovered } });
     }
-    let recovered = Recovered { hard_state, snapshot, entries: replayed.entries };
+    // Also on a start after a crash that followed the cut: the mark says the log was cut.
+    if hard_state.damaged {
+        if let Some(cut) = drop_entries_of_older_terms(&wal_dir, snapshot_last, &mut entries) {
+            let from = entries.last().map_or(snapshot_last.index, |entry| entry.index).next();
+            wal.append(fs, &[LogChangeRef { truncate_from: Some(from), entries: &[] }])?;
+            damage.push(cut);
+        }
+    }
+    let recovered = Recovered { hard_state, snapshot, entries };
     let report = OpenReport { fresh, torn_tail: replayed.torn_tail, damage };
     Ok(Opened { wal, hard_state, recovered, report })
+}
+
+/// After a cut, the log kept may hold entries that a record past the cut had erased, of a term
+/// older than the snapshot or than an entry before them (a new leader's truncation was among
+/// what was cut, and the snapshot taken later survived). They were never committed: drops them
+/// from the first whose term goes back. The caller makes that durable.
+fn drop_entries_of_older_terms(
+    wal_dir: &Path,
+    snapshot_last: LogId,
+    entries: &mut Vec<Entry>,
+) -> Option<Cut> {
+    let mut term = snapshot_last.term;
+    let first_older = entries.iter().position(|entry| {
+        let goes_back = entry.term < term;
+        term = term.max(entry.term);
+        goes_back
+    })?;
+    let dropped_from = entries[first_older].id();
+    entries.truncate(first_older);
+    let kept_last = entries.last().map_or(snapshot_last.index, |entry| entry.index);
+    Some(Cut {
+        path: wal_dir.to_path_buf(),
+        offset: 0,
+        reason: format!(
+            "entries from {dropped_from} on are of a term older than the snapshot or the entries \
+             before them: a truncation that erased them was cut away"
+        ),
+        dropped: Dropped::LogAfter { kept_last },
+    })
 }

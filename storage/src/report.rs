@@ -15,7 +15,7 @@ pub struct OpenReport {
     /// cut off.
     pub torn_tail: Option<Cut>,
     /// Damage found in what the node had acknowledged, and cut away: the node may have lost
-    /// writes it promised, and `Recovered::damaged` is set.
+    /// writes it promised, and `HardState::damaged` is set.
     pub damage: Vec<Cut>,
 }
 

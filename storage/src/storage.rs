@@ -30,7 +30,7 @@ pub struct Storage<F: FileSystem> {
 impl<F: FileSystem> Storage<F> {
     /// Opens `dir` for node `options.node` of `options.cluster` (creating it if needed) and
     /// reads back everything durable. A torn write at the end of the log is cut off; damage to
-    /// what was acknowledged is cut away and reported (`Recovered::damaged`, and in the
+    /// what was acknowledged is cut away and reported (`HardState::damaged`, and in the
     /// report); a directory of another node or cluster, a damaged identity file and WAL
     /// segments of another format are refused.
     pub fn open(

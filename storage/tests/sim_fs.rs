@@ -143,7 +143,7 @@ fn injected_errors_look_like_the_kernel_s_and_a_failed_sync_forgets_the_write() 
 #[test]
 fn a_bit_flip_changes_one_bit_of_durable_data() {
     let fs = with_durable_file(5, &[0; 100]);
-    let flip = fs.flip_bit().expect("a file holds durable data");
+    let flip = fs.flip_bit(|_| true).expect("a file holds durable data");
     assert_eq!(flip.path, file_path());
     let after = fs.read(&file_path()).unwrap().unwrap();
     let ones: u32 = after.iter().map(|byte| byte.count_ones()).sum();
@@ -152,7 +152,7 @@ fn a_bit_flip_changes_one_bit_of_durable_data() {
     fs.crash();
     assert_eq!(fs.read(&file_path()).unwrap().unwrap(), after, "the flip is durable");
     assert_eq!(fs.faults().bit_flips, 1);
-    assert!(SimFs::new(5).flip_bit().is_none(), "nothing to flip on an empty file system");
+    assert!(SimFs::new(5).flip_bit(|_| true).is_none(), "nothing to flip on an empty file system");
 }
 
 #[test]

@@ -13,9 +13,10 @@ use serde_json::json;
 
 /// Checks histories of a key-value store or register for linearizability.
 ///
-/// Reads our JSON Lines histories (DESIGN.md), Porcupine's key-value logs and Jepsen's etcd logs,
-/// and prints one line per file: the verdict, and for a history that is not linearizable, the
-/// partition that fails, the longest prefix that can be linearized and what cannot follow it.
+/// Reads our JSON Lines histories (as `raftkv bench --history` writes them), Porcupine's
+/// key-value logs and Jepsen's etcd logs, and prints one line per file: the verdict, and for a
+/// history that is not linearizable, the partition that fails, the longest prefix that can be
+/// linearized and what cannot follow it.
 #[derive(Parser)]
 #[command(
     name = "raftkv-check",

@@ -1,4 +1,4 @@
-//! The key-value store of DESIGN.md: get, put, append, delete and compare-and-set on string keys.
+//! The key-value store: get, put, append, delete and compare-and-set on string keys.
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};

@@ -1,9 +1,22 @@
-//! Our own history format: JSON Lines, one [`Operation`] a line (DESIGN.md, "History format").
+//! Our own history format: JSON Lines, one [`Operation`] a line, for example
+//!
+//! ```text
+//! {"id":0,"client":1,"kind":"put","key":"x","value":"1","call":1000,"ret":2000}
+//! {"id":1,"client":2,"kind":"get","key":"x","output":"1","call":1500,"ret":2500}
+//! {"id":2,"client":3,"kind":"cas","key":"x","expected":"1","value":"2","call":1600,"ret":null}
+//! ```
+//!
+//! `kind` is `get`, `put`, `append`, `delete` or `cas`. `value` is what a put or an append
+//! writes and what a cas sets; `expected` is what a cas expects (`null`: the key is missing).
+//! `output` is what a get read (`""` for a missing key) or whether a cas swapped (`"ok"` or
+//! `"fail"`); it is there exactly when `ret` is not `null`. `call` and `ret` are times on one
+//! clock shared by all clients; `ret` is `null` when the client never learned the outcome.
+//! Ids are unique.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::error::Category;
 
 use crate::history::{Command, Operation};
@@ -55,10 +68,25 @@ fn json_message(error: &serde_json::Error) -> String {
     }
 }
 
+/// An operation is serialized as the line it is read from.
+impl Serialize for Operation {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        JsonLine::from(self.clone()).serialize(serializer)
+    }
+}
+
+/// An operation is deserialized from a line, then validated.
+impl<'de> Deserialize<'de> for Operation {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let line = JsonLine::deserialize(deserializer)?;
+        Operation::try_from(line).map_err(serde::de::Error::custom)
+    }
+}
+
 /// The flat shape of one line; [`Operation`] is its validated form.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct JsonLine {
+struct JsonLine {
     id: u64,
     client: u64,
     kind: Kind,

@@ -16,7 +16,7 @@ use crate::models::register::RegisterOperation;
 pub enum Format {
     /// Tell the others apart by the first line that is not blank.
     Auto,
-    /// Our key-value history, one JSON object a line (DESIGN.md).
+    /// Our key-value history, one JSON object a line ([`jsonl`]).
     Jsonl,
     /// Porcupine's key-value logs: one EDN map a line, time is the line order.
     PorcupineKv,

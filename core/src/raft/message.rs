@@ -62,6 +62,8 @@ pub enum Body {
         /// The leader's latest read round; echoed in the reply to confirm leadership for
         /// reads (ReadIndex, thesis §6.4). Zero until the first read.
         read_round: u64,
+        /// For a damaged follower: the commit index it must reach to be caught up.
+        recovery: Option<RecoveryTarget>,
     },
     /// The leader hands its leadership over: campaign now.
     TimeoutNow,
@@ -93,7 +95,23 @@ pub enum Body {
         read_round: u64,
         /// Whether the entries were appended.
         outcome: AppendOutcome,
+        /// A damaged follower's name for its recovery (drawn at random when it started): it
+        /// has not caught up, so its acknowledgements count toward no commit, no read and no
+        /// check-quorum, and the leader owes it a [`RecoveryTarget`].
+        recovering: Option<u64>,
     },
+}
+
+/// What a damaged follower must hold to be caught up: the leader's commit index, an entry of
+/// the leader's own term, as the leader knew it after it heard from the follower under
+/// `nonce` and confirmed with a majority of sound voters that it still led. Every entry the
+/// follower may once have helped commit is at or below it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryTarget {
+    /// The follower's name for its recovery, echoed.
+    pub nonce: u64,
+    /// The commit index to reach.
+    pub commit: LogIndex,
 }
 
 /// Why a message can never be valid, whatever the receiver's state: only a broken or hostile
@@ -131,8 +149,9 @@ impl Message {
                     return Err(Malformed::Index);
                 }
             }
-            Body::Append { prev, entries, commit, .. } => {
-                if !prev.is_valid() || !valid_index(*commit) {
+            Body::Append { prev, entries, commit, recovery, .. } => {
+                let target = recovery.map_or(LogIndex(0), |target| target.commit);
+                if !prev.is_valid() || !valid_index(*commit) || !valid_index(target) {
                     return Err(Malformed::Index);
                 }
                 let mut expected = *prev;
@@ -243,9 +262,13 @@ impl fmt::Display for Message {
             }
             Body::TimeoutNow => write!(f, "TimeoutNow t={term}"),
             Body::VoteReply { granted } => write!(f, "VoteReply t={term} {}", grant_word(*granted)),
-            Body::Append { prev, entries, commit, read_round } => {
+            Body::Append { prev, entries, commit, read_round, recovery } => {
                 write!(f, "Append t={term} prev={prev} n={} commit={commit}", entries.len())?;
-                write_read_round(f, *read_round)
+                write_read_round(f, *read_round)?;
+                match recovery {
+                    Some(target) => write!(f, " recovery={}", target.commit),
+                    None => Ok(()),
+                }
             }
             Body::InstallSnapshot { last, total, offset, chunk } => {
                 let end = offset.saturating_add(chunk.len() as u64);
@@ -254,7 +277,7 @@ impl fmt::Display for Message {
             Body::InstallSnapshotReply { last, received } => {
                 write!(f, "InstallSnapshotReply t={term} last={last} received={received}")
             }
-            Body::AppendReply { read_round, outcome } => {
+            Body::AppendReply { read_round, outcome, recovering } => {
                 write!(f, "AppendReply t={term} ")?;
                 match outcome {
                     AppendOutcome::Accepted { match_index } => write!(f, "ok match={match_index}")?,
@@ -266,7 +289,8 @@ impl fmt::Display for Message {
                         }
                     }
                 }
-                write_read_round(f, *read_round)
+                write_read_round(f, *read_round)?;
+                if recovering.is_some() { write!(f, " recovering") } else { Ok(()) }
             }
         }
     }

@@ -26,7 +26,7 @@ mod transfer;
 pub use config::{Config, ConfigError};
 pub use counters::Counters;
 pub use entry::{Entry, Payload};
-pub use message::{AppendOutcome, Body, ConflictHint, Malformed, Message};
+pub use message::{AppendOutcome, Body, ConflictHint, Malformed, Message, RecoveryTarget};
 pub use node::{Input, NotLeader, Output, RaftNode, Role, StartError, Status};
 pub use persist::{HardState, Persist, PersistId, Recovered, Snapshot};
 pub use transfer::TransferError;

@@ -14,7 +14,7 @@ use crate::raft::durability::Durability;
 use crate::raft::entry::Entry;
 use crate::raft::incoming_snapshot::IncomingSnapshot;
 use crate::raft::log::RaftLog;
-use crate::raft::message::{Body, Message};
+use crate::raft::message::{AppendOutcome, Body, Message};
 use crate::raft::pending_transfer::PendingTransfer;
 use crate::raft::persist::{HardState, Persist, PersistId, Recovered, Snapshot};
 use crate::raft::progress::Progress;
@@ -265,7 +265,7 @@ impl RaftNode {
             snapshot: recovered.snapshot,
             incoming_snapshot: None,
             durability: Durability::new(expected.index),
-            recovery: Recovery::new(hard_state.damaged),
+            recovery: Recovery::new(false, 0),
             now,
             rng,
             outbox: VecDeque::new(),
@@ -273,6 +273,14 @@ impl RaftNode {
             counters: Counters::default(),
             config,
         };
+        if hard_state.damaged {
+            if node.peers.is_empty() {
+                // Nobody to catch up from: it is the only copy, and says so durably.
+                node.durability.hard_state_changed();
+            } else {
+                node.recovery = Recovery::new(true, node.rng.next_u64());
+            }
+        }
         node.reset_election_timer();
         Ok(node)
     }
@@ -448,6 +456,21 @@ impl RaftNode {
         self.outbox.push_back(Output::Send(message));
     }
 
+    /// Answers an append: an acceptance promises the log up to its match, so it leaves once
+    /// that is durable; a rejection promises nothing. A damaged node names its recovery.
+    pub(crate) fn send_append_reply(
+        &mut self,
+        to: NodeId,
+        read_round: u64,
+        outcome: AppendOutcome,
+    ) {
+        let body = Body::AppendReply { read_round, outcome, recovering: self.recovery.nonce() };
+        match outcome {
+            AppendOutcome::Accepted { .. } => self.send_when_durable(to, body),
+            AppendOutcome::Rejected { .. } => self.send(to, self.term, body),
+        }
+    }
+
     /// Sends a message that promises the node's current state once that state is durable.
     pub(crate) fn send_when_durable(&mut self, to: NodeId, body: Body) {
         let message = Message { from: self.config.id, to, term: self.term, body };
@@ -517,11 +540,11 @@ impl RaftNode {
                 self.on_pre_vote_reply(from, term, granted, round)
             }
             Body::VoteReply { granted } => self.on_vote_reply(from, term, granted),
-            Body::Append { prev, entries, commit, read_round } => {
-                self.on_append(from, prev, &entries, commit, read_round)
+            Body::Append { prev, entries, commit, read_round, recovery } => {
+                self.on_append(from, prev, &entries, commit, read_round, recovery)
             }
-            Body::AppendReply { read_round, outcome } => {
-                self.on_append_reply(from, read_round, outcome)
+            Body::AppendReply { read_round, outcome, recovering } => {
+                self.on_append_reply(from, read_round, outcome, recovering)
             }
             Body::InstallSnapshot { last, total, offset, chunk } => {
                 self.on_install_snapshot(from, last, total, offset, chunk)
@@ -538,18 +561,15 @@ impl RaftNode {
     fn answer_stale(&mut self, message: Message) {
         match message.body {
             Body::InstallSnapshot { .. } => {
-                let outcome = crate::raft::message::AppendOutcome::Accepted {
-                    match_index: self.log.committed(),
-                };
+                let outcome = AppendOutcome::Accepted { match_index: self.log.committed() };
                 // It acknowledges the log up to the commit index, which may not be durable yet
                 // here; and the sender may lead this term by the time it arrives.
-                self.send_when_durable(message.from, Body::AppendReply { read_round: 0, outcome });
+                self.send_append_reply(message.from, 0, outcome);
             }
             Body::Append { prev, .. } => {
                 let hint = self.log.conflict_hint(prev.index);
-                let outcome =
-                    crate::raft::message::AppendOutcome::Rejected { prev_index: prev.index, hint };
-                self.send(message.from, self.term, Body::AppendReply { read_round: 0, outcome });
+                let outcome = AppendOutcome::Rejected { prev_index: prev.index, hint };
+                self.send_append_reply(message.from, 0, outcome);
             }
             Body::PreVote { round, .. } => {
                 self.send(message.from, self.term, Body::PreVoteReply { granted: false, round })

@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use smallvec::SmallVec;
 
 use crate::ids::{LogId, LogIndex};
+use crate::raft::message::RecoveryTarget;
 
 /// How a leader sends entries to a follower.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +68,19 @@ pub(crate) struct Progress {
     /// round or a later one, and an answer to a later round was sent after the follower held
     /// the match durably.
     match_round: u64,
+    /// The follower's disk lost acknowledged writes and it has not caught up: its name for its
+    /// recovery, and what the leader has done about it.
+    recovering: Option<RecoveringFollower>,
+}
+
+/// A damaged follower, as its leader sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct RecoveringFollower {
+    nonce: u64,
+    /// A target is being confirmed (a round is under way).
+    requested: bool,
+    /// The confirmed target, sent with every append until the follower is sound.
+    target: Option<LogIndex>,
 }
 
 impl Progress {
@@ -80,6 +94,7 @@ impl Progress {
             recent_active: false,
             read_round_acked: 0,
             match_round: 0,
+            recovering: None,
         }
     }
 
@@ -125,11 +140,56 @@ impl Progress {
         }
     }
 
-    /// The follower answered something: it counts as active in this check-quorum period, and
-    /// it has seen the leader's read round `round`.
+    /// The follower answered something: unless it is recovering, it counts as active in this
+    /// check-quorum period, and it has seen the leader's read round `round`.
     pub(crate) fn on_heard(&mut self, round: u64) {
-        self.recent_active = true;
-        self.read_round_acked = self.read_round_acked.max(round);
+        if self.recovering.is_none() {
+            self.recent_active = true;
+            self.read_round_acked = self.read_round_acked.max(round);
+        }
+    }
+
+    /// The follower's reply says whether it is recovering, and under which name. A new name
+    /// (it restarted, damaged again) starts over; none means it is sound.
+    pub(crate) fn on_recovering(&mut self, nonce: Option<u64>) {
+        match (nonce, self.recovering) {
+            (None, _) => self.recovering = None,
+            (Some(nonce), Some(known)) if known.nonce == nonce => {}
+            (Some(nonce), _) => {
+                self.recovering =
+                    Some(RecoveringFollower { nonce, requested: false, target: None });
+                // What it answered before it was damaged no longer holds.
+                self.recent_active = false;
+                self.read_round_acked = 0;
+            }
+        }
+    }
+
+    /// The name of a recovery that awaits a target no round is confirming yet; marks it
+    /// requested.
+    pub(crate) fn take_recovery_request(&mut self) -> Option<u64> {
+        let recovering = self.recovering.as_mut().filter(|r| !r.requested && r.target.is_none())?;
+        recovering.requested = true;
+        Some(recovering.nonce)
+    }
+
+    /// A round confirmed `commit` as the target of recovery `nonce`; ignored if the follower
+    /// has since become sound or recovers under another name.
+    pub(crate) fn on_recovery_confirmed(&mut self, nonce: u64, commit: LogIndex) {
+        if let Some(recovering) = self.recovering.as_mut().filter(|r| r.nonce == nonce) {
+            recovering.target = Some(commit);
+        }
+    }
+
+    /// The target to send with appends, if one was confirmed.
+    pub(crate) fn recovery_target(&self) -> Option<RecoveryTarget> {
+        let recovering = self.recovering?;
+        Some(RecoveryTarget { nonce: recovering.nonce, commit: recovering.target? })
+    }
+
+    /// The match that counts toward commits: none while the follower recovers.
+    pub(crate) fn counted_match(&self) -> LogIndex {
+        if self.recovering.is_some() { LogIndex(0) } else { self.match_index }
     }
 
     /// Whether the follower was heard from since the last call (a check-quorum period ends).
@@ -137,7 +197,7 @@ impl Progress {
         std::mem::take(&mut self.recent_active)
     }
 
-    /// Highest read round the follower has answered in this term.
+    /// Highest read round the follower has answered in this term (none while it recovers).
     pub(crate) fn read_round_acked(&self) -> u64 {
         self.read_round_acked
     }

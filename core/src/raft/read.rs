@@ -65,6 +65,26 @@ impl RaftNode {
         while let Some((ctx, index)) = self.reads.pop_confirmed(|round| round <= confirmed) {
             self.outbox.push_back(Output::ReadReady { ctx, index });
         }
+        while let Some((follower, nonce, commit)) =
+            self.reads.pop_confirmed_recovery(|round| round <= confirmed)
+        {
+            if let Some(peer) = self.peer_index(follower) {
+                self.progress[peer].on_recovery_confirmed(nonce, commit);
+            }
+        }
+    }
+
+    /// A damaged follower's reply: unless a target is confirmed or being confirmed, registers
+    /// the commit index as its target, to confirm with a new round. A leader that has not yet
+    /// committed an entry of its own term waits; the follower's next reply asks again.
+    pub(crate) fn request_recovery_target(&mut self, peer: usize) {
+        let commit = self.log.committed();
+        if self.log.term_at(commit) != Some(self.term) {
+            return;
+        }
+        if let Some(nonce) = self.progress[peer].take_recovery_request() {
+            self.reads.register_recovery(self.peers[peer], nonce, commit);
+        }
     }
 
     /// Leadership is lost (to `hint`, if known): every read in progress fails.

@@ -8,13 +8,23 @@
 
 use std::collections::VecDeque;
 
-use crate::ids::LogIndex;
+use crate::ids::{LogIndex, NodeId};
 
 /// A read waiting for a majority to confirm a round.
 #[derive(Clone, Copy, Debug)]
 struct PendingRead {
     ctx: u64,
     index: LogIndex,
+    round: u64,
+}
+
+/// A damaged follower's recovery target, confirmed like a read: the commit index when the
+/// leader heard from it, once a majority of sound voters answered a later round.
+#[derive(Clone, Copy, Debug)]
+struct PendingRecovery {
+    follower: NodeId,
+    nonce: u64,
+    commit: LogIndex,
     round: u64,
 }
 
@@ -30,20 +40,28 @@ pub(crate) struct Reads {
     awaiting_commit: Vec<u64>,
     /// Reads waiting for confirmation, in round order.
     pending: VecDeque<PendingRead>,
+    /// Recovery targets waiting for confirmation, in round order.
+    recoveries: VecDeque<PendingRecovery>,
 }
 
 impl Reads {
     /// Panics unless the reads waiting are in round order and within the rounds begun, and a
     /// node that does not lead (`leading` false) holds none.
     pub(crate) fn check_invariants(&self, leading: bool) {
-        let mut previous = 0;
-        for read in &self.pending {
-            assert!(previous <= read.round && read.round <= self.round, "reads out of order");
-            previous = read.round;
-        }
+        let rounds = |rounds: &mut dyn Iterator<Item = u64>| {
+            let mut previous = 0;
+            for round in rounds {
+                assert!(previous <= round && round <= self.round, "rounds out of order");
+                previous = round;
+            }
+        };
+        rounds(&mut self.pending.iter().map(|read| read.round));
+        rounds(&mut self.recoveries.iter().map(|recovery| recovery.round));
         if !leading {
             assert!(
-                self.pending.is_empty() && self.awaiting_commit.is_empty(),
+                self.pending.is_empty()
+                    && self.awaiting_commit.is_empty()
+                    && self.recoveries.is_empty(),
                 "reads held by a node that does not lead"
             );
         }
@@ -72,6 +90,25 @@ impl Reads {
     pub(crate) fn register(&mut self, ctx: u64, index: LogIndex) {
         let round = self.begin_round();
         self.pending.push_back(PendingRead { ctx, index, round });
+    }
+
+    /// Registers `commit` as the target of `follower`'s recovery `nonce`, to be confirmed by a
+    /// new round.
+    pub(crate) fn register_recovery(&mut self, follower: NodeId, nonce: u64, commit: LogIndex) {
+        let round = self.begin_round();
+        self.recoveries.push_back(PendingRecovery { follower, nonce, commit, round });
+    }
+
+    /// The next recovery target whose round `confirmed` says a majority answered, as
+    /// (follower, nonce, commit index).
+    pub(crate) fn pop_confirmed_recovery(
+        &mut self,
+        confirmed: impl Fn(u64) -> bool,
+    ) -> Option<(NodeId, u64, LogIndex)> {
+        let recovery = self.recoveries.front().filter(|recovery| confirmed(recovery.round))?;
+        let ready = (recovery.follower, recovery.nonce, recovery.commit);
+        self.recoveries.pop_front();
+        Some(ready)
     }
 
     /// Holds read `ctx` until the leader has committed an entry of its own term.

@@ -2,7 +2,7 @@
 
 use crate::ids::{LogId, LogIndex, NodeId};
 use crate::raft::entry::{Entry, Payload};
-use crate::raft::message::{AppendOutcome, Body, ConflictHint};
+use crate::raft::message::{AppendOutcome, Body, ConflictHint, RecoveryTarget};
 use crate::raft::node::{NotLeader, RaftNode, Role};
 use crate::raft::progress::{Progress, Rejection};
 use crate::time::Instant;
@@ -63,7 +63,8 @@ impl RaftNode {
 
     fn send_append(&mut self, peer: usize, prev: LogId, entries: Vec<Entry>) {
         let commit = self.log.committed();
-        let body = Body::Append { prev, entries, commit, read_round: self.read_round() };
+        let recovery = self.progress[peer].recovery_target();
+        let body = Body::Append { prev, entries, commit, read_round: self.read_round(), recovery };
         self.send(self.peers[peer], self.term, body);
     }
 
@@ -122,22 +123,29 @@ impl RaftNode {
         entries: &[Entry],
         commit: LogIndex,
         read_round: u64,
+        recovery: Option<RecoveryTarget>,
     ) {
         if !self.follow_leader(from) {
             return;
+        }
+        if let Some(target) = recovery {
+            let durable = self.durability.durable_index();
+            if self.recovery.on_target(target.nonce, target.commit, durable) {
+                self.durability.hard_state_changed(); // No longer damaged.
+            }
         }
         let committed = self.log.committed();
         if prev.index < committed {
             // Everything up to our commit point matches every later leader's log.
             let outcome = AppendOutcome::Accepted { match_index: committed };
-            self.send_when_durable(from, Body::AppendReply { read_round, outcome });
+            self.send_append_reply(from, read_round, outcome);
             return;
         }
         if !self.log.contains(prev) {
             self.counters.appends_rejected += 1;
             let hint = self.log.conflict_hint(prev.index);
             let outcome = AppendOutcome::Rejected { prev_index: prev.index, hint };
-            self.send(from, self.term, Body::AppendReply { read_round, outcome });
+            self.send_append_reply(from, read_round, outcome);
             return;
         }
         match self.log.append_from_leader(entries) {
@@ -148,20 +156,9 @@ impl RaftNode {
             }
         }
         let last_new = prev.index.plus(entries.len() as u64);
-        let known_commit = commit.min(last_new);
-        self.log.commit_to(known_commit);
-        self.on_leader_commit_known(known_commit);
+        self.log.commit_to(commit.min(last_new));
         let outcome = AppendOutcome::Accepted { match_index: last_new };
-        self.send_when_durable(from, Body::AppendReply { read_round, outcome });
-    }
-
-    /// The leader of this term committed up to `commit`, an entry this node holds: a damaged
-    /// node may have caught up.
-    pub(crate) fn on_leader_commit_known(&mut self, commit: LogIndex) {
-        let durable = self.durability.durable_index();
-        if self.recovery.on_leader_commit(commit, self.log.term_at(commit), self.term, durable) {
-            self.durability.hard_state_changed(); // No longer damaged.
-        }
+        self.send_append_reply(from, read_round, outcome);
     }
 
     pub(crate) fn on_append_reply(
@@ -169,12 +166,15 @@ impl RaftNode {
         from: NodeId,
         read_round: u64,
         outcome: AppendOutcome,
+        recovering: Option<u64>,
     ) {
         let Some(peer) = self.peer_index(from).filter(|_| self.role == Role::Leader) else {
             self.counters.dropped_unexpected += 1;
             return;
         };
+        self.progress[peer].on_recovering(recovering);
         self.progress[peer].on_heard(read_round);
+        self.request_recovery_target(peer);
         match outcome {
             AppendOutcome::Accepted { match_index } => {
                 if match_index > self.log.last_index() {
@@ -226,7 +226,7 @@ impl RaftNode {
             return;
         }
         let own = self.durability.durable_index();
-        let majority_index = self.leader_quorum_value(own, Progress::match_index);
+        let majority_index = self.leader_quorum_value(own, Progress::counted_match);
         if self.log.term_at(majority_index) == Some(self.term) && self.log.commit_to(majority_index)
         {
             self.broadcast_due = true;

@@ -82,7 +82,7 @@ impl RaftNode {
         if last.index <= committed {
             // Nothing in it is new here: say how far this log is known to match.
             let outcome = AppendOutcome::Accepted { match_index: committed };
-            self.send_when_durable(from, Body::AppendReply { read_round: 0, outcome });
+            self.send_append_reply(from, 0, outcome);
             return;
         }
         let data = match IncomingSnapshot::accept(
@@ -103,9 +103,8 @@ impl RaftNode {
             }
         };
         self.install_snapshot(Snapshot { last, data });
-        self.on_leader_commit_known(last.index);
         let outcome = AppendOutcome::Accepted { match_index: last.index };
-        self.send_when_durable(from, Body::AppendReply { read_round: 0, outcome });
+        self.send_append_reply(from, 0, outcome);
     }
 
     fn install_snapshot(&mut self, snapshot: Snapshot) {

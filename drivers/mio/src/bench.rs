@@ -15,8 +15,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use raftkv_core::kv::KvCommand;
 use raftkv_core::prng::Prng;
 
-use crate::cli::{ClusterArgs, Failure};
 use crate::client::pool::{ClerkPool, Finished};
+use crate::cluster_args::ClusterArgs;
+use crate::failure::Failure;
 use crate::history::History;
 
 /// What the sessions do.
@@ -62,6 +63,7 @@ pub(crate) struct BenchArgs {
 /// How long the benchmark waits for any operation to finish before it calls the cluster stuck.
 const STALL: Duration = Duration::from_secs(30);
 
+/// Runs the benchmark and prints its summary.
 pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
     if args.clients == 0 || args.keys == 0 {
         return Err("--clients and --keys must be positive".to_string().into());
@@ -77,9 +79,26 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
         written: 0,
         value_size: args.value_size,
     };
-    let key = |index: u64| format!("bench-{index:08}").into_bytes();
+    let warm_up_errors = warm_up(&mut run, args, &sessions)?;
+    let mut measured = measure(&mut run, args, &sessions)?;
+    let errors = warm_up_errors + measured.errors;
+    report(args, &mut measured.latencies_ns, measured.elapsed, errors);
+    if let (Some(path), Some(history)) = (&args.history, run.history) {
+        history
+            .write(path)
+            .map_err(|e| format!("cannot write the history to {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
 
-    // Warm-up: opens every session, then fills the key space for reads.
+/// The key of number `index`.
+fn key(index: u64) -> Vec<u8> {
+    format!("bench-{index:08}").into_bytes()
+}
+
+/// Opens every session, then fills the key space for reads; returns how many of these writes
+/// failed.
+fn warm_up(run: &mut Run, args: &BenchArgs, sessions: &[usize]) -> Result<u64, Failure> {
     let fill = if args.workload == Workload::Put { 0 } else { args.keys };
     let warm_ups = (sessions.len() as u64).max(fill);
     let mut errors = 0u64;
@@ -97,7 +116,22 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
             next_warm_up += 1;
         }
     }
+    Ok(errors)
+}
 
+/// What the timed operations took.
+struct Measured {
+    /// Each operation's latency, in nanoseconds.
+    latencies_ns: Vec<u64>,
+    /// From the first submission to the last answer.
+    elapsed: Duration,
+    /// Operations that failed.
+    errors: u64,
+}
+
+/// Runs `args.ops` operations of the workload, every session with one at a time, and times
+/// them.
+fn measure(run: &mut Run, args: &BenchArgs, sessions: &[usize]) -> Result<Measured, Failure> {
     let progress = if args.json { ProgressBar::hidden() } else { ProgressBar::new(args.ops) };
     progress.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} ops {per_sec} eta {eta}")
@@ -120,15 +154,16 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
     let started = Instant::now();
     let mut submitted_at = vec![started; sessions.len()];
     let mut issued = 0u64;
-    for &session in &sessions {
+    for &session in sessions {
         if issued == args.ops {
             break;
         }
         submitted_at[session] = Instant::now();
-        next(&mut run, session);
+        next(run, session);
         issued += 1;
     }
     let mut latencies_ns = Vec::with_capacity(args.ops as usize);
+    let mut errors = 0u64;
     while (latencies_ns.len() as u64) < issued {
         let finished = run.wait()?;
         let latency = submitted_at[finished.session].elapsed();
@@ -137,19 +172,13 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
         progress.inc(1);
         if issued < args.ops {
             submitted_at[finished.session] = Instant::now();
-            next(&mut run, finished.session);
+            next(run, finished.session);
             issued += 1;
         }
     }
     let elapsed = started.elapsed();
     progress.finish_and_clear();
-    report(args, &mut latencies_ns, elapsed, errors);
-    if let (Some(path), Some(history)) = (&args.history, run.history) {
-        history
-            .write(path)
-            .map_err(|e| format!("cannot write the history to {}: {e}", path.display()))?;
-    }
-    Ok(())
+    Ok(Measured { latencies_ns, elapsed, errors })
 }
 
 /// The sessions at work, and what they did.

@@ -8,18 +8,18 @@ use std::io::{IsTerminal, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use raftkv_core::NodeId;
 use raftkv_core::kv::KvLimits;
 use tracing_subscriber::EnvFilter;
 
-use crate::client::{Client, ClientOptions};
+use crate::client::{self, Client};
+use crate::cluster_args::ClusterArgs;
+use crate::failure::Failure;
+use crate::frame::MAX_FRAME_BYTES;
 use crate::server::{self, ServeOptions};
-
-/// Addresses of the cluster `raftkv local` starts, the default for client commands.
-pub(crate) const LOCAL_CLUSTER: &str = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003";
+use crate::{bench, local};
 
 const EXIT_ERROR: u8 = 1;
 const EXIT_NO: u8 = 3;
@@ -44,7 +44,7 @@ enum Command {
     /// Run one node of a cluster.
     Serve(ServeArgs),
     /// Start a local cluster of `raftkv serve` processes on 127.0.0.1 (the quick start).
-    Local(crate::local::LocalArgs),
+    Local(local::LocalArgs),
     /// Print the value of KEY (alone, on standard output). Exit status 3 if there is none.
     Get {
         /// The key.
@@ -99,44 +99,7 @@ enum Command {
         cluster: ClusterArgs,
     },
     /// Measure throughput and latency with many concurrent sessions.
-    Bench(crate::bench::BenchArgs),
-}
-
-/// Where the cluster is.
-#[derive(Clone, Debug, Args)]
-pub(crate) struct ClusterArgs {
-    /// Comma-separated HOST:PORT of the nodes (any subset works; the leader is found).
-    #[arg(long, env = "RAFTKV_CLUSTER", default_value = LOCAL_CLUSTER, value_name = "ADDR,...")]
-    pub(crate) cluster: String,
-    /// The cluster's name, as given to `serve --cluster-name`.
-    #[arg(long, env = "RAFTKV_CLUSTER_NAME", default_value = "raftkv")]
-    pub(crate) cluster_name: String,
-    /// Give up on an operation after this many milliseconds.
-    #[arg(long, default_value_t = 10_000, value_name = "MS")]
-    pub(crate) timeout_ms: u64,
-}
-
-impl ClusterArgs {
-    pub(crate) fn addresses(&self) -> Vec<String> {
-        self.cluster
-            .split(',')
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-            .map(str::to_string)
-            .collect()
-    }
-
-    pub(crate) fn options(&self) -> ClientOptions {
-        ClientOptions {
-            cluster_name: self.cluster_name.clone(),
-            timeout: Duration::from_millis(self.timeout_ms),
-            ..ClientOptions::default()
-        }
-    }
-
-    fn connect(&self) -> Result<Client, String> {
-        Client::connect_with(&self.addresses(), self.options()).map_err(|e| e.to_string())
-    }
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -168,7 +131,7 @@ struct ServeArgs {
     #[arg(long, default_value_t = 50, value_name = "MS")]
     heartbeat_ms: u64,
     /// Largest frame accepted from a peer or client; larger ones close the connection.
-    #[arg(long, default_value_t = crate::frame::MAX_FRAME_BYTES, value_name = "BYTES")]
+    #[arg(long, default_value_t = MAX_FRAME_BYTES, value_name = "BYTES")]
     max_frame_bytes: usize,
     /// Take a snapshot (and drop the log and the WAL segments it covers) once this many bytes
     /// of applied log have accumulated since the last one. Default 64 MiB.
@@ -207,8 +170,8 @@ pub fn main() -> ExitCode {
     init_logging(cli.log_level.as_deref().unwrap_or(default_level));
     let result = match cli.command {
         Command::Serve(args) => serve(args),
-        Command::Local(args) => crate::local::run(&args),
-        Command::Bench(args) => crate::bench::run(&args),
+        Command::Local(args) => local::run(&args),
+        Command::Bench(args) => bench::run(&args),
         Command::Get { key, cluster } => get(&key, &cluster),
         Command::Put { key, value, cluster } => write(&cluster, |c| c.put(&key, &value)),
         Command::Append { key, value, cluster } => write(&cluster, |c| c.append(&key, &value)),
@@ -219,25 +182,10 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::No) => ExitCode::from(EXIT_NO),
-        Err(Failure::Error(message)) => {
-            eprintln!("raftkv: {message}");
+        Err(failure) => {
+            eprintln!("raftkv: {failure}");
             ExitCode::from(EXIT_ERROR)
         }
-    }
-}
-
-/// How a command failed.
-#[derive(Debug)]
-pub(crate) enum Failure {
-    /// A definite negative answer (no such key, no swap); already reported.
-    No,
-    /// An error, with its message.
-    Error(String),
-}
-
-impl From<String> for Failure {
-    fn from(message: String) -> Failure {
-        Failure::Error(message)
     }
 }
 
@@ -300,23 +248,23 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         session_timeout_ms: args.session_timeout_ms,
         rejoin: args.rejoin,
     };
-    server::run(options).map_err(Failure::Error)
+    server::run(options).map_err(Failure::Serve)
 }
 
 /// Parses `1=host:port,2=host:port`.
-fn parse_peers(text: &str) -> Result<Vec<(NodeId, String)>, String> {
+fn parse_peers(text: &str) -> Result<Vec<(NodeId, String)>, Failure> {
     let mut peers: Vec<(NodeId, String)> = Vec::new();
     for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
         let (id, address) =
             item.split_once('=').ok_or_else(|| format!("--peers: {item:?} is not ID=HOST:PORT"))?;
         let id: u64 = id.trim().parse().map_err(|_| format!("--peers: {id:?} is not a node id"))?;
         if id == 0 || peers.iter().any(|(peer, _)| peer.0 == id) {
-            return Err(format!("--peers: node id {id} is zero or repeated"));
+            return Err(format!("--peers: node id {id} is zero or repeated").into());
         }
         peers.push((NodeId(id), address.trim().to_string()));
     }
     if peers.is_empty() {
-        return Err("--peers lists no node".to_string());
+        return Err("--peers lists no node".to_string().into());
     }
     Ok(peers)
 }
@@ -324,15 +272,15 @@ fn parse_peers(text: &str) -> Result<Vec<(NodeId, String)>, String> {
 /// Runs one write that answers nothing but success.
 fn write(
     cluster: &ClusterArgs,
-    operation: impl FnOnce(&mut Client) -> Result<(), crate::client::Error>,
+    operation: impl FnOnce(&mut Client) -> Result<(), client::Error>,
 ) -> Result<(), Failure> {
     let mut client = cluster.connect()?;
-    operation(&mut client).map_err(|e| Failure::Error(e.to_string()))
+    operation(&mut client).map_err(Failure::Client)
 }
 
 fn get(key: &str, cluster: &ClusterArgs) -> Result<(), Failure> {
     let mut client = cluster.connect()?;
-    match client.get(key).map_err(|e| e.to_string())? {
+    match client.get(key)? {
         Some(value) => {
             let mut out = std::io::stdout().lock();
             out.write_all(&value)
@@ -359,7 +307,7 @@ fn cas(missing: bool, values: &[String], cluster: &ClusterArgs) -> Result<(), Fa
         }
     };
     let mut client = cluster.connect()?;
-    let outcome = client.cas(key, expected, new).map_err(|e| e.to_string())?;
+    let outcome = client.cas(key, expected, new)?;
     let previous = match &outcome.previous {
         Some(value) => format!("was {:?}", String::from_utf8_lossy(value)),
         None => "was missing".to_string(),
@@ -374,12 +322,8 @@ fn cas(missing: bool, values: &[String], cluster: &ClusterArgs) -> Result<(), Fa
 }
 
 fn status(json: bool, cluster: &ClusterArgs) -> Result<(), Failure> {
-    let addresses = cluster.addresses();
-    let mut client = match Client::connect_with(&addresses, cluster.options()) {
-        Ok(client) => client,
-        Err(error) => return Err(error.to_string().into()),
-    };
-    let statuses = client.status().map_err(|e| e.to_string())?;
+    let mut client = cluster.connect()?;
+    let statuses = client.status()?;
     let mut answered = 0;
     for (address, status) in &statuses {
         match status {

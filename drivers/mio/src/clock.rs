@@ -1,13 +1,14 @@
-//! The driver's clock: core `Instant`s measured from the Unix epoch.
+//! The driver's clock: core `Instant`s measured from the Unix epoch, and spans of the standard
+//! library's time as core `Duration`s.
 //!
 //! Core compares instants stamped by different nodes (the leader stamps each logged request,
 //! and session expiry follows those stamps on every replica), so every process of a cluster
 //! counts from the same origin: the Unix epoch, read once at start, then advanced by the
 //! monotonic clock so that a wall-clock step never moves time backwards within a process.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use raftkv_core::Instant;
+use raftkv_core::{Duration, Instant};
 
 /// Reads the current time as a core [`Instant`].
 #[derive(Clone, Copy, Debug)]
@@ -19,7 +20,8 @@ pub(crate) struct Clock {
 impl Clock {
     /// A clock anchored at the current wall-clock time.
     pub(crate) fn new() -> Clock {
-        let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+        let since_epoch =
+            SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(std::time::Duration::ZERO);
         Clock {
             origin: std::time::Instant::now(),
             origin_unix_nanos: u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX),
@@ -32,8 +34,13 @@ impl Clock {
         Instant::from_nanos(self.origin_unix_nanos.saturating_add(elapsed))
     }
 
-    /// How long from `now` until `deadline` (zero if it has passed).
-    pub(crate) fn until(now: Instant, deadline: Instant) -> Duration {
-        Duration::from_nanos(deadline.nanos_since(now))
+    /// How long from `now` until `deadline` (zero if it has passed), as a poll's timeout.
+    pub(crate) fn until(now: Instant, deadline: Instant) -> std::time::Duration {
+        std::time::Duration::from_nanos((deadline - now).as_nanos())
     }
+}
+
+/// `span` as a core [`Duration`], saturating past `u64::MAX` nanoseconds (some 584 years).
+pub(crate) fn core_duration(span: std::time::Duration) -> Duration {
+    Duration::from_nanos(u64::try_from(span.as_nanos()).unwrap_or(u64::MAX))
 }

@@ -35,6 +35,11 @@ pub(crate) struct Conn {
     max_frame_bytes: usize,
 }
 
+/// Most bytes a node queues on one connection for a receiver that does not keep up. Beyond
+/// that, messages to a peer are dropped until it catches up, and a client that does not read
+/// its replies is disconnected.
+pub(crate) const MAX_QUEUED_BYTES: usize = 64 << 20;
+
 /// Room the receive buffer keeps for one read.
 const READ_CHUNK_BYTES: usize = 64 << 10;
 /// An idle receive buffer larger than this is given back.
@@ -62,9 +67,16 @@ impl Conn {
         &mut self.stream
     }
 
-    /// The socket.
-    pub(crate) fn stream(&self) -> &TcpStream {
-        &self.stream
+    /// Whether a non-blocking connect finished: `Ok(true)` connected, `Ok(false)` still going.
+    pub(crate) fn connect_result(&self) -> io::Result<bool> {
+        if let Some(error) = self.stream.take_error()? {
+            return Err(error);
+        }
+        match self.stream.peer_addr() {
+            Ok(_) => Ok(true),
+            Err(error) if error.kind() == io::ErrorKind::NotConnected => Ok(false),
+            Err(error) => Err(error),
+        }
     }
 
     /// Reads everything the socket has (edge-triggered polls need that).

@@ -1,6 +1,6 @@
 //! Histories of client operations, written as JSON Lines in the format `raftkv-check` reads
-//! (DESIGN.md, "History format"): `raftkv bench --history FILE` records one, so a real cluster's
-//! behaviour can be checked for linearizability.
+//! (`raftkv_checker::parse::jsonl`): `raftkv bench --history FILE` records one, so a real
+//! cluster's behaviour can be checked for linearizability.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};

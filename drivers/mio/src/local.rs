@@ -12,8 +12,9 @@ use rustix::process::{Pid, Signal, kill_process};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::cli::Failure;
 use crate::client::{Client, ClientOptions};
+use crate::cluster_args::LOCAL_CLUSTER;
+use crate::failure::Failure;
 
 /// Options of `raftkv local`.
 #[derive(Debug, Args)]
@@ -29,6 +30,9 @@ pub(crate) struct LocalArgs {
     #[arg(long, default_value_t = 7001)]
     base_port: u16,
 }
+
+/// How long a new cluster may take to elect a leader.
+const LEADER_PATIENCE: Duration = Duration::from_secs(15);
 
 /// A child `raftkv serve`.
 struct Node {
@@ -61,7 +65,7 @@ pub(crate) fn run(args: &LocalArgs) -> Result<(), Failure> {
             Ok(child) => nodes.push(Node { id, child }),
             Err(error) => {
                 stop(&mut nodes);
-                return Err(error.into());
+                return Err(error);
             }
         }
     }
@@ -79,13 +83,13 @@ pub(crate) fn run(args: &LocalArgs) -> Result<(), Failure> {
         Ok(leader) => println!("leader: node {leader}"),
         Err(error) => {
             stop(&mut nodes);
-            return Err(error.into());
+            return Err(error);
         }
     }
     let program = shown_program(&exe);
     let cluster = addresses.join(",");
     println!("try, in another terminal:");
-    if cluster != crate::cli::LOCAL_CLUSTER {
+    if cluster != LOCAL_CLUSTER {
         println!("  export RAFTKV_CLUSTER={cluster}");
     }
     println!("  {program} put greeting hello && {program} get greeting");
@@ -113,7 +117,7 @@ fn log_path(data: &Path, id: u16) -> PathBuf {
     data.join(format!("n{id}.log"))
 }
 
-fn spawn(exe: &Path, id: u16, peers: &str, data: &Path) -> Result<Child, String> {
+fn spawn(exe: &Path, id: u16, peers: &str, data: &Path) -> Result<Child, Failure> {
     let log_path = log_path(data, id);
     let log: File = OpenOptions::new()
         .create(true)
@@ -130,11 +134,12 @@ fn spawn(exe: &Path, id: u16, peers: &str, data: &Path) -> Result<Child, String>
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
-        .map_err(|e| format!("cannot start node {id}: {e}"))
+        .map_err(|e| format!("cannot start node {id}: {e}").into())
 }
 
-/// Waits until some node reports a leader; fails if a node dies or nothing happens in 15 s.
-fn wait_for_leader(addresses: &[String], nodes: &mut [Node], data: &Path) -> Result<u64, String> {
+/// Waits until some node reports a leader; fails if a node dies or no leader is elected within
+/// [`LEADER_PATIENCE`].
+fn wait_for_leader(addresses: &[String], nodes: &mut [Node], data: &Path) -> Result<u64, Failure> {
     let started = Instant::now();
     let options =
         ClientOptions { connect_timeout: Duration::from_millis(500), ..ClientOptions::default() };
@@ -143,7 +148,8 @@ fn wait_for_leader(addresses: &[String], nodes: &mut [Node], data: &Path) -> Res
             return Err(format!(
                 "node {exited} exited at start; see {}",
                 log_path(data, exited).display()
-            ));
+            )
+            .into());
         }
         if let Ok(mut client) = Client::connect_with(addresses, options.clone()) {
             if let Ok(statuses) = client.status() {
@@ -156,8 +162,9 @@ fn wait_for_leader(addresses: &[String], nodes: &mut [Node], data: &Path) -> Res
                 }
             }
         }
-        if started.elapsed() > Duration::from_secs(15) {
-            return Err("no leader was elected within 15 s".to_string());
+        if started.elapsed() > LEADER_PATIENCE {
+            let seconds = LEADER_PATIENCE.as_secs();
+            return Err(format!("no leader was elected within {seconds} s").into());
         }
         std::thread::sleep(Duration::from_millis(100));
     }

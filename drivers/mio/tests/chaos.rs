@@ -122,53 +122,72 @@ fn histories_stay_linearizable_and_appends_exactly_once_through_crashes_and_paus
         })
         .collect();
 
-    let wait_for_progress = |more: u64, cluster: &TestCluster| {
-        let target = acks.load(Ordering::Relaxed) + more;
-        let deadline = Instant::now() + PATIENCE;
-        while acks.load(Ordering::Relaxed) < target {
-            assert!(Instant::now() < deadline, "clients made no progress\n{}", cluster.logs());
-            thread::sleep(Duration::from_millis(10));
-        }
-    };
+    kill_pause_and_restart(&mut cluster, &acks);
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().unwrap();
+    }
+
+    let history = merged_history(&records);
+    let report = check(&history, &KvModel, Some(Duration::from_secs(60)));
+    assert_eq!(report.verdict, Verdict::Linearizable, "{report}");
+    check_appends_exactly_once(&cluster, &records);
+}
+
+/// Waits until the clients have had `more` operations acknowledged.
+fn wait_for_progress(acks: &AtomicU64, more: u64, cluster: &TestCluster) {
+    let target = acks.load(Ordering::Relaxed) + more;
+    let deadline = Instant::now() + PATIENCE;
+    while acks.load(Ordering::Relaxed) < target {
+        assert!(Instant::now() < deadline, "clients made no progress\n{}", cluster.logs());
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Kills leaders and restarts them, freezes leaders and wakes them, then kills and restarts
+/// every node at once, letting the clients make progress in between.
+fn kill_pause_and_restart(cluster: &mut TestCluster, acks: &AtomicU64) {
     for round in 0..6 {
-        wait_for_progress(30, &cluster);
+        wait_for_progress(acks, 30, cluster);
         let leader = cluster.wait_for_leader(None) as usize;
         if round % 2 == 0 {
             cluster.kill(leader);
-            wait_for_progress(30, &cluster);
+            wait_for_progress(acks, 30, cluster);
             cluster.spawn(leader);
         } else {
             // A frozen leader is deposed; when it wakes up it must not serve stale answers.
             cluster.pause(leader);
-            wait_for_progress(30, &cluster);
+            wait_for_progress(acks, 30, cluster);
             cluster.resume(leader);
         }
     }
     // Every node at once, under load.
-    wait_for_progress(30, &cluster);
+    wait_for_progress(acks, 30, cluster);
     for node in 1..=3 {
         cluster.kill(node);
     }
     for node in 1..=3 {
         cluster.spawn(node);
     }
-    wait_for_progress(30, &cluster);
-    stop.store(true, Ordering::Relaxed);
-    for client in clients {
-        client.join().unwrap();
-    }
+    wait_for_progress(acks, 30, cluster);
+}
 
+/// Every client's operations, ordered by call and numbered in that order.
+fn merged_history(records: &[Arc<Mutex<Record>>]) -> Vec<Operation> {
     let mut history: Vec<Operation> = Vec::new();
-    for record in &records {
+    for record in records {
         history.append(&mut record.lock().unwrap().operations);
     }
     history.sort_by_key(|operation| operation.call);
     for (id, operation) in history.iter_mut().enumerate() {
         operation.id = id as u64;
     }
-    let report = check(&history, &KvModel, Some(Duration::from_secs(60)));
-    assert_eq!(report.verdict, Verdict::Linearizable, "{report}");
+    history
+}
 
+/// Reads the log keys back: every acknowledged append is there once, in its client's order,
+/// and nothing that was never attempted is.
+fn check_appends_exactly_once(cluster: &TestCluster, records: &[Arc<Mutex<Record>>]) {
     let mut kv = cluster.client();
     let mut seen: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     for key in 0..LOG_KEYS {

@@ -55,6 +55,19 @@ pub struct FaultCounters {
     pub io_errors: u64,
 }
 
+impl std::ops::AddAssign for FaultCounters {
+    fn add_assign(&mut self, other: FaultCounters) {
+        self.crashes += other.crashes;
+        self.crashes_between_steps += other.crashes_between_steps;
+        self.torn_writes += other.torn_writes;
+        self.lost_writes += other.lost_writes;
+        self.lost_dir_ops += other.lost_dir_ops;
+        self.bit_flips += other.bit_flips;
+        self.no_space_errors += other.no_space_errors;
+        self.io_errors += other.io_errors;
+    }
+}
+
 impl FaultCounters {
     /// Counts one injected failure of `kind`.
     pub(crate) fn count_failure(&mut self, kind: FailureKind) {

@@ -139,12 +139,12 @@ impl SimFs {
         self.state.borrow_mut().failure = Some((ops, kind));
     }
 
-    /// Flips one random bit of durable data in a random file: bit rot. Returns where, or
-    /// `None` if no file holds durable data.
-    pub fn flip_bit(&self) -> Option<BitFlip> {
+    /// Flips one random bit of durable data in a random file for which `eligible` holds: bit
+    /// rot. Returns where, or `None` if no such file holds durable data.
+    pub fn flip_bit(&self, eligible: impl Fn(&Path) -> bool) -> Option<BitFlip> {
         let mut state = self.state.borrow_mut();
         let state = &mut *state;
-        let flip = state.tree.flip_bit(&mut state.rng)?;
+        let flip = state.tree.flip_bit(&mut state.rng, &eligible)?;
         state.faults.bit_flips += 1;
         Some(flip)
     }

@@ -253,13 +253,18 @@ impl Tree {
 
     /// Flips one random bit of the durable data of a random file whose directory entry is
     /// durable (the page cache is kept in step). `None` if every such file is empty.
-    pub(crate) fn flip_bit(&mut self, rng: &mut Prng) -> Option<BitFlip> {
+    pub(crate) fn flip_bit(
+        &mut self,
+        rng: &mut Prng,
+        eligible: &dyn Fn(&Path) -> bool,
+    ) -> Option<BitFlip> {
         let mut candidates = Vec::new();
         for (dir_path, dir) in &self.directories {
             for (name, node) in &dir.durable {
                 if let Node::File(inode) = node {
-                    if !self.inodes[inode].durable.is_empty() {
-                        candidates.push((dir_path.join(name), *inode));
+                    let path = dir_path.join(name);
+                    if !self.inodes[inode].durable.is_empty() && eligible(&path) {
+                        candidates.push((path, *inode));
                     }
                 }
             }

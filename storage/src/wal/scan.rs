@@ -10,8 +10,9 @@
 //!
 //! - a record header of zeros: the clean end, when only zeros follow; a torn write when
 //!   something else follows (a later sector of the write survived, the header's did not);
-//! - a header that fails its checksum: torn when part of it lies in a 512-byte-aligned sector
-//!   of zeros, damage otherwise;
+//! - a header that fails its checksum: torn when it spans two 512-byte-aligned sectors and its
+//!   part in one of them is all zeros (that sector of the write was lost; the part in the
+//!   other may sit next to older records), damage otherwise;
 //! - an intact header whose payload fails its checksum: torn when the record's extent runs past
 //!   the end of the file or holds a sector (or the part of a sector inside the extent) of only
 //!   zeros, damage otherwise;
@@ -23,7 +24,8 @@
 //! The residual risk: damage to the last record of the log that also has a sector of zeros
 //! within its extent (a long run of zeros in an entry, or a record whose last few bytes, alone
 //! in their sector, are zeros) is taken for a torn write and cut off silently, as is damage that
-//! zeroes the header of the last record. The opposite mistake (a torn write taken for damage,
+//! zeroes the header of the last record, or damage to a last header that spans two sectors and
+//! happens to hold only zeros in one of them. The opposite mistake (a torn write taken for damage,
 //! for instance when an entry holds the bytes of a WAL record) only keeps the node out of
 //! elections until it has caught up.
 
@@ -69,7 +71,7 @@ pub(crate) fn scan(bytes: &[u8], is_last: bool) -> Scanned {
         let (length, payload_crc) = match record::parse_header(header) {
             Header::Zeros if offset >= data_end => break Ending::Clean,
             Header::Zeros => break torn("a record header of zeros followed by other bytes"),
-            Header::Damaged if zero_sector(bytes, offset, offset + record::HEADER_BYTES, false) => {
+            Header::Damaged if zero_sector(bytes, offset, offset + record::HEADER_BYTES) => {
                 break torn("a record header that fails its checksum, partly in a sector of zeros");
             }
             Header::Damaged => {
@@ -85,7 +87,7 @@ pub(crate) fn scan(bytes: &[u8], is_last: bool) -> Scanned {
         };
         let extent_end = payload_start + payload.len();
         if !record::payload_intact(payload, payload_crc) {
-            if zero_sector(bytes, offset, extent_end, true) {
+            if zero_sector(bytes, offset, extent_end) {
                 break torn("a record payload that fails its checksum and holds a sector of zeros");
             }
             break Ending::Damaged("a record payload fails its checksum".to_string());
@@ -118,19 +120,14 @@ fn torn_or_damaged(
     }
 }
 
-/// Whether a 512-byte-aligned sector that overlaps `from..to` holds only zeros: the whole
-/// sector (within the file), or with `inside_only` just its part inside `from..to`.
-fn zero_sector(bytes: &[u8], from: usize, to: usize, inside_only: bool) -> bool {
+/// Whether the part of `from..to` inside one of the 512-byte-aligned sectors it overlaps holds
+/// only zeros (within the file).
+fn zero_sector(bytes: &[u8], from: usize, to: usize) -> bool {
     let to = to.min(bytes.len());
     let mut sector_start = from - from % SECTOR_BYTES;
     while sector_start < to {
         let sector_end = sector_start.saturating_add(SECTOR_BYTES).min(bytes.len());
-        let checked = if inside_only {
-            sector_start.max(from)..sector_end.min(to)
-        } else {
-            sector_start..sector_end
-        };
-        if bytes[checked].iter().all(|&byte| byte == 0) {
+        if bytes[sector_start.max(from)..sector_end.min(to)].iter().all(|&byte| byte == 0) {
             return true;
         }
         sector_start = sector_end;
@@ -154,4 +151,62 @@ fn intact_record_after(bytes: &[u8], offset: usize, data_end: usize) -> Option<u
             .and_then(|end| bytes.get(payload_start..end))
             .is_some_and(|payload| record::payload_intact(payload, payload_crc))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use raftkv_core::raft::{Entry, Payload};
+    use raftkv_core::{LogIndex, Term};
+
+    use super::*;
+    use crate::wal::record::LogChangeRef;
+
+    /// A record appending one entry at `index` whose command is `bytes` long.
+    fn record(index: u64, bytes: usize) -> Vec<u8> {
+        let entry = Entry {
+            index: LogIndex(index),
+            term: Term(1),
+            payload: Payload::Command(vec![7; bytes]),
+        };
+        let changes = [LogChangeRef { truncate_from: None, entries: std::slice::from_ref(&entry) }];
+        record::encode(&changes).expect("small")
+    }
+
+    /// A segment whose second record's header starts 5 bytes before the first sector boundary.
+    fn straddling_segment() -> (Vec<u8>, usize) {
+        let mut bytes = segment::header(1).to_vec();
+        let mut first = record(1, 400);
+        let target = SECTOR_BYTES - 5 - bytes.len();
+        let mut size = 400;
+        while first.len() != target {
+            size = if first.len() < target { size + 1 } else { size - 1 };
+            first = record(1, size);
+        }
+        bytes.extend_from_slice(&first);
+        let second_at = bytes.len();
+        bytes.extend_from_slice(&record(2, 100));
+        bytes.resize(2 * SECTOR_BYTES, 0);
+        (bytes, second_at)
+    }
+
+    /// Found by the simulator (seed 2152): a crash lost the first sector of a write whose
+    /// record header spanned two sectors; the header's first five bytes were zeros again, next
+    /// to older records in that sector, and the torn write was taken for damage.
+    #[test]
+    fn a_header_across_a_sector_boundary_with_its_first_part_lost_is_a_torn_write() {
+        let (mut bytes, second_at) = straddling_segment();
+        assert_eq!(scan(&bytes, true).records.len(), 2, "both records intact");
+        bytes[second_at..SECTOR_BYTES].fill(0);
+        let scanned = scan(&bytes, true);
+        assert_eq!(scanned.records.len(), 1);
+        assert!(matches!(scanned.ending, Ending::Torn(_)), "{:?}", scanned.ending);
+    }
+
+    #[test]
+    fn a_flipped_bit_in_a_header_across_a_sector_boundary_is_damage() {
+        let (mut bytes, second_at) = straddling_segment();
+        bytes[second_at + 2] ^= 0x04;
+        let scanned = scan(&bytes, true);
+        assert!(matches!(scanned.ending, Ending::Damaged(_)), "{:?}", scanned.ending);
+    }
 }

@@ -1,6 +1,7 @@
 //! The Rust client: a blocking handle on a raftkv cluster.
 
 pub(crate) mod pool;
+pub(crate) mod pool_error;
 
 use core::fmt;
 use std::time::Duration;
@@ -8,8 +9,8 @@ use std::time::Duration;
 use raftkv_core::client::ClerkError;
 use raftkv_core::kv::{KvCommand, KvReply};
 
+pub use crate::client::pool::AddressStatus;
 use crate::client::pool::ClerkPool;
-use crate::wire::NodeStatus;
 
 /// Settings of a [`Client`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,9 +86,6 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// A node's address and its state, or why it did not answer (see [`Client::status`]).
-pub type AddressStatus = (String, Result<NodeStatus, String>);
-
 /// The answer to [`Client::cas`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CasOutcome {
@@ -136,7 +134,8 @@ impl Client {
         options: ClientOptions,
     ) -> Result<Client, Error> {
         let addresses: Vec<String> = addresses.iter().map(|a| a.as_ref().to_string()).collect();
-        let mut pool = ClerkPool::new(&addresses, &options.cluster_name).map_err(Error::Address)?;
+        let mut pool = ClerkPool::new(&addresses, &options.cluster_name)
+            .map_err(|error| Error::Address(error.to_string()))?;
         let reached =
             pool.connect(options.connect_timeout).map_err(|e| Error::Io(e.to_string()))?;
         if !reached {

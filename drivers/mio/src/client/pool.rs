@@ -20,16 +20,20 @@ use raftkv_core::kv::{KvCommand, KvReply};
 use raftkv_core::protocol::{ClientReply, Outcome, Reject};
 use raftkv_core::{Instant, NodeId, RequestId};
 
-use crate::client::AddressStatus;
-use crate::clock::Clock;
+use crate::client::pool_error::PoolError;
+use crate::clock::{Clock, core_duration};
 use crate::conn::{Conn, ReadState};
 use crate::frame::MAX_FRAME_BYTES;
 use crate::wire::{
     ClientFrame, Hello, HelloRole, MAGIC, NodeStatus, PROTOCOL_VERSION, ServerFrame, Welcome,
 };
 
+/// A node's address and its state, or why it did not answer (see
+/// [`Client::status`](crate::Client::status)).
+pub type AddressStatus = (String, Result<NodeStatus, String>);
+
 /// After the first node accepts, how long `connect` waits for the other addresses.
-const CONNECT_GRACE_MS: u64 = 50;
+const CONNECT_GRACE: raftkv_core::Duration = raftkv_core::Duration::from_millis(50);
 
 /// An operation a session finished.
 #[derive(Debug)]
@@ -74,6 +78,16 @@ impl Link {
     }
 }
 
+/// What taking the next frame of a link did.
+enum FrameOutcome {
+    /// Handled a frame; there may be more.
+    Handled,
+    /// No complete frame is left.
+    NoneLeft,
+    /// The link failed and is closed.
+    LinkFailed,
+}
+
 /// One session.
 struct Session {
     clerk: Clerk<KvCommand, KvReply>,
@@ -112,20 +126,20 @@ pub(crate) struct ClerkPool {
 
 impl ClerkPool {
     /// A pool for the nodes at `addresses` of cluster `cluster`; connects lazily.
-    pub(crate) fn new(addresses: &[String], cluster: &str) -> Result<ClerkPool, String> {
+    pub(crate) fn new(addresses: &[String], cluster: &str) -> Result<ClerkPool, PoolError> {
         if addresses.is_empty() {
-            return Err("no cluster address given".to_string());
+            return Err(PoolError::NoAddress);
         }
         let mut links = Vec::new();
         for address in addresses {
             let resolved = address
                 .to_socket_addrs()
-                .map_err(|e| format!("cannot resolve {address}: {e}"))?
+                .map_err(|source| PoolError::Unresolvable { address: address.clone(), source })?
                 .next()
-                .ok_or_else(|| format!("{address} resolves to no address"))?;
+                .ok_or_else(|| PoolError::ResolvesToNothing { address: address.clone() })?;
             links.push(Link::new(address.clone(), resolved));
         }
-        let poll = Poll::new().map_err(|e| format!("cannot create a poll: {e}"))?;
+        let poll = Poll::new().map_err(PoolError::CreatePoll)?;
         let clock = Clock::new();
         Ok(ClerkPool {
             poll,
@@ -192,7 +206,7 @@ impl ClerkPool {
 
     /// Runs until an operation finishes or `timeout` passes.
     pub(crate) fn next_finished(&mut self, timeout: Duration) -> io::Result<Option<Finished>> {
-        let deadline = self.clock.now().add_nanos(timeout.as_nanos() as u64);
+        let deadline = self.clock.now() + core_duration(timeout);
         loop {
             if let Some(finished) = self.finished.pop_front() {
                 return Ok(Some(finished));
@@ -211,7 +225,7 @@ impl ClerkPool {
     /// accepted.
     pub(crate) fn connect(&mut self, timeout: Duration) -> io::Result<bool> {
         let now = self.clock.now();
-        let deadline = now.add_nanos(timeout.as_nanos() as u64);
+        let deadline = now + core_duration(timeout);
         for link in 0..self.links.len() {
             self.ensure_dialed(link);
         }
@@ -227,7 +241,7 @@ impl ClerkPool {
                 break;
             }
             if grace_end.is_none() && self.links.iter().any(|link| link.node.is_some()) {
-                grace_end = Some(now.add_millis(CONNECT_GRACE_MS));
+                grace_end = Some(now + CONNECT_GRACE);
             }
             self.turn(now, grace_end.unwrap_or(deadline).min(deadline))?;
         }
@@ -250,7 +264,7 @@ impl ClerkPool {
     /// Asks every node for its status; waits until all answered, failed, or `timeout` passed.
     pub(crate) fn statuses(&mut self, timeout: Duration) -> io::Result<Vec<AddressStatus>> {
         let now = self.clock.now();
-        let deadline = now.add_nanos(timeout.as_nanos() as u64);
+        let deadline = now + core_duration(timeout);
         for position in 0..self.links.len() {
             self.links[position].status = None;
             self.ensure_dialed(position);
@@ -408,35 +422,14 @@ impl ClerkPool {
         }
     }
 
+    /// Handles a readiness event of link `position`: finishes its connect, writes what is
+    /// queued, then reads the node's welcome and answers.
     fn on_link_event(&mut self, position: usize, now: Instant) {
         let Some(link) = self.links.get_mut(position) else {
             return;
         };
-        if let LinkState::Connecting(conn) = &link.state {
-            let stream = conn.stream();
-            let connected = match stream.take_error() {
-                Ok(Some(error)) | Err(error) => Err(error),
-                Ok(None) => match stream.peer_addr() {
-                    Ok(_) => Ok(true),
-                    Err(error) if error.kind() == io::ErrorKind::NotConnected => Ok(false),
-                    Err(error) => Err(error),
-                },
-            };
-            match connected {
-                Ok(true) => {
-                    let LinkState::Connecting(conn) =
-                        std::mem::replace(&mut link.state, LinkState::Down)
-                    else {
-                        unreachable!("matched Connecting above")
-                    };
-                    link.state = LinkState::Up(conn);
-                }
-                Ok(false) => return,
-                Err(error) => {
-                    self.fail(position, format!("cannot connect: {error}"));
-                    return;
-                }
-            }
+        if matches!(link.state, LinkState::Connecting(_)) && !self.finish_connect(position) {
+            return;
         }
         self.flush(position);
         let LinkState::Up(conn) = &mut self.links[position].state else {
@@ -444,50 +437,96 @@ impl ClerkPool {
         };
         let state = conn.read_ready();
         loop {
-            let link_node = self.links[position].node;
-            let LinkState::Up(conn) = &mut self.links[position].state else {
-                return;
+            let outcome = if self.links[position].node.is_none() {
+                self.take_welcome(position)
+            } else {
+                self.take_answer(position, now)
             };
-            if link_node.is_none() {
-                match conn.next_frame::<Welcome>() {
-                    Ok(Some(Welcome::Accepted { node, members })) => {
-                        self.members.extend(members);
-                        self.links[position].node = Some(node);
-                        self.links[position].last_error = None;
-                        self.positions.insert(node, position);
-                        continue;
-                    }
-                    Ok(Some(Welcome::Refused { reason })) => {
-                        self.fail(position, format!("refused: {reason}"));
-                        return;
-                    }
-                    Ok(None) => break,
-                    Err(error) => {
-                        self.fail(position, format!("bad answer: {error}"));
-                        return;
-                    }
-                }
-            }
-            match conn.next_frame::<ServerFrame>() {
-                Ok(Some(ServerFrame::Reply { tag, reply })) => {
-                    if let Some(&session) = self.tags.get(&tag) {
-                        self.on_reply(position, session, reply, now);
-                    }
-                }
-                Ok(Some(ServerFrame::Status { status, .. })) => {
-                    self.links[position].status = Some(status);
-                }
-                Ok(None) => break,
-                Err(error) => {
-                    self.fail(position, format!("bad answer: {error}"));
-                    return;
-                }
+            match outcome {
+                FrameOutcome::Handled => {}
+                FrameOutcome::NoneLeft => break,
+                FrameOutcome::LinkFailed => return,
             }
         }
         match state {
             Ok(ReadState::Open) => {}
             Ok(ReadState::Closed) => self.fail(position, "connection closed".to_string()),
             Err(error) => self.fail(position, format!("connection lost: {error}")),
+        }
+    }
+
+    /// Whether the connect of link `position` finished; if it did, the link is up. A connect
+    /// that failed fails the link.
+    fn finish_connect(&mut self, position: usize) -> bool {
+        let link = &mut self.links[position];
+        let LinkState::Connecting(conn) = &link.state else {
+            return false;
+        };
+        match conn.connect_result() {
+            Ok(true) => {
+                let LinkState::Connecting(conn) =
+                    std::mem::replace(&mut link.state, LinkState::Down)
+                else {
+                    unreachable!("matched Connecting above")
+                };
+                link.state = LinkState::Up(conn);
+                true
+            }
+            Ok(false) => false,
+            Err(error) => {
+                self.fail(position, format!("cannot connect: {error}"));
+                false
+            }
+        }
+    }
+
+    /// Takes the `Welcome` with which the node of link `position` names itself and the
+    /// cluster's members, if it has arrived.
+    fn take_welcome(&mut self, position: usize) -> FrameOutcome {
+        let LinkState::Up(conn) = &mut self.links[position].state else {
+            return FrameOutcome::LinkFailed;
+        };
+        match conn.next_frame::<Welcome>() {
+            Ok(Some(Welcome::Accepted { node, members })) => {
+                self.members.extend(members);
+                self.links[position].node = Some(node);
+                self.links[position].last_error = None;
+                self.positions.insert(node, position);
+                FrameOutcome::Handled
+            }
+            Ok(Some(Welcome::Refused { reason })) => {
+                self.fail(position, format!("refused: {reason}"));
+                FrameOutcome::LinkFailed
+            }
+            Ok(None) => FrameOutcome::NoneLeft,
+            Err(error) => {
+                self.fail(position, format!("bad answer: {error}"));
+                FrameOutcome::LinkFailed
+            }
+        }
+    }
+
+    /// Takes the next answer received on link `position`: a reply to a session or a status.
+    fn take_answer(&mut self, position: usize, now: Instant) -> FrameOutcome {
+        let LinkState::Up(conn) = &mut self.links[position].state else {
+            return FrameOutcome::LinkFailed;
+        };
+        match conn.next_frame::<ServerFrame>() {
+            Ok(Some(ServerFrame::Reply { tag, reply })) => {
+                if let Some(&session) = self.tags.get(&tag) {
+                    self.on_reply(position, session, reply, now);
+                }
+                FrameOutcome::Handled
+            }
+            Ok(Some(ServerFrame::Status { status, .. })) => {
+                self.links[position].status = Some(status);
+                FrameOutcome::Handled
+            }
+            Ok(None) => FrameOutcome::NoneLeft,
+            Err(error) => {
+                self.fail(position, format!("bad answer: {error}"));
+                FrameOutcome::LinkFailed
+            }
         }
     }
 

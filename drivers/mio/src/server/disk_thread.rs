@@ -13,7 +13,7 @@ use std::thread::{self, JoinHandle};
 
 use mio::Waker;
 use raftkv_core::raft::{Persist, PersistId};
-use raftkv_storage::{RealFs, Storage};
+use raftkv_storage::{RealFs, Storage, StorageError};
 use tracing::{info, warn};
 
 /// A batch that takes longer than this to become durable is logged: elections and client
@@ -28,7 +28,7 @@ struct Shared {
     /// Bytes of the WAL on disk.
     wal_bytes: AtomicU64,
     /// Set when a write or sync failed: the node must stop.
-    failure: Mutex<Option<String>>,
+    failure: Mutex<Option<StorageError>>,
 }
 
 /// The event loop's handle on the disk thread.
@@ -61,7 +61,8 @@ impl DiskThread {
     /// Queues persists. Persists are made durable in the order they are queued.
     pub(crate) fn submit(&self, persists: Vec<Persist>) {
         if let Some(queue) = &self.queue {
-            // A closed queue means the thread stopped on a failure, which `failure` reports.
+            // A closed queue means the thread stopped on a failure, which `take_failure`
+            // reports.
             let _ = queue.send(persists);
         }
     }
@@ -76,10 +77,10 @@ impl DiskThread {
         self.shared.wal_bytes.load(Ordering::Relaxed)
     }
 
-    /// Why the disk failed, if it did. The node cannot go on: whether the failed write reached
-    /// the disk is unknown.
-    pub(crate) fn failure(&self) -> Option<String> {
-        self.shared.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    /// Why the disk failed, if it did (once: the failure is handed over). The node cannot go
+    /// on: whether the failed write reached the disk is unknown.
+    pub(crate) fn take_failure(&self) -> Option<StorageError> {
+        self.shared.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
     }
 
     /// Makes everything queued durable and stops the thread.
@@ -136,7 +137,7 @@ fn run(
             }
             Err(error) => {
                 *shared.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                    Some(error.to_string());
+                    Some(error);
                 let _ = waker.wake();
                 return;
             }

@@ -6,29 +6,30 @@
 //! timeout if due; then drain the replica once and write every connection that has something
 //! queued, one system call per connection.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::time::Duration;
 
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use raftkv_core::kv::KvStore;
-use raftkv_core::raft::Role;
-use raftkv_core::raft::{self, Persist, PersistId};
+use raftkv_core::raft::{self, Persist, PersistId, Recovered, Role};
 use raftkv_core::server::{Input, Output, Replica, ReplicaConfig};
-use raftkv_core::{Instant, NodeId};
-use raftkv_storage::{DEFAULT_ZERO_FILL_BYTES, RealFs, Storage, StorageOptions};
+use raftkv_core::{Duration, Instant, NodeId};
+use raftkv_storage::{DEFAULT_ZERO_FILL_BYTES, OpenReport, RealFs, Storage, StorageOptions};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use tracing::{error, info, warn};
 
 use crate::clock::Clock;
-use crate::server::ServeOptions;
 use crate::server::data_lock;
 use crate::server::disk_thread::DiskThread;
-use crate::server::inbound::Inbound;
+use crate::server::error::ServeError;
+use crate::server::inbound::{Delivery, InboundConnections};
+use crate::server::options::ServeOptions;
 use crate::server::peers::{PeerLink, peer_hello};
-use crate::wire::ServerFrame;
+use crate::wire::NodeStatus;
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -38,19 +39,16 @@ const FIRST_PEER: usize = 16;
 /// Accepted connections use tokens from here, never reused.
 const FIRST_INBOUND: usize = 1 << 20;
 /// How often silent connections are looked for.
-const SWEEP_INTERVAL_MS: u64 = 1_000;
+const SWEEP_INTERVAL: Duration = Duration::from_millis(1_000);
 
 /// The state of the event loop.
-pub(super) struct Server {
-    pub(super) options: ServeOptions,
-    pub(super) poll: Poll,
-    pub(super) listener: TcpListener,
-    pub(super) replica: Replica<KvStore>,
-    pub(super) disk: DiskThread,
-    pub(super) inbound: HashMap<Token, Inbound>,
-    /// Accepted connections with bytes queued in this turn.
-    pub(super) dirty: Vec<Token>,
-    pub(super) next_token: usize,
+struct Server {
+    options: ServeOptions,
+    poll: Poll,
+    listener: TcpListener,
+    replica: Replica<KvStore>,
+    disk: DiskThread,
+    inbound: InboundConnections,
     peers: Vec<PeerLink>,
     peer_index: BTreeMap<NodeId, usize>,
     signals: Signals,
@@ -66,15 +64,60 @@ pub(super) struct Server {
 }
 
 /// Runs node `options.id` until SIGINT or SIGTERM (`Ok`) or a fatal error.
-pub(crate) fn run(options: ServeOptions) -> Result<(), String> {
+pub(crate) fn run(options: ServeOptions) -> Result<(), ServeError> {
     let mut server = start(options)?;
     let result = server.serve();
     server.stop();
     result
 }
 
-fn start(options: ServeOptions) -> Result<Server, String> {
+/// Opens the data directory, sets up the poll and its sources, and starts the replica.
+fn start(options: ServeOptions) -> Result<Server, ServeError> {
     let clock = Clock::new();
+    let (storage, recovered, lock) = open_data(&options)?;
+    let poll = Poll::new().map_err(ServeError::CreatePoll)?;
+    let mut listener = TcpListener::bind(options.listen)
+        .map_err(|source| ServeError::Listen { address: options.listen, source })?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)
+        .map_err(ServeError::RegisterListener)?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(ServeError::CreateWaker)?);
+    let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(ServeError::CatchSignals)?;
+    poll.registry()
+        .register(&mut signals, SIGNALS, Interest::READABLE)
+        .map_err(ServeError::RegisterSignals)?;
+    let disk = DiskThread::spawn(storage, lock, waker).map_err(ServeError::StartDiskThread)?;
+    let now = clock.now();
+    let replica = start_replica(&options, recovered, now)?;
+    let (peers, peer_index) = peer_links(&options, now);
+    info!(
+        node = %options.id,
+        listen = %options.listen,
+        cluster = %options.cluster,
+        peers = peers.len(),
+        "serving"
+    );
+    Ok(Server {
+        options,
+        poll,
+        listener,
+        replica,
+        disk,
+        inbound: InboundConnections::new(FIRST_INBOUND),
+        peers,
+        peer_index,
+        signals,
+        clock,
+        acknowledged: PersistId(0),
+        persists: Vec::new(),
+        stop_at: None,
+        next_sweep: now,
+    })
+}
+
+/// Locks the data directory and reads back what is durable; returns the storage, what it
+/// recovered, and the lock.
+fn open_data(options: &ServeOptions) -> Result<(Storage<RealFs>, Recovered, File), ServeError> {
     let lock = data_lock::acquire(&options.data)?;
     let storage_options = StorageOptions {
         cluster: options.cluster.clone(),
@@ -83,8 +126,15 @@ fn start(options: ServeOptions) -> Result<Server, String> {
         zero_fill_bytes: DEFAULT_ZERO_FILL_BYTES,
         rejoin: options.rejoin,
     };
-    let (storage, recovered, report) = Storage::open(RealFs, &options.data, &storage_options)
-        .map_err(|error| error.to_string())?;
+    let (storage, recovered, report) =
+        Storage::open(RealFs, &options.data, &storage_options).map_err(ServeError::Recover)?;
+    log_recovery(options, &report, &recovered);
+    Ok((storage, recovered, lock))
+}
+
+/// Tells the operator what recovery found: a rejoin, a repaired tail, damage, and the state
+/// the node starts from.
+fn log_recovery(options: &ServeOptions, report: &OpenReport, recovered: &Recovered) {
     if options.rejoin && report.fresh {
         warn!(
             "rejoining: this node's data was lost or removed; it takes no part in elections until \
@@ -119,29 +169,19 @@ fn start(options: ServeOptions) -> Result<Server, String> {
         snapshot = ?recovered.snapshot.as_ref().map(|s| s.last.index.0),
         "recovered"
     );
-    let poll = Poll::new().map_err(|e| format!("cannot create a poll: {e}"))?;
-    let mut listener = TcpListener::bind(options.listen)
-        .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
-    poll.registry()
-        .register(&mut listener, LISTENER, Interest::READABLE)
-        .map_err(|e| format!("cannot register the listener: {e}"))?;
-    let waker = Arc::new(
-        Waker::new(poll.registry(), WAKER).map_err(|e| format!("cannot create a waker: {e}"))?,
-    );
-    let mut signals =
-        Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("cannot catch signals: {e}"))?;
-    poll.registry()
-        .register(&mut signals, SIGNALS, Interest::READABLE)
-        .map_err(|e| format!("cannot register signals: {e}"))?;
-    let disk = DiskThread::spawn(storage, lock, waker)
-        .map_err(|e| format!("cannot start the disk thread: {e}"))?;
+}
 
+/// The replica, from what the disk returned.
+fn start_replica(
+    options: &ServeOptions,
+    recovered: Recovered,
+    now: Instant,
+) -> Result<Replica<KvStore>, ServeError> {
     let voters: Vec<NodeId> = options.peers.iter().map(|(id, _)| *id).collect();
     let mut raft_config = raft::Config::new(options.id, voters);
     raft_config.election_timeout_ms_min = options.election_timeout_ms;
     raft_config.election_timeout_ms_max = options.election_timeout_ms * 2;
     raft_config.heartbeat_interval_ms = options.heartbeat_ms;
-    let now = clock.now();
     // Each start draws its own election jitter and names of pre-vote rounds (`Config::seed`):
     // the wall clock's nanoseconds differ between starts, the id between nodes.
     let wall_nanos = std::time::SystemTime::now()
@@ -151,9 +191,12 @@ fn start(options: ServeOptions) -> Result<Server, String> {
     let mut replica_config = ReplicaConfig::new(raft_config);
     replica_config.snapshot_threshold_bytes = options.snapshot_bytes;
     replica_config.session_timeout_ms = options.session_timeout_ms;
-    let replica = Replica::new(now, replica_config, recovered, KvStore::new(options.limits))
-        .map_err(|error| format!("cannot start the replica: {error}"))?;
+    Replica::new(now, replica_config, recovered, KvStore::new(options.limits))
+        .map_err(ServeError::StartReplica)
+}
 
+/// A link to every other node, and each node's position among the links.
+fn peer_links(options: &ServeOptions, now: Instant) -> (Vec<PeerLink>, BTreeMap<NodeId, usize>) {
     let mut peers = Vec::new();
     let mut peer_index = BTreeMap::new();
     for (id, address) in &options.peers {
@@ -165,35 +208,12 @@ fn start(options: ServeOptions) -> Result<Server, String> {
         let hello = peer_hello(&options.cluster, options.id, *id);
         peers.push(PeerLink::new(*id, address.clone(), token, hello, now));
     }
-    info!(
-        node = %options.id,
-        listen = %options.listen,
-        cluster = %options.cluster,
-        peers = peers.len(),
-        "serving"
-    );
-    Ok(Server {
-        options,
-        poll,
-        listener,
-        replica,
-        disk,
-        inbound: HashMap::new(),
-        dirty: Vec::new(),
-        next_token: FIRST_INBOUND,
-        peers,
-        peer_index,
-        signals,
-        clock,
-        acknowledged: PersistId(0),
-        persists: Vec::new(),
-        stop_at: None,
-        next_sweep: now,
-    })
+    (peers, peer_index)
 }
 
 impl Server {
-    fn serve(&mut self) -> Result<(), String> {
+    /// Runs turns until a signal's stop is due (`Ok`) or a fatal error.
+    fn serve(&mut self) -> Result<(), ServeError> {
         let mut events = Events::with_capacity(1024);
         loop {
             let timeout = self.poll_timeout(self.clock.now());
@@ -201,62 +221,96 @@ impl Server {
                 if error.kind() == std::io::ErrorKind::Interrupted {
                     continue;
                 }
-                return Err(format!("poll failed: {error}"));
+                return Err(ServeError::Poll(error));
             }
             let now = self.clock.now();
-            for event in &events {
-                match event.token() {
-                    LISTENER => self.accept(now),
-                    WAKER => {}
-                    SIGNALS => {
-                        if self.signals.pending().next().is_some() {
-                            if self.stop_at.is_some() {
-                                info!("second signal: stopping now");
-                                return Ok(());
-                            }
-                            self.stop_at = Some(self.begin_stop(now));
-                        }
-                    }
-                    Token(token) if token < FIRST_INBOUND => {
-                        let peer = token - FIRST_PEER;
-                        if let Some(link) = self.peers.get_mut(peer) {
-                            link.on_event(self.poll.registry(), now);
-                        }
-                    }
-                    token => self.on_inbound_event(token, event, now),
-                }
+            if self.handle_events(&events, now).is_break() {
+                return Ok(());
             }
             self.take_durable(now)?;
-            if self.next_sweep <= now {
-                self.close_silent(now);
-                self.next_sweep = now.add_millis(SWEEP_INTERVAL_MS);
-            }
-            if self.replica.poll_timeout().is_some_and(|at| at <= now) {
-                self.replica.handle(now, Input::Timeout);
-            }
+            self.fire_timers(now);
             self.drain();
-            // Messages first: a follower starts its own write while this node's is queued.
-            for link in &mut self.peers {
-                link.check_timeouts(self.poll.registry(), now);
-                link.dial_if_due(self.poll.registry(), now, self.options.max_frame_bytes);
-                link.flush(self.poll.registry(), now);
-            }
-            self.flush_inbound();
-            if !self.persists.is_empty() {
-                self.disk.submit(std::mem::take(&mut self.persists));
-            }
-            if self
-                .stop_at
-                .is_some_and(|at| at <= now || self.replica.raft().role() != Role::Leader)
-            {
+            self.write_out(now);
+            if self.stop_is_due(now) {
                 return Ok(());
             }
         }
     }
 
+    /// Handles the events of one poll, in order; breaks at a second stop signal.
+    fn handle_events(&mut self, events: &Events, now: Instant) -> ControlFlow<()> {
+        for event in events {
+            match event.token() {
+                LISTENER => self.inbound.accept(
+                    &self.listener,
+                    self.poll.registry(),
+                    self.options.max_frame_bytes,
+                    now,
+                ),
+                WAKER => {}
+                SIGNALS => self.on_signal(now)?,
+                Token(token) if token < FIRST_INBOUND => {
+                    let peer = token - FIRST_PEER;
+                    if let Some(link) = self.peers.get_mut(peer) {
+                        link.on_event(self.poll.registry(), now);
+                    }
+                }
+                token => {
+                    let deliveries =
+                        self.inbound.on_event(self.poll.registry(), token, event, &self.options);
+                    self.deliver(deliveries, now);
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// A first SIGINT or SIGTERM starts a clean stop; a second one breaks: stop now.
+    fn on_signal(&mut self, now: Instant) -> ControlFlow<()> {
+        if self.signals.pending().next().is_some() {
+            if self.stop_at.is_some() {
+                info!("second signal: stopping now");
+                return ControlFlow::Break(());
+            }
+            self.stop_at = Some(self.begin_stop(now));
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Closes silent connections when a sweep is due, and fires the replica's timeout if due.
+    fn fire_timers(&mut self, now: Instant) {
+        if self.next_sweep <= now {
+            self.inbound.close_silent(self.poll.registry(), now);
+            self.next_sweep = now + SWEEP_INTERVAL;
+        }
+        if self.replica.poll_timeout().is_some_and(|at| at <= now) {
+            self.replica.handle(now, Input::Timeout);
+        }
+    }
+
+    /// Writes what this turn queued: messages to peers first, so that a follower starts its
+    /// own write while this node's is queued; then replies; then hands the persists to the
+    /// disk thread.
+    fn write_out(&mut self, now: Instant) {
+        for link in &mut self.peers {
+            link.check_timeouts(self.poll.registry(), now);
+            link.dial_if_due(self.poll.registry(), now, self.options.max_frame_bytes);
+            link.flush(self.poll.registry(), now);
+        }
+        self.inbound.flush(self.poll.registry());
+        if !self.persists.is_empty() {
+            self.disk.submit(std::mem::take(&mut self.persists));
+        }
+    }
+
+    /// Whether a stop a signal asked for is due: leadership is handed over, or time is up.
+    fn stop_is_due(&self, now: Instant) -> bool {
+        self.stop_at.is_some_and(|at| at <= now || self.replica.raft().role() != Role::Leader)
+    }
+
     /// How long the poll may sleep: until the replica's timeout, the next peer dial or link
     /// timeout, the next sweep for silent connections, or the end of a leadership hand-over.
-    fn poll_timeout(&self, now: Instant) -> Option<Duration> {
+    fn poll_timeout(&self, now: Instant) -> Option<std::time::Duration> {
         let dials = self.peers.iter().filter_map(PeerLink::deadline);
         let next = self
             .replica
@@ -279,7 +333,7 @@ impl Server {
                 match self.replica.transfer_leadership(now, target) {
                     Ok(()) => {
                         info!(%target, "signal received: handing leadership over, then stopping");
-                        now.add_millis(2 * self.options.election_timeout_ms)
+                        now + Duration::from_millis(2 * self.options.election_timeout_ms)
                     }
                     Err(error) => {
                         info!(%error, "signal received: stopping without a hand-over");
@@ -294,17 +348,47 @@ impl Server {
         }
     }
 
-    /// Peer `from` dialed this node anew; its link may need redialing.
-    pub(super) fn peer_dialed_us(&mut self, from: NodeId, now: Instant) {
-        if let Some(&peer) = self.peer_index.get(&from) {
-            self.peers[peer].peer_dialed_us(self.poll.registry(), now);
+    /// Acts on what an accepted connection received, in order.
+    fn deliver(&mut self, deliveries: Vec<Delivery>, now: Instant) {
+        for delivery in deliveries {
+            match delivery {
+                Delivery::Input(input) => self.replica.handle(now, input),
+                Delivery::StatusQuery { token, tag } => {
+                    let status = self.status();
+                    self.inbound.answer_status(token, tag, status);
+                }
+                Delivery::PeerDialedUs(from) => {
+                    if let Some(&peer) = self.peer_index.get(&from) {
+                        self.peers[peer].peer_dialed_us(self.poll.registry(), now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The node's state for `raftkv status`.
+    fn status(&self) -> NodeStatus {
+        let status = self.replica.raft().status();
+        NodeStatus {
+            id: status.id,
+            role: status.role.to_string(),
+            term: status.term,
+            leader: status.leader,
+            commit: status.commit,
+            applied: self.replica.applied(),
+            last_log: status.last_log.index,
+            snapshot_last: status.snapshot_last.index,
+            log_entries: status.log_entries as u64,
+            wal_bytes: self.disk.wal_bytes(),
+            keys: self.replica.state().len() as u64,
+            damaged: status.damaged,
         }
     }
 
     /// Tells the replica what the disk thread made durable since the last turn.
-    fn take_durable(&mut self, now: Instant) -> Result<(), String> {
-        if let Some(failure) = self.disk.failure() {
-            return Err(format!("disk failure, stopping: {failure}"));
+    fn take_durable(&mut self, now: Instant) -> Result<(), ServeError> {
+        if let Some(failure) = self.disk.take_failure() {
+            return Err(ServeError::Disk(failure));
         }
         let durable = self.disk.durable();
         if durable > self.acknowledged {
@@ -325,8 +409,7 @@ impl Server {
                 }
                 Output::Persist(persist) => self.persists.push(persist),
                 Output::Reply { to, reply } => {
-                    let (_, tag) = crate::server::inbound::reply_target(to);
-                    self.send_to_client(to, &ServerFrame::Reply { tag, reply });
+                    self.inbound.send_reply(self.poll.registry(), to, reply);
                 }
                 Output::RoleChanged { role, term, leader } => {
                     let leader = leader.map_or_else(|| "none".to_string(), |l| l.to_string());
@@ -343,9 +426,7 @@ impl Server {
         for link in &mut peers {
             link.flush(poll.registry(), now);
         }
-        for connection in inbound.values_mut() {
-            let _ = connection.conn.flush();
-        }
+        inbound.flush_before_exit();
         disk.shut_down();
         info!("stopped");
     }

@@ -9,25 +9,25 @@ use std::net::ToSocketAddrs;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use raftkv_core::raft::Message;
-use raftkv_core::{Instant, NodeId};
+use raftkv_core::{Duration, Instant, NodeId};
 use tracing::{debug, info, warn};
 
-use crate::conn::{Conn, ReadState};
+use crate::conn::{Conn, MAX_QUEUED_BYTES, ReadState};
 use crate::wire::{Hello, HelloRole, MAGIC, PROTOCOL_VERSION, Welcome};
 
-const BACKOFF_MS_MIN: u64 = 20;
-const BACKOFF_MS_MAX: u64 = 1_000;
+/// After a failure a link is dialed again after a backoff: this at first, doubling with each
+/// failure up to `BACKOFF_MAX`.
+const BACKOFF_MIN: Duration = Duration::from_millis(20);
+const BACKOFF_MAX: Duration = Duration::from_millis(1_000);
 /// A dial that has not connected after this long is abandoned (a host that drops packets).
-const CONNECT_TIMEOUT_MS: u64 = 1_000;
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(1_000);
 /// A peer that takes none of the queued bytes for this long is disconnected (a half-open
 /// connection to a host that went away, or a stuck process).
-const STALL_TIMEOUT_MS: u64 = 5_000;
+const STALL_TIMEOUT: Duration = Duration::from_millis(5_000);
 /// A link older than this is redialed when the peer dials this node anew: the peer probably
 /// restarted, and the old connection may be half-open. (Younger links are left alone, so two
 /// nodes starting together do not keep resetting each other.)
-const REDIAL_AFTER_MS: u64 = 1_000;
-/// Most bytes queued for one peer; beyond that messages are dropped until it catches up.
-const MAX_QUEUED_BYTES: usize = 64 << 20;
+const REDIAL_AFTER: Duration = Duration::from_millis(1_000);
 
 #[derive(Debug)]
 enum State {
@@ -48,7 +48,8 @@ pub(super) struct PeerLink {
     /// What this node says first on every dial.
     hello: Hello,
     state: State,
-    backoff_ms: u64,
+    /// How long after the next failure to dial again.
+    backoff: Duration,
     /// Whether the peer accepted the current connection.
     welcomed: bool,
     /// Since when queued bytes have been waiting with no progress.
@@ -75,7 +76,7 @@ impl PeerLink {
             token,
             hello,
             state: State::Idle { retry_at: now },
-            backoff_ms: BACKOFF_MS_MIN,
+            backoff: BACKOFF_MIN,
             welcomed: false,
             stalled_since: None,
             ever_up: false,
@@ -94,21 +95,22 @@ impl PeerLink {
     pub(super) fn deadline(&self) -> Option<Instant> {
         match self.state {
             State::Idle { retry_at } => Some(retry_at),
-            State::Connecting(_, since) => Some(since.add_millis(CONNECT_TIMEOUT_MS)),
-            State::Connected(..) => self.stalled_since.map(|at| at.add_millis(STALL_TIMEOUT_MS)),
+            State::Connecting(_, since) => Some(since + CONNECT_TIMEOUT),
+            State::Connected(..) => self.stalled_since.map(|at| at + STALL_TIMEOUT),
         }
     }
 
     /// Gives up a dial or a stalled connection whose time is up.
     pub(super) fn check_timeouts(&mut self, registry: &Registry, now: Instant) {
         match self.state {
-            State::Connecting(_, since) if now >= since.add_millis(CONNECT_TIMEOUT_MS) => {
+            State::Connecting(_, since) if now >= since + CONNECT_TIMEOUT => {
                 self.failed(registry, now, "connect timed out");
             }
             State::Connected(..)
-                if self.stalled_since.is_some_and(|at| now >= at.add_millis(STALL_TIMEOUT_MS)) =>
+                if self.stalled_since.is_some_and(|at| now >= at + STALL_TIMEOUT) =>
             {
-                self.failed(registry, now, "the peer has taken no data for 5 s");
+                let seconds = STALL_TIMEOUT.as_millis() / 1_000;
+                self.failed(registry, now, &format!("the peer has taken no data for {seconds} s"));
             }
             _ => {}
         }
@@ -120,12 +122,12 @@ impl PeerLink {
         let State::Connected(_, since) = self.state else {
             return;
         };
-        if now < since.add_millis(REDIAL_AFTER_MS) {
+        if now < since + REDIAL_AFTER {
             return;
         }
         info!(peer = %self.id, "the peer reconnected to this node: dialing it again");
         self.close(registry);
-        self.backoff_ms = BACKOFF_MS_MIN;
+        self.backoff = BACKOFF_MIN;
         self.state = State::Idle { retry_at: now };
     }
 
@@ -177,7 +179,7 @@ impl PeerLink {
     /// Handles a readiness event of this link's socket.
     pub(super) fn on_event(&mut self, registry: &Registry, now: Instant) {
         if let State::Connecting(conn, _) = &mut self.state {
-            match connect_result(conn) {
+            match conn.connect_result() {
                 Ok(true) => {
                     let State::Connecting(conn, _) =
                         std::mem::replace(&mut self.state, State::Idle { retry_at: now })
@@ -205,7 +207,7 @@ impl PeerLink {
         loop {
             match conn.next_frame::<Welcome>() {
                 Ok(Some(Welcome::Accepted { node, .. })) if node == self.id => {
-                    self.backoff_ms = BACKOFF_MS_MIN;
+                    self.backoff = BACKOFF_MIN;
                     self.welcomed = true;
                     let dropped = std::mem::take(&mut self.dropped);
                     if std::mem::take(&mut self.outage_logged) && self.ever_up {
@@ -284,21 +286,8 @@ impl PeerLink {
             info!(peer = %self.id, address = %self.address, problem, "peer not reachable yet");
             self.outage_logged = true;
         }
-        self.state = State::Idle { retry_at: now.add_millis(self.backoff_ms) };
-        self.backoff_ms = (self.backoff_ms * 2).min(BACKOFF_MS_MAX);
-    }
-}
-
-/// Whether a non-blocking connect finished: `Ok(true)` connected, `Ok(false)` still going.
-fn connect_result(conn: &Conn) -> io::Result<bool> {
-    let stream = conn.stream();
-    if let Some(error) = stream.take_error()? {
-        return Err(error);
-    }
-    match stream.peer_addr() {
-        Ok(_) => Ok(true),
-        Err(error) if error.kind() == io::ErrorKind::NotConnected => Ok(false),
-        Err(error) => Err(error),
+        self.state = State::Idle { retry_at: now + self.backoff };
+        self.backoff = self.backoff.saturating_mul(2).min(BACKOFF_MAX);
     }
 }
 

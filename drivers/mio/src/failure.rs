@@ -1,0 +1,58 @@
+//! How a command of the command line failed, which decides its exit status.
+
+use core::fmt;
+
+use crate::client;
+use crate::client::pool_error::PoolError;
+use crate::server::ServeError;
+
+/// How a command failed.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// A definite negative answer (no such key, no swap); already reported.
+    No,
+    /// The node could not start, or stopped on an error.
+    Serve(ServeError),
+    /// The cluster did not carry out an operation.
+    Client(client::Error),
+    /// The benchmark's sessions could not be set up.
+    Pool(PoolError),
+    /// Any other error, with its message: bad input, a local cluster that does not start...
+    Error(String),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::No => f.write_str("a definite no"),
+            Failure::Serve(error) => write!(f, "{error}"),
+            Failure::Client(error) => write!(f, "{error}"),
+            Failure::Pool(error) => write!(f, "{error}"),
+            Failure::Error(message) => f.write_str(message),
+        }
+    }
+}
+
+impl From<ServeError> for Failure {
+    fn from(error: ServeError) -> Failure {
+        Failure::Serve(error)
+    }
+}
+
+impl From<client::Error> for Failure {
+    fn from(error: client::Error) -> Failure {
+        Failure::Client(error)
+    }
+}
+
+impl From<PoolError> for Failure {
+    fn from(error: PoolError) -> Failure {
+        Failure::Pool(error)
+    }
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure::Error(message)
+    }
+}

@@ -1,0 +1,86 @@
+//! The `Hello` that opens every accepted connection: whether this node talks to whoever dialed.
+
+use core::fmt;
+
+use raftkv_core::NodeId;
+
+use crate::server::options::ServeOptions;
+use crate::wire::{Hello, HelloRole, MAGIC, PROTOCOL_VERSION};
+
+/// Why a `Hello` is refused. Its text goes back to the dialer in `Welcome::Refused`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Refusal {
+    /// The first bytes are not raftkv's.
+    NotRaftkv,
+    /// The dialer speaks another version of the protocol.
+    UnsupportedVersion {
+        /// The dialer's version.
+        version: u32,
+    },
+    /// The dialer belongs to another cluster.
+    WrongCluster {
+        /// This node's cluster.
+        ours: String,
+        /// The dialer's.
+        theirs: String,
+    },
+    /// A peer meant to dial another node.
+    WrongNode {
+        /// This node.
+        this: NodeId,
+        /// The node the peer meant to dial.
+        dialed: NodeId,
+    },
+    /// A peer that is not a member of this cluster.
+    NotMember {
+        /// The peer.
+        node: NodeId,
+    },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::NotRaftkv => f.write_str("not a raftkv connection"),
+            Refusal::UnsupportedVersion { version } => write!(
+                f,
+                "protocol version {version} is not supported (this node speaks {PROTOCOL_VERSION})"
+            ),
+            Refusal::WrongCluster { ours, theirs } => {
+                write!(f, "wrong cluster: this node belongs to {ours:?}, not {theirs:?}")
+            }
+            Refusal::WrongNode { this, dialed } => {
+                write!(f, "this is node {this}, not node {dialed} (check --peers)")
+            }
+            Refusal::NotMember { node } => write!(f, "node {node} is not a member of this cluster"),
+        }
+    }
+}
+
+/// Whether the node set up with `options` accepts `hello`.
+pub(super) fn check(hello: &Hello, options: &ServeOptions) -> Result<(), Refusal> {
+    if hello.magic != MAGIC {
+        return Err(Refusal::NotRaftkv);
+    }
+    if hello.version != PROTOCOL_VERSION {
+        return Err(Refusal::UnsupportedVersion { version: hello.version });
+    }
+    if hello.cluster != options.cluster {
+        let (ours, theirs) = (options.cluster.clone(), hello.cluster.clone());
+        return Err(Refusal::WrongCluster { ours, theirs });
+    }
+    match hello.role {
+        HelloRole::Peer { to, .. } if to != options.id => {
+            Err(Refusal::WrongNode { this: options.id, dialed: to })
+        }
+        HelloRole::Peer { from, .. } if !is_peer(options, from) => {
+            Err(Refusal::NotMember { node: from })
+        }
+        HelloRole::Peer { .. } | HelloRole::Client => Ok(()),
+    }
+}
+
+/// Whether `id` is another member of this node's cluster.
+fn is_peer(options: &ServeOptions, id: NodeId) -> bool {
+    id != options.id && options.peers.iter().any(|(peer, _)| *peer == id)
+}

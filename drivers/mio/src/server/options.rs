@@ -1,0 +1,39 @@
+//! The settings of a node, from the command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use raftkv_core::NodeId;
+use raftkv_core::kv::KvLimits;
+
+/// Everything a node needs to run.
+#[derive(Clone, Debug)]
+pub(crate) struct ServeOptions {
+    /// This node.
+    pub(crate) id: NodeId,
+    /// Where to accept peers and clients.
+    pub(crate) listen: SocketAddr,
+    /// Every node of the cluster (this one included) and the address others reach it at.
+    pub(crate) peers: Vec<(NodeId, String)>,
+    /// The data directory.
+    pub(crate) data: PathBuf,
+    /// The cluster's name; connections from another cluster are refused.
+    pub(crate) cluster: String,
+    /// Lower bound of the randomized election timeout; the upper bound is twice this.
+    pub(crate) election_timeout_ms: u64,
+    /// Leader heartbeat interval.
+    pub(crate) heartbeat_ms: u64,
+    /// Largest frame accepted from a peer or client.
+    pub(crate) max_frame_bytes: usize,
+    /// Bytes of applied log after which the replica takes a snapshot and the WAL is compacted.
+    pub(crate) snapshot_bytes: usize,
+    /// Size at which a WAL segment is closed and the next one started.
+    pub(crate) segment_bytes: u64,
+    /// Key and value sizes clients may write.
+    pub(crate) limits: KvLimits,
+    /// Idle time after which a client session expires.
+    pub(crate) session_timeout_ms: u64,
+    /// The node's data was lost or removed and it starts afresh: it stays out of elections
+    /// until it has caught up with a leader. Applies to a new data directory only.
+    pub(crate) rejoin: bool,
+}
