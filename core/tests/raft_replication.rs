@@ -242,6 +242,8 @@ fn stale_and_misaddressed_messages_are_counted_and_dropped() {
     let misrouted = Message { to: id(2), ..stale };
     cluster.handle(id(3), Input::Message(misrouted));
     assert_eq!(cluster.node(id(3)).counters().dropped_misaddressed, 2);
+    let counters = cluster.node(id(3)).counters().to_string();
+    assert!(counters.starts_with("misaddressed=2 stale=1 "), "{counters}");
     assert_eq!(cluster.leader(), Some(id(2)));
 }
 
