@@ -113,8 +113,18 @@ impl PersistedSize {
         self.measure(node, durable)
     }
 
-    /// Node `node` restarted from `durable`, which its storage recovered.
-    pub(crate) fn on_restart(&mut self, node: usize, durable: &Durable) -> Result<(), Failed> {
+    /// Node `node` restarted from `durable`, which its storage recovered. A `damaged` disk
+    /// may have gone back to an older state, whose entries were not applied when written as
+    /// far as the bound knows: they count as not yet applied.
+    pub(crate) fn on_restart(
+        &mut self,
+        node: usize,
+        durable: &Durable,
+        damaged: bool,
+    ) -> Result<(), Failed> {
+        if damaged {
+            self.nodes[node].applied_when_written = durable.snapshot_index();
+        }
         self.measure(node, durable)
     }
 
@@ -226,7 +236,7 @@ mod tests {
         // Persist 2, written when 4 entries were applied, may have landed in part.
         size.on_persist(0, PersistId(2), LogIndex(4));
         size.on_crash(0, &durable(1..=1)).expect("the last acknowledged persist counts");
-        size.on_restart(0, &durable(1..=4)).expect("entries 2..4 count as not yet applied");
+        size.on_restart(0, &durable(1..=4), false).expect("entries 2..4 count as not yet applied");
         size.on_persist(0, PersistId(3), LogIndex(4));
         let (check, _) = size.on_durable(0, PersistId(3), &durable(1..=4)).expect_err("96 bytes");
         assert_eq!(check, Check::LogSize);

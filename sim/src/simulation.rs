@@ -281,7 +281,7 @@ impl Simulation {
                 let replica = state.replica.as_ref().expect("just started");
                 let damaged = durable.hard_state.damaged;
                 let result = self.checks.on_restart(node, durable, replica, damaged);
-                let size = self.persisted.on_restart(node, durable);
+                let size = self.persisted.on_restart(node, durable, damaged);
                 self.checked(result.and(size));
                 self.drain_node(node);
             }
