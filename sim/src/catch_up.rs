@@ -6,7 +6,7 @@
 //! timing.
 
 use raftkv_core::kv::KvCommand;
-use raftkv_core::{LogIndex, NodeId};
+use raftkv_core::{Duration, LogIndex, NodeId};
 
 use crate::options::{FaultSet, Options, RaftOptions, Shape, SnapshotOptions};
 use crate::simulation::Simulation;
@@ -42,9 +42,9 @@ pub struct CatchUp {
     /// The leader's commit index when the follower restarted: what it had to apply.
     pub leader_commit: LogIndex,
     /// Simulated time the clients took to commit their puts.
-    pub fill_ms: u64,
+    pub fill: Duration,
     /// Simulated time from the follower's restart until it had applied `leader_commit`.
-    pub catch_up_us: u64,
+    pub catch_up: Duration,
     /// Snapshots the follower installed meanwhile.
     pub snapshots_installed: u64,
     /// Bytes of the leader's snapshot when the follower restarted (0 without one).
@@ -78,7 +78,7 @@ pub fn catch_up(settings: &CatchUpSettings) -> Result<CatchUp, String> {
     sim.crash(follower);
     let fill_started = sim.now();
     put_concurrently(&mut sim, settings.clients, settings.puts)?;
-    let fill_ms = sim.now().nanos_since(fill_started) / 1_000_000;
+    let fill = sim.now() - fill_started;
     let leader = sim.leader().ok_or_else(|| stalled(&sim, "no leader after the puts"))?;
     let leader_raft = sim.replica(leader).expect("leads").raft();
     let leader_commit = leader_raft.status().commit;
@@ -97,8 +97,8 @@ pub fn catch_up(settings: &CatchUpSettings) -> Result<CatchUp, String> {
         follower,
         follower_last,
         leader_commit,
-        fill_ms,
-        catch_up_us: sim.now().nanos_since(restarted) / 1_000,
+        fill,
+        catch_up: sim.now() - restarted,
         snapshots_installed,
         snapshot_bytes,
         messages: sim.stats().messages - messages_before,

@@ -3,7 +3,7 @@
 //! lasts.
 
 use raftkv_core::prng::Prng;
-use raftkv_core::{Instant, NodeId};
+use raftkv_core::{Duration, Instant, NodeId};
 
 use crate::event::{Event, FaultEvent};
 use crate::network::Endpoint;
@@ -42,9 +42,9 @@ impl Simulation {
         }
     }
 
-    /// Nanoseconds in `low..=high` milliseconds, drawn.
-    fn draw_ms(&mut self, low: u64, high: u64) -> u64 {
-        self.fault_rng.range_inclusive(low, high.max(low)) * 1_000_000
+    /// A span of `low..=high` whole milliseconds, drawn.
+    fn draw_ms(&mut self, low: u64, high: u64) -> Duration {
+        Duration::from_millis(self.fault_rng.range_inclusive(low, high.max(low)))
     }
 
     pub(crate) fn on_fault(&mut self, event: FaultEvent) {
@@ -151,8 +151,9 @@ impl Simulation {
         if !chance.happens(&mut self.fault_rng) {
             return;
         }
-        let window = until.nanos_since(self.now).max(1);
-        let at = self.now.add_nanos(self.fault_rng.range_inclusive(0, window - 1));
+        // Drawn to the nanosecond: the window may be shorter than a microsecond.
+        let window_ns = (until - self.now).as_nanos().max(1);
+        let at = self.now + Duration::from_nanos(self.fault_rng.range_inclusive(0, window_ns - 1));
         let life = self.nodes[node].life;
         self.schedule(at, Event::Fault(FaultEvent::CrashDuringSnapshot { node, life }));
     }

@@ -196,15 +196,14 @@ fn catchup(args: &CatchupArgs) -> ExitCode {
     };
     println!(
         "catch-up: n{} restarted {} entries behind (its log ended at {}, the leader had \
-         committed {}, in {} ms simulated) and applied them all {}.{:03} ms later (simulated): \
+         committed {}, in {} ms simulated) and applied them all {} later (simulated): \
          {} snapshots installed, the leader's of {} bytes; {} messages; wall {wall_ms} ms",
         figure.follower,
         figure.entries_behind(),
         figure.follower_last,
         figure.leader_commit,
-        figure.fill_ms,
-        figure.catch_up_us / 1_000,
-        figure.catch_up_us % 1_000,
+        figure.fill.as_millis(),
+        figure.catch_up,
         figure.snapshots_installed,
         figure.snapshot_bytes,
         figure.messages
@@ -217,8 +216,8 @@ fn catchup(args: &CatchupArgs) -> ExitCode {
             "snapshot_bytes": settings.snapshot.threshold_bytes,
             "entries_behind": figure.entries_behind(),
             "leader_commit": figure.leader_commit.0,
-            "fill_ms": figure.fill_ms,
-            "catch_up_us": figure.catch_up_us,
+            "fill_ms": figure.fill.as_millis(),
+            "catch_up_us": figure.catch_up.as_micros(),
             "snapshots_installed": figure.snapshots_installed,
             "leader_snapshot_bytes": figure.snapshot_bytes,
             "messages": figure.messages,
@@ -231,6 +230,12 @@ fn catchup(args: &CatchupArgs) -> ExitCode {
 
 fn millis_since(start: WallClock) -> u64 {
     u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The rate of `count` things done in `wall_ms` milliseconds (at least one), per second.
+fn per_second(count: u64, wall_ms: u64) -> u64 {
+    const MILLIS_PER_SECOND: u64 = 1_000;
+    count * MILLIS_PER_SECOND / wall_ms
 }
 
 fn run(args: &RunArgs) -> ExitCode {
@@ -384,8 +389,8 @@ impl SwarmTally {
              storage faults: {} crashes mid-write, {} torn and {} lost writes, {} bit flips, \
              {} ENOSPC, {} EIO, {} damaged restarts",
             self.passed,
-            runs * 1_000 / wall_ms,
-            self.sim_ops * 1_000 / wall_ms,
+            per_second(runs, wall_ms),
+            per_second(self.sim_ops, wall_ms),
             self.unknown,
             self.slowest.0,
             self.slowest.1,
@@ -414,8 +419,8 @@ impl SwarmTally {
             "violation": failure.and_then(|report| report.violation.as_ref().map(ToString::to_string)),
             "reproduce": failure.map(|report| report.options.reproduce_command()),
             "wall_ms": wall_ms,
-            "runs_per_s": self.runs() * 1_000 / wall_ms,
-            "sim_ops_per_s": self.sim_ops * 1_000 / wall_ms,
+            "runs_per_s": per_second(self.runs(), wall_ms),
+            "sim_ops_per_s": per_second(self.sim_ops, wall_ms),
             "slowest_ms": self.slowest.0,
             "slowest": self.slowest.1,
             "linearizability_unknown": self.unknown,

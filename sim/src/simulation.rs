@@ -11,7 +11,7 @@ use raftkv_core::prng::Prng;
 use raftkv_core::protocol::{ClientRequest, Op, Outcome};
 use raftkv_core::raft::{Body, Entry, Role};
 use raftkv_core::server::{Input, Output, ReplyTo};
-use raftkv_core::{ClientId, Instant, LogId, LogIndex, NodeId, RequestId, Term};
+use raftkv_core::{ClientId, Duration, Instant, LogId, LogIndex, NodeId, RequestId, Term};
 
 use crate::checks::{Check, Checks, Failed, Violation};
 use crate::disk::Disk;
@@ -27,6 +27,9 @@ use raftkv_storage::sim_fs::FaultCounters;
 
 /// Where replies to commands a test proposes by hand ([`Simulation::start`]) go.
 const BY_HAND: ReplyTo = ReplyTo(u64::MAX);
+
+/// A round trip is two one-way trips, each up to the network's usual latency.
+const LEGS_PER_ROUND_TRIP: u64 = 2;
 
 /// Timeouts one node may handle at one instant before it counts as spinning.
 const TIMEOUTS_PER_INSTANT_MAX: u32 = 1_000;
@@ -165,8 +168,8 @@ impl Simulation {
         self.queue.push(Scheduled { at, seq: self.seq, event });
     }
 
-    pub(crate) fn schedule_in(&mut self, nanos: u64, event: Event) {
-        self.schedule(self.now.add_nanos(nanos), event);
+    pub(crate) fn schedule_in(&mut self, delay: Duration, event: Event) {
+        self.schedule(self.now + delay, event);
     }
 
     /// Handles the next event; false when none is left.
@@ -212,7 +215,7 @@ impl Simulation {
     /// Runs until `done` holds, for at most `millis` of virtual time; returns whether `done`
     /// held. Stops early, returning false, when a safety property breaks.
     pub fn run_until(&mut self, millis: u64, done: impl Fn(&Simulation) -> bool) -> bool {
-        let end = self.now.add_millis(millis);
+        let end = self.now + Duration::from_millis(millis);
         loop {
             if done(self) {
                 return true;
@@ -349,7 +352,8 @@ impl Simulation {
                 self.checked(result);
                 if let Body::InstallSnapshot { .. } = message.body {
                     // Within about a round trip, while the next chunks are under way.
-                    let until = self.now.add_nanos(2_000 * self.options.network.latency_us_max);
+                    let latency_max = Duration::from_micros(self.options.network.latency_us_max);
+                    let until = self.now + latency_max.saturating_mul(LEGS_PER_ROUND_TRIP);
                     self.maybe_crash_during_snapshot(node, until);
                 }
                 self.send(Packet::Peer(message));
