@@ -7,6 +7,7 @@ use raftkv_core::{Duration, Instant, NodeId};
 
 use crate::event::{Event, FaultEvent};
 use crate::network::Endpoint;
+use crate::node_ids::node_id;
 use crate::simulation::Simulation;
 use crate::trace::Actor;
 
@@ -51,12 +52,12 @@ impl Simulation {
         match event {
             FaultEvent::Restart { node, life } => {
                 if self.nodes[node].life == life && self.nodes[node].replica.is_none() {
-                    self.restart(NodeId(node as u64 + 1));
+                    self.restart(node_id(node));
                 }
             }
             FaultEvent::Resume { node, life } => {
                 if self.nodes[node].life == life {
-                    self.resume(NodeId(node as u64 + 1));
+                    self.resume(node_id(node));
                 }
             }
             _ if !self.injecting() => {}
@@ -83,7 +84,7 @@ impl Simulation {
         let count = self.nodes.len();
         if (0..count).all(|node| !self.nodes[node].disk.is_suspect()) {
             let node = self.fault_rng.range_inclusive(0, count as u64 - 1) as usize;
-            let rotted = self.rot_bit(NodeId(node as u64 + 1)).is_some();
+            let rotted = self.rot_bit(node_id(node)).is_some();
             if rotted && self.nodes[node].replica.is_some() {
                 self.crash_for_a_while(node);
             }
@@ -134,7 +135,7 @@ impl Simulation {
 
     /// Crashes running node `node` and schedules its restart.
     fn crash_for_a_while(&mut self, node: usize) {
-        self.crash(NodeId(node as u64 + 1));
+        self.crash(node_id(node));
         let life = self.nodes[node].life;
         let downtime = self.draw_ms(0, self.options.crash.downtime_ms_max);
         self.schedule_in(downtime, Event::Fault(FaultEvent::Restart { node, life }));
@@ -164,7 +165,7 @@ impl Simulation {
         if !running.is_empty() {
             let node =
                 running[self.fault_rng.range_inclusive(0, running.len() as u64 - 1) as usize];
-            self.pause(NodeId(node as u64 + 1));
+            self.pause(node_id(node));
             let life = self.nodes[node].life;
             let duration = self.draw_ms(1, self.options.pause.duration_ms_max);
             self.schedule_in(duration, Event::Fault(FaultEvent::Resume { node, life }));
@@ -275,8 +276,8 @@ fn draw_partition(
 mod tests {
     use super::*;
 
-    fn ids(count: u64) -> Vec<NodeId> {
-        (1..=count).map(NodeId).collect()
+    fn ids(count: usize) -> Vec<NodeId> {
+        crate::node_ids::all(count).collect()
     }
 
     #[test]

@@ -9,6 +9,7 @@ use raftkv_core::protocol::{ClientReply, ClientRequest, Op, Outcome};
 use raftkv_core::raft::Message;
 use raftkv_core::{Duration, NodeId};
 
+use crate::node_ids;
 use crate::options::{NetworkOptions, Ratio};
 
 /// One end of a link: a node or a client.
@@ -112,7 +113,9 @@ impl Network {
 
     fn slot(&self, end: Endpoint) -> usize {
         match end {
-            Endpoint::Node(id) => id.0 as usize - 1,
+            Endpoint::Node(id) => node_ids::node_index(id)
+                .filter(|&index| index < self.nodes)
+                .unwrap_or_else(|| panic!("no node {id} on the network")),
             Endpoint::Client(index) => self.nodes + index,
         }
     }
@@ -123,7 +126,7 @@ impl Network {
 
     /// Every endpoint.
     pub(crate) fn endpoints(&self) -> impl Iterator<Item = Endpoint> + use<> {
-        let nodes = (1..=self.nodes as u64).map(|id| Endpoint::Node(NodeId(id)));
+        let nodes = node_ids::all(self.nodes).map(Endpoint::Node);
         nodes.chain((0..self.clients).map(Endpoint::Client))
     }
 

@@ -6,10 +6,11 @@ use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
 
 use raftkv_core::kv::KvCommand;
-use raftkv_core::{Duration, Instant, NodeId};
+use raftkv_core::{Duration, Instant};
 
 use crate::checks::Check;
 use crate::event::Event;
+use crate::node_ids::node_id;
 use crate::options::Options;
 use crate::phase::{Auto, Phase};
 use crate::report::Report;
@@ -156,7 +157,7 @@ impl Simulation {
             node.disk.stop_faults();
         }
         for node in 0..self.nodes.len() {
-            let id = NodeId(node as u64 + 1);
+            let id = node_id(node);
             self.restart(id);
             self.resume(id);
         }

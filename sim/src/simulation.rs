@@ -18,6 +18,7 @@ use crate::disk::Disk;
 use crate::event::{Event, Scheduled};
 use crate::network::{Endpoint, Network, Packet, Route};
 use crate::node::{Kv, SimNode};
+use crate::node_ids::{self, node_id};
 use crate::options::{Options, Streams};
 use crate::persisted::{PersistedSize, persisted_bytes};
 use crate::phase::Auto;
@@ -118,7 +119,7 @@ impl Simulation {
     pub fn new(options: Options, output: TraceOutput) -> Simulation {
         let mut rng = Streams::new(options.seed).run;
         let shape = options.shape;
-        let voters: Vec<NodeId> = (1..=shape.nodes as u64).map(NodeId).collect();
+        let voters: Vec<NodeId> = node_ids::all(shape.nodes).collect();
         let nodes = voters
             .iter()
             .map(|&id| {
@@ -248,7 +249,7 @@ impl Simulation {
     // ---- nodes ----
 
     pub(crate) fn actor(node: usize) -> Actor {
-        Actor::Node(node as u64 + 1)
+        Actor::Node(node_id(node).0)
     }
 
     fn start_node(&mut self, node: usize) {
@@ -290,7 +291,7 @@ impl Simulation {
             }
             Err(error) => self.fail((
                 Check::Storage,
-                format!("n{} cannot restart from its disk: {error}", node + 1),
+                format!("n{} cannot restart from its disk: {error}", node_id(node)),
             )),
         }
     }
@@ -342,7 +343,7 @@ impl Simulation {
     }
 
     fn on_output(&mut self, node: usize, output: Output<KvReply>) {
-        let id = NodeId(node as u64 + 1);
+        let id = node_id(node);
         let state = &self.nodes[node];
         let replica = state.replica.as_ref().expect("outputs come from a running replica");
         match output {
@@ -438,7 +439,7 @@ impl Simulation {
         if state.timeouts_now.1 > TIMEOUTS_PER_INSTANT_MAX {
             self.fail((
                 Check::Liveness,
-                format!("n{} handled {TIMEOUTS_PER_INSTANT_MAX} timeouts at one instant: poll_timeout stays in the past", node + 1),
+                format!("n{} handled {TIMEOUTS_PER_INSTANT_MAX} timeouts at one instant: poll_timeout stays in the past", node_id(node)),
             ));
             return;
         }
@@ -508,7 +509,7 @@ impl Simulation {
     fn deliver(&mut self, packet: Packet) {
         match packet.destination() {
             Endpoint::Node(id) => {
-                let node = id.0 as usize - 1;
+                let node = self.node_index(id);
                 let state = &self.nodes[node];
                 if state.replica.is_none() {
                     self.trace.event(
@@ -627,8 +628,8 @@ impl Simulation {
     // ---- faults a test scripts ----
 
     pub(crate) fn node_index(&self, id: NodeId) -> usize {
-        let index = id.0.checked_sub(1).map(|i| i as usize);
-        index.filter(|&i| i < self.nodes.len()).unwrap_or_else(|| panic!("no node {id}"))
+        let index = node_ids::node_index(id).filter(|&index| index < self.nodes.len());
+        index.unwrap_or_else(|| panic!("no node {id}"))
     }
 
     /// Kills node `id`: it loses its memory and the writes its disk had not finished.
