@@ -40,6 +40,14 @@ pub fn id(n: u64) -> NodeId {
     NodeId(n)
 }
 
+/// The node `offset` places after `node` in the order of [`Simulation::node_ids`], wrapping
+/// around.
+pub fn nth_after(sim: &Simulation, node: NodeId, offset: usize) -> NodeId {
+    let all = sim.node_ids();
+    let at = all.iter().position(|&id| id == node).expect("a node of the simulation");
+    all[(at + offset) % all.len()]
+}
+
 /// Whether `entry` is the command `value` proposed with [`Simulation::start`]. The entry holds
 /// the encoded request, in which the value's bytes appear as they are.
 pub fn holds(entry: &Entry, value: &str) -> bool {
