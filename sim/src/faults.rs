@@ -11,6 +11,13 @@ use crate::node_ids::node_id;
 use crate::simulation::Simulation;
 use crate::trace::Actor;
 
+/// The smallest cluster whose disks rot: a rotted disk is a failed node, and only a cluster
+/// that keeps a majority without it can repair it.
+const BIT_ROT_NODES_MIN: usize = 3;
+
+/// The fewest nodes two halves joined by a bridge take: one on each side, and the bridge.
+const BRIDGED_NODES_MIN: usize = 3;
+
 impl Simulation {
     /// Whether the injector is on (a random run in its faulty phase).
     fn injecting(&self) -> bool {
@@ -25,11 +32,9 @@ impl Simulation {
             (faults.partition, FaultEvent::Partition, self.options.partition.interval_ms_max),
             (faults.pause, FaultEvent::Pause, self.options.pause.interval_ms_max),
             (faults.transfer, FaultEvent::Transfer, self.options.transfer_interval_ms_max),
-            // A rotted disk is a failed node: only a cluster that keeps a majority without it
-            // can repair it.
             (
                 faults.disk
-                    && self.voters.len() >= 3
+                    && self.voters.len() >= BIT_ROT_NODES_MIN
                     && self.options.disk.bit_rot_interval_ms_max > 0,
                 FaultEvent::BitRot,
                 self.options.disk.bit_rot_interval_ms_max,
@@ -256,7 +261,7 @@ fn draw_partition(
                 Plan::OneWay { from: others, to: vec![node] }
             };
         }
-        3 if count >= 3 => {
+        3 if count >= BRIDGED_NODES_MIN => {
             let split = rng.range_inclusive(2, count as u64 - 1) as usize;
             ("halves with a bridge", vec![nodes[1..split].to_vec(), nodes[split..].to_vec()])
         }

@@ -37,15 +37,27 @@ enum Command {
     Catchup(CatchupArgs),
 }
 
+/// The most replicas the command line accepts; swarm draws up to seven.
+const NODES_MAX: u64 = 9;
+
+/// The most clients the command line accepts for a run; swarm draws up to ten.
+const CLIENTS_MAX: u64 = 100;
+
+/// The fewest replicas of the catch-up figure: one falls behind, another leads.
+const CATCH_UP_NODES_MIN: u64 = 2;
+
+/// The most clients the catch-up figure accepts, each with one put in flight.
+const CATCH_UP_CLIENTS_MAX: u64 = 1_000;
+
 /// Size and faults of a run. Left out, `run` uses the default shown and `swarm` draws them
 /// per seed.
 #[derive(Args, Clone)]
 struct ShapeArgs {
     /// Replicas [run default: 5; swarm: 1 to 7, mostly 3 or 5].
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=9))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=NODES_MAX))]
     nodes: Option<u64>,
     /// Clients, one operation at a time each [run default: 5; swarm: 1 to 10].
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=CLIENTS_MAX))]
     clients: Option<u64>,
     /// Operations the clients issue in all, besides the final reads [run default: 500;
     /// swarm: 50 to 600].
@@ -124,13 +136,13 @@ struct CatchupArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Replicas.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(2..=9))]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(CATCH_UP_NODES_MIN..=NODES_MAX))]
     nodes: u64,
     /// Puts committed while the follower is down (one log entry each).
     #[arg(long, default_value_t = 100_000)]
     entries: u64,
     /// Clients putting concurrently.
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=CATCH_UP_CLIENTS_MAX))]
     clients: u64,
     /// The snapshot threshold; the replicas' own (64 MiB) turns compaction off for any
     /// simulated log, so the follower gets the whole log instead of a snapshot.
