@@ -7,7 +7,7 @@ use kv_cluster::{KvCluster, Packet, client_end};
 use raftkv_core::client::ClerkError;
 use raftkv_core::kv::{KvCommand, KvReply};
 use raftkv_core::protocol::{ClientReply, ClientRequest, Op, Outcome, Reject};
-use raftkv_core::{ClientId, NodeId, RequestId};
+use raftkv_core::{ClientId, Duration, NodeId, RequestId};
 
 fn put(key: &str, value: &str) -> KvCommand {
     KvCommand::Put { key: key.into(), value: value.into() }
@@ -196,7 +196,7 @@ fn sessions_expire_at_the_same_index_on_every_replica() {
 fn a_leader_whose_clock_starts_elsewhere_continues_the_log_clock() {
     let mut cluster = KvCluster::with_config(3, 1, |config| config.session_timeout_ms = 10_000);
     // Node 3's process started an hour before the others: its clock reads an hour ahead.
-    cluster.clock_offset_ms[2] = 3_600_000;
+    cluster.set_clock_ahead(NodeId(3), Duration::from_millis(3_600_000));
     cluster.elect(NodeId(1));
     cluster.submit(0, put("x", "1"));
     assert!(cluster.run_until(2_000, |c| c.finished[0].len() == 1));
@@ -238,11 +238,11 @@ fn a_follower_redirects_and_the_clerk_follows_the_hint() {
     let mut cluster = KvCluster::new(3, 1);
     let leader = cluster.wait_for_leader();
     let follower = cluster.ids().into_iter().find(|&n| n != leader).expect("a follower");
-    let follower_index = follower.0 as usize - 1;
     // Point the clerk at a follower first.
     cluster.clerks[0] = raftkv_core::client::Clerk::new({
         let mut config = raftkv_core::client::ClerkConfig::new(cluster.ids());
-        config.servers.rotate_left(follower_index);
+        let follower_at = config.servers.iter().position(|&id| id == follower).expect("a server");
+        config.servers.rotate_left(follower_at);
         config
     });
     cluster.start_transcript();

@@ -8,7 +8,7 @@ use raftkv_core::prng::Prng;
 use raftkv_core::raft::{
     AppendOutcome, Body, ConflictHint, Entry, Input, Message, Payload, RaftNode, Recovered, Role,
 };
-use raftkv_core::{Instant, LogId, LogIndex, NodeId, Term};
+use raftkv_core::{Duration, Instant, LogId, LogIndex, NodeId, Term};
 
 fn commands(count: usize, tag: &str) -> Vec<String> {
     (0..count).map(|i| format!("{tag}{i}")).collect()
@@ -310,7 +310,7 @@ fn random_garbage_never_panics_a_node() {
     let mut node = RaftNode::new(Instant::ZERO, config, Recovered::default()).expect("starts");
     let mut now = Instant::ZERO;
     for _ in 0..20_000 {
-        now = now.add_millis(rng.range_inclusive(0, 50));
+        now = now + Duration::from_millis(rng.range_inclusive(0, 50));
         let small = |rng: &mut Prng| rng.range_inclusive(0, 6);
         let input = match rng.range_inclusive(0, 9) {
             0 => Input::Timeout,

@@ -9,6 +9,7 @@ use raftkv_core::{Instant, LogId, LogIndex, NodeId, Term};
 
 use crate::disk::Durable;
 use crate::node::Kv;
+use crate::node_ids::node_id;
 use crate::trace::Fnv64;
 
 /// The property a run broke.
@@ -474,7 +475,7 @@ impl Checks {
                 Check::AppliedBackwards,
                 format!(
                     "n{}'s disk replaces its snapshot at {} by one at {snapshot}",
-                    node + 1,
+                    node_id(node),
                     self.snapshot_index[node]
                 ),
             ));

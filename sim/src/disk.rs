@@ -151,11 +151,21 @@ pub(crate) struct Disk {
     flips_since_start: u64,
 }
 
-/// The most file system operations a batch of persists is drawn to be cut short after: a
-/// batch that writes a snapshot takes a dozen or two, one that appends and saves a hard state
-/// a handful (a crash after its last step loses nothing).
+/// The most file system operations a batch that writes a snapshot is drawn to be cut short
+/// after: it takes a dozen or two.
+const SNAPSHOT_BATCH_STEPS_MAX: u64 = 24;
+
+/// The same for a batch that only appends and saves a hard state: it takes a handful.
+const BATCH_STEPS_MAX: u64 = 8;
+
+/// The most file system operations `batch` is drawn to be cut short after (a crash after its
+/// last step loses nothing).
 fn steps_max(batch: &[Persist]) -> u64 {
-    if batch.iter().any(|persist| persist.snapshot.is_some()) { 24 } else { 8 }
+    if batch.iter().any(|persist| persist.snapshot.is_some()) {
+        SNAPSHOT_BATCH_STEPS_MAX
+    } else {
+        BATCH_STEPS_MAX
+    }
 }
 
 impl Disk {

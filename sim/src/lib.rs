@@ -23,6 +23,7 @@ mod faults;
 pub mod history;
 mod network;
 mod node;
+mod node_ids;
 pub mod options;
 mod persisted;
 mod phase;

@@ -3,12 +3,13 @@
 
 use core::fmt;
 
-use raftkv_core::NodeId;
 use raftkv_core::kv::{KvCommand, KvReply};
 use raftkv_core::prng::Prng;
 use raftkv_core::protocol::{ClientReply, ClientRequest, Op, Outcome};
 use raftkv_core::raft::Message;
+use raftkv_core::{Duration, NodeId};
 
+use crate::node_ids;
 use crate::options::{NetworkOptions, Ratio};
 
 /// One end of a link: a node or a client.
@@ -112,7 +113,9 @@ impl Network {
 
     fn slot(&self, end: Endpoint) -> usize {
         match end {
-            Endpoint::Node(id) => id.0 as usize - 1,
+            Endpoint::Node(id) => node_ids::node_index(id)
+                .filter(|&index| index < self.nodes)
+                .unwrap_or_else(|| panic!("no node {id} on the network")),
             Endpoint::Client(index) => self.nodes + index,
         }
     }
@@ -123,7 +126,7 @@ impl Network {
 
     /// Every endpoint.
     pub(crate) fn endpoints(&self) -> impl Iterator<Item = Endpoint> + use<> {
-        let nodes = (1..=self.nodes as u64).map(|id| Endpoint::Node(NodeId(id)));
+        let nodes = node_ids::all(self.nodes).map(Endpoint::Node);
         nodes.chain((0..self.clients).map(Endpoint::Client))
     }
 
@@ -136,15 +139,15 @@ impl Network {
         if self.options.loss.happens(&mut self.rng) {
             return Route::Lost;
         }
-        let first = self.delay_ns();
+        let first = self.delay();
         if self.options.duplicate.happens(&mut self.rng) {
-            Route::Duplicated(first, self.delay_ns())
+            Route::Duplicated(first, self.delay())
         } else {
             Route::Delivered(first)
         }
     }
 
-    fn delay_ns(&mut self) -> u64 {
+    fn delay(&mut self) -> Duration {
         let o = &self.options;
         let micros = if o.long_delay.happens(&mut self.rng) {
             self.rng.range_inclusive(LONG_DELAY_US_MIN, LONG_DELAY_US_MAX)
@@ -153,7 +156,7 @@ impl Network {
         } else {
             self.rng.range_inclusive(o.latency_us_min, o.latency_us_max)
         };
-        micros * 1_000
+        Duration::from_micros(micros)
     }
 
     /// Cuts (or restores) the directed link.
@@ -205,10 +208,10 @@ pub(crate) enum Route {
     Cut,
     /// Lost on the way.
     Lost,
-    /// Arrives after this many nanoseconds.
-    Delivered(u64),
+    /// Arrives after this delay.
+    Delivered(Duration),
     /// Arrives twice, after each of these delays.
-    Duplicated(u64, u64),
+    Duplicated(Duration, Duration),
 }
 
 #[cfg(test)]
@@ -233,11 +236,13 @@ mod tests {
         let mut network = Network::new(options, Prng::seeded(1), 2, 0);
         for _ in 0..100 {
             let Route::Delivered(delay) = network.route(N1, N2) else { panic!("reliable") };
-            assert!((LONG_DELAY_US_MIN * 1_000..=LONG_DELAY_US_MAX * 1_000).contains(&delay));
+            let long =
+                Duration::from_micros(LONG_DELAY_US_MIN)..=Duration::from_micros(LONG_DELAY_US_MAX);
+            assert!(long.contains(&delay));
         }
         network.stop_faults();
         let Route::Delivered(delay) = network.route(N1, N2) else { panic!("reliable") };
-        assert!(delay <= 20_000, "ordinary delays once the faults stop");
+        assert!(delay <= Duration::from_micros(20), "ordinary delays once the faults stop");
     }
 
     const N1: Endpoint = Endpoint::Node(NodeId(1));
@@ -267,7 +272,10 @@ mod tests {
         for _ in 0..1_000 {
             match network.route(N1, N2) {
                 Route::Lost => lost += 1,
-                Route::Delivered(ns) => assert!((10_000..=20_000).contains(&ns)),
+                Route::Delivered(delay) => {
+                    let latency = Duration::from_micros(10)..=Duration::from_micros(20);
+                    assert!(latency.contains(&delay));
+                }
                 other => panic!("unexpected {other:?}"),
             }
         }

@@ -32,6 +32,7 @@ use raftkv_core::raft::{Entry, PersistId};
 
 use crate::checks::{Check, Failed};
 use crate::disk::Durable;
+use crate::node_ids::node_id;
 
 /// What the hard state weighs: a term and a vote, eight bytes each (log entries count a fixed
 /// header besides their payload the same way, `Entry::size_bytes`).
@@ -137,7 +138,7 @@ impl PersistedSize {
                 format!(
                     "n{}'s log holds {applied_log_bytes} bytes of applied entries in memory after \
                      a step, the threshold is {}",
-                    node + 1,
+                    node_id(node),
                     self.threshold_bytes
                 ),
             ));
@@ -169,7 +170,7 @@ impl PersistedSize {
         }
         let bytes = HARD_STATE_BYTES + applied_bytes + unapplied_bytes;
         if bytes > self.max.bytes {
-            self.max = PersistedMax { bytes, unapplied_bytes, node: node as u64 + 1 };
+            self.max = PersistedMax { bytes, unapplied_bytes, node: node_id(node).0 };
         }
         if applied_bytes >= self.threshold_bytes {
             return Err((
@@ -179,7 +180,7 @@ impl PersistedSize {
                      state {HARD_STATE_BYTES} + threshold {} + {unapplied_bytes} not yet applied \
                      when written): {applied_bytes} bytes of entries up to {applied_when_written}, \
                      applied when written, were not compacted",
-                    node + 1,
+                    node_id(node),
                     HARD_STATE_BYTES + self.threshold_bytes - 1 + unapplied_bytes,
                     self.threshold_bytes
                 ),

@@ -14,7 +14,7 @@ use raftkv_core::raft::{
     AppendOutcome, Body, Config, Entry, HardState, Input, Message, Output, Payload, Persist,
     RaftNode, Recovered, Role, Snapshot,
 };
-use raftkv_core::{Instant, LogIndex, NodeId, Term};
+use raftkv_core::{Duration, Instant, LogIndex, NodeId, Term};
 
 /// What survives a crash: the persists the node's driver acknowledged.
 #[derive(Clone, Debug, Default)]
@@ -89,6 +89,17 @@ pub fn id(n: u64) -> NodeId {
     NodeId(n)
 }
 
+/// The ids of a cluster of `size` nodes: 1 to `size`.
+pub fn node_ids(size: u64) -> Vec<NodeId> {
+    (1..=size).map(NodeId).collect()
+}
+
+/// Where node `node` sits in a harness's vectors: ids count from 1, positions from 0.
+pub fn slot_index(node: NodeId) -> usize {
+    let index = node.0.checked_sub(1).and_then(|index| usize::try_from(index).ok());
+    index.unwrap_or_else(|| panic!("no node {node}: ids count from 1"))
+}
+
 pub fn is_election_message(message: &Message) -> bool {
     matches!(
         message.body,
@@ -105,7 +116,7 @@ impl Cluster {
     }
 
     pub fn with_config(size: u64, adjust: impl Fn(&mut Config)) -> Cluster {
-        let voters: Vec<NodeId> = (1..=size).map(NodeId).collect();
+        let voters = node_ids(size);
         let slots = voters
             .iter()
             .map(|&node_id| {
@@ -136,15 +147,15 @@ impl Cluster {
     }
 
     pub fn ids(&self) -> Vec<NodeId> {
-        (1..=self.slots.len() as u64).map(NodeId).collect()
+        node_ids(self.slots.len() as u64)
     }
 
     pub fn slot(&self, node: NodeId) -> &Slot {
-        &self.slots[node.0 as usize - 1]
+        &self.slots[slot_index(node)]
     }
 
     fn slot_mut(&mut self, node: NodeId) -> &mut Slot {
-        &mut self.slots[node.0 as usize - 1]
+        &mut self.slots[slot_index(node)]
     }
 
     pub fn node(&self, node: NodeId) -> &RaftNode {
@@ -364,7 +375,7 @@ impl Cluster {
 
     /// Runs until `millis` of virtual time have passed.
     pub fn run_for(&mut self, millis: u64) {
-        let end = self.now.add_millis(millis);
+        let end = self.now + Duration::from_millis(millis);
         self.stabilize();
         while self.next_timeout().is_some_and(|next| next <= end) {
             self.tick();
@@ -476,7 +487,7 @@ impl Cluster {
     /// Moves the clock without firing any timeout (leases expire, deadlines pass unnoticed
     /// until the next `tick`).
     pub fn advance(&mut self, millis: u64) {
-        self.now = self.now.add_millis(millis);
+        self.now = self.now + Duration::from_millis(millis);
     }
 
     /// Delivers the first message in flight that matches; returns whether there was one.

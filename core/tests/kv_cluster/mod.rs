@@ -12,9 +12,9 @@ use raftkv_core::kv::{KvCommand, KvReply, KvStore};
 use raftkv_core::protocol::{ClientReply, ClientRequest, Op, Outcome};
 use raftkv_core::raft::{Config, Message, Persist, Recovered, Role};
 use raftkv_core::server::{Input, Output, Replica, ReplicaConfig, ReplyTo};
-use raftkv_core::{Instant, NodeId, RequestId};
+use raftkv_core::{Duration, Instant, NodeId, RequestId};
 
-use crate::cluster::Disk;
+use crate::cluster::{Disk, node_ids, slot_index};
 
 pub type Kv = Replica<KvStore>;
 
@@ -59,7 +59,7 @@ pub struct KvCluster {
     pub cut: BTreeSet<(u64, u64)>,
     /// How far ahead of the cluster's time each replica's clock reads (clock origins differ
     /// between processes).
-    pub clock_offset_ms: Vec<u64>,
+    clock_offsets: Vec<Duration>,
     transcript: Option<Vec<String>>,
 }
 
@@ -88,7 +88,7 @@ impl KvCluster {
         clients: usize,
         adjust: impl Fn(&mut ReplicaConfig),
     ) -> KvCluster {
-        let voters: Vec<NodeId> = (1..=nodes).map(NodeId).collect();
+        let voters = node_ids(nodes);
         let configs: Vec<ReplicaConfig> = voters
             .iter()
             .map(|&id| {
@@ -128,25 +128,30 @@ impl KvCluster {
             by_hand: Vec::new(),
             network: VecDeque::new(),
             cut: BTreeSet::new(),
-            clock_offset_ms: vec![0; nodes as usize],
+            clock_offsets: vec![Duration::ZERO; nodes as usize],
             transcript: None,
         }
     }
 
     pub fn ids(&self) -> Vec<NodeId> {
-        (1..=self.replicas.len() as u64).map(NodeId).collect()
+        node_ids(self.replicas.len() as u64)
     }
 
     pub fn replica(&self, node: NodeId) -> &Kv {
-        self.replicas[node.0 as usize - 1].as_ref().expect("replica is up")
+        self.replicas[slot_index(node)].as_ref().expect("replica is up")
     }
 
     pub fn replica_mut(&mut self, node: NodeId) -> &mut Kv {
-        self.replicas[node.0 as usize - 1].as_mut().expect("replica is up")
+        self.replicas[slot_index(node)].as_mut().expect("replica is up")
     }
 
     pub fn is_up(&self, node: NodeId) -> bool {
-        self.replicas[node.0 as usize - 1].is_some()
+        self.replicas[slot_index(node)].is_some()
+    }
+
+    /// What survives a crash of `node`.
+    pub fn disk(&self, node: NodeId) -> &Disk {
+        &self.disks[slot_index(node)]
     }
 
     pub fn start_transcript(&mut self) {
@@ -177,12 +182,18 @@ impl KvCluster {
 
     /// What `node`'s clock reads now.
     pub fn clock_of(&self, node: NodeId) -> Instant {
-        self.now.add_millis(self.clock_offset_ms[node.0 as usize - 1])
+        self.now + self.clock_offsets[slot_index(node)]
+    }
+
+    /// Makes `node`'s clock read `ahead` later than the cluster's time from now on (its
+    /// process started that much earlier than the others).
+    pub fn set_clock_ahead(&mut self, node: NodeId, ahead: Duration) {
+        self.clock_offsets[slot_index(node)] = ahead;
     }
 
     pub fn handle(&mut self, node: NodeId, input: Input<KvCommand>) {
         let now = self.clock_of(node);
-        if let Some(replica) = self.replicas[node.0 as usize - 1].as_mut() {
+        if let Some(replica) = self.replicas[slot_index(node)].as_mut() {
             replica.handle(now, input);
             self.drain_replica(node);
         }
@@ -190,7 +201,7 @@ impl KvCluster {
 
     pub fn drain_replica(&mut self, node: NodeId) {
         loop {
-            let Some(replica) = self.replicas[node.0 as usize - 1].as_mut() else {
+            let Some(replica) = self.replicas[slot_index(node)].as_mut() else {
                 return;
             };
             let Some(output) = replica.poll_output() else {
@@ -231,7 +242,7 @@ impl KvCluster {
 
     /// Every persist is written and acknowledged at once.
     fn persist(&mut self, node: NodeId, persist: Persist) {
-        self.disks[node.0 as usize - 1].write(&persist);
+        self.disks[slot_index(node)].write(&persist);
         self.handle(node, Input::Persisted { id: persist.id });
     }
 
@@ -302,11 +313,10 @@ impl KvCluster {
         self.network.retain(|packet| !matches(packet));
     }
 
-    /// When `node` wants its timeout, in the cluster's time.
+    /// When `node` wants its timeout, in the cluster's time (now, if it is overdue).
     fn timeout_of(&self, node: NodeId) -> Option<Instant> {
-        let due = self.replicas[node.0 as usize - 1].as_ref()?.poll_timeout()?;
-        let offset_ns = self.clock_offset_ms[node.0 as usize - 1] * 1_000_000;
-        Some(Instant::from_nanos(due.as_nanos().saturating_sub(offset_ns)))
+        let due = self.replicas[slot_index(node)].as_ref()?.poll_timeout()?;
+        Some(self.now + (due - self.clock_of(node)))
     }
 
     fn next_timeout(&self) -> Option<Instant> {
@@ -325,7 +335,7 @@ impl KvCluster {
     /// next timeouts; stops as soon as `done` holds (checked before every step) or `millis` of
     /// virtual time pass. Returns whether `done` held.
     pub fn step_until(&mut self, millis: u64, done: impl Fn(&KvCluster) -> bool) -> bool {
-        let end = self.now.add_millis(millis);
+        let end = self.now + Duration::from_millis(millis);
         while !done(self) {
             if let Some(packet) = self.network.pop_front() {
                 self.deliver(packet);
@@ -359,7 +369,7 @@ impl KvCluster {
 
     /// Runs until `done` holds or `millis` of virtual time pass; returns whether it held.
     pub fn run_until(&mut self, millis: u64, done: impl Fn(&KvCluster) -> bool) -> bool {
-        let end = self.now.add_millis(millis);
+        let end = self.now + Duration::from_millis(millis);
         self.stabilize();
         while !done(self) {
             match self.next_timeout() {
@@ -407,7 +417,10 @@ impl KvCluster {
     }
 
     pub fn isolate_node(&mut self, node: NodeId) {
-        let ends: Vec<u64> = (1..=self.replicas.len() as u64)
+        let ends: Vec<u64> = self
+            .ids()
+            .into_iter()
+            .map(|id| id.0)
             .chain((0..self.clerks.len()).map(client_end))
             .collect();
         for end in ends {
@@ -434,17 +447,17 @@ impl KvCluster {
 
     pub fn crash(&mut self, node: NodeId) {
         self.note(|| format!("{node}: crash"));
-        self.replicas[node.0 as usize - 1] = None;
+        self.replicas[slot_index(node)] = None;
         self.network.retain(|packet| packet.ends().1 != node.0);
     }
 
     pub fn restart(&mut self, node: NodeId) {
         self.note(|| format!("{node}: restart"));
-        let recovered = self.disks[node.0 as usize - 1].recover();
-        let config = self.configs[node.0 as usize - 1].clone();
+        let recovered = self.disks[slot_index(node)].recover();
+        let config = self.configs[slot_index(node)].clone();
         let replica = Replica::new(self.clock_of(node), config, recovered, KvStore::default())
             .expect("recovers");
-        self.replicas[node.0 as usize - 1] = Some(replica);
+        self.replicas[slot_index(node)] = Some(replica);
         self.drain_replica(node);
     }
 
