@@ -393,6 +393,9 @@ mod tests {
     #[test]
     fn slice_respects_entry_and_byte_limits_but_sends_at_least_one() {
         let log = log_of_terms(&[1, 1, 1, 1]);
+        // Noops weigh 24 bytes: a limit of exactly two holds two.
+        assert_eq!(log.slice(LogIndex(1), 10, 48).len(), 2);
+        assert_eq!(log.slice(LogIndex(1), 10, 47).len(), 1);
         assert_eq!(log.slice(LogIndex(2), 2, usize::MAX).len(), 2);
         assert_eq!(log.slice(LogIndex(1), 10, 1).len(), 1);
         assert!(log.slice(LogIndex(5), 10, 100).is_empty());
