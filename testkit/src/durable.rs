@@ -88,3 +88,70 @@ impl Durable {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use raftkv_core::raft::{Payload, PersistId};
+    use raftkv_core::{LogId, NodeId, Term};
+
+    use super::*;
+
+    fn entry(index: u64, term: u64) -> Entry {
+        Entry { index: LogIndex(index), term: Term(term), payload: Payload::Noop }
+    }
+
+    fn persist(entries: &[(u64, u64)]) -> Persist {
+        Persist {
+            id: PersistId(1),
+            hard_state: None,
+            truncate_from: None,
+            entries: entries.iter().map(|&(index, term)| entry(index, term)).collect(),
+            snapshot: None,
+        }
+    }
+
+    fn indexes(durable: &Durable) -> Vec<(u64, u64)> {
+        durable.entries.iter().map(|entry| (entry.index.0, entry.term.0)).collect()
+    }
+
+    #[test]
+    fn entries_replace_what_is_stored_from_their_index_on() {
+        let mut durable = Durable::default();
+        durable.apply(&persist(&[(1, 1), (2, 1), (3, 1)])).unwrap();
+        durable.apply(&persist(&[(2, 2)])).unwrap();
+        assert_eq!(indexes(&durable), [(1, 1), (2, 2)]);
+        assert_eq!(durable.last_index(), LogIndex(2));
+        assert_eq!(durable.entry(LogIndex(2)), Some(&entry(2, 2)));
+    }
+
+    #[test]
+    fn a_snapshot_replaces_the_entries_it_covers_then_the_truncation_and_entries_apply() {
+        let mut durable = Durable::default();
+        durable.apply(&persist(&[(1, 1), (2, 1), (3, 1), (4, 1)])).unwrap();
+        let snapshot = Snapshot { last: LogId { index: LogIndex(2), term: Term(1) }, data: vec![] };
+        let hard_state = HardState { term: Term(2), vote: Some(NodeId(3)), damaged: false };
+        let with_snapshot = Persist {
+            snapshot: Some(snapshot.clone()),
+            hard_state: Some(hard_state),
+            ..persist(&[])
+        };
+        durable.apply(&with_snapshot).unwrap();
+        assert_eq!(indexes(&durable), [(3, 1), (4, 1)], "the entries after it stay");
+        assert_eq!(durable.snapshot_index(), LogIndex(2));
+        assert_eq!(durable.hard_state, hard_state);
+        let repair = Persist { truncate_from: Some(LogIndex(3)), ..persist(&[(3, 2)]) };
+        durable.apply(&repair).unwrap();
+        assert_eq!(indexes(&durable), [(3, 2)]);
+        let recovered = durable.recover();
+        assert_eq!(recovered.snapshot, Some(snapshot));
+        assert_eq!(Durable::recovered(&recovered), durable);
+    }
+
+    #[test]
+    fn a_gap_in_the_log_is_refused() {
+        let mut durable = Durable::default();
+        durable.apply(&persist(&[(1, 1)])).unwrap();
+        let refused = durable.apply(&persist(&[(3, 1)])).unwrap_err();
+        assert!(refused.contains("next index is 2"), "{refused}");
+    }
+}

@@ -5,7 +5,7 @@
 //! - [`Durable`]: what a node's disk holds once its persists are durable, applied as the
 //!   contract of `Persist` says, and what a restart recovers.
 //! - [`BY_HAND`]: where replies to requests a test sends by hand go.
-//! - [`Transcript`]: one line per message and output, for snapshot tests.
+//! - Transcripts: one line per message and output, for snapshot tests.
 //! - [`Cluster`]: a hand-driven cluster, generic over the [`Machine`] under test: bare Raft
 //!   nodes ([`RaftCluster`]) or key-value replicas with clerks ([`KvCluster`]).
 
@@ -27,9 +27,8 @@ pub use cluster::{Cluster, Slot};
 pub use durable::Durable;
 pub use endpoint::{Endpoint, Routed};
 pub use machine::{Effect, Machine};
-pub use node_ids::{id, node_ids, slot_index};
+pub use node_ids::id;
 pub use packet::Packet;
 pub use raft_node::{RaftCluster, is_election_message};
 pub use replica::KvCluster;
 pub use reply_target::{BY_HAND, client_of, reply_to};
-pub use transcript::{Transcript, outcome_text};

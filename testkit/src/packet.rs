@@ -64,3 +64,27 @@ impl From<Message> for Packet {
         Packet::Peer(message)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use raftkv_core::protocol::Outcome;
+    use raftkv_core::{ClientId, RequestId};
+
+    use super::*;
+
+    #[test]
+    fn requests_and_replies_read_as_one_line_and_know_their_ends() {
+        let request =
+            ClientRequest { client: ClientId(0), request: RequestId(3), op: Op::Register };
+        let request = Packet::Request { client: 0, to: NodeId(1), request };
+        assert_eq!(request.to_string(), "c0->1 #3 register");
+        assert_eq!(
+            (request.source(), request.destination()),
+            (Endpoint::Client(0), NodeId(1).into())
+        );
+        let reply = ClientReply { request: RequestId(3), outcome: Outcome::Done(KvReply::Done) };
+        let reply = Packet::Reply { from: NodeId(1), client: 0, reply };
+        assert_eq!(reply.to_string(), "1->c0 #3 done");
+        assert_eq!(reply.destination().to_string(), "c0");
+    }
+}

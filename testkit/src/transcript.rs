@@ -6,24 +6,24 @@ use raftkv_core::protocol::Outcome;
 
 /// The lines noted since it started; nothing is noted before.
 #[derive(Clone, Debug, Default)]
-pub struct Transcript {
+pub(crate) struct Transcript {
     lines: Option<Vec<String>>,
 }
 
 impl Transcript {
     /// Notes every line from now on (dropping those not yet taken).
-    pub fn start(&mut self) {
+    pub(crate) fn start(&mut self) {
         self.lines = Some(Vec::new());
     }
 
     /// The lines noted since the start or the last take, each ended by a newline; noting goes
     /// on.
-    pub fn take(&mut self) -> String {
+    pub(crate) fn take(&mut self) -> String {
         self.lines.replace(Vec::new()).unwrap_or_default().join("\n") + "\n"
     }
 
     /// Notes the line `line` makes, if the transcript runs (lines cost nothing otherwise).
-    pub fn note(&mut self, line: impl FnOnce() -> String) {
+    pub(crate) fn note(&mut self, line: impl FnOnce() -> String) {
         if let Some(lines) = &mut self.lines {
             lines.push(line());
         }
@@ -31,7 +31,7 @@ impl Transcript {
 }
 
 /// How a reply reads: values as text, since tests write short ones.
-pub fn outcome_text(outcome: &Outcome<KvReply>) -> String {
+pub(crate) fn outcome_text(outcome: &Outcome<KvReply>) -> String {
     match outcome {
         Outcome::Registered { client } => format!("registered client={client}"),
         Outcome::Done(KvReply::Value(Some(value))) => {
