@@ -122,7 +122,7 @@ impl Cluster<RaftNode> {
 
     /// Proposes `command` at `node`, which must lead; returns the entry's id.
     pub fn propose(&mut self, node: NodeId, command: &[u8]) -> LogId {
-        let now = self.now;
+        let now = self.clock_of(node);
         let id = self.node_mut(node).propose(now, command.to_vec()).expect("node leads");
         self.drain(node);
         id
