@@ -3,7 +3,7 @@
 mod cluster;
 mod kv_cluster;
 
-use kv_cluster::{KvCluster, Packet, client_end};
+use kv_cluster::{Endpoint, KvCluster, Packet};
 use raftkv_core::client::ClerkError;
 use raftkv_core::kv::{KvCommand, KvReply};
 use raftkv_core::protocol::{ClientReply, ClientRequest, Op, Outcome, Reject};
@@ -119,11 +119,11 @@ fn a_deposed_leader_cannot_serve_a_read() {
     assert!(cluster.run_until(2_000, |c| c.finished[0].len() == 1));
 
     // Client 1 stays with the old leader in a minority; the others move on.
-    let others: Vec<u64> =
-        cluster.ids().iter().map(|n| n.0).filter(|&n| n != old_leader.0).collect();
+    let others: Vec<Endpoint> =
+        cluster.ids().into_iter().filter(|&n| n != old_leader).map(Endpoint::Node).collect();
     let mut majority = others.clone();
-    majority.push(client_end(0));
-    cluster.partition(&[old_leader.0, client_end(1)], &majority);
+    majority.push(Endpoint::Client(0));
+    cluster.partition(&[Endpoint::Node(old_leader), Endpoint::Client(1)], &majority);
     cluster.run_for(2_000);
     let new_leader = cluster.leader().expect("the majority elected a leader");
     assert_ne!(new_leader, old_leader);
@@ -152,8 +152,8 @@ fn a_read_in_flight_when_leadership_is_lost_is_refused_not_answered_stale() {
     let mut cluster = KvCluster::new(3, 0);
     let leader = cluster.wait_for_leader();
     let client = register_by_hand(&mut cluster, leader);
-    let others: Vec<u64> = cluster.ids().iter().map(|n| n.0).filter(|&n| n != leader.0).collect();
-    cluster.partition(&[leader.0], &others);
+    let others: Vec<NodeId> = cluster.ids().into_iter().filter(|&n| n != leader).collect();
+    cluster.partition(&[leader], &others);
     let read = ClientRequest { client, request: RequestId(2), op: Op::Command(get("x")) };
     cluster.request_by_hand(leader, read);
     cluster.run_for(2_000);

@@ -99,7 +99,7 @@ fn the_in_flight_window_bounds_unanswered_appends() {
 fn lost_appends_are_resent_after_a_heartbeat() {
     let mut cluster = Cluster::new(3);
     cluster.elect(id(1));
-    cluster.cut.insert((id(1), id(3)));
+    cluster.cut(id(1), id(3));
     for command in commands(5, "l") {
         cluster.propose(id(1), command.as_bytes());
     }

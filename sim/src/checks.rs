@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use raftkv_core::raft::{AppendOutcome, Body, Entry, HardState, Message, Payload, Persist, Role};
 use raftkv_core::{Instant, LogId, LogIndex, NodeId, Term};
 
-use crate::disk::Durable;
+use raftkv_testkit::Durable;
+
 use crate::node::Kv;
 use crate::node_ids::node_id;
 use crate::trace::Fnv64;

@@ -4,9 +4,9 @@
 
 use raftkv_core::prng::Prng;
 use raftkv_core::{Duration, Instant, NodeId};
+use raftkv_testkit::Endpoint;
 
 use crate::event::{Event, FaultEvent};
-use crate::network::Endpoint;
 use crate::node_ids::node_id;
 use crate::simulation::Simulation;
 use crate::trace::Actor;

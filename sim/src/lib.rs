@@ -35,11 +35,11 @@ mod workload;
 
 pub use catch_up::{CatchUp, CatchUpSettings, catch_up};
 pub use checks::{Check, Violation};
-pub use network::Endpoint;
 pub use node::Kv;
 pub use options::{FaultSet, Options, RaftOptions, Ratio, Shape, SnapshotOptions};
 pub use persisted::PersistedMax;
 pub use raftkv_storage::sim_fs::FaultCounters;
+pub use raftkv_testkit::Endpoint;
 pub use report::Report;
 pub use run::run;
 pub use simulation::{Simulation, Stats};

@@ -3,66 +3,23 @@
 
 use core::fmt;
 
-use raftkv_core::kv::{KvCommand, KvReply};
+use raftkv_core::Duration;
+use raftkv_core::kv::KvReply;
 use raftkv_core::prng::Prng;
-use raftkv_core::protocol::{ClientReply, ClientRequest, Op, Outcome};
-use raftkv_core::raft::Message;
-use raftkv_core::{Duration, NodeId};
+use raftkv_core::protocol::{Op, Outcome};
+use raftkv_testkit::{Endpoint, Packet};
 
 use crate::node_ids;
 use crate::options::{NetworkOptions, Ratio};
 
-/// One end of a link: a node or a client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Endpoint {
-    /// A replica.
-    Node(NodeId),
-    /// A client, by index.
-    Client(usize),
-}
+/// A packet as the trace shows it: the ends of requests and replies named as [`Endpoint`]
+/// names them, values by their length only. Trace hashes depend on every byte of it.
+pub(crate) struct TraceLine<'a>(pub(crate) &'a Packet);
 
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Endpoint::Node(id) => write!(f, "n{id}"),
-            Endpoint::Client(index) => write!(f, "c{index}"),
-        }
-    }
-}
-
-/// What travels.
-#[derive(Clone, Debug)]
-pub(crate) enum Packet {
-    /// A Raft message between replicas.
-    Peer(Message),
-    /// A client's request to a replica.
-    Request { client: usize, to: NodeId, request: ClientRequest<KvCommand> },
-    /// A replica's reply to a client.
-    Reply { from: NodeId, client: usize, reply: ClientReply<KvReply> },
-}
-
-impl Packet {
-    pub(crate) fn source(&self) -> Endpoint {
-        match self {
-            Packet::Peer(message) => Endpoint::Node(message.from),
-            Packet::Request { client, .. } => Endpoint::Client(*client),
-            Packet::Reply { from, .. } => Endpoint::Node(*from),
-        }
-    }
-
-    pub(crate) fn destination(&self) -> Endpoint {
-        match self {
-            Packet::Peer(message) => Endpoint::Node(message.to),
-            Packet::Request { to, .. } => Endpoint::Node(*to),
-            Packet::Reply { client, .. } => Endpoint::Client(*client),
-        }
-    }
-}
-
-impl fmt::Display for Packet {
+impl fmt::Display for TraceLine<'_> {
     /// For example `1->2 Append t=3 ...`, `c0->n2 #4 put k1=c0-4.`, `n2->c0 #4 done`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
+        match self.0 {
             Packet::Peer(message) => write!(f, "{message}"),
             Packet::Request { client, to, request } => {
                 write!(f, "c{client}->n{to} #{} ", request.request)?;
@@ -217,6 +174,7 @@ pub(crate) enum Route {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use raftkv_core::NodeId;
 
     fn reliable() -> NetworkOptions {
         NetworkOptions {

@@ -30,8 +30,9 @@ use std::collections::VecDeque;
 use raftkv_core::LogIndex;
 use raftkv_core::raft::{Entry, PersistId};
 
+use raftkv_testkit::Durable;
+
 use crate::checks::{Check, Failed};
-use crate::disk::Durable;
 use crate::node_ids::node_id;
 
 /// What the hard state weighs: a term and a vote, eight bytes each (log entries count a fixed

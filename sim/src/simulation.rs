@@ -10,13 +10,13 @@ use raftkv_core::kv::{KvCommand, KvReply};
 use raftkv_core::prng::Prng;
 use raftkv_core::protocol::{ClientRequest, Op, Outcome};
 use raftkv_core::raft::{Body, Entry, Role};
-use raftkv_core::server::{Input, Output, ReplyTo};
+use raftkv_core::server::{Input, Output};
 use raftkv_core::{ClientId, Duration, Instant, LogId, LogIndex, NodeId, RequestId, Term};
 
 use crate::checks::{Check, Checks, Failed, Violation};
 use crate::disk::Disk;
 use crate::event::{Event, Scheduled};
-use crate::network::{Endpoint, Network, Packet, Route};
+use crate::network::{Network, Route, TraceLine};
 use crate::node::{Kv, SimNode};
 use crate::node_ids::{self, node_id};
 use crate::options::{Options, Streams};
@@ -25,9 +25,7 @@ use crate::phase::Auto;
 use crate::trace::{Actor, Trace, TraceOutput};
 use crate::workload::{OpId, Recorded, Workload};
 use raftkv_storage::sim_fs::FaultCounters;
-
-/// Where replies to commands a test proposes by hand ([`Simulation::start`]) go.
-const BY_HAND: ReplyTo = ReplyTo(u64::MAX);
+use raftkv_testkit::{BY_HAND, Endpoint, Packet, Routed, client_of, reply_to};
 
 /// A round trip is two one-way trips, each up to the network's usual latency.
 const LEGS_PER_ROUND_TRIP: u64 = 2;
@@ -389,7 +387,7 @@ impl Simulation {
                 );
             }
             Output::Reply { to, reply } => {
-                let client = to.0 as usize;
+                let client = client_of(to);
                 self.send(Packet::Reply { from: id, client, reply });
             }
             Output::RoleChanged { role, term, leader } => {
@@ -503,7 +501,7 @@ impl Simulation {
             Endpoint::Node(id) => Actor::Node(id.0),
             Endpoint::Client(client) => Actor::Client(client),
         };
-        self.trace.event(self.now, actor, format_args!("{packet} ({fate})"));
+        self.trace.event(self.now, actor, format_args!("{} ({fate})", TraceLine(packet)));
     }
 
     fn deliver(&mut self, packet: Packet) {
@@ -515,11 +513,15 @@ impl Simulation {
                     self.trace.event(
                         self.now,
                         Actor::Node(id.0),
-                        format_args!("down, drops {packet}"),
+                        format_args!("down, drops {}", TraceLine(&packet)),
                     );
                     return;
                 }
-                self.trace.event(self.now, Actor::Node(id.0), format_args!("<- {packet}"));
+                self.trace.event(
+                    self.now,
+                    Actor::Node(id.0),
+                    format_args!("<- {}", TraceLine(&packet)),
+                );
                 let input = match packet {
                     Packet::Peer(message) => {
                         if let Body::InstallSnapshot { total, offset, chunk, .. } = &message.body {
@@ -531,14 +533,18 @@ impl Simulation {
                         Input::Message(message)
                     }
                     Packet::Request { client, request, .. } => {
-                        Input::Request { from: ReplyTo(client as u64), request }
+                        Input::Request { from: reply_to(client), request }
                     }
                     Packet::Reply { .. } => unreachable!("replies go to clients"),
                 };
                 self.node_input(node, input);
             }
             Endpoint::Client(client) => {
-                self.trace.event(self.now, Actor::Client(client), format_args!("<- {packet}"));
+                self.trace.event(
+                    self.now,
+                    Actor::Client(client),
+                    format_args!("<- {}", TraceLine(&packet)),
+                );
                 let Packet::Reply { from, reply, .. } = packet else {
                     unreachable!("only replies go to clients")
                 };
