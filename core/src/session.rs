@@ -151,12 +151,14 @@ mod tests {
         sessions.advance_clock(100);
         sessions.open(ClientId(1));
         sessions.open(ClientId(2));
+        assert_eq!((sessions.len(), sessions.is_empty()), (2, false));
         sessions.advance_clock(900);
         sessions.record(ClientId(2), RequestId(1), ());
         sessions.advance_clock(1_101);
         assert_eq!(sessions.check(ClientId(1), RequestId(1)), SessionCheck::Unknown);
         assert_eq!(sessions.check(ClientId(2), RequestId(2)), SessionCheck::New);
         sessions.advance_clock(50); // A stamp from a leader whose clock is behind.
+        assert_eq!(sessions.clock_ms(), 1_101, "the clock never goes back");
         sessions.advance_clock(1_899);
         assert_eq!(sessions.len(), 1, "the clock never went back");
         sessions.advance_clock(1_901);

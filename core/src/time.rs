@@ -113,21 +113,6 @@ impl Instant {
     pub const fn as_nanos(self) -> u64 {
         self.0
     }
-
-    /// This instant moved `nanos` nanoseconds later (saturating at the end of time).
-    pub const fn add_nanos(self, nanos: u64) -> Instant {
-        Instant(self.0.saturating_add(nanos))
-    }
-
-    /// This instant moved `millis` milliseconds later (saturating at the end of time).
-    pub const fn add_millis(self, millis: u64) -> Instant {
-        self.add_nanos(millis.saturating_mul(NANOS_PER_MILLI))
-    }
-
-    /// Nanoseconds from `earlier` to `self`, or 0 if `earlier` is later.
-    pub const fn nanos_since(self, earlier: Instant) -> u64 {
-        self.0.saturating_sub(earlier.0)
-    }
 }
 
 impl fmt::Display for Instant {

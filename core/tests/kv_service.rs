@@ -3,11 +3,11 @@
 mod cluster;
 mod kv_cluster;
 
-use kv_cluster::{KvCluster, Packet, client_end};
+use kv_cluster::{Endpoint, KvCluster, Packet};
 use raftkv_core::client::ClerkError;
 use raftkv_core::kv::{KvCommand, KvReply};
 use raftkv_core::protocol::{ClientReply, ClientRequest, Op, Outcome, Reject};
-use raftkv_core::{ClientId, NodeId, RequestId};
+use raftkv_core::{ClientId, Duration, NodeId, RequestId};
 
 fn put(key: &str, value: &str) -> KvCommand {
     KvCommand::Put { key: key.into(), value: value.into() }
@@ -119,11 +119,11 @@ fn a_deposed_leader_cannot_serve_a_read() {
     assert!(cluster.run_until(2_000, |c| c.finished[0].len() == 1));
 
     // Client 1 stays with the old leader in a minority; the others move on.
-    let others: Vec<u64> =
-        cluster.ids().iter().map(|n| n.0).filter(|&n| n != old_leader.0).collect();
+    let others: Vec<Endpoint> =
+        cluster.ids().into_iter().filter(|&n| n != old_leader).map(Endpoint::Node).collect();
     let mut majority = others.clone();
-    majority.push(client_end(0));
-    cluster.partition(&[old_leader.0, client_end(1)], &majority);
+    majority.push(Endpoint::Client(0));
+    cluster.partition(&[Endpoint::Node(old_leader), Endpoint::Client(1)], &majority);
     cluster.run_for(2_000);
     let new_leader = cluster.leader().expect("the majority elected a leader");
     assert_ne!(new_leader, old_leader);
@@ -152,8 +152,8 @@ fn a_read_in_flight_when_leadership_is_lost_is_refused_not_answered_stale() {
     let mut cluster = KvCluster::new(3, 0);
     let leader = cluster.wait_for_leader();
     let client = register_by_hand(&mut cluster, leader);
-    let others: Vec<u64> = cluster.ids().iter().map(|n| n.0).filter(|&n| n != leader.0).collect();
-    cluster.partition(&[leader.0], &others);
+    let others: Vec<NodeId> = cluster.ids().into_iter().filter(|&n| n != leader).collect();
+    cluster.partition(&[leader], &others);
     let read = ClientRequest { client, request: RequestId(2), op: Op::Command(get("x")) };
     cluster.request_by_hand(leader, read);
     cluster.run_for(2_000);
@@ -196,7 +196,7 @@ fn sessions_expire_at_the_same_index_on_every_replica() {
 fn a_leader_whose_clock_starts_elsewhere_continues_the_log_clock() {
     let mut cluster = KvCluster::with_config(3, 1, |config| config.session_timeout_ms = 10_000);
     // Node 3's process started an hour before the others: its clock reads an hour ahead.
-    cluster.clock_offset_ms[2] = 3_600_000;
+    cluster.set_clock_ahead(NodeId(3), Duration::from_millis(3_600_000));
     cluster.elect(NodeId(1));
     cluster.submit(0, put("x", "1"));
     assert!(cluster.run_until(2_000, |c| c.finished[0].len() == 1));
@@ -238,11 +238,11 @@ fn a_follower_redirects_and_the_clerk_follows_the_hint() {
     let mut cluster = KvCluster::new(3, 1);
     let leader = cluster.wait_for_leader();
     let follower = cluster.ids().into_iter().find(|&n| n != leader).expect("a follower");
-    let follower_index = follower.0 as usize - 1;
     // Point the clerk at a follower first.
     cluster.clerks[0] = raftkv_core::client::Clerk::new({
         let mut config = raftkv_core::client::ClerkConfig::new(cluster.ids());
-        config.servers.rotate_left(follower_index);
+        let follower_at = config.servers.iter().position(|&id| id == follower).expect("a server");
+        config.servers.rotate_left(follower_at);
         config
     });
     cluster.start_transcript();
@@ -301,4 +301,140 @@ fn the_life_of_one_request() {
     cluster.submit(0, append("x", "hello"));
     cluster.stabilize();
     insta::assert_snapshot!(cluster.take_transcript());
+}
+
+/// Sends `command` by hand to `node` in `client`'s session with request id `request`.
+fn by_hand(
+    cluster: &mut KvCluster,
+    node: NodeId,
+    client: ClientId,
+    request: u64,
+    command: KvCommand,
+) {
+    let request = ClientRequest { client, request: RequestId(request), op: Op::Command(command) };
+    cluster.request_by_hand(node, request);
+}
+
+/// The outcome the replica gave by hand to `request`, if it answered.
+fn answer(cluster: &KvCluster, request: u64) -> Option<&Outcome<KvReply>> {
+    cluster
+        .by_hand
+        .iter()
+        .find(|(_, reply)| reply.request == RequestId(request))
+        .map(|(_, r)| &r.outcome)
+}
+
+#[test]
+fn reads_write_nothing_to_the_log_and_concurrent_ones_are_all_answered() {
+    let mut cluster = KvCluster::new(3, 0);
+    let leader = cluster.wait_for_leader();
+    let client = register_by_hand(&mut cluster, leader);
+    by_hand(&mut cluster, leader, client, 2, put("x", "1"));
+    cluster.stabilize();
+    let last = cluster.replica(leader).raft().status().last_log;
+    for request in 3..6 {
+        by_hand(&mut cluster, leader, client, request, get("x"));
+    }
+    cluster.stabilize();
+    assert_eq!(cluster.replica(leader).raft().status().last_log, last, "reads enter no log");
+    for request in 3..6 {
+        assert_eq!(
+            answer(&cluster, request),
+            Some(&Outcome::Done(KvReply::Value(Some("1".into())))),
+            "read #{request}"
+        );
+    }
+}
+
+#[test]
+fn a_deposed_leader_answers_its_pending_proposals_at_once() {
+    let mut cluster = KvCluster::new(3, 0);
+    let leader = cluster.wait_for_leader();
+    let client = register_by_hand(&mut cluster, leader);
+    cluster.isolate_node(leader);
+    by_hand(&mut cluster, leader, client, 2, put("x", "lost?"));
+    cluster.stabilize();
+    assert_eq!(answer(&cluster, 2), None, "cannot commit alone");
+    // Cut off from a majority, it steps down (check-quorum) and answers the proposal it holds:
+    // the client learns at once that its put may or may not take effect, and retries.
+    cluster.run_for(2_000);
+    assert_ne!(cluster.replica(leader).raft().role(), raftkv_core::raft::Role::Leader);
+    assert!(
+        matches!(answer(&cluster, 2), Some(Outcome::Rejected(Reject::NotLeader { .. }))),
+        "{:?}",
+        answer(&cluster, 2)
+    );
+}
+
+/// A broken or hostile leader's entry that does not decode is counted and skipped, never a
+/// panic.
+#[test]
+fn an_entry_that_does_not_decode_is_counted_and_skipped() {
+    let mut cluster = KvCluster::new(3, 0);
+    let leader = cluster.wait_for_leader();
+    let follower = cluster.ids().into_iter().find(|&id| id != leader).expect("a follower");
+    let raft = cluster.replica(follower).raft();
+    let (last, term) = (raft.status().last_log, raft.term());
+    let garbage = raftkv_core::raft::Entry {
+        index: last.index.next(),
+        term,
+        payload: raftkv_core::raft::Payload::Command(vec![0xff; 5]),
+    };
+    let forged = raftkv_core::raft::Message {
+        from: leader,
+        to: follower,
+        term,
+        body: raftkv_core::raft::Body::Append {
+            prev: last,
+            entries: vec![garbage],
+            commit: last.index.next(),
+            read_round: 0,
+            recovery: None,
+        },
+    };
+    assert_eq!(cluster.replica(follower).undecodable(), 0);
+    cluster.deliver(kv_cluster::Packet::Peer(forged));
+    assert_eq!(cluster.replica(follower).undecodable(), 1);
+    assert_eq!(cluster.replica(follower).applied(), last.index.next());
+}
+
+/// What operators and traces read: a replica's outputs and start errors, one line each.
+#[test]
+fn outputs_and_start_errors_read_as_one_line() {
+    let role = raftkv_core::server::Output::<KvReply>::RoleChanged {
+        role: raftkv_core::raft::Role::Leader,
+        term: raftkv_core::Term(3),
+        leader: Some(NodeId(2)),
+    };
+    assert_eq!(role.to_string(), "Leader t=3 leader=2");
+    let reply = raftkv_core::server::Output::Reply {
+        to: raftkv_core::server::ReplyTo(4),
+        reply: ClientReply { request: RequestId(9), outcome: Outcome::Done(KvReply::Done) },
+    };
+    assert_eq!(reply.to_string(), "reply to client 4 #9: Done(Done)");
+    let config = raftkv_core::server::ReplicaConfig::new(raftkv_core::raft::Config::new(
+        NodeId(1),
+        [NodeId(1)],
+    ));
+    let garbage = raftkv_core::raft::Snapshot {
+        last: raftkv_core::LogId::new(raftkv_core::LogIndex(3), raftkv_core::Term(1)),
+        data: vec![0xff; 3],
+    };
+    let recovered = raftkv_core::raft::Recovered {
+        hard_state: raftkv_core::raft::HardState {
+            term: raftkv_core::Term(1),
+            ..Default::default()
+        },
+        snapshot: Some(garbage),
+        entries: Vec::new(),
+    };
+    let error = raftkv_core::server::Replica::new(
+        raftkv_core::Instant::ZERO,
+        config,
+        recovered,
+        raftkv_core::kv::KvStore::default(),
+    )
+    .err()
+    .expect("a snapshot that does not decode");
+    assert!(error.to_string().contains("snapshot"), "{error}");
 }

@@ -132,7 +132,7 @@ fn every_replica_recovers_from_its_snapshot_after_a_crash_of_all() {
     cluster.wait_for_leader();
     write_many(&mut cluster, 150, 10, "a");
     for node in cluster.ids() {
-        assert!(cluster.disks[node.0 as usize - 1].snapshot.is_some(), "node {node} has one");
+        assert!(cluster.disk(node).snapshot.is_some(), "node {node} has one");
         cluster.crash(node);
     }
     for node in cluster.ids() {

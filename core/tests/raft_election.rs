@@ -3,7 +3,7 @@
 mod cluster;
 
 use cluster::{Cluster, id};
-use raftkv_core::raft::Role;
+use raftkv_core::raft::{Body, Message, Role};
 use raftkv_core::{NodeId, Term};
 
 /// Exactly one live leader, and every live node that can hear it agrees on it and its term.
@@ -188,4 +188,69 @@ fn a_transfer_to_an_unreachable_node_is_given_up() {
     assert_eq!(cluster.leader(), Some(id(1)));
     assert_eq!(cluster.node(id(1)).transfer_target(), None);
     cluster.propose(id(1), b"served again");
+}
+
+/// Sends `body` from `from` to `to` in `term` and returns what `to` answered to `from`.
+fn ask(cluster: &mut Cluster, from: NodeId, to: NodeId, term: Term, body: Body) -> Vec<Body> {
+    cluster.network.clear();
+    let message = Message { from, to, term, body };
+    cluster.handle(to, raftkv_core::raft::Input::Message(message));
+    cluster
+        .network
+        .iter()
+        .filter(|m| m.from == to && m.to == from)
+        .map(|m| m.body.clone())
+        .collect()
+}
+
+/// One vote per term: a node that voted for one candidate refuses another in that term, and
+/// grants the same one again (its request may have been duplicated).
+#[test]
+fn a_node_votes_for_one_candidate_per_term() {
+    let mut cluster = Cluster::new(5);
+    let last = raftkv_core::LogId::ZERO;
+    let vote = Body::Vote { last, transfer: false };
+    let granted = || vec![Body::VoteReply { granted: true }];
+    let refused = vec![Body::VoteReply { granted: false }];
+    assert_eq!(ask(&mut cluster, id(1), id(3), Term(1), vote.clone()), granted());
+    assert_eq!(ask(&mut cluster, id(2), id(3), Term(1), vote.clone()), refused);
+    assert_eq!(ask(&mut cluster, id(1), id(3), Term(1), vote.clone()), granted());
+    assert_eq!(ask(&mut cluster, id(2), id(3), Term(2), vote), granted(), "a new term");
+}
+
+/// A pre-vote is granted only for a term above the voter's, to a log at least as up to date,
+/// while no leader is heard from.
+#[test]
+fn pre_votes_are_granted_only_for_a_later_term_and_an_up_to_date_log() {
+    let mut cluster = Cluster::new(3);
+    cluster.elect(id(1));
+    cluster.propose(id(1), b"x");
+    cluster.stabilize();
+    let term = cluster.node(id(3)).term();
+    let last = cluster.node(id(3)).status().last_log;
+    let pre_vote = |last| Body::PreVote { last, round: 7 };
+    let reply = |granted| Body::PreVoteReply { granted, round: 7 };
+    let next = term.next().expect("small");
+    assert_eq!(ask(&mut cluster, id(2), id(3), next, pre_vote(last)), [reply(false)], "in lease");
+    cluster.advance(1_000); // The leader is no longer heard from.
+    assert_eq!(ask(&mut cluster, id(2), id(3), next, pre_vote(last)), [reply(true)]);
+    let behind = raftkv_core::LogId::new(last.index.prev(), last.term);
+    assert_eq!(ask(&mut cluster, id(2), id(3), next, pre_vote(behind)), [reply(false)]);
+    assert_eq!(ask(&mut cluster, id(2), id(3), term, pre_vote(last)), [reply(false)], "not above");
+}
+
+/// A pre-candidate that grants a vote goes back to following.
+#[test]
+fn a_pre_candidate_that_grants_a_vote_follows_again() {
+    let mut cluster = Cluster::new(3);
+    let now = cluster.now;
+    cluster.node_mut(id(3)).campaign(now);
+    cluster.drain(id(3));
+    assert_eq!(cluster.node(id(3)).role(), Role::PreCandidate);
+    let vote = Body::Vote { last: raftkv_core::LogId::ZERO, transfer: false };
+    assert_eq!(ask(&mut cluster, id(1), id(3), Term(1), vote), [Body::VoteReply { granted: true }]);
+    assert_eq!(cluster.node(id(3)).role(), Role::Follower);
+    assert_eq!(cluster.node(id(3)).counters().leaderships, 0);
+    cluster.elect(id(1));
+    assert_eq!(cluster.node(id(1)).counters().leaderships, 1);
 }

@@ -238,3 +238,33 @@ fn a_candidate_that_crashes_before_its_vote_is_durable_never_leads_its_term_twic
         assert_eq!(cluster.applied_commands(node), applied, "node {node}");
     }
 }
+
+#[test]
+fn a_single_node_leads_only_once_its_vote_is_durable() {
+    let mut cluster = Cluster::new(1);
+    cluster.auto_persist = false;
+    let now = cluster.now;
+    cluster.node_mut(id(1)).campaign(now);
+    cluster.drain(id(1));
+    assert_eq!(cluster.node(id(1)).role(), Role::Candidate, "its own vote is not durable yet");
+    cluster.persist(id(1));
+    assert_eq!(cluster.node(id(1)).role(), Role::Leader);
+}
+
+#[test]
+fn acknowledgements_of_persists_never_handed_out_or_already_acknowledged_are_counted_and_ignored() {
+    let mut cluster = Cluster::new(3);
+    cluster.elect(id(1));
+    cluster.auto_persist = false;
+    let index = cluster.propose(id(1), b"x").index;
+    let before = cluster.node(id(1)).status().durable;
+    let unknown = raftkv_core::raft::PersistId(1_000);
+    cluster.handle(id(1), raftkv_core::raft::Input::Persisted { id: unknown });
+    assert_eq!(cluster.node(id(1)).counters().dropped_bad_persist_ack, 1);
+    assert_eq!(cluster.node(id(1)).status().durable, before, "nothing became durable");
+    cluster.persist(id(1));
+    assert_eq!(cluster.node(id(1)).status().durable, index);
+    let done = raftkv_core::raft::PersistId(1);
+    cluster.handle(id(1), raftkv_core::raft::Input::Persisted { id: done });
+    assert_eq!(cluster.node(id(1)).counters().dropped_bad_persist_ack, 2, "already acknowledged");
+}

@@ -8,7 +8,7 @@ use raftkv_core::prng::Prng;
 use raftkv_core::raft::{
     AppendOutcome, Body, ConflictHint, Entry, Input, Message, Payload, RaftNode, Recovered, Role,
 };
-use raftkv_core::{Instant, LogId, LogIndex, NodeId, Term};
+use raftkv_core::{Duration, Instant, LogId, LogIndex, NodeId, Term};
 
 fn commands(count: usize, tag: &str) -> Vec<String> {
     (0..count).map(|i| format!("{tag}{i}")).collect()
@@ -99,7 +99,7 @@ fn the_in_flight_window_bounds_unanswered_appends() {
 fn lost_appends_are_resent_after_a_heartbeat() {
     let mut cluster = Cluster::new(3);
     cluster.elect(id(1));
-    cluster.cut.insert((id(1), id(3)));
+    cluster.cut(id(1), id(3));
     for command in commands(5, "l") {
         cluster.propose(id(1), command.as_bytes());
     }
@@ -242,6 +242,8 @@ fn stale_and_misaddressed_messages_are_counted_and_dropped() {
     let misrouted = Message { to: id(2), ..stale };
     cluster.handle(id(3), Input::Message(misrouted));
     assert_eq!(cluster.node(id(3)).counters().dropped_misaddressed, 2);
+    let counters = cluster.node(id(3)).counters().to_string();
+    assert!(counters.starts_with("misaddressed=2 stale=1 "), "{counters}");
     assert_eq!(cluster.leader(), Some(id(2)));
 }
 
@@ -308,7 +310,7 @@ fn random_garbage_never_panics_a_node() {
     let mut node = RaftNode::new(Instant::ZERO, config, Recovered::default()).expect("starts");
     let mut now = Instant::ZERO;
     for _ in 0..20_000 {
-        now = now.add_millis(rng.range_inclusive(0, 50));
+        now = now + Duration::from_millis(rng.range_inclusive(0, 50));
         let small = |rng: &mut Prng| rng.range_inclusive(0, 6);
         let input = match rng.range_inclusive(0, 9) {
             0 => Input::Timeout,

@@ -6,7 +6,7 @@
 //! timing.
 
 use raftkv_core::kv::KvCommand;
-use raftkv_core::{LogIndex, NodeId};
+use raftkv_core::{Duration, LogIndex, NodeId};
 
 use crate::options::{FaultSet, Options, RaftOptions, Shape, SnapshotOptions};
 use crate::simulation::Simulation;
@@ -16,6 +16,17 @@ use crate::workload::OpId;
 /// Keys the clients write (about 25 bytes each in the state machine: a snapshot of a few
 /// dozen kilobytes).
 const KEYS: u64 = 1_000;
+
+/// How long a quiet cluster may take to elect its first leader: dozens of election timeouts.
+const ELECTION_MS_MAX: u64 = 10_000;
+
+/// How long the clients may wait for one of their puts to return: a quiet cluster answers in
+/// milliseconds, so this only ends a stalled run.
+const PUT_MS_MAX: u64 = 60_000;
+
+/// How long the follower may take to catch up: far beyond the tens of milliseconds it takes,
+/// so that a slow catch-up shows as a figure, not as a failure.
+const CATCH_UP_MS_MAX: u64 = 600_000;
 
 /// How the figure is taken.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,9 +53,9 @@ pub struct CatchUp {
     /// The leader's commit index when the follower restarted: what it had to apply.
     pub leader_commit: LogIndex,
     /// Simulated time the clients took to commit their puts.
-    pub fill_ms: u64,
+    pub fill: Duration,
     /// Simulated time from the follower's restart until it had applied `leader_commit`.
-    pub catch_up_us: u64,
+    pub catch_up: Duration,
     /// Snapshots the follower installed meanwhile.
     pub snapshots_installed: u64,
     /// Bytes of the leader's snapshot when the follower restarted (0 without one).
@@ -69,8 +80,8 @@ pub fn catch_up(settings: &CatchUpSettings) -> Result<CatchUp, String> {
     options.raft = RaftOptions::replica_defaults();
     options.snapshot = settings.snapshot.clone();
     let mut sim = Simulation::new(options, TraceOutput::Hidden);
-    if !sim.run_until(10_000, |s| s.leader().is_some()) {
-        return Err(stalled(&sim, "no leader within 10 s"));
+    if !sim.run_until(ELECTION_MS_MAX, |s| s.leader().is_some()) {
+        return Err(stalled(&sim, &format!("no leader within {ELECTION_MS_MAX} ms")));
     }
     let leader = sim.leader().expect("just elected");
     let follower = sim.node_ids().into_iter().find(|&id| id != leader).ok_or("one node only")?;
@@ -78,7 +89,7 @@ pub fn catch_up(settings: &CatchUpSettings) -> Result<CatchUp, String> {
     sim.crash(follower);
     let fill_started = sim.now();
     put_concurrently(&mut sim, settings.clients, settings.puts)?;
-    let fill_ms = sim.now().nanos_since(fill_started) / 1_000_000;
+    let fill = sim.now() - fill_started;
     let leader = sim.leader().ok_or_else(|| stalled(&sim, "no leader after the puts"))?;
     let leader_raft = sim.replica(leader).expect("leads").raft();
     let leader_commit = leader_raft.status().commit;
@@ -88,8 +99,9 @@ pub fn catch_up(settings: &CatchUpSettings) -> Result<CatchUp, String> {
     sim.restart(follower);
     let applied =
         |s: &Simulation| s.replica(follower).is_some_and(|r| r.applied() >= leader_commit);
-    if !sim.run_until(600_000, applied) {
-        return Err(stalled(&sim, "the follower did not catch up within 10 minutes"));
+    if !sim.run_until(CATCH_UP_MS_MAX, applied) {
+        let what = format!("the follower did not catch up within {CATCH_UP_MS_MAX} ms");
+        return Err(stalled(&sim, &what));
     }
     let snapshots_installed =
         sim.replica(follower).expect("caught up").raft().counters().snapshots_installed;
@@ -97,8 +109,8 @@ pub fn catch_up(settings: &CatchUpSettings) -> Result<CatchUp, String> {
         follower,
         follower_last,
         leader_commit,
-        fill_ms,
-        catch_up_us: sim.now().nanos_since(restarted) / 1_000,
+        fill,
+        catch_up: sim.now() - restarted,
         snapshots_installed,
         snapshot_bytes,
         messages: sim.stats().messages - messages_before,
@@ -127,8 +139,8 @@ fn put_concurrently(sim: &mut Simulation, clients: usize, puts: u64) -> Result<(
             return Ok(());
         }
         let returned = |s: &Simulation| waiting.iter().any(|&op| s.op(op).is_finished());
-        if !sim.run_until(60_000, returned) {
-            return Err(stalled(sim, "no put returned within a minute"));
+        if !sim.run_until(PUT_MS_MAX, returned) {
+            return Err(stalled(sim, &format!("no put returned within {PUT_MS_MAX} ms")));
         }
     }
 }

@@ -7,8 +7,10 @@ use std::collections::BTreeMap;
 use raftkv_core::raft::{AppendOutcome, Body, Entry, HardState, Message, Payload, Persist, Role};
 use raftkv_core::{Instant, LogId, LogIndex, NodeId, Term};
 
-use crate::disk::Durable;
+use raftkv_testkit::Durable;
+
 use crate::node::Kv;
+use crate::node_ids::node_id;
 use crate::trace::Fnv64;
 
 /// The property a run broke.
@@ -474,7 +476,7 @@ impl Checks {
                 Check::AppliedBackwards,
                 format!(
                     "n{}'s disk replaces its snapshot at {} by one at {snapshot}",
-                    node + 1,
+                    node_id(node),
                     self.snapshot_index[node]
                 ),
             ));

@@ -1,7 +1,7 @@
 //! A node's own clock: it starts at its own origin and runs at its own integer rate. Core only
 //! ever sees this clock; the simulator converts its timers back to virtual time.
 
-use raftkv_core::Instant;
+use raftkv_core::{Duration, Instant};
 
 const PPM: u128 = 1_000_000;
 
@@ -32,19 +32,19 @@ impl Clock {
 
     /// The reading at virtual time `now` (never before `start`).
     pub(crate) fn local(&self, now: Instant) -> Instant {
-        let elapsed = u128::from(now.nanos_since(self.start));
+        let elapsed = u128::from((now - self.start).as_nanos());
         let local_elapsed = elapsed * u128::from(self.rate_ppm) / PPM;
-        self.origin.add_nanos(u64::try_from(local_elapsed).unwrap_or(u64::MAX))
+        self.origin + nanos_saturated(local_elapsed)
     }
 
     /// The first virtual instant at which the clock reads `local` or later.
     pub(crate) fn virtual_at(&self, local: Instant) -> Instant {
-        let local_elapsed = u128::from(local.nanos_since(self.origin));
+        let local_elapsed = u128::from((local - self.origin).as_nanos());
         // Rounded up: the first virtual nanosecond whose reading, rounded down, reaches `local`.
         let elapsed = (local_elapsed * PPM).div_ceil(u128::from(self.rate_ppm));
-        let mut at = self.start.add_nanos(u64::try_from(elapsed).unwrap_or(u64::MAX));
+        let mut at = self.start + nanos_saturated(elapsed);
         while self.local(at) < local {
-            at = at.add_nanos(1);
+            at = at + Duration::from_nanos(1);
         }
         at
     }
@@ -53,6 +53,11 @@ impl Clock {
     pub(crate) fn drift_ppm(&self) -> i64 {
         self.rate_ppm as i64 - PPM as i64
     }
+}
+
+/// `nanos` nanoseconds, or the longest span there is if that is longer.
+fn nanos_saturated(nanos: u128) -> Duration {
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

@@ -13,97 +13,13 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 use raftkv_core::prng::Prng;
-use raftkv_core::raft::{Entry, HardState, Persist, PersistId, Recovered, Snapshot};
+use raftkv_core::raft::{Entry, Persist, PersistId, Recovered};
 use raftkv_core::{Instant, LogIndex, NodeId};
 use raftkv_storage::sim_fs::{FailureKind, FaultCounters, SimFs};
 use raftkv_storage::{OpenReport, Storage, StorageError, StorageOptions, is_identity_file};
+use raftkv_testkit::Durable;
 
 use crate::options::DiskOptions;
-
-/// What a node may rely on its disk to hold: what it recovered at its last start, and every
-/// persist acknowledged since.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Durable {
-    pub(crate) hard_state: HardState,
-    pub(crate) snapshot: Option<Snapshot>,
-    /// Consecutive, after the snapshot.
-    pub(crate) entries: Vec<Entry>,
-}
-
-impl Durable {
-    /// The index of the last entry (or of the snapshot point).
-    pub(crate) fn last_index(&self) -> LogIndex {
-        match (self.entries.last(), &self.snapshot) {
-            (Some(entry), _) => entry.index,
-            (None, Some(snapshot)) => snapshot.last.index,
-            (None, None) => LogIndex(0),
-        }
-    }
-
-    /// The index of the snapshot point (0 without a snapshot).
-    pub(crate) fn snapshot_index(&self) -> LogIndex {
-        self.snapshot.as_ref().map_or(LogIndex(0), |snapshot| snapshot.last.index)
-    }
-
-    /// The entry at `index`, if stored.
-    pub(crate) fn entry(&self, index: LogIndex) -> Option<&Entry> {
-        let first = self.entries.first()?.index;
-        let offset = index.0.checked_sub(first.0)?;
-        self.entries.get(usize::try_from(offset).ok()?)
-    }
-
-    /// Drops every entry at `index` and after.
-    fn truncate_from(&mut self, index: LogIndex) {
-        if let Some(first) = self.entries.first() {
-            let keep = index.0.saturating_sub(first.index.0);
-            self.entries.truncate(usize::try_from(keep).unwrap_or(usize::MAX));
-        }
-    }
-
-    /// What the node recovered.
-    fn recovered(recovered: &Recovered) -> Durable {
-        Durable {
-            hard_state: recovered.hard_state,
-            snapshot: recovered.snapshot.clone(),
-            entries: recovered.entries.clone(),
-        }
-    }
-
-    /// Applies `persist` as its contract says (snapshot, truncation, entries, hard state).
-    /// Fails if the result would not be a consecutive log, which no correct node asks for.
-    fn apply(&mut self, persist: &Persist) -> Result<(), String> {
-        if let Some(snapshot) = &persist.snapshot {
-            let keeps_suffix = self
-                .entry(snapshot.last.index)
-                .is_some_and(|entry| entry.term == snapshot.last.term);
-            if keeps_suffix {
-                self.entries.retain(|entry| entry.index > snapshot.last.index);
-            } else {
-                self.entries.clear();
-            }
-            self.snapshot = Some(snapshot.clone());
-        }
-        if let Some(from) = persist.truncate_from {
-            self.truncate_from(from);
-        }
-        for entry in &persist.entries {
-            // Writing at an index replaces whatever was stored there and after.
-            self.truncate_from(entry.index);
-            let expected = self.last_index().next();
-            if entry.index != expected {
-                return Err(format!(
-                    "{persist} writes entry {} but the disk's next index is {expected}",
-                    entry.id()
-                ));
-            }
-            self.entries.push(entry.clone());
-        }
-        if let Some(hard_state) = persist.hard_state {
-            self.hard_state = hard_state;
-        }
-        Ok(())
-    }
-}
 
 /// A persist handed to the disk, and when it will be durable.
 #[derive(Clone, Debug)]
@@ -140,6 +56,7 @@ pub(crate) struct Disk {
     storage_options: StorageOptions,
     /// The engine while the node runs.
     storage: Option<Storage<SimFs>>,
+    /// What it recovered at its last start, and every persist acknowledged since.
     acknowledged: Durable,
     queue: VecDeque<Pending>,
     /// When the last queued persist completes; later ones complete no earlier.
@@ -151,11 +68,21 @@ pub(crate) struct Disk {
     flips_since_start: u64,
 }
 
-/// The most file system operations a batch of persists is drawn to be cut short after: a
-/// batch that writes a snapshot takes a dozen or two, one that appends and saves a hard state
-/// a handful (a crash after its last step loses nothing).
+/// The most file system operations a batch that writes a snapshot is drawn to be cut short
+/// after: it takes a dozen or two.
+const SNAPSHOT_BATCH_STEPS_MAX: u64 = 24;
+
+/// The same for a batch that only appends and saves a hard state: it takes a handful.
+const BATCH_STEPS_MAX: u64 = 8;
+
+/// The most file system operations `batch` is drawn to be cut short after (a crash after its
+/// last step loses nothing).
 fn steps_max(batch: &[Persist]) -> u64 {
-    if batch.iter().any(|persist| persist.snapshot.is_some()) { 24 } else { 8 }
+    if batch.iter().any(|persist| persist.snapshot.is_some()) {
+        SNAPSHOT_BATCH_STEPS_MAX
+    } else {
+        BATCH_STEPS_MAX
+    }
 }
 
 impl Disk {
@@ -361,7 +288,7 @@ mod tests {
     use super::*;
     use crate::options::Ratio;
     use raftkv_core::Term;
-    use raftkv_core::raft::Payload;
+    use raftkv_core::raft::{HardState, Payload};
 
     fn options(torn: Ratio) -> DiskOptions {
         DiskOptions {

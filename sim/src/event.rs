@@ -6,7 +6,8 @@ use std::cmp::Ordering;
 use raftkv_core::Instant;
 use raftkv_core::raft::PersistId;
 
-use crate::network::Packet;
+use raftkv_testkit::Packet;
+
 use crate::workload::OpId;
 
 /// Something due at a virtual instant.

@@ -3,12 +3,20 @@
 //! lasts.
 
 use raftkv_core::prng::Prng;
-use raftkv_core::{Instant, NodeId};
+use raftkv_core::{Duration, Instant, NodeId};
+use raftkv_testkit::Endpoint;
 
 use crate::event::{Event, FaultEvent};
-use crate::network::Endpoint;
+use crate::node_ids::node_id;
 use crate::simulation::Simulation;
 use crate::trace::Actor;
+
+/// The smallest cluster whose disks rot: a rotted disk is a failed node, and only a cluster
+/// that keeps a majority without it can repair it.
+const BIT_ROT_NODES_MIN: usize = 3;
+
+/// The fewest nodes two halves joined by a bridge take: one on each side, and the bridge.
+const BRIDGED_NODES_MIN: usize = 3;
 
 impl Simulation {
     /// Whether the injector is on (a random run in its faulty phase).
@@ -24,11 +32,9 @@ impl Simulation {
             (faults.partition, FaultEvent::Partition, self.options.partition.interval_ms_max),
             (faults.pause, FaultEvent::Pause, self.options.pause.interval_ms_max),
             (faults.transfer, FaultEvent::Transfer, self.options.transfer_interval_ms_max),
-            // A rotted disk is a failed node: only a cluster that keeps a majority without it
-            // can repair it.
             (
                 faults.disk
-                    && self.voters.len() >= 3
+                    && self.voters.len() >= BIT_ROT_NODES_MIN
                     && self.options.disk.bit_rot_interval_ms_max > 0,
                 FaultEvent::BitRot,
                 self.options.disk.bit_rot_interval_ms_max,
@@ -42,21 +48,21 @@ impl Simulation {
         }
     }
 
-    /// Nanoseconds in `low..=high` milliseconds, drawn.
-    fn draw_ms(&mut self, low: u64, high: u64) -> u64 {
-        self.fault_rng.range_inclusive(low, high.max(low)) * 1_000_000
+    /// A span of `low..=high` whole milliseconds, drawn.
+    fn draw_ms(&mut self, low: u64, high: u64) -> Duration {
+        Duration::from_millis(self.fault_rng.range_inclusive(low, high.max(low)))
     }
 
     pub(crate) fn on_fault(&mut self, event: FaultEvent) {
         match event {
             FaultEvent::Restart { node, life } => {
                 if self.nodes[node].life == life && self.nodes[node].replica.is_none() {
-                    self.restart(NodeId(node as u64 + 1));
+                    self.restart(node_id(node));
                 }
             }
             FaultEvent::Resume { node, life } => {
                 if self.nodes[node].life == life {
-                    self.resume(NodeId(node as u64 + 1));
+                    self.resume(node_id(node));
                 }
             }
             _ if !self.injecting() => {}
@@ -83,7 +89,7 @@ impl Simulation {
         let count = self.nodes.len();
         if (0..count).all(|node| !self.nodes[node].disk.is_suspect()) {
             let node = self.fault_rng.range_inclusive(0, count as u64 - 1) as usize;
-            let rotted = self.rot_bit(NodeId(node as u64 + 1)).is_some();
+            let rotted = self.rot_bit(node_id(node)).is_some();
             if rotted && self.nodes[node].replica.is_some() {
                 self.crash_for_a_while(node);
             }
@@ -134,7 +140,7 @@ impl Simulation {
 
     /// Crashes running node `node` and schedules its restart.
     fn crash_for_a_while(&mut self, node: usize) {
-        self.crash(NodeId(node as u64 + 1));
+        self.crash(node_id(node));
         let life = self.nodes[node].life;
         let downtime = self.draw_ms(0, self.options.crash.downtime_ms_max);
         self.schedule_in(downtime, Event::Fault(FaultEvent::Restart { node, life }));
@@ -151,8 +157,9 @@ impl Simulation {
         if !chance.happens(&mut self.fault_rng) {
             return;
         }
-        let window = until.nanos_since(self.now).max(1);
-        let at = self.now.add_nanos(self.fault_rng.range_inclusive(0, window - 1));
+        // Drawn to the nanosecond: the window may be shorter than a microsecond.
+        let window_ns = (until - self.now).as_nanos().max(1);
+        let at = self.now + Duration::from_nanos(self.fault_rng.range_inclusive(0, window_ns - 1));
         let life = self.nodes[node].life;
         self.schedule(at, Event::Fault(FaultEvent::CrashDuringSnapshot { node, life }));
     }
@@ -163,7 +170,7 @@ impl Simulation {
         if !running.is_empty() {
             let node =
                 running[self.fault_rng.range_inclusive(0, running.len() as u64 - 1) as usize];
-            self.pause(NodeId(node as u64 + 1));
+            self.pause(node_id(node));
             let life = self.nodes[node].life;
             let duration = self.draw_ms(1, self.options.pause.duration_ms_max);
             self.schedule_in(duration, Event::Fault(FaultEvent::Resume { node, life }));
@@ -254,7 +261,7 @@ fn draw_partition(
                 Plan::OneWay { from: others, to: vec![node] }
             };
         }
-        3 if count >= 3 => {
+        3 if count >= BRIDGED_NODES_MIN => {
             let split = rng.range_inclusive(2, count as u64 - 1) as usize;
             ("halves with a bridge", vec![nodes[1..split].to_vec(), nodes[split..].to_vec()])
         }
@@ -274,8 +281,8 @@ fn draw_partition(
 mod tests {
     use super::*;
 
-    fn ids(count: u64) -> Vec<NodeId> {
-        (1..=count).map(NodeId).collect()
+    fn ids(count: usize) -> Vec<NodeId> {
+        crate::node_ids::all(count).collect()
     }
 
     #[test]

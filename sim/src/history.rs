@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use raftkv_checker::{Command, KvModel, Operation, Verdict};
+use raftkv_core::Instant;
 use raftkv_core::client::ClerkError;
 use raftkv_core::kv::{KvCommand, KvReply};
 
@@ -25,7 +26,7 @@ pub fn to_checker(recorded: &[Recorded]) -> Vec<Operation> {
 
 fn convert(id: u64, op: &Recorded) -> Operation {
     let reply = match &op.ret {
-        Some((at, Ok(reply))) => Some((at.as_nanos() / 1_000, reply)),
+        Some((at, Ok(reply))) => Some((micros_since_origin(*at), reply)),
         Some((_, Err(ClerkError::Indeterminate | ClerkError::Invalid { .. }))) | None => None,
     };
     let command = match (&op.command, reply.map(|(_, reply)| reply)) {
@@ -48,11 +49,16 @@ fn convert(id: u64, op: &Recorded) -> Operation {
     Operation {
         id,
         client: op.client as u64,
-        call: op.call.as_nanos() / 1_000,
+        call: micros_since_origin(op.call),
         ret: reply.map(|(at, _)| at),
         key: text(op.command.key()),
         command,
     }
+}
+
+/// The checker's time stamp of `at`: microseconds of virtual time.
+fn micros_since_origin(at: Instant) -> u64 {
+    (at - Instant::ZERO).as_micros()
 }
 
 /// Whether the history is linearizable; on a violation, the checker's explanation.

@@ -37,15 +37,28 @@ enum Command {
     Catchup(CatchupArgs),
 }
 
+/// The most replicas the command line accepts; swarm draws up to seven.
+const NODES_MAX: u64 = 9;
+
+/// The most clients the command line accepts for a run; swarm draws up to ten.
+const CLIENTS_MAX: u64 = 100;
+
+/// The fewest replicas of the catch-up figure: one falls behind while a majority of the others
+/// commits without it, which takes two more.
+const CATCH_UP_NODES_MIN: u64 = 3;
+
+/// The most clients the catch-up figure accepts, each with one put in flight.
+const CATCH_UP_CLIENTS_MAX: u64 = 1_000;
+
 /// Size and faults of a run. Left out, `run` uses the default shown and `swarm` draws them
 /// per seed.
 #[derive(Args, Clone)]
 struct ShapeArgs {
     /// Replicas [run default: 5; swarm: 1 to 7, mostly 3 or 5].
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=9))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=NODES_MAX))]
     nodes: Option<u64>,
     /// Clients, one operation at a time each [run default: 5; swarm: 1 to 10].
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=CLIENTS_MAX))]
     clients: Option<u64>,
     /// Operations the clients issue in all, besides the final reads [run default: 500;
     /// swarm: 50 to 600].
@@ -124,13 +137,13 @@ struct CatchupArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Replicas.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(2..=9))]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(CATCH_UP_NODES_MIN..=NODES_MAX))]
     nodes: u64,
     /// Puts committed while the follower is down (one log entry each).
     #[arg(long, default_value_t = 100_000)]
     entries: u64,
     /// Clients putting concurrently.
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=CATCH_UP_CLIENTS_MAX))]
     clients: u64,
     /// The snapshot threshold; the replicas' own (64 MiB) turns compaction off for any
     /// simulated log, so the follower gets the whole log instead of a snapshot.
@@ -196,15 +209,14 @@ fn catchup(args: &CatchupArgs) -> ExitCode {
     };
     println!(
         "catch-up: n{} restarted {} entries behind (its log ended at {}, the leader had \
-         committed {}, in {} ms simulated) and applied them all {}.{:03} ms later (simulated): \
+         committed {}, in {} ms simulated) and applied them all {} later (simulated): \
          {} snapshots installed, the leader's of {} bytes; {} messages; wall {wall_ms} ms",
         figure.follower,
         figure.entries_behind(),
         figure.follower_last,
         figure.leader_commit,
-        figure.fill_ms,
-        figure.catch_up_us / 1_000,
-        figure.catch_up_us % 1_000,
+        figure.fill.as_millis(),
+        figure.catch_up,
         figure.snapshots_installed,
         figure.snapshot_bytes,
         figure.messages
@@ -217,8 +229,8 @@ fn catchup(args: &CatchupArgs) -> ExitCode {
             "snapshot_bytes": settings.snapshot.threshold_bytes,
             "entries_behind": figure.entries_behind(),
             "leader_commit": figure.leader_commit.0,
-            "fill_ms": figure.fill_ms,
-            "catch_up_us": figure.catch_up_us,
+            "fill_ms": figure.fill.as_millis(),
+            "catch_up_us": figure.catch_up.as_micros(),
             "snapshots_installed": figure.snapshots_installed,
             "leader_snapshot_bytes": figure.snapshot_bytes,
             "messages": figure.messages,
@@ -231,6 +243,12 @@ fn catchup(args: &CatchupArgs) -> ExitCode {
 
 fn millis_since(start: WallClock) -> u64 {
     u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The rate of `count` things done in `wall_ms` milliseconds (at least one), per second.
+fn per_second(count: u64, wall_ms: u64) -> u64 {
+    const MILLIS_PER_SECOND: u64 = 1_000;
+    count * MILLIS_PER_SECOND / wall_ms
 }
 
 fn run(args: &RunArgs) -> ExitCode {
@@ -384,8 +402,8 @@ impl SwarmTally {
              storage faults: {} crashes mid-write, {} torn and {} lost writes, {} bit flips, \
              {} ENOSPC, {} EIO, {} damaged restarts",
             self.passed,
-            runs * 1_000 / wall_ms,
-            self.sim_ops * 1_000 / wall_ms,
+            per_second(runs, wall_ms),
+            per_second(self.sim_ops, wall_ms),
             self.unknown,
             self.slowest.0,
             self.slowest.1,
@@ -414,8 +432,8 @@ impl SwarmTally {
             "violation": failure.and_then(|report| report.violation.as_ref().map(ToString::to_string)),
             "reproduce": failure.map(|report| report.options.reproduce_command()),
             "wall_ms": wall_ms,
-            "runs_per_s": self.runs() * 1_000 / wall_ms,
-            "sim_ops_per_s": self.sim_ops * 1_000 / wall_ms,
+            "runs_per_s": per_second(self.runs(), wall_ms),
+            "sim_ops_per_s": per_second(self.sim_ops, wall_ms),
             "slowest_ms": self.slowest.0,
             "slowest": self.slowest.1,
             "linearizability_unknown": self.unknown,

@@ -3,65 +3,23 @@
 
 use core::fmt;
 
-use raftkv_core::NodeId;
-use raftkv_core::kv::{KvCommand, KvReply};
+use raftkv_core::Duration;
+use raftkv_core::kv::KvReply;
 use raftkv_core::prng::Prng;
-use raftkv_core::protocol::{ClientReply, ClientRequest, Op, Outcome};
-use raftkv_core::raft::Message;
+use raftkv_core::protocol::{Op, Outcome};
+use raftkv_testkit::{Endpoint, Packet};
 
+use crate::node_ids;
 use crate::options::{NetworkOptions, Ratio};
 
-/// One end of a link: a node or a client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Endpoint {
-    /// A replica.
-    Node(NodeId),
-    /// A client, by index.
-    Client(usize),
-}
+/// A packet as the trace shows it: the ends of requests and replies named as [`Endpoint`]
+/// names them, values by their length only. Trace hashes depend on every byte of it.
+pub(crate) struct TraceLine<'a>(pub(crate) &'a Packet);
 
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Endpoint::Node(id) => write!(f, "n{id}"),
-            Endpoint::Client(index) => write!(f, "c{index}"),
-        }
-    }
-}
-
-/// What travels.
-#[derive(Clone, Debug)]
-pub(crate) enum Packet {
-    /// A Raft message between replicas.
-    Peer(Message),
-    /// A client's request to a replica.
-    Request { client: usize, to: NodeId, request: ClientRequest<KvCommand> },
-    /// A replica's reply to a client.
-    Reply { from: NodeId, client: usize, reply: ClientReply<KvReply> },
-}
-
-impl Packet {
-    pub(crate) fn source(&self) -> Endpoint {
-        match self {
-            Packet::Peer(message) => Endpoint::Node(message.from),
-            Packet::Request { client, .. } => Endpoint::Client(*client),
-            Packet::Reply { from, .. } => Endpoint::Node(*from),
-        }
-    }
-
-    pub(crate) fn destination(&self) -> Endpoint {
-        match self {
-            Packet::Peer(message) => Endpoint::Node(message.to),
-            Packet::Request { to, .. } => Endpoint::Node(*to),
-            Packet::Reply { client, .. } => Endpoint::Client(*client),
-        }
-    }
-}
-
-impl fmt::Display for Packet {
+impl fmt::Display for TraceLine<'_> {
     /// For example `1->2 Append t=3 ...`, `c0->n2 #4 put k1=c0-4.`, `n2->c0 #4 done`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
+        match self.0 {
             Packet::Peer(message) => write!(f, "{message}"),
             Packet::Request { client, to, request } => {
                 write!(f, "c{client}->n{to} #{} ", request.request)?;
@@ -112,7 +70,9 @@ impl Network {
 
     fn slot(&self, end: Endpoint) -> usize {
         match end {
-            Endpoint::Node(id) => id.0 as usize - 1,
+            Endpoint::Node(id) => node_ids::node_index(id)
+                .filter(|&index| index < self.nodes)
+                .unwrap_or_else(|| panic!("no node {id} on the network")),
             Endpoint::Client(index) => self.nodes + index,
         }
     }
@@ -123,7 +83,7 @@ impl Network {
 
     /// Every endpoint.
     pub(crate) fn endpoints(&self) -> impl Iterator<Item = Endpoint> + use<> {
-        let nodes = (1..=self.nodes as u64).map(|id| Endpoint::Node(NodeId(id)));
+        let nodes = node_ids::all(self.nodes).map(Endpoint::Node);
         nodes.chain((0..self.clients).map(Endpoint::Client))
     }
 
@@ -136,15 +96,15 @@ impl Network {
         if self.options.loss.happens(&mut self.rng) {
             return Route::Lost;
         }
-        let first = self.delay_ns();
+        let first = self.delay();
         if self.options.duplicate.happens(&mut self.rng) {
-            Route::Duplicated(first, self.delay_ns())
+            Route::Duplicated(first, self.delay())
         } else {
             Route::Delivered(first)
         }
     }
 
-    fn delay_ns(&mut self) -> u64 {
+    fn delay(&mut self) -> Duration {
         let o = &self.options;
         let micros = if o.long_delay.happens(&mut self.rng) {
             self.rng.range_inclusive(LONG_DELAY_US_MIN, LONG_DELAY_US_MAX)
@@ -153,7 +113,7 @@ impl Network {
         } else {
             self.rng.range_inclusive(o.latency_us_min, o.latency_us_max)
         };
-        micros * 1_000
+        Duration::from_micros(micros)
     }
 
     /// Cuts (or restores) the directed link.
@@ -205,15 +165,16 @@ pub(crate) enum Route {
     Cut,
     /// Lost on the way.
     Lost,
-    /// Arrives after this many nanoseconds.
-    Delivered(u64),
+    /// Arrives after this delay.
+    Delivered(Duration),
     /// Arrives twice, after each of these delays.
-    Duplicated(u64, u64),
+    Duplicated(Duration, Duration),
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use raftkv_core::NodeId;
 
     fn reliable() -> NetworkOptions {
         NetworkOptions {
@@ -233,11 +194,13 @@ mod tests {
         let mut network = Network::new(options, Prng::seeded(1), 2, 0);
         for _ in 0..100 {
             let Route::Delivered(delay) = network.route(N1, N2) else { panic!("reliable") };
-            assert!((LONG_DELAY_US_MIN * 1_000..=LONG_DELAY_US_MAX * 1_000).contains(&delay));
+            let long =
+                Duration::from_micros(LONG_DELAY_US_MIN)..=Duration::from_micros(LONG_DELAY_US_MAX);
+            assert!(long.contains(&delay));
         }
         network.stop_faults();
         let Route::Delivered(delay) = network.route(N1, N2) else { panic!("reliable") };
-        assert!(delay <= 20_000, "ordinary delays once the faults stop");
+        assert!(delay <= Duration::from_micros(20), "ordinary delays once the faults stop");
     }
 
     const N1: Endpoint = Endpoint::Node(NodeId(1));
@@ -267,7 +230,10 @@ mod tests {
         for _ in 0..1_000 {
             match network.route(N1, N2) {
                 Route::Lost => lost += 1,
-                Route::Delivered(ns) => assert!((10_000..=20_000).contains(&ns)),
+                Route::Delivered(delay) => {
+                    let latency = Duration::from_micros(10)..=Duration::from_micros(20);
+                    assert!(latency.contains(&delay));
+                }
                 other => panic!("unexpected {other:?}"),
             }
         }

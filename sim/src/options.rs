@@ -407,6 +407,12 @@ impl SnapshotOptions {
     }
 }
 
+/// The longest faulty phase: clients stalled by faults still reach the healed phase.
+const FAULTY_MS_MAX: u64 = 300_000;
+
+/// The liveness bound: room for many elections and clerk retries once the faults stop.
+const LIVENESS_MS_MAX: u64 = 30_000;
+
 /// Every setting of one run. [`Options::draw`] fills it from a seed; tests may build or
 /// adjust one by hand.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -501,8 +507,8 @@ impl Options {
             raft,
             transfer_interval_ms_max,
             snapshot,
-            faulty_ms_max: 300_000,
-            liveness_ms_max: 30_000,
+            faulty_ms_max: FAULTY_MS_MAX,
+            liveness_ms_max: LIVENESS_MS_MAX,
         }
     }
 
@@ -624,11 +630,11 @@ fn draw_raft(rng: &mut Prng) -> RaftOptions {
         max_entries_per_append: [1, 3, 64, 256][rng.range_inclusive(0, 3) as usize],
         max_bytes_per_append: [64, 4_096, 1 << 20][rng.range_inclusive(0, 2) as usize],
         max_inflight_appends: [1, 2, 8, 32][rng.range_inclusive(0, 3) as usize],
-        // Mostly the default ten minutes; sometimes short, so that sessions expire mid-run.
+        // Mostly the replicas' default; sometimes short, so that sessions expire mid-run.
         session_timeout_ms: if rng.chance(1, 8) {
             rng.range_inclusive(2_000, 20_000)
         } else {
-            600_000
+            RaftOptions::replica_defaults().session_timeout_ms
         },
         request_timeout_ms: rng.range_inclusive(200, 1_500),
     }

@@ -30,8 +30,10 @@ use std::collections::VecDeque;
 use raftkv_core::LogIndex;
 use raftkv_core::raft::{Entry, PersistId};
 
+use raftkv_testkit::Durable;
+
 use crate::checks::{Check, Failed};
-use crate::disk::Durable;
+use crate::node_ids::node_id;
 
 /// What the hard state weighs: a term and a vote, eight bytes each (log entries count a fixed
 /// header besides their payload the same way, `Entry::size_bytes`).
@@ -113,8 +115,18 @@ impl PersistedSize {
         self.measure(node, durable)
     }
 
-    /// Node `node` restarted from `durable`, which its storage recovered.
-    pub(crate) fn on_restart(&mut self, node: usize, durable: &Durable) -> Result<(), Failed> {
+    /// Node `node` restarted from `durable`, which its storage recovered. A `damaged` disk
+    /// may have gone back to an older state, whose entries were not applied when written as
+    /// far as the bound knows: they count as not yet applied.
+    pub(crate) fn on_restart(
+        &mut self,
+        node: usize,
+        durable: &Durable,
+        damaged: bool,
+    ) -> Result<(), Failed> {
+        if damaged {
+            self.nodes[node].applied_when_written = durable.snapshot_index();
+        }
         self.measure(node, durable)
     }
 
@@ -127,7 +139,7 @@ impl PersistedSize {
                 format!(
                     "n{}'s log holds {applied_log_bytes} bytes of applied entries in memory after \
                      a step, the threshold is {}",
-                    node + 1,
+                    node_id(node),
                     self.threshold_bytes
                 ),
             ));
@@ -159,7 +171,7 @@ impl PersistedSize {
         }
         let bytes = HARD_STATE_BYTES + applied_bytes + unapplied_bytes;
         if bytes > self.max.bytes {
-            self.max = PersistedMax { bytes, unapplied_bytes, node: node as u64 + 1 };
+            self.max = PersistedMax { bytes, unapplied_bytes, node: node_id(node).0 };
         }
         if applied_bytes >= self.threshold_bytes {
             return Err((
@@ -169,7 +181,7 @@ impl PersistedSize {
                      state {HARD_STATE_BYTES} + threshold {} + {unapplied_bytes} not yet applied \
                      when written): {applied_bytes} bytes of entries up to {applied_when_written}, \
                      applied when written, were not compacted",
-                    node + 1,
+                    node_id(node),
                     HARD_STATE_BYTES + self.threshold_bytes - 1 + unapplied_bytes,
                     self.threshold_bytes
                 ),
@@ -226,7 +238,7 @@ mod tests {
         // Persist 2, written when 4 entries were applied, may have landed in part.
         size.on_persist(0, PersistId(2), LogIndex(4));
         size.on_crash(0, &durable(1..=1)).expect("the last acknowledged persist counts");
-        size.on_restart(0, &durable(1..=4)).expect("entries 2..4 count as not yet applied");
+        size.on_restart(0, &durable(1..=4), false).expect("entries 2..4 count as not yet applied");
         size.on_persist(0, PersistId(3), LogIndex(4));
         let (check, _) = size.on_durable(0, PersistId(3), &durable(1..=4)).expect_err("96 bytes");
         assert_eq!(check, Check::LogSize);

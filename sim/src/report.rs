@@ -2,6 +2,7 @@
 //! and as one JSON object.
 
 use raftkv_checker::{Operation, Verdict};
+use raftkv_core::Instant;
 use raftkv_core::client::ClerkError;
 use serde_json::json;
 
@@ -71,7 +72,7 @@ impl Report {
             ops_open: counts.2,
             trace_hash: simulation.trace.hash(),
             trace_lines: simulation.trace.lines(),
-            sim_ms: simulation.now.as_nanos() / 1_000_000,
+            sim_ms: (simulation.now - Instant::ZERO).as_millis(),
             stats: simulation.stats,
             persisted_max: simulation.persisted.max(),
             persisted_ratio_max_milli: simulation.persisted.ratio_max_milli(),
@@ -83,11 +84,7 @@ impl Report {
     pub(crate) fn panicked(options: Options, message: String) -> Report {
         Report {
             options,
-            violation: Some(Violation {
-                at: raftkv_core::Instant::ZERO,
-                check: Check::Panic,
-                detail: message,
-            }),
+            violation: Some(Violation { at: Instant::ZERO, check: Check::Panic, detail: message }),
             linearizability: None,
             ops_ok: 0,
             ops_indeterminate: 0,

@@ -6,10 +6,11 @@ use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
 
 use raftkv_core::kv::KvCommand;
-use raftkv_core::{Instant, NodeId};
+use raftkv_core::{Duration, Instant};
 
 use crate::checks::Check;
 use crate::event::Event;
+use crate::node_ids::node_id;
 use crate::options::Options;
 use crate::phase::{Auto, Phase};
 use crate::report::Report;
@@ -18,7 +19,11 @@ use crate::trace::{Actor, TraceOutput};
 use crate::workload::{OpId, Workload};
 
 /// How long the replicas may take to apply everything once the last operation returned.
-const CONVERGENCE_MS_MAX: u64 = 10_000;
+const CONVERGENCE_MAX: Duration = Duration::from_millis(10_000);
+
+/// Liveness bounds after the faulty phase (plus [`CONVERGENCE_MAX`]) by which a run must have
+/// ended: far beyond any healthy run, whose liveness deadlines fire long before.
+const RUN_END_LIVENESS_BOUNDS: u64 = 10;
 
 /// Runs one random simulation as `options` describe and reports how it went. A panic in core
 /// is caught and reported as a violation, with the trace and history up to it.
@@ -49,12 +54,13 @@ impl Simulation {
         self.auto = Some(Auto { phase: Phase::Faulty });
         self.start_faults();
         for client in 0..self.options.shape.clients {
-            let think = self.workload.think_ns();
+            let think = self.workload.think_time();
             self.schedule_in(think, Event::ClientNext { client });
         }
         let faulty_end = Instant::from_millis(self.options.faulty_ms_max);
-        // Far beyond any healthy run: the liveness deadlines fire long before.
-        let end = faulty_end.add_millis(10 * self.options.liveness_ms_max + CONVERGENCE_MS_MAX);
+        let end = faulty_end
+            + self.liveness_bound().saturating_mul(RUN_END_LIVENESS_BOUNDS)
+            + CONVERGENCE_MAX;
         while self.violation.is_none() {
             self.advance_phase(faulty_end);
             if self.auto.as_ref().is_some_and(|auto| auto.phase == Phase::Done) {
@@ -91,7 +97,7 @@ impl Simulation {
                 }
             }
             Phase::FinalReads if self.workload.all_finished() => {
-                let until = self.now.add_millis(CONVERGENCE_MS_MAX);
+                let until = self.now + CONVERGENCE_MAX;
                 self.set_phase(Phase::Converging { until });
             }
             Phase::Converging { until } => {
@@ -101,7 +107,8 @@ impl Simulation {
                     self.set_phase(Phase::Done);
                 } else if self.now >= until {
                     let detail = format!(
-                        "the replicas did not apply everything within {CONVERGENCE_MS_MAX} ms after the last operation: {}",
+                        "the replicas did not apply everything within {} ms after the last operation: {}",
+                        CONVERGENCE_MAX.as_millis(),
                         self.applied_summary()
                     );
                     self.fail((Check::Liveness, detail));
@@ -150,17 +157,19 @@ impl Simulation {
             node.disk.stop_faults();
         }
         for node in 0..self.nodes.len() {
-            let id = NodeId(node as u64 + 1);
+            let id = node_id(node);
             self.restart(id);
             self.resume(id);
         }
         let open: Vec<OpId> = self.workload.open_ops().collect();
         for op in open {
-            self.schedule_in(
-                self.options.liveness_ms_max * 1_000_000,
-                Event::LivenessDeadline { op },
-            );
+            self.schedule_in(self.liveness_bound(), Event::LivenessDeadline { op });
         }
+    }
+
+    /// How long an operation may take once the faults stopped.
+    fn liveness_bound(&self) -> Duration {
+        Duration::from_millis(self.options.liveness_ms_max)
     }
 
     pub(crate) fn on_liveness_deadline(&mut self, op: OpId) {
@@ -177,17 +186,14 @@ impl Simulation {
     /// A new operation must return in time once the faults stopped.
     pub(crate) fn on_op_submitted(&mut self, op: OpId) {
         if self.auto.as_ref().is_some_and(Auto::is_healed) {
-            self.schedule_in(
-                self.options.liveness_ms_max * 1_000_000,
-                Event::LivenessDeadline { op },
-            );
+            self.schedule_in(self.liveness_bound(), Event::LivenessDeadline { op });
         }
     }
 
     /// A client's operation returned: it thinks, then issues the next one.
     pub(crate) fn on_op_finished(&mut self, client: usize) {
         if self.auto.is_some() && self.workload.to_issue > 0 {
-            let think = self.workload.think_ns();
+            let think = self.workload.think_time();
             self.schedule_in(think, Event::ClientNext { client });
         }
     }

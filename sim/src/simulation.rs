@@ -10,23 +10,25 @@ use raftkv_core::kv::{KvCommand, KvReply};
 use raftkv_core::prng::Prng;
 use raftkv_core::protocol::{ClientRequest, Op, Outcome};
 use raftkv_core::raft::{Body, Entry, Role};
-use raftkv_core::server::{Input, Output, ReplyTo};
-use raftkv_core::{ClientId, Instant, LogId, LogIndex, NodeId, RequestId, Term};
+use raftkv_core::server::{Input, Output};
+use raftkv_core::{ClientId, Duration, Instant, LogId, LogIndex, NodeId, RequestId, Term};
 
 use crate::checks::{Check, Checks, Failed, Violation};
 use crate::disk::Disk;
 use crate::event::{Event, Scheduled};
-use crate::network::{Endpoint, Network, Packet, Route};
+use crate::network::{Network, Route, TraceLine};
 use crate::node::{Kv, SimNode};
+use crate::node_ids::{self, node_id};
 use crate::options::{Options, Streams};
 use crate::persisted::{PersistedSize, persisted_bytes};
 use crate::phase::Auto;
 use crate::trace::{Actor, Trace, TraceOutput};
 use crate::workload::{OpId, Recorded, Workload};
 use raftkv_storage::sim_fs::FaultCounters;
+use raftkv_testkit::{BY_HAND, Endpoint, Packet, Routed, client_of, reply_to};
 
-/// Where replies to commands a test proposes by hand ([`Simulation::start`]) go.
-const BY_HAND: ReplyTo = ReplyTo(u64::MAX);
+/// A round trip is two one-way trips, each up to the network's usual latency.
+const LEGS_PER_ROUND_TRIP: u64 = 2;
 
 /// Timeouts one node may handle at one instant before it counts as spinning.
 const TIMEOUTS_PER_INSTANT_MAX: u32 = 1_000;
@@ -115,7 +117,7 @@ impl Simulation {
     pub fn new(options: Options, output: TraceOutput) -> Simulation {
         let mut rng = Streams::new(options.seed).run;
         let shape = options.shape;
-        let voters: Vec<NodeId> = (1..=shape.nodes as u64).map(NodeId).collect();
+        let voters: Vec<NodeId> = node_ids::all(shape.nodes).collect();
         let nodes = voters
             .iter()
             .map(|&id| {
@@ -165,8 +167,8 @@ impl Simulation {
         self.queue.push(Scheduled { at, seq: self.seq, event });
     }
 
-    pub(crate) fn schedule_in(&mut self, nanos: u64, event: Event) {
-        self.schedule(self.now.add_nanos(nanos), event);
+    pub(crate) fn schedule_in(&mut self, delay: Duration, event: Event) {
+        self.schedule(self.now + delay, event);
     }
 
     /// Handles the next event; false when none is left.
@@ -212,7 +214,7 @@ impl Simulation {
     /// Runs until `done` holds, for at most `millis` of virtual time; returns whether `done`
     /// held. Stops early, returning false, when a safety property breaks.
     pub fn run_until(&mut self, millis: u64, done: impl Fn(&Simulation) -> bool) -> bool {
-        let end = self.now.add_millis(millis);
+        let end = self.now + Duration::from_millis(millis);
         loop {
             if done(self) {
                 return true;
@@ -245,7 +247,7 @@ impl Simulation {
     // ---- nodes ----
 
     pub(crate) fn actor(node: usize) -> Actor {
-        Actor::Node(node as u64 + 1)
+        Actor::Node(node_id(node).0)
     }
 
     fn start_node(&mut self, node: usize) {
@@ -281,13 +283,13 @@ impl Simulation {
                 let replica = state.replica.as_ref().expect("just started");
                 let damaged = durable.hard_state.damaged;
                 let result = self.checks.on_restart(node, durable, replica, damaged);
-                let size = self.persisted.on_restart(node, durable);
+                let size = self.persisted.on_restart(node, durable, damaged);
                 self.checked(result.and(size));
                 self.drain_node(node);
             }
             Err(error) => self.fail((
                 Check::Storage,
-                format!("n{} cannot restart from its disk: {error}", node + 1),
+                format!("n{} cannot restart from its disk: {error}", node_id(node)),
             )),
         }
     }
@@ -339,7 +341,7 @@ impl Simulation {
     }
 
     fn on_output(&mut self, node: usize, output: Output<KvReply>) {
-        let id = NodeId(node as u64 + 1);
+        let id = node_id(node);
         let state = &self.nodes[node];
         let replica = state.replica.as_ref().expect("outputs come from a running replica");
         match output {
@@ -349,7 +351,8 @@ impl Simulation {
                 self.checked(result);
                 if let Body::InstallSnapshot { .. } = message.body {
                     // Within about a round trip, while the next chunks are under way.
-                    let until = self.now.add_nanos(2_000 * self.options.network.latency_us_max);
+                    let latency_max = Duration::from_micros(self.options.network.latency_us_max);
+                    let until = self.now + latency_max.saturating_mul(LEGS_PER_ROUND_TRIP);
                     self.maybe_crash_during_snapshot(node, until);
                 }
                 self.send(Packet::Peer(message));
@@ -384,7 +387,7 @@ impl Simulation {
                 );
             }
             Output::Reply { to, reply } => {
-                let client = to.0 as usize;
+                let client = client_of(to);
                 self.send(Packet::Reply { from: id, client, reply });
             }
             Output::RoleChanged { role, term, leader } => {
@@ -434,7 +437,7 @@ impl Simulation {
         if state.timeouts_now.1 > TIMEOUTS_PER_INSTANT_MAX {
             self.fail((
                 Check::Liveness,
-                format!("n{} handled {TIMEOUTS_PER_INSTANT_MAX} timeouts at one instant: poll_timeout stays in the past", node + 1),
+                format!("n{} handled {TIMEOUTS_PER_INSTANT_MAX} timeouts at one instant: poll_timeout stays in the past", node_id(node)),
             ));
             return;
         }
@@ -498,23 +501,27 @@ impl Simulation {
             Endpoint::Node(id) => Actor::Node(id.0),
             Endpoint::Client(client) => Actor::Client(client),
         };
-        self.trace.event(self.now, actor, format_args!("{packet} ({fate})"));
+        self.trace.event(self.now, actor, format_args!("{} ({fate})", TraceLine(packet)));
     }
 
     fn deliver(&mut self, packet: Packet) {
         match packet.destination() {
             Endpoint::Node(id) => {
-                let node = id.0 as usize - 1;
+                let node = self.node_index(id);
                 let state = &self.nodes[node];
                 if state.replica.is_none() {
                     self.trace.event(
                         self.now,
                         Actor::Node(id.0),
-                        format_args!("down, drops {packet}"),
+                        format_args!("down, drops {}", TraceLine(&packet)),
                     );
                     return;
                 }
-                self.trace.event(self.now, Actor::Node(id.0), format_args!("<- {packet}"));
+                self.trace.event(
+                    self.now,
+                    Actor::Node(id.0),
+                    format_args!("<- {}", TraceLine(&packet)),
+                );
                 let input = match packet {
                     Packet::Peer(message) => {
                         if let Body::InstallSnapshot { total, offset, chunk, .. } = &message.body {
@@ -526,14 +533,18 @@ impl Simulation {
                         Input::Message(message)
                     }
                     Packet::Request { client, request, .. } => {
-                        Input::Request { from: ReplyTo(client as u64), request }
+                        Input::Request { from: reply_to(client), request }
                     }
                     Packet::Reply { .. } => unreachable!("replies go to clients"),
                 };
                 self.node_input(node, input);
             }
             Endpoint::Client(client) => {
-                self.trace.event(self.now, Actor::Client(client), format_args!("<- {packet}"));
+                self.trace.event(
+                    self.now,
+                    Actor::Client(client),
+                    format_args!("<- {}", TraceLine(&packet)),
+                );
                 let Packet::Reply { from, reply, .. } = packet else {
                     unreachable!("only replies go to clients")
                 };
@@ -623,8 +634,8 @@ impl Simulation {
     // ---- faults a test scripts ----
 
     pub(crate) fn node_index(&self, id: NodeId) -> usize {
-        let index = id.0.checked_sub(1).map(|i| i as usize);
-        index.filter(|&i| i < self.nodes.len()).unwrap_or_else(|| panic!("no node {id}"))
+        let index = node_ids::node_index(id).filter(|&index| index < self.nodes.len());
+        index.unwrap_or_else(|| panic!("no node {id}"))
     }
 
     /// Kills node `id`: it loses its memory and the writes its disk had not finished.

@@ -91,6 +91,9 @@ const NODE_COLORS: [&str; 7] =
     ["\x1b[31m", "\x1b[32m", "\x1b[33m", "\x1b[34m", "\x1b[35m", "\x1b[36m", "\x1b[91m"];
 const RESET: &str = "\x1b[0m";
 
+/// The column where the time ends (right-aligned: times under 10,000 s line up).
+const TIME_END: usize = "1234567.123ms".len();
+
 /// The column where the actor's name ends (time, a space, the name padded).
 const ACTOR_END: usize = "1234567.123ms sim".len();
 
@@ -110,9 +113,12 @@ impl Trace {
     /// Records one event: `what` happened to `actor` at `now`.
     pub fn event(&mut self, now: Instant, actor: Actor, what: fmt::Arguments<'_>) {
         self.line.clear();
-        let micros = now.as_nanos() / 1_000;
         // Writing into a String cannot fail.
-        let _ = write!(self.line, "{:>7}.{:03}ms {actor}", micros / 1_000, micros % 1_000);
+        let _ = write!(self.line, "{now}");
+        while self.line.len() < TIME_END {
+            self.line.insert(0, ' ');
+        }
+        let _ = write!(self.line, " {actor}");
         while self.line.len() < ACTOR_END {
             self.line.push(' ');
         }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use raftkv_core::client::{Clerk, ClerkConfig, ClerkError};
 use raftkv_core::kv::{KvCommand, KvReply};
 use raftkv_core::prng::Prng;
-use raftkv_core::{Instant, NodeId, RequestId};
+use raftkv_core::{Duration, Instant, NodeId, RequestId};
 
 use crate::options::{RaftOptions, WorkloadOptions};
 
@@ -182,7 +182,7 @@ impl Workload {
     }
 
     /// How long `client` thinks before its next operation.
-    pub(crate) fn think_ns(&mut self) -> u64 {
-        self.rng.range_inclusive(0, self.options.think_us_max) * 1_000
+    pub(crate) fn think_time(&mut self) -> Duration {
+        Duration::from_micros(self.rng.range_inclusive(0, self.options.think_us_max))
     }
 }

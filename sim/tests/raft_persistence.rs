@@ -8,11 +8,6 @@ use raftkv_core::{LogIndex, NodeId};
 use raftkv_sim::Simulation;
 use support::*;
 
-fn nth(sim: &Simulation, node: NodeId, offset: u64) -> NodeId {
-    let count = sim.node_ids().len() as u64;
-    id((node.0 - 1 + offset) % count + 1)
-}
-
 fn crash_and_restart(sim: &mut Simulation, node: NodeId) {
     sim.crash(node);
     sim.restart(node);
@@ -41,7 +36,7 @@ fn persistence_across_crashes_of_everyone_and_of_leaders() {
         sim.run_until(5_000, |s| committed_count(s, index, "p1-14") == 3),
         "the restarted leader catches up"
     );
-    let follower = nth(&sim, leader2, 1);
+    let follower = nth_after(&sim, leader2, 1);
     sim.crash(follower);
     one(&mut sim, "p1-15", 2, true);
     sim.restart(follower);
@@ -57,10 +52,10 @@ fn persistence_with_crashes_of_minorities_and_majorities() {
         one(&mut sim, &format!("p2-{round}-a"), 5, true);
         let leader = check_one_leader(&mut sim, &all);
         let (f1, f2, f3, f4) = (
-            nth(&sim, leader, 1),
-            nth(&sim, leader, 2),
-            nth(&sim, leader, 3),
-            nth(&sim, leader, 4),
+            nth_after(&sim, leader, 1),
+            nth_after(&sim, leader, 2),
+            nth_after(&sim, leader, 3),
+            nth_after(&sim, leader, 4),
         );
         sim.crash(f1);
         sim.crash(f2);
@@ -86,7 +81,7 @@ fn persistence_when_the_only_up_to_date_servers_crash() {
     let all = sim.node_ids();
     one(&mut sim, "p3-101", 3, false);
     let leader = check_one_leader(&mut sim, &all);
-    let (next, behind) = (nth(&sim, leader, 1), nth(&sim, leader, 2));
+    let (next, behind) = (nth_after(&sim, leader, 1), nth_after(&sim, leader, 2));
     set_disconnected(&mut sim, &[behind]);
     one(&mut sim, "p3-102", 2, false);
     sim.crash(leader);

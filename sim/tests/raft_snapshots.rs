@@ -66,7 +66,7 @@ fn install_scenario(seed: u64, disconnect: bool, unreliable: bool, crash: bool) 
     one(&mut sim, "install-first", 3, true);
     let mut leader = check_one_leader(&mut sim, &all);
     for round in 0..30 {
-        let successor = NodeId(leader.0 % 3 + 1);
+        let successor = nth_after(&sim, leader, 1);
         let (victim, sender) =
             if round % 3 == 1 { (leader, successor) } else { (successor, leader) };
         if disconnect {

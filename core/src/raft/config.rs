@@ -122,3 +122,58 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_unusable_setting_is_refused_with_its_reason() {
+        let valid = Config::new(NodeId(1), [NodeId(1), NodeId(2), NodeId(3)]);
+        assert_eq!(valid.validate(), Ok(()));
+        let cases: [(&str, Config, ConfigError); 9] = [
+            (
+                "twice",
+                Config { voters: vec![NodeId(1), NodeId(1)], ..valid.clone() },
+                ConfigError::DuplicateVoter,
+            ),
+            (
+                "absent",
+                Config { id: NodeId(4), ..valid.clone() },
+                ConfigError::NotAVoter(NodeId(4)),
+            ),
+            (
+                "no beat",
+                Config { heartbeat_interval_ms: 0, ..valid.clone() },
+                ConfigError::HeartbeatNotBelowElectionTimeout,
+            ),
+            (
+                "slow beat",
+                Config { heartbeat_interval_ms: 300, ..valid.clone() },
+                ConfigError::HeartbeatNotBelowElectionTimeout,
+            ),
+            (
+                "range",
+                Config { election_timeout_ms_min: 700, ..valid.clone() },
+                ConfigError::ElectionTimeoutRange,
+            ),
+            (
+                "entries",
+                Config { max_entries_per_append: 0, ..valid.clone() },
+                ConfigError::ZeroLimit,
+            ),
+            ("bytes", Config { max_bytes_per_append: 0, ..valid.clone() }, ConfigError::ZeroLimit),
+            ("window", Config { max_inflight_appends: 0, ..valid.clone() }, ConfigError::ZeroLimit),
+            ("chunks", Config { snapshot_chunk_bytes: 0, ..valid.clone() }, ConfigError::ZeroLimit),
+        ];
+        for (name, config, error) in cases {
+            assert_eq!(config.validate(), Err(error.clone()), "{name}");
+            assert!(!error.to_string().is_empty());
+        }
+        let chunk_window = Config { max_inflight_snapshot_chunks: 0, ..valid.clone() };
+        assert_eq!(chunk_window.validate(), Err(ConfigError::ZeroLimit));
+        let equal = Config { election_timeout_ms_min: 600, heartbeat_interval_ms: 50, ..valid };
+        assert_eq!(equal.validate(), Ok(()), "a fixed election timeout is allowed");
+        assert_eq!(ConfigError::NotAVoter(NodeId(4)).to_string(), "node 4 is not among the voters");
+    }
+}

@@ -77,4 +77,32 @@ mod tests {
         assert_eq!(accept(&mut incoming, 4, b"ef"), Assembly::Complete(b"abcdef".to_vec()));
         assert!(incoming.is_none());
     }
+
+    #[test]
+    fn chunks_of_another_snapshot_never_mix_with_the_one_assembled() {
+        let first = LogId::new(LogIndex(9), Term(2));
+        let newer = LogId::new(LogIndex(12), Term(2));
+        let mut incoming = None;
+        assert_eq!(
+            IncomingSnapshot::accept(&mut incoming, first, 6, 0, b"ab"),
+            Assembly::Partial(2)
+        );
+        // The next chunk of a newer snapshot: nothing to continue, so nothing is held.
+        let next = IncomingSnapshot::accept(&mut incoming, newer, 6, 2, b"CD");
+        assert_eq!(next, Assembly::OutOfOrder);
+        assert!(incoming.is_none());
+        // A snapshot of the same last entry but another size is another snapshot, too.
+        assert_eq!(
+            IncomingSnapshot::accept(&mut incoming, first, 6, 0, b"ab"),
+            Assembly::Partial(2)
+        );
+        assert_eq!(
+            IncomingSnapshot::accept(&mut incoming, first, 8, 2, b"cd"),
+            Assembly::OutOfOrder
+        );
+        assert_eq!(
+            IncomingSnapshot::accept(&mut incoming, newer, 4, 0, b"WXYZ"),
+            Assembly::Complete(b"WXYZ".to_vec())
+        );
+    }
 }

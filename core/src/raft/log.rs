@@ -320,6 +320,7 @@ mod tests {
         assert_eq!(log.term_at(LogIndex(3)), Some(Term(2)));
         assert_eq!(log.term_at(LogIndex(4)), None);
         assert_eq!(log.last_id(), LogId::new(LogIndex(3), Term(2)));
+        assert_eq!(log.entry(LogIndex(3)).map(ToString::to_string).as_deref(), Some("3/2 noop"));
     }
 
     #[test]
@@ -367,11 +368,34 @@ mod tests {
         assert_eq!(log.last_index_of_term(Term(2)), Some(LogIndex(3)));
         assert_eq!(log.last_index_of_term(Term(3)), None);
         assert_eq!(log.last_index_of_term(Term(5)), None);
+        assert_eq!(log.last_index_of_term(Term(1)), Some(LogIndex(1)));
+    }
+
+    #[test]
+    fn the_snapshot_point_ends_its_term_when_no_entry_after_it_has_that_term() {
+        let mut log = log_of_terms(&[1, 2, 2, 3]);
+        log.commit_to(LogIndex(3));
+        log.take_committed(10);
+        log.compact_to(LogId::new(LogIndex(3), Term(2)));
+        assert_eq!(log.last_index_of_term(Term(2)), Some(LogIndex(3)));
+        assert_eq!(log.last_index_of_term(Term(1)), None, "compacted away");
+        assert_eq!(log.last_index_of_term(Term(3)), Some(LogIndex(4)));
+        let empty = RaftLog::new(LogId::ZERO, Vec::new());
+        assert_eq!(empty.last_index_of_term(Term(0)), None, "index 0 is before the log");
+        // Probing at the snapshot point: the hint says where the log ends, not the term there.
+        assert_eq!(
+            log.conflict_hint(LogIndex(3)),
+            ConflictHint { term: None, first_index: LogIndex(5) }
+        );
+        assert_eq!(log.len(), 1);
     }
 
     #[test]
     fn slice_respects_entry_and_byte_limits_but_sends_at_least_one() {
         let log = log_of_terms(&[1, 1, 1, 1]);
+        // Noops weigh 24 bytes: a limit of exactly two holds two.
+        assert_eq!(log.slice(LogIndex(1), 10, 48).len(), 2);
+        assert_eq!(log.slice(LogIndex(1), 10, 47).len(), 1);
         assert_eq!(log.slice(LogIndex(2), 2, usize::MAX).len(), 2);
         assert_eq!(log.slice(LogIndex(1), 10, 1).len(), 1);
         assert!(log.slice(LogIndex(5), 10, 100).is_empty());

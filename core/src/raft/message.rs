@@ -303,3 +303,56 @@ fn grant_word(granted: bool) -> &'static str {
 fn write_read_round(f: &mut fmt::Formatter<'_>, read_round: u64) -> fmt::Result {
     if read_round > 0 { write!(f, " read={read_round}") } else { Ok(()) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn heartbeat(term: Term, prev: LogId, commit: LogIndex) -> Message {
+        let body =
+            Body::Append { prev, entries: Vec::new(), commit, read_round: 0, recovery: None };
+        Message { from: NodeId(1), to: NodeId(2), term, body }
+    }
+
+    fn rejection(term: Option<Term>, first_index: LogIndex) -> Message {
+        let outcome = AppendOutcome::Rejected {
+            prev_index: LogIndex(1),
+            hint: ConflictHint { term, first_index },
+        };
+        let body = Body::AppendReply { read_round: 0, outcome, recovering: None };
+        Message { from: NodeId(2), to: NodeId(1), term: Term(1), body }
+    }
+
+    #[test]
+    fn the_largest_valid_term_and_index_are_valid_and_one_more_is_not() {
+        let max = LogId::new(LogIndex::MAX, Term::MAX);
+        assert_eq!(heartbeat(Term::MAX, max, LogIndex::MAX).validate(), Ok(()));
+        let beyond = Term(Term::MAX.0 + 1);
+        assert_eq!(heartbeat(beyond, LogId::ZERO, LogIndex(0)).validate(), Err(Malformed::Term));
+        let past = LogIndex(LogIndex::MAX.0 + 1);
+        assert_eq!(heartbeat(Term(1), LogId::ZERO, past).validate(), Err(Malformed::Index));
+        assert_eq!(rejection(Some(Term::MAX), LogIndex::MAX).validate(), Ok(()));
+        assert_eq!(rejection(Some(beyond), LogIndex(1)).validate(), Err(Malformed::Term));
+        assert_eq!(rejection(None, past).validate(), Err(Malformed::Index));
+    }
+
+    #[test]
+    fn every_kind_of_malformed_message_says_what_is_wrong() {
+        let kinds = [
+            Malformed::Term,
+            Malformed::Index,
+            Malformed::Entries,
+            Malformed::LaterTerm,
+            Malformed::SnapshotChunk,
+            Malformed::ToItself,
+        ];
+        let texts: Vec<String> = kinds.iter().map(ToString::to_string).collect();
+        for (kind, text) in kinds.iter().zip(&texts) {
+            assert!(text.len() > 10, "{kind:?}: {text:?}");
+        }
+        let mut distinct = texts.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), texts.len(), "each kind reads differently");
+    }
+}

@@ -7,7 +7,7 @@
 use raftkv_checker::Verdict;
 use raftkv_core::kv::{KvCommand, KvReply};
 use raftkv_core::raft::{Entry, Payload};
-use raftkv_core::{LogId, LogIndex, NodeId};
+use raftkv_core::{Duration, LogId, LogIndex, NodeId};
 use raftkv_sim::{
     FaultSet, OpId, Options, RaftOptions, Ratio, Report, Shape, Simulation, SnapshotOptions,
     TraceOutput,
@@ -38,6 +38,14 @@ pub fn simulation(nodes: usize, seed: u64) -> Simulation {
 
 pub fn id(n: u64) -> NodeId {
     NodeId(n)
+}
+
+/// The node `offset` places after `node` in the order of [`Simulation::node_ids`], wrapping
+/// around.
+pub fn nth_after(sim: &Simulation, node: NodeId, offset: usize) -> NodeId {
+    let all = sim.node_ids();
+    let at = all.iter().position(|&id| id == node).expect("a node of the simulation");
+    all[(at + offset) % all.len()]
 }
 
 /// Whether `entry` is the command `value` proposed with [`Simulation::start`]. The entry holds
@@ -86,7 +94,7 @@ pub fn committed_count_of(sim: &Simulation, log_id: LogId) -> usize {
 /// 6.5840's `one`, it asks every server in turn whether it leads, and with `retry` it proposes
 /// again if the first try does not commit within 2 s. Returns the index.
 pub fn one(sim: &mut Simulation, value: &str, expected: usize, retry: bool) -> LogIndex {
-    let deadline = sim.now().add_millis(10_000);
+    let deadline = sim.now() + Duration::from_millis(10_000);
     while sim.now() < deadline {
         let started = sim.node_ids().into_iter().find_map(|id| sim.start(id, value));
         match started {

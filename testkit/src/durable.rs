@@ -1,0 +1,157 @@
+//! A model of what a node's disk holds once its persists are durable: every persist applied
+//! in order, exactly as the contract of `Persist` says, and what a restart recovers from it.
+
+use raftkv_core::LogIndex;
+use raftkv_core::raft::{Entry, HardState, Persist, Recovered, Snapshot};
+
+/// The durable state of one node: what it may rely on after a crash.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Durable {
+    /// The last durable term and vote.
+    pub hard_state: HardState,
+    /// The last durable snapshot.
+    pub snapshot: Option<Snapshot>,
+    /// The entries after the snapshot, consecutive.
+    pub entries: Vec<Entry>,
+}
+
+impl Durable {
+    /// What a node recovered: from there on, its persists apply to it.
+    pub fn recovered(recovered: &Recovered) -> Durable {
+        Durable {
+            hard_state: recovered.hard_state,
+            snapshot: recovered.snapshot.clone(),
+            entries: recovered.entries.clone(),
+        }
+    }
+
+    /// What a node restarting from this state recovers.
+    pub fn recover(&self) -> Recovered {
+        Recovered {
+            hard_state: self.hard_state,
+            snapshot: self.snapshot.clone(),
+            entries: self.entries.clone(),
+        }
+    }
+
+    /// The index of the last entry, in the snapshot or after it.
+    pub fn last_index(&self) -> LogIndex {
+        self.entries.last().map_or(self.snapshot_index(), |entry| entry.index)
+    }
+
+    /// The index of the snapshot point (0 without a snapshot).
+    pub fn snapshot_index(&self) -> LogIndex {
+        self.snapshot.as_ref().map_or(LogIndex(0), |snapshot| snapshot.last.index)
+    }
+
+    /// The entry at `index`, if held after the snapshot.
+    pub fn entry(&self, index: LogIndex) -> Option<&Entry> {
+        let first = self.entries.first()?.index;
+        let offset = index.0.checked_sub(first.0)?;
+        self.entries.get(usize::try_from(offset).ok()?)
+    }
+
+    /// Applies `persist` as its contract says: the snapshot (replacing every entry it covers),
+    /// then the truncation, then the entries, and the hard state. Fails, naming the persist,
+    /// if the log would not stay consecutive, which no correct node asks for.
+    pub fn apply(&mut self, persist: &Persist) -> Result<(), String> {
+        if let Some(snapshot) = &persist.snapshot {
+            self.entries.retain(|entry| entry.index > snapshot.last.index);
+            self.snapshot = Some(snapshot.clone());
+        }
+        if let Some(from) = persist.truncate_from {
+            self.truncate_from(from);
+        }
+        for entry in &persist.entries {
+            // Writing at an index replaces whatever was stored there and after.
+            self.truncate_from(entry.index);
+            let expected = self.last_index().next();
+            if entry.index != expected {
+                return Err(format!(
+                    "{persist} writes entry {} but the disk's next index is {expected}",
+                    entry.id()
+                ));
+            }
+            self.entries.push(entry.clone());
+        }
+        if let Some(hard_state) = persist.hard_state {
+            self.hard_state = hard_state;
+        }
+        Ok(())
+    }
+
+    /// Drops every entry at `index` and after.
+    fn truncate_from(&mut self, index: LogIndex) {
+        if let Some(first) = self.entries.first() {
+            let keep = index.0.saturating_sub(first.index.0);
+            self.entries.truncate(usize::try_from(keep).unwrap_or(usize::MAX));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use raftkv_core::raft::{Payload, PersistId};
+    use raftkv_core::{LogId, NodeId, Term};
+
+    use super::*;
+
+    fn entry(index: u64, term: u64) -> Entry {
+        Entry { index: LogIndex(index), term: Term(term), payload: Payload::Noop }
+    }
+
+    fn persist(entries: &[(u64, u64)]) -> Persist {
+        Persist {
+            id: PersistId(1),
+            hard_state: None,
+            truncate_from: None,
+            entries: entries.iter().map(|&(index, term)| entry(index, term)).collect(),
+            snapshot: None,
+        }
+    }
+
+    fn indexes(durable: &Durable) -> Vec<(u64, u64)> {
+        durable.entries.iter().map(|entry| (entry.index.0, entry.term.0)).collect()
+    }
+
+    #[test]
+    fn entries_replace_what_is_stored_from_their_index_on() {
+        let mut durable = Durable::default();
+        durable.apply(&persist(&[(1, 1), (2, 1), (3, 1)])).unwrap();
+        durable.apply(&persist(&[(2, 2)])).unwrap();
+        assert_eq!(indexes(&durable), [(1, 1), (2, 2)]);
+        assert_eq!(durable.last_index(), LogIndex(2));
+        assert_eq!(durable.entry(LogIndex(2)), Some(&entry(2, 2)));
+    }
+
+    #[test]
+    fn a_snapshot_replaces_the_entries_it_covers_then_the_truncation_and_entries_apply() {
+        let mut durable = Durable::default();
+        durable.apply(&persist(&[(1, 1), (2, 1), (3, 1), (4, 1)])).unwrap();
+        let snapshot = Snapshot { last: LogId { index: LogIndex(2), term: Term(1) }, data: vec![] };
+        let hard_state = HardState { term: Term(2), vote: Some(NodeId(3)), damaged: false };
+        let with_snapshot = Persist {
+            snapshot: Some(snapshot.clone()),
+            hard_state: Some(hard_state),
+            ..persist(&[])
+        };
+        durable.apply(&with_snapshot).unwrap();
+        assert_eq!(indexes(&durable), [(3, 1), (4, 1)], "the entries after it stay");
+        assert_eq!(durable.snapshot_index(), LogIndex(2));
+        assert_eq!(durable.hard_state, hard_state);
+        let repair = Persist { truncate_from: Some(LogIndex(3)), ..persist(&[(3, 2)]) };
+        durable.apply(&repair).unwrap();
+        assert_eq!(indexes(&durable), [(3, 2)]);
+        let recovered = durable.recover();
+        assert_eq!(recovered.snapshot, Some(snapshot));
+        assert_eq!(Durable::recovered(&recovered), durable);
+    }
+
+    #[test]
+    fn a_gap_in_the_log_is_refused() {
+        let mut durable = Durable::default();
+        durable.apply(&persist(&[(1, 1)])).unwrap();
+        let refused = durable.apply(&persist(&[(3, 1)])).unwrap_err();
+        assert!(refused.contains("next index is 2"), "{refused}");
+    }
+}
