@@ -32,8 +32,7 @@ pub enum Check {
     Storage,
     /// A node's log, on its disk or in its memory, holds more than compaction allows.
     LogSize,
-    /// A node received what no correct peer sends: a malformed message, or an append that
-    /// would overwrite a committed entry.
+    /// A node received what no correct peer sends: a malformed message.
     Protocol,
     /// Replicas at the same applied index hold different states.
     Divergence,
@@ -350,13 +349,12 @@ impl Checks {
         let seen = self.seen[node];
         let id = status.id;
         let counters = raft.counters();
-        if counters.dropped_malformed > 0 || counters.dropped_committed_conflict > 0 {
+        if counters.dropped_malformed > 0 {
             return Err((
                 Check::Protocol,
                 format!(
-                    "n{id} dropped {} malformed messages and {} appends overwriting committed \
-                     entries; every peer here is correct",
-                    counters.dropped_malformed, counters.dropped_committed_conflict
+                    "n{id} dropped {} malformed messages; every peer here is correct",
+                    counters.dropped_malformed
                 ),
             ));
         }

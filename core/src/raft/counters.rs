@@ -18,9 +18,6 @@ pub struct Counters {
     /// Messages that cannot be valid in any state (`Message::validate`): a term or index
     /// beyond the maximum, entries that do not form a log, a chunk outside its snapshot.
     pub dropped_malformed: u64,
-    /// Appends that would overwrite a committed entry: only a broken or hostile leader sends
-    /// one, and the simulator asserts that none ever arrives.
-    pub dropped_committed_conflict: u64,
     /// Persist acknowledgements for an id never issued or already acknowledged.
     pub dropped_bad_persist_ack: u64,
     /// Appends rejected because the log did not hold their predecessor.
@@ -48,7 +45,7 @@ impl fmt::Display for Counters {
         write!(
             f,
             "misaddressed={} stale={} in_lease={} unexpected={} malformed={} \
-             committed_conflict={} bad_ack={} rejected={} pre_elections={} elections={} \
+             bad_ack={} rejected={} pre_elections={} elections={} \
              leaderships={} snapshots_taken={} snapshots_installed={} follower_logs_lost={} \
              withheld_while_damaged={}",
             self.dropped_misaddressed,
@@ -56,7 +53,6 @@ impl fmt::Display for Counters {
             self.dropped_in_lease,
             self.dropped_unexpected,
             self.dropped_malformed,
-            self.dropped_committed_conflict,
             self.dropped_bad_persist_ack,
             self.appends_rejected,
             self.pre_elections,

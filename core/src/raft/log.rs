@@ -33,10 +33,6 @@ pub(crate) struct AppendChange {
     pub(crate) first_new: Option<LogIndex>,
 }
 
-/// A leader asked to overwrite a committed entry: only a broken or malicious peer does that.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct CommittedConflict;
-
 impl RaftLog {
     /// A log recovered from a snapshot point and the consecutive entries after it.
     pub(crate) fn new(snapshot_last: LogId, entries: Vec<Entry>) -> RaftLog {
@@ -186,10 +182,12 @@ impl RaftLog {
     /// Adds the leader's `entries`, which follow an entry this log holds. Entries already held
     /// are kept as they are (a duplicated or reordered message must never truncate the log);
     /// from the first conflicting entry on, the log is replaced by the leader's.
-    pub(crate) fn append_from_leader(
-        &mut self,
-        entries: &[Entry],
-    ) -> Result<AppendChange, CommittedConflict> {
+    ///
+    /// # Panics
+    /// If a conflicting entry lies at or below the commit index: callers pass only entries
+    /// after the commit point (an append whose predecessor is below it is answered without
+    /// touching the log), and a committed entry is the same in every log.
+    pub(crate) fn append_from_leader(&mut self, entries: &[Entry]) -> AppendChange {
         for (position, entry) in entries.iter().enumerate() {
             if entry.index <= self.snapshot_last.index {
                 continue; // Covered by the snapshot, hence committed and identical.
@@ -197,23 +195,26 @@ impl RaftLog {
             match self.term_at(entry.index) {
                 Some(term) if term == entry.term => continue,
                 Some(_) => {
-                    if entry.index <= self.committed {
-                        return Err(CommittedConflict);
-                    }
+                    assert!(
+                        entry.index > self.committed,
+                        "entry {} conflicts with the committed log up to {}",
+                        entry.id(),
+                        self.committed
+                    );
                     self.truncate_from(entry.index);
                     self.extend(&entries[position..]);
-                    return Ok(AppendChange {
+                    return AppendChange {
                         truncated_from: Some(entry.index),
                         first_new: Some(entry.index),
-                    });
+                    };
                 }
                 None => {
                     self.extend(&entries[position..]);
-                    return Ok(AppendChange { truncated_from: None, first_new: Some(entry.index) });
+                    return AppendChange { truncated_from: None, first_new: Some(entry.index) };
                 }
             }
         }
-        Ok(AppendChange::default())
+        AppendChange::default()
     }
 
     fn truncate_from(&mut self, index: LogIndex) {
@@ -326,7 +327,7 @@ mod tests {
     #[test]
     fn duplicated_append_keeps_longer_log() {
         let mut log = log_of_terms(&[1, 1, 1, 1]);
-        let change = log.append_from_leader(&[entry(2, 1), entry(3, 1)]).unwrap();
+        let change = log.append_from_leader(&[entry(2, 1), entry(3, 1)]);
         assert_eq!(change, AppendChange::default());
         assert_eq!(log.last_index(), LogIndex(4));
     }
@@ -334,7 +335,7 @@ mod tests {
     #[test]
     fn conflicting_append_truncates_from_first_conflict() {
         let mut log = log_of_terms(&[1, 1, 1, 1]);
-        let change = log.append_from_leader(&[entry(2, 1), entry(3, 2)]).unwrap();
+        let change = log.append_from_leader(&[entry(2, 1), entry(3, 2)]);
         assert_eq!(change.truncated_from, Some(LogIndex(3)));
         assert_eq!(change.first_new, Some(LogIndex(3)));
         assert_eq!(log.last_id(), LogId::new(LogIndex(3), Term(2)));
@@ -342,11 +343,11 @@ mod tests {
     }
 
     #[test]
-    fn committed_entries_are_never_overwritten() {
+    #[should_panic(expected = "conflicts with the committed log")]
+    fn overwriting_a_committed_entry_is_a_bug() {
         let mut log = log_of_terms(&[1, 1]);
         log.commit_to(LogIndex(2));
-        assert_eq!(log.append_from_leader(&[entry(2, 3)]), Err(CommittedConflict));
-        assert_eq!(log.last_id(), LogId::new(LogIndex(2), Term(1)));
+        log.append_from_leader(&[entry(2, 3)]);
     }
 
     #[test]

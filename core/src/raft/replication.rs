@@ -148,13 +148,8 @@ impl RaftNode {
             self.send_append_reply(from, read_round, outcome);
             return;
         }
-        match self.log.append_from_leader(entries) {
-            Ok(change) => self.durability.follower_appended(change),
-            Err(_) => {
-                self.counters.dropped_committed_conflict += 1;
-                return;
-            }
-        }
+        let change = self.log.append_from_leader(entries);
+        self.durability.follower_appended(change);
         let last_new = prev.index.plus(entries.len() as u64);
         self.log.commit_to(commit.min(last_new));
         let outcome = AppendOutcome::Accepted { match_index: last_new };
