@@ -11,8 +11,17 @@ pub(crate) enum Phase {
     Healed,
     /// Every operation returned; the clients read every key.
     FinalReads,
-    /// The reads returned; the replicas must apply everything and agree.
-    Converging { until: Instant },
+    /// The reads returned; the replicas must apply everything and agree. They fail if they
+    /// apply nothing new for a while (`until` moves on while they do), or take longer in all
+    /// than `cap`.
+    Converging {
+        /// When the replicas must have applied something new, or be done.
+        until: Instant,
+        /// What they had applied, summed, when they last applied something new.
+        applied: u64,
+        /// When they must be done, progress or not.
+        cap: Instant,
+    },
     /// The run is over.
     Done,
 }

@@ -21,6 +21,11 @@ use crate::workload::{OpId, Workload};
 /// How long the replicas may take to apply everything once the last operation returned.
 const CONVERGENCE_MAX: Duration = Duration::from_millis(10_000);
 
+/// How long the replicas may take to converge in all, while they keep applying: a follower
+/// that lost its log catches up entry by entry when appends carry one entry and one is in
+/// flight.
+const CONVERGENCE_CAP: Duration = Duration::from_millis(600_000);
+
 /// Liveness bounds after the faulty phase (plus [`CONVERGENCE_MAX`]) by which a run must have
 /// ended: far beyond any healthy run, whose liveness deadlines fire long before.
 const RUN_END_LIVENESS_BOUNDS: u64 = 10;
@@ -66,7 +71,8 @@ impl Simulation {
             if self.auto.as_ref().is_some_and(|auto| auto.phase == Phase::Done) {
                 return;
             }
-            if self.now > end || !self.step() {
+            let converging = matches!(self.phase(), Phase::Converging { .. });
+            if (self.now > end && !converging) || !self.step() {
                 self.fail((Check::Liveness, format!("the run did not end by {end}")));
             }
         }
@@ -97,18 +103,24 @@ impl Simulation {
                 }
             }
             Phase::FinalReads if self.workload.all_finished() => {
-                let until = self.now + CONVERGENCE_MAX;
-                self.set_phase(Phase::Converging { until });
+                let (until, cap) = (self.now + CONVERGENCE_MAX, self.now + CONVERGENCE_CAP);
+                let applied = self.applied_total();
+                self.set_phase(Phase::Converging { until, applied, cap });
             }
-            Phase::Converging { until } => {
+            Phase::Converging { until, applied, cap } => {
                 if self.converged() {
                     self.trace.event(self.now, Actor::Sim, format_args!("converged"));
                     self.compare_replicas();
                     self.set_phase(Phase::Done);
-                } else if self.now >= until {
+                } else if self.applied_total() > applied && self.now < cap {
+                    let (until, applied) = (self.now + CONVERGENCE_MAX, self.applied_total());
+                    self.set_phase(Phase::Converging { until, applied, cap });
+                } else if self.now >= until || self.now >= cap {
                     let detail = format!(
-                        "the replicas did not apply everything within {} ms after the last operation: {}",
+                        "the replicas did not apply everything, and applied nothing new for {} ms \
+                         (or took over {} ms in all) after the last operation: {}",
                         CONVERGENCE_MAX.as_millis(),
+                        CONVERGENCE_CAP.as_millis(),
                         self.applied_summary()
                     );
                     self.fail((Check::Liveness, detail));
@@ -116,6 +128,12 @@ impl Simulation {
             }
             _ => {}
         }
+    }
+
+    /// What the running replicas have applied, summed: it grows while they converge.
+    fn applied_total(&self) -> u64 {
+        let replicas = self.nodes.iter().filter_map(|node| node.replica.as_ref());
+        replicas.map(|replica| replica.applied().0).sum()
     }
 
     /// Every replica runs and has applied everything any of them committed.
