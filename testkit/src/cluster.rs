@@ -23,6 +23,14 @@ use crate::machine::{Effect, Machine};
 use crate::node_ids::{node_ids, slot_index};
 use crate::transcript::{Transcript, outcome_text};
 
+/// The most messages [`Cluster::stabilize`] delivers before it calls the network livelocked;
+/// the largest scenario of the tests needs a few thousand.
+pub(crate) const DELIVERIES_MAX: u64 = 200_000;
+
+/// The most timeouts that may fire at one instant of the cluster's time before a node counts
+/// as spinning.
+pub(crate) const TICKS_PER_INSTANT_MAX: u32 = 1_000;
+
 /// One node, across its lives.
 pub struct Slot<M: Machine> {
     pub config: M::Config,
@@ -309,11 +317,18 @@ impl<M: Machine> Cluster<M> {
     }
 
     /// Delivers packets until the network is quiet.
+    ///
+    /// # Panics
+    /// If the network does not go quiet within [`DELIVERIES_MAX`] messages: a livelock.
     pub fn stabilize(&mut self) {
         for node in self.ids() {
             self.drain(node);
         }
-        while self.deliver_one() {}
+        let mut delivered = 0;
+        while self.deliver_one() {
+            delivered += 1;
+            assert!(delivered < DELIVERIES_MAX, "the network never goes quiet: a livelock");
+        }
     }
 
     // ---- time ----
@@ -358,12 +373,29 @@ impl<M: Machine> Cluster<M> {
     }
 
     /// Runs until `done` holds or `millis` of virtual time pass; returns whether it held.
+    ///
+    /// # Panics
+    /// If more than [`TICKS_PER_INSTANT_MAX`] timeouts fire without time moving: a node whose
+    /// `poll_timeout` stays in the past spins.
     pub fn run_until(&mut self, millis: u64, done: impl Fn(&Cluster<M>) -> bool) -> bool {
         let end = self.now + Duration::from_millis(millis);
         self.stabilize();
+        let mut ticks_now = (self.now, 0);
         while !done(self) {
             match self.next_timeout() {
-                Some(next) if next <= end => self.tick(),
+                Some(next) if next <= end => {
+                    ticks_now = if next.max(self.now) == ticks_now.0 {
+                        (ticks_now.0, ticks_now.1 + 1)
+                    } else {
+                        (next.max(self.now), 1)
+                    };
+                    assert!(
+                        ticks_now.1 < TICKS_PER_INSTANT_MAX,
+                        "timeouts spin at {}",
+                        ticks_now.0
+                    );
+                    self.tick()
+                }
                 _ => {
                     self.now = end;
                     return false;
