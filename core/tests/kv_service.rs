@@ -438,3 +438,33 @@ fn outputs_and_start_errors_read_as_one_line() {
     .expect("a snapshot that does not decode");
     assert!(error.to_string().contains("snapshot"), "{error}");
 }
+
+/// A snapshot from a broken or hostile leader that does not decode is counted, never a panic,
+/// and the replica keeps its state.
+#[test]
+fn a_snapshot_that_does_not_decode_is_counted_and_not_installed_into_the_state() {
+    let mut cluster = KvCluster::new(3, 1);
+    let leader = cluster.wait_for_leader();
+    cluster.submit(0, put("x", "1"));
+    assert!(cluster.run_until(5_000, |c| c.finished[0].len() == 1));
+    let follower = cluster.ids().into_iter().find(|&id| id != leader).expect("a follower");
+    cluster.run_for(200);
+    let raft = cluster.replica(follower).raft();
+    let (term, commit) = (raft.term(), raft.status().commit);
+    let last = raftkv_core::LogId::new(commit.plus(10), term);
+    let forged = raftkv_core::raft::Message {
+        from: leader,
+        to: follower,
+        term,
+        body: raftkv_core::raft::Body::InstallSnapshot {
+            last,
+            total: 3,
+            offset: 0,
+            chunk: vec![0xff; 3],
+        },
+    };
+    assert_eq!(cluster.replica(follower).undecodable(), 0);
+    cluster.deliver(kv_cluster::Packet::Peer(forged));
+    assert_eq!(cluster.replica(follower).undecodable(), 1);
+    assert_eq!(cluster.value(follower, "x").as_deref(), Some("1"), "the state is kept");
+}

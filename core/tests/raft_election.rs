@@ -254,3 +254,117 @@ fn a_pre_candidate_that_grants_a_vote_follows_again() {
     cluster.elect(id(1));
     assert_eq!(cluster.node(id(1)).counters().leaderships, 1);
 }
+
+/// A vote request of a later term, not on a transfer, is dropped while the voter hears its
+/// leader: it neither adopts the term nor votes (leader stickiness holds for real votes too,
+/// not only pre-votes).
+#[test]
+fn a_vote_request_is_dropped_in_the_lease_without_adopting_its_term() {
+    let mut cluster = Cluster::new(3);
+    cluster.elect(id(1));
+    let term = cluster.node(id(3)).term();
+    let later = term.next().expect("small");
+    let last = cluster.node(id(2)).status().last_log;
+    let answers = ask(&mut cluster, id(2), id(3), later, Body::Vote { last, transfer: false });
+    assert_eq!(answers, [], "no answer");
+    assert_eq!(cluster.node(id(3)).term(), term);
+    assert_eq!(cluster.node(id(3)).counters().dropped_in_lease, 1);
+    // On a transfer it votes at once.
+    let transfer = ask(&mut cluster, id(2), id(3), later, Body::Vote { last, transfer: true });
+    assert_eq!(transfer, [Body::VoteReply { granted: true }]);
+}
+
+/// Answers to a node of an older term: a stale leader learns the term from a rejection, a
+/// stale pre-candidate from a refused pre-vote, and a stale snapshot sender gets an
+/// acknowledgement of the log up to the commit index, once that is durable.
+#[test]
+fn messages_of_an_older_term_are_answered_with_the_current_term() {
+    let mut cluster = Cluster::new(3);
+    cluster.elect(id(1));
+    cluster.propose(id(1), b"x");
+    cluster.run_for(100);
+    cluster.advance(1_000); // The lease runs out: node 2 can win.
+    cluster.elect(id(2));
+    let current = cluster.node(id(3)).term();
+    let old = raftkv_core::Term(current.0 - 1);
+    let commit = cluster.node(id(3)).status().commit;
+    let stale_append = Body::Append {
+        prev: raftkv_core::LogId::new(commit, old),
+        entries: vec![],
+        commit,
+        read_round: 0,
+        recovery: None,
+    };
+    let answers = ask(&mut cluster, id(1), id(3), old, stale_append);
+    assert!(
+        matches!(
+            answers[..],
+            [Body::AppendReply { outcome: raftkv_core::raft::AppendOutcome::Rejected { .. }, .. }]
+        ),
+        "{answers:?}"
+    );
+    let pre_vote = Body::PreVote { last: raftkv_core::LogId::ZERO, round: 5 };
+    let answers = ask(&mut cluster, id(1), id(3), old, pre_vote);
+    assert_eq!(answers, [Body::PreVoteReply { granted: false, round: 5 }]);
+    let snapshot = Body::InstallSnapshot {
+        last: raftkv_core::LogId::new(commit, old),
+        total: 1,
+        offset: 0,
+        chunk: vec![1],
+    };
+    let answers = ask(&mut cluster, id(1), id(3), old, snapshot);
+    let acknowledged = raftkv_core::raft::AppendOutcome::Accepted { match_index: commit };
+    assert!(
+        matches!(&answers[..], [Body::AppendReply { outcome, .. }] if *outcome == acknowledged),
+        "{answers:?}"
+    );
+    assert_eq!(cluster.node(id(3)).counters().dropped_stale_term, 3);
+}
+
+/// Check-quorum waits a whole minimal election timeout: a leader that misses its followers'
+/// answers for less keeps leading.
+#[test]
+fn a_leader_that_misses_answers_briefly_keeps_leading() {
+    let mut cluster = Cluster::new(3);
+    cluster.elect(id(1));
+    let term = cluster.node(id(1)).term();
+    for follower in [id(2), id(3)] {
+        cluster.cut(follower, id(1));
+    }
+    cluster.run_for(150); // Three heartbeats unanswered, half of the 300 ms timeout.
+    cluster.heal();
+    cluster.run_for(100);
+    assert_eq!(cluster.leader(), Some(id(1)));
+    assert_eq!(cluster.node(id(1)).term(), term);
+}
+
+/// A transfer to a follower that is behind waits for it to catch up, then tells it, and it
+/// alone, to campaign, once.
+#[test]
+fn a_transfer_waits_for_the_target_to_catch_up_and_tells_it_once() {
+    let mut cluster = Cluster::new(3);
+    cluster.elect(id(1));
+    cluster.isolate(id(3));
+    for command in ["a", "b", "c"] {
+        cluster.propose(id(1), command.as_bytes());
+    }
+    cluster.run_for(100);
+    let now = cluster.now;
+    cluster.node_mut(id(1)).transfer_leadership(now, id(3)).expect("leads");
+    assert_eq!(cluster.node(id(1)).transfer_target(), Some(id(3)));
+    let refused = cluster.node_mut(id(1)).propose(now, b"during".to_vec());
+    assert_eq!(refused, Err(raftkv_core::raft::NotLeader { hint: Some(id(3)) }));
+    cluster.drain(id(1));
+    cluster.run_for(200); // Heartbeats pass; node 3 cannot catch up yet.
+    assert_eq!(cluster.node(id(1)).transfer_target(), Some(id(3)), "still under way");
+    cluster.heal();
+    let mut timeouts_now = Vec::new();
+    for _ in 0..20 {
+        cluster.tick();
+        timeouts_now.extend(
+            cluster.network.iter().filter(|m| matches!(m.body, Body::TimeoutNow)).map(|m| m.to),
+        );
+    }
+    assert_eq!(cluster.leader(), Some(id(3)));
+    assert!(timeouts_now.iter().all(|&to| to == id(3)), "{timeouts_now:?}");
+}

@@ -268,3 +268,40 @@ fn acknowledgements_of_persists_never_handed_out_or_already_acknowledged_are_cou
     cluster.handle(id(1), raftkv_core::raft::Input::Persisted { id: done });
     assert_eq!(cluster.node(id(1)).counters().dropped_bad_persist_ack, 2, "already acknowledged");
 }
+
+/// What a driver logs when a node cannot start, or a transfer is refused, reads as one line
+/// naming the problem.
+#[test]
+fn start_and_transfer_errors_and_outputs_say_what_happened() {
+    use raftkv_core::raft::{
+        Config, Entry, HardState, Output, Payload, RaftNode, Recovered, StartError, TransferError,
+    };
+    let config = Config::new(id(1), [id(1), id(2), id(3)]);
+    let entry = |index, term| Entry {
+        index: LogIndex(index),
+        term: raftkv_core::Term(term),
+        payload: Payload::Noop,
+    };
+    let gap = Recovered { entries: vec![entry(1, 1), entry(3, 1)], ..Recovered::default() };
+    let behind = Recovered {
+        hard_state: HardState { term: raftkv_core::Term(1), ..HardState::default() },
+        entries: vec![entry(1, 2)],
+        ..Recovered::default()
+    };
+    let start = |recovered| RaftNode::new(raftkv_core::Instant::ZERO, config.clone(), recovered);
+    let broken = start(gap).err().expect("a gap").to_string();
+    assert_eq!(broken, "recovered log is broken at entry 3/1 (not consecutive or term goes back)");
+    let behind = start(behind).err().expect("behind").to_string();
+    assert_eq!(behind, "recovered log reaches term 2 but the hard state only term 1");
+    let invalid = StartError::Config(raftkv_core::raft::ConfigError::DuplicateVoter);
+    assert_eq!(
+        invalid.to_string(),
+        "invalid configuration: a node is listed twice among the voters"
+    );
+    assert_eq!(TransferError::UnknownNode(id(9)).to_string(), "node 9 is not a voter");
+    assert_eq!(
+        TransferError::NotLeader { hint: None }.to_string(),
+        "only the leader can transfer leadership"
+    );
+    assert_eq!(Output::Apply(vec![entry(4, 1), entry(5, 1)]).to_string(), "apply 4..5");
+}

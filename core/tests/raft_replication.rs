@@ -387,3 +387,65 @@ fn random_body(rng: &mut Prng, kind: u64) -> Body {
         }
     }
 }
+
+/// What no correct peer sends in the receiver's term, each counted and dropped: an append to
+/// the term's leader, answers to a node that does not lead, a hand-over from a node that does
+/// not lead, an append overwriting a committed entry.
+#[test]
+fn messages_out_of_place_in_the_term_are_counted_and_dropped() {
+    let mut cluster = Cluster::new(3);
+    cluster.elect(id(1));
+    cluster.propose(id(1), b"x");
+    cluster.run_for(100);
+    let term = cluster.node(id(1)).term();
+    let commit = cluster.node(id(2)).status().commit;
+    let send = |cluster: &mut Cluster, from: NodeId, to: NodeId, body: Body| {
+        cluster.handle(to, Input::Message(Message { from, to, term, body }));
+    };
+    let unexpected = |cluster: &Cluster, node| cluster.node(node).counters().dropped_unexpected;
+    let (before_1, before_2) = (unexpected(&cluster, id(1)), unexpected(&cluster, id(2)));
+    let heartbeat = Body::Append {
+        prev: LogId::ZERO,
+        entries: vec![],
+        commit: LogIndex(0),
+        read_round: 0,
+        recovery: None,
+    };
+    send(&mut cluster, id(2), id(1), heartbeat);
+    assert_eq!(unexpected(&cluster, id(1)), before_1 + 1, "an append to the leader");
+    let accepted = AppendOutcome::Accepted { match_index: LogIndex(1) };
+    let reply = Body::AppendReply { read_round: 0, outcome: accepted, recovering: None };
+    send(&mut cluster, id(1), id(2), reply);
+    let snapshot_reply = Body::InstallSnapshotReply { last: LogId::ZERO, received: 0 };
+    send(&mut cluster, id(1), id(2), snapshot_reply);
+    send(&mut cluster, id(3), id(2), Body::TimeoutNow);
+    assert_eq!(unexpected(&cluster, id(2)), before_2 + 3, "answers and a hand-over");
+    assert_eq!(cluster.node(id(2)).role(), Role::Follower);
+    // A rewrite of node 2's committed entry is answered with what is committed, untouched.
+    let rewrite = Body::Append {
+        prev: LogId::new(commit.prev(), cluster.node(id(2)).term_at(commit.prev()).expect("held")),
+        entries: vec![Entry { index: commit, term, payload: Payload::Command(b"other".to_vec()) }],
+        commit,
+        read_round: 0,
+        recovery: None,
+    };
+    send(&mut cluster, id(1), id(2), rewrite);
+    let held = cluster.node(id(2)).entry(commit).map(|entry| entry.payload.clone());
+    assert_eq!(held, Some(Payload::Command(b"x".to_vec())));
+    assert_eq!(cluster.applied_commands(id(2)), ["x"]);
+}
+
+/// A read asked of a new leader before it has committed an entry of its term waits for that
+/// commit (its commit index may lag behind what earlier leaders committed), then is answered.
+#[test]
+fn a_read_before_the_new_leaders_first_commit_waits_for_it() {
+    let mut cluster = Cluster::new(3);
+    cluster.elect_without_replicating(id(1));
+    let now = cluster.now;
+    cluster.node_mut(id(1)).read_index(now, 7).expect("leads");
+    cluster.drain(id(1));
+    assert!(cluster.slot(id(1)).reads_ready.is_empty());
+    cluster.stabilize();
+    let commit = cluster.commit(id(1));
+    assert_eq!(cluster.slot(id(1)).reads_ready, [(7, commit)], "after the no-op commits");
+}

@@ -466,6 +466,30 @@ mod tests {
     }
 
     #[test]
+    fn the_snapshot_window_is_chunks_times_their_size_and_a_heartbeat_resends_the_rest() {
+        let last = LogId::new(LogIndex(50), crate::ids::Term(3));
+        let mut progress = Progress::new(LogIndex(10));
+        progress.start_snapshot(last);
+        let chunks = progress.snapshot_chunks(last, 95, 10, 3, false);
+        assert_eq!(chunks.as_slice(), [(0, 10), (10, 10), (20, 10)], "three in flight");
+        progress.on_snapshot_received(last, 20);
+        let chunks = progress.snapshot_chunks(last, 95, 10, 3, false);
+        assert_eq!(chunks.as_slice(), [(30, 10), (40, 10)], "the window moved by two chunks");
+        // The follower holds more than was sent (a resend raced ahead): skip to it.
+        progress.on_snapshot_received(last, 90);
+        let chunks = progress.snapshot_chunks(last, 95, 10, 3, false);
+        assert_eq!(chunks.as_slice(), [(90, 5)], "the last, short chunk");
+        let resent = progress.snapshot_chunks(last, 95, 10, 3, true);
+        assert_eq!(resent.as_slice(), [(90, 5)], "a heartbeat resends from what was confirmed");
+        // Accepted below the snapshot's end: still the snapshot it needs.
+        progress.on_accepted(LogIndex(40), 0);
+        assert_eq!(progress.snapshot_sending(), Some(last));
+        progress.on_accepted(LogIndex(50), 0);
+        assert_eq!(progress.snapshot_sending(), None);
+        assert_eq!(progress.next_index(), LogIndex(51));
+    }
+
+    #[test]
     fn stale_rejections_are_ignored() {
         let mut progress = Progress::new(LogIndex(10));
         progress.on_sent(LogIndex(12));
