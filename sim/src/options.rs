@@ -649,92 +649,141 @@ impl fmt::Display for Options {
             "seed={} nodes={} clients={} ops={} faults={}",
             self.seed, s.nodes, s.clients, s.ops, s.faults
         )?;
-        let n = &self.network;
-        writeln!(
-            f,
-            "network: latency_us={}..{} tail={} latency_tail_us_max={} loss={} duplicate={} \
-             long_delay={}",
-            n.latency_us_min,
-            n.latency_us_max,
-            n.tail,
-            n.latency_tail_us_max,
-            n.loss,
-            n.duplicate,
-            n.long_delay
-        )?;
-        let d = &self.disk;
-        writeln!(
-            f,
-            "disk: latency_us={}..{} tail={} latency_tail_us_max={} torn={} io_error={} \
-             bit_rot_interval_ms_max={} segment_bytes={} zero_fill_bytes={}{}",
-            d.latency_us_min,
-            d.latency_us_max,
-            d.tail,
-            d.latency_tail_us_max,
-            d.torn,
-            d.io_error,
-            d.bit_rot_interval_ms_max,
-            d.segment_bytes,
-            d.zero_fill_bytes,
-            if d.lies { " LIES (acknowledges before durable)" } else { "" }
-        )?;
+        writeln!(f, "{}", self.network)?;
+        writeln!(f, "{}", self.disk)?;
         if s.faults.crash {
-            let c = &self.crash;
-            writeln!(
-                f,
-                "crash: interval_ms_max={} downtime_ms_max={} down_max={} during_snapshot={}",
-                c.interval_ms_max, c.downtime_ms_max, c.down_max, c.during_snapshot
-            )?;
+            writeln!(f, "{}", self.crash)?;
         }
         if s.faults.partition {
-            let p = &self.partition;
-            writeln!(
-                f,
-                "partition: interval_ms_max={} duration_ms_max={}",
-                p.interval_ms_max, p.duration_ms_max
-            )?;
+            writeln!(f, "{}", self.partition)?;
         }
         if s.faults.pause {
-            let p = &self.pause;
-            writeln!(
-                f,
-                "pause: interval_ms_max={} duration_ms_max={}",
-                p.interval_ms_max, p.duration_ms_max
-            )?;
+            writeln!(f, "{}", self.pause)?;
         }
         if s.faults.transfer {
             writeln!(f, "transfer: interval_ms_max={}", self.transfer_interval_ms_max)?;
         }
-        let c = &self.clock;
-        writeln!(f, "clock: drift_ppm_max={} offset_ms_max={}", c.drift_ppm_max, c.offset_ms_max)?;
-        let w = &self.workload;
-        writeln!(
+        writeln!(f, "{}", self.clock)?;
+        writeln!(f, "{}", self.workload)?;
+        writeln!(f, "{}", self.raft)?;
+        writeln!(f, "{}", self.snapshot)?;
+        write!(f, "faulty_ms_max={} liveness_ms_max={}", self.faulty_ms_max, self.liveness_ms_max)
+    }
+}
+
+impl fmt::Display for NetworkOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "network: latency_us={}..{} tail={} latency_tail_us_max={} loss={} duplicate={} \
+             long_delay={}",
+            self.latency_us_min,
+            self.latency_us_max,
+            self.tail,
+            self.latency_tail_us_max,
+            self.loss,
+            self.duplicate,
+            self.long_delay
+        )
+    }
+}
+
+impl fmt::Display for DiskOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "disk: latency_us={}..{} tail={} latency_tail_us_max={} torn={} io_error={} \
+             bit_rot_interval_ms_max={} segment_bytes={} zero_fill_bytes={}{}",
+            self.latency_us_min,
+            self.latency_us_max,
+            self.tail,
+            self.latency_tail_us_max,
+            self.torn,
+            self.io_error,
+            self.bit_rot_interval_ms_max,
+            self.segment_bytes,
+            self.zero_fill_bytes,
+            if self.lies { " LIES (acknowledges before durable)" } else { "" }
+        )
+    }
+}
+
+impl fmt::Display for CrashOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "crash: interval_ms_max={} downtime_ms_max={} down_max={} during_snapshot={}",
+            self.interval_ms_max, self.downtime_ms_max, self.down_max, self.during_snapshot
+        )
+    }
+}
+
+impl fmt::Display for PartitionOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "partition: interval_ms_max={} duration_ms_max={}",
+            self.interval_ms_max, self.duration_ms_max
+        )
+    }
+}
+
+impl fmt::Display for PauseOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "pause: interval_ms_max={} duration_ms_max={}",
+            self.interval_ms_max, self.duration_ms_max
+        )
+    }
+}
+
+impl fmt::Display for ClockOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "clock: drift_ppm_max={} offset_ms_max={}",
+            self.drift_ppm_max, self.offset_ms_max
+        )
+    }
+}
+
+impl fmt::Display for WorkloadOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
             f,
             "workload: keys={} mix(get,put,append,delete,cas)={:?} think_us_max={}",
-            w.keys, w.mix, w.think_us_max
-        )?;
-        let r = &self.raft;
-        writeln!(
+            self.keys, self.mix, self.think_us_max
+        )
+    }
+}
+
+impl fmt::Display for RaftOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
             f,
             "raft: election_timeout_ms={}..{} heartbeat_interval_ms={} max_entries_per_append={} \
              max_bytes_per_append={} max_inflight_appends={} session_timeout_ms={} \
              request_timeout_ms={}",
-            r.election_timeout_ms_min,
-            r.election_timeout_ms_max,
-            r.heartbeat_interval_ms,
-            r.max_entries_per_append,
-            r.max_bytes_per_append,
-            r.max_inflight_appends,
-            r.session_timeout_ms,
-            r.request_timeout_ms
-        )?;
-        let p = &self.snapshot;
-        writeln!(
+            self.election_timeout_ms_min,
+            self.election_timeout_ms_max,
+            self.heartbeat_interval_ms,
+            self.max_entries_per_append,
+            self.max_bytes_per_append,
+            self.max_inflight_appends,
+            self.session_timeout_ms,
+            self.request_timeout_ms
+        )
+    }
+}
+
+impl fmt::Display for SnapshotOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
             f,
             "snapshot: threshold_bytes={} chunk_bytes={} max_inflight_chunks={}",
-            p.threshold_bytes, p.chunk_bytes, p.max_inflight_chunks
-        )?;
-        write!(f, "faulty_ms_max={} liveness_ms_max={}", self.faulty_ms_max, self.liveness_ms_max)
+            self.threshold_bytes, self.chunk_bytes, self.max_inflight_chunks
+        )
     }
 }
 

@@ -18,73 +18,86 @@ use crate::parse::ParseError;
 
 /// Reads a Porcupine key-value log. Blank lines are skipped.
 pub fn parse(text: &str) -> Result<Vec<Operation>, ParseError> {
-    let mut history: Vec<Operation> = Vec::new();
-    let mut happened = Vec::new();
-    let mut open: HashMap<u64, usize> = HashMap::new();
+    let mut log = PorcupineLog::default();
     for (index, line) in text.lines().enumerate() {
         let number = index + 1;
         if line.trim().is_empty() {
             continue;
         }
-        let at_line = |message: String| ParseError::new(number, message);
-        let event = Event::parse(line).map_err(at_line)?;
+        let event = Event::parse(line).map_err(|message| ParseError::new(number, message))?;
+        // A line's number is its time: the log is in the order things happened.
         let time = number as u64;
-        if event.kind == "invoke" {
-            if let Some(&earlier) = open.get(&event.process) {
-                let message = format!(
-                    "process {} invokes while its invocation on line {} is still open",
-                    event.process, history[earlier].call
-                );
-                return Err(at_line(message));
-            }
-            let command = match (event.function, event.value) {
-                ("get", Value::Nil) => Command::Get { output: None },
-                ("put", Value::Text(value)) => Command::Put { value },
-                ("append", Value::Text(value)) => Command::Append { value },
-                (function, _) => {
-                    return Err(at_line(format!("an invocation of {function} with that :value")));
-                }
-            };
-            open.insert(event.process, history.len());
-            happened.push(true);
-            history.push(Operation {
-                id: history.len() as u64,
-                client: event.process,
-                call: time,
-                ret: None,
-                key: event.key,
-                command,
-            });
-            continue;
-        }
-        let Some(position) = open.remove(&event.process) else {
-            return Err(at_line(format!(
-                "process {} has no open invocation to complete",
-                event.process
-            )));
+        let read = if event.kind == "invoke" {
+            log.invoke(event, time)
+        } else {
+            log.complete(event, time)
         };
-        let operation = &mut history[position];
+        read.map_err(|message| ParseError::new(number, message))?;
+    }
+    Ok(log.into_operations())
+}
+
+/// The operations read so far, which of them took effect, and the invocations still open.
+#[derive(Default)]
+struct PorcupineLog {
+    history: Vec<Operation>,
+    /// Whether each operation may have taken effect (a failed write did not).
+    happened: Vec<bool>,
+    /// The open invocation of each process, by position in `history`.
+    open: HashMap<u64, usize>,
+}
+
+impl PorcupineLog {
+    fn invoke(&mut self, event: Event<'_>, time: u64) -> Result<(), String> {
+        if let Some(&earlier) = self.open.get(&event.process) {
+            return Err(format!(
+                "process {} invokes while its invocation on line {} is still open",
+                event.process, self.history[earlier].call
+            ));
+        }
+        let command = match (event.function, event.value) {
+            ("get", Value::Nil) => Command::Get { output: None },
+            ("put", Value::Text(value)) => Command::Put { value },
+            ("append", Value::Text(value)) => Command::Append { value },
+            (function, _) => return Err(format!("an invocation of {function} with that :value")),
+        };
+        self.open.insert(event.process, self.history.len());
+        self.happened.push(true);
+        self.history.push(Operation {
+            id: self.history.len() as u64,
+            client: event.process,
+            call: time,
+            ret: None,
+            key: event.key,
+            command,
+        });
+        Ok(())
+    }
+
+    fn complete(&mut self, event: Event<'_>, time: u64) -> Result<(), String> {
+        let Some(position) = self.open.remove(&event.process) else {
+            return Err(format!("process {} has no open invocation to complete", event.process));
+        };
+        let operation = &mut self.history[position];
         let invoked = match operation.command {
             Command::Get { .. } => "get",
             Command::Put { .. } => "put",
             _ => "append",
         };
         if event.function != invoked {
-            let message = format!("{} completes an invocation of {invoked}", event.function);
-            return Err(at_line(message));
+            return Err(format!("{} completes an invocation of {invoked}", event.function));
         }
         if event.key != operation.key {
-            let message = format!(
+            return Err(format!(
                 "completes an invocation on key {:?} with key {:?}",
                 operation.key, event.key
-            );
-            return Err(at_line(message));
+            ));
         }
         match (event.kind, &mut operation.command, event.value) {
             ("info", _, _) => {}
             // A failed get did nothing, like a get whose output is unknown.
             ("fail", Command::Get { .. }, _) => operation.ret = Some(time),
-            ("fail", _, _) => happened[position] = false,
+            ("fail", _, _) => self.happened[position] = false,
             ("ok", Command::Get { output }, Value::Text(value)) => {
                 *output = Some(value);
                 operation.ret = Some(time);
@@ -95,15 +108,17 @@ pub fn parse(text: &str) -> Result<Vec<Operation>, ParseError> {
                 operation.ret = Some(time);
             }
             _ => {
-                return Err(at_line(format!(
-                    "does not complete the invocation on line {}",
-                    operation.call
-                )));
+                return Err(format!("does not complete the invocation on line {}", operation.call));
             }
         }
+        Ok(())
     }
-    let happened = history.into_iter().zip(happened).filter(|&(_, happened)| happened);
-    Ok(happened.map(|(operation, _)| operation).collect())
+
+    /// The operations that may have taken effect.
+    fn into_operations(self) -> Vec<Operation> {
+        let happened = self.history.into_iter().zip(self.happened);
+        happened.filter(|&(_, happened)| happened).map(|(operation, _)| operation).collect()
+    }
 }
 
 /// The fields of one line.
