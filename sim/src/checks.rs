@@ -100,6 +100,7 @@ impl Digest {
         let payload = match &entry.payload {
             Payload::Noop => Fnv64::of(b"noop"),
             Payload::Command(bytes) => Fnv64::of(bytes),
+            Payload::Membership(membership) => Fnv64::of(format!("{membership:?}").as_bytes()),
         };
         Digest { term: entry.term, payload }
     }

@@ -403,6 +403,13 @@ impl Simulation {
                 let result = self.checks.on_role(role, term, replica);
                 self.checked(result);
             }
+            Output::MembershipChanged { index, membership, standing } => {
+                self.trace.event(
+                    self.now,
+                    Simulation::actor(node),
+                    format_args!("membership at {index}: {membership} ({standing})"),
+                );
+            }
         }
     }
 

@@ -13,8 +13,9 @@ use raftkv_core::protocol::{ClientReply, ClientRequest};
 use raftkv_core::{LogIndex, NodeId, Term};
 
 /// The version of this protocol; a node refuses a `Hello` of another version. 2: pre-votes
-/// name their round, and a node's status says whether its data is damaged.
-pub(crate) const PROTOCOL_VERSION: u32 = 2;
+/// name their round, and a node's status says whether its data is damaged. 3: entries may
+/// carry a membership, and snapshot chunks carry the membership at their snapshot point.
+pub(crate) const PROTOCOL_VERSION: u32 = 3;
 
 /// Bytes that start every `Hello`, so that a stray connection is told apart from a
 /// misconfigured raftkv process.
