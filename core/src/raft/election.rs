@@ -114,7 +114,7 @@ impl RaftNode {
         self.leader = Some(self.config.id);
         self.votes = Ballot::default();
         self.counters.leaderships += 1;
-        self.sync_progress();
+        self.sync_progress(self.log.last_index().next());
         self.heartbeat_deadline =
             self.now + Duration::from_millis(self.config.heartbeat_interval_ms);
         self.quorum_check_deadline =

@@ -169,8 +169,9 @@ pub struct Status {
     pub damaged: bool,
     /// The membership in force (the latest its log holds, committed or not).
     pub membership: Membership,
-    /// The entry the membership comes from (the snapshot point, or 0, if the log holds none). A
-    /// change is in progress while it lies after `commit`, or the membership is joint.
+    /// The entry the membership comes from, or the snapshot point if the node knows it from a
+    /// snapshot only (0: the initial membership). A change is in progress while it lies after
+    /// `commit`, or while the membership is joint.
     pub membership_index: LogIndex,
     /// Where this node stands in the membership.
     pub standing: Standing,

@@ -56,7 +56,8 @@ impl RaftNode {
         }
         let entry = self.log.membership().transition_to(target);
         let id = self.append_own(Payload::Membership(entry));
-        self.sync_progress();
+        // New members probe from the entry that adds them, so that it goes out at once.
+        self.sync_progress(id.index);
         Ok(id)
     }
 
@@ -102,12 +103,12 @@ impl RaftNode {
         let membership = self.log.membership();
         if membership.is_joint() {
             let settled = membership.leave_joint();
-            self.append_own(Payload::Membership(settled));
-            self.sync_progress();
+            let id = self.append_own(Payload::Membership(settled));
+            self.sync_progress(id.index);
         } else if !membership.is_voter(self.config.id) {
             self.hand_over_and_step_down();
         } else {
-            self.sync_progress();
+            self.sync_progress(self.log.last_index().next());
         }
     }
 
@@ -143,11 +144,10 @@ impl RaftNode {
     }
 
     /// Leader only: tracks the progress of exactly its replication targets. A new one starts
-    /// probing from the end of the log; a transfer to a node no longer tracked is given up.
-    pub(crate) fn sync_progress(&mut self) {
+    /// probing at `next`; a transfer to a node no longer tracked is given up.
+    pub(crate) fn sync_progress(&mut self, next: LogIndex) {
         let targets = self.replication_targets();
         self.progress.retain(|peer, _| targets.binary_search(peer).is_ok());
-        let next = self.log.last_index().next();
         for target in targets {
             self.progress.entry(target).or_insert_with(|| Progress::new(next));
         }
