@@ -267,7 +267,7 @@ impl<S: StateMachine> Replica<S> {
     /// after every step.
     pub fn check_invariants(&self) {
         self.raft.check_invariants();
-        let handed_out = self.raft.status().applied;
+        let handed_out = self.raft.applied_index();
         assert!(self.applied <= handed_out, "applied {} beyond {handed_out}", self.applied);
     }
 
@@ -494,8 +494,7 @@ impl<S: StateMachine> Replica<S> {
 
     /// Snapshots the sessions and the state machine once the applied log is heavy enough.
     fn maybe_snapshot(&mut self) {
-        if self.raft.status().applied_log_bytes < self.snapshot_threshold_bytes
-            || !self.raft.compactable()
+        if self.raft.applied_log_bytes() < self.snapshot_threshold_bytes || !self.raft.compactable()
         {
             return;
         }

@@ -333,7 +333,7 @@ impl Simulation {
         if let Some(replica) = state.replica.as_ref() {
             replica.check_invariants();
             let result = self.checks.after_step(node, replica);
-            let applied_log_bytes = replica.raft().status().applied_log_bytes;
+            let applied_log_bytes = replica.raft().applied_log_bytes();
             let size = self.persisted.after_step(node, applied_log_bytes);
             self.checked(result.and(size));
         }

@@ -39,6 +39,7 @@ impl Entry {
     }
 
     /// Bytes this entry weighs in messages and on disk, for batching limits.
+    #[inline]
     pub fn size_bytes(&self) -> usize {
         const HEADER_BYTES: usize = 24;
         HEADER_BYTES

@@ -56,7 +56,9 @@ impl RaftLog {
             applied_bytes: 0,
             memberships: MembershipLog::new(snapshot_last.index, membership),
         };
-        log.extend(&entries);
+        for entry in entries {
+            log.append(entry);
+        }
         log
     }
 

@@ -4,8 +4,9 @@
 
 use core::fmt;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::ids::{LogIndex, NodeId};
 use crate::raft::quorum::{JointQuorum, Majority};
@@ -20,8 +21,17 @@ use crate::raft::quorum::{JointQuorum, Majority};
 /// Each member may carry an address: bytes Raft stores and replicates with the membership but
 /// never reads (the driver's, e.g. `host:port`), so that a node learns where its peers are
 /// from the log.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Eq)]
 pub struct Membership {
+    /// Shared: a membership rides in entries, messages, snapshots, outputs and statuses, which
+    /// stay one pointer larger for it, and copies of it cost no allocation. Never changed once
+    /// shared (`Arc::make_mut` while it is built).
+    sets: Arc<MemberSets>,
+}
+
+/// The lists of a [`Membership`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct MemberSets {
     /// Sorted.
     voters: Vec<NodeId>,
     /// Sorted; empty unless joint.
@@ -68,48 +78,49 @@ impl Membership {
     pub fn with_voters(voters: impl IntoIterator<Item = NodeId>) -> Membership {
         let mut voters: Vec<NodeId> = voters.into_iter().collect();
         voters.sort_unstable();
-        Membership { voters, ..Membership::default() }
+        let sets = MemberSets { voters, ..MemberSets::default() };
+        Membership { sets: Arc::new(sets) }
     }
 
     /// This membership with `address` recorded for member `id`.
     pub fn with_address(mut self, id: NodeId, address: impl Into<Vec<u8>>) -> Membership {
-        self.addresses.insert(id, address.into());
+        Arc::make_mut(&mut self.sets).addresses.insert(id, address.into());
         self
     }
 
     /// The voters (C_new's during a joint change), sorted.
     pub fn voters(&self) -> &[NodeId] {
-        &self.voters
+        &self.sets.voters
     }
 
     /// During a joint change, the voters of the configuration being left; otherwise empty.
     pub fn outgoing_voters(&self) -> &[NodeId] {
-        &self.outgoing
+        &self.sets.outgoing
     }
 
     /// The learners, sorted.
     pub fn learners(&self) -> &[NodeId] {
-        &self.learners
+        &self.sets.learners
     }
 
     /// The address recorded for `id`, if any.
     pub fn address(&self, id: NodeId) -> Option<&[u8]> {
-        self.addresses.get(&id).map(Vec::as_slice)
+        self.sets.addresses.get(&id).map(Vec::as_slice)
     }
 
     /// Whether this is the joint configuration C_old,new of a change in progress.
     pub fn is_joint(&self) -> bool {
-        !self.outgoing.is_empty()
+        !self.sets.outgoing.is_empty()
     }
 
     /// Whether `id` votes (in either configuration of a joint change).
     pub fn is_voter(&self, id: NodeId) -> bool {
-        self.voters.binary_search(&id).is_ok() || self.outgoing.binary_search(&id).is_ok()
+        self.sets.voters.binary_search(&id).is_ok() || self.sets.outgoing.binary_search(&id).is_ok()
     }
 
     /// Whether `id` is a learner.
     pub fn is_learner(&self, id: NodeId) -> bool {
-        self.learners.binary_search(&id).is_ok()
+        self.sets.learners.binary_search(&id).is_ok()
     }
 
     /// Whether `id` is a voter or a learner.
@@ -120,21 +131,23 @@ impl Membership {
     /// Whether it names nobody: a node that joins a cluster knows no membership until its
     /// leader sends one.
     pub fn is_empty(&self) -> bool {
-        self.voters.is_empty() && self.outgoing.is_empty() && self.learners.is_empty()
+        self.sets.voters.is_empty()
+            && self.sets.outgoing.is_empty()
+            && self.sets.learners.is_empty()
     }
 
     /// Every member, sorted, each once.
     pub fn members(&self) -> Vec<NodeId> {
         let mut members = self.all_voters();
-        members.extend_from_slice(&self.learners);
+        members.extend_from_slice(&self.sets.learners);
         members.sort_unstable();
         members
     }
 
     /// Every voter, incoming or outgoing, sorted, each once.
     pub(crate) fn all_voters(&self) -> Vec<NodeId> {
-        let mut voters = self.voters.clone();
-        voters.extend_from_slice(&self.outgoing);
+        let mut voters = self.sets.voters.clone();
+        voters.extend_from_slice(&self.sets.outgoing);
         voters.sort_unstable();
         voters.dedup();
         voters
@@ -161,17 +174,17 @@ impl Membership {
 
     /// The quorum that decides under this membership.
     pub(crate) fn quorum(&self) -> JointQuorum<'_> {
-        let outgoing = self.is_joint().then(|| Majority::new(&self.outgoing));
-        JointQuorum::new(Majority::new(&self.voters), outgoing)
+        let outgoing = self.is_joint().then(|| Majority::new(&self.sets.outgoing));
+        JointQuorum::new(Majority::new(&self.sets.voters), outgoing)
     }
 
     /// Checks that the membership can be used: some voters, every list sorted, nobody listed
     /// twice, addresses only for members.
     pub fn validate(&self) -> Result<(), MembershipError> {
-        if self.voters.is_empty() {
+        if self.sets.voters.is_empty() {
             return Err(MembershipError::NoVoters);
         }
-        for list in [&self.voters, &self.outgoing, &self.learners] {
+        for list in [&self.sets.voters, &self.sets.outgoing, &self.sets.learners] {
             for pair in list.windows(2) {
                 if pair[0] == pair[1] {
                     return Err(MembershipError::ListedTwice(pair[0]));
@@ -181,10 +194,10 @@ impl Membership {
                 }
             }
         }
-        if let Some(&both) = self.learners.iter().find(|&&learner| self.is_voter(learner)) {
+        if let Some(&both) = self.sets.learners.iter().find(|&&learner| self.is_voter(learner)) {
             return Err(MembershipError::ListedTwice(both));
         }
-        if let Some(&stranger) = self.addresses.keys().find(|&&id| !self.is_member(id)) {
+        if let Some(&stranger) = self.sets.addresses.keys().find(|&&id| !self.is_member(id)) {
             return Err(MembershipError::AddressOfNonMember(stranger));
         }
         Ok(())
@@ -193,9 +206,9 @@ impl Membership {
     /// Bytes it weighs in an entry, for batching limits (an id is eight bytes).
     pub(crate) fn size_bytes(&self) -> usize {
         const ID_BYTES: usize = 8;
-        let ids = self.voters.len() + self.outgoing.len() + self.learners.len();
+        let ids = self.sets.voters.len() + self.sets.outgoing.len() + self.sets.learners.len();
         let addresses: usize =
-            self.addresses.values().map(|address| ID_BYTES + address.len()).sum();
+            self.sets.addresses.values().map(|address| ID_BYTES + address.len()).sum();
         ids * ID_BYTES + addresses
     }
 
@@ -211,20 +224,41 @@ impl Membership {
             ids.dedup();
             ids
         };
-        let mut membership = Membership {
+        let sets = MemberSets {
             voters: sorted(voters),
             outgoing: sorted(outgoing),
             learners: sorted(learners),
             addresses: BTreeMap::new(),
         };
+        let mut membership = Membership { sets: Arc::new(sets) };
         addresses.retain(|&id, _| membership.is_member(id));
-        membership.addresses = addresses;
+        Arc::make_mut(&mut membership.sets).addresses = addresses;
         membership
     }
 
     /// The addresses, by member.
     pub(crate) fn addresses(&self) -> &BTreeMap<NodeId, Vec<u8>> {
-        &self.addresses
+        &self.sets.addresses
+    }
+}
+
+impl PartialEq for Membership {
+    fn eq(&self, other: &Membership) -> bool {
+        // Copies share their lists: most comparisons end here.
+        Arc::ptr_eq(&self.sets, &other.sets) || self.sets == other.sets
+    }
+}
+
+/// Encoded as its lists alone.
+impl Serialize for Membership {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.sets.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Membership {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Membership, D::Error> {
+        MemberSets::deserialize(deserializer).map(|sets| Membership { sets: Arc::new(sets) })
     }
 }
 
@@ -233,12 +267,12 @@ impl fmt::Display for Membership {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let list =
             |ids: &[NodeId]| ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
-        write!(f, "voters={}", list(&self.voters))?;
+        write!(f, "voters={}", list(&self.sets.voters))?;
         if self.is_joint() {
-            write!(f, " outgoing={}", list(&self.outgoing))?;
+            write!(f, " outgoing={}", list(&self.sets.outgoing))?;
         }
-        if !self.learners.is_empty() {
-            write!(f, " learners={}", list(&self.learners))?;
+        if !self.sets.learners.is_empty() {
+            write!(f, " learners={}", list(&self.sets.learners))?;
         }
         Ok(())
     }
@@ -278,6 +312,12 @@ mod tests {
         ids.iter().map(|&id| NodeId(id)).collect()
     }
 
+    /// A membership with these lists as they are, unsorted or overlapping.
+    fn raw(voters: Vec<NodeId>, learners: Vec<NodeId>) -> Membership {
+        let sets = MemberSets { voters, learners, ..MemberSets::default() };
+        Membership { sets: Arc::new(sets) }
+    }
+
     #[test]
     fn every_unusable_membership_is_refused_with_its_reason() {
         let valid = Membership::with_voters(ids(&[3, 1, 2])).with_address(NodeId(1), "a:1");
@@ -287,9 +327,9 @@ mod tests {
         assert_eq!(Membership::default().validate(), Err(MembershipError::NoVoters));
         let twice = Membership::with_voters(ids(&[1, 2, 2]));
         assert_eq!(twice.validate(), Err(MembershipError::ListedTwice(NodeId(2))));
-        let unsorted = Membership { voters: ids(&[2, 1]), ..Membership::default() };
+        let unsorted = raw(ids(&[2, 1]), vec![]);
         assert_eq!(unsorted.validate(), Err(MembershipError::Unsorted));
-        let both = Membership { learners: ids(&[2]), ..Membership::with_voters(ids(&[1, 2])) };
+        let both = raw(ids(&[1, 2]), ids(&[2]));
         assert_eq!(both.validate(), Err(MembershipError::ListedTwice(NodeId(2))));
         let stranger = Membership::with_voters(ids(&[1])).with_address(NodeId(5), "x");
         assert_eq!(stranger.validate(), Err(MembershipError::AddressOfNonMember(NodeId(5))));

@@ -345,6 +345,22 @@ impl RaftNode {
         self.leader
     }
 
+    /// The highest index known committed (as in `status`, without building one).
+    pub fn commit_index(&self) -> LogIndex {
+        self.log.committed()
+    }
+
+    /// The last entry handed out for applying (as in `status`, without building one).
+    pub fn applied_index(&self) -> LogIndex {
+        self.log.applied()
+    }
+
+    /// Bytes of the applied entries held in memory: what the next snapshot frees (as in
+    /// `status`, without building one).
+    pub fn applied_log_bytes(&self) -> usize {
+        self.log.applied_bytes()
+    }
+
     /// The term of the entry at `index`, if the log holds it (or it is the snapshot point).
     pub fn term_at(&self, index: LogIndex) -> Option<Term> {
         self.log.term_at(index)
@@ -450,16 +466,27 @@ impl RaftNode {
             self.durability.is_acknowledged(self.own_vote_persist),
             "a leader whose vote is not durable"
         );
-        let tracked: Vec<NodeId> = self.progress.keys().copied().collect();
-        assert_eq!(tracked, self.replication_targets(), "a leader's progress is not its members'");
+        let membership = self.log.membership();
+        if self.is_changing_membership() || membership.is_joint() {
+            let tracked: Vec<NodeId> = self.progress.keys().copied().collect();
+            assert_eq!(tracked, self.replication_targets(), "progress not kept for the targets");
+        } else {
+            // As many as the members besides this node, and each of them: exactly them.
+            let others = membership.voters().len() + membership.learners().len()
+                - usize::from(membership.is_member(id));
+            let members = membership.voters().iter().chain(membership.learners());
+            assert!(
+                self.progress.len() == others
+                    && members
+                        .filter(|&&member| member != id)
+                        .all(|m| self.progress.contains_key(m)),
+                "progress not kept for the members"
+            );
+        }
         for progress in self.progress.values() {
             progress.check_invariants(self.log.last_index());
         }
-        if let Some(target) = self.transfer_target() {
-            assert!(self.progress.contains_key(&target), "a transfer to a node not tracked");
-        }
-        let membership = self.log.membership();
-        let uncommitted = self.log.membership_index() > self.log.committed();
+        let uncommitted = self.is_changing_membership();
         assert!(!membership.is_joint() || uncommitted, "a leader stays in a committed joint state");
         assert!(membership.is_voter(id) || uncommitted, "a removed leader kept leading");
         if self.log.term_at(self.log.committed()) == Some(self.term) {

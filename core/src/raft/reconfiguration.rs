@@ -127,13 +127,18 @@ impl RaftNode {
         self.become_follower(self.term, None);
     }
 
+    /// Whether the membership in force is not committed yet.
+    pub(crate) fn is_changing_membership(&self) -> bool {
+        self.log.membership_index() > self.log.committed()
+    }
+
     /// The nodes a leader replicates to, sorted: the members of the membership in force and,
     /// while it is not committed, those of the membership it replaced, so that a node the
     /// change removes receives the entry that tells it so. This node excepted.
     pub(crate) fn replication_targets(&self) -> Vec<NodeId> {
         let mut targets = self.log.membership().members();
-        if self.log.membership_index() > self.log.committed() {
-            if let Some(previous) = self.log.previous_membership() {
+        if let Some(previous) = self.log.previous_membership() {
+            if self.is_changing_membership() {
                 targets.extend(previous.members());
             }
         }
@@ -147,7 +152,7 @@ impl RaftNode {
     /// probing at `next`; a transfer to a node no longer tracked is given up.
     pub(crate) fn sync_progress(&mut self, next: LogIndex) {
         let targets = self.replication_targets();
-        self.progress.retain(|peer, _| targets.binary_search(peer).is_ok());
+        self.progress.retain(|&peer, _| targets.binary_search(&peer).is_ok());
         for target in targets {
             self.progress.entry(target).or_insert_with(|| Progress::new(next));
         }
