@@ -95,7 +95,6 @@ impl<H> Wal<H> {
     ) -> Result<(Wal<H>, Replayed), StorageError> {
         directory::create(fs, dir)?;
         let sequences = sequences(fs, dir)?;
-        let next_sequence = sequences.last().map_or(Some(1), |last| last.checked_add(1));
         let mut log = LogBuilder::new(snapshot_last);
         let mut closed = Vec::new();
         let mut active = None;
@@ -152,10 +151,7 @@ impl<H> Wal<H> {
         let active = match active {
             Some(active) => active,
             None => {
-                let sequence = next_sequence.ok_or_else(|| StorageError::Refused {
-                    reason: format!("{}: WAL segment numbers are exhausted", dir.display()),
-                })?;
-                ActiveSegment::create(fs, dir, sequence, zero_fill_bytes)?
+                ActiveSegment::create(fs, dir, sequence_after(dir, &sequences)?, zero_fill_bytes)?
             }
         };
         let wal = Wal {
@@ -227,10 +223,7 @@ impl<H> Wal<H> {
     }
 
     fn rotate<F: FileSystem<File = H>>(&mut self, fs: &F) -> Result<(), StorageError> {
-        let sequence =
-            self.active.sequence().checked_add(1).ok_or_else(|| StorageError::Refused {
-                reason: format!("{}: WAL segment numbers are exhausted", self.dir.display()),
-            })?;
+        let sequence = sequence_after(&self.dir, &[self.active.sequence()])?;
         let next = ActiveSegment::create(fs, &self.dir, sequence, self.zero_fill_bytes)?;
         let old = std::mem::replace(&mut self.active, next);
         self.closed.push(Closed {
@@ -249,6 +242,14 @@ pub(crate) fn remove_all<F: FileSystem>(fs: &F, dir: &Path) -> Result<(), Storag
         Err(StorageError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(error) => Err(error),
     }
+}
+
+/// The sequence number of a new segment after the `existing` ones (in order).
+fn sequence_after(dir: &Path, existing: &[u64]) -> Result<u64, StorageError> {
+    let next = existing.last().map_or(Some(1), |last| last.checked_add(1));
+    next.ok_or_else(|| StorageError::Refused {
+        reason: format!("{}: WAL segment numbers are exhausted", dir.display()),
+    })
 }
 
 /// The sequence numbers of the segments in `dir`, in order.
