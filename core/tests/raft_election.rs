@@ -237,6 +237,8 @@ fn pre_votes_are_granted_only_for_a_later_term_and_an_up_to_date_log() {
     let behind = raftkv_core::LogId::new(last.index.prev(), last.term);
     assert_eq!(ask(&mut cluster, id(2), id(3), next, pre_vote(behind)), [reply(false)]);
     assert_eq!(ask(&mut cluster, id(2), id(3), term, pre_vote(last)), [reply(false)], "not above");
+    let counters = cluster.node(id(3)).counters();
+    assert_eq!(counters.dropped_in_lease, 1, "only the refusal in the lease counts as one");
 }
 
 /// A pre-candidate that grants a vote goes back to following.
