@@ -55,11 +55,12 @@ impl<F: FileSystem> Storage<F> {
         outcome
     }
 
-    /// The WAL segment to start next: the one worth preparing now (see
-    /// [`segment_preparer`](Self::segment_preparer)); `None` once sequence numbers are
-    /// exhausted.
-    pub fn next_segment(&self) -> Option<u64> {
-        self.wal.next_sequence()
+    /// The WAL segment worth preparing now (see [`segment_preparer`](Self::segment_preparer)):
+    /// the next one, once the active segment is a quarter full, so that a node that writes
+    /// little never prepares a whole segment in vain; `None` before that, or once sequence
+    /// numbers are exhausted.
+    pub fn segment_to_prepare(&self) -> Option<u64> {
+        self.wal.segment_to_prepare()
     }
 
     /// A preparer of this directory's WAL segments, to run ahead of need on a thread (or at a

@@ -42,7 +42,9 @@ fn write_with_preparation<F: FileSystem + Clone>(fs: &F, dir: &Path) -> Storage<
     let preparer = storage.segment_preparer();
     for id in 1..=200 {
         storage.persist(&[append(id)]).expect("persists");
-        preparer.prepare(storage.next_segment().expect("sequences left")).expect("prepares");
+        if let Some(sequence) = storage.segment_to_prepare() {
+            preparer.prepare(sequence).expect("prepares");
+        }
     }
     storage
 }
@@ -58,7 +60,7 @@ fn prepared_segments_are_started_without_growing_them<F: FileSystem + Clone>(fs:
         assert_eq!(file_bytes(&fs, dir, name), prepared_bytes, "{name}");
     }
     // Only the next one waits, ready.
-    let next = storage.next_segment().expect("sequences left");
+    let next = storage.segment_to_prepare().expect("the active segment is a quarter full");
     assert_eq!(names_ending(&fs, dir, ".ready"), [format!("{next:020}.ready")]);
     assert!(names_ending(&fs, dir, ".preparing").is_empty());
     drop(storage);
@@ -88,14 +90,18 @@ fn a_segment_prepared_for_a_sequence_the_writer_passed_is_removed() {
     let (fs, dir) = sim(5);
     let (mut storage, _, _) = Storage::open(fs.clone(), &dir, &options()).expect("opens");
     let preparer = storage.segment_preparer();
-    let first_next = storage.next_segment().expect("sequences left");
-    // The log rotates past `first_next` before its preparation is asked for.
-    for id in 1..=100 {
+    assert_eq!(storage.segment_to_prepare(), None, "nothing to prepare for an empty segment");
+    for id in 1..=15 {
         storage.persist(&[append(id)]).expect("persists");
     }
-    preparer.prepare(first_next).expect("prepares");
-    let next = storage.next_segment().expect("sequences left");
-    assert!(next > first_next);
+    let first = storage.segment_to_prepare().expect("a quarter full");
+    // The log rotates past `first` before its preparation is asked for.
+    for id in 16..=100 {
+        storage.persist(&[append(id)]).expect("persists");
+    }
+    preparer.prepare(first).expect("prepares");
+    let next = storage.segment_to_prepare().expect("a quarter full");
+    assert!(next > first);
     preparer.prepare(next).expect("prepares");
     assert_eq!(names_ending(&fs, &dir, ".ready"), [format!("{next:020}.ready")]);
 }
@@ -113,7 +119,7 @@ fn a_crash_at_any_step_of_a_preparation_loses_nothing_acknowledged() {
             let preparer = storage.segment_preparer();
             for id in 1..=100 {
                 storage.persist(&[append(id)]).expect("persists");
-                let next = storage.next_segment().expect("sequences left");
+                let Some(next) = storage.segment_to_prepare() else { continue };
                 if id == 60 {
                     fs.crash_after_ops(step);
                     let _ = preparer.prepare(next);

@@ -220,9 +220,10 @@ impl<H> Wal<H> {
         Ok(covered)
     }
 
-    /// The sequence number of the segment to start next, if there can be one.
-    pub(crate) fn next_sequence(&self) -> Option<u64> {
-        self.active.sequence().checked_add(1)
+    /// The next segment, once the active one is a quarter full (if there can be a next one).
+    pub(crate) fn segment_to_prepare(&self) -> Option<u64> {
+        let quarter_full = self.active.end() >= self.segment_bytes / 4;
+        quarter_full.then(|| self.active.sequence().checked_add(1)).flatten()
     }
 
     /// A preparer of this log's next segments, on its own handle of the file system.

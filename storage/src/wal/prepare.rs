@@ -56,11 +56,11 @@ impl<F: FileSystem> SegmentPreparer<F> {
         SegmentPreparer { fs, dir, bytes }
     }
 
-    /// Prepares segment `sequence` (the storage's [`next_segment`]), unless it is ready
+    /// Prepares segment `sequence` (the storage's [`segment_to_prepare`]), unless it is ready
     /// already; first removes what was prepared for earlier sequences, which the writer passed
     /// by. On an error nothing is ready, and the writer creates the segment itself.
     ///
-    /// [`next_segment`]: crate::Storage::next_segment
+    /// [`segment_to_prepare`]: crate::Storage::segment_to_prepare
     pub fn prepare(&self, sequence: u64) -> Result<(), StorageError> {
         let names = self.fs.list(&self.dir).map_err(StorageError::io("list", &self.dir))?;
         for name in &names {
