@@ -11,6 +11,7 @@
 //! durably, before anything new is written, so that no later replay can see it again.
 
 mod active;
+mod prepare;
 mod record;
 mod replay;
 mod scan;
@@ -31,6 +32,7 @@ use crate::wal::replay::LogBuilder;
 use crate::wal::scan::Ending;
 use crate::wal::segment::HeaderCheck;
 
+pub use crate::wal::prepare::SegmentPreparer;
 pub(crate) use crate::wal::record::LogChangeRef;
 
 /// A closed segment.
@@ -94,6 +96,7 @@ impl<H> Wal<H> {
         before_cut: &mut dyn FnMut(Option<Term>) -> Result<(), StorageError>,
     ) -> Result<(Wal<H>, Replayed), StorageError> {
         directory::create(fs, dir)?;
+        prepare::remove_all(fs, dir)?;
         let sequences = sequences(fs, dir)?;
         let mut log = LogBuilder::new(snapshot_last);
         let mut closed = Vec::new();
@@ -217,6 +220,23 @@ impl<H> Wal<H> {
         Ok(covered)
     }
 
+    /// The next segment, once the active one is a quarter full (if there can be a next one).
+    pub(crate) fn segment_to_prepare(&self) -> Option<u64> {
+        let quarter_full = self.active.end() >= self.segment_bytes / 4;
+        quarter_full.then(|| self.active.sequence().checked_add(1)).flatten()
+    }
+
+    /// A preparer of this log's next segments, on its own handle of the file system.
+    pub(crate) fn preparer<F: FileSystem<File = H> + Clone>(&self, fs: &F) -> SegmentPreparer<F> {
+        SegmentPreparer::new(fs.clone(), self.dir.clone(), self.prepared_bytes())
+    }
+
+    /// How long a prepared segment is: room for records up to the segment size, for the one
+    /// that crosses it, and for the zeros the writer keeps ahead of its records.
+    fn prepared_bytes(&self) -> u64 {
+        self.segment_bytes.saturating_add(self.zero_fill_bytes as u64)
+    }
+
     /// Bytes of all segments on disk, up to the end of their records.
     pub(crate) fn bytes(&self) -> u64 {
         self.closed.iter().fold(self.active.end(), |sum, segment| sum.saturating_add(segment.bytes))
@@ -224,7 +244,12 @@ impl<H> Wal<H> {
 
     fn rotate<F: FileSystem<File = H>>(&mut self, fs: &F) -> Result<(), StorageError> {
         let sequence = sequence_after(&self.dir, &[self.active.sequence()])?;
-        let next = ActiveSegment::create(fs, &self.dir, sequence, self.zero_fill_bytes)?;
+        let (dir, fill) = (&self.dir, self.zero_fill_bytes);
+        let next =
+            match ActiveSegment::start_prepared(fs, dir, sequence, fill, self.prepared_bytes())? {
+                Some(prepared) => prepared,
+                None => ActiveSegment::create(fs, dir, sequence, fill)?,
+            };
         let old = std::mem::replace(&mut self.active, next);
         self.closed.push(Closed {
             path: old.path().to_path_buf(),
