@@ -448,6 +448,7 @@ fn status(json: bool, cluster: &ClusterArgs) -> Result<(), Failure> {
                         "wal_bytes": status.wal_bytes,
                         "keys": status.keys,
                         "damaged": status.damaged,
+                        "connections": status.connections,
                     });
                     println!("{line}");
                 } else {
