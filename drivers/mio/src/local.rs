@@ -95,21 +95,7 @@ pub(crate) fn run(args: &LocalArgs) -> Result<(), Failure> {
             return Err(error);
         }
     }
-    let program = shown_program(&exe);
-    let cluster = addresses.join(",");
-    println!("TLS: every connection; certificates in {}", certs_dir.display());
-    println!("try, in another terminal:");
-    if cluster != LOCAL_CLUSTER {
-        println!("  export RAFTKV_CLUSTER={cluster}");
-    }
-    if cluster != LOCAL_CLUSTER || data != local_data_dir() {
-        println!("  export RAFTKV_TLS_CA={}", certs::ca_path(&certs_dir).display());
-        println!("  export RAFTKV_TLS_CERT={}", client_cert.display());
-        println!("  export RAFTKV_TLS_KEY={}", client_key.display());
-    }
-    println!("  {program} put greeting hello && {program} get greeting");
-    println!("  {program} status");
-    println!("Ctrl-C stops the cluster; `raftkv local` again brings it back with its data.");
+    print_what_to_try(&exe, &addresses, &data, &certs_dir);
 
     let outcome = loop {
         if signals.pending().next().is_some() {
@@ -126,6 +112,27 @@ pub(crate) fn run(args: &LocalArgs) -> Result<(), Failure> {
     };
     stop(&mut nodes);
     outcome.map_err(Failure::Error)
+}
+
+/// Says what to type in another terminal: the client commands, and the variables they need
+/// when the cluster is not the quick-start one.
+fn print_what_to_try(exe: &Path, addresses: &[String], data: &Path, certs_dir: &Path) {
+    let program = shown_program(exe);
+    let cluster = addresses.join(",");
+    println!("TLS: every connection; certificates in {}", certs_dir.display());
+    println!("try, in another terminal:");
+    if cluster != LOCAL_CLUSTER {
+        println!("  export RAFTKV_CLUSTER={cluster}");
+    }
+    if cluster != LOCAL_CLUSTER || data != local_data_dir() {
+        let (cert, key) = certs::client_paths(certs_dir);
+        println!("  export RAFTKV_TLS_CA={}", certs::ca_path(certs_dir).display());
+        println!("  export RAFTKV_TLS_CERT={}", cert.display());
+        println!("  export RAFTKV_TLS_KEY={}", key.display());
+    }
+    println!("  {program} put greeting hello && {program} get greeting");
+    println!("  {program} status");
+    println!("Ctrl-C stops the cluster; `raftkv local` again brings it back with its data.");
 }
 
 fn log_path(data: &Path, id: u16) -> PathBuf {
