@@ -219,6 +219,14 @@ struct LimitArgs {
     /// allocated for them. Must exceed the largest state the cluster holds. Default 1 GiB.
     #[arg(long, default_value_t = ConnectionLimits::default().max_snapshot_bytes, value_name = "BYTES")]
     max_snapshot_bytes: u64,
+    /// Requests of one client connection waiting for their answers; beyond, the connection is
+    /// not read until answers go out.
+    #[arg(long, default_value_t = ConnectionLimits::default().max_requests_per_connection, value_name = "N")]
+    max_requests_per_connection: usize,
+    /// Requests of all clients waiting for their answers; beyond, no client connection is
+    /// read until answers go out.
+    #[arg(long, default_value_t = ConnectionLimits::default().max_requests_in_flight, value_name = "N")]
+    max_requests_in_flight: usize,
 }
 
 impl LimitArgs {
@@ -232,6 +240,8 @@ impl LimitArgs {
             max_reply_queue_bytes: self.max_reply_queue_bytes,
             max_client_buffer_bytes: self.max_client_buffer_bytes,
             max_snapshot_bytes: self.max_snapshot_bytes,
+            max_requests_per_connection: self.max_requests_per_connection.max(1),
+            max_requests_in_flight: self.max_requests_in_flight.max(1),
         }
     }
 }

@@ -17,6 +17,13 @@ pub struct ConnectionReport {
     /// The most reply bytes ever queued on one client connection (bounded by the reply queue
     /// cap plus one reply).
     pub largest_reply_queue_bytes: u64,
+    /// Client requests waiting in the replica for their answers now.
+    pub requests_in_flight: u64,
+    /// The most requests of one connection ever waiting at once (bounded by the cap per
+    /// connection).
+    pub most_requests_in_flight_on_a_connection: u64,
+    /// Client connections not read now until answers to their requests go out.
+    pub held_back: u64,
     /// Connections refused or closed, by reason.
     pub refused: Refusals,
 }
@@ -50,4 +57,7 @@ pub struct Refusals {
     pub snapshot_too_large: u64,
     /// Peers that sent messages not from themselves to this node.
     pub misaddressed: u64,
+    /// Times a client connection was held back at a cap on requests in flight (not a
+    /// refusal: it is read again once answers go out).
+    pub held_at_request_cap: u64,
 }

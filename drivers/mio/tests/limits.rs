@@ -11,8 +11,10 @@ use std::net::TcpStream;
 
 use common::TestCluster;
 use common::raw::{self, Hello, Welcome};
+use raftkv_core::kv::KvCommand;
+use raftkv_core::protocol::{ClientRequest, Op};
 use raftkv_core::raft::{Body, Message};
-use raftkv_core::{LogId, LogIndex, NodeId};
+use raftkv_core::{ClientId, LogId, LogIndex, NodeId, RequestId};
 
 fn client_connection(address: &str) -> TcpStream {
     let mut stream = raw::connect(address);
@@ -79,6 +81,33 @@ fn a_client_that_never_reads_its_status_replies_is_disconnected_at_the_reply_cap
     let largest = status.connections.largest_reply_queue_bytes;
     assert!(largest <= CAP + 4096, "{largest} bytes of replies queued");
     assert!(raw::is_closed(&mut stream));
+}
+
+#[test]
+fn pipelined_requests_wait_at_the_cap_in_the_socket_and_every_one_is_answered() {
+    const CAP: u64 = 64;
+    const REQUESTS: u64 = 5_000;
+    let cluster = TestCluster::start_with(3, &["--max-requests-per-connection", &CAP.to_string()]);
+    let leader = cluster.wait_for_leader(None) as usize;
+    let mut stream = client_connection(&cluster.addresses()[leader - 1]);
+    let mut requests = Vec::new();
+    for number in 1..=REQUESTS {
+        let request = ClientRequest {
+            client: ClientId(0),
+            request: RequestId(number),
+            op: Op::Command(KvCommand::Get { key: b"k".to_vec() }),
+        };
+        requests.extend(raw::frame(&raw::ClientFrame::Request { tag: 0, request }));
+    }
+    stream.write_all(&requests).unwrap();
+    for answered in 0..REQUESTS {
+        assert!(raw::read_frame(&mut stream).is_some(), "{answered} answers, then none");
+    }
+    let connections = cluster.status_of(leader).connections;
+    assert!(connections.most_requests_in_flight_on_a_connection <= CAP, "{connections:?}");
+    assert!(connections.refused.held_at_request_cap >= 1, "{connections:?}");
+    assert_eq!(connections.requests_in_flight, 0, "{connections:?}");
+    assert_eq!(connections.held_back, 0, "{connections:?}");
 }
 
 #[test]

@@ -233,6 +233,7 @@ impl Server {
             self.take_durable(now)?;
             self.fire_timers(now);
             self.drain(now);
+            self.inbound.release_held(&self.options.connection_limits);
             self.write_out(now);
             if self.stop_is_due(now) {
                 return Ok(());

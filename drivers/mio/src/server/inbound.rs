@@ -7,7 +7,9 @@
 //! and client connections each have a cap (the oldest pending, or the client silent longest,
 //! makes room for a new one; a peer's newer connection replaces its older one), the handshake,
 //! an unfinished frame and an idle client each have a timeout, replies queued to a client have
-//! a cap, and so have the bytes all client connections buffer together.
+//! a cap, and so have the bytes all client connections buffer together. Requests waiting in
+//! the replica have a cap per connection and in all: a connection at a cap is held back (not
+//! read, so TCP makes its client wait) until answers go out, so nothing queues without bound.
 //!
 //! What the connections receive goes to the event loop as [`Delivery`]s, in the order received.
 
@@ -90,6 +92,10 @@ struct Inbound {
     accounted: usize,
     /// Whether it is in the list of connections to flush.
     dirty: bool,
+    /// Its requests waiting in the replica for their answers.
+    in_flight: usize,
+    /// Whether it is held back at a cap on requests in flight: not read until released.
+    held: bool,
 }
 
 impl Inbound {
@@ -130,7 +136,22 @@ pub(super) struct InboundConnections {
     client_buffered: usize,
     /// The most reply bytes queued on one connection, ever.
     largest_reply_queue: usize,
+    /// Client requests waiting in the replica for their answers.
+    in_flight: usize,
+    /// The most requests of one connection waiting at once, ever.
+    most_in_flight_on_one: usize,
+    /// Connections held back at a cap on requests in flight.
+    held: Vec<Token>,
     refusals: RefusalLog,
+}
+
+/// What taking frames ended with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Taken {
+    /// Every complete frame was taken.
+    All,
+    /// The connection is held back at a cap on requests in flight.
+    Held,
 }
 
 /// Packs a connection and a tag into the replica's reply address.
@@ -156,6 +177,9 @@ impl InboundConnections {
             clients: 0,
             client_buffered: 0,
             largest_reply_queue: 0,
+            in_flight: 0,
+            most_in_flight_on_one: 0,
+            held: Vec::new(),
             refusals: RefusalLog::default(),
         }
     }
@@ -168,6 +192,9 @@ impl InboundConnections {
             pending: self.pending as u64,
             client_buffered_bytes: self.client_buffered as u64,
             largest_reply_queue_bytes: self.largest_reply_queue as u64,
+            requests_in_flight: self.in_flight as u64,
+            most_requests_in_flight_on_a_connection: self.most_in_flight_on_one as u64,
+            held_back: self.held.len() as u64,
             refused: self.refusals.counts().clone(),
         }
     }
@@ -231,6 +258,8 @@ impl InboundConnections {
             partial_since: None,
             accounted: 0,
             dirty: false,
+            in_flight: 0,
+            held: false,
         };
         self.connections.insert(token, inbound);
         self.pending += 1;
@@ -329,14 +358,20 @@ impl InboundConnections {
             let Some(inbound) = self.connections.get_mut(&token) else {
                 return;
             };
+            if inbound.held {
+                // Read again once released; what the socket holds waits there.
+                return;
+            }
             outcome = match inbound.conn.read_some() {
                 Ok(read) => Ok(read),
                 Err(error) => Err(io_closing(inbound.kind, &error, "cannot receive")),
             };
-            let taken = self.take_frames(registry, token, options, now, deliveries);
-            if let Err(problem) = taken {
-                self.close(registry, token, problem.into(), now);
-                return;
+            match self.take_frames(registry, token, options, now, deliveries) {
+                Ok(Taken::All) => {}
+                Ok(Taken::Held) => {
+                    return self.account(registry, token, &options.connection_limits, now);
+                }
+                Err(problem) => return self.close(registry, token, problem.into(), now),
             }
             if !matches!(outcome, Ok(ReadOutcome::Budget)) {
                 break;
@@ -366,29 +401,42 @@ impl InboundConnections {
         options: &ServeOptions,
         now: Instant,
         deliveries: &mut Vec<Delivery>,
-    ) -> Result<(), ProtocolError> {
+    ) -> Result<Taken, ProtocolError> {
+        let limits = &options.connection_limits;
         loop {
             let inbound = self.connections.get_mut(&token).expect("caller checked");
             let delivery = match inbound.kind {
                 Kind::Pending => {
                     let Some(hello) = next_frame::<Hello>(inbound, now)? else {
-                        return Ok(());
+                        return Ok(Taken::All);
                     };
                     self.on_hello(registry, token, hello, options, now)?
                 }
                 Kind::Peer(peer) => {
                     let Some(message) = next_frame::<Message>(inbound, now)? else {
-                        return Ok(());
+                        return Ok(Taken::All);
                     };
                     check_peer_message(peer, &message, options)?;
                     Some(Delivery::Input(Input::Message(message)))
                 }
+                Kind::Client if limits.requests_at_cap(inbound.in_flight, self.in_flight) => {
+                    inbound.held = true;
+                    // Waiting for answers is not a frame that fails to arrive.
+                    inbound.partial_since = None;
+                    self.held.push(token);
+                    self.refusals.count_held();
+                    return Ok(Taken::Held);
+                }
                 Kind::Client => {
                     let Some(frame) = next_frame::<ClientFrame>(inbound, now)? else {
-                        return Ok(());
+                        return Ok(Taken::All);
                     };
                     Some(match frame {
                         ClientFrame::Request { tag, request } => {
+                            inbound.in_flight += 1;
+                            self.in_flight += 1;
+                            self.most_in_flight_on_one =
+                                self.most_in_flight_on_one.max(inbound.in_flight);
                             let from = reply_to(token, tag);
                             Delivery::Input(Input::Request { from, request })
                         }
@@ -398,6 +446,24 @@ impl InboundConnections {
             };
             deliveries.extend(delivery);
         }
+    }
+
+    /// Releases the connections held back at a request cap that answers brought under it;
+    /// they are read at the next turn.
+    pub(super) fn release_held(&mut self, limits: &ConnectionLimits) {
+        let mut still_held = Vec::new();
+        for token in std::mem::take(&mut self.held) {
+            let Some(inbound) = self.connections.get_mut(&token) else {
+                continue;
+            };
+            if limits.requests_at_cap(inbound.in_flight, self.in_flight) {
+                still_held.push(token);
+            } else {
+                inbound.held = false;
+                self.unfinished_reads.push(token);
+            }
+        }
+        self.held = still_held;
     }
 
     /// Checks a `Hello` and the certificate behind it; makes the connection a peer's or a
@@ -489,6 +555,13 @@ impl InboundConnections {
         now: Instant,
     ) {
         let (token, tag) = reply_target(to);
+        if let Some(inbound) = self.connections.get_mut(&token) {
+            // Every request delivered gets exactly one reply from the replica.
+            if inbound.in_flight > 0 {
+                inbound.in_flight -= 1;
+                self.in_flight -= 1;
+            }
+        }
         self.queue(registry, token, &ServerFrame::Reply { tag, reply }, options, now);
     }
 
@@ -597,6 +670,7 @@ impl InboundConnections {
         };
         let _ = registry.deregister(inbound.conn.stream_mut());
         self.client_buffered -= inbound.accounted;
+        self.in_flight -= inbound.in_flight;
         match inbound.kind {
             Kind::Pending => self.pending -= 1,
             Kind::Client => self.clients -= 1,

@@ -51,6 +51,12 @@ impl RefusalLog {
         }
     }
 
+    /// Counts a connection held back at a cap on requests in flight: not a refusal, not
+    /// logged (it happens under any heavy load).
+    pub(super) fn count_held(&mut self) {
+        self.counts.held_at_request_cap += 1;
+    }
+
     /// The counters.
     pub(super) fn counts(&self) -> &Refusals {
         &self.counts

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use raftkv_core::NodeId;
+use raftkv_core::kv::KvCommand;
+use raftkv_core::protocol::ClientRequest;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde::{Deserialize, Serialize};
@@ -29,6 +31,13 @@ pub(crate) struct Hello {
 pub(crate) enum HelloRole {
     Peer { from: NodeId, to: NodeId },
     Client,
+}
+
+/// A client's frame, field for field.
+#[derive(Serialize)]
+pub(crate) enum ClientFrame {
+    Request { tag: u32, request: ClientRequest<KvCommand> },
+    Status { tag: u32 },
 }
 
 /// The node's `Welcome`, field for field.
@@ -60,9 +69,9 @@ pub(crate) fn frame<T: Serialize>(value: &T) -> Vec<u8> {
     out
 }
 
-/// A client's status query (`ClientFrame::Status { tag: 0 }`) as a frame.
+/// A client's status query as a frame.
 pub(crate) fn status_query() -> Vec<u8> {
-    vec![2, 0, 0, 0, 1, 0]
+    frame(&ClientFrame::Status { tag: 0 })
 }
 
 /// Any byte stream to a node.
