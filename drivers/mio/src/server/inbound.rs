@@ -28,12 +28,13 @@ use tracing::debug;
 
 use crate::conn::{Conn, ReadOutcome};
 use crate::connection_report::ConnectionReport;
+use crate::server::accepted::{Closing, Inbound, Kind, io_closing, next_frame};
 use crate::server::handshake;
 use crate::server::limits::{ConnectionLimits, MAX_HELLO_BYTES};
 use crate::server::options::ServeOptions;
 use crate::server::protocol_error::ProtocolError;
 use crate::server::refusal_log::{Reason, RefusalLog};
-use crate::transport::{TlsFailure, Transport};
+use crate::transport::Transport;
 use crate::wire::{ClientFrame, Hello, HelloRole, NodeStatus, ServerFrame, Welcome};
 
 /// Reads of [`Conn::read_some`] per connection per turn: a connection that has more waits for
@@ -49,73 +50,6 @@ pub(super) enum Delivery {
     StatusQuery { token: Token, tag: u32 },
     /// A peer dialed this node anew; the link to it may need redialing.
     PeerDialedUs(NodeId),
-}
-
-/// Who is on the other end.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    /// Handshake or `Hello` not finished.
-    Pending,
-    /// A node of the cluster, sending Raft messages.
-    Peer(NodeId),
-    /// A client.
-    Client,
-}
-
-/// Why a connection is closed.
-#[derive(Debug)]
-enum Closing {
-    /// The other side went away, or the socket failed: logged at debug level.
-    Quietly(String),
-    /// Refused or misbehaved: counted and logged under the reason.
-    Refused(Reason, String),
-}
-
-impl From<ProtocolError> for Closing {
-    fn from(error: ProtocolError) -> Closing {
-        Closing::Refused(error.reason(), error.to_string())
-    }
-}
-
-/// One accepted connection.
-#[derive(Debug)]
-struct Inbound {
-    conn: Conn,
-    address: SocketAddr,
-    kind: Kind,
-    accepted_at: Instant,
-    /// When the last complete frame arrived (or the connection was accepted).
-    last_frame_at: Instant,
-    /// Since when part of a frame has been waiting for the rest.
-    partial_since: Option<Instant>,
-    /// Bytes of this connection counted in the client buffer total.
-    accounted: usize,
-    /// Whether it is in the list of connections to flush.
-    dirty: bool,
-    /// Its requests waiting in the replica for their answers.
-    in_flight: usize,
-    /// Whether it is held back at a cap on requests in flight: not read until released.
-    held: bool,
-}
-
-impl Inbound {
-    /// Why the connection must be closed at `now`, if a timeout has passed.
-    fn expiry(&self, limits: &ConnectionLimits, now: Instant) -> Option<Closing> {
-        let over = |since: Instant, timeout| now - since > timeout;
-        if self.kind == Kind::Pending && over(self.accepted_at, limits.handshake_timeout) {
-            let detail = "did not finish its handshake and hello in time (--handshake-timeout-ms)";
-            return Some(Closing::Refused(Reason::HandshakeTimedOut, detail.to_string()));
-        }
-        if self.kind == Kind::Client && over(self.last_frame_at, limits.client_idle_timeout) {
-            let detail = "client sent nothing for the idle timeout (--client-idle-timeout-ms)";
-            return Some(Closing::Refused(Reason::Idle, detail.to_string()));
-        }
-        if self.partial_since.is_some_and(|since| over(since, limits.frame_timeout)) {
-            let detail = "a frame was not completed in time (--frame-timeout-ms)";
-            return Some(Closing::Refused(Reason::FrameTimedOut, detail.to_string()));
-        }
-        None
-    }
 }
 
 /// Every accepted connection.
@@ -249,19 +183,7 @@ impl InboundConnections {
             return;
         }
         debug!(%address, "accepted a connection");
-        let inbound = Inbound {
-            conn,
-            address,
-            kind: Kind::Pending,
-            accepted_at: now,
-            last_frame_at: now,
-            partial_since: None,
-            accounted: 0,
-            dirty: false,
-            in_flight: 0,
-            held: false,
-        };
-        self.connections.insert(token, inbound);
+        self.connections.insert(token, Inbound::new(conn, address, now));
         self.pending += 1;
     }
 
@@ -692,22 +614,6 @@ impl InboundConnections {
     }
 }
 
-/// The next frame of `inbound`, keeping track of when frames arrive and of one waiting for
-/// its rest.
-fn next_frame<T: serde::de::DeserializeOwned>(
-    inbound: &mut Inbound,
-    now: Instant,
-) -> Result<Option<T>, ProtocolError> {
-    let frame = inbound.conn.next_frame::<T>().map_err(ProtocolError::Frame)?;
-    if frame.is_some() {
-        inbound.last_frame_at = now;
-        inbound.partial_since = None;
-    } else if inbound.conn.has_partial_frame() {
-        inbound.partial_since.get_or_insert(now);
-    }
-    Ok(frame)
-}
-
 /// A peer's message must be from it to this node, and a snapshot it starts must fit the cap
 /// (checked before the replica allocates anything for it).
 fn check_peer_message(
@@ -725,15 +631,4 @@ fn check_peer_message(
         }
     }
     Ok(())
-}
-
-/// How a failed read or write closes a connection: a TLS failure before the `Hello` is a
-/// refused handshake; anything else, a connection gone.
-fn io_closing(kind: Kind, error: &std::io::Error, doing: &str) -> Closing {
-    let tls = error.get_ref().is_some_and(|inner| inner.is::<TlsFailure>());
-    if tls && kind == Kind::Pending {
-        Closing::Refused(Reason::HandshakeFailed, format!("TLS handshake failed: {error}"))
-    } else {
-        Closing::Quietly(format!("{doing}: {error}"))
-    }
 }

@@ -5,6 +5,7 @@
 //! ([`inbound`]); the replica's `poll_timeout` is the poll's timeout. A disk thread
 //! ([`disk_thread`]) writes and syncs persists in batches and wakes the loop.
 
+mod accepted;
 mod data_lock;
 mod disk_thread;
 mod error;
