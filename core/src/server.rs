@@ -457,10 +457,19 @@ impl<S: StateMachine> Replica<S> {
             },
         };
         if let Some(proposed) = self.proposed.remove(&entry.index) {
+            // Losing leadership is reported (`RoleChanged`) before any entry of a later
+            // leader is handed out to apply, and abandons every proposal: an entry found here
+            // is the one proposed.
+            assert_eq!(
+                proposed.term,
+                entry.term,
+                "entry {} replaced a pending proposal",
+                entry.id()
+            );
             let outcome = match outcome {
-                Some(outcome) if proposed.term == entry.term => outcome,
-                // Another leader's entry replaced ours: ours was never applied.
-                _ => Outcome::Rejected(Reject::NotLeader { hint: self.raft.leader() }),
+                Some(outcome) => outcome,
+                // A command this node encoded and cannot decode: answered, never applied.
+                None => Outcome::Rejected(Reject::NotLeader { hint: self.raft.leader() }),
             };
             self.reply(proposed.to, proposed.request, outcome);
         }

@@ -55,6 +55,19 @@ fn the_log_stays_bounded_by_the_snapshot_threshold() {
     assert!(largest <= 2 * THRESHOLD_BYTES, "log held {largest} bytes");
 }
 
+#[test]
+fn no_snapshot_is_taken_before_the_applied_log_reaches_the_threshold() {
+    let mut cluster = small_snapshots(3, 1);
+    cluster.wait_for_leader();
+    write_many(&mut cluster, 3, 3, "small");
+    cluster.run_for(500);
+    for node in cluster.ids() {
+        let raft = cluster.replica(node).raft();
+        assert!(raft.status().applied_log_bytes < THRESHOLD_BYTES, "node {node}");
+        assert_eq!(raft.counters().snapshots_taken, 0, "node {node}");
+    }
+}
+
 /// A cluster whose snapshot weighs about 500 bytes (16 chunks), with one follower that missed
 /// everything since the start, just restarted. Returns the leader and the lagging follower.
 fn lagging_follower(nodes: u64) -> (KvCluster, NodeId, NodeId) {

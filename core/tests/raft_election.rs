@@ -237,6 +237,8 @@ fn pre_votes_are_granted_only_for_a_later_term_and_an_up_to_date_log() {
     let behind = raftkv_core::LogId::new(last.index.prev(), last.term);
     assert_eq!(ask(&mut cluster, id(2), id(3), next, pre_vote(behind)), [reply(false)]);
     assert_eq!(ask(&mut cluster, id(2), id(3), term, pre_vote(last)), [reply(false)], "not above");
+    let counters = cluster.node(id(3)).counters();
+    assert_eq!(counters.dropped_in_lease, 1, "only the refusal in the lease counts as one");
 }
 
 /// A pre-candidate that grants a vote goes back to following.
@@ -368,4 +370,39 @@ fn a_transfer_waits_for_the_target_to_catch_up_and_tells_it_once() {
     }
     assert_eq!(cluster.leader(), Some(id(3)));
     assert!(timeouts_now.iter().all(|&to| to == id(3)), "{timeouts_now:?}");
+}
+
+/// A pre-candidate asked for its vote in its own term (pre-candidates do not raise their term)
+/// grants it and goes back to following.
+#[test]
+fn a_pre_candidate_asked_for_its_vote_in_its_own_term_follows() {
+    let config = raftkv_core::raft::Config::new(id(3), [id(1), id(2), id(3)]);
+    let hard_state = raftkv_core::raft::HardState { term: Term(1), ..Default::default() };
+    let recovered = raftkv_core::raft::Recovered { hard_state, ..Default::default() };
+    let now = raftkv_core::Instant::ZERO;
+    let mut node = raftkv_core::raft::RaftNode::new(now, config, recovered).expect("starts");
+    node.campaign(now);
+    while node.poll_output().is_some() {}
+    assert_eq!((node.role(), node.term()), (Role::PreCandidate, Term(1)));
+    let vote = Body::Vote { last: raftkv_core::LogId::ZERO, transfer: false };
+    let message = Message { from: id(2), to: id(3), term: Term(1), body: vote };
+    node.handle(now, raftkv_core::raft::Input::Message(message));
+    assert_eq!((node.role(), node.term()), (Role::Follower, Term(1)));
+}
+
+/// A vote reply that arrives after the election was won (a slow or duplicated one) is counted
+/// as unexpected and changes nothing: the leader neither steps down nor takes office again.
+#[test]
+fn a_late_vote_reply_leaves_the_leader_as_it_is() {
+    let mut cluster = Cluster::new(3);
+    cluster.elect(id(1));
+    let (term, last) = (cluster.node(id(1)).term(), cluster.node(id(1)).status().last_log);
+    for granted in [true, false] {
+        let unexpected = cluster.node(id(1)).counters().dropped_unexpected;
+        ask(&mut cluster, id(3), id(1), term, Body::VoteReply { granted });
+        assert_eq!(cluster.node(id(1)).counters().dropped_unexpected, unexpected + 1);
+        assert_eq!(cluster.node(id(1)).role(), Role::Leader);
+        assert_eq!(cluster.node(id(1)).status().last_log, last, "no second no-op");
+        assert_eq!(cluster.node(id(1)).counters().leaderships, 1);
+    }
 }

@@ -306,3 +306,22 @@ fn start_and_transfer_errors_and_outputs_say_what_happened() {
     );
     assert_eq!(Output::Apply(vec![entry(4, 1), entry(5, 1)]).to_string(), "apply 4..5");
 }
+
+/// A snapshot a node takes of its own state is persisted on its own, without waiting for
+/// entries to go with it (an idle node would otherwise never write it).
+#[test]
+fn a_snapshot_taken_alone_reaches_the_disk() {
+    let mut cluster = Cluster::new(3);
+    cluster.elect(id(1));
+    for command in ["a", "b", "c"] {
+        cluster.propose(id(1), command.as_bytes());
+    }
+    cluster.run_for(100);
+    let applied = cluster.node(id(1)).status().applied;
+    cluster.node_mut(id(1)).compact(b"state".to_vec());
+    cluster.stabilize();
+    let snapshot_last = cluster.node(id(1)).status().snapshot_last;
+    assert_eq!(snapshot_last.index, applied);
+    let on_disk = cluster.disk(id(1)).snapshot.as_ref().map(|snapshot| snapshot.last);
+    assert_eq!(on_disk, Some(snapshot_last));
+}

@@ -452,3 +452,31 @@ fn a_read_before_the_new_leaders_first_commit_waits_for_it() {
     let commit = cluster.commit(id(1));
     assert_eq!(cluster.slot(id(1)).reads_ready, [(7, commit)], "after the no-op commits");
 }
+
+/// A node that learns of a new leader and of entries it committed from one message reports
+/// its role change before it hands those entries out to apply: a deposed leader must abandon
+/// its pending proposals before a later leader's entry at their index is applied.
+#[test]
+fn a_role_change_is_reported_before_the_entries_it_let_commit() {
+    let config = raftkv_core::raft::Config::new(id(1), [id(1), id(2), id(3)]);
+    let mut node = RaftNode::new(Instant::ZERO, config, Recovered::default()).expect("starts");
+    while node.poll_output().is_some() {}
+    let entry = |index, payload| Entry { index: LogIndex(index), term: Term(2), payload };
+    let body = Body::Append {
+        prev: LogId::ZERO,
+        entries: vec![entry(1, Payload::Noop), entry(2, Payload::Command(b"x".to_vec()))],
+        commit: LogIndex(2),
+        read_round: 0,
+        recovery: None,
+    };
+    let now = Instant::from_millis(1);
+    node.handle(now, Input::Message(Message { from: id(2), to: id(1), term: Term(2), body }));
+    let order: Vec<&str> = std::iter::from_fn(|| node.poll_output())
+        .filter_map(|output| match output {
+            raftkv_core::raft::Output::RoleChanged { .. } => Some("role"),
+            raftkv_core::raft::Output::Apply(_) => Some("apply"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(order, ["role", "apply"]);
+}

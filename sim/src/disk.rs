@@ -16,7 +16,9 @@ use raftkv_core::prng::Prng;
 use raftkv_core::raft::{Entry, Persist, PersistId, Recovered};
 use raftkv_core::{Instant, LogIndex, NodeId};
 use raftkv_storage::sim_fs::{FailureKind, FaultCounters, SimFs};
-use raftkv_storage::{OpenReport, Storage, StorageError, StorageOptions, is_identity_file};
+use raftkv_storage::{
+    OpenReport, SegmentPreparer, Storage, StorageError, StorageOptions, is_identity_file,
+};
 use raftkv_testkit::Durable;
 
 use crate::options::DiskOptions;
@@ -54,8 +56,9 @@ pub(crate) struct Disk {
     fs: SimFs,
     dir: PathBuf,
     storage_options: StorageOptions,
-    /// The engine while the node runs.
+    /// The engine while the node runs, and its segment preparer if the disk prepares ahead.
     storage: Option<Storage<SimFs>>,
+    preparer: Option<SegmentPreparer<SimFs>>,
     /// What it recovered at its last start, and every persist acknowledged since.
     acknowledged: Durable,
     queue: VecDeque<Pending>,
@@ -100,6 +103,7 @@ impl Disk {
             dir: Path::new("data").join(format!("n{node}")),
             storage_options,
             storage: None,
+            preparer: None,
             acknowledged: Durable::default(),
             queue: VecDeque::new(),
             busy_until: Instant::ZERO,
@@ -133,6 +137,7 @@ impl Disk {
         let flips = std::mem::replace(&mut self.flips_since_start, 0);
         check_recovery(&self.acknowledged, &unacknowledged, flips, &recovered)?;
         self.acknowledged = Durable::recovered(&recovered);
+        self.preparer = self.options.prepare_segments.then(|| storage.segment_preparer());
         self.storage = Some(storage);
         Ok((recovered, report))
     }
@@ -177,6 +182,10 @@ impl Disk {
                 lost: 0,
             })?;
         }
+        if let (Some(preparer), Some(sequence)) = (&self.preparer, storage.segment_to_prepare()) {
+            // As in the server, a failed preparation costs nothing but the head start.
+            let _ = preparer.prepare(sequence);
+        }
         Ok(Some(last))
     }
 
@@ -198,6 +207,7 @@ impl Disk {
         }
         self.unacknowledged.extend(in_flight);
         self.storage = None;
+        self.preparer = None;
         self.busy_until = Instant::ZERO;
         self.fs.crash();
         CrashLoss { lost, torn }
@@ -301,6 +311,7 @@ mod tests {
             bit_rot_interval_ms_max: 0,
             segment_bytes: 512,
             zero_fill_bytes: 0,
+            prepare_segments: false,
             lies: false,
         }
     }

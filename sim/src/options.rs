@@ -264,6 +264,9 @@ pub struct DiskOptions {
     pub segment_bytes: u64,
     /// How far ahead of its records the engine zero-fills a segment (0: not at all).
     pub zero_fill_bytes: u64,
+    /// The engine's next WAL segment is prepared ahead of need (as the server's preparing
+    /// thread does, here right after a batch), or the engine creates each segment itself.
+    pub prepare_segments: bool,
     /// A disk that lies: it acknowledges every persist as soon as it gets it, long before it
     /// is durable (a volatile write cache). Raft cannot be safe on it; never drawn, it exists
     /// to show that the checks notice.
@@ -494,6 +497,8 @@ impl Options {
             false => network,
         };
         let disk = draw_storage(rng, faults.disk, disk);
+        // Drawn last, for the same reason.
+        let disk = DiskOptions { prepare_segments: rng.chance(1, 2), ..disk };
         Options {
             seed,
             shape,
@@ -574,6 +579,7 @@ fn draw_disk(rng: &mut Prng, faulty: bool) -> DiskOptions {
             bit_rot_interval_ms_max: 0,
             segment_bytes: 64 << 10,
             zero_fill_bytes: 0,
+            prepare_segments: false,
             lies: false,
         }
     } else {
@@ -587,6 +593,7 @@ fn draw_disk(rng: &mut Prng, faulty: bool) -> DiskOptions {
             bit_rot_interval_ms_max: 0,
             segment_bytes: 64 << 10,
             zero_fill_bytes: 0,
+            prepare_segments: false,
             lies: false,
         }
     }
@@ -693,7 +700,8 @@ impl fmt::Display for DiskOptions {
         write!(
             f,
             "disk: latency_us={}..{} tail={} latency_tail_us_max={} torn={} io_error={} \
-             bit_rot_interval_ms_max={} segment_bytes={} zero_fill_bytes={}{}",
+             bit_rot_interval_ms_max={} segment_bytes={} zero_fill_bytes={} \
+             prepare_segments={}{}",
             self.latency_us_min,
             self.latency_us_max,
             self.tail,
@@ -703,6 +711,7 @@ impl fmt::Display for DiskOptions {
             self.bit_rot_interval_ms_max,
             self.segment_bytes,
             self.zero_fill_bytes,
+            self.prepare_segments,
             if self.lies { " LIES (acknowledges before durable)" } else { "" }
         )
     }

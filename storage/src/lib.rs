@@ -16,6 +16,7 @@
 //! DIR/hardstate    term and vote, replaced atomically
 //! DIR/snapshot     the latest snapshot, replaced atomically
 //! DIR/wal/*.wal    the write-ahead log segments, named by sequence number (20 digits)
+//! DIR/wal/*.ready  the next segment, prepared ahead of need (zeros after its header)
 //! ```
 //!
 //! (A driver may keep more there: the `raftkv` server holds a lock on `DIR/lock`.)
@@ -66,3 +67,4 @@ pub use options::{DEFAULT_SEGMENT_BYTES, DEFAULT_ZERO_FILL_BYTES, StorageOptions
 pub use real_fs::RealFs;
 pub use report::{Cut, Dropped, OpenReport, PersistReport};
 pub use storage::Storage;
+pub use wal::SegmentPreparer;

@@ -9,7 +9,7 @@ use crate::fs::FileSystem;
 use crate::options::StorageOptions;
 use crate::recovery::{self, Opened};
 use crate::report::{OpenReport, PersistReport};
-use crate::wal::{LogChangeRef, Wal};
+use crate::wal::{LogChangeRef, SegmentPreparer, Wal};
 use crate::{hard_state, snapshot};
 
 /// The open data directory of a running node, on file system `F`.
@@ -53,6 +53,25 @@ impl<F: FileSystem> Storage<F> {
         let outcome = self.write_batch(batch);
         self.stopped = outcome.is_err();
         outcome
+    }
+
+    /// The WAL segment worth preparing now (see [`segment_preparer`](Self::segment_preparer)):
+    /// the next one, once the active segment is a quarter full, so that a node that writes
+    /// little never prepares a whole segment in vain; `None` before that, or once sequence
+    /// numbers are exhausted.
+    pub fn segment_to_prepare(&self) -> Option<u64> {
+        self.wal.segment_to_prepare()
+    }
+
+    /// A preparer of this directory's WAL segments, to run ahead of need on a thread (or at a
+    /// moment) of the caller's choosing: a segment prepared in time starts without a file
+    /// creation, header sync or zero-fill on the path of an append. Without one, the log
+    /// creates its segments itself.
+    pub fn segment_preparer(&self) -> SegmentPreparer<F>
+    where
+        F: Clone,
+    {
+        self.wal.preparer(&self.fs)
     }
 
     /// Bytes of the write-ahead log on disk.

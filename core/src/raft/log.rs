@@ -489,6 +489,17 @@ mod tests {
     }
 
     #[test]
+    fn compacting_part_of_the_applied_entries_keeps_the_rest_counted_as_applied() {
+        let mut log = log_of_terms(&[1, 1, 1, 1]);
+        assert_eq!(log.len(), 4);
+        log.commit_to(LogIndex(4));
+        log.take_committed(10);
+        log.compact_to(LogId::new(LogIndex(2), Term(1)));
+        assert_eq!(log.len(), 2);
+        assert_eq!((log.bytes(), log.applied_bytes()), (2 * 24, 2 * 24));
+    }
+
+    #[test]
     fn an_installed_snapshot_keeps_only_a_matching_suffix() {
         let mut matching = log_of_terms(&[1, 1, 2, 2]);
         assert!(matching.install_snapshot(LogId::new(LogIndex(2), Term(1)), Membership::default()));

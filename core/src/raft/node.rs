@@ -723,7 +723,7 @@ impl RaftNode {
     }
 
     /// Turns deferred work into outputs: one append per peer for everything proposed since the
-    /// last drain (batching), the pending persist, committed entries, a role change.
+    /// last drain (batching), the pending persist, a role change, committed entries.
     fn flush(&mut self) {
         if self.role == Role::Leader {
             if self.take_read_round_due() {
@@ -737,10 +737,9 @@ impl RaftNode {
         if let Some(persist) = self.durability.take_persist(&self.log, self.hard_state()) {
             self.outbox.push_back(Output::Persist(persist));
         }
-        let committed = self.log.take_committed(self.config.max_entries_per_append);
-        if !committed.is_empty() {
-            self.outbox.push_back(Output::Apply(committed));
-        }
+        // A role change goes before the entries it let commit: a deposed leader learns that
+        // it lost leadership before it applies a later leader's entry where its own proposal
+        // was.
         let now_reported = (self.role, self.term, self.leader);
         if self.reported != Some(now_reported) {
             self.reported = Some(now_reported);
@@ -750,6 +749,7 @@ impl RaftNode {
                 leader: self.leader,
             });
         }
+        // The membership too: it is in force from its append on, whatever commits.
         if &self.reported_membership != self.log.membership() {
             self.reported_membership = self.log.membership().clone();
             self.outbox.push_back(Output::MembershipChanged {
@@ -757,6 +757,10 @@ impl RaftNode {
                 membership: self.reported_membership.clone(),
                 standing: self.standing(),
             });
+        }
+        let committed = self.log.take_committed(self.config.max_entries_per_append);
+        if !committed.is_empty() {
+            self.outbox.push_back(Output::Apply(committed));
         }
     }
 }

@@ -68,7 +68,8 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
     if args.clients == 0 || args.keys == 0 {
         return Err("--clients and --keys must be positive".to_string().into());
     }
-    let mut pool = ClerkPool::new(&args.cluster.addresses(), &args.cluster.cluster_name)?;
+    let tls = args.cluster.tls()?;
+    let mut pool = ClerkPool::new(&args.cluster.addresses(), &args.cluster.cluster_name, tls)?;
     if !pool.connect(Duration::from_secs(5)).map_err(|e| e.to_string())? {
         return Err(format!("cluster unreachable ({})", pool.describe_links()).into());
     }

@@ -1,8 +1,9 @@
 //! The command line: `raftkv serve`, `local`, `bench`, and the client commands.
 //!
 //! Exit status: 0 on success; 1 on an error (cluster unreachable, timeout, bad input, a server
-//! that cannot start); 2 on a usage error; 3 when `get` finds no such key or `cas` does not
-//! swap, so scripts can tell a definite "no" from a failure.
+//! that cannot start); 2 on a usage error (bad flags, TLS files that cannot be used, a refusal
+//! to run in the clear or to overwrite certificates); 3 when `get` finds no such key or `cas`
+//! does not swap, so scripts can tell a definite "no" from a failure.
 
 use std::io::{IsTerminal, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -18,10 +19,12 @@ use crate::client::{self, Client};
 use crate::cluster_args::ClusterArgs;
 use crate::failure::Failure;
 use crate::frame::MAX_FRAME_BYTES;
-use crate::server::{self, ServeOptions};
-use crate::{bench, local};
+use crate::server::{self, ConnectionLimits, ServeOptions};
+use crate::tls::{NodeTls, TlsFiles};
+use crate::{bench, certs, local};
 
 const EXIT_ERROR: u8 = 1;
+const EXIT_USAGE: u8 = 2;
 const EXIT_NO: u8 = 3;
 
 /// raftkv: a linearizable key-value store replicated with Raft.
@@ -100,6 +103,8 @@ enum Command {
     },
     /// Measure throughput and latency with many concurrent sessions.
     Bench(bench::BenchArgs),
+    /// Make the certificates of a cluster: `raftkv certs init DIR --nodes 1,2,3`.
+    Certs(certs::CertsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -158,6 +163,87 @@ struct ServeArgs {
     /// a log line) once the data directory holds this node's data.
     #[arg(long)]
     rejoin: bool,
+    #[command(flatten)]
+    tls: ServeTlsArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// TLS of a node.
+#[derive(Debug, Args)]
+struct ServeTlsArgs {
+    /// The cluster's CA certificate (PEM): peers and clients must present a certificate it
+    /// signed. With --tls-cert and --tls-key, every connection is TLS 1.3.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// This node's certificate (PEM), signed by the CA, naming node-ID.raftkv.
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// This node's private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// Run without TLS on an address other than loopback: anyone who reaches the port can
+    /// then act as a peer or a client. Without TLS flags, only loopback addresses are served.
+    #[arg(long)]
+    insecure_plaintext: bool,
+}
+
+/// What connections may cost a node.
+#[derive(Debug, Args)]
+struct LimitArgs {
+    /// Client connections at once; at the cap, the one silent longest is closed for a new one.
+    #[arg(long, default_value_t = ConnectionLimits::default().max_client_connections, value_name = "N")]
+    max_client_connections: usize,
+    /// Connections still in their TLS handshake or Hello; at the cap, the oldest is closed
+    /// for a new one.
+    #[arg(long, default_value_t = ConnectionLimits::default().max_pending_connections, value_name = "N")]
+    max_pending_connections: usize,
+    /// Time from accept to the end of the TLS handshake and the Hello.
+    #[arg(long, default_value_t = ConnectionLimits::default().handshake_timeout.as_millis(), value_name = "MS")]
+    handshake_timeout_ms: u64,
+    /// A client connection that sends nothing for this long is closed. Default 5 min.
+    #[arg(long, default_value_t = ConnectionLimits::default().client_idle_timeout.as_millis(), value_name = "MS")]
+    client_idle_timeout_ms: u64,
+    /// A frame that has begun to arrive must be complete within this.
+    #[arg(long, default_value_t = ConnectionLimits::default().frame_timeout.as_millis(), value_name = "MS")]
+    frame_timeout_ms: u64,
+    /// Replies (of every kind, status included) queued to one client that does not read
+    /// them; beyond, the client is disconnected. Default 8 MiB.
+    #[arg(long, default_value_t = ConnectionLimits::default().max_reply_queue_bytes, value_name = "BYTES")]
+    max_reply_queue_bytes: usize,
+    /// Bytes all client and pending connections may buffer together, received and to send;
+    /// a connection that grows past it is closed. Default 256 MiB.
+    #[arg(long, default_value_t = ConnectionLimits::default().max_client_buffer_bytes, value_name = "BYTES")]
+    max_client_buffer_bytes: usize,
+    /// Largest snapshot accepted from a leader: larger ones are refused before anything is
+    /// allocated for them. Must exceed the largest state the cluster holds. Default 1 GiB.
+    #[arg(long, default_value_t = ConnectionLimits::default().max_snapshot_bytes, value_name = "BYTES")]
+    max_snapshot_bytes: u64,
+    /// Requests of one client connection waiting for their answers; beyond, the connection is
+    /// not read until answers go out.
+    #[arg(long, default_value_t = ConnectionLimits::default().max_requests_per_connection, value_name = "N")]
+    max_requests_per_connection: usize,
+    /// Requests of all clients waiting for their answers; beyond, no client connection is
+    /// read until answers go out.
+    #[arg(long, default_value_t = ConnectionLimits::default().max_requests_in_flight, value_name = "N")]
+    max_requests_in_flight: usize,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            max_client_connections: self.max_client_connections.max(1),
+            max_pending_connections: self.max_pending_connections.max(1),
+            handshake_timeout: raftkv_core::Duration::from_millis(self.handshake_timeout_ms),
+            client_idle_timeout: raftkv_core::Duration::from_millis(self.client_idle_timeout_ms),
+            frame_timeout: raftkv_core::Duration::from_millis(self.frame_timeout_ms),
+            max_reply_queue_bytes: self.max_reply_queue_bytes,
+            max_client_buffer_bytes: self.max_client_buffer_bytes,
+            max_snapshot_bytes: self.max_snapshot_bytes,
+            max_requests_per_connection: self.max_requests_per_connection.max(1),
+            max_requests_in_flight: self.max_requests_in_flight.max(1),
+        }
+    }
 }
 
 /// Runs the command line; returns the exit status.
@@ -178,10 +264,15 @@ pub fn main() -> ExitCode {
         Command::Delete { key, cluster } => write(&cluster, |c| c.delete(&key)),
         Command::Cas { missing, values, cluster } => cas(missing, &values, &cluster),
         Command::Status { json, cluster } => status(json, &cluster),
+        Command::Certs(args) => certs::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::No) => ExitCode::from(EXIT_NO),
+        Err(failure) if failure.is_usage() => {
+            eprintln!("raftkv: {failure}");
+            ExitCode::from(EXIT_USAGE)
+        }
         Err(failure) => {
             eprintln!("raftkv: {failure}");
             ExitCode::from(EXIT_ERROR)
@@ -233,6 +324,7 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         )
         .into());
     }
+    let tls = serve_tls(&args.tls, id, listen)?;
     let options = ServeOptions {
         id,
         listen,
@@ -247,8 +339,30 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         limits,
         session_timeout_ms: args.session_timeout_ms,
         rejoin: args.rejoin,
+        connection_limits: args.limits.limits(),
+        tls,
     };
     server::run(options).map_err(Failure::Serve)
+}
+
+/// The node's TLS from its flags; without them, only a loopback address may be served, unless
+/// the operator insists.
+fn serve_tls(
+    args: &ServeTlsArgs,
+    id: NodeId,
+    listen: SocketAddr,
+) -> Result<Option<NodeTls>, Failure> {
+    let files =
+        TlsFiles::from_parts(args.tls_ca.clone(), args.tls_cert.clone(), args.tls_key.clone())?;
+    match files {
+        Some(files) => Ok(Some(NodeTls::load(&files, id)?)),
+        None if listen.ip().is_loopback() || args.insecure_plaintext => Ok(None),
+        None => Err(Failure::Usage(format!(
+            "refusing to serve {listen} without TLS: anyone who reaches it could act as a peer. \
+             Give --tls-ca, --tls-cert and --tls-key (see `raftkv certs init`), or \
+             --insecure-plaintext to run in the clear on a network you trust"
+        ))),
+    }
 }
 
 /// Parses `1=host:port,2=host:port`.
@@ -344,6 +458,7 @@ fn status(json: bool, cluster: &ClusterArgs) -> Result<(), Failure> {
                         "wal_bytes": status.wal_bytes,
                         "keys": status.keys,
                         "damaged": status.damaged,
+                        "connections": status.connections,
                     });
                     println!("{line}");
                 } else {

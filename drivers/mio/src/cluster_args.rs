@@ -1,13 +1,28 @@
-//! Where the cluster is: the options every client command, and the benchmark, take.
+//! Where the cluster is and how to reach it: the options every client command, and the
+//! benchmark, take.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 
-use crate::client::{self, Client, ClientOptions};
+use crate::certs;
+use crate::client::{Client, ClientOptions};
+use crate::failure::Failure;
+use crate::tls::{ClientTls, TlsError, TlsFiles};
 
 /// Addresses of the cluster `raftkv local` starts, the default for client commands.
 pub(crate) const LOCAL_CLUSTER: &str = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003";
+
+/// Where `raftkv local` keeps its data by default.
+pub(crate) fn local_data_dir() -> PathBuf {
+    std::env::temp_dir().join("raftkv-local")
+}
+
+/// Where `raftkv local` keeps the certificates of the cluster in `data`.
+pub(crate) fn local_certs_dir(data: &std::path::Path) -> PathBuf {
+    data.join("certs")
+}
 
 /// Where the cluster is.
 #[derive(Clone, Debug, Args)]
@@ -21,6 +36,17 @@ pub(crate) struct ClusterArgs {
     /// Give up on an operation after this many milliseconds.
     #[arg(long, default_value_t = 10_000, value_name = "MS")]
     pub(crate) timeout_ms: u64,
+    /// The cluster's CA certificate: connect with TLS (with --tls-cert and --tls-key).
+    /// Without the three, the quick-start cluster's certificates are used when the cluster is
+    /// the quick-start one and they exist; otherwise the connection is in the clear.
+    #[arg(long, env = "RAFTKV_TLS_CA", value_name = "FILE")]
+    pub(crate) tls_ca: Option<PathBuf>,
+    /// This client's certificate, signed by the cluster's CA (`client.crt` of `certs init`).
+    #[arg(long, env = "RAFTKV_TLS_CERT", value_name = "FILE")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// This client's private key (`client.key` of `certs init`).
+    #[arg(long, env = "RAFTKV_TLS_KEY", value_name = "FILE")]
+    pub(crate) tls_key: Option<PathBuf>,
 }
 
 impl ClusterArgs {
@@ -34,17 +60,37 @@ impl ClusterArgs {
             .collect()
     }
 
+    /// The TLS files given, or the quick-start cluster's for the quick-start cluster.
+    fn tls_files(&self) -> Result<Option<TlsFiles>, TlsError> {
+        let given =
+            TlsFiles::from_parts(self.tls_ca.clone(), self.tls_cert.clone(), self.tls_key.clone())?;
+        if given.is_some() || self.cluster != LOCAL_CLUSTER {
+            return Ok(given);
+        }
+        let dir = local_certs_dir(&local_data_dir());
+        let (cert, key) = certs::client_paths(&dir);
+        let files = TlsFiles { ca: certs::ca_path(&dir), cert, key };
+        let complete = files.ca.exists() && files.cert.exists() && files.key.exists();
+        Ok(complete.then_some(files))
+    }
+
+    /// The client's TLS, if any.
+    pub(crate) fn tls(&self) -> Result<Option<ClientTls>, TlsError> {
+        self.tls_files()?.as_ref().map(ClientTls::load).transpose()
+    }
+
     /// The client's settings.
-    pub(crate) fn options(&self) -> ClientOptions {
-        ClientOptions {
+    pub(crate) fn options(&self) -> Result<ClientOptions, TlsError> {
+        Ok(ClientOptions {
             cluster_name: self.cluster_name.clone(),
             timeout: Duration::from_millis(self.timeout_ms),
+            tls: self.tls()?,
             ..ClientOptions::default()
-        }
+        })
     }
 
     /// Connects a client to the cluster.
-    pub(crate) fn connect(&self) -> Result<Client, client::Error> {
-        Client::connect_with(&self.addresses(), self.options())
+    pub(crate) fn connect(&self) -> Result<Client, Failure> {
+        Ok(Client::connect_with(&self.addresses(), self.options()?)?)
     }
 }

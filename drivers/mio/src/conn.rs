@@ -1,61 +1,56 @@
-//! A non-blocking TCP connection that sends and receives frames, shared by the server and the
-//! clients. Outgoing frames are encoded into one buffer and written in as few system calls as
-//! the socket allows; incoming bytes are buffered until whole frames can be decoded.
+//! A non-blocking connection that sends and receives frames, shared by the server and the
+//! clients, over a [`Transport`] (TCP, in the clear or through TLS). Outgoing frames are
+//! encoded into one buffer and written in as few system calls as the socket allows; incoming
+//! bytes are buffered until whole frames can be decoded. The receive buffer grows with the
+//! bytes that actually arrived, never with the length a frame announces, and is given back
+//! when nothing is pending.
 
-use std::io::{self, Read, Write};
+use std::io;
 
 use mio::net::TcpStream;
+use rustls::pki_types::CertificateDer;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::frame::{self, FrameError};
-
-/// What reading found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ReadState {
-    /// The connection is open; read again at the next readable event.
-    Open,
-    /// The other side closed the connection.
-    Closed,
-}
+pub(crate) use crate::transport::ReadOutcome;
+use crate::transport::Transport;
 
 /// One framed connection.
 #[derive(Debug)]
 pub(crate) struct Conn {
-    stream: TcpStream,
-    /// Received bytes live in `inbox[consumed..filled]`.
+    transport: Transport,
+    /// Received bytes live in `inbox[consumed..]`.
     inbox: Vec<u8>,
     /// Bytes of `inbox` already decoded.
     consumed: usize,
-    /// Bytes of `inbox` received.
-    filled: usize,
     outbox: Vec<u8>,
-    /// Bytes of `outbox` already written.
+    /// Bytes of `outbox` already handed to the transport.
     written: usize,
     max_frame_bytes: usize,
 }
 
-/// Most bytes a node queues on one connection for a receiver that does not keep up. Beyond
-/// that, messages to a peer are dropped until it catches up, and a client that does not read
-/// its replies is disconnected.
+/// Most bytes a node queues to a peer that does not keep up; beyond that, messages to it are
+/// dropped until it catches up.
 pub(crate) const MAX_QUEUED_BYTES: usize = 64 << 20;
 
-/// Room the receive buffer keeps for one read.
-const READ_CHUNK_BYTES: usize = 64 << 10;
-/// An idle receive buffer larger than this is given back.
-const SHRINK_ABOVE_BYTES: usize = 1 << 20;
+/// Most bytes one call of [`Conn::read_some`] reads, so that frames are decoded (and the
+/// buffer emptied) between reads.
+const READ_BUDGET_BYTES: usize = 256 << 10;
+/// An empty receive buffer with more room than this is given back: an idle connection holds
+/// no memory for what it received long ago.
+const KEEP_IDLE_BYTES: usize = 4 << 10;
 
 impl Conn {
-    /// Wraps a connected (or connecting) stream; disables Nagle's algorithm, since every write
-    /// is already a batch.
-    pub(crate) fn new(stream: TcpStream, max_frame_bytes: usize) -> Conn {
+    /// Wraps a connected (or connecting) transport; disables Nagle's algorithm, since every
+    /// write is already a batch.
+    pub(crate) fn new(transport: Transport, max_frame_bytes: usize) -> Conn {
         // A failure only costs latency.
-        let _ = stream.set_nodelay(true);
+        let _ = transport.stream().set_nodelay(true);
         Conn {
-            stream,
+            transport,
             inbox: Vec::new(),
             consumed: 0,
-            filled: 0,
             outbox: Vec::new(),
             written: 0,
             max_frame_bytes,
@@ -64,71 +59,82 @@ impl Conn {
 
     /// The socket, to register it with a poll.
     pub(crate) fn stream_mut(&mut self) -> &mut TcpStream {
-        &mut self.stream
+        self.transport.stream_mut()
+    }
+
+    /// The certificates the other side presented (TLS only).
+    pub(crate) fn peer_certificates(&self) -> Option<&[CertificateDer<'static>]> {
+        self.transport.peer_certificates()
+    }
+
+    /// Changes the largest frame accepted from now on.
+    pub(crate) fn set_max_frame_bytes(&mut self, max_frame_bytes: usize) {
+        self.max_frame_bytes = max_frame_bytes;
     }
 
     /// Whether a non-blocking connect finished: `Ok(true)` connected, `Ok(false)` still going.
     pub(crate) fn connect_result(&self) -> io::Result<bool> {
-        if let Some(error) = self.stream.take_error()? {
+        let stream = self.transport.stream();
+        if let Some(error) = stream.take_error()? {
             return Err(error);
         }
-        match self.stream.peer_addr() {
+        match stream.peer_addr() {
             Ok(_) => Ok(true),
             Err(error) if error.kind() == io::ErrorKind::NotConnected => Ok(false),
             Err(error) => Err(error),
         }
     }
 
-    /// Reads everything the socket has (edge-triggered polls need that).
-    pub(crate) fn read_ready(&mut self) -> io::Result<ReadState> {
-        loop {
-            self.make_room();
-            match self.stream.read(&mut self.inbox[self.filled..]) {
-                Ok(0) => return Ok(ReadState::Closed),
-                Ok(read) => self.filled += read,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    return Ok(ReadState::Open);
-                }
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(error),
-            }
-        }
+    /// Reads what the socket has, up to a budget; then sends what TLS has to say (handshake
+    /// messages, alerts). Call again after decoding while it answers `Budget` (edge-triggered
+    /// polls report a socket once).
+    pub(crate) fn read_some(&mut self) -> io::Result<ReadOutcome> {
+        self.compact_inbox();
+        let outcome = self.transport.read_into(&mut self.inbox, READ_BUDGET_BYTES)?;
+        self.flush()?;
+        Ok(outcome)
     }
 
-    /// Makes room after `filled` to read into: moves the undecoded bytes to the front, or
-    /// grows the buffer (which is zeroed once, not before every read).
-    fn make_room(&mut self) {
-        if self.consumed == self.filled {
-            self.consumed = 0;
-            self.filled = 0;
-            if self.inbox.len() > SHRINK_ABOVE_BYTES {
-                // A large frame came and went; do not keep its room forever.
+    /// Reads everything the socket has: for the side that trusts the other to send little.
+    pub(crate) fn read_all(&mut self) -> io::Result<ReadOutcome> {
+        self.compact_inbox();
+        let outcome = self.transport.read_into(&mut self.inbox, usize::MAX)?;
+        self.flush()?;
+        Ok(outcome)
+    }
+
+    /// Drops decoded bytes; gives the buffer back when nothing is pending.
+    fn compact_inbox(&mut self) {
+        if self.consumed == self.inbox.len() {
+            self.inbox.clear();
+            if self.inbox.capacity() > KEEP_IDLE_BYTES {
                 self.inbox = Vec::new();
             }
+        } else if self.consumed > 0 {
+            self.inbox.drain(..self.consumed);
         }
-        if self.inbox.len() - self.filled >= READ_CHUNK_BYTES {
-            return;
-        }
-        if self.consumed > 0 {
-            self.inbox.copy_within(self.consumed..self.filled, 0);
-            self.filled -= self.consumed;
-            self.consumed = 0;
-        }
-        if self.inbox.len() - self.filled < READ_CHUNK_BYTES {
-            let grown = (self.inbox.len() * 2).max(self.filled + READ_CHUNK_BYTES);
-            self.inbox.resize(grown, 0);
-        }
+        self.consumed = 0;
     }
 
     /// The next complete frame received, if any.
     pub(crate) fn next_frame<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
-        match frame::decode(&self.inbox[self.consumed..self.filled], self.max_frame_bytes)? {
+        match frame::decode(&self.inbox[self.consumed..], self.max_frame_bytes)? {
             Some((value, used)) => {
                 self.consumed += used;
                 Ok(Some(value))
             }
             None => Ok(None),
         }
+    }
+
+    /// Whether part of a frame has arrived and waits for the rest.
+    pub(crate) fn has_partial_frame(&self) -> bool {
+        self.consumed < self.inbox.len()
+    }
+
+    /// Bytes of memory the buffers hold (received and to send).
+    pub(crate) fn buffered_bytes(&self) -> usize {
+        self.inbox.capacity() + self.outbox.capacity()
     }
 
     /// Queues a frame; [`flush`](Self::flush) writes it.
@@ -143,25 +149,34 @@ impl Conn {
 
     /// Writes what the socket takes. Returns whether everything queued is written.
     pub(crate) fn flush(&mut self) -> io::Result<bool> {
-        while self.written < self.outbox.len() {
-            match self.stream.write(&self.outbox[self.written..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(written) => self.written += written,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    // A reader that never quite catches up must not make the buffer grow
-                    // with bytes already sent.
-                    if self.written >= self.outbox.len() / 2 {
-                        self.outbox.drain(..self.written);
-                        self.written = 0;
-                    }
-                    return Ok(false);
-                }
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(error),
+        loop {
+            if !self.transport.send_records()? {
+                self.compact_outbox();
+                return Ok(false);
             }
+            if self.written == self.outbox.len() {
+                self.outbox.clear();
+                self.written = 0;
+                if self.outbox.capacity() > KEEP_IDLE_BYTES {
+                    self.outbox = Vec::new();
+                }
+                return Ok(true);
+            }
+            let taken = self.transport.write(&self.outbox[self.written..])?;
+            if taken == 0 {
+                self.compact_outbox();
+                return Ok(false);
+            }
+            self.written += taken;
         }
-        self.outbox.clear();
-        self.written = 0;
-        Ok(true)
+    }
+
+    /// A reader that never quite catches up must not make the buffer grow with bytes already
+    /// sent.
+    fn compact_outbox(&mut self) {
+        if self.written >= self.outbox.len() / 2 {
+            self.outbox.drain(..self.written);
+            self.written = 0;
+        }
     }
 }

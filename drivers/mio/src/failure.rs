@@ -2,9 +2,11 @@
 
 use core::fmt;
 
+use crate::certs::CertsError;
 use crate::client;
 use crate::client::pool_error::PoolError;
 use crate::server::ServeError;
+use crate::tls::TlsError;
 
 /// How a command failed.
 #[derive(Debug)]
@@ -17,8 +19,26 @@ pub(crate) enum Failure {
     Client(client::Error),
     /// The benchmark's sessions could not be set up.
     Pool(PoolError),
+    /// TLS files that cannot be used: a usage error.
+    Tls(TlsError),
+    /// Certificates that could not be written.
+    Certs(CertsError),
+    /// The command line asks for something refused, with the reason: a usage error.
+    Usage(String),
     /// Any other error, with its message: bad input, a local cluster that does not start...
     Error(String),
+}
+
+impl Failure {
+    /// Whether the command line was at fault (exit status 2) rather than the run.
+    pub(crate) fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            Failure::Tls(_)
+                | Failure::Usage(_)
+                | Failure::Certs(CertsError::Exists(_) | CertsError::ZeroNode)
+        )
+    }
 }
 
 impl fmt::Display for Failure {
@@ -28,6 +48,9 @@ impl fmt::Display for Failure {
             Failure::Serve(error) => write!(f, "{error}"),
             Failure::Client(error) => write!(f, "{error}"),
             Failure::Pool(error) => write!(f, "{error}"),
+            Failure::Tls(error) => write!(f, "{error}"),
+            Failure::Certs(error) => write!(f, "{error}"),
+            Failure::Usage(message) => f.write_str(message),
             Failure::Error(message) => f.write_str(message),
         }
     }
@@ -48,6 +71,12 @@ impl From<client::Error> for Failure {
 impl From<PoolError> for Failure {
     fn from(error: PoolError) -> Failure {
         Failure::Pool(error)
+    }
+}
+
+impl From<TlsError> for Failure {
+    fn from(error: TlsError) -> Failure {
+        Failure::Tls(error)
     }
 }
 

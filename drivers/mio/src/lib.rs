@@ -4,17 +4,23 @@
 //! and the Rust client library, [`Client`].
 
 mod bench;
+mod certs;
 pub mod cli;
 mod client;
 mod clock;
 mod cluster_args;
 mod conn;
+mod connection_report;
 mod failure;
 mod frame;
 mod history;
 mod local;
 mod server;
+mod tls;
+mod transport;
 mod wire;
 
 pub use client::{AddressStatus, CasOutcome, Client, ClientOptions, Error};
+pub use connection_report::{ConnectionReport, Refusals};
+pub use tls::{ClientTls, TlsError};
 pub use wire::NodeStatus;

@@ -1,6 +1,7 @@
 //! `raftkv local`: the quick start. Runs a cluster of real `raftkv serve` processes on
-//! 127.0.0.1, says where they listen and what to try, and stops them on Ctrl-C. Their data
-//! stays, so running it again brings the same cluster back.
+//! 127.0.0.1, with TLS, says where they listen and what to try, and stops them on Ctrl-C.
+//! Their data stays, so running it again brings the same cluster back. The first start makes
+//! the cluster's certificates in `DATA/certs` (`raftkv certs init`).
 
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -12,9 +13,11 @@ use rustix::process::{Pid, Signal, kill_process};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use crate::certs::{self, Existing};
 use crate::client::{Client, ClientOptions};
-use crate::cluster_args::LOCAL_CLUSTER;
+use crate::cluster_args::{LOCAL_CLUSTER, local_certs_dir, local_data_dir};
 use crate::failure::Failure;
+use crate::tls::ClientTls;
 
 /// Options of `raftkv local`.
 #[derive(Debug, Args)]
@@ -45,8 +48,14 @@ pub(crate) fn run(args: &LocalArgs) -> Result<(), Failure> {
     if args.nodes == 0 {
         return Err("--nodes must be at least 1".to_string().into());
     }
-    let data = args.data.clone().unwrap_or_else(|| std::env::temp_dir().join("raftkv-local"));
+    let data = args.data.clone().unwrap_or_else(local_data_dir);
     fs::create_dir_all(&data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
+    let certs_dir = local_certs_dir(&data);
+    let ids: Vec<raftkv_core::NodeId> =
+        (1..=u64::from(args.nodes)).map(raftkv_core::NodeId).collect();
+    certs::init(&certs_dir, &ids, Existing::Keep).map_err(Failure::Certs)?;
+    let (client_cert, client_key) = certs::client_paths(&certs_dir);
+    let tls = ClientTls::from_files(certs::ca_path(&certs_dir), &client_cert, &client_key)?;
     let addresses: Vec<String> = (0..args.nodes)
         .map(|i| format!("127.0.0.1:{}", u32::from(args.base_port) + u32::from(i)))
         .collect();
@@ -61,7 +70,7 @@ pub(crate) fn run(args: &LocalArgs) -> Result<(), Failure> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let mut nodes = Vec::new();
     for id in 1..=args.nodes {
-        match spawn(&exe, id, &peers, &data) {
+        match spawn(&exe, id, &peers, &data, &certs_dir) {
             Ok(child) => nodes.push(Node { id, child }),
             Err(error) => {
                 stop(&mut nodes);
@@ -79,22 +88,14 @@ pub(crate) fn run(args: &LocalArgs) -> Result<(), Failure> {
             log_path(&data, node.id).display()
         );
     }
-    match wait_for_leader(&addresses, &mut nodes, &data) {
+    match wait_for_leader(&addresses, &mut nodes, &data, &tls) {
         Ok(leader) => println!("leader: node {leader}"),
         Err(error) => {
             stop(&mut nodes);
             return Err(error);
         }
     }
-    let program = shown_program(&exe);
-    let cluster = addresses.join(",");
-    println!("try, in another terminal:");
-    if cluster != LOCAL_CLUSTER {
-        println!("  export RAFTKV_CLUSTER={cluster}");
-    }
-    println!("  {program} put greeting hello && {program} get greeting");
-    println!("  {program} status");
-    println!("Ctrl-C stops the cluster; `raftkv local` again brings it back with its data.");
+    print_what_to_try(&exe, &addresses, &data, &certs_dir);
 
     let outcome = loop {
         if signals.pending().next().is_some() {
@@ -113,23 +114,57 @@ pub(crate) fn run(args: &LocalArgs) -> Result<(), Failure> {
     outcome.map_err(Failure::Error)
 }
 
+/// Says what to type in another terminal: the client commands, and the variables they need
+/// when the cluster is not the quick-start one.
+fn print_what_to_try(exe: &Path, addresses: &[String], data: &Path, certs_dir: &Path) {
+    let program = shown_program(exe);
+    let cluster = addresses.join(",");
+    println!("TLS: every connection; certificates in {}", certs_dir.display());
+    println!("try, in another terminal:");
+    if cluster != LOCAL_CLUSTER {
+        println!("  export RAFTKV_CLUSTER={cluster}");
+    }
+    if cluster != LOCAL_CLUSTER || data != local_data_dir() {
+        let (cert, key) = certs::client_paths(certs_dir);
+        println!("  export RAFTKV_TLS_CA={}", certs::ca_path(certs_dir).display());
+        println!("  export RAFTKV_TLS_CERT={}", cert.display());
+        println!("  export RAFTKV_TLS_KEY={}", key.display());
+    }
+    println!("  {program} put greeting hello && {program} get greeting");
+    println!("  {program} status");
+    println!("Ctrl-C stops the cluster; `raftkv local` again brings it back with its data.");
+}
+
 fn log_path(data: &Path, id: u16) -> PathBuf {
     data.join(format!("n{id}.log"))
 }
 
-fn spawn(exe: &Path, id: u16, peers: &str, data: &Path) -> Result<Child, Failure> {
+fn spawn(
+    exe: &Path,
+    id: u16,
+    peers: &str,
+    data: &Path,
+    certs_dir: &Path,
+) -> Result<Child, Failure> {
     let log_path = log_path(data, id);
     let log: File = OpenOptions::new()
         .create(true)
         .append(true)
         .open(&log_path)
         .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
+    let (node_cert, node_key) = certs::node_paths(certs_dir, raftkv_core::NodeId(u64::from(id)));
     Command::new(exe)
         .arg("serve")
         .args(["--id", &id.to_string()])
         .args(["--peers", peers])
         .arg("--data")
         .arg(data.join(format!("n{id}")))
+        .arg("--tls-ca")
+        .arg(certs::ca_path(certs_dir))
+        .arg("--tls-cert")
+        .arg(&node_cert)
+        .arg("--tls-key")
+        .arg(&node_key)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
@@ -139,10 +174,18 @@ fn spawn(exe: &Path, id: u16, peers: &str, data: &Path) -> Result<Child, Failure
 
 /// Waits until some node reports a leader; fails if a node dies or no leader is elected within
 /// [`LEADER_PATIENCE`].
-fn wait_for_leader(addresses: &[String], nodes: &mut [Node], data: &Path) -> Result<u64, Failure> {
+fn wait_for_leader(
+    addresses: &[String],
+    nodes: &mut [Node],
+    data: &Path,
+    tls: &ClientTls,
+) -> Result<u64, Failure> {
     let started = Instant::now();
-    let options =
-        ClientOptions { connect_timeout: Duration::from_millis(500), ..ClientOptions::default() };
+    let options = ClientOptions {
+        connect_timeout: Duration::from_millis(500),
+        tls: Some(tls.clone()),
+        ..ClientOptions::default()
+    };
     loop {
         if let Some(exited) = exited_node(nodes) {
             return Err(format!(

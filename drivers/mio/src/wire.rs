@@ -12,10 +12,13 @@ use raftkv_core::kv::{KvCommand, KvReply};
 use raftkv_core::protocol::{ClientReply, ClientRequest};
 use raftkv_core::{LogIndex, NodeId, Term};
 
+use crate::connection_report::ConnectionReport;
+
 /// The version of this protocol; a node refuses a `Hello` of another version. 2: pre-votes
-/// name their round, and a node's status says whether its data is damaged. 3: entries may
-/// carry a membership, and snapshot chunks carry the membership at their snapshot point.
-pub(crate) const PROTOCOL_VERSION: u32 = 3;
+/// name their round, and a node's status says whether its data is damaged. 3: a node's status
+/// reports its connections. 4: entries may carry a membership, and snapshot chunks carry the
+/// membership at their snapshot point.
+pub(crate) const PROTOCOL_VERSION: u32 = 4;
 
 /// Bytes that start every `Hello`, so that a stray connection is told apart from a
 /// misconfigured raftkv process.
@@ -97,8 +100,8 @@ pub(crate) enum ServerFrame {
     Status {
         /// The query's tag.
         tag: u32,
-        /// The node's state.
-        status: NodeStatus,
+        /// The node's state (boxed: far larger than a reply).
+        status: Box<NodeStatus>,
     },
 }
 
@@ -130,4 +133,6 @@ pub struct NodeStatus {
     /// Its data was damaged or removed and it has not caught up yet: it takes no part in
     /// elections.
     pub damaged: bool,
+    /// Its accepted connections, what they buffer, and what it refused.
+    pub connections: ConnectionReport,
 }

@@ -5,12 +5,13 @@
 //! or block map to the filesystem journal, which makes it markedly cheaper than syncing an
 //! append. The zeros are also what a torn write leaves where its lost sectors were.
 
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::directory;
 use crate::error::StorageError;
 use crate::fs::FileSystem;
-use crate::wal::segment;
+use crate::wal::{prepare, segment};
 
 /// The segment being written, on a file system whose open files are `H`.
 #[derive(Debug)]
@@ -42,6 +43,29 @@ impl<H> ActiveSegment<H> {
         active.write_header(fs)?;
         directory::sync(fs, dir)?;
         Ok(active)
+    }
+
+    /// Starts segment `sequence` in `dir` from its prepared file (see
+    /// [`prepare`](crate::wal::prepare)), `prepared_bytes` long, durably; `None` if it is not
+    /// ready.
+    pub(crate) fn start_prepared<F: FileSystem<File = H>>(
+        fs: &F,
+        dir: &Path,
+        sequence: u64,
+        zero_fill_bytes: usize,
+        prepared_bytes: u64,
+    ) -> Result<Option<ActiveSegment<H>>, StorageError> {
+        let ready = dir.join(prepare::ready_name(sequence));
+        let path = dir.join(segment::file_name(sequence));
+        match fs.rename(&ready, &path) {
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            outcome => outcome.map_err(StorageError::io("rename", &ready))?,
+        }
+        directory::sync(fs, dir)?;
+        let file = fs.open_for_writing(&path).map_err(StorageError::io("open", &path))?;
+        let end = segment::HEADER_BYTES as u64;
+        let zeroed_end = prepared_bytes.max(end);
+        Ok(Some(ActiveSegment { file, path, sequence, end, zeroed_end, zero_fill_bytes }))
     }
 
     /// Reopens segment `sequence` to write after its records, which end at `end`; the file

@@ -11,6 +11,7 @@
 //! durably, before anything new is written, so that no later replay can see it again.
 
 mod active;
+mod prepare;
 mod record;
 mod replay;
 mod scan;
@@ -31,6 +32,7 @@ use crate::wal::replay::LogBuilder;
 use crate::wal::scan::Ending;
 use crate::wal::segment::HeaderCheck;
 
+pub use crate::wal::prepare::SegmentPreparer;
 pub(crate) use crate::wal::record::LogChangeRef;
 
 /// A closed segment.
@@ -94,8 +96,8 @@ impl<H> Wal<H> {
         before_cut: &mut dyn FnMut(Option<Term>) -> Result<(), StorageError>,
     ) -> Result<(Wal<H>, Replayed), StorageError> {
         directory::create(fs, dir)?;
+        prepare::remove_all(fs, dir)?;
         let sequences = sequences(fs, dir)?;
-        let next_sequence = sequences.last().map_or(Some(1), |last| last.checked_add(1));
         let mut log = LogBuilder::new(snapshot_last);
         let mut closed = Vec::new();
         let mut active = None;
@@ -152,10 +154,7 @@ impl<H> Wal<H> {
         let active = match active {
             Some(active) => active,
             None => {
-                let sequence = next_sequence.ok_or_else(|| StorageError::Refused {
-                    reason: format!("{}: WAL segment numbers are exhausted", dir.display()),
-                })?;
-                ActiveSegment::create(fs, dir, sequence, zero_fill_bytes)?
+                ActiveSegment::create(fs, dir, sequence_after(dir, &sequences)?, zero_fill_bytes)?
             }
         };
         let wal = Wal {
@@ -221,17 +220,36 @@ impl<H> Wal<H> {
         Ok(covered)
     }
 
+    /// The next segment, once the active one is a quarter full (if there can be a next one).
+    pub(crate) fn segment_to_prepare(&self) -> Option<u64> {
+        let quarter_full = self.active.end() >= self.segment_bytes / 4;
+        quarter_full.then(|| self.active.sequence().checked_add(1)).flatten()
+    }
+
+    /// A preparer of this log's next segments, on its own handle of the file system.
+    pub(crate) fn preparer<F: FileSystem<File = H> + Clone>(&self, fs: &F) -> SegmentPreparer<F> {
+        SegmentPreparer::new(fs.clone(), self.dir.clone(), self.prepared_bytes())
+    }
+
+    /// How long a prepared segment is: room for records up to the segment size, for the one
+    /// that crosses it, and for the zeros the writer keeps ahead of its records.
+    fn prepared_bytes(&self) -> u64 {
+        self.segment_bytes.saturating_add(self.zero_fill_bytes as u64)
+    }
+
     /// Bytes of all segments on disk, up to the end of their records.
     pub(crate) fn bytes(&self) -> u64 {
         self.closed.iter().fold(self.active.end(), |sum, segment| sum.saturating_add(segment.bytes))
     }
 
     fn rotate<F: FileSystem<File = H>>(&mut self, fs: &F) -> Result<(), StorageError> {
-        let sequence =
-            self.active.sequence().checked_add(1).ok_or_else(|| StorageError::Refused {
-                reason: format!("{}: WAL segment numbers are exhausted", self.dir.display()),
-            })?;
-        let next = ActiveSegment::create(fs, &self.dir, sequence, self.zero_fill_bytes)?;
+        let sequence = sequence_after(&self.dir, &[self.active.sequence()])?;
+        let (dir, fill) = (&self.dir, self.zero_fill_bytes);
+        let next =
+            match ActiveSegment::start_prepared(fs, dir, sequence, fill, self.prepared_bytes())? {
+                Some(prepared) => prepared,
+                None => ActiveSegment::create(fs, dir, sequence, fill)?,
+            };
         let old = std::mem::replace(&mut self.active, next);
         self.closed.push(Closed {
             path: old.path().to_path_buf(),
@@ -249,6 +267,14 @@ pub(crate) fn remove_all<F: FileSystem>(fs: &F, dir: &Path) -> Result<(), Storag
         Err(StorageError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(error) => Err(error),
     }
+}
+
+/// The sequence number of a new segment after the `existing` ones (in order).
+fn sequence_after(dir: &Path, existing: &[u64]) -> Result<u64, StorageError> {
+    let next = existing.last().map_or(Some(1), |last| last.checked_add(1));
+    next.ok_or_else(|| StorageError::Refused {
+        reason: format!("{}: WAL segment numbers are exhausted", dir.display()),
+    })
 }
 
 /// The sequence numbers of the segments in `dir`, in order.

@@ -11,6 +11,7 @@ use raftkv_core::kv::{KvCommand, KvReply};
 
 pub use crate::client::pool::AddressStatus;
 use crate::client::pool::ClerkPool;
+use crate::tls::ClientTls;
 
 /// Settings of a [`Client`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +24,10 @@ pub struct ClientOptions {
     /// How long an operation may take, retries included, before it fails with
     /// [`Error::Timeout`]. Default 10 s: several elections' worth.
     pub timeout: Duration,
+    /// TLS, for a cluster that runs it (`None`, the default: in the clear). The client then
+    /// presents its certificate and accepts a node only with a certificate of the cluster's
+    /// CA that names the node id it answers with.
+    pub tls: Option<ClientTls>,
 }
 
 impl Default for ClientOptions {
@@ -31,6 +36,7 @@ impl Default for ClientOptions {
             cluster_name: "raftkv".to_string(),
             connect_timeout: Duration::from_secs(2),
             timeout: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -134,7 +140,7 @@ impl Client {
         options: ClientOptions,
     ) -> Result<Client, Error> {
         let addresses: Vec<String> = addresses.iter().map(|a| a.as_ref().to_string()).collect();
-        let mut pool = ClerkPool::new(&addresses, &options.cluster_name)
+        let mut pool = ClerkPool::new(&addresses, &options.cluster_name, options.tls.clone())
             .map_err(|error| Error::Address(error.to_string()))?;
         let reached =
             pool.connect(options.connect_timeout).map_err(|e| Error::Io(e.to_string()))?;

@@ -22,8 +22,11 @@ use raftkv_core::{Instant, NodeId, RequestId};
 
 use crate::client::pool_error::PoolError;
 use crate::clock::{Clock, core_duration};
-use crate::conn::{Conn, ReadState};
+use crate::conn::{Conn, ReadOutcome};
 use crate::frame::MAX_FRAME_BYTES;
+use crate::tls::ClientTls;
+use crate::tls::identity::named_nodes;
+use crate::transport::Transport;
 use crate::wire::{
     ClientFrame, Hello, HelloRole, MAGIC, NodeStatus, PROTOCOL_VERSION, ServerFrame, Welcome,
 };
@@ -103,6 +106,8 @@ pub(crate) struct ClerkPool {
     events: Events,
     clock: Clock,
     hello: Hello,
+    /// TLS for every link, or `None` in the clear.
+    tls: Option<ClientTls>,
     links: Vec<Link>,
     /// Node id announced by a link -> its position.
     positions: BTreeMap<NodeId, usize>,
@@ -126,7 +131,11 @@ pub(crate) struct ClerkPool {
 
 impl ClerkPool {
     /// A pool for the nodes at `addresses` of cluster `cluster`; connects lazily.
-    pub(crate) fn new(addresses: &[String], cluster: &str) -> Result<ClerkPool, PoolError> {
+    pub(crate) fn new(
+        addresses: &[String],
+        cluster: &str,
+        tls: Option<ClientTls>,
+    ) -> Result<ClerkPool, PoolError> {
         if addresses.is_empty() {
             return Err(PoolError::NoAddress);
         }
@@ -150,6 +159,7 @@ impl ClerkPool {
                 cluster: cluster.to_string(),
                 role: HelloRole::Client,
             },
+            tls,
             links,
             positions: BTreeMap::new(),
             members: Vec::new(),
@@ -399,7 +409,11 @@ impl ClerkPool {
             return;
         }
         let dialed = TcpStream::connect(link.resolved).and_then(|stream| {
-            let mut conn = Conn::new(stream, MAX_FRAME_BYTES);
+            let transport = match &self.tls {
+                None => Transport::plain(stream),
+                Some(tls) => Transport::tls(stream, tls.dial().map_err(io::Error::other)?),
+            };
+            let mut conn = Conn::new(transport, MAX_FRAME_BYTES);
             self.poll.registry().register(
                 conn.stream_mut(),
                 Token(position),
@@ -435,7 +449,7 @@ impl ClerkPool {
         let LinkState::Up(conn) = &mut self.links[position].state else {
             return;
         };
-        let state = conn.read_ready();
+        let state = conn.read_all();
         loop {
             let outcome = if self.links[position].node.is_none() {
                 self.take_welcome(position)
@@ -449,8 +463,8 @@ impl ClerkPool {
             }
         }
         match state {
-            Ok(ReadState::Open) => {}
-            Ok(ReadState::Closed) => self.fail(position, "connection closed".to_string()),
+            Ok(ReadOutcome::Drained | ReadOutcome::Budget) => {}
+            Ok(ReadOutcome::Closed) => self.fail(position, "connection closed".to_string()),
             Err(error) => self.fail(position, format!("connection lost: {error}")),
         }
     }
@@ -486,7 +500,18 @@ impl ClerkPool {
         let LinkState::Up(conn) = &mut self.links[position].state else {
             return FrameOutcome::LinkFailed;
         };
+        let certified = match conn.peer_certificates() {
+            Some(chain) => chain.first().map(named_nodes).unwrap_or_default(),
+            None => Vec::new(),
+        };
         match conn.next_frame::<Welcome>() {
+            Ok(Some(Welcome::Accepted { node, .. }))
+                if self.tls.is_some() && !certified.contains(&node) =>
+            {
+                let reason = format!("answered as node {node} with a certificate of {certified:?}");
+                self.fail(position, reason);
+                FrameOutcome::LinkFailed
+            }
             Ok(Some(Welcome::Accepted { node, members })) => {
                 self.members.extend(members);
                 self.links[position].node = Some(node);
@@ -519,7 +544,7 @@ impl ClerkPool {
                 FrameOutcome::Handled
             }
             Ok(Some(ServerFrame::Status { status, .. })) => {
-                self.links[position].status = Some(status);
+                self.links[position].status = Some(*status);
                 FrameOutcome::Handled
             }
             Ok(None) => FrameOutcome::NoneLeft,

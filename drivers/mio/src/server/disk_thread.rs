@@ -13,7 +13,7 @@ use std::thread::{self, JoinHandle};
 
 use mio::Waker;
 use raftkv_core::raft::{Persist, PersistId};
-use raftkv_storage::{RealFs, Storage, StorageError};
+use raftkv_storage::{RealFs, SegmentPreparer, Storage, StorageError};
 use tracing::{info, warn};
 
 /// A batch that takes longer than this to become durable is logged: elections and client
@@ -52,9 +52,10 @@ impl DiskThread {
         shared.wal_bytes.store(storage.wal_bytes(), Ordering::Relaxed);
         let (queue, receiver) = mpsc::channel();
         let thread_shared = Arc::clone(&shared);
+        let preparer = spawn_preparer(storage.segment_preparer())?;
         let thread = thread::Builder::new()
             .name("raftkv-disk".to_string())
-            .spawn(move || run(storage, &receiver, &thread_shared, &waker))?;
+            .spawn(move || run(storage, &receiver, &thread_shared, &waker, &preparer))?;
         Ok(DiskThread { queue: Some(queue), shared, thread: Some(thread), _lock: lock })
     }
 
@@ -94,14 +95,41 @@ impl DiskThread {
     }
 }
 
+/// Starts the thread that prepares WAL segments ahead of need, one sequence number at a time
+/// as the disk thread asks, so that starting a segment never waits for a file to be created
+/// and zero-filled. It stops when the disk thread drops its end of the queue; a preparation
+/// that fails is logged, and the log then creates that segment itself.
+fn spawn_preparer(preparer: SegmentPreparer<RealFs>) -> std::io::Result<Sender<u64>> {
+    let (requests, receiver) = mpsc::channel::<u64>();
+    thread::Builder::new().name("raftkv-prepare".to_string()).spawn(move || {
+        while let Ok(mut sequence) = receiver.recv() {
+            // Only the newest request matters: the log passed the others by.
+            sequence = receiver.try_iter().last().unwrap_or(sequence);
+            if let Err(error) = preparer.prepare(sequence) {
+                warn!(%error, sequence, "cannot prepare the next WAL segment ahead of need");
+            }
+        }
+    })?;
+    Ok(requests)
+}
+
 fn run(
     mut storage: Storage<RealFs>,
     receiver: &Receiver<Vec<Persist>>,
     shared: &Shared,
     waker: &Waker,
+    preparer: &Sender<u64>,
 ) {
     let mut batch = Vec::new();
+    let mut prepared = None;
     while let Ok(first) = receiver.recv() {
+        // Asked before the batch, so that the preparer works while the batch syncs.
+        if storage.segment_to_prepare() != prepared {
+            prepared = storage.segment_to_prepare();
+            if let Some(sequence) = prepared {
+                let _ = preparer.send(sequence);
+            }
+        }
         batch.extend(first);
         batch.extend(receiver.try_iter().flatten());
         let last = batch.last().expect("one persist at least").id;

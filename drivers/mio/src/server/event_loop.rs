@@ -26,6 +26,7 @@ use crate::clock::Clock;
 use crate::server::data_lock;
 use crate::server::disk_thread::DiskThread;
 use crate::server::error::ServeError;
+use crate::server::fd_limit;
 use crate::server::inbound::{Delivery, InboundConnections};
 use crate::server::options::ServeOptions;
 use crate::server::peers::{PeerLink, peer_hello};
@@ -38,8 +39,6 @@ const SIGNALS: Token = Token(2);
 const FIRST_PEER: usize = 16;
 /// Accepted connections use tokens from here, never reused.
 const FIRST_INBOUND: usize = 1 << 20;
-/// How often silent connections are looked for.
-const SWEEP_INTERVAL: Duration = Duration::from_millis(1_000);
 
 /// The state of the event loop.
 struct Server {
@@ -59,7 +58,7 @@ struct Server {
     persists: Vec<Persist>,
     /// A signal asked to stop: stop once leadership is handed over, or at this instant.
     stop_at: Option<Instant>,
-    /// When to look for connections that never said who they are.
+    /// When to look for connections past a timeout.
     next_sweep: Instant,
 }
 
@@ -74,6 +73,7 @@ pub(crate) fn run(options: ServeOptions) -> Result<(), ServeError> {
 /// Opens the data directory, sets up the poll and its sources, and starts the replica.
 fn start(options: ServeOptions) -> Result<Server, ServeError> {
     let clock = Clock::new();
+    fd_limit::raise(&options.connection_limits, options.peers.len());
     let (storage, recovered, lock) = open_data(&options)?;
     let poll = Poll::new().map_err(ServeError::CreatePoll)?;
     let mut listener = TcpListener::bind(options.listen)
@@ -95,6 +95,7 @@ fn start(options: ServeOptions) -> Result<Server, ServeError> {
         listen = %options.listen,
         cluster = %options.cluster,
         peers = peers.len(),
+        tls = options.tls.is_some(),
         "serving"
     );
     Ok(Server {
@@ -232,9 +233,12 @@ impl Server {
             if self.handle_events(&events, now).is_break() {
                 return Ok(());
             }
+            let resumed = self.inbound.resume_reads(self.poll.registry(), &self.options, now);
+            self.deliver(resumed, now);
             self.take_durable(now)?;
             self.fire_timers(now);
-            self.drain();
+            self.drain(now);
+            self.inbound.release_held(&self.options.connection_limits);
             self.write_out(now);
             if self.stop_is_due(now) {
                 return Ok(());
@@ -246,12 +250,9 @@ impl Server {
     fn handle_events(&mut self, events: &Events, now: Instant) -> ControlFlow<()> {
         for event in events {
             match event.token() {
-                LISTENER => self.inbound.accept(
-                    &self.listener,
-                    self.poll.registry(),
-                    self.options.max_frame_bytes,
-                    now,
-                ),
+                LISTENER => {
+                    self.inbound.accept(&self.listener, self.poll.registry(), &self.options, now)
+                }
                 WAKER => {}
                 SIGNALS => self.on_signal(now)?,
                 Token(token) if token < FIRST_INBOUND => {
@@ -261,8 +262,9 @@ impl Server {
                     }
                 }
                 token => {
+                    let registry = self.poll.registry();
                     let deliveries =
-                        self.inbound.on_event(self.poll.registry(), token, event, &self.options);
+                        self.inbound.on_event(registry, token, event, &self.options, now);
                     self.deliver(deliveries, now);
                 }
             }
@@ -282,11 +284,13 @@ impl Server {
         ControlFlow::Continue(())
     }
 
-    /// Closes silent connections when a sweep is due, and fires the replica's timeout if due.
+    /// Closes connections past a timeout when a sweep is due, and fires the replica's timeout
+    /// if due.
     fn fire_timers(&mut self, now: Instant) {
         if self.next_sweep <= now {
-            self.inbound.close_silent(self.poll.registry(), now);
-            self.next_sweep = now + SWEEP_INTERVAL;
+            let limits = &self.options.connection_limits;
+            self.inbound.sweep(self.poll.registry(), limits, now);
+            self.next_sweep = now + limits.sweep_interval();
         }
         if self.replica.poll_timeout().is_some_and(|at| at <= now) {
             self.replica.handle(now, Input::Timeout);
@@ -299,10 +303,11 @@ impl Server {
     fn write_out(&mut self, now: Instant) {
         for link in &mut self.peers {
             link.check_timeouts(self.poll.registry(), now);
-            link.dial_if_due(self.poll.registry(), now, self.options.max_frame_bytes);
+            let tls = self.options.tls.as_ref();
+            link.dial_if_due(self.poll.registry(), now, self.options.max_frame_bytes, tls);
             link.flush(self.poll.registry(), now);
         }
-        self.inbound.flush(self.poll.registry());
+        self.inbound.flush(self.poll.registry(), now);
         if !self.persists.is_empty() {
             self.disk.submit(std::mem::take(&mut self.persists));
         }
@@ -316,6 +321,9 @@ impl Server {
     /// How long the poll may sleep: until the replica's timeout, the next peer dial or link
     /// timeout, the next sweep for silent connections, or the end of a leadership hand-over.
     fn poll_timeout(&self, now: Instant) -> Option<std::time::Duration> {
+        if self.inbound.has_unfinished_reads() {
+            return Some(std::time::Duration::ZERO);
+        }
         let dials = self.peers.iter().filter_map(PeerLink::deadline);
         let next = self
             .replica
@@ -360,7 +368,8 @@ impl Server {
                 Delivery::Input(input) => self.replica.handle(now, input),
                 Delivery::StatusQuery { token, tag } => {
                     let status = self.status();
-                    self.inbound.answer_status(token, tag, status);
+                    let registry = self.poll.registry();
+                    self.inbound.answer_status(registry, token, tag, status, &self.options, now);
                 }
                 Delivery::PeerDialedUs(from) => {
                     if let Some(&peer) = self.peer_index.get(&from) {
@@ -387,6 +396,7 @@ impl Server {
             wal_bytes: self.disk.wal_bytes(),
             keys: self.replica.state().len() as u64,
             damaged: status.damaged,
+            connections: self.inbound.report(),
         }
     }
 
@@ -404,7 +414,7 @@ impl Server {
     }
 
     /// Carries out everything the replica asked for.
-    fn drain(&mut self) {
+    fn drain(&mut self, now: Instant) {
         while let Some(output) = self.replica.poll_output() {
             match output {
                 Output::Send(message) => {
@@ -414,7 +424,8 @@ impl Server {
                 }
                 Output::Persist(persist) => self.persists.push(persist),
                 Output::Reply { to, reply } => {
-                    self.inbound.send_reply(self.poll.registry(), to, reply);
+                    let registry = self.poll.registry();
+                    self.inbound.send_reply(registry, to, reply, &self.options, now);
                 }
                 Output::RoleChanged { role, term, leader } => {
                     let leader = leader.map_or_else(|| "none".to_string(), |l| l.to_string());

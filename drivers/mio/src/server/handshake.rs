@@ -3,8 +3,10 @@
 use core::fmt;
 
 use raftkv_core::NodeId;
+use rustls::pki_types::CertificateDer;
 
 use crate::server::options::ServeOptions;
+use crate::tls::identity::named_nodes;
 use crate::wire::{Hello, HelloRole, MAGIC, PROTOCOL_VERSION};
 
 /// Why a `Hello` is refused. Its text goes back to the dialer in `Welcome::Refused`.
@@ -36,6 +38,13 @@ pub(super) enum Refusal {
         /// The peer.
         node: NodeId,
     },
+    /// A peer whose certificate does not name the node it claims to be.
+    NotThatPeer {
+        /// The node it claims to be.
+        claimed: NodeId,
+        /// The nodes its certificate names.
+        named: Vec<NodeId>,
+    },
 }
 
 impl fmt::Display for Refusal {
@@ -53,6 +62,14 @@ impl fmt::Display for Refusal {
                 write!(f, "this is node {this}, not node {dialed} (check --peers)")
             }
             Refusal::NotMember { node } => write!(f, "node {node} is not a member of this cluster"),
+            Refusal::NotThatPeer { claimed, named } => {
+                let named: Vec<String> = named.iter().map(ToString::to_string).collect();
+                write!(
+                    f,
+                    "claims to be node {claimed}, but its certificate names node(s) [{}]",
+                    named.join(", ")
+                )
+            }
         }
     }
 }
@@ -78,6 +95,27 @@ pub(super) fn check(hello: &Hello, options: &ServeOptions) -> Result<(), Refusal
         }
         HelloRole::Peer { .. } | HelloRole::Client => Ok(()),
     }
+}
+
+/// Whether the certificate the TLS handshake verified names the peer a `Hello` claims (in the
+/// clear, `tls` is false and there is nothing to check). Clients may present any certificate
+/// of the cluster's CA.
+pub(super) fn check_identity(
+    hello: &Hello,
+    tls: bool,
+    certificates: Option<&[CertificateDer<'static>]>,
+) -> Result<(), Refusal> {
+    let HelloRole::Peer { from, .. } = &hello.role else {
+        return Ok(());
+    };
+    if !tls {
+        return Ok(());
+    }
+    let named = certificates.and_then(<[_]>::first).map(named_nodes).unwrap_or_default();
+    if named.contains(from) {
+        return Ok(());
+    }
+    Err(Refusal::NotThatPeer { claimed: *from, named })
 }
 
 /// Whether `id` is another member of this node's cluster.

@@ -1,10 +1,19 @@
-//! Connections others open to this node: first a `Hello` that says who dials, then Raft
-//! messages from a peer, or requests from a client. Anything malformed, oversized or from
-//! another cluster closes that one connection, with a log line; the node carries on.
+//! Connections others open to this node: a TLS handshake (unless the node runs in the clear),
+//! then a `Hello` that says who dials, then Raft messages from a peer, or requests from a
+//! client. Anything malformed, oversized, unauthenticated or from another cluster closes that
+//! one connection, counted and logged; the node carries on.
+//!
+//! Every resource is bounded (see [`ConnectionLimits`]): connections still in their handshake
+//! and client connections each have a cap (the oldest pending, or the client silent longest,
+//! makes room for a new one; a peer's newer connection replaces its older one), the handshake,
+//! an unfinished frame and an idle client each have a timeout, replies queued to a client have
+//! a cap, and so have the bytes all client connections buffer together. Requests waiting in
+//! the replica have a cap per connection and in all: a connection at a cap is held back (not
+//! read, so TCP makes its client wait) until answers go out, so nothing queues without bound.
 //!
 //! What the connections receive goes to the event loop as [`Delivery`]s, in the order received.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
 use mio::event::Event;
@@ -12,19 +21,25 @@ use mio::net::TcpListener;
 use mio::{Interest, Registry, Token};
 use raftkv_core::kv::{KvCommand, KvReply};
 use raftkv_core::protocol::ClientReply;
-use raftkv_core::raft::Message;
+use raftkv_core::raft::{Body, Message};
 use raftkv_core::server::{Input, ReplyTo};
-use raftkv_core::{Duration, Instant, NodeId};
-use tracing::{debug, warn};
+use raftkv_core::{Instant, NodeId};
+use tracing::debug;
 
-use crate::conn::{Conn, MAX_QUEUED_BYTES, ReadState};
+use crate::conn::{Conn, ReadOutcome};
+use crate::connection_report::ConnectionReport;
+use crate::server::accepted::{Closing, Inbound, Kind, io_closing, next_frame};
 use crate::server::handshake;
+use crate::server::limits::{ConnectionLimits, MAX_HELLO_BYTES};
 use crate::server::options::ServeOptions;
 use crate::server::protocol_error::ProtocolError;
+use crate::server::refusal_log::{Reason, RefusalLog};
+use crate::transport::Transport;
 use crate::wire::{ClientFrame, Hello, HelloRole, NodeStatus, ServerFrame, Welcome};
 
-/// A connection that has not said who it is after this long is closed.
-const HELLO_TIMEOUT: Duration = Duration::from_millis(10_000);
+/// Reads of [`Conn::read_some`] per connection per turn: a connection that has more waits for
+/// the next turn, so that one sender cannot hold the loop or pile up deliveries.
+const READS_PER_TURN: usize = 4;
 
 /// What an accepted connection delivered, for the event loop to act on.
 #[derive(Debug)]
@@ -37,34 +52,40 @@ pub(super) enum Delivery {
     PeerDialedUs(NodeId),
 }
 
-/// Who is on the other end.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    /// Nothing received yet.
-    AwaitingHello,
-    /// A node of the cluster, sending Raft messages.
-    Peer(NodeId),
-    /// A client.
-    Client,
-}
-
-/// One accepted connection.
-#[derive(Debug)]
-struct Inbound {
-    conn: Conn,
-    address: SocketAddr,
-    kind: Kind,
-    accepted_at: Instant,
-}
-
 /// Every accepted connection.
 #[derive(Debug)]
 pub(super) struct InboundConnections {
     connections: HashMap<Token, Inbound>,
     /// Connections with bytes queued in this turn.
     dirty: Vec<Token>,
+    /// Connections that had more to read when their turn's reads were used.
+    unfinished_reads: Vec<Token>,
     /// The token of the next accepted connection; tokens are never reused.
     next_token: usize,
+    /// The newest connection of each peer.
+    peer_tokens: BTreeMap<NodeId, Token>,
+    pending: usize,
+    clients: usize,
+    /// Bytes buffered by client and pending connections, as last accounted.
+    client_buffered: usize,
+    /// The most reply bytes queued on one connection, ever.
+    largest_reply_queue: usize,
+    /// Client requests waiting in the replica for their answers.
+    in_flight: usize,
+    /// The most requests of one connection waiting at once, ever.
+    most_in_flight_on_one: usize,
+    /// Connections held back at a cap on requests in flight.
+    held: Vec<Token>,
+    refusals: RefusalLog,
+}
+
+/// What taking frames ended with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Taken {
+    /// Every complete frame was taken.
+    All,
+    /// The connection is held back at a cap on requests in flight.
+    Held,
 }
 
 /// Packs a connection and a tag into the replica's reply address.
@@ -83,44 +104,124 @@ impl InboundConnections {
         InboundConnections {
             connections: HashMap::new(),
             dirty: Vec::new(),
+            unfinished_reads: Vec::new(),
             next_token: first_token,
+            peer_tokens: BTreeMap::new(),
+            pending: 0,
+            clients: 0,
+            client_buffered: 0,
+            largest_reply_queue: 0,
+            in_flight: 0,
+            most_in_flight_on_one: 0,
+            held: Vec::new(),
+            refusals: RefusalLog::default(),
         }
     }
 
-    /// Accepts every pending connection.
+    /// The connections for the node's status.
+    pub(super) fn report(&self) -> ConnectionReport {
+        ConnectionReport {
+            peers: self.peer_tokens.len() as u64,
+            clients: self.clients as u64,
+            pending: self.pending as u64,
+            client_buffered_bytes: self.client_buffered as u64,
+            largest_reply_queue_bytes: self.largest_reply_queue as u64,
+            requests_in_flight: self.in_flight as u64,
+            most_requests_in_flight_on_a_connection: self.most_in_flight_on_one as u64,
+            held_back: self.held.len() as u64,
+            refused: self.refusals.counts().clone(),
+        }
+    }
+
+    /// Whether some connection has more to read (the loop must not sleep).
+    pub(super) fn has_unfinished_reads(&self) -> bool {
+        !self.unfinished_reads.is_empty()
+    }
+
+    /// Accepts every pending connection; at the pending cap, the oldest pending one makes
+    /// room.
     pub(super) fn accept(
         &mut self,
         listener: &TcpListener,
         registry: &Registry,
-        max_frame_bytes: usize,
+        options: &ServeOptions,
         now: Instant,
     ) {
         loop {
-            match listener.accept() {
-                Ok((stream, address)) => {
-                    let token = Token(self.next_token);
-                    self.next_token += 1;
-                    let mut conn = Conn::new(stream, max_frame_bytes);
-                    if let Err(error) = registry.register(
-                        conn.stream_mut(),
-                        token,
-                        Interest::READABLE | Interest::WRITABLE,
-                    ) {
-                        warn!(%address, %error, "cannot register an accepted connection");
-                        continue;
-                    }
-                    debug!(%address, "accepted a connection");
-                    let inbound =
-                        Inbound { conn, address, kind: Kind::AwaitingHello, accepted_at: now };
-                    self.connections.insert(token, inbound);
-                }
+            let (stream, address) = match listener.accept() {
+                Ok(accepted) => accepted,
                 Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(error) => {
                     // Out of file descriptors and the like: the listener stays, try later.
-                    warn!(%error, "cannot accept a connection");
+                    tracing::warn!(%error, "cannot accept a connection");
                     return;
                 }
+            };
+            if self.pending >= options.connection_limits.max_pending_connections {
+                self.evict_oldest_pending(registry, now);
             }
+            let transport = match &options.tls {
+                None => Transport::plain(stream),
+                Some(tls) => match tls.accept() {
+                    Ok(server) => Transport::tls(stream, server),
+                    Err(error) => {
+                        tracing::warn!(%address, %error, "cannot start TLS on a connection");
+                        continue;
+                    }
+                },
+            };
+            self.register(registry, Conn::new(transport, MAX_HELLO_BYTES), address, now);
+        }
+    }
+
+    fn register(&mut self, registry: &Registry, mut conn: Conn, address: SocketAddr, now: Instant) {
+        let token = Token(self.next_token);
+        self.next_token += 1;
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(error) = registry.register(conn.stream_mut(), token, interest) {
+            tracing::warn!(%address, %error, "cannot register an accepted connection");
+            return;
+        }
+        debug!(%address, "accepted a connection");
+        self.connections.insert(token, Inbound::new(conn, address, now));
+        self.pending += 1;
+    }
+
+    fn evict_oldest_pending(&mut self, registry: &Registry, now: Instant) {
+        let oldest = self
+            .connections
+            .iter()
+            .filter(|(_, inbound)| inbound.kind == Kind::Pending)
+            .min_by_key(|(token, inbound)| (inbound.accepted_at, token.0))
+            .map(|(token, _)| *token);
+        if let Some(token) = oldest {
+            let detail = "closed to make room: too many connections in their handshake \
+                          (--max-pending-connections)";
+            self.close(
+                registry,
+                token,
+                Closing::Refused(Reason::PendingEvicted, detail.into()),
+                now,
+            );
+        }
+    }
+
+    fn evict_idlest_client(&mut self, registry: &Registry, now: Instant) {
+        let idlest = self
+            .connections
+            .iter()
+            .filter(|(_, inbound)| inbound.kind == Kind::Client)
+            .min_by_key(|(token, inbound)| (inbound.last_frame_at, token.0))
+            .map(|(token, _)| *token);
+        if let Some(token) = idlest {
+            let detail = "closed to make room: too many client connections \
+                          (--max-client-connections)";
+            self.close(
+                registry,
+                token,
+                Closing::Refused(Reason::ClientEvicted, detail.into()),
+                now,
+            );
         }
     }
 
@@ -131,6 +232,7 @@ impl InboundConnections {
         token: Token,
         event: &Event,
         options: &ServeOptions,
+        now: Instant,
     ) -> Vec<Delivery> {
         let mut deliveries = Vec::new();
         let Some(inbound) = self.connections.get_mut(&token) else {
@@ -138,125 +240,231 @@ impl InboundConnections {
         };
         if event.is_writable() {
             if let Err(error) = inbound.conn.flush() {
-                let reason = format!("cannot send: {error}");
-                self.close(registry, token, &reason, false);
+                let closing = io_closing(inbound.kind, &error, "cannot send");
+                self.close(registry, token, closing, now);
                 return deliveries;
             }
         }
-        if !event.is_readable() && !event.is_read_closed() {
-            return deliveries;
-        }
-        let state = match inbound.conn.read_ready() {
-            Ok(state) => state,
-            Err(error) => {
-                self.close(registry, token, &format!("cannot receive: {error}"), false);
-                return deliveries;
-            }
-        };
-        if let Err(problem) = self.take_frames(token, options, &mut deliveries) {
-            self.close(registry, token, &problem.to_string(), true);
-        } else if state == ReadState::Closed {
-            self.close(registry, token, "closed by the other side", false);
+        if event.is_readable() || event.is_read_closed() {
+            self.receive(registry, token, options, now, &mut deliveries);
         }
         deliveries
     }
 
-    /// Takes every complete frame received on `token`. An error closes the connection.
-    fn take_frames(
+    /// Goes on reading the connections that had more than one turn's worth.
+    pub(super) fn resume_reads(
         &mut self,
+        registry: &Registry,
+        options: &ServeOptions,
+        now: Instant,
+    ) -> Vec<Delivery> {
+        let mut deliveries = Vec::new();
+        for token in std::mem::take(&mut self.unfinished_reads) {
+            self.receive(registry, token, options, now, &mut deliveries);
+        }
+        deliveries
+    }
+
+    /// Reads and takes the frames of connection `token`, one turn's worth; closes it on an
+    /// error or when the other side closed.
+    fn receive(
+        &mut self,
+        registry: &Registry,
         token: Token,
         options: &ServeOptions,
+        now: Instant,
         deliveries: &mut Vec<Delivery>,
-    ) -> Result<(), ProtocolError> {
+    ) {
+        let mut outcome = Ok(ReadOutcome::Budget);
+        for _ in 0..READS_PER_TURN {
+            let Some(inbound) = self.connections.get_mut(&token) else {
+                return;
+            };
+            if inbound.held {
+                // Read again once released; what the socket holds waits there.
+                return;
+            }
+            outcome = match inbound.conn.read_some() {
+                Ok(read) => Ok(read),
+                Err(error) => Err(io_closing(inbound.kind, &error, "cannot receive")),
+            };
+            match self.take_frames(registry, token, options, now, deliveries) {
+                Ok(Taken::All) => {}
+                Ok(Taken::Held) => {
+                    return self.account(registry, token, &options.connection_limits, now);
+                }
+                Err(problem) => return self.close(registry, token, problem.into(), now),
+            }
+            if !matches!(outcome, Ok(ReadOutcome::Budget)) {
+                break;
+            }
+        }
+        match outcome {
+            Ok(ReadOutcome::Budget) => self.unfinished_reads.push(token),
+            Ok(ReadOutcome::Drained) => {}
+            Ok(ReadOutcome::Closed) => {
+                let closing = Closing::Quietly("closed by the other side".to_string());
+                self.close(registry, token, closing, now);
+                return;
+            }
+            Err(closing) => {
+                self.close(registry, token, closing, now);
+                return;
+            }
+        }
+        self.account(registry, token, &options.connection_limits, now);
+    }
+
+    /// Takes every complete frame received on `token`.
+    fn take_frames(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        options: &ServeOptions,
+        now: Instant,
+        deliveries: &mut Vec<Delivery>,
+    ) -> Result<Taken, ProtocolError> {
+        let limits = &options.connection_limits;
         loop {
             let inbound = self.connections.get_mut(&token).expect("caller checked");
-            match inbound.kind {
-                Kind::AwaitingHello => {
-                    let Some(hello) =
-                        inbound.conn.next_frame::<Hello>().map_err(ProtocolError::Frame)?
-                    else {
-                        return Ok(());
+            let delivery = match inbound.kind {
+                Kind::Pending => {
+                    let Some(hello) = next_frame::<Hello>(inbound, now)? else {
+                        return Ok(Taken::All);
                     };
-                    self.on_hello(token, hello, options, deliveries)?;
+                    self.on_hello(registry, token, hello, options, now)?
                 }
-                Kind::Peer(from) => {
-                    let Some(message) =
-                        inbound.conn.next_frame::<Message>().map_err(ProtocolError::Frame)?
-                    else {
-                        return Ok(());
+                Kind::Peer(peer) => {
+                    let Some(message) = next_frame::<Message>(inbound, now)? else {
+                        return Ok(Taken::All);
                     };
-                    if message.from != from || message.to != options.id {
-                        let (peer, from, to) = (from, message.from, message.to);
-                        return Err(ProtocolError::Misaddressed { peer, from, to });
-                    }
-                    deliveries.push(Delivery::Input(Input::Message(message)));
+                    check_peer_message(peer, &message, options)?;
+                    Some(Delivery::Input(Input::Message(message)))
+                }
+                Kind::Client if limits.requests_at_cap(inbound.in_flight, self.in_flight) => {
+                    inbound.held = true;
+                    // Waiting for answers is not a frame that fails to arrive.
+                    inbound.partial_since = None;
+                    self.held.push(token);
+                    self.refusals.count_held();
+                    return Ok(Taken::Held);
                 }
                 Kind::Client => {
-                    let Some(frame) =
-                        inbound.conn.next_frame::<ClientFrame>().map_err(ProtocolError::Frame)?
-                    else {
-                        return Ok(());
+                    let Some(frame) = next_frame::<ClientFrame>(inbound, now)? else {
+                        return Ok(Taken::All);
                     };
-                    deliveries.push(match frame {
+                    Some(match frame {
                         ClientFrame::Request { tag, request } => {
+                            inbound.in_flight += 1;
+                            self.in_flight += 1;
+                            self.most_in_flight_on_one =
+                                self.most_in_flight_on_one.max(inbound.in_flight);
                             let from = reply_to(token, tag);
                             Delivery::Input(Input::Request { from, request })
                         }
                         ClientFrame::Status { tag } => Delivery::StatusQuery { token, tag },
-                    });
+                    })
                 }
-            }
+            };
+            deliveries.extend(delivery);
         }
     }
 
+    /// Releases the connections held back at a request cap that answers brought under it;
+    /// they are read at the next turn.
+    pub(super) fn release_held(&mut self, limits: &ConnectionLimits) {
+        let mut still_held = Vec::new();
+        for token in std::mem::take(&mut self.held) {
+            let Some(inbound) = self.connections.get_mut(&token) else {
+                continue;
+            };
+            if limits.requests_at_cap(inbound.in_flight, self.in_flight) {
+                still_held.push(token);
+            } else {
+                inbound.held = false;
+                self.unfinished_reads.push(token);
+            }
+        }
+        self.held = still_held;
+    }
+
+    /// Checks a `Hello` and the certificate behind it; makes the connection a peer's or a
+    /// client's and welcomes it.
     fn on_hello(
         &mut self,
+        registry: &Registry,
         token: Token,
         hello: Hello,
         options: &ServeOptions,
-        deliveries: &mut Vec<Delivery>,
-    ) -> Result<(), ProtocolError> {
+        now: Instant,
+    ) -> Result<Option<Delivery>, ProtocolError> {
         let inbound = self.connections.get_mut(&token).expect("caller checked");
-        if let Err(refusal) = handshake::check(&hello, options) {
+        let certificates = inbound.conn.peer_certificates();
+        let checked = handshake::check(&hello, options)
+            .and_then(|()| handshake::check_identity(&hello, options.tls.is_some(), certificates));
+        if let Err(refusal) = checked {
             inbound.conn.send(&Welcome::Refused { reason: refusal.to_string() });
             // Best effort: the connection closes right after.
             let _ = inbound.conn.flush();
             return Err(ProtocolError::Refused(refusal));
         }
-        inbound.kind = match hello.role {
-            HelloRole::Peer { from, .. } => Kind::Peer(from),
-            HelloRole::Client => Kind::Client,
-        };
-        debug!(address = %inbound.address, kind = ?inbound.kind, "connection identified");
-        if let HelloRole::Peer { from, .. } = hello.role {
-            deliveries.push(Delivery::PeerDialedUs(from));
-        }
+        inbound.conn.set_max_frame_bytes(options.max_frame_bytes);
         inbound.conn.send(&Welcome::Accepted { node: options.id, members: options.peers.clone() });
-        self.dirty.push(token);
-        Ok(())
+        debug!(address = %inbound.address, role = ?hello.role, "connection identified");
+        self.mark_dirty(token);
+        self.pending -= 1;
+        match hello.role {
+            HelloRole::Peer { from, .. } => {
+                self.become_peer(registry, token, from, now);
+                Ok(Some(Delivery::PeerDialedUs(from)))
+            }
+            HelloRole::Client => {
+                if self.clients >= options.connection_limits.max_client_connections {
+                    self.evict_idlest_client(registry, now);
+                }
+                self.clients += 1;
+                self.set_kind(token, Kind::Client);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Makes `token` the connection of peer `from`, replacing an older one; a peer's buffers
+    /// are bounded by the frame limit and leave the client budget.
+    fn become_peer(&mut self, registry: &Registry, token: Token, from: NodeId, now: Instant) {
+        if let Some(older) = self.peer_tokens.insert(from, token) {
+            let closing = Closing::Quietly("replaced by a newer connection of the peer".into());
+            self.close(registry, older, closing, now);
+        }
+        self.set_kind(token, Kind::Peer(from));
+        if let Some(inbound) = self.connections.get_mut(&token) {
+            self.client_buffered -= std::mem::take(&mut inbound.accounted);
+        }
+    }
+
+    fn set_kind(&mut self, token: Token, kind: Kind) {
+        if let Some(inbound) = self.connections.get_mut(&token) {
+            inbound.kind = kind;
+        }
     }
 
     /// Answers a [`Delivery::StatusQuery`], if its connection is still open.
-    pub(super) fn answer_status(&mut self, token: Token, tag: u32, status: NodeStatus) {
-        if let Some(inbound) = self.connections.get_mut(&token) {
-            inbound.conn.send(&ServerFrame::Status { tag, status });
-            self.dirty.push(token);
-        }
-    }
-
-    /// Closes connections that stayed silent past the hello timeout.
-    pub(super) fn close_silent(&mut self, registry: &Registry, now: Instant) {
-        let silent: Vec<Token> = self
-            .connections
-            .iter()
-            .filter(|(_, inbound)| {
-                inbound.kind == Kind::AwaitingHello && now - inbound.accepted_at > HELLO_TIMEOUT
-            })
-            .map(|(token, _)| *token)
-            .collect();
-        for token in silent {
-            self.close(registry, token, "said nothing within the hello timeout", true);
-        }
+    pub(super) fn answer_status(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        tag: u32,
+        status: NodeStatus,
+        options: &ServeOptions,
+        now: Instant,
+    ) {
+        self.queue(
+            registry,
+            token,
+            &ServerFrame::Status { tag, status: Box::new(status) },
+            options,
+            now,
+        );
     }
 
     /// Queues the reply to a client request, if its connection is still open.
@@ -265,30 +473,107 @@ impl InboundConnections {
         registry: &Registry,
         to: ReplyTo,
         reply: ClientReply<KvReply>,
+        options: &ServeOptions,
+        now: Instant,
     ) {
         let (token, tag) = reply_target(to);
+        if let Some(inbound) = self.connections.get_mut(&token) {
+            // Every request delivered gets exactly one reply from the replica.
+            if inbound.in_flight > 0 {
+                inbound.in_flight -= 1;
+                self.in_flight -= 1;
+            }
+        }
+        self.queue(registry, token, &ServerFrame::Reply { tag, reply }, options, now);
+    }
+
+    /// Queues a frame to a client; a client that lets more than the reply queue cap pile up
+    /// is disconnected instead.
+    fn queue(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        frame: &ServerFrame,
+        options: &ServeOptions,
+        now: Instant,
+    ) {
+        let limits = &options.connection_limits;
         let Some(inbound) = self.connections.get_mut(&token) else {
             return; // The client went away; it will retry elsewhere.
         };
-        if inbound.conn.unsent_bytes() > MAX_QUEUED_BYTES {
-            self.close(registry, token, "client does not read its replies", true);
+        let unsent = inbound.conn.unsent_bytes();
+        if unsent > limits.max_reply_queue_bytes {
+            let detail = format!(
+                "client does not read its replies: {unsent} bytes queued \
+                 (--max-reply-queue-bytes)"
+            );
+            self.close(registry, token, Closing::Refused(Reason::UnreadReplies, detail), now);
             return;
         }
-        inbound.conn.send(&ServerFrame::Reply { tag, reply });
-        self.dirty.push(token);
+        inbound.conn.send(frame);
+        self.largest_reply_queue = self.largest_reply_queue.max(inbound.conn.unsent_bytes());
+        self.mark_dirty(token);
+        self.account(registry, token, limits, now);
+    }
+
+    fn mark_dirty(&mut self, token: Token) {
+        if let Some(inbound) = self.connections.get_mut(&token) {
+            if !std::mem::replace(&mut inbound.dirty, true) {
+                self.dirty.push(token);
+            }
+        }
+    }
+
+    /// Counts what a client or pending connection buffers now; one that grew past the budget
+    /// of all of them together is closed.
+    fn account(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        limits: &ConnectionLimits,
+        now: Instant,
+    ) {
+        let Some(inbound) = self.connections.get_mut(&token) else {
+            return;
+        };
+        if matches!(inbound.kind, Kind::Peer(_)) {
+            return;
+        }
+        let bytes = inbound.conn.buffered_bytes();
+        let before = std::mem::replace(&mut inbound.accounted, bytes);
+        self.client_buffered = self.client_buffered - before + bytes;
+        if bytes > before && self.client_buffered > limits.max_client_buffer_bytes {
+            let detail = format!(
+                "client connections buffer {} bytes, over the budget of {} \
+                 (--max-client-buffer-bytes)",
+                self.client_buffered, limits.max_client_buffer_bytes
+            );
+            self.close(registry, token, Closing::Refused(Reason::BufferBudget, detail), now);
+        }
+    }
+
+    /// Closes connections whose handshake, idleness or unfinished frame outlasted its timeout.
+    pub(super) fn sweep(&mut self, registry: &Registry, limits: &ConnectionLimits, now: Instant) {
+        let expired: Vec<(Token, Closing)> = self
+            .connections
+            .iter()
+            .filter_map(|(token, inbound)| Some((*token, inbound.expiry(limits, now)?)))
+            .collect();
+        for (token, closing) in expired {
+            self.close(registry, token, closing, now);
+        }
     }
 
     /// Writes what each connection with queued bytes can take.
-    pub(super) fn flush(&mut self, registry: &Registry) {
-        let dirty = std::mem::take(&mut self.dirty);
-        for token in dirty {
+    pub(super) fn flush(&mut self, registry: &Registry, now: Instant) {
+        for token in std::mem::take(&mut self.dirty) {
             let Some(inbound) = self.connections.get_mut(&token) else {
                 continue;
             };
-            if inbound.conn.unsent_bytes() > 0 {
-                if let Err(error) = inbound.conn.flush() {
-                    self.close(registry, token, &format!("cannot send: {error}"), false);
-                }
+            inbound.dirty = false;
+            if let Err(error) = inbound.conn.flush() {
+                let closing = io_closing(inbound.kind, &error, "cannot send");
+                self.close(registry, token, closing, now);
             }
         }
     }
@@ -300,21 +585,50 @@ impl InboundConnections {
         }
     }
 
-    /// Closes an accepted connection; `misbehaved` logs it as a warning.
-    fn close(&mut self, registry: &Registry, token: Token, reason: &str, misbehaved: bool) {
+    /// Closes an accepted connection, counting and logging a refusal.
+    fn close(&mut self, registry: &Registry, token: Token, closing: Closing, now: Instant) {
         let Some(mut inbound) = self.connections.remove(&token) else {
             return;
         };
         let _ = registry.deregister(inbound.conn.stream_mut());
-        let address = inbound.address;
+        self.client_buffered -= inbound.accounted;
+        self.in_flight -= inbound.in_flight;
         match inbound.kind {
-            _ if misbehaved => {
-                warn!(%address, kind = ?inbound.kind, reason, "closed a connection")
+            Kind::Pending => self.pending -= 1,
+            Kind::Client => self.clients -= 1,
+            Kind::Peer(peer) => {
+                if self.peer_tokens.get(&peer) == Some(&token) {
+                    self.peer_tokens.remove(&peer);
+                }
             }
-            Kind::Peer(peer) => debug!(%address, %peer, reason, "peer connection closed"),
-            Kind::Client | Kind::AwaitingHello => {
-                debug!(%address, reason, "connection closed")
+        }
+        let address = inbound.address.to_string();
+        match closing {
+            Closing::Refused(reason, detail) => {
+                self.refusals.record(reason, now, &address, &detail);
+            }
+            Closing::Quietly(reason) => {
+                debug!(%address, kind = ?inbound.kind, reason, "connection closed");
             }
         }
     }
+}
+
+/// A peer's message must be from it to this node, and a snapshot it starts must fit the cap
+/// (checked before the replica allocates anything for it).
+fn check_peer_message(
+    peer: NodeId,
+    message: &Message,
+    options: &ServeOptions,
+) -> Result<(), ProtocolError> {
+    if message.from != peer || message.to != options.id {
+        return Err(ProtocolError::Misaddressed { peer, from: message.from, to: message.to });
+    }
+    let limit = options.connection_limits.max_snapshot_bytes;
+    if let Body::InstallSnapshot { total, .. } = message.body {
+        if total > limit {
+            return Err(ProtocolError::SnapshotTooLarge { peer, total, limit });
+        }
+    }
+    Ok(())
 }

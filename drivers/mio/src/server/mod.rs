@@ -5,16 +5,21 @@
 //! ([`inbound`]); the replica's `poll_timeout` is the poll's timeout. A disk thread
 //! ([`disk_thread`]) writes and syncs persists in batches and wakes the loop.
 
+mod accepted;
 mod data_lock;
 mod disk_thread;
 mod error;
 mod event_loop;
+mod fd_limit;
 mod handshake;
 mod inbound;
+mod limits;
 mod options;
 mod peers;
 mod protocol_error;
+mod refusal_log;
 
 pub(crate) use error::ServeError;
 pub(crate) use event_loop::run;
+pub(crate) use limits::ConnectionLimits;
 pub(crate) use options::ServeOptions;

@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use raftkv_core::NodeId;
 use raftkv_core::kv::KvLimits;
 
+use crate::server::limits::ConnectionLimits;
+use crate::tls::NodeTls;
+
 /// Everything a node needs to run.
 #[derive(Clone, Debug)]
 pub(crate) struct ServeOptions {
@@ -36,4 +39,8 @@ pub(crate) struct ServeOptions {
     /// The node's data was lost or removed and it starts afresh: it stays out of elections
     /// until it has caught up with a leader. Applies to a new data directory only.
     pub(crate) rejoin: bool,
+    /// What connections may cost.
+    pub(crate) connection_limits: ConnectionLimits,
+    /// TLS for every connection, or `None` to run in the clear.
+    pub(crate) tls: Option<NodeTls>,
 }

@@ -12,7 +12,9 @@ use raftkv_core::raft::Message;
 use raftkv_core::{Duration, Instant, NodeId};
 use tracing::{debug, info, warn};
 
-use crate::conn::{Conn, MAX_QUEUED_BYTES, ReadState};
+use crate::conn::{Conn, MAX_QUEUED_BYTES, ReadOutcome};
+use crate::tls::NodeTls;
+use crate::transport::Transport;
 use crate::wire::{Hello, HelloRole, MAGIC, PROTOCOL_VERSION, Welcome};
 
 /// After a failure a link is dialed again after a backoff: this at first, doubling with each
@@ -137,24 +139,35 @@ impl PeerLink {
         registry: &Registry,
         now: Instant,
         max_frame_bytes: usize,
+        tls: Option<&NodeTls>,
     ) {
         if !matches!(self.state, State::Idle { retry_at } if retry_at <= now) {
             return;
         }
-        match self.dial(registry, max_frame_bytes) {
+        match self.dial(registry, max_frame_bytes, tls) {
             Ok(conn) => self.state = State::Connecting(conn, now),
             Err(error) => self.failed(registry, now, &format!("cannot dial: {error}")),
         }
     }
 
-    fn dial(&self, registry: &Registry, max_frame_bytes: usize) -> io::Result<Conn> {
+    fn dial(
+        &self,
+        registry: &Registry,
+        max_frame_bytes: usize,
+        tls: Option<&NodeTls>,
+    ) -> io::Result<Conn> {
         let address = self
             .address
             .to_socket_addrs()?
             .next()
             .ok_or_else(|| io::Error::other("address resolves to nothing"))?;
         let stream = TcpStream::connect(address)?;
-        let mut conn = Conn::new(stream, max_frame_bytes);
+        let transport = match tls {
+            None => Transport::plain(stream),
+            // The peer must present the certificate of the node this link is for.
+            Some(tls) => Transport::tls(stream, tls.dial(self.id).map_err(io::Error::other)?),
+        };
+        let mut conn = Conn::new(transport, max_frame_bytes);
         registry.register(
             conn.stream_mut(),
             self.token,
@@ -198,9 +211,9 @@ impl PeerLink {
         let State::Connected(conn, _) = &mut self.state else {
             return;
         };
-        let outcome = match conn.read_ready() {
-            Ok(ReadState::Open) => Ok(()),
-            Ok(ReadState::Closed) => Err("closed by the peer".to_string()),
+        let outcome = match conn.read_all() {
+            Ok(ReadOutcome::Drained | ReadOutcome::Budget) => Ok(()),
+            Ok(ReadOutcome::Closed) => Err("closed by the peer".to_string()),
             Err(error) => Err(error.to_string()),
         };
         let mut problem = outcome.err();

@@ -6,6 +6,7 @@ use raftkv_core::NodeId;
 
 use crate::frame::FrameError;
 use crate::server::handshake::Refusal;
+use crate::server::refusal_log::Reason;
 
 /// Why an accepted connection is closed for misbehaving.
 #[derive(Debug)]
@@ -23,6 +24,28 @@ pub(super) enum ProtocolError {
     },
     /// Its `Hello` was refused.
     Refused(Refusal),
+    /// A peer announced a snapshot larger than this node accepts.
+    SnapshotTooLarge {
+        /// The peer.
+        peer: NodeId,
+        /// The size announced.
+        total: u64,
+        /// The cap (`--max-snapshot-bytes`).
+        limit: u64,
+    },
+}
+
+impl ProtocolError {
+    /// Under which reason the refusal is counted.
+    pub(super) fn reason(&self) -> Reason {
+        match self {
+            ProtocolError::Frame(_) => Reason::BadFrame,
+            ProtocolError::Misaddressed { .. } => Reason::Misaddressed,
+            ProtocolError::Refused(Refusal::NotThatPeer { .. }) => Reason::PeerIdentity,
+            ProtocolError::Refused(_) => Reason::HelloRefused,
+            ProtocolError::SnapshotTooLarge { .. } => Reason::SnapshotTooLarge,
+        }
+    }
 }
 
 impl fmt::Display for ProtocolError {
@@ -33,6 +56,11 @@ impl fmt::Display for ProtocolError {
                 write!(f, "peer {peer} sent a message from {from} to {to}")
             }
             ProtocolError::Refused(refusal) => write!(f, "refused: {refusal}"),
+            ProtocolError::SnapshotTooLarge { peer, total, limit } => write!(
+                f,
+                "peer {peer} sent a snapshot of {total} bytes, over the limit of {limit} bytes \
+                 (--max-snapshot-bytes)"
+            ),
         }
     }
 }

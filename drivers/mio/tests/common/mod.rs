@@ -1,7 +1,10 @@
 //! A cluster of real `raftkv serve` processes on 127.0.0.1 for integration tests: free ports,
-//! a fresh data directory, and every process killed and the directory removed on drop.
+//! a fresh data directory, and every process killed and the directory removed on drop. In
+//! the clear, or with TLS and certificates made by `raftkv certs init`.
 
 #![allow(dead_code)] // Each test file uses its own part of the harness.
+
+pub(crate) mod raw;
 
 use std::fs::{self, OpenOptions};
 use std::net::TcpListener;
@@ -10,7 +13,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use raftkv::{Client, ClientOptions, NodeStatus};
+use raftkv::{Client, ClientOptions, ClientTls, NodeStatus};
 
 /// How long any condition may take to come true before a test fails.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
@@ -21,6 +24,8 @@ pub(crate) struct TestCluster {
     nodes: Vec<Option<Child>>,
     /// Extra arguments of every `raftkv serve`.
     extra_args: Vec<String>,
+    /// Whether the nodes run TLS, with the certificates in `certs_dir()`.
+    tls: bool,
 }
 
 impl TestCluster {
@@ -31,6 +36,16 @@ impl TestCluster {
 
     /// Starts `size` nodes with extra `serve` arguments and waits for a leader.
     pub(crate) fn start_with(size: usize, extra_args: &[&str]) -> TestCluster {
+        TestCluster::start_configured(size, extra_args, false)
+    }
+
+    /// Starts `size` nodes with TLS (certificates from `raftkv certs init`) and extra `serve`
+    /// arguments, and waits for a leader.
+    pub(crate) fn start_tls(size: usize, extra_args: &[&str]) -> TestCluster {
+        TestCluster::start_configured(size, extra_args, true)
+    }
+
+    fn start_configured(size: usize, extra_args: &[&str], tls: bool) -> TestCluster {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
             "raftkv-test-{}-{}",
@@ -42,7 +57,17 @@ impl TestCluster {
         let ports = free_ports(size);
         let extra_args = extra_args.iter().map(|arg| arg.to_string()).collect();
         let nodes = (0..size).map(|_| None).collect();
-        let mut cluster = TestCluster { dir, ports, nodes, extra_args };
+        let mut cluster = TestCluster { dir, ports, nodes, extra_args, tls };
+        if tls {
+            let ids = (1..=size).map(|id| id.to_string()).collect::<Vec<_>>().join(",");
+            let made = Command::new(env!("CARGO_BIN_EXE_raftkv"))
+                .args(["certs", "init"])
+                .arg(cluster.certs_dir())
+                .args(["--nodes", &ids])
+                .output()
+                .expect("run raftkv certs init");
+            assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+        }
         for node in 1..=size {
             cluster.spawn(node);
         }
@@ -52,6 +77,26 @@ impl TestCluster {
 
     pub(crate) fn addresses(&self) -> Vec<String> {
         self.ports.iter().map(|port| format!("127.0.0.1:{port}")).collect()
+    }
+
+    /// Where `raftkv certs init` wrote the cluster's certificates (TLS clusters).
+    pub(crate) fn certs_dir(&self) -> PathBuf {
+        self.dir.join("certs")
+    }
+
+    /// The client's TLS files (CA, certificate, key) of a TLS cluster.
+    pub(crate) fn client_tls_files(&self) -> [PathBuf; 3] {
+        let certs = self.certs_dir();
+        [certs.join("ca.crt"), certs.join("client.crt"), certs.join("client.key")]
+    }
+
+    /// Client options that reach this cluster: TLS with the client certificate if it runs TLS.
+    pub(crate) fn client_options(&self) -> ClientOptions {
+        let tls = self.tls.then(|| {
+            let [ca, cert, key] = self.client_tls_files();
+            ClientTls::from_files(ca, cert, key).expect("load the client's certificate")
+        });
+        ClientOptions { tls, ..ClientOptions::default() }
     }
 
     pub(crate) fn data_dir(&self, node: usize) -> PathBuf {
@@ -87,12 +132,29 @@ impl TestCluster {
             .arg("--data")
             .arg(self.data_dir(node))
             .args(["--election-timeout-ms", "150", "--heartbeat-ms", "30"])
+            .args(self.tls_args(node))
             .args(&self.extra_args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
         command
+    }
+
+    /// The TLS flags of node `node`, if the cluster runs TLS.
+    fn tls_args(&self, node: usize) -> Vec<PathBuf> {
+        if !self.tls {
+            return Vec::new();
+        }
+        let certs = self.certs_dir();
+        vec![
+            "--tls-ca".into(),
+            certs.join("ca.crt"),
+            "--tls-cert".into(),
+            certs.join(format!("node-{node}.crt")),
+            "--tls-key".into(),
+            certs.join(format!("node-{node}.key")),
+        ]
     }
 
     /// Starts (or restarts) node `node` (1-based).
@@ -152,7 +214,7 @@ impl TestCluster {
         let options = ClientOptions {
             timeout: PATIENCE,
             connect_timeout: Duration::from_secs(5),
-            ..ClientOptions::default()
+            ..self.client_options()
         };
         Client::connect_with(&self.addresses(), options).expect("connect to the cluster")
     }
@@ -165,7 +227,7 @@ impl TestCluster {
                 &self.addresses(),
                 ClientOptions {
                     connect_timeout: Duration::from_millis(500),
-                    ..ClientOptions::default()
+                    ..self.client_options()
                 },
             ) {
                 let leader = client.status().ok().and_then(|statuses| {
@@ -193,9 +255,7 @@ impl TestCluster {
     ) {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            if let Ok(mut client) =
-                Client::connect_with(&self.addresses(), ClientOptions::default())
-            {
+            if let Ok(mut client) = Client::connect_with(&self.addresses(), self.client_options()) {
                 let statuses: Vec<NodeStatus> = client
                     .status()
                     .map(|statuses| statuses.into_iter().filter_map(|(_, s)| s.ok()).collect())
@@ -220,6 +280,47 @@ impl TestCluster {
         while !self.log(node).contains(text) {
             assert!(Instant::now() < deadline, "no {text:?} in the log\n{}", self.log(node));
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Node `node`'s status, asked of that node alone.
+    pub(crate) fn status_of(&self, node: usize) -> NodeStatus {
+        let address = self.addresses()[node - 1].clone();
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let status = Client::connect_with(&[address.as_str()], self.client_options())
+                .ok()
+                .and_then(|mut client| client.status().ok())
+                .and_then(|statuses| statuses.into_iter().find(|(a, _)| *a == address))
+                .and_then(|(_, status)| status.ok());
+            if let Some(status) = status {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "node {node} gives no status\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until node `node`'s status satisfies `holds`; returns that status.
+    pub(crate) fn wait_for_node(
+        &self,
+        node: usize,
+        what: &str,
+        holds: impl Fn(&NodeStatus) -> bool,
+    ) -> NodeStatus {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let status = self.status_of(node);
+            if holds(&status) {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {node}: not {what}: {:?}\n{}",
+                status.connections,
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 

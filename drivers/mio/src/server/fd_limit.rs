@@ -1,0 +1,40 @@
+//! The process's file descriptor limit: raised to what the connection caps need, so that the
+//! caps, not the kernel, refuse connections (an `accept` that fails for want of descriptors
+//! leaves the connection queued and the listener silent).
+
+use rustix::process::{Resource, getrlimit, setrlimit};
+use tracing::warn;
+
+use crate::server::limits::ConnectionLimits;
+
+/// Descriptors beyond connections: the listener, the poll, the waker, signals, the WAL
+/// segments, the data directory's files, the standard streams.
+const OTHER_DESCRIPTORS: u64 = 64;
+
+/// Raises the soft limit on open files as far as the caps need (and the hard limit allows);
+/// warns if the caps exceed it.
+pub(super) fn raise(limits: &ConnectionLimits, members: usize) {
+    let needed = (limits.max_client_connections as u64)
+        .saturating_add(limits.max_pending_connections as u64)
+        // A link dialed to each peer and one accepted from it, and one replaced being closed.
+        .saturating_add(3 * members as u64)
+        .saturating_add(OTHER_DESCRIPTORS);
+    let mut limit = getrlimit(Resource::Nofile);
+    let current = limit.current.unwrap_or(u64::MAX);
+    if current >= needed {
+        return;
+    }
+    let maximum = limit.maximum.unwrap_or(u64::MAX);
+    limit.current = Some(needed.min(maximum));
+    if let Err(error) = setrlimit(Resource::Nofile, limit) {
+        warn!(%error, "cannot raise the limit on open files");
+    }
+    if maximum < needed {
+        warn!(
+            needed,
+            allowed = maximum,
+            "the connection caps need more open files than the system allows: lower \
+             --max-client-connections or raise the hard limit (ulimit -Hn)"
+        );
+    }
+}

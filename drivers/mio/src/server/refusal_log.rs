@@ -1,0 +1,103 @@
+//! Counting and logging refusals: every one is counted; the log gets at most one line per
+//! reason per second, so that a flood of bad connections cannot flood it.
+
+use std::collections::BTreeMap;
+
+use raftkv_core::{Duration, Instant};
+use tracing::warn;
+
+use crate::connection_report::Refusals;
+
+/// Why a connection was refused or closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Reason {
+    PendingEvicted,
+    ClientEvicted,
+    HandshakeFailed,
+    HandshakeTimedOut,
+    HelloRefused,
+    PeerIdentity,
+    Idle,
+    BadFrame,
+    FrameTimedOut,
+    UnreadReplies,
+    BufferBudget,
+    SnapshotTooLarge,
+    Misaddressed,
+}
+
+/// How often one reason may be logged.
+const LOG_INTERVAL: Duration = Duration::from_millis(1_000);
+
+/// The counters, and when each reason may be logged next.
+#[derive(Debug, Default)]
+pub(super) struct RefusalLog {
+    counts: Refusals,
+    /// Per reason: when it was last logged, and how many went unlogged since.
+    logged: BTreeMap<Reason, (Instant, u64)>,
+}
+
+impl RefusalLog {
+    /// Counts a refusal and logs it unless this reason was logged less than a second ago.
+    pub(super) fn record(&mut self, reason: Reason, now: Instant, address: &str, detail: &str) {
+        *self.counter(reason) += 1;
+        match self.logged.get_mut(&reason) {
+            Some((at, unlogged)) if now < *at + LOG_INTERVAL => *unlogged += 1,
+            entry => {
+                let unlogged = entry.map_or(0, |(_, unlogged)| std::mem::take(unlogged));
+                warn!(%address, reason = ?reason, detail, unlogged, "closed a connection");
+                self.logged.insert(reason, (now, 0));
+            }
+        }
+    }
+
+    /// Counts a connection held back at a cap on requests in flight: not a refusal, not
+    /// logged (it happens under any heavy load).
+    pub(super) fn count_held(&mut self) {
+        self.counts.held_at_request_cap += 1;
+    }
+
+    /// The counters.
+    pub(super) fn counts(&self) -> &Refusals {
+        &self.counts
+    }
+
+    fn counter(&mut self, reason: Reason) -> &mut u64 {
+        let c = &mut self.counts;
+        match reason {
+            Reason::PendingEvicted => &mut c.pending_evicted,
+            Reason::ClientEvicted => &mut c.clients_evicted,
+            Reason::HandshakeFailed => &mut c.handshake_failed,
+            Reason::HandshakeTimedOut => &mut c.handshake_timed_out,
+            Reason::HelloRefused => &mut c.hello_refused,
+            Reason::PeerIdentity => &mut c.peer_identity_refused,
+            Reason::Idle => &mut c.idle_closed,
+            Reason::BadFrame => &mut c.bad_frames,
+            Reason::FrameTimedOut => &mut c.frame_timed_out,
+            Reason::UnreadReplies => &mut c.unread_replies_closed,
+            Reason::BufferBudget => &mut c.buffer_budget_closed,
+            Reason::SnapshotTooLarge => &mut c.snapshot_too_large,
+            Reason::Misaddressed => &mut c.misaddressed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_refusal_is_counted_and_a_burst_is_logged_once() {
+        let mut log = RefusalLog::default();
+        let start = Instant::from_nanos(1_000_000_000);
+        for i in 0..5 {
+            log.record(Reason::Idle, start + Duration::from_millis(i), "a", "idle");
+        }
+        assert_eq!(log.counts().idle_closed, 5);
+        assert_eq!(log.logged[&Reason::Idle], (start, 4));
+        log.record(Reason::Idle, start + LOG_INTERVAL, "a", "idle");
+        assert_eq!(log.logged[&Reason::Idle], (start + LOG_INTERVAL, 0));
+        assert_eq!(log.counts().idle_closed, 6);
+        assert_eq!(log.counts().bad_frames, 0);
+    }
+}

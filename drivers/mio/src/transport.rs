@@ -1,0 +1,181 @@
+//! The byte stream under a framed connection: a non-blocking TCP socket, in the clear or
+//! through TLS. rustls is sans-IO: it takes the bytes read from the socket and gives back
+//! plaintext, takes plaintext and gives back records to write; this type pumps both ways.
+
+use std::io::{self, Read, Write};
+
+use mio::net::TcpStream;
+use rustls::pki_types::CertificateDer;
+
+/// Bytes read from the socket (or taken from rustls) per system call.
+const CHUNK_BYTES: usize = 16 << 10;
+
+/// What a read found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReadOutcome {
+    /// Everything the socket had was read: wait for the next readable event.
+    Drained,
+    /// The budget was reached with more to read: read again once this is used.
+    Budget,
+    /// The other side closed the connection.
+    Closed,
+}
+
+/// A socket, with TLS or without.
+#[derive(Debug)]
+pub(crate) struct Transport {
+    stream: TcpStream,
+    tls: Option<Box<rustls::Connection>>,
+}
+
+impl Transport {
+    /// Bytes in the clear.
+    pub(crate) fn plain(stream: TcpStream) -> Transport {
+        Transport { stream, tls: None }
+    }
+
+    /// Bytes through `tls`, whose handshake starts with the first read or write.
+    pub(crate) fn tls(stream: TcpStream, tls: impl Into<rustls::Connection>) -> Transport {
+        Transport { stream, tls: Some(Box::new(tls.into())) }
+    }
+
+    /// The socket, to register it with a poll.
+    pub(crate) fn stream_mut(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    /// The socket, to ask it about its connection.
+    pub(crate) fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// The certificates the other side presented and the handshake verified.
+    pub(crate) fn peer_certificates(&self) -> Option<&[CertificateDer<'static>]> {
+        self.tls.as_ref().and_then(|tls| tls.peer_certificates())
+    }
+
+    /// Appends received plaintext to `inbox`, at most about `budget` bytes.
+    pub(crate) fn read_into(
+        &mut self,
+        inbox: &mut Vec<u8>,
+        budget: usize,
+    ) -> io::Result<ReadOutcome> {
+        let limit = inbox.len().saturating_add(budget);
+        match &mut self.tls {
+            None => read_plain(&mut self.stream, inbox, limit),
+            Some(tls) => read_tls(&mut self.stream, tls, inbox, limit),
+        }
+    }
+
+    /// Takes plaintext to send; returns how much it took (0: none now, the socket or the
+    /// handshake is not ready).
+    pub(crate) fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        match &mut self.tls {
+            None => match self.stream.write(bytes) {
+                Ok(0) => Err(io::ErrorKind::WriteZero.into()),
+                Ok(written) => Ok(written),
+                Err(error) if is_retry(&error) => Ok(0),
+                Err(error) => Err(error),
+            },
+            // Data waits for the handshake, so that it never leaves before the other side
+            // was verified.
+            Some(tls) if tls.is_handshaking() => Ok(0),
+            Some(tls) => tls.writer().write(bytes),
+        }
+    }
+
+    /// Writes the TLS records rustls has ready; returns whether none is left.
+    pub(crate) fn send_records(&mut self) -> io::Result<bool> {
+        let Some(tls) = &mut self.tls else {
+            return Ok(true);
+        };
+        while tls.wants_write() {
+            match tls.write_tls(&mut self.stream) {
+                Ok(_) => {}
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(true)
+    }
+}
+
+fn is_retry(error: &io::Error) -> bool {
+    matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted)
+}
+
+fn read_plain(
+    stream: &mut TcpStream,
+    inbox: &mut Vec<u8>,
+    limit: usize,
+) -> io::Result<ReadOutcome> {
+    let mut chunk = [0; CHUNK_BYTES];
+    loop {
+        if inbox.len() >= limit {
+            return Ok(ReadOutcome::Budget);
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => return Ok(ReadOutcome::Closed),
+            Ok(read) => inbox.extend_from_slice(&chunk[..read]),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                return Ok(ReadOutcome::Drained);
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+fn read_tls(
+    stream: &mut TcpStream,
+    tls: &mut rustls::Connection,
+    inbox: &mut Vec<u8>,
+    limit: usize,
+) -> io::Result<ReadOutcome> {
+    let mut chunk = [0; CHUNK_BYTES];
+    loop {
+        // First the plaintext rustls already holds, so that its buffer never fills.
+        loop {
+            if inbox.len() >= limit {
+                return Ok(ReadOutcome::Budget);
+            }
+            match tls.reader().read(&mut chunk) {
+                Ok(0) => return Ok(ReadOutcome::Closed),
+                Ok(read) => inbox.extend_from_slice(&chunk[..read]),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                // Closed without a close_notify: the same to us, every frame is checked.
+                Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => {
+                    return Ok(ReadOutcome::Closed);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        match tls.read_tls(stream) {
+            Ok(0) => return Ok(ReadOutcome::Closed),
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                return Ok(ReadOutcome::Drained);
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+        if let Err(error) = tls.process_new_packets() {
+            // Best effort: tell the other side why (rustls queued an alert).
+            let _ = tls.write_tls(stream);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, TlsFailure(error)));
+        }
+    }
+}
+
+/// A TLS error as an I/O error's source, so that its message says "TLS".
+#[derive(Debug)]
+pub(crate) struct TlsFailure(pub(crate) rustls::Error);
+
+impl std::fmt::Display for TlsFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TLS: {}", self.0)
+    }
+}
+
+impl std::error::Error for TlsFailure {}
