@@ -5,9 +5,12 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ClientId, LogIndex, NodeId, RequestId, Term};
+use crate::ids::{ClientId, LogId, LogIndex, NodeId, RequestId, Term};
 use crate::protocol::{ClientReply, ClientRequest, Op, Outcome, Reject};
-use crate::raft::{self, Message, Payload, Persist, PersistId, RaftNode, Recovered, Role};
+use crate::raft::{
+    self, ChangeRefused, MemberChange, Membership, Message, Payload, Persist, PersistId, RaftNode,
+    Recovered, Role, Standing,
+};
 use crate::session::{SessionCheck, Sessions};
 use crate::state_machine::{RestoreError, StateMachine};
 use crate::time::Instant;
@@ -84,6 +87,16 @@ pub enum Output<R> {
         term: Term,
         /// The leader, if known.
         leader: Option<NodeId>,
+    },
+    /// The membership in force changed (see `raft::Output::MembershipChanged`): for logs, and
+    /// for the driver to learn where the members are.
+    MembershipChanged {
+        /// The entry it comes from.
+        index: LogIndex,
+        /// The membership now in force.
+        membership: Membership,
+        /// Where this replica stands in it.
+        standing: Standing,
     },
 }
 
@@ -254,7 +267,7 @@ impl<S: StateMachine> Replica<S> {
     /// after every step.
     pub fn check_invariants(&self) {
         self.raft.check_invariants();
-        let handed_out = self.raft.status().applied;
+        let handed_out = self.raft.applied_index();
         assert!(self.applied <= handed_out, "applied {} beyond {handed_out}", self.applied);
     }
 
@@ -265,6 +278,17 @@ impl<S: StateMachine> Replica<S> {
         target: NodeId,
     ) -> Result<(), raft::TransferError> {
         self.raft.transfer_leadership(now, target)
+    }
+
+    /// Proposes a membership change (see [`RaftNode::propose_membership_change`]). Its entries
+    /// change nothing in the state machine; the change is done once `raft().status()` shows
+    /// the new membership committed and not joint.
+    pub fn propose_membership_change(
+        &mut self,
+        now: Instant,
+        changes: &[MemberChange],
+    ) -> Result<LogId, ChangeRefused> {
+        self.raft.propose_membership_change(now, changes)
     }
 
     /// Makes the node campaign now (leadership hand-over, tests).
@@ -405,6 +429,9 @@ impl<S: StateMachine> Replica<S> {
                 }
                 self.outbox.push_back(Output::RoleChanged { role, term, leader });
             }
+            raft::Output::MembershipChanged { index, membership, standing } => {
+                self.outbox.push_back(Output::MembershipChanged { index, membership, standing });
+            }
         }
     }
 
@@ -420,7 +447,7 @@ impl<S: StateMachine> Replica<S> {
     fn apply(&mut self, entry: raft::Entry) {
         self.applied = entry.index;
         let outcome = match &entry.payload {
-            Payload::Noop => None,
+            Payload::Noop | Payload::Membership(_) => None,
             Payload::Command(bytes) => match postcard::from_bytes(bytes) {
                 Ok(logged) => Some(self.apply_logged(entry.index, logged)),
                 Err(_) => {
@@ -476,7 +503,8 @@ impl<S: StateMachine> Replica<S> {
 
     /// Snapshots the sessions and the state machine once the applied log is heavy enough.
     fn maybe_snapshot(&mut self) {
-        if self.raft.status().applied_log_bytes < self.snapshot_threshold_bytes {
+        if self.raft.applied_log_bytes() < self.snapshot_threshold_bytes || !self.raft.compactable()
+        {
             return;
         }
         let snapshot = SnapshotOut { sessions: &self.sessions, state: self.state.snapshot() };
@@ -515,6 +543,9 @@ impl<R: fmt::Debug> fmt::Display for Output<R> {
                 Some(leader) => write!(f, "{role} t={term} leader={leader}"),
                 None => write!(f, "{role} t={term} leader=none"),
             },
+            Output::MembershipChanged { index, membership, standing } => {
+                write!(f, "membership at {index}: {membership} ({standing})")
+            }
         }
     }
 }

@@ -418,6 +418,7 @@ fn outputs_and_start_errors_read_as_one_line() {
     ));
     let garbage = raftkv_core::raft::Snapshot {
         last: raftkv_core::LogId::new(raftkv_core::LogIndex(3), raftkv_core::Term(1)),
+        membership: raftkv_core::raft::Membership::with_voters([NodeId(1)]),
         data: vec![0xff; 3],
     };
     let recovered = raftkv_core::raft::Recovered {
@@ -458,6 +459,7 @@ fn a_snapshot_that_does_not_decode_is_counted_and_not_installed_into_the_state()
         term,
         body: raftkv_core::raft::Body::InstallSnapshot {
             last,
+            membership: raft.membership().clone(),
             total: 3,
             offset: 0,
             chunk: vec![0xff; 3],

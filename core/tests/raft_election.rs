@@ -310,6 +310,7 @@ fn messages_of_an_older_term_are_answered_with_the_current_term() {
     assert_eq!(answers, [Body::PreVoteReply { granted: false, round: 5 }]);
     let snapshot = Body::InstallSnapshot {
         last: raftkv_core::LogId::new(commit, old),
+        membership: cluster.node(id(3)).membership().clone(),
         total: 1,
         offset: 0,
         chunk: vec![1],

@@ -293,10 +293,11 @@ fn start_and_transfer_errors_and_outputs_say_what_happened() {
     assert_eq!(broken, "recovered log is broken at entry 3/1 (not consecutive or term goes back)");
     let behind = start(behind).err().expect("behind").to_string();
     assert_eq!(behind, "recovered log reaches term 2 but the hard state only term 1");
-    let invalid = StartError::Config(raftkv_core::raft::ConfigError::DuplicateVoter);
+    let twice = raftkv_core::raft::MembershipError::ListedTwice(id(1));
+    let invalid = StartError::Config(raftkv_core::raft::ConfigError::Membership(twice));
     assert_eq!(
         invalid.to_string(),
-        "invalid configuration: a node is listed twice among the voters"
+        "invalid configuration: initial membership: node 1 is listed twice"
     );
     assert_eq!(TransferError::UnknownNode(id(9)).to_string(), "node 9 is not a voter");
     assert_eq!(

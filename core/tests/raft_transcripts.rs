@@ -53,3 +53,36 @@ fn a_linearizable_read_confirms_leadership_with_one_round() {
     cluster.stabilize();
     insta::assert_snapshot!(cluster.take_transcript());
 }
+
+#[test]
+fn a_learner_is_added_catches_up_and_is_promoted_through_the_joint_membership() {
+    use raftkv_core::raft::MemberChange;
+    let mut cluster = Cluster::new(3);
+    cluster.elect(id(1));
+    cluster.propose(id(1), b"x");
+    cluster.run_for(100);
+    cluster.start_transcript();
+    let four = cluster.add_joining_node(|_| {});
+    let add = MemberChange::AddLearner { id: four, address: b"node-4:7000".to_vec() };
+    cluster.change_membership(id(1), &[add]).expect("a learner is added");
+    cluster.run_for(60);
+    cluster.change_membership(id(1), &[MemberChange::Promote { id: four }]).expect("caught up");
+    cluster.run_for(60);
+    insta::assert_snapshot!(cluster.take_transcript());
+}
+
+#[test]
+fn a_joint_change_replaces_a_voter_and_the_removed_node_learns_it() {
+    use raftkv_core::raft::MemberChange;
+    let mut cluster = Cluster::new(3);
+    cluster.elect(id(1));
+    let four = cluster.add_joining_node(|_| {});
+    let add = MemberChange::AddLearner { id: four, address: b"node-4:7000".to_vec() };
+    cluster.change_membership(id(1), &[add]).expect("a learner is added");
+    cluster.run_for(100);
+    cluster.start_transcript();
+    let replace = [MemberChange::Promote { id: four }, MemberChange::Remove { id: id(3) }];
+    cluster.change_membership(id(1), &replace).expect("caught up");
+    cluster.run_for(60);
+    insta::assert_snapshot!(cluster.take_transcript());
+}

@@ -4,7 +4,9 @@
 use core::fmt;
 use std::collections::BTreeMap;
 
-use raftkv_core::raft::{AppendOutcome, Body, Entry, HardState, Message, Payload, Persist, Role};
+use raftkv_core::raft::{
+    AppendOutcome, Body, Entry, HardState, Membership, Message, Payload, Persist, Role,
+};
 use raftkv_core::{Instant, LogId, LogIndex, NodeId, Term};
 
 use raftkv_testkit::Durable;
@@ -100,9 +102,16 @@ impl Digest {
         let payload = match &entry.payload {
             Payload::Noop => Fnv64::of(b"noop"),
             Payload::Command(bytes) => Fnv64::of(bytes),
+            Payload::Membership(membership) => membership_digest(membership),
         };
         Digest { term: entry.term, payload }
     }
+}
+
+/// The digest of a membership entry's payload (rare: apart, so that `Digest::of` stays small).
+#[cold]
+fn membership_digest(membership: &Membership) -> u64 {
+    Fnv64::of(format!("{membership:?}").as_bytes())
 }
 
 /// A committed log position.
@@ -461,7 +470,7 @@ impl Checks {
                 format!("n{id} restarts at applied {applied}, its snapshot is at {snapshot}"),
             ));
         }
-        self.seen[node] = Seen { commit: replica.raft().status().commit, applied };
+        self.seen[node] = Seen { commit: replica.raft().commit_index(), applied };
         self.verified[node] = (Term(0), LogIndex(0));
         Ok(())
     }

@@ -333,7 +333,7 @@ impl Simulation {
         if let Some(replica) = state.replica.as_ref() {
             replica.check_invariants();
             let result = self.checks.after_step(node, replica);
-            let applied_log_bytes = replica.raft().status().applied_log_bytes;
+            let applied_log_bytes = replica.raft().applied_log_bytes();
             let size = self.persisted.after_step(node, applied_log_bytes);
             self.checked(result.and(size));
         }
@@ -402,6 +402,13 @@ impl Simulation {
                 }
                 let result = self.checks.on_role(role, term, replica);
                 self.checked(result);
+            }
+            Output::MembershipChanged { index, membership, standing } => {
+                self.trace.event(
+                    self.now,
+                    Simulation::actor(node),
+                    format_args!("membership at {index}: {membership} ({standing})"),
+                );
             }
         }
     }

@@ -62,14 +62,28 @@ pub(crate) fn read<F: FileSystem, T: DeserializeOwned>(
     name: &str,
     magic: &[u8; 8],
 ) -> Result<SmallFile<T>, StorageError> {
+    read_versions(fs, dir, name, &[magic], |_, contents| postcard::from_bytes(contents))
+}
+
+/// Reads `dir/name`, written in one of the format versions whose magics `magics` lists,
+/// checking its length and checksum; `decode` turns the contents into the value, given the
+/// position in `magics` of the file's magic.
+pub(crate) fn read_versions<F: FileSystem, T>(
+    fs: &F,
+    dir: &Path,
+    name: &str,
+    magics: &[&[u8; 8]],
+    decode: impl FnOnce(usize, &[u8]) -> Result<T, postcard::Error>,
+) -> Result<SmallFile<T>, StorageError> {
     let path = dir.join(name);
     let Some(bytes) = fs.read(&path).map_err(StorageError::io("read", &path))? else {
         return Ok(SmallFile::Missing);
     };
     let damaged = |offset: u64, reason: &str| SmallFile::Damaged { offset, reason: reason.into() };
-    if bytes.len() < HEADER_BYTES || bytes[..8] != magic[..] {
+    let version = magics.iter().position(|magic| bytes.get(..8) == Some(&magic[..]));
+    let Some(version) = version.filter(|_| bytes.len() >= HEADER_BYTES) else {
         return Ok(damaged(0, "missing or wrong header"));
-    }
+    };
     let crc = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
     let length = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
     let contents = &bytes[HEADER_BYTES..];
@@ -79,7 +93,7 @@ pub(crate) fn read<F: FileSystem, T: DeserializeOwned>(
     if crc32c::crc32c(contents) != crc {
         return Ok(damaged(HEADER_BYTES as u64, "checksum mismatch"));
     }
-    match postcard::from_bytes(contents) {
+    match decode(version, contents) {
         Ok(value) => Ok(SmallFile::Intact(value)),
         Err(error) => Ok(damaged(HEADER_BYTES as u64, &format!("contents do not decode: {error}"))),
     }

@@ -1,9 +1,15 @@
-//! The snapshot file: the latest state machine snapshot and the last entry it covers,
-//! replaced atomically.
+//! The snapshot file: the latest state machine snapshot, the last entry it covers and the
+//! membership in force there, replaced atomically.
+//!
+//! Format 2 (`RKVSNAP2`) records the membership; format 1 (`RKVSNAP1`), written before
+//! memberships could change, is still read, with an empty membership, which tells the node to
+//! take the initial membership of its configuration (the cluster's, which never changed then).
 
 use std::path::Path;
 
-use raftkv_core::raft::Snapshot;
+use raftkv_core::LogId;
+use raftkv_core::raft::{Membership, Snapshot};
+use serde::Deserialize;
 
 use crate::error::StorageError;
 use crate::fs::FileSystem;
@@ -11,7 +17,17 @@ use crate::small_file::{self, SmallFile};
 
 /// The file's name in the data directory.
 pub(crate) const FILE: &str = "snapshot";
-const MAGIC: &[u8; 8] = b"RKVSNAP1";
+/// The format written.
+const MAGIC: &[u8; 8] = b"RKVSNAP2";
+/// The format before snapshots recorded their membership.
+const MAGIC_WITHOUT_MEMBERSHIP: &[u8; 8] = b"RKVSNAP1";
+
+/// A snapshot of format 1.
+#[derive(Deserialize)]
+struct SnapshotWithoutMembership {
+    last: LogId,
+    data: Vec<u8>,
+}
 
 /// Replaces the snapshot file of `dir` with `snapshot`, durably.
 pub(crate) fn save<F: FileSystem>(
@@ -22,13 +38,66 @@ pub(crate) fn save<F: FileSystem>(
     small_file::replace(fs, dir, FILE, MAGIC, snapshot)
 }
 
-/// The snapshot saved in `dir`.
+/// The snapshot saved in `dir`, of either format.
 pub(crate) fn load<F: FileSystem>(fs: &F, dir: &Path) -> Result<SmallFile<Snapshot>, StorageError> {
     small_file::remove_leftover(fs, dir, FILE)?;
-    small_file::read(fs, dir, FILE, MAGIC)
+    let magics = [MAGIC, MAGIC_WITHOUT_MEMBERSHIP];
+    small_file::read_versions(fs, dir, FILE, &magics, |version, contents| match version {
+        0 => postcard::from_bytes(contents),
+        _ => {
+            let old: SnapshotWithoutMembership = postcard::from_bytes(contents)?;
+            Ok(Snapshot { last: old.last, membership: Membership::default(), data: old.data })
+        }
+    })
 }
 
 /// Removes the snapshot file of `dir`, durably.
 pub(crate) fn remove<F: FileSystem>(fs: &F, dir: &Path) -> Result<(), StorageError> {
     small_file::remove(fs, dir, FILE)
+}
+
+#[cfg(test)]
+mod tests {
+    use raftkv_core::{LogIndex, NodeId, Term};
+    use serde::Serialize;
+
+    use super::*;
+    use crate::directory;
+    use crate::sim_fs::SimFs;
+
+    /// A snapshot as format 1 wrote it.
+    #[derive(Serialize)]
+    struct Format1<'a> {
+        last: LogId,
+        data: &'a [u8],
+    }
+
+    #[test]
+    fn a_snapshot_of_format_1_reads_back_with_an_empty_membership() {
+        let fs = SimFs::new(1);
+        let dir = Path::new("dir");
+        directory::create(&fs, dir).unwrap();
+        let last = LogId::new(LogIndex(40), Term(3));
+        let old = Format1 { last, data: b"state" };
+        small_file::replace(&fs, dir, FILE, MAGIC_WITHOUT_MEMBERSHIP, &old).unwrap();
+        let expected =
+            Snapshot { last, membership: Membership::default(), data: b"state".to_vec() };
+        assert_eq!(load(&fs, dir).unwrap(), SmallFile::Intact(expected));
+    }
+
+    #[test]
+    fn a_snapshot_reads_back_with_its_membership_and_an_unknown_format_is_damage() {
+        let fs = SimFs::new(1);
+        let dir = Path::new("dir");
+        directory::create(&fs, dir).unwrap();
+        let membership =
+            Membership::with_voters([NodeId(1), NodeId(2)]).with_address(NodeId(2), "b");
+        let last = LogId::new(LogIndex(7), Term(2));
+        let snapshot = Snapshot { last, membership, data: b"state".to_vec() };
+        save(&fs, dir, &snapshot).unwrap();
+        assert_eq!(load(&fs, dir).unwrap(), SmallFile::Intact(snapshot.clone()));
+        small_file::replace(&fs, dir, FILE, b"RKVSNAP9", &snapshot).unwrap();
+        let found = load(&fs, dir).unwrap();
+        assert!(matches!(found, SmallFile::Damaged { offset: 0, .. }), "{found:?}");
+    }
 }

@@ -101,6 +101,25 @@ impl<M: Machine> Cluster<M> {
         }
     }
 
+    /// Starts one more node with an empty disk, and the next id (`slots.len() + 1`), at the
+    /// current time. Returns its id.
+    pub fn add_node(&mut self, config: M::Config) -> NodeId {
+        let node = crate::node_ids::id(self.slots.len() as u64 + 1);
+        let now = self.now;
+        self.transcript.note(|| format!("{node}: start"));
+        self.slots.push(Slot {
+            node: Some(M::start(now, &config, Recovered::default())),
+            config,
+            disk: Durable::default(),
+            unwritten: VecDeque::new(),
+            applied: BTreeMap::new(),
+            reads_ready: Vec::new(),
+            clock_ahead: Duration::ZERO,
+        });
+        self.drain(node);
+        node
+    }
+
     pub fn ids(&self) -> Vec<NodeId> {
         node_ids(self.slots.len() as u64)
     }
@@ -122,8 +141,9 @@ impl<M: Machine> Cluster<M> {
         self.slot_mut(node).node.as_mut().expect("node is up")
     }
 
+    /// Whether `node` runs (a node the cluster never had does not).
     pub fn is_up(&self, node: NodeId) -> bool {
-        self.slot(node).node.is_some()
+        self.slots.get(slot_index(node)).is_some_and(|slot| slot.node.is_some())
     }
 
     /// What survives a crash of `node`.

@@ -91,7 +91,7 @@ impl Durable {
 
 #[cfg(test)]
 mod tests {
-    use raftkv_core::raft::{Payload, PersistId};
+    use raftkv_core::raft::{Membership, Payload, PersistId};
     use raftkv_core::{LogId, NodeId, Term};
 
     use super::*;
@@ -128,7 +128,11 @@ mod tests {
     fn a_snapshot_replaces_the_entries_it_covers_then_the_truncation_and_entries_apply() {
         let mut durable = Durable::default();
         durable.apply(&persist(&[(1, 1), (2, 1), (3, 1), (4, 1)])).unwrap();
-        let snapshot = Snapshot { last: LogId { index: LogIndex(2), term: Term(1) }, data: vec![] };
+        let snapshot = Snapshot {
+            last: LogId { index: LogIndex(2), term: Term(1) },
+            membership: Membership::with_voters([NodeId(1)]),
+            data: vec![],
+        };
         let hard_state = HardState { term: Term(2), vote: Some(NodeId(3)), damaged: false };
         let with_snapshot = Persist {
             snapshot: Some(snapshot.clone()),

@@ -1,8 +1,10 @@
 //! Bare Raft nodes under test: the node is the machine, its messages the packets, and it has
 //! no clients; tests propose commands to it directly.
 
-use raftkv_core::raft::Recovered;
-use raftkv_core::raft::{Body, Config, Input, Message, Output, Payload, PersistId, RaftNode};
+use raftkv_core::raft::{
+    Body, ChangeRefused, Config, Input, MemberChange, Message, Output, Payload, PersistId,
+    RaftNode, Recovered,
+};
 use raftkv_core::{Instant, LogId, LogIndex, NodeId};
 
 use crate::client::NoClient;
@@ -58,9 +60,9 @@ impl Machine for RaftNode {
             Output::RoleChanged { role, term, leader } => {
                 Effect::RoleChanged { role, term, leader }
             }
-            output @ (Output::ReadAborted { .. } | Output::RestoreSnapshot(_)) => {
-                Effect::Note(output.to_string())
-            }
+            output @ (Output::ReadAborted { .. }
+            | Output::RestoreSnapshot(_)
+            | Output::MembershipChanged { .. }) => Effect::Note(output.to_string()),
         })
     }
 
@@ -120,6 +122,27 @@ impl Cluster<RaftNode> {
         self.campaign_until_leader(node, is_election_message);
     }
 
+    /// Starts a node with the next id that joins the running cluster: it knows no membership
+    /// and waits for a leader to add it. Returns its id.
+    pub fn add_joining_node(&mut self, adjust: impl Fn(&mut Config)) -> NodeId {
+        let node = id(self.slots.len() as u64 + 1);
+        let mut config = Config::new(node, []);
+        adjust(&mut config);
+        self.add_node(config)
+    }
+
+    /// Proposes a membership change at `node` now, and carries out what it wants done.
+    pub fn change_membership(
+        &mut self,
+        node: NodeId,
+        changes: &[MemberChange],
+    ) -> Result<LogId, ChangeRefused> {
+        let now = self.clock_of(node);
+        let proposed = self.node_mut(node).propose_membership_change(now, changes);
+        self.drain(node);
+        proposed
+    }
+
     /// Proposes `command` at `node`, which must lead; returns the entry's id.
     pub fn propose(&mut self, node: NodeId, command: &[u8]) -> LogId {
         let now = self.clock_of(node);
@@ -135,7 +158,7 @@ impl Cluster<RaftNode> {
             .values()
             .filter_map(|entry| match &entry.payload {
                 Payload::Command(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
-                Payload::Noop => None,
+                Payload::Noop | Payload::Membership(_) => None,
             })
             .collect()
     }

@@ -77,6 +77,7 @@ where
             Output::RoleChanged { role, term, leader } => {
                 Effect::RoleChanged { role, term, leader }
             }
+            output @ Output::MembershipChanged { .. } => Effect::Note(output.to_string()),
         })
     }
 

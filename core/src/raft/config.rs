@@ -3,6 +3,7 @@
 use core::fmt;
 
 use crate::ids::NodeId;
+use crate::raft::membership::{Membership, MembershipError};
 
 /// How one node behaves. `Config::new` gives the defaults; change fields, then
 /// [`Config::validate`] (the node does so when it starts).
@@ -10,8 +11,13 @@ use crate::ids::NodeId;
 pub struct Config {
     /// This node.
     pub id: NodeId,
-    /// Every voting member of the cluster, this node included.
-    pub voters: Vec<NodeId>,
+    /// The membership of a cluster whose log and snapshot hold none yet: the voters a new
+    /// cluster starts with, this node among them (the same on every node). Once a change is
+    /// made, the membership lives in the log and snapshots, and this is only read again if a
+    /// snapshot stored before snapshots recorded their membership comes back. Empty for a node
+    /// that joins a running cluster: it learns the membership from its leader, and takes no
+    /// part in elections until that names it a voter.
+    pub initial_membership: Membership,
     /// Lower bound of the randomized election timeout. Default 300 ms: well above a LAN round
     /// trip plus an fsync, so a healthy leader is never suspected.
     pub election_timeout_ms_min: u64,
@@ -33,6 +39,12 @@ pub struct Config {
     pub snapshot_chunk_bytes: usize,
     /// Most InstallSnapshot messages in flight to one follower. Default 4.
     pub max_inflight_snapshot_chunks: usize,
+    /// A learner is promoted to voter only while its log is at most this many entries behind
+    /// the leader's last entry, and it acknowledged an append within the minimal election
+    /// timeout. Default 256 (one full append): the new voter then holds every entry after one
+    /// more round trip, so it cannot hold back commits of the new configuration, and it is
+    /// known to be up.
+    pub max_promotion_lag: u64,
     /// Seed of the node's random generator (election jitter, names of pre-vote rounds). Give
     /// every start of a node a different seed: a production driver from the wall clock or the
     /// operating system's entropy, a simulator from its own seeded generator (so a run is
@@ -42,11 +54,12 @@ pub struct Config {
 }
 
 impl Config {
-    /// Defaults for node `id` in a cluster of `voters`.
+    /// Defaults for node `id` in a cluster that starts with `voters` (none for a node that
+    /// joins a running cluster).
     pub fn new(id: NodeId, voters: impl IntoIterator<Item = NodeId>) -> Config {
         Config {
             id,
-            voters: voters.into_iter().collect(),
+            initial_membership: Membership::with_voters(voters),
             election_timeout_ms_min: 300,
             election_timeout_ms_max: 600,
             heartbeat_interval_ms: 50,
@@ -55,20 +68,18 @@ impl Config {
             max_inflight_appends: 32,
             snapshot_chunk_bytes: 512 << 10,
             max_inflight_snapshot_chunks: 4,
+            max_promotion_lag: 256,
             seed: id.0,
         }
     }
 
     /// Checks that the settings can work together.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let mut sorted = self.voters.clone();
-        sorted.sort_unstable();
-        sorted.dedup();
-        if sorted.len() != self.voters.len() {
-            return Err(ConfigError::DuplicateVoter);
-        }
-        if !self.voters.contains(&self.id) {
-            return Err(ConfigError::NotAVoter(self.id));
+        if !self.initial_membership.is_empty() {
+            self.initial_membership.validate().map_err(ConfigError::Membership)?;
+            if !self.initial_membership.voters().contains(&self.id) {
+                return Err(ConfigError::NotAVoter(self.id));
+            }
         }
         if self.heartbeat_interval_ms == 0
             || self.heartbeat_interval_ms >= self.election_timeout_ms_min
@@ -93,9 +104,9 @@ impl Config {
 /// Why a [`Config`] cannot work.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConfigError {
-    /// A node appears twice among the voters.
-    DuplicateVoter,
-    /// This node is not among the voters.
+    /// The initial membership cannot be used.
+    Membership(MembershipError),
+    /// This node is not among the voters of a non-empty initial membership.
     NotAVoter(NodeId),
     /// The heartbeat interval must be positive and below the minimal election timeout.
     HeartbeatNotBelowElectionTimeout,
@@ -108,7 +119,7 @@ pub enum ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConfigError::DuplicateVoter => write!(f, "a node is listed twice among the voters"),
+            ConfigError::Membership(error) => write!(f, "initial membership: {error}"),
             ConfigError::NotAVoter(id) => write!(f, "node {id} is not among the voters"),
             ConfigError::HeartbeatNotBelowElectionTimeout => {
                 write!(f, "the heartbeat interval must be positive and below the election timeout")
@@ -134,8 +145,11 @@ mod tests {
         let cases: [(&str, Config, ConfigError); 9] = [
             (
                 "twice",
-                Config { voters: vec![NodeId(1), NodeId(1)], ..valid.clone() },
-                ConfigError::DuplicateVoter,
+                Config {
+                    initial_membership: Membership::with_voters([NodeId(1), NodeId(1)]),
+                    ..valid.clone()
+                },
+                ConfigError::Membership(MembershipError::ListedTwice(NodeId(1))),
             ),
             (
                 "absent",
@@ -172,8 +186,11 @@ mod tests {
         }
         let chunk_window = Config { max_inflight_snapshot_chunks: 0, ..valid.clone() };
         assert_eq!(chunk_window.validate(), Err(ConfigError::ZeroLimit));
-        let equal = Config { election_timeout_ms_min: 600, heartbeat_interval_ms: 50, ..valid };
+        let equal =
+            Config { election_timeout_ms_min: 600, heartbeat_interval_ms: 50, ..valid.clone() };
         assert_eq!(equal.validate(), Ok(()), "a fixed election timeout is allowed");
+        let joining = Config::new(NodeId(4), []);
+        assert_eq!(joining.validate(), Ok(()), "a node that joins knows no membership yet");
         assert_eq!(ConfigError::NotAVoter(NodeId(4)).to_string(), "node 4 is not among the voters");
     }
 }

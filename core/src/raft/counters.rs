@@ -6,14 +6,14 @@ use core::fmt;
 /// these numbers show how often the network or a peer misbehaved.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
-    /// Messages addressed to another node or sent by a node that is not a voter.
+    /// Messages addressed to another node.
     pub dropped_misaddressed: u64,
     /// Messages from an older term.
     pub dropped_stale_term: u64,
     /// Vote requests ignored because a leader was heard from recently (leader stickiness).
     pub dropped_in_lease: u64,
     /// Messages that make no sense in this node's role and term (e.g. a reply to a request it
-    /// no longer has).
+    /// no longer has, or from a node it does not track: one removed from the membership).
     pub dropped_unexpected: u64,
     /// Messages that cannot be valid in any state (`Message::validate`): a term or index
     /// beyond the maximum, entries that do not form a log, a chunk outside its snapshot.
@@ -38,6 +38,10 @@ pub struct Counters {
     /// Elections this node did not start, and votes it did not grant, while its disk was
     /// damaged and it had not caught up with a leader.
     pub withheld_while_damaged: u64,
+    /// Elections this node did not start because it is not a voter of the membership in force:
+    /// a learner, a node removed from the cluster, or one not yet added (`Status::standing`
+    /// says which).
+    pub withheld_not_voter: u64,
 }
 
 impl fmt::Display for Counters {
@@ -47,7 +51,7 @@ impl fmt::Display for Counters {
             "misaddressed={} stale={} in_lease={} unexpected={} malformed={} \
              bad_ack={} rejected={} pre_elections={} elections={} \
              leaderships={} snapshots_taken={} snapshots_installed={} follower_logs_lost={} \
-             withheld_while_damaged={}",
+             withheld_while_damaged={} withheld_not_voter={}",
             self.dropped_misaddressed,
             self.dropped_stale_term,
             self.dropped_in_lease,
@@ -61,7 +65,8 @@ impl fmt::Display for Counters {
             self.snapshots_taken,
             self.snapshots_installed,
             self.follower_logs_lost,
-            self.withheld_while_damaged
+            self.withheld_while_damaged,
+            self.withheld_not_voter
         )
     }
 }

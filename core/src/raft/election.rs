@@ -5,7 +5,6 @@ use crate::raft::ballot::Ballot;
 use crate::raft::entry::Payload;
 use crate::raft::message::Body;
 use crate::raft::node::{RaftNode, Role};
-use crate::raft::progress::Progress;
 use crate::raft::quorum::VoteResult;
 use crate::time::Duration;
 
@@ -13,14 +12,15 @@ impl RaftNode {
     /// The election timeout passed without word from a leader: ask the peers whether an
     /// election could succeed before disturbing anyone with a new term (thesis §9.6).
     ///
-    /// A node whose disk was damaged does not campaign until it has caught up, and a node at
-    /// the last valid term cannot.
+    /// A node whose disk was damaged does not campaign until it has caught up, a node that is
+    /// not a voter (a learner, a removed node) never does, and a node at the last valid term
+    /// cannot.
     pub(crate) fn start_pre_vote(&mut self) {
         self.reset_election_timer();
         self.leader = None;
         self.leader_contact = None;
         let Some(campaign_term) = self.term.next() else { return };
-        if self.withhold_while_damaged() {
+        if self.withhold_while_damaged() || self.withhold_unless_voter() {
             return;
         }
         self.role = Role::PreCandidate;
@@ -31,8 +31,8 @@ impl RaftNode {
         // from before a restart would then look like one of this round.
         self.pre_vote_round = self.rng.next_u64();
         let (last, round) = (self.log.last_id(), self.pre_vote_round);
-        for peer in 0..self.peers.len() {
-            self.send(self.peers[peer], campaign_term, Body::PreVote { last, round });
+        for voter in self.other_voters() {
+            self.send(voter, campaign_term, Body::PreVote { last, round });
         }
         self.tally_votes(true);
     }
@@ -45,7 +45,7 @@ impl RaftNode {
     /// twice with two different logs.
     pub(crate) fn start_election(&mut self, transfer: bool) {
         let Some(term) = self.term.next() else { return };
-        if self.withhold_while_damaged() {
+        if self.withhold_while_damaged() || self.withhold_unless_voter() {
             return;
         }
         self.term = term;
@@ -58,8 +58,8 @@ impl RaftNode {
         self.reset_election_timer();
         self.counters.elections += 1;
         let last = self.log.last_id();
-        for peer in 0..self.peers.len() {
-            self.send_when_durable(self.peers[peer], Body::Vote { last, transfer });
+        for voter in self.other_voters() {
+            self.send_when_durable(voter, Body::Vote { last, transfer });
         }
         self.tally_votes(false);
     }
@@ -74,6 +74,16 @@ impl RaftNode {
         damaged
     }
 
+    /// Whether the node must stay out of elections because it is not a voter of the membership
+    /// in force (counted when so).
+    fn withhold_unless_voter(&mut self) -> bool {
+        let voter = self.is_voter();
+        if !voter {
+            self.counters.withheld_not_voter += 1;
+        }
+        !voter
+    }
+
     /// Counts the answers of a (pre-)election. A candidate's vote for itself counts only once
     /// it is durable.
     pub(crate) fn tally_votes(&mut self, pre_vote: bool) {
@@ -83,7 +93,7 @@ impl RaftNode {
         }
         let own = pre_vote || self.durability.is_acknowledged(self.own_vote_persist);
         let id = self.config.id;
-        let result = self.majority.vote_result(|voter| match voter == id {
+        let result = self.log.membership().quorum().vote_result(|voter| match voter == id {
             true => own.then_some(true),
             false => self.votes.answer(voter),
         });
@@ -104,13 +114,14 @@ impl RaftNode {
         self.leader = Some(self.config.id);
         self.votes = Ballot::default();
         self.counters.leaderships += 1;
-        let next = self.log.last_index().next();
-        self.progress = self.peers.iter().map(|_| Progress::new(next)).collect();
+        self.sync_progress(self.log.last_index().next());
         self.heartbeat_deadline =
             self.now + Duration::from_millis(self.config.heartbeat_interval_ms);
         self.quorum_check_deadline =
             self.now + Duration::from_millis(self.config.election_timeout_ms_min);
         self.append_own(Payload::Noop);
+        // An earlier leader's joint membership may be known committed already.
+        self.advance_membership();
     }
 
     /// Follows `leader` (if known) in `term`, adopting the term if it is newer.
@@ -151,7 +162,10 @@ impl RaftNode {
         self.send(from, reply_term, Body::PreVoteReply { granted, round });
     }
 
-    /// A vote request in this node's term (a newer term was adopted before).
+    /// A vote request in this node's term (a newer term was adopted before). Any node answers,
+    /// learners too: a learner may have been promoted by an entry it has not received yet, and
+    /// a candidate of that membership may need its vote (refusing could leave the cluster
+    /// without a leader for good). Whether a grant counts is the candidate's membership's call.
     pub(crate) fn on_vote(&mut self, from: NodeId, last: LogId) {
         let free_to_vote =
             self.vote == Some(from) || (self.vote.is_none() && self.leader.is_none());
@@ -194,7 +208,7 @@ impl RaftNode {
     }
 
     fn record_vote(&mut self, from: NodeId, current: bool, granted: bool, pre_vote: bool) {
-        if current && self.peer_index(from).is_some() {
+        if current && self.log.membership().is_voter(from) {
             self.votes.record(from, granted);
             self.tally_votes(pre_vote);
         } else {

@@ -5,6 +5,7 @@ use core::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{LogId, LogIndex, Term};
+use crate::raft::membership::Membership;
 
 /// One entry of the replicated log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +27,9 @@ pub enum Payload {
     Noop,
     /// An opaque command for the state machine.
     Command(#[serde(with = "crate::bytes")] Vec<u8>),
+    /// The cluster's membership from this entry on: nodes use it as soon as they append it.
+    /// (Last, so that entries written before it existed decode as they did.)
+    Membership(Membership),
 }
 
 impl Entry {
@@ -35,12 +39,14 @@ impl Entry {
     }
 
     /// Bytes this entry weighs in messages and on disk, for batching limits.
+    #[inline]
     pub fn size_bytes(&self) -> usize {
         const HEADER_BYTES: usize = 24;
         HEADER_BYTES
             + match &self.payload {
                 Payload::Noop => 0,
                 Payload::Command(bytes) => bytes.len(),
+                Payload::Membership(membership) => membership.size_bytes(),
             }
     }
 }
@@ -50,6 +56,7 @@ impl fmt::Display for Entry {
         match &self.payload {
             Payload::Noop => write!(f, "{} noop", self.id()),
             Payload::Command(bytes) => write!(f, "{} cmd({}B)", self.id(), bytes.len()),
+            Payload::Membership(membership) => write!(f, "{} membership({membership})", self.id()),
         }
     }
 }

@@ -1,9 +1,12 @@
-//! The in-memory log: the entries after the last snapshot, and the commit and apply points.
+//! The in-memory log: the entries after the last snapshot, the commit and apply points, and
+//! the memberships the log holds.
 
 use std::collections::VecDeque;
 
 use crate::ids::{LogId, LogIndex, Term};
-use crate::raft::entry::Entry;
+use crate::raft::entry::{Entry, Payload};
+use crate::raft::membership::Membership;
+use crate::raft::membership_log::MembershipLog;
 use crate::raft::message::ConflictHint;
 
 /// The replicated log as this node holds it. Terms never decrease along the log, which lets
@@ -22,6 +25,9 @@ pub(crate) struct RaftLog {
     bytes: usize,
     /// Bytes of the entries held that are applied: what compacting at `applied` would free.
     applied_bytes: usize,
+    /// The membership at the snapshot point and those of the entries held, kept in step with
+    /// every change of the entries.
+    memberships: MembershipLog,
 }
 
 /// What `append_from_leader` changed, for the persist that must record it.
@@ -34,17 +40,26 @@ pub(crate) struct AppendChange {
 }
 
 impl RaftLog {
-    /// A log recovered from a snapshot point and the consecutive entries after it.
-    pub(crate) fn new(snapshot_last: LogId, entries: Vec<Entry>) -> RaftLog {
-        let bytes = entries.iter().map(Entry::size_bytes).sum();
-        RaftLog {
+    /// A log recovered from a snapshot point, with `membership` in force there, and the
+    /// consecutive entries after it.
+    pub(crate) fn new(
+        snapshot_last: LogId,
+        membership: Membership,
+        entries: Vec<Entry>,
+    ) -> RaftLog {
+        let mut log = RaftLog {
             snapshot_last,
-            entries: entries.into(),
+            entries: VecDeque::with_capacity(entries.len()),
             committed: snapshot_last.index,
             applied: snapshot_last.index,
-            bytes,
+            bytes: 0,
             applied_bytes: 0,
+            memberships: MembershipLog::new(snapshot_last.index, membership),
+        };
+        for entry in entries {
+            log.append(entry);
         }
+        log
     }
 
     /// Panics unless the log is well formed: `applied <= committed <= last`, the snapshot
@@ -72,6 +87,24 @@ impl RaftLog {
             );
         }
         assert!(self.applied_bytes <= self.bytes, "more applied bytes than bytes");
+        self.check_memberships();
+    }
+
+    /// Panics unless every recorded membership is the payload of the entry it names, after the
+    /// snapshot point and in log order (time linear in the membership entries held, which are
+    /// few).
+    fn check_memberships(&self) {
+        let mut previous = self.memberships.base_index();
+        assert!(previous <= self.snapshot_last.index, "a base membership after the snapshot");
+        for (id, membership) in self.memberships.entries() {
+            assert!(id.index > previous, "memberships out of order");
+            previous = id.index;
+            let held = self.entry(id.index).filter(|entry| entry.id() == *id);
+            assert!(
+                held.is_some_and(|entry| entry.payload == Payload::Membership(membership.clone())),
+                "the membership recorded at {id} is not the log's"
+            );
+        }
     }
 
     /// Bytes of the entries held in memory.
@@ -89,13 +122,15 @@ impl RaftLog {
     pub(crate) fn compact_to(&mut self, last: LogId) {
         debug_assert!(last.index <= self.applied && self.contains(last));
         self.drop_through(last.index);
+        self.memberships.compact_to(last.index);
         self.snapshot_last = last;
     }
 
-    /// Replaces the log up to `last` by a snapshot received from the leader. Entries after it
-    /// are kept if the log holds `last` itself (they then match the leader's); otherwise the
-    /// whole log goes. Returns whether entries after `last` were kept.
-    pub(crate) fn install_snapshot(&mut self, last: LogId) -> bool {
+    /// Replaces the log up to `last` by a snapshot received from the leader, with `membership`
+    /// in force there. Entries after it are kept if the log holds `last` itself (they then
+    /// match the leader's); otherwise the whole log goes. Returns whether entries after `last`
+    /// were kept.
+    pub(crate) fn install_snapshot(&mut self, last: LogId, membership: Membership) -> bool {
         let keep_suffix = self.contains(last);
         if keep_suffix {
             self.drop_through(last.index);
@@ -103,6 +138,7 @@ impl RaftLog {
             self.entries.clear();
             self.bytes = 0;
         }
+        self.memberships.install(last.index, membership, keep_suffix);
         self.snapshot_last = last;
         self.committed = self.committed.max(last.index);
         self.applied = last.index;
@@ -171,12 +207,16 @@ impl RaftLog {
         debug_assert_eq!(entry.index, self.last_index().next());
         debug_assert!(entry.term >= self.last_id().term);
         self.bytes += entry.size_bytes();
+        if let Payload::Membership(membership) = &entry.payload {
+            self.memberships.record(entry.id(), membership.clone());
+        }
         self.entries.push_back(entry);
     }
 
     fn extend(&mut self, entries: &[Entry]) {
-        self.bytes += entries.iter().map(Entry::size_bytes).sum::<usize>();
-        self.entries.extend(entries.iter().cloned());
+        for entry in entries {
+            self.append(entry.clone());
+        }
     }
 
     /// Adds the leader's `entries`, which follow an entry this log holds. Entries already held
@@ -222,6 +262,38 @@ impl RaftLog {
             let entry = self.entries.pop_back().expect("back exists");
             self.bytes -= entry.size_bytes();
         }
+        self.memberships.truncate_from(index);
+    }
+
+    /// The membership in force: the latest the log holds, committed or not.
+    pub(crate) fn membership(&self) -> &Membership {
+        self.memberships.latest().1
+    }
+
+    /// The index of the entry the membership in force comes from (the snapshot point, or 0,
+    /// if the log holds no membership entry).
+    pub(crate) fn membership_index(&self) -> LogIndex {
+        self.memberships.latest().0
+    }
+
+    /// The membership the one in force replaced, if the log still knows it.
+    pub(crate) fn previous_membership(&self) -> Option<&Membership> {
+        self.memberships.previous()
+    }
+
+    /// The membership in force at the snapshot point.
+    pub(crate) fn snapshot_membership(&self) -> &Membership {
+        self.memberships.base()
+    }
+
+    /// The membership in force at `index`, which the log holds or is the snapshot point.
+    pub(crate) fn membership_at(&self, index: LogIndex) -> &Membership {
+        self.memberships.at(index)
+    }
+
+    /// How many membership entries lie after the commit index.
+    pub(crate) fn uncommitted_memberships(&self) -> usize {
+        self.memberships.count_after(self.committed)
     }
 
     /// Where a leader should look next when this log holds no entry at `prev_index` with the
@@ -311,7 +383,7 @@ mod tests {
 
     fn log_of_terms(terms: &[u64]) -> RaftLog {
         let entries = terms.iter().enumerate().map(|(i, &t)| entry(i as u64 + 1, t)).collect();
-        RaftLog::new(LogId::ZERO, entries)
+        RaftLog::new(LogId::ZERO, Membership::default(), entries)
     }
 
     #[test]
@@ -381,7 +453,7 @@ mod tests {
         assert_eq!(log.last_index_of_term(Term(2)), Some(LogIndex(3)));
         assert_eq!(log.last_index_of_term(Term(1)), None, "compacted away");
         assert_eq!(log.last_index_of_term(Term(3)), Some(LogIndex(4)));
-        let empty = RaftLog::new(LogId::ZERO, Vec::new());
+        let empty = RaftLog::new(LogId::ZERO, Membership::default(), Vec::new());
         assert_eq!(empty.last_index_of_term(Term(0)), None, "index 0 is before the log");
         // Probing at the snapshot point: the hint says where the log ends, not the term there.
         assert_eq!(
@@ -430,14 +502,64 @@ mod tests {
     #[test]
     fn an_installed_snapshot_keeps_only_a_matching_suffix() {
         let mut matching = log_of_terms(&[1, 1, 2, 2]);
-        assert!(matching.install_snapshot(LogId::new(LogIndex(2), Term(1))));
+        assert!(matching.install_snapshot(LogId::new(LogIndex(2), Term(1)), Membership::default()));
         assert_eq!(matching.last_index(), LogIndex(4));
         assert_eq!((matching.committed(), matching.applied()), (LogIndex(2), LogIndex(2)));
 
         let mut conflicting = log_of_terms(&[1, 1, 2, 2]);
-        assert!(!conflicting.install_snapshot(LogId::new(LogIndex(3), Term(3))));
+        let membership = Membership::default();
+        assert!(!conflicting.install_snapshot(LogId::new(LogIndex(3), Term(3)), membership));
         assert_eq!(conflicting.last_id(), LogId::new(LogIndex(3), Term(3)));
         assert_eq!(conflicting.bytes(), 0);
+    }
+
+    fn membership_entry(index: u64, term: u64, voters: &[u64]) -> Entry {
+        let membership = Membership::with_voters(voters.iter().map(|&id| crate::NodeId(id)));
+        Entry { index: LogIndex(index), term: Term(term), payload: Payload::Membership(membership) }
+    }
+
+    fn voters(membership: &Membership) -> Vec<u64> {
+        membership.voters().iter().map(|id| id.0).collect()
+    }
+
+    #[test]
+    fn the_latest_membership_is_in_force_and_a_truncated_one_falls_back() {
+        let start = Membership::with_voters([crate::NodeId(1)]);
+        let entries = vec![entry(1, 1), membership_entry(2, 1, &[1, 2]), entry(3, 1)];
+        let mut log = RaftLog::new(LogId::ZERO, start, entries);
+        assert_eq!(voters(log.membership()), [1, 2]);
+        assert_eq!(voters(log.membership_at(LogIndex(1))), [1]);
+        assert_eq!(log.membership_index(), LogIndex(2));
+        log.append(membership_entry(4, 1, &[1, 2, 3]));
+        assert_eq!(voters(log.previous_membership().unwrap()), [1, 2]);
+        assert_eq!(log.uncommitted_memberships(), 2);
+        log.commit_to(LogIndex(2));
+        assert_eq!(log.uncommitted_memberships(), 1);
+        // A new leader's entries replace the entry at 4: the membership at 2 is in force again.
+        let change = log.append_from_leader(&[entry(4, 2)]);
+        assert_eq!(change.truncated_from, Some(LogIndex(4)));
+        assert_eq!(voters(log.membership()), [1, 2]);
+        assert_eq!(log.membership_index(), LogIndex(2));
+        log.check_invariants();
+    }
+
+    #[test]
+    fn compaction_and_snapshots_keep_the_membership_at_the_snapshot_point() {
+        let start = Membership::with_voters([crate::NodeId(1)]);
+        let entries = vec![membership_entry(1, 1, &[1, 2]), entry(2, 1), entry(3, 1)];
+        let mut log = RaftLog::new(LogId::ZERO, start, entries);
+        log.commit_to(LogIndex(3));
+        log.take_committed(10);
+        log.compact_to(LogId::new(LogIndex(2), Term(1)));
+        assert_eq!(voters(log.snapshot_membership()), [1, 2]);
+        assert_eq!(log.membership_index(), LogIndex(1), "still the entry's index");
+        assert_eq!(log.previous_membership(), None, "compacted away");
+        log.check_invariants();
+        let leaders = Membership::with_voters([crate::NodeId(7)]);
+        assert!(!log.install_snapshot(LogId::new(LogIndex(9), Term(2)), leaders.clone()));
+        assert_eq!(log.membership(), &leaders);
+        assert_eq!(log.membership_index(), LogIndex(9));
+        log.check_invariants();
     }
 
     #[test]

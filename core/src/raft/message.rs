@@ -5,7 +5,8 @@ use core::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{LogId, LogIndex, NodeId, Term};
-use crate::raft::entry::Entry;
+use crate::raft::entry::{Entry, Payload};
+use crate::raft::membership::Membership;
 
 /// One message from one node to another.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +74,9 @@ pub enum Body {
     InstallSnapshot {
         /// The last entry the snapshot covers.
         last: LogId,
+        /// The membership in force at `last` (in every chunk: it is small, and the follower
+        /// needs it whichever chunk completes the snapshot).
+        membership: Membership,
         /// Size of the whole snapshot.
         total: u64,
         /// Where this chunk starts.
@@ -128,6 +132,8 @@ pub enum Malformed {
     LaterTerm,
     /// A snapshot chunk that does not lie within the snapshot's announced size.
     SnapshotChunk,
+    /// A membership (in an entry or a snapshot) that cannot be used (`Membership::validate`).
+    Membership,
     /// A node's message to itself.
     ToItself,
 }
@@ -167,11 +173,19 @@ impl Message {
                 if expected.term > self.term {
                     return Err(Malformed::LaterTerm);
                 }
+                let memberships = entries.iter().filter_map(|entry| match &entry.payload {
+                    Payload::Membership(membership) => Some(membership),
+                    Payload::Noop | Payload::Command(_) => None,
+                });
+                for membership in memberships {
+                    membership.validate().map_err(|_| Malformed::Membership)?;
+                }
             }
-            Body::InstallSnapshot { last, total, offset, chunk } => {
+            Body::InstallSnapshot { last, membership, total, offset, chunk } => {
                 if !last.is_valid() {
                     return Err(Malformed::Index);
                 }
+                membership.validate().map_err(|_| Malformed::Membership)?;
                 if last.term > self.term {
                     return Err(Malformed::LaterTerm);
                 }
@@ -213,6 +227,9 @@ impl fmt::Display for Malformed {
             Malformed::Entries => "entries that do not form a log after their predecessor",
             Malformed::LaterTerm => "entries or a snapshot of a term later than the sender's",
             Malformed::SnapshotChunk => "a snapshot chunk outside its snapshot",
+            Malformed::Membership => {
+                "an unusable membership (no voters, a node listed twice, lists out of order)"
+            }
             Malformed::ToItself => "a message from a node to itself",
         })
     }
@@ -270,7 +287,7 @@ impl fmt::Display for Message {
                     None => Ok(()),
                 }
             }
-            Body::InstallSnapshot { last, total, offset, chunk } => {
+            Body::InstallSnapshot { last, total, offset, chunk, .. } => {
                 let end = offset.saturating_add(chunk.len() as u64);
                 write!(f, "InstallSnapshot t={term} last={last} bytes={offset}..{end}/{total}")
             }
@@ -344,6 +361,7 @@ mod tests {
             Malformed::Entries,
             Malformed::LaterTerm,
             Malformed::SnapshotChunk,
+            Malformed::Membership,
             Malformed::ToItself,
         ];
         let texts: Vec<String> = kinds.iter().map(ToString::to_string).collect();

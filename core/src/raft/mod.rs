@@ -1,6 +1,7 @@
 //! Raft consensus as a sans-IO state machine: election with pre-vote and check-quorum,
 //! pipelined replication with fast backtracking, the Figure 8 commit rule, persistence as an
-//! output acknowledged by the driver, and ReadIndex reads.
+//! output acknowledged by the driver, ReadIndex reads, and membership changes by joint
+//! consensus, with learners.
 
 mod ballot;
 mod config;
@@ -10,6 +11,9 @@ mod election;
 mod entry;
 mod incoming_snapshot;
 mod log;
+mod membership;
+mod membership_change;
+mod membership_log;
 mod message;
 mod node;
 mod pending_transfer;
@@ -18,6 +22,7 @@ mod progress;
 mod quorum;
 mod read;
 mod reads;
+mod reconfiguration;
 mod recovery;
 mod replication;
 mod snapshot;
@@ -26,6 +31,8 @@ mod transfer;
 pub use config::{Config, ConfigError};
 pub use counters::Counters;
 pub use entry::{Entry, Payload};
+pub use membership::{Membership, MembershipError, Standing};
+pub use membership_change::{ChangeRefused, MemberChange};
 pub use message::{AppendOutcome, Body, ConflictHint, Malformed, Message, RecoveryTarget};
 pub use node::{Input, NotLeader, Output, RaftNode, Role, StartError, Status};
 pub use persist::{HardState, Persist, PersistId, Recovered, Snapshot};

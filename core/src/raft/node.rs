@@ -1,7 +1,7 @@
 //! The Raft node: election and replication as one sans-IO state machine.
 
 use core::fmt;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use smallvec::SmallVec;
 
@@ -11,14 +11,14 @@ use crate::raft::ballot::Ballot;
 use crate::raft::config::{Config, ConfigError};
 use crate::raft::counters::Counters;
 use crate::raft::durability::Durability;
-use crate::raft::entry::Entry;
+use crate::raft::entry::{Entry, Payload};
 use crate::raft::incoming_snapshot::IncomingSnapshot;
 use crate::raft::log::RaftLog;
+use crate::raft::membership::{Membership, Standing};
 use crate::raft::message::{AppendOutcome, Body, Message};
 use crate::raft::pending_transfer::PendingTransfer;
 use crate::raft::persist::{HardState, Persist, PersistId, Recovered, Snapshot};
 use crate::raft::progress::Progress;
-use crate::raft::quorum::Majority;
 use crate::raft::reads::Reads;
 use crate::raft::recovery::Recovery;
 use crate::time::{Duration, Instant};
@@ -86,6 +86,18 @@ pub enum Output {
         /// The leader of the term, if known.
         leader: Option<NodeId>,
     },
+    /// The membership in force changed: an entry of it was appended (it is in force from then
+    /// on, committed or not), a new leader truncated one (the one before is in force again), or
+    /// a snapshot from the leader brought one. Not reported at start: see `RaftNode::status`.
+    MembershipChanged {
+        /// The entry it comes from (the snapshot point if the log holds no membership entry).
+        index: LogIndex,
+        /// The membership now in force.
+        membership: Membership,
+        /// Where this node stands in it: a node that is no longer a voter says so here, and
+        /// no longer campaigns.
+        standing: Standing,
+    },
 }
 
 /// A proposal or read reached a node that is not the leader.
@@ -108,6 +120,11 @@ pub enum StartError {
     /// A recovered term or index lies beyond its maximum ([`Term::MAX`], [`LogIndex::MAX`]):
     /// the disk holds garbage that passed its checksums, or was written by something else.
     BeyondMaximum,
+    /// A recovered membership (the snapshot's, or an entry's at `at`) cannot be used.
+    InvalidMembership {
+        /// The entry, or the snapshot point.
+        at: LogIndex,
+    },
     /// The recovered log holds entries of a term later than the recovered hard state, which
     /// a driver that makes the hard state durable first can never produce.
     HardStateBehindLog {
@@ -150,6 +167,14 @@ pub struct Status {
     /// Its disk lost acknowledged writes and it has not yet caught up with a leader: it takes
     /// no part in elections.
     pub damaged: bool,
+    /// The membership in force (the latest its log holds, committed or not).
+    pub membership: Membership,
+    /// The entry the membership comes from, or the snapshot point if the node knows it from a
+    /// snapshot only (0: the initial membership). A change is in progress while it lies after
+    /// `commit`, or while the membership is joint.
+    pub membership_index: LogIndex,
+    /// Where this node stands in the membership.
+    pub standing: Standing,
 }
 
 /// One Raft node.
@@ -165,17 +190,14 @@ pub struct Status {
 /// promises durable state until then.
 pub struct RaftNode {
     pub(crate) config: Config,
-    /// The other voters, sorted; `progress` is indexed the same way.
-    pub(crate) peers: Vec<NodeId>,
-    /// Every voter, this node included.
-    pub(crate) majority: Majority,
     pub(crate) role: Role,
     pub(crate) term: Term,
     pub(crate) vote: Option<NodeId>,
     pub(crate) leader: Option<NodeId>,
+    /// The entries, and the memberships they hold.
     pub(crate) log: RaftLog,
-    /// Leader only: one per peer.
-    pub(crate) progress: Vec<Progress>,
+    /// Leader only: one per node it replicates to (see `replication_targets`).
+    pub(crate) progress: BTreeMap<NodeId, Progress>,
     /// (Pre-)candidate only: the peers' answers so far.
     pub(crate) votes: Ballot,
     /// Pre-candidate only: the name of the current pre-vote round, echoed by the answers.
@@ -204,54 +226,36 @@ pub struct RaftNode {
     pub(crate) rng: Prng,
     pub(crate) outbox: VecDeque<Output>,
     reported: Option<(Role, Term, Option<NodeId>)>,
+    /// The membership last reported with `Output::MembershipChanged`.
+    reported_membership: Membership,
     pub(crate) counters: Counters,
 }
 
 impl RaftNode {
-    /// Starts a node from what its disk returned (`Recovered::default()` for a new node).
+    /// Starts a node from what its disk returned (`Recovered::default()` for a new node). The
+    /// membership in force is recomputed from the snapshot's and the membership entries of the
+    /// recovered log.
     pub fn new(now: Instant, config: Config, recovered: Recovered) -> Result<RaftNode, StartError> {
         config.validate().map_err(StartError::Config)?;
-        let snapshot_last = recovered.snapshot.as_ref().map_or(LogId::ZERO, |s| s.last);
-        let last_recovered = recovered.entries.last().map_or(snapshot_last, Entry::id);
-        if recovered.hard_state.term > Term::MAX
-            || !snapshot_last.is_valid()
-            || !last_recovered.is_valid()
-        {
-            return Err(StartError::BeyondMaximum);
+        let durable = check_recovered(&recovered)?;
+        let Recovered { hard_state, mut snapshot, entries } = recovered;
+        let snapshot_last = snapshot.as_ref().map_or(LogId::ZERO, |s| s.last);
+        if let Some(snapshot) = snapshot.as_mut().filter(|s| s.membership.is_empty()) {
+            // Stored before snapshots recorded their membership: it never changed then.
+            snapshot.membership = config.initial_membership.clone();
         }
-        if snapshot_last.term > recovered.hard_state.term {
-            return Err(StartError::HardStateBehindLog {
-                hard_state_term: recovered.hard_state.term,
-                log_term: snapshot_last.term,
-            });
-        }
-        let mut expected = snapshot_last;
-        for entry in &recovered.entries {
-            if entry.index != expected.index.next() || entry.term < expected.term {
-                return Err(StartError::BrokenLog { at: entry.id() });
-            }
-            expected = entry.id();
-        }
-        let hard_state = recovered.hard_state;
-        if expected.term > hard_state.term {
-            return Err(StartError::HardStateBehindLog {
-                hard_state_term: hard_state.term,
-                log_term: expected.term,
-            });
-        }
-        let mut peers: Vec<NodeId> =
-            config.voters.iter().copied().filter(|&id| id != config.id).collect();
-        peers.sort_unstable();
+        let membership =
+            snapshot.as_ref().map_or(&config.initial_membership, |s| &s.membership).clone();
+        let log = RaftLog::new(snapshot_last, membership, entries);
         let rng = Prng::seeded(config.seed);
         let mut node = RaftNode {
-            majority: Majority::new(config.voters.iter().copied()),
-            peers,
             role: Role::Follower,
             term: hard_state.term,
             vote: hard_state.vote,
             leader: None,
-            log: RaftLog::new(snapshot_last, recovered.entries),
-            progress: Vec::new(),
+            reported_membership: log.membership().clone(),
+            log,
+            progress: BTreeMap::new(),
             votes: Ballot::default(),
             pre_vote_round: 0,
             own_vote_persist: PersistId(0),
@@ -262,9 +266,9 @@ impl RaftNode {
             broadcast_due: false,
             transfer: None,
             reads: Reads::default(),
-            snapshot: recovered.snapshot,
+            snapshot,
             incoming_snapshot: None,
-            durability: Durability::new(expected.index),
+            durability: Durability::new(durable),
             recovery: Recovery::new(false, 0),
             now,
             rng,
@@ -274,7 +278,7 @@ impl RaftNode {
             config,
         };
         if hard_state.damaged {
-            if node.peers.is_empty() {
+            if node.is_sole_voter() {
                 // Nobody to catch up from: it is the only copy, and says so durably.
                 node.durability.hard_state_changed();
             } else {
@@ -312,8 +316,8 @@ impl RaftNode {
     }
 
     /// Starts a pre-vote now instead of waiting for the election timeout (used by operators
-    /// and tests). A leader ignores it, and so does a node whose disk was damaged and that has
-    /// not caught up yet.
+    /// and tests). A leader ignores it, and so do a node whose disk was damaged and that has
+    /// not caught up yet, and a node that is not a voter.
     pub fn campaign(&mut self, now: Instant) {
         self.now = self.now.max(now);
         if self.role != Role::Leader {
@@ -339,6 +343,22 @@ impl RaftNode {
     /// The leader this node knows of in its term.
     pub fn leader(&self) -> Option<NodeId> {
         self.leader
+    }
+
+    /// The highest index known committed (as in `status`, without building one).
+    pub fn commit_index(&self) -> LogIndex {
+        self.log.committed()
+    }
+
+    /// The last entry handed out for applying (as in `status`, without building one).
+    pub fn applied_index(&self) -> LogIndex {
+        self.log.applied()
+    }
+
+    /// Bytes of the applied entries held in memory: what the next snapshot frees (as in
+    /// `status`, without building one).
+    pub fn applied_log_bytes(&self) -> usize {
+        self.log.applied_bytes()
     }
 
     /// The term of the entry at `index`, if the log holds it (or it is the snapshot point).
@@ -373,13 +393,22 @@ impl RaftNode {
             log_bytes: self.log.bytes(),
             applied_log_bytes: self.log.applied_bytes(),
             damaged: self.recovery.is_damaged(),
+            membership: self.log.membership().clone(),
+            membership_index: self.log.membership_index(),
+            standing: self.standing(),
         }
     }
 
+    /// The membership in force: the latest the log holds, committed or not.
+    pub fn membership(&self) -> &Membership {
+        self.log.membership()
+    }
+
     /// Panics if the node's state breaks an invariant: a well-formed log no later than the
-    /// term, a leader that voted for itself durably and tracks every peer consistently, no
-    /// leader state outside a leader, a damaged node out of elections. Costs time linear in
-    /// the number of peers and in-flight messages, not in the log; the simulator calls it after
+    /// term, a leader that voted for itself durably and tracks exactly the nodes it replicates
+    /// to, no leader state outside a leader, a damaged node or a non-voter out of elections,
+    /// memberships as the change rules leave them. Costs time linear in the number of members,
+    /// in-flight messages and membership entries, not in the log; the simulator calls it after
     /// every step.
     pub fn check_invariants(&self) {
         self.log.check_invariants();
@@ -393,24 +422,7 @@ impl RaftNode {
         self.reads.check_invariants(self.role == Role::Leader);
         let id = self.config.id;
         match self.role {
-            Role::Leader => {
-                assert!(
-                    self.vote == Some(id) && self.leader == Some(id),
-                    "a leader that did not vote for itself"
-                );
-                assert!(
-                    self.durability.is_acknowledged(self.own_vote_persist),
-                    "a leader whose vote is not durable"
-                );
-                assert_eq!(
-                    self.progress.len(),
-                    self.peers.len(),
-                    "a leader without progress for every peer"
-                );
-                for progress in &self.progress {
-                    progress.check_invariants(last.index);
-                }
-            }
+            Role::Leader => self.check_leader_invariants(),
             Role::Candidate | Role::PreCandidate | Role::Follower => {
                 assert!(
                     self.progress.is_empty() && self.transfer.is_none(),
@@ -425,8 +437,60 @@ impl RaftNode {
             }
             Role::PreCandidate | Role::Follower | Role::Leader => {}
         }
+        if matches!(self.role, Role::Candidate | Role::PreCandidate) {
+            assert!(self.log.membership().is_voter(id), "a non-voter in an election");
+        }
         if self.recovery.is_damaged() {
             assert_eq!(self.role, Role::Follower, "a damaged node in an election");
+        }
+        if let Some(snapshot) = &self.snapshot {
+            assert!(
+                snapshot.last == self.log.snapshot_last()
+                    && &snapshot.membership == self.log.snapshot_membership(),
+                "the snapshot kept is not the log's"
+            );
+        }
+    }
+
+    /// A leader's share of `check_invariants`: its vote, its progress, and the change rules (it
+    /// leaves a joint membership as soon as it commits, keeps at most one membership entry
+    /// uncommitted once it committed in its term, and leads as a non-voter only until the
+    /// membership that removed it commits).
+    fn check_leader_invariants(&self) {
+        let id = self.config.id;
+        assert!(
+            self.vote == Some(id) && self.leader == Some(id),
+            "a leader that did not vote for itself"
+        );
+        assert!(
+            self.durability.is_acknowledged(self.own_vote_persist),
+            "a leader whose vote is not durable"
+        );
+        let membership = self.log.membership();
+        if self.is_changing_membership() || membership.is_joint() {
+            let tracked: Vec<NodeId> = self.progress.keys().copied().collect();
+            assert_eq!(tracked, self.replication_targets(), "progress not kept for the targets");
+        } else {
+            // As many as the members besides this node, and each of them: exactly them.
+            let others = membership.voters().len() + membership.learners().len()
+                - usize::from(membership.is_member(id));
+            let members = membership.voters().iter().chain(membership.learners());
+            assert!(
+                self.progress.len() == others
+                    && members
+                        .filter(|&&member| member != id)
+                        .all(|m| self.progress.contains_key(m)),
+                "progress not kept for the members"
+            );
+        }
+        for progress in self.progress.values() {
+            progress.check_invariants(self.log.last_index());
+        }
+        let uncommitted = self.is_changing_membership();
+        assert!(!membership.is_joint() || uncommitted, "a leader stays in a committed joint state");
+        assert!(membership.is_voter(id) || uncommitted, "a removed leader kept leading");
+        if self.log.term_at(self.log.committed()) == Some(self.term) {
+            assert!(self.log.uncommitted_memberships() <= 1, "two membership changes at once");
         }
     }
 
@@ -434,21 +498,42 @@ impl RaftNode {
         HardState { term: self.term, vote: self.vote, damaged: self.recovery.is_damaged() }
     }
 
-    /// Leader only: the highest value a majority reaches, where this node has `own` and each
-    /// peer what `of_peer` says of its progress (the commit index, a confirmed read round).
+    /// Leader only: the highest value a quorum of the membership in force reaches, where this
+    /// node has `own` (if it votes) and each other voter what `of_peer` says of its progress
+    /// (the commit index, a confirmed read round).
     pub(crate) fn leader_quorum_value<T: Ord + Copy>(
         &self,
         own: T,
         of_peer: impl Fn(&Progress) -> T,
     ) -> T {
-        self.majority.highest_reached(|voter| match self.peer_index(voter) {
-            Some(peer) => of_peer(&self.progress[peer]),
-            None => own,
+        let id = self.config.id;
+        self.log.membership().quorum().highest_reached(|voter| match voter == id {
+            true => own,
+            false => of_peer(self.progress.get(&voter).expect("a leader tracks every voter")),
         })
     }
 
-    pub(crate) fn peer_index(&self, id: NodeId) -> Option<usize> {
-        self.peers.binary_search(&id).ok()
+    /// Whether this node votes in the membership in force.
+    pub(crate) fn is_voter(&self) -> bool {
+        self.log.membership().is_voter(self.config.id)
+    }
+
+    /// Whether this node alone makes a quorum (a cluster of one voter).
+    pub(crate) fn is_sole_voter(&self) -> bool {
+        let id = self.config.id;
+        self.is_voter() && self.log.membership().quorum().is_acknowledged(|voter| voter == id)
+    }
+
+    /// The voters other than this node, to ask for votes.
+    pub(crate) fn other_voters(&self) -> Vec<NodeId> {
+        let mut voters = self.log.membership().all_voters();
+        voters.retain(|&voter| voter != self.config.id);
+        voters
+    }
+
+    /// Leader only: the nodes it tracks progress of, in id order.
+    pub(crate) fn peers(&self) -> Vec<NodeId> {
+        self.progress.keys().copied().collect()
     }
 
     pub(crate) fn send(&mut self, to: NodeId, term: Term, body: Body) {
@@ -508,7 +593,10 @@ impl RaftNode {
             self.counters.dropped_malformed += 1;
             return;
         }
-        if message.to != self.config.id || self.peer_index(message.from).is_none() {
+        // A message from a node outside the membership is processed all the same (Raft §4.1):
+        // a leader adding this node is not in the membership it knows yet, and a candidate of a
+        // newer membership needs its vote. Replies count only from nodes this one tracks.
+        if message.to != self.config.id {
             self.counters.dropped_misaddressed += 1;
             return;
         }
@@ -546,8 +634,8 @@ impl RaftNode {
             Body::AppendReply { read_round, outcome, recovering } => {
                 self.on_append_reply(from, read_round, outcome, recovering)
             }
-            Body::InstallSnapshot { last, total, offset, chunk } => {
-                self.on_install_snapshot(from, last, total, offset, chunk)
+            Body::InstallSnapshot { last, membership, total, offset, chunk } => {
+                self.on_install_snapshot(from, last, membership, total, offset, chunk)
             }
             Body::InstallSnapshotReply { last, received } => {
                 self.on_install_snapshot_reply(from, last, received)
@@ -607,11 +695,14 @@ impl RaftNode {
     /// Check-quorum: a leader that has not heard from a majority within a minimal election
     /// timeout steps down, so that a leader cut off in a minority stops accepting requests.
     fn quorum_active(&mut self) -> bool {
-        let active: SmallVec<[bool; 8]> =
-            self.progress.iter_mut().map(Progress::take_recent_active).collect();
-        self.majority.is_acknowledged(|voter| match self.peer_index(voter) {
-            Some(peer) => active[peer],
-            None => true,
+        let active: SmallVec<[(NodeId, bool); 8]> = self
+            .progress
+            .iter_mut()
+            .map(|(&peer, progress)| (peer, progress.take_recent_active()))
+            .collect();
+        let id = self.config.id;
+        self.log.membership().quorum().is_acknowledged(|voter| {
+            voter == id || active.iter().any(|&(peer, recent)| peer == voter && recent)
         })
     }
 
@@ -638,7 +729,7 @@ impl RaftNode {
             if self.take_read_round_due() {
                 self.broadcast_heartbeat();
             } else if std::mem::take(&mut self.broadcast_due) {
-                for peer in 0..self.peers.len() {
+                for peer in self.peers() {
                     self.replicate_to(peer);
                 }
             }
@@ -658,11 +749,54 @@ impl RaftNode {
                 leader: self.leader,
             });
         }
+        if &self.reported_membership != self.log.membership() {
+            self.reported_membership = self.log.membership().clone();
+            self.outbox.push_back(Output::MembershipChanged {
+                index: self.log.membership_index(),
+                membership: self.reported_membership.clone(),
+                standing: self.standing(),
+            });
+        }
         let committed = self.log.take_committed(self.config.max_entries_per_append);
         if !committed.is_empty() {
             self.outbox.push_back(Output::Apply(committed));
         }
     }
+}
+
+/// Checks what a disk returned: terms and indexes within their maxima, a consecutive log
+/// after the snapshot whose terms never go back and that no later than the hard state, usable
+/// memberships. Returns the last index, durable by definition.
+fn check_recovered(recovered: &Recovered) -> Result<LogIndex, StartError> {
+    let snapshot_last = recovered.snapshot.as_ref().map_or(LogId::ZERO, |s| s.last);
+    let last_recovered = recovered.entries.last().map_or(snapshot_last, Entry::id);
+    let hard_state = recovered.hard_state;
+    if hard_state.term > Term::MAX || !snapshot_last.is_valid() || !last_recovered.is_valid() {
+        return Err(StartError::BeyondMaximum);
+    }
+    let mut expected = snapshot_last;
+    for entry in &recovered.entries {
+        if entry.index != expected.index.next() || entry.term < expected.term {
+            return Err(StartError::BrokenLog { at: entry.id() });
+        }
+        expected = entry.id();
+        if let Payload::Membership(membership) = &entry.payload {
+            let invalid = StartError::InvalidMembership { at: entry.index };
+            membership.validate().map_err(|_| invalid)?;
+        }
+    }
+    if expected.term > hard_state.term {
+        return Err(StartError::HardStateBehindLog {
+            hard_state_term: hard_state.term,
+            log_term: expected.term,
+        });
+    }
+    // An empty membership is that of a snapshot stored before snapshots recorded it.
+    if let Some(snapshot) = recovered.snapshot.as_ref().filter(|s| !s.membership.is_empty()) {
+        let invalid = StartError::InvalidMembership { at: snapshot_last.index };
+        snapshot.membership.validate().map_err(|_| invalid)?;
+    }
+    Ok(expected.index)
 }
 
 impl fmt::Display for Role {
@@ -697,6 +831,9 @@ impl fmt::Display for Output {
                     None => write!(f, " leader=none"),
                 }
             }
+            Output::MembershipChanged { index, membership, standing } => {
+                write!(f, "membership at {index}: {membership} ({standing})")
+            }
         }
     }
 }
@@ -713,6 +850,9 @@ impl fmt::Display for StartError {
                     f,
                     "recovered log is broken at entry {at} (not consecutive or term goes back)"
                 )
+            }
+            StartError::InvalidMembership { at } => {
+                write!(f, "recovered membership at {at} cannot be used")
             }
             StartError::HardStateBehindLog { hard_state_term, log_term } => write!(
                 f,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{LogId, LogIndex, NodeId, Term};
 use crate::raft::entry::Entry;
+use crate::raft::membership::Membership;
 
 /// The part of a node's state that must survive a crash besides its log.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,11 +29,15 @@ pub struct HardState {
 )]
 pub struct PersistId(pub u64);
 
-/// A state machine snapshot and the last log entry it covers.
+/// A state machine snapshot, the last log entry it covers, and the membership in force there.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     /// The last entry whose effect the snapshot holds.
     pub last: LogId,
+    /// The membership in force at `last`. Empty only in a snapshot stored before snapshots
+    /// recorded it: the cluster never changed its membership then, so a node starting from one
+    /// takes the initial membership of its `Config`.
+    pub membership: Membership,
     /// The state machine's own encoding of its state.
     #[serde(with = "crate::bytes")]
     pub data: Vec<u8>,

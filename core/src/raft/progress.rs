@@ -6,6 +6,7 @@ use smallvec::SmallVec;
 
 use crate::ids::{LogId, LogIndex};
 use crate::raft::message::RecoveryTarget;
+use crate::time::Instant;
 
 /// How a leader sends entries to a follower.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +63,8 @@ pub(crate) struct Progress {
     inflight: VecDeque<LogIndex>,
     /// Heard from in the current check-quorum period.
     recent_active: bool,
+    /// When the follower last acknowledged an append (for promoting a learner).
+    last_accepted: Option<Instant>,
     /// Highest read round the follower has answered in this term.
     read_round_acked: u64,
     /// The leader's round when it learned of the match: every message sent after carries this
@@ -92,6 +95,7 @@ impl Progress {
             probe_sent: false,
             inflight: VecDeque::new(),
             recent_active: false,
+            last_accepted: None,
             read_round_acked: 0,
             match_round: 0,
             recovering: None,
@@ -304,9 +308,20 @@ impl Progress {
         }
     }
 
-    /// The follower acknowledged its log up to `match_index`; the leader's round is
+    /// When the follower last acknowledged an append, if it did in this leadership.
+    pub(crate) fn last_accepted(&self) -> Option<Instant> {
+        self.last_accepted
+    }
+
+    /// The follower acknowledged its log up to `match_index` at `now`; the leader's round is
     /// `current_round`. Returns whether the match moved.
-    pub(crate) fn on_accepted(&mut self, match_index: LogIndex, current_round: u64) -> bool {
+    pub(crate) fn on_accepted(
+        &mut self,
+        match_index: LogIndex,
+        current_round: u64,
+        now: Instant,
+    ) -> bool {
+        self.last_accepted = Some(now);
         let advanced = match_index > self.match_index;
         if advanced {
             self.match_index = match_index;
@@ -392,7 +407,7 @@ mod tests {
         // and the late rejection of 3 then looked like the answer to that probe.
         let mut progress = Progress::new(LogIndex(1));
         progress.on_sent(LogIndex(3));
-        progress.on_accepted(LogIndex(3), 0);
+        progress.on_accepted(LogIndex(3), 0, Instant::ZERO);
         assert_eq!(progress.on_rejected(LogIndex(4), LogIndex(4), 0), Rejection::Diverged);
         assert_eq!(
             progress.on_rejected(LogIndex(3), LogIndex(3), 0),
@@ -407,7 +422,7 @@ mod tests {
     fn a_rejection_below_the_match_in_a_later_round_means_the_follower_lost_its_log() {
         let mut progress = Progress::new(LogIndex(1));
         progress.on_sent(LogIndex(40));
-        progress.on_accepted(LogIndex(40), 2);
+        progress.on_accepted(LogIndex(40), 2, Instant::ZERO);
         assert!(!progress.is_newer_round(2));
         assert_eq!(progress.on_rejected(LogIndex(40), LogIndex(1), 2), Rejection::Ambiguous);
         assert!(progress.is_newer_round(3));
@@ -433,13 +448,13 @@ mod tests {
     fn accepted_probe_switches_to_replicate_and_fills_a_window() {
         let mut progress = Progress::new(LogIndex(5));
         progress.on_sent(LogIndex(7));
-        assert!(progress.on_accepted(LogIndex(7), 0));
+        assert!(progress.on_accepted(LogIndex(7), 0, Instant::ZERO));
         assert_eq!(progress.state, ReplicationState::Replicate);
         assert_eq!(progress.next_index, LogIndex(8));
         progress.on_sent(LogIndex(9));
         progress.on_sent(LogIndex(12));
         assert!(progress.is_paused(2));
-        progress.on_accepted(LogIndex(9), 0);
+        progress.on_accepted(LogIndex(9), 0, Instant::ZERO);
         assert!(!progress.is_paused(2));
         assert_eq!(progress.next_index, LogIndex(13));
     }
@@ -460,7 +475,7 @@ mod tests {
         assert_eq!(progress.next_snapshot_chunk(250, 100, 2), Some((100, 100)), "resent");
         progress.on_snapshot_received(last, 0); // The follower restarted.
         assert_eq!(progress.next_snapshot_chunk(250, 100, 2), Some((0, 100)));
-        progress.on_accepted(LogIndex(50), 0);
+        progress.on_accepted(LogIndex(50), 0, Instant::ZERO);
         assert_eq!(progress.state, ReplicationState::Replicate);
         assert_eq!(progress.next_index, LogIndex(51));
     }
@@ -482,9 +497,9 @@ mod tests {
         let resent = progress.snapshot_chunks(last, 95, 10, 3, true);
         assert_eq!(resent.as_slice(), [(90, 5)], "a heartbeat resends from what was confirmed");
         // Accepted below the snapshot's end: still the snapshot it needs.
-        progress.on_accepted(LogIndex(40), 0);
+        progress.on_accepted(LogIndex(40), 0, Instant::ZERO);
         assert_eq!(progress.snapshot_sending(), Some(last));
-        progress.on_accepted(LogIndex(50), 0);
+        progress.on_accepted(LogIndex(50), 0, Instant::ZERO);
         assert_eq!(progress.snapshot_sending(), None);
         assert_eq!(progress.next_index(), LogIndex(51));
     }
@@ -497,7 +512,7 @@ mod tests {
         assert_eq!(rejection, Rejection::Stale, "not the probe in flight");
         assert_eq!(progress.on_rejected(LogIndex(9), LogIndex(3), 0), Rejection::Diverged);
         assert_eq!(progress.next_index, LogIndex(3));
-        progress.on_accepted(LogIndex(2), 0);
+        progress.on_accepted(LogIndex(2), 0, Instant::ZERO);
         let rejection = progress.on_rejected(LogIndex(2), LogIndex(1), 0);
         assert_eq!(rejection, Rejection::Ambiguous, "already matched there");
     }

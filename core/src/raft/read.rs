@@ -24,7 +24,7 @@ impl RaftNode {
 
     fn register_read(&mut self, ctx: u64) {
         let index = self.log.committed();
-        if self.peers.is_empty() {
+        if self.is_sole_voter() {
             self.outbox.push_back(Output::ReadReady { ctx, index });
             return;
         }
@@ -33,8 +33,9 @@ impl RaftNode {
 
     /// Makes sure a round later than `peer`'s match round goes out, so that its answer settles
     /// an ambiguous rejection (see `Rejection::Ambiguous`).
-    pub(crate) fn ask_again_in_a_new_round(&mut self, peer: usize) {
-        if !self.progress[peer].is_newer_round(self.reads.round()) {
+    pub(crate) fn ask_again_in_a_new_round(&mut self, peer: NodeId) {
+        let round = self.reads.round();
+        if !self.progress_of(peer).is_newer_round(round) {
             self.reads.begin_round();
         }
     }
@@ -58,7 +59,7 @@ impl RaftNode {
         self.reads.take_round_due()
     }
 
-    /// Answers every read whose round a majority has confirmed.
+    /// Answers every read whose round a quorum has confirmed.
     pub(crate) fn release_reads(&mut self) {
         // This node confirms every round it began.
         let confirmed = self.leader_quorum_value(u64::MAX, |progress| progress.read_round_acked());
@@ -68,8 +69,9 @@ impl RaftNode {
         while let Some((follower, nonce, commit)) =
             self.reads.pop_confirmed_recovery(|round| round <= confirmed)
         {
-            if let Some(peer) = self.peer_index(follower) {
-                self.progress[peer].on_recovery_confirmed(nonce, commit);
+            // A follower removed since is no longer tracked.
+            if let Some(progress) = self.progress.get_mut(&follower) {
+                progress.on_recovery_confirmed(nonce, commit);
             }
         }
     }
@@ -77,13 +79,13 @@ impl RaftNode {
     /// A damaged follower's reply: unless a target is confirmed or being confirmed, registers
     /// the commit index as its target, to confirm with a new round. A leader that has not yet
     /// committed an entry of its own term waits; the follower's next reply asks again.
-    pub(crate) fn request_recovery_target(&mut self, peer: usize) {
+    pub(crate) fn request_recovery_target(&mut self, peer: NodeId) {
         let commit = self.log.committed();
         if self.log.term_at(commit) != Some(self.term) {
             return;
         }
-        if let Some(nonce) = self.progress[peer].take_recovery_request() {
-            self.reads.register_recovery(self.peers[peer], nonce, commit);
+        if let Some(nonce) = self.progress_of(peer).take_recovery_request() {
+            self.reads.register_recovery(peer, nonce, commit);
         }
     }
 

@@ -38,10 +38,11 @@ impl RaftNode {
     /// A new commit index alone sends nothing: it rides on the next append or heartbeat.
     /// Followers only need it to apply, and an empty append per commit, with its answer, would
     /// double the messages of a lightly loaded cluster.
-    pub(crate) fn replicate_to(&mut self, peer: usize) -> bool {
+    pub(crate) fn replicate_to(&mut self, peer: NodeId) -> bool {
         let mut sent = false;
-        while !self.progress[peer].is_paused(self.config.max_inflight_appends) {
-            let next = self.progress[peer].next_index();
+        let max_inflight = self.config.max_inflight_appends;
+        while let Some(progress) = self.progress.get(&peer).filter(|p| !p.is_paused(max_inflight)) {
+            let next = progress.next_index();
             let Some(prev_term) = self.log.term_at(next.prev()) else {
                 self.start_snapshot(peer);
                 return true;
@@ -54,34 +55,42 @@ impl RaftNode {
             let Some(last_sent) = entries.last().map(|entry| entry.index) else {
                 break;
             };
-            self.progress[peer].on_sent(last_sent);
+            self.progress_of(peer).on_sent(last_sent);
             self.send_append(peer, LogId::new(next.prev(), prev_term), entries);
             sent = true;
         }
         sent
     }
 
-    fn send_append(&mut self, peer: usize, prev: LogId, entries: Vec<Entry>) {
+    fn send_append(&mut self, peer: NodeId, prev: LogId, entries: Vec<Entry>) {
         let commit = self.log.committed();
-        let recovery = self.progress[peer].recovery_target();
+        let recovery = self.progress_of(peer).recovery_target();
         let body = Body::Append { prev, entries, commit, read_round: self.read_round(), recovery };
-        self.send(self.peers[peer], self.term, body);
+        self.send(peer, self.term, body);
+    }
+
+    /// Leader only: the progress of `peer`, which it tracks.
+    ///
+    /// # Panics
+    /// If it does not: callers name peers from `progress` itself, within one handler.
+    pub(crate) fn progress_of(&mut self, peer: NodeId) -> &mut Progress {
+        self.progress.get_mut(&peer).expect("the leader tracks the peer it replicates to")
     }
 
     /// Every heartbeat interval, and for each read round: every follower gets a message, which
     /// tells it the leader is alive and, answered, confirms the leadership. A follower whose
     /// probe went unanswered is probed again.
     pub(crate) fn broadcast_heartbeat(&mut self) {
-        for peer in 0..self.peers.len() {
-            if self.progress[peer].snapshot_sending().is_some() {
+        for peer in self.peers() {
+            if self.progress_of(peer).snapshot_sending().is_some() {
                 self.send_snapshot(peer, true);
                 continue;
             }
-            self.progress[peer].on_heartbeat();
+            self.progress_of(peer).on_heartbeat();
             if !self.replicate_to(peer) {
                 // Nothing new, or the window is full: an empty append at the window's end.
                 // Accepted, it frees the window; rejected, it reveals lost messages.
-                let prev_index = self.progress[peer].next_index().prev();
+                let prev_index = self.progress_of(peer).next_index().prev();
                 match self.log.term_at(prev_index) {
                     Some(prev_term) => {
                         self.send_append(peer, LogId::new(prev_index, prev_term), Vec::new())
@@ -93,9 +102,9 @@ impl RaftNode {
     }
 
     /// The follower needs entries that are compacted: send the snapshot instead.
-    fn start_snapshot(&mut self, peer: usize) {
+    fn start_snapshot(&mut self, peer: NodeId) {
         if let Some(snapshot_last) = self.snapshot.as_ref().map(|s| s.last) {
-            self.progress[peer].start_snapshot(snapshot_last);
+            self.progress_of(peer).start_snapshot(snapshot_last);
             self.send_snapshot(peer, false);
         }
     }
@@ -163,12 +172,14 @@ impl RaftNode {
         outcome: AppendOutcome,
         recovering: Option<u64>,
     ) {
-        let Some(peer) = self.peer_index(from).filter(|_| self.role == Role::Leader) else {
+        let Some(progress) = self.progress.get_mut(&from).filter(|_| self.role == Role::Leader)
+        else {
             self.counters.dropped_unexpected += 1;
             return;
         };
-        self.progress[peer].on_recovering(recovering);
-        self.progress[peer].on_heard(read_round);
+        progress.on_recovering(recovering);
+        progress.on_heard(read_round);
+        let peer = from;
         self.request_recovery_target(peer);
         match outcome {
             AppendOutcome::Accepted { match_index } => {
@@ -176,16 +187,19 @@ impl RaftNode {
                     self.counters.dropped_unexpected += 1;
                     return;
                 }
-                let round = self.read_round();
-                if self.progress[peer].on_accepted(match_index, round) {
+                let (round, now) = (self.read_round(), self.now);
+                if self.progress_of(peer).on_accepted(match_index, round, now) {
                     self.maybe_commit();
+                    if self.role != Role::Leader {
+                        return; // The commit removed this leader, which stepped down.
+                    }
                 }
                 self.replicate_to(peer);
                 self.maybe_send_timeout_now(peer);
             }
             AppendOutcome::Rejected { prev_index, hint } => {
                 let next = self.next_after_rejection(hint);
-                match self.progress[peer].on_rejected(prev_index, next, read_round) {
+                match self.progress_of(peer).on_rejected(prev_index, next, read_round) {
                     Rejection::Stale => {}
                     Rejection::Ambiguous => self.ask_again_in_a_new_round(peer),
                     Rejection::LogLost => {
@@ -213,19 +227,21 @@ impl RaftNode {
         }
     }
 
-    /// Commits the highest index durable on a majority (the leader's own disk counts once its
-    /// persist is acknowledged), but only an entry of the current term (Raft §5.4.2, Figure 8):
-    /// earlier entries commit with it.
+    /// Commits the highest index durable on a quorum (the leader's own disk counts once its
+    /// persist is acknowledged, and only if it votes), but only an entry of the current term
+    /// (Raft §5.4.2, Figure 8): earlier entries commit with it. A committed membership may make
+    /// the leader leave a joint state, or step down (see `on_commit_membership`).
     pub(crate) fn maybe_commit(&mut self) {
         if self.role != Role::Leader {
             return;
         }
         let own = self.durability.durable_index();
-        let majority_index = self.leader_quorum_value(own, Progress::counted_match);
-        if self.log.term_at(majority_index) == Some(self.term) && self.log.commit_to(majority_index)
-        {
+        let quorum_index = self.leader_quorum_value(own, Progress::counted_match);
+        let before = self.log.committed();
+        if self.log.term_at(quorum_index) == Some(self.term) && self.log.commit_to(quorum_index) {
             self.broadcast_due = true;
             self.on_leader_commit();
+            self.on_commit_membership(before);
         }
     }
 }

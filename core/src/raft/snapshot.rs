@@ -3,26 +3,37 @@
 
 use crate::ids::{LogId, NodeId};
 use crate::raft::incoming_snapshot::{Assembly, IncomingSnapshot};
+use crate::raft::membership::Membership;
 use crate::raft::message::{AppendOutcome, Body};
 use crate::raft::node::{Output, RaftNode, Role};
 use crate::raft::persist::Snapshot;
 
 impl RaftNode {
-    /// Replaces the applied part of the log with `data`, the state machine's snapshot at the
-    /// applied index. The snapshot is persisted like any other change; the node keeps it to send
-    /// to followers that fall behind. Returns the last entry it covers, or `None` if nothing
-    /// new was applied since the last snapshot.
-    pub fn compact(&mut self, data: Vec<u8>) -> Option<LogId> {
+    /// Whether [`compact`](Self::compact) would take a snapshot now: something was applied
+    /// since the last one, and the membership there is known. A node that joined a cluster does
+    /// not know the membership before the entry that added it, unless its leader sent it a
+    /// snapshot; it compacts only once it has applied that far.
+    pub fn compactable(&self) -> bool {
         let applied = self.log.applied();
-        if applied <= self.log.snapshot_last().index {
+        applied > self.log.snapshot_last().index && !self.log.membership_at(applied).is_empty()
+    }
+
+    /// Replaces the applied part of the log with `data`, the state machine's snapshot at the
+    /// applied index, which records the membership in force there. The snapshot is persisted
+    /// like any other change; the node keeps it to send to followers that fall behind. Returns
+    /// the last entry it covers, or `None` unless [`compactable`](Self::compactable).
+    pub fn compact(&mut self, data: Vec<u8>) -> Option<LogId> {
+        if !self.compactable() {
             return None;
         }
+        let applied = self.log.applied();
         let last = LogId::new(applied, self.log.term_at(applied)?);
+        let membership = self.log.membership_at(applied).clone();
         self.log.compact_to(last);
-        let snapshot = Snapshot { last, data };
+        let snapshot = Snapshot { last, membership, data };
         self.durability.snapshot_taken(snapshot.clone());
         // Followers still receiving an older snapshot get this one instead.
-        for progress in &mut self.progress {
+        for progress in self.progress.values_mut() {
             if progress.snapshot_sending().is_some() {
                 progress.start_snapshot(last);
             }
@@ -44,25 +55,28 @@ impl RaftNode {
 
     /// Leader only: how many followers it is sending its snapshot to.
     pub fn snapshots_sending(&self) -> usize {
-        let sending = self.progress.iter().filter(|progress| progress.snapshot_sending().is_some());
+        let sending =
+            self.progress.values().filter(|progress| progress.snapshot_sending().is_some());
         if self.role == Role::Leader { sending.count() } else { 0 }
     }
 
     /// Sends a follower the chunks of the snapshot its window allows. With `resend`, a
     /// heartbeat: chunks not confirmed go again, and at least one chunk goes (the follower
     /// answers it even when it already installed the snapshot).
-    pub(crate) fn send_snapshot(&mut self, peer: usize, resend: bool) {
+    pub(crate) fn send_snapshot(&mut self, peer: NodeId, resend: bool) {
         let Some(snapshot) = &self.snapshot else { return };
         let (last, total) = (snapshot.last, snapshot.data.len() as u64);
         let chunk_bytes = self.config.snapshot_chunk_bytes as u64;
         let window = self.config.max_inflight_snapshot_chunks as u64;
-        let chunks = self.progress[peer].snapshot_chunks(last, total, chunk_bytes, window, resend);
-        let (to, term) = (self.peers[peer], self.term);
+        let chunks =
+            self.progress_of(peer).snapshot_chunks(last, total, chunk_bytes, window, resend);
         for (offset, length) in chunks {
             let Some(snapshot) = &self.snapshot else { return };
             let range = offset as usize..(offset + length) as usize;
             let chunk = snapshot.data[range].to_vec();
-            self.send(to, term, Body::InstallSnapshot { last, total, offset, chunk });
+            let membership = snapshot.membership.clone();
+            let body = Body::InstallSnapshot { last, membership, total, offset, chunk };
+            self.send(peer, self.term, body);
         }
     }
 
@@ -71,6 +85,7 @@ impl RaftNode {
         &mut self,
         from: NodeId,
         last: LogId,
+        membership: Membership,
         total: u64,
         offset: u64,
         chunk: Vec<u8>,
@@ -102,13 +117,13 @@ impl RaftNode {
                 return;
             }
         };
-        self.install_snapshot(Snapshot { last, data });
+        self.install_snapshot(Snapshot { last, membership, data });
         let outcome = AppendOutcome::Accepted { match_index: last.index };
         self.send_append_reply(from, 0, outcome);
     }
 
     fn install_snapshot(&mut self, snapshot: Snapshot) {
-        let kept_suffix = self.log.install_snapshot(snapshot.last);
+        let kept_suffix = self.log.install_snapshot(snapshot.last, snapshot.membership.clone());
         self.durability.snapshot_installed(snapshot.clone(), kept_suffix);
         self.outbox.push_back(Output::RestoreSnapshot(snapshot.clone()));
         self.snapshot = Some(snapshot);
@@ -117,12 +132,13 @@ impl RaftNode {
 
     /// A follower's progress on the snapshot being sent to it.
     pub(crate) fn on_install_snapshot_reply(&mut self, from: NodeId, last: LogId, received: u64) {
-        let Some(peer) = self.peer_index(from).filter(|_| self.role == Role::Leader) else {
+        let Some(progress) = self.progress.get_mut(&from).filter(|_| self.role == Role::Leader)
+        else {
             self.counters.dropped_unexpected += 1;
             return;
         };
-        self.progress[peer].on_heard(0);
-        self.progress[peer].on_snapshot_received(last, received);
-        self.send_snapshot(peer, false);
+        progress.on_heard(0);
+        progress.on_snapshot_received(last, received);
+        self.send_snapshot(from, false);
     }
 }

@@ -19,7 +19,7 @@ pub enum TransferError {
         /// The leader this node knows of.
         hint: Option<NodeId>,
     },
-    /// The target is not a voter of this cluster.
+    /// The target is not a voter of the membership in force (the incoming one during a change).
     UnknownNode(NodeId),
 }
 
@@ -49,27 +49,29 @@ impl RaftNode {
         if target == self.config.id {
             return Ok(());
         }
-        let peer = self.peer_index(target).ok_or(TransferError::UnknownNode(target))?;
+        if !self.log.membership().voters().contains(&target) {
+            return Err(TransferError::UnknownNode(target));
+        }
         let deadline = self.now + Duration::from_millis(self.config.election_timeout_ms_max);
-        self.transfer = Some(PendingTransfer::new(peer, deadline));
-        self.replicate_to(peer);
-        self.maybe_send_timeout_now(peer);
+        self.transfer = Some(PendingTransfer::new(target, deadline));
+        self.replicate_to(target);
+        self.maybe_send_timeout_now(target);
         Ok(())
     }
 
     /// Where a transfer in progress is going.
     pub fn transfer_target(&self) -> Option<NodeId> {
-        self.transfer.map(|transfer| self.peers[transfer.peer()])
+        self.transfer.map(|transfer| transfer.target())
     }
 
     /// Tells the target to campaign once it holds the whole log.
-    pub(crate) fn maybe_send_timeout_now(&mut self, peer: usize) {
-        if self.progress[peer].match_index() != self.log.last_index() {
+    pub(crate) fn maybe_send_timeout_now(&mut self, peer: NodeId) {
+        if self.progress_of(peer).match_index() != self.log.last_index() {
             return;
         }
         let Some(transfer) = self.transfer.as_mut() else { return };
         if transfer.take_timeout_now(peer) {
-            self.send(self.peers[peer], self.term, Body::TimeoutNow);
+            self.send(peer, self.term, Body::TimeoutNow);
         }
     }
 

@@ -13,7 +13,7 @@ use common::TestCluster;
 use common::raw::{self, Hello, Welcome};
 use raftkv_core::kv::KvCommand;
 use raftkv_core::protocol::{ClientRequest, Op};
-use raftkv_core::raft::{Body, Message};
+use raftkv_core::raft::{Body, Membership, Message};
 use raftkv_core::{ClientId, LogId, LogIndex, NodeId, RequestId};
 
 fn client_connection(address: &str) -> TcpStream {
@@ -168,6 +168,7 @@ fn a_forged_snapshot_announcing_a_terabyte_is_refused_before_the_replica_sees_it
         term,
         body: Body::InstallSnapshot {
             last: LogId::new(LogIndex(1 << 20), term),
+            membership: Membership::with_voters([1, 2, 3].map(NodeId)),
             total: 1 << 40,
             offset: 0,
             chunk: vec![0; 64 << 10],

@@ -55,7 +55,7 @@ pub fn holds(entry: &Entry, value: &str) -> bool {
         Payload::Command(bytes) => {
             bytes.windows(value.len()).any(|window| window == value.as_bytes())
         }
-        Payload::Noop => false,
+        Payload::Noop | Payload::Membership(_) => false,
     }
 }
 

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use raftkv_core::raft::{
-    Config, Entry, HardState, Payload, Persist, PersistId, RaftNode, Recovered, Snapshot,
+    Config, Entry, HardState, Membership, Payload, Persist, PersistId, RaftNode, Recovered,
+    Snapshot,
 };
 use raftkv_core::{Instant, LogId, LogIndex, NodeId, Term};
 use raftkv_storage::sim_fs::SimFs;
@@ -40,7 +41,11 @@ pub(crate) fn hard_state(term: u64, vote: Option<u64>) -> HardState {
 }
 
 pub(crate) fn snapshot(index: u64, term: u64) -> Snapshot {
-    Snapshot { last: LogId::new(LogIndex(index), Term(term)), data: b"state".to_vec() }
+    Snapshot {
+        last: LogId::new(LogIndex(index), Term(term)),
+        membership: Membership::with_voters([NodeId(1), NodeId(2), NodeId(3)]),
+        data: b"state".to_vec(),
+    }
 }
 
 /// Options for node 1 of cluster "test" with segments of `segment_bytes`.

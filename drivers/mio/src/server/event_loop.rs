@@ -180,6 +180,11 @@ fn start_replica(
 ) -> Result<Replica<KvStore>, ServeError> {
     let voters: Vec<NodeId> = options.peers.iter().map(|(id, _)| *id).collect();
     let mut raft_config = raft::Config::new(options.id, voters);
+    // Addresses travel with the membership, so that a node added later learns them from the log.
+    for (id, address) in &options.peers {
+        let membership = std::mem::take(&mut raft_config.initial_membership);
+        raft_config.initial_membership = membership.with_address(*id, address.as_bytes());
+    }
     raft_config.election_timeout_ms_min = options.election_timeout_ms;
     raft_config.election_timeout_ms_max = options.election_timeout_ms * 2;
     raft_config.heartbeat_interval_ms = options.heartbeat_ms;
@@ -425,6 +430,11 @@ impl Server {
                 Output::RoleChanged { role, term, leader } => {
                     let leader = leader.map_or_else(|| "none".to_string(), |l| l.to_string());
                     info!(node = %self.options.id, %role, %term, %leader, "role changed");
+                }
+                Output::MembershipChanged { index, membership, standing } => {
+                    // The peer links stay those of `--peers` until the driver dials members
+                    // from the membership's addresses.
+                    info!(node = %self.options.id, %index, %membership, %standing, "membership changed");
                 }
             }
         }
