@@ -749,7 +749,6 @@ impl RaftNode {
                 leader: self.leader,
             });
         }
-        // The membership too: it is in force from its append on, whatever commits.
         if &self.reported_membership != self.log.membership() {
             self.reported_membership = self.log.membership().clone();
             self.outbox.push_back(Output::MembershipChanged {

@@ -168,7 +168,7 @@ fn a_forged_snapshot_announcing_a_terabyte_is_refused_before_the_replica_sees_it
         term,
         body: Body::InstallSnapshot {
             last: LogId::new(LogIndex(1 << 20), term),
-            membership: Membership::with_voters([NodeId(1), NodeId(2), NodeId(3)]),
+            membership: Membership::with_voters([1, 2, 3].map(NodeId)),
             total: 1 << 40,
             offset: 0,
             chunk: vec![0; 64 << 10],
