@@ -35,3 +35,21 @@ impl PendingTransfer {
         due
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_target_is_told_to_campaign_once_and_no_one_else_ever() {
+        let mut transfer = PendingTransfer::new(NodeId(3), Instant::from_millis(100));
+        assert!(!transfer.take_timeout_now(NodeId(2)));
+        assert!(transfer.take_timeout_now(NodeId(3)));
+        assert!(
+            !transfer.take_timeout_now(NodeId(3)),
+            "a second TimeoutNow would start a second election"
+        );
+        assert!(!transfer.has_expired(Instant::from_millis(99)));
+        assert!(transfer.has_expired(Instant::from_millis(100)));
+    }
+}
