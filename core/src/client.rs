@@ -12,7 +12,8 @@ use crate::time::{Duration, Instant};
 /// Settings of a clerk.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClerkConfig {
-    /// The replicas, in the order to try them.
+    /// The replicas, in the order to try them. A replica named as the leader by another that
+    /// the clerk does not know (one added to the cluster since) is added at the end.
     pub servers: Vec<NodeId>,
     /// How long to wait for an answer before trying the next replica. Default 1000 ms: above
     /// an election, so a request is not sent around while a new leader is chosen anyway.
@@ -282,6 +283,17 @@ impl<C: Clone, R> Clerk<C, R> {
         }
     }
 
+    /// Where `server` is among the servers; one the clerk did not know is added.
+    fn server_index(&mut self, server: NodeId) -> usize {
+        match self.config.servers.iter().position(|&known| known == server) {
+            Some(index) => index,
+            None => {
+                self.config.servers.push(server);
+                self.config.servers.len() - 1
+            }
+        }
+    }
+
     fn next_server(&self, after: usize) -> usize {
         (after + 1) % self.config.servers.len()
     }
@@ -327,7 +339,8 @@ impl<C: Clone, R> Clerk<C, R> {
             Outcome::Rejected(_) if backing_off => {}
             Outcome::Rejected(Reject::NotLeader { hint }) => {
                 attempt.maybe_applied = true;
-                let hinted = hint.and_then(|h| self.config.servers.iter().position(|&s| s == h));
+                let hinted = hint.map(|hint| self.server_index(hint));
+                let Some(attempt) = self.current.as_mut() else { return };
                 match hinted {
                     // A fresh hint is worth following at once.
                     Some(target)

@@ -76,6 +76,24 @@ fn a_hint_is_followed_at_once_and_the_request_keeps_its_id() {
     assert_eq!(resent[0].1, request, "same session, same request id");
 }
 
+/// A replica added to the cluster after the clerk was configured may lead: a hint naming it is
+/// followed, and the clerk knows it from then on.
+#[test]
+fn a_hint_to_a_replica_the_clerk_did_not_know_is_followed() {
+    let (mut clerk, request) = registered("put");
+    let hint = Outcome::Rejected(Reject::NotLeader { hint: Some(NodeId(4)) });
+    reply(&mut clerk, Instant::ZERO, 1, request.request, hint);
+    let resent = sent(&mut clerk);
+    assert_eq!(resent.iter().map(|(to, _)| *to).collect::<Vec<_>>(), [NodeId(4)]);
+    reply(&mut clerk, Instant::ZERO, 4, request.request, Outcome::Done("ok"));
+    assert_eq!(
+        clerk.poll_output(),
+        Some(ClerkOutput::Finished { request: request.request, result: Ok("ok") })
+    );
+    clerk.submit(Instant::ZERO, "next");
+    assert_eq!(sent(&mut clerk)[0].0, NodeId(4), "the new leader is asked first");
+}
+
 #[test]
 fn replicas_pointing_at_each_other_are_asked_again_only_after_a_backoff() {
     let (mut clerk, request) = registered("put");

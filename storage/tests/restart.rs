@@ -6,9 +6,8 @@ mod common;
 use std::path::Path;
 
 use common::{entries, hard_state, indexes_and_terms, open, persist, snapshot};
-use raftkv_core::LogIndex;
-use raftkv_core::NodeId;
-use raftkv_core::raft::{Persist, Recovered};
+use raftkv_core::raft::{Config, Membership, Persist, RaftNode, Recovered};
+use raftkv_core::{Instant, LogId, LogIndex, NodeId, Term};
 use raftkv_storage::{FileSystem, Storage, StorageOptions};
 
 /// Runs each named test body on a real temporary directory and on a simulated file system.
@@ -36,6 +35,7 @@ on_real_and_simulated_disks!(
     an_installed_snapshot_drops_the_conflicting_log_after_it,
     segments_are_recognised_by_their_header,
     another_node_cannot_use_the_directory,
+    a_snapshot_file_of_format_1_still_opens,
 );
 
 fn entries_truncations_and_hard_state_come_back<F: FileSystem + Clone>(fs: F, dir: &Path) {
@@ -169,4 +169,41 @@ fn a_batch_of_persists_is_one_write_and_one_sync() {
     drop(storage);
     let (_, recovered, _) = Storage::open(fs, &dir, &options).unwrap();
     assert_eq!(recovered.entries.len(), 11);
+}
+
+/// A data directory written before snapshots recorded their membership (snapshot file format
+/// 1, `RKVSNAP1`) still opens, and a node starts from it with its configuration's membership.
+fn a_snapshot_file_of_format_1_still_opens<F: FileSystem + Clone>(fs: F, dir: &Path) {
+    let (mut storage, _, _) = open(fs.clone(), dir, 1 << 20);
+    let with_snapshot = Persist {
+        hard_state: Some(hard_state(3, None)),
+        entries: entries(3, 1..=45),
+        ..persist(1)
+    };
+    let compaction = Persist { snapshot: Some(snapshot(40, 3)), ..persist(2) };
+    storage.persist(&[with_snapshot, compaction]).unwrap();
+    drop(storage);
+    // The snapshot file as format 1 wrote it: magic, checksum, length, then (last, data).
+    let last = LogId::new(LogIndex(40), Term(3));
+    let contents = postcard::to_allocvec(&(last, &b"state"[..])).unwrap();
+    let mut bytes = b"RKVSNAP1".to_vec();
+    bytes.extend_from_slice(&crc32c::crc32c(&contents).to_le_bytes());
+    bytes.extend_from_slice(&(contents.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&contents);
+    let path = dir.join("snapshot");
+    fs.remove_file(&path).unwrap();
+    let mut file = fs.create_new(&path).unwrap();
+    fs.write_at(&mut file, 0, &bytes).unwrap();
+    fs.sync_all(&mut file).unwrap();
+    drop(file);
+
+    let (_, recovered, report) = open(fs, dir, 1 << 20);
+    assert!(report.damage.is_empty(), "{report:?}");
+    let recovered_snapshot = recovered.snapshot.clone().expect("the snapshot is read");
+    assert_eq!((recovered_snapshot.last, recovered_snapshot.data), (last, b"state".to_vec()));
+    assert_eq!(recovered_snapshot.membership, Membership::default(), "format 1 has none");
+    assert_eq!(indexes_and_terms(&recovered).len(), 5, "entries 41 to 45 after it");
+    let config = Config::new(NodeId(1), [NodeId(1), NodeId(2), NodeId(3)]);
+    let node = RaftNode::new(Instant::ZERO, config, recovered).expect("the node starts");
+    assert_eq!(node.membership().to_string(), "voters=1,2,3");
 }

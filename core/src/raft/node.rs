@@ -774,6 +774,12 @@ fn check_recovered(recovered: &Recovered) -> Result<LogIndex, StartError> {
     if hard_state.term > Term::MAX || !snapshot_last.is_valid() || !last_recovered.is_valid() {
         return Err(StartError::BeyondMaximum);
     }
+    if snapshot_last.term > hard_state.term {
+        return Err(StartError::HardStateBehindLog {
+            hard_state_term: hard_state.term,
+            log_term: snapshot_last.term,
+        });
+    }
     let mut expected = snapshot_last;
     for entry in &recovered.entries {
         if entry.index != expected.index.next() || entry.term < expected.term {

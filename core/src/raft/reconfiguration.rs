@@ -44,8 +44,8 @@ impl RaftNode {
         if self.log.term_at(self.log.committed()) != Some(self.term) {
             return Err(ChangeRefused::NotCommittedInTerm);
         }
-        let index = self.log.membership_index();
-        if index > self.log.committed() || self.log.membership().is_joint() {
+        if self.is_changing_membership() || self.log.membership().is_joint() {
+            let index = self.log.membership_index();
             return Err(ChangeRefused::ChangeInProgress { index });
         }
         let target = self.log.membership().changed(changes)?;
@@ -97,7 +97,7 @@ impl RaftNode {
     /// appending C_new, steps down if the membership removed this node, and stops replicating
     /// to the members the change removed.
     pub(crate) fn advance_membership(&mut self) {
-        if self.role != Role::Leader || self.log.membership_index() > self.log.committed() {
+        if self.role != Role::Leader || self.is_changing_membership() {
             return;
         }
         let membership = self.log.membership();

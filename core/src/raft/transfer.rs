@@ -66,7 +66,8 @@ impl RaftNode {
 
     /// Tells the target to campaign once it holds the whole log.
     pub(crate) fn maybe_send_timeout_now(&mut self, peer: NodeId) {
-        if self.progress_of(peer).match_index() != self.log.last_index() {
+        let last = self.log.last_index();
+        if self.progress.get(&peer).is_none_or(|progress| progress.match_index() != last) {
             return;
         }
         let Some(transfer) = self.transfer.as_mut() else { return };
