@@ -123,6 +123,9 @@ struct Attempt<C> {
     /// Hints followed at once in a row; past a few, replicas that point at each other (a
     /// leadership change under way) are asked again only after a backoff.
     redirects: u32,
+    /// Whether the last answer was "busy": kept across the resend, so that a caller giving up
+    /// can tell an overloaded cluster from an unreachable one.
+    last_answer_busy: bool,
 }
 
 /// Hints followed without waiting, in a row.
@@ -200,6 +203,11 @@ impl<C: Clone, R> Clerk<C, R> {
         self.client
     }
 
+    /// Whether the operation in flight was last answered "busy" (and waits to be sent again).
+    pub fn last_answer_busy(&self) -> bool {
+        self.current.as_ref().is_some_and(|attempt| attempt.last_answer_busy)
+    }
+
     /// Operations submitted and not finished (the one in flight included).
     pub fn pending(&self) -> usize {
         self.queue.len() + usize::from(self.current.as_ref().is_some_and(|a| is_command(&a.op)))
@@ -243,6 +251,7 @@ impl<C: Clone, R> Clerk<C, R> {
             resend_at: None,
             maybe_applied: false,
             redirects: 0,
+            last_answer_busy: false,
         };
         self.current = Some(attempt);
         self.send(now);
@@ -311,6 +320,9 @@ impl<C: Clone, R> Clerk<C, R> {
             return; // An answer to an earlier operation.
         }
         let backing_off = attempt.resend_at.is_some();
+        if matches!(reply.outcome, Outcome::Rejected(_)) && !backing_off {
+            attempt.last_answer_busy = matches!(reply.outcome, Outcome::Rejected(Reject::Busy));
+        }
         match reply.outcome {
             // An answer is an answer, even from a replica we stopped waiting for.
             Outcome::Registered { client } if !is_command(&attempt.op) => {
@@ -360,6 +372,8 @@ impl<C: Clone, R> Clerk<C, R> {
                 self.finish(now, Some(Err(ClerkError::Invalid { reason })));
             }
             Outcome::Rejected(Reject::Superseded) => {}
+            // Not applied, and the replica is fine: ask it again once it had time to drain.
+            Outcome::Rejected(Reject::Busy) => self.retry_later(now, from_index),
         }
     }
 
@@ -372,6 +386,7 @@ impl<C: Clone, R> Clerk<C, R> {
             Some(_) => {}
             None if now >= attempt.deadline => {
                 attempt.maybe_applied = true;
+                attempt.last_answer_busy = false;
                 let target = attempt.target;
                 self.retry_later(now, self.next_server(target));
             }

@@ -69,12 +69,16 @@ pub enum Reject {
         /// Why.
         reason: String,
     },
+    /// The replica has as many requests waiting as it accepts: this one was not handed to
+    /// consensus and had no effect. Retry the same request at the same replica after a
+    /// backoff. (Last variant: appended, so the encoding of the others did not change.)
+    Busy,
 }
 
 impl Reject {
     /// Whether retrying the same request may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Reject::NotLeader { .. })
+        matches!(self, Reject::NotLeader { .. } | Reject::Busy)
     }
 }
 
@@ -86,6 +90,24 @@ impl fmt::Display for Reject {
             Reject::SessionExpired => write!(f, "session expired"),
             Reject::Superseded => write!(f, "request superseded by a newer one of its session"),
             Reject::Invalid { reason } => write!(f, "invalid request: {reason}"),
+            Reject::Busy => write!(f, "busy: too many requests waiting, retry later"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_is_retryable_and_appended_so_older_answers_encode_as_before() {
+        assert!(Reject::Busy.is_retryable());
+        assert!(!Reject::Invalid { reason: String::new() }.is_retryable());
+        let encode = |reject: &Reject| postcard::to_allocvec(reject).expect("encodes");
+        assert_eq!(encode(&Reject::NotLeader { hint: Some(NodeId(3)) }), [0, 1, 3]);
+        assert_eq!(encode(&Reject::SessionExpired), [1]);
+        assert_eq!(encode(&Reject::Superseded), [2]);
+        assert_eq!(encode(&Reject::Busy), [4]);
+        assert_eq!(Reject::Busy.to_string(), "busy: too many requests waiting, retry later");
     }
 }

@@ -225,3 +225,65 @@ fn operations_run_one_at_a_time_in_submission_order() {
     assert_eq!((second.request, second.op), (second_id, Op::Command("two")));
     assert!(second_id > first.request);
 }
+
+#[test]
+fn a_busy_answer_is_retried_at_the_same_replica_after_a_backoff_and_completes() {
+    let (mut clerk, request) = registered("put");
+    reply(&mut clerk, Instant::ZERO, 1, request.request, Outcome::Rejected(Reject::Busy));
+    assert!(sent(&mut clerk).is_empty(), "not sent again before the backoff");
+    assert!(clerk.last_answer_busy());
+    let resend_at = clerk.poll_timeout().expect("backing off");
+    assert!(resend_at > Instant::ZERO, "a backoff, not an immediate resend");
+    clerk.handle(resend_at, ClerkInput::Timeout);
+    let resent = sent(&mut clerk);
+    assert_eq!(resent.len(), 1);
+    assert_eq!(resent[0].0, NodeId(1), "the same replica: it is busy, not wrong");
+    assert_eq!(resent[0].1, request, "the same request, id included");
+    assert!(clerk.last_answer_busy(), "still known busy while the resend is out");
+    reply(&mut clerk, resend_at, 1, request.request, Outcome::Done("ok"));
+    assert_eq!(
+        clerk.poll_output(),
+        Some(ClerkOutput::Finished { request: request.request, result: Ok("ok") })
+    );
+    assert!(!clerk.last_answer_busy());
+}
+
+#[test]
+fn busy_answers_back_off_longer_each_time_up_to_the_cap() {
+    let (mut clerk, request) = registered("put");
+    let mut now = Instant::ZERO;
+    let mut waits = Vec::new();
+    for _ in 0..12 {
+        reply(&mut clerk, now, 1, request.request, Outcome::Rejected(Reject::Busy));
+        let resend_at = clerk.poll_timeout().expect("backing off");
+        waits.push((resend_at - now).as_millis());
+        now = resend_at;
+        clerk.handle(now, ClerkInput::Timeout);
+        assert_eq!(sent(&mut clerk).len(), 1);
+    }
+    assert!(waits[0] <= 5, "starts at the minimum backoff: {waits:?}");
+    assert!(waits[6] > waits[0] * 4, "grows: {waits:?}");
+    assert!(waits.iter().all(|&wait| wait <= 500), "never past the cap: {waits:?}");
+}
+
+#[test]
+fn a_busy_answer_is_not_a_failure_an_expired_session_then_runs_the_command_again() {
+    let (mut clerk, request) = registered("put");
+    reply(&mut clerk, Instant::ZERO, 1, request.request, Outcome::Rejected(Reject::Busy));
+    let resend_at = clerk.poll_timeout().expect("backing off");
+    clerk.handle(resend_at, ClerkInput::Timeout);
+    let _ = sent(&mut clerk);
+    // Busy means never handed to consensus: the command cannot have taken effect.
+    reply(&mut clerk, resend_at, 1, request.request, Outcome::Rejected(Reject::SessionExpired));
+    let outputs: Vec<_> = std::iter::from_fn(|| clerk.poll_output()).collect();
+    assert!(
+        outputs.iter().all(|output| !matches!(output, ClerkOutput::Finished { .. })),
+        "not indeterminate: {outputs:?}"
+    );
+    assert!(
+        outputs.iter().any(
+            |output| matches!(output, ClerkOutput::Send { request, .. } if request.op == Op::Register)
+        ),
+        "a new session is opened to run it again: {outputs:?}"
+    );
+}

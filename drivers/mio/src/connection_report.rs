@@ -22,7 +22,8 @@ pub struct ConnectionReport {
     /// The most requests of one connection ever waiting at once (bounded by the cap per
     /// connection).
     pub most_requests_in_flight_on_a_connection: u64,
-    /// Client connections not read now until answers to their requests go out.
+    /// Client connections not read now until answers to their requests go out (each at the
+    /// cap per connection).
     pub held_back: u64,
     /// Connections refused or closed, by reason.
     pub refused: Refusals,
@@ -57,7 +58,10 @@ pub struct Refusals {
     pub snapshot_too_large: u64,
     /// Peers that sent messages not from themselves to this node.
     pub misaddressed: u64,
-    /// Times a client connection was held back at a cap on requests in flight (not a
+    /// Times a client connection was held back at the cap on its requests in flight (not a
     /// refusal: it is read again once answers go out).
     pub held_at_request_cap: u64,
+    /// Requests answered "busy" at once, never handed to the replica, because the requests
+    /// of all clients waiting in it reached the cap; the client retries them.
+    pub busy: u64,
 }

@@ -17,8 +17,10 @@ use crate::connection_report::ConnectionReport;
 /// The version of this protocol; a node refuses a `Hello` of another version. 2: pre-votes
 /// name their round, and a node's status says whether its data is damaged. 3: a node's status
 /// reports its connections. 4: entries may carry a membership, and snapshot chunks carry the
-/// membership at their snapshot point.
-pub(crate) const PROTOCOL_VERSION: u32 = 4;
+/// membership at their snapshot point. 5: a node's status counts the requests it answered
+/// "busy" (the status frame grew a field; `Reject::Busy` itself was appended and changes no
+/// older encoding).
+pub(crate) const PROTOCOL_VERSION: u32 = 5;
 
 /// Bytes that start every `Hello`, so that a stray connection is told apart from a
 /// misconfigured raftkv process.

@@ -1,7 +1,8 @@
 //! Every resource a connection can make a node spend is bounded, on real processes: idle and
 //! silent connections by caps and timeouts, replies a client never reads by the reply queue
 //! cap (status replies included), unfinished frames by the frame timeout and the client
-//! buffer budget, and a forged snapshot by the snapshot size cap. Each is counted in the
+//! buffer budget, a forged snapshot by the snapshot size cap, and requests beyond the cap in flight by a
+//! "busy" answer the clients retry. Each is counted in the
 //! node's status, which the tests read rather than timing anything.
 
 mod common;
@@ -180,4 +181,36 @@ fn a_forged_snapshot_announcing_a_terabyte_is_refused_before_the_replica_sees_it
         status.connections.refused.snapshot_too_large == 1
     });
     cluster.client().put("still", "serving").unwrap();
+}
+
+#[test]
+fn beyond_the_cap_in_flight_requests_are_answered_busy_and_retried_none_lost_or_doubled() {
+    const CAP: u64 = 4;
+    const CLIENTS: usize = 24;
+    const APPENDS: usize = 30;
+    let cluster = TestCluster::start_with(3, &["--max-requests-in-flight", &CAP.to_string()]);
+    let leader = cluster.wait_for_leader(None) as usize;
+    let workers: Vec<_> = (0..CLIENTS)
+        .map(|worker| {
+            let mut client = cluster.client();
+            std::thread::spawn(move || {
+                let key = format!("busy-{worker}");
+                for number in 0..APPENDS {
+                    client.append(&key, format!("{number},")).expect("every append completes");
+                }
+                client.get(&key).expect("the read completes")
+            })
+        })
+        .collect();
+    for (worker, handle) in workers.into_iter().enumerate() {
+        let value = handle.join().expect("the client thread");
+        // Appends are not idempotent: a lost or doubled one shows in the value.
+        let expected: String = (0..APPENDS).map(|number| format!("{number},")).collect();
+        assert_eq!(value.as_deref(), Some(expected.as_bytes()), "client {worker}");
+    }
+    let connections = cluster.status_of(leader).connections;
+    assert!(connections.refused.busy > 0, "{connections:?}");
+    assert_eq!(connections.requests_in_flight, 0, "{connections:?}");
+    assert_eq!(connections.refused.held_at_request_cap, 0, "{connections:?}");
+    assert!(cluster.log(leader).contains("answered a request busy"), "logged");
 }

@@ -59,6 +59,14 @@ pub enum Error {
         /// What happened with each address.
         detail: String,
     },
+    /// The operation did not finish in time, and the node last asked answered that it had too
+    /// many requests waiting (the client retried with a backoff until the timeout). Retryable:
+    /// try again later or with a longer timeout. That last try had no effect; a write may
+    /// still have taken effect (once at most) through an earlier try that got no answer.
+    Busy {
+        /// The time limit.
+        after: Duration,
+    },
     /// The cluster refused the operation for good (a key or value over the size limits).
     Invalid {
         /// Why.
@@ -80,6 +88,11 @@ impl fmt::Display for Error {
                 f,
                 "no answer from the cluster within {after:?}; a write may or may not have \
                  taken effect ({detail})"
+            ),
+            Error::Busy { after } => write!(
+                f,
+                "cluster busy: too many requests waiting, still so after {after:?} of retries; \
+                 retry later"
             ),
             Error::Invalid { reason } => write!(f, "invalid request: {reason}"),
             Error::Indeterminate => f.write_str(
@@ -226,9 +239,13 @@ impl Client {
                 ClerkError::Indeterminate => Error::Indeterminate,
             }),
             None => {
+                let busy = self.pool.session_busy(self.session);
                 // The session still holds the operation; start afresh so the next one does
                 // not queue behind it.
                 self.pool.reset_session(self.session);
+                if busy {
+                    return Err(Error::Busy { after: self.options.timeout });
+                }
                 Err(Error::Timeout {
                     after: self.options.timeout,
                     detail: self.pool.describe_links(),

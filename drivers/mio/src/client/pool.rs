@@ -186,6 +186,11 @@ impl ClerkPool {
 
     /// Abandons whatever session `session` was doing and starts it afresh, with a new tag so
     /// that late answers to the old one cannot be mistaken for answers to the new one.
+    /// Whether `session`'s operation in flight was last answered "busy".
+    pub(crate) fn session_busy(&self, session: usize) -> bool {
+        self.sessions[session].clerk.last_answer_busy()
+    }
+
     pub(crate) fn reset_session(&mut self, session: usize) {
         self.tags.remove(&self.sessions[session].tag);
         self.sessions[session] = self.fresh_session(session);

@@ -8,8 +8,10 @@
 //! makes room for a new one; a peer's newer connection replaces its older one), the handshake,
 //! an unfinished frame and an idle client each have a timeout, replies queued to a client have
 //! a cap, and so have the bytes all client connections buffer together. Requests waiting in
-//! the replica have a cap per connection and in all: a connection at a cap is held back (not
-//! read, so TCP makes its client wait) until answers go out, so nothing queues without bound.
+//! the replica have a cap per connection and in all, so nothing queues without bound: a
+//! connection at its own cap is held back (not read, so TCP makes its pipelining client wait)
+//! until answers go out; a request beyond the cap in all is answered "busy" at once, never
+//! handed to the replica, and its client retries it after a backoff.
 //!
 //! What the connections receive goes to the event loop as [`Delivery`]s, in the order received.
 
@@ -19,8 +21,9 @@ use std::net::SocketAddr;
 use mio::event::Event;
 use mio::net::TcpListener;
 use mio::{Interest, Registry, Token};
+use raftkv_core::RequestId;
 use raftkv_core::kv::{KvCommand, KvReply};
-use raftkv_core::protocol::ClientReply;
+use raftkv_core::protocol::{ClientReply, Outcome, Reject};
 use raftkv_core::raft::{Body, Message};
 use raftkv_core::server::{Input, ReplyTo};
 use raftkv_core::{Instant, NodeId};
@@ -84,8 +87,10 @@ pub(super) struct InboundConnections {
 enum Taken {
     /// Every complete frame was taken.
     All,
-    /// The connection is held back at a cap on requests in flight.
+    /// The connection is held back at its cap on requests in flight.
     Held,
+    /// The connection was closed (a busy answer it does not read went over a cap).
+    Closed,
 }
 
 /// Packs a connection and a tag into the replica's reply address.
@@ -293,6 +298,7 @@ impl InboundConnections {
                 Ok(Taken::Held) => {
                     return self.account(registry, token, &options.connection_limits, now);
                 }
+                Ok(Taken::Closed) => return,
                 Err(problem) => return self.close(registry, token, problem.into(), now),
             }
             if !matches!(outcome, Ok(ReadOutcome::Budget)) {
@@ -341,7 +347,7 @@ impl InboundConnections {
                     check_peer_message(peer, &message, options)?;
                     Some(Delivery::Input(Input::Message(message)))
                 }
-                Kind::Client if limits.requests_at_cap(inbound.in_flight, self.in_flight) => {
+                Kind::Client if limits.connection_at_cap(inbound.in_flight) => {
                     inbound.held = true;
                     // Waiting for answers is not a frame that fails to arrive.
                     inbound.partial_since = None;
@@ -354,6 +360,21 @@ impl InboundConnections {
                         return Ok(Taken::All);
                     };
                     Some(match frame {
+                        ClientFrame::Request { tag, request }
+                            if limits.replica_full(self.in_flight) =>
+                        {
+                            if !self.answer_busy(
+                                registry,
+                                token,
+                                tag,
+                                request.request,
+                                options,
+                                now,
+                            ) {
+                                return Ok(Taken::Closed);
+                            }
+                            continue;
+                        }
                         ClientFrame::Request { tag, request } => {
                             inbound.in_flight += 1;
                             self.in_flight += 1;
@@ -370,15 +391,37 @@ impl InboundConnections {
         }
     }
 
-    /// Releases the connections held back at a request cap that answers brought under it;
-    /// they are read at the next turn.
+    /// Answers a request "busy" without handing it to the replica; counts and logs it.
+    /// Returns whether the connection is still open.
+    fn answer_busy(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        tag: u32,
+        request: RequestId,
+        options: &ServeOptions,
+        now: Instant,
+    ) -> bool {
+        let address = self.connections.get(&token).map(|inbound| inbound.address.to_string());
+        let detail = format!(
+            "{} requests waiting in the replica (--max-requests-in-flight)",
+            self.in_flight
+        );
+        self.refusals.record(Reason::Busy, now, address.as_deref().unwrap_or("?"), &detail);
+        let reply = ClientReply { request, outcome: Outcome::Rejected(Reject::Busy) };
+        self.queue(registry, token, &ServerFrame::Reply { tag, reply }, options, now);
+        self.connections.contains_key(&token)
+    }
+
+    /// Releases the connections held back at their request cap that answers brought under
+    /// it; they are read at the next turn.
     pub(super) fn release_held(&mut self, limits: &ConnectionLimits) {
         let mut still_held = Vec::new();
         for token in std::mem::take(&mut self.held) {
             let Some(inbound) = self.connections.get_mut(&token) else {
                 continue;
             };
-            if limits.requests_at_cap(inbound.in_flight, self.in_flight) {
+            if limits.connection_at_cap(inbound.in_flight) {
                 still_held.push(token);
             } else {
                 inbound.held = false;

@@ -24,10 +24,10 @@ pub(crate) struct ConnectionLimits {
     /// Largest snapshot accepted from a leader.
     pub(crate) max_snapshot_bytes: u64,
     /// Requests of one client connection waiting in the replica for their answers; beyond,
-    /// the connection is not read until answers go out.
+    /// the connection is not read until answers go out: a pipelining client slows down.
     pub(crate) max_requests_per_connection: usize,
-    /// Requests of all clients waiting in the replica; beyond, no client connection is read
-    /// until answers go out.
+    /// Requests of all clients waiting in the replica; beyond, a request is answered "busy"
+    /// at once, for its client to retry after a backoff.
     pub(crate) max_requests_in_flight: usize,
 }
 
@@ -52,10 +52,16 @@ impl Default for ConnectionLimits {
 }
 
 impl ConnectionLimits {
-    /// Whether a client connection with `own` requests in flight, among `total`, must wait
-    /// for answers before more of its requests are read.
-    pub(crate) fn requests_at_cap(&self, own: usize, total: usize) -> bool {
-        own >= self.max_requests_per_connection || total >= self.max_requests_in_flight
+    /// Whether a client connection with `own` requests in flight must wait for answers
+    /// before more of its requests are read.
+    pub(crate) fn connection_at_cap(&self, own: usize) -> bool {
+        own >= self.max_requests_per_connection
+    }
+
+    /// Whether a new request, with `total` requests of all clients in flight, must be
+    /// answered "busy" rather than handed to the replica.
+    pub(crate) fn replica_full(&self, total: usize) -> bool {
+        total >= self.max_requests_in_flight
     }
 
     /// How often connections are checked against the timeouts: often enough that none
@@ -75,15 +81,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_connection_waits_at_its_own_cap_or_at_the_total_one() {
+    fn a_connection_waits_at_its_own_cap_and_requests_are_busy_at_the_total_one() {
         let limits = ConnectionLimits {
             max_requests_per_connection: 2,
             max_requests_in_flight: 5,
             ..ConnectionLimits::default()
         };
-        assert!(!limits.requests_at_cap(1, 4));
-        assert!(limits.requests_at_cap(2, 2), "its own cap");
-        assert!(limits.requests_at_cap(0, 5), "the total cap");
+        assert!(!limits.connection_at_cap(1));
+        assert!(limits.connection_at_cap(2), "its own cap");
+        assert!(!limits.replica_full(4));
+        assert!(limits.replica_full(5), "the total cap");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Counting and logging refusals: every one is counted; the log gets at most one line per
-//! reason per second, so that a flood of bad connections cannot flood it.
+//! reason per second, so that a flood of bad connections (or of requests answered busy)
+//! cannot flood it.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +9,7 @@ use tracing::warn;
 
 use crate::connection_report::Refusals;
 
-/// Why a connection was refused or closed.
+/// Why a connection was refused or closed, or a request answered busy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Reason {
     PendingEvicted,
@@ -24,6 +25,18 @@ pub(super) enum Reason {
     BufferBudget,
     SnapshotTooLarge,
     Misaddressed,
+    /// A request answered busy: the connection stays open.
+    Busy,
+}
+
+impl Reason {
+    /// What the node did, for the log line.
+    fn action(self) -> &'static str {
+        match self {
+            Reason::Busy => "answered a request busy",
+            _ => "closed a connection",
+        }
+    }
 }
 
 /// How often one reason may be logged.
@@ -45,7 +58,7 @@ impl RefusalLog {
             Some((at, unlogged)) if now < *at + LOG_INTERVAL => *unlogged += 1,
             entry => {
                 let unlogged = entry.map_or(0, |(_, unlogged)| std::mem::take(unlogged));
-                warn!(%address, reason = ?reason, detail, unlogged, "closed a connection");
+                warn!(%address, reason = ?reason, detail, unlogged, "{}", reason.action());
                 self.logged.insert(reason, (now, 0));
             }
         }
@@ -78,6 +91,7 @@ impl RefusalLog {
             Reason::BufferBudget => &mut c.buffer_budget_closed,
             Reason::SnapshotTooLarge => &mut c.snapshot_too_large,
             Reason::Misaddressed => &mut c.misaddressed,
+            Reason::Busy => &mut c.busy,
         }
     }
 }
