@@ -171,3 +171,31 @@ fn a_damaged_followers_acknowledgements_do_not_commit() {
     assert!(cluster.commit(id(1)) >= index);
     assert!(!cluster.node(id(3)).status().damaged);
 }
+
+/// A damaged node that is damaged again before it caught up (it restarts with a new name for
+/// its recovery) is caught up under the new name: a leader that kept the old one would send
+/// targets the node no longer answers to, and it would stay out of elections for good.
+#[test]
+fn a_node_damaged_again_while_recovering_still_catches_up() {
+    let mut cluster = Cluster::with_config(3, |config| {
+        config.max_entries_per_append = 2;
+        config.max_inflight_appends = 1;
+    });
+    cluster.elect(id(1));
+    put_all(&mut cluster, id(1), 20);
+    cluster.lose_disk(id(3));
+    // A few rounds: the leader learns the first name and starts catching the node up.
+    for _ in 0..3 {
+        let now = cluster.next_timeout().expect("a leader's heartbeat");
+        cluster.advance((now - cluster.now).as_millis() + 1);
+        cluster.handle(id(1), Input::Timeout);
+        for _ in 0..4 {
+            cluster.deliver_one();
+        }
+    }
+    assert!(cluster.node(id(3)).status().damaged, "still recovering");
+    cluster.lose_disk(id(3));
+    cluster.run_for(3_000);
+    assert!(!cluster.node(id(3)).status().damaged, "caught up under its new name");
+    assert_eq!(cluster.commit(id(3)), cluster.commit(id(1)));
+}

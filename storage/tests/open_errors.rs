@@ -12,5 +12,7 @@ fn a_data_path_that_is_a_file_is_refused_naming_the_listing_that_failed() {
     // Taken for a missing directory, it would fail later, creating it, with a less telling
     // message.
     assert!(error.to_string().starts_with("cannot list"), "{error}");
+    let source = std::error::Error::source(&error).expect("the system's error is its source");
+    assert!(source.downcast_ref::<std::io::Error>().is_some());
     std::fs::remove_file(&dir.0).expect("removed");
 }
