@@ -35,12 +35,10 @@ impl QuorumChecks {
             Body::VoteReply { granted: true } => {
                 self.votes.entry(key).or_default().insert(message.from);
             }
-            // A recovering follower's acknowledgements count for no commit.
-            Body::AppendReply {
-                outcome: AppendOutcome::Accepted { match_index },
-                recovering: None,
-                ..
-            } => {
+            // A recovering follower's too: what it acknowledges is on its disk (the durability
+            // check says so). A disk that loses data later makes a failed node, one of the
+            // minority Raft survives: it takes no part in elections until it has recovered.
+            Body::AppendReply { outcome: AppendOutcome::Accepted { match_index }, .. } => {
                 let held = self.acks.entry(key).or_default().entry(message.from).or_default();
                 *held = (*held).max(*match_index);
             }
