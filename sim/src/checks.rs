@@ -161,6 +161,13 @@ impl Checks {
         }
     }
 
+    /// Starts checking one more node, at the next position.
+    pub(crate) fn add_node(&mut self) {
+        self.seen.push(Seen::default());
+        self.verified.push((Term(0), LogIndex(0)));
+        self.snapshot_index.push(LogIndex(0));
+    }
+
     /// The term of the entry committed at `index`, if a node has committed it.
     pub(crate) fn committed_term(&self, index: LogIndex) -> Option<Term> {
         self.committed_at(index).map(|digest| digest.term)

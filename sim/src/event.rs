@@ -72,6 +72,8 @@ pub(crate) enum FaultEvent {
     Transfer,
     /// Time to rot a bit of a node's data.
     BitRot,
+    /// Time for the next step of a membership change.
+    Membership,
     /// Crash a node still in life `life`: it was writing, sending or receiving a snapshot.
     CrashDuringSnapshot { node: usize, life: u64 },
     /// Bring back a node crashed in life `life`.

@@ -34,7 +34,7 @@ impl Simulation {
             (faults.transfer, FaultEvent::Transfer, self.options.transfer_interval_ms_max),
             (
                 faults.disk
-                    && self.voters.len() >= BIT_ROT_NODES_MIN
+                    && self.options.shape.nodes >= BIT_ROT_NODES_MIN
                     && self.options.disk.bit_rot_interval_ms_max > 0,
                 FaultEvent::BitRot,
                 self.options.disk.bit_rot_interval_ms_max,
@@ -45,6 +45,12 @@ impl Simulation {
                 let delay = self.draw_ms(1, interval_ms_max);
                 self.schedule_in(delay, Event::Fault(event));
             }
+        }
+        // From its own stream: the other classes draw as in runs without it.
+        if faults.membership {
+            let interval_ms_max = self.options.membership.interval_ms_max;
+            let delay = self.membership_rng.range_inclusive(1, interval_ms_max);
+            self.schedule_in(Duration::from_millis(delay), Event::Fault(FaultEvent::Membership));
         }
     }
 
@@ -77,6 +83,7 @@ impl Simulation {
             FaultEvent::Pause => self.inject_pause(),
             FaultEvent::Transfer => self.inject_transfer(),
             FaultEvent::BitRot => self.inject_bit_rot(),
+            FaultEvent::Membership => self.inject_membership_change(),
         }
     }
 
@@ -106,8 +113,8 @@ impl Simulation {
 
     fn inject_transfer(&mut self) {
         if let Some(leader) = self.leader() {
-            let count = self.voters.len() as u64;
-            let target = self.voters[self.fault_rng.range_inclusive(0, count - 1) as usize];
+            let nodes = self.node_ids();
+            let target = nodes[self.fault_rng.range_inclusive(0, nodes.len() as u64 - 1) as usize];
             self.transfer_leadership(leader, target);
         }
         let next = self.draw_ms(1, self.options.transfer_interval_ms_max);
@@ -189,7 +196,8 @@ impl Simulation {
         }
         let leader = self.leader();
         let clients = self.options.shape.clients;
-        let plan = draw_partition(&mut self.fault_rng, &self.voters, clients, leader);
+        let nodes = self.node_ids();
+        let plan = draw_partition(&mut self.fault_rng, &nodes, clients, leader);
         match plan {
             Plan::Sides(kind, sides) => {
                 self.trace.event(self.now, Actor::Sim, format_args!("partition: {kind}"));

@@ -21,12 +21,16 @@ mod disk;
 mod event;
 mod faults;
 pub mod history;
+mod membership_faults;
+mod membership_plan;
+mod membership_stats;
 mod network;
 mod node;
 mod node_ids;
 pub mod options;
 mod persisted;
 mod phase;
+mod quorum_checks;
 mod report;
 mod run;
 mod simulation;
@@ -35,8 +39,11 @@ mod workload;
 
 pub use catch_up::{CatchUp, CatchUpSettings, catch_up};
 pub use checks::{Check, Violation};
+pub use membership_stats::MembershipStats;
 pub use node::Kv;
-pub use options::{FaultSet, Options, RaftOptions, Ratio, Shape, SnapshotOptions};
+pub use options::{
+    FaultSet, MembershipOptions, Options, RaftOptions, Ratio, Shape, SnapshotOptions,
+};
 pub use persisted::PersistedMax;
 pub use raftkv_storage::sim_fs::FaultCounters;
 pub use raftkv_testkit::Endpoint;

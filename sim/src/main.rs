@@ -10,7 +10,8 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use raftkv_checker::Verdict;
 use raftkv_sim::{
-    CatchUpSettings, FaultCounters, FaultSet, Options, Report, Shape, SnapshotOptions, TraceOutput,
+    CatchUpSettings, FaultCounters, FaultSet, MembershipStats, Options, Report, Shape,
+    SnapshotOptions, TraceOutput,
 };
 
 /// Deterministic simulation of a raftkv cluster: seeded network, disk, crash, pause and clock
@@ -64,8 +65,9 @@ struct ShapeArgs {
     /// swarm: 50 to 600].
     #[arg(long)]
     ops: Option<u64>,
-    /// Fault classes: none, all, or a list of net,crash,partition,pause,clock,disk,transfer
-    /// [run default: all; swarm: each class on or off].
+    /// Fault classes: none, all, or a list of
+    /// net,crash,partition,pause,clock,disk,transfer,membership [run default: all; swarm: each
+    /// class on or off].
     #[arg(long)]
     faults: Option<FaultSet>,
     /// A replica snapshots its state once its applied log weighs this many bytes [default:
@@ -337,6 +339,8 @@ struct SwarmTally {
     storage: FaultCounters,
     disk_failures: u64,
     damaged_restarts: u64,
+    /// Membership changes, summed over the runs.
+    membership: MembershipStats,
     failure: Option<Report>,
 }
 
@@ -355,6 +359,7 @@ impl SwarmTally {
         self.storage += report.stats.storage;
         self.disk_failures += report.stats.disk_failures;
         self.damaged_restarts += report.stats.damaged_restarts;
+        self.membership += &report.stats.membership;
         if report.passed() {
             self.passed += 1;
             true
@@ -394,13 +399,14 @@ impl SwarmTally {
 
     fn summary(&self, args: &SwarmArgs, wall_ms: u64) -> String {
         let (runs, seeds) = (self.runs(), args.seeds.end - args.seeds.start);
-        let s = &self.storage;
+        let (s, m) = (&self.storage, &self.membership);
         format!(
             "swarm: {} passed of {runs} runs ({seeds} seeds asked) in {wall_ms} ms: {} runs/s, \
              {} simulated ops/s; {} histories the checker could not decide in time; slowest \
              run {} ms: {}; largest persisted Raft state {}.{:03} times the threshold: {}; \
              storage faults: {} crashes mid-write, {} torn and {} lost writes, {} bit flips, \
-             {} ENOSPC, {} EIO, {} damaged restarts",
+             {} ENOSPC, {} EIO, {} damaged restarts; membership: {} learners added, {} \
+             promotions, {} removals, {} replacements, {} refusals",
             self.passed,
             per_second(runs, wall_ms),
             per_second(self.sim_ops, wall_ms),
@@ -416,7 +422,12 @@ impl SwarmTally {
             s.bit_flips,
             s.no_space_errors,
             s.io_errors,
-            self.damaged_restarts
+            self.damaged_restarts,
+            m.learners_added,
+            m.promotions,
+            m.removals,
+            m.replacements,
+            m.refused()
         )
     }
 
@@ -450,6 +461,7 @@ impl SwarmTally {
                 "disk_failures": self.disk_failures,
                 "damaged_restarts": self.damaged_restarts,
             },
+            "membership": self.membership.json(),
         })
     }
 }

@@ -68,6 +68,21 @@ impl Network {
         Network { options, rng, nodes, clients, cut: vec![false; ends * ends] }
     }
 
+    /// Adds a node after the last: every link of it starts whole.
+    pub(crate) fn add_node(&mut self) {
+        let old_ends = self.nodes + self.clients;
+        let old_slot = |nodes: usize, end: usize| if end < nodes { end } else { end + 1 };
+        let mut cut = vec![false; (old_ends + 1) * (old_ends + 1)];
+        for from in 0..old_ends {
+            for to in 0..old_ends {
+                let (new_from, new_to) = (old_slot(self.nodes, from), old_slot(self.nodes, to));
+                cut[new_from * (old_ends + 1) + new_to] = self.cut[from * old_ends + to];
+            }
+        }
+        self.nodes += 1;
+        self.cut = cut;
+    }
+
     fn slot(&self, end: Endpoint) -> usize {
         match end {
             Endpoint::Node(id) => node_ids::node_index(id)
@@ -185,6 +200,23 @@ mod tests {
             loss: Ratio::NEVER,
             duplicate: Ratio::NEVER,
             long_delay: Ratio::NEVER,
+        }
+    }
+
+    #[test]
+    fn a_node_added_keeps_the_cuts_of_the_others_and_starts_connected() {
+        let mut network = Network::new(reliable(), Prng::seeded(1), 2, 1);
+        let client = Endpoint::Client(0);
+        network.set_cut(N1, client, true);
+        network.set_cut(client, N2, true);
+        network.add_node();
+        assert_eq!(network.endpoints().count(), 4);
+        assert!(matches!(network.route(N1, client), Route::Cut));
+        assert!(matches!(network.route(client, N2), Route::Cut));
+        assert!(matches!(network.route(N2, N1), Route::Delivered(_)));
+        for end in [N1, N2, client] {
+            assert!(matches!(network.route(end, N3), Route::Delivered(_)));
+            assert!(matches!(network.route(N3, end), Route::Delivered(_)));
         }
     }
 

@@ -18,6 +18,9 @@ pub type Kv = Replica<KvStore>;
 /// A server and its hardware.
 pub(crate) struct SimNode {
     pub(crate) id: NodeId,
+    /// The membership it starts with while its disk holds none: the initial voters for a node
+    /// of the initial cluster, nobody for a node that joins it later.
+    initial_voters: Vec<NodeId>,
     /// The running process; `None` while crashed.
     pub(crate) replica: Option<Kv>,
     /// Grows with every crash: events of an earlier life are ignored.
@@ -38,9 +41,10 @@ pub(crate) struct SimNode {
 }
 
 impl SimNode {
-    pub(crate) fn new(id: NodeId, disk: Disk, rng: Prng) -> SimNode {
+    pub(crate) fn new(id: NodeId, initial_voters: Vec<NodeId>, disk: Disk, rng: Prng) -> SimNode {
         SimNode {
             id,
+            initial_voters,
             replica: None,
             life: 0,
             clock: Clock::perfect(),
@@ -65,7 +69,6 @@ impl SimNode {
     pub(crate) fn start(
         &mut self,
         now: Instant,
-        voters: &[NodeId],
         raft: &RaftOptions,
         snapshot: &SnapshotOptions,
         clock: &ClockOptions,
@@ -77,7 +80,7 @@ impl SimNode {
             offset_ms_max => Instant::from_millis(self.rng.range_inclusive(0, offset_ms_max)),
         };
         self.clock = Clock::new(now, origin, drift_ppm);
-        let mut config = Config::new(self.id, voters.iter().copied());
+        let mut config = Config::new(self.id, self.initial_voters.iter().copied());
         config.election_timeout_ms_min = raft.election_timeout_ms_min;
         config.election_timeout_ms_max = raft.election_timeout_ms_max;
         config.heartbeat_interval_ms = raft.heartbeat_interval_ms;

@@ -68,6 +68,9 @@ pub struct FaultSet {
     pub disk: bool,
     /// Leadership transfers an operator asks for, to a random node, at random times.
     pub transfer: bool,
+    /// Membership changes at random times: learners added with new ids and promoted, voters
+    /// removed (the leader too), crashed voters replaced by new nodes.
+    pub membership: bool,
 }
 
 impl FaultSet {
@@ -80,6 +83,7 @@ impl FaultSet {
         clock: false,
         disk: false,
         transfer: false,
+        membership: false,
     };
 
     /// Every class.
@@ -91,9 +95,10 @@ impl FaultSet {
         clock: true,
         disk: true,
         transfer: true,
+        membership: true,
     };
 
-    fn names(self) -> [(&'static str, bool); 7] {
+    fn names(self) -> [(&'static str, bool); 8] {
         [
             ("net", self.net),
             ("crash", self.crash),
@@ -102,6 +107,7 @@ impl FaultSet {
             ("clock", self.clock),
             ("disk", self.disk),
             ("transfer", self.transfer),
+            ("membership", self.membership),
         ]
     }
 
@@ -117,6 +123,8 @@ impl FaultSet {
             disk: rng.chance(1, 2),
             // Drawn last, so that the classes before it keep their draws.
             transfer: rng.chance(1, 2),
+            // Last too, for the same reason.
+            membership: rng.chance(1, 2),
         }
     }
 }
@@ -139,7 +147,7 @@ impl FromStr for FaultSet {
     type Err = String;
 
     /// `none`, `all`, or a comma-separated list of
-    /// `net,crash,partition,pause,clock,disk,transfer`.
+    /// `net,crash,partition,pause,clock,disk,transfer,membership`.
     fn from_str(text: &str) -> Result<FaultSet, String> {
         match text {
             "none" => return Ok(FaultSet::NONE),
@@ -156,10 +164,11 @@ impl FromStr for FaultSet {
                 "clock" => &mut set.clock,
                 "disk" => &mut set.disk,
                 "transfer" => &mut set.transfer,
+                "membership" => &mut set.membership,
                 other => {
                     return Err(format!(
                         "unknown fault class {other:?} (expected none, all, or a list of \
-                         net,crash,partition,pause,clock,disk,transfer)"
+                         net,crash,partition,pause,clock,disk,transfer,membership)"
                     ));
                 }
             };
@@ -209,12 +218,16 @@ pub(crate) struct Streams {
     pub(crate) options: Prng,
     /// Hands sub-seeds to the nodes, disks, network, workload and faults.
     pub(crate) run: Prng,
+    /// Draws the membership changes and seeds the nodes they add (forked last, so that runs
+    /// without them keep every other draw).
+    pub(crate) membership: Prng,
 }
 
 impl Streams {
     pub(crate) fn new(seed: u64) -> Streams {
         let mut root = Prng::seeded(seed);
-        Streams { shape: root.fork(), options: root.fork(), run: root.fork() }
+        let (shape, options, run) = (root.fork(), root.fork(), root.fork());
+        Streams { shape, options, run, membership: root.fork() }
     }
 }
 
@@ -410,6 +423,25 @@ impl SnapshotOptions {
     }
 }
 
+/// Membership changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MembershipOptions {
+    /// Time between two attempts at a change, uniform up to this.
+    pub interval_ms_max: u64,
+    /// Fewest voters a removal leaves (a cluster that starts with fewer only grows).
+    pub voters_min: usize,
+    /// Most voters a promotion makes.
+    pub voters_max: usize,
+    /// Most nodes a run adds.
+    pub added_max: usize,
+}
+
+/// The fewest voters the membership fault class leaves a cluster with.
+pub const MEMBERSHIP_VOTERS_MIN: usize = 3;
+
+/// The most voters the membership fault class grows a cluster to.
+pub const MEMBERSHIP_VOTERS_MAX: usize = 7;
+
 /// The longest faulty phase: clients stalled by faults still reach the healed phase.
 const FAULTY_MS_MAX: u64 = 300_000;
 
@@ -444,6 +476,8 @@ pub struct Options {
     pub transfer_interval_ms_max: u64,
     /// Snapshot threshold and transfer.
     pub snapshot: SnapshotOptions,
+    /// Membership changes, if `membership`.
+    pub membership: MembershipOptions,
     /// The faulty phase ends when the clients have issued every operation, or after this long.
     pub faulty_ms_max: u64,
     /// Once faults stop, every operation must return within this long (liveness).
@@ -499,6 +533,13 @@ impl Options {
         let disk = draw_storage(rng, faults.disk, disk);
         // Drawn last, for the same reason.
         let disk = DiskOptions { prepare_segments: rng.chance(1, 2), ..disk };
+        // Drawn last, for the same reason.
+        let membership = MembershipOptions {
+            interval_ms_max: rng.range_inclusive(100, 3_000),
+            voters_min: MEMBERSHIP_VOTERS_MIN,
+            voters_max: MEMBERSHIP_VOTERS_MAX,
+            added_max: rng.range_inclusive(1, 12) as usize,
+        };
         Options {
             seed,
             shape,
@@ -512,6 +553,7 @@ impl Options {
             raft,
             transfer_interval_ms_max,
             snapshot,
+            membership,
             faulty_ms_max: FAULTY_MS_MAX,
             liveness_ms_max: LIVENESS_MS_MAX,
         }
@@ -670,6 +712,9 @@ impl fmt::Display for Options {
         if s.faults.transfer {
             writeln!(f, "transfer: interval_ms_max={}", self.transfer_interval_ms_max)?;
         }
+        if s.faults.membership {
+            writeln!(f, "{}", self.membership)?;
+        }
         writeln!(f, "{}", self.clock)?;
         writeln!(f, "{}", self.workload)?;
         writeln!(f, "{}", self.raft)?;
@@ -747,6 +792,16 @@ impl fmt::Display for PauseOptions {
     }
 }
 
+impl fmt::Display for MembershipOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "membership: interval_ms_max={} voters={}..{} added_max={}",
+            self.interval_ms_max, self.voters_min, self.voters_max, self.added_max
+        )
+    }
+}
+
 impl fmt::Display for ClockOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -807,7 +862,9 @@ mod tests {
             assert_eq!(set.to_string(), text);
         }
         assert_eq!(
-            "net,crash,partition,pause,clock,disk,transfer".parse::<FaultSet>().expect("valid"),
+            "net,crash,partition,pause,clock,disk,transfer,membership"
+                .parse::<FaultSet>()
+                .expect("valid"),
             FaultSet::ALL
         );
         assert!("net,flood".parse::<FaultSet>().is_err());
@@ -824,6 +881,23 @@ mod tests {
         assert_eq!(quiet_net.workload, all.workload);
         assert_ne!(quiet_net.network, all.network);
         assert_ne!(Options::draw(8, Shape::DEFAULT), all);
+        shape.faults.membership = false;
+        let without_membership = Options::draw(7, shape);
+        assert_eq!(without_membership, Options { shape, ..quiet_net });
+    }
+
+    #[test]
+    fn the_membership_class_draws_after_every_other_option() {
+        // Drawn whatever the classes, so turning one on or off moves nothing else.
+        let options = Options::draw(42, Shape::DEFAULT);
+        let before = Options::draw(42, Shape { faults: FaultSet::NONE, ..Shape::DEFAULT });
+        assert_eq!(options.membership, before.membership);
+        assert_eq!(options.snapshot, before.snapshot);
+        assert_eq!(options.disk.prepare_segments, before.disk.prepare_segments);
+        let shape = Shape::draw(42);
+        let mut without = shape;
+        without.faults.membership = false;
+        assert_eq!(Options::draw(42, shape).raft, Options::draw(42, without).raft);
     }
 
     #[test]

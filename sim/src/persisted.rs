@@ -82,6 +82,11 @@ impl PersistedSize {
         }
     }
 
+    /// Starts tracking one more node, at the next position, with an empty disk.
+    pub(crate) fn add_node(&mut self) {
+        self.nodes.push(NodeDisk::default());
+    }
+
     /// Node `node` handed persist `id` to its disk, with its state machine applied up to
     /// `applied` when it built it.
     pub(crate) fn on_persist(&mut self, node: usize, id: PersistId, applied: LogIndex) {

@@ -174,6 +174,7 @@ impl Report {
             "pauses": self.stats.pauses,
             "partitions": self.stats.partitions,
             "transfers": self.stats.transfers,
+            "membership": self.stats.membership.json(),
             "snapshot_bytes": self.options.snapshot.threshold_bytes,
             "snapshots": self.stats.snapshots,
             "snapshots_installed": self.stats.snapshots_installed,

@@ -136,19 +136,19 @@ impl Simulation {
         replicas.map(|replica| replica.applied().0).sum()
     }
 
-    /// Every replica runs and has applied everything any of them committed.
+    /// Every member runs and has applied everything any replica committed. The members are
+    /// those of the membership of the replica that committed most: removed nodes, and nodes
+    /// whose addition was lost with its leader's term, take no part.
     fn converged(&self) -> bool {
-        let Some(commit) = self
-            .nodes
-            .iter()
-            .filter_map(|node| node.replica.as_ref())
-            .map(|r| r.raft().status().commit)
-            .max()
-        else {
+        let running = self.nodes.iter().filter_map(|node| node.replica.as_ref());
+        let Some(furthest) = running.max_by_key(|replica| replica.raft().commit_index()) else {
             return false;
         };
+        let commit = furthest.raft().commit_index();
+        let membership = furthest.raft().membership();
         self.nodes
             .iter()
+            .filter(|node| membership.is_member(node.id))
             .all(|node| node.replica.as_ref().is_some_and(|replica| replica.applied() == commit))
     }
 

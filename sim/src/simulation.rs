@@ -9,19 +9,22 @@ use raftkv_core::client::{ClerkError, ClerkInput, ClerkOutput};
 use raftkv_core::kv::{KvCommand, KvReply};
 use raftkv_core::prng::Prng;
 use raftkv_core::protocol::{ClientRequest, Op, Outcome};
-use raftkv_core::raft::{Body, Entry, Role};
+use raftkv_core::raft::{Body, ChangeRefused, Entry, MemberChange, Role};
 use raftkv_core::server::{Input, Output};
 use raftkv_core::{ClientId, Duration, Instant, LogId, LogIndex, NodeId, RequestId, Term};
 
 use crate::checks::{Check, Checks, Failed, Violation};
 use crate::disk::Disk;
 use crate::event::{Event, Scheduled};
+use crate::membership_plan::MembershipPlan;
+use crate::membership_stats::MembershipStats;
 use crate::network::{Network, Route, TraceLine};
 use crate::node::{Kv, SimNode};
 use crate::node_ids::{self, node_id};
 use crate::options::{Options, Streams};
 use crate::persisted::{PersistedSize, persisted_bytes};
 use crate::phase::Auto;
+use crate::quorum_checks::QuorumChecks;
 use crate::trace::{Actor, Trace, TraceOutput};
 use crate::workload::{OpId, Recorded, Workload};
 use raftkv_storage::sim_fs::FaultCounters;
@@ -70,6 +73,8 @@ pub struct Stats {
     pub snapshots_installed: u64,
     /// What the simulated file systems injected, summed over the nodes (filled in at the end).
     pub storage: FaultCounters,
+    /// Membership changes proposed, and refused.
+    pub membership: MembershipStats,
 }
 
 impl Stats {
@@ -94,11 +99,12 @@ pub struct Simulation {
     pub(crate) now: Instant,
     queue: BinaryHeap<Scheduled>,
     seq: u64,
-    pub(crate) voters: Vec<NodeId>,
     pub(crate) nodes: Vec<SimNode>,
     pub(crate) network: Network,
     pub(crate) workload: Workload,
     pub(crate) checks: Checks,
+    /// Joint consensus: the quorums behind every election and commit.
+    quorums: QuorumChecks,
     pub(crate) persisted: PersistedSize,
     pub(crate) trace: Trace,
     pub(crate) stats: Stats,
@@ -107,6 +113,9 @@ pub struct Simulation {
     pub(crate) auto: Option<Auto>,
     /// The stream the fault injector draws from (forked whether or not it runs).
     pub(crate) fault_rng: Prng,
+    /// The stream of the membership fault class and of the nodes it adds.
+    pub(crate) membership_rng: Prng,
+    pub(crate) membership_plan: MembershipPlan,
     outputs: Vec<Output<KvReply>>,
     hand_requests: u64,
 }
@@ -115,14 +124,15 @@ impl Simulation {
     /// A cluster of `options.shape.nodes` replicas and `options.shape.clients` clients, every
     /// node started with an empty disk at virtual time zero.
     pub fn new(options: Options, output: TraceOutput) -> Simulation {
-        let mut rng = Streams::new(options.seed).run;
+        let streams = Streams::new(options.seed);
+        let mut rng = streams.run;
         let shape = options.shape;
         let voters: Vec<NodeId> = node_ids::all(shape.nodes).collect();
         let nodes = voters
             .iter()
             .map(|&id| {
                 let disk = Disk::new(options.disk.clone(), rng.fork(), id);
-                SimNode::new(id, disk, rng.fork())
+                SimNode::new(id, voters.clone(), disk, rng.fork())
             })
             .collect();
         let network = Network::new(options.network.clone(), rng.fork(), shape.nodes, shape.clients);
@@ -137,12 +147,12 @@ impl Simulation {
         let fault_rng = rng.fork();
         let mut simulation = Simulation {
             checks: Checks::new(shape.nodes),
+            quorums: QuorumChecks::default(),
             persisted: PersistedSize::new(shape.nodes, options.snapshot.threshold_bytes),
             options,
             now: Instant::ZERO,
             queue: BinaryHeap::new(),
             seq: 0,
-            voters,
             nodes,
             network,
             workload,
@@ -151,6 +161,8 @@ impl Simulation {
             violation: None,
             auto: None,
             fault_rng,
+            membership_rng: streams.membership,
+            membership_plan: MembershipPlan::new(shape.nodes),
             outputs: Vec::new(),
             hand_requests: 0,
         };
@@ -252,13 +264,8 @@ impl Simulation {
 
     fn start_node(&mut self, node: usize) {
         let options = &self.options;
-        let started = self.nodes[node].start(
-            self.now,
-            &self.voters,
-            &options.raft,
-            &options.snapshot,
-            &options.clock,
-        );
+        let started =
+            self.nodes[node].start(self.now, &options.raft, &options.snapshot, &options.clock);
         let state = &self.nodes[node];
         match started {
             Ok(report) => {
@@ -336,6 +343,7 @@ impl Simulation {
             let applied_log_bytes = replica.raft().applied_log_bytes();
             let size = self.persisted.after_step(node, applied_log_bytes);
             self.checked(result.and(size));
+            self.check_commit_quorum(node);
         }
         self.schedule_node_timer(node);
     }
@@ -400,7 +408,11 @@ impl Simulation {
                 if role == Role::Candidate {
                     self.stats.elections += 1;
                 }
-                let result = self.checks.on_role(role, term, replica);
+                let mut result = self.checks.on_role(role, term, replica);
+                if role == Role::Leader {
+                    let membership = replica.raft().membership();
+                    result = result.and(self.quorums.on_elected(id, term, membership));
+                }
                 self.checked(result);
             }
             Output::MembershipChanged { index, membership, standing } => {
@@ -411,6 +423,28 @@ impl Simulation {
                 );
             }
         }
+    }
+
+    /// A leader's commit index rests on a quorum of the acknowledgements delivered to it, and
+    /// on its own disk.
+    fn check_commit_quorum(&mut self, node: usize) {
+        let state = &self.nodes[node];
+        let Some(raft) = state.replica.as_ref().map(Kv::raft) else { return };
+        if raft.role() != Role::Leader {
+            return;
+        }
+        let commit = raft.commit_index();
+        let durable = state.disk.durable();
+        let holds_itself = durable.snapshot_index() >= commit
+            || durable.entry(commit).map(|entry| entry.term) == raft.term_at(commit);
+        let result = self.quorums.on_leader_commit(
+            raft.id(),
+            raft.term(),
+            commit,
+            raft.membership(),
+            holds_itself,
+        );
+        self.checked(result);
     }
 
     fn schedule_node_timer(&mut self, node: usize) {
@@ -531,6 +565,7 @@ impl Simulation {
                 );
                 let input = match packet {
                     Packet::Peer(message) => {
+                        self.quorums.on_delivered(&message);
                         if let Body::InstallSnapshot { total, offset, chunk, .. } = &message.body {
                             if offset + (chunk.len() as u64) < *total {
                                 // It holds part of a snapshot now, unless it dropped the chunk.
@@ -777,9 +812,10 @@ impl Simulation {
         self.nodes[self.node_index(id)].replica.as_ref()
     }
 
-    /// The node ids.
+    /// The ids of every node, those added by membership changes included, in the order they
+    /// were added.
     pub fn node_ids(&self) -> Vec<NodeId> {
-        self.voters.clone()
+        self.nodes.iter().map(|node| node.id).collect()
     }
 
     /// Every running node that believes it leads, as (term, id), oldest term first.
@@ -873,6 +909,53 @@ impl Simulation {
         self.node_input(node, Input::Request { from: BY_HAND, request });
         let after = self.nodes[node].replica.as_ref()?.raft().status().last_log;
         (after.index > before.index).then_some(after)
+    }
+
+    /// Starts a new node, with the next id, an empty disk and no membership: it waits for a
+    /// leader to add it (see [`propose_membership_change`](Self::propose_membership_change)).
+    pub fn add_node(&mut self) -> NodeId {
+        let node = self.nodes.len();
+        let id = node_id(node);
+        let disk = Disk::new(self.options.disk.clone(), self.membership_rng.fork(), id);
+        let mut added = SimNode::new(id, Vec::new(), disk, self.membership_rng.fork());
+        if self.auto.as_ref().is_some_and(Auto::is_healed) {
+            added.disk.stop_faults();
+        }
+        self.nodes.push(added);
+        self.network.add_node();
+        self.checks.add_node();
+        self.persisted.add_node();
+        self.trace.event(self.now, Actor::Node(id.0), format_args!("added, empty"));
+        self.start_node(node);
+        id
+    }
+
+    /// Proposes a membership change at node `id`, as an operator would; refused unless it
+    /// runs and leads.
+    pub fn propose_membership_change(
+        &mut self,
+        id: NodeId,
+        changes: &[MemberChange],
+    ) -> Result<LogId, ChangeRefused> {
+        let node = self.node_index(id);
+        let state = &mut self.nodes[node];
+        let local = state.clock.local(self.now);
+        let result = match state.replica.as_mut().filter(|_| !state.paused) {
+            Some(replica) => replica.propose_membership_change(local, changes),
+            None => Err(ChangeRefused::NotLeader { hint: None }),
+        };
+        self.stats.membership.record(changes, &result);
+        let outcome = match &result {
+            Ok(entry) => format!("proposed at {entry}"),
+            Err(refused) => format!("refused: {refused}"),
+        };
+        self.trace.event(
+            self.now,
+            Actor::Node(id.0),
+            format_args!("membership change {changes:?} {outcome}"),
+        );
+        self.drain_node(node);
+        result
     }
 
     /// Asks node `id`, if it leads, to hand its leadership over to `target`.
