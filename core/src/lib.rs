@@ -19,6 +19,7 @@ pub mod protocol;
 pub mod raft;
 pub mod server;
 pub mod session;
+pub mod snapshot_job;
 pub mod state_machine;
 pub mod time;
 

@@ -11,7 +11,19 @@ pub trait StateMachine {
     /// What clients ask for.
     type Command: Clone + fmt::Debug + Serialize + DeserializeOwned;
     /// What a command returns.
-    type Reply: Clone + fmt::Debug + PartialEq + Serialize + DeserializeOwned;
+    type Reply: Clone
+        + fmt::Debug
+        + PartialEq
+        + Serialize
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static;
+    /// A point-in-time view of the whole state: what a snapshot encodes. Taking one must be
+    /// cheap (the node takes it between two events, where a long pause would stall the node),
+    /// and later commands applied to the state machine must not change it, so that it can be
+    /// encoded elsewhere, at leisure, while the node goes on.
+    type View: Send + Sync + 'static;
 
     /// Whether `command` only reads. Such commands are served by the leader after a ReadIndex
     /// confirmation and never enter the log.
@@ -27,8 +39,17 @@ pub trait StateMachine {
     /// Serves a read-only command from the current state.
     fn read(&self, command: &Self::Command) -> Self::Reply;
 
-    /// The whole state, encoded.
-    fn snapshot(&self) -> Vec<u8>;
+    /// A view of the state as applied so far (see [`View`](Self::View)).
+    fn view(&self) -> Self::View;
+
+    /// Encodes a view: the bytes [`restore`](Self::restore) reads back. Takes time in
+    /// proportion to the state; the driver chooses where it runs.
+    fn encode(view: &Self::View) -> Vec<u8>;
+
+    /// The whole state, encoded now.
+    fn snapshot(&self) -> Vec<u8> {
+        Self::encode(&self.view())
+    }
 
     /// Replaces the whole state with a decoded snapshot.
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError>;

@@ -22,6 +22,7 @@ use crate::endpoint::{Endpoint, Routed};
 use crate::machine::{Effect, Machine};
 use crate::node_ids::{node_ids, slot_index};
 use crate::transcript::{Transcript, outcome_text};
+use raftkv_core::snapshot_job::SnapshotJob;
 
 /// The most messages [`Cluster::stabilize`] delivers before it calls the network livelocked;
 /// the largest scenario of the tests needs a few thousand.
@@ -40,6 +41,8 @@ pub struct Slot<M: Machine> {
     pub disk: Durable,
     /// Persists handed out but not yet written (lost on a crash).
     pub unwritten: VecDeque<Persist>,
+    /// Snapshots handed out to save but not yet saved (lost on a crash).
+    pub unsaved_snapshots: VecDeque<SnapshotJob>,
     /// Entries a bare Raft node handed out to apply, by index. A restarted node applies again
     /// from its snapshot; it must apply the same entries. (A replica applies its own.)
     pub applied: BTreeMap<LogIndex, Entry>,
@@ -58,6 +61,8 @@ pub struct Cluster<M: Machine> {
     pub network: VecDeque<M::Packet>,
     /// Write and acknowledge every persist as soon as it is emitted.
     pub auto_persist: bool,
+    /// Encode, save and acknowledge every snapshot as soon as a replica asks.
+    pub auto_save_snapshots: bool,
     /// The clients, by index.
     pub clerks: Vec<M::Client>,
     /// What each client finished, in order.
@@ -82,6 +87,7 @@ impl<M: Machine> Cluster<M> {
                 config,
                 disk: Durable::default(),
                 unwritten: VecDeque::new(),
+                unsaved_snapshots: VecDeque::new(),
                 applied: BTreeMap::new(),
                 reads_ready: Vec::new(),
                 clock_ahead: Duration::ZERO,
@@ -92,6 +98,7 @@ impl<M: Machine> Cluster<M> {
             slots,
             network: VecDeque::new(),
             auto_persist: true,
+            auto_save_snapshots: true,
             finished: clerks.iter().map(|_| Vec::new()).collect(),
             clerks,
             by_hand: Vec::new(),
@@ -112,6 +119,7 @@ impl<M: Machine> Cluster<M> {
             config,
             disk: Durable::default(),
             unwritten: VecDeque::new(),
+            unsaved_snapshots: VecDeque::new(),
             applied: BTreeMap::new(),
             reads_ready: Vec::new(),
             clock_ahead: Duration::ZERO,
@@ -226,6 +234,13 @@ impl<M: Machine> Cluster<M> {
                     self.persist(node);
                 }
             }
+            Effect::SaveSnapshot(job) => {
+                self.transcript.note(|| format!("{node}: save snapshot {}", job.last()));
+                self.slot_mut(node).unsaved_snapshots.push_back(job);
+                if self.auto_save_snapshots {
+                    self.save_snapshots(node);
+                }
+            }
             Effect::Apply(entries) => {
                 let (first, last) = (entries[0].index, entries[entries.len() - 1].index);
                 self.transcript.note(|| format!("{node}: apply {first}..{last}"));
@@ -274,6 +289,21 @@ impl<M: Machine> Cluster<M> {
                 self.transcript.note(|| format!("{node}: persisted #{}", id.0));
             }
             self.handle(node, M::persisted_input(id));
+        }
+    }
+
+    /// Encodes and saves the snapshots the node asked for so far, as a driver's snapshot
+    /// thread would, and tells the node each one is saved (those it asks for then wait).
+    pub fn save_snapshots(&mut self, node: NodeId) {
+        let asked = self.slot(node).unsaved_snapshots.len();
+        for _ in 0..asked {
+            let Some(job) = self.slot_mut(node).unsaved_snapshots.pop_front() else { break };
+            let snapshot = job.encode();
+            self.slot_mut(node).disk.save_snapshot(&snapshot);
+            self.transcript.note(|| format!("{node}: snapshot saved {}", snapshot.last));
+            if let Some(input) = M::snapshot_saved_input(snapshot) {
+                self.handle(node, input);
+            }
         }
     }
 
@@ -485,6 +515,7 @@ impl<M: Machine> Cluster<M> {
         let slot = self.slot_mut(node);
         slot.node = None;
         slot.unwritten.clear();
+        slot.unsaved_snapshots.clear();
         self.network.retain(|packet| packet.destination() != Endpoint::Node(node));
     }
 

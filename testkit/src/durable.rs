@@ -80,6 +80,17 @@ impl Durable {
         Ok(())
     }
 
+    /// Saves a snapshot of the node's own state, made durable apart from its persists: it
+    /// replaces the entries it covers, unless the disk holds a snapshot as recent already (a
+    /// leader's, installed meanwhile), which it must not replace.
+    pub fn save_snapshot(&mut self, snapshot: &Snapshot) {
+        if snapshot.last.index <= self.snapshot_index() {
+            return;
+        }
+        self.entries.retain(|entry| entry.index > snapshot.last.index);
+        self.snapshot = Some(snapshot.clone());
+    }
+
     /// Drops every entry at `index` and after.
     fn truncate_from(&mut self, index: LogIndex) {
         if let Some(first) = self.entries.first() {

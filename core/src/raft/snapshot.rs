@@ -32,15 +32,59 @@ impl RaftNode {
         self.log.compact_to(last);
         let snapshot = Snapshot { last, membership, data };
         self.durability.snapshot_taken(snapshot.clone());
+        self.adopt_own_snapshot(snapshot);
+        Some(last)
+    }
+
+    /// Where a snapshot of the state machine taken now stands, for a driver that encodes and
+    /// saves it away from the node (then [`snapshot_saved`](Self::snapshot_saved)): the
+    /// applied entry and the membership in force there. `None` unless
+    /// [`compactable`](Self::compactable), and while the applied entry is not durable here yet:
+    /// a snapshot saved ahead of the log's own writes could stand on a term that the hard state
+    /// on disk has not reached, which no restart could recover.
+    pub fn snapshot_point(&self) -> Option<(LogId, Membership)> {
+        let applied = self.log.applied();
+        if !self.compactable() || !self.applied_is_durable() {
+            return None;
+        }
+        let last = LogId::new(applied, self.log.term_at(applied)?);
+        Some((last, self.log.membership_at(applied).clone()))
+    }
+
+    /// Whether the last entry handed out to apply is durable here, as a snapshot point must be
+    /// (see [`snapshot_point`](Self::snapshot_point)).
+    pub fn applied_is_durable(&self) -> bool {
+        self.log.applied() <= self.durability.durable_index()
+    }
+
+    /// The driver made `snapshot` durable: this node's own state at a point that
+    /// [`snapshot_point`](Self::snapshot_point) gave. The log drops the entries it covers
+    /// (nothing is persisted: the driver may drop them from its disk as well). Returns whether
+    /// the node took it; one no newer than the node's snapshot (a leader's snapshot was
+    /// installed meanwhile), or at an entry the log does not hold applied, is ignored.
+    pub fn snapshot_saved(&mut self, snapshot: Snapshot) -> bool {
+        let last = snapshot.last;
+        let usable = last.index > self.log.snapshot_last().index
+            && last.index <= self.log.applied()
+            && self.log.term_at(last.index) == Some(last.term)
+            && self.log.membership_at(last.index) == &snapshot.membership;
+        if usable {
+            self.log.compact_to(last);
+            self.adopt_own_snapshot(snapshot);
+        }
+        usable
+    }
+
+    /// Keeps `snapshot`, just taken of this node's state, to send to followers.
+    fn adopt_own_snapshot(&mut self, snapshot: Snapshot) {
         // Followers still receiving an older snapshot get this one instead.
         for progress in self.progress.values_mut() {
             if progress.snapshot_sending().is_some() {
-                progress.start_snapshot(last);
+                progress.start_snapshot(snapshot.last);
             }
         }
         self.snapshot = Some(snapshot);
         self.counters.snapshots_taken += 1;
-        Some(last)
     }
 
     /// The latest snapshot this node holds (its own or one installed from a leader).
