@@ -65,11 +65,12 @@ pub enum Input<C> {
         request: ClientRequest<C>,
     },
     /// The driver made the snapshot of an `Output::SaveSnapshot` durable (what its
-    /// `SnapshotJob::encode` returned): the node may drop the log entries it covers, and sends
-    /// it to followers that need it.
+    /// `SnapshotJob::encode` returned, `SavedSnapshot::of` it): the node may drop the log
+    /// entries it covers, and sends it to followers that need it in chunks the driver reads
+    /// from its disk (`Output::SendSnapshotChunk`).
     SnapshotSaved {
         /// The snapshot saved.
-        snapshot: raft::Snapshot,
+        snapshot: raft::SavedSnapshot,
     },
 }
 
@@ -87,6 +88,10 @@ pub enum Output<R> {
     /// snapshot (one installed from the leader) must not be replaced by it. Until the answer
     /// the replica asks for no other; without one (a crash) it asks again after a restart.
     SaveSnapshot(SnapshotJob),
+    /// Read this chunk of the node's snapshot from the driver's disk and send it (see
+    /// `raft::Output::SendSnapshotChunk`). The replica keeps no snapshot data in memory: its
+    /// snapshots are the ones the driver saved, or restored from.
+    SendSnapshotChunk(raft::ChunkToSend),
     /// Send this reply to a client.
     Reply {
         /// Where, as passed in with the request.
@@ -237,6 +242,8 @@ impl<S: StateMachine> Replica<S> {
         };
         if let Some(snapshot) = snapshot {
             replica.restore(&snapshot).map_err(ReplicaStartError::Snapshot)?;
+            // The driver recovered it from its disk: chunks for followers are read there.
+            replica.raft.keep_snapshot_on_disk();
         }
         Ok(replica)
     }
@@ -430,6 +437,12 @@ impl<S: StateMachine> Replica<S> {
                 if self.restore(&snapshot).is_err() {
                     self.undecodable += 1;
                 }
+                // The persist that installs it puts it on the driver's disk; until it lands,
+                // chunks asked of it are dropped there and go again later.
+                self.raft.keep_snapshot_on_disk();
+            }
+            raft::Output::SendSnapshotChunk(chunk) => {
+                self.outbox.push_back(Output::SendSnapshotChunk(chunk));
             }
             raft::Output::ReadReady { ctx, index } => {
                 if let Some(read) = self.reads.remove(&ctx) {
@@ -541,7 +554,7 @@ impl<S: StateMachine> Replica<S> {
 
     /// The driver saved the snapshot handed to it: the log may drop what it covers. Anything
     /// else is not this replica's to take.
-    fn on_snapshot_saved(&mut self, snapshot: raft::Snapshot) {
+    fn on_snapshot_saved(&mut self, snapshot: raft::SavedSnapshot) {
         if self.snapshot_in_flight != Some(snapshot.last) {
             return;
         }
@@ -584,6 +597,7 @@ impl<R: fmt::Debug> fmt::Display for Output<R> {
             Output::Send(message) => write!(f, "{message}"),
             Output::Persist(persist) => write!(f, "{persist}"),
             Output::SaveSnapshot(job) => write!(f, "save snapshot {}", job.last()),
+            Output::SendSnapshotChunk(chunk) => write!(f, "{chunk}"),
             Output::Reply { to, reply } => {
                 write!(f, "reply to client {} #{}: {:?}", to.0, reply.request, reply.outcome)
             }

@@ -116,3 +116,35 @@ fn no_snapshot_is_asked_for_at_an_entry_not_yet_durable_on_the_nodes_own_disk() 
     let asked = cluster.replica(leader).snapshot_in_flight().expect("asked once durable");
     assert!(asked.index <= cluster.disk(leader).last_index());
 }
+
+#[test]
+fn a_replica_keeps_no_snapshot_data_in_memory_and_sends_chunks_read_from_its_disk() {
+    let mut cluster = KvCluster::with_config(3, 1, |config| {
+        config.snapshot_threshold_bytes = THRESHOLD_BYTES;
+        config.raft.snapshot_chunk_bytes = 64;
+    });
+    let leader = cluster.wait_for_leader();
+    let lagging: NodeId = cluster.ids().into_iter().find(|&n| n != leader).expect("a follower");
+    cluster.crash(lagging);
+    for i in 0..300 {
+        cluster.submit(0, put(i));
+        assert!(cluster.run_until(2_000, |c| c.finished[0].len() == i + 1));
+    }
+    let raft = cluster.replica(leader).raft();
+    let held = raft.snapshot().expect("a snapshot");
+    assert!(held.data.is_empty(), "the data is on the disk only");
+    assert_eq!(
+        raft.snapshot_bytes(),
+        cluster.disk(leader).snapshot.as_ref().unwrap().data.len() as u64
+    );
+    cluster.restart(lagging);
+    assert!(cluster.run_until(5_000, |c| {
+        c.replica(lagging).raft().counters().snapshots_installed == 1
+            && c.replica(lagging).applied() == c.replica(leader).applied()
+    }));
+    assert_eq!(cluster.replica(lagging).state(), cluster.replica(leader).state());
+    // Restored from it, the follower keeps no copy of the data either.
+    let installed = cluster.replica(lagging).raft();
+    assert!(installed.snapshot().expect("installed").data.is_empty());
+    assert!(installed.snapshot_bytes() > 0);
+}

@@ -9,7 +9,7 @@ use raftkv_core::client::{ClerkError, ClerkInput, ClerkOutput};
 use raftkv_core::kv::{KvCommand, KvReply};
 use raftkv_core::prng::Prng;
 use raftkv_core::protocol::{ClientRequest, Op, Outcome};
-use raftkv_core::raft::{Body, Entry, Role};
+use raftkv_core::raft::{Body, Entry, Role, SavedSnapshot};
 use raftkv_core::server::{Input, Output};
 use raftkv_core::snapshot_job::SnapshotJob;
 use raftkv_core::{ClientId, Duration, Instant, LogId, LogIndex, NodeId, RequestId, Term};
@@ -381,6 +381,18 @@ impl Simulation {
                     self.schedule(self.now, Event::LyingAck { node, life, id });
                 }
             }
+            Output::SendSnapshotChunk(chunk) => {
+                // Read from the disk, as the server does: only the snapshot saved there at
+                // the chunk's point has it; otherwise the chunk goes again later.
+                match state.disk.durable().snapshot_chunk(&chunk) {
+                    Some(data) => self.on_output(node, Output::Send(chunk.into_message(data))),
+                    None => self.trace.event(
+                        self.now,
+                        Simulation::actor(node),
+                        format_args!("no such chunk on disk: {chunk}"),
+                    ),
+                }
+            }
             Output::SaveSnapshot(job) => {
                 self.trace.event(
                     self.now,
@@ -533,6 +545,7 @@ impl Simulation {
                     actor,
                     format_args!("snapshot {last} {outcome} ({bytes}B)"),
                 );
+                let snapshot = SavedSnapshot::of(&snapshot);
                 self.node_input(node, Input::SnapshotSaved { snapshot });
             }
         }

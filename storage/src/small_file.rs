@@ -13,7 +13,8 @@ use crate::directory;
 use crate::error::StorageError;
 use crate::fs::FileSystem;
 
-const HEADER_BYTES: usize = 8 + 4 + 8;
+/// Magic, checksum and length, before the contents.
+pub(crate) const HEADER_BYTES: usize = 8 + 4 + 8;
 
 /// What a small file holds.
 #[derive(Debug, PartialEq, Eq)]

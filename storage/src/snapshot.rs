@@ -18,9 +18,9 @@ use crate::small_file::{self, SmallFile};
 /// The file's name in the data directory.
 pub(crate) const FILE: &str = "snapshot";
 /// The format written.
-const MAGIC: &[u8; 8] = b"RKVSNAP2";
+pub(crate) const MAGIC: &[u8; 8] = b"RKVSNAP2";
 /// The format before snapshots recorded their membership.
-const MAGIC_WITHOUT_MEMBERSHIP: &[u8; 8] = b"RKVSNAP1";
+pub(crate) const MAGIC_WITHOUT_MEMBERSHIP: &[u8; 8] = b"RKVSNAP1";
 
 /// A snapshot of format 1.
 #[derive(Deserialize)]

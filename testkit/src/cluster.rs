@@ -22,6 +22,7 @@ use crate::endpoint::{Endpoint, Routed};
 use crate::machine::{Effect, Machine};
 use crate::node_ids::{node_ids, slot_index};
 use crate::transcript::{Transcript, outcome_text};
+use raftkv_core::raft::SavedSnapshot;
 use raftkv_core::snapshot_job::SnapshotJob;
 
 /// The most messages [`Cluster::stabilize`] delivers before it calls the network livelocked;
@@ -241,6 +242,16 @@ impl<M: Machine> Cluster<M> {
                     self.save_snapshots(node);
                 }
             }
+            Effect::SendSnapshotChunk(chunk) => {
+                // Read from the disk, as a driver does: only the snapshot saved there at the
+                // chunk's point has it.
+                match self.slot(node).disk.snapshot_chunk(&chunk) {
+                    Some(data) => self.carry_out(node, Effect::Send(chunk.into_message(data))),
+                    None => {
+                        self.transcript.note(|| format!("{node}: no such chunk on disk: {chunk}"))
+                    }
+                }
+            }
             Effect::Apply(entries) => {
                 let (first, last) = (entries[0].index, entries[entries.len() - 1].index);
                 self.transcript.note(|| format!("{node}: apply {first}..{last}"));
@@ -301,7 +312,7 @@ impl<M: Machine> Cluster<M> {
             let snapshot = job.encode();
             self.slot_mut(node).disk.save_snapshot(&snapshot);
             self.transcript.note(|| format!("{node}: snapshot saved {}", snapshot.last));
-            if let Some(input) = M::snapshot_saved_input(snapshot) {
+            if let Some(input) = M::snapshot_saved_input(SavedSnapshot::of(&snapshot)) {
                 self.handle(node, input);
             }
         }

@@ -2,7 +2,7 @@
 //! in order, exactly as the contract of `Persist` says, and what a restart recovers from it.
 
 use raftkv_core::LogIndex;
-use raftkv_core::raft::{Entry, HardState, Persist, Recovered, Snapshot};
+use raftkv_core::raft::{ChunkToSend, Entry, HardState, Persist, Recovered, Snapshot};
 
 /// The durable state of one node: what it may rely on after a crash.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -89,6 +89,15 @@ impl Durable {
         }
         self.entries.retain(|entry| entry.index > snapshot.last.index);
         self.snapshot = Some(snapshot.clone());
+    }
+
+    /// The bytes of `chunk` read from the snapshot held, if it is the chunk's snapshot (a
+    /// driver reads chunks from its disk, where a newer snapshot may have replaced it).
+    pub fn snapshot_chunk(&self, chunk: &ChunkToSend) -> Option<Vec<u8>> {
+        let snapshot = self.snapshot.as_ref().filter(|snapshot| snapshot.last == chunk.last)?;
+        let offset = usize::try_from(chunk.offset).ok()?;
+        let end = offset.checked_add(usize::try_from(chunk.length).ok()?)?;
+        snapshot.data.get(offset..end).map(<[u8]>::to_vec)
     }
 
     /// Drops every entry at `index` and after.

@@ -5,7 +5,9 @@ use core::fmt;
 
 use raftkv_core::kv::KvReply;
 use raftkv_core::protocol::ClientReply;
-use raftkv_core::raft::{Entry, Message, Persist, PersistId, RaftNode, Recovered, Role, Snapshot};
+use raftkv_core::raft::{
+    ChunkToSend, Entry, Message, Persist, PersistId, RaftNode, Recovered, Role, SavedSnapshot,
+};
 use raftkv_core::snapshot_job::SnapshotJob;
 use raftkv_core::{Instant, LogIndex, NodeId, Term};
 
@@ -49,7 +51,7 @@ pub trait Machine: Sized {
 
     /// The input that says the snapshot of an `Effect::SaveSnapshot` is saved (`None`: the
     /// machine never asks for one).
-    fn snapshot_saved_input(snapshot: Snapshot) -> Option<Self::Input> {
+    fn snapshot_saved_input(snapshot: SavedSnapshot) -> Option<Self::Input> {
         let _ = snapshot;
         None
     }
@@ -79,6 +81,8 @@ pub enum Effect<P> {
     Persist(Persist),
     /// Encode this snapshot, save it, then say so.
     SaveSnapshot(SnapshotJob),
+    /// Read this chunk from the snapshot on the node's disk and send it.
+    SendSnapshotChunk(ChunkToSend),
     /// These committed entries are the node's to apply.
     Apply(Vec<Entry>),
     /// The read with context `ctx` may be served once `index` is applied.

@@ -4,7 +4,7 @@
 use raftkv_core::client::{Clerk, ClerkConfig};
 use raftkv_core::kv::{KvCommand, KvReply, KvStore};
 use raftkv_core::protocol::ClientRequest;
-use raftkv_core::raft::{Config, PersistId, RaftNode, Recovered, Snapshot};
+use raftkv_core::raft::{Config, PersistId, RaftNode, Recovered, SavedSnapshot};
 use raftkv_core::server::{Input, Output, Replica, ReplicaConfig};
 use raftkv_core::state_machine::StateMachine;
 use raftkv_core::{Instant, NodeId, RequestId};
@@ -55,7 +55,7 @@ where
         Input::Persisted { id }
     }
 
-    fn snapshot_saved_input(snapshot: Snapshot) -> Option<Input<KvCommand>> {
+    fn snapshot_saved_input(snapshot: SavedSnapshot) -> Option<Input<KvCommand>> {
         Some(Input::SnapshotSaved { snapshot })
     }
 
@@ -74,6 +74,7 @@ where
             Output::Send(message) => Effect::Send(message),
             Output::Persist(persist) => Effect::Persist(persist),
             Output::SaveSnapshot(job) => Effect::SaveSnapshot(job),
+            Output::SendSnapshotChunk(chunk) => Effect::SendSnapshotChunk(chunk),
             Output::Reply { to, reply } if to == BY_HAND => Effect::ReplyByHand(reply),
             Output::Reply { to, reply } => {
                 let from = Replica::raft(self).id();

@@ -30,6 +30,7 @@ use crate::server::fd_limit;
 use crate::server::inbound::{Delivery, InboundConnections};
 use crate::server::options::ServeOptions;
 use crate::server::peers::{PeerLink, peer_hello};
+use crate::server::snapshot_chunks::SnapshotChunks;
 use crate::server::snapshot_thread::SnapshotThread;
 use crate::wire::NodeStatus;
 
@@ -49,6 +50,7 @@ struct Server {
     replica: Replica<KvStore>,
     disk: DiskThread,
     snapshots: SnapshotThread,
+    snapshot_chunks: SnapshotChunks,
     inbound: InboundConnections,
     peers: Vec<PeerLink>,
     peer_index: BTreeMap<NodeId, usize>,
@@ -94,6 +96,7 @@ fn start(options: ServeOptions) -> Result<Server, ServeError> {
     let now = clock.now();
     let replica = start_replica(&options, recovered, now)?;
     let (peers, peer_index) = peer_links(&options, now);
+    let snapshot_chunks = SnapshotChunks::new(options.data.clone());
     info!(
         node = %options.id,
         listen = %options.listen,
@@ -109,6 +112,7 @@ fn start(options: ServeOptions) -> Result<Server, ServeError> {
         replica,
         disk,
         snapshots,
+        snapshot_chunks,
         inbound: InboundConnections::new(FIRST_INBOUND),
         peers,
         peer_index,
@@ -437,6 +441,13 @@ impl Server {
                 }
                 Output::Persist(persist) => self.persists.push(persist),
                 Output::SaveSnapshot(job) => self.snapshots.submit(job),
+                Output::SendSnapshotChunk(chunk) => {
+                    let to = chunk.to;
+                    let message = self.snapshot_chunks.message(chunk);
+                    if let (Some(message), Some(&peer)) = (message, self.peer_index.get(&to)) {
+                        self.peers[peer].send(&message);
+                    }
+                }
                 Output::Reply { to, reply } => {
                     let registry = self.poll.registry();
                     self.inbound.send_reply(registry, to, reply, &self.options, now);

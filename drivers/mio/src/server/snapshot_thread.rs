@@ -10,7 +10,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use mio::Waker;
-use raftkv_core::raft::Snapshot;
+use raftkv_core::raft::SavedSnapshot;
 use raftkv_core::snapshot_job::SnapshotJob;
 use raftkv_storage::{RealFs, Saved, SnapshotSaver, StorageError};
 use tracing::{info, warn};
@@ -20,7 +20,8 @@ use tracing::{info, warn};
 const QUEUED_JOBS_MAX: usize = 1;
 
 /// A snapshot the thread finished: saved (or superseded by a newer one on disk), or why not.
-pub(crate) type Finished = Result<(Snapshot, Saved), StorageError>;
+/// Its data stays on the disk (and is freed on this thread).
+pub(crate) type Finished = Result<(SavedSnapshot, Saved), StorageError>;
 
 /// The event loop's handle on the snapshot thread.
 #[derive(Debug)]
@@ -100,7 +101,7 @@ fn run(
             Err(error) => warn!(last = %snapshot.last, %error, "cannot save the snapshot"),
         }
         *slot.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some(outcome.map(|saved| (snapshot, saved)));
+            Some(outcome.map(|saved| (SavedSnapshot::of(&snapshot), saved)));
         if let Err(error) = waker.wake() {
             warn!(%error, "cannot wake the event loop");
         }
