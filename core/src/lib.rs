@@ -12,6 +12,7 @@
 
 mod bytes;
 pub mod client;
+mod encoding;
 pub mod ids;
 pub mod kv;
 pub mod prng;

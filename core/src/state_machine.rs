@@ -1,6 +1,7 @@
 //! The replicated state machine that committed commands are applied to.
 
 use core::fmt;
+use std::io;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -42,9 +43,21 @@ pub trait StateMachine {
     /// A view of the state as applied so far (see [`View`](Self::View)).
     fn view(&self) -> Self::View;
 
-    /// Encodes a view: the bytes [`restore`](Self::restore) reads back. Takes time in
+    /// The size of a view's encoding, in bytes: what [`encode_into`](Self::encode_into)
+    /// writes, known before it writes anything (a file's header comes first).
+    fn encoded_len(view: &Self::View) -> u64;
+
+    /// Writes a view's encoding, the bytes [`restore`](Self::restore) reads back, to `out`
+    /// (buffered by the caller: encodings write a few bytes at a time). Takes time in
     /// proportion to the state; the driver chooses where it runs.
-    fn encode(view: &Self::View) -> Vec<u8>;
+    fn encode_into(view: &Self::View, out: &mut dyn io::Write) -> io::Result<()>;
+
+    /// A view's encoding, in memory.
+    fn encode(view: &Self::View) -> Vec<u8> {
+        let mut out = Vec::with_capacity(usize::try_from(Self::encoded_len(view)).unwrap_or(0));
+        Self::encode_into(view, &mut out).expect("writing into a Vec cannot fail");
+        out
+    }
 
     /// The whole state, encoded now.
     fn snapshot(&self) -> Vec<u8> {

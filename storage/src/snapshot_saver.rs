@@ -11,8 +11,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use raftkv_core::LogIndex;
-use raftkv_core::raft::Snapshot;
+use std::io;
+
+use raftkv_core::raft::{Membership, Snapshot};
+use raftkv_core::{LogId, LogIndex};
 
 use crate::error::StorageError;
 use crate::fs::FileSystem;
@@ -68,6 +70,26 @@ impl<F: FileSystem> SnapshotSaver<F> {
         }
         snapshot::save(&self.fs, &self.dir, snapshot)?;
         *saved = snapshot.last.index;
+        Ok(Saved::Saved)
+    }
+
+    /// Like [`save`](Self::save), for the snapshot at `last` with `membership` whose
+    /// `data_len` bytes of data `write_data` writes, without holding the data in memory. The
+    /// lock is held while the data is written: the log's writer waits to install a leader's
+    /// snapshot meanwhile (the log itself goes on).
+    pub fn save_streaming(
+        &self,
+        last: LogId,
+        membership: &Membership,
+        data_len: u64,
+        write_data: impl FnOnce(&mut dyn io::Write) -> io::Result<()>,
+    ) -> Result<Saved, StorageError> {
+        let mut saved = self.slot.lock();
+        if last.index <= *saved {
+            return Ok(Saved::Superseded);
+        }
+        snapshot::save_streaming(&self.fs, &self.dir, last, membership, data_len, write_data)?;
+        *saved = last.index;
         Ok(Saved::Saved)
     }
 }

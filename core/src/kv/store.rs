@@ -8,6 +8,7 @@
 //! nodes a write copies while a view is alive copy pointers, not bytes. The map stays ordered:
 //! range scans come later.
 
+use std::io;
 use std::sync::Arc;
 
 use imbl::OrdMap;
@@ -203,9 +204,14 @@ impl StateMachine for KvStore {
         KvView { entries: self.entries.clone() }
     }
 
-    fn encode(view: &KvView) -> Vec<u8> {
+    fn encoded_len(view: &KvView) -> u64 {
         let snapshot = SnapshotOut { entries: PairsOut(&view.entries) };
-        postcard::to_allocvec(&snapshot).expect("encoding into a Vec cannot fail")
+        crate::encoding::encoded_len(&snapshot)
+    }
+
+    fn encode_into(view: &KvView, out: &mut dyn io::Write) -> io::Result<()> {
+        let snapshot = SnapshotOut { entries: PairsOut(&view.entries) };
+        postcard::to_io(&snapshot, out).map(drop).map_err(io::Error::other)
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
@@ -306,5 +312,10 @@ mod tests {
         store.apply(&KvCommand::Put { key: bytes("b"), value: bytes("2") });
         store.apply(&KvCommand::Put { key: bytes("a"), value: bytes("1") });
         assert_eq!(store.snapshot(), [2, 1, b'a', 1, b'1', 1, b'b', 1, b'2']);
+        // Lengths past 127 take two bytes; the size is known before the encoding is written.
+        store.apply(&KvCommand::Put { key: bytes("c"), value: vec![b'v'; 300] });
+        let encoded = store.snapshot();
+        assert_eq!(&encoded[9..13], [1, b'c', 0xac, 0x02]);
+        assert_eq!(KvStore::encoded_len(&store.view()), encoded.len() as u64);
     }
 }

@@ -85,23 +85,24 @@ fn run(
     while let Ok(job) = receiver.recv() {
         let started = Instant::now();
         info!(last = %job.last(), "saving snapshot");
-        let snapshot = job.encode();
-        let encoded_ms = started.elapsed().as_millis() as u64;
-        let outcome = saver.save(&snapshot);
+        let (last, bytes) = (job.last(), job.data_len());
+        // Encoded straight into the file: the data is never held in memory whole.
+        let outcome =
+            saver.save_streaming(last, job.membership(), bytes, |out| job.write_data(out));
         let failed = outcome.is_err();
         match &outcome {
             Ok(saved) => info!(
-                last = %snapshot.last,
-                bytes = snapshot.data.len(),
-                encoded_ms,
+                %last,
+                bytes,
                 took_ms = started.elapsed().as_millis() as u64,
                 superseded = *saved == Saved::Superseded,
                 "snapshot saved"
             ),
-            Err(error) => warn!(last = %snapshot.last, %error, "cannot save the snapshot"),
+            Err(error) => warn!(%last, %error, "cannot save the snapshot"),
         }
+        let saved = SavedSnapshot { last, membership: job.membership().clone(), bytes };
         *slot.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some(outcome.map(|saved| (SavedSnapshot::of(&snapshot), saved)));
+            Some(outcome.map(|outcome| (saved, outcome)));
         if let Err(error) = waker.wake() {
             warn!(%error, "cannot wake the event loop");
         }
