@@ -12,6 +12,7 @@
 
 mod bytes;
 pub mod client;
+mod encoding;
 pub mod ids;
 pub mod kv;
 pub mod prng;
@@ -19,6 +20,7 @@ pub mod protocol;
 pub mod raft;
 pub mod server;
 pub mod session;
+pub mod snapshot_job;
 pub mod state_machine;
 pub mod time;
 

@@ -12,6 +12,7 @@ use crate::raft::{
     Recovered, Role, Standing,
 };
 use crate::session::{SessionCheck, Sessions};
+use crate::snapshot_job::SnapshotJob;
 use crate::state_machine::{RestoreError, StateMachine};
 use crate::time::Instant;
 
@@ -63,6 +64,14 @@ pub enum Input<C> {
         /// The request.
         request: ClientRequest<C>,
     },
+    /// The driver made the snapshot of an `Output::SaveSnapshot` durable (what its
+    /// `SnapshotJob::encode` returned, `SavedSnapshot::of` it): the node may drop the log
+    /// entries it covers, and sends it to followers that need it in chunks the driver reads
+    /// from its disk (`Output::SendSnapshotChunk`).
+    SnapshotSaved {
+        /// The snapshot saved.
+        snapshot: raft::SavedSnapshot,
+    },
 }
 
 /// Something a replica wants done.
@@ -72,6 +81,17 @@ pub enum Output<R> {
     Send(Message),
     /// Make this durable, then answer `Input::Persisted { id }`.
     Persist(Persist),
+    /// Encode this snapshot of the replica's own state and make it durable as the node's
+    /// snapshot, then answer `Input::SnapshotSaved`. Encoding takes time in proportion to the
+    /// state: do it away from the thread that feeds the replica. Unlike persists, it is not
+    /// ordered with them: the snapshot holds only entries already durable here, and a later
+    /// snapshot (one installed from the leader) must not be replaced by it. Until the answer
+    /// the replica asks for no other; without one (a crash) it asks again after a restart.
+    SaveSnapshot(SnapshotJob),
+    /// Read this chunk of the node's snapshot from the driver's disk and send it (see
+    /// `raft::Output::SendSnapshotChunk`). The replica keeps no snapshot data in memory: its
+    /// snapshots are the ones the driver saved, or restored from.
+    SendSnapshotChunk(raft::ChunkToSend),
     /// Send this reply to a client.
     Reply {
         /// Where, as passed in with the request.
@@ -110,15 +130,7 @@ struct LoggedRequest<C> {
     op: Op<C>,
 }
 
-/// What a replica's snapshot holds: the sessions and the state machine's own snapshot.
-#[derive(Serialize)]
-struct SnapshotOut<'a, R> {
-    sessions: &'a Sessions<R>,
-    #[serde(with = "crate::bytes")]
-    state: Vec<u8>,
-}
-
-/// `SnapshotOut` as decoded (the same fields, owned).
+/// A replica's snapshot as `snapshot_job` encodes it, decoded.
 #[derive(Deserialize)]
 struct SnapshotIn<R> {
     sessions: Sessions<R>,
@@ -195,6 +207,8 @@ pub struct Replica<S: StateMachine> {
     applied: LogIndex,
     outbox: VecDeque<Output<S::Reply>>,
     snapshot_threshold_bytes: usize,
+    /// The snapshot handed to the driver to save, until it answers.
+    snapshot_in_flight: Option<LogId>,
     clock_anchor: Option<ClockAnchor>,
     /// Log entries and snapshots from a leader that did not decode (never written by this
     /// code: a bug or a hostile peer if non-zero).
@@ -222,11 +236,14 @@ impl<S: StateMachine> Replica<S> {
             applied: LogIndex(0),
             outbox: VecDeque::new(),
             snapshot_threshold_bytes: config.snapshot_threshold_bytes,
+            snapshot_in_flight: None,
             clock_anchor: None,
             undecodable: 0,
         };
         if let Some(snapshot) = snapshot {
             replica.restore(&snapshot).map_err(ReplicaStartError::Snapshot)?;
+            // The driver recovered it from its disk: chunks for followers are read there.
+            replica.raft.keep_snapshot_on_disk();
         }
         Ok(replica)
     }
@@ -236,8 +253,13 @@ impl<S: StateMachine> Replica<S> {
         match input {
             Input::Message(message) => self.raft.handle(now, raft::Input::Message(message)),
             Input::Timeout => self.raft.handle(now, raft::Input::Timeout),
-            Input::Persisted { id } => self.raft.handle(now, raft::Input::Persisted { id }),
+            Input::Persisted { id } => {
+                self.raft.handle(now, raft::Input::Persisted { id });
+                // The applied entry may have just become durable: see `maybe_snapshot`.
+                self.maybe_snapshot();
+            }
             Input::Request { from, request } => self.on_request(now, from, request),
+            Input::SnapshotSaved { snapshot } => self.on_snapshot_saved(snapshot),
         }
     }
 
@@ -309,6 +331,11 @@ impl<S: StateMachine> Replica<S> {
     /// The last log index applied to the state machine.
     pub fn applied(&self) -> LogIndex {
         self.applied
+    }
+
+    /// The snapshot handed to the driver to save (`Output::SaveSnapshot`), until it answered.
+    pub fn snapshot_in_flight(&self) -> Option<LogId> {
+        self.snapshot_in_flight
     }
 
     /// Log entries and snapshots that failed to decode (zero unless there is a bug or a
@@ -410,6 +437,12 @@ impl<S: StateMachine> Replica<S> {
                 if self.restore(&snapshot).is_err() {
                     self.undecodable += 1;
                 }
+                // The persist that installs it puts it on the driver's disk; until it lands,
+                // chunks asked of it are dropped there and go again later.
+                self.raft.keep_snapshot_on_disk();
+            }
+            raft::Output::SendSnapshotChunk(chunk) => {
+                self.outbox.push_back(Output::SendSnapshotChunk(chunk));
             }
             raft::Output::ReadReady { ctx, index } => {
                 if let Some(read) = self.reads.remove(&ctx) {
@@ -501,15 +534,42 @@ impl<S: StateMachine> Replica<S> {
         }
     }
 
-    /// Snapshots the sessions and the state machine once the applied log is heavy enough.
+    /// Once the applied log is heavy enough, hands the driver a view of the state machine and
+    /// the sessions to encode and save (one at a time), at an applied entry durable here.
     fn maybe_snapshot(&mut self) {
-        if self.raft.applied_log_bytes() < self.snapshot_threshold_bytes || !self.raft.compactable()
+        if self.snapshot_in_flight.is_some()
+            || self.raft.applied_log_bytes() < self.snapshot_threshold_bytes
         {
             return;
         }
-        let snapshot = SnapshotOut { sessions: &self.sessions, state: self.state.snapshot() };
-        let data = postcard::to_allocvec(&snapshot).expect("encoding into a Vec cannot fail");
-        self.raft.compact(data);
+        let Some((last, membership)) = self.raft.snapshot_point() else { return };
+        if last.index != self.applied {
+            // Entries handed out to apply are still on their way to the state machine.
+            return;
+        }
+        let job = SnapshotJob::new::<S>(last, membership, self.state.view(), self.sessions.clone());
+        self.snapshot_in_flight = Some(last);
+        self.outbox.push_back(Output::SaveSnapshot(job));
+    }
+
+    /// The driver saved the snapshot handed to it: the log may drop what it covers. Anything
+    /// else is not this replica's to take.
+    fn on_snapshot_saved(&mut self, snapshot: raft::SavedSnapshot) {
+        if self.snapshot_in_flight != Some(snapshot.last) {
+            return;
+        }
+        self.snapshot_in_flight = None;
+        self.raft.snapshot_saved(snapshot);
+        // What was applied meanwhile may weigh the threshold already.
+        self.maybe_snapshot();
+    }
+
+    /// Whether the log may hold more applied entries than the snapshot threshold now: while a
+    /// snapshot is being saved, or while the applied entry is not durable here (no snapshot
+    /// may stand on it yet). Otherwise the replica snapshots as soon as the threshold is
+    /// reached.
+    pub fn snapshot_deferred(&self) -> bool {
+        self.snapshot_in_flight.is_some() || !self.raft.applied_is_durable()
     }
 
     /// Replaces sessions and state with a snapshot's.
@@ -536,6 +596,8 @@ impl<R: fmt::Debug> fmt::Display for Output<R> {
         match self {
             Output::Send(message) => write!(f, "{message}"),
             Output::Persist(persist) => write!(f, "{persist}"),
+            Output::SaveSnapshot(job) => write!(f, "save snapshot {}", job.last()),
+            Output::SendSnapshotChunk(chunk) => write!(f, "{chunk}"),
             Output::Reply { to, reply } => {
                 write!(f, "reply to client {} #{}: {:?}", to.0, reply.request, reply.outcome)
             }

@@ -1,6 +1,7 @@
 //! The replicated state machine that committed commands are applied to.
 
 use core::fmt;
+use std::io;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -11,7 +12,19 @@ pub trait StateMachine {
     /// What clients ask for.
     type Command: Clone + fmt::Debug + Serialize + DeserializeOwned;
     /// What a command returns.
-    type Reply: Clone + fmt::Debug + PartialEq + Serialize + DeserializeOwned;
+    type Reply: Clone
+        + fmt::Debug
+        + PartialEq
+        + Serialize
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static;
+    /// A point-in-time view of the whole state: what a snapshot encodes. Taking one must be
+    /// cheap (the node takes it between two events, where a long pause would stall the node),
+    /// and later commands applied to the state machine must not change it, so that it can be
+    /// encoded elsewhere, at leisure, while the node goes on.
+    type View: Send + Sync + 'static;
 
     /// Whether `command` only reads. Such commands are served by the leader after a ReadIndex
     /// confirmation and never enter the log.
@@ -27,8 +40,29 @@ pub trait StateMachine {
     /// Serves a read-only command from the current state.
     fn read(&self, command: &Self::Command) -> Self::Reply;
 
-    /// The whole state, encoded.
-    fn snapshot(&self) -> Vec<u8>;
+    /// A view of the state as applied so far (see [`View`](Self::View)).
+    fn view(&self) -> Self::View;
+
+    /// The size of a view's encoding, in bytes: what [`encode_into`](Self::encode_into)
+    /// writes, known before it writes anything (a file's header comes first).
+    fn encoded_len(view: &Self::View) -> u64;
+
+    /// Writes a view's encoding, the bytes [`restore`](Self::restore) reads back, to `out`
+    /// (buffered by the caller: encodings write a few bytes at a time). Takes time in
+    /// proportion to the state; the driver chooses where it runs.
+    fn encode_into(view: &Self::View, out: &mut dyn io::Write) -> io::Result<()>;
+
+    /// A view's encoding, in memory.
+    fn encode(view: &Self::View) -> Vec<u8> {
+        let mut out = Vec::with_capacity(usize::try_from(Self::encoded_len(view)).unwrap_or(0));
+        Self::encode_into(view, &mut out).expect("writing into a Vec cannot fail");
+        out
+    }
+
+    /// The whole state, encoded now.
+    fn snapshot(&self) -> Vec<u8> {
+        Self::encode(&self.view())
+    }
 
     /// Replaces the whole state with a decoded snapshot.
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError>;

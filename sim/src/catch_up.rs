@@ -93,7 +93,7 @@ pub fn catch_up(settings: &CatchUpSettings) -> Result<CatchUp, String> {
     let leader = sim.leader().ok_or_else(|| stalled(&sim, "no leader after the puts"))?;
     let leader_raft = sim.replica(leader).expect("leads").raft();
     let leader_commit = leader_raft.status().commit;
-    let snapshot_bytes = leader_raft.snapshot().map_or(0, |snapshot| snapshot.data.len() as u64);
+    let snapshot_bytes = leader_raft.snapshot_bytes();
     let messages_before = sim.stats().messages;
     let restarted = sim.now();
     sim.restart(follower);

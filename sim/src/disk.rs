@@ -13,11 +13,11 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 use raftkv_core::prng::Prng;
-use raftkv_core::raft::{Entry, Persist, PersistId, Recovered};
+use raftkv_core::raft::{Entry, Persist, PersistId, Recovered, Snapshot};
 use raftkv_core::{Instant, LogIndex, NodeId};
 use raftkv_storage::sim_fs::{FailureKind, FaultCounters, SimFs};
 use raftkv_storage::{
-    OpenReport, SegmentPreparer, Storage, StorageError, StorageOptions, is_identity_file,
+    OpenReport, Saved, SegmentPreparer, Storage, StorageError, StorageOptions, is_identity_file,
 };
 use raftkv_testkit::Durable;
 
@@ -187,6 +187,22 @@ impl Disk {
             let _ = preparer.prepare(sequence);
         }
         Ok(Some(last))
+    }
+
+    /// Saves a snapshot of the node's own state apart from the persists, as the server's
+    /// snapshot thread does, and drops the log segments it covers. Returns whether it replaced
+    /// the snapshot on disk (not when a leader's as recent was installed meanwhile). A failure
+    /// stops the node, as a failed persist does.
+    pub(crate) fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<bool, DiskFailure> {
+        let storage = self.storage.as_mut().expect("a running node's disk is open");
+        let failed = |error| DiskFailure { error, lost: 0 };
+        let saved = storage.snapshot_saver().save(snapshot).map_err(failed)?;
+        if saved == Saved::Superseded {
+            return Ok(false);
+        }
+        self.acknowledged.save_snapshot(snapshot);
+        storage.compact_log(snapshot.last.index).map_err(failed)?;
+        Ok(true)
     }
 
     /// The node crashed: persists in flight are lost, except that, when the disk tears

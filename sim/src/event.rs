@@ -5,6 +5,7 @@ use std::cmp::Ordering;
 
 use raftkv_core::Instant;
 use raftkv_core::raft::PersistId;
+use raftkv_core::snapshot_job::SnapshotJob;
 
 use raftkv_testkit::Packet;
 
@@ -19,6 +20,9 @@ pub(crate) enum Event {
     NodeTimer { node: usize, generation: u64 },
     /// A node's disk finishes persists, if the node is still in the same life.
     DiskDone { node: usize, life: u64 },
+    /// A node's snapshot thread has encoded the snapshot the node asked for: it saves it and
+    /// tells the node, if the node is still in the same life.
+    SnapshotEncoded { node: usize, life: u64, job: SnapshotJob },
     /// A lying disk acknowledges a persist it has not made durable.
     LyingAck { node: usize, life: u64, id: PersistId },
     /// A clerk's `poll_timeout` instant, if the generation is still current.

@@ -49,8 +49,9 @@ pub(crate) fn persisted_bytes(durable: &Durable) -> u64 {
 #[derive(Clone, Debug, Default)]
 struct NodeDisk {
     /// The persists handed to the disk and not yet durable, each with the node's applied index
-    /// when it was written.
-    in_flight: VecDeque<(PersistId, LogIndex)>,
+    /// when it was written (none when the replica deferred its snapshot then: see
+    /// `Replica::snapshot_deferred`).
+    in_flight: VecDeque<(PersistId, Option<LogIndex>)>,
     /// The applied index when the last durable persist was written.
     applied_when_written: LogIndex,
 }
@@ -88,8 +89,10 @@ impl PersistedSize {
     }
 
     /// Node `node` handed persist `id` to its disk, with its state machine applied up to
-    /// `applied` when it built it.
-    pub(crate) fn on_persist(&mut self, node: usize, id: PersistId, applied: LogIndex) {
+    /// `applied` when it built it (`None`: with its snapshot deferred, a snapshot being saved
+    /// apart or an applied entry not yet durable, so that the bound does not hold until it is
+    /// saved).
+    pub(crate) fn on_persist(&mut self, node: usize, id: PersistId, applied: Option<LogIndex>) {
         self.nodes[node].in_flight.push_back((id, applied));
     }
 
@@ -105,7 +108,9 @@ impl PersistedSize {
             if id > landed {
                 break;
             }
-            disk.applied_when_written = applied;
+            // A persist written while the snapshot was deferred counts what the disk holds as
+            // not yet applied: the snapshot that compacts it is on its way.
+            disk.applied_when_written = applied.unwrap_or(LogIndex(0));
             disk.in_flight.pop_front();
         }
         self.measure(node, durable)
@@ -136,9 +141,15 @@ impl PersistedSize {
     }
 
     /// After a step of node `node`, whose log in memory holds `applied_log_bytes` of applied
-    /// entries: the same rule holds in memory (the replica compacts before the step ends).
-    pub(crate) fn after_step(&self, node: usize, applied_log_bytes: usize) -> Result<(), Failed> {
-        if applied_log_bytes as u64 >= self.threshold_bytes {
+    /// entries: the same rule holds in memory (the replica asks for a snapshot before the step
+    /// ends), unless the replica deferred its snapshot (`Replica::snapshot_deferred`).
+    pub(crate) fn after_step(
+        &self,
+        node: usize,
+        applied_log_bytes: usize,
+        deferred: bool,
+    ) -> Result<(), Failed> {
+        if !deferred && applied_log_bytes as u64 >= self.threshold_bytes {
             return Err((
                 Check::LogSize,
                 format!(
@@ -213,8 +224,8 @@ mod tests {
     fn entries_applied_when_written_must_weigh_less_than_the_threshold() {
         // Noops weigh 24 bytes: a threshold of 50 allows two applied entries on disk.
         let mut size = PersistedSize::new(1, 50);
-        size.on_persist(0, PersistId(1), LogIndex(0));
-        size.on_persist(0, PersistId(2), LogIndex(2));
+        size.on_persist(0, PersistId(1), Some(LogIndex(0)));
+        size.on_persist(0, PersistId(2), Some(LogIndex(2)));
         size.on_durable(0, PersistId(1), &durable(1..=5)).expect("nothing applied when written");
         size.on_durable(0, PersistId(2), &durable(1..=5)).expect("two applied, 48 bytes");
         // The first time the disk held that much, nothing of it was applied when written.
@@ -223,28 +234,39 @@ mod tests {
             PersistedMax { bytes: 16 + 5 * 24, unapplied_bytes: 5 * 24, node: 1 }
         );
         assert_eq!(size.ratio_max_milli(), 2_720);
-        size.on_persist(0, PersistId(3), LogIndex(3));
+        size.on_persist(0, PersistId(3), Some(LogIndex(3)));
         let (check, _) = size.on_durable(0, PersistId(3), &durable(1..=5)).expect_err("72 bytes");
         assert_eq!(check, Check::LogSize);
     }
 
     #[test]
+    fn a_persist_written_while_the_snapshot_was_deferred_is_not_held_to_the_bound() {
+        let mut size = PersistedSize::new(1, 50);
+        size.on_persist(0, PersistId(1), None);
+        size.on_durable(0, PersistId(1), &durable(1..=5)).expect("a snapshot was on its way");
+        size.on_persist(0, PersistId(2), Some(LogIndex(5)));
+        let (check, _) = size.on_durable(0, PersistId(2), &durable(1..=5)).expect_err("120 bytes");
+        assert_eq!(check, Check::LogSize, "not compacted once the snapshot could be taken");
+    }
+
+    #[test]
     fn a_log_in_memory_holds_less_than_the_threshold_of_applied_entries_after_a_step() {
         let size = PersistedSize::new(1, 50);
-        assert!(size.after_step(0, 49).is_ok());
-        assert_eq!(size.after_step(0, 50).map_err(|(check, _)| check), Err(Check::LogSize));
+        assert!(size.after_step(0, 49, false).is_ok());
+        assert_eq!(size.after_step(0, 50, false).map_err(|(check, _)| check), Err(Check::LogSize));
+        assert!(size.after_step(0, 50, true).is_ok(), "a snapshot deferred lets the log grow");
     }
 
     #[test]
     fn after_a_crash_entries_of_unacknowledged_persists_count_as_not_yet_applied() {
         let mut size = PersistedSize::new(1, 50);
-        size.on_persist(0, PersistId(1), LogIndex(1));
+        size.on_persist(0, PersistId(1), Some(LogIndex(1)));
         size.on_durable(0, PersistId(1), &durable(1..=1)).expect("one applied, 24 bytes");
         // Persist 2, written when 4 entries were applied, may have landed in part.
-        size.on_persist(0, PersistId(2), LogIndex(4));
+        size.on_persist(0, PersistId(2), Some(LogIndex(4)));
         size.on_crash(0, &durable(1..=1)).expect("the last acknowledged persist counts");
         size.on_restart(0, &durable(1..=4), false).expect("entries 2..4 count as not yet applied");
-        size.on_persist(0, PersistId(3), LogIndex(4));
+        size.on_persist(0, PersistId(3), Some(LogIndex(4)));
         let (check, _) = size.on_durable(0, PersistId(3), &durable(1..=4)).expect_err("96 bytes");
         assert_eq!(check, Check::LogSize);
     }

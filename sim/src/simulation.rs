@@ -9,8 +9,9 @@ use raftkv_core::client::{ClerkError, ClerkInput, ClerkOutput};
 use raftkv_core::kv::{KvCommand, KvReply};
 use raftkv_core::prng::Prng;
 use raftkv_core::protocol::{ClientRequest, Op, Outcome};
-use raftkv_core::raft::{Body, ChangeRefused, Entry, MemberChange, Role};
+use raftkv_core::raft::{Body, ChangeRefused, Entry, MemberChange, Role, SavedSnapshot};
 use raftkv_core::server::{Input, Output};
+use raftkv_core::snapshot_job::SnapshotJob;
 use raftkv_core::{ClientId, Duration, Instant, LogId, LogIndex, NodeId, RequestId, Term};
 
 use crate::checks::{Check, Checks, Failed, Violation};
@@ -193,6 +194,9 @@ impl Simulation {
             Event::Deliver(packet) => self.deliver(*packet),
             Event::NodeTimer { node, generation } => self.on_node_timer(node, generation),
             Event::DiskDone { node, life } => self.on_disk_done(node, life),
+            Event::SnapshotEncoded { node, life, job } => {
+                self.on_snapshot_encoded(node, life, &job)
+            }
             Event::LyingAck { node, life, id } => {
                 if self.nodes[node].life == life {
                     self.trace.event(
@@ -325,7 +329,8 @@ impl Simulation {
             if let Output::Persist(persist) = &output {
                 // The replica's applied index is the one the persist was built at: the batch
                 // the Raft node hands out after it has not reached the replica yet.
-                self.persisted.on_persist(node, persist.id, replica.applied());
+                let applied = (!replica.snapshot_deferred()).then(|| replica.applied());
+                self.persisted.on_persist(node, persist.id, applied);
             }
             outputs.push(output);
         }
@@ -341,7 +346,8 @@ impl Simulation {
             replica.check_invariants();
             let result = self.checks.after_step(node, replica);
             let applied_log_bytes = replica.raft().applied_log_bytes();
-            let size = self.persisted.after_step(node, applied_log_bytes);
+            let deferred = replica.snapshot_deferred();
+            let size = self.persisted.after_step(node, applied_log_bytes, deferred);
             self.checked(result.and(size));
             self.check_commit_quorum(node);
         }
@@ -382,6 +388,31 @@ impl Simulation {
                 if self.options.disk.lies {
                     self.schedule(self.now, Event::LyingAck { node, life, id });
                 }
+            }
+            Output::SendSnapshotChunk(chunk) => {
+                // Read from the disk, as the server does: only the snapshot saved there at
+                // the chunk's point has it; otherwise the chunk goes again later.
+                match state.disk.durable().snapshot_chunk(&chunk) {
+                    Some(data) => self.on_output(node, Output::Send(chunk.into_message(data))),
+                    None => self.trace.event(
+                        self.now,
+                        Simulation::actor(node),
+                        format_args!("no such chunk on disk: {chunk}"),
+                    ),
+                }
+            }
+            Output::SaveSnapshot(job) => {
+                self.trace.event(
+                    self.now,
+                    Simulation::actor(node),
+                    format_args!("save snapshot {}", job.last()),
+                );
+                // Encoded and saved later, as on a thread of its own, while the node goes on:
+                // after the disk's longest latency (not drawn, so that the runs' random draws
+                // stay those of the other events).
+                let life = state.life;
+                let after = Duration::from_micros(self.options.disk.latency_us_max);
+                self.schedule(self.now + after, Event::SnapshotEncoded { node, life, job });
             }
             Output::Reply { to, reply } if to == BY_HAND => {
                 self.trace.event(
@@ -517,6 +548,39 @@ impl Simulation {
                 if !self.options.disk.lies {
                     self.node_input(node, Input::Persisted { id });
                 }
+            }
+        }
+    }
+
+    fn on_snapshot_encoded(&mut self, node: usize, life: u64, job: &SnapshotJob) {
+        if self.nodes[node].life != life {
+            return;
+        }
+        let snapshot = job.encode();
+        let actor = Simulation::actor(node);
+        match self.nodes[node].disk.save_snapshot(&snapshot) {
+            Err(failure) => {
+                self.stats.disk_failures += 1;
+                let error = failure.error;
+                self.trace.event(
+                    self.now,
+                    actor,
+                    format_args!("saving snapshot {} failed: {error}; the node stops", job.last()),
+                );
+                self.stop_after_disk_failure(node);
+            }
+            Ok(replaced) => {
+                let result = self.checks.on_durable(node, self.nodes[node].disk.durable());
+                self.checked(result);
+                let outcome = if replaced { "saved" } else { "superseded" };
+                let (last, bytes) = (snapshot.last, snapshot.data.len());
+                self.trace.event(
+                    self.now,
+                    actor,
+                    format_args!("snapshot {last} {outcome} ({bytes}B)"),
+                );
+                let snapshot = SavedSnapshot::of(&snapshot);
+                self.node_input(node, Input::SnapshotSaved { snapshot });
             }
         }
     }

@@ -94,7 +94,7 @@ fn kv_a_small_key_set_keeps_the_snapshot_small() {
         let raft = sim.replica(id).expect("up").raft();
         // 400 writes of about 40 bytes each: a snapshot every 25 or so.
         assert!(raft.counters().snapshots_taken >= 10, "n{id} compacted repeatedly");
-        let snapshot_bytes = raft.snapshot().map_or(0, |snapshot| snapshot.data.len());
+        let snapshot_bytes = raft.snapshot_bytes() as usize;
         assert!(snapshot_bytes > 0 && snapshot_bytes < 1_024, "n{id}: {snapshot_bytes} bytes");
     }
     finish(sim);

@@ -25,6 +25,13 @@ pub trait FileSystem: Debug {
     /// Opens the existing file at `path` for writing.
     fn open_for_writing(&self, path: &Path) -> io::Result<Self::File>;
 
+    /// Opens the existing file at `path` for reading; `None` if there is no such file. The
+    /// handle keeps reading that file even once another is renamed over its name.
+    fn open_for_reading(&self, path: &Path) -> io::Result<Option<Self::File>>;
+
+    /// Reads exactly `length` bytes at `offset`; fails if the file ends before.
+    fn read_at(&self, file: &Self::File, offset: u64, length: usize) -> io::Result<Vec<u8>>;
+
     /// Writes all of `bytes` at `offset`, growing the file (with zeros) if needed.
     fn write_at(&self, file: &mut Self::File, offset: u64, bytes: &[u8]) -> io::Result<()>;
 

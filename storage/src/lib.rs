@@ -56,6 +56,8 @@ mod report;
 pub mod sim_fs;
 mod small_file;
 mod snapshot;
+mod snapshot_reader;
+mod snapshot_saver;
 mod storage;
 mod wal;
 
@@ -66,5 +68,7 @@ pub use identity::is_identity_file;
 pub use options::{DEFAULT_SEGMENT_BYTES, DEFAULT_ZERO_FILL_BYTES, StorageOptions};
 pub use real_fs::RealFs;
 pub use report::{Cut, Dropped, OpenReport, PersistReport};
+pub use snapshot_reader::SnapshotReader;
+pub use snapshot_saver::{Saved, SnapshotSaver};
 pub use storage::Storage;
 pub use wal::SegmentPreparer;

@@ -13,7 +13,8 @@ use crate::directory;
 use crate::error::StorageError;
 use crate::fs::FileSystem;
 
-const HEADER_BYTES: usize = 8 + 4 + 8;
+/// Magic, checksum and length, before the contents.
+pub(crate) const HEADER_BYTES: usize = 8 + 4 + 8;
 
 /// What a small file holds.
 #[derive(Debug, PartialEq, Eq)]
@@ -53,6 +54,107 @@ pub(crate) fn replace<F: FileSystem, T: Serialize>(
     drop(file);
     fs.rename(&temporary, &path).map_err(StorageError::io("rename into place", &path))?;
     directory::sync(fs, dir)
+}
+
+/// Replaces `dir/name` with `magic`, a checksum and contents of `prefix` then `body_len`
+/// bytes that `write_body` writes, durably, as [`replace`] does, without holding the contents
+/// in memory: they go to the file through a buffer, the checksum computed on the way, and the
+/// header is written last. Fails, leaving the old file, if `write_body` fails or writes
+/// another number of bytes.
+pub(crate) fn replace_streaming<F: FileSystem>(
+    fs: &F,
+    dir: &Path,
+    name: &str,
+    magic: &[u8; 8],
+    prefix: &[u8],
+    body_len: u64,
+    write_body: impl FnOnce(&mut dyn io::Write) -> io::Result<()>,
+) -> Result<(), StorageError> {
+    let path = dir.join(name);
+    let temporary = dir.join(temporary_name(name));
+    let mut file = fs.create_new(&temporary).map_err(StorageError::io("create", &temporary))?;
+    let mut writer = ContentsWriter::new(fs, &mut file);
+    let written: io::Result<(u32, u64)> = (|| {
+        io::Write::write_all(&mut writer, prefix)?;
+        write_body(&mut writer)?;
+        writer.finish()
+    })();
+    let (crc, length) = written.map_err(StorageError::io("write", &temporary))?;
+    let announced = (prefix.len() as u64).checked_add(body_len);
+    if announced != Some(length) {
+        return Err(StorageError::Refused {
+            reason: format!(
+                "{}: {length} bytes of contents written, {announced:?} announced",
+                temporary.display()
+            ),
+        });
+    }
+    let mut header = Vec::with_capacity(HEADER_BYTES);
+    header.extend_from_slice(magic);
+    header.extend_from_slice(&crc.to_le_bytes());
+    header.extend_from_slice(&length.to_le_bytes());
+    fs.write_at(&mut file, 0, &header).map_err(StorageError::io("write", &temporary))?;
+    fs.sync_all(&mut file).map_err(StorageError::io("sync", &temporary))?;
+    drop(file);
+    fs.rename(&temporary, &path).map_err(StorageError::io("rename into place", &path))?;
+    directory::sync(fs, dir)
+}
+
+/// Bytes a [`ContentsWriter`] gathers before it writes them.
+const WRITE_BUFFER_BYTES: usize = 1 << 20;
+
+/// Writes a small file's contents after its header, through a buffer, keeping their
+/// checksum and length.
+struct ContentsWriter<'a, F: FileSystem> {
+    fs: &'a F,
+    file: &'a mut F::File,
+    buffer: Vec<u8>,
+    crc: u32,
+    length: u64,
+}
+
+impl<'a, F: FileSystem> ContentsWriter<'a, F> {
+    fn new(fs: &'a F, file: &'a mut F::File) -> ContentsWriter<'a, F> {
+        ContentsWriter {
+            fs,
+            file,
+            buffer: Vec::with_capacity(WRITE_BUFFER_BYTES),
+            crc: 0,
+            length: 0,
+        }
+    }
+
+    fn write_buffer(&mut self) -> io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        self.crc = crc32c::crc32c_append(self.crc, &self.buffer);
+        let offset = (HEADER_BYTES as u64).saturating_add(self.length);
+        self.fs.write_at(self.file, offset, &self.buffer)?;
+        self.length = self.length.saturating_add(self.buffer.len() as u64);
+        self.buffer.clear();
+        Ok(())
+    }
+
+    /// Writes what is buffered; returns the checksum and the length of the contents.
+    fn finish(mut self) -> io::Result<(u32, u64)> {
+        self.write_buffer()?;
+        Ok((self.crc, self.length))
+    }
+}
+
+impl<F: FileSystem> io::Write for ContentsWriter<'_, F> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.buffer.extend_from_slice(bytes);
+        if self.buffer.len() >= WRITE_BUFFER_BYTES {
+            self.write_buffer()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.write_buffer()
+    }
 }
 
 /// Reads `dir/name`, checking its magic, length and checksum.

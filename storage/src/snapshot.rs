@@ -18,9 +18,9 @@ use crate::small_file::{self, SmallFile};
 /// The file's name in the data directory.
 pub(crate) const FILE: &str = "snapshot";
 /// The format written.
-const MAGIC: &[u8; 8] = b"RKVSNAP2";
+pub(crate) const MAGIC: &[u8; 8] = b"RKVSNAP2";
 /// The format before snapshots recorded their membership.
-const MAGIC_WITHOUT_MEMBERSHIP: &[u8; 8] = b"RKVSNAP1";
+pub(crate) const MAGIC_WITHOUT_MEMBERSHIP: &[u8; 8] = b"RKVSNAP1";
 
 /// A snapshot of format 1.
 #[derive(Deserialize)]
@@ -36,6 +36,24 @@ pub(crate) fn save<F: FileSystem>(
     snapshot: &Snapshot,
 ) -> Result<(), StorageError> {
     small_file::replace(fs, dir, FILE, MAGIC, snapshot)
+}
+
+/// Replaces the snapshot file of `dir`, durably, with the snapshot at `last` with
+/// `membership`, whose `data_len` bytes of data `write_data` writes: the same file as
+/// [`save`], never held in memory whole.
+pub(crate) fn save_streaming<F: FileSystem>(
+    fs: &F,
+    dir: &Path,
+    last: LogId,
+    membership: &Membership,
+    data_len: u64,
+    write_data: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<(), StorageError> {
+    // `Snapshot`'s fields in order; the data is a byte string: its length, then its bytes.
+    let mut prefix = postcard::to_allocvec(&last).expect("encoding into a Vec cannot fail");
+    prefix.extend(postcard::to_allocvec(membership).expect("encoding into a Vec cannot fail"));
+    prefix.extend(postcard::to_allocvec(&data_len).expect("encoding into a Vec cannot fail"));
+    small_file::replace_streaming(fs, dir, FILE, MAGIC, &prefix, data_len, write_data)
 }
 
 /// The snapshot saved in `dir`, of either format.
@@ -83,6 +101,29 @@ mod tests {
         let expected =
             Snapshot { last, membership: Membership::default(), data: b"state".to_vec() };
         assert_eq!(load(&fs, dir).unwrap(), SmallFile::Intact(expected));
+    }
+
+    #[test]
+    fn a_snapshot_saved_streaming_is_the_same_file_and_a_short_write_leaves_the_old_one() {
+        let fs = SimFs::new(1);
+        let dir = Path::new("dir");
+        directory::create(&fs, dir).unwrap();
+        let membership = Membership::with_voters([NodeId(1), NodeId(2), NodeId(3)]);
+        let last = LogId::new(LogIndex(7), Term(2));
+        // More than the writer's buffer, so that it writes in several pieces.
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+        let snapshot = Snapshot { last, membership: membership.clone(), data: data.clone() };
+        save(&fs, dir, &snapshot).unwrap();
+        let whole = fs.read(&dir.join(FILE)).unwrap().unwrap();
+        let len = data.len() as u64;
+        save_streaming(&fs, dir, last, &membership, len, |out| out.write_all(&data)).unwrap();
+        assert_eq!(fs.read(&dir.join(FILE)).unwrap().unwrap(), whole);
+        let short =
+            save_streaming(&fs, dir, LogId::new(LogIndex(9), Term(2)), &membership, len, |out| {
+                out.write_all(&data[1..])
+            });
+        assert!(short.is_err(), "fewer bytes than announced");
+        assert_eq!(load(&fs, dir).unwrap(), SmallFile::Intact(snapshot));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use raftkv_core::LogIndex;
 use raftkv_core::raft::{HardState, Persist, Recovered};
 
 use crate::error::StorageError;
@@ -9,6 +10,7 @@ use crate::fs::FileSystem;
 use crate::options::StorageOptions;
 use crate::recovery::{self, Opened};
 use crate::report::{OpenReport, PersistReport};
+use crate::snapshot_saver::{SnapshotSaver, SnapshotSlot};
 use crate::wal::{LogChangeRef, SegmentPreparer, Wal};
 use crate::{hard_state, snapshot};
 
@@ -24,6 +26,8 @@ pub struct Storage<F: FileSystem> {
     dir: PathBuf,
     wal: Wal<F::File>,
     hard_state: HardState,
+    /// The index of the snapshot on disk, shared with the snapshot savers.
+    snapshot_slot: SnapshotSlot,
     stopped: bool,
 }
 
@@ -39,7 +43,15 @@ impl<F: FileSystem> Storage<F> {
         options: &StorageOptions,
     ) -> Result<(Storage<F>, Recovered, OpenReport), StorageError> {
         let Opened { wal, hard_state, recovered, report } = recovery::open(&fs, dir, options)?;
-        let storage = Storage { fs, dir: dir.to_path_buf(), wal, hard_state, stopped: false };
+        let saved = recovered.snapshot.as_ref().map_or(LogIndex(0), |snapshot| snapshot.last.index);
+        let storage = Storage {
+            fs,
+            dir: dir.to_path_buf(),
+            wal,
+            hard_state,
+            snapshot_slot: SnapshotSlot::new(saved),
+            stopped: false,
+        };
         Ok((storage, recovered, report))
     }
 
@@ -72,6 +84,28 @@ impl<F: FileSystem> Storage<F> {
         F: Clone,
     {
         self.wal.preparer(&self.fs)
+    }
+
+    /// A saver of the node's own snapshots, to run on a thread (or at a moment) of the
+    /// caller's choosing, apart from the persists.
+    pub fn snapshot_saver(&self) -> SnapshotSaver<F>
+    where
+        F: Clone,
+    {
+        SnapshotSaver::new(self.fs.clone(), &self.dir, self.snapshot_slot.clone())
+    }
+
+    /// Drops the log's segments that a saved snapshot covers, up to `index` at most (a
+    /// snapshot a [`SnapshotSaver`] saved at `index`). Returns how many segments went. Like
+    /// [`persist`](Self::persist), it writes nothing after a failure.
+    pub fn compact_log(&mut self, index: LogIndex) -> Result<usize, StorageError> {
+        if self.stopped {
+            return Err(StorageError::Stopped);
+        }
+        let covered = index.min(*self.snapshot_slot.lock());
+        let outcome = self.wal.compact(&self.fs, covered);
+        self.stopped = outcome.is_err();
+        outcome
     }
 
     /// Bytes of the write-ahead log on disk.
@@ -109,7 +143,13 @@ impl<F: FileSystem> Storage<F> {
                 self.wal.append(&self.fs, &changes)?;
                 changes.clear();
             }
-            snapshot::save(&self.fs, &self.dir, snapshot)?;
+            {
+                // A snapshot in a persist is newer than any the savers may be writing: it
+                // is installed from the leader beyond what this node applied.
+                let mut saved = self.snapshot_slot.lock();
+                snapshot::save(&self.fs, &self.dir, snapshot)?;
+                *saved = (*saved).max(snapshot.last.index);
+            }
             report.segments_removed += self.wal.compact(&self.fs, snapshot.last.index)?;
             // Entries after the snapshot may not follow the old log: only once it is durable.
             if !persist.entries.is_empty() {

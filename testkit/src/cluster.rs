@@ -22,6 +22,8 @@ use crate::endpoint::{Endpoint, Routed};
 use crate::machine::{Effect, Machine};
 use crate::node_ids::{node_ids, slot_index};
 use crate::transcript::{Transcript, outcome_text};
+use raftkv_core::raft::SavedSnapshot;
+use raftkv_core::snapshot_job::SnapshotJob;
 
 /// The most messages [`Cluster::stabilize`] delivers before it calls the network livelocked;
 /// the largest scenario of the tests needs a few thousand.
@@ -40,6 +42,8 @@ pub struct Slot<M: Machine> {
     pub disk: Durable,
     /// Persists handed out but not yet written (lost on a crash).
     pub unwritten: VecDeque<Persist>,
+    /// Snapshots handed out to save but not yet saved (lost on a crash).
+    pub unsaved_snapshots: VecDeque<SnapshotJob>,
     /// Entries a bare Raft node handed out to apply, by index. A restarted node applies again
     /// from its snapshot; it must apply the same entries. (A replica applies its own.)
     pub applied: BTreeMap<LogIndex, Entry>,
@@ -58,6 +62,8 @@ pub struct Cluster<M: Machine> {
     pub network: VecDeque<M::Packet>,
     /// Write and acknowledge every persist as soon as it is emitted.
     pub auto_persist: bool,
+    /// Encode, save and acknowledge every snapshot as soon as a replica asks.
+    pub auto_save_snapshots: bool,
     /// The clients, by index.
     pub clerks: Vec<M::Client>,
     /// What each client finished, in order.
@@ -82,6 +88,7 @@ impl<M: Machine> Cluster<M> {
                 config,
                 disk: Durable::default(),
                 unwritten: VecDeque::new(),
+                unsaved_snapshots: VecDeque::new(),
                 applied: BTreeMap::new(),
                 reads_ready: Vec::new(),
                 clock_ahead: Duration::ZERO,
@@ -92,6 +99,7 @@ impl<M: Machine> Cluster<M> {
             slots,
             network: VecDeque::new(),
             auto_persist: true,
+            auto_save_snapshots: true,
             finished: clerks.iter().map(|_| Vec::new()).collect(),
             clerks,
             by_hand: Vec::new(),
@@ -112,6 +120,7 @@ impl<M: Machine> Cluster<M> {
             config,
             disk: Durable::default(),
             unwritten: VecDeque::new(),
+            unsaved_snapshots: VecDeque::new(),
             applied: BTreeMap::new(),
             reads_ready: Vec::new(),
             clock_ahead: Duration::ZERO,
@@ -226,6 +235,23 @@ impl<M: Machine> Cluster<M> {
                     self.persist(node);
                 }
             }
+            Effect::SaveSnapshot(job) => {
+                self.transcript.note(|| format!("{node}: save snapshot {}", job.last()));
+                self.slot_mut(node).unsaved_snapshots.push_back(job);
+                if self.auto_save_snapshots {
+                    self.save_snapshots(node);
+                }
+            }
+            Effect::SendSnapshotChunk(chunk) => {
+                // Read from the disk, as a driver does: only the snapshot saved there at the
+                // chunk's point has it.
+                match self.slot(node).disk.snapshot_chunk(&chunk) {
+                    Some(data) => self.carry_out(node, Effect::Send(chunk.into_message(data))),
+                    None => {
+                        self.transcript.note(|| format!("{node}: no such chunk on disk: {chunk}"))
+                    }
+                }
+            }
             Effect::Apply(entries) => {
                 let (first, last) = (entries[0].index, entries[entries.len() - 1].index);
                 self.transcript.note(|| format!("{node}: apply {first}..{last}"));
@@ -274,6 +300,21 @@ impl<M: Machine> Cluster<M> {
                 self.transcript.note(|| format!("{node}: persisted #{}", id.0));
             }
             self.handle(node, M::persisted_input(id));
+        }
+    }
+
+    /// Encodes and saves the snapshots the node asked for so far, as a driver's snapshot
+    /// thread would, and tells the node each one is saved (those it asks for then wait).
+    pub fn save_snapshots(&mut self, node: NodeId) {
+        let asked = self.slot(node).unsaved_snapshots.len();
+        for _ in 0..asked {
+            let Some(job) = self.slot_mut(node).unsaved_snapshots.pop_front() else { break };
+            let snapshot = job.encode();
+            self.slot_mut(node).disk.save_snapshot(&snapshot);
+            self.transcript.note(|| format!("{node}: snapshot saved {}", snapshot.last));
+            if let Some(input) = M::snapshot_saved_input(SavedSnapshot::of(&snapshot)) {
+                self.handle(node, input);
+            }
         }
     }
 
@@ -485,6 +526,7 @@ impl<M: Machine> Cluster<M> {
         let slot = self.slot_mut(node);
         slot.node = None;
         slot.unwritten.clear();
+        slot.unsaved_snapshots.clear();
         self.network.retain(|packet| packet.destination() != Endpoint::Node(node));
     }
 

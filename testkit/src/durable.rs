@@ -2,7 +2,7 @@
 //! in order, exactly as the contract of `Persist` says, and what a restart recovers from it.
 
 use raftkv_core::LogIndex;
-use raftkv_core::raft::{Entry, HardState, Persist, Recovered, Snapshot};
+use raftkv_core::raft::{ChunkToSend, Entry, HardState, Persist, Recovered, Snapshot};
 
 /// The durable state of one node: what it may rely on after a crash.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -78,6 +78,26 @@ impl Durable {
             self.hard_state = hard_state;
         }
         Ok(())
+    }
+
+    /// Saves a snapshot of the node's own state, made durable apart from its persists: it
+    /// replaces the entries it covers, unless the disk holds a snapshot as recent already (a
+    /// leader's, installed meanwhile), which it must not replace.
+    pub fn save_snapshot(&mut self, snapshot: &Snapshot) {
+        if snapshot.last.index <= self.snapshot_index() {
+            return;
+        }
+        self.entries.retain(|entry| entry.index > snapshot.last.index);
+        self.snapshot = Some(snapshot.clone());
+    }
+
+    /// The bytes of `chunk` read from the snapshot held, if it is the chunk's snapshot (a
+    /// driver reads chunks from its disk, where a newer snapshot may have replaced it).
+    pub fn snapshot_chunk(&self, chunk: &ChunkToSend) -> Option<Vec<u8>> {
+        let snapshot = self.snapshot.as_ref().filter(|snapshot| snapshot.last == chunk.last)?;
+        let offset = usize::try_from(chunk.offset).ok()?;
+        let end = offset.checked_add(usize::try_from(chunk.length).ok()?)?;
+        snapshot.data.get(offset..end).map(<[u8]>::to_vec)
     }
 
     /// Drops every entry at `index` and after.

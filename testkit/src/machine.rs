@@ -5,7 +5,10 @@ use core::fmt;
 
 use raftkv_core::kv::KvReply;
 use raftkv_core::protocol::ClientReply;
-use raftkv_core::raft::{Entry, Message, Persist, PersistId, RaftNode, Recovered, Role};
+use raftkv_core::raft::{
+    ChunkToSend, Entry, Message, Persist, PersistId, RaftNode, Recovered, Role, SavedSnapshot,
+};
+use raftkv_core::snapshot_job::SnapshotJob;
 use raftkv_core::{Instant, LogIndex, NodeId, Term};
 
 use crate::client::Client;
@@ -46,6 +49,13 @@ pub trait Machine: Sized {
     /// The input that acknowledges persist `id`.
     fn persisted_input(id: PersistId) -> Self::Input;
 
+    /// The input that says the snapshot of an `Effect::SaveSnapshot` is saved (`None`: the
+    /// machine never asks for one).
+    fn snapshot_saved_input(snapshot: SavedSnapshot) -> Option<Self::Input> {
+        let _ = snapshot;
+        None
+    }
+
     /// The input that hands the node a packet addressed to it.
     fn packet_input(packet: Self::Packet) -> Self::Input;
 
@@ -69,6 +79,10 @@ pub enum Effect<P> {
     ReplyByHand(ClientReply<KvReply>),
     /// Make this durable, then acknowledge it.
     Persist(Persist),
+    /// Encode this snapshot, save it, then say so.
+    SaveSnapshot(SnapshotJob),
+    /// Read this chunk from the snapshot on the node's disk and send it.
+    SendSnapshotChunk(ChunkToSend),
     /// These committed entries are the node's to apply.
     Apply(Vec<Entry>),
     /// The read with context `ctx` may be served once `index` is applied.

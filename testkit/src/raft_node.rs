@@ -55,6 +55,7 @@ impl Machine for RaftNode {
         Some(match self.poll_output()? {
             Output::Send(message) => Effect::Send(message),
             Output::Persist(persist) => Effect::Persist(persist),
+            Output::SendSnapshotChunk(chunk) => Effect::SendSnapshotChunk(chunk),
             Output::Apply(entries) => Effect::Apply(entries),
             Output::ReadReady { ctx, index } => Effect::ReadReady { ctx, index },
             Output::RoleChanged { role, term, leader } => {

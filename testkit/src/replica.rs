@@ -4,7 +4,7 @@
 use raftkv_core::client::{Clerk, ClerkConfig};
 use raftkv_core::kv::{KvCommand, KvReply, KvStore};
 use raftkv_core::protocol::ClientRequest;
-use raftkv_core::raft::{Config, PersistId, RaftNode, Recovered};
+use raftkv_core::raft::{Config, PersistId, RaftNode, Recovered, SavedSnapshot};
 use raftkv_core::server::{Input, Output, Replica, ReplicaConfig};
 use raftkv_core::state_machine::StateMachine;
 use raftkv_core::{Instant, NodeId, RequestId};
@@ -55,6 +55,10 @@ where
         Input::Persisted { id }
     }
 
+    fn snapshot_saved_input(snapshot: SavedSnapshot) -> Option<Input<KvCommand>> {
+        Some(Input::SnapshotSaved { snapshot })
+    }
+
     fn packet_input(packet: Packet) -> Input<KvCommand> {
         match packet {
             Packet::Peer(message) => Input::Message(message),
@@ -69,6 +73,8 @@ where
         Some(match self.poll_output()? {
             Output::Send(message) => Effect::Send(message),
             Output::Persist(persist) => Effect::Persist(persist),
+            Output::SaveSnapshot(job) => Effect::SaveSnapshot(job),
+            Output::SendSnapshotChunk(chunk) => Effect::SendSnapshotChunk(chunk),
             Output::Reply { to, reply } if to == BY_HAND => Effect::ReplyByHand(reply),
             Output::Reply { to, reply } => {
                 let from = Replica::raft(self).id();

@@ -1,8 +1,19 @@
 //! The key-value state machine: an ordered map from keys to values.
+//!
+//! The map is persistent (`imbl::OrdMap`, a B+tree whose nodes are shared between copies and
+//! copied on write): a snapshot's view is a copy of it, taken in constant time between two
+//! events, and encoded on another thread while the node goes on applying commands. The
+//! standard library has no such map, and writing a balanced persistent tree here would be a
+//! second, less tested copy of a well-kept one. Keys and values are reference counted, so the
+//! nodes a write copies while a view is alive copy pointers, not bytes. The map stays ordered:
+//! range scans come later.
 
-use std::collections::BTreeMap;
+use std::io;
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use imbl::OrdMap;
+use serde::ser::SerializeSeq;
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::kv::command::{KvCommand, KvReply};
 use crate::state_machine::{InvalidCommand, RestoreError, StateMachine};
@@ -22,17 +33,39 @@ impl Default for KvLimits {
     }
 }
 
+/// Keys and values, in key order.
+type Pairs = OrdMap<Arc<[u8]>, Arc<[u8]>>;
+
 /// The replicated key-value store.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KvStore {
     limits: KvLimits,
-    entries: BTreeMap<Vec<u8>, Vec<u8>>,
+    entries: Pairs,
+}
+
+/// The store at one point in time, unchanged by later commands (see `StateMachine::View`).
+#[derive(Clone, Debug)]
+pub struct KvView {
+    entries: Pairs,
 }
 
 /// A snapshot: the pairs in key order.
 #[derive(Serialize)]
 struct SnapshotOut<'a> {
-    entries: Vec<PairOut<'a>>,
+    entries: PairsOut<'a>,
+}
+
+/// The pairs of a view, encoded as a sequence without collecting them first.
+struct PairsOut<'a>(&'a Pairs);
+
+impl Serialize for PairsOut<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut sequence = serializer.serialize_seq(Some(self.0.len()))?;
+        for (key, value) in self.0 {
+            sequence.serialize_element(&PairOut { key, value })?;
+        }
+        sequence.end()
+    }
 }
 
 #[derive(Serialize)]
@@ -60,12 +93,12 @@ struct PairIn {
 impl KvStore {
     /// An empty store with these limits.
     pub fn new(limits: KvLimits) -> KvStore {
-        KvStore { limits, entries: BTreeMap::new() }
+        KvStore { limits, entries: OrdMap::new() }
     }
 
     /// The value of `key`.
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        self.entries.get(key).map(Vec::as_slice)
+        self.entries.get(key).map(|value| &value[..])
     }
 
     /// Number of keys.
@@ -95,6 +128,7 @@ impl KvStore {
 impl StateMachine for KvStore {
     type Command = KvCommand;
     type Reply = KvReply;
+    type View = KvView;
 
     fn is_read_only(command: &KvCommand) -> bool {
         matches!(command, KvCommand::Get { .. })
@@ -138,22 +172,24 @@ impl StateMachine for KvStore {
         match command {
             KvCommand::Get { .. } => self.read(command),
             KvCommand::Put { key, value } => {
-                self.entries.insert(key.clone(), value.clone());
+                self.entries.insert(Arc::from(&key[..]), Arc::from(&value[..]));
                 KvReply::Done
             }
             KvCommand::Append { key, value } => {
-                self.entries.entry(key.clone()).or_default().extend_from_slice(value);
+                let mut grown = self.get(key).map(<[u8]>::to_vec).unwrap_or_default();
+                grown.extend_from_slice(value);
+                self.entries.insert(Arc::from(&key[..]), Arc::from(grown));
                 KvReply::Done
             }
             KvCommand::Delete { key } => {
-                self.entries.remove(key);
+                self.entries.remove(&key[..]);
                 KvReply::Done
             }
             KvCommand::Cas { key, expected, new } => {
-                let previous = self.entries.get(key).cloned();
+                let previous = self.get(key).map(<[u8]>::to_vec);
                 let swapped = previous == *expected;
                 if swapped {
-                    self.entries.insert(key.clone(), new.clone());
+                    self.entries.insert(Arc::from(&key[..]), Arc::from(&new[..]));
                 }
                 KvReply::Cas { swapped, previous }
             }
@@ -164,15 +200,28 @@ impl StateMachine for KvStore {
         KvReply::Value(self.get(command.key()).map(<[u8]>::to_vec))
     }
 
-    fn snapshot(&self) -> Vec<u8> {
-        let entries = self.entries.iter().map(|(key, value)| PairOut { key, value }).collect();
-        postcard::to_allocvec(&SnapshotOut { entries }).expect("encoding into a Vec cannot fail")
+    fn view(&self) -> KvView {
+        KvView { entries: self.entries.clone() }
+    }
+
+    fn encoded_len(view: &KvView) -> u64 {
+        let snapshot = SnapshotOut { entries: PairsOut(&view.entries) };
+        crate::encoding::encoded_len(&snapshot)
+    }
+
+    fn encode_into(view: &KvView, out: &mut dyn io::Write) -> io::Result<()> {
+        let snapshot = SnapshotOut { entries: PairsOut(&view.entries) };
+        postcard::to_io(&snapshot, out).map(drop).map_err(io::Error::other)
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
         let decoded: SnapshotIn = postcard::from_bytes(snapshot)
             .map_err(|error| RestoreError { reason: error.to_string() })?;
-        self.entries = decoded.entries.into_iter().map(|pair| (pair.key, pair.value)).collect();
+        self.entries = decoded
+            .entries
+            .into_iter()
+            .map(|pair| -> (Arc<[u8]>, Arc<[u8]>) { (pair.key.into(), pair.value.into()) })
+            .collect();
         Ok(())
     }
 }
@@ -237,5 +286,36 @@ mod tests {
         restored.restore(&store.snapshot()).expect("decodes");
         assert_eq!(restored, store);
         assert!(restored.restore(&[0xff, 0xff, 0xff]).is_err());
+    }
+
+    #[test]
+    fn a_view_keeps_the_state_it_was_taken_at() {
+        let mut store = KvStore::default();
+        store.apply(&KvCommand::Put { key: bytes("a"), value: bytes("1") });
+        store.apply(&KvCommand::Put { key: bytes("b"), value: bytes("2") });
+        let before = store.clone();
+        let view = store.view();
+        store.apply(&KvCommand::Put { key: bytes("a"), value: bytes("changed") });
+        store.apply(&KvCommand::Append { key: bytes("b"), value: bytes("+") });
+        store.apply(&KvCommand::Delete { key: bytes("a") });
+        store.apply(&KvCommand::Put { key: bytes("c"), value: bytes("3") });
+        let mut restored = KvStore::default();
+        restored.restore(&KvStore::encode(&view)).expect("decodes");
+        assert_eq!(restored, before);
+        assert_eq!(store.get(b"b"), Some(&b"2+"[..]));
+    }
+
+    #[test]
+    fn the_encoding_is_the_one_snapshots_had_before_views() {
+        // Pairs in key order as a postcard sequence: what stored snapshots hold.
+        let mut store = KvStore::default();
+        store.apply(&KvCommand::Put { key: bytes("b"), value: bytes("2") });
+        store.apply(&KvCommand::Put { key: bytes("a"), value: bytes("1") });
+        assert_eq!(store.snapshot(), [2, 1, b'a', 1, b'1', 1, b'b', 1, b'2']);
+        // Lengths past 127 take two bytes; the size is known before the encoding is written.
+        store.apply(&KvCommand::Put { key: bytes("c"), value: vec![b'v'; 300] });
+        let encoded = store.snapshot();
+        assert_eq!(&encoded[9..13], [1, b'c', 0xac, 0x02]);
+        assert_eq!(KvStore::encoded_len(&store.view()), encoded.len() as u64);
     }
 }

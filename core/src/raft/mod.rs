@@ -4,6 +4,7 @@
 //! consensus, with learners.
 
 mod ballot;
+mod chunk_to_send;
 mod config;
 mod counters;
 mod durability;
@@ -28,6 +29,7 @@ mod replication;
 mod snapshot;
 mod transfer;
 
+pub use chunk_to_send::ChunkToSend;
 pub use config::{Config, ConfigError};
 pub use counters::Counters;
 pub use entry::{Entry, Payload};
@@ -35,5 +37,5 @@ pub use membership::{Membership, MembershipError, Standing};
 pub use membership_change::{ChangeRefused, MemberChange};
 pub use message::{AppendOutcome, Body, ConflictHint, Malformed, Message, RecoveryTarget};
 pub use node::{Input, NotLeader, Output, RaftNode, Role, StartError, Status};
-pub use persist::{HardState, Persist, PersistId, Recovered, Snapshot};
+pub use persist::{HardState, Persist, PersistId, Recovered, SavedSnapshot, Snapshot};
 pub use transfer::TransferError;

@@ -8,6 +8,7 @@ use smallvec::SmallVec;
 use crate::ids::{LogId, LogIndex, NodeId, Term};
 use crate::prng::Prng;
 use crate::raft::ballot::Ballot;
+use crate::raft::chunk_to_send::ChunkToSend;
 use crate::raft::config::{Config, ConfigError};
 use crate::raft::counters::Counters;
 use crate::raft::durability::Durability;
@@ -62,6 +63,10 @@ pub enum Output {
     /// Replace the state machine with this snapshot from the leader; entries after it follow
     /// as `Apply`.
     RestoreSnapshot(Snapshot),
+    /// Send this chunk of the snapshot the driver keeps on its disk (see
+    /// `RaftNode::keep_snapshot_on_disk`): read it from the snapshot saved at `last`, if that
+    /// is the one there, and send the message; otherwise drop it (it goes again later).
+    SendSnapshotChunk(ChunkToSend),
     /// The read registered with this `ctx` may be served once the state machine has applied
     /// `index`.
     ReadReady {
@@ -217,6 +222,9 @@ pub struct RaftNode {
     pub(crate) reads: Reads,
     /// The latest snapshot, kept to send to followers that fall behind.
     pub(crate) snapshot: Option<Snapshot>,
+    /// The snapshot's data lives on the driver's disk, of this many bytes, not in `snapshot`
+    /// (whose data is empty then): chunks go out as `Output::SendSnapshotChunk`.
+    pub(crate) snapshot_on_disk: Option<u64>,
     /// A snapshot being received from the leader.
     pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
     pub(crate) durability: Durability,
@@ -267,6 +275,7 @@ impl RaftNode {
             transfer: None,
             reads: Reads::default(),
             snapshot,
+            snapshot_on_disk: None,
             incoming_snapshot: None,
             durability: Durability::new(durable),
             recovery: Recovery::new(false, 0),
@@ -825,6 +834,7 @@ impl fmt::Display for Output {
                 (Some(first), Some(last)) => write!(f, "apply {}..{}", first.index, last.index),
                 _ => write!(f, "apply nothing"),
             },
+            Output::SendSnapshotChunk(chunk) => write!(f, "{chunk}"),
             Output::RestoreSnapshot(snapshot) => {
                 write!(f, "restore snapshot {} ({}B)", snapshot.last, snapshot.data.len())
             }

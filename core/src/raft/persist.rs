@@ -43,6 +43,25 @@ pub struct Snapshot {
     pub data: Vec<u8>,
 }
 
+/// A snapshot the driver saved, as the node keeps it when the data stays on the driver's disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavedSnapshot {
+    /// The last entry it covers.
+    pub last: LogId,
+    /// The membership in force at `last`.
+    pub membership: Membership,
+    /// The size of its data, in bytes.
+    pub bytes: u64,
+}
+
+impl SavedSnapshot {
+    /// What the node keeps of `snapshot` once saved.
+    pub fn of(snapshot: &Snapshot) -> SavedSnapshot {
+        let bytes = snapshot.data.len() as u64;
+        SavedSnapshot { last: snapshot.last, membership: snapshot.membership.clone(), bytes }
+    }
+}
+
 /// A write the driver must make durable, then acknowledge with `Input::Persisted { id }`.
 ///
 /// The driver executes persists in the order it receives them and acknowledges them in that

@@ -2,11 +2,12 @@
 //! compacted entries up to date with the leader's snapshot, sent in chunks.
 
 use crate::ids::{LogId, NodeId};
+use crate::raft::chunk_to_send::ChunkToSend;
 use crate::raft::incoming_snapshot::{Assembly, IncomingSnapshot};
 use crate::raft::membership::Membership;
 use crate::raft::message::{AppendOutcome, Body};
 use crate::raft::node::{Output, RaftNode, Role};
-use crate::raft::persist::Snapshot;
+use crate::raft::persist::{SavedSnapshot, Snapshot};
 
 impl RaftNode {
     /// Whether [`compact`](Self::compact) would take a snapshot now: something was applied
@@ -32,15 +33,80 @@ impl RaftNode {
         self.log.compact_to(last);
         let snapshot = Snapshot { last, membership, data };
         self.durability.snapshot_taken(snapshot.clone());
+        self.adopt_own_snapshot(snapshot);
+        self.snapshot_on_disk = None;
+        Some(last)
+    }
+
+    /// Where a snapshot of the state machine taken now stands, for a driver that encodes and
+    /// saves it away from the node (then [`snapshot_saved`](Self::snapshot_saved)): the
+    /// applied entry and the membership in force there. `None` unless
+    /// [`compactable`](Self::compactable), and while the applied entry is not durable here yet:
+    /// a snapshot saved ahead of the log's own writes could stand on a term that the hard state
+    /// on disk has not reached, which no restart could recover.
+    pub fn snapshot_point(&self) -> Option<(LogId, Membership)> {
+        let applied = self.log.applied();
+        if !self.compactable() || !self.applied_is_durable() {
+            return None;
+        }
+        let last = LogId::new(applied, self.log.term_at(applied)?);
+        Some((last, self.log.membership_at(applied).clone()))
+    }
+
+    /// Whether the last entry handed out to apply is durable here, as a snapshot point must be
+    /// (see [`snapshot_point`](Self::snapshot_point)).
+    pub fn applied_is_durable(&self) -> bool {
+        self.log.applied() <= self.durability.durable_index()
+    }
+
+    /// The driver saved `saved`: this node's own state at a point that
+    /// [`snapshot_point`](Self::snapshot_point) gave. The log drops the entries it covers
+    /// (nothing is persisted: the driver may drop them from its disk as well), and the node
+    /// sends it to followers in chunks the driver reads from its disk
+    /// (`Output::SendSnapshotChunk`). Returns whether the node took it; one no newer than the
+    /// node's snapshot (a leader's snapshot was installed meanwhile), or at an entry the log
+    /// does not hold applied, is ignored.
+    pub fn snapshot_saved(&mut self, saved: SavedSnapshot) -> bool {
+        let last = saved.last;
+        let usable = last.index > self.log.snapshot_last().index
+            && last.index <= self.log.applied()
+            && self.log.term_at(last.index) == Some(last.term)
+            && self.log.membership_at(last.index) == &saved.membership;
+        if usable {
+            self.log.compact_to(last);
+            let snapshot = Snapshot { last, membership: saved.membership, data: Vec::new() };
+            self.adopt_own_snapshot(snapshot);
+            self.snapshot_on_disk = Some(saved.bytes);
+        }
+        usable
+    }
+
+    /// The driver keeps the snapshot this node holds on its disk, where it reads chunks from
+    /// (`Output::SendSnapshotChunk`): the node drops its copy of the data. For a replica once
+    /// its state machine is restored from the snapshot.
+    pub fn keep_snapshot_on_disk(&mut self) {
+        if let (Some(snapshot), None) = (self.snapshot.as_mut(), self.snapshot_on_disk) {
+            self.snapshot_on_disk = Some(snapshot.data.len() as u64);
+            snapshot.data = Vec::new();
+        }
+    }
+
+    /// The size of the snapshot's data, wherever it is kept (0 without one).
+    pub fn snapshot_bytes(&self) -> u64 {
+        let in_memory = self.snapshot.as_ref().map_or(0, |snapshot| snapshot.data.len() as u64);
+        self.snapshot_on_disk.unwrap_or(in_memory)
+    }
+
+    /// Keeps `snapshot`, just taken of this node's state, to send to followers.
+    fn adopt_own_snapshot(&mut self, snapshot: Snapshot) {
         // Followers still receiving an older snapshot get this one instead.
         for progress in self.progress.values_mut() {
             if progress.snapshot_sending().is_some() {
-                progress.start_snapshot(last);
+                progress.start_snapshot(snapshot.last);
             }
         }
         self.snapshot = Some(snapshot);
         self.counters.snapshots_taken += 1;
-        Some(last)
     }
 
     /// The latest snapshot this node holds (its own or one installed from a leader).
@@ -64,17 +130,25 @@ impl RaftNode {
     /// heartbeat: chunks not confirmed go again, and at least one chunk goes (the follower
     /// answers it even when it already installed the snapshot).
     pub(crate) fn send_snapshot(&mut self, peer: NodeId, resend: bool) {
+        let total = self.snapshot_bytes();
         let Some(snapshot) = &self.snapshot else { return };
-        let (last, total) = (snapshot.last, snapshot.data.len() as u64);
+        let last = snapshot.last;
         let chunk_bytes = self.config.snapshot_chunk_bytes as u64;
         let window = self.config.max_inflight_snapshot_chunks as u64;
         let chunks =
             self.progress_of(peer).snapshot_chunks(last, total, chunk_bytes, window, resend);
         for (offset, length) in chunks {
             let Some(snapshot) = &self.snapshot else { return };
+            let membership = snapshot.membership.clone();
+            if self.snapshot_on_disk.is_some() {
+                let (from, term) = (self.config.id, self.term);
+                let chunk =
+                    ChunkToSend { from, to: peer, term, last, membership, total, offset, length };
+                self.outbox.push_back(Output::SendSnapshotChunk(chunk));
+                continue;
+            }
             let range = offset as usize..(offset + length) as usize;
             let chunk = snapshot.data[range].to_vec();
-            let membership = snapshot.membership.clone();
             let body = Body::InstallSnapshot { last, membership, total, offset, chunk };
             self.send(peer, self.term, body);
         }
@@ -127,6 +201,7 @@ impl RaftNode {
         self.durability.snapshot_installed(snapshot.clone(), kept_suffix);
         self.outbox.push_back(Output::RestoreSnapshot(snapshot.clone()));
         self.snapshot = Some(snapshot);
+        self.snapshot_on_disk = None;
         self.counters.snapshots_installed += 1;
     }
 

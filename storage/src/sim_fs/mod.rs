@@ -251,6 +251,20 @@ impl FileSystem for SimFs {
         Ok(SimFile { inode, epoch })
     }
 
+    fn open_for_reading(&self, path: &Path) -> io::Result<Option<SimFile>> {
+        let epoch = self.state.borrow().faults.crashes;
+        match self.inspect(|tree| tree.open(path)) {
+            Ok(inode) => Ok(Some(SimFile { inode, epoch })),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    fn read_at(&self, file: &SimFile, offset: u64, length: usize) -> io::Result<Vec<u8>> {
+        self.state.borrow().check_handle(file)?;
+        self.inspect(|tree| tree.read_at(file.inode, offset, length))
+    }
+
     fn write_at(&self, file: &mut SimFile, offset: u64, bytes: &[u8]) -> io::Result<()> {
         self.state.borrow().check_handle(file)?;
         self.mutate(|tree| tree.write(file.inode, offset, bytes))

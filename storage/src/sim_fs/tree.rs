@@ -122,6 +122,17 @@ impl Tree {
         }
     }
 
+    /// Exactly `length` bytes of the file at `offset` (it may have been renamed over since
+    /// it was opened: its contents stay while it is open, as with Linux).
+    pub(crate) fn read_at(&self, inode: u64, offset: u64, length: usize) -> io::Result<Vec<u8>> {
+        let file = self.inodes.get(&inode).ok_or_else(stale)?;
+        let start = usize::try_from(offset).ok();
+        let range = start.and_then(|start| Some(start..start.checked_add(length)?));
+        range.and_then(|range| file.current.get(range)).map(<[u8]>::to_vec).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end of the file")
+        })
+    }
+
     pub(crate) fn write(&mut self, inode: u64, offset: u64, bytes: &[u8]) -> io::Result<()> {
         let fits = u64::try_from(bytes.len())
             .ok()

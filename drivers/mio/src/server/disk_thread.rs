@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
 use mio::Waker;
+use raftkv_core::LogIndex;
 use raftkv_core::raft::{Persist, PersistId};
 use raftkv_storage::{RealFs, SegmentPreparer, Storage, StorageError};
 use tracing::{info, warn};
@@ -31,10 +32,19 @@ struct Shared {
     failure: Mutex<Option<StorageError>>,
 }
 
+/// What the event loop asks of the disk thread, done in the order asked.
+#[derive(Debug)]
+enum DiskWork {
+    /// Make these durable.
+    Persists(Vec<Persist>),
+    /// A snapshot saved apart covers the log up to this index: drop the segments it covers.
+    CompactLog(LogIndex),
+}
+
 /// The event loop's handle on the disk thread.
 #[derive(Debug)]
 pub(crate) struct DiskThread {
-    queue: Option<Sender<Vec<Persist>>>,
+    queue: Option<Sender<DiskWork>>,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
     /// The data directory's lock, released once the thread has stopped writing.
@@ -64,7 +74,14 @@ impl DiskThread {
         if let Some(queue) = &self.queue {
             // A closed queue means the thread stopped on a failure, which `take_failure`
             // reports.
-            let _ = queue.send(persists);
+            let _ = queue.send(DiskWork::Persists(persists));
+        }
+    }
+
+    /// Drops the log's segments up to `index`, which a snapshot saved apart covers.
+    pub(crate) fn compact_log(&self, index: LogIndex) {
+        if let Some(queue) = &self.queue {
+            let _ = queue.send(DiskWork::CompactLog(index));
         }
     }
 
@@ -115,7 +132,7 @@ fn spawn_preparer(preparer: SegmentPreparer<RealFs>) -> std::io::Result<Sender<u
 
 fn run(
     mut storage: Storage<RealFs>,
-    receiver: &Receiver<Vec<Persist>>,
+    receiver: &Receiver<DiskWork>,
     shared: &Shared,
     waker: &Waker,
     preparer: &Sender<u64>,
@@ -130,38 +147,31 @@ fn run(
                 let _ = preparer.send(sequence);
             }
         }
-        batch.extend(first);
-        batch.extend(receiver.try_iter().flatten());
-        let last = batch.last().expect("one persist at least").id;
-        for persist in &batch {
-            if let Some(snapshot) = &persist.snapshot {
-                info!(
-                    last = %snapshot.last,
-                    bytes = snapshot.data.len(),
-                    "saving snapshot"
-                );
+        let mut compact_to: Option<LogIndex> = None;
+        for work in std::iter::once(first).chain(receiver.try_iter()) {
+            match work {
+                DiskWork::Persists(persists) => batch.extend(persists),
+                DiskWork::CompactLog(index) => {
+                    compact_to = Some(compact_to.map_or(index, |other| other.max(index)));
+                }
             }
         }
-        let started = std::time::Instant::now();
-        let outcome = storage.persist(&batch);
-        let took = started.elapsed();
-        if took >= SLOW_DISK {
-            warn!(
-                took_ms = took.as_millis() as u64,
-                persists = batch.len(),
-                "slow disk: writing and syncing one batch took longer than {SLOW_DISK:?}"
-            );
-        }
+        let outcome = write_batch(&mut storage, &batch).and_then(|removed| {
+            let compacted = compact_to.map_or(Ok(0), |index| storage.compact_log(index))?;
+            Ok(removed + compacted)
+        });
         match outcome {
-            Ok(report) => {
-                if report.segments_removed > 0 {
+            Ok(segments_removed) => {
+                if segments_removed > 0 {
                     info!(
-                        segments = report.segments_removed,
+                        segments = segments_removed,
                         "removed WAL segments covered by the snapshot"
                     );
                 }
                 shared.wal_bytes.store(storage.wal_bytes(), Ordering::Relaxed);
-                shared.durable.store(last.0, Ordering::Release);
+                if let Some(last) = batch.last() {
+                    shared.durable.store(last.id.0, Ordering::Release);
+                }
             }
             Err(error) => {
                 *shared.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
@@ -175,4 +185,27 @@ fn run(
             warn!(%error, "cannot wake the event loop");
         }
     }
+}
+
+/// Makes `batch` durable (nothing to do if empty); returns how many WAL segments went.
+fn write_batch(storage: &mut Storage<RealFs>, batch: &[Persist]) -> Result<usize, StorageError> {
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    for persist in batch {
+        if let Some(snapshot) = &persist.snapshot {
+            info!(last = %snapshot.last, bytes = snapshot.data.len(), "saving snapshot");
+        }
+    }
+    let started = std::time::Instant::now();
+    let outcome = storage.persist(batch);
+    let took = started.elapsed();
+    if took >= SLOW_DISK {
+        warn!(
+            took_ms = took.as_millis() as u64,
+            persists = batch.len(),
+            "slow disk: writing and syncing one batch took longer than {SLOW_DISK:?}"
+        );
+    }
+    Ok(outcome?.segments_removed)
 }

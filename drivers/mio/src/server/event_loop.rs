@@ -17,7 +17,7 @@ use raftkv_core::kv::KvStore;
 use raftkv_core::raft::{self, Persist, PersistId, Recovered, Role};
 use raftkv_core::server::{Input, Output, Replica, ReplicaConfig};
 use raftkv_core::{Duration, Instant, NodeId};
-use raftkv_storage::{DEFAULT_ZERO_FILL_BYTES, OpenReport, RealFs, Storage, StorageOptions};
+use raftkv_storage::{DEFAULT_ZERO_FILL_BYTES, OpenReport, RealFs, Saved, Storage, StorageOptions};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use tracing::{error, info, warn};
@@ -30,6 +30,8 @@ use crate::server::fd_limit;
 use crate::server::inbound::{Delivery, InboundConnections};
 use crate::server::options::ServeOptions;
 use crate::server::peers::{PeerLink, peer_hello};
+use crate::server::snapshot_chunks::SnapshotChunks;
+use crate::server::snapshot_thread::SnapshotThread;
 use crate::wire::NodeStatus;
 
 const LISTENER: Token = Token(0);
@@ -47,6 +49,8 @@ struct Server {
     listener: TcpListener,
     replica: Replica<KvStore>,
     disk: DiskThread,
+    snapshots: SnapshotThread,
+    snapshot_chunks: SnapshotChunks,
     inbound: InboundConnections,
     peers: Vec<PeerLink>,
     peer_index: BTreeMap<NodeId, usize>,
@@ -86,10 +90,13 @@ fn start(options: ServeOptions) -> Result<Server, ServeError> {
     poll.registry()
         .register(&mut signals, SIGNALS, Interest::READABLE)
         .map_err(ServeError::RegisterSignals)?;
+    let snapshots = SnapshotThread::spawn(storage.snapshot_saver(), Arc::clone(&waker))
+        .map_err(ServeError::StartDiskThread)?;
     let disk = DiskThread::spawn(storage, lock, waker).map_err(ServeError::StartDiskThread)?;
     let now = clock.now();
     let replica = start_replica(&options, recovered, now)?;
     let (peers, peer_index) = peer_links(&options, now);
+    let snapshot_chunks = SnapshotChunks::new(options.data.clone());
     info!(
         node = %options.id,
         listen = %options.listen,
@@ -104,6 +111,8 @@ fn start(options: ServeOptions) -> Result<Server, ServeError> {
         listener,
         replica,
         disk,
+        snapshots,
+        snapshot_chunks,
         inbound: InboundConnections::new(FIRST_INBOUND),
         peers,
         peer_index,
@@ -410,6 +419,14 @@ impl Server {
             self.acknowledged = durable;
             self.replica.handle(now, Input::Persisted { id: durable });
         }
+        if let Some(finished) = self.snapshots.take_finished() {
+            let (snapshot, saved) = finished.map_err(ServeError::Disk)?;
+            let index = snapshot.last.index;
+            self.replica.handle(now, Input::SnapshotSaved { snapshot });
+            if saved == Saved::Saved {
+                self.disk.compact_log(index);
+            }
+        }
         Ok(())
     }
 
@@ -423,6 +440,14 @@ impl Server {
                     }
                 }
                 Output::Persist(persist) => self.persists.push(persist),
+                Output::SaveSnapshot(job) => self.snapshots.submit(job),
+                Output::SendSnapshotChunk(chunk) => {
+                    let to = chunk.to;
+                    let message = self.snapshot_chunks.message(chunk);
+                    if let (Some(message), Some(&peer)) = (message, self.peer_index.get(&to)) {
+                        self.peers[peer].send(&message);
+                    }
+                }
                 Output::Reply { to, reply } => {
                     let registry = self.poll.registry();
                     self.inbound.send_reply(registry, to, reply, &self.options, now);
@@ -442,12 +467,13 @@ impl Server {
 
     /// Stops cleanly: sends what is queued, makes every queued persist durable.
     fn stop(self) {
-        let Server { mut inbound, mut peers, disk, poll, clock, .. } = self;
+        let Server { mut inbound, mut peers, disk, snapshots, poll, clock, .. } = self;
         let now = clock.now();
         for link in &mut peers {
             link.flush(poll.registry(), now);
         }
         inbound.flush_before_exit();
+        snapshots.shut_down();
         disk.shut_down();
         info!("stopped");
     }

@@ -3,7 +3,9 @@
 //! One event-loop thread ([`event_loop`]) owns the replica and every socket: the listening
 //! port, the links it dials to each peer ([`peers`]) and the connections others open to it
 //! ([`inbound`]); the replica's `poll_timeout` is the poll's timeout. A disk thread
-//! ([`disk_thread`]) writes and syncs persists in batches and wakes the loop.
+//! ([`disk_thread`]) writes and syncs persists in batches and wakes the loop; a snapshot
+//! thread ([`snapshot_thread`]) encodes and saves the snapshots the replica asks for, and
+//! the chunks sent to followers are read from the snapshot file ([`snapshot_chunks`]).
 
 mod accepted;
 mod data_lock;
@@ -18,6 +20,8 @@ mod options;
 mod peers;
 mod protocol_error;
 mod refusal_log;
+mod snapshot_chunks;
+mod snapshot_thread;
 
 pub(crate) use error::ServeError;
 pub(crate) use event_loop::run;

@@ -6,6 +6,15 @@
 //! from submission to answer, retries included. Every value written is unique (its session and
 //! number, padded to the value size), so that a recorded history (`--history`) says which write
 //! a read saw.
+//!
+//! With `--spawn-nodes N` the benchmark starts its own cluster of this program (see `nodes`) and
+//! reports what the nodes did during the run: leader changes, snapshots saved, resident memory.
+//! With `--floor` it first measures the floor under a single client's put on this machine (see
+//! `floor`) and prints the median latency as a multiple of it.
+
+mod floor;
+mod nodes;
+mod summary;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -19,6 +28,8 @@ use crate::client::pool::{ClerkPool, Finished};
 use crate::cluster_args::ClusterArgs;
 use crate::failure::Failure;
 use crate::history::History;
+use nodes::{NodeSettings, SpawnedCluster};
+use summary::{ClusterReport, Summary};
 
 /// What the sessions do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -58,6 +69,28 @@ pub(crate) struct BenchArgs {
     /// `raftkv-check` reads, to check the cluster's answers for linearizability.
     #[arg(long, value_name = "FILE")]
     history: Option<PathBuf>,
+    /// Start N nodes of this program on 127.0.0.1 (in the clear) for the run, instead of using
+    /// --cluster, and report their leader changes, snapshots and memory; they stop afterwards.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    spawn_nodes: u16,
+    /// With --spawn-nodes: node N listens on 127.0.0.1:(BASE_PORT + N - 1).
+    #[arg(long, default_value_t = 7101)]
+    base_port: u16,
+    /// With --spawn-nodes: where the nodes keep their data and logs. Default: a new directory
+    /// in the system's temporary directory, removed after the run.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// With --spawn-nodes: the nodes' `--snapshot-bytes` (default: theirs).
+    #[arg(long, value_name = "BYTES")]
+    snapshot_bytes: Option<u64>,
+    /// With --spawn-nodes: one more argument for every node's `raftkv serve` (repeatable).
+    #[arg(long = "serve-arg", value_name = "ARG", allow_hyphen_values = true)]
+    serve_args: Vec<String>,
+    /// First measure the floor under a put here (one 4 KiB fdatasync of a preallocated file,
+    /// in the nodes' data directory or the temporary one, plus two loopback round trips), and
+    /// print the p50 latency as a multiple of it.
+    #[arg(long)]
+    floor: bool,
 }
 
 /// How long the benchmark waits for any operation to finish before it calls the cluster stuck.
@@ -68,8 +101,17 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
     if args.clients == 0 || args.keys == 0 {
         return Err("--clients and --keys must be positive".to_string().into());
     }
-    let tls = args.cluster.tls()?;
-    let mut pool = ClerkPool::new(&args.cluster.addresses(), &args.cluster.cluster_name, tls)?;
+    let scratch = BenchData::new(args);
+    let floor = if args.floor { Some(floor::measure(&scratch.path)?) } else { None };
+    let mut cluster = match args.spawn_nodes {
+        0 => None,
+        nodes => Some(SpawnedCluster::start(&node_settings(args, nodes, &scratch.path))?),
+    };
+    let (addresses, tls) = match &cluster {
+        Some(cluster) => (cluster.addresses().to_vec(), None),
+        None => (args.cluster.addresses(), args.cluster.tls()?),
+    };
+    let mut pool = ClerkPool::new(&addresses, &args.cluster.cluster_name, tls)?;
     if !pool.connect(Duration::from_secs(5)).map_err(|e| e.to_string())? {
         return Err(format!("cluster unreachable ({})", pool.describe_links()).into());
     }
@@ -81,15 +123,71 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
         value_size: args.value_size,
     };
     let warm_up_errors = warm_up(&mut run, args, &sessions)?;
+    let leaderships_before = cluster.as_ref().map(SpawnedCluster::leaderships);
     let mut measured = measure(&mut run, args, &sessions)?;
+    let cluster_report = match (&mut cluster, leaderships_before) {
+        (Some(cluster), Some(before)) => Some(cluster_report(cluster, before)?),
+        _ => None,
+    };
     let errors = warm_up_errors + measured.errors;
-    report(args, &mut measured.latencies_ns, measured.elapsed, errors);
+    let summary = Summary::new(args, &mut measured.latencies_ns, measured.elapsed, errors);
+    summary.print(args.json, floor.as_ref(), cluster_report.as_ref());
+    drop(cluster);
     if let (Some(path), Some(history)) = (&args.history, run.history) {
         history
             .write(path)
             .map_err(|e| format!("cannot write the history to {}: {e}", path.display()))?;
     }
     Ok(())
+}
+
+fn node_settings(args: &BenchArgs, nodes: u16, data: &std::path::Path) -> NodeSettings {
+    let mut serve_args = Vec::new();
+    if let Some(bytes) = args.snapshot_bytes {
+        serve_args.extend(["--snapshot-bytes".to_string(), bytes.to_string()]);
+    }
+    serve_args.extend(args.serve_args.iter().cloned());
+    NodeSettings { nodes, base_port: args.base_port, data: data.to_path_buf(), serve_args }
+}
+
+/// What the spawned nodes did during the measured run.
+fn cluster_report(
+    cluster: &mut SpawnedCluster,
+    leaderships_before: u64,
+) -> Result<ClusterReport, Failure> {
+    if let Some(exited) = cluster.exited_node() {
+        return Err(format!("node {exited} stopped during the run").into());
+    }
+    let nodes = cluster.reports();
+    let leaderships: u64 = nodes.iter().map(|node| node.leaderships).sum();
+    Ok(ClusterReport { leader_changes: leaderships.saturating_sub(leaderships_before), nodes })
+}
+
+/// The directory the benchmark's nodes and its floor measurement use; a default one is removed
+/// when the benchmark ends.
+struct BenchData {
+    path: PathBuf,
+    remove: bool,
+}
+
+impl BenchData {
+    fn new(args: &BenchArgs) -> BenchData {
+        match &args.data {
+            Some(path) => BenchData { path: path.clone(), remove: false },
+            None => {
+                let name = format!("raftkv-bench-{}", std::process::id());
+                BenchData { path: std::env::temp_dir().join(name), remove: true }
+            }
+        }
+    }
+}
+
+impl Drop for BenchData {
+    fn drop(&mut self) {
+        if self.remove {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
 }
 
 /// The key of number `index`.
@@ -223,43 +321,4 @@ fn wait(pool: &mut ClerkPool) -> Result<Finished, Failure> {
             pool.describe_links()
         ))
     })
-}
-
-fn report(args: &BenchArgs, latencies_ns: &mut [u64], elapsed: Duration, errors: u64) {
-    latencies_ns.sort_unstable();
-    let ops = latencies_ns.len() as u64;
-    let percentile_ms = |per_mille: u64| -> f64 {
-        if latencies_ns.is_empty() {
-            return 0.0;
-        }
-        let rank = (ops * per_mille).div_ceil(1000).clamp(1, ops) - 1;
-        latencies_ns[rank as usize] as f64 / 1e6
-    };
-    let ops_per_sec = ops as f64 / elapsed.as_secs_f64().max(1e-9);
-    let (p50, p99, p999) = (percentile_ms(500), percentile_ms(990), percentile_ms(999));
-    let max_ms = latencies_ns.last().map_or(0.0, |&ns| ns as f64 / 1e6);
-    let workload = format!("{:?}", args.workload).to_lowercase();
-    println!(
-        "{workload}: {ops} ops by {} clients in {:.2} s: {ops_per_sec:.0} ops/s, \
-         latency p50 {p50:.3} ms, p99 {p99:.3} ms, p99.9 {p999:.3} ms, max {max_ms:.3} ms, \
-         errors {errors}",
-        args.clients,
-        elapsed.as_secs_f64()
-    );
-    if args.json {
-        let summary = serde_json::json!({
-            "workload": workload,
-            "clients": args.clients,
-            "value_size": args.value_size,
-            "ops": ops,
-            "elapsed_s": elapsed.as_secs_f64(),
-            "ops_per_sec": ops_per_sec,
-            "p50_ms": p50,
-            "p99_ms": p99,
-            "p999_ms": p999,
-            "max_ms": max_ms,
-            "errors": errors,
-        });
-        println!("{summary}");
-    }
 }

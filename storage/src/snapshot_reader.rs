@@ -1,0 +1,166 @@
+//! Reading the data of the snapshot file a chunk at a time, to send it to followers without
+//! holding it in memory. The reader keeps the file open, so that a newer snapshot renamed over
+//! it meanwhile does not change what it reads, and tells which snapshot it reads: chunks of
+//! another one must not be sent.
+//!
+//! The file's checksum covers the whole file and is checked when the node starts; a chunk read
+//! here is not checked against it (the follower decodes what it installs, and refuses a
+//! snapshot that does not decode).
+
+use std::path::Path;
+
+use raftkv_core::LogId;
+use raftkv_core::raft::Membership;
+use serde::de::DeserializeOwned;
+
+use crate::error::StorageError;
+use crate::fs::FileSystem;
+use crate::small_file::HEADER_BYTES;
+use crate::snapshot::{FILE, MAGIC, MAGIC_WITHOUT_MEMBERSHIP};
+
+/// Bytes read first to find where the data starts: the last entry and the membership come
+/// before it, and a membership of a few nodes weighs a few hundred bytes.
+const PREFIX_BYTES: u64 = 4 << 10;
+
+/// The snapshot file of a data directory, open for reading its data.
+#[derive(Debug)]
+pub struct SnapshotReader<F: FileSystem> {
+    fs: F,
+    file: F::File,
+    last: LogId,
+    membership: Membership,
+    /// Where the data starts in the file.
+    data_offset: u64,
+    data_bytes: u64,
+}
+
+impl<F: FileSystem> SnapshotReader<F> {
+    /// Opens the snapshot file of `dir` (of either format); `None` if there is none.
+    pub fn open(fs: F, dir: &Path) -> Result<Option<SnapshotReader<F>>, StorageError> {
+        let path = dir.join(FILE);
+        let Some(file) = fs.open_for_reading(&path).map_err(StorageError::io("open", &path))?
+        else {
+            return Ok(None);
+        };
+        let damaged = |offset: u64, reason: &str| StorageError::Corrupt {
+            path: path.clone(),
+            offset,
+            reason: reason.to_string(),
+        };
+        let header = fs
+            .read_at(&file, 0, HEADER_BYTES)
+            .map_err(|_| damaged(0, "shorter than its header"))?;
+        let with_membership = match &header[..8] {
+            magic if magic == MAGIC => true,
+            magic if magic == MAGIC_WITHOUT_MEMBERSHIP => false,
+            _ => return Err(damaged(0, "wrong magic")),
+        };
+        let contents_bytes = u64::from_le_bytes(header[12..20].try_into().expect("8 bytes"));
+        let header_bytes = HEADER_BYTES as u64;
+        let mut prefix_bytes = PREFIX_BYTES.min(contents_bytes);
+        let (last, membership, data_bytes, consumed) = loop {
+            let length = usize::try_from(prefix_bytes).map_err(|_| damaged(12, "too large"))?;
+            let prefix = fs
+                .read_at(&file, header_bytes, length)
+                .map_err(|_| damaged(12, "shorter than its length says"))?;
+            match decode_prefix(&prefix, with_membership) {
+                Ok(decoded) => break decoded,
+                Err(postcard::Error::DeserializeUnexpectedEnd) if prefix_bytes < contents_bytes => {
+                    prefix_bytes = prefix_bytes.saturating_mul(2).min(contents_bytes);
+                }
+                Err(error) => return Err(damaged(header_bytes, &error.to_string())),
+            }
+        };
+        let data_offset = header_bytes.saturating_add(consumed);
+        if consumed.checked_add(data_bytes) != Some(contents_bytes) {
+            return Err(damaged(12, "the data's length does not match the file's"));
+        }
+        Ok(Some(SnapshotReader { fs, file, last, membership, data_offset, data_bytes }))
+    }
+
+    /// The last entry the snapshot covers.
+    pub fn last(&self) -> LogId {
+        self.last
+    }
+
+    /// The membership in force at `last` (empty in a file of format 1).
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    /// The size of the snapshot's data.
+    pub fn data_bytes(&self) -> u64 {
+        self.data_bytes
+    }
+
+    /// `length` bytes of the data at `offset`; fails past its end.
+    pub fn read(&self, offset: u64, length: u64) -> Result<Vec<u8>, StorageError> {
+        let beyond = StorageError::Refused {
+            reason: format!(
+                "{length} bytes at {offset} lie beyond a snapshot of {} bytes",
+                self.data_bytes
+            ),
+        };
+        let end = offset.checked_add(length).filter(|&end| end <= self.data_bytes);
+        let length = usize::try_from(length).ok().filter(|_| end.is_some());
+        let Some(length) = length else { return Err(beyond) };
+        let at = self.data_offset.saturating_add(offset);
+        self.fs.read_at(&self.file, at, length).map_err(StorageError::io("read", Path::new(FILE)))
+    }
+}
+
+/// The fields before the data, the data's length, and the bytes they take.
+fn decode_prefix(
+    prefix: &[u8],
+    with_membership: bool,
+) -> Result<(LogId, Membership, u64, u64), postcard::Error> {
+    let (last, rest): (LogId, _) = take(prefix)?;
+    let (membership, rest) =
+        if with_membership { take(rest)? } else { (Membership::default(), rest) };
+    let (data_bytes, rest): (u64, _) = take(rest)?;
+    let consumed = (prefix.len() - rest.len()) as u64;
+    Ok((last, membership, data_bytes, consumed))
+}
+
+fn take<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, &[u8]), postcard::Error> {
+    postcard::take_from_bytes(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use raftkv_core::raft::Snapshot;
+    use raftkv_core::{LogIndex, NodeId, Term};
+
+    use super::*;
+    use crate::sim_fs::SimFs;
+    use crate::{directory, snapshot};
+
+    #[test]
+    fn chunks_read_back_the_data_of_the_snapshot_the_reader_opened() {
+        let fs = SimFs::new(1);
+        let dir = Path::new("dir");
+        directory::create(&fs, dir).unwrap();
+        assert!(SnapshotReader::open(fs.clone(), dir).unwrap().is_none());
+        let membership = Membership::with_voters([NodeId(1), NodeId(2), NodeId(3)]);
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        let last = LogId::new(LogIndex(70), Term(3));
+        let first = Snapshot { last, membership: membership.clone(), data: data.clone() };
+        snapshot::save(&fs, dir, &first).unwrap();
+        let reader = SnapshotReader::open(fs.clone(), dir).unwrap().expect("a snapshot");
+        assert_eq!(
+            (reader.last(), reader.membership(), reader.data_bytes()),
+            (last, &membership, 10_000)
+        );
+        // A newer snapshot renamed over it does not change what the open reader reads.
+        let newer =
+            Snapshot { last: LogId::new(LogIndex(90), Term(3)), membership, data: vec![7; 300] };
+        snapshot::save(&fs, dir, &newer).unwrap();
+        assert_eq!(reader.read(9_000, 1_000).unwrap(), data[9_000..]);
+        assert_eq!(reader.read(0, 5).unwrap(), data[..5]);
+        assert!(reader.read(9_999, 2).is_err(), "past the end");
+        assert!(reader.read(u64::MAX, 2).is_err(), "an offset that overflows");
+        let reopened = SnapshotReader::open(fs, dir).unwrap().expect("the newer one");
+        assert_eq!(reopened.last().index, LogIndex(90));
+        assert_eq!(reopened.read(0, 300).unwrap(), vec![7; 300]);
+    }
+}
