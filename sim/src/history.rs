@@ -1,4 +1,4 @@
-//! The recorded operations in the checker's terms (the history format of DESIGN.md), and the
+//! The recorded operations in the checker's terms (the JSON Lines history format described in README's Testing section), and the
 //! linearizability verdict on them.
 
 use std::time::Duration;

@@ -110,7 +110,7 @@ struct RunArgs {
     seed: Option<u64>,
     #[command(flatten)]
     shape: ShapeArgs,
-    /// Writes the history (JSON Lines, the format of DESIGN.md) to this file.
+    /// Writes the history (JSON Lines, the format described in README's Testing section) to this file.
     #[arg(long, value_name = "OUT.jsonl")]
     history: Option<std::path::PathBuf>,
     /// Prints one line per event: virtual time, node, event.

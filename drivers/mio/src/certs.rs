@@ -19,7 +19,6 @@ use rcgen::{
     KeyUsagePurpose,
 };
 
-use crate::failure::Failure;
 use crate::tls::identity::node_name;
 
 /// Options of `raftkv certs`.
@@ -101,11 +100,11 @@ impl From<rcgen::Error> for CertsError {
 }
 
 /// Runs `raftkv certs`.
-pub(crate) fn run(args: &CertsArgs) -> Result<(), Failure> {
+pub(crate) fn run(args: &CertsArgs) -> Result<(), CertsError> {
     let CertsCommand::Init { dir, nodes, force } = &args.command;
     let nodes: Vec<NodeId> = nodes.iter().copied().map(NodeId).collect();
     let existing = if *force { Existing::Replace } else { Existing::Refuse };
-    let written = init(dir, &nodes, existing).map_err(Failure::Certs)?;
+    let written = init(dir, &nodes, existing)?;
     for path in written {
         println!("wrote {}", path.display());
     }

@@ -264,7 +264,7 @@ pub fn main() -> ExitCode {
         Command::Delete { key, cluster } => write(&cluster, |c| c.delete(&key)),
         Command::Cas { missing, values, cluster } => cas(missing, &values, &cluster),
         Command::Status { json, cluster } => status(json, &cluster),
-        Command::Certs(args) => certs::run(&args),
+        Command::Certs(args) => certs::run(&args).map_err(Failure::Certs),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
