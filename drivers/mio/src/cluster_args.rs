@@ -14,6 +14,20 @@ use crate::tls::{ClientTls, TlsError, TlsFiles};
 /// Addresses of the cluster `raftkv local` starts, the default for client commands.
 pub(crate) const LOCAL_CLUSTER: &str = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003";
 
+/// The addresses of `nodes` nodes on loopback from `base_port` on, and the `--peers` value
+/// naming them 1, 2, ...: the clusters `raftkv local` and `raftkv bench --spawn-nodes` start.
+pub(crate) fn loopback_cluster(nodes: u16, base_port: u16) -> (Vec<String>, String) {
+    let addresses: Vec<String> =
+        (0..nodes).map(|i| format!("127.0.0.1:{}", u32::from(base_port) + u32::from(i))).collect();
+    let peers = addresses
+        .iter()
+        .enumerate()
+        .map(|(i, address)| format!("{}={address}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    (addresses, peers)
+}
+
 /// Where `raftkv local` keeps its data by default.
 pub(crate) fn local_data_dir() -> PathBuf {
     std::env::temp_dir().join("raftkv-local")

@@ -56,15 +56,7 @@ pub(crate) fn run(args: &LocalArgs) -> Result<(), Failure> {
     certs::init(&certs_dir, &ids, Existing::Keep).map_err(Failure::Certs)?;
     let (client_cert, client_key) = certs::client_paths(&certs_dir);
     let tls = ClientTls::from_files(certs::ca_path(&certs_dir), &client_cert, &client_key)?;
-    let addresses: Vec<String> = (0..args.nodes)
-        .map(|i| format!("127.0.0.1:{}", u32::from(args.base_port) + u32::from(i)))
-        .collect();
-    let peers = addresses
-        .iter()
-        .enumerate()
-        .map(|(i, address)| format!("{}={address}", i + 1))
-        .collect::<Vec<_>>()
-        .join(",");
+    let (addresses, peers) = crate::cluster_args::loopback_cluster(args.nodes, args.base_port);
     let mut signals =
         Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("cannot catch signals: {e}"))?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;

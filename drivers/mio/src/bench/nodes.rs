@@ -71,15 +71,8 @@ impl SpawnedCluster {
         }
         fs::create_dir_all(&settings.data)
             .map_err(|e| format!("cannot create {}: {e}", settings.data.display()))?;
-        let addresses: Vec<String> = (0..settings.nodes)
-            .map(|i| format!("127.0.0.1:{}", u32::from(settings.base_port) + u32::from(i)))
-            .collect();
-        let peers = addresses
-            .iter()
-            .enumerate()
-            .map(|(i, address)| format!("{}={address}", i + 1))
-            .collect::<Vec<_>>()
-            .join(",");
+        let (addresses, peers) =
+            crate::cluster_args::loopback_cluster(settings.nodes, settings.base_port);
         let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
         let mut cluster =
             SpawnedCluster { nodes: Vec::new(), addresses, data: settings.data.clone() };
