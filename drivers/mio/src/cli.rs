@@ -21,7 +21,7 @@ use crate::failure::Failure;
 use crate::frame::MAX_FRAME_BYTES;
 use crate::server::{self, ConnectionLimits, ServeOptions};
 use crate::tls::{NodeTls, TlsFiles};
-use crate::{bench, certs, local};
+use crate::{bench, certs, list, local};
 
 const EXIT_ERROR: u8 = 1;
 const EXIT_USAGE: u8 = 2;
@@ -93,6 +93,9 @@ enum Command {
         #[command(flatten)]
         cluster: ClusterArgs,
     },
+    /// Print the keys in order with their values, one KEY<tab>VALUE line each (or JSON).
+    /// Examples: `raftkv list`, `raftkv list --prefix user: --limit 10 --json`.
+    List(list::ListArgs),
     /// Print one line per node: id, role, term, leader, commit, applied, log size.
     Status {
         /// One JSON object per node instead.
@@ -263,6 +266,7 @@ pub fn main() -> ExitCode {
         Command::Append { key, value, cluster } => write(&cluster, |c| c.append(&key, &value)),
         Command::Delete { key, cluster } => write(&cluster, |c| c.delete(&key)),
         Command::Cas { missing, values, cluster } => cas(missing, &values, &cluster),
+        Command::List(args) => list::run(&args),
         Command::Status { json, cluster } => status(json, &cluster),
         Command::Certs(args) => certs::run(&args).map_err(Failure::Certs),
     };

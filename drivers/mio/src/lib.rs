@@ -14,6 +14,7 @@ mod connection_report;
 mod failure;
 mod frame;
 mod history;
+mod list;
 mod local;
 mod server;
 mod tls;
@@ -22,5 +23,6 @@ mod wire;
 
 pub use client::{AddressStatus, CasOutcome, Client, ClientOptions, Error};
 pub use connection_report::{ConnectionReport, Refusals};
+pub use raftkv_core::kv::{Scan, ScanPage};
 pub use tls::{ClientTls, TlsError};
 pub use wire::NodeStatus;

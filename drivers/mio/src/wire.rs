@@ -19,8 +19,9 @@ use crate::connection_report::ConnectionReport;
 /// reports its connections. 4: entries may carry a membership, and snapshot chunks carry the
 /// membership at their snapshot point. 5: a node's status counts the requests it answered
 /// "busy" (the status frame grew a field; `Reject::Busy` itself was appended and changes no
-/// older encoding).
-pub(crate) const PROTOCOL_VERSION: u32 = 5;
+/// older encoding). 6: the commands on several keys, scans, conditional puts and counters, and
+/// an append answers the length it produced.
+pub(crate) const PROTOCOL_VERSION: u32 = 6;
 
 /// Bytes that start every `Hello`, so that a stray connection is told apart from a
 /// misconfigured raftkv process.
