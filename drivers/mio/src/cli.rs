@@ -20,8 +20,8 @@ use crate::cluster_args::ClusterArgs;
 use crate::failure::Failure;
 use crate::frame::MAX_FRAME_BYTES;
 use crate::server::{self, ConnectionLimits, ServeOptions};
-use crate::tls::{NodeTls, TlsFiles};
-use crate::{bench, certs, list, local};
+use crate::tls::{ClientTls, NodeTls, TlsFiles};
+use crate::{bench, certs, list, local, redis};
 
 const EXIT_ERROR: u8 = 1;
 const EXIT_USAGE: u8 = 2;
@@ -170,6 +170,8 @@ struct ServeArgs {
     tls: ServeTlsArgs,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    redis: redis::RedisArgs,
 }
 
 /// TLS of a node.
@@ -329,6 +331,9 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         .into());
     }
     let tls = serve_tls(&args.tls, id, listen)?;
+    if let Some(config) = redis_config(&args, &peers, id)? {
+        redis::start(config)?;
+    }
     let options = ServeOptions {
         id,
         listen,
@@ -347,6 +352,47 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         tls,
     };
     server::run(options).map_err(Failure::Serve)
+}
+
+/// The Redis listener's settings, if `--redis-listen` asks for one. It speaks in the clear, so
+/// only on loopback unless the operator insists; it reaches the cluster as a client would, with
+/// this node's certificate when the cluster runs TLS.
+fn redis_config(
+    args: &ServeArgs,
+    peers: &[(NodeId, String)],
+    id: NodeId,
+) -> Result<Option<redis::RedisConfig>, Failure> {
+    let Some(listen) = args.redis.redis_listen else {
+        return Ok(None);
+    };
+    if !listen.ip().is_loopback() && !args.tls.insecure_plaintext {
+        return Err(Failure::Usage(format!(
+            "refusing to serve Redis clients on {listen}: the Redis protocol runs in the clear. \
+             Use a loopback address, or --insecure-plaintext on a network you trust"
+        )));
+    }
+    let files = TlsFiles::from_parts(
+        args.tls.tls_ca.clone(),
+        args.tls.tls_cert.clone(),
+        args.tls.tls_key.clone(),
+    )?;
+    let tls = files.as_ref().map(ClientTls::load).transpose()?;
+    let password =
+        args.redis.redis_password_file.as_deref().map(redis::read_password).transpose()?;
+    let limits = args.limits.limits();
+    Ok(Some(redis::RedisConfig {
+        listen,
+        cluster: peers.iter().map(|(_, address)| address.clone()).collect(),
+        own_position: peers.iter().position(|(peer, _)| *peer == id).unwrap_or(0),
+        cluster_name: args.cluster_name.clone(),
+        tls,
+        idle_timeout: std::time::Duration::from_millis(limits.client_idle_timeout.as_millis()),
+        limits,
+        max_command_bytes: args.max_frame_bytes,
+        timeout: std::time::Duration::from_millis(args.redis.redis_timeout_ms.max(1)),
+        scan_cursors: args.redis.redis_scan_cursors,
+        password,
+    }))
 }
 
 /// The node's TLS from its flags; without them, only a loopback address may be served, unless

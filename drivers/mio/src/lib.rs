@@ -16,6 +16,7 @@ mod frame;
 mod history;
 mod list;
 mod local;
+mod redis;
 mod server;
 mod tls;
 mod transport;
