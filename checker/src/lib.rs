@@ -35,6 +35,8 @@
 //! read with [`parse::jsonl::parse`] or [`parse::read`], which also reads Porcupine's key-value
 //! logs and Jepsen's etcd logs. [`html::Page`] draws checked histories as a web page.
 
+#![warn(missing_docs)]
+
 mod bitset;
 mod check;
 mod entries;
