@@ -16,14 +16,15 @@ mod frame;
 mod history;
 mod list;
 mod local;
+mod member_cli;
 mod redis;
 mod server;
 mod tls;
 mod transport;
 mod wire;
 
-pub use client::{AddressStatus, CasOutcome, Client, ClientOptions, Error};
+pub use client::{AddressStatus, CasOutcome, Client, ClientOptions, Error, MemberList};
 pub use connection_report::{ConnectionReport, Refusals};
 pub use raftkv_core::kv::{Scan, ScanPage};
 pub use tls::{ClientTls, TlsError};
-pub use wire::NodeStatus;
+pub use wire::{MemberStep, MembershipReport, NodeStatus};
