@@ -52,7 +52,7 @@ mod report;
 mod search;
 mod visited;
 
-pub use check::check;
+pub use check::{Limits, check, check_within};
 pub use history::{Command, Operation};
 pub use model::{Model, Partition, Recorded};
 pub use models::kv::{KvModel, KvState};

@@ -40,6 +40,9 @@ pub struct PartitionReport {
     pub ops: Vec<usize>,
     /// How its search ended.
     pub outcome: PartitionOutcome,
+    /// Whether its search filled its cache of configurations and went on without recording
+    /// more (see [`crate::Limits::cache_bytes`]).
+    pub cache_full: bool,
 }
 
 /// How the search of one partition ended.
@@ -169,6 +172,9 @@ impl fmt::Display for Report {
             let names: Vec<&str> =
                 self.timed_out().map(|partition| partition.name.as_str()).collect();
             write!(f, "\nthe time limit ran out while checking {}", names.join(", "))?;
+            if self.timed_out().any(|partition| partition.cache_full) {
+                f.write_str(" (its cache of configurations was full, which slows the search)")?;
+            }
         }
         Ok(())
     }

@@ -287,8 +287,14 @@ fn init_logging(default: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(std::io::stderr().is_terminal() && !no_color_asked())
         .init();
+}
+
+/// Whether `NO_COLOR` is set to a non-empty value: then logs are plain text even on a
+/// terminal (<https://no-color.org>).
+fn no_color_asked() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty())
 }
 
 fn serve(args: ServeArgs) -> Result<(), Failure> {
