@@ -9,34 +9,71 @@ use std::time::{Duration, Instant};
 use crate::explain::explain;
 use crate::model::{Model, Partition};
 use crate::report::{PartitionOutcome, PartitionReport, Report, Verdict, Violation};
-use crate::search::{Outcome, search};
+use crate::search::{Ended, Outcome, search};
+
+/// How far a check may go before it gives up with [`Verdict::Unknown`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// How long the whole check may take; `None`: no limit.
+    pub time: Option<Duration>,
+    /// The most bytes the caches of configurations may take together. A search whose cache
+    /// is full goes on without recording more configurations: slower, but still exact, so it
+    /// is the time limit that ends it.
+    pub cache_bytes: usize,
+}
+
+impl Limits {
+    /// The default bound on the caches: 1 GiB.
+    pub const DEFAULT_CACHE_BYTES: usize = 1 << 30;
+
+    /// A time limit and the default bound on the caches.
+    pub fn time(time: Option<Duration>) -> Limits {
+        Limits { time, cache_bytes: Limits::DEFAULT_CACHE_BYTES }
+    }
+}
 
 /// Checks whether `history` is linearizable with respect to `model`, giving up with
-/// [`Verdict::Unknown`] once `timeout` has passed.
+/// [`Verdict::Unknown`] once `timeout` has passed; the caches take at most
+/// [`Limits::DEFAULT_CACHE_BYTES`]. See [`check_within`].
+pub fn check<M: Model>(history: &[M::Operation], model: &M, timeout: Option<Duration>) -> Report {
+    check_within(history, model, Limits::time(timeout), &|| {})
+}
+
+/// Checks whether `history` is linearizable with respect to `model`, giving up with
+/// [`Verdict::Unknown`] when `limits` run out. Calls `partition_done` each time the search of
+/// a partition ends (from the thread that ran it), for a progress display.
 ///
 /// Each partition of the model is searched on its own, on up to as many threads as the machine
-/// has cores. Unless the time limit runs out, the report does not depend on the number of
-/// threads or their timing: when several partitions fail, the one explained is the one whose
+/// has cores, each with an equal share of the caches' bound. Unless the time limit runs out,
+/// the verdict does not depend on the number of threads or their timing, nor does the report
+/// unless a cache fills up: when several partitions fail, the one explained is the one whose
 /// search failed in the fewest steps (then the first in the model's order), and partitions
 /// whose outcome could depend on timing are reported as [`PartitionOutcome::Skipped`].
-pub fn check<M: Model>(history: &[M::Operation], model: &M, timeout: Option<Duration>) -> Report {
+pub fn check_within<M: Model>(
+    history: &[M::Operation],
+    model: &M,
+    limits: Limits,
+    partition_done: &(dyn Fn() + Sync),
+) -> Report {
     let started = Instant::now();
-    let deadline = timeout.map(|timeout| started + timeout);
+    let deadline = limits.time.map(|timeout| started + timeout);
     let partitions = model.partition(history);
+    let threads = if history.len() < OPS_WORTH_A_THREAD {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, NonZeroUsize::get).min(partitions.len())
+    };
     let job = Job {
         model,
         history,
         partitions: &partitions,
         deadline,
+        cache_bytes: limits.cache_bytes / threads.max(1),
+        partition_done,
         first_failure: Mutex::new(None),
         first_failure_steps: AtomicU64::new(u64::MAX),
         next: AtomicUsize::new(0),
         largest_first: largest_first(&partitions),
-    };
-    let threads = if history.len() < OPS_WORTH_A_THREAD {
-        1
-    } else {
-        std::thread::available_parallelism().map_or(1, NonZeroUsize::get).min(partitions.len())
     };
     let mut searched: Vec<Searched> = if threads <= 1 {
         job.work()
@@ -60,6 +97,7 @@ pub fn check<M: Model>(history: &[M::Operation], model: &M, timeout: Option<Dura
         .map(|(partition, searched)| PartitionReport {
             name: partition.name,
             ops: partition.ops,
+            cache_full: searched.cache_full,
             outcome: searched.settle(first_failure),
         })
         .collect();
@@ -80,6 +118,9 @@ struct Job<'a, M: Model> {
     history: &'a [M::Operation],
     partitions: &'a [Partition],
     deadline: Option<Instant>,
+    /// The bound of each search's cache.
+    cache_bytes: usize,
+    partition_done: &'a (dyn Fn() + Sync),
     /// The failure found in the fewest steps so far, as (steps, partition index): the one to
     /// explain, whatever else fails later.
     first_failure: Mutex<Option<(u64, usize)>>,
@@ -96,6 +137,7 @@ struct Job<'a, M: Model> {
 struct Searched {
     index: usize,
     steps: u64,
+    cache_full: bool,
     result: SearchResult,
 }
 
@@ -115,6 +157,7 @@ impl<M: Model> Job<'_, M> {
                 return searched;
             };
             searched.push(self.check_partition(index));
+            (self.partition_done)();
         }
     }
 
@@ -125,7 +168,8 @@ impl<M: Model> Job<'_, M> {
             steps > self.first_failure_steps.load(Ordering::Relaxed)
                 || self.deadline.is_some_and(|deadline| Instant::now() >= deadline)
         };
-        let (outcome, steps) = search(self.model, &operations, should_stop);
+        let Ended { outcome, steps, cache_full } =
+            search(self.model, &operations, self.cache_bytes, should_stop);
         let result = match outcome {
             Outcome::Linearizable(order) => SearchResult::Linearizable(
                 order.into_iter().map(|position| ops[position]).collect(),
@@ -142,7 +186,7 @@ impl<M: Model> Job<'_, M> {
             }
             Outcome::Stopped => SearchResult::Stopped,
         };
-        Searched { index, steps, result }
+        Searched { index, steps, cache_full, result }
     }
 }
 

@@ -33,16 +33,32 @@ pub struct Operation {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     /// Reads the key; a missing key reads as `""`.
-    Get { output: Option<String> },
+    Get {
+        /// What it read; `None` when unknown.
+        output: Option<String>,
+    },
     /// Sets the key to `value`.
-    Put { value: String },
+    Put {
+        /// The value written.
+        value: String,
+    },
     /// Sets the key to its old value (`""` if missing) followed by `value`.
-    Append { value: String },
+    Append {
+        /// The value appended.
+        value: String,
+    },
     /// Removes the key.
     Delete,
     /// If the key holds `expected` (`None`: the key is missing), sets it to `value`.
     /// `swapped` is the output: `Some(true)` for `"ok"`, `Some(false)` for `"fail"`.
-    Cas { expected: Option<String>, value: String, swapped: Option<bool> },
+    Cas {
+        /// The value the key must hold; `None`: it must be missing.
+        expected: Option<String>,
+        /// The value written if it does.
+        value: String,
+        /// Whether it swapped; `None` when unknown.
+        swapped: Option<bool>,
+    },
 }
 
 impl Recorded for Operation {

@@ -35,6 +35,8 @@
 //! read with [`parse::jsonl::parse`] or [`parse::read`], which also reads Porcupine's key-value
 //! logs and Jepsen's etcd logs. [`html::Page`] draws checked histories as a web page.
 
+#![warn(missing_docs)]
+
 mod bitset;
 mod check;
 mod entries;
@@ -50,7 +52,7 @@ mod report;
 mod search;
 mod visited;
 
-pub use check::check;
+pub use check::{Limits, check, check_within};
 pub use history::{Command, Operation};
 pub use model::{Model, Partition, Recorded};
 pub use models::kv::{KvModel, KvState};

@@ -6,7 +6,9 @@ use std::time::Duration;
 /// The answer to "is this history linearizable?".
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Verdict {
+    /// Every partition has a linearization.
     Linearizable,
+    /// Some partition has none: the history could not come from one copy of the state.
     NotLinearizable,
     /// The time limit ran out first. Never a guess either way.
     Unknown,
@@ -19,9 +21,11 @@ pub enum Verdict {
 /// always reads the same.
 #[derive(Clone, Debug)]
 pub struct Report {
+    /// The answer for the whole history.
     pub verdict: Verdict,
     /// Operations in the history.
     pub ops: usize,
+    /// How long the check took (left out of `Display`).
     pub elapsed: Duration,
     /// One per partition, in the model's order.
     pub partitions: Vec<PartitionReport>,
@@ -34,7 +38,11 @@ pub struct PartitionReport {
     pub name: String,
     /// Its operations: indices into the history, in increasing order.
     pub ops: Vec<usize>,
+    /// How its search ended.
     pub outcome: PartitionOutcome,
+    /// Whether its search filled its cache of configurations and went on without recording
+    /// more (see [`crate::Limits::cache_bytes`]).
+    pub cache_full: bool,
 }
 
 /// How the search of one partition ended.
@@ -43,8 +51,10 @@ pub enum PartitionOutcome {
     /// `order` is a linearization: indices into the history in the order they take effect.
     /// Operations that never returned and are absent from it did not take effect.
     Linearizable {
+        /// The linearization found.
         order: Vec<usize>,
     },
+    /// No linearization exists; the violation says why.
     NotLinearizable(Violation),
     /// The time limit ran out while checking it.
     TimedOut,
@@ -78,9 +88,13 @@ pub struct Violation {
 pub struct DescribedOperation {
     /// Index into the history.
     pub index: usize,
+    /// Its id ([`crate::Recorded::id`]).
     pub id: u64,
+    /// The client that issued it.
     pub client: u64,
+    /// When it was called.
     pub call: u64,
+    /// When it returned; `None` if it never did.
     pub ret: Option<u64>,
     /// From [`crate::Model::describe_operation`].
     pub text: String,
@@ -89,7 +103,9 @@ pub struct DescribedOperation {
 /// An operation that could come right after the longest prefix, and why it does not.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StuckOperation {
+    /// The operation.
     pub operation: DescribedOperation,
+    /// Why it cannot come next.
     pub reason: StuckReason,
 }
 
@@ -156,6 +172,9 @@ impl fmt::Display for Report {
             let names: Vec<&str> =
                 self.timed_out().map(|partition| partition.name.as_str()).collect();
             write!(f, "\nthe time limit ran out while checking {}", names.join(", "))?;
+            if self.timed_out().any(|partition| partition.cache_full) {
+                f.write_str(" (its cache of configurations was full, which slows the search)")?;
+            }
         }
         Ok(())
     }

@@ -49,35 +49,53 @@ pub(crate) enum Outcome {
 /// clock).
 const STEPS_BETWEEN_STOP_CHECKS: u64 = 1024;
 
-/// Searches for a linearization of `ops`. Every so many steps it asks `should_stop`, given
-/// the steps taken so far, whether to give up. Returns the outcome and the steps it took.
-///
-/// A step is trying one candidate or undoing one choice; the count is the same on every run,
-/// and so serves to compare partitions deterministically.
+/// How a search ended, with what it took.
+pub(crate) struct Ended {
+    pub(crate) outcome: Outcome,
+    /// A step is trying one candidate or undoing one choice; the count is the same on every
+    /// run, and so serves to compare partitions deterministically.
+    pub(crate) steps: u64,
+    /// Whether the cache of configurations reached its bound (the search went on without
+    /// recording more).
+    pub(crate) cache_full: bool,
+}
+
+/// Searches for a linearization of `ops`, with a cache of configurations of at most
+/// `cache_bytes`. Every so many steps it asks `should_stop`, given the steps taken so far,
+/// whether to give up.
 pub(crate) fn search<M: Model>(
     model: &M,
     ops: &[&M::Operation],
-    mut should_stop: impl FnMut(u64) -> bool,
-) -> (Outcome, u64) {
-    let mut search = Search::new(model, ops);
-    // False when the configuration the search is in is known to fail.
-    let mut viable = search.enter();
-    let mut steps = 0;
-    loop {
-        if search.unreturned_left == 0 {
-            let order = search.stack.iter().map(|frame| frame.op).collect();
-            return (Outcome::Linearizable(order), steps);
+    cache_bytes: usize,
+    should_stop: impl FnMut(u64) -> bool,
+) -> Ended {
+    let mut search = Search::new(model, ops, cache_bytes);
+    let (outcome, steps) = search.run(should_stop);
+    Ended { outcome, steps, cache_full: search.visited.is_full() }
+}
+
+impl<M: Model> Search<'_, M> {
+    fn run(&mut self, mut should_stop: impl FnMut(u64) -> bool) -> (Outcome, u64) {
+        let search = self;
+        // False when the configuration the search is in is known to fail.
+        let mut viable = search.enter();
+        let mut steps = 0;
+        loop {
+            if search.unreturned_left == 0 {
+                let order = search.stack.iter().map(|frame| frame.op).collect();
+                return (Outcome::Linearizable(order), steps);
+            }
+            steps += 1;
+            if steps % STEPS_BETWEEN_STOP_CHECKS == 0 && should_stop(steps) {
+                return (Outcome::Stopped, steps);
+            }
+            let candidate = if viable { search.next_candidate() } else { None };
+            viable = match candidate {
+                Some(op) => search.try_candidate(op),
+                None if search.backtrack() => true,
+                None => return (Outcome::NotLinearizable(search.longest.ops.clone()), steps),
+            };
         }
-        steps += 1;
-        if steps % STEPS_BETWEEN_STOP_CHECKS == 0 && should_stop(steps) {
-            return (Outcome::Stopped, steps);
-        }
-        let candidate = if viable { search.next_candidate() } else { None };
-        viable = match candidate {
-            Some(op) => search.try_candidate(op),
-            None if search.backtrack() => true,
-            None => return (Outcome::NotLinearizable(search.longest.ops.clone()), steps),
-        };
     }
 }
 
@@ -150,7 +168,7 @@ struct Search<'a, M: Model> {
 }
 
 impl<'a, M: Model> Search<'a, M> {
-    fn new(model: &'a M, ops: &'a [&'a M::Operation]) -> Self {
+    fn new(model: &'a M, ops: &'a [&'a M::Operation], cache_bytes: usize) -> Self {
         let intervals: Vec<(u64, Option<u64>)> =
             ops.iter().map(|op| (op.call(), op.ret())).collect();
         let (mut returned_count, mut open_count) = (0, 0);
@@ -195,7 +213,7 @@ impl<'a, M: Model> Search<'a, M> {
             effects,
             priorities: intervals.iter().map(|&(call, ret)| ret.unwrap_or(call)).collect(),
             op_hashes: (0..returned_count as u64).map(splitmix64).collect(),
-            visited: Visited::new(returned.words().len(), open.words().len()),
+            visited: Visited::new(returned.words().len(), open.words().len(), cache_bytes),
             returned,
             returned_hash: 0,
             open,

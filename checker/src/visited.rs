@@ -10,7 +10,11 @@
 //! minimal open sets reached with it (an antichain). Without open operations this is a plain
 //! set.
 
-/// An insert-only set of configurations with subsumption.
+/// An insert-only set of configurations with subsumption, within a bound on its memory.
+///
+/// Once the next insert would take it past its bound, it stops recording and answers every
+/// configuration it does not know as new: the search then goes on without the pruning of what
+/// is not recorded, which is slower but exact (the cache only ever saves work).
 ///
 /// Returned sets are stored back to back in one arena of words and states in a vector beside
 /// it, so an insert allocates nothing but amortized growth. The table holds key numbers,
@@ -31,14 +35,19 @@ pub(crate) struct Visited<S> {
     slots: Vec<u32>,
     /// Slot of a hash: its top bits, `64 - shift` of them.
     shift: u32,
+    /// The most bytes its vectors may take.
+    max_bytes: usize,
+    /// Whether an insert was not recorded for want of room.
+    full: bool,
 }
 
 const NONE: u32 = u32::MAX;
 const INITIAL_SLOTS_LOG2: u32 = 10;
 
 impl<S: Eq + Clone> Visited<S> {
-    /// An empty set for configurations whose returned and open sets are that many words long.
-    pub(crate) fn new(returned_words: usize, open_words: usize) -> Self {
+    /// An empty set for configurations whose returned and open sets are that many words long,
+    /// whose vectors take at most `max_bytes` (past the first table of slots).
+    pub(crate) fn new(returned_words: usize, open_words: usize, max_bytes: usize) -> Self {
         Visited {
             returned_words,
             open_words,
@@ -50,7 +59,14 @@ impl<S: Eq + Clone> Visited<S> {
             next_open: Vec::new(),
             slots: vec![0; 1 << INITIAL_SLOTS_LOG2],
             shift: 64 - INITIAL_SLOTS_LOG2,
+            max_bytes,
+            full: false,
         }
+    }
+
+    /// Whether some configuration was not recorded for want of room.
+    pub(crate) fn is_full(&self) -> bool {
+        self.full
     }
 
     /// Records the configuration unless one that subsumes it is there; returns whether it
@@ -73,6 +89,10 @@ impl<S: Eq + Clone> Visited<S> {
                     slot = (slot + 1) & mask;
                 }
             }
+        }
+        if !self.has_room(true) {
+            self.full = true;
+            return true;
         }
         let key = self.states.len();
         // Memory runs out long before 2^32 configurations.
@@ -109,11 +129,34 @@ impl<S: Eq + Clone> Visited<S> {
             }
             node = next;
         }
+        if !self.has_room(false) {
+            self.full = true;
+            return true;
+        }
         let node = u32::try_from(self.next_open.len()).expect("fewer than 2^32 configurations");
         self.open_sets.extend_from_slice(open);
         self.next_open.push(self.first_open[key]);
         self.first_open[key] = node;
         true
+    }
+
+    /// Whether recording one more open set, for a new key if `new_key`, keeps the vectors
+    /// within the bound, counting the capacity they would grow to.
+    fn has_room(&self, new_key: bool) -> bool {
+        let keys = usize::from(new_key);
+        let slots = if 2 * (self.states.len() + keys) > self.slots.len() {
+            2 * self.slots.len()
+        } else {
+            self.slots.len()
+        };
+        let bytes = bytes_after(&self.returned_sets, keys * self.returned_words)
+            + bytes_after(&self.states, keys)
+            + bytes_after(&self.hashes, keys)
+            + bytes_after(&self.first_open, keys)
+            + bytes_after(&self.open_sets, self.open_words)
+            + bytes_after(&self.next_open, 1)
+            + slots * size_of::<u32>();
+        bytes <= self.max_bytes
     }
 
     fn returned_set(&self, key: usize) -> &[u64] {
@@ -145,6 +188,14 @@ impl<S: Eq + Clone> Visited<S> {
     }
 }
 
+/// The bytes `vec` takes once it holds `extra` more items, if it grows by doubling.
+fn bytes_after<T>(vec: &Vec<T>, extra: usize) -> usize {
+    let needed = vec.len() + extra;
+    let capacity =
+        if needed <= vec.capacity() { vec.capacity() } else { needed.max(2 * vec.capacity()) };
+    capacity * size_of::<T>()
+}
+
 fn is_subset(small: &[u64], large: &[u64]) -> bool {
     small.iter().zip(large).all(|(small, large)| small & !large == 0)
 }
@@ -155,7 +206,7 @@ mod tests {
 
     #[test]
     fn remembers_configurations_across_growth_even_when_hashes_collide() {
-        let mut visited = Visited::new(2, 0);
+        let mut visited = Visited::new(2, 0, usize::MAX);
         for round in 0..2 {
             for number in 0..5000_u64 {
                 let set = [number, !number];
@@ -170,7 +221,7 @@ mod tests {
 
     #[test]
     fn a_configuration_with_more_open_operations_is_subsumed() {
-        let mut visited = Visited::new(1, 1);
+        let mut visited = Visited::new(1, 1, usize::MAX);
         assert!(visited.insert(7, &[0b1], &[0b0110], &'s'));
         assert!(!visited.insert(7, &[0b1], &[0b0110], &'s'), "the same");
         assert!(!visited.insert(7, &[0b1], &[0b1110], &'s'), "a superset");
@@ -182,5 +233,23 @@ mod tests {
         assert!(visited.insert(7, &[0b1], &[0b0001], &'s'), "incomparable to both");
         assert!(visited.insert(7, &[0b1], &[0b0000], &'s'), "the empty set subsumes all");
         assert!(!visited.insert(7, &[0b1], &[0b1000], &'s'));
+        assert!(!visited.is_full());
+    }
+
+    #[test]
+    fn past_its_bound_it_answers_new_without_recording_but_keeps_what_it_has() {
+        // Room for the first table of slots and a few configurations.
+        let max_bytes = (4 << 10) + 1024;
+        let mut visited = Visited::new(1, 1, max_bytes);
+        let mut recorded = 0_u64;
+        while !visited.is_full() {
+            assert!(visited.insert(recorded, &[recorded], &[0], &0_u8));
+            recorded += 1;
+        }
+        assert!(recorded > 1, "a few configurations fit");
+        assert!(visited.insert(recorded + 1, &[recorded + 1], &[0], &0), "new, not recorded");
+        assert!(visited.insert(recorded + 1, &[recorded + 1], &[0], &0), "still not recorded");
+        assert!(!visited.insert(0, &[0], &[0], &0), "the first is still known");
+        assert!(!visited.insert(0, &[0], &[1], &0), "and still subsumes");
     }
 }

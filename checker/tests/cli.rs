@@ -77,6 +77,86 @@ fn exits_3_when_the_time_limit_runs_out_and_nothing_fails() {
     ));
 }
 
+/// Many puts on one key that never returned, then reads that each need a different one of
+/// them last: every subset of the puts may have taken effect, and the search cannot tell
+/// which early. Without limits its time and memory grow without end (minutes and gigabytes).
+fn never_returned_puts(puts: u64, reads: u64) -> String {
+    let mut lines = String::new();
+    for put in 0..puts {
+        lines += &format!(
+            "{{\"id\":{put},\"client\":{},\"kind\":\"put\",\"key\":\"k\",\"value\":\"v{put}\",\"call\":{put},\"ret\":null}}\n",
+            100 + put
+        );
+    }
+    for read in 0..reads {
+        let (id, call) = (puts + read, 100 + 2 * read);
+        let value = read * 17 % puts;
+        lines += &format!(
+            "{{\"id\":{id},\"client\":1,\"kind\":\"get\",\"key\":\"k\",\"output\":\"v{value}\",\"call\":{call},\"ret\":{}}}\n",
+            call + 1
+        );
+    }
+    lines
+}
+
+#[test]
+fn a_pathological_history_ends_at_the_limits_with_the_gave_up_verdict() {
+    let history = scratch("never-returned-puts.jsonl", &never_returned_puts(40, 30));
+    let output = run(&["--json", "--timeout", "0.3", "--cache-mib", "4"], &[&history]);
+    assert_eq!(status(&output), 3, "{}", stderr(&output));
+    let object: Value = serde_json::from_str(stdout(&output).trim()).expect("one JSON object");
+    assert_eq!(object["verdict"], "unknown");
+    assert_eq!(object["gave_up"], "the time limit of 0.3 s ran out");
+    assert_eq!(object["timed_out"], serde_json::json!(["key \"k\""]));
+    let text = run(&["--timeout", "0.3", "--cache-mib", "4"], &[&history]);
+    assert_eq!(status(&text), 3);
+    assert!(
+        stdout(&text).contains(
+            "unknown (70 ops, 1 partition)\n  the time limit ran out while checking key \"k\""
+        ),
+        "{}",
+        stdout(&text)
+    );
+}
+
+#[test]
+fn reads_standard_input_for_a_dash() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_raftkv-check"))
+        .args(["--json", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("raftkv-check runs");
+    let mut stdin = child.stdin.take().expect("piped");
+    std::io::Write::write_all(&mut stdin, NOT_LINEARIZABLE.as_bytes()).expect("it reads");
+    drop(stdin);
+    let output = child.wait_with_output().expect("it ends");
+    assert_eq!(status(&output), 1);
+    let object: Value = serde_json::from_str(stdout(&output).trim()).expect("one JSON object");
+    assert_eq!(object["file"], "-");
+    assert_eq!(object["verdict"], "not-linearizable");
+}
+
+#[test]
+fn an_empty_history_is_reported_as_such() {
+    let empty = scratch("empty.jsonl", "\n");
+    let output = run(&[], &[&empty]);
+    assert_eq!(status(&output), 2);
+    assert!(
+        stderr(&output).contains("empty.jsonl: the history is empty: no operation to check"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn an_unwritable_page_is_refused_before_checking() {
+    let output = run(&["--html", "/nonexistent/page.html"], &[&porcupine("kv/c01-ok.txt")]);
+    assert_eq!(status(&output), 2);
+    assert!(stderr(&output).contains("/nonexistent/page.html: cannot write the page"));
+    assert_eq!(stdout(&output), "", "nothing was checked");
+}
+
 #[test]
 fn a_failure_outweighs_an_unknown() {
     let bad = scratch("outweighs.jsonl", NOT_LINEARIZABLE);
@@ -172,7 +252,15 @@ fn help_documents_the_exit_statuses() {
     let output = run(&["--help"], &[]);
     assert_eq!(status(&output), 0);
     let help = stdout(&output);
-    for expected in ["--format", "--timeout", "--html", "--json", "Exit status: 0"] {
+    for expected in [
+        "--format",
+        "--timeout",
+        "[default: 60]",
+        "--cache-mib",
+        "--html",
+        "--json",
+        "Exit status: 0",
+    ] {
         assert!(help.contains(expected), "{expected}: {help}");
     }
 }

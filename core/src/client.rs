@@ -136,6 +136,54 @@ const MAX_IMMEDIATE_REDIRECTS: u32 = 2;
 /// Calling order: [`submit`](Self::submit) operations, feed replies and timeouts with
 /// [`handle`](Self::handle), drain [`poll_output`](Self::poll_output) after each call, and call
 /// `handle(now, ClerkInput::Timeout)` at [`poll_timeout`](Self::poll_timeout).
+///
+/// The driver carries each `Send` to its replica (as `server::Input::Request`) and each reply
+/// back (as `ClerkInput::Reply`). Here the replicas' answers are written by hand:
+///
+/// ```
+/// use raftkv_core::client::{Clerk, ClerkConfig, ClerkInput, ClerkOutput};
+/// use raftkv_core::kv::{KvCommand, KvReply};
+/// use raftkv_core::protocol::{ClientReply, ClientRequest, Op, Outcome, Reject};
+/// use raftkv_core::{ClientId, Instant, NodeId};
+///
+/// let mut clerk = Clerk::new(ClerkConfig::new(vec![NodeId(1), NodeId(2)]));
+/// let sent = |clerk: &mut Clerk<KvCommand, KvReply>| match clerk.poll_output() {
+///     Some(ClerkOutput::Send { to, request }) => (to, request),
+///     other => panic!("expected a request, got {other:?}"),
+/// };
+/// let now = Instant::ZERO;
+/// let put = clerk.submit(now, KvCommand::Put { key: b"x".to_vec(), value: b"1".to_vec() });
+///
+/// // It opens a session first, at the first server, which points to the leader.
+/// let (to, register) = sent(&mut clerk);
+/// assert_eq!((to, &register.op), (NodeId(1), &Op::Register));
+/// let outcome = Outcome::Rejected(Reject::NotLeader { hint: Some(NodeId(2)) });
+/// let reply = ClientReply { request: register.request, outcome };
+/// clerk.handle(now, ClerkInput::Reply { from: NodeId(1), reply });
+/// let (to, register) = sent(&mut clerk);
+/// assert_eq!(to, NodeId(2));
+/// let outcome = Outcome::Registered { client: ClientId(7) };
+/// let reply = ClientReply { request: register.request, outcome };
+/// clerk.handle(now, ClerkInput::Reply { from: NodeId(2), reply });
+///
+/// // Then the put, in that session. No answer comes: at its timeout the clerk backs off,
+/// // then sends the very same request (same id: applied at most once) to the next server.
+/// let (to, request) = sent(&mut clerk);
+/// assert_eq!((to, request.client), (NodeId(2), ClientId(7)));
+/// let retry = loop {
+///     let at = clerk.poll_timeout().unwrap();
+///     clerk.handle(at, ClerkInput::Timeout);
+///     if let Some(output) = clerk.poll_output() {
+///         break output;
+///     }
+/// };
+/// let ClerkOutput::Send { to, request: again } = retry else { panic!("{retry:?}") };
+/// assert_eq!((to, again.clone()), (NodeId(1), request));
+/// let reply = ClientReply { request: again.request, outcome: Outcome::Done(KvReply::Done) };
+/// clerk.handle(now, ClerkInput::Reply { from: NodeId(1), reply });
+/// let finished = clerk.poll_output();
+/// assert_eq!(finished, Some(ClerkOutput::Finished { request: put, result: Ok(KvReply::Done) }));
+/// ```
 pub struct Clerk<C, R> {
     config: ClerkConfig,
     rng: Prng,

@@ -1,14 +1,274 @@
 //! raftkv-core: the sans-IO heart of raftkv.
 //!
-//! Every state machine here has the same shape: feed an event with `handle(now, input)`, drain
-//! `poll_output()` until it returns `None`, and call `handle(now, Timeout)` at `poll_timeout()`.
-//! Nothing here reads a clock, touches a socket or a file, or spawns a thread: drivers do that,
-//! and the simulator drives the very same code through seeded faults.
+//! This crate holds Raft consensus, client sessions that make retries exactly-once, a
+//! key-value state machine and the client that talks to it, as plain state machines. Nothing
+//! here reads a clock, touches a socket or a file, or spawns a thread: a *driver* does that,
+//! and the same code runs under the `raftkv` server (TCP, a write-ahead log), under the
+//! deterministic simulator (`raftkv-sim`, seeded faults) and under whatever runtime you embed
+//! it in. This page is the guide to writing such a driver.
 //!
-//! - [`raft`]: consensus, a [`raft::RaftNode`] per server.
-//! - [`server::Replica`]: Raft plus client [`session`]s plus a [`StateMachine`], here the
-//!   key-value store of [`kv`].
-//! - [`client::Clerk`]: the client that finds the leader and retries exactly-once.
+//! - [`raft::RaftNode`]: consensus, one per server. It replicates opaque byte commands.
+//! - [`server::Replica`]: a Raft node, the client [`session`]s and a [`StateMachine`] as one
+//!   state machine: what a server runs. [`kv::KvStore`] is the state machine raftkv serves;
+//!   implement [`StateMachine`] to replicate your own.
+//! - [`client::Clerk`]: the client of a replica: finds the leader, retries with backoff, and
+//!   keeps a request's id across retries so that it is applied once.
+//!
+//! # The calling contract
+//!
+//! Every state machine here has the same three methods:
+//!
+//! ```text
+//! fn handle(&mut self, now: Instant, input: Input);   // feed one event
+//! fn poll_output(&mut self) -> Option<Output>;        // drain what it wants done, in order
+//! fn poll_timeout(&self) -> Option<Instant>;          // when to feed Input::Timeout
+//! ```
+//!
+//! A driver feeds an event with `handle`, then calls `poll_output` until it returns `None` and
+//! carries out each output in the order given, then asks `poll_timeout` again (every event may
+//! move it) and feeds `Input::Timeout` once its clock reaches that instant. Several events may
+//! be fed before a drain (proposals fed together then share one append per follower). Feeding
+//! `Timeout` early does no harm: nothing is due yet, so nothing happens.
+//!
+//! **Time** is an [`Instant`]: nanoseconds since an origin the driver chooses (process start,
+//! say). It must not go backwards within one life of a node; clocks of different nodes need
+//! not agree on their origin.
+//!
+//! # Delivering messages
+//!
+//! `Output::Send(message)` asks to deliver `message` to the node `message.to`, which is fed
+//! `Input::Message(message)`. Delivery is best effort: Raft tolerates messages that are lost,
+//! duplicated, delayed or reordered, so a driver may drop what it cannot send (a full queue, a
+//! peer that is down) rather than block. Messages may be sent at once, before earlier persists
+//! are durable: every message that promises durable state (a vote granted, entries
+//! acknowledged) is held back by the node until its persist is acknowledged, and a leader
+//! sending entries to its followers while its own write is in flight is what makes
+//! replication pipelined. [`raft::Message`] is `serde`-serializable: any encoding will do on
+//! the wire (the server uses `postcard`). Where peers are is the driver's business; the
+//! membership can carry an opaque address per member (see
+//! [`raft::Membership`]) that the node replicates but never reads.
+//!
+//! # Persisting, and what must be durable first
+//!
+//! `Output::Persist(persist)` asks to make a [`raft::Persist`] durable: a new term or vote
+//! (`hard_state`), a snapshot from the leader (`snapshot`, which replaces every entry it
+//! covers), a truncation of conflicting entries (`truncate_from`), and entries to append, in
+//! that order. Persists are executed in the order they come, and once `persist` and every one
+//! before it survive a crash (the `fsync` returned) the driver feeds
+//! `Input::Persisted { id: persist.id }`. One acknowledgement covers every earlier persist,
+//! so one `fsync` may cover a batch (group commit). The hard state must be durable no later
+//! than the rest of its persist; writing the newest hard state of a batch first is fine.
+//!
+//! Never acknowledge what is not durable: a node counts its own vote and its own entries only
+//! once acknowledged, and a vote or an entry lost after a crash is how two leaders get elected
+//! in one term or a committed entry disappears. Acknowledging late is always safe, only slow.
+//!
+//! # Timers
+//!
+//! Elections, heartbeats, the leader's check that a majority still hears it, and a clerk's
+//! retries all run off `poll_timeout`. A driver keeps one timer per state machine, set to
+//! the latest answer of `poll_timeout` after each drain. Timeouts are in
+//! [`raft::Config`] (`election_timeout_ms_min` and friends) and [`client::ClerkConfig`].
+//!
+//! # Recovery from disk
+//!
+//! A node starts from a [`raft::Recovered`]: the last durable hard state, the last durable
+//! snapshot, and the durable entries after it, consecutive; `Recovered::default()` starts a
+//! new node. Whatever was acknowledged must come back. Give every start of a node a fresh
+//! [`raft::Config::seed`] (the wall clock or the operating system's entropy will do). A
+//! restarted replica restores its state machine from the snapshot at once; the entries after
+//! it are applied again once the node learns they are committed, and clients get the same
+//! answers as before thanks to the sessions, which are part of the replicated state. If a
+//! disk lost acknowledged writes (a damaged file cut away, a data directory removed), set
+//! [`raft::HardState::damaged`] in what is recovered: the node then stays out of elections
+//! until it has caught up with a leader. The `raftkv-storage` crate is a storage engine that
+//! keeps this contract on a real file system (a write-ahead log, group commit, checksums).
+//!
+//! # Snapshots
+//!
+//! Once the applied log weighs [`server::ReplicaConfig::snapshot_threshold_bytes`], a replica
+//! hands its driver `Output::SaveSnapshot(job)`: a point-in-time view of the state machine
+//! and the sessions ([`snapshot_job::SnapshotJob`]), taken in constant time. The driver
+//! encodes it where it likes (`job.write_data` into a file on another thread, or `job.encode()`
+//! in memory for small states), makes it durable as the node's snapshot unless the disk holds
+//! a newer one already (one installed from the leader meanwhile), and feeds
+//! `Input::SnapshotSaved { snapshot: SavedSnapshot::of(&snapshot) }`. Only then does the log
+//! drop the entries the snapshot covers, and the driver may drop them from its disk. A crash
+//! before the answer loses nothing: the replica asks again later.
+//!
+//! A replica keeps no snapshot data in memory: when a follower needs the snapshot, it asks
+//! for `Output::SendSnapshotChunk(chunk)`. The driver reads `chunk.length` bytes at
+//! `chunk.offset` from the snapshot it holds, if that snapshot is the one at `chunk.last`,
+//! and sends `chunk.into_message(bytes)`; if it holds another, it drops the request (the node
+//! asks again). A snapshot installed from the leader arrives inside a `Persist`, in order with
+//! the log.
+//!
+//! # A whole driver
+//!
+//! One replica of the key-value store with a clerk, an in-memory disk, snapshots and a
+//! restart, on a virtual clock. A cluster of several nodes adds only message delivery (see
+//! [`raft::RaftNode`]); the crate's `examples/threads.rs` runs three replicas and their
+//! clients on threads.
+//!
+//! ```
+//! use raftkv_core::client::{Clerk, ClerkConfig, ClerkError, ClerkInput, ClerkOutput};
+//! use raftkv_core::kv::{KvCommand, KvReply, KvStore};
+//! use raftkv_core::raft::{Config, Entry, HardState, Persist, Recovered, SavedSnapshot, Snapshot};
+//! use raftkv_core::server::{Input, Output, Replica, ReplicaConfig, ReplyTo};
+//! use raftkv_core::{Instant, NodeId};
+//!
+//! /// What the node made durable: what a restart recovers.
+//! #[derive(Default)]
+//! struct Disk {
+//!     hard_state: HardState,
+//!     snapshot: Option<Snapshot>,
+//!     entries: Vec<Entry>,
+//! }
+//!
+//! impl Disk {
+//!     /// Executes a persist as its contract says (and in memory, durable at once).
+//!     fn persist(&mut self, persist: Persist) {
+//!         if let Some(snapshot) = persist.snapshot {
+//!             self.entries.retain(|entry| entry.index > snapshot.last.index);
+//!             self.snapshot = Some(snapshot);
+//!         }
+//!         let truncate_from = persist.truncate_from.into_iter();
+//!         for from in truncate_from.chain(persist.entries.first().map(|entry| entry.index)) {
+//!             self.entries.retain(|entry| entry.index < from);
+//!         }
+//!         self.entries.extend(persist.entries);
+//!         if let Some(hard_state) = persist.hard_state {
+//!             self.hard_state = hard_state;
+//!         }
+//!     }
+//!
+//!     /// Saves the replica's own snapshot, unless a newer one is here already.
+//!     fn save_snapshot(&mut self, snapshot: Snapshot) {
+//!         if self.snapshot.as_ref().is_some_and(|held| held.last.index >= snapshot.last.index) {
+//!             return;
+//!         }
+//!         self.entries.retain(|entry| entry.index > snapshot.last.index);
+//!         self.snapshot = Some(snapshot);
+//!     }
+//!
+//!     fn recover(&self) -> Recovered {
+//!         Recovered {
+//!             hard_state: self.hard_state,
+//!             snapshot: self.snapshot.clone(),
+//!             entries: self.entries.clone(),
+//!         }
+//!     }
+//! }
+//!
+//! struct Driver {
+//!     now: Instant,
+//!     replica: Replica<KvStore>,
+//!     disk: Disk,
+//!     clerk: Clerk<KvCommand, KvReply>,
+//!     finished: Vec<Result<KvReply, ClerkError>>,
+//! }
+//!
+//! impl Driver {
+//!     /// Runs until the clerk has finished everything submitted to it.
+//!     fn run(&mut self) {
+//!         while self.clerk.pending() > 0 {
+//!             self.drain();
+//!             // Nothing else happens until the next timer: jump the virtual clock there.
+//!             let timers = [self.replica.poll_timeout(), self.clerk.poll_timeout()];
+//!             self.now = timers.into_iter().flatten().min().expect("a node always has a timer");
+//!             self.replica.handle(self.now, Input::Timeout);
+//!             self.clerk.handle(self.now, ClerkInput::Timeout);
+//!         }
+//!     }
+//!
+//!     /// Carries out every output, until neither state machine has anything left to do.
+//!     fn drain(&mut self) {
+//!         let now = self.now;
+//!         loop {
+//!             let mut busy = false;
+//!             while let Some(output) = self.clerk.poll_output() {
+//!                 busy = true;
+//!                 match output {
+//!                     ClerkOutput::Send { request, .. } => {
+//!                         let from = ReplyTo(0); // The only client.
+//!                         self.replica.handle(now, Input::Request { from, request });
+//!                     }
+//!                     ClerkOutput::Finished { result, .. } => self.finished.push(result),
+//!                 }
+//!             }
+//!             let mut durable = None;
+//!             while let Some(output) = self.replica.poll_output() {
+//!                 busy = true;
+//!                 match output {
+//!                     Output::Persist(persist) => {
+//!                         durable = Some(persist.id);
+//!                         self.disk.persist(persist);
+//!                     }
+//!                     Output::SaveSnapshot(job) => {
+//!                         let snapshot = job.encode();
+//!                         let saved = SavedSnapshot::of(&snapshot);
+//!                         self.disk.save_snapshot(snapshot);
+//!                         self.replica.handle(now, Input::SnapshotSaved { snapshot: saved });
+//!                     }
+//!                     Output::Reply { reply, .. } => {
+//!                         self.clerk.handle(now, ClerkInput::Reply { from: NodeId(1), reply });
+//!                     }
+//!                     Output::Send(_) | Output::SendSnapshotChunk(_) => {
+//!                         unreachable!("a cluster of one has no peers")
+//!                     }
+//!                     Output::RoleChanged { .. } | Output::MembershipChanged { .. } => {}
+//!                 }
+//!             }
+//!             // Group commit: one acknowledgement for the whole batch, once it is durable.
+//!             if let Some(id) = durable {
+//!                 self.replica.handle(now, Input::Persisted { id });
+//!             }
+//!             if !busy {
+//!                 return;
+//!             }
+//!         }
+//!     }
+//! }
+//!
+//! let config = |seed| {
+//!     let mut raft = Config::new(NodeId(1), [NodeId(1)]);
+//!     raft.seed = seed; // A new one for every start.
+//!     let mut config = ReplicaConfig::new(raft);
+//!     config.snapshot_threshold_bytes = 512; // Snapshot often, to show it.
+//!     config
+//! };
+//! let replica = Replica::new(Instant::ZERO, config(1), Recovered::default(), KvStore::default())
+//!     .expect("a new node starts");
+//! let clerk = Clerk::new(ClerkConfig::new(vec![NodeId(1)]));
+//! let mut driver =
+//!     Driver { now: Instant::ZERO, replica, disk: Disk::default(), clerk, finished: Vec::new() };
+//! for i in 0..20 {
+//!     let command = KvCommand::Put { key: b"x".to_vec(), value: i.to_string().into_bytes() };
+//!     driver.clerk.submit(driver.now, command);
+//! }
+//! driver.run();
+//! assert_eq!(driver.finished, vec![Ok(KvReply::Done); 20]);
+//! assert!(driver.disk.snapshot.is_some(), "the log was compacted");
+//!
+//! // A crash: memory is lost, the disk stays. The restarted replica recovers from it.
+//! let restarted = Replica::new(driver.now, config(2), driver.disk.recover(), KvStore::default())
+//!     .expect("the disk holds what this node wrote");
+//! driver.replica = restarted;
+//! driver.finished.clear();
+//! driver.clerk.submit(driver.now, KvCommand::Get { key: b"x".to_vec() });
+//! driver.run();
+//! assert_eq!(driver.finished, [Ok(KvReply::Value(Some(b"19".to_vec())))]);
+//! ```
+//!
+//! # Your own state machine
+//!
+//! A [`server::Replica`] replicates any [`StateMachine`]: commands and replies of your own,
+//! with sessions, snapshots, linearizable reads and the [`client::Clerk`] for free. See the
+//! trait's documentation for an example, the crate's `examples/bank.rs` for accounts with
+//! atomic transfers on the threaded driver, and `raftkv-sim` to run your state machine under
+//! seeded faults with a linearizability check.
+
+#![warn(missing_docs)]
 
 mod bytes;
 pub mod client;

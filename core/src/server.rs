@@ -193,6 +193,59 @@ struct WaitingRead<C> {
 /// Writes are proposed to the log and answered once applied. Read-only commands never enter the
 /// log: the leader confirms its leadership (ReadIndex) and answers once its state machine has
 /// caught up with the read point. A stale leader cut off in a minority cannot complete either.
+///
+/// A replica of the key-value store, alone in its cluster, fed requests by hand (a
+/// [`Clerk`](crate::client::Clerk) does this for real clients): a session first, then
+/// commands numbered within it. A retried request is answered from the session, never
+/// applied twice.
+///
+/// ```
+/// use raftkv_core::kv::{KvCommand, KvReply, KvStore};
+/// use raftkv_core::protocol::{ClientReply, ClientRequest, Op, Outcome};
+/// use raftkv_core::raft::{Config, Recovered, Role};
+/// use raftkv_core::server::{Input, Output, Replica, ReplicaConfig, ReplyTo};
+/// use raftkv_core::{ClientId, Instant, NodeId, RequestId};
+///
+/// /// Carries out the outputs (persists acknowledged at once: this sketch has no disk) and
+/// /// returns the replies.
+/// fn drain(replica: &mut Replica<KvStore>, now: Instant) -> Vec<ClientReply<KvReply>> {
+///     let mut replies = Vec::new();
+///     while let Some(output) = replica.poll_output() {
+///         match output {
+///             Output::Persist(persist) => {
+///                 replica.handle(now, Input::Persisted { id: persist.id })
+///             }
+///             Output::Reply { reply, .. } => replies.push(reply),
+///             _ => {}
+///         }
+///     }
+///     replies
+/// }
+///
+/// let config = ReplicaConfig::new(Config::new(NodeId(1), [NodeId(1)]));
+/// let mut replica =
+///     Replica::new(Instant::ZERO, config, Recovered::default(), KvStore::default()).unwrap();
+/// let mut now = Instant::ZERO;
+/// while replica.raft().role() != Role::Leader {
+///     now = replica.poll_timeout().unwrap();
+///     replica.handle(now, Input::Timeout);
+///     drain(&mut replica, now);
+/// }
+///
+/// let mut ask = |client, request, op| {
+///     let request = ClientRequest { client, request: RequestId(request), op };
+///     replica.handle(now, Input::Request { from: ReplyTo(0), request });
+///     drain(&mut replica, now).pop().unwrap().outcome
+/// };
+/// let Outcome::Registered { client } = ask(ClientId(0), 1, Op::Register) else { panic!() };
+/// let append = KvCommand::Append { key: b"log".to_vec(), value: b"a".to_vec() };
+/// assert_eq!(ask(client, 2, Op::Command(append.clone())), Outcome::Done(KvReply::Done));
+/// // The reply was lost, say, and the client retries: same id, same answer, applied once.
+/// assert_eq!(ask(client, 2, Op::Command(append)), Outcome::Done(KvReply::Done));
+/// let get = KvCommand::Get { key: b"log".to_vec() };
+/// let value = KvReply::Value(Some(b"a".to_vec()));
+/// assert_eq!(ask(client, 3, Op::Command(get)), Outcome::Done(value));
+/// ```
 pub struct Replica<S: StateMachine> {
     raft: RaftNode,
     state: S,

@@ -8,6 +8,114 @@ use serde::de::DeserializeOwned;
 
 /// A deterministic state machine: every replica applies the same commands in the same order and
 /// must reach the same state and replies.
+///
+/// Determinism is the whole contract: `apply` and `read` may depend on the state and the
+/// command only (no clock, no randomness, no iteration over a `HashMap`), and
+/// [`restore`](Self::restore) of an encoding must give a state that behaves exactly like the
+/// one encoded. Commands and replies travel as `serde` values (in the log, in snapshots of the
+/// sessions, on the wire), so changing their encoding is changing the disk format.
+///
+/// A replicated counter with a conditional add, run by a [`Replica`](crate::server::Replica)
+/// like the key-value store:
+///
+/// ```
+/// use std::io;
+///
+/// use raftkv_core::raft::{Config, Recovered};
+/// use raftkv_core::server::{Replica, ReplicaConfig};
+/// use raftkv_core::state_machine::{InvalidCommand, RestoreError, StateMachine};
+/// use raftkv_core::{Instant, NodeId};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Default)]
+/// struct Counter(u64);
+///
+/// #[derive(Clone, Debug, Serialize, Deserialize)]
+/// enum CounterCommand {
+///     Read,
+///     /// Adds `amount` if the counter holds `expected` (`None`: whatever it holds).
+///     Add { amount: u64, expected: Option<u64> },
+/// }
+///
+/// #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// enum CounterReply {
+///     Value(u64),
+///     /// The counter did not hold what was expected; it holds `actual`.
+///     Unchanged { actual: u64 },
+/// }
+///
+/// impl StateMachine for Counter {
+///     type Command = CounterCommand;
+///     type Reply = CounterReply;
+///     type View = u64; // A copy of the state is a point-in-time view.
+///
+///     fn is_read_only(command: &CounterCommand) -> bool {
+///         matches!(command, CounterCommand::Read)
+///     }
+///
+///     fn validate(&self, command: &CounterCommand) -> Result<(), InvalidCommand> {
+///         match command {
+///             CounterCommand::Add { amount: 0, .. } => {
+///                 Err(InvalidCommand { reason: "adding 0 changes nothing".to_owned() })
+///             }
+///             _ => Ok(()),
+///         }
+///     }
+///
+///     fn apply(&mut self, command: &CounterCommand) -> CounterReply {
+///         match *command {
+///             CounterCommand::Add { expected: Some(expected), .. } if expected != self.0 => {
+///                 CounterReply::Unchanged { actual: self.0 }
+///             }
+///             CounterCommand::Add { amount, .. } => {
+///                 // Saturates: every replica must reach the same state, and never panic.
+///                 self.0 = self.0.saturating_add(amount);
+///                 CounterReply::Value(self.0)
+///             }
+///             CounterCommand::Read => self.read(command),
+///         }
+///     }
+///
+///     fn read(&self, _command: &CounterCommand) -> CounterReply {
+///         CounterReply::Value(self.0)
+///     }
+///
+///     fn view(&self) -> u64 {
+///         self.0
+///     }
+///
+///     fn encoded_len(_view: &u64) -> u64 {
+///         8
+///     }
+///
+///     fn encode_into(view: &u64, out: &mut dyn io::Write) -> io::Result<()> {
+///         out.write_all(&view.to_le_bytes())
+///     }
+///
+///     fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
+///         let bytes = snapshot.try_into().map_err(|_| RestoreError {
+///             reason: format!("a counter is 8 bytes, not {}", snapshot.len()),
+///         })?;
+///         self.0 = u64::from_le_bytes(bytes);
+///         Ok(())
+///     }
+/// }
+///
+/// let mut counter = Counter::default();
+/// let add = CounterCommand::Add { amount: 5, expected: None };
+/// assert_eq!(counter.apply(&add), CounterReply::Value(5));
+/// let stale = CounterCommand::Add { amount: 1, expected: Some(4) };
+/// assert_eq!(counter.apply(&stale), CounterReply::Unchanged { actual: 5 });
+/// let mut copy = Counter::default();
+/// copy.restore(&counter.snapshot()).unwrap();
+/// assert_eq!(copy.read(&CounterCommand::Read), CounterReply::Value(5));
+/// assert!(copy.restore(b"short").is_err());
+///
+/// // A replica of it, driven like any other (see the crate's documentation).
+/// let config = ReplicaConfig::new(Config::new(NodeId(1), [NodeId(1)]));
+/// let replica = Replica::new(Instant::ZERO, config, Recovered::default(), Counter::default());
+/// assert_eq!(replica.unwrap().state().0, 0);
+/// ```
 pub trait StateMachine {
     /// What clients ask for.
     type Command: Clone + fmt::Debug + Serialize + DeserializeOwned;

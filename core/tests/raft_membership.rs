@@ -69,6 +69,12 @@ fn a_learner_catches_up_and_is_promoted_to_voter() {
     assert_eq!(membership(&cluster, four), "voters=1,2,3 learners=4");
     assert_eq!(cluster.node(four).membership().address(four), Some(&b"node-4:7000"[..]));
     assert_eq!(cluster.applied_commands(four), cluster.applied_commands(id(1)), "caught up");
+    let last = cluster.node(id(1)).status().last_log.index;
+    let matched = cluster.node(id(1)).match_indexes().expect("the leader knows its members");
+    let members: Vec<NodeId> = matched.iter().map(|&(node, _)| node).collect();
+    assert_eq!(members, [id(1), id(2), id(3), four], "every member, the leader included");
+    assert!(matched.iter().all(|&(_, index)| index == last), "{matched:?} all at {last}");
+    assert_eq!(cluster.node(four).match_indexes(), None, "only a leader knows");
 
     let joint = cluster.change_membership(id(1), &[promote(4)]).expect("it caught up");
     assert_eq!(membership(&cluster, id(1)), "voters=1,2,3,4 outgoing=1,2,3", "in force at once");

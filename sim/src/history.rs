@@ -1,4 +1,4 @@
-//! The recorded operations in the checker's terms (the JSON Lines history format described in README's Testing section), and the
+//! The recorded operations in the checker's terms (the JSON Lines history format described in checker/README.md), and the
 //! linearizability verdict on them.
 
 use std::time::Duration;
@@ -18,7 +18,8 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// The history of `recorded` operations, times in microseconds of virtual time. An operation
+/// The history of `recorded` operations, times in nanoseconds of virtual time (as the
+/// checker's format recommends). An operation
 /// that did not return, or returned without knowing whether it took effect, has `ret: None`.
 pub fn to_checker(recorded: &[Recorded]) -> Vec<Operation> {
     recorded.iter().enumerate().map(|(id, op)| convert(id as u64, op)).collect()
@@ -26,7 +27,7 @@ pub fn to_checker(recorded: &[Recorded]) -> Vec<Operation> {
 
 fn convert(id: u64, op: &Recorded) -> Operation {
     let reply = match &op.ret {
-        Some((at, Ok(reply))) => Some((micros_since_origin(*at), reply)),
+        Some((at, Ok(reply))) => Some((nanos_since_origin(*at), reply)),
         Some((_, Err(ClerkError::Indeterminate | ClerkError::Invalid { .. }))) | None => None,
     };
     let command = match (&op.command, reply.map(|(_, reply)| reply)) {
@@ -49,16 +50,16 @@ fn convert(id: u64, op: &Recorded) -> Operation {
     Operation {
         id,
         client: op.client as u64,
-        call: micros_since_origin(op.call),
+        call: nanos_since_origin(op.call),
         ret: reply.map(|(at, _)| at),
         key: text(op.command.key()),
         command,
     }
 }
 
-/// The checker's time stamp of `at`: microseconds of virtual time.
-fn micros_since_origin(at: Instant) -> u64 {
-    (at - Instant::ZERO).as_micros()
+/// The checker's time stamp of `at`: nanoseconds of virtual time.
+fn nanos_since_origin(at: Instant) -> u64 {
+    (at - Instant::ZERO).as_nanos()
 }
 
 /// Whether the history is linearizable; on a violation, the checker's explanation.

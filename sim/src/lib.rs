@@ -14,6 +14,8 @@
 //! - [`Options`]: every setting, drawn from the seed (swarm testing) or set by hand.
 //! - [`catch_up`]: the time a follower far behind takes to catch up (`raftkv-sim catchup`).
 
+#![warn(missing_docs)]
+
 mod catch_up;
 pub mod checks;
 mod clock;

@@ -1,9 +1,12 @@
 //! `raftkv-sim`: run one seed, or a swarm of seeds, through the deterministic simulator.
 
+use std::fmt;
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant as WallClock, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand};
@@ -13,6 +16,13 @@ use raftkv_sim::{
     CatchUpSettings, FaultCounters, FaultSet, MembershipStats, Options, Report, Shape,
     SnapshotOptions, TraceOutput,
 };
+
+/// Prints one line to standard output, like `println!`, except that a reader that went away
+/// (`raftkv-sim run --trace | head`) is not an error: the rest of the output is dropped
+/// quietly, and the exit status still tells the verdict.
+macro_rules! say {
+    ($($arg:tt)*) => { print_line(format_args!($($arg)*)) };
+}
 
 /// Deterministic simulation of a raftkv cluster: seeded network, disk, crash, pause and clock
 /// faults; Raft safety checked at every step; liveness after the faults stop; the history
@@ -110,9 +120,9 @@ struct RunArgs {
     seed: Option<u64>,
     #[command(flatten)]
     shape: ShapeArgs,
-    /// Writes the history (JSON Lines, the format described in README's Testing section) to this file.
+    /// Writes the history (JSON Lines, the format described in checker/README.md) to this file.
     #[arg(long, value_name = "OUT.jsonl")]
-    history: Option<std::path::PathBuf>,
+    history: Option<PathBuf>,
     /// Prints one line per event: virtual time, node, event.
     #[arg(long)]
     trace: bool,
@@ -170,6 +180,17 @@ fn parse_seeds(text: &str) -> Result<Range<u64>, String> {
     Ok(start..end)
 }
 
+fn print_line(line: fmt::Arguments<'_>) {
+    static REPORTED: AtomicBool = AtomicBool::new(false);
+    let mut out = io::stdout().lock();
+    let written = out.write_fmt(line).and_then(|()| out.write_all(b"\n"));
+    if let Err(error) = written {
+        if error.kind() != io::ErrorKind::BrokenPipe && !REPORTED.swap(true, Ordering::Relaxed) {
+            eprintln!("raftkv-sim: cannot write to standard output: {error}");
+        }
+    }
+}
+
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Run(args) => run(&args),
@@ -188,7 +209,7 @@ fn catchup(args: &CatchupArgs) -> ExitCode {
         puts: args.entries,
         snapshot,
     };
-    println!(
+    say!(
         "seed={} nodes={} clients={} entries={} snapshot: threshold_bytes={} chunk_bytes={} \
          max_inflight_chunks={}",
         settings.seed,
@@ -205,11 +226,11 @@ fn catchup(args: &CatchupArgs) -> ExitCode {
     let figure = match result {
         Ok(figure) => figure,
         Err(error) => {
-            println!("catch-up: FAIL {error}");
+            say!("catch-up: FAIL {error}");
             return ExitCode::FAILURE;
         }
     };
-    println!(
+    say!(
         "catch-up: n{} restarted {} entries behind (its log ended at {}, the leader had \
          committed {}, in {} ms simulated) and applied them all {} later (simulated): \
          {} snapshots installed, the leader's of {} bytes; {} messages; wall {wall_ms} ms",
@@ -238,7 +259,7 @@ fn catchup(args: &CatchupArgs) -> ExitCode {
             "messages": figure.messages,
             "wall_ms": wall_ms,
         });
-        println!("{json}");
+        say!("{json}");
     }
     ExitCode::SUCCESS
 }
@@ -258,33 +279,45 @@ fn run(args: &RunArgs) -> ExitCode {
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         nanos as u64
     });
+    // Every output file is opened before the run, so that a path that cannot be written is
+    // found at once rather than after the whole simulation.
+    let history_file = match args.history.as_deref().map(File::create).transpose() {
+        Ok(file) => file,
+        Err(error) => {
+            let path = args.history.as_deref().unwrap_or(Path::new("")).display();
+            eprintln!("raftkv-sim: cannot write the history to {path}: {error}");
+            return ExitCode::from(2);
+        }
+    };
     let options = args.shape.options(seed, Shape::DEFAULT);
-    println!("{options}");
+    say!("{options}");
     let output = if args.trace { TraceOutput::Stdout } else { TraceOutput::Hidden };
     let started = WallClock::now();
     let report = raftkv_sim::run(options, output);
     let wall_ms = millis_since(started);
-    if let Some(path) = &args.history {
-        if let Err(error) = write_history(path, &report) {
-            eprintln!("cannot write the history to {}: {error}", path.display());
+    let mut status = if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    if let (Some(file), Some(path)) = (history_file, &args.history) {
+        if let Err(error) = write_history(file, &report) {
+            eprintln!("raftkv-sim: cannot write the history to {}: {error}", path.display());
+            status = ExitCode::from(2);
         }
     }
     if let Some(explanation) = report.explanation() {
-        println!("{explanation}");
+        say!("{explanation}");
     }
     if args.json {
-        println!("{}", report.verdict_line());
-        println!("reproduce: {}", report.options.reproduce_command());
-        println!("{}", report.json(wall_ms));
+        say!("{}", report.verdict_line());
+        say!("reproduce: {}", report.options.reproduce_command());
+        say!("{}", report.json(wall_ms));
     } else {
-        println!("reproduce: {}", report.options.reproduce_command());
-        println!("{} wall_ms={wall_ms}", report.verdict_line());
+        say!("reproduce: {}", report.options.reproduce_command());
+        say!("{} wall_ms={wall_ms}", report.verdict_line());
     }
-    if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    status
 }
 
-fn write_history(path: &std::path::Path, report: &Report) -> io::Result<()> {
-    let mut out = BufWriter::new(File::create(path)?);
+fn write_history(file: File, report: &Report) -> io::Result<()> {
+    let mut out = BufWriter::new(file);
     raftkv_checker::parse::jsonl::write(&report.history, &mut out)?;
     out.flush()
 }
@@ -376,24 +409,24 @@ impl SwarmTally {
     /// Prints the failure, if any, the summary line and, with `--json`, the figures.
     fn print(&self, args: &SwarmArgs, wall_ms: u64) {
         if let Some(report) = &self.failure {
-            println!("{}", report.options);
+            say!("{}", report.options);
             if let Some(explanation) = report.explanation() {
-                println!("{explanation}");
+                say!("{explanation}");
             }
-            println!("{}", report.verdict_line());
+            say!("{}", report.verdict_line());
         }
         let reproduce = self.failure.as_ref().map(|report| report.options.reproduce_command());
         if args.json {
-            println!("{}", self.summary(args, wall_ms));
+            say!("{}", self.summary(args, wall_ms));
             if let Some(command) = &reproduce {
-                println!("reproduce: {command}");
+                say!("reproduce: {command}");
             }
-            println!("{}", self.json(args, wall_ms));
+            say!("{}", self.json(args, wall_ms));
         } else {
             if let Some(command) = &reproduce {
-                println!("reproduce: {command}");
+                say!("reproduce: {command}");
             }
-            println!("{}", self.summary(args, wall_ms));
+            say!("{}", self.summary(args, wall_ms));
         }
     }
 

@@ -2,6 +2,7 @@
 //! printed, so that two runs of one seed can be compared by one number.
 
 use core::fmt::{self, Write as _};
+use std::ffi::OsString;
 use std::io::{self, IsTerminal, Write as _};
 
 use raftkv_core::Instant;
@@ -73,7 +74,8 @@ impl fmt::Display for Actor {
 pub enum TraceOutput {
     /// Nowhere: hash only.
     Hidden,
-    /// Standard output, with a color per node when it is a terminal.
+    /// Standard output, with a color per node when it is a terminal and `NO_COLOR` is not set
+    /// to a non-empty value (<https://no-color.org>).
     Stdout,
 }
 
@@ -106,7 +108,7 @@ impl Trace {
             lines: 0,
             line: String::with_capacity(128),
             print,
-            color: print && io::stdout().is_terminal(),
+            color: print && wants_color(io::stdout().is_terminal(), std::env::var_os("NO_COLOR")),
         }
     }
 
@@ -155,6 +157,12 @@ impl Trace {
     }
 }
 
+/// Whether to colour output that goes to a terminal or not, given `NO_COLOR`: set and not
+/// empty, it says no.
+fn wants_color(is_terminal: bool, no_color: Option<OsString>) -> bool {
+    is_terminal && no_color.is_none_or(|value| value.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +172,14 @@ mod tests {
         assert_eq!(Fnv64::of(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(Fnv64::of(b"a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(Fnv64::of(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn colours_only_a_terminal_and_only_without_no_color() {
+        assert!(wants_color(true, None));
+        assert!(wants_color(true, Some(OsString::new())), "an empty NO_COLOR is unset");
+        assert!(!wants_color(true, Some(OsString::from("1"))));
+        assert!(!wants_color(false, None));
     }
 
     #[test]

@@ -161,3 +161,38 @@ fn bad_arguments_exit_with_2() {
     assert_eq!(raftkv_sim(&["swarm", "--seeds", "5..5"]).status.code(), Some(2));
     assert_eq!(raftkv_sim(&["run", "--nodes", "0"]).status.code(), Some(2));
 }
+
+#[test]
+fn an_unwritable_history_is_refused_before_the_run() {
+    let output =
+        raftkv_sim(&["run", "--seed", "1", "--ops", "50", "--history", "/nonexistent/h.jsonl"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("raftkv-sim: cannot write the history to /nonexistent/h.jsonl: "),
+        "{stderr}"
+    );
+    assert!(lines(&output).is_empty(), "nothing ran: {:?}", lines(&output));
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_the_output_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_raftkv-sim"))
+        .args(["run", "--seed", "1", "--ops", "300", "--trace"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let mut first = String::new();
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+    stdout.read_line(&mut first).expect("a first line");
+    assert!(first.starts_with("seed=1 "), "{first}");
+    // Like `| head -1`: the reader goes away while far more trace is to come.
+    drop(stdout);
+    let output = child.wait_with_output().expect("it ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(stderr, "", "no panic, no message");
+}

@@ -14,25 +14,34 @@ pub struct RegisterOperation {
     pub id: u64,
     /// The Jepsen process.
     pub process: u64,
+    /// When it was invoked.
     pub call: u64,
     /// `None`: the outcome is unknown (`:info`).
     pub ret: Option<u64>,
+    /// What it asked for, with its output.
     pub command: RegisterCommand,
 }
 
 /// What a register operation asked for, with its output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RegisterCommand {
+    /// Reads the register.
     Read {
+        /// What the read returned.
         output: ReadOutput,
     },
+    /// Sets the register.
     Write {
+        /// The value written.
         value: i64,
     },
     /// If the register holds `from`, it now holds `to`. `swapped: None` when unknown.
     Cas {
+        /// The value it must hold.
         from: i64,
+        /// The value it then holds.
         to: i64,
+        /// Whether it swapped; `None` when unknown.
         swapped: Option<bool>,
     },
 }
@@ -40,8 +49,11 @@ pub enum RegisterCommand {
 /// What a read returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadOutput {
+    /// The outcome is unknown: any value may have been read.
     Unknown,
+    /// The register held nothing.
     Nil,
+    /// The register held this value.
     Value(i64),
 }
 

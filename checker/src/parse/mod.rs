@@ -38,15 +38,18 @@ pub enum ParsedHistory {
 pub struct ParseError {
     /// 1-based.
     pub line: usize,
+    /// What is wrong with it.
     pub message: String,
 }
 
 /// A history file that could not be read, with the line at fault when there is one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReadError {
+    /// The file.
     pub file: PathBuf,
     /// 1-based; `None` when the file itself could not be read.
     pub line: Option<usize>,
+    /// What is wrong.
     pub message: String,
 }
 

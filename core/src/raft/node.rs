@@ -193,6 +193,79 @@ pub struct Status {
 /// Persistence is an output: the node never counts its own vote or entries as durable before
 /// the driver acknowledges the `Persist` that carries them, and holds back every message that
 /// promises durable state until then.
+///
+/// Three nodes elect a leader and commit a command, over a network that is a queue (the
+/// crate's documentation says what a driver must do with each output):
+///
+/// ```
+/// use std::collections::VecDeque;
+///
+/// use raftkv_core::raft::{Config, Input, Message, Output, Payload, RaftNode, Recovered, Role};
+/// use raftkv_core::{Instant, NodeId};
+///
+/// /// Carries out `node`'s outputs: messages into the network, committed commands into
+/// /// `applied`. A real driver writes each persist to disk before acknowledging it.
+/// fn drain(
+///     node: &mut RaftNode,
+///     now: Instant,
+///     net: &mut VecDeque<Message>,
+///     applied: &mut Vec<Vec<u8>>,
+/// ) {
+///     loop {
+///         let mut durable = None;
+///         while let Some(output) = node.poll_output() {
+///             match output {
+///                 Output::Send(message) => net.push_back(message),
+///                 Output::Persist(persist) => durable = Some(persist.id),
+///                 Output::Apply(entries) => {
+///                     for entry in entries {
+///                         if let Payload::Command(command) = entry.payload {
+///                             applied.push(command);
+///                         }
+///                     }
+///                 }
+///                 _ => {}
+///             }
+///         }
+///         match durable {
+///             Some(id) => node.handle(now, Input::Persisted { id }),
+///             None => return,
+///         }
+///     }
+/// }
+///
+/// let ids = [NodeId(1), NodeId(2), NodeId(3)];
+/// let start = |id| RaftNode::new(Instant::ZERO, Config::new(id, ids), Recovered::default());
+/// let mut nodes: Vec<RaftNode> = ids.into_iter().map(start).collect::<Result<_, _>>().unwrap();
+/// let mut net: VecDeque<Message> = VecDeque::new();
+/// let mut applied = vec![Vec::new(); 3];
+/// let mut now = Instant::ZERO;
+/// let mut proposed = false;
+/// while applied.iter().any(|commands| commands.is_empty()) {
+///     match net.pop_front() {
+///         Some(message) => {
+///             let to = nodes.iter().position(|node| node.id() == message.to).unwrap();
+///             nodes[to].handle(now, Input::Message(message));
+///         }
+///         // Nothing in flight: move the clock to the next timer.
+///         None => {
+///             now = nodes.iter().filter_map(RaftNode::poll_timeout).min().unwrap();
+///             for node in &mut nodes {
+///                 node.handle(now, Input::Timeout); // Early is harmless.
+///             }
+///         }
+///     }
+///     if let Some(leader) = nodes.iter_mut().find(|node| node.role() == Role::Leader) {
+///         if !proposed {
+///             proposed = leader.propose(now, b"hello".to_vec()).is_ok();
+///         }
+///     }
+///     for (node, applied) in nodes.iter_mut().zip(&mut applied) {
+///         drain(node, now, &mut net, applied);
+///     }
+/// }
+/// assert!(applied.iter().all(|commands| commands == &[b"hello".to_vec()]));
+/// ```
 pub struct RaftNode {
     pub(crate) config: Config,
     pub(crate) role: Role,

@@ -68,6 +68,23 @@ impl RaftNode {
         membership.standing_of(self.config.id, self.log.membership_index(), previous)
     }
 
+    /// Leader only (`None` otherwise): how far the log of each node it replicates to is known
+    /// to reach, and its own last entry for itself if it is a member; sorted by id. A follower
+    /// whose disk is recovering counts as holding nothing, as for promotions. For operators:
+    /// how far behind a learner is before it can be promoted.
+    pub fn match_indexes(&self) -> Option<Vec<(NodeId, LogIndex)>> {
+        if self.role != Role::Leader {
+            return None;
+        }
+        let mut matched: Vec<(NodeId, LogIndex)> =
+            self.progress.iter().map(|(&id, progress)| (id, progress.counted_match())).collect();
+        if self.log.membership().is_member(self.config.id) {
+            matched.push((self.config.id, self.log.last_index()));
+            matched.sort_unstable();
+        }
+        Some(matched)
+    }
+
     /// Whether learner `id` may be promoted: its log at most `max_promotion_lag` entries
     /// behind this leader's last entry (a follower whose disk is recovering counts as holding
     /// nothing), and an append acknowledged within the minimal election timeout.

@@ -15,12 +15,13 @@ mod failure;
 mod frame;
 mod history;
 mod local;
+mod member_cli;
 mod server;
 mod tls;
 mod transport;
 mod wire;
 
-pub use client::{AddressStatus, CasOutcome, Client, ClientOptions, Error};
+pub use client::{AddressStatus, CasOutcome, Client, ClientOptions, Error, MemberList};
 pub use connection_report::{ConnectionReport, Refusals};
 pub use tls::{ClientTls, TlsError};
-pub use wire::NodeStatus;
+pub use wire::{MemberStep, MembershipReport, NodeStatus};

@@ -1,5 +1,6 @@
 //! The Rust client: a blocking handle on a raftkv cluster.
 
+pub(crate) mod admin;
 pub(crate) mod pool;
 pub(crate) mod pool_error;
 
@@ -9,6 +10,7 @@ use std::time::Duration;
 use raftkv_core::client::ClerkError;
 use raftkv_core::kv::{KvCommand, KvReply};
 
+pub use crate::client::admin::MemberList;
 pub use crate::client::pool::AddressStatus;
 use crate::client::pool::ClerkPool;
 use crate::tls::ClientTls;
@@ -67,7 +69,9 @@ pub enum Error {
         /// The time limit.
         after: Duration,
     },
-    /// The cluster refused the operation for good (a key or value over the size limits).
+    /// The cluster refused the operation for good (a key or value over the size limits; a
+    /// membership change that names an unknown node, an id already a member, an address
+    /// taken).
     Invalid {
         /// Why.
         reason: String,

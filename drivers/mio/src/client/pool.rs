@@ -6,6 +6,9 @@
 //! which node id an address has, so that a "not the leader, try node 3" hint can be followed.
 //! A link that fails answers for the node: every session waiting on it gets "not the leader,
 //! leader unknown", which makes its clerk retry elsewhere, safely, with the same request id.
+//! A hint that names a node the pool has no address of (one added to the cluster since the
+//! pool connected) makes it ask the hinting node for its status, whose membership gives the
+//! addresses of every member.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -28,7 +31,8 @@ use crate::tls::ClientTls;
 use crate::tls::identity::named_nodes;
 use crate::transport::Transport;
 use crate::wire::{
-    ClientFrame, Hello, HelloRole, MAGIC, NodeStatus, PROTOCOL_VERSION, ServerFrame, Welcome,
+    AdminAnswer, AdminRequest, ClientFrame, Hello, HelloRole, MAGIC, NodeStatus, PROTOCOL_VERSION,
+    ServerFrame, Welcome,
 };
 
 /// A node's address and its state, or why it did not answer (see
@@ -66,6 +70,8 @@ struct Link {
     last_error: Option<String>,
     /// Status answer, for `status`.
     status: Option<NodeStatus>,
+    /// Answer to an operator's request, for `ask`.
+    admin: Option<AdminAnswer>,
 }
 
 impl Link {
@@ -77,6 +83,7 @@ impl Link {
             node: None,
             last_error: None,
             status: None,
+            admin: None,
         }
     }
 }
@@ -113,6 +120,8 @@ pub(crate) struct ClerkPool {
     positions: BTreeMap<NodeId, usize>,
     /// Members named by the nodes' welcomes, not yet given links.
     members: Vec<(NodeId, String)>,
+    /// The link asked for its status to learn the members, until it answers or fails.
+    learning_members_from: Option<usize>,
     sessions: Vec<Session>,
     /// Session by tag.
     tags: HashMap<u32, usize>,
@@ -163,6 +172,7 @@ impl ClerkPool {
             links,
             positions: BTreeMap::new(),
             members: Vec::new(),
+            learning_members_from: None,
             sessions: Vec::new(),
             tags: HashMap::new(),
             next_tag: 1,
@@ -263,7 +273,14 @@ impl ClerkPool {
         if !self.links.iter().any(|link| link.node.is_some()) {
             return Ok(false);
         }
-        for (node, address) in std::mem::take(&mut self.members) {
+        let members = std::mem::take(&mut self.members);
+        self.add_members(members);
+        Ok(true)
+    }
+
+    /// Gives a link to each of `members` the pool has none for.
+    fn add_members(&mut self, members: Vec<(NodeId, String)>) {
+        for (node, address) in members {
             if self.positions.contains_key(&node) {
                 continue;
             }
@@ -273,7 +290,27 @@ impl ClerkPool {
                 self.links.push(Link::new(address, resolved));
             }
         }
-        Ok(true)
+    }
+
+    /// Asks the node of link `position` for its status, to learn the members from it; one
+    /// such question at a time.
+    fn learn_members_from(&mut self, position: usize) {
+        if self.learning_members_from.is_some() {
+            return;
+        }
+        if let LinkState::Up(conn) = &mut self.links[position].state {
+            conn.send(&ClientFrame::Status { tag: 0 });
+            self.unflushed.push(position);
+            self.learning_members_from = Some(position);
+        }
+    }
+
+    /// The nodes that answered, and the members they named, with their addresses.
+    pub(crate) fn members(&self) -> Vec<(NodeId, String)> {
+        self.positions
+            .iter()
+            .map(|(&node, &position)| (node, self.links[position].address.clone()))
+            .collect()
     }
 
     /// Asks every node for its status; waits until all answered, failed, or `timeout` passed.
@@ -312,6 +349,43 @@ impl ClerkPool {
                 (link.address.clone(), result)
             })
             .collect())
+    }
+
+    /// Sends an operator's request to node `node`; waits until it answers, its link fails,
+    /// or `timeout` passes (then the error says why).
+    pub(crate) fn ask(
+        &mut self,
+        node: NodeId,
+        request: AdminRequest,
+        timeout: Duration,
+    ) -> io::Result<Result<AdminAnswer, String>> {
+        let Some(&position) = self.positions.get(&node) else {
+            return Ok(Err(format!("no address of node {node} is known")));
+        };
+        let now = self.clock.now();
+        let deadline = now + core_duration(timeout);
+        self.links[position].admin = None;
+        self.ensure_dialed(position);
+        if let LinkState::Connecting(conn) | LinkState::Up(conn) = &mut self.links[position].state {
+            conn.send(&ClientFrame::Admin { tag: 0, request });
+        }
+        self.flush(position);
+        self.handle_failures(now);
+        loop {
+            let link = &mut self.links[position];
+            if let Some(answer) = link.admin.take() {
+                return Ok(Ok(answer));
+            }
+            if matches!(link.state, LinkState::Down) {
+                let problem = link.last_error.clone().unwrap_or_else(|| "link down".to_string());
+                return Ok(Err(problem));
+            }
+            let now = self.clock.now();
+            if now >= deadline {
+                return Ok(Err("no answer in time".to_string()));
+            }
+            self.turn(now, deadline)?;
+        }
     }
 
     /// One line per address saying what went wrong with it last, for error messages.
@@ -549,7 +623,15 @@ impl ClerkPool {
                 FrameOutcome::Handled
             }
             Ok(Some(ServerFrame::Status { status, .. })) => {
+                if self.learning_members_from == Some(position) {
+                    self.learning_members_from = None;
+                    self.add_members(status.membership.addresses.clone());
+                }
                 self.links[position].status = Some(*status);
+                FrameOutcome::Handled
+            }
+            Ok(Some(ServerFrame::Admin { answer, .. })) => {
+                self.links[position].admin = Some(answer);
                 FrameOutcome::Handled
             }
             Ok(None) => FrameOutcome::NoneLeft,
@@ -567,13 +649,16 @@ impl ClerkPool {
         mut reply: ClientReply<KvReply>,
         now: Instant,
     ) {
-        let Some(target) = self.sessions.get_mut(session) else {
-            return;
-        };
         if let Outcome::Rejected(Reject::NotLeader { hint }) = &mut reply.outcome {
+            if hint.is_some_and(|node| !self.positions.contains_key(&node)) {
+                self.learn_members_from(position);
+            }
             // The clerk knows nodes by position in the address list.
             *hint = hint.and_then(|node| self.positions.get(&node).map(|&p| NodeId(p as u64)));
         }
+        let Some(target) = self.sessions.get_mut(session) else {
+            return;
+        };
         if target.waiting_on.is_some_and(|(_, request)| request == reply.request) {
             target.waiting_on = None;
         }
@@ -593,6 +678,9 @@ impl ClerkPool {
         link.last_error = Some(error);
         link.node = None;
         self.failed.push(position);
+        if self.learning_members_from == Some(position) {
+            self.learning_members_from = None;
+        }
     }
 
     /// Answers, for each failed link, every request still waiting on it.

@@ -1,5 +1,5 @@
-//! Links to the other nodes. Each node dials every other node and sends its Raft messages
-//! over that link; what it receives arrives on the links the others dialed. A link that fails
+//! Links to the other nodes. Each node dials every other node it knows (see `peer_set`) and
+//! sends its Raft messages over that link; what it receives arrives on the links the others dialed. A link that fails
 //! is dialed again after a backoff that doubles up to a cap; messages meant for a node that is
 //! not connected are dropped (Raft retransmits what matters).
 
@@ -85,6 +85,11 @@ impl PeerLink {
             outage_logged: false,
             dropped: 0,
         }
+    }
+
+    /// The address it dials.
+    pub(super) fn address(&self) -> &str {
+        &self.address
     }
 
     /// Whether the link is connected and the peer accepted it.
@@ -278,7 +283,7 @@ impl PeerLink {
     }
 
     /// Drops the connection, if any.
-    fn close(&mut self, registry: &Registry) {
+    pub(super) fn close(&mut self, registry: &Registry) {
         self.welcomed = false;
         self.stalled_since = None;
         let previous = std::mem::replace(&mut self.state, State::Idle { retry_at: Instant::ZERO });
