@@ -239,9 +239,9 @@ struct WaitingRead<C> {
 /// };
 /// let Outcome::Registered { client } = ask(ClientId(0), 1, Op::Register) else { panic!() };
 /// let append = KvCommand::Append { key: b"log".to_vec(), value: b"a".to_vec() };
-/// assert_eq!(ask(client, 2, Op::Command(append.clone())), Outcome::Done(KvReply::Done));
+/// assert_eq!(ask(client, 2, Op::Command(append.clone())), Outcome::Done(KvReply::Length(1)));
 /// // The reply was lost, say, and the client retries: same id, same answer, applied once.
-/// assert_eq!(ask(client, 2, Op::Command(append)), Outcome::Done(KvReply::Done));
+/// assert_eq!(ask(client, 2, Op::Command(append)), Outcome::Done(KvReply::Length(1)));
 /// let get = KvCommand::Get { key: b"log".to_vec() };
 /// let value = KvReply::Value(Some(b"a".to_vec()));
 /// assert_eq!(ask(client, 3, Op::Command(get)), Outcome::Done(value));

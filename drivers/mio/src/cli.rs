@@ -22,7 +22,7 @@ use crate::frame::MAX_FRAME_BYTES;
 use crate::server::{self, ConnectionLimits, ServeOptions};
 use crate::tls::{ClientTls, NodeTls, TlsFiles};
 use crate::wire::NodeStatus;
-use crate::{bench, certs, local, member_cli};
+use crate::{bench, certs, list, local, member_cli, redis};
 
 const EXIT_ERROR: u8 = 1;
 const EXIT_USAGE: u8 = 2;
@@ -94,6 +94,9 @@ enum Command {
         #[command(flatten)]
         cluster: ClusterArgs,
     },
+    /// Print the keys in order with their values, one KEY<tab>VALUE line each (or JSON).
+    /// Examples: `raftkv list`, `raftkv list --prefix user: --limit 10 --json`.
+    List(list::ListArgs),
     /// Print one line per node: id, role (`Learner` for a learner that follows), term,
     /// leader, commit, applied, log size.
     Status {
@@ -187,6 +190,8 @@ struct ServeArgs {
     tls: ServeTlsArgs,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    redis: redis::RedisArgs,
 }
 
 /// TLS of a node.
@@ -283,6 +288,7 @@ pub fn main() -> ExitCode {
         Command::Append { key, value, cluster } => write(&cluster, |c| c.append(&key, &value)),
         Command::Delete { key, cluster } => write(&cluster, |c| c.delete(&key)),
         Command::Cas { missing, values, cluster } => cas(missing, &values, &cluster),
+        Command::List(args) => list::run(&args),
         Command::Status { json, cluster } => status(json, &cluster),
         Command::Certs(args) => certs::run(&args).map_err(Failure::Certs),
         Command::Member(args) => member_cli::run(&args),
@@ -359,6 +365,9 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         .into());
     }
     let (tls, join_tls) = serve_tls(&args.tls, id, listen)?;
+    if let Some(config) = redis_config(&args, &peers, &join, id, listen)? {
+        redis::start(config)?;
+    }
     let options = ServeOptions {
         id,
         listen,
@@ -379,6 +388,62 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         tls,
     };
     server::run(options).map_err(Failure::Serve)
+}
+
+/// The Redis listener's settings, if `--redis-listen` asks for one. It speaks in the clear, so
+/// only on loopback unless the operator insists; it reaches the cluster as a client would, with
+/// this node's certificate when the cluster runs TLS.
+fn redis_config(
+    args: &ServeArgs,
+    peers: &[(NodeId, String)],
+    join: &[String],
+    id: NodeId,
+    node_listen: SocketAddr,
+) -> Result<Option<redis::RedisConfig>, Failure> {
+    let Some(listen) = args.redis.redis_listen else {
+        return Ok(None);
+    };
+    if !listen.ip().is_loopback() && !args.tls.insecure_plaintext {
+        return Err(Failure::Usage(format!(
+            "refusing to serve Redis clients on {listen}: the Redis protocol runs in the clear. \
+             Use a loopback address, or --insecure-plaintext on a network you trust"
+        )));
+    }
+    let files = TlsFiles::from_parts(
+        args.tls.tls_ca.clone(),
+        args.tls.tls_cert.clone(),
+        args.tls.tls_key.clone(),
+    )?;
+    let tls = files.as_ref().map(ClientTls::load).transpose()?;
+    let password =
+        args.redis.redis_password_file.as_deref().map(redis::read_password).transpose()?;
+    let limits = args.limits.limits();
+    // This node first when --peers does not name it (it joins, or restarts without them);
+    // the clerks learn the other members from the nodes' welcomes.
+    let mut cluster: Vec<String> = peers.iter().map(|(_, address)| address.clone()).collect();
+    let own_position = match peers.iter().position(|(peer, _)| *peer == id) {
+        Some(position) => position,
+        None => {
+            cluster.insert(0, node_listen.to_string());
+            0
+        }
+    };
+    cluster.extend(
+        join.iter().filter(|address| !cluster.contains(address)).cloned().collect::<Vec<_>>(),
+    );
+    Ok(Some(redis::RedisConfig {
+        listen,
+        cluster,
+        own_position,
+        cluster_name: args.cluster_name.clone(),
+        tls,
+        idle_timeout: std::time::Duration::from_millis(limits.client_idle_timeout.as_millis()),
+        limits,
+        max_command_bytes: args.max_frame_bytes,
+        timeout: std::time::Duration::from_millis(args.redis.redis_timeout_ms.max(1)),
+        scan_cursors: args.redis.redis_scan_cursors,
+        password,
+    }))
 }
 
 /// The node's TLS from its flags, and the same certificate as a client's (to ask a cluster it

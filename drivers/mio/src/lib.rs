@@ -14,8 +14,10 @@ mod connection_report;
 mod failure;
 mod frame;
 mod history;
+mod list;
 mod local;
 mod member_cli;
+mod redis;
 mod server;
 mod tls;
 mod transport;
@@ -23,5 +25,6 @@ mod wire;
 
 pub use client::{AddressStatus, CasOutcome, Client, ClientOptions, Error, MemberList};
 pub use connection_report::{ConnectionReport, Refusals};
+pub use raftkv_core::kv::{Scan, ScanPage};
 pub use tls::{ClientTls, TlsError};
 pub use wire::{MemberStep, MembershipReport, NodeStatus};

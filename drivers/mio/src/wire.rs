@@ -22,8 +22,9 @@ use crate::connection_report::ConnectionReport;
 /// older encoding). 6: a node's status names its membership, its standing in it and, on the
 /// leader, how far each member's log reaches; clients may ask the leader to change the
 /// membership or hand over its leadership (`ClientFrame::Admin`); a `Welcome` names the members
-/// of the membership in force.
-pub(crate) const PROTOCOL_VERSION: u32 = 6;
+/// of the membership in force. 7: the commands on several keys, scans, conditional puts and
+/// counters, and an append answers the length it produced.
+pub(crate) const PROTOCOL_VERSION: u32 = 7;
 
 /// Bytes that start every `Hello`, so that a stray connection is told apart from a
 /// misconfigured raftkv process.

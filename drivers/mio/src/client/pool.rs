@@ -39,8 +39,23 @@ use crate::wire::{
 /// [`Client::status`](crate::Client::status)).
 pub type AddressStatus = (String, Result<NodeStatus, String>);
 
+/// Tokens from this one on belong to sockets the pool's owner registered on its poll
+/// ([`ClerkPool::registry`]); the pool hands their events back ([`ClerkPool::take_foreign_events`]).
+pub(crate) const FOREIGN_TOKENS: usize = usize::MAX / 2;
+
 /// After the first node accepts, how long `connect` waits for the other addresses.
 const CONNECT_GRACE: raftkv_core::Duration = raftkv_core::Duration::from_millis(50);
+
+/// Readiness of a socket the pool's owner registered.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ForeignEvent {
+    /// Its token (at least [`FOREIGN_TOKENS`]).
+    pub(crate) token: Token,
+    /// It may be read (or has failed or closed: a read tells).
+    pub(crate) readable: bool,
+    /// It may be written.
+    pub(crate) writable: bool,
+}
 
 /// An operation a session finished.
 #[derive(Debug)]
@@ -135,6 +150,8 @@ pub(crate) struct ClerkPool {
     /// Session timeouts, earliest first (entries may be stale; checked when popped).
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
     finished: std::collections::VecDeque<Finished>,
+    /// Events of sockets the owner registered, for it to handle.
+    foreign: Vec<ForeignEvent>,
     seed: u64,
 }
 
@@ -181,6 +198,7 @@ impl ClerkPool {
             failed: Vec::new(),
             timers: BinaryHeap::new(),
             finished: std::collections::VecDeque::new(),
+            foreign: Vec::new(),
             seed: clock.now().as_nanos(),
             clock,
         })
@@ -204,6 +222,7 @@ impl ClerkPool {
     pub(crate) fn reset_session(&mut self, session: usize) {
         self.tags.remove(&self.sessions[session].tag);
         self.sessions[session] = self.fresh_session(session);
+        self.finished.retain(|finished| finished.session != session);
     }
 
     fn fresh_session(&mut self, session: usize) -> Session {
@@ -241,6 +260,56 @@ impl ClerkPool {
                 return Ok(None);
             }
             self.turn(now, deadline)?;
+        }
+    }
+
+    /// Waits for events until `timeout` passes or something happens, and handles those of the
+    /// links: a turn of the loop of an owner that also has sockets of its own on the poll.
+    pub(crate) fn wait(&mut self, timeout: Duration) -> io::Result<()> {
+        let now = self.clock.now();
+        self.turn(now, now + core_duration(timeout))
+    }
+
+    /// The poll, to register sockets of the owner's with tokens from [`FOREIGN_TOKENS`] on.
+    pub(crate) fn registry(&self) -> &mio::Registry {
+        self.poll.registry()
+    }
+
+    /// Events of the owner's sockets since the last call.
+    pub(crate) fn take_foreign_events(&mut self) -> Vec<ForeignEvent> {
+        std::mem::take(&mut self.foreign)
+    }
+
+    /// The next operation a session finished, if any.
+    pub(crate) fn pop_finished(&mut self) -> Option<Finished> {
+        self.finished.pop_front()
+    }
+
+    /// Asks the node at `position` in the address list for its status; the answer comes
+    /// later ([`ClerkPool::take_status`]). Returns whether the request could be sent.
+    pub(crate) fn ask_status(&mut self, position: usize) -> bool {
+        self.ensure_dialed(position);
+        let Some(link) = self.links.get_mut(position) else {
+            return false;
+        };
+        let (LinkState::Connecting(conn) | LinkState::Up(conn)) = &mut link.state else {
+            return false;
+        };
+        link.status = None;
+        conn.send(&ClientFrame::Status { tag: 0 });
+        self.unflushed.push(position);
+        true
+    }
+
+    /// The status the node at `position` answered, once; `Err` if its link is down.
+    pub(crate) fn take_status(&mut self, position: usize) -> Result<Option<NodeStatus>, String> {
+        let link = &mut self.links[position];
+        match (&link.state, link.status.take()) {
+            (_, Some(status)) => Ok(Some(status)),
+            (LinkState::Down, None) => {
+                Err(link.last_error.clone().unwrap_or_else(|| "not connected".to_string()))
+            }
+            (_, None) => Ok(None),
         }
     }
 
@@ -427,7 +496,19 @@ impl ClerkPool {
             Err(error) => return Err(error),
         }
         let now = self.clock.now();
-        let ready: Vec<usize> = self.events.iter().map(|event| event.token().0).collect();
+        let mut ready = Vec::new();
+        for event in self.events.iter() {
+            if event.token().0 >= FOREIGN_TOKENS {
+                // Errors and hang-ups surface at the next read.
+                self.foreign.push(ForeignEvent {
+                    token: event.token(),
+                    readable: event.is_readable() || event.is_error() || event.is_read_closed(),
+                    writable: event.is_writable(),
+                });
+            } else {
+                ready.push(event.token().0);
+            }
+        }
         for position in ready {
             self.on_link_event(position, now);
         }
