@@ -73,6 +73,13 @@ fn a_node_joins_is_promoted_and_a_founder_leaves_while_every_write_survives() {
     refused(&cluster, &["member", "add", "5", "no-port"], "not HOST:PORT");
     refused(&cluster, &["member", "add", "0", &address], "node ids are positive");
     refused(&cluster, &["member", "promote", "4"], "not a learner");
+    for node in 1..=3 {
+        let log = cluster.log(node);
+        assert!(
+            !log.contains("node 4 is not a member"),
+            "node 4 dialed before it was added: {log}"
+        );
+    }
 
     let added = succeeds(&cluster, &["member", "add", "4", &address, "--learner"]);
     assert!(added.contains("voters=1,2,3 learners=4"), "{added}");
@@ -128,4 +135,37 @@ fn a_node_whose_disk_was_wiped_is_replaced_by_a_new_id_with_tls() {
     refused(&cluster, &["transfer-leader", "3"], "not a voter");
     assert_all_there(&mut client, 0..70);
     assert_eq!(voters(&cluster), [1, 2, 4]);
+
+    // Restarted, node 4 finds its membership in its data directory, not at --join.
+    assert!(cluster.terminate(four).success(), "{}", cluster.log(four));
+    cluster.spawn(four);
+    cluster.wait_for_log(four, "--join ignored");
+    put_all(&mut client, 70..80);
+    cluster.wait_for_status(4, "caught up", |status, leader| status.applied >= leader.commit);
+}
+
+#[test]
+fn serve_needs_peers_or_join_and_a_listen_address_to_join() {
+    let dir = std::env::temp_dir().join(format!("raftkv-membership-usage-{}", std::process::id()));
+    let data = dir.join("data");
+    let serve = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_raftkv"))
+            .args(["serve", "--id", "4", "--data", data.to_str().unwrap()])
+            .args(args)
+            .output()
+            .expect("run raftkv serve")
+    };
+    let cases: [(&[&str], &str); 4] = [
+        (&["--listen", "127.0.0.1:1"], "holds no membership"),
+        (&["--join", "127.0.0.1:1"], "give --listen"),
+        (&["--join", "nowhere", "--listen", "127.0.0.1:1"], "not HOST:PORT"),
+        (&["--join", "127.0.0.1:1", "--peers", "4=127.0.0.1:1"], "cannot be used with"),
+    ];
+    for (args, reason) in cases {
+        let output = serve(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", text(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(reason), "{args:?}: {reason:?} not in {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
