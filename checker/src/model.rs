@@ -23,6 +23,88 @@ pub trait Recorded {
 ///
 /// The search only ever moves forward with [`Model::step`], so a model is a pure function of
 /// its arguments. States are compared and hashed on every step: make both cheap.
+///
+/// A model of your own: a counter that clients add to and read. The operation type records
+/// what each client asked and saw; the model says which outcomes a state allows.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use raftkv_checker::{Model, Recorded, Verdict, check};
+///
+/// /// What a client asked of the counter, and what it saw.
+/// #[derive(Debug)]
+/// enum CounterOp {
+///     Add(u64),
+///     /// `None`: the read never returned.
+///     Read(Option<u64>),
+/// }
+///
+/// struct Call {
+///     client: u64,
+///     call: u64,
+///     ret: Option<u64>,
+///     op: CounterOp,
+/// }
+///
+/// impl Recorded for Call {
+///     fn id(&self) -> u64 { self.call } // Calls are at distinct times here.
+///     fn client(&self) -> u64 { self.client }
+///     fn call(&self) -> u64 { self.call }
+///     fn ret(&self) -> Option<u64> { self.ret }
+/// }
+///
+/// struct CounterModel;
+///
+/// impl Model for CounterModel {
+///     type Operation = Call;
+///     type State = u64;
+///
+///     fn init(&self) -> u64 {
+///         0
+///     }
+///
+///     fn step(&self, state: &u64, call: &Call) -> Option<u64> {
+///         match call.op {
+///             CounterOp::Add(amount) => state.checked_add(amount),
+///             CounterOp::Read(Some(seen)) => (seen == *state).then_some(*state),
+///             CounterOp::Read(None) => Some(*state),
+///         }
+///     }
+///
+///     fn is_read_only(&self, call: &Call) -> bool {
+///         matches!(call.op, CounterOp::Read(_))
+///     }
+///
+///     fn describe_operation(&self, call: &Call) -> String {
+///         format!("{:?}", call.op)
+///     }
+///
+///     fn describe_state(&self, state: &u64) -> String {
+///         format!("holds {state}")
+///     }
+/// }
+///
+/// let call = |client, call, ret, op| Call { client, call, ret: Some(ret), op };
+/// // Client 2's read overlaps the add: it may see the counter before or after it.
+/// let history = [
+///     call(1, 0, 10, CounterOp::Add(5)),
+///     call(2, 5, 20, CounterOp::Read(Some(0))),
+///     call(2, 30, 40, CounterOp::Read(Some(5))),
+/// ];
+/// let limit = Some(Duration::from_secs(5));
+/// assert_eq!(check(&history, &CounterModel, limit).verdict, Verdict::Linearizable);
+///
+/// // Reading 0 after reading 5 cannot happen to one copy of the counter.
+/// let history = [
+///     call(1, 0, 10, CounterOp::Add(5)),
+///     call(2, 20, 30, CounterOp::Read(Some(5))),
+///     call(3, 40, 50, CounterOp::Read(Some(0))),
+/// ];
+/// let report = check(&history, &CounterModel, limit);
+/// assert_eq!(report.verdict, Verdict::NotLinearizable);
+/// assert!(report.to_string().contains("Read(Some(0))"), "{report}");
+/// ```
 pub trait Model: Sync {
     /// One operation together with its recorded outcome (unknown when it never returned).
     type Operation: Recorded + Sync;

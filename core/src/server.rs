@@ -239,9 +239,9 @@ struct WaitingRead<C> {
 /// };
 /// let Outcome::Registered { client } = ask(ClientId(0), 1, Op::Register) else { panic!() };
 /// let append = KvCommand::Append { key: b"log".to_vec(), value: b"a".to_vec() };
-/// assert_eq!(ask(client, 2, Op::Command(append.clone())), Outcome::Done(KvReply::Done));
+/// assert_eq!(ask(client, 2, Op::Command(append.clone())), Outcome::Done(KvReply::Length(1)));
 /// // The reply was lost, say, and the client retries: same id, same answer, applied once.
-/// assert_eq!(ask(client, 2, Op::Command(append)), Outcome::Done(KvReply::Done));
+/// assert_eq!(ask(client, 2, Op::Command(append)), Outcome::Done(KvReply::Length(1)));
 /// let get = KvCommand::Get { key: b"log".to_vec() };
 /// let value = KvReply::Value(Some(b"a".to_vec()));
 /// assert_eq!(ask(client, 3, Op::Command(get)), Outcome::Done(value));
@@ -618,11 +618,16 @@ impl<S: StateMachine> Replica<S> {
     }
 
     /// Whether the log may hold more applied entries than the snapshot threshold now: while a
-    /// snapshot is being saved, or while the applied entry is not durable here (no snapshot
-    /// may stand on it yet). Otherwise the replica snapshots as soon as the threshold is
-    /// reached.
+    /// snapshot is being saved, while the applied entry is not durable here (no snapshot may
+    /// stand on it yet), or while the node cannot compact at all: a node that joined a running
+    /// cluster applies the entries from before it was added without knowing the membership
+    /// they stood under, and may snapshot only once it applied the entry that added it (those
+    /// entries are bounded by what its leader had not compacted). Otherwise the replica
+    /// snapshots as soon as the threshold is reached.
     pub fn snapshot_deferred(&self) -> bool {
-        self.snapshot_in_flight.is_some() || !self.raft.applied_is_durable()
+        self.snapshot_in_flight.is_some()
+            || !self.raft.applied_is_durable()
+            || !self.raft.knows_membership_at(self.applied)
     }
 
     /// Replaces sessions and state with a snapshot's.

@@ -53,7 +53,7 @@ fn puts_appends_and_gets_through_the_clerk_give_the_expected_values() {
         results,
         [
             Ok(KvReply::Done),
-            Ok(KvReply::Done),
+            Ok(KvReply::Length(2)),
             value("12"),
             Ok(KvReply::Done),
             Ok(KvReply::Value(None)),
@@ -82,7 +82,7 @@ fn a_request_delivered_three_times_is_applied_once() {
     cluster.request_by_hand(leader, request);
     cluster.run_for(200);
     let outcomes: Vec<_> = cluster.by_hand.iter().map(|(_, reply)| reply.outcome.clone()).collect();
-    assert_eq!(outcomes, vec![Outcome::Done(KvReply::Done); 4], "every delivery is answered");
+    assert_eq!(outcomes, vec![Outcome::Done(KvReply::Length(1)); 4], "every delivery is answered");
     for node in cluster.ids() {
         assert_eq!(cluster.value(node, "x").as_deref(), Some("a"), "node {node} applied it once");
     }
@@ -103,7 +103,7 @@ fn a_leader_change_in_the_middle_of_a_request_still_applies_it_exactly_once() {
     cluster.drop_where(|p| matches!(p, Packet::Reply { .. }));
 
     assert!(cluster.run_until(10_000, |c| c.finished[0].len() == 2), "the clerk retried");
-    assert_eq!(cluster.finished[0][1].1, Ok(KvReply::Done));
+    assert_eq!(cluster.finished[0][1].1, Ok(KvReply::Length(9)));
     cluster.restart(old_leader);
     cluster.run_for(1_000);
     for node in cluster.ids() {
@@ -208,7 +208,7 @@ fn a_leader_whose_clock_starts_elsewhere_continues_the_log_clock() {
     assert_eq!(cluster.leader(), Some(NodeId(3)));
     cluster.submit(0, append("x", "2"));
     assert!(cluster.run_until(5_000, |c| c.finished[0].len() == 2));
-    assert_eq!(cluster.finished[0][1].1, Ok(KvReply::Done));
+    assert_eq!(cluster.finished[0][1].1, Ok(KvReply::Length(2)));
     assert_eq!(cluster.clerks[0].client_id(), session, "the session did not expire");
     let clock_ms = cluster.replica(NodeId(3)).sessions().clock_ms();
     assert!(clock_ms < 60_000, "the log clock went on from where it was: {clock_ms} ms");
@@ -228,7 +228,7 @@ fn a_clerk_whose_idle_session_expired_opens_a_new_one_transparently() {
     }
     cluster.submit(1, append("y", "2"));
     assert!(cluster.run_until(3_000, |c| c.finished[1].len() == 2));
-    assert_eq!(cluster.finished[1][1].1, Ok(KvReply::Done));
+    assert_eq!(cluster.finished[1][1].1, Ok(KvReply::Length(2)));
     assert_ne!(cluster.clerks[1].client_id(), first_session);
     assert_eq!(cluster.value(cluster.leader().expect("leads"), "y").as_deref(), Some("12"));
 }

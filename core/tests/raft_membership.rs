@@ -69,6 +69,12 @@ fn a_learner_catches_up_and_is_promoted_to_voter() {
     assert_eq!(membership(&cluster, four), "voters=1,2,3 learners=4");
     assert_eq!(cluster.node(four).membership().address(four), Some(&b"node-4:7000"[..]));
     assert_eq!(cluster.applied_commands(four), cluster.applied_commands(id(1)), "caught up");
+    let last = cluster.node(id(1)).status().last_log.index;
+    let matched = cluster.node(id(1)).match_indexes().expect("the leader knows its members");
+    let members: Vec<NodeId> = matched.iter().map(|&(node, _)| node).collect();
+    assert_eq!(members, [id(1), id(2), id(3), four], "every member, the leader included");
+    assert!(matched.iter().all(|&(_, index)| index == last), "{matched:?} all at {last}");
+    assert_eq!(cluster.node(four).match_indexes(), None, "only a leader knows");
 
     let joint = cluster.change_membership(id(1), &[promote(4)]).expect("it caught up");
     assert_eq!(membership(&cluster, id(1)), "voters=1,2,3,4 outgoing=1,2,3", "in force at once");
@@ -198,6 +204,47 @@ fn a_removed_leader_steps_down_once_the_change_commits_and_hands_over_at_once() 
     cluster.run_for(200);
     let other = if leader == id(2) { id(3) } else { id(2) };
     assert!(cluster.applied_commands(other).contains(&"without node 1".to_string()));
+}
+
+/// Found by the simulator (seeds 939 and 1580): a leader replaced itself, the joint membership
+/// committed, and the membership that left it out reached its own log only before it crashed.
+/// The others, joint, need its vote (the outgoing side is {1, 2}) and it refuses them: its log
+/// is longer. If it counted itself removed and stayed out of elections, no leader could ever
+/// be elected again. It campaigns under the membership that removed it, wins with the votes
+/// of that membership, commits it and steps down.
+#[test]
+fn a_node_removed_by_an_uncommitted_entry_campaigns_until_that_entry_commits() {
+    let mut cluster = Cluster::new(2);
+    cluster.elect(id(1));
+    cluster.stabilize();
+    cluster.add_joining_node(|_| {});
+    cluster.change_membership(id(1), &[learner(3)]).expect("a learner is added");
+    cluster.run_for(200);
+    cluster.change_membership(id(1), &[promote(3), remove(1)]).expect("node 1 is replaced");
+    while membership(&cluster, id(1)) != "voters=2,3" {
+        assert!(cluster.deliver_one(), "the joint membership commits");
+    }
+    cluster.drop_where(|_| true);
+    cluster.crash(id(1));
+    cluster.restart(id(1));
+    for node in [id(2), id(3)] {
+        assert_eq!(membership(&cluster, node), "voters=2,3 outgoing=1,2", "node {node}");
+    }
+    let removed = cluster.node(id(1)).status();
+    assert!(matches!(removed.standing, Standing::Removed { .. }), "{:?}", removed.standing);
+    assert!(removed.membership_index > removed.commit, "its removal is not committed");
+
+    cluster.run_for(5_000);
+    let leader = cluster.leader().expect("a leader of the new membership");
+    assert!(leader == id(2) || leader == id(3), "{leader}");
+    for node in cluster.ids() {
+        assert_eq!(membership(&cluster, node), "voters=2,3", "node {node}");
+        assert!(settled(&cluster, node), "node {node}");
+    }
+    assert!(cluster.node(id(1)).counters().leaderships > 0, "node 1 led to commit its removal");
+    let pre_elections = cluster.node(id(1)).counters().pre_elections;
+    cluster.run_for(3_000);
+    assert_eq!(cluster.node(id(1)).counters().pre_elections, pre_elections, "then never again");
 }
 
 #[test]

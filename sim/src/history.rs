@@ -46,13 +46,14 @@ fn convert(id: u64, op: &Recorded) -> Operation {
                 _ => None,
             },
         },
+        (other, _) => unreachable!("the simulated workload does not issue {other}"),
     };
     Operation {
         id,
         client: op.client as u64,
         call: nanos_since_origin(op.call),
         ret: reply.map(|(at, _)| at),
-        key: text(op.command.key()),
+        key: text(op.command.key().expect("the simulated workload names one key")),
         command,
     }
 }

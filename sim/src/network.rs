@@ -44,6 +44,8 @@ pub(crate) fn outcome_text(outcome: &Outcome<KvReply>) -> String {
         Outcome::Done(KvReply::Done) => "done".to_string(),
         Outcome::Done(KvReply::Cas { swapped: true, .. }) => "cas ok".to_string(),
         Outcome::Done(KvReply::Cas { swapped: false, .. }) => "cas fail".to_string(),
+        Outcome::Done(KvReply::Length(length)) => format!("length {length}"),
+        Outcome::Done(other) => format!("{other:?}"),
         Outcome::Rejected(reject) => format!("rejected: {reject}"),
     }
 }

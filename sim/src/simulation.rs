@@ -1074,10 +1074,8 @@ fn reply_fits(command: &KvCommand, reply: &KvReply) -> bool {
     matches!(
         (command, reply),
         (KvCommand::Get { .. }, KvReply::Value(_))
-            | (
-                KvCommand::Put { .. } | KvCommand::Append { .. } | KvCommand::Delete { .. },
-                KvReply::Done
-            )
+            | (KvCommand::Put { .. } | KvCommand::Delete { .. }, KvReply::Done)
+            | (KvCommand::Append { .. }, KvReply::Length(_))
             | (KvCommand::Cas { .. }, KvReply::Cas { .. })
     )
 }

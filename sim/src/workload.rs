@@ -158,7 +158,7 @@ impl Workload {
                 _ => None,
             };
             if let Some(seen) = seen {
-                let key = recorded.command.key().to_vec();
+                let key = recorded.command.key().expect("a command on one key").to_vec();
                 self.clients[client].last_seen.insert(key, seen);
             }
         }

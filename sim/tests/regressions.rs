@@ -142,27 +142,44 @@ fn seed_85602_slow_but_steady_catch_up_is_not_a_liveness_failure() {
 
 /// `raftkv-sim run --seed 939 --nodes 4 --clients 8 --ops 122 --faults all`: leader n1
 /// proposed its own removal; the joint {1,2,3,4} -> {2,3,4} committed, C_new (entry 8) reached
-/// n3 only, and n1 crashed. From then on n1, whose log holds C_new uncommitted, counts itself
-/// removed and never campaigns; n3's disk rotted, so it takes no part in elections until a
-/// leader recovers it; n2 (joint membership, log up to 6) needs three of {1,2,3,4} and n1,
-/// whose log is longer, refuses it. No leader ever again, and no operation completes (core:
-/// a node removed by a membership entry that is not committed is still needed by the
-/// configuration before it, and should campaign until it learns that the entry committed).
-/// The run is the same with WAL segments prepared ahead or not (trace hash 13de555333e63cbe).
+/// n3 only, and n1 crashed. n1, whose log holds C_new uncommitted, counted itself removed and
+/// never campaigned; n3's disk rotted, so it took no part in elections until a leader recovered
+/// it; n2 (joint membership, log up to 6) needed three of {1,2,3,4} and n1, whose log is
+/// longer, refused it. No leader ever again (core, fixed: a node removed by a membership entry
+/// it does not know committed campaigns under that membership, which still needs it).
 #[test]
-#[ignore = "core bug, reported: a node removed by an uncommitted entry never campaigns"]
-fn seed_939_a_node_removed_by_an_uncommitted_entry_never_campaigns_and_the_cluster_stalls() {
+fn seed_939_a_node_removed_by_an_uncommitted_entry_must_still_campaign() {
     let shape = Shape { nodes: 4, clients: 8, ops: 122, faults: "all".parse().expect("valid") };
     replay_as_drawn(939, shape);
 }
 
 /// `raftkv-sim run --seed 1580 --nodes 2 --clients 4 --ops 580 --faults all`: the same bug
 /// without a damaged disk. Leader n1 replaced itself by n3 (joint {1,2} -> {2,3} at 222);
-/// C_new (223) stayed in n1's log only, uncommitted. n1 never campaigns; n2 and n3, joint, need
-/// n1's vote for the outgoing majority, and n1 refuses them its vote: its log is longer.
+/// C_new (223) stayed in n1's log only, uncommitted. n1 never campaigned; n2 and n3, joint,
+/// needed n1's vote for the outgoing majority, and n1 refused them its vote: its log is longer.
 #[test]
-#[ignore = "core bug, reported: a node removed by an uncommitted entry never campaigns"]
-fn seed_1580_the_old_leader_removed_by_an_uncommitted_entry_holds_the_joint_cluster_up() {
+fn seed_1580_the_old_leader_removed_by_an_uncommitted_entry_must_still_campaign() {
     let shape = Shape { nodes: 2, clients: 4, ops: 580, faults: "all".parse().expect("valid") };
     replay_as_drawn(1580, shape);
+}
+
+/// `raftkv-sim run --seed 1763 --nodes 3 --clients 9 --ops 74 --faults all`: node 4 joined
+/// and received the log from its first entry; it applied entries from before the one that
+/// added it, whose membership it does not know, so it could not snapshot them, and the bound
+/// on applied entries held in memory failed (core, fixed: the replica counts its snapshot as
+/// deferred until it knows the membership at its applied entry).
+#[test]
+fn seed_1763_a_joined_node_applies_entries_from_before_it_was_added() {
+    let shape = Shape { nodes: 3, clients: 9, ops: 74, faults: "all".parse().expect("valid") };
+    replay_as_drawn(1763, shape);
+}
+
+/// `raftkv-sim run --seed 1922 --nodes 5 --clients 6 --ops 441 --faults all`: the same on
+/// disk. Node 6 wrote entries 1..3 while it had applied up to 3, which it could not compact:
+/// the membership there was unknown to it (core, fixed with seed 1763's: deferral is judged at
+/// the replica's applied entry, not at the batch the Raft node handed out ahead of it).
+#[test]
+fn seed_1922_a_joined_node_writes_entries_it_cannot_compact_yet() {
+    let shape = Shape { nodes: 5, clients: 6, ops: 441, faults: "all".parse().expect("valid") };
+    replay_as_drawn(1922, shape);
 }

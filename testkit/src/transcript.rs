@@ -40,6 +40,8 @@ pub(crate) fn outcome_text(outcome: &Outcome<KvReply>) -> String {
         Outcome::Done(KvReply::Value(None)) => "missing".to_string(),
         Outcome::Done(KvReply::Done) => "done".to_string(),
         Outcome::Done(KvReply::Cas { swapped, .. }) => format!("cas swapped={swapped}"),
+        Outcome::Done(KvReply::Length(length)) => format!("length={length}"),
+        Outcome::Done(other) => format!("{other:?}"),
         Outcome::Rejected(reject) => format!("rejected: {reject}"),
     }
 }

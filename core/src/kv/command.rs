@@ -49,6 +49,96 @@ pub enum KvCommand {
         #[serde(with = "crate::bytes")]
         new: Vec<u8>,
     },
+    // The variants below came later: appended, so the encoding of the others did not change.
+    /// Keys in order, with their values if asked, one page at a time (read-only).
+    Scan(Scan),
+    /// The number of keys (read-only).
+    Count,
+    /// The values of several keys, read at one point (read-only).
+    GetMany {
+        /// The keys read, in the order of the answer.
+        keys: Vec<Vec<u8>>,
+    },
+    /// How many of `keys` are present, a key named twice counting twice (read-only).
+    Exists {
+        /// The keys looked up.
+        keys: Vec<Vec<u8>>,
+    },
+    /// Sets several keys at once, in one log entry: all of them or none.
+    PutMany {
+        /// Keys and their new values; a key named twice ends with its last value.
+        pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    },
+    /// Removes several keys at once; answers how many were present.
+    DeleteMany {
+        /// The keys removed.
+        keys: Vec<Vec<u8>>,
+    },
+    /// Sets `key` to `value` if `condition` holds; answers whether it did and the value before.
+    PutIf {
+        /// The key written.
+        #[serde(with = "crate::bytes")]
+        key: Vec<u8>,
+        /// Its new value.
+        #[serde(with = "crate::bytes")]
+        value: Vec<u8>,
+        /// When to write.
+        condition: PutCondition,
+    },
+    /// Adds `delta` to the decimal integer `key` holds (a missing key counts as 0) and answers
+    /// the sum; refused, without a change, if the value is not such an integer or the sum
+    /// leaves the range of `i64`.
+    Increment {
+        /// The counter.
+        #[serde(with = "crate::bytes")]
+        key: Vec<u8>,
+        /// What to add (negative to subtract).
+        delta: i64,
+    },
+}
+
+/// When [`KvCommand::PutIf`] writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PutCondition {
+    /// Always (a put that answers the value it replaced).
+    Always,
+    /// Only if the key is missing.
+    IfMissing,
+    /// Only if the key is present.
+    IfPresent,
+}
+
+/// What a [`KvCommand::Scan`] reads: the keys from `start` on (inclusive), before `end`
+/// (exclusive) if given, that begin with `prefix`, at most `limit` of them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scan {
+    /// The first key that may be returned (empty: from the first key). To read the next page,
+    /// the `next` of the last one.
+    #[serde(with = "crate::bytes")]
+    pub start: Vec<u8>,
+    /// The first key past the range, or `None` for no bound.
+    #[serde(with = "crate::bytes::optional")]
+    pub end: Option<Vec<u8>>,
+    /// Only keys that begin with these bytes (empty: every key).
+    #[serde(with = "crate::bytes")]
+    pub prefix: Vec<u8>,
+    /// Keys in a page at most, at least 1. A page also stops once its keys and values weigh
+    /// [`SCAN_PAGE_BYTES`](crate::kv::SCAN_PAGE_BYTES), so that it fits in a reply.
+    pub limit: u32,
+    /// Whether the page carries the values too.
+    pub with_values: bool,
+}
+
+/// One page of a [`KvCommand::Scan`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanPage {
+    /// The keys, in order.
+    pub keys: Vec<Vec<u8>>,
+    /// Their values, one per key, if the scan asked for them; else empty.
+    pub values: Vec<Vec<u8>>,
+    /// Where the next page starts (its `start`), or `None`: the range has no more keys.
+    #[serde(with = "crate::bytes::optional")]
+    pub next: Option<Vec<u8>>,
 }
 
 /// The result of a [`KvCommand`].
@@ -66,18 +156,85 @@ pub enum KvReply {
         #[serde(with = "crate::bytes::optional")]
         previous: Option<Vec<u8>>,
     },
+    // The variants below came later: appended, so the encoding of the others did not change.
+    /// Answer to `Append`: the length of the value it produced, in bytes.
+    Length(u64),
+    /// Answer to `Count`, `Exists` and `DeleteMany`: how many keys.
+    Count(u64),
+    /// Answer to `Scan`.
+    Page(ScanPage),
+    /// Answer to `GetMany`: a value or `None` (missing) per key, in the order asked.
+    Values(Vec<Option<Vec<u8>>>),
+    /// Answer to `PutIf`: whether it wrote, and the value before (`None`: missing).
+    PutIf {
+        /// The condition held and the key now holds the new value.
+        written: bool,
+        /// The value before the command.
+        #[serde(with = "crate::bytes::optional")]
+        previous: Option<Vec<u8>>,
+    },
+    /// Answer to `Increment`: the counter's new value.
+    Integer(i64),
+    /// The command ran and, given the state it found, changed nothing (an increment of a value
+    /// that is not an integer, a read whose answer would be too large).
+    Refused {
+        /// Why.
+        reason: String,
+    },
 }
 
 impl KvCommand {
-    /// The key the command touches.
-    pub fn key(&self) -> &[u8] {
+    /// The key of a command on one key; `None` for a command on several keys or none.
+    pub fn key(&self) -> Option<&[u8]> {
         match self {
             KvCommand::Get { key }
             | KvCommand::Put { key, .. }
             | KvCommand::Append { key, .. }
             | KvCommand::Delete { key }
-            | KvCommand::Cas { key, .. } => key,
+            | KvCommand::Cas { key, .. }
+            | KvCommand::PutIf { key, .. }
+            | KvCommand::Increment { key, .. } => Some(key),
+            KvCommand::Scan(_)
+            | KvCommand::Count
+            | KvCommand::GetMany { .. }
+            | KvCommand::Exists { .. }
+            | KvCommand::PutMany { .. }
+            | KvCommand::DeleteMany { .. } => None,
         }
+    }
+
+    /// Every key the command names (for a scan, its bounds and prefix), for size checks.
+    pub fn named_keys(&self) -> Vec<&[u8]> {
+        match self {
+            KvCommand::Scan(scan) => {
+                let mut keys = vec![&scan.start[..], &scan.prefix[..]];
+                keys.extend(scan.end.as_deref());
+                keys
+            }
+            KvCommand::Count => Vec::new(),
+            KvCommand::GetMany { keys }
+            | KvCommand::Exists { keys }
+            | KvCommand::DeleteMany { keys } => keys.iter().map(Vec::as_slice).collect(),
+            KvCommand::PutMany { pairs } => pairs.iter().map(|(key, _)| key.as_slice()).collect(),
+            single => single.key().into_iter().collect(),
+        }
+    }
+
+    /// Bytes of keys and values the command carries.
+    pub fn payload_bytes(&self) -> usize {
+        let values = match self {
+            KvCommand::Put { value, .. }
+            | KvCommand::Append { value, .. }
+            | KvCommand::PutIf { value, .. } => value.len(),
+            KvCommand::Cas { expected, new, .. } => {
+                expected.as_ref().map_or(0, Vec::len).saturating_add(new.len())
+            }
+            KvCommand::PutMany { pairs } => {
+                pairs.iter().fold(0usize, |sum, (_, value)| sum.saturating_add(value.len()))
+            }
+            _ => 0,
+        };
+        self.named_keys().iter().fold(values, |sum, key| sum.saturating_add(key.len()))
     }
 }
 
@@ -94,6 +251,22 @@ impl fmt::Display for KvCommand {
                 let expected = expected.as_deref().map_or("missing".to_string(), text);
                 write!(f, "cas {} {}->{}", text(key), expected, text(new))
             }
+            KvCommand::Scan(scan) => write!(
+                f,
+                "scan from {:?} prefix {:?} limit {}",
+                text(&scan.start),
+                text(&scan.prefix),
+                scan.limit
+            ),
+            KvCommand::Count => write!(f, "count"),
+            KvCommand::GetMany { keys } => write!(f, "get {} keys", keys.len()),
+            KvCommand::Exists { keys } => write!(f, "exists {} keys", keys.len()),
+            KvCommand::PutMany { pairs } => write!(f, "put {} keys", pairs.len()),
+            KvCommand::DeleteMany { keys } => write!(f, "delete {} keys", keys.len()),
+            KvCommand::PutIf { key, value, condition } => {
+                write!(f, "put {}={} {condition:?}", text(key), text(value))
+            }
+            KvCommand::Increment { key, delta } => write!(f, "increment {} by {delta}", text(key)),
         }
     }
 }

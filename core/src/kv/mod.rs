@@ -1,7 +1,10 @@
 //! The key-value store: the state machine raftkv replicates.
 
 mod command;
+mod counter;
+mod scan;
 mod store;
 
-pub use command::{KvCommand, KvReply};
-pub use store::{KvLimits, KvStore};
+pub use command::{KvCommand, KvReply, PutCondition, Scan, ScanPage};
+pub use scan::SCAN_PAGE_BYTES;
+pub use store::{KvLimits, KvStore, MAX_VALUES_REPLY_BYTES};

@@ -5,8 +5,8 @@
 //! events, and encoded on another thread while the node goes on applying commands. The
 //! standard library has no such map, and writing a balanced persistent tree here would be a
 //! second, less tested copy of a well-kept one. Keys and values are reference counted, so the
-//! nodes a write copies while a view is alive copy pointers, not bytes. The map stays ordered:
-//! range scans come later.
+//! nodes a write copies while a view is alive copy pointers, not bytes. The map keeps keys in
+//! order, which scans read in pages (`scan`).
 
 use std::io;
 use std::sync::Arc;
@@ -15,7 +15,9 @@ use imbl::OrdMap;
 use serde::ser::SerializeSeq;
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::kv::command::{KvCommand, KvReply};
+use crate::kv::command::{KvCommand, KvReply, PutCondition};
+use crate::kv::counter::incremented;
+use crate::kv::scan::read_page;
 use crate::state_machine::{InvalidCommand, RestoreError, StateMachine};
 
 /// Size limits, checked before a command reaches the log.
@@ -33,8 +35,12 @@ impl Default for KvLimits {
     }
 }
 
+/// A read of several values is refused rather than answered with more than this, so that its
+/// reply fits the default frame limit of 16 MiB.
+pub const MAX_VALUES_REPLY_BYTES: usize = 12 << 20;
+
 /// Keys and values, in key order.
-type Pairs = OrdMap<Arc<[u8]>, Arc<[u8]>>;
+pub(crate) type Pairs = OrdMap<Arc<[u8]>, Arc<[u8]>>;
 
 /// The replicated key-value store.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -111,6 +117,38 @@ impl KvStore {
         self.entries.is_empty()
     }
 
+    fn insert(&mut self, key: &[u8], value: &[u8]) {
+        self.entries.insert(Arc::from(key), Arc::from(value));
+    }
+
+    /// The values of `keys`, or a refusal if together they weigh more than a reply may.
+    fn read_values(&self, keys: &[Vec<u8>]) -> KvReply {
+        let values: Vec<Option<Vec<u8>>> =
+            keys.iter().map(|key| self.get(key).map(<[u8]>::to_vec)).collect();
+        let bytes =
+            values.iter().flatten().fold(0usize, |sum, value| sum.saturating_add(value.len()));
+        if bytes > MAX_VALUES_REPLY_BYTES {
+            let reason = format!(
+                "the values weigh {bytes} bytes, over the {MAX_VALUES_REPLY_BYTES} bytes a reply may carry"
+            );
+            return KvReply::Refused { reason };
+        }
+        KvReply::Values(values)
+    }
+
+    fn check_key(&self, key: &[u8]) -> Result<(), InvalidCommand> {
+        if key.len() > self.limits.max_key_bytes {
+            return Err(InvalidCommand {
+                reason: format!(
+                    "key of {} bytes exceeds the limit of {} bytes",
+                    key.len(),
+                    self.limits.max_key_bytes
+                ),
+            });
+        }
+        Ok(())
+    }
+
     fn check_value(&self, value: &[u8]) -> Result<(), InvalidCommand> {
         if value.len() > self.limits.max_value_bytes {
             return Err(InvalidCommand {
@@ -131,23 +169,38 @@ impl StateMachine for KvStore {
     type View = KvView;
 
     fn is_read_only(command: &KvCommand) -> bool {
-        matches!(command, KvCommand::Get { .. })
+        matches!(
+            command,
+            KvCommand::Get { .. }
+                | KvCommand::Scan(_)
+                | KvCommand::Count
+                | KvCommand::GetMany { .. }
+                | KvCommand::Exists { .. }
+        )
     }
 
     fn validate(&self, command: &KvCommand) -> Result<(), InvalidCommand> {
-        let key = command.key();
-        if key.len() > self.limits.max_key_bytes {
-            return Err(InvalidCommand {
-                reason: format!(
-                    "key of {} bytes exceeds the limit of {} bytes",
-                    key.len(),
-                    self.limits.max_key_bytes
-                ),
-            });
+        for key in command.named_keys() {
+            self.check_key(key)?;
         }
         match command {
-            KvCommand::Get { .. } | KvCommand::Delete { .. } => Ok(()),
-            KvCommand::Put { value, .. } => self.check_value(value),
+            KvCommand::Get { .. }
+            | KvCommand::Delete { .. }
+            | KvCommand::Count
+            | KvCommand::GetMany { .. }
+            | KvCommand::Exists { .. }
+            | KvCommand::DeleteMany { .. }
+            | KvCommand::Increment { .. } => Ok(()),
+            KvCommand::Scan(scan) if scan.limit == 0 => {
+                Err(InvalidCommand { reason: "a scan's limit must be at least 1".to_string() })
+            }
+            KvCommand::Scan(_) => Ok(()),
+            KvCommand::Put { value, .. } | KvCommand::PutIf { value, .. } => {
+                self.check_value(value)
+            }
+            KvCommand::PutMany { pairs } => {
+                pairs.iter().try_for_each(|(_, value)| self.check_value(value))
+            }
             KvCommand::Cas { expected, new, .. } => {
                 self.check_value(new)?;
                 expected.as_deref().map_or(Ok(()), |expected| self.check_value(expected))
@@ -170,16 +223,21 @@ impl StateMachine for KvStore {
 
     fn apply(&mut self, command: &KvCommand) -> KvReply {
         match command {
-            KvCommand::Get { .. } => self.read(command),
+            KvCommand::Get { .. }
+            | KvCommand::Scan(_)
+            | KvCommand::Count
+            | KvCommand::GetMany { .. }
+            | KvCommand::Exists { .. } => self.read(command),
             KvCommand::Put { key, value } => {
-                self.entries.insert(Arc::from(&key[..]), Arc::from(&value[..]));
+                self.insert(key, value);
                 KvReply::Done
             }
             KvCommand::Append { key, value } => {
                 let mut grown = self.get(key).map(<[u8]>::to_vec).unwrap_or_default();
                 grown.extend_from_slice(value);
+                let length = grown.len() as u64;
                 self.entries.insert(Arc::from(&key[..]), Arc::from(grown));
-                KvReply::Done
+                KvReply::Length(length)
             }
             KvCommand::Delete { key } => {
                 self.entries.remove(&key[..]);
@@ -189,15 +247,56 @@ impl StateMachine for KvStore {
                 let previous = self.get(key).map(<[u8]>::to_vec);
                 let swapped = previous == *expected;
                 if swapped {
-                    self.entries.insert(Arc::from(&key[..]), Arc::from(&new[..]));
+                    self.insert(key, new);
                 }
                 KvReply::Cas { swapped, previous }
             }
+            KvCommand::PutMany { pairs } => {
+                for (key, value) in pairs {
+                    self.insert(key, value);
+                }
+                KvReply::Done
+            }
+            KvCommand::DeleteMany { keys } => {
+                let removed = keys.iter().filter(|key| self.entries.remove(&key[..]).is_some());
+                KvReply::Count(removed.count() as u64)
+            }
+            KvCommand::PutIf { key, value, condition } => {
+                let previous = self.get(key).map(<[u8]>::to_vec);
+                let written = match condition {
+                    PutCondition::Always => true,
+                    PutCondition::IfMissing => previous.is_none(),
+                    PutCondition::IfPresent => previous.is_some(),
+                };
+                if written {
+                    self.insert(key, value);
+                }
+                KvReply::PutIf { written, previous }
+            }
+            KvCommand::Increment { key, delta } => match incremented(self.get(key), *delta) {
+                Ok(sum) => {
+                    self.insert(key, sum.to_string().as_bytes());
+                    KvReply::Integer(sum)
+                }
+                Err(reason) => KvReply::Refused { reason },
+            },
         }
     }
 
     fn read(&self, command: &KvCommand) -> KvReply {
-        KvReply::Value(self.get(command.key()).map(<[u8]>::to_vec))
+        match command {
+            KvCommand::Get { key } => KvReply::Value(self.get(key).map(<[u8]>::to_vec)),
+            KvCommand::Scan(scan) => KvReply::Page(read_page(&self.entries, scan)),
+            KvCommand::Count => KvReply::Count(self.entries.len() as u64),
+            KvCommand::GetMany { keys } => self.read_values(keys),
+            KvCommand::Exists { keys } => KvReply::Count(
+                keys.iter().filter(|key| self.entries.contains_key(&key[..])).count() as u64,
+            ),
+            write => {
+                debug_assert!(false, "read of a write: {write}");
+                KvReply::Refused { reason: format!("{write} is not a read") }
+            }
+        }
     }
 
     fn view(&self) -> KvView {
@@ -252,6 +351,80 @@ mod tests {
         assert_eq!(store.read(&KvCommand::Get { key: x() }), KvReply::Value(None));
         let created = store.apply(&KvCommand::Cas { key: x(), expected: None, new: bytes("c") });
         assert_eq!(created, KvReply::Cas { swapped: true, previous: None });
+    }
+
+    #[test]
+    fn commands_on_several_keys_read_and_write_them_together() {
+        let mut store = KvStore::default();
+        let pairs =
+            vec![(bytes("a"), bytes("1")), (bytes("b"), bytes("2")), (bytes("a"), bytes("3"))];
+        assert_eq!(store.apply(&KvCommand::PutMany { pairs }), KvReply::Done);
+        assert_eq!(store.read(&KvCommand::Count), KvReply::Count(2));
+        let keys = vec![bytes("a"), bytes("x"), bytes("b")];
+        let values = store.read(&KvCommand::GetMany { keys: keys.clone() });
+        assert_eq!(values, KvReply::Values(vec![Some(bytes("3")), None, Some(bytes("2"))]));
+        let twice = vec![bytes("a"), bytes("a"), bytes("x")];
+        assert_eq!(store.read(&KvCommand::Exists { keys: twice }), KvReply::Count(2));
+        assert_eq!(store.apply(&KvCommand::DeleteMany { keys }), KvReply::Count(2));
+        assert!(store.is_empty());
+    }
+
+    #[test]
+    fn conditional_puts_counters_and_appends_answer_what_they_did() {
+        let mut store = KvStore::default();
+        let put_if = |condition| KvCommand::PutIf { key: bytes("k"), value: bytes("v"), condition };
+        let present = store.apply(&put_if(PutCondition::IfPresent));
+        assert_eq!(present, KvReply::PutIf { written: false, previous: None });
+        let missing = store.apply(&put_if(PutCondition::IfMissing));
+        assert_eq!(missing, KvReply::PutIf { written: true, previous: None });
+        let again = store.apply(&put_if(PutCondition::IfMissing));
+        assert_eq!(again, KvReply::PutIf { written: false, previous: Some(bytes("v")) });
+        let always = store.apply(&put_if(PutCondition::Always));
+        assert_eq!(always, KvReply::PutIf { written: true, previous: Some(bytes("v")) });
+        assert_eq!(
+            store.apply(&KvCommand::Append { key: bytes("k"), value: bytes("w") }),
+            KvReply::Length(2)
+        );
+        let increment = |delta| KvCommand::Increment { key: bytes("n"), delta };
+        assert_eq!(store.apply(&increment(5)), KvReply::Integer(5));
+        assert_eq!(store.apply(&increment(-7)), KvReply::Integer(-2));
+        assert_eq!(store.get(b"n"), Some(&b"-2"[..]));
+        let refused = store.apply(&KvCommand::Increment { key: bytes("k"), delta: 1 });
+        assert!(matches!(refused, KvReply::Refused { .. }), "{refused:?}");
+        assert_eq!(store.get(b"k"), Some(&b"vw"[..]), "a refused increment changes nothing");
+    }
+
+    #[test]
+    fn several_keys_and_scans_are_checked_before_the_log() {
+        let store = KvStore::new(KvLimits { max_key_bytes: 4, max_value_bytes: 8 });
+        let long_key = KvCommand::DeleteMany { keys: vec![bytes("ok"), bytes("12345")] };
+        assert!(store.validate(&long_key).is_err());
+        let long_value = KvCommand::PutMany { pairs: vec![(bytes("k"), vec![0; 9])] };
+        assert!(store.validate(&long_value).is_err());
+        let scan = |limit| {
+            KvCommand::Scan(crate::kv::Scan {
+                start: Vec::new(),
+                end: Some(bytes("12345")),
+                prefix: Vec::new(),
+                limit,
+                with_values: false,
+            })
+        };
+        assert!(store.validate(&scan(1)).unwrap_err().reason.contains("key of 5 bytes"));
+        let mut empty_limit = scan(0);
+        if let KvCommand::Scan(scan) = &mut empty_limit {
+            scan.end = None;
+        }
+        assert!(store.validate(&empty_limit).unwrap_err().reason.contains("at least 1"));
+    }
+
+    #[test]
+    fn a_read_of_values_too_large_for_a_reply_is_refused() {
+        let mut store = KvStore::new(KvLimits { max_key_bytes: 16, max_value_bytes: 8 << 20 });
+        store.apply(&KvCommand::Put { key: bytes("big"), value: vec![0; 7 << 20] });
+        let keys = vec![bytes("big"), bytes("big")];
+        let reply = store.read(&KvCommand::GetMany { keys });
+        assert!(matches!(reply, KvReply::Refused { .. }), "two copies weigh 14 MiB");
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub struct Counters {
     /// a learner, a node removed from the cluster, or one not yet added (`Status::standing`
     /// says which).
     pub withheld_not_voter: u64,
+    /// Leader only: nodes removed by a committed membership that still asked for votes, told
+    /// that their removal committed.
+    pub removed_nodes_told: u64,
 }
 
 impl fmt::Display for Counters {
@@ -51,7 +54,7 @@ impl fmt::Display for Counters {
             "misaddressed={} stale={} in_lease={} unexpected={} malformed={} \
              bad_ack={} rejected={} pre_elections={} elections={} \
              leaderships={} snapshots_taken={} snapshots_installed={} follower_logs_lost={} \
-             withheld_while_damaged={} withheld_not_voter={}",
+             withheld_while_damaged={} withheld_not_voter={} removed_nodes_told={}",
             self.dropped_misaddressed,
             self.dropped_stale_term,
             self.dropped_in_lease,
@@ -66,7 +69,8 @@ impl fmt::Display for Counters {
             self.snapshots_installed,
             self.follower_logs_lost,
             self.withheld_while_damaged,
-            self.withheld_not_voter
+            self.withheld_not_voter,
+            self.removed_nodes_told
         )
     }
 }

@@ -13,8 +13,8 @@ impl RaftNode {
     /// election could succeed before disturbing anyone with a new term (thesis §9.6).
     ///
     /// A node whose disk was damaged does not campaign until it has caught up, a node that is
-    /// not a voter (a learner, a removed node) never does, and a node at the last valid term
-    /// cannot.
+    /// not a voter (a learner, a node whose removal committed) never does, and a node at the
+    /// last valid term cannot.
     pub(crate) fn start_pre_vote(&mut self) {
         self.reset_election_timer();
         self.leader = None;
@@ -75,13 +75,13 @@ impl RaftNode {
     }
 
     /// Whether the node must stay out of elections because it is not a voter of the membership
-    /// in force (counted when so).
+    /// in force, nor one that membership removed before committing (counted when so).
     fn withhold_unless_voter(&mut self) -> bool {
-        let voter = self.is_voter();
-        if !voter {
+        let eligible = self.may_campaign();
+        if !eligible {
             self.counters.withheld_not_voter += 1;
         }
-        !voter
+        !eligible
     }
 
     /// Counts the answers of a (pre-)election. A candidate's vote for itself counts only once
@@ -160,6 +160,7 @@ impl RaftNode {
         }
         let reply_term = if granted { campaign_term } else { self.term };
         self.send(from, reply_term, Body::PreVoteReply { granted, round });
+        self.tell_removed_node(from);
     }
 
     /// A vote request in this node's term (a newer term was adopted before). Any node answers,

@@ -61,8 +61,9 @@ pub enum Standing {
     Voter,
     /// It receives the log, and never campaigns or counts for a quorum.
     Learner,
-    /// The membership entry at `by` removed it: it no longer campaigns (unless a new leader
-    /// truncates that entry, which then never committed).
+    /// The membership entry at `by` removed it. It campaigns only while it does not know that
+    /// entry committed (the membership before may still need it to elect anyone), and never
+    /// once it does.
     Removed {
         /// The index of the membership entry that left it out.
         by: LogIndex,

@@ -488,7 +488,7 @@ impl RaftNode {
 
     /// Panics if the node's state breaks an invariant: a well-formed log no later than the
     /// term, a leader that voted for itself durably and tracks exactly the nodes it replicates
-    /// to, no leader state outside a leader, a damaged node or a non-voter out of elections,
+    /// to, no leader state outside a leader, a damaged node or a removed one out of elections,
     /// memberships as the change rules leave them. Costs time linear in the number of members,
     /// in-flight messages and membership entries, not in the log; the simulator calls it after
     /// every step.
@@ -520,7 +520,7 @@ impl RaftNode {
             Role::PreCandidate | Role::Follower | Role::Leader => {}
         }
         if matches!(self.role, Role::Candidate | Role::PreCandidate) {
-            assert!(self.log.membership().is_voter(id), "a non-voter in an election");
+            assert!(self.may_campaign(), "a node that may not campaign in an election");
         }
         if self.recovery.is_damaged() {
             assert_eq!(self.role, Role::Follower, "a damaged node in an election");
@@ -598,6 +598,22 @@ impl RaftNode {
     /// Whether this node votes in the membership in force.
     pub(crate) fn is_voter(&self) -> bool {
         self.log.membership().is_voter(self.config.id)
+    }
+
+    /// Whether this node may campaign: it votes in the membership in force, or that membership
+    /// removed it but is not committed as far as this node knows. A node removed by an entry
+    /// that may never commit is still needed by the membership before it: if it stayed out,
+    /// the other voters of that membership might never reach a majority, the removed node's
+    /// log holding entries theirs lack. It campaigns under the membership in force, where its
+    /// own vote does not count, and a leader that membership removed steps down once it
+    /// commits.
+    pub(crate) fn may_campaign(&self) -> bool {
+        self.is_voter()
+            || (self.is_changing_membership()
+                && self
+                    .log
+                    .previous_membership()
+                    .is_some_and(|previous| previous.is_voter(self.config.id)))
     }
 
     /// Whether this node alone makes a quorum (a cluster of one voter).

@@ -68,6 +68,23 @@ impl RaftNode {
         membership.standing_of(self.config.id, self.log.membership_index(), previous)
     }
 
+    /// Leader only (`None` otherwise): how far the log of each node it replicates to is known
+    /// to reach, and its own last entry for itself if it is a member; sorted by id. A follower
+    /// whose disk is recovering counts as holding nothing, as for promotions. For operators:
+    /// how far behind a learner is before it can be promoted.
+    pub fn match_indexes(&self) -> Option<Vec<(NodeId, LogIndex)>> {
+        if self.role != Role::Leader {
+            return None;
+        }
+        let mut matched: Vec<(NodeId, LogIndex)> =
+            self.progress.iter().map(|(&id, progress)| (id, progress.counted_match())).collect();
+        if self.log.membership().is_member(self.config.id) {
+            matched.push((self.config.id, self.log.last_index()));
+            matched.sort_unstable();
+        }
+        Some(matched)
+    }
+
     /// Whether learner `id` may be promoted: its log at most `max_promotion_lag` entries
     /// behind this leader's last entry (a follower whose disk is recovering counts as holding
     /// nothing), and an append acknowledged within the minimal election timeout.
@@ -85,10 +102,11 @@ impl RaftNode {
     }
 
     /// The leader's commit index moved up from `before`: if that committed the membership in
-    /// force, the change moves on.
+    /// force, the nodes it removed are told so and the change moves on.
     pub(crate) fn on_commit_membership(&mut self, before: LogIndex) {
         let index = self.log.membership_index();
         if before < index && index <= self.log.committed() {
+            self.tell_nodes_removed_by_the_commit();
             self.advance_membership();
         }
     }
@@ -125,6 +143,45 @@ impl RaftNode {
             self.send(successor, self.term, Body::TimeoutNow);
         }
         self.become_follower(self.term, None);
+    }
+
+    /// Leader only, when the membership in force commits: tells each node it removed.
+    fn tell_nodes_removed_by_the_commit(&mut self) {
+        let (membership, previous) = (self.log.membership(), self.log.previous_membership());
+        let removed: Vec<NodeId> = previous.map_or(Vec::new(), |previous| {
+            let members = previous.members().into_iter();
+            members.filter(|&node| !membership.is_member(node)).collect()
+        });
+        for node in removed {
+            self.tell_removed_node(node);
+        }
+    }
+
+    /// Leader only: tells `node`, which the committed membership in force removed, that its
+    /// removal committed: when it commits (replication to it stops then), and again whenever it
+    /// asks for a pre-vote (it missed that). An empty append anchored at the membership entry
+    /// tells it, if its log holds that entry: it commits the entry and stops campaigning for
+    /// good.
+    pub(crate) fn tell_removed_node(&mut self, node: NodeId) {
+        let removed = self.log.membership_index();
+        if self.role != Role::Leader
+            || self.is_changing_membership()
+            || self.log.membership().is_member(node)
+            || node == self.config.id
+        {
+            return;
+        }
+        let Some(term) = self.log.term_at(removed) else { return };
+        self.counters.removed_nodes_told += 1;
+        let prev = LogId { index: removed, term };
+        let body = Body::Append {
+            prev,
+            entries: Vec::new(),
+            commit: removed,
+            read_round: 0,
+            recovery: None,
+        };
+        self.send(node, self.term, body);
     }
 
     /// Whether the membership in force is not committed yet.

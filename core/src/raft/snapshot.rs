@@ -1,7 +1,7 @@
 //! Snapshots: compacting the log behind the state machine, and bringing a follower that needs
 //! compacted entries up to date with the leader's snapshot, sent in chunks.
 
-use crate::ids::{LogId, NodeId};
+use crate::ids::{LogId, LogIndex, NodeId};
 use crate::raft::chunk_to_send::ChunkToSend;
 use crate::raft::incoming_snapshot::{Assembly, IncomingSnapshot};
 use crate::raft::membership::Membership;
@@ -16,7 +16,14 @@ impl RaftNode {
     /// snapshot; it compacts only once it has applied that far.
     pub fn compactable(&self) -> bool {
         let applied = self.log.applied();
-        applied > self.log.snapshot_last().index && !self.log.membership_at(applied).is_empty()
+        applied > self.log.snapshot_last().index && self.knows_membership_at(applied)
+    }
+
+    /// Whether this node knows the membership in force at `index` (at or after its snapshot
+    /// point), as a snapshot there must record. A node that joined a running cluster does not
+    /// know it before the entry that added it, unless its leader sent it a snapshot.
+    pub fn knows_membership_at(&self, index: LogIndex) -> bool {
+        !self.log.membership_at(index).is_empty()
     }
 
     /// Replaces the applied part of the log with `data`, the state machine's snapshot at the

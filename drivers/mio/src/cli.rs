@@ -2,7 +2,7 @@
 //!
 //! Exit status: 0 on success; 1 on an error (cluster unreachable, timeout, bad input, a server
 //! that cannot start); 2 on a usage error (bad flags, TLS files that cannot be used, a refusal
-//! to run in the clear or to overwrite certificates); 3 when `get` finds no such key or `cas`
+//! to run in the clear or to overwrite certificates, a membership change refused as given); 3 when `get` finds no such key or `cas`
 //! does not swap, so scripts can tell a definite "no" from a failure.
 
 use std::io::{IsTerminal, Write};
@@ -20,8 +20,9 @@ use crate::cluster_args::ClusterArgs;
 use crate::failure::Failure;
 use crate::frame::MAX_FRAME_BYTES;
 use crate::server::{self, ConnectionLimits, ServeOptions};
-use crate::tls::{NodeTls, TlsFiles};
-use crate::{bench, certs, local};
+use crate::tls::{ClientTls, NodeTls, TlsFiles};
+use crate::wire::NodeStatus;
+use crate::{bench, certs, list, local, member_cli, redis};
 
 const EXIT_ERROR: u8 = 1;
 const EXIT_USAGE: u8 = 2;
@@ -93,7 +94,11 @@ enum Command {
         #[command(flatten)]
         cluster: ClusterArgs,
     },
-    /// Print one line per node: id, role, term, leader, commit, applied, log size.
+    /// Print the keys in order with their values, one KEY<tab>VALUE line each (or JSON).
+    /// Examples: `raftkv list`, `raftkv list --prefix user: --limit 10 --json`.
+    List(list::ListArgs),
+    /// Print one line per node: id, role (`Learner` for a learner that follows), term,
+    /// leader, commit, applied, log size.
     Status {
         /// One JSON object per node instead.
         #[arg(long)]
@@ -103,8 +108,18 @@ enum Command {
     },
     /// Measure throughput and latency with many concurrent sessions.
     Bench(bench::BenchArgs),
-    /// Make the certificates of a cluster: `raftkv certs init DIR --nodes 1,2,3`.
+    /// Make the certificates of a cluster: `raftkv certs init DIR --nodes 1,2,3`; later
+    /// `raftkv certs init DIR --nodes 4` signs node 4's with the CA in DIR.
     Certs(certs::CertsArgs),
+    /// List, add, promote or remove the members of a running cluster.
+    Member(member_cli::MemberArgs),
+    /// Hand leadership over to voter ID, and wait until it leads.
+    TransferLeader {
+        /// The voter to lead.
+        id: u64,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -112,13 +127,21 @@ struct ServeArgs {
     /// This node's id: a positive number, unique in the cluster, never reused.
     #[arg(long)]
     id: u64,
-    /// Every node of the cluster, this one included, as ID=HOST:PORT, comma-separated. Other
-    /// nodes and clients reach each node at this address. Example:
-    /// 1=10.0.0.1:7001,2=10.0.0.2:7001,3=10.0.0.3:7001
-    #[arg(long, value_name = "ID=HOST:PORT,...")]
-    peers: String,
+    /// Start a new cluster of these nodes, this one included, as ID=HOST:PORT,
+    /// comma-separated. Other nodes and clients reach each node at this address. Example:
+    /// 1=10.0.0.1:7001,2=10.0.0.2:7001,3=10.0.0.3:7001. Once the cluster runs, its membership
+    /// lives in its log: a later membership change overrides this.
+    #[arg(long, value_name = "ID=HOST:PORT,...", conflicts_with = "join")]
+    peers: Option<String>,
+    /// Join a running cluster: addresses of some of its nodes, HOST:PORT, comma-separated.
+    /// The node learns the members from them and waits, out of elections, until the leader
+    /// adds it (`raftkv member add`). Needs --listen. Ignored once the data directory holds a
+    /// membership; a node restarts with neither --join nor --peers.
+    #[arg(long, value_name = "HOST:PORT,...")]
+    join: Option<String>,
     /// Where to accept connections from peers and clients (one port for both). Default: this
-    /// node's address in --peers. Use 0.0.0.0:PORT to listen on every interface.
+    /// node's address in --peers; required otherwise. Use 0.0.0.0:PORT to listen on every
+    /// interface.
     #[arg(long, value_name = "HOST:PORT")]
     listen: Option<String>,
     /// Directory for the write-ahead log, hard state and snapshots; created if missing.
@@ -167,6 +190,8 @@ struct ServeArgs {
     tls: ServeTlsArgs,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    redis: redis::RedisArgs,
 }
 
 /// TLS of a node.
@@ -263,8 +288,11 @@ pub fn main() -> ExitCode {
         Command::Append { key, value, cluster } => write(&cluster, |c| c.append(&key, &value)),
         Command::Delete { key, cluster } => write(&cluster, |c| c.delete(&key)),
         Command::Cas { missing, values, cluster } => cas(missing, &values, &cluster),
+        Command::List(args) => list::run(&args),
         Command::Status { json, cluster } => status(json, &cluster),
         Command::Certs(args) => certs::run(&args).map_err(Failure::Certs),
+        Command::Member(args) => member_cli::run(&args),
+        Command::TransferLeader { id, cluster } => member_cli::transfer_leader(id, &cluster),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -302,12 +330,18 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
     if args.id == 0 {
         return Err("--id must be positive".to_string().into());
     }
-    let peers = parse_peers(&args.peers)?;
-    let own = peers
-        .iter()
-        .find(|(peer, _)| *peer == id)
-        .ok_or_else(|| format!("--peers does not list this node (--id {id})"))?;
-    let listen = args.listen.as_deref().unwrap_or(&own.1);
+    let peers = match &args.peers {
+        Some(peers) => parse_peers(peers)?,
+        None => Vec::new(),
+    };
+    let own = peers.iter().find(|(peer, _)| *peer == id).map(|(_, address)| address.as_str());
+    if own.is_none() && !peers.is_empty() {
+        return Err(Failure::Usage(format!("--peers does not list this node (--id {id})")));
+    }
+    let join = parse_join(args.join.as_deref())?;
+    let Some(listen) = args.listen.as_deref().or(own) else {
+        return Err(Failure::Usage("give --listen (or --peers, which names it)".to_string()));
+    };
     let listen: SocketAddr = listen
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve --listen {listen}: {e}"))?
@@ -330,11 +364,16 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         )
         .into());
     }
-    let tls = serve_tls(&args.tls, id, listen)?;
+    let (tls, join_tls) = serve_tls(&args.tls, id, listen)?;
+    if let Some(config) = redis_config(&args, &peers, &join, id, listen)? {
+        redis::start(config)?;
+    }
     let options = ServeOptions {
         id,
         listen,
         peers,
+        join,
+        join_tls,
         data: args.data,
         cluster: args.cluster_name,
         election_timeout_ms: args.election_timeout_ms,
@@ -351,18 +390,75 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
     server::run(options).map_err(Failure::Serve)
 }
 
-/// The node's TLS from its flags; without them, only a loopback address may be served, unless
-/// the operator insists.
+/// The Redis listener's settings, if `--redis-listen` asks for one. It speaks in the clear, so
+/// only on loopback unless the operator insists; it reaches the cluster as a client would, with
+/// this node's certificate when the cluster runs TLS.
+fn redis_config(
+    args: &ServeArgs,
+    peers: &[(NodeId, String)],
+    join: &[String],
+    id: NodeId,
+    node_listen: SocketAddr,
+) -> Result<Option<redis::RedisConfig>, Failure> {
+    let Some(listen) = args.redis.redis_listen else {
+        return Ok(None);
+    };
+    if !listen.ip().is_loopback() && !args.tls.insecure_plaintext {
+        return Err(Failure::Usage(format!(
+            "refusing to serve Redis clients on {listen}: the Redis protocol runs in the clear. \
+             Use a loopback address, or --insecure-plaintext on a network you trust"
+        )));
+    }
+    let files = TlsFiles::from_parts(
+        args.tls.tls_ca.clone(),
+        args.tls.tls_cert.clone(),
+        args.tls.tls_key.clone(),
+    )?;
+    let tls = files.as_ref().map(ClientTls::load).transpose()?;
+    let password =
+        args.redis.redis_password_file.as_deref().map(redis::read_password).transpose()?;
+    let limits = args.limits.limits();
+    // This node first when --peers does not name it (it joins, or restarts without them);
+    // the clerks learn the other members from the nodes' welcomes.
+    let mut cluster: Vec<String> = peers.iter().map(|(_, address)| address.clone()).collect();
+    let own_position = match peers.iter().position(|(peer, _)| *peer == id) {
+        Some(position) => position,
+        None => {
+            cluster.insert(0, node_listen.to_string());
+            0
+        }
+    };
+    cluster.extend(
+        join.iter().filter(|address| !cluster.contains(address)).cloned().collect::<Vec<_>>(),
+    );
+    Ok(Some(redis::RedisConfig {
+        listen,
+        cluster,
+        own_position,
+        cluster_name: args.cluster_name.clone(),
+        tls,
+        idle_timeout: std::time::Duration::from_millis(limits.client_idle_timeout.as_millis()),
+        limits,
+        max_command_bytes: args.max_frame_bytes,
+        timeout: std::time::Duration::from_millis(args.redis.redis_timeout_ms.max(1)),
+        scan_cursors: args.redis.redis_scan_cursors,
+        password,
+    }))
+}
+
+/// The node's TLS from its flags, and the same certificate as a client's (to ask a cluster it
+/// joins for its members); without them, only a loopback address may be served, unless the
+/// operator insists.
 fn serve_tls(
     args: &ServeTlsArgs,
     id: NodeId,
     listen: SocketAddr,
-) -> Result<Option<NodeTls>, Failure> {
+) -> Result<(Option<NodeTls>, Option<ClientTls>), Failure> {
     let files =
         TlsFiles::from_parts(args.tls_ca.clone(), args.tls_cert.clone(), args.tls_key.clone())?;
     match files {
-        Some(files) => Ok(Some(NodeTls::load(&files, id)?)),
-        None if listen.ip().is_loopback() || args.insecure_plaintext => Ok(None),
+        Some(files) => Ok((Some(NodeTls::load(&files, id)?), Some(ClientTls::load(&files)?))),
+        None if listen.ip().is_loopback() || args.insecure_plaintext => Ok((None, None)),
         None => Err(Failure::Usage(format!(
             "refusing to serve {listen} without TLS: anyone who reaches it could act as a peer. \
              Give --tls-ca, --tls-cert and --tls-key (see `raftkv certs init`), or \
@@ -387,6 +483,23 @@ fn parse_peers(text: &str) -> Result<Vec<(NodeId, String)>, Failure> {
         return Err("--peers lists no node".to_string().into());
     }
     Ok(peers)
+}
+
+/// Parses `--join host:port,host:port`.
+fn parse_join(text: Option<&str>) -> Result<Vec<String>, Failure> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    let addresses: Vec<String> =
+        text.split(',').map(str::trim).filter(|a| !a.is_empty()).map(str::to_string).collect();
+    if addresses.is_empty() {
+        return Err(Failure::Usage("--join lists no address".to_string()));
+    }
+    for address in &addresses {
+        server::check_address(address)
+            .map_err(|problem| Failure::Usage(format!("--join: {problem}")))?;
+    }
+    Ok(addresses)
 }
 
 /// Runs one write that answers nothing but success.
@@ -465,6 +578,9 @@ fn status(json: bool, cluster: &ClusterArgs) -> Result<(), Failure> {
                         "keys": status.keys,
                         "damaged": status.damaged,
                         "connections": status.connections,
+                        "standing": status.standing,
+                        "voters": status.membership.voters.iter().map(|id| id.0).collect::<Vec<_>>(),
+                        "learners": status.membership.learners.iter().map(|id| id.0).collect::<Vec<_>>(),
                     });
                     println!("{line}");
                 } else {
@@ -473,7 +589,7 @@ fn status(json: bool, cluster: &ClusterArgs) -> Result<(), Failure> {
                         "node {} {address} {} term={} leader={leader} commit={} applied={} \
                          log={} entries wal={} bytes snapshot={} keys={}{}",
                         status.id,
-                        status.role,
+                        shown_role(status),
                         status.term,
                         status.commit,
                         status.applied,
@@ -499,4 +615,15 @@ fn status(json: bool, cluster: &ClusterArgs) -> Result<(), Failure> {
         return Err("no node answered".to_string().into());
     }
     Ok(())
+}
+
+/// A node's role as `raftkv status` shows it: a follower that is a learner shows as `Learner`,
+/// one the membership removed as `Removed`, one not added yet as `Joining`.
+fn shown_role(status: &NodeStatus) -> &str {
+    match (status.role.as_str(), status.standing.as_str()) {
+        ("Follower", "learner") => "Learner",
+        ("Follower", "removed") => "Removed",
+        ("Follower", "not a member") => "Joining",
+        (role, _) => role,
+    }
 }

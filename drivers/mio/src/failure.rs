@@ -37,6 +37,7 @@ impl Failure {
             Failure::Tls(_)
                 | Failure::Usage(_)
                 | Failure::Certs(CertsError::Exists(_) | CertsError::ZeroNode)
+                | Failure::Serve(ServeError::NoMembership { .. })
         )
     }
 }

@@ -40,7 +40,8 @@ impl History {
         let text = |bytes: &[u8]| Value::String(String::from_utf8_lossy(bytes).into_owned());
         let mut line = Map::new();
         line.insert("client".into(), json!(session));
-        line.insert("key".into(), text(command.key()));
+        let key = command.key().expect("the benchmark's commands name one key");
+        line.insert("key".into(), text(key));
         let kind = match &command {
             KvCommand::Get { .. } => "get",
             KvCommand::Put { value, .. } => {
@@ -57,6 +58,7 @@ impl History {
                 line.insert("value".into(), text(new));
                 "cas"
             }
+            other => unreachable!("the benchmark does not issue {other}"),
         };
         line.insert("kind".into(), json!(kind));
         line.insert("call".into(), json!(call));
@@ -69,7 +71,7 @@ impl History {
                     KvReply::Cas { swapped, .. } => {
                         line.insert("output".into(), json!(if *swapped { "ok" } else { "fail" }));
                     }
-                    KvReply::Done => {}
+                    _ => {}
                 }
                 line.insert("ret".into(), json!(self.nanos()));
             }

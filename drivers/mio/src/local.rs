@@ -32,6 +32,9 @@ pub(crate) struct LocalArgs {
     /// Node N listens on 127.0.0.1:(BASE_PORT + N - 1).
     #[arg(long, default_value_t = 7001)]
     base_port: u16,
+    /// Node N also serves Redis clients on 127.0.0.1:(REDIS_BASE_PORT + N - 1); 0: none.
+    #[arg(long, default_value_t = 7379)]
+    redis_base_port: u16,
 }
 
 /// How long a new cluster may take to elect a leader.
@@ -62,7 +65,8 @@ pub(crate) fn run(args: &LocalArgs) -> Result<(), Failure> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let mut nodes = Vec::new();
     for id in 1..=args.nodes {
-        match spawn(&exe, id, &peers, &data, &certs_dir) {
+        let redis = redis_address(args.redis_base_port, id);
+        match spawn(&exe, id, &peers, &data, &certs_dir, redis.as_deref()) {
             Ok(child) => nodes.push(Node { id, child }),
             Err(error) => {
                 stop(&mut nodes);
@@ -73,8 +77,10 @@ pub(crate) fn run(args: &LocalArgs) -> Result<(), Failure> {
     let nodes_word = if args.nodes == 1 { "node" } else { "nodes" };
     println!("raftkv local cluster of {} {nodes_word}", args.nodes);
     for (node, address) in nodes.iter().zip(&addresses) {
+        let redis = redis_address(args.redis_base_port, node.id)
+            .map_or(String::new(), |redis| format!("  redis {redis}"));
         println!(
-            "  node {}: {address}  data {}  log {}",
+            "  node {}: {address}{redis}  data {}  log {}",
             node.id,
             data.join(format!("n{}", node.id)).display(),
             log_path(&data, node.id).display()
@@ -88,6 +94,10 @@ pub(crate) fn run(args: &LocalArgs) -> Result<(), Failure> {
         }
     }
     print_what_to_try(&exe, &addresses, &data, &certs_dir);
+    if let Some(redis) = redis_address(args.redis_base_port, 1) {
+        let port = redis.rsplit(':').next().unwrap_or_default();
+        println!("  redis-cli -p {port} set greeting hello   (any node's Redis port will do)");
+    }
 
     let outcome = loop {
         if signals.pending().next().is_some() {
@@ -127,6 +137,12 @@ fn print_what_to_try(exe: &Path, addresses: &[String], data: &Path, certs_dir: &
     println!("Ctrl-C stops the cluster; `raftkv local` again brings it back with its data.");
 }
 
+/// Where node `id` serves Redis clients, if `base_port` is not 0.
+fn redis_address(base_port: u16, id: u16) -> Option<String> {
+    let port = u32::from(base_port) + u32::from(id) - 1;
+    (base_port != 0 && port <= u32::from(u16::MAX)).then(|| format!("127.0.0.1:{port}"))
+}
+
 fn log_path(data: &Path, id: u16) -> PathBuf {
     data.join(format!("n{id}.log"))
 }
@@ -137,6 +153,7 @@ fn spawn(
     peers: &str,
     data: &Path,
     certs_dir: &Path,
+    redis: Option<&str>,
 ) -> Result<Child, Failure> {
     let log_path = log_path(data, id);
     let log: File = OpenOptions::new()
@@ -145,8 +162,12 @@ fn spawn(
         .open(&log_path)
         .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
     let (node_cert, node_key) = certs::node_paths(certs_dir, raftkv_core::NodeId(u64::from(id)));
-    Command::new(exe)
-        .arg("serve")
+    let mut command = Command::new(exe);
+    command.arg("serve");
+    if let Some(redis) = redis {
+        command.args(["--redis-listen", redis]);
+    }
+    command
         .args(["--id", &id.to_string()])
         .args(["--peers", peers])
         .arg("--data")

@@ -19,8 +19,12 @@ use crate::connection_report::ConnectionReport;
 /// reports its connections. 4: entries may carry a membership, and snapshot chunks carry the
 /// membership at their snapshot point. 5: a node's status counts the requests it answered
 /// "busy" (the status frame grew a field; `Reject::Busy` itself was appended and changes no
-/// older encoding).
-pub(crate) const PROTOCOL_VERSION: u32 = 5;
+/// older encoding). 6: a node's status names its membership, its standing in it and, on the
+/// leader, how far each member's log reaches; clients may ask the leader to change the
+/// membership or hand over its leadership (`ClientFrame::Admin`); a `Welcome` names the members
+/// of the membership in force. 7: the commands on several keys, scans, conditional puts and
+/// counters, and an append answers the length it produced.
+pub(crate) const PROTOCOL_VERSION: u32 = 7;
 
 /// Bytes that start every `Hello`, so that a stray connection is told apart from a
 /// misconfigured raftkv process.
@@ -60,8 +64,9 @@ pub(crate) enum Welcome {
     Accepted {
         /// The node that answered.
         node: NodeId,
-        /// Every node of the cluster and the address it is reached at (its `--peers`), so a
-        /// client given some of the addresses can find the others.
+        /// Every member of the membership in force and the address it is reached at, so a
+        /// client given some of the addresses can find the others (empty on a node that joins
+        /// and has not learned a membership yet).
         members: Vec<(NodeId, String)>,
     },
     /// The connection is refused, for this reason; the node closes it.
@@ -86,6 +91,67 @@ pub(crate) enum ClientFrame {
         /// Echoed in the reply.
         tag: u32,
     },
+    /// An operator's request to the leader (`raftkv member`, `raftkv transfer-leader`).
+    Admin {
+        /// Echoed in the reply.
+        tag: u32,
+        /// What is asked.
+        request: AdminRequest,
+    },
+}
+
+/// What an operator asks of the leader.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum AdminRequest {
+    /// Start a membership change of one step.
+    ChangeMembership(MemberStep),
+    /// Hand leadership over to this voter.
+    TransferLeader(NodeId),
+}
+
+/// One step of a membership change, as an operator asks for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemberStep {
+    /// Add node `id`, reached at `address` (`HOST:PORT`), as a learner: it receives the log
+    /// but does not vote.
+    AddLearner {
+        /// The new node; ids are never reused.
+        id: NodeId,
+        /// Where the other nodes reach it.
+        address: String,
+    },
+    /// Make learner `id` a voter (once it has caught up with the leader).
+    Promote {
+        /// The learner.
+        id: NodeId,
+    },
+    /// Remove member `id`, voter or learner (the leader itself too: it hands over once the
+    /// change commits).
+    Remove {
+        /// The member.
+        id: NodeId,
+    },
+}
+
+/// The leader's answer to an [`AdminRequest`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum AdminAnswer {
+    /// Started: the membership entry is appended, or the hand-over begun. It is not done yet:
+    /// the asker watches the statuses until it is.
+    Started,
+    /// This node does not lead; ask `hint`, the leader it knows of.
+    NotLeader {
+        /// The leader this node knows of.
+        hint: Option<NodeId>,
+    },
+    /// Refused, with the reason. `retry`: it may succeed later as it is (another change is in
+    /// progress, the learner has not caught up yet); otherwise the request itself is wrong.
+    Refused {
+        /// Why.
+        reason: String,
+        /// Whether asking again later may succeed.
+        retry: bool,
+    },
 }
 
 /// A frame from a node to a client.
@@ -104,6 +170,13 @@ pub(crate) enum ServerFrame {
         tag: u32,
         /// The node's state (boxed: far larger than a reply).
         status: Box<NodeStatus>,
+    },
+    /// The answer to an [`AdminRequest`].
+    Admin {
+        /// The request's tag.
+        tag: u32,
+        /// The answer.
+        answer: AdminAnswer,
     },
 }
 
@@ -137,4 +210,44 @@ pub struct NodeStatus {
     pub damaged: bool,
     /// Its accepted connections, what they buffer, and what it refused.
     pub connections: ConnectionReport,
+    /// Where it stands in the membership it uses: `voter`, `learner`, `removed` (by a
+    /// membership entry, not necessarily committed yet) or `not a member` (a node that joins
+    /// and has not been added yet).
+    pub standing: String,
+    /// The membership it uses: the latest its log holds, committed or not.
+    pub membership: MembershipReport,
+    /// On the leader only: how far the log of each node it replicates to is known to reach
+    /// (its own last entry for itself), by node id.
+    pub match_indexes: Vec<(NodeId, LogIndex)>,
+}
+
+/// A membership as `raftkv status` and `raftkv member list` show it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembershipReport {
+    /// The log entry it comes from (or the snapshot point; 0: the initial membership).
+    pub index: LogIndex,
+    /// The voters (those of the new configuration during a joint change), sorted.
+    pub voters: Vec<NodeId>,
+    /// During a joint change, the voters of the configuration being left; otherwise empty.
+    pub outgoing: Vec<NodeId>,
+    /// The learners, sorted.
+    pub learners: Vec<NodeId>,
+    /// Each member's address, by node id.
+    pub addresses: Vec<(NodeId, String)>,
+}
+
+impl MembershipReport {
+    /// The address of member `id`, if known.
+    pub fn address(&self, id: NodeId) -> Option<&str> {
+        self.addresses.iter().find(|(member, _)| *member == id).map(|(_, a)| a.as_str())
+    }
+
+    /// Every member, voters (incoming and outgoing) and learners, sorted, each once.
+    pub fn members(&self) -> Vec<NodeId> {
+        let mut members: Vec<NodeId> =
+            self.voters.iter().chain(&self.outgoing).chain(&self.learners).copied().collect();
+        members.sort_unstable();
+        members.dedup();
+        members
+    }
 }

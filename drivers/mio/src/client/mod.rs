@@ -1,5 +1,6 @@
 //! The Rust client: a blocking handle on a raftkv cluster.
 
+pub(crate) mod admin;
 pub(crate) mod pool;
 pub(crate) mod pool_error;
 
@@ -7,8 +8,9 @@ use core::fmt;
 use std::time::Duration;
 
 use raftkv_core::client::ClerkError;
-use raftkv_core::kv::{KvCommand, KvReply};
+use raftkv_core::kv::{KvCommand, KvReply, Scan, ScanPage};
 
+pub use crate::client::admin::MemberList;
 pub use crate::client::pool::AddressStatus;
 use crate::client::pool::ClerkPool;
 use crate::tls::ClientTls;
@@ -67,7 +69,9 @@ pub enum Error {
         /// The time limit.
         after: Duration,
     },
-    /// The cluster refused the operation for good (a key or value over the size limits).
+    /// The cluster refused the operation for good (a key or value over the size limits; a
+    /// membership change that names an unknown node, an id already a member, an address
+    /// taken).
     Invalid {
         /// Why.
         reason: String,
@@ -182,7 +186,37 @@ impl Client {
     /// Appends `value` to the value of `key` (a missing key counts as empty).
     pub fn append(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<(), Error> {
         let (key, value) = (key.as_ref().to_vec(), value.as_ref().to_vec());
-        self.run_done(KvCommand::Append { key, value })
+        match self.run(KvCommand::Append { key, value })? {
+            KvReply::Length(_) => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// One page of keys in order (with their values if `scan.with_values`), read at one point
+    /// in time. Linearizable. To read the next page, scan again from the page's `next`:
+    ///
+    /// ```no_run
+    /// # let mut client = raftkv::Client::connect(&["127.0.0.1:7001"])?;
+    /// let mut scan = raftkv::Scan {
+    ///     start: Vec::new(), end: None, prefix: b"user:".to_vec(), limit: 100, with_values: false,
+    /// };
+    /// loop {
+    ///     let page = client.scan(&scan)?;
+    ///     for key in &page.keys {
+    ///         println!("{}", String::from_utf8_lossy(key));
+    ///     }
+    ///     match page.next {
+    ///         Some(next) => scan.start = next,
+    ///         None => break,
+    ///     }
+    /// }
+    /// # Ok::<(), raftkv::Error>(())
+    /// ```
+    pub fn scan(&mut self, scan: &Scan) -> Result<ScanPage, Error> {
+        match self.run(KvCommand::Scan(scan.clone()))? {
+            KvReply::Page(page) => Ok(page),
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// Removes `key` (nothing happens if it is missing).
@@ -223,7 +257,7 @@ impl Client {
 
     fn run(&mut self, command: KvCommand) -> Result<KvReply, Error> {
         // A frame over the nodes' limit would only get the connection closed, again and again.
-        let bytes = command_bytes(&command);
+        let bytes = command.payload_bytes();
         if bytes > MAX_REQUEST_BYTES {
             let reason = format!(
                 "request of {bytes} bytes exceeds the frame limit of {MAX_REQUEST_BYTES} bytes"
@@ -257,17 +291,6 @@ impl Client {
 
 /// Largest key and values a request may carry: the default frame limit less room for the rest.
 const MAX_REQUEST_BYTES: usize = crate::frame::MAX_FRAME_BYTES - 4096;
-
-/// Bytes of keys and values in `command`.
-fn command_bytes(command: &KvCommand) -> usize {
-    match command {
-        KvCommand::Get { key } | KvCommand::Delete { key } => key.len(),
-        KvCommand::Put { key, value } | KvCommand::Append { key, value } => key.len() + value.len(),
-        KvCommand::Cas { key, expected, new } => {
-            key.len() + expected.as_ref().map_or(0, Vec::len) + new.len()
-        }
-    }
-}
 
 fn unexpected(reply: &KvReply) -> Error {
     Error::Io(format!("unexpected reply {reply:?}"))

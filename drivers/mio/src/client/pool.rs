@@ -6,6 +6,9 @@
 //! which node id an address has, so that a "not the leader, try node 3" hint can be followed.
 //! A link that fails answers for the node: every session waiting on it gets "not the leader,
 //! leader unknown", which makes its clerk retry elsewhere, safely, with the same request id.
+//! A hint that names a node the pool has no address of (one added to the cluster since the
+//! pool connected) makes it ask the hinting node for its status, whose membership gives the
+//! addresses of every member.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -28,15 +31,31 @@ use crate::tls::ClientTls;
 use crate::tls::identity::named_nodes;
 use crate::transport::Transport;
 use crate::wire::{
-    ClientFrame, Hello, HelloRole, MAGIC, NodeStatus, PROTOCOL_VERSION, ServerFrame, Welcome,
+    AdminAnswer, AdminRequest, ClientFrame, Hello, HelloRole, MAGIC, NodeStatus, PROTOCOL_VERSION,
+    ServerFrame, Welcome,
 };
 
 /// A node's address and its state, or why it did not answer (see
 /// [`Client::status`](crate::Client::status)).
 pub type AddressStatus = (String, Result<NodeStatus, String>);
 
+/// Tokens from this one on belong to sockets the pool's owner registered on its poll
+/// ([`ClerkPool::registry`]); the pool hands their events back ([`ClerkPool::take_foreign_events`]).
+pub(crate) const FOREIGN_TOKENS: usize = usize::MAX / 2;
+
 /// After the first node accepts, how long `connect` waits for the other addresses.
 const CONNECT_GRACE: raftkv_core::Duration = raftkv_core::Duration::from_millis(50);
+
+/// Readiness of a socket the pool's owner registered.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ForeignEvent {
+    /// Its token (at least [`FOREIGN_TOKENS`]).
+    pub(crate) token: Token,
+    /// It may be read (or has failed or closed: a read tells).
+    pub(crate) readable: bool,
+    /// It may be written.
+    pub(crate) writable: bool,
+}
 
 /// An operation a session finished.
 #[derive(Debug)]
@@ -66,6 +85,8 @@ struct Link {
     last_error: Option<String>,
     /// Status answer, for `status`.
     status: Option<NodeStatus>,
+    /// Answer to an operator's request, for `ask`.
+    admin: Option<AdminAnswer>,
 }
 
 impl Link {
@@ -77,6 +98,7 @@ impl Link {
             node: None,
             last_error: None,
             status: None,
+            admin: None,
         }
     }
 }
@@ -113,6 +135,8 @@ pub(crate) struct ClerkPool {
     positions: BTreeMap<NodeId, usize>,
     /// Members named by the nodes' welcomes, not yet given links.
     members: Vec<(NodeId, String)>,
+    /// The link asked for its status to learn the members, until it answers or fails.
+    learning_members_from: Option<usize>,
     sessions: Vec<Session>,
     /// Session by tag.
     tags: HashMap<u32, usize>,
@@ -126,6 +150,8 @@ pub(crate) struct ClerkPool {
     /// Session timeouts, earliest first (entries may be stale; checked when popped).
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
     finished: std::collections::VecDeque<Finished>,
+    /// Events of sockets the owner registered, for it to handle.
+    foreign: Vec<ForeignEvent>,
     seed: u64,
 }
 
@@ -163,6 +189,7 @@ impl ClerkPool {
             links,
             positions: BTreeMap::new(),
             members: Vec::new(),
+            learning_members_from: None,
             sessions: Vec::new(),
             tags: HashMap::new(),
             next_tag: 1,
@@ -171,6 +198,7 @@ impl ClerkPool {
             failed: Vec::new(),
             timers: BinaryHeap::new(),
             finished: std::collections::VecDeque::new(),
+            foreign: Vec::new(),
             seed: clock.now().as_nanos(),
             clock,
         })
@@ -194,6 +222,7 @@ impl ClerkPool {
     pub(crate) fn reset_session(&mut self, session: usize) {
         self.tags.remove(&self.sessions[session].tag);
         self.sessions[session] = self.fresh_session(session);
+        self.finished.retain(|finished| finished.session != session);
     }
 
     fn fresh_session(&mut self, session: usize) -> Session {
@@ -234,6 +263,56 @@ impl ClerkPool {
         }
     }
 
+    /// Waits for events until `timeout` passes or something happens, and handles those of the
+    /// links: a turn of the loop of an owner that also has sockets of its own on the poll.
+    pub(crate) fn wait(&mut self, timeout: Duration) -> io::Result<()> {
+        let now = self.clock.now();
+        self.turn(now, now + core_duration(timeout))
+    }
+
+    /// The poll, to register sockets of the owner's with tokens from [`FOREIGN_TOKENS`] on.
+    pub(crate) fn registry(&self) -> &mio::Registry {
+        self.poll.registry()
+    }
+
+    /// Events of the owner's sockets since the last call.
+    pub(crate) fn take_foreign_events(&mut self) -> Vec<ForeignEvent> {
+        std::mem::take(&mut self.foreign)
+    }
+
+    /// The next operation a session finished, if any.
+    pub(crate) fn pop_finished(&mut self) -> Option<Finished> {
+        self.finished.pop_front()
+    }
+
+    /// Asks the node at `position` in the address list for its status; the answer comes
+    /// later ([`ClerkPool::take_status`]). Returns whether the request could be sent.
+    pub(crate) fn ask_status(&mut self, position: usize) -> bool {
+        self.ensure_dialed(position);
+        let Some(link) = self.links.get_mut(position) else {
+            return false;
+        };
+        let (LinkState::Connecting(conn) | LinkState::Up(conn)) = &mut link.state else {
+            return false;
+        };
+        link.status = None;
+        conn.send(&ClientFrame::Status { tag: 0 });
+        self.unflushed.push(position);
+        true
+    }
+
+    /// The status the node at `position` answered, once; `Err` if its link is down.
+    pub(crate) fn take_status(&mut self, position: usize) -> Result<Option<NodeStatus>, String> {
+        let link = &mut self.links[position];
+        match (&link.state, link.status.take()) {
+            (_, Some(status)) => Ok(Some(status)),
+            (LinkState::Down, None) => {
+                Err(link.last_error.clone().unwrap_or_else(|| "not connected".to_string()))
+            }
+            (_, None) => Ok(None),
+        }
+    }
+
     /// Dials every address and waits until one node accepts (and the others had a moment to),
     /// or `timeout` passes. Then adds the members the nodes named that no address reached,
     /// so that sessions opened afterwards can find the leader anywhere. Returns whether a node
@@ -263,7 +342,14 @@ impl ClerkPool {
         if !self.links.iter().any(|link| link.node.is_some()) {
             return Ok(false);
         }
-        for (node, address) in std::mem::take(&mut self.members) {
+        let members = std::mem::take(&mut self.members);
+        self.add_members(members);
+        Ok(true)
+    }
+
+    /// Gives a link to each of `members` the pool has none for.
+    fn add_members(&mut self, members: Vec<(NodeId, String)>) {
+        for (node, address) in members {
             if self.positions.contains_key(&node) {
                 continue;
             }
@@ -273,7 +359,27 @@ impl ClerkPool {
                 self.links.push(Link::new(address, resolved));
             }
         }
-        Ok(true)
+    }
+
+    /// Asks the node of link `position` for its status, to learn the members from it; one
+    /// such question at a time.
+    fn learn_members_from(&mut self, position: usize) {
+        if self.learning_members_from.is_some() {
+            return;
+        }
+        if let LinkState::Up(conn) = &mut self.links[position].state {
+            conn.send(&ClientFrame::Status { tag: 0 });
+            self.unflushed.push(position);
+            self.learning_members_from = Some(position);
+        }
+    }
+
+    /// The nodes that answered, and the members they named, with their addresses.
+    pub(crate) fn members(&self) -> Vec<(NodeId, String)> {
+        self.positions
+            .iter()
+            .map(|(&node, &position)| (node, self.links[position].address.clone()))
+            .collect()
     }
 
     /// Asks every node for its status; waits until all answered, failed, or `timeout` passed.
@@ -312,6 +418,43 @@ impl ClerkPool {
                 (link.address.clone(), result)
             })
             .collect())
+    }
+
+    /// Sends an operator's request to node `node`; waits until it answers, its link fails,
+    /// or `timeout` passes (then the error says why).
+    pub(crate) fn ask(
+        &mut self,
+        node: NodeId,
+        request: AdminRequest,
+        timeout: Duration,
+    ) -> io::Result<Result<AdminAnswer, String>> {
+        let Some(&position) = self.positions.get(&node) else {
+            return Ok(Err(format!("no address of node {node} is known")));
+        };
+        let now = self.clock.now();
+        let deadline = now + core_duration(timeout);
+        self.links[position].admin = None;
+        self.ensure_dialed(position);
+        if let LinkState::Connecting(conn) | LinkState::Up(conn) = &mut self.links[position].state {
+            conn.send(&ClientFrame::Admin { tag: 0, request });
+        }
+        self.flush(position);
+        self.handle_failures(now);
+        loop {
+            let link = &mut self.links[position];
+            if let Some(answer) = link.admin.take() {
+                return Ok(Ok(answer));
+            }
+            if matches!(link.state, LinkState::Down) {
+                let problem = link.last_error.clone().unwrap_or_else(|| "link down".to_string());
+                return Ok(Err(problem));
+            }
+            let now = self.clock.now();
+            if now >= deadline {
+                return Ok(Err("no answer in time".to_string()));
+            }
+            self.turn(now, deadline)?;
+        }
     }
 
     /// One line per address saying what went wrong with it last, for error messages.
@@ -353,7 +496,19 @@ impl ClerkPool {
             Err(error) => return Err(error),
         }
         let now = self.clock.now();
-        let ready: Vec<usize> = self.events.iter().map(|event| event.token().0).collect();
+        let mut ready = Vec::new();
+        for event in self.events.iter() {
+            if event.token().0 >= FOREIGN_TOKENS {
+                // Errors and hang-ups surface at the next read.
+                self.foreign.push(ForeignEvent {
+                    token: event.token(),
+                    readable: event.is_readable() || event.is_error() || event.is_read_closed(),
+                    writable: event.is_writable(),
+                });
+            } else {
+                ready.push(event.token().0);
+            }
+        }
         for position in ready {
             self.on_link_event(position, now);
         }
@@ -549,7 +704,15 @@ impl ClerkPool {
                 FrameOutcome::Handled
             }
             Ok(Some(ServerFrame::Status { status, .. })) => {
+                if self.learning_members_from == Some(position) {
+                    self.learning_members_from = None;
+                    self.add_members(status.membership.addresses.clone());
+                }
                 self.links[position].status = Some(*status);
+                FrameOutcome::Handled
+            }
+            Ok(Some(ServerFrame::Admin { answer, .. })) => {
+                self.links[position].admin = Some(answer);
                 FrameOutcome::Handled
             }
             Ok(None) => FrameOutcome::NoneLeft,
@@ -567,13 +730,16 @@ impl ClerkPool {
         mut reply: ClientReply<KvReply>,
         now: Instant,
     ) {
-        let Some(target) = self.sessions.get_mut(session) else {
-            return;
-        };
         if let Outcome::Rejected(Reject::NotLeader { hint }) = &mut reply.outcome {
+            if hint.is_some_and(|node| !self.positions.contains_key(&node)) {
+                self.learn_members_from(position);
+            }
             // The clerk knows nodes by position in the address list.
             *hint = hint.and_then(|node| self.positions.get(&node).map(|&p| NodeId(p as u64)));
         }
+        let Some(target) = self.sessions.get_mut(session) else {
+            return;
+        };
         if target.waiting_on.is_some_and(|(_, request)| request == reply.request) {
             target.waiting_on = None;
         }
@@ -593,6 +759,9 @@ impl ClerkPool {
         link.last_error = Some(error);
         link.node = None;
         self.failed.push(position);
+        if self.learning_members_from == Some(position) {
+            self.learning_members_from = None;
+        }
     }
 
     /// Answers, for each failed link, every request still waiting on it.

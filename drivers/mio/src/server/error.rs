@@ -48,6 +48,19 @@ pub(crate) enum ServeError {
     StartDiskThread(io::Error),
     /// The replica refused what the data directory holds.
     StartReplica(ReplicaStartError),
+    /// The data directory holds no membership, and neither `--peers` nor `--join` says where
+    /// the cluster is.
+    NoMembership {
+        /// The data directory.
+        dir: PathBuf,
+    },
+    /// The nodes at the `--join` addresses did not name the cluster's members.
+    Join {
+        /// The addresses, as given.
+        addresses: String,
+        /// What went wrong last.
+        problem: String,
+    },
     /// Waiting for events failed.
     Poll(io::Error),
     /// A write or sync failed: whether it reached the disk is unknown, so the node stops.
@@ -80,6 +93,15 @@ impl fmt::Display for ServeError {
                 write!(f, "cannot start the disk thread: {error}")
             }
             ServeError::StartReplica(error) => write!(f, "cannot start the replica: {error}"),
+            ServeError::NoMembership { dir } => write!(
+                f,
+                "{} holds no membership: give --peers to start a new cluster, or --join to join \
+                 a running one",
+                dir.display()
+            ),
+            ServeError::Join { addresses, problem } => {
+                write!(f, "cannot join the cluster at {addresses}: {problem}")
+            }
             ServeError::Poll(error) => write!(f, "poll failed: {error}"),
             ServeError::Disk(error) => write!(f, "disk failure, stopping: {error}"),
         }

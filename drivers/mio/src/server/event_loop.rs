@@ -6,7 +6,6 @@
 //! timeout if due; then drain the replica once and write every connection that has something
 //! queued, one system call per connection.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -14,30 +13,34 @@ use std::sync::Arc;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use raftkv_core::kv::KvStore;
-use raftkv_core::raft::{self, Persist, PersistId, Recovered, Role};
+use raftkv_core::raft::{self, Membership, Persist, PersistId, Recovered, Role, Standing};
 use raftkv_core::server::{Input, Output, Replica, ReplicaConfig};
-use raftkv_core::{Duration, Instant, NodeId};
+use raftkv_core::{Duration, Instant, LogIndex, NodeId};
 use raftkv_storage::{DEFAULT_ZERO_FILL_BYTES, OpenReport, RealFs, Saved, Storage, StorageOptions};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use tracing::{error, info, warn};
 
 use crate::clock::Clock;
+use crate::server::admin;
 use crate::server::data_lock;
+use crate::server::directory::Directory;
 use crate::server::disk_thread::DiskThread;
 use crate::server::error::ServeError;
 use crate::server::fd_limit;
 use crate::server::inbound::{Delivery, InboundConnections};
+use crate::server::join;
 use crate::server::options::ServeOptions;
-use crate::server::peers::{PeerLink, peer_hello};
+use crate::server::peer_set::PeerSet;
+use crate::server::peers::PeerLink;
 use crate::server::snapshot_chunks::SnapshotChunks;
 use crate::server::snapshot_thread::SnapshotThread;
-use crate::wire::NodeStatus;
+use crate::wire::{MembershipReport, NodeStatus};
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
 const SIGNALS: Token = Token(2);
-/// Peer links use tokens from here, one per peer.
+/// Peer links use tokens from here, one per peer at once.
 const FIRST_PEER: usize = 16;
 /// Accepted connections use tokens from here, never reused.
 const FIRST_INBOUND: usize = 1 << 20;
@@ -52,8 +55,9 @@ struct Server {
     snapshots: SnapshotThread,
     snapshot_chunks: SnapshotChunks,
     inbound: InboundConnections,
-    peers: Vec<PeerLink>,
-    peer_index: BTreeMap<NodeId, usize>,
+    peers: PeerSet,
+    /// Who the peers are and where: the links and the inbound connections follow it.
+    directory: Directory,
     signals: Signals,
     clock: Clock,
     /// The last persist acknowledged to the replica.
@@ -77,8 +81,12 @@ pub(crate) fn run(options: ServeOptions) -> Result<(), ServeError> {
 /// Opens the data directory, sets up the poll and its sources, and starts the replica.
 fn start(options: ServeOptions) -> Result<Server, ServeError> {
     let clock = Clock::new();
-    fd_limit::raise(&options.connection_limits, options.peers.len());
     let (storage, recovered, lock) = open_data(&options)?;
+    let replica = start_replica(&options, recovered, clock.now())?;
+    let raft = replica.raft();
+    let directory = directory(&options, raft.membership(), raft.status().membership_index)?;
+    warn_if_removed(raft);
+    fd_limit::raise(&options.connection_limits, directory.len());
     let poll = Poll::new().map_err(ServeError::CreatePoll)?;
     let mut listener = TcpListener::bind(options.listen)
         .map_err(|source| ServeError::Listen { address: options.listen, source })?;
@@ -94,14 +102,16 @@ fn start(options: ServeOptions) -> Result<Server, ServeError> {
         .map_err(ServeError::StartDiskThread)?;
     let disk = DiskThread::spawn(storage, lock, waker).map_err(ServeError::StartDiskThread)?;
     let now = clock.now();
-    let replica = start_replica(&options, recovered, now)?;
-    let (peers, peer_index) = peer_links(&options, now);
+    let mut peers = PeerSet::new(options.id, &options.cluster, FIRST_PEER, FIRST_INBOUND);
+    peers.sync(poll.registry(), &directory.peers(options.id), directory.is_joining(), now);
+    let mut inbound = InboundConnections::new(FIRST_INBOUND);
+    inbound.set_directory(&directory);
     let snapshot_chunks = SnapshotChunks::new(options.data.clone());
     info!(
         node = %options.id,
         listen = %options.listen,
         cluster = %options.cluster,
-        peers = peers.len(),
+        peers = directory.peers(options.id).len(),
         tls = options.tls.is_some(),
         "serving"
     );
@@ -113,9 +123,9 @@ fn start(options: ServeOptions) -> Result<Server, ServeError> {
         disk,
         snapshots,
         snapshot_chunks,
-        inbound: InboundConnections::new(FIRST_INBOUND),
+        inbound,
         peers,
-        peer_index,
+        directory,
         signals,
         clock,
         acknowledged: PersistId(0),
@@ -210,20 +220,42 @@ fn start_replica(
         .map_err(ServeError::StartReplica)
 }
 
-/// A link to every other node, and each node's position among the links.
-fn peer_links(options: &ServeOptions, now: Instant) -> (Vec<PeerLink>, BTreeMap<NodeId, usize>) {
-    let mut peers = Vec::new();
-    let mut peer_index = BTreeMap::new();
-    for (id, address) in &options.peers {
-        if *id == options.id {
-            continue;
-        }
-        let token = Token(FIRST_PEER + peers.len());
-        peer_index.insert(*id, peers.len());
-        let hello = peer_hello(&options.cluster, options.id, *id);
-        peers.push(PeerLink::new(*id, address.clone(), token, hello, now));
+/// A node restarted on the data of a node the membership removed only follows: tell the
+/// operator what to do instead.
+fn warn_if_removed(raft: &raft::RaftNode) {
+    let status = raft.status();
+    let removed = match status.standing {
+        Standing::Removed { .. } => true,
+        Standing::NotAMember => !status.membership.is_empty(),
+        Standing::Voter | Standing::Learner => false,
+    };
+    if removed {
+        warn!(
+            membership = %status.membership,
+            "this node is not a member of the membership its data holds: it was removed, and \
+             takes no part in elections; to bring this machine back, wipe its data directory \
+             and join it under a new id"
+        );
     }
-    (peers, peer_index)
+}
+
+/// Who the node reaches at start: the members of the membership its data directory (or
+/// `--peers`) holds; with none, the members the nodes at `--join` name.
+fn directory(
+    options: &ServeOptions,
+    membership: &Membership,
+    index: LogIndex,
+) -> Result<Directory, ServeError> {
+    if !membership.is_empty() {
+        if !options.join.is_empty() {
+            info!(%membership, "--join ignored: the data directory holds this node's membership");
+        }
+        return Ok(Directory::of(membership, index));
+    }
+    if options.join.is_empty() {
+        return Err(ServeError::NoMembership { dir: options.data.clone() });
+    }
+    Ok(Directory::joining(join::discover_members(options)?))
 }
 
 impl Server {
@@ -264,9 +296,8 @@ impl Server {
                 }
                 WAKER => {}
                 SIGNALS => self.on_signal(now)?,
-                Token(token) if token < FIRST_INBOUND => {
-                    let peer = token - FIRST_PEER;
-                    if let Some(link) = self.peers.get_mut(peer) {
+                token if token.0 < FIRST_INBOUND => {
+                    if let Some(link) = self.peers.by_token(token) {
                         link.on_event(self.poll.registry(), now);
                     }
                 }
@@ -310,7 +341,7 @@ impl Server {
     /// own write while this node's is queued; then replies; then hands the persists to the
     /// disk thread.
     fn write_out(&mut self, now: Instant) {
-        for link in &mut self.peers {
+        for link in self.peers.iter_mut() {
             link.check_timeouts(self.poll.registry(), now);
             let tls = self.options.tls.as_ref();
             link.dial_if_due(self.poll.registry(), now, self.options.max_frame_bytes, tls);
@@ -380,9 +411,14 @@ impl Server {
                     let registry = self.poll.registry();
                     self.inbound.answer_status(registry, token, tag, status, &self.options, now);
                 }
+                Delivery::Admin { token, tag, request } => {
+                    let answer = admin::carry_out(&mut self.replica, request, now);
+                    let registry = self.poll.registry();
+                    self.inbound.answer_admin(registry, token, tag, answer, &self.options, now);
+                }
                 Delivery::PeerDialedUs(from) => {
-                    if let Some(&peer) = self.peer_index.get(&from) {
-                        self.peers[peer].peer_dialed_us(self.poll.registry(), now);
+                    if let Some(link) = self.peers.get_mut(from) {
+                        link.peer_dialed_us(self.poll.registry(), now);
                     }
                 }
             }
@@ -392,6 +428,28 @@ impl Server {
     /// The node's state for `raftkv status`.
     fn status(&self) -> NodeStatus {
         let status = self.replica.raft().status();
+        let standing = match status.standing {
+            Standing::Voter => "voter",
+            Standing::Learner => "learner",
+            Standing::Removed { .. } => "removed",
+            Standing::NotAMember => "not a member",
+        };
+        let membership = &status.membership;
+        let addresses = membership
+            .members()
+            .into_iter()
+            .filter_map(|id| {
+                let address = membership.address(id)?;
+                Some((id, String::from_utf8_lossy(address).into_owned()))
+            })
+            .collect();
+        let membership = MembershipReport {
+            index: status.membership_index,
+            voters: membership.voters().to_vec(),
+            outgoing: membership.outgoing_voters().to_vec(),
+            learners: membership.learners().to_vec(),
+            addresses,
+        };
         NodeStatus {
             id: status.id,
             role: status.role.to_string(),
@@ -406,6 +464,9 @@ impl Server {
             keys: self.replica.state().len() as u64,
             damaged: status.damaged,
             connections: self.inbound.report(),
+            standing: standing.to_string(),
+            membership,
+            match_indexes: self.replica.raft().match_indexes().unwrap_or_default(),
         }
     }
 
@@ -434,18 +495,12 @@ impl Server {
     fn drain(&mut self, now: Instant) {
         while let Some(output) = self.replica.poll_output() {
             match output {
-                Output::Send(message) => {
-                    if let Some(&peer) = self.peer_index.get(&message.to) {
-                        self.peers[peer].send(&message);
-                    }
-                }
+                Output::Send(message) => self.peers.send(&message),
                 Output::Persist(persist) => self.persists.push(persist),
                 Output::SaveSnapshot(job) => self.snapshots.submit(job),
                 Output::SendSnapshotChunk(chunk) => {
-                    let to = chunk.to;
-                    let message = self.snapshot_chunks.message(chunk);
-                    if let (Some(message), Some(&peer)) = (message, self.peer_index.get(&to)) {
-                        self.peers[peer].send(&message);
+                    if let Some(message) = self.snapshot_chunks.message(chunk) {
+                        self.peers.send(&message);
                     }
                 }
                 Output::Reply { to, reply } => {
@@ -457,19 +512,30 @@ impl Server {
                     info!(node = %self.options.id, %role, %term, %leader, "role changed");
                 }
                 Output::MembershipChanged { index, membership, standing } => {
-                    // The peer links stay those of `--peers` until the driver dials members
-                    // from the membership's addresses.
                     info!(node = %self.options.id, %index, %membership, %standing, "membership changed");
+                    let commit = self.replica.raft().commit_index();
+                    self.directory.update(&membership, index, commit);
+                    self.follow_directory(now);
                 }
             }
         }
+        if self.directory.on_commit(self.replica.raft().commit_index()) {
+            self.follow_directory(now);
+        }
+    }
+
+    /// The directory changed: links and inbound connections follow it.
+    fn follow_directory(&mut self, now: Instant) {
+        let (peers, joining) = (self.directory.peers(self.options.id), self.directory.is_joining());
+        self.peers.sync(self.poll.registry(), &peers, joining, now);
+        self.inbound.set_directory(&self.directory);
     }
 
     /// Stops cleanly: sends what is queued, makes every queued persist durable.
     fn stop(self) {
         let Server { mut inbound, mut peers, disk, snapshots, poll, clock, .. } = self;
         let now = clock.now();
-        for link in &mut peers {
+        for link in peers.iter_mut() {
             link.flush(poll.registry(), now);
         }
         inbound.flush_before_exit();

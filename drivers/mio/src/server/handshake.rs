@@ -5,6 +5,7 @@ use core::fmt;
 use raftkv_core::NodeId;
 use rustls::pki_types::CertificateDer;
 
+use crate::server::directory::Directory;
 use crate::server::options::ServeOptions;
 use crate::tls::identity::named_nodes;
 use crate::wire::{Hello, HelloRole, MAGIC, PROTOCOL_VERSION};
@@ -74,8 +75,13 @@ impl fmt::Display for Refusal {
     }
 }
 
-/// Whether the node set up with `options` accepts `hello`.
-pub(super) fn check(hello: &Hello, options: &ServeOptions) -> Result<(), Refusal> {
+/// Whether the node set up with `options`, which reaches the peers of `directory`, accepts
+/// `hello`.
+pub(super) fn check(
+    hello: &Hello,
+    options: &ServeOptions,
+    directory: &Directory,
+) -> Result<(), Refusal> {
     if hello.magic != MAGIC {
         return Err(Refusal::NotRaftkv);
     }
@@ -90,7 +96,7 @@ pub(super) fn check(hello: &Hello, options: &ServeOptions) -> Result<(), Refusal
         HelloRole::Peer { to, .. } if to != options.id => {
             Err(Refusal::WrongNode { this: options.id, dialed: to })
         }
-        HelloRole::Peer { from, .. } if !is_peer(options, from) => {
+        HelloRole::Peer { from, .. } if from == options.id || !directory.accepts_peer(from) => {
             Err(Refusal::NotMember { node: from })
         }
         HelloRole::Peer { .. } | HelloRole::Client => Ok(()),
@@ -116,9 +122,4 @@ pub(super) fn check_identity(
         return Ok(());
     }
     Err(Refusal::NotThatPeer { claimed: *from, named })
-}
-
-/// Whether `id` is another member of this node's cluster.
-fn is_peer(options: &ServeOptions, id: NodeId) -> bool {
-    id != options.id && options.peers.iter().any(|(peer, _)| *peer == id)
 }

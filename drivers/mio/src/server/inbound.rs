@@ -32,13 +32,16 @@ use tracing::debug;
 use crate::conn::{Conn, ReadOutcome};
 use crate::connection_report::ConnectionReport;
 use crate::server::accepted::{Closing, Inbound, Kind, io_closing, next_frame};
+use crate::server::directory::Directory;
 use crate::server::handshake;
 use crate::server::limits::{ConnectionLimits, MAX_HELLO_BYTES};
 use crate::server::options::ServeOptions;
 use crate::server::protocol_error::ProtocolError;
 use crate::server::refusal_log::{Reason, RefusalLog};
 use crate::transport::Transport;
-use crate::wire::{ClientFrame, Hello, HelloRole, NodeStatus, ServerFrame, Welcome};
+use crate::wire::{
+    AdminAnswer, AdminRequest, ClientFrame, Hello, HelloRole, NodeStatus, ServerFrame, Welcome,
+};
 
 /// Reads of [`Conn::read_some`] per connection per turn: a connection that has more waits for
 /// the next turn, so that one sender cannot hold the loop or pile up deliveries.
@@ -51,6 +54,8 @@ pub(super) enum Delivery {
     Input(Input<KvCommand>),
     /// A client asks for the node's state: answer with [`InboundConnections::answer_status`].
     StatusQuery { token: Token, tag: u32 },
+    /// An operator's request: answer with [`InboundConnections::answer_admin`].
+    Admin { token: Token, tag: u32, request: AdminRequest },
     /// A peer dialed this node anew; the link to it may need redialing.
     PeerDialedUs(NodeId),
 }
@@ -67,6 +72,8 @@ pub(super) struct InboundConnections {
     next_token: usize,
     /// The newest connection of each peer.
     peer_tokens: BTreeMap<NodeId, Token>,
+    /// The peers accepted, and the members named to clients.
+    directory: Directory,
     pending: usize,
     clients: usize,
     /// Bytes buffered by client and pending connections, as last accounted.
@@ -112,6 +119,7 @@ impl InboundConnections {
             unfinished_reads: Vec::new(),
             next_token: first_token,
             peer_tokens: BTreeMap::new(),
+            directory: Directory::default(),
             pending: 0,
             clients: 0,
             client_buffered: 0,
@@ -121,6 +129,12 @@ impl InboundConnections {
             held: Vec::new(),
             refusals: RefusalLog::default(),
         }
+    }
+
+    /// From now on, accepts the peers of `directory` and names its members to clients.
+    /// Connections already accepted stay.
+    pub(super) fn set_directory(&mut self, directory: &Directory) {
+        self.directory = directory.clone();
     }
 
     /// The connections for the node's status.
@@ -384,6 +398,9 @@ impl InboundConnections {
                             Delivery::Input(Input::Request { from, request })
                         }
                         ClientFrame::Status { tag } => Delivery::StatusQuery { token, tag },
+                        ClientFrame::Admin { tag, request } => {
+                            Delivery::Admin { token, tag, request }
+                        }
                     })
                 }
             };
@@ -443,7 +460,7 @@ impl InboundConnections {
     ) -> Result<Option<Delivery>, ProtocolError> {
         let inbound = self.connections.get_mut(&token).expect("caller checked");
         let certificates = inbound.conn.peer_certificates();
-        let checked = handshake::check(&hello, options)
+        let checked = handshake::check(&hello, options, &self.directory)
             .and_then(|()| handshake::check_identity(&hello, options.tls.is_some(), certificates));
         if let Err(refusal) = checked {
             inbound.conn.send(&Welcome::Refused { reason: refusal.to_string() });
@@ -452,7 +469,8 @@ impl InboundConnections {
             return Err(ProtocolError::Refused(refusal));
         }
         inbound.conn.set_max_frame_bytes(options.max_frame_bytes);
-        inbound.conn.send(&Welcome::Accepted { node: options.id, members: options.peers.clone() });
+        let members = self.directory.members().to_vec();
+        inbound.conn.send(&Welcome::Accepted { node: options.id, members });
         debug!(address = %inbound.address, role = ?hello.role, "connection identified");
         self.mark_dirty(token);
         self.pending -= 1;
@@ -508,6 +526,19 @@ impl InboundConnections {
             options,
             now,
         );
+    }
+
+    /// Answers a [`Delivery::Admin`], if its connection is still open.
+    pub(super) fn answer_admin(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        tag: u32,
+        answer: AdminAnswer,
+        options: &ServeOptions,
+        now: Instant,
+    ) {
+        self.queue(registry, token, &ServerFrame::Admin { tag, answer }, options, now);
     }
 
     /// Queues the reply to a client request, if its connection is still open.

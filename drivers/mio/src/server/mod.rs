@@ -1,28 +1,33 @@
 //! The server: one raftkv node over TCP.
 //!
 //! One event-loop thread ([`event_loop`]) owns the replica and every socket: the listening
-//! port, the links it dials to each peer ([`peers`]) and the connections others open to it
-//! ([`inbound`]); the replica's `poll_timeout` is the poll's timeout. A disk thread
+//! port, the links it dials to each peer ([`peers`], as many as the membership in force names:
+//! [`directory`], [`peer_set`]) and the connections others open to it ([`inbound`]); the replica's `poll_timeout` is the poll's timeout. A disk thread
 //! ([`disk_thread`]) writes and syncs persists in batches and wakes the loop; a snapshot
 //! thread ([`snapshot_thread`]) encodes and saves the snapshots the replica asks for, and
 //! the chunks sent to followers are read from the snapshot file ([`snapshot_chunks`]).
 
 mod accepted;
+mod admin;
 mod data_lock;
+mod directory;
 mod disk_thread;
 mod error;
 mod event_loop;
 mod fd_limit;
 mod handshake;
 mod inbound;
+mod join;
 mod limits;
 mod options;
+mod peer_set;
 mod peers;
 mod protocol_error;
 mod refusal_log;
 mod snapshot_chunks;
 mod snapshot_thread;
 
+pub(crate) use admin::check_address;
 pub(crate) use error::ServeError;
 pub(crate) use event_loop::run;
 pub(crate) use limits::ConnectionLimits;

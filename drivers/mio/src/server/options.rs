@@ -7,7 +7,7 @@ use raftkv_core::NodeId;
 use raftkv_core::kv::KvLimits;
 
 use crate::server::limits::ConnectionLimits;
-use crate::tls::NodeTls;
+use crate::tls::{ClientTls, NodeTls};
 
 /// Everything a node needs to run.
 #[derive(Clone, Debug)]
@@ -16,8 +16,15 @@ pub(crate) struct ServeOptions {
     pub(crate) id: NodeId,
     /// Where to accept peers and clients.
     pub(crate) listen: SocketAddr,
-    /// Every node of the cluster (this one included) and the address others reach it at.
+    /// The voters of a new cluster (this one included) and the address others reach each at
+    /// (`--peers`): the membership until the log holds one. Empty for a node that joins.
     pub(crate) peers: Vec<(NodeId, String)>,
+    /// Addresses of nodes of a running cluster this node joins (`--join`): while its data
+    /// directory holds no membership, it asks them who the members are, and waits for the
+    /// leader to add it.
+    pub(crate) join: Vec<String>,
+    /// The TLS with which it asks them, as a client with its own certificate.
+    pub(crate) join_tls: Option<ClientTls>,
     /// The data directory.
     pub(crate) data: PathBuf,
     /// The cluster's name; connections from another cluster are refused.

@@ -1,5 +1,5 @@
-//! Links to the other nodes. Each node dials every other node and sends its Raft messages
-//! over that link; what it receives arrives on the links the others dialed. A link that fails
+//! Links to the other nodes. Each node dials every other node it knows (see `peer_set`) and
+//! sends its Raft messages over that link; what it receives arrives on the links the others dialed. A link that fails
 //! is dialed again after a backoff that doubles up to a cap; messages meant for a node that is
 //! not connected are dropped (Raft retransmits what matters).
 
@@ -33,6 +33,9 @@ const REDIAL_AFTER: Duration = Duration::from_millis(1_000);
 
 #[derive(Debug)]
 enum State {
+    /// Not connected, and not dialed until there is something to send (a node that joins
+    /// waits to be contacted: dialing the members first would only be refused).
+    Dormant,
     /// Not connected; dial at `retry_at`.
     Idle { retry_at: Instant },
     /// TCP connect in progress, since the instant given.
@@ -87,6 +90,29 @@ impl PeerLink {
         }
     }
 
+    /// A link that dials only once there is something to send (see `State::Dormant`).
+    pub(super) fn dormant(
+        id: NodeId,
+        address: String,
+        token: Token,
+        hello: Hello,
+        now: Instant,
+    ) -> PeerLink {
+        PeerLink { state: State::Dormant, ..PeerLink::new(id, address, token, hello, now) }
+    }
+
+    /// A dormant link dials now.
+    pub(super) fn wake(&mut self, now: Instant) {
+        if matches!(self.state, State::Dormant) {
+            self.state = State::Idle { retry_at: now };
+        }
+    }
+
+    /// The address it dials.
+    pub(super) fn address(&self) -> &str {
+        &self.address
+    }
+
     /// Whether the link is connected and the peer accepted it.
     pub(super) fn is_connected(&self) -> bool {
         matches!(self.state, State::Connected(..)) && self.welcomed
@@ -96,6 +122,7 @@ impl PeerLink {
     /// times out.
     pub(super) fn deadline(&self) -> Option<Instant> {
         match self.state {
+            State::Dormant => None,
             State::Idle { retry_at } => Some(retry_at),
             State::Connecting(_, since) => Some(since + CONNECT_TIMEOUT),
             State::Connected(..) => self.stalled_since.map(|at| at + STALL_TIMEOUT),
@@ -177,13 +204,18 @@ impl PeerLink {
         Ok(conn)
     }
 
-    /// Queues a message, or drops it if the link is down or too far behind.
+    /// Queues a message, or drops it if the link is down or too far behind; a dormant link
+    /// dials at the next turn (Raft sends again what matters).
     pub(super) fn send(&mut self, message: &Message) {
         match &mut self.state {
             State::Connecting(conn, _) | State::Connected(conn, _)
                 if conn.unsent_bytes() < MAX_QUEUED_BYTES =>
             {
                 conn.send(message);
+            }
+            State::Dormant => {
+                self.dropped += 1;
+                self.state = State::Idle { retry_at: Instant::ZERO };
             }
             _ => self.dropped += 1,
         }
@@ -278,7 +310,7 @@ impl PeerLink {
     }
 
     /// Drops the connection, if any.
-    fn close(&mut self, registry: &Registry) {
+    pub(super) fn close(&mut self, registry: &Registry) {
         self.welcomed = false;
         self.stalled_since = None;
         let previous = std::mem::replace(&mut self.state, State::Idle { retry_at: Instant::ZERO });

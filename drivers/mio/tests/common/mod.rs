@@ -21,6 +21,8 @@ pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
 pub(crate) struct TestCluster {
     dir: PathBuf,
     ports: Vec<u16>,
+    /// Nodes 1..=initial start the cluster (`--peers`); later ones join it (`--join`).
+    initial: usize,
     nodes: Vec<Option<Child>>,
     /// Extra arguments of every `raftkv serve`.
     extra_args: Vec<String>,
@@ -57,22 +59,41 @@ impl TestCluster {
         let ports = free_ports(size);
         let extra_args = extra_args.iter().map(|arg| arg.to_string()).collect();
         let nodes = (0..size).map(|_| None).collect();
-        let mut cluster = TestCluster { dir, ports, nodes, extra_args, tls };
+        let mut cluster = TestCluster { dir, ports, initial: size, nodes, extra_args, tls };
         if tls {
             let ids = (1..=size).map(|id| id.to_string()).collect::<Vec<_>>().join(",");
-            let made = Command::new(env!("CARGO_BIN_EXE_raftkv"))
-                .args(["certs", "init"])
-                .arg(cluster.certs_dir())
-                .args(["--nodes", &ids])
-                .output()
-                .expect("run raftkv certs init");
-            assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+            cluster.make_certificates(&ids);
         }
         for node in 1..=size {
             cluster.spawn(node);
         }
         cluster.wait_for_leader(None);
         cluster
+    }
+
+    /// Runs `raftkv certs init` for node ids `ids` (comma-separated): the first run makes the
+    /// CA, later ones sign with it.
+    fn make_certificates(&self, ids: &str) {
+        let made = Command::new(env!("CARGO_BIN_EXE_raftkv"))
+            .args(["certs", "init"])
+            .arg(self.certs_dir())
+            .args(["--nodes", ids])
+            .output()
+            .expect("run raftkv certs init");
+        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    }
+
+    /// Makes room for one more node, which will join the cluster (`--join` the first nodes'
+    /// addresses), with a certificate of the cluster's CA if it runs TLS; returns its id. It
+    /// is not started.
+    pub(crate) fn add_node(&mut self) -> usize {
+        self.ports.extend(free_ports(1));
+        self.nodes.push(None);
+        let node = self.nodes.len();
+        if self.tls {
+            self.make_certificates(&node.to_string());
+        }
+        node
     }
 
     pub(crate) fn addresses(&self) -> Vec<String> {
@@ -113,13 +134,19 @@ impl TestCluster {
 
     /// The command line that runs node `node`.
     pub(crate) fn serve_command(&self, node: usize) -> Command {
-        let peers = self
-            .ports
+        let peers = self.ports[..self.initial]
             .iter()
             .enumerate()
             .map(|(i, port)| format!("{}=127.0.0.1:{port}", i + 1))
             .collect::<Vec<_>>()
             .join(",");
+        let membership = if node <= self.initial {
+            vec!["--peers".to_string(), peers]
+        } else {
+            let join = self.addresses()[..self.initial].join(",");
+            let listen = self.addresses()[node - 1].clone();
+            vec!["--listen".to_string(), listen, "--join".to_string(), join]
+        };
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -128,7 +155,8 @@ impl TestCluster {
         let mut command = Command::new(env!("CARGO_BIN_EXE_raftkv"));
         command
             .arg("serve")
-            .args(["--id", &node.to_string(), "--peers", &peers])
+            .args(["--id", &node.to_string()])
+            .args(membership)
             .arg("--data")
             .arg(self.data_dir(node))
             .args(["--election-timeout-ms", "150", "--heartbeat-ms", "30"])
@@ -207,6 +235,20 @@ impl TestCluster {
     /// Whether node `node` is still running.
     pub(crate) fn is_running(&mut self, node: usize) -> bool {
         self.nodes[node - 1].as_mut().is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
+    /// Runs the command line against this cluster (every node's address, TLS if it runs it).
+    pub(crate) fn cli(&self, args: &[&str]) -> std::process::Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_raftkv"));
+        command.args(args).env("RAFTKV_CLUSTER", self.addresses().join(","));
+        if self.tls {
+            let [ca, cert, key] = self.client_tls_files();
+            command
+                .env("RAFTKV_TLS_CA", ca)
+                .env("RAFTKV_TLS_CERT", cert)
+                .env("RAFTKV_TLS_KEY", key);
+        }
+        command.output().expect("run the CLI")
     }
 
     /// A client of the whole cluster.

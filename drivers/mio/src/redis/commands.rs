@@ -1,0 +1,425 @@
+//! The commands a Redis client may send: what each asks of the cluster, or the answer it gets
+//! at once, and how the cluster's answer reads as a Redis reply.
+
+use raftkv_core::client::ClerkError;
+use raftkv_core::kv::{KvCommand, KvReply, PutCondition, Scan};
+
+use crate::redis::cursors::Cursors;
+use crate::redis::resp::{Command, Reply};
+use crate::redis::table::{self, REDIS_VERSION};
+
+/// What the connection a command came on knows and may change.
+#[derive(Debug)]
+pub(crate) struct ConnectionState {
+    /// Its id, for `CLIENT ID`.
+    pub(crate) id: u64,
+    /// RESP version of its replies: 2 until `HELLO 3`.
+    pub(crate) protocol: u8,
+    /// `CLIENT SETNAME`.
+    pub(crate) name: Option<Vec<u8>>,
+    /// Whether it gave the password (or none is required).
+    pub(crate) authenticated: bool,
+}
+
+/// What to do with a command.
+#[derive(Debug)]
+pub(crate) enum Action {
+    /// Answer this at once.
+    Reply(Reply),
+    /// Answer `+OK` and close the connection.
+    Quit,
+    /// Run a command on the cluster and answer as `Shape` says.
+    Cluster(KvCommand, Shape),
+    /// Answer with the node's `INFO`, once its status arrived.
+    Info,
+}
+
+/// How the cluster's answer to a command reads as a Redis reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// A value or null (`GET`).
+    Value,
+    /// The length of the value, 0 if missing (`STRLEN`).
+    ValueLength,
+    /// `+OK` (`MSET`).
+    Ok,
+    /// A count or length as an integer (`DEL`, `EXISTS`, `DBSIZE`, `APPEND`, `INCR`).
+    Integer,
+    /// Values or nulls (`MGET`).
+    Values,
+    /// `SET` with options: the value before if `get`, else `+OK` or null (not written).
+    Set {
+        /// `SET ... GET`.
+        get: bool,
+    },
+    /// 1 if written, else 0 (`SETNX`).
+    Written,
+    /// The value before (`GETSET`).
+    Previous,
+    /// 1 if swapped, else 0 (`CAS`).
+    Swapped,
+    /// A cursor and keys (`SCAN`).
+    ScanPage,
+    /// All the keys, or an error if they are more than a page (`KEYS`).
+    AllKeys,
+}
+
+/// Settings the commands see.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    /// The password clients must give (`AUTH`), if any.
+    pub(crate) password: Option<Vec<u8>>,
+}
+
+/// Decides what `command` asks for.
+pub(crate) fn dispatch(
+    command: &Command,
+    state: &mut ConnectionState,
+    settings: &Settings,
+    cursors: &Cursors,
+) -> Action {
+    let Some(name) = command.first() else {
+        return Action::Reply(Reply::error("empty command"));
+    };
+    let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+    let args = &command[1..];
+    if !state.authenticated && !matches!(name.as_str(), "auth" | "hello" | "quit") {
+        return Action::Reply(Reply::Error("NOAUTH Authentication required.".to_string()));
+    }
+    let Some(entry) = table::find(&name) else {
+        return Action::Reply(unknown_command(&name, args));
+    };
+    if !entry.arity_fits(command.len()) {
+        return Action::Reply(Reply::error(format!(
+            "wrong number of arguments for '{name}' command"
+        )));
+    }
+    match name.as_str() {
+        "ping" => {
+            Action::Reply(args.first().map_or(Reply::Simple("PONG"), |m| Reply::Bulk(m.clone())))
+        }
+        "echo" => Action::Reply(Reply::Bulk(args[0].clone())),
+        "quit" => Action::Quit,
+        "hello" => Action::Reply(hello(args, state, settings)),
+        "auth" => Action::Reply(auth(args, state, settings)),
+        "select" => Action::Reply(match args[0].as_slice() {
+            b"0" => Reply::Simple("OK"),
+            _ => Reply::error("DB index is out of range (raftkv has database 0 only)"),
+        }),
+        "client" => Action::Reply(client(args, state)),
+        "command" => Action::Reply(table::command_reply(args)),
+        "config" => Action::Reply(config(args)),
+        "info" => Action::Info,
+        _ => data_command(&name, args, cursors),
+    }
+}
+
+/// The commands on keys.
+fn data_command(name: &str, args: &[Vec<u8>], cursors: &Cursors) -> Action {
+    let key = || args[0].clone();
+    let cluster = |command, shape| Action::Cluster(command, shape);
+    match name {
+        "get" => cluster(KvCommand::Get { key: key() }, Shape::Value),
+        "strlen" => cluster(KvCommand::Get { key: key() }, Shape::ValueLength),
+        "set" => set(args),
+        "setnx" => cluster(put_if(args, PutCondition::IfMissing), Shape::Written),
+        "getset" => cluster(put_if(args, PutCondition::Always), Shape::Previous),
+        "append" => {
+            cluster(KvCommand::Append { key: key(), value: args[1].clone() }, Shape::Integer)
+        }
+        "del" | "unlink" => cluster(KvCommand::DeleteMany { keys: args.to_vec() }, Shape::Integer),
+        "exists" => cluster(KvCommand::Exists { keys: args.to_vec() }, Shape::Integer),
+        "mget" => cluster(KvCommand::GetMany { keys: args.to_vec() }, Shape::Values),
+        "mset" if args.len() % 2 == 1 => {
+            Action::Reply(Reply::error("wrong number of arguments for 'mset' command"))
+        }
+        "mset" => {
+            let pairs = args.chunks(2).map(|pair| (pair[0].clone(), pair[1].clone())).collect();
+            cluster(KvCommand::PutMany { pairs }, Shape::Ok)
+        }
+        "dbsize" => cluster(KvCommand::Count, Shape::Integer),
+        "incr" => increment(key(), Ok(1)),
+        "decr" => increment(key(), Ok(-1)),
+        "incrby" => increment(key(), integer(&args[1])),
+        "decrby" => increment(key(), integer(&args[1]).and_then(negated)),
+        "cas" => {
+            let command = KvCommand::Cas {
+                key: key(),
+                expected: Some(args[1].clone()),
+                new: args[2].clone(),
+            };
+            cluster(command, Shape::Swapped)
+        }
+        "scan" => scan(args, cursors),
+        "keys" => match prefix_of(&args[0]) {
+            Ok(prefix) => {
+                let all = Scan {
+                    start: Vec::new(),
+                    end: None,
+                    prefix,
+                    limit: u32::MAX,
+                    with_values: false,
+                };
+                cluster(KvCommand::Scan(all), Shape::AllKeys)
+            }
+            Err(reply) => Action::Reply(reply),
+        },
+        other => Action::Reply(unknown_command(other, args)),
+    }
+}
+
+fn unknown_command(name: &str, args: &[Vec<u8>]) -> Reply {
+    let shown: String =
+        args.iter().take(8).map(|arg| format!("'{}' ", String::from_utf8_lossy(arg))).collect();
+    Reply::error(format!("unknown command '{name}', with args beginning with: {shown}"))
+}
+
+fn put_if(args: &[Vec<u8>], condition: PutCondition) -> KvCommand {
+    KvCommand::PutIf { key: args[0].clone(), value: args[1].clone(), condition }
+}
+
+/// `SET key value [NX|XX] [GET]`; expiry options are refused until raftkv has expiry.
+fn set(args: &[Vec<u8>]) -> Action {
+    let (key, value) = (args[0].clone(), args[1].clone());
+    let mut condition = PutCondition::Always;
+    let mut get = false;
+    for option in &args[2..] {
+        match String::from_utf8_lossy(option).to_ascii_uppercase().as_str() {
+            "NX" if condition == PutCondition::Always => condition = PutCondition::IfMissing,
+            "XX" if condition == PutCondition::Always => condition = PutCondition::IfPresent,
+            "GET" => get = true,
+            "EX" | "PX" | "EXAT" | "PXAT" | "KEEPTTL" => {
+                return Action::Reply(Reply::error(
+                    "raftkv keys do not expire: SET with EX, PX, EXAT, PXAT or KEEPTTL is not supported",
+                ));
+            }
+            _ => return Action::Reply(Reply::error("syntax error")),
+        }
+    }
+    if condition == PutCondition::Always && !get {
+        return Action::Cluster(KvCommand::Put { key, value }, Shape::Ok);
+    }
+    Action::Cluster(KvCommand::PutIf { key, value, condition }, Shape::Set { get })
+}
+
+fn increment(key: Vec<u8>, delta: Result<i64, Reply>) -> Action {
+    match delta {
+        Ok(delta) => Action::Cluster(KvCommand::Increment { key, delta }, Shape::Integer),
+        Err(reply) => Action::Reply(reply),
+    }
+}
+
+fn integer(arg: &[u8]) -> Result<i64, Reply> {
+    std::str::from_utf8(arg)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .ok_or_else(|| Reply::error("value is not an integer or out of range"))
+}
+
+fn negated(value: i64) -> Result<i64, Reply> {
+    value.checked_neg().ok_or_else(|| Reply::error("decrement would overflow"))
+}
+
+/// The prefix of a `prefix*` pattern: the only patterns an ordered scan serves exactly.
+fn prefix_of(pattern: &[u8]) -> Result<Vec<u8>, Reply> {
+    let prefix = pattern.strip_suffix(b"*").unwrap_or(b"\\");
+    if prefix.iter().any(|byte| matches!(byte, b'*' | b'?' | b'[' | b'\\')) {
+        return Err(Reply::error(
+            "raftkv matches patterns of the form prefix* only (a prefix without *, ?, [ or \\)",
+        ));
+    }
+    Ok(prefix.to_vec())
+}
+
+/// `SCAN cursor [MATCH prefix*] [COUNT n]`.
+fn scan(args: &[Vec<u8>], cursors: &Cursors) -> Action {
+    let Some(start) = cursors.start_of(&args[0]) else {
+        return Action::Reply(Reply::error("invalid cursor"));
+    };
+    let mut request = Scan { start, end: None, prefix: Vec::new(), limit: 10, with_values: false };
+    let mut options = args[1..].chunks(2);
+    for option in options.by_ref() {
+        let [name, value] = option else {
+            return Action::Reply(Reply::error("syntax error"));
+        };
+        match String::from_utf8_lossy(name).to_ascii_uppercase().as_str() {
+            "MATCH" => match prefix_of(value) {
+                Ok(prefix) => request.prefix = prefix,
+                Err(reply) => return Action::Reply(reply),
+            },
+            "COUNT" => match integer(value) {
+                Ok(count) if count >= 1 => request.limit = u32::try_from(count).unwrap_or(u32::MAX),
+                Ok(_) => return Action::Reply(Reply::error("syntax error")),
+                Err(reply) => return Action::Reply(reply),
+            },
+            "TYPE" if value.eq_ignore_ascii_case(b"string") => {}
+            "TYPE" => request.limit = 0,
+            _ => return Action::Reply(Reply::error("syntax error")),
+        }
+    }
+    if request.limit == 0 {
+        // Every raftkv value is a string: a scan for another type finds nothing.
+        return Action::Reply(Reply::Array(vec![Reply::text("0"), Reply::Array(Vec::new())]));
+    }
+    Action::Cluster(KvCommand::Scan(request), Shape::ScanPage)
+}
+
+/// `HELLO [protover [AUTH user pass] [SETNAME name]]`.
+fn hello(args: &[Vec<u8>], state: &mut ConnectionState, settings: &Settings) -> Reply {
+    let mut protocol = state.protocol;
+    if let Some(version) = args.first() {
+        match version.as_slice() {
+            b"2" => protocol = 2,
+            b"3" => protocol = 3,
+            _ => return Reply::Error("NOPROTO unsupported protocol version".to_string()),
+        }
+    }
+    let mut options = args.iter().skip(1);
+    while let Some(option) = options.next() {
+        match String::from_utf8_lossy(option).to_ascii_uppercase().as_str() {
+            "AUTH" => {
+                let (Some(user), Some(password)) = (options.next(), options.next()) else {
+                    return Reply::error("syntax error in HELLO option 'auth'");
+                };
+                let reply = auth(&[user.clone(), password.clone()], state, settings);
+                if reply != Reply::Simple("OK") {
+                    return reply;
+                }
+            }
+            "SETNAME" => match options.next() {
+                Some(name) => state.name = Some(name.clone()),
+                None => return Reply::error("syntax error in HELLO option 'setname'"),
+            },
+            _ => return Reply::error("syntax error in HELLO"),
+        }
+    }
+    if !state.authenticated {
+        return Reply::Error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".to_string());
+    }
+    state.protocol = protocol;
+    Reply::Map(vec![
+        (Reply::text("server"), Reply::text("raftkv")),
+        (Reply::text("version"), Reply::text(REDIS_VERSION)),
+        (Reply::text("proto"), Reply::Integer(i64::from(protocol))),
+        (Reply::text("id"), Reply::Integer(i64::try_from(state.id).unwrap_or(i64::MAX))),
+        (Reply::text("mode"), Reply::text("standalone")),
+        (Reply::text("role"), Reply::text("master")),
+        (Reply::text("modules"), Reply::Array(Vec::new())),
+    ])
+}
+
+/// `AUTH [user] password`: the user, if given, must be `default`.
+fn auth(args: &[Vec<u8>], state: &mut ConnectionState, settings: &Settings) -> Reply {
+    let Some(expected) = &settings.password else {
+        return Reply::error(
+            "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+        );
+    };
+    let (user, password) = match args {
+        [password] => (&b"default"[..], password),
+        [user, password] => (user.as_slice(), password),
+        _ => return Reply::error("syntax error"),
+    };
+    if user == b"default" && constant_time_eq(password, expected) {
+        state.authenticated = true;
+        return Reply::Simple("OK");
+    }
+    Reply::Error("WRONGPASS invalid username-password pair or user is disabled.".to_string())
+}
+
+/// Equality whose time does not depend on where the first difference is.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+/// `CLIENT ID | SETNAME name | GETNAME | SETINFO ...`.
+fn client(args: &[Vec<u8>], state: &mut ConnectionState) -> Reply {
+    let subcommand = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+    match (subcommand.as_str(), &args[1..]) {
+        ("ID", []) => Reply::Integer(i64::try_from(state.id).unwrap_or(i64::MAX)),
+        ("GETNAME", []) => Reply::optional(state.name.clone()),
+        ("SETNAME", [name]) if name.iter().any(|byte| *byte <= b' ' || *byte > b'~') => {
+            Reply::error("Client names cannot contain spaces, newlines or special characters.")
+        }
+        ("SETNAME", [name]) => {
+            state.name = (!name.is_empty()).then(|| name.clone());
+            Reply::Simple("OK")
+        }
+        // Library names and versions: accepted, not kept.
+        ("SETINFO", [_, _]) => Reply::Simple("OK"),
+        _ => Reply::error(format!(
+            "unknown subcommand or wrong number of arguments for 'CLIENT|{subcommand}'"
+        )),
+    }
+}
+
+/// `CONFIG GET parameter...`: the few parameters whose Redis meaning holds for raftkv.
+fn config(args: &[Vec<u8>]) -> Reply {
+    if !args[0].eq_ignore_ascii_case(b"get") || args.len() < 2 {
+        return Reply::error("raftkv answers CONFIG GET only");
+    }
+    let known: [(&str, &str); 4] =
+        [("save", ""), ("appendonly", "yes"), ("appendfsync", "always"), ("databases", "1")];
+    let pairs = known
+        .iter()
+        .filter(|(name, _)| {
+            args[1..].iter().any(|asked| asked.eq_ignore_ascii_case(name.as_bytes()))
+        })
+        .map(|(name, value)| (Reply::text(*name), Reply::text(*value)))
+        .collect();
+    Reply::Map(pairs)
+}
+
+/// The reply to a command run on the cluster.
+pub(crate) fn answer(
+    shape: Shape,
+    result: Result<KvReply, ClerkError>,
+    cursors: &mut Cursors,
+) -> Reply {
+    let reply = match result {
+        Ok(reply) => reply,
+        Err(ClerkError::Invalid { reason }) => {
+            return Reply::error(format!("invalid request: {reason}"));
+        }
+        Err(ClerkError::Indeterminate) => {
+            return Reply::error(
+                "session expired during retries: the write may or may not have taken effect",
+            );
+        }
+    };
+    match (shape, reply) {
+        (_, KvReply::Refused { reason }) => Reply::error(reason),
+        (Shape::Value, KvReply::Value(value)) => Reply::optional(value),
+        (Shape::ValueLength, KvReply::Value(value)) => {
+            Reply::Integer(value.map_or(0, |value| value.len() as i64))
+        }
+        (Shape::Ok, KvReply::Done) => Reply::Simple("OK"),
+        (Shape::Integer, KvReply::Count(count) | KvReply::Length(count)) => {
+            Reply::Integer(i64::try_from(count).unwrap_or(i64::MAX))
+        }
+        (Shape::Integer, KvReply::Integer(value)) => Reply::Integer(value),
+        (Shape::Values, KvReply::Values(values)) => {
+            Reply::Array(values.into_iter().map(Reply::optional).collect())
+        }
+        (Shape::Set { get: true }, KvReply::PutIf { previous, .. })
+        | (Shape::Previous, KvReply::PutIf { previous, .. }) => Reply::optional(previous),
+        (Shape::Set { get: false }, KvReply::PutIf { written: true, .. }) => Reply::Simple("OK"),
+        (Shape::Set { get: false }, KvReply::PutIf { written: false, .. }) => Reply::Null,
+        (Shape::Written, KvReply::PutIf { written, .. }) => Reply::Integer(i64::from(written)),
+        (Shape::Swapped, KvReply::Cas { swapped, .. }) => Reply::Integer(i64::from(swapped)),
+        (Shape::ScanPage, KvReply::Page(page)) => {
+            let cursor = page.next.map_or_else(|| "0".to_string(), |next| cursors.insert(next));
+            let keys = page.keys.into_iter().map(Reply::Bulk).collect();
+            Reply::Array(vec![Reply::text(cursor), Reply::Array(keys)])
+        }
+        (Shape::AllKeys, KvReply::Page(page)) if page.next.is_some() => {
+            Reply::error("KEYS would answer more than one page (4 MiB of keys): use SCAN")
+        }
+        (Shape::AllKeys, KvReply::Page(page)) => {
+            Reply::Array(page.keys.into_iter().map(Reply::Bulk).collect())
+        }
+        (shape, reply) => {
+            Reply::error(format!("unexpected answer {reply:?} to a {shape:?} command"))
+        }
+    }
+}

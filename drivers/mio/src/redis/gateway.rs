@@ -1,0 +1,385 @@
+//! The Redis listener's thread: it accepts Redis clients and runs their commands on the
+//! cluster through a pool of clerks, one session per connection, on one poll.
+//!
+//! A command goes to the leader wherever it is (the clerk finds it and retries, with the same
+//! request id, across leader changes), so clients may connect to any node. The answers of a
+//! connection go out in the order of its commands.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpListener;
+use mio::{Interest, Token};
+use raftkv_core::kv::KvCommand;
+use tracing::{debug, warn};
+
+use crate::client::pool::{ClerkPool, FOREIGN_TOKENS, ForeignEvent};
+use crate::redis::RedisConfig;
+use crate::redis::commands::{self, Action, ConnectionState, Settings};
+use crate::redis::connection::{Connection, ReadOutcome, Slot};
+use crate::redis::cursors::Cursors;
+use crate::redis::info::{ListenerFacts, info_text};
+use crate::redis::resp::{self, Reply};
+
+const LISTENER: Token = Token(FOREIGN_TOKENS);
+
+/// How often waiting commands and idle connections are checked.
+const SWEEP: Duration = Duration::from_millis(50);
+
+/// Room a command's frame needs besides its keys and values.
+const FRAME_OVERHEAD: usize = 4096;
+
+/// Refusals, counted for `INFO` and logged at most once a second.
+#[derive(Debug, Default)]
+struct Refusals {
+    rejected_connections: u64,
+    last_logged: Option<Instant>,
+}
+
+impl Refusals {
+    fn record(&mut self, what: &str) {
+        self.rejected_connections = self.rejected_connections.saturating_add(1);
+        let now = Instant::now();
+        if self.last_logged.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1)) {
+            self.last_logged = Some(now);
+            warn!(total = self.rejected_connections, "redis listener refused a connection: {what}");
+        }
+    }
+}
+
+pub(crate) struct Gateway {
+    config: RedisConfig,
+    pool: ClerkPool,
+    listener: TcpListener,
+    connections: HashMap<Token, Connection>,
+    /// Connection by pool session.
+    by_session: HashMap<usize, Token>,
+    /// Sessions of closed connections, to reuse (fresh, with a new clerk).
+    free_sessions: Vec<usize>,
+    next_token: usize,
+    next_client_id: u64,
+    cursors: Cursors,
+    settings: Settings,
+    /// This node's status was asked for and has not arrived.
+    status_asked: bool,
+    refusals: Refusals,
+}
+
+impl Gateway {
+    pub(crate) fn new(
+        config: RedisConfig,
+        mut listener: TcpListener,
+        pool: ClerkPool,
+    ) -> io::Result<Gateway> {
+        pool.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let settings = Settings { password: config.password.clone() };
+        Ok(Gateway {
+            cursors: Cursors::new(config.scan_cursors),
+            settings,
+            config,
+            pool,
+            listener,
+            connections: HashMap::new(),
+            by_session: HashMap::new(),
+            free_sessions: Vec::new(),
+            next_token: FOREIGN_TOKENS + 1,
+            next_client_id: 1,
+            status_asked: false,
+            refusals: Refusals::default(),
+        })
+    }
+
+    /// Serves until the process ends.
+    pub(crate) fn run(mut self) -> io::Result<()> {
+        let mut last_sweep = Instant::now();
+        loop {
+            self.pool.wait(SWEEP)?;
+            for event in self.pool.take_foreign_events() {
+                self.on_event(event);
+            }
+            let mut touched = Vec::new();
+            while let Some(finished) = self.pool.pop_finished() {
+                let Some(&token) = self.by_session.get(&finished.session) else {
+                    continue;
+                };
+                let Some(connection) = self.connections.get_mut(&token) else {
+                    continue;
+                };
+                let cursors = &mut self.cursors;
+                connection.answer_cluster(|shape, protocol| {
+                    encoded(&commands::answer(shape, finished.result, cursors), protocol)
+                });
+                touched.push(token);
+            }
+            touched.extend(self.answer_info());
+            if last_sweep.elapsed() >= SWEEP {
+                last_sweep = Instant::now();
+                touched.extend(self.sweep());
+            }
+            touched.sort_unstable();
+            touched.dedup();
+            for token in touched {
+                self.pump(token);
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: ForeignEvent) {
+        if event.token == LISTENER {
+            self.accept();
+            return;
+        }
+        if event.readable {
+            self.read(event.token);
+        }
+        if event.readable || event.writable {
+            self.pump(event.token);
+        }
+    }
+
+    fn accept(&mut self) {
+        loop {
+            let (mut stream, address) = match self.listener.accept() {
+                Ok(accepted) => accepted,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => {
+                    warn!("redis listener cannot accept: {error}");
+                    return;
+                }
+            };
+            if self.connections.len() >= self.config.limits.max_client_connections {
+                use std::io::Write;
+                let _ = stream.write(b"-ERR max number of clients reached\r\n");
+                self.refusals.record(&format!("{address}: max number of clients reached"));
+                continue;
+            }
+            if let Err(error) = self.add_connection(stream, address) {
+                warn!("redis listener cannot register {address}: {error}");
+            }
+        }
+    }
+
+    fn add_connection(
+        &mut self,
+        mut stream: mio::net::TcpStream,
+        address: SocketAddr,
+    ) -> io::Result<()> {
+        let token = Token(self.next_token);
+        self.next_token = self.next_token.checked_add(1).unwrap_or(FOREIGN_TOKENS + 1);
+        self.pool.registry().register(
+            &mut stream,
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        let _ = stream.set_nodelay(true);
+        let session = match self.free_sessions.pop() {
+            Some(session) => session,
+            None => self.pool.add_session(),
+        };
+        let state = ConnectionState {
+            id: self.next_client_id,
+            protocol: 2,
+            name: None,
+            authenticated: self.settings.password.is_none(),
+        };
+        self.next_client_id = self.next_client_id.saturating_add(1);
+        debug!(%address, id = state.id, "redis client connected");
+        self.by_session.insert(session, token);
+        self.connections.insert(token, Connection::new(stream, session, state));
+        Ok(())
+    }
+
+    /// Reads and runs commands until the socket has nothing more, the connection has as many
+    /// commands waiting as it may, or it is closing.
+    fn read(&mut self, token: Token) {
+        let max_waiting = self.config.limits.max_requests_per_connection;
+        loop {
+            let Some(connection) = self.connections.get_mut(&token) else {
+                return;
+            };
+            if connection.closing {
+                return;
+            }
+            if connection.slots.len() >= max_waiting {
+                connection.read_paused = true;
+                return;
+            }
+            connection.read_paused = false;
+            match resp::parse_command(&connection.inbox, self.config.max_command_bytes) {
+                Ok(Some((command, used))) => {
+                    connection.inbox.drain(..used);
+                    self.run_command(token, &command);
+                }
+                Ok(None) => match connection.read_chunk() {
+                    Ok(ReadOutcome::More) => {}
+                    Ok(ReadOutcome::Drained) => return,
+                    Ok(ReadOutcome::Closed) | Err(_) => {
+                        self.close(token, "closed by the client");
+                        return;
+                    }
+                },
+                Err(error) => {
+                    connection.slots.push_back(Slot::Ready(encoded(&Reply::error(&error), 2)));
+                    connection.closing = true;
+                    self.refusals.record(&format!("client {}: {error}", connection.state.id));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn run_command(&mut self, token: Token, command: &resp::Command) {
+        let Some(connection) = self.connections.get_mut(&token) else {
+            return;
+        };
+        let action =
+            commands::dispatch(command, &mut connection.state, &self.settings, &self.cursors);
+        let protocol = connection.state.protocol;
+        let slot = match action {
+            Action::Reply(reply) => Slot::Ready(encoded(&reply, protocol)),
+            Action::Quit => {
+                connection.closing = true;
+                Slot::Ready(encoded(&Reply::Simple("OK"), protocol))
+            }
+            Action::Cluster(command, _) if too_large(&command, self.config.max_command_bytes) => {
+                let reply = Reply::error(format!(
+                    "invalid request: {} bytes of keys and values exceed the frame limit",
+                    command.payload_bytes()
+                ));
+                Slot::Ready(encoded(&reply, protocol))
+            }
+            Action::Cluster(command, shape) => {
+                self.pool.submit(connection.session, command);
+                Slot::Cluster { shape, protocol, since: Instant::now() }
+            }
+            Action::Info => {
+                if !self.status_asked {
+                    self.status_asked = self.pool.ask_status(self.config.own_position);
+                }
+                Slot::Info { protocol }
+            }
+        };
+        connection.slots.push_back(slot);
+    }
+
+    /// Answers the `INFO`s waiting once the node's status is in (or cannot come).
+    fn answer_info(&mut self) -> Vec<Token> {
+        let waiting: Vec<Token> = self
+            .connections
+            .iter()
+            .filter(|(_, connection)| connection.waits_for_info())
+            .map(|(token, _)| *token)
+            .collect();
+        if waiting.is_empty() {
+            return waiting;
+        }
+        let status = match self.pool.take_status(self.config.own_position) {
+            Ok(None) if self.status_asked => return Vec::new(),
+            Ok(None) => Err("this node did not answer".to_string()),
+            Ok(Some(status)) => Ok(status),
+            Err(reason) => Err(reason),
+        };
+        self.status_asked = false;
+        let facts = ListenerFacts {
+            port: self.config.listen.port(),
+            connected_clients: self.connections.len(),
+            rejected_connections: self.refusals.rejected_connections,
+        };
+        let text = info_text(status.as_ref().map_err(String::as_str), facts);
+        for token in &waiting {
+            if let Some(connection) = self.connections.get_mut(token) {
+                connection.answer_info(|protocol| encoded(&Reply::text(text.clone()), protocol));
+            }
+        }
+        waiting
+    }
+
+    /// Fails the commands of connections that waited too long for the cluster, and closes
+    /// idle connections.
+    fn sweep(&mut self) -> Vec<Token> {
+        let now = Instant::now();
+        let mut touched = Vec::new();
+        let mut idle = Vec::new();
+        for (token, connection) in &mut self.connections {
+            let expired = connection
+                .oldest_cluster_wait()
+                .is_some_and(|since| now.duration_since(since) >= self.config.timeout);
+            if expired {
+                let reply = if self.pool.session_busy(connection.session) {
+                    Reply::Error(
+                        "TRYAGAIN the cluster is busy: too many requests waiting; retry later"
+                            .to_string(),
+                    )
+                } else {
+                    Reply::Error(format!(
+                        "CLUSTERDOWN no answer from the cluster within {:?} (no leader?); a write may or may not have taken effect",
+                        self.config.timeout
+                    ))
+                };
+                // The session gives up on everything it was doing: its clerk starts afresh.
+                while connection.answer_cluster(|_, protocol| encoded(&reply, protocol)) {}
+                self.pool.reset_session(connection.session);
+                touched.push(*token);
+            }
+            let silent = now.duration_since(connection.last_heard);
+            if connection.slots.is_empty() && silent >= self.config.idle_timeout {
+                idle.push(*token);
+            }
+        }
+        for token in idle {
+            self.close(token, "idle");
+        }
+        touched
+    }
+
+    /// Sends the answers that are ready, resumes a paused read, and closes a finished
+    /// connection.
+    fn pump(&mut self, token: Token) {
+        let max_outbox = self.config.limits.max_reply_queue_bytes;
+        let max_waiting = self.config.limits.max_requests_per_connection;
+        let Some(connection) = self.connections.get_mut(&token) else {
+            return;
+        };
+        if let Err(error) = connection.send_ready(max_outbox) {
+            self.close(token, &format!("cannot send: {error}"));
+            return;
+        }
+        if connection.read_paused && connection.slots.len() < max_waiting {
+            self.read(token);
+            if let Some(connection) = self.connections.get_mut(&token) {
+                if let Err(error) = connection.send_ready(max_outbox) {
+                    self.close(token, &format!("cannot send: {error}"));
+                    return;
+                }
+            }
+        }
+        if self.connections.get(&token).is_some_and(Connection::finished) {
+            self.close(token, "quit");
+        }
+    }
+
+    fn close(&mut self, token: Token, why: &str) {
+        let Some(mut connection) = self.connections.remove(&token) else {
+            return;
+        };
+        debug!(id = connection.state.id, "redis client disconnected: {why}");
+        let _ = self.pool.registry().deregister(&mut connection.stream);
+        self.by_session.remove(&connection.session);
+        self.pool.reset_session(connection.session);
+        self.free_sessions.push(connection.session);
+    }
+}
+
+fn encoded(reply: &Reply, protocol: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    reply.encode(protocol, &mut out);
+    out
+}
+
+/// Whether `command` would not fit in a frame to the cluster.
+fn too_large(command: &KvCommand, max_command_bytes: usize) -> bool {
+    command.payload_bytes().saturating_add(FRAME_OVERHEAD) > max_command_bytes
+}

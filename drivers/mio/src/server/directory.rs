@@ -1,0 +1,155 @@
+//! Who this node talks to and where they are: the members of the membership in force, with the
+//! addresses the log carries for them. A node dials each of them, accepts their connections,
+//! and names them to clients in its `Welcome`.
+//!
+//! Two cases stretch that: members that the membership in force removed stay reachable until
+//! it commits (the leader must still tell them they were removed), and a node that joins a
+//! running cluster knows no membership at first: it reaches the members its `--join`
+//! addresses named, and accepts any peer (the leader that adds it is not known to it yet).
+
+use raftkv_core::raft::Membership;
+use raftkv_core::{LogIndex, NodeId};
+
+/// The nodes this node reaches, and from which it accepts peer connections.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct Directory {
+    /// The members of the membership in force and their addresses; while none is known, the
+    /// members the cluster named when this node joined.
+    members: Vec<(NodeId, String)>,
+    /// Whether `members` comes from a membership this node holds.
+    knows_membership: bool,
+    /// Members the membership in force removed, reached until it commits.
+    leaving: Vec<(NodeId, String)>,
+    /// The index of the membership in force.
+    index: LogIndex,
+}
+
+impl Directory {
+    /// The directory of `membership` in force from `index`.
+    pub(super) fn of(membership: &Membership, index: LogIndex) -> Directory {
+        Directory {
+            members: addresses(membership),
+            knows_membership: !membership.is_empty(),
+            leaving: Vec::new(),
+            index,
+        }
+    }
+
+    /// The directory of a node that joins a cluster and holds no membership yet: it reaches
+    /// `contacts`, the members the cluster named.
+    pub(super) fn joining(contacts: Vec<(NodeId, String)>) -> Directory {
+        Directory { members: contacts, ..Directory::default() }
+    }
+
+    /// `membership` came into force at `index`: the members it removed stay reachable until
+    /// `commit` reaches it (see [`Directory::on_commit`]).
+    pub(super) fn update(&mut self, membership: &Membership, index: LogIndex, commit: LogIndex) {
+        let mut next = Directory::of(membership, index);
+        if self.knows_membership && index > commit {
+            let mut leaving = std::mem::take(&mut self.leaving);
+            leaving.append(&mut self.members);
+            leaving.retain(|(id, _)| !membership.is_member(*id));
+            leaving.sort_unstable();
+            leaving.dedup_by_key(|(id, _)| *id);
+            next.leaving = leaving;
+        }
+        *self = next;
+    }
+
+    /// The commit index reached `commit`: once the membership in force is committed, the
+    /// members it removed are no longer reached. Returns whether the directory changed.
+    pub(super) fn on_commit(&mut self, commit: LogIndex) -> bool {
+        if self.leaving.is_empty() || commit < self.index {
+            return false;
+        }
+        self.leaving.clear();
+        true
+    }
+
+    /// Every node to dial and its address, `own` excepted.
+    pub(super) fn peers(&self, own: NodeId) -> Vec<(NodeId, String)> {
+        self.members.iter().chain(&self.leaving).filter(|(id, _)| *id != own).cloned().collect()
+    }
+
+    /// Whether node `id` may open a peer connection to this node: a member or a leaving one,
+    /// or anyone while this node knows no membership.
+    pub(super) fn accepts_peer(&self, id: NodeId) -> bool {
+        !self.knows_membership
+            || self.members.iter().chain(&self.leaving).any(|(member, _)| *member == id)
+    }
+
+    /// The members and their addresses, as a `Welcome` names them to clients.
+    pub(super) fn members(&self) -> &[(NodeId, String)] {
+        &self.members
+    }
+
+    /// Whether this node knows no membership yet (it joins): its links to the members it was
+    /// told of wait until it has something to send.
+    pub(super) fn is_joining(&self) -> bool {
+        !self.knows_membership
+    }
+
+    /// How many nodes this node may reach at most, for sizing resource limits.
+    pub(super) fn len(&self) -> usize {
+        self.members.len() + self.leaving.len()
+    }
+}
+
+/// The members of `membership` that have an address, with it (addresses are the `HOST:PORT`
+/// text this driver writes; anything else is shown as lossy UTF-8 and fails to resolve).
+fn addresses(membership: &Membership) -> Vec<(NodeId, String)> {
+    membership
+        .members()
+        .into_iter()
+        .filter_map(|id| {
+            let address = membership.address(id)?;
+            Some((id, String::from_utf8_lossy(address).into_owned()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn membership(voters: &[u64]) -> Membership {
+        voters.iter().fold(Membership::with_voters(voters.iter().map(|&v| NodeId(v))), |m, &v| {
+            m.with_address(NodeId(v), format!("host:{v}"))
+        })
+    }
+
+    fn ids(peers: &[(NodeId, String)]) -> Vec<u64> {
+        peers.iter().map(|(id, _)| id.0).collect()
+    }
+
+    #[test]
+    fn a_removed_member_stays_reachable_until_its_removal_commits() {
+        let mut directory = Directory::of(&membership(&[1, 2, 3]), LogIndex(0));
+        assert_eq!(ids(&directory.peers(NodeId(1))), [2, 3]);
+        directory.update(&membership(&[1, 2]), LogIndex(7), LogIndex(6));
+        assert_eq!(ids(&directory.peers(NodeId(1))), [2, 3], "3 must learn it was removed");
+        assert!(directory.accepts_peer(NodeId(3)));
+        assert_eq!(ids(directory.members()), [1, 2], "clients are told the members only");
+        assert!(!directory.on_commit(LogIndex(6)));
+        assert!(directory.on_commit(LogIndex(7)));
+        assert_eq!(ids(&directory.peers(NodeId(1))), [2]);
+        assert!(!directory.accepts_peer(NodeId(3)) && !directory.accepts_peer(NodeId(9)));
+        directory.update(&membership(&[1]), LogIndex(9), LogIndex(9));
+        assert_eq!(ids(&directory.peers(NodeId(1))), Vec::<u64>::new(), "committed at once");
+    }
+
+    #[test]
+    fn a_joining_node_reaches_its_contacts_and_accepts_any_peer_until_it_learns_a_membership() {
+        let mut directory = Directory::joining(vec![(NodeId(1), "host:1".to_string())]);
+        assert_eq!(ids(&directory.peers(NodeId(4))), [1]);
+        assert!(directory.is_joining());
+        assert!(directory.accepts_peer(NodeId(2)), "the leader may be one it was not told of");
+        let learned = Membership::with_voters([NodeId(1), NodeId(2)])
+            .with_address(NodeId(1), "host:1")
+            .with_address(NodeId(2), "host:2");
+        directory.update(&learned, LogIndex(3), LogIndex(0));
+        assert_eq!(ids(&directory.peers(NodeId(4))), [1, 2], "nothing lingers from contacts");
+        assert!(!directory.accepts_peer(NodeId(5)) && !directory.is_joining());
+        assert_eq!(directory.len(), 2);
+    }
+}

@@ -1,0 +1,136 @@
+//! The links this node dials, one per peer the [`Directory`](super::directory::Directory)
+//! names: links are added when a membership brings a node, replaced when its address changes,
+//! and closed when the node leaves. The links of a node that joins and knows no membership
+//! yet are dormant: they dial once there is something to send. Each link has a poll token of its own from a fixed range;
+//! the token of a closed link is given to the next new one.
+
+use std::collections::BTreeMap;
+
+use mio::{Registry, Token};
+use raftkv_core::raft::Message;
+use raftkv_core::{Instant, NodeId};
+use tracing::info;
+
+use crate::server::peers::{PeerLink, peer_hello};
+
+/// The links to the peers.
+#[derive(Debug)]
+pub(super) struct PeerSet {
+    own: NodeId,
+    cluster: String,
+    /// Link `slot` has token `first_token + slot`; `None`: free.
+    slots: Vec<Option<PeerLink>>,
+    /// Peer -> its slot.
+    index: BTreeMap<NodeId, usize>,
+    first_token: usize,
+    /// Tokens from `first_token` up to here are links'.
+    token_limit: usize,
+}
+
+impl PeerSet {
+    /// No link yet; links take tokens in `first_token..token_limit`.
+    pub(super) fn new(
+        own: NodeId,
+        cluster: &str,
+        first_token: usize,
+        token_limit: usize,
+    ) -> PeerSet {
+        PeerSet {
+            own,
+            cluster: cluster.to_string(),
+            slots: Vec::new(),
+            index: BTreeMap::new(),
+            first_token,
+            token_limit,
+        }
+    }
+
+    /// Makes the links exactly those to `peers` (id and address): closes the others, and
+    /// those whose address changed; adds the missing ones, dialed at once unless `dormant`
+    /// (then they dial once there is something to send); wakes dormant links otherwise.
+    pub(super) fn sync(
+        &mut self,
+        registry: &Registry,
+        peers: &[(NodeId, String)],
+        dormant: bool,
+        now: Instant,
+    ) {
+        let stale: Vec<NodeId> = self
+            .index
+            .iter()
+            .filter(|&(id, &slot)| {
+                let wanted = peers.iter().find(|(peer, _)| peer == id).map(|(_, a)| a.as_str());
+                self.slots[slot].as_ref().is_none_or(|link| Some(link.address()) != wanted)
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        for id in stale {
+            let slot = self.index.remove(&id).expect("listed above");
+            if let Some(mut link) = self.slots[slot].take() {
+                info!(peer = %id, address = %link.address(), "no longer reaching the peer there");
+                link.close(registry);
+            }
+        }
+        for (id, address) in peers {
+            if *id == self.own {
+                continue;
+            }
+            if let Some(link) = self.get_mut(*id) {
+                if !dormant {
+                    link.wake(now);
+                }
+                continue;
+            }
+            let slot = self.free_slot();
+            let token = Token(self.first_token + slot);
+            let (address, hello) = (address.clone(), peer_hello(&self.cluster, self.own, *id));
+            self.slots[slot] = Some(match dormant {
+                true => PeerLink::dormant(*id, address, token, hello, now),
+                false => PeerLink::new(*id, address, token, hello, now),
+            });
+            self.index.insert(*id, slot);
+        }
+    }
+
+    /// The lowest free slot, a new one if none is free.
+    fn free_slot(&mut self) -> usize {
+        if let Some(slot) = self.slots.iter().position(Option::is_none) {
+            return slot;
+        }
+        self.slots.push(None);
+        let slot = self.slots.len() - 1;
+        // As many slots as peers at once: far below the range of tokens.
+        assert!(self.first_token + slot < self.token_limit, "out of peer link tokens");
+        slot
+    }
+
+    /// The link with poll token `token`, if it is one of these.
+    pub(super) fn by_token(&mut self, token: Token) -> Option<&mut PeerLink> {
+        let slot = token.0.checked_sub(self.first_token)?;
+        self.slots.get_mut(slot)?.as_mut()
+    }
+
+    /// The link to `id`, if there is one.
+    pub(super) fn get_mut(&mut self, id: NodeId) -> Option<&mut PeerLink> {
+        let slot = *self.index.get(&id)?;
+        self.slots[slot].as_mut()
+    }
+
+    /// Queues `message` on the link to its addressee; without a link it is dropped (Raft
+    /// sends again what matters).
+    pub(super) fn send(&mut self, message: &Message) {
+        if let Some(link) = self.get_mut(message.to) {
+            link.send(message);
+        }
+    }
+
+    /// Every link.
+    pub(super) fn iter(&self) -> impl Iterator<Item = &PeerLink> {
+        self.slots.iter().flatten()
+    }
+
+    /// Every link, to change.
+    pub(super) fn iter_mut(&mut self) -> impl Iterator<Item = &mut PeerLink> {
+        self.slots.iter_mut().flatten()
+    }
+}
