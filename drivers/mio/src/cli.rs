@@ -76,6 +76,8 @@ enum Command {
     /// List, add, promote or remove the members of a running cluster.
     Member(member_cli::MemberArgs),
     /// Hand leadership over to voter ID, and wait until it leads.
+    #[command(after_help = "Example, before taking the leader's machine down:
+  raftkv transfer-leader 2")]
     TransferLeader {
         /// The voter to lead.
         id: u64,

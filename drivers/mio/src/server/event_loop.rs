@@ -457,6 +457,7 @@ impl Server {
             outgoing: membership.outgoing_voters().to_vec(),
             learners: membership.learners().to_vec(),
             addresses,
+            retired: membership.retired(),
         };
         NodeStatus {
             id: status.id,
