@@ -23,8 +23,9 @@ use crate::connection_report::ConnectionReport;
 /// leader, how far each member's log reaches; clients may ask the leader to change the
 /// membership or hand over its leadership (`ClientFrame::Admin`); a `Welcome` names the members
 /// of the membership in force. 7: the commands on several keys, scans, conditional puts and
-/// counters, and an append answers the length it produced.
-pub(crate) const PROTOCOL_VERSION: u32 = 7;
+/// counters, and an append answers the length it produced. 8: an append says whether it was
+/// sent behind others still in flight (a follower may hold it until they land).
+pub(crate) const PROTOCOL_VERSION: u32 = 8;
 
 /// Bytes that start every `Hello`, so that a stray connection is told apart from a
 /// misconfigured raftkv process.
