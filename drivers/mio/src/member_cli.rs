@@ -61,8 +61,8 @@ enum MemberCommand {
         #[command(flatten)]
         cluster: ClusterArgs,
     },
-    /// Remove member ID, voter or learner; stop its process afterwards. Its id is never to be
-    /// used again.
+    /// Remove member ID, voter or learner; stop its process afterwards. Its id is retired:
+    /// the cluster refuses to add it again.
     Remove {
         /// The member.
         id: u64,
@@ -147,6 +147,9 @@ fn summary(list: &MemberList) -> String {
     if !membership.learners.is_empty() {
         line.push_str(&format!(" learners={}", ids(&membership.learners)));
     }
+    if !membership.retired.is_empty() {
+        line.push_str(&format!(" retired={}", ids(&membership.retired)));
+    }
     line
 }
 
@@ -217,6 +220,7 @@ fn list_json(list: &MemberList) -> serde_json::Value {
         "joint": !list.membership.outgoing.is_empty(),
         "voters": list.membership.voters.iter().map(|id| id.0).collect::<Vec<_>>(),
         "learners": list.membership.learners.iter().map(|id| id.0).collect::<Vec<_>>(),
+        "retired": list.membership.retired.iter().map(|id| id.0).collect::<Vec<_>>(),
         "members": members,
     })
 }

@@ -23,8 +23,9 @@ use crate::connection_report::ConnectionReport;
 /// leader, how far each member's log reaches; clients may ask the leader to change the
 /// membership or hand over its leadership (`ClientFrame::Admin`); a `Welcome` names the members
 /// of the membership in force. 7: the commands on several keys, scans, conditional puts and
-/// counters, and an append answers the length it produced.
-pub(crate) const PROTOCOL_VERSION: u32 = 7;
+/// counters, and an append answers the length it produced. 8: the membership in a status names
+/// the retired nodes.
+pub(crate) const PROTOCOL_VERSION: u32 = 8;
 
 /// Bytes that start every `Hello`, so that a stray connection is told apart from a
 /// misconfigured raftkv process.
@@ -234,6 +235,8 @@ pub struct MembershipReport {
     pub learners: Vec<NodeId>,
     /// Each member's address, by node id.
     pub addresses: Vec<(NodeId, String)>,
+    /// The nodes removed from the cluster, whose ids are never used again, sorted.
+    pub retired: Vec<NodeId>,
 }
 
 impl MembershipReport {

@@ -31,6 +31,7 @@ use crate::server::fd_limit;
 use crate::server::inbound::{Delivery, InboundConnections};
 use crate::server::join;
 use crate::server::options::ServeOptions;
+use crate::server::peer_record;
 use crate::server::peer_set::PeerSet;
 use crate::server::peers::PeerLink;
 use crate::server::snapshot_chunks::SnapshotChunks;
@@ -139,6 +140,7 @@ fn start(options: ServeOptions) -> Result<Server, ServeError> {
 /// recovered, and the lock.
 fn open_data(options: &ServeOptions) -> Result<(Storage<RealFs>, Recovered, File), ServeError> {
     let lock = data_lock::acquire(&options.data)?;
+    peer_record::check_or_record(&options.data, &options.peers)?;
     let storage_options = StorageOptions {
         cluster: options.cluster.clone(),
         node: options.id,
@@ -449,6 +451,7 @@ impl Server {
             outgoing: membership.outgoing_voters().to_vec(),
             learners: membership.learners().to_vec(),
             addresses,
+            retired: membership.retired(),
         };
         NodeStatus {
             id: status.id,
