@@ -127,10 +127,15 @@ fn change(client: &mut Client, step: MemberStep) -> Result<MemberList, Failure> 
     client.change_membership(step).map_err(refusal_is_usage)
 }
 
-/// A request the cluster refuses for good was given wrong: a usage error.
+/// A request the cluster refuses for good was given wrong: a usage error. One not done in
+/// time says why, and where to look.
 fn refusal_is_usage(error: client::Error) -> Failure {
     match error {
         client::Error::Invalid { reason } => Failure::Usage(format!("refused: {reason}")),
+        client::Error::Timeout { after, detail } => Failure::Error(format!(
+            "not done within {after:?}: {detail} (`raftkv member list` shows where the cluster \
+             stands; --timeout-ms gives more time)"
+        )),
         error => Failure::Client(error),
     }
 }
