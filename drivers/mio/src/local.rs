@@ -48,6 +48,10 @@ pub(crate) struct LocalArgs {
     /// Node N also serves Redis clients on 127.0.0.1:(REDIS_BASE_PORT + N - 1); 0: none.
     #[arg(long, default_value_t = 7379)]
     redis_base_port: u16,
+    /// Node N also answers /metrics and /health on 127.0.0.1:(METRICS_BASE_PORT + N - 1); 0:
+    /// none.
+    #[arg(long, default_value_t = 9101)]
+    metrics_base_port: u16,
 }
 
 /// How long a new cluster may take to elect a leader.
@@ -64,8 +68,12 @@ pub(crate) fn run(args: &LocalArgs) -> Result<(), Failure> {
     if args.nodes == 0 {
         return Err(Failure::Usage("--nodes must be at least 1".to_string()));
     }
-    let port_ranges =
-        ports::ranges(args.nodes, args.base_port, args.redis_base_port).map_err(Failure::Usage)?;
+    let listeners = [
+        ("--base-port", args.base_port),
+        ("--redis-base-port", args.redis_base_port),
+        ("--metrics-base-port", args.metrics_base_port),
+    ];
+    let port_ranges = ports::ranges(args.nodes, &listeners).map_err(Failure::Usage)?;
     ports::ensure_free(&port_ranges).map_err(Failure::Error)?;
     let data = args.data.clone().unwrap_or_else(local_data_dir);
     fs::create_dir_all(&data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
@@ -79,7 +87,14 @@ pub(crate) fn run(args: &LocalArgs) -> Result<(), Failure> {
     let mut signals =
         Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("cannot catch signals: {e}"))?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
-    let launcher = Launcher { exe, peers, data, certs_dir, redis_base_port: args.redis_base_port };
+    let launcher = Launcher {
+        exe,
+        peers,
+        data,
+        certs_dir,
+        redis_base_port: args.redis_base_port,
+        metrics_base_port: args.metrics_base_port,
+    };
     let mut nodes = Vec::new();
     for id in 1..=args.nodes {
         match launcher.spawn(id) {
@@ -118,6 +133,9 @@ fn print_nodes(launcher: &Launcher, nodes: &[Node], addresses: &[String]) {
             launcher.data_dir(node.id).display(),
             launcher.log_path(node.id).display()
         );
+        if let Some(metrics) = launcher.metrics_address(node.id) {
+            println!("          http://{metrics}/metrics  http://{metrics}/health");
+        }
     }
 }
 

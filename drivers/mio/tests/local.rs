@@ -27,6 +27,7 @@ impl Local {
         let _ = std::fs::remove_dir_all(&data);
         let mut child = Command::new(env!("CARGO_BIN_EXE_raftkv"))
             .args(["local", "--base-port", &base_port.to_string(), "--redis-base-port", "0"])
+            .args(["--metrics-base-port", "0"])
             .arg("--data")
             .arg(&data)
             .stdin(Stdio::piped())
@@ -107,6 +108,7 @@ fn a_killed_node_is_reported_the_others_carry_on_and_enter_starts_it_again() {
     // A second cluster on the same ports is refused before it starts anything.
     let second = Command::new(env!("CARGO_BIN_EXE_raftkv"))
         .args(["local", "--base-port", &base.to_string(), "--redis-base-port", "0"])
+        .args(["--metrics-base-port", "0"])
         .arg("--data")
         .arg(local.data.join("second"))
         .output()

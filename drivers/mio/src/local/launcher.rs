@@ -17,6 +17,7 @@ pub(super) struct Launcher {
     pub(super) data: PathBuf,
     pub(super) certs_dir: PathBuf,
     pub(super) redis_base_port: u16,
+    pub(super) metrics_base_port: u16,
 }
 
 impl Launcher {
@@ -54,9 +55,12 @@ impl Launcher {
 
     /// Where node `id` serves Redis clients, if the Redis base port is not 0.
     pub(super) fn redis_address(&self, id: u16) -> Option<String> {
-        let port = u32::from(self.redis_base_port) + u32::from(id) - 1;
-        (self.redis_base_port != 0 && port <= u32::from(u16::MAX))
-            .then(|| format!("127.0.0.1:{port}"))
+        loopback(self.redis_base_port, id)
+    }
+
+    /// Where node `id` answers /metrics and /health, if the metrics base port is not 0.
+    pub(super) fn metrics_address(&self, id: u16) -> Option<String> {
+        loopback(self.metrics_base_port, id)
     }
 
     fn serve_args(&self, id: u16) -> Vec<OsString> {
@@ -64,6 +68,9 @@ impl Launcher {
         let mut args: Vec<OsString> = vec!["serve".into()];
         if let Some(redis) = self.redis_address(id) {
             args.extend(["--redis-listen".into(), redis.into()]);
+        }
+        if let Some(metrics) = self.metrics_address(id) {
+            args.extend(["--metrics-listen".into(), metrics.into()]);
         }
         args.extend([
             "--id".into(),
@@ -81,6 +88,12 @@ impl Launcher {
         ]);
         args
     }
+}
+
+/// Node `id`'s address on 127.0.0.1 for a listener whose ports start at `base_port` (0: none).
+fn loopback(base_port: u16, id: u16) -> Option<String> {
+    let port = u32::from(base_port) + u32::from(id) - 1;
+    (base_port != 0 && port <= u32::from(u16::MAX)).then(|| format!("127.0.0.1:{port}"))
 }
 
 /// `word` as a shell reads it back: quoted if it holds anything but plain characters.

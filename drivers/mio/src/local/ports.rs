@@ -1,30 +1,35 @@
-//! The ports `raftkv local` takes: `--base-port` onwards for the nodes, `--redis-base-port`
-//! onwards for their Redis listeners. Checked before anything starts: ranges that do not fit
+//! The ports `raftkv local` takes: `--base-port` onwards for the nodes, and as many from
+//! `--redis-base-port` and `--metrics-base-port` for their Redis and HTTP listeners. Checked before anything starts: ranges that do not fit
 //! or overlap are usage errors, and ports already taken (a cluster already running, most
 //! likely) are refused with the ports named, rather than leaving nodes that fail to listen.
 
 use std::net::TcpListener;
 use std::ops::RangeInclusive;
 
-/// The ports of `nodes` nodes from `base`, and of their Redis listeners from `redis_base` (0:
-/// none); an error says which flag is wrong.
+/// The ports of `nodes` nodes for each listener, `(flag, base port)`, the first the nodes'
+/// own, the others skipped when their base port is 0; an error says which flag is wrong.
 pub(super) fn ranges(
     nodes: u16,
-    base: u16,
-    redis_base: u16,
+    listeners: &[(&str, u16)],
 ) -> Result<Vec<RangeInclusive<u16>>, String> {
-    let nodes_range = range("--base-port", base, nodes)?;
-    if redis_base == 0 {
-        return Ok(vec![nodes_range]);
+    let mut ranges: Vec<(&str, RangeInclusive<u16>)> = Vec::new();
+    for (position, &(flag, base)) in listeners.iter().enumerate() {
+        if base == 0 && position > 0 {
+            continue;
+        }
+        let range = range(flag, base, nodes)?;
+        let overlapped = ranges
+            .iter()
+            .find(|(_, other)| range.start() <= other.end() && other.start() <= range.end());
+        if let Some((other_flag, other)) = overlapped {
+            return Err(format!(
+                "{flag} {base} overlaps the ports of {other_flag}, {}",
+                shown(other)
+            ));
+        }
+        ranges.push((flag, range));
     }
-    let redis_range = range("--redis-base-port", redis_base, nodes)?;
-    if redis_range.start() <= nodes_range.end() && nodes_range.start() <= redis_range.end() {
-        return Err(format!(
-            "--redis-base-port {redis_base} overlaps the nodes' ports {}",
-            shown(&nodes_range)
-        ));
-    }
-    Ok(vec![nodes_range, redis_range])
+    Ok(ranges.into_iter().map(|(_, range)| range).collect())
 }
 
 fn range(flag: &str, base: u16, nodes: u16) -> Result<RangeInclusive<u16>, String> {
@@ -72,12 +77,18 @@ mod tests {
 
     #[test]
     fn ranges_must_fit_below_65536_and_not_overlap() {
-        assert_eq!(ranges(3, 7001, 7379).unwrap(), [7001..=7003, 7379..=7381]);
-        assert_eq!(ranges(3, 65533, 0).unwrap(), [65533..=65535]);
-        assert!(ranges(3, 65534, 0).unwrap_err().contains("no room for 3 nodes"));
-        assert!(ranges(3, 0, 0).unwrap_err().contains("--base-port must be a port"));
-        assert!(ranges(3, 7001, 65535).unwrap_err().contains("--redis-base-port"));
-        assert!(ranges(3, 7001, 7003).unwrap_err().contains("overlaps the nodes' ports 7001"));
+        let flags = |base, redis, metrics| {
+            [("--base-port", base), ("--redis-base-port", redis), ("--metrics-base-port", metrics)]
+        };
+        assert_eq!(ranges(3, &flags(7001, 7379, 0)).unwrap(), [7001..=7003, 7379..=7381]);
+        assert_eq!(ranges(3, &flags(65533, 0, 0)).unwrap(), [65533..=65535]);
+        assert!(ranges(3, &flags(65534, 0, 0)).unwrap_err().contains("no room for 3 nodes"));
+        assert!(ranges(3, &flags(0, 0, 0)).unwrap_err().contains("--base-port must be a port"));
+        assert!(ranges(3, &flags(7001, 65535, 0)).unwrap_err().contains("--redis-base-port"));
+        let overlap = ranges(3, &flags(7001, 7003, 0)).unwrap_err();
+        assert!(overlap.contains("overlaps the ports of --base-port, 7001"), "{overlap}");
+        let overlap = ranges(3, &flags(7001, 8001, 8002)).unwrap_err();
+        assert!(overlap.contains("--metrics-base-port 8002 overlaps"), "{overlap}");
     }
 
     #[test]
