@@ -139,6 +139,7 @@ impl Client {
                 }
                 Ok(AdminAnswer::Refused { reason, retry: true }) => refusal.insert(reason).clone(),
                 Ok(AdminAnswer::NotLeader { .. }) => "the leader changed".to_string(),
+                Ok(AdminAnswer::Backup(_)) => "the leader answered out of turn".to_string(),
                 Err(problem) => {
                     // The request may have reached the leader before its answer was lost.
                     maybe_started = true;
@@ -150,7 +151,7 @@ impl Client {
     }
 
     /// The leader's view of the membership, waiting for a leader until `deadline`.
-    fn leader_members(&mut self, deadline: Instant) -> Result<MemberList, Error> {
+    pub(super) fn leader_members(&mut self, deadline: Instant) -> Result<MemberList, Error> {
         loop {
             let statuses = self
                 .pool
@@ -170,7 +171,7 @@ impl Client {
 
     /// Waits a moment before the statuses are asked again; fails with `problem` if the
     /// deadline passed.
-    fn wait_or_time_out(&self, deadline: Instant, problem: &str) -> Result<(), Error> {
+    pub(super) fn wait_or_time_out(&self, deadline: Instant, problem: &str) -> Result<(), Error> {
         let now = Instant::now();
         if now >= deadline {
             return Err(Error::Timeout {
