@@ -167,6 +167,13 @@ pub trait Model: Sync {
     /// The operation and its outcome in a few words, e.g. `get("x") -> "1"`.
     fn describe_operation(&self, operation: &Self::Operation) -> String;
 
+    /// The operation and its outcome in fewer words, where its partition goes without saying,
+    /// e.g. `get 1`: what a drawing of the partition writes on it. The default is
+    /// [`Model::describe_operation`].
+    fn label(&self, operation: &Self::Operation) -> String {
+        self.describe_operation(operation)
+    }
+
     /// The state as a phrase that completes "after it, the partition ...", e.g. `holds "1"`.
     fn describe_state(&self, state: &Self::State) -> String;
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Parser;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use raftkv_checker::html::Page;
+use raftkv_checker::html::{Page, TimeUnit};
 use raftkv_checker::parse::{self, Format, ParsedHistory, ReadError};
 use raftkv_checker::{KvModel, Limits, Model, RegisterModel, Report, Verdict, check_within};
 use serde_json::json;
@@ -61,9 +61,17 @@ struct Args {
           value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     cache_mib: u64,
 
-    /// Also write one web page drawing every history, lane per client, to this file.
+    /// Also write one web page drawing every history, lane per client, to this file. A
+    /// partition is drawn in a window of at most 300 operations (around the violation when it
+    /// fails) and a page draws at most 2,000 besides the failing partition.
     #[arg(long, value_name = "OUT.html")]
     html: Option<PathBuf>,
+
+    /// The unit of the histories' times, for the page's time axis: ns, us, ms, s, or lines
+    /// [default: ns for JSON Lines, lines for Porcupine's and Jepsen's logs, which record no
+    /// clock].
+    #[arg(long, value_name = "UNIT")]
+    time_unit: Option<TimeUnit>,
 
     /// Print one JSON object per file instead: {"file", "verdict", "ops", "partitions", "ms", ...},
     /// where "ms" is the time spent checking (reading excluded); an unknown verdict adds
@@ -109,6 +117,12 @@ fn main() -> ExitCode {
     for file in &args.files {
         match read(file, args.format) {
             Ok((format, history)) => {
+                if let Some(page) = page.as_mut() {
+                    page.set_time_unit(args.time_unit.unwrap_or(match format {
+                        Format::Jsonl | Format::Auto => TimeUnit::Nanos,
+                        Format::PorcupineKv | Format::JepsenEtcd => TimeUnit::Lines,
+                    }));
+                }
                 let report = check_history(&history, limits, page.as_mut(), file);
                 match report.verdict {
                     Verdict::Linearizable => {}

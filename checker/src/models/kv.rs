@@ -196,11 +196,35 @@ impl Model for KvModel {
         }
     }
 
+    /// Values bare unless they are empty or hold a space or a quote, to fit on short bars.
+    fn label(&self, operation: &Operation) -> String {
+        match &operation.command {
+            Command::Get { output: Some(output) } => format!("get {}", bare(output)),
+            Command::Get { output: None } => "get ?".to_owned(),
+            Command::Put { value } => format!("put {}", bare(value)),
+            Command::Append { value } => format!("append {}", bare(value)),
+            Command::Delete => "delete".to_owned(),
+            Command::Cas { expected, value, swapped } => {
+                let expected = expected.as_deref().map_or("missing".to_owned(), bare);
+                format!("cas {expected}->{} {}", bare(value), cas_outcome_word(*swapped))
+            }
+        }
+    }
+
     fn describe_state(&self, state: &KvState) -> String {
         match &state.text {
             None => "is missing".to_owned(),
             Some(text) => format!("holds {text:?}"),
         }
+    }
+}
+
+/// `value` as it is, or quoted if that would be unclear (empty, or with spaces or quotes).
+fn bare(value: &str) -> String {
+    if value.is_empty() || value.contains([' ', '"']) {
+        format!("{value:?}")
+    } else {
+        value.to_owned()
     }
 }
 
@@ -276,6 +300,9 @@ mod tests {
             model.describe_operation(&cas(None, Some(true))),
             r#"cas("x", missing -> "new") -> ok"#
         );
+        assert_eq!(model.label(&get("1")), "get 1");
+        assert_eq!(model.label(&get("")), r#"get """#);
+        assert_eq!(model.label(&cas(None, Some(true))), "cas missing->new ok");
         assert_eq!(model.describe_state(&model.init()), "is missing");
         assert_eq!(model.describe_state(&KvState::holding("v")), r#"holds "v""#);
     }

@@ -5,7 +5,7 @@
 //! to run in the clear or to overwrite certificates, a membership change refused as given); 3 when `get` finds no such key or `cas`
 //! does not swap, so scripts can tell a definite "no" from a failure.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,14 +15,13 @@ use raftkv_core::NodeId;
 use raftkv_core::kv::KvLimits;
 use tracing_subscriber::EnvFilter;
 
-use crate::client::{self, Client};
 use crate::cluster_args::ClusterArgs;
 use crate::failure::Failure;
 use crate::frame::MAX_FRAME_BYTES;
+use crate::peers_arg::parse_peers;
 use crate::server::{self, ConnectionLimits, ServeOptions};
 use crate::tls::{ClientTls, NodeTls, TlsFiles};
-use crate::wire::NodeStatus;
-use crate::{bench, certs, list, local, member_cli, redis};
+use crate::{bench, certs, kv_cli, list, local, member_cli, redis, status_cli};
 
 const EXIT_ERROR: u8 = 1;
 const EXIT_USAGE: u8 = 2;
@@ -49,63 +48,23 @@ enum Command {
     Serve(ServeArgs),
     /// Start a local cluster of `raftkv serve` processes on 127.0.0.1 (the quick start).
     Local(local::LocalArgs),
-    /// Print the value of KEY (alone, on standard output). Exit status 3 if there is none.
-    Get {
-        /// The key.
-        key: String,
-        #[command(flatten)]
-        cluster: ClusterArgs,
-    },
+    /// Print the value of KEY, its bytes exactly. Exit status 3 if there is none.
+    Get(kv_cli::GetArgs),
     /// Set KEY to VALUE.
-    Put {
-        /// The key.
-        key: String,
-        /// The value.
-        value: String,
-        #[command(flatten)]
-        cluster: ClusterArgs,
-    },
+    Put(kv_cli::WriteArgs),
     /// Append VALUE to the value of KEY (a missing key counts as empty).
-    Append {
-        /// The key.
-        key: String,
-        /// What to append.
-        value: String,
-        #[command(flatten)]
-        cluster: ClusterArgs,
-    },
+    Append(kv_cli::WriteArgs),
     /// Remove KEY.
-    Delete {
-        /// The key.
-        key: String,
-        #[command(flatten)]
-        cluster: ClusterArgs,
-    },
-    /// Compare and swap: `cas KEY EXPECTED NEW` sets KEY to NEW if it holds EXPECTED;
-    /// `cas --missing KEY NEW` sets it if KEY is missing. Prints `ok` or `failed` and what
-    /// KEY held; exit status 3 if it did not swap.
-    Cas {
-        /// Expect KEY to be missing (then give only KEY and NEW).
-        #[arg(long)]
-        missing: bool,
-        /// KEY EXPECTED NEW, or KEY NEW with --missing.
-        #[arg(value_name = "KEY [EXPECTED] NEW", num_args = 2..=3, required = true)]
-        values: Vec<String>,
-        #[command(flatten)]
-        cluster: ClusterArgs,
-    },
+    Delete(kv_cli::DeleteArgs),
+    /// Compare and swap: set KEY to NEW if it holds EXPECTED (or, with --missing, if it is
+    /// missing). Prints `ok` or `failed` and what KEY held; exit status 3 if it did not swap.
+    Cas(kv_cli::CasArgs),
     /// Print the keys in order with their values, one KEY<tab>VALUE line each (or JSON).
     /// Examples: `raftkv list`, `raftkv list --prefix user: --limit 10 --json`.
     List(list::ListArgs),
     /// Print one line per node: id, role (`Learner` for a learner that follows), term,
-    /// leader, commit, applied, log size.
-    Status {
-        /// One JSON object per node instead.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        cluster: ClusterArgs,
-    },
+    /// leader, commit, applied, log size. Exit status 1 unless a majority of voters answers.
+    Status(status_cli::StatusArgs),
     /// Measure throughput and latency with many concurrent sessions.
     Bench(bench::BenchArgs),
     /// Make the certificates of a cluster: `raftkv certs init DIR --nodes 1,2,3`; later
@@ -283,13 +242,13 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Local(args) => local::run(&args),
         Command::Bench(args) => bench::run(&args),
-        Command::Get { key, cluster } => get(&key, &cluster),
-        Command::Put { key, value, cluster } => write(&cluster, |c| c.put(&key, &value)),
-        Command::Append { key, value, cluster } => write(&cluster, |c| c.append(&key, &value)),
-        Command::Delete { key, cluster } => write(&cluster, |c| c.delete(&key)),
-        Command::Cas { missing, values, cluster } => cas(missing, &values, &cluster),
+        Command::Get(args) => kv_cli::get(&args),
+        Command::Put(args) => kv_cli::write(kv_cli::WriteKind::Put, &args),
+        Command::Append(args) => kv_cli::write(kv_cli::WriteKind::Append, &args),
+        Command::Delete(args) => kv_cli::delete(&args),
+        Command::Cas(args) => kv_cli::cas(&args),
         Command::List(args) => list::run(&args),
-        Command::Status { json, cluster } => status(json, &cluster),
+        Command::Status(args) => status_cli::run(&args),
         Command::Certs(args) => certs::run(&args).map_err(Failure::Certs),
         Command::Member(args) => member_cli::run(&args),
         Command::TransferLeader { id, cluster } => member_cli::transfer_leader(id, &cluster),
@@ -328,10 +287,10 @@ fn no_color_asked() -> bool {
 fn serve(args: ServeArgs) -> Result<(), Failure> {
     let id = NodeId(args.id);
     if args.id == 0 {
-        return Err("--id must be positive".to_string().into());
+        return Err(Failure::Usage("--id must be positive".to_string()));
     }
     let peers = match &args.peers {
-        Some(peers) => parse_peers(peers)?,
+        Some(peers) => parse_peers(peers).map_err(Failure::Usage)?,
         None => Vec::new(),
     };
     let own = peers.iter().find(|(peer, _)| *peer == id).map(|(_, address)| address.as_str());
@@ -348,21 +307,23 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         .next()
         .ok_or_else(|| format!("--listen {listen} resolves to no address"))?;
     if args.heartbeat_ms == 0 || args.heartbeat_ms >= args.election_timeout_ms {
-        return Err("--heartbeat-ms must be positive and below --election-timeout-ms"
-            .to_string()
-            .into());
+        return Err(Failure::Usage(
+            "--heartbeat-ms must be positive and below --election-timeout-ms".to_string(),
+        ));
     }
     let limits =
         KvLimits { max_key_bytes: args.max_key_bytes, max_value_bytes: args.max_value_bytes };
     // A command carries a key and up to two values (cas), plus framing.
-    let largest_command = limits.max_key_bytes + 2 * limits.max_value_bytes + 1024;
+    let largest_command = limits
+        .max_key_bytes
+        .saturating_add(limits.max_value_bytes.saturating_mul(2))
+        .saturating_add(1024);
     if largest_command > args.max_frame_bytes {
-        return Err(format!(
+        return Err(Failure::Usage(format!(
             "--max-key-bytes plus twice --max-value-bytes ({largest_command} bytes with framing) \
              must fit in --max-frame-bytes ({})",
             args.max_frame_bytes
-        )
-        .into());
+        )));
     }
     let (tls, join_tls) = serve_tls(&args.tls, id, listen)?;
     if let Some(config) = redis_config(&args, &peers, &join, id, listen)? {
@@ -467,24 +428,6 @@ fn serve_tls(
     }
 }
 
-/// Parses `1=host:port,2=host:port`.
-fn parse_peers(text: &str) -> Result<Vec<(NodeId, String)>, Failure> {
-    let mut peers: Vec<(NodeId, String)> = Vec::new();
-    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        let (id, address) =
-            item.split_once('=').ok_or_else(|| format!("--peers: {item:?} is not ID=HOST:PORT"))?;
-        let id: u64 = id.trim().parse().map_err(|_| format!("--peers: {id:?} is not a node id"))?;
-        if id == 0 || peers.iter().any(|(peer, _)| peer.0 == id) {
-            return Err(format!("--peers: node id {id} is zero or repeated").into());
-        }
-        peers.push((NodeId(id), address.trim().to_string()));
-    }
-    if peers.is_empty() {
-        return Err("--peers lists no node".to_string().into());
-    }
-    Ok(peers)
-}
-
 /// Parses `--join host:port,host:port`.
 fn parse_join(text: Option<&str>) -> Result<Vec<String>, Failure> {
     let Some(text) = text else {
@@ -500,130 +443,4 @@ fn parse_join(text: Option<&str>) -> Result<Vec<String>, Failure> {
             .map_err(|problem| Failure::Usage(format!("--join: {problem}")))?;
     }
     Ok(addresses)
-}
-
-/// Runs one write that answers nothing but success.
-fn write(
-    cluster: &ClusterArgs,
-    operation: impl FnOnce(&mut Client) -> Result<(), client::Error>,
-) -> Result<(), Failure> {
-    let mut client = cluster.connect()?;
-    operation(&mut client).map_err(Failure::Client)
-}
-
-fn get(key: &str, cluster: &ClusterArgs) -> Result<(), Failure> {
-    let mut client = cluster.connect()?;
-    match client.get(key)? {
-        Some(value) => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(&value)
-                .and_then(|()| out.write_all(b"\n"))
-                .map_err(|e| format!("cannot write the value: {e}"))?;
-            Ok(())
-        }
-        None => {
-            eprintln!("raftkv: no such key: {key}");
-            Err(Failure::No)
-        }
-    }
-}
-
-fn cas(missing: bool, values: &[String], cluster: &ClusterArgs) -> Result<(), Failure> {
-    let (key, expected, new) = match (missing, values) {
-        (true, [key, new]) => (key, None, new),
-        (false, [key, expected, new]) => (key, Some(expected.as_bytes()), new),
-        (true, _) => return Err("with --missing, give KEY NEW".to_string().into()),
-        (false, _) => {
-            return Err("give KEY EXPECTED NEW (or --missing KEY NEW to expect no value)"
-                .to_string()
-                .into());
-        }
-    };
-    let mut client = cluster.connect()?;
-    let outcome = client.cas(key, expected, new)?;
-    let previous = match &outcome.previous {
-        Some(value) => format!("was {:?}", String::from_utf8_lossy(value)),
-        None => "was missing".to_string(),
-    };
-    if outcome.swapped {
-        println!("ok ({previous})");
-        Ok(())
-    } else {
-        println!("failed ({previous})");
-        Err(Failure::No)
-    }
-}
-
-fn status(json: bool, cluster: &ClusterArgs) -> Result<(), Failure> {
-    let mut client = cluster.connect()?;
-    let statuses = client.status()?;
-    let mut answered = 0;
-    for (address, status) in &statuses {
-        match status {
-            Ok(status) => {
-                answered += 1;
-                if json {
-                    let line = serde_json::json!({
-                        "address": address,
-                        "id": status.id.0,
-                        "role": status.role,
-                        "term": status.term.0,
-                        "leader": status.leader.map(|l| l.0),
-                        "commit": status.commit.0,
-                        "applied": status.applied.0,
-                        "last_log": status.last_log.0,
-                        "snapshot_last": status.snapshot_last.0,
-                        "log_entries": status.log_entries,
-                        "wal_bytes": status.wal_bytes,
-                        "keys": status.keys,
-                        "damaged": status.damaged,
-                        "connections": status.connections,
-                        "standing": status.standing,
-                        "voters": status.membership.voters.iter().map(|id| id.0).collect::<Vec<_>>(),
-                        "learners": status.membership.learners.iter().map(|id| id.0).collect::<Vec<_>>(),
-                    });
-                    println!("{line}");
-                } else {
-                    let leader = status.leader.map_or("none".to_string(), |l| l.to_string());
-                    println!(
-                        "node {} {address} {} term={} leader={leader} commit={} applied={} \
-                         log={} entries wal={} bytes snapshot={} keys={}{}",
-                        status.id,
-                        shown_role(status),
-                        status.term,
-                        status.commit,
-                        status.applied,
-                        status.log_entries,
-                        status.wal_bytes,
-                        status.snapshot_last,
-                        status.keys,
-                        if status.damaged {
-                            " DAMAGED (out of elections until caught up)"
-                        } else {
-                            ""
-                        }
-                    );
-                }
-            }
-            Err(error) if json => {
-                println!("{}", serde_json::json!({ "address": address, "error": error }))
-            }
-            Err(error) => println!("node ? {address} unreachable: {error}"),
-        }
-    }
-    if answered == 0 {
-        return Err("no node answered".to_string().into());
-    }
-    Ok(())
-}
-
-/// A node's role as `raftkv status` shows it: a follower that is a learner shows as `Learner`,
-/// one the membership removed as `Removed`, one not added yet as `Joining`.
-fn shown_role(status: &NodeStatus) -> &str {
-    match (status.role.as_str(), status.standing.as_str()) {
-        ("Follower", "learner") => "Learner",
-        ("Follower", "removed") => "Removed",
-        ("Follower", "not a member") => "Joining",
-        (role, _) => role,
-    }
 }

@@ -42,7 +42,13 @@ pub(crate) fn local_certs_dir(data: &std::path::Path) -> PathBuf {
 #[derive(Clone, Debug, Args)]
 pub(crate) struct ClusterArgs {
     /// Comma-separated HOST:PORT of the nodes (any subset works; the leader is found).
-    #[arg(long, env = "RAFTKV_CLUSTER", default_value = LOCAL_CLUSTER, value_name = "ADDR,...")]
+    #[arg(
+        long,
+        env = "RAFTKV_CLUSTER",
+        default_value = LOCAL_CLUSTER,
+        value_name = "HOST:PORT,...",
+        value_parser = parse_cluster
+    )]
     pub(crate) cluster: String,
     /// The cluster's name, as given to `serve --cluster-name`.
     #[arg(long, env = "RAFTKV_CLUSTER_NAME", default_value = "raftkv")]
@@ -61,6 +67,18 @@ pub(crate) struct ClusterArgs {
     /// This client's private key (`client.key` of `certs init`).
     #[arg(long, env = "RAFTKV_TLS_KEY", value_name = "FILE")]
     pub(crate) tls_key: Option<PathBuf>,
+}
+
+/// Checks `--cluster`: one or more HOST:PORT, comma-separated (a usage error otherwise).
+fn parse_cluster(text: &str) -> Result<String, String> {
+    let mut addresses = text.split(',').map(str::trim).filter(|a| !a.is_empty()).peekable();
+    if addresses.peek().is_none() {
+        return Err("expected HOST:PORT of one or more nodes, comma-separated".to_string());
+    }
+    for address in addresses {
+        crate::server::check_address(address)?;
+    }
+    Ok(text.to_string())
 }
 
 impl ClusterArgs {
@@ -106,5 +124,19 @@ impl ClusterArgs {
     /// Connects a client to the cluster.
     pub(crate) fn connect(&self) -> Result<Client, Failure> {
         Ok(Client::connect_with(&self.addresses(), self.options()?)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cluster_must_be_host_and_port_pairs() {
+        assert!(parse_cluster("127.0.0.1:7001, node-2:7001,").is_ok());
+        for bad in ["127.0.0.1", "", " , ", "127.0.0.1:7001,node-2"] {
+            let refused = parse_cluster(bad).unwrap_err();
+            assert!(refused.contains("HOST:PORT"), "{bad}: {refused}");
+        }
     }
 }

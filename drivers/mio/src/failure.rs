@@ -37,7 +37,7 @@ impl Failure {
             Failure::Tls(_)
                 | Failure::Usage(_)
                 | Failure::Certs(CertsError::Exists(_) | CertsError::ZeroNode)
-                | Failure::Serve(ServeError::NoMembership { .. })
+                | Failure::Serve(ServeError::NoMembership { .. } | ServeError::PeersChanged { .. })
         )
     }
 }

@@ -52,7 +52,7 @@ fn put_get_append_delete_and_cas_through_the_client_and_the_cli() {
     assert!(cli(&["put", "cli-key", "cli value"]).status.success());
     let got = cli(&["get", "cli-key"]);
     assert!(got.status.success());
-    assert_eq!(String::from_utf8_lossy(&got.stdout), "cli value\n");
+    assert_eq!(String::from_utf8_lossy(&got.stdout), "cli value");
     assert_eq!(cli(&["get", "no-such-key"]).status.code(), Some(3));
     assert!(cli(&["cas", "cli-key", "cli value", "new"]).status.success());
     assert_eq!(cli(&["cas", "--missing", "cli-key", "x"]).status.code(), Some(3));

@@ -73,6 +73,13 @@ fn a_node_joins_is_promoted_and_a_founder_leaves_while_every_write_survives() {
     refused(&cluster, &["member", "add", "5", "no-port"], "not HOST:PORT");
     refused(&cluster, &["member", "add", "0", &address], "node ids are positive");
     refused(&cluster, &["member", "promote", "4"], "not a learner");
+    for node in 1..=3 {
+        let log = cluster.log(node);
+        assert!(
+            !log.contains("node 4 is not a member"),
+            "node 4 dialed before it was added: {log}"
+        );
+    }
 
     let added = succeeds(&cluster, &["member", "add", "4", &address, "--learner"]);
     assert!(added.contains("voters=1,2,3 learners=4"), "{added}");

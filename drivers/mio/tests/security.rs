@@ -38,7 +38,7 @@ fn put_get_and_status_go_through_the_cli_with_certificates_and_not_without() {
     ];
     assert!(raftkv(&["put", "greeting", "hello"], &env).status.success());
     let got = raftkv(&["get", "greeting"], &env);
-    assert_eq!(String::from_utf8_lossy(&got.stdout), "hello\n");
+    assert_eq!(String::from_utf8_lossy(&got.stdout), "hello");
     let status = raftkv(&["status", "--json"], &env);
     let text = String::from_utf8_lossy(&status.stdout);
     assert_eq!(text.lines().filter(|line| line.contains("\"connections\"")).count(), 3, "{text}");
@@ -148,7 +148,7 @@ fn serve_refuses_plaintext_off_loopback_and_unusable_certificates_with_a_usage_e
     assert_eq!(again.status.code(), Some(2), "overwrote certificates");
     let serve = |extra: &[&str]| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_raftkv"));
-        command.args(["serve", "--id", "1", "--peers", "1=0.0.0.0:0,2=127.0.0.1:1"]);
+        command.args(["serve", "--id", "1", "--peers", "1=0.0.0.0:1,2=127.0.0.1:2"]);
         command.arg("--data").arg(dir.join("data")).args(extra);
         let mut child = command.stderr(std::process::Stdio::piped()).spawn().unwrap();
         let status = wait_with_deadline(&mut child, common::PATIENCE).expect("serve exits");

@@ -121,15 +121,22 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
         history: args.history.as_ref().map(|_| History::new(sessions.len())),
         written: 0,
         value_size: args.value_size,
+        first_error: None,
     };
-    let warm_up_errors = warm_up(&mut run, args, &sessions)?;
+    let (warm_ups, warm_up_errors) = warm_up(&mut run, args, &sessions)?;
+    if warm_up_errors > 0 {
+        return Err(Failure::Error(format!(
+            "{warm_up_errors} of {warm_ups} warm-up writes failed, the first with: {}",
+            run.first_error.as_deref().unwrap_or("no reason given")
+        )));
+    }
     let leaderships_before = cluster.as_ref().map(SpawnedCluster::leaderships);
     let mut measured = measure(&mut run, args, &sessions)?;
     let cluster_report = match (&mut cluster, leaderships_before) {
         (Some(cluster), Some(before)) => Some(cluster_report(cluster, before)?),
         _ => None,
     };
-    let errors = warm_up_errors + measured.errors;
+    let errors = measured.errors;
     let summary = Summary::new(args, &mut measured.latencies_ns, measured.elapsed, errors);
     summary.print(args.json, floor.as_ref(), cluster_report.as_ref());
     drop(cluster);
@@ -138,7 +145,13 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
             .write(path)
             .map_err(|e| format!("cannot write the history to {}: {e}", path.display()))?;
     }
-    Ok(())
+    match run.first_error {
+        Some(first) => Err(Failure::Error(format!(
+            "{errors} of {} operations failed, the first with: {first}",
+            args.ops
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn node_settings(args: &BenchArgs, nodes: u16, data: &std::path::Path) -> NodeSettings {
@@ -195,9 +208,9 @@ fn key(index: u64) -> Vec<u8> {
     format!("bench-{index:08}").into_bytes()
 }
 
-/// Opens every session, then fills the key space for reads; returns how many of these writes
-/// failed.
-fn warm_up(run: &mut Run, args: &BenchArgs, sessions: &[usize]) -> Result<u64, Failure> {
+/// Opens every session, then fills the key space for reads; returns how many writes that took
+/// and how many of them failed.
+fn warm_up(run: &mut Run, args: &BenchArgs, sessions: &[usize]) -> Result<(u64, u64), Failure> {
     let fill = if args.workload == Workload::Put { 0 } else { args.keys };
     let warm_ups = (sessions.len() as u64).max(fill);
     let mut errors = 0u64;
@@ -215,7 +228,7 @@ fn warm_up(run: &mut Run, args: &BenchArgs, sessions: &[usize]) -> Result<u64, F
             next_warm_up += 1;
         }
     }
-    Ok(errors)
+    Ok((warm_ups, errors))
 }
 
 /// What the timed operations took.
@@ -287,6 +300,8 @@ struct Run {
     /// Values written so far, to make each one unique.
     written: u64,
     value_size: usize,
+    /// Why the first operation that failed did.
+    first_error: Option<String>,
 }
 
 impl Run {
@@ -307,6 +322,9 @@ impl Run {
 
     fn wait(&mut self) -> Result<Finished, Failure> {
         let finished = wait(&mut self.pool)?;
+        if let (Err(error), None) = (&finished.result, &self.first_error) {
+            self.first_error = Some(error.to_string());
+        }
         if let Some(history) = &mut self.history {
             history.ret(finished.session, &finished.result);
         }

@@ -353,8 +353,12 @@ impl ClerkPool {
             if self.positions.contains_key(&node) {
                 continue;
             }
-            // An address that does not resolve here is left out; the others still work.
-            if let Some(resolved) = address.to_socket_addrs().ok().and_then(|mut a| a.next()) {
+            // An address that does not resolve here is left out; the others still work. One
+            // that a link dials already (a node that did not answer) gets no second link.
+            let resolved = address.to_socket_addrs().ok().and_then(|mut a| a.next());
+            if let Some(resolved) = resolved.filter(|resolved| {
+                !self.links.iter().any(|link| link.resolved == *resolved || link.address == address)
+            }) {
                 self.positions.insert(node, self.links.len());
                 self.links.push(Link::new(address, resolved));
             }

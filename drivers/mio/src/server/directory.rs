@@ -83,6 +83,12 @@ impl Directory {
         &self.members
     }
 
+    /// Whether this node knows no membership yet (it joins): its links to the members it was
+    /// told of wait until it has something to send.
+    pub(super) fn is_joining(&self) -> bool {
+        !self.knows_membership
+    }
+
     /// How many nodes this node may reach at most, for sizing resource limits.
     pub(super) fn len(&self) -> usize {
         self.members.len() + self.leaving.len()
@@ -136,13 +142,14 @@ mod tests {
     fn a_joining_node_reaches_its_contacts_and_accepts_any_peer_until_it_learns_a_membership() {
         let mut directory = Directory::joining(vec![(NodeId(1), "host:1".to_string())]);
         assert_eq!(ids(&directory.peers(NodeId(4))), [1]);
+        assert!(directory.is_joining());
         assert!(directory.accepts_peer(NodeId(2)), "the leader may be one it was not told of");
         let learned = Membership::with_voters([NodeId(1), NodeId(2)])
             .with_address(NodeId(1), "host:1")
             .with_address(NodeId(2), "host:2");
         directory.update(&learned, LogIndex(3), LogIndex(0));
         assert_eq!(ids(&directory.peers(NodeId(4))), [1, 2], "nothing lingers from contacts");
-        assert!(!directory.accepts_peer(NodeId(5)));
+        assert!(!directory.accepts_peer(NodeId(5)) && !directory.is_joining());
         assert_eq!(directory.len(), 2);
     }
 }

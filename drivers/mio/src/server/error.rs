@@ -54,6 +54,22 @@ pub(crate) enum ServeError {
         /// The data directory.
         dir: PathBuf,
     },
+    /// `--peers` differs from the peer set the data directory's cluster was started with.
+    PeersChanged {
+        /// The data directory.
+        dir: PathBuf,
+        /// The peers it recorded.
+        recorded: String,
+        /// The peers given.
+        given: String,
+    },
+    /// The record of the cluster's peers could not be read or written.
+    PeerRecord {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
     /// The nodes at the `--join` addresses did not name the cluster's members.
     Join {
         /// The addresses, as given.
@@ -99,6 +115,16 @@ impl fmt::Display for ServeError {
                  a running one",
                 dir.display()
             ),
+            ServeError::PeersChanged { dir, recorded, given } => write!(
+                f,
+                "{} belongs to the cluster started with --peers {recorded}, not {given}: restart \
+                 it with the same --peers or none (its membership lives in its log; change it \
+                 with `raftkv member`), or give a new data directory for a new cluster",
+                dir.display()
+            ),
+            ServeError::PeerRecord { path, source } => {
+                write!(f, "cannot read or write {}: {source}", path.display())
+            }
             ServeError::Join { addresses, problem } => {
                 write!(f, "cannot join the cluster at {addresses}: {problem}")
             }

@@ -31,6 +31,7 @@ use crate::server::fd_limit;
 use crate::server::inbound::{Delivery, InboundConnections};
 use crate::server::join;
 use crate::server::options::ServeOptions;
+use crate::server::peer_record;
 use crate::server::peer_set::PeerSet;
 use crate::server::peers::PeerLink;
 use crate::server::snapshot_chunks::SnapshotChunks;
@@ -85,6 +86,7 @@ fn start(options: ServeOptions) -> Result<Server, ServeError> {
     let replica = start_replica(&options, recovered, clock.now())?;
     let raft = replica.raft();
     let directory = directory(&options, raft.membership(), raft.status().membership_index)?;
+    warn_if_removed(raft);
     fd_limit::raise(&options.connection_limits, directory.len());
     let poll = Poll::new().map_err(ServeError::CreatePoll)?;
     let mut listener = TcpListener::bind(options.listen)
@@ -102,7 +104,7 @@ fn start(options: ServeOptions) -> Result<Server, ServeError> {
     let disk = DiskThread::spawn(storage, lock, waker).map_err(ServeError::StartDiskThread)?;
     let now = clock.now();
     let mut peers = PeerSet::new(options.id, &options.cluster, FIRST_PEER, FIRST_INBOUND);
-    peers.sync(poll.registry(), &directory.peers(options.id), now);
+    peers.sync(poll.registry(), &directory.peers(options.id), directory.is_joining(), now);
     let mut inbound = InboundConnections::new(FIRST_INBOUND);
     inbound.set_directory(&directory);
     let snapshot_chunks = SnapshotChunks::new(options.data.clone());
@@ -138,6 +140,7 @@ fn start(options: ServeOptions) -> Result<Server, ServeError> {
 /// recovered, and the lock.
 fn open_data(options: &ServeOptions) -> Result<(Storage<RealFs>, Recovered, File), ServeError> {
     let lock = data_lock::acquire(&options.data)?;
+    peer_record::check_or_record(&options.data, &options.peers)?;
     let storage_options = StorageOptions {
         cluster: options.cluster.clone(),
         node: options.id,
@@ -217,6 +220,25 @@ fn start_replica(
     replica_config.session_timeout_ms = options.session_timeout_ms;
     Replica::new(now, replica_config, recovered, KvStore::new(options.limits))
         .map_err(ServeError::StartReplica)
+}
+
+/// A node restarted on the data of a node the membership removed only follows: tell the
+/// operator what to do instead.
+fn warn_if_removed(raft: &raft::RaftNode) {
+    let status = raft.status();
+    let removed = match status.standing {
+        Standing::Removed { .. } => true,
+        Standing::NotAMember => !status.membership.is_empty(),
+        Standing::Voter | Standing::Learner => false,
+    };
+    if removed {
+        warn!(
+            membership = %status.membership,
+            "this node is not a member of the membership its data holds: it was removed, and \
+             takes no part in elections; to bring this machine back, wipe its data directory \
+             and join it under a new id"
+        );
+    }
 }
 
 /// Who the node reaches at start: the members of the membership its data directory (or
@@ -506,7 +528,8 @@ impl Server {
 
     /// The directory changed: links and inbound connections follow it.
     fn follow_directory(&mut self, now: Instant) {
-        self.peers.sync(self.poll.registry(), &self.directory.peers(self.options.id), now);
+        let (peers, joining) = (self.directory.peers(self.options.id), self.directory.is_joining());
+        self.peers.sync(self.poll.registry(), &peers, joining, now);
         self.inbound.set_directory(&self.directory);
     }
 

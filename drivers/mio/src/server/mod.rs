@@ -20,6 +20,7 @@ mod inbound;
 mod join;
 mod limits;
 mod options;
+mod peer_record;
 mod peer_set;
 mod peers;
 mod protocol_error;

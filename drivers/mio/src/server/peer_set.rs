@@ -1,6 +1,7 @@
 //! The links this node dials, one per peer the [`Directory`](super::directory::Directory)
 //! names: links are added when a membership brings a node, replaced when its address changes,
-//! and closed when the node leaves. Each link has a poll token of its own from a fixed range;
+//! and closed when the node leaves. The links of a node that joins and knows no membership
+//! yet are dormant: they dial once there is something to send. Each link has a poll token of its own from a fixed range;
 //! the token of a closed link is given to the next new one.
 
 use std::collections::BTreeMap;
@@ -45,8 +46,15 @@ impl PeerSet {
     }
 
     /// Makes the links exactly those to `peers` (id and address): closes the others, and
-    /// those whose address changed; adds the missing ones, dialed at once.
-    pub(super) fn sync(&mut self, registry: &Registry, peers: &[(NodeId, String)], now: Instant) {
+    /// those whose address changed; adds the missing ones, dialed at once unless `dormant`
+    /// (then they dial once there is something to send); wakes dormant links otherwise.
+    pub(super) fn sync(
+        &mut self,
+        registry: &Registry,
+        peers: &[(NodeId, String)],
+        dormant: bool,
+        now: Instant,
+    ) {
         let stale: Vec<NodeId> = self
             .index
             .iter()
@@ -64,13 +72,22 @@ impl PeerSet {
             }
         }
         for (id, address) in peers {
-            if *id == self.own || self.index.contains_key(id) {
+            if *id == self.own {
+                continue;
+            }
+            if let Some(link) = self.get_mut(*id) {
+                if !dormant {
+                    link.wake(now);
+                }
                 continue;
             }
             let slot = self.free_slot();
             let token = Token(self.first_token + slot);
-            let hello = peer_hello(&self.cluster, self.own, *id);
-            self.slots[slot] = Some(PeerLink::new(*id, address.clone(), token, hello, now));
+            let (address, hello) = (address.clone(), peer_hello(&self.cluster, self.own, *id));
+            self.slots[slot] = Some(match dormant {
+                true => PeerLink::dormant(*id, address, token, hello, now),
+                false => PeerLink::new(*id, address, token, hello, now),
+            });
             self.index.insert(*id, slot);
         }
     }

@@ -33,6 +33,9 @@ const REDIAL_AFTER: Duration = Duration::from_millis(1_000);
 
 #[derive(Debug)]
 enum State {
+    /// Not connected, and not dialed until there is something to send (a node that joins
+    /// waits to be contacted: dialing the members first would only be refused).
+    Dormant,
     /// Not connected; dial at `retry_at`.
     Idle { retry_at: Instant },
     /// TCP connect in progress, since the instant given.
@@ -87,6 +90,24 @@ impl PeerLink {
         }
     }
 
+    /// A link that dials only once there is something to send (see `State::Dormant`).
+    pub(super) fn dormant(
+        id: NodeId,
+        address: String,
+        token: Token,
+        hello: Hello,
+        now: Instant,
+    ) -> PeerLink {
+        PeerLink { state: State::Dormant, ..PeerLink::new(id, address, token, hello, now) }
+    }
+
+    /// A dormant link dials now.
+    pub(super) fn wake(&mut self, now: Instant) {
+        if matches!(self.state, State::Dormant) {
+            self.state = State::Idle { retry_at: now };
+        }
+    }
+
     /// The address it dials.
     pub(super) fn address(&self) -> &str {
         &self.address
@@ -101,6 +122,7 @@ impl PeerLink {
     /// times out.
     pub(super) fn deadline(&self) -> Option<Instant> {
         match self.state {
+            State::Dormant => None,
             State::Idle { retry_at } => Some(retry_at),
             State::Connecting(_, since) => Some(since + CONNECT_TIMEOUT),
             State::Connected(..) => self.stalled_since.map(|at| at + STALL_TIMEOUT),
@@ -182,13 +204,18 @@ impl PeerLink {
         Ok(conn)
     }
 
-    /// Queues a message, or drops it if the link is down or too far behind.
+    /// Queues a message, or drops it if the link is down or too far behind; a dormant link
+    /// dials at the next turn (Raft sends again what matters).
     pub(super) fn send(&mut self, message: &Message) {
         match &mut self.state {
             State::Connecting(conn, _) | State::Connected(conn, _)
                 if conn.unsent_bytes() < MAX_QUEUED_BYTES =>
             {
                 conn.send(message);
+            }
+            State::Dormant => {
+                self.dropped += 1;
+                self.state = State::Idle { retry_at: Instant::ZERO };
             }
             _ => self.dropped += 1,
         }

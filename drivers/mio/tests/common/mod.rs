@@ -28,6 +28,8 @@ pub(crate) struct TestCluster {
     extra_args: Vec<String>,
     /// Whether the nodes run TLS, with the certificates in `certs_dir()`.
     tls: bool,
+    /// Where each node serves Redis clients, if they do (`start_redis`).
+    redis_ports: Vec<u16>,
 }
 
 impl TestCluster {
@@ -47,7 +49,17 @@ impl TestCluster {
         TestCluster::start_configured(size, extra_args, true)
     }
 
+    /// Starts `size` nodes, each also serving Redis clients (`--redis-listen`, see
+    /// `redis_url`), and waits for a leader.
+    pub(crate) fn start_redis(size: usize, extra_args: &[&str]) -> TestCluster {
+        TestCluster::start_full(size, extra_args, false, true)
+    }
+
     fn start_configured(size: usize, extra_args: &[&str], tls: bool) -> TestCluster {
+        TestCluster::start_full(size, extra_args, tls, false)
+    }
+
+    fn start_full(size: usize, extra_args: &[&str], tls: bool, redis: bool) -> TestCluster {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
             "raftkv-test-{}-{}",
@@ -56,10 +68,13 @@ impl TestCluster {
         ));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).expect("create the test directory");
-        let ports = free_ports(size);
+        // One call, so that no port is handed out twice.
+        let mut ports = free_ports(if redis { size * 2 } else { size });
+        let redis_ports = ports.split_off(size);
         let extra_args = extra_args.iter().map(|arg| arg.to_string()).collect();
         let nodes = (0..size).map(|_| None).collect();
-        let mut cluster = TestCluster { dir, ports, initial: size, nodes, extra_args, tls };
+        let mut cluster =
+            TestCluster { dir, ports, initial: size, nodes, extra_args, tls, redis_ports };
         if tls {
             let ids = (1..=size).map(|id| id.to_string()).collect::<Vec<_>>().join(",");
             cluster.make_certificates(&ids);
@@ -94,6 +109,11 @@ impl TestCluster {
             self.make_certificates(&node.to_string());
         }
         node
+    }
+
+    /// The `redis://` address of node `node`'s Redis listener (clusters of `start_redis`).
+    pub(crate) fn redis_url(&self, node: usize) -> String {
+        format!("redis://127.0.0.1:{}/", self.redis_ports[node - 1])
     }
 
     pub(crate) fn addresses(&self) -> Vec<String> {
@@ -161,6 +181,11 @@ impl TestCluster {
             .arg(self.data_dir(node))
             .args(["--election-timeout-ms", "150", "--heartbeat-ms", "30"])
             .args(self.tls_args(node))
+            .args(
+                self.redis_ports
+                    .get(node - 1)
+                    .map(|port| format!("--redis-listen=127.0.0.1:{port}")),
+            )
             .args(&self.extra_args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())

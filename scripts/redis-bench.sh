@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# One run of redis-benchmark (-t set,get -n 200000 -c 50 by default) against
+#   (a) a three-node raftkv cluster through its Redis listener (every write fsync'ed on a
+#       majority of three),
+#   (b) redis-server, one node, appendonly yes, appendfsync always,
+#   (c) redis-server, one node, appendonly yes, appendfsync everysec,
+# one after the other on this machine, then a table of ops/s and p50 for each.
+# Installs redis-server and redis-tools with apt-get when it can (as root), else skips.
+# Usage: scripts/redis-bench.sh [PATH-TO-raftkv]   (REQUESTS=200000 CLIENTS=50 to change)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+requests=${REQUESTS:-200000}
+clients=${CLIENTS:-50}
+
+if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+        echo "installing redis-server and redis-tools"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
+    fi
+fi
+if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
+    echo "SKIPPED: redis-server or redis-benchmark is not installed and could not be (apt-get install redis-server redis-tools)"
+    exit 0
+fi
+binary=${1:-}
+if [[ -z $binary ]]; then
+    cargo build --release -p raftkv --quiet
+    binary=target/release/raftkv
+fi
+source scripts/redis-cluster.sh
+dir=$(mktemp -d)
+redis_pid=
+cleanup() {
+    stop_raftkv_cluster
+    [[ -n $redis_pid ]] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+
+results=()
+bench() { # bench NAME PORT: runs redis-benchmark, keeps "NAME TEST ops/s p50" lines
+    local name=$1 port=$2 line
+    while read -r line; do
+        # e.g. "SET: 33738.19 requests per second, p50=1.191 msec"
+        if [[ $line =~ ^([A-Z]+):\ ([0-9.]+)\ requests\ per\ second,\ p50=([0-9.]+) ]]; then
+            results+=("$name ${BASH_REMATCH[1]} ${BASH_REMATCH[2]} ${BASH_REMATCH[3]}")
+        fi
+    done < <(redis-benchmark -p "$port" -t set,get -n "$requests" -c "$clients" -q 2>&1 | tr '\r' '\n')
+}
+
+start_redis() { # start_redis PORT FSYNC
+    mkdir -p "$dir/redis-$2"
+    redis-server --port "$1" --dir "$dir/redis-$2" --appendonly yes --appendfsync "$2" \
+        --save '' --daemonize no >"$dir/redis-$2.log" 2>&1 &
+    redis_pid=$!
+    local deadline=$((SECONDS + 10))
+    until redis-cli -p "$1" ping 2>/dev/null | grep -q PONG; do
+        ((SECONDS > deadline)) && { echo "redis-server did not start" >&2; exit 1; }
+        sleep 0.1
+    done
+}
+
+stop_redis() {
+    kill "$redis_pid" && wait "$redis_pid" 2>/dev/null || true
+    redis_pid=
+}
+
+echo "redis-benchmark -t set,get -n $requests -c $clients, one configuration after the other"
+start_raftkv_cluster "$binary" "$dir" 17301 17401
+bench "raftkv-3-nodes" 17402 # a follower: its listener forwards to the leader
+stop_raftkv_cluster
+start_redis 17501 always
+bench "redis-fsync-always" 17501
+stop_redis
+start_redis 17502 everysec
+bench "redis-fsync-everysec" 17502
+stop_redis
+
+printf '%-22s %-4s %12s %9s\n' configuration test ops/s "p50 ms"
+for result in "${results[@]}"; do
+    read -r name test ops p50 <<<"$result"
+    printf '%-22s %-4s %12s %9s\n' "$name" "$test" "$ops" "$p50"
+done
+ops_of() { printf '%s\n' "${results[@]}" | awk -v n="$1" -v t="$2" '$1 == n && $2 == t { print $3 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+echo "raftkv SET / redis fsync-always SET: $(ratio "$(ops_of raftkv-3-nodes SET)" "$(ops_of redis-fsync-always SET)") (target 1.5)"
+echo "raftkv GET / redis fsync-everysec GET: $(ratio "$(ops_of raftkv-3-nodes GET)" "$(ops_of redis-fsync-everysec GET)") (target 1.0)"
