@@ -262,6 +262,8 @@ pub struct Replica<S: StateMachine> {
     snapshot_threshold_bytes: usize,
     /// The snapshot handed to the driver to save, until it answers.
     snapshot_in_flight: Option<LogId>,
+    /// A snapshot was asked for (`snapshot_now`) and not handed out yet.
+    snapshot_asked: bool,
     clock_anchor: Option<ClockAnchor>,
     /// Log entries and snapshots from a leader that did not decode (never written by this
     /// code: a bug or a hostile peer if non-zero).
@@ -290,6 +292,7 @@ impl<S: StateMachine> Replica<S> {
             outbox: VecDeque::new(),
             snapshot_threshold_bytes: config.snapshot_threshold_bytes,
             snapshot_in_flight: None,
+            snapshot_asked: false,
             clock_anchor: None,
             undecodable: 0,
         };
@@ -389,6 +392,16 @@ impl<S: StateMachine> Replica<S> {
     /// The snapshot handed to the driver to save (`Output::SaveSnapshot`), until it answered.
     pub fn snapshot_in_flight(&self) -> Option<LogId> {
         self.snapshot_in_flight
+    }
+
+    /// Hands the driver a snapshot at the applied entry as soon as it can (`Output::SaveSnapshot`),
+    /// whatever the threshold: for a backup, say. Nothing happens if the snapshot covers every
+    /// applied entry already; while one is in flight, the next is taken once it is saved.
+    pub fn snapshot_now(&mut self) {
+        if self.applied > self.raft.status().snapshot_last.index {
+            self.snapshot_asked = true;
+            self.maybe_snapshot();
+        }
     }
 
     /// Log entries and snapshots that failed to decode (zero unless there is a bug or a
@@ -591,7 +604,8 @@ impl<S: StateMachine> Replica<S> {
     /// the sessions to encode and save (one at a time), at an applied entry durable here.
     fn maybe_snapshot(&mut self) {
         if self.snapshot_in_flight.is_some()
-            || self.raft.applied_log_bytes() < self.snapshot_threshold_bytes
+            || (self.raft.applied_log_bytes() < self.snapshot_threshold_bytes
+                && !self.snapshot_asked)
         {
             return;
         }
@@ -602,6 +616,7 @@ impl<S: StateMachine> Replica<S> {
         }
         let job = SnapshotJob::new::<S>(last, membership, self.state.view(), self.sessions.clone());
         self.snapshot_in_flight = Some(last);
+        self.snapshot_asked = false;
         self.outbox.push_back(Output::SaveSnapshot(job));
     }
 

@@ -148,3 +148,28 @@ fn a_replica_keeps_no_snapshot_data_in_memory_and_sends_chunks_read_from_its_dis
     assert!(installed.snapshot().expect("installed").data.is_empty());
     assert!(installed.snapshot_bytes() > 0);
 }
+
+#[test]
+fn a_snapshot_asked_for_is_taken_below_the_threshold_and_only_if_something_is_new() {
+    let mut cluster = KvCluster::with_config(3, 1, |config| {
+        config.snapshot_threshold_bytes = usize::MAX;
+    });
+    cluster.auto_save_snapshots = false;
+    let leader = cluster.wait_for_leader();
+    for i in 1..=5 {
+        cluster.submit(0, put(i));
+        assert!(cluster.run_until(2_000, |c| c.finished[0].len() == i));
+    }
+    assert_eq!(cluster.replica(leader).snapshot_in_flight(), None, "below the threshold");
+    cluster.replica_mut(leader).snapshot_now();
+    cluster.run_for(10);
+    let asked = cluster.replica(leader).snapshot_in_flight().expect("taken when asked");
+    assert_eq!(asked.index, cluster.replica(leader).applied());
+    cluster.save_snapshots(leader);
+    assert_eq!(cluster.replica(leader).raft().status().snapshot_last, asked);
+    // Nothing applied since: asking again takes nothing.
+    cluster.replica_mut(leader).snapshot_now();
+    cluster.run_for(10);
+    assert_eq!(cluster.replica(leader).snapshot_in_flight(), None);
+    assert!(cluster.slot(leader).unsaved_snapshots.is_empty());
+}

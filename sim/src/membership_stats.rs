@@ -83,6 +83,7 @@ fn refusal_name(refused: &ChangeRefused) -> &'static str {
         ChangeRefused::Empty => "empty",
         ChangeRefused::NamedTwice(_) => "named_twice",
         ChangeRefused::AlreadyMember(_) => "already_member",
+        ChangeRefused::Retired(_) => "retired",
         ChangeRefused::NotALearner(_) => "not_a_learner",
         ChangeRefused::NotAMember(_) => "not_a_member",
         ChangeRefused::NoVoters => "no_voters",

@@ -20,7 +20,9 @@ use crate::raft::quorum::{JointQuorum, Majority};
 ///
 /// Each member may carry an address: bytes Raft stores and replicates with the membership but
 /// never reads (the driver's, e.g. `host:port`), so that a node learns where its peers are
-/// from the log.
+/// from the log. A removed node stays listed, without an address, as retired: its id is never
+/// used again (a new node under an old id could vote a second time in a term the old one voted
+/// in).
 #[derive(Clone, Debug, Default, Eq)]
 pub struct Membership {
     /// Shared: a membership rides in entries, messages, snapshots, outputs and statuses, which
@@ -38,6 +40,9 @@ struct MemberSets {
     outgoing: Vec<NodeId>,
     /// Sorted.
     learners: Vec<NodeId>,
+    /// Every node that has been a member: a member with its address (empty: none), a removed
+    /// node with an empty one (retired). Retired nodes live here rather than in a list of
+    /// their own so that memberships encoded before they were kept decode as they are.
     addresses: BTreeMap<NodeId, Vec<u8>>,
 }
 
@@ -50,7 +55,7 @@ pub enum MembershipError {
     Unsorted,
     /// A node appears twice: twice in one list, or as both a voter and a learner.
     ListedTwice(NodeId),
-    /// An address is given for a node that is not a member.
+    /// An address is given for a node that is not a member (a retired node has none).
     AddressOfNonMember(NodeId),
 }
 
@@ -104,9 +109,19 @@ impl Membership {
         &self.sets.learners
     }
 
-    /// The address recorded for `id`, if any.
+    /// The address recorded for member `id`, if any.
     pub fn address(&self, id: NodeId) -> Option<&[u8]> {
-        self.sets.addresses.get(&id).map(Vec::as_slice)
+        self.sets.addresses.get(&id).map(Vec::as_slice).filter(|address| !address.is_empty())
+    }
+
+    /// Whether `id` was a member and was removed: its id is never used again.
+    pub fn is_retired(&self, id: NodeId) -> bool {
+        self.sets.addresses.contains_key(&id) && !self.is_member(id)
+    }
+
+    /// The nodes removed from this cluster, sorted (see [`is_retired`](Self::is_retired)).
+    pub fn retired(&self) -> Vec<NodeId> {
+        self.sets.addresses.keys().copied().filter(|&id| !self.is_member(id)).collect()
     }
 
     /// Whether this is the joint configuration C_old,new of a change in progress.
@@ -198,7 +213,12 @@ impl Membership {
         if let Some(&both) = self.sets.learners.iter().find(|&&learner| self.is_voter(learner)) {
             return Err(MembershipError::ListedTwice(both));
         }
-        if let Some(&stranger) = self.sets.addresses.keys().find(|&&id| !self.is_member(id)) {
+        let stranger = self
+            .sets
+            .addresses
+            .iter()
+            .find(|&(&id, address)| !address.is_empty() && !self.is_member(id));
+        if let Some((&stranger, _)) = stranger {
             return Err(MembershipError::AddressOfNonMember(stranger));
         }
         Ok(())
@@ -213,7 +233,8 @@ impl Membership {
         ids * ID_BYTES + addresses
     }
 
-    /// Builds a membership from its parts, sorted, addresses kept for members only.
+    /// Builds a membership from its parts, sorted; `addresses` names every node that has been a
+    /// member: those that are no longer one are kept as retired, without their address.
     pub(crate) fn from_parts(
         voters: Vec<NodeId>,
         outgoing: Vec<NodeId>,
@@ -232,12 +253,16 @@ impl Membership {
             addresses: BTreeMap::new(),
         };
         let mut membership = Membership { sets: Arc::new(sets) };
-        addresses.retain(|&id, _| membership.is_member(id));
+        for (&id, address) in &mut addresses {
+            if !membership.is_member(id) {
+                address.clear();
+            }
+        }
         Arc::make_mut(&mut membership.sets).addresses = addresses;
         membership
     }
 
-    /// The addresses, by member.
+    /// The addresses, by member, and the retired nodes (with empty ones).
     pub(crate) fn addresses(&self) -> &BTreeMap<NodeId, Vec<u8>> {
         &self.sets.addresses
     }
@@ -334,6 +359,10 @@ mod tests {
         assert_eq!(both.validate(), Err(MembershipError::ListedTwice(NodeId(2))));
         let stranger = Membership::with_voters(ids(&[1])).with_address(NodeId(5), "x");
         assert_eq!(stranger.validate(), Err(MembershipError::AddressOfNonMember(NodeId(5))));
+        let retired = Membership::with_voters(ids(&[1])).with_address(NodeId(5), "");
+        assert_eq!(retired.validate(), Ok(()), "a retired node has no address");
+        assert!(retired.is_retired(NodeId(5)) && !retired.is_retired(NodeId(1)));
+        assert_eq!((retired.address(NodeId(5)), retired.retired()), (None, ids(&[5])));
         let errors = [
             MembershipError::NoVoters,
             MembershipError::Unsorted,

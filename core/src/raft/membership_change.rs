@@ -58,6 +58,10 @@ pub enum ChangeRefused {
     NamedTwice(NodeId),
     /// `AddLearner` of a node that is already a member.
     AlreadyMember(NodeId),
+    /// `AddLearner` of a node that was removed: ids are never used again (a node with an
+    /// empty disk under an old id could vote a second time in a term its predecessor voted
+    /// in). Give the node a new id.
+    Retired(NodeId),
     /// `Promote` of a node that is not a learner.
     NotALearner(NodeId),
     /// `Remove` of a node that is not a member.
@@ -102,6 +106,9 @@ impl Membership {
                     if self.is_member(id) {
                         return Err(ChangeRefused::AlreadyMember(id));
                     }
+                    if self.is_retired(id) {
+                        return Err(ChangeRefused::Retired(id));
+                    }
                     learners.push(id);
                     addresses.insert(id, address.clone());
                 }
@@ -118,6 +125,8 @@ impl Membership {
                     }
                     voters.retain(|&voter| voter != id);
                     learners.retain(|&learner| learner != id);
+                    // Retired: listed without an address (see `Membership::from_parts`).
+                    addresses.entry(id).or_default();
                 }
             }
         }
@@ -134,9 +143,14 @@ impl Membership {
         if target.voters() == self.voters() {
             return target;
         }
-        // The outgoing voters keep their addresses until the joint state ends.
-        let mut addresses = self.addresses().clone();
-        addresses.extend(target.addresses().iter().map(|(&id, address)| (id, address.clone())));
+        // The outgoing voters keep their addresses until the joint state ends (`target` has
+        // retired those it removes).
+        let mut addresses = target.addresses().clone();
+        for &voter in self.voters() {
+            if let Some(address) = self.address(voter) {
+                addresses.insert(voter, address.to_vec());
+            }
+        }
         let learners = target.learners().to_vec();
         Membership::from_parts(
             target.voters().to_vec(),
@@ -178,6 +192,11 @@ impl fmt::Display for ChangeRefused {
             ChangeRefused::Empty => write!(f, "a change without steps"),
             ChangeRefused::NamedTwice(id) => write!(f, "node {id} is named by two steps"),
             ChangeRefused::AlreadyMember(id) => write!(f, "node {id} is already a member"),
+            ChangeRefused::Retired(id) => write!(
+                f,
+                "node {id} was removed from this cluster and its id is never used again: give \
+                 the node a new id"
+            ),
             ChangeRefused::NotALearner(id) => write!(f, "node {id} is not a learner"),
             ChangeRefused::NotAMember(id) => write!(f, "node {id} is not a member"),
             ChangeRefused::NoVoters => write!(f, "the change would leave no voters"),
@@ -225,6 +244,11 @@ mod tests {
         assert_eq!(settled, target);
         assert_eq!(settled.address(NodeId(1)), None);
         assert_eq!(settled.address(NodeId(4)), Some(&b"n4"[..]));
+        assert_eq!(settled.retired(), ids(&[1]), "node 1 is retired for good");
+        assert_eq!(settled.changed(&[add(1)]), Err(ChangeRefused::Retired(NodeId(1))));
+        let without_learner = with_learners.changed(&[remove(5)]).unwrap();
+        assert_eq!(without_learner.retired(), ids(&[5]), "a removed learner too");
+        assert_eq!(with_learners.transition_to(without_learner.clone()), without_learner);
     }
 
     #[test]

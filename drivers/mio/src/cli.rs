@@ -21,7 +21,7 @@ use crate::frame::MAX_FRAME_BYTES;
 use crate::peers_arg::parse_peers;
 use crate::server::{self, ConnectionLimits, ServeOptions};
 use crate::tls::{ClientTls, NodeTls, TlsFiles};
-use crate::{bench, certs, kv_cli, list, local, member_cli, redis, status_cli};
+use crate::{backup, bench, certs, kv_cli, list, local, member_cli, redis, status_cli};
 
 const EXIT_ERROR: u8 = 1;
 const EXIT_USAGE: u8 = 2;
@@ -70,9 +70,14 @@ enum Command {
     /// Make the certificates of a cluster: `raftkv certs init DIR --nodes 1,2,3`; later
     /// `raftkv certs init DIR --nodes 4` signs node 4's with the CA in DIR.
     Certs(certs::CertsArgs),
+    /// Back the cluster up (`snapshot save FILE`), or seed a new node's data directory from a
+    /// backup (`snapshot restore FILE --data DIR --id N --peers ...`).
+    Snapshot(backup::SnapshotArgs),
     /// List, add, promote or remove the members of a running cluster.
     Member(member_cli::MemberArgs),
     /// Hand leadership over to voter ID, and wait until it leads.
+    #[command(after_help = "Example, before taking the leader's machine down:
+  raftkv transfer-leader 2")]
     TransferLeader {
         /// The voter to lead.
         id: u64,
@@ -251,6 +256,7 @@ pub fn main() -> ExitCode {
         Command::Status(args) => status_cli::run(&args),
         Command::Certs(args) => certs::run(&args).map_err(Failure::Certs),
         Command::Member(args) => member_cli::run(&args),
+        Command::Snapshot(args) => backup::run(&args),
         Command::TransferLeader { id, cluster } => member_cli::transfer_leader(id, &cluster),
     };
     match result {

@@ -3,6 +3,7 @@
 //! This crate is the `raftkv` binary (server, command-line client, local cluster, benchmark)
 //! and the Rust client library, [`Client`].
 
+mod backup;
 mod bench;
 mod certs;
 pub mod cli;

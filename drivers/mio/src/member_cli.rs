@@ -61,8 +61,8 @@ enum MemberCommand {
         #[command(flatten)]
         cluster: ClusterArgs,
     },
-    /// Remove member ID, voter or learner; stop its process afterwards. Its id is never to be
-    /// used again.
+    /// Remove member ID, voter or learner; stop its process afterwards. Its id is retired:
+    /// the cluster refuses to add it again.
     Remove {
         /// The member.
         id: u64,
@@ -127,10 +127,15 @@ fn change(client: &mut Client, step: MemberStep) -> Result<MemberList, Failure> 
     client.change_membership(step).map_err(refusal_is_usage)
 }
 
-/// A request the cluster refuses for good was given wrong: a usage error.
+/// A request the cluster refuses for good was given wrong: a usage error. One not done in
+/// time says why, and where to look.
 fn refusal_is_usage(error: client::Error) -> Failure {
     match error {
         client::Error::Invalid { reason } => Failure::Usage(format!("refused: {reason}")),
+        client::Error::Timeout { after, detail } => Failure::Error(format!(
+            "not done within {after:?}: {detail} (`raftkv member list` shows where the cluster \
+             stands; --timeout-ms gives more time)"
+        )),
         error => Failure::Client(error),
     }
 }
@@ -146,6 +151,9 @@ fn summary(list: &MemberList) -> String {
     }
     if !membership.learners.is_empty() {
         line.push_str(&format!(" learners={}", ids(&membership.learners)));
+    }
+    if !membership.retired.is_empty() {
+        line.push_str(&format!(" retired={}", ids(&membership.retired)));
     }
     line
 }
@@ -217,6 +225,7 @@ fn list_json(list: &MemberList) -> serde_json::Value {
         "joint": !list.membership.outgoing.is_empty(),
         "voters": list.membership.voters.iter().map(|id| id.0).collect::<Vec<_>>(),
         "learners": list.membership.learners.iter().map(|id| id.0).collect::<Vec<_>>(),
+        "retired": list.membership.retired.iter().map(|id| id.0).collect::<Vec<_>>(),
         "members": members,
     })
 }

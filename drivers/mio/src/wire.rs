@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use raftkv_core::kv::{KvCommand, KvReply};
 use raftkv_core::protocol::{ClientReply, ClientRequest};
-use raftkv_core::{LogIndex, NodeId, Term};
+use raftkv_core::raft::Membership;
+use raftkv_core::{LogId, LogIndex, NodeId, Term};
 
 use crate::connection_report::ConnectionReport;
 
@@ -23,8 +24,9 @@ use crate::connection_report::ConnectionReport;
 /// leader, how far each member's log reaches; clients may ask the leader to change the
 /// membership or hand over its leadership (`ClientFrame::Admin`); a `Welcome` names the members
 /// of the membership in force. 7: the commands on several keys, scans, conditional puts and
-/// counters, and an append answers the length it produced.
-pub(crate) const PROTOCOL_VERSION: u32 = 7;
+/// counters, and an append answers the length it produced. 8: the membership in a status names
+/// the retired nodes. 9: backups (`AdminRequest::Backup`).
+pub(crate) const PROTOCOL_VERSION: u32 = 9;
 
 /// Bytes that start every `Hello`, so that a stray connection is told apart from a
 /// misconfigured raftkv process.
@@ -107,6 +109,61 @@ pub(crate) enum AdminRequest {
     ChangeMembership(MemberStep),
     /// Hand leadership over to this voter.
     TransferLeader(NodeId),
+    /// A step of copying a snapshot of the leader (`raftkv snapshot save`).
+    Backup(BackupStep),
+}
+
+/// A step of copying a snapshot of the leader's state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum BackupStep {
+    /// Name a snapshot that covers entry `at_least` (`None`: the leader's commit index now),
+    /// and take one if the leader has none yet.
+    Prepare {
+        /// The entry the snapshot must cover.
+        at_least: Option<LogIndex>,
+    },
+    /// `length` bytes of the data of the snapshot at `last`, from `offset`.
+    Chunk {
+        /// The snapshot, as `BackupAnswer::Ready` named it.
+        last: LogId,
+        /// Where the chunk starts in the data.
+        offset: u64,
+        /// Its length; at most [`MAX_BACKUP_CHUNK_BYTES`].
+        length: u64,
+    },
+}
+
+/// The largest chunk of a backup a node sends in one answer.
+pub(crate) const MAX_BACKUP_CHUNK_BYTES: u64 = 1 << 20;
+
+/// The answer to a [`BackupStep`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum BackupAnswer {
+    /// No snapshot covers `at_least` yet: one is being taken; ask again.
+    Pending {
+        /// The entry the snapshot must cover.
+        at_least: LogIndex,
+    },
+    /// The snapshot to copy, in chunks.
+    Ready(SnapshotHeader),
+    /// A chunk of its data.
+    Chunk {
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// The snapshot asked for was replaced by a newer one: prepare again.
+    Replaced,
+}
+
+/// What a snapshot holds besides its data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SnapshotHeader {
+    /// The last entry it covers.
+    pub(crate) last: LogId,
+    /// The membership in force there.
+    pub(crate) membership: Membership,
+    /// The size of its data.
+    pub(crate) data_bytes: u64,
 }
 
 /// One step of a membership change, as an operator asks for it.
@@ -144,6 +201,8 @@ pub(crate) enum AdminAnswer {
         /// The leader this node knows of.
         hint: Option<NodeId>,
     },
+    /// A step of a backup is answered.
+    Backup(BackupAnswer),
     /// Refused, with the reason. `retry`: it may succeed later as it is (another change is in
     /// progress, the learner has not caught up yet); otherwise the request itself is wrong.
     Refused {
@@ -234,6 +293,8 @@ pub struct MembershipReport {
     pub learners: Vec<NodeId>,
     /// Each member's address, by node id.
     pub addresses: Vec<(NodeId, String)>,
+    /// The nodes removed from the cluster, whose ids are never used again, sorted.
+    pub retired: Vec<NodeId>,
 }
 
 impl MembershipReport {

@@ -81,8 +81,15 @@ fn a_node_joins_is_promoted_and_a_founder_leaves_while_every_write_survives() {
         );
     }
 
+    // A learner that never answers is not promoted: the change stops short, with the reason.
+    let silent = cluster.cli(&["member", "add", "9", "127.0.0.1:1", "--timeout-ms", "1000"]);
+    assert_eq!(silent.status.code(), Some(1), "{}", text(&silent));
+    assert!(String::from_utf8_lossy(&silent.stderr).contains("has not acknowledged"));
+    let removed = succeeds(&cluster, &["member", "remove", "9"]);
+    assert!(removed.contains("voters=1,2,3 retired=9"), "{removed}");
+
     let added = succeeds(&cluster, &["member", "add", "4", &address, "--learner"]);
-    assert!(added.contains("voters=1,2,3 learners=4"), "{added}");
+    assert!(added.contains("voters=1,2,3 learners=4 retired=9"), "{added}");
     refused(&cluster, &["member", "add", "4", &address], "already a member");
     cluster.wait_for_node(four, "a learner", |status| status.standing == "learner");
     let status = succeeds(&cluster, &["status"]);
@@ -95,7 +102,7 @@ fn a_node_joins_is_promoted_and_a_founder_leaves_while_every_write_survives() {
     assert!(listed.contains(&address) && listed.contains("settled"), "{listed}");
 
     let removed = succeeds(&cluster, &["member", "remove", "1"]);
-    assert!(removed.contains("voters=2,3,4"), "{removed}");
+    assert!(removed.contains("voters=2,3,4 retired=1,9"), "{removed}");
     assert!(cluster.terminate(1).success(), "{}", cluster.log(1));
     put_all(&mut client, 120..140);
 
@@ -125,7 +132,10 @@ fn a_node_whose_disk_was_wiped_is_replaced_by_a_new_id_with_tls() {
     let added = succeeds(&cluster, &["member", "add", "4", &address]);
     assert!(added.contains("voters=1,2,3,4"), "{added}");
     let removed = succeeds(&cluster, &["member", "remove", "3"]);
-    assert!(removed.contains("voters=1,2,4"), "{removed}");
+    assert!(removed.contains("voters=1,2,4 retired=3"), "{removed}");
+    // Its id is never used again, not even by a node that would join under it.
+    let again = cluster.addresses()[2].clone();
+    refused(&cluster, &["member", "add", "3", &again], "never used again");
     put_all(&mut client, 60..70);
 
     let leader = cluster.wait_for_leader(None) as usize;

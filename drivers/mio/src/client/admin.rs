@@ -120,6 +120,8 @@ impl Client {
         done: impl Fn(&MemberList) -> bool,
     ) -> Result<(), Error> {
         let mut maybe_started = false;
+        // Why the leader would not start it yet: says more than a lost answer.
+        let mut refusal: Option<String> = None;
         loop {
             let list = self.leader_members(deadline)?;
             if maybe_started && done(&list) {
@@ -135,12 +137,13 @@ impl Client {
                 Ok(AdminAnswer::Refused { reason, retry: false }) => {
                     return Err(Error::Invalid { reason });
                 }
-                Ok(AdminAnswer::Refused { reason, retry: true }) => reason,
+                Ok(AdminAnswer::Refused { reason, retry: true }) => refusal.insert(reason).clone(),
                 Ok(AdminAnswer::NotLeader { .. }) => "the leader changed".to_string(),
+                Ok(AdminAnswer::Backup(_)) => "the leader answered out of turn".to_string(),
                 Err(problem) => {
                     // The request may have reached the leader before its answer was lost.
                     maybe_started = true;
-                    problem
+                    refusal.clone().unwrap_or(problem)
                 }
             };
             self.wait_or_time_out(deadline, &problem)?;
@@ -148,7 +151,7 @@ impl Client {
     }
 
     /// The leader's view of the membership, waiting for a leader until `deadline`.
-    fn leader_members(&mut self, deadline: Instant) -> Result<MemberList, Error> {
+    pub(super) fn leader_members(&mut self, deadline: Instant) -> Result<MemberList, Error> {
         loop {
             let statuses = self
                 .pool
@@ -168,7 +171,7 @@ impl Client {
 
     /// Waits a moment before the statuses are asked again; fails with `problem` if the
     /// deadline passed.
-    fn wait_or_time_out(&self, deadline: Instant, problem: &str) -> Result<(), Error> {
+    pub(super) fn wait_or_time_out(&self, deadline: Instant, problem: &str) -> Result<(), Error> {
         let now = Instant::now();
         if now >= deadline {
             return Err(Error::Timeout {

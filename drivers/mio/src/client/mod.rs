@@ -1,6 +1,7 @@
 //! The Rust client: a blocking handle on a raftkv cluster.
 
 pub(crate) mod admin;
+pub(crate) mod backup;
 pub(crate) mod pool;
 pub(crate) mod pool_error;
 

@@ -1,4 +1,5 @@
-//! Operators' requests to the leader (`raftkv member`, `raftkv transfer-leader`): checked here
+//! Operators' requests to the leader (`raftkv member`, `raftkv transfer-leader`, and the steps
+//! of `raftkv snapshot save`, which `backup` answers): checked here
 //! (an address must be `HOST:PORT` and no other member's), then handed to the replica, which
 //! refuses what Raft cannot do, with the reason.
 
@@ -8,15 +9,18 @@ use raftkv_core::server::Replica;
 use raftkv_core::{Instant, NodeId};
 use tracing::info;
 
+use crate::server::backup::BackupSource;
 use crate::wire::{AdminAnswer, AdminRequest, MemberStep};
 
 /// Carries out `request` on `replica`; the answer says whether it started.
 pub(super) fn carry_out(
     replica: &mut Replica<KvStore>,
+    backups: &mut BackupSource,
     request: AdminRequest,
     now: Instant,
 ) -> AdminAnswer {
     match request {
+        AdminRequest::Backup(step) => backups.answer(replica, step),
         AdminRequest::ChangeMembership(step) => change_membership(replica, step, now),
         AdminRequest::TransferLeader(target) => match replica.transfer_leadership(now, target) {
             Ok(()) => {

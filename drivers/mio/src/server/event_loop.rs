@@ -23,6 +23,7 @@ use tracing::{error, info, warn};
 
 use crate::clock::Clock;
 use crate::server::admin;
+use crate::server::backup::BackupSource;
 use crate::server::data_lock;
 use crate::server::directory::Directory;
 use crate::server::disk_thread::DiskThread;
@@ -55,6 +56,8 @@ struct Server {
     disk: DiskThread,
     snapshots: SnapshotThread,
     snapshot_chunks: SnapshotChunks,
+    /// The snapshot file, as backups read it.
+    backups: BackupSource,
     inbound: InboundConnections,
     peers: PeerSet,
     /// Who the peers are and where: the links and the inbound connections follow it.
@@ -108,6 +111,7 @@ fn start(options: ServeOptions) -> Result<Server, ServeError> {
     let mut inbound = InboundConnections::new(FIRST_INBOUND);
     inbound.set_directory(&directory);
     let snapshot_chunks = SnapshotChunks::new(options.data.clone());
+    let backups = BackupSource::new(options.data.clone());
     info!(
         node = %options.id,
         listen = %options.listen,
@@ -124,6 +128,7 @@ fn start(options: ServeOptions) -> Result<Server, ServeError> {
         disk,
         snapshots,
         snapshot_chunks,
+        backups,
         inbound,
         peers,
         directory,
@@ -414,7 +419,8 @@ impl Server {
                     self.inbound.answer_status(registry, token, tag, status, &self.options, now);
                 }
                 Delivery::Admin { token, tag, request } => {
-                    let answer = admin::carry_out(&mut self.replica, request, now);
+                    let answer =
+                        admin::carry_out(&mut self.replica, &mut self.backups, request, now);
                     let registry = self.poll.registry();
                     self.inbound.answer_admin(registry, token, tag, answer, &self.options, now);
                 }
@@ -451,6 +457,7 @@ impl Server {
             outgoing: membership.outgoing_voters().to_vec(),
             learners: membership.learners().to_vec(),
             addresses,
+            retired: membership.retired(),
         };
         NodeStatus {
             id: status.id,

@@ -9,6 +9,7 @@
 
 mod accepted;
 mod admin;
+mod backup;
 mod data_lock;
 mod directory;
 mod disk_thread;
@@ -29,7 +30,9 @@ mod snapshot_chunks;
 mod snapshot_thread;
 
 pub(crate) use admin::check_address;
+pub(crate) use data_lock::acquire as lock_data_dir;
 pub(crate) use error::ServeError;
 pub(crate) use event_loop::run;
 pub(crate) use limits::ConnectionLimits;
 pub(crate) use options::ServeOptions;
+pub(crate) use peer_record::record as record_peers;

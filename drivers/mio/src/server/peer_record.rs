@@ -35,7 +35,7 @@ pub(super) fn check_or_record(dir: &Path, peers: &[(NodeId, String)]) -> Result<
 }
 
 /// Records `peers` as the peer set of `dir`'s cluster, durably, replacing any record.
-fn record(dir: &Path, peers: &[(NodeId, String)]) -> Result<(), ServeError> {
+pub(crate) fn record(dir: &Path, peers: &[(NodeId, String)]) -> Result<(), ServeError> {
     let path = dir.join(FILE);
     let failed = |source| ServeError::PeerRecord { path: path.clone(), source };
     let temporary: PathBuf = dir.join(format!("{FILE}.tmp"));

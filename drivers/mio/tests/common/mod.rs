@@ -59,7 +59,22 @@ impl TestCluster {
         TestCluster::start_full(size, extra_args, tls, false)
     }
 
+    /// A cluster of `size` nodes in the clear with its ports and directory chosen, none of
+    /// them started (`spawn` each, then `wait_for_leader`).
+    pub(crate) fn unstarted(size: usize) -> TestCluster {
+        TestCluster::create(size, &[], false, false)
+    }
+
     fn start_full(size: usize, extra_args: &[&str], tls: bool, redis: bool) -> TestCluster {
+        let mut cluster = TestCluster::create(size, extra_args, tls, redis);
+        for node in 1..=size {
+            cluster.spawn(node);
+        }
+        cluster.wait_for_leader(None);
+        cluster
+    }
+
+    fn create(size: usize, extra_args: &[&str], tls: bool, redis: bool) -> TestCluster {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
             "raftkv-test-{}-{}",
@@ -73,16 +88,12 @@ impl TestCluster {
         let redis_ports = ports.split_off(size);
         let extra_args = extra_args.iter().map(|arg| arg.to_string()).collect();
         let nodes = (0..size).map(|_| None).collect();
-        let mut cluster =
+        let cluster =
             TestCluster { dir, ports, initial: size, nodes, extra_args, tls, redis_ports };
         if tls {
             let ids = (1..=size).map(|id| id.to_string()).collect::<Vec<_>>().join(",");
             cluster.make_certificates(&ids);
         }
-        for node in 1..=size {
-            cluster.spawn(node);
-        }
-        cluster.wait_for_leader(None);
         cluster
     }
 
@@ -152,14 +163,19 @@ impl TestCluster {
         fs::read_to_string(self.log_path(node)).unwrap_or_default()
     }
 
-    /// The command line that runs node `node`.
-    pub(crate) fn serve_command(&self, node: usize) -> Command {
-        let peers = self.ports[..self.initial]
+    /// The `--peers` of the nodes that start the cluster.
+    pub(crate) fn peers(&self) -> String {
+        self.ports[..self.initial]
             .iter()
             .enumerate()
             .map(|(i, port)| format!("{}=127.0.0.1:{port}", i + 1))
             .collect::<Vec<_>>()
-            .join(",");
+            .join(",")
+    }
+
+    /// The command line that runs node `node`.
+    pub(crate) fn serve_command(&self, node: usize) -> Command {
+        let peers = self.peers();
         let membership = if node <= self.initial {
             vec!["--peers".to_string(), peers]
         } else {
