@@ -390,6 +390,7 @@ fn an_entry_that_does_not_decode_is_counted_and_skipped() {
             commit: last.index.next(),
             read_round: 0,
             recovery: None,
+            pipelined: false,
         },
     };
     assert_eq!(cluster.replica(follower).undecodable(), 0);

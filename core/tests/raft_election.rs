@@ -296,6 +296,7 @@ fn messages_of_an_older_term_are_answered_with_the_current_term() {
         commit,
         read_round: 0,
         recovery: None,
+        pipelined: false,
     };
     let answers = ask(&mut cluster, id(1), id(3), old, stale_append);
     assert!(

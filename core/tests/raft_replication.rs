@@ -233,6 +233,7 @@ fn stale_and_misaddressed_messages_are_counted_and_dropped() {
             commit: LogIndex(0),
             read_round: 0,
             recovery: None,
+            pipelined: false,
         },
     };
     cluster.handle(id(3), Input::Message(stale.clone()));
@@ -261,7 +262,14 @@ fn a_term_or_index_beyond_the_maximum_is_refused() {
         from: id(2),
         to: id(3),
         term,
-        body: Body::Append { prev, entries: vec![], commit, read_round: 0, recovery: None },
+        body: Body::Append {
+            prev,
+            entries: vec![],
+            commit,
+            read_round: 0,
+            recovery: None,
+            pipelined: false,
+        },
     };
     let huge_index = LogIndex(u64::MAX);
     let forged = [
@@ -386,6 +394,7 @@ fn random_body(rng: &mut Prng, kind: u64) -> Body {
                 commit: LogIndex(small()),
                 read_round: small(),
                 recovery,
+                pipelined: small() % 2 == 0,
             }
         }
     }
@@ -413,6 +422,7 @@ fn messages_out_of_place_in_the_term_are_counted_and_dropped() {
         commit: LogIndex(0),
         read_round: 0,
         recovery: None,
+        pipelined: false,
     };
     send(&mut cluster, id(2), id(1), heartbeat);
     assert_eq!(unexpected(&cluster, id(1)), before_1 + 1, "an append to the leader");
@@ -431,6 +441,7 @@ fn messages_out_of_place_in_the_term_are_counted_and_dropped() {
         commit,
         read_round: 0,
         recovery: None,
+        pipelined: false,
     };
     send(&mut cluster, id(1), id(2), rewrite);
     let held = cluster.node(id(2)).entry(commit).map(|entry| entry.payload.clone());
@@ -468,6 +479,7 @@ fn a_role_change_is_reported_before_the_entries_it_let_commit() {
         commit: LogIndex(2),
         read_round: 0,
         recovery: None,
+        pipelined: false,
     };
     let now = Instant::from_millis(1);
     node.handle(now, Input::Message(Message { from: id(2), to: id(1), term: Term(2), body }));

@@ -35,6 +35,11 @@ pub struct Config {
     /// Most AppendEntries messages carrying entries in flight to one follower (pipelining).
     /// Default 32.
     pub max_inflight_appends: usize,
+    /// Most appends a follower holds that arrived ahead of a gap in its log, until the gap
+    /// fills (a network that reorders messages delivers pipelined appends out of order).
+    /// Each is at most one append's size. Default 32, as many as a leader keeps in flight;
+    /// 0 rejects them, and the leader probes again.
+    pub max_early_appends: usize,
     /// Bytes of snapshot per InstallSnapshot message. Default 512 KiB.
     pub snapshot_chunk_bytes: usize,
     /// Most InstallSnapshot messages in flight to one follower. Default 4.
@@ -66,6 +71,7 @@ impl Config {
             max_entries_per_append: 256,
             max_bytes_per_append: 1 << 20,
             max_inflight_appends: 32,
+            max_early_appends: 32,
             snapshot_chunk_bytes: 512 << 10,
             max_inflight_snapshot_chunks: 4,
             max_promotion_lag: 256,

@@ -22,6 +22,8 @@ pub struct Counters {
     pub dropped_bad_persist_ack: u64,
     /// Appends rejected because the log did not hold their predecessor.
     pub appends_rejected: u64,
+    /// Appends that arrived ahead of a gap in the log and were held until it filled.
+    pub appends_held: u64,
     /// Pre-vote rounds started.
     pub pre_elections: u64,
     /// Elections started (terms campaigned in).
@@ -52,7 +54,7 @@ impl fmt::Display for Counters {
         write!(
             f,
             "misaddressed={} stale={} in_lease={} unexpected={} malformed={} \
-             bad_ack={} rejected={} pre_elections={} elections={} \
+             bad_ack={} rejected={} held={} pre_elections={} elections={} \
              leaderships={} snapshots_taken={} snapshots_installed={} follower_logs_lost={} \
              withheld_while_damaged={} withheld_not_voter={} removed_nodes_told={}",
             self.dropped_misaddressed,
@@ -62,6 +64,7 @@ impl fmt::Display for Counters {
             self.dropped_malformed,
             self.dropped_bad_persist_ack,
             self.appends_rejected,
+            self.appends_held,
             self.pre_elections,
             self.elections,
             self.leaderships,

@@ -112,6 +112,7 @@ impl RaftNode {
         );
         self.role = Role::Leader;
         self.leader = Some(self.config.id);
+        self.early_appends.clear();
         self.votes = Ballot::default();
         self.counters.leaderships += 1;
         self.sync_progress(self.log.last_index().next());
@@ -136,6 +137,7 @@ impl RaftNode {
         }
         self.role = Role::Follower;
         self.transfer = None;
+        self.early_appends.clear();
         self.leader = leader;
         self.leader_contact = leader.map(|_| self.now);
         self.progress.clear();

@@ -65,6 +65,10 @@ pub enum Body {
         read_round: u64,
         /// For a damaged follower: the commit index it must reach to be caught up.
         recovery: Option<RecoveryTarget>,
+        /// Sent behind earlier appends still in flight: a follower whose log ends before
+        /// `prev` may hold it until they land (the network reordered them) instead of
+        /// rejecting it, which would send the leader back to probing.
+        pipelined: bool,
     },
     /// The leader hands its leadership over: campaign now.
     TimeoutNow,
@@ -279,7 +283,7 @@ impl fmt::Display for Message {
             }
             Body::TimeoutNow => write!(f, "TimeoutNow t={term}"),
             Body::VoteReply { granted } => write!(f, "VoteReply t={term} {}", grant_word(*granted)),
-            Body::Append { prev, entries, commit, read_round, recovery } => {
+            Body::Append { prev, entries, commit, read_round, recovery, .. } => {
                 write!(f, "Append t={term} prev={prev} n={} commit={commit}", entries.len())?;
                 write_read_round(f, *read_round)?;
                 match recovery {
@@ -326,8 +330,14 @@ mod tests {
     use super::*;
 
     fn heartbeat(term: Term, prev: LogId, commit: LogIndex) -> Message {
-        let body =
-            Body::Append { prev, entries: Vec::new(), commit, read_round: 0, recovery: None };
+        let body = Body::Append {
+            prev,
+            entries: Vec::new(),
+            commit,
+            read_round: 0,
+            recovery: None,
+            pipelined: false,
+        };
         Message { from: NodeId(1), to: NodeId(2), term, body }
     }
 

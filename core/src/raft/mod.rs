@@ -8,6 +8,7 @@ mod chunk_to_send;
 mod config;
 mod counters;
 mod durability;
+mod early_appends;
 mod election;
 mod entry;
 mod incoming_snapshot;

@@ -12,6 +12,7 @@ use crate::raft::chunk_to_send::ChunkToSend;
 use crate::raft::config::{Config, ConfigError};
 use crate::raft::counters::Counters;
 use crate::raft::durability::Durability;
+use crate::raft::early_appends::{EarlyAppends, ReceivedAppend};
 use crate::raft::entry::{Entry, Payload};
 use crate::raft::incoming_snapshot::IncomingSnapshot;
 use crate::raft::log::RaftLog;
@@ -303,6 +304,8 @@ pub struct RaftNode {
     pub(crate) durability: Durability,
     /// Whether the node may vote and campaign, or waits to catch up after a damaged disk.
     pub(crate) recovery: Recovery,
+    /// Follower only: appends of its leader that arrived ahead of a gap in its log.
+    pub(crate) early_appends: EarlyAppends,
     pub(crate) now: Instant,
     pub(crate) rng: Prng,
     pub(crate) outbox: VecDeque<Output>,
@@ -352,6 +355,7 @@ impl RaftNode {
             incoming_snapshot: None,
             durability: Durability::new(durable),
             recovery: Recovery::new(false, 0),
+            early_appends: EarlyAppends::new(config.max_early_appends),
             now,
             rng,
             outbox: VecDeque::new(),
@@ -501,6 +505,7 @@ impl RaftNode {
             self.term
         );
         self.durability.check_invariants(last.index);
+        self.early_appends.check_invariants();
         self.reads.check_invariants(self.role == Role::Leader);
         let id = self.config.id;
         match self.role {
@@ -726,8 +731,9 @@ impl RaftNode {
                 self.on_pre_vote_reply(from, term, granted, round)
             }
             Body::VoteReply { granted } => self.on_vote_reply(from, term, granted),
-            Body::Append { prev, entries, commit, read_round, recovery } => {
-                self.on_append(from, prev, &entries, commit, read_round, recovery)
+            Body::Append { prev, entries, commit, read_round, recovery, pipelined } => {
+                let append = ReceivedAppend { from, term, prev, entries, commit, read_round };
+                self.on_append(append, recovery, pipelined)
             }
             Body::AppendReply { read_round, outcome, recovering } => {
                 self.on_append_reply(from, read_round, outcome, recovering)

@@ -215,6 +215,11 @@ impl Progress {
         }
     }
 
+    /// How many appends carrying entries are in flight (none unless replicating).
+    pub(crate) fn appends_in_flight(&self) -> usize {
+        self.inflight.len()
+    }
+
     /// Records that an append was sent whose last entry is `last_sent`.
     pub(crate) fn on_sent(&mut self, last_sent: LogIndex) {
         match self.state {

@@ -180,6 +180,7 @@ impl RaftNode {
             commit: removed,
             read_round: 0,
             recovery: None,
+            pipelined: false,
         };
         self.send(node, self.term, body);
     }

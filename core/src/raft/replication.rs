@@ -1,6 +1,7 @@
 //! Log replication: proposals, AppendEntries on both sides, and the commit rule.
 
 use crate::ids::{LogId, LogIndex, NodeId};
+use crate::raft::early_appends::ReceivedAppend;
 use crate::raft::entry::{Entry, Payload};
 use crate::raft::message::{AppendOutcome, Body, ConflictHint, RecoveryTarget};
 use crate::raft::node::{NotLeader, RaftNode, Role};
@@ -55,17 +56,19 @@ impl RaftNode {
             let Some(last_sent) = entries.last().map(|entry| entry.index) else {
                 break;
             };
+            let pipelined = progress.appends_in_flight() > 0;
             self.progress_of(peer).on_sent(last_sent);
-            self.send_append(peer, LogId::new(next.prev(), prev_term), entries);
+            self.send_append(peer, LogId::new(next.prev(), prev_term), entries, pipelined);
             sent = true;
         }
         sent
     }
 
-    fn send_append(&mut self, peer: NodeId, prev: LogId, entries: Vec<Entry>) {
+    fn send_append(&mut self, peer: NodeId, prev: LogId, entries: Vec<Entry>, pipelined: bool) {
         let commit = self.log.committed();
         let recovery = self.progress_of(peer).recovery_target();
-        let body = Body::Append { prev, entries, commit, read_round: self.read_round(), recovery };
+        let read_round = self.read_round();
+        let body = Body::Append { prev, entries, commit, read_round, recovery, pipelined };
         self.send(peer, self.term, body);
     }
 
@@ -90,10 +93,13 @@ impl RaftNode {
             if !self.replicate_to(peer) {
                 // Nothing new, or the window is full: an empty append at the window's end.
                 // Accepted, it frees the window; rejected, it reveals lost messages.
-                let prev_index = self.progress_of(peer).next_index().prev();
+                let progress = self.progress_of(peer);
+                let (prev_index, pipelined) =
+                    (progress.next_index().prev(), progress.appends_in_flight() > 0);
                 match self.log.term_at(prev_index) {
                     Some(prev_term) => {
-                        self.send_append(peer, LogId::new(prev_index, prev_term), Vec::new())
+                        let prev = LogId::new(prev_index, prev_term);
+                        self.send_append(peer, prev, Vec::new(), pipelined)
                     }
                     None => self.start_snapshot(peer),
                 }
@@ -124,17 +130,18 @@ impl RaftNode {
         true
     }
 
-    /// An append from the leader of this node's term.
+    /// An append from the leader of this node's term. One sent behind appends still in flight
+    /// that starts past the end of the log is held (up to `max_early_appends`) until they
+    /// land: the network reordered the leader's pipeline. A heartbeat too: it may have
+    /// overtaken them; sent again at the same point, it is rejected, which tells the leader
+    /// what was lost.
     pub(crate) fn on_append(
         &mut self,
-        from: NodeId,
-        prev: LogId,
-        entries: &[Entry],
-        commit: LogIndex,
-        read_round: u64,
+        append: ReceivedAppend,
         recovery: Option<RecoveryTarget>,
+        pipelined: bool,
     ) {
-        if !self.follow_leader(from) {
+        if !self.follow_leader(append.from) {
             return;
         }
         if let Some(target) = recovery {
@@ -143,6 +150,24 @@ impl RaftNode {
                 self.durability.hard_state_changed(); // No longer damaged.
             }
         }
+        if pipelined && append.prev.index > self.log.last_index() {
+            match self.early_appends.hold(append) {
+                Ok(()) => self.counters.appends_held += 1,
+                Err(append) => self.accept_append(append),
+            }
+            return;
+        }
+        self.accept_append(append);
+        while let Some(held) = self.early_appends.take_ready(self.log.last_index()) {
+            if held.term == self.term && self.leader == Some(held.from) {
+                self.accept_append(held);
+            }
+        }
+    }
+
+    /// Takes an append, or rejects it when the log does not hold the entry it follows.
+    fn accept_append(&mut self, append: ReceivedAppend) {
+        let ReceivedAppend { from, prev, entries, commit, read_round, .. } = append;
         let committed = self.log.committed();
         if prev.index < committed {
             // Everything up to our commit point matches every later leader's log.
@@ -157,7 +182,7 @@ impl RaftNode {
             self.send_append_reply(from, read_round, outcome);
             return;
         }
-        let change = self.log.append_from_leader(entries);
+        let change = self.log.append_from_leader(&entries);
         self.durability.follower_appended(change);
         let last_new = prev.index.plus(entries.len() as u64);
         self.log.commit_to(commit.min(last_new));

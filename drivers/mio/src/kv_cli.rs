@@ -120,8 +120,8 @@ pub(crate) fn get(args: &GetArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The JSON object `get --json` prints.
-fn json_of(key: &[u8], value: Option<&[u8]>) -> serde_json::Value {
+/// The JSON object `get --json` (and `list --json`) prints for a key.
+pub(crate) fn json_of(key: &[u8], value: Option<&[u8]>) -> serde_json::Value {
     let key = String::from_utf8_lossy(key);
     match value.map(std::str::from_utf8) {
         None => serde_json::json!({ "key": key, "value": null }),

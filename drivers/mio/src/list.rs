@@ -1,6 +1,8 @@
 //! `raftkv list`: the keys in order, with their values, read page by page.
 
+use std::ffi::OsString;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 
 use clap::Args;
 use raftkv_core::kv::Scan;
@@ -16,14 +18,15 @@ const PAGE_KEYS: u32 = 1_000;
 pub(crate) struct ListArgs {
     /// Only keys that begin with P.
     #[arg(long, value_name = "P", default_value = "")]
-    prefix: String,
+    prefix: OsString,
     /// Start at key K (inclusive) rather than at the first key.
     #[arg(long, value_name = "K", default_value = "")]
-    start: String,
+    start: OsString,
     /// Print at most N keys (default: all of them).
     #[arg(long, value_name = "N")]
     limit: Option<u64>,
-    /// One JSON object per key, {"key": ..., "value": ...}, instead of KEY<tab>VALUE lines.
+    /// One JSON object per key, {"key": ..., "value": ...} (`value_hex` for a value that is
+    /// not UTF-8), instead of KEY<tab>VALUE lines (the bytes as they are).
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -61,11 +64,11 @@ pub(crate) fn run(args: &ListArgs) -> Result<(), Failure> {
 }
 
 fn print_pair(out: &mut impl Write, key: &[u8], value: &[u8], json: bool) -> std::io::Result<()> {
-    let key = String::from_utf8_lossy(key);
-    let value = String::from_utf8_lossy(value);
     if json {
-        writeln!(out, "{}", serde_json::json!({ "key": key, "value": value }))
-    } else {
-        writeln!(out, "{key}\t{value}")
+        return writeln!(out, "{}", crate::kv_cli::json_of(key, Some(value)));
     }
+    out.write_all(key)?;
+    out.write_all(b"\t")?;
+    out.write_all(value)?;
+    out.write_all(b"\n")
 }

@@ -25,8 +25,9 @@ use crate::connection_report::ConnectionReport;
 /// membership or hand over its leadership (`ClientFrame::Admin`); a `Welcome` names the members
 /// of the membership in force. 7: the commands on several keys, scans, conditional puts and
 /// counters, and an append answers the length it produced. 8: the membership in a status names
-/// the retired nodes. 9: backups (`AdminRequest::Backup`).
-pub(crate) const PROTOCOL_VERSION: u32 = 9;
+/// the retired nodes. 9: backups (`AdminRequest::Backup`). 10: an append says whether it was
+/// sent behind others still in flight (a follower may hold it until they land).
+pub(crate) const PROTOCOL_VERSION: u32 = 10;
 
 /// Bytes that start every `Hello`, so that a stray connection is told apart from a
 /// misconfigured raftkv process.

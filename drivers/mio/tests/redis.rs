@@ -380,3 +380,34 @@ fn a_leader_killed_under_pipelined_appends_loses_and_doubles_no_acknowledged_wri
     let report = check(&history, &KvModel, Some(Duration::from_secs(120)));
     assert_eq!(report.verdict, Verdict::Linearizable, "{report}");
 }
+
+/// Reads what `stream` sends until it closes (or the patience runs out).
+fn read_until_closed(stream: &mut TcpStream) -> String {
+    stream.set_read_timeout(Some(PATIENCE)).expect("a timeout");
+    let mut received = Vec::new();
+    let _ = stream.read_to_end(&mut received);
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+#[test]
+fn connections_beyond_the_cap_idle_ones_and_garbled_ones_are_closed() {
+    let limits = ["--max-client-connections=2", "--client-idle-timeout-ms=600"];
+    let cluster = TestCluster::start_redis(1, &limits);
+    let address =
+        cluster.redis_url(1).trim_start_matches("redis://").trim_end_matches('/').to_string();
+    let mut first = connect(&cluster, 1);
+    let _: String = query(&mut first, &[b"SET", b"k", b"v"]).expect("served");
+    let mut second = TcpStream::connect(&address).expect("connects");
+    second.write_all(b"PING\r\n").expect("sends");
+    let mut pong = [0; 7];
+    second.read_exact(&mut pong).expect("answered");
+    assert_eq!(&pong, b"+PONG\r\n");
+    let mut third = TcpStream::connect(&address).expect("connects");
+    assert_eq!(read_until_closed(&mut third), "-ERR max number of clients reached\r\n");
+    // Silent past the idle timeout: closed, which makes room again.
+    assert_eq!(read_until_closed(&mut second), "");
+    let mut garbled = TcpStream::connect(&address).expect("connects");
+    garbled.write_all(b"*1\r\n+PING\r\n").expect("sends");
+    let answer = read_until_closed(&mut garbled);
+    assert!(answer.starts_with("-ERR Protocol error: expected '$'"), "{answer}");
+}

@@ -123,6 +123,7 @@ fn a_node_certificate_claiming_another_node_and_a_client_certificate_claiming_a_
                 commit: LogIndex(0),
                 read_round: 0,
                 recovery: None,
+                pipelined: false,
             },
         };
         let _ = stream.write_all(&raw::frame(&forged));

@@ -9,8 +9,8 @@ use mio::net::TcpStream;
 
 use crate::redis::commands::{ConnectionState, Shape};
 
-/// Bytes read per system call.
-const CHUNK_BYTES: usize = 64 << 10;
+/// Bytes read per system call: the size of the buffer a gateway lends its connections.
+pub(crate) const CHUNK_BYTES: usize = 16 << 10;
 
 /// A command's place in the order of answers.
 #[derive(Debug)]
@@ -26,7 +26,7 @@ pub(crate) enum Slot {
 /// What a read found.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum ReadOutcome {
-    /// Everything available was read.
+    /// Everything available was read (what it read is in the inbox).
     Drained,
     /// Read some; there may be more.
     More,
@@ -72,16 +72,22 @@ impl Connection {
         }
     }
 
-    /// Reads one chunk into the inbox.
-    pub(crate) fn read_chunk(&mut self) -> io::Result<ReadOutcome> {
-        let mut chunk = [0; CHUNK_BYTES];
+    /// Reads one chunk into the inbox, through `chunk` (lent, so that no buffer is zeroed
+    /// per read).
+    pub(crate) fn read_chunk(&mut self, chunk: &mut [u8]) -> io::Result<ReadOutcome> {
         loop {
-            match self.stream.read(&mut chunk) {
+            match self.stream.read(chunk) {
                 Ok(0) => return Ok(ReadOutcome::Closed),
                 Ok(read) => {
                     self.inbox.extend_from_slice(&chunk[..read]);
                     self.last_heard = Instant::now();
-                    return Ok(ReadOutcome::More);
+                    // A short read emptied the socket: the poll reports what comes next,
+                    // so the read that would only find nothing is saved.
+                    return Ok(if read < CHUNK_BYTES {
+                        ReadOutcome::Drained
+                    } else {
+                        ReadOutcome::More
+                    });
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                     return Ok(ReadOutcome::Drained);

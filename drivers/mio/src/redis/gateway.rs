@@ -18,7 +18,7 @@ use tracing::{debug, warn};
 use crate::client::pool::{ClerkPool, FOREIGN_TOKENS, ForeignEvent};
 use crate::redis::RedisConfig;
 use crate::redis::commands::{self, Action, ConnectionState, Settings};
-use crate::redis::connection::{Connection, ReadOutcome, Slot};
+use crate::redis::connection::{CHUNK_BYTES, Connection, ReadOutcome, Slot};
 use crate::redis::cursors::Cursors;
 use crate::redis::info::{ListenerFacts, info_text};
 use crate::redis::resp::{self, Reply};
@@ -65,6 +65,8 @@ pub(crate) struct Gateway {
     /// This node's status was asked for and has not arrived.
     status_asked: bool,
     refusals: Refusals,
+    /// The buffer connections read through.
+    chunk: Vec<u8>,
 }
 
 impl Gateway {
@@ -88,6 +90,7 @@ impl Gateway {
             next_client_id: 1,
             status_asked: false,
             refusals: Refusals::default(),
+            chunk: vec![0; CHUNK_BYTES],
         })
     }
 
@@ -195,40 +198,64 @@ impl Gateway {
     /// Reads and runs commands until the socket has nothing more, the connection has as many
     /// commands waiting as it may, or it is closing.
     fn read(&mut self, token: Token) {
-        let max_waiting = self.config.limits.max_requests_per_connection;
         loop {
+            if !self.run_buffered(token) {
+                return;
+            }
             let Some(connection) = self.connections.get_mut(&token) else {
                 return;
             };
-            if connection.closing {
-                return;
-            }
-            if connection.slots.len() >= max_waiting {
-                connection.read_paused = true;
-                return;
-            }
-            connection.read_paused = false;
-            match resp::parse_command(&connection.inbox, self.config.max_command_bytes) {
-                Ok(Some((command, used))) => {
-                    connection.inbox.drain(..used);
-                    self.run_command(token, &command);
+            match connection.read_chunk(&mut self.chunk) {
+                Ok(ReadOutcome::More) => {}
+                Ok(ReadOutcome::Drained) => {
+                    self.run_buffered(token);
+                    return;
                 }
-                Ok(None) => match connection.read_chunk() {
-                    Ok(ReadOutcome::More) => {}
-                    Ok(ReadOutcome::Drained) => return,
-                    Ok(ReadOutcome::Closed) | Err(_) => {
-                        self.close(token, "closed by the client");
-                        return;
-                    }
-                },
-                Err(error) => {
-                    connection.slots.push_back(Slot::Ready(encoded(&Reply::error(&error), 2)));
-                    connection.closing = true;
-                    self.refusals.record(&format!("client {}: {error}", connection.state.id));
+                Ok(ReadOutcome::Closed) | Err(_) => {
+                    self.close(token, "closed by the client");
                     return;
                 }
             }
         }
+    }
+
+    /// Runs the commands complete in the inbox, up to the cap of commands waiting (reading
+    /// resumes from the inbox once answers go out). Returns whether more may be read.
+    fn run_buffered(&mut self, token: Token) -> bool {
+        let max_waiting = self.config.limits.max_requests_per_connection;
+        let mut used_total = 0;
+        let more = loop {
+            let Some(connection) = self.connections.get_mut(&token) else {
+                return false;
+            };
+            if connection.closing {
+                break false;
+            }
+            if connection.slots.len() >= max_waiting {
+                connection.read_paused = true;
+                break false;
+            }
+            connection.read_paused = false;
+            let unparsed = &connection.inbox[used_total..];
+            match resp::parse_command(unparsed, self.config.max_command_bytes) {
+                Ok(Some((command, used))) => {
+                    used_total += used;
+                    self.run_command(token, &command);
+                }
+                Ok(None) => break true,
+                Err(error) => {
+                    connection.slots.push_back(Slot::Ready(encoded(&Reply::error(&error), 2)));
+                    connection.closing = true;
+                    self.refusals.record(&format!("client {}: {error}", connection.state.id));
+                    break false;
+                }
+            }
+        };
+        if let Some(connection) = self.connections.get_mut(&token) {
+            // Once per batch: draining after each command would move the rest every time.
+            connection.inbox.drain(..used_total);
+        }
+        more
     }
 
     fn run_command(&mut self, token: Token, command: &resp::Command) {
