@@ -401,6 +401,7 @@ impl Server {
             .poll_timeout()
             .into_iter()
             .chain(dials)
+            .chain(self.directory.deadline())
             .chain(self.stop_at)
             .chain(Some(self.next_sweep))
             .min()?;
@@ -572,7 +573,7 @@ impl Server {
                 }
             }
         }
-        if self.directory.on_commit(self.replica.raft().commit_index()) {
+        if self.directory.on_commit(self.replica.raft().commit_index(), now) {
             self.follow_directory(now);
         }
     }
