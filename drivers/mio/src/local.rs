@@ -93,11 +93,8 @@ pub(crate) fn run(args: &LocalArgs) -> Result<(), Failure> {
             return Err(error);
         }
     }
-    print_what_to_try(&exe, &addresses, &data, &certs_dir);
-    if let Some(redis) = redis_address(args.redis_base_port, 1) {
-        let port = redis.rsplit(':').next().unwrap_or_default();
-        println!("  redis-cli -p {port} set greeting hello   (any node's Redis port will do)");
-    }
+    let redis = redis_address(args.redis_base_port, 1);
+    print_what_to_try(&exe, &addresses, &data, &certs_dir, redis.as_deref());
 
     let outcome = loop {
         if signals.pending().next().is_some() {
@@ -118,7 +115,13 @@ pub(crate) fn run(args: &LocalArgs) -> Result<(), Failure> {
 
 /// Says what to type in another terminal: the client commands, and the variables they need
 /// when the cluster is not the quick-start one.
-fn print_what_to_try(exe: &Path, addresses: &[String], data: &Path, certs_dir: &Path) {
+fn print_what_to_try(
+    exe: &Path,
+    addresses: &[String],
+    data: &Path,
+    certs_dir: &Path,
+    redis: Option<&str>,
+) {
     let program = shown_program(exe);
     let cluster = addresses.join(",");
     println!("TLS: every connection; certificates in {}", certs_dir.display());
@@ -134,6 +137,10 @@ fn print_what_to_try(exe: &Path, addresses: &[String], data: &Path, certs_dir: &
     }
     println!("  {program} put greeting hello && {program} get greeting");
     println!("  {program} status");
+    if let Some(redis) = redis {
+        let port = redis.rsplit(':').next().unwrap_or_default();
+        println!("  redis-cli -p {port} set greeting hello   (any node's Redis port will do)");
+    }
     println!("Ctrl-C stops the cluster; `raftkv local` again brings it back with its data.");
 }
 
