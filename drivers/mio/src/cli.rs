@@ -45,7 +45,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run one node of a cluster.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Start a local cluster of `raftkv serve` processes on 127.0.0.1 (the quick start).
     Local(local::LocalArgs),
     /// Print the value of KEY, its bytes exactly. Exit status 3 if there is none.
@@ -156,6 +156,14 @@ struct ServeArgs {
     limits: LimitArgs,
     #[command(flatten)]
     redis: redis::RedisArgs,
+    /// Also answer `GET /metrics` (Prometheus text) and `GET /health` (200 or 503 with a
+    /// one-line reason) over plain HTTP at HOST:PORT, e.g. 127.0.0.1:9101.
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_listen: Option<SocketAddr>,
+    /// `/health` answers 503 when the node has applied fewer than its commit index minus this
+    /// many entries.
+    #[arg(long, default_value_t = 10_000, value_name = "ENTRIES")]
+    health_max_apply_lag: u64,
 }
 
 /// TLS of a node.
@@ -244,7 +252,7 @@ pub fn main() -> ExitCode {
     };
     init_logging(cli.log_level.as_deref().unwrap_or(default_level));
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Local(args) => local::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Get(args) => kv_cli::get(&args),
@@ -353,6 +361,8 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         rejoin: args.rejoin,
         connection_limits: args.limits.limits(),
         tls,
+        metrics_listen: args.metrics_listen,
+        health_max_apply_lag: args.health_max_apply_lag,
     };
     server::run(options).map_err(Failure::Serve)
 }

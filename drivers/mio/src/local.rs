@@ -35,6 +35,10 @@ pub(crate) struct LocalArgs {
     /// Node N also serves Redis clients on 127.0.0.1:(REDIS_BASE_PORT + N - 1); 0: none.
     #[arg(long, default_value_t = 7379)]
     redis_base_port: u16,
+    /// Node N also answers /metrics and /health on 127.0.0.1:(METRICS_BASE_PORT + N - 1); 0:
+    /// none.
+    #[arg(long, default_value_t = 9101)]
+    metrics_base_port: u16,
 }
 
 /// How long a new cluster may take to elect a leader.
@@ -66,7 +70,8 @@ pub(crate) fn run(args: &LocalArgs) -> Result<(), Failure> {
     let mut nodes = Vec::new();
     for id in 1..=args.nodes {
         let redis = redis_address(args.redis_base_port, id);
-        match spawn(&exe, id, &peers, &data, &certs_dir, redis.as_deref()) {
+        let metrics = redis_address(args.metrics_base_port, id);
+        match spawn(&exe, id, &peers, &data, &certs_dir, redis.as_deref(), metrics.as_deref()) {
             Ok(child) => nodes.push(Node { id, child }),
             Err(error) => {
                 stop(&mut nodes);
@@ -85,6 +90,9 @@ pub(crate) fn run(args: &LocalArgs) -> Result<(), Failure> {
             data.join(format!("n{}", node.id)).display(),
             log_path(&data, node.id).display()
         );
+        if let Some(metrics) = redis_address(args.metrics_base_port, node.id) {
+            println!("          http://{metrics}/metrics  http://{metrics}/health");
+        }
     }
     match wait_for_leader(&addresses, &mut nodes, &data, &tls) {
         Ok(leader) => println!("leader: node {leader}"),
@@ -144,7 +152,7 @@ fn print_what_to_try(
     println!("Ctrl-C stops the cluster; `raftkv local` again brings it back with its data.");
 }
 
-/// Where node `id` serves Redis clients, if `base_port` is not 0.
+/// Where node `id` serves Redis clients (or metrics), if `base_port` is not 0.
 fn redis_address(base_port: u16, id: u16) -> Option<String> {
     let port = u32::from(base_port) + u32::from(id) - 1;
     (base_port != 0 && port <= u32::from(u16::MAX)).then(|| format!("127.0.0.1:{port}"))
@@ -161,6 +169,7 @@ fn spawn(
     data: &Path,
     certs_dir: &Path,
     redis: Option<&str>,
+    metrics: Option<&str>,
 ) -> Result<Child, Failure> {
     let log_path = log_path(data, id);
     let log: File = OpenOptions::new()
@@ -173,6 +182,9 @@ fn spawn(
     command.arg("serve");
     if let Some(redis) = redis {
         command.args(["--redis-listen", redis]);
+    }
+    if let Some(metrics) = metrics {
+        command.args(["--metrics-listen", metrics]);
     }
     command
         .args(["--id", &id.to_string()])

@@ -3,12 +3,17 @@
 //! and names them to clients in its `Welcome`.
 //!
 //! Two cases stretch that: members that the membership in force removed stay reachable until
-//! it commits (the leader must still tell them they were removed), and a node that joins a
+//! it commits, and a few seconds more (the leader must still tell them they were removed, and
+//! answers their pre-votes by telling them that their removal committed), and a node that joins a
 //! running cluster knows no membership at first: it reaches the members its `--join`
 //! addresses named, and accepts any peer (the leader that adds it is not known to it yet).
 
 use raftkv_core::raft::Membership;
-use raftkv_core::{LogIndex, NodeId};
+use raftkv_core::{Duration, Instant, LogIndex, NodeId};
+
+/// How long members a committed change removed stay reachable: several election timeouts, in
+/// which a removed node that missed its removal asks for a pre-vote and is told.
+const LEAVING_GRACE: Duration = Duration::from_millis(5_000);
 
 /// The nodes this node reaches, and from which it accepts peer connections.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -18,8 +23,11 @@ pub(super) struct Directory {
     members: Vec<(NodeId, String)>,
     /// Whether `members` comes from a membership this node holds.
     knows_membership: bool,
-    /// Members the membership in force removed, reached until it commits.
+    /// Members the membership in force removed, reached until it commits, and then until
+    /// `leaving_until`.
     leaving: Vec<(NodeId, String)>,
+    /// When the members it removed stop being reached, once it committed.
+    leaving_until: Option<Instant>,
     /// The index of the membership in force.
     index: LogIndex,
 }
@@ -31,6 +39,7 @@ impl Directory {
             members: addresses(membership),
             knows_membership: !membership.is_empty(),
             leaving: Vec::new(),
+            leaving_until: None,
             index,
         }
     }
@@ -42,7 +51,7 @@ impl Directory {
     }
 
     /// `membership` came into force at `index`: the members it removed stay reachable until
-    /// `commit` reaches it (see [`Directory::on_commit`]).
+    /// `commit` reaches it, and a grace period more (see [`Directory::on_commit`]).
     pub(super) fn update(&mut self, membership: &Membership, index: LogIndex, commit: LogIndex) {
         let mut next = Directory::of(membership, index);
         if self.knows_membership && index > commit {
@@ -56,14 +65,30 @@ impl Directory {
         *self = next;
     }
 
-    /// The commit index reached `commit`: once the membership in force is committed, the
-    /// members it removed are no longer reached. Returns whether the directory changed.
-    pub(super) fn on_commit(&mut self, commit: LogIndex) -> bool {
+    /// The commit index is `commit` at `now`: once the membership in force is committed and
+    /// the grace period after that has passed, the members it removed are no longer reached.
+    /// Returns whether the directory changed.
+    pub(super) fn on_commit(&mut self, commit: LogIndex, now: Instant) -> bool {
         if self.leaving.is_empty() || commit < self.index {
             return false;
         }
-        self.leaving.clear();
-        true
+        match self.leaving_until {
+            None => {
+                self.leaving_until = Some(now + LEAVING_GRACE);
+                false
+            }
+            Some(until) if now >= until => {
+                self.leaving.clear();
+                self.leaving_until = None;
+                true
+            }
+            Some(_) => false,
+        }
+    }
+
+    /// When [`Directory::on_commit`] next has something to do.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        self.leaving_until
     }
 
     /// Every node to dial and its address, `own` excepted.
@@ -130,8 +155,13 @@ mod tests {
         assert_eq!(ids(&directory.peers(NodeId(1))), [2, 3], "3 must learn it was removed");
         assert!(directory.accepts_peer(NodeId(3)));
         assert_eq!(ids(directory.members()), [1, 2], "clients are told the members only");
-        assert!(!directory.on_commit(LogIndex(6)));
-        assert!(directory.on_commit(LogIndex(7)));
+        let now = Instant::from_millis(1_000);
+        assert!(!directory.on_commit(LogIndex(6), now));
+        assert!(!directory.on_commit(LogIndex(7), now), "committed: the grace period starts");
+        assert_eq!(directory.deadline(), Some(now + LEAVING_GRACE));
+        assert!(directory.accepts_peer(NodeId(3)), "still told it was removed");
+        assert!(directory.on_commit(LogIndex(7), now + LEAVING_GRACE));
+        assert_eq!(directory.deadline(), None);
         assert_eq!(ids(&directory.peers(NodeId(1))), [2]);
         assert!(!directory.accepts_peer(NodeId(3)) && !directory.accepts_peer(NodeId(9)));
         directory.update(&membership(&[1]), LogIndex(9), LogIndex(9));

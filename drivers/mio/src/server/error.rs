@@ -46,6 +46,8 @@ pub(crate) enum ServeError {
     RegisterSignals(io::Error),
     /// The disk thread could not be started.
     StartDiskThread(io::Error),
+    /// The thread that answers `/metrics` and `/health` could not be started.
+    StartMetricsThread(io::Error),
     /// The replica refused what the data directory holds.
     StartReplica(ReplicaStartError),
     /// The data directory holds no membership, and neither `--peers` nor `--join` says where
@@ -107,6 +109,9 @@ impl fmt::Display for ServeError {
             ServeError::RegisterSignals(error) => write!(f, "cannot register signals: {error}"),
             ServeError::StartDiskThread(error) => {
                 write!(f, "cannot start the disk thread: {error}")
+            }
+            ServeError::StartMetricsThread(error) => {
+                write!(f, "cannot start the metrics thread: {error}")
             }
             ServeError::StartReplica(error) => write!(f, "cannot start the replica: {error}"),
             ServeError::NoMembership { dir } => write!(

@@ -31,6 +31,8 @@ use crate::server::error::ServeError;
 use crate::server::fd_limit;
 use crate::server::inbound::{Delivery, InboundConnections};
 use crate::server::join;
+use crate::server::metrics::{self, Figures, Published};
+use crate::server::metrics_http;
 use crate::server::options::ServeOptions;
 use crate::server::peer_record;
 use crate::server::peer_set::PeerSet;
@@ -72,6 +74,10 @@ struct Server {
     stop_at: Option<Instant>,
     /// When to look for connections past a timeout.
     next_sweep: Instant,
+    /// Where the figures for `/metrics` and `/health` go, when asked for.
+    metrics: Option<Published>,
+    /// When to publish them next.
+    next_publish: Instant,
 }
 
 /// Runs node `options.id` until SIGINT or SIGTERM (`Ok`) or a fatal error.
@@ -112,6 +118,7 @@ fn start(options: ServeOptions) -> Result<Server, ServeError> {
     inbound.set_directory(&directory);
     let snapshot_chunks = SnapshotChunks::new(options.data.clone());
     let backups = BackupSource::new(options.data.clone());
+    let metrics = start_metrics(&options)?;
     info!(
         node = %options.id,
         listen = %options.listen,
@@ -138,7 +145,23 @@ fn start(options: ServeOptions) -> Result<Server, ServeError> {
         persists: Vec::new(),
         stop_at: None,
         next_sweep: now,
+        metrics,
+        next_publish: now,
     })
+}
+
+/// Listens for `/metrics` and `/health` if asked to, on a thread of their own.
+fn start_metrics(options: &ServeOptions) -> Result<Option<Published>, ServeError> {
+    let Some(address) = options.metrics_listen else {
+        return Ok(None);
+    };
+    let listener = std::net::TcpListener::bind(address)
+        .map_err(|source| ServeError::Listen { address, source })?;
+    let published = Published::default();
+    metrics_http::spawn(listener, published.clone(), options.health_max_apply_lag)
+        .map_err(ServeError::StartMetricsThread)?;
+    info!(%address, "serving /metrics and /health");
+    Ok(Some(published))
 }
 
 /// Locks the data directory and reads back what is durable; returns the storage, what it
@@ -288,6 +311,7 @@ impl Server {
             self.drain(now);
             self.inbound.release_held(&self.options.connection_limits);
             self.write_out(now);
+            self.publish_figures(now);
             if self.stop_is_due(now) {
                 return Ok(());
             }
@@ -377,6 +401,7 @@ impl Server {
             .poll_timeout()
             .into_iter()
             .chain(dials)
+            .chain(self.directory.deadline())
             .chain(self.stop_at)
             .chain(Some(self.next_sweep))
             .min()?;
@@ -431,6 +456,26 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// Publishes the figures for `/metrics` and `/health` if they are wanted and due.
+    fn publish_figures(&mut self, now: Instant) {
+        let Some(metrics) = &self.metrics else {
+            return;
+        };
+        if now < self.next_publish {
+            return;
+        }
+        self.next_publish = now + Duration::from_millis(metrics::PUBLISH_EVERY_MS);
+        let peers = self.peers.iter().count() as u64;
+        let peers_connected = self.peers.iter().filter(|link| link.is_connected()).count() as u64;
+        metrics.publish(Figures {
+            status: self.status(),
+            counters: self.replica.raft().counters().clone(),
+            peers_connected,
+            peers,
+            at: std::time::Instant::now(),
+        });
     }
 
     /// The node's state for `raftkv status`.
@@ -528,7 +573,7 @@ impl Server {
                 }
             }
         }
-        if self.directory.on_commit(self.replica.raft().commit_index()) {
+        if self.directory.on_commit(self.replica.raft().commit_index(), now) {
             self.follow_directory(now);
         }
     }

@@ -20,6 +20,8 @@ mod handshake;
 mod inbound;
 mod join;
 mod limits;
+mod metrics;
+mod metrics_http;
 mod options;
 mod peer_record;
 mod peer_set;

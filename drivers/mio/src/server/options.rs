@@ -50,4 +50,9 @@ pub(crate) struct ServeOptions {
     pub(crate) connection_limits: ConnectionLimits,
     /// TLS for every connection, or `None` to run in the clear.
     pub(crate) tls: Option<NodeTls>,
+    /// Where to answer `/metrics` and `/health` over plain HTTP, if anywhere.
+    pub(crate) metrics_listen: Option<SocketAddr>,
+    /// `/health` says unhealthy when the node has applied fewer than its commit index minus
+    /// this many entries.
+    pub(crate) health_max_apply_lag: u64,
 }

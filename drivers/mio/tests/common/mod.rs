@@ -456,7 +456,7 @@ pub(crate) fn wait_with_deadline(child: &mut Child, patience: Duration) -> Optio
 }
 
 /// Ports that were free a moment ago (bound to port 0, then released).
-fn free_ports(count: usize) -> Vec<u16> {
+pub(crate) fn free_ports(count: usize) -> Vec<u16> {
     let listeners: Vec<TcpListener> =
         (0..count).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port")).collect();
     listeners.iter().map(|listener| listener.local_addr().expect("bound").port()).collect()

@@ -1,0 +1,310 @@
+//! The node's figures for monitoring: a snapshot the event loop publishes now and then, the
+//! Prometheus text of `/metrics` and the verdict of `/health`, both read from that snapshot so
+//! that a scrape never waits for the loop.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use raftkv_core::raft::Counters;
+
+use crate::wire::NodeStatus;
+
+/// How often the event loop publishes its figures, at most, in milliseconds.
+pub(super) const PUBLISH_EVERY_MS: u64 = 250;
+
+/// Figures older than this make the node unhealthy: its event loop is stuck.
+const STALE_AFTER: Duration = Duration::from_secs(5);
+
+/// What the event loop publishes.
+#[derive(Clone, Debug)]
+pub(super) struct Figures {
+    pub(super) status: NodeStatus,
+    pub(super) counters: Counters,
+    /// Peers whose link is connected now, out of `peers`.
+    pub(super) peers_connected: u64,
+    pub(super) peers: u64,
+    /// When the loop published them.
+    pub(super) at: Instant,
+}
+
+/// The figures last published, shared by the event loop and the HTTP thread.
+#[derive(Clone, Default)]
+pub(super) struct Published(Arc<Mutex<Option<Figures>>>);
+
+impl Published {
+    pub(super) fn publish(&self, figures: Figures) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(figures);
+    }
+
+    fn latest(&self) -> Option<Figures> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The Prometheus text of the latest figures (empty before the first).
+    pub(super) fn metrics_text(&self) -> String {
+        self.latest().map(|figures| encode_figures(&figures)).unwrap_or_default()
+    }
+
+    /// Whether the node is healthy, with a one-line reason: it knows a leader, its data is
+    /// whole, it has applied all but at most `max_apply_lag` of the entries it knows
+    /// committed, and its figures are fresh.
+    pub(super) fn health(&self, max_apply_lag: u64) -> (bool, String) {
+        let Some(figures) = self.latest() else {
+            return (false, "starting: no figures yet".to_owned());
+        };
+        health(&figures, max_apply_lag, Instant::now())
+    }
+}
+
+fn health(figures: &Figures, max_apply_lag: u64, now: Instant) -> (bool, String) {
+    let status = &figures.status;
+    let age = now.saturating_duration_since(figures.at);
+    let lag = status.commit.0.saturating_sub(status.applied.0);
+    match status.leader {
+        _ if age > STALE_AFTER => {
+            (false, format!("stuck: no figures from the event loop for {} s", age.as_secs()))
+        }
+        _ if status.damaged => (false, "damaged: catching up with a leader".to_owned()),
+        None => (false, format!("no leader known in term {}", status.term.0)),
+        Some(_) if lag > max_apply_lag => (
+            false,
+            format!(
+                "behind: applied {} of {} committed entries, more than {max_apply_lag} behind",
+                status.applied.0, status.commit.0
+            ),
+        ),
+        Some(leader) => (
+            true,
+            format!(
+                "ok: {} in term {}, leader n{}, applied {} of {} committed",
+                status.role.to_lowercase(),
+                status.term.0,
+                leader.0,
+                status.applied.0,
+                status.commit.0
+            ),
+        ),
+    }
+}
+
+/// Registers a gauge named `name` holding `value`.
+fn gauge(registry: &mut Registry, name: &str, help: &str, value: u64) {
+    let gauge: Gauge = Gauge::default();
+    gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
+    registry.register(name, help, gauge);
+}
+
+fn encode_figures(figures: &Figures) -> String {
+    let status = &figures.status;
+    let mut registry = Registry::with_prefix("raftkv");
+    let roles: Family<Vec<(String, String)>, Gauge> = Family::default();
+    for role in ["Follower", "PreCandidate", "Candidate", "Leader"] {
+        let label = vec![("role".to_owned(), role.to_lowercase())];
+        roles.get_or_create(&label).set(i64::from(status.role == role));
+    }
+    registry.register("role", "1 for the node's role, 0 for the others", roles);
+    gauge(&mut registry, "node_id", "This node's id", status.id.0);
+    gauge(&mut registry, "term", "Current term", status.term.0);
+    let leader = status.leader.map_or(0, |leader| leader.0);
+    gauge(&mut registry, "leader_id", "The leader this node knows of (0: none)", leader);
+    gauge(&mut registry, "commit_index", "Commit index", status.commit.0);
+    gauge(
+        &mut registry,
+        "applied_index",
+        "Last index applied to the state machine",
+        status.applied.0,
+    );
+    gauge(&mut registry, "last_log_index", "Last log index", status.last_log.0);
+    gauge(
+        &mut registry,
+        "snapshot_index",
+        "Last index the snapshot covers",
+        status.snapshot_last.0,
+    );
+    gauge(&mut registry, "log_entries", "Log entries held in memory", status.log_entries);
+    gauge(&mut registry, "wal_bytes", "Bytes of the write-ahead log on disk", status.wal_bytes);
+    gauge(&mut registry, "keys", "Keys in the state machine", status.keys);
+    gauge(
+        &mut registry,
+        "damaged",
+        "1 while damaged data keeps it out of elections",
+        u64::from(status.damaged),
+    );
+    gauge(&mut registry, "peers", "Peers this node links to", figures.peers);
+    gauge(
+        &mut registry,
+        "peers_connected",
+        "Peers whose link is connected",
+        figures.peers_connected,
+    );
+    let connections = &status.connections;
+    gauge(&mut registry, "client_connections", "Accepted client connections", connections.clients);
+    gauge(&mut registry, "peer_connections", "Accepted peer connections", connections.peers);
+    gauge(
+        &mut registry,
+        "pending_connections",
+        "Connections in their handshake",
+        connections.pending,
+    );
+    gauge(
+        &mut registry,
+        "requests_in_flight",
+        "Client requests awaiting answers",
+        connections.requests_in_flight,
+    );
+    gauge(
+        &mut registry,
+        "client_buffered_bytes",
+        "Bytes client connections buffer",
+        connections.client_buffered_bytes,
+    );
+    let refused: Family<Vec<(String, String)>, Counter> = Family::default();
+    // Every reason the report has, by its field name, so that a new reason shows up here too.
+    if let Ok(serde_json::Value::Object(reasons)) = serde_json::to_value(&connections.refused) {
+        for (reason, count) in reasons {
+            let count = count.as_u64().unwrap_or(0);
+            refused.get_or_create(&vec![("reason".to_owned(), reason)]).inc_by(count);
+        }
+    }
+    registry.register("refused", "Connections refused or closed, by reason", refused);
+    register_counters(&mut registry, &figures.counters);
+    let mut text = String::new();
+    // Writing into a String cannot fail.
+    let _ = encode(&mut text, &registry);
+    text
+}
+
+fn register_counters(registry: &mut Registry, counters: &Counters) {
+    let raft: [(&str, &str, u64); 16] = [
+        (
+            "dropped_misaddressed",
+            "Messages addressed to another node",
+            counters.dropped_misaddressed,
+        ),
+        ("dropped_stale_term", "Messages from an older term", counters.dropped_stale_term),
+        (
+            "dropped_in_lease",
+            "Vote requests ignored while a leader was heard from",
+            counters.dropped_in_lease,
+        ),
+        (
+            "dropped_unexpected",
+            "Messages that make no sense in this role and term",
+            counters.dropped_unexpected,
+        ),
+        ("dropped_malformed", "Messages that cannot be valid", counters.dropped_malformed),
+        (
+            "dropped_bad_persist_ack",
+            "Persist acknowledgements never issued or repeated",
+            counters.dropped_bad_persist_ack,
+        ),
+        (
+            "appends_rejected",
+            "Appends rejected for a missing predecessor",
+            counters.appends_rejected,
+        ),
+        ("pre_elections", "Pre-vote rounds started", counters.pre_elections),
+        ("elections", "Elections started", counters.elections),
+        ("leaderships", "Times this node became leader", counters.leaderships),
+        ("snapshots_taken", "Snapshots of its own state taken", counters.snapshots_taken),
+        (
+            "snapshots_installed",
+            "Snapshots received from a leader and installed",
+            counters.snapshots_installed,
+        ),
+        (
+            "follower_logs_lost",
+            "Followers found to have lost acknowledged entries",
+            counters.follower_logs_lost,
+        ),
+        (
+            "withheld_while_damaged",
+            "Elections and votes withheld while damaged",
+            counters.withheld_while_damaged,
+        ),
+        ("withheld_not_voter", "Elections not started as a non-voter", counters.withheld_not_voter),
+        ("removed_nodes_told", "Removed nodes told of their removal", counters.removed_nodes_told),
+    ];
+    for (name, help, value) in raft {
+        let counter: Counter = Counter::default();
+        counter.inc_by(value);
+        registry.register(format!("raft_{name}"), help, counter);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use raftkv_core::{LogIndex, NodeId, Term};
+
+    use super::*;
+    use crate::connection_report::ConnectionReport;
+    use crate::wire::MembershipReport;
+
+    fn figures(leader: Option<u64>, commit: u64, applied: u64, at: Instant) -> Figures {
+        Figures {
+            status: NodeStatus {
+                id: NodeId(2),
+                role: "Follower".to_owned(),
+                term: Term(7),
+                leader: leader.map(NodeId),
+                commit: LogIndex(commit),
+                applied: LogIndex(applied),
+                last_log: LogIndex(commit),
+                snapshot_last: LogIndex(0),
+                log_entries: commit,
+                wal_bytes: 4096,
+                keys: 3,
+                damaged: false,
+                connections: ConnectionReport::default(),
+                standing: "voter".to_owned(),
+                membership: MembershipReport::default(),
+                match_indexes: Vec::new(),
+            },
+            counters: Counters { elections: 4, ..Counters::default() },
+            peers_connected: 1,
+            peers: 2,
+            at,
+        }
+    }
+
+    #[test]
+    fn healthy_with_a_leader_applied_close_to_commit_and_fresh_figures() {
+        let now = Instant::now();
+        let (ok, reason) = health(&figures(Some(1), 10, 9, now), 5, now);
+        assert!(ok, "{reason}");
+        assert_eq!(reason, "ok: follower in term 7, leader n1, applied 9 of 10 committed");
+        let (ok, reason) = health(&figures(None, 10, 10, now), 5, now);
+        assert!(!ok);
+        assert_eq!(reason, "no leader known in term 7");
+        let (ok, reason) = health(&figures(Some(1), 100, 10, now), 5, now);
+        assert!(!ok);
+        assert!(reason.starts_with("behind: applied 10 of 100"), "{reason}");
+        let (ok, reason) = health(&figures(Some(1), 10, 10, now), 5, now + 2 * STALE_AFTER);
+        assert!(!ok);
+        assert!(reason.starts_with("stuck: "), "{reason}");
+    }
+
+    #[test]
+    fn the_metrics_text_holds_the_figures() {
+        let text = encode_figures(&figures(Some(1), 10, 9, Instant::now()));
+        for line in [
+            "raftkv_role{role=\"follower\"} 1",
+            "raftkv_role{role=\"leader\"} 0",
+            "raftkv_term 7",
+            "raftkv_leader_id 1",
+            "raftkv_applied_index 9",
+            "raftkv_wal_bytes 4096",
+            "raftkv_peers_connected 1",
+            "raftkv_raft_elections_total 4",
+            "raftkv_refused_total{reason=\"bad_frames\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing from\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
