@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use raftkv_core::raft::{
     AppendOutcome, Body, Entry, HardState, Membership, Message, Payload, Persist, Role,
 };
-use raftkv_core::{Instant, LogId, LogIndex, NodeId, Term};
+use raftkv_core::server::Replica;
+use raftkv_core::{Instant, LogId, LogIndex, NodeId, StateMachine, Term};
 
 use raftkv_testkit::Durable;
 
-use crate::node::Kv;
 use crate::node_ids::node_id;
 use crate::trace::Fnv64;
 
@@ -196,7 +196,12 @@ impl Checks {
 
     /// A node reports a new role: one leader per term, and a new leader holds every committed
     /// entry.
-    pub(crate) fn on_role(&mut self, role: Role, term: Term, replica: &Kv) -> Result<(), Failed> {
+    pub(crate) fn on_role<S: StateMachine>(
+        &mut self,
+        role: Role,
+        term: Term,
+        replica: &Replica<S>,
+    ) -> Result<(), Failed> {
         if role != Role::Leader {
             return Ok(());
         }
@@ -245,7 +250,11 @@ impl Checks {
     /// A node hands its disk a persist: what it writes must agree with every log (log
     /// matching). It may differ from the committed record: a node behind in an old term
     /// takes entries from that term's leader, and only its commit point is checked.
-    pub(crate) fn on_persist(&mut self, persist: &Persist, replica: &Kv) -> Result<(), Failed> {
+    pub(crate) fn on_persist<S: StateMachine>(
+        &mut self,
+        persist: &Persist,
+        replica: &Replica<S>,
+    ) -> Result<(), Failed> {
         let raft = replica.raft();
         let id = raft.id();
         let mut prev_term =
@@ -286,12 +295,12 @@ impl Checks {
 
     /// A node sends a message: a vote grant or an acknowledgement of entries must describe
     /// what its disk already holds (the node may crash right after sending it).
-    pub(crate) fn on_send(
+    pub(crate) fn on_send<S: StateMachine>(
         &mut self,
         node: usize,
         message: &Message,
         durable: &Durable,
-        replica: &Kv,
+        replica: &Replica<S>,
     ) -> Result<(), Failed> {
         match &message.body {
             Body::VoteReply { granted: true } => {
@@ -359,7 +368,11 @@ impl Checks {
 
     /// After every step of a node: what it committed agrees with the committed record (and
     /// extends it), and what it applied is what was committed, never going back.
-    pub(crate) fn after_step(&mut self, node: usize, replica: &Kv) -> Result<(), Failed> {
+    pub(crate) fn after_step<S: StateMachine>(
+        &mut self,
+        node: usize,
+        replica: &Replica<S>,
+    ) -> Result<(), Failed> {
         let raft = replica.raft();
         let status = raft.status();
         let seen = self.seen[node];
@@ -450,11 +463,11 @@ impl Checks {
 
     /// A node restarted from its disk: it starts from its snapshot, which never goes back
     /// unless the disk was `damaged`.
-    pub(crate) fn on_restart(
+    pub(crate) fn on_restart<S: StateMachine>(
         &mut self,
         node: usize,
         durable: &Durable,
-        replica: &Kv,
+        replica: &Replica<S>,
         damaged: bool,
     ) -> Result<(), Failed> {
         let snapshot = durable.snapshot_index();

@@ -11,11 +11,12 @@ use raftkv_testkit::Packet;
 
 use crate::workload::OpId;
 
-/// Something due at a virtual instant.
+/// Something due at a virtual instant, in a cluster whose clients send commands `C` and get
+/// replies `R`.
 #[derive(Debug)]
-pub(crate) enum Event {
+pub(crate) enum Event<C, R> {
     /// A packet arrives (boxed: packets are large, and the queue moves events around).
-    Deliver(Box<Packet>),
+    Deliver(Box<Packet<C, R>>),
     /// A node's `poll_timeout` instant, if the generation is still current.
     NodeTimer { node: usize, generation: u64 },
     /// A node's disk finishes persists, if the node is still in the same life.
@@ -36,29 +37,29 @@ pub(crate) enum Event {
 }
 
 /// An event and when it is due; `seq` orders simultaneous events.
-pub(crate) struct Scheduled {
+pub(crate) struct Scheduled<C, R> {
     pub(crate) at: Instant,
     pub(crate) seq: u64,
-    pub(crate) event: Event,
+    pub(crate) event: Event<C, R>,
 }
 
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Scheduled) -> bool {
+impl<C, R> PartialEq for Scheduled<C, R> {
+    fn eq(&self, other: &Scheduled<C, R>) -> bool {
         (self.at, self.seq) == (other.at, other.seq)
     }
 }
 
-impl Eq for Scheduled {}
+impl<C, R> Eq for Scheduled<C, R> {}
 
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Scheduled) -> Option<Ordering> {
+impl<C, R> PartialOrd for Scheduled<C, R> {
+    fn partial_cmp(&self, other: &Scheduled<C, R>) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl Ord for Scheduled {
+impl<C, R> Ord for Scheduled<C, R> {
     /// Reversed: the heap pops the earliest event, and of simultaneous ones the first queued.
-    fn cmp(&self, other: &Scheduled) -> Ordering {
+    fn cmp(&self, other: &Scheduled<C, R>) -> Ordering {
         (other.at, other.seq).cmp(&(self.at, self.seq))
     }
 }

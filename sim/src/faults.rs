@@ -7,6 +7,7 @@ use raftkv_core::{Duration, Instant, NodeId};
 use raftkv_testkit::Endpoint;
 
 use crate::event::{Event, FaultEvent};
+use crate::machine::Machine;
 use crate::node_ids::node_id;
 use crate::simulation::Simulation;
 use crate::trace::Actor;
@@ -18,7 +19,7 @@ const BIT_ROT_NODES_MIN: usize = 3;
 /// The fewest nodes two halves joined by a bridge take: one on each side, and the bridge.
 const BRIDGED_NODES_MIN: usize = 3;
 
-impl Simulation {
+impl<M: Machine> Simulation<M> {
     /// Whether the injector is on (a random run in its faulty phase).
     fn injecting(&self) -> bool {
         self.auto.as_ref().is_some_and(|auto| auto.is_faulty())

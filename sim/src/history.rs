@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use raftkv_checker::{Command, KvModel, Operation, Verdict};
+use raftkv_checker::{Command, Model, Operation, Verdict};
 use raftkv_core::Instant;
 use raftkv_core::client::ClerkError;
 use raftkv_core::kv::{KvCommand, KvReply};
@@ -63,9 +63,9 @@ fn nanos_since_origin(at: Instant) -> u64 {
     (at - Instant::ZERO).as_nanos()
 }
 
-/// Whether the history is linearizable; on a violation, the checker's explanation.
-pub fn check(history: &[Operation]) -> (Verdict, Option<String>) {
-    let report = raftkv_checker::check(history, &KvModel, Some(CHECK_TIME_MAX));
+/// Whether `history` is linearizable by `model`; on a violation, the checker's explanation.
+pub fn check<M: Model>(history: &[M::Operation], model: &M) -> (Verdict, Option<String>) {
+    let report = raftkv_checker::check(history, model, Some(CHECK_TIME_MAX));
     match report.verdict {
         Verdict::NotLinearizable => (Verdict::NotLinearizable, Some(report.to_string())),
         verdict => (verdict, None),

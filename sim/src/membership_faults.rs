@@ -7,10 +7,11 @@ use raftkv_core::raft::MemberChange;
 use raftkv_core::{Duration, NodeId};
 
 use crate::event::{Event, FaultEvent};
+use crate::machine::Machine;
 use crate::membership_plan::Step;
 use crate::simulation::Simulation;
 
-impl Simulation {
+impl<M: Machine> Simulation<M> {
     /// Takes the plan's next step if a leader can take a change now, and schedules the next
     /// attempt.
     pub(crate) fn inject_membership_change(&mut self) {

@@ -9,14 +9,16 @@ use raftkv_core::prng::Prng;
 use raftkv_core::protocol::{Op, Outcome};
 use raftkv_testkit::{Endpoint, Packet};
 
+use crate::machine::{CommandOf, Machine, ReplyOf};
 use crate::node_ids;
 use crate::options::{NetworkOptions, Ratio};
 
-/// A packet as the trace shows it: the ends of requests and replies named as [`Endpoint`]
-/// names them, values by their length only. Trace hashes depend on every byte of it.
-pub(crate) struct TraceLine<'a>(pub(crate) &'a Packet);
+/// A packet of machine `M`'s cluster as the trace shows it: the ends of requests and replies
+/// named as [`Endpoint`] names them, commands and replies as the machine describes them (the
+/// key-value store's values by their length only). Trace hashes depend on every byte of it.
+pub(crate) struct TraceLine<'a, M: Machine>(pub(crate) &'a Packet<CommandOf<M>, ReplyOf<M>>);
 
-impl fmt::Display for TraceLine<'_> {
+impl<M: Machine> fmt::Display for TraceLine<'_, M> {
     /// For example `1->2 Append t=3 ...`, `c0->n2 #4 put k1=c0-4.`, `n2->c0 #4 done`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
@@ -25,13 +27,23 @@ impl fmt::Display for TraceLine<'_> {
                 write!(f, "c{client}->n{to} #{} ", request.request)?;
                 match &request.op {
                     Op::Register => f.write_str("register"),
-                    Op::Command(command) => write!(f, "{command}"),
+                    Op::Command(command) => f.write_str(&M::command_text(command)),
                 }
             }
             Packet::Reply { from, client, reply } => {
-                write!(f, "n{from}->c{client} #{} {}", reply.request, outcome_text(&reply.outcome))
+                let text = machine_outcome_text::<M>(&reply.outcome);
+                write!(f, "n{from}->c{client} #{} {text}", reply.request)
             }
         }
+    }
+}
+
+/// An answer of machine `M` in a few words.
+pub(crate) fn machine_outcome_text<M: Machine>(outcome: &Outcome<ReplyOf<M>>) -> String {
+    match outcome {
+        Outcome::Done(reply) => M::reply_text(reply),
+        Outcome::Registered { client } => format!("registered as {client}"),
+        Outcome::Rejected(reject) => format!("rejected: {reject}"),
     }
 }
 

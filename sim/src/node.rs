@@ -1,7 +1,7 @@
 //! One simulated server: the replica while it runs, its disk across crashes, its own clock,
 //! and what a paused process has not yet seen.
 
-use raftkv_core::kv::{KvCommand, KvStore};
+use raftkv_core::kv::KvStore;
 use raftkv_core::prng::Prng;
 use raftkv_core::raft::Config;
 use raftkv_core::server::{Input, Replica, ReplicaConfig};
@@ -10,26 +10,27 @@ use raftkv_storage::OpenReport;
 
 use crate::clock::Clock;
 use crate::disk::{CrashLoss, Disk};
+use crate::machine::{CommandOf, Machine};
 use crate::options::{ClockOptions, RaftOptions, SnapshotOptions};
 
-/// The replicated key-value service as the simulator runs it.
+/// The replicated key-value service as the simulator runs it by default.
 pub type Kv = Replica<KvStore>;
 
-/// A server and its hardware.
-pub(crate) struct SimNode {
+/// A server of machine `M` and its hardware.
+pub(crate) struct SimNode<M: Machine> {
     pub(crate) id: NodeId,
     /// The membership it starts with while its disk holds none: the initial voters for a node
     /// of the initial cluster, nobody for a node that joins it later.
     initial_voters: Vec<NodeId>,
     /// The running process; `None` while crashed.
-    pub(crate) replica: Option<Kv>,
+    pub(crate) replica: Option<Replica<M::State>>,
     /// Grows with every crash: events of an earlier life are ignored.
     pub(crate) life: u64,
     pub(crate) clock: Clock,
     pub(crate) disk: Disk,
     /// A paused process handles nothing; what reaches it waits in `stalled`.
     pub(crate) paused: bool,
-    pub(crate) stalled: Vec<Input<KvCommand>>,
+    pub(crate) stalled: Vec<Input<CommandOf<M>>>,
     /// The virtual time of the pending timer event and its generation; an event of an older
     /// generation is stale.
     pub(crate) timer: Option<Instant>,
@@ -40,8 +41,13 @@ pub(crate) struct SimNode {
     rng: Prng,
 }
 
-impl SimNode {
-    pub(crate) fn new(id: NodeId, initial_voters: Vec<NodeId>, disk: Disk, rng: Prng) -> SimNode {
+impl<M: Machine> SimNode<M> {
+    pub(crate) fn new(
+        id: NodeId,
+        initial_voters: Vec<NodeId>,
+        disk: Disk,
+        rng: Prng,
+    ) -> SimNode<M> {
         SimNode {
             id,
             initial_voters,
@@ -72,6 +78,7 @@ impl SimNode {
         raft: &RaftOptions,
         snapshot: &SnapshotOptions,
         clock: &ClockOptions,
+        state: M::State,
     ) -> Result<OpenReport, String> {
         let max = clock.drift_ppm_max as i64;
         let drift_ppm = self.rng.range_inclusive(0, 2 * max as u64) as i64 - max;
@@ -95,8 +102,8 @@ impl SimNode {
         config.snapshot_threshold_bytes = snapshot.threshold_bytes;
         let local = self.clock.local(now);
         let (recovered, report) = self.disk.open()?;
-        let replica = Replica::new(local, config, recovered, KvStore::default())
-            .map_err(|error| error.to_string())?;
+        let replica =
+            Replica::new(local, config, recovered, state).map_err(|error| error.to_string())?;
         self.replica = Some(replica);
         self.paused = false;
         self.timer = None;

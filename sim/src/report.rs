@@ -1,20 +1,22 @@
 //! How a run went: the verdict, the first violation, the figures, and the history; as text
 //! and as one JSON object.
 
-use raftkv_checker::{Operation, Verdict};
+use raftkv_checker::{Model, Operation, Verdict};
 use raftkv_core::Instant;
 use raftkv_core::client::ClerkError;
 use serde_json::json;
 
 use crate::checks::{Check, Violation};
 use crate::history;
+use crate::machine::{CheckedOf, Machine};
 use crate::options::Options;
 use crate::persisted::PersistedMax;
 use crate::simulation::{Simulation, Stats};
 
-/// The outcome of one run.
+/// The outcome of one run, with its history as operations `O` of the checker's model (those
+/// of the key-value store unless said otherwise).
 #[derive(Clone, Debug)]
-pub struct Report {
+pub struct Report<O = Operation> {
     /// What ran.
     pub options: Options,
     /// The first broken property; `None` means the run passed.
@@ -40,15 +42,18 @@ pub struct Report {
     /// `persisted_max` divided by the snapshot threshold, in thousandths, rounded up.
     pub persisted_ratio_max_milli: u64,
     /// The history, in the checker's terms.
-    pub history: Vec<Operation>,
+    pub history: Vec<O>,
 }
 
-impl Report {
-    pub(crate) fn new(mut simulation: Simulation) -> Report {
-        let history = history::to_checker(&simulation.workload.history);
+impl<O> Report<O> {
+    pub(crate) fn new<M: Machine<Model: Model<Operation = O>>>(
+        mut simulation: Simulation<M>,
+    ) -> Report<O> {
+        let history = M::to_checker(&simulation.workload.history);
         let mut linearizability = None;
         if simulation.violation.is_none() {
-            let (verdict, explanation) = history::check(&history);
+            let model = simulation.workload.machine.model();
+            let (verdict, explanation) = history::check(&history, &model);
             linearizability = Some(verdict);
             if let Some(explanation) = explanation {
                 simulation.fail((Check::Linearizability, explanation));
@@ -81,7 +86,7 @@ impl Report {
     }
 
     /// A run that core ended with a panic.
-    pub(crate) fn panicked(options: Options, message: String) -> Report {
+    pub(crate) fn panicked(options: Options, message: String) -> Report<O> {
         Report {
             options,
             violation: Some(Violation { at: Instant::ZERO, check: Check::Panic, detail: message }),
@@ -185,7 +190,7 @@ impl Report {
     }
 }
 
-impl Report {
+impl<O> Report<O> {
     /// The storage faults of the run: what the simulated file systems injected, and what the
     /// storage engine and the nodes made of them.
     fn storage_json(&self) -> serde_json::Value {
@@ -204,10 +209,10 @@ impl Report {
     }
 }
 
-impl Simulation {
+impl<M: Machine> Simulation<M> {
     /// Ends the run: compares replicas that applied as far as each other, checks the history,
     /// and reports.
-    pub fn finish(mut self) -> Report {
+    pub fn finish(mut self) -> Report<CheckedOf<M>> {
         if self.violation.is_none() {
             self.compare_replicas();
         }

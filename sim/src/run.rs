@@ -5,18 +5,19 @@
 use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
 
-use raftkv_core::kv::KvCommand;
 use raftkv_core::{Duration, Instant};
 
 use crate::checks::Check;
 use crate::event::Event;
+use crate::kv_machine::KvMachine;
+use crate::machine::{CheckedOf, Machine};
 use crate::node_ids::node_id;
 use crate::options::Options;
 use crate::phase::{Auto, Phase};
 use crate::report::Report;
 use crate::simulation::Simulation;
 use crate::trace::{Actor, TraceOutput};
-use crate::workload::{OpId, Workload};
+use crate::workload::OpId;
 
 /// How long the replicas may take to apply everything once the last operation returned.
 const CONVERGENCE_MAX: Duration = Duration::from_millis(10_000);
@@ -30,11 +31,25 @@ const CONVERGENCE_CAP: Duration = Duration::from_millis(600_000);
 /// ended: far beyond any healthy run, whose liveness deadlines fire long before.
 const RUN_END_LIVENESS_BOUNDS: u64 = 10;
 
-/// Runs one random simulation as `options` describe and reports how it went. A panic in core
-/// is caught and reported as a violation, with the trace and history up to it.
+/// Runs one random simulation of the key-value store as `options` describe and reports how it
+/// went. A panic in core is caught and reported as a violation, with the trace and history up
+/// to it.
 pub fn run(options: Options, output: TraceOutput) -> Report {
-    let started =
-        panic::catch_unwind(AssertUnwindSafe(|| Simulation::new(options.clone(), output)));
+    let machine = KvMachine::new(options.workload.clone());
+    run_machine(machine, options, output)
+}
+
+/// Runs one random simulation of `machine` as `options` describe (its workload options apart:
+/// the machine draws its own commands) and reports how it went, the linearizability verdict of
+/// `machine`'s model included. A panic in core is caught and reported as a violation.
+pub fn run_machine<M: Machine>(
+    machine: M,
+    options: Options,
+    output: TraceOutput,
+) -> Report<CheckedOf<M>> {
+    let started = panic::catch_unwind(AssertUnwindSafe(|| {
+        Simulation::with_machine(machine, options.clone(), output)
+    }));
     let mut simulation = match started {
         Ok(simulation) => simulation,
         Err(payload) => return Report::panicked(options, panic_message(payload.as_ref())),
@@ -53,7 +68,7 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".to_string())
 }
 
-impl Simulation {
+impl<M: Machine> Simulation<M> {
     /// Drives the random workload and faults to the end of the run.
     fn run_random(&mut self) {
         self.auto = Some(Auto { phase: Phase::Faulty });
@@ -97,9 +112,8 @@ impl Simulation {
                 self.trace.event(self.now, Actor::Sim, format_args!("final reads"));
                 self.set_phase(Phase::FinalReads);
                 let clients = self.options.shape.clients.max(1);
-                for key in 0..self.workload.keys() {
-                    let client = key as usize % clients;
-                    self.submit(client, KvCommand::Get { key: Workload::key_name(key) });
+                for (i, read) in self.workload.machine.final_reads().into_iter().enumerate() {
+                    self.submit(i % clients, read);
                 }
             }
             Phase::FinalReads if self.workload.all_finished() => {
@@ -195,7 +209,10 @@ impl Simulation {
         if !recorded.is_finished() {
             let detail = format!(
                 "c{}'s #{op} {} (called at {}) did not return within {} ms after the faults stopped",
-                recorded.client, recorded.command, recorded.call, self.options.liveness_ms_max
+                recorded.client,
+                M::command_text(&recorded.command),
+                recorded.call,
+                self.options.liveness_ms_max
             );
             self.fail((Check::Liveness, detail));
         }

@@ -6,9 +6,8 @@
 use std::collections::BinaryHeap;
 
 use raftkv_core::client::{ClerkError, ClerkInput, ClerkOutput};
-use raftkv_core::kv::{KvCommand, KvReply};
 use raftkv_core::prng::Prng;
-use raftkv_core::protocol::{ClientRequest, Op, Outcome};
+use raftkv_core::protocol::{ClientRequest, Op};
 use raftkv_core::raft::{Body, ChangeRefused, Entry, MemberChange, Role, SavedSnapshot};
 use raftkv_core::server::{Input, Output};
 use raftkv_core::snapshot_job::SnapshotJob;
@@ -17,10 +16,12 @@ use raftkv_core::{ClientId, Duration, Instant, LogId, LogIndex, NodeId, RequestI
 use crate::checks::{Check, Checks, Failed, Violation};
 use crate::disk::Disk;
 use crate::event::{Event, Scheduled};
+use crate::kv_machine::KvMachine;
+use crate::machine::{CommandOf, Machine, ReplyOf};
 use crate::membership_plan::MembershipPlan;
 use crate::membership_stats::MembershipStats;
-use crate::network::{Network, Route, TraceLine};
-use crate::node::{Kv, SimNode};
+use crate::network::{Network, Route, TraceLine, machine_outcome_text};
+use crate::node::SimNode;
 use crate::node_ids::{self, node_id};
 use crate::options::{Options, Streams};
 use crate::persisted::{PersistedSize, persisted_bytes};
@@ -28,6 +29,8 @@ use crate::phase::Auto;
 use crate::quorum_checks::QuorumChecks;
 use crate::trace::{Actor, Trace, TraceOutput};
 use crate::workload::{OpId, Recorded, Workload};
+use raftkv_core::StateMachine;
+use raftkv_core::server::Replica;
 use raftkv_storage::sim_fs::FaultCounters;
 use raftkv_testkit::{BY_HAND, Endpoint, Packet, Routed, client_of, reply_to};
 
@@ -80,7 +83,7 @@ pub struct Stats {
 
 impl Stats {
     /// Adds what a replica's counters say it did in its life.
-    pub(crate) fn add_life(&mut self, replica: &Kv) {
+    pub(crate) fn add_life<S: StateMachine>(&mut self, replica: &Replica<S>) {
         let counters = replica.raft().counters();
         self.snapshots += counters.snapshots_taken;
         self.snapshots_installed += counters.snapshots_installed;
@@ -95,14 +98,14 @@ impl Stats {
 /// operations ([`submit`](Self::submit)), and end with [`finish`](Self::finish), which checks
 /// the history. The first broken safety property stops the run; see
 /// [`violation`](Self::violation).
-pub struct Simulation {
+pub struct Simulation<M: Machine = KvMachine> {
     pub(crate) options: Options,
     pub(crate) now: Instant,
-    queue: BinaryHeap<Scheduled>,
+    queue: BinaryHeap<Scheduled<CommandOf<M>, ReplyOf<M>>>,
     seq: u64,
-    pub(crate) nodes: Vec<SimNode>,
+    pub(crate) nodes: Vec<SimNode<M>>,
     pub(crate) network: Network,
-    pub(crate) workload: Workload,
+    pub(crate) workload: Workload<M>,
     pub(crate) checks: Checks,
     /// Joint consensus: the quorums behind every election and commit.
     quorums: QuorumChecks,
@@ -117,14 +120,25 @@ pub struct Simulation {
     /// The stream of the membership fault class and of the nodes it adds.
     pub(crate) membership_rng: Prng,
     pub(crate) membership_plan: MembershipPlan,
-    outputs: Vec<Output<KvReply>>,
+    outputs: Vec<Output<ReplyOf<M>>>,
     hand_requests: u64,
 }
 
 impl Simulation {
-    /// A cluster of `options.shape.nodes` replicas and `options.shape.clients` clients, every
-    /// node started with an empty disk at virtual time zero.
+    /// A cluster of `options.shape.nodes` replicas of the key-value store and
+    /// `options.shape.clients` clients, every node started with an empty disk at virtual time
+    /// zero.
     pub fn new(options: Options, output: TraceOutput) -> Simulation {
+        let machine = KvMachine::new(options.workload.clone());
+        Simulation::with_machine(machine, options, output)
+    }
+}
+
+impl<M: Machine> Simulation<M> {
+    /// A cluster of `options.shape.nodes` replicas of `machine`'s state machine and
+    /// `options.shape.clients` clients running its workload, every node started with an empty
+    /// disk at virtual time zero.
+    pub fn with_machine(machine: M, options: Options, output: TraceOutput) -> Simulation<M> {
         let streams = Streams::new(options.seed);
         let mut rng = streams.run;
         let shape = options.shape;
@@ -138,6 +152,7 @@ impl Simulation {
             .collect();
         let network = Network::new(options.network.clone(), rng.fork(), shape.nodes, shape.clients);
         let workload = Workload::new(
+            machine,
             options.workload.clone(),
             &options.raft,
             rng.fork(),
@@ -175,12 +190,12 @@ impl Simulation {
 
     // ---- the loop ----
 
-    pub(crate) fn schedule(&mut self, at: Instant, event: Event) {
+    pub(crate) fn schedule(&mut self, at: Instant, event: Event<CommandOf<M>, ReplyOf<M>>) {
         self.seq += 1;
         self.queue.push(Scheduled { at, seq: self.seq, event });
     }
 
-    pub(crate) fn schedule_in(&mut self, delay: Duration, event: Event) {
+    pub(crate) fn schedule_in(&mut self, delay: Duration, event: Event<CommandOf<M>, ReplyOf<M>>) {
         self.schedule(self.now + delay, event);
     }
 
@@ -201,7 +216,7 @@ impl Simulation {
                 if self.nodes[node].life == life {
                     self.trace.event(
                         self.now,
-                        Simulation::actor(node),
+                        Self::actor(node),
                         format_args!("persisted #{} (a lie)", id.0),
                     );
                     self.node_input(node, Input::Persisted { id });
@@ -229,7 +244,7 @@ impl Simulation {
 
     /// Runs until `done` holds, for at most `millis` of virtual time; returns whether `done`
     /// held. Stops early, returning false, when a safety property breaks.
-    pub fn run_until(&mut self, millis: u64, done: impl Fn(&Simulation) -> bool) -> bool {
+    pub fn run_until(&mut self, millis: u64, done: impl Fn(&Simulation<M>) -> bool) -> bool {
         let end = self.now + Duration::from_millis(millis);
         loop {
             if done(self) {
@@ -268,15 +283,21 @@ impl Simulation {
 
     fn start_node(&mut self, node: usize) {
         let options = &self.options;
-        let started =
-            self.nodes[node].start(self.now, &options.raft, &options.snapshot, &options.clock);
+        let state = self.workload.machine.new_state();
+        let started = self.nodes[node].start(
+            self.now,
+            &options.raft,
+            &options.snapshot,
+            &options.clock,
+            state,
+        );
         let state = &self.nodes[node];
         match started {
             Ok(report) => {
                 let durable = state.disk.durable();
                 self.trace.event(
                     self.now,
-                    Simulation::actor(node),
+                    Self::actor(node),
                     format_args!(
                         "start life={} {} snapshot={} entries={} clock={}+{}ppm",
                         state.life,
@@ -288,7 +309,7 @@ impl Simulation {
                     ),
                 );
                 for cut in report.torn_tail.iter().chain(&report.damage) {
-                    self.trace.event(self.now, Simulation::actor(node), format_args!("{cut}"));
+                    self.trace.event(self.now, Self::actor(node), format_args!("{cut}"));
                 }
                 self.stats.damaged_restarts += u64::from(!report.damage.is_empty());
                 let replica = state.replica.as_ref().expect("just started");
@@ -306,7 +327,7 @@ impl Simulation {
     }
 
     /// Feeds `input` to a node, or keeps it for later if the process is paused.
-    fn node_input(&mut self, node: usize, input: Input<KvCommand>) {
+    fn node_input(&mut self, node: usize, input: Input<CommandOf<M>>) {
         let state = &mut self.nodes[node];
         if state.paused {
             state.stalled.push(input);
@@ -354,7 +375,7 @@ impl Simulation {
         self.schedule_node_timer(node);
     }
 
-    fn on_output(&mut self, node: usize, output: Output<KvReply>) {
+    fn on_output(&mut self, node: usize, output: Output<ReplyOf<M>>) {
         let id = node_id(node);
         let state = &self.nodes[node];
         let replica = state.replica.as_ref().expect("outputs come from a running replica");
@@ -375,7 +396,7 @@ impl Simulation {
                 self.stats.persists += 1;
                 let result = self.checks.on_persist(&persist, replica);
                 self.checked(result);
-                self.trace.event(self.now, Simulation::actor(node), format_args!("{persist}"));
+                self.trace.event(self.now, Self::actor(node), format_args!("{persist}"));
                 let state = &mut self.nodes[node];
                 let life = state.life;
                 let id = persist.id;
@@ -396,7 +417,7 @@ impl Simulation {
                     Some(data) => self.on_output(node, Output::Send(chunk.into_message(data))),
                     None => self.trace.event(
                         self.now,
-                        Simulation::actor(node),
+                        Self::actor(node),
                         format_args!("no such chunk on disk: {chunk}"),
                     ),
                 }
@@ -404,7 +425,7 @@ impl Simulation {
             Output::SaveSnapshot(job) => {
                 self.trace.event(
                     self.now,
-                    Simulation::actor(node),
+                    Self::actor(node),
                     format_args!("save snapshot {}", job.last()),
                 );
                 // Encoded and saved later, as on a thread of its own, while the node goes on:
@@ -417,11 +438,11 @@ impl Simulation {
             Output::Reply { to, reply } if to == BY_HAND => {
                 self.trace.event(
                     self.now,
-                    Simulation::actor(node),
+                    Self::actor(node),
                     format_args!(
                         "reply to the test #{}: {}",
                         reply.request,
-                        crate::network::outcome_text(&reply.outcome)
+                        machine_outcome_text::<M>(&reply.outcome)
                     ),
                 );
             }
@@ -433,7 +454,7 @@ impl Simulation {
                 let leader = leader.map_or("none".to_string(), |leader| format!("n{leader}"));
                 self.trace.event(
                     self.now,
-                    Simulation::actor(node),
+                    Self::actor(node),
                     format_args!("{role} t={term} leader={leader}"),
                 );
                 if role == Role::Candidate {
@@ -449,7 +470,7 @@ impl Simulation {
             Output::MembershipChanged { index, membership, standing } => {
                 self.trace.event(
                     self.now,
-                    Simulation::actor(node),
+                    Self::actor(node),
                     format_args!("membership at {index}: {membership} ({standing})"),
                 );
             }
@@ -460,7 +481,7 @@ impl Simulation {
     /// on its own disk.
     fn check_commit_quorum(&mut self, node: usize) {
         let state = &self.nodes[node];
-        let Some(raft) = state.replica.as_ref().map(Kv::raft) else { return };
+        let Some(raft) = state.replica.as_ref().map(Replica::raft) else { return };
         if raft.role() != Role::Leader {
             return;
         }
@@ -526,7 +547,7 @@ impl Simulation {
                 self.stats.disk_failures += 1;
                 self.trace.event(
                     self.now,
-                    Simulation::actor(node),
+                    Self::actor(node),
                     format_args!(
                         "disk failed, {} persists unacknowledged: {}; the node stops",
                         failure.lost, failure.error
@@ -540,11 +561,7 @@ impl Simulation {
                 let result = self.checks.on_durable(node, durable);
                 let size = self.persisted.on_durable(node, id, durable);
                 self.checked(result.and(size));
-                self.trace.event(
-                    self.now,
-                    Simulation::actor(node),
-                    format_args!("persisted #{}", id.0),
-                );
+                self.trace.event(self.now, Self::actor(node), format_args!("persisted #{}", id.0));
                 if !self.options.disk.lies {
                     self.node_input(node, Input::Persisted { id });
                 }
@@ -557,7 +574,7 @@ impl Simulation {
             return;
         }
         let snapshot = job.encode();
-        let actor = Simulation::actor(node);
+        let actor = Self::actor(node);
         match self.nodes[node].disk.save_snapshot(&snapshot) {
             Err(failure) => {
                 self.stats.disk_failures += 1;
@@ -587,7 +604,7 @@ impl Simulation {
 
     // ---- network ----
 
-    pub(crate) fn send(&mut self, packet: Packet) {
+    pub(crate) fn send(&mut self, packet: Packet<CommandOf<M>, ReplyOf<M>>) {
         let (from, to) = (packet.source(), packet.destination());
         match self.network.route(from, to) {
             Route::Cut => self.trace_packet(&packet, "cut"),
@@ -601,15 +618,15 @@ impl Simulation {
         }
     }
 
-    fn trace_packet(&mut self, packet: &Packet, fate: &str) {
+    fn trace_packet(&mut self, packet: &Packet<CommandOf<M>, ReplyOf<M>>, fate: &str) {
         let actor = match packet.source() {
             Endpoint::Node(id) => Actor::Node(id.0),
             Endpoint::Client(client) => Actor::Client(client),
         };
-        self.trace.event(self.now, actor, format_args!("{} ({fate})", TraceLine(packet)));
+        self.trace.event(self.now, actor, format_args!("{} ({fate})", TraceLine::<M>(packet)));
     }
 
-    fn deliver(&mut self, packet: Packet) {
+    fn deliver(&mut self, packet: Packet<CommandOf<M>, ReplyOf<M>>) {
         match packet.destination() {
             Endpoint::Node(id) => {
                 let node = self.node_index(id);
@@ -618,14 +635,14 @@ impl Simulation {
                     self.trace.event(
                         self.now,
                         Actor::Node(id.0),
-                        format_args!("down, drops {}", TraceLine(&packet)),
+                        format_args!("down, drops {}", TraceLine::<M>(&packet)),
                     );
                     return;
                 }
                 self.trace.event(
                     self.now,
                     Actor::Node(id.0),
-                    format_args!("<- {}", TraceLine(&packet)),
+                    format_args!("<- {}", TraceLine::<M>(&packet)),
                 );
                 let input = match packet {
                     Packet::Peer(message) => {
@@ -649,7 +666,7 @@ impl Simulation {
                 self.trace.event(
                     self.now,
                     Actor::Client(client),
-                    format_args!("<- {}", TraceLine(&packet)),
+                    format_args!("<- {}", TraceLine::<M>(&packet)),
                 );
                 let Packet::Reply { from, reply, .. } = packet else {
                     unreachable!("only replies go to clients")
@@ -697,7 +714,7 @@ impl Simulation {
         &mut self,
         client: usize,
         request: RequestId,
-        result: Result<KvReply, ClerkError>,
+        result: Result<ReplyOf<M>, ClerkError>,
     ) {
         let Some(op) = self.workload.finish(client, request, self.now, result) else {
             return;
@@ -707,16 +724,19 @@ impl Simulation {
         self.trace.event(
             self.now,
             Actor::Client(client),
-            format_args!("return #{op} {}", result_text(result)),
+            format_args!("return #{op} {}", result_text::<M>(result)),
         );
         match result {
-            Ok(reply) if !reply_fits(&recorded.command, reply) => {
-                let detail = format!("c{client} got {reply:?} for {}", recorded.command);
+            Ok(reply) if !M::reply_fits(&recorded.command, reply) => {
+                let command = M::command_text(&recorded.command);
+                let detail = format!("c{client} got {reply:?} for {command}");
                 self.fail((Check::Client, detail));
             }
             Err(ClerkError::Invalid { reason }) => {
-                let detail =
-                    format!("c{client}'s {} was refused as invalid: {reason}", recorded.command);
+                let detail = format!(
+                    "c{client}'s {} was refused as invalid: {reason}",
+                    M::command_text(&recorded.command)
+                );
                 self.fail((Check::Client, detail));
             }
             _ => {}
@@ -725,11 +745,11 @@ impl Simulation {
     }
 
     /// Client `client` issues `command` now; returns the operation's id in the history.
-    pub fn submit(&mut self, client: usize, command: KvCommand) -> OpId {
+    pub fn submit(&mut self, client: usize, command: CommandOf<M>) -> OpId {
         self.trace.event(
             self.now,
             Actor::Client(client),
-            format_args!("call #{} {command}", self.workload.history.len()),
+            format_args!("call #{} {}", self.workload.history.len(), M::command_text(&command)),
         );
         let op = self.workload.submit(client, self.now, command);
         self.on_op_submitted(op);
@@ -872,7 +892,7 @@ impl Simulation {
     }
 
     /// The replica of node `id`, unless it is crashed.
-    pub fn replica(&self, id: NodeId) -> Option<&Kv> {
+    pub fn replica(&self, id: NodeId) -> Option<&Replica<M::State>> {
         self.nodes[self.node_index(id)].replica.as_ref()
     }
 
@@ -888,7 +908,7 @@ impl Simulation {
             .nodes
             .iter()
             .filter_map(|node| node.replica.as_ref())
-            .map(Kv::raft)
+            .map(Replica::raft)
             .filter(|raft| raft.role() == Role::Leader)
             .map(|raft| (raft.term(), raft.id()))
             .collect();
@@ -928,12 +948,12 @@ impl Simulation {
     }
 
     /// The operation `op` as its client saw it so far.
-    pub fn op(&self, op: OpId) -> &Recorded {
+    pub fn op(&self, op: OpId) -> &Recorded<CommandOf<M>, ReplyOf<M>> {
         &self.workload.history[op]
     }
 
     /// Every operation issued so far, in call order.
-    pub fn history(&self) -> &[Recorded] {
+    pub fn history(&self) -> &[Recorded<CommandOf<M>, ReplyOf<M>>] {
         &self.workload.history
     }
 
@@ -963,7 +983,7 @@ impl Simulation {
         }
         let before = raft.status().last_log;
         self.hand_requests += 1;
-        let command = KvCommand::Put { key: b"raft".to_vec(), value: value.as_bytes().to_vec() };
+        let command = M::hand_command(value);
         let request = ClientRequest {
             client: ClientId(0),
             request: RequestId(self.hand_requests),
@@ -1048,7 +1068,7 @@ impl Simulation {
 
     /// Replicas that applied up to the same index must hold the same state and sessions.
     pub(crate) fn compare_replicas(&mut self) {
-        let running: Vec<&Kv> =
+        let running: Vec<&Replica<M::State>> =
             self.nodes.iter().filter_map(|node| node.replica.as_ref()).collect();
         for (i, a) in running.iter().enumerate() {
             for b in &running[i + 1..] {
@@ -1069,20 +1089,9 @@ impl Simulation {
     }
 }
 
-/// Whether `reply` is an answer of the kind `command` asks for.
-fn reply_fits(command: &KvCommand, reply: &KvReply) -> bool {
-    matches!(
-        (command, reply),
-        (KvCommand::Get { .. }, KvReply::Value(_))
-            | (KvCommand::Put { .. } | KvCommand::Delete { .. }, KvReply::Done)
-            | (KvCommand::Append { .. }, KvReply::Length(_))
-            | (KvCommand::Cas { .. }, KvReply::Cas { .. })
-    )
-}
-
-fn result_text(result: &Result<KvReply, ClerkError>) -> String {
+fn result_text<M: Machine>(result: &Result<ReplyOf<M>, ClerkError>) -> String {
     match result {
-        Ok(reply) => crate::network::outcome_text(&Outcome::Done(reply.clone())),
+        Ok(reply) => M::reply_text(reply),
         Err(error) => format!("error: {error}"),
     }
 }

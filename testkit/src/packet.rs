@@ -10,18 +10,19 @@ use raftkv_core::raft::Message;
 use crate::endpoint::{Endpoint, Routed};
 use crate::transcript::outcome_text;
 
-/// Anything in flight between replicas and clients.
+/// Anything in flight between replicas and clients of a state machine whose commands are `C`
+/// and replies `R` (the key-value store's unless said otherwise).
 #[derive(Clone, Debug)]
-pub enum Packet {
+pub enum Packet<C = KvCommand, R = KvReply> {
     /// A Raft message between replicas.
     Peer(Message),
     /// A client's request to a replica.
-    Request { client: usize, to: NodeId, request: ClientRequest<KvCommand> },
+    Request { client: usize, to: NodeId, request: ClientRequest<C> },
     /// A replica's reply to a client.
-    Reply { from: NodeId, client: usize, reply: ClientReply<KvReply> },
+    Reply { from: NodeId, client: usize, reply: ClientReply<R> },
 }
 
-impl Routed for Packet {
+impl<C, R> Routed for Packet<C, R> {
     fn source(&self) -> Endpoint {
         match self {
             Packet::Peer(message) => message.source(),
@@ -59,8 +60,8 @@ impl fmt::Display for Packet {
     }
 }
 
-impl From<Message> for Packet {
-    fn from(message: Message) -> Packet {
+impl<C, R> From<Message> for Packet<C, R> {
+    fn from(message: Message) -> Packet<C, R> {
         Packet::Peer(message)
     }
 }

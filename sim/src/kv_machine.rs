@@ -1,0 +1,136 @@
+//! The key-value store as the simulator runs it: what `raftkv-sim` simulates.
+
+use std::collections::BTreeMap;
+
+use raftkv_checker::{KvModel, Operation};
+use raftkv_core::kv::{KvCommand, KvReply, KvStore};
+use raftkv_core::prng::Prng;
+use raftkv_core::protocol::Outcome;
+
+use crate::history;
+use crate::machine::Machine;
+use crate::options::WorkloadOptions;
+use crate::workload::Recorded;
+
+/// The key-value store, its random workload of gets, puts, appends, deletes and
+/// compare-and-sets on a few keys (`WorkloadOptions`), and the checker's key-value model.
+#[derive(Clone, Debug)]
+pub struct KvMachine {
+    options: WorkloadOptions,
+    /// By client: values written so far (they make every value unique), and what it last
+    /// read or wrote at each key, for a compare-and-set that may succeed.
+    clients: Vec<ClientMemory>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct ClientMemory {
+    writes: u64,
+    last_seen: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl KvMachine {
+    /// The store with the workload `options` describe.
+    pub fn new(options: WorkloadOptions) -> KvMachine {
+        KvMachine { options, clients: Vec::new() }
+    }
+
+    /// The name of key number `key`.
+    fn key_name(key: u64) -> Vec<u8> {
+        format!("k{key}").into_bytes()
+    }
+
+    fn client(&mut self, client: usize) -> &mut ClientMemory {
+        if self.clients.len() <= client {
+            self.clients.resize_with(client + 1, ClientMemory::default);
+        }
+        &mut self.clients[client]
+    }
+}
+
+impl Machine for KvMachine {
+    type State = KvStore;
+    type Model = KvModel;
+
+    fn new_state(&self) -> KvStore {
+        KvStore::default()
+    }
+
+    /// Every value written is unique.
+    fn next_command(&mut self, rng: &mut Prng, client: usize) -> KvCommand {
+        let key_number = rng.range_inclusive(0, self.options.keys - 1);
+        let key = KvMachine::key_name(key_number);
+        let total: u64 = self.options.mix.iter().sum();
+        let mut pick = rng.range_inclusive(0, total - 1);
+        let mut kind = 0;
+        while pick >= self.options.mix[kind] {
+            pick -= self.options.mix[kind];
+            kind += 1;
+        }
+        let memory = self.client(client);
+        memory.writes += 1;
+        let value = format!("c{client}-{}.", memory.writes).into_bytes();
+        match kind {
+            0 => KvCommand::Get { key },
+            1 => KvCommand::Put { key, value },
+            2 => KvCommand::Append { key, value },
+            3 => KvCommand::Delete { key },
+            _ => {
+                let expected = memory.last_seen.get(&key).cloned().flatten();
+                KvCommand::Cas { key, expected, new: value }
+            }
+        }
+    }
+
+    fn observe(&mut self, client: usize, command: &KvCommand, reply: &KvReply) {
+        let seen = match (command, reply) {
+            (KvCommand::Get { .. }, KvReply::Value(value)) => Some(value.clone()),
+            (KvCommand::Put { value, .. }, _) => Some(Some(value.clone())),
+            (KvCommand::Delete { .. }, _) => Some(None),
+            (KvCommand::Cas { new, .. }, KvReply::Cas { swapped: true, .. }) => {
+                Some(Some(new.clone()))
+            }
+            (KvCommand::Cas { .. }, KvReply::Cas { previous, .. }) => Some(previous.clone()),
+            _ => None,
+        };
+        if let Some(seen) = seen {
+            let key = command.key().expect("a command on one key").to_vec();
+            self.client(client).last_seen.insert(key, seen);
+        }
+    }
+
+    /// A get of every key.
+    fn final_reads(&self) -> Vec<KvCommand> {
+        (0..self.options.keys).map(|key| KvCommand::Get { key: KvMachine::key_name(key) }).collect()
+    }
+
+    fn reply_fits(command: &KvCommand, reply: &KvReply) -> bool {
+        matches!(
+            (command, reply),
+            (KvCommand::Get { .. }, KvReply::Value(_))
+                | (KvCommand::Put { .. } | KvCommand::Delete { .. }, KvReply::Done)
+                | (KvCommand::Append { .. }, KvReply::Length(_))
+                | (KvCommand::Cas { .. }, KvReply::Cas { .. })
+        )
+    }
+
+    /// A put of `value` to key `raft`.
+    fn hand_command(value: &str) -> KvCommand {
+        KvCommand::Put { key: b"raft".to_vec(), value: value.as_bytes().to_vec() }
+    }
+
+    fn model(&self) -> KvModel {
+        KvModel
+    }
+
+    fn to_checker(recorded: &[Recorded]) -> Vec<Operation> {
+        history::to_checker(recorded)
+    }
+
+    fn command_text(command: &KvCommand) -> String {
+        command.to_string()
+    }
+
+    fn reply_text(reply: &KvReply) -> String {
+        crate::network::outcome_text(&Outcome::Done(reply.clone()))
+    }
+}
