@@ -1,11 +1,19 @@
-//! `raftkv local`: the quick start. Runs a cluster of real `raftkv serve` processes on
-//! 127.0.0.1, with TLS, says where they listen and what to try, and stops them on Ctrl-C.
-//! Their data stays, so running it again brings the same cluster back. The first start makes
-//! the cluster's certificates in `DATA/certs` (`raftkv certs init`).
+//! `raftkv local`: the quick start, and a demonstration of fault tolerance. Runs a cluster of
+//! real `raftkv serve` processes on 127.0.0.1, with TLS, says where they listen and what to
+//! try, and stops them on Ctrl-C. A node that stops (kill one to see) is reported with whether
+//! the others still make a majority, and how to start it again: Enter in `local`'s terminal,
+//! or the printed command. Their data stays, so running `local` again brings the same cluster
+//! back. The first start makes the cluster's certificates in `DATA/certs` (`raftkv certs
+//! init`).
 
-use std::fs::{self, File, OpenOptions};
+mod launcher;
+mod ports;
+
+use std::fs;
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
+use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -18,9 +26,14 @@ use crate::client::{Client, ClientOptions};
 use crate::cluster_args::{LOCAL_CLUSTER, local_certs_dir, local_data_dir};
 use crate::failure::Failure;
 use crate::tls::ClientTls;
+use launcher::Launcher;
 
 /// Options of `raftkv local`.
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  raftkv local                                  three nodes on 127.0.0.1:7001-7003
+  raftkv local --nodes 5 --base-port 8001 --data /tmp/five
+Kill a node (its pid is printed) and the others carry on; press Enter to restart it.")]
 pub(crate) struct LocalArgs {
     /// How many nodes (an odd number tolerates the most failures for its size).
     #[arg(long, default_value_t = 3)]
@@ -53,8 +66,15 @@ struct Node {
 /// Runs the local cluster until Ctrl-C.
 pub(crate) fn run(args: &LocalArgs) -> Result<(), Failure> {
     if args.nodes == 0 {
-        return Err("--nodes must be at least 1".to_string().into());
+        return Err(Failure::Usage("--nodes must be at least 1".to_string()));
     }
+    let listeners = [
+        ("--base-port", args.base_port),
+        ("--redis-base-port", args.redis_base_port),
+        ("--metrics-base-port", args.metrics_base_port),
+    ];
+    let port_ranges = ports::ranges(args.nodes, &listeners).map_err(Failure::Usage)?;
+    ports::ensure_free(&port_ranges).map_err(Failure::Error)?;
     let data = args.data.clone().unwrap_or_else(local_data_dir);
     fs::create_dir_all(&data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
     let certs_dir = local_certs_dir(&data);
@@ -67,11 +87,17 @@ pub(crate) fn run(args: &LocalArgs) -> Result<(), Failure> {
     let mut signals =
         Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("cannot catch signals: {e}"))?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let launcher = Launcher {
+        exe,
+        peers,
+        data,
+        certs_dir,
+        redis_base_port: args.redis_base_port,
+        metrics_base_port: args.metrics_base_port,
+    };
     let mut nodes = Vec::new();
     for id in 1..=args.nodes {
-        let redis = redis_address(args.redis_base_port, id);
-        let metrics = redis_address(args.metrics_base_port, id);
-        match spawn(&exe, id, &peers, &data, &certs_dir, redis.as_deref(), metrics.as_deref()) {
+        match launcher.spawn(id) {
             Ok(child) => nodes.push(Node { id, child }),
             Err(error) => {
                 stop(&mut nodes);
@@ -79,55 +105,130 @@ pub(crate) fn run(args: &LocalArgs) -> Result<(), Failure> {
             }
         }
     }
-    let nodes_word = if args.nodes == 1 { "node" } else { "nodes" };
-    println!("raftkv local cluster of {} {nodes_word}", args.nodes);
-    for (node, address) in nodes.iter().zip(&addresses) {
-        let redis = redis_address(args.redis_base_port, node.id)
-            .map_or(String::new(), |redis| format!("  redis {redis}"));
-        println!(
-            "  node {}: {address}{redis}  data {}  log {}",
-            node.id,
-            data.join(format!("n{}", node.id)).display(),
-            log_path(&data, node.id).display()
-        );
-        if let Some(metrics) = redis_address(args.metrics_base_port, node.id) {
-            println!("          http://{metrics}/metrics  http://{metrics}/health");
-        }
-    }
-    match wait_for_leader(&addresses, &mut nodes, &data, &tls) {
+    print_nodes(&launcher, &nodes, &addresses);
+    match wait_for_leader(&addresses, &mut nodes, &launcher, &tls) {
         Ok(leader) => println!("leader: node {leader}"),
         Err(error) => {
             stop(&mut nodes);
             return Err(error);
         }
     }
-    print_what_to_try(&exe, &addresses, &data, &certs_dir);
-    if let Some(redis) = redis_address(args.redis_base_port, 1) {
-        let port = redis.rsplit(':').next().unwrap_or_default();
-        println!("  redis-cli -p {port} set greeting hello   (any node's Redis port will do)");
-    }
+    print_what_to_try(&launcher, &addresses);
+    let outcome = supervise(&launcher, &mut nodes, &mut signals, args.nodes);
+    stop(&mut nodes);
+    outcome
+}
 
-    let outcome = loop {
+fn print_nodes(launcher: &Launcher, nodes: &[Node], addresses: &[String]) {
+    let nodes_word = if nodes.len() == 1 { "node" } else { "nodes" };
+    println!("raftkv local cluster of {} {nodes_word}", nodes.len());
+    for (node, address) in nodes.iter().zip(addresses) {
+        let redis = launcher
+            .redis_address(node.id)
+            .map_or(String::new(), |redis| format!("  redis {redis}"));
+        println!(
+            "  node {}: {address}{redis}  pid {}  data {}  log {}",
+            node.id,
+            node.child.id(),
+            launcher.data_dir(node.id).display(),
+            launcher.log_path(node.id).display()
+        );
+        if let Some(metrics) = launcher.metrics_address(node.id) {
+            println!("          http://{metrics}/metrics  http://{metrics}/health");
+        }
+    }
+}
+
+/// Watches the nodes until Ctrl-C: reports a node that stops, and starts the stopped ones
+/// again when Enter is pressed. Fails once every node has stopped.
+fn supervise(
+    launcher: &Launcher,
+    nodes: &mut Vec<Node>,
+    signals: &mut Signals,
+    size: u16,
+) -> Result<(), Failure> {
+    let enter = enter_presses();
+    let mut stopped: Vec<u16> = Vec::new();
+    loop {
         if signals.pending().next().is_some() {
             println!("stopping");
-            break Ok(());
+            return Ok(());
         }
-        if let Some(exited) = exited_node(&mut nodes) {
-            break Err(format!(
-                "node {exited} stopped unexpectedly; see {}",
-                log_path(&data, exited).display()
-            ));
+        while let Some((id, status)) = take_exited(nodes) {
+            stopped.push(id);
+            report_stop(launcher, id, &status, nodes.len(), size);
+        }
+        if nodes.is_empty() {
+            return Err(Failure::Error(format!(
+                "every node stopped; see their logs in {}",
+                launcher.data.display()
+            )));
+        }
+        if enter.try_recv().is_ok() {
+            for id in std::mem::take(&mut stopped) {
+                let child = launcher.spawn(id)?;
+                println!("node {id} started again (pid {})", child.id());
+                nodes.push(Node { id, child });
+            }
         }
         std::thread::sleep(Duration::from_millis(200));
-    };
-    stop(&mut nodes);
-    outcome.map_err(Failure::Error)
+    }
+}
+
+/// Says which node stopped and how, whether the others still make a majority, and how to
+/// start it again.
+fn report_stop(
+    launcher: &Launcher,
+    id: u16,
+    status: &std::process::ExitStatus,
+    running: usize,
+    size: u16,
+) {
+    println!("node {id} stopped ({status}); its log: {}", launcher.log_path(id).display());
+    let majority = usize::from(size) / 2 + 1;
+    if running >= majority {
+        println!(
+            "the other {running} of {size} nodes keep running: a majority, so the cluster still \
+             serves"
+        );
+    } else {
+        println!(
+            "{running} of {size} nodes are running: no majority, so the cluster cannot serve \
+             until another node is back"
+        );
+    }
+    println!("press Enter here to start it again, or run in another terminal:");
+    println!("  {}", launcher.command_line(id));
+}
+
+/// A channel that receives a message each time Enter is pressed on standard input (nothing if
+/// standard input is closed).
+fn enter_presses() -> Receiver<()> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            if line.is_err() || sender.send(()).is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
+/// Removes a node whose process has exited from `nodes`; returns its id and how it exited.
+fn take_exited(nodes: &mut Vec<Node>) -> Option<(u16, std::process::ExitStatus)> {
+    let position =
+        nodes.iter_mut().position(|node| matches!(node.child.try_wait(), Ok(Some(_))))?;
+    let mut node = nodes.remove(position);
+    let status = node.child.wait().ok()?;
+    Some((node.id, status))
 }
 
 /// Says what to type in another terminal: the client commands, and the variables they need
 /// when the cluster is not the quick-start one.
-fn print_what_to_try(exe: &Path, addresses: &[String], data: &Path, certs_dir: &Path) {
-    let program = shown_program(exe);
+fn print_what_to_try(launcher: &Launcher, addresses: &[String]) {
+    let (data, certs_dir) = (launcher.data.as_path(), launcher.certs_dir.as_path());
+    let program = shown_program(&launcher.exe);
     let cluster = addresses.join(",");
     println!("TLS: every connection; certificates in {}", certs_dir.display());
     println!("try, in another terminal:");
@@ -142,59 +243,12 @@ fn print_what_to_try(exe: &Path, addresses: &[String], data: &Path, certs_dir: &
     }
     println!("  {program} put greeting hello && {program} get greeting");
     println!("  {program} status");
+    if let Some(redis) = launcher.redis_address(1) {
+        let port = redis.rsplit(':').next().unwrap_or_default();
+        println!("  redis-cli -p {port} set greeting hello   (any node's Redis port will do)");
+    }
+    println!("  kill PID                       (a node's pid above): the others carry on");
     println!("Ctrl-C stops the cluster; `raftkv local` again brings it back with its data.");
-}
-
-/// Where node `id` serves Redis clients (or metrics), if `base_port` is not 0.
-fn redis_address(base_port: u16, id: u16) -> Option<String> {
-    let port = u32::from(base_port) + u32::from(id) - 1;
-    (base_port != 0 && port <= u32::from(u16::MAX)).then(|| format!("127.0.0.1:{port}"))
-}
-
-fn log_path(data: &Path, id: u16) -> PathBuf {
-    data.join(format!("n{id}.log"))
-}
-
-fn spawn(
-    exe: &Path,
-    id: u16,
-    peers: &str,
-    data: &Path,
-    certs_dir: &Path,
-    redis: Option<&str>,
-    metrics: Option<&str>,
-) -> Result<Child, Failure> {
-    let log_path = log_path(data, id);
-    let log: File = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
-    let (node_cert, node_key) = certs::node_paths(certs_dir, raftkv_core::NodeId(u64::from(id)));
-    let mut command = Command::new(exe);
-    command.arg("serve");
-    if let Some(redis) = redis {
-        command.args(["--redis-listen", redis]);
-    }
-    if let Some(metrics) = metrics {
-        command.args(["--metrics-listen", metrics]);
-    }
-    command
-        .args(["--id", &id.to_string()])
-        .args(["--peers", peers])
-        .arg("--data")
-        .arg(data.join(format!("n{id}")))
-        .arg("--tls-ca")
-        .arg(certs::ca_path(certs_dir))
-        .arg("--tls-cert")
-        .arg(&node_cert)
-        .arg("--tls-key")
-        .arg(&node_key)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .map_err(|e| format!("cannot start node {id}: {e}").into())
 }
 
 /// Waits until some node reports a leader; fails if a node dies or no leader is elected within
@@ -202,7 +256,7 @@ fn spawn(
 fn wait_for_leader(
     addresses: &[String],
     nodes: &mut [Node],
-    data: &Path,
+    launcher: &Launcher,
     tls: &ClientTls,
 ) -> Result<u64, Failure> {
     let started = Instant::now();
@@ -215,7 +269,7 @@ fn wait_for_leader(
         if let Some(exited) = exited_node(nodes) {
             return Err(format!(
                 "node {exited} exited at start; see {}",
-                log_path(data, exited).display()
+                launcher.log_path(exited).display()
             )
             .into());
         }
