@@ -9,9 +9,9 @@ use raftkv_core::kv::KvCommand;
 use raftkv_core::{Duration, LogIndex, NodeId};
 
 use crate::options::{FaultSet, Options, RaftOptions, Shape, SnapshotOptions};
+use crate::recorded::OpId;
 use crate::simulation::Simulation;
 use crate::trace::TraceOutput;
-use crate::workload::OpId;
 
 /// Keys the clients write (about 25 bytes each in the state machine: a snapshot of a few
 /// dozen kilobytes).

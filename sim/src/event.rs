@@ -9,7 +9,7 @@ use raftkv_core::snapshot_job::SnapshotJob;
 
 use raftkv_testkit::Packet;
 
-use crate::workload::OpId;
+use crate::recorded::OpId;
 
 /// Something due at a virtual instant, in a cluster whose clients send commands `C` and get
 /// replies `R`.

@@ -8,7 +8,7 @@ use raftkv_core::Instant;
 use raftkv_core::client::ClerkError;
 use raftkv_core::kv::{KvCommand, KvReply};
 
-use crate::workload::Recorded;
+use crate::recorded::Recorded;
 
 /// The longest the checker may search one history. Past it the verdict is unknown, which a
 /// report shows but does not count as a violation.

@@ -10,7 +10,7 @@ use raftkv_core::protocol::Outcome;
 use crate::history;
 use crate::machine::Machine;
 use crate::options::WorkloadOptions;
-use crate::workload::Recorded;
+use crate::recorded::Recorded;
 
 /// The key-value store, its random workload of gets, puts, appends, deletes and
 /// compare-and-sets on a few keys (`WorkloadOptions`), and the checker's key-value model.

@@ -55,6 +55,7 @@ pub mod options;
 mod persisted;
 mod phase;
 mod quorum_checks;
+mod recorded;
 mod report;
 mod run;
 mod simulation;
@@ -73,8 +74,8 @@ pub use options::{
 pub use persisted::PersistedMax;
 pub use raftkv_storage::sim_fs::FaultCounters;
 pub use raftkv_testkit::Endpoint;
+pub use recorded::{OpId, Recorded};
 pub use report::Report;
 pub use run::{run, run_machine};
 pub use simulation::{Simulation, Stats};
 pub use trace::TraceOutput;
-pub use workload::{OpId, Recorded};

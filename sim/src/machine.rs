@@ -9,7 +9,7 @@ use raftkv_checker::Model;
 use raftkv_core::StateMachine;
 use raftkv_core::prng::Prng;
 
-use crate::workload::Recorded;
+use crate::recorded::Recorded;
 
 /// What clients of `M` ask.
 pub type CommandOf<M> = <<M as Machine>::State as StateMachine>::Command;

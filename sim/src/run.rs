@@ -14,10 +14,10 @@ use crate::machine::{CheckedOf, Machine};
 use crate::node_ids::node_id;
 use crate::options::Options;
 use crate::phase::{Auto, Phase};
+use crate::recorded::OpId;
 use crate::report::Report;
 use crate::simulation::Simulation;
 use crate::trace::{Actor, TraceOutput};
-use crate::workload::OpId;
 
 /// How long the replicas may take to apply everything once the last operation returned.
 const CONVERGENCE_MAX: Duration = Duration::from_millis(10_000);

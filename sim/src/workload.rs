@@ -4,36 +4,12 @@
 use std::collections::BTreeMap;
 
 use raftkv_core::client::{Clerk, ClerkConfig, ClerkError};
-use raftkv_core::kv::{KvCommand, KvReply};
 use raftkv_core::prng::Prng;
 use raftkv_core::{Duration, Instant, NodeId, RequestId};
 
 use crate::machine::{CommandOf, Machine, ReplyOf};
 use crate::options::{RaftOptions, WorkloadOptions};
-
-/// One operation as a client saw it: a command `C` and its reply `R` (those of the key-value
-/// store unless said otherwise).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Recorded<C = KvCommand, R = KvReply> {
-    /// The client that issued it.
-    pub client: usize,
-    /// What it asked.
-    pub command: C,
-    /// When it was called (virtual time).
-    pub call: Instant,
-    /// When it returned, and with what; `None` while open.
-    pub ret: Option<(Instant, Result<R, ClerkError>)>,
-}
-
-impl<C, R> Recorded<C, R> {
-    /// Whether the client has its answer (or knows it will never get one).
-    pub fn is_finished(&self) -> bool {
-        self.ret.is_some()
-    }
-}
-
-/// Index of an operation in the history.
-pub type OpId = usize;
+use crate::recorded::{OpId, Recorded};
 
 /// The history of machine `M`.
 pub(crate) type History<M> = Vec<Recorded<CommandOf<M>, ReplyOf<M>>>;

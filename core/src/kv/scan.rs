@@ -3,7 +3,7 @@
 use std::ops::Bound;
 
 use crate::kv::command::{Scan, ScanPage};
-use crate::kv::store::Pairs;
+use crate::kv::pairs::Pairs;
 
 /// A page stops once its keys and values weigh this much (it holds at least one key), so
 /// that its reply stays well under the default frame limit of 16 MiB.

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::kv::command::{KvCommand, KvReply, PutCondition};
 use crate::kv::counter::incremented;
+use crate::kv::pairs::Pairs;
 use crate::kv::scan::read_page;
 use crate::state_machine::{InvalidCommand, RestoreError, StateMachine};
 
@@ -38,9 +39,6 @@ impl Default for KvLimits {
 /// A read of several values is refused rather than answered with more than this, so that its
 /// reply fits the default frame limit of 16 MiB.
 pub const MAX_VALUES_REPLY_BYTES: usize = 12 << 20;
-
-/// Keys and values, in key order.
-pub(crate) type Pairs = OrdMap<Arc<[u8]>, Arc<[u8]>>;
 
 /// The replicated key-value store.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
