@@ -23,6 +23,9 @@ use crate::tls::identity::node_name;
 
 /// Options of `raftkv certs`.
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  raftkv certs init certs --nodes 1,2,3          a CA, and certificates for nodes 1-3 and clients
+  raftkv certs init certs --nodes 4              node 4's, signed by the CA already in certs")]
 pub(crate) struct CertsArgs {
     #[command(subcommand)]
     command: CertsCommand,

@@ -32,7 +32,17 @@ const EXIT_NO: u8 = 3;
 /// Start a local three-node cluster with `raftkv local`, then try `raftkv put greeting hello`
 /// and `raftkv get greeting` in another terminal.
 #[derive(Debug, Parser)]
-#[command(name = "raftkv", version)]
+#[command(
+    name = "raftkv",
+    version,
+    after_help = "Examples:
+  raftkv local                       a three-node cluster on this machine
+  raftkv put greeting hello
+  raftkv get greeting
+  raftkv status
+
+Exit status: 0 success, 1 error, 2 usage error, 3 a definite no (get: no such key; cas: no swap)."
+)]
 struct Cli {
     /// Log filter, e.g. `info`, `debug`, `raftkv=debug`. `RUST_LOG` takes precedence. Default:
     /// `info` for `serve` and `local`, `warn` for the client commands.
@@ -96,6 +106,12 @@ enum Command {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  raftkv serve --id 1 --peers 1=10.0.0.1:7001,2=10.0.0.2:7001,3=10.0.0.3:7001 \\
+      --listen 0.0.0.0:7001 --data /var/lib/raftkv \\
+      --tls-ca ca.crt --tls-cert node-1.crt --tls-key node-1.key
+  raftkv serve --id 4 --listen 10.0.0.4:7001 --join 10.0.0.1:7001 --data /var/lib/raftkv ...
+  raftkv serve --id 1 --data /var/lib/raftkv ...     a restart: the membership is in the log")]
 struct ServeArgs {
     /// This node's id: a positive number, unique in the cluster, never reused.
     #[arg(long)]
@@ -136,11 +152,11 @@ struct ServeArgs {
     max_frame_bytes: usize,
     /// Take a snapshot (and drop the log and the WAL segments it covers) once this many bytes
     /// of applied log have accumulated since the last one. Default 64 MiB.
-    #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
+    #[arg(long, hide_default_value = true, default_value_t = 64 << 20, value_name = "BYTES")]
     snapshot_bytes: usize,
     /// Size at which a write-ahead log segment is closed and the next one started. Default
     /// 64 MiB.
-    #[arg(long, default_value_t = raftkv_storage::DEFAULT_SEGMENT_BYTES, value_name = "BYTES")]
+    #[arg(long, hide_default_value = true, default_value_t = raftkv_storage::DEFAULT_SEGMENT_BYTES, value_name = "BYTES")]
     wal_segment_bytes: u64,
     /// Longest key a client may write; longer ones are refused before they reach the log.
     /// Every node of a cluster must use the same limits.
@@ -148,11 +164,11 @@ struct ServeArgs {
     max_key_bytes: usize,
     /// Longest value a client may write, and longest an append may grow a value to; must fit
     /// in a frame. Default 1 MiB.
-    #[arg(long, default_value_t = KvLimits::default().max_value_bytes, value_name = "BYTES")]
+    #[arg(long, hide_default_value = true, default_value_t = KvLimits::default().max_value_bytes, value_name = "BYTES")]
     max_value_bytes: usize,
     /// A client session idle this long expires (a later retry of its last request is then
     /// refused rather than applied twice). Every node must use the same value. Default 10 min.
-    #[arg(long, default_value_t = 600_000, value_name = "MS")]
+    #[arg(long, hide_default_value = true, default_value_t = 600_000, value_name = "MS")]
     session_timeout_ms: u64,
     /// This node's data was lost or removed: start it with an empty data directory and this
     /// flag; it takes no part in elections until it has caught up with a leader. Ignored (with
@@ -208,22 +224,22 @@ struct LimitArgs {
     #[arg(long, default_value_t = ConnectionLimits::default().handshake_timeout.as_millis(), value_name = "MS")]
     handshake_timeout_ms: u64,
     /// A client connection that sends nothing for this long is closed. Default 5 min.
-    #[arg(long, default_value_t = ConnectionLimits::default().client_idle_timeout.as_millis(), value_name = "MS")]
+    #[arg(long, hide_default_value = true, default_value_t = ConnectionLimits::default().client_idle_timeout.as_millis(), value_name = "MS")]
     client_idle_timeout_ms: u64,
     /// A frame that has begun to arrive must be complete within this.
     #[arg(long, default_value_t = ConnectionLimits::default().frame_timeout.as_millis(), value_name = "MS")]
     frame_timeout_ms: u64,
     /// Replies (of every kind, status included) queued to one client that does not read
     /// them; beyond, the client is disconnected. Default 8 MiB.
-    #[arg(long, default_value_t = ConnectionLimits::default().max_reply_queue_bytes, value_name = "BYTES")]
+    #[arg(long, hide_default_value = true, default_value_t = ConnectionLimits::default().max_reply_queue_bytes, value_name = "BYTES")]
     max_reply_queue_bytes: usize,
     /// Bytes all client and pending connections may buffer together, received and to send;
     /// a connection that grows past it is closed. Default 256 MiB.
-    #[arg(long, default_value_t = ConnectionLimits::default().max_client_buffer_bytes, value_name = "BYTES")]
+    #[arg(long, hide_default_value = true, default_value_t = ConnectionLimits::default().max_client_buffer_bytes, value_name = "BYTES")]
     max_client_buffer_bytes: usize,
     /// Largest snapshot accepted from a leader: larger ones are refused before anything is
     /// allocated for them. Must exceed the largest state the cluster holds. Default 1 GiB.
-    #[arg(long, default_value_t = ConnectionLimits::default().max_snapshot_bytes, value_name = "BYTES")]
+    #[arg(long, hide_default_value = true, default_value_t = ConnectionLimits::default().max_snapshot_bytes, value_name = "BYTES")]
     max_snapshot_bytes: u64,
     /// Requests of one client connection waiting for their answers; beyond, the connection is
     /// not read until answers go out.

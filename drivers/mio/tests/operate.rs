@@ -173,3 +173,33 @@ fn completions_are_generated_for_each_shell_and_an_unknown_shell_is_a_usage_erro
     }
     assert_usage(&raftkv(&["completions", "tcsh"]), "tcsh");
 }
+
+#[test]
+fn every_command_s_help_shows_examples_and_says_each_default_once() {
+    let commands = [
+        "serve",
+        "local",
+        "get",
+        "put",
+        "append",
+        "delete",
+        "cas",
+        "list",
+        "status",
+        "bench",
+        "certs",
+        "member",
+        "snapshot",
+        "completions",
+        "transfer-leader",
+    ];
+    for command in commands {
+        let help = raftkv(&[command, "--help"]);
+        assert!(help.status.success(), "{command}");
+        let text = String::from_utf8_lossy(&help.stdout);
+        assert!(text.contains("Example"), "{command} --help shows no example:\n{text}");
+        for option in text.split("\n  ").filter(|option| option.contains("Default ")) {
+            assert!(!option.contains("[default:"), "{command}: a default said twice: {option}");
+        }
+    }
+}

@@ -16,6 +16,9 @@ use crate::peers_arg::parse_peers;
 
 /// Options of `raftkv snapshot`.
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  raftkv snapshot save backup.rkv
+  raftkv snapshot restore backup.rkv --data /var/lib/raftkv --id 1 --peers 1=10.0.1.1:7001,...")]
 pub(crate) struct SnapshotArgs {
     #[command(subcommand)]
     command: SnapshotCommand,

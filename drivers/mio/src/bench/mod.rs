@@ -44,6 +44,11 @@ pub(crate) enum Workload {
 
 /// Options of `raftkv bench`.
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  raftkv bench                                   30,000 puts from 100 sessions
+  raftkv bench --workload mixed --json
+  raftkv bench --spawn-nodes 3 --ops 100000 --floor
+  raftkv bench --history h.jsonl && raftkv-check h.jsonl")]
 pub(crate) struct BenchArgs {
     #[command(flatten)]
     cluster: ClusterArgs,
