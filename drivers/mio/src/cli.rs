@@ -10,7 +10,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use raftkv_core::NodeId;
 use raftkv_core::kv::KvLimits;
 use tracing_subscriber::EnvFilter;
@@ -75,6 +75,15 @@ enum Command {
     Snapshot(backup::SnapshotArgs),
     /// List, add, promote or remove the members of a running cluster.
     Member(member_cli::MemberArgs),
+    /// Print a completion script for SHELL (bash, zsh, fish, elvish or powershell).
+    #[command(after_help = "Examples:
+  raftkv completions bash > /etc/bash_completion.d/raftkv
+  raftkv completions zsh > \"${fpath[1]}/_raftkv\"
+  raftkv completions fish > ~/.config/fish/completions/raftkv.fish")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Hand leadership over to voter ID, and wait until it leads.
     #[command(after_help = "Example, before taking the leader's machine down:
   raftkv transfer-leader 2")]
@@ -265,6 +274,10 @@ pub fn main() -> ExitCode {
         Command::Certs(args) => certs::run(&args).map_err(Failure::Certs),
         Command::Member(args) => member_cli::run(&args),
         Command::Snapshot(args) => backup::run(&args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "raftkv", &mut std::io::stdout());
+            Ok(())
+        }
         Command::TransferLeader { id, cluster } => member_cli::transfer_leader(id, &cluster),
     };
     match result {

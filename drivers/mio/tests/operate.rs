@@ -159,3 +159,17 @@ fn status_lists_each_node_once_and_fails_without_a_majority() {
         assert!(stderr(&two_down).contains("only 1 of 3 voters answered"), "{}", stderr(&two_down));
     }
 }
+
+#[test]
+fn completions_are_generated_for_each_shell_and_an_unknown_shell_is_a_usage_error() {
+    for (shell, marker) in
+        [("bash", "_raftkv()"), ("zsh", "#compdef raftkv"), ("fish", "complete -c raftkv")]
+    {
+        let output = raftkv(&["completions", shell]);
+        assert!(output.status.success(), "{shell}: {}", stderr(&output));
+        let script = String::from_utf8_lossy(&output.stdout);
+        assert!(script.contains(marker), "{shell}: no {marker:?}");
+        assert!(script.contains("snapshot") && script.contains("value-file"), "{shell}");
+    }
+    assert_usage(&raftkv(&["completions", "tcsh"]), "tcsh");
+}
