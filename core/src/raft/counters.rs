@@ -2,9 +2,12 @@
 
 use core::fmt;
 
+use serde::Serialize;
+
 /// Running totals since the node started. A dropped message is never an error of the node;
-/// these numbers show how often the network or a peer misbehaved.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// these numbers show how often the network or a peer misbehaved. Serialized, each is named
+/// by its field (a driver that exports them can check that it names them all).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Counters {
     /// Messages addressed to another node.
     pub dropped_misaddressed: u64,
