@@ -22,12 +22,8 @@ if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/nu
     echo "SKIPPED: redis-server or redis-benchmark is not installed and could not be (apt-get install redis-server redis-tools)"
     exit 0
 fi
-binary=${1:-}
-if [[ -z $binary ]]; then
-    cargo build --release -p raftkv --quiet
-    binary=target/release/raftkv
-fi
 source scripts/redis-cluster.sh
+binary=$(raftkv_binary "${1:-}")
 dir=$(mktemp -d)
 redis_pid=
 cleanup() {

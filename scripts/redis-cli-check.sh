@@ -9,12 +9,8 @@ if ! command -v redis-cli >/dev/null || ! command -v redis-benchmark >/dev/null;
     echo "SKIPPED: redis-cli or redis-benchmark is not installed (apt-get install redis-tools)"
     exit 0
 fi
-binary=${1:-}
-if [[ -z $binary ]]; then
-    cargo build --release -p raftkv --quiet
-    binary=target/release/raftkv
-fi
 source scripts/redis-cluster.sh
+binary=$(raftkv_binary "${1:-}")
 dir=$(mktemp -d)
 trap 'stop_raftkv_cluster; rm -rf "$dir"' EXIT
 start_raftkv_cluster "$binary" "$dir" 17101 17201

@@ -1,9 +1,19 @@
-# Sourced by the redis-*.sh scripts: starts and stops a local three-node raftkv cluster in the
-# clear whose nodes also serve Redis clients.
+# Sourced by the redis-*.sh scripts: finds the raftkv binary, and starts and stops a local
+# three-node raftkv cluster in the clear whose nodes also serve Redis clients.
 #   start_raftkv_cluster BINARY DIR BASE_PORT REDIS_BASE_PORT
 # leaves the nodes' pids in RAFTKV_PIDS and waits until node 1's Redis port answers a write.
 
 RAFTKV_PIDS=()
+
+# raftkv_binary [PATH]: prints PATH, or builds the release binary and prints its path.
+raftkv_binary() {
+    if [[ -n $1 ]]; then
+        echo "$1"
+    else
+        cargo build --release -p raftkv --quiet >&2
+        echo target/release/raftkv
+    fi
+}
 
 start_raftkv_cluster() {
     local binary=$1 dir=$2 base=$3 redis_base=$4
