@@ -109,6 +109,14 @@ impl<O> Report<O> {
         self.violation.is_none()
     }
 
+    /// Panics unless the run passed, with the verdict line and the command that reproduces the
+    /// run: what a test that runs seeds asserts.
+    #[track_caller]
+    pub fn assert_passed(&self) {
+        let reproduce = self.options.reproduce_command();
+        assert!(self.passed(), "{}\nreproduce: {reproduce}", self.verdict_line());
+    }
+
     /// The whole violation when it takes more than the verdict line shows (the checker's
     /// explanation of a history that is not linearizable).
     pub fn explanation(&self) -> Option<String> {

@@ -15,12 +15,7 @@ fn counters_pass_100_seeds_with_their_faults_and_a_linearizability_verdict() {
         let options = Options::draw(seed, Shape::draw(seed));
         let report =
             raftkv_sim::run_machine(CounterMachine::default(), options, TraceOutput::Hidden);
-        assert!(
-            report.passed(),
-            "{}\nreproduce: {}",
-            report.verdict_line(),
-            report.options.reproduce_command()
-        );
+        report.assert_passed();
         assert_eq!(report.linearizability, Some(Verdict::Linearizable), "seed {seed}");
         assert!(report.ops_ok > 0, "seed {seed} did no work");
         crashed += u32::from(report.stats.crashes > 0);

@@ -159,12 +159,7 @@ fn a_swarm_of_100_seeds_with_membership_changes_passes() {
         shape.faults.membership = true;
         let options = Options::draw(seed, shape);
         let report = raftkv_sim::run(options, TraceOutput::Hidden);
-        assert!(
-            report.passed(),
-            "{}\nreproduce: {}",
-            report.verdict_line(),
-            report.options.reproduce_command()
-        );
+        report.assert_passed();
         totals += &report.stats.membership;
     }
     // Every flow happens somewhere in the swarm, and leaders refuse some promotions.

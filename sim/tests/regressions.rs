@@ -14,12 +14,7 @@ fn replay(seed: u64, shape: Shape, threshold_bytes: Option<usize>) {
         options.snapshot.threshold_bytes = threshold_bytes;
     }
     let report = raftkv_sim::run(options, TraceOutput::Hidden);
-    assert!(
-        report.passed(),
-        "{}\nreproduce: {}",
-        report.verdict_line(),
-        report.options.reproduce_command()
-    );
+    report.assert_passed();
 }
 
 /// `raftkv-sim run --seed 1 --faults none`: a follower's rejection, overtaken by its later
@@ -68,12 +63,7 @@ fn replay_as_drawn(seed: u64, shape: Shape) {
     let mut options = Options::draw(seed, shape);
     options.disk.prepare_segments = false;
     let report = raftkv_sim::run(options, TraceOutput::Hidden);
-    assert!(
-        report.passed(),
-        "{}\nreproduce: {}",
-        report.verdict_line(),
-        report.options.reproduce_command()
-    );
+    report.assert_passed();
 }
 
 /// `raftkv-sim run --seed 1985 --nodes 3 --clients 2 --ops 551 --faults
@@ -211,7 +201,7 @@ fn seed_201008_reordered_snapshot_answers_do_not_start_a_storm_of_resent_chunks(
     let faults = "clock,disk".parse().expect("valid");
     let options = Options::draw(201008, Shape { nodes: 7, clients: 8, ops: 365, faults });
     let report = raftkv_sim::run(options, TraceOutput::Hidden);
-    assert!(report.passed(), "{}", report.verdict_line());
+    report.assert_passed();
     assert!(report.stats.messages < 100_000, "{}", report.verdict_line());
 }
 

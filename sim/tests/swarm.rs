@@ -10,12 +10,7 @@ fn a_swarm_of_250_seeds_passes() {
     for seed in 0..250 {
         let options = Options::draw(seed, Shape::draw(seed));
         let report = raftkv_sim::run(options, TraceOutput::Hidden);
-        assert!(
-            report.passed(),
-            "{}\nreproduce: {}",
-            report.verdict_line(),
-            report.options.reproduce_command()
-        );
+        report.assert_passed();
         let stats = &report.stats;
         faults_seen[0] += u32::from(stats.crashes > 0);
         faults_seen[1] += u32::from(stats.partitions > 0);
@@ -43,11 +38,6 @@ fn a_swarm_of_150_seeds_with_compaction_after_every_batch_passes() {
         // A threshold below one entry: the replicas snapshot after every batch they apply.
         options.snapshot.threshold_bytes = 1 + seed as usize % 20;
         let report = raftkv_sim::run(options, TraceOutput::Hidden);
-        assert!(
-            report.passed(),
-            "{}\nreproduce: {}",
-            report.verdict_line(),
-            report.options.reproduce_command()
-        );
+        report.assert_passed();
     }
 }

@@ -188,12 +188,7 @@ pub fn call(sim: &mut Simulation, client: usize, command: KvCommand) -> KvReply 
 pub fn run_passes(options: Options) -> Report {
     let expected = options.shape.ops + options.workload.keys;
     let report = raftkv_sim::run(options, TraceOutput::Hidden);
-    assert!(
-        report.passed(),
-        "{}\nreproduce: {}",
-        report.verdict_line(),
-        report.options.reproduce_command()
-    );
+    report.assert_passed();
     assert_eq!(report.linearizability, Some(Verdict::Linearizable));
     assert_eq!(
         report.ops_ok + report.ops_indeterminate,
