@@ -510,6 +510,22 @@ mod tests {
     }
 
     #[test]
+    fn compaction_hands_back_the_entries_it_took_out_whichever_part_is_shorter() {
+        for through in 1..=4 {
+            let mut log = log_of_terms(&[1, 1, 1, 1, 1]);
+            log.commit_to(LogIndex(5));
+            log.take_committed(4);
+            let taken = log.compact_to(LogId::new(LogIndex(through), Term(1)));
+            let indexes: Vec<u64> = taken.iter().map(|entry| entry.index.0).collect();
+            assert_eq!(indexes, (1..=through).collect::<Vec<u64>>());
+            let held = 5 - through as usize;
+            let applied = 4 - through as usize;
+            assert_eq!((log.bytes(), log.applied_bytes()), (held * 24, applied * 24), "{through}");
+            log.check_invariants();
+        }
+    }
+
+    #[test]
     fn compacting_part_of_the_applied_entries_keeps_the_rest_counted_as_applied() {
         let mut log = log_of_terms(&[1, 1, 1, 1]);
         assert_eq!(log.len(), 4);
