@@ -17,6 +17,8 @@ use raftkv_core::raft::{Persist, PersistId};
 use raftkv_storage::{ObsoleteSegments, RealFs, SegmentPreparer, Storage, StorageError};
 use tracing::{info, warn};
 
+use super::instruments::Instruments;
+
 /// A batch that takes longer than this to become durable is logged: elections and client
 /// latency suffer long before anything fails.
 const SLOW_DISK: std::time::Duration = std::time::Duration::from_millis(500);
@@ -53,19 +55,21 @@ pub(crate) struct DiskThread {
 
 impl DiskThread {
     /// Starts the thread, which owns `storage` from now on; `lock` is held until it stops.
+    /// It records each batch into `instruments`.
     pub(crate) fn spawn(
         storage: Storage<RealFs>,
         lock: File,
         waker: Arc<Waker>,
+        instruments: Instruments,
     ) -> std::io::Result<DiskThread> {
         let shared = Arc::new(Shared::default());
         shared.wal_bytes.store(storage.wal_bytes(), Ordering::Relaxed);
         let (queue, receiver) = mpsc::channel();
         let thread_shared = Arc::clone(&shared);
         let segments = spawn_segment_thread(storage.segment_preparer())?;
-        let thread = thread::Builder::new()
-            .name("raftkv-disk".to_string())
-            .spawn(move || run(storage, &receiver, &thread_shared, &waker, &segments))?;
+        let thread = thread::Builder::new().name("raftkv-disk".to_string()).spawn(move || {
+            run(storage, &receiver, &thread_shared, &waker, &segments, &instruments);
+        })?;
         Ok(DiskThread { queue: Some(queue), shared, thread: Some(thread), _lock: lock })
     }
 
@@ -162,6 +166,7 @@ fn run(
     shared: &Shared,
     waker: &Waker,
     segments: &Sender<SegmentWork>,
+    instruments: &Instruments,
 ) {
     let mut batch = Vec::new();
     let mut prepared = None;
@@ -182,7 +187,7 @@ fn run(
                 }
             }
         }
-        let outcome = write_batch(&mut storage, &batch).and_then(|removed| {
+        let outcome = write_batch(&mut storage, &batch, instruments).and_then(|removed| {
             if let Some(index) = compact_to {
                 let obsolete = storage.compact_log_apart(index)?;
                 if !obsolete.is_empty() {
@@ -218,8 +223,13 @@ fn run(
     }
 }
 
-/// Makes `batch` durable (nothing to do if empty); returns how many WAL segments went.
-fn write_batch(storage: &mut Storage<RealFs>, batch: &[Persist]) -> Result<usize, StorageError> {
+/// Makes `batch` durable (nothing to do if empty) and records it; returns how many WAL
+/// segments went.
+fn write_batch(
+    storage: &mut Storage<RealFs>,
+    batch: &[Persist],
+    instruments: &Instruments,
+) -> Result<usize, StorageError> {
     if batch.is_empty() {
         return Ok(0);
     }
@@ -238,5 +248,10 @@ fn write_batch(storage: &mut Storage<RealFs>, batch: &[Persist]) -> Result<usize
             "slow disk: writing and syncing one batch took longer than {SLOW_DISK:?}"
         );
     }
-    Ok(outcome?.segments_removed)
+    let segments_removed = outcome?.segments_removed;
+    let entries = batch.iter().flat_map(|persist| &persist.entries);
+    let bytes =
+        entries.clone().fold(0usize, |bytes, entry| bytes.saturating_add(entry.size_bytes()));
+    instruments.record_batch(took, entries.count(), bytes);
+    Ok(segments_removed)
 }

@@ -16,6 +16,8 @@ use raftkv_core::snapshot_job::SnapshotJob;
 use raftkv_storage::{RealFs, Saved, SnapshotSaver, StorageError};
 use tracing::{info, warn};
 
+use super::instruments::Instruments;
+
 /// The thread's nice value: encoding a large state takes a core for seconds, and on a busy
 /// machine the event loop (and the disk thread) must not wait for it to be scheduled. The
 /// snapshot is in no hurry: the log keeps everything until it is saved.
@@ -47,10 +49,12 @@ pub(crate) struct SnapshotThread {
 }
 
 impl SnapshotThread {
-    /// Starts the thread, which saves with `saver` and wakes the loop with `waker`.
+    /// Starts the thread, which saves with `saver`, wakes the loop with `waker` and records
+    /// each snapshot saved into `instruments`.
     pub(crate) fn spawn(
         saver: SnapshotSaver<RealFs>,
         waker: Arc<Waker>,
+        instruments: Instruments,
     ) -> std::io::Result<SnapshotThread> {
         let (jobs, receiver) = mpsc::sync_channel(QUEUED_WORK_MAX);
         let finished = Arc::new(Mutex::new(None));
@@ -58,7 +62,7 @@ impl SnapshotThread {
         let thread =
             thread::Builder::new().name("raftkv-snapshot".to_string()).spawn(move || {
                 lower_priority();
-                run(&saver, &receiver, &slot, &waker);
+                run(&saver, &receiver, &slot, &waker, &instruments);
             })?;
         Ok(SnapshotThread { jobs: Some(jobs), finished, thread: Some(thread) })
     }
@@ -112,6 +116,7 @@ fn run(
     receiver: &Receiver<Work>,
     slot: &Mutex<Option<Finished>>,
     waker: &Waker,
+    instruments: &Instruments,
 ) {
     while let Ok(work) = receiver.recv() {
         let job = match work {
@@ -129,13 +134,17 @@ fn run(
             saver.save_streaming(last, job.membership(), bytes, |out| job.write_data(out));
         let failed = outcome.is_err();
         match &outcome {
-            Ok(saved) => info!(
-                %last,
-                bytes,
-                took_ms = started.elapsed().as_millis() as u64,
-                superseded = *saved == Saved::Superseded,
-                "snapshot saved"
-            ),
+            Ok(saved) => {
+                let took = started.elapsed();
+                instruments.record_snapshot(took);
+                info!(
+                    %last,
+                    bytes,
+                    took_ms = took.as_millis() as u64,
+                    superseded = *saved == Saved::Superseded,
+                    "snapshot saved"
+                );
+            }
             Err(error) => warn!(%last, %error, "cannot save the snapshot"),
         }
         let saved = SavedSnapshot { last, membership: job.membership().clone(), bytes };
