@@ -191,11 +191,8 @@ fn serve_needs_peers_or_join_and_a_listen_address_to_join() {
 #[test]
 fn a_joining_node_gives_up_after_its_join_timeout() {
     let dir = std::env::temp_dir().join(format!("raftkv-join-timeout-{}", std::process::id()));
-    let free_port = || {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-        listener.local_addr().expect("its address").to_string()
-    };
-    let (nobody, listen) = (free_port(), free_port());
+    let port = common::free_port_block(2);
+    let (nobody, listen) = (format!("127.0.0.1:{port}"), format!("127.0.0.1:{}", port + 1));
     let started = std::time::Instant::now();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_raftkv"))
         .args(["serve", "--id", "4", "--data", dir.join("data").to_str().unwrap()])
