@@ -175,18 +175,16 @@ fn seed_1922_a_joined_node_writes_entries_it_cannot_compact_yet() {
 }
 
 /// `raftkv-sim run --seed 147 --nodes 3 --clients 8 --ops 565 --faults all`: leader n3 (term 1)
-/// added n4 as a learner and appended the joint {1,2,3,4} / {1,2,3} at 6, which reached no one
-/// else. n1 then led term 2 and gave its noop (5/2) to n4 only before its hard state was lost:
-/// it restarts damaged, so it neither votes nor campaigns until a leader recovers it. n4 holds
-/// the most up-to-date log with n1, but counts itself a learner and never campaigns; n3 (6/1)
-/// needs three of {1,2,3,4} and n4 refuses it (5/2 is newer); n2 (2/1) is refused by n3. No
-/// leader ever again. Open (core): a node that is a learner in its own log but whose log is
-/// the newest a membership's voters need could campaign under that membership, as a node
-/// removed by an uncommitted entry does; the leader it becomes must then hand over to an
-/// up-to-date voter before stepping down.
+/// added n4 as a learner and appended its promotion, the joint {1,2,3,4} / {1,2,3} at 6, which
+/// reached no one else. n1 then led term 2 and gave its noop (5/2) to n4 only before its hard
+/// state was lost: it restarts damaged, so it neither votes nor campaigns until a leader
+/// recovers it. n4, a learner in its own log, holds the only intact copy of 5/2 and never
+/// campaigned; n3 (6/1) needs three of {1,2,3,4} and n4 refuses it (5/2 is newer); n2 (2/1) is
+/// refused by n3. No leader ever again (core, fixed: a learner that refuses a candidate whose
+/// log is behind its own may campaign under its membership, without counting its own vote;
+/// it wins with n2 and n3, commits an entry of its term and hands leadership to a voter).
 #[test]
-#[ignore = "core liveness gap, open: a learner holding the newest log never campaigns"]
-fn seed_147_a_learner_with_the_newest_log_and_a_damaged_voter_stall_the_cluster() {
+fn seed_147_a_learner_holding_the_log_the_voters_need_must_campaign() {
     let shape = Shape { nodes: 3, clients: 8, ops: 565, faults: "all".parse().expect("valid") };
     replay_as_drawn(147, shape);
 }

@@ -256,6 +256,7 @@ fn start_replica(
     raft_config.seed = options.id.0.rotate_left(48) ^ wall_nanos;
     let mut replica_config = ReplicaConfig::new(raft_config);
     replica_config.snapshot_threshold_bytes = options.snapshot_bytes;
+    replica_config.snapshot_growth_percent = options.snapshot_growth_percent;
     replica_config.session_timeout_ms = options.session_timeout_ms;
     Replica::new(now, replica_config, recovered, KvStore::new(options.limits))
         .map_err(ServeError::StartReplica)
@@ -560,6 +561,9 @@ impl Server {
             let (snapshot, saved) = finished.map_err(ServeError::Disk)?;
             let index = snapshot.last.index;
             self.replica.handle(now, Input::SnapshotSaved { snapshot });
+            if let Some(compacted) = self.replica.take_compacted() {
+                self.snapshots.free(compacted);
+            }
             if saved == Saved::Saved {
                 self.disk.compact_log(index);
             }

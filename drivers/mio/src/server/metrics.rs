@@ -222,7 +222,7 @@ fn register_loop_counts(registry: &mut Registry, counts: &LoopCounts) {
 }
 
 fn register_counters(registry: &mut Registry, counters: &Counters) {
-    let raft: [(&str, &str, u64); 17] = [
+    let raft: [(&str, &str, u64); 18] = [
         (
             "dropped_misaddressed",
             "Messages addressed to another node",
@@ -276,6 +276,11 @@ fn register_counters(registry: &mut Registry, counters: &Counters) {
         ),
         ("withheld_not_voter", "Elections not started as a non-voter", counters.withheld_not_voter),
         ("removed_nodes_told", "Removed nodes told of their removal", counters.removed_nodes_told),
+        (
+            "learner_campaigns",
+            "Pre-votes started as a learner whose log was needed",
+            counters.learner_campaigns,
+        ),
     ];
     for (name, help, value) in raft {
         let counter: Counter = Counter::default();
