@@ -12,7 +12,7 @@ use crate::received_snapshot::{self, ReceivedFile};
 use crate::recovery::{self, Opened};
 use crate::report::{OpenReport, PersistReport};
 use crate::snapshot_saver::{SnapshotSaver, SnapshotSlot};
-use crate::wal::{LogChangeRef, SegmentPreparer, Wal};
+use crate::wal::{LogChangeRef, ObsoleteSegments, SegmentPreparer, Wal};
 use crate::{hard_state, snapshot};
 
 /// The open data directory of a running node, on file system `F`.
@@ -110,6 +110,25 @@ impl<F: FileSystem> Storage<F> {
         }
         let covered = index.min(*self.snapshot_slot.lock());
         let outcome = self.wal.compact(&self.fs, covered);
+        self.stopped = outcome.is_err();
+        outcome
+    }
+
+    /// Like [`compact_log`](Self::compact_log), but the segments are only taken out of the log:
+    /// the caller removes them ([`ObsoleteSegments::remove`]) where it likes, so that the log's
+    /// syncs do not wait for the removals.
+    pub fn compact_log_apart(
+        &mut self,
+        index: LogIndex,
+    ) -> Result<ObsoleteSegments<F>, StorageError>
+    where
+        F: Clone,
+    {
+        if self.stopped {
+            return Err(StorageError::Stopped);
+        }
+        let covered = index.min(*self.snapshot_slot.lock());
+        let outcome = self.wal.compact_apart(&self.fs, covered);
         self.stopped = outcome.is_err();
         outcome
     }

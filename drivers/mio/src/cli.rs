@@ -154,6 +154,11 @@ struct ServeArgs {
     /// of applied log have accumulated since the last one. Default 64 MiB.
     #[arg(long, hide_default_value = true, default_value_t = 64 << 20, value_name = "BYTES")]
     snapshot_bytes: usize,
+    /// ... or once the applied log weighs this percentage of the last snapshot's size, if
+    /// more: each snapshot rewrites the whole state, so a large state is not rewritten every
+    /// few megabytes of log. 0 snapshots at --snapshot-bytes alone.
+    #[arg(long, default_value_t = 100, value_name = "PERCENT")]
+    snapshot_growth_percent: u32,
     /// Size at which a write-ahead log segment is closed and the next one started. Default
     /// 64 MiB.
     #[arg(long, hide_default_value = true, default_value_t = raftkv_storage::DEFAULT_SEGMENT_BYTES, value_name = "BYTES")]
@@ -384,6 +389,7 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         heartbeat_ms: args.heartbeat_ms,
         max_frame_bytes: args.max_frame_bytes,
         snapshot_bytes: args.snapshot_bytes.max(1),
+        snapshot_growth_percent: args.snapshot_growth_percent,
         segment_bytes: args.wal_segment_bytes.max(1),
         limits,
         session_timeout_ms: args.session_timeout_ms,

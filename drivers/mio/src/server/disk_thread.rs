@@ -14,8 +14,10 @@ use std::thread::{self, JoinHandle};
 use mio::Waker;
 use raftkv_core::LogIndex;
 use raftkv_core::raft::{Persist, PersistId};
-use raftkv_storage::{RealFs, SegmentPreparer, Storage, StorageError};
+use raftkv_storage::{ObsoleteSegments, RealFs, SegmentPreparer, Storage, StorageError};
 use tracing::{info, warn};
+
+use super::instruments::Instruments;
 
 /// A batch that takes longer than this to become durable is logged: elections and client
 /// latency suffer long before anything fails.
@@ -53,19 +55,21 @@ pub(crate) struct DiskThread {
 
 impl DiskThread {
     /// Starts the thread, which owns `storage` from now on; `lock` is held until it stops.
+    /// It records each batch into `instruments`.
     pub(crate) fn spawn(
         storage: Storage<RealFs>,
         lock: File,
         waker: Arc<Waker>,
+        instruments: Instruments,
     ) -> std::io::Result<DiskThread> {
         let shared = Arc::new(Shared::default());
         shared.wal_bytes.store(storage.wal_bytes(), Ordering::Relaxed);
         let (queue, receiver) = mpsc::channel();
         let thread_shared = Arc::clone(&shared);
-        let preparer = spawn_preparer(storage.segment_preparer())?;
-        let thread = thread::Builder::new()
-            .name("raftkv-disk".to_string())
-            .spawn(move || run(storage, &receiver, &thread_shared, &waker, &preparer))?;
+        let segments = spawn_segment_thread(storage.segment_preparer())?;
+        let thread = thread::Builder::new().name("raftkv-disk".to_string()).spawn(move || {
+            run(storage, &receiver, &thread_shared, &waker, &segments, &instruments);
+        })?;
         Ok(DiskThread { queue: Some(queue), shared, thread: Some(thread), _lock: lock })
     }
 
@@ -112,22 +116,48 @@ impl DiskThread {
     }
 }
 
-/// Starts the thread that prepares WAL segments ahead of need, one sequence number at a time
-/// as the disk thread asks, so that starting a segment never waits for a file to be created
-/// and zero-filled. It stops when the disk thread drops its end of the queue; a preparation
-/// that fails is logged, and the log then creates that segment itself.
-fn spawn_preparer(preparer: SegmentPreparer<RealFs>) -> std::io::Result<Sender<u64>> {
-    let (requests, receiver) = mpsc::channel::<u64>();
-    thread::Builder::new().name("raftkv-prepare".to_string()).spawn(move || {
-        while let Ok(mut sequence) = receiver.recv() {
-            // Only the newest request matters: the log passed the others by.
-            sequence = receiver.try_iter().last().unwrap_or(sequence);
-            if let Err(error) = preparer.prepare(sequence) {
-                warn!(%error, sequence, "cannot prepare the next WAL segment ahead of need");
+/// What the disk thread asks of the segment thread.
+enum SegmentWork {
+    /// Prepare this segment ahead of need.
+    Prepare(u64),
+    /// Remove segments that a snapshot covers.
+    Remove(ObsoleteSegments<RealFs>),
+}
+
+/// Starts the thread that does the WAL's file work off the path of its syncs: it prepares
+/// segments ahead of need, one sequence number at a time as the disk thread asks, so that
+/// starting a segment never waits for a file to be created and zero-filled, and removes the
+/// segments a snapshot covers. It stops when the disk thread drops its end of the queue. A
+/// preparation that fails is logged, and the log then creates that segment itself; a removal
+/// that fails is logged, and the segments stay until the next start (the log replays to the
+/// same with them).
+fn spawn_segment_thread(preparer: SegmentPreparer<RealFs>) -> std::io::Result<Sender<SegmentWork>> {
+    let (requests, receiver) = mpsc::channel::<SegmentWork>();
+    thread::Builder::new().name("raftkv-segments".to_string()).spawn(move || {
+        while let Ok(first) = receiver.recv() {
+            // Only the newest preparation matters: the log passed the others by.
+            let mut to_prepare = None;
+            for work in std::iter::once(first).chain(receiver.try_iter()) {
+                match work {
+                    SegmentWork::Prepare(sequence) => to_prepare = Some(sequence),
+                    SegmentWork::Remove(segments) => remove(segments),
+                }
+            }
+            if let Some(sequence) = to_prepare {
+                if let Err(error) = preparer.prepare(sequence) {
+                    warn!(%error, sequence, "cannot prepare the next WAL segment ahead of need");
+                }
             }
         }
     })?;
     Ok(requests)
+}
+
+fn remove(segments: ObsoleteSegments<RealFs>) {
+    match segments.remove() {
+        Ok(removed) => info!(segments = removed, "removed WAL segments covered by the snapshot"),
+        Err(error) => warn!(%error, "cannot remove WAL segments covered by the snapshot"),
+    }
 }
 
 fn run(
@@ -135,7 +165,8 @@ fn run(
     receiver: &Receiver<DiskWork>,
     shared: &Shared,
     waker: &Waker,
-    preparer: &Sender<u64>,
+    segments: &Sender<SegmentWork>,
+    instruments: &Instruments,
 ) {
     let mut batch = Vec::new();
     let mut prepared = None;
@@ -144,7 +175,7 @@ fn run(
         if storage.segment_to_prepare() != prepared {
             prepared = storage.segment_to_prepare();
             if let Some(sequence) = prepared {
-                let _ = preparer.send(sequence);
+                let _ = segments.send(SegmentWork::Prepare(sequence));
             }
         }
         let mut compact_to: Option<LogIndex> = None;
@@ -156,9 +187,14 @@ fn run(
                 }
             }
         }
-        let outcome = write_batch(&mut storage, &batch).and_then(|removed| {
-            let compacted = compact_to.map_or(Ok(0), |index| storage.compact_log(index))?;
-            Ok(removed + compacted)
+        let outcome = write_batch(&mut storage, &batch, instruments).and_then(|removed| {
+            if let Some(index) = compact_to {
+                let obsolete = storage.compact_log_apart(index)?;
+                if !obsolete.is_empty() {
+                    let _ = segments.send(SegmentWork::Remove(obsolete));
+                }
+            }
+            Ok(removed)
         });
         match outcome {
             Ok(segments_removed) => {
@@ -187,8 +223,13 @@ fn run(
     }
 }
 
-/// Makes `batch` durable (nothing to do if empty); returns how many WAL segments went.
-fn write_batch(storage: &mut Storage<RealFs>, batch: &[Persist]) -> Result<usize, StorageError> {
+/// Makes `batch` durable (nothing to do if empty) and records it; returns how many WAL
+/// segments went.
+fn write_batch(
+    storage: &mut Storage<RealFs>,
+    batch: &[Persist],
+    instruments: &Instruments,
+) -> Result<usize, StorageError> {
     if batch.is_empty() {
         return Ok(0);
     }
@@ -207,5 +248,10 @@ fn write_batch(storage: &mut Storage<RealFs>, batch: &[Persist]) -> Result<usize
             "slow disk: writing and syncing one batch took longer than {SLOW_DISK:?}"
         );
     }
-    Ok(outcome?.segments_removed)
+    let segments_removed = outcome?.segments_removed;
+    let entries = batch.iter().flat_map(|persist| &persist.entries);
+    let bytes =
+        entries.clone().fold(0usize, |bytes, entry| bytes.saturating_add(entry.size_bytes()));
+    instruments.record_batch(took, entries.count(), bytes);
+    Ok(segments_removed)
 }

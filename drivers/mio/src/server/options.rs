@@ -37,6 +37,8 @@ pub(crate) struct ServeOptions {
     pub(crate) max_frame_bytes: usize,
     /// Bytes of applied log after which the replica takes a snapshot and the WAL is compacted.
     pub(crate) snapshot_bytes: usize,
+    /// ... or this percentage of the last snapshot's size, if more.
+    pub(crate) snapshot_growth_percent: u32,
     /// Size at which a WAL segment is closed and the next one started.
     pub(crate) segment_bytes: u64,
     /// Key and value sizes clients may write.
