@@ -173,11 +173,15 @@ impl<F: FileSystem> Storage<F> {
                 changes.clear();
             }
             {
-                // A snapshot in a persist is newer than any the savers may be writing: it
-                // is installed from the leader beyond what this node applied.
+                // A leader's snapshot, installed beyond what the node had applied when it took
+                // it; but the node may have applied it and more since, and a saver may have
+                // saved a snapshot of its own as recent already, which covers this one and
+                // must stay (the log it kept starts after it).
                 let mut saved = self.snapshot_slot.lock();
-                snapshot::save(&self.fs, &self.dir, snapshot)?;
-                *saved = (*saved).max(snapshot.last.index);
+                if snapshot.last.index > *saved {
+                    snapshot::save(&self.fs, &self.dir, snapshot)?;
+                    *saved = snapshot.last.index;
+                }
             }
             report.segments_removed += self.wal.compact(&self.fs, snapshot.last.index)?;
             if self
