@@ -128,6 +128,10 @@ struct ServeArgs {
     /// membership; a node restarts with neither --join nor --peers.
     #[arg(long, value_name = "HOST:PORT,...")]
     join: Option<String>,
+    /// With --join: how long to keep asking those nodes for the members (each attempt waits
+    /// up to 2 s for an answer) before giving up with exit status 1. Default 30 s.
+    #[arg(long, hide_default_value = true, default_value_t = 30_000, value_name = "MS")]
+    join_timeout_ms: u64,
     /// Where to accept connections from peers and clients (one port for both). Default: this
     /// node's address in --peers; required otherwise. Use 0.0.0.0:PORT to listen on every
     /// interface.
@@ -346,6 +350,9 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         return Err(Failure::Usage(format!("--peers does not list this node (--id {id})")));
     }
     let join = parse_join(args.join.as_deref())?;
+    if args.join_timeout_ms == 0 {
+        return Err(Failure::Usage("--join-timeout-ms must be positive".to_string()));
+    }
     let Some(listen) = args.listen.as_deref().or(own) else {
         return Err(Failure::Usage("give --listen (or --peers, which names it)".to_string()));
     };
@@ -383,6 +390,7 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         peers,
         join,
         join_tls,
+        join_timeout: std::time::Duration::from_millis(args.join_timeout_ms),
         data: args.data,
         cluster: args.cluster_name,
         election_timeout_ms: args.election_timeout_ms,
