@@ -16,8 +16,8 @@ pub(crate) struct ListenerFacts {
     pub(crate) rejected_connections: u64,
 }
 
-/// The text of `INFO`; `status` is `Err` with the reason when the node did not answer.
-pub(crate) fn info_text(status: Result<&NodeStatus, &str>, facts: ListenerFacts) -> String {
+/// The text of `INFO`.
+pub(crate) fn info_text(status: &NodeStatus, facts: ListenerFacts) -> String {
     let mut text = String::new();
     let _ = write!(
         text,
@@ -30,29 +30,22 @@ pub(crate) fn info_text(status: Result<&NodeStatus, &str>, facts: ListenerFacts)
         facts.connected_clients,
         facts.rejected_connections,
     );
-    match status {
-        Ok(status) => {
-            // raftkv roles, not Redis's master/slave: every node takes writes and forwards
-            // them to the leader.
-            let role = status.role.to_ascii_lowercase();
-            let leader = status.leader.map_or("none".to_string(), |leader| leader.to_string());
-            let _ = write!(
-                text,
-                "# Replication\r\nrole:{role}\r\nnode_id:{}\r\nleader:{leader}\r\nterm:{}\r\n\
-                 commit_index:{}\r\napplied_index:{}\r\nlast_log_index:{}\r\ndamaged:{}\r\n\r\n\
-                 # Keyspace\r\ndb0:keys={},expires=0,avg_ttl=0\r\n",
-                status.id,
-                status.term,
-                status.commit,
-                status.applied,
-                status.last_log,
-                u8::from(status.damaged),
-                status.keys,
-            );
-        }
-        Err(reason) => {
-            let _ = write!(text, "# Replication\r\nrole:unknown\r\nstatus_error:{reason}\r\n");
-        }
-    }
+    // raftkv roles, not Redis's master/slave: every node takes writes and forwards them to
+    // the leader.
+    let role = status.role.to_ascii_lowercase();
+    let leader = status.leader.map_or("none".to_string(), |leader| leader.to_string());
+    let _ = write!(
+        text,
+        "# Replication\r\nrole:{role}\r\nnode_id:{}\r\nleader:{leader}\r\nterm:{}\r\n\
+         commit_index:{}\r\napplied_index:{}\r\nlast_log_index:{}\r\ndamaged:{}\r\n\r\n\
+         # Keyspace\r\ndb0:keys={},expires=0,avg_ttl=0\r\n",
+        status.id,
+        status.term,
+        status.commit,
+        status.applied,
+        status.last_log,
+        u8::from(status.damaged),
+        status.keys,
+    );
     text
 }
