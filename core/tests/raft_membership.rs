@@ -7,8 +7,8 @@ mod cluster;
 
 use cluster::{Cluster, id};
 use raftkv_core::raft::{
-    ChangeRefused, Config, HardState, MemberChange, Membership, RaftNode, Recovered, Role,
-    Snapshot, Standing,
+    Body, ChangeRefused, Config, HardState, MemberChange, Membership, Message, RaftNode, Recovered,
+    Role, Snapshot, Standing,
 };
 use raftkv_core::{Instant, LogId, LogIndex, NodeId, Term};
 
@@ -245,6 +245,49 @@ fn a_node_removed_by_an_uncommitted_entry_campaigns_until_that_entry_commits() {
     let pre_elections = cluster.node(id(1)).counters().pre_elections;
     cluster.run_for(3_000);
     assert_eq!(cluster.node(id(1)).counters().pre_elections, pre_elections, "then never again");
+}
+
+/// Found by the simulator (seed 147): leader 1 appended the promotion of learner 4, which
+/// reached no one; node 2 then led a new term and its first entry reached the learner only
+/// before node 2 failed for good. Node 1, joint, needs three of {1, 2, 3, 4}, and the learner
+/// refuses it: its log is newer. Node 3 needs two of {1, 2, 3}, and node 1 refuses it: its log
+/// is longer. If the learner stayed out of elections, no leader could ever be elected again.
+/// Refusing a candidate whose log is behind its own tells it that its log is needed: it
+/// campaigns under its membership without counting its own vote, wins with nodes 1 and 3,
+/// commits an entry of its term, and hands leadership to one of them.
+#[test]
+fn a_learner_whose_log_the_voters_need_leads_until_they_hold_it_then_hands_over() {
+    let mut cluster = three_voters_and_learners(1);
+    let four = id(4);
+    cluster.change_membership(id(1), &[promote(4)]).expect("the learner has caught up");
+    cluster.drop_where(|_| true);
+    assert_eq!(membership(&cluster, id(1)), "voters=1,2,3,4 outgoing=1,2,3");
+    cluster.isolate(id(1));
+    cluster.advance(1_000);
+    let appends_to_3 =
+        |message: &Message| message.to == id(3) && matches!(message.body, Body::Append { .. });
+    cluster.campaign_until_leader(id(2), |message| !appends_to_3(message));
+    cluster.drop_where(|_| true);
+    let learner_log = cluster.node(four).status().last_log;
+    assert_eq!(learner_log, cluster.node(id(2)).status().last_log, "the learner holds it");
+    assert!(learner_log.term > cluster.node(id(3)).status().last_log.term);
+    cluster.crash(id(2));
+    cluster.heal();
+
+    cluster.run_for(5_000);
+    let leader = cluster.leader().expect("a leader again");
+    assert!(leader == id(1) || leader == id(3), "{leader}");
+    let counters = cluster.node(four).counters();
+    assert!(counters.learner_campaigns > 0 && counters.leaderships == 1, "{counters}");
+    for node in [id(1), id(3), four] {
+        assert_eq!(membership(&cluster, node), "voters=1,2,3 learners=4", "node {node}");
+        let held = cluster.node(node).term_at(learner_log.index);
+        assert_eq!(held, Some(learner_log.term), "node {node} holds the learner's log");
+    }
+    assert_eq!(cluster.node(four).role(), Role::Follower);
+    let pre_elections = counters.pre_elections;
+    cluster.run_for(3_000);
+    assert_eq!(cluster.node(four).counters().pre_elections, pre_elections, "then never again");
 }
 
 #[test]

@@ -175,18 +175,16 @@ fn seed_1922_a_joined_node_writes_entries_it_cannot_compact_yet() {
 }
 
 /// `raftkv-sim run --seed 147 --nodes 3 --clients 8 --ops 565 --faults all`: leader n3 (term 1)
-/// added n4 as a learner and appended the joint {1,2,3,4} / {1,2,3} at 6, which reached no one
-/// else. n1 then led term 2 and gave its noop (5/2) to n4 only before its hard state was lost:
-/// it restarts damaged, so it neither votes nor campaigns until a leader recovers it. n4 holds
-/// the most up-to-date log with n1, but counts itself a learner and never campaigns; n3 (6/1)
-/// needs three of {1,2,3,4} and n4 refuses it (5/2 is newer); n2 (2/1) is refused by n3. No
-/// leader ever again. Open (core): a node that is a learner in its own log but whose log is
-/// the newest a membership's voters need could campaign under that membership, as a node
-/// removed by an uncommitted entry does; the leader it becomes must then hand over to an
-/// up-to-date voter before stepping down.
+/// added n4 as a learner and appended its promotion, the joint {1,2,3,4} / {1,2,3} at 6, which
+/// reached no one else. n1 then led term 2 and gave its noop (5/2) to n4 only before its hard
+/// state was lost: it restarts damaged, so it neither votes nor campaigns until a leader
+/// recovers it. n4, a learner in its own log, holds the only intact copy of 5/2 and never
+/// campaigned; n3 (6/1) needs three of {1,2,3,4} and n4 refuses it (5/2 is newer); n2 (2/1) is
+/// refused by n3. No leader ever again (core, fixed: a learner that refuses a candidate whose
+/// log is behind its own may campaign under its membership, without counting its own vote;
+/// it wins with n2 and n3, commits an entry of its term and hands leadership to a voter).
 #[test]
-#[ignore = "core liveness gap, open: a learner holding the newest log never campaigns"]
-fn seed_147_a_learner_with_the_newest_log_and_a_damaged_voter_stall_the_cluster() {
+fn seed_147_a_learner_holding_the_log_the_voters_need_must_campaign() {
     let shape = Shape { nodes: 3, clients: 8, ops: 565, faults: "all".parse().expect("valid") };
     replay_as_drawn(147, shape);
 }
@@ -208,14 +206,13 @@ fn seed_201008_reordered_snapshot_answers_do_not_start_a_storm_of_resent_chunks(
 /// `raftkv-sim run --seed 401804 --nodes 3 --clients 1 --ops 130 --faults
 /// net,crash,partition,disk,transfer`: n2 restarted damaged with an empty log after its
 /// snapshot at 193, received 194..228 in one append (one WAL record, acknowledged), recovered,
-/// and then a bit rotted at byte 482 of that WAL segment and it crashed. After the restart
-/// the entries are gone and no damage is reported, which the storage check refuses. Open, not
-/// yet classified (storage): the rotted record is the last of the WAL, where a torn write
-/// after a crash looks the same; whether the engine can tell them apart here (the hard state
-/// written after it) is the question to answer first.
+/// and then a bit rotted at byte 482 of that WAL segment and it crashed. The record ended one
+/// byte into the next sector, and that byte (the last of the payload) was a zero: the scan took
+/// the rotted record for a torn write, and the entries vanished with no damage reported. WAL
+/// format 4 scrambles payloads and ends each record with a non-zero mark; the storage tests
+/// `a_flipped_bit_in_a_last_record_*` hold the exact case (the bytes of this run differ now).
 #[test]
-#[ignore = "storage, open: a rotted last WAL record after a damaged restart is taken for a torn tail"]
-fn seed_401804_a_rotted_last_wal_record_after_recovery_goes_unreported() {
+fn seed_401804_a_rotted_last_wal_record_is_damage_not_a_torn_write() {
     let faults = "net,crash,partition,disk,transfer".parse().expect("valid");
     replay_as_drawn(401804, Shape { nodes: 3, clients: 1, ops: 130, faults });
 }

@@ -63,7 +63,7 @@ pub struct PersistReport {
 }
 
 impl fmt::Display for Cut {
-    /// For example `data/wal/00000000000000000001.wal at offset 4096: a record payload fails
+    /// For example `data/wal/00000000000000000001.wal at offset 4096: a record body fails
     /// its checksum; dropped the log after entry 41`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

@@ -90,7 +90,7 @@ fn a_bit_flip_in_the_last_acknowledged_record_is_damage_not_a_torn_write() {
     assert_eq!(report.torn_tail, None);
     let [cut] = &report.damage[..] else { panic!("{report:?}") };
     assert_eq!((&cut.path, cut.offset), (&segment, second));
-    assert!(cut.reason.contains("payload fails its checksum"), "{cut}");
+    assert!(cut.reason.contains("body fails its checksum"), "{cut}");
     assert_eq!(cut.dropped, Dropped::LogAfter { kept_last: LogIndex(5) });
 
     // The cut is durable: after a crash the damage is gone, and the log goes on after it.

@@ -50,6 +50,9 @@ pub struct Counters {
     /// Leader only: nodes removed by a committed membership that still asked for votes, told
     /// that their removal committed.
     pub removed_nodes_told: u64,
+    /// Pre-votes this node started as a learner because a candidate's log was behind its own
+    /// (see `RaftNode::may_campaign`).
+    pub learner_campaigns: u64,
 }
 
 impl fmt::Display for Counters {
@@ -59,7 +62,8 @@ impl fmt::Display for Counters {
             "misaddressed={} stale={} in_lease={} unexpected={} malformed={} \
              bad_ack={} rejected={} held={} pre_elections={} elections={} \
              leaderships={} snapshots_taken={} snapshots_installed={} follower_logs_lost={} \
-             withheld_while_damaged={} withheld_not_voter={} removed_nodes_told={}",
+             withheld_while_damaged={} withheld_not_voter={} removed_nodes_told={} \
+             learner_campaigns={}",
             self.dropped_misaddressed,
             self.dropped_stale_term,
             self.dropped_in_lease,
@@ -76,7 +80,8 @@ impl fmt::Display for Counters {
             self.follower_logs_lost,
             self.withheld_while_damaged,
             self.withheld_not_voter,
-            self.removed_nodes_told
+            self.removed_nodes_told,
+            self.learner_campaigns
         )
     }
 }

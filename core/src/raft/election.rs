@@ -13,8 +13,8 @@ impl RaftNode {
     /// election could succeed before disturbing anyone with a new term (thesis §9.6).
     ///
     /// A node whose disk was damaged does not campaign until it has caught up, a node that is
-    /// not a voter (a learner, a node whose removal committed) never does, and a node at the
-    /// last valid term cannot.
+    /// not a voter (a learner, a node whose removal committed) does not unless its log is
+    /// needed (see `may_campaign`), and a node at the last valid term cannot.
     pub(crate) fn start_pre_vote(&mut self) {
         self.reset_election_timer();
         self.leader = None;
@@ -27,6 +27,9 @@ impl RaftNode {
         self.progress.clear();
         self.votes = Ballot::default();
         self.counters.pre_elections += 1;
+        if !self.is_voter() && self.log_needed {
+            self.counters.learner_campaigns += 1;
+        }
         // A random name, not a count: a count starts again with the process, and a grant
         // from before a restart would then look like one of this round.
         self.pre_vote_round = self.rng.next_u64();
@@ -134,6 +137,7 @@ impl RaftNode {
         }
         if self.role == Role::Leader {
             self.abort_reads_on_step_down(leader);
+            self.log_needed = false;
         }
         self.role = Role::Follower;
         self.transfer = None;
@@ -160,9 +164,25 @@ impl RaftNode {
         if !granted && self.in_leader_lease() {
             self.counters.dropped_in_lease += 1;
         }
+        if campaign_term > self.term {
+            self.note_if_log_needed(last);
+        }
         let reply_term = if granted { campaign_term } else { self.term };
         self.send(from, reply_term, Body::PreVoteReply { granted, round });
         self.tell_removed_node(from);
+    }
+
+    /// A learner asked for its vote by a candidate whose log is behind its own, with no leader
+    /// to follow, may be the only up-to-date copy the voters can reach: it may campaign from
+    /// now until it hears from a leader (see `may_campaign`).
+    fn note_if_log_needed(&mut self, candidate_last: LogId) {
+        if self.log.membership().is_learner(self.config.id)
+            && !candidate_last.is_up_to_date_with(self.log.last_id())
+            && !self.in_leader_lease()
+            && !self.recovery.is_damaged()
+        {
+            self.log_needed = true;
+        }
     }
 
     /// A vote request in this node's term (a newer term was adopted before). Any node answers,
@@ -184,6 +204,7 @@ impl RaftNode {
             self.reset_election_timer();
             self.send_when_durable(from, Body::VoteReply { granted: true });
         } else {
+            self.note_if_log_needed(last);
             self.send(from, self.term, Body::VoteReply { granted: false });
         }
     }

@@ -14,7 +14,8 @@ use crate::raft::quorum::{JointQuorum, Majority};
 /// The members of a cluster, addressed by node id.
 ///
 /// - Voters elect leaders and make up quorums.
-/// - Learners receive the log and snapshots but never count for a quorum and never campaign.
+/// - Learners receive the log and snapshots but never count for a quorum, and campaign only
+///   when a candidate showed that the voters need their log (`RaftNode::may_campaign`).
 /// - During a joint change from C_old to C_new (C_old,new), `voters` are C_new's and
 ///   `outgoing_voters` C_old's: a quorum is a majority of each.
 ///
@@ -64,7 +65,8 @@ pub enum MembershipError {
 pub enum Standing {
     /// It votes and may campaign (as an incoming or an outgoing voter).
     Voter,
-    /// It receives the log, and never campaigns or counts for a quorum.
+    /// It receives the log and never counts for a quorum; it campaigns only when the voters
+    /// need its log.
     Learner,
     /// The membership entry at `by` removed it. It campaigns only while it does not know that
     /// entry committed (the membership before may still need it to elect anyone), and never

@@ -306,6 +306,9 @@ pub struct RaftNode {
     pub(crate) recovery: Recovery,
     /// Follower only: appends of its leader that arrived ahead of a gap in its log.
     pub(crate) early_appends: EarlyAppends,
+    /// Learner only: since it last heard from a leader, it refused a candidate whose log is
+    /// behind its own, so the voters may need its log to elect anyone (see `may_campaign`).
+    pub(crate) log_needed: bool,
     pub(crate) now: Instant,
     pub(crate) rng: Prng,
     pub(crate) outbox: VecDeque<Output>,
@@ -356,6 +359,7 @@ impl RaftNode {
             durability: Durability::new(durable),
             recovery: Recovery::new(false, 0),
             early_appends: EarlyAppends::new(config.max_early_appends),
+            log_needed: false,
             now,
             rng,
             outbox: VecDeque::new(),
@@ -541,8 +545,8 @@ impl RaftNode {
 
     /// A leader's share of `check_invariants`: its vote, its progress, and the change rules (it
     /// leaves a joint membership as soon as it commits, keeps at most one membership entry
-    /// uncommitted once it committed in its term, and leads as a non-voter only until the
-    /// membership that removed it commits).
+    /// uncommitted once it committed in its term, and leads as a non-voter only until both the
+    /// membership in force and an entry of its term have committed).
     fn check_leader_invariants(&self) {
         let id = self.config.id;
         assert!(
@@ -575,7 +579,11 @@ impl RaftNode {
         }
         let uncommitted = self.is_changing_membership();
         assert!(!membership.is_joint() || uncommitted, "a leader stays in a committed joint state");
-        assert!(membership.is_voter(id) || uncommitted, "a removed leader kept leading");
+        let committed_in_term = self.log.term_at(self.log.committed()) == Some(self.term);
+        assert!(
+            membership.is_voter(id) || uncommitted || !committed_in_term,
+            "a non-voter kept leading past the commit that let it hand over"
+        );
         if self.log.term_at(self.log.committed()) == Some(self.term) {
             assert!(self.log.uncommitted_memberships() <= 1, "two membership changes at once");
         }
@@ -606,19 +614,24 @@ impl RaftNode {
     }
 
     /// Whether this node may campaign: it votes in the membership in force, or that membership
-    /// removed it but is not committed as far as this node knows. A node removed by an entry
-    /// that may never commit is still needed by the membership before it: if it stayed out,
-    /// the other voters of that membership might never reach a majority, the removed node's
-    /// log holding entries theirs lack. It campaigns under the membership in force, where its
-    /// own vote does not count, and a leader that membership removed steps down once it
-    /// commits.
+    /// removed it but is not committed as far as this node knows, or it is a learner whose log
+    /// a candidate showed to be needed.
+    ///
+    /// A node removed by an entry that may never commit is still needed by the membership
+    /// before it: if it stayed out, the other voters of that membership might never reach a
+    /// majority, the removed node's log holding entries theirs lack. A learner may be needed
+    /// the same way: a voter that appended the learner's promotion asks it for its vote, and
+    /// it must refuse if its log is ahead (seed 147: the one voter holding the same log was
+    /// down, and no voter could win). Either campaigns under the membership in force, where
+    /// its own vote does not count, so the voters' majority alone elects it, as safe as any
+    /// election; once an entry of its term commits, the voters hold its log and it hands
+    /// leadership to one of them (`advance_membership`).
     pub(crate) fn may_campaign(&self) -> bool {
+        let id = self.config.id;
         self.is_voter()
             || (self.is_changing_membership()
-                && self
-                    .log
-                    .previous_membership()
-                    .is_some_and(|previous| previous.is_voter(self.config.id)))
+                && self.log.previous_membership().is_some_and(|previous| previous.is_voter(id)))
+            || (self.log_needed && self.log.membership().is_learner(id))
     }
 
     /// Whether this node alone makes a quorum (a cluster of one voter).

@@ -112,8 +112,9 @@ impl RaftNode {
     }
 
     /// Leader only, once the membership in force is committed: leaves a joint membership by
-    /// appending C_new, steps down if the membership removed this node, and stops replicating
-    /// to the members the change removed.
+    /// appending C_new, steps down if this node is not a voter of it (removed, or a learner
+    /// elected because its log was needed) once an entry of its term has committed too (the
+    /// voters hold its log then), and stops replicating to the members the change removed.
     pub(crate) fn advance_membership(&mut self) {
         if self.role != Role::Leader || self.is_changing_membership() {
             return;
@@ -124,15 +125,18 @@ impl RaftNode {
             let id = self.append_own(Payload::Membership(settled));
             self.sync_progress(id.index);
         } else if !membership.is_voter(self.config.id) {
-            self.hand_over_and_step_down();
+            if self.log.term_at(self.log.committed()) == Some(self.term) {
+                self.hand_over_and_step_down();
+            }
         } else {
             self.sync_progress(self.log.last_index().next());
         }
     }
 
-    /// The membership that removed this leader committed: the followers learn the commit
-    /// index, an up-to-date voter is told to campaign at once, and this node steps down for
-    /// good (it no longer campaigns).
+    /// This leader is not a voter of the committed membership, and an entry of its term
+    /// committed: the followers learn the commit index, an up-to-date voter is told to campaign
+    /// at once, and this node steps down (a removed node for good; a learner campaigns again
+    /// only if its log is needed again).
     fn hand_over_and_step_down(&mut self) {
         self.broadcast_heartbeat();
         let last = self.log.last_index();

@@ -126,6 +126,7 @@ impl RaftNode {
             self.become_follower(self.term, Some(from));
         }
         self.leader_contact = Some(self.now);
+        self.log_needed = false;
         self.reset_election_timer();
         true
     }
@@ -255,7 +256,8 @@ impl RaftNode {
     /// Commits the highest index durable on a quorum (the leader's own disk counts once its
     /// persist is acknowledged, and only if it votes), but only an entry of the current term
     /// (Raft §5.4.2, Figure 8): earlier entries commit with it. A committed membership may make
-    /// the leader leave a joint state, or step down (see `on_commit_membership`).
+    /// the leader leave a joint state, or step down (see `on_commit_membership`); so does the
+    /// first commit of a leader that is not a voter.
     pub(crate) fn maybe_commit(&mut self) {
         if self.role != Role::Leader {
             return;
@@ -267,6 +269,10 @@ impl RaftNode {
             self.broadcast_due = true;
             self.on_leader_commit();
             self.on_commit_membership(before);
+            if self.log.term_at(before) != Some(self.term) && !self.is_voter() {
+                // The first commit of a leader elected as a non-voter: the voters hold its log.
+                self.advance_membership();
+            }
         }
     }
 }

@@ -27,8 +27,9 @@ mod tls;
 mod transport;
 mod wire;
 
-pub use client::{AddressStatus, CasOutcome, Client, ClientOptions, Error, MemberList};
+pub use backup::BackupWriter;
+pub use client::{AddressStatus, BackupSink, CasOutcome, Client, ClientOptions, Error, MemberList};
 pub use connection_report::{ConnectionReport, Refusals};
 pub use raftkv_core::kv::{Scan, ScanPage};
 pub use tls::{ClientTls, TlsError};
-pub use wire::{MemberStep, MembershipReport, NodeStatus};
+pub use wire::{MemberStep, MembershipReport, NodeStatus, SnapshotHeader};

@@ -156,15 +156,15 @@ pub(crate) enum BackupAnswer {
     Replaced,
 }
 
-/// What a snapshot holds besides its data.
+/// What a snapshot holds besides its data (see [`Client::backup`](crate::Client::backup)).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct SnapshotHeader {
+pub struct SnapshotHeader {
     /// The last entry it covers.
-    pub(crate) last: LogId,
+    pub last: LogId,
     /// The membership in force there.
-    pub(crate) membership: Membership,
+    pub membership: Membership,
     /// The size of its data.
-    pub(crate) data_bytes: u64,
+    pub data_bytes: u64,
 }
 
 /// One step of a membership change, as an operator asks for it.

@@ -1,5 +1,5 @@
-//! `serve --metrics-listen`: a real node answers `/metrics` with Prometheus text and `/health`
-//! with 200 once it has a leader, over plain HTTP.
+//! `serve --metrics-listen`: real nodes answer `/metrics` with Prometheus text and `/health`
+//! with 200 once they have a leader, over plain HTTP; the series move as the cluster works.
 
 mod common;
 
@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{TestCluster, free_ports};
+use common::{PATIENCE, TestCluster, free_ports};
 
 /// One HTTP/1.1 GET; returns the status code and the body.
 fn get(port: u16, path: &str) -> (u16, String) {
@@ -26,40 +26,111 @@ fn get(port: u16, path: &str) -> (u16, String) {
     (status.expect("a status code"), body.to_owned())
 }
 
-#[test]
-fn a_node_answers_metrics_and_health_over_http() {
-    let port = free_ports(1)[0];
-    let listen = format!("--metrics-listen=127.0.0.1:{port}");
-    let cluster = TestCluster::start_with(1, &[&listen]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let health = loop {
+/// A series (its name and labels, as printed) and the test its value must pass.
+type Wanted<'a> = (&'a str, fn(f64) -> bool);
+
+/// The value of the series `series` (its name and labels, as printed), if present.
+fn value(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Polls node `port`'s `/metrics` until every series of `wanted` is present and its value
+/// passes its test.
+fn wait_for_metrics(port: u16, cluster: &TestCluster, wanted: &[Wanted<'_>]) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (status, metrics) = get(port, "/metrics");
+        assert_eq!(status, 200);
+        let missing =
+            wanted.iter().find(|(series, holds)| !value(&metrics, series).is_some_and(holds));
+        match missing {
+            None => return,
+            Some((series, _)) if Instant::now() > deadline => {
+                panic!("{series} never as wanted:\n{metrics}\n{}", cluster.logs())
+            }
+            Some(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// Polls node `port`'s `/health` until it answers 200; returns its reason.
+fn wait_until_healthy(port: u16, cluster: &TestCluster) -> String {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
         let answer = TcpStream::connect(("127.0.0.1", port)).ok().map(|_| get(port, "/health"));
         match answer {
-            Some((200, reason)) => break reason,
+            Some((200, reason)) => return reason,
             other if Instant::now() > deadline => {
                 panic!("never healthy: {other:?}\n{}", cluster.logs())
             }
             _ => std::thread::sleep(Duration::from_millis(50)),
         }
+    }
+}
+
+#[test]
+fn a_node_answers_metrics_and_health_over_http() {
+    let metrics_ports = free_ports(3);
+    let mut cluster = TestCluster::unstarted(3);
+    let serve_args = |node: usize| {
+        let listen = format!("--metrics-listen=127.0.0.1:{}", metrics_ports[node - 1]);
+        // Small snapshots, so that a few puts make one.
+        [listen, "--snapshot-bytes=4096".to_owned()]
     };
+    for node in 1..=3 {
+        cluster.spawn_with(node, &serve_args(node).each_ref().map(String::as_str));
+    }
+    let leader = cluster.wait_for_leader(None);
+    let port = metrics_ports[leader as usize - 1];
+    let health = wait_until_healthy(port, &cluster);
     assert!(health.starts_with("ok: leader in term "), "{health}");
-    assert!(health.contains(", leader n1, applied "), "{health}");
-    cluster.client().put(b"k", b"v").expect("a put");
-    let (status, metrics) = get(port, "/metrics");
-    assert_eq!(status, 200);
-    for line in ["raftkv_role{role=\"leader\"} 1", "raftkv_node_id 1", "raftkv_leader_id 1"] {
-        assert!(metrics.lines().any(|l| l == line), "{line} missing from\n{metrics}");
+    assert!(health.contains(&format!(", leader n{leader}, applied ")), "{health}");
+    let mut client = cluster.client();
+    for key in 0..40 {
+        client.put(format!("k{key}"), [b'v'; 200]).expect("a put");
     }
-    for name in [
-        "raftkv_term",
-        "raftkv_commit_index",
-        "raftkv_applied_index",
-        "raftkv_wal_bytes",
-        "raftkv_client_connections",
-        "raftkv_raft_elections_total",
-        "raftkv_refused_total{reason=\"bad_frames\"}",
-    ] {
-        assert!(metrics.lines().any(|l| l.starts_with(&format!("{name} "))), "{name}\n{metrics}");
-    }
+    assert_eq!(client.get("k0").expect("a get"), Some(vec![b'v'; 200]));
+    let is_one = |value| value == 1.0;
+    let positive = |value| value > 0.0;
+    let at_least_40 = |value| value >= 40.0;
+    let followers: Vec<u64> = (1..=3).filter(|node| *node != leader).collect();
+    let links_up: Vec<String> = followers
+        .iter()
+        .map(|follower| format!("raftkv_peer_connected{{peer=\"{follower}\"}}"))
+        .collect();
+    let mut wanted: Vec<Wanted<'_>> = vec![
+        ("raftkv_role{role=\"leader\"}", is_one),
+        ("raftkv_term", positive),
+        ("raftkv_commit_index", at_least_40),
+        ("raftkv_applied_index", at_least_40),
+        ("raftkv_wal_bytes", positive),
+        ("raftkv_client_connections", positive),
+        ("raftkv_raft_elections_total", |value| value >= 0.0),
+        ("raftkv_refused_total{reason=\"bad_frames\"}", |value| value == 0.0),
+        ("raftkv_leader_changes_total", positive),
+        ("raftkv_proposals_total{kind=\"put\"}", at_least_40),
+        ("raftkv_reads_total{kind=\"get\"}", positive),
+        ("raftkv_wal_sync_seconds_count", at_least_40),
+        ("raftkv_wal_batch_entries_sum", at_least_40),
+        ("raftkv_wal_batch_bytes_sum", |value| value >= 40.0 * 200.0),
+        ("raftkv_snapshots_saved_total", positive),
+        ("raftkv_snapshot_save_seconds_count", positive),
+        ("raftkv_peers_connected", |value| value == 2.0),
+    ];
+    wanted.extend(links_up.iter().map(|series| (series.as_str(), is_one as fn(f64) -> bool)));
+    wait_for_metrics(port, &cluster, &wanted);
+
+    // A follower restarts: the leader's link to it goes down, then comes up again.
+    let follower = followers[0] as usize;
+    cluster.kill(follower);
+    let connected = format!("raftkv_peer_connected{{peer=\"{follower}\"}}");
+    wait_for_metrics(port, &cluster, &[(connected.as_str(), |value| value == 0.0)]);
+    cluster.spawn_with(follower, &serve_args(follower).each_ref().map(String::as_str));
+    let reconnects = format!("raftkv_peer_reconnects_total{{peer=\"{follower}\"}}");
+    wait_for_metrics(
+        port,
+        &cluster,
+        &[(connected.as_str(), is_one), (reconnects.as_str(), |value| value >= 1.0)],
+    );
     assert_eq!(get(port, "/elsewhere").0, 404);
 }

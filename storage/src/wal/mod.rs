@@ -176,9 +176,10 @@ impl<H> Wal<H> {
         fs: &F,
         changes: &[LogChangeRef<'_>],
     ) -> Result<(), StorageError> {
-        let record = record::encode(changes).ok_or_else(|| StorageError::Refused {
-            reason: "a batch of persists of 4 GiB or more cannot be written".to_string(),
-        })?;
+        let record =
+            record::encode(changes, self.active.end()).ok_or_else(|| StorageError::Refused {
+                reason: "a batch of persists of 4 GiB or more cannot be written".to_string(),
+            })?;
         self.active.write(fs, &record)?;
         self.active.sync(fs)?;
         for change in changes {

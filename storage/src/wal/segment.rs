@@ -1,17 +1,19 @@
-//! WAL segment files, `wal/<sequence>.wal` (format version 2): a 20-byte header, records one
+//! WAL segment files, `wal/<sequence>.wal` (format version 4): a 20-byte header, records one
 //! after another, then zeros.
 //!
 //! ```text
 //! [magic "RKVWAL"][format version: u16 BE][sequence: u64 LE][CRC32C of the 16 bytes before: u32 LE]
 //! ```
 //!
-//! A segment of another format version (version 1 had no header checksum and records without
-//! a checksum of their own header) is refused, naming the file and the version found.
+//! A segment of another format version is refused, naming the file and the version found:
+//! version 1 had no header checksum and records without a checksum of their own header;
+//! version 2 records were not scrambled and had no end mark (see `record`).
 
 /// Bytes of the header at the start of every segment.
 pub(crate) const HEADER_BYTES: usize = 20;
-/// The format version this code writes and reads.
-pub(crate) const FORMAT_VERSION: u16 = 2;
+/// The format version this code writes and reads. Version 3 was never used: it is one bit away
+/// from versions 1 and 2, and a header one bit away from this format's is taken for damage.
+pub(crate) const FORMAT_VERSION: u16 = 4;
 const MAGIC: &[u8; 6] = b"RKVWAL";
 
 /// What the start of a segment holds.
@@ -135,16 +137,19 @@ mod tests {
             matches!(&check, HeaderCheck::Foreign(reason) if reason.contains("format version 1")),
             "{check:?}"
         );
-        // A later version whose header holds together.
-        let mut version_3 = header(7);
-        version_3[7] = 3;
-        let crc = crc32c::crc32c(&version_3[..16]);
-        version_3[16..].copy_from_slice(&crc.to_le_bytes());
-        let check = check_header(&version_3, 7);
-        assert!(
-            matches!(&check, HeaderCheck::Foreign(reason) if reason.contains("format version 3")),
-            "{check:?}"
-        );
+        // Version 2 and a later version, each with a header that holds together.
+        for version in [2, 5] {
+            let mut other = header(7);
+            other[7] = version;
+            let crc = crc32c::crc32c(&other[..16]);
+            other[16..].copy_from_slice(&crc.to_le_bytes());
+            let check = check_header(&other, 7);
+            assert!(
+                matches!(&check, HeaderCheck::Foreign(reason)
+                    if reason.contains(&format!("format version {version}"))),
+                "{check:?}"
+            );
+        }
         let check = check_header(b"something else entirely", 7);
         assert_eq!(check, HeaderCheck::Foreign("not a raftkv WAL segment".to_string()));
     }

@@ -21,8 +21,13 @@ const MAGIC: &[u8; 8] = b"RKVBACK1";
 /// The largest header read: a membership of thousands of members.
 const MAX_HEADER_BYTES: u32 = 1 << 20;
 
-/// Writes a backup file as the copy goes (see [`BackupSink`]).
-pub(crate) struct BackupWriter {
+/// Writes the backup file `raftkv snapshot restore` reads as [`Client::backup`] copies
+/// the snapshot: into `FILE.tmp`, renamed `FILE` by [`finish`](Self::finish) once whole and
+/// synced. A writer dropped unfinished, or whose `finish` fails, removes `FILE.tmp`.
+///
+/// [`Client::backup`]: crate::Client::backup
+#[derive(Debug)]
+pub struct BackupWriter {
     path: PathBuf,
     temporary: PathBuf,
     file: Option<Checksummed<BufWriter<File>>>,
@@ -31,7 +36,9 @@ pub(crate) struct BackupWriter {
 }
 
 impl BackupWriter {
-    pub(crate) fn new(path: &Path) -> BackupWriter {
+    /// A writer of the backup file `path`, which nothing touches before the copy begins.
+    pub fn new(path: impl AsRef<Path>) -> BackupWriter {
+        let path = path.as_ref();
         let mut temporary = path.as_os_str().to_owned();
         temporary.push(".tmp");
         BackupWriter {
@@ -43,8 +50,18 @@ impl BackupWriter {
         }
     }
 
-    /// Appends the checksum, syncs, and renames the file into place.
-    pub(crate) fn finish(mut self) -> io::Result<()> {
+    /// Appends the checksum, syncs, and renames the file into place; on a failure, removes
+    /// the temporary file.
+    pub fn finish(mut self) -> io::Result<()> {
+        let finished = self.complete();
+        if finished.is_err() {
+            // Gone already if only the directory's sync failed.
+            let _ = fs::remove_file(&self.temporary);
+        }
+        finished
+    }
+
+    fn complete(&mut self) -> io::Result<()> {
         let Some(file) = self.file.take() else {
             return Err(io::Error::other("no snapshot was copied"));
         };
@@ -94,6 +111,7 @@ impl Drop for BackupWriter {
 }
 
 /// A writer or reader that keeps the CRC32C of the bytes through it.
+#[derive(Debug)]
 struct Checksummed<T> {
     inner: T,
     checksum: u32,
@@ -228,6 +246,23 @@ mod tests {
         short.begin(&header(10)).unwrap();
         short.data(b"four").unwrap();
         assert!(short.finish().is_err(), "a copy shorter than its snapshot");
+        assert!(!dir.join("backup.tmp").exists(), "the temporary file stayed");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_rename_leaves_no_temporary_file() {
+        let dir = std::env::temp_dir().join(format!("raftkv-backup-rename-{}", std::process::id()));
+        // A directory that is not empty cannot be replaced by the file.
+        let path = dir.join("backup");
+        fs::create_dir_all(path.join("in-the-way")).unwrap();
+        let mut writer = BackupWriter::new(&path);
+        writer.begin(&header(4)).unwrap();
+        writer.data(b"data").unwrap();
+        assert!(dir.join("backup.tmp").exists());
+        assert!(writer.finish().is_err(), "renamed over a directory");
+        assert!(!dir.join("backup.tmp").exists(), "the temporary file stayed");
+        assert!(path.join("in-the-way").exists());
         fs::remove_dir_all(&dir).unwrap();
     }
 }

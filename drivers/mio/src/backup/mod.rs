@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use raftkv_core::NodeId;
 
-use crate::backup::file::{BackupFile, BackupWriter};
+use crate::backup::file::BackupFile;
+pub use crate::backup::file::BackupWriter;
 use crate::cluster_args::ClusterArgs;
 use crate::failure::Failure;
 use crate::peers_arg::parse_peers;

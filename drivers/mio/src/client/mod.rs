@@ -12,6 +12,7 @@ use raftkv_core::client::ClerkError;
 use raftkv_core::kv::{KvCommand, KvReply, Scan, ScanPage};
 
 pub use crate::client::admin::MemberList;
+pub use crate::client::backup::BackupSink;
 pub use crate::client::pool::AddressStatus;
 use crate::client::pool::ClerkPool;
 use crate::tls::ClientTls;

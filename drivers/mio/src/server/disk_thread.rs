@@ -17,6 +17,8 @@ use raftkv_core::raft::{Persist, PersistId};
 use raftkv_storage::{RealFs, SegmentPreparer, Storage, StorageError};
 use tracing::{info, warn};
 
+use super::instruments::Instruments;
+
 /// A batch that takes longer than this to become durable is logged: elections and client
 /// latency suffer long before anything fails.
 const SLOW_DISK: std::time::Duration = std::time::Duration::from_millis(500);
@@ -53,19 +55,21 @@ pub(crate) struct DiskThread {
 
 impl DiskThread {
     /// Starts the thread, which owns `storage` from now on; `lock` is held until it stops.
+    /// It records each batch into `instruments`.
     pub(crate) fn spawn(
         storage: Storage<RealFs>,
         lock: File,
         waker: Arc<Waker>,
+        instruments: Instruments,
     ) -> std::io::Result<DiskThread> {
         let shared = Arc::new(Shared::default());
         shared.wal_bytes.store(storage.wal_bytes(), Ordering::Relaxed);
         let (queue, receiver) = mpsc::channel();
         let thread_shared = Arc::clone(&shared);
         let preparer = spawn_preparer(storage.segment_preparer())?;
-        let thread = thread::Builder::new()
-            .name("raftkv-disk".to_string())
-            .spawn(move || run(storage, &receiver, &thread_shared, &waker, &preparer))?;
+        let thread = thread::Builder::new().name("raftkv-disk".to_string()).spawn(move || {
+            run(storage, &receiver, &thread_shared, &waker, &preparer, &instruments);
+        })?;
         Ok(DiskThread { queue: Some(queue), shared, thread: Some(thread), _lock: lock })
     }
 
@@ -136,6 +140,7 @@ fn run(
     shared: &Shared,
     waker: &Waker,
     preparer: &Sender<u64>,
+    instruments: &Instruments,
 ) {
     let mut batch = Vec::new();
     let mut prepared = None;
@@ -156,7 +161,7 @@ fn run(
                 }
             }
         }
-        let outcome = write_batch(&mut storage, &batch).and_then(|removed| {
+        let outcome = write_batch(&mut storage, &batch, instruments).and_then(|removed| {
             let compacted = compact_to.map_or(Ok(0), |index| storage.compact_log(index))?;
             Ok(removed + compacted)
         });
@@ -187,8 +192,13 @@ fn run(
     }
 }
 
-/// Makes `batch` durable (nothing to do if empty); returns how many WAL segments went.
-fn write_batch(storage: &mut Storage<RealFs>, batch: &[Persist]) -> Result<usize, StorageError> {
+/// Makes `batch` durable (nothing to do if empty) and records it; returns how many WAL
+/// segments went.
+fn write_batch(
+    storage: &mut Storage<RealFs>,
+    batch: &[Persist],
+    instruments: &Instruments,
+) -> Result<usize, StorageError> {
     if batch.is_empty() {
         return Ok(0);
     }
@@ -207,5 +217,10 @@ fn write_batch(storage: &mut Storage<RealFs>, batch: &[Persist]) -> Result<usize
             "slow disk: writing and syncing one batch took longer than {SLOW_DISK:?}"
         );
     }
-    Ok(outcome?.segments_removed)
+    let segments_removed = outcome?.segments_removed;
+    let entries = batch.iter().flat_map(|persist| &persist.entries);
+    let bytes =
+        entries.clone().fold(0usize, |bytes, entry| bytes.saturating_add(entry.size_bytes()));
+    instruments.record_batch(took, entries.count(), bytes);
+    Ok(segments_removed)
 }

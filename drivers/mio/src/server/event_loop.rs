@@ -31,8 +31,10 @@ use crate::server::error::ServeError;
 use crate::server::fd_limit;
 use crate::server::front::Front;
 use crate::server::inbound::{self, Delivery, InboundConnections};
+use crate::server::instruments::Instruments;
 use crate::server::join;
-use crate::server::metrics::{self, Figures, Published};
+use crate::server::loop_counts::LoopCounts;
+use crate::server::metrics::{self, Figures, LinkFigures, Published};
 use crate::server::metrics_http;
 use crate::server::options::ServeOptions;
 use crate::server::peer_record;
@@ -81,6 +83,8 @@ struct Server {
     metrics: Option<Published>,
     /// When to publish them next.
     next_publish: Instant,
+    /// What the loop counts for them.
+    counts: LoopCounts,
     /// Clients of another protocol served in this loop (the Redis listener), if any.
     front: Option<Box<dyn Front>>,
     /// The front's poll woke this one since the front's last turn.
@@ -125,9 +129,12 @@ fn start(options: ServeOptions) -> Result<Server, ServeError> {
     poll.registry()
         .register(&mut signals, SIGNALS, Interest::READABLE)
         .map_err(ServeError::RegisterSignals)?;
-    let snapshots = SnapshotThread::spawn(storage.snapshot_saver(), Arc::clone(&waker))
+    let instruments = Instruments::default();
+    let snapshots =
+        SnapshotThread::spawn(storage.snapshot_saver(), Arc::clone(&waker), instruments.clone())
+            .map_err(ServeError::StartDiskThread)?;
+    let disk = DiskThread::spawn(storage, lock, waker, instruments.clone())
         .map_err(ServeError::StartDiskThread)?;
-    let disk = DiskThread::spawn(storage, lock, waker).map_err(ServeError::StartDiskThread)?;
     let now = clock.now();
     let mut peers = PeerSet::new(options.id, &options.cluster, FIRST_PEER, FIRST_INBOUND);
     peers.sync(poll.registry(), &directory.peers(options.id), directory.is_joining(), now);
@@ -135,7 +142,7 @@ fn start(options: ServeOptions) -> Result<Server, ServeError> {
     inbound.set_directory(&directory);
     let snapshot_chunks = SnapshotChunks::new(options.data.clone());
     let backups = BackupSource::new(options.data.clone());
-    let metrics = start_metrics(&options)?;
+    let metrics = start_metrics(&options, instruments)?;
     info!(
         node = %options.id,
         listen = %options.listen,
@@ -164,19 +171,23 @@ fn start(options: ServeOptions) -> Result<Server, ServeError> {
         next_sweep: now,
         metrics,
         next_publish: now,
+        counts: LoopCounts::default(),
         front: None,
         front_woke: false,
     })
 }
 
 /// Listens for `/metrics` and `/health` if asked to, on a thread of their own.
-fn start_metrics(options: &ServeOptions) -> Result<Option<Published>, ServeError> {
+fn start_metrics(
+    options: &ServeOptions,
+    instruments: Instruments,
+) -> Result<Option<Published>, ServeError> {
     let Some(address) = options.metrics_listen else {
         return Ok(None);
     };
     let listener = std::net::TcpListener::bind(address)
         .map_err(|source| ServeError::Listen { address, source })?;
-    let published = Published::default();
+    let published = Published::new(instruments);
     metrics_http::spawn(listener, published.clone(), options.health_max_apply_lag)
         .map_err(ServeError::StartMetricsThread)?;
     info!(%address, "serving /metrics and /health");
@@ -486,7 +497,14 @@ impl Server {
     fn deliver(&mut self, deliveries: Vec<Delivery>, now: Instant) {
         for delivery in deliveries {
             match delivery {
-                Delivery::Input(input) => self.replica.handle(now, input),
+                Delivery::Input(input) => {
+                    if let Input::Request { request, .. } = &input {
+                        if self.replica.raft().role() == Role::Leader {
+                            self.counts.count_request(request);
+                        }
+                    }
+                    self.replica.handle(now, input);
+                }
                 Delivery::StatusQuery { token, tag } => {
                     let status = self.status();
                     let registry = self.poll.registry();
@@ -507,7 +525,8 @@ impl Server {
         }
     }
 
-    /// Publishes the figures for `/metrics` and `/health` if they are wanted and due.
+    /// Publishes the figures for `/metrics` and `/health` if they are wanted and due (at
+    /// once after a change of role, term or leader).
     fn publish_figures(&mut self, now: Instant) {
         let Some(metrics) = &self.metrics else {
             return;
@@ -516,13 +535,16 @@ impl Server {
             return;
         }
         self.next_publish = now + Duration::from_millis(metrics::PUBLISH_EVERY_MS);
-        let peers = self.peers.iter().count() as u64;
-        let peers_connected = self.peers.iter().filter(|link| link.is_connected()).count() as u64;
+        let links = self.peers.iter().map(|link| LinkFigures {
+            peer: link.id,
+            connected: link.is_connected(),
+            reconnects: link.reconnects(),
+        });
         metrics.publish(Figures {
             status: self.status(),
             counters: self.replica.raft().counters().clone(),
-            peers_connected,
-            peers,
+            links: links.collect(),
+            counts: self.counts.clone(),
             at: std::time::Instant::now(),
         });
     }
@@ -617,6 +639,9 @@ impl Server {
                     self.inbound.send_reply(registry, to, reply, &self.options, now);
                 }
                 Output::RoleChanged { role, term, leader } => {
+                    self.counts.observe_leader(leader, term);
+                    // Published this turn: `/health` must not wait to learn of a leader.
+                    self.next_publish = now;
                     let leader = leader.map_or_else(|| "none".to_string(), |l| l.to_string());
                     info!(node = %self.options.id, %role, %term, %leader, "role changed");
                 }

@@ -10,8 +10,12 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use raftkv_core::NodeId;
 use raftkv_core::raft::Counters;
 
+use super::instruments::Instruments;
+use super::loop_counts::LoopCounts;
+use crate::connection_report::ConnectionReport;
 use crate::wire::NodeStatus;
 
 /// How often the event loop publishes its figures, at most, in milliseconds.
@@ -25,29 +29,48 @@ const STALE_AFTER: Duration = Duration::from_secs(5);
 pub(super) struct Figures {
     pub(super) status: NodeStatus,
     pub(super) counters: Counters,
-    /// Peers whose link is connected now, out of `peers`.
-    pub(super) peers_connected: u64,
-    pub(super) peers: u64,
+    /// The link to each peer.
+    pub(super) links: Vec<LinkFigures>,
+    /// Client requests taken as leader, leader changes seen.
+    pub(super) counts: LoopCounts,
     /// When the loop published them.
     pub(super) at: Instant,
 }
 
-/// The figures last published, shared by the event loop and the HTTP thread.
+/// The state of the link to one peer.
+#[derive(Clone, Debug)]
+pub(super) struct LinkFigures {
+    pub(super) peer: NodeId,
+    pub(super) connected: bool,
+    /// Times it came up again after it had been up.
+    pub(super) reconnects: u64,
+}
+
+/// The figures last published, shared by the event loop and the HTTP thread, with the
+/// instruments the disk and snapshot threads record into.
 #[derive(Clone, Default)]
-pub(super) struct Published(Arc<Mutex<Option<Figures>>>);
+pub(super) struct Published {
+    latest: Arc<Mutex<Option<Figures>>>,
+    instruments: Instruments,
+}
 
 impl Published {
+    pub(super) fn new(instruments: Instruments) -> Published {
+        Published { latest: Arc::default(), instruments }
+    }
+
     pub(super) fn publish(&self, figures: Figures) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(figures);
+        *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = Some(figures);
     }
 
     fn latest(&self) -> Option<Figures> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.latest.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// The Prometheus text of the latest figures (empty before the first).
     pub(super) fn metrics_text(&self) -> String {
-        self.latest().map(|figures| encode_figures(&figures)).unwrap_or_default()
+        let encoded = |figures| encode_figures(&figures, &self.instruments);
+        self.latest().map(encoded).unwrap_or_default()
     }
 
     /// Whether the node is healthy, with a one-line reason: it knows a leader, its data is
@@ -99,88 +122,107 @@ fn gauge(registry: &mut Registry, name: &str, help: &str, value: u64) {
     registry.register(name, help, gauge);
 }
 
-fn encode_figures(figures: &Figures) -> String {
-    let status = &figures.status;
+/// Registers a counter family named `name`, one counter per label value.
+fn counters_by(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    label: &str,
+    counts: impl IntoIterator<Item = (String, u64)>,
+) {
+    let family: Family<Vec<(String, String)>, Counter> = Family::default();
+    for (value, count) in counts {
+        family.get_or_create(&vec![(label.to_owned(), value)]).inc_by(count);
+    }
+    registry.register(name, help, family);
+}
+
+fn encode_figures(figures: &Figures, instruments: &Instruments) -> String {
     let mut registry = Registry::with_prefix("raftkv");
-    let roles: Family<Vec<(String, String)>, Gauge> = Family::default();
-    for role in ["Follower", "PreCandidate", "Candidate", "Leader"] {
-        let label = vec![("role".to_owned(), role.to_lowercase())];
-        roles.get_or_create(&label).set(i64::from(status.role == role));
-    }
-    registry.register("role", "1 for the node's role, 0 for the others", roles);
-    gauge(&mut registry, "node_id", "This node's id", status.id.0);
-    gauge(&mut registry, "term", "Current term", status.term.0);
-    let leader = status.leader.map_or(0, |leader| leader.0);
-    gauge(&mut registry, "leader_id", "The leader this node knows of (0: none)", leader);
-    gauge(&mut registry, "commit_index", "Commit index", status.commit.0);
-    gauge(
-        &mut registry,
-        "applied_index",
-        "Last index applied to the state machine",
-        status.applied.0,
-    );
-    gauge(&mut registry, "last_log_index", "Last log index", status.last_log.0);
-    gauge(
-        &mut registry,
-        "snapshot_index",
-        "Last index the snapshot covers",
-        status.snapshot_last.0,
-    );
-    gauge(&mut registry, "log_entries", "Log entries held in memory", status.log_entries);
-    gauge(&mut registry, "wal_bytes", "Bytes of the write-ahead log on disk", status.wal_bytes);
-    gauge(&mut registry, "keys", "Keys in the state machine", status.keys);
-    gauge(
-        &mut registry,
-        "damaged",
-        "1 while damaged data keeps it out of elections",
-        u64::from(status.damaged),
-    );
-    gauge(&mut registry, "peers", "Peers this node links to", figures.peers);
-    gauge(
-        &mut registry,
-        "peers_connected",
-        "Peers whose link is connected",
-        figures.peers_connected,
-    );
-    let connections = &status.connections;
-    gauge(&mut registry, "client_connections", "Accepted client connections", connections.clients);
-    gauge(&mut registry, "peer_connections", "Accepted peer connections", connections.peers);
-    gauge(
-        &mut registry,
-        "pending_connections",
-        "Connections in their handshake",
-        connections.pending,
-    );
-    gauge(
-        &mut registry,
-        "requests_in_flight",
-        "Client requests awaiting answers",
-        connections.requests_in_flight,
-    );
-    gauge(
-        &mut registry,
-        "client_buffered_bytes",
-        "Bytes client connections buffer",
-        connections.client_buffered_bytes,
-    );
-    let refused: Family<Vec<(String, String)>, Counter> = Family::default();
-    // Every reason the report has, by its field name, so that a new reason shows up here too.
-    if let Ok(serde_json::Value::Object(reasons)) = serde_json::to_value(&connections.refused) {
-        for (reason, count) in reasons {
-            let count = count.as_u64().unwrap_or(0);
-            refused.get_or_create(&vec![("reason".to_owned(), reason)]).inc_by(count);
-        }
-    }
-    registry.register("refused", "Connections refused or closed, by reason", refused);
+    register_status(&mut registry, &figures.status);
+    register_links(&mut registry, &figures.links);
+    register_connections(&mut registry, &figures.status.connections);
+    register_loop_counts(&mut registry, &figures.counts);
     register_counters(&mut registry, &figures.counters);
+    instruments.register(&mut registry);
     let mut text = String::new();
     // Writing into a String cannot fail.
     let _ = encode(&mut text, &registry);
     text
 }
 
+fn register_status(registry: &mut Registry, status: &NodeStatus) {
+    let roles: Family<Vec<(String, String)>, Gauge> = Family::default();
+    for role in ["Follower", "PreCandidate", "Candidate", "Leader"] {
+        let label = vec![("role".to_owned(), role.to_lowercase())];
+        roles.get_or_create(&label).set(i64::from(status.role == role));
+    }
+    registry.register("role", "1 for the node's role, 0 for the others", roles);
+    gauge(registry, "node_id", "This node's id", status.id.0);
+    gauge(registry, "term", "Current term", status.term.0);
+    let leader = status.leader.map_or(0, |leader| leader.0);
+    gauge(registry, "leader_id", "The leader this node knows of (0: none)", leader);
+    gauge(registry, "commit_index", "Commit index", status.commit.0);
+    let applied = status.applied.0;
+    gauge(registry, "applied_index", "Last index applied to the state machine", applied);
+    gauge(registry, "last_log_index", "Last log index", status.last_log.0);
+    let snapshot = status.snapshot_last.0;
+    gauge(registry, "snapshot_index", "Last index the snapshot covers", snapshot);
+    gauge(registry, "log_entries", "Log entries held in memory", status.log_entries);
+    gauge(registry, "wal_bytes", "Bytes of the write-ahead log on disk", status.wal_bytes);
+    gauge(registry, "keys", "Keys in the state machine", status.keys);
+    let damaged = u64::from(status.damaged);
+    gauge(registry, "damaged", "1 while damaged data keeps it out of elections", damaged);
+}
+
+fn register_links(registry: &mut Registry, links: &[LinkFigures]) {
+    let connected = links.iter().filter(|link| link.connected).count() as u64;
+    gauge(registry, "peers", "Peers this node links to", links.len() as u64);
+    gauge(registry, "peers_connected", "Peers whose link is connected", connected);
+    let states: Family<Vec<(String, String)>, Gauge> = Family::default();
+    for link in links {
+        let label = vec![("peer".to_owned(), link.peer.0.to_string())];
+        states.get_or_create(&label).set(i64::from(link.connected));
+    }
+    registry.register("peer_connected", "1 while the link to the peer is connected", states);
+    let reconnects = links.iter().map(|link| (link.peer.0.to_string(), link.reconnects));
+    let help = "Times the link to the peer came up again after it had been up";
+    counters_by(registry, "peer_reconnects", help, "peer", reconnects);
+}
+
+fn register_connections(registry: &mut Registry, connections: &ConnectionReport) {
+    gauge(registry, "client_connections", "Accepted client connections", connections.clients);
+    gauge(registry, "peer_connections", "Accepted peer connections", connections.peers);
+    gauge(registry, "pending_connections", "Connections in their handshake", connections.pending);
+    let in_flight = connections.requests_in_flight;
+    gauge(registry, "requests_in_flight", "Client requests awaiting answers", in_flight);
+    let buffered = connections.client_buffered_bytes;
+    gauge(registry, "client_buffered_bytes", "Bytes client connections buffer", buffered);
+    // Every reason the report has, by its field name, so that a new reason shows up here too.
+    let reasons = match serde_json::to_value(&connections.refused) {
+        Ok(serde_json::Value::Object(reasons)) => reasons,
+        _ => serde_json::Map::new(),
+    };
+    let refused = reasons.into_iter().map(|(reason, count)| (reason, count.as_u64().unwrap_or(0)));
+    let help = "Connections refused or closed, by reason";
+    counters_by(registry, "refused", help, "reason", refused);
+}
+
+fn register_loop_counts(registry: &mut Registry, counts: &LoopCounts) {
+    let proposals = counts.proposals.iter().map(|(kind, count)| (kind.to_string(), *count));
+    let help = "Client requests taken as leader to go through the log, by kind";
+    counters_by(registry, "proposals", help, "kind", proposals);
+    let reads = counts.reads.iter().map(|(kind, count)| (kind.to_string(), *count));
+    let help = "Client reads taken as leader (a read-index round, no log entry), by kind";
+    counters_by(registry, "reads", help, "kind", reads);
+    let changes: Counter = Counter::default();
+    changes.inc_by(counts.leader_changes);
+    let help = "Times this node saw a new leader: another node, or the same one in a new term";
+    registry.register("leader_changes", help, changes);
+}
+
 fn register_counters(registry: &mut Registry, counters: &Counters) {
-    let raft: [(&str, &str, u64); 17] = [
+    let raft: [(&str, &str, u64); 18] = [
         (
             "dropped_misaddressed",
             "Messages addressed to another node",
@@ -234,6 +276,11 @@ fn register_counters(registry: &mut Registry, counters: &Counters) {
         ),
         ("withheld_not_voter", "Elections not started as a non-voter", counters.withheld_not_voter),
         ("removed_nodes_told", "Removed nodes told of their removal", counters.removed_nodes_told),
+        (
+            "learner_campaigns",
+            "Pre-votes started as a learner whose log was needed",
+            counters.learner_campaigns,
+        ),
     ];
     for (name, help, value) in raft {
         let counter: Counter = Counter::default();
@@ -244,10 +291,11 @@ fn register_counters(registry: &mut Registry, counters: &Counters) {
 
 #[cfg(test)]
 mod tests {
-    use raftkv_core::{LogIndex, NodeId, Term};
+    use std::collections::BTreeMap;
+
+    use raftkv_core::{LogIndex, Term};
 
     use super::*;
-    use crate::connection_report::ConnectionReport;
     use crate::wire::MembershipReport;
 
     fn figures(leader: Option<u64>, commit: u64, applied: u64, at: Instant) -> Figures {
@@ -271,8 +319,17 @@ mod tests {
                 match_indexes: Vec::new(),
             },
             counters: Counters { elections: 4, ..Counters::default() },
-            peers_connected: 1,
-            peers: 2,
+            links: vec![
+                LinkFigures { peer: NodeId(1), connected: true, reconnects: 2 },
+                LinkFigures { peer: NodeId(3), connected: false, reconnects: 0 },
+            ],
+            counts: {
+                let mut counts = LoopCounts::default();
+                counts.proposals = BTreeMap::from([("put", 5)]);
+                counts.reads = BTreeMap::from([("get", 6)]);
+                counts.leader_changes = 3;
+                counts
+            },
             at,
         }
     }
@@ -298,7 +355,8 @@ mod tests {
     /// core and not to it would go unexported.
     #[test]
     fn every_raft_counter_is_exported() {
-        let text = encode_figures(&figures(Some(1), 10, 9, Instant::now()));
+        let text =
+            encode_figures(&figures(Some(1), 10, 9, Instant::now()), &Instruments::default());
         let serde_json::Value::Object(counters) =
             serde_json::to_value(Counters::default()).expect("counters serialize")
         else {
@@ -312,7 +370,8 @@ mod tests {
 
     #[test]
     fn the_metrics_text_holds_the_figures() {
-        let text = encode_figures(&figures(Some(1), 10, 9, Instant::now()));
+        let text =
+            encode_figures(&figures(Some(1), 10, 9, Instant::now()), &Instruments::default());
         for line in [
             "raftkv_role{role=\"follower\"} 1",
             "raftkv_role{role=\"leader\"} 0",
@@ -321,6 +380,15 @@ mod tests {
             "raftkv_applied_index 9",
             "raftkv_wal_bytes 4096",
             "raftkv_peers_connected 1",
+            "raftkv_peers 2",
+            "raftkv_peer_connected{peer=\"1\"} 1",
+            "raftkv_peer_connected{peer=\"3\"} 0",
+            "raftkv_peer_reconnects_total{peer=\"1\"} 2",
+            "raftkv_proposals_total{kind=\"put\"} 5",
+            "raftkv_reads_total{kind=\"get\"} 6",
+            "raftkv_leader_changes_total 3",
+            "raftkv_wal_sync_seconds_count 0",
+            "raftkv_snapshots_saved_total 0",
             "raftkv_raft_elections_total 4",
             "raftkv_refused_total{reason=\"bad_frames\"} 0",
         ] {

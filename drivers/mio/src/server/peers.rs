@@ -65,6 +65,8 @@ pub(super) struct PeerLink {
     outage_logged: bool,
     /// Messages dropped because the link was down or full.
     dropped: u64,
+    /// Times the link came up again after it had been up.
+    reconnects: u64,
 }
 
 impl PeerLink {
@@ -87,6 +89,7 @@ impl PeerLink {
             ever_up: false,
             outage_logged: false,
             dropped: 0,
+            reconnects: 0,
         }
     }
 
@@ -116,6 +119,11 @@ impl PeerLink {
     /// Whether the link is connected and the peer accepted it.
     pub(super) fn is_connected(&self) -> bool {
         matches!(self.state, State::Connected(..)) && self.welcomed
+    }
+
+    /// Times the link came up again after it had been up.
+    pub(super) fn reconnects(&self) -> u64 {
+        self.reconnects
     }
 
     /// When this link next needs attention: its next dial, or when a dial or a stalled send
@@ -254,6 +262,9 @@ impl PeerLink {
                 Ok(Some(Welcome::Accepted { node, .. })) if node == self.id => {
                     self.backoff = BACKOFF_MIN;
                     self.welcomed = true;
+                    if self.ever_up {
+                        self.reconnects = self.reconnects.saturating_add(1);
+                    }
                     let dropped = std::mem::take(&mut self.dropped);
                     if std::mem::take(&mut self.outage_logged) && self.ever_up {
                         info!(

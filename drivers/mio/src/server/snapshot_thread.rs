@@ -15,6 +15,8 @@ use raftkv_core::snapshot_job::SnapshotJob;
 use raftkv_storage::{RealFs, Saved, SnapshotSaver, StorageError};
 use tracing::{info, warn};
 
+use super::instruments::Instruments;
+
 /// Jobs waiting for the thread. The replica asks for one snapshot at a time, so one place is
 /// all the queue ever needs.
 const QUEUED_JOBS_MAX: usize = 1;
@@ -32,17 +34,19 @@ pub(crate) struct SnapshotThread {
 }
 
 impl SnapshotThread {
-    /// Starts the thread, which saves with `saver` and wakes the loop with `waker`.
+    /// Starts the thread, which saves with `saver`, wakes the loop with `waker` and records
+    /// each snapshot saved into `instruments`.
     pub(crate) fn spawn(
         saver: SnapshotSaver<RealFs>,
         waker: Arc<Waker>,
+        instruments: Instruments,
     ) -> std::io::Result<SnapshotThread> {
         let (jobs, receiver) = mpsc::sync_channel(QUEUED_JOBS_MAX);
         let finished = Arc::new(Mutex::new(None));
         let slot = Arc::clone(&finished);
         let thread = thread::Builder::new()
             .name("raftkv-snapshot".to_string())
-            .spawn(move || run(&saver, &receiver, &slot, &waker))?;
+            .spawn(move || run(&saver, &receiver, &slot, &waker, &instruments))?;
         Ok(SnapshotThread { jobs: Some(jobs), finished, thread: Some(thread) })
     }
 
@@ -81,6 +85,7 @@ fn run(
     receiver: &Receiver<SnapshotJob>,
     slot: &Mutex<Option<Finished>>,
     waker: &Waker,
+    instruments: &Instruments,
 ) {
     while let Ok(job) = receiver.recv() {
         let started = Instant::now();
@@ -91,13 +96,17 @@ fn run(
             saver.save_streaming(last, job.membership(), bytes, |out| job.write_data(out));
         let failed = outcome.is_err();
         match &outcome {
-            Ok(saved) => info!(
-                %last,
-                bytes,
-                took_ms = started.elapsed().as_millis() as u64,
-                superseded = *saved == Saved::Superseded,
-                "snapshot saved"
-            ),
+            Ok(saved) => {
+                let took = started.elapsed();
+                instruments.record_snapshot(took);
+                info!(
+                    %last,
+                    bytes,
+                    took_ms = took.as_millis() as u64,
+                    superseded = *saved == Saved::Superseded,
+                    "snapshot saved"
+                );
+            }
             Err(error) => warn!(%last, %error, "cannot save the snapshot"),
         }
         let saved = SavedSnapshot { last, membership: job.membership().clone(), bytes };
