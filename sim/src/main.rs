@@ -85,6 +85,10 @@ struct ShapeArgs {
     /// the seeds, 1 to 20,000 bytes in the others].
     #[arg(long)]
     snapshot_bytes: Option<usize>,
+    /// The clients also read and write several keys at once, scan, count, increment and
+    /// put-if (weights drawn from the seed), and the checker judges those too.
+    #[arg(long)]
+    multi_key: bool,
 }
 
 impl ShapeArgs {
@@ -108,6 +112,9 @@ impl ShapeArgs {
         let mut options = Options::draw(seed, self.apply(shape));
         if let Some(bytes) = self.snapshot_bytes {
             options.snapshot.threshold_bytes = bytes;
+        }
+        if self.multi_key {
+            options = options.with_multi_key_ops();
         }
         options
     }
