@@ -277,7 +277,7 @@ impl Gateway {
                 self.pool.submit(connection.session, command);
                 Slot::Cluster { shape, protocol, since: Instant::now() }
             }
-            Action::Info => Slot::Info { protocol },
+            Action::Info(sections) => Slot::Info { protocol, sections },
         };
         connection.slots.push_back(slot);
     }
@@ -299,10 +299,11 @@ impl Gateway {
             connected_clients: self.connections.len(),
             rejected_connections: self.refusals.rejected_connections,
         };
-        let text = info_text(&status, facts);
         for token in &waiting {
             if let Some(connection) = self.connections.get_mut(token) {
-                connection.answer_info(|protocol| encoded(&Reply::text(text.clone()), protocol));
+                connection.answer_info(|protocol, sections| {
+                    encoded(&Reply::text(info_text(&status, facts, sections)), protocol)
+                });
             }
         }
         self.touched.extend(waiting);
