@@ -86,10 +86,11 @@
 //!
 //! # Snapshots
 //!
-//! Once the applied log weighs [`server::ReplicaConfig::snapshot_threshold_bytes`], a replica
-//! hands its driver `Output::SaveSnapshot(job)`: a point-in-time view of the state machine
-//! and the sessions ([`snapshot_job::SnapshotJob`]), taken in constant time. The driver
-//! encodes it where it likes (`job.write_data` into a file on another thread, or `job.encode()`
+//! Once the applied log weighs [`server::ReplicaConfig::snapshot_threshold_bytes`] (or
+//! [`server::ReplicaConfig::snapshot_growth_percent`] of the last snapshot's size, if more:
+//! [`server::Replica::snapshot_threshold`]), a replica hands its driver
+//! `Output::SaveSnapshot(job)`: a point-in-time view of the state machine and the sessions
+//! ([`snapshot_job::SnapshotJob`]), taken in constant time. The driver encodes it where it likes (`job.write_data` into a file on another thread, or `job.encode()`
 //! in memory for small states), makes it durable as the node's snapshot unless the disk holds
 //! a newer one already (one installed from the leader meanwhile), and feeds
 //! `Input::SnapshotSaved { snapshot: SavedSnapshot::of(&snapshot) }`. Only then does the log

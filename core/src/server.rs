@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{ClientId, LogId, LogIndex, NodeId, RequestId, Term};
 use crate::protocol::{ClientReply, ClientRequest, Op, Outcome, Reject};
 use crate::raft::{
-    self, ChangeRefused, MemberChange, Membership, Message, Payload, Persist, PersistId, RaftNode,
-    Recovered, Role, Standing,
+    self, ChangeRefused, CompactedEntries, MemberChange, Membership, Message, Payload, Persist,
+    PersistId, RaftNode, Recovered, Role, Standing,
 };
 use crate::session::{SessionCheck, Sessions};
 use crate::snapshot_job::SnapshotJob;
@@ -27,6 +27,12 @@ pub struct ReplicaConfig {
     /// Once the applied entries held in the log weigh this many bytes, the replica snapshots its
     /// state and the log drops them. Default 64 MiB.
     pub snapshot_threshold_bytes: usize,
+    /// ... or this percentage of the last snapshot's size, if more. Each snapshot rewrites the
+    /// whole state: with a state much larger than the threshold, snapshots would follow each
+    /// other without a pause and compete with the log for the disk. This keeps the bytes
+    /// snapshots write in proportion to the bytes logged. Default 100; 0 snapshots at the
+    /// byte threshold alone.
+    pub snapshot_growth_percent: u32,
 }
 
 impl ReplicaConfig {
@@ -36,6 +42,7 @@ impl ReplicaConfig {
             raft,
             session_timeout_ms: 10 * 60 * 1_000,
             snapshot_threshold_bytes: 64 << 20,
+            snapshot_growth_percent: 100,
         }
     }
 }
@@ -260,10 +267,13 @@ pub struct Replica<S: StateMachine> {
     applied: LogIndex,
     outbox: VecDeque<Output<S::Reply>>,
     snapshot_threshold_bytes: usize,
+    snapshot_growth_percent: u32,
     /// The snapshot handed to the driver to save, until it answers.
     snapshot_in_flight: Option<LogId>,
     /// A snapshot was asked for (`snapshot_now`) and not handed out yet.
     snapshot_asked: bool,
+    /// What the log dropped when the last event saved a snapshot (`take_compacted`).
+    compacted: Option<CompactedEntries>,
     clock_anchor: Option<ClockAnchor>,
     /// Log entries and snapshots from a leader that did not decode (never written by this
     /// code: a bug or a hostile peer if non-zero).
@@ -291,8 +301,10 @@ impl<S: StateMachine> Replica<S> {
             applied: LogIndex(0),
             outbox: VecDeque::new(),
             snapshot_threshold_bytes: config.snapshot_threshold_bytes,
+            snapshot_growth_percent: config.snapshot_growth_percent,
             snapshot_in_flight: None,
             snapshot_asked: false,
+            compacted: None,
             clock_anchor: None,
             undecodable: 0,
         };
@@ -306,6 +318,8 @@ impl<S: StateMachine> Replica<S> {
 
     /// Feeds one event.
     pub fn handle(&mut self, now: Instant, input: Input<S::Command>) {
+        // Not taken after the event that compacted them: freed here.
+        self.compacted = None;
         match input {
             Input::Message(message) => self.raft.handle(now, raft::Input::Message(message)),
             Input::Timeout => self.raft.handle(now, raft::Input::Timeout),
@@ -604,8 +618,7 @@ impl<S: StateMachine> Replica<S> {
     /// the sessions to encode and save (one at a time), at an applied entry durable here.
     fn maybe_snapshot(&mut self) {
         if self.snapshot_in_flight.is_some()
-            || (self.raft.applied_log_bytes() < self.snapshot_threshold_bytes
-                && !self.snapshot_asked)
+            || (self.raft.applied_log_bytes() < self.snapshot_threshold() && !self.snapshot_asked)
         {
             return;
         }
@@ -627,9 +640,25 @@ impl<S: StateMachine> Replica<S> {
             return;
         }
         self.snapshot_in_flight = None;
-        self.raft.snapshot_saved(snapshot);
+        self.compacted = self.raft.snapshot_saved(snapshot);
         // What was applied meanwhile may weigh the threshold already.
         self.maybe_snapshot();
+    }
+
+    /// The log entries that the snapshot saved by the last event (`Input::SnapshotSaved`)
+    /// covers, taken out of the log, for the driver to free on another thread: there may be a
+    /// whole threshold's worth. Freed at the next event if not taken.
+    pub fn take_compacted(&mut self) -> Option<CompactedEntries> {
+        self.compacted.take()
+    }
+
+    /// Bytes of applied log at which the replica snapshots now: the configured threshold, or
+    /// `snapshot_growth_percent` of its last snapshot's size if more.
+    pub fn snapshot_threshold(&self) -> usize {
+        let grown =
+            self.raft.snapshot_bytes().saturating_mul(u64::from(self.snapshot_growth_percent))
+                / 100;
+        usize::try_from(grown).unwrap_or(usize::MAX).max(self.snapshot_threshold_bytes)
     }
 
     /// Whether the log may hold more applied entries than the snapshot threshold now: while a

@@ -68,6 +68,41 @@ fn no_snapshot_is_taken_before_the_applied_log_reaches_the_threshold() {
     }
 }
 
+/// Snapshots taken by every node of a cluster with `growth_percent`, after 10 KiB of values and
+/// 300 small overwrites; checks each node's threshold against its last snapshot's size.
+fn snapshots_over_a_large_state(growth_percent: u32) -> u64 {
+    let mut cluster = KvCluster::with_config(3, 1, |config| {
+        config.snapshot_threshold_bytes = THRESHOLD_BYTES;
+        config.snapshot_growth_percent = growth_percent;
+    });
+    cluster.wait_for_leader();
+    for i in 0..20 {
+        cluster.submit(0, put(&format!("large{i}"), &"x".repeat(500)));
+    }
+    assert!(cluster.run_until(10_000, |c| c.finished[0].len() == 20));
+    write_many(&mut cluster, 300, 5, "small");
+    cluster.run_for(500);
+    let mut taken = 0;
+    for node in cluster.ids() {
+        let replica = cluster.replica(node);
+        let snapshot_bytes = replica.raft().snapshot_bytes() as usize;
+        assert!(snapshot_bytes > 10_000, "node {node}: {snapshot_bytes} bytes");
+        let grown = snapshot_bytes * growth_percent as usize / 100;
+        assert_eq!(replica.snapshot_threshold(), grown.max(THRESHOLD_BYTES), "node {node}");
+        assert!(replica.raft().status().applied_log_bytes < replica.snapshot_threshold());
+        taken += replica.raft().counters().snapshots_taken;
+    }
+    taken
+}
+
+#[test]
+fn a_state_larger_than_the_threshold_is_snapshotted_once_the_log_outweighs_it() {
+    let at_the_threshold = snapshots_over_a_large_state(0);
+    let grown = snapshots_over_a_large_state(100);
+    assert!(grown >= 3, "every node snapshots: {grown}");
+    assert!(grown * 2 <= at_the_threshold, "{grown} with growth, {at_the_threshold} without");
+}
+
 /// A cluster whose snapshot weighs about 500 bytes (16 chunks), with one follower that missed
 /// everything since the start, just restarted. Returns the leader and the lagging follower.
 fn lagging_follower(nodes: u64) -> (KvCluster, NodeId, NodeId) {

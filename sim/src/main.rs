@@ -85,6 +85,10 @@ struct ShapeArgs {
     /// the seeds, 1 to 20,000 bytes in the others].
     #[arg(long)]
     snapshot_bytes: Option<usize>,
+    /// ... or once it weighs this percentage of the replica's last snapshot, if more [default:
+    /// drawn from the seed: 0 (the byte threshold alone), 50 or 100 in runs that compact].
+    #[arg(long, value_name = "PERCENT")]
+    snapshot_growth_percent: Option<u32>,
     /// The clients also read and write several keys at once, scan, count, increment and
     /// put-if (weights drawn from the seed), and the checker judges those too.
     #[arg(long)]
@@ -112,6 +116,9 @@ impl ShapeArgs {
         let mut options = Options::draw(seed, self.apply(shape));
         if let Some(bytes) = self.snapshot_bytes {
             options.snapshot.threshold_bytes = bytes;
+        }
+        if let Some(percent) = self.snapshot_growth_percent {
+            options.snapshot.growth_percent = percent;
         }
         if self.multi_key {
             options = options.with_multi_key_ops();

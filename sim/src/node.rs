@@ -100,6 +100,7 @@ impl<M: Machine> SimNode<M> {
         let mut config = ReplicaConfig::new(config);
         config.session_timeout_ms = raft.session_timeout_ms;
         config.snapshot_threshold_bytes = snapshot.threshold_bytes;
+        config.snapshot_growth_percent = snapshot.growth_percent;
         let local = self.clock.local(now);
         let (recovered, report) = self.disk.open()?;
         let replica =

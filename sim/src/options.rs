@@ -397,8 +397,10 @@ impl RaftOptions {
 /// When replicas snapshot their state, and how a leader sends a snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SnapshotOptions {
-    /// A replica snapshots its state once the applied log it holds weighs this many bytes.
+    /// A replica snapshots its state once the applied log it holds weighs this many bytes...
     pub threshold_bytes: usize,
+    /// ... or this percentage of its last snapshot's size, if more.
+    pub growth_percent: u32,
     /// Bytes of snapshot per InstallSnapshot message.
     pub chunk_bytes: usize,
     /// Most InstallSnapshot messages in flight to one follower.
@@ -412,6 +414,7 @@ impl SnapshotOptions {
         let config = ReplicaConfig::new(Config::new(NodeId(1), [NodeId(1)]));
         SnapshotOptions {
             threshold_bytes: config.snapshot_threshold_bytes,
+            growth_percent: config.snapshot_growth_percent,
             chunk_bytes: config.raft.snapshot_chunk_bytes,
             max_inflight_chunks: config.raft.max_inflight_snapshot_chunks,
         }
@@ -432,7 +435,8 @@ impl SnapshotOptions {
         if tier == 3 {
             return defaults;
         }
-        SnapshotOptions { threshold_bytes, chunk_bytes, max_inflight_chunks }
+        let growth_percent = defaults.growth_percent;
+        SnapshotOptions { threshold_bytes, growth_percent, chunk_bytes, max_inflight_chunks }
     }
 }
 
@@ -553,6 +557,14 @@ impl Options {
             voters_max: MEMBERSHIP_VOTERS_MAX,
             added_max: rng.range_inclusive(1, 12) as usize,
         };
+        // Drawn last, for the same reason. Half the runs that compact snapshot at the byte
+        // threshold alone, as often as it allows; the others wait for the log to outweigh a
+        // part of the last snapshot.
+        let growth_percent = [0, 0, 50, 100][rng.range_inclusive(0, 3) as usize];
+        let snapshot = match snapshot == SnapshotOptions::replica_defaults() {
+            true => snapshot,
+            false => SnapshotOptions { growth_percent, ..snapshot },
+        };
         Options {
             seed,
             shape,
@@ -596,9 +608,14 @@ impl Options {
         if self.workload.multi.iter().any(|weight| *weight > 0) {
             command.push_str(" --multi-key");
         }
+        let drawn = Options::draw(self.seed, self.shape).snapshot;
         let threshold_bytes = self.snapshot.threshold_bytes;
-        if threshold_bytes != Options::draw(self.seed, self.shape).snapshot.threshold_bytes {
+        if threshold_bytes != drawn.threshold_bytes {
             command.push_str(&format!(" --snapshot-bytes {threshold_bytes}"));
+        }
+        let growth_percent = self.snapshot.growth_percent;
+        if growth_percent != drawn.growth_percent {
+            command.push_str(&format!(" --snapshot-growth-percent {growth_percent}"));
         }
         command
     }
@@ -881,8 +898,8 @@ impl fmt::Display for SnapshotOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "snapshot: threshold_bytes={} chunk_bytes={} max_inflight_chunks={}",
-            self.threshold_bytes, self.chunk_bytes, self.max_inflight_chunks
+            "snapshot: threshold_bytes={} growth_percent={} chunk_bytes={} max_inflight_chunks={}",
+            self.threshold_bytes, self.growth_percent, self.chunk_bytes, self.max_inflight_chunks
         )
     }
 }

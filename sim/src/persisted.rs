@@ -6,7 +6,8 @@
 //! way).
 //!
 //! The bound follows from how core compacts. After every batch of entries it applies, the
-//! replica snapshots once the applied entries its log holds weigh the threshold, and the log
+//! replica snapshots once the applied entries its log holds weigh the threshold (the
+//! replica's own, `Replica::snapshot_threshold`, which grows with its snapshot), and the log
 //! drops them; a node builds its next persist only after that check. So a persist leaves the
 //! disk with fewer bytes than the threshold of entries that were applied when it was written,
 //! and everything else in the log is entries not yet applied then: not yet known committed, or
@@ -16,8 +17,9 @@
 //! persisted < hard state + threshold + entries not yet applied when written
 //! ```
 //!
-//! The simulator records the applied index at which each persist was built, so it checks that
-//! "the entries applied when written weigh less than the threshold", and the same of the log in
+//! The simulator records the applied index and the threshold at which each persist was built,
+//! so it checks that "the entries applied when written weigh less than the threshold then", and
+//! the same of the log in
 //! memory after every step. (Judged by the applied index after a step instead, the disk may
 //! also hold the batch just applied, whose compaction is still on its way to the disk: the
 //! bound would need a batch of applied entries on top.) Entries not yet applied are bounded by
@@ -45,15 +47,31 @@ pub(crate) fn persisted_bytes(durable: &Durable) -> u64 {
     HARD_STATE_BYTES + log_bytes as u64
 }
 
+/// Where a node stood when it built a persist: its applied index and its snapshot threshold
+/// (`Replica::snapshot_threshold`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WrittenAt {
+    pub(crate) applied: LogIndex,
+    pub(crate) threshold_bytes: u64,
+}
+
 /// One node's disk as the bound sees it.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 struct NodeDisk {
-    /// The persists handed to the disk and not yet durable, each with the node's applied index
-    /// when it was written (none when the replica deferred its snapshot then: see
+    /// The persists handed to the disk and not yet durable, each with where the node stood when
+    /// it was written (none when the replica deferred its snapshot then: see
     /// `Replica::snapshot_deferred`).
-    in_flight: VecDeque<(PersistId, Option<LogIndex>)>,
-    /// The applied index when the last durable persist was written.
-    applied_when_written: LogIndex,
+    in_flight: VecDeque<(PersistId, Option<WrittenAt>)>,
+    /// Where the node stood when the last durable persist was written; a persist written while
+    /// the snapshot was deferred counts nothing as applied.
+    written_at: WrittenAt,
+}
+
+impl NodeDisk {
+    fn new(threshold_bytes: u64) -> NodeDisk {
+        let written_at = WrittenAt { applied: LogIndex(0), threshold_bytes };
+        NodeDisk { in_flight: VecDeque::new(), written_at }
+    }
 }
 
 /// The largest persisted Raft state seen.
@@ -69,6 +87,7 @@ pub struct PersistedMax {
 
 /// Tracks every node's persisted Raft state against the snapshot threshold.
 pub(crate) struct PersistedSize {
+    /// The configured threshold, the least a replica's can be.
     threshold_bytes: u64,
     nodes: Vec<NodeDisk>,
     max: PersistedMax,
@@ -78,22 +97,21 @@ impl PersistedSize {
     pub(crate) fn new(nodes: usize, threshold_bytes: usize) -> PersistedSize {
         PersistedSize {
             threshold_bytes: threshold_bytes as u64,
-            nodes: vec![NodeDisk::default(); nodes],
+            nodes: vec![NodeDisk::new(threshold_bytes as u64); nodes],
             max: PersistedMax::default(),
         }
     }
 
     /// Starts tracking one more node, at the next position, with an empty disk.
     pub(crate) fn add_node(&mut self) {
-        self.nodes.push(NodeDisk::default());
+        self.nodes.push(NodeDisk::new(self.threshold_bytes));
     }
 
-    /// Node `node` handed persist `id` to its disk, with its state machine applied up to
-    /// `applied` when it built it (`None`: with its snapshot deferred, a snapshot being saved
-    /// apart or an applied entry not yet durable, so that the bound does not hold until it is
-    /// saved).
-    pub(crate) fn on_persist(&mut self, node: usize, id: PersistId, applied: Option<LogIndex>) {
-        self.nodes[node].in_flight.push_back((id, applied));
+    /// Node `node` handed persist `id` to its disk, standing at `written_at` when it built it
+    /// (`None`: with its snapshot deferred, a snapshot being saved apart or an applied entry
+    /// not yet durable, so that the bound does not hold until it is saved).
+    pub(crate) fn on_persist(&mut self, node: usize, id: PersistId, written_at: Option<WrittenAt>) {
+        self.nodes[node].in_flight.push_back((id, written_at));
     }
 
     /// Persists up to `landed` became durable, leaving `durable` on the disk.
@@ -104,13 +122,14 @@ impl PersistedSize {
         durable: &Durable,
     ) -> Result<(), Failed> {
         let disk = &mut self.nodes[node];
-        while let Some(&(id, applied)) = disk.in_flight.front() {
+        while let Some(&(id, written_at)) = disk.in_flight.front() {
             if id > landed {
                 break;
             }
             // A persist written while the snapshot was deferred counts what the disk holds as
             // not yet applied: the snapshot that compacts it is on its way.
-            disk.applied_when_written = applied.unwrap_or(LogIndex(0));
+            disk.written_at =
+                written_at.unwrap_or(WrittenAt { applied: LogIndex(0), ..disk.written_at });
             disk.in_flight.pop_front();
         }
         self.measure(node, durable)
@@ -135,28 +154,29 @@ impl PersistedSize {
         damaged: bool,
     ) -> Result<(), Failed> {
         if damaged {
-            self.nodes[node].applied_when_written = durable.snapshot_index();
+            self.nodes[node].written_at.applied = durable.snapshot_index();
         }
         self.measure(node, durable)
     }
 
     /// After a step of node `node`, whose log in memory holds `applied_log_bytes` of applied
-    /// entries: the same rule holds in memory (the replica asks for a snapshot before the step
-    /// ends), unless the replica deferred its snapshot (`Replica::snapshot_deferred`).
+    /// entries: the same rule holds in memory against its threshold now, `threshold_bytes`
+    /// (the replica asks for a snapshot before the step ends), unless the replica deferred its
+    /// snapshot (`Replica::snapshot_deferred`).
     pub(crate) fn after_step(
         &self,
         node: usize,
         applied_log_bytes: usize,
+        threshold_bytes: usize,
         deferred: bool,
     ) -> Result<(), Failed> {
-        if !deferred && applied_log_bytes as u64 >= self.threshold_bytes {
+        if !deferred && applied_log_bytes >= threshold_bytes {
             return Err((
                 Check::LogSize,
                 format!(
                     "n{}'s log holds {applied_log_bytes} bytes of applied entries in memory after \
-                     a step, the threshold is {}",
+                     a step, its threshold is {threshold_bytes}",
                     node_id(node),
-                    self.threshold_bytes
                 ),
             ));
         }
@@ -168,14 +188,15 @@ impl PersistedSize {
         self.max
     }
 
-    /// The largest persisted Raft state so far divided by the threshold, in thousandths,
-    /// rounded up.
+    /// The largest persisted Raft state so far divided by the configured threshold, in
+    /// thousandths, rounded up.
     pub(crate) fn ratio_max_milli(&self) -> u64 {
         (self.max.bytes * 1_000).div_ceil(self.threshold_bytes.max(1))
     }
 
     fn measure(&mut self, node: usize, durable: &Durable) -> Result<(), Failed> {
-        let applied_when_written = self.nodes[node].applied_when_written;
+        let WrittenAt { applied: applied_when_written, threshold_bytes } =
+            self.nodes[node].written_at;
         let (mut applied_bytes, mut unapplied_bytes) = (0, 0);
         for entry in &durable.entries {
             let bytes = entry.size_bytes() as u64;
@@ -189,7 +210,7 @@ impl PersistedSize {
         if bytes > self.max.bytes {
             self.max = PersistedMax { bytes, unapplied_bytes, node: node_id(node).0 };
         }
-        if applied_bytes >= self.threshold_bytes {
+        if applied_bytes >= threshold_bytes {
             return Err((
                 Check::LogSize,
                 format!(
@@ -198,8 +219,8 @@ impl PersistedSize {
                      when written): {applied_bytes} bytes of entries up to {applied_when_written}, \
                      applied when written, were not compacted",
                     node_id(node),
-                    HARD_STATE_BYTES + self.threshold_bytes - 1 + unapplied_bytes,
-                    self.threshold_bytes
+                    HARD_STATE_BYTES + threshold_bytes - 1 + unapplied_bytes,
+                    threshold_bytes
                 ),
             ));
         }
@@ -213,6 +234,10 @@ mod tests {
     use raftkv_core::Term;
     use raftkv_core::raft::Payload;
 
+    fn at(applied: u64) -> Option<WrittenAt> {
+        Some(WrittenAt { applied: LogIndex(applied), threshold_bytes: 50 })
+    }
+
     fn durable(indexes: std::ops::RangeInclusive<u64>) -> Durable {
         let entries = indexes
             .map(|index| Entry { index: LogIndex(index), term: Term(1), payload: Payload::Noop })
@@ -224,8 +249,8 @@ mod tests {
     fn entries_applied_when_written_must_weigh_less_than_the_threshold() {
         // Noops weigh 24 bytes: a threshold of 50 allows two applied entries on disk.
         let mut size = PersistedSize::new(1, 50);
-        size.on_persist(0, PersistId(1), Some(LogIndex(0)));
-        size.on_persist(0, PersistId(2), Some(LogIndex(2)));
+        size.on_persist(0, PersistId(1), at(0));
+        size.on_persist(0, PersistId(2), at(2));
         size.on_durable(0, PersistId(1), &durable(1..=5)).expect("nothing applied when written");
         size.on_durable(0, PersistId(2), &durable(1..=5)).expect("two applied, 48 bytes");
         // The first time the disk held that much, nothing of it was applied when written.
@@ -234,8 +259,19 @@ mod tests {
             PersistedMax { bytes: 16 + 5 * 24, unapplied_bytes: 5 * 24, node: 1 }
         );
         assert_eq!(size.ratio_max_milli(), 2_720);
-        size.on_persist(0, PersistId(3), Some(LogIndex(3)));
+        size.on_persist(0, PersistId(3), at(3));
         let (check, _) = size.on_durable(0, PersistId(3), &durable(1..=5)).expect_err("72 bytes");
+        assert_eq!(check, Check::LogSize);
+    }
+
+    #[test]
+    fn the_bound_on_disk_is_the_threshold_the_node_had_when_it_wrote() {
+        let mut size = PersistedSize::new(1, 50);
+        let grown = WrittenAt { applied: LogIndex(3), threshold_bytes: 80 };
+        size.on_persist(0, PersistId(1), Some(grown));
+        size.on_durable(0, PersistId(1), &durable(1..=5)).expect("72 bytes under 80");
+        size.on_persist(0, PersistId(2), Some(WrittenAt { applied: LogIndex(4), ..grown }));
+        let (check, _) = size.on_durable(0, PersistId(2), &durable(1..=5)).expect_err("96 bytes");
         assert_eq!(check, Check::LogSize);
     }
 
@@ -244,7 +280,7 @@ mod tests {
         let mut size = PersistedSize::new(1, 50);
         size.on_persist(0, PersistId(1), None);
         size.on_durable(0, PersistId(1), &durable(1..=5)).expect("a snapshot was on its way");
-        size.on_persist(0, PersistId(2), Some(LogIndex(5)));
+        size.on_persist(0, PersistId(2), at(5));
         let (check, _) = size.on_durable(0, PersistId(2), &durable(1..=5)).expect_err("120 bytes");
         assert_eq!(check, Check::LogSize, "not compacted once the snapshot could be taken");
     }
@@ -252,21 +288,25 @@ mod tests {
     #[test]
     fn a_log_in_memory_holds_less_than_the_threshold_of_applied_entries_after_a_step() {
         let size = PersistedSize::new(1, 50);
-        assert!(size.after_step(0, 49, false).is_ok());
-        assert_eq!(size.after_step(0, 50, false).map_err(|(check, _)| check), Err(Check::LogSize));
-        assert!(size.after_step(0, 50, true).is_ok(), "a snapshot deferred lets the log grow");
+        assert!(size.after_step(0, 49, 50, false).is_ok());
+        assert_eq!(
+            size.after_step(0, 50, 50, false).map_err(|(check, _)| check),
+            Err(Check::LogSize)
+        );
+        assert!(size.after_step(0, 50, 50, true).is_ok(), "a snapshot deferred lets the log grow");
+        assert!(size.after_step(0, 50, 80, false).is_ok(), "a threshold grown with the snapshot");
     }
 
     #[test]
     fn after_a_crash_entries_of_unacknowledged_persists_count_as_not_yet_applied() {
         let mut size = PersistedSize::new(1, 50);
-        size.on_persist(0, PersistId(1), Some(LogIndex(1)));
+        size.on_persist(0, PersistId(1), at(1));
         size.on_durable(0, PersistId(1), &durable(1..=1)).expect("one applied, 24 bytes");
         // Persist 2, written when 4 entries were applied, may have landed in part.
-        size.on_persist(0, PersistId(2), Some(LogIndex(4)));
+        size.on_persist(0, PersistId(2), at(4));
         size.on_crash(0, &durable(1..=1)).expect("the last acknowledged persist counts");
         size.on_restart(0, &durable(1..=4), false).expect("entries 2..4 count as not yet applied");
-        size.on_persist(0, PersistId(3), Some(LogIndex(4)));
+        size.on_persist(0, PersistId(3), at(4));
         let (check, _) = size.on_durable(0, PersistId(3), &durable(1..=4)).expect_err("96 bytes");
         assert_eq!(check, Check::LogSize);
     }

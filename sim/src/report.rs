@@ -189,6 +189,7 @@ impl<O> Report<O> {
             "transfers": self.stats.transfers,
             "membership": self.stats.membership.json(),
             "snapshot_bytes": self.options.snapshot.threshold_bytes,
+            "snapshot_growth_percent": self.options.snapshot.growth_percent,
             "snapshots": self.stats.snapshots,
             "snapshots_installed": self.stats.snapshots_installed,
             "persisted_bytes_max": self.persisted_max.bytes,

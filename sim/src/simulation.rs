@@ -24,7 +24,7 @@ use crate::network::{Network, Route, TraceLine, machine_outcome_text};
 use crate::node::SimNode;
 use crate::node_ids::{self, node_id};
 use crate::options::{Options, Streams};
-use crate::persisted::{PersistedSize, persisted_bytes};
+use crate::persisted::{PersistedSize, WrittenAt, persisted_bytes};
 use crate::phase::Auto;
 use crate::quorum_checks::QuorumChecks;
 use crate::recorded::{OpId, Recorded};
@@ -351,8 +351,11 @@ impl<M: Machine> Simulation<M> {
             if let Output::Persist(persist) = &output {
                 // The replica's applied index is the one the persist was built at: the batch
                 // the Raft node hands out after it has not reached the replica yet.
-                let applied = (!replica.snapshot_deferred()).then(|| replica.applied());
-                self.persisted.on_persist(node, persist.id, applied);
+                let written_at = (!replica.snapshot_deferred()).then(|| WrittenAt {
+                    applied: replica.applied(),
+                    threshold_bytes: replica.snapshot_threshold() as u64,
+                });
+                self.persisted.on_persist(node, persist.id, written_at);
             }
             outputs.push(output);
         }
@@ -369,7 +372,9 @@ impl<M: Machine> Simulation<M> {
             let result = self.checks.after_step(node, replica);
             let applied_log_bytes = replica.raft().applied_log_bytes();
             let deferred = replica.snapshot_deferred();
-            let size = self.persisted.after_step(node, applied_log_bytes, deferred);
+            let threshold_bytes = replica.snapshot_threshold();
+            let size =
+                self.persisted.after_step(node, applied_log_bytes, threshold_bytes, deferred);
             self.checked(result.and(size));
             self.check_commit_quorum(node);
         }

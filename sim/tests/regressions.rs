@@ -216,3 +216,15 @@ fn seed_401804_a_rotted_last_wal_record_is_damage_not_a_torn_write() {
     let faults = "net,crash,partition,disk,transfer".parse().expect("valid");
     replay_as_drawn(401804, Shape { nodes: 3, clients: 1, ops: 130, faults });
 }
+
+/// `raftkv-sim run --seed 507630 --nodes 7 --clients 3 --ops 292 --faults all`: n2 installed
+/// a leader's snapshot at 253 while holding 253..254, applied it and 254, and its own snapshot
+/// at 254 became durable before the install did; the install then took the snapshot on disk
+/// back to 253 with the log after 254 (the disk model refused the next append, the engine
+/// reported damage at the restart). An installed snapshot older than one saved meanwhile is
+/// now covered by it (storage and the disk model alike).
+#[test]
+fn seed_507630_an_installed_snapshot_does_not_replace_a_newer_own_snapshot() {
+    let faults = "all".parse().expect("valid");
+    replay_as_drawn(507630, Shape { nodes: 7, clients: 3, ops: 292, faults });
+}

@@ -50,7 +50,7 @@ fn a_swarm_of_60_seeds_with_operations_on_several_keys_passes() {
     let mut kinds_seen = std::collections::BTreeSet::new();
     for seed in 0..60 {
         let options = Options::draw(seed, Shape::draw(seed)).with_multi_key_ops();
-        assert!(options.reproduce_command().ends_with("--multi-key"));
+        assert!(options.reproduce_command().contains(" --multi-key"));
         let report = raftkv_sim::run(options, TraceOutput::Hidden);
         report.assert_passed();
         assert_eq!(

@@ -71,4 +71,4 @@ pub use report::{Cut, Dropped, OpenReport, PersistReport};
 pub use snapshot_reader::SnapshotReader;
 pub use snapshot_saver::{Saved, SnapshotSaver};
 pub use storage::Storage;
-pub use wal::SegmentPreparer;
+pub use wal::{ObsoleteSegments, SegmentPreparer};

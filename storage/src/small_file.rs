@@ -103,14 +103,22 @@ pub(crate) fn replace_streaming<F: FileSystem>(
 /// Bytes a [`ContentsWriter`] gathers before it writes them.
 const WRITE_BUFFER_BYTES: usize = 1 << 20;
 
+/// Bytes a [`ContentsWriter`] writes between two syncs of the file's data. A large file
+/// written at once and synced at the end leaves the disk busy with all of it for the final
+/// sync, and the log's syncs wait behind it; synced as it goes, the file never holds more than
+/// this unwritten, and its writer goes at the pace of the disk.
+const SYNC_EVERY_BYTES: u64 = 1 << 20;
+
 /// Writes a small file's contents after its header, through a buffer, keeping their
-/// checksum and length.
+/// checksum and length, and syncing the data every `SYNC_EVERY_BYTES`.
 struct ContentsWriter<'a, F: FileSystem> {
     fs: &'a F,
     file: &'a mut F::File,
     buffer: Vec<u8>,
     crc: u32,
     length: u64,
+    /// `length` at the last sync.
+    synced: u64,
 }
 
 impl<'a, F: FileSystem> ContentsWriter<'a, F> {
@@ -121,6 +129,7 @@ impl<'a, F: FileSystem> ContentsWriter<'a, F> {
             buffer: Vec::with_capacity(WRITE_BUFFER_BYTES),
             crc: 0,
             length: 0,
+            synced: 0,
         }
     }
 
@@ -133,6 +142,10 @@ impl<'a, F: FileSystem> ContentsWriter<'a, F> {
         self.fs.write_at(self.file, offset, &self.buffer)?;
         self.length = self.length.saturating_add(self.buffer.len() as u64);
         self.buffer.clear();
+        if self.length.saturating_sub(self.synced) >= SYNC_EVERY_BYTES {
+            self.fs.sync_data(self.file)?;
+            self.synced = self.length;
+        }
         Ok(())
     }
 

@@ -11,7 +11,7 @@ use crate::options::StorageOptions;
 use crate::recovery::{self, Opened};
 use crate::report::{OpenReport, PersistReport};
 use crate::snapshot_saver::{SnapshotSaver, SnapshotSlot};
-use crate::wal::{LogChangeRef, SegmentPreparer, Wal};
+use crate::wal::{LogChangeRef, ObsoleteSegments, SegmentPreparer, Wal};
 use crate::{hard_state, snapshot};
 
 /// The open data directory of a running node, on file system `F`.
@@ -108,6 +108,25 @@ impl<F: FileSystem> Storage<F> {
         outcome
     }
 
+    /// Like [`compact_log`](Self::compact_log), but the segments are only taken out of the log:
+    /// the caller removes them ([`ObsoleteSegments::remove`]) where it likes, so that the log's
+    /// syncs do not wait for the removals.
+    pub fn compact_log_apart(
+        &mut self,
+        index: LogIndex,
+    ) -> Result<ObsoleteSegments<F>, StorageError>
+    where
+        F: Clone,
+    {
+        if self.stopped {
+            return Err(StorageError::Stopped);
+        }
+        let covered = index.min(*self.snapshot_slot.lock());
+        let outcome = self.wal.compact_apart(&self.fs, covered);
+        self.stopped = outcome.is_err();
+        outcome
+    }
+
     /// Bytes of the write-ahead log on disk.
     pub fn wal_bytes(&self) -> u64 {
         self.wal.bytes()
@@ -144,11 +163,15 @@ impl<F: FileSystem> Storage<F> {
                 changes.clear();
             }
             {
-                // A snapshot in a persist is newer than any the savers may be writing: it
-                // is installed from the leader beyond what this node applied.
+                // A leader's snapshot, installed beyond what the node had applied when it took
+                // it; but the node may have applied it and more since, and a saver may have
+                // saved a snapshot of its own as recent already, which covers this one and
+                // must stay (the log it kept starts after it).
                 let mut saved = self.snapshot_slot.lock();
-                snapshot::save(&self.fs, &self.dir, snapshot)?;
-                *saved = (*saved).max(snapshot.last.index);
+                if snapshot.last.index > *saved {
+                    snapshot::save(&self.fs, &self.dir, snapshot)?;
+                    *saved = snapshot.last.index;
+                }
             }
             report.segments_removed += self.wal.compact(&self.fs, snapshot.last.index)?;
             // Entries after the snapshot may not follow the old log: only once it is durable.

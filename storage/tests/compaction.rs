@@ -53,3 +53,58 @@ fn compaction_keeps_a_truncation_that_erased_entries_of_an_older_kept_segment() 
     assert_eq!(recovered.snapshot, Some(snapshot(70, 3)));
     assert_eq!(indexes_and_terms(&recovered), []);
 }
+
+/// Simulator seed 507630: the node installed a leader's snapshot at 4, applied it and entry 5,
+/// and its own snapshot at 5 was saved before the install reached the disk (compaction then
+/// dropped the segments it covers). The install must not take the snapshot file back to 4:
+/// the log on disk starts after 5.
+#[test]
+fn an_installed_snapshot_older_than_an_own_snapshot_saved_meanwhile_stays_covered() {
+    let (fs, dir) = sim(1);
+    let (mut storage, _, _) = open(fs.clone(), &dir, SEGMENT_BYTES);
+    let first =
+        Persist { hard_state: Some(hard_state(1, None)), entries: entries(1, 1..=5), ..persist(1) };
+    storage.persist(&[first]).unwrap();
+    let saver = storage.snapshot_saver();
+    assert_eq!(saver.save(&snapshot(5, 1)).unwrap(), raftkv_storage::Saved::Saved);
+    storage.compact_log(LogIndex(5)).unwrap();
+    storage.persist(&[Persist { snapshot: Some(snapshot(4, 1)), ..persist(2) }]).unwrap();
+    storage.persist(&[Persist { entries: entries(1, 6..=7), ..persist(3) }]).unwrap();
+    drop(storage);
+
+    let (_, recovered, report) = open(fs, &dir, SEGMENT_BYTES);
+    assert_eq!(node_starts(&recovered), Ok(()), "{report:?}");
+    assert!(!recovered.hard_state.damaged, "{report:?}");
+    assert_eq!(recovered.snapshot.as_ref().map(|s| s.last.index), Some(LogIndex(5)));
+    assert_eq!(indexes_and_terms(&recovered), [(6, 1), (7, 1)]);
+}
+
+/// Segments that a compaction takes out of the log apart stay on disk until their owner
+/// removes them, and the log replays to the same with them or without them.
+#[test]
+fn segments_compacted_apart_replay_the_same_before_and_after_their_removal() {
+    let (fs, dir) = sim(2);
+    let (mut storage, _, _) = open(fs.clone(), &dir, SEGMENT_BYTES);
+    let first = Persist {
+        hard_state: Some(hard_state(1, None)),
+        entries: entries(1, 1..=40),
+        ..persist(1)
+    };
+    storage.persist(&[first]).unwrap();
+    storage.persist(&[Persist { entries: entries(1, 41..=80), ..persist(2) }]).unwrap();
+    storage.snapshot_saver().save(&snapshot(60, 1)).unwrap();
+    let wal = dir.join("wal");
+    let segments_before = fs.list(&wal).unwrap().len();
+    let obsolete = storage.compact_log_apart(LogIndex(60)).unwrap();
+    assert_eq!(obsolete.len(), 1, "the first segment alone is covered");
+    assert!(fs.list(&wal).unwrap().len() >= segments_before, "nothing removed yet");
+    drop(storage);
+
+    let (_, with_them, _) = open(fs.clone(), &dir, SEGMENT_BYTES);
+    assert_eq!(obsolete.remove().unwrap(), 1);
+    let (_, without_them, _) = open(fs.clone(), &dir, SEGMENT_BYTES);
+    assert_eq!(node_starts(&without_them), Ok(()));
+    let expected: Vec<(u64, u64)> = (61..=80).map(|index| (index, 1)).collect();
+    assert_eq!(indexes_and_terms(&with_them), expected);
+    assert_eq!(indexes_and_terms(&without_them), expected);
+}

@@ -51,13 +51,13 @@ impl Durable {
         self.entries.get(usize::try_from(offset).ok()?)
     }
 
-    /// Applies `persist` as its contract says: the snapshot (replacing every entry it covers),
+    /// Applies `persist` as its contract says: the snapshot (replacing every entry it covers,
+    /// unless a snapshot of the node's own as recent was saved meanwhile, which covers it),
     /// then the truncation, then the entries, and the hard state. Fails, naming the persist,
     /// if the log would not stay consecutive, which no correct node asks for.
     pub fn apply(&mut self, persist: &Persist) -> Result<(), String> {
         if let Some(snapshot) = &persist.snapshot {
-            self.entries.retain(|entry| entry.index > snapshot.last.index);
-            self.snapshot = Some(snapshot.clone());
+            self.save_snapshot(snapshot);
         }
         if let Some(from) = persist.truncate_from {
             self.truncate_from(from);
@@ -169,6 +169,25 @@ mod tests {
         let recovered = durable.recover();
         assert_eq!(recovered.snapshot, Some(snapshot));
         assert_eq!(Durable::recovered(&recovered), durable);
+    }
+
+    /// Simulator seed 507630: a leader's snapshot at 253 was installed, the node applied it and
+    /// entry 254, and its own snapshot at 254 became durable before the install did; the
+    /// install then took the disk back to 253, dropping entry 254 from under the next append.
+    #[test]
+    fn an_installed_snapshot_older_than_an_own_snapshot_saved_meanwhile_is_covered_by_it() {
+        let mut durable = Durable::default();
+        durable.apply(&persist(&[(1, 1), (2, 1), (3, 1), (4, 1)])).unwrap();
+        let at = |index| Snapshot {
+            last: LogId { index: LogIndex(index), term: Term(1) },
+            membership: Membership::with_voters([NodeId(1)]),
+            data: vec![index as u8],
+        };
+        durable.save_snapshot(&at(4));
+        durable.apply(&Persist { snapshot: Some(at(3)), ..persist(&[]) }).unwrap();
+        durable.apply(&persist(&[(5, 1)])).unwrap();
+        assert_eq!(durable.snapshot, Some(at(4)));
+        assert_eq!(indexes(&durable), [(5, 1)]);
     }
 
     #[test]

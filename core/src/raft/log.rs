@@ -119,11 +119,12 @@ impl RaftLog {
 
     /// Drops the entries up to `last` (applied, and now covered by a snapshot of this node's
     /// own state machine).
-    pub(crate) fn compact_to(&mut self, last: LogId) {
+    pub(crate) fn compact_to(&mut self, last: LogId) -> VecDeque<Entry> {
         debug_assert!(last.index <= self.applied && self.contains(last));
-        self.drop_through(last.index);
+        let dropped = self.drop_through(last.index);
         self.memberships.compact_to(last.index);
         self.snapshot_last = last;
+        dropped
     }
 
     /// Replaces the log up to `last` by a snapshot received from the leader, with `membership`
@@ -146,15 +147,35 @@ impl RaftLog {
         keep_suffix
     }
 
-    /// Drops the entries up to and including `index`.
-    fn drop_through(&mut self, index: LogIndex) {
-        while self.entries.front().is_some_and(|entry| entry.index <= index) {
-            let entry = self.entries.pop_front().expect("front exists");
-            self.bytes -= entry.size_bytes();
-            if entry.index <= self.applied {
-                self.applied_bytes -= entry.size_bytes();
-            }
-        }
+    /// Takes out the entries up to and including `index`, and returns them, in time in
+    /// proportion to the fewer of those taken and those kept: there may be a whole snapshot
+    /// threshold's worth to take. Many leave with the log's buffer (those kept move to a new
+    /// one of the same capacity, so that the log does not grow it again step by step, copying
+    /// itself each time), and the bytes they weighed are counted from the entries kept.
+    fn drop_through(&mut self, index: LogIndex) -> VecDeque<Entry> {
+        let count = self.entries.partition_point(|entry| entry.index <= index);
+        let bytes_of =
+            |entries: &VecDeque<Entry>| -> usize { entries.iter().map(Entry::size_bytes).sum() };
+        let (dropped, dropped_bytes) = if count <= self.entries.len() - count {
+            let dropped: VecDeque<Entry> = self.entries.drain(..count).collect();
+            let bytes = bytes_of(&dropped);
+            (dropped, bytes)
+        } else {
+            let mut kept = VecDeque::with_capacity(self.entries.capacity());
+            kept.extend(self.entries.drain(count..));
+            let bytes = self.bytes - bytes_of(&kept);
+            (std::mem::replace(&mut self.entries, kept), bytes)
+        };
+        let applied = self.applied;
+        let unapplied_dropped: usize = dropped
+            .iter()
+            .rev()
+            .take_while(|entry| entry.index > applied)
+            .map(Entry::size_bytes)
+            .sum();
+        self.bytes -= dropped_bytes;
+        self.applied_bytes -= dropped_bytes - unapplied_dropped;
+        dropped
     }
 
     pub(crate) fn snapshot_last(&self) -> LogId {
@@ -486,6 +507,22 @@ mod tests {
         assert_eq!(log.len(), 1);
         assert_eq!((log.bytes(), log.applied_bytes()), (24, 0));
         assert_eq!(log.slice(LogIndex(1), 10, usize::MAX).len(), 1, "from the first held");
+    }
+
+    #[test]
+    fn compaction_hands_back_the_entries_it_took_out_whichever_part_is_shorter() {
+        for through in 1..=4 {
+            let mut log = log_of_terms(&[1, 1, 1, 1, 1]);
+            log.commit_to(LogIndex(5));
+            log.take_committed(4);
+            let taken = log.compact_to(LogId::new(LogIndex(through), Term(1)));
+            let indexes: Vec<u64> = taken.iter().map(|entry| entry.index.0).collect();
+            assert_eq!(indexes, (1..=through).collect::<Vec<u64>>());
+            let held = 5 - through as usize;
+            let applied = 4 - through as usize;
+            assert_eq!((log.bytes(), log.applied_bytes()), (held * 24, applied * 24), "{through}");
+            log.check_invariants();
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 mod ballot;
 mod chunk_to_send;
+mod compacted;
 mod config;
 mod counters;
 mod durability;
@@ -31,6 +32,7 @@ mod snapshot;
 mod transfer;
 
 pub use chunk_to_send::ChunkToSend;
+pub use compacted::CompactedEntries;
 pub use config::{Config, ConfigError};
 pub use counters::Counters;
 pub use entry::{Entry, Payload};

@@ -494,6 +494,13 @@ impl RaftNode {
         self.log.membership()
     }
 
+    /// The membership the one in force replaced, if the log still holds it. Until the one in
+    /// force commits, a leader still replicates to the members of this one (those it removed
+    /// must learn that it did), so a driver keeps reaching them.
+    pub fn previous_membership(&self) -> Option<&Membership> {
+        self.log.previous_membership()
+    }
+
     /// Panics if the node's state breaks an invariant: a well-formed log no later than the
     /// term, a leader that voted for itself durably and tracks exactly the nodes it replicates
     /// to, no leader state outside a leader, a damaged node or a removed one out of elections,

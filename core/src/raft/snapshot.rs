@@ -3,6 +3,7 @@
 
 use crate::ids::{LogId, LogIndex, NodeId};
 use crate::raft::chunk_to_send::ChunkToSend;
+use crate::raft::compacted::CompactedEntries;
 use crate::raft::incoming_snapshot::{Assembly, IncomingSnapshot};
 use crate::raft::membership::Membership;
 use crate::raft::message::{AppendOutcome, Body};
@@ -70,22 +71,24 @@ impl RaftNode {
     /// [`snapshot_point`](Self::snapshot_point) gave. The log drops the entries it covers
     /// (nothing is persisted: the driver may drop them from its disk as well), and the node
     /// sends it to followers in chunks the driver reads from its disk
-    /// (`Output::SendSnapshotChunk`). Returns whether the node took it; one no newer than the
-    /// node's snapshot (a leader's snapshot was installed meanwhile), or at an entry the log
-    /// does not hold applied, is ignored.
-    pub fn snapshot_saved(&mut self, saved: SavedSnapshot) -> bool {
+    /// (`Output::SendSnapshotChunk`). Returns the entries the log dropped if the node took it
+    /// (for the caller to free where it likes); one no newer than the node's snapshot (a
+    /// leader's snapshot was installed meanwhile), or at an entry the log does not hold
+    /// applied, is ignored (`None`).
+    pub fn snapshot_saved(&mut self, saved: SavedSnapshot) -> Option<CompactedEntries> {
         let last = saved.last;
         let usable = last.index > self.log.snapshot_last().index
             && last.index <= self.log.applied()
             && self.log.term_at(last.index) == Some(last.term)
             && self.log.membership_at(last.index) == &saved.membership;
-        if usable {
-            self.log.compact_to(last);
-            let snapshot = Snapshot { last, membership: saved.membership, data: Vec::new() };
-            self.adopt_own_snapshot(snapshot);
-            self.snapshot_on_disk = Some(saved.bytes);
+        if !usable {
+            return None;
         }
-        usable
+        let compacted = self.log.compact_to(last);
+        let snapshot = Snapshot { last, membership: saved.membership, data: Vec::new() };
+        self.adopt_own_snapshot(snapshot);
+        self.snapshot_on_disk = Some(saved.bytes);
+        Some(CompactedEntries::new(compacted))
     }
 
     /// The driver keeps the snapshot this node holds on its disk, where it reads chunks from

@@ -128,6 +128,10 @@ struct ServeArgs {
     /// membership; a node restarts with neither --join nor --peers.
     #[arg(long, value_name = "HOST:PORT,...")]
     join: Option<String>,
+    /// With --join: how long to keep asking those nodes for the members (each attempt waits
+    /// up to 2 s for an answer) before giving up with exit status 1. Default 30 s.
+    #[arg(long, hide_default_value = true, default_value_t = 30_000, value_name = "MS")]
+    join_timeout_ms: u64,
     /// Where to accept connections from peers and clients (one port for both). Default: this
     /// node's address in --peers; required otherwise. Use 0.0.0.0:PORT to listen on every
     /// interface.
@@ -154,6 +158,11 @@ struct ServeArgs {
     /// of applied log have accumulated since the last one. Default 64 MiB.
     #[arg(long, hide_default_value = true, default_value_t = 64 << 20, value_name = "BYTES")]
     snapshot_bytes: usize,
+    /// ... or once the applied log weighs this percentage of the last snapshot's size, if
+    /// more: each snapshot rewrites the whole state, so a large state is not rewritten every
+    /// few megabytes of log. 0 snapshots at --snapshot-bytes alone.
+    #[arg(long, default_value_t = 100, value_name = "PERCENT")]
+    snapshot_growth_percent: u32,
     /// Size at which a write-ahead log segment is closed and the next one started. Default
     /// 64 MiB.
     #[arg(long, hide_default_value = true, default_value_t = raftkv_storage::DEFAULT_SEGMENT_BYTES, value_name = "BYTES")]
@@ -341,6 +350,9 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         return Err(Failure::Usage(format!("--peers does not list this node (--id {id})")));
     }
     let join = parse_join(args.join.as_deref())?;
+    if args.join_timeout_ms == 0 {
+        return Err(Failure::Usage("--join-timeout-ms must be positive".to_string()));
+    }
     let Some(listen) = args.listen.as_deref().or(own) else {
         return Err(Failure::Usage("give --listen (or --peers, which names it)".to_string()));
     };
@@ -379,12 +391,14 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         peers,
         join,
         join_tls,
+        join_timeout: std::time::Duration::from_millis(args.join_timeout_ms),
         data: args.data,
         cluster: args.cluster_name,
         election_timeout_ms: args.election_timeout_ms,
         heartbeat_ms: args.heartbeat_ms,
         max_frame_bytes: args.max_frame_bytes,
         snapshot_bytes: args.snapshot_bytes.max(1),
+        snapshot_growth_percent: args.snapshot_growth_percent,
         segment_bytes: args.wal_segment_bytes.max(1),
         limits,
         session_timeout_ms: args.session_timeout_ms,

@@ -5,12 +5,11 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use common::PATIENCE;
+use common::{PATIENCE, free_port_block};
 
 /// A running `raftkv local`, its output read line by line.
 struct Local {
@@ -82,17 +81,6 @@ impl Drop for Local {
     }
 }
 
-/// `count` consecutive ports free a moment ago.
-fn free_port_range(count: u16) -> u16 {
-    loop {
-        let base = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let fits = base.checked_add(count).is_some();
-        if fits && (0..count).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
-    }
-}
-
 fn kill(pid: i32) {
     let pid = rustix::process::Pid::from_raw(pid).expect("a positive pid");
     rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("kill the node");
@@ -100,7 +88,7 @@ fn kill(pid: i32) {
 
 #[test]
 fn a_killed_node_is_reported_the_others_carry_on_and_enter_starts_it_again() {
-    let base = free_port_range(3);
+    let base = free_port_block(3);
     let mut local = Local::start(base, "demo");
     local.wait_for("leader: node");
     let pid = local.pid(2);

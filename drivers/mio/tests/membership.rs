@@ -143,6 +143,8 @@ fn a_node_whose_disk_was_wiped_is_replaced_by_a_new_id_with_tls() {
     succeeds(&cluster, &["transfer-leader", &other.to_string()]);
     assert_eq!(cluster.wait_for_leader(None) as usize, other);
     refused(&cluster, &["transfer-leader", "3"], "not a voter");
+    refused(&cluster, &["member", "remove", "3"], "node 3 was already removed");
+    refused(&cluster, &["member", "remove", "9"], "node 9 is not a member (members: 1,2,4)");
     assert_all_there(&mut client, 0..70);
     assert_eq!(voters(&cluster), [1, 2, 4]);
 
@@ -177,5 +179,30 @@ fn serve_needs_peers_or_join_and_a_listen_address_to_join() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(reason), "{args:?}: {reason:?} not in {stderr}");
     }
+    let output =
+        serve(&["--join", "127.0.0.1:1", "--listen", "127.0.0.1:1", "--join-timeout-ms", "0"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("must be positive"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A node that joins gives up after `--join-timeout-ms` when no node answers at `--join`,
+/// with exit status 1 and what went wrong (by default it would try for 30 s).
+#[test]
+fn a_joining_node_gives_up_after_its_join_timeout() {
+    let dir = std::env::temp_dir().join(format!("raftkv-join-timeout-{}", std::process::id()));
+    let port = common::free_port_block(2);
+    let (nobody, listen) = (format!("127.0.0.1:{port}"), format!("127.0.0.1:{}", port + 1));
+    let started = std::time::Instant::now();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        .args(["serve", "--id", "4", "--data", dir.join("data").to_str().unwrap()])
+        .args(["--join", &nobody, "--listen", &listen, "--join-timeout-ms", "500"])
+        .output()
+        .expect("run raftkv serve");
+    let elapsed = started.elapsed();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&nobody), "the addresses it tried: {stderr}");
+    assert!(elapsed < std::time::Duration::from_secs(10), "gave up after {elapsed:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -11,6 +11,7 @@
 //! durably, before anything new is written, so that no later replay can see it again.
 
 mod active;
+mod obsolete;
 mod prepare;
 mod record;
 mod replay;
@@ -32,6 +33,7 @@ use crate::wal::replay::LogBuilder;
 use crate::wal::scan::Ending;
 use crate::wal::segment::HeaderCheck;
 
+pub use crate::wal::obsolete::ObsoleteSegments;
 pub use crate::wal::prepare::SegmentPreparer;
 pub(crate) use crate::wal::record::LogChangeRef;
 
@@ -200,6 +202,30 @@ impl<H> Wal<H> {
         fs: &F,
         snapshot_last: LogIndex,
     ) -> Result<usize, StorageError> {
+        let covered = self.take_covered(fs, snapshot_last)?;
+        remove_files(fs, &self.dir, &covered)?;
+        Ok(covered.len())
+    }
+
+    /// What [`compact`](Self::compact) does, but for removing the segments: the caller
+    /// removes them when and where it likes.
+    pub(crate) fn compact_apart<F: FileSystem<File = H> + Clone>(
+        &mut self,
+        fs: &F,
+        snapshot_last: LogIndex,
+    ) -> Result<ObsoleteSegments<F>, StorageError> {
+        let paths = self.take_covered(fs, snapshot_last)?;
+        Ok(ObsoleteSegments::new(fs.clone(), self.dir.clone(), paths))
+    }
+
+    /// Closes the active segment if it holds records and takes the segments that a snapshot
+    /// up to `snapshot_last` covers out of the log (see `compact`); returns their paths, oldest
+    /// first, for the caller to remove.
+    fn take_covered<F: FileSystem<File = H>>(
+        &mut self,
+        fs: &F,
+        snapshot_last: LogIndex,
+    ) -> Result<Vec<PathBuf>, StorageError> {
         if self.active.has_records() {
             self.rotate(fs)?;
         }
@@ -212,13 +238,7 @@ impl<H> Wal<H> {
         // subset of the removals still leaves a WAL that replays to the same log.
         let covered =
             self.closed.iter().take_while(|segment| segment.log_last <= snapshot_last).count();
-        for segment in self.closed.drain(..covered) {
-            fs.remove_file(&segment.path).map_err(StorageError::io("remove", &segment.path))?;
-        }
-        if covered > 0 {
-            directory::sync(fs, &self.dir)?;
-        }
-        Ok(covered)
+        Ok(self.closed.drain(..covered).map(|segment| segment.path).collect())
     }
 
     /// The next segment, once the active one is a quarter full (if there can be a next one).
@@ -270,6 +290,18 @@ pub(crate) fn remove_all<F: FileSystem>(fs: &F, dir: &Path) -> Result<(), Storag
     }
 }
 
+/// Removes the files at `paths` of directory `dir`, durably (nothing to do if none).
+pub(crate) fn remove_files<F: FileSystem>(
+    fs: &F,
+    dir: &Path,
+    paths: &[PathBuf],
+) -> Result<(), StorageError> {
+    for path in paths {
+        fs.remove_file(path).map_err(StorageError::io("remove", path))?;
+    }
+    if paths.is_empty() { Ok(()) } else { directory::sync(fs, dir) }
+}
+
 /// The sequence number of a new segment after the `existing` ones (in order).
 fn sequence_after(dir: &Path, existing: &[u64]) -> Result<u64, StorageError> {
     let next = existing.last().map_or(Some(1), |last| last.checked_add(1));
@@ -293,11 +325,9 @@ fn remove_segments<F: FileSystem>(
     dir: &Path,
     sequences: &[u64],
 ) -> Result<(), StorageError> {
-    for &sequence in sequences {
-        let path = dir.join(segment::file_name(sequence));
-        fs.remove_file(&path).map_err(StorageError::io("remove", &path))?;
-    }
-    if sequences.is_empty() { Ok(()) } else { directory::sync(fs, dir) }
+    let paths: Vec<PathBuf> =
+        sequences.iter().map(|&sequence| dir.join(segment::file_name(sequence))).collect();
+    remove_files(fs, dir, &paths)
 }
 
 /// Checks the header of a segment, the whole file `bytes`, and applies its intact records to

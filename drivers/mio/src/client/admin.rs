@@ -58,6 +58,34 @@ impl MemberList {
         self.match_index(id).map(|index| self.last_log.0.saturating_sub(index.0))
     }
 
+    /// Why `step` can never be carried out from this membership, if so: it names a node that
+    /// is not a member (or not a learner, to promote), or one that is already. The leader
+    /// refuses such a step too, but its answer may be lost, and this membership already shows
+    /// what the step asks for: taken for done, the step would be reported carried out.
+    fn refusal(&self, step: &MemberStep) -> Option<String> {
+        let membership = &self.membership;
+        let (members, retired) = (membership.members(), &membership.retired);
+        match *step {
+            MemberStep::AddLearner { id, .. } if members.contains(&id) => {
+                Some(format!("node {id} is already a member"))
+            }
+            MemberStep::Remove { id } if retired.contains(&id) => {
+                Some(format!("node {id} was already removed"))
+            }
+            MemberStep::Remove { id } if !members.contains(&id) => {
+                Some(format!("node {id} is not a member (members: {})", list(&members)))
+            }
+            MemberStep::Promote { id } if membership.voters.contains(&id) => {
+                Some(format!("node {id} is already a voter"))
+            }
+            MemberStep::Promote { id } if !membership.learners.contains(&id) => Some(format!(
+                "node {id} is not a learner (learners: {})",
+                list(&membership.learners)
+            )),
+            _ => None,
+        }
+    }
+
     /// Whether `step` is carried out in this membership, and it is settled.
     fn shows_done(&self, step: &MemberStep) -> bool {
         let membership = &self.membership;
@@ -87,6 +115,9 @@ impl Client {
     /// node, an id already a member, an address taken).
     pub fn change_membership(&mut self, step: MemberStep) -> Result<MemberList, Error> {
         let deadline = Instant::now() + self.options.timeout;
+        if let Some(reason) = self.leader_members(deadline)?.refusal(&step) {
+            return Err(Error::Invalid { reason });
+        }
         let request = AdminRequest::ChangeMembership(step.clone());
         self.start(request, deadline, |list| list.shows_done(&step))?;
         loop {
@@ -181,5 +212,63 @@ impl Client {
         }
         std::thread::sleep(POLL_INTERVAL.min(deadline - now));
         Ok(())
+    }
+}
+
+/// Node ids as `1,2,3`, or `none`.
+fn list(ids: &[NodeId]) -> String {
+    if ids.is_empty() {
+        return "none".to_string();
+    }
+    ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(ids: &[u64]) -> Vec<NodeId> {
+        ids.iter().map(|&id| NodeId(id)).collect()
+    }
+
+    /// Voters 1, 2, 3, learner 4, node 5 removed; settled.
+    fn settled_list() -> MemberList {
+        let membership = MembershipReport {
+            index: LogIndex(9),
+            voters: ids(&[1, 2, 3]),
+            outgoing: Vec::new(),
+            learners: ids(&[4]),
+            addresses: (1..=4).map(|id| (NodeId(id), format!("host:{id}"))).collect(),
+            retired: ids(&[5]),
+        };
+        let (leader, term, commit, last_log) = (NodeId(1), Term(2), LogIndex(9), LogIndex(9));
+        MemberList { leader, term, commit, last_log, membership, match_indexes: Vec::new() }
+    }
+
+    #[test]
+    fn a_step_the_membership_already_shows_is_refused_not_taken_for_done() {
+        let list = settled_list();
+        let remove = |id| MemberStep::Remove { id: NodeId(id) };
+        let promote = |id| MemberStep::Promote { id: NodeId(id) };
+        let add =
+            |id: u64| MemberStep::AddLearner { id: NodeId(id), address: format!("host:{id}") };
+        let cases = [
+            (remove(9), "node 9 is not a member (members: 1,2,3,4)"),
+            (remove(5), "node 5 was already removed"),
+            (promote(2), "node 2 is already a voter"),
+            (promote(9), "node 9 is not a learner (learners: 4)"),
+            (add(4), "node 4 is already a member"),
+        ];
+        for (step, reason) in cases {
+            assert_eq!(list.refusal(&step).as_deref(), Some(reason), "{step:?}");
+        }
+        // What a request whose answer was lost would have taken for done.
+        for step in [remove(9), remove(5), promote(2), add(4)] {
+            assert!(list.shows_done(&step), "{step:?}");
+        }
+        for step in [remove(4), promote(4), add(6)] {
+            assert_eq!(list.refusal(&step), None, "{step:?}");
+            assert!(!list.shows_done(&step), "{step:?}");
+        }
     }
 }

@@ -44,6 +44,21 @@ impl Directory {
         }
     }
 
+    /// The directory of a node restarted with `membership` in force from `index`, which
+    /// replaced `previous`, and `commit` known committed: the members that `membership`
+    /// removed stay reachable until it commits, as on a change ([`Directory::update`]); a
+    /// leader restarted before its removal of a node committed must still reach that node.
+    pub(super) fn restarted(
+        membership: &Membership,
+        index: LogIndex,
+        previous: Option<&Membership>,
+        commit: LogIndex,
+    ) -> Directory {
+        let mut directory = Directory::of(previous.unwrap_or(membership), index);
+        directory.update(membership, index, commit);
+        directory
+    }
+
     /// The directory of a node that joins a cluster and holds no membership yet: it reaches
     /// `contacts`, the members the cluster named.
     pub(super) fn joining(contacts: Vec<(NodeId, String)>) -> Directory {
@@ -166,6 +181,24 @@ mod tests {
         assert!(!directory.accepts_peer(NodeId(3)) && !directory.accepts_peer(NodeId(9)));
         directory.update(&membership(&[1]), LogIndex(9), LogIndex(9));
         assert_eq!(ids(&directory.peers(NodeId(1))), Vec::<u64>::new(), "committed at once");
+    }
+
+    #[test]
+    fn a_node_restarted_before_a_removal_committed_still_reaches_the_removed_member() {
+        let (before, after) = (membership(&[1, 2, 3]), membership(&[1, 2]));
+        let mut directory = Directory::restarted(&after, LogIndex(7), Some(&before), LogIndex(0));
+        assert_eq!(ids(&directory.peers(NodeId(1))), [2, 3], "3 must learn it was removed");
+        assert!(directory.accepts_peer(NodeId(3)));
+        assert_eq!(ids(directory.members()), [1, 2]);
+        let now = Instant::from_millis(1_000);
+        assert!(!directory.on_commit(LogIndex(7), now), "committed: the grace period starts");
+        assert!(directory.on_commit(LogIndex(7), now + LEAVING_GRACE));
+        assert_eq!(ids(&directory.peers(NodeId(1))), [2]);
+
+        let committed = Directory::restarted(&after, LogIndex(7), Some(&before), LogIndex(7));
+        assert_eq!(ids(&committed.peers(NodeId(1))), [2], "a removal known committed");
+        let first = Directory::restarted(&before, LogIndex(0), None, LogIndex(0));
+        assert_eq!(first, Directory::of(&before, LogIndex(0)));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::thread::{self, JoinHandle};
 use mio::Waker;
 use raftkv_core::LogIndex;
 use raftkv_core::raft::{Persist, PersistId};
-use raftkv_storage::{RealFs, SegmentPreparer, Storage, StorageError};
+use raftkv_storage::{ObsoleteSegments, RealFs, SegmentPreparer, Storage, StorageError};
 use tracing::{info, warn};
 
 use super::instruments::Instruments;
@@ -66,9 +66,9 @@ impl DiskThread {
         shared.wal_bytes.store(storage.wal_bytes(), Ordering::Relaxed);
         let (queue, receiver) = mpsc::channel();
         let thread_shared = Arc::clone(&shared);
-        let preparer = spawn_preparer(storage.segment_preparer())?;
+        let segments = spawn_segment_thread(storage.segment_preparer())?;
         let thread = thread::Builder::new().name("raftkv-disk".to_string()).spawn(move || {
-            run(storage, &receiver, &thread_shared, &waker, &preparer, &instruments);
+            run(storage, &receiver, &thread_shared, &waker, &segments, &instruments);
         })?;
         Ok(DiskThread { queue: Some(queue), shared, thread: Some(thread), _lock: lock })
     }
@@ -116,22 +116,48 @@ impl DiskThread {
     }
 }
 
-/// Starts the thread that prepares WAL segments ahead of need, one sequence number at a time
-/// as the disk thread asks, so that starting a segment never waits for a file to be created
-/// and zero-filled. It stops when the disk thread drops its end of the queue; a preparation
-/// that fails is logged, and the log then creates that segment itself.
-fn spawn_preparer(preparer: SegmentPreparer<RealFs>) -> std::io::Result<Sender<u64>> {
-    let (requests, receiver) = mpsc::channel::<u64>();
-    thread::Builder::new().name("raftkv-prepare".to_string()).spawn(move || {
-        while let Ok(mut sequence) = receiver.recv() {
-            // Only the newest request matters: the log passed the others by.
-            sequence = receiver.try_iter().last().unwrap_or(sequence);
-            if let Err(error) = preparer.prepare(sequence) {
-                warn!(%error, sequence, "cannot prepare the next WAL segment ahead of need");
+/// What the disk thread asks of the segment thread.
+enum SegmentWork {
+    /// Prepare this segment ahead of need.
+    Prepare(u64),
+    /// Remove segments that a snapshot covers.
+    Remove(ObsoleteSegments<RealFs>),
+}
+
+/// Starts the thread that does the WAL's file work off the path of its syncs: it prepares
+/// segments ahead of need, one sequence number at a time as the disk thread asks, so that
+/// starting a segment never waits for a file to be created and zero-filled, and removes the
+/// segments a snapshot covers. It stops when the disk thread drops its end of the queue. A
+/// preparation that fails is logged, and the log then creates that segment itself; a removal
+/// that fails is logged, and the segments stay until the next start (the log replays to the
+/// same with them).
+fn spawn_segment_thread(preparer: SegmentPreparer<RealFs>) -> std::io::Result<Sender<SegmentWork>> {
+    let (requests, receiver) = mpsc::channel::<SegmentWork>();
+    thread::Builder::new().name("raftkv-segments".to_string()).spawn(move || {
+        while let Ok(first) = receiver.recv() {
+            // Only the newest preparation matters: the log passed the others by.
+            let mut to_prepare = None;
+            for work in std::iter::once(first).chain(receiver.try_iter()) {
+                match work {
+                    SegmentWork::Prepare(sequence) => to_prepare = Some(sequence),
+                    SegmentWork::Remove(segments) => remove(segments),
+                }
+            }
+            if let Some(sequence) = to_prepare {
+                if let Err(error) = preparer.prepare(sequence) {
+                    warn!(%error, sequence, "cannot prepare the next WAL segment ahead of need");
+                }
             }
         }
     })?;
     Ok(requests)
+}
+
+fn remove(segments: ObsoleteSegments<RealFs>) {
+    match segments.remove() {
+        Ok(removed) => info!(segments = removed, "removed WAL segments covered by the snapshot"),
+        Err(error) => warn!(%error, "cannot remove WAL segments covered by the snapshot"),
+    }
 }
 
 fn run(
@@ -139,7 +165,7 @@ fn run(
     receiver: &Receiver<DiskWork>,
     shared: &Shared,
     waker: &Waker,
-    preparer: &Sender<u64>,
+    segments: &Sender<SegmentWork>,
     instruments: &Instruments,
 ) {
     let mut batch = Vec::new();
@@ -149,7 +175,7 @@ fn run(
         if storage.segment_to_prepare() != prepared {
             prepared = storage.segment_to_prepare();
             if let Some(sequence) = prepared {
-                let _ = preparer.send(sequence);
+                let _ = segments.send(SegmentWork::Prepare(sequence));
             }
         }
         let mut compact_to: Option<LogIndex> = None;
@@ -162,8 +188,13 @@ fn run(
             }
         }
         let outcome = write_batch(&mut storage, &batch, instruments).and_then(|removed| {
-            let compacted = compact_to.map_or(Ok(0), |index| storage.compact_log(index))?;
-            Ok(removed + compacted)
+            if let Some(index) = compact_to {
+                let obsolete = storage.compact_log_apart(index)?;
+                if !obsolete.is_empty() {
+                    let _ = segments.send(SegmentWork::Remove(obsolete));
+                }
+            }
+            Ok(removed)
         });
         match outcome {
             Ok(segments_removed) => {

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use raftkv_core::kv::KvStore;
-use raftkv_core::raft::{self, Membership, Persist, PersistId, Recovered, Role, Standing};
+use raftkv_core::raft::{self, Persist, PersistId, RaftNode, Recovered, Role, Standing};
 use raftkv_core::server::{Input, Output, Replica, ReplicaConfig};
-use raftkv_core::{Duration, Instant, LogIndex, NodeId};
+use raftkv_core::{Duration, Instant, NodeId};
 use raftkv_storage::{DEFAULT_ZERO_FILL_BYTES, OpenReport, RealFs, Saved, Storage, StorageOptions};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
@@ -115,7 +115,7 @@ fn start(options: ServeOptions) -> Result<Server, ServeError> {
     let (storage, recovered, lock) = open_data(&options)?;
     let replica = start_replica(&options, recovered, clock.now())?;
     let raft = replica.raft();
-    let directory = directory(&options, raft.membership(), raft.status().membership_index)?;
+    let directory = directory(&options, raft)?;
     warn_if_removed(raft);
     fd_limit::raise(&options.connection_limits, directory.len());
     let poll = Poll::new().map_err(ServeError::CreatePoll)?;
@@ -275,6 +275,7 @@ fn start_replica(
     raft_config.seed = options.id.0.rotate_left(48) ^ wall_nanos;
     let mut replica_config = ReplicaConfig::new(raft_config);
     replica_config.snapshot_threshold_bytes = options.snapshot_bytes;
+    replica_config.snapshot_growth_percent = options.snapshot_growth_percent;
     replica_config.session_timeout_ms = options.session_timeout_ms;
     Replica::new(now, replica_config, recovered, KvStore::new(options.limits))
         .map_err(ServeError::StartReplica)
@@ -300,17 +301,16 @@ fn warn_if_removed(raft: &raft::RaftNode) {
 }
 
 /// Who the node reaches at start: the members of the membership its data directory (or
-/// `--peers`) holds; with none, the members the nodes at `--join` name.
-fn directory(
-    options: &ServeOptions,
-    membership: &Membership,
-    index: LogIndex,
-) -> Result<Directory, ServeError> {
+/// `--peers`) holds, and those it removed while that is not known committed; with none, the
+/// members the nodes at `--join` name.
+fn directory(options: &ServeOptions, raft: &RaftNode) -> Result<Directory, ServeError> {
+    let membership = raft.membership();
     if !membership.is_empty() {
         if !options.join.is_empty() {
             info!(%membership, "--join ignored: the data directory holds this node's membership");
         }
-        return Ok(Directory::of(membership, index));
+        let (index, commit) = (raft.status().membership_index, raft.commit_index());
+        return Ok(Directory::restarted(membership, index, raft.previous_membership(), commit));
     }
     if options.join.is_empty() {
         return Err(ServeError::NoMembership { dir: options.data.clone() });
@@ -609,6 +609,9 @@ impl Server {
             let (snapshot, saved) = finished.map_err(ServeError::Disk)?;
             let index = snapshot.last.index;
             self.replica.handle(now, Input::SnapshotSaved { snapshot });
+            if let Some(compacted) = self.replica.take_compacted() {
+                self.snapshots.free(compacted);
+            }
             if saved == Saved::Saved {
                 self.disk.compact_log(index);
             }

@@ -12,7 +12,9 @@ use crate::server::limits::ConnectionLimits;
 const OTHER_DESCRIPTORS: u64 = 64;
 
 /// Raises the soft limit on open files as far as the caps need (and the hard limit allows);
-/// warns if the caps exceed it.
+/// warns if the caps exceed it. Called once, at start, with the members known then: members
+/// added later take three descriptors each from the margin `OTHER_DESCRIPTORS` leaves, until
+/// a restart counts them.
 pub(super) fn raise(limits: &ConnectionLimits, members: usize) {
     let needed = (limits.max_client_connections as u64)
         .saturating_add(limits.max_pending_connections as u64)

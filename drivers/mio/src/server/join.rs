@@ -12,23 +12,23 @@ use crate::client::pool::ClerkPool;
 use crate::server::error::ServeError;
 use crate::server::options::ServeOptions;
 
-/// How long one attempt waits for an answer.
+/// How long one attempt waits for an answer (less if `--join-timeout-ms` runs out first).
 const ATTEMPT: Duration = Duration::from_secs(2);
-/// How long the node tries before it gives up.
-const PATIENCE: Duration = Duration::from_secs(30);
 
-/// The members of the cluster at `options.join` and their addresses, this node left out.
+/// The members of the cluster at `options.join` and their addresses, this node left out;
+/// tried again until `options.join_timeout` has passed.
 pub(super) fn discover_members(
     options: &ServeOptions,
 ) -> Result<Vec<(NodeId, String)>, ServeError> {
     let given = options.join.join(",");
-    let deadline = Instant::now() + PATIENCE;
+    let deadline = Instant::now() + options.join_timeout;
+    let left = || deadline.saturating_duration_since(Instant::now());
     loop {
         let mut pool =
             ClerkPool::new(&options.join, &options.cluster, options.join_tls.clone()).map_err(
                 |error| ServeError::Join { addresses: given.clone(), problem: error.to_string() },
             )?;
-        let problem = match pool.connect(ATTEMPT) {
+        let problem = match pool.connect(ATTEMPT.min(left())) {
             Ok(true) => {
                 let mut members = pool.members();
                 members.retain(|(id, _)| *id != options.id);
@@ -45,6 +45,6 @@ pub(super) fn discover_members(
             return Err(ServeError::Join { addresses: given, problem });
         }
         warn!(addresses = %given, %problem, "joining: cannot learn the members yet, retrying");
-        std::thread::sleep(ATTEMPT.min(deadline.saturating_duration_since(Instant::now())));
+        std::thread::sleep(ATTEMPT.min(left()));
     }
 }

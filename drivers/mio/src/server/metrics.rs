@@ -368,6 +368,25 @@ mod tests {
         }
     }
 
+    /// README's operations section has a table of every series; a series added here and not
+    /// there would go undocumented.
+    #[test]
+    fn every_series_is_in_the_readme() {
+        let readme = include_str!("../../../../README.md");
+        let text =
+            encode_figures(&figures(Some(1), 10, 9, Instant::now()), &Instruments::default());
+        let families = text.lines().filter_map(|line| line.strip_prefix("# TYPE raftkv_"));
+        let mut checked = 0;
+        for family in families {
+            let (name, kind) = family.split_once(' ').expect("a name and a type");
+            let name = if kind == "counter" { format!("{name}_total") } else { name.to_owned() };
+            let row = [format!("| `{name}` |"), format!("| `{name}{{")];
+            assert!(row.iter().any(|row| readme.contains(row)), "{name} is not in README.md");
+            checked += 1;
+        }
+        assert!(checked > 40, "only {checked} families in\n{text}");
+    }
+
     #[test]
     fn the_metrics_text_holds_the_figures() {
         let text =

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use raftkv_core::NodeId;
 use raftkv_core::kv::KvLimits;
@@ -25,6 +26,8 @@ pub(crate) struct ServeOptions {
     pub(crate) join: Vec<String>,
     /// The TLS with which it asks them, as a client with its own certificate.
     pub(crate) join_tls: Option<ClientTls>,
+    /// How long it keeps asking them before it gives up and exits (`--join-timeout-ms`).
+    pub(crate) join_timeout: Duration,
     /// The data directory.
     pub(crate) data: PathBuf,
     /// The cluster's name; connections from another cluster are refused.
@@ -37,6 +40,8 @@ pub(crate) struct ServeOptions {
     pub(crate) max_frame_bytes: usize,
     /// Bytes of applied log after which the replica takes a snapshot and the WAL is compacted.
     pub(crate) snapshot_bytes: usize,
+    /// ... or this percentage of the last snapshot's size, if more.
+    pub(crate) snapshot_growth_percent: u32,
     /// Size at which a WAL segment is closed and the next one started.
     pub(crate) segment_bytes: u64,
     /// Key and value sizes clients may write.

@@ -42,6 +42,7 @@ impl ProtocolError {
             ProtocolError::Frame(_) => Reason::BadFrame,
             ProtocolError::Misaddressed { .. } => Reason::Misaddressed,
             ProtocolError::Refused(Refusal::NotThatPeer { .. }) => Reason::PeerIdentity,
+            ProtocolError::Refused(Refusal::NotMember { .. }) => Reason::NotMember,
             ProtocolError::Refused(_) => Reason::HelloRefused,
             ProtocolError::SnapshotTooLarge { .. } => Reason::SnapshotTooLarge,
         }

@@ -17,6 +17,10 @@ pub(super) enum Reason {
     HandshakeFailed,
     HandshakeTimedOut,
     HelloRefused,
+    /// A `Hello` from a node that is not a member: most often a removed node that keeps
+    /// dialing, every second, for as long as it runs. Counted with `HelloRefused`, logged
+    /// apart and rarely.
+    NotMember,
     PeerIdentity,
     Idle,
     BadFrame,
@@ -37,10 +41,21 @@ impl Reason {
             _ => "closed a connection",
         }
     }
+
+    /// How often this reason may be logged.
+    fn log_interval(self) -> Duration {
+        match self {
+            Reason::NotMember => NOT_MEMBER_LOG_INTERVAL,
+            _ => LOG_INTERVAL,
+        }
+    }
 }
 
 /// How often one reason may be logged.
 const LOG_INTERVAL: Duration = Duration::from_millis(1_000);
+/// How often refusals of non-members may be logged: the first says what happens, and a
+/// removed node left running would otherwise fill the log with one line a second.
+const NOT_MEMBER_LOG_INTERVAL: Duration = Duration::from_millis(600_000);
 
 /// The counters, and when each reason may be logged next.
 #[derive(Debug, Default)]
@@ -51,11 +66,12 @@ pub(super) struct RefusalLog {
 }
 
 impl RefusalLog {
-    /// Counts a refusal and logs it unless this reason was logged less than a second ago.
+    /// Counts a refusal and logs it unless this reason was logged less than its interval ago
+    /// (a second; ten minutes for non-members).
     pub(super) fn record(&mut self, reason: Reason, now: Instant, address: &str, detail: &str) {
         *self.counter(reason) += 1;
         match self.logged.get_mut(&reason) {
-            Some((at, unlogged)) if now < *at + LOG_INTERVAL => *unlogged += 1,
+            Some((at, unlogged)) if now < *at + reason.log_interval() => *unlogged += 1,
             entry => {
                 let unlogged = entry.map_or(0, |(_, unlogged)| std::mem::take(unlogged));
                 warn!(%address, reason = ?reason, detail, unlogged, "{}", reason.action());
@@ -82,7 +98,7 @@ impl RefusalLog {
             Reason::ClientEvicted => &mut c.clients_evicted,
             Reason::HandshakeFailed => &mut c.handshake_failed,
             Reason::HandshakeTimedOut => &mut c.handshake_timed_out,
-            Reason::HelloRefused => &mut c.hello_refused,
+            Reason::HelloRefused | Reason::NotMember => &mut c.hello_refused,
             Reason::PeerIdentity => &mut c.peer_identity_refused,
             Reason::Idle => &mut c.idle_closed,
             Reason::BadFrame => &mut c.bad_frames,
@@ -113,5 +129,23 @@ mod tests {
         assert_eq!(log.logged[&Reason::Idle], (start + LOG_INTERVAL, 0));
         assert_eq!(log.counts().idle_closed, 6);
         assert_eq!(log.counts().bad_frames, 0);
+    }
+
+    #[test]
+    fn a_non_member_that_keeps_dialing_is_logged_once_then_every_ten_minutes() {
+        let mut log = RefusalLog::default();
+        let start = Instant::from_nanos(1_000_000_000);
+        let second = Duration::from_millis(1_000);
+        for i in 0..120 {
+            let at = start + second.saturating_mul(i);
+            log.record(Reason::NotMember, at, "a", "node 1 is not a member");
+        }
+        assert_eq!(log.counts().hello_refused, 120, "every refusal counted");
+        assert_eq!(log.logged[&Reason::NotMember], (start, 119), "logged once");
+        let later = start + NOT_MEMBER_LOG_INTERVAL;
+        log.record(Reason::NotMember, later, "a", "node 1 is not a member");
+        assert_eq!(log.logged[&Reason::NotMember], (later, 0), "then again, with the count");
+        log.record(Reason::HelloRefused, later, "b", "wrong cluster");
+        assert_eq!(log.logged[&Reason::HelloRefused], (later, 0), "other refusals apart");
     }
 }

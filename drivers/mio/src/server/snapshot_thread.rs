@@ -2,7 +2,8 @@
 //! the event loop (which only takes the view, in constant time) and from the disk thread
 //! (whose group commit must not wait behind a large write). It hands each saved snapshot back
 //! through a slot and wakes the event loop, which tells the replica and has the disk thread
-//! drop the log segments the snapshot covers.
+//! drop the log segments the snapshot covers. It also frees the log entries a snapshot
+//! compacted away, as many as a whole threshold's worth, which would hold up the event loop.
 
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -10,16 +11,30 @@ use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use mio::Waker;
-use raftkv_core::raft::SavedSnapshot;
+use raftkv_core::raft::{CompactedEntries, SavedSnapshot};
 use raftkv_core::snapshot_job::SnapshotJob;
 use raftkv_storage::{RealFs, Saved, SnapshotSaver, StorageError};
 use tracing::{info, warn};
 
 use super::instruments::Instruments;
 
-/// Jobs waiting for the thread. The replica asks for one snapshot at a time, so one place is
-/// all the queue ever needs.
-const QUEUED_JOBS_MAX: usize = 1;
+/// The thread's nice value: encoding a large state takes a core for seconds, and on a busy
+/// machine the event loop (and the disk thread) must not wait for it to be scheduled. The
+/// snapshot is in no hurry: the log keeps everything until it is saved.
+const NICE: i32 = 10;
+
+/// Work waiting for the thread. The replica asks for one snapshot at a time, and the entries
+/// a snapshot compacted come before the next is asked for: two places are all the queue ever
+/// needs.
+const QUEUED_WORK_MAX: usize = 2;
+
+/// What the thread does.
+enum Work {
+    /// Encode and save a snapshot.
+    Save(SnapshotJob),
+    /// Free log entries.
+    Free(CompactedEntries),
+}
 
 /// A snapshot the thread finished: saved (or superseded by a newer one on disk), or why not.
 /// Its data stays on the disk (and is freed on this thread).
@@ -28,7 +43,7 @@ pub(crate) type Finished = Result<(SavedSnapshot, Saved), StorageError>;
 /// The event loop's handle on the snapshot thread.
 #[derive(Debug)]
 pub(crate) struct SnapshotThread {
-    jobs: Option<SyncSender<SnapshotJob>>,
+    jobs: Option<SyncSender<Work>>,
     finished: Arc<Mutex<Option<Finished>>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -41,26 +56,35 @@ impl SnapshotThread {
         waker: Arc<Waker>,
         instruments: Instruments,
     ) -> std::io::Result<SnapshotThread> {
-        let (jobs, receiver) = mpsc::sync_channel(QUEUED_JOBS_MAX);
+        let (jobs, receiver) = mpsc::sync_channel(QUEUED_WORK_MAX);
         let finished = Arc::new(Mutex::new(None));
         let slot = Arc::clone(&finished);
-        let thread = thread::Builder::new()
-            .name("raftkv-snapshot".to_string())
-            .spawn(move || run(&saver, &receiver, &slot, &waker, &instruments))?;
+        let thread =
+            thread::Builder::new().name("raftkv-snapshot".to_string()).spawn(move || {
+                lower_priority();
+                run(&saver, &receiver, &slot, &waker, &instruments);
+            })?;
         Ok(SnapshotThread { jobs: Some(jobs), finished, thread: Some(thread) })
     }
 
     /// Hands the thread a snapshot to encode and save.
     pub(crate) fn submit(&self, job: SnapshotJob) {
         let Some(jobs) = &self.jobs else { return };
-        match jobs.try_send(job) {
+        match jobs.try_send(Work::Save(job)) {
             Ok(()) => {}
             // The replica waits for each snapshot's answer before it asks for the next.
-            Err(TrySendError::Full(job)) => {
-                warn!(last = %job.last(), "a snapshot was asked for while another is queued");
-            }
+            Err(TrySendError::Full(_)) => warn!("a snapshot was asked for while another is queued"),
             // The thread stopped after a failure, which `take_finished` reports.
             Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    /// Hands the thread log entries to free. If it cannot take them, they are freed here.
+    pub(crate) fn free(&self, entries: CompactedEntries) {
+        if let Some(jobs) = &self.jobs {
+            if let Err(TrySendError::Full(_)) = jobs.try_send(Work::Free(entries)) {
+                warn!("log entries to free found the snapshot thread's queue full");
+            }
         }
     }
 
@@ -80,14 +104,28 @@ impl SnapshotThread {
     }
 }
 
+/// Gives the calling thread the nice value `NICE` (on Linux, a thread's own).
+fn lower_priority() {
+    if let Err(error) = rustix::process::setpriority_process(None, NICE) {
+        warn!(%error, "cannot lower the snapshot thread's priority");
+    }
+}
+
 fn run(
     saver: &SnapshotSaver<RealFs>,
-    receiver: &Receiver<SnapshotJob>,
+    receiver: &Receiver<Work>,
     slot: &Mutex<Option<Finished>>,
     waker: &Waker,
     instruments: &Instruments,
 ) {
-    while let Ok(job) = receiver.recv() {
+    while let Ok(work) = receiver.recv() {
+        let job = match work {
+            Work::Save(job) => job,
+            Work::Free(entries) => {
+                drop(entries);
+                continue;
+            }
+        };
         let started = Instant::now();
         info!(last = %job.last(), "saving snapshot");
         let (last, bytes) = (job.last(), job.data_len());

@@ -4,10 +4,12 @@
 
 #![allow(dead_code)] // Each test file uses its own part of the harness.
 
+mod ports;
 pub(crate) mod raw;
 
+pub(crate) use ports::free_port_block;
+
 use std::fs::{self, OpenOptions};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -455,9 +457,9 @@ pub(crate) fn wait_with_deadline(child: &mut Child, patience: Duration) -> Optio
     }
 }
 
-/// Ports that were free a moment ago (bound to port 0, then released).
+/// Ports that were free a moment ago, outside the ephemeral range (see [`free_port_block`]).
 pub(crate) fn free_ports(count: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> =
-        (0..count).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port")).collect();
-    listeners.iter().map(|listener| listener.local_addr().expect("bound").port()).collect()
+    let count = u16::try_from(count).expect("a number of ports");
+    let base = free_port_block(count);
+    (base..base + count).collect()
 }
