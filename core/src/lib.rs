@@ -52,8 +52,9 @@
 //!
 //! `Output::Persist(persist)` asks to make a [`raft::Persist`] durable: a new term or vote
 //! (`hard_state`), a snapshot from the leader (`snapshot`, which replaces every entry it
-//! covers), a truncation of conflicting entries (`truncate_from`), and entries to append, in
-//! that order. Persists are executed in the order they come, and once `persist` and every one
+//! covers), a truncation of conflicting entries (`truncate_from`), entries to append, and a
+//! chunk of a snapshot being received from the leader (`snapshot_chunk`, apart from the log:
+//! see [Snapshots](#snapshots)), in that order. Persists are executed in the order they come, and once `persist` and every one
 //! before it survive a crash (the `fsync` returned) the driver feeds
 //! `Input::Persisted { id: persist.id }`. One acknowledgement covers every earlier persist,
 //! so one `fsync` may cover a batch (group commit). The hard state must be durable no later
@@ -73,7 +74,8 @@
 //! # Recovery from disk
 //!
 //! A node starts from a [`raft::Recovered`]: the last durable hard state, the last durable
-//! snapshot, and the durable entries after it, consecutive; `Recovered::default()` starts a
+//! snapshot, the durable entries after it, consecutive, and the part of a leader's snapshot
+//! it was receiving, if any; `Recovered::default()` starts a
 //! new node. Whatever was acknowledged must come back. Give every start of a node a fresh
 //! [`raft::Config::seed`] (the wall clock or the operating system's entropy will do). A
 //! restarted replica restores its state machine from the snapshot at once; the entries after
@@ -101,8 +103,25 @@
 //! for `Output::SendSnapshotChunk(chunk)`. The driver reads `chunk.length` bytes at
 //! `chunk.offset` from the snapshot it holds, if that snapshot is the one at `chunk.last`,
 //! and sends `chunk.into_message(bytes)`; if it holds another, it drops the request (the node
-//! asks again). A snapshot installed from the leader arrives inside a `Persist`, in order with
-//! the log.
+//! asks again).
+//!
+//! A follower never holds a leader's snapshot in memory while it arrives either: each chunk
+//! it takes comes out in a `Persist` as `persist.snapshot_chunk` ([`raft::ReceivedChunk`]),
+//! to be added to the snapshot being received on the driver's disk (a chunk at offset 0 starts
+//! a new one and discards any other; every other chunk continues the one held exactly where it
+//! ends). The node answers the leader for those bytes only once the persist is acknowledged,
+//! like any other promise. Once every byte is durable it asks for the snapshot back with
+//! `Output::LoadSnapshot(whole)` ([`raft::PartialSnapshot`]): the driver reads it, away from
+//! the thread that feeds the node if it is large, checks it (a checksum per chunk written
+//! will do), and feeds `Input::SnapshotLoaded { snapshot }`, or `Input::SnapshotDamaged {
+//! last }` if it is damaged, never a damaged snapshot: the node then receives it again from
+//! its first byte. The snapshot loaded is installed with a `Persist` carrying it in
+//! `persist.snapshot`, in order with the log, after which the received one may be dropped.
+//!
+//! After a restart, the driver reports the snapshot it was receiving in
+//! `Recovered::partial_snapshot` (its last entry, size, and the bytes durable from the first
+//! on, up to the first chunk that is torn or fails its checksum): the follower tells the
+//! leader, which sends only the rest. One no newer than the recovered snapshot is of no use.
 //!
 //! # A whole driver
 //!
@@ -157,6 +176,7 @@
 //!             hard_state: self.hard_state,
 //!             snapshot: self.snapshot.clone(),
 //!             entries: self.entries.clone(),
+//!             partial_snapshot: None, // A cluster of one receives no snapshot.
 //!         }
 //!     }
 //! }
@@ -214,7 +234,7 @@
 //!                     Output::Reply { reply, .. } => {
 //!                         self.clerk.handle(now, ClerkInput::Reply { from: NodeId(1), reply });
 //!                     }
-//!                     Output::Send(_) | Output::SendSnapshotChunk(_) => {
+//!                     Output::Send(_) | Output::SendSnapshotChunk(_) | Output::LoadSnapshot(_) => {
 //!                         unreachable!("a cluster of one has no peers")
 //!                     }
 //!                     Output::RoleChanged { .. } | Output::MembershipChanged { .. } => {}

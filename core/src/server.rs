@@ -79,6 +79,18 @@ pub enum Input<C> {
         /// The snapshot saved.
         snapshot: raft::SavedSnapshot,
     },
+    /// The driver read back the snapshot received from the leader that `Output::LoadSnapshot`
+    /// asked for (see `raft::Input::SnapshotLoaded`).
+    SnapshotLoaded {
+        /// The snapshot.
+        snapshot: raft::Snapshot,
+    },
+    /// The snapshot received that `Output::LoadSnapshot` asked for is damaged on the driver's
+    /// disk (see `raft::Input::SnapshotDamaged`).
+    SnapshotDamaged {
+        /// Its last entry.
+        last: LogId,
+    },
 }
 
 /// Something a replica wants done.
@@ -99,6 +111,10 @@ pub enum Output<R> {
     /// `raft::Output::SendSnapshotChunk`). The replica keeps no snapshot data in memory: its
     /// snapshots are the ones the driver saved, or restored from.
     SendSnapshotChunk(raft::ChunkToSend),
+    /// Every byte of the snapshot received from the leader is durable: read it back and
+    /// answer `Input::SnapshotLoaded` or `Input::SnapshotDamaged` (see
+    /// `raft::Output::LoadSnapshot`).
+    LoadSnapshot(raft::PartialSnapshot),
     /// Send this reply to a client.
     Reply {
         /// Where, as passed in with the request.
@@ -330,6 +346,12 @@ impl<S: StateMachine> Replica<S> {
             }
             Input::Request { from, request } => self.on_request(now, from, request),
             Input::SnapshotSaved { snapshot } => self.on_snapshot_saved(snapshot),
+            Input::SnapshotLoaded { snapshot } => {
+                self.raft.handle(now, raft::Input::SnapshotLoaded { snapshot })
+            }
+            Input::SnapshotDamaged { last } => {
+                self.raft.handle(now, raft::Input::SnapshotDamaged { last })
+            }
         }
     }
 
@@ -524,6 +546,7 @@ impl<S: StateMachine> Replica<S> {
             raft::Output::SendSnapshotChunk(chunk) => {
                 self.outbox.push_back(Output::SendSnapshotChunk(chunk));
             }
+            raft::Output::LoadSnapshot(whole) => self.outbox.push_back(Output::LoadSnapshot(whole)),
             raft::Output::ReadReady { ctx, index } => {
                 if let Some(read) = self.reads.remove(&ctx) {
                     self.reads_ready.push_back((index, read));
@@ -700,6 +723,9 @@ impl<R: fmt::Debug> fmt::Display for Output<R> {
             Output::Persist(persist) => write!(f, "{persist}"),
             Output::SaveSnapshot(job) => write!(f, "save snapshot {}", job.last()),
             Output::SendSnapshotChunk(chunk) => write!(f, "{chunk}"),
+            Output::LoadSnapshot(whole) => {
+                write!(f, "load received snapshot {} ({}B)", whole.last, whole.total)
+            }
             Output::Reply { to, reply } => {
                 write!(f, "reply to client {} #{}: {:?}", to.0, reply.request, reply.outcome)
             }

@@ -428,7 +428,7 @@ fn outputs_and_start_errors_read_as_one_line() {
             ..Default::default()
         },
         snapshot: Some(garbage),
-        entries: Vec::new(),
+        ..Default::default()
     };
     let error = raftkv_core::server::Replica::new(
         raftkv_core::Instant::ZERO,

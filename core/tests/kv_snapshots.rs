@@ -144,21 +144,42 @@ fn a_lagging_follower_catches_up_through_a_chunked_snapshot() {
     assert_eq!(cluster.replica(lagging).sessions(), cluster.replica(leader).sessions());
 }
 
+/// The follower writes the chunks it receives to its disk: restarted, it says how far it got
+/// and the leader sends only the rest (and the window it sent before it heard).
 #[test]
 fn a_snapshot_transfer_resumes_after_the_follower_restarts_midway() {
     let (mut cluster, leader, lagging) = lagging_follower(3);
     // Let a few chunks through, then crash the follower in the middle of the transfer.
     run_until_chunk_at(&mut cluster, 256);
     let sending = cluster.replica(leader).raft().snapshot().map(|snapshot| snapshot.last);
+    let total = cluster.replica(leader).raft().snapshot_bytes();
     assert_eq!(cluster.replica(leader).raft().snapshots_sending(), 1);
     assert_eq!(cluster.replica(lagging).raft().snapshot_receiving(), sending, "in part");
     cluster.crash(lagging);
+    let durable = cluster.disk(lagging).received_snapshot.expect("chunks on its disk").received;
+    assert!(durable >= 128, "{durable} bytes durable");
     cluster.run_for(300);
     cluster.restart(lagging);
+    let receiving = cluster.replica(lagging).raft().snapshot_receiving();
+    assert_eq!(receiving, sending, "resumed from its disk");
+    cluster.start_transcript();
     assert!(cluster.run_until(5_000, |c| c.value(lagging, "k9").as_deref() == Some("v199")));
+    let transcript = cluster.take_transcript();
+    let sent_after_restart = transcript
+        .lines()
+        .filter(|line| line.contains("InstallSnapshot t=") && !line.contains("(dropped)"))
+        .count() as u64;
+    let (chunk_bytes, window) = (32, 2);
+    let fresh = total.div_ceil(chunk_bytes);
+    let rest = (total - durable).div_ceil(chunk_bytes);
+    assert!(
+        sent_after_restart < fresh && sent_after_restart <= rest + 2 * window,
+        "{sent_after_restart} chunks after the restart, {rest} missing of {fresh}:\n{transcript}"
+    );
     assert_eq!(cluster.replica(lagging).state(), cluster.replica(leader).state());
     assert_eq!(cluster.replica(leader).raft().snapshots_sending(), 0);
     assert_eq!(cluster.replica(lagging).raft().snapshot_receiving(), None, "installed");
+    assert_eq!(cluster.disk(lagging).recover().partial_snapshot, None, "of no use once installed");
 }
 
 #[test]

@@ -506,7 +506,7 @@ fn a_snapshot_stored_without_a_membership_starts_with_the_initial_one() {
     let recovered = Recovered {
         hard_state: HardState { term: Term(2), ..HardState::default() },
         snapshot: Some(snapshot),
-        entries: Vec::new(),
+        ..Recovered::default()
     };
     let node = RaftNode::new(Instant::ZERO, config, recovered).expect("it starts");
     assert_eq!(node.membership().to_string(), "voters=1,2,3");

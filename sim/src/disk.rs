@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 use raftkv_core::prng::Prng;
-use raftkv_core::raft::{Entry, Persist, PersistId, Recovered, Snapshot};
+use raftkv_core::raft::{Entry, PartialSnapshot, Persist, PersistId, Recovered, Snapshot};
 use raftkv_core::{Instant, LogIndex, NodeId};
 use raftkv_storage::sim_fs::{FailureKind, FaultCounters, SimFs};
 use raftkv_storage::{
@@ -71,8 +71,8 @@ pub(crate) struct Disk {
     flips_since_start: u64,
 }
 
-/// The most file system operations a batch that writes a snapshot is drawn to be cut short
-/// after: it takes a dozen or two.
+/// The most file system operations a batch that writes a snapshot (or a chunk of one being
+/// received) is drawn to be cut short after: it takes a dozen or two.
 const SNAPSHOT_BATCH_STEPS_MAX: u64 = 24;
 
 /// The same for a batch that only appends and saves a hard state: it takes a handful.
@@ -81,7 +81,7 @@ const BATCH_STEPS_MAX: u64 = 8;
 /// The most file system operations `batch` is drawn to be cut short after (a crash after its
 /// last step loses nothing).
 fn steps_max(batch: &[Persist]) -> u64 {
-    if batch.iter().any(|persist| persist.snapshot.is_some()) {
+    if batch.iter().any(|persist| persist.snapshot.is_some() || persist.snapshot_chunk.is_some()) {
         SNAPSHOT_BATCH_STEPS_MAX
     } else {
         BATCH_STEPS_MAX
@@ -203,6 +203,14 @@ impl Disk {
         self.acknowledged.save_snapshot(snapshot);
         storage.compact_log(snapshot.last.index).map_err(failed)?;
         Ok(true)
+    }
+
+    /// Reads back the snapshot received whole that `whole` names, checking every checksum.
+    pub(crate) fn load_received_snapshot(
+        &self,
+        whole: &PartialSnapshot,
+    ) -> Result<Snapshot, StorageError> {
+        raftkv_storage::load_received_snapshot(&self.fs, &self.dir, whole)
     }
 
     /// The node crashed: persists in flight are lost, except that, when the disk tears
@@ -343,6 +351,7 @@ mod tests {
             truncate_from: None,
             entries: entries.map(|index| entry(index, term)).collect(),
             snapshot: None,
+            snapshot_chunk: None,
         }
     }
 
@@ -351,6 +360,7 @@ mod tests {
             hard_state: HardState { term: Term(term), vote: Some(NodeId(1)), damaged: false },
             snapshot: None,
             entries: entries.map(|index| entry(index, term)).collect(),
+            partial_snapshot: None,
         }
     }
 

@@ -4,7 +4,7 @@
 use std::cmp::Ordering;
 
 use raftkv_core::Instant;
-use raftkv_core::raft::PersistId;
+use raftkv_core::raft::{PartialSnapshot, PersistId};
 use raftkv_core::snapshot_job::SnapshotJob;
 
 use raftkv_testkit::Packet;
@@ -24,6 +24,9 @@ pub(crate) enum Event<C, R> {
     /// A node's snapshot thread has encoded the snapshot the node asked for: it saves it and
     /// tells the node, if the node is still in the same life.
     SnapshotEncoded { node: usize, life: u64, job: SnapshotJob },
+    /// A node's disk has read back the snapshot received whole that the node asked for: the
+    /// node gets it (or hears it is damaged), if it is still in the same life.
+    SnapshotLoad { node: usize, life: u64, whole: PartialSnapshot },
     /// A lying disk acknowledges a persist it has not made durable.
     LyingAck { node: usize, life: u64, id: PersistId },
     /// A clerk's `poll_timeout` instant, if the generation is still current.

@@ -192,6 +192,8 @@ impl<O> Report<O> {
             "snapshot_growth_percent": self.options.snapshot.growth_percent,
             "snapshots": self.stats.snapshots,
             "snapshots_installed": self.stats.snapshots_installed,
+            "snapshot_transfers_resumed": self.stats.snapshot_transfers_resumed,
+            "received_snapshots_damaged": self.stats.received_snapshots_damaged,
             "persisted_bytes_max": self.persisted_max.bytes,
             // Computed in integers; a decimal only on the way out.
             "persisted_ratio_max": self.persisted_ratio_max_milli as f64 / 1_000.0,

@@ -8,7 +8,9 @@ use std::collections::BinaryHeap;
 use raftkv_core::client::{ClerkError, ClerkInput, ClerkOutput};
 use raftkv_core::prng::Prng;
 use raftkv_core::protocol::{ClientRequest, Op};
-use raftkv_core::raft::{Body, ChangeRefused, Entry, MemberChange, Role, SavedSnapshot};
+use raftkv_core::raft::{
+    Body, ChangeRefused, Entry, MemberChange, PartialSnapshot, Role, SavedSnapshot,
+};
 use raftkv_core::server::{Input, Output};
 use raftkv_core::snapshot_job::SnapshotJob;
 use raftkv_core::{ClientId, Duration, Instant, LogId, LogIndex, NodeId, RequestId, Term};
@@ -76,6 +78,10 @@ pub struct Stats {
     pub snapshots: u64,
     /// Snapshots installed from a leader.
     pub snapshots_installed: u64,
+    /// Restarts that resumed receiving a leader's snapshot from the part on their disk.
+    pub snapshot_transfers_resumed: u64,
+    /// Snapshots received whole that failed their checksums when read back (received again).
+    pub received_snapshots_damaged: u64,
     /// What the simulated file systems injected, summed over the nodes (filled in at the end).
     pub storage: FaultCounters,
     /// Membership changes proposed, and refused.
@@ -213,6 +219,7 @@ impl<M: Machine> Simulation<M> {
             Event::SnapshotEncoded { node, life, job } => {
                 self.on_snapshot_encoded(node, life, &job)
             }
+            Event::SnapshotLoad { node, life, whole } => self.on_snapshot_load(node, life, whole),
             Event::LyingAck { node, life, id } => {
                 if self.nodes[node].life == life {
                     self.trace.event(
@@ -313,6 +320,15 @@ impl<M: Machine> Simulation<M> {
                     self.trace.event(self.now, Self::actor(node), format_args!("{cut}"));
                 }
                 self.stats.damaged_restarts += u64::from(!report.damage.is_empty());
+                if let Some(partial) = durable.received_snapshot {
+                    let (last, received, total) = (partial.last, partial.received, partial.total);
+                    self.trace.event(
+                        self.now,
+                        Self::actor(node),
+                        format_args!("resumes receiving snapshot {last} at {received}/{total}"),
+                    );
+                    self.stats.snapshot_transfers_resumed += 1;
+                }
                 let replica = state.replica.as_ref().expect("just started");
                 let damaged = durable.hard_state.damaged;
                 let result = self.checks.on_restart(node, durable, replica, damaged);
@@ -406,7 +422,9 @@ impl<M: Machine> Simulation<M> {
                 let state = &mut self.nodes[node];
                 let life = state.life;
                 let id = persist.id;
-                let writes_snapshot = persist.snapshot.is_some();
+                // A snapshot installed, or a chunk of one received: crashes here test resuming.
+                let writes_snapshot =
+                    persist.snapshot.is_some() || persist.snapshot_chunk.is_some();
                 let done_at = state.disk.submit(self.now, persist);
                 self.schedule(done_at, Event::DiskDone { node, life });
                 if writes_snapshot {
@@ -427,6 +445,12 @@ impl<M: Machine> Simulation<M> {
                         format_args!("no such chunk on disk: {chunk}"),
                     ),
                 }
+            }
+            Output::LoadSnapshot(whole) => {
+                // Read back later, as on a thread of its own (see `SaveSnapshot`).
+                let life = state.life;
+                let after = Duration::from_micros(self.options.disk.latency_us_max);
+                self.schedule(self.now + after, Event::SnapshotLoad { node, life, whole });
             }
             Output::SaveSnapshot(job) => {
                 self.trace.event(
@@ -573,6 +597,25 @@ impl<M: Machine> Simulation<M> {
                 }
             }
         }
+    }
+
+    /// Reads back the snapshot received whole that the node asked for, checking every
+    /// checksum: a damaged file is never installed, the node receives it again.
+    fn on_snapshot_load(&mut self, node: usize, life: u64, whole: PartialSnapshot) {
+        if self.nodes[node].life != life {
+            return;
+        }
+        let input = match self.nodes[node].disk.load_received_snapshot(&whole) {
+            Ok(snapshot) => Input::SnapshotLoaded { snapshot },
+            Err(error) => {
+                self.stats.received_snapshots_damaged += 1;
+                let at = whole.last;
+                let actor = Self::actor(node);
+                self.trace.event(self.now, actor, format_args!("received snapshot {at}: {error}"));
+                Input::SnapshotDamaged { last: whole.last }
+            }
+        };
+        self.node_input(node, input);
     }
 
     fn on_snapshot_encoded(&mut self, node: usize, life: u64, job: &SnapshotJob) {

@@ -15,6 +15,7 @@
 //! DIR/node         cluster name and node id, written at first start and checked after
 //! DIR/hardstate    term and vote, replaced atomically
 //! DIR/snapshot     the latest snapshot, replaced atomically
+//! DIR/snapshot.incoming  the snapshot being received from the leader, chunk by chunk
 //! DIR/wal/*.wal    the write-ahead log segments, named by sequence number (20 digits)
 //! DIR/wal/*.ready  the next segment, prepared ahead of need (zeros after its header)
 //! ```
@@ -51,6 +52,7 @@ mod hard_state;
 mod identity;
 mod options;
 mod real_fs;
+mod received_snapshot;
 mod recovery;
 mod report;
 pub mod sim_fs;
@@ -67,6 +69,7 @@ pub use fs::FileSystem;
 pub use identity::is_identity_file;
 pub use options::{DEFAULT_SEGMENT_BYTES, DEFAULT_ZERO_FILL_BYTES, StorageOptions};
 pub use real_fs::RealFs;
+pub use received_snapshot::load_received_snapshot;
 pub use report::{Cut, Dropped, OpenReport, PersistReport};
 pub use snapshot_reader::SnapshotReader;
 pub use snapshot_saver::{Saved, SnapshotSaver};

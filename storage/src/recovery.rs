@@ -115,7 +115,8 @@ pub(crate) fn open<F: FileSystem>(
             damage.push(cut);
         }
     }
-    let recovered = Recovered { hard_state, snapshot, entries };
+    // The snapshot being received, if any, is the storage's to open (`received_snapshot`).
+    let recovered = Recovered { hard_state, snapshot, entries, partial_snapshot: None };
     let report = OpenReport { fresh, torn_tail: replayed.torn_tail, damage };
     Ok(Opened { wal, hard_state, recovered, report })
 }

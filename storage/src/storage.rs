@@ -8,6 +8,7 @@ use raftkv_core::raft::{HardState, Persist, Recovered};
 use crate::error::StorageError;
 use crate::fs::FileSystem;
 use crate::options::StorageOptions;
+use crate::received_snapshot::{self, ReceivedFile};
 use crate::recovery::{self, Opened};
 use crate::report::{OpenReport, PersistReport};
 use crate::snapshot_saver::{SnapshotSaver, SnapshotSlot};
@@ -28,6 +29,8 @@ pub struct Storage<F: FileSystem> {
     hard_state: HardState,
     /// The index of the snapshot on disk, shared with the snapshot savers.
     snapshot_slot: SnapshotSlot,
+    /// The snapshot being received from a leader, if any.
+    received: Option<ReceivedFile<F>>,
     stopped: bool,
 }
 
@@ -42,14 +45,17 @@ impl<F: FileSystem> Storage<F> {
         dir: &Path,
         options: &StorageOptions,
     ) -> Result<(Storage<F>, Recovered, OpenReport), StorageError> {
-        let Opened { wal, hard_state, recovered, report } = recovery::open(&fs, dir, options)?;
+        let Opened { wal, hard_state, mut recovered, report } = recovery::open(&fs, dir, options)?;
         let saved = recovered.snapshot.as_ref().map_or(LogIndex(0), |snapshot| snapshot.last.index);
+        let received = received_snapshot::open(&fs, dir, saved)?;
+        recovered.partial_snapshot = received.as_ref().map(ReceivedFile::partial);
         let storage = Storage {
             fs,
             dir: dir.to_path_buf(),
             wal,
             hard_state,
             snapshot_slot: SnapshotSlot::new(saved),
+            received,
             stopped: false,
         };
         Ok((storage, recovered, report))
@@ -145,6 +151,10 @@ impl<F: FileSystem> Storage<F> {
         // snapshot comes between.
         let mut changes: Vec<LogChangeRef<'_>> = Vec::new();
         for persist in batch {
+            // Apart from the log: a chunk of a snapshot being received from the leader.
+            if let Some(chunk) = &persist.snapshot_chunk {
+                received_snapshot::write(&self.fs, &self.dir, &mut self.received, chunk)?;
+            }
             let Some(snapshot) = &persist.snapshot else {
                 if persist.truncate_from.is_some() || !persist.entries.is_empty() {
                     let (truncate_from, entries) = (persist.truncate_from, &persist.entries[..]);
@@ -174,6 +184,14 @@ impl<F: FileSystem> Storage<F> {
                 }
             }
             report.segments_removed += self.wal.compact(&self.fs, snapshot.last.index)?;
+            if self
+                .received
+                .as_ref()
+                .is_some_and(|held| held.partial().last.index <= snapshot.last.index)
+            {
+                self.received = None;
+                received_snapshot::remove(&self.fs, &self.dir)?;
+            }
             // Entries after the snapshot may not follow the old log: only once it is durable.
             if !persist.entries.is_empty() {
                 changes.push(LogChangeRef { truncate_from: None, entries: &persist.entries });
@@ -182,6 +200,7 @@ impl<F: FileSystem> Storage<F> {
         if !changes.is_empty() {
             self.wal.append(&self.fs, &changes)?;
         }
+        received_snapshot::sync(&self.fs, &self.dir, &mut self.received)?;
         Ok(report)
     }
 

@@ -252,6 +252,14 @@ impl<M: Machine> Cluster<M> {
                     }
                 }
             }
+            Effect::LoadSnapshot(whole) => {
+                let input = match self.slot(node).disk.load_received_snapshot(&whole) {
+                    Some(snapshot) => M::snapshot_loaded_input(snapshot),
+                    None => M::snapshot_damaged_input(whole.last),
+                };
+                self.transcript.note(|| format!("{node}: load received snapshot {}", whole.last));
+                self.handle(node, input);
+            }
             Effect::Apply(entries) => {
                 let (first, last) = (entries[0].index, entries[entries.len() - 1].index);
                 self.transcript.note(|| format!("{node}: apply {first}..{last}"));

@@ -2,7 +2,9 @@
 //! in order, exactly as the contract of `Persist` says, and what a restart recovers from it.
 
 use raftkv_core::LogIndex;
-use raftkv_core::raft::{ChunkToSend, Entry, HardState, Persist, Recovered, Snapshot};
+use raftkv_core::raft::{
+    ChunkToSend, Entry, HardState, PartialSnapshot, Persist, ReceivedChunk, Recovered, Snapshot,
+};
 
 /// The durable state of one node: what it may rely on after a crash.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -13,6 +15,11 @@ pub struct Durable {
     pub snapshot: Option<Snapshot>,
     /// The entries after the snapshot, consecutive.
     pub entries: Vec<Entry>,
+    /// The snapshot being received from a leader, as far as it is durable.
+    pub received_snapshot: Option<PartialSnapshot>,
+    /// Its bytes, from the first on, when this model saw every chunk of it (not when it was
+    /// rebuilt from a `Recovered`, which holds only how far it got).
+    pub received_data: Option<ReceivedChunk>,
 }
 
 impl Durable {
@@ -22,6 +29,8 @@ impl Durable {
             hard_state: recovered.hard_state,
             snapshot: recovered.snapshot.clone(),
             entries: recovered.entries.clone(),
+            received_snapshot: recovered.partial_snapshot,
+            received_data: None,
         }
     }
 
@@ -31,6 +40,9 @@ impl Durable {
             hard_state: self.hard_state,
             snapshot: self.snapshot.clone(),
             entries: self.entries.clone(),
+            partial_snapshot: self
+                .received_snapshot
+                .filter(|partial| partial.last.index > self.snapshot_index()),
         }
     }
 
@@ -77,7 +89,47 @@ impl Durable {
         if let Some(hard_state) = persist.hard_state {
             self.hard_state = hard_state;
         }
+        if let Some(chunk) = &persist.snapshot_chunk {
+            self.receive_chunk(chunk).map_err(|reason| format!("{persist}: {reason}"))?;
+        }
         Ok(())
+    }
+
+    /// Adds `chunk` to the snapshot being received, or starts a new one with it.
+    fn receive_chunk(&mut self, chunk: &ReceivedChunk) -> Result<(), String> {
+        let received = chunk.end();
+        if chunk.offset == 0 {
+            self.received_snapshot =
+                Some(PartialSnapshot { last: chunk.last, total: chunk.total, received });
+            self.received_data = Some(chunk.clone());
+            return Ok(());
+        }
+        let Some(held) = self.received_snapshot.as_mut() else {
+            return Err("continues no snapshot being received".to_string());
+        };
+        if (held.last, held.total, held.received) != (chunk.last, chunk.total, chunk.offset) {
+            return Err(format!(
+                "does not continue the snapshot received, at {}@{}/{}",
+                held.last, held.received, held.total
+            ));
+        }
+        held.received = received;
+        if let Some(data) = self.received_data.as_mut() {
+            data.data.extend_from_slice(&chunk.data);
+        }
+        Ok(())
+    }
+
+    /// The snapshot received whole that `whole` names, read back as a driver does for
+    /// `Output::LoadSnapshot`; `None` if this model does not hold all of its bytes.
+    pub fn load_received_snapshot(&self, whole: &PartialSnapshot) -> Option<Snapshot> {
+        let data = self.received_data.as_ref()?;
+        let held = (data.last, data.total, data.data.len() as u64);
+        (held == (whole.last, whole.total, whole.total)).then(|| Snapshot {
+            last: data.last,
+            membership: data.membership.clone(),
+            data: data.data.clone(),
+        })
     }
 
     /// Saves a snapshot of the node's own state, made durable apart from its persists: it
@@ -127,6 +179,7 @@ mod tests {
             truncate_from: None,
             entries: entries.iter().map(|&(index, term)| entry(index, term)).collect(),
             snapshot: None,
+            snapshot_chunk: None,
         }
     }
 
@@ -196,5 +249,38 @@ mod tests {
         durable.apply(&persist(&[(1, 1)])).unwrap();
         let refused = durable.apply(&persist(&[(3, 1)])).unwrap_err();
         assert!(refused.contains("next index is 2"), "{refused}");
+    }
+
+    #[test]
+    fn chunks_received_add_up_to_a_snapshot_that_loads_and_a_newer_snapshot_drops_them() {
+        let last = LogId { index: LogIndex(5), term: Term(1) };
+        let membership = Membership::with_voters([NodeId(1)]);
+        let chunk = |offset: u64, data: &[u8]| Persist {
+            snapshot_chunk: Some(ReceivedChunk {
+                last,
+                membership: membership.clone(),
+                total: 4,
+                offset,
+                data: data.to_vec(),
+            }),
+            ..persist(&[])
+        };
+        let mut durable = Durable::default();
+        assert!(durable.apply(&chunk(2, b"cd")).is_err(), "nothing to continue");
+        durable.apply(&chunk(0, b"ab")).unwrap();
+        assert!(durable.apply(&chunk(3, b"d")).is_err(), "a gap");
+        let partial = PartialSnapshot { last, total: 4, received: 2 };
+        assert_eq!(durable.recover().partial_snapshot, Some(partial));
+        durable.apply(&chunk(2, b"cd")).unwrap();
+        let whole = PartialSnapshot { received: 4, ..partial };
+        let loaded = durable.load_received_snapshot(&whole).expect("whole");
+        assert_eq!((loaded.last, &loaded.data[..]), (last, &b"abcd"[..]));
+        let newer = Snapshot {
+            last: LogId { index: LogIndex(6), term: Term(1) },
+            membership,
+            data: vec![],
+        };
+        durable.save_snapshot(&newer);
+        assert_eq!(durable.recover().partial_snapshot, None, "of no use past the snapshot");
     }
 }

@@ -6,10 +6,11 @@ use core::fmt;
 use raftkv_core::kv::KvReply;
 use raftkv_core::protocol::ClientReply;
 use raftkv_core::raft::{
-    ChunkToSend, Entry, Message, Persist, PersistId, RaftNode, Recovered, Role, SavedSnapshot,
+    ChunkToSend, Entry, Message, PartialSnapshot, Persist, PersistId, RaftNode, Recovered, Role,
+    SavedSnapshot, Snapshot,
 };
 use raftkv_core::snapshot_job::SnapshotJob;
-use raftkv_core::{Instant, LogIndex, NodeId, Term};
+use raftkv_core::{Instant, LogId, LogIndex, NodeId, Term};
 
 use crate::client::Client;
 use crate::endpoint::Routed;
@@ -56,6 +57,14 @@ pub trait Machine: Sized {
         None
     }
 
+    /// The input that hands the node the snapshot received that `Effect::LoadSnapshot` asked
+    /// for, read back from its disk.
+    fn snapshot_loaded_input(snapshot: Snapshot) -> Self::Input;
+
+    /// The input that says the snapshot received that `Effect::LoadSnapshot` asked for is
+    /// damaged on the node's disk.
+    fn snapshot_damaged_input(last: LogId) -> Self::Input;
+
     /// The input that hands the node a packet addressed to it.
     fn packet_input(packet: Self::Packet) -> Self::Input;
 
@@ -83,6 +92,8 @@ pub enum Effect<P> {
     SaveSnapshot(SnapshotJob),
     /// Read this chunk from the snapshot on the node's disk and send it.
     SendSnapshotChunk(ChunkToSend),
+    /// Read back the snapshot received whole from the node's disk and hand it to the node.
+    LoadSnapshot(PartialSnapshot),
     /// These committed entries are the node's to apply.
     Apply(Vec<Entry>),
     /// The read with context `ctx` may be served once `index` is applied.

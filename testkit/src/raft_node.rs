@@ -3,7 +3,7 @@
 
 use raftkv_core::raft::{
     Body, ChangeRefused, Config, Input, MemberChange, Message, Output, Payload, PersistId,
-    RaftNode, Recovered,
+    RaftNode, Recovered, Snapshot,
 };
 use raftkv_core::{Instant, LogId, LogIndex, NodeId};
 
@@ -47,6 +47,14 @@ impl Machine for RaftNode {
         Input::Persisted { id }
     }
 
+    fn snapshot_loaded_input(snapshot: Snapshot) -> Input {
+        Input::SnapshotLoaded { snapshot }
+    }
+
+    fn snapshot_damaged_input(last: LogId) -> Input {
+        Input::SnapshotDamaged { last }
+    }
+
     fn packet_input(message: Message) -> Input {
         Input::Message(message)
     }
@@ -56,6 +64,7 @@ impl Machine for RaftNode {
             Output::Send(message) => Effect::Send(message),
             Output::Persist(persist) => Effect::Persist(persist),
             Output::SendSnapshotChunk(chunk) => Effect::SendSnapshotChunk(chunk),
+            Output::LoadSnapshot(whole) => Effect::LoadSnapshot(whole),
             Output::Apply(entries) => Effect::Apply(entries),
             Output::ReadReady { ctx, index } => Effect::ReadReady { ctx, index },
             Output::RoleChanged { role, term, leader } => {

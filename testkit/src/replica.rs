@@ -4,10 +4,10 @@
 use raftkv_core::client::{Clerk, ClerkConfig};
 use raftkv_core::kv::{KvCommand, KvReply, KvStore};
 use raftkv_core::protocol::ClientRequest;
-use raftkv_core::raft::{Config, PersistId, RaftNode, Recovered, SavedSnapshot};
+use raftkv_core::raft::{Config, PersistId, RaftNode, Recovered, SavedSnapshot, Snapshot};
 use raftkv_core::server::{Input, Output, Replica, ReplicaConfig};
 use raftkv_core::state_machine::StateMachine;
-use raftkv_core::{Instant, NodeId, RequestId};
+use raftkv_core::{Instant, LogId, NodeId, RequestId};
 
 use crate::client::KvClerk;
 use crate::cluster::Cluster;
@@ -59,6 +59,14 @@ where
         Some(Input::SnapshotSaved { snapshot })
     }
 
+    fn snapshot_loaded_input(snapshot: Snapshot) -> Input<KvCommand> {
+        Input::SnapshotLoaded { snapshot }
+    }
+
+    fn snapshot_damaged_input(last: LogId) -> Input<KvCommand> {
+        Input::SnapshotDamaged { last }
+    }
+
     fn packet_input(packet: Packet) -> Input<KvCommand> {
         match packet {
             Packet::Peer(message) => Input::Message(message),
@@ -75,6 +83,7 @@ where
             Output::Persist(persist) => Effect::Persist(persist),
             Output::SaveSnapshot(job) => Effect::SaveSnapshot(job),
             Output::SendSnapshotChunk(chunk) => Effect::SendSnapshotChunk(chunk),
+            Output::LoadSnapshot(whole) => Effect::LoadSnapshot(whole),
             Output::Reply { to, reply } if to == BY_HAND => Effect::ReplyByHand(reply),
             Output::Reply { to, reply } => {
                 let from = Replica::raft(self).id();

@@ -12,8 +12,8 @@ use std::time;
 use raftkv_core::client::{Clerk, ClerkConfig, ClerkError, ClerkInput, ClerkOutput};
 use raftkv_core::protocol::{ClientReply, ClientRequest};
 use raftkv_core::raft::{
-    ChunkToSend, Config, Entry, HardState, Message, Persist, Recovered, Role, SavedSnapshot,
-    Snapshot,
+    ChunkToSend, Config, Entry, HardState, Message, PartialSnapshot, Persist, ReceivedChunk,
+    Recovered, Role, SavedSnapshot, Snapshot,
 };
 use raftkv_core::server::{Input, Output, Replica, ReplicaConfig, ReplyTo};
 use raftkv_core::{Instant, NodeId, StateMachine};
@@ -63,10 +63,13 @@ struct Disk {
     hard_state: HardState,
     snapshot: Option<Snapshot>,
     entries: Vec<Entry>,
+    /// The leader's snapshot being received: its bytes from the first on.
+    received: Option<ReceivedChunk>,
 }
 
 impl Disk {
-    /// Executes a persist as its contract says: snapshot, truncation, entries, hard state.
+    /// Executes a persist as its contract says: snapshot, truncation, entries, hard state, and
+    /// a chunk of a snapshot being received.
     fn persist(&mut self, persist: Persist) {
         if let Some(snapshot) = persist.snapshot {
             self.entries.retain(|entry| entry.index > snapshot.last.index);
@@ -80,6 +83,19 @@ impl Disk {
         if let Some(hard_state) = persist.hard_state {
             self.hard_state = hard_state;
         }
+        match (&mut self.received, persist.snapshot_chunk) {
+            // The node continues the snapshot held exactly where it ends.
+            (Some(held), Some(chunk)) if chunk.offset > 0 => held.data.extend(chunk.data),
+            (received, Some(chunk)) => *received = Some(chunk),
+            (_, None) => {}
+        }
+    }
+
+    /// The snapshot received whole, as `Output::LoadSnapshot` asks for it.
+    fn received_snapshot(&self) -> Option<Snapshot> {
+        let held = self.received.as_ref().filter(|held| held.end() == held.total)?;
+        let (last, membership, data) = (held.last, held.membership.clone(), held.data.clone());
+        Some(Snapshot { last, membership, data })
     }
 
     /// Keeps the node's own snapshot, unless one as recent (from the leader) is here already.
@@ -100,8 +116,13 @@ impl Disk {
     }
 
     fn recover(&self) -> Recovered {
-        let snapshot = self.snapshot.clone();
-        Recovered { hard_state: self.hard_state, snapshot, entries: self.entries.clone() }
+        let (snapshot, entries) = (self.snapshot.clone(), self.entries.clone());
+        let partial_snapshot = self.received.as_ref().map(|held| PartialSnapshot {
+            last: held.last,
+            total: held.total,
+            received: held.end(),
+        });
+        Recovered { hard_state: self.hard_state, snapshot, entries, partial_snapshot }
     }
 }
 
@@ -163,6 +184,13 @@ where
                         if let Some(bytes) = self.disk.chunk(&chunk) {
                             self.send(chunk.into_message(bytes));
                         }
+                    }
+                    Output::LoadSnapshot(whole) => {
+                        let input = match self.disk.received_snapshot() {
+                            Some(snapshot) => Input::SnapshotLoaded { snapshot },
+                            None => Input::SnapshotDamaged { last: whole.last },
+                        };
+                        self.replica.handle(now, input);
                     }
                     Output::Reply { to, reply } => {
                         let id = self.replica.raft().id();

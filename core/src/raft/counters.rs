@@ -37,6 +37,12 @@ pub struct Counters {
     pub snapshots_taken: u64,
     /// Snapshots received from a leader and installed.
     pub snapshots_installed: u64,
+    /// Chunks of a leader's snapshot refused: they continue no snapshot being received
+    /// (another snapshot's, or one past a gap: a chunk lost or reordered on the way).
+    pub snapshot_chunks_refused: u64,
+    /// Snapshots received whole that the driver found damaged on its disk when it read them
+    /// back, received again from their first byte.
+    pub received_snapshots_damaged: u64,
     /// Leader only: followers found to have lost entries they had acknowledged (a damaged or
     /// emptied disk), whose progress started again from what they hold.
     pub follower_logs_lost: u64,
@@ -61,7 +67,8 @@ impl fmt::Display for Counters {
             f,
             "misaddressed={} stale={} in_lease={} unexpected={} malformed={} \
              bad_ack={} rejected={} held={} pre_elections={} elections={} \
-             leaderships={} snapshots_taken={} snapshots_installed={} follower_logs_lost={} \
+             leaderships={} snapshots_taken={} snapshots_installed={} chunks_refused={} \
+             received_damaged={} follower_logs_lost={} \
              withheld_while_damaged={} withheld_not_voter={} removed_nodes_told={} \
              learner_campaigns={}",
             self.dropped_misaddressed,
@@ -77,6 +84,8 @@ impl fmt::Display for Counters {
             self.leaderships,
             self.snapshots_taken,
             self.snapshots_installed,
+            self.snapshot_chunks_refused,
+            self.received_snapshots_damaged,
             self.follower_logs_lost,
             self.withheld_while_damaged,
             self.withheld_not_voter,

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use crate::ids::LogIndex;
 use crate::raft::log::{AppendChange, RaftLog};
 use crate::raft::message::Message;
-use crate::raft::persist::{HardState, Persist, PersistId, Snapshot};
+use crate::raft::persist::{HardState, Persist, PersistId, ReceivedChunk, Snapshot};
 
 /// Tracks the changes not yet handed to the driver, the persists it has not yet acknowledged,
 /// and the messages waiting for them.
@@ -19,6 +19,8 @@ use crate::raft::persist::{HardState, Persist, PersistId, Snapshot};
 pub(crate) struct Durability {
     hard_state_changed: bool,
     snapshot: Option<Snapshot>,
+    /// Bytes of the leader's snapshot received since the last persist, consecutive.
+    snapshot_chunk: Option<ReceivedChunk>,
     truncate_from: Option<LogIndex>,
     append_from: Option<LogIndex>,
     /// Id of the next persist to hand out.
@@ -43,6 +45,7 @@ impl Durability {
         Durability {
             hard_state_changed: false,
             snapshot: None,
+            snapshot_chunk: None,
             truncate_from: None,
             append_from: None,
             next_id: 1,
@@ -115,6 +118,25 @@ impl Durability {
         self.snapshot = Some(snapshot);
     }
 
+    /// The node took `chunk` of the snapshot it receives from the leader: the next bytes of
+    /// the one it holds, or the first of a new one. Chunks taken between two persists go
+    /// out as one.
+    pub(crate) fn snapshot_chunk_received(&mut self, chunk: ReceivedChunk) {
+        match &mut self.snapshot_chunk {
+            Some(pending)
+                if pending.last == chunk.last
+                    && pending.total == chunk.total
+                    && pending.end() == chunk.offset =>
+            {
+                pending.data.extend_from_slice(&chunk.data);
+            }
+            pending => {
+                assert!(chunk.offset == 0 || pending.is_none(), "a received chunk with a gap");
+                *pending = Some(chunk);
+            }
+        }
+    }
+
     /// Entries from `index` on left the log: whatever the disk holds there no longer counts.
     fn truncated(&mut self, index: LogIndex) {
         let kept = index.prev();
@@ -133,6 +155,7 @@ impl Durability {
     fn has_pending(&self) -> bool {
         self.hard_state_changed
             || self.snapshot.is_some()
+            || self.snapshot_chunk.is_some()
             || self.truncate_from.is_some()
             || self.append_from.is_some()
     }
@@ -180,6 +203,7 @@ impl Durability {
             truncate_from: self.truncate_from.take(),
             entries,
             snapshot: self.snapshot.take(),
+            snapshot_chunk: self.snapshot_chunk.take(),
         };
         Some(persist)
     }

@@ -40,5 +40,8 @@ pub use membership::{Membership, MembershipError, Standing};
 pub use membership_change::{ChangeRefused, MemberChange};
 pub use message::{AppendOutcome, Body, ConflictHint, Malformed, Message, RecoveryTarget};
 pub use node::{Input, NotLeader, Output, RaftNode, Role, StartError, Status};
-pub use persist::{HardState, Persist, PersistId, Recovered, SavedSnapshot, Snapshot};
+pub use persist::{
+    HardState, PartialSnapshot, Persist, PersistId, ReceivedChunk, Recovered, SavedSnapshot,
+    Snapshot,
+};
 pub use transfer::TransferError;

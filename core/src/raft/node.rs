@@ -19,7 +19,7 @@ use crate::raft::log::RaftLog;
 use crate::raft::membership::{Membership, Standing};
 use crate::raft::message::{AppendOutcome, Body, Message};
 use crate::raft::pending_transfer::PendingTransfer;
-use crate::raft::persist::{HardState, Persist, PersistId, Recovered, Snapshot};
+use crate::raft::persist::{HardState, PartialSnapshot, Persist, PersistId, Recovered, Snapshot};
 use crate::raft::progress::Progress;
 use crate::raft::reads::Reads;
 use crate::raft::recovery::Recovery;
@@ -50,6 +50,18 @@ pub enum Input {
         /// The id of the last durable persist.
         id: PersistId,
     },
+    /// The driver read back the snapshot received from the leader that `Output::LoadSnapshot`
+    /// asked for, whole and intact: the node installs it.
+    SnapshotLoaded {
+        /// The snapshot, with the membership its chunks carried.
+        snapshot: Snapshot,
+    },
+    /// The snapshot received that `Output::LoadSnapshot` asked for is damaged on the driver's
+    /// disk (a checksum failed): the node receives it again from its first byte.
+    SnapshotDamaged {
+        /// The last entry of the snapshot asked for.
+        last: LogId,
+    },
 }
 
 /// Something a node wants done, drained with `poll_output`.
@@ -61,6 +73,10 @@ pub enum Output {
     Persist(Persist),
     /// These entries are committed: apply them, in order. Every entry is handed out once.
     Apply(Vec<Entry>),
+    /// Every byte of the snapshot being received from the leader is durable (the persists'
+    /// `snapshot_chunk`s): read it back and answer `Input::SnapshotLoaded`, or
+    /// `Input::SnapshotDamaged` if its checksums fail. Asked once per snapshot received.
+    LoadSnapshot(PartialSnapshot),
     /// Replace the state machine with this snapshot from the leader; entries after it follow
     /// as `Apply`.
     RestoreSnapshot(Snapshot),
@@ -325,8 +341,16 @@ impl RaftNode {
     pub fn new(now: Instant, config: Config, recovered: Recovered) -> Result<RaftNode, StartError> {
         config.validate().map_err(StartError::Config)?;
         let durable = check_recovered(&recovered)?;
-        let Recovered { hard_state, mut snapshot, entries } = recovered;
+        let Recovered { hard_state, mut snapshot, entries, partial_snapshot } = recovered;
         let snapshot_last = snapshot.as_ref().map_or(LogId::ZERO, |s| s.last);
+        // One no newer than the snapshot held is of no use; one past its size, of no sense.
+        let incoming_snapshot = partial_snapshot
+            .filter(|partial| {
+                partial.last.index > snapshot_last.index
+                    && partial.last.is_valid()
+                    && partial.received <= partial.total
+            })
+            .map(IncomingSnapshot::resumed);
         if let Some(snapshot) = snapshot.as_mut().filter(|s| s.membership.is_empty()) {
             // Stored before snapshots recorded their membership: it never changed then.
             snapshot.membership = config.initial_membership.clone();
@@ -355,7 +379,7 @@ impl RaftNode {
             reads: Reads::default(),
             snapshot,
             snapshot_on_disk: None,
-            incoming_snapshot: None,
+            incoming_snapshot,
             durability: Durability::new(durable),
             recovery: Recovery::new(false, 0),
             early_appends: EarlyAppends::new(config.max_early_appends),
@@ -386,6 +410,8 @@ impl RaftNode {
             Input::Message(message) => self.step(message),
             Input::Timeout => self.on_timeout(),
             Input::Persisted { id } => self.on_persisted(id),
+            Input::SnapshotLoaded { snapshot } => self.on_snapshot_loaded(snapshot),
+            Input::SnapshotDamaged { last } => self.on_snapshot_damaged(last),
         }
     }
 
@@ -861,6 +887,7 @@ impl RaftNode {
         if let Some(persist) = self.durability.take_persist(&self.log, self.hard_state()) {
             self.outbox.push_back(Output::Persist(persist));
         }
+        self.request_whole_snapshot();
         // A role change goes before the entries it let commit: a deposed leader learns that
         // it lost leadership before it applies a later leader's entry where its own proposal
         // was.
@@ -950,6 +977,9 @@ impl fmt::Display for Output {
                 _ => write!(f, "apply nothing"),
             },
             Output::SendSnapshotChunk(chunk) => write!(f, "{chunk}"),
+            Output::LoadSnapshot(whole) => {
+                write!(f, "load received snapshot {} ({}B)", whole.last, whole.total)
+            }
             Output::RestoreSnapshot(snapshot) => {
                 write!(f, "restore snapshot {} ({}B)", snapshot.last, snapshot.data.len())
             }

@@ -62,12 +62,52 @@ impl SavedSnapshot {
     }
 }
 
+/// A chunk of a leader's snapshot that a follower received, to add to the snapshot it is
+/// receiving on its disk. A chunk at offset 0 starts a new one and discards any other; any
+/// other chunk continues the snapshot of the same `last` and `total` at exactly the bytes held
+/// (the node never asks for anything else). Once every byte is durable, the node asks for the
+/// whole snapshot back (`Output::LoadSnapshot`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceivedChunk {
+    /// The last entry the snapshot covers.
+    pub last: LogId,
+    /// The membership in force at `last`, to keep with the snapshot.
+    pub membership: Membership,
+    /// The size of the snapshot's data, in bytes.
+    pub total: u64,
+    /// Where `data` starts in the snapshot's data.
+    pub offset: u64,
+    /// The bytes from `offset` on.
+    pub data: Vec<u8>,
+}
+
+impl ReceivedChunk {
+    /// The offset just past the chunk.
+    pub fn end(&self) -> u64 {
+        self.offset.saturating_add(self.data.len() as u64)
+    }
+}
+
+/// A snapshot from a leader that a node was receiving: `received` of its `total` bytes, from
+/// its first byte without gaps, are durable. A driver reports the one it holds on a restart
+/// (`Recovered::partial_snapshot`), so that the transfer resumes there; and the node asks
+/// for it back once whole (`Output::LoadSnapshot`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartialSnapshot {
+    /// The last entry the snapshot covers.
+    pub last: LogId,
+    /// The size of the snapshot's data, in bytes.
+    pub total: u64,
+    /// The bytes durable, from the first one on.
+    pub received: u64,
+}
+
 /// A write the driver must make durable, then acknowledge with `Input::Persisted { id }`.
 ///
 /// The driver executes persists in the order it receives them and acknowledges them in that
 /// order (acknowledging `id` acknowledges every earlier one too, so one fsync may cover many:
 /// group commit). Within one persist it applies `snapshot` (which replaces every entry it
-/// covers), then `truncate_from`, then `entries`. The hard state must be durable no later than
+/// covers), then `truncate_from`, then `entries`, then `snapshot_chunk` (apart from the log). The hard state must be durable no later than
 /// anything else of the persist; writing it first is allowed, and so is writing the newest hard
 /// state of a batch before the rest of the batch: a newer term or vote on disk ahead of the log
 /// is always safe.
@@ -83,6 +123,10 @@ pub struct Persist {
     pub entries: Vec<Entry>,
     /// A snapshot to store.
     pub snapshot: Option<Snapshot>,
+    /// A chunk of a snapshot being received from the leader, to add to it (see
+    /// [`ReceivedChunk`]). A stored `snapshot` at or past the received one's `last` makes
+    /// the received one useless: the driver may drop it.
+    pub snapshot_chunk: Option<ReceivedChunk>,
 }
 
 /// What a driver read back from disk to restart a node. `Recovered::default()` starts a new
@@ -95,6 +139,9 @@ pub struct Recovered {
     pub snapshot: Option<Snapshot>,
     /// The durable entries after the snapshot, consecutive.
     pub entries: Vec<Entry>,
+    /// The part of a leader's snapshot the node was receiving, if the disk holds one (newer
+    /// than `snapshot`): the transfer resumes from `received`.
+    pub partial_snapshot: Option<PartialSnapshot>,
 }
 
 impl fmt::Display for HardState {
@@ -117,6 +164,9 @@ impl fmt::Display for Persist {
         }
         if let Some(hard_state) = &self.hard_state {
             write!(f, " {hard_state}")?;
+        }
+        if let Some(chunk) = &self.snapshot_chunk {
+            write!(f, " chunk={}@{}..{}/{}", chunk.last, chunk.offset, chunk.end(), chunk.total)?;
         }
         if let Some(index) = self.truncate_from {
             write!(f, " truncate={index}")?;

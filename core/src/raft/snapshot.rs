@@ -4,11 +4,11 @@
 use crate::ids::{LogId, LogIndex, NodeId};
 use crate::raft::chunk_to_send::ChunkToSend;
 use crate::raft::compacted::CompactedEntries;
-use crate::raft::incoming_snapshot::{Assembly, IncomingSnapshot};
+use crate::raft::incoming_snapshot::{IncomingSnapshot, Taken};
 use crate::raft::membership::Membership;
 use crate::raft::message::{AppendOutcome, Body};
 use crate::raft::node::{Output, RaftNode, Role};
-use crate::raft::persist::{SavedSnapshot, Snapshot};
+use crate::raft::persist::{ReceivedChunk, SavedSnapshot, Snapshot};
 
 impl RaftNode {
     /// Whether [`compact`](Self::compact) would take a snapshot now: something was applied
@@ -164,7 +164,9 @@ impl RaftNode {
         }
     }
 
-    /// A chunk of the leader's snapshot.
+    /// A chunk of the leader's snapshot. The next bytes of the one being received (or the
+    /// first of a new one) go to the driver's disk in the next persist; the answer says how
+    /// many bytes are held, and leaves once they are durable.
     pub(crate) fn on_install_snapshot(
         &mut self,
         from: NodeId,
@@ -184,26 +186,70 @@ impl RaftNode {
             self.send_append_reply(from, 0, outcome);
             return;
         }
-        let data = match IncomingSnapshot::accept(
-            &mut self.incoming_snapshot,
-            last,
-            total,
-            offset,
-            &chunk,
-        ) {
-            Assembly::Complete(data) => data,
-            Assembly::Partial(received) => {
-                self.send(from, self.term, Body::InstallSnapshotReply { last, received });
-                return;
+        let length = chunk.len() as u64;
+        match IncomingSnapshot::accept(&mut self.incoming_snapshot, last, total, offset, length) {
+            Taken::Write { skip } => {
+                let data = match usize::try_from(skip).expect("skip lies within the chunk") {
+                    0 => chunk,
+                    skip => chunk[skip..].to_vec(),
+                };
+                let offset = offset.checked_add(skip).expect("skip lies within the chunk");
+                let received = ReceivedChunk { last, membership, total, offset, data };
+                self.durability.snapshot_chunk_received(received);
+                let barrier = self.durability.current_barrier();
+                if let Some(incoming) = self.incoming_snapshot.as_mut() {
+                    incoming.note_whole(barrier);
+                }
             }
-            Assembly::OutOfOrder => {
-                self.send(from, self.term, Body::InstallSnapshotReply { last, received: 0 });
-                return;
-            }
-        };
-        self.install_snapshot(Snapshot { last, membership, data });
-        let outcome = AppendOutcome::Accepted { match_index: last.index };
-        self.send_append_reply(from, 0, outcome);
+            Taken::Held => {}
+            Taken::Refused => self.counters.snapshot_chunks_refused += 1,
+        }
+        let received = IncomingSnapshot::received_of(&self.incoming_snapshot, last, total);
+        self.send_when_durable(from, Body::InstallSnapshotReply { last, received });
+    }
+
+    /// Asks the driver for the snapshot being received once every byte of it is durable.
+    pub(crate) fn request_whole_snapshot(&mut self) {
+        let Some(incoming) = self.incoming_snapshot.as_mut() else { return };
+        let durability = &self.durability;
+        if let Some(whole) = incoming.take_load_request(|id| durability.is_acknowledged(id)) {
+            self.outbox.push_back(Output::LoadSnapshot(whole));
+        }
+    }
+
+    /// The driver read back the snapshot received whole (`Output::LoadSnapshot`): install it,
+    /// unless the log has moved past it meanwhile, and tell the leader.
+    pub(crate) fn on_snapshot_loaded(&mut self, snapshot: Snapshot) {
+        let total = snapshot.data.len() as u64;
+        let loading = self.incoming_snapshot.as_ref().and_then(IncomingSnapshot::loading);
+        if loading != Some((snapshot.last, total)) {
+            self.counters.dropped_unexpected += 1;
+            return;
+        }
+        self.incoming_snapshot = None;
+        let last = snapshot.last;
+        // A leader holds every committed entry: it needs no snapshot of them.
+        if last.index <= self.log.committed() || last.term > self.term || self.role == Role::Leader
+        {
+            return;
+        }
+        self.install_snapshot(snapshot);
+        if let (Role::Follower, Some(leader)) = (self.role, self.leader) {
+            let outcome = AppendOutcome::Accepted { match_index: last.index };
+            self.send_append_reply(leader, 0, outcome);
+        }
+    }
+
+    /// The driver found the snapshot received whole damaged on its disk: receive it again from
+    /// its first byte (the leader learns so from the answer to its next chunk).
+    pub(crate) fn on_snapshot_damaged(&mut self, last: LogId) {
+        let loading = self.incoming_snapshot.as_ref().and_then(IncomingSnapshot::loading);
+        if loading.is_none_or(|(loading, _)| loading != last) {
+            self.counters.dropped_unexpected += 1;
+            return;
+        }
+        self.incoming_snapshot = None;
+        self.counters.received_snapshots_damaged += 1;
     }
 
     fn install_snapshot(&mut self, snapshot: Snapshot) {

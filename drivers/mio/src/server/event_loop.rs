@@ -41,6 +41,7 @@ use crate::server::peer_record;
 use crate::server::peer_set::PeerSet;
 use crate::server::peers::PeerLink;
 use crate::server::snapshot_chunks::SnapshotChunks;
+use crate::server::snapshot_loader::SnapshotLoader;
 use crate::server::snapshot_thread::SnapshotThread;
 use crate::wire::{MembershipReport, NodeStatus};
 
@@ -63,6 +64,8 @@ struct Server {
     disk: DiskThread,
     snapshots: SnapshotThread,
     snapshot_chunks: SnapshotChunks,
+    /// Reads back the snapshots received whole from a leader.
+    snapshot_loader: SnapshotLoader,
     /// The snapshot file, as backups read it.
     backups: BackupSource,
     inbound: InboundConnections,
@@ -133,6 +136,8 @@ fn start(options: ServeOptions) -> Result<Server, ServeError> {
     let snapshots =
         SnapshotThread::spawn(storage.snapshot_saver(), Arc::clone(&waker), instruments.clone())
             .map_err(ServeError::StartDiskThread)?;
+    let snapshot_loader = SnapshotLoader::spawn(options.data.clone(), Arc::clone(&waker))
+        .map_err(ServeError::StartDiskThread)?;
     let disk = DiskThread::spawn(storage, lock, waker, instruments.clone())
         .map_err(ServeError::StartDiskThread)?;
     let now = clock.now();
@@ -159,6 +164,7 @@ fn start(options: ServeOptions) -> Result<Server, ServeError> {
         disk,
         snapshots,
         snapshot_chunks,
+        snapshot_loader,
         backups,
         inbound,
         peers,
@@ -249,6 +255,14 @@ fn log_recovery(options: &ServeOptions, report: &OpenReport, recovered: &Recover
         snapshot = ?recovered.snapshot.as_ref().map(|s| s.last.index.0),
         "recovered"
     );
+    if let Some(partial) = &recovered.partial_snapshot {
+        info!(
+            last = %partial.last,
+            resume_offset = partial.received,
+            total = partial.total,
+            "resuming the snapshot being received from the leader"
+        );
+    }
 }
 
 /// The replica, from what the disk returned.
@@ -616,6 +630,13 @@ impl Server {
                 self.disk.compact_log(index);
             }
         }
+        if let Some((whole, loaded)) = self.snapshot_loader.take_finished() {
+            let input = match loaded {
+                Ok(snapshot) => Input::SnapshotLoaded { snapshot },
+                Err(_) => Input::SnapshotDamaged { last: whole.last },
+            };
+            self.replica.handle(now, input);
+        }
         Ok(())
     }
 
@@ -626,6 +647,7 @@ impl Server {
                 Output::Send(message) => self.peers.send(&message),
                 Output::Persist(persist) => self.persists.push(persist),
                 Output::SaveSnapshot(job) => self.snapshots.submit(job),
+                Output::LoadSnapshot(whole) => self.snapshot_loader.submit(whole),
                 Output::SendSnapshotChunk(chunk) => {
                     if let Some(message) = self.snapshot_chunks.message(chunk) {
                         self.peers.send(&message);
@@ -670,13 +692,16 @@ impl Server {
 
     /// Stops cleanly: sends what is queued, makes every queued persist durable.
     fn stop(self) {
-        let Server { mut inbound, mut peers, disk, snapshots, poll, clock, .. } = self;
+        let Server {
+            mut inbound, mut peers, disk, snapshots, snapshot_loader, poll, clock, ..
+        } = self;
         let now = clock.now();
         for link in peers.iter_mut() {
             link.flush(poll.registry(), now);
         }
         inbound.flush_before_exit();
         snapshots.shut_down();
+        snapshot_loader.shut_down();
         disk.shut_down();
         info!("stopped");
     }

@@ -222,7 +222,7 @@ fn register_loop_counts(registry: &mut Registry, counts: &LoopCounts) {
 }
 
 fn register_counters(registry: &mut Registry, counters: &Counters) {
-    let raft: [(&str, &str, u64); 18] = [
+    let raft: [(&str, &str, u64); 20] = [
         (
             "dropped_misaddressed",
             "Messages addressed to another node",
@@ -263,6 +263,16 @@ fn register_counters(registry: &mut Registry, counters: &Counters) {
             "snapshots_installed",
             "Snapshots received from a leader and installed",
             counters.snapshots_installed,
+        ),
+        (
+            "snapshot_chunks_refused",
+            "Snapshot chunks refused: they continue no snapshot being received",
+            counters.snapshot_chunks_refused,
+        ),
+        (
+            "received_snapshots_damaged",
+            "Snapshots received whole found damaged on disk, received again",
+            counters.received_snapshots_damaged,
         ),
         (
             "follower_logs_lost",

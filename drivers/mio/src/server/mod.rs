@@ -32,6 +32,7 @@ mod peers;
 mod protocol_error;
 mod refusal_log;
 mod snapshot_chunks;
+mod snapshot_loader;
 mod snapshot_thread;
 
 pub(crate) use admin::check_address;
