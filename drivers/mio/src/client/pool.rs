@@ -676,8 +676,25 @@ impl ClerkPool {
         }
         match state {
             Ok(ReadOutcome::Drained | ReadOutcome::Budget) => {}
-            Ok(ReadOutcome::Closed) => self.fail(position, "connection closed".to_string()),
+            Ok(ReadOutcome::Closed) => {
+                let reason = self.closed_reason(position);
+                self.fail(position, reason);
+            }
             Err(error) => self.fail(position, format!("connection lost: {error}")),
+        }
+    }
+
+    /// Why link `position` closed, as far as the client can tell. A node that closes a plain
+    /// connection before its welcome most likely expects TLS: say so, or the user is left with
+    /// "connection closed" and no clue.
+    fn closed_reason(&self, position: usize) -> String {
+        if self.links[position].node.is_none() && self.tls.is_none() {
+            "connection closed before the node's welcome (if the cluster uses TLS, give the \
+             client its CA, certificate and key: --tls-ca/--tls-cert/--tls-key or \
+             RAFTKV_TLS_CA/RAFTKV_TLS_CERT/RAFTKV_TLS_KEY)"
+                .to_string()
+        } else {
+            "connection closed".to_string()
         }
     }
 
