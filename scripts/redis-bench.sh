@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One run of redis-benchmark (-t set,get -n 200000 -c 50 by default) against
-#   (a) a three-node raftkv cluster through its Redis listener (every write fsync'ed on a
-#       majority of three),
+#   (a) a three-node raftkv cluster through the leader's Redis listener (every write fsync'ed
+#       on a majority of three), then through a follower's (which forwards to the leader),
 #   (b) redis-server, one node, appendonly yes, appendfsync always,
 #   (c) redis-server, one node, appendonly yes, appendfsync everysec,
 # one after the other on this machine, then a table of ops/s and p50 for each.
@@ -63,7 +63,11 @@ stop_redis() {
 
 echo "redis-benchmark -t set,get -n $requests -c $clients, one configuration after the other"
 start_raftkv_cluster "$binary" "$dir" 17301 17401
-bench "raftkv-3-nodes" 17402 # a follower: its listener forwards to the leader
+# INFO names the leader (node ids are 1-3, ports 17401-17403).
+leader=$(redis-cli -p 17401 info replication | tr -d '\r' | awk -F: '$1 == "leader" { print $2 }')
+[[ $leader =~ ^[123]$ ]] || { echo "no leader named by INFO: '$leader'" >&2; exit 1; }
+bench "raftkv-3-nodes" $((17400 + leader))
+bench "raftkv-via-follower" $((17400 + leader % 3 + 1))
 stop_raftkv_cluster
 start_redis 17501 always
 bench "redis-fsync-always" 17501
@@ -81,3 +85,4 @@ ops_of() { printf '%s\n' "${results[@]}" | awk -v n="$1" -v t="$2" '$1 == n && $
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 echo "raftkv SET / redis fsync-always SET: $(ratio "$(ops_of raftkv-3-nodes SET)" "$(ops_of redis-fsync-always SET)") (target 1.5)"
 echo "raftkv GET / redis fsync-everysec GET: $(ratio "$(ops_of raftkv-3-nodes GET)" "$(ops_of redis-fsync-everysec GET)") (target 1.0)"
+echo "through a follower: SET ratio $(ratio "$(ops_of raftkv-via-follower SET)" "$(ops_of redis-fsync-always SET)"), GET ratio $(ratio "$(ops_of raftkv-via-follower GET)" "$(ops_of redis-fsync-everysec GET)")"

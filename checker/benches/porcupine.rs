@@ -113,6 +113,7 @@ fn generated(runs: usize) {
             unknown_percent,
             get_percent: 40,
             appends_only: false,
+            multi_percent: 0,
         };
         let history = linearizable_history(&mut Rng::new(1), &shape);
         let (verdict, ms) = time(&KvModel, &history, runs);

@@ -17,7 +17,7 @@ use raftkv_checker::{
     Verdict, check,
 };
 use support::brute_force::is_linearizable;
-use support::generate::{Shape, linearizable_history};
+use support::generate::{Shape, forget_output, linearizable_history};
 use support::rng::Rng;
 use support::spec;
 use support::witness::assert_witnesses_hold;
@@ -39,6 +39,7 @@ fn agrees_with_brute_force_on_small_kv_histories() {
             get_percent: 20 + rng.below(40),
             // Append-only histories, where reads prune the search, in one of three.
             appends_only: seed % 3 == 0,
+            multi_percent: 0,
         };
         let mut history = linearizable_history(&mut rng, &shape);
         let mutations = rng.below(5);
@@ -73,6 +74,74 @@ fn agrees_with_brute_force_on_small_random_register_histories() {
         *verdicts.entry(report.verdict.as_str()).or_insert(0) += 1;
     }
     assert_both_verdicts_common(&verdicts);
+}
+
+/// The same with operations on several keys, ranges and counters among the others, whose
+/// outputs the mutations change too.
+#[test]
+fn agrees_with_brute_force_on_small_kv_histories_with_operations_on_several_keys() {
+    let mut verdicts = BTreeMap::new();
+    for seed in 0..HISTORIES {
+        let mut rng = Rng::new(seed);
+        let shape = Shape {
+            clients: 2 + rng.below(3),
+            keys: 1 + rng.below(3),
+            ops: 2 + rng.below(9) as usize,
+            values: 2 + rng.below(2),
+            unknown_percent: rng.below(30),
+            get_percent: 20 + rng.below(40),
+            appends_only: false,
+            multi_percent: 30 + rng.below(40),
+        };
+        let mut history = linearizable_history(&mut rng, &shape);
+        let mutations = rng.below(5);
+        for _ in 0..mutations {
+            mutate(&mut rng, &mut history);
+            mutate_several_keys(&mut rng, &mut history);
+        }
+        let expected = is_linearizable(&history, BTreeMap::new(), spec::kv);
+        let report = check(&history, &KvModel, None);
+        let context = format!("seed {seed}, {mutations} mutations:\n{}{report}", jsonl(&history));
+        assert!(
+            mutations > 0 || expected,
+            "the generator made a history that is not linearizable: {context}"
+        );
+        assert_eq!(report.verdict, verdict(expected), "{context}");
+        assert_witnesses_hold(&history, &report, BTreeMap::new(), spec::kv, &context);
+        *verdicts.entry(report.verdict.as_str()).or_insert(0) += 1;
+    }
+    assert_both_verdicts_common(&verdicts);
+}
+
+/// Changes the output of an operation on several keys, a range or a counter, if one is
+/// picked.
+fn mutate_several_keys(rng: &mut Rng, history: &mut [Operation]) {
+    let index = rng.below(history.len() as u64) as usize;
+    match &mut history[index].command {
+        Command::GetMany { output: Some(values), .. } => {
+            let at = rng.below(values.len() as u64) as usize;
+            values[at] = if values[at].is_some() { None } else { Some("v0".to_owned()) };
+        }
+        Command::Exists { output: Some(count), .. }
+        | Command::DeleteMany { output: Some(count), .. }
+        | Command::Count { output: Some(count) } => *count = (*count + 1) % 3,
+        Command::Scan { output: Some(page), .. } => {
+            if rng.chance(1, 2) || page.pairs.is_empty() {
+                page.more = !page.more;
+            } else {
+                page.pairs.remove(0);
+            }
+        }
+        Command::Increment { output: Some(sum), .. } => {
+            *sum = match sum {
+                Ok(sum) if rng.chance(1, 2) => Ok(*sum + 1),
+                Ok(_) => Err(()),
+                Err(()) => Ok(0),
+            };
+        }
+        Command::PutIf { output: Some((written, _)), .. } => *written = !*written,
+        _ => {}
+    }
 }
 
 fn verdict(linearizable: bool) -> Verdict {
@@ -115,11 +184,7 @@ fn mutate(rng: &mut Rng, history: &mut [Operation]) {
         // The outcome forgotten.
         5 => {
             operation.ret = None;
-            match &mut operation.command {
-                Command::Get { output } => *output = None,
-                Command::Cas { swapped, .. } => *swapped = None,
-                _ => {}
-            }
+            forget_output(&mut operation.command);
         }
         // An outcome made up.
         _ => {

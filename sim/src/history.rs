@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use raftkv_checker::{Command, Model, Operation, Verdict};
+use raftkv_checker::{Command, Model, Operation, PutCondition, ScanOutput, ScanRange, Verdict};
 use raftkv_core::Instant;
 use raftkv_core::client::ClerkError;
-use raftkv_core::kv::{KvCommand, KvReply};
+use raftkv_core::kv::{self, KvCommand, KvReply};
 
 use crate::recorded::Recorded;
 
@@ -30,7 +30,23 @@ fn convert(id: u64, op: &Recorded) -> Operation {
         Some((at, Ok(reply))) => Some((nanos_since_origin(*at), reply)),
         Some((_, Err(ClerkError::Indeterminate | ClerkError::Invalid { .. }))) | None => None,
     };
-    let command = match (&op.command, reply.map(|(_, reply)| reply)) {
+    let command = match single_key_command(&op.command, reply.map(|(_, reply)| reply)) {
+        Some(command) => command,
+        None => multi_key_command(&op.command, reply.map(|(_, reply)| reply)),
+    };
+    Operation {
+        id,
+        client: op.client as u64,
+        call: nanos_since_origin(op.call),
+        ret: reply.map(|(at, _)| at),
+        key: op.command.key().map(text).unwrap_or_default(),
+        command,
+    }
+}
+
+/// A command on one key with its outcome (`reply`, if known); `None` for the others.
+fn single_key_command(command: &KvCommand, reply: Option<&KvReply>) -> Option<Command> {
+    Some(match (command, reply) {
         (KvCommand::Get { .. }, Some(KvReply::Value(value))) => {
             Command::Get { output: Some(value.as_deref().map(text).unwrap_or_default()) }
         }
@@ -46,15 +62,79 @@ fn convert(id: u64, op: &Recorded) -> Operation {
                 _ => None,
             },
         },
-        (other, _) => unreachable!("the simulated workload does not issue {other}"),
+        (KvCommand::Increment { delta, .. }, reply) => Command::Increment {
+            delta: *delta,
+            output: match reply {
+                Some(KvReply::Integer(sum)) => Some(Ok(*sum)),
+                Some(KvReply::Refused { .. }) => Some(Err(())),
+                _ => None,
+            },
+        },
+        (KvCommand::PutIf { value, condition, .. }, reply) => Command::PutIf {
+            value: text(value),
+            condition: match condition {
+                kv::PutCondition::Always => PutCondition::Always,
+                kv::PutCondition::IfMissing => PutCondition::IfMissing,
+                kv::PutCondition::IfPresent => PutCondition::IfPresent,
+            },
+            output: match reply {
+                Some(KvReply::PutIf { written, previous }) => {
+                    Some((*written, previous.as_deref().map(text)))
+                }
+                _ => None,
+            },
+        },
+        _ => return None,
+    })
+}
+
+/// A command on several keys, a range or the whole store, with its outcome (`reply`, if
+/// known). A read the store refused (its answer too large) read nothing: unknown.
+fn multi_key_command(command: &KvCommand, reply: Option<&KvReply>) -> Command {
+    let texts = |keys: &[Vec<u8>]| keys.iter().map(|key| text(key)).collect::<Vec<_>>();
+    let count = |reply: Option<&KvReply>| match reply {
+        Some(KvReply::Count(count)) => Some(*count),
+        _ => None,
     };
-    Operation {
-        id,
-        client: op.client as u64,
-        call: nanos_since_origin(op.call),
-        ret: reply.map(|(at, _)| at),
-        key: text(op.command.key().expect("the simulated workload names one key")),
-        command,
+    match command {
+        KvCommand::GetMany { keys } => Command::GetMany {
+            keys: texts(keys),
+            output: match reply {
+                Some(KvReply::Values(values)) => {
+                    Some(values.iter().map(|value| value.as_deref().map(text)).collect())
+                }
+                _ => None,
+            },
+        },
+        KvCommand::Exists { keys } => Command::Exists { keys: texts(keys), output: count(reply) },
+        KvCommand::DeleteMany { keys } => {
+            Command::DeleteMany { keys: texts(keys), output: count(reply) }
+        }
+        KvCommand::PutMany { pairs } => Command::PutMany {
+            pairs: pairs.iter().map(|(key, value)| (text(key), text(value))).collect(),
+        },
+        KvCommand::Count => Command::Count { output: count(reply) },
+        KvCommand::Scan(scan) => Command::Scan {
+            range: ScanRange {
+                start: text(&scan.start),
+                end: scan.end.as_deref().map(text),
+                prefix: text(&scan.prefix),
+                limit: u64::from(scan.limit),
+            },
+            output: match reply {
+                Some(KvReply::Page(page)) if scan.with_values => Some(ScanOutput {
+                    pairs: page
+                        .keys
+                        .iter()
+                        .zip(&page.values)
+                        .map(|(k, v)| (text(k), text(v)))
+                        .collect(),
+                    more: page.next.is_some(),
+                }),
+                _ => None,
+            },
+        },
+        other => unreachable!("{other} is a command on one key"),
     }
 }
 

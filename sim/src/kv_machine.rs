@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use raftkv_checker::{KvModel, Operation};
-use raftkv_core::kv::{KvCommand, KvReply, KvStore};
+use raftkv_core::kv::{KvCommand, KvReply, KvStore, PutCondition, Scan};
 use raftkv_core::prng::Prng;
 use raftkv_core::protocol::Outcome;
 
@@ -13,7 +13,9 @@ use crate::options::WorkloadOptions;
 use crate::recorded::Recorded;
 
 /// The key-value store, its random workload of gets, puts, appends, deletes and
-/// compare-and-sets on a few keys (`WorkloadOptions`), and the checker's key-value model.
+/// compare-and-sets on a few keys (`WorkloadOptions`), with `--multi-key` also reads, writes
+/// and deletes of several keys at once, scans, counts, increments and put-ifs, and the
+/// checker's key-value model.
 #[derive(Clone, Debug)]
 pub struct KvMachine {
     options: WorkloadOptions,
@@ -39,6 +41,65 @@ impl KvMachine {
         format!("k{key}").into_bytes()
     }
 
+    /// Operation number `kind` of `MULTI_KEY_OPS`, on `key` and more, writing `value` (and
+    /// values made from it, unique too).
+    fn multi_key_command(
+        &self,
+        rng: &mut Prng,
+        kind: usize,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    ) -> KvCommand {
+        let keys = self.options.keys;
+        // One to three keys, a repeat possible (a key named twice is allowed everywhere).
+        let some_keys = |rng: &mut Prng| -> Vec<Vec<u8>> {
+            let more = rng.range_inclusive(0, 2);
+            let mut named = vec![key.clone()];
+            named.extend((0..more).map(|_| KvMachine::key_name(rng.range_inclusive(0, keys - 1))));
+            named
+        };
+        match kind {
+            0 => KvCommand::GetMany { keys: some_keys(rng) },
+            1 => KvCommand::Exists { keys: some_keys(rng) },
+            2 => {
+                let named = some_keys(rng);
+                let pairs = named
+                    .into_iter()
+                    .enumerate()
+                    .map(|(place, key)| {
+                        let mut value = value.clone();
+                        value.extend_from_slice(format!("{place}.").as_bytes());
+                        (key, value)
+                    })
+                    .collect();
+                KvCommand::PutMany { pairs }
+            }
+            3 => KvCommand::DeleteMany { keys: some_keys(rng) },
+            4 => KvCommand::Count,
+            5 => {
+                // From a key or the start, to a key or the end, a page of 1 to all the keys.
+                let bound = |rng: &mut Prng| {
+                    rng.chance(1, 2).then(|| KvMachine::key_name(rng.range_inclusive(0, keys - 1)))
+                };
+                let start = bound(rng).unwrap_or_default();
+                let end = bound(rng);
+                let limit = rng.range_inclusive(1, keys + 1) as u32;
+                let prefix = if rng.chance(1, 4) { key } else { Vec::new() };
+                KvCommand::Scan(Scan { start, end, prefix, limit, with_values: true })
+            }
+            6 => {
+                let delta = rng.range_inclusive(0, 20) as i64 - 10;
+                KvCommand::Increment { key, delta }
+            }
+            _ => {
+                let condition =
+                    [PutCondition::Always, PutCondition::IfMissing, PutCondition::IfPresent]
+                        [rng.range_inclusive(0, 2) as usize];
+                KvCommand::PutIf { key, value, condition }
+            }
+        }
+    }
+
     fn client(&mut self, client: usize) -> &mut ClientMemory {
         if self.clients.len() <= client {
             self.clients.resize_with(client + 1, ClientMemory::default);
@@ -55,15 +116,18 @@ impl Machine for KvMachine {
         KvStore::default()
     }
 
-    /// Every value written is unique.
+    /// Every value written is unique. Without operations on several keys, the draws are
+    /// those of the workload before they existed, so that a seed's runs stay as they were.
     fn next_command(&mut self, rng: &mut Prng, client: usize) -> KvCommand {
         let key_number = rng.range_inclusive(0, self.options.keys - 1);
         let key = KvMachine::key_name(key_number);
-        let total: u64 = self.options.mix.iter().sum();
+        let weights: Vec<u64> =
+            self.options.mix.iter().chain(&self.options.multi).copied().collect();
+        let total: u64 = weights.iter().sum();
         let mut pick = rng.range_inclusive(0, total - 1);
         let mut kind = 0;
-        while pick >= self.options.mix[kind] {
-            pick -= self.options.mix[kind];
+        while pick >= weights[kind] {
+            pick -= weights[kind];
             kind += 1;
         }
         let memory = self.client(client);
@@ -74,10 +138,11 @@ impl Machine for KvMachine {
             1 => KvCommand::Put { key, value },
             2 => KvCommand::Append { key, value },
             3 => KvCommand::Delete { key },
-            _ => {
+            4 => {
                 let expected = memory.last_seen.get(&key).cloned().flatten();
                 KvCommand::Cas { key, expected, new: value }
             }
+            _ => self.multi_key_command(rng, kind - self.options.mix.len(), key, value),
         }
     }
 
@@ -110,6 +175,13 @@ impl Machine for KvMachine {
                 | (KvCommand::Put { .. } | KvCommand::Delete { .. }, KvReply::Done)
                 | (KvCommand::Append { .. }, KvReply::Length(_))
                 | (KvCommand::Cas { .. }, KvReply::Cas { .. })
+                | (KvCommand::GetMany { .. }, KvReply::Values(_))
+                | (KvCommand::Exists { .. } | KvCommand::DeleteMany { .. }, KvReply::Count(_))
+                | (KvCommand::Count, KvReply::Count(_))
+                | (KvCommand::PutMany { .. }, KvReply::Done)
+                | (KvCommand::Scan(_), KvReply::Page(_))
+                | (KvCommand::Increment { .. }, KvReply::Integer(_) | KvReply::Refused { .. })
+                | (KvCommand::PutIf { .. }, KvReply::PutIf { .. })
         )
     }
 

@@ -89,6 +89,10 @@ struct ShapeArgs {
     /// drawn from the seed: 0 (the byte threshold alone), 50 or 100 in runs that compact].
     #[arg(long, value_name = "PERCENT")]
     snapshot_growth_percent: Option<u32>,
+    /// The clients also read and write several keys at once, scan, count, increment and
+    /// put-if (weights drawn from the seed), and the checker judges those too.
+    #[arg(long)]
+    multi_key: bool,
 }
 
 impl ShapeArgs {
@@ -115,6 +119,9 @@ impl ShapeArgs {
         }
         if let Some(percent) = self.snapshot_growth_percent {
             options.snapshot.growth_percent = percent;
+        }
+        if self.multi_key {
+            options = options.with_multi_key_ops();
         }
         options
     }

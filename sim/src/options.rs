@@ -221,13 +221,17 @@ pub(crate) struct Streams {
     /// Draws the membership changes and seeds the nodes they add (forked last, so that runs
     /// without them keep every other draw).
     pub(crate) membership: Prng,
+    /// Draws the weights of the operations on several keys (forked after the others, for the
+    /// same reason).
+    pub(crate) multi_key: Prng,
 }
 
 impl Streams {
     pub(crate) fn new(seed: u64) -> Streams {
         let mut root = Prng::seeded(seed);
         let (shape, options, run) = (root.fork(), root.fork(), root.fork());
-        Streams { shape, options, run, membership: root.fork() }
+        let membership = root.fork();
+        Streams { shape, options, run, membership, multi_key: root.fork() }
     }
 }
 
@@ -329,6 +333,11 @@ pub struct ClockOptions {
     pub offset_ms_max: u64,
 }
 
+/// The operations `--multi-key` adds to the workload, in the order of
+/// [`WorkloadOptions::multi`].
+pub const MULTI_KEY_OPS: [&str; 8] =
+    ["get_many", "exists", "put_many", "delete_many", "count", "scan", "increment", "put_if"];
+
 /// What the clients do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WorkloadOptions {
@@ -336,6 +345,10 @@ pub struct WorkloadOptions {
     pub keys: u64,
     /// Relative weights of get, put, append, delete and cas.
     pub mix: [u64; 5],
+    /// Relative weights, on the scale of `mix`, of the operations on several keys, ranges and
+    /// counters, in the order of [`MULTI_KEY_OPS`]: all zero unless asked for
+    /// ([`Options::with_multi_key_ops`]), so that the runs of a seed stay as they were.
+    pub multi: [u64; MULTI_KEY_OPS.len()],
     /// A client waits up to this long between an operation's return and its next call.
     pub think_us_max: u64,
 }
@@ -571,12 +584,30 @@ impl Options {
         }
     }
 
+    /// These options with the operations on several keys, ranges and counters in the
+    /// workload too (`--multi-key`), at weights drawn from the seed: each from 0 to 3, on the
+    /// scale of the others' 0 to 10, so that scans and counts (which the checker must judge
+    /// with every key at once) stay a minority.
+    pub fn with_multi_key_ops(mut self) -> Options {
+        let rng = &mut Streams::new(self.seed).multi_key;
+        for weight in &mut self.workload.multi {
+            *weight = rng.range_inclusive(0, 3);
+        }
+        // At least one of them, or the flag would do nothing.
+        let pick = rng.range_inclusive(0, MULTI_KEY_OPS.len() as u64 - 1) as usize;
+        self.workload.multi[pick] = self.workload.multi[pick].max(1);
+        self
+    }
+
     /// The command line that replays this run.
     pub fn reproduce_command(&self) -> String {
         let mut command = format!(
             "raftkv-sim run --seed {} --nodes {} --clients {} --ops {} --faults {}",
             self.seed, self.shape.nodes, self.shape.clients, self.shape.ops, self.shape.faults
         );
+        if self.workload.multi.iter().any(|weight| *weight > 0) {
+            command.push_str(" --multi-key");
+        }
         let drawn = Options::draw(self.seed, self.shape).snapshot;
         let threshold_bytes = self.snapshot.threshold_bytes;
         if threshold_bytes != drawn.threshold_bytes {
@@ -681,6 +712,7 @@ fn draw_workload(rng: &mut Prng) -> WorkloadOptions {
     WorkloadOptions {
         keys,
         mix,
+        multi: [0; MULTI_KEY_OPS.len()],
         think_us_max: [0, 1_000, 50_000][rng.range_inclusive(0, 2) as usize],
     }
 }
@@ -835,7 +867,11 @@ impl fmt::Display for WorkloadOptions {
             f,
             "workload: keys={} mix(get,put,append,delete,cas)={:?} think_us_max={}",
             self.keys, self.mix, self.think_us_max
-        )
+        )?;
+        if self.multi.iter().any(|weight| *weight > 0) {
+            write!(f, " multi({})={:?}", MULTI_KEY_OPS.join(","), self.multi)?;
+        }
+        Ok(())
     }
 }
 

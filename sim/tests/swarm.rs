@@ -41,3 +41,31 @@ fn a_swarm_of_150_seeds_with_compaction_after_every_batch_passes() {
         report.assert_passed();
     }
 }
+
+/// With `--multi-key`, the clients also read, write and delete several keys at once, scan,
+/// count, increment and put-if, and the checker judges those too: every run linearizable
+/// (not merely "unknown"), with each of those operations in some history.
+#[test]
+fn a_swarm_of_60_seeds_with_operations_on_several_keys_passes() {
+    let mut kinds_seen = std::collections::BTreeSet::new();
+    for seed in 0..60 {
+        let options = Options::draw(seed, Shape::draw(seed)).with_multi_key_ops();
+        assert!(options.reproduce_command().contains(" --multi-key"));
+        let report = raftkv_sim::run(options, TraceOutput::Hidden);
+        report.assert_passed();
+        assert_eq!(
+            report.linearizability,
+            Some(raftkv_checker::Verdict::Linearizable),
+            "seed {seed}: {}",
+            report.verdict_line()
+        );
+        for operation in &report.history {
+            let line = serde_json::to_value(operation).expect("serializes");
+            kinds_seen.insert(line["kind"].as_str().expect("a kind").to_owned());
+        }
+    }
+    for kind in ["get_many", "exists", "put_many", "delete_many", "count", "scan", "increment"] {
+        assert!(kinds_seen.contains(kind), "no {kind} in 60 runs: {kinds_seen:?}");
+    }
+    assert!(kinds_seen.contains("put_if"), "{kinds_seen:?}");
+}

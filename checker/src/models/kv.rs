@@ -1,60 +1,154 @@
-//! The key-value store: get, put, append, delete and compare-and-set on string keys.
+//! The key-value store: get, put, append, delete, compare-and-set, put-if and increment on one
+//! key; reads, writes and deletes of several keys at once; counts and scans.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 
-use crate::history::{Command, Operation};
+use crate::history::{Command, Operation, PutCondition, ScanOutput, ScanRange};
 use crate::model::{Model, Partition};
 use crate::models::cas_outcome_word;
 
-/// The key-value store, partitioned by key: keys are independent, so each is checked alone.
+/// The key-value store, partitioned by key: keys are independent, so each is checked alone,
+/// except that the keys one operation names together (several keys at once, or a scan's
+/// range, or every key for a count) are checked together.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct KvModel;
 
-/// The value of one key: missing, or a string.
+/// The value of one key, a string: cheap to clone, hash and compare however long it grows.
+/// The text is shared, and a hash of it is kept alongside and extended by appends in time
+/// proportional to what they add.
+#[derive(Clone, Debug)]
+struct Value {
+    /// A function of `text` alone (FNV-1a over its bytes), so equal values hash alike.
+    hash: u64,
+    text: Rc<str>,
+}
+
+impl Value {
+    fn new(text: &str) -> Value {
+        Value { hash: extend_hash(FNV_OFFSET, text), text: Rc::from(text) }
+    }
+
+    fn appended(old: Option<&Value>, suffix: &str) -> Value {
+        let Some(old) = old else {
+            return Value::new(suffix);
+        };
+        let mut text = String::with_capacity(old.text.len() + suffix.len());
+        text.push_str(&old.text);
+        text.push_str(suffix);
+        Value { hash: extend_hash(old.hash, suffix), text: Rc::from(text) }
+    }
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && (Rc::ptr_eq(&self.text, &other.text) || self.text == other.text)
+    }
+}
+
+impl Eq for Value {}
+
+/// The keys of one partition that are present, with their values; a missing key is absent.
 ///
-/// Cheap to clone, hash and compare however long the string grows: the text is shared, and a
-/// hash of it is kept alongside and extended by appends in time proportional to what they add.
+/// Cheap to clone (shared), to hash (the hash of each key and value is combined into one
+/// kept alongside) and to compare.
 #[derive(Clone, Debug)]
 pub struct KvState {
-    /// A function of `text` alone (FNV-1a over its bytes), so equal states hash alike.
+    /// In key order.
+    entries: Rc<[(Rc<str>, Value)]>,
+    /// The exclusive or of [`entry_hash`] over the entries.
     hash: u64,
-    /// `None`: missing.
-    text: Option<Rc<str>>,
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-/// Any constant would do: equality, not the hash, tells missing from a string.
-const MISSING_HASH: u64 = 0x6d69_7373_696e_6721;
+
+/// The part of a state's hash one present key contributes.
+fn entry_hash(key: &str, value: &Value) -> u64 {
+    (extend_hash(FNV_OFFSET, key) ^ value.hash.rotate_left(29)).wrapping_mul(FNV_PRIME)
+}
 
 impl KvState {
-    fn missing() -> Self {
-        KvState { hash: MISSING_HASH, text: None }
+    fn empty() -> Self {
+        KvState { entries: Rc::from(Vec::new()), hash: 0 }
     }
 
-    fn holding(text: &str) -> Self {
-        KvState { hash: extend_hash(FNV_OFFSET, text), text: Some(Rc::from(text)) }
-    }
-
-    fn appended(&self, suffix: &str) -> Self {
-        let old = self.text.as_deref().unwrap_or("");
-        let mut text = String::with_capacity(old.len() + suffix.len());
-        text.push_str(old);
-        text.push_str(suffix);
-        let hash = extend_hash(if self.text.is_some() { self.hash } else { FNV_OFFSET }, suffix);
-        KvState { hash, text: Some(Rc::from(text)) }
+    fn value(&self, key: &str) -> Option<&Value> {
+        let found = self.entries.binary_search_by(|(present, _)| (**present).cmp(key));
+        found.ok().map(|at| &self.entries[at].1)
     }
 
     /// What a get returns: a missing key reads as `""`.
-    fn read(&self) -> &str {
-        self.text.as_deref().unwrap_or("")
+    fn read(&self, key: &str) -> &str {
+        self.value(key).map_or("", |value| &value.text)
     }
 
-    /// Whether a compare-and-set expecting `expected` (`None`: missing) succeeds.
-    fn is(&self, expected: Option<&str>) -> bool {
-        self.text.as_deref() == expected
+    fn text(&self, key: &str) -> Option<&str> {
+        self.value(key).map(|value| &*value.text)
+    }
+
+    /// The state with `key` set to `value` (`None`: removed).
+    fn with(&self, key: &str, value: Option<Value>) -> Self {
+        self.with_all([(key, value)])
+    }
+
+    /// The state with each key set in turn.
+    fn with_all<'a>(&self, changes: impl IntoIterator<Item = (&'a str, Option<Value>)>) -> Self {
+        let mut entries = self.entries.to_vec();
+        let mut hash = self.hash;
+        for (key, value) in changes {
+            let found = entries.binary_search_by(|(present, _)| (**present).cmp(key));
+            if let Ok(at) = found {
+                hash ^= entry_hash(key, &entries[at].1);
+            }
+            if let Some(value) = &value {
+                hash ^= entry_hash(key, value);
+            }
+            match (found, value) {
+                (Ok(at), Some(value)) => entries[at].1 = value,
+                (Ok(at), None) => {
+                    entries.remove(at);
+                }
+                (Err(at), Some(value)) => entries.insert(at, (Rc::from(key), value)),
+                (Err(_), None) => {}
+            }
+        }
+        KvState { entries: Rc::from(entries), hash }
+    }
+
+    /// The state holding `text` at `key` and nothing else (for tests and examples).
+    pub fn holding(key: &str, text: &str) -> Self {
+        KvState::empty().with(key, Some(Value::new(text)))
+    }
+
+    /// Whether a scan of `range` may have read `output` here.
+    fn scanned(&self, range: &ScanRange, output: &ScanOutput) -> bool {
+        let limit = usize::try_from(range.limit).unwrap_or(usize::MAX);
+        let mut in_range =
+            self.entries.iter().filter(|(key, _)| range.contains(key)).map(|(k, v)| (k, v));
+        let read_alike = output.pairs.len() <= limit
+            && output.pairs.iter().all(|(key, text)| {
+                in_range
+                    .next()
+                    .is_some_and(|(present, value)| **present == **key && *value.text == **text)
+            });
+        // A page may stop short of its limit (at its byte limit), but says whether keys follow.
+        read_alike && output.more == in_range.next().is_some()
+    }
+}
+
+impl PartialEq for KvState {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.entries == other.entries
+    }
+}
+
+impl Eq for KvState {}
+
+impl Hash for KvState {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
     }
 }
 
@@ -83,55 +177,118 @@ fn extend_hash(hash: u64, text: &str) -> u64 {
     text.bytes().fold(hash, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME))
 }
 
-impl PartialEq for KvState {
-    fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash
-            && match (&self.text, &other.text) {
-                (None, None) => true,
-                (Some(mine), Some(theirs)) => Rc::ptr_eq(mine, theirs) || mine == theirs,
-                _ => false,
-            }
-    }
-}
-
-impl Eq for KvState {}
-
-impl Hash for KvState {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
-    }
-}
-
 impl Model for KvModel {
     type Operation = Operation;
-    /// The value of the one key of a partition.
+    /// The keys of a partition that are present, with their values.
     type State = KvState;
 
     fn init(&self) -> KvState {
-        KvState::missing()
+        KvState::empty()
     }
 
     fn step(&self, state: &KvState, operation: &Operation) -> Option<KvState> {
+        let key = operation.key.as_str();
         match &operation.command {
             Command::Get { output } => match output {
-                Some(output) if output != state.read() => None,
+                Some(output) if output != state.read(key) => None,
                 _ => Some(state.clone()),
             },
-            Command::Put { value } => Some(KvState::holding(value)),
-            Command::Append { value } => Some(state.appended(value)),
-            Command::Delete => Some(KvState::missing()),
+            Command::Put { value } => Some(state.with(key, Some(Value::new(value)))),
+            Command::Append { value } => {
+                Some(state.with(key, Some(Value::appended(state.value(key), value))))
+            }
+            Command::Delete => Some(state.with(key, None)),
             Command::Cas { expected, value, swapped } => {
-                let holds_expected = state.is(expected.as_deref());
+                let holds_expected = state.text(key) == expected.as_deref();
                 if swapped.is_some_and(|swapped| swapped != holds_expected) {
                     return None;
                 }
-                Some(if holds_expected { KvState::holding(value) } else { state.clone() })
+                Some(if holds_expected {
+                    state.with(key, Some(Value::new(value)))
+                } else {
+                    state.clone()
+                })
             }
+            Command::PutIf { value, condition, output } => {
+                let previous = state.text(key);
+                let writes = match condition {
+                    PutCondition::Always => true,
+                    PutCondition::IfMissing => previous.is_none(),
+                    PutCondition::IfPresent => previous.is_some(),
+                };
+                if output.as_ref().is_some_and(|(written, before)| {
+                    *written != writes || before.as_deref() != previous
+                }) {
+                    return None;
+                }
+                Some(if writes { state.with(key, Some(Value::new(value))) } else { state.clone() })
+            }
+            Command::Increment { delta, output } => {
+                let sum = match state.text(key) {
+                    None => Some(*delta),
+                    Some(text) => counter_value(text).and_then(|old| old.checked_add(*delta)),
+                };
+                match (output, sum) {
+                    (Some(Ok(seen)), Some(sum)) if *seen != sum => None,
+                    (Some(Ok(_)), None) | (Some(Err(())), Some(_)) => None,
+                    (_, Some(sum)) => Some(state.with(key, Some(Value::new(&sum.to_string())))),
+                    (_, None) => Some(state.clone()),
+                }
+            }
+            Command::GetMany { keys, output } => match output {
+                Some(output) if output.len() != keys.len() => None,
+                Some(output) => keys
+                    .iter()
+                    .zip(output)
+                    .all(|(key, seen)| state.text(key) == seen.as_deref())
+                    .then(|| state.clone()),
+                None => Some(state.clone()),
+            },
+            Command::Exists { keys, output } => {
+                let present = keys.iter().filter(|key| state.value(key).is_some()).count();
+                output.is_none_or(|seen| seen == present as u64).then(|| state.clone())
+            }
+            Command::PutMany { pairs } => Some(state.with_all(
+                pairs.iter().map(|(key, value)| (key.as_str(), Some(Value::new(value)))),
+            )),
+            Command::DeleteMany { keys, output } => {
+                let named: BTreeSet<&str> = keys.iter().map(String::as_str).collect();
+                let present = named.iter().filter(|key| state.value(key).is_some()).count();
+                if output.is_some_and(|seen| seen != present as u64) {
+                    return None;
+                }
+                Some(state.with_all(named.into_iter().map(|key| (key, None))))
+            }
+            Command::Count { output } => {
+                output.is_none_or(|seen| seen == state.entries.len() as u64).then(|| state.clone())
+            }
+            Command::Scan { range, output } => match output {
+                Some(output) if !state.scanned(range, output) => None,
+                _ => Some(state.clone()),
+            },
         }
     }
 
     fn is_read_only(&self, operation: &Operation) -> bool {
-        matches!(operation.command, Command::Get { .. } | Command::Cas { swapped: Some(false), .. })
+        match &operation.command {
+            Command::Get { .. }
+            | Command::GetMany { .. }
+            | Command::Exists { .. }
+            | Command::Count { .. }
+            | Command::Scan { .. }
+            | Command::Cas { swapped: Some(false), .. }
+            | Command::PutIf { output: Some((false, _)), .. }
+            | Command::Increment { output: Some(Err(())), .. }
+            | Command::DeleteMany { output: Some(0), .. } => true,
+            Command::Put { .. }
+            | Command::Append { .. }
+            | Command::Delete
+            | Command::Cas { .. }
+            | Command::PutIf { .. }
+            | Command::Increment { .. }
+            | Command::PutMany { .. }
+            | Command::DeleteMany { .. } => false,
+        }
     }
 
     fn only_extends(&self, operation: &Operation) -> bool {
@@ -139,7 +296,8 @@ impl Model for KvModel {
     }
 
     /// What a get read must be a value some write may leave (the current one, or that of a
-    /// put, a delete or a compare-and-set) followed by some of the appends, each at most once.
+    /// put, a delete or a compare-and-set) followed by some of the appends to its key, each
+    /// at most once.
     fn may_become_allowed<'a>(
         &self,
         state: &KvState,
@@ -150,7 +308,9 @@ impl Model for KvModel {
         let Command::Get { output: Some(output) } = &read.command else {
             return true;
         };
+        let key = read.key.as_str();
         let appends: Vec<&str> = extensions
+            .filter(|extension| extension.key == key)
             .filter_map(|extension| match &extension.command {
                 Command::Append { value } if !value.is_empty() => Some(value.as_str()),
                 _ => None,
@@ -159,23 +319,51 @@ impl Model for KvModel {
         let may_follow = |base: &str| {
             output.strip_prefix(base).is_some_and(|rest| may_be_made_of(rest, &appends))
         };
-        may_follow(state.read())
-            || resets.any(|reset| match &reset.command {
-                Command::Put { value } | Command::Cas { value, .. } => may_follow(value),
-                Command::Delete => may_follow(""),
-                Command::Get { .. } | Command::Append { .. } => true,
+        may_follow(state.read(key))
+            || resets.any(|reset| {
+                let on_key = reset.key == key;
+                match &reset.command {
+                    Command::Put { value } | Command::Cas { value, .. } => {
+                        on_key && may_follow(value)
+                    }
+                    Command::Delete => on_key && may_follow(""),
+                    Command::PutMany { pairs } => {
+                        pairs.iter().any(|(written, value)| written == key && may_follow(value))
+                    }
+                    Command::DeleteMany { keys, .. } => {
+                        keys.iter().any(|removed| removed == key) && may_follow("")
+                    }
+                    // Conservative: what these leave is not worked out here.
+                    Command::PutIf { .. } | Command::Increment { .. } => on_key,
+                    Command::Get { .. }
+                    | Command::Append { .. }
+                    | Command::GetMany { .. }
+                    | Command::Exists { .. }
+                    | Command::Count { .. }
+                    | Command::Scan { .. } => true,
+                }
             })
     }
 
+    /// By key; the keys one operation names together go together, a scan's with every key
+    /// of its range, and a count's with every key.
     fn partition(&self, history: &[Operation]) -> Vec<Partition> {
-        let mut by_key: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-        for (index, operation) in history.iter().enumerate() {
-            by_key.entry(&operation.key).or_default().push(index);
+        let all: BTreeSet<&str> = history.iter().flat_map(named_keys).collect();
+        let touched: Vec<Vec<&str>> = history
+            .iter()
+            .map(|operation| match &operation.command {
+                Command::Count { .. } => all.iter().copied().collect(),
+                Command::Scan { range, .. } => {
+                    all.iter().copied().filter(|key| range.contains(key)).collect()
+                }
+                _ => named_keys(operation),
+            })
+            .collect();
+        let mut groups = KeyGroups::default();
+        for keys in &touched {
+            groups.join(keys);
         }
-        by_key
-            .into_iter()
-            .map(|(key, ops)| Partition { name: format!("key {key:?}"), ops })
-            .collect()
+        groups.partitions(&touched)
     }
 
     fn describe_operation(&self, operation: &Operation) -> String {
@@ -193,6 +381,7 @@ impl Model for KvModel {
                 };
                 format!("cas({key:?}, {expected} -> {value:?}) -> {}", cas_outcome_word(*swapped))
             }
+            other => format!("{}{}", other_name(other), other_details(key, other)),
         }
     }
 
@@ -208,15 +397,221 @@ impl Model for KvModel {
                 let expected = expected.as_deref().map_or("missing".to_owned(), bare);
                 format!("cas {expected}->{} {}", bare(value), cas_outcome_word(*swapped))
             }
+            other => format!("{} {}", other_name(other), outcome_text(other)),
         }
     }
 
     fn describe_state(&self, state: &KvState) -> String {
-        match &state.text {
-            None => "is missing".to_owned(),
-            Some(text) => format!("holds {text:?}"),
+        match &state.entries[..] {
+            // Every key of the partition.
+            [] => "is missing".to_owned(),
+            [(key, value)] => format!("holds {:?} at {key:?}", &*value.text),
+            entries => {
+                let shown: Vec<String> = entries
+                    .iter()
+                    .map(|(key, value)| format!("{key:?}={:?}", &*value.text))
+                    .collect();
+                format!("holds {}", shown.join(", "))
+            }
         }
     }
+}
+
+/// The integer a counter holds: a decimal integer with an optional minus sign, without a plus
+/// sign, spaces or leading zeros (nor `-0`), within `i64`: what an increment writes, and
+/// nothing else.
+fn counter_value(text: &str) -> Option<i64> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let canonical = !digits.is_empty()
+        && digits.bytes().all(|byte| byte.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'))
+        && text != "-0";
+    canonical.then(|| text.parse().ok()).flatten()
+}
+
+/// The keys an operation names: its key, or those it names together (for a scan, the keys
+/// it read).
+fn named_keys(operation: &Operation) -> Vec<&str> {
+    operation.command.keys().unwrap_or_else(|| vec![operation.key.as_str()])
+}
+
+/// Keys joined into groups (union-find), in key order.
+#[derive(Default)]
+struct KeyGroups {
+    /// Each key's parent; a root is its own.
+    parent: BTreeMap<String, String>,
+}
+
+impl KeyGroups {
+    fn root(&mut self, key: &str) -> String {
+        let mut at = key.to_owned();
+        loop {
+            let parent = self.parent.entry(at.clone()).or_insert_with(|| at.clone()).clone();
+            if parent == at {
+                return at;
+            }
+            // Halving the path keeps the next search short.
+            let grandparent = self.parent[&parent].clone();
+            self.parent.insert(at, grandparent.clone());
+            at = grandparent;
+        }
+    }
+
+    /// Puts `keys` in one group (makes each a group of its own if new).
+    fn join(&mut self, keys: &[&str]) {
+        let Some((first, rest)) = keys.split_first() else {
+            return;
+        };
+        let mut root = self.root(first);
+        for key in rest {
+            let other = self.root(key);
+            if other != root {
+                // The smaller key becomes the root, so that groups are named alike every run.
+                let (low, high) = if other < root { (other, root) } else { (root, other) };
+                self.parent.insert(high, low.clone());
+                root = low;
+            }
+        }
+    }
+
+    /// The partitions of a history whose operations touch `touched` keys, by group, in the
+    /// order of their first key. The operations that touch no key (a scan of a range no
+    /// operation names a key of) make a partition of their own: the store holds no key there.
+    fn partitions(mut self, touched: &[Vec<&str>]) -> Vec<Partition> {
+        let mut by_root: BTreeMap<String, (Vec<String>, Vec<usize>)> = BTreeMap::new();
+        let keys: Vec<String> = self.parent.keys().cloned().collect();
+        for key in keys {
+            let root = self.root(&key);
+            by_root.entry(root).or_default().0.push(key);
+        }
+        let mut keyless = Vec::new();
+        for (index, keys) in touched.iter().enumerate() {
+            match keys.first() {
+                Some(key) => {
+                    let root = self.root(key);
+                    by_root.entry(root).or_default().1.push(index);
+                }
+                None => keyless.push(index),
+            }
+        }
+        let mut partitions: Vec<Partition> = by_root
+            .into_values()
+            .map(|(keys, ops)| Partition { name: group_name(&keys), ops })
+            .collect();
+        if !keyless.is_empty() {
+            partitions.push(Partition { name: "no key".to_owned(), ops: keyless });
+        }
+        partitions
+    }
+}
+
+/// How a partition of `keys` is called: `key "x"`, or `keys "a", "b" and 3 more`.
+fn group_name(keys: &[String]) -> String {
+    const SHOWN: usize = 4;
+    match keys {
+        [key] => format!("key {key:?}"),
+        _ => {
+            let shown: Vec<String> =
+                keys.iter().take(SHOWN).map(|key| format!("{key:?}")).collect();
+            let more = keys.len().saturating_sub(SHOWN);
+            if more > 0 {
+                format!("keys {} and {more} more", shown.join(", "))
+            } else {
+                format!("keys {}", shown.join(", "))
+            }
+        }
+    }
+}
+
+/// The name of an operation besides get, put, append, delete and cas.
+fn other_name(command: &Command) -> &'static str {
+    match command {
+        Command::GetMany { .. } => "get_many",
+        Command::Exists { .. } => "exists",
+        Command::PutMany { .. } => "put_many",
+        Command::DeleteMany { .. } => "delete_many",
+        Command::Count { .. } => "count",
+        Command::Scan { .. } => "scan",
+        Command::Increment { .. } => "increment",
+        Command::PutIf { .. } => "put_if",
+        Command::Get { .. }
+        | Command::Put { .. }
+        | Command::Append { .. }
+        | Command::Delete
+        | Command::Cas { .. } => "",
+    }
+}
+
+/// What an operation besides get, put, append, delete and cas asked, then its outcome, e.g.
+/// `("a", "b") -> ["1", missing]`.
+fn other_details(key: &str, command: &Command) -> String {
+    let list =
+        |keys: &[String]| keys.iter().map(|key| format!("{key:?}")).collect::<Vec<_>>().join(", ");
+    let asked = match command {
+        Command::GetMany { keys, .. }
+        | Command::Exists { keys, .. }
+        | Command::DeleteMany { keys, .. } => {
+            format!("({})", list(keys))
+        }
+        Command::PutMany { pairs } => {
+            let shown: Vec<String> =
+                pairs.iter().map(|(key, value)| format!("{key:?}={value:?}")).collect();
+            format!("({})", shown.join(", "))
+        }
+        Command::Count { .. } => "()".to_owned(),
+        Command::Scan { range, .. } => {
+            let end = range.end.as_ref().map_or("no end".to_owned(), |end| format!("{end:?}"));
+            format!(
+                "(from {:?} to {end}, prefix {:?}, limit {})",
+                range.start, range.prefix, range.limit
+            )
+        }
+        Command::Increment { delta, .. } => format!("({key:?}, {delta})"),
+        Command::PutIf { value, condition, .. } => {
+            let condition = match condition {
+                PutCondition::Always => "always",
+                PutCondition::IfMissing => "if missing",
+                PutCondition::IfPresent => "if present",
+            };
+            format!("({key:?}, {value:?} {condition})")
+        }
+        _ => String::new(),
+    };
+    match command {
+        Command::PutMany { .. } => asked,
+        _ => format!("{asked} -> {}", outcome_text(command)),
+    }
+}
+
+/// The outcome of an operation besides get, put, append, delete and cas, `?` when unknown.
+fn outcome_text(command: &Command) -> String {
+    let text =
+        |text: &Option<String>| text.as_ref().map_or("missing".to_owned(), |t| format!("{t:?}"));
+    let outcome = match command {
+        Command::GetMany { output, .. } => output
+            .as_ref()
+            .map(|values| format!("[{}]", values.iter().map(text).collect::<Vec<_>>().join(", "))),
+        Command::Exists { output, .. }
+        | Command::DeleteMany { output, .. }
+        | Command::Count { output } => output.map(|count| count.to_string()),
+        Command::Scan { output, .. } => output.as_ref().map(|output| {
+            let pairs: Vec<String> =
+                output.pairs.iter().map(|(key, value)| format!("{key:?}={value:?}")).collect();
+            let more = if output.more { " and more" } else { "" };
+            format!("[{}]{more}", pairs.join(", "))
+        }),
+        Command::Increment { output, .. } => output.map(|sum| match sum {
+            Ok(sum) => sum.to_string(),
+            Err(()) => "refused".to_owned(),
+        }),
+        Command::PutIf { output, .. } => output.as_ref().map(|(written, previous)| {
+            let verb = if *written { "written" } else { "not written" };
+            format!("{verb}, was {}", text(previous))
+        }),
+        Command::PutMany { .. } => Some("done".to_owned()),
+        _ => None,
+    };
+    outcome.unwrap_or_else(|| "?".to_owned())
 }
 
 /// `value` as it is, or quoted if that would be unclear (empty, or with spaces or quotes).
@@ -255,13 +650,19 @@ mod tests {
     fn a_missing_key_reads_as_empty_but_cas_tells_them_apart() {
         let model = KvModel;
         let missing = model.init();
-        let empty = KvState::holding("");
+        let empty = KvState::holding("x", "");
         assert_ne!(missing, empty);
         assert!(model.step(&missing, &get("")).is_some());
         assert!(model.step(&empty, &get("")).is_some());
-        assert_eq!(model.step(&missing, &cas(None, Some(true))), Some(KvState::holding("new")));
+        assert_eq!(
+            model.step(&missing, &cas(None, Some(true))),
+            Some(KvState::holding("x", "new"))
+        );
         assert_eq!(model.step(&missing, &cas(Some(""), Some(true))), None);
-        assert_eq!(model.step(&empty, &cas(Some(""), Some(true))), Some(KvState::holding("new")));
+        assert_eq!(
+            model.step(&empty, &cas(Some(""), Some(true))),
+            Some(KvState::holding("x", "new"))
+        );
         assert_eq!(model.step(&empty, &cas(None, Some(false))), Some(empty.clone()));
         assert_eq!(model.step(&empty, &cas(None, None)), Some(empty));
     }
@@ -272,7 +673,7 @@ mod tests {
         let append = |value: &str| op("x", Command::Append { value: value.to_owned() });
         let once = model.step(&model.init(), &append("ab")).unwrap();
         let twice = model.step(&once, &append("c")).unwrap();
-        let whole = KvState::holding("abc");
+        let whole = KvState::holding("x", "abc");
         assert_eq!(twice, whole);
         assert_eq!(twice.hash, whole.hash);
         assert!(model.step(&twice, &get("abc")).is_some());
@@ -304,7 +705,7 @@ mod tests {
         assert_eq!(model.label(&get("")), r#"get """#);
         assert_eq!(model.label(&cas(None, Some(true))), "cas missing->new ok");
         assert_eq!(model.describe_state(&model.init()), "is missing");
-        assert_eq!(model.describe_state(&KvState::holding("v")), r#"holds "v""#);
+        assert_eq!(model.describe_state(&KvState::holding("x", "v")), r#"holds "v" at "x""#);
     }
 
     #[test]
@@ -314,7 +715,12 @@ mod tests {
         let put = |value: &str| op("x", Command::Put { value: value.to_owned() });
         let append = |value: &str| op("x", Command::Append { value: value.to_owned() });
         let may = |state: &str, resets: &[Operation], appends: &[Operation]| {
-            model.may_become_allowed(&KvState::holding(state), &read, resets.iter(), appends.iter())
+            model.may_become_allowed(
+                &KvState::holding("x", state),
+                &read,
+                resets.iter(),
+                appends.iter(),
+            )
         };
         let appends = [append("c."), append("x."), append("b.")];
         assert!(may("a.b.c.", &[], &[]));
@@ -332,9 +738,19 @@ mod tests {
         // Two appends of the same text are interchangeable; one of them cannot be used twice.
         let twice = get("b.b.");
         let once = [append("b.")];
-        assert!(!model.may_become_allowed(&KvState::holding(""), &twice, [].iter(), once.iter()));
+        assert!(!model.may_become_allowed(
+            &KvState::holding("x", ""),
+            &twice,
+            [].iter(),
+            once.iter()
+        ));
         let both = [append("b."), append("b.")];
-        assert!(model.may_become_allowed(&KvState::holding(""), &twice, [].iter(), both.iter()));
+        assert!(model.may_become_allowed(
+            &KvState::holding("x", ""),
+            &twice,
+            [].iter(),
+            both.iter()
+        ));
     }
 
     #[test]
@@ -345,5 +761,124 @@ mod tests {
         assert!(!may_be_made_of("abc", &["a", "b"]));
         // "a" and "ab" both fit at the start: no exact answer is attempted.
         assert!(may_be_made_of("abx", &["a", "ab"]));
+    }
+
+    fn timed(id: u64, client: u64, call: u64, ret: u64, key: &str, command: Command) -> Operation {
+        Operation { id, client, call, ret: Some(ret), key: key.to_owned(), command }
+    }
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|item| (*item).to_owned()).collect()
+    }
+
+    #[test]
+    fn keys_written_at_once_are_never_seen_half_written() {
+        let put_many = Command::PutMany {
+            pairs: vec![("a".to_owned(), "1".to_owned()), ("b".to_owned(), "1".to_owned())],
+        };
+        let read = |output: [Option<&str>; 2]| Command::GetMany {
+            keys: strings(&["a", "b"]),
+            output: Some(output.iter().map(|value| value.map(str::to_owned)).collect()),
+        };
+        let limit = Some(std::time::Duration::from_secs(5));
+        // Concurrent with the write, a read sees all of it or none of it.
+        for (seen, verdict) in [
+            ([None, None], crate::Verdict::Linearizable),
+            ([Some("1"), Some("1")], crate::Verdict::Linearizable),
+            ([Some("1"), None], crate::Verdict::NotLinearizable),
+        ] {
+            let history =
+                [timed(0, 1, 0, 10, "", put_many.clone()), timed(1, 2, 5, 15, "", read(seen))];
+            assert_eq!(crate::check(&history, &KvModel, limit).verdict, verdict, "{seen:?}");
+        }
+    }
+
+    #[test]
+    fn a_scan_reads_the_first_keys_of_its_range_and_says_whether_more_follow() {
+        let state = KvState::holding("a", "1")
+            .with_all([("b", Some(Value::new("2"))), ("c", Some(Value::new("3")))]);
+        let scan = |start: &str, prefix: &str, limit: u64, pairs: &[(&str, &str)], more: bool| {
+            let range =
+                ScanRange { start: start.to_owned(), end: None, prefix: prefix.to_owned(), limit };
+            let pairs = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+            let operation =
+                op("", Command::Scan { range, output: Some(ScanOutput { pairs, more }) });
+            KvModel.step(&state, &operation).is_some()
+        };
+        assert!(scan("", "", 2, &[("a", "1"), ("b", "2")], true));
+        assert!(scan("", "", 2, &[("a", "1")], true), "a page may stop at its byte limit");
+        assert!(!scan("", "", 2, &[("a", "1"), ("b", "2")], false), "c follows");
+        assert!(!scan("", "", 2, &[("a", "1"), ("c", "3")], true), "b was skipped");
+        assert!(!scan("", "", 1, &[("a", "1"), ("b", "2")], true), "over the limit");
+        assert!(scan("b", "", 5, &[("b", "2"), ("c", "3")], false));
+        assert!(scan("", "c", 5, &[("c", "3")], false));
+        assert!(!scan("", "", 5, &[("a", "9"), ("b", "2"), ("c", "3")], false), "a holds 1");
+    }
+
+    #[test]
+    fn counters_add_to_canonical_integers_and_refuse_anything_else() {
+        let increment = |delta, output| op("n", Command::Increment { delta, output });
+        let after = |state: &KvState, delta, output| KvModel.step(state, &increment(delta, output));
+        let five = after(&KvModel.init(), 5, Some(Ok(5))).expect("a missing key counts as 0");
+        assert_eq!(five, KvState::holding("n", "5"));
+        assert_eq!(after(&five, -7, Some(Ok(-2))), Some(KvState::holding("n", "-2")));
+        assert_eq!(after(&five, 1, Some(Ok(5))), None);
+        assert_eq!(after(&five, 1, Some(Err(()))), None, "5 is an integer");
+        for text in ["x", "007", "+1", " 1", "-0", "9223372036854775808"] {
+            let state = KvState::holding("n", text);
+            assert_eq!(after(&state, 1, Some(Err(()))), Some(state.clone()), "{text:?}");
+            assert_eq!(after(&state, 1, Some(Ok(1))), None, "{text:?}");
+        }
+        let top = KvState::holding("n", &i64::MAX.to_string());
+        assert_eq!(after(&top, 1, Some(Err(()))), Some(top.clone()), "overflow");
+    }
+
+    #[test]
+    fn put_if_exists_count_and_delete_many_answer_from_the_state() {
+        let state = KvState::holding("a", "1").with("b", Some(Value::new("")));
+        let put_if = |condition, output: (bool, Option<&str>)| {
+            let output = Some((output.0, output.1.map(str::to_owned)));
+            op("a", Command::PutIf { value: "2".to_owned(), condition, output })
+        };
+        let step = |operation: &Operation| KvModel.step(&state, operation);
+        assert!(step(&put_if(PutCondition::IfPresent, (true, Some("1")))).is_some());
+        assert!(step(&put_if(PutCondition::IfMissing, (false, Some("1")))) == Some(state.clone()));
+        assert!(step(&put_if(PutCondition::IfMissing, (true, None))).is_none());
+        let keys = strings(&["a", "a", "c", "b"]);
+        assert!(step(&op("", Command::Exists { keys: keys.clone(), output: Some(3) })).is_some());
+        assert!(step(&op("", Command::Count { output: Some(2) })).is_some());
+        assert!(step(&op("", Command::Count { output: Some(1) })).is_none());
+        let removed = step(&op("", Command::DeleteMany { keys, output: Some(2) }));
+        assert_eq!(removed, Some(KvModel.init()), "a key named twice counts once");
+    }
+
+    #[test]
+    fn keys_named_together_are_partitioned_together_and_a_count_joins_everything() {
+        let get = |key: &str| op(key, Command::Get { output: Some(String::new()) });
+        let delete_many = op("", Command::DeleteMany { keys: strings(&["c", "b"]), output: None });
+        let history = [get("a"), get("b"), delete_many.clone(), get("c"), get("d")];
+        let shape = |history: &[Operation]| -> Vec<(String, Vec<usize>)> {
+            let partitions = KvModel.partition(history);
+            partitions.into_iter().map(|partition| (partition.name, partition.ops)).collect()
+        };
+        assert_eq!(
+            shape(&history),
+            [
+                ("key \"a\"".to_owned(), vec![0]),
+                ("keys \"b\", \"c\"".to_owned(), vec![1, 2, 3]),
+                ("key \"d\"".to_owned(), vec![4]),
+            ]
+        );
+        let range = ScanRange {
+            start: "a".to_owned(),
+            end: Some("c".to_owned()),
+            prefix: String::new(),
+            limit: 9,
+        };
+        let scan = op("", Command::Scan { range, output: None });
+        let with_scan = [get("a"), get("b"), scan, get("d")];
+        assert_eq!(shape(&with_scan)[0], ("keys \"a\", \"b\"".to_owned(), vec![0, 1, 2]));
+        let with_count = [get("a"), op("", Command::Count { output: None }), get("d")];
+        assert_eq!(shape(&with_count), [("keys \"a\", \"d\"".to_owned(), vec![0, 1, 2])]);
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use raftkv_checker::{Command, Operation};
+use raftkv_checker::{Command, Operation, PutCondition, ScanOutput, ScanRange};
 
 use super::rng::Rng;
 
@@ -22,6 +22,8 @@ pub(crate) struct Shape {
     /// `appends_only`, else puts, appends, deletes and compare-and-sets.
     pub(crate) get_percent: u64,
     pub(crate) appends_only: bool,
+    /// Chance, in percent, that an operation is one on several keys, a range or a counter.
+    pub(crate) multi_percent: u64,
 }
 
 enum Phase {
@@ -83,7 +85,9 @@ fn random_call(rng: &mut Rng, shape: &Shape, id: u64, client: u64, now: u64) -> 
         0 => format!("u{id}."),
         values => format!("v{}", rng.below(values)),
     };
-    let command = if rng.chance(shape.get_percent, 100) {
+    let command = if rng.chance(shape.multi_percent, 100) {
+        return several_keys_call(rng, shape, id, client, now);
+    } else if rng.chance(shape.get_percent, 100) {
         Command::Get { output: None }
     } else if shape.appends_only {
         Command::Append { value: value(rng) }
@@ -97,6 +101,46 @@ fn random_call(rng: &mut Rng, shape: &Shape, id: u64, client: u64, now: u64) -> 
                 value: value(rng),
                 swapped: None,
             },
+        }
+    };
+    Operation { id, client, call: now, ret: None, key, command }
+}
+
+/// An operation on several keys, a range or a counter, its output not known yet.
+fn several_keys_call(rng: &mut Rng, shape: &Shape, id: u64, client: u64, now: u64) -> Operation {
+    let some_key = |rng: &mut Rng| format!("k{}", rng.below(shape.keys));
+    let some_keys = |rng: &mut Rng| (0..1 + rng.below(3)).map(|_| some_key(rng)).collect();
+    let mut key = String::new();
+    let command = match rng.below(8) {
+        0 => Command::GetMany { keys: some_keys(rng), output: None },
+        1 => Command::Exists { keys: some_keys(rng), output: None },
+        2 => {
+            let keys: Vec<String> = some_keys(rng);
+            let pairs = keys.into_iter().map(|key| (key, format!("m{}.", rng.below(4)))).collect();
+            Command::PutMany { pairs }
+        }
+        3 => Command::DeleteMany { keys: some_keys(rng), output: None },
+        4 => Command::Count { output: None },
+        5 => {
+            let bound = |rng: &mut Rng| rng.chance(1, 2).then(|| some_key(rng));
+            let range = ScanRange {
+                start: bound(rng).unwrap_or_default(),
+                end: bound(rng),
+                prefix: if rng.chance(1, 4) { some_key(rng) } else { String::new() },
+                limit: 1 + rng.below(shape.keys + 1),
+            };
+            Command::Scan { range, output: None }
+        }
+        6 => {
+            key = some_key(rng);
+            Command::Increment { delta: rng.below(5) as i64 - 2, output: None }
+        }
+        _ => {
+            key = some_key(rng);
+            let condition =
+                [PutCondition::Always, PutCondition::IfMissing, PutCondition::IfPresent]
+                    [rng.below(3) as usize];
+            Command::PutIf { value: format!("p{}.", rng.below(4)), condition, output: None }
         }
     };
     Operation { id, client, call: now, ret: None, key, command }
@@ -121,13 +165,69 @@ fn take_effect(store: &mut BTreeMap<String, String>, operation: &mut Operation) 
             }
             *swapped = Some(holds);
         }
+        Command::GetMany { keys, output } => {
+            *output = Some(keys.iter().map(|key| store.get(key).cloned()).collect());
+        }
+        Command::Exists { keys, output } => {
+            *output = Some(keys.iter().filter(|key| store.contains_key(*key)).count() as u64);
+        }
+        Command::PutMany { pairs } => store.extend(pairs.iter().cloned()),
+        Command::DeleteMany { keys, output } => {
+            *output = Some(keys.iter().filter(|key| store.remove(*key).is_some()).count() as u64);
+        }
+        Command::Count { output } => *output = Some(store.len() as u64),
+        Command::Scan { range, output } => {
+            let mut in_range = store.iter().filter(|(key, _)| range.contains(key));
+            let pairs = in_range
+                .by_ref()
+                .take(range.limit as usize)
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect();
+            *output = Some(ScanOutput { pairs, more: in_range.next().is_some() });
+        }
+        Command::Increment { delta, output } => {
+            let old = store
+                .get(key)
+                .map(|text| text.parse::<i64>().ok().filter(|n| n.to_string() == *text));
+            let sum = match old {
+                None => Some(*delta),
+                Some(old) => old.and_then(|old| old.checked_add(*delta)),
+            };
+            if let Some(sum) = sum {
+                store.insert(key.clone(), sum.to_string());
+            }
+            *output = Some(sum.ok_or(()));
+        }
+        Command::PutIf { value, condition, output } => {
+            let previous = store.get(key).cloned();
+            let writes = match condition {
+                PutCondition::Always => true,
+                PutCondition::IfMissing => previous.is_none(),
+                PutCondition::IfPresent => previous.is_some(),
+            };
+            if writes {
+                store.insert(key.clone(), value.clone());
+            }
+            *output = Some((writes, previous));
+        }
     }
 }
 
-fn forget_output(command: &mut Command) {
+/// Makes the outcome of `command` unknown.
+pub(crate) fn forget_output(command: &mut Command) {
     match command {
         Command::Get { output } => *output = None,
         Command::Cas { swapped, .. } => *swapped = None,
-        Command::Put { .. } | Command::Append { .. } | Command::Delete => {}
+        Command::GetMany { output, .. } => *output = None,
+        Command::Exists { output, .. }
+        | Command::DeleteMany { output, .. }
+        | Command::Count { output } => *output = None,
+        Command::Scan { output, .. } => *output = None,
+        Command::Increment { output, .. } => *output = None,
+        Command::PutIf { output, .. } => *output = None,
+        Command::Put { .. }
+        | Command::Append { .. }
+        | Command::Delete
+        | Command::PutMany { .. } => {}
     }
 }

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use raftkv_checker::{Command, Operation, ReadOutput, RegisterCommand, RegisterOperation};
+use raftkv_checker::{
+    Command, Operation, PutCondition, ReadOutput, RegisterCommand, RegisterOperation,
+};
 
 /// The key-value store: the state after `operation`, if its output is possible.
 pub(crate) fn kv(
@@ -36,8 +38,76 @@ pub(crate) fn kv(
                 next.insert(key.clone(), value.clone());
             }
         }
+        other => return several_keys(store, key, other),
     }
     Some(next)
+}
+
+/// The operations on several keys, ranges and counters.
+fn several_keys(
+    store: &BTreeMap<String, String>,
+    key: &String,
+    command: &Command,
+) -> Option<BTreeMap<String, String>> {
+    let mut next = store.clone();
+    let possible = match command {
+        Command::GetMany { keys, output } => output.as_ref().is_none_or(|output| {
+            *output == keys.iter().map(|key| store.get(key).cloned()).collect::<Vec<_>>()
+        }),
+        Command::Exists { keys, output } => {
+            let present = keys.iter().filter(|key| store.contains_key(*key)).count() as u64;
+            output.is_none_or(|output| output == present)
+        }
+        Command::PutMany { pairs } => {
+            next.extend(pairs.iter().cloned());
+            true
+        }
+        Command::DeleteMany { keys, output } => {
+            let removed = keys.iter().filter(|key| next.remove(*key).is_some()).count() as u64;
+            output.is_none_or(|output| output == removed)
+        }
+        Command::Count { output } => output.is_none_or(|output| output == store.len() as u64),
+        Command::Scan { range, output } => output.as_ref().is_none_or(|output| {
+            let in_range: Vec<(String, String)> = store
+                .iter()
+                .filter(|(key, _)| range.contains(key))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let read = output.pairs.len();
+            read as u64 <= range.limit
+                && in_range.get(..read) == Some(&output.pairs[..])
+                && output.more == (in_range.len() > read)
+        }),
+        Command::Increment { delta, output } => {
+            let sum = match store.get(key) {
+                None => Some(*delta),
+                Some(text) => counter(text).and_then(|old| old.checked_add(*delta)),
+            };
+            if let Some(sum) = sum {
+                next.insert(key.clone(), sum.to_string());
+            }
+            output.is_none_or(|output| output == sum.ok_or(()))
+        }
+        Command::PutIf { value, condition, output } => {
+            let previous = store.get(key).cloned();
+            let writes = match condition {
+                PutCondition::Always => true,
+                PutCondition::IfMissing => previous.is_none(),
+                PutCondition::IfPresent => previous.is_some(),
+            };
+            if writes {
+                next.insert(key.clone(), value.clone());
+            }
+            output.as_ref().is_none_or(|output| *output == (writes, previous))
+        }
+        single => unreachable!("{single:?} is handled by kv"),
+    };
+    possible.then_some(next)
+}
+
+/// What a counter holds: the decimal form `i64::to_string` writes, and nothing else.
+fn counter(text: &str) -> Option<i64> {
+    text.parse::<i64>().ok().filter(|value| value.to_string() == text)
 }
 
 /// The register: the state after `operation` (`None`: nil), if its output is possible.

@@ -381,9 +381,10 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         )));
     }
     let (tls, join_tls) = serve_tls(&args.tls, id, listen)?;
-    if let Some(config) = redis_config(&args, &peers, &join, id, listen)? {
-        redis::start(config)?;
-    }
+    let front = match redis_config(&args, &peers, &join, id, listen)? {
+        Some(config) => Some(redis::start(config)?),
+        None => None,
+    };
     let options = ServeOptions {
         id,
         listen,
@@ -407,7 +408,7 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         metrics_listen: args.metrics_listen,
         health_max_apply_lag: args.health_max_apply_lag,
     };
-    server::run(options).map_err(Failure::Serve)
+    server::run(options, front).map_err(Failure::Serve)
 }
 
 /// The Redis listener's settings, if `--redis-listen` asks for one. It speaks in the clear, so
@@ -455,6 +456,7 @@ fn redis_config(
         listen,
         cluster,
         own_position,
+        own_id: id,
         cluster_name: args.cluster_name.clone(),
         tls,
         idle_timeout: std::time::Duration::from_millis(limits.client_idle_timeout.as_millis()),

@@ -50,7 +50,21 @@ fn follower(cluster: &TestCluster) -> usize {
 #[test]
 fn every_command_answers_as_redis_does_through_a_follower() {
     let cluster = TestCluster::start_redis(3, &[]);
-    let mut c = connect(&cluster, follower(&cluster));
+    let node = follower(&cluster);
+    every_command_answers_as_redis_does(&cluster, node, "role:follower");
+}
+
+/// On the leader, commands go straight to its replica rather than through a connection.
+#[test]
+fn every_command_answers_as_redis_does_through_the_leader() {
+    let cluster = TestCluster::start_redis(3, &[]);
+    let leader = cluster.wait_for_leader(None) as usize;
+    every_command_answers_as_redis_does(&cluster, leader, "role:leader");
+}
+
+/// Runs every command of the table through node `node`'s listener; its `INFO` says `role`.
+fn every_command_answers_as_redis_does(cluster: &TestCluster, node: usize, role: &str) {
+    let mut c = connect(cluster, node);
     let q = |c: &mut Connection, words: &[&str]| -> RedisResult<redis::Value> {
         let words: Vec<&[u8]> = words.iter().map(|word| word.as_bytes()).collect();
         query(c, &words)
@@ -114,7 +128,7 @@ fn every_command_answers_as_redis_does_through_a_follower() {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert!(info.contains("role:follower") && info.contains("leader:"), "{info}");
+    assert!(info.contains(role) && info.contains("leader:"), "{info}");
     assert!(info.contains("db0:keys=3"), "{info}");
     let unknown = error_text(q(&mut c, &["FLUSHALL"]));
     assert!(unknown.contains("unknown command 'flushall'"), "{unknown}");

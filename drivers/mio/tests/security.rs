@@ -43,9 +43,11 @@ fn put_get_and_status_go_through_the_cli_with_certificates_and_not_without() {
     let text = String::from_utf8_lossy(&status.stdout);
     assert_eq!(text.lines().filter(|line| line.contains("\"connections\"")).count(), 3, "{text}");
 
-    // In the clear, the client gets no answer from a TLS node.
+    // In the clear, the client gets no answer from a TLS node, and is told why that may be.
     let plain = raftkv(&["get", "greeting", "--timeout-ms", "1000"], &env[..1]);
-    assert_eq!(plain.status.code(), Some(1), "{}", String::from_utf8_lossy(&plain.stderr));
+    let stderr = String::from_utf8_lossy(&plain.stderr);
+    assert_eq!(plain.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("if the cluster uses TLS") && stderr.contains("--tls-ca"), "{stderr}");
     // Some TLS flags but not all: a usage error.
     let partial = raftkv(&["get", "greeting"], &env[..2]);
     assert_eq!(partial.status.code(), Some(2));

@@ -10,8 +10,7 @@
 //! pool connected) makes it ask the hinting node for its status, whose membership gives the
 //! addresses of every member.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
@@ -20,7 +19,7 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use raftkv_core::client::{Clerk, ClerkConfig, ClerkError, ClerkInput, ClerkOutput};
 use raftkv_core::kv::{KvCommand, KvReply};
-use raftkv_core::protocol::{ClientReply, Outcome, Reject};
+use raftkv_core::protocol::{ClientReply, ClientRequest, Outcome, Reject};
 use raftkv_core::{Instant, NodeId, RequestId};
 
 use crate::client::pool_error::PoolError;
@@ -71,6 +70,9 @@ enum LinkState {
     Down,
     Connecting(Conn),
     Up(Conn),
+    /// The node the pool runs in: requests go straight to its replica, through the pool's
+    /// owner ([`ClerkPool::take_local_requests`], [`ClerkPool::local_reply`]).
+    Local,
 }
 
 /// The connection to one node.
@@ -120,6 +122,8 @@ struct Session {
     waiting_on: Option<(usize, RequestId)>,
     /// Its name in frames; answers carry it back.
     tag: u32,
+    /// The clerk's timeout, as `timers` holds it.
+    armed: Option<Instant>,
 }
 
 /// Sessions and their connections.
@@ -147,8 +151,12 @@ pub(crate) struct ClerkPool {
     unflushed: Vec<usize>,
     /// Links that failed this turn.
     failed: Vec<usize>,
-    /// Session timeouts, earliest first (entries may be stale; checked when popped).
-    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// Each session's armed timeout, earliest first: one entry per session at most.
+    timers: BTreeSet<(Instant, usize)>,
+    /// Requests for the local node, with their tags, for the owner to hand to its replica.
+    local_requests: Vec<(u32, ClientRequest<KvCommand>)>,
+    /// The last wait found as many events as it could take: more may be ready.
+    saturated: bool,
     finished: std::collections::VecDeque<Finished>,
     /// Events of sockets the owner registered, for it to handle.
     foreign: Vec<ForeignEvent>,
@@ -196,7 +204,9 @@ impl ClerkPool {
             touched: Vec::new(),
             unflushed: Vec::new(),
             failed: Vec::new(),
-            timers: BinaryHeap::new(),
+            timers: BTreeSet::new(),
+            local_requests: Vec::new(),
+            saturated: false,
             finished: std::collections::VecDeque::new(),
             foreign: Vec::new(),
             seed: clock.now().as_nanos(),
@@ -221,6 +231,9 @@ impl ClerkPool {
 
     pub(crate) fn reset_session(&mut self, session: usize) {
         self.tags.remove(&self.sessions[session].tag);
+        if let Some(at) = self.sessions[session].armed {
+            self.timers.remove(&(at, session));
+        }
         self.sessions[session] = self.fresh_session(session);
         self.finished.retain(|finished| finished.session != session);
     }
@@ -229,7 +242,7 @@ impl ClerkPool {
         let tag = self.next_tag;
         self.next_tag = self.next_tag.wrapping_add(1);
         self.tags.insert(tag, session);
-        Session { clerk: self.new_clerk(), waiting_on: None, tag }
+        Session { clerk: self.new_clerk(), waiting_on: None, tag, armed: None }
     }
 
     fn new_clerk(&mut self) -> Clerk<KvCommand, KvReply> {
@@ -270,6 +283,63 @@ impl ClerkPool {
         self.turn(now, now + core_duration(timeout))
     }
 
+    /// Whether the last wait took as many events as it could: more may be ready, so the
+    /// owner should wait again without sleeping.
+    pub(crate) fn saturated(&self) -> bool {
+        self.saturated
+    }
+
+    /// How long until a session's timer is due, if one is armed.
+    pub(crate) fn next_timer_in(&self) -> Option<Duration> {
+        let (at, _) = self.timers.first()?;
+        Some(Clock::until(self.clock.now(), *at))
+    }
+
+    /// Makes link `position` the node the pool runs in, `node`: its sessions' requests wait in
+    /// [`ClerkPool::take_local_requests`] instead of crossing a socket.
+    pub(crate) fn serve_locally(&mut self, position: usize, node: NodeId) {
+        let link = &mut self.links[position];
+        link.state = LinkState::Local;
+        link.node = Some(node);
+        self.positions.insert(node, position);
+    }
+
+    /// The requests the sessions sent to the local node since the last call, by tag.
+    pub(crate) fn take_local_requests(&mut self) -> Vec<(u32, ClientRequest<KvCommand>)> {
+        std::mem::take(&mut self.local_requests)
+    }
+
+    /// Whether requests for the local node wait to be taken.
+    pub(crate) fn has_local_requests(&self) -> bool {
+        !self.local_requests.is_empty()
+    }
+
+    /// The local node's reply to the request tagged `tag`.
+    pub(crate) fn local_reply(&mut self, tag: u32, reply: ClientReply<KvReply>) {
+        let Some(position) =
+            self.links.iter().position(|link| matches!(link.state, LinkState::Local))
+        else {
+            return;
+        };
+        if let Some(&session) = self.tags.get(&tag) {
+            let now = self.clock.now();
+            self.on_reply(position, session, reply, now);
+            self.drain();
+        }
+    }
+
+    /// Sends what the sessions queued for other nodes, one write per link.
+    pub(crate) fn flush_queued(&mut self) {
+        let now = self.clock.now();
+        while !self.unflushed.is_empty() {
+            for position in std::mem::take(&mut self.unflushed) {
+                self.flush(position);
+            }
+            self.handle_failures(now);
+            self.drain();
+        }
+    }
+
     /// The poll, to register sockets of the owner's with tokens from [`FOREIGN_TOKENS`] on.
     pub(crate) fn registry(&self) -> &mio::Registry {
         self.poll.registry()
@@ -283,34 +353,6 @@ impl ClerkPool {
     /// The next operation a session finished, if any.
     pub(crate) fn pop_finished(&mut self) -> Option<Finished> {
         self.finished.pop_front()
-    }
-
-    /// Asks the node at `position` in the address list for its status; the answer comes
-    /// later ([`ClerkPool::take_status`]). Returns whether the request could be sent.
-    pub(crate) fn ask_status(&mut self, position: usize) -> bool {
-        self.ensure_dialed(position);
-        let Some(link) = self.links.get_mut(position) else {
-            return false;
-        };
-        let (LinkState::Connecting(conn) | LinkState::Up(conn)) = &mut link.state else {
-            return false;
-        };
-        link.status = None;
-        conn.send(&ClientFrame::Status { tag: 0 });
-        self.unflushed.push(position);
-        true
-    }
-
-    /// The status the node at `position` answered, once; `Err` if its link is down.
-    pub(crate) fn take_status(&mut self, position: usize) -> Result<Option<NodeStatus>, String> {
-        let link = &mut self.links[position];
-        match (&link.state, link.status.take()) {
-            (_, Some(status)) => Ok(Some(status)),
-            (LinkState::Down, None) => {
-                Err(link.last_error.clone().unwrap_or_else(|| "not connected".to_string()))
-            }
-            (_, None) => Ok(None),
-        }
     }
 
     /// Dials every address and waits until one node accepts (and the others had a moment to),
@@ -482,15 +524,9 @@ impl ClerkPool {
     fn turn(&mut self, now: Instant, deadline: Instant) -> io::Result<()> {
         // Everything queued since the last turn goes out in one write per link; a link that
         // fails here makes its sessions back off, which may set earlier timers.
-        while !self.unflushed.is_empty() {
-            for position in std::mem::take(&mut self.unflushed) {
-                self.flush(position);
-            }
-            self.handle_failures(now);
-            self.drain();
-        }
-        let wake_at = match self.timers.peek() {
-            Some(Reverse((at, _))) => (*at).min(deadline),
+        self.flush_queued();
+        let wake_at = match self.timers.first() {
+            Some((at, _)) => (*at).min(deadline),
             None => deadline,
         };
         let timeout = Clock::until(now, wake_at);
@@ -501,6 +537,7 @@ impl ClerkPool {
         }
         let now = self.clock.now();
         let mut ready = Vec::new();
+        self.saturated = self.events.iter().count() >= self.events.capacity();
         for event in self.events.iter() {
             if event.token().0 >= FOREIGN_TOKENS {
                 // Errors and hang-ups surface at the next read.
@@ -516,16 +553,18 @@ impl ClerkPool {
         for position in ready {
             self.on_link_event(position, now);
         }
-        while let Some(Reverse((at, session))) = self.timers.peek().copied() {
+        while let Some(&(at, session)) = self.timers.first() {
             if at > now {
                 break;
             }
-            self.timers.pop();
+            self.timers.pop_first();
+            self.sessions[session].armed = None;
             let clerk = &mut self.sessions[session].clerk;
             if clerk.poll_timeout().is_some_and(|due| due <= now) {
                 clerk.handle(now, ClerkInput::Timeout);
-                self.touched.push(session);
             }
+            // Draining arms its next timeout.
+            self.touched.push(session);
         }
         self.handle_failures(now);
         self.drain();
@@ -543,12 +582,14 @@ impl ClerkPool {
                             let position = to.0 as usize;
                             self.sessions[session].waiting_on = Some((position, request.request));
                             self.ensure_dialed(position);
-                            if let LinkState::Connecting(conn) | LinkState::Up(conn) =
-                                &mut self.links[position].state
-                            {
-                                let tag = self.sessions[session].tag;
-                                conn.send(&ClientFrame::Request { tag, request });
-                                self.unflushed.push(position);
+                            let tag = self.sessions[session].tag;
+                            match &mut self.links[position].state {
+                                LinkState::Connecting(conn) | LinkState::Up(conn) => {
+                                    conn.send(&ClientFrame::Request { tag, request });
+                                    self.unflushed.push(position);
+                                }
+                                LinkState::Local => self.local_requests.push((tag, request)),
+                                LinkState::Down => {}
                             }
                         }
                         ClerkOutput::Finished { result, .. } => {
@@ -557,8 +598,15 @@ impl ClerkPool {
                         }
                     }
                 }
-                if let Some(at) = self.sessions[session].clerk.poll_timeout() {
-                    self.timers.push(Reverse((at, session)));
+                let target = &mut self.sessions[session];
+                let due = target.clerk.poll_timeout();
+                if due != target.armed {
+                    if let Some(old) = std::mem::replace(&mut target.armed, due) {
+                        self.timers.remove(&(old, session));
+                    }
+                    if let Some(at) = due {
+                        self.timers.insert((at, session));
+                    }
                 }
             }
             let now = self.clock.now();
@@ -628,8 +676,25 @@ impl ClerkPool {
         }
         match state {
             Ok(ReadOutcome::Drained | ReadOutcome::Budget) => {}
-            Ok(ReadOutcome::Closed) => self.fail(position, "connection closed".to_string()),
+            Ok(ReadOutcome::Closed) => {
+                let reason = self.closed_reason(position);
+                self.fail(position, reason);
+            }
             Err(error) => self.fail(position, format!("connection lost: {error}")),
+        }
+    }
+
+    /// Why link `position` closed, as far as the client can tell. A node that closes a plain
+    /// connection before its welcome most likely expects TLS: say so, or the user is left with
+    /// "connection closed" and no clue.
+    fn closed_reason(&self, position: usize) -> String {
+        if self.links[position].node.is_none() && self.tls.is_none() {
+            "connection closed before the node's welcome (if the cluster uses TLS, give the \
+             client its CA, certificate and key: --tls-ca/--tls-cert/--tls-key or \
+             RAFTKV_TLS_CA/RAFTKV_TLS_CERT/RAFTKV_TLS_KEY)"
+                .to_string()
+        } else {
+            "connection closed".to_string()
         }
     }
 

@@ -30,8 +30,9 @@ pub(crate) enum Action {
     Quit,
     /// Run a command on the cluster and answer as `Shape` says.
     Cluster(KvCommand, Shape),
-    /// Answer with the node's `INFO`, once its status arrived.
-    Info,
+    /// Answer with the node's `INFO`, of the sections named (lowercase; none: the default
+    /// ones).
+    Info(Vec<String>),
 }
 
 /// How the cluster's answer to a command reads as a Redis reply.
@@ -109,7 +110,9 @@ pub(crate) fn dispatch(
         "client" => Action::Reply(client(args, state)),
         "command" => Action::Reply(table::command_reply(args)),
         "config" => Action::Reply(config(args)),
-        "info" => Action::Info,
+        "info" => Action::Info(
+            args.iter().map(|arg| String::from_utf8_lossy(arg).to_ascii_lowercase()).collect(),
+        ),
         _ => data_command(&name, args, cursors),
     }
 }
@@ -421,5 +424,180 @@ pub(crate) fn answer(
         (shape, reply) => {
             Reply::error(format!("unexpected answer {reply:?} to a {shape:?} command"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> ConnectionState {
+        ConnectionState { id: 7, protocol: 2, name: None, authenticated: true }
+    }
+
+    fn run_in(state: &mut ConnectionState, password: Option<&str>, words: &[&str]) -> Action {
+        let command: Command = words.iter().map(|word| word.as_bytes().to_vec()).collect();
+        let settings = Settings { password: password.map(|p| p.as_bytes().to_vec()) };
+        dispatch(&command, state, &settings, &Cursors::new(16))
+    }
+
+    fn run(words: &[&str]) -> Action {
+        run_in(&mut state(), None, words)
+    }
+
+    /// The error text of an immediate error answer.
+    fn error_of(action: Action) -> String {
+        match action {
+            Action::Reply(Reply::Error(text)) => text,
+            other => panic!("not an error: {other:?}"),
+        }
+    }
+
+    fn cluster(action: Action) -> (KvCommand, Shape) {
+        match action {
+            Action::Cluster(command, shape) => (command, shape),
+            other => panic!("not for the cluster: {other:?}"),
+        }
+    }
+
+    fn bytes(text: &str) -> Vec<u8> {
+        text.as_bytes().to_vec()
+    }
+
+    #[test]
+    fn unknown_commands_get_redis_text_with_their_first_arguments() {
+        let text = error_of(run(&["FLUSHALL", "ASYNC"]));
+        assert_eq!(text, "ERR unknown command 'flushall', with args beginning with: 'ASYNC' ");
+        assert_eq!(error_of(run(&[])), "ERR empty command");
+    }
+
+    #[test]
+    fn a_wrong_number_of_arguments_is_refused_before_anything_runs() {
+        for words in
+            [&["GET"][..], &["GET", "a", "b"], &["SET", "k"], &["CAS", "k", "v"], &["ECHO"]]
+        {
+            let text = error_of(run(words));
+            let name = words[0].to_ascii_lowercase();
+            assert_eq!(text, format!("ERR wrong number of arguments for '{name}' command"));
+        }
+        assert!(error_of(run(&["MSET", "a", "1", "b"])).contains("wrong number of arguments"));
+    }
+
+    #[test]
+    fn set_options_pick_the_command_and_the_shape_of_its_answer() {
+        let plain = cluster(run(&["SET", "k", "v"]));
+        assert_eq!(plain, (KvCommand::Put { key: bytes("k"), value: bytes("v") }, Shape::Ok));
+        let put_if = |condition| KvCommand::PutIf { key: bytes("k"), value: bytes("v"), condition };
+        assert_eq!(
+            cluster(run(&["SET", "k", "v", "nx"])),
+            (put_if(PutCondition::IfMissing), Shape::Set { get: false })
+        );
+        assert_eq!(
+            cluster(run(&["SET", "k", "v", "XX", "GET"])),
+            (put_if(PutCondition::IfPresent), Shape::Set { get: true })
+        );
+        assert_eq!(
+            cluster(run(&["SET", "k", "v", "GET"])),
+            (put_if(PutCondition::Always), Shape::Set { get: true })
+        );
+        assert_eq!(error_of(run(&["SET", "k", "v", "NX", "XX"])), "ERR syntax error");
+        assert_eq!(error_of(run(&["SET", "k", "v", "SOON"])), "ERR syntax error");
+    }
+
+    #[test]
+    fn expiry_options_are_refused_with_a_reason() {
+        for option in ["EX", "px", "EXAT", "PXAT", "KEEPTTL"] {
+            let text = error_of(run(&["SET", "k", "v", option, "10"]));
+            assert!(text.contains("raftkv keys do not expire"), "{option}: {text}");
+        }
+    }
+
+    #[test]
+    fn counters_take_integers_only() {
+        let increment = |delta| KvCommand::Increment { key: bytes("n"), delta };
+        assert_eq!(cluster(run(&["INCR", "n"])), (increment(1), Shape::Integer));
+        assert_eq!(cluster(run(&["DECRBY", "n", "5"])), (increment(-5), Shape::Integer));
+        let text = error_of(run(&["INCRBY", "n", "ten"]));
+        assert_eq!(text, "ERR value is not an integer or out of range");
+        let minimum = i64::MIN.to_string();
+        assert_eq!(error_of(run(&["DECRBY", "n", &minimum])), "ERR decrement would overflow");
+    }
+
+    #[test]
+    fn scan_and_keys_take_prefix_patterns_and_known_options_only() {
+        let (command, shape) = cluster(run(&["SCAN", "0", "MATCH", "user:*", "COUNT", "3"]));
+        let KvCommand::Scan(scan) = command else { panic!("{command:?}") };
+        assert_eq!((scan.prefix, scan.limit, shape), (bytes("user:"), 3, Shape::ScanPage));
+        assert!(error_of(run(&["SCAN", "0", "MATCH", "a*b*"])).contains("prefix* only"));
+        assert_eq!(error_of(run(&["SCAN", "0", "COUNT", "0"])), "ERR syntax error");
+        assert_eq!(error_of(run(&["SCAN", "0", "COUNT"])), "ERR syntax error");
+        assert_eq!(error_of(run(&["SCAN", "99"])), "ERR invalid cursor");
+        assert!(error_of(run(&["KEYS", "?x"])).contains("prefix* only"));
+        let Action::Reply(none) = run(&["SCAN", "0", "TYPE", "hash"]) else { panic!() };
+        assert_eq!(none, Reply::Array(vec![Reply::text("0"), Reply::Array(Vec::new())]));
+    }
+
+    #[test]
+    fn info_names_the_sections_asked_in_lowercase() {
+        let Action::Info(sections) = run(&["INFO", "Replication", "KEYSPACE"]) else { panic!() };
+        assert_eq!(sections, ["replication", "keyspace"]);
+        let Action::Info(sections) = run(&["info"]) else { panic!() };
+        assert!(sections.is_empty());
+    }
+
+    #[test]
+    fn without_the_password_only_auth_hello_and_quit_run() {
+        let mut locked = ConnectionState { authenticated: false, ..state() };
+        let text = error_of(run_in(&mut locked, Some("pw"), &["GET", "k"]));
+        assert_eq!(text, "NOAUTH Authentication required.");
+        let wrong = error_of(run_in(&mut locked, Some("pw"), &["AUTH", "nope"]));
+        assert!(wrong.starts_with("WRONGPASS"), "{wrong}");
+        assert!(!locked.authenticated);
+        let Action::Reply(ok) = run_in(&mut locked, Some("pw"), &["AUTH", "default", "pw"]) else {
+            panic!()
+        };
+        assert_eq!((ok, locked.authenticated), (Reply::Simple("OK"), true));
+        assert!(matches!(run_in(&mut locked, Some("pw"), &["GET", "k"]), Action::Cluster(..)));
+    }
+
+    #[test]
+    fn select_hello_and_client_change_the_connection_only_as_asked() {
+        assert!(error_of(run(&["SELECT", "1"])).contains("database 0 only"));
+        let mut connection = state();
+        let Action::Reply(Reply::Map(_)) = run_in(&mut connection, None, &["HELLO", "3"]) else {
+            panic!()
+        };
+        assert_eq!(connection.protocol, 3);
+        let refused = error_of(run_in(&mut connection, None, &["HELLO", "4"]));
+        assert_eq!(
+            (refused.as_str(), connection.protocol),
+            ("NOPROTO unsupported protocol version", 3)
+        );
+        let spaced = error_of(run_in(&mut connection, None, &["CLIENT", "SETNAME", "a b"]));
+        assert!(spaced.contains("cannot contain spaces"), "{spaced}");
+        run_in(&mut connection, None, &["CLIENT", "SETNAME", "worker"]);
+        assert_eq!(connection.name, Some(bytes("worker")));
+    }
+
+    #[test]
+    fn cluster_answers_read_as_redis_replies() {
+        let mut cursors = Cursors::new(4);
+        let mut answer_to = |shape, reply| answer(shape, Ok(reply), &mut cursors);
+        assert_eq!(answer_to(Shape::Value, KvReply::Value(None)), Reply::Null);
+        assert_eq!(
+            answer_to(Shape::ValueLength, KvReply::Value(Some(bytes("abc")))),
+            Reply::Integer(3)
+        );
+        let not_written = KvReply::PutIf { written: false, previous: Some(bytes("old")) };
+        assert_eq!(answer_to(Shape::Set { get: false }, not_written.clone()), Reply::Null);
+        assert_eq!(answer_to(Shape::Set { get: true }, not_written), Reply::Bulk(bytes("old")));
+        let refused = answer_to(Shape::Integer, KvReply::Refused { reason: "too big".to_owned() });
+        assert_eq!(refused, Reply::error("too big"));
+        let invalid = answer(
+            Shape::Ok,
+            Err(ClerkError::Invalid { reason: "key too long".to_owned() }),
+            &mut cursors,
+        );
+        assert_eq!(invalid, Reply::error("invalid request: key too long"));
     }
 }

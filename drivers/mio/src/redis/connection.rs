@@ -19,8 +19,8 @@ pub(crate) enum Slot {
     Ready(Vec<u8>),
     /// Waiting for the cluster, since `since`; to be encoded in `protocol`.
     Cluster { shape: Shape, protocol: u8, since: Instant },
-    /// Waiting for the node's status (`INFO`).
-    Info { protocol: u8 },
+    /// Waiting for the node's status (`INFO` of `sections`).
+    Info { protocol: u8, sections: Vec<String> },
 }
 
 /// What a read found.
@@ -112,11 +112,11 @@ impl Connection {
         true
     }
 
-    /// Answers every `INFO` waiting, by protocol version.
-    pub(crate) fn answer_info(&mut self, encode: impl Fn(u8) -> Vec<u8>) {
+    /// Answers every `INFO` waiting, by protocol version and sections asked.
+    pub(crate) fn answer_info(&mut self, encode: impl Fn(u8, &[String]) -> Vec<u8>) {
         for slot in &mut self.slots {
-            if let Slot::Info { protocol } = *slot {
-                *slot = Slot::Ready(encode(protocol));
+            if let Slot::Info { protocol, sections } = slot {
+                *slot = Slot::Ready(encode(*protocol, sections));
             }
         }
     }

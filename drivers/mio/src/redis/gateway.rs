@@ -1,19 +1,24 @@
-//! The Redis listener's thread: it accepts Redis clients and runs their commands on the
-//! cluster through a pool of clerks, one session per connection, on one poll.
+//! The Redis listener, a [`Front`] of the node's event loop: it accepts Redis clients and runs
+//! their commands on the cluster through a pool of clerks, one session per connection, on one
+//! poll that the event loop watches.
 //!
 //! A command goes to the leader wherever it is (the clerk finds it and retries, with the same
-//! request id, across leader changes), so clients may connect to any node. The answers of a
-//! connection go out in the order of its commands.
+//! request id, across leader changes), so clients may connect to any node. When this node
+//! leads, the request goes straight to its replica (the pool's link to this node is local);
+//! otherwise over the pool's connection to the leader. The answers of a connection go out in
+//! the order of its commands.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
 use mio::{Interest, Token};
-use raftkv_core::kv::KvCommand;
-use tracing::{debug, warn};
+use raftkv_core::kv::{KvCommand, KvReply};
+use raftkv_core::protocol::{ClientReply, ClientRequest};
+use tracing::{debug, error, warn};
 
 use crate::client::pool::{ClerkPool, FOREIGN_TOKENS, ForeignEvent};
 use crate::redis::RedisConfig;
@@ -22,6 +27,8 @@ use crate::redis::connection::{CHUNK_BYTES, Connection, ReadOutcome, Slot};
 use crate::redis::cursors::Cursors;
 use crate::redis::info::{ListenerFacts, info_text};
 use crate::redis::resp::{self, Reply};
+use crate::server::Front;
+use crate::wire::NodeStatus;
 
 const LISTENER: Token = Token(FOREIGN_TOKENS);
 
@@ -62,20 +69,25 @@ pub(crate) struct Gateway {
     next_client_id: u64,
     cursors: Cursors,
     settings: Settings,
-    /// This node's status was asked for and has not arrived.
-    status_asked: bool,
     refusals: Refusals,
     /// The buffer connections read through.
     chunk: Vec<u8>,
+    /// Connections with answers to send or reads to resume.
+    touched: Vec<Token>,
+    /// When waiting commands and idle connections were last checked.
+    last_sweep: Instant,
 }
 
 impl Gateway {
+    /// A gateway for `listener`, whose clerks reach the cluster through `pool`; the pool's
+    /// link to this node becomes local.
     pub(crate) fn new(
         config: RedisConfig,
         mut listener: TcpListener,
-        pool: ClerkPool,
+        mut pool: ClerkPool,
     ) -> io::Result<Gateway> {
         pool.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        pool.serve_locally(config.own_position, config.own_id);
         let settings = Settings { password: config.password.clone() };
         Ok(Gateway {
             cursors: Cursors::new(config.scan_cursors),
@@ -88,44 +100,27 @@ impl Gateway {
             free_sessions: Vec::new(),
             next_token: FOREIGN_TOKENS + 1,
             next_client_id: 1,
-            status_asked: false,
             refusals: Refusals::default(),
             chunk: vec![0; CHUNK_BYTES],
+            touched: Vec::new(),
+            last_sweep: Instant::now(),
         })
     }
 
-    /// Serves until the process ends.
-    pub(crate) fn run(mut self) -> io::Result<()> {
-        let mut last_sweep = Instant::now();
-        loop {
-            self.pool.wait(SWEEP)?;
-            for event in self.pool.take_foreign_events() {
-                self.on_event(event);
-            }
-            let mut touched = Vec::new();
-            while let Some(finished) = self.pool.pop_finished() {
-                let Some(&token) = self.by_session.get(&finished.session) else {
-                    continue;
-                };
-                let Some(connection) = self.connections.get_mut(&token) else {
-                    continue;
-                };
-                let cursors = &mut self.cursors;
-                connection.answer_cluster(|shape, protocol| {
-                    encoded(&commands::answer(shape, finished.result, cursors), protocol)
-                });
-                touched.push(token);
-            }
-            touched.extend(self.answer_info());
-            if last_sweep.elapsed() >= SWEEP {
-                last_sweep = Instant::now();
-                touched.extend(self.sweep());
-            }
-            touched.sort_unstable();
-            touched.dedup();
-            for token in touched {
-                self.pump(token);
-            }
+    /// Encodes the answers of the operations the pool finished.
+    fn answer_finished(&mut self) {
+        while let Some(finished) = self.pool.pop_finished() {
+            let Some(&token) = self.by_session.get(&finished.session) else {
+                continue;
+            };
+            let Some(connection) = self.connections.get_mut(&token) else {
+                continue;
+            };
+            let cursors = &mut self.cursors;
+            connection.answer_cluster(|shape, protocol| {
+                encoded(&commands::answer(shape, finished.result, cursors), protocol)
+            });
+            self.touched.push(token);
         }
     }
 
@@ -282,18 +277,13 @@ impl Gateway {
                 self.pool.submit(connection.session, command);
                 Slot::Cluster { shape, protocol, since: Instant::now() }
             }
-            Action::Info => {
-                if !self.status_asked {
-                    self.status_asked = self.pool.ask_status(self.config.own_position);
-                }
-                Slot::Info { protocol }
-            }
+            Action::Info(sections) => Slot::Info { protocol, sections },
         };
         connection.slots.push_back(slot);
     }
 
-    /// Answers the `INFO`s waiting once the node's status is in (or cannot come).
-    fn answer_info(&mut self) -> Vec<Token> {
+    /// Answers the `INFO`s waiting with the node's state.
+    fn answer_info(&mut self, status: &mut dyn FnMut() -> NodeStatus) {
         let waiting: Vec<Token> = self
             .connections
             .iter()
@@ -301,34 +291,28 @@ impl Gateway {
             .map(|(token, _)| *token)
             .collect();
         if waiting.is_empty() {
-            return waiting;
+            return;
         }
-        let status = match self.pool.take_status(self.config.own_position) {
-            Ok(None) if self.status_asked => return Vec::new(),
-            Ok(None) => Err("this node did not answer".to_string()),
-            Ok(Some(status)) => Ok(status),
-            Err(reason) => Err(reason),
-        };
-        self.status_asked = false;
+        let status = status();
         let facts = ListenerFacts {
             port: self.config.listen.port(),
             connected_clients: self.connections.len(),
             rejected_connections: self.refusals.rejected_connections,
         };
-        let text = info_text(status.as_ref().map_err(String::as_str), facts);
         for token in &waiting {
             if let Some(connection) = self.connections.get_mut(token) {
-                connection.answer_info(|protocol| encoded(&Reply::text(text.clone()), protocol));
+                connection.answer_info(|protocol, sections| {
+                    encoded(&Reply::text(info_text(&status, facts, sections)), protocol)
+                });
             }
         }
-        waiting
+        self.touched.extend(waiting);
     }
 
     /// Fails the commands of connections that waited too long for the cluster, and closes
     /// idle connections.
-    fn sweep(&mut self) -> Vec<Token> {
+    fn sweep(&mut self) {
         let now = Instant::now();
-        let mut touched = Vec::new();
         let mut idle = Vec::new();
         for (token, connection) in &mut self.connections {
             let expired = connection
@@ -349,7 +333,7 @@ impl Gateway {
                 // The session gives up on everything it was doing: its clerk starts afresh.
                 while connection.answer_cluster(|_, protocol| encoded(&reply, protocol)) {}
                 self.pool.reset_session(connection.session);
-                touched.push(*token);
+                self.touched.push(*token);
             }
             let silent = now.duration_since(connection.last_heard);
             if connection.slots.is_empty() && silent >= self.config.idle_timeout {
@@ -359,7 +343,6 @@ impl Gateway {
         for token in idle {
             self.close(token, "idle");
         }
-        touched
     }
 
     /// Sends the answers that are ready, resumes a paused read, and closes a finished
@@ -397,6 +380,56 @@ impl Gateway {
         self.by_session.remove(&connection.session);
         self.pool.reset_session(connection.session);
         self.free_sessions.push(connection.session);
+    }
+}
+
+impl Front for Gateway {
+    fn poll_fd(&self) -> RawFd {
+        self.pool.registry().as_raw_fd()
+    }
+
+    fn turn(&mut self) {
+        if let Err(failure) = self.pool.wait(Duration::ZERO) {
+            error!("the redis listener cannot poll: {failure}");
+            return;
+        }
+        for event in self.pool.take_foreign_events() {
+            self.on_event(event);
+        }
+        // Operations answered by other nodes, or by a timer.
+        self.answer_finished();
+    }
+
+    fn take_requests(&mut self) -> Vec<(u32, ClientRequest<KvCommand>)> {
+        self.pool.take_local_requests()
+    }
+
+    fn on_reply(&mut self, tag: u32, reply: ClientReply<KvReply>) {
+        self.pool.local_reply(tag, reply);
+    }
+
+    fn settle(&mut self, status: &mut dyn FnMut() -> NodeStatus) {
+        self.answer_finished();
+        self.answer_info(status);
+        if self.last_sweep.elapsed() >= SWEEP {
+            self.last_sweep = Instant::now();
+            self.sweep();
+        }
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.sort_unstable();
+        touched.dedup();
+        for token in touched {
+            self.pump(token);
+        }
+        self.pool.flush_queued();
+    }
+
+    fn next_turn_in(&self) -> Option<Duration> {
+        if self.pool.saturated() || self.pool.has_local_requests() || !self.touched.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let sweep = SWEEP.saturating_sub(self.last_sweep.elapsed());
+        Some(self.pool.next_timer_in().map_or(sweep, |timer| timer.min(sweep)))
     }
 }
 

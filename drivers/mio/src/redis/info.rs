@@ -1,7 +1,5 @@
 //! `INFO`: the node's state in Redis's `field:value` sections.
 
-use std::fmt::Write;
-
 use crate::redis::table::REDIS_VERSION;
 use crate::wire::NodeStatus;
 
@@ -16,43 +14,122 @@ pub(crate) struct ListenerFacts {
     pub(crate) rejected_connections: u64,
 }
 
-/// The text of `INFO`; `status` is `Err` with the reason when the node did not answer.
-pub(crate) fn info_text(status: Result<&NodeStatus, &str>, facts: ListenerFacts) -> String {
-    let mut text = String::new();
-    let _ = write!(
-        text,
-        "# Server\r\nredis_version:{REDIS_VERSION}\r\nraftkv_version:{}\r\nredis_mode:standalone\r\n\
-         process_id:{}\r\ntcp_port:{}\r\n\r\n# Clients\r\nconnected_clients:{}\r\n\r\n\
-         # Stats\r\nrejected_connections:{}\r\n\r\n",
-        env!("CARGO_PKG_VERSION"),
-        std::process::id(),
-        facts.port,
-        facts.connected_clients,
-        facts.rejected_connections,
-    );
-    match status {
-        Ok(status) => {
-            // raftkv roles, not Redis's master/slave: every node takes writes and forwards
-            // them to the leader.
-            let role = status.role.to_ascii_lowercase();
-            let leader = status.leader.map_or("none".to_string(), |leader| leader.to_string());
-            let _ = write!(
-                text,
-                "# Replication\r\nrole:{role}\r\nnode_id:{}\r\nleader:{leader}\r\nterm:{}\r\n\
-                 commit_index:{}\r\napplied_index:{}\r\nlast_log_index:{}\r\ndamaged:{}\r\n\r\n\
-                 # Keyspace\r\ndb0:keys={},expires=0,avg_ttl=0\r\n",
-                status.id,
-                status.term,
-                status.commit,
-                status.applied,
-                status.last_log,
-                u8::from(status.damaged),
-                status.keys,
-            );
-        }
-        Err(reason) => {
-            let _ = write!(text, "# Replication\r\nrole:unknown\r\nstatus_error:{reason}\r\n");
-        }
+/// The sections, in the order Redis writes them.
+const SECTIONS: [&str; 5] = ["server", "clients", "stats", "replication", "keyspace"];
+
+/// The text of `INFO` with `asked` sections (lowercase): none, `default`, `all` or
+/// `everything` give every section; a name that is no section adds nothing, as in Redis.
+pub(crate) fn info_text(status: &NodeStatus, facts: ListenerFacts, asked: &[String]) -> String {
+    let every = asked.is_empty()
+        || asked.iter().any(|name| matches!(name.as_str(), "default" | "all" | "everything"));
+    SECTIONS
+        .iter()
+        .filter(|section| every || asked.iter().any(|name| name == *section))
+        .map(|section| section_text(section, status, facts))
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
+/// One section: its title line and its fields, each line ending with CRLF.
+fn section_text(section: &str, status: &NodeStatus, facts: ListenerFacts) -> String {
+    let fields: Vec<(&str, String)> = match section {
+        "server" => vec![
+            ("redis_version", REDIS_VERSION.to_string()),
+            ("raftkv_version", env!("CARGO_PKG_VERSION").to_string()),
+            ("redis_mode", "standalone".to_string()),
+            ("process_id", std::process::id().to_string()),
+            ("tcp_port", facts.port.to_string()),
+        ],
+        "clients" => vec![("connected_clients", facts.connected_clients.to_string())],
+        "stats" => vec![("rejected_connections", facts.rejected_connections.to_string())],
+        // raftkv roles, not Redis's master/slave: every node takes writes and forwards them
+        // to the leader.
+        "replication" => vec![
+            ("role", status.role.to_ascii_lowercase()),
+            ("node_id", status.id.to_string()),
+            ("leader", status.leader.map_or("none".to_string(), |leader| leader.to_string())),
+            ("term", status.term.to_string()),
+            ("commit_index", status.commit.to_string()),
+            ("applied_index", status.applied.to_string()),
+            ("last_log_index", status.last_log.to_string()),
+            ("damaged", u8::from(status.damaged).to_string()),
+        ],
+        _ => vec![("db0", format!("keys={},expires=0,avg_ttl=0", status.keys))],
+    };
+    let mut title = section.to_string();
+    title[..1].make_ascii_uppercase();
+    let mut text = format!("# {title}\r\n");
+    for (name, value) in fields {
+        text.push_str(&format!("{name}:{value}\r\n"));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use raftkv_core::{LogIndex, NodeId, Term};
+
+    use super::*;
+    use crate::connection_report::ConnectionReport;
+    use crate::wire::MembershipReport;
+
+    fn status() -> NodeStatus {
+        NodeStatus {
+            id: NodeId(2),
+            role: "Leader".to_owned(),
+            term: Term(7),
+            leader: Some(NodeId(2)),
+            commit: LogIndex(40),
+            applied: LogIndex(39),
+            last_log: LogIndex(41),
+            snapshot_last: LogIndex(0),
+            log_entries: 41,
+            wal_bytes: 4096,
+            keys: 3,
+            damaged: false,
+            connections: ConnectionReport::default(),
+            standing: "voter".to_owned(),
+            membership: MembershipReport::default(),
+            match_indexes: Vec::new(),
+        }
+    }
+
+    fn info(asked: &[&str]) -> String {
+        let facts = ListenerFacts { port: 6379, connected_clients: 4, rejected_connections: 1 };
+        let asked: Vec<String> = asked.iter().map(|name| (*name).to_owned()).collect();
+        info_text(&status(), facts, &asked)
+    }
+
+    fn titles(text: &str) -> Vec<&str> {
+        text.lines().filter_map(|line| line.strip_prefix("# ")).collect()
+    }
+
+    #[test]
+    fn every_section_unless_some_are_named() {
+        let every = ["Server", "Clients", "Stats", "Replication", "Keyspace"];
+        assert_eq!(titles(&info(&[])), every);
+        assert_eq!(titles(&info(&["all"])), every);
+        assert_eq!(titles(&info(&["default"])), every);
+        assert_eq!(titles(&info(&["everything"])), every);
+    }
+
+    #[test]
+    fn only_the_sections_named_in_redis_order() {
+        let text = info(&["keyspace", "replication"]);
+        assert_eq!(titles(&text), ["Replication", "Keyspace"]);
+        assert!(text.contains("role:leader\r\nnode_id:2\r\nleader:2\r\nterm:7\r\n"), "{text}");
+        assert!(text.contains("commit_index:40\r\napplied_index:39\r\n"), "{text}");
+        assert!(text.ends_with("db0:keys=3,expires=0,avg_ttl=0\r\n"), "{text}");
+        assert!(!text.contains("tcp_port"), "{text}");
+        let clients = info(&["clients"]);
+        assert_eq!(clients, "# Clients\r\nconnected_clients:4\r\n");
+        assert_eq!(info(&["stats"]), "# Stats\r\nrejected_connections:1\r\n");
+        assert!(info(&["server"]).contains("tcp_port:6379\r\n"));
+    }
+
+    #[test]
+    fn a_name_that_is_no_section_adds_nothing() {
+        assert_eq!(info(&["commandstats"]), "");
+        assert_eq!(titles(&info(&["commandstats", "stats"])), ["Stats"]);
+    }
 }

@@ -2,10 +2,10 @@
 //! --redis-listen HOST:PORT` lets redis-cli, redis-benchmark and the Redis libraries of every
 //! language talk to raftkv.
 //!
-//! The listener runs on a thread of its own ([`gateway`]) and reaches the cluster as a client
-//! does, through the client protocol, with one session per Redis connection: exactly-once
-//! retries across leader changes stay inside the server, and a node that does not lead
-//! forwards to the one that does. [`resp`] reads commands and writes replies, [`commands`]
+//! The listener ([`gateway`]) runs in the node's event loop and reaches the cluster as a
+//! client does, with one session per Redis connection: exactly-once retries across leader
+//! changes stay inside the server. On the leader, requests go straight to its replica; a node
+//! that does not lead forwards them to the one that does, through the client protocol. [`resp`] reads commands and writes replies, [`commands`]
 //! says what each command asks of the cluster, [`table`] lists them for `COMMAND`.
 
 mod commands;
@@ -21,10 +21,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use tracing::{error, info};
+use raftkv_core::NodeId;
+use tracing::info;
 
 use crate::client::pool::ClerkPool;
-use crate::server::ConnectionLimits;
+use crate::server::{ConnectionLimits, Front};
 use crate::tls::ClientTls;
 
 /// The `serve` flags of the Redis listener.
@@ -57,8 +58,10 @@ pub(crate) struct RedisConfig {
     pub(crate) listen: SocketAddr,
     /// The nodes' client addresses, this node's included.
     pub(crate) cluster: Vec<String>,
-    /// This node's place in `cluster` (for `INFO`).
+    /// This node's place in `cluster`: the pool's link there is local.
     pub(crate) own_position: usize,
+    /// This node.
+    pub(crate) own_id: NodeId,
     pub(crate) cluster_name: String,
     pub(crate) tls: Option<ClientTls>,
     pub(crate) limits: ConnectionLimits,
@@ -82,8 +85,9 @@ pub(crate) fn read_password(path: &std::path::Path) -> Result<Vec<u8>, String> {
     Ok(password.to_vec())
 }
 
-/// Binds the listener and starts its thread; fails if the address cannot be served.
-pub(crate) fn start(config: RedisConfig) -> Result<(), String> {
+/// Binds the listener; the listener runs in the node's event loop, which the front returned
+/// is handed to. Fails if the address cannot be served.
+pub(crate) fn start(config: RedisConfig) -> Result<Box<dyn Front>, String> {
     let listener = mio::net::TcpListener::bind(config.listen)
         .map_err(|e| format!("cannot listen for Redis clients on {}: {e}", config.listen))?;
     let pool = ClerkPool::new(&config.cluster, &config.cluster_name, config.tls.clone())
@@ -91,14 +95,6 @@ pub(crate) fn start(config: RedisConfig) -> Result<(), String> {
     let listen = config.listen;
     let gateway = gateway::Gateway::new(config, listener, pool)
         .map_err(|e| format!("redis listener on {listen}: {e}"))?;
-    std::thread::Builder::new()
-        .name("redis".to_string())
-        .spawn(move || {
-            if let Err(failure) = gateway.run() {
-                error!("the redis listener stopped: {failure}");
-            }
-        })
-        .map_err(|e| format!("cannot start the redis listener: {e}"))?;
     info!(%listen, "serving Redis clients (try: redis-cli -h {} -p {})", listen.ip(), listen.port());
-    Ok(())
+    Ok(Box::new(gateway))
 }

@@ -38,6 +38,8 @@ pub(crate) enum ServeError {
     },
     /// The listening socket could not be registered with the poll.
     RegisterListener(io::Error),
+    /// The poll of the front (the Redis listener) could not be registered with the loop's.
+    RegisterFront(io::Error),
     /// The poll's waker (how the disk thread wakes the loop) could not be created.
     CreateWaker(io::Error),
     /// SIGINT and SIGTERM could not be caught.
@@ -103,6 +105,9 @@ impl fmt::Display for ServeError {
             }
             ServeError::RegisterListener(error) => {
                 write!(f, "cannot register the listener: {error}")
+            }
+            ServeError::RegisterFront(error) => {
+                write!(f, "cannot register the Redis listener's poll: {error}")
             }
             ServeError::CreateWaker(error) => write!(f, "cannot create a waker: {error}"),
             ServeError::CatchSignals(error) => write!(f, "cannot catch signals: {error}"),

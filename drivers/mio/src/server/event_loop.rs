@@ -29,7 +29,8 @@ use crate::server::directory::Directory;
 use crate::server::disk_thread::DiskThread;
 use crate::server::error::ServeError;
 use crate::server::fd_limit;
-use crate::server::inbound::{Delivery, InboundConnections};
+use crate::server::front::Front;
+use crate::server::inbound::{self, Delivery, InboundConnections};
 use crate::server::instruments::Instruments;
 use crate::server::join;
 use crate::server::loop_counts::LoopCounts;
@@ -47,6 +48,8 @@ use crate::wire::{MembershipReport, NodeStatus};
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
 const SIGNALS: Token = Token(2);
+/// The front's poll, and the connection its requests come from as the replica sees it.
+const FRONT: Token = Token(3);
 /// Peer links use tokens from here, one per peer at once.
 const FIRST_PEER: usize = 16;
 /// Accepted connections use tokens from here, never reused.
@@ -85,11 +88,25 @@ struct Server {
     next_publish: Instant,
     /// What the loop counts for them.
     counts: LoopCounts,
+    /// Clients of another protocol served in this loop (the Redis listener), if any.
+    front: Option<Box<dyn Front>>,
+    /// The front's poll woke this one since the front's last turn.
+    front_woke: bool,
 }
 
-/// Runs node `options.id` until SIGINT or SIGTERM (`Ok`) or a fatal error.
-pub(crate) fn run(options: ServeOptions) -> Result<(), ServeError> {
+/// Runs node `options.id`, and `front` if given, until SIGINT or SIGTERM (`Ok`) or a fatal
+/// error.
+pub(crate) fn run(options: ServeOptions, front: Option<Box<dyn Front>>) -> Result<(), ServeError> {
     let mut server = start(options)?;
+    if let Some(front) = &front {
+        let fd = front.poll_fd();
+        server
+            .poll
+            .registry()
+            .register(&mut mio::unix::SourceFd(&fd), FRONT, Interest::READABLE)
+            .map_err(ServeError::RegisterFront)?;
+    }
+    server.front = front;
     let result = server.serve();
     server.stop();
     result
@@ -161,6 +178,8 @@ fn start(options: ServeOptions) -> Result<Server, ServeError> {
         metrics,
         next_publish: now,
         counts: LoopCounts::default(),
+        front: None,
+        front_woke: false,
     })
 }
 
@@ -331,9 +350,11 @@ impl Server {
             }
             let resumed = self.inbound.resume_reads(self.poll.registry(), &self.options, now);
             self.deliver(resumed, now);
+            self.turn_front(now);
             self.take_durable(now)?;
             self.fire_timers(now);
             self.drain(now);
+            self.settle_front();
             self.inbound.release_held(&self.options.connection_limits);
             self.write_out(now);
             self.publish_figures(now);
@@ -351,6 +372,7 @@ impl Server {
                     self.inbound.accept(&self.listener, self.poll.registry(), &self.options, now)
                 }
                 WAKER => {}
+                FRONT => self.front_woke = true,
                 SIGNALS => self.on_signal(now)?,
                 token if token.0 < FIRST_INBOUND => {
                     if let Some(link) = self.peers.by_token(token) {
@@ -409,6 +431,31 @@ impl Server {
         }
     }
 
+    /// Gives the front its turn if its poll woke this one or it is due, and hands its
+    /// requests to the replica.
+    fn turn_front(&mut self, now: Instant) {
+        let Some(front) = &mut self.front else {
+            return;
+        };
+        let due = front.next_turn_in().is_some_and(|wait| wait.is_zero());
+        if !std::mem::take(&mut self.front_woke) && !due {
+            return;
+        }
+        front.turn();
+        for (tag, request) in front.take_requests() {
+            let from = inbound::reply_to(FRONT, tag);
+            self.replica.handle(now, Input::Request { from, request });
+        }
+    }
+
+    /// Lets the front answer its clients once the replies of the turn are in.
+    fn settle_front(&mut self) {
+        if let Some(mut front) = self.front.take() {
+            front.settle(&mut || self.status());
+            self.front = Some(front);
+        }
+    }
+
     /// Whether a stop a signal asked for is due: leadership is handed over, or time is up.
     fn stop_is_due(&self, now: Instant) -> bool {
         self.stop_at.is_some_and(|at| at <= now || self.replica.raft().role() != Role::Leader)
@@ -420,6 +467,7 @@ impl Server {
         if self.inbound.has_unfinished_reads() {
             return Some(std::time::Duration::ZERO);
         }
+        let front = self.front.as_ref().and_then(|front| front.next_turn_in());
         let dials = self.peers.iter().filter_map(PeerLink::deadline);
         let next = self
             .replica
@@ -429,8 +477,9 @@ impl Server {
             .chain(self.directory.deadline())
             .chain(self.stop_at)
             .chain(Some(self.next_sweep))
-            .min()?;
-        Some(Clock::until(now, next))
+            .min();
+        let until_next = next.map(|next| Clock::until(now, next));
+        until_next.into_iter().chain(front).min()
     }
 
     /// A signal asked the node to stop. A leader first hands its leadership to a connected
@@ -605,6 +654,12 @@ impl Server {
                     }
                 }
                 Output::Reply { to, reply } => {
+                    if let (FRONT, tag) = inbound::reply_target(to) {
+                        if let Some(front) = &mut self.front {
+                            front.on_reply(tag, reply);
+                        }
+                        continue;
+                    }
                     let registry = self.poll.registry();
                     self.inbound.send_reply(registry, to, reply, &self.options, now);
                 }

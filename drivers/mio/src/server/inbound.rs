@@ -101,12 +101,12 @@ enum Taken {
 }
 
 /// Packs a connection and a tag into the replica's reply address.
-fn reply_to(token: Token, tag: u32) -> ReplyTo {
+pub(super) fn reply_to(token: Token, tag: u32) -> ReplyTo {
     ReplyTo(((token.0 as u64) << 32) | u64::from(tag))
 }
 
 /// Unpacks [`reply_to`].
-fn reply_target(to: ReplyTo) -> (Token, u32) {
+pub(super) fn reply_target(to: ReplyTo) -> (Token, u32) {
     (Token((to.0 >> 32) as usize), to.0 as u32)
 }
 
