@@ -72,3 +72,60 @@ fn snapshots_compact_the_wal_and_bring_a_lagging_node_up_to_date() {
     assert_eq!(client.get("k49").unwrap(), Some(value(599).into_bytes()));
     assert!(cluster.log(1).contains("saving snapshot"));
 }
+
+/// A follower killed (SIGKILL) while it receives a large snapshot finds the chunks it wrote
+/// on its disk when it starts again, and the transfer resumes from there instead of starting
+/// over.
+#[test]
+fn a_follower_killed_while_receiving_a_snapshot_resumes_the_transfer() {
+    let mut cluster = TestCluster::start_with(3, &["--snapshot-bytes", "4000000"]);
+    let mut client = cluster.client();
+    client.put("first", "1").unwrap();
+    cluster.kill(3);
+    // About 40 MB of state, sent in chunks of 512 KiB: the leader snapshots it and compacts
+    // the log node 3 missed.
+    let big = |i: usize| format!("{i:06}").repeat((256 << 10) / 6);
+    for i in 0..160 {
+        client.put(format!("big{i}"), big(i)).unwrap();
+    }
+    let leader = cluster.wait_for_leader(None) as usize;
+    // Once the leader's last snapshot is saved, the one node 3 receives stays the same.
+    let wal = cluster.data_dir(leader).join("wal").join(format!("{:020}.wal", 1));
+    let settled = |log: &str| {
+        let saving = log.matches("saving snapshot").count();
+        saving > 0 && saving == log.matches("snapshot saved").count()
+    };
+    let deadline = Instant::now() + PATIENCE;
+    while wal.exists() || !settled(&cluster.log(leader)) {
+        assert!(Instant::now() < deadline, "no snapshot compacted the log\n{}", cluster.logs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cluster.spawn(3);
+    let incoming = cluster.data_dir(3).join("snapshot.incoming");
+    let received = |path: &std::path::Path| std::fs::metadata(path).map_or(0, |m| m.len());
+    let deadline = Instant::now() + PATIENCE;
+    while received(&incoming) < 4 << 20 {
+        assert!(Instant::now() < deadline, "no snapshot arrived\n{}", cluster.logs());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    cluster.kill(3);
+    assert!(received(&incoming) > 0, "the chunks received are on disk");
+    cluster.spawn(3);
+    cluster.wait_for_log(3, "resuming the snapshot being received from the leader");
+    let log = cluster.log(3);
+    let resumed_at: u64 = log
+        .split("resume_offset=")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|digits| digits.parse().ok())
+        .expect("the resume offset is logged");
+    assert!(resumed_at >= 1 << 20, "resumed at byte {resumed_at}\n{log}");
+    cluster.wait_for_status(3, "caught up through the snapshot", |node, leader| {
+        node.applied >= leader.commit && node.snapshot_last.0 > 0
+    });
+    assert!(!incoming.exists(), "the received snapshot is installed and dropped");
+    cluster.kill(leader);
+    let mut client = cluster.client();
+    assert_eq!(client.get("big159").unwrap(), Some(big(159).into_bytes()));
+    assert_eq!(client.get("first").unwrap().as_deref(), Some(&b"1"[..]));
+}
