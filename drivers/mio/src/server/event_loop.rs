@@ -444,7 +444,12 @@ impl Server {
             return;
         }
         front.turn();
+        let leads = self.replica.raft().role() == Role::Leader;
         for (tag, request) in front.take_requests() {
+            // Counted for `/metrics` as the requests of the client connections are.
+            if leads {
+                self.counts.count_request(&request);
+            }
             let from = inbound::reply_to(FRONT, tag);
             self.replica.handle(now, Input::Request { from, request });
         }
