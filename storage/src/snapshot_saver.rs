@@ -9,6 +9,7 @@
 //! is dropped rather than replacing it.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use std::io;
@@ -20,19 +21,53 @@ use crate::error::StorageError;
 use crate::fs::FileSystem;
 use crate::snapshot;
 
-/// The index of the snapshot on disk, behind the lock both writers take.
+/// The index of the snapshot on disk: writers take its lock (one replaces the file at a
+/// time, and only forward); the log's compaction reads the index without waiting, since a
+/// save holds the lock for as long as it encodes and writes a whole state.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct SnapshotSlot(Arc<Mutex<LogIndex>>);
+pub(crate) struct SnapshotSlot(Arc<Slot>);
+
+#[derive(Debug, Default)]
+struct Slot {
+    writers: Mutex<()>,
+    /// Set only with `writers` held, once the file is in place.
+    saved: AtomicU64,
+}
+
+/// A writer's hold on the slot.
+pub(crate) struct SlotWriter<'a> {
+    _held: MutexGuard<'a, ()>,
+    saved: &'a AtomicU64,
+}
 
 impl SnapshotSlot {
     pub(crate) fn new(saved: LogIndex) -> SnapshotSlot {
-        SnapshotSlot(Arc::new(Mutex::new(saved)))
+        SnapshotSlot(Arc::new(Slot { writers: Mutex::new(()), saved: AtomicU64::new(saved.0) }))
     }
 
-    /// Takes the lock. A writer that panicked holding it left the index as it was: the file
-    /// is replaced atomically, so the index is still true.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, LogIndex> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Takes the writers' lock. A writer that panicked holding it left the index as it was:
+    /// the file is replaced atomically, so the index is still true.
+    pub(crate) fn lock(&self) -> SlotWriter<'_> {
+        let held = self.0.writers.lock().unwrap_or_else(PoisonError::into_inner);
+        SlotWriter { _held: held, saved: &self.0.saved }
+    }
+
+    /// The index of the snapshot on disk, without waiting for a writer.
+    pub(crate) fn saved(&self) -> LogIndex {
+        LogIndex(self.0.saved.load(Ordering::Acquire))
+    }
+}
+
+impl SlotWriter<'_> {
+    /// The index of the snapshot on disk.
+    pub(crate) fn saved(&self) -> LogIndex {
+        LogIndex(self.saved.load(Ordering::Acquire))
+    }
+
+    /// The file now holds the snapshot at `index`, a later one than before.
+    pub(crate) fn set_saved(&mut self, index: LogIndex) {
+        debug_assert!(index > self.saved(), "the snapshot file only moves forward");
+        self.saved.store(index.0, Ordering::Release);
     }
 }
 
@@ -65,18 +100,19 @@ impl<F: FileSystem> SnapshotSaver<F> {
     /// (`Storage::compact_log`).
     pub fn save(&self, snapshot: &Snapshot) -> Result<Saved, StorageError> {
         let mut saved = self.slot.lock();
-        if snapshot.last.index <= *saved {
+        if snapshot.last.index <= saved.saved() {
             return Ok(Saved::Superseded);
         }
         snapshot::save(&self.fs, &self.dir, snapshot)?;
-        *saved = snapshot.last.index;
+        saved.set_saved(snapshot.last.index);
         Ok(Saved::Saved)
     }
 
     /// Like [`save`](Self::save), for the snapshot at `last` with `membership` whose
     /// `data_len` bytes of data `write_data` writes, without holding the data in memory. The
     /// lock is held while the data is written: the log's writer waits to install a leader's
-    /// snapshot meanwhile (the log itself goes on).
+    /// snapshot meanwhile, while its appends and compactions go on (they read the index on
+    /// disk without the lock).
     pub fn save_streaming(
         &self,
         last: LogId,
@@ -85,11 +121,11 @@ impl<F: FileSystem> SnapshotSaver<F> {
         write_data: impl FnOnce(&mut dyn io::Write) -> io::Result<()>,
     ) -> Result<Saved, StorageError> {
         let mut saved = self.slot.lock();
-        if last.index <= *saved {
+        if last.index <= saved.saved() {
             return Ok(Saved::Superseded);
         }
         snapshot::save_streaming(&self.fs, &self.dir, last, membership, data_len, write_data)?;
-        *saved = last.index;
+        saved.set_saved(last.index);
         Ok(Saved::Saved)
     }
 }

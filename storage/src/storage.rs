@@ -108,7 +108,7 @@ impl<F: FileSystem> Storage<F> {
         if self.stopped {
             return Err(StorageError::Stopped);
         }
-        let covered = index.min(*self.snapshot_slot.lock());
+        let covered = index.min(self.snapshot_slot.saved());
         let outcome = self.wal.compact(&self.fs, covered);
         self.stopped = outcome.is_err();
         outcome
@@ -127,7 +127,7 @@ impl<F: FileSystem> Storage<F> {
         if self.stopped {
             return Err(StorageError::Stopped);
         }
-        let covered = index.min(*self.snapshot_slot.lock());
+        let covered = index.min(self.snapshot_slot.saved());
         let outcome = self.wal.compact_apart(&self.fs, covered);
         self.stopped = outcome.is_err();
         outcome
@@ -178,9 +178,9 @@ impl<F: FileSystem> Storage<F> {
                 // saved a snapshot of its own as recent already, which covers this one and
                 // must stay (the log it kept starts after it).
                 let mut saved = self.snapshot_slot.lock();
-                if snapshot.last.index > *saved {
+                if snapshot.last.index > saved.saved() {
                     snapshot::save(&self.fs, &self.dir, snapshot)?;
-                    *saved = snapshot.last.index;
+                    saved.set_saved(snapshot.last.index);
                 }
             }
             report.segments_removed += self.wal.compact(&self.fs, snapshot.last.index)?;

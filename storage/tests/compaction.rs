@@ -108,3 +108,48 @@ fn segments_compacted_apart_replay_the_same_before_and_after_their_removal() {
     assert_eq!(indexes_and_terms(&with_them), expected);
     assert_eq!(indexes_and_terms(&without_them), expected);
 }
+
+/// A save of a large state holds the snapshot lock for as long as it writes; the log's writer
+/// compacts meanwhile without waiting for it (a group commit behind a compaction behind a
+/// whole snapshot save stalled every write of the node).
+#[test]
+fn compaction_does_not_wait_for_a_snapshot_save_in_progress() {
+    let temp = common::TempDir::new();
+    let (fs, dir) = (raftkv_storage::RealFs, temp.0.clone());
+    let (mut storage, _, _) = open(fs, &dir, SEGMENT_BYTES);
+    let first = Persist {
+        hard_state: Some(hard_state(1, None)),
+        entries: entries(1, 1..=40),
+        ..persist(1)
+    };
+    storage.persist(&[first]).unwrap();
+    storage.snapshot_saver().save(&snapshot(20, 1)).unwrap();
+    let saver = storage.snapshot_saver();
+    let (writing, saver_is_writing) = std::sync::mpsc::channel();
+    let (go, go_on) = std::sync::mpsc::channel::<()>();
+    let saving = std::thread::spawn(move || {
+        let membership = snapshot(30, 1).membership;
+        let last = raftkv_core::LogId::new(LogIndex(30), raftkv_core::Term(1));
+        let mut released_in_time = false;
+        saver
+            .save_streaming(last, &membership, 5, |out| {
+                writing.send(()).unwrap();
+                // Bounded: if compaction waited for this lock, the test fails instead of hanging.
+                released_in_time = go_on.recv_timeout(std::time::Duration::from_secs(20)).is_ok();
+                out.write_all(b"state")
+            })
+            .unwrap();
+        released_in_time
+    });
+    saver_is_writing.recv().unwrap();
+    let obsolete = storage.compact_log_apart(LogIndex(30)).unwrap();
+    go.send(()).unwrap();
+    assert!(saving.join().unwrap(), "compaction waited for the save to finish");
+    obsolete.remove().unwrap();
+    drop(storage);
+    let (_, recovered, _) = open(fs, &dir, SEGMENT_BYTES);
+    assert_eq!(node_starts(&recovered), Ok(()));
+    assert_eq!(recovered.snapshot.as_ref().map(|s| s.last.index), Some(LogIndex(30)));
+    let expected: Vec<(u64, u64)> = (31..=40).map(|index| (index, 1)).collect();
+    assert_eq!(indexes_and_terms(&recovered), expected);
+}

@@ -76,6 +76,8 @@ pub(crate) struct Gateway {
     touched: Vec<Token>,
     /// When waiting commands and idle connections were last checked.
     last_sweep: Instant,
+    /// Some connection waits for `INFO` (so that a turn without one looks at no connection).
+    info_asked: bool,
 }
 
 impl Gateway {
@@ -104,6 +106,7 @@ impl Gateway {
             chunk: vec![0; CHUNK_BYTES],
             touched: Vec::new(),
             last_sweep: Instant::now(),
+            info_asked: false,
         })
     }
 
@@ -277,13 +280,19 @@ impl Gateway {
                 self.pool.submit(connection.session, command);
                 Slot::Cluster { shape, protocol, since: Instant::now() }
             }
-            Action::Info(sections) => Slot::Info { protocol, sections },
+            Action::Info(sections) => {
+                self.info_asked = true;
+                Slot::Info { protocol, sections }
+            }
         };
         connection.slots.push_back(slot);
     }
 
     /// Answers the `INFO`s waiting with the node's state.
     fn answer_info(&mut self, status: &mut dyn FnMut() -> NodeStatus) {
+        if !std::mem::take(&mut self.info_asked) {
+            return;
+        }
         let waiting: Vec<Token> = self
             .connections
             .iter()

@@ -354,9 +354,11 @@ impl Server {
             self.take_durable(now)?;
             self.fire_timers(now);
             self.drain(now);
-            self.settle_front();
             self.inbound.release_held(&self.options.connection_limits);
             self.write_out(now);
+            // After the messages and persists went out: the front's writes to its clients
+            // must not delay what the commit waits for.
+            self.settle_front();
             self.publish_figures(now);
             if self.stop_is_due(now) {
                 return Ok(());
@@ -442,7 +444,12 @@ impl Server {
             return;
         }
         front.turn();
+        let leads = self.replica.raft().role() == Role::Leader;
         for (tag, request) in front.take_requests() {
+            // Counted for `/metrics` as the requests of the client connections are.
+            if leads {
+                self.counts.count_request(&request);
+            }
             let from = inbound::reply_to(FRONT, tag);
             self.replica.handle(now, Input::Request { from, request });
         }

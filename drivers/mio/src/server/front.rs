@@ -14,7 +14,8 @@ use crate::wire::NodeStatus;
 
 /// What the event loop asks of a front, in the order of a turn: [`Front::turn`], then the
 /// requests it took ([`Front::take_requests`]) to the replica, then the replies
-/// ([`Front::on_reply`]), then [`Front::settle`].
+/// ([`Front::on_reply`]), then, once the node's own messages and persists have gone out,
+/// [`Front::settle`].
 pub(crate) trait Front {
     /// The descriptor of the front's poll: readable when one of its sockets is ready.
     fn poll_fd(&self) -> RawFd;
