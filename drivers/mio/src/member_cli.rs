@@ -1,9 +1,10 @@
 //! `raftkv member list|add|promote|remove` and `raftkv transfer-leader`: changing a running
 //! cluster's membership and leader from the command line.
 //!
-//! Exit status as for every command (see `cli`): 0 once the change is committed and settled;
-//! 2 for a request that can never succeed as given (a bad id or address, an unknown node, an id
-//! already a member, an address taken); 1 if the cluster did not carry it out in time.
+//! Exit status as for every command (see `cli`): 0 once the change is committed and settled
+//! (or was already: a retry of a step that went through succeeds); 2 for a request that can
+//! never succeed as given (a bad id or address, an unknown node, an id already a member at
+//! another address, an address taken); 1 if the cluster did not carry it out in time.
 
 use clap::{Args, Subcommand};
 use raftkv_core::NodeId;

@@ -58,25 +58,35 @@ impl MemberList {
         self.match_index(id).map(|index| self.last_log.0.saturating_sub(index.0))
     }
 
+    /// Whether this settled membership shows `step` carried out, by an earlier attempt whose
+    /// answer was lost or by someone else: a node removed (its id retired), a voter, a member
+    /// at the address asked. A retry of a step that succeeded then succeeds too, as scripts
+    /// expect. A removal of a node that never was a member is not among these (`refusal`).
+    fn already_done(&self, step: &MemberStep) -> bool {
+        let membership = &self.membership;
+        let done = match step {
+            MemberStep::AddLearner { id, address } => membership.address(*id) == Some(address),
+            MemberStep::Promote { id } => membership.voters.contains(id),
+            MemberStep::Remove { id } => membership.retired.contains(id),
+        };
+        done && !self.changing()
+    }
+
     /// Why `step` can never be carried out from this membership, if so: it names a node that
-    /// is not a member (or not a learner, to promote), or one that is already. The leader
-    /// refuses such a step too, but its answer may be lost, and this membership already shows
-    /// what the step asks for: taken for done, the step would be reported carried out.
+    /// is not a member (or not a learner, to promote), or a member at another address. The
+    /// leader refuses such a step too, but its answer may be lost, and this membership may
+    /// already look as the step asks (a non-member is not a member): taken for done, the step
+    /// would be reported carried out.
     fn refusal(&self, step: &MemberStep) -> Option<String> {
         let membership = &self.membership;
-        let (members, retired) = (membership.members(), &membership.retired);
+        let members = membership.members();
         match *step {
-            MemberStep::AddLearner { id, .. } if members.contains(&id) => {
-                Some(format!("node {id} is already a member"))
-            }
-            MemberStep::Remove { id } if retired.contains(&id) => {
-                Some(format!("node {id} was already removed"))
-            }
+            MemberStep::AddLearner { id, .. } if members.contains(&id) => Some(format!(
+                "node {id} is already a member, at {}",
+                membership.address(id).unwrap_or("an unknown address")
+            )),
             MemberStep::Remove { id } if !members.contains(&id) => {
                 Some(format!("node {id} is not a member (members: {})", list(&members)))
-            }
-            MemberStep::Promote { id } if membership.voters.contains(&id) => {
-                Some(format!("node {id} is already a voter"))
             }
             MemberStep::Promote { id } if !membership.learners.contains(&id) => Some(format!(
                 "node {id} is not a learner (learners: {})",
@@ -115,7 +125,11 @@ impl Client {
     /// node, an id already a member, an address taken).
     pub fn change_membership(&mut self, step: MemberStep) -> Result<MemberList, Error> {
         let deadline = Instant::now() + self.options.timeout;
-        if let Some(reason) = self.leader_members(deadline)?.refusal(&step) {
+        let before = self.leader_members(deadline)?;
+        if before.already_done(&step) {
+            return Ok(before);
+        }
+        if let Some(reason) = before.refusal(&step) {
             return Err(Error::Invalid { reason });
         }
         let request = AdminRequest::ChangeMembership(step.clone());
@@ -231,6 +245,18 @@ mod tests {
         ids.iter().map(|&id| NodeId(id)).collect()
     }
 
+    fn remove(id: u64) -> MemberStep {
+        MemberStep::Remove { id: NodeId(id) }
+    }
+
+    fn promote(id: u64) -> MemberStep {
+        MemberStep::Promote { id: NodeId(id) }
+    }
+
+    fn add(id: u64, address: &str) -> MemberStep {
+        MemberStep::AddLearner { id: NodeId(id), address: address.to_string() }
+    }
+
     /// Voters 1, 2, 3, learner 4, node 5 removed; settled.
     fn settled_list() -> MemberList {
         let membership = MembershipReport {
@@ -248,27 +274,34 @@ mod tests {
     #[test]
     fn a_step_the_membership_already_shows_is_refused_not_taken_for_done() {
         let list = settled_list();
-        let remove = |id| MemberStep::Remove { id: NodeId(id) };
-        let promote = |id| MemberStep::Promote { id: NodeId(id) };
-        let add =
-            |id: u64| MemberStep::AddLearner { id: NodeId(id), address: format!("host:{id}") };
         let cases = [
             (remove(9), "node 9 is not a member (members: 1,2,3,4)"),
-            (remove(5), "node 5 was already removed"),
-            (promote(2), "node 2 is already a voter"),
             (promote(9), "node 9 is not a learner (learners: 4)"),
-            (add(4), "node 4 is already a member"),
+            (add(4, "elsewhere:4"), "node 4 is already a member, at host:4"),
         ];
         for (step, reason) in cases {
+            assert!(!list.already_done(&step), "{step:?}");
             assert_eq!(list.refusal(&step).as_deref(), Some(reason), "{step:?}");
         }
-        // What a request whose answer was lost would have taken for done.
-        for step in [remove(9), remove(5), promote(2), add(4)] {
-            assert!(list.shows_done(&step), "{step:?}");
-        }
-        for step in [remove(4), promote(4), add(6)] {
+        // A request whose answer was lost would have taken this removal for done.
+        assert!(list.shows_done(&remove(9)));
+        for step in [remove(4), promote(4), add(6, "host:6")] {
+            assert!(!list.already_done(&step), "{step:?}");
             assert_eq!(list.refusal(&step), None, "{step:?}");
             assert!(!list.shows_done(&step), "{step:?}");
         }
+    }
+
+    #[test]
+    fn a_retried_step_that_succeeded_before_succeeds_again() {
+        let list = settled_list();
+        for step in [remove(5), promote(2), add(4, "host:4"), add(2, "host:2")] {
+            assert!(list.already_done(&step), "{step:?}");
+        }
+        let changing = MemberList {
+            membership: MembershipReport { outgoing: ids(&[1, 2]), ..list.membership.clone() },
+            ..list
+        };
+        assert!(!changing.already_done(&remove(5)), "only once the membership is settled");
     }
 }
