@@ -160,8 +160,10 @@ struct ServeArgs {
     snapshot_bytes: usize,
     /// ... or once the applied log weighs this percentage of the last snapshot's size, if
     /// more: each snapshot rewrites the whole state, so a large state is not rewritten every
-    /// few megabytes of log. 0 snapshots at --snapshot-bytes alone.
-    #[arg(long, default_value_t = 100, value_name = "PERCENT")]
+    /// few megabytes of log. 0 snapshots at --snapshot-bytes alone. At most 1000: the log
+    /// between snapshots is held in memory and replayed at a restart.
+    #[arg(long, default_value_t = 100, value_name = "PERCENT",
+          value_parser = clap::value_parser!(u32).range(0..=1000))]
     snapshot_growth_percent: u32,
     /// Size at which a write-ahead log segment is closed and the next one started. Default
     /// 64 MiB.

@@ -9,8 +9,9 @@ use crate::wal::remove_files;
 /// WAL segments that a saved snapshot covers, out of the log already
 /// (`Storage::compact_log_apart`). Removing them, files and a directory sync, takes the
 /// disk's time, which the writer's syncs need not wait for. The log replays to the same with
-/// or without any of them, so they may go at any moment, or not at all: the next start finds
-/// them covered, and the next compaction removes them.
+/// or without any of them, so they may go at any moment, or not at all: segments a failed
+/// removal left stay on disk until the next start, which finds them covered and takes them
+/// back into the log for its first compaction to remove.
 #[derive(Debug)]
 pub struct ObsoleteSegments<F> {
     fs: F,

@@ -21,6 +21,7 @@ use super::instruments::Instruments;
 /// The thread's nice value: encoding a large state takes a core for seconds, and on a busy
 /// machine the event loop (and the disk thread) must not wait for it to be scheduled. The
 /// snapshot is in no hurry: the log keeps everything until it is saved.
+#[cfg(target_os = "linux")]
 const NICE: i32 = 10;
 
 /// Work waiting for the thread. The replica asks for one snapshot at a time, and the entries
@@ -104,8 +105,10 @@ impl SnapshotThread {
     }
 }
 
-/// Gives the calling thread the nice value `NICE` (on Linux, a thread's own).
+/// Gives the calling thread the nice value `NICE`. Only on Linux, where a nice value is a
+/// thread's own; elsewhere it would lower the whole process, event loop included.
 fn lower_priority() {
+    #[cfg(target_os = "linux")]
     if let Err(error) = rustix::process::setpriority_process(None, NICE) {
         warn!(%error, "cannot lower the snapshot thread's priority");
     }
