@@ -292,6 +292,7 @@ fn check_recovery(
             acknowledged.snapshot_index()
         ));
     }
+    check_received_snapshot(acknowledged, unacknowledged, flips, recovered)?;
     // The lowest index an unacknowledged persist may have rewritten.
     let rewritten_from = unacknowledged
         .iter()
@@ -315,6 +316,36 @@ fn check_recovery(
         }
     }
     Ok(())
+}
+
+/// The part of a leader's snapshot that was durable must come back, at least as far, unless
+/// bits rotted, or a persist never acknowledged may have replaced or dropped it (a chunk that
+/// starts a new one, a snapshot installed).
+fn check_received_snapshot(
+    acknowledged: &Durable,
+    unacknowledged: &[Persist],
+    flips: u64,
+    recovered: &Recovered,
+) -> Result<(), String> {
+    let recovered_snapshot = recovered.snapshot.as_ref().map_or(LogIndex(0), |s| s.last.index);
+    let Some(promised) = acknowledged.received_snapshot else { return Ok(()) };
+    let replaced = unacknowledged.iter().any(|persist| {
+        persist.snapshot.is_some() || persist.snapshot_chunk.as_ref().is_some_and(|c| c.offset == 0)
+    });
+    if flips > 0 || replaced || promised.last.index <= recovered_snapshot {
+        return Ok(());
+    }
+    let kept = recovered.partial_snapshot.filter(|held| {
+        (held.last, held.total) == (promised.last, promised.total)
+            && held.received >= promised.received
+    });
+    match kept {
+        Some(_) => Ok(()),
+        None => Err(format!(
+            "{} bytes of the snapshot {} received were durable, the restart holds {:?}",
+            promised.received, promised.last, recovered.partial_snapshot
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -410,6 +441,41 @@ mod tests {
         assert_eq!(check_recovery(&acknowledged, &[], 1, &damaged), Ok(()), "a bit rotted");
         acknowledged.hard_state.damaged = true;
         assert_eq!(check_recovery(&acknowledged, &[], 0, &damaged), Ok(()), "damaged already");
+    }
+
+    #[test]
+    fn a_recovery_that_lost_durable_bytes_of_a_snapshot_received_is_refused() {
+        use raftkv_core::LogId;
+        use raftkv_core::raft::{Membership, PartialSnapshot, ReceivedChunk};
+        let last = LogId::new(LogIndex(9), Term(2));
+        let chunk = |offset: u64| ReceivedChunk {
+            last,
+            membership: Membership::with_voters([NodeId(1)]),
+            total: 8,
+            offset,
+            data: vec![1; 4],
+        };
+        // A persist that carries a chunk only.
+        let carrying = |id, offset| Persist {
+            snapshot_chunk: Some(chunk(offset)),
+            entries: Vec::new(),
+            ..persist(id, 2, 1..=1)
+        };
+        let mut acknowledged = Durable::default();
+        for offset in [0, 4] {
+            acknowledged.apply(&carrying(1, offset)).unwrap();
+        }
+        let holding = |received| Recovered {
+            partial_snapshot: Some(PartialSnapshot { last, total: 8, received }),
+            entries: Vec::new(),
+            ..recovered(1..=1, 2)
+        };
+        assert_eq!(check_recovery(&acknowledged, &[], 0, &holding(8)), Ok(()));
+        let lost = check_recovery(&acknowledged, &[], 0, &holding(4)).unwrap_err();
+        assert!(lost.contains("8 bytes of the snapshot 9/2"), "{lost}");
+        assert_eq!(check_recovery(&acknowledged, &[], 1, &holding(4)), Ok(()), "a bit rotted");
+        // A chunk never acknowledged may have started the file again.
+        assert_eq!(check_recovery(&acknowledged, &[carrying(2, 0)], 0, &holding(4)), Ok(()));
     }
 
     #[test]
