@@ -52,9 +52,10 @@
 //!
 //! `Output::Persist(persist)` asks to make a [`raft::Persist`] durable: a new term or vote
 //! (`hard_state`), a snapshot from the leader (`snapshot`, which replaces every entry it
-//! covers), a truncation of conflicting entries (`truncate_from`), entries to append, and a
-//! chunk of a snapshot being received from the leader (`snapshot_chunk`, apart from the log:
-//! see [Snapshots](#snapshots)), in that order. Persists are executed in the order they come, and once `persist` and every one
+//! covers), a truncation of conflicting entries (`truncate_from`) and entries to append, in
+//! that order, and a chunk of a snapshot being received from the leader (`snapshot_chunk`,
+//! apart from the log, before or after the rest: see [Snapshots](#snapshots)). Persists are
+//! executed in the order they come, and once `persist` and every one
 //! before it survive a crash (the `fsync` returned) the driver feeds
 //! `Input::Persisted { id: persist.id }`. One acknowledgement covers every earlier persist,
 //! so one `fsync` may cover a batch (group commit). The hard state must be durable no later
@@ -92,8 +93,9 @@
 //! [`server::ReplicaConfig::snapshot_growth_percent`] of the last snapshot's size, if more:
 //! [`server::Replica::snapshot_threshold`]), a replica hands its driver
 //! `Output::SaveSnapshot(job)`: a point-in-time view of the state machine and the sessions
-//! ([`snapshot_job::SnapshotJob`]), taken in constant time. The driver encodes it where it likes (`job.write_data` into a file on another thread, or `job.encode()`
-//! in memory for small states), makes it durable as the node's snapshot unless the disk holds
+//! ([`snapshot_job::SnapshotJob`]), taken in constant time. The driver encodes it where it
+//! likes (`job.write_data` into a file on another thread, or `job.encode()` in memory for
+//! small states), makes it durable as the node's snapshot unless the disk holds
 //! a newer one already (one installed from the leader meanwhile), and feeds
 //! `Input::SnapshotSaved { snapshot: SavedSnapshot::of(&snapshot) }`. Only then does the log
 //! drop the entries the snapshot covers, and the driver may drop them from its disk. A crash

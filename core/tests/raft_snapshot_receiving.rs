@@ -7,7 +7,7 @@ mod cluster;
 use cluster::id;
 use raftkv_core::raft::{
     Body, Config, HardState, Input, Membership, Message, Output, PartialSnapshot, RaftNode,
-    Recovered, Snapshot,
+    Recovered, Role, Snapshot,
 };
 use raftkv_core::{Instant, LogId, LogIndex, Term};
 
@@ -125,4 +125,40 @@ fn a_whole_snapshot_found_damaged_is_received_again_and_stray_chunks_are_refused
     node.handle(Instant::ZERO, Input::SnapshotLoaded { snapshot });
     assert_eq!(node.counters().snapshots_installed, 0);
     assert_eq!(node.counters().dropped_unexpected, 2);
+}
+
+/// Found in review: the snapshot is read back while the node may start a campaign; installed
+/// then, its membership (which removed this node) replaced the one the campaign counted votes
+/// under, and the node went on campaigning where it may not.
+#[test]
+fn a_snapshot_loaded_during_a_campaign_ends_the_campaign_before_it_installs() {
+    let mut node = follower(None);
+    drain(&mut node);
+    let without_me = Membership::with_voters([id(1), id(3)]);
+    let body = Body::InstallSnapshot {
+        last: LAST,
+        membership: without_me.clone(),
+        total: 4,
+        offset: 0,
+        chunk: b"abcd".to_vec(),
+    };
+    node.handle(
+        Instant::ZERO,
+        Input::Message(Message { from: id(1), to: id(2), term: Term(2), body }),
+    );
+    let persist = drain(&mut node).into_iter().find_map(|o| match o {
+        Output::Persist(persist) => Some(persist.id),
+        _ => None,
+    });
+    node.handle(Instant::ZERO, Input::Persisted { id: persist.expect("the chunk") });
+    assert!(drain(&mut node).iter().any(|o| matches!(o, Output::LoadSnapshot(_))));
+    // The leader goes quiet while the driver reads the snapshot back: the node campaigns.
+    let timeout = node.poll_timeout().expect("an election timer");
+    node.handle(timeout, Input::Timeout);
+    assert!(matches!(node.role(), Role::PreCandidate | Role::Candidate), "{:?}", node.role());
+    let snapshot = Snapshot { last: LAST, membership: without_me, data: b"abcd".to_vec() };
+    node.handle(timeout, Input::SnapshotLoaded { snapshot });
+    assert_eq!(node.role(), Role::Follower);
+    assert_eq!(node.counters().snapshots_installed, 1);
+    node.check_invariants();
 }

@@ -107,10 +107,11 @@ pub struct PartialSnapshot {
 /// The driver executes persists in the order it receives them and acknowledges them in that
 /// order (acknowledging `id` acknowledges every earlier one too, so one fsync may cover many:
 /// group commit). Within one persist it applies `snapshot` (which replaces every entry it
-/// covers), then `truncate_from`, then `entries`, then `snapshot_chunk` (apart from the log). The hard state must be durable no later than
-/// anything else of the persist; writing it first is allowed, and so is writing the newest hard
-/// state of a batch before the rest of the batch: a newer term or vote on disk ahead of the log
-/// is always safe.
+/// covers), then `truncate_from`, then `entries`. A `snapshot_chunk` lies apart from the log
+/// (its own file): it may be written before or after the rest of its persist. The hard state
+/// must be durable no later than anything else of the persist; writing it first is allowed,
+/// and so is writing the newest hard state of a batch before the rest of the batch: a newer
+/// term or vote on disk ahead of the log is always safe.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Persist {
     /// Acknowledge with this id.

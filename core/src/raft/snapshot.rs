@@ -233,6 +233,12 @@ impl RaftNode {
         {
             return;
         }
+        // A campaign begun while the snapshot was read back ends here: the snapshot's
+        // membership replaces the one the campaign counts votes under, and may not have this
+        // node as a voter.
+        if matches!(self.role, Role::PreCandidate | Role::Candidate) {
+            self.become_follower(self.term, None);
+        }
         self.install_snapshot(snapshot);
         if let (Role::Follower, Some(leader)) = (self.role, self.leader) {
             let outcome = AppendOutcome::Accepted { match_index: last.index };

@@ -1,11 +1,13 @@
 //! The server: one raftkv node over TCP.
 //!
-//! One event-loop thread ([`event_loop`]) owns the replica and every socket: the listening
-//! port, the links it dials to each peer ([`peers`], as many as the membership in force names:
-//! [`directory`], [`peer_set`]) and the connections others open to it ([`inbound`]); the replica's `poll_timeout` is the poll's timeout. A disk thread
-//! ([`disk_thread`]) writes and syncs persists in batches and wakes the loop; a snapshot
-//! thread ([`snapshot_thread`]) encodes and saves the snapshots the replica asks for, and
-//! the chunks sent to followers are read from the snapshot file ([`snapshot_chunks`]).
+//! One event-loop thread ([`event_loop`]) owns the replica and every socket: the listening port,
+//! the links it dials to each peer ([`peers`], as many as the membership in force names:
+//! [`directory`], [`peer_set`]) and the connections others open to it ([`inbound`]); the replica's
+//! `poll_timeout` is the poll's timeout. A disk thread ([`disk_thread`]) writes and syncs persists
+//! in batches and wakes the loop; a snapshot thread ([`snapshot_thread`]) encodes and saves the
+//! snapshots the replica asks for, and the chunks sent to followers are read from the snapshot file
+//! ([`snapshot_chunks`]); a loader thread ([`snapshot_loader`]) reads back, checked, a snapshot
+//! received from the leader chunk by chunk.
 
 mod accepted;
 mod admin;

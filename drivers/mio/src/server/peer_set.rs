@@ -1,8 +1,8 @@
-//! The links this node dials, one per peer the [`Directory`](super::directory::Directory)
-//! names: links are added when a membership brings a node, replaced when its address changes,
-//! and closed when the node leaves. The links of a node that joins and knows no membership
-//! yet are dormant: they dial once there is something to send. Each link has a poll token of its own from a fixed range;
-//! the token of a closed link is given to the next new one.
+//! The links this node dials, one per peer the [`Directory`](super::directory::Directory) names:
+//! links are added when a membership brings a node, replaced when its address changes, and closed
+//! when the node leaves. The links of a node that joins and knows no membership yet are dormant:
+//! they dial once there is something to send. Each link has a poll token of its own from a fixed
+//! range; the token of a closed link is given to the next new one.
 
 use std::collections::BTreeMap;
 

@@ -1,7 +1,7 @@
-//! Links to the other nodes. Each node dials every other node it knows (see `peer_set`) and
-//! sends its Raft messages over that link; what it receives arrives on the links the others dialed. A link that fails
-//! is dialed again after a backoff that doubles up to a cap; messages meant for a node that is
-//! not connected are dropped (Raft retransmits what matters).
+//! Links to the other nodes. Each node dials every other node it knows (see `peer_set`) and sends
+//! its Raft messages over that link; what it receives arrives on the links the others dialed. A
+//! link that fails is dialed again after a backoff that doubles up to a cap; messages meant for a
+//! node that is not connected are dropped (Raft retransmits what matters).
 
 use std::io;
 use std::net::ToSocketAddrs;

@@ -5,8 +5,7 @@
 //! from its first byte).
 
 use std::path::PathBuf;
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
@@ -15,40 +14,84 @@ use raftkv_core::raft::{PartialSnapshot, Snapshot};
 use raftkv_storage::{RealFs, StorageError, load_received_snapshot};
 use tracing::{info, warn};
 
-/// Loads waiting for the thread. The replica asks for one snapshot at a time, once.
-const QUEUED_LOADS_MAX: usize = 1;
-
 /// A load the thread finished: the snapshot asked for, and what was read.
 pub(crate) type Loaded = (PartialSnapshot, Result<Snapshot, StorageError>);
 
 /// The event loop's handle on the loader thread.
 #[derive(Debug)]
 pub(crate) struct SnapshotLoader {
-    loads: Option<SyncSender<PartialSnapshot>>,
+    requests: Arc<Requests>,
     finished: Arc<Mutex<Option<Loaded>>>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// The load waiting for the thread: the latest asked for wins. The replica asks once per
+/// snapshot received whole, and a newer one replaces an older one it asked for before, so a
+/// load still waiting is never needed once another is asked for (and losing the newer one
+/// would leave the replica waiting for good).
+#[derive(Debug, Default)]
+struct Requests {
+    state: Mutex<Waiting>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Waiting {
+    load: Option<PartialSnapshot>,
+    stopping: bool,
+}
+
+impl Requests {
+    fn lock(&self) -> MutexGuard<'_, Waiting> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Asks for `whole` instead of any load still waiting, which it returns.
+    fn ask(&self, whole: PartialSnapshot) -> Option<PartialSnapshot> {
+        let replaced = self.lock().load.replace(whole);
+        self.changed.notify_one();
+        replaced
+    }
+
+    /// Stops the thread once the load waiting, if any, is done.
+    fn stop(&self) {
+        self.lock().stopping = true;
+        self.changed.notify_one();
+    }
+
+    /// The next load to do; `None` once stopping.
+    fn next(&self) -> Option<PartialSnapshot> {
+        let mut waiting = self.lock();
+        loop {
+            if let Some(load) = waiting.load.take() {
+                return Some(load);
+            }
+            if waiting.stopping {
+                return None;
+            }
+            waiting = self.changed.wait(waiting).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
 }
 
 impl SnapshotLoader {
     /// Starts the thread, which reads from data directory `dir` and wakes the loop with
     /// `waker`.
     pub(crate) fn spawn(dir: PathBuf, waker: Arc<Waker>) -> std::io::Result<SnapshotLoader> {
-        let (loads, receiver) = mpsc::sync_channel(QUEUED_LOADS_MAX);
+        let requests = Arc::new(Requests::default());
         let finished = Arc::new(Mutex::new(None));
-        let slot = Arc::clone(&finished);
+        let (thread_requests, slot) = (Arc::clone(&requests), Arc::clone(&finished));
         let thread = thread::Builder::new()
             .name("raftkv-snapshot-load".to_string())
-            .spawn(move || run(&dir, &receiver, &slot, &waker))?;
-        Ok(SnapshotLoader { loads: Some(loads), finished, thread: Some(thread) })
+            .spawn(move || run(&dir, &thread_requests, &slot, &waker))?;
+        Ok(SnapshotLoader { requests, finished, thread: Some(thread) })
     }
 
-    /// Asks the thread to read back the snapshot received whole that `whole` names.
+    /// Asks the thread to read back the snapshot received whole that `whole` names, instead of
+    /// any load still waiting.
     pub(crate) fn submit(&self, whole: PartialSnapshot) {
-        let Some(loads) = &self.loads else { return };
-        if let Err(TrySendError::Full(whole)) = loads.try_send(whole) {
-            // The replica asks once per snapshot: a second one while the first is queued
-            // replaced it, and the answer to the first is ignored.
-            warn!(last = %whole.last, "a received snapshot was asked for while another is queued");
+        if let Some(older) = self.requests.ask(whole) {
+            info!(older = %older.last, newer = %whole.last, "a newer snapshot replaced a waiting load");
         }
     }
 
@@ -59,7 +102,7 @@ impl SnapshotLoader {
 
     /// Lets the load under way finish, then stops the thread.
     pub(crate) fn shut_down(mut self) {
-        self.loads = None;
+        self.requests.stop();
         if let Some(thread) = self.thread.take() {
             if thread.join().is_err() {
                 warn!("the snapshot loader thread panicked");
@@ -68,13 +111,8 @@ impl SnapshotLoader {
     }
 }
 
-fn run(
-    dir: &std::path::Path,
-    receiver: &Receiver<PartialSnapshot>,
-    slot: &Mutex<Option<Loaded>>,
-    waker: &Waker,
-) {
-    while let Ok(whole) = receiver.recv() {
+fn run(dir: &std::path::Path, requests: &Requests, slot: &Mutex<Option<Loaded>>, waker: &Waker) {
+    while let Some(whole) = requests.next() {
         let started = Instant::now();
         let loaded = load_received_snapshot(&RealFs, dir, &whole);
         match &loaded {
@@ -94,5 +132,29 @@ fn run(
         if let Err(error) = waker.wake() {
             warn!(%error, "cannot wake the event loop");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use raftkv_core::{LogId, LogIndex, Term};
+
+    use super::*;
+
+    fn whole(index: u64) -> PartialSnapshot {
+        let last = LogId { index: LogIndex(index), term: Term(1) };
+        PartialSnapshot { last, total: 10, received: 10 }
+    }
+
+    /// Found in review: with a queue of one, the newer of two loads asked while one ran was
+    /// the one dropped, and the replica waited for it for good.
+    #[test]
+    fn the_latest_load_asked_for_wins_and_stopping_lets_it_run_first() {
+        let requests = Requests::default();
+        assert_eq!(requests.ask(whole(5)), None);
+        assert_eq!(requests.ask(whole(9)), Some(whole(5)));
+        requests.stop();
+        assert_eq!(requests.next(), Some(whole(9)));
+        assert_eq!(requests.next(), None);
     }
 }
