@@ -46,18 +46,29 @@ fn agrees_with_brute_force_on_small_kv_histories() {
         for _ in 0..mutations {
             mutate(&mut rng, &mut history);
         }
-        let expected = is_linearizable(&history, BTreeMap::new(), spec::kv);
-        let report = check(&history, &KvModel, None);
-        let context = format!("seed {seed}, {mutations} mutations:\n{}{report}", jsonl(&history));
-        assert!(
-            mutations > 0 || expected,
-            "the generator made a history that is not linearizable: {context}"
-        );
-        assert_eq!(report.verdict, verdict(expected), "{context}");
-        assert_witnesses_hold(&history, &report, BTreeMap::new(), spec::kv, &context);
-        *verdicts.entry(report.verdict.as_str()).or_insert(0) += 1;
+        check_kv_history(seed, mutations, &history, &mut verdicts);
     }
     assert_both_verdicts_common(&verdicts);
+}
+
+/// Checks `history` (seed `seed`, mutated `mutations` times) against the brute-force reference
+/// and its witnesses, and counts its verdict.
+fn check_kv_history(
+    seed: u64,
+    mutations: u64,
+    history: &[Operation],
+    verdicts: &mut BTreeMap<&'static str, u64>,
+) {
+    let expected = is_linearizable(history, BTreeMap::new(), spec::kv);
+    let report = check(history, &KvModel, None);
+    let context = format!("seed {seed}, {mutations} mutations:\n{}{report}", jsonl(history));
+    assert!(
+        mutations > 0 || expected,
+        "the generator made a history that is not linearizable: {context}"
+    );
+    assert_eq!(report.verdict, verdict(expected), "{context}");
+    assert_witnesses_hold(history, &report, BTreeMap::new(), spec::kv, &context);
+    *verdicts.entry(report.verdict.as_str()).or_insert(0) += 1;
 }
 
 #[test]
@@ -99,16 +110,7 @@ fn agrees_with_brute_force_on_small_kv_histories_with_operations_on_several_keys
             mutate(&mut rng, &mut history);
             mutate_several_keys(&mut rng, &mut history);
         }
-        let expected = is_linearizable(&history, BTreeMap::new(), spec::kv);
-        let report = check(&history, &KvModel, None);
-        let context = format!("seed {seed}, {mutations} mutations:\n{}{report}", jsonl(&history));
-        assert!(
-            mutations > 0 || expected,
-            "the generator made a history that is not linearizable: {context}"
-        );
-        assert_eq!(report.verdict, verdict(expected), "{context}");
-        assert_witnesses_hold(&history, &report, BTreeMap::new(), spec::kv, &context);
-        *verdicts.entry(report.verdict.as_str()).or_insert(0) += 1;
+        check_kv_history(seed, mutations, &history, &mut verdicts);
     }
     assert_both_verdicts_common(&verdicts);
 }

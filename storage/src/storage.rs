@@ -105,13 +105,7 @@ impl<F: FileSystem> Storage<F> {
     /// snapshot a [`SnapshotSaver`] saved at `index`). Returns how many segments went. Like
     /// [`persist`](Self::persist), it writes nothing after a failure.
     pub fn compact_log(&mut self, index: LogIndex) -> Result<usize, StorageError> {
-        if self.stopped {
-            return Err(StorageError::Stopped);
-        }
-        let covered = index.min(self.snapshot_slot.saved());
-        let outcome = self.wal.compact(&self.fs, covered);
-        self.stopped = outcome.is_err();
-        outcome
+        self.compacting(index, |wal, fs, covered| wal.compact(fs, covered))
     }
 
     /// Like [`compact_log`](Self::compact_log), but the segments are only taken out of the log:
@@ -124,11 +118,21 @@ impl<F: FileSystem> Storage<F> {
     where
         F: Clone,
     {
+        self.compacting(index, |wal, fs, covered| wal.compact_apart(fs, covered))
+    }
+
+    /// Runs `compact` up to `index`, or to the snapshot on disk if it covers less; nothing
+    /// once stopped, and a failure stops the storage.
+    fn compacting<T>(
+        &mut self,
+        index: LogIndex,
+        compact: impl FnOnce(&mut Wal<F::File>, &F, LogIndex) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
         if self.stopped {
             return Err(StorageError::Stopped);
         }
         let covered = index.min(self.snapshot_slot.saved());
-        let outcome = self.wal.compact_apart(&self.fs, covered);
+        let outcome = compact(&mut self.wal, &self.fs, covered);
         self.stopped = outcome.is_err();
         outcome
     }
