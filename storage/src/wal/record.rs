@@ -15,8 +15,11 @@
 //! look like that: the payload is XORed with a keystream drawn from the record's offset (a run
 //! of zeros in an entry, a value of zeros say, is not zeros on disk), and the body ends with a
 //! non-zero mark (the part of a record alone in its last sector is never zeros, even when the
-//! payload ends in a zero byte, as most do). Version 2 wrote neither: bit rot in the last
-//! record of the log could be taken for a torn write and the record cut off silently.
+//! payload ends in a zero byte, as most do). A stretch of payload that equals the keystream
+//! where it lies still encodes to zeros: a chance of 2^-8 a byte by accident, so only a value
+//! crafted against the keystream can fill a sector that way. Version 2 wrote neither: bit rot
+//! in the last record of the log could be taken for a torn write and the record cut off
+//! silently.
 
 use serde::{Deserialize, Serialize};
 

@@ -21,11 +21,12 @@
 //! A torn write anywhere but in the last segment, or followed by an intact record anywhere
 //! after it, is damage too.
 //!
-//! What an intact record holds is never zeros in any sector (see [`record`]: the payload is
-//! scrambled, the body ends in a non-zero mark), so bit rot in the last record is damage, not a
-//! torn write, unless it strikes a header spanning two sectors whose part in one of them is a
-//! single byte of checksum that happens to be zero (one chance in 256 for such a header), or it
-//! zeroes a whole header. The opposite mistake (a torn write taken for damage, for instance
+//! What an intact record holds is not zeros in any sector (see [`record`]: the payload is
+//! scrambled, the body ends in a non-zero mark; only a value crafted against the keystream can
+//! encode to a sector of zeros), so bit rot in the last record is damage, not a torn write,
+//! unless it strikes a header spanning two sectors whose part in one of them is a single byte
+//! of checksum that happens to be zero (one chance in 256 for such a header), or it zeroes a
+//! whole header. The opposite mistake (a torn write taken for damage, for instance
 //! when an entry holds the bytes of a WAL record) only keeps the node out of elections until it
 //! has caught up.
 
