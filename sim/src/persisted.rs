@@ -65,12 +65,15 @@ struct NodeDisk {
     /// Where the node stood when the last durable persist was written; a persist written while
     /// the snapshot was deferred counts nothing as applied.
     written_at: WrittenAt,
+    /// The largest snapshot the node has held (saved, installed or recovered), which bounds
+    /// the threshold it may grow to.
+    largest_snapshot_bytes: u64,
 }
 
 impl NodeDisk {
     fn new(threshold_bytes: u64) -> NodeDisk {
         let written_at = WrittenAt { applied: LogIndex(0), threshold_bytes };
-        NodeDisk { in_flight: VecDeque::new(), written_at }
+        NodeDisk { in_flight: VecDeque::new(), written_at, largest_snapshot_bytes: 0 }
     }
 }
 
@@ -89,17 +92,34 @@ pub struct PersistedMax {
 pub(crate) struct PersistedSize {
     /// The configured threshold, the least a replica's can be.
     threshold_bytes: u64,
+    /// The configured growth: a replica's threshold is at most this percentage of the largest
+    /// snapshot it held, if more than `threshold_bytes`.
+    growth_percent: u64,
     nodes: Vec<NodeDisk>,
     max: PersistedMax,
 }
 
 impl PersistedSize {
-    pub(crate) fn new(nodes: usize, threshold_bytes: usize) -> PersistedSize {
+    pub(crate) fn new(nodes: usize, threshold_bytes: usize, growth_percent: u32) -> PersistedSize {
         PersistedSize {
             threshold_bytes: threshold_bytes as u64,
+            growth_percent: u64::from(growth_percent),
             nodes: vec![NodeDisk::new(threshold_bytes as u64); nodes],
             max: PersistedMax::default(),
         }
+    }
+
+    /// Node `node` holds a snapshot of `bytes` now (saved, installed or recovered).
+    pub(crate) fn on_snapshot(&mut self, node: usize, bytes: usize) {
+        let largest = &mut self.nodes[node].largest_snapshot_bytes;
+        *largest = (*largest).max(bytes as u64);
+    }
+
+    /// The largest threshold node `node` may have, worked out from the options and the
+    /// snapshots the simulator saw it hold, apart from the replica's own arithmetic.
+    fn threshold_allowed(&self, node: usize) -> u64 {
+        let grown = self.nodes[node].largest_snapshot_bytes.saturating_mul(self.growth_percent);
+        self.threshold_bytes.max(grown / 100)
     }
 
     /// Starts tracking one more node, at the next position, with an empty disk.
@@ -156,13 +176,17 @@ impl PersistedSize {
         if damaged {
             self.nodes[node].written_at.applied = durable.snapshot_index();
         }
+        if let Some(snapshot) = &durable.snapshot {
+            self.on_snapshot(node, snapshot.data.len());
+        }
         self.measure(node, durable)
     }
 
     /// After a step of node `node`, whose log in memory holds `applied_log_bytes` of applied
     /// entries: the same rule holds in memory against its threshold now, `threshold_bytes`
     /// (the replica asks for a snapshot before the step ends), unless the replica deferred its
-    /// snapshot (`Replica::snapshot_deferred`).
+    /// snapshot (`Replica::snapshot_deferred`). That threshold may not exceed what the options
+    /// and the node's snapshots allow.
     pub(crate) fn after_step(
         &self,
         node: usize,
@@ -170,6 +194,17 @@ impl PersistedSize {
         threshold_bytes: usize,
         deferred: bool,
     ) -> Result<(), Failed> {
+        let allowed = self.threshold_allowed(node);
+        if threshold_bytes as u64 > allowed {
+            return Err((
+                Check::LogSize,
+                format!(
+                    "n{}'s snapshot threshold is {threshold_bytes} bytes, more than the {allowed} \
+                     its options and largest snapshot allow",
+                    node_id(node),
+                ),
+            ));
+        }
         if !deferred && applied_log_bytes >= threshold_bytes {
             return Err((
                 Check::LogSize,
@@ -248,7 +283,7 @@ mod tests {
     #[test]
     fn entries_applied_when_written_must_weigh_less_than_the_threshold() {
         // Noops weigh 24 bytes: a threshold of 50 allows two applied entries on disk.
-        let mut size = PersistedSize::new(1, 50);
+        let mut size = PersistedSize::new(1, 50, 100);
         size.on_persist(0, PersistId(1), at(0));
         size.on_persist(0, PersistId(2), at(2));
         size.on_durable(0, PersistId(1), &durable(1..=5)).expect("nothing applied when written");
@@ -266,7 +301,7 @@ mod tests {
 
     #[test]
     fn the_bound_on_disk_is_the_threshold_the_node_had_when_it_wrote() {
-        let mut size = PersistedSize::new(1, 50);
+        let mut size = PersistedSize::new(1, 50, 100);
         let grown = WrittenAt { applied: LogIndex(3), threshold_bytes: 80 };
         size.on_persist(0, PersistId(1), Some(grown));
         size.on_durable(0, PersistId(1), &durable(1..=5)).expect("72 bytes under 80");
@@ -277,7 +312,7 @@ mod tests {
 
     #[test]
     fn a_persist_written_while_the_snapshot_was_deferred_is_not_held_to_the_bound() {
-        let mut size = PersistedSize::new(1, 50);
+        let mut size = PersistedSize::new(1, 50, 100);
         size.on_persist(0, PersistId(1), None);
         size.on_durable(0, PersistId(1), &durable(1..=5)).expect("a snapshot was on its way");
         size.on_persist(0, PersistId(2), at(5));
@@ -287,19 +322,31 @@ mod tests {
 
     #[test]
     fn a_log_in_memory_holds_less_than_the_threshold_of_applied_entries_after_a_step() {
-        let size = PersistedSize::new(1, 50);
+        let size = PersistedSize::new(1, 50, 100);
         assert!(size.after_step(0, 49, 50, false).is_ok());
         assert_eq!(
             size.after_step(0, 50, 50, false).map_err(|(check, _)| check),
             Err(Check::LogSize)
         );
         assert!(size.after_step(0, 50, 50, true).is_ok(), "a snapshot deferred lets the log grow");
+    }
+
+    #[test]
+    fn a_threshold_grows_no_further_than_the_options_and_the_largest_snapshot_allow() {
+        let mut size = PersistedSize::new(1, 50, 100);
+        let refused = size.after_step(0, 10, 80, false).map_err(|(check, _)| check);
+        assert_eq!(refused, Err(Check::LogSize), "no snapshot held to grow with");
+        size.on_snapshot(0, 80);
+        size.on_snapshot(0, 30);
         assert!(size.after_step(0, 50, 80, false).is_ok(), "a threshold grown with the snapshot");
+        assert!(size.after_step(0, 10, 81, false).is_err());
+        let flat = PersistedSize::new(1, 50, 0);
+        assert!(flat.after_step(0, 10, 51, false).is_err(), "growth 0: the threshold alone");
     }
 
     #[test]
     fn after_a_crash_entries_of_unacknowledged_persists_count_as_not_yet_applied() {
-        let mut size = PersistedSize::new(1, 50);
+        let mut size = PersistedSize::new(1, 50, 100);
         size.on_persist(0, PersistId(1), at(1));
         size.on_durable(0, PersistId(1), &durable(1..=1)).expect("one applied, 24 bytes");
         // Persist 2, written when 4 entries were applied, may have landed in part.

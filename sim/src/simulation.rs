@@ -171,7 +171,11 @@ impl<M: Machine> Simulation<M> {
         let mut simulation = Simulation {
             checks: Checks::new(shape.nodes),
             quorums: QuorumChecks::default(),
-            persisted: PersistedSize::new(shape.nodes, options.snapshot.threshold_bytes),
+            persisted: PersistedSize::new(
+                shape.nodes,
+                options.snapshot.threshold_bytes,
+                options.snapshot.growth_percent,
+            ),
             options,
             now: Instant::ZERO,
             queue: BinaryHeap::new(),
@@ -606,7 +610,10 @@ impl<M: Machine> Simulation<M> {
             return;
         }
         let input = match self.nodes[node].disk.load_received_snapshot(&whole) {
-            Ok(snapshot) => Input::SnapshotLoaded { snapshot },
+            Ok(snapshot) => {
+                self.persisted.on_snapshot(node, snapshot.data.len());
+                Input::SnapshotLoaded { snapshot }
+            }
             Err(error) => {
                 self.stats.received_snapshots_damaged += 1;
                 let at = whole.last;
@@ -645,6 +652,7 @@ impl<M: Machine> Simulation<M> {
                     actor,
                     format_args!("snapshot {last} {outcome} ({bytes}B)"),
                 );
+                self.persisted.on_snapshot(node, snapshot.data.len());
                 let snapshot = SavedSnapshot::of(&snapshot);
                 self.node_input(node, Input::SnapshotSaved { snapshot });
             }
