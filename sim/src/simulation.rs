@@ -9,7 +9,7 @@ use raftkv_core::client::{ClerkError, ClerkInput, ClerkOutput};
 use raftkv_core::prng::Prng;
 use raftkv_core::protocol::{ClientRequest, Op};
 use raftkv_core::raft::{
-    Body, ChangeRefused, Entry, MemberChange, PartialSnapshot, Role, SavedSnapshot,
+    Body, ChangeRefused, Entry, MemberChange, PartialSnapshot, Persist, Role, SavedSnapshot,
 };
 use raftkv_core::server::{Input, Output};
 use raftkv_core::snapshot_job::SnapshotJob;
@@ -419,24 +419,9 @@ impl<M: Machine> Simulation<M> {
                 self.send(Packet::Peer(message));
             }
             Output::Persist(persist) => {
-                self.stats.persists += 1;
                 let result = self.checks.on_persist(&persist, replica);
                 self.checked(result);
-                self.trace.event(self.now, Self::actor(node), format_args!("{persist}"));
-                let state = &mut self.nodes[node];
-                let life = state.life;
-                let id = persist.id;
-                // A snapshot installed, or a chunk of one received: crashes here test resuming.
-                let writes_snapshot =
-                    persist.snapshot.is_some() || persist.snapshot_chunk.is_some();
-                let done_at = state.disk.submit(self.now, persist);
-                self.schedule(done_at, Event::DiskDone { node, life });
-                if writes_snapshot {
-                    self.maybe_crash_during_snapshot(node, done_at);
-                }
-                if self.options.disk.lies {
-                    self.schedule(self.now, Event::LyingAck { node, life, id });
-                }
+                self.submit_persist(node, persist);
             }
             Output::SendSnapshotChunk(chunk) => {
                 // Read from the disk, as the server does: only the snapshot saved there at
@@ -485,21 +470,7 @@ impl<M: Machine> Simulation<M> {
                 self.send(Packet::Reply { from: id, client, reply });
             }
             Output::RoleChanged { role, term, leader } => {
-                let leader = leader.map_or("none".to_string(), |leader| format!("n{leader}"));
-                self.trace.event(
-                    self.now,
-                    Self::actor(node),
-                    format_args!("{role} t={term} leader={leader}"),
-                );
-                if role == Role::Candidate {
-                    self.stats.elections += 1;
-                }
-                let mut result = self.checks.on_role(role, term, replica);
-                if role == Role::Leader {
-                    let membership = replica.raft().membership();
-                    result = result.and(self.quorums.on_elected(id, term, membership));
-                }
-                self.checked(result);
+                self.on_role_changed(node, role, term, leader);
             }
             Output::MembershipChanged { index, membership, standing } => {
                 self.trace.event(
@@ -509,6 +480,46 @@ impl<M: Machine> Simulation<M> {
                 );
             }
         }
+    }
+
+    /// Hands node `node`'s persist (checked) to its disk and schedules its completion.
+    fn submit_persist(&mut self, node: usize, persist: Persist) {
+        self.stats.persists += 1;
+        self.trace.event(self.now, Self::actor(node), format_args!("{persist}"));
+        let state = &mut self.nodes[node];
+        let life = state.life;
+        let id = persist.id;
+        // A snapshot installed, or a chunk of one received: crashes here test resuming.
+        let writes_snapshot = persist.snapshot.is_some() || persist.snapshot_chunk.is_some();
+        let done_at = state.disk.submit(self.now, persist);
+        self.schedule(done_at, Event::DiskDone { node, life });
+        if writes_snapshot {
+            self.maybe_crash_during_snapshot(node, done_at);
+        }
+        if self.options.disk.lies {
+            self.schedule(self.now, Event::LyingAck { node, life, id });
+        }
+    }
+
+    /// Node `node` took `role` in `term`: traced, counted, and checked (one leader a term, the
+    /// quorum that elected it).
+    fn on_role_changed(&mut self, node: usize, role: Role, term: Term, leader: Option<NodeId>) {
+        let leader = leader.map_or("none".to_string(), |leader| format!("n{leader}"));
+        self.trace.event(
+            self.now,
+            Self::actor(node),
+            format_args!("{role} t={term} leader={leader}"),
+        );
+        if role == Role::Candidate {
+            self.stats.elections += 1;
+        }
+        let replica = self.nodes[node].replica.as_ref().expect("roles come from a running replica");
+        let mut result = self.checks.on_role(role, term, replica);
+        if role == Role::Leader {
+            let membership = replica.raft().membership();
+            result = result.and(self.quorums.on_elected(node_id(node), term, membership));
+        }
+        self.checked(result);
     }
 
     /// A leader's commit index rests on a quorum of the acknowledgements delivered to it, and
