@@ -8,6 +8,7 @@
 #[path = "../tests/support"]
 mod support {
     pub(crate) mod generate;
+    pub(crate) mod kv_rules;
     pub(crate) mod rng;
 }
 

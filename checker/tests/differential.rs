@@ -5,6 +5,7 @@
 mod support {
     pub(crate) mod brute_force;
     pub(crate) mod generate;
+    pub(crate) mod kv_rules;
     pub(crate) mod rng;
     pub(crate) mod spec;
     pub(crate) mod witness;

@@ -4,6 +4,7 @@
 
 mod support {
     pub(crate) mod generate;
+    pub(crate) mod kv_rules;
     pub(crate) mod rng;
 }
 

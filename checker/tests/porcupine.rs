@@ -2,6 +2,7 @@
 //! (`histories/porcupine/expected.tsv`), and every witness the checker gives holds.
 
 mod support {
+    pub(crate) mod kv_rules;
     pub(crate) mod spec;
     pub(crate) mod witness;
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use raftkv_checker::{Command, Operation, PutCondition, ScanOutput, ScanRange};
 
+use super::kv_rules::{incremented, put_if_writes};
 use super::rng::Rng;
 
 /// The size and mix of a generated history.
@@ -186,13 +187,7 @@ fn take_effect(store: &mut BTreeMap<String, String>, operation: &mut Operation) 
             *output = Some(ScanOutput { pairs, more: in_range.next().is_some() });
         }
         Command::Increment { delta, output } => {
-            let old = store
-                .get(key)
-                .map(|text| text.parse::<i64>().ok().filter(|n| n.to_string() == *text));
-            let sum = match old {
-                None => Some(*delta),
-                Some(old) => old.and_then(|old| old.checked_add(*delta)),
-            };
+            let sum = incremented(store.get(key), *delta);
             if let Some(sum) = sum {
                 store.insert(key.clone(), sum.to_string());
             }
@@ -200,11 +195,7 @@ fn take_effect(store: &mut BTreeMap<String, String>, operation: &mut Operation) 
         }
         Command::PutIf { value, condition, output } => {
             let previous = store.get(key).cloned();
-            let writes = match condition {
-                PutCondition::Always => true,
-                PutCondition::IfMissing => previous.is_none(),
-                PutCondition::IfPresent => previous.is_some(),
-            };
+            let writes = put_if_writes(*condition, previous.is_some());
             if writes {
                 store.insert(key.clone(), value.clone());
             }

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use raftkv_checker::{
-    Command, Operation, PutCondition, ReadOutput, RegisterCommand, RegisterOperation,
-};
+use raftkv_checker::{Command, Operation, ReadOutput, RegisterCommand, RegisterOperation};
+
+use super::kv_rules::{incremented, put_if_writes};
 
 /// The key-value store: the state after `operation`, if its output is possible.
 pub(crate) fn kv(
@@ -79,10 +79,7 @@ fn several_keys(
                 && output.more == (in_range.len() > read)
         }),
         Command::Increment { delta, output } => {
-            let sum = match store.get(key) {
-                None => Some(*delta),
-                Some(text) => counter(text).and_then(|old| old.checked_add(*delta)),
-            };
+            let sum = incremented(store.get(key), *delta);
             if let Some(sum) = sum {
                 next.insert(key.clone(), sum.to_string());
             }
@@ -90,11 +87,7 @@ fn several_keys(
         }
         Command::PutIf { value, condition, output } => {
             let previous = store.get(key).cloned();
-            let writes = match condition {
-                PutCondition::Always => true,
-                PutCondition::IfMissing => previous.is_none(),
-                PutCondition::IfPresent => previous.is_some(),
-            };
+            let writes = put_if_writes(*condition, previous.is_some());
             if writes {
                 next.insert(key.clone(), value.clone());
             }
@@ -106,10 +99,6 @@ fn several_keys(
 }
 
 /// What a counter holds: the decimal form `i64::to_string` writes, and nothing else.
-fn counter(text: &str) -> Option<i64> {
-    text.parse::<i64>().ok().filter(|value| value.to_string() == text)
-}
-
 /// The register: the state after `operation` (`None`: nil), if its output is possible.
 pub(crate) fn register(state: &Option<i64>, operation: &RegisterOperation) -> Option<Option<i64>> {
     match operation.command {
