@@ -281,6 +281,31 @@ pub struct NodeStatus {
     pub match_indexes: Vec<(NodeId, LogIndex)>,
 }
 
+#[cfg(test)]
+impl NodeStatus {
+    /// For tests: node 2 leading term 7, 41 entries, 40 committed, 39 applied, three keys.
+    pub(crate) fn example() -> NodeStatus {
+        NodeStatus {
+            id: NodeId(2),
+            role: "Leader".to_owned(),
+            term: Term(7),
+            leader: Some(NodeId(2)),
+            commit: LogIndex(40),
+            applied: LogIndex(39),
+            last_log: LogIndex(41),
+            snapshot_last: LogIndex(0),
+            log_entries: 41,
+            wal_bytes: 4096,
+            keys: 3,
+            damaged: false,
+            connections: ConnectionReport::default(),
+            standing: "voter".to_owned(),
+            membership: MembershipReport::default(),
+            match_indexes: Vec::new(),
+        }
+    }
+}
+
 /// A membership as `raftkv status` and `raftkv member list` show it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MembershipReport {

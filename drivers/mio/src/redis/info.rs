@@ -67,37 +67,12 @@ fn section_text(section: &str, status: &NodeStatus, facts: ListenerFacts) -> Str
 
 #[cfg(test)]
 mod tests {
-    use raftkv_core::{LogIndex, NodeId, Term};
-
     use super::*;
-    use crate::connection_report::ConnectionReport;
-    use crate::wire::MembershipReport;
-
-    fn status() -> NodeStatus {
-        NodeStatus {
-            id: NodeId(2),
-            role: "Leader".to_owned(),
-            term: Term(7),
-            leader: Some(NodeId(2)),
-            commit: LogIndex(40),
-            applied: LogIndex(39),
-            last_log: LogIndex(41),
-            snapshot_last: LogIndex(0),
-            log_entries: 41,
-            wal_bytes: 4096,
-            keys: 3,
-            damaged: false,
-            connections: ConnectionReport::default(),
-            standing: "voter".to_owned(),
-            membership: MembershipReport::default(),
-            match_indexes: Vec::new(),
-        }
-    }
 
     fn info(asked: &[&str]) -> String {
         let facts = ListenerFacts { port: 6379, connected_clients: 4, rejected_connections: 1 };
         let asked: Vec<String> = asked.iter().map(|name| (*name).to_owned()).collect();
-        info_text(&status(), facts, &asked)
+        info_text(&NodeStatus::example(), facts, &asked)
     }
 
     fn titles(text: &str) -> Vec<&str> {

@@ -303,30 +303,20 @@ fn register_counters(registry: &mut Registry, counters: &Counters) {
 mod tests {
     use std::collections::BTreeMap;
 
-    use raftkv_core::{LogIndex, Term};
+    use raftkv_core::LogIndex;
 
     use super::*;
-    use crate::wire::MembershipReport;
 
     fn figures(leader: Option<u64>, commit: u64, applied: u64, at: Instant) -> Figures {
         Figures {
             status: NodeStatus {
-                id: NodeId(2),
                 role: "Follower".to_owned(),
-                term: Term(7),
                 leader: leader.map(NodeId),
                 commit: LogIndex(commit),
                 applied: LogIndex(applied),
                 last_log: LogIndex(commit),
-                snapshot_last: LogIndex(0),
                 log_entries: commit,
-                wal_bytes: 4096,
-                keys: 3,
-                damaged: false,
-                connections: ConnectionReport::default(),
-                standing: "voter".to_owned(),
-                membership: MembershipReport::default(),
-                match_indexes: Vec::new(),
+                ..NodeStatus::example()
             },
             counters: Counters { elections: 4, ..Counters::default() },
             links: vec![
