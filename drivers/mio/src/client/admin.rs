@@ -63,13 +63,11 @@ impl MemberList {
     /// at the address asked. A retry of a step that succeeded then succeeds too, as scripts
     /// expect. A removal of a node that never was a member is not among these (`refusal`).
     fn already_done(&self, step: &MemberStep) -> bool {
-        let membership = &self.membership;
-        let done = match step {
-            MemberStep::AddLearner { id, address } => membership.address(*id) == Some(address),
-            MemberStep::Promote { id } => membership.voters.contains(id),
-            MemberStep::Remove { id } => membership.retired.contains(id),
+        let never_a_member = match step {
+            MemberStep::Remove { id } => !self.membership.retired.contains(id),
+            MemberStep::AddLearner { .. } | MemberStep::Promote { .. } => false,
         };
-        done && !self.changing()
+        self.shows_done(step) && !never_a_member
     }
 
     /// Why `step` can never be carried out from this membership, if so: it names a node that
