@@ -466,6 +466,7 @@ fn redis_config(
         max_command_bytes: args.max_frame_bytes,
         timeout: std::time::Duration::from_millis(args.redis.redis_timeout_ms.max(1)),
         scan_cursors: args.redis.redis_scan_cursors,
+        pipeline_depth: usize::try_from(args.redis.redis_pipeline_depth).unwrap_or(usize::MAX),
         password,
     }))
 }

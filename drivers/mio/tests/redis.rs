@@ -206,6 +206,27 @@ fn pipelines_are_answered_in_order_and_values_are_binary_safe() {
     assert_eq!(last, "499");
 }
 
+/// On the leader, with batches of at most 7 commands: a pipeline's commands on one key take
+/// effect in the order sent, each GET seeing the SET just before it and none after.
+#[test]
+fn a_pipeline_of_sets_and_gets_on_one_key_takes_effect_in_order_through_the_leader() {
+    let cluster = TestCluster::start_redis(3, &["--redis-pipeline-depth", "7"]);
+    let mut c = connect(&cluster, cluster.wait_for_leader(None) as usize);
+    let mut pipe = redis::pipe();
+    for i in 0..300 {
+        pipe.cmd("SET").arg("k").arg(i);
+        pipe.cmd("GET").arg("k");
+        if i % 50 == 0 {
+            pipe.cmd("PING").ignore();
+            pipe.cmd("MGET").arg("k").arg("missing").ignore();
+        }
+    }
+    let answers: Vec<(String, String)> = pipe.query(&mut c).expect("the pipeline");
+    for (i, (set, get)) in answers.iter().enumerate() {
+        assert_eq!((set.as_str(), get.as_str()), ("OK", i.to_string().as_str()), "pair {i}");
+    }
+}
+
 #[test]
 fn resp3_hello_answers_a_map_and_nulls_change_shape() {
     let cluster = TestCluster::start_redis(3, &[]);
@@ -293,6 +314,10 @@ fn record_answers(
             redis::Value::Nil => Some(String::new()),
             value => redis::from_redis_value::<String>(value.clone()).ok(),
         };
+        if let (true, Some(value)) = (appended, &output) {
+            // The GET was sent after the APPEND on the same connection: it must see it.
+            assert!(value.contains(token.as_str()), "GET {key} after APPEND {token}: {value}");
+        }
         let known = output.is_some();
         recorder.record(client, key, Command::Get { output }, call, known.then_some(ret));
     }
