@@ -256,8 +256,8 @@ struct LimitArgs {
     /// not read until answers go out.
     #[arg(long, default_value_t = ConnectionLimits::default().max_requests_per_connection, value_name = "N")]
     max_requests_per_connection: usize,
-    /// Requests of all clients waiting for their answers; beyond, no client connection is
-    /// read until answers go out.
+    /// Requests of all clients (the node's own Redis listener included) waiting in the
+    /// replica; beyond, a new one is answered busy, for its client to retry after a backoff.
     #[arg(long, default_value_t = ConnectionLimits::default().max_requests_in_flight, value_name = "N")]
     max_requests_in_flight: usize,
 }

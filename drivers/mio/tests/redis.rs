@@ -420,6 +420,42 @@ fn a_leader_killed_under_pipelined_appends_loses_and_doubles_no_acknowledged_wri
     assert_eq!(report.verdict, Verdict::Linearizable, "{report}");
 }
 
+/// The leader's own listener hands its requests straight to the replica, under the cap on
+/// requests in flight that every client counts against: beyond it they are answered busy and
+/// retried, none lost or doubled.
+#[test]
+fn the_leaders_listener_counts_against_the_cap_in_flight_and_its_busy_requests_are_retried() {
+    const CONNECTIONS: usize = 12;
+    const PIPELINES: usize = 10;
+    let cluster = TestCluster::start_redis(3, &["--max-requests-in-flight", "2"]);
+    let leader = cluster.wait_for_leader(None) as usize;
+    std::thread::scope(|scope| {
+        for worker in 0..CONNECTIONS {
+            let mut c = connect(&cluster, leader);
+            scope.spawn(move || {
+                let key = format!("busy-{worker}");
+                for round in 0..PIPELINES {
+                    let mut pipe = redis::pipe();
+                    for number in 0..5 {
+                        pipe.cmd("APPEND").arg(&key).arg(format!("{round}.{number},")).ignore();
+                    }
+                    pipe.query::<()>(&mut c).expect("every append completes");
+                }
+                let value: String = query(&mut c, &[b"GET", key.as_bytes()]).expect("read");
+                // Appends are not idempotent: a lost or doubled one shows in the value.
+                let expected: String = (0..PIPELINES)
+                    .flat_map(|round| (0..5).map(move |number| format!("{round}.{number},")))
+                    .collect();
+                assert_eq!(value, expected, "connection {worker}");
+            });
+        }
+    });
+    let connections = cluster.status_of(leader).connections;
+    assert!(connections.refused.busy > 0, "{connections:?}");
+    assert_eq!(connections.requests_in_flight, 0, "{connections:?}");
+    assert!(cluster.log(leader).contains("answered a request busy"), "logged");
+}
+
 /// Reads what `stream` sends until it closes (or the patience runs out).
 fn read_until_closed(stream: &mut TcpStream) -> String {
     stream.set_read_timeout(Some(PATIENCE)).expect("a timeout");
