@@ -2,7 +2,7 @@
 //! at once or waiting for the cluster.
 
 use std::collections::VecDeque;
-use std::io;
+use std::io::{self, Read, Write};
 use std::time::Instant;
 
 use crate::redis::commands::{ConnectionState, Shape};
@@ -109,6 +109,21 @@ impl Connection {
             self.last_heard = Instant::now();
         }
         Ok(outcome)
+    }
+
+    /// Tells a client that spoke in the clear to a TLS listener `why` it is closed, in the
+    /// clear, and reads what it sent: closing with bytes unread would reset the connection,
+    /// and the client could lose the answer.
+    pub(crate) fn refuse_in_the_clear(&mut self, why: &[u8]) {
+        let stream = self.transport.stream_mut();
+        let _ = stream.write(why);
+        let mut unread = [0; 4096];
+        // A bounded effort: a client that keeps sending gets the reset.
+        for _ in 0..16 {
+            if !matches!(stream.read(&mut unread), Ok(read) if read > 0) {
+                break;
+            }
+        }
     }
 
     /// The answer to the oldest command waiting for the cluster, encoded by `encode` in the

@@ -251,8 +251,7 @@ impl Gateway {
             .map_or_else(|_| "a client".to_string(), |address| address.to_string());
         match error {
             ReadError::Plaintext => {
-                use std::io::Write;
-                let _ = connection.transport.stream_mut().write(PLAINTEXT_REFUSED);
+                connection.refuse_in_the_clear(PLAINTEXT_REFUSED);
                 self.refusals.record_tls(&format!("{address}: spoke in the clear to the TLS port"));
                 self.close(token, "not TLS");
             }
