@@ -2,6 +2,7 @@
 
 mod command;
 mod counter;
+mod key;
 mod pairs;
 mod scan;
 mod store;

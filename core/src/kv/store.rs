@@ -4,9 +4,10 @@
 //! copied on write): a snapshot's view is a copy of it, taken in constant time between two
 //! events, and encoded on another thread while the node goes on applying commands. The
 //! standard library has no such map, and writing a balanced persistent tree here would be a
-//! second, less tested copy of a well-kept one. Keys and values are reference counted, so the
-//! nodes a write copies while a view is alive copy pointers, not bytes. The map keeps keys in
-//! order, which scans read in pages (`scan`).
+//! second, less tested copy of a well-kept one. Short keys lie in the map's nodes (`key`),
+//! values and long keys are reference counted, so the nodes a write copies while a view is
+//! alive copy pointers, not values. The map keeps keys in order, which scans read in pages
+//! (`scan`).
 
 use std::io;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::kv::command::{KvCommand, KvReply, PutCondition};
 use crate::kv::counter::incremented;
+use crate::kv::key::Key;
 use crate::kv::pairs::Pairs;
 use crate::kv::scan::read_page;
 use crate::state_machine::{InvalidCommand, RestoreError, StateMachine};
@@ -74,7 +76,7 @@ impl Serialize for PairsOut<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut sequence = serializer.serialize_seq(Some(self.0.len()))?;
         for (key, value) in self.0 {
-            sequence.serialize_element(&PairOut { key, value })?;
+            sequence.serialize_element(&PairOut { key: key.as_bytes(), value })?;
         }
         sequence.end()
     }
@@ -124,7 +126,7 @@ impl KvStore {
     }
 
     fn insert(&mut self, key: &[u8], value: &[u8]) {
-        self.entries.insert(Arc::from(key), Arc::from(value));
+        self.entries.insert(Key::new(key), Arc::from(value));
     }
 
     /// The values of `keys`, or a refusal if together they weigh more than a reply may.
@@ -265,7 +267,7 @@ impl StateMachine for KvStore {
                 let mut grown = self.get(key).map(<[u8]>::to_vec).unwrap_or_default();
                 grown.extend_from_slice(value);
                 let length = grown.len() as u64;
-                self.entries.insert(Arc::from(&key[..]), Arc::from(grown));
+                self.entries.insert(Key::new(key), Arc::from(grown));
                 KvReply::Length(length)
             }
             KvCommand::Delete { key } => {
@@ -350,7 +352,7 @@ impl StateMachine for KvStore {
         self.entries = decoded
             .entries
             .into_iter()
-            .map(|pair| -> (Arc<[u8]>, Arc<[u8]>) { (pair.key.into(), pair.value.into()) })
+            .map(|pair| (Key::new(&pair.key), Arc::<[u8]>::from(pair.value)))
             .collect();
         Ok(())
     }

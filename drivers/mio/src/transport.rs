@@ -49,6 +49,11 @@ impl Transport {
         &self.stream
     }
 
+    /// Whether a TLS handshake is still going on (never, in the clear).
+    pub(crate) fn is_handshaking(&self) -> bool {
+        self.tls.as_ref().is_some_and(|tls| tls.is_handshaking())
+    }
+
     /// The certificates the other side presented and the handshake verified.
     pub(crate) fn peer_certificates(&self) -> Option<&[CertificateDer<'static>]> {
         self.tls.as_ref().and_then(|tls| tls.peer_certificates())

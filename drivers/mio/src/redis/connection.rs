@@ -4,29 +4,36 @@
 use std::io::{self, Read, Write};
 use std::time::Instant;
 
-use mio::net::TcpStream;
-
 use crate::redis::commands::ConnectionState;
 use crate::redis::pipeline::Pipeline;
+use crate::transport::{ReadOutcome, TlsFailure, Transport};
 
-/// Bytes read per system call: the size of the buffer a gateway lends its connections.
-pub(crate) const CHUNK_BYTES: usize = 16 << 10;
+/// Bytes read before the commands they hold are run.
+const READ_BUDGET_BYTES: usize = 16 << 10;
 
-/// What a read found.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum ReadOutcome {
-    /// Everything available was read (what it read is in the inbox).
-    Drained,
-    /// Read some; there may be more.
-    More,
-    /// The client closed its side.
-    Closed,
+/// The first byte of every TLS connection: a handshake record.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// Why a connection could not be read.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// A client spoke the Redis protocol in the clear to a TLS listener.
+    Plaintext,
+    /// The TLS handshake failed, or a record did not decrypt.
+    Tls(String),
+    /// The socket failed.
+    Io(io::Error),
 }
 
 /// A client connection.
 #[derive(Debug)]
 pub(crate) struct Connection {
-    pub(crate) stream: TcpStream,
+    /// The socket, through TLS or in the clear.
+    pub(crate) transport: Transport,
+    /// Nothing received yet on a TLS connection: the first byte tells a TLS client from one
+    /// speaking in the clear.
+    awaits_first_byte: bool,
+    pub(crate) accepted_at: Instant,
     /// Received, not yet parsed.
     pub(crate) inbox: Vec<u8>,
     /// Encoded answers not yet written.
@@ -47,42 +54,63 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    pub(crate) fn new(stream: TcpStream, session: usize, state: ConnectionState) -> Connection {
+    pub(crate) fn new(transport: Transport, session: usize, state: ConnectionState) -> Connection {
+        let now = Instant::now();
         Connection {
-            stream,
+            awaits_first_byte: transport.is_handshaking(),
+            transport,
+            accepted_at: now,
             inbox: Vec::new(),
             outbox: Vec::new(),
             pipeline: Pipeline::default(),
             session,
             state,
-            last_heard: Instant::now(),
+            last_heard: now,
             closing: false,
             read_paused: false,
         }
     }
 
-    /// Reads one chunk into the inbox, through `chunk` (lent, so that no buffer is zeroed
-    /// per read).
-    pub(crate) fn read_chunk(&mut self, chunk: &mut [u8]) -> io::Result<ReadOutcome> {
-        loop {
-            match self.stream.read(chunk) {
+    /// Reads into the inbox, about [`READ_BUDGET_BYTES`] at most; a TLS connection's
+    /// handshake messages are answered by the next [`send_ready`](Self::send_ready).
+    pub(crate) fn read_some(&mut self) -> Result<ReadOutcome, ReadError> {
+        if self.awaits_first_byte {
+            let mut first = [0];
+            match self.transport.stream().peek(&mut first) {
                 Ok(0) => return Ok(ReadOutcome::Closed),
-                Ok(read) => {
-                    self.inbox.extend_from_slice(&chunk[..read]);
-                    self.last_heard = Instant::now();
-                    // A short read emptied the socket: the poll reports what comes next,
-                    // so the read that would only find nothing is saved.
-                    return Ok(if read < CHUNK_BYTES {
-                        ReadOutcome::Drained
-                    } else {
-                        ReadOutcome::More
-                    });
-                }
+                Ok(_) if first[0] != TLS_HANDSHAKE_RECORD => return Err(ReadError::Plaintext),
+                Ok(_) => self.awaits_first_byte = false,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                     return Ok(ReadOutcome::Drained);
                 }
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(error),
+                Err(error) => return Err(ReadError::Io(error)),
+            }
+        }
+        let before = self.inbox.len();
+        let outcome =
+            self.transport.read_into(&mut self.inbox, READ_BUDGET_BYTES).map_err(|error| {
+                match error.get_ref().and_then(|inner| inner.downcast_ref::<TlsFailure>()) {
+                    Some(failure) => ReadError::Tls(failure.to_string()),
+                    None => ReadError::Io(error),
+                }
+            })?;
+        if self.inbox.len() > before {
+            self.last_heard = Instant::now();
+        }
+        Ok(outcome)
+    }
+
+    /// Tells a client that spoke in the clear to a TLS listener `why` it is closed, in the
+    /// clear, and reads what it sent: closing with bytes unread would reset the connection,
+    /// and the client could lose the answer.
+    pub(crate) fn refuse_in_the_clear(&mut self, why: &[u8]) {
+        let stream = self.transport.stream_mut();
+        let _ = stream.write(why);
+        let mut unread = [0; 4096];
+        // A bounded effort: a client that keeps sending gets the reset.
+        for _ in 0..16 {
+            if !matches!(stream.read(&mut unread), Ok(read) if read > 0) {
+                break;
             }
         }
     }
@@ -95,13 +123,11 @@ impl Connection {
             self.outbox.extend_from_slice(&answer);
         }
         let mut written = 0;
-        while written < self.outbox.len() {
-            match self.stream.write(&self.outbox[written..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(count) => written += count,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(error),
+        // TLS records first: handshake messages and what was already encrypted.
+        while self.transport.send_records()? && written < self.outbox.len() {
+            match self.transport.write(&self.outbox[written..])? {
+                0 => break,
+                taken => written += taken,
             }
         }
         self.outbox.drain(..written);

@@ -24,12 +24,13 @@ use tracing::{debug, error, warn};
 use crate::client::pool::{ClerkPool, FOREIGN_TOKENS, ForeignEvent};
 use crate::redis::RedisConfig;
 use crate::redis::commands::{self, Action, ConnectionState, Settings};
-use crate::redis::connection::{CHUNK_BYTES, Connection, ReadOutcome};
+use crate::redis::connection::{Connection, ReadError};
 use crate::redis::cursors::Cursors;
 use crate::redis::info::{ListenerFacts, info_text};
 use crate::redis::pipeline::BatchLimits;
 use crate::redis::resp::{self, Reply};
 use crate::server::Front;
+use crate::transport::{ReadOutcome, Transport};
 use crate::wire::NodeStatus;
 
 const LISTENER: Token = Token(FOREIGN_TOKENS);
@@ -40,14 +41,25 @@ const SWEEP: Duration = Duration::from_millis(50);
 /// Room a command's frame needs besides its keys and values.
 const FRAME_OVERHEAD: usize = 4096;
 
+/// What a TLS client that speaks in the clear is told before the connection closes.
+const PLAINTEXT_REFUSED: &[u8] =
+    b"-ERR this port speaks TLS: connect with TLS (redis-cli --tls --cacert CA.crt ...)\r\n";
+
 /// Refusals, counted for `INFO` and logged at most once a second.
 #[derive(Debug, Default)]
 struct Refusals {
     rejected_connections: u64,
+    /// Of which: failed TLS handshakes, clients in the clear on the TLS port included.
+    tls_refused: u64,
     last_logged: Option<Instant>,
 }
 
 impl Refusals {
+    fn record_tls(&mut self, what: &str) {
+        self.tls_refused = self.tls_refused.saturating_add(1);
+        self.record(what);
+    }
+
     fn record(&mut self, what: &str) {
         self.rejected_connections = self.rejected_connections.saturating_add(1);
         let now = Instant::now();
@@ -72,8 +84,6 @@ pub(crate) struct Gateway {
     cursors: Cursors,
     settings: Settings,
     refusals: Refusals,
-    /// The buffer connections read through.
-    chunk: Vec<u8>,
     /// Connections with answers to send or reads to resume.
     touched: Vec<Token>,
     /// When waiting commands and idle connections were last checked.
@@ -105,7 +115,6 @@ impl Gateway {
             next_token: FOREIGN_TOKENS + 1,
             next_client_id: 1,
             refusals: Refusals::default(),
-            chunk: vec![0; CHUNK_BYTES],
             touched: Vec::new(),
             last_sweep: Instant::now(),
             info_asked: false,
@@ -171,30 +180,39 @@ impl Gateway {
                 }
             };
             if self.connections.len() >= self.config.limits.max_client_connections {
-                use std::io::Write;
-                let _ = stream.write(b"-ERR max number of clients reached\r\n");
+                // In the clear, the client is told why; through TLS, it only sees the close.
+                if self.config.listener_tls.is_none() {
+                    use std::io::Write;
+                    let _ = stream.write(b"-ERR max number of clients reached\r\n");
+                }
                 self.refusals.record(&format!("{address}: max number of clients reached"));
                 continue;
             }
-            if let Err(error) = self.add_connection(stream, address) {
+            let transport = match &self.config.listener_tls {
+                None => Transport::plain(stream),
+                Some(tls) => match tls.accept() {
+                    Ok(server) => Transport::tls(stream, server),
+                    Err(error) => {
+                        error!("redis listener cannot start TLS for {address}: {error}");
+                        continue;
+                    }
+                },
+            };
+            if let Err(error) = self.add_connection(transport, address) {
                 warn!("redis listener cannot register {address}: {error}");
             }
         }
     }
 
-    fn add_connection(
-        &mut self,
-        mut stream: mio::net::TcpStream,
-        address: SocketAddr,
-    ) -> io::Result<()> {
+    fn add_connection(&mut self, mut transport: Transport, address: SocketAddr) -> io::Result<()> {
         let token = Token(self.next_token);
         self.next_token = self.next_token.checked_add(1).unwrap_or(FOREIGN_TOKENS + 1);
         self.pool.registry().register(
-            &mut stream,
+            transport.stream_mut(),
             token,
             Interest::READABLE | Interest::WRITABLE,
         )?;
-        let _ = stream.set_nodelay(true);
+        let _ = transport.stream().set_nodelay(true);
         let session = match self.free_sessions.pop() {
             Some(session) => session,
             None => self.pool.add_session(),
@@ -208,7 +226,7 @@ impl Gateway {
         self.next_client_id = self.next_client_id.saturating_add(1);
         debug!(%address, id = state.id, "redis client connected");
         self.by_session.insert(session, token);
-        self.connections.insert(token, Connection::new(stream, session, state));
+        self.connections.insert(token, Connection::new(transport, session, state));
         Ok(())
     }
 
@@ -223,18 +241,48 @@ impl Gateway {
             let Some(connection) = self.connections.get_mut(&token) else {
                 return;
             };
-            match connection.read_chunk(&mut self.chunk) {
-                Ok(ReadOutcome::More) => {}
+            match connection.read_some() {
+                Ok(ReadOutcome::Budget) => {}
                 Ok(ReadOutcome::Drained) => {
                     self.run_buffered(token);
                     self.send_next(token);
                     return;
                 }
-                Ok(ReadOutcome::Closed) | Err(_) => {
+                Ok(ReadOutcome::Closed) => {
                     self.close(token, "closed by the client");
                     return;
                 }
+                Err(error) => {
+                    self.refuse(token, error);
+                    return;
+                }
             }
+        }
+    }
+
+    /// Closes a connection that could not be read; counts and logs it if refused.
+    fn refuse(&mut self, token: Token, error: ReadError) {
+        let Some(connection) = self.connections.get_mut(&token) else {
+            return;
+        };
+        let address = connection
+            .transport
+            .stream()
+            .peer_addr()
+            .map_or_else(|_| "a client".to_string(), |address| address.to_string());
+        match error {
+            ReadError::Plaintext => {
+                connection.refuse_in_the_clear(PLAINTEXT_REFUSED);
+                self.refusals.record_tls(&format!("{address}: spoke in the clear to the TLS port"));
+                self.close(token, "not TLS");
+            }
+            ReadError::Tls(detail) => {
+                self.refusals.record_tls(&format!("{address}: {detail}"));
+                // The alert rustls queued tells the client why.
+                let _ = connection.transport.send_records();
+                self.close(token, &detail);
+            }
+            ReadError::Io(error) => self.close(token, &format!("cannot read: {error}")),
         }
     }
 
@@ -325,6 +373,7 @@ impl Gateway {
             port: self.config.listen.port(),
             connected_clients: self.connections.len(),
             rejected_connections: self.refusals.rejected_connections,
+            tls_refused_connections: self.refusals.tls_refused,
         };
         for token in &waiting {
             if let Some(connection) = self.connections.get_mut(token) {
@@ -340,7 +389,7 @@ impl Gateway {
     /// idle connections.
     fn sweep(&mut self) {
         let now = Instant::now();
-        let mut idle = Vec::new();
+        let (mut idle, mut stalled) = (Vec::new(), Vec::new());
         for (token, connection) in &mut self.connections {
             let expired = connection
                 .pipeline
@@ -364,12 +413,22 @@ impl Gateway {
                 self.touched.push(*token);
             }
             let silent = now.duration_since(connection.last_heard);
-            if connection.pipeline.is_empty() && silent >= self.config.idle_timeout {
+            let handshaking = now.duration_since(connection.accepted_at);
+            if connection.transport.is_handshaking() && handshaking >= self.config.handshake_timeout
+            {
+                stalled.push(*token);
+            } else if connection.pipeline.is_empty() && silent >= self.config.idle_timeout {
                 idle.push(*token);
             }
         }
         for token in idle {
             self.close(token, "idle");
+        }
+        for token in stalled {
+            self.refusals.record_tls(
+                "a client did not finish its TLS handshake in time (--handshake-timeout-ms)",
+            );
+            self.close(token, "TLS handshake timed out");
         }
     }
 
@@ -404,7 +463,7 @@ impl Gateway {
             return;
         };
         debug!(id = connection.state.id, "redis client disconnected: {why}");
-        let _ = self.pool.registry().deregister(&mut connection.stream);
+        let _ = self.pool.registry().deregister(connection.transport.stream_mut());
         self.by_session.remove(&connection.session);
         self.pool.reset_session(connection.session);
         self.free_sessions.push(connection.session);

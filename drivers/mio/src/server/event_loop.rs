@@ -143,7 +143,8 @@ fn start(options: ServeOptions) -> Result<Server, ServeError> {
         .map_err(ServeError::StartDiskThread)?;
     let now = clock.now();
     let mut peers = PeerSet::new(options.id, &options.cluster, FIRST_PEER, FIRST_INBOUND);
-    peers.sync(poll.registry(), &directory.peers(options.id), directory.is_joining(), now);
+    let (members, retired) = (directory.peers(options.id), directory.retired());
+    peers.sync(poll.registry(), &members, retired, directory.is_joining(), now);
     let mut inbound = InboundConnections::new(FIRST_INBOUND);
     inbound.set_directory(&directory);
     let snapshot_chunks = SnapshotChunks::new(options.data.clone());
@@ -499,7 +500,7 @@ impl Server {
     /// peer, so that clients wait for a hand-over instead of an election timeout; returns when
     /// to stop at the latest (now, if there is nothing to hand over).
     fn begin_stop(&mut self, now: Instant) -> Instant {
-        let target = self.peers.iter().find(|link| link.is_connected()).map(|link| link.id);
+        let target = self.peers.members().find(|link| link.is_connected()).map(|link| link.id);
         match target {
             Some(target) if self.replica.raft().role() == Role::Leader => {
                 match self.replica.transfer_leadership(now, target) {
@@ -562,7 +563,7 @@ impl Server {
             return;
         }
         self.next_publish = now + Duration::from_millis(metrics::PUBLISH_EVERY_MS);
-        let links = self.peers.iter().map(|link| LinkFigures {
+        let links = self.peers.members().map(|link| LinkFigures {
             peer: link.id,
             connected: link.is_connected(),
             reconnects: link.reconnects(),
@@ -700,7 +701,8 @@ impl Server {
     /// The directory changed: links and inbound connections follow it.
     fn follow_directory(&mut self, now: Instant) {
         let (peers, joining) = (self.directory.peers(self.options.id), self.directory.is_joining());
-        self.peers.sync(self.poll.registry(), &peers, joining, now);
+        let retired = self.directory.retired();
+        self.peers.sync(self.poll.registry(), &peers, retired, joining, now);
         self.inbound.set_directory(&self.directory);
     }
 

@@ -12,6 +12,6 @@ pub(crate) mod identity;
 mod verifier;
 
 pub use configs::ClientTls;
-pub(crate) use configs::NodeTls;
+pub(crate) use configs::{ClientAuth, NodeTls, RedisTls};
 pub use error::TlsError;
 pub(crate) use files::TlsFiles;
