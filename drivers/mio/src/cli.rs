@@ -111,7 +111,10 @@ enum Command {
       --listen 0.0.0.0:7001 --data /var/lib/raftkv \\
       --tls-ca ca.crt --tls-cert node-1.crt --tls-key node-1.key
   raftkv serve --id 4 --listen 10.0.0.4:7001 --join 10.0.0.1:7001 --data /var/lib/raftkv ...
-  raftkv serve --id 1 --data /var/lib/raftkv ...     a restart: the membership is in the log")]
+  raftkv serve --id 1 --data /var/lib/raftkv ...     a restart: the membership is in the log
+  raftkv serve --id 1 ... --tls-ca ca.crt --tls-cert node-1.crt --tls-key node-1.key \\
+      --redis-listen 0.0.0.0:6379              Redis clients too, through TLS:
+  redis-cli -h 10.0.0.1 -p 6379 --tls --cacert ca.crt --cert client.crt --key client.key ping")]
 struct ServeArgs {
     /// This node's id: a positive number, unique in the cluster, never reused.
     #[arg(long)]

@@ -69,13 +69,13 @@ impl NodeTls {
 /// Whether a TLS listener asks the dialer for a certificate of the CA.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum ClientAuth {
-    /// A dialer without one is refused.
+    /// A client without a certificate of the CA is refused.
     #[value(name = "yes")]
     Required,
-    /// A dialer may present none; one it presents must be of the CA.
+    /// A client may present none; one it presents must be signed by the CA.
     #[value(name = "optional")]
     Optional,
-    /// None is asked for.
+    /// No certificate is asked for.
     #[value(name = "no")]
     Off,
 }
