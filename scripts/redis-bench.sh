@@ -6,11 +6,16 @@
 #   (c) redis-server, one node, appendonly yes, appendfsync everysec,
 # one after the other on this machine, then a table of ops/s and p50 for each.
 # Installs redis-server and redis-tools with apt-get when it can (as root), else skips.
-# Usage: scripts/redis-bench.sh [PATH-TO-raftkv]   (REQUESTS=200000 CLIENTS=50 to change)
+# Usage: scripts/redis-bench.sh [PATH-TO-raftkv]   (REQUESTS=200000 CLIENTS=50 to change;
+#        PIPELINE=16 pipelines 16 commands per connection, redis-benchmark's -P;
+#        BASE_PORT=17300 moves the ports used: BASE_PORT+1.. for raftkv, +101.. for its Redis
+#        listeners, +201 and +202 for redis-server)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 requests=${REQUESTS:-200000}
 clients=${CLIENTS:-50}
+pipeline=${PIPELINE:-1}
+base_port=${BASE_PORT:-17300}
 
 if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
@@ -41,7 +46,7 @@ bench() { # bench NAME PORT: runs redis-benchmark, keeps "NAME TEST ops/s p50" l
         if [[ $line =~ ^([A-Z]+):\ ([0-9.]+)\ requests\ per\ second,\ p50=([0-9.]+) ]]; then
             results+=("$name ${BASH_REMATCH[1]} ${BASH_REMATCH[2]} ${BASH_REMATCH[3]}")
         fi
-    done < <(redis-benchmark -p "$port" -t set,get -n "$requests" -c "$clients" -q 2>&1 | tr '\r' '\n')
+    done < <(redis-benchmark -p "$port" -t set,get -n "$requests" -c "$clients" -P "$pipeline" -q 2>&1 | tr '\r' '\n')
 }
 
 start_redis() { # start_redis PORT FSYNC
@@ -61,19 +66,20 @@ stop_redis() {
     redis_pid=
 }
 
-echo "redis-benchmark -t set,get -n $requests -c $clients, one configuration after the other"
-start_raftkv_cluster "$binary" "$dir" 17301 17401
-# INFO names the leader (node ids are 1-3, ports 17401-17403).
-leader=$(redis-cli -p 17401 info replication | tr -d '\r' | awk -F: '$1 == "leader" { print $2 }')
+echo "redis-benchmark -t set,get -n $requests -c $clients -P $pipeline, one configuration after the other"
+redis_base=$((base_port + 101))
+start_raftkv_cluster "$binary" "$dir" $((base_port + 1)) $redis_base
+# INFO names the leader (node ids are 1-3, Redis ports from redis_base on).
+leader=$(redis-cli -p $redis_base info replication | tr -d '\r' | awk -F: '$1 == "leader" { print $2 }')
 [[ $leader =~ ^[123]$ ]] || { echo "no leader named by INFO: '$leader'" >&2; exit 1; }
-bench "raftkv-3-nodes" $((17400 + leader))
-bench "raftkv-via-follower" $((17400 + leader % 3 + 1))
+bench "raftkv-3-nodes" $((redis_base + leader - 1))
+bench "raftkv-via-follower" $((redis_base + leader % 3))
 stop_raftkv_cluster
-start_redis 17501 always
-bench "redis-fsync-always" 17501
+start_redis $((base_port + 201)) always
+bench "redis-fsync-always" $((base_port + 201))
 stop_redis
-start_redis 17502 everysec
-bench "redis-fsync-everysec" 17502
+start_redis $((base_port + 202)) everysec
+bench "redis-fsync-everysec" $((base_port + 202))
 stop_redis
 
 printf '%-22s %-4s %12s %9s\n' configuration test ops/s "p50 ms"
