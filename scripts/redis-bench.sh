@@ -69,6 +69,10 @@ stop_redis() {
 echo "redis-benchmark -t set,get -n $requests -c $clients -P $pipeline, one configuration after the other"
 redis_base=$((base_port + 101))
 start_raftkv_cluster "$binary" "$dir" $((base_port + 1)) $redis_base
+# A node that could not start (its port taken) must not leave another cluster to be measured.
+for pid in "${RAFTKV_PIDS[@]}"; do
+    kill -0 "$pid" 2>/dev/null || { echo "a raftkv node exited at start: are the ports from BASE_PORT free?" >&2; exit 1; }
+done
 # INFO names the leader (node ids are 1-3, Redis ports from redis_base on).
 leader=$(redis-cli -p $redis_base info replication | tr -d '\r' | awk -F: '$1 == "leader" { print $2 }')
 [[ $leader =~ ^[123]$ ]] || { echo "no leader named by INFO: '$leader'" >&2; exit 1; }
