@@ -259,8 +259,8 @@ struct LimitArgs {
     /// not read until answers go out.
     #[arg(long, default_value_t = ConnectionLimits::default().max_requests_per_connection, value_name = "N")]
     max_requests_per_connection: usize,
-    /// Requests of all clients waiting for their answers; beyond, no client connection is
-    /// read until answers go out.
+    /// Requests of all clients (the node's own Redis listener included) waiting in the
+    /// replica; beyond, a new one is answered busy, for its client to retry after a backoff.
     #[arg(long, default_value_t = ConnectionLimits::default().max_requests_in_flight, value_name = "N")]
     max_requests_in_flight: usize,
 }
@@ -465,6 +465,7 @@ fn redis_config(
         max_command_bytes: args.max_frame_bytes,
         timeout: std::time::Duration::from_millis(args.redis.redis_timeout_ms.max(1)),
         scan_cursors: args.redis.redis_scan_cursors,
+        pipeline_depth: usize::try_from(args.redis.redis_pipeline_depth).unwrap_or(usize::MAX),
         password,
     }))
 }

@@ -1,11 +1,11 @@
 //! One Redis client's connection: bytes in and out, and its commands in order, each answered
-//! at once or waiting for the cluster.
+//! at once or waiting for the cluster ([`Pipeline`]).
 
-use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::time::Instant;
 
-use crate::redis::commands::{ConnectionState, Shape};
+use crate::redis::commands::ConnectionState;
+use crate::redis::pipeline::Pipeline;
 use crate::transport::{ReadOutcome, TlsFailure, Transport};
 
 /// Bytes read before the commands they hold are run.
@@ -25,17 +25,6 @@ pub(crate) enum ReadError {
     Io(io::Error),
 }
 
-/// A command's place in the order of answers.
-#[derive(Debug)]
-pub(crate) enum Slot {
-    /// The encoded answer.
-    Ready(Vec<u8>),
-    /// Waiting for the cluster, since `since`; to be encoded in `protocol`.
-    Cluster { shape: Shape, protocol: u8, since: Instant },
-    /// Waiting for the node's status (`INFO` of `sections`).
-    Info { protocol: u8, sections: Vec<String> },
-}
-
 /// A client connection.
 #[derive(Debug)]
 pub(crate) struct Connection {
@@ -50,7 +39,7 @@ pub(crate) struct Connection {
     /// Encoded answers not yet written.
     pub(crate) outbox: Vec<u8>,
     /// Commands received, in order, answered or not.
-    pub(crate) slots: VecDeque<Slot>,
+    pub(crate) pipeline: Pipeline,
     /// Its session in the clerk pool.
     pub(crate) session: usize,
     pub(crate) state: ConnectionState,
@@ -73,7 +62,7 @@ impl Connection {
             accepted_at: now,
             inbox: Vec::new(),
             outbox: Vec::new(),
-            slots: VecDeque::new(),
+            pipeline: Pipeline::default(),
             session,
             state,
             last_heard: now,
@@ -126,54 +115,12 @@ impl Connection {
         }
     }
 
-    /// The answer to the oldest command waiting for the cluster, encoded by `encode` in the
-    /// protocol of its time. Returns whether there was one.
-    pub(crate) fn answer_cluster(&mut self, encode: impl FnOnce(Shape, u8) -> Vec<u8>) -> bool {
-        let waiting = self.slots.iter_mut().find(|slot| matches!(slot, Slot::Cluster { .. }));
-        let Some(slot) = waiting else {
-            return false;
-        };
-        let Slot::Cluster { shape, protocol, .. } = *slot else {
-            unreachable!("found a cluster slot")
-        };
-        *slot = Slot::Ready(encode(shape, protocol));
-        true
-    }
-
-    /// Answers every `INFO` waiting, by protocol version and sections asked.
-    pub(crate) fn answer_info(&mut self, encode: impl Fn(u8, &[String]) -> Vec<u8>) {
-        for slot in &mut self.slots {
-            if let Slot::Info { protocol, sections } = slot {
-                *slot = Slot::Ready(encode(*protocol, sections));
-            }
-        }
-    }
-
-    /// Whether an `INFO` waits.
-    pub(crate) fn waits_for_info(&self) -> bool {
-        self.slots.iter().any(|slot| matches!(slot, Slot::Info { .. }))
-    }
-
-    /// When the oldest command waiting for the cluster was received.
-    pub(crate) fn oldest_cluster_wait(&self) -> Option<Instant> {
-        self.slots.iter().find_map(|slot| match slot {
-            Slot::Cluster { since, .. } => Some(*since),
-            _ => None,
-        })
-    }
-
     /// Moves the answers ready at the front, in order, to the outbox while it holds less than
     /// `max_outbox` bytes, and writes what the socket takes.
     pub(crate) fn send_ready(&mut self, max_outbox: usize) -> io::Result<()> {
         while self.outbox.len() < max_outbox {
-            match self.slots.front_mut() {
-                Some(Slot::Ready(bytes)) => {
-                    let bytes = std::mem::take(bytes);
-                    self.slots.pop_front();
-                    self.outbox.extend_from_slice(&bytes);
-                }
-                _ => break,
-            }
+            let Some(answer) = self.pipeline.pop_ready() else { break };
+            self.outbox.extend_from_slice(&answer);
         }
         let mut written = 0;
         // TLS records first: handshake messages and what was already encrypted.
@@ -189,6 +136,6 @@ impl Connection {
 
     /// Whether it has answered everything it will and may be closed.
     pub(crate) fn finished(&self) -> bool {
-        self.closing && self.slots.is_empty() && self.outbox.is_empty()
+        self.closing && self.pipeline.is_empty() && self.outbox.is_empty()
     }
 }

@@ -1,6 +1,7 @@
 //! The Redis listener, a [`Front`] of the node's event loop: it accepts Redis clients and runs
 //! their commands on the cluster through a pool of clerks, one session per connection, on one
-//! poll that the event loop watches.
+//! poll that the event loop watches. A connection's commands go to the cluster in batches, one
+//! request at a time (see [`pipeline`](crate::redis::pipeline)).
 //!
 //! A command goes to the leader wherever it is (the clerk finds it and retries, with the same
 //! request id, across leader changes), so clients may connect to any node. When this node
@@ -23,9 +24,10 @@ use tracing::{debug, error, warn};
 use crate::client::pool::{ClerkPool, FOREIGN_TOKENS, ForeignEvent};
 use crate::redis::RedisConfig;
 use crate::redis::commands::{self, Action, ConnectionState, Settings};
-use crate::redis::connection::{Connection, ReadError, Slot};
+use crate::redis::connection::{Connection, ReadError};
 use crate::redis::cursors::Cursors;
 use crate::redis::info::{ListenerFacts, info_text};
+use crate::redis::pipeline::BatchLimits;
 use crate::redis::resp::{self, Reply};
 use crate::server::Front;
 use crate::transport::{ReadOutcome, Transport};
@@ -119,7 +121,8 @@ impl Gateway {
         })
     }
 
-    /// Encodes the answers of the operations the pool finished.
+    /// Encodes the answers of the requests the pool finished, and sends each connection's
+    /// next.
     fn answer_finished(&mut self) {
         while let Some(finished) = self.pool.pop_finished() {
             let Some(&token) = self.by_session.get(&finished.session) else {
@@ -129,10 +132,26 @@ impl Gateway {
                 continue;
             };
             let cursors = &mut self.cursors;
-            connection.answer_cluster(|shape, protocol| {
-                encoded(&commands::answer(shape, finished.result, cursors), protocol)
+            connection.pipeline.answer(finished.result, |shape, protocol, result| {
+                encoded(&commands::answer(shape, result, cursors), protocol)
             });
+            self.send_next(token);
             self.touched.push(token);
+        }
+    }
+
+    /// Sends the next request of a connection's commands waiting for the cluster, unless one
+    /// is in flight.
+    fn send_next(&mut self, token: Token) {
+        let limits = BatchLimits {
+            depth: self.config.pipeline_depth,
+            bytes: self.config.max_command_bytes.saturating_sub(FRAME_OVERHEAD),
+        };
+        let Some(connection) = self.connections.get_mut(&token) else {
+            return;
+        };
+        if let Some(request) = connection.pipeline.next_request(limits) {
+            self.pool.submit(connection.session, request);
         }
     }
 
@@ -212,10 +231,11 @@ impl Gateway {
     }
 
     /// Reads and runs commands until the socket has nothing more, the connection has as many
-    /// commands waiting as it may, or it is closing.
+    /// commands waiting as it may, or it is closing; then sends what waits for the cluster.
     fn read(&mut self, token: Token) {
         loop {
             if !self.run_buffered(token) {
+                self.send_next(token);
                 return;
             }
             let Some(connection) = self.connections.get_mut(&token) else {
@@ -225,6 +245,7 @@ impl Gateway {
                 Ok(ReadOutcome::Budget) => {}
                 Ok(ReadOutcome::Drained) => {
                     self.run_buffered(token);
+                    self.send_next(token);
                     return;
                 }
                 Ok(ReadOutcome::Closed) => {
@@ -277,7 +298,7 @@ impl Gateway {
             if connection.closing {
                 break false;
             }
-            if connection.slots.len() >= max_waiting {
+            if connection.pipeline.len() >= max_waiting {
                 connection.read_paused = true;
                 break false;
             }
@@ -290,7 +311,7 @@ impl Gateway {
                 }
                 Ok(None) => break true,
                 Err(error) => {
-                    connection.slots.push_back(Slot::Ready(encoded(&Reply::error(&error), 2)));
+                    connection.pipeline.push_ready(encoded(&Reply::error(&error), 2));
                     connection.closing = true;
                     self.refusals.record(&format!("client {}: {error}", connection.state.id));
                     break false;
@@ -311,29 +332,26 @@ impl Gateway {
         let action =
             commands::dispatch(command, &mut connection.state, &self.settings, &self.cursors);
         let protocol = connection.state.protocol;
-        let slot = match action {
-            Action::Reply(reply) => Slot::Ready(encoded(&reply, protocol)),
+        let pipeline = &mut connection.pipeline;
+        match action {
+            Action::Reply(reply) => pipeline.push_ready(encoded(&reply, protocol)),
             Action::Quit => {
                 connection.closing = true;
-                Slot::Ready(encoded(&Reply::Simple("OK"), protocol))
+                pipeline.push_ready(encoded(&Reply::Simple("OK"), protocol));
             }
             Action::Cluster(command, _) if too_large(&command, self.config.max_command_bytes) => {
                 let reply = Reply::error(format!(
                     "invalid request: {} bytes of keys and values exceed the frame limit",
                     command.payload_bytes()
                 ));
-                Slot::Ready(encoded(&reply, protocol))
+                pipeline.push_ready(encoded(&reply, protocol));
             }
-            Action::Cluster(command, shape) => {
-                self.pool.submit(connection.session, command);
-                Slot::Cluster { shape, protocol, since: Instant::now() }
-            }
+            Action::Cluster(command, shape) => pipeline.push_cluster(command, shape, protocol),
             Action::Info(sections) => {
                 self.info_asked = true;
-                Slot::Info { protocol, sections }
+                pipeline.push_info(protocol, sections);
             }
-        };
-        connection.slots.push_back(slot);
+        }
     }
 
     /// Answers the `INFO`s waiting with the node's state.
@@ -344,7 +362,7 @@ impl Gateway {
         let waiting: Vec<Token> = self
             .connections
             .iter()
-            .filter(|(_, connection)| connection.waits_for_info())
+            .filter(|(_, connection)| connection.pipeline.waits_for_info())
             .map(|(token, _)| *token)
             .collect();
         if waiting.is_empty() {
@@ -359,7 +377,7 @@ impl Gateway {
         };
         for token in &waiting {
             if let Some(connection) = self.connections.get_mut(token) {
-                connection.answer_info(|protocol, sections| {
+                connection.pipeline.answer_info(|protocol, sections| {
                     encoded(&Reply::text(info_text(&status, facts, sections)), protocol)
                 });
             }
@@ -374,6 +392,7 @@ impl Gateway {
         let (mut idle, mut stalled) = (Vec::new(), Vec::new());
         for (token, connection) in &mut self.connections {
             let expired = connection
+                .pipeline
                 .oldest_cluster_wait()
                 .is_some_and(|since| now.duration_since(since) >= self.config.timeout);
             if expired {
@@ -389,7 +408,7 @@ impl Gateway {
                     ))
                 };
                 // The session gives up on everything it was doing: its clerk starts afresh.
-                while connection.answer_cluster(|_, protocol| encoded(&reply, protocol)) {}
+                connection.pipeline.fail_all(|protocol| encoded(&reply, protocol));
                 self.pool.reset_session(connection.session);
                 self.touched.push(*token);
             }
@@ -398,7 +417,7 @@ impl Gateway {
             if connection.transport.is_handshaking() && handshaking >= self.config.handshake_timeout
             {
                 stalled.push(*token);
-            } else if connection.slots.is_empty() && silent >= self.config.idle_timeout {
+            } else if connection.pipeline.is_empty() && silent >= self.config.idle_timeout {
                 idle.push(*token);
             }
         }
@@ -425,7 +444,7 @@ impl Gateway {
             self.close(token, &format!("cannot send: {error}"));
             return;
         }
-        if connection.read_paused && connection.slots.len() < max_waiting {
+        if connection.read_paused && connection.pipeline.len() < max_waiting {
             self.read(token);
             if let Some(connection) = self.connections.get_mut(&token) {
                 if let Err(error) = connection.send_ready(max_outbox) {

@@ -18,6 +18,7 @@ mod connection;
 mod cursors;
 mod gateway;
 mod info;
+mod pipeline;
 mod resp;
 mod table;
 
@@ -59,6 +60,12 @@ pub(crate) struct RedisArgs {
     /// with an error (-CLUSTERDOWN, or -TRYAGAIN when the cluster was busy).
     #[arg(long, default_value_t = 10_000, value_name = "MS")]
     pub(crate) redis_timeout_ms: u64,
+    /// Commands of one connection sent to the cluster together at most: a pipelining client's
+    /// commands go as one request (run in order, at one point, once) while the one before is
+    /// answered. 1 sends them one at a time.
+    #[arg(long, default_value_t = 64, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=raftkv_core::kv::MAX_BATCH_COMMANDS as u64))]
+    pub(crate) redis_pipeline_depth: u64,
     /// SCAN cursors the node remembers (the newest); an older cursor is answered "invalid
     /// cursor".
     #[arg(long, default_value_t = 4096, value_name = "N")]
@@ -93,6 +100,8 @@ pub(crate) struct RedisConfig {
     /// Time from accept to the end of a TLS handshake.
     pub(crate) handshake_timeout: Duration,
     pub(crate) scan_cursors: usize,
+    /// Commands of one connection in one request to the cluster at most.
+    pub(crate) pipeline_depth: usize,
     pub(crate) password: Option<Vec<u8>>,
 }
 
