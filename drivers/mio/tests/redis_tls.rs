@@ -1,8 +1,8 @@
 //! The Redis listener through TLS, with real processes and the `redis` crate's rustls client:
 //! commands and pipelines through a follower and the leader, a client without a certificate
 //! refused when one is required (and let in with the password when it is optional), a client
-//! in the clear told so and counted, one that never starts its handshake closed, and the
-//! flags that would let anyone in refused.
+//! in the clear told so and counted, one that stalls in its handshake closed, QUIT ending
+//! with a close_notify, and the flags that would let anyone in refused.
 
 mod common;
 
@@ -82,6 +82,34 @@ fn set_get_and_pipelines_go_through_tls_on_a_follower_and_the_leader() {
     }
 }
 
+/// QUIT through TLS ends with a close_notify: a client can tell the end of the answers from a
+/// truncation (rustls reports an EOF without one as an error).
+#[test]
+fn quit_through_tls_ends_with_a_close_notify() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let cluster = TestCluster::start_redis_tls(1, &[]);
+    drop(connect(&cluster, 1));
+    let [ca, cert, key] = cluster.client_tls_files();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_file(ca).expect("the CA")).expect("a trust anchor");
+    let chain = vec![CertificateDer::from_pem_file(cert).expect("the client's certificate")];
+    let key = PrivateKeyDer::from_pem_file(key).expect("the client's key");
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .expect("a client configuration");
+    let name = ServerName::try_from("127.0.0.1").expect("an address");
+    let tls = rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("TLS");
+    let socket = TcpStream::connect(cluster.redis_address(1)).expect("connects");
+    socket.set_read_timeout(Some(PATIENCE)).expect("a timeout");
+    let mut stream = rustls::StreamOwned::new(tls, socket);
+    stream.write_all(b"PING\r\nQUIT\r\n").expect("sends");
+    let mut answers = String::new();
+    stream.read_to_string(&mut answers).expect("the answers, then a close_notify");
+    assert_eq!(answers, "+PONG\r\n+OK\r\n");
+}
+
 #[test]
 fn a_client_without_a_certificate_is_refused_unless_optional_with_a_password() {
     let cluster = TestCluster::start_redis_tls(1, &[]);
@@ -140,14 +168,16 @@ fn a_client_in_the_clear_on_the_tls_port_is_told_and_counted_and_logged_rarely()
         (1..=elapsed.as_secs() + 1).contains(&logged),
         "{logged} lines in {elapsed:?} for {attempts} refusals"
     );
-    let still: String = redis::cmd("PING").query(&mut admitted).expect("still served");
-    assert_eq!(still, "PONG");
 
-    // Silent, never starting its handshake: closed after the handshake timeout, and counted.
-    let mut silent = TcpStream::connect(cluster.redis_address(1)).expect("connects");
-    silent.set_read_timeout(Some(PATIENCE)).expect("a timeout");
+    // A handshake that stops after a record's first bytes holds up no one else, and is closed
+    // after the handshake timeout, and counted.
+    let mut stalled = TcpStream::connect(cluster.redis_address(1)).expect("connects");
+    stalled.write_all(&[0x16, 0x03, 0x01]).expect("sends");
+    let still: String = redis::cmd("PING").query(&mut admitted).expect("served meanwhile");
+    assert_eq!(still, "PONG");
+    stalled.set_read_timeout(Some(PATIENCE)).expect("a timeout");
     let mut nothing = Vec::new();
-    assert_eq!(silent.read_to_end(&mut nothing).expect("closed, not timed out"), 0);
+    assert_eq!(stalled.read_to_end(&mut nothing).expect("closed, not timed out"), 0);
     assert_eq!(stat(&mut admitted, "tls_refused_connections"), before + attempts + 1);
 }
 

@@ -49,7 +49,8 @@ const PLAINTEXT_REFUSED: &[u8] =
 #[derive(Debug, Default)]
 struct Refusals {
     rejected_connections: u64,
-    /// Of which: failed TLS handshakes, clients in the clear on the TLS port included.
+    /// Of which: TLS failures (handshakes failed or not finished in time, records that did not
+    /// decrypt, clients in the clear on the TLS port).
     tls_refused: u64,
     last_logged: Option<Instant>,
 }
@@ -463,6 +464,9 @@ impl Gateway {
             return;
         };
         debug!(id = connection.state.id, "redis client disconnected: {why}");
+        // Best effort: a TLS client learns that the close is no truncation.
+        connection.transport.close_notify();
+        let _ = connection.transport.send_records();
         let _ = self.pool.registry().deregister(connection.transport.stream_mut());
         self.by_session.remove(&connection.session);
         self.pool.reset_session(connection.session);
