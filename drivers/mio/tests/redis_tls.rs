@@ -111,7 +111,7 @@ fn quit_through_tls_ends_with_a_close_notify() {
 }
 
 #[test]
-fn a_client_without_a_certificate_is_refused_unless_optional_with_a_password() {
+fn clients_without_a_certificate_of_the_ca_are_refused_unless_optional_with_a_password() {
     let cluster = TestCluster::start_redis_tls(1, &[]);
     let mut admitted = connect(&cluster, 1);
     let before = stat(&mut admitted, "tls_refused_connections");
@@ -123,8 +123,29 @@ fn a_client_without_a_certificate_is_refused_unless_optional_with_a_password() {
     assert_eq!(after, before + 1, "the refusal is counted");
     assert!(cluster.log(1).contains("peer sent no certificates"), "{}", cluster.log(1));
 
+    // A certificate of another CA: refused and counted too.
     let dir = std::env::temp_dir().join(format!("raftkv-redis-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a directory");
+    let _ = std::fs::remove_dir_all(&dir);
+    let other = dir.join("other-ca");
+    let made = Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        .args(["certs", "init", other.to_str().expect("a path"), "--nodes", "1"])
+        .output()
+        .expect("certs init");
+    assert!(made.status.success());
+    let read = |path: std::path::PathBuf| std::fs::read(path).expect("a certificate file");
+    let certificates = TlsCertificates {
+        client_tls: Some(ClientTlsConfig {
+            client_cert: read(other.join("client.crt")),
+            client_key: read(other.join("client.key")),
+        }),
+        root_cert: Some(read(cluster.client_tls_files()[0].clone())),
+    };
+    let stranger = redis::Client::build_with_tls(cluster.redis_url(1), certificates).unwrap();
+    let refused: RedisResult<String> =
+        stranger.get_connection().and_then(|mut c| redis::cmd("PING").query(&mut c));
+    assert!(refused.is_err(), "a client of another CA was served: {refused:?}");
+    assert_eq!(stat(&mut admitted, "tls_refused_connections"), before + 2);
+
     let password = dir.join("password");
     std::fs::write(&password, "s3cret\n").expect("written");
     let flags = [
