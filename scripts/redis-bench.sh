@@ -2,6 +2,8 @@
 # One run of redis-benchmark (-t set,get -n 200000 -c 50 by default) against
 #   (a) a three-node raftkv cluster through the leader's Redis listener (every write fsync'ed
 #       on a majority of three), then through a follower's (which forwards to the leader),
+#       then a TLS cluster through the leader's listener with the client certificate (when
+#       redis-benchmark speaks TLS),
 #   (b) redis-server, one node, appendonly yes, appendfsync always,
 #   (c) redis-server, one node, appendonly yes, appendfsync everysec,
 # one after the other on this machine, then a table of ops/s and p50 for each.
@@ -9,7 +11,7 @@
 # Usage: scripts/redis-bench.sh [PATH-TO-raftkv]   (REQUESTS=200000 CLIENTS=50 to change;
 #        PIPELINE=16 pipelines 16 commands per connection, redis-benchmark's -P;
 #        BASE_PORT=17300 moves the ports used: BASE_PORT+1.. for raftkv, +101.. for its Redis
-#        listeners, +201 and +202 for redis-server)
+#        listeners, +11.. and +111.. for the TLS cluster, +201 and +202 for redis-server)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 requests=${REQUESTS:-200000}
@@ -46,7 +48,14 @@ bench() { # bench NAME PORT: runs redis-benchmark, keeps "NAME TEST ops/s p50" l
         if [[ $line =~ ^([A-Z]+):\ ([0-9.]+)\ requests\ per\ second,\ p50=([0-9.]+) ]]; then
             results+=("$name ${BASH_REMATCH[1]} ${BASH_REMATCH[2]} ${BASH_REMATCH[3]}")
         fi
-    done < <(redis-benchmark -p "$port" -t set,get -n "$requests" -c "$clients" -P "$pipeline" -q 2>&1 | tr '\r' '\n')
+    done < <(redis-benchmark -p "$port" "${REDIS_TLS[@]}" -t set,get -n "$requests" -c "$clients" -P "$pipeline" -q 2>&1 | tr '\r' '\n')
+}
+
+leader_port() { # leader_port REDIS_BASE_PORT: the Redis port of the leader, as INFO names it
+    local leader
+    leader=$(redis-cli -p "$1" "${REDIS_TLS[@]}" info replication | tr -d '\r' | awk -F: '$1 == "leader" { print $2 }')
+    [[ $leader =~ ^[123]$ ]] || { echo "no leader named by INFO: '$leader'" >&2; exit 1; }
+    echo $(($1 + leader - 1))
 }
 
 start_redis() { # start_redis PORT FSYNC
@@ -66,19 +75,27 @@ stop_redis() {
     redis_pid=
 }
 
+# A node that could not start (its port taken) must not leave another cluster to be measured.
+start_own_cluster() { # start_own_cluster DIR BASE_PORT REDIS_BASE_PORT [tls]
+    start_raftkv_cluster "$binary" "$@"
+    local pid
+    for pid in "${RAFTKV_PIDS[@]}"; do
+        kill -0 "$pid" 2>/dev/null || { echo "a raftkv node exited at start: are the ports from BASE_PORT free?" >&2; exit 1; }
+    done
+}
+
 echo "redis-benchmark -t set,get -n $requests -c $clients -P $pipeline, one configuration after the other"
 redis_base=$((base_port + 101))
-start_raftkv_cluster "$binary" "$dir" $((base_port + 1)) $redis_base
-# A node that could not start (its port taken) must not leave another cluster to be measured.
-for pid in "${RAFTKV_PIDS[@]}"; do
-    kill -0 "$pid" 2>/dev/null || { echo "a raftkv node exited at start: are the ports from BASE_PORT free?" >&2; exit 1; }
-done
-# INFO names the leader (node ids are 1-3, Redis ports from redis_base on).
-leader=$(redis-cli -p $redis_base info replication | tr -d '\r' | awk -F: '$1 == "leader" { print $2 }')
-[[ $leader =~ ^[123]$ ]] || { echo "no leader named by INFO: '$leader'" >&2; exit 1; }
-bench "raftkv-3-nodes" $((redis_base + leader - 1))
-bench "raftkv-via-follower" $((redis_base + leader % 3))
+start_own_cluster "$dir/plain" $((base_port + 1)) $redis_base
+leader=$(leader_port $redis_base)
+bench "raftkv-3-nodes" "$leader"
+bench "raftkv-via-follower" $((redis_base + (leader - redis_base + 1) % 3))
 stop_raftkv_cluster
+if redis_tools_speak_tls; then
+    start_own_cluster "$dir/tls" $((base_port + 11)) $((base_port + 111)) tls
+    bench "raftkv-3-nodes-tls" "$(leader_port $((base_port + 111)))"
+    stop_raftkv_cluster
+fi
 start_redis $((base_port + 201)) always
 bench "redis-fsync-always" $((base_port + 201))
 stop_redis
@@ -95,4 +112,7 @@ ops_of() { printf '%s\n' "${results[@]}" | awk -v n="$1" -v t="$2" '$1 == n && $
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 echo "raftkv SET / redis fsync-always SET: $(ratio "$(ops_of raftkv-3-nodes SET)" "$(ops_of redis-fsync-always SET)") (target 1.5)"
 echo "raftkv GET / redis fsync-everysec GET: $(ratio "$(ops_of raftkv-3-nodes GET)" "$(ops_of redis-fsync-everysec GET)") (target 1.0)"
+if [[ -n $(ops_of raftkv-3-nodes-tls SET) ]]; then
+    echo "raftkv through TLS / in the clear: SET $(ratio "$(ops_of raftkv-3-nodes-tls SET)" "$(ops_of raftkv-3-nodes SET)"), GET $(ratio "$(ops_of raftkv-3-nodes-tls GET)" "$(ops_of raftkv-3-nodes GET)")"
+fi
 echo "through a follower: SET ratio $(ratio "$(ops_of raftkv-via-follower SET)" "$(ops_of redis-fsync-always SET)"), GET ratio $(ratio "$(ops_of raftkv-via-follower GET)" "$(ops_of redis-fsync-everysec GET)")"

@@ -61,4 +61,5 @@ stop_raftkv_cluster() {
         wait "$pid" 2>/dev/null || true
     done
     RAFTKV_PIDS=()
+    REDIS_TLS=()
 }

@@ -45,7 +45,7 @@ enum CertsCommand {
         /// The node ids, comma-separated: 1,2,3.
         #[arg(long, value_delimiter = ',', required = true)]
         nodes: Vec<u64>,
-        /// Host names and IP addresses that clients dial, comma-separated, also named in
+        /// Host names (no wildcards) and IP addresses that clients dial, comma-separated, also named in
         /// every node certificate written: Redis clients over TLS check that the certificate
         /// names the host they dial (raftkv's own clients check the node id instead).
         #[arg(long, value_delimiter = ',', value_name = "HOSTS")]
@@ -74,8 +74,14 @@ pub(crate) enum CertsError {
     Exists(Vec<PathBuf>),
     /// A node id of 0.
     ZeroNode,
-    /// A host to name that is a node's name: it would let one node pass for another.
-    NodeNameAsHost(String),
+    /// A host of `--hosts` that is neither a DNS name nor an IP address, or is a node's name
+    /// (which would let one node pass for another).
+    BadHost {
+        /// The host.
+        host: String,
+        /// Why.
+        why: &'static str,
+    },
     /// A file could not be read or written.
     Io {
         /// The file or directory.
@@ -99,10 +105,7 @@ impl fmt::Display for CertsError {
                 )
             }
             CertsError::ZeroNode => f.write_str("--nodes: node ids are positive"),
-            CertsError::NodeNameAsHost(host) => write!(
-                f,
-                "--hosts: {host} is a node's name, which only that node's certificate holds"
-            ),
+            CertsError::BadHost { host, why } => write!(f, "--hosts: {host:?} {why}"),
             CertsError::Io { path, source } => write!(f, "{}: {source}", path.display()),
             CertsError::Generate(error) => write!(f, "cannot make a certificate: {error}"),
         }
@@ -155,9 +158,7 @@ pub(crate) fn init(
     if nodes.iter().any(|node| node.0 == 0) {
         return Err(CertsError::ZeroNode);
     }
-    if let Some(host) = hosts.iter().find(|host| parse_node_name(host).is_some()) {
-        return Err(CertsError::NodeNameAsHost(host.clone()));
-    }
+    hosts.iter().try_for_each(|host| check_host(host))?;
     fs::create_dir_all(dir).map_err(|source| CertsError::Io { path: dir.into(), source })?;
     let present = |path: &Path| existing != Existing::Replace && path.exists();
     let node_files: Vec<(NodeId, PathBuf, PathBuf)> = nodes
@@ -200,6 +201,19 @@ pub(crate) fn init(
         issue(&leaf_params("client.raftkv", &[], false)?, &issuer, &cert, &key, &mut written)?;
     }
     Ok(written)
+}
+
+/// Whether `host` may be named in a node's certificate: a DNS name or an IP address, and not a
+/// node's name.
+fn check_host(host: &str) -> Result<(), CertsError> {
+    let bad = |why| Err(CertsError::BadHost { host: host.to_string(), why });
+    if rustls::pki_types::ServerName::try_from(host).is_err() {
+        return bad("is neither a DNS name nor an IP address");
+    }
+    if parse_node_name(host).is_some() {
+        return bad("is a node's name, which only that node's certificate holds");
+    }
+    Ok(())
 }
 
 /// The CA: it signs certificates and nothing else.
@@ -349,8 +363,11 @@ mod tests {
         let ip = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
         parsed.verify_is_valid_for_subject_name(&ip).unwrap();
         assert_eq!(named_nodes(&chain[0]), vec![NodeId(1)], "still node 1, and only it");
-        let refused = init(&dir, &[NodeId(2)], &["node-1.raftkv".to_string()], Existing::Refuse);
-        assert!(matches!(refused, Err(CertsError::NodeNameAsHost(_))));
+        for bad in ["node-1.raftkv", "two words", ""] {
+            let refused = init(&dir, &[NodeId(2)], &[bad.to_string()], Existing::Refuse);
+            assert!(matches!(&refused, Err(CertsError::BadHost { host, .. }) if host == bad));
+        }
+        assert!(!node_paths(&dir, NodeId(2)).0.exists(), "nothing written");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -89,6 +89,15 @@ impl Transport {
         }
     }
 
+    /// Says through TLS that nothing more will be sent, once the handshake is done (before, or
+    /// in the clear, there is no one to say it to); [`send_records`](Self::send_records)
+    /// writes it.
+    pub(crate) fn close_notify(&mut self) {
+        if let Some(tls) = self.tls.as_mut().filter(|tls| !tls.is_handshaking()) {
+            tls.send_close_notify();
+        }
+    }
+
     /// Writes the TLS records rustls has ready; returns whether none is left.
     pub(crate) fn send_records(&mut self) -> io::Result<bool> {
         let Some(tls) = &mut self.tls else {

@@ -1,8 +1,9 @@
 //! The Redis listener through TLS, with real processes and the `redis` crate's rustls client:
 //! commands and pipelines through a follower and the leader, a client without a certificate
 //! refused when one is required (and let in with the password when it is optional), a client
-//! in the clear told so and counted, one that never starts its handshake closed, and the
-//! flags that would let anyone in refused.
+//! in the clear told so and counted, one that stalls in its handshake closed (at the timeout,
+//! or for a newer one at the cap), QUIT ending with a close_notify, and the flags that would
+//! let anyone in refused.
 
 mod common;
 
@@ -82,8 +83,36 @@ fn set_get_and_pipelines_go_through_tls_on_a_follower_and_the_leader() {
     }
 }
 
+/// QUIT through TLS ends with a close_notify: a client can tell the end of the answers from a
+/// truncation (rustls reports an EOF without one as an error).
 #[test]
-fn a_client_without_a_certificate_is_refused_unless_optional_with_a_password() {
+fn quit_through_tls_ends_with_a_close_notify() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let cluster = TestCluster::start_redis_tls(1, &[]);
+    drop(connect(&cluster, 1));
+    let [ca, cert, key] = cluster.client_tls_files();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_file(ca).expect("the CA")).expect("a trust anchor");
+    let chain = vec![CertificateDer::from_pem_file(cert).expect("the client's certificate")];
+    let key = PrivateKeyDer::from_pem_file(key).expect("the client's key");
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .expect("a client configuration");
+    let name = ServerName::try_from("127.0.0.1").expect("an address");
+    let tls = rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("TLS");
+    let socket = TcpStream::connect(cluster.redis_address(1)).expect("connects");
+    socket.set_read_timeout(Some(PATIENCE)).expect("a timeout");
+    let mut stream = rustls::StreamOwned::new(tls, socket);
+    stream.write_all(b"PING\r\nQUIT\r\n").expect("sends");
+    let mut answers = String::new();
+    stream.read_to_string(&mut answers).expect("the answers, then a close_notify");
+    assert_eq!(answers, "+PONG\r\n+OK\r\n");
+}
+
+#[test]
+fn clients_without_a_certificate_of_the_ca_are_refused_unless_optional_with_a_password() {
     let cluster = TestCluster::start_redis_tls(1, &[]);
     let mut admitted = connect(&cluster, 1);
     let before = stat(&mut admitted, "tls_refused_connections");
@@ -95,8 +124,29 @@ fn a_client_without_a_certificate_is_refused_unless_optional_with_a_password() {
     assert_eq!(after, before + 1, "the refusal is counted");
     assert!(cluster.log(1).contains("peer sent no certificates"), "{}", cluster.log(1));
 
+    // A certificate of another CA: refused and counted too.
     let dir = std::env::temp_dir().join(format!("raftkv-redis-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a directory");
+    let _ = std::fs::remove_dir_all(&dir);
+    let other = dir.join("other-ca");
+    let made = Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        .args(["certs", "init", other.to_str().expect("a path"), "--nodes", "1"])
+        .output()
+        .expect("certs init");
+    assert!(made.status.success());
+    let read = |path: std::path::PathBuf| std::fs::read(path).expect("a certificate file");
+    let certificates = TlsCertificates {
+        client_tls: Some(ClientTlsConfig {
+            client_cert: read(other.join("client.crt")),
+            client_key: read(other.join("client.key")),
+        }),
+        root_cert: Some(read(cluster.client_tls_files()[0].clone())),
+    };
+    let stranger = redis::Client::build_with_tls(cluster.redis_url(1), certificates).unwrap();
+    let refused: RedisResult<String> =
+        stranger.get_connection().and_then(|mut c| redis::cmd("PING").query(&mut c));
+    assert!(refused.is_err(), "a client of another CA was served: {refused:?}");
+    assert_eq!(stat(&mut admitted, "tls_refused_connections"), before + 2);
+
     let password = dir.join("password");
     std::fs::write(&password, "s3cret\n").expect("written");
     let flags = [
@@ -120,6 +170,7 @@ fn a_client_in_the_clear_on_the_tls_port_is_told_and_counted_and_logged_rarely()
     let cluster = TestCluster::start_redis_tls(1, &["--handshake-timeout-ms=500"]);
     let mut admitted = connect(&cluster, 1);
     let before = stat(&mut admitted, "tls_refused_connections");
+    let rejected_before = stat(&mut admitted, "rejected_connections");
     let started = Instant::now();
     let attempts = 20;
     for _ in 0..attempts {
@@ -132,22 +183,51 @@ fn a_client_in_the_clear_on_the_tls_port_is_told_and_counted_and_logged_rarely()
     }
     let elapsed = started.elapsed();
     assert_eq!(stat(&mut admitted, "tls_refused_connections"), before + attempts);
-    assert_eq!(stat(&mut admitted, "rejected_connections"), before + attempts);
+    assert_eq!(stat(&mut admitted, "rejected_connections"), rejected_before + attempts);
     // Every refusal counted; the log gets at most one line a second.
     let logged = cluster.log(1).matches("spoke in the clear to the TLS port").count() as u64;
     assert!(
         (1..=elapsed.as_secs() + 1).contains(&logged),
         "{logged} lines in {elapsed:?} for {attempts} refusals"
     );
-    let still: String = redis::cmd("PING").query(&mut admitted).expect("still served");
-    assert_eq!(still, "PONG");
 
-    // Silent, never starting its handshake: closed after the handshake timeout, and counted.
-    let mut silent = TcpStream::connect(cluster.redis_address(1)).expect("connects");
-    silent.set_read_timeout(Some(PATIENCE)).expect("a timeout");
+    // A handshake that stops after a record's first bytes holds up no one else, and is closed
+    // after the handshake timeout, and counted.
+    let mut stalled = stalled_handshake(&cluster);
+    let still: String = redis::cmd("PING").query(&mut admitted).expect("served meanwhile");
+    assert_eq!(still, "PONG");
+    stalled.set_read_timeout(Some(PATIENCE)).expect("a timeout");
     let mut nothing = Vec::new();
-    assert_eq!(silent.read_to_end(&mut nothing).expect("closed, not timed out"), 0);
+    assert_eq!(stalled.read_to_end(&mut nothing).expect("closed, not timed out"), 0);
     assert_eq!(stat(&mut admitted, "tls_refused_connections"), before + attempts + 1);
+}
+
+/// A TLS connection that sends a record's first bytes and stops there.
+fn stalled_handshake(cluster: &TestCluster) -> TcpStream {
+    let mut stalled = TcpStream::connect(cluster.redis_address(1)).expect("connects");
+    stalled.write_all(&[0x16, 0x03, 0x01]).expect("sends");
+    stalled
+}
+
+#[test]
+fn handshakes_beyond_the_pending_cap_close_the_oldest_one_still_going() {
+    // A handshake timeout far beyond the test: only the cap closes handshakes here.
+    let flags = ["--max-pending-connections=2", "--handshake-timeout-ms=60000"];
+    let cluster = TestCluster::start_redis_tls(1, &flags);
+    // A handshake that ended no longer counts.
+    let mut admitted = connect(&cluster, 1);
+    let before = stat(&mut admitted, "tls_refused_connections");
+    let mut oldest = stalled_handshake(&cluster);
+    let mut second = stalled_handshake(&cluster);
+    // Accepted in the order they connected: the third makes room by closing the oldest.
+    let _third = stalled_handshake(&cluster);
+    oldest.set_read_timeout(Some(PATIENCE)).expect("a timeout");
+    let mut nothing = Vec::new();
+    assert_eq!(oldest.read_to_end(&mut nothing).expect("closed for the third"), 0);
+    assert_eq!(stat(&mut admitted, "tls_refused_connections"), before + 1);
+    second.set_nonblocking(true).expect("non-blocking");
+    let still = second.read(&mut [0; 16]).map_err(|error| error.kind());
+    assert_eq!(still, Err(std::io::ErrorKind::WouldBlock), "the second is still open");
 }
 
 #[test]

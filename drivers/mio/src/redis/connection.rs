@@ -33,6 +33,7 @@ pub(crate) struct Connection {
     /// Nothing received yet on a TLS connection: the first byte tells a TLS client from one
     /// speaking in the clear.
     awaits_first_byte: bool,
+    /// When it was accepted: a TLS handshake must be over within the handshake timeout.
     pub(crate) accepted_at: Instant,
     /// Received, not yet parsed.
     pub(crate) inbox: Vec<u8>,

@@ -9,7 +9,7 @@
 //! otherwise over the pool's connection to the leader. The answers of a connection go out in
 //! the order of its commands.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
@@ -30,6 +30,7 @@ use crate::redis::info::{ListenerFacts, info_text};
 use crate::redis::pipeline::BatchLimits;
 use crate::redis::resp::{self, Reply};
 use crate::server::Front;
+use crate::tls::RedisTls;
 use crate::transport::{ReadOutcome, Transport};
 use crate::wire::NodeStatus;
 
@@ -49,7 +50,8 @@ const PLAINTEXT_REFUSED: &[u8] =
 #[derive(Debug, Default)]
 struct Refusals {
     rejected_connections: u64,
-    /// Of which: failed TLS handshakes, clients in the clear on the TLS port included.
+    /// Of which: TLS failures (handshakes failed or not finished in time, records that did not
+    /// decrypt, clients in the clear on the TLS port).
     tls_refused: u64,
     last_logged: Option<Instant>,
 }
@@ -84,6 +86,9 @@ pub(crate) struct Gateway {
     cursors: Cursors,
     settings: Settings,
     refusals: Refusals,
+    /// TLS connections in the order accepted, while their handshake may be going on (at most
+    /// `--max-pending-connections`).
+    handshakes: VecDeque<Token>,
     /// Connections with answers to send or reads to resume.
     touched: Vec<Token>,
     /// When waiting commands and idle connections were last checked.
@@ -115,6 +120,7 @@ impl Gateway {
             next_token: FOREIGN_TOKENS + 1,
             next_client_id: 1,
             refusals: Refusals::default(),
+            handshakes: VecDeque::new(),
             touched: Vec::new(),
             last_sweep: Instant::now(),
             info_asked: false,
@@ -188,23 +194,50 @@ impl Gateway {
                 self.refusals.record(&format!("{address}: max number of clients reached"));
                 continue;
             }
-            let transport = match &self.config.listener_tls {
+            let transport = match self.config.listener_tls.as_ref().map(RedisTls::accept) {
                 None => Transport::plain(stream),
-                Some(tls) => match tls.accept() {
-                    Ok(server) => Transport::tls(stream, server),
-                    Err(error) => {
-                        error!("redis listener cannot start TLS for {address}: {error}");
-                        continue;
-                    }
-                },
+                Some(Ok(server)) => Transport::tls(stream, server),
+                Some(Err(error)) => {
+                    error!("redis listener cannot start TLS for {address}: {error}");
+                    continue;
+                }
             };
-            if let Err(error) = self.add_connection(transport, address) {
-                warn!("redis listener cannot register {address}: {error}");
+            let handshaking = transport.is_handshaking();
+            if handshaking {
+                self.make_room_for_a_handshake();
+            }
+            match self.add_connection(transport, address) {
+                Ok(token) if handshaking => self.handshakes.push_back(token),
+                Ok(_) => {}
+                Err(error) => warn!("redis listener cannot register {address}: {error}"),
             }
         }
     }
 
-    fn add_connection(&mut self, mut transport: Transport, address: SocketAddr) -> io::Result<()> {
+    /// At `--max-pending-connections` TLS handshakes, closes the oldest one still going, as
+    /// the node's own listener does: a flood of handshakes that never finish cannot keep
+    /// clients out. Handshakes that ended are dropped from the queue on the way.
+    fn make_room_for_a_handshake(&mut self) {
+        while self.handshakes.len() >= self.config.limits.max_pending_connections {
+            let Some(oldest) = self.handshakes.pop_front() else {
+                return;
+            };
+            let going = self.connections.get(&oldest).is_some_and(|c| c.transport.is_handshaking());
+            if going {
+                self.refusals.record_tls(
+                    "a TLS handshake was closed for a newer one (--max-pending-connections)",
+                );
+                self.close(oldest, "evicted: too many TLS handshakes");
+                return;
+            }
+        }
+    }
+
+    fn add_connection(
+        &mut self,
+        mut transport: Transport,
+        address: SocketAddr,
+    ) -> io::Result<Token> {
         let token = Token(self.next_token);
         self.next_token = self.next_token.checked_add(1).unwrap_or(FOREIGN_TOKENS + 1);
         self.pool.registry().register(
@@ -227,7 +260,7 @@ impl Gateway {
         debug!(%address, id = state.id, "redis client connected");
         self.by_session.insert(session, token);
         self.connections.insert(token, Connection::new(transport, session, state));
-        Ok(())
+        Ok(token)
     }
 
     /// Reads and runs commands until the socket has nothing more, the connection has as many
@@ -463,6 +496,9 @@ impl Gateway {
             return;
         };
         debug!(id = connection.state.id, "redis client disconnected: {why}");
+        // Best effort: a TLS client learns that the close is no truncation.
+        connection.transport.close_notify();
+        let _ = connection.transport.send_records();
         let _ = self.pool.registry().deregister(connection.transport.stream_mut());
         self.by_session.remove(&connection.session);
         self.pool.reset_session(connection.session);

@@ -12,7 +12,7 @@ pub(crate) struct ListenerFacts {
     pub(crate) connected_clients: usize,
     /// Connections it refused so far.
     pub(crate) rejected_connections: u64,
-    /// Of which: failed TLS handshakes, clients in the clear on a TLS port included.
+    /// Of which: TLS failures, clients in the clear on a TLS port included.
     pub(crate) tls_refused_connections: u64,
 }
 

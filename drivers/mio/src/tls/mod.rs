@@ -3,7 +3,9 @@
 //! One certificate authority per cluster. A node's certificate names its node id as the DNS
 //! name `node-N.raftkv` ([`identity`]); nodes present it both when they accept and when they
 //! dial. Clients present a certificate of the same CA, and accept any node's certificate of
-//! that CA, then check that it names the node id the node's `Welcome` gives.
+//! that CA, then check that it names the node id the node's `Welcome` gives. A node's Redis
+//! listener presents the node's certificate too, and asks Redis clients for one of the CA as
+//! `--redis-tls-auth-clients` says ([`RedisTls`]).
 
 pub(crate) mod configs;
 pub(crate) mod error;
