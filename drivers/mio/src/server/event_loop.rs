@@ -13,6 +13,7 @@ use std::sync::Arc;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use raftkv_core::kv::KvStore;
+use raftkv_core::protocol::{ClientReply, Outcome, Reject};
 use raftkv_core::raft::{self, Persist, PersistId, RaftNode, Recovered, Role, Standing};
 use raftkv_core::server::{Input, Output, Replica, ReplicaConfig};
 use raftkv_core::{Duration, Instant, NodeId};
@@ -447,6 +448,11 @@ impl Server {
         front.turn();
         let leads = self.replica.raft().role() == Role::Leader;
         for (tag, request) in front.take_requests() {
+            if !self.inbound.admit_front_request(&self.options.connection_limits, now) {
+                let busy = Outcome::Rejected(Reject::Busy);
+                front.on_reply(tag, ClientReply { request: request.request, outcome: busy });
+                continue;
+            }
             // Counted for `/metrics` as the requests of the client connections are.
             if leads {
                 self.counts.count_request(&request);
@@ -663,6 +669,7 @@ impl Server {
                 }
                 Output::Reply { to, reply } => {
                     if let (FRONT, tag) = inbound::reply_target(to) {
+                        self.inbound.front_request_answered();
                         if let Some(front) = &mut self.front {
                             front.on_reply(tag, reply);
                         }
