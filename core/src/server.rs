@@ -701,7 +701,7 @@ impl<S: StateMachine> Replica<S> {
     fn restore(&mut self, snapshot: &raft::Snapshot) -> Result<(), RestoreError> {
         let decoded: SnapshotIn<'_, S::Reply> = postcard::from_bytes(&snapshot.data)
             .map_err(|error| RestoreError { reason: error.to_string() })?;
-        self.state.restore(&decoded.state)?;
+        self.state.restore(decoded.state)?;
         self.sessions = decoded.sessions.with_timeout_ms(self.sessions.timeout_ms());
         self.applied = snapshot.last.index;
         Ok(())
