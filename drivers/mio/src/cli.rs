@@ -230,8 +230,8 @@ struct LimitArgs {
     /// Client connections at once; at the cap, the one silent longest is closed for a new one.
     #[arg(long, default_value_t = ConnectionLimits::default().max_client_connections, value_name = "N")]
     max_client_connections: usize,
-    /// Connections still in their TLS handshake or Hello; at the cap, the oldest is closed
-    /// for a new one.
+    /// Connections still in their TLS handshake or Hello (and, apart, Redis connections in
+    /// their TLS handshake); at the cap, the oldest is closed for a new one.
     #[arg(long, default_value_t = ConnectionLimits::default().max_pending_connections, value_name = "N")]
     max_pending_connections: usize,
     /// Time from accept to the end of the TLS handshake and the Hello.

@@ -1,8 +1,9 @@
 //! The Redis listener through TLS, with real processes and the `redis` crate's rustls client:
 //! commands and pipelines through a follower and the leader, a client without a certificate
 //! refused when one is required (and let in with the password when it is optional), a client
-//! in the clear told so and counted, one that stalls in its handshake closed, QUIT ending
-//! with a close_notify, and the flags that would let anyone in refused.
+//! in the clear told so and counted, one that stalls in its handshake closed (at the timeout,
+//! or for a newer one at the cap), QUIT ending with a close_notify, and the flags that would
+//! let anyone in refused.
 
 mod common;
 
@@ -192,14 +193,41 @@ fn a_client_in_the_clear_on_the_tls_port_is_told_and_counted_and_logged_rarely()
 
     // A handshake that stops after a record's first bytes holds up no one else, and is closed
     // after the handshake timeout, and counted.
-    let mut stalled = TcpStream::connect(cluster.redis_address(1)).expect("connects");
-    stalled.write_all(&[0x16, 0x03, 0x01]).expect("sends");
+    let mut stalled = stalled_handshake(&cluster);
     let still: String = redis::cmd("PING").query(&mut admitted).expect("served meanwhile");
     assert_eq!(still, "PONG");
     stalled.set_read_timeout(Some(PATIENCE)).expect("a timeout");
     let mut nothing = Vec::new();
     assert_eq!(stalled.read_to_end(&mut nothing).expect("closed, not timed out"), 0);
     assert_eq!(stat(&mut admitted, "tls_refused_connections"), before + attempts + 1);
+}
+
+/// A TLS connection that sends a record's first bytes and stops there.
+fn stalled_handshake(cluster: &TestCluster) -> TcpStream {
+    let mut stalled = TcpStream::connect(cluster.redis_address(1)).expect("connects");
+    stalled.write_all(&[0x16, 0x03, 0x01]).expect("sends");
+    stalled
+}
+
+#[test]
+fn handshakes_beyond_the_pending_cap_close_the_oldest_one_still_going() {
+    // A handshake timeout far beyond the test: only the cap closes handshakes here.
+    let flags = ["--max-pending-connections=2", "--handshake-timeout-ms=60000"];
+    let cluster = TestCluster::start_redis_tls(1, &flags);
+    // A handshake that ended no longer counts.
+    let mut admitted = connect(&cluster, 1);
+    let before = stat(&mut admitted, "tls_refused_connections");
+    let mut oldest = stalled_handshake(&cluster);
+    let mut second = stalled_handshake(&cluster);
+    // Accepted in the order they connected: the third makes room by closing the oldest.
+    let _third = stalled_handshake(&cluster);
+    oldest.set_read_timeout(Some(PATIENCE)).expect("a timeout");
+    let mut nothing = Vec::new();
+    assert_eq!(oldest.read_to_end(&mut nothing).expect("closed for the third"), 0);
+    assert_eq!(stat(&mut admitted, "tls_refused_connections"), before + 1);
+    second.set_nonblocking(true).expect("non-blocking");
+    let still = second.read(&mut [0; 16]).map_err(|error| error.kind());
+    assert_eq!(still, Err(std::io::ErrorKind::WouldBlock), "the second is still open");
 }
 
 #[test]

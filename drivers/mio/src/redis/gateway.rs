@@ -9,7 +9,7 @@
 //! otherwise over the pool's connection to the leader. The answers of a connection go out in
 //! the order of its commands.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
@@ -30,6 +30,7 @@ use crate::redis::info::{ListenerFacts, info_text};
 use crate::redis::pipeline::BatchLimits;
 use crate::redis::resp::{self, Reply};
 use crate::server::Front;
+use crate::tls::RedisTls;
 use crate::transport::{ReadOutcome, Transport};
 use crate::wire::NodeStatus;
 
@@ -85,6 +86,9 @@ pub(crate) struct Gateway {
     cursors: Cursors,
     settings: Settings,
     refusals: Refusals,
+    /// TLS connections in the order accepted, while their handshake may be going on (at most
+    /// `--max-pending-connections`).
+    handshakes: VecDeque<Token>,
     /// Connections with answers to send or reads to resume.
     touched: Vec<Token>,
     /// When waiting commands and idle connections were last checked.
@@ -116,6 +120,7 @@ impl Gateway {
             next_token: FOREIGN_TOKENS + 1,
             next_client_id: 1,
             refusals: Refusals::default(),
+            handshakes: VecDeque::new(),
             touched: Vec::new(),
             last_sweep: Instant::now(),
             info_asked: false,
@@ -189,23 +194,50 @@ impl Gateway {
                 self.refusals.record(&format!("{address}: max number of clients reached"));
                 continue;
             }
-            let transport = match &self.config.listener_tls {
+            let transport = match self.config.listener_tls.as_ref().map(RedisTls::accept) {
                 None => Transport::plain(stream),
-                Some(tls) => match tls.accept() {
-                    Ok(server) => Transport::tls(stream, server),
-                    Err(error) => {
-                        error!("redis listener cannot start TLS for {address}: {error}");
-                        continue;
-                    }
-                },
+                Some(Ok(server)) => Transport::tls(stream, server),
+                Some(Err(error)) => {
+                    error!("redis listener cannot start TLS for {address}: {error}");
+                    continue;
+                }
             };
-            if let Err(error) = self.add_connection(transport, address) {
-                warn!("redis listener cannot register {address}: {error}");
+            let handshaking = transport.is_handshaking();
+            if handshaking {
+                self.make_room_for_a_handshake();
+            }
+            match self.add_connection(transport, address) {
+                Ok(token) if handshaking => self.handshakes.push_back(token),
+                Ok(_) => {}
+                Err(error) => warn!("redis listener cannot register {address}: {error}"),
             }
         }
     }
 
-    fn add_connection(&mut self, mut transport: Transport, address: SocketAddr) -> io::Result<()> {
+    /// At `--max-pending-connections` TLS handshakes, closes the oldest one still going, as
+    /// the node's own listener does: a flood of handshakes that never finish cannot keep
+    /// clients out. Handshakes that ended are dropped from the queue on the way.
+    fn make_room_for_a_handshake(&mut self) {
+        while self.handshakes.len() >= self.config.limits.max_pending_connections {
+            let Some(oldest) = self.handshakes.pop_front() else {
+                return;
+            };
+            let going = self.connections.get(&oldest).is_some_and(|c| c.transport.is_handshaking());
+            if going {
+                self.refusals.record_tls(
+                    "a TLS handshake was closed for a newer one (--max-pending-connections)",
+                );
+                self.close(oldest, "evicted: too many TLS handshakes");
+                return;
+            }
+        }
+    }
+
+    fn add_connection(
+        &mut self,
+        mut transport: Transport,
+        address: SocketAddr,
+    ) -> io::Result<Token> {
         let token = Token(self.next_token);
         self.next_token = self.next_token.checked_add(1).unwrap_or(FOREIGN_TOKENS + 1);
         self.pool.registry().register(
@@ -228,7 +260,7 @@ impl Gateway {
         debug!(%address, id = state.id, "redis client connected");
         self.by_session.insert(session, token);
         self.connections.insert(token, Connection::new(transport, session, state));
-        Ok(())
+        Ok(token)
     }
 
     /// Reads and runs commands until the socket has nothing more, the connection has as many

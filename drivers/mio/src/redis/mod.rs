@@ -42,7 +42,8 @@ pub(crate) struct RedisArgs {
     /// runs TLS (see --redis-tls-auth-clients); in the clear otherwise, or with
     /// --redis-plaintext, and then only on a loopback address unless --insecure-plaintext.
     /// Its connections share the client bounds (--max-client-connections,
-    /// --client-idle-timeout-ms, --handshake-timeout-ms, --max-reply-queue-bytes,
+    /// --client-idle-timeout-ms, --handshake-timeout-ms, --max-pending-connections,
+    /// --max-reply-queue-bytes,
     /// --max-requests-per-connection, --max-frame-bytes).
     #[arg(long, value_name = "HOST:PORT")]
     pub(crate) redis_listen: Option<SocketAddr>,
