@@ -153,12 +153,12 @@ struct LoggedRequest<C> {
     op: Op<C>,
 }
 
-/// A replica's snapshot as `snapshot_job` encodes it, decoded.
+/// A replica's snapshot as `snapshot_job` encodes it, decoded; the state machine's part is
+/// borrowed from the snapshot, not copied (it is most of it).
 #[derive(Deserialize)]
-struct SnapshotIn<R> {
+struct SnapshotIn<'a, R> {
     sessions: Sessions<R>,
-    #[serde(with = "crate::bytes")]
-    state: Vec<u8>,
+    state: &'a [u8],
 }
 
 /// Why a replica could not start.
@@ -699,9 +699,9 @@ impl<S: StateMachine> Replica<S> {
 
     /// Replaces sessions and state with a snapshot's.
     fn restore(&mut self, snapshot: &raft::Snapshot) -> Result<(), RestoreError> {
-        let decoded: SnapshotIn<S::Reply> = postcard::from_bytes(&snapshot.data)
+        let decoded: SnapshotIn<'_, S::Reply> = postcard::from_bytes(&snapshot.data)
             .map_err(|error| RestoreError { reason: error.to_string() })?;
-        self.state.restore(&decoded.state)?;
+        self.state.restore(decoded.state)?;
         self.sessions = decoded.sessions.with_timeout_ms(self.sessions.timeout_ms());
         self.applied = snapshot.last.index;
         Ok(())
