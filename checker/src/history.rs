@@ -116,6 +116,22 @@ pub enum Command {
         /// Whether it wrote and the value before (`None`: missing); `None` when unknown.
         output: Option<(bool, Option<String>)>,
     },
+    /// Several commands run in order at one point, each seeing what the ones before it left:
+    /// a client's pipeline sent at once. Only the commands that ran are listed (a batch that
+    /// stopped early lists those answered); an unknown outcome means all of them ran, or none.
+    Batch {
+        /// The commands, in the order they ran; none of them a batch.
+        steps: Vec<BatchStep>,
+    },
+}
+
+/// One command of a [`Command::Batch`], with its key (empty for a command on several keys).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchStep {
+    /// The key it reads or writes, as [`Operation::key`].
+    pub key: String,
+    /// What it asked for and what came back.
+    pub command: Command,
 }
 
 /// When a [`Command::PutIf`] writes.
@@ -178,6 +194,12 @@ impl Command {
                     .collect(),
             ),
             Command::Count { .. } => Some(Vec::new()),
+            Command::Batch { steps } => Some(
+                steps
+                    .iter()
+                    .flat_map(|step| step.command.keys().unwrap_or_else(|| vec![step.key.as_str()]))
+                    .collect(),
+            ),
             Command::Get { .. }
             | Command::Put { .. }
             | Command::Append { .. }

@@ -53,7 +53,7 @@ mod search;
 mod visited;
 
 pub use check::{Limits, check, check_within};
-pub use history::{Command, Operation, PutCondition, ScanOutput, ScanRange};
+pub use history::{BatchStep, Command, Operation, PutCondition, ScanOutput, ScanRange};
 pub use model::{Model, Partition, Recorded};
 pub use models::kv::{KvModel, KvState};
 pub use models::register::{ReadOutput, RegisterCommand, RegisterModel, RegisterOperation};

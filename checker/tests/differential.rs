@@ -41,6 +41,7 @@ fn agrees_with_brute_force_on_small_kv_histories() {
             // Append-only histories, where reads prune the search, in one of three.
             appends_only: seed % 3 == 0,
             multi_percent: 0,
+            batch_percent: 0,
         };
         let mut history = linearizable_history(&mut rng, &shape);
         let mutations = rng.below(5);
@@ -104,6 +105,7 @@ fn agrees_with_brute_force_on_small_kv_histories_with_operations_on_several_keys
             get_percent: 20 + rng.below(40),
             appends_only: false,
             multi_percent: 30 + rng.below(40),
+            batch_percent: 0,
         };
         let mut history = linearizable_history(&mut rng, &shape);
         let mutations = rng.below(5);
@@ -116,11 +118,61 @@ fn agrees_with_brute_force_on_small_kv_histories_with_operations_on_several_keys
     assert_both_verdicts_common(&verdicts);
 }
 
+/// The same with batches of two to four operations (on one key, several, ranges and counters)
+/// among the others, the outputs of the operations in a batch mutated too.
+#[test]
+fn agrees_with_brute_force_on_small_kv_histories_with_batches() {
+    let mut verdicts = BTreeMap::new();
+    for seed in 0..HISTORIES {
+        let mut rng = Rng::new(seed);
+        let shape = Shape {
+            clients: 2 + rng.below(3),
+            keys: 1 + rng.below(3),
+            ops: 2 + rng.below(7) as usize,
+            values: 2 + rng.below(2),
+            unknown_percent: rng.below(30),
+            get_percent: 30 + rng.below(40),
+            appends_only: false,
+            multi_percent: rng.below(30),
+            batch_percent: 30 + rng.below(40),
+        };
+        let mut history = linearizable_history(&mut rng, &shape);
+        let mutations = rng.below(5);
+        for _ in 0..mutations {
+            mutate(&mut rng, &mut history);
+            mutate_batch_step(&mut rng, &mut history);
+        }
+        check_kv_history(seed, mutations, &history, &mut verdicts);
+    }
+    assert_both_verdicts_common(&verdicts);
+}
+
+/// Changes the output of one operation in a batch, if a batch is picked.
+fn mutate_batch_step(rng: &mut Rng, history: &mut [Operation]) {
+    let index = rng.below(history.len() as u64) as usize;
+    let Command::Batch { steps } = &mut history[index].command else {
+        return;
+    };
+    let step = rng.below(steps.len() as u64) as usize;
+    match &mut steps[step].command {
+        Command::Get { output: Some(output) } => {
+            *output = ["", "v0", "v1", "v0v1"][rng.below(4) as usize].to_owned();
+        }
+        Command::Cas { swapped: Some(swapped), .. } => *swapped = !*swapped,
+        other => mutate_several_keys_output(rng, other),
+    }
+}
+
 /// Changes the output of an operation on several keys, a range or a counter, if one is
 /// picked.
 fn mutate_several_keys(rng: &mut Rng, history: &mut [Operation]) {
     let index = rng.below(history.len() as u64) as usize;
-    match &mut history[index].command {
+    mutate_several_keys_output(rng, &mut history[index].command);
+}
+
+/// Changes the output of `command` if it is on several keys, a range or a counter.
+fn mutate_several_keys_output(rng: &mut Rng, command: &mut Command) {
+    match command {
         Command::GetMany { output: Some(values), .. } => {
             let at = rng.below(values.len() as u64) as usize;
             values[at] = if values[at].is_some() { None } else { Some("v0".to_owned()) };

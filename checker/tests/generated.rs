@@ -36,6 +36,7 @@ fn histories_generated_from_a_sequential_execution_are_linearizable() {
             get_percent: 40,
             appends_only: false,
             multi_percent: 0,
+            batch_percent: 0,
         };
         let seeds = if ops < 100 { 500 } else { 3 };
         for seed in 0..seeds {

@@ -187,86 +187,11 @@ impl Model for KvModel {
     }
 
     fn step(&self, state: &KvState, operation: &Operation) -> Option<KvState> {
-        let key = operation.key.as_str();
-        match &operation.command {
-            Command::Get { output } => match output {
-                Some(output) if output != state.read(key) => None,
-                _ => Some(state.clone()),
-            },
-            Command::Put { value } => Some(state.with(key, Some(Value::new(value)))),
-            Command::Append { value } => {
-                Some(state.with(key, Some(Value::appended(state.value(key), value))))
-            }
-            Command::Delete => Some(state.with(key, None)),
-            Command::Cas { expected, value, swapped } => {
-                let holds_expected = state.text(key) == expected.as_deref();
-                if swapped.is_some_and(|swapped| swapped != holds_expected) {
-                    return None;
-                }
-                Some(if holds_expected {
-                    state.with(key, Some(Value::new(value)))
-                } else {
-                    state.clone()
-                })
-            }
-            Command::PutIf { value, condition, output } => {
-                put_if(state, key, value, *condition, output.as_ref())
-            }
-            Command::Increment { delta, output } => increment(state, key, *delta, output.as_ref()),
-            Command::GetMany { keys, output } => match output {
-                Some(output) if output.len() != keys.len() => None,
-                Some(output) => keys
-                    .iter()
-                    .zip(output)
-                    .all(|(key, seen)| state.text(key) == seen.as_deref())
-                    .then(|| state.clone()),
-                None => Some(state.clone()),
-            },
-            Command::Exists { keys, output } => {
-                let present = keys.iter().filter(|key| state.value(key).is_some()).count();
-                output.is_none_or(|seen| seen == present as u64).then(|| state.clone())
-            }
-            Command::PutMany { pairs } => Some(state.with_all(
-                pairs.iter().map(|(key, value)| (key.as_str(), Some(Value::new(value)))),
-            )),
-            Command::DeleteMany { keys, output } => {
-                let named: BTreeSet<&str> = keys.iter().map(String::as_str).collect();
-                let present = named.iter().filter(|key| state.value(key).is_some()).count();
-                if output.is_some_and(|seen| seen != present as u64) {
-                    return None;
-                }
-                Some(state.with_all(named.into_iter().map(|key| (key, None))))
-            }
-            Command::Count { output } => {
-                output.is_none_or(|seen| seen == state.entries.len() as u64).then(|| state.clone())
-            }
-            Command::Scan { range, output } => match output {
-                Some(output) if !state.scanned(range, output) => None,
-                _ => Some(state.clone()),
-            },
-        }
+        step_command(state, &operation.key, &operation.command)
     }
 
     fn is_read_only(&self, operation: &Operation) -> bool {
-        match &operation.command {
-            Command::Get { .. }
-            | Command::GetMany { .. }
-            | Command::Exists { .. }
-            | Command::Count { .. }
-            | Command::Scan { .. }
-            | Command::Cas { swapped: Some(false), .. }
-            | Command::PutIf { output: Some((false, _)), .. }
-            | Command::Increment { output: Some(Err(())), .. }
-            | Command::DeleteMany { output: Some(0), .. } => true,
-            Command::Put { .. }
-            | Command::Append { .. }
-            | Command::Delete
-            | Command::Cas { .. }
-            | Command::PutIf { .. }
-            | Command::Increment { .. }
-            | Command::PutMany { .. }
-            | Command::DeleteMany { .. } => false,
-        }
+        is_read_only(&operation.command)
     }
 
     fn only_extends(&self, operation: &Operation) -> bool {
@@ -313,6 +238,7 @@ impl Model for KvModel {
                     }
                     // Conservative: what these leave is not worked out here.
                     Command::PutIf { .. } | Command::Increment { .. } => on_key,
+                    Command::Batch { .. } => true,
                     Command::Get { .. }
                     | Command::Append { .. }
                     | Command::GetMany { .. }
@@ -329,13 +255,7 @@ impl Model for KvModel {
         let all: BTreeSet<&str> = history.iter().flat_map(named_keys).collect();
         let touched: Vec<Vec<&str>> = history
             .iter()
-            .map(|operation| match &operation.command {
-                Command::Count { .. } => all.iter().copied().collect(),
-                Command::Scan { range, .. } => {
-                    all.iter().copied().filter(|key| range.contains(key)).collect()
-                }
-                _ => named_keys(operation),
-            })
+            .map(|operation| touched_keys(&all, &operation.key, &operation.command))
             .collect();
         let mut groups = KeyGroups::default();
         for keys in &touched {
@@ -345,38 +265,11 @@ impl Model for KvModel {
     }
 
     fn describe_operation(&self, operation: &Operation) -> String {
-        let key = &operation.key;
-        match &operation.command {
-            Command::Get { output: Some(output) } => format!("get({key:?}) -> {output:?}"),
-            Command::Get { output: None } => format!("get({key:?}) -> ?"),
-            Command::Put { value } => format!("put({key:?}, {value:?})"),
-            Command::Append { value } => format!("append({key:?}, {value:?})"),
-            Command::Delete => format!("delete({key:?})"),
-            Command::Cas { expected, value, swapped } => {
-                let expected = match expected {
-                    Some(expected) => format!("{expected:?}"),
-                    None => "missing".to_owned(),
-                };
-                format!("cas({key:?}, {expected} -> {value:?}) -> {}", cas_outcome_word(*swapped))
-            }
-            other => format!("{}{}", other_name(other), other_details(key, other)),
-        }
+        describe(&operation.key, &operation.command)
     }
 
-    /// Values bare unless they are empty or hold a space or a quote, to fit on short bars.
     fn label(&self, operation: &Operation) -> String {
-        match &operation.command {
-            Command::Get { output: Some(output) } => format!("get {}", bare(output)),
-            Command::Get { output: None } => "get ?".to_owned(),
-            Command::Put { value } => format!("put {}", bare(value)),
-            Command::Append { value } => format!("append {}", bare(value)),
-            Command::Delete => "delete".to_owned(),
-            Command::Cas { expected, value, swapped } => {
-                let expected = expected.as_deref().map_or("missing".to_owned(), bare);
-                format!("cas {expected}->{} {}", bare(value), cas_outcome_word(*swapped))
-            }
-            other => format!("{} {}", other_name(other), outcome_text(other)),
-        }
+        label(&operation.command)
     }
 
     fn describe_state(&self, state: &KvState) -> String {
@@ -394,6 +287,141 @@ impl Model for KvModel {
         }
     }
 }
+/// `command` on `key` in plain words, e.g. `get("x") -> "1"`; a batch lists its commands.
+fn describe(key: &str, command: &Command) -> String {
+    match command {
+        Command::Get { output: Some(output) } => format!("get({key:?}) -> {output:?}"),
+        Command::Get { output: None } => format!("get({key:?}) -> ?"),
+        Command::Put { value } => format!("put({key:?}, {value:?})"),
+        Command::Append { value } => format!("append({key:?}, {value:?})"),
+        Command::Delete => format!("delete({key:?})"),
+        Command::Cas { expected, value, swapped } => {
+            let expected = match expected {
+                Some(expected) => format!("{expected:?}"),
+                None => "missing".to_owned(),
+            };
+            format!("cas({key:?}, {expected} -> {value:?}) -> {}", cas_outcome_word(*swapped))
+        }
+        Command::Batch { steps } => {
+            let shown: Vec<String> =
+                steps.iter().map(|step| describe(&step.key, &step.command)).collect();
+            format!("batch[{}]", shown.join("; "))
+        }
+        other => format!("{}{}", other_name(other), other_details(key, other)),
+    }
+}
+
+/// `command` in a few words for a bar of the HTML view; values bare unless they are empty or
+/// hold a space or a quote.
+fn label(command: &Command) -> String {
+    match command {
+        Command::Get { output: Some(output) } => format!("get {}", bare(output)),
+        Command::Get { output: None } => "get ?".to_owned(),
+        Command::Put { value } => format!("put {}", bare(value)),
+        Command::Append { value } => format!("append {}", bare(value)),
+        Command::Delete => "delete".to_owned(),
+        Command::Cas { expected, value, swapped } => {
+            let expected = expected.as_deref().map_or("missing".to_owned(), bare);
+            format!("cas {expected}->{} {}", bare(value), cas_outcome_word(*swapped))
+        }
+        Command::Batch { steps } => {
+            let shown: Vec<String> = steps.iter().map(|step| label(&step.command)).collect();
+            format!("batch[{}]", shown.join("; "))
+        }
+        other => format!("{} {}", other_name(other), outcome_text(other)),
+    }
+}
+
+/// The state after `command` on `key` (unused by commands on several keys), if its output
+/// agrees with `state`.
+fn step_command(state: &KvState, key: &str, command: &Command) -> Option<KvState> {
+    match command {
+        Command::Get { output } => match output {
+            Some(output) if output != state.read(key) => None,
+            _ => Some(state.clone()),
+        },
+        Command::Put { value } => Some(state.with(key, Some(Value::new(value)))),
+        Command::Append { value } => {
+            Some(state.with(key, Some(Value::appended(state.value(key), value))))
+        }
+        Command::Delete => Some(state.with(key, None)),
+        Command::Cas { expected, value, swapped } => {
+            let holds_expected = state.text(key) == expected.as_deref();
+            if swapped.is_some_and(|swapped| swapped != holds_expected) {
+                return None;
+            }
+            Some(if holds_expected {
+                state.with(key, Some(Value::new(value)))
+            } else {
+                state.clone()
+            })
+        }
+        Command::PutIf { value, condition, output } => {
+            put_if(state, key, value, *condition, output.as_ref())
+        }
+        Command::Increment { delta, output } => increment(state, key, *delta, output.as_ref()),
+        Command::GetMany { keys, output } => match output {
+            Some(output) if output.len() != keys.len() => None,
+            Some(output) => keys
+                .iter()
+                .zip(output)
+                .all(|(key, seen)| state.text(key) == seen.as_deref())
+                .then(|| state.clone()),
+            None => Some(state.clone()),
+        },
+        Command::Exists { keys, output } => {
+            let present = keys.iter().filter(|key| state.value(key).is_some()).count();
+            output.is_none_or(|seen| seen == present as u64).then(|| state.clone())
+        }
+        Command::PutMany { pairs } => Some(
+            state
+                .with_all(pairs.iter().map(|(key, value)| (key.as_str(), Some(Value::new(value))))),
+        ),
+        Command::DeleteMany { keys, output } => {
+            let named: BTreeSet<&str> = keys.iter().map(String::as_str).collect();
+            let present = named.iter().filter(|key| state.value(key).is_some()).count();
+            if output.is_some_and(|seen| seen != present as u64) {
+                return None;
+            }
+            Some(state.with_all(named.into_iter().map(|key| (key, None))))
+        }
+        Command::Count { output } => {
+            output.is_none_or(|seen| seen == state.entries.len() as u64).then(|| state.clone())
+        }
+        Command::Scan { range, output } => match output {
+            Some(output) if !state.scanned(range, output) => None,
+            _ => Some(state.clone()),
+        },
+        Command::Batch { steps } => steps
+            .iter()
+            .try_fold(state.clone(), |state, step| step_command(&state, &step.key, &step.command)),
+    }
+}
+
+/// Whether `command`, given its output, changed nothing.
+fn is_read_only(command: &Command) -> bool {
+    match command {
+        Command::Get { .. }
+        | Command::GetMany { .. }
+        | Command::Exists { .. }
+        | Command::Count { .. }
+        | Command::Scan { .. }
+        | Command::Cas { swapped: Some(false), .. }
+        | Command::PutIf { output: Some((false, _)), .. }
+        | Command::Increment { output: Some(Err(())), .. }
+        | Command::DeleteMany { output: Some(0), .. } => true,
+        Command::Batch { steps } => steps.iter().all(|step| is_read_only(&step.command)),
+        Command::Put { .. }
+        | Command::Append { .. }
+        | Command::Delete
+        | Command::Cas { .. }
+        | Command::PutIf { .. }
+        | Command::Increment { .. }
+        | Command::PutMany { .. }
+        | Command::DeleteMany { .. } => false,
+    }
+}
+
 /// The state after a put-if of `value` under `condition`, if the output seen (whether it wrote,
 /// and the value before) agrees with it.
 fn put_if(
@@ -451,6 +479,21 @@ fn counter_value(text: &str) -> Option<i64> {
 /// it read).
 fn named_keys(operation: &Operation) -> Vec<&str> {
     operation.command.keys().unwrap_or_else(|| vec![operation.key.as_str()])
+}
+
+/// The keys of `all` that `command` on `key` may read or write: those it names, a scan's
+/// every key of its range, a count's every key, a batch's those of its commands together.
+fn touched_keys<'a>(all: &BTreeSet<&'a str>, key: &'a str, command: &'a Command) -> Vec<&'a str> {
+    match command {
+        Command::Count { .. } => all.iter().copied().collect(),
+        Command::Scan { range, .. } => {
+            all.iter().copied().filter(|key| range.contains(key)).collect()
+        }
+        Command::Batch { steps } => {
+            steps.iter().flat_map(|step| touched_keys(all, &step.key, &step.command)).collect()
+        }
+        _ => command.keys().unwrap_or_else(|| vec![key]),
+    }
 }
 
 /// Keys joined into groups (union-find), in key order.
@@ -552,6 +595,7 @@ fn other_name(command: &Command) -> &'static str {
         Command::Scan { .. } => "scan",
         Command::Increment { .. } => "increment",
         Command::PutIf { .. } => "put_if",
+        Command::Batch { .. } => "batch",
         Command::Get { .. }
         | Command::Put { .. }
         | Command::Append { .. }
@@ -898,5 +942,71 @@ mod tests {
         assert_eq!(shape(&with_scan)[0], ("keys \"a\", \"b\"".to_owned(), vec![0, 1, 2]));
         let with_count = [get("a"), op("", Command::Count { output: None }), get("d")];
         assert_eq!(shape(&with_count), [("keys \"a\", \"d\"".to_owned(), vec![0, 1, 2])]);
+    }
+
+    fn step(key: &str, command: Command) -> crate::BatchStep {
+        crate::BatchStep { key: key.to_owned(), command }
+    }
+
+    fn put_step(value: &str) -> crate::BatchStep {
+        step("x", Command::Put { value: value.to_owned() })
+    }
+
+    fn get_step(output: &str) -> crate::BatchStep {
+        step("x", Command::Get { output: Some(output.to_owned()) })
+    }
+
+    fn batch(steps: Vec<crate::BatchStep>) -> Command {
+        Command::Batch { steps }
+    }
+
+    fn verdict(history: &[Operation]) -> crate::Verdict {
+        crate::check(history, &KvModel, Some(std::time::Duration::from_secs(5))).verdict
+    }
+
+    #[test]
+    fn a_batch_runs_its_commands_in_order_on_one_state() {
+        let in_order = batch(vec![get_step(""), put_step("1"), get_step("1"), put_step("2")]);
+        let after = KvModel.step(&KvModel.init(), &op("", in_order.clone()));
+        assert_eq!(after, Some(KvState::holding("x", "2")));
+        assert!(!KvModel.is_read_only(&op("", in_order.clone())));
+        assert!(KvModel.is_read_only(&op("", batch(vec![get_step(""), get_step("")]))));
+        // Its get saw the put that comes after it in the batch: no order of one run allows it.
+        let get_saw_later_put = batch(vec![get_step("1"), put_step("1")]);
+        assert_eq!(KvModel.step(&KvModel.init(), &op("", get_saw_later_put.clone())), None);
+        assert_eq!(verdict(&[timed(0, 1, 0, 10, "", in_order)]), crate::Verdict::Linearizable);
+        assert_eq!(
+            verdict(&[timed(0, 1, 0, 10, "", get_saw_later_put)]),
+            crate::Verdict::NotLinearizable
+        );
+    }
+
+    #[test]
+    fn a_batch_is_atomic_another_clients_operation_cannot_fall_between_its_commands() {
+        let put_then_get = batch(vec![put_step("1"), get_step("2")]);
+        let other_put =
+            |call, ret| timed(1, 2, call, ret, "x", Command::Put { value: "2".to_owned() });
+        // Concurrent or not, the other put cannot land between the batch's put and its get.
+        for (call, ret) in [(2, 8), (0, 1), (11, 12)] {
+            let history = [timed(0, 1, 0, 10, "", put_then_get.clone()), other_put(call, ret)];
+            assert_eq!(verdict(&history), crate::Verdict::NotLinearizable, "{call}..{ret}");
+        }
+        let put_then_get_own = batch(vec![put_step("1"), get_step("1")]);
+        let history = [timed(0, 1, 0, 10, "", put_then_get_own), other_put(2, 8)];
+        assert_eq!(verdict(&history), crate::Verdict::Linearizable);
+        // A batch on two keys is checked with both together.
+        let two_keys = batch(vec![step("a", Command::Put { value: "1".to_owned() }), get_step("")]);
+        let history = [timed(0, 1, 0, 10, "", two_keys), get("")];
+        assert_eq!(KvModel.partition(&history)[0].name, "keys \"a\", \"x\"");
+    }
+
+    #[test]
+    fn describes_a_batch_by_its_commands() {
+        let operation = op("", batch(vec![put_step("1"), get_step("1")]));
+        assert_eq!(
+            KvModel.describe_operation(&operation),
+            r#"batch[put("x", "1"); get("x") -> "1"]"#
+        );
+        assert_eq!(KvModel.label(&operation), "batch[put 1; get 1]");
     }
 }

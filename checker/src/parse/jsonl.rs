@@ -19,10 +19,10 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::Value;
 use serde_json::error::Category;
+use serde_json::{Map, Value};
 
-use crate::history::{Command, Operation, PutCondition, ScanOutput, ScanRange};
+use crate::history::{BatchStep, Command, Operation, PutCondition, ScanOutput, ScanRange};
 use crate::parse::ParseError;
 
 /// Reads a JSON Lines history. Blank lines are skipped; ids must be unique.
@@ -121,6 +121,9 @@ struct JsonLine {
     /// A string, a number, a list or an object, by kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     output: Option<serde_json::Value>,
+    /// A batch's operations: lines without `id`, `client`, `call` and `ret` (the batch's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ops: Option<Vec<Map<String, Value>>>,
     call: u64,
     /// Required, so that a forgotten `ret` is not mistaken for an unknown outcome.
     #[serde(default, deserialize_with = "present")]
@@ -143,6 +146,7 @@ enum Kind {
     Scan,
     Increment,
     PutIf,
+    Batch,
 }
 
 #[derive(Clone, Copy, Serialize, Deserialize)]
@@ -178,12 +182,13 @@ fn fields_of(kind: Kind) -> &'static [&'static str] {
         Kind::Scan => &["start", "end", "prefix", "limit"],
         Kind::Increment => &["key", "delta"],
         Kind::PutIf => &["key", "value", "condition"],
+        Kind::Batch => &["ops"],
     }
 }
 
-/// Whether the kind has an output once it returned.
+/// Whether the kind has an output once it returned (a batch's are its operations').
 fn has_output(kind: Kind) -> bool {
-    !matches!(kind, Kind::Put | Kind::Append | Kind::Delete | Kind::PutMany)
+    !matches!(kind, Kind::Put | Kind::Append | Kind::Delete | Kind::PutMany | Kind::Batch)
 }
 
 impl JsonLine {
@@ -201,6 +206,7 @@ impl JsonLine {
             ("condition", self.condition.is_some()),
             ("value", self.value.is_some()),
             ("expected", self.expected.is_some()),
+            ("ops", self.ops.is_some()),
         ];
         present.into_iter().filter(|(_, present)| *present).map(|(name, _)| name).collect()
     }
@@ -247,6 +253,7 @@ fn command_of(line: JsonLine) -> Result<(String, Command), String> {
     let kind = line.kind;
     let name = kind.name();
     let require = |field: &str| format!("{name} needs `{field}`");
+    let taken = taken_from(&line);
     let output = line.output;
     let needs_key = fields_of(kind).contains(&"key");
     let key = match line.key {
@@ -257,6 +264,10 @@ fn command_of(line: JsonLine) -> Result<(String, Command), String> {
     let value = || line.value.clone().ok_or_else(|| require("value"));
     let keys = || line.keys.clone().ok_or_else(|| require("keys"));
     let command = match kind {
+        Kind::Batch => {
+            let ops = line.ops.ok_or_else(|| require("ops"))?;
+            Command::Batch { steps: batch_steps(&taken, ops)? }
+        }
         Kind::Get => {
             Command::Get { output: output.map(|output| text_output(name, output)).transpose()? }
         }
@@ -307,6 +318,54 @@ fn command_of(line: JsonLine) -> Result<(String, Command), String> {
         },
     };
     Ok((key, command))
+}
+
+/// Fields every operation of a batch takes from the batch.
+const TAKEN_FROM_THE_BATCH: [&str; 4] = ["id", "client", "call", "ret"];
+
+/// The values of [`TAKEN_FROM_THE_BATCH`] on `batch`'s line.
+fn taken_from(batch: &JsonLine) -> [Value; 4] {
+    let ret = batch.ret.flatten().map_or(Value::Null, Value::from);
+    [batch.id.into(), batch.client.into(), batch.call.into(), ret]
+}
+
+/// The operations of a batch, read as lines of their own with the batch's `taken` fields.
+fn batch_steps(taken: &[Value; 4], ops: Vec<Map<String, Value>>) -> Result<Vec<BatchStep>, String> {
+    if ops.is_empty() {
+        return Err("batch needs at least one operation in `ops`".to_owned());
+    }
+    let mut steps = Vec::with_capacity(ops.len());
+    for (place, mut op) in ops.into_iter().enumerate() {
+        let problem = |message: String| format!("batch operation {place}: {message}");
+        if let Some(field) = TAKEN_FROM_THE_BATCH.iter().find(|field| op.contains_key(**field)) {
+            return Err(problem(format!("has no `{field}` (it takes the batch's)")));
+        }
+        for (field, value) in TAKEN_FROM_THE_BATCH.iter().zip(taken) {
+            op.insert((*field).to_owned(), value.clone());
+        }
+        let line: JsonLine = serde_json::from_value(Value::Object(op))
+            .map_err(|error| problem(json_message(&error)))?;
+        if line.kind == Kind::Batch {
+            return Err(problem("is a batch, which a batch cannot hold".to_owned()));
+        }
+        let operation = Operation::try_from(line).map_err(problem)?;
+        steps.push(BatchStep { key: operation.key, command: operation.command });
+    }
+    Ok(steps)
+}
+
+/// A batch's operation as a line without the fields it takes from the batch.
+fn batch_op(batch: &JsonLine, step: BatchStep) -> Map<String, Value> {
+    let BatchStep { key, command } = step;
+    let (client, call, ret) = (batch.client, batch.call, batch.ret.flatten());
+    let operation = Operation { id: batch.id, client, call, ret, key, command };
+    let Ok(Value::Object(mut op)) = serde_json::to_value(JsonLine::from(operation)) else {
+        unreachable!("a line is a JSON object");
+    };
+    for field in TAKEN_FROM_THE_BATCH {
+        op.remove(field);
+    }
+    op
 }
 
 fn text_output(name: &str, output: Value) -> Result<String, String> {
@@ -402,6 +461,7 @@ impl From<Operation> for JsonLine {
             value: None,
             expected: None,
             output: None,
+            ops: None,
             call: operation.call,
             ret: Some(operation.ret),
         };
@@ -483,6 +543,11 @@ fn fill_command(line: &mut JsonLine, command: Command) -> (Kind, Option<Value>) 
             let outcome = |(written, previous): (bool, Option<String>)| serde_json::json!({ "written": written, "previous": previous });
             (Kind::PutIf, output.map(outcome))
         }
+        Command::Batch { steps } => {
+            let ops = steps.into_iter().map(|step| batch_op(line, step)).collect();
+            line.ops = Some(ops);
+            (Kind::Batch, None)
+        }
     }
 }
 
@@ -502,6 +567,7 @@ impl Kind {
             Kind::Scan => "scan",
             Kind::Increment => "increment",
             Kind::PutIf => "put_if",
+            Kind::Batch => "batch",
         }
     }
 }
@@ -564,6 +630,61 @@ mod tests {
         let mut written = Vec::new();
         write(&history, &mut written).unwrap();
         assert_eq!(String::from_utf8(written).unwrap(), MULTI);
+    }
+
+    const BATCHES: &str = r#"{"id":0,"client":1,"kind":"batch","ops":[{"key":"x","kind":"put","value":"1"},{"key":"x","kind":"get","output":"1"},{"keys":["x","y"],"kind":"exists","output":1}],"call":1,"ret":2}
+{"id":1,"client":2,"kind":"batch","ops":[{"key":"x","kind":"append","value":"2"},{"key":"y","kind":"get"}],"call":3,"ret":null}
+"#;
+
+    #[test]
+    fn reads_a_batch_with_its_operations_and_writes_it_back_identically() {
+        let history = parse(BATCHES).unwrap();
+        let Command::Batch { steps } = &history[0].command else {
+            panic!("a batch: {:?}", history[0].command);
+        };
+        assert_eq!(steps.len(), 3);
+        assert_eq!(
+            steps[1],
+            BatchStep {
+                key: "x".to_owned(),
+                command: Command::Get { output: Some("1".to_owned()) }
+            }
+        );
+        assert_eq!(history[0].key, "");
+        let Command::Batch { steps } = &history[1].command else {
+            panic!("a batch: {:?}", history[1].command);
+        };
+        assert_eq!(steps[1].command, Command::Get { output: None }, "its outcome is unknown");
+        let mut written = Vec::new();
+        write(&history, &mut written).unwrap();
+        assert_eq!(String::from_utf8(written).unwrap(), BATCHES);
+    }
+
+    #[test]
+    fn rejects_a_malformed_batch_with_the_place_of_its_bad_operation() {
+        let line = |ops: &str, ret: &str| {
+            format!(r#"{{"id":0,"client":1,"kind":"batch","ops":{ops},"call":1,"ret":{ret}}}"#)
+        };
+        let cases = [
+            (line("[]", "2"), "at least one operation"),
+            (line(r#"[{"kind":"get","key":"x"}]"#, "2"), "batch operation 0: get needs `output`"),
+            (line(r#"[{"kind":"get","key":"x","output":""}]"#, "null"), "has no `output`"),
+            (line(r#"[{"kind":"delete","key":"x","id":3}]"#, "2"), "has no `id`"),
+            (
+                line(r#"[{"kind":"delete","key":"x"},{"kind":"batch","ops":[]}]"#, "2"),
+                "batch operation 1: is a batch",
+            ),
+            (line(r#"[{"kind":"delete","key":"x","bogus":1}]"#, "2"), "unknown field `bogus`"),
+            (
+                r#"{"id":0,"client":1,"kind":"get","key":"x","ops":[],"call":1,"ret":null}"#
+                    .to_owned(),
+                "get has no `ops`",
+            ),
+        ];
+        for (text, expected) in cases {
+            let error = error_of(&text);
+            assert!(error.message.contains(expected), "{text}: {}", error.message);
+        }
     }
 
     fn error_of(text: &str) -> ParseError {

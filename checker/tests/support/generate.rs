@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use raftkv_checker::{Command, Operation, PutCondition, ScanOutput, ScanRange};
+use raftkv_checker::{BatchStep, Command, Operation, PutCondition, ScanOutput, ScanRange};
 
 use super::kv_rules::{incremented, put_if_writes};
 use super::rng::Rng;
@@ -25,6 +25,8 @@ pub(crate) struct Shape {
     pub(crate) appends_only: bool,
     /// Chance, in percent, that an operation is one on several keys, a range or a counter.
     pub(crate) multi_percent: u64,
+    /// Chance, in percent, that an operation is a batch of two to four of the others.
+    pub(crate) batch_percent: u64,
 }
 
 enum Phase {
@@ -80,6 +82,27 @@ pub(crate) fn linearizable_history(rng: &mut Rng, shape: &Shape) -> Vec<Operatio
 }
 
 fn random_call(rng: &mut Rng, shape: &Shape, id: u64, client: u64, now: u64) -> Operation {
+    if !rng.chance(shape.batch_percent, 100) {
+        return unbatched_call(rng, shape, id, client, now);
+    }
+    let steps = (0..2 + rng.below(3))
+        .map(|_| {
+            let Operation { key, command, .. } = unbatched_call(rng, shape, id, client, now);
+            BatchStep { key, command }
+        })
+        .collect();
+    Operation {
+        id,
+        client,
+        call: now,
+        ret: None,
+        key: String::new(),
+        command: Command::Batch { steps },
+    }
+}
+
+/// An operation that is not a batch, its output not known yet.
+fn unbatched_call(rng: &mut Rng, shape: &Shape, id: u64, client: u64, now: u64) -> Operation {
     let key = format!("k{}", rng.below(shape.keys));
     // Unique values end with a dot, so that none is a prefix of another, as in the simulator.
     let value = |rng: &mut Rng| match shape.values {
@@ -149,8 +172,17 @@ fn several_keys_call(rng: &mut Rng, shape: &Shape, id: u64, client: u64, now: u6
 
 /// Applies the operation to the store and records its output.
 fn take_effect(store: &mut BTreeMap<String, String>, operation: &mut Operation) {
-    let key = &operation.key;
-    match &mut operation.command {
+    take_effect_on(store, &operation.key, &mut operation.command);
+}
+
+/// Applies `command` on `key` to the store and records its output.
+fn take_effect_on(store: &mut BTreeMap<String, String>, key: &String, command: &mut Command) {
+    match command {
+        Command::Batch { steps } => {
+            for step in steps {
+                take_effect_on(store, &step.key, &mut step.command);
+            }
+        }
         Command::Get { output } => *output = Some(store.get(key).cloned().unwrap_or_default()),
         Command::Put { value } => {
             store.insert(key.clone(), value.clone());
@@ -216,6 +248,11 @@ pub(crate) fn forget_output(command: &mut Command) {
         Command::Scan { output, .. } => *output = None,
         Command::Increment { output, .. } => *output = None,
         Command::PutIf { output, .. } => *output = None,
+        Command::Batch { steps } => {
+            for step in steps {
+                forget_output(&mut step.command);
+            }
+        }
         Command::Put { .. }
         | Command::Append { .. }
         | Command::Delete

@@ -12,10 +12,24 @@ pub(crate) fn kv(
     store: &BTreeMap<String, String>,
     operation: &Operation,
 ) -> Option<BTreeMap<String, String>> {
-    let key = &operation.key;
+    kv_command(store, &operation.key, &operation.command)
+}
+
+/// The state after `command` on `key`, if its output is possible; a batch runs its commands
+/// in order.
+fn kv_command(
+    store: &BTreeMap<String, String>,
+    key: &String,
+    command: &Command,
+) -> Option<BTreeMap<String, String>> {
     let current = store.get(key);
     let mut next = store.clone();
-    match &operation.command {
+    match command {
+        Command::Batch { steps } => {
+            return steps.iter().try_fold(store.clone(), |store, step| {
+                kv_command(&store, &step.key, &step.command)
+            });
+        }
         Command::Get { output } => {
             let read = current.map_or("", String::as_str);
             if output.as_ref().is_some_and(|output| output != read) {
