@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use raftkv_checker::{Command, Model, Operation, PutCondition, ScanOutput, ScanRange, Verdict};
+use raftkv_checker::{
+    BatchStep, Command, Model, Operation, PutCondition, ScanOutput, ScanRange, Verdict,
+};
 use raftkv_core::Instant;
 use raftkv_core::client::ClerkError;
 use raftkv_core::kv::{self, KvCommand, KvReply};
@@ -30,18 +32,45 @@ fn convert(id: u64, op: &Recorded) -> Operation {
         Some((at, Ok(reply))) => Some((nanos_since_origin(*at), reply)),
         Some((_, Err(ClerkError::Indeterminate | ClerkError::Invalid { .. }))) | None => None,
     };
-    let command = match single_key_command(&op.command, reply.map(|(_, reply)| reply)) {
-        Some(command) => command,
-        None => multi_key_command(&op.command, reply.map(|(_, reply)| reply)),
-    };
+    let BatchStep { key, command } = step(&op.command, reply.map(|(_, reply)| reply));
     Operation {
         id,
         client: op.client as u64,
         call: nanos_since_origin(op.call),
         ret: reply.map(|(at, _)| at),
-        key: op.command.key().map(text).unwrap_or_default(),
+        key,
         command,
     }
+}
+
+/// `command` with its outcome (`reply`, if known), and its key (empty for a command on
+/// several keys or a batch).
+fn step(command: &KvCommand, reply: Option<&KvReply>) -> BatchStep {
+    let key = command.key().map(text).unwrap_or_default();
+    let command = match command {
+        KvCommand::Batch { commands } => batch_command(commands, reply),
+        command => {
+            single_key_command(command, reply).unwrap_or_else(|| multi_key_command(command, reply))
+        }
+    };
+    BatchStep { key, command }
+}
+
+/// A batch of `commands` with its outcome. Known, it lists the commands answered: a batch
+/// that stopped early (its replies' weight reached the store's limit) did not run the rest,
+/// so they are left out, as the checker's format asks. Unknown, it lists them all, which the
+/// checker takes as all of them run or none: exact while a batch's replies stay under
+/// `kv::BATCH_REPLY_BYTES`, as the simulator's small values keep them.
+fn batch_command(commands: &[KvCommand], reply: Option<&KvReply>) -> Command {
+    let steps = match reply {
+        Some(KvReply::Batch(replies)) => commands
+            .iter()
+            .zip(replies)
+            .map(|(command, reply)| step(command, Some(reply)))
+            .collect(),
+        _ => commands.iter().map(|command| step(command, None)).collect(),
+    };
+    Command::Batch { steps }
 }
 
 /// A command on one key with its outcome (`reply`, if known); `None` for the others.

@@ -9,13 +9,14 @@ use raftkv_core::protocol::Outcome;
 
 use crate::history;
 use crate::machine::Machine;
-use crate::options::WorkloadOptions;
+use crate::options::{BATCH_COMMANDS, WorkloadOptions};
 use crate::recorded::Recorded;
 
 /// The key-value store, its random workload of gets, puts, appends, deletes and
 /// compare-and-sets on a few keys (`WorkloadOptions`), with `--multi-key` also reads, writes
-/// and deletes of several keys at once, scans, counts, increments and put-ifs, and the
-/// checker's key-value model.
+/// and deletes of several keys at once, scans, counts, increments and put-ifs, with
+/// `--batches` also pipelines of those run in order at one point; and the checker's
+/// key-value model.
 #[derive(Clone, Debug)]
 pub struct KvMachine {
     options: WorkloadOptions,
@@ -100,36 +101,31 @@ impl KvMachine {
         }
     }
 
-    fn client(&mut self, client: usize) -> &mut ClientMemory {
-        if self.clients.len() <= client {
-            self.clients.resize_with(client + 1, ClientMemory::default);
-        }
-        &mut self.clients[client]
-    }
-}
-
-impl Machine for KvMachine {
-    type State = KvStore;
-    type Model = KvModel;
-
-    fn new_state(&self) -> KvStore {
-        KvStore::default()
-    }
-
-    /// Every value written is unique. Without operations on several keys, the draws are
-    /// those of the workload before they existed, so that a seed's runs stay as they were.
-    fn next_command(&mut self, rng: &mut Prng, client: usize) -> KvCommand {
-        let key_number = rng.range_inclusive(0, self.options.keys - 1);
-        let key = KvMachine::key_name(key_number);
+    /// A batch of [`BATCH_COMMANDS`] commands, each on a key of its own drawn like those of
+    /// the others.
+    fn batch_command(&mut self, rng: &mut Prng, client: usize) -> KvCommand {
+        let (fewest, most) = BATCH_COMMANDS;
         let weights: Vec<u64> =
             self.options.mix.iter().chain(&self.options.multi).copied().collect();
-        let total: u64 = weights.iter().sum();
-        let mut pick = rng.range_inclusive(0, total - 1);
-        let mut kind = 0;
-        while pick >= weights[kind] {
-            pick -= weights[kind];
-            kind += 1;
-        }
+        let commands = (0..rng.range_inclusive(fewest, most))
+            .map(|_| {
+                let key = KvMachine::key_name(rng.range_inclusive(0, self.options.keys - 1));
+                let kind = draw_kind(rng, &weights);
+                self.command_of_kind(rng, client, kind, key)
+            })
+            .collect();
+        KvCommand::Batch { commands }
+    }
+
+    /// A command of kind number `kind` (get, put, append, delete, cas, then those of
+    /// `MULTI_KEY_OPS`) on `key`, writing a value unique to it.
+    fn command_of_kind(
+        &mut self,
+        rng: &mut Prng,
+        client: usize,
+        kind: usize,
+        key: Vec<u8>,
+    ) -> KvCommand {
         let memory = self.client(client);
         memory.writes += 1;
         let value = format!("c{client}-{}.", memory.writes).into_bytes();
@@ -146,8 +142,61 @@ impl Machine for KvMachine {
         }
     }
 
+    fn client(&mut self, client: usize) -> &mut ClientMemory {
+        if self.clients.len() <= client {
+            self.clients.resize_with(client + 1, ClientMemory::default);
+        }
+        &mut self.clients[client]
+    }
+}
+
+/// The number of a kind of command drawn at `weights`.
+fn draw_kind(rng: &mut Prng, weights: &[u64]) -> usize {
+    let total: u64 = weights.iter().sum();
+    let mut pick = rng.range_inclusive(0, total - 1);
+    let mut kind = 0;
+    while pick >= weights[kind] {
+        pick -= weights[kind];
+        kind += 1;
+    }
+    kind
+}
+
+impl Machine for KvMachine {
+    type State = KvStore;
+    type Model = KvModel;
+
+    fn new_state(&self) -> KvStore {
+        KvStore::default()
+    }
+
+    /// Every value written is unique. Without operations on several keys or batches, the
+    /// draws are those of the workload before they existed, so that a seed's runs stay as
+    /// they were.
+    fn next_command(&mut self, rng: &mut Prng, client: usize) -> KvCommand {
+        let key = KvMachine::key_name(rng.range_inclusive(0, self.options.keys - 1));
+        let weights: Vec<u64> = self
+            .options
+            .mix
+            .iter()
+            .chain(&self.options.multi)
+            .chain([&self.options.batch])
+            .copied()
+            .collect();
+        match draw_kind(rng, &weights) {
+            kind if kind == weights.len() - 1 => self.batch_command(rng, client),
+            kind => self.command_of_kind(rng, client, kind, key),
+        }
+    }
+
     fn observe(&mut self, client: usize, command: &KvCommand, reply: &KvReply) {
         let seen = match (command, reply) {
+            (KvCommand::Batch { commands }, KvReply::Batch(replies)) => {
+                for (command, reply) in commands.iter().zip(replies) {
+                    self.observe(client, command, reply);
+                }
+                return;
+            }
             (KvCommand::Get { .. }, KvReply::Value(value)) => Some(value.clone()),
             (KvCommand::Put { value, .. }, _) => Some(Some(value.clone())),
             (KvCommand::Delete { .. }, _) => Some(None),
@@ -168,7 +217,17 @@ impl Machine for KvMachine {
         (0..self.options.keys).map(|key| KvCommand::Get { key: KvMachine::key_name(key) }).collect()
     }
 
+    /// A batch's replies fit its commands in order, one at least; fewer than its commands if it
+    /// stopped early.
     fn reply_fits(command: &KvCommand, reply: &KvReply) -> bool {
+        if let (KvCommand::Batch { commands }, KvReply::Batch(replies)) = (command, reply) {
+            return !replies.is_empty()
+                && replies.len() <= commands.len()
+                && commands
+                    .iter()
+                    .zip(replies)
+                    .all(|(command, reply)| Self::reply_fits(command, reply));
+        }
         matches!(
             (command, reply),
             (KvCommand::Get { .. }, KvReply::Value(_))

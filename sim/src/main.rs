@@ -93,6 +93,11 @@ struct ShapeArgs {
     /// put-if (weights drawn from the seed), and the checker judges those too.
     #[arg(long)]
     multi_key: bool,
+    /// The clients also send batches: pipelines of 2 to 6 commands drawn like the others, run
+    /// in order at one point (weight drawn from the seed), and the checker judges each as one
+    /// operation.
+    #[arg(long)]
+    batches: bool,
 }
 
 impl ShapeArgs {
@@ -122,6 +127,9 @@ impl ShapeArgs {
         }
         if self.multi_key {
             options = options.with_multi_key_ops();
+        }
+        if self.batches {
+            options = options.with_batches();
         }
         options
     }

@@ -224,6 +224,8 @@ pub(crate) struct Streams {
     /// Draws the weights of the operations on several keys (forked after the others, for the
     /// same reason).
     pub(crate) multi_key: Prng,
+    /// Draws the weight of batches (forked last, for the same reason).
+    pub(crate) batches: Prng,
 }
 
 impl Streams {
@@ -231,7 +233,8 @@ impl Streams {
         let mut root = Prng::seeded(seed);
         let (shape, options, run) = (root.fork(), root.fork(), root.fork());
         let membership = root.fork();
-        Streams { shape, options, run, membership, multi_key: root.fork() }
+        let multi_key = root.fork();
+        Streams { shape, options, run, membership, multi_key, batches: root.fork() }
     }
 }
 
@@ -338,6 +341,9 @@ pub struct ClockOptions {
 pub const MULTI_KEY_OPS: [&str; 8] =
     ["get_many", "exists", "put_many", "delete_many", "count", "scan", "increment", "put_if"];
 
+/// How many commands a batch holds, at least and at most.
+pub const BATCH_COMMANDS: (u64, u64) = (2, 6);
+
 /// What the clients do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WorkloadOptions {
@@ -349,6 +355,10 @@ pub struct WorkloadOptions {
     /// counters, in the order of [`MULTI_KEY_OPS`]: all zero unless asked for
     /// ([`Options::with_multi_key_ops`]), so that the runs of a seed stay as they were.
     pub multi: [u64; MULTI_KEY_OPS.len()],
+    /// Relative weight, on the scale of `mix`, of batches: a client's pipeline of
+    /// [`BATCH_COMMANDS`] commands drawn like the others, run in order at one point. Zero
+    /// unless asked for ([`Options::with_batches`]), so that the runs of a seed stay as they were.
+    pub batch: u64,
     /// A client waits up to this long between an operation's return and its next call.
     pub think_us_max: u64,
 }
@@ -599,6 +609,13 @@ impl Options {
         self
     }
 
+    /// These options with batches in the workload too (`--batches`), at a weight drawn from
+    /// the seed, 1 to 4 on the scale of the others' 0 to 10.
+    pub fn with_batches(mut self) -> Options {
+        self.workload.batch = Streams::new(self.seed).batches.range_inclusive(1, 4);
+        self
+    }
+
     /// The command line that replays this run.
     pub fn reproduce_command(&self) -> String {
         let mut command = format!(
@@ -607,6 +624,9 @@ impl Options {
         );
         if self.workload.multi.iter().any(|weight| *weight > 0) {
             command.push_str(" --multi-key");
+        }
+        if self.workload.batch > 0 {
+            command.push_str(" --batches");
         }
         let drawn = Options::draw(self.seed, self.shape).snapshot;
         let threshold_bytes = self.snapshot.threshold_bytes;
@@ -713,6 +733,7 @@ fn draw_workload(rng: &mut Prng) -> WorkloadOptions {
         keys,
         mix,
         multi: [0; MULTI_KEY_OPS.len()],
+        batch: 0,
         think_us_max: [0, 1_000, 50_000][rng.range_inclusive(0, 2) as usize],
     }
 }
@@ -870,6 +891,9 @@ impl fmt::Display for WorkloadOptions {
         )?;
         if self.multi.iter().any(|weight| *weight > 0) {
             write!(f, " multi({})={:?}", MULTI_KEY_OPS.join(","), self.multi)?;
+        }
+        if self.batch > 0 {
+            write!(f, " batch={}", self.batch)?;
         }
         Ok(())
     }
