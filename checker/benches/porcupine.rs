@@ -115,6 +115,7 @@ fn generated(runs: usize) {
             get_percent: 40,
             appends_only: false,
             multi_percent: 0,
+            batch_percent: 0,
         };
         let history = linearizable_history(&mut Rng::new(1), &shape);
         let (verdict, ms) = time(&KvModel, &history, runs);

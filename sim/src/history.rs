@@ -180,3 +180,56 @@ pub fn check<M: Model>(history: &[M::Operation], model: &M) -> (Verdict, Option<
         verdict => (verdict, None),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use raftkv_checker::{BatchStep, Command, KvModel, Model, Verdict};
+    use raftkv_core::Instant;
+    use raftkv_core::kv::{KvCommand, KvReply};
+
+    use super::to_checker;
+    use crate::recorded::Recorded;
+
+    fn put(value: &str) -> KvCommand {
+        KvCommand::Put { key: b"x".to_vec(), value: value.as_bytes().to_vec() }
+    }
+
+    fn get() -> KvCommand {
+        KvCommand::Get { key: b"x".to_vec() }
+    }
+
+    fn batch(reply: Option<KvReply>) -> Recorded {
+        Recorded {
+            client: 0,
+            command: KvCommand::Batch { commands: vec![put("1"), get(), put("2")] },
+            call: Instant::from_millis(1),
+            ret: reply.map(|reply| (Instant::from_millis(2), Ok(reply))),
+        }
+    }
+
+    fn final_read(value: &str) -> Recorded {
+        Recorded {
+            client: 1,
+            command: get(),
+            call: Instant::from_millis(3),
+            ret: Some((Instant::from_millis(4), Ok(KvReply::Value(Some(value.into()))))),
+        }
+    }
+
+    #[test]
+    fn a_batch_that_stopped_early_counts_only_its_answered_commands_as_run() {
+        let stopped = KvReply::Batch(vec![KvReply::Done, KvReply::Value(Some(b"1".to_vec()))]);
+        let history = to_checker(&[batch(Some(stopped)), final_read("1")]);
+        let Command::Batch { steps } = &history[0].command else {
+            panic!("a batch: {:?}", history[0].command);
+        };
+        let get_step = Command::Get { output: Some("1".to_owned()) };
+        assert_eq!(steps[1], BatchStep { key: "x".to_owned(), command: get_step });
+        assert_eq!(steps.len(), 2, "the last put did not run");
+        assert_eq!(crate::history::check(&history, &KvModel).0, Verdict::Linearizable);
+        // Had the last put counted as run, the final read of "1" could not follow.
+        let history = to_checker(&[batch(None), final_read("1")]);
+        assert!(KvModel.step(&KvModel.init(), &history[0]).is_some());
+        assert_eq!(crate::history::check(&history, &KvModel).0, Verdict::NotLinearizable);
+    }
+}

@@ -69,3 +69,37 @@ fn a_swarm_of_60_seeds_with_operations_on_several_keys_passes() {
     }
     assert!(kinds_seen.contains("put_if"), "{kinds_seen:?}");
 }
+
+/// With `--batches` (and `--multi-key`), the clients also send pipelines of commands run in
+/// order at one point, and the checker judges each as one operation: every run linearizable,
+/// batches in the histories, some of them writing and some only reading.
+#[test]
+fn a_swarm_of_40_seeds_with_batches_passes() {
+    let (mut batches, mut reading_batches) = (0, 0);
+    for seed in 0..40 {
+        let mut options = Options::draw(seed, Shape::draw(seed)).with_batches();
+        if seed % 2 == 1 {
+            options = options.with_multi_key_ops();
+        }
+        assert!(options.reproduce_command().contains(" --batches"));
+        let report = raftkv_sim::run(options, TraceOutput::Hidden);
+        report.assert_passed();
+        assert_eq!(
+            report.linearizability,
+            Some(raftkv_checker::Verdict::Linearizable),
+            "seed {seed}: {}",
+            report.verdict_line()
+        );
+        for operation in &report.history {
+            if let raftkv_checker::Command::Batch { steps } = &operation.command {
+                batches += 1;
+                let reads_only = steps
+                    .iter()
+                    .all(|step| matches!(step.command, raftkv_checker::Command::Get { .. }));
+                reading_batches += u32::from(reads_only);
+            }
+        }
+    }
+    assert!(batches >= 200, "{batches} batches in 40 runs");
+    assert!(reading_batches >= 1, "no batch of gets only in {batches}");
+}

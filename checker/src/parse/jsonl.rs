@@ -12,8 +12,9 @@
 //! (`"ok"` or `"fail"`); it is there exactly when `ret` is not `null`. `call` and `ret` are
 //! times on one clock shared by all clients; `ret` is `null` when the client never learned the
 //! outcome. Ids are unique. The kinds on several keys, a range or a counter (`get_many`,
-//! `exists`, `put_many`, `delete_many`, `count`, `scan`, `increment`, `put_if`) are in the
-//! crate's README.
+//! `exists`, `put_many`, `delete_many`, `count`, `scan`, `increment`, `put_if`) and `batch`
+//! (`ops`: its operations in order, each a line without `id`, `client`, `call` and `ret`) are
+//! in the crate's README.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
