@@ -2,6 +2,8 @@
 # One run of redis-benchmark (-t set,get -n 200000 -c 50 by default) against
 #   (a) a three-node raftkv cluster through the leader's Redis listener (every write fsync'ed
 #       on a majority of three), then through a follower's (which forwards to the leader),
+#       then a TLS cluster through the leader's listener with the client certificate (when
+#       redis-benchmark speaks TLS),
 #   (b) redis-server, one node, appendonly yes, appendfsync always,
 #   (c) redis-server, one node, appendonly yes, appendfsync everysec,
 # one after the other on this machine, then a table of ops/s and p50 for each.
@@ -41,7 +43,14 @@ bench() { # bench NAME PORT: runs redis-benchmark, keeps "NAME TEST ops/s p50" l
         if [[ $line =~ ^([A-Z]+):\ ([0-9.]+)\ requests\ per\ second,\ p50=([0-9.]+) ]]; then
             results+=("$name ${BASH_REMATCH[1]} ${BASH_REMATCH[2]} ${BASH_REMATCH[3]}")
         fi
-    done < <(redis-benchmark -p "$port" -t set,get -n "$requests" -c "$clients" -q 2>&1 | tr '\r' '\n')
+    done < <(redis-benchmark -p "$port" "${REDIS_TLS[@]}" -t set,get -n "$requests" -c "$clients" -q 2>&1 | tr '\r' '\n')
+}
+
+leader_port() { # leader_port REDIS_BASE_PORT: the Redis port of the leader, as INFO names it
+    local leader
+    leader=$(redis-cli -p "$1" "${REDIS_TLS[@]}" info replication | tr -d '\r' | awk -F: '$1 == "leader" { print $2 }')
+    [[ $leader =~ ^[123]$ ]] || { echo "no leader named by INFO: '$leader'" >&2; exit 1; }
+    echo $(($1 + leader - 1))
 }
 
 start_redis() { # start_redis PORT FSYNC
@@ -62,13 +71,16 @@ stop_redis() {
 }
 
 echo "redis-benchmark -t set,get -n $requests -c $clients, one configuration after the other"
-start_raftkv_cluster "$binary" "$dir" 17301 17401
-# INFO names the leader (node ids are 1-3, ports 17401-17403).
-leader=$(redis-cli -p 17401 info replication | tr -d '\r' | awk -F: '$1 == "leader" { print $2 }')
-[[ $leader =~ ^[123]$ ]] || { echo "no leader named by INFO: '$leader'" >&2; exit 1; }
-bench "raftkv-3-nodes" $((17400 + leader))
-bench "raftkv-via-follower" $((17400 + leader % 3 + 1))
+start_raftkv_cluster "$binary" "$dir/plain" 17301 17401
+leader=$(leader_port 17401)
+bench "raftkv-3-nodes" "$leader"
+bench "raftkv-via-follower" $((17401 + (leader - 17401 + 1) % 3))
 stop_raftkv_cluster
+if redis_tools_speak_tls; then
+    start_raftkv_cluster "$binary" "$dir/tls" 17311 17411 tls
+    bench "raftkv-3-nodes-tls" "$(leader_port 17411)"
+    stop_raftkv_cluster
+fi
 start_redis 17501 always
 bench "redis-fsync-always" 17501
 stop_redis
@@ -85,4 +97,7 @@ ops_of() { printf '%s\n' "${results[@]}" | awk -v n="$1" -v t="$2" '$1 == n && $
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 echo "raftkv SET / redis fsync-always SET: $(ratio "$(ops_of raftkv-3-nodes SET)" "$(ops_of redis-fsync-always SET)") (target 1.5)"
 echo "raftkv GET / redis fsync-everysec GET: $(ratio "$(ops_of raftkv-3-nodes GET)" "$(ops_of redis-fsync-everysec GET)") (target 1.0)"
+if [[ -n $(ops_of raftkv-3-nodes-tls SET) ]]; then
+    echo "raftkv through TLS / in the clear: SET $(ratio "$(ops_of raftkv-3-nodes-tls SET)" "$(ops_of raftkv-3-nodes SET)"), GET $(ratio "$(ops_of raftkv-3-nodes-tls GET)" "$(ops_of raftkv-3-nodes GET)")"
+fi
 echo "through a follower: SET ratio $(ratio "$(ops_of raftkv-via-follower SET)" "$(ops_of redis-fsync-always SET)"), GET ratio $(ratio "$(ops_of raftkv-via-follower GET)" "$(ops_of redis-fsync-everysec GET)")"

@@ -89,6 +89,42 @@ fn a_request_delivered_three_times_is_applied_once() {
 }
 
 #[test]
+fn a_batch_delivered_twice_takes_effect_once_in_its_order_and_a_batch_of_reads_is_a_read() {
+    let mut cluster = KvCluster::new(3, 0);
+    let leader = cluster.wait_for_leader();
+    let client = register_by_hand(&mut cluster, leader);
+    let commands = vec![append("x", "a"), get("x"), append("x", "b"), get("x")];
+    let batch = KvCommand::Batch { commands };
+    let request = ClientRequest { client, request: RequestId(2), op: Op::Command(batch) };
+    cluster.request_by_hand(leader, request.clone());
+    cluster.stabilize();
+    cluster.request_by_hand(leader, request);
+    cluster.run_for(200);
+    let replies = KvReply::Batch(vec![
+        KvReply::Length(1),
+        KvReply::Value(Some("a".into())),
+        KvReply::Length(2),
+        KvReply::Value(Some("ab".into())),
+    ]);
+    let outcomes: Vec<_> = cluster.by_hand.iter().map(|(_, reply)| reply.outcome.clone()).collect();
+    assert_eq!(outcomes, vec![Outcome::Done(replies); 2], "the retry is answered from the session");
+    for node in cluster.ids() {
+        assert_eq!(cluster.value(node, "x").as_deref(), Some("ab"), "node {node} applied it once");
+    }
+    let log_before = cluster.replica(leader).raft().status().last_log;
+    let reads = KvCommand::Batch { commands: vec![get("x"), KvCommand::Count] };
+    let request = ClientRequest { client, request: RequestId(3), op: Op::Command(reads) };
+    cluster.request_by_hand(leader, request);
+    cluster.stabilize();
+    let answer = KvReply::Batch(vec![KvReply::Value(Some("ab".into())), KvReply::Count(1)]);
+    assert_eq!(
+        cluster.by_hand.last().map(|(_, reply)| &reply.outcome),
+        Some(&Outcome::Done(answer))
+    );
+    assert_eq!(cluster.replica(leader).raft().status().last_log, log_before, "reads enter no log");
+}
+
+#[test]
 fn a_leader_change_in_the_middle_of_a_request_still_applies_it_exactly_once() {
     let mut cluster = KvCluster::new(3, 1);
     let old_leader = cluster.wait_for_leader();

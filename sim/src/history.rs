@@ -134,7 +134,7 @@ fn multi_key_command(command: &KvCommand, reply: Option<&KvReply>) -> Command {
                 _ => None,
             },
         },
-        other => unreachable!("{other} is a command on one key"),
+        other => unreachable!("{other} is a command on one key, or one the workload never issues"),
     }
 }
 

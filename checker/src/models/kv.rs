@@ -210,31 +210,9 @@ impl Model for KvModel {
                 })
             }
             Command::PutIf { value, condition, output } => {
-                let previous = state.text(key);
-                let writes = match condition {
-                    PutCondition::Always => true,
-                    PutCondition::IfMissing => previous.is_none(),
-                    PutCondition::IfPresent => previous.is_some(),
-                };
-                if output.as_ref().is_some_and(|(written, before)| {
-                    *written != writes || before.as_deref() != previous
-                }) {
-                    return None;
-                }
-                Some(if writes { state.with(key, Some(Value::new(value))) } else { state.clone() })
+                put_if(state, key, value, *condition, output.as_ref())
             }
-            Command::Increment { delta, output } => {
-                let sum = match state.text(key) {
-                    None => Some(*delta),
-                    Some(text) => counter_value(text).and_then(|old| old.checked_add(*delta)),
-                };
-                match (output, sum) {
-                    (Some(Ok(seen)), Some(sum)) if *seen != sum => None,
-                    (Some(Ok(_)), None) | (Some(Err(())), Some(_)) => None,
-                    (_, Some(sum)) => Some(state.with(key, Some(Value::new(&sum.to_string())))),
-                    (_, None) => Some(state.clone()),
-                }
-            }
+            Command::Increment { delta, output } => increment(state, key, *delta, output.as_ref()),
             Command::GetMany { keys, output } => match output {
                 Some(output) if output.len() != keys.len() => None,
                 Some(output) => keys
@@ -414,6 +392,46 @@ impl Model for KvModel {
                 format!("holds {}", shown.join(", "))
             }
         }
+    }
+}
+/// The state after a put-if of `value` under `condition`, if the output seen (whether it wrote,
+/// and the value before) agrees with it.
+fn put_if(
+    state: &KvState,
+    key: &str,
+    value: &str,
+    condition: PutCondition,
+    output: Option<&(bool, Option<String>)>,
+) -> Option<KvState> {
+    let previous = state.text(key);
+    let writes = match condition {
+        PutCondition::Always => true,
+        PutCondition::IfMissing => previous.is_none(),
+        PutCondition::IfPresent => previous.is_some(),
+    };
+    if output.is_some_and(|(written, before)| *written != writes || before.as_deref() != previous) {
+        return None;
+    }
+    Some(if writes { state.with(key, Some(Value::new(value))) } else { state.clone() })
+}
+
+/// The state after adding `delta` to the counter at `key`, if the output seen (the sum, or a
+/// refusal when the value is not a counter or the sum overflows) agrees with it.
+fn increment(
+    state: &KvState,
+    key: &str,
+    delta: i64,
+    output: Option<&Result<i64, ()>>,
+) -> Option<KvState> {
+    let sum = match state.text(key) {
+        None => Some(delta),
+        Some(text) => counter_value(text).and_then(|old| old.checked_add(delta)),
+    };
+    match (output, sum) {
+        (Some(Ok(seen)), Some(sum)) if *seen != sum => None,
+        (Some(Ok(_)), None) | (Some(Err(())), Some(_)) => None,
+        (_, Some(sum)) => Some(state.with(key, Some(Value::new(&sum.to_string())))),
+        (_, None) => Some(state.clone()),
     }
 }
 

@@ -405,78 +405,84 @@ impl From<Operation> for JsonLine {
             call: operation.call,
             ret: Some(operation.ret),
         };
-        let text = |text: String| Value::String(text);
-        let count = |count: u64| Value::from(count);
-        let (kind, output) = match operation.command {
-            Command::Get { output } => (Kind::Get, output.map(text)),
-            Command::Put { value } => {
-                line.value = Some(value);
-                (Kind::Put, None)
-            }
-            Command::Append { value } => {
-                line.value = Some(value);
-                (Kind::Append, None)
-            }
-            Command::Delete => (Kind::Delete, None),
-            Command::Cas { expected, value, swapped } => {
-                line.expected = Some(expected);
-                line.value = Some(value);
-                let word = |swapped: bool| text(if swapped { CAS_OK } else { CAS_FAIL }.to_owned());
-                (Kind::Cas, swapped.map(word))
-            }
-            Command::GetMany { keys, output } => {
-                line.keys = Some(keys);
-                let values = |values: Vec<Option<String>>| {
-                    Value::Array(values.into_iter().map(|v| v.map_or(Value::Null, text)).collect())
-                };
-                (Kind::GetMany, output.map(values))
-            }
-            Command::Exists { keys, output } => {
-                line.keys = Some(keys);
-                (Kind::Exists, output.map(count))
-            }
-            Command::DeleteMany { keys, output } => {
-                line.keys = Some(keys);
-                (Kind::DeleteMany, output.map(count))
-            }
-            Command::PutMany { pairs } => {
-                line.pairs = Some(pairs);
-                (Kind::PutMany, None)
-            }
-            Command::Count { output } => (Kind::Count, output.map(count)),
-            Command::Scan { range, output } => {
-                line.start = Some(range.start);
-                line.end = Some(range.end);
-                line.prefix = Some(range.prefix);
-                line.limit = Some(range.limit);
-                let page = |page: ScanOutput| serde_json::json!({ "pairs": page.pairs, "more": page.more });
-                (Kind::Scan, output.map(page))
-            }
-            Command::Increment { delta, output } => {
-                line.delta = Some(delta);
-                let sum = |sum: Result<i64, ()>| match sum {
-                    Ok(sum) => Value::from(sum),
-                    Err(()) => text(REFUSED.to_owned()),
-                };
-                (Kind::Increment, output.map(sum))
-            }
-            Command::PutIf { value, condition, output } => {
-                line.value = Some(value);
-                line.condition = Some(match condition {
-                    PutCondition::Always => Condition::Always,
-                    PutCondition::IfMissing => Condition::IfMissing,
-                    PutCondition::IfPresent => Condition::IfPresent,
-                });
-                let outcome = |(written, previous): (bool, Option<String>)| serde_json::json!({ "written": written, "previous": previous });
-                (Kind::PutIf, output.map(outcome))
-            }
-        };
+        let (kind, output) = fill_command(&mut line, operation.command);
         line.kind = kind;
         if fields_of(kind).contains(&"key") {
             line.key = Some(operation.key);
         }
         line.output = output;
         line
+    }
+}
+
+/// Sets the fields of `line` that `command` names; returns its kind and its output, if any.
+fn fill_command(line: &mut JsonLine, command: Command) -> (Kind, Option<Value>) {
+    let text = |text: String| Value::String(text);
+    let count = |count: u64| Value::from(count);
+    match command {
+        Command::Get { output } => (Kind::Get, output.map(text)),
+        Command::Put { value } => {
+            line.value = Some(value);
+            (Kind::Put, None)
+        }
+        Command::Append { value } => {
+            line.value = Some(value);
+            (Kind::Append, None)
+        }
+        Command::Delete => (Kind::Delete, None),
+        Command::Cas { expected, value, swapped } => {
+            line.expected = Some(expected);
+            line.value = Some(value);
+            let word = |swapped: bool| text(if swapped { CAS_OK } else { CAS_FAIL }.to_owned());
+            (Kind::Cas, swapped.map(word))
+        }
+        Command::GetMany { keys, output } => {
+            line.keys = Some(keys);
+            let values = |values: Vec<Option<String>>| {
+                Value::Array(values.into_iter().map(|v| v.map_or(Value::Null, text)).collect())
+            };
+            (Kind::GetMany, output.map(values))
+        }
+        Command::Exists { keys, output } => {
+            line.keys = Some(keys);
+            (Kind::Exists, output.map(count))
+        }
+        Command::DeleteMany { keys, output } => {
+            line.keys = Some(keys);
+            (Kind::DeleteMany, output.map(count))
+        }
+        Command::PutMany { pairs } => {
+            line.pairs = Some(pairs);
+            (Kind::PutMany, None)
+        }
+        Command::Count { output } => (Kind::Count, output.map(count)),
+        Command::Scan { range, output } => {
+            line.start = Some(range.start);
+            line.end = Some(range.end);
+            line.prefix = Some(range.prefix);
+            line.limit = Some(range.limit);
+            let page =
+                |page: ScanOutput| serde_json::json!({ "pairs": page.pairs, "more": page.more });
+            (Kind::Scan, output.map(page))
+        }
+        Command::Increment { delta, output } => {
+            line.delta = Some(delta);
+            let sum = |sum: Result<i64, ()>| match sum {
+                Ok(sum) => Value::from(sum),
+                Err(()) => text(REFUSED.to_owned()),
+            };
+            (Kind::Increment, output.map(sum))
+        }
+        Command::PutIf { value, condition, output } => {
+            line.value = Some(value);
+            line.condition = Some(match condition {
+                PutCondition::Always => Condition::Always,
+                PutCondition::IfMissing => Condition::IfMissing,
+                PutCondition::IfPresent => Condition::IfPresent,
+            });
+            let outcome = |(written, previous): (bool, Option<String>)| serde_json::json!({ "written": written, "previous": previous });
+            (Kind::PutIf, output.map(outcome))
+        }
     }
 }
 

@@ -95,6 +95,16 @@ pub enum KvCommand {
         /// What to add (negative to subtract).
         delta: i64,
     },
+    /// Several commands run in order at one point, as one request of the session (one log
+    /// entry if any of them writes, else one read): a client's pipeline sent at once, taking
+    /// effect in its order and exactly once. Answered with a [`KvReply::Batch`] of the replies
+    /// of the commands run, in order; it stops early, the rest not run, once the replies
+    /// weigh [`BATCH_REPLY_BYTES`](crate::kv::BATCH_REPLY_BYTES). At most
+    /// [`MAX_BATCH_COMMANDS`](crate::kv::MAX_BATCH_COMMANDS) commands, none of them a batch.
+    Batch {
+        /// The commands, in the order they run.
+        commands: Vec<KvCommand>,
+    },
 }
 
 /// When [`KvCommand::PutIf`] writes.
@@ -181,6 +191,9 @@ pub enum KvReply {
         /// Why.
         reason: String,
     },
+    /// Answer to `Batch`: the replies of the commands it ran, in order; fewer than its commands
+    /// if it stopped early (the others did not run).
+    Batch(Vec<KvReply>),
 }
 
 impl KvCommand {
@@ -199,7 +212,8 @@ impl KvCommand {
             | KvCommand::GetMany { .. }
             | KvCommand::Exists { .. }
             | KvCommand::PutMany { .. }
-            | KvCommand::DeleteMany { .. } => None,
+            | KvCommand::DeleteMany { .. }
+            | KvCommand::Batch { .. } => None,
         }
     }
 
@@ -216,6 +230,9 @@ impl KvCommand {
             | KvCommand::Exists { keys }
             | KvCommand::DeleteMany { keys } => keys.iter().map(Vec::as_slice).collect(),
             KvCommand::PutMany { pairs } => pairs.iter().map(|(key, _)| key.as_slice()).collect(),
+            KvCommand::Batch { commands } => {
+                commands.iter().flat_map(KvCommand::named_keys).collect()
+            }
             single => single.key().into_iter().collect(),
         }
     }
@@ -232,9 +249,36 @@ impl KvCommand {
             KvCommand::PutMany { pairs } => {
                 pairs.iter().fold(0usize, |sum, (_, value)| sum.saturating_add(value.len()))
             }
+            KvCommand::Batch { commands } => {
+                return commands
+                    .iter()
+                    .fold(0usize, |sum, command| sum.saturating_add(command.payload_bytes()));
+            }
             _ => 0,
         };
         self.named_keys().iter().fold(values, |sum, key| sum.saturating_add(key.len()))
+    }
+}
+
+impl KvReply {
+    /// Bytes of keys and values the reply carries.
+    pub fn payload_bytes(&self) -> usize {
+        let sum = |parts: &mut dyn Iterator<Item = usize>| {
+            parts.fold(0usize, |sum, bytes| sum.saturating_add(bytes))
+        };
+        match self {
+            KvReply::Value(value) => value.as_ref().map_or(0, Vec::len),
+            KvReply::Cas { previous, .. } | KvReply::PutIf { previous, .. } => {
+                previous.as_ref().map_or(0, Vec::len)
+            }
+            KvReply::Page(page) => {
+                sum(&mut page.keys.iter().chain(&page.values).chain(&page.next).map(Vec::len))
+            }
+            KvReply::Values(values) => sum(&mut values.iter().flatten().map(Vec::len)),
+            KvReply::Refused { reason } => reason.len(),
+            KvReply::Batch(replies) => sum(&mut replies.iter().map(KvReply::payload_bytes)),
+            KvReply::Done | KvReply::Length(_) | KvReply::Count(_) | KvReply::Integer(_) => 0,
+        }
     }
 }
 
@@ -267,6 +311,7 @@ impl fmt::Display for KvCommand {
                 write!(f, "put {}={} {condition:?}", text(key), text(value))
             }
             KvCommand::Increment { key, delta } => write!(f, "increment {} by {delta}", text(key)),
+            KvCommand::Batch { commands } => write!(f, "batch of {} commands", commands.len()),
         }
     }
 }

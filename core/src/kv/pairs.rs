@@ -5,5 +5,8 @@ use std::sync::Arc;
 
 use imbl::OrdMap;
 
-/// Keys and values, in key order.
-pub(crate) type Pairs = OrdMap<Arc<[u8]>, Arc<[u8]>>;
+use crate::kv::key::Key;
+
+/// Keys and values, in key order. Values are reference counted: a node copied on write while
+/// a view is alive shares them with the view's.
+pub(crate) type Pairs = OrdMap<Key, Arc<[u8]>>;

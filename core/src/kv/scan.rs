@@ -20,7 +20,7 @@ pub(crate) fn read_page(entries: &Pairs, scan: &Scan) -> ScanPage {
     }
     let mut in_range = entries
         .range::<_, [u8]>((Bound::Included(from), to))
-        .take_while(|(key, _)| key.starts_with(&scan.prefix))
+        .take_while(|(key, _)| key.as_bytes().starts_with(&scan.prefix))
         .peekable();
     let mut page = ScanPage::default();
     let mut bytes = 0usize;
@@ -29,6 +29,7 @@ pub(crate) fn read_page(entries: &Pairs, scan: &Scan) -> ScanPage {
         let Some((key, value)) = in_range.next() else {
             break;
         };
+        let key = key.as_bytes();
         bytes = bytes.saturating_add(key.len());
         page.keys.push(key.to_vec());
         if scan.with_values {
@@ -36,7 +37,7 @@ pub(crate) fn read_page(entries: &Pairs, scan: &Scan) -> ScanPage {
             page.values.push(value.to_vec());
         }
     }
-    page.next = in_range.peek().map(|(key, _)| key.to_vec());
+    page.next = in_range.peek().map(|(key, _)| key.as_bytes().to_vec());
     page
 }
 
@@ -45,12 +46,11 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::kv::key::Key;
 
     fn store(keys: &[&str]) -> Pairs {
         keys.iter()
-            .map(|key| -> (Arc<[u8]>, Arc<[u8]>) {
-                (Arc::from(key.as_bytes()), Arc::from(format!("v-{key}").as_bytes()))
-            })
+            .map(|key| (Key::new(key.as_bytes()), Arc::<[u8]>::from(format!("v-{key}").as_bytes())))
             .collect()
     }
 
@@ -103,9 +103,7 @@ mod tests {
         let page = read_page(&entries, &with_values);
         assert_eq!(page.values, [b"v-k1".to_vec(), b"v-k2".to_vec()]);
         let big: Pairs = (0..3u8)
-            .map(|i| -> (Arc<[u8]>, Arc<[u8]>) {
-                (Arc::from(&[i][..]), Arc::from(vec![0; SCAN_PAGE_BYTES / 2 + 1]))
-            })
+            .map(|i| (Key::new(&[i]), Arc::<[u8]>::from(vec![0; SCAN_PAGE_BYTES / 2 + 1])))
             .collect();
         let page = read_page(&big, &with_values);
         assert_eq!(page.keys.len(), 2, "the second value crosses the budget");

@@ -4,9 +4,10 @@
 //! copied on write): a snapshot's view is a copy of it, taken in constant time between two
 //! events, and encoded on another thread while the node goes on applying commands. The
 //! standard library has no such map, and writing a balanced persistent tree here would be a
-//! second, less tested copy of a well-kept one. Keys and values are reference counted, so the
-//! nodes a write copies while a view is alive copy pointers, not bytes. The map keeps keys in
-//! order, which scans read in pages (`scan`).
+//! second, less tested copy of a well-kept one. Short keys lie in the map's nodes (`key`),
+//! values and long keys are reference counted, so the nodes a write copies while a view is
+//! alive copy pointers, not values. The map keeps keys in order, which scans read in pages
+//! (`scan`).
 
 use std::io;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use crate::encoding;
 use crate::kv::command::{KvCommand, KvReply, PutCondition};
 use crate::kv::counter::incremented;
+use crate::kv::key::Key;
 use crate::kv::pairs::Pairs;
 use crate::kv::scan::read_page;
 use crate::state_machine::{InvalidCommand, RestoreError, StateMachine};
@@ -40,6 +42,14 @@ impl Default for KvLimits {
 /// A read of several values is refused rather than answered with more than this, so that its
 /// reply fits the default frame limit of 16 MiB.
 pub const MAX_VALUES_REPLY_BYTES: usize = 12 << 20;
+
+/// A [`KvCommand::Batch`] runs no further command once the replies of those it ran weigh
+/// this much: with the largest single reply ([`MAX_VALUES_REPLY_BYTES`]) its reply still fits
+/// the default frame limit, and a session keeps no more than that to answer a retry.
+pub const BATCH_REPLY_BYTES: usize = 1 << 20;
+
+/// Commands in a [`KvCommand::Batch`] at most.
+pub const MAX_BATCH_COMMANDS: usize = 4096;
 
 /// The replicated key-value store.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -67,7 +77,7 @@ impl Serialize for PairsOut<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut sequence = serializer.serialize_seq(Some(self.0.len()))?;
         for (key, value) in self.0 {
-            sequence.serialize_element(&PairOut { key, value })?;
+            sequence.serialize_element(&PairOut { key: key.as_bytes(), value })?;
         }
         sequence.end()
     }
@@ -117,7 +127,7 @@ impl KvStore {
     }
 
     fn insert(&mut self, key: &[u8], value: &[u8]) {
-        self.entries.insert(Arc::from(key), Arc::from(value));
+        self.entries.insert(Key::new(key), Arc::from(value));
     }
 
     /// The values of `keys`, or a refusal if together they weigh more than a reply may.
@@ -133,6 +143,28 @@ impl KvStore {
             return KvReply::Refused { reason };
         }
         KvReply::Values(values)
+    }
+
+    /// A batch is valid if each of its commands is, and it holds one to
+    /// [`MAX_BATCH_COMMANDS`], none of them a batch.
+    fn validate_batch(&self, commands: &[KvCommand]) -> Result<(), InvalidCommand> {
+        if commands.is_empty() || commands.len() > MAX_BATCH_COMMANDS {
+            return Err(InvalidCommand {
+                reason: format!(
+                    "a batch holds 1 to {MAX_BATCH_COMMANDS} commands, not {}",
+                    commands.len()
+                ),
+            });
+        }
+        for (position, command) in commands.iter().enumerate() {
+            if matches!(command, KvCommand::Batch { .. }) {
+                return Err(InvalidCommand { reason: "a batch may not hold a batch".to_string() });
+            }
+            self.validate(command).map_err(|invalid| InvalidCommand {
+                reason: format!("command {} of the batch: {}", position + 1, invalid.reason),
+            })?;
+        }
+        Ok(())
     }
 
     fn check_key(&self, key: &[u8]) -> Result<(), InvalidCommand> {
@@ -175,7 +207,7 @@ impl StateMachine for KvStore {
                 | KvCommand::Count
                 | KvCommand::GetMany { .. }
                 | KvCommand::Exists { .. }
-        )
+        ) || matches!(command, KvCommand::Batch { commands } if commands.iter().all(Self::is_read_only))
     }
 
     fn validate(&self, command: &KvCommand) -> Result<(), InvalidCommand> {
@@ -194,6 +226,7 @@ impl StateMachine for KvStore {
                 Err(InvalidCommand { reason: "a scan's limit must be at least 1".to_string() })
             }
             KvCommand::Scan(_) => Ok(()),
+            KvCommand::Batch { commands } => self.validate_batch(commands),
             KvCommand::Put { value, .. } | KvCommand::PutIf { value, .. } => {
                 self.check_value(value)
             }
@@ -235,7 +268,7 @@ impl StateMachine for KvStore {
                 let mut grown = self.get(key).map(<[u8]>::to_vec).unwrap_or_default();
                 grown.extend_from_slice(value);
                 let length = grown.len() as u64;
-                self.entries.insert(Arc::from(&key[..]), Arc::from(grown));
+                self.entries.insert(Key::new(key), Arc::from(grown));
                 KvReply::Length(length)
             }
             KvCommand::Delete { key } => {
@@ -279,6 +312,7 @@ impl StateMachine for KvStore {
                 }
                 Err(reason) => KvReply::Refused { reason },
             },
+            KvCommand::Batch { commands } => batch_replies(commands, |command| self.apply(command)),
         }
     }
 
@@ -291,6 +325,7 @@ impl StateMachine for KvStore {
             KvCommand::Exists { keys } => KvReply::Count(
                 keys.iter().filter(|key| self.entries.contains_key(&key[..])).count() as u64,
             ),
+            KvCommand::Batch { commands } => batch_replies(commands, |command| self.read(command)),
             write => {
                 debug_assert!(false, "read of a write: {write}");
                 KvReply::Refused { reason: format!("{write} is not a read") }
@@ -318,7 +353,7 @@ impl StateMachine for KvStore {
         self.entries = decoded
             .entries
             .into_iter()
-            .map(|pair| -> (Arc<[u8]>, Arc<[u8]>) { (pair.key.into(), pair.value.into()) })
+            .map(|pair| (Key::new(&pair.key), Arc::<[u8]>::from(pair.value)))
             .collect();
         Ok(())
     }
@@ -330,11 +365,26 @@ impl StateMachine for KvStore {
         for _ in 0..pairs {
             let key = encoding::read_byte_string(snapshot)?;
             let value = encoding::read_byte_string(snapshot)?;
-            entries.insert(key.into(), value.into());
+            entries.insert(Key::new(&key), Arc::<[u8]>::from(value));
         }
         self.entries = entries;
         Ok(())
     }
+}
+
+/// The replies of `commands` run in order by `run`, up to [`BATCH_REPLY_BYTES`] of them.
+fn batch_replies(commands: &[KvCommand], mut run: impl FnMut(&KvCommand) -> KvReply) -> KvReply {
+    let mut replies = Vec::with_capacity(commands.len());
+    let mut weight = 0usize;
+    for command in commands {
+        if weight >= BATCH_REPLY_BYTES {
+            break;
+        }
+        let reply = run(command);
+        weight = weight.saturating_add(reply.payload_bytes());
+        replies.push(reply);
+    }
+    KvReply::Batch(replies)
 }
 
 #[cfg(test)]
@@ -428,6 +478,57 @@ mod tests {
             scan.end = None;
         }
         assert!(store.validate(&empty_limit).unwrap_err().reason.contains("at least 1"));
+    }
+
+    #[test]
+    fn a_batch_runs_its_commands_in_order_and_answers_each() {
+        let mut store = KvStore::default();
+        let set = |value: &str| KvCommand::Put { key: bytes("k"), value: bytes(value) };
+        let get = || KvCommand::Get { key: bytes("k") };
+        let batch = KvCommand::Batch { commands: vec![set("1"), get(), set("2"), get()] };
+        assert!(!KvStore::is_read_only(&batch), "a batch with a write goes through the log");
+        assert_eq!(store.validate(&batch), Ok(()));
+        let replies = vec![
+            KvReply::Done,
+            KvReply::Value(Some(bytes("1"))),
+            KvReply::Done,
+            KvReply::Value(Some(bytes("2"))),
+        ];
+        assert_eq!(store.apply(&batch), KvReply::Batch(replies));
+        let reads = KvCommand::Batch { commands: vec![get(), KvCommand::Count] };
+        assert!(KvStore::is_read_only(&reads), "a batch of reads is a read");
+        let answer = KvReply::Batch(vec![KvReply::Value(Some(bytes("2"))), KvReply::Count(1)]);
+        assert_eq!(store.read(&reads), answer);
+    }
+
+    #[test]
+    fn a_batch_stops_once_its_replies_weigh_the_limit_and_the_rest_does_not_run() {
+        let mut store = KvStore::default();
+        let big = vec![7; BATCH_REPLY_BYTES / 2];
+        store.apply(&KvCommand::Put { key: bytes("big"), value: big.clone() });
+        let get = KvCommand::Get { key: bytes("big") };
+        let last = KvCommand::Put { key: bytes("after"), value: bytes("x") };
+        let batch = KvCommand::Batch { commands: vec![get.clone(), get.clone(), last] };
+        let KvReply::Batch(replies) = store.apply(&batch) else { panic!("a batch reply") };
+        assert_eq!(replies, vec![KvReply::Value(Some(big.clone())); 2]);
+        assert_eq!(store.get(b"after"), None, "the command past the limit did not run");
+    }
+
+    #[test]
+    fn a_batch_is_valid_only_if_every_command_is_and_none_is_a_batch() {
+        let store = KvStore::new(KvLimits { max_key_bytes: 4, max_value_bytes: 8 });
+        let get = || KvCommand::Get { key: bytes("k") };
+        let empty = KvCommand::Batch { commands: Vec::new() };
+        assert!(store.validate(&empty).unwrap_err().reason.contains("1 to"));
+        let too_many = KvCommand::Batch { commands: vec![get(); MAX_BATCH_COMMANDS + 1] };
+        assert!(store.validate(&too_many).is_err());
+        let nested =
+            KvCommand::Batch { commands: vec![get(), KvCommand::Batch { commands: vec![get()] }] };
+        assert!(store.validate(&nested).unwrap_err().reason.contains("may not hold a batch"));
+        let long_value = KvCommand::Put { key: bytes("k"), value: vec![0; 9] };
+        let invalid = KvCommand::Batch { commands: vec![get(), long_value] };
+        assert!(store.validate(&invalid).unwrap_err().reason.starts_with("command 2 of the batch"));
+        assert_eq!(invalid.payload_bytes(), 1 + 1 + 9);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! for clients, with rcgen.
 //!
 //! A node's certificate names it `node-N.raftkv` (see `tls::identity`) and serves both to
-//! accept connections and to dial peers; the client certificate only dials. Keys are written
+//! accept connections and to dial peers; the client certificate only dials. `--hosts` adds
+//! the host names and addresses clients dial to the nodes' certificates, for clients that
+//! check them (Redis clients over TLS do). Keys are written
 //! with mode 0600. A directory that already holds the CA keeps it: new node certificates are
 //! signed by it, so a node can be added to a running cluster.
 
@@ -19,13 +21,15 @@ use rcgen::{
     KeyUsagePurpose,
 };
 
-use crate::tls::identity::node_name;
+use crate::tls::identity::{node_name, parse_node_name};
 
 /// Options of `raftkv certs`.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   raftkv certs init certs --nodes 1,2,3          a CA, and certificates for nodes 1-3 and clients
-  raftkv certs init certs --nodes 4              node 4's, signed by the CA already in certs")]
+  raftkv certs init certs --nodes 4              node 4's, signed by the CA already in certs
+  raftkv certs init certs --nodes 1,2,3 --hosts localhost,127.0.0.1,kv.example.com
+                                                 node certificates Redis clients accept there")]
 pub(crate) struct CertsArgs {
     #[command(subcommand)]
     command: CertsCommand,
@@ -41,6 +45,11 @@ enum CertsCommand {
         /// The node ids, comma-separated: 1,2,3.
         #[arg(long, value_delimiter = ',', required = true)]
         nodes: Vec<u64>,
+        /// Host names (no wildcards) and IP addresses that clients dial, comma-separated, also named in
+        /// every node certificate written: Redis clients over TLS check that the certificate
+        /// names the host they dial (raftkv's own clients check the node id instead).
+        #[arg(long, value_delimiter = ',', value_name = "HOSTS")]
+        hosts: Vec<String>,
         /// Replace every file, the CA included: a new CA for the whole cluster.
         #[arg(long)]
         force: bool,
@@ -65,6 +74,14 @@ pub(crate) enum CertsError {
     Exists(Vec<PathBuf>),
     /// A node id of 0.
     ZeroNode,
+    /// A host of `--hosts` that is neither a DNS name nor an IP address, or is a node's name
+    /// (which would let one node pass for another).
+    BadHost {
+        /// The host.
+        host: String,
+        /// Why.
+        why: &'static str,
+    },
     /// A file could not be read or written.
     Io {
         /// The file or directory.
@@ -88,6 +105,7 @@ impl fmt::Display for CertsError {
                 )
             }
             CertsError::ZeroNode => f.write_str("--nodes: node ids are positive"),
+            CertsError::BadHost { host, why } => write!(f, "--hosts: {host:?} {why}"),
             CertsError::Io { path, source } => write!(f, "{}: {source}", path.display()),
             CertsError::Generate(error) => write!(f, "cannot make a certificate: {error}"),
         }
@@ -104,10 +122,10 @@ impl From<rcgen::Error> for CertsError {
 
 /// Runs `raftkv certs`.
 pub(crate) fn run(args: &CertsArgs) -> Result<(), CertsError> {
-    let CertsCommand::Init { dir, nodes, force } = &args.command;
+    let CertsCommand::Init { dir, nodes, hosts, force } = &args.command;
     let nodes: Vec<NodeId> = nodes.iter().copied().map(NodeId).collect();
     let existing = if *force { Existing::Replace } else { Existing::Refuse };
-    let written = init(dir, &nodes, existing)?;
+    let written = init(dir, &nodes, hosts, existing)?;
     for path in written {
         println!("wrote {}", path.display());
     }
@@ -129,15 +147,18 @@ pub(crate) fn client_paths(dir: &Path) -> (PathBuf, PathBuf) {
     (dir.join("client.crt"), dir.join("client.key"))
 }
 
-/// Writes the CA, each node's files and the client's into `dir`; returns what it wrote.
+/// Writes the CA, each node's files (naming `hosts` too) and the client's into `dir`; returns
+/// what it wrote.
 pub(crate) fn init(
     dir: &Path,
     nodes: &[NodeId],
+    hosts: &[String],
     existing: Existing,
 ) -> Result<Vec<PathBuf>, CertsError> {
     if nodes.iter().any(|node| node.0 == 0) {
         return Err(CertsError::ZeroNode);
     }
+    hosts.iter().try_for_each(|host| check_host(host))?;
     fs::create_dir_all(dir).map_err(|source| CertsError::Io { path: dir.into(), source })?;
     let present = |path: &Path| existing != Existing::Replace && path.exists();
     let node_files: Vec<(NodeId, PathBuf, PathBuf)> = nodes
@@ -172,13 +193,27 @@ pub(crate) fn init(
         Issuer::new(params, key)
     };
     for (id, cert, key) in node_files {
-        issue(&leaf_params(&node_name(id), true)?, &issuer, &cert, &key, &mut written)?;
+        let params = leaf_params(&node_name(id), hosts, true)?;
+        issue(&params, &issuer, &cert, &key, &mut written)?;
     }
     let (cert, key) = client_paths(dir);
     if !(present(&cert) && present(&key)) {
-        issue(&leaf_params("client.raftkv", false)?, &issuer, &cert, &key, &mut written)?;
+        issue(&leaf_params("client.raftkv", &[], false)?, &issuer, &cert, &key, &mut written)?;
     }
     Ok(written)
+}
+
+/// Whether `host` may be named in a node's certificate: a DNS name or an IP address, and not a
+/// node's name.
+fn check_host(host: &str) -> Result<(), CertsError> {
+    let bad = |why| Err(CertsError::BadHost { host: host.to_string(), why });
+    if rustls::pki_types::ServerName::try_from(host).is_err() {
+        return bad("is neither a DNS name nor an IP address");
+    }
+    if parse_node_name(host).is_some() {
+        return bad("is a node's name, which only that node's certificate holds");
+    }
+    Ok(())
 }
 
 /// The CA: it signs certificates and nothing else.
@@ -191,9 +226,12 @@ fn ca_params() -> Result<CertificateParams, CertsError> {
     Ok(params)
 }
 
-/// A node's certificate (it accepts and dials) or the client's (it dials only).
-fn leaf_params(name: &str, node: bool) -> Result<CertificateParams, CertsError> {
-    let mut params = CertificateParams::new(vec![name.to_string()])?;
+/// A node's certificate (it accepts and dials) or the client's (it dials only), naming `name`
+/// first, then `hosts`.
+fn leaf_params(name: &str, hosts: &[String], node: bool) -> Result<CertificateParams, CertsError> {
+    let names: Vec<String> =
+        std::iter::once(name).chain(hosts.iter().map(String::as_str)).map(str::to_string).collect();
+    let mut params = CertificateParams::new(names)?;
     params.distinguished_name.push(DnType::CommonName, name);
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = if node {
@@ -278,7 +316,7 @@ mod tests {
     #[test]
     fn init_writes_node_certificates_that_name_their_node_and_keys_only_the_owner_reads() {
         let dir = temp_dir("init");
-        let written = init(&dir, &[NodeId(1), NodeId(2)], Existing::Refuse).unwrap();
+        let written = init(&dir, &[NodeId(1), NodeId(2)], &[], Existing::Refuse).unwrap();
         assert_eq!(written.len(), 8, "{written:?}");
         for id in [1, 2] {
             let files = node_files(&dir, id);
@@ -298,18 +336,38 @@ mod tests {
     #[test]
     fn init_refuses_to_replace_a_node_but_adds_one_with_the_same_ca_and_force_replaces_all() {
         let dir = temp_dir("again");
-        init(&dir, &[NodeId(1)], Existing::Refuse).unwrap();
+        init(&dir, &[NodeId(1)], &[], Existing::Refuse).unwrap();
         let ca = fs::read(ca_path(&dir)).unwrap();
-        let refused = init(&dir, &[NodeId(1)], Existing::Refuse).unwrap_err();
+        let refused = init(&dir, &[NodeId(1)], &[], Existing::Refuse).unwrap_err();
         assert!(matches!(&refused, CertsError::Exists(paths) if paths.len() == 2), "{refused}");
-        let written = init(&dir, &[NodeId(2)], Existing::Refuse).unwrap();
+        let written = init(&dir, &[NodeId(2)], &[], Existing::Refuse).unwrap();
         assert_eq!(written, vec![node_paths(&dir, NodeId(2)).0, node_paths(&dir, NodeId(2)).1]);
         assert_eq!(fs::read(ca_path(&dir)).unwrap(), ca, "the CA is kept");
         // Node 2's certificate chains to the same CA as node 1's: node 2 loads with it.
         NodeTls::load(&node_files(&dir, 2), NodeId(2)).unwrap();
-        assert!(init(&dir, &[NodeId(1), NodeId(2)], Existing::Keep).unwrap().is_empty());
-        init(&dir, &[NodeId(1)], Existing::Replace).unwrap();
+        assert!(init(&dir, &[NodeId(1), NodeId(2)], &[], Existing::Keep).unwrap().is_empty());
+        init(&dir, &[NodeId(1)], &[], Existing::Replace).unwrap();
         assert_ne!(fs::read(ca_path(&dir)).unwrap(), ca, "--force makes a new CA");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn hosts_are_named_by_node_certificates_but_a_node_name_is_refused() {
+        let dir = temp_dir("hosts");
+        let hosts = ["localhost".to_string(), "127.0.0.1".to_string()];
+        init(&dir, &[NodeId(1)], &hosts, Existing::Refuse).unwrap();
+        let chain = node_files(&dir, 1).chain().unwrap();
+        let parsed = webpki::EndEntityCert::try_from(&chain[0]).unwrap();
+        let names: Vec<&str> = parsed.valid_dns_names().collect();
+        assert_eq!(names, ["node-1.raftkv", "localhost"]);
+        let ip = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        parsed.verify_is_valid_for_subject_name(&ip).unwrap();
+        assert_eq!(named_nodes(&chain[0]), vec![NodeId(1)], "still node 1, and only it");
+        for bad in ["node-1.raftkv", "two words", ""] {
+            let refused = init(&dir, &[NodeId(2)], &[bad.to_string()], Existing::Refuse);
+            assert!(matches!(&refused, Err(CertsError::BadHost { host, .. }) if host == bad));
+        }
+        assert!(!node_paths(&dir, NodeId(2)).0.exists(), "nothing written");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

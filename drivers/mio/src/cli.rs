@@ -20,7 +20,7 @@ use crate::failure::Failure;
 use crate::frame::MAX_FRAME_BYTES;
 use crate::peers_arg::parse_peers;
 use crate::server::{self, ConnectionLimits, ServeOptions};
-use crate::tls::{ClientTls, NodeTls, TlsFiles};
+use crate::tls::{ClientAuth, ClientTls, NodeTls, RedisTls, TlsFiles};
 use crate::{backup, bench, certs, kv_cli, list, local, member_cli, redis, status_cli};
 
 const EXIT_ERROR: u8 = 1;
@@ -111,7 +111,10 @@ enum Command {
       --listen 0.0.0.0:7001 --data /var/lib/raftkv \\
       --tls-ca ca.crt --tls-cert node-1.crt --tls-key node-1.key
   raftkv serve --id 4 --listen 10.0.0.4:7001 --join 10.0.0.1:7001 --data /var/lib/raftkv ...
-  raftkv serve --id 1 --data /var/lib/raftkv ...     a restart: the membership is in the log")]
+  raftkv serve --id 1 --data /var/lib/raftkv ...     a restart: the membership is in the log
+  raftkv serve --id 1 ... --tls-ca ca.crt --tls-cert node-1.crt --tls-key node-1.key \\
+      --redis-listen 0.0.0.0:6379              Redis clients too, through TLS:
+  redis-cli -h 10.0.0.1 -p 6379 --tls --cacert ca.crt --cert client.crt --key client.key ping")]
 struct ServeArgs {
     /// This node's id: a positive number, unique in the cluster, never reused.
     #[arg(long)]
@@ -227,8 +230,8 @@ struct LimitArgs {
     /// Client connections at once; at the cap, the one silent longest is closed for a new one.
     #[arg(long, default_value_t = ConnectionLimits::default().max_client_connections, value_name = "N")]
     max_client_connections: usize,
-    /// Connections still in their TLS handshake or Hello; at the cap, the oldest is closed
-    /// for a new one.
+    /// Connections still in their TLS handshake or Hello (and, apart, Redis connections in
+    /// their TLS handshake); at the cap, the oldest is closed for a new one.
     #[arg(long, default_value_t = ConnectionLimits::default().max_pending_connections, value_name = "N")]
     max_pending_connections: usize,
     /// Time from accept to the end of the TLS handshake and the Hello.
@@ -256,8 +259,8 @@ struct LimitArgs {
     /// not read until answers go out.
     #[arg(long, default_value_t = ConnectionLimits::default().max_requests_per_connection, value_name = "N")]
     max_requests_per_connection: usize,
-    /// Requests of all clients waiting for their answers; beyond, no client connection is
-    /// read until answers go out.
+    /// Requests of all clients (the node's own Redis listener included) waiting in the
+    /// replica; beyond, a new one is answered busy, for its client to retry after a backoff.
     #[arg(long, default_value_t = ConnectionLimits::default().max_requests_in_flight, value_name = "N")]
     max_requests_in_flight: usize,
 }
@@ -413,9 +416,8 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
     server::run(options, front).map_err(Failure::Serve)
 }
 
-/// The Redis listener's settings, if `--redis-listen` asks for one. It speaks in the clear, so
-/// only on loopback unless the operator insists; it reaches the cluster as a client would, with
-/// this node's certificate when the cluster runs TLS.
+/// The Redis listener's settings, if `--redis-listen` asks for one. It reaches the cluster as a
+/// client would, with this node's certificate when the cluster runs TLS.
 fn redis_config(
     args: &ServeArgs,
     peers: &[(NodeId, String)],
@@ -426,18 +428,13 @@ fn redis_config(
     let Some(listen) = args.redis.redis_listen else {
         return Ok(None);
     };
-    if !listen.ip().is_loopback() && !args.tls.insecure_plaintext {
-        return Err(Failure::Usage(format!(
-            "refusing to serve Redis clients on {listen}: the Redis protocol runs in the clear. \
-             Use a loopback address, or --insecure-plaintext on a network you trust"
-        )));
-    }
     let files = TlsFiles::from_parts(
         args.tls.tls_ca.clone(),
         args.tls.tls_cert.clone(),
         args.tls.tls_key.clone(),
     )?;
-    let tls = files.as_ref().map(ClientTls::load).transpose()?;
+    let listener_tls = redis_listener_tls(args, files.as_ref(), listen)?;
+    let cluster_tls = files.as_ref().map(ClientTls::load).transpose()?;
     let password =
         args.redis.redis_password_file.as_deref().map(redis::read_password).transpose()?;
     let limits = args.limits.limits();
@@ -460,14 +457,54 @@ fn redis_config(
         own_position,
         own_id: id,
         cluster_name: args.cluster_name.clone(),
-        tls,
+        cluster_tls,
+        listener_tls,
         idle_timeout: std::time::Duration::from_millis(limits.client_idle_timeout.as_millis()),
+        handshake_timeout: std::time::Duration::from_millis(limits.handshake_timeout.as_millis()),
         limits,
         max_command_bytes: args.max_frame_bytes,
         timeout: std::time::Duration::from_millis(args.redis.redis_timeout_ms.max(1)),
         scan_cursors: args.redis.redis_scan_cursors,
+        pipeline_depth: usize::try_from(args.redis.redis_pipeline_depth).unwrap_or(usize::MAX),
         password,
     }))
+}
+
+/// The Redis listener's TLS: the node's certificate when the node runs TLS, unless
+/// `--redis-plaintext`. Nobody gets in unauthenticated on an address other than loopback by
+/// accident: in the clear only with --insecure-plaintext, and through TLS without client
+/// certificates only with a password.
+fn redis_listener_tls(
+    args: &ServeArgs,
+    files: Option<&TlsFiles>,
+    listen: SocketAddr,
+) -> Result<Option<RedisTls>, Failure> {
+    let redis = &args.redis;
+    let public = !listen.ip().is_loopback();
+    match files {
+        Some(files) if !redis.redis_plaintext => {
+            let auth = redis.redis_tls_auth_clients.unwrap_or(ClientAuth::Required);
+            if auth != ClientAuth::Required && public && redis.redis_password_file.is_none() {
+                return Err(Failure::Usage(format!(
+                    "refusing to serve Redis clients on {listen} without client certificates \
+                     and without a password: anyone who reaches it could read and write. Give \
+                     --redis-password-file, or keep --redis-tls-auth-clients yes"
+                )));
+            }
+            Ok(Some(RedisTls::load(files, auth)?))
+        }
+        _ if redis.redis_tls_auth_clients.is_some() => Err(Failure::Usage(
+            "--redis-tls-auth-clients applies to a Redis listener that speaks TLS: give \
+             --tls-ca, --tls-cert and --tls-key, and not --redis-plaintext"
+                .to_string(),
+        )),
+        _ if public && !args.tls.insecure_plaintext => Err(Failure::Usage(format!(
+            "refusing to serve Redis clients in the clear on {listen}: give the node \
+             --tls-ca, --tls-cert and --tls-key (the listener then speaks TLS), use a loopback \
+             address, or --insecure-plaintext on a network you trust"
+        ))),
+        _ => Ok(None),
+    }
 }
 
 /// The node's TLS from its flags, and the same certificate as a client's (to ask a cluster it

@@ -36,7 +36,9 @@ impl Failure {
             self,
             Failure::Tls(_)
                 | Failure::Usage(_)
-                | Failure::Certs(CertsError::Exists(_) | CertsError::ZeroNode)
+                | Failure::Certs(
+                    CertsError::Exists(_) | CertsError::ZeroNode | CertsError::BadHost { .. }
+                )
                 | Failure::Serve(ServeError::NoMembership { .. } | ServeError::PeersChanged { .. })
         )
     }

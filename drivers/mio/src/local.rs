@@ -80,7 +80,9 @@ pub(crate) fn run(args: &LocalArgs) -> Result<(), Failure> {
     let certs_dir = local_certs_dir(&data);
     let ids: Vec<raftkv_core::NodeId> =
         (1..=u64::from(args.nodes)).map(raftkv_core::NodeId).collect();
-    certs::init(&certs_dir, &ids, Existing::Keep).map_err(Failure::Certs)?;
+    // Named in the node certificates for Redis clients, which check the host they dial.
+    let hosts = ["localhost".to_string(), "127.0.0.1".to_string()];
+    certs::init(&certs_dir, &ids, &hosts, Existing::Keep).map_err(Failure::Certs)?;
     let (client_cert, client_key) = certs::client_paths(&certs_dir);
     let tls = ClientTls::from_files(certs::ca_path(&certs_dir), &client_cert, &client_key)?;
     let (addresses, peers) = crate::cluster_args::loopback_cluster(args.nodes, args.base_port);
@@ -245,7 +247,12 @@ fn print_what_to_try(launcher: &Launcher, addresses: &[String]) {
     println!("  {program} status");
     if let Some(redis) = launcher.redis_address(1) {
         let port = redis.rsplit(':').next().unwrap_or_default();
-        println!("  redis-cli -p {port} set greeting hello   (any node's Redis port will do)");
+        let (cert, key) = certs::client_paths(certs_dir);
+        let ca = certs::ca_path(certs_dir);
+        let word = |path: PathBuf| launcher::shell_word(path.into_os_string());
+        let tls = format!("--tls --cacert {} --cert {} --key {}", word(ca), word(cert), word(key));
+        println!("  redis-cli -p {port} {tls} set greeting hello");
+        println!("                                 (any node's Redis port will do)");
     }
     println!("  kill PID                       (a node's pid above): the others carry on");
     println!("Ctrl-C stops the cluster; `raftkv local` again brings it back with its data.");

@@ -49,6 +49,11 @@ impl Transport {
         &self.stream
     }
 
+    /// Whether a TLS handshake is still going on (never, in the clear).
+    pub(crate) fn is_handshaking(&self) -> bool {
+        self.tls.as_ref().is_some_and(|tls| tls.is_handshaking())
+    }
+
     /// The certificates the other side presented and the handshake verified.
     pub(crate) fn peer_certificates(&self) -> Option<&[CertificateDer<'static>]> {
         self.tls.as_ref().and_then(|tls| tls.peer_certificates())
@@ -81,6 +86,15 @@ impl Transport {
             // was verified.
             Some(tls) if tls.is_handshaking() => Ok(0),
             Some(tls) => tls.writer().write(bytes),
+        }
+    }
+
+    /// Says through TLS that nothing more will be sent, once the handshake is done (before, or
+    /// in the clear, there is no one to say it to); [`send_records`](Self::send_records)
+    /// writes it.
+    pub(crate) fn close_notify(&mut self) {
+        if let Some(tls) = self.tls.as_mut().filter(|tls| !tls.is_handshaking()) {
+            tls.send_close_notify();
         }
     }
 

@@ -1,6 +1,6 @@
 //! `raftkv local` as a demonstration of fault tolerance: a node killed is reported while the
 //! others carry on, and Enter starts it again; ports in use and ports that do not fit are
-//! refused before anything starts.
+//! refused before anything starts; the redis-cli line it prints works.
 
 mod common;
 
@@ -21,11 +21,14 @@ struct Local {
 }
 
 impl Local {
-    fn start(base_port: u16, name: &str) -> Local {
+    /// Starts a cluster on `base_port` and up, with Redis listeners from `redis_base_port`
+    /// (0: none).
+    fn start(base_port: u16, redis_base_port: u16, name: &str) -> Local {
         let data = std::env::temp_dir().join(format!("raftkv-local-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data);
         let mut child = Command::new(env!("CARGO_BIN_EXE_raftkv"))
-            .args(["local", "--base-port", &base_port.to_string(), "--redis-base-port", "0"])
+            .args(["local", "--base-port", &base_port.to_string()])
+            .args(["--redis-base-port", &redis_base_port.to_string()])
             .args(["--metrics-base-port", "0"])
             .arg("--data")
             .arg(&data)
@@ -89,7 +92,7 @@ fn kill(pid: i32) {
 #[test]
 fn a_killed_node_is_reported_the_others_carry_on_and_enter_starts_it_again() {
     let base = free_port_block(3);
-    let mut local = Local::start(base, "demo");
+    let mut local = Local::start(base, 0, "demo");
     local.wait_for("leader: node");
     let pid = local.pid(2);
 
@@ -155,4 +158,44 @@ fn ports_that_do_not_fit_are_a_usage_error() {
         let said = String::from_utf8_lossy(&output.stderr);
         assert!(said.contains(expected), "{args:?}: {said}");
     }
+}
+
+#[test]
+fn the_redis_cli_line_it_prints_works_through_tls() {
+    let base = free_port_block(6);
+    let mut local = Local::start(base, base + 3, "redis");
+    local.wait_for("leader: node");
+    let line = local.wait_for("redis-cli -p");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let after = |flag: &str| {
+        let at = words.iter().position(|word| *word == flag);
+        at.and_then(|at| words.get(at + 1)).copied().unwrap_or_else(|| panic!("{flag} in {line}"))
+    };
+    assert_eq!(after("-p"), (base + 3).to_string(), "{line}");
+    assert!(words.contains(&"--tls"), "{line}");
+    let read = |flag: &str| std::fs::read(after(flag)).unwrap_or_else(|e| panic!("{flag}: {e}"));
+    let certificates = redis::TlsCertificates {
+        client_tls: Some(redis::ClientTlsConfig {
+            client_cert: read("--cert"),
+            client_key: read("--key"),
+        }),
+        root_cert: Some(read("--cacert")),
+    };
+    // The host checked against the node's certificate, which `local` makes for 127.0.0.1.
+    let url = format!("rediss://127.0.0.1:{}/", base + 3);
+    let client = redis::Client::build_with_tls(url, certificates).expect("a TLS client");
+    let mut connection = client.get_connection().expect("connected through TLS");
+    let set: String =
+        redis::cmd("SET").arg("greeting").arg("hello").query(&mut connection).unwrap();
+    assert_eq!(set, "OK");
+    if Command::new("redis-cli").arg("--version").output().is_err() {
+        eprintln!("redis-cli is not installed: the printed line itself is not run");
+        return;
+    }
+    let got = Command::new("sh")
+        .arg("-c")
+        .arg(line.trim().replace("set greeting hello", "get greeting"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&got.stdout).trim(), "hello", "{got:?}");
 }

@@ -11,6 +11,8 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use super::rank::nearest_rank;
+
 /// Syncs timed.
 const SYNCS: usize = 400;
 /// Round trips timed.
@@ -25,6 +27,8 @@ const MESSAGE_BYTES: usize = 128;
 pub(crate) struct Floor {
     /// The median of a 4 KiB write and `fdatasync` into a preallocated file.
     pub(crate) fdatasync_p50: Duration,
+    /// Their 99th percentile: the disk's own tail, against which a run's p99 / p50 reads.
+    pub(crate) fdatasync_p99: Duration,
     /// The median round trip of a small message over loopback TCP.
     pub(crate) round_trip_p50: Duration,
 }
@@ -39,14 +43,16 @@ impl Floor {
 /// Measures the floor with a scratch file in `dir` (on the disk the nodes use), removed after.
 pub(crate) fn measure(dir: &Path) -> Result<Floor, String> {
     fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let fdatasync_p50 = fdatasync_median(&dir.join("floor.scratch"))
+    let mut syncs = fdatasync_times(&dir.join("floor.scratch"))
         .map_err(|e| format!("cannot measure fdatasync in {}: {e}", dir.display()))?;
     let round_trip_p50 =
         round_trip_median().map_err(|e| format!("cannot measure a loopback round trip: {e}"))?;
-    Ok(Floor { fdatasync_p50, round_trip_p50 })
+    let fdatasync_p50 = percentile(&mut syncs, 50);
+    let fdatasync_p99 = percentile(&mut syncs, 99);
+    Ok(Floor { fdatasync_p50, fdatasync_p99, round_trip_p50 })
 }
 
-fn fdatasync_median(path: &Path) -> std::io::Result<Duration> {
+fn fdatasync_times(path: &Path) -> std::io::Result<Vec<Duration>> {
     let file = OpenOptions::new().create(true).truncate(true).read(true).write(true).open(path)?;
     let outcome = timed_syncs(&file);
     drop(file);
@@ -54,7 +60,7 @@ fn fdatasync_median(path: &Path) -> std::io::Result<Duration> {
     outcome
 }
 
-fn timed_syncs(file: &File) -> std::io::Result<Duration> {
+fn timed_syncs(file: &File) -> std::io::Result<Vec<Duration>> {
     // Allocated and synced before timing, as the WAL's prepared segments are.
     let zeros = vec![0u8; WRITE_BYTES];
     for page in 0..SYNCS {
@@ -69,7 +75,7 @@ fn timed_syncs(file: &File) -> std::io::Result<Duration> {
         file.sync_data()?;
         took.push(started.elapsed());
     }
-    Ok(median(&mut took))
+    Ok(took)
 }
 
 fn round_trip_median() -> std::io::Result<Duration> {
@@ -96,12 +102,13 @@ fn round_trip_median() -> std::io::Result<Duration> {
         took.push(started.elapsed());
     }
     echo.join().map_err(|_| std::io::Error::other("the echo thread panicked"))??;
-    Ok(median(&mut took))
+    Ok(percentile(&mut took, 50))
 }
 
-fn median(samples: &mut [Duration]) -> Duration {
+/// The sample at `percent` of the way up, by nearest rank; zero if there is none.
+fn percentile(samples: &mut [Duration], percent: u64) -> Duration {
     samples.sort_unstable();
-    samples.get(samples.len() / 2).copied().unwrap_or_default()
+    nearest_rank(samples, percent.saturating_mul(10)).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -112,6 +119,7 @@ mod tests {
     fn the_floor_is_one_sync_and_two_round_trips() {
         let floor = Floor {
             fdatasync_p50: Duration::from_micros(100),
+            fdatasync_p99: Duration::from_micros(900),
             round_trip_p50: Duration::from_micros(30),
         };
         assert_eq!(floor.total(), Duration::from_micros(160));
@@ -122,6 +130,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("raftkv-floor-test-{}", std::process::id()));
         let floor = measure(&dir).expect("measures");
         assert!(floor.fdatasync_p50 > Duration::ZERO && floor.round_trip_p50 > Duration::ZERO);
+        assert!(floor.fdatasync_p99 >= floor.fdatasync_p50);
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
         fs::remove_dir(&dir).unwrap();
     }

@@ -10,10 +10,12 @@
 //! With `--spawn-nodes N` the benchmark starts its own cluster of this program (see `nodes`) and
 //! reports what the nodes did during the run: leader changes, snapshots saved, resident memory.
 //! With `--floor` it first measures the floor under a single client's put on this machine (see
-//! `floor`) and prints the median latency as a multiple of it.
+//! `floor`) and prints the median latency as a multiple of it, and the disk's own tail (its
+//! fdatasync p99 / p50) beside the run's p99 / p50.
 
 mod floor;
 mod nodes;
+mod rank;
 mod summary;
 
 use std::path::PathBuf;
@@ -93,7 +95,8 @@ pub(crate) struct BenchArgs {
     serve_args: Vec<String>,
     /// First measure the floor under a put here (one 4 KiB fdatasync of a preallocated file,
     /// in the nodes' data directory or the temporary one, plus two loopback round trips), and
-    /// print the p50 latency as a multiple of it.
+    /// print the p50 latency as a multiple of it, and the disk's own fdatasync p99 / p50 beside
+    /// the run's p99 / p50.
     #[arg(long)]
     floor: bool,
 }

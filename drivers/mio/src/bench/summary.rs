@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::BenchArgs;
 use super::floor::Floor;
 use super::nodes::NodeReport;
+use super::rank::nearest_rank;
 
 /// What the spawned nodes did during the measured run.
 pub(crate) struct ClusterReport {
@@ -95,6 +96,12 @@ impl Summary {
                 ms(floor.round_trip_p50),
                 self.p50_ms / ms(floor.total()).max(1e-9)
             );
+            println!(
+                "disk tail: fdatasync p99 {:.3} ms, p99 / p50 = {:.2} (this run's p99 / p50 = {:.2})",
+                ms(floor.fdatasync_p99),
+                ms(floor.fdatasync_p99) / ms(floor.fdatasync_p50).max(1e-9),
+                self.p99_ms / self.p50_ms.max(1e-9)
+            );
         }
         if json {
             println!("{}", self.json(floor, cluster));
@@ -134,6 +141,7 @@ impl Summary {
         if let Some(floor) = floor {
             summary["floor_ms"] = ms(floor.total()).into();
             summary["fdatasync_p50_ms"] = ms(floor.fdatasync_p50).into();
+            summary["fdatasync_p99_ms"] = ms(floor.fdatasync_p99).into();
             summary["round_trip_p50_ms"] = ms(floor.round_trip_p50).into();
             summary["p50_over_floor"] = (self.p50_ms / ms(floor.total()).max(1e-9)).into();
         }
@@ -147,12 +155,7 @@ fn ms(duration: Duration) -> f64 {
 
 /// The latency at `per_mille` thousandths of the sorted `latencies_ns`, in milliseconds.
 fn percentile_ms(latencies_ns: &[u64], per_mille: u64) -> f64 {
-    let ops = latencies_ns.len() as u64;
-    if ops == 0 {
-        return 0.0;
-    }
-    let rank = (ops.saturating_mul(per_mille)).div_ceil(1000).clamp(1, ops) - 1;
-    latencies_ns[rank as usize] as f64 / 1e6
+    nearest_rank(latencies_ns, per_mille).map_or(0.0, |ns| ns as f64 / 1e6)
 }
 
 #[cfg(test)]
@@ -160,7 +163,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn percentiles_are_nearest_ranks() {
+    fn percentiles_are_read_in_milliseconds() {
         let latencies: Vec<u64> = (1..=1000).map(|ms| ms * 1_000_000).collect();
         assert_eq!(percentile_ms(&latencies, 500), 500.0);
         assert_eq!(percentile_ms(&latencies, 999), 999.0);

@@ -97,7 +97,7 @@ fn loopback(base_port: u16, id: u16) -> Option<String> {
 }
 
 /// `word` as a shell reads it back: quoted if it holds anything but plain characters.
-fn shell_word(word: OsString) -> String {
+pub(super) fn shell_word(word: OsString) -> String {
     let text = word.to_string_lossy().into_owned();
     let plain = !text.is_empty()
         && text.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+".contains(c));

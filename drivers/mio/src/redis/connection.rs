@@ -1,49 +1,46 @@
 //! One Redis client's connection: bytes in and out, and its commands in order, each answered
-//! at once or waiting for the cluster.
+//! at once or waiting for the cluster ([`Pipeline`]).
 
-use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::time::Instant;
 
-use mio::net::TcpStream;
+use crate::redis::commands::ConnectionState;
+use crate::redis::pipeline::Pipeline;
+use crate::transport::{ReadOutcome, TlsFailure, Transport};
 
-use crate::redis::commands::{ConnectionState, Shape};
+/// Bytes read before the commands they hold are run.
+const READ_BUDGET_BYTES: usize = 16 << 10;
 
-/// Bytes read per system call: the size of the buffer a gateway lends its connections.
-pub(crate) const CHUNK_BYTES: usize = 16 << 10;
+/// The first byte of every TLS connection: a handshake record.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
-/// A command's place in the order of answers.
+/// Why a connection could not be read.
 #[derive(Debug)]
-pub(crate) enum Slot {
-    /// The encoded answer.
-    Ready(Vec<u8>),
-    /// Waiting for the cluster, since `since`; to be encoded in `protocol`.
-    Cluster { shape: Shape, protocol: u8, since: Instant },
-    /// Waiting for the node's status (`INFO` of `sections`).
-    Info { protocol: u8, sections: Vec<String> },
-}
-
-/// What a read found.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum ReadOutcome {
-    /// Everything available was read (what it read is in the inbox).
-    Drained,
-    /// Read some; there may be more.
-    More,
-    /// The client closed its side.
-    Closed,
+pub(crate) enum ReadError {
+    /// A client spoke the Redis protocol in the clear to a TLS listener.
+    Plaintext,
+    /// The TLS handshake failed, or a record did not decrypt.
+    Tls(String),
+    /// The socket failed.
+    Io(io::Error),
 }
 
 /// A client connection.
 #[derive(Debug)]
 pub(crate) struct Connection {
-    pub(crate) stream: TcpStream,
+    /// The socket, through TLS or in the clear.
+    pub(crate) transport: Transport,
+    /// Nothing received yet on a TLS connection: the first byte tells a TLS client from one
+    /// speaking in the clear.
+    awaits_first_byte: bool,
+    /// When it was accepted: a TLS handshake must be over within the handshake timeout.
+    pub(crate) accepted_at: Instant,
     /// Received, not yet parsed.
     pub(crate) inbox: Vec<u8>,
     /// Encoded answers not yet written.
     pub(crate) outbox: Vec<u8>,
     /// Commands received, in order, answered or not.
-    pub(crate) slots: VecDeque<Slot>,
+    pub(crate) pipeline: Pipeline,
     /// Its session in the clerk pool.
     pub(crate) session: usize,
     pub(crate) state: ConnectionState,
@@ -58,103 +55,80 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    pub(crate) fn new(stream: TcpStream, session: usize, state: ConnectionState) -> Connection {
+    pub(crate) fn new(transport: Transport, session: usize, state: ConnectionState) -> Connection {
+        let now = Instant::now();
         Connection {
-            stream,
+            awaits_first_byte: transport.is_handshaking(),
+            transport,
+            accepted_at: now,
             inbox: Vec::new(),
             outbox: Vec::new(),
-            slots: VecDeque::new(),
+            pipeline: Pipeline::default(),
             session,
             state,
-            last_heard: Instant::now(),
+            last_heard: now,
             closing: false,
             read_paused: false,
         }
     }
 
-    /// Reads one chunk into the inbox, through `chunk` (lent, so that no buffer is zeroed
-    /// per read).
-    pub(crate) fn read_chunk(&mut self, chunk: &mut [u8]) -> io::Result<ReadOutcome> {
-        loop {
-            match self.stream.read(chunk) {
+    /// Reads into the inbox, about [`READ_BUDGET_BYTES`] at most; a TLS connection's
+    /// handshake messages are answered by the next [`send_ready`](Self::send_ready).
+    pub(crate) fn read_some(&mut self) -> Result<ReadOutcome, ReadError> {
+        if self.awaits_first_byte {
+            let mut first = [0];
+            match self.transport.stream().peek(&mut first) {
                 Ok(0) => return Ok(ReadOutcome::Closed),
-                Ok(read) => {
-                    self.inbox.extend_from_slice(&chunk[..read]);
-                    self.last_heard = Instant::now();
-                    // A short read emptied the socket: the poll reports what comes next,
-                    // so the read that would only find nothing is saved.
-                    return Ok(if read < CHUNK_BYTES {
-                        ReadOutcome::Drained
-                    } else {
-                        ReadOutcome::More
-                    });
-                }
+                Ok(_) if first[0] != TLS_HANDSHAKE_RECORD => return Err(ReadError::Plaintext),
+                Ok(_) => self.awaits_first_byte = false,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                     return Ok(ReadOutcome::Drained);
                 }
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(error),
+                Err(error) => return Err(ReadError::Io(error)),
             }
         }
+        let before = self.inbox.len();
+        let outcome =
+            self.transport.read_into(&mut self.inbox, READ_BUDGET_BYTES).map_err(|error| {
+                match error.get_ref().and_then(|inner| inner.downcast_ref::<TlsFailure>()) {
+                    Some(failure) => ReadError::Tls(failure.to_string()),
+                    None => ReadError::Io(error),
+                }
+            })?;
+        if self.inbox.len() > before {
+            self.last_heard = Instant::now();
+        }
+        Ok(outcome)
     }
 
-    /// The answer to the oldest command waiting for the cluster, encoded by `encode` in the
-    /// protocol of its time. Returns whether there was one.
-    pub(crate) fn answer_cluster(&mut self, encode: impl FnOnce(Shape, u8) -> Vec<u8>) -> bool {
-        let waiting = self.slots.iter_mut().find(|slot| matches!(slot, Slot::Cluster { .. }));
-        let Some(slot) = waiting else {
-            return false;
-        };
-        let Slot::Cluster { shape, protocol, .. } = *slot else {
-            unreachable!("found a cluster slot")
-        };
-        *slot = Slot::Ready(encode(shape, protocol));
-        true
-    }
-
-    /// Answers every `INFO` waiting, by protocol version and sections asked.
-    pub(crate) fn answer_info(&mut self, encode: impl Fn(u8, &[String]) -> Vec<u8>) {
-        for slot in &mut self.slots {
-            if let Slot::Info { protocol, sections } = slot {
-                *slot = Slot::Ready(encode(*protocol, sections));
+    /// Tells a client that spoke in the clear to a TLS listener `why` it is closed, in the
+    /// clear, and reads what it sent: closing with bytes unread would reset the connection,
+    /// and the client could lose the answer.
+    pub(crate) fn refuse_in_the_clear(&mut self, why: &[u8]) {
+        let stream = self.transport.stream_mut();
+        let _ = stream.write(why);
+        let mut unread = [0; 4096];
+        // A bounded effort: a client that keeps sending gets the reset.
+        for _ in 0..16 {
+            if !matches!(stream.read(&mut unread), Ok(read) if read > 0) {
+                break;
             }
         }
-    }
-
-    /// Whether an `INFO` waits.
-    pub(crate) fn waits_for_info(&self) -> bool {
-        self.slots.iter().any(|slot| matches!(slot, Slot::Info { .. }))
-    }
-
-    /// When the oldest command waiting for the cluster was received.
-    pub(crate) fn oldest_cluster_wait(&self) -> Option<Instant> {
-        self.slots.iter().find_map(|slot| match slot {
-            Slot::Cluster { since, .. } => Some(*since),
-            _ => None,
-        })
     }
 
     /// Moves the answers ready at the front, in order, to the outbox while it holds less than
     /// `max_outbox` bytes, and writes what the socket takes.
     pub(crate) fn send_ready(&mut self, max_outbox: usize) -> io::Result<()> {
         while self.outbox.len() < max_outbox {
-            match self.slots.front_mut() {
-                Some(Slot::Ready(bytes)) => {
-                    let bytes = std::mem::take(bytes);
-                    self.slots.pop_front();
-                    self.outbox.extend_from_slice(&bytes);
-                }
-                _ => break,
-            }
+            let Some(answer) = self.pipeline.pop_ready() else { break };
+            self.outbox.extend_from_slice(&answer);
         }
         let mut written = 0;
-        while written < self.outbox.len() {
-            match self.stream.write(&self.outbox[written..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(count) => written += count,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(error),
+        // TLS records first: handshake messages and what was already encrypted.
+        while self.transport.send_records()? && written < self.outbox.len() {
+            match self.transport.write(&self.outbox[written..])? {
+                0 => break,
+                taken => written += taken,
             }
         }
         self.outbox.drain(..written);
@@ -163,6 +137,6 @@ impl Connection {
 
     /// Whether it has answered everything it will and may be closed.
     pub(crate) fn finished(&self) -> bool {
-        self.closing && self.slots.is_empty() && self.outbox.is_empty()
+        self.closing && self.pipeline.is_empty() && self.outbox.is_empty()
     }
 }

@@ -1,6 +1,7 @@
 //! The Redis listener, a [`Front`] of the node's event loop: it accepts Redis clients and runs
 //! their commands on the cluster through a pool of clerks, one session per connection, on one
-//! poll that the event loop watches.
+//! poll that the event loop watches. A connection's commands go to the cluster in batches, one
+//! request at a time (see [`pipeline`](crate::redis::pipeline)).
 //!
 //! A command goes to the leader wherever it is (the clerk finds it and retries, with the same
 //! request id, across leader changes), so clients may connect to any node. When this node
@@ -8,7 +9,7 @@
 //! otherwise over the pool's connection to the leader. The answers of a connection go out in
 //! the order of its commands.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
@@ -23,11 +24,14 @@ use tracing::{debug, error, warn};
 use crate::client::pool::{ClerkPool, FOREIGN_TOKENS, ForeignEvent};
 use crate::redis::RedisConfig;
 use crate::redis::commands::{self, Action, ConnectionState, Settings};
-use crate::redis::connection::{CHUNK_BYTES, Connection, ReadOutcome, Slot};
+use crate::redis::connection::{Connection, ReadError};
 use crate::redis::cursors::Cursors;
 use crate::redis::info::{ListenerFacts, info_text};
+use crate::redis::pipeline::BatchLimits;
 use crate::redis::resp::{self, Reply};
 use crate::server::Front;
+use crate::tls::RedisTls;
+use crate::transport::{ReadOutcome, Transport};
 use crate::wire::NodeStatus;
 
 const LISTENER: Token = Token(FOREIGN_TOKENS);
@@ -38,14 +42,26 @@ const SWEEP: Duration = Duration::from_millis(50);
 /// Room a command's frame needs besides its keys and values.
 const FRAME_OVERHEAD: usize = 4096;
 
+/// What a TLS client that speaks in the clear is told before the connection closes.
+const PLAINTEXT_REFUSED: &[u8] =
+    b"-ERR this port speaks TLS: connect with TLS (redis-cli --tls --cacert CA.crt ...)\r\n";
+
 /// Refusals, counted for `INFO` and logged at most once a second.
 #[derive(Debug, Default)]
 struct Refusals {
     rejected_connections: u64,
+    /// Of which: TLS failures (handshakes failed or not finished in time, records that did not
+    /// decrypt, clients in the clear on the TLS port).
+    tls_refused: u64,
     last_logged: Option<Instant>,
 }
 
 impl Refusals {
+    fn record_tls(&mut self, what: &str) {
+        self.tls_refused = self.tls_refused.saturating_add(1);
+        self.record(what);
+    }
+
     fn record(&mut self, what: &str) {
         self.rejected_connections = self.rejected_connections.saturating_add(1);
         let now = Instant::now();
@@ -70,8 +86,9 @@ pub(crate) struct Gateway {
     cursors: Cursors,
     settings: Settings,
     refusals: Refusals,
-    /// The buffer connections read through.
-    chunk: Vec<u8>,
+    /// TLS connections in the order accepted, while their handshake may be going on (at most
+    /// `--max-pending-connections`).
+    handshakes: VecDeque<Token>,
     /// Connections with answers to send or reads to resume.
     touched: Vec<Token>,
     /// When waiting commands and idle connections were last checked.
@@ -103,14 +120,15 @@ impl Gateway {
             next_token: FOREIGN_TOKENS + 1,
             next_client_id: 1,
             refusals: Refusals::default(),
-            chunk: vec![0; CHUNK_BYTES],
+            handshakes: VecDeque::new(),
             touched: Vec::new(),
             last_sweep: Instant::now(),
             info_asked: false,
         })
     }
 
-    /// Encodes the answers of the operations the pool finished.
+    /// Encodes the answers of the requests the pool finished, and sends each connection's
+    /// next.
     fn answer_finished(&mut self) {
         while let Some(finished) = self.pool.pop_finished() {
             let Some(&token) = self.by_session.get(&finished.session) else {
@@ -120,10 +138,26 @@ impl Gateway {
                 continue;
             };
             let cursors = &mut self.cursors;
-            connection.answer_cluster(|shape, protocol| {
-                encoded(&commands::answer(shape, finished.result, cursors), protocol)
+            connection.pipeline.answer(finished.result, |shape, protocol, result| {
+                encoded(&commands::answer(shape, result, cursors), protocol)
             });
+            self.send_next(token);
             self.touched.push(token);
+        }
+    }
+
+    /// Sends the next request of a connection's commands waiting for the cluster, unless one
+    /// is in flight.
+    fn send_next(&mut self, token: Token) {
+        let limits = BatchLimits {
+            depth: self.config.pipeline_depth,
+            bytes: self.config.max_command_bytes.saturating_sub(FRAME_OVERHEAD),
+        };
+        let Some(connection) = self.connections.get_mut(&token) else {
+            return;
+        };
+        if let Some(request) = connection.pipeline.next_request(limits) {
+            self.pool.submit(connection.session, request);
         }
     }
 
@@ -152,30 +186,66 @@ impl Gateway {
                 }
             };
             if self.connections.len() >= self.config.limits.max_client_connections {
-                use std::io::Write;
-                let _ = stream.write(b"-ERR max number of clients reached\r\n");
+                // In the clear, the client is told why; through TLS, it only sees the close.
+                if self.config.listener_tls.is_none() {
+                    use std::io::Write;
+                    let _ = stream.write(b"-ERR max number of clients reached\r\n");
+                }
                 self.refusals.record(&format!("{address}: max number of clients reached"));
                 continue;
             }
-            if let Err(error) = self.add_connection(stream, address) {
-                warn!("redis listener cannot register {address}: {error}");
+            let transport = match self.config.listener_tls.as_ref().map(RedisTls::accept) {
+                None => Transport::plain(stream),
+                Some(Ok(server)) => Transport::tls(stream, server),
+                Some(Err(error)) => {
+                    error!("redis listener cannot start TLS for {address}: {error}");
+                    continue;
+                }
+            };
+            let handshaking = transport.is_handshaking();
+            if handshaking {
+                self.make_room_for_a_handshake();
+            }
+            match self.add_connection(transport, address) {
+                Ok(token) if handshaking => self.handshakes.push_back(token),
+                Ok(_) => {}
+                Err(error) => warn!("redis listener cannot register {address}: {error}"),
+            }
+        }
+    }
+
+    /// At `--max-pending-connections` TLS handshakes, closes the oldest one still going, as
+    /// the node's own listener does: a flood of handshakes that never finish cannot keep
+    /// clients out. Handshakes that ended are dropped from the queue on the way.
+    fn make_room_for_a_handshake(&mut self) {
+        while self.handshakes.len() >= self.config.limits.max_pending_connections {
+            let Some(oldest) = self.handshakes.pop_front() else {
+                return;
+            };
+            let going = self.connections.get(&oldest).is_some_and(|c| c.transport.is_handshaking());
+            if going {
+                self.refusals.record_tls(
+                    "a TLS handshake was closed for a newer one (--max-pending-connections)",
+                );
+                self.close(oldest, "evicted: too many TLS handshakes");
+                return;
             }
         }
     }
 
     fn add_connection(
         &mut self,
-        mut stream: mio::net::TcpStream,
+        mut transport: Transport,
         address: SocketAddr,
-    ) -> io::Result<()> {
+    ) -> io::Result<Token> {
         let token = Token(self.next_token);
         self.next_token = self.next_token.checked_add(1).unwrap_or(FOREIGN_TOKENS + 1);
         self.pool.registry().register(
-            &mut stream,
+            transport.stream_mut(),
             token,
             Interest::READABLE | Interest::WRITABLE,
         )?;
-        let _ = stream.set_nodelay(true);
+        let _ = transport.stream().set_nodelay(true);
         let session = match self.free_sessions.pop() {
             Some(session) => session,
             None => self.pool.add_session(),
@@ -189,31 +259,63 @@ impl Gateway {
         self.next_client_id = self.next_client_id.saturating_add(1);
         debug!(%address, id = state.id, "redis client connected");
         self.by_session.insert(session, token);
-        self.connections.insert(token, Connection::new(stream, session, state));
-        Ok(())
+        self.connections.insert(token, Connection::new(transport, session, state));
+        Ok(token)
     }
 
     /// Reads and runs commands until the socket has nothing more, the connection has as many
-    /// commands waiting as it may, or it is closing.
+    /// commands waiting as it may, or it is closing; then sends what waits for the cluster.
     fn read(&mut self, token: Token) {
         loop {
             if !self.run_buffered(token) {
+                self.send_next(token);
                 return;
             }
             let Some(connection) = self.connections.get_mut(&token) else {
                 return;
             };
-            match connection.read_chunk(&mut self.chunk) {
-                Ok(ReadOutcome::More) => {}
+            match connection.read_some() {
+                Ok(ReadOutcome::Budget) => {}
                 Ok(ReadOutcome::Drained) => {
                     self.run_buffered(token);
+                    self.send_next(token);
                     return;
                 }
-                Ok(ReadOutcome::Closed) | Err(_) => {
+                Ok(ReadOutcome::Closed) => {
                     self.close(token, "closed by the client");
                     return;
                 }
+                Err(error) => {
+                    self.refuse(token, error);
+                    return;
+                }
             }
+        }
+    }
+
+    /// Closes a connection that could not be read; counts and logs it if refused.
+    fn refuse(&mut self, token: Token, error: ReadError) {
+        let Some(connection) = self.connections.get_mut(&token) else {
+            return;
+        };
+        let address = connection
+            .transport
+            .stream()
+            .peer_addr()
+            .map_or_else(|_| "a client".to_string(), |address| address.to_string());
+        match error {
+            ReadError::Plaintext => {
+                connection.refuse_in_the_clear(PLAINTEXT_REFUSED);
+                self.refusals.record_tls(&format!("{address}: spoke in the clear to the TLS port"));
+                self.close(token, "not TLS");
+            }
+            ReadError::Tls(detail) => {
+                self.refusals.record_tls(&format!("{address}: {detail}"));
+                // The alert rustls queued tells the client why.
+                let _ = connection.transport.send_records();
+                self.close(token, &detail);
+            }
+            ReadError::Io(error) => self.close(token, &format!("cannot read: {error}")),
         }
     }
 
@@ -229,7 +331,7 @@ impl Gateway {
             if connection.closing {
                 break false;
             }
-            if connection.slots.len() >= max_waiting {
+            if connection.pipeline.len() >= max_waiting {
                 connection.read_paused = true;
                 break false;
             }
@@ -242,7 +344,7 @@ impl Gateway {
                 }
                 Ok(None) => break true,
                 Err(error) => {
-                    connection.slots.push_back(Slot::Ready(encoded(&Reply::error(&error), 2)));
+                    connection.pipeline.push_ready(encoded(&Reply::error(&error), 2));
                     connection.closing = true;
                     self.refusals.record(&format!("client {}: {error}", connection.state.id));
                     break false;
@@ -263,29 +365,26 @@ impl Gateway {
         let action =
             commands::dispatch(command, &mut connection.state, &self.settings, &self.cursors);
         let protocol = connection.state.protocol;
-        let slot = match action {
-            Action::Reply(reply) => Slot::Ready(encoded(&reply, protocol)),
+        let pipeline = &mut connection.pipeline;
+        match action {
+            Action::Reply(reply) => pipeline.push_ready(encoded(&reply, protocol)),
             Action::Quit => {
                 connection.closing = true;
-                Slot::Ready(encoded(&Reply::Simple("OK"), protocol))
+                pipeline.push_ready(encoded(&Reply::Simple("OK"), protocol));
             }
             Action::Cluster(command, _) if too_large(&command, self.config.max_command_bytes) => {
                 let reply = Reply::error(format!(
                     "invalid request: {} bytes of keys and values exceed the frame limit",
                     command.payload_bytes()
                 ));
-                Slot::Ready(encoded(&reply, protocol))
+                pipeline.push_ready(encoded(&reply, protocol));
             }
-            Action::Cluster(command, shape) => {
-                self.pool.submit(connection.session, command);
-                Slot::Cluster { shape, protocol, since: Instant::now() }
-            }
+            Action::Cluster(command, shape) => pipeline.push_cluster(command, shape, protocol),
             Action::Info(sections) => {
                 self.info_asked = true;
-                Slot::Info { protocol, sections }
+                pipeline.push_info(protocol, sections);
             }
-        };
-        connection.slots.push_back(slot);
+        }
     }
 
     /// Answers the `INFO`s waiting with the node's state.
@@ -296,7 +395,7 @@ impl Gateway {
         let waiting: Vec<Token> = self
             .connections
             .iter()
-            .filter(|(_, connection)| connection.waits_for_info())
+            .filter(|(_, connection)| connection.pipeline.waits_for_info())
             .map(|(token, _)| *token)
             .collect();
         if waiting.is_empty() {
@@ -307,10 +406,11 @@ impl Gateway {
             port: self.config.listen.port(),
             connected_clients: self.connections.len(),
             rejected_connections: self.refusals.rejected_connections,
+            tls_refused_connections: self.refusals.tls_refused,
         };
         for token in &waiting {
             if let Some(connection) = self.connections.get_mut(token) {
-                connection.answer_info(|protocol, sections| {
+                connection.pipeline.answer_info(|protocol, sections| {
                     encoded(&Reply::text(info_text(&status, facts, sections)), protocol)
                 });
             }
@@ -322,9 +422,10 @@ impl Gateway {
     /// idle connections.
     fn sweep(&mut self) {
         let now = Instant::now();
-        let mut idle = Vec::new();
+        let (mut idle, mut stalled) = (Vec::new(), Vec::new());
         for (token, connection) in &mut self.connections {
             let expired = connection
+                .pipeline
                 .oldest_cluster_wait()
                 .is_some_and(|since| now.duration_since(since) >= self.config.timeout);
             if expired {
@@ -340,17 +441,27 @@ impl Gateway {
                     ))
                 };
                 // The session gives up on everything it was doing: its clerk starts afresh.
-                while connection.answer_cluster(|_, protocol| encoded(&reply, protocol)) {}
+                connection.pipeline.fail_all(|protocol| encoded(&reply, protocol));
                 self.pool.reset_session(connection.session);
                 self.touched.push(*token);
             }
             let silent = now.duration_since(connection.last_heard);
-            if connection.slots.is_empty() && silent >= self.config.idle_timeout {
+            let handshaking = now.duration_since(connection.accepted_at);
+            if connection.transport.is_handshaking() && handshaking >= self.config.handshake_timeout
+            {
+                stalled.push(*token);
+            } else if connection.pipeline.is_empty() && silent >= self.config.idle_timeout {
                 idle.push(*token);
             }
         }
         for token in idle {
             self.close(token, "idle");
+        }
+        for token in stalled {
+            self.refusals.record_tls(
+                "a client did not finish its TLS handshake in time (--handshake-timeout-ms)",
+            );
+            self.close(token, "TLS handshake timed out");
         }
     }
 
@@ -366,7 +477,7 @@ impl Gateway {
             self.close(token, &format!("cannot send: {error}"));
             return;
         }
-        if connection.read_paused && connection.slots.len() < max_waiting {
+        if connection.read_paused && connection.pipeline.len() < max_waiting {
             self.read(token);
             if let Some(connection) = self.connections.get_mut(&token) {
                 if let Err(error) = connection.send_ready(max_outbox) {
@@ -385,7 +496,10 @@ impl Gateway {
             return;
         };
         debug!(id = connection.state.id, "redis client disconnected: {why}");
-        let _ = self.pool.registry().deregister(&mut connection.stream);
+        // Best effort: a TLS client learns that the close is no truncation.
+        connection.transport.close_notify();
+        let _ = connection.transport.send_records();
+        let _ = self.pool.registry().deregister(connection.transport.stream_mut());
         self.by_session.remove(&connection.session);
         self.pool.reset_session(connection.session);
         self.free_sessions.push(connection.session);

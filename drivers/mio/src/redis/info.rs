@@ -12,6 +12,8 @@ pub(crate) struct ListenerFacts {
     pub(crate) connected_clients: usize,
     /// Connections it refused so far.
     pub(crate) rejected_connections: u64,
+    /// Of which: TLS failures, clients in the clear on a TLS port included.
+    pub(crate) tls_refused_connections: u64,
 }
 
 /// The sections, in the order Redis writes them.
@@ -41,7 +43,10 @@ fn section_text(section: &str, status: &NodeStatus, facts: ListenerFacts) -> Str
             ("tcp_port", facts.port.to_string()),
         ],
         "clients" => vec![("connected_clients", facts.connected_clients.to_string())],
-        "stats" => vec![("rejected_connections", facts.rejected_connections.to_string())],
+        "stats" => vec![
+            ("rejected_connections", facts.rejected_connections.to_string()),
+            ("tls_refused_connections", facts.tls_refused_connections.to_string()),
+        ],
         // raftkv roles, not Redis's master/slave: every node takes writes and forwards them
         // to the leader.
         "replication" => vec![
@@ -70,7 +75,12 @@ mod tests {
     use super::*;
 
     fn info(asked: &[&str]) -> String {
-        let facts = ListenerFacts { port: 6379, connected_clients: 4, rejected_connections: 1 };
+        let facts = ListenerFacts {
+            port: 6379,
+            connected_clients: 4,
+            rejected_connections: 3,
+            tls_refused_connections: 2,
+        };
         let asked: Vec<String> = asked.iter().map(|name| (*name).to_owned()).collect();
         info_text(&NodeStatus::example(), facts, &asked)
     }
@@ -98,7 +108,8 @@ mod tests {
         assert!(!text.contains("tcp_port"), "{text}");
         let clients = info(&["clients"]);
         assert_eq!(clients, "# Clients\r\nconnected_clients:4\r\n");
-        assert_eq!(info(&["stats"]), "# Stats\r\nrejected_connections:1\r\n");
+        let stats = info(&["stats"]);
+        assert_eq!(stats, "# Stats\r\nrejected_connections:3\r\ntls_refused_connections:2\r\n");
         assert!(info(&["server"]).contains("tcp_port:6379\r\n"));
     }
 

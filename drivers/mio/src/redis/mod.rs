@@ -1,6 +1,11 @@
 //! The Redis protocol (RESP2 and RESP3) in front of the cluster: `raftkv serve
 //! --redis-listen HOST:PORT` lets redis-cli, redis-benchmark and the Redis libraries of every
-//! language talk to raftkv.
+//! language talk to raftkv. When the node runs TLS, so does the listener, with the node's
+//! certificate, and Redis clients present a certificate of the cluster's CA unless
+//! `--redis-tls-auth-clients` says otherwise; the bytes go through the same [`Transport`]
+//! as the node's other connections.
+//!
+//! [`Transport`]: crate::transport::Transport
 //!
 //! The listener ([`gateway`]) runs in the node's event loop and reaches the cluster as a
 //! client does, with one session per Redis connection: exactly-once retries across leader
@@ -13,6 +18,7 @@ mod connection;
 mod cursors;
 mod gateway;
 mod info;
+mod pipeline;
 mod resp;
 mod table;
 
@@ -26,22 +32,41 @@ use tracing::info;
 
 use crate::client::pool::ClerkPool;
 use crate::server::{ConnectionLimits, Front};
-use crate::tls::ClientTls;
+use crate::tls::{ClientAuth, ClientTls, RedisTls};
 
 /// The `serve` flags of the Redis listener.
 #[derive(Debug, Args)]
 pub(crate) struct RedisArgs {
-    /// Also speak the Redis protocol (RESP2 and RESP3, in the clear) here, e.g.
-    /// 127.0.0.1:6379. Any node will do: commands go to the leader. Only a loopback address
-    /// unless --insecure-plaintext. Its connections share the client bounds
-    /// (--max-client-connections, --client-idle-timeout-ms, --max-reply-queue-bytes,
+    /// Also speak the Redis protocol (RESP2 and RESP3) here, e.g. 0.0.0.0:6379. Any node will
+    /// do: commands go to the leader. Through TLS with the node's certificate when the node
+    /// runs TLS (see --redis-tls-auth-clients); in the clear otherwise, or with
+    /// --redis-plaintext, and then only on a loopback address unless --insecure-plaintext.
+    /// Its connections share the client bounds (--max-client-connections,
+    /// --client-idle-timeout-ms, --handshake-timeout-ms, --max-pending-connections,
+    /// --max-reply-queue-bytes,
     /// --max-requests-per-connection, --max-frame-bytes).
     #[arg(long, value_name = "HOST:PORT")]
     pub(crate) redis_listen: Option<SocketAddr>,
+    /// Whether Redis clients must present a certificate of the cluster's CA (`redis-cli
+    /// --tls --cacert ca.crt --cert client.crt --key client.key`): yes (default), optional
+    /// (verified if presented), or no (TLS only encrypts). Other than yes on an address that
+    /// is not loopback needs --redis-password-file, so that no one gets in unauthenticated.
+    #[arg(long, value_enum, value_name = "yes|optional|no")]
+    pub(crate) redis_tls_auth_clients: Option<ClientAuth>,
+    /// Speak Redis in the clear even though the node runs TLS: for clients on the same host,
+    /// or behind a proxy that ends TLS. Only on a loopback address unless --insecure-plaintext.
+    #[arg(long)]
+    pub(crate) redis_plaintext: bool,
     /// A Redis command still without an answer from the cluster after this long is answered
     /// with an error (-CLUSTERDOWN, or -TRYAGAIN when the cluster was busy).
     #[arg(long, default_value_t = 10_000, value_name = "MS")]
     pub(crate) redis_timeout_ms: u64,
+    /// Commands of one connection sent to the cluster together at most: a pipelining client's
+    /// commands go as one request (run in order, at one point, once) while the one before is
+    /// answered. 1 sends them one at a time.
+    #[arg(long, default_value_t = 64, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=raftkv_core::kv::MAX_BATCH_COMMANDS as u64))]
+    pub(crate) redis_pipeline_depth: u64,
     /// SCAN cursors the node remembers (the newest); an older cursor is answered "invalid
     /// cursor".
     #[arg(long, default_value_t = 4096, value_name = "N")]
@@ -63,13 +88,21 @@ pub(crate) struct RedisConfig {
     /// This node.
     pub(crate) own_id: NodeId,
     pub(crate) cluster_name: String,
-    pub(crate) tls: Option<ClientTls>,
+    /// How the listener's clerks reach the cluster: TLS with the node's certificate, if it
+    /// runs TLS.
+    pub(crate) cluster_tls: Option<ClientTls>,
+    /// The listener's own TLS (none: in the clear).
+    pub(crate) listener_tls: Option<RedisTls>,
     pub(crate) limits: ConnectionLimits,
     /// Largest command, as the node's frame limit.
     pub(crate) max_command_bytes: usize,
     pub(crate) timeout: Duration,
     pub(crate) idle_timeout: Duration,
+    /// Time from accept to the end of a TLS handshake.
+    pub(crate) handshake_timeout: Duration,
     pub(crate) scan_cursors: usize,
+    /// Commands of one connection in one request to the cluster at most.
+    pub(crate) pipeline_depth: usize,
     pub(crate) password: Option<Vec<u8>>,
 }
 
@@ -90,11 +123,16 @@ pub(crate) fn read_password(path: &std::path::Path) -> Result<Vec<u8>, String> {
 pub(crate) fn start(config: RedisConfig) -> Result<Box<dyn Front>, String> {
     let listener = mio::net::TcpListener::bind(config.listen)
         .map_err(|e| format!("cannot listen for Redis clients on {}: {e}", config.listen))?;
-    let pool = ClerkPool::new(&config.cluster, &config.cluster_name, config.tls.clone())
+    let pool = ClerkPool::new(&config.cluster, &config.cluster_name, config.cluster_tls.clone())
         .map_err(|e| format!("redis listener: {e}"))?;
     let listen = config.listen;
+    let tls = match config.listener_tls.as_ref().map(RedisTls::auth) {
+        None => "",
+        Some(ClientAuth::Required) => " --tls --cacert CA.crt --cert CLIENT.crt --key CLIENT.key",
+        Some(ClientAuth::Optional | ClientAuth::Off) => " --tls --cacert CA.crt",
+    };
     let gateway = gateway::Gateway::new(config, listener, pool)
         .map_err(|e| format!("redis listener on {listen}: {e}"))?;
-    info!(%listen, "serving Redis clients (try: redis-cli -h {} -p {})", listen.ip(), listen.port());
+    info!(%listen, "serving Redis clients (try: redis-cli -h {} -p {}{tls})", listen.ip(), listen.port());
     Ok(Box::new(gateway))
 }

@@ -2,11 +2,14 @@
 //! addresses the log carries for them. A node dials each of them, accepts their connections,
 //! and names them to clients in its `Welcome`.
 //!
-//! Two cases stretch that: members that the membership in force removed stay reachable until
+//! Three cases stretch that: members that the membership in force removed stay reachable until
 //! it commits, and a few seconds more (the leader must still tell them they were removed, and
-//! answers their pre-votes by telling them that their removal committed), and a node that joins a
-//! running cluster knows no membership at first: it reaches the members its `--join`
-//! addresses named, and accepts any peer (the leader that adds it is not known to it yet).
+//! answers their pre-votes by telling them that their removal committed); after that they are
+//! retired: their connections are still accepted and answered, but never dialed unprompted (a
+//! removed node that was down through the grace period asks for pre-votes when it comes back,
+//! and only an answer tells it that its removal committed); and a node that joins a running
+//! cluster knows no membership at first: it reaches the members its `--join` addresses named,
+//! and accepts any peer (the leader that adds it is not known to it yet).
 
 use raftkv_core::raft::Membership;
 use raftkv_core::{Duration, Instant, LogIndex, NodeId};
@@ -14,6 +17,10 @@ use raftkv_core::{Duration, Instant, LogIndex, NodeId};
 /// How long members a committed change removed stay reachable: several election timeouts, in
 /// which a removed node that missed its removal asks for a pre-vote and is told.
 const LEAVING_GRACE: Duration = Duration::from_millis(5_000);
+
+/// Retired nodes remembered (the most recently removed): removals are rare, and one that
+/// slips out is only left asking for pre-votes, which members refuse.
+const RETIRED_REMEMBERED: usize = 16;
 
 /// The nodes this node reaches, and from which it accepts peer connections.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -28,6 +35,9 @@ pub(super) struct Directory {
     leaving: Vec<(NodeId, String)>,
     /// When the members it removed stop being reached, once it committed.
     leaving_until: Option<Instant>,
+    /// Nodes whose removal committed and whose grace period passed, oldest first: answered
+    /// when they dial this node, never dialed otherwise.
+    retired: Vec<(NodeId, String)>,
     /// The index of the membership in force.
     index: LogIndex,
 }
@@ -40,6 +50,7 @@ impl Directory {
             knows_membership: !membership.is_empty(),
             leaving: Vec::new(),
             leaving_until: None,
+            retired: Vec::new(),
             index,
         }
     }
@@ -66,18 +77,35 @@ impl Directory {
     }
 
     /// `membership` came into force at `index`: the members it removed stay reachable until
-    /// `commit` reaches it, and a grace period more (see [`Directory::on_commit`]).
+    /// `commit` reaches it, and a grace period more (see [`Directory::on_commit`]); if it is
+    /// committed already, they are retired at once.
     pub(super) fn update(&mut self, membership: &Membership, index: LogIndex, commit: LogIndex) {
         let mut next = Directory::of(membership, index);
-        if self.knows_membership && index > commit {
-            let mut leaving = std::mem::take(&mut self.leaving);
-            leaving.append(&mut self.members);
-            leaving.retain(|(id, _)| !membership.is_member(*id));
-            leaving.sort_unstable();
-            leaving.dedup_by_key(|(id, _)| *id);
-            next.leaving = leaving;
+        next.retired = std::mem::take(&mut self.retired);
+        if self.knows_membership {
+            let mut removed = std::mem::take(&mut self.leaving);
+            removed.append(&mut self.members);
+            removed.retain(|(id, _)| !membership.is_member(*id));
+            removed.sort_unstable();
+            removed.dedup_by_key(|(id, _)| *id);
+            if index > commit {
+                next.leaving = removed;
+            } else {
+                next.retire(removed);
+            }
         }
+        next.retired.retain(|(id, _)| !membership.is_member(*id));
         *self = next;
+    }
+
+    /// `removed` no longer belong to the cluster: remembered to answer, the newest kept.
+    fn retire(&mut self, removed: Vec<(NodeId, String)>) {
+        for (id, address) in removed {
+            self.retired.retain(|(retired, _)| *retired != id);
+            self.retired.push((id, address));
+        }
+        let excess = self.retired.len().saturating_sub(RETIRED_REMEMBERED);
+        self.retired.drain(..excess);
     }
 
     /// The commit index is `commit` at `now`: once the membership in force is committed and
@@ -93,7 +121,8 @@ impl Directory {
                 false
             }
             Some(until) if now >= until => {
-                self.leaving.clear();
+                let leaving = std::mem::take(&mut self.leaving);
+                self.retire(leaving);
                 self.leaving_until = None;
                 true
             }
@@ -111,11 +140,16 @@ impl Directory {
         self.members.iter().chain(&self.leaving).filter(|(id, _)| *id != own).cloned().collect()
     }
 
-    /// Whether node `id` may open a peer connection to this node: a member or a leaving one,
-    /// or anyone while this node knows no membership.
+    /// The retired nodes and their addresses: reached only to answer them.
+    pub(super) fn retired(&self) -> &[(NodeId, String)] {
+        &self.retired
+    }
+
+    /// Whether node `id` may open a peer connection to this node: a member, a leaving or a
+    /// retired one, or anyone while this node knows no membership.
     pub(super) fn accepts_peer(&self, id: NodeId) -> bool {
         !self.knows_membership
-            || self.members.iter().chain(&self.leaving).any(|(member, _)| *member == id)
+            || self.members.iter().chain(&self.leaving).chain(&self.retired).any(|(n, _)| *n == id)
     }
 
     /// The members and their addresses, as a `Welcome` names them to clients.
@@ -131,7 +165,7 @@ impl Directory {
 
     /// How many nodes this node may reach at most, for sizing resource limits.
     pub(super) fn len(&self) -> usize {
-        self.members.len() + self.leaving.len()
+        self.members.len() + self.leaving.len() + self.retired.len()
     }
 }
 
@@ -178,9 +212,26 @@ mod tests {
         assert!(directory.on_commit(LogIndex(7), now + LEAVING_GRACE));
         assert_eq!(directory.deadline(), None);
         assert_eq!(ids(&directory.peers(NodeId(1))), [2]);
-        assert!(!directory.accepts_peer(NodeId(3)) && !directory.accepts_peer(NodeId(9)));
+        assert_eq!(ids(directory.retired()), [3], "answered, never dialed unprompted");
+        assert!(directory.accepts_peer(NodeId(3)) && !directory.accepts_peer(NodeId(9)));
         directory.update(&membership(&[1]), LogIndex(9), LogIndex(9));
         assert_eq!(ids(&directory.peers(NodeId(1))), Vec::<u64>::new(), "committed at once");
+        assert_eq!(ids(directory.retired()), [3, 2], "retired at once, the newest last");
+        assert_eq!(directory.len(), 3);
+    }
+
+    #[test]
+    fn retired_nodes_are_remembered_up_to_a_bound_newest_first_kept() {
+        let all: Vec<u64> = (1..=RETIRED_REMEMBERED as u64 + 3).collect();
+        let mut directory = Directory::of(&membership(&all), LogIndex(1));
+        for removed in 1..all.len() {
+            let index = LogIndex(removed as u64 + 1);
+            directory.update(&membership(&all[removed..]), index, index);
+        }
+        let retired = ids(directory.retired());
+        assert_eq!(retired.len(), RETIRED_REMEMBERED);
+        assert_eq!(retired.last(), Some(&(all.len() as u64 - 1)), "the newest kept");
+        assert!(!directory.accepts_peer(NodeId(1)), "the oldest forgotten");
     }
 
     #[test]
@@ -197,6 +248,7 @@ mod tests {
 
         let committed = Directory::restarted(&after, LogIndex(7), Some(&before), LogIndex(7));
         assert_eq!(ids(&committed.peers(NodeId(1))), [2], "a removal known committed");
+        assert_eq!(ids(committed.retired()), [3], "answered if it asks");
         let first = Directory::restarted(&before, LogIndex(0), None, LogIndex(0));
         assert_eq!(first, Directory::of(&before, LogIndex(0)));
     }

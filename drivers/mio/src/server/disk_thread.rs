@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
@@ -116,6 +116,11 @@ impl DiskThread {
     }
 }
 
+/// Work the segment thread may have queued. The disk thread asks at most once per batch, so
+/// the queue only fills if the segment thread is stuck on the file system; work that does not
+/// fit is dropped as a failed preparation or removal would be (see `spawn_segment_thread`).
+const SEGMENT_WORK_MAX: usize = 64;
+
 /// What the disk thread asks of the segment thread.
 enum SegmentWork {
     /// Prepare this segment ahead of need.
@@ -131,8 +136,10 @@ enum SegmentWork {
 /// preparation that fails is logged, and the log then creates that segment itself; a removal
 /// that fails is logged, and the segments stay until the next start (the log replays to the
 /// same with them).
-fn spawn_segment_thread(preparer: SegmentPreparer<RealFs>) -> std::io::Result<Sender<SegmentWork>> {
-    let (requests, receiver) = mpsc::channel::<SegmentWork>();
+fn spawn_segment_thread(
+    preparer: SegmentPreparer<RealFs>,
+) -> std::io::Result<SyncSender<SegmentWork>> {
+    let (requests, receiver) = mpsc::sync_channel::<SegmentWork>(SEGMENT_WORK_MAX);
     thread::Builder::new().name("raftkv-segments".to_string()).spawn(move || {
         while let Ok(first) = receiver.recv() {
             // Only the newest preparation matters: the log passed the others by.
@@ -153,6 +160,23 @@ fn spawn_segment_thread(preparer: SegmentPreparer<RealFs>) -> std::io::Result<Se
     Ok(requests)
 }
 
+/// Queues work for the segment thread without ever waiting for it: the disk thread's syncs
+/// must not stall behind file creation or removal.
+fn ask(segments: &SyncSender<SegmentWork>, work: SegmentWork) {
+    match segments.try_send(work) {
+        Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+        Err(TrySendError::Full(SegmentWork::Prepare(sequence))) => {
+            warn!(
+                sequence,
+                "the segment thread is behind: the log creates this WAL segment itself"
+            );
+        }
+        Err(TrySendError::Full(SegmentWork::Remove(_))) => {
+            warn!("the segment thread is behind: covered WAL segments stay until the next start");
+        }
+    }
+}
+
 fn remove(segments: ObsoleteSegments<RealFs>) {
     match segments.remove() {
         Ok(removed) => info!(segments = removed, "removed WAL segments covered by the snapshot"),
@@ -165,7 +189,7 @@ fn run(
     receiver: &Receiver<DiskWork>,
     shared: &Shared,
     waker: &Waker,
-    segments: &Sender<SegmentWork>,
+    segments: &SyncSender<SegmentWork>,
     instruments: &Instruments,
 ) {
     let mut batch = Vec::new();
@@ -175,7 +199,7 @@ fn run(
         if storage.segment_to_prepare() != prepared {
             prepared = storage.segment_to_prepare();
             if let Some(sequence) = prepared {
-                let _ = segments.send(SegmentWork::Prepare(sequence));
+                ask(segments, SegmentWork::Prepare(sequence));
             }
         }
         let mut compact_to: Option<LogIndex> = None;
@@ -191,7 +215,7 @@ fn run(
             if let Some(index) = compact_to {
                 let obsolete = storage.compact_log_apart(index)?;
                 if !obsolete.is_empty() {
-                    let _ = segments.send(SegmentWork::Remove(obsolete));
+                    ask(segments, SegmentWork::Remove(obsolete));
                 }
             }
             Ok(removed)

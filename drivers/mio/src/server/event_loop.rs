@@ -13,6 +13,7 @@ use std::sync::Arc;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use raftkv_core::kv::KvStore;
+use raftkv_core::protocol::{ClientReply, Outcome, Reject};
 use raftkv_core::raft::{self, Persist, PersistId, RaftNode, Recovered, Role, Standing};
 use raftkv_core::server::{Input, Output, Replica, ReplicaConfig};
 use raftkv_core::{Duration, Instant, NodeId};
@@ -143,7 +144,8 @@ fn start(options: ServeOptions) -> Result<Server, ServeError> {
         .map_err(ServeError::StartDiskThread)?;
     let now = clock.now();
     let mut peers = PeerSet::new(options.id, &options.cluster, FIRST_PEER, FIRST_INBOUND);
-    peers.sync(poll.registry(), &directory.peers(options.id), directory.is_joining(), now);
+    let (members, retired) = (directory.peers(options.id), directory.retired());
+    peers.sync(poll.registry(), &members, retired, directory.is_joining(), now);
     let mut inbound = InboundConnections::new(FIRST_INBOUND);
     inbound.set_directory(&directory);
     let snapshot_chunks = SnapshotChunks::new(options.data.clone());
@@ -447,6 +449,11 @@ impl Server {
         front.turn();
         let leads = self.replica.raft().role() == Role::Leader;
         for (tag, request) in front.take_requests() {
+            if !self.inbound.admit_front_request(&self.options.connection_limits, now) {
+                let busy = Outcome::Rejected(Reject::Busy);
+                front.on_reply(tag, ClientReply { request: request.request, outcome: busy });
+                continue;
+            }
             // Counted for `/metrics` as the requests of the client connections are.
             if leads {
                 self.counts.count_request(&request);
@@ -494,7 +501,7 @@ impl Server {
     /// peer, so that clients wait for a hand-over instead of an election timeout; returns when
     /// to stop at the latest (now, if there is nothing to hand over).
     fn begin_stop(&mut self, now: Instant) -> Instant {
-        let target = self.peers.iter().find(|link| link.is_connected()).map(|link| link.id);
+        let target = self.peers.members().find(|link| link.is_connected()).map(|link| link.id);
         match target {
             Some(target) if self.replica.raft().role() == Role::Leader => {
                 match self.replica.transfer_leadership(now, target) {
@@ -557,7 +564,7 @@ impl Server {
             return;
         }
         self.next_publish = now + Duration::from_millis(metrics::PUBLISH_EVERY_MS);
-        let links = self.peers.iter().map(|link| LinkFigures {
+        let links = self.peers.members().map(|link| LinkFigures {
             peer: link.id,
             connected: link.is_connected(),
             reconnects: link.reconnects(),
@@ -668,6 +675,7 @@ impl Server {
                 }
                 Output::Reply { to, reply } => {
                     if let (FRONT, tag) = inbound::reply_target(to) {
+                        self.inbound.front_request_answered();
                         if let Some(front) = &mut self.front {
                             front.on_reply(tag, reply);
                         }
@@ -699,7 +707,8 @@ impl Server {
     /// The directory changed: links and inbound connections follow it.
     fn follow_directory(&mut self, now: Instant) {
         let (peers, joining) = (self.directory.peers(self.options.id), self.directory.is_joining());
-        self.peers.sync(self.poll.registry(), &peers, joining, now);
+        let retired = self.directory.retired();
+        self.peers.sync(self.poll.registry(), &peers, retired, joining, now);
         self.inbound.set_directory(&self.directory);
     }
 

@@ -80,8 +80,10 @@ pub(super) struct InboundConnections {
     client_buffered: usize,
     /// The most reply bytes queued on one connection, ever.
     largest_reply_queue: usize,
-    /// Client requests waiting in the replica for their answers.
+    /// Client requests waiting in the replica for their answers, the front's included.
     in_flight: usize,
+    /// Those of them that came from the front (the Redis listener on this node).
+    front_in_flight: usize,
     /// The most requests of one connection waiting at once, ever.
     most_in_flight_on_one: usize,
     /// Connections held back at a cap on requests in flight.
@@ -125,6 +127,7 @@ impl InboundConnections {
             client_buffered: 0,
             largest_reply_queue: 0,
             in_flight: 0,
+            front_in_flight: 0,
             most_in_flight_on_one: 0,
             held: Vec::new(),
             refusals: RefusalLog::default(),
@@ -430,6 +433,34 @@ impl InboundConnections {
         self.connections.contains_key(&token)
     }
 
+    /// Admits a request of the front (the Redis listener on this node, whose requests go
+    /// straight to the replica) under the cap that every client request counts against;
+    /// refused, it is counted and logged as busy, and its clerk retries after a backoff as
+    /// any client does.
+    pub(super) fn admit_front_request(&mut self, limits: &ConnectionLimits, now: Instant) -> bool {
+        if limits.replica_full(self.in_flight) {
+            let detail = format!(
+                "{} requests waiting in the replica (--max-requests-in-flight)",
+                self.in_flight
+            );
+            self.refusals.record(Reason::Busy, now, "the redis listener", &detail);
+            return false;
+        }
+        self.in_flight += 1;
+        self.front_in_flight += 1;
+        true
+    }
+
+    /// The replica answered a request of the front.
+    pub(super) fn front_request_answered(&mut self) {
+        // Every request handed to the replica gets exactly one reply.
+        debug_assert!(self.front_in_flight > 0, "a reply to the front without a request");
+        if self.front_in_flight > 0 {
+            self.front_in_flight -= 1;
+            self.in_flight -= 1;
+        }
+    }
+
     /// Releases the connections held back at their request cap that answers brought under
     /// it; they are read at the next turn.
     pub(super) fn release_held(&mut self, limits: &ConnectionLimits) {
@@ -705,4 +736,26 @@ fn check_peer_message(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fronts_requests_count_against_the_cap_of_every_client_request() {
+        let limits = ConnectionLimits { max_requests_in_flight: 2, ..ConnectionLimits::default() };
+        let mut inbound = InboundConnections::new(1);
+        let now = Instant::ZERO;
+        assert!(inbound.admit_front_request(&limits, now));
+        assert!(inbound.admit_front_request(&limits, now));
+        assert!(!inbound.admit_front_request(&limits, now), "the cap is reached");
+        let report = inbound.report();
+        assert_eq!((report.requests_in_flight, report.refused.busy), (2, 1));
+        inbound.front_request_answered();
+        assert!(inbound.admit_front_request(&limits, now), "an answer made room");
+        inbound.front_request_answered();
+        inbound.front_request_answered();
+        assert_eq!(inbound.report().requests_in_flight, 0);
+    }
 }

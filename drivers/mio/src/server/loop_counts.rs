@@ -62,6 +62,7 @@ fn kind(command: &KvCommand) -> &'static str {
         KvCommand::DeleteMany { .. } => "delete_many",
         KvCommand::PutIf { .. } => "put_if",
         KvCommand::Increment { .. } => "increment",
+        KvCommand::Batch { .. } => "batch",
     }
 }
 

@@ -45,13 +45,16 @@ impl PeerSet {
         }
     }
 
-    /// Makes the links exactly those to `peers` (id and address): closes the others, and
-    /// those whose address changed; adds the missing ones, dialed at once unless `dormant`
-    /// (then they dial once there is something to send); wakes dormant links otherwise.
+    /// Makes the links exactly those to `peers` and `answered` (id and address): closes the
+    /// others, and those whose address changed; adds the missing ones: links to `peers` are
+    /// dialed at once unless `dormant` (then they dial once there is something to send), and
+    /// dormant ones are woken otherwise; links to `answered` dial only to send (see
+    /// [`PeerLink::on_demand`]).
     pub(super) fn sync(
         &mut self,
         registry: &Registry,
         peers: &[(NodeId, String)],
+        answered: &[(NodeId, String)],
         dormant: bool,
         now: Instant,
     ) {
@@ -59,7 +62,8 @@ impl PeerSet {
             .index
             .iter()
             .filter(|&(id, &slot)| {
-                let wanted = peers.iter().find(|(peer, _)| peer == id).map(|(_, a)| a.as_str());
+                let mut all = peers.iter().chain(answered);
+                let wanted = all.find(|(peer, _)| peer == id).map(|(_, a)| a.as_str());
                 self.slots[slot].as_ref().is_none_or(|link| Some(link.address()) != wanted)
             })
             .map(|(&id, _)| id)
@@ -88,6 +92,16 @@ impl PeerSet {
                 true => PeerLink::dormant(*id, address, token, hello, now),
                 false => PeerLink::new(*id, address, token, hello, now),
             });
+            self.index.insert(*id, slot);
+        }
+        for (id, address) in answered {
+            if *id == self.own || self.index.contains_key(id) {
+                continue;
+            }
+            let slot = self.free_slot();
+            let token = Token(self.first_token + slot);
+            let hello = peer_hello(&self.cluster, self.own, *id);
+            self.slots[slot] = Some(PeerLink::on_demand(*id, address.clone(), token, hello, now));
             self.index.insert(*id, slot);
         }
     }
@@ -127,6 +141,11 @@ impl PeerSet {
     /// Every link.
     pub(super) fn iter(&self) -> impl Iterator<Item = &PeerLink> {
         self.slots.iter().flatten()
+    }
+
+    /// The links to members (and to nodes leaving), not those only answered.
+    pub(super) fn members(&self) -> impl Iterator<Item = &PeerLink> {
+        self.iter().filter(|link| !link.is_on_demand())
     }
 
     /// Every link, to change.

@@ -67,6 +67,9 @@ pub(super) struct PeerLink {
     dropped: u64,
     /// Times the link came up again after it had been up.
     reconnects: u64,
+    /// Whether the link dials only when there is something to send, and after a failure
+    /// waits for the next thing to send instead of dialing again (a retired node's).
+    on_demand: bool,
 }
 
 impl PeerLink {
@@ -90,6 +93,7 @@ impl PeerLink {
             outage_logged: false,
             dropped: 0,
             reconnects: 0,
+            on_demand: false,
         }
     }
 
@@ -102,6 +106,19 @@ impl PeerLink {
         now: Instant,
     ) -> PeerLink {
         PeerLink { state: State::Dormant, ..PeerLink::new(id, address, token, hello, now) }
+    }
+
+    /// A link to a node that is answered but never dialed unprompted: a retired node that
+    /// may still ask for pre-votes. It dials when there is something to send, and a failure
+    /// leaves it dormant again rather than retrying.
+    pub(super) fn on_demand(
+        id: NodeId,
+        address: String,
+        token: Token,
+        hello: Hello,
+        now: Instant,
+    ) -> PeerLink {
+        PeerLink { on_demand: true, ..PeerLink::dormant(id, address, token, hello, now) }
     }
 
     /// A dormant link dials now.
@@ -119,6 +136,11 @@ impl PeerLink {
     /// Whether the link is connected and the peer accepted it.
     pub(super) fn is_connected(&self) -> bool {
         matches!(self.state, State::Connected(..)) && self.welcomed
+    }
+
+    /// Whether the link dials only to answer (see [`PeerLink::on_demand`]).
+    pub(super) fn is_on_demand(&self) -> bool {
+        self.on_demand
     }
 
     /// Times the link came up again after it had been up.
@@ -333,6 +355,11 @@ impl PeerLink {
     /// Closes the link and schedules the next dial.
     fn failed(&mut self, registry: &Registry, now: Instant, problem: &str) {
         self.close(registry);
+        if self.on_demand {
+            debug!(peer = %self.id, address = %self.address, problem, "retired peer not reached");
+            self.state = State::Dormant;
+            return;
+        }
         if self.outage_logged {
             debug!(peer = %self.id, address = %self.address, problem, "peer link still down");
         } else if self.ever_up {
@@ -354,5 +381,54 @@ pub(super) fn peer_hello(cluster: &str, from: NodeId, to: NodeId) -> Hello {
         version: PROTOCOL_VERSION,
         cluster: cluster.to_string(),
         role: HelloRole::Peer { from, to },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mio::Poll;
+    use raftkv_core::raft::Body;
+    use raftkv_core::{LogId, LogIndex, Term};
+
+    use super::*;
+
+    fn link(on_demand: bool) -> PeerLink {
+        let (id, address, token) = (NodeId(3), "127.0.0.1:1".to_string(), Token(7));
+        let hello = peer_hello("test", NodeId(1), id);
+        let now = Instant::from_millis(10);
+        match on_demand {
+            true => PeerLink::on_demand(id, address, token, hello, now),
+            false => PeerLink::new(id, address, token, hello, now),
+        }
+    }
+
+    fn append() -> Message {
+        let prev = LogId { index: LogIndex(4), term: Term(1) };
+        let body = Body::Append {
+            prev,
+            entries: Vec::new(),
+            commit: prev.index,
+            read_round: 0,
+            recovery: None,
+            pipelined: false,
+        };
+        Message { from: NodeId(1), to: NodeId(3), term: Term(2), body }
+    }
+
+    #[test]
+    fn a_retired_nodes_link_dials_only_to_answer_and_waits_again_after_a_failure() {
+        let poll = Poll::new().expect("poll");
+        let now = Instant::from_millis(20);
+        let mut answering = link(true);
+        assert!(answering.is_on_demand());
+        assert_eq!(answering.deadline(), None, "never dialed unprompted");
+        answering.send(&append());
+        assert_eq!(answering.deadline(), Some(Instant::ZERO), "dials to deliver the answer");
+        answering.failed(poll.registry(), now, "refused");
+        assert_eq!(answering.deadline(), None, "a failure does not make it dial again");
+
+        let mut member = link(false);
+        member.failed(poll.registry(), now, "refused");
+        assert_eq!(member.deadline(), Some(now + BACKOFF_MIN), "a member's link dials again");
     }
 }

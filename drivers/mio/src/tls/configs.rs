@@ -45,22 +45,14 @@ impl NodeTls {
             source,
         };
         // Every dialer must present a certificate of the CA: a client's or a node's.
-        let clients = WebPkiClientVerifier::builder_with_provider(Arc::clone(&roots), provider())
-            .build()
-            .map_err(TlsError::Verifier)?;
-        let server = ServerConfig::builder_with_provider(provider())
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(pair_error)?
-            .with_client_cert_verifier(clients)
-            .with_single_cert(chain.clone(), files.private_key()?)
-            .map_err(pair_error)?;
+        let server = server_config(files, Arc::clone(&roots), ClientAuth::Required)?;
         let dialer = ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(pair_error)?
             .with_root_certificates(roots)
             .with_client_auth_cert(chain, files.private_key()?)
             .map_err(pair_error)?;
-        Ok(NodeTls { server: Arc::new(server), dialer: Arc::new(dialer) })
+        Ok(NodeTls { server, dialer: Arc::new(dialer) })
     }
 
     /// The server side of a connection just accepted.
@@ -71,6 +63,75 @@ impl NodeTls {
     /// The client side of a link to `peer`, which must present node `peer`'s certificate.
     pub(crate) fn dial(&self, peer: NodeId) -> Result<ClientConnection, rustls::Error> {
         ClientConnection::new(Arc::clone(&self.dialer), node_server_name(peer))
+    }
+}
+
+/// Whether a TLS listener asks the dialer for a certificate of the CA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ClientAuth {
+    /// A client without a certificate of the CA is refused.
+    #[value(name = "yes")]
+    Required,
+    /// A client may present none; one it presents must be signed by the CA.
+    #[value(name = "optional")]
+    Optional,
+    /// No certificate is asked for.
+    #[value(name = "no")]
+    Off,
+}
+
+/// A listener's configuration: the certificate of `files`, and dialers verified against
+/// `roots` as `auth` says.
+fn server_config(
+    files: &TlsFiles,
+    roots: Arc<RootCertStore>,
+    auth: ClientAuth,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let pair_error = |source| TlsError::CertificateAndKey {
+        cert: files.cert.clone(),
+        key: files.key.clone(),
+        source,
+    };
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(pair_error)?;
+    let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider());
+    let builder = match auth {
+        ClientAuth::Required => {
+            builder.with_client_cert_verifier(verifier.build().map_err(TlsError::Verifier)?)
+        }
+        ClientAuth::Optional => builder.with_client_cert_verifier(
+            verifier.allow_unauthenticated().build().map_err(TlsError::Verifier)?,
+        ),
+        ClientAuth::Off => builder.with_no_client_auth(),
+    };
+    let config =
+        builder.with_single_cert(files.chain()?, files.private_key()?).map_err(pair_error)?;
+    Ok(Arc::new(config))
+}
+
+/// The TLS of a node's Redis listener: the node's certificate, and Redis clients' certificates
+/// verified against the cluster's CA as `--redis-tls-auth-clients` says.
+#[derive(Clone, Debug)]
+pub(crate) struct RedisTls {
+    server: Arc<ServerConfig>,
+    auth: ClientAuth,
+}
+
+impl RedisTls {
+    /// Loads the node's files (checked by [`NodeTls::load`] first).
+    pub(crate) fn load(files: &TlsFiles, auth: ClientAuth) -> Result<RedisTls, TlsError> {
+        Ok(RedisTls { server: server_config(files, Arc::new(files.roots()?), auth)?, auth })
+    }
+
+    /// Whether clients must present a certificate.
+    pub(crate) fn auth(&self) -> ClientAuth {
+        self.auth
+    }
+
+    /// The server side of a Redis connection just accepted.
+    pub(crate) fn accept(&self) -> Result<ServerConnection, rustls::Error> {
+        ServerConnection::new(Arc::clone(&self.server))
     }
 }
 

@@ -3,7 +3,9 @@
 //! One certificate authority per cluster. A node's certificate names its node id as the DNS
 //! name `node-N.raftkv` ([`identity`]); nodes present it both when they accept and when they
 //! dial. Clients present a certificate of the same CA, and accept any node's certificate of
-//! that CA, then check that it names the node id the node's `Welcome` gives.
+//! that CA, then check that it names the node id the node's `Welcome` gives. A node's Redis
+//! listener presents the node's certificate too, and asks Redis clients for one of the CA as
+//! `--redis-tls-auth-clients` says ([`RedisTls`]).
 
 pub(crate) mod configs;
 pub(crate) mod error;
@@ -12,6 +14,6 @@ pub(crate) mod identity;
 mod verifier;
 
 pub use configs::ClientTls;
-pub(crate) use configs::NodeTls;
+pub(crate) use configs::{ClientAuth, NodeTls, RedisTls};
 pub use error::TlsError;
 pub(crate) use files::TlsFiles;

@@ -57,6 +57,12 @@ impl TestCluster {
         TestCluster::start_full(size, extra_args, false, true)
     }
 
+    /// Starts `size` nodes with TLS, each also serving Redis clients through TLS, and waits for
+    /// a leader.
+    pub(crate) fn start_redis_tls(size: usize, extra_args: &[&str]) -> TestCluster {
+        TestCluster::start_full(size, extra_args, true, true)
+    }
+
     fn start_configured(size: usize, extra_args: &[&str], tls: bool) -> TestCluster {
         TestCluster::start_full(size, extra_args, tls, false)
     }
@@ -100,12 +106,13 @@ impl TestCluster {
     }
 
     /// Runs `raftkv certs init` for node ids `ids` (comma-separated): the first run makes the
-    /// CA, later ones sign with it.
+    /// CA, later ones sign with it. The node certificates name 127.0.0.1 and localhost too,
+    /// for Redis clients, which check the host they dial.
     fn make_certificates(&self, ids: &str) {
         let made = Command::new(env!("CARGO_BIN_EXE_raftkv"))
             .args(["certs", "init"])
             .arg(self.certs_dir())
-            .args(["--nodes", ids])
+            .args(["--nodes", ids, "--hosts", "localhost,127.0.0.1"])
             .output()
             .expect("run raftkv certs init");
         assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
@@ -124,9 +131,16 @@ impl TestCluster {
         node
     }
 
-    /// The `redis://` address of node `node`'s Redis listener (clusters of `start_redis`).
+    /// The `redis://` address of node `node`'s Redis listener (clusters of `start_redis`), or
+    /// `rediss://` with TLS.
     pub(crate) fn redis_url(&self, node: usize) -> String {
-        format!("redis://127.0.0.1:{}/", self.redis_ports[node - 1])
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}/", self.redis_ports[node - 1])
+    }
+
+    /// The `HOST:PORT` of node `node`'s Redis listener.
+    pub(crate) fn redis_address(&self, node: usize) -> String {
+        format!("127.0.0.1:{}", self.redis_ports[node - 1])
     }
 
     pub(crate) fn addresses(&self) -> Vec<String> {
