@@ -9,12 +9,14 @@
 //! alive copy pointers, not values. The map keeps keys in order, which scans read in pages
 //! (`scan`).
 
+use core::fmt;
 use std::io;
 use std::sync::Arc;
 
 use imbl::OrdMap;
+use serde::de::{SeqAccess, Visitor};
 use serde::ser::SerializeSeq;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::encoding;
 use crate::kv::command::{KvCommand, KvReply, PutCondition};
@@ -94,15 +96,42 @@ struct PairOut<'a> {
 /// `SnapshotOut` as decoded.
 #[derive(Deserialize)]
 struct SnapshotIn {
-    entries: Vec<PairIn>,
+    entries: PairsIn,
 }
 
+/// The pairs of a snapshot, inserted into a map as they are decoded: a restore holds the
+/// snapshot's bytes and the map, and no list of every pair besides.
+struct PairsIn(Pairs);
+
+impl<'de> Deserialize<'de> for PairsIn {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<PairsIn, D::Error> {
+        deserializer.deserialize_seq(PairsVisitor)
+    }
+}
+
+struct PairsVisitor;
+
+impl<'de> Visitor<'de> for PairsVisitor {
+    type Value = PairsIn;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a sequence of keys and values")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut sequence: A) -> Result<PairsIn, A::Error> {
+        let mut pairs = Pairs::new();
+        while let Some(PairIn { key, value }) = sequence.next_element()? {
+            pairs.insert(Key::new(key), Arc::from(value));
+        }
+        Ok(PairsIn(pairs))
+    }
+}
+
+/// A pair borrowed from the snapshot's bytes.
 #[derive(Deserialize)]
-struct PairIn {
-    #[serde(with = "crate::bytes")]
-    key: Vec<u8>,
-    #[serde(with = "crate::bytes")]
-    value: Vec<u8>,
+struct PairIn<'a> {
+    key: &'a [u8],
+    value: &'a [u8],
 }
 
 impl KvStore {
@@ -350,11 +379,7 @@ impl StateMachine for KvStore {
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
         let decoded: SnapshotIn = postcard::from_bytes(snapshot)
             .map_err(|error| RestoreError { reason: error.to_string() })?;
-        self.entries = decoded
-            .entries
-            .into_iter()
-            .map(|pair| (Key::new(&pair.key), Arc::<[u8]>::from(pair.value)))
-            .collect();
+        self.entries = decoded.entries.0;
         Ok(())
     }
 
@@ -568,10 +593,16 @@ mod tests {
         for i in 0..10 {
             store.apply(&KvCommand::Put { key: bytes(&format!("k{i}")), value: bytes("v") });
         }
+        // Keys held inline and shared, and an empty value, come back the same.
+        store.apply(&KvCommand::Put { key: vec![b'l'; 300], value: vec![7; 200] });
+        store.apply(&KvCommand::Put { key: Vec::new(), value: Vec::new() });
         let mut restored = KvStore::default();
-        restored.restore(&store.snapshot()).expect("decodes");
+        let snapshot = store.snapshot();
+        restored.restore(&snapshot).expect("decodes");
         assert_eq!(restored, store);
+        assert_eq!(restored.get(&[b'l'; 300]), Some(&[7; 200][..]));
         assert!(restored.restore(&[0xff, 0xff, 0xff]).is_err());
+        assert!(restored.restore(&snapshot[..snapshot.len() - 1]).is_err(), "cut short");
     }
 
     #[test]

@@ -69,7 +69,7 @@ enum Command {
     /// Compare and swap: set KEY to NEW if it holds EXPECTED (or, with --missing, if it is
     /// missing). Prints `ok` or `failed` and what KEY held; exit status 3 if it did not swap.
     Cas(kv_cli::CasArgs),
-    /// Print the keys in order with their values, one KEY<tab>VALUE line each (or JSON).
+    /// Print the keys in order with their values, one `KEY<tab>VALUE` line each (or JSON).
     /// Examples: `raftkv list`, `raftkv list --prefix user: --limit 10 --json`.
     List(list::ListArgs),
     /// Print one line per node: id, role (`Learner` for a learner that follows), term,

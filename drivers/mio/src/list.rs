@@ -26,7 +26,7 @@ pub(crate) struct ListArgs {
     #[arg(long, value_name = "N")]
     limit: Option<u64>,
     /// One JSON object per key, {"key": ..., "value": ...} (`value_hex` for a value that is
-    /// not UTF-8), instead of KEY<tab>VALUE lines (the bytes as they are).
+    /// not UTF-8), instead of `KEY<tab>VALUE` lines (the bytes as they are).
     #[arg(long)]
     json: bool,
     #[command(flatten)]

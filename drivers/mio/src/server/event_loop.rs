@@ -98,7 +98,7 @@ struct Server {
 /// Runs node `options.id`, and `front` if given, until SIGINT or SIGTERM (`Ok`) or a fatal
 /// error.
 pub(crate) fn run(options: ServeOptions, front: Option<Box<dyn Front>>) -> Result<(), ServeError> {
-    let mut server = start(options)?;
+    let mut server = start(options, front.is_some())?;
     if let Some(front) = &front {
         let fd = front.poll_fd();
         server
@@ -113,15 +113,17 @@ pub(crate) fn run(options: ServeOptions, front: Option<Box<dyn Front>>) -> Resul
     result
 }
 
-/// Opens the data directory, sets up the poll and its sources, and starts the replica.
-fn start(options: ServeOptions) -> Result<Server, ServeError> {
+/// Opens the data directory, sets up the poll and its sources, and starts the replica;
+/// `with_front`: a front (the Redis listener) will accept connections too.
+fn start(options: ServeOptions, with_front: bool) -> Result<Server, ServeError> {
     let clock = Clock::new();
     let (storage, recovered, lock) = open_data(&options)?;
     let replica = start_replica(&options, recovered, clock.now())?;
     let raft = replica.raft();
     let directory = directory(&options, raft)?;
     warn_if_removed(raft);
-    fd_limit::raise(&options.connection_limits, directory.len());
+    let client_listeners = 1 + u64::from(with_front);
+    fd_limit::raise(&options.connection_limits, client_listeners, directory.len());
     let poll = Poll::new().map_err(ServeError::CreatePoll)?;
     let mut listener = TcpListener::bind(options.listen)
         .map_err(|source| ServeError::Listen { address: options.listen, source })?;
