@@ -8,11 +8,16 @@
 #   (c) redis-server, one node, appendonly yes, appendfsync everysec,
 # one after the other on this machine, then a table of ops/s and p50 for each.
 # Installs redis-server and redis-tools with apt-get when it can (as root), else skips.
-# Usage: scripts/redis-bench.sh [PATH-TO-raftkv]   (REQUESTS=200000 CLIENTS=50 to change)
+# Usage: scripts/redis-bench.sh [PATH-TO-raftkv]   (REQUESTS=200000 CLIENTS=50 to change;
+#        PIPELINE=16 pipelines 16 commands per connection, redis-benchmark's -P;
+#        BASE_PORT=17300 moves the ports used: BASE_PORT+1.. for raftkv, +101.. for its Redis
+#        listeners, +11.. and +111.. for the TLS cluster, +201 and +202 for redis-server)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 requests=${REQUESTS:-200000}
 clients=${CLIENTS:-50}
+pipeline=${PIPELINE:-1}
+base_port=${BASE_PORT:-17300}
 
 if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
@@ -43,7 +48,7 @@ bench() { # bench NAME PORT: runs redis-benchmark, keeps "NAME TEST ops/s p50" l
         if [[ $line =~ ^([A-Z]+):\ ([0-9.]+)\ requests\ per\ second,\ p50=([0-9.]+) ]]; then
             results+=("$name ${BASH_REMATCH[1]} ${BASH_REMATCH[2]} ${BASH_REMATCH[3]}")
         fi
-    done < <(redis-benchmark -p "$port" "${REDIS_TLS[@]}" -t set,get -n "$requests" -c "$clients" -q 2>&1 | tr '\r' '\n')
+    done < <(redis-benchmark -p "$port" "${REDIS_TLS[@]}" -t set,get -n "$requests" -c "$clients" -P "$pipeline" -q 2>&1 | tr '\r' '\n')
 }
 
 leader_port() { # leader_port REDIS_BASE_PORT: the Redis port of the leader, as INFO names it
@@ -70,22 +75,32 @@ stop_redis() {
     redis_pid=
 }
 
-echo "redis-benchmark -t set,get -n $requests -c $clients, one configuration after the other"
-start_raftkv_cluster "$binary" "$dir/plain" 17301 17401
-leader=$(leader_port 17401)
+# A node that could not start (its port taken) must not leave another cluster to be measured.
+start_own_cluster() { # start_own_cluster DIR BASE_PORT REDIS_BASE_PORT [tls]
+    start_raftkv_cluster "$binary" "$@"
+    local pid
+    for pid in "${RAFTKV_PIDS[@]}"; do
+        kill -0 "$pid" 2>/dev/null || { echo "a raftkv node exited at start: are the ports from BASE_PORT free?" >&2; exit 1; }
+    done
+}
+
+echo "redis-benchmark -t set,get -n $requests -c $clients -P $pipeline, one configuration after the other"
+redis_base=$((base_port + 101))
+start_own_cluster "$dir/plain" $((base_port + 1)) $redis_base
+leader=$(leader_port $redis_base)
 bench "raftkv-3-nodes" "$leader"
-bench "raftkv-via-follower" $((17401 + (leader - 17401 + 1) % 3))
+bench "raftkv-via-follower" $((redis_base + (leader - redis_base + 1) % 3))
 stop_raftkv_cluster
 if redis_tools_speak_tls; then
-    start_raftkv_cluster "$binary" "$dir/tls" 17311 17411 tls
-    bench "raftkv-3-nodes-tls" "$(leader_port 17411)"
+    start_own_cluster "$dir/tls" $((base_port + 11)) $((base_port + 111)) tls
+    bench "raftkv-3-nodes-tls" "$(leader_port $((base_port + 111)))"
     stop_raftkv_cluster
 fi
-start_redis 17501 always
-bench "redis-fsync-always" 17501
+start_redis $((base_port + 201)) always
+bench "redis-fsync-always" $((base_port + 201))
 stop_redis
-start_redis 17502 everysec
-bench "redis-fsync-everysec" 17502
+start_redis $((base_port + 202)) everysec
+bench "redis-fsync-everysec" $((base_port + 202))
 stop_redis
 
 printf '%-22s %-4s %12s %9s\n' configuration test ops/s "p50 ms"

@@ -148,6 +148,36 @@ fn a_leader_change_in_the_middle_of_a_request_still_applies_it_exactly_once() {
 }
 
 #[test]
+fn a_batch_whose_leader_dies_before_answering_is_retried_elsewhere_and_applied_once() {
+    let mut cluster = KvCluster::new(3, 1);
+    let old_leader = cluster.wait_for_leader();
+    cluster.submit(0, put("x", "base"));
+    assert!(cluster.run_until(2_000, |c| c.finished[0].len() == 1));
+
+    // The batch commits on the followers, but the old leader dies before it replies.
+    let commands = vec![append("x", "+1"), get("x"), append("x", "+2"), get("x")];
+    cluster.submit(0, KvCommand::Batch { commands });
+    cluster.deliver_where(|p| matches!(p, Packet::Request { .. }));
+    cluster.deliver_where(|p| matches!(p, Packet::Peer(m) if m.from == old_leader));
+    cluster.crash(old_leader);
+    cluster.drop_where(|p| matches!(p, Packet::Reply { .. }));
+
+    assert!(cluster.run_until(10_000, |c| c.finished[0].len() == 2), "the clerk retried");
+    let replies = KvReply::Batch(vec![
+        KvReply::Length(6),
+        KvReply::Value(Some("base+1".into())),
+        KvReply::Length(8),
+        KvReply::Value(Some("base+1+2".into())),
+    ]);
+    assert_eq!(cluster.finished[0][1].1, Ok(replies), "the answer of the one application");
+    cluster.restart(old_leader);
+    cluster.run_for(1_000);
+    for node in cluster.ids() {
+        assert_eq!(cluster.value(node, "x").as_deref(), Some("base+1+2"), "node {node}");
+    }
+}
+
+#[test]
 fn a_deposed_leader_cannot_serve_a_read() {
     let mut cluster = KvCluster::new(3, 2);
     let old_leader = cluster.wait_for_leader();

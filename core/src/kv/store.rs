@@ -46,9 +46,10 @@ impl Default for KvLimits {
 pub const MAX_VALUES_REPLY_BYTES: usize = 12 << 20;
 
 /// A [`KvCommand::Batch`] runs no further command once the replies of those it ran weigh
-/// this much: with the largest single reply ([`MAX_VALUES_REPLY_BYTES`]) its reply still fits
-/// the default frame limit, and a session keeps no more than that to answer a retry.
-pub const BATCH_REPLY_BYTES: usize = 1 << 20;
+/// this much. With the largest single reply ([`MAX_VALUES_REPLY_BYTES`]) its reply still fits
+/// the default frame limit; with a value's (a GET, a SET with GET) the reply that a session
+/// keeps to answer a retry stays near what a single command's may weigh.
+pub const BATCH_REPLY_BYTES: usize = 256 << 10;
 
 /// Commands in a [`KvCommand::Batch`] at most.
 pub const MAX_BATCH_COMMANDS: usize = 4096;
