@@ -17,7 +17,8 @@ pub struct ConnectionReport {
     /// The most reply bytes ever queued on one client connection (bounded by the reply queue
     /// cap plus one reply).
     pub largest_reply_queue_bytes: u64,
-    /// Client requests waiting in the replica for their answers now.
+    /// Client requests waiting in the replica for their answers now, the node's own Redis
+    /// listener's included.
     pub requests_in_flight: u64,
     /// The most requests of one connection ever waiting at once (bounded by the cap per
     /// connection).
