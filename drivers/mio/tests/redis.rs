@@ -225,6 +225,14 @@ fn a_pipeline_of_sets_and_gets_on_one_key_takes_effect_in_order_through_the_lead
     for (i, (set, get)) in answers.iter().enumerate() {
         assert_eq!((set.as_str(), get.as_str()), ("OK", i.to_string().as_str()), "pair {i}");
     }
+    let stats: String = query(&mut c, &[b"INFO", b"stats"]).expect("INFO");
+    let field = |name: &str| -> u64 {
+        let line = stats.lines().find_map(|line| line.strip_prefix(name)).expect(name);
+        line.trim_start_matches(':').trim().parse().expect("a number")
+    };
+    let (requests, commands) = (field("cluster_requests"), field("cluster_commands"));
+    assert!(commands >= 600 + 6, "every SET, GET and MGET went to the cluster: {stats}");
+    assert!(requests < commands / 2, "commands went in batches of up to 7: {stats}");
 }
 
 #[test]

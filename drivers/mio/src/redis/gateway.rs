@@ -95,6 +95,9 @@ pub(crate) struct Gateway {
     last_sweep: Instant,
     /// Some connection waits for `INFO` (so that a turn without one looks at no connection).
     info_asked: bool,
+    /// Requests sent to the cluster, and the commands they carried (for `INFO stats`).
+    cluster_requests: u64,
+    cluster_commands: u64,
 }
 
 impl Gateway {
@@ -124,6 +127,8 @@ impl Gateway {
             touched: Vec::new(),
             last_sweep: Instant::now(),
             info_asked: false,
+            cluster_requests: 0,
+            cluster_commands: 0,
         })
     }
 
@@ -157,6 +162,12 @@ impl Gateway {
             return;
         };
         if let Some(request) = connection.pipeline.next_request(limits) {
+            let commands = match &request {
+                KvCommand::Batch { commands } => commands.len(),
+                _ => 1,
+            };
+            self.cluster_requests = self.cluster_requests.saturating_add(1);
+            self.cluster_commands = self.cluster_commands.saturating_add(commands as u64);
             self.pool.submit(connection.session, request);
         }
     }
@@ -407,6 +418,8 @@ impl Gateway {
             connected_clients: self.connections.len(),
             rejected_connections: self.refusals.rejected_connections,
             tls_refused_connections: self.refusals.tls_refused,
+            cluster_requests: self.cluster_requests,
+            cluster_commands: self.cluster_commands,
         };
         for token in &waiting {
             if let Some(connection) = self.connections.get_mut(token) {

@@ -14,6 +14,10 @@ pub(crate) struct ListenerFacts {
     pub(crate) rejected_connections: u64,
     /// Of which: TLS failures, clients in the clear on a TLS port included.
     pub(crate) tls_refused_connections: u64,
+    /// Requests sent to the cluster so far.
+    pub(crate) cluster_requests: u64,
+    /// Commands they carried: more than requests when pipelined commands went as batches.
+    pub(crate) cluster_commands: u64,
 }
 
 /// The sections, in the order Redis writes them.
@@ -46,6 +50,8 @@ fn section_text(section: &str, status: &NodeStatus, facts: ListenerFacts) -> Str
         "stats" => vec![
             ("rejected_connections", facts.rejected_connections.to_string()),
             ("tls_refused_connections", facts.tls_refused_connections.to_string()),
+            ("cluster_requests", facts.cluster_requests.to_string()),
+            ("cluster_commands", facts.cluster_commands.to_string()),
         ],
         // raftkv roles, not Redis's master/slave: every node takes writes and forwards them
         // to the leader.
@@ -80,6 +86,8 @@ mod tests {
             connected_clients: 4,
             rejected_connections: 3,
             tls_refused_connections: 2,
+            cluster_requests: 10,
+            cluster_commands: 25,
         };
         let asked: Vec<String> = asked.iter().map(|name| (*name).to_owned()).collect();
         info_text(&NodeStatus::example(), facts, &asked)
@@ -109,7 +117,11 @@ mod tests {
         let clients = info(&["clients"]);
         assert_eq!(clients, "# Clients\r\nconnected_clients:4\r\n");
         let stats = info(&["stats"]);
-        assert_eq!(stats, "# Stats\r\nrejected_connections:3\r\ntls_refused_connections:2\r\n");
+        assert_eq!(
+            stats,
+            "# Stats\r\nrejected_connections:3\r\ntls_refused_connections:2\r\n\
+             cluster_requests:10\r\ncluster_commands:25\r\n"
+        );
         assert!(info(&["server"]).contains("tcp_port:6379\r\n"));
     }
 
