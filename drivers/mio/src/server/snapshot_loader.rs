@@ -1,21 +1,46 @@
 //! The snapshot loader: reads back a snapshot received whole from the leader (written chunk by
-//! chunk to `DIR/snapshot.incoming` by the disk thread), checking every checksum, away from
-//! the event loop. It hands the outcome back through a slot and wakes the event loop, which
-//! gives the replica the snapshot to install, or says it is damaged (then it is received again
-//! from its first byte).
+//! chunk to `DIR/snapshot.incoming` by the disk thread), checking every checksum, and decodes
+//! the store from it as it reads, away from the event loop: the snapshot is never held whole
+//! in memory, only the store it decodes to. It then finishes the file, ready to be renamed into
+//! place when the replica installs it. It hands the outcome back through a slot and wakes the
+//! event loop, which gives the replica the decoded snapshot, or says it is damaged (then it is
+//! received again from its first byte).
 
-use std::path::PathBuf;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use mio::Waker;
-use raftkv_core::raft::{PartialSnapshot, Snapshot};
-use raftkv_storage::{RealFs, StorageError, load_received_snapshot};
+use raftkv_core::kv::{KvLimits, KvStore};
+use raftkv_core::loaded_snapshot::LoadedSnapshot;
+use raftkv_core::raft::{PartialSnapshot, SavedSnapshot};
+use raftkv_core::state_machine::RestoreError;
+use raftkv_storage::{RealFs, ReceivedSnapshotReader, StorageError};
 use tracing::{info, warn};
 
-/// A load the thread finished: the snapshot asked for, and what was read.
-pub(crate) type Loaded = (PartialSnapshot, Result<Snapshot, StorageError>);
+/// A load the thread finished: the snapshot asked for, and what was read, or why it cannot be
+/// installed.
+pub(crate) type Loaded = (PartialSnapshot, Result<LoadedSnapshot<KvStore>, LoadFailed>);
+
+/// Why a snapshot received cannot be installed.
+#[derive(Debug)]
+pub(crate) enum LoadFailed {
+    /// The file is damaged or cannot be read.
+    Damaged(StorageError),
+    /// The file is intact, but what the leader sent does not decode.
+    Undecodable(RestoreError),
+}
+
+impl fmt::Display for LoadFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadFailed::Damaged(error) => write!(f, "damaged on disk: {error}"),
+            LoadFailed::Undecodable(error) => write!(f, "does not decode: {error}"),
+        }
+    }
+}
 
 /// The event loop's handle on the loader thread.
 #[derive(Debug)]
@@ -75,15 +100,19 @@ impl Requests {
 }
 
 impl SnapshotLoader {
-    /// Starts the thread, which reads from data directory `dir` and wakes the loop with
-    /// `waker`.
-    pub(crate) fn spawn(dir: PathBuf, waker: Arc<Waker>) -> std::io::Result<SnapshotLoader> {
+    /// Starts the thread, which reads from data directory `dir`, decodes stores with `limits`
+    /// and wakes the loop with `waker`.
+    pub(crate) fn spawn(
+        dir: PathBuf,
+        limits: KvLimits,
+        waker: Arc<Waker>,
+    ) -> std::io::Result<SnapshotLoader> {
         let requests = Arc::new(Requests::default());
         let finished = Arc::new(Mutex::new(None));
         let (thread_requests, slot) = (Arc::clone(&requests), Arc::clone(&finished));
         let thread = thread::Builder::new()
             .name("raftkv-snapshot-load".to_string())
-            .spawn(move || run(&dir, &thread_requests, &slot, &waker))?;
+            .spawn(move || run(&dir, limits, &thread_requests, &slot, &waker))?;
         Ok(SnapshotLoader { requests, finished, thread: Some(thread) })
     }
 
@@ -111,21 +140,27 @@ impl SnapshotLoader {
     }
 }
 
-fn run(dir: &std::path::Path, requests: &Requests, slot: &Mutex<Option<Loaded>>, waker: &Waker) {
+fn run(
+    dir: &Path,
+    limits: KvLimits,
+    requests: &Requests,
+    slot: &Mutex<Option<Loaded>>,
+    waker: &Waker,
+) {
     while let Some(whole) = requests.next() {
         let started = Instant::now();
-        let loaded = load_received_snapshot(&RealFs, dir, &whole);
+        let loaded = load(dir, limits, &whole);
         match &loaded {
             Ok(_) => info!(
                 last = %whole.last,
                 bytes = whole.total,
                 took_ms = started.elapsed().as_millis() as u64,
-                "read back the snapshot received from the leader"
+                "read back and decoded the snapshot received from the leader"
             ),
             Err(error) => warn!(
                 last = %whole.last,
                 %error,
-                "the snapshot received from the leader is damaged on disk: receiving it again"
+                "the snapshot received from the leader cannot be installed: receiving it again"
             ),
         }
         *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some((whole, loaded));
@@ -133,6 +168,23 @@ fn run(dir: &std::path::Path, requests: &Requests, slot: &Mutex<Option<Loaded>>,
             warn!(%error, "cannot wake the event loop");
         }
     }
+}
+
+/// Reads back the snapshot received whole that `whole` names, decoding the store as it reads,
+/// then finishes the file, ready to install. A decoding that fails on a damaged file is damage.
+fn load(
+    dir: &Path,
+    limits: KvLimits,
+    whole: &PartialSnapshot,
+) -> Result<LoadedSnapshot<KvStore>, LoadFailed> {
+    let mut reader =
+        ReceivedSnapshotReader::open(RealFs, dir, whole).map_err(LoadFailed::Damaged)?;
+    let membership = reader.membership().clone();
+    let snapshot = SavedSnapshot { last: reader.last(), membership, bytes: reader.total() };
+    let decoded = LoadedSnapshot::decode(snapshot, &mut reader, KvStore::new(limits));
+    let finished = reader.finish().map_err(LoadFailed::Damaged);
+    let loaded = decoded.map_err(LoadFailed::Undecodable);
+    finished.and(loaded)
 }
 
 #[cfg(test)]
