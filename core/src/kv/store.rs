@@ -16,12 +16,11 @@ use imbl::OrdMap;
 use serde::ser::SerializeSeq;
 use serde::{Serialize, Serializer};
 
-use crate::encoding;
 use crate::kv::command::{KvCommand, KvReply, PutCondition};
 use crate::kv::counter::incremented;
 use crate::kv::key::Key;
 use crate::kv::pairs::Pairs;
-use crate::kv::restore::decode_pairs;
+use crate::kv::restore::read_pairs;
 use crate::kv::scan::read_page;
 use crate::state_machine::{InvalidCommand, RestoreError, StateMachine};
 
@@ -336,20 +335,13 @@ impl StateMachine for KvStore {
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
-        self.entries = decode_pairs(snapshot)?;
+        self.entries = read_pairs(&mut &snapshot[..])?;
         Ok(())
     }
 
-    /// Decodes `SnapshotIn` a pair at a time, straight into the map.
+    /// Decodes the snapshot a pair at a time, straight into the map.
     fn restore_from(&mut self, snapshot: &mut dyn io::Read) -> Result<(), RestoreError> {
-        let pairs = encoding::read_varint(snapshot)?;
-        let mut entries = Pairs::new();
-        for _ in 0..pairs {
-            let key = encoding::read_byte_string(snapshot)?;
-            let value = encoding::read_byte_string(snapshot)?;
-            entries.insert(Key::new(&key), Arc::<[u8]>::from(value));
-        }
-        self.entries = entries;
+        self.entries = read_pairs(snapshot)?;
         Ok(())
     }
 }
