@@ -141,6 +141,7 @@ impl<F: FileSystem> ReceivedSnapshotReader<F> {
         if crc32c::crc32c(&self.piece) != piece.crc {
             self.damaged = true;
             self.piece.clear();
+            self.handed_out = 0;
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("{}: the data at {} fails its checksum", self.path.display(), piece.offset),
@@ -182,4 +183,73 @@ pub fn load_received_snapshot<F: FileSystem>(
     let (last, membership) = (reader.last(), reader.membership().clone());
     reader.finish()?;
     Ok(Snapshot { last, membership, data })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use raftkv_core::raft::{ReceivedChunk, SavedSnapshot};
+    use raftkv_core::{LogIndex, NodeId, Term};
+
+    use super::*;
+    use crate::directory;
+    use crate::received_snapshot::{self, PIECE_BYTES_MAX};
+    use crate::sim_fs::SimFs;
+
+    const LAST: LogId = LogId { index: LogIndex(7), term: Term(2) };
+
+    /// A directory that received `data` whole, in one chunk (several pieces).
+    fn received(data: &[u8]) -> (SimFs, &'static Path, PartialSnapshot) {
+        let fs = SimFs::new(1);
+        let dir = Path::new("dir");
+        directory::create(&fs, dir).unwrap();
+        let membership = Membership::with_voters([NodeId(1), NodeId(2)]);
+        let total = data.len() as u64;
+        let chunk = ReceivedChunk { last: LAST, membership, total, offset: 0, data: data.to_vec() };
+        let mut held = None;
+        received_snapshot::write(&fs, dir, &mut held, &chunk).unwrap();
+        received_snapshot::sync(&fs, dir, &mut held).unwrap();
+        (fs, dir, PartialSnapshot { last: LAST, total, received: total })
+    }
+
+    fn data() -> Vec<u8> {
+        (0..PIECE_BYTES_MAX * 2 + 100).map(|i| (i % 241) as u8).collect()
+    }
+
+    #[test]
+    fn a_snapshot_read_back_whole_is_finished_into_a_snapshot_file_that_installs() {
+        let data = data();
+        let (fs, dir, whole) = received(&data);
+        let loaded = load_received_snapshot(fs.clone(), dir, &whole).unwrap();
+        assert!(loaded.data == data);
+        let installed = SavedSnapshot::of(&loaded);
+        received_snapshot::promote(&fs, dir, &mut None, &installed).unwrap();
+        let snapshot = snapshot::load(&fs, dir).unwrap();
+        assert_eq!(snapshot, crate::small_file::SmallFile::Intact(loaded), "checksum and all");
+        let other = PartialSnapshot { last: LogId { index: LogIndex(8), ..LAST }, ..whole };
+        assert!(ReceivedSnapshotReader::open(fs, dir, &other).is_err(), "nothing received left");
+    }
+
+    #[test]
+    fn a_damaged_piece_fails_the_read_and_the_finish_never_a_panic() {
+        let data = data();
+        let (fs, dir, whole) = received(&data);
+        let path = dir.join(FILE);
+        let mut contents = fs.read(&path).unwrap().unwrap();
+        let in_second_piece = contents.len() - PIECE_BYTES_MAX;
+        contents[in_second_piece] ^= 0x04;
+        let mut file = fs.open_for_writing(&path).unwrap();
+        fs.write_at(&mut file, 0, &contents).unwrap();
+        fs.sync_data(&mut file).unwrap();
+        let mut reader = ReceivedSnapshotReader::open(fs.clone(), dir, &whole).unwrap();
+        let mut read = Vec::new();
+        let failed = reader.read_to_end(&mut read).unwrap_err();
+        assert_eq!(failed.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(read.len(), PIECE_BYTES_MAX, "the first piece, intact, and nothing after");
+        // A caller that reads on gets the pieces after, but the file is never finished.
+        assert!(reader.read(&mut [0; 10]).is_ok());
+        assert!(matches!(reader.finish(), Err(StorageError::Corrupt { .. })));
+        assert!(load_received_snapshot(fs, dir, &whole).is_err());
+    }
 }

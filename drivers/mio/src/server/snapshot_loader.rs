@@ -189,9 +189,81 @@ fn load(
 
 #[cfg(test)]
 mod tests {
-    use raftkv_core::{LogId, LogIndex, Term};
+    use raftkv_core::kv::{KvCommand, KvReply};
+    use raftkv_core::raft::{Membership, Persist, PersistId, ReceivedChunk};
+    use raftkv_core::session::Sessions;
+    use raftkv_core::{LogId, LogIndex, NodeId, StateMachine, Term};
+    use raftkv_storage::{Storage, StorageOptions};
 
     use super::*;
+
+    /// A replica's snapshot of a store of `keys` pairs: the sessions, then the state.
+    fn replica_snapshot(keys: usize) -> (KvStore, Vec<u8>) {
+        let mut store = KvStore::default();
+        for i in 0..keys {
+            let key = format!("key-{i}").into_bytes();
+            store.apply(&KvCommand::Put { key, value: vec![b'v'; 100] });
+        }
+        let state = store.snapshot();
+        let mut data = postcard::to_allocvec(&Sessions::<KvReply>::new(60_000)).unwrap();
+        data.extend(postcard::to_allocvec(&(state.len() as u64)).unwrap());
+        data.extend(state);
+        (store, data)
+    }
+
+    /// A data directory that received `data` whole, in chunks of 64 KiB, as the snapshot at 9.
+    fn received(name: &str, data: &[u8]) -> (PathBuf, PartialSnapshot) {
+        let dir = std::env::temp_dir().join(format!("raftkv-loader-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let options = StorageOptions::new("test", NodeId(2));
+        let (mut storage, _, _) = Storage::open(RealFs, &dir, &options).unwrap();
+        let last = LogId { index: LogIndex(9), term: Term(1) };
+        let total = data.len() as u64;
+        for (i, piece) in data.chunks(64 << 10).enumerate() {
+            let chunk = ReceivedChunk {
+                last,
+                membership: Membership::with_voters([NodeId(1), NodeId(2), NodeId(3)]),
+                total,
+                offset: (i * (64 << 10)) as u64,
+                data: piece.to_vec(),
+            };
+            let persist = Persist {
+                id: PersistId(i as u64 + 1),
+                hard_state: None,
+                truncate_from: None,
+                entries: Vec::new(),
+                snapshot: None,
+                install_received: None,
+                snapshot_chunk: Some(chunk),
+            };
+            storage.persist(&[persist]).unwrap();
+        }
+        (dir, PartialSnapshot { last, total, received: total })
+    }
+
+    #[test]
+    fn a_snapshot_received_decodes_as_it_is_read_and_damage_is_told_from_bad_data() {
+        let (store, data) = replica_snapshot(3_000);
+        let (dir, whole) = received("intact", &data);
+        let loaded = load(&dir, KvLimits::default(), &whole).expect("decodes");
+        assert_eq!(loaded.state(), &store);
+        assert_eq!(loaded.snapshot().bytes, data.len() as u64);
+        // Intact on disk, but not a snapshot of the store: refused as such, not as damage.
+        let (garbage_dir, garbage) = received("garbage", &vec![0xff; 200_000]);
+        let refused = load(&garbage_dir, KvLimits::default(), &garbage);
+        assert!(matches!(refused, Err(LoadFailed::Undecodable(_))), "{refused:?}");
+        // A byte changed on disk after it was written: damage, whatever the decoder made of it.
+        let file = dir.join("snapshot.incoming");
+        let mut bytes = std::fs::read(&file).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x01;
+        std::fs::write(&file, &bytes).unwrap();
+        let damaged = load(&dir, KvLimits::default(), &whole);
+        assert!(matches!(damaged, Err(LoadFailed::Damaged(_))), "{damaged:?}");
+        for dir in [dir, garbage_dir] {
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+    }
 
     fn whole(index: u64) -> PartialSnapshot {
         let last = LogId { index: LogIndex(index), term: Term(1) };
