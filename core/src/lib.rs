@@ -51,10 +51,11 @@
 //! # Persisting, and what must be durable first
 //!
 //! `Output::Persist(persist)` asks to make a [`raft::Persist`] durable: a new term or vote
-//! (`hard_state`), a snapshot from the leader (`snapshot`, which replaces every entry it
-//! covers), a truncation of conflicting entries (`truncate_from`) and entries to append, in
-//! that order, and a chunk of a snapshot being received from the leader (`snapshot_chunk`,
-//! apart from the log, before or after the rest: see [Snapshots](#snapshots)). Persists are
+//! (`hard_state`), the snapshot received from the leader, installed (`install_received`), or
+//! a snapshot in memory (`snapshot`), each replacing every entry it covers, a truncation of
+//! conflicting entries (`truncate_from`) and entries to append, in that order, and a chunk of
+//! a snapshot being received from the leader (`snapshot_chunk`, apart from the log, before or
+//! after the rest: see [Snapshots](#snapshots)). Persists are
 //! executed in the order they come, and once `persist` and every one
 //! before it survive a crash (the `fsync` returned) the driver feeds
 //! `Input::Persisted { id: persist.id }`. One acknowledgement covers every earlier persist,
@@ -115,10 +116,18 @@
 //! like any other promise. Once every byte is durable it asks for the snapshot back with
 //! `Output::LoadSnapshot(whole)` ([`raft::PartialSnapshot`]): the driver reads it, away from
 //! the thread that feeds the node if it is large, checks it (a checksum per chunk written
-//! will do), and feeds `Input::SnapshotLoaded { snapshot }`, or `Input::SnapshotDamaged {
-//! last }` if it is damaged, never a damaged snapshot: the node then receives it again from
-//! its first byte. The snapshot loaded is installed with a `Persist` carrying it in
-//! `persist.snapshot`, in order with the log, after which the received one may be dropped.
+//! will do), and decodes it as it reads
+//! ([`loaded_snapshot::LoadedSnapshot::decode`], into an empty state machine: the encoded
+//! snapshot is never held whole), then hands the result to
+//! [`server::Replica::snapshot_loaded`] (a bare [`raft::RaftNode`] takes
+//! `raft::Input::SnapshotLoaded` with the snapshot's last entry, membership and size). A
+//! damaged snapshot is never handed over: the driver feeds `Input::SnapshotDamaged { last }`
+//! (`Input::SnapshotUndecodable { last }` if it is intact but does not decode), and the node
+//! receives it again from its first byte. The driver keeps what it received: the node installs
+//! it with a `Persist` carrying `persist.install_received`, in order with the log, and the
+//! driver then makes it its snapshot, moving it into place rather than writing it again (the
+//! `raftkv-storage` crate lays the received file out as its snapshot file and renames it). The
+//! node sends it to followers from there (`Output::SendSnapshotChunk`).
 //!
 //! After a restart, the driver reports the snapshot it was receiving in
 //! `Recovered::partial_snapshot` (its last entry, size, and the bytes durable from the first
@@ -298,6 +307,7 @@ pub mod client;
 mod encoding;
 pub mod ids;
 pub mod kv;
+pub mod loaded_snapshot;
 pub mod prng;
 pub mod protocol;
 pub mod raft;

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ClientId, LogId, LogIndex, NodeId, RequestId, Term};
+use crate::loaded_snapshot::LoadedSnapshot;
 use crate::protocol::{ClientReply, ClientRequest, Op, Outcome, Reject};
 use crate::raft::{
     self, ChangeRefused, CompactedEntries, MemberChange, Membership, Message, Payload, Persist,
@@ -79,11 +80,13 @@ pub enum Input<C> {
         /// The snapshot saved.
         snapshot: raft::SavedSnapshot,
     },
-    /// The driver read back the snapshot received from the leader that `Output::LoadSnapshot`
-    /// asked for (see `raft::Input::SnapshotLoaded`).
-    SnapshotLoaded {
-        /// The snapshot.
-        snapshot: raft::Snapshot,
+    /// The snapshot received that `Output::LoadSnapshot` asked for is intact on the driver's
+    /// disk but does not decode (`LoadedSnapshot::decode` failed): a broken or hostile
+    /// leader's. Counted (`undecodable`), never installed; the node receives it again (see
+    /// `raft::Input::SnapshotDamaged`).
+    SnapshotUndecodable {
+        /// Its last entry.
+        last: LogId,
     },
     /// The snapshot received that `Output::LoadSnapshot` asked for is damaged on the driver's
     /// disk (see `raft::Input::SnapshotDamaged`).
@@ -111,9 +114,11 @@ pub enum Output<R> {
     /// `raft::Output::SendSnapshotChunk`). The replica keeps no snapshot data in memory: its
     /// snapshots are the ones the driver saved, or restored from.
     SendSnapshotChunk(raft::ChunkToSend),
-    /// Every byte of the snapshot received from the leader is durable: read it back and
-    /// answer `Input::SnapshotLoaded` or `Input::SnapshotDamaged` (see
-    /// `raft::Output::LoadSnapshot`).
+    /// Every byte of the snapshot received from the leader is durable: read it back, checked,
+    /// decoding it as it is read (`LoadedSnapshot::decode`, away from the thread that feeds
+    /// the replica), and answer with [`Replica::snapshot_loaded`], or `Input::SnapshotDamaged`
+    /// if a checksum fails or it does not decode (see `raft::Output::LoadSnapshot`). The
+    /// snapshot stays on the driver's disk, to install (`Persist::install_received`).
     LoadSnapshot(raft::PartialSnapshot),
     /// Send this reply to a client.
     Reply {
@@ -151,14 +156,6 @@ struct LoggedRequest<C> {
     request: RequestId,
     stamp_ms: u64,
     op: Op<C>,
-}
-
-/// A replica's snapshot as `snapshot_job` encodes it, decoded; the state machine's part is
-/// borrowed from the snapshot, not copied (it is most of it).
-#[derive(Deserialize)]
-struct SnapshotIn<'a, R> {
-    sessions: Sessions<R>,
-    state: &'a [u8],
 }
 
 /// Why a replica could not start.
@@ -294,6 +291,9 @@ pub struct Replica<S: StateMachine> {
     /// Log entries and snapshots from a leader that did not decode (never written by this
     /// code: a bug or a hostile peer if non-zero).
     undecodable: u64,
+    /// The snapshot received from the leader that the driver decoded, until the node installs
+    /// it (`raft::Output::RestoreSnapshot`).
+    loaded: Option<LoadedSnapshot<S>>,
 }
 
 impl<S: StateMachine> Replica<S> {
@@ -304,17 +304,27 @@ impl<S: StateMachine> Replica<S> {
         recovered: Recovered,
         state: S,
     ) -> Result<Replica<S>, ReplicaStartError> {
-        let snapshot = recovered.snapshot.clone();
+        let sessions = Sessions::new(config.session_timeout_ms);
+        let (state, sessions, applied) = match &recovered.snapshot {
+            Some(snapshot) => {
+                let saved = raft::SavedSnapshot::of(snapshot);
+                let loaded = LoadedSnapshot::decode(saved, &mut &snapshot.data[..], state)
+                    .map_err(ReplicaStartError::Snapshot)?;
+                let sessions = loaded.sessions.with_timeout_ms(sessions.timeout_ms());
+                (loaded.state, sessions, loaded.snapshot.last.index)
+            }
+            None => (state, sessions, LogIndex(0)),
+        };
         let raft = RaftNode::new(now, config.raft, recovered).map_err(ReplicaStartError::Raft)?;
         let mut replica = Replica {
             raft,
             state,
-            sessions: Sessions::new(config.session_timeout_ms),
+            sessions,
             proposed: BTreeMap::new(),
             reads: BTreeMap::new(),
             reads_ready: VecDeque::new(),
             next_read_ctx: 0,
-            applied: LogIndex(0),
+            applied,
             outbox: VecDeque::new(),
             snapshot_threshold_bytes: config.snapshot_threshold_bytes,
             snapshot_growth_percent: config.snapshot_growth_percent,
@@ -323,13 +333,30 @@ impl<S: StateMachine> Replica<S> {
             compacted: None,
             clock_anchor: None,
             undecodable: 0,
+            loaded: None,
         };
-        if let Some(snapshot) = snapshot {
-            replica.restore(&snapshot).map_err(ReplicaStartError::Snapshot)?;
+        if replica.raft.snapshot().is_some() {
             // The driver recovered it from its disk: chunks for followers are read there.
             replica.raft.keep_snapshot_on_disk();
         }
         Ok(replica)
+    }
+
+    /// The snapshot received from the leader that `Output::LoadSnapshot` asked for, read back
+    /// and decoded by the driver: the node installs it, unless its log moved past it meanwhile
+    /// (then it is dropped; see `raft::Input::SnapshotLoaded`). Drain the outputs after it, as
+    /// after [`handle`](Self::handle).
+    pub fn snapshot_loaded(&mut self, now: Instant, loaded: LoadedSnapshot<S>) {
+        self.compacted = None;
+        let snapshot = loaded.snapshot.clone();
+        let last = snapshot.last;
+        self.loaded = Some(loaded);
+        self.raft.handle(now, raft::Input::SnapshotLoaded { snapshot });
+        // Installed, it is restored once the outputs before it are drained; otherwise its
+        // state goes now rather than stay in memory.
+        if self.raft.snapshot().is_none_or(|held| held.last != last) {
+            self.loaded = None;
+        }
     }
 
     /// Feeds one event.
@@ -346,10 +373,11 @@ impl<S: StateMachine> Replica<S> {
             }
             Input::Request { from, request } => self.on_request(now, from, request),
             Input::SnapshotSaved { snapshot } => self.on_snapshot_saved(snapshot),
-            Input::SnapshotLoaded { snapshot } => {
-                self.raft.handle(now, raft::Input::SnapshotLoaded { snapshot })
-            }
             Input::SnapshotDamaged { last } => {
+                self.raft.handle(now, raft::Input::SnapshotDamaged { last })
+            }
+            Input::SnapshotUndecodable { last } => {
+                self.undecodable += 1;
                 self.raft.handle(now, raft::Input::SnapshotDamaged { last })
             }
         }
@@ -536,12 +564,9 @@ impl<S: StateMachine> Replica<S> {
                 self.maybe_snapshot();
             }
             raft::Output::RestoreSnapshot(snapshot) => {
-                if self.restore(&snapshot).is_err() {
-                    self.undecodable += 1;
-                }
-                // The persist that installs it puts it on the driver's disk; until it lands,
-                // chunks asked of it are dropped there and go again later.
-                self.raft.keep_snapshot_on_disk();
+                let loaded = self.loaded.take();
+                let loaded = loaded.filter(|loaded| loaded.snapshot == snapshot);
+                self.adopt(loaded.expect("the node installs only the snapshot it was handed"));
             }
             raft::Output::SendSnapshotChunk(chunk) => {
                 self.outbox.push_back(Output::SendSnapshotChunk(chunk));
@@ -698,13 +723,11 @@ impl<S: StateMachine> Replica<S> {
     }
 
     /// Replaces sessions and state with a snapshot's.
-    fn restore(&mut self, snapshot: &raft::Snapshot) -> Result<(), RestoreError> {
-        let decoded: SnapshotIn<'_, S::Reply> = postcard::from_bytes(&snapshot.data)
-            .map_err(|error| RestoreError { reason: error.to_string() })?;
-        self.state.restore(decoded.state)?;
-        self.sessions = decoded.sessions.with_timeout_ms(self.sessions.timeout_ms());
+    fn adopt(&mut self, loaded: LoadedSnapshot<S>) {
+        let LoadedSnapshot { snapshot, state, sessions } = loaded;
+        self.state = state;
+        self.sessions = sessions.with_timeout_ms(self.sessions.timeout_ms());
         self.applied = snapshot.last.index;
-        Ok(())
     }
 
     fn serve_ready_reads(&mut self) {

@@ -174,6 +174,16 @@ pub trait StateMachine {
 
     /// Replaces the whole state with a decoded snapshot.
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError>;
+
+    /// Like [`restore`](Self::restore), from an encoding read from `snapshot` to its end (a
+    /// snapshot received from the leader, read back from the driver's disk). The default reads
+    /// it whole first; a state machine with large states decodes it as it reads, so that the
+    /// encoding is never held whole beside the state.
+    fn restore_from(&mut self, snapshot: &mut dyn io::Read) -> Result<(), RestoreError> {
+        let mut encoding = Vec::new();
+        snapshot.read_to_end(&mut encoding)?;
+        self.restore(&encoding)
+    }
 }
 
 /// A command refused before it was proposed.
@@ -193,6 +203,13 @@ pub struct RestoreError {
 impl fmt::Display for InvalidCommand {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.reason)
+    }
+}
+
+/// A snapshot that could not be read (from a driver's disk, where a checksum failed).
+impl From<io::Error> for RestoreError {
+    fn from(error: io::Error) -> RestoreError {
+        RestoreError { reason: error.to_string() }
     }
 }
 

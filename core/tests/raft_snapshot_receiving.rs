@@ -7,7 +7,7 @@ mod cluster;
 use cluster::id;
 use raftkv_core::raft::{
     Body, Config, HardState, Input, Membership, Message, Output, PartialSnapshot, RaftNode,
-    Recovered, Role, Snapshot,
+    Recovered, Role, SavedSnapshot,
 };
 use raftkv_core::{Instant, LogId, LogIndex, Term};
 
@@ -73,12 +73,19 @@ fn chunks_are_answered_once_durable_and_the_whole_snapshot_is_asked_for_then_ins
     let whole = PartialSnapshot { last: LAST, total: 4, received: 4 };
     assert!(outputs.contains(&Output::LoadSnapshot(whole)), "{outputs:?}");
     let membership = Membership::with_voters([id(1), id(2), id(3)]);
-    let snapshot = Snapshot { last: LAST, membership, data: b"abcd".to_vec() };
+    let snapshot = SavedSnapshot { last: LAST, membership, bytes: 4 };
     node.handle(Instant::ZERO, Input::SnapshotLoaded { snapshot: snapshot.clone() });
     let outputs = drain(&mut node);
-    assert!(outputs.contains(&Output::RestoreSnapshot(snapshot)), "{outputs:?}");
+    assert!(outputs.contains(&Output::RestoreSnapshot(snapshot.clone())), "{outputs:?}");
+    // Installed from where the driver received it: the data never passes through the node.
+    let installs = outputs.iter().find_map(|o| match o {
+        Output::Persist(persist) => persist.install_received.clone(),
+        _ => None,
+    });
+    assert_eq!(installs, Some(snapshot));
     assert_eq!(node.counters().snapshots_installed, 1);
     assert_eq!(node.snapshot_receiving(), None);
+    assert_eq!(node.snapshot_bytes(), 4, "sent to followers from the driver's disk");
 }
 
 #[test]
@@ -121,7 +128,7 @@ fn a_whole_snapshot_found_damaged_is_received_again_and_stray_chunks_are_refused
     assert_eq!(node.counters().dropped_malformed, 1);
     // A late load of the snapshot dropped installs nothing.
     let membership = Membership::with_voters([id(1), id(2), id(3)]);
-    let snapshot = Snapshot { last: LAST, membership, data: b"abcd".to_vec() };
+    let snapshot = SavedSnapshot { last: LAST, membership, bytes: 4 };
     node.handle(Instant::ZERO, Input::SnapshotLoaded { snapshot });
     assert_eq!(node.counters().snapshots_installed, 0);
     assert_eq!(node.counters().dropped_unexpected, 2);
@@ -156,7 +163,7 @@ fn a_snapshot_loaded_during_a_campaign_ends_the_campaign_before_it_installs() {
     let timeout = node.poll_timeout().expect("an election timer");
     node.handle(timeout, Input::Timeout);
     assert!(matches!(node.role(), Role::PreCandidate | Role::Candidate), "{:?}", node.role());
-    let snapshot = Snapshot { last: LAST, membership: without_me, data: b"abcd".to_vec() };
+    let snapshot = SavedSnapshot { last: LAST, membership: without_me, bytes: 4 };
     node.handle(timeout, Input::SnapshotLoaded { snapshot });
     assert_eq!(node.role(), Role::Follower);
     assert_eq!(node.counters().snapshots_installed, 1);

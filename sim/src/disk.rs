@@ -81,7 +81,7 @@ const BATCH_STEPS_MAX: u64 = 8;
 /// The most file system operations `batch` is drawn to be cut short after (a crash after its
 /// last step loses nothing).
 fn steps_max(batch: &[Persist]) -> u64 {
-    if batch.iter().any(|persist| persist.snapshot.is_some() || persist.snapshot_chunk.is_some()) {
+    if batch.iter().any(|persist| installs_snapshot(persist) || persist.snapshot_chunk.is_some()) {
         SNAPSHOT_BATCH_STEPS_MAX
     } else {
         BATCH_STEPS_MAX
@@ -124,7 +124,7 @@ impl Disk {
 
     /// Whether a persist carrying a snapshot (taken or installed) is being written.
     pub(crate) fn snapshot_in_flight(&self) -> bool {
-        self.queue.iter().any(|pending| pending.persist.snapshot.is_some())
+        self.queue.iter().any(|pending| installs_snapshot(&pending.persist))
     }
 
     /// Opens the engine on what the file system holds, for a node starting: what it recovers,
@@ -205,12 +205,16 @@ impl Disk {
         Ok(true)
     }
 
-    /// Reads back the snapshot received whole that `whole` names, checking every checksum.
+    /// Reads back the snapshot received whole that `whole` names, checking every checksum,
+    /// and makes it ready to install (as the server's loader thread does): from now on, what
+    /// the node was promised includes its data, which an install makes its snapshot's.
     pub(crate) fn load_received_snapshot(
-        &self,
+        &mut self,
         whole: &PartialSnapshot,
     ) -> Result<Snapshot, StorageError> {
-        raftkv_storage::load_received_snapshot(&self.fs, &self.dir, whole)
+        let snapshot = raftkv_storage::load_received_snapshot(self.fs.clone(), &self.dir, whole)?;
+        self.acknowledged.received_read_back(&snapshot);
+        Ok(snapshot)
     }
 
     /// The node crashed: persists in flight are lost, except that, when the disk tears
@@ -255,6 +259,11 @@ impl Disk {
         self.flips_since_start += 1;
         Some(format!("{} at {} bit {}", flip.path.display(), flip.offset, flip.bit))
     }
+}
+
+/// Whether `persist` stores a snapshot, the node's own or the one received from the leader.
+fn installs_snapshot(persist: &Persist) -> bool {
+    persist.snapshot.is_some() || persist.install_received.is_some()
 }
 
 /// Holds what the engine recovered against what the node was promised: the acknowledged
@@ -330,7 +339,7 @@ fn check_received_snapshot(
     let recovered_snapshot = recovered.snapshot.as_ref().map_or(LogIndex(0), |s| s.last.index);
     let Some(promised) = acknowledged.received_snapshot else { return Ok(()) };
     let replaced = unacknowledged.iter().any(|persist| {
-        persist.snapshot.is_some() || persist.snapshot_chunk.as_ref().is_some_and(|c| c.offset == 0)
+        installs_snapshot(persist) || persist.snapshot_chunk.as_ref().is_some_and(|c| c.offset == 0)
     });
     if flips > 0 || replaced || promised.last.index <= recovered_snapshot {
         return Ok(());
@@ -382,6 +391,7 @@ mod tests {
             truncate_from: None,
             entries: entries.map(|index| entry(index, term)).collect(),
             snapshot: None,
+            install_received: None,
             snapshot_chunk: None,
         }
     }

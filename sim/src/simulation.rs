@@ -6,6 +6,7 @@
 use std::collections::BinaryHeap;
 
 use raftkv_core::client::{ClerkError, ClerkInput, ClerkOutput};
+use raftkv_core::loaded_snapshot::LoadedSnapshot;
 use raftkv_core::prng::Prng;
 use raftkv_core::protocol::{ClientRequest, Op};
 use raftkv_core::raft::{
@@ -490,7 +491,9 @@ impl<M: Machine> Simulation<M> {
         let life = state.life;
         let id = persist.id;
         // A snapshot installed, or a chunk of one received: crashes here test resuming.
-        let writes_snapshot = persist.snapshot.is_some() || persist.snapshot_chunk.is_some();
+        let writes_snapshot = persist.snapshot.is_some()
+            || persist.install_received.is_some()
+            || persist.snapshot_chunk.is_some();
         let done_at = state.disk.submit(self.now, persist);
         self.schedule(done_at, Event::DiskDone { node, life });
         if writes_snapshot {
@@ -615,25 +618,49 @@ impl<M: Machine> Simulation<M> {
     }
 
     /// Reads back the snapshot received whole that the node asked for, checking every
-    /// checksum: a damaged file is never installed, the node receives it again.
+    /// checksum, and decodes it, as the server's loader thread does: a damaged file is never
+    /// installed, the node receives it again. A paused node gets it once it goes on.
     fn on_snapshot_load(&mut self, node: usize, life: u64, whole: PartialSnapshot) {
         if self.nodes[node].life != life {
             return;
         }
-        let input = match self.nodes[node].disk.load_received_snapshot(&whole) {
+        if self.nodes[node].paused {
+            let after = Duration::from_micros(self.options.disk.latency_us_max);
+            self.schedule(self.now + after, Event::SnapshotLoad { node, life, whole });
+            return;
+        }
+        let last = whole.last;
+        let loaded = match self.nodes[node].disk.load_received_snapshot(&whole) {
             Ok(snapshot) => {
-                self.persisted.on_snapshot(node, snapshot.data.len());
-                Input::SnapshotLoaded { snapshot }
+                let saved = SavedSnapshot::of(&snapshot);
+                let state = self.workload.machine.new_state();
+                LoadedSnapshot::decode(saved, &mut &snapshot.data[..], state).map_err(|error| {
+                    (Input::SnapshotUndecodable { last }, format!("does not decode: {error}"))
+                })
             }
             Err(error) => {
                 self.stats.received_snapshots_damaged += 1;
-                let at = whole.last;
-                let actor = Self::actor(node);
-                self.trace.event(self.now, actor, format_args!("received snapshot {at}: {error}"));
-                Input::SnapshotDamaged { last: whole.last }
+                Err((Input::SnapshotDamaged { last }, error.to_string()))
             }
         };
-        self.node_input(node, input);
+        match loaded {
+            Ok(loaded) => {
+                self.persisted.on_snapshot(node, loaded.snapshot().bytes as usize);
+                let state = &mut self.nodes[node];
+                let Some(replica) = state.replica.as_mut() else { return };
+                replica.snapshot_loaded(state.clock.local(self.now), loaded);
+                self.drain_node(node);
+            }
+            Err((input, error)) => {
+                let actor = Self::actor(node);
+                self.trace.event(
+                    self.now,
+                    actor,
+                    format_args!("received snapshot {last}: {error}"),
+                );
+                self.node_input(node, input);
+            }
+        }
     }
 
     fn on_snapshot_encoded(&mut self, node: usize, life: u64, job: &SnapshotJob) {

@@ -15,7 +15,9 @@
 //! DIR/node         cluster name and node id, written at first start and checked after
 //! DIR/hardstate    term and vote, replaced atomically
 //! DIR/snapshot     the latest snapshot, replaced atomically
-//! DIR/snapshot.incoming  the snapshot being received from the leader, chunk by chunk
+//! DIR/snapshot.incoming  the snapshot being received from the leader, laid out as the
+//!                  snapshot file, renamed into place once whole and checked
+//! DIR/snapshot.incoming.sums  what of it is durable: a checksum per piece written
 //! DIR/wal/*.wal    the write-ahead log segments, named by sequence number (20 digits)
 //! DIR/wal/*.ready  the next segment, prepared ahead of need (zeros after its header)
 //! ```
@@ -53,6 +55,7 @@ mod identity;
 mod options;
 mod real_fs;
 mod received_snapshot;
+mod received_snapshot_reader;
 mod recovery;
 mod report;
 pub mod sim_fs;
@@ -69,7 +72,7 @@ pub use fs::FileSystem;
 pub use identity::is_identity_file;
 pub use options::{DEFAULT_SEGMENT_BYTES, DEFAULT_ZERO_FILL_BYTES, StorageOptions};
 pub use real_fs::RealFs;
-pub use received_snapshot::load_received_snapshot;
+pub use received_snapshot_reader::{ReceivedSnapshotReader, load_received_snapshot};
 pub use report::{Cut, Dropped, OpenReport, PersistReport};
 pub use snapshot_reader::SnapshotReader;
 pub use snapshot_saver::{Saved, SnapshotSaver};

@@ -49,11 +49,17 @@ pub(crate) fn save_streaming<F: FileSystem>(
     data_len: u64,
     write_data: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
 ) -> Result<(), StorageError> {
-    // `Snapshot`'s fields in order; the data is a byte string: its length, then its bytes.
+    let prefix = contents_prefix(last, membership, data_len);
+    small_file::replace_streaming(fs, dir, FILE, MAGIC, &prefix, data_len, write_data)
+}
+
+/// The contents of a snapshot file before its data: `Snapshot`'s fields in order, the data a
+/// byte string (its length, then its bytes).
+pub(crate) fn contents_prefix(last: LogId, membership: &Membership, data_len: u64) -> Vec<u8> {
     let mut prefix = postcard::to_allocvec(&last).expect("encoding into a Vec cannot fail");
     prefix.extend(postcard::to_allocvec(membership).expect("encoding into a Vec cannot fail"));
     prefix.extend(postcard::to_allocvec(&data_len).expect("encoding into a Vec cannot fail"));
-    small_file::replace_streaming(fs, dir, FILE, MAGIC, &prefix, data_len, write_data)
+    prefix
 }
 
 /// The snapshot saved in `dir`, of either format.

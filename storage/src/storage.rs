@@ -155,17 +155,17 @@ impl<F: FileSystem> Storage<F> {
         // snapshot comes between.
         let mut changes: Vec<LogChangeRef<'_>> = Vec::new();
         for persist in batch {
-            // Apart from the log: a chunk of a snapshot being received from the leader.
-            if let Some(chunk) = &persist.snapshot_chunk {
-                received_snapshot::write(&self.fs, &self.dir, &mut self.received, chunk)?;
-            }
-            let Some(snapshot) = &persist.snapshot else {
+            if persist.snapshot.is_none() && persist.install_received.is_none() {
                 if persist.truncate_from.is_some() || !persist.entries.is_empty() {
                     let (truncate_from, entries) = (persist.truncate_from, &persist.entries[..]);
                     changes.push(LogChangeRef { truncate_from, entries });
                 }
+                // Apart from the log: a chunk of a snapshot being received from the leader.
+                if let Some(chunk) = &persist.snapshot_chunk {
+                    received_snapshot::write(&self.fs, &self.dir, &mut self.received, chunk)?;
+                }
                 continue;
-            };
+            }
             // The entries the snapshot conflicts with must be gone before it lands: a snapshot
             // followed by entries of an older term cannot be recovered. The truncation is
             // written once, here; compaction keeps it for as long as it matters.
@@ -176,25 +176,15 @@ impl<F: FileSystem> Storage<F> {
                 self.wal.append(&self.fs, &changes)?;
                 changes.clear();
             }
-            {
-                // A leader's snapshot, installed beyond what the node had applied when it took
-                // it; but the node may have applied it and more since, and a saver may have
-                // saved a snapshot of its own as recent already, which covers this one and
-                // must stay (the log it kept starts after it).
-                let mut saved = self.snapshot_slot.lock();
-                if snapshot.last.index > saved.saved() {
-                    snapshot::save(&self.fs, &self.dir, snapshot)?;
-                    saved.set_saved(snapshot.last.index);
-                }
-            }
-            report.segments_removed += self.wal.compact(&self.fs, snapshot.last.index)?;
-            if self
-                .received
-                .as_ref()
-                .is_some_and(|held| held.partial().last.index <= snapshot.last.index)
-            {
+            let covered = self.store_snapshots(persist)?;
+            report.segments_removed += self.wal.compact(&self.fs, covered)?;
+            if self.received.as_ref().is_some_and(|held| held.partial().last.index <= covered) {
                 self.received = None;
                 received_snapshot::remove(&self.fs, &self.dir)?;
+            }
+            // A chunk of a newer snapshot than the one installed, which it follows.
+            if let Some(chunk) = &persist.snapshot_chunk {
+                received_snapshot::write(&self.fs, &self.dir, &mut self.received, chunk)?;
             }
             // Entries after the snapshot may not follow the old log: only once it is durable.
             if !persist.entries.is_empty() {
@@ -206,6 +196,31 @@ impl<F: FileSystem> Storage<F> {
         }
         received_snapshot::sync(&self.fs, &self.dir, &mut self.received)?;
         Ok(report)
+    }
+
+    /// Makes the snapshot received whole, then the snapshot, of `persist` the snapshot on
+    /// disk, each unless the disk holds one as recent: a leader's snapshot, installed beyond
+    /// what the node had applied when it took it, may be covered by a snapshot of the node's
+    /// own that a saver saved meanwhile, which must stay (the log it kept starts after it).
+    /// Returns the last index they cover.
+    fn store_snapshots(&mut self, persist: &Persist) -> Result<LogIndex, StorageError> {
+        let installed = persist.install_received.as_ref().map(|installed| installed.last.index);
+        let taken = persist.snapshot.as_ref().map(|snapshot| snapshot.last.index);
+        let covered = installed.max(taken).expect("a persist with a snapshot");
+        let mut saved = self.snapshot_slot.lock();
+        if let Some(installed) = &persist.install_received {
+            if installed.last.index > saved.saved() {
+                received_snapshot::promote(&self.fs, &self.dir, &mut self.received, installed)?;
+                saved.set_saved(installed.last.index);
+            }
+        }
+        if let Some(snapshot) = &persist.snapshot {
+            if snapshot.last.index > saved.saved() {
+                snapshot::save(&self.fs, &self.dir, snapshot)?;
+                saved.set_saved(snapshot.last.index);
+            }
+        }
+        Ok(covered)
     }
 
     fn save_hard_state(&mut self, hard_state: HardState) -> Result<(), StorageError> {

@@ -253,12 +253,16 @@ impl<M: Machine> Cluster<M> {
                 }
             }
             Effect::LoadSnapshot(whole) => {
-                let input = match self.slot(node).disk.load_received_snapshot(&whole) {
-                    Some(snapshot) => M::snapshot_loaded_input(snapshot),
-                    None => M::snapshot_damaged_input(whole.last),
-                };
+                let loaded = self.slot(node).disk.load_received_snapshot(&whole);
                 self.transcript.note(|| format!("{node}: load received snapshot {}", whole.last));
-                self.handle(node, input);
+                let now = self.clock_of(node);
+                if let Some(machine) = self.slot_mut(node).node.as_mut() {
+                    match loaded {
+                        Some(snapshot) => machine.snapshot_loaded(now, snapshot),
+                        None => machine.handle(now, M::snapshot_damaged_input(whole.last)),
+                    }
+                    self.drain(node);
+                }
             }
             Effect::Apply(entries) => {
                 let (first, last) = (entries[0].index, entries[entries.len() - 1].index);

@@ -63,11 +63,25 @@ impl Durable {
         self.entries.get(usize::try_from(offset).ok()?)
     }
 
-    /// Applies `persist` as its contract says: the snapshot (replacing every entry it covers,
+    /// Applies `persist` as its contract says: the snapshot received installed, the snapshot
+    /// (each replacing every entry it covers,
     /// unless a snapshot of the node's own as recent was saved meanwhile, which covers it),
     /// then the truncation, then the entries, and the hard state. Fails, naming the persist,
     /// if the log would not stay consecutive, which no correct node asks for.
     pub fn apply(&mut self, persist: &Persist) -> Result<(), String> {
+        if let Some(installed) = &persist.install_received {
+            let snapshot = self
+                .load_received_snapshot(&PartialSnapshot {
+                    last: installed.last,
+                    total: installed.bytes,
+                    received: installed.bytes,
+                })
+                .filter(|snapshot| snapshot.membership == installed.membership)
+                .ok_or_else(|| format!("{persist}: installs a snapshot not received whole"))?;
+            self.save_snapshot(&snapshot);
+            self.received_snapshot = None;
+            self.received_data = None;
+        }
         if let Some(snapshot) = &persist.snapshot {
             self.save_snapshot(snapshot);
         }
@@ -132,6 +146,22 @@ impl Durable {
         })
     }
 
+    /// The node's driver read back the snapshot received whole, `snapshot`, from its disk: this
+    /// model holds its bytes from now on (one rebuilt from a `Recovered` holds only how far
+    /// the transfer got), so that installing it gives the snapshot its data.
+    pub fn received_read_back(&mut self, snapshot: &Snapshot) {
+        let whole = Some(PartialSnapshot {
+            last: snapshot.last,
+            total: snapshot.data.len() as u64,
+            received: snapshot.data.len() as u64,
+        });
+        if self.received_snapshot == whole {
+            let (last, membership) = (snapshot.last, snapshot.membership.clone());
+            let (total, data) = (snapshot.data.len() as u64, snapshot.data.clone());
+            self.received_data = Some(ReceivedChunk { last, membership, total, offset: 0, data });
+        }
+    }
+
     /// Saves a snapshot of the node's own state, made durable apart from its persists: it
     /// replaces the entries it covers, unless the disk holds a snapshot as recent already (a
     /// leader's, installed meanwhile), which it must not replace.
@@ -179,6 +209,7 @@ mod tests {
             truncate_from: None,
             entries: entries.iter().map(|&(index, term)| entry(index, term)).collect(),
             snapshot: None,
+            install_received: None,
             snapshot_chunk: None,
         }
     }

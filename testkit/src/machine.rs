@@ -57,9 +57,10 @@ pub trait Machine: Sized {
         None
     }
 
-    /// The input that hands the node the snapshot received that `Effect::LoadSnapshot` asked
-    /// for, read back from its disk.
-    fn snapshot_loaded_input(snapshot: Snapshot) -> Self::Input;
+    /// Hands the node the snapshot received that `Effect::LoadSnapshot` asked for, read back
+    /// from its disk (a node with a state machine decodes it; one that does not decode is
+    /// damaged).
+    fn snapshot_loaded(&mut self, now: Instant, snapshot: Snapshot);
 
     /// The input that says the snapshot received that `Effect::LoadSnapshot` asked for is
     /// damaged on the node's disk.

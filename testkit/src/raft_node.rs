@@ -3,7 +3,7 @@
 
 use raftkv_core::raft::{
     Body, ChangeRefused, Config, Input, MemberChange, Message, Output, Payload, PersistId,
-    RaftNode, Recovered, Snapshot,
+    RaftNode, Recovered, SavedSnapshot, Snapshot,
 };
 use raftkv_core::{Instant, LogId, LogIndex, NodeId};
 
@@ -47,8 +47,9 @@ impl Machine for RaftNode {
         Input::Persisted { id }
     }
 
-    fn snapshot_loaded_input(snapshot: Snapshot) -> Input {
-        Input::SnapshotLoaded { snapshot }
+    fn snapshot_loaded(&mut self, now: Instant, snapshot: Snapshot) {
+        let snapshot = SavedSnapshot::of(&snapshot);
+        RaftNode::handle(self, now, Input::SnapshotLoaded { snapshot });
     }
 
     fn snapshot_damaged_input(last: LogId) -> Input {

@@ -3,6 +3,7 @@
 
 use raftkv_core::client::{Clerk, ClerkConfig};
 use raftkv_core::kv::{KvCommand, KvReply, KvStore};
+use raftkv_core::loaded_snapshot::LoadedSnapshot;
 use raftkv_core::protocol::ClientRequest;
 use raftkv_core::raft::{Config, PersistId, RaftNode, Recovered, SavedSnapshot, Snapshot};
 use raftkv_core::server::{Input, Output, Replica, ReplicaConfig};
@@ -59,8 +60,15 @@ where
         Some(Input::SnapshotSaved { snapshot })
     }
 
-    fn snapshot_loaded_input(snapshot: Snapshot) -> Input<KvCommand> {
-        Input::SnapshotLoaded { snapshot }
+    fn snapshot_loaded(&mut self, now: Instant, snapshot: Snapshot) {
+        let saved = SavedSnapshot::of(&snapshot);
+        match LoadedSnapshot::decode(saved, &mut &snapshot.data[..], S::default()) {
+            Ok(loaded) => Replica::snapshot_loaded(self, now, loaded),
+            Err(_) => {
+                let undecodable = Input::SnapshotUndecodable { last: snapshot.last };
+                Replica::handle(self, now, undecodable);
+            }
+        }
     }
 
     fn snapshot_damaged_input(last: LogId) -> Input<KvCommand> {

@@ -10,6 +10,7 @@ use std::thread::{self, JoinHandle};
 use std::time;
 
 use raftkv_core::client::{Clerk, ClerkConfig, ClerkError, ClerkInput, ClerkOutput};
+use raftkv_core::loaded_snapshot::LoadedSnapshot;
 use raftkv_core::protocol::{ClientReply, ClientRequest};
 use raftkv_core::raft::{
     ChunkToSend, Config, Entry, HardState, Message, PartialSnapshot, Persist, ReceivedChunk,
@@ -68,9 +69,15 @@ struct Disk {
 }
 
 impl Disk {
-    /// Executes a persist as its contract says: snapshot, truncation, entries, hard state, and
-    /// a chunk of a snapshot being received.
+    /// Executes a persist as its contract says: the snapshot received installed, the
+    /// snapshot, truncation, entries, hard state, and a chunk of a snapshot being received.
     fn persist(&mut self, persist: Persist) {
+        if let Some(installed) = persist.install_received {
+            // The snapshot loaded is the one received: it moves into place.
+            let received = self.received_snapshot().filter(|held| held.last == installed.last);
+            self.save_snapshot(received.expect("the node installs what it loaded"));
+            self.received = None;
+        }
         if let Some(snapshot) = persist.snapshot {
             self.entries.retain(|entry| entry.index > snapshot.last.index);
             self.snapshot = Some(snapshot);
@@ -135,6 +142,8 @@ struct Node<S: StateMachine> {
     nodes: Vec<SyncSender<Event<S>>>,
     clients: HashMap<u64, ReplySender<S>>,
     clock: Clock,
+    /// An empty state machine, to decode snapshots into.
+    new_state: fn() -> S,
 }
 
 impl<S: StateMachine + Send + 'static> Node<S>
@@ -186,11 +195,20 @@ where
                         }
                     }
                     Output::LoadSnapshot(whole) => {
-                        let input = match self.disk.received_snapshot() {
-                            Some(snapshot) => Input::SnapshotLoaded { snapshot },
-                            None => Input::SnapshotDamaged { last: whole.last },
-                        };
-                        self.replica.handle(now, input);
+                        // Decoded as it is read (here from memory; a driver with a real disk
+                        // reads it from there, off this thread if it is large).
+                        let decoded = self.disk.received_snapshot().and_then(|snapshot| {
+                            let saved = SavedSnapshot::of(&snapshot);
+                            let empty = (self.new_state)();
+                            LoadedSnapshot::decode(saved, &mut &snapshot.data[..], empty).ok()
+                        });
+                        match decoded {
+                            Some(loaded) => self.replica.snapshot_loaded(now, loaded),
+                            None => {
+                                let damaged = Input::SnapshotDamaged { last: whole.last };
+                                self.replica.handle(now, damaged);
+                            }
+                        }
                     }
                     Output::Reply { to, reply } => {
                         let id = self.replica.raft().id();
@@ -268,6 +286,7 @@ where
             nodes: self.nodes.clone(),
             clients: HashMap::new(),
             clock: self.clock,
+            new_state: self.new_state,
         };
         thread::spawn(move || node.run())
     }

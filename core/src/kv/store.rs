@@ -9,19 +9,18 @@
 //! alive copy pointers, not values. The map keeps keys in order, which scans read in pages
 //! (`scan`).
 
-use core::fmt;
 use std::io;
 use std::sync::Arc;
 
 use imbl::OrdMap;
-use serde::de::{SeqAccess, Visitor};
 use serde::ser::SerializeSeq;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Serialize, Serializer};
 
 use crate::kv::command::{KvCommand, KvReply, PutCondition};
 use crate::kv::counter::incremented;
 use crate::kv::key::Key;
 use crate::kv::pairs::Pairs;
+use crate::kv::restore::read_pairs;
 use crate::kv::scan::read_page;
 use crate::state_machine::{InvalidCommand, RestoreError, StateMachine};
 
@@ -90,47 +89,6 @@ struct PairOut<'a> {
     #[serde(with = "crate::bytes")]
     key: &'a [u8],
     #[serde(with = "crate::bytes")]
-    value: &'a [u8],
-}
-
-/// `SnapshotOut` as decoded.
-#[derive(Deserialize)]
-struct SnapshotIn {
-    entries: PairsIn,
-}
-
-/// The pairs of a snapshot, inserted into a map as they are decoded: a restore holds the
-/// snapshot's bytes and the map, and no list of every pair besides.
-struct PairsIn(Pairs);
-
-impl<'de> Deserialize<'de> for PairsIn {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<PairsIn, D::Error> {
-        deserializer.deserialize_seq(PairsVisitor)
-    }
-}
-
-struct PairsVisitor;
-
-impl<'de> Visitor<'de> for PairsVisitor {
-    type Value = PairsIn;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a sequence of keys and values")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut sequence: A) -> Result<PairsIn, A::Error> {
-        let mut pairs = Pairs::new();
-        while let Some(PairIn { key, value }) = sequence.next_element()? {
-            pairs.insert(Key::new(key), Arc::from(value));
-        }
-        Ok(PairsIn(pairs))
-    }
-}
-
-/// A pair borrowed from the snapshot's bytes.
-#[derive(Deserialize)]
-struct PairIn<'a> {
-    key: &'a [u8],
     value: &'a [u8],
 }
 
@@ -377,9 +335,13 @@ impl StateMachine for KvStore {
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
-        let decoded: SnapshotIn = postcard::from_bytes(snapshot)
-            .map_err(|error| RestoreError { reason: error.to_string() })?;
-        self.entries = decoded.entries.0;
+        self.entries = read_pairs(&mut &snapshot[..])?;
+        Ok(())
+    }
+
+    /// Decodes the snapshot a pair at a time, straight into the map.
+    fn restore_from(&mut self, snapshot: &mut dyn io::Read) -> Result<(), RestoreError> {
+        self.entries = read_pairs(snapshot)?;
         Ok(())
     }
 }
@@ -590,6 +552,24 @@ mod tests {
         assert_eq!(restored.get(&[b'l'; 300]), Some(&[7; 200][..]));
         assert!(restored.restore(&[0xff, 0xff, 0xff]).is_err());
         assert!(restored.restore(&snapshot[..snapshot.len() - 1]).is_err(), "cut short");
+    }
+
+    #[test]
+    fn a_snapshot_decoded_as_it_is_read_restores_the_same_store() {
+        let mut store = KvStore::default();
+        for i in 0..300 {
+            let value = vec![b'v'; i * 7];
+            store.apply(&KvCommand::Put { key: bytes(&format!("k{i}")), value });
+        }
+        let encoded = store.snapshot();
+        let mut restored = KvStore::default();
+        restored.restore_from(&mut &encoded[..]).expect("decodes");
+        assert_eq!(restored, store);
+        let mut short = KvStore::default();
+        assert!(short.restore_from(&mut &encoded[..encoded.len() - 1]).is_err());
+        // A count of pairs that lies allocates nothing: the read ends with the bytes.
+        let lying = postcard::to_allocvec(&u64::MAX).unwrap();
+        assert!(short.restore_from(&mut &lying[..]).is_err());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use crate::ids::LogIndex;
 use crate::raft::log::{AppendChange, RaftLog};
 use crate::raft::message::Message;
-use crate::raft::persist::{HardState, Persist, PersistId, ReceivedChunk, Snapshot};
+use crate::raft::persist::{HardState, Persist, PersistId, ReceivedChunk, SavedSnapshot, Snapshot};
 
 /// Tracks the changes not yet handed to the driver, the persists it has not yet acknowledged,
 /// and the messages waiting for them.
@@ -19,6 +19,8 @@ use crate::raft::persist::{HardState, Persist, PersistId, ReceivedChunk, Snapsho
 pub(crate) struct Durability {
     hard_state_changed: bool,
     snapshot: Option<Snapshot>,
+    /// The leader's snapshot received whole, installed.
+    install_received: Option<SavedSnapshot>,
     /// Bytes of the leader's snapshot received since the last persist, consecutive.
     snapshot_chunk: Option<ReceivedChunk>,
     truncate_from: Option<LogIndex>,
@@ -45,6 +47,7 @@ impl Durability {
         Durability {
             hard_state_changed: false,
             snapshot: None,
+            install_received: None,
             snapshot_chunk: None,
             truncate_from: None,
             append_from: None,
@@ -111,11 +114,13 @@ impl Durability {
 
     /// The node installed a snapshot from the leader; unless it kept the entries after it, the
     /// log ends at the snapshot now.
-    pub(crate) fn snapshot_installed(&mut self, snapshot: Snapshot, kept_suffix: bool) {
+    pub(crate) fn snapshot_installed(&mut self, snapshot: SavedSnapshot, kept_suffix: bool) {
         if !kept_suffix {
             self.truncated(snapshot.last.index.next());
         }
-        self.snapshot = Some(snapshot);
+        // A snapshot of its own not handed out yet is older, and covered by this one.
+        self.snapshot = None;
+        self.install_received = Some(snapshot);
     }
 
     /// The node took `chunk` of the snapshot it receives from the leader: the next bytes of
@@ -155,6 +160,7 @@ impl Durability {
     fn has_pending(&self) -> bool {
         self.hard_state_changed
             || self.snapshot.is_some()
+            || self.install_received.is_some()
             || self.snapshot_chunk.is_some()
             || self.truncate_from.is_some()
             || self.append_from.is_some()
@@ -203,6 +209,7 @@ impl Durability {
             truncate_from: self.truncate_from.take(),
             entries,
             snapshot: self.snapshot.take(),
+            install_received: self.install_received.take(),
             snapshot_chunk: self.snapshot_chunk.take(),
         };
         Some(persist)

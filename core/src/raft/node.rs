@@ -19,7 +19,9 @@ use crate::raft::log::RaftLog;
 use crate::raft::membership::{Membership, Standing};
 use crate::raft::message::{AppendOutcome, Body, Message};
 use crate::raft::pending_transfer::PendingTransfer;
-use crate::raft::persist::{HardState, PartialSnapshot, Persist, PersistId, Recovered, Snapshot};
+use crate::raft::persist::{
+    HardState, PartialSnapshot, Persist, PersistId, Recovered, SavedSnapshot, Snapshot,
+};
 use crate::raft::progress::Progress;
 use crate::raft::reads::Reads;
 use crate::raft::recovery::Recovery;
@@ -51,10 +53,11 @@ pub enum Input {
         id: PersistId,
     },
     /// The driver read back the snapshot received from the leader that `Output::LoadSnapshot`
-    /// asked for, whole and intact: the node installs it.
+    /// asked for, whole and intact, and keeps it on its disk, ready to install: the node
+    /// installs it (`Output::RestoreSnapshot`, then `Persist::install_received`).
     SnapshotLoaded {
-        /// The snapshot, with the membership its chunks carried.
-        snapshot: Snapshot,
+        /// The snapshot, with the membership its chunks carried and its size.
+        snapshot: SavedSnapshot,
     },
     /// The snapshot received that `Output::LoadSnapshot` asked for is damaged on the driver's
     /// disk (a checksum failed): the node receives it again from its first byte.
@@ -74,12 +77,14 @@ pub enum Output {
     /// These entries are committed: apply them, in order. Every entry is handed out once.
     Apply(Vec<Entry>),
     /// Every byte of the snapshot being received from the leader is durable (the persists'
-    /// `snapshot_chunk`s): read it back and answer `Input::SnapshotLoaded`, or
-    /// `Input::SnapshotDamaged` if its checksums fail. Asked once per snapshot received.
+    /// `snapshot_chunk`s): read it back, checking its checksums (a driver with a state machine
+    /// decodes it as it reads), and answer `Input::SnapshotLoaded`, or
+    /// `Input::SnapshotDamaged` if a checksum fails. Asked once per snapshot received.
     LoadSnapshot(PartialSnapshot),
-    /// Replace the state machine with this snapshot from the leader; entries after it follow
-    /// as `Apply`.
-    RestoreSnapshot(Snapshot),
+    /// Replace the state machine with this snapshot from the leader, the one of the last
+    /// `Input::SnapshotLoaded` (as the driver read it back); entries after it follow as
+    /// `Apply`.
+    RestoreSnapshot(SavedSnapshot),
     /// Send this chunk of the snapshot the driver keeps on its disk (see
     /// `RaftNode::keep_snapshot_on_disk`): read it from the snapshot saved at `last`, if that
     /// is the one there, and send the message; otherwise drop it (it goes again later).
@@ -981,7 +986,7 @@ impl fmt::Display for Output {
                 write!(f, "load received snapshot {} ({}B)", whole.last, whole.total)
             }
             Output::RestoreSnapshot(snapshot) => {
-                write!(f, "restore snapshot {} ({}B)", snapshot.last, snapshot.data.len())
+                write!(f, "restore snapshot {} ({}B)", snapshot.last, snapshot.bytes)
             }
             Output::ReadReady { ctx, index } => write!(f, "read #{ctx} ready at {index}"),
             Output::ReadAborted { ctx, .. } => write!(f, "read #{ctx} aborted"),

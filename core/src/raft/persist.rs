@@ -65,8 +65,9 @@ impl SavedSnapshot {
 /// A chunk of a leader's snapshot that a follower received, to add to the snapshot it is
 /// receiving on its disk. A chunk at offset 0 starts a new one and discards any other; any
 /// other chunk continues the snapshot of the same `last` and `total` at exactly the bytes held
-/// (the node never asks for anything else). Once every byte is durable, the node asks for the
-/// whole snapshot back (`Output::LoadSnapshot`).
+/// (the node never asks for anything else). Once every byte is durable, the node asks the
+/// driver to read the whole snapshot back (`Output::LoadSnapshot`), and then to install it
+/// (`Persist::install_received`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReceivedChunk {
     /// The last entry the snapshot covers.
@@ -106,8 +107,8 @@ pub struct PartialSnapshot {
 ///
 /// The driver executes persists in the order it receives them and acknowledges them in that
 /// order (acknowledging `id` acknowledges every earlier one too, so one fsync may cover many:
-/// group commit). Within one persist it applies `snapshot` (which replaces every entry it
-/// covers), then `truncate_from`, then `entries`. A `snapshot_chunk` lies apart from the log
+/// group commit). Within one persist it applies `install_received`, then `snapshot` (each
+/// replaces every entry it covers), then `truncate_from`, then `entries`. A `snapshot_chunk` lies apart from the log
 /// (its own file): it may be written before or after the rest of its persist. The hard state
 /// must be durable no later than anything else of the persist; writing it first is allowed,
 /// and so is writing the newest hard state of a batch before the rest of the batch: a newer
@@ -124,6 +125,12 @@ pub struct Persist {
     pub entries: Vec<Entry>,
     /// A snapshot to store.
     pub snapshot: Option<Snapshot>,
+    /// The snapshot received whole from the leader that the driver read back
+    /// (`Input::SnapshotLoaded`) becomes the node's snapshot: the driver moves what it received
+    /// into place (a rename), the data never passing through the node. Like `snapshot`, it
+    /// replaces every entry it covers, unless the disk holds a snapshot as recent already (the
+    /// node's own, saved meanwhile), which stays; the received one is then dropped.
+    pub install_received: Option<SavedSnapshot>,
     /// A chunk of a snapshot being received from the leader, to add to it (see
     /// [`ReceivedChunk`]). A stored `snapshot` at or past the received one's `last` makes
     /// the received one useless: the driver may drop it.
@@ -162,6 +169,9 @@ impl fmt::Display for Persist {
         write!(f, "persist #{}", self.id.0)?;
         if let Some(snapshot) = &self.snapshot {
             write!(f, " snapshot={}({}B)", snapshot.last, snapshot.data.len())?;
+        }
+        if let Some(installed) = &self.install_received {
+            write!(f, " install-received={}({}B)", installed.last, installed.bytes)?;
         }
         if let Some(hard_state) = &self.hard_state {
             write!(f, " {hard_state}")?;

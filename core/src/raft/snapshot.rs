@@ -219,8 +219,8 @@ impl RaftNode {
 
     /// The driver read back the snapshot received whole (`Output::LoadSnapshot`): install it,
     /// unless the log has moved past it meanwhile, and tell the leader.
-    pub(crate) fn on_snapshot_loaded(&mut self, snapshot: Snapshot) {
-        let total = snapshot.data.len() as u64;
+    pub(crate) fn on_snapshot_loaded(&mut self, snapshot: SavedSnapshot) {
+        let total = snapshot.bytes;
         let loading = self.incoming_snapshot.as_ref().and_then(IncomingSnapshot::loading);
         if loading != Some((snapshot.last, total)) {
             self.counters.dropped_unexpected += 1;
@@ -258,12 +258,16 @@ impl RaftNode {
         self.counters.received_snapshots_damaged += 1;
     }
 
-    fn install_snapshot(&mut self, snapshot: Snapshot) {
+    /// Installs the snapshot received whole, which the driver keeps on its disk: once the
+    /// persist that installs it lands, it is the node's snapshot there, where chunks for
+    /// followers are read (until then, chunks asked of it are dropped and go again later).
+    fn install_snapshot(&mut self, snapshot: SavedSnapshot) {
         let kept_suffix = self.log.install_snapshot(snapshot.last, snapshot.membership.clone());
         self.durability.snapshot_installed(snapshot.clone(), kept_suffix);
         self.outbox.push_back(Output::RestoreSnapshot(snapshot.clone()));
-        self.snapshot = Some(snapshot);
-        self.snapshot_on_disk = None;
+        let SavedSnapshot { last, membership, bytes } = snapshot;
+        self.snapshot = Some(Snapshot { last, membership, data: Vec::new() });
+        self.snapshot_on_disk = Some(bytes);
         self.counters.snapshots_installed += 1;
     }
 

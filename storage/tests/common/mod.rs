@@ -33,6 +33,7 @@ pub(crate) fn persist(id: u64) -> Persist {
         truncate_from: None,
         entries: Vec::new(),
         snapshot: None,
+        install_received: None,
         snapshot_chunk: None,
     }
 }

@@ -43,6 +43,7 @@ pub(crate) fn seed(
         truncate_from: None,
         entries: Vec::new(),
         snapshot: None,
+        install_received: None,
         snapshot_chunk: None,
     };
     storage.persist(&[persist]).map_err(failed)?;

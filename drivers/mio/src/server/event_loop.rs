@@ -42,7 +42,7 @@ use crate::server::peer_record;
 use crate::server::peer_set::PeerSet;
 use crate::server::peers::PeerLink;
 use crate::server::snapshot_chunks::SnapshotChunks;
-use crate::server::snapshot_loader::SnapshotLoader;
+use crate::server::snapshot_loader::{LoadFailed, SnapshotLoader};
 use crate::server::snapshot_thread::SnapshotThread;
 use crate::wire::{MembershipReport, NodeStatus};
 
@@ -139,8 +139,9 @@ fn start(options: ServeOptions, with_front: bool) -> Result<Server, ServeError> 
     let snapshots =
         SnapshotThread::spawn(storage.snapshot_saver(), Arc::clone(&waker), instruments.clone())
             .map_err(ServeError::StartDiskThread)?;
-    let snapshot_loader = SnapshotLoader::spawn(options.data.clone(), Arc::clone(&waker))
-        .map_err(ServeError::StartDiskThread)?;
+    let snapshot_loader =
+        SnapshotLoader::spawn(options.data.clone(), options.limits, Arc::clone(&waker))
+            .map_err(ServeError::StartDiskThread)?;
     let disk = DiskThread::spawn(storage, lock, waker, instruments.clone())
         .map_err(ServeError::StartDiskThread)?;
     let now = clock.now();
@@ -647,11 +648,16 @@ impl Server {
             }
         }
         if let Some((whole, loaded)) = self.snapshot_loader.take_finished() {
-            let input = match loaded {
-                Ok(snapshot) => Input::SnapshotLoaded { snapshot },
-                Err(_) => Input::SnapshotDamaged { last: whole.last },
-            };
-            self.replica.handle(now, input);
+            let last = whole.last;
+            match loaded {
+                Ok(loaded) => self.replica.snapshot_loaded(now, loaded),
+                Err(LoadFailed::Damaged(_)) => {
+                    self.replica.handle(now, Input::SnapshotDamaged { last });
+                }
+                Err(LoadFailed::Undecodable(_)) => {
+                    self.replica.handle(now, Input::SnapshotUndecodable { last });
+                }
+            }
         }
         Ok(())
     }

@@ -1,21 +1,46 @@
 //! The snapshot loader: reads back a snapshot received whole from the leader (written chunk by
-//! chunk to `DIR/snapshot.incoming` by the disk thread), checking every checksum, away from
-//! the event loop. It hands the outcome back through a slot and wakes the event loop, which
-//! gives the replica the snapshot to install, or says it is damaged (then it is received again
-//! from its first byte).
+//! chunk to `DIR/snapshot.incoming` by the disk thread), checking every checksum, and decodes
+//! the store from it as it reads, away from the event loop: the snapshot is never held whole
+//! in memory, only the store it decodes to. It then finishes the file, ready to be renamed into
+//! place when the replica installs it. It hands the outcome back through a slot and wakes the
+//! event loop, which gives the replica the decoded snapshot, or says it is damaged (then it is
+//! received again from its first byte).
 
-use std::path::PathBuf;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use mio::Waker;
-use raftkv_core::raft::{PartialSnapshot, Snapshot};
-use raftkv_storage::{RealFs, StorageError, load_received_snapshot};
+use raftkv_core::kv::{KvLimits, KvStore};
+use raftkv_core::loaded_snapshot::LoadedSnapshot;
+use raftkv_core::raft::{PartialSnapshot, SavedSnapshot};
+use raftkv_core::state_machine::RestoreError;
+use raftkv_storage::{RealFs, ReceivedSnapshotReader, StorageError};
 use tracing::{info, warn};
 
-/// A load the thread finished: the snapshot asked for, and what was read.
-pub(crate) type Loaded = (PartialSnapshot, Result<Snapshot, StorageError>);
+/// A load the thread finished: the snapshot asked for, and what was read, or why it cannot be
+/// installed.
+pub(crate) type Loaded = (PartialSnapshot, Result<LoadedSnapshot<KvStore>, LoadFailed>);
+
+/// Why a snapshot received cannot be installed.
+#[derive(Debug)]
+pub(crate) enum LoadFailed {
+    /// The file is damaged or cannot be read.
+    Damaged(StorageError),
+    /// The file is intact, but what the leader sent does not decode.
+    Undecodable(RestoreError),
+}
+
+impl fmt::Display for LoadFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadFailed::Damaged(error) => write!(f, "damaged on disk: {error}"),
+            LoadFailed::Undecodable(error) => write!(f, "does not decode: {error}"),
+        }
+    }
+}
 
 /// The event loop's handle on the loader thread.
 #[derive(Debug)]
@@ -75,15 +100,19 @@ impl Requests {
 }
 
 impl SnapshotLoader {
-    /// Starts the thread, which reads from data directory `dir` and wakes the loop with
-    /// `waker`.
-    pub(crate) fn spawn(dir: PathBuf, waker: Arc<Waker>) -> std::io::Result<SnapshotLoader> {
+    /// Starts the thread, which reads from data directory `dir`, decodes stores with `limits`
+    /// and wakes the loop with `waker`.
+    pub(crate) fn spawn(
+        dir: PathBuf,
+        limits: KvLimits,
+        waker: Arc<Waker>,
+    ) -> std::io::Result<SnapshotLoader> {
         let requests = Arc::new(Requests::default());
         let finished = Arc::new(Mutex::new(None));
         let (thread_requests, slot) = (Arc::clone(&requests), Arc::clone(&finished));
         let thread = thread::Builder::new()
             .name("raftkv-snapshot-load".to_string())
-            .spawn(move || run(&dir, &thread_requests, &slot, &waker))?;
+            .spawn(move || run(&dir, limits, &thread_requests, &slot, &waker))?;
         Ok(SnapshotLoader { requests, finished, thread: Some(thread) })
     }
 
@@ -111,21 +140,27 @@ impl SnapshotLoader {
     }
 }
 
-fn run(dir: &std::path::Path, requests: &Requests, slot: &Mutex<Option<Loaded>>, waker: &Waker) {
+fn run(
+    dir: &Path,
+    limits: KvLimits,
+    requests: &Requests,
+    slot: &Mutex<Option<Loaded>>,
+    waker: &Waker,
+) {
     while let Some(whole) = requests.next() {
         let started = Instant::now();
-        let loaded = load_received_snapshot(&RealFs, dir, &whole);
+        let loaded = load(dir, limits, &whole);
         match &loaded {
             Ok(_) => info!(
                 last = %whole.last,
                 bytes = whole.total,
                 took_ms = started.elapsed().as_millis() as u64,
-                "read back the snapshot received from the leader"
+                "read back and decoded the snapshot received from the leader"
             ),
             Err(error) => warn!(
                 last = %whole.last,
                 %error,
-                "the snapshot received from the leader is damaged on disk: receiving it again"
+                "the snapshot received from the leader cannot be installed: receiving it again"
             ),
         }
         *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some((whole, loaded));
@@ -135,11 +170,100 @@ fn run(dir: &std::path::Path, requests: &Requests, slot: &Mutex<Option<Loaded>>,
     }
 }
 
+/// Reads back the snapshot received whole that `whole` names, decoding the store as it reads,
+/// then finishes the file, ready to install. A decoding that fails on a damaged file is damage.
+fn load(
+    dir: &Path,
+    limits: KvLimits,
+    whole: &PartialSnapshot,
+) -> Result<LoadedSnapshot<KvStore>, LoadFailed> {
+    let mut reader =
+        ReceivedSnapshotReader::open(RealFs, dir, whole).map_err(LoadFailed::Damaged)?;
+    let membership = reader.membership().clone();
+    let snapshot = SavedSnapshot { last: reader.last(), membership, bytes: reader.total() };
+    let decoded = LoadedSnapshot::decode(snapshot, &mut reader, KvStore::new(limits));
+    let finished = reader.finish().map_err(LoadFailed::Damaged);
+    let loaded = decoded.map_err(LoadFailed::Undecodable);
+    finished.and(loaded)
+}
+
 #[cfg(test)]
 mod tests {
-    use raftkv_core::{LogId, LogIndex, Term};
+    use raftkv_core::kv::{KvCommand, KvReply};
+    use raftkv_core::raft::{Membership, Persist, PersistId, ReceivedChunk};
+    use raftkv_core::session::Sessions;
+    use raftkv_core::{LogId, LogIndex, NodeId, StateMachine, Term};
+    use raftkv_storage::{Storage, StorageOptions};
 
     use super::*;
+
+    /// A replica's snapshot of a store of `keys` pairs: the sessions, then the state.
+    fn replica_snapshot(keys: usize) -> (KvStore, Vec<u8>) {
+        let mut store = KvStore::default();
+        for i in 0..keys {
+            let key = format!("key-{i}").into_bytes();
+            store.apply(&KvCommand::Put { key, value: vec![b'v'; 100] });
+        }
+        let state = store.snapshot();
+        let mut data = postcard::to_allocvec(&Sessions::<KvReply>::new(60_000)).unwrap();
+        data.extend(postcard::to_allocvec(&(state.len() as u64)).unwrap());
+        data.extend(state);
+        (store, data)
+    }
+
+    /// A data directory that received `data` whole, in chunks of 64 KiB, as the snapshot at 9.
+    fn received(name: &str, data: &[u8]) -> (PathBuf, PartialSnapshot) {
+        let dir = std::env::temp_dir().join(format!("raftkv-loader-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let options = StorageOptions::new("test", NodeId(2));
+        let (mut storage, _, _) = Storage::open(RealFs, &dir, &options).unwrap();
+        let last = LogId { index: LogIndex(9), term: Term(1) };
+        let total = data.len() as u64;
+        for (i, piece) in data.chunks(64 << 10).enumerate() {
+            let chunk = ReceivedChunk {
+                last,
+                membership: Membership::with_voters([NodeId(1), NodeId(2), NodeId(3)]),
+                total,
+                offset: (i * (64 << 10)) as u64,
+                data: piece.to_vec(),
+            };
+            let persist = Persist {
+                id: PersistId(i as u64 + 1),
+                hard_state: None,
+                truncate_from: None,
+                entries: Vec::new(),
+                snapshot: None,
+                install_received: None,
+                snapshot_chunk: Some(chunk),
+            };
+            storage.persist(&[persist]).unwrap();
+        }
+        (dir, PartialSnapshot { last, total, received: total })
+    }
+
+    #[test]
+    fn a_snapshot_received_decodes_as_it_is_read_and_damage_is_told_from_bad_data() {
+        let (store, data) = replica_snapshot(3_000);
+        let (dir, whole) = received("intact", &data);
+        let loaded = load(&dir, KvLimits::default(), &whole).expect("decodes");
+        assert_eq!(loaded.state(), &store);
+        assert_eq!(loaded.snapshot().bytes, data.len() as u64);
+        // Intact on disk, but not a snapshot of the store: refused as such, not as damage.
+        let (garbage_dir, garbage) = received("garbage", &vec![0xff; 200_000]);
+        let refused = load(&garbage_dir, KvLimits::default(), &garbage);
+        assert!(matches!(refused, Err(LoadFailed::Undecodable(_))), "{refused:?}");
+        // A byte changed on disk after it was written: damage, whatever the decoder made of it.
+        let file = dir.join("snapshot.incoming");
+        let mut bytes = std::fs::read(&file).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x01;
+        std::fs::write(&file, &bytes).unwrap();
+        let damaged = load(&dir, KvLimits::default(), &whole);
+        assert!(matches!(damaged, Err(LoadFailed::Damaged(_))), "{damaged:?}");
+        for dir in [dir, garbage_dir] {
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+    }
 
     fn whole(index: u64) -> PartialSnapshot {
         let last = LogId { index: LogIndex(index), term: Term(1) };

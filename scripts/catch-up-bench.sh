@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# A follower catching up through a large snapshot: its peak RSS (VmHWM) and the bytes it
+# writes (write_bytes of /proc/PID/io), from its start until the snapshot is installed.
+#
+# Once, with the first binary: a 3-node cluster on loopback takes KEYS puts of 100 bytes over
+# KEYS keys while node 3 is down, then nodes 1 and 2 snapshot their whole log (so that the
+# follower's catch-up is the snapshot, not a log tail). Then RUNS times, the binaries
+# alternated within each round: nodes 1 and 2 start again from copies of that state, node 3
+# from its old one, and node 3 is measured until its snapshot is installed.
+#
+# Usage: scripts/catch-up-bench.sh BINARY [BINARY...]
+#   KEYS=2000000 RUNS=3 PORT=7141 (ports PORT..PORT+2), DATA=DIR (about 3x the snapshot
+#   size, twice: the state filled once and a copy per run; a temporary directory by default).
+# Prints one line per run, then the medians per binary. Needs release builds, Linux.
+set -euo pipefail
+(($# > 0)) || { echo "usage: $0 BINARY [BINARY...]" >&2; exit 2; }
+for binary in "$@"; do
+    [[ -x $binary ]] || { echo "not an executable: $binary" >&2; exit 2; }
+done
+keys=${KEYS:-2000000}
+runs=${RUNS:-3}
+port=${PORT:-7141}
+data=${DATA:-$(mktemp -d)}
+filled=$data/filled
+peers="1=127.0.0.1:$port,2=127.0.0.1:$((port + 1)),3=127.0.0.1:$((port + 2))"
+cluster="127.0.0.1:$port,127.0.0.1:$((port + 1)),127.0.0.1:$((port + 2))"
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
+
+start() { # start BINARY DIR ID [ARG...]: starts node ID on DIR/nID; its pid in $started
+    local binary=$1 dir=$2 id=$3
+    shift 3
+    "$binary" serve --id "$id" --peers "$peers" --data "$dir/n$id" "$@" >>"$dir/n$id.log" 2>&1 &
+    started=$!
+    pids+=("$started")
+}
+
+stop() { # stop PID...: until they are gone (a data directory stays locked until then)
+    kill "$@" 2>/dev/null || true
+    for pid in "$@"; do
+        while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    done
+}
+
+until_true() { # until_true SECONDS WHAT COMMAND...: polls COMMAND every 0.2 s
+    local deadline=$((SECONDS + $1)) what=$2
+    shift 2
+    until "$@"; do
+        ((SECONDS < deadline)) || { echo "timed out waiting for $what" >&2; exit 1; }
+        sleep 0.2
+    done
+}
+
+has_leader() { "$1" status --cluster "$cluster" >/dev/null 2>&1; }
+snapshots_settled() { # snapshots_settled LOG: one saved at least, none under way for 3 s
+    local saving saved
+    saving=$(grep -c "saving snapshot" "$1" || true)
+    saved=$(grep -c "snapshot saved" "$1" || true)
+    ((saved > 0 && saving == saved)) || return 1
+    sleep 3
+    [[ $(grep -c "saving snapshot" "$1" || true) == "$saving" ]]
+}
+installed() { # installed DIR: node 3 holds a snapshot and nothing received is left over
+    [[ -e $1/n3/snapshot && ! -e $1/n3/snapshot.incoming && ! -e $1/n3/snapshot.incoming.sums ]]
+}
+
+fill() {
+    local binary=$1 a b c
+    mkdir -p "$filled"
+    start "$binary" "$filled" 1; a=$started
+    start "$binary" "$filled" 2; b=$started
+    start "$binary" "$filled" 3; c=$started
+    until_true 60 "a leader" has_leader "$binary"
+    "$binary" put --cluster "$cluster" first 1 >/dev/null
+    stop "$c"
+    "$binary" bench --cluster "$cluster" --clients 50 --value-size 100 --ops "$keys" \
+        --keys "$keys" | tail -1
+    stop "$a" "$b"
+    # Again with a small threshold: each node snapshots its whole log.
+    local compact=(--snapshot-bytes 1000000 --snapshot-growth-percent 0)
+    : >"$filled/n1.log"
+    : >"$filled/n2.log"
+    start "$binary" "$filled" 1 "${compact[@]}"; a=$started
+    start "$binary" "$filled" 2 "${compact[@]}"; b=$started
+    until_true 600 "node 1's snapshots" snapshots_settled "$filled/n1.log"
+    until_true 600 "node 2's snapshots" snapshots_settled "$filled/n2.log"
+    stop "$a" "$b"
+    echo "filled: $(stat -c %s "$filled/n1/snapshot") bytes of snapshot"
+}
+
+measure() { # measure BINARY: one catch-up of node 3; prints peak RSS and bytes written
+    local binary=$1 run=$data/run a b c peak written
+    rm -rf "$run"
+    cp -a "$filled" "$run"
+    for id in 1 2 3; do : >"$run/n$id.log"; done
+    start "$binary" "$run" 1; a=$started
+    start "$binary" "$run" 2; b=$started
+    until_true 120 "a leader" has_leader "$binary"
+    sleep 3 # The leader settles.
+    start "$binary" "$run" 3; c=$started
+    until_true 600 "node 3's snapshot" installed "$run"
+    peak=$(awk '/^VmHWM/ { print $2 * 1024 }' "/proc/$c/status")
+    written=$(awk '/^write_bytes/ { print $2 }' "/proc/$c/io")
+    stop "$a" "$b" "$c"
+    rm -rf "$run"
+    echo "$peak $written"
+}
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+fill "$1"
+results=$(mktemp)
+for round in $(seq 1 "$runs"); do
+    for binary in "$@"; do
+        read -r peak written < <(measure "$binary")
+        echo "$binary round $round: peak RSS $((peak >> 20)) MiB, written $((written >> 20)) MiB"
+        echo "$binary $peak $written" >>"$results"
+    done
+done
+snapshot=$(stat -c %s "$filled/n1/snapshot")
+for binary in "$@"; do
+    peak=$(awk -v b="$binary" '$1 == b { print $2 }' "$results" | median)
+    written=$(awk -v b="$binary" '$1 == b { print $3 }' "$results" | median)
+    awk -v b="$binary" -v p="$peak" -v w="$written" -v s="$snapshot" 'BEGIN {
+        printf "%s: median peak RSS %d MiB (%.2fx the snapshot), written %d MiB (%.2fx)\n",
+            b, p / 1048576, p / s, w / 1048576, w / s }'
+done
+rm -f "$results"
