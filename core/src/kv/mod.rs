@@ -4,6 +4,7 @@ mod command;
 mod counter;
 mod key;
 mod pairs;
+mod restore;
 mod scan;
 mod store;
 

@@ -9,20 +9,18 @@
 //! alive copy pointers, not values. The map keeps keys in order, which scans read in pages
 //! (`scan`).
 
-use core::fmt;
 use std::io;
 use std::sync::Arc;
 
 use imbl::OrdMap;
-use serde::de::{SeqAccess, Visitor};
 use serde::ser::SerializeSeq;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Serialize, Serializer};
 
-use crate::encoding;
 use crate::kv::command::{KvCommand, KvReply, PutCondition};
 use crate::kv::counter::incremented;
 use crate::kv::key::Key;
 use crate::kv::pairs::Pairs;
+use crate::kv::restore::read_pairs;
 use crate::kv::scan::read_page;
 use crate::state_machine::{InvalidCommand, RestoreError, StateMachine};
 
@@ -91,47 +89,6 @@ struct PairOut<'a> {
     #[serde(with = "crate::bytes")]
     key: &'a [u8],
     #[serde(with = "crate::bytes")]
-    value: &'a [u8],
-}
-
-/// `SnapshotOut` as decoded.
-#[derive(Deserialize)]
-struct SnapshotIn {
-    entries: PairsIn,
-}
-
-/// The pairs of a snapshot, inserted into a map as they are decoded: a restore holds the
-/// snapshot's bytes and the map, and no list of every pair besides.
-struct PairsIn(Pairs);
-
-impl<'de> Deserialize<'de> for PairsIn {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<PairsIn, D::Error> {
-        deserializer.deserialize_seq(PairsVisitor)
-    }
-}
-
-struct PairsVisitor;
-
-impl<'de> Visitor<'de> for PairsVisitor {
-    type Value = PairsIn;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a sequence of keys and values")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut sequence: A) -> Result<PairsIn, A::Error> {
-        let mut pairs = Pairs::new();
-        while let Some(PairIn { key, value }) = sequence.next_element()? {
-            pairs.insert(Key::new(key), Arc::from(value));
-        }
-        Ok(PairsIn(pairs))
-    }
-}
-
-/// A pair borrowed from the snapshot's bytes.
-#[derive(Deserialize)]
-struct PairIn<'a> {
-    key: &'a [u8],
     value: &'a [u8],
 }
 
@@ -378,22 +335,13 @@ impl StateMachine for KvStore {
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
-        let decoded: SnapshotIn = postcard::from_bytes(snapshot)
-            .map_err(|error| RestoreError { reason: error.to_string() })?;
-        self.entries = decoded.entries.0;
+        self.entries = read_pairs(&mut &snapshot[..])?;
         Ok(())
     }
 
-    /// Decodes `SnapshotIn` a pair at a time, straight into the map.
+    /// Decodes the snapshot a pair at a time, straight into the map.
     fn restore_from(&mut self, snapshot: &mut dyn io::Read) -> Result<(), RestoreError> {
-        let pairs = encoding::read_varint(snapshot)?;
-        let mut entries = Pairs::new();
-        for _ in 0..pairs {
-            let key = encoding::read_byte_string(snapshot)?;
-            let value = encoding::read_byte_string(snapshot)?;
-            entries.insert(Key::new(&key), Arc::<[u8]>::from(value));
-        }
-        self.entries = entries;
+        self.entries = read_pairs(snapshot)?;
         Ok(())
     }
 }
