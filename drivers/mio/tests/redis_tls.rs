@@ -222,8 +222,13 @@ fn handshakes_beyond_the_pending_cap_close_the_oldest_one_still_going() {
     // Accepted in the order they connected: the third makes room by closing the oldest.
     let _third = stalled_handshake(&cluster);
     oldest.set_read_timeout(Some(PATIENCE)).expect("a timeout");
-    let mut nothing = Vec::new();
-    assert_eq!(oldest.read_to_end(&mut nothing).expect("closed for the third"), 0);
+    // Closed with its first bytes unread (the node may evict it before reading them), the
+    // kernel resets the connection instead of ending it: both say it was closed.
+    let closed = oldest.read_to_end(&mut Vec::new()).map_err(|error| error.kind());
+    assert!(
+        matches!(closed, Ok(0) | Err(std::io::ErrorKind::ConnectionReset)),
+        "closed for the third, not {closed:?}"
+    );
     assert_eq!(stat(&mut admitted, "tls_refused_connections"), before + 1);
     second.set_nonblocking(true).expect("non-blocking");
     let still = second.read(&mut [0; 16]).map_err(|error| error.kind());
