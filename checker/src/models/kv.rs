@@ -199,54 +199,38 @@ impl Model for KvModel {
     }
 
     /// What a get read must be a value some write may leave (the current one, or that of a
-    /// put, a delete or a compare-and-set) followed by some of the appends to its key, each
-    /// at most once.
+    /// put, a delete or a compare-and-set, alone or in a batch) followed by some of the
+    /// appends to its key, each at most once; so must each get of a batch that only reads.
     fn may_become_allowed<'a>(
         &self,
         state: &KvState,
         read: &Operation,
-        mut resets: impl Iterator<Item = &'a Operation>,
+        resets: impl Iterator<Item = &'a Operation>,
         extensions: impl Iterator<Item = &'a Operation>,
     ) -> bool {
-        let Command::Get { output: Some(output) } = &read.command else {
-            return true;
+        let gets: Vec<(&str, &str)> = match &read.command {
+            Command::Get { output: Some(output) } => vec![(read.key.as_str(), output.as_str())],
+            Command::Batch { steps } => steps
+                .iter()
+                .filter_map(|step| match &step.command {
+                    Command::Get { output: Some(output) } => {
+                        Some((step.key.as_str(), output.as_str()))
+                    }
+                    _ => None,
+                })
+                .collect(),
+            _ => return true,
         };
-        let key = read.key.as_str();
-        let appends: Vec<&str> = extensions
-            .filter(|extension| extension.key == key)
-            .filter_map(|extension| match &extension.command {
-                Command::Append { value } if !value.is_empty() => Some(value.as_str()),
-                _ => None,
-            })
-            .collect();
-        let may_follow = |base: &str| {
-            output.strip_prefix(base).is_some_and(|rest| may_be_made_of(rest, &appends))
-        };
-        may_follow(state.read(key))
-            || resets.any(|reset| {
-                let on_key = reset.key == key;
-                match &reset.command {
-                    Command::Put { value } | Command::Cas { value, .. } => {
-                        on_key && may_follow(value)
-                    }
-                    Command::Delete => on_key && may_follow(""),
-                    Command::PutMany { pairs } => {
-                        pairs.iter().any(|(written, value)| written == key && may_follow(value))
-                    }
-                    Command::DeleteMany { keys, .. } => {
-                        keys.iter().any(|removed| removed == key) && may_follow("")
-                    }
-                    // Conservative: what these leave is not worked out here.
-                    Command::PutIf { .. } | Command::Increment { .. } => on_key,
-                    Command::Batch { .. } => true,
-                    Command::Get { .. }
-                    | Command::Append { .. }
-                    | Command::GetMany { .. }
-                    | Command::Exists { .. }
-                    | Command::Count { .. }
-                    | Command::Scan { .. } => true,
-                }
-            })
+        let resets: Vec<&Operation> = resets.collect();
+        let extensions: Vec<&Operation> = extensions.collect();
+        gets.into_iter().all(|(key, output)| {
+            let mut leaves = Leaves { bases: vec![state.read(key)], appends: Vec::new() };
+            let worked_out = resets
+                .iter()
+                .chain(&extensions)
+                .all(|write| leaves.add(key, &write.key, &write.command));
+            !worked_out || leaves.may_read(output)
+        })
     }
 
     /// By key; the keys one operation names together go together, a scan's with every key
@@ -287,6 +271,48 @@ impl Model for KvModel {
         }
     }
 }
+/// What the writes before a get may leave at its key: the values some may set it to (the
+/// value before them among them), and the texts some may append.
+struct Leaves<'a> {
+    bases: Vec<&'a str>,
+    appends: Vec<&'a str>,
+}
+
+impl<'a> Leaves<'a> {
+    /// Adds what `command` on `command_key` may leave at `key`; `false` if that is not worked
+    /// out here (a put-if or an increment of the key, which only checking can tell).
+    fn add(&mut self, key: &str, command_key: &'a str, command: &'a Command) -> bool {
+        let on_key = command_key == key;
+        match command {
+            Command::Put { value } | Command::Cas { value, .. } if on_key => self.bases.push(value),
+            Command::Delete if on_key => self.bases.push(""),
+            Command::Append { value } if on_key && !value.is_empty() => self.appends.push(value),
+            Command::PutMany { pairs } => self.bases.extend(
+                pairs.iter().filter(|(written, _)| written == key).map(|(_, value)| value.as_str()),
+            ),
+            Command::DeleteMany { keys, .. } if keys.iter().any(|removed| removed == key) => {
+                self.bases.push("");
+            }
+            Command::PutIf { .. } | Command::Increment { .. } if on_key => return false,
+            // Each of its commands: whatever it leaves is what one of them left, followed by
+            // appends of the ones after it.
+            Command::Batch { steps } => {
+                return steps.iter().all(|step| self.add(key, &step.key, &step.command));
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// Whether a get may read `output`: a base followed by some of the appends, each at most
+    /// once.
+    fn may_read(&self, output: &str) -> bool {
+        self.bases.iter().any(|base| {
+            output.strip_prefix(base).is_some_and(|rest| may_be_made_of(rest, &self.appends))
+        })
+    }
+}
+
 /// `command` on `key` in plain words, e.g. `get("x") -> "1"`; a batch lists its commands.
 fn describe(key: &str, command: &Command) -> String {
     match command {
@@ -1008,5 +1034,24 @@ mod tests {
             r#"batch[put("x", "1"); get("x") -> "1"]"#
         );
         assert_eq!(KvModel.label(&operation), "batch[put 1; get 1]");
+    }
+
+    #[test]
+    fn a_get_may_become_allowed_by_what_a_batch_may_leave_and_a_reading_batch_is_pruned_too() {
+        let read = get("a.b.");
+        let append_step = |value: &str| step("x", Command::Append { value: value.to_owned() });
+        let may = |read: &Operation, resets: &[Operation]| {
+            KvModel.may_become_allowed(&KvState::holding("x", "z."), read, resets.iter(), [].iter())
+        };
+        let leaves_it = op("", batch(vec![put_step("a."), get_step("a."), append_step("b.")]));
+        let leaves_other = op("", batch(vec![put_step("c."), append_step("b.")]));
+        let other_key = op("", batch(vec![step("y", Command::Put { value: "a.b.".to_owned() })]));
+        assert!(may(&read, std::slice::from_ref(&leaves_it)));
+        assert!(!may(&read, &[leaves_other.clone(), other_key]));
+        let reading_batch = op("", batch(vec![get_step("z."), get_step("a.b.")]));
+        assert!(!may(&reading_batch, std::slice::from_ref(&leaves_other)));
+        assert!(may(&reading_batch, &[leaves_it]));
+        let increment = step("x", Command::Increment { delta: 1, output: None });
+        assert!(may(&read, &[op("", batch(vec![increment]))]), "not worked out: allowed");
     }
 }
