@@ -10,23 +10,13 @@ use std::net::TcpStream;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{PATIENCE, TestCluster};
+use common::{PATIENCE, TestCluster, connect_when_listening};
 use raftkv_checker::{Command, KvModel, Operation, Verdict, check};
 use redis::{Connection, RedisResult};
 
 fn connect(cluster: &TestCluster, node: usize) -> Connection {
     let client = redis::Client::open(cluster.redis_url(node)).expect("a valid url");
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        match client.get_connection() {
-            Ok(connection) => return connection,
-            Err(error) if Instant::now() < deadline => {
-                eprintln!("waiting for node {node}'s redis listener: {error}");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(error) => panic!("node {node}'s redis listener: {error}"),
-        }
-    }
+    connect_when_listening(&client, node)
 }
 
 fn query<T: redis::FromRedisValue>(connection: &mut Connection, words: &[&[u8]]) -> RedisResult<T> {

@@ -10,9 +10,9 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use common::{PATIENCE, TestCluster, wait_with_deadline};
+use common::{PATIENCE, TestCluster, connect_when_listening, wait_with_deadline};
 use redis::{ClientTlsConfig, Connection, RedisResult, TlsCertificates};
 
 /// A TLS client of node `node`'s Redis listener, with the client certificate or without.
@@ -27,18 +27,7 @@ fn tls_client(cluster: &TestCluster, node: usize, with_certificate: bool) -> red
 
 /// A connection through TLS with the client certificate, once the listener answers.
 fn connect(cluster: &TestCluster, node: usize) -> Connection {
-    let client = tls_client(cluster, node, true);
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        match client.get_connection() {
-            Ok(connection) => return connection,
-            Err(error) if Instant::now() < deadline => {
-                eprintln!("waiting for node {node}'s redis listener: {error}");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(error) => panic!("node {node}'s redis listener: {error}"),
-        }
-    }
+    connect_when_listening(&tls_client(cluster, node, true), node)
 }
 
 /// A field of `INFO stats`.

@@ -477,3 +477,19 @@ pub(crate) fn free_ports(count: usize) -> Vec<u16> {
     let base = free_port_block(count);
     (base..base + count).collect()
 }
+
+/// A connection of `client` to node `node`'s Redis listener, once it answers (a node opens
+/// its listener a moment after it starts).
+pub(crate) fn connect_when_listening(client: &redis::Client, node: usize) -> redis::Connection {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match client.get_connection() {
+            Ok(connection) => return connection,
+            Err(error) if Instant::now() < deadline => {
+                eprintln!("waiting for node {node}'s redis listener: {error}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(error) => panic!("node {node}'s redis listener: {error}"),
+        }
+    }
+}
