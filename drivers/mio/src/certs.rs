@@ -210,7 +210,10 @@ fn check_host(host: &str) -> Result<(), CertsError> {
     if rustls::pki_types::ServerName::try_from(host).is_err() {
         return bad("is neither a DNS name nor an IP address");
     }
-    if parse_node_name(host).is_some() {
+    // As certificate checks compare names: whatever the case, and with or without the root's
+    // trailing dot.
+    let compared = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+    if parse_node_name(&compared).is_some() {
         return bad("is a node's name, which only that node's certificate holds");
     }
     Ok(())
@@ -299,6 +302,7 @@ fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::failure::Failure;
     use crate::tls::identity::named_nodes;
     use crate::tls::{NodeTls, TlsFiles};
 
@@ -363,9 +367,11 @@ mod tests {
         let ip = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
         parsed.verify_is_valid_for_subject_name(&ip).unwrap();
         assert_eq!(named_nodes(&chain[0]), vec![NodeId(1)], "still node 1, and only it");
-        for bad in ["node-1.raftkv", "two words", ""] {
+        for bad in ["node-1.raftkv", "NODE-1.RAFTKV", "node-1.raftkv.", "two words", ""] {
             let refused = init(&dir, &[NodeId(2)], &[bad.to_string()], Existing::Refuse);
             assert!(matches!(&refused, Err(CertsError::BadHost { host, .. }) if host == bad));
+            let failure = Failure::Certs(refused.unwrap_err());
+            assert!(failure.is_usage(), "{bad:?}: exit status 2");
         }
         assert!(!node_paths(&dir, NodeId(2)).0.exists(), "nothing written");
         fs::remove_dir_all(&dir).unwrap();
