@@ -480,6 +480,16 @@ impl<S: StateMachine> Replica<S> {
 
     fn on_request(&mut self, now: Instant, from: ReplyTo, request: ClientRequest<S::Command>) {
         let ClientRequest { client, request: request_id, op } = request;
+        // A retry of a request already applied is answered from the session, whatever the
+        // state now says of the command: its reply is committed state, and a command valid
+        // when it was applied (an append) may no longer be (the value it grew is larger now).
+        if self.raft.role() == Role::Leader {
+            if let SessionCheck::Duplicate(reply) = self.sessions.check(client, request_id) {
+                let outcome = Outcome::Done(reply.clone());
+                self.reply(from, request_id, outcome);
+                return;
+            }
+        }
         if let Op::Command(command) = &op {
             if let Err(invalid) = self.state.validate(command) {
                 let reject = Reject::Invalid { reason: invalid.reason };
@@ -508,14 +518,8 @@ impl<S: StateMachine> Replica<S> {
                 }
             }
             op => {
-                // A retry of a request already applied is answered from the session: its reply
-                // is committed state. Everything else is decided where it is applied, so that
-                // every replica decides the same.
-                if let SessionCheck::Duplicate(reply) = self.sessions.check(client, request_id) {
-                    let outcome = Outcome::Done(reply.clone());
-                    self.reply(from, request_id, outcome);
-                    return;
-                }
+                // Retries already applied were answered above. Everything else is decided where
+                // it is applied, so that every replica decides the same.
                 let stamp_ms = self.log_clock_stamp(now);
                 let logged = LoggedRequest { client, request: request_id, stamp_ms, op };
                 let bytes =

@@ -89,6 +89,24 @@ fn a_request_delivered_three_times_is_applied_once() {
 }
 
 #[test]
+fn a_retried_append_is_answered_from_its_session_though_the_value_it_grew_is_now_too_large() {
+    let mut cluster = KvCluster::new(3, 0);
+    let leader = cluster.wait_for_leader();
+    let client = register_by_hand(&mut cluster, leader);
+    // More than half the value limit: valid once, not twice.
+    let large = "a".repeat(600 << 10);
+    let request =
+        ClientRequest { client, request: RequestId(2), op: Op::Command(append("x", &large)) };
+    cluster.request_by_hand(leader, request.clone());
+    cluster.stabilize();
+    cluster.request_by_hand(leader, request);
+    cluster.run_for(200);
+    let outcomes: Vec<_> = cluster.by_hand.iter().map(|(_, reply)| reply.outcome.clone()).collect();
+    let applied = Outcome::Done(KvReply::Length(large.len() as u64));
+    assert_eq!(outcomes, vec![applied.clone(), applied], "the retry gets the reply it had");
+}
+
+#[test]
 fn a_batch_delivered_twice_takes_effect_once_in_its_order_and_a_batch_of_reads_is_a_read() {
     let mut cluster = KvCluster::new(3, 0);
     let leader = cluster.wait_for_leader();

@@ -13,7 +13,7 @@ use std::sync::Arc;
 /// pointer and the enum's tag (24 bytes in all).
 const INLINE_BYTES: usize = 22;
 
-/// A key of the store. Ordered, compared and hashed as its bytes, whatever its form.
+/// A key of the store. Ordered and compared as its bytes, whatever its form.
 #[derive(Clone)]
 pub(crate) enum Key {
     /// Up to `INLINE_BYTES` bytes; `len` of `bytes` are the key.

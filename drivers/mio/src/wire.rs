@@ -26,8 +26,11 @@ use crate::connection_report::ConnectionReport;
 /// of the membership in force. 7: the commands on several keys, scans, conditional puts and
 /// counters, and an append answers the length it produced. 8: the membership in a status names
 /// the retired nodes. 9: backups (`AdminRequest::Backup`). 10: an append says whether it was
-/// sent behind others still in flight (a follower may hold it until they land).
-pub(crate) const PROTOCOL_VERSION: u32 = 10;
+/// sent behind others still in flight (a follower may hold it until they land). 11: batches
+/// of commands (`KvCommand::Batch`, in log entries, client frames and the sessions of
+/// snapshots): a node of version 10 could not decode them, so versions 10 and 11 refuse each
+/// other rather than let an older node skip entries it cannot read.
+pub(crate) const PROTOCOL_VERSION: u32 = 11;
 
 /// Bytes that start every `Hello`, so that a stray connection is told apart from a
 /// misconfigured raftkv process.

@@ -87,6 +87,8 @@ struct Server {
     metrics: Option<Published>,
     /// When to publish them next.
     next_publish: Instant,
+    /// Entries and snapshots the replica skipped because they did not decode, as last logged.
+    undecodable_logged: u64,
     /// What the loop counts for them.
     counts: LoopCounts,
     /// Clients of another protocol served in this loop (the Redis listener), if any.
@@ -182,6 +184,7 @@ fn start(options: ServeOptions, with_front: bool) -> Result<Server, ServeError> 
         next_sweep: now,
         metrics,
         next_publish: now,
+        undecodable_logged: 0,
         counts: LoopCounts::default(),
         front: None,
         front_woke: false,
@@ -703,6 +706,16 @@ impl Server {
         }
         if self.directory.on_commit(self.replica.raft().commit_index(), now) {
             self.follow_directory(now);
+        }
+        let undecodable = self.replica.undecodable();
+        if undecodable > self.undecodable_logged {
+            self.undecodable_logged = undecodable;
+            error!(
+                node = %self.options.id,
+                undecodable,
+                "committed entries or snapshots that do not decode were skipped: this node's \
+                 state may differ from the others' (a bug); replace the node from a healthy one"
+            );
         }
     }
 

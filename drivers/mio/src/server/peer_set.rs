@@ -62,9 +62,16 @@ impl PeerSet {
             .index
             .iter()
             .filter(|&(id, &slot)| {
-                let mut all = peers.iter().chain(answered);
-                let wanted = all.find(|(peer, _)| peer == id).map(|(_, a)| a.as_str());
-                self.slots[slot].as_ref().is_none_or(|link| Some(link.address()) != wanted)
+                // Wanted at this address, and as a member's link or an answering one.
+                let member = peers.iter().find(|(peer, _)| peer == id).map(|(_, a)| (a, false));
+                let retired =
+                    || answered.iter().find(|(peer, _)| peer == id).map(|(_, a)| (a, true));
+                let wanted = member.or_else(retired);
+                self.slots[slot].as_ref().is_none_or(|link| {
+                    wanted.is_none_or(|(address, on_demand)| {
+                        link.address() != address.as_str() || link.is_on_demand() != on_demand
+                    })
+                })
             })
             .map(|(&id, _)| id)
             .collect();
@@ -151,5 +158,34 @@ impl PeerSet {
     /// Every link, to change.
     pub(super) fn iter_mut(&mut self) -> impl Iterator<Item = &mut PeerLink> {
         self.slots.iter_mut().flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mio::Poll;
+
+    use super::*;
+
+    fn at(ids: &[u64]) -> Vec<(NodeId, String)> {
+        ids.iter().map(|&id| (NodeId(id), format!("127.0.0.1:{}", 1000 + id))).collect()
+    }
+
+    fn ids<'a>(links: impl Iterator<Item = &'a PeerLink>) -> Vec<u64> {
+        links.map(|link| link.id.0).collect()
+    }
+
+    #[test]
+    fn a_member_that_retires_gets_an_answering_link_instead_of_its_dialing_one() {
+        let poll = Poll::new().expect("poll");
+        let now = Instant::from_millis(1);
+        let mut links = PeerSet::new(NodeId(1), "test", 10, 100);
+        links.sync(poll.registry(), &at(&[1, 2, 3]), &[], false, now);
+        assert_eq!(ids(links.members()), [2, 3]);
+        links.sync(poll.registry(), &at(&[1, 2]), &at(&[3]), false, now);
+        assert_eq!(ids(links.members()), [2], "3 no longer dialed as a member");
+        assert!(links.get_mut(NodeId(3)).is_some_and(|link| link.is_on_demand()));
+        links.sync(poll.registry(), &at(&[1, 2]), &[], false, now);
+        assert!(links.get_mut(NodeId(3)).is_none(), "forgotten");
     }
 }
