@@ -98,6 +98,12 @@ impl Transport {
         }
     }
 
+    /// Whether rustls holds TLS records the socket has not taken yet: what
+    /// [`write`](Self::write) took is not sent before these are.
+    pub(crate) fn has_pending_records(&self) -> bool {
+        self.tls.as_ref().is_some_and(|tls| tls.wants_write())
+    }
+
     /// Writes the TLS records rustls has ready; returns whether none is left.
     pub(crate) fn send_records(&mut self) -> io::Result<bool> {
         let Some(tls) = &mut self.tls else {

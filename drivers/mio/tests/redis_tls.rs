@@ -2,8 +2,8 @@
 //! commands and pipelines through a follower and the leader, a client without a certificate
 //! refused when one is required (and let in with the password when it is optional), a client
 //! in the clear told so and counted, one that stalls in its handshake closed (at the timeout,
-//! or for a newer one at the cap), QUIT ending with a close_notify, and the flags that would
-//! let anyone in refused.
+//! or for a newer one at the cap), QUIT ending with a close_notify (after every answer, for a
+//! slow reader too), and the flags that would let anyone in refused.
 
 mod common;
 
@@ -72,14 +72,13 @@ fn set_get_and_pipelines_go_through_tls_on_a_follower_and_the_leader() {
     }
 }
 
-/// QUIT through TLS ends with a close_notify: a client can tell the end of the answers from a
-/// truncation (rustls reports an EOF without one as an error).
-#[test]
-fn quit_through_tls_ends_with_a_close_notify() {
+/// A TLS stream to node 1's Redis listener with the client certificate, spoken by hand: it
+/// reads exactly what the node sends, and when.
+fn raw_tls_stream(
+    cluster: &TestCluster,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-    let cluster = TestCluster::start_redis_tls(1, &[]);
-    drop(connect(&cluster, 1));
     let [ca, cert, key] = cluster.client_tls_files();
     let mut roots = rustls::RootCertStore::empty();
     roots.add(CertificateDer::from_pem_file(ca).expect("the CA")).expect("a trust anchor");
@@ -93,11 +92,57 @@ fn quit_through_tls_ends_with_a_close_notify() {
     let tls = rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("TLS");
     let socket = TcpStream::connect(cluster.redis_address(1)).expect("connects");
     socket.set_read_timeout(Some(PATIENCE)).expect("a timeout");
-    let mut stream = rustls::StreamOwned::new(tls, socket);
+    rustls::StreamOwned::new(tls, socket)
+}
+
+/// QUIT through TLS ends with a close_notify: a client can tell the end of the answers from a
+/// truncation (rustls reports an EOF without one as an error).
+#[test]
+fn quit_through_tls_ends_with_a_close_notify() {
+    let cluster = TestCluster::start_redis_tls(1, &[]);
+    drop(connect(&cluster, 1));
+    let mut stream = raw_tls_stream(&cluster);
     stream.write_all(b"PING\r\nQUIT\r\n").expect("sends");
     let mut answers = String::new();
     stream.read_to_string(&mut answers).expect("the answers, then a close_notify");
     assert_eq!(answers, "+PONG\r\n+OK\r\n");
+}
+
+/// A client that pipelines large GETs and QUIT, then reads slowly, gets every answer whole:
+/// the node closes only once the TLS records rustls still holds have left too. (Whether the
+/// last answers are still in rustls when the node has nothing more to hand it depends on the
+/// kernel's socket buffers: this exercises the path, it cannot force it.)
+#[test]
+fn quit_after_a_large_answer_to_a_slow_tls_reader_loses_nothing() {
+    const GETS: usize = 8;
+    let cluster = TestCluster::start_redis_tls(1, &[]);
+    let value: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251) as u8).collect();
+    let ok: String =
+        redis::cmd("SET").arg("big").arg(&value).query(&mut connect(&cluster, 1)).expect("SET");
+    assert_eq!(ok, "OK");
+    let mut stream = raw_tls_stream(&cluster);
+    // More answers than the kernel's socket buffers hold.
+    stream.write_all(&b"GET big\r\n".repeat(GETS)).expect("sends");
+    stream.write_all(b"QUIT\r\n").expect("sends");
+    // The scenario, not a wait for something: a reader slower than the node, so that the
+    // socket stays full while the node still has records to send.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut answers = Vec::new();
+    let mut chunk = [0; 16 << 10];
+    loop {
+        match stream.read(&mut chunk).expect("every answer, then a close_notify") {
+            0 => break,
+            read => answers.extend_from_slice(&chunk[..read]),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let mut answer = format!("${}\r\n", value.len()).into_bytes();
+    answer.extend_from_slice(&value);
+    answer.extend_from_slice(b"\r\n");
+    let mut expected = answer.repeat(GETS);
+    expected.extend_from_slice(b"+OK\r\n");
+    assert_eq!(answers.len(), expected.len(), "the answers' length");
+    assert!(answers == expected, "the answers' bytes");
 }
 
 #[test]

@@ -135,8 +135,12 @@ impl Connection {
         Ok(())
     }
 
-    /// Whether it has answered everything it will and may be closed.
+    /// Whether it has answered everything it will and may be closed: the answers moved into
+    /// rustls have left too, else closing would cut the last one short.
     pub(crate) fn finished(&self) -> bool {
-        self.closing && self.pipeline.is_empty() && self.outbox.is_empty()
+        self.closing
+            && self.pipeline.is_empty()
+            && self.outbox.is_empty()
+            && !self.transport.has_pending_records()
     }
 }
