@@ -9,7 +9,7 @@ use raftkv_core::protocol::Outcome;
 
 use crate::history;
 use crate::machine::Machine;
-use crate::options::{BATCH_COMMANDS, WorkloadOptions};
+use crate::options::{BATCH_COMMANDS, MULTI_KEY_OPS, NOT_IN_BATCHES, WorkloadOptions};
 use crate::recorded::Recorded;
 
 /// The key-value store, its random workload of gets, puts, appends, deletes and
@@ -102,16 +102,21 @@ impl KvMachine {
     }
 
     /// A batch of [`BATCH_COMMANDS`] commands, each on a key of its own drawn like those of
-    /// the others.
+    /// the others, but for those a batch may not hold ([`NOT_IN_BATCHES`]).
     fn batch_command(&mut self, rng: &mut Prng, client: usize) -> KvCommand {
         let (fewest, most) = BATCH_COMMANDS;
-        let weights: Vec<u64> =
-            self.options.mix.iter().chain(&self.options.multi).copied().collect();
+        let allowed = |op: &str| !NOT_IN_BATCHES.contains(&op);
+        let multi = MULTI_KEY_OPS.iter().zip(&self.options.multi);
+        let weights: Vec<u64> = (self.options.mix.iter().copied())
+            .chain(multi.map(|(op, weight)| if allowed(op) { *weight } else { 0 }))
+            .collect();
         let commands = (0..rng.range_inclusive(fewest, most))
             .map(|_| {
                 let key = KvMachine::key_name(rng.range_inclusive(0, self.options.keys - 1));
                 let kind = draw_kind(rng, &weights);
-                self.command_of_kind(rng, client, kind, key)
+                let command = self.command_of_kind(rng, client, kind, key);
+                assert!(command.may_join_batch(), "a batch drew {command}");
+                command
             })
             .collect();
         KvCommand::Batch { commands }

@@ -341,6 +341,10 @@ pub struct ClockOptions {
 pub const MULTI_KEY_OPS: [&str; 8] =
     ["get_many", "exists", "put_many", "delete_many", "count", "scan", "increment", "put_if"];
 
+/// The operations of [`MULTI_KEY_OPS`] a batch may not hold, as their replies may weigh many
+/// values (`KvCommand::may_join_batch`): a batch draws its commands from the others.
+pub const NOT_IN_BATCHES: [&str; 2] = ["get_many", "scan"];
+
 /// How many commands a batch holds, at least and at most.
 pub const BATCH_COMMANDS: (u64, u64) = (2, 6);
 
@@ -356,7 +360,8 @@ pub struct WorkloadOptions {
     /// ([`Options::with_multi_key_ops`]), so that the runs of a seed stay as they were.
     pub multi: [u64; MULTI_KEY_OPS.len()],
     /// Relative weight, on the scale of `mix`, of batches: a client's pipeline of
-    /// [`BATCH_COMMANDS`] commands drawn like the others, run in order at one point. Zero
+    /// [`BATCH_COMMANDS`] commands drawn like the others but for [`NOT_IN_BATCHES`], run in
+    /// order at one point. Zero
     /// unless asked for ([`Options::with_batches`]), so that the runs of a seed stay as they were.
     pub batch: u64,
     /// A client waits up to this long between an operation's return and its next call.

@@ -100,7 +100,8 @@ pub enum KvCommand {
     /// effect in its order and exactly once. Answered with a [`KvReply::Batch`] of the replies
     /// of the commands run, in order; it stops early, the rest not run, once the replies
     /// weigh [`BATCH_REPLY_BYTES`](crate::kv::BATCH_REPLY_BYTES). At most
-    /// [`MAX_BATCH_COMMANDS`](crate::kv::MAX_BATCH_COMMANDS) commands, none of them a batch.
+    /// [`MAX_BATCH_COMMANDS`](crate::kv::MAX_BATCH_COMMANDS) commands, each one that
+    /// [may join a batch](KvCommand::may_join_batch): not a `GetMany`, a `Scan` or a batch.
     Batch {
         /// The commands, in the order they run.
         commands: Vec<KvCommand>,
@@ -214,6 +215,29 @@ impl KvCommand {
             | KvCommand::PutMany { .. }
             | KvCommand::DeleteMany { .. }
             | KvCommand::Batch { .. } => None,
+        }
+    }
+
+    /// Whether the command may be one of a [`KvCommand::Batch`]: its reply weighs at most one
+    /// value (a value, a count, a length). A batch's reply, which its session keeps on every
+    /// replica until its next request, then stays within
+    /// [`BATCH_REPLY_BYTES`](crate::kv::BATCH_REPLY_BYTES) and one value; the values of a
+    /// `GetMany` and the page of a `Scan` may weigh
+    /// [`MAX_VALUES_REPLY_BYTES`](crate::kv::MAX_VALUES_REPLY_BYTES), so they go alone.
+    pub fn may_join_batch(&self) -> bool {
+        match self {
+            KvCommand::Get { .. }
+            | KvCommand::Put { .. }
+            | KvCommand::Append { .. }
+            | KvCommand::Delete { .. }
+            | KvCommand::Cas { .. }
+            | KvCommand::Count
+            | KvCommand::Exists { .. }
+            | KvCommand::PutMany { .. }
+            | KvCommand::DeleteMany { .. }
+            | KvCommand::PutIf { .. }
+            | KvCommand::Increment { .. } => true,
+            KvCommand::Scan(_) | KvCommand::GetMany { .. } | KvCommand::Batch { .. } => false,
         }
     }
 

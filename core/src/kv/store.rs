@@ -44,9 +44,9 @@ impl Default for KvLimits {
 pub const MAX_VALUES_REPLY_BYTES: usize = 12 << 20;
 
 /// A [`KvCommand::Batch`] runs no further command once the replies of those it ran weigh
-/// this much. With the largest single reply ([`MAX_VALUES_REPLY_BYTES`]) its reply still fits
-/// the default frame limit; with a value's (a GET, a SET with GET) the reply that a session
-/// keeps to answer a retry stays near what a single command's may weigh.
+/// this much. Its commands' replies weigh one value at most ([`KvCommand::may_join_batch`]),
+/// so a batch's reply, which its session keeps on every replica and in every snapshot to
+/// answer a retry, weighs at most this and one value (1 MiB by default).
 pub const BATCH_REPLY_BYTES: usize = 256 << 10;
 
 /// Commands in a [`KvCommand::Batch`] at most.
@@ -133,7 +133,7 @@ impl KvStore {
     }
 
     /// A batch is valid if each of its commands is, and it holds one to
-    /// [`MAX_BATCH_COMMANDS`], none of them a batch.
+    /// [`MAX_BATCH_COMMANDS`], each one that [may join a batch](KvCommand::may_join_batch).
     fn validate_batch(&self, commands: &[KvCommand]) -> Result<(), InvalidCommand> {
         if commands.is_empty() || commands.len() > MAX_BATCH_COMMANDS {
             return Err(InvalidCommand {
@@ -144,8 +144,14 @@ impl KvStore {
             });
         }
         for (position, command) in commands.iter().enumerate() {
-            if matches!(command, KvCommand::Batch { .. }) {
-                return Err(InvalidCommand { reason: "a batch may not hold a batch".to_string() });
+            if !command.may_join_batch() {
+                return Err(InvalidCommand {
+                    reason: format!(
+                        "command {} of the batch ({command}) may not be in a batch: only \
+                         commands whose reply weighs one value at most may, send it alone",
+                        position + 1
+                    ),
+                });
             }
             self.validate(command).map_err(|invalid| InvalidCommand {
                 reason: format!("command {} of the batch: {}", position + 1, invalid.reason),
@@ -498,11 +504,36 @@ mod tests {
         assert!(store.validate(&too_many).is_err());
         let nested =
             KvCommand::Batch { commands: vec![get(), KvCommand::Batch { commands: vec![get()] }] };
-        assert!(store.validate(&nested).unwrap_err().reason.contains("may not hold a batch"));
+        assert!(store.validate(&nested).unwrap_err().reason.contains("may not be in a batch"));
         let long_value = KvCommand::Put { key: bytes("k"), value: vec![0; 9] };
         let invalid = KvCommand::Batch { commands: vec![get(), long_value] };
         assert!(store.validate(&invalid).unwrap_err().reason.starts_with("command 2 of the batch"));
         assert_eq!(invalid.payload_bytes(), 1 + 1 + 9);
+    }
+
+    #[test]
+    fn a_batch_holding_a_read_of_many_values_is_refused_and_one_of_counts_is_not() {
+        let store = KvStore::default();
+        let put = || KvCommand::Put { key: bytes("k"), value: bytes("v") };
+        let get_many = KvCommand::GetMany { keys: vec![bytes("k"), bytes("l")] };
+        let scan = KvCommand::Scan(crate::kv::Scan {
+            start: Vec::new(),
+            end: None,
+            prefix: Vec::new(),
+            limit: 10,
+            with_values: true,
+        });
+        for many_values in [get_many, scan] {
+            let batch = KvCommand::Batch { commands: vec![put(), many_values.clone()] };
+            let reason = store.validate(&batch).unwrap_err().reason;
+            assert!(reason.starts_with("command 2 of the batch"), "{reason}");
+            assert!(reason.contains("may not be in a batch"), "{reason}");
+            assert_eq!(store.validate(&many_values), Ok(()), "alone it is valid");
+        }
+        let counts = KvCommand::Batch {
+            commands: vec![put(), KvCommand::Count, KvCommand::Exists { keys: vec![bytes("k")] }],
+        };
+        assert_eq!(store.validate(&counts), Ok(()), "counts weigh nothing");
     }
 
     #[test]

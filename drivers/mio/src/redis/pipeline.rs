@@ -43,9 +43,10 @@ pub(crate) struct Waiting {
     since: Instant,
     /// It is in the request in flight.
     sent: bool,
-    /// It goes to the cluster in a request of its own: a read of many values (whose answer
-    /// alone may weigh as much as a batch may), or a command of a batch the cluster refused
-    /// as invalid (so that only the invalid one is refused).
+    /// It goes to the cluster in a request of its own: a command that may not join a batch
+    /// (`MGET`, `SCAN`, `KEYS`: a read of many values, see `KvCommand::may_join_batch`), or a
+    /// command of a batch the cluster refused as invalid (so that only the invalid one is
+    /// refused).
     alone: bool,
 }
 
@@ -85,7 +86,7 @@ impl Pipeline {
 
     /// A command for the cluster, to answer as `shape` says in RESP `protocol`.
     pub(crate) fn push_cluster(&mut self, command: KvCommand, shape: Shape, protocol: u8) {
-        let alone = matches!(command, KvCommand::GetMany { .. } | KvCommand::Scan(_));
+        let alone = !command.may_join_batch();
         let since = Instant::now();
         let waiting = Waiting { command, shape, protocol, since, sent: false, alone };
         self.slots.push_back(Slot::Cluster(waiting));
@@ -346,6 +347,8 @@ mod tests {
             &["GET", "b"],
             &["GET", "c"],
             &["MGET", "a", "b"],
+            &["SCAN", "0"],
+            &["KEYS", "*"],
             &["SET", "d", "0123456789"],
             &["SET", "e", "0123456789"],
         ]);
@@ -358,9 +361,14 @@ mod tests {
             });
             run_on(&mut KvStore::default(), &mut pipeline, &request);
         }
-        assert_eq!(sizes, [2, 1, 1, 1, 1], "depth 2; MGET alone; two SETs exceed the bytes");
-        // Two nils, a nil, an array of two nils, two OKs: every command answered.
-        assert_eq!(written(&mut pipeline).matches("\r\n").count(), 2 + 1 + 3 + 2);
+        assert_eq!(
+            sizes,
+            [2, 1, 1, 1, 1, 1, 1],
+            "depth 2; MGET, SCAN and KEYS alone; two SETs exceed the bytes"
+        );
+        // Two nils, a nil, an array of two nils, a pair of the cursor 0 and no keys, no keys,
+        // two OKs: every command answered.
+        assert_eq!(written(&mut pipeline).matches("\r\n").count(), 2 + 1 + 3 + 4 + 1 + 2);
     }
 
     #[test]
