@@ -199,3 +199,68 @@ impl std::fmt::Display for TlsFailure {
 }
 
 impl std::error::Error for TlsFailure {}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use raftkv_core::NodeId;
+
+    use super::*;
+    use crate::certs::{Existing, ca_path, init, node_paths};
+    use crate::tls::{NodeTls, TlsFiles};
+
+    /// Node 1 accepting (first) and node 2 dialing it, handshake done, on loopback.
+    fn tls_pair(dir: &std::path::Path) -> (Transport, Transport) {
+        init(dir, &[NodeId(1), NodeId(2)], &[], Existing::Refuse).unwrap();
+        let node = |id| {
+            let (cert, key) = node_paths(dir, NodeId(id));
+            NodeTls::load(&TlsFiles { ca: ca_path(dir), cert, key }, NodeId(id)).unwrap()
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dialed = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let accepted = listener.accept().unwrap().0;
+        let socket = |stream: std::net::TcpStream| {
+            stream.set_nonblocking(true).unwrap();
+            TcpStream::from_std(stream)
+        };
+        let mut server = Transport::tls(socket(accepted), node(1).accept().unwrap());
+        let mut client = Transport::tls(socket(dialed), node(2).dial(NodeId(1)).unwrap());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut inbox = Vec::new();
+        while server.is_handshaking() || client.is_handshaking() {
+            assert!(Instant::now() < deadline, "the handshake did not end");
+            for side in [&mut client, &mut server] {
+                side.send_records().unwrap();
+                side.read_into(&mut inbox, CHUNK_BYTES).unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // The server's session tickets, written after the handshake.
+        assert!(server.send_records().unwrap(), "a few records fit in an empty socket");
+        (server, client)
+    }
+
+    #[test]
+    fn records_rustls_holds_while_the_socket_is_full_are_pending_until_the_peer_reads() {
+        let dir = std::env::temp_dir().join(format!("raftkv-transport-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (mut server, mut client) = tls_pair(&dir);
+        assert!(!server.has_pending_records());
+        let chunk = vec![7; 64 << 10];
+        // The peer reads nothing: the kernel's buffers fill, then rustls holds the rest.
+        while server.send_records().unwrap() {
+            server.write(&chunk).unwrap();
+        }
+        assert!(server.has_pending_records(), "the socket refused records rustls holds");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut inbox = Vec::new();
+        while !server.send_records().unwrap() {
+            assert!(Instant::now() < deadline, "the records never left");
+            client.read_into(&mut inbox, 1 << 20).unwrap();
+            inbox.clear();
+        }
+        assert!(!server.has_pending_records(), "sent once the peer read");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
