@@ -88,3 +88,15 @@ impl From<String> for Failure {
         Failure::Error(message)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_refused_by_certs_init_is_a_usage_error() {
+        let bad_host =
+            CertsError::BadHost { host: "NODE-1.RAFTKV".to_string(), why: "is a node name" };
+        assert!(Failure::Certs(bad_host).is_usage(), "exit status 2");
+    }
+}
