@@ -14,7 +14,7 @@ raftkv_binary() {
         echo "$1"
     else
         cargo build --release -p raftkv --quiet >&2
-        echo target/release/raftkv
+        echo "${CARGO_TARGET_DIR:-target}/release/raftkv"
     fi
 }
 
