@@ -27,7 +27,8 @@ fi
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 cargo build --release --quiet -p raftkv-sim -p raftkv-checker
-target/release/raftkv-sim run --seed 1 --ops 30000 --faults net,crash \
+bin=${CARGO_TARGET_DIR:-target}/release
+"$bin/raftkv-sim" run --seed 1 --ops 30000 --faults net,crash \
     --history "$out/history.jsonl" >/dev/null
 # The get in the middle of the history now reads a value nobody wrote.
 awk -v middle="$(($(wc -l <"$out/history.jsonl") / 2))" '
@@ -37,7 +38,7 @@ awk -v middle="$(($(wc -l <"$out/history.jsonl") / 2))" '
     { print }' "$out/history.jsonl" >"$out/failing.jsonl"
 
 status=0
-target/release/raftkv-check --html "$out/page.html" "$out/failing.jsonl" >"$out/verdict.txt" ||
+"$bin/raftkv-check" --html "$out/page.html" "$out/failing.jsonl" >"$out/verdict.txt" ||
     status=$?
 if [ "$status" -ne 1 ]; then
     echo "FAIL: raftkv-check exited $status, not 1 (not linearizable):"
