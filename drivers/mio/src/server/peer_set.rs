@@ -12,6 +12,10 @@ use raftkv_core::{Instant, NodeId};
 use tracing::info;
 
 use crate::server::peers::{PeerLink, peer_hello};
+use crate::wire::Hello;
+
+/// One of `PeerLink`'s constructors: how a new link dials.
+type NewLink = fn(NodeId, String, Token, Hello, Instant) -> PeerLink;
 
 /// The links to the peers.
 #[derive(Debug)]
@@ -92,25 +96,24 @@ impl PeerSet {
                 }
                 continue;
             }
-            let slot = self.free_slot();
-            let token = Token(self.first_token + slot);
-            let (address, hello) = (address.clone(), peer_hello(&self.cluster, self.own, *id));
-            self.slots[slot] = Some(match dormant {
-                true => PeerLink::dormant(*id, address, token, hello, now),
-                false => PeerLink::new(*id, address, token, hello, now),
-            });
-            self.index.insert(*id, slot);
+            let link: NewLink = if dormant { PeerLink::dormant } else { PeerLink::new };
+            self.add(*id, address, now, link);
         }
         for (id, address) in answered {
             if *id == self.own || self.index.contains_key(id) {
                 continue;
             }
-            let slot = self.free_slot();
-            let token = Token(self.first_token + slot);
-            let hello = peer_hello(&self.cluster, self.own, *id);
-            self.slots[slot] = Some(PeerLink::on_demand(*id, address.clone(), token, hello, now));
-            self.index.insert(*id, slot);
+            self.add(*id, address, now, PeerLink::on_demand);
         }
+    }
+
+    /// Adds a link to `id` at `address`, made by `link`, in the lowest free slot.
+    fn add(&mut self, id: NodeId, address: &str, now: Instant, link: NewLink) {
+        let slot = self.free_slot();
+        let token = Token(self.first_token + slot);
+        let hello = peer_hello(&self.cluster, self.own, id);
+        self.slots[slot] = Some(link(id, address.to_string(), token, hello, now));
+        self.index.insert(id, slot);
     }
 
     /// The lowest free slot, a new one if none is free.
