@@ -51,14 +51,7 @@ fn a_swarm_of_60_seeds_with_operations_on_several_keys_passes() {
     for seed in 0..60 {
         let options = Options::draw(seed, Shape::draw(seed)).with_multi_key_ops();
         assert!(options.reproduce_command().contains(" --multi-key"));
-        let report = raftkv_sim::run(options, TraceOutput::Hidden);
-        report.assert_passed();
-        assert_eq!(
-            report.linearizability,
-            Some(raftkv_checker::Verdict::Linearizable),
-            "seed {seed}: {}",
-            report.verdict_line()
-        );
+        let report = run_linearizable(seed, options);
         for operation in &report.history {
             let line = serde_json::to_value(operation).expect("serializes");
             kinds_seen.insert(line["kind"].as_str().expect("a kind").to_owned());
@@ -82,14 +75,7 @@ fn a_swarm_of_40_seeds_with_batches_passes() {
             options = options.with_multi_key_ops();
         }
         assert!(options.reproduce_command().contains(" --batches"));
-        let report = raftkv_sim::run(options, TraceOutput::Hidden);
-        report.assert_passed();
-        assert_eq!(
-            report.linearizability,
-            Some(raftkv_checker::Verdict::Linearizable),
-            "seed {seed}: {}",
-            report.verdict_line()
-        );
+        let report = run_linearizable(seed, options);
         for operation in &report.history {
             if let raftkv_checker::Command::Batch { steps } = &operation.command {
                 batches += 1;
@@ -102,4 +88,18 @@ fn a_swarm_of_40_seeds_with_batches_passes() {
     }
     assert!(batches >= 200, "{batches} batches in 40 runs");
     assert!(reading_batches >= 1, "no batch of gets only in {batches}");
+}
+
+/// Runs `options` and asserts the run passed and its history was judged linearizable (not
+/// merely "unknown").
+fn run_linearizable(seed: u64, options: Options) -> raftkv_sim::Report {
+    let report = raftkv_sim::run(options, TraceOutput::Hidden);
+    report.assert_passed();
+    assert_eq!(
+        report.linearizability,
+        Some(raftkv_checker::Verdict::Linearizable),
+        "seed {seed}: {}",
+        report.verdict_line()
+    );
+    report
 }
