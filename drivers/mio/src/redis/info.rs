@@ -1,5 +1,6 @@
 //! `INFO`: the node's state in Redis's `field:value` sections.
 
+use crate::redis::refusals::RefusalCounts;
 use crate::redis::table::REDIS_VERSION;
 use crate::wire::NodeStatus;
 
@@ -10,10 +11,8 @@ pub(crate) struct ListenerFacts {
     pub(crate) port: u16,
     /// Its connections now.
     pub(crate) connected_clients: usize,
-    /// Connections it refused so far.
-    pub(crate) rejected_connections: u64,
-    /// Of which: TLS failures, clients in the clear on a TLS port included.
-    pub(crate) tls_refused_connections: u64,
+    /// Connections it refused, or closed to make room, so far.
+    pub(crate) refusals: RefusalCounts,
     /// Requests sent to the cluster so far.
     pub(crate) cluster_requests: u64,
     /// Commands they carried: more than requests when pipelined commands went as batches.
@@ -48,8 +47,9 @@ fn section_text(section: &str, status: &NodeStatus, facts: ListenerFacts) -> Str
         ],
         "clients" => vec![("connected_clients", facts.connected_clients.to_string())],
         "stats" => vec![
-            ("rejected_connections", facts.rejected_connections.to_string()),
-            ("tls_refused_connections", facts.tls_refused_connections.to_string()),
+            ("rejected_connections", rejected_connections(facts.refusals).to_string()),
+            ("tls_refused_connections", facts.refusals.tls_refused.to_string()),
+            ("evicted_clients", facts.refusals.clients_evicted.to_string()),
             ("cluster_requests", facts.cluster_requests.to_string()),
             ("cluster_commands", facts.cluster_commands.to_string()),
         ],
@@ -76,6 +76,12 @@ fn section_text(section: &str, status: &NodeStatus, facts: ListenerFacts) -> Str
     text
 }
 
+/// Connections refused: for a command that was none, or a TLS failure (not those closed to
+/// make room: they had been served).
+fn rejected_connections(refusals: RefusalCounts) -> u64 {
+    refusals.bad_commands.saturating_add(refusals.tls_refused)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,8 +90,7 @@ mod tests {
         let facts = ListenerFacts {
             port: 6379,
             connected_clients: 4,
-            rejected_connections: 3,
-            tls_refused_connections: 2,
+            refusals: RefusalCounts { bad_commands: 1, tls_refused: 2, clients_evicted: 5 },
             cluster_requests: 10,
             cluster_commands: 25,
         };
@@ -120,7 +125,7 @@ mod tests {
         assert_eq!(
             stats,
             "# Stats\r\nrejected_connections:3\r\ntls_refused_connections:2\r\n\
-             cluster_requests:10\r\ncluster_commands:25\r\n"
+             evicted_clients:5\r\ncluster_requests:10\r\ncluster_commands:25\r\n"
         );
         assert!(info(&["server"]).contains("tcp_port:6379\r\n"));
     }
