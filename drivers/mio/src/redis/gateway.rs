@@ -30,7 +30,7 @@ use crate::redis::info::{ListenerFacts, info_text};
 use crate::redis::pipeline::BatchLimits;
 use crate::redis::refusals::{Refusal, Refusals};
 use crate::redis::resp::{self, Reply};
-use crate::server::Front;
+use crate::server::{Front, FrontCounts};
 use crate::tls::RedisTls;
 use crate::transport::{ReadOutcome, Transport};
 use crate::wire::NodeStatus;
@@ -413,13 +413,7 @@ impl Gateway {
             return;
         }
         let status = status();
-        let facts = ListenerFacts {
-            port: self.config.listen.port(),
-            connected_clients: self.connections.len(),
-            refusals: self.refusals.counts(),
-            cluster_requests: self.cluster_requests,
-            cluster_commands: self.cluster_commands,
-        };
+        let facts = ListenerFacts { port: self.config.listen.port(), counts: self.counts() };
         for token in &waiting {
             if let Some(connection) = self.connections.get_mut(token) {
                 connection.pipeline.answer_info(|protocol, sections| {
@@ -566,6 +560,15 @@ impl Front for Gateway {
         }
         let sweep = SWEEP.saturating_sub(self.last_sweep.elapsed());
         Some(self.pool.next_timer_in().map_or(sweep, |timer| timer.min(sweep)))
+    }
+
+    fn counts(&self) -> FrontCounts {
+        FrontCounts {
+            connections: self.connections.len() as u64,
+            refused: self.refusals.counts(),
+            cluster_requests: self.cluster_requests,
+            cluster_commands: self.cluster_commands,
+        }
     }
 }
 

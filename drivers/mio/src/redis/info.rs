@@ -1,7 +1,7 @@
 //! `INFO`: the node's state in Redis's `field:value` sections.
 
-use crate::redis::refusals::RefusalCounts;
 use crate::redis::table::REDIS_VERSION;
+use crate::server::{FrontCounts, RefusalCounts};
 use crate::wire::NodeStatus;
 
 /// What the Redis listener adds to the node's status.
@@ -9,14 +9,7 @@ use crate::wire::NodeStatus;
 pub(crate) struct ListenerFacts {
     /// Its port.
     pub(crate) port: u16,
-    /// Its connections now.
-    pub(crate) connected_clients: usize,
-    /// Connections it refused, or closed to make room, so far.
-    pub(crate) refusals: RefusalCounts,
-    /// Requests sent to the cluster so far.
-    pub(crate) cluster_requests: u64,
-    /// Commands they carried: more than requests when pipelined commands went as batches.
-    pub(crate) cluster_commands: u64,
+    pub(crate) counts: FrontCounts,
 }
 
 /// The sections, in the order Redis writes them.
@@ -45,13 +38,13 @@ fn section_text(section: &str, status: &NodeStatus, facts: ListenerFacts) -> Str
             ("process_id", std::process::id().to_string()),
             ("tcp_port", facts.port.to_string()),
         ],
-        "clients" => vec![("connected_clients", facts.connected_clients.to_string())],
+        "clients" => vec![("connected_clients", facts.counts.connections.to_string())],
         "stats" => vec![
-            ("rejected_connections", rejected_connections(facts.refusals).to_string()),
-            ("tls_refused_connections", facts.refusals.tls_refused.to_string()),
-            ("evicted_clients", facts.refusals.clients_evicted.to_string()),
-            ("cluster_requests", facts.cluster_requests.to_string()),
-            ("cluster_commands", facts.cluster_commands.to_string()),
+            ("rejected_connections", rejected_connections(facts.counts.refused).to_string()),
+            ("tls_refused_connections", facts.counts.refused.tls_refused.to_string()),
+            ("evicted_clients", facts.counts.refused.clients_evicted.to_string()),
+            ("cluster_requests", facts.counts.cluster_requests.to_string()),
+            ("cluster_commands", facts.counts.cluster_commands.to_string()),
         ],
         // raftkv roles, not Redis's master/slave: every node takes writes and forwards them
         // to the leader.
@@ -89,10 +82,12 @@ mod tests {
     fn info(asked: &[&str]) -> String {
         let facts = ListenerFacts {
             port: 6379,
-            connected_clients: 4,
-            refusals: RefusalCounts { bad_commands: 1, tls_refused: 2, clients_evicted: 5 },
-            cluster_requests: 10,
-            cluster_commands: 25,
+            counts: FrontCounts {
+                connections: 4,
+                refused: RefusalCounts { bad_commands: 1, tls_refused: 2, clients_evicted: 5 },
+                cluster_requests: 10,
+                cluster_commands: 25,
+            },
         };
         let asked: Vec<String> = asked.iter().map(|name| (*name).to_owned()).collect();
         info_text(&NodeStatus::example(), facts, &asked)

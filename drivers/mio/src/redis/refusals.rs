@@ -6,23 +6,21 @@ use std::time::{Duration, Instant};
 
 use tracing::warn;
 
+use crate::server::RefusalCounts;
+
 /// How often one kind may be logged.
 const LOG_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Why the listener closed a connection on its own.
+/// Why the listener closed a connection on its own (each counted in [`RefusalCounts`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Refusal {
-    /// It sent something that is no Redis command.
     BadCommand,
-    /// A TLS failure: a handshake failed, or did not finish in time, or was closed for a newer
-    /// one; a record did not decrypt; the client spoke in the clear to the TLS port.
     Tls,
-    /// Closed to make room for a new connection at `--max-client-connections`.
     Evicted,
 }
 
-/// Kinds of refusal, each logged apart.
-const KINDS: usize = 3;
+/// Kinds of refusal, each logged apart (`Evicted` is the last).
+const KINDS: usize = Refusal::Evicted as usize + 1;
 
 impl Refusal {
     fn action(self) -> &'static str {
@@ -33,21 +31,12 @@ impl Refusal {
     }
 }
 
-/// The counts, by kind.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct RefusalCounts {
-    pub(crate) bad_commands: u64,
-    pub(crate) tls_refused: u64,
-    pub(crate) clients_evicted: u64,
-}
-
-impl RefusalCounts {
-    fn of(&mut self, refusal: Refusal) -> &mut u64 {
-        match refusal {
-            Refusal::BadCommand => &mut self.bad_commands,
-            Refusal::Tls => &mut self.tls_refused,
-            Refusal::Evicted => &mut self.clients_evicted,
-        }
+/// The counter of `refusal` in `counts`.
+fn counter(counts: &mut RefusalCounts, refusal: Refusal) -> &mut u64 {
+    match refusal {
+        Refusal::BadCommand => &mut counts.bad_commands,
+        Refusal::Tls => &mut counts.tls_refused,
+        Refusal::Evicted => &mut counts.clients_evicted,
     }
 }
 
@@ -62,7 +51,7 @@ impl Refusals {
     /// Counts a refusal, and logs `what` unless one of its kind was logged less than a second
     /// ago.
     pub(crate) fn record(&mut self, refusal: Refusal, what: &str) {
-        let count = self.counts.of(refusal);
+        let count = counter(&mut self.counts, refusal);
         *count = count.saturating_add(1);
         let total = *count;
         let now = Instant::now();
