@@ -176,8 +176,9 @@ struct ServeArgs {
     /// Every node of a cluster must use the same limits.
     #[arg(long, default_value_t = KvLimits::default().max_key_bytes, value_name = "BYTES")]
     max_key_bytes: usize,
-    /// Longest value a client may write, and longest an append may grow a value to; must fit
-    /// in a frame. Default 1 MiB.
+    /// Longest value a client may write, and longest an append may grow a value to (an append
+    /// past it is refused when applied, so every node of a cluster must use the same limit);
+    /// must fit in a frame. Default 1 MiB.
     #[arg(long, hide_default_value = true, default_value_t = KvLimits::default().max_value_bytes, value_name = "BYTES")]
     max_value_bytes: usize,
     /// A client session idle this long expires (a later retry of its last request is then

@@ -19,6 +19,7 @@ mod cursors;
 mod gateway;
 mod info;
 mod pipeline;
+mod refusals;
 mod resp;
 mod table;
 

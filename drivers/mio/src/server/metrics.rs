@@ -13,6 +13,7 @@ use prometheus_client::registry::Registry;
 use raftkv_core::NodeId;
 use raftkv_core::raft::Counters;
 
+use super::front::FrontCounts;
 use super::instruments::Instruments;
 use super::loop_counts::LoopCounts;
 use crate::connection_report::ConnectionReport;
@@ -33,6 +34,8 @@ pub(super) struct Figures {
     pub(super) links: Vec<LinkFigures>,
     /// Client requests taken as leader, leader changes seen.
     pub(super) counts: LoopCounts,
+    /// The Redis listener's, if the node runs one.
+    pub(super) front: Option<FrontCounts>,
     /// When the loop published them.
     pub(super) at: Instant,
 }
@@ -143,6 +146,9 @@ fn encode_figures(figures: &Figures, instruments: &Instruments) -> String {
     register_links(&mut registry, &figures.links);
     register_connections(&mut registry, &figures.status.connections);
     register_loop_counts(&mut registry, &figures.counts);
+    if let Some(front) = &figures.front {
+        register_redis(&mut registry, front);
+    }
     register_counters(&mut registry, &figures.counters);
     instruments.register(&mut registry);
     let mut text = String::new();
@@ -206,6 +212,29 @@ fn register_connections(registry: &mut Registry, connections: &ConnectionReport)
     let refused = reasons.into_iter().map(|(reason, count)| (reason, count.as_u64().unwrap_or(0)));
     let help = "Connections refused or closed, by reason";
     counters_by(registry, "refused", help, "reason", refused);
+}
+
+/// The Redis listener's series, named after its `INFO` fields.
+fn register_redis(registry: &mut Registry, counts: &FrontCounts) {
+    let help = "Connections of Redis clients to this node's Redis listener";
+    gauge(registry, "redis_connections", help, counts.connections);
+    let refused = [
+        ("bad_commands", counts.refused.bad_commands),
+        ("tls_refused", counts.refused.tls_refused),
+        ("clients_evicted", counts.refused.clients_evicted),
+    ];
+    let refused = refused.map(|(reason, count)| (reason.to_owned(), count));
+    let help = "Redis connections refused or closed to make room, by reason";
+    counters_by(registry, "redis_refused", help, "reason", refused);
+    let help = "Requests the Redis listener sent to the cluster";
+    let requests: Counter = Counter::default();
+    requests.inc_by(counts.cluster_requests);
+    registry.register("redis_cluster_requests", help, requests);
+    let help =
+        "Redis commands those requests carried (more than requests: pipelines go as batches)";
+    let commands: Counter = Counter::default();
+    commands.inc_by(counts.cluster_commands);
+    registry.register("redis_cluster_commands", help, commands);
 }
 
 fn register_loop_counts(registry: &mut Registry, counts: &LoopCounts) {
@@ -331,6 +360,12 @@ mod tests {
                 counts.leader_changes = 3;
                 counts
             },
+            front: Some(FrontCounts {
+                connections: 2,
+                refused: crate::server::RefusalCounts { clients_evicted: 4, ..Default::default() },
+                cluster_requests: 10,
+                cluster_commands: 30,
+            }),
             at,
         }
     }
@@ -411,9 +446,22 @@ mod tests {
             "raftkv_snapshots_saved_total 0",
             "raftkv_raft_elections_total 4",
             "raftkv_refused_total{reason=\"bad_frames\"} 0",
+            "raftkv_redis_connections 2",
+            "raftkv_redis_refused_total{reason=\"clients_evicted\"} 4",
+            "raftkv_redis_refused_total{reason=\"tls_refused\"} 0",
+            "raftkv_redis_cluster_requests_total 10",
+            "raftkv_redis_cluster_commands_total 30",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing from\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn a_node_without_a_redis_listener_has_no_redis_series() {
+        let figures = Figures { front: None, ..figures(Some(1), 10, 9, Instant::now()) };
+        let text = encode_figures(&figures, &Instruments::default());
+        assert!(!text.contains("raftkv_redis_"), "{text}");
+        assert!(text.contains("raftkv_client_connections "), "{text}");
     }
 }
