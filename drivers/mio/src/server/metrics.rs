@@ -251,7 +251,7 @@ fn register_loop_counts(registry: &mut Registry, counts: &LoopCounts) {
 }
 
 fn register_counters(registry: &mut Registry, counters: &Counters) {
-    let raft: [(&str, &str, u64); 20] = [
+    let raft: [(&str, &str, u64); 21] = [
         (
             "dropped_misaddressed",
             "Messages addressed to another node",
@@ -260,7 +260,7 @@ fn register_counters(registry: &mut Registry, counters: &Counters) {
         ("dropped_stale_term", "Messages from an older term", counters.dropped_stale_term),
         (
             "dropped_in_lease",
-            "Vote requests ignored while a leader was heard from",
+            "Votes refused while a leader was heard from or within a vote promise",
             counters.dropped_in_lease,
         ),
         (
@@ -320,6 +320,7 @@ fn register_counters(registry: &mut Registry, counters: &Counters) {
             "Pre-votes started as a learner whose log was needed",
             counters.learner_campaigns,
         ),
+        ("lease_reads", "Reads answered at once from the leader's lease", counters.lease_reads),
     ];
     for (name, help, value) in raft {
         let counter: Counter = Counter::default();
