@@ -153,9 +153,33 @@ impl KvStore {
                     ),
                 });
             }
-            self.validate(command).map_err(|invalid| InvalidCommand {
+        }
+        // An append's limit depends on what the commands before it in the batch wrote: those
+        // are run on a copy (constant time to take) so each is checked against the state it
+        // will meet. Apply enforces the limit again against the state it really meets.
+        let last_append =
+            commands.iter().rposition(|command| matches!(command, KvCommand::Append { .. }));
+        let mut after_earlier: Option<KvStore> = None;
+        for (position, command) in commands.iter().enumerate() {
+            let state = after_earlier.as_ref().unwrap_or(self);
+            state.validate(command).map_err(|invalid| InvalidCommand {
                 reason: format!("command {} of the batch: {}", position + 1, invalid.reason),
             })?;
+            let append_follows = last_append.is_some_and(|last| position < last);
+            if append_follows && !Self::is_read_only(command) {
+                after_earlier.get_or_insert_with(|| self.clone()).apply(command);
+            }
+        }
+        Ok(())
+    }
+
+    /// The limit on the value an append produces, if `grown` bytes pass it.
+    fn check_grown(&self, grown: usize) -> Result<(), String> {
+        if grown > self.limits.max_value_bytes {
+            return Err(format!(
+                "append would grow the value to {grown} bytes, over the limit of {} bytes",
+                self.limits.max_value_bytes
+            ));
         }
         Ok(())
     }
@@ -232,16 +256,8 @@ impl StateMachine for KvStore {
             }
             KvCommand::Append { key, value } => {
                 let current = self.get(key).map_or(0, <[u8]>::len);
-                let grown = current.saturating_add(value.len());
-                if grown > self.limits.max_value_bytes {
-                    return Err(InvalidCommand {
-                        reason: format!(
-                            "append would grow the value to {grown} bytes, over the limit of {} bytes",
-                            self.limits.max_value_bytes
-                        ),
-                    });
-                }
-                Ok(())
+                self.check_grown(current.saturating_add(value.len()))
+                    .map_err(|reason| InvalidCommand { reason })
             }
         }
     }
@@ -258,7 +274,14 @@ impl StateMachine for KvStore {
                 KvReply::Done
             }
             KvCommand::Append { key, value } => {
-                let mut grown = self.get(key).map(<[u8]>::to_vec).unwrap_or_default();
+                // Validation saw an earlier state: commands applied since (earlier ones of a
+                // batch, other clients' in flight) may have grown the value. Every replica
+                // meets the same state here, so every one refuses alike.
+                let current = self.get(key).unwrap_or_default();
+                if let Err(reason) = self.check_grown(current.len().saturating_add(value.len())) {
+                    return KvReply::Refused { reason };
+                }
+                let mut grown = current.to_vec();
                 grown.extend_from_slice(value);
                 let length = grown.len() as u64;
                 self.entries.insert(Key::new(key), Arc::from(grown));
@@ -565,6 +588,34 @@ mod tests {
         let growing = KvCommand::Append { key: bytes("k"), value: vec![0; 3] };
         assert!(store.validate(&growing).unwrap_err().reason.contains("9 bytes"));
         assert!(store.validate(&KvCommand::Append { key: bytes("k"), value: vec![0; 2] }).is_ok());
+    }
+
+    #[test]
+    fn appends_past_the_limit_are_refused_by_apply_and_counted_in_a_batch() {
+        let mut store = KvStore::new(KvLimits { max_key_bytes: 4, max_value_bytes: 8 });
+        let append = |length| KvCommand::Append { key: bytes("k"), value: vec![1; length] };
+        // Two appends, each valid against the state they were checked on, applied in turn.
+        assert_eq!(store.validate(&append(5)), Ok(()));
+        assert_eq!(store.apply(&append(5)), KvReply::Length(5));
+        let refused = store.apply(&append(5));
+        let KvReply::Refused { reason } = refused else { panic!("refused, not {refused:?}") };
+        assert!(reason.contains("10 bytes"), "{reason}");
+        assert_eq!(store.get(b"k"), Some(&[1; 5][..]), "a refused append changes nothing");
+        // In a batch, each append is checked against what the commands before it wrote.
+        let mut empty = KvStore::new(KvLimits { max_key_bytes: 4, max_value_bytes: 8 });
+        let twice = KvCommand::Batch { commands: vec![append(5), append(5)] };
+        let reason = empty.validate(&twice).unwrap_err().reason;
+        assert!(reason.starts_with("command 2 of the batch: append would grow"), "{reason}");
+        let put = KvCommand::Put { key: bytes("k"), value: vec![2; 7] };
+        let after_put = KvCommand::Batch { commands: vec![put.clone(), append(2)] };
+        assert!(empty.validate(&after_put).is_err(), "the put leaves room for 1 byte");
+        let delete = KvCommand::Delete { key: bytes("k") };
+        let fits = KvCommand::Batch { commands: vec![put, delete, append(8)] };
+        assert_eq!(empty.validate(&fits), Ok(()));
+        assert_eq!(empty.get(b"k"), None, "validation changes nothing");
+        let KvReply::Batch(replies) = empty.apply(&twice) else { panic!("a batch reply") };
+        assert_eq!(replies[0], KvReply::Length(5));
+        assert!(matches!(replies[1], KvReply::Refused { .. }), "{:?}", replies[1]);
     }
 
     #[test]
