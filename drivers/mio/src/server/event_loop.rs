@@ -643,9 +643,7 @@ impl Server {
             let (snapshot, saved) = finished.map_err(ServeError::Disk)?;
             let index = snapshot.last.index;
             self.replica.handle(now, Input::SnapshotSaved { snapshot });
-            if let Some(compacted) = self.replica.take_compacted() {
-                self.snapshots.free(compacted);
-            }
+            self.free_retired();
             if saved == Saved::Saved {
                 self.disk.compact_log(index);
             }
@@ -653,7 +651,10 @@ impl Server {
         if let Some((whole, loaded)) = self.snapshot_loader.take_finished() {
             let last = whole.last;
             match loaded {
-                Ok(loaded) => self.replica.snapshot_loaded(now, loaded),
+                Ok(loaded) => {
+                    self.replica.snapshot_loaded(now, loaded);
+                    self.free_retired();
+                }
                 Err(LoadFailed::Damaged(_)) => {
                     self.replica.handle(now, Input::SnapshotDamaged { last });
                 }
@@ -663,6 +664,14 @@ impl Server {
             }
         }
         Ok(())
+    }
+
+    /// Has the snapshot thread free what the replica let go of, after each event that may
+    /// retire something.
+    fn free_retired(&mut self) {
+        if let Some(retired) = self.replica.take_retired() {
+            self.snapshots.free(retired);
+        }
     }
 
     /// Carries out everything the replica asked for.
@@ -704,6 +713,8 @@ impl Server {
                 }
             }
         }
+        // A snapshot installed from the leader was restored as the outputs drained.
+        self.free_retired();
         if self.directory.on_commit(self.replica.raft().commit_index(), now) {
             self.follow_directory(now);
         }
