@@ -50,6 +50,18 @@ pub struct Config {
     /// more round trip, so it cannot hold back commits of the new configuration, and it is
     /// known to be up.
     pub max_promotion_lag: u64,
+    /// Whether a leader answers linearizable reads alone while its lease holds, instead of
+    /// confirming its leadership with a round of messages per batch of reads (ReadIndex). The
+    /// lease trusts that no node's clock runs faster or slower than real time by more than
+    /// `max_clock_drift_ppm`, and that the driver answers a read soon after the call that
+    /// granted it (no long pause in between); see `raft::lease`. Every node of a cluster must
+    /// agree: a node with it set also refuses votes for a minimal election timeout after it
+    /// starts. Default false: every read is a ReadIndex read.
+    pub read_lease: bool,
+    /// The most any node's clock may run faster or slower than real time, in parts per million;
+    /// a lease is shortened by that much both ways. Must be below 1_000_000. Default 100_000
+    /// (10%, far beyond what a working quartz clock drifts).
+    pub max_clock_drift_ppm: u64,
     /// Seed of the node's random generator (election jitter, names of pre-vote rounds). Give
     /// every start of a node a different seed: a production driver from the wall clock or the
     /// operating system's entropy, a simulator from its own seeded generator (so a run is
@@ -75,6 +87,8 @@ impl Config {
             snapshot_chunk_bytes: 512 << 10,
             max_inflight_snapshot_chunks: 4,
             max_promotion_lag: 256,
+            read_lease: false,
+            max_clock_drift_ppm: 100_000,
             seed: id.0,
         }
     }
@@ -103,9 +117,15 @@ impl Config {
         {
             return Err(ConfigError::ZeroLimit);
         }
+        if self.max_clock_drift_ppm >= PPM {
+            return Err(ConfigError::ClockDrift);
+        }
         Ok(())
     }
 }
+
+/// Parts per million in one.
+pub(crate) const PPM: u64 = 1_000_000;
 
 /// Why a [`Config`] cannot work.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -120,6 +140,8 @@ pub enum ConfigError {
     ElectionTimeoutRange,
     /// A message or window limit is zero.
     ZeroLimit,
+    /// The clock drift bound is not below a million parts per million.
+    ClockDrift,
 }
 
 impl fmt::Display for ConfigError {
@@ -134,6 +156,7 @@ impl fmt::Display for ConfigError {
                 write!(f, "election_timeout_ms_min exceeds election_timeout_ms_max")
             }
             ConfigError::ZeroLimit => write!(f, "message and in-flight limits must be positive"),
+            ConfigError::ClockDrift => write!(f, "max_clock_drift_ppm must be below 1000000"),
         }
     }
 }
@@ -148,7 +171,7 @@ mod tests {
     fn every_unusable_setting_is_refused_with_its_reason() {
         let valid = Config::new(NodeId(1), [NodeId(1), NodeId(2), NodeId(3)]);
         assert_eq!(valid.validate(), Ok(()));
-        let cases: [(&str, Config, ConfigError); 9] = [
+        let cases: [(&str, Config, ConfigError); 10] = [
             (
                 "twice",
                 Config {
@@ -185,6 +208,11 @@ mod tests {
             ("bytes", Config { max_bytes_per_append: 0, ..valid.clone() }, ConfigError::ZeroLimit),
             ("window", Config { max_inflight_appends: 0, ..valid.clone() }, ConfigError::ZeroLimit),
             ("chunks", Config { snapshot_chunk_bytes: 0, ..valid.clone() }, ConfigError::ZeroLimit),
+            (
+                "drift",
+                Config { max_clock_drift_ppm: PPM, ..valid.clone() },
+                ConfigError::ClockDrift,
+            ),
         ];
         for (name, config, error) in cases {
             assert_eq!(config.validate(), Err(error.clone()), "{name}");
@@ -195,6 +223,8 @@ mod tests {
         let equal =
             Config { election_timeout_ms_min: 600, heartbeat_interval_ms: 50, ..valid.clone() };
         assert_eq!(equal.validate(), Ok(()), "a fixed election timeout is allowed");
+        let drifting = Config { max_clock_drift_ppm: PPM - 1, read_lease: true, ..valid.clone() };
+        assert_eq!(drifting.validate(), Ok(()), "any drift below one is allowed");
         let joining = Config::new(NodeId(4), []);
         assert_eq!(joining.validate(), Ok(()), "a node that joins knows no membership yet");
         assert_eq!(ConfigError::NotAVoter(NodeId(4)).to_string(), "node 4 is not among the voters");

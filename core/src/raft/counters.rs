@@ -13,7 +13,9 @@ pub struct Counters {
     pub dropped_misaddressed: u64,
     /// Messages from an older term.
     pub dropped_stale_term: u64,
-    /// Vote requests ignored because a leader was heard from recently (leader stickiness).
+    /// Vote and pre-vote requests ignored because a leader was heard from recently (leader
+    /// stickiness), and with `read_lease` also votes and campaigns refused within the node's
+    /// vote promise (a minimal election timeout after it started or last heard a leader).
     pub dropped_in_lease: u64,
     /// Messages that make no sense in this node's role and term (e.g. a reply to a request it
     /// no longer has, or from a node it does not track: one removed from the membership).
@@ -59,6 +61,8 @@ pub struct Counters {
     /// Pre-votes this node started as a learner because a candidate's log was behind its own
     /// (see `RaftNode::may_campaign`).
     pub learner_campaigns: u64,
+    /// Leader only: reads answered at once from its lease (`Config::read_lease`).
+    pub lease_reads: u64,
 }
 
 impl fmt::Display for Counters {
@@ -70,7 +74,7 @@ impl fmt::Display for Counters {
              leaderships={} snapshots_taken={} snapshots_installed={} chunks_refused={} \
              received_damaged={} follower_logs_lost={} \
              withheld_while_damaged={} withheld_not_voter={} removed_nodes_told={} \
-             learner_campaigns={}",
+             learner_campaigns={} lease_reads={}",
             self.dropped_misaddressed,
             self.dropped_stale_term,
             self.dropped_in_lease,
@@ -90,7 +94,8 @@ impl fmt::Display for Counters {
             self.withheld_while_damaged,
             self.withheld_not_voter,
             self.removed_nodes_told,
-            self.learner_campaigns
+            self.learner_campaigns,
+            self.lease_reads
         )
     }
 }

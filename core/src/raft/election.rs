@@ -189,10 +189,16 @@ impl RaftNode {
     /// learners too: a learner may have been promoted by an entry it has not received yet, and
     /// a candidate of that membership may need its vote (refusing could leave the cluster
     /// without a leader for good). Whether a grant counts is the candidate's membership's call.
-    pub(crate) fn on_vote(&mut self, from: NodeId, last: LogId) {
+    /// Within its vote promise (`read_lease`) the node grants only a transfer's candidate.
+    pub(crate) fn on_vote(&mut self, from: NodeId, last: LogId, transfer: bool) {
         let free_to_vote =
             self.vote == Some(from) || (self.vote.is_none() && self.leader.is_none());
+        let promised = !transfer && self.bound_by_vote_promise();
+        if promised {
+            self.counters.dropped_in_lease += 1;
+        }
         if free_to_vote
+            && !promised
             && last.is_up_to_date_with(self.log.last_id())
             && !self.withhold_while_damaged()
         {

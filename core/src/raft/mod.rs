@@ -1,7 +1,7 @@
 //! Raft consensus as a sans-IO state machine: election with pre-vote and check-quorum,
 //! pipelined replication with fast backtracking, the Figure 8 commit rule, persistence as an
-//! output acknowledged by the driver, ReadIndex reads, and membership changes by joint
-//! consensus, with learners.
+//! output acknowledged by the driver, ReadIndex reads (and opt-in lease reads), and membership
+//! changes by joint consensus, with learners.
 
 mod ballot;
 mod chunk_to_send;
@@ -13,6 +13,7 @@ mod early_appends;
 mod election;
 mod entry;
 mod incoming_snapshot;
+mod lease;
 mod log;
 mod membership;
 mod membership_change;
@@ -28,6 +29,7 @@ mod reads;
 mod reconfiguration;
 mod recovery;
 mod replication;
+mod round_starts;
 mod snapshot;
 mod transfer;
 

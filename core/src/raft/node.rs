@@ -310,6 +310,9 @@ pub struct RaftNode {
     pub(crate) quorum_check_deadline: Instant,
     /// When the current leader was last heard from.
     pub(crate) leader_contact: Option<Instant>,
+    /// With `read_lease`: no vote for a candidate no leader sent before this (see
+    /// `raft::lease`). It outlives terms and roles; `Instant::ZERO` without `read_lease`.
+    pub(crate) vote_promise_until: Instant,
     /// Leader only: entries or a new commit index are waiting to go out to every peer.
     pub(crate) broadcast_due: bool,
     /// Leader only: a leadership transfer in progress.
@@ -383,6 +386,7 @@ impl RaftNode {
             heartbeat_deadline: now,
             quorum_check_deadline: now,
             leader_contact: None,
+            vote_promise_until: Instant::ZERO,
             broadcast_due: false,
             transfer: None,
             reads: Reads::default(),
@@ -410,6 +414,8 @@ impl RaftNode {
             }
         }
         node.reset_election_timer();
+        // What it promised before a restart is forgotten; this covers it.
+        node.promise_votes();
         Ok(node)
     }
 
@@ -443,12 +449,19 @@ impl RaftNode {
 
     /// Starts a pre-vote now instead of waiting for the election timeout (used by operators
     /// and tests). A leader ignores it, and so do a node whose disk was damaged and that has
-    /// not caught up yet, and a node that is not a voter.
+    /// not caught up yet, a node that is not a voter, and, with `read_lease`, a node within
+    /// its vote promise (a minimal election timeout after it started or last heard from a
+    /// leader; counted in `dropped_in_lease`).
     pub fn campaign(&mut self, now: Instant) {
         self.now = self.now.max(now);
-        if self.role != Role::Leader {
-            self.start_pre_vote();
+        if self.role == Role::Leader {
+            return;
         }
+        if self.bound_by_vote_promise() {
+            self.counters.dropped_in_lease += 1;
+            return;
+        }
+        self.start_pre_vote();
     }
 
     /// This node's id.
@@ -553,7 +566,8 @@ impl RaftNode {
         );
         self.durability.check_invariants(last.index);
         self.early_appends.check_invariants();
-        self.reads.check_invariants(self.role == Role::Leader);
+        self.reads.check_invariants(self.role == Role::Leader, self.now);
+        self.check_lease_invariants();
         let id = self.config.id;
         match self.role {
             Role::Leader => self.check_leader_invariants(),
@@ -733,15 +747,17 @@ impl RaftNode {
 
     /// Whether this node has heard from a live leader within the minimal election timeout, or
     /// is that leader: then it refuses to help depose it (leader stickiness, thesis §9.6).
+    /// With `read_lease`, also while its vote promise holds (see `raft::lease`).
     pub(crate) fn in_leader_lease(&self) -> bool {
         match self.role {
             Role::Leader => true,
             Role::Follower => {
-                self.leader.is_some()
+                let heard = self.leader.is_some()
                     && self.leader_contact.is_some_and(|contact| {
                         self.now
                             < contact + Duration::from_millis(self.config.election_timeout_ms_min)
-                    })
+                    });
+                heard || self.bound_by_vote_promise()
             }
             Role::PreCandidate | Role::Candidate => false,
         }
@@ -781,7 +797,7 @@ impl RaftNode {
         let term = message.term;
         match message.body {
             Body::PreVote { last, round } => self.on_pre_vote(from, term, last, round),
-            Body::Vote { last, .. } => self.on_vote(from, last),
+            Body::Vote { last, transfer } => self.on_vote(from, last, transfer),
             Body::TimeoutNow => self.on_timeout_now(from),
             Body::PreVoteReply { granted, round } => {
                 self.on_pre_vote_reply(from, term, granted, round)
@@ -841,6 +857,7 @@ impl RaftNode {
                 if self.now >= self.heartbeat_deadline {
                     self.heartbeat_deadline =
                         self.now + Duration::from_millis(self.config.heartbeat_interval_ms);
+                    self.begin_heartbeat_round();
                     self.broadcast_heartbeat();
                 }
             }

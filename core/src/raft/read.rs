@@ -22,13 +22,20 @@ impl RaftNode {
         Ok(())
     }
 
+    /// Answers read `ctx` at the commit index at once if this node alone makes a quorum or
+    /// holds a lease (see `raft::lease`), else once a new round is confirmed.
     fn register_read(&mut self, ctx: u64) {
         let index = self.log.committed();
         if self.is_sole_voter() {
             self.outbox.push_back(Output::ReadReady { ctx, index });
             return;
         }
-        self.reads.register(ctx, index);
+        if self.lease_until().is_some() {
+            self.counters.lease_reads += 1;
+            self.outbox.push_back(Output::ReadReady { ctx, index });
+            return;
+        }
+        self.reads.register(ctx, index, self.now);
     }
 
     /// Makes sure a round later than `peer`'s match round goes out, so that its answer settles
@@ -36,7 +43,7 @@ impl RaftNode {
     pub(crate) fn ask_again_in_a_new_round(&mut self, peer: NodeId) {
         let round = self.reads.round();
         if !self.progress_of(peer).is_newer_round(round) {
-            self.reads.begin_round();
+            self.reads.begin_round(self.now);
         }
     }
 
@@ -85,7 +92,7 @@ impl RaftNode {
             return;
         }
         if let Some(nonce) = self.progress_of(peer).take_recovery_request() {
-            self.reads.register_recovery(peer, nonce, commit);
+            self.reads.register_recovery(peer, nonce, commit, self.now);
         }
     }
 

@@ -5,10 +5,13 @@
 //! committed anything the read would miss. Confirmation rides on appends: each carries the
 //! leader's latest round, each answer echoes it, so an answer to round `r` was sent after the
 //! leader began `r` (which also settles ambiguous rejections, see `progress::Rejection`).
+//! When each round began is remembered too, for leases (see `raft::lease`).
 
 use std::collections::VecDeque;
 
 use crate::ids::{LogIndex, NodeId};
+use crate::raft::round_starts::RoundStarts;
+use crate::time::Instant;
 
 /// A read waiting for a majority to confirm a round.
 #[derive(Clone, Copy, Debug)]
@@ -35,6 +38,8 @@ pub(crate) struct Reads {
     round: u64,
     /// A new round has begun that no message carries yet.
     round_due: bool,
+    /// When the recent rounds began.
+    starts: RoundStarts,
     /// Reads registered before the leader committed an entry of its term: until then its
     /// commit index may lag behind what earlier leaders committed.
     awaiting_commit: Vec<u64>,
@@ -45,9 +50,11 @@ pub(crate) struct Reads {
 }
 
 impl Reads {
-    /// Panics unless the reads waiting are in round order and within the rounds begun, and a
-    /// node that does not lead (`leading` false) holds none.
-    pub(crate) fn check_invariants(&self, leading: bool) {
+    /// Panics unless the reads waiting are in round order and within the rounds begun, the
+    /// rounds' starts are in order and not after `now`, and a node that does not lead
+    /// (`leading` false) holds no read and remembers no round.
+    pub(crate) fn check_invariants(&self, leading: bool, now: Instant) {
+        self.starts.check_invariants(now);
         let rounds = |rounds: &mut dyn Iterator<Item = u64>| {
             let mut previous = 0;
             for round in rounds {
@@ -61,8 +68,9 @@ impl Reads {
             assert!(
                 self.pending.is_empty()
                     && self.awaiting_commit.is_empty()
-                    && self.recoveries.is_empty(),
-                "reads held by a node that does not lead"
+                    && self.recoveries.is_empty()
+                    && self.starts.is_empty(),
+                "reads or rounds held by a node that does not lead"
             );
         }
     }
@@ -72,13 +80,32 @@ impl Reads {
         self.round
     }
 
-    /// Begins a new round unless one has begun that no message carries yet; returns it.
-    pub(crate) fn begin_round(&mut self) -> u64 {
+    /// Begins a new round at `now` unless one has begun that no message carries yet; returns
+    /// it.
+    pub(crate) fn begin_round(&mut self, now: Instant) -> u64 {
         if !self.round_due {
-            self.round += 1;
+            self.round =
+                self.round.checked_add(1).expect("a leadership begins fewer than 2^64 rounds");
             self.round_due = true;
+            self.starts.began(self.round, now);
         }
         self.round
+    }
+
+    /// An instant no later than the start of `round`, if it is remembered.
+    pub(crate) fn no_later_than_start_of(&self, round: u64) -> Option<Instant> {
+        self.starts.no_later_than_start_of(round)
+    }
+
+    /// Forgets when the rounds so far began: their answers no longer give a lease.
+    pub(crate) fn forget_round_starts(&mut self) {
+        self.starts.forget();
+    }
+
+    /// Forgets when the rounds began, and remembers no more for the rest of the leadership:
+    /// no lease until it ends.
+    pub(crate) fn stop_remembering_round_starts(&mut self) {
+        self.starts.stop();
     }
 
     /// Whether a new round must go out now; from now on messages carry it.
@@ -86,16 +113,23 @@ impl Reads {
         std::mem::take(&mut self.round_due)
     }
 
-    /// Registers read `ctx` at the read point `index`, to be confirmed by a new round.
-    pub(crate) fn register(&mut self, ctx: u64, index: LogIndex) {
-        let round = self.begin_round();
+    /// Registers read `ctx` at the read point `index`, to be confirmed by a new round begun
+    /// at `now`.
+    pub(crate) fn register(&mut self, ctx: u64, index: LogIndex, now: Instant) {
+        let round = self.begin_round(now);
         self.pending.push_back(PendingRead { ctx, index, round });
     }
 
     /// Registers `commit` as the target of `follower`'s recovery `nonce`, to be confirmed by a
-    /// new round.
-    pub(crate) fn register_recovery(&mut self, follower: NodeId, nonce: u64, commit: LogIndex) {
-        let round = self.begin_round();
+    /// new round begun at `now`.
+    pub(crate) fn register_recovery(
+        &mut self,
+        follower: NodeId,
+        nonce: u64,
+        commit: LogIndex,
+        now: Instant,
+    ) {
+        let round = self.begin_round(now);
         self.recoveries.push_back(PendingRecovery { follower, nonce, commit, round });
     }
 
@@ -133,7 +167,8 @@ impl Reads {
         Some(ready)
     }
 
-    /// Leadership ended: every read fails, and the rounds start again with the next one.
+    /// Leadership ended: every read fails, and the rounds (and their starts) start again with
+    /// the next one.
     /// Returns the reads' ctxs.
     pub(crate) fn abort_all(&mut self) -> impl Iterator<Item = u64> + use<> {
         let reads = std::mem::take(self);

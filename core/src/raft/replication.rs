@@ -26,6 +26,9 @@ impl RaftNode {
 
     pub(crate) fn append_own(&mut self, payload: Payload) -> LogId {
         let id = LogId::new(self.log.last_index().next(), self.term);
+        if matches!(payload, Payload::Membership(_)) {
+            self.drop_lease();
+        }
         self.log.append(Entry { index: id.index, term: id.term, payload });
         self.durability.appended(id.index);
         self.broadcast_due = true;
@@ -126,6 +129,7 @@ impl RaftNode {
             self.become_follower(self.term, Some(from));
         }
         self.leader_contact = Some(self.now);
+        self.promise_votes();
         self.log_needed = false;
         self.reset_election_timer();
         true

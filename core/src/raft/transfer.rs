@@ -54,6 +54,7 @@ impl RaftNode {
         }
         let deadline = self.now + Duration::from_millis(self.config.election_timeout_ms_max);
         self.transfer = Some(PendingTransfer::new(target, deadline));
+        self.forfeit_lease();
         self.replicate_to(target);
         self.maybe_send_timeout_now(target);
         Ok(())

@@ -134,3 +134,47 @@ fn a_node_answers_metrics_and_health_over_http() {
     );
     assert_eq!(get(port, "/elsewhere").0, 404);
 }
+
+/// The Redis listener's counters (those of `INFO stats`) are series of `/metrics` too, and move
+/// with its traffic.
+#[test]
+fn the_redis_listeners_counters_are_in_metrics() {
+    let port = free_ports(1)[0];
+    let listen = format!("--metrics-listen=127.0.0.1:{port}");
+    let cluster = TestCluster::start_redis(1, &[&listen]);
+    let is_zero = |value| value == 0.0;
+    wait_for_metrics(
+        port,
+        &cluster,
+        &[
+            ("raftkv_redis_connections", is_zero),
+            ("raftkv_redis_cluster_requests_total", is_zero),
+            ("raftkv_redis_cluster_commands_total", is_zero),
+            ("raftkv_redis_refused_total{reason=\"bad_commands\"}", is_zero),
+        ],
+    );
+    let client = redis::Client::open(cluster.redis_url(1)).expect("a valid url");
+    let mut connection = common::connect_when_listening(&client, 1);
+    let mut pipe = redis::pipe();
+    for i in 0..50 {
+        pipe.cmd("SET").arg(format!("k{i}")).arg(i).ignore();
+        pipe.cmd("GET").arg(format!("k{i}")).ignore();
+    }
+    pipe.query::<()>(&mut connection).expect("the pipeline");
+    let mut garbled = TcpStream::connect(cluster.redis_address(1)).expect("connects");
+    garbled.write_all(b"*1\r\n+PING\r\n").expect("sends");
+    let mut answer = String::new();
+    let _ = garbled.read_to_string(&mut answer);
+    assert!(answer.starts_with("-ERR Protocol error"), "{answer}");
+    wait_for_metrics(
+        port,
+        &cluster,
+        &[
+            ("raftkv_redis_connections", |value| value == 1.0),
+            ("raftkv_redis_cluster_requests_total", |value| value >= 1.0),
+            ("raftkv_redis_cluster_commands_total", |value| value == 100.0),
+            ("raftkv_redis_refused_total{reason=\"bad_commands\"}", |value| value == 1.0),
+            ("raftkv_redis_refused_total{reason=\"clients_evicted\"}", is_zero),
+        ],
+    );
+}

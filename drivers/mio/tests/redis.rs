@@ -462,25 +462,121 @@ fn read_until_closed(stream: &mut TcpStream) -> String {
     String::from_utf8_lossy(&received).into_owned()
 }
 
+/// Sends `request` and reads the answer: one line.
+fn exchange(stream: &mut TcpStream, request: &[u8]) -> String {
+    stream.write_all(request).expect("sends");
+    stream.set_read_timeout(Some(PATIENCE)).expect("a timeout");
+    let mut answer = Vec::new();
+    let mut byte = [0];
+    while !answer.ends_with(b"\r\n") {
+        let read = stream.read(&mut byte).expect("reads");
+        assert!(read > 0, "closed after {:?}", String::from_utf8_lossy(&answer));
+        answer.push(byte[0]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// A connection to node `node`'s Redis listener, once it listens.
+fn connect_raw(cluster: &TestCluster, node: usize) -> TcpStream {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match TcpStream::connect(cluster.redis_address(node)) {
+            Ok(stream) => return stream,
+            Err(error) if Instant::now() < deadline => {
+                eprintln!("waiting for node {node}'s redis listener: {error}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(error) => panic!("node {node}'s redis listener: {error}"),
+        }
+    }
+}
+
+/// A field of `INFO stats`, asked on `stream`.
+fn stats_field(stream: &mut TcpStream, name: &str) -> u64 {
+    let header = exchange(stream, b"INFO stats\r\n");
+    let length: usize = header.trim_start_matches('$').trim().parse().expect("a bulk string");
+    let mut body = vec![0; length + 2];
+    stream.read_exact(&mut body).expect("the sections");
+    let text = String::from_utf8_lossy(&body);
+    let line = text.lines().find_map(|line| line.strip_prefix(&format!("{name}:")));
+    line.unwrap_or_else(|| panic!("no {name} in {text}")).parse().expect("a number")
+}
+
 #[test]
-fn connections_beyond_the_cap_idle_ones_and_garbled_ones_are_closed() {
-    let limits = ["--max-client-connections=2", "--client-idle-timeout-ms=600"];
-    let cluster = TestCluster::start_redis(1, &limits);
-    let address =
-        cluster.redis_url(1).trim_start_matches("redis://").trim_end_matches('/').to_string();
-    let mut first = connect(&cluster, 1);
-    let _: String = query(&mut first, &[b"SET", b"k", b"v"]).expect("served");
+fn at_the_cap_the_connection_silent_longest_is_closed_for_a_new_one() {
+    let cluster = TestCluster::start_redis(1, &["--max-client-connections=2"]);
+    let address = cluster.redis_address(1);
+    let mut first = connect_raw(&cluster, 1);
+    assert_eq!(exchange(&mut first, b"PING\r\n"), "+PONG\r\n");
     let mut second = TcpStream::connect(&address).expect("connects");
-    second.write_all(b"PING\r\n").expect("sends");
-    let mut pong = [0; 7];
-    second.read_exact(&mut pong).expect("answered");
-    assert_eq!(&pong, b"+PONG\r\n");
+    assert_eq!(exchange(&mut second, b"PING\r\n"), "+PONG\r\n");
     let mut third = TcpStream::connect(&address).expect("connects");
-    assert_eq!(read_until_closed(&mut third), "-ERR max number of clients reached\r\n");
-    // Silent past the idle timeout: closed, which makes room again.
-    assert_eq!(read_until_closed(&mut second), "");
+    assert_eq!(exchange(&mut third, b"PING\r\n"), "+PONG\r\n", "served, not refused");
+    assert_eq!(read_until_closed(&mut first), "", "the one silent longest made room");
+    assert_eq!(exchange(&mut second, b"PING\r\n"), "+PONG\r\n");
+    assert_eq!(stats_field(&mut third, "evicted_clients"), 1);
+    assert_eq!(stats_field(&mut third, "rejected_connections"), 0);
+    assert!(cluster.log(1).contains("closed a connection to make room"), "logged");
+}
+
+/// At the cap, a connection that has not given the password goes first, however recent, and
+/// one waiting for its answers stays, however silent, while another may go.
+#[test]
+fn at_the_cap_unauthenticated_connections_go_first_and_busy_ones_stay() {
+    const VALUE_BYTES: usize = 256 << 10;
+    // Answers of 50 MiB, far more than the socket buffers and the reply queue hold: the
+    // connection that asks for them and reads none keeps commands unanswered.
+    const GETS: usize = 200;
+    let dir = std::env::temp_dir().join(format!("raftkv-redis-evict-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let file = dir.join("password");
+    std::fs::write(&file, "s3cret\n").expect("written");
+    let password = format!("--redis-password-file={}", file.display());
+    let cluster = TestCluster::start_redis(1, &[&password, "--max-client-connections=3"]);
+    let address = cluster.redis_address(1);
+    let auth = b"AUTH s3cret\r\n";
+
+    let mut busy = connect_raw(&cluster, 1);
+    assert_eq!(exchange(&mut busy, auth), "+OK\r\n");
+    let mut set = format!("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n${VALUE_BYTES}\r\n").into_bytes();
+    set.extend(std::iter::repeat_n(b'v', VALUE_BYTES));
+    set.extend_from_slice(b"\r\n");
+    assert_eq!(exchange(&mut busy, &set), "+OK\r\n");
+    busy.write_all(&b"GET big\r\n".repeat(GETS)).expect("sends");
+    let mut idle = TcpStream::connect(&address).expect("connects");
+    assert_eq!(exchange(&mut idle, auth), "+OK\r\n");
+    let mut stranger = TcpStream::connect(&address).expect("connects");
+    assert!(exchange(&mut stranger, b"GET big\r\n").starts_with("-NOAUTH"));
+
+    let mut newcomer = TcpStream::connect(&address).expect("connects");
+    assert_eq!(exchange(&mut newcomer, auth), "+OK\r\n");
+    assert_eq!(read_until_closed(&mut stranger), "", "unauthenticated: the first to go");
+    let mut latest = TcpStream::connect(&address).expect("connects");
+    assert_eq!(exchange(&mut latest, auth), "+OK\r\n");
+    assert_eq!(read_until_closed(&mut idle), "", "the idle one, not the busy one");
+    assert_eq!(stats_field(&mut latest, "evicted_clients"), 2);
+
+    let answer_bytes = format!("${VALUE_BYTES}\r\n").len() + VALUE_BYTES + 2;
+    let mut answers = vec![0; answer_bytes * GETS];
+    busy.read_exact(&mut answers).expect("every answer");
+    assert_eq!(exchange(&mut busy, b"PING\r\n"), "+PONG\r\n", "the busy one stayed");
+    assert_eq!(exchange(&mut newcomer, b"PING\r\n"), "+PONG\r\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn idle_connections_and_garbled_ones_are_closed() {
+    let cluster = TestCluster::start_redis(1, &["--client-idle-timeout-ms=600"]);
+    let address = cluster.redis_address(1);
+    let mut silent = connect_raw(&cluster, 1);
+    assert_eq!(exchange(&mut silent, b"PING\r\n"), "+PONG\r\n");
+    assert_eq!(read_until_closed(&mut silent), "", "silent past the idle timeout: closed");
     let mut garbled = TcpStream::connect(&address).expect("connects");
     garbled.write_all(b"*1\r\n+PING\r\n").expect("sends");
     let answer = read_until_closed(&mut garbled);
     assert!(answer.starts_with("-ERR Protocol error: expected '$'"), "{answer}");
+    assert_eq!(
+        stats_field(&mut TcpStream::connect(&address).expect("connects"), "rejected_connections"),
+        1
+    );
 }

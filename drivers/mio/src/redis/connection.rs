@@ -135,6 +135,17 @@ impl Connection {
         Ok(())
     }
 
+    /// Whether it has commands unanswered or answers not yet sent.
+    pub(crate) fn busy(&self) -> bool {
+        !self.pipeline.is_empty() || !self.outbox.is_empty() || self.transport.has_pending_records()
+    }
+
+    /// Whether the client has shown it may be served: its TLS handshake, if any, is over, and
+    /// it gave the password, if one is asked.
+    pub(crate) fn admitted(&self) -> bool {
+        self.state.authenticated && !self.transport.is_handshaking()
+    }
+
     /// Whether it has answered everything it will and may be closed: the answers moved into
     /// rustls have left too, else closing would cut the last one short.
     pub(crate) fn finished(&self) -> bool {

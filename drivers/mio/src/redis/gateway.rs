@@ -28,8 +28,9 @@ use crate::redis::connection::{Connection, ReadError};
 use crate::redis::cursors::Cursors;
 use crate::redis::info::{ListenerFacts, info_text};
 use crate::redis::pipeline::BatchLimits;
+use crate::redis::refusals::{Refusal, Refusals};
 use crate::redis::resp::{self, Reply};
-use crate::server::Front;
+use crate::server::{Front, FrontCounts};
 use crate::tls::RedisTls;
 use crate::transport::{ReadOutcome, Transport};
 use crate::wire::NodeStatus;
@@ -45,32 +46,6 @@ const FRAME_OVERHEAD: usize = 4096;
 /// What a TLS client that speaks in the clear is told before the connection closes.
 const PLAINTEXT_REFUSED: &[u8] =
     b"-ERR this port speaks TLS: connect with TLS (redis-cli --tls --cacert CA.crt ...)\r\n";
-
-/// Refusals, counted for `INFO` and logged at most once a second.
-#[derive(Debug, Default)]
-struct Refusals {
-    rejected_connections: u64,
-    /// Of which: TLS failures (handshakes failed or not finished in time, records that did not
-    /// decrypt, clients in the clear on the TLS port).
-    tls_refused: u64,
-    last_logged: Option<Instant>,
-}
-
-impl Refusals {
-    fn record_tls(&mut self, what: &str) {
-        self.tls_refused = self.tls_refused.saturating_add(1);
-        self.record(what);
-    }
-
-    fn record(&mut self, what: &str) {
-        self.rejected_connections = self.rejected_connections.saturating_add(1);
-        let now = Instant::now();
-        if self.last_logged.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1)) {
-            self.last_logged = Some(now);
-            warn!(total = self.rejected_connections, "redis listener refused a connection: {what}");
-        }
-    }
-}
 
 pub(crate) struct Gateway {
     config: RedisConfig,
@@ -187,7 +162,7 @@ impl Gateway {
 
     fn accept(&mut self) {
         loop {
-            let (mut stream, address) = match self.listener.accept() {
+            let (stream, address) = match self.listener.accept() {
                 Ok(accepted) => accepted,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
@@ -197,13 +172,7 @@ impl Gateway {
                 }
             };
             if self.connections.len() >= self.config.limits.max_client_connections {
-                // In the clear, the client is told why; through TLS, it only sees the close.
-                if self.config.listener_tls.is_none() {
-                    use std::io::Write;
-                    let _ = stream.write(b"-ERR max number of clients reached\r\n");
-                }
-                self.refusals.record(&format!("{address}: max number of clients reached"));
-                continue;
+                self.make_room_for_a_client(address);
             }
             let transport = match self.config.listener_tls.as_ref().map(RedisTls::accept) {
                 None => Transport::plain(stream),
@@ -225,6 +194,34 @@ impl Gateway {
         }
     }
 
+    /// At `--max-client-connections`, closes a connection for the new one from `address`, as
+    /// the node's own listener does, rather than refuse it: the one silent longest, but first
+    /// one that has not authenticated (or not finished its TLS handshake), so that clients
+    /// without the password cannot push out those with it; and one with commands unanswered
+    /// only if every connection has some.
+    fn make_room_for_a_client(&mut self, address: SocketAddr) {
+        let idlest = self
+            .connections
+            .iter()
+            .min_by_key(|(token, connection)| {
+                (connection.busy(), connection.admitted(), connection.last_heard, token.0)
+            })
+            .map(|(token, connection)| (*token, connection.state.id, connection.last_heard));
+        let Some((token, id, last_heard)) = idlest else {
+            return;
+        };
+        let max = self.config.limits.max_client_connections;
+        self.refusals.record(
+            Refusal::Evicted,
+            &format!(
+                "client {id}, silent for {:.1?}, closed for a new one from {address} \
+                 (--max-client-connections {max})",
+                last_heard.elapsed()
+            ),
+        );
+        self.close(token, "evicted: too many clients");
+    }
+
     /// At `--max-pending-connections` TLS handshakes, closes the oldest one still going, as
     /// the node's own listener does: a flood of handshakes that never finish cannot keep
     /// clients out. Handshakes that ended are dropped from the queue on the way.
@@ -235,7 +232,8 @@ impl Gateway {
             };
             let going = self.connections.get(&oldest).is_some_and(|c| c.transport.is_handshaking());
             if going {
-                self.refusals.record_tls(
+                self.refusals.record(
+                    Refusal::Tls,
                     "a TLS handshake was closed for a newer one (--max-pending-connections)",
                 );
                 self.close(oldest, "evicted: too many TLS handshakes");
@@ -317,11 +315,12 @@ impl Gateway {
         match error {
             ReadError::Plaintext => {
                 connection.refuse_in_the_clear(PLAINTEXT_REFUSED);
-                self.refusals.record_tls(&format!("{address}: spoke in the clear to the TLS port"));
+                let what = format!("{address}: spoke in the clear to the TLS port");
+                self.refusals.record(Refusal::Tls, &what);
                 self.close(token, "not TLS");
             }
             ReadError::Tls(detail) => {
-                self.refusals.record_tls(&format!("{address}: {detail}"));
+                self.refusals.record(Refusal::Tls, &format!("{address}: {detail}"));
                 // The alert rustls queued tells the client why.
                 let _ = connection.transport.send_records();
                 self.close(token, &detail);
@@ -357,7 +356,8 @@ impl Gateway {
                 Err(error) => {
                     connection.pipeline.push_ready(encoded(&Reply::error(&error), 2));
                     connection.closing = true;
-                    self.refusals.record(&format!("client {}: {error}", connection.state.id));
+                    let what = format!("client {}: {error}", connection.state.id);
+                    self.refusals.record(Refusal::BadCommand, &what);
                     break false;
                 }
             }
@@ -413,14 +413,7 @@ impl Gateway {
             return;
         }
         let status = status();
-        let facts = ListenerFacts {
-            port: self.config.listen.port(),
-            connected_clients: self.connections.len(),
-            rejected_connections: self.refusals.rejected_connections,
-            tls_refused_connections: self.refusals.tls_refused,
-            cluster_requests: self.cluster_requests,
-            cluster_commands: self.cluster_commands,
-        };
+        let facts = ListenerFacts { port: self.config.listen.port(), counts: self.counts() };
         for token in &waiting {
             if let Some(connection) = self.connections.get_mut(token) {
                 connection.pipeline.answer_info(|protocol, sections| {
@@ -471,7 +464,8 @@ impl Gateway {
             self.close(token, "idle");
         }
         for token in stalled {
-            self.refusals.record_tls(
+            self.refusals.record(
+                Refusal::Tls,
                 "a client did not finish its TLS handshake in time (--handshake-timeout-ms)",
             );
             self.close(token, "TLS handshake timed out");
@@ -566,6 +560,15 @@ impl Front for Gateway {
         }
         let sweep = SWEEP.saturating_sub(self.last_sweep.elapsed());
         Some(self.pool.next_timer_in().map_or(sweep, |timer| timer.min(sweep)))
+    }
+
+    fn counts(&self) -> FrontCounts {
+        FrontCounts {
+            connections: self.connections.len() as u64,
+            refused: self.refusals.counts(),
+            cluster_requests: self.cluster_requests,
+            cluster_commands: self.cluster_commands,
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! `INFO`: the node's state in Redis's `field:value` sections.
 
 use crate::redis::table::REDIS_VERSION;
+use crate::server::{FrontCounts, RefusalCounts};
 use crate::wire::NodeStatus;
 
 /// What the Redis listener adds to the node's status.
@@ -8,16 +9,7 @@ use crate::wire::NodeStatus;
 pub(crate) struct ListenerFacts {
     /// Its port.
     pub(crate) port: u16,
-    /// Its connections now.
-    pub(crate) connected_clients: usize,
-    /// Connections it refused so far.
-    pub(crate) rejected_connections: u64,
-    /// Of which: TLS failures, clients in the clear on a TLS port included.
-    pub(crate) tls_refused_connections: u64,
-    /// Requests sent to the cluster so far.
-    pub(crate) cluster_requests: u64,
-    /// Commands they carried: more than requests when pipelined commands went as batches.
-    pub(crate) cluster_commands: u64,
+    pub(crate) counts: FrontCounts,
 }
 
 /// The sections, in the order Redis writes them.
@@ -46,12 +38,13 @@ fn section_text(section: &str, status: &NodeStatus, facts: ListenerFacts) -> Str
             ("process_id", std::process::id().to_string()),
             ("tcp_port", facts.port.to_string()),
         ],
-        "clients" => vec![("connected_clients", facts.connected_clients.to_string())],
+        "clients" => vec![("connected_clients", facts.counts.connections.to_string())],
         "stats" => vec![
-            ("rejected_connections", facts.rejected_connections.to_string()),
-            ("tls_refused_connections", facts.tls_refused_connections.to_string()),
-            ("cluster_requests", facts.cluster_requests.to_string()),
-            ("cluster_commands", facts.cluster_commands.to_string()),
+            ("rejected_connections", rejected_connections(facts.counts.refused).to_string()),
+            ("tls_refused_connections", facts.counts.refused.tls_refused.to_string()),
+            ("evicted_clients", facts.counts.refused.clients_evicted.to_string()),
+            ("cluster_requests", facts.counts.cluster_requests.to_string()),
+            ("cluster_commands", facts.counts.cluster_commands.to_string()),
         ],
         // raftkv roles, not Redis's master/slave: every node takes writes and forwards them
         // to the leader.
@@ -76,6 +69,12 @@ fn section_text(section: &str, status: &NodeStatus, facts: ListenerFacts) -> Str
     text
 }
 
+/// Connections refused: for a command that was none, or a TLS failure (not those closed to
+/// make room: they had been served).
+fn rejected_connections(refusals: RefusalCounts) -> u64 {
+    refusals.bad_commands.saturating_add(refusals.tls_refused)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,11 +82,12 @@ mod tests {
     fn info(asked: &[&str]) -> String {
         let facts = ListenerFacts {
             port: 6379,
-            connected_clients: 4,
-            rejected_connections: 3,
-            tls_refused_connections: 2,
-            cluster_requests: 10,
-            cluster_commands: 25,
+            counts: FrontCounts {
+                connections: 4,
+                refused: RefusalCounts { bad_commands: 1, tls_refused: 2, clients_evicted: 5 },
+                cluster_requests: 10,
+                cluster_commands: 25,
+            },
         };
         let asked: Vec<String> = asked.iter().map(|name| (*name).to_owned()).collect();
         info_text(&NodeStatus::example(), facts, &asked)
@@ -120,7 +120,7 @@ mod tests {
         assert_eq!(
             stats,
             "# Stats\r\nrejected_connections:3\r\ntls_refused_connections:2\r\n\
-             cluster_requests:10\r\ncluster_commands:25\r\n"
+             evicted_clients:5\r\ncluster_requests:10\r\ncluster_commands:25\r\n"
         );
         assert!(info(&["server"]).contains("tcp_port:6379\r\n"));
     }

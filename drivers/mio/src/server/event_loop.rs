@@ -587,6 +587,7 @@ impl Server {
             counters: self.replica.raft().counters().clone(),
             links: links.collect(),
             counts: self.counts.clone(),
+            front: self.front.as_deref().map(Front::counts),
             at: std::time::Instant::now(),
         });
     }

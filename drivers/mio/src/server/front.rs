@@ -36,4 +36,31 @@ pub(crate) trait Front {
     /// How long the loop may sleep before the front needs a turn even without readiness:
     /// zero when it has work left.
     fn next_turn_in(&self) -> Option<std::time::Duration>;
+
+    /// Its counters, for `/metrics`.
+    fn counts(&self) -> FrontCounts;
+}
+
+/// What a front counted, for `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct FrontCounts {
+    /// Its connections now.
+    pub(crate) connections: u64,
+    pub(crate) refused: RefusalCounts,
+    /// Requests it sent to the cluster so far.
+    pub(crate) cluster_requests: u64,
+    /// Commands they carried: more than requests when pipelined commands went as batches.
+    pub(crate) cluster_commands: u64,
+}
+
+/// Connections a front refused, or closed to make room, by reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct RefusalCounts {
+    /// Closed for sending something that is no command.
+    pub(crate) bad_commands: u64,
+    /// TLS failures: a handshake failed, or did not finish in time, or was closed for a newer
+    /// one; a record did not decrypt; the client spoke in the clear to the TLS port.
+    pub(crate) tls_refused: u64,
+    /// Closed to make room for a new connection at `--max-client-connections`.
+    pub(crate) clients_evicted: u64,
 }

@@ -13,6 +13,7 @@ use prometheus_client::registry::Registry;
 use raftkv_core::NodeId;
 use raftkv_core::raft::Counters;
 
+use super::front::FrontCounts;
 use super::instruments::Instruments;
 use super::loop_counts::LoopCounts;
 use crate::connection_report::ConnectionReport;
@@ -33,6 +34,8 @@ pub(super) struct Figures {
     pub(super) links: Vec<LinkFigures>,
     /// Client requests taken as leader, leader changes seen.
     pub(super) counts: LoopCounts,
+    /// The Redis listener's, if the node runs one.
+    pub(super) front: Option<FrontCounts>,
     /// When the loop published them.
     pub(super) at: Instant,
 }
@@ -143,6 +146,9 @@ fn encode_figures(figures: &Figures, instruments: &Instruments) -> String {
     register_links(&mut registry, &figures.links);
     register_connections(&mut registry, &figures.status.connections);
     register_loop_counts(&mut registry, &figures.counts);
+    if let Some(front) = &figures.front {
+        register_redis(&mut registry, front);
+    }
     register_counters(&mut registry, &figures.counters);
     instruments.register(&mut registry);
     let mut text = String::new();
@@ -208,6 +214,29 @@ fn register_connections(registry: &mut Registry, connections: &ConnectionReport)
     counters_by(registry, "refused", help, "reason", refused);
 }
 
+/// The Redis listener's series, named after its `INFO` fields.
+fn register_redis(registry: &mut Registry, counts: &FrontCounts) {
+    let help = "Connections of Redis clients to this node's Redis listener";
+    gauge(registry, "redis_connections", help, counts.connections);
+    let refused = [
+        ("bad_commands", counts.refused.bad_commands),
+        ("tls_refused", counts.refused.tls_refused),
+        ("clients_evicted", counts.refused.clients_evicted),
+    ];
+    let refused = refused.map(|(reason, count)| (reason.to_owned(), count));
+    let help = "Redis connections refused or closed to make room, by reason";
+    counters_by(registry, "redis_refused", help, "reason", refused);
+    let help = "Requests the Redis listener sent to the cluster";
+    let requests: Counter = Counter::default();
+    requests.inc_by(counts.cluster_requests);
+    registry.register("redis_cluster_requests", help, requests);
+    let help =
+        "Redis commands those requests carried (more than requests: pipelines go as batches)";
+    let commands: Counter = Counter::default();
+    commands.inc_by(counts.cluster_commands);
+    registry.register("redis_cluster_commands", help, commands);
+}
+
 fn register_loop_counts(registry: &mut Registry, counts: &LoopCounts) {
     let proposals = counts.proposals.iter().map(|(kind, count)| (kind.to_string(), *count));
     let help = "Client requests taken as leader to go through the log, by kind";
@@ -222,7 +251,7 @@ fn register_loop_counts(registry: &mut Registry, counts: &LoopCounts) {
 }
 
 fn register_counters(registry: &mut Registry, counters: &Counters) {
-    let raft: [(&str, &str, u64); 20] = [
+    let raft: [(&str, &str, u64); 21] = [
         (
             "dropped_misaddressed",
             "Messages addressed to another node",
@@ -231,7 +260,7 @@ fn register_counters(registry: &mut Registry, counters: &Counters) {
         ("dropped_stale_term", "Messages from an older term", counters.dropped_stale_term),
         (
             "dropped_in_lease",
-            "Vote requests ignored while a leader was heard from",
+            "Votes refused while a leader was heard from or within a vote promise",
             counters.dropped_in_lease,
         ),
         (
@@ -291,6 +320,7 @@ fn register_counters(registry: &mut Registry, counters: &Counters) {
             "Pre-votes started as a learner whose log was needed",
             counters.learner_campaigns,
         ),
+        ("lease_reads", "Reads answered at once from the leader's lease", counters.lease_reads),
     ];
     for (name, help, value) in raft {
         let counter: Counter = Counter::default();
@@ -330,6 +360,12 @@ mod tests {
                 counts.leader_changes = 3;
                 counts
             },
+            front: Some(FrontCounts {
+                connections: 2,
+                refused: crate::server::RefusalCounts { clients_evicted: 4, ..Default::default() },
+                cluster_requests: 10,
+                cluster_commands: 30,
+            }),
             at,
         }
     }
@@ -410,9 +446,22 @@ mod tests {
             "raftkv_snapshots_saved_total 0",
             "raftkv_raft_elections_total 4",
             "raftkv_refused_total{reason=\"bad_frames\"} 0",
+            "raftkv_redis_connections 2",
+            "raftkv_redis_refused_total{reason=\"clients_evicted\"} 4",
+            "raftkv_redis_refused_total{reason=\"tls_refused\"} 0",
+            "raftkv_redis_cluster_requests_total 10",
+            "raftkv_redis_cluster_commands_total 30",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing from\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn a_node_without_a_redis_listener_has_no_redis_series() {
+        let figures = Figures { front: None, ..figures(Some(1), 10, 9, Instant::now()) };
+        let text = encode_figures(&figures, &Instruments::default());
+        assert!(!text.contains("raftkv_redis_"), "{text}");
+        assert!(text.contains("raftkv_client_connections "), "{text}");
     }
 }

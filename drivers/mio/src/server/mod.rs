@@ -41,7 +41,7 @@ pub(crate) use admin::check_address;
 pub(crate) use data_lock::acquire as lock_data_dir;
 pub(crate) use error::ServeError;
 pub(crate) use event_loop::run;
-pub(crate) use front::Front;
+pub(crate) use front::{Front, FrontCounts, RefusalCounts};
 pub(crate) use limits::ConnectionLimits;
 pub(crate) use options::ServeOptions;
 pub(crate) use peer_record::record as record_peers;
