@@ -103,3 +103,20 @@ fn run_linearizable(seed: u64, options: Options) -> raftkv_sim::Report {
     );
     report
 }
+
+/// With `--lease-reads`, leaders answer reads from their leases, which allow for exactly the
+/// simulated clocks' drift: every run linearizable, many reads answered from a lease.
+#[test]
+fn a_swarm_of_60_seeds_with_lease_reads_passes() {
+    let mut lease_reads = 0;
+    for seed in 0..60 {
+        let mut options = Options::draw(seed, Shape::draw(seed)).with_lease_reads();
+        if seed % 2 == 1 {
+            options = options.with_batches();
+        }
+        assert!(options.reproduce_command().contains(" --lease-reads"));
+        assert_eq!(options.raft.lease_drift_ppm, options.clock.drift_ppm_max);
+        lease_reads += run_linearizable(seed, options).stats.lease_reads;
+    }
+    assert!(lease_reads >= 1_000, "{lease_reads} reads from a lease in 60 runs");
+}
