@@ -107,6 +107,11 @@ struct ShapeArgs {
     /// the clocks more than they deserve.
     #[arg(long, hide = true, value_name = "PPM", requires = "lease_reads", value_parser = clap::value_parser!(u64).range(0..1_000_000))]
     lease_drift_ppm: Option<u64>,
+    /// With the clock fault class: each node's clock drifts up to this many parts per million
+    /// instead of the drawn bound. Only to widen what a lease with a too small
+    /// --lease-drift-ppm gets wrong, so that a swarm finds it sooner.
+    #[arg(long, hide = true, value_name = "PPM", value_parser = clap::value_parser!(u64).range(0..1_000_000))]
+    clock_drift_ppm: Option<u64>,
 }
 
 impl ShapeArgs {
@@ -139,6 +144,9 @@ impl ShapeArgs {
         }
         if self.batches {
             options = options.with_batches();
+        }
+        if let Some(ppm) = self.clock_drift_ppm.filter(|_| options.shape.faults.clock) {
+            options.clock.drift_ppm_max = ppm;
         }
         if self.lease_reads {
             options = options.with_lease_reads();

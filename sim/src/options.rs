@@ -650,6 +650,10 @@ impl Options {
         if self.workload.batch > 0 {
             command.push_str(" --batches");
         }
+        let drawn_clock = Options::draw(self.seed, self.shape).clock;
+        if self.clock.drift_ppm_max != drawn_clock.drift_ppm_max {
+            command.push_str(&format!(" --clock-drift-ppm {}", self.clock.drift_ppm_max));
+        }
         if self.raft.read_lease {
             command.push_str(" --lease-reads");
             if self.raft.lease_drift_ppm != self.clock.drift_ppm_max {
