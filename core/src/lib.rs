@@ -311,6 +311,7 @@ pub mod loaded_snapshot;
 pub mod prng;
 pub mod protocol;
 pub mod raft;
+pub mod retired;
 pub mod server;
 pub mod session;
 pub mod snapshot_job;

@@ -9,9 +9,10 @@ use crate::ids::{ClientId, LogId, LogIndex, NodeId, RequestId, Term};
 use crate::loaded_snapshot::LoadedSnapshot;
 use crate::protocol::{ClientReply, ClientRequest, Op, Outcome, Reject};
 use crate::raft::{
-    self, ChangeRefused, CompactedEntries, MemberChange, Membership, Message, Payload, Persist,
-    PersistId, RaftNode, Recovered, Role, Standing,
+    self, ChangeRefused, MemberChange, Membership, Message, Payload, Persist, PersistId, RaftNode,
+    Recovered, Role, Standing,
 };
+use crate::retired::Retired;
 use crate::session::{SessionCheck, Sessions};
 use crate::snapshot_job::SnapshotJob;
 use crate::state_machine::{RestoreError, StateMachine};
@@ -285,8 +286,8 @@ pub struct Replica<S: StateMachine> {
     snapshot_in_flight: Option<LogId>,
     /// A snapshot was asked for (`snapshot_now`) and not handed out yet.
     snapshot_asked: bool,
-    /// What the log dropped when the last event saved a snapshot (`take_compacted`).
-    compacted: Option<CompactedEntries>,
+    /// What the replica let go of and the driver has not taken yet (`take_retired`).
+    retired: Retired<S>,
     clock_anchor: Option<ClockAnchor>,
     /// Log entries and snapshots from a leader that did not decode (never written by this
     /// code: a bug or a hostile peer if non-zero).
@@ -330,7 +331,7 @@ impl<S: StateMachine> Replica<S> {
             snapshot_growth_percent: config.snapshot_growth_percent,
             snapshot_in_flight: None,
             snapshot_asked: false,
-            compacted: None,
+            retired: Retired::new(),
             clock_anchor: None,
             undecodable: 0,
             loaded: None,
@@ -347,7 +348,6 @@ impl<S: StateMachine> Replica<S> {
     /// (then it is dropped; see `raft::Input::SnapshotLoaded`). Drain the outputs after it, as
     /// after [`handle`](Self::handle).
     pub fn snapshot_loaded(&mut self, now: Instant, loaded: LoadedSnapshot<S>) {
-        self.compacted = None;
         let snapshot = loaded.snapshot.clone();
         let last = snapshot.last;
         self.loaded = Some(loaded);
@@ -355,14 +355,14 @@ impl<S: StateMachine> Replica<S> {
         // Installed, it is restored once the outputs before it are drained; otherwise its
         // state goes now rather than stay in memory.
         if self.raft.snapshot().is_none_or(|held| held.last != last) {
-            self.loaded = None;
+            if let Some(unused) = self.loaded.take() {
+                self.retired.add_state(unused.state, unused.sessions);
+            }
         }
     }
 
     /// Feeds one event.
     pub fn handle(&mut self, now: Instant, input: Input<S::Command>) {
-        // Not taken after the event that compacted them: freed here.
-        self.compacted = None;
         match input {
             Input::Message(message) => self.raft.handle(now, raft::Input::Message(message)),
             Input::Timeout => self.raft.handle(now, raft::Input::Timeout),
@@ -481,14 +481,14 @@ impl<S: StateMachine> Replica<S> {
     fn on_request(&mut self, now: Instant, from: ReplyTo, request: ClientRequest<S::Command>) {
         let ClientRequest { client, request: request_id, op } = request;
         // A retry of a request already applied is answered from the session, whatever the
-        // state now says of the command: its reply is committed state, and a command valid
-        // when it was applied (an append) may no longer be (the value it grew is larger now).
-        if self.raft.role() == Role::Leader {
-            if let SessionCheck::Duplicate(reply) = self.sessions.check(client, request_id) {
-                let outcome = Outcome::Done(reply.clone());
-                self.reply(from, request_id, outcome);
-                return;
-            }
+        // state now says of the command: a command valid when it was applied (an append) may
+        // no longer be (the value it grew is larger now). On a follower too, which a retry
+        // reaches when the leader fell silent: the reply is committed state however it was
+        // learned, and validating the command again would refuse as invalid what took effect.
+        if let SessionCheck::Duplicate(reply) = self.sessions.check(client, request_id) {
+            let outcome = Outcome::Done(reply.clone());
+            self.reply(from, request_id, outcome);
+            return;
         }
         if let Op::Command(command) = &op {
             if let Err(invalid) = self.state.validate(command) {
@@ -692,16 +692,20 @@ impl<S: StateMachine> Replica<S> {
             return;
         }
         self.snapshot_in_flight = None;
-        self.compacted = self.raft.snapshot_saved(snapshot);
+        if let Some(compacted) = self.raft.snapshot_saved(snapshot) {
+            self.retired.add_entries(compacted);
+        }
         // What was applied meanwhile may weigh the threshold already.
         self.maybe_snapshot();
     }
 
-    /// The log entries that the snapshot saved by the last event (`Input::SnapshotSaved`)
-    /// covers, taken out of the log, for the driver to free on another thread: there may be a
-    /// whole threshold's worth. Freed at the next event if not taken.
-    pub fn take_compacted(&mut self) -> Option<CompactedEntries> {
-        self.compacted.take()
+    /// What the replica let go of since it was last taken, for the driver to free on another
+    /// thread: the log entries a snapshot saved or installed covers (there may be a whole
+    /// threshold's worth), the state and sessions an installed snapshot replaced. Take it after
+    /// each event and after draining the outputs (a snapshot is restored while they are
+    /// drained); a replica keeps only a few things untaken, and frees older ones itself.
+    pub fn take_retired(&mut self) -> Option<Retired<S>> {
+        (!self.retired.is_empty()).then(|| std::mem::replace(&mut self.retired, Retired::new()))
     }
 
     /// Bytes of applied log at which the replica snapshots now: the configured threshold, or
@@ -729,8 +733,13 @@ impl<S: StateMachine> Replica<S> {
     /// Replaces sessions and state with a snapshot's.
     fn adopt(&mut self, loaded: LoadedSnapshot<S>) {
         let LoadedSnapshot { snapshot, state, sessions } = loaded;
-        self.state = state;
-        self.sessions = sessions.with_timeout_ms(self.sessions.timeout_ms());
+        let sessions = sessions.with_timeout_ms(self.sessions.timeout_ms());
+        let replaced_state = std::mem::replace(&mut self.state, state);
+        let replaced_sessions = std::mem::replace(&mut self.sessions, sessions);
+        self.retired.add_state(replaced_state, replaced_sessions);
+        if let Some(dropped) = self.raft.take_dropped_by_install() {
+            self.retired.add_entries(dropped);
+        }
         self.applied = snapshot.last.index;
     }
 

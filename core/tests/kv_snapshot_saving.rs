@@ -55,7 +55,11 @@ fn the_log_keeps_its_entries_until_the_snapshot_is_saved_and_one_is_asked_at_a_t
         assert_eq!(status.snapshot_last.index.0, 0, "node {node} compacted before it was saved");
         assert!(status.applied_log_bytes > THRESHOLD_BYTES, "node {node}: entries kept");
         assert!(cluster.disk(node).snapshot.is_none());
+        cluster.start_transcript();
         cluster.save_snapshots(node);
+        let retired = format!("{node}: retired Retired({} entries, 0 states)", asked.index.0);
+        let transcript = cluster.take_transcript();
+        assert!(transcript.contains(&retired), "the log's entries handed out:\n{transcript}");
         let replica = cluster.replica(node);
         assert_eq!(replica.raft().status().snapshot_last, asked, "node {node} compacted to it");
         assert_eq!(replica.raft().counters().snapshots_taken, 1);

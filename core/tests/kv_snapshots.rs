@@ -144,6 +144,18 @@ fn a_lagging_follower_catches_up_through_a_chunked_snapshot() {
     assert_eq!(cluster.replica(lagging).sessions(), cluster.replica(leader).sessions());
 }
 
+#[test]
+fn a_follower_hands_out_the_state_and_log_a_snapshot_replaced_for_its_driver_to_free() {
+    let (mut cluster, _, lagging) = lagging_follower(3);
+    cluster.start_transcript();
+    assert!(cluster.run_until(5_000, |c| c.value(lagging, "k9").as_deref() == Some("v199")));
+    let transcript = cluster.take_transcript();
+    let retired = format!("{lagging}: retired Retired(");
+    let states = transcript.lines().filter(|line| line.starts_with(&retired));
+    assert_eq!(states.filter(|line| line.ends_with(" 1 states)")).count(), 1, "{transcript}");
+    assert!(cluster.replica_mut(lagging).take_retired().is_none(), "taken by the driver");
+}
+
 /// The follower writes the chunks it receives to its disk: restarted, it says how far it got
 /// and the leader sends only the rest (and the window it sent before it heard).
 #[test]

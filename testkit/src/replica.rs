@@ -86,7 +86,11 @@ where
     }
 
     fn poll_effect(&mut self) -> Option<Effect<Packet>> {
-        Some(match self.poll_output()? {
+        let Some(output) = self.poll_output() else {
+            // Freed here, as a driver frees it on another thread; noted for tests to see.
+            return self.take_retired().map(|retired| Effect::Note(format!("retired {retired:?}")));
+        };
+        Some(match output {
             Output::Send(message) => Effect::Send(message),
             Output::Persist(persist) => Effect::Persist(persist),
             Output::SaveSnapshot(job) => Effect::SaveSnapshot(job),

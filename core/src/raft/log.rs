@@ -130,28 +130,33 @@ impl RaftLog {
     /// Replaces the log up to `last` by a snapshot received from the leader, with `membership`
     /// in force there. Entries after it are kept if the log holds `last` itself (they then
     /// match the leader's); otherwise the whole log goes. Returns whether entries after `last`
-    /// were kept.
-    pub(crate) fn install_snapshot(&mut self, last: LogId, membership: Membership) -> bool {
+    /// were kept, and the entries dropped (for the caller to free where it likes).
+    pub(crate) fn install_snapshot(
+        &mut self,
+        last: LogId,
+        membership: Membership,
+    ) -> (bool, VecDeque<Entry>) {
         let keep_suffix = self.contains(last);
-        if keep_suffix {
-            self.drop_through(last.index);
+        let dropped = if keep_suffix {
+            self.drop_through(last.index)
         } else {
-            self.entries.clear();
             self.bytes = 0;
-        }
+            std::mem::take(&mut self.entries)
+        };
         self.memberships.install(last.index, membership, keep_suffix);
         self.snapshot_last = last;
         self.committed = self.committed.max(last.index);
         self.applied = last.index;
         self.applied_bytes = 0;
-        keep_suffix
+        (keep_suffix, dropped)
     }
 
     /// Takes out the entries up to and including `index`, and returns them, in time in
     /// proportion to the fewer of those taken and those kept: there may be a whole snapshot
-    /// threshold's worth to take. Many leave with the log's buffer (those kept move to a new
-    /// one of the same capacity, so that the log does not grow it again step by step, copying
-    /// itself each time), and the bytes they weighed are counted from the entries kept.
+    /// threshold's worth to take. Many leave with the log's buffer, and the bytes they weighed
+    /// are counted from the entries kept; those kept move to a new buffer just their size, so
+    /// that until the caller frees the old one the log holds one full buffer, not two, and
+    /// grows the new one only as far as the entries that follow need.
     fn drop_through(&mut self, index: LogIndex) -> VecDeque<Entry> {
         let count = self.entries.partition_point(|entry| entry.index <= index);
         let bytes_of =
@@ -161,8 +166,7 @@ impl RaftLog {
             let bytes = bytes_of(&dropped);
             (dropped, bytes)
         } else {
-            let mut kept = VecDeque::with_capacity(self.entries.capacity());
-            kept.extend(self.entries.drain(count..));
+            let kept: VecDeque<Entry> = self.entries.drain(count..).collect();
             let bytes = self.bytes - bytes_of(&kept);
             (std::mem::replace(&mut self.entries, kept), bytes)
         };
@@ -526,6 +530,17 @@ mod tests {
     }
 
     #[test]
+    fn compacting_most_of_the_log_leaves_a_buffer_the_size_of_the_entries_kept() {
+        let mut log = log_of_terms(&[1; 1000]);
+        log.commit_to(LogIndex(1000));
+        log.take_committed(1000);
+        let taken = log.compact_to(LogId::new(LogIndex(990), Term(1)));
+        assert_eq!((taken.len(), log.len()), (990, 10));
+        assert!(log.entries.capacity() < 100, "capacity {}", log.entries.capacity());
+        log.check_invariants();
+    }
+
+    #[test]
     fn compacting_part_of_the_applied_entries_keeps_the_rest_counted_as_applied() {
         let mut log = log_of_terms(&[1, 1, 1, 1]);
         assert_eq!(log.len(), 4);
@@ -539,13 +554,19 @@ mod tests {
     #[test]
     fn an_installed_snapshot_keeps_only_a_matching_suffix() {
         let mut matching = log_of_terms(&[1, 1, 2, 2]);
-        assert!(matching.install_snapshot(LogId::new(LogIndex(2), Term(1)), Membership::default()));
+        let (kept, dropped) =
+            matching.install_snapshot(LogId::new(LogIndex(2), Term(1)), Membership::default());
+        assert!(kept);
+        assert_eq!(dropped.iter().map(|entry| entry.index.0).collect::<Vec<_>>(), [1, 2]);
         assert_eq!(matching.last_index(), LogIndex(4));
         assert_eq!((matching.committed(), matching.applied()), (LogIndex(2), LogIndex(2)));
 
         let mut conflicting = log_of_terms(&[1, 1, 2, 2]);
         let membership = Membership::default();
-        assert!(!conflicting.install_snapshot(LogId::new(LogIndex(3), Term(3)), membership));
+        let (kept, dropped) =
+            conflicting.install_snapshot(LogId::new(LogIndex(3), Term(3)), membership);
+        assert!(!kept);
+        assert_eq!(dropped.len(), 4, "the whole log is handed back");
         assert_eq!(conflicting.last_id(), LogId::new(LogIndex(3), Term(3)));
         assert_eq!(conflicting.bytes(), 0);
     }
@@ -593,7 +614,7 @@ mod tests {
         assert_eq!(log.previous_membership(), None, "compacted away");
         log.check_invariants();
         let leaders = Membership::with_voters([crate::NodeId(7)]);
-        assert!(!log.install_snapshot(LogId::new(LogIndex(9), Term(2)), leaders.clone()));
+        assert!(!log.install_snapshot(LogId::new(LogIndex(9), Term(2)), leaders.clone()).0);
         assert_eq!(log.membership(), &leaders);
         assert_eq!(log.membership_index(), LogIndex(9));
         log.check_invariants();

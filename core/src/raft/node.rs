@@ -9,6 +9,7 @@ use crate::ids::{LogId, LogIndex, NodeId, Term};
 use crate::prng::Prng;
 use crate::raft::ballot::Ballot;
 use crate::raft::chunk_to_send::ChunkToSend;
+use crate::raft::compacted::CompactedEntries;
 use crate::raft::config::{Config, ConfigError};
 use crate::raft::counters::Counters;
 use crate::raft::durability::Durability;
@@ -323,6 +324,9 @@ pub struct RaftNode {
     /// The snapshot's data lives on the driver's disk, of this many bytes, not in `snapshot`
     /// (whose data is empty then): chunks go out as `Output::SendSnapshotChunk`.
     pub(crate) snapshot_on_disk: Option<u64>,
+    /// The entries the last snapshot installed from the leader replaced
+    /// (`take_dropped_by_install`).
+    pub(crate) dropped_by_install: Option<CompactedEntries>,
     /// A snapshot being received from the leader.
     pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
     pub(crate) durability: Durability,
@@ -388,6 +392,7 @@ impl RaftNode {
             reads: Reads::default(),
             snapshot,
             snapshot_on_disk: None,
+            dropped_by_install: None,
             incoming_snapshot,
             durability: Durability::new(durable),
             recovery: Recovery::new(false, 0),

@@ -91,6 +91,12 @@ impl RaftNode {
         Some(CompactedEntries::new(compacted))
     }
 
+    /// The log entries that the last snapshot installed from the leader replaced, for the
+    /// caller to free where it likes (they go with the next install if not taken).
+    pub fn take_dropped_by_install(&mut self) -> Option<CompactedEntries> {
+        self.dropped_by_install.take()
+    }
+
     /// The driver keeps the snapshot this node holds on its disk, where it reads chunks from
     /// (`Output::SendSnapshotChunk`): the node drops its copy of the data. For a replica once
     /// its state machine is restored from the snapshot.
@@ -262,7 +268,9 @@ impl RaftNode {
     /// persist that installs it lands, it is the node's snapshot there, where chunks for
     /// followers are read (until then, chunks asked of it are dropped and go again later).
     fn install_snapshot(&mut self, snapshot: SavedSnapshot) {
-        let kept_suffix = self.log.install_snapshot(snapshot.last, snapshot.membership.clone());
+        let (kept_suffix, dropped) =
+            self.log.install_snapshot(snapshot.last, snapshot.membership.clone());
+        self.dropped_by_install = Some(CompactedEntries::new(dropped));
         self.durability.snapshot_installed(snapshot.clone(), kept_suffix);
         self.outbox.push_back(Output::RestoreSnapshot(snapshot.clone()));
         let SavedSnapshot { last, membership, bytes } = snapshot;

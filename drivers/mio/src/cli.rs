@@ -7,7 +7,7 @@
 
 use std::io::IsTerminal;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
@@ -19,7 +19,7 @@ use crate::cluster_args::ClusterArgs;
 use crate::failure::Failure;
 use crate::frame::MAX_FRAME_BYTES;
 use crate::peers_arg::parse_peers;
-use crate::server::{self, ConnectionLimits, ServeOptions};
+use crate::server::{self, ConnectionLimits, InlineSync, ServeOptions};
 use crate::tls::{ClientAuth, ClientTls, NodeTls, RedisTls, TlsFiles};
 use crate::{backup, bench, certs, kv_cli, list, local, member_cli, redis, status_cli};
 
@@ -115,7 +115,11 @@ enum Command {
   raftkv serve --id 1 ... --read-lease               on every node: reads from the leader's lease
   raftkv serve --id 1 ... --tls-ca ca.crt --tls-cert node-1.crt --tls-key node-1.key \\
       --redis-listen 0.0.0.0:6379              Redis clients too, through TLS:
-  redis-cli -h 10.0.0.1 -p 6379 --tls --cacert ca.crt --cert client.crt --key client.key ping")]
+  redis-cli -h 10.0.0.1 -p 6379 --tls --cacert ca.crt --cert client.crt --key client.key ping
+  raftkv serve --id 1 ... --tls-ca ca.crt --tls-cert node-1.crt --tls-key node-1.key \\
+      --redis-listen 0.0.0.0:6379 --redis-tls-cert kv1.example.com.crt \\
+      --redis-tls-key kv1.example.com.key      the Redis port with a certificate of a public CA
+  redis-cli -h kv1.example.com -p 6379 --tls --cert client.crt --key client.key ping")]
 struct ServeArgs {
     /// This node's id: a positive number, unique in the cluster, never reused.
     #[arg(long)]
@@ -191,6 +195,13 @@ struct ServeArgs {
     /// 64 MiB.
     #[arg(long, hide_default_value = true, default_value_t = raftkv_storage::DEFAULT_SEGMENT_BYTES, value_name = "BYTES")]
     wal_segment_bytes: u64,
+    /// Which nodes write and sync their log on the event loop's thread when the disk thread
+    /// has nothing to do, sparing two thread hand-offs per write: `follower` (followers and
+    /// candidates), `always` (the leader too, which then reads no requests while it syncs),
+    /// or `never` (every write goes through the disk thread). Nothing is acknowledged before
+    /// it is durable either way.
+    #[arg(long, value_enum, default_value_t = InlineSync::Follower, value_name = "WHICH")]
+    inline_sync: InlineSync,
     /// Longest key a client may write; longer ones are refused before they reach the log.
     /// Every node of a cluster must use the same limits.
     #[arg(long, default_value_t = KvLimits::default().max_key_bytes, value_name = "BYTES")]
@@ -440,6 +451,7 @@ fn serve(args: ServeArgs) -> Result<(), Failure> {
         tls,
         metrics_listen: args.metrics_listen,
         health_max_apply_lag: args.health_max_apply_lag,
+        inline_sync: args.inline_sync,
     };
     server::run(options, front).map_err(Failure::Serve)
 }
@@ -498,40 +510,94 @@ fn redis_config(
     }))
 }
 
-/// The Redis listener's TLS: the node's certificate when the node runs TLS, unless
-/// `--redis-plaintext`. Nobody gets in unauthenticated on an address other than loopback by
-/// accident: in the clear only with --insecure-plaintext, and through TLS without client
-/// certificates only with a password.
+/// The Redis listener's TLS: its own certificate (`--redis-tls-cert`), else the node's when
+/// the node runs TLS, unless `--redis-plaintext`. Nobody gets in unauthenticated on an address
+/// other than loopback by accident: in the clear only with --insecure-plaintext, and through
+/// TLS without client certificates only with a password.
 fn redis_listener_tls(
     args: &ServeArgs,
-    files: Option<&TlsFiles>,
+    node_files: Option<&TlsFiles>,
     listen: SocketAddr,
 ) -> Result<Option<RedisTls>, Failure> {
     let redis = &args.redis;
+    let own = redis_certificate(redis)?;
     let public = !listen.ip().is_loopback();
-    match files {
-        Some(files) if !redis.redis_plaintext => {
-            let auth = redis.redis_tls_auth_clients.unwrap_or(ClientAuth::Required);
-            if auth != ClientAuth::Required && public && redis.redis_password_file.is_none() {
-                return Err(Failure::Usage(format!(
-                    "refusing to serve Redis clients on {listen} without client certificates \
-                     and without a password: anyone who reaches it could read and write. Give \
-                     --redis-password-file, or keep --redis-tls-auth-clients yes"
-                )));
-            }
-            Ok(Some(RedisTls::load(files, auth)?))
-        }
-        _ if redis.redis_tls_auth_clients.is_some() => Err(Failure::Usage(
-            "--redis-tls-auth-clients applies to a Redis listener that speaks TLS: give \
-             --tls-ca, --tls-cert and --tls-key, and not --redis-plaintext"
+    if own.is_some() && redis.redis_plaintext {
+        return Err(Failure::Usage(
+            "--redis-tls-cert gives the Redis listener a certificate, --redis-plaintext takes \
+             TLS away from it: give one or the other"
                 .to_string(),
-        )),
+        ));
+    }
+    let node_pair = node_files.map(|files| (files.cert.clone(), files.key.clone()));
+    match own.or(node_pair) {
+        Some((cert, key)) if !redis.redis_plaintext => {
+            let cluster_ca = node_files.map(|files| files.ca.as_path());
+            redis_tls(redis, &cert, &key, cluster_ca, listen).map(Some)
+        }
+        _ if redis.redis_tls_auth_clients.is_some() || redis.redis_tls_ca.is_some() => {
+            Err(Failure::Usage(
+                "--redis-tls-auth-clients and --redis-tls-ca apply to a Redis listener that \
+                 speaks TLS: give the node --tls-ca, --tls-cert and --tls-key, or the listener \
+                 --redis-tls-cert and --redis-tls-key, and not --redis-plaintext"
+                    .to_string(),
+            ))
+        }
         _ if public && !args.tls.insecure_plaintext => Err(Failure::Usage(format!(
             "refusing to serve Redis clients in the clear on {listen}: give the node \
-             --tls-ca, --tls-cert and --tls-key (the listener then speaks TLS), use a loopback \
-             address, or --insecure-plaintext on a network you trust"
+             --tls-ca, --tls-cert and --tls-key (the listener then speaks TLS), or the \
+             listener --redis-tls-cert and --redis-tls-key, use a loopback address, or \
+             --insecure-plaintext on a network you trust"
         ))),
         _ => Ok(None),
+    }
+}
+
+/// The listener's own certificate and key, if given: both or neither.
+fn redis_certificate(redis: &redis::RedisArgs) -> Result<Option<(PathBuf, PathBuf)>, Failure> {
+    match (&redis.redis_tls_cert, &redis.redis_tls_key) {
+        (Some(cert), Some(key)) => Ok(Some((cert.clone(), key.clone()))),
+        (None, None) => Ok(None),
+        _ => Err(Failure::Usage(
+            "--redis-tls-cert and --redis-tls-key go together: give both (the certificate the \
+             Redis listener presents and its private key) or neither (it presents the node's)"
+                .to_string(),
+        )),
+    }
+}
+
+/// The listener's TLS, presenting `cert` (with `key`), clients' certificates verified against
+/// `--redis-tls-ca` or else `cluster_ca`, as `--redis-tls-auth-clients` says.
+fn redis_tls(
+    redis: &redis::RedisArgs,
+    cert: &Path,
+    key: &Path,
+    cluster_ca: Option<&Path>,
+    listen: SocketAddr,
+) -> Result<RedisTls, Failure> {
+    let auth = redis.redis_tls_auth_clients.unwrap_or(ClientAuth::Required);
+    let public = !listen.ip().is_loopback();
+    if auth != ClientAuth::Required && public && redis.redis_password_file.is_none() {
+        return Err(Failure::Usage(format!(
+            "refusing to serve Redis clients on {listen} without client certificates \
+             and without a password: anyone who reaches it could read and write. Give \
+             --redis-password-file, or keep --redis-tls-auth-clients yes"
+        )));
+    }
+    let client_ca = redis.redis_tls_ca.as_deref().or(cluster_ca);
+    match (auth, client_ca) {
+        (ClientAuth::Off, _) if redis.redis_tls_ca.is_some() => Err(Failure::Usage(
+            "--redis-tls-ca verifies Redis clients' certificates, which \
+             --redis-tls-auth-clients no does not ask for: drop one of them"
+                .to_string(),
+        )),
+        (ClientAuth::Required | ClientAuth::Optional, None) => Err(Failure::Usage(
+            "Redis clients' certificates need a CA to be verified against, and the node runs \
+             no TLS: give --redis-tls-ca, or --redis-tls-auth-clients no (with \
+             --redis-password-file on an address other than loopback)"
+                .to_string(),
+        )),
+        (_, client_ca) => Ok(RedisTls::load(cert, key, client_ca, auth)?),
     }
 }
 

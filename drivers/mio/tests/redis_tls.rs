@@ -301,7 +301,7 @@ fn serve_refuses_redis_flags_that_would_let_anyone_in() {
     let public = ["--redis-listen", "0.0.0.0:1"];
     let (code, stderr) = serve(&[&public[..], &["--redis-tls-auth-clients", "no"]].concat());
     assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("--redis-tls-auth-clients applies to"), "{stderr}");
+    assert!(stderr.contains("apply to a Redis listener that speaks TLS"), "{stderr}");
     let tls: Vec<&str> = tls.iter().map(String::as_str).collect();
     for auth in ["no", "optional"] {
         let flags = [&tls[..], &public, &["--redis-tls-auth-clients", auth]].concat();
@@ -312,5 +312,113 @@ fn serve_refuses_redis_flags_that_would_let_anyone_in() {
     let (code, stderr) = serve(&[&tls[..], &public, &["--redis-plaintext"]].concat());
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("refusing to serve Redis clients in the clear"), "{stderr}");
+
+    // The listener's own certificate: with its key, and a CA to check clients against.
+    let loopback = ["--redis-listen", "127.0.0.1:1"];
+    let cert = format!("--redis-tls-cert={}", file("node-1.crt"));
+    let key = format!("--redis-tls-key={}", file("node-1.key"));
+    let ca = format!("--redis-tls-ca={}", file("ca.crt"));
+    let (code, stderr) = serve(&[&tls[..], &loopback, &[&cert]].concat());
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--redis-tls-cert and --redis-tls-key go together"), "{stderr}");
+    let (code, stderr) =
+        serve(&[&tls[..], &loopback, &[&cert, &key, "--redis-plaintext"]].concat());
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("give one or the other"), "{stderr}");
+    let (code, stderr) = serve(&[&loopback[..], &[&cert, &key]].concat());
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("give --redis-tls-ca"), "{stderr}");
+    let no = ["--redis-tls-auth-clients", "no"];
+    let (code, stderr) = serve(&[&tls[..], &loopback, &[&cert, &key, &ca], &no].concat());
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--redis-tls-ca verifies"), "{stderr}");
+    let (code, stderr) = serve(&[&loopback[..], &[&ca]].concat());
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("apply to a Redis listener that speaks TLS"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `raftkv certs init` of a CA apart from the cluster's, in `dir`: its `node-1.crt` names
+/// 127.0.0.1, as a certificate of a public or company CA would name the host clients dial,
+/// and its `client.crt` is a client certificate of that CA.
+fn another_ca(dir: &std::path::Path) {
+    let made = Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        .args(["certs", "init", dir.to_str().expect("a path"), "--nodes", "1"])
+        .args(["--hosts", "localhost,127.0.0.1"])
+        .output()
+        .expect("certs init");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+}
+
+/// A TLS client of node `node`'s Redis listener that trusts the CA of `root` and presents the
+/// certificate and key of `pair`, if given.
+fn client_of(
+    cluster: &TestCluster,
+    node: usize,
+    root: &std::path::Path,
+    pair: Option<[&std::path::Path; 2]>,
+) -> redis::Client {
+    let url = format!("rediss://{}/", cluster.redis_address(node));
+    let read = |path: &std::path::Path| std::fs::read(path).expect("a certificate file");
+    let client_tls =
+        pair.map(|[cert, key]| ClientTlsConfig { client_cert: read(cert), client_key: read(key) });
+    let certificates = TlsCertificates { client_tls, root_cert: Some(read(root)) };
+    redis::Client::build_with_tls(url, certificates).expect("a TLS client")
+}
+
+/// Whether `client` gets its PING answered.
+fn served(client: &redis::Client) -> bool {
+    let pong: RedisResult<String> =
+        client.get_connection().and_then(|mut c| redis::cmd("PING").query(&mut c));
+    pong.is_ok()
+}
+
+#[test]
+fn the_redis_port_presents_its_own_certificate_while_peers_keep_the_cluster_ca() {
+    let dir = std::env::temp_dir().join(format!("raftkv-redis-own-cert-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let company = dir.join("company");
+    another_ca(&company);
+    let (company_ca, company_cert, company_key) =
+        (company.join("ca.crt"), company.join("client.crt"), company.join("client.key"));
+    let own = [
+        format!("--redis-tls-cert={}", company.join("node-1.crt").display()),
+        format!("--redis-tls-key={}", company.join("node-1.key").display()),
+    ];
+    let own: Vec<&str> = own.iter().map(String::as_str).collect();
+    let cluster = TestCluster::start_redis_tls(3, &own);
+    let leader = cluster.wait_for_leader(None) as usize;
+    let follower = if leader == 1 { 2 } else { 1 };
+    let [cluster_ca, cert, key] = cluster.client_tls_files();
+
+    // Clients trust the company's CA and, by default, present a certificate of the cluster's.
+    let client = client_of(&cluster, follower, &company_ca, Some([&cert, &key]));
+    let mut c = connect_when_listening(&client, follower);
+    let ok: String = redis::cmd("SET").arg("k").arg("v").query(&mut c).expect("SET");
+    assert_eq!(ok, "OK", "through the follower: it reached the leader with the cluster's CA");
+    let got: String = redis::cmd("GET").arg("k").query(&mut c).expect("GET");
+    assert_eq!(got, "v");
+    let cluster_only = client_of(&cluster, follower, &cluster_ca, Some([&cert, &key]));
+    assert!(!served(&cluster_only), "the node's certificate is no longer presented");
+    let company_client =
+        client_of(&cluster, follower, &company_ca, Some([&company_cert, &company_key]));
+    assert!(!served(&company_client), "clients are still checked against the cluster's CA");
+    assert!(!served(&client_of(&cluster, follower, &company_ca, None)), "a certificate is asked");
+
+    // With --redis-tls-ca, the company's client certificates instead.
+    let ca = format!("--redis-tls-ca={}", company_ca.display());
+    let single = TestCluster::start_redis_tls(1, &[own[0], own[1], &ca]);
+    let company_client = client_of(&single, 1, &company_ca, Some([&company_cert, &company_key]));
+    let mut c = connect_when_listening(&company_client, 1);
+    let pong: String = redis::cmd("PING").query(&mut c).expect("PING");
+    assert_eq!(pong, "PONG");
+    let [_, cert, key] = single.client_tls_files();
+    assert!(!served(&client_of(&single, 1, &company_ca, Some([&cert, &key]))));
+
+    // A node in the clear: its Redis listener speaks TLS all the same.
+    let plain = TestCluster::start_redis(1, &[own[0], own[1], "--redis-tls-auth-clients=no"]);
+    let mut c = connect_when_listening(&client_of(&plain, 1, &company_ca, None), 1);
+    let pong: String = redis::cmd("PING").query(&mut c).expect("PING");
+    assert_eq!(pong, "PONG");
     let _ = std::fs::remove_dir_all(&dir);
 }

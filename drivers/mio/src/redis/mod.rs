@@ -1,9 +1,9 @@
 //! The Redis protocol (RESP2 and RESP3) in front of the cluster: `raftkv serve
 //! --redis-listen HOST:PORT` lets redis-cli, redis-benchmark and the Redis libraries of every
 //! language talk to raftkv. When the node runs TLS, so does the listener, with the node's
-//! certificate, and Redis clients present a certificate of the cluster's CA unless
-//! `--redis-tls-auth-clients` says otherwise; the bytes go through the same [`Transport`]
-//! as the node's other connections.
+//! certificate (or its own, `--redis-tls-cert`), and Redis clients present a certificate of
+//! the cluster's CA (or `--redis-tls-ca`'s) unless `--redis-tls-auth-clients` says otherwise;
+//! the bytes go through the same [`Transport`] as the node's other connections.
 //!
 //! [`Transport`]: crate::transport::Transport
 //!
@@ -40,20 +40,35 @@ use crate::tls::{ClientAuth, ClientTls, RedisTls};
 pub(crate) struct RedisArgs {
     /// Also speak the Redis protocol (RESP2 and RESP3) here, e.g. 0.0.0.0:6379. Any node will
     /// do: commands go to the leader. Through TLS with the node's certificate when the node
-    /// runs TLS (see --redis-tls-auth-clients); in the clear otherwise, or with
-    /// --redis-plaintext, and then only on a loopback address unless --insecure-plaintext.
+    /// runs TLS, or with --redis-tls-cert (see --redis-tls-auth-clients); in the clear
+    /// otherwise, or with --redis-plaintext, and then only on a loopback address unless
+    /// --insecure-plaintext.
     /// Its connections share the client bounds (--max-client-connections,
     /// --client-idle-timeout-ms, --handshake-timeout-ms, --max-pending-connections,
     /// --max-reply-queue-bytes,
     /// --max-requests-per-connection, --max-frame-bytes).
     #[arg(long, value_name = "HOST:PORT")]
     pub(crate) redis_listen: Option<SocketAddr>,
-    /// Whether Redis clients must present a certificate of the cluster's CA (`redis-cli
-    /// --tls --cacert ca.crt --cert client.crt --key client.key`): yes (default), optional
-    /// (verified if presented), or no (TLS only encrypts). Other than yes on an address that
-    /// is not loopback needs --redis-password-file, so that no one gets in unauthenticated.
+    /// Whether Redis clients must present a certificate of the cluster's CA, or of
+    /// --redis-tls-ca (`redis-cli --tls --cacert ca.crt --cert client.crt --key client.key`):
+    /// yes (default), optional (verified if presented), or no (TLS only encrypts). Other than
+    /// yes on an address that is not loopback needs --redis-password-file, so that no one
+    /// gets in unauthenticated.
     #[arg(long, value_enum, value_name = "yes|optional|no")]
     pub(crate) redis_tls_auth_clients: Option<ClientAuth>,
+    /// The certificate the Redis listener presents instead of the node's (PEM, the chain
+    /// after it), e.g. one of a public or company CA that Redis clients already trust; peers
+    /// keep the cluster's CA. Needs --redis-tls-key. The listener then speaks TLS even if the
+    /// node does not.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) redis_tls_cert: Option<PathBuf>,
+    /// The private key of --redis-tls-cert (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) redis_tls_key: Option<PathBuf>,
+    /// The CA certificate(s) that Redis clients' certificates must chain to (with
+    /// --redis-tls-auth-clients yes or optional), instead of the cluster's CA.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) redis_tls_ca: Option<PathBuf>,
     /// Speak Redis in the clear even though the node runs TLS: for clients on the same host,
     /// or behind a proxy that ends TLS. Only on a loopback address unless --insecure-plaintext.
     #[arg(long)]

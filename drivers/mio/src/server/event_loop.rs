@@ -37,7 +37,7 @@ use crate::server::join;
 use crate::server::loop_counts::LoopCounts;
 use crate::server::metrics::{self, Figures, LinkFigures, Published};
 use crate::server::metrics_http;
-use crate::server::options::ServeOptions;
+use crate::server::options::{InlineSync, ServeOptions};
 use crate::server::peer_record;
 use crate::server::peer_set::PeerSet;
 use crate::server::peers::PeerLink;
@@ -55,6 +55,20 @@ const FRONT: Token = Token(3);
 const FIRST_PEER: usize = 16;
 /// Accepted connections use tokens from here, never reused.
 const FIRST_INBOUND: usize = 1 << 20;
+/// A turn of the event loop this long is logged: every request waited for it. (On a busy
+/// machine the loop's thread may also have waited for a core.)
+const SLOW_TURN: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// What became of a turn's persists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WrittenOut {
+    /// The turn had none.
+    Nothing,
+    /// Made durable on the loop's thread: the replica may hear of it at once.
+    SyncedHere,
+    /// Handed to the disk thread, which wakes the loop once they are durable.
+    Queued,
+}
 
 /// The state of the event loop.
 struct Server {
@@ -93,6 +107,8 @@ struct Server {
     counts: LoopCounts,
     /// Clients of another protocol served in this loop (the Redis listener), if any.
     front: Option<Box<dyn Front>>,
+    /// Where the loop records how long its turns take.
+    instruments: Instruments,
     /// The front's poll woke this one since the front's last turn.
     front_woke: bool,
 }
@@ -154,7 +170,7 @@ fn start(options: ServeOptions, with_front: bool) -> Result<Server, ServeError> 
     inbound.set_directory(&directory);
     let snapshot_chunks = SnapshotChunks::new(options.data.clone());
     let backups = BackupSource::new(options.data.clone());
-    let metrics = start_metrics(&options, instruments)?;
+    let metrics = start_metrics(&options, instruments.clone())?;
     info!(
         node = %options.id,
         listen = %options.listen,
@@ -188,6 +204,7 @@ fn start(options: ServeOptions, with_front: bool) -> Result<Server, ServeError> 
         counts: LoopCounts::default(),
         front: None,
         front_woke: false,
+        instruments,
     })
 }
 
@@ -355,6 +372,7 @@ impl Server {
                 return Err(ServeError::Poll(error));
             }
             let now = self.clock.now();
+            let turn_started = std::time::Instant::now();
             if self.handle_events(&events, now).is_break() {
                 return Ok(());
             }
@@ -365,11 +383,18 @@ impl Server {
             self.fire_timers(now);
             self.drain(now);
             self.inbound.release_held(&self.options.connection_limits);
-            self.write_out(now);
+            // What a persist made durable on this thread releases (a follower's
+            // acknowledgement, a leader's commit) goes out in this turn.
+            while self.write_out(now) == WrittenOut::SyncedHere {
+                self.take_durable(now)?;
+                self.drain(now);
+                self.inbound.release_held(&self.options.connection_limits);
+            }
             // After the messages and persists went out: the front's writes to its clients
             // must not delay what the commit waits for.
             self.settle_front();
             self.publish_figures(now);
+            self.record_turn(turn_started.elapsed());
             if self.stop_is_due(now) {
                 return Ok(());
             }
@@ -428,9 +453,10 @@ impl Server {
     }
 
     /// Writes what this turn queued: messages to peers first, so that a follower starts its
-    /// own write while this node's is queued; then replies; then hands the persists to the
-    /// disk thread.
-    fn write_out(&mut self, now: Instant) {
+    /// own write while this node's is queued; then replies; then makes the persists durable,
+    /// on this thread if `--inline-sync` allows it and the disk thread is idle, else through
+    /// the disk thread.
+    fn write_out(&mut self, now: Instant) -> WrittenOut {
         for link in self.peers.iter_mut() {
             link.check_timeouts(self.poll.registry(), now);
             let tls = self.options.tls.as_ref();
@@ -438,8 +464,23 @@ impl Server {
             link.flush(self.poll.registry(), now);
         }
         self.inbound.flush(self.poll.registry(), now);
-        if !self.persists.is_empty() {
-            self.disk.submit(std::mem::take(&mut self.persists));
+        if self.persists.is_empty() {
+            return WrittenOut::Nothing;
+        }
+        let persists = std::mem::take(&mut self.persists);
+        let inline = match self.options.inline_sync {
+            InlineSync::Never => false,
+            InlineSync::Follower => self.replica.raft().role() != Role::Leader,
+            InlineSync::Always => true,
+        };
+        if !inline {
+            self.disk.submit(persists);
+            return WrittenOut::Queued;
+        }
+        if self.disk.persist_inline_if_idle(persists) {
+            WrittenOut::SyncedHere
+        } else {
+            WrittenOut::Queued
         }
     }
 
@@ -646,9 +687,7 @@ impl Server {
             let (snapshot, saved) = finished.map_err(ServeError::Disk)?;
             let index = snapshot.last.index;
             self.replica.handle(now, Input::SnapshotSaved { snapshot });
-            if let Some(compacted) = self.replica.take_compacted() {
-                self.snapshots.free(compacted);
-            }
+            self.free_retired();
             if saved == Saved::Saved {
                 self.disk.compact_log(index);
             }
@@ -656,7 +695,10 @@ impl Server {
         if let Some((whole, loaded)) = self.snapshot_loader.take_finished() {
             let last = whole.last;
             match loaded {
-                Ok(loaded) => self.replica.snapshot_loaded(now, loaded),
+                Ok(loaded) => {
+                    self.replica.snapshot_loaded(now, loaded);
+                    self.free_retired();
+                }
                 Err(LoadFailed::Damaged(_)) => {
                     self.replica.handle(now, Input::SnapshotDamaged { last });
                 }
@@ -666,6 +708,22 @@ impl Server {
             }
         }
         Ok(())
+    }
+
+    /// Records a turn's length, and logs one long enough to be felt by every client.
+    fn record_turn(&self, took: std::time::Duration) {
+        self.instruments.record_turn(took);
+        if took >= SLOW_TURN {
+            info!(node = %self.options.id, took_ms = took.as_millis() as u64, "slow event-loop turn");
+        }
+    }
+
+    /// Has the snapshot thread free what the replica let go of, after each event that may
+    /// retire something.
+    fn free_retired(&mut self) {
+        if let Some(retired) = self.replica.take_retired() {
+            self.snapshots.free(retired);
+        }
     }
 
     /// Carries out everything the replica asked for.
@@ -707,6 +765,8 @@ impl Server {
                 }
             }
         }
+        // A snapshot installed from the leader was restored as the outputs drained.
+        self.free_retired();
         if self.directory.on_commit(self.replica.raft().commit_index(), now) {
             self.follow_directory(now);
         }

@@ -1,5 +1,5 @@
-//! The histograms and counters the disk and snapshot threads record into as they work, and
-//! `/metrics` reads at each scrape. Unlike the figures the event loop publishes, these are
+//! The histograms and counters the event loop, the disk and the snapshot threads record into
+//! as they work, and `/metrics` reads at each scrape. Unlike the figures the event loop publishes, these are
 //! live: each thread records what it measured the moment it is done.
 
 use std::time::Duration;
@@ -24,6 +24,7 @@ pub(crate) struct Instruments {
     batch_bytes: Histogram,
     snapshot_seconds: Histogram,
     snapshots_saved: Counter,
+    turn_seconds: Histogram,
 }
 
 impl Default for Instruments {
@@ -36,6 +37,7 @@ impl Default for Instruments {
             batch_bytes: Histogram::new((0..11).map(|power| 64.0 * 4f64.powi(power))),
             snapshot_seconds: Histogram::new(SNAPSHOT_SECONDS),
             snapshots_saved: Counter::default(),
+            turn_seconds: Histogram::new(SYNC_SECONDS),
         }
     }
 }
@@ -53,6 +55,11 @@ impl Instruments {
     pub(crate) fn record_snapshot(&self, took: Duration) {
         self.snapshots_saved.inc();
         self.snapshot_seconds.observe(took.as_secs_f64());
+    }
+
+    /// One turn of the event loop took `took`, from the end of its poll to the next poll.
+    pub(crate) fn record_turn(&self, took: Duration) {
+        self.turn_seconds.observe(took.as_secs_f64());
     }
 
     /// Adds them to `registry` (which shares them: it reads their values when encoded).
@@ -85,6 +92,13 @@ impl Instruments {
             "Snapshots of the node's own state saved",
             self.snapshots_saved.clone(),
         );
+        registry.register_with_unit(
+            "event_loop_turn",
+            "Time one turn of the event loop took, its poll excluded: every request and \
+             message waits for the turn under way",
+            Unit::Seconds,
+            self.turn_seconds.clone(),
+        );
     }
 }
 
@@ -99,6 +113,7 @@ mod tests {
         let instruments = Instruments::default();
         instruments.record_batch(Duration::from_micros(700), 3, 300);
         instruments.clone().record_snapshot(Duration::from_millis(20));
+        instruments.record_turn(Duration::from_millis(30));
         let mut registry = Registry::with_prefix("raftkv");
         instruments.register(&mut registry);
         let mut text = String::new();
@@ -113,6 +128,8 @@ mod tests {
             "raftkv_wal_batch_bytes_bucket{le=\"1024.0\"} 1",
             "raftkv_snapshot_save_seconds_count 1",
             "raftkv_snapshots_saved_total 1",
+            "raftkv_event_loop_turn_seconds_bucket{le=\"0.025\"} 0",
+            "raftkv_event_loop_turn_seconds_bucket{le=\"0.05\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing from\n{text}");
         }

@@ -64,4 +64,21 @@ pub(crate) struct ServeOptions {
     /// `/health` says unhealthy when the node has applied fewer than its commit index minus
     /// this many entries.
     pub(crate) health_max_apply_lag: u64,
+    /// Which nodes write and sync their log on the event loop's thread when the disk thread is
+    /// idle (`--inline-sync`).
+    pub(crate) inline_sync: InlineSync,
+}
+
+/// Which nodes make a turn's persists durable on the event loop's own thread when the disk
+/// thread has nothing to do: no hand-off to the disk thread and back, but the loop waits for
+/// the sync.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum InlineSync {
+    /// None: every persist goes through the disk thread.
+    Never,
+    /// Followers (and candidates): a follower has little else to do while its log syncs,
+    /// and its acknowledgement, which the leader's commit waits for, leaves sooner.
+    Follower,
+    /// Every node, the leader too: the leader reads no requests while it syncs.
+    Always,
 }

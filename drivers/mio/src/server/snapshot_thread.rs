@@ -2,8 +2,9 @@
 //! the event loop (which only takes the view, in constant time) and from the disk thread
 //! (whose group commit must not wait behind a large write). It hands each saved snapshot back
 //! through a slot and wakes the event loop, which tells the replica and has the disk thread
-//! drop the log segments the snapshot covers. It also frees the log entries a snapshot
-//! compacted away, as many as a whole threshold's worth, which would hold up the event loop.
+//! drop the log segments the snapshot covers. It also frees what the replica let go of: the
+//! log entries a snapshot covers (as many as a whole threshold's worth) and the state a
+//! snapshot installed from the leader replaced, which would hold up the event loop.
 
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -11,7 +12,9 @@ use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use mio::Waker;
-use raftkv_core::raft::{CompactedEntries, SavedSnapshot};
+use raftkv_core::kv::KvStore;
+use raftkv_core::raft::SavedSnapshot;
+use raftkv_core::retired::Retired;
 use raftkv_core::snapshot_job::SnapshotJob;
 use raftkv_storage::{RealFs, Saved, SnapshotSaver, StorageError};
 use tracing::{info, warn};
@@ -24,17 +27,17 @@ use super::instruments::Instruments;
 #[cfg(target_os = "linux")]
 const NICE: i32 = 10;
 
-/// Work waiting for the thread. The replica asks for one snapshot at a time, and the entries
-/// a snapshot compacted come before the next is asked for: two places are all the queue ever
-/// needs.
-const QUEUED_WORK_MAX: usize = 2;
+/// Work waiting for the thread. The replica asks for one snapshot at a time, and lets go of
+/// something to free at most once per snapshot saved or installed; a few places are all the
+/// queue ever needs (what finds it full is freed on the event loop, with a warning).
+const QUEUED_WORK_MAX: usize = 4;
 
 /// What the thread does.
 enum Work {
     /// Encode and save a snapshot.
     Save(SnapshotJob),
-    /// Free log entries.
-    Free(CompactedEntries),
+    /// Free what the replica let go of.
+    Free(Retired<KvStore>),
 }
 
 /// A snapshot the thread finished: saved (or superseded by a newer one on disk), or why not.
@@ -80,11 +83,12 @@ impl SnapshotThread {
         }
     }
 
-    /// Hands the thread log entries to free. If it cannot take them, they are freed here.
-    pub(crate) fn free(&self, entries: CompactedEntries) {
+    /// Hands the thread what the replica let go of, to free. If it cannot take it, it is
+    /// freed here.
+    pub(crate) fn free(&self, retired: Retired<KvStore>) {
         if let Some(jobs) = &self.jobs {
-            if let Err(TrySendError::Full(_)) = jobs.try_send(Work::Free(entries)) {
-                warn!("log entries to free found the snapshot thread's queue full");
+            if let Err(TrySendError::Full(_)) = jobs.try_send(Work::Free(retired)) {
+                warn!("what the replica let go of found the snapshot thread's queue full");
             }
         }
     }
@@ -124,8 +128,8 @@ fn run(
     while let Ok(work) = receiver.recv() {
         let job = match work {
             Work::Save(job) => job,
-            Work::Free(entries) => {
-                drop(entries);
+            Work::Free(retired) => {
+                drop(retired);
                 continue;
             }
         };

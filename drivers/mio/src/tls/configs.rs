@@ -1,7 +1,7 @@
 //! The rustls configurations of a node (accepting, and dialing its peers) and of a client,
 //! from the PEM files. TLS 1.3 only, with the ring provider.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use raftkv_core::NodeId;
@@ -11,7 +11,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection};
 
 use crate::tls::error::TlsError;
-use crate::tls::files::TlsFiles;
+use crate::tls::files::{TlsFiles, read_certificates, read_private_key, read_roots};
 use crate::tls::identity::{named_nodes, node_server_name};
 use crate::tls::verifier::AnyNodeVerifier;
 
@@ -45,7 +45,8 @@ impl NodeTls {
             source,
         };
         // Every dialer must present a certificate of the CA: a client's or a node's.
-        let server = server_config(files, Arc::clone(&roots), ClientAuth::Required)?;
+        let server =
+            server_config(&files.cert, &files.key, Arc::clone(&roots), ClientAuth::Required)?;
         let dialer = ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(pair_error)?
@@ -80,18 +81,16 @@ pub(crate) enum ClientAuth {
     Off,
 }
 
-/// A listener's configuration: the certificate of `files`, and dialers verified against
-/// `roots` as `auth` says.
+/// A listener's configuration: the certificate `cert` with its `key`, and dialers verified
+/// against `roots` as `auth` says.
 fn server_config(
-    files: &TlsFiles,
+    cert: &Path,
+    key: &Path,
     roots: Arc<RootCertStore>,
     auth: ClientAuth,
 ) -> Result<Arc<ServerConfig>, TlsError> {
-    let pair_error = |source| TlsError::CertificateAndKey {
-        cert: files.cert.clone(),
-        key: files.key.clone(),
-        source,
-    };
+    let pair_error =
+        |source| TlsError::CertificateAndKey { cert: cert.into(), key: key.into(), source };
     let builder = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(pair_error)?;
@@ -105,13 +104,15 @@ fn server_config(
         ),
         ClientAuth::Off => builder.with_no_client_auth(),
     };
-    let config =
-        builder.with_single_cert(files.chain()?, files.private_key()?).map_err(pair_error)?;
+    let config = builder
+        .with_single_cert(read_certificates(cert)?, read_private_key(key)?)
+        .map_err(pair_error)?;
     Ok(Arc::new(config))
 }
 
-/// The TLS of a node's Redis listener: the node's certificate, and Redis clients' certificates
-/// verified against the cluster's CA as `--redis-tls-auth-clients` says.
+/// The TLS of a node's Redis listener: the node's certificate or one of its own
+/// (`--redis-tls-cert`), and Redis clients' certificates verified against the cluster's CA or
+/// another (`--redis-tls-ca`) as `--redis-tls-auth-clients` says.
 #[derive(Clone, Debug)]
 pub(crate) struct RedisTls {
     server: Arc<ServerConfig>,
@@ -119,9 +120,17 @@ pub(crate) struct RedisTls {
 }
 
 impl RedisTls {
-    /// Loads the node's files (checked by [`NodeTls::load`] first).
-    pub(crate) fn load(files: &TlsFiles, auth: ClientAuth) -> Result<RedisTls, TlsError> {
-        Ok(RedisTls { server: server_config(files, Arc::new(files.roots()?), auth)?, auth })
+    /// Presents the certificate `cert` with its `key`, and verifies clients' certificates
+    /// against the CA certificates of `client_ca` as `auth` says (with none, only `auth` off
+    /// can be served: there is nothing to verify against).
+    pub(crate) fn load(
+        cert: &Path,
+        key: &Path,
+        client_ca: Option<&Path>,
+        auth: ClientAuth,
+    ) -> Result<RedisTls, TlsError> {
+        let roots = client_ca.map(read_roots).transpose()?.unwrap_or_else(RootCertStore::empty);
+        Ok(RedisTls { server: server_config(cert, key, Arc::new(roots), auth)?, auth })
     }
 
     /// Whether clients must present a certificate.

@@ -36,13 +36,7 @@ impl TlsFiles {
 
     /// The CA certificate(s), as trust anchors.
     pub(crate) fn roots(&self) -> Result<RootCertStore, TlsError> {
-        let mut roots = RootCertStore::empty();
-        for certificate in read_certificates(&self.ca)? {
-            roots
-                .add(certificate)
-                .map_err(|source| TlsError::BadCa { path: self.ca.clone(), source })?;
-        }
-        Ok(roots)
+        read_roots(&self.ca)
     }
 
     /// The certificate chain, end entity first.
@@ -52,13 +46,27 @@ impl TlsFiles {
 
     /// The private key.
     pub(crate) fn private_key(&self) -> Result<PrivateKeyDer<'static>, TlsError> {
-        let bytes = read(&self.key)?;
-        PrivateKeyDer::from_pem_slice(&bytes).map_err(|error| TlsError::Pem {
-            path: self.key.clone(),
-            expected: "private key",
-            detail: error.to_string(),
-        })
+        read_private_key(&self.key)
     }
+}
+
+/// The CA certificate(s) of a PEM file, as trust anchors.
+pub(crate) fn read_roots(path: &Path) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for certificate in read_certificates(path)? {
+        roots.add(certificate).map_err(|source| TlsError::BadCa { path: path.into(), source })?;
+    }
+    Ok(roots)
+}
+
+/// The private key of a PEM file.
+pub(crate) fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let bytes = read(path)?;
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|error| TlsError::Pem {
+        path: path.to_path_buf(),
+        expected: "private key",
+        detail: error.to_string(),
+    })
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
@@ -66,7 +74,7 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
 }
 
 /// Every certificate of a PEM file; at least one.
-fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub(crate) fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let bytes = read(path)?;
     let pem_error = |detail: String| TlsError::Pem {
         path: path.to_path_buf(),
