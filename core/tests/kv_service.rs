@@ -136,6 +136,26 @@ fn a_follower_answers_a_retry_already_applied_from_its_session() {
     }
 }
 
+/// The whole path: the leader applies a batch but its answer is lost, the clerk retries at the
+/// next replica, a follower that applied it too, and gets the batch's one reply.
+#[test]
+fn a_batch_whose_answer_is_lost_is_answered_by_a_follower_from_the_session() {
+    let mut cluster = KvCluster::new(3, 1);
+    cluster.elect(NodeId(1));
+    cluster.submit(0, put("warm", "up"));
+    assert!(cluster.run_until(2_000, |c| c.finished[0].len() == 1));
+    cluster.cut(NodeId(1), Endpoint::Client(0));
+    let large = "a".repeat(600 << 10);
+    let batch = KvCommand::Batch { commands: vec![append("n", "1"), append("x", &large)] };
+    cluster.submit(0, batch);
+    assert!(cluster.run_until(10_000, |c| c.finished[0].len() == 2), "the clerk retried");
+    let replies = KvReply::Batch(vec![KvReply::Length(1), KvReply::Length(large.len() as u64)]);
+    assert_eq!(cluster.finished[0][1].1, Ok(replies), "the reply of the one application");
+    for node in cluster.ids() {
+        assert_eq!(cluster.value(node, "n").as_deref(), Some("1"), "node {node} applied it once");
+    }
+}
+
 #[test]
 fn a_batch_delivered_twice_takes_effect_once_in_its_order_and_a_batch_of_reads_is_a_read() {
     let mut cluster = KvCluster::new(3, 0);
