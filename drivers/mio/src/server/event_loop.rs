@@ -306,6 +306,8 @@ fn start_replica(
     raft_config.election_timeout_ms_min = options.election_timeout_ms;
     raft_config.election_timeout_ms_max = options.election_timeout_ms * 2;
     raft_config.heartbeat_interval_ms = options.heartbeat_ms;
+    raft_config.read_lease = options.read_lease;
+    raft_config.max_clock_drift_ppm = options.max_clock_drift_ppm;
     // Each start draws its own election jitter and names of pre-vote rounds (`Config::seed`):
     // the wall clock's nanoseconds differ between starts, the id between nodes.
     let wall_nanos = std::time::SystemTime::now()

@@ -36,6 +36,10 @@ pub(crate) struct ServeOptions {
     pub(crate) election_timeout_ms: u64,
     /// Leader heartbeat interval.
     pub(crate) heartbeat_ms: u64,
+    /// Whether the leader answers reads from its lease (`--read-lease`).
+    pub(crate) read_lease: bool,
+    /// The clock drift the lease allows for (`--max-clock-drift-ppm`).
+    pub(crate) max_clock_drift_ppm: u64,
     /// Largest frame accepted from a peer or client.
     pub(crate) max_frame_bytes: usize,
     /// Bytes of applied log after which the replica takes a snapshot and the WAL is compacted.
