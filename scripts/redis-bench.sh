@@ -10,6 +10,7 @@
 # Installs redis-server and redis-tools with apt-get when it can (as root), else skips.
 # Usage: scripts/redis-bench.sh [PATH-TO-raftkv]   (REQUESTS=200000 CLIENTS=50 to change;
 #        PIPELINE=16 pipelines 16 commands per connection, redis-benchmark's -P;
+#        SERVE_ARGS=--read-lease adds those words to every raftkv node's serve command;
 #        BASE_PORT=17300 moves the ports used: BASE_PORT+1.. for raftkv, +101.. for its Redis
 #        listeners, +11.. and +111.. for the TLS cluster, +201 and +202 for redis-server)
 set -euo pipefail

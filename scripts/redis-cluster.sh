@@ -3,7 +3,8 @@
 #   start_raftkv_cluster BINARY DIR BASE_PORT REDIS_BASE_PORT [tls]
 # leaves the nodes' pids in RAFTKV_PIDS and waits until node 1's Redis port answers a write.
 # With tls, it makes the certificates in DIR/certs, and REDIS_TLS holds the arguments that
-# redis-cli and redis-benchmark need to connect (empty in the clear).
+# redis-cli and redis-benchmark need to connect (empty in the clear). SERVE_ARGS, if set, adds
+# its words to every node's `raftkv serve` (e.g. SERVE_ARGS=--read-lease).
 
 RAFTKV_PIDS=()
 REDIS_TLS=()
@@ -26,7 +27,8 @@ redis_tools_speak_tls() {
 start_raftkv_cluster() {
     local binary=$1 dir=$2 base=$3 redis_base=$4 mode=${5:-plain}
     local peers="1=127.0.0.1:${base},2=127.0.0.1:$((base + 1)),3=127.0.0.1:$((base + 2))"
-    local certs=$dir/certs
+    local certs=$dir/certs extra=()
+    read -ra extra <<<"${SERVE_ARGS:-}"
     mkdir -p "$dir"
     REDIS_TLS=()
     if [[ $mode == tls ]]; then
@@ -39,7 +41,7 @@ start_raftkv_cluster() {
             tls_flags=(--tls-ca "$certs/ca.crt" --tls-cert "$certs/node-$id.crt" --tls-key "$certs/node-$id.key")
         fi
         "$binary" serve --id "$id" --peers "$peers" --data "$dir/n$id" "${tls_flags[@]}" \
-            --redis-listen "127.0.0.1:$((redis_base + id - 1))" 2>"$dir/n$id.log" &
+            --redis-listen "127.0.0.1:$((redis_base + id - 1))" "${extra[@]}" 2>"$dir/n$id.log" &
         RAFTKV_PIDS+=($!)
     done
     local deadline=$((SECONDS + 30))

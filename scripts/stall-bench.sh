@@ -6,7 +6,7 @@
 #   store-default    2,000,000 puts of 100 bytes over 2,000,000 keys, 50 clients, default threshold
 #   store-4mb        the same with --snapshot-bytes 4000000
 #   store-nosnap     the same with snapshots off (--snapshot-bytes 1000000000000): the baseline
-#   clients-100      100 clients, 256-byte puts, 300,000 ops
+#   clients-100      100 clients, 256-byte puts, 300,000 ops, with the floor (for the disk's tail)
 #   single-client    1 client, 10,000 puts, with the floor (one fdatasync + two round trips)
 #
 # Usage: scripts/stall-bench.sh BINARY [BINARY...]
@@ -34,7 +34,7 @@ arguments() { # arguments CASE: the bench flags of a case
         store-default) echo "$store" ;;
         store-4mb) echo "$store --snapshot-bytes 4000000" ;;
         store-nosnap) echo "$store --snapshot-bytes 1000000000000" ;;
-        clients-100) echo "--clients 100 --value-size 256 --ops 300000" ;;
+        clients-100) echo "--clients 100 --value-size 256 --ops 300000 --floor" ;;
         single-client) echo "--clients 1 --ops 10000 --floor" ;;
         *) echo "unknown case: $1" >&2; exit 2 ;;
     esac
@@ -64,6 +64,10 @@ tail_ratio() { # p99 / p50 of a run
     awk -v p99="$(field p99_ms "$1")" -v p50="$(field p50_ms "$1")" \
         'BEGIN { if (p50 > 0) printf "%.2f\n", p99 / p50 }'
 }
+disk_tail_ratio() { # the disk's own fdatasync p99 / p50, measured by --floor before the run
+    awk -v p99="$(field fdatasync_p99_ms "$1")" -v p50="$(field fdatasync_p50_ms "$1")" \
+        'BEGIN { if (p50 > 0) printf "%.2f\n", p99 / p50 }'
+}
 peak_rss_mib() { # the largest peak RSS of the nodes, in MiB
     grep -oE '"peak_rss_bytes":[0-9]+' <<<"$1" | cut -d: -f2 | sort -n | tail -n 1 |
         awk '{ printf "%.0f\n", $1 / 1048576 }'
@@ -72,9 +76,10 @@ median() { # median FORMAT: of the numbers read, "-" if none
     sort -g | awk -v format="$1" '{ v[NR] = $1 } END { if (NR) printf format, v[int((NR + 1) / 2)]; else printf "-" }'
 }
 
-row='%-14s %-32s %9s %8s %8s %9s %8s %8s %8s %8s %9s\n'
+row='%-14s %-32s %9s %8s %8s %9s %8s %8s %10s %9s %8s %9s\n'
 # shellcheck disable=SC2059 # the format is the row's
-printf "$row" case binary ops/s p50_ms p99_ms p99.9_ms max_ms p99/p50 p50/floor leaders peak_MiB
+printf "$row" case binary ops/s p50_ms p99_ms p99.9_ms max_ms p99/p50 disk_p99/50 p50/floor \
+    leaders peak_MiB
 for name in $cases; do
     for binary in "$@"; do
         lines=$(grep -F "\"case\":\"$name\",\"binary\":\"$binary\"" "$results")
@@ -87,7 +92,8 @@ for name in $cases; do
         printf "$row" "$name" "$binary" "$(column %.0f field ops_per_sec)" \
             "$(column %.3f field p50_ms)" "$(column %.3f field p99_ms)" \
             "$(column %.3f field p999_ms)" "$(column %.1f field max_ms)" \
-            "$(column %.2f tail_ratio)" "$(column %.2f field p50_over_floor)" \
+            "$(column %.2f tail_ratio)" "$(column %.2f disk_tail_ratio)" \
+            "$(column %.2f field p50_over_floor)" \
             "$(column %.0f field leader_changes)" "$(column %.0f peak_rss_mib)"
     done
 done

@@ -80,8 +80,9 @@ pub enum ClerkError {
         /// Why, as the replica said.
         reason: String,
     },
-    /// The session expired while the command was being retried: it may or may not have taken
-    /// effect, once at most. Read to find out.
+    /// The command was retried, and then refused: its session expired, or a replica found it
+    /// invalid against a state that an earlier try may have changed (an append it grew). It
+    /// may or may not have taken effect, once at most. Read to find out.
     Indeterminate,
 }
 
@@ -89,12 +90,10 @@ impl fmt::Display for ClerkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ClerkError::Invalid { reason } => write!(f, "invalid request: {reason}"),
-            ClerkError::Indeterminate => {
-                write!(
-                    f,
-                    "session expired during retries: the operation may or may not have taken effect"
-                )
-            }
+            ClerkError::Indeterminate => f.write_str(
+                "refused after a retry (session expired, or invalid after an earlier try): the \
+                 operation may or may not have taken effect",
+            ),
         }
     }
 }
@@ -118,7 +117,7 @@ struct Attempt<C> {
     /// While backing off: when to send again.
     resend_at: Option<Instant>,
     /// Whether an earlier try may have been applied (it timed out or hit a stepping-down
-    /// leader): then a session expiry leaves the outcome unknown.
+    /// leader): then a session expiry, or an invalid answer, leaves the outcome unknown.
     maybe_applied: bool,
     /// Hints followed at once in a row; past a few, replicas that point at each other (a
     /// leadership change under way) are asked again only after a backoff.
@@ -415,6 +414,12 @@ impl<C: Clone, R> Clerk<C, R> {
                     self.queue.push_front((attempt.submitted, command));
                 }
                 self.start_next(now);
+            }
+            // A replica checks a command against the state it has applied, which an earlier try
+            // may have changed: an append that grew a value past half the limit, valid once, is
+            // invalid against the value it grew. Only a first try's refusal says it never ran.
+            Outcome::Rejected(Reject::Invalid { .. }) if attempt.maybe_applied => {
+                self.finish(now, Some(Err(ClerkError::Indeterminate)));
             }
             Outcome::Rejected(Reject::Invalid { reason }) => {
                 self.finish(now, Some(Err(ClerkError::Invalid { reason })));

@@ -509,14 +509,14 @@ impl<S: StateMachine> Replica<S> {
     fn on_request(&mut self, now: Instant, from: ReplyTo, request: ClientRequest<S::Command>) {
         let ClientRequest { client, request: request_id, op } = request;
         // A retry of a request already applied is answered from the session, whatever the
-        // state now says of the command: its reply is committed state, and a command valid
-        // when it was applied (an append) may no longer be (the value it grew is larger now).
-        if self.raft.role() == Role::Leader {
-            if let SessionCheck::Duplicate(reply) = self.sessions.check(client, request_id) {
-                let outcome = Outcome::Done(reply.clone());
-                self.reply(from, request_id, outcome);
-                return;
-            }
+        // state now says of the command: a command valid when it was applied (an append) may
+        // no longer be (the value it grew is larger now). On a follower too, which a retry
+        // reaches when the leader fell silent: the reply is committed state however it was
+        // learned, and validating the command again would refuse as invalid what took effect.
+        if let SessionCheck::Duplicate(reply) = self.sessions.check(client, request_id) {
+            let outcome = Outcome::Done(reply.clone());
+            self.reply(from, request_id, outcome);
+            return;
         }
         if let Op::Command(command) = &op {
             if let Err(invalid) = self.state.validate(command) {

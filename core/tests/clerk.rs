@@ -202,6 +202,44 @@ fn an_expired_session_after_a_retry_leaves_the_outcome_unknown() {
 }
 
 #[test]
+fn an_invalid_answer_to_a_first_try_is_final() {
+    let (mut clerk, request) = registered("append");
+    let reason = "append would grow the value past the limit".to_owned();
+    let invalid = Outcome::Rejected(Reject::Invalid { reason: reason.clone() });
+    reply(&mut clerk, Instant::ZERO, 1, request.request, invalid);
+    assert_eq!(
+        clerk.poll_output(),
+        Some(ClerkOutput::Finished {
+            request: request.request,
+            result: Err(ClerkError::Invalid { reason })
+        })
+    );
+}
+
+/// The first try may have been applied, and a replica checks the retry against the state it
+/// changed: an append valid once may be invalid twice. That is no proof it never ran.
+#[test]
+fn an_invalid_answer_after_a_retry_leaves_the_outcome_unknown() {
+    let (mut clerk, request) = registered("append");
+    let deadline = clerk.poll_timeout().expect("waiting");
+    clerk.handle(deadline, ClerkInput::Timeout);
+    let resend_at = clerk.poll_timeout().expect("backing off");
+    clerk.handle(resend_at, ClerkInput::Timeout);
+    let (to, again) = sent(&mut clerk).remove(0);
+    assert_eq!(again.request, request.request, "the same request, at the next replica");
+    let invalid = Outcome::Rejected(Reject::Invalid { reason: "too large".to_owned() });
+    reply(&mut clerk, resend_at, to.0, request.request, invalid);
+    let outputs: Vec<_> = std::iter::from_fn(|| clerk.poll_output()).collect();
+    assert_eq!(
+        outputs,
+        [ClerkOutput::Finished {
+            request: request.request,
+            result: Err(ClerkError::Indeterminate)
+        }]
+    );
+}
+
+#[test]
 fn an_answer_from_a_replica_given_up_on_still_counts_and_stale_answers_do_not() {
     let (mut clerk, request) = registered("put");
     let deadline = clerk.poll_timeout().expect("waiting");

@@ -106,6 +106,56 @@ fn a_retried_append_is_answered_from_its_session_though_the_value_it_grew_is_now
     assert_eq!(outcomes, vec![applied.clone(), applied], "the retry gets the reply it had");
 }
 
+/// A clerk whose leader fell silent retries at the next replica, often a follower. One that
+/// applied the batch answers from the session: validated again, the append would be invalid
+/// against the value it grew, and a Redis pipeline refused so resends its commands one by one,
+/// applying the others twice.
+#[test]
+fn a_follower_answers_a_retry_already_applied_from_its_session() {
+    let mut cluster = KvCluster::new(3, 0);
+    let leader = cluster.wait_for_leader();
+    let client = register_by_hand(&mut cluster, leader);
+    let large = "a".repeat(600 << 10);
+    let batch = KvCommand::Batch { commands: vec![append("n", "1"), append("x", &large)] };
+    let request = ClientRequest { client, request: RequestId(2), op: Op::Command(batch) };
+    cluster.request_by_hand(leader, request.clone());
+    cluster.stabilize();
+    cluster.run_for(200);
+    let follower = cluster.ids().into_iter().find(|node| *node != leader).expect("a follower");
+    assert_eq!(cluster.value(follower, "n").as_deref(), Some("1"), "the follower applied it");
+    cluster.request_by_hand(follower, request);
+    cluster.run_for(200);
+    let outcomes: Vec<_> = cluster.by_hand.iter().map(|(_, reply)| reply.outcome.clone()).collect();
+    let applied = Outcome::Done(KvReply::Batch(vec![
+        KvReply::Length(1),
+        KvReply::Length(large.len() as u64),
+    ]));
+    assert_eq!(outcomes, vec![applied.clone(), applied], "the retry gets the reply it had");
+    for node in cluster.ids() {
+        assert_eq!(cluster.value(node, "n").as_deref(), Some("1"), "node {node} applied it once");
+    }
+}
+
+/// The whole path: the leader applies a batch but its answer is lost, the clerk retries at the
+/// next replica, a follower that applied it too, and gets the batch's one reply.
+#[test]
+fn a_batch_whose_answer_is_lost_is_answered_by_a_follower_from_the_session() {
+    let mut cluster = KvCluster::new(3, 1);
+    cluster.elect(NodeId(1));
+    cluster.submit(0, put("warm", "up"));
+    assert!(cluster.run_until(2_000, |c| c.finished[0].len() == 1));
+    cluster.cut(NodeId(1), Endpoint::Client(0));
+    let large = "a".repeat(600 << 10);
+    let batch = KvCommand::Batch { commands: vec![append("n", "1"), append("x", &large)] };
+    cluster.submit(0, batch);
+    assert!(cluster.run_until(10_000, |c| c.finished[0].len() == 2), "the clerk retried");
+    let replies = KvReply::Batch(vec![KvReply::Length(1), KvReply::Length(large.len() as u64)]);
+    assert_eq!(cluster.finished[0][1].1, Ok(replies), "the reply of the one application");
+    for node in cluster.ids() {
+        assert_eq!(cluster.value(node, "n").as_deref(), Some("1"), "node {node} applied it once");
+    }
+}
+
 #[test]
 fn a_batch_delivered_twice_takes_effect_once_in_its_order_and_a_batch_of_reads_is_a_read() {
     let mut cluster = KvCluster::new(3, 0);

@@ -98,6 +98,20 @@ struct ShapeArgs {
     /// operation.
     #[arg(long)]
     batches: bool,
+    /// Leaders answer reads from their lease instead of a ReadIndex round, allowing for
+    /// exactly the drift of the simulated clocks (see the README's read modes).
+    #[arg(long)]
+    lease_reads: bool,
+    /// With --lease-reads: the clock drift the leases allow for, in parts per million, instead
+    /// of the clocks' real bound. Only to show that the checker catches a lease that trusts
+    /// the clocks more than they deserve.
+    #[arg(long, hide = true, value_name = "PPM", requires = "lease_reads", value_parser = clap::value_parser!(u64).range(0..1_000_000))]
+    lease_drift_ppm: Option<u64>,
+    /// With the clock fault class: each node's clock drifts up to this many parts per million
+    /// instead of the drawn bound. Only to widen what a lease with a too small
+    /// --lease-drift-ppm gets wrong, so that a swarm finds it sooner.
+    #[arg(long, hide = true, value_name = "PPM", value_parser = clap::value_parser!(u64).range(0..1_000_000))]
+    clock_drift_ppm: Option<u64>,
 }
 
 impl ShapeArgs {
@@ -130,6 +144,15 @@ impl ShapeArgs {
         }
         if self.batches {
             options = options.with_batches();
+        }
+        if let Some(ppm) = self.clock_drift_ppm.filter(|_| options.shape.faults.clock) {
+            options.clock.drift_ppm_max = ppm;
+        }
+        if self.lease_reads {
+            options = options.with_lease_reads();
+        }
+        if let Some(ppm) = self.lease_drift_ppm {
+            options.raft.lease_drift_ppm = ppm;
         }
         options
     }
@@ -383,8 +406,8 @@ fn progress_bar(count: u64) -> ProgressBar {
 struct SwarmTally {
     passed: u64,
     sim_ops: u64,
-    /// Histories the checker could not decide in time.
-    unknown: u64,
+    /// The commands that replay the runs whose history the checker could not decide in time.
+    unknown: Vec<String>,
     /// The slowest run: its wall time and the command that replays it.
     slowest: (u64, String),
     /// The run whose persisted Raft state grew largest against its threshold: the ratio in
@@ -394,6 +417,8 @@ struct SwarmTally {
     storage: FaultCounters,
     disk_failures: u64,
     damaged_restarts: u64,
+    /// Reads answered from a leader's lease, summed over the runs.
+    lease_reads: u64,
     /// Membership changes, summed over the runs.
     membership: MembershipStats,
     failure: Option<Report>,
@@ -410,10 +435,13 @@ impl SwarmTally {
             self.persisted_worst = (report.persisted_ratio_max_milli, command);
         }
         self.sim_ops += report.ops_ok + report.ops_indeterminate;
-        self.unknown += u64::from(report.linearizability == Some(Verdict::Unknown));
+        if report.linearizability == Some(Verdict::Unknown) {
+            self.unknown.push(report.options.reproduce_command());
+        }
         self.storage += report.stats.storage;
         self.disk_failures += report.stats.disk_failures;
         self.damaged_restarts += report.stats.damaged_restarts;
+        self.lease_reads += report.stats.lease_reads;
         self.membership += &report.stats.membership;
         if report.passed() {
             self.passed += 1;
@@ -437,6 +465,9 @@ impl SwarmTally {
             }
             say!("{}", report.verdict_line());
         }
+        for command in &self.unknown {
+            say!("undecided: {command}");
+        }
         let reproduce = self.failure.as_ref().map(|report| report.options.reproduce_command());
         if args.json {
             say!("{}", self.summary(args, wall_ms));
@@ -455,7 +486,7 @@ impl SwarmTally {
     fn summary(&self, args: &SwarmArgs, wall_ms: u64) -> String {
         let (runs, seeds) = (self.runs(), args.seeds.end - args.seeds.start);
         let (s, m) = (&self.storage, &self.membership);
-        format!(
+        let summary = format!(
             "swarm: {} passed of {runs} runs ({seeds} seeds asked) in {wall_ms} ms: {} runs/s, \
              {} simulated ops/s; {} histories the checker could not decide in time; slowest \
              run {} ms: {}; largest persisted Raft state {}.{:03} times the threshold: {}; \
@@ -465,7 +496,7 @@ impl SwarmTally {
             self.passed,
             per_second(runs, wall_ms),
             per_second(self.sim_ops, wall_ms),
-            self.unknown,
+            self.unknown.len(),
             self.slowest.0,
             self.slowest.1,
             self.persisted_worst.0 / 1_000,
@@ -483,7 +514,11 @@ impl SwarmTally {
             m.removals,
             m.replacements,
             m.refused()
-        )
+        );
+        match args.shape.lease_reads {
+            true => format!("{summary}; {} reads answered from a lease", self.lease_reads),
+            false => summary,
+        }
     }
 
     fn json(&self, args: &SwarmArgs, wall_ms: u64) -> serde_json::Value {
@@ -502,7 +537,8 @@ impl SwarmTally {
             "sim_ops_per_s": per_second(self.sim_ops, wall_ms),
             "slowest_ms": self.slowest.0,
             "slowest": self.slowest.1,
-            "linearizability_unknown": self.unknown,
+            "linearizability_unknown": self.unknown.len(),
+            "linearizability_unknown_runs": self.unknown,
             "persisted_ratio_max": self.persisted_worst.0 as f64 / 1_000.0,
             "persisted_ratio_max_run": self.persisted_worst.1,
             "storage": {
@@ -517,6 +553,7 @@ impl SwarmTally {
                 "damaged_restarts": self.damaged_restarts,
             },
             "membership": self.membership.json(),
+            "lease_reads": self.lease_reads,
         })
     }
 }

@@ -94,6 +94,10 @@ impl<M: Machine> SimNode<M> {
         config.max_entries_per_append = raft.max_entries_per_append;
         config.max_bytes_per_append = raft.max_bytes_per_append;
         config.max_inflight_appends = raft.max_inflight_appends;
+        if raft.read_lease {
+            config.read_lease = true;
+            config.max_clock_drift_ppm = raft.lease_drift_ppm;
+        }
         config.snapshot_chunk_bytes = snapshot.chunk_bytes;
         config.max_inflight_snapshot_chunks = snapshot.max_inflight_chunks;
         config.seed = self.rng.next_u64();

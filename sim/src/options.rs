@@ -387,6 +387,13 @@ pub struct RaftOptions {
     pub session_timeout_ms: u64,
     /// A clerk's wait for an answer before trying the next replica.
     pub request_timeout_ms: u64,
+    /// Leaders answer reads from their lease (`Config::read_lease`): off unless asked for
+    /// ([`Options::with_lease_reads`]), so that the runs of a seed stay as they were.
+    pub read_lease: bool,
+    /// The clock drift the replicas' leases allow for (`Config::max_clock_drift_ppm`): the
+    /// clocks' own bound ([`ClockOptions::drift_ppm_max`]) unless a test sets a smaller one
+    /// to show that the checker catches a lease that trusts too much.
+    pub lease_drift_ppm: u64,
 }
 
 impl RaftOptions {
@@ -405,6 +412,8 @@ impl RaftOptions {
             max_inflight_appends: raft.max_inflight_appends,
             session_timeout_ms: config.session_timeout_ms,
             request_timeout_ms: clerk.request_timeout_ms,
+            read_lease: raft.read_lease,
+            lease_drift_ppm: raft.max_clock_drift_ppm,
         }
     }
 }
@@ -621,6 +630,14 @@ impl Options {
         self
     }
 
+    /// These options with leaders answering reads from their lease (`--lease-reads`), which
+    /// allows for exactly the clocks' drift: the tightest lease that is still safe.
+    pub fn with_lease_reads(mut self) -> Options {
+        self.raft.read_lease = true;
+        self.raft.lease_drift_ppm = self.clock.drift_ppm_max;
+        self
+    }
+
     /// The command line that replays this run.
     pub fn reproduce_command(&self) -> String {
         let mut command = format!(
@@ -632,6 +649,16 @@ impl Options {
         }
         if self.workload.batch > 0 {
             command.push_str(" --batches");
+        }
+        let drawn_clock = Options::draw(self.seed, self.shape).clock;
+        if self.clock.drift_ppm_max != drawn_clock.drift_ppm_max {
+            command.push_str(&format!(" --clock-drift-ppm {}", self.clock.drift_ppm_max));
+        }
+        if self.raft.read_lease {
+            command.push_str(" --lease-reads");
+            if self.raft.lease_drift_ppm != self.clock.drift_ppm_max {
+                command.push_str(&format!(" --lease-drift-ppm {}", self.raft.lease_drift_ppm));
+            }
         }
         let drawn = Options::draw(self.seed, self.shape).snapshot;
         let threshold_bytes = self.snapshot.threshold_bytes;
@@ -761,6 +788,8 @@ fn draw_raft(rng: &mut Prng) -> RaftOptions {
             RaftOptions::replica_defaults().session_timeout_ms
         },
         request_timeout_ms: rng.range_inclusive(200, 1_500),
+        read_lease: false,
+        lease_drift_ppm: 0,
     }
 }
 
@@ -919,7 +948,11 @@ impl fmt::Display for RaftOptions {
             self.max_inflight_appends,
             self.session_timeout_ms,
             self.request_timeout_ms
-        )
+        )?;
+        if self.read_lease {
+            write!(f, " read_lease lease_drift_ppm={}", self.lease_drift_ppm)?;
+        }
+        Ok(())
     }
 }
 

@@ -192,6 +192,7 @@ impl<O> Report<O> {
             "snapshot_growth_percent": self.options.snapshot.growth_percent,
             "snapshots": self.stats.snapshots,
             "snapshots_installed": self.stats.snapshots_installed,
+            "lease_reads": self.stats.lease_reads,
             "snapshot_transfers_resumed": self.stats.snapshot_transfers_resumed,
             "received_snapshots_damaged": self.stats.received_snapshots_damaged,
             "persisted_bytes_max": self.persisted_max.bytes,

@@ -87,6 +87,8 @@ pub struct Stats {
     pub storage: FaultCounters,
     /// Membership changes proposed, and refused.
     pub membership: MembershipStats,
+    /// Reads leaders answered from their lease (`--lease-reads`).
+    pub lease_reads: u64,
 }
 
 impl Stats {
@@ -95,6 +97,7 @@ impl Stats {
         let counters = replica.raft().counters();
         self.snapshots += counters.snapshots_taken;
         self.snapshots_installed += counters.snapshots_installed;
+        self.lease_reads += counters.lease_reads;
     }
 }
 

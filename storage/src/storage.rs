@@ -75,8 +75,10 @@ impl<F: FileSystem> Storage<F> {
 
     /// The WAL segment worth preparing now (see [`segment_preparer`](Self::segment_preparer)):
     /// the next one, once the active segment is a quarter full, so that a node that writes
-    /// little never prepares a whole segment in vain; `None` before that, or once sequence
-    /// numbers are exhausted.
+    /// little never prepares a whole segment in vain, or, if the active segment grows by
+    /// zero-fills (the first one of a new log, or one reopened at a start), once it holds a
+    /// zero-fill's worth of records: the log leaves it for the prepared one at its next
+    /// zero-fill. `None` before that, or once sequence numbers are exhausted.
     pub fn segment_to_prepare(&self) -> Option<u64> {
         self.wal.segment_to_prepare()
     }

@@ -140,3 +140,37 @@ fn a_crash_at_any_step_of_a_preparation_loses_nothing_acknowledged() {
         }
     }
 }
+
+#[test]
+fn a_growing_segment_is_left_for_a_prepared_one_at_its_next_zero_fill() {
+    // Segments of 64 zero-fills: the first one of a new log grows by zero-fills, each of
+    // which makes the sync after it commit the file's new size.
+    let segment_bytes = 64 * ZERO_FILL_BYTES;
+    let options =
+        StorageOptions { zero_fill_bytes: ZERO_FILL_BYTES, ..common::options(segment_bytes) };
+    let (fs, dir) = sim(7);
+    let (mut storage, _, _) = Storage::open(fs.clone(), &dir, &options).expect("opens");
+    let preparer = storage.segment_preparer();
+    let mut asked = None;
+    for id in 1..=60 {
+        storage.persist(&[append(id)]).expect("persists");
+        if let Some(sequence) = storage.segment_to_prepare() {
+            asked.get_or_insert(id);
+            preparer.prepare(sequence).expect("prepares");
+        }
+    }
+    // Asked for once the first segment held a zero-fill's worth of records, long before it
+    // was a quarter full, and started at the zero-fill after.
+    let asked = asked.expect("the next segment was asked for");
+    assert!(asked <= 12, "asked for after {asked} entries");
+    let segments = names_ending(&fs, &dir, ".wal");
+    assert_eq!(segments.len(), 2, "{segments:?}");
+    assert!(file_bytes(&fs, &dir, &segments[0]) <= 3 * ZERO_FILL_BYTES, "{segments:?}");
+    assert_eq!(file_bytes(&fs, &dir, &segments[1]), segment_bytes + ZERO_FILL_BYTES);
+    drop(storage);
+
+    let (_, recovered, report) = open(fs.clone(), &dir, segment_bytes);
+    let expected: Vec<(u64, u64)> = (1..=60).map(|index| (index, 1)).collect();
+    assert_eq!(indexes_and_terms(&recovered), expected);
+    assert!(report.torn_tail.is_none() && report.damage.is_empty());
+}

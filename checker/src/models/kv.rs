@@ -198,9 +198,14 @@ impl Model for KvModel {
         matches!(operation.command, Command::Append { .. })
     }
 
-    /// What a get read must be a value some write may leave (the current one, or that of a
-    /// put, a delete or a compare-and-set, alone or in a batch) followed by some of the
-    /// appends to its key, each at most once; so must each get of a batch that only reads.
+    fn observes_first(&self, operation: &Operation) -> bool {
+        !observations(&operation.key, &operation.command).is_empty()
+    }
+
+    /// What a get read, or a compare-and-set that swapped found, must be a value some write
+    /// may leave (the current one, or that of a put, a delete or a compare-and-set, alone or
+    /// in a batch) followed by some of the appends to its key, each at most once; so must
+    /// each of a batch's, up to its first write of the key.
     fn may_become_allowed<'a>(
         &self,
         state: &KvState,
@@ -208,22 +213,13 @@ impl Model for KvModel {
         resets: impl Iterator<Item = &'a Operation>,
         extensions: impl Iterator<Item = &'a Operation>,
     ) -> bool {
-        let gets: Vec<(&str, &str)> = match &read.command {
-            Command::Get { output: Some(output) } => vec![(read.key.as_str(), output.as_str())],
-            Command::Batch { steps } => steps
-                .iter()
-                .filter_map(|step| match &step.command {
-                    Command::Get { output: Some(output) } => {
-                        Some((step.key.as_str(), output.as_str()))
-                    }
-                    _ => None,
-                })
-                .collect(),
-            _ => return true,
-        };
+        let observed = observations(&read.key, &read.command);
+        if observed.is_empty() {
+            return true;
+        }
         let resets: Vec<&Operation> = resets.collect();
         let extensions: Vec<&Operation> = extensions.collect();
-        gets.into_iter().all(|(key, output)| {
+        observed.into_iter().all(|(key, output)| {
             let mut leaves = Leaves { bases: vec![state.read(key)], appends: Vec::new() };
             let worked_out = resets
                 .iter()
@@ -421,6 +417,35 @@ fn step_command(state: &KvState, key: &str, command: &Command) -> Option<KvState
         Command::Batch { steps } => steps
             .iter()
             .try_fold(state.clone(), |state, step| step_command(&state, &step.key, &step.command)),
+    }
+}
+
+/// What `command` on `key` saw of the state before it changed anything there, as `(key,
+/// text read)`: a get's output, the value a compare-and-set that swapped found (a missing key
+/// reads as empty), and in a batch those of its commands up to the first that may write
+/// their key.
+fn observations<'a>(key: &'a str, command: &'a Command) -> Vec<(&'a str, &'a str)> {
+    match command {
+        Command::Get { output: Some(output) } => vec![(key, output.as_str())],
+        Command::Cas { expected, swapped: Some(true), .. } => {
+            vec![(key, expected.as_deref().unwrap_or(""))]
+        }
+        Command::Batch { steps } => {
+            let mut written: BTreeSet<&str> = BTreeSet::new();
+            let mut observed = Vec::new();
+            for step in steps {
+                for (key, text) in observations(&step.key, &step.command) {
+                    if !written.contains(key) {
+                        observed.push((key, text));
+                    }
+                }
+                if !is_read_only(&step.command) {
+                    written.extend(step.command.keys().unwrap_or_else(|| vec![step.key.as_str()]));
+                }
+            }
+            observed
+        }
+        _ => Vec::new(),
     }
 }
 
@@ -1053,5 +1078,38 @@ mod tests {
         assert!(may(&reading_batch, &[leaves_it]));
         let increment = step("x", Command::Increment { delta: 1, output: None });
         assert!(may(&read, &[op("", batch(vec![increment]))]), "not worked out: allowed");
+    }
+
+    #[test]
+    fn a_write_observes_what_it_read_or_swapped_on_before_it_wrote_the_key() {
+        let may = |observer: &Command, state: &str| {
+            let observer = op("x", observer.clone());
+            KvModel.may_become_allowed(
+                &KvState::holding("x", state),
+                &observer,
+                [].iter(),
+                [].iter(),
+            )
+        };
+        let observes = |command: &Command| KvModel.observes_first(&op("x", command.clone()));
+        // The batch's first get saw the state before it; its second, its own put.
+        let read_then_write = batch(vec![get_step("a."), put_step("b."), get_step("b.")]);
+        assert!(observes(&read_then_write));
+        assert!(may(&read_then_write, "a."));
+        assert!(!may(&read_then_write, "z."), "nothing may leave a. before it");
+        let write_then_read = batch(vec![put_step("b."), get_step("b.")]);
+        assert!(!observes(&write_then_read));
+        assert!(may(&write_then_read, "z."));
+        let swapped = Command::Cas {
+            expected: Some("a.".to_owned()),
+            value: "b.".to_owned(),
+            swapped: Some(true),
+        };
+        assert!(observes(&swapped));
+        assert!(may(&swapped, "a."));
+        assert!(!may(&swapped, "z."));
+        let unknown = Command::Cas { expected: None, value: "b.".to_owned(), swapped: None };
+        assert!(!observes(&unknown));
+        assert!(!observes(&Command::Put { value: "a.".to_owned() }));
     }
 }

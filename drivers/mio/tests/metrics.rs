@@ -178,3 +178,33 @@ fn the_redis_listeners_counters_are_in_metrics() {
         ],
     );
 }
+
+/// With `--read-lease` the leader answers reads from its lease: they are right, and counted.
+#[test]
+fn with_read_lease_the_leader_answers_reads_from_its_lease() {
+    let metrics_ports = free_ports(3);
+    let mut cluster = TestCluster::unstarted(3);
+    for node in 1..=3 {
+        let listen = format!("--metrics-listen=127.0.0.1:{}", metrics_ports[node - 1]);
+        cluster.spawn_with(node, &[&listen, "--read-lease"]);
+    }
+    let leader = cluster.wait_for_leader(None);
+    let port = metrics_ports[leader as usize - 1];
+    let mut client = cluster.client();
+    client.put("k", b"v").expect("a put");
+    // The first reads may come before a heartbeat round gave the leader its lease.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        assert_eq!(client.get("k").expect("a get"), Some(b"v".to_vec()));
+        let (_, metrics) = get(port, "/metrics");
+        if value(&metrics, "raftkv_raft_lease_reads_total").is_some_and(|reads| reads > 0.0) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no read from the lease:\n{metrics}\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -48,6 +48,9 @@ fn usage_errors_exit_with_status_2_and_say_what_is_expected() {
     assert_usage(&serve(&["--id", "1", "--peers", "1=127.0.0.1"]), "not HOST:PORT");
     let heartbeat = serve(&["--id", "1", "--peers", "1=127.0.0.1:1", "--heartbeat-ms", "500"]);
     assert_usage(&heartbeat, "--heartbeat-ms");
+    let drift =
+        serve(&["--id", "1", "--peers", "1=127.0.0.1:1", "--max-clock-drift-ppm", "1000000"]);
+    assert_usage(&drift, "--max-clock-drift-ppm must be below 1000000");
     let growth =
         serve(&["--id", "1", "--peers", "1=127.0.0.1:1", "--snapshot-growth-percent", "5000"]);
     assert_usage(&growth, "--snapshot-growth-percent");

@@ -126,6 +126,18 @@ impl<H> ActiveSegment<H> {
         Ok(())
     }
 
+    /// Whether the records are less than a quarter of a zero-fill away from needing the next
+    /// one (see [`write`](Self::write)).
+    pub(crate) fn zero_fill_near(&self) -> bool {
+        let fill = self.zero_fill_bytes as u64;
+        fill > 0 && self.end.saturating_add(fill / 2 + fill / 4) > self.zeroed_end
+    }
+
+    /// Where the zeros written ahead of the records end.
+    pub(crate) fn zeroed_end(&self) -> u64 {
+        self.zeroed_end
+    }
+
     /// Makes everything written durable (`fdatasync`).
     pub(crate) fn sync<F: FileSystem<File = H>>(&mut self, fs: &F) -> Result<(), StorageError> {
         fs.sync_data(&mut self.file).map_err(StorageError::io("sync", &self.path))

@@ -57,6 +57,9 @@ pub(crate) struct Wal<H> {
     log_last: LogIndex,
     segment_bytes: u64,
     zero_fill_bytes: usize,
+    /// Where the active segment's zeros ended when the writer last looked for a prepared
+    /// segment to leave it for: it looks once per zero-fill.
+    looked_for_prepared_at: u64,
 }
 
 /// What replaying the log found.
@@ -166,6 +169,7 @@ impl<H> Wal<H> {
             log_last: log.log_last(),
             segment_bytes,
             zero_fill_bytes,
+            looked_for_prepared_at: 0,
         };
         let replayed = Replayed { entries: log.into_entries(), torn_tail, damage };
         Ok((wal, replayed))
@@ -190,6 +194,14 @@ impl<H> Wal<H> {
         }
         if self.active.end() >= self.segment_bytes {
             self.rotate(fs)?;
+        } else if self.active.zero_fill_near()
+            && self.looked_for_prepared_at != self.active.zeroed_end()
+        {
+            // A segment that grows by zero-fills (the first of a new log, or one reopened at a
+            // start) makes the sync after each zero-fill commit the file's new size: switch to
+            // a prepared segment, if one is ready, rather than grow this one.
+            self.looked_for_prepared_at = self.active.zeroed_end();
+            self.rotate_to_prepared(fs)?;
         }
         Ok(())
     }
@@ -241,10 +253,15 @@ impl<H> Wal<H> {
         Ok(self.closed.drain(..covered).map(|segment| segment.path).collect())
     }
 
-    /// The next segment, once the active one is a quarter full (if there can be a next one).
+    /// The next segment (if there can be a next one), once the active one is a quarter full,
+    /// or, if it grows by zero-fills, once it holds a zero-fill's worth of records: it is left
+    /// for the prepared one at its next zero-fill.
     pub(crate) fn segment_to_prepare(&self) -> Option<u64> {
-        let quarter_full = self.active.end() >= self.segment_bytes / 4;
-        quarter_full.then(|| self.active.sequence().checked_add(1)).flatten()
+        let quarter = self.segment_bytes / 4;
+        let fill = self.zero_fill_bytes as u64;
+        let grows = fill > 0 && self.active.zeroed_end() < self.prepared_bytes();
+        let due = self.active.end() >= if grows { fill.min(quarter) } else { quarter };
+        due.then(|| self.active.sequence().checked_add(1)).flatten()
     }
 
     /// A preparer of this log's next segments, on its own handle of the file system.
@@ -264,20 +281,38 @@ impl<H> Wal<H> {
     }
 
     fn rotate<F: FileSystem<File = H>>(&mut self, fs: &F) -> Result<(), StorageError> {
+        if !self.rotate_to_prepared(fs)? {
+            let sequence = sequence_after(&self.dir, &[self.active.sequence()])?;
+            let next = ActiveSegment::create(fs, &self.dir, sequence, self.zero_fill_bytes)?;
+            self.close_active(next);
+        }
+        Ok(())
+    }
+
+    /// Closes the active segment for the next one if that is prepared; returns whether it was.
+    fn rotate_to_prepared<F: FileSystem<File = H>>(
+        &mut self,
+        fs: &F,
+    ) -> Result<bool, StorageError> {
         let sequence = sequence_after(&self.dir, &[self.active.sequence()])?;
         let (dir, fill) = (&self.dir, self.zero_fill_bytes);
-        let next =
-            match ActiveSegment::start_prepared(fs, dir, sequence, fill, self.prepared_bytes())? {
-                Some(prepared) => prepared,
-                None => ActiveSegment::create(fs, dir, sequence, fill)?,
-            };
+        match ActiveSegment::start_prepared(fs, dir, sequence, fill, self.prepared_bytes())? {
+            Some(prepared) => {
+                self.close_active(prepared);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Makes `next` the active segment, and the active one the newest closed one.
+    fn close_active(&mut self, next: ActiveSegment<H>) {
         let old = std::mem::replace(&mut self.active, next);
         self.closed.push(Closed {
             path: old.path().to_path_buf(),
             log_last: self.log_last,
             bytes: old.end(),
         });
-        Ok(())
     }
 }
 

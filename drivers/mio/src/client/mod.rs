@@ -78,7 +78,8 @@ pub enum Error {
         /// Why.
         reason: String,
     },
-    /// The session expired while a write was retried: it may or may not have taken effect
+    /// A write was retried, then refused (its session expired, or it was found invalid
+    /// against a state an earlier try may have changed): it may or may not have taken effect
     /// (once at most); read to find out.
     Indeterminate,
     /// The client itself failed (e.g. its poll).
@@ -102,7 +103,8 @@ impl fmt::Display for Error {
             ),
             Error::Invalid { reason } => write!(f, "invalid request: {reason}"),
             Error::Indeterminate => f.write_str(
-                "session expired during retries: the write may or may not have taken effect",
+                "refused after a retry (session expired, or invalid after an earlier try): the \
+                 write may or may not have taken effect",
             ),
             Error::Io(reason) => write!(f, "client failure: {reason}"),
         }

@@ -386,7 +386,8 @@ pub(crate) fn answer(
         }
         Err(ClerkError::Indeterminate) => {
             return Reply::error(
-                "session expired during retries: the write may or may not have taken effect",
+                "refused after a retry (session expired, or invalid after an earlier try): the \
+                 write may or may not have taken effect",
             );
         }
     };

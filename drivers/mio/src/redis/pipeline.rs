@@ -130,7 +130,9 @@ impl Pipeline {
 
     /// Takes the cluster's `result` for the request in flight: each command it ran gets its
     /// answer, encoded by `encode`; those a batch did not run (it stopped early) wait for the
-    /// next request; a batch refused as invalid is sent again one command at a time.
+    /// next request; a batch refused as invalid is sent again one command at a time. That is
+    /// safe because `Invalid` means it never ran: a refusal after a retry, when an earlier try
+    /// may have run, is `Indeterminate`, which every command of the batch gets as its answer.
     pub(crate) fn answer(
         &mut self,
         result: Result<KvReply, ClerkError>,
@@ -388,6 +390,17 @@ mod tests {
             written(&mut pipeline),
             "$1\r\n1\r\n-ERR invalid request: key too long\r\n$-1\r\n",
         );
+    }
+
+    #[test]
+    fn a_batch_that_may_have_run_is_not_sent_again_and_each_command_says_so() {
+        let mut pipeline = pipelined(&[&["INCR", "n"], &["APPEND", "k", "v"]]);
+        pipeline.next_request(LIMITS).expect("a request");
+        answer(&mut pipeline, Err(ClerkError::Indeterminate));
+        assert_eq!(pipeline.next_request(LIMITS), None, "nothing to send again");
+        let answers = written(&mut pipeline);
+        assert_eq!(answers.matches("-ERR refused after a retry").count(), 2, "{answers}");
+        assert!(pipeline.is_empty());
     }
 
     #[test]

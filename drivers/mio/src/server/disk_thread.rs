@@ -4,11 +4,15 @@
 //! makes them all durable with the next one, so under load one sync covers many client writes.
 //! It publishes the id of the last durable persist and wakes the event loop (a mio `Waker`),
 //! which then feeds `Persisted { id }` to the replica.
+//!
+//! When nothing is queued or being written, the event loop may instead write a batch itself
+//! ([`DiskThread::persist_inline`]): two thread hand-offs fewer on the path of the reply or
+//! acknowledgement that waits for it.
 
 use std::fs::File;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 
 use mio::Waker;
@@ -24,7 +28,7 @@ use super::instruments::Instruments;
 const SLOW_DISK: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// What the disk thread shares with the event loop.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Shared {
     /// The id of the last durable persist.
     durable: AtomicU64,
@@ -32,6 +36,24 @@ struct Shared {
     wal_bytes: AtomicU64,
     /// Set when a write or sync failed: the node must stop.
     failure: Mutex<Option<StorageError>>,
+    /// Work queued for the disk thread and not yet done. Only the event loop queues work, so
+    /// when it reads zero, everything it queued is durable and it may write the next batch
+    /// itself, in order.
+    unfinished: AtomicUsize,
+    /// The storage, written by the disk thread or, when that has nothing to do, by the loop.
+    writer: Mutex<Writer>,
+}
+
+impl Shared {
+    fn writer(&self) -> MutexGuard<'_, Writer> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records why the disk failed; the first failure is the one that counts (a write after
+    /// it fails only because the storage stopped).
+    fn fail(&self, error: StorageError) {
+        self.failure.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(error);
+    }
 }
 
 /// What the event loop asks of the disk thread, done in the order asked.
@@ -54,38 +76,63 @@ pub(crate) struct DiskThread {
 }
 
 impl DiskThread {
-    /// Starts the thread, which owns `storage` from now on; `lock` is held until it stops.
-    /// It records each batch into `instruments`.
+    /// Starts the thread, which writes `storage` from now on; `lock` is held until it stops.
+    /// Each batch is recorded into `instruments`.
     pub(crate) fn spawn(
         storage: Storage<RealFs>,
         lock: File,
         waker: Arc<Waker>,
         instruments: Instruments,
     ) -> std::io::Result<DiskThread> {
-        let shared = Arc::new(Shared::default());
-        shared.wal_bytes.store(storage.wal_bytes(), Ordering::Relaxed);
+        let segments = spawn_segment_thread(storage.segment_preparer())?;
+        let shared = Arc::new(Shared {
+            durable: AtomicU64::new(0),
+            wal_bytes: AtomicU64::new(storage.wal_bytes()),
+            failure: Mutex::new(None),
+            unfinished: AtomicUsize::new(0),
+            writer: Mutex::new(Writer { storage, segments, prepared: None, instruments }),
+        });
         let (queue, receiver) = mpsc::channel();
         let thread_shared = Arc::clone(&shared);
-        let segments = spawn_segment_thread(storage.segment_preparer())?;
         let thread = thread::Builder::new().name("raftkv-disk".to_string()).spawn(move || {
-            run(storage, &receiver, &thread_shared, &waker, &segments, &instruments);
+            run(&receiver, &thread_shared, &waker);
         })?;
         Ok(DiskThread { queue: Some(queue), shared, thread: Some(thread), _lock: lock })
     }
 
     /// Queues persists. Persists are made durable in the order they are queued.
     pub(crate) fn submit(&self, persists: Vec<Persist>) {
-        if let Some(queue) = &self.queue {
-            // A closed queue means the thread stopped on a failure, which `take_failure`
-            // reports.
-            let _ = queue.send(DiskWork::Persists(persists));
+        self.queue_work(DiskWork::Persists(persists));
+    }
+
+    /// Makes `persists` durable on the calling thread if the disk thread has nothing queued or
+    /// in hand, so that they still follow everything before them; otherwise queues them as
+    /// [`submit`](Self::submit) does. Returns whether they were written here: then
+    /// [`durable`](Self::durable) covers them, unless [`take_failure`](Self::take_failure)
+    /// says why not.
+    pub(crate) fn persist_inline_if_idle(&self, persists: Vec<Persist>) -> bool {
+        if self.shared.unfinished.load(Ordering::Acquire) > 0 {
+            self.submit(persists);
+            return false;
         }
+        if let Err(error) = self.shared.writer().write(&persists, None, &self.shared) {
+            self.shared.fail(error);
+        }
+        true
     }
 
     /// Drops the log's segments up to `index`, which a snapshot saved apart covers.
     pub(crate) fn compact_log(&self, index: LogIndex) {
+        self.queue_work(DiskWork::CompactLog(index));
+    }
+
+    fn queue_work(&self, work: DiskWork) {
         if let Some(queue) = &self.queue {
-            let _ = queue.send(DiskWork::CompactLog(index));
+            // Counted first: the thread may finish it before `send` returns.
+            self.shared.unfinished.fetch_add(1, Ordering::AcqRel);
+            // A closed queue means the thread stopped on a failure, which `take_failure`
+            // reports (and the count stays up: nothing is written inline after a failure).
+            let _ = queue.send(work);
         }
     }
 
@@ -102,7 +149,7 @@ impl DiskThread {
     /// Why the disk failed, if it did (once: the failure is handed over). The node cannot go
     /// on: whether the failed write reached the disk is unknown.
     pub(crate) fn take_failure(&self) -> Option<StorageError> {
-        self.shared.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+        self.shared.failure.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 
     /// Makes everything queued durable and stops the thread.
@@ -116,12 +163,58 @@ impl DiskThread {
     }
 }
 
+/// The storage and what writing it takes, whichever thread writes.
+#[derive(Debug)]
+struct Writer {
+    storage: Storage<RealFs>,
+    /// The segment thread's queue.
+    segments: SyncSender<SegmentWork>,
+    /// The segment last asked to be prepared.
+    prepared: Option<u64>,
+    instruments: Instruments,
+}
+
+impl Writer {
+    /// Makes `batch` durable, then drops the segments a snapshot covers up to `compact_to`,
+    /// and publishes how far the log is durable.
+    fn write(
+        &mut self,
+        batch: &[Persist],
+        compact_to: Option<LogIndex>,
+        shared: &Shared,
+    ) -> Result<(), StorageError> {
+        // Asked before the batch, so that the preparer works while the batch syncs.
+        if self.storage.segment_to_prepare() != self.prepared {
+            self.prepared = self.storage.segment_to_prepare();
+            if let Some(sequence) = self.prepared {
+                ask(&self.segments, SegmentWork::Prepare(sequence));
+            }
+        }
+        let segments_removed = write_batch(&mut self.storage, batch, &self.instruments)?;
+        if segments_removed > 0 {
+            info!(segments = segments_removed, "removed WAL segments covered by the snapshot");
+        }
+        if let Some(index) = compact_to {
+            let obsolete = self.storage.compact_log_apart(index)?;
+            if !obsolete.is_empty() {
+                ask(&self.segments, SegmentWork::Remove(obsolete));
+            }
+        }
+        shared.wal_bytes.store(self.storage.wal_bytes(), Ordering::Relaxed);
+        if let Some(last) = batch.last() {
+            shared.durable.store(last.id.0, Ordering::Release);
+        }
+        Ok(())
+    }
+}
+
 /// Work the segment thread may have queued. The disk thread asks at most once per batch, so
 /// the queue only fills if the segment thread is stuck on the file system; work that does not
 /// fit is dropped as a failed preparation or removal would be (see `spawn_segment_thread`).
 const SEGMENT_WORK_MAX: usize = 64;
 
 /// What the disk thread asks of the segment thread.
+#[derive(Debug)]
 enum SegmentWork {
     /// Prepare this segment ahead of need.
     Prepare(u64),
@@ -184,26 +277,13 @@ fn remove(segments: ObsoleteSegments<RealFs>) {
     }
 }
 
-fn run(
-    mut storage: Storage<RealFs>,
-    receiver: &Receiver<DiskWork>,
-    shared: &Shared,
-    waker: &Waker,
-    segments: &SyncSender<SegmentWork>,
-    instruments: &Instruments,
-) {
+fn run(receiver: &Receiver<DiskWork>, shared: &Shared, waker: &Waker) {
     let mut batch = Vec::new();
-    let mut prepared = None;
     while let Ok(first) = receiver.recv() {
-        // Asked before the batch, so that the preparer works while the batch syncs.
-        if storage.segment_to_prepare() != prepared {
-            prepared = storage.segment_to_prepare();
-            if let Some(sequence) = prepared {
-                ask(segments, SegmentWork::Prepare(sequence));
-            }
-        }
         let mut compact_to: Option<LogIndex> = None;
+        let mut taken = 0;
         for work in std::iter::once(first).chain(receiver.try_iter()) {
+            taken += 1;
             match work {
                 DiskWork::Persists(persists) => batch.extend(persists),
                 DiskWork::CompactLog(index) => {
@@ -211,36 +291,15 @@ fn run(
                 }
             }
         }
-        let outcome = write_batch(&mut storage, &batch, instruments).and_then(|removed| {
-            if let Some(index) = compact_to {
-                let obsolete = storage.compact_log_apart(index)?;
-                if !obsolete.is_empty() {
-                    ask(segments, SegmentWork::Remove(obsolete));
-                }
-            }
-            Ok(removed)
-        });
-        match outcome {
-            Ok(segments_removed) => {
-                if segments_removed > 0 {
-                    info!(
-                        segments = segments_removed,
-                        "removed WAL segments covered by the snapshot"
-                    );
-                }
-                shared.wal_bytes.store(storage.wal_bytes(), Ordering::Relaxed);
-                if let Some(last) = batch.last() {
-                    shared.durable.store(last.id.0, Ordering::Release);
-                }
-            }
-            Err(error) => {
-                *shared.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                    Some(error);
-                let _ = waker.wake();
-                return;
-            }
-        }
+        let outcome = shared.writer().write(&batch, compact_to, shared);
         batch.clear();
+        if let Err(error) = outcome {
+            shared.fail(error);
+            let _ = waker.wake();
+            return;
+        }
+        // After `durable`: the loop that reads zero finds everything it queued durable.
+        shared.unfinished.fetch_sub(taken, Ordering::AcqRel);
         if let Err(error) = waker.wake() {
             warn!(%error, "cannot wake the event loop");
         }
@@ -278,4 +337,79 @@ fn write_batch(
         entries.clone().fold(0usize, |bytes, entry| bytes.saturating_add(entry.size_bytes()));
     instruments.record_batch(took, entries.count(), bytes);
     Ok(segments_removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    use raftkv_core::raft::{Entry, Payload};
+    use raftkv_core::{NodeId, Term};
+    use raftkv_storage::StorageOptions;
+
+    use super::*;
+
+    fn options() -> StorageOptions {
+        StorageOptions::new("test", NodeId(1))
+    }
+
+    /// Persist `id` appends entry `id`.
+    fn append(id: u64) -> Persist {
+        let entry =
+            Entry { index: LogIndex(id), term: Term(1), payload: Payload::Command(vec![7; 100]) };
+        Persist {
+            id: PersistId(id),
+            hard_state: None,
+            truncate_from: None,
+            entries: vec![entry],
+            snapshot: None,
+            install_received: None,
+            snapshot_chunk: None,
+        }
+    }
+
+    fn spawn(dir: &Path, poll: &mio::Poll) -> DiskThread {
+        let (storage, _, _) = Storage::open(RealFs, dir, &options()).expect("opens");
+        let lock = File::create(dir.join("lock")).expect("a lock file");
+        let waker = Arc::new(Waker::new(poll.registry(), mio::Token(0)).expect("a waker"));
+        DiskThread::spawn(storage, lock, waker, Instruments::default()).expect("spawns")
+    }
+
+    /// Waits until the disk thread has finished what it was given, `id` last.
+    fn wait_until_idle(disk: &DiskThread, id: u64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while disk.shared.unfinished.load(Ordering::Acquire) > 0 {
+            assert!(Instant::now() < deadline, "persist {id} never became durable");
+            thread::yield_now();
+        }
+        assert_eq!(disk.durable(), PersistId(id));
+    }
+
+    #[test]
+    fn a_persist_is_written_inline_only_once_everything_queued_before_it_is_durable() {
+        let dir = std::env::temp_dir().join(format!("raftkv-disk-inline-{}", std::process::id()));
+        let poll = mio::Poll::new().expect("a poll");
+        let disk = spawn(&dir, &poll);
+        assert!(disk.persist_inline_if_idle(vec![append(1)]), "an idle disk thread");
+        // Written and synced before the call returned: durable at once.
+        assert_eq!(disk.durable(), PersistId(1));
+        // The disk thread is held up in the middle of persist 2: persist 3 may not overtake
+        // it, nor be reported durable before it is written.
+        let held = disk.shared.writer();
+        disk.submit(vec![append(2)]);
+        assert!(!disk.persist_inline_if_idle(vec![append(3)]), "queued behind persist 2");
+        assert_eq!(disk.durable(), PersistId(1));
+        drop(held);
+        wait_until_idle(&disk, 3);
+        assert!(disk.persist_inline_if_idle(vec![append(4)]), "idle again");
+        assert_eq!(disk.durable(), PersistId(4));
+        assert!(disk.take_failure().is_none());
+        disk.shut_down();
+
+        let (_, recovered, _) = Storage::open(RealFs, &dir, &options()).expect("reopens");
+        let indexes: Vec<u64> = recovered.entries.iter().map(|entry| entry.index.0).collect();
+        assert_eq!(indexes, [1, 2, 3, 4]);
+        std::fs::remove_dir_all(&dir).expect("removed");
+    }
 }

@@ -37,7 +37,7 @@ use crate::server::join;
 use crate::server::loop_counts::LoopCounts;
 use crate::server::metrics::{self, Figures, LinkFigures, Published};
 use crate::server::metrics_http;
-use crate::server::options::ServeOptions;
+use crate::server::options::{InlineSync, ServeOptions};
 use crate::server::own_snapshot;
 use crate::server::peer_record;
 use crate::server::peer_set::PeerSet;
@@ -59,6 +59,17 @@ const FIRST_INBOUND: usize = 1 << 20;
 /// A turn of the event loop this long is logged: every request waited for it. (On a busy
 /// machine the loop's thread may also have waited for a core.)
 const SLOW_TURN: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// What became of a turn's persists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WrittenOut {
+    /// The turn had none.
+    Nothing,
+    /// Made durable on the loop's thread: the replica may hear of it at once.
+    SyncedHere,
+    /// Handed to the disk thread, which wakes the loop once they are durable.
+    Queued,
+}
 
 /// The state of the event loop.
 struct Server {
@@ -298,6 +309,8 @@ fn start_replica(
     raft_config.election_timeout_ms_min = options.election_timeout_ms;
     raft_config.election_timeout_ms_max = options.election_timeout_ms * 2;
     raft_config.heartbeat_interval_ms = options.heartbeat_ms;
+    raft_config.read_lease = options.read_lease;
+    raft_config.max_clock_drift_ppm = options.max_clock_drift_ppm;
     // Each start draws its own election jitter and names of pre-vote rounds (`Config::seed`):
     // the wall clock's nanoseconds differ between starts, the id between nodes.
     let wall_nanos = std::time::SystemTime::now()
@@ -379,7 +392,13 @@ impl Server {
             self.fire_timers(now);
             self.drain(now);
             self.inbound.release_held(&self.options.connection_limits);
-            self.write_out(now);
+            // What a persist made durable on this thread releases (a follower's
+            // acknowledgement, a leader's commit) goes out in this turn.
+            while self.write_out(now) == WrittenOut::SyncedHere {
+                self.take_durable(now)?;
+                self.drain(now);
+                self.inbound.release_held(&self.options.connection_limits);
+            }
             // After the messages and persists went out: the front's writes to its clients
             // must not delay what the commit waits for.
             self.settle_front();
@@ -443,9 +462,10 @@ impl Server {
     }
 
     /// Writes what this turn queued: messages to peers first, so that a follower starts its
-    /// own write while this node's is queued; then replies; then hands the persists to the
-    /// disk thread.
-    fn write_out(&mut self, now: Instant) {
+    /// own write while this node's is queued; then replies; then makes the persists durable,
+    /// on this thread if `--inline-sync` allows it and the disk thread is idle, else through
+    /// the disk thread.
+    fn write_out(&mut self, now: Instant) -> WrittenOut {
         for link in self.peers.iter_mut() {
             link.check_timeouts(self.poll.registry(), now);
             let tls = self.options.tls.as_ref();
@@ -453,8 +473,24 @@ impl Server {
             link.flush(self.poll.registry(), now);
         }
         self.inbound.flush(self.poll.registry(), now);
-        if !self.persists.is_empty() {
-            self.disk.submit(std::mem::take(&mut self.persists));
+        if self.persists.is_empty() {
+            return WrittenOut::Nothing;
+        }
+        let persists = std::mem::take(&mut self.persists);
+        // Not a leader: it would read no requests or acknowledgements while it syncs, and
+        // under load its disk thread overlaps the sync with that work.
+        let inline = match self.options.inline_sync {
+            InlineSync::Never => false,
+            InlineSync::Follower => self.replica.raft().role() != Role::Leader,
+        };
+        if !inline {
+            self.disk.submit(persists);
+            return WrittenOut::Queued;
+        }
+        if self.disk.persist_inline_if_idle(persists) {
+            WrittenOut::SyncedHere
+        } else {
+            WrittenOut::Queued
         }
     }
 

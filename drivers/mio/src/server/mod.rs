@@ -44,5 +44,5 @@ pub(crate) use error::ServeError;
 pub(crate) use event_loop::run;
 pub(crate) use front::{Front, FrontCounts, RefusalCounts};
 pub(crate) use limits::ConnectionLimits;
-pub(crate) use options::ServeOptions;
+pub(crate) use options::{InlineSync, ServeOptions};
 pub(crate) use peer_record::record as record_peers;

@@ -36,6 +36,10 @@ pub(crate) struct ServeOptions {
     pub(crate) election_timeout_ms: u64,
     /// Leader heartbeat interval.
     pub(crate) heartbeat_ms: u64,
+    /// Whether the leader answers reads from its lease (`--read-lease`).
+    pub(crate) read_lease: bool,
+    /// The clock drift the lease allows for (`--max-clock-drift-ppm`).
+    pub(crate) max_clock_drift_ppm: u64,
     /// Largest frame accepted from a peer or client.
     pub(crate) max_frame_bytes: usize,
     /// Bytes of applied log after which the replica takes a snapshot and the WAL is compacted.
@@ -60,4 +64,19 @@ pub(crate) struct ServeOptions {
     /// `/health` says unhealthy when the node has applied fewer than its commit index minus
     /// this many entries.
     pub(crate) health_max_apply_lag: u64,
+    /// Which nodes write and sync their log on the event loop's thread when the disk thread is
+    /// idle (`--inline-sync`).
+    pub(crate) inline_sync: InlineSync,
+}
+
+/// Which nodes make a turn's persists durable on the event loop's own thread when the disk
+/// thread has nothing to do: no hand-off to the disk thread and back, but the loop waits for
+/// the sync.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum InlineSync {
+    /// None: every persist goes through the disk thread.
+    Never,
+    /// Followers (and candidates): a follower has little else to do while its log syncs,
+    /// and its acknowledgement, which the leader's commit waits for, leaves sooner.
+    Follower,
 }
