@@ -98,6 +98,7 @@ pub fn check_within<M: Model>(
             name: partition.name,
             ops: partition.ops,
             cache_full: searched.cache_full,
+            steps: searched.steps,
             outcome: searched.settle(first_failure),
         })
         .collect();

@@ -135,9 +135,19 @@ pub trait Model: Sync {
         false
     }
 
-    /// Whether `read`, a read-only operation, could be allowed in some state reached from
-    /// `state` by some of `extensions` (operations that [`Model::only_extends`]), each at most
-    /// once, possibly after one of `resets` (operations that may change the state otherwise):
+    /// Whether `operation`, which may change the state, observes the state before it does so
+    /// in a way [`Model::may_become_allowed`] can judge (a batch that reads a key before it
+    /// writes it, a compare-and-set that swapped). The search then gives up configurations in
+    /// which that observation can no longer be made, as it does for reads. Saying `false` is
+    /// always correct.
+    fn observes_first(&self, operation: &Self::Operation) -> bool {
+        let _ = operation;
+        false
+    }
+
+    /// Whether `read`, a read-only operation or one that [`Model::observes_first`], could be
+    /// allowed in some state reached from `state` by some of `extensions` (operations that
+    /// [`Model::only_extends`]), each at most once, possibly after one of `resets` (operations that may change the state otherwise):
     /// these are the operations that may take effect before `read`.
     ///
     /// The search gives up every configuration for which this is false about the next read to

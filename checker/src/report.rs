@@ -43,6 +43,9 @@ pub struct PartitionReport {
     /// Whether its search filled its cache of configurations and went on without recording
     /// more (see [`crate::Limits::cache_bytes`]).
     pub cache_full: bool,
+    /// The steps its search took (a step tries one candidate or undoes one choice): the same
+    /// on every run, unlike the time, so a measure of how hard the partition was.
+    pub steps: u64,
 }
 
 /// How the search of one partition ended.

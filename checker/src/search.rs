@@ -19,9 +19,11 @@
 //!
 //! Two more prunings keep the search small: configurations that differ only by operations that
 //! never returned and need not have taken effect are compared by subsumption (see
-//! [`Visited`]), and a configuration is given up as soon as the next read to return cannot see
-//! what it returned, whatever else takes effect first (see
-//! [`Search::next_read_may_become_allowed`]).
+//! [`Visited`]), and a configuration is given up as soon as one of the next reads to return
+//! cannot see what it returned, whatever else takes effect first (see
+//! [`Search::next_reads_may_become_allowed`]). A write that observed the state first (a batch
+//! that read a key before writing it) counts as such a read: whatever precedes it was called
+//! by its return, as for a read.
 
 use std::hash::{Hash, Hasher};
 
@@ -44,6 +46,11 @@ pub(crate) enum Outcome {
     /// `should_stop` said so first.
     Stopped,
 }
+
+/// How many of the first operations to return that observed the state, in each list, are
+/// judged in each configuration: judging one costs a pass over the writes that may precede it,
+/// and the first few are those most often out of reach.
+const OBSERVERS_JUDGED: usize = 4;
 
 /// How many steps the search takes between two calls of `should_stop` (which may read the
 /// clock).
@@ -111,8 +118,15 @@ struct Frame<S> {
     /// after undoing it at `resume`.
     arena_len: usize,
     resume: usize,
-    /// `Search::next_read` before the choice.
-    next_read: usize,
+    /// `Observers::next` of each list before the choice.
+    next_observers: [usize; 2],
+}
+
+/// Operations that returned, by return; those before `next` are linearized (it may lag
+/// behind).
+struct Observers {
+    by_return: Vec<usize>,
+    next: usize,
 }
 
 /// What an operation can do to the state, as far as the search cares.
@@ -160,10 +174,11 @@ struct Search<'a, M: Model> {
     /// extending it (extensions): what may take effect before the next read.
     resets: Pending,
     extensions: Pending,
-    /// The read-only operations that returned, by return; those before `next_read` are
-    /// linearized (it may lag behind).
-    reads_by_return: Vec<usize>,
-    next_read: usize,
+    /// The operations that returned and observed the state, by return, in two lists: the
+    /// read-only ones, and those that also change it ([`Model::observes_first`]). Each list is
+    /// judged at its first operation not linearized, so that a write's observation does not
+    /// hide a later read's.
+    observers: [Observers; 2],
     longest: LongestPrefix,
 }
 
@@ -199,10 +214,17 @@ impl<'a, M: Model> Search<'a, M> {
         let calls: Vec<u64> = intervals.iter().map(|&(call, _)| call).collect();
         let resets = Pending::new(&calls, |op| effects[op] == Effect::Any);
         let extensions = Pending::new(&calls, |op| effects[op] == Effect::Extends);
-        let mut reads_by_return: Vec<usize> = (0..ops.len())
-            .filter(|&op| effects[op] == Effect::ReadOnly && intervals[op].1.is_some())
-            .collect();
-        reads_by_return.sort_unstable_by_key(|&op| (intervals[op].1, op));
+        let observers = [true, false].map(|read_only| {
+            let mut by_return: Vec<usize> = (0..ops.len())
+                .filter(|&op| intervals[op].1.is_some())
+                .filter(|&op| match read_only {
+                    true => effects[op] == Effect::ReadOnly,
+                    false => effects[op] != Effect::ReadOnly && model.observes_first(ops[op]),
+                })
+                .collect();
+            by_return.sort_unstable_by_key(|&op| (intervals[op].1, op));
+            Observers { by_return, next: 0 }
+        });
         Search {
             model,
             ops,
@@ -222,8 +244,7 @@ impl<'a, M: Model> Search<'a, M> {
             arena: Vec::new(),
             next: 0,
             unreturned_left: returned_count,
-            reads_by_return,
-            next_read: 0,
+            observers,
             longest: LongestPrefix::default(),
         }
     }
@@ -240,7 +261,7 @@ impl<'a, M: Model> Search<'a, M> {
     /// the state they see, and so are those that never returned: they need not take effect.
     fn enter(&mut self) -> bool {
         'configuration: loop {
-            if !self.next_read_may_become_allowed() {
+            if !self.next_reads_may_become_allowed() {
                 return false;
             }
             let start = self.arena.len();
@@ -273,22 +294,51 @@ impl<'a, M: Model> Search<'a, M> {
         }
     }
 
-    /// Whether the next read to return that is not linearized may still be allowed, given what
-    /// may take effect before it: only what was called by its return (see
+    /// Whether the first few reads to return that are not linearized may still be allowed, and
+    /// so the first few operations that write after observing, given what may take effect
+    /// before each: only what was called by its return, itself aside (see
     /// [`Model::may_become_allowed`]).
-    fn next_read_may_become_allowed(&mut self) -> bool {
-        while let Some(&read) = self.reads_by_return.get(self.next_read) {
-            if !self.is_linearized(read) {
-                let read = self.ops[read];
-                let returned = read.ret().unwrap_or(u64::MAX);
-                let ops = self.ops;
-                let resets = self.resets.called_by(returned).map(|op| ops[op]);
-                let extensions = self.extensions.called_by(returned).map(|op| ops[op]);
-                return self.model.may_become_allowed(&self.state, read, resets, extensions);
+    fn next_reads_may_become_allowed(&mut self) -> bool {
+        for list in 0..self.observers.len() {
+            self.skip_linearized_observers(list);
+            let mut judged = 0;
+            let mut position = self.observers[list].next;
+            while judged < OBSERVERS_JUDGED {
+                let Some(&observer) = self.observers[list].by_return.get(position) else {
+                    break;
+                };
+                position += 1;
+                if self.is_linearized(observer) {
+                    continue;
+                }
+                judged += 1;
+                if !self.may_become_allowed(observer) {
+                    return false;
+                }
             }
-            self.next_read += 1;
         }
         true
+    }
+
+    fn may_become_allowed(&self, observer: usize) -> bool {
+        let read = self.ops[observer];
+        let returned = read.ret().unwrap_or(u64::MAX);
+        let ops = self.ops;
+        let before = |op: &usize| *op != observer;
+        let resets = self.resets.called_by(returned).filter(before).map(|op| ops[op]);
+        let extensions = self.extensions.called_by(returned).filter(before).map(|op| ops[op]);
+        self.model.may_become_allowed(&self.state, read, resets, extensions)
+    }
+
+    /// Moves `observers[list].next` past the linearized operations it lags behind.
+    fn skip_linearized_observers(&mut self, list: usize) {
+        loop {
+            let observers = &self.observers[list];
+            match observers.by_return.get(observers.next) {
+                Some(&op) if self.is_linearized(op) => self.observers[list].next += 1,
+                _ => return,
+            }
+        }
     }
 
     fn is_linearized(&self, op: usize) -> bool {
@@ -357,7 +407,7 @@ impl<'a, M: Model> Search<'a, M> {
             forced,
             arena_len: self.arena.len(),
             resume: self.next,
-            next_read: self.next_read,
+            next_observers: self.observers.each_ref().map(|observers| observers.next),
         });
         self.entries.lift(op);
         if matches!(slot, Slot::Returned(_)) {
@@ -389,7 +439,9 @@ impl<'a, M: Model> Search<'a, M> {
             self.extensions.put_back(frame.op);
             self.arena.truncate(frame.arena_len);
             self.next = frame.resume;
-            self.next_read = frame.next_read;
+            for (observers, next) in self.observers.iter_mut().zip(frame.next_observers) {
+                observers.next = next;
+            }
             if !frame.forced {
                 return true;
             }

@@ -406,8 +406,8 @@ fn progress_bar(count: u64) -> ProgressBar {
 struct SwarmTally {
     passed: u64,
     sim_ops: u64,
-    /// Histories the checker could not decide in time.
-    unknown: u64,
+    /// The commands that replay the runs whose history the checker could not decide in time.
+    unknown: Vec<String>,
     /// The slowest run: its wall time and the command that replays it.
     slowest: (u64, String),
     /// The run whose persisted Raft state grew largest against its threshold: the ratio in
@@ -435,7 +435,9 @@ impl SwarmTally {
             self.persisted_worst = (report.persisted_ratio_max_milli, command);
         }
         self.sim_ops += report.ops_ok + report.ops_indeterminate;
-        self.unknown += u64::from(report.linearizability == Some(Verdict::Unknown));
+        if report.linearizability == Some(Verdict::Unknown) {
+            self.unknown.push(report.options.reproduce_command());
+        }
         self.storage += report.stats.storage;
         self.disk_failures += report.stats.disk_failures;
         self.damaged_restarts += report.stats.damaged_restarts;
@@ -462,6 +464,9 @@ impl SwarmTally {
                 say!("{explanation}");
             }
             say!("{}", report.verdict_line());
+        }
+        for command in &self.unknown {
+            say!("undecided: {command}");
         }
         let reproduce = self.failure.as_ref().map(|report| report.options.reproduce_command());
         if args.json {
@@ -491,7 +496,7 @@ impl SwarmTally {
             self.passed,
             per_second(runs, wall_ms),
             per_second(self.sim_ops, wall_ms),
-            self.unknown,
+            self.unknown.len(),
             self.slowest.0,
             self.slowest.1,
             self.persisted_worst.0 / 1_000,
@@ -532,7 +537,8 @@ impl SwarmTally {
             "sim_ops_per_s": per_second(self.sim_ops, wall_ms),
             "slowest_ms": self.slowest.0,
             "slowest": self.slowest.1,
-            "linearizability_unknown": self.unknown,
+            "linearizability_unknown": self.unknown.len(),
+            "linearizability_unknown_runs": self.unknown,
             "persisted_ratio_max": self.persisted_worst.0 as f64 / 1_000.0,
             "persisted_ratio_max_run": self.persisted_worst.1,
             "storage": {

@@ -259,6 +259,8 @@ fn print_report(file: &Path, format: Format, report: &Report, limits: Limits, as
         "partitions": report.partitions.len(),
         "ms": ms,
         "format": format.name(),
+        "steps": report.partitions.iter().map(|partition| partition.steps).sum::<u64>(),
+        "largest_partition_ops": report.partitions.iter().map(|partition| partition.ops.len()).max(),
     });
     if let Some((partition, _)) = report.violation() {
         object["failing_partition"] = json!(partition.name);

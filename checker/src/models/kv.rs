@@ -1,6 +1,7 @@
 //! The key-value store: get, put, append, delete, compare-and-set, put-if and increment on one
 //! key; reads, writes and deletes of several keys at once; counts and scans.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 use std::rc::Rc;
@@ -198,9 +199,14 @@ impl Model for KvModel {
         matches!(operation.command, Command::Append { .. })
     }
 
-    /// What a get read must be a value some write may leave (the current one, or that of a
-    /// put, a delete or a compare-and-set, alone or in a batch) followed by some of the
-    /// appends to its key, each at most once; so must each get of a batch that only reads.
+    fn observes_first(&self, operation: &Operation) -> bool {
+        !observations(&operation.key, &operation.command).is_empty()
+    }
+
+    /// What a get read, or a compare-and-set that swapped found, must be a value some write
+    /// may leave (the current one, or that of a put, a delete or a compare-and-set, alone or
+    /// in a batch) followed by some of the appends to its key, each at most once; so must
+    /// each of a batch's, up to its first write of the key.
     fn may_become_allowed<'a>(
         &self,
         state: &KvState,
@@ -208,28 +214,20 @@ impl Model for KvModel {
         resets: impl Iterator<Item = &'a Operation>,
         extensions: impl Iterator<Item = &'a Operation>,
     ) -> bool {
-        let gets: Vec<(&str, &str)> = match &read.command {
-            Command::Get { output: Some(output) } => vec![(read.key.as_str(), output.as_str())],
-            Command::Batch { steps } => steps
-                .iter()
-                .filter_map(|step| match &step.command {
-                    Command::Get { output: Some(output) } => {
-                        Some((step.key.as_str(), output.as_str()))
-                    }
-                    _ => None,
-                })
-                .collect(),
-            _ => return true,
-        };
+        let observed = observations(&read.key, &read.command);
+        if observed.is_empty() {
+            return true;
+        }
         let resets: Vec<&Operation> = resets.collect();
         let extensions: Vec<&Operation> = extensions.collect();
-        gets.into_iter().all(|(key, output)| {
-            let mut leaves = Leaves { bases: vec![state.read(key)], appends: Vec::new() };
+        observed.into_iter().all(|(key, output)| {
+            let mut leaves =
+                Leaves { bases: vec![Cow::Borrowed(state.read(key))], appends: Vec::new() };
             let worked_out = resets
                 .iter()
                 .chain(&extensions)
                 .all(|write| leaves.add(key, &write.key, &write.command));
-            !worked_out || leaves.may_read(output)
+            !worked_out || leaves.may_read(&output)
         })
     }
 
@@ -274,26 +272,40 @@ impl Model for KvModel {
 /// What the writes before a get may leave at its key: the values some may set it to (the
 /// value before them among them), and the texts some may append.
 struct Leaves<'a> {
-    bases: Vec<&'a str>,
+    bases: Vec<Cow<'a, str>>,
     appends: Vec<&'a str>,
 }
 
 impl<'a> Leaves<'a> {
     /// Adds what `command` on `command_key` may leave at `key`; `false` if that is not worked
-    /// out here (a put-if or an increment of the key, which only checking can tell).
+    /// out here (an increment of the key whose outcome is unknown).
     fn add(&mut self, key: &str, command_key: &'a str, command: &'a Command) -> bool {
         let on_key = command_key == key;
         match command {
-            Command::Put { value } | Command::Cas { value, .. } if on_key => self.bases.push(value),
-            Command::Delete if on_key => self.bases.push(""),
+            Command::Put { value } | Command::Cas { value, .. } if on_key => {
+                self.bases.push(Cow::Borrowed(value));
+            }
+            Command::PutIf { value, output, .. }
+                if on_key && output.as_ref().is_none_or(|(written, _)| *written) =>
+            {
+                self.bases.push(Cow::Borrowed(value));
+            }
+            Command::Delete if on_key => self.bases.push(Cow::Borrowed("")),
             Command::Append { value } if on_key && !value.is_empty() => self.appends.push(value),
             Command::PutMany { pairs } => self.bases.extend(
-                pairs.iter().filter(|(written, _)| written == key).map(|(_, value)| value.as_str()),
+                pairs
+                    .iter()
+                    .filter(|(written, _)| written == key)
+                    .map(|(_, value)| Cow::Borrowed(value.as_str())),
             ),
             Command::DeleteMany { keys, .. } if keys.iter().any(|removed| removed == key) => {
-                self.bases.push("");
+                self.bases.push(Cow::Borrowed(""));
             }
-            Command::PutIf { .. } | Command::Increment { .. } if on_key => return false,
+            Command::Increment { output, .. } if on_key => match output {
+                Some(Ok(sum)) => self.bases.push(Cow::Owned(sum.to_string())),
+                Some(Err(())) => {}
+                None => return false,
+            },
             // Each of its commands: whatever it leaves is what one of them left, followed by
             // appends of the ones after it.
             Command::Batch { steps } => {
@@ -308,7 +320,9 @@ impl<'a> Leaves<'a> {
     /// once.
     fn may_read(&self, output: &str) -> bool {
         self.bases.iter().any(|base| {
-            output.strip_prefix(base).is_some_and(|rest| may_be_made_of(rest, &self.appends))
+            output
+                .strip_prefix(base.as_ref())
+                .is_some_and(|rest| may_be_made_of(rest, &self.appends))
         })
     }
 }
@@ -421,6 +435,48 @@ fn step_command(state: &KvState, key: &str, command: &Command) -> Option<KvState
         Command::Batch { steps } => steps
             .iter()
             .try_fold(state.clone(), |state, step| step_command(&state, &step.key, &step.command)),
+    }
+}
+
+/// What `command` on `key` saw of the state before it changed anything there, as `(key,
+/// text read)` (a missing key reads as empty): a get's output and a get-many's, the pairs a
+/// scan read, the value a compare-and-set that swapped found, the value before a put-if and
+/// before an increment (unless that was 0, which a missing key counts as too), and in a batch
+/// those of its commands up to the first that may write their key.
+fn observations<'a>(key: &'a str, command: &'a Command) -> Vec<(&'a str, Cow<'a, str>)> {
+    let text = |value: Option<&'a String>| Cow::Borrowed(value.map_or("", String::as_str));
+    match command {
+        Command::Get { output: Some(output) } => vec![(key, text(Some(output)))],
+        Command::Cas { expected, swapped: Some(true), .. } => vec![(key, text(expected.as_ref()))],
+        Command::PutIf { output: Some((_, previous)), .. } => vec![(key, text(previous.as_ref()))],
+        Command::Increment { delta, output: Some(Ok(sum)) } => match sum.checked_sub(*delta) {
+            Some(previous) if previous != 0 => vec![(key, Cow::Owned(previous.to_string()))],
+            _ => Vec::new(),
+        },
+        Command::GetMany { keys, output: Some(output) } if output.len() == keys.len() => keys
+            .iter()
+            .zip(output)
+            .map(|(key, value)| (key.as_str(), text(value.as_ref())))
+            .collect(),
+        Command::Scan { output: Some(output), .. } => {
+            output.pairs.iter().map(|(key, value)| (key.as_str(), text(Some(value)))).collect()
+        }
+        Command::Batch { steps } => {
+            let mut written: BTreeSet<&str> = BTreeSet::new();
+            let mut observed = Vec::new();
+            for step in steps {
+                for (key, text) in observations(&step.key, &step.command) {
+                    if !written.contains(key) {
+                        observed.push((key, text));
+                    }
+                }
+                if !is_read_only(&step.command) {
+                    written.extend(step.command.keys().unwrap_or_else(|| vec![step.key.as_str()]));
+                }
+            }
+            observed
+        }
+        _ => Vec::new(),
     }
 }
 
@@ -1053,5 +1109,77 @@ mod tests {
         assert!(may(&reading_batch, &[leaves_it]));
         let increment = step("x", Command::Increment { delta: 1, output: None });
         assert!(may(&read, &[op("", batch(vec![increment]))]), "not worked out: allowed");
+    }
+
+    #[test]
+    fn a_write_observes_what_it_read_or_swapped_on_before_it_wrote_the_key() {
+        let may = |observer: &Command, state: &str| {
+            let observer = op("x", observer.clone());
+            KvModel.may_become_allowed(
+                &KvState::holding("x", state),
+                &observer,
+                [].iter(),
+                [].iter(),
+            )
+        };
+        let observes = |command: &Command| KvModel.observes_first(&op("x", command.clone()));
+        // The batch's first get saw the state before it; its second, its own put.
+        let read_then_write = batch(vec![get_step("a."), put_step("b."), get_step("b.")]);
+        assert!(observes(&read_then_write));
+        assert!(may(&read_then_write, "a."));
+        assert!(!may(&read_then_write, "z."), "nothing may leave a. before it");
+        let write_then_read = batch(vec![put_step("b."), get_step("b.")]);
+        assert!(!observes(&write_then_read));
+        assert!(may(&write_then_read, "z."));
+        let swapped = Command::Cas {
+            expected: Some("a.".to_owned()),
+            value: "b.".to_owned(),
+            swapped: Some(true),
+        };
+        assert!(observes(&swapped));
+        assert!(may(&swapped, "a."));
+        assert!(!may(&swapped, "z."));
+        let unknown = Command::Cas { expected: None, value: "b.".to_owned(), swapped: None };
+        assert!(!observes(&unknown));
+        assert!(!observes(&Command::Put { value: "a.".to_owned() }));
+    }
+
+    #[test]
+    fn put_ifs_increments_get_manys_and_scans_observe_what_they_read_and_leave_what_they_wrote() {
+        let may = |observer: Command, state: &str, resets: &[Operation]| {
+            let observer = op("x", observer);
+            KvModel.may_become_allowed(
+                &KvState::holding("x", state),
+                &observer,
+                resets.iter(),
+                [].iter(),
+            )
+        };
+        let put_if = |previous: Option<&str>| Command::PutIf {
+            value: "p.".to_owned(),
+            condition: PutCondition::Always,
+            output: Some((true, previous.map(str::to_owned))),
+        };
+        assert!(may(put_if(Some("a.")), "a.", &[]));
+        assert!(!may(put_if(Some("a.")), "z.", &[]));
+        assert!(may(put_if(Some("p.")), "z.", &[op("x", put_if(None))]), "leaves p.");
+        let increment = |delta, sum| Command::Increment { delta, output: Some(Ok(sum)) };
+        assert!(may(increment(2, 7), "5", &[]));
+        assert!(!may(increment(2, 7), "4", &[]));
+        assert!(may(increment(2, 7), "4", &[op("x", increment(1, 5))]), "leaves 5");
+        assert!(may(increment(2, 2), "4", &[]), "0 before: maybe missing, not judged");
+        let unknown = Command::Increment { delta: 1, output: None };
+        assert!(may(increment(2, 7), "4", &[op("x", unknown)]), "not worked out: allowed");
+        let get_many = Command::GetMany {
+            keys: strings(&["x", "y"]),
+            output: Some(vec![Some("a.".to_owned()), None]),
+        };
+        assert!(may(get_many.clone(), "a.", &[]));
+        assert!(!may(get_many, "z.", &[]));
+        let range = ScanRange { start: String::new(), end: None, prefix: String::new(), limit: 9 };
+        let pairs = vec![("x".to_owned(), "a.".to_owned())];
+        let scan = Command::Scan { range, output: Some(ScanOutput { pairs, more: false }) };
+        assert!(may(scan.clone(), "a.", &[]));
+        assert!(!may(scan, "z.", &[]));
     }
 }

@@ -197,9 +197,9 @@ struct ServeArgs {
     wal_segment_bytes: u64,
     /// Which nodes write and sync their log on the event loop's thread when the disk thread
     /// has nothing to do, sparing two thread hand-offs per write: `follower` (followers and
-    /// candidates), `always` (the leader too, which then reads no requests while it syncs),
-    /// or `never` (every write goes through the disk thread). Nothing is acknowledged before
-    /// it is durable either way.
+    /// candidates; never a leader, which meanwhile reads requests and acknowledgements) or
+    /// `never` (every write goes through the disk thread). Nothing is acknowledged before it
+    /// is durable either way.
     #[arg(long, value_enum, default_value_t = InlineSync::Follower, value_name = "WHICH")]
     inline_sync: InlineSync,
     /// Longest key a client may write; longer ones are refused before they reach the log.

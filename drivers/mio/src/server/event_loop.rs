@@ -468,10 +468,11 @@ impl Server {
             return WrittenOut::Nothing;
         }
         let persists = std::mem::take(&mut self.persists);
+        // Not a leader: it would read no requests or acknowledgements while it syncs, and
+        // under load its disk thread overlaps the sync with that work.
         let inline = match self.options.inline_sync {
             InlineSync::Never => false,
             InlineSync::Follower => self.replica.raft().role() != Role::Leader,
-            InlineSync::Always => true,
         };
         if !inline {
             self.disk.submit(persists);

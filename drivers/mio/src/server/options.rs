@@ -79,6 +79,4 @@ pub(crate) enum InlineSync {
     /// Followers (and candidates): a follower has little else to do while its log syncs,
     /// and its acknowledgement, which the leader's commit waits for, leaves sooner.
     Follower,
-    /// Every node, the leader too: the leader reads no requests while it syncs.
-    Always,
 }
