@@ -133,6 +133,10 @@
 //! `Recovered::partial_snapshot` (its last entry, size, and the bytes durable from the first
 //! on, up to the first chunk that is torn or fails its checksum): the follower tells the
 //! leader, which sends only the rest. One no newer than the recovered snapshot is of no use.
+//! The recovered snapshot itself need not be in memory either: a driver may leave its data on
+//! disk (`Recovered::snapshot` with empty data), decode it as it reads it
+//! ([`loaded_snapshot::LoadedSnapshot::decode`]) and start the replica with
+//! [`server::Replica::with_loaded_snapshot`].
 //!
 //! # A whole driver
 //!

@@ -302,22 +302,55 @@ impl<S: StateMachine> Replica<S> {
     pub fn new(
         now: Instant,
         config: ReplicaConfig,
-        recovered: Recovered,
+        mut recovered: Recovered,
         state: S,
     ) -> Result<Replica<S>, ReplicaStartError> {
-        let sessions = Sessions::new(config.session_timeout_ms);
-        let (state, sessions, applied) = match &recovered.snapshot {
-            Some(snapshot) => {
-                let saved = raft::SavedSnapshot::of(snapshot);
-                let loaded = LoadedSnapshot::decode(saved, &mut &snapshot.data[..], state)
-                    .map_err(ReplicaStartError::Snapshot)?;
-                let sessions = loaded.sessions.with_timeout_ms(sessions.timeout_ms());
-                (loaded.state, sessions, loaded.snapshot.last.index)
-            }
-            None => (state, sessions, LogIndex(0)),
+        let Some(snapshot) = recovered.snapshot.as_mut() else {
+            let sessions = Sessions::new(config.session_timeout_ms);
+            return Self::start(now, config, recovered, state, sessions, LogIndex(0));
         };
+        let saved = raft::SavedSnapshot::of(snapshot);
+        let data = std::mem::take(&mut snapshot.data);
+        let loaded = LoadedSnapshot::decode(saved, &mut &data[..], state)
+            .map_err(ReplicaStartError::Snapshot)?;
+        drop(data);
+        Self::with_loaded_snapshot(now, config, recovered, loaded)
+    }
+
+    /// Starts a replica from what its disk returned, whose snapshot the driver decoded as it
+    /// read it from its disk (`LoadedSnapshot::decode`), where its data stays
+    /// (`recovered.snapshot` need not hold it): a start never holds the snapshot's data and
+    /// the state decoded from it at once.
+    ///
+    /// # Panics
+    /// If `loaded` is not the recovered snapshot.
+    pub fn with_loaded_snapshot(
+        now: Instant,
+        config: ReplicaConfig,
+        recovered: Recovered,
+        loaded: LoadedSnapshot<S>,
+    ) -> Result<Replica<S>, ReplicaStartError> {
+        let recovered_last = recovered.snapshot.as_ref().map(|snapshot| snapshot.last);
+        assert_eq!(recovered_last, Some(loaded.snapshot.last), "not the recovered snapshot");
+        let LoadedSnapshot { snapshot, state, sessions } = loaded;
+        let sessions = sessions.with_timeout_ms(config.session_timeout_ms);
+        let mut replica =
+            Self::start(now, config, recovered, state, sessions, snapshot.last.index)?;
+        // Chunks for followers are read from the driver's disk.
+        replica.raft.keep_snapshot_on_disk(snapshot.bytes);
+        Ok(replica)
+    }
+
+    fn start(
+        now: Instant,
+        config: ReplicaConfig,
+        recovered: Recovered,
+        state: S,
+        sessions: Sessions<S::Reply>,
+        applied: LogIndex,
+    ) -> Result<Replica<S>, ReplicaStartError> {
         let raft = RaftNode::new(now, config.raft, recovered).map_err(ReplicaStartError::Raft)?;
-        let mut replica = Replica {
+        Ok(Replica {
             raft,
             state,
             sessions,
@@ -335,12 +368,7 @@ impl<S: StateMachine> Replica<S> {
             clock_anchor: None,
             undecodable: 0,
             loaded: None,
-        };
-        if replica.raft.snapshot().is_some() {
-            // The driver recovered it from its disk: chunks for followers are read there.
-            replica.raft.keep_snapshot_on_disk();
-        }
-        Ok(replica)
+        })
     }
 
     /// The snapshot received from the leader that `Output::LoadSnapshot` asked for, read back

@@ -27,6 +27,11 @@ pub struct StorageOptions {
     /// fresh, the node starts damaged (`HardState::damaged`), out of elections until it has
     /// caught up. Ignored for a directory that already holds the node's data.
     pub rejoin: bool,
+    /// Whether opening the directory reads the snapshot's data into `Recovered` (the default,
+    /// for small snapshots: tests, the simulator). Without, it checks the whole file but
+    /// leaves the data on disk (`Snapshot::data` empty), for the caller to decode as it reads
+    /// it with a [`SnapshotReader`](crate::SnapshotReader).
+    pub read_snapshot_data: bool,
 }
 
 impl StorageOptions {
@@ -38,6 +43,7 @@ impl StorageOptions {
             segment_bytes: DEFAULT_SEGMENT_BYTES,
             zero_fill_bytes: DEFAULT_ZERO_FILL_BYTES,
             rejoin: false,
+            read_snapshot_data: true,
         }
     }
 

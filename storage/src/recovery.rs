@@ -72,7 +72,12 @@ pub(crate) fn open<F: FileSystem>(
     if fresh && options.rejoin {
         mark_damaged(Term(0))?;
     }
-    let snapshot = match snapshot::load(fs, dir)? {
+    let stored_snapshot = if options.read_snapshot_data {
+        snapshot::load(fs, dir)?
+    } else {
+        snapshot::load_without_data(fs, dir)?
+    };
+    let snapshot = match stored_snapshot {
         SmallFile::Missing => None,
         SmallFile::Intact(snapshot) => Some(snapshot),
         SmallFile::Damaged { offset, reason } => {

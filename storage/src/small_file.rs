@@ -16,6 +16,9 @@ use crate::fs::FileSystem;
 /// Magic, checksum and length, before the contents.
 pub(crate) const HEADER_BYTES: usize = 8 + 4 + 8;
 
+/// Bytes read at a time when a file is checked without being held whole (`check_in_pieces`).
+const CHECK_PIECE_BYTES: u64 = 1 << 20;
+
 /// What a small file holds.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum SmallFile<T> {
@@ -212,6 +215,56 @@ pub(crate) fn read_versions<F: FileSystem, T>(
         Ok(value) => Ok(SmallFile::Intact(value)),
         Err(error) => Ok(damaged(HEADER_BYTES as u64, &format!("contents do not decode: {error}"))),
     }
+}
+
+/// Checks `dir/name` as [`read_versions`] does (one of `magics`, its length and checksum),
+/// reading it a piece at a time rather than whole: for a file as large as a snapshot, whose
+/// contents the caller then reads as it needs them. Returns the position of its magic in
+/// `magics`.
+pub(crate) fn check_in_pieces<F: FileSystem>(
+    fs: &F,
+    dir: &Path,
+    name: &str,
+    magics: &[&[u8; 8]],
+) -> Result<SmallFile<usize>, StorageError> {
+    let path = dir.join(name);
+    let Some(file) = fs.open_for_reading(&path).map_err(StorageError::io("open", &path))? else {
+        return Ok(SmallFile::Missing);
+    };
+    let damaged = |offset: u64, reason: &str| SmallFile::Damaged { offset, reason: reason.into() };
+    // A read past the end is damage (the file is shorter than it says); any other failure is
+    // the disk's.
+    let read = |offset: u64, length: usize| match fs.read_at(&file, offset, length) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(error) => Err(StorageError::io("read", &path)(error)),
+    };
+    let Some(header) = read(0, HEADER_BYTES)? else {
+        return Ok(damaged(0, "missing or wrong header"));
+    };
+    let Some(version) = magics.iter().position(|magic| header[..8] == magic[..]) else {
+        return Ok(damaged(0, "missing or wrong header"));
+    };
+    let crc = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
+    let length = u64::from_le_bytes(header[12..20].try_into().expect("8 bytes"));
+    let start = HEADER_BYTES as u64;
+    let mut computed = 0;
+    let mut checked = 0u64;
+    while checked < length {
+        let piece = (length - checked).min(CHECK_PIECE_BYTES);
+        let Some(bytes) = read(start.saturating_add(checked), piece as usize)? else {
+            return Ok(damaged(12, "length does not match the file size"));
+        };
+        computed = crc32c::crc32c_append(computed, &bytes);
+        checked += piece;
+    }
+    if read(start.saturating_add(length), 1)?.is_some() {
+        return Ok(damaged(12, "length does not match the file size"));
+    }
+    if computed != crc {
+        return Ok(damaged(start, "checksum mismatch"));
+    }
+    Ok(SmallFile::Intact(version))
 }
 
 /// Removes `dir/name` if it exists, durably.

@@ -1,5 +1,5 @@
-//! Reading the data of the snapshot file a chunk at a time, to send it to followers without
-//! holding it in memory. The reader keeps the file open, so that a newer snapshot renamed over
+//! Reading the data of the snapshot file a chunk at a time, to send it to followers or decode
+//! it at a start without holding it in memory. The reader keeps the file open, so that a newer snapshot renamed over
 //! it meanwhile does not change what it reads, and tells which snapshot it reads: chunks of
 //! another one must not be sent.
 //!
@@ -7,6 +7,7 @@
 //! here is not checked against it (the follower decodes what it installs, and refuses a
 //! snapshot that does not decode).
 
+use std::io;
 use std::path::Path;
 
 use raftkv_core::LogId;
@@ -22,6 +23,9 @@ use crate::snapshot::{FILE, MAGIC, MAGIC_WITHOUT_MEMBERSHIP};
 /// before it, and a membership of a few nodes weighs a few hundred bytes.
 const PREFIX_BYTES: u64 = 4 << 10;
 
+/// Bytes of data read at a time by `SnapshotData`.
+const DATA_PIECE_BYTES: u64 = 1 << 20;
+
 /// The snapshot file of a data directory, open for reading its data.
 #[derive(Debug)]
 pub struct SnapshotReader<F: FileSystem> {
@@ -34,6 +38,15 @@ pub struct SnapshotReader<F: FileSystem> {
     data_bytes: u64,
 }
 
+/// What a snapshot file says before its data.
+pub(crate) struct Head {
+    pub(crate) last: LogId,
+    pub(crate) membership: Membership,
+    /// Where the data starts in the file.
+    data_offset: u64,
+    pub(crate) data_bytes: u64,
+}
+
 impl<F: FileSystem> SnapshotReader<F> {
     /// Opens the snapshot file of `dir` (of either format); `None` if there is none.
     pub fn open(fs: F, dir: &Path) -> Result<Option<SnapshotReader<F>>, StorageError> {
@@ -42,40 +55,13 @@ impl<F: FileSystem> SnapshotReader<F> {
         else {
             return Ok(None);
         };
-        let damaged = |offset: u64, reason: &str| StorageError::Corrupt {
-            path: path.clone(),
-            offset,
-            reason: reason.to_string(),
-        };
-        let header = fs
-            .read_at(&file, 0, HEADER_BYTES)
-            .map_err(|_| damaged(0, "shorter than its header"))?;
-        let with_membership = match &header[..8] {
-            magic if magic == MAGIC => true,
-            magic if magic == MAGIC_WITHOUT_MEMBERSHIP => false,
-            _ => return Err(damaged(0, "wrong magic")),
-        };
-        let contents_bytes = u64::from_le_bytes(header[12..20].try_into().expect("8 bytes"));
-        let header_bytes = HEADER_BYTES as u64;
-        let mut prefix_bytes = PREFIX_BYTES.min(contents_bytes);
-        let (last, membership, data_bytes, consumed) = loop {
-            let length = usize::try_from(prefix_bytes).map_err(|_| damaged(12, "too large"))?;
-            let prefix = fs
-                .read_at(&file, header_bytes, length)
-                .map_err(|_| damaged(12, "shorter than its length says"))?;
-            match decode_prefix(&prefix, with_membership) {
-                Ok(decoded) => break decoded,
-                Err(postcard::Error::DeserializeUnexpectedEnd) if prefix_bytes < contents_bytes => {
-                    prefix_bytes = prefix_bytes.saturating_mul(2).min(contents_bytes);
-                }
-                Err(error) => return Err(damaged(header_bytes, &error.to_string())),
-            }
-        };
-        let data_offset = header_bytes.saturating_add(consumed);
-        if consumed.checked_add(data_bytes) != Some(contents_bytes) {
-            return Err(damaged(12, "the data's length does not match the file's"));
-        }
+        let Head { last, membership, data_offset, data_bytes } = read_head(&fs, &file, &path)?;
         Ok(Some(SnapshotReader { fs, file, last, membership, data_offset, data_bytes }))
+    }
+
+    /// The data, read in order as an `io::Read`, a piece at a time.
+    pub fn data(&self) -> SnapshotData<'_, F> {
+        SnapshotData { reader: self, offset: 0, piece: Vec::new(), handed_out: 0 }
     }
 
     /// The last entry the snapshot covers.
@@ -106,6 +92,77 @@ impl<F: FileSystem> SnapshotReader<F> {
         let Some(length) = length else { return Err(beyond) };
         let at = self.data_offset.saturating_add(offset);
         self.fs.read_at(&self.file, at, length).map_err(StorageError::io("read", Path::new(FILE)))
+    }
+}
+
+/// Reads what the snapshot file open as `file` says before its data (of either format).
+pub(crate) fn read_head<F: FileSystem>(
+    fs: &F,
+    file: &F::File,
+    path: &Path,
+) -> Result<Head, StorageError> {
+    let damaged = |offset: u64, reason: &str| StorageError::Corrupt {
+        path: path.to_path_buf(),
+        offset,
+        reason: reason.to_string(),
+    };
+    let header =
+        fs.read_at(file, 0, HEADER_BYTES).map_err(|_| damaged(0, "shorter than its header"))?;
+    let with_membership = match &header[..8] {
+        magic if magic == MAGIC => true,
+        magic if magic == MAGIC_WITHOUT_MEMBERSHIP => false,
+        _ => return Err(damaged(0, "wrong magic")),
+    };
+    let contents_bytes = u64::from_le_bytes(header[12..20].try_into().expect("8 bytes"));
+    let header_bytes = HEADER_BYTES as u64;
+    let mut prefix_bytes = PREFIX_BYTES.min(contents_bytes);
+    let (last, membership, data_bytes, consumed) = loop {
+        let length = usize::try_from(prefix_bytes).map_err(|_| damaged(12, "too large"))?;
+        let prefix = fs
+            .read_at(file, header_bytes, length)
+            .map_err(|_| damaged(12, "shorter than its length says"))?;
+        match decode_prefix(&prefix, with_membership) {
+            Ok(decoded) => break decoded,
+            Err(postcard::Error::DeserializeUnexpectedEnd) if prefix_bytes < contents_bytes => {
+                prefix_bytes = prefix_bytes.saturating_mul(2).min(contents_bytes);
+            }
+            Err(error) => return Err(damaged(header_bytes, &error.to_string())),
+        }
+    };
+    let data_offset = header_bytes.saturating_add(consumed);
+    if consumed.checked_add(data_bytes) != Some(contents_bytes) {
+        return Err(damaged(12, "the data's length does not match the file's"));
+    }
+    Ok(Head { last, membership, data_offset, data_bytes })
+}
+
+/// The data of a snapshot file, read in order (`SnapshotReader::data`).
+#[derive(Debug)]
+pub struct SnapshotData<'a, F: FileSystem> {
+    reader: &'a SnapshotReader<F>,
+    /// Where the next piece starts in the data.
+    offset: u64,
+    piece: Vec<u8>,
+    /// Bytes of `piece` handed out so far.
+    handed_out: usize,
+}
+
+impl<F: FileSystem> io::Read for SnapshotData<'_, F> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.handed_out == self.piece.len() {
+            let length = (self.reader.data_bytes - self.offset).min(DATA_PIECE_BYTES);
+            if length == 0 {
+                return Ok(0);
+            }
+            self.piece = self.reader.read(self.offset, length).map_err(io::Error::other)?;
+            self.offset += length;
+            self.handed_out = 0;
+        }
+        let available = &self.piece[self.handed_out..];
+        let length = available.len().min(out.len());
+        out[..length].copy_from_slice(&available[..length]);
+        self.handed_out += length;
+        Ok(length)
     }
 }
 

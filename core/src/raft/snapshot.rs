@@ -97,12 +97,12 @@ impl RaftNode {
         self.dropped_by_install.take()
     }
 
-    /// The driver keeps the snapshot this node holds on its disk, where it reads chunks from
-    /// (`Output::SendSnapshotChunk`): the node drops its copy of the data. For a replica once
-    /// its state machine is restored from the snapshot.
-    pub fn keep_snapshot_on_disk(&mut self) {
+    /// The driver keeps the snapshot this node holds on its disk, `bytes` of data, where it
+    /// reads chunks from (`Output::SendSnapshotChunk`): the node drops its copy of the data, if
+    /// it was handed one. For a replica once its state machine is restored from the snapshot.
+    pub fn keep_snapshot_on_disk(&mut self, bytes: u64) {
         if let (Some(snapshot), None) = (self.snapshot.as_mut(), self.snapshot_on_disk) {
-            self.snapshot_on_disk = Some(snapshot.data.len() as u64);
+            self.snapshot_on_disk = Some(bytes);
             snapshot.data = Vec::new();
         }
     }

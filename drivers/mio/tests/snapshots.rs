@@ -71,6 +71,10 @@ fn snapshots_compact_the_wal_and_bring_a_lagging_node_up_to_date() {
     let mut client = cluster.client();
     assert_eq!(client.get("k49").unwrap(), Some(value(599).into_bytes()));
     assert!(cluster.log(1).contains("saving snapshot"));
+    for node in 1..=3 {
+        let log = cluster.log(node);
+        assert!(log.contains("decoded the snapshot recovered from disk"), "node {node}:\n{log}");
+    }
 }
 
 /// A follower killed (SIGKILL) while it receives a large snapshot finds the chunks it wrote

@@ -20,8 +20,9 @@ use crate::wal::segment;
 /// The most zeros written at once while preparing a segment, each chunk synced before the
 /// next is written: a segment's worth of zeros handed to the disk at once would sit in front
 /// of the log's own syncs (on this node and on every other node sharing the disk) until all of
-/// it is written, some 100 ms for three 64 MiB segments on a virtual disk.
-const CHUNK_BYTES: usize = 64 << 10;
+/// it is written, some 100 ms for three 64 MiB segments on a virtual disk. Much smaller chunks
+/// cost the log's syncs more in all: 64 KiB ones took 15% off the throughput of 100 clients.
+const CHUNK_BYTES: usize = 1 << 20;
 
 /// The name of segment `sequence` once prepared.
 pub(crate) fn ready_name(sequence: u64) -> String {

@@ -38,6 +38,7 @@ use crate::server::loop_counts::LoopCounts;
 use crate::server::metrics::{self, Figures, LinkFigures, Published};
 use crate::server::metrics_http;
 use crate::server::options::{InlineSync, ServeOptions};
+use crate::server::own_snapshot;
 use crate::server::peer_record;
 use crate::server::peer_set::PeerSet;
 use crate::server::peers::PeerLink;
@@ -236,6 +237,8 @@ fn open_data(options: &ServeOptions) -> Result<(Storage<RealFs>, Recovered, File
         segment_bytes: options.segment_bytes,
         zero_fill_bytes: DEFAULT_ZERO_FILL_BYTES,
         rejoin: options.rejoin,
+        // Decoded as it is read, when the replica starts (`own_snapshot`).
+        read_snapshot_data: false,
     };
     let (storage, recovered, report) =
         Storage::open(RealFs, &options.data, &storage_options).map_err(ServeError::Recover)?;
@@ -318,8 +321,14 @@ fn start_replica(
     replica_config.snapshot_threshold_bytes = options.snapshot_bytes;
     replica_config.snapshot_growth_percent = options.snapshot_growth_percent;
     replica_config.session_timeout_ms = options.session_timeout_ms;
-    Replica::new(now, replica_config, recovered, KvStore::new(options.limits))
-        .map_err(ServeError::StartReplica)
+    let replica = match recovered.snapshot.as_ref().map(|snapshot| snapshot.last) {
+        Some(last) => {
+            let loaded = own_snapshot::load(&options.data, last, options.limits)?;
+            Replica::with_loaded_snapshot(now, replica_config, recovered, loaded)
+        }
+        None => Replica::new(now, replica_config, recovered, KvStore::new(options.limits)),
+    };
+    replica.map_err(ServeError::StartReplica)
 }
 
 /// A node restarted on the data of a node the membership removed only follows: tell the

@@ -28,6 +28,7 @@ mod loop_counts;
 mod metrics;
 mod metrics_http;
 mod options;
+mod own_snapshot;
 mod peer_record;
 mod peer_set;
 mod peers;
