@@ -696,8 +696,14 @@ impl Server {
         if let Some(finished) = self.snapshots.take_finished() {
             let (snapshot, saved) = finished.map_err(ServeError::Disk)?;
             let index = snapshot.last.index;
+            // Compaction runs on this thread: how long it held the loop is logged.
+            let started = std::time::Instant::now();
+            let held = self.replica.raft().status().log_entries;
             self.replica.handle(now, Input::SnapshotSaved { snapshot });
+            let kept = self.replica.raft().status().log_entries;
             self.free_retired();
+            let took_us = started.elapsed().as_micros() as u64;
+            info!(node = %self.options.id, %index, held, kept, took_us, "log compacted");
             if saved == Saved::Saved {
                 self.disk.compact_log(index);
             }
