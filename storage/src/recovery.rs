@@ -27,7 +27,7 @@ use crate::options::StorageOptions;
 use crate::report::{Cut, Dropped, OpenReport};
 use crate::small_file::SmallFile;
 use crate::wal::{self, LogChangeRef, Wal};
-use crate::{hard_state, identity, snapshot};
+use crate::{hard_state, identity, snapshot, snapshot_reader};
 
 /// The directory of the WAL segments inside the data directory.
 const WAL_DIR: &str = "wal";
@@ -75,7 +75,7 @@ pub(crate) fn open<F: FileSystem>(
     let stored_snapshot = if options.read_snapshot_data {
         snapshot::load(fs, dir)?
     } else {
-        snapshot::load_without_data(fs, dir)?
+        snapshot_reader::load_without_data(fs, dir)?
     };
     let snapshot = match stored_snapshot {
         SmallFile::Missing => None,

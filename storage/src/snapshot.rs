@@ -14,7 +14,6 @@ use serde::Deserialize;
 use crate::error::StorageError;
 use crate::fs::FileSystem;
 use crate::small_file::{self, SmallFile};
-use crate::snapshot_reader::read_head;
 
 /// The file's name in the data directory.
 pub(crate) const FILE: &str = "snapshot";
@@ -76,37 +75,6 @@ pub(crate) fn load<F: FileSystem>(fs: &F, dir: &Path) -> Result<SmallFile<Snapsh
     })
 }
 
-/// The snapshot saved in `dir`, of either format, checked whole but read without its data
-/// (`Snapshot::data` is empty), which a [`SnapshotReader`](crate::SnapshotReader) reads as it
-/// is needed: a start need not hold the snapshot and the state decoded from it at once.
-pub(crate) fn load_without_data<F: FileSystem>(
-    fs: &F,
-    dir: &Path,
-) -> Result<SmallFile<Snapshot>, StorageError> {
-    small_file::remove_leftover(fs, dir, FILE)?;
-    let magics = [MAGIC, MAGIC_WITHOUT_MEMBERSHIP];
-    match small_file::check_in_pieces(fs, dir, FILE, &magics)? {
-        SmallFile::Missing => return Ok(SmallFile::Missing),
-        SmallFile::Damaged { offset, reason } => return Ok(SmallFile::Damaged { offset, reason }),
-        SmallFile::Intact(_) => {}
-    }
-    let path = dir.join(FILE);
-    let Some(file) = fs.open_for_reading(&path).map_err(StorageError::io("open", &path))? else {
-        return Ok(SmallFile::Missing);
-    };
-    match read_head(fs, &file, &path) {
-        Ok(head) => Ok(SmallFile::Intact(Snapshot {
-            last: head.last,
-            membership: head.membership,
-            data: Vec::new(),
-        })),
-        Err(StorageError::Corrupt { offset, reason, .. }) => {
-            Ok(SmallFile::Damaged { offset, reason })
-        }
-        Err(error) => Err(error),
-    }
-}
-
 /// Removes the snapshot file of `dir`, durably.
 pub(crate) fn remove<F: FileSystem>(fs: &F, dir: &Path) -> Result<(), StorageError> {
     small_file::remove(fs, dir, FILE)
@@ -162,45 +130,6 @@ mod tests {
             });
         assert!(short.is_err(), "fewer bytes than announced");
         assert_eq!(load(&fs, dir).unwrap(), SmallFile::Intact(snapshot));
-    }
-
-    #[test]
-    fn a_snapshot_loaded_without_its_data_is_checked_whole_and_its_data_streams_back() {
-        use std::io::Read;
-
-        let fs = SimFs::new(1);
-        let dir = Path::new("dir");
-        directory::create(&fs, dir).unwrap();
-        assert_eq!(load_without_data(&fs, dir).unwrap(), SmallFile::Missing);
-        let membership = Membership::with_voters([NodeId(1), NodeId(2), NodeId(3)]);
-        let last = LogId::new(LogIndex(7), Term(2));
-        // Several pieces of the check and of the stream.
-        let data: Vec<u8> = (0..2_500_000u32).map(|i| (i % 251) as u8).collect();
-        let snapshot = Snapshot { last, membership: membership.clone(), data: data.clone() };
-        save(&fs, dir, &snapshot).unwrap();
-        let without_data = Snapshot { data: Vec::new(), ..snapshot.clone() };
-        assert_eq!(load_without_data(&fs, dir).unwrap(), SmallFile::Intact(without_data));
-        let reader = crate::SnapshotReader::open(fs.clone(), dir).unwrap().expect("a snapshot");
-        let mut streamed = Vec::new();
-        reader.data().read_to_end(&mut streamed).unwrap();
-        assert_eq!(streamed, data);
-        // One flipped bit in the data, a byte missing or one too many: damage.
-        let path = dir.join(FILE);
-        let whole = fs.read(&path).unwrap().unwrap();
-        let mut flipped = whole.clone();
-        flipped[2_000_000] ^= 1;
-        let mut short = whole.clone();
-        short.pop();
-        let mut long = whole;
-        long.push(0);
-        for (contents, reason) in [(flipped, "checksum"), (short, "length"), (long, "length")] {
-            fs.remove_file(&path).unwrap();
-            let mut file = fs.create_new(&path).unwrap();
-            fs.write_at(&mut file, 0, &contents).unwrap();
-            let loaded = load_without_data(&fs, dir).unwrap();
-            let SmallFile::Damaged { reason: found, .. } = &loaded else { panic!("{loaded:?}") };
-            assert!(found.contains(reason), "{found}");
-        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! Reading the data of the snapshot file a chunk at a time, to send it to followers or decode
-//! it at a start without holding it in memory. The reader keeps the file open, so that a newer snapshot renamed over
-//! it meanwhile does not change what it reads, and tells which snapshot it reads: chunks of
+//! Reading the snapshot file without holding it in memory: checked in pieces at a start, then
+//! its data read a chunk at a time, to send it to followers or decode it. The reader keeps the
+//! file open, so that a newer snapshot renamed over it meanwhile does not change what it reads, and tells which snapshot it reads: chunks of
 //! another one must not be sent.
 //!
 //! The file's checksum covers the whole file and is checked when the node starts; a chunk read
@@ -11,12 +11,12 @@ use std::io;
 use std::path::Path;
 
 use raftkv_core::LogId;
-use raftkv_core::raft::Membership;
+use raftkv_core::raft::{Membership, Snapshot};
 use serde::de::DeserializeOwned;
 
 use crate::error::StorageError;
 use crate::fs::FileSystem;
-use crate::small_file::HEADER_BYTES;
+use crate::small_file::{self, HEADER_BYTES, SmallFile};
 use crate::snapshot::{FILE, MAGIC, MAGIC_WITHOUT_MEMBERSHIP};
 
 /// Bytes read first to find where the data starts: the last entry and the membership come
@@ -92,6 +92,37 @@ impl<F: FileSystem> SnapshotReader<F> {
         let Some(length) = length else { return Err(beyond) };
         let at = self.data_offset.saturating_add(offset);
         self.fs.read_at(&self.file, at, length).map_err(StorageError::io("read", Path::new(FILE)))
+    }
+}
+
+/// The snapshot saved in `dir`, of either format, checked whole but read without its data
+/// (`Snapshot::data` is empty), which a [`SnapshotReader`] reads as it
+/// is needed: a start need not hold the snapshot and the state decoded from it at once.
+pub(crate) fn load_without_data<F: FileSystem>(
+    fs: &F,
+    dir: &Path,
+) -> Result<SmallFile<Snapshot>, StorageError> {
+    small_file::remove_leftover(fs, dir, FILE)?;
+    let magics = [MAGIC, MAGIC_WITHOUT_MEMBERSHIP];
+    match small_file::check_in_pieces(fs, dir, FILE, &magics)? {
+        SmallFile::Missing => return Ok(SmallFile::Missing),
+        SmallFile::Damaged { offset, reason } => return Ok(SmallFile::Damaged { offset, reason }),
+        SmallFile::Intact(_) => {}
+    }
+    let path = dir.join(FILE);
+    let Some(file) = fs.open_for_reading(&path).map_err(StorageError::io("open", &path))? else {
+        return Ok(SmallFile::Missing);
+    };
+    match read_head(fs, &file, &path) {
+        Ok(head) => Ok(SmallFile::Intact(Snapshot {
+            last: head.last,
+            membership: head.membership,
+            data: Vec::new(),
+        })),
+        Err(StorageError::Corrupt { offset, reason, .. }) => {
+            Ok(SmallFile::Damaged { offset, reason })
+        }
+        Err(error) => Err(error),
     }
 }
 
@@ -219,5 +250,44 @@ mod tests {
         let reopened = SnapshotReader::open(fs, dir).unwrap().expect("the newer one");
         assert_eq!(reopened.last().index, LogIndex(90));
         assert_eq!(reopened.read(0, 300).unwrap(), vec![7; 300]);
+    }
+
+    #[test]
+    fn a_snapshot_loaded_without_its_data_is_checked_whole_and_its_data_streams_back() {
+        use std::io::Read;
+
+        let fs = SimFs::new(1);
+        let dir = Path::new("dir");
+        directory::create(&fs, dir).unwrap();
+        assert_eq!(load_without_data(&fs, dir).unwrap(), SmallFile::Missing);
+        let membership = Membership::with_voters([NodeId(1), NodeId(2), NodeId(3)]);
+        let last = LogId::new(LogIndex(7), Term(2));
+        // Several pieces of the check and of the stream.
+        let data: Vec<u8> = (0..2_500_000u32).map(|i| (i % 251) as u8).collect();
+        let snapshot = Snapshot { last, membership: membership.clone(), data: data.clone() };
+        snapshot::save(&fs, dir, &snapshot).unwrap();
+        let without_data = Snapshot { data: Vec::new(), ..snapshot.clone() };
+        assert_eq!(load_without_data(&fs, dir).unwrap(), SmallFile::Intact(without_data));
+        let reader = SnapshotReader::open(fs.clone(), dir).unwrap().expect("a snapshot");
+        let mut streamed = Vec::new();
+        reader.data().read_to_end(&mut streamed).unwrap();
+        assert_eq!(streamed, data);
+        // One flipped bit in the data, a byte missing or one too many: damage.
+        let path = dir.join(FILE);
+        let whole = fs.read(&path).unwrap().unwrap();
+        let mut flipped = whole.clone();
+        flipped[2_000_000] ^= 1;
+        let mut short = whole.clone();
+        short.pop();
+        let mut long = whole;
+        long.push(0);
+        for (contents, reason) in [(flipped, "checksum"), (short, "length"), (long, "length")] {
+            fs.remove_file(&path).unwrap();
+            let mut file = fs.create_new(&path).unwrap();
+            fs.write_at(&mut file, 0, &contents).unwrap();
+            let loaded = load_without_data(&fs, dir).unwrap();
+            let SmallFile::Damaged { reason: found, .. } = &loaded else { panic!("{loaded:?}") };
+            assert!(found.contains(reason), "{found}");
+        }
     }
 }
