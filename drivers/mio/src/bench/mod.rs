@@ -9,9 +9,9 @@
 //!
 //! With `--spawn-nodes N` the benchmark starts its own cluster of this program (see `nodes`) and
 //! reports what the nodes did during the run: leader changes, snapshots saved, resident memory.
-//! With `--floor` it first measures the floor under a single client's put on this machine (see
-//! `floor`) and prints the median latency as a multiple of it, and the disk's own tail (its
-//! fdatasync p99 / p50) beside the run's p99 / p50.
+//! With `--floor` it measures the floor under a single client's put on this machine before and
+//! after the run (see `floor`) and prints the median latency as a multiple of the lower, and the
+//! disk's own tail (its fdatasync p99 / p50) beside the run's p99 / p50.
 
 mod floor;
 mod nodes;
@@ -30,6 +30,7 @@ use crate::client::pool::{ClerkPool, Finished};
 use crate::cluster_args::ClusterArgs;
 use crate::failure::Failure;
 use crate::history::History;
+use floor::FloorReadings;
 use nodes::{NodeSettings, SpawnedCluster};
 use summary::{ClusterReport, Summary};
 
@@ -93,10 +94,10 @@ pub(crate) struct BenchArgs {
     /// With --spawn-nodes: one more argument for every node's `raftkv serve` (repeatable).
     #[arg(long = "serve-arg", value_name = "ARG", allow_hyphen_values = true)]
     serve_args: Vec<String>,
-    /// First measure the floor under a put here (one 4 KiB fdatasync of a preallocated file,
-    /// in the nodes' data directory or the temporary one, plus two loopback round trips), and
-    /// print the p50 latency as a multiple of it, and the disk's own fdatasync p99 / p50 beside
-    /// the run's p99 / p50.
+    /// Measure the floor under a put here (one 4 KiB fdatasync of a preallocated file, in the
+    /// nodes' data directory or the temporary one, plus two loopback round trips) before the run
+    /// and after it, and print the p50 latency as a multiple of the lower of the two, and the
+    /// disk's own fdatasync p99 / p50 beside the run's p99 / p50.
     #[arg(long)]
     floor: bool,
 }
@@ -110,7 +111,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
         return Err("--clients and --keys must be positive".to_string().into());
     }
     let scratch = BenchData::new(args);
-    let floor = if args.floor { Some(floor::measure(&scratch.path)?) } else { None };
+    let floor_before = if args.floor { Some(floor::measure(&scratch.path)?) } else { None };
     let mut cluster = match args.spawn_nodes {
         0 => None,
         nodes => Some(SpawnedCluster::start(&node_settings(args, nodes, &scratch.path))?),
@@ -144,10 +145,15 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
         (Some(cluster), Some(before)) => Some(cluster_report(cluster, before)?),
         _ => None,
     };
+    // The nodes stop before the floor is measured again: their shutdown I/O would raise it.
+    drop(cluster);
+    let floor = match floor_before {
+        Some(before) => Some(FloorReadings { before, after: floor::measure(&scratch.path)? }),
+        None => None,
+    };
     let errors = measured.errors;
     let summary = Summary::new(args, &mut measured.latencies_ns, measured.elapsed, errors);
     summary.print(args.json, floor.as_ref(), cluster_report.as_ref());
-    drop(cluster);
     if let (Some(path), Some(history)) = (&args.history, run.history) {
         history
             .write(path)

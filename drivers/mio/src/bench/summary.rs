@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::BenchArgs;
-use super::floor::Floor;
+use super::floor::FloorReadings;
 use super::nodes::NodeReport;
 use super::rank::nearest_rank;
 
@@ -60,7 +60,12 @@ impl Summary {
     }
 
     /// Prints the summary lines, and the JSON object last if asked.
-    pub(crate) fn print(&self, json: bool, floor: Option<&Floor>, cluster: Option<&ClusterReport>) {
+    pub(crate) fn print(
+        &self,
+        json: bool,
+        floor: Option<&FloorReadings>,
+        cluster: Option<&ClusterReport>,
+    ) {
         println!(
             "{}: {} ops by {} clients in {:.2} s: {:.0} ops/s, latency p50 {:.3} ms, \
              p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms, errors {}",
@@ -87,13 +92,16 @@ impl Summary {
                 );
             }
         }
-        if let Some(floor) = floor {
+        if let Some(readings) = floor {
+            let floor = readings.kept();
             println!(
-                "floor {:.3} ms (fdatasync p50 {:.3} ms + 2 x loopback round trip p50 {:.3} ms): \
-                 p50 / floor = {:.2}",
+                "floor {:.3} ms (fdatasync p50 {:.3} ms + 2 x loopback round trip p50 {:.3} ms; \
+                 the lower of {:.3} ms before the run and {:.3} ms after): p50 / floor = {:.2}",
                 ms(floor.total()),
                 ms(floor.fdatasync_p50),
                 ms(floor.round_trip_p50),
+                ms(readings.before.total()),
+                ms(readings.after.total()),
                 self.p50_ms / ms(floor.total()).max(1e-9)
             );
             println!(
@@ -108,7 +116,11 @@ impl Summary {
         }
     }
 
-    fn json(&self, floor: Option<&Floor>, cluster: Option<&ClusterReport>) -> serde_json::Value {
+    fn json(
+        &self,
+        floor: Option<&FloorReadings>,
+        cluster: Option<&ClusterReport>,
+    ) -> serde_json::Value {
         let mut summary = serde_json::json!({
             "workload": self.workload,
             "clients": self.clients,
@@ -138,8 +150,11 @@ impl Summary {
             summary["leader_changes"] = cluster.leader_changes.into();
             summary["nodes"] = nodes.into();
         }
-        if let Some(floor) = floor {
+        if let Some(readings) = floor {
+            let floor = readings.kept();
             summary["floor_ms"] = ms(floor.total()).into();
+            summary["floor_before_ms"] = ms(readings.before.total()).into();
+            summary["floor_after_ms"] = ms(readings.after.total()).into();
             summary["fdatasync_p50_ms"] = ms(floor.fdatasync_p50).into();
             summary["fdatasync_p99_ms"] = ms(floor.fdatasync_p99).into();
             summary["round_trip_p50_ms"] = ms(floor.round_trip_p50).into();
