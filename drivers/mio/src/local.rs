@@ -9,6 +9,7 @@
 mod launcher;
 mod ports;
 
+use std::ffi::OsString;
 use std::fs;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -33,6 +34,7 @@ use launcher::Launcher;
 #[command(after_help = "Examples:
   raftkv local                                  three nodes on 127.0.0.1:7001-7003
   raftkv local --nodes 5 --base-port 8001 --data /tmp/five
+  raftkv local --serve-arg=--read-lease         every node answers reads from its lease
 Kill a node (its pid is printed) and the others carry on; press Enter to restart it.")]
 pub(crate) struct LocalArgs {
     /// How many nodes (an odd number tolerates the most failures for its size).
@@ -52,6 +54,12 @@ pub(crate) struct LocalArgs {
     /// none.
     #[arg(long, default_value_t = 9101)]
     metrics_base_port: u16,
+    /// One more argument for every node's `raftkv serve`, after those `local` gives (repeatable;
+    /// write it `--serve-arg=--flag` when it starts with a dash), e.g. `--read-lease`. Flags
+    /// `local` sets itself (ids, peers, data, TLS, listeners) cannot be given again: the nodes
+    /// would refuse to start. The restart command printed includes them.
+    #[arg(long = "serve-arg", value_name = "ARG", allow_hyphen_values = true)]
+    serve_args: Vec<String>,
 }
 
 /// How long a new cluster may take to elect a leader.
@@ -96,6 +104,7 @@ pub(crate) fn run(args: &LocalArgs) -> Result<(), Failure> {
         certs_dir,
         redis_base_port: args.redis_base_port,
         metrics_base_port: args.metrics_base_port,
+        extra_serve_args: args.serve_args.iter().map(OsString::from).collect(),
     };
     let mut nodes = Vec::new();
     for id in 1..=args.nodes {

@@ -18,6 +18,8 @@ pub(super) struct Launcher {
     pub(super) certs_dir: PathBuf,
     pub(super) redis_base_port: u16,
     pub(super) metrics_base_port: u16,
+    /// More arguments for every node's `raftkv serve` (`--serve-arg`), after those `local` sets.
+    pub(super) extra_serve_args: Vec<OsString>,
 }
 
 impl Launcher {
@@ -86,6 +88,7 @@ impl Launcher {
             "--tls-key".into(),
             key.into(),
         ]);
+        args.extend(self.extra_serve_args.iter().cloned());
         args
     }
 }
@@ -107,6 +110,25 @@ pub(super) fn shell_word(word: OsString) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extra_serve_arguments_follow_those_local_sets_in_the_restart_command() {
+        let launcher = Launcher {
+            exe: PathBuf::from("/opt/raftkv"),
+            peers: "1=127.0.0.1:7001".to_string(),
+            data: PathBuf::from("/tmp/local"),
+            certs_dir: PathBuf::from("/tmp/local/certs"),
+            redis_base_port: 0,
+            metrics_base_port: 0,
+            extra_serve_args: vec!["--read-lease".into(), "--max-clock-drift-ppm=50000".into()],
+        };
+        let line = launcher.command_line(1);
+        let key = line.find("--tls-key").expect("local's own arguments");
+        let lease =
+            line.find(" --read-lease --max-clock-drift-ppm=50000 ").expect("the extra ones");
+        assert!(key < lease, "{line}");
+        assert!(!line.contains("--redis-listen"), "Redis base port 0: none");
+    }
 
     #[test]
     fn words_a_shell_would_split_are_quoted() {
