@@ -27,26 +27,38 @@ const HISTORIES: u64 = 10_000;
 
 #[test]
 fn agrees_with_brute_force_on_small_kv_histories() {
+    let shape = |seed: u64, rng: &mut Rng| Shape {
+        clients: 2 + rng.below(3),
+        keys: 1 + rng.below(2),
+        ops: 2 + rng.below(9) as usize,
+        // Unique values, as the simulator writes them, in one of five.
+        values: if seed % 5 == 1 { 0 } else { 2 + rng.below(2) },
+        unknown_percent: rng.below(30),
+        get_percent: 20 + rng.below(40),
+        // Append-only histories, where reads prune the search, in one of three.
+        appends_only: seed % 3 == 0,
+        multi_percent: 0,
+        batch_percent: 0,
+    };
+    agrees_on_mutated_kv_histories(shape, |_, _| {});
+}
+
+/// For each seed, draws a shape with `shape`, generates a history linearizable by construction,
+/// mutates it up to four times (`mutate`, then `mutate_more`, each time), and checks it against
+/// the brute-force reference; both verdicts must be common.
+fn agrees_on_mutated_kv_histories(
+    shape: impl Fn(u64, &mut Rng) -> Shape,
+    mutate_more: impl Fn(&mut Rng, &mut [Operation]),
+) {
     let mut verdicts = BTreeMap::new();
     for seed in 0..HISTORIES {
         let mut rng = Rng::new(seed);
-        let shape = Shape {
-            clients: 2 + rng.below(3),
-            keys: 1 + rng.below(2),
-            ops: 2 + rng.below(9) as usize,
-            // Unique values, as the simulator writes them, in one of five.
-            values: if seed % 5 == 1 { 0 } else { 2 + rng.below(2) },
-            unknown_percent: rng.below(30),
-            get_percent: 20 + rng.below(40),
-            // Append-only histories, where reads prune the search, in one of three.
-            appends_only: seed % 3 == 0,
-            multi_percent: 0,
-            batch_percent: 0,
-        };
+        let shape = shape(seed, &mut rng);
         let mut history = linearizable_history(&mut rng, &shape);
         let mutations = rng.below(5);
         for _ in 0..mutations {
             mutate(&mut rng, &mut history);
+            mutate_more(&mut rng, &mut history);
         }
         check_kv_history(seed, mutations, &history, &mut verdicts);
     }
@@ -93,58 +105,36 @@ fn agrees_with_brute_force_on_small_random_register_histories() {
 /// outputs the mutations change too.
 #[test]
 fn agrees_with_brute_force_on_small_kv_histories_with_operations_on_several_keys() {
-    let mut verdicts = BTreeMap::new();
-    for seed in 0..HISTORIES {
-        let mut rng = Rng::new(seed);
-        let shape = Shape {
-            clients: 2 + rng.below(3),
-            keys: 1 + rng.below(3),
-            ops: 2 + rng.below(9) as usize,
-            values: 2 + rng.below(2),
-            unknown_percent: rng.below(30),
-            get_percent: 20 + rng.below(40),
-            appends_only: false,
-            multi_percent: 30 + rng.below(40),
-            batch_percent: 0,
-        };
-        let mut history = linearizable_history(&mut rng, &shape);
-        let mutations = rng.below(5);
-        for _ in 0..mutations {
-            mutate(&mut rng, &mut history);
-            mutate_several_keys(&mut rng, &mut history);
-        }
-        check_kv_history(seed, mutations, &history, &mut verdicts);
-    }
-    assert_both_verdicts_common(&verdicts);
+    let shape = |_, rng: &mut Rng| Shape {
+        clients: 2 + rng.below(3),
+        keys: 1 + rng.below(3),
+        ops: 2 + rng.below(9) as usize,
+        values: 2 + rng.below(2),
+        unknown_percent: rng.below(30),
+        get_percent: 20 + rng.below(40),
+        appends_only: false,
+        multi_percent: 30 + rng.below(40),
+        batch_percent: 0,
+    };
+    agrees_on_mutated_kv_histories(shape, mutate_several_keys);
 }
 
 /// The same with batches of two to four operations (on one key, several, ranges and counters)
 /// among the others, the outputs of the operations in a batch mutated too.
 #[test]
 fn agrees_with_brute_force_on_small_kv_histories_with_batches() {
-    let mut verdicts = BTreeMap::new();
-    for seed in 0..HISTORIES {
-        let mut rng = Rng::new(seed);
-        let shape = Shape {
-            clients: 2 + rng.below(3),
-            keys: 1 + rng.below(3),
-            ops: 2 + rng.below(7) as usize,
-            values: 2 + rng.below(2),
-            unknown_percent: rng.below(30),
-            get_percent: 30 + rng.below(40),
-            appends_only: false,
-            multi_percent: rng.below(30),
-            batch_percent: 30 + rng.below(40),
-        };
-        let mut history = linearizable_history(&mut rng, &shape);
-        let mutations = rng.below(5);
-        for _ in 0..mutations {
-            mutate(&mut rng, &mut history);
-            mutate_batch_step(&mut rng, &mut history);
-        }
-        check_kv_history(seed, mutations, &history, &mut verdicts);
-    }
-    assert_both_verdicts_common(&verdicts);
+    let shape = |_, rng: &mut Rng| Shape {
+        clients: 2 + rng.below(3),
+        keys: 1 + rng.below(3),
+        ops: 2 + rng.below(7) as usize,
+        values: 2 + rng.below(2),
+        unknown_percent: rng.below(30),
+        get_percent: 30 + rng.below(40),
+        appends_only: false,
+        multi_percent: rng.below(30),
+        batch_percent: 30 + rng.below(40),
+    };
+    agrees_on_mutated_kv_histories(shape, mutate_batch_step);
 }
 
 /// Changes the output of one operation in a batch, if a batch is picked.
