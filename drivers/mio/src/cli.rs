@@ -261,7 +261,8 @@ struct ServeTlsArgs {
 /// What connections may cost a node.
 #[derive(Debug, Args)]
 struct LimitArgs {
-    /// Client connections at once; at the cap, the one silent longest is closed for a new one.
+    /// Client connections at once; at the cap, the one silent longest is closed for a new one
+    /// (one still owed answers only if every client is).
     #[arg(long, default_value_t = ConnectionLimits::default().max_client_connections, value_name = "N")]
     max_client_connections: usize,
     /// Connections still in their TLS handshake or Hello (and, apart, Redis connections in
