@@ -57,7 +57,7 @@ done
 
 # Medians per case and binary, read from the JSON lines (one object per line, no nesting in the
 # fields read, so sed suffices and the script needs nothing beyond coreutils).
-field() { # field NAME LINE: a number field of the bench's object (nothing if absent)
+field() { # field NAME LINE: a number field of the bench's object, its last one (nothing if absent)
     sed -nE "s/.*\"$1\":([-0-9.e]+).*/\1/p" <<<"$2"
 }
 tail_ratio() { # p99 / p50 of a run
@@ -76,10 +76,10 @@ median() { # median FORMAT: of the numbers read, "-" if none
     sort -g | awk -v format="$1" '{ v[NR] = $1 } END { if (NR) printf format, v[int((NR + 1) / 2)]; else printf "-" }'
 }
 
-row='%-14s %-32s %9s %8s %8s %9s %8s %8s %10s %9s %8s %9s\n'
+row='%-14s %-32s %9s %8s %8s %9s %8s %8s %10s %9s %8s %9s %9s\n'
 # shellcheck disable=SC2059 # the format is the row's
 printf "$row" case binary ops/s p50_ms p99_ms p99.9_ms max_ms p99/p50 disk_p99/50 p50/floor \
-    leaders peak_MiB
+    leaders peak_MiB peak/snap
 for name in $cases; do
     for binary in "$@"; do
         lines=$(grep -F "\"case\":\"$name\",\"binary\":\"$binary\"" "$results")
@@ -94,7 +94,8 @@ for name in $cases; do
             "$(column %.3f field p999_ms)" "$(column %.1f field max_ms)" \
             "$(column %.2f tail_ratio)" "$(column %.2f disk_tail_ratio)" \
             "$(column %.2f field p50_over_floor)" \
-            "$(column %.0f field leader_changes)" "$(column %.0f peak_rss_mib)"
+            "$(column %.0f field leader_changes)" "$(column %.0f peak_rss_mib)" \
+            "$(column %.2f field peak_rss_over_snapshot)"
     done
 done
 echo "medians of $runs runs; every run's JSON: $results"

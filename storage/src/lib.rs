@@ -75,6 +75,7 @@ pub use options::{DEFAULT_SEGMENT_BYTES, DEFAULT_ZERO_FILL_BYTES, StorageOptions
 pub use real_fs::RealFs;
 pub use received_snapshot_reader::{ReceivedSnapshotReader, load_received_snapshot};
 pub use report::{Cut, Dropped, OpenReport, PersistReport};
+pub use snapshot::FILE as SNAPSHOT_FILE;
 pub use snapshot_reader::SnapshotReader;
 pub use snapshot_saver::{Saved, SnapshotSaver};
 pub use storage::Storage;

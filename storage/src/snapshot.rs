@@ -16,7 +16,7 @@ use crate::fs::FileSystem;
 use crate::small_file::{self, SmallFile};
 
 /// The file's name in the data directory.
-pub(crate) const FILE: &str = "snapshot";
+pub const FILE: &str = "snapshot";
 /// The format written.
 pub(crate) const MAGIC: &[u8; 8] = b"RKVSNAP2";
 /// The format before snapshots recorded their membership.

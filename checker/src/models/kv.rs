@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 
+use smallvec::{SmallVec, smallvec};
+
 use crate::history::{Command, Operation, PutCondition, ScanOutput, ScanRange};
 use crate::model::{Model, Partition};
 use crate::models::cas_outcome_word;
@@ -158,7 +160,7 @@ impl Hash for KvState {
 /// the simulator writes them, always do); when two different ones fit, the answer is `true`,
 /// which is never wrong here.
 fn may_be_made_of(mut text: &str, pieces: &[&str]) -> bool {
-    let mut used = vec![false; pieces.len()];
+    let mut used: SmallVec<[bool; 16]> = smallvec![false; pieces.len()];
     while !text.is_empty() {
         let mut fitting =
             (0..pieces.len()).filter(|&piece| !used[piece] && text.starts_with(pieces[piece]));
@@ -214,24 +216,19 @@ impl Model for KvModel {
         resets: impl Iterator<Item = &'a Operation>,
         extensions: impl Iterator<Item = &'a Operation>,
     ) -> bool {
-        let observed = observations(&read.key, &read.command);
-        if observed.is_empty() {
+        // The commonest case, and the cheapest: nothing need take effect first.
+        let unexplained: Observations<'_> = observations(&read.key, &read.command)
+            .into_iter()
+            .filter(|(key, output)| state.read(key) != output.as_ref())
+            .collect();
+        if unexplained.is_empty() {
             return true;
         }
-        let resets: Vec<&Operation> = resets.collect();
-        let extensions: Vec<&Operation> = extensions.collect();
-        observed.into_iter().all(|(key, output)| {
-            // The commonest case, and the cheapest: nothing need take effect first.
-            if state.read(key) == output {
-                return true;
-            }
-            let mut leaves =
-                Leaves { bases: vec![Cow::Borrowed(state.read(key))], appends: Vec::new() };
-            let worked_out = resets
-                .iter()
-                .chain(&extensions)
-                .all(|write| leaves.add(key, &write.key, &write.command));
-            !worked_out || leaves.may_read(&output)
+        let writes: SmallVec<[&Operation; 16]> = resets.chain(extensions).collect();
+        unexplained.iter().all(|(key, output)| {
+            let mut leaves = Leaves::new(output, state.read(key));
+            let worked_out = writes.iter().all(|write| leaves.add(key, &write.key, &write.command));
+            !worked_out || leaves.may_read()
         })
     }
 
@@ -273,40 +270,52 @@ impl Model for KvModel {
         }
     }
 }
-/// What the writes before a get may leave at its key: the values some may set it to (the
-/// value before them among them), and the texts some may append.
+/// What the writes before a get may leave at its key, as far as the get's `output` is
+/// concerned: what follows in `output` each value some may set the key to (the value before
+/// them among them) that begins it, and the texts some may append. Values that do not begin
+/// `output` are not kept: the get cannot have read them, appended to or not.
 struct Leaves<'a> {
-    bases: Vec<Cow<'a, str>>,
-    appends: Vec<&'a str>,
+    output: &'a str,
+    rests: SmallVec<[&'a str; 4]>,
+    appends: SmallVec<[&'a str; 8]>,
 }
 
 impl<'a> Leaves<'a> {
+    fn new(output: &'a str, value_before: &str) -> Leaves<'a> {
+        let mut leaves = Leaves { output, rests: SmallVec::new(), appends: SmallVec::new() };
+        leaves.add_base(value_before);
+        leaves
+    }
+
+    fn add_base(&mut self, base: &str) {
+        if let Some(rest) = self.output.strip_prefix(base) {
+            self.rests.push(rest);
+        }
+    }
+
     /// Adds what `command` on `command_key` may leave at `key`; `false` if that is not worked
     /// out here (an increment of the key whose outcome is unknown).
     fn add(&mut self, key: &str, command_key: &'a str, command: &'a Command) -> bool {
         let on_key = command_key == key;
         match command {
-            Command::Put { value } | Command::Cas { value, .. } if on_key => {
-                self.bases.push(Cow::Borrowed(value));
-            }
+            Command::Put { value } | Command::Cas { value, .. } if on_key => self.add_base(value),
             Command::PutIf { value, output, .. }
                 if on_key && output.as_ref().is_none_or(|(written, _)| *written) =>
             {
-                self.bases.push(Cow::Borrowed(value));
+                self.add_base(value);
             }
-            Command::Delete if on_key => self.bases.push(Cow::Borrowed("")),
+            Command::Delete if on_key => self.add_base(""),
             Command::Append { value } if on_key && !value.is_empty() => self.appends.push(value),
-            Command::PutMany { pairs } => self.bases.extend(
-                pairs
-                    .iter()
-                    .filter(|(written, _)| written == key)
-                    .map(|(_, value)| Cow::Borrowed(value.as_str())),
-            ),
+            Command::PutMany { pairs } => {
+                for (_, value) in pairs.iter().filter(|(written, _)| written == key) {
+                    self.add_base(value);
+                }
+            }
             Command::DeleteMany { keys, .. } if keys.iter().any(|removed| removed == key) => {
-                self.bases.push(Cow::Borrowed(""));
+                self.add_base("");
             }
             Command::Increment { output, .. } if on_key => match output {
-                Some(Ok(sum)) => self.bases.push(Cow::Owned(sum.to_string())),
+                Some(Ok(sum)) => self.add_base(&sum.to_string()),
                 Some(Err(())) => {}
                 None => return false,
             },
@@ -320,14 +329,14 @@ impl<'a> Leaves<'a> {
         true
     }
 
-    /// Whether a get may read `output`: a base followed by some of the appends, each at most
-    /// once.
-    fn may_read(&self, output: &str) -> bool {
-        self.bases.iter().any(|base| {
-            output
-                .strip_prefix(base.as_ref())
-                .is_some_and(|rest| may_be_made_of(rest, &self.appends))
-        })
+    /// Whether the get may read its output: a base followed by some of the appends, each at
+    /// most once.
+    fn may_read(&self) -> bool {
+        let appendable =
+            self.appends.iter().fold(0usize, |sum, append| sum.saturating_add(append.len()));
+        self.rests
+            .iter()
+            .any(|rest| rest.len() <= appendable && may_be_made_of(rest, &self.appends))
     }
 }
 
@@ -447,15 +456,23 @@ fn step_command(state: &KvState, key: &str, command: &Command) -> Option<KvState
 /// scan read, the value a compare-and-set that swapped found, the value before a put-if and
 /// before an increment (unless that was 0, which a missing key counts as too), and in a batch
 /// those of its commands up to the first that may write their key.
-fn observations<'a>(key: &'a str, command: &'a Command) -> Vec<(&'a str, Cow<'a, str>)> {
+/// What an operation saw of keys before it wrote, if anything: (key, value read) pairs. Most
+/// see one key, so they are kept inline.
+type Observations<'a> = SmallVec<[(&'a str, Cow<'a, str>); 2]>;
+
+fn observations<'a>(key: &'a str, command: &'a Command) -> Observations<'a> {
     let text = |value: Option<&'a String>| Cow::Borrowed(value.map_or("", String::as_str));
     match command {
-        Command::Get { output: Some(output) } => vec![(key, text(Some(output)))],
-        Command::Cas { expected, swapped: Some(true), .. } => vec![(key, text(expected.as_ref()))],
-        Command::PutIf { output: Some((_, previous)), .. } => vec![(key, text(previous.as_ref()))],
+        Command::Get { output: Some(output) } => smallvec![(key, text(Some(output)))],
+        Command::Cas { expected, swapped: Some(true), .. } => {
+            smallvec![(key, text(expected.as_ref()))]
+        }
+        Command::PutIf { output: Some((_, previous)), .. } => {
+            smallvec![(key, text(previous.as_ref()))]
+        }
         Command::Increment { delta, output: Some(Ok(sum)) } => match sum.checked_sub(*delta) {
-            Some(previous) if previous != 0 => vec![(key, Cow::Owned(previous.to_string()))],
-            _ => Vec::new(),
+            Some(previous) if previous != 0 => smallvec![(key, Cow::Owned(previous.to_string()))],
+            _ => Observations::new(),
         },
         Command::GetMany { keys, output: Some(output) } if output.len() == keys.len() => keys
             .iter()
@@ -467,7 +484,7 @@ fn observations<'a>(key: &'a str, command: &'a Command) -> Vec<(&'a str, Cow<'a,
         }
         Command::Batch { steps } => {
             let mut written: BTreeSet<&str> = BTreeSet::new();
-            let mut observed = Vec::new();
+            let mut observed = Observations::new();
             for step in steps {
                 for (key, text) in observations(&step.key, &step.command) {
                     if !written.contains(key) {
@@ -480,7 +497,7 @@ fn observations<'a>(key: &'a str, command: &'a Command) -> Vec<(&'a str, Cow<'a,
             }
             observed
         }
-        _ => Vec::new(),
+        _ => Observations::new(),
     }
 }
 

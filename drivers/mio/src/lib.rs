@@ -18,6 +18,7 @@ mod history;
 mod kv_cli;
 mod list;
 mod local;
+mod log_throttle;
 mod member_cli;
 mod peers_arg;
 mod redis;

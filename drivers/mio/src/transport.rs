@@ -65,9 +65,33 @@ impl Transport {
         inbox: &mut Vec<u8>,
         budget: usize,
     ) -> io::Result<ReadOutcome> {
+        self.read_until(inbox, budget, ReadUntil::WouldBlock)
+    }
+
+    /// As [`read_into`](Self::read_into), but a read of the socket in the clear that returns
+    /// less than it asked for counts as [`ReadOutcome::Drained`]: the socket's queue was
+    /// emptied, and bytes that arrive later raise a new readiness event, so the read that
+    /// would only say "would block" is spared (one system call per request of a client that
+    /// waits for each answer). Only for a caller whose readiness event did not report the
+    /// other side closed: the end of the stream received before the read is reported by no
+    /// later event, and only a read until "would block" finds it.
+    pub(crate) fn read_into_until_short(
+        &mut self,
+        inbox: &mut Vec<u8>,
+        budget: usize,
+    ) -> io::Result<ReadOutcome> {
+        self.read_until(inbox, budget, ReadUntil::ShortRead)
+    }
+
+    fn read_until(
+        &mut self,
+        inbox: &mut Vec<u8>,
+        budget: usize,
+        until: ReadUntil,
+    ) -> io::Result<ReadOutcome> {
         let limit = inbox.len().saturating_add(budget);
         match &mut self.tls {
-            None => read_plain(&mut self.stream, inbox, limit),
+            None => read_plain(&mut self.stream, inbox, limit, until),
             Some(tls) => read_tls(&mut self.stream, tls, inbox, limit),
         }
     }
@@ -125,10 +149,20 @@ fn is_retry(error: &io::Error) -> bool {
     matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted)
 }
 
+/// When a read in the clear may stop short of its budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReadUntil {
+    /// Once the socket says it would block.
+    WouldBlock,
+    /// Once a read returns less than it asked for, or the socket would block.
+    ShortRead,
+}
+
 fn read_plain(
     stream: &mut TcpStream,
     inbox: &mut Vec<u8>,
     limit: usize,
+    until: ReadUntil,
 ) -> io::Result<ReadOutcome> {
     let mut chunk = [0; CHUNK_BYTES];
     loop {
@@ -137,6 +171,10 @@ fn read_plain(
         }
         match stream.read(&mut chunk) {
             Ok(0) => return Ok(ReadOutcome::Closed),
+            Ok(read) if read < chunk.len() && until == ReadUntil::ShortRead => {
+                inbox.extend_from_slice(&chunk[..read]);
+                return Ok(ReadOutcome::Drained);
+            }
             Ok(read) => inbox.extend_from_slice(&chunk[..read]),
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                 return Ok(ReadOutcome::Drained);
@@ -262,5 +300,44 @@ mod tests {
         }
         assert!(!server.has_pending_records(), "sent once the peer read");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A pair of sockets in the clear on loopback: the accepted end as a transport, and the
+    /// dialing one.
+    fn plain_pair() -> (Transport, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dialed = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let accepted = listener.accept().unwrap().0;
+        accepted.set_nonblocking(true).unwrap();
+        (Transport::plain(TcpStream::from_std(accepted)), dialed)
+    }
+
+    /// Reads with `read` until something arrived, for at most ten seconds.
+    fn read_once_arrived(
+        mut read: impl FnMut(&mut Vec<u8>) -> io::Result<ReadOutcome>,
+    ) -> (ReadOutcome, Vec<u8>) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut inbox = Vec::new();
+        loop {
+            let outcome = read(&mut inbox).unwrap();
+            if !inbox.is_empty() || outcome == ReadOutcome::Closed {
+                return (outcome, inbox);
+            }
+            assert!(Instant::now() < deadline, "nothing arrived");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_short_read_counts_as_drained_when_asked_and_leaves_the_end_of_stream_to_the_next_read() {
+        let (mut server, mut client) = plain_pair();
+        client.write_all(b"*1\r\n$4\r\nPING\r\n").unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        let (outcome, inbox) =
+            read_once_arrived(|inbox| server.read_into_until_short(inbox, CHUNK_BYTES));
+        assert_eq!(inbox, b"*1\r\n$4\r\nPING\r\n");
+        assert_eq!(outcome, ReadOutcome::Drained, "stopped at the short read");
+        let (outcome, rest) = read_once_arrived(|inbox| server.read_into(inbox, CHUNK_BYTES));
+        assert_eq!((outcome, rest.len()), (ReadOutcome::Closed, 0), "only the end was left");
     }
 }

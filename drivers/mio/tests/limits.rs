@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{BufReader, Write};
 use std::net::TcpStream;
 
 use common::TestCluster;
@@ -66,6 +66,38 @@ fn thousands_of_idle_connections_are_capped_and_closed_while_puts_go_on() {
     assert!(raw::is_closed(idle.last_mut().unwrap()), "an idle client stays connected");
     drop(silent);
     client.put("after", "the flood").unwrap();
+}
+
+/// At the cap, a new client makes room by closing the connection silent longest, but one
+/// still owed replies stays while an idle one can go.
+#[test]
+fn at_the_client_cap_an_idle_connection_goes_before_a_busy_one_that_is_silent_longer() {
+    const REPLY_BYTES: usize = 24 << 20;
+    let cluster = TestCluster::start_with(
+        1,
+        &["--max-client-connections", "2", "--max-reply-queue-bytes", &(64u64 << 20).to_string()],
+    );
+    let address = cluster.addresses()[0].clone();
+    let mut busy = client_connection(&address);
+    busy.write_all(&raw::status_query()).unwrap();
+    let one_reply = raw::read_frame(&mut busy).expect("a status reply").len() + 4;
+    let queries = REPLY_BYTES / one_reply;
+    // More replies than the sockets hold, none read: the node keeps the rest queued.
+    busy.write_all(&raw::status_query().repeat(queries)).unwrap();
+    cluster.wait_for_node(1, "queueing replies for the busy client", |status| {
+        status.connections.largest_reply_queue_bytes >= 8 << 20
+    });
+    let mut idle = client_connection(&address);
+    let _newcomer = client_connection(&address);
+    assert!(raw::is_closed(&mut idle), "the idle client made room");
+    // The busy one kept every reply: a closed connection's queue would have been dropped.
+    let mut replies = BufReader::new(&mut busy);
+    for read in 0..queries {
+        assert!(raw::read_frame(&mut replies).is_some(), "{read} of {queries} replies, then none");
+    }
+    // The status query's own connection may make room too.
+    let evicted = cluster.status_of(1).connections.refused.clients_evicted;
+    assert!(evicted >= 1, "counted: {evicted}");
 }
 
 #[test]

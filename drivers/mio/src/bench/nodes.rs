@@ -59,8 +59,18 @@ pub(crate) struct NodeReport {
     pub(crate) peak_rss_bytes: u64,
     /// Snapshots it saved since it started.
     pub(crate) snapshots: u64,
+    /// Size of its snapshot file now (0 without one): what its memory is held against.
+    pub(crate) snapshot_bytes: u64,
     /// Times it became leader since it started.
     pub(crate) leaderships: u64,
+}
+
+impl NodeReport {
+    /// Its peak resident memory as a multiple of its snapshot's size (none without a snapshot):
+    /// the memory a store costs beside what it weighs encoded.
+    pub(crate) fn peak_rss_over_snapshot(&self) -> Option<f64> {
+        (self.snapshot_bytes > 0).then(|| self.peak_rss_bytes as f64 / self.snapshot_bytes as f64)
+    }
 }
 
 impl SpawnedCluster {
@@ -109,6 +119,10 @@ impl SpawnedCluster {
                     rss_bytes: memory.rss_bytes,
                     peak_rss_bytes: memory.peak_rss_bytes,
                     snapshots: count_lines(&log, SAVING_SNAPSHOT),
+                    snapshot_bytes: fs::metadata(
+                        node_dir(&self.data, node.id).join(raftkv_storage::SNAPSHOT_FILE),
+                    )
+                    .map_or(0, |metadata| metadata.len()),
                     leaderships: count_lines(&log, BECAME_LEADER),
                 }
             })
@@ -174,6 +188,10 @@ fn log_path(data: &Path, id: u16) -> PathBuf {
     data.join(format!("n{id}.log"))
 }
 
+fn node_dir(data: &Path, id: u16) -> PathBuf {
+    data.join(format!("n{id}"))
+}
+
 fn spawn(exe: &Path, id: u16, peers: &str, settings: &NodeSettings) -> Result<Child, String> {
     let log_path = log_path(&settings.data, id);
     let log = File::create(&log_path)
@@ -183,7 +201,7 @@ fn spawn(exe: &Path, id: u16, peers: &str, settings: &NodeSettings) -> Result<Ch
         .args(["--id", &id.to_string()])
         .args(["--peers", peers])
         .arg("--data")
-        .arg(settings.data.join(format!("n{id}")))
+        .arg(node_dir(&settings.data, id))
         .args(&settings.serve_args)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
@@ -236,6 +254,20 @@ mod tests {
         assert_eq!(status_kib(status, "VmRSS:"), 1024);
         assert_eq!(status_kib(status, "VmHWM:"), 2048);
         assert_eq!(status_kib(status, "VmSwap:"), 0);
+    }
+
+    #[test]
+    fn peak_memory_is_weighed_against_the_snapshot() {
+        let report = |snapshot_bytes| NodeReport {
+            id: 1,
+            rss_bytes: 200,
+            peak_rss_bytes: 300,
+            snapshots: 1,
+            snapshot_bytes,
+            leaderships: 0,
+        };
+        assert_eq!(report(100).peak_rss_over_snapshot(), Some(3.0));
+        assert_eq!(report(0).peak_rss_over_snapshot(), None);
     }
 
     #[test]

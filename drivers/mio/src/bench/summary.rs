@@ -16,6 +16,13 @@ pub(crate) struct ClusterReport {
     pub(crate) nodes: Vec<NodeReport>,
 }
 
+impl ClusterReport {
+    /// The largest of the nodes' peak resident memory over their snapshot's size.
+    fn largest_peak_rss_over_snapshot(&self) -> Option<f64> {
+        self.nodes.iter().filter_map(NodeReport::peak_rss_over_snapshot).reduce(f64::max)
+    }
+}
+
 /// Throughput and latency of the measured run.
 pub(crate) struct Summary {
     workload: String,
@@ -83,8 +90,15 @@ impl Summary {
         if let Some(cluster) = cluster {
             println!("leader changes during the run: {}", cluster.leader_changes);
             for node in &cluster.nodes {
+                let against_snapshot =
+                    node.peak_rss_over_snapshot().map_or(String::new(), |ratio| {
+                        format!(
+                            ", {ratio:.2}x its snapshot of {:.1} MiB",
+                            node.snapshot_bytes as f64 / MIB
+                        )
+                    });
                 println!(
-                    "  node {}: snapshots saved {}, RSS {:.1} MiB (peak {:.1} MiB)",
+                    "  node {}: snapshots saved {}, RSS {:.1} MiB (peak {:.1} MiB{against_snapshot})",
                     node.id,
                     node.snapshots,
                     node.rss_bytes as f64 / MIB,
@@ -144,11 +158,14 @@ impl Summary {
                         "snapshots": node.snapshots,
                         "rss_bytes": node.rss_bytes,
                         "peak_rss_bytes": node.peak_rss_bytes,
+                        "snapshot_bytes": node.snapshot_bytes,
+                        "peak_rss_over_snapshot": node.peak_rss_over_snapshot(),
                     })
                 })
                 .collect();
             summary["leader_changes"] = cluster.leader_changes.into();
             summary["nodes"] = nodes.into();
+            summary["peak_rss_over_snapshot"] = cluster.largest_peak_rss_over_snapshot().into();
         }
         if let Some(readings) = floor {
             let floor = readings.kept();

@@ -54,6 +54,8 @@ pub(crate) struct ForeignEvent {
     pub(crate) readable: bool,
     /// It may be written.
     pub(crate) writable: bool,
+    /// The other side closed or the socket failed: only a read until "would block" finds it.
+    pub(crate) read_closed: bool,
 }
 
 /// An operation a session finished.
@@ -545,6 +547,7 @@ impl ClerkPool {
                     token: event.token(),
                     readable: event.is_readable() || event.is_error() || event.is_read_closed(),
                     writable: event.is_writable(),
+                    read_closed: event.is_read_closed() || event.is_error(),
                 });
             } else {
                 ready.push(event.token().0);

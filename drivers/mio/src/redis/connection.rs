@@ -14,6 +14,16 @@ const READ_BUDGET_BYTES: usize = 16 << 10;
 /// The first byte of every TLS connection: a handshake record.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
+/// How far [`Connection::read_some`] reads the socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReadUntil {
+    /// Until it would block: after a readiness event that said the client closed, or when no
+    /// event said anything (a read resumed).
+    WouldBlock,
+    /// Until a read returns less than it asked for (see `Transport::read_into_until_short`).
+    ShortRead,
+}
+
 /// Why a connection could not be read.
 #[derive(Debug)]
 pub(crate) enum ReadError {
@@ -72,9 +82,10 @@ impl Connection {
         }
     }
 
-    /// Reads into the inbox, about [`READ_BUDGET_BYTES`] at most; a TLS connection's
-    /// handshake messages are answered by the next [`send_ready`](Self::send_ready).
-    pub(crate) fn read_some(&mut self) -> Result<ReadOutcome, ReadError> {
+    /// Reads into the inbox, about [`READ_BUDGET_BYTES`] at most, as far as `until` says; a
+    /// TLS connection's handshake messages are answered by the next
+    /// [`send_ready`](Self::send_ready).
+    pub(crate) fn read_some(&mut self, until: ReadUntil) -> Result<ReadOutcome, ReadError> {
         if self.awaits_first_byte {
             let mut first = [0];
             match self.transport.stream().peek(&mut first) {
@@ -88,13 +99,18 @@ impl Connection {
             }
         }
         let before = self.inbox.len();
-        let outcome =
-            self.transport.read_into(&mut self.inbox, READ_BUDGET_BYTES).map_err(|error| {
-                match error.get_ref().and_then(|inner| inner.downcast_ref::<TlsFailure>()) {
-                    Some(failure) => ReadError::Tls(failure.to_string()),
-                    None => ReadError::Io(error),
-                }
-            })?;
+        let read = match until {
+            ReadUntil::WouldBlock => self.transport.read_into(&mut self.inbox, READ_BUDGET_BYTES),
+            ReadUntil::ShortRead => {
+                self.transport.read_into_until_short(&mut self.inbox, READ_BUDGET_BYTES)
+            }
+        };
+        let outcome = read.map_err(|error| {
+            match error.get_ref().and_then(|inner| inner.downcast_ref::<TlsFailure>()) {
+                Some(failure) => ReadError::Tls(failure.to_string()),
+                None => ReadError::Io(error),
+            }
+        })?;
         if self.inbox.len() > before {
             self.last_heard = Instant::now();
         }

@@ -24,7 +24,7 @@ use tracing::{debug, error, warn};
 use crate::client::pool::{ClerkPool, FOREIGN_TOKENS, ForeignEvent};
 use crate::redis::RedisConfig;
 use crate::redis::commands::{self, Action, ConnectionState, Settings};
-use crate::redis::connection::{Connection, ReadError};
+use crate::redis::connection::{Connection, ReadError, ReadUntil};
 use crate::redis::cursors::Cursors;
 use crate::redis::info::{ListenerFacts, info_text};
 use crate::redis::pipeline::BatchLimits;
@@ -153,7 +153,9 @@ impl Gateway {
             return;
         }
         if event.readable {
-            self.read(event.token);
+            let until =
+                if event.read_closed { ReadUntil::WouldBlock } else { ReadUntil::ShortRead };
+            self.read(event.token, until);
         }
         if event.readable || event.writable {
             self.pump(event.token);
@@ -272,9 +274,10 @@ impl Gateway {
         Ok(token)
     }
 
-    /// Reads and runs commands until the socket has nothing more, the connection has as many
-    /// commands waiting as it may, or it is closing; then sends what waits for the cluster.
-    fn read(&mut self, token: Token) {
+    /// Reads and runs commands until the socket has nothing more (as `until` tells), the
+    /// connection has as many commands waiting as it may, or it is closing; then sends what
+    /// waits for the cluster.
+    fn read(&mut self, token: Token, until: ReadUntil) {
         loop {
             if !self.run_buffered(token) {
                 self.send_next(token);
@@ -283,7 +286,7 @@ impl Gateway {
             let Some(connection) = self.connections.get_mut(&token) else {
                 return;
             };
-            match connection.read_some() {
+            match connection.read_some(until) {
                 Ok(ReadOutcome::Budget) => {}
                 Ok(ReadOutcome::Drained) => {
                     self.run_buffered(token);
@@ -485,7 +488,8 @@ impl Gateway {
             return;
         }
         if connection.read_paused && connection.pipeline.len() < max_waiting {
-            self.read(token);
+            // No event tells what arrived while reading was paused, an end of stream included.
+            self.read(token, ReadUntil::WouldBlock);
             if let Some(connection) = self.connections.get_mut(&token) {
                 if let Err(error) = connection.send_ready(max_outbox) {
                     self.close(token, &format!("cannot send: {error}"));

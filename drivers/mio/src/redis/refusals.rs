@@ -6,21 +6,19 @@ use std::time::{Duration, Instant};
 
 use tracing::warn;
 
+use crate::log_throttle::LogThrottle;
 use crate::server::RefusalCounts;
 
 /// How often one kind may be logged.
 const LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Why the listener closed a connection on its own (each counted in [`RefusalCounts`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Refusal {
     BadCommand,
     Tls,
     Evicted,
 }
-
-/// Kinds of refusal, each logged apart (`Evicted` is the last).
-const KINDS: usize = Refusal::Evicted as usize + 1;
 
 impl Refusal {
     fn action(self) -> &'static str {
@@ -43,23 +41,21 @@ fn counter(counts: &mut RefusalCounts, refusal: Refusal) -> &mut u64 {
 #[derive(Debug, Default)]
 pub(crate) struct Refusals {
     counts: RefusalCounts,
-    /// When each kind (by its discriminant) was last logged.
-    last_logged: [Option<Instant>; KINDS],
+    throttle: LogThrottle<Refusal, Instant>,
 }
 
 impl Refusals {
     /// Counts a refusal, and logs `what` unless one of its kind was logged less than a second
-    /// ago.
-    pub(crate) fn record(&mut self, refusal: Refusal, what: &str) {
+    /// ago. Returns, if it logged, how many of its kind went unlogged before.
+    pub(crate) fn record(&mut self, refusal: Refusal, what: &str) -> Option<u64> {
         let count = counter(&mut self.counts, refusal);
         *count = count.saturating_add(1);
         let total = *count;
-        let now = Instant::now();
-        let last = &mut self.last_logged[refusal as usize];
-        if last.is_none_or(|at| now.duration_since(at) >= LOG_INTERVAL) {
-            *last = Some(now);
-            warn!(total, "redis listener {}: {what}", refusal.action());
+        let unlogged = self.throttle.admit(refusal, Instant::now(), LOG_INTERVAL);
+        if let Some(unlogged) = unlogged {
+            warn!(total, unlogged, "redis listener {}: {what}", refusal.action());
         }
+        unlogged
     }
 
     pub(crate) fn counts(&self) -> RefusalCounts {
@@ -74,16 +70,10 @@ mod tests {
     #[test]
     fn every_refusal_is_counted_by_kind_and_each_kind_is_logged_apart() {
         let mut refusals = Refusals::default();
-        for _ in 0..3 {
-            refusals.record(Refusal::Evicted, "idle");
-        }
-        refusals.record(Refusal::Tls, "no certificate");
+        let evictions: Vec<_> = (0..3).map(|_| refusals.record(Refusal::Evicted, "idle")).collect();
+        assert_eq!(evictions, [Some(0), None, None], "a burst is logged once");
+        assert_eq!(refusals.record(Refusal::Tls, "no certificate"), Some(0), "kinds apart");
         let counts = refusals.counts();
         assert_eq!(counts, RefusalCounts { bad_commands: 0, tls_refused: 1, clients_evicted: 3 });
-        let logged = refusals.last_logged;
-        assert!(logged[0].is_none() && logged[1].is_some() && logged[2].is_some());
-        let first_eviction = logged[2];
-        refusals.record(Refusal::Evicted, "idle");
-        assert_eq!(refusals.last_logged[2], first_eviction, "not again within a second");
     }
 }

@@ -228,12 +228,18 @@ impl InboundConnections {
         }
     }
 
+    /// Closes the client connection silent longest to make room for a new one, but one still
+    /// owed answers or replies only if every client is: a client waiting on a long request
+    /// is not idle.
     fn evict_idlest_client(&mut self, registry: &Registry, now: Instant) {
         let idlest = self
             .connections
             .iter()
             .filter(|(_, inbound)| inbound.kind == Kind::Client)
-            .min_by_key(|(token, inbound)| (inbound.last_frame_at, token.0))
+            .min_by_key(|(token, inbound)| {
+                let busy = inbound.in_flight > 0 || inbound.conn.unsent_bytes() > 0;
+                (busy, inbound.last_frame_at, token.0)
+            })
             .map(|(token, _)| *token);
         if let Some(token) = idlest {
             let detail = "closed to make room: too many client connections \

@@ -2,12 +2,11 @@
 //! reason per second, so that a flood of bad connections (or of requests answered busy)
 //! cannot flood it.
 
-use std::collections::BTreeMap;
-
 use raftkv_core::{Duration, Instant};
 use tracing::warn;
 
 use crate::connection_report::Refusals;
+use crate::log_throttle::LogThrottle;
 
 /// Why a connection was refused or closed, or a request answered busy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -61,23 +60,27 @@ const NOT_MEMBER_LOG_INTERVAL: Duration = Duration::from_millis(600_000);
 #[derive(Debug, Default)]
 pub(super) struct RefusalLog {
     counts: Refusals,
-    /// Per reason: when it was last logged, and how many went unlogged since.
-    logged: BTreeMap<Reason, (Instant, u64)>,
+    throttle: LogThrottle<Reason, Instant>,
 }
 
 impl RefusalLog {
     /// Counts a refusal and logs it unless this reason was logged less than its interval ago
-    /// (a second; ten minutes for non-members).
-    pub(super) fn record(&mut self, reason: Reason, now: Instant, address: &str, detail: &str) {
-        *self.counter(reason) += 1;
-        match self.logged.get_mut(&reason) {
-            Some((at, unlogged)) if now < *at + reason.log_interval() => *unlogged += 1,
-            entry => {
-                let unlogged = entry.map_or(0, |(_, unlogged)| std::mem::take(unlogged));
-                warn!(%address, reason = ?reason, detail, unlogged, "{}", reason.action());
-                self.logged.insert(reason, (now, 0));
-            }
+    /// (a second; ten minutes for non-members). Returns, if it logged, how many of this reason
+    /// went unlogged before (the line says so too).
+    pub(super) fn record(
+        &mut self,
+        reason: Reason,
+        now: Instant,
+        address: &str,
+        detail: &str,
+    ) -> Option<u64> {
+        let count = self.counter(reason);
+        *count = count.saturating_add(1);
+        let unlogged = self.throttle.admit(reason, now, reason.log_interval());
+        if let Some(unlogged) = unlogged {
+            warn!(%address, reason = ?reason, detail, unlogged, "{}", reason.action());
         }
+        unlogged
     }
 
     /// Counts a connection held back at a cap on requests in flight: not a refusal, not
@@ -120,13 +123,12 @@ mod tests {
     fn every_refusal_is_counted_and_a_burst_is_logged_once() {
         let mut log = RefusalLog::default();
         let start = Instant::from_nanos(1_000_000_000);
-        for i in 0..5 {
-            log.record(Reason::Idle, start + Duration::from_millis(i), "a", "idle");
-        }
+        let logged: Vec<_> = (0..5)
+            .map(|i| log.record(Reason::Idle, start + Duration::from_millis(i), "a", "idle"))
+            .collect();
+        assert_eq!(logged, [Some(0), None, None, None, None]);
         assert_eq!(log.counts().idle_closed, 5);
-        assert_eq!(log.logged[&Reason::Idle], (start, 4));
-        log.record(Reason::Idle, start + LOG_INTERVAL, "a", "idle");
-        assert_eq!(log.logged[&Reason::Idle], (start + LOG_INTERVAL, 0));
+        assert_eq!(log.record(Reason::Idle, start + LOG_INTERVAL, "a", "idle"), Some(4));
         assert_eq!(log.counts().idle_closed, 6);
         assert_eq!(log.counts().bad_frames, 0);
     }
@@ -136,16 +138,18 @@ mod tests {
         let mut log = RefusalLog::default();
         let start = Instant::from_nanos(1_000_000_000);
         let second = Duration::from_millis(1_000);
-        for i in 0..120 {
-            let at = start + second.saturating_mul(i);
-            log.record(Reason::NotMember, at, "a", "node 1 is not a member");
-        }
+        let logged = (0..120)
+            .filter_map(|i| {
+                let at = start + second.saturating_mul(i);
+                log.record(Reason::NotMember, at, "a", "node 1 is not a member")
+            })
+            .count();
         assert_eq!(log.counts().hello_refused, 120, "every refusal counted");
-        assert_eq!(log.logged[&Reason::NotMember], (start, 119), "logged once");
+        assert_eq!(logged, 1, "logged once");
         let later = start + NOT_MEMBER_LOG_INTERVAL;
-        log.record(Reason::NotMember, later, "a", "node 1 is not a member");
-        assert_eq!(log.logged[&Reason::NotMember], (later, 0), "then again, with the count");
-        log.record(Reason::HelloRefused, later, "b", "wrong cluster");
-        assert_eq!(log.logged[&Reason::HelloRefused], (later, 0), "other refusals apart");
+        let again = log.record(Reason::NotMember, later, "a", "node 1 is not a member");
+        assert_eq!(again, Some(119), "then again, with the count");
+        let other = log.record(Reason::HelloRefused, later, "b", "wrong cluster");
+        assert_eq!(other, Some(0), "other refusals apart");
     }
 }

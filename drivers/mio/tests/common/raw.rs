@@ -114,7 +114,7 @@ pub(crate) fn connect_tls(
 }
 
 /// Reads the next frame's body; `None` if the connection closed or failed first.
-pub(crate) fn read_frame(stream: &mut dyn Stream) -> Option<Vec<u8>> {
+pub(crate) fn read_frame<S: Read + ?Sized>(stream: &mut S) -> Option<Vec<u8>> {
     let mut length = [0; 4];
     stream.read_exact(&mut length).ok()?;
     let mut body = vec![0; u32::from_le_bytes(length) as usize];
