@@ -153,3 +153,32 @@ fn compaction_does_not_wait_for_a_snapshot_save_in_progress() {
     let expected: Vec<(u64, u64)> = (31..=40).map(|index| (index, 1)).collect();
     assert_eq!(indexes_and_terms(&recovered), expected);
 }
+
+/// A compaction keeps a segment less than a quarter full open rather than start a new one
+/// (each new segment is a whole one zero-filled): its covered records stay until it closes,
+/// and a start replays past them to the same log.
+#[test]
+fn a_compaction_keeps_a_nearly_empty_segment_open_and_a_start_replays_past_its_covered_records() {
+    let (fs, dir) = sim(3);
+    let segment_bytes = 1 << 20;
+    let (mut storage, _, _) = open(fs.clone(), &dir, segment_bytes);
+    let first = Persist {
+        hard_state: Some(hard_state(1, None)),
+        entries: entries(1, 1..=40),
+        ..persist(1)
+    };
+    storage.persist(&[first]).unwrap();
+    storage.snapshot_saver().save(&snapshot(30, 1)).unwrap();
+    let wal = dir.join("wal");
+    let segments_before = fs.list(&wal).unwrap();
+    let obsolete = storage.compact_log_apart(LogIndex(30)).unwrap();
+    assert!(obsolete.is_empty(), "the only segment holds entries past the snapshot");
+    storage.persist(&[Persist { entries: entries(1, 41..=50), ..persist(2) }]).unwrap();
+    assert_eq!(fs.list(&wal).unwrap(), segments_before, "no segment was started");
+    drop(storage);
+
+    let (_, recovered, _) = open(fs.clone(), &dir, segment_bytes);
+    assert_eq!(node_starts(&recovered), Ok(()));
+    let expected: Vec<(u64, u64)> = (31..=50).map(|index| (index, 1)).collect();
+    assert_eq!(indexes_and_terms(&recovered), expected);
+}

@@ -207,8 +207,8 @@ impl<H> Wal<H> {
     }
 
     /// A snapshot now covers every entry up to `snapshot_last`: closes the active segment if
-    /// it holds records, and removes the oldest segments as long as the log, replayed up to the
-    /// end of each, holds nothing after `snapshot_last`.
+    /// it is a quarter full, and removes the oldest segments as long as the log, replayed up to
+    /// the end of each, holds nothing after `snapshot_last`.
     pub(crate) fn compact<F: FileSystem<File = H>>(
         &mut self,
         fs: &F,
@@ -230,15 +230,19 @@ impl<H> Wal<H> {
         Ok(ObsoleteSegments::new(fs.clone(), self.dir.clone(), paths))
     }
 
-    /// Closes the active segment if it holds records and takes the segments that a snapshot
-    /// up to `snapshot_last` covers out of the log (see `compact`); returns their paths, oldest
-    /// first, for the caller to remove.
+    /// Closes the active segment if it is a quarter full and takes the segments that a
+    /// snapshot up to `snapshot_last` covers out of the log (see `compact`); returns their
+    /// paths, oldest first, for the caller to remove.
     fn take_covered<F: FileSystem<File = H>>(
         &mut self,
         fs: &F,
         snapshot_last: LogIndex,
     ) -> Result<Vec<PathBuf>, StorageError> {
-        if self.active.has_records() {
+        // Closing a nearly empty segment at each compaction had a whole new segment zero-filled
+        // (and a whole one removed) per snapshot, up to three times the log's own bytes under
+        // frequent snapshots. A segment kept open holds covered records as a closed segment
+        // that straddles the snapshot does: the next compaction after it closes removes it.
+        if self.active.has_records() && self.active.end() >= self.segment_bytes / 4 {
             self.rotate(fs)?;
         }
         // Only a prefix, oldest first, and only segments after which the log holds nothing
