@@ -88,8 +88,8 @@ pub(crate) fn dispatch(
     if !state.authenticated && !matches!(name, "auth" | "hello" | "quit") {
         return Action::Reply(Reply::Error("NOAUTH Authentication required.".to_string()));
     }
-    let Some(entry) = table::find(&name) else {
-        return Action::Reply(unknown_command(&name, args));
+    let Some(entry) = table::find(name) else {
+        return Action::Reply(unknown_command(name, args));
     };
     if !entry.arity_fits(args.len() + 1) {
         return Action::Reply(Reply::error(format!(

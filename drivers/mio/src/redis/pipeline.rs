@@ -124,17 +124,20 @@ impl Pipeline {
             }
         }
         self.in_flight = chosen;
-        let mut sent = self.waiting_mut().take(chosen).map(|waiting| {
-            waiting.sent = true;
-            waiting
-        });
+        let mut sent = self.waiting_mut().take(chosen);
         match chosen {
             0 => None,
             // Moved, not copied: a lone command is never sent again from here.
-            1 => sent.next().and_then(|waiting| waiting.command.take()),
+            1 => sent.next().and_then(|waiting| {
+                waiting.sent = true;
+                waiting.command.take()
+            }),
             _ => {
-                let commands = sent.filter_map(|waiting| waiting.command.clone()).collect();
-                Some(KvCommand::Batch { commands })
+                let commands = sent.filter_map(|waiting| {
+                    waiting.sent = true;
+                    waiting.command.clone()
+                });
+                Some(KvCommand::Batch { commands: commands.collect() })
             }
         }
     }
