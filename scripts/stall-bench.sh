@@ -12,7 +12,8 @@
 # Usage: scripts/stall-bench.sh BINARY [BINARY...]
 #   RUNS=3 CASES="store-default clients-100" to choose; DATA=DIR for the nodes' directories
 #   (the default is a temporary directory; the store cases need about 1 GB each);
-#   SERVE_ARGS="--snapshot-growth-percent=50 ..." for every node's `raftkv serve`.
+#   SERVE_ARGS="--snapshot-growth-percent=50 ..." for every node's `raftkv serve`;
+#   BASE_PORT=N for the nodes' ports (N to N+2; the default is the bench's).
 # Each run's JSON line is kept in a file named at the end. Needs a release build.
 set -euo pipefail
 (($# > 0)) || { echo "usage: $0 BINARY [BINARY...]" >&2; exit 2; }
@@ -23,9 +24,10 @@ runs=${RUNS:-3}
 cases=${CASES:-store-default store-4mb store-nosnap clients-100 single-client}
 data=${DATA:-$(mktemp -d)}
 results=$(mktemp --suffix=.jsonl)
-serve_args=()
+node_args=() # the bench flags for the nodes it spawns: ports, serve arguments
+[[ -n ${BASE_PORT:-} ]] && node_args+=("--base-port=$BASE_PORT")
 for argument in ${SERVE_ARGS:-}; do
-    serve_args+=("--serve-arg=$argument")
+    node_args+=("--serve-arg=$argument")
 done
 
 arguments() { # arguments CASE: the bench flags of a case
@@ -47,7 +49,7 @@ for round in $(seq 1 "$runs"); do
             echo "round $round/$runs, $name, $binary (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
             dir="$data/$name-$round"
             # shellcheck disable=SC2086 # the flags are words
-            line=$("$binary" bench --spawn-nodes 3 --json --data "$dir" $flags "${serve_args[@]}" |
+            line=$("$binary" bench --spawn-nodes 3 --json --data "$dir" $flags "${node_args[@]}" |
                 tail -n 1)
             rm -rf "$dir"
             echo "{\"case\":\"$name\",\"binary\":\"$binary\",\"round\":$round,\"run\":$line}" >>"$results"

@@ -35,6 +35,12 @@ pub trait FileSystem: Debug {
     /// Writes all of `bytes` at `offset`, growing the file (with zeros) if needed.
     fn write_at(&self, file: &mut Self::File, offset: u64, bytes: &[u8]) -> io::Result<()>;
 
+    /// The file's length in bytes.
+    fn len(&self, file: &Self::File) -> io::Result<u64>;
+
+    /// Cuts the file down to `length` bytes, which must not exceed its length.
+    fn shrink(&self, file: &mut Self::File, length: u64) -> io::Result<()>;
+
     /// Makes the file's data (and its size) durable: `fdatasync`.
     fn sync_data(&self, file: &mut Self::File) -> io::Result<()>;
 

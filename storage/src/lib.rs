@@ -57,6 +57,7 @@ mod real_fs;
 mod received_snapshot;
 mod received_snapshot_reader;
 mod recovery;
+mod release;
 mod report;
 pub mod sim_fs;
 mod small_file;

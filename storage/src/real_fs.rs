@@ -56,6 +56,14 @@ impl FileSystem for RealFs {
         file.write_all_at(bytes, offset)
     }
 
+    fn len(&self, file: &File) -> io::Result<u64> {
+        Ok(file.metadata()?.len())
+    }
+
+    fn shrink(&self, file: &mut File, length: u64) -> io::Result<()> {
+        file.set_len(length)
+    }
+
     fn sync_data(&self, file: &mut File) -> io::Result<()> {
         file.sync_data()
     }

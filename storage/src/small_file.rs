@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use crate::directory;
 use crate::error::StorageError;
 use crate::fs::FileSystem;
+use crate::release::release_gradually;
 
 /// Magic, checksum and length, before the contents.
 pub(crate) const HEADER_BYTES: usize = 8 + 4 + 8;
@@ -99,8 +100,17 @@ pub(crate) fn replace_streaming<F: FileSystem>(
     fs.write_at(&mut file, 0, &header).map_err(StorageError::io("write", &temporary))?;
     fs.sync_all(&mut file).map_err(StorageError::io("sync", &temporary))?;
     drop(file);
+    // Held open across the rename, to give its space back a step at a time (a large file's
+    // at once stalls the log's syncs); if it cannot be opened, it goes at once as before.
+    let mut replaced = fs.open_for_writing(&path).ok();
     fs.rename(&temporary, &path).map_err(StorageError::io("rename into place", &path))?;
-    directory::sync(fs, dir)
+    directory::sync(fs, dir)?;
+    if let Some(replaced) = &mut replaced {
+        // The new file is in place: if the old one cannot be cut down, its space comes back
+        // when it is closed.
+        let _ = release_gradually(fs, replaced);
+    }
+    Ok(())
 }
 
 /// Bytes a [`ContentsWriter`] gathers before it writes them.

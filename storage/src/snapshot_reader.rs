@@ -1,7 +1,8 @@
 //! Reading the snapshot file without holding it in memory: checked in pieces at a start, then
 //! its data read a chunk at a time, to send it to followers or decode it. The reader keeps the
-//! file open, so that a newer snapshot renamed over it meanwhile does not change what it reads, and tells which snapshot it reads: chunks of
-//! another one must not be sent.
+//! file open, and tells which snapshot it reads: chunks of another one must not be sent. A
+//! newer snapshot saved over it meanwhile never mixes in; the old file is then cut down as it
+//! is let go of (see `release`), and the reader's reads answer that it was replaced.
 //!
 //! The file's checksum covers the whole file and is checked when the node starts; a chunk read
 //! here is not checked against it (the follower decodes what it installs, and refuses a
@@ -79,8 +80,9 @@ impl<F: FileSystem> SnapshotReader<F> {
         self.data_bytes
     }
 
-    /// `length` bytes of the data at `offset`; fails past its end.
-    pub fn read(&self, offset: u64, length: u64) -> Result<Vec<u8>, StorageError> {
+    /// `length` bytes of the data at `offset`; fails past its end. `None` once a newer
+    /// snapshot replaced this one and its file is being cut down.
+    pub fn read(&self, offset: u64, length: u64) -> Result<Option<Vec<u8>>, StorageError> {
         let beyond = StorageError::Refused {
             reason: format!(
                 "{length} bytes at {offset} lie beyond a snapshot of {} bytes",
@@ -91,7 +93,12 @@ impl<F: FileSystem> SnapshotReader<F> {
         let length = usize::try_from(length).ok().filter(|_| end.is_some());
         let Some(length) = length else { return Err(beyond) };
         let at = self.data_offset.saturating_add(offset);
-        self.fs.read_at(&self.file, at, length).map_err(StorageError::io("read", Path::new(FILE)))
+        match self.fs.read_at(&self.file, at, length) {
+            Ok(bytes) => Ok(Some(bytes)),
+            // The range lies within the snapshot the file held: only its release cut it short.
+            Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(error) => Err(StorageError::io("read", Path::new(FILE))(error)),
+        }
     }
 }
 
@@ -185,7 +192,11 @@ impl<F: FileSystem> io::Read for SnapshotData<'_, F> {
             if length == 0 {
                 return Ok(0);
             }
-            self.piece = self.reader.read(self.offset, length).map_err(io::Error::other)?;
+            self.piece = self
+                .reader
+                .read(self.offset, length)
+                .map_err(io::Error::other)?
+                .ok_or_else(|| io::Error::other("a newer snapshot replaced the one read"))?;
             self.offset += length;
             self.handed_out = 0;
         }
@@ -243,13 +254,21 @@ mod tests {
         let newer =
             Snapshot { last: LogId::new(LogIndex(90), Term(3)), membership, data: vec![7; 300] };
         snapshot::save(&fs, dir, &newer).unwrap();
-        assert_eq!(reader.read(9_000, 1_000).unwrap(), data[9_000..]);
-        assert_eq!(reader.read(0, 5).unwrap(), data[..5]);
+        assert_eq!(reader.read(9_000, 1_000).unwrap(), Some(data[9_000..].to_vec()));
+        assert_eq!(reader.read(0, 5).unwrap(), Some(data[..5].to_vec()));
         assert!(reader.read(9_999, 2).is_err(), "past the end");
         assert!(reader.read(u64::MAX, 2).is_err(), "an offset that overflows");
-        let reopened = SnapshotReader::open(fs, dir).unwrap().expect("the newer one");
+        let reopened = SnapshotReader::open(fs.clone(), dir).unwrap().expect("the newer one");
         assert_eq!(reopened.last().index, LogIndex(90));
-        assert_eq!(reopened.read(0, 300).unwrap(), vec![7; 300]);
+        assert_eq!(reopened.read(0, 300).unwrap(), Some(vec![7; 300]));
+        // One saved streaming, as the node saves its own, cuts the replaced file down: the
+        // reader of the replaced one is told so rather than handed other bytes.
+        let last = LogId::new(LogIndex(95), Term(3));
+        let write = |out: &mut dyn std::io::Write| out.write_all(&[9; 300]);
+        snapshot::save_streaming(&fs, dir, last, &Membership::default(), 300, write).unwrap();
+        assert_eq!(reopened.read(0, 300).unwrap(), None);
+        let newest = SnapshotReader::open(fs, dir).unwrap().expect("the newest one");
+        assert_eq!(newest.read(0, 300).unwrap(), Some(vec![9; 300]));
     }
 
     #[test]

@@ -229,6 +229,12 @@ impl FileSystem for CountingFs {
         self.written.set(self.written.get() + bytes.len() as u64);
         self.fs.write_at(file, offset, bytes)
     }
+    fn len(&self, file: &Self::File) -> io::Result<u64> {
+        self.fs.len(file)
+    }
+    fn shrink(&self, file: &mut Self::File, length: u64) -> io::Result<()> {
+        self.fs.shrink(file, length)
+    }
     fn sync_data(&self, file: &mut Self::File) -> io::Result<()> {
         self.fs.sync_data(file)
     }

@@ -270,6 +270,16 @@ impl FileSystem for SimFs {
         self.mutate(|tree| tree.write(file.inode, offset, bytes))
     }
 
+    fn len(&self, file: &SimFile) -> io::Result<u64> {
+        self.state.borrow().check_handle(file)?;
+        self.inspect(|tree| tree.len(file.inode))
+    }
+
+    fn shrink(&self, file: &mut SimFile, length: u64) -> io::Result<()> {
+        self.state.borrow().check_handle(file)?;
+        self.mutate(|tree| tree.shrink(file.inode, length))
+    }
+
     fn sync_data(&self, file: &mut SimFile) -> io::Result<()> {
         self.sync(file)
     }

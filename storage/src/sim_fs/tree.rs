@@ -148,6 +148,28 @@ impl Tree {
         Ok(())
     }
 
+    pub(crate) fn len(&self, inode: u64) -> io::Result<u64> {
+        let file = self.inodes.get(&inode).ok_or_else(stale)?;
+        Ok(file.current.len() as u64)
+    }
+
+    /// Cuts the file down to `length` bytes, durably at once: a crash never undoes it (the
+    /// storage engine only shrinks files that no name reaches any more).
+    pub(crate) fn shrink(&mut self, inode: u64, length: u64) -> io::Result<()> {
+        let file = self.inodes.get_mut(&inode).ok_or_else(stale)?;
+        let length = usize::try_from(length)
+            .ok()
+            .filter(|&length| length <= file.current.len())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "shrinks only"))?;
+        file.current.truncate(length);
+        file.durable.truncate(length);
+        file.pending.retain_mut(|(offset, bytes)| {
+            bytes.truncate(length.saturating_sub(*offset));
+            !bytes.is_empty()
+        });
+        Ok(())
+    }
+
     /// Makes the file's writes durable.
     pub(crate) fn sync_file(&mut self, inode: u64) -> io::Result<()> {
         let file = self.inodes.get_mut(&inode).ok_or_else(stale)?;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use crate::error::StorageError;
 use crate::fs::FileSystem;
+use crate::release::release_gradually;
 use crate::wal::remove_files;
 
 /// WAL segments that a saved snapshot covers, out of the log already
@@ -34,9 +35,17 @@ impl<F: FileSystem> ObsoleteSegments<F> {
         self.paths.is_empty()
     }
 
-    /// Removes them, durably; returns how many went.
+    /// Removes them, durably; returns how many went. Each file is held open while its name
+    /// goes, then its space is given back a step at a time (see `release`), so that the
+    /// removal never holds up the log's syncs for long.
     pub fn remove(self) -> Result<usize, StorageError> {
+        let open =
+            |path: &PathBuf| self.fs.open_for_writing(path).map_err(StorageError::io("open", path));
+        let mut files = self.paths.iter().map(open).collect::<Result<Vec<_>, _>>()?;
         remove_files(&self.fs, &self.dir, &self.paths)?;
+        for (file, path) in files.iter_mut().zip(&self.paths) {
+            release_gradually(&self.fs, file).map_err(StorageError::io("shrink", path))?;
+        }
         Ok(self.paths.len())
     }
 }

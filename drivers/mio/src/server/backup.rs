@@ -82,7 +82,8 @@ impl BackupSource {
             return AdminAnswer::Backup(BackupAnswer::Replaced);
         };
         match reader.read(offset, length.min(MAX_BACKUP_CHUNK_BYTES)) {
-            Ok(data) => AdminAnswer::Backup(BackupAnswer::Chunk { data }),
+            Ok(Some(data)) => AdminAnswer::Backup(BackupAnswer::Chunk { data }),
+            Ok(None) => AdminAnswer::Backup(BackupAnswer::Replaced),
             Err(error) => AdminAnswer::Refused { reason: error.to_string(), retry: false },
         }
     }

@@ -39,7 +39,12 @@ impl SnapshotChunks {
             return None;
         };
         match reader.read(chunk.offset, chunk.length) {
-            Ok(data) => Some(chunk.into_message(data)),
+            Ok(Some(data)) => Some(chunk.into_message(data)),
+            Ok(None) => {
+                debug!(last = %chunk.last, "a newer snapshot replaced this one: chunk dropped");
+                self.reader = None;
+                None
+            }
             Err(error) => {
                 warn_unreadable(&error);
                 self.reader = None;
