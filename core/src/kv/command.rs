@@ -243,21 +243,35 @@ impl KvCommand {
 
     /// Every key the command names (for a scan, its bounds and prefix), for size checks.
     pub fn named_keys(&self) -> Vec<&[u8]> {
+        let mut keys = Vec::new();
+        let _: Result<(), ()> = self.try_for_each_named_key(&mut |key| {
+            keys.push(key);
+            Ok(())
+        });
+        keys
+    }
+
+    /// Calls `visit` on every key [`named_keys`](Self::named_keys) lists, in the same order,
+    /// until it fails; without collecting them (the checks of every request do this).
+    pub fn try_for_each_named_key<'a, E>(
+        &'a self,
+        visit: &mut impl FnMut(&'a [u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
         match self {
             KvCommand::Scan(scan) => {
-                let mut keys = vec![&scan.start[..], &scan.prefix[..]];
-                keys.extend(scan.end.as_deref());
-                keys
+                visit(&scan.start)?;
+                visit(&scan.prefix)?;
+                scan.end.as_deref().map_or(Ok(()), visit)
             }
-            KvCommand::Count => Vec::new(),
+            KvCommand::Count => Ok(()),
             KvCommand::GetMany { keys }
             | KvCommand::Exists { keys }
-            | KvCommand::DeleteMany { keys } => keys.iter().map(Vec::as_slice).collect(),
-            KvCommand::PutMany { pairs } => pairs.iter().map(|(key, _)| key.as_slice()).collect(),
+            | KvCommand::DeleteMany { keys } => keys.iter().try_for_each(|key| visit(key)),
+            KvCommand::PutMany { pairs } => pairs.iter().try_for_each(|(key, _)| visit(key)),
             KvCommand::Batch { commands } => {
-                commands.iter().flat_map(KvCommand::named_keys).collect()
+                commands.iter().try_for_each(|command| command.try_for_each_named_key(visit))
             }
-            single => single.key().into_iter().collect(),
+            single => single.key().map_or(Ok(()), visit),
         }
     }
 
@@ -280,7 +294,12 @@ impl KvCommand {
             }
             _ => 0,
         };
-        self.named_keys().iter().fold(values, |sum, key| sum.saturating_add(key.len()))
+        let mut bytes = values;
+        let _: Result<(), ()> = self.try_for_each_named_key(&mut |key| {
+            bytes = bytes.saturating_add(key.len());
+            Ok(())
+        });
+        bytes
     }
 }
 
@@ -337,5 +356,45 @@ impl fmt::Display for KvCommand {
             KvCommand::Increment { key, delta } => write!(f, "increment {} by {delta}", text(key)),
             KvCommand::Batch { commands } => write!(f, "batch of {} commands", commands.len()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(text: &str) -> Vec<u8> {
+        text.as_bytes().to_vec()
+    }
+
+    #[test]
+    fn the_named_keys_of_a_batch_are_its_commands_keys_in_order_and_the_visit_stops_at_a_failure() {
+        let scan = Scan {
+            start: bytes("s"),
+            end: Some(bytes("t")),
+            prefix: bytes("p"),
+            limit: 1,
+            with_values: false,
+        };
+        let batch = KvCommand::Batch {
+            commands: vec![
+                KvCommand::Put { key: bytes("a"), value: bytes("12345") },
+                KvCommand::PutMany {
+                    pairs: vec![(bytes("bb"), bytes("1")), (bytes("c"), bytes("22"))],
+                },
+                KvCommand::Scan(scan),
+                KvCommand::Count,
+            ],
+        };
+        let named: Vec<&[u8]> = vec![b"a", b"bb", b"c", b"s", b"p", b"t"];
+        assert_eq!(batch.named_keys(), named);
+        // Keys 1 + 2 + 1 + 3 bytes of the scan's bounds and prefix; values 5 + 1 + 2.
+        assert_eq!(batch.payload_bytes(), 4 + 3 + 8);
+        let mut visited = Vec::new();
+        let stopped = batch.try_for_each_named_key(&mut |key| {
+            visited.push(key);
+            if key == b"c" { Err("stop") } else { Ok(()) }
+        });
+        assert_eq!((stopped, visited.len()), (Err("stop"), 3));
     }
 }

@@ -228,9 +228,7 @@ impl StateMachine for KvStore {
     }
 
     fn validate(&self, command: &KvCommand) -> Result<(), InvalidCommand> {
-        for key in command.named_keys() {
-            self.check_key(key)?;
-        }
+        command.try_for_each_named_key(&mut |key| self.check_key(key))?;
         match command {
             KvCommand::Get { .. }
             | KvCommand::Delete { .. }

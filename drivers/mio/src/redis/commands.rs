@@ -74,28 +74,29 @@ pub(crate) struct Settings {
 
 /// Decides what `command` asks for.
 pub(crate) fn dispatch(
-    command: &Command,
+    mut command: Command,
     state: &mut ConnectionState,
     settings: &Settings,
     cursors: &Cursors,
 ) -> Action {
-    let Some(name) = command.first() else {
+    let Some((name, args)) = command.split_first_mut() else {
         return Action::Reply(Reply::error("empty command"));
     };
-    let name = String::from_utf8_lossy(name).to_ascii_lowercase();
-    let args = &command[1..];
-    if !state.authenticated && !matches!(name.as_str(), "auth" | "hello" | "quit") {
+    let mut lowercase = [0; NAME_BUFFER_BYTES];
+    let name = lowercase_name(name, &mut lowercase);
+    let name: &str = &name;
+    if !state.authenticated && !matches!(name, "auth" | "hello" | "quit") {
         return Action::Reply(Reply::Error("NOAUTH Authentication required.".to_string()));
     }
-    let Some(entry) = table::find(&name) else {
-        return Action::Reply(unknown_command(&name, args));
+    let Some(entry) = table::find(name) else {
+        return Action::Reply(unknown_command(name, args));
     };
-    if !entry.arity_fits(command.len()) {
+    if !entry.arity_fits(args.len() + 1) {
         return Action::Reply(Reply::error(format!(
             "wrong number of arguments for '{name}' command"
         )));
     }
-    match name.as_str() {
+    match name {
         "ping" => {
             Action::Reply(args.first().map_or(Reply::Simple("PONG"), |m| Reply::Bulk(m.clone())))
         }
@@ -113,43 +114,67 @@ pub(crate) fn dispatch(
         "info" => Action::Info(
             args.iter().map(|arg| String::from_utf8_lossy(arg).to_ascii_lowercase()).collect(),
         ),
-        _ => data_command(&name, args, cursors),
+        _ => data_command(name, args, cursors),
     }
 }
 
+/// Longest command name lowercased without an allocation: longer ones are no command.
+const NAME_BUFFER_BYTES: usize = 24;
+
+/// `name` in lowercase, in `buffer` when it fits (every command's name does).
+fn lowercase_name<'a>(
+    name: &[u8],
+    buffer: &'a mut [u8; NAME_BUFFER_BYTES],
+) -> std::borrow::Cow<'a, str> {
+    if let Some(lowered) = buffer.get_mut(..name.len()) {
+        lowered.copy_from_slice(name);
+        lowered.make_ascii_lowercase();
+        if let Ok(text) = std::str::from_utf8(lowered) {
+            return std::borrow::Cow::Borrowed(text);
+        }
+    }
+    std::borrow::Cow::Owned(String::from_utf8_lossy(name).to_ascii_lowercase())
+}
+
+/// Argument `at`, moved out of the command (which is dropped once decided on).
+fn take(args: &mut [Vec<u8>], at: usize) -> Vec<u8> {
+    std::mem::take(&mut args[at])
+}
+
 /// The commands on keys.
-fn data_command(name: &str, args: &[Vec<u8>], cursors: &Cursors) -> Action {
-    let key = || args[0].clone();
+fn data_command(name: &str, args: &mut [Vec<u8>], cursors: &Cursors) -> Action {
     let cluster = |command, shape| Action::Cluster(command, shape);
+    let all = |args: &mut [Vec<u8>]| args.iter_mut().map(std::mem::take).collect();
     match name {
-        "get" => cluster(KvCommand::Get { key: key() }, Shape::Value),
-        "strlen" => cluster(KvCommand::Get { key: key() }, Shape::ValueLength),
+        "get" => cluster(KvCommand::Get { key: take(args, 0) }, Shape::Value),
+        "strlen" => cluster(KvCommand::Get { key: take(args, 0) }, Shape::ValueLength),
         "set" => set(args),
         "setnx" => cluster(put_if(args, PutCondition::IfMissing), Shape::Written),
         "getset" => cluster(put_if(args, PutCondition::Always), Shape::Previous),
         "append" => {
-            cluster(KvCommand::Append { key: key(), value: args[1].clone() }, Shape::Integer)
+            let (key, value) = (take(args, 0), take(args, 1));
+            cluster(KvCommand::Append { key, value }, Shape::Integer)
         }
-        "del" | "unlink" => cluster(KvCommand::DeleteMany { keys: args.to_vec() }, Shape::Integer),
-        "exists" => cluster(KvCommand::Exists { keys: args.to_vec() }, Shape::Integer),
-        "mget" => cluster(KvCommand::GetMany { keys: args.to_vec() }, Shape::Values),
+        "del" | "unlink" => cluster(KvCommand::DeleteMany { keys: all(args) }, Shape::Integer),
+        "exists" => cluster(KvCommand::Exists { keys: all(args) }, Shape::Integer),
+        "mget" => cluster(KvCommand::GetMany { keys: all(args) }, Shape::Values),
         "mset" if args.len() % 2 == 1 => {
             Action::Reply(Reply::error("wrong number of arguments for 'mset' command"))
         }
         "mset" => {
-            let pairs = args.chunks(2).map(|pair| (pair[0].clone(), pair[1].clone())).collect();
+            let pairs = args.chunks_mut(2).map(|pair| (take(pair, 0), take(pair, 1))).collect();
             cluster(KvCommand::PutMany { pairs }, Shape::Ok)
         }
         "dbsize" => cluster(KvCommand::Count, Shape::Integer),
-        "incr" => increment(key(), Ok(1)),
-        "decr" => increment(key(), Ok(-1)),
-        "incrby" => increment(key(), integer(&args[1])),
-        "decrby" => increment(key(), integer(&args[1]).and_then(negated)),
+        "incr" => increment(take(args, 0), Ok(1)),
+        "decr" => increment(take(args, 0), Ok(-1)),
+        "incrby" => increment(take(args, 0), integer(&args[1])),
+        "decrby" => increment(take(args, 0), integer(&args[1]).and_then(negated)),
         "cas" => {
             let command = KvCommand::Cas {
-                key: key(),
-                expected: Some(args[1].clone()),
-                new: args[2].clone(),
+                key: take(args, 0),
+                expected: Some(take(args, 1)),
+                new: take(args, 2),
             };
             cluster(command, Shape::Swapped)
         }
@@ -177,13 +202,13 @@ fn unknown_command(name: &str, args: &[Vec<u8>]) -> Reply {
     Reply::error(format!("unknown command '{name}', with args beginning with: {shown}"))
 }
 
-fn put_if(args: &[Vec<u8>], condition: PutCondition) -> KvCommand {
-    KvCommand::PutIf { key: args[0].clone(), value: args[1].clone(), condition }
+fn put_if(args: &mut [Vec<u8>], condition: PutCondition) -> KvCommand {
+    KvCommand::PutIf { key: take(args, 0), value: take(args, 1), condition }
 }
 
 /// `SET key value [NX|XX] [GET]`; expiry options are refused until raftkv has expiry.
-fn set(args: &[Vec<u8>]) -> Action {
-    let (key, value) = (args[0].clone(), args[1].clone());
+fn set(args: &mut [Vec<u8>]) -> Action {
+    let (key, value) = (take(args, 0), take(args, 1));
     let mut condition = PutCondition::Always;
     let mut get = false;
     for option in &args[2..] {
@@ -439,7 +464,7 @@ mod tests {
     fn run_in(state: &mut ConnectionState, password: Option<&str>, words: &[&str]) -> Action {
         let command: Command = words.iter().map(|word| word.as_bytes().to_vec()).collect();
         let settings = Settings { password: password.map(|p| p.as_bytes().to_vec()) };
-        dispatch(&command, state, &settings, &Cursors::new(16))
+        dispatch(command, state, &settings, &Cursors::new(16))
     }
 
     fn run(words: &[&str]) -> Action {

@@ -353,7 +353,7 @@ impl Gateway {
             match resp::parse_command(unparsed, self.config.max_command_bytes) {
                 Ok(Some((command, used))) => {
                     used_total += used;
-                    self.run_command(token, &command);
+                    self.run_command(token, command);
                 }
                 Ok(None) => break true,
                 Err(error) => {
@@ -372,7 +372,7 @@ impl Gateway {
         more
     }
 
-    fn run_command(&mut self, token: Token, command: &resp::Command) {
+    fn run_command(&mut self, token: Token, command: resp::Command) {
         let Some(connection) = self.connections.get_mut(&token) else {
             return;
         };

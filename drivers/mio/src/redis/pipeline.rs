@@ -36,7 +36,9 @@ pub(crate) struct BatchLimits {
 /// A command waiting for the cluster.
 #[derive(Debug)]
 pub(crate) struct Waiting {
-    command: KvCommand,
+    /// The command; none once it went to the cluster in a request of its own (which is
+    /// answered, never sent again by the pipeline: the clerk retries it).
+    command: Option<KvCommand>,
     shape: Shape,
     /// The RESP version to answer in, as it was when the command came.
     protocol: u8,
@@ -88,7 +90,8 @@ impl Pipeline {
     pub(crate) fn push_cluster(&mut self, command: KvCommand, shape: Shape, protocol: u8) {
         let alone = !command.may_join_batch();
         let since = Instant::now();
-        let waiting = Waiting { command, shape, protocol, since, sent: false, alone };
+        let waiting =
+            Waiting { command: Some(command), shape, protocol, since, sent: false, alone };
         self.slots.push_back(Slot::Cluster(waiting));
     }
 
@@ -103,29 +106,48 @@ impl Pipeline {
         if self.in_flight > 0 {
             return None;
         }
-        let mut commands = Vec::new();
+        let mut chosen = 0;
         let mut bytes = 0usize;
-        for slot in &mut self.slots {
-            let Slot::Cluster(waiting) = slot else { continue };
-            let weight = waiting.command.payload_bytes().saturating_add(COMMAND_OVERHEAD);
-            let fits =
-                commands.len() < limits.depth && bytes.saturating_add(weight) <= limits.bytes;
-            if !commands.is_empty() && (waiting.alone || !fits) {
+        for waiting in self.waiting_mut() {
+            // Only a command in flight gave its command away, and none is.
+            debug_assert!(waiting.command.is_some(), "a command taken but not in flight");
+            let Some(command) = &waiting.command else { break };
+            let weight = command.payload_bytes().saturating_add(COMMAND_OVERHEAD);
+            let fits = chosen < limits.depth && bytes.saturating_add(weight) <= limits.bytes;
+            if chosen > 0 && (waiting.alone || !fits) {
                 break;
             }
-            waiting.sent = true;
-            commands.push(waiting.command.clone());
+            chosen += 1;
             bytes = bytes.saturating_add(weight);
             if waiting.alone {
                 break;
             }
         }
-        self.in_flight = commands.len();
-        match commands.len() {
+        self.in_flight = chosen;
+        let mut sent = self.waiting_mut().take(chosen);
+        match chosen {
             0 => None,
-            1 => commands.pop(),
-            _ => Some(KvCommand::Batch { commands }),
+            // Moved, not copied: a lone command is never sent again from here.
+            1 => sent.next().and_then(|waiting| {
+                waiting.sent = true;
+                waiting.command.take()
+            }),
+            _ => {
+                let commands = sent.filter_map(|waiting| {
+                    waiting.sent = true;
+                    waiting.command.clone()
+                });
+                Some(KvCommand::Batch { commands: commands.collect() })
+            }
         }
+    }
+
+    /// The commands waiting for the cluster, in order.
+    fn waiting_mut(&mut self) -> impl Iterator<Item = &mut Waiting> {
+        self.slots.iter_mut().filter_map(|slot| match slot {
+            Slot::Cluster(waiting) => Some(waiting),
+            _ => None,
+        })
     }
 
     /// Takes the cluster's `result` for the request in flight: each command it ran gets its
@@ -248,7 +270,7 @@ mod tests {
         let settings = Settings { password: None };
         for words in commands {
             let command = words.iter().map(|word| word.as_bytes().to_vec()).collect();
-            match commands::dispatch(&command, &mut state, &settings, &Cursors::new(4)) {
+            match commands::dispatch(command, &mut state, &settings, &Cursors::new(4)) {
                 Action::Cluster(command, shape) => pipeline.push_cluster(command, shape, 2),
                 Action::Reply(reply) => pipeline.push_ready(encoded(&reply)),
                 Action::Info(sections) => pipeline.push_info(2, sections),
