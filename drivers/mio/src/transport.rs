@@ -59,7 +59,8 @@ impl Transport {
         self.tls.as_ref().and_then(|tls| tls.peer_certificates())
     }
 
-    /// Appends received plaintext to `inbox`, at most about `budget` bytes.
+    /// Appends received plaintext to `inbox`, at most about `budget` bytes, until the socket
+    /// would block.
     pub(crate) fn read_into(
         &mut self,
         inbox: &mut Vec<u8>,
@@ -68,22 +69,8 @@ impl Transport {
         self.read_until(inbox, budget, ReadUntil::WouldBlock)
     }
 
-    /// As [`read_into`](Self::read_into), but a read of the socket in the clear that returns
-    /// less than it asked for counts as [`ReadOutcome::Drained`]: the socket's queue was
-    /// emptied, and bytes that arrive later raise a new readiness event, so the read that
-    /// would only say "would block" is spared (one system call per request of a client that
-    /// waits for each answer). Only for a caller whose readiness event did not report the
-    /// other side closed: the end of the stream received before the read is reported by no
-    /// later event, and only a read until "would block" finds it.
-    pub(crate) fn read_into_until_short(
-        &mut self,
-        inbox: &mut Vec<u8>,
-        budget: usize,
-    ) -> io::Result<ReadOutcome> {
-        self.read_until(inbox, budget, ReadUntil::ShortRead)
-    }
-
-    fn read_until(
+    /// As [`read_into`](Self::read_into), but reading as far as `until` says.
+    pub(crate) fn read_until(
         &mut self,
         inbox: &mut Vec<u8>,
         budget: usize,
@@ -149,12 +136,17 @@ fn is_retry(error: &io::Error) -> bool {
     matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted)
 }
 
-/// When a read in the clear may stop short of its budget.
+/// How far a read goes before it counts the socket drained.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ReadUntil {
-    /// Once the socket says it would block.
+pub(crate) enum ReadUntil {
+    /// Until the socket says it would block: after a readiness event that said the other side
+    /// closed, or when no event said anything (a read resumed), since the end of a stream
+    /// received before the read is reported by no later event.
     WouldBlock,
-    /// Once a read returns less than it asked for, or the socket would block.
+    /// In the clear, until a read returns less than it asked for (or would block): the
+    /// socket's queue was emptied, and bytes that arrive later raise a new readiness event, so
+    /// the read that would only say "would block" is spared (one system call per request of a
+    /// client that waits for each answer). TLS reads go until "would block" either way.
     ShortRead,
 }
 
@@ -334,7 +326,7 @@ mod tests {
         client.write_all(b"*1\r\n$4\r\nPING\r\n").unwrap();
         client.shutdown(std::net::Shutdown::Write).unwrap();
         let (outcome, inbox) =
-            read_once_arrived(|inbox| server.read_into_until_short(inbox, CHUNK_BYTES));
+            read_once_arrived(|inbox| server.read_until(inbox, CHUNK_BYTES, ReadUntil::ShortRead));
         assert_eq!(inbox, b"*1\r\n$4\r\nPING\r\n");
         assert_eq!(outcome, ReadOutcome::Drained, "stopped at the short read");
         let (outcome, rest) = read_once_arrived(|inbox| server.read_into(inbox, CHUNK_BYTES));

@@ -6,23 +6,13 @@ use std::time::Instant;
 
 use crate::redis::commands::ConnectionState;
 use crate::redis::pipeline::Pipeline;
-use crate::transport::{ReadOutcome, TlsFailure, Transport};
+use crate::transport::{ReadOutcome, ReadUntil, TlsFailure, Transport};
 
 /// Bytes read before the commands they hold are run.
 const READ_BUDGET_BYTES: usize = 16 << 10;
 
 /// The first byte of every TLS connection: a handshake record.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
-
-/// How far [`Connection::read_some`] reads the socket.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ReadUntil {
-    /// Until it would block: after a readiness event that said the client closed, or when no
-    /// event said anything (a read resumed).
-    WouldBlock,
-    /// Until a read returns less than it asked for (see `Transport::read_into_until_short`).
-    ShortRead,
-}
 
 /// Why a connection could not be read.
 #[derive(Debug)]
@@ -99,12 +89,7 @@ impl Connection {
             }
         }
         let before = self.inbox.len();
-        let read = match until {
-            ReadUntil::WouldBlock => self.transport.read_into(&mut self.inbox, READ_BUDGET_BYTES),
-            ReadUntil::ShortRead => {
-                self.transport.read_into_until_short(&mut self.inbox, READ_BUDGET_BYTES)
-            }
-        };
+        let read = self.transport.read_until(&mut self.inbox, READ_BUDGET_BYTES, until);
         let outcome = read.map_err(|error| {
             match error.get_ref().and_then(|inner| inner.downcast_ref::<TlsFailure>()) {
                 Some(failure) => ReadError::Tls(failure.to_string()),

@@ -24,7 +24,7 @@ use tracing::{debug, error, warn};
 use crate::client::pool::{ClerkPool, FOREIGN_TOKENS, ForeignEvent};
 use crate::redis::RedisConfig;
 use crate::redis::commands::{self, Action, ConnectionState, Settings};
-use crate::redis::connection::{Connection, ReadError, ReadUntil};
+use crate::redis::connection::{Connection, ReadError};
 use crate::redis::cursors::Cursors;
 use crate::redis::info::{ListenerFacts, info_text};
 use crate::redis::pipeline::BatchLimits;
@@ -32,7 +32,7 @@ use crate::redis::refusals::{Refusal, Refusals};
 use crate::redis::resp::{self, Reply};
 use crate::server::{Front, FrontCounts};
 use crate::tls::RedisTls;
-use crate::transport::{ReadOutcome, Transport};
+use crate::transport::{ReadOutcome, ReadUntil, Transport};
 use crate::wire::NodeStatus;
 
 const LISTENER: Token = Token(FOREIGN_TOKENS);

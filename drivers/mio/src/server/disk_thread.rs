@@ -6,7 +6,7 @@
 //! which then feeds `Persisted { id }` to the replica.
 //!
 //! When nothing is queued or being written, the event loop may instead write a batch itself
-//! ([`DiskThread::persist_inline`]): two thread hand-offs fewer on the path of the reply or
+//! ([`DiskThread::persist_inline_if_idle`]): two thread hand-offs fewer on the path of the reply or
 //! acknowledgement that waits for it.
 
 use std::fs::File;
