@@ -1,12 +1,332 @@
-//! The store's keys and values, in key order: a persistent map, so a snapshot's view of it is
-//! taken in constant time while the store goes on changing.
+//! The store's keys and values, in key order: a persistent map of buckets (`bucket`), each a
+//! run of pairs packed as their snapshot encoding under its first key, so that a snapshot's
+//! view is taken in constant time while the store goes on changing, and a pair costs little
+//! more than its encoding.
 
+use core::fmt;
+use std::io;
+use std::ops::Bound;
 use std::sync::Arc;
 
 use imbl::OrdMap;
 
+use crate::kv::bucket::{self, BUCKET_BYTES, Bucket, Place};
 use crate::kv::key::Key;
 
-/// Keys and values, in key order. Values are reference counted: a node copied on write while
-/// a view is alive shares them with the view's.
-pub(crate) type Pairs = OrdMap<Key, Arc<[u8]>>;
+/// Keys and values, in key order.
+#[derive(Clone, Default)]
+pub(crate) struct Pairs {
+    /// Each bucket under its first key; together they hold every pair once, in order.
+    buckets: OrdMap<Key, Bucket>,
+    /// Pairs held.
+    len: usize,
+    /// The buckets' bytes together: the snapshot's encoding of the pairs, but for its count.
+    bytes: usize,
+}
+
+impl Pairs {
+    /// Number of pairs.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The value of `key`.
+    pub(crate) fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        let (_, bucket) = self.buckets.get_prev(key)?;
+        match bucket::locate(bucket, key) {
+            Place::Found(at) => Some(&bucket[at.value]),
+            Place::Missing(_) => None,
+        }
+    }
+
+    /// Whether the map holds `key`.
+    pub(crate) fn contains_key(&self, key: &[u8]) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Puts `value` under `key`, replacing any value it had.
+    pub(crate) fn insert(&mut self, key: &[u8], value: &[u8]) {
+        let Some((_, bucket)) = self.buckets.get_prev_mut(key) else {
+            return self.insert_first(key, value);
+        };
+        let place = bucket::locate(bucket, key);
+        if let Place::Found(at) = &place {
+            self.bytes -= at.bytes.len();
+            self.len -= 1;
+            // Unshared and the same size: overwritten where it lies, allocating nothing.
+            let in_place = if at.value.len() == value.len() { Arc::get_mut(bucket) } else { None };
+            if let Some(bytes) = in_place {
+                bytes[at.value.clone()].copy_from_slice(value);
+                self.bytes += at.bytes.len();
+                self.len += 1;
+                return;
+            }
+        }
+        self.bytes += bucket::pair_len(key, value);
+        self.len += 1;
+        let bytes = bucket::with_pair(bucket, &place, key, value);
+        if bytes.len() <= BUCKET_BYTES {
+            *bucket = Bucket::from(bytes);
+            return;
+        }
+        // Split: the first piece keeps the bucket's first key (the key put is not below it).
+        let mut pieces = bucket::pieces(&bytes).into_iter();
+        let first = pieces.next().expect("a bucket has a piece");
+        *bucket = Bucket::from(&bytes[first]);
+        for piece in pieces {
+            self.put_bucket(Bucket::from(&bytes[piece]));
+        }
+    }
+
+    /// Puts a pair whose key is below every bucket's first key (or the map is empty): into
+    /// the first bucket, whose first key it becomes.
+    fn insert_first(&mut self, key: &[u8], value: &[u8]) {
+        let mut bytes = Vec::new();
+        bucket::push_pair(&mut bytes, key, value);
+        self.len += 1;
+        self.bytes += bytes.len();
+        if let Some((first, bucket)) = self.buckets.get_min().cloned() {
+            self.buckets.remove(first.as_bytes());
+            bytes.extend_from_slice(&bucket);
+        }
+        for piece in bucket::pieces(&bytes) {
+            self.put_bucket(Bucket::from(&bytes[piece]));
+        }
+    }
+
+    /// Puts `bucket` into the map under its first key; its keys are in no other bucket and
+    /// lie between those of the buckets before and after it.
+    pub(crate) fn put_bucket(&mut self, bucket: Bucket) {
+        let first = Key::new(bucket::first_key(&bucket));
+        let replaced = self.buckets.insert(first, bucket);
+        debug_assert!(replaced.is_none(), "a bucket's first key is in no other bucket");
+    }
+
+    /// Counts in `len` and `bytes` a bucket's pairs that [`put_bucket`](Self::put_bucket)
+    /// adds while a map is restored.
+    pub(crate) fn count_restored(&mut self, pairs: usize, bytes: usize) {
+        self.len += pairs;
+        self.bytes += bytes;
+    }
+
+    /// Removes `key`; whether the map held it.
+    pub(crate) fn remove(&mut self, key: &[u8]) -> bool {
+        let Some((first, bucket)) = self.buckets.get_prev_mut(key) else {
+            return false;
+        };
+        let Place::Found(at) = bucket::locate(bucket, key) else {
+            return false;
+        };
+        self.len -= 1;
+        self.bytes -= at.bytes.len();
+        if at.bytes.start > 0 {
+            *bucket = Bucket::from([&bucket[..at.bytes.start], &bucket[at.bytes.end..]].concat());
+            return true;
+        }
+        // The bucket's first pair: what is left of it goes under its new first key.
+        let first = first.clone();
+        let rest = Bucket::from(&bucket[at.bytes.end..]);
+        self.buckets.remove(first.as_bytes());
+        if !rest.is_empty() {
+            self.put_bucket(rest);
+        }
+        true
+    }
+
+    /// The pairs from `from` on, in key order.
+    pub(crate) fn range_from<'a>(
+        &'a self,
+        from: &'a [u8],
+    ) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
+        // The bucket that would hold `from` may hold keys before it too.
+        let start = match self.buckets.get_prev(from) {
+            Some((first, _)) => Bound::Included(first.as_bytes()),
+            None => Bound::Unbounded,
+        };
+        self.buckets
+            .range::<_, [u8]>((start, Bound::Unbounded))
+            .flat_map(|(_, bucket)| bucket::pairs(bucket))
+            .skip_while(move |(key, _)| *key < from)
+    }
+
+    /// Every pair, in key order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.buckets.values().flat_map(|bucket| bucket::pairs(bucket))
+    }
+
+    /// The size of [`encode_into`](Self::encode_into)'s encoding, without writing it.
+    pub(crate) fn encoded_len(&self) -> u64 {
+        (bucket::varint_len(self.len) + self.bytes) as u64
+    }
+
+    /// Writes the pairs as a snapshot holds them: their count, then each key and value as a
+    /// byte string, in key order (postcard's encoding of a sequence of such pairs). That is
+    /// what the buckets hold: they are written as they lie.
+    pub(crate) fn encode_into(&self, out: &mut dyn io::Write) -> io::Result<()> {
+        let mut count = Vec::new();
+        bucket::push_varint(&mut count, self.len);
+        out.write_all(&count)?;
+        self.buckets.values().try_for_each(|bucket| out.write_all(bucket))
+    }
+}
+
+impl PartialEq for Pairs {
+    /// The same pairs, however they lie in buckets.
+    fn eq(&self, other: &Pairs) -> bool {
+        self.len == other.len && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Pairs {}
+
+impl fmt::Debug for Pairs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde::Serialize;
+
+    use super::*;
+    use crate::prng::Prng;
+
+    /// A pair as the store's snapshots were encoded before buckets: through serde.
+    #[derive(Serialize)]
+    struct PairOut<'a> {
+        #[serde(with = "crate::bytes")]
+        key: &'a [u8],
+        #[serde(with = "crate::bytes")]
+        value: &'a [u8],
+    }
+
+    /// Every bucket is non-empty, under its first key, after the bucket before it, and within
+    /// [`BUCKET_BYTES`] unless it holds one pair; the counts are the buckets'.
+    fn assert_sound(pairs: &Pairs) {
+        let mut previous_last: Option<&[u8]> = None;
+        let (mut len, mut bytes) = (0, 0);
+        for (first, bucket) in &pairs.buckets {
+            assert!(!bucket.is_empty());
+            assert_eq!(bucket::first_key(bucket), first.as_bytes());
+            let count = bucket::pairs(bucket).count();
+            assert!(bucket.len() <= BUCKET_BYTES || count == 1, "{} bytes", bucket.len());
+            assert!(previous_last.is_none_or(|last| last < first.as_bytes()));
+            previous_last = bucket::pairs(bucket).last().map(|(key, _)| key);
+            len += count;
+            bytes += bucket.len();
+        }
+        assert_eq!((pairs.len, pairs.bytes), (len, bytes));
+    }
+
+    fn encoded(pairs: &Pairs) -> Vec<u8> {
+        let mut out = Vec::new();
+        pairs.encode_into(&mut out).expect("a Vec takes anything");
+        out
+    }
+
+    /// Keys short and long (inline and shared in the map), values empty, small and larger
+    /// than a bucket.
+    fn random_pair(rng: &mut Prng) -> (Vec<u8>, Vec<u8>) {
+        let key_len = [0, 1, 3, 14, 22, 23, 40][rng.range_inclusive(0, 6) as usize];
+        let mut key = vec![b'k'; key_len];
+        if let Some(last) = key.last_mut() {
+            *last = rng.range_inclusive(0, 255) as u8;
+        }
+        if key_len > 1 {
+            key[0] = rng.range_inclusive(b'a'.into(), b'h'.into()) as u8;
+        }
+        let value_len = match rng.range_inclusive(0, 20) {
+            0 => 0,
+            1 => 3 * BUCKET_BYTES,
+            _ => rng.range_inclusive(1, 200) as usize,
+        };
+        (key, vec![rng.range_inclusive(0, 255) as u8; value_len])
+    }
+
+    #[test]
+    fn the_pairs_are_those_of_an_ordered_map_however_they_were_written() {
+        let mut rng = Prng::seeded(13);
+        let mut pairs = Pairs::default();
+        let mut model = BTreeMap::new();
+        let mut views = Vec::new();
+        for step in 0..6000 {
+            let (key, value) = random_pair(&mut rng);
+            if rng.chance(1, 4) {
+                assert_eq!(pairs.remove(&key), model.remove(&key).is_some());
+            } else {
+                pairs.insert(&key, &value);
+                model.insert(key.clone(), value);
+            }
+            assert_eq!(pairs.get(&key), model.get(&key).map(Vec::as_slice));
+            assert_eq!(pairs.contains_key(&key), model.contains_key(&key));
+            if step % 1000 == 0 {
+                // A view keeps what it saw, and writes while it lives copy the buckets.
+                views.push((pairs.clone(), model.clone()));
+            }
+        }
+        assert_sound(&pairs);
+        assert_eq!(pairs.len(), model.len());
+        let listed: Vec<_> = pairs.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+        assert_eq!(listed, model.clone().into_iter().collect::<Vec<_>>());
+        for from in [&b""[..], b"a", b"dk", b"kk", b"zz"] {
+            let range: Vec<_> = pairs.range_from(from).map(|(k, _)| k.to_vec()).collect();
+            let expected: Vec<_> = model.range(from.to_vec()..).map(|(k, _)| k.clone()).collect();
+            assert_eq!(range, expected, "from {from:?}");
+        }
+        for (view, seen) in &views {
+            assert_sound(view);
+            assert!(view.iter().eq(seen.iter().map(|(k, v)| (&k[..], &v[..]))));
+        }
+        // The encoding is the one serde wrote, and its size is known before it is written.
+        let serde_pairs: Vec<PairOut<'_>> =
+            model.iter().map(|(key, value)| PairOut { key, value }).collect();
+        let expected = postcard::to_allocvec(&serde_pairs).expect("encodes");
+        assert_eq!(encoded(&pairs), expected);
+        assert_eq!(pairs.encoded_len(), expected.len() as u64);
+    }
+
+    #[test]
+    fn an_unshared_value_of_the_same_length_is_overwritten_in_place_and_a_shared_one_is_not() {
+        let mut pairs = Pairs::default();
+        pairs.insert(b"a", b"1");
+        pairs.insert(b"b", b"2");
+        let bucket = |pairs: &Pairs| pairs.buckets.get(&b"a"[..]).expect("one bucket").clone();
+        let address = Arc::as_ptr(&bucket(&pairs));
+        pairs.insert(b"b", b"3");
+        assert_eq!(Arc::as_ptr(&bucket(&pairs)), address, "overwritten where it lay");
+        let view = pairs.clone();
+        pairs.insert(b"b", b"4");
+        assert_ne!(Arc::as_ptr(&bucket(&pairs)), address, "a view shares the bucket");
+        assert_eq!((view.get(b"b"), pairs.get(b"b")), (Some(&b"3"[..]), Some(&b"4"[..])));
+        assert_eq!(pairs, {
+            let mut same = Pairs::default();
+            same.insert(b"b", b"4");
+            same.insert(b"a", b"1");
+            same
+        });
+    }
+
+    #[test]
+    fn keys_below_every_bucket_and_removed_first_keys_move_the_buckets_key() {
+        let mut pairs = Pairs::default();
+        let value = vec![0; 100];
+        for key in (10..60u8).rev() {
+            pairs.insert(&[key], &value);
+            assert_sound(&pairs);
+        }
+        assert!(pairs.buckets.len() > 3, "split into several buckets");
+        for key in 10..60u8 {
+            assert!(pairs.remove(&[key]));
+            assert!(!pairs.remove(&[key]), "removed once");
+            assert_sound(&pairs);
+            assert_eq!(
+                pairs.iter().next().map(|(key, _)| key.to_vec()),
+                (key < 59).then(|| vec![key + 1])
+            );
+        }
+        assert_eq!((pairs.len(), pairs.buckets.len(), pairs.encoded_len()), (0, 0, 1));
+    }
+}
