@@ -163,10 +163,23 @@ impl Pairs {
     /// byte string, in key order (postcard's encoding of a sequence of such pairs). That is
     /// what the buckets hold: they are written as they lie.
     pub(crate) fn encode_into(&self, out: &mut dyn io::Write) -> io::Result<()> {
+        self.write_count(out)?;
+        self.buckets.values().try_for_each(|bucket| out.write_all(bucket))
+    }
+
+    /// Writes what [`encode_into`](Self::encode_into) writes, letting go of each bucket, and
+    /// of each node of the map, once written (those the store still shares are freed when
+    /// the store lets go of them too).
+    pub(crate) fn encode_consuming(self, out: &mut dyn io::Write) -> io::Result<()> {
+        self.write_count(out)?;
+        self.buckets.into_iter().try_for_each(|(_, bucket)| out.write_all(&bucket))
+    }
+
+    /// The count of pairs that an encoding starts with.
+    fn write_count(&self, out: &mut dyn io::Write) -> io::Result<()> {
         let mut count = Vec::new();
         bucket::push_varint(&mut count, self.len);
-        out.write_all(&count)?;
-        self.buckets.values().try_for_each(|bucket| out.write_all(bucket))
+        out.write_all(&count)
     }
 }
 
@@ -307,6 +320,22 @@ mod tests {
             same.insert(b"a", b"1");
             same
         });
+    }
+
+    #[test]
+    fn a_view_written_as_it_is_let_go_of_writes_the_same_bytes_and_shares_nothing_after() {
+        let mut pairs = Pairs::default();
+        for i in 0..2000u32 {
+            pairs.insert(format!("key-{i}").as_bytes(), &[7; 90]);
+        }
+        let view = pairs.clone();
+        pairs.insert(b"key-7", b"changed");
+        let mut expected = Vec::new();
+        view.encode_into(&mut expected).expect("a Vec takes anything");
+        let mut written = Vec::new();
+        view.encode_consuming(&mut written).expect("a Vec takes anything");
+        assert_eq!(written, expected);
+        assert!(pairs.buckets.values().all(|bucket| Arc::strong_count(bucket) == 1));
     }
 
     #[test]

@@ -327,6 +327,12 @@ impl StateMachine for KvStore {
         view.entries.encode_into(out)
     }
 
+    /// As `encode_into`, letting go of each bucket of pairs once written: a write that lands
+    /// in it afterwards need not copy it.
+    fn encode_consuming(view: KvView, out: &mut dyn io::Write) -> io::Result<()> {
+        view.entries.encode_consuming(out)
+    }
+
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
         self.entries = read_pairs(&mut &snapshot[..])?;
         Ok(())
