@@ -109,9 +109,11 @@ impl Pairs {
         self.bytes += bytes;
     }
 
-    /// Removes `key`; whether the map held it.
+    /// Removes `key`; whether the map held it. A bucket left under a quarter full takes in
+    /// the bucket after it if both fit in one, so that removals do not leave the map a bucket
+    /// per pair.
     pub(crate) fn remove(&mut self, key: &[u8]) -> bool {
-        let Some((first, bucket)) = self.buckets.get_prev_mut(key) else {
+        let Some((first, bucket)) = self.buckets.get_prev(key) else {
             return false;
         };
         let Place::Found(at) = bucket::locate(bucket, key) else {
@@ -119,16 +121,27 @@ impl Pairs {
         };
         self.len -= 1;
         self.bytes -= at.bytes.len();
-        if at.bytes.start > 0 {
-            *bucket = Bucket::from([&bucket[..at.bytes.start], &bucket[at.bytes.end..]].concat());
-            return true;
-        }
-        // The bucket's first pair: what is left of it goes under its new first key.
         let first = first.clone();
-        let rest = Bucket::from(&bucket[at.bytes.end..]);
-        self.buckets.remove(first.as_bytes());
-        if !rest.is_empty() {
-            self.put_bucket(rest);
+        let mut rest = [&bucket[..at.bytes.start], &bucket[at.bytes.end..]].concat();
+        if rest.len() < BUCKET_BYTES / 4 {
+            let after = (Bound::Excluded(first.as_bytes()), Bound::Unbounded);
+            let next = self.buckets.range::<_, [u8]>(after).next();
+            if let Some((next_first, next)) =
+                next.filter(|(_, next)| rest.len() + next.len() <= BUCKET_BYTES)
+            {
+                rest.extend_from_slice(next);
+                let next_first = next_first.clone();
+                self.buckets.remove(next_first.as_bytes());
+            }
+        }
+        if at.bytes.start > 0 {
+            self.buckets.insert(first, Bucket::from(rest));
+        } else {
+            // The bucket's first pair: what is left of it goes under its new first key.
+            self.buckets.remove(first.as_bytes());
+            if !rest.is_empty() {
+                self.put_bucket(Bucket::from(rest));
+            }
         }
         true
     }
@@ -357,5 +370,27 @@ mod tests {
             );
         }
         assert_eq!((pairs.len(), pairs.buckets.len(), pairs.encoded_len()), (0, 0, 1));
+    }
+
+    #[test]
+    fn buckets_emptied_by_removals_are_merged() {
+        let mut pairs = Pairs::default();
+        let mut rng = Prng::seeded(7);
+        let mut keys: Vec<Vec<u8>> =
+            (0..400u32).map(|i| format!("key-{i:04}").into_bytes()).collect();
+        for key in &keys {
+            pairs.insert(key, &[1; 100]);
+        }
+        // Removed in a random order, all but every tenth.
+        for i in (1..keys.len()).rev() {
+            keys.swap(i, rng.range_inclusive(0, i as u64) as usize);
+        }
+        for key in keys.iter().filter(|key| key.last() != Some(&b'0')) {
+            assert!(pairs.remove(key));
+        }
+        assert_sound(&pairs);
+        assert_eq!(pairs.len(), 40);
+        // 40 pairs of 110 bytes fit in 5 buckets; unmerged, there would be one per pair or so.
+        assert!(pairs.buckets.len() <= 12, "{} buckets", pairs.buckets.len());
     }
 }
