@@ -1,7 +1,7 @@
 //! The store's keys and values, in key order: a persistent map of buckets (`bucket`), each a
-//! run of pairs packed as their snapshot encoding under its first key, so that a snapshot's
-//! view is taken in constant time while the store goes on changing, and a pair costs little
-//! more than its encoding.
+//! run of pairs packed in one allocation under its first key, so that a snapshot's view is
+//! taken in constant time while the store goes on changing, and a pair costs little more than
+//! its encoding.
 
 use core::fmt;
 use std::io;
@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use imbl::OrdMap;
 
-use crate::kv::bucket::{self, BUCKET_BYTES, Bucket, Place};
+use crate::kv::bucket::{self, BUCKET_BYTES, Bucket, PairList, Place};
 use crate::kv::key::Key;
 
 /// Keys and values, in key order.
@@ -20,7 +20,7 @@ pub(crate) struct Pairs {
     buckets: OrdMap<Key, Bucket>,
     /// Pairs held.
     len: usize,
-    /// The buckets' bytes together: the snapshot's encoding of the pairs, but for its count.
+    /// The bytes of the snapshot's encoding of the pairs, but for their count.
     bytes: usize,
 }
 
@@ -49,49 +49,55 @@ impl Pairs {
         let Some((_, bucket)) = self.buckets.get_prev_mut(key) else {
             return self.insert_first(key, value);
         };
-        let place = bucket::locate(bucket, key);
-        if let Place::Found(at) = &place {
-            self.bytes -= at.bytes.len();
-            self.len -= 1;
-            // Unshared and the same size: overwritten where it lies, allocating nothing.
-            let in_place = if at.value.len() == value.len() { Arc::get_mut(bucket) } else { None };
-            if let Some(bytes) = in_place {
-                bytes[at.value.clone()].copy_from_slice(value);
-                self.bytes += at.bytes.len();
-                self.len += 1;
-                return;
+        match bucket::locate(bucket, key) {
+            Place::Found(at) => {
+                // Unshared and the same size: overwritten where it lies, allocating nothing.
+                if at.value.len() == value.len() {
+                    if let Some(bytes) = Arc::get_mut(bucket) {
+                        bytes[at.value].copy_from_slice(value);
+                        return;
+                    }
+                }
+                self.bytes -= at.entry.len() + at.value.len();
             }
+            Place::Missing(_) => self.len += 1,
         }
         self.bytes += bucket::pair_len(key, value);
-        self.len += 1;
-        let bytes = bucket::with_pair(bucket, &place, key, value);
-        if bytes.len() <= BUCKET_BYTES {
-            *bucket = Bucket::from(bytes);
-            return;
+        let mut list = PairList::new();
+        let mut put = false;
+        for (held, held_value) in bucket::pairs(bucket) {
+            if !put && held >= key {
+                list.push((key, value));
+                put = true;
+                if held == key {
+                    continue;
+                }
+            }
+            list.push((held, held_value));
         }
-        // Split: the first piece keeps the bucket's first key (the key put is not below it).
-        let mut pieces = bucket::pieces(&bytes).into_iter();
-        let first = pieces.next().expect("a bucket has a piece");
-        *bucket = Bucket::from(&bytes[first]);
-        for piece in pieces {
-            self.put_bucket(Bucket::from(&bytes[piece]));
+        if !put {
+            list.push((key, value));
         }
+        // The first bucket keeps the first key (the key put is not below it).
+        let mut rebuilt = bucket::buckets(&list).into_iter();
+        drop(list);
+        *bucket = rebuilt.next().expect("a bucket for the pairs");
+        rebuilt.for_each(|split| self.put_bucket(split));
     }
 
     /// Puts a pair whose key is below every bucket's first key (or the map is empty): into
     /// the first bucket, whose first key it becomes.
     fn insert_first(&mut self, key: &[u8], value: &[u8]) {
-        let mut bytes = Vec::new();
-        bucket::push_pair(&mut bytes, key, value);
         self.len += 1;
-        self.bytes += bytes.len();
-        if let Some((first, bucket)) = self.buckets.get_min().cloned() {
-            self.buckets.remove(first.as_bytes());
-            bytes.extend_from_slice(&bucket);
+        self.bytes += bucket::pair_len(key, value);
+        let first = self.buckets.get_min().cloned();
+        let mut list = PairList::new();
+        list.push((key, value));
+        if let Some((first_key, first)) = &first {
+            self.buckets.remove(first_key.as_bytes());
+            list.extend(bucket::pairs(first));
         }
-        for piece in bucket::pieces(&bytes) {
-            self.put_bucket(Bucket::from(&bytes[piece]));
-        }
+        bucket::buckets(&list).into_iter().for_each(|rebuilt| self.put_bucket(rebuilt));
     }
 
     /// Puts `bucket` into the map under its first key; its keys are in no other bucket and
@@ -120,28 +126,23 @@ impl Pairs {
             return false;
         };
         self.len -= 1;
-        self.bytes -= at.bytes.len();
-        let first = first.clone();
-        let mut rest = [&bucket[..at.bytes.start], &bucket[at.bytes.end..]].concat();
-        if rest.len() < BUCKET_BYTES / 4 {
-            let after = (Bound::Excluded(first.as_bytes()), Bound::Unbounded);
-            let next = self.buckets.range::<_, [u8]>(after).next();
-            if let Some((next_first, next)) =
-                next.filter(|(_, next)| rest.len() + next.len() <= BUCKET_BYTES)
-            {
-                rest.extend_from_slice(next);
-                let next_first = next_first.clone();
+        self.bytes -= at.entry.len() + at.value.len();
+        let (first, bucket) = (first.clone(), bucket.clone());
+        let after = (Bound::Excluded(first.as_bytes()), Bound::Unbounded);
+        let next = self.buckets.range::<_, [u8]>(after).next();
+        let next = next.map(|(first, next)| (first.clone(), next.clone()));
+        let mut list: PairList<'_> =
+            bucket::pairs(&bucket).filter(|(held, _)| *held != key).collect();
+        let left: usize = list.iter().map(|(key, value)| bucket::pair_len(key, value)).sum();
+        if let Some((next_first, next)) = &next {
+            if left < BUCKET_BYTES / 4 && left + next.len() <= BUCKET_BYTES {
                 self.buckets.remove(next_first.as_bytes());
+                list.extend(bucket::pairs(next));
             }
         }
-        if at.bytes.start > 0 {
-            self.buckets.insert(first, Bucket::from(rest));
-        } else {
-            // The bucket's first pair: what is left of it goes under its new first key.
-            self.buckets.remove(first.as_bytes());
-            if !rest.is_empty() {
-                self.put_bucket(Bucket::from(rest));
-            }
+        self.buckets.remove(first.as_bytes());
+        if !list.is_empty() {
+            bucket::buckets(&list).into_iter().for_each(|rebuilt| self.put_bucket(rebuilt));
         }
         true
     }
@@ -173,11 +174,10 @@ impl Pairs {
     }
 
     /// Writes the pairs as a snapshot holds them: their count, then each key and value as a
-    /// byte string, in key order (postcard's encoding of a sequence of such pairs). That is
-    /// what the buckets hold: they are written as they lie.
+    /// byte string, in key order (postcard's encoding of a sequence of such pairs).
     pub(crate) fn encode_into(&self, out: &mut dyn io::Write) -> io::Result<()> {
         self.write_count(out)?;
-        self.buckets.values().try_for_each(|bucket| out.write_all(bucket))
+        self.buckets.values().try_for_each(|bucket| bucket::write_pairs(bucket, out))
     }
 
     /// Writes what [`encode_into`](Self::encode_into) writes, letting go of each bucket, and
@@ -185,7 +185,7 @@ impl Pairs {
     /// the store lets go of them too).
     pub(crate) fn encode_consuming(self, out: &mut dyn io::Write) -> io::Result<()> {
         self.write_count(out)?;
-        self.buckets.into_iter().try_for_each(|(_, bucket)| out.write_all(&bucket))
+        self.buckets.into_iter().try_for_each(|(_, bucket)| bucket::write_pairs(&bucket, out))
     }
 
     /// The count of pairs that an encoding starts with.
@@ -235,14 +235,18 @@ mod tests {
         let mut previous_last: Option<&[u8]> = None;
         let (mut len, mut bytes) = (0, 0);
         for (first, bucket) in &pairs.buckets {
-            assert!(!bucket.is_empty());
             assert_eq!(bucket::first_key(bucket), first.as_bytes());
             let count = bucket::pairs(bucket).count();
-            assert!(bucket.len() <= BUCKET_BYTES || count == 1, "{} bytes", bucket.len());
+            let encoded: usize =
+                bucket::pairs(bucket).map(|(key, value)| bucket::pair_len(key, value)).sum();
+            assert!(encoded <= BUCKET_BYTES || count == 1, "{encoded} bytes");
+            assert!(
+                bucket::pairs(bucket).zip(bucket::pairs(bucket).skip(1)).all(|(a, b)| a.0 < b.0)
+            );
             assert!(previous_last.is_none_or(|last| last < first.as_bytes()));
             previous_last = bucket::pairs(bucket).last().map(|(key, _)| key);
             len += count;
-            bytes += bucket.len();
+            bytes += encoded;
         }
         assert_eq!((pairs.len, pairs.bytes), (len, bytes));
     }

@@ -4,7 +4,7 @@
 use std::io;
 
 use crate::encoding::{read_byte_string, read_varint};
-use crate::kv::bucket::{self, BUCKET_BYTES, Bucket};
+use crate::kv::bucket::{self, BUCKET_BYTES, Bucket, Builder};
 use crate::kv::pairs::Pairs;
 use crate::state_machine::RestoreError;
 
@@ -28,7 +28,7 @@ pub(crate) fn read_pairs(snapshot: &mut dyn io::Read) -> Result<Pairs, RestoreEr
     let mut pairs = Pairs::default();
     // Not sized by `count`, which a damaged snapshot may overstate.
     let mut run: Run = Vec::with_capacity(RUN_BUCKETS);
-    let mut filling = Vec::with_capacity(BUCKET_BYTES);
+    let mut filling = Filling::default();
     let mut previous: Option<Vec<u8>> = None;
     for _ in 0..count {
         let key = read_byte_string(snapshot)?;
@@ -37,32 +37,42 @@ pub(crate) fn read_pairs(snapshot: &mut dyn io::Read) -> Result<Pairs, RestoreEr
             let reason = "the snapshot's keys are not in increasing order".to_string();
             return Err(RestoreError { reason });
         }
-        if !filling.is_empty() && filling.len() + bucket::pair_len(&key, &value) > BUCKET_BYTES {
-            close_bucket(&mut pairs, &mut run, &mut filling);
+        let pair_len = bucket::pair_len(&key, &value);
+        if filling.pairs > 0 && filling.builder.encoded_len() + pair_len > BUCKET_BYTES {
+            filling.close(&mut pairs, &mut run);
         }
-        bucket::push_pair(&mut filling, &key, &value);
-        if filling.len() >= RESTORED_BUCKET_BYTES {
-            close_bucket(&mut pairs, &mut run, &mut filling);
+        filling.builder.push(&key, &value);
+        filling.pairs += 1;
+        if filling.builder.encoded_len() >= RESTORED_BUCKET_BYTES {
+            filling.close(&mut pairs, &mut run);
         }
         previous = Some(key);
     }
-    close_bucket(&mut pairs, &mut run, &mut filling);
+    filling.close(&mut pairs, &mut run);
     insert_spread(&mut pairs, &mut run);
     Ok(pairs)
 }
 
-/// Adds the pairs in `filling` (if any) to the run as a bucket, and inserts the run if it is
-/// full.
-fn close_bucket(pairs: &mut Pairs, run: &mut Run, filling: &mut Vec<u8>) {
-    if filling.is_empty() {
-        return;
-    }
-    let bucket = Bucket::from(&filling[..]);
-    pairs.count_restored(bucket::pairs(&bucket).count(), bucket.len());
-    run.push(Some(bucket));
-    filling.clear();
-    if run.len() == RUN_BUCKETS {
-        insert_spread(pairs, run);
+/// The bucket being filled.
+#[derive(Default)]
+struct Filling {
+    builder: Builder,
+    pairs: usize,
+}
+
+impl Filling {
+    /// Adds the pairs pushed (if any) to the run as a bucket, and inserts the run if it is
+    /// full.
+    fn close(&mut self, pairs: &mut Pairs, run: &mut Run) {
+        if self.pairs == 0 {
+            return;
+        }
+        pairs.count_restored(self.pairs, self.builder.encoded_len());
+        run.push(Some(self.builder.finish()));
+        self.pairs = 0;
+        if run.len() == RUN_BUCKETS {
+            insert_spread(pairs, run);
+        }
     }
 }
 
