@@ -27,8 +27,11 @@ pub(crate) type Bucket = Arc<[u8]>;
 /// spread over several pairs.
 pub(crate) const BUCKET_BYTES: usize = 1024;
 
+/// A key and its value, borrowed.
+pub(crate) type Pair<'a> = (&'a [u8], &'a [u8]);
+
 /// The pairs of one bucket, borrowed: as many as a bucket of small pairs holds, inline.
-pub(crate) type PairList<'a> = SmallVec<[(&'a [u8], &'a [u8]); 16]>;
+pub(crate) type PairList<'a> = SmallVec<[Pair<'a>; 16]>;
 
 /// Where one pair lies in a bucket's bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,9 +136,9 @@ pub(crate) fn write_pairs(bucket: &[u8], out: &mut dyn io::Write) -> io::Result<
 /// [`BUCKET_BYTES`], several, each cut at the pair boundary nearest the middle of its bytes,
 /// so that the pieces are about half full and the next writes land in room; a pair larger
 /// than a bucket gets one of its own.
-pub(crate) fn buckets(pairs: &[(&[u8], &[u8])]) -> SmallVec<[Bucket; 2]> {
+pub(crate) fn buckets(pairs: &[Pair<'_>]) -> SmallVec<[Bucket; 2]> {
     let mut buckets = SmallVec::new();
-    let mut pending: SmallVec<[&[(&[u8], &[u8])]; 4]> = SmallVec::new();
+    let mut pending: SmallVec<[&[Pair<'_>]; 4]> = SmallVec::new();
     pending.push(pairs);
     while let Some(piece) = pending.pop() {
         let total: usize = piece.iter().map(|(key, value)| pair_len(key, value)).sum();
@@ -158,7 +161,7 @@ pub(crate) fn buckets(pairs: &[(&[u8], &[u8])]) -> SmallVec<[Bucket; 2]> {
 }
 
 /// The bucket of `pairs` (in increasing key order), written in one allocation of its size.
-fn bucket_of(pairs: &[(&[u8], &[u8])]) -> Bucket {
+fn bucket_of(pairs: &[Pair<'_>]) -> Bucket {
     let index_len: usize = pairs
         .iter()
         .map(|(key, value)| varint_len(key.len()) + key.len() + varint_len(value.len()))
@@ -251,7 +254,7 @@ fn read_varint(bytes: &[u8], mut offset: usize) -> (usize, usize) {
 mod tests {
     use super::*;
 
-    fn bucket(pairs: &[(&[u8], &[u8])]) -> Bucket {
+    fn bucket(pairs: &[Pair<'_>]) -> Bucket {
         let mut builder = Builder::default();
         pairs.iter().for_each(|(key, value)| builder.push(key, value));
         builder.finish()
