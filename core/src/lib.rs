@@ -249,9 +249,10 @@
 //!                     Output::Reply { reply, .. } => {
 //!                         self.clerk.handle(now, ClerkInput::Reply { from: NodeId(1), reply });
 //!                     }
-//!                     Output::Send(_) | Output::SendSnapshotChunk(_) | Output::LoadSnapshot(_) => {
-//!                         unreachable!("a cluster of one has no peers")
-//!                     }
+//!                     Output::Send(_)
+//!                     | Output::SendSnapshotChunk(_)
+//!                     | Output::SendEntries(_)
+//!                     | Output::LoadSnapshot(_) => unreachable!("a cluster of one has no peers"),
 //!                     Output::RoleChanged { .. } | Output::MembershipChanged { .. } => {}
 //!                 }
 //!             }

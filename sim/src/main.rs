@@ -278,7 +278,8 @@ fn catchup(args: &CatchupArgs) -> ExitCode {
     say!(
         "catch-up: n{} restarted {} entries behind (its log ended at {}, the leader had \
          committed {}, in {} ms simulated) and applied them all {} later (simulated): \
-         {} snapshots installed, the leader's of {} bytes; {} messages; wall {wall_ms} ms",
+         {} snapshots installed, the leader's of {} bytes; {} messages, {} appends read back \
+         from the leader's disk; wall {wall_ms} ms",
         figure.follower,
         figure.entries_behind(),
         figure.follower_last,
@@ -287,7 +288,8 @@ fn catchup(args: &CatchupArgs) -> ExitCode {
         figure.catch_up,
         figure.snapshots_installed,
         figure.snapshot_bytes,
-        figure.messages
+        figure.messages,
+        figure.appends_from_disk
     );
     if args.json {
         let json = serde_json::json!({
@@ -302,6 +304,7 @@ fn catchup(args: &CatchupArgs) -> ExitCode {
             "snapshots_installed": figure.snapshots_installed,
             "leader_snapshot_bytes": figure.snapshot_bytes,
             "messages": figure.messages,
+            "appends_from_disk": figure.appends_from_disk,
             "wall_ms": wall_ms,
         });
         say!("{json}");

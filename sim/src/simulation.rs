@@ -10,7 +10,8 @@ use raftkv_core::loaded_snapshot::LoadedSnapshot;
 use raftkv_core::prng::Prng;
 use raftkv_core::protocol::{ClientRequest, Op};
 use raftkv_core::raft::{
-    Body, ChangeRefused, Entry, MemberChange, PartialSnapshot, Persist, Role, SavedSnapshot,
+    Body, ChangeRefused, EntriesToSend, Entry, MemberChange, PartialSnapshot, Persist, Role,
+    SavedSnapshot,
 };
 use raftkv_core::server::{Input, Output};
 use raftkv_core::snapshot_job::SnapshotJob;
@@ -439,6 +440,7 @@ impl<M: Machine> Simulation<M> {
                     ),
                 }
             }
+            Output::SendEntries(append) => self.send_entries_from_disk(node, append),
             Output::LoadSnapshot(whole) => {
                 // Read back later, as on a thread of its own (see `SaveSnapshot`).
                 let life = state.life;
@@ -483,6 +485,24 @@ impl<M: Machine> Simulation<M> {
                     format_args!("membership at {index}: {membership} ({standing})"),
                 );
             }
+        }
+    }
+
+    /// Sends the append of `append` with its entries read back from node `node`'s log on disk,
+    /// as the server does; if they cannot be read, tells the node so.
+    fn send_entries_from_disk(&mut self, node: usize, append: EntriesToSend) {
+        match self.nodes[node].disk.read_entries(&append) {
+            Ok(Some(entries)) => self.on_output(node, Output::Send(append.into_message(entries))),
+            Ok(None) => {
+                self.trace.event(
+                    self.now,
+                    Self::actor(node),
+                    format_args!("cannot read back from the disk: {append}"),
+                );
+                let through = append.last.index;
+                self.node_input(node, Input::LogUnreadable { through });
+            }
+            Err(reason) => self.fail((Check::Storage, format!("n{}: {reason}", node_id(node)))),
         }
     }
 
