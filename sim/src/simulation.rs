@@ -1044,13 +1044,15 @@ impl<M: Machine> Simulation<M> {
     }
 
     /// The committed entry at `index` as node `id` holds it, if it is up, has committed that
-    /// far and still holds the entry.
+    /// far and still holds the entry: in memory, or (past its log cache) on its disk only.
     pub fn committed_entry(&self, id: NodeId, index: LogIndex) -> Option<&Entry> {
         let raft = self.replica(id)?.raft();
-        if raft.status().commit < index {
+        let status = raft.status();
+        if status.commit < index || index <= status.snapshot_last.index {
             return None;
         }
-        raft.entry(index)
+        let on_disk = || self.nodes[self.node_index(id)].disk.durable().entry(index);
+        raft.entry(index).or_else(on_disk)
     }
 
     /// The term of the entry committed at `index`, as the simulator recorded it from every
