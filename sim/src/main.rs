@@ -422,6 +422,8 @@ struct SwarmTally {
     damaged_restarts: u64,
     /// Reads answered from a leader's lease, summed over the runs.
     lease_reads: u64,
+    appends_from_disk: u64,
+    log_reads_failed: u64,
     /// Membership changes, summed over the runs.
     membership: MembershipStats,
     failure: Option<Report>,
@@ -445,6 +447,8 @@ impl SwarmTally {
         self.disk_failures += report.stats.disk_failures;
         self.damaged_restarts += report.stats.damaged_restarts;
         self.lease_reads += report.stats.lease_reads;
+        self.appends_from_disk += report.stats.appends_from_disk;
+        self.log_reads_failed += report.stats.log_reads_failed;
         self.membership += &report.stats.membership;
         if report.passed() {
             self.passed += 1;
@@ -494,8 +498,9 @@ impl SwarmTally {
              {} simulated ops/s; {} histories the checker could not decide in time; slowest \
              run {} ms: {}; largest persisted Raft state {}.{:03} times the threshold: {}; \
              storage faults: {} crashes mid-write, {} torn and {} lost writes, {} bit flips, \
-             {} ENOSPC, {} EIO, {} damaged restarts; membership: {} learners added, {} \
-             promotions, {} removals, {} replacements, {} refusals",
+             {} ENOSPC, {} EIO, {} damaged restarts; {} appends read back from disk, {} \
+             reads failed; membership: {} learners added, {} promotions, {} removals, {} \
+             replacements, {} refusals",
             self.passed,
             per_second(runs, wall_ms),
             per_second(self.sim_ops, wall_ms),
@@ -512,6 +517,8 @@ impl SwarmTally {
             s.no_space_errors,
             s.io_errors,
             self.damaged_restarts,
+            self.appends_from_disk,
+            self.log_reads_failed,
             m.learners_added,
             m.promotions,
             m.removals,
@@ -557,6 +564,8 @@ impl SwarmTally {
             },
             "membership": self.membership.json(),
             "lease_reads": self.lease_reads,
+            "appends_from_disk": self.appends_from_disk,
+            "log_reads_failed": self.log_reads_failed,
         })
     }
 }

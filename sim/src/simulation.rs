@@ -90,6 +90,11 @@ pub struct Stats {
     pub membership: MembershipStats,
     /// Reads leaders answered from their lease (`--lease-reads`).
     pub lease_reads: u64,
+    /// Appends whose entries leaders read back from their disk, past their log cache.
+    pub appends_from_disk: u64,
+    /// Reads of entries back from a disk that failed (damaged, compacted): a snapshot past
+    /// them followed.
+    pub log_reads_failed: u64,
 }
 
 impl Stats {
@@ -99,6 +104,8 @@ impl Stats {
         self.snapshots += counters.snapshots_taken;
         self.snapshots_installed += counters.snapshots_installed;
         self.lease_reads += counters.lease_reads;
+        self.appends_from_disk += counters.appends_from_disk;
+        self.log_reads_failed += counters.log_reads_failed;
     }
 }
 
