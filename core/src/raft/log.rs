@@ -198,7 +198,7 @@ impl RaftLog {
             }
             count += 1;
         }
-        Some(from.plus(count - 1))
+        count.checked_sub(1).map(|after_first| from.plus(after_first))
     }
 
     /// Drops the entries up to `last` (applied, and now covered by a snapshot of this node's

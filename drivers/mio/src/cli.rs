@@ -187,7 +187,7 @@ struct ServeArgs {
     /// ... or once the applied log weighs this percentage of the last snapshot's size, if
     /// more: each snapshot rewrites the whole state, so a large state is not rewritten every
     /// few megabytes of log. 0 snapshots at --snapshot-bytes alone. At most 1000: the log
-    /// between snapshots is held in memory and replayed at a restart. Lower values hold less
+    /// between snapshots is kept in the WAL and replayed at a restart. Lower values hold less
     /// log but rewrite the state more often: measured with --snapshot-bytes 4000000 on a store
     /// of 500,000 keys that stopped growing, 50 lowered the peak memory by 14% and the
     /// throughput by 8%; on a store still growing to 1.26M keys, 50 lowered the peak by 5%
