@@ -88,6 +88,28 @@
 //! until it has caught up with a leader. The `raftkv-storage` crate is a storage engine that
 //! keeps this contract on a real file system (a write-ahead log, group commit, checksums).
 //!
+//! # The log cache: entries read back from the driver's disk
+//!
+//! By default a node keeps every entry after its snapshot in memory. With
+//! [`raft::Config::log_cache_bytes`] set to `Some(bytes)` it keeps only the entries not yet
+//! applied or not yet acknowledged durable, and the latest applied ones up to `bytes`; the
+//! older ones stay only on the driver's disk, until a snapshot compacts them (their terms stay
+//! in memory as runs, a few words per term, and their sizes as 4 bytes each). A leader that
+//! must send a follower such entries asks for `Output::SendEntries(append)`
+//! ([`raft::EntriesToSend`]): the driver reads `append.first()..=append.last.index` from the
+//! log it made durable, checks them with `append.matches(&entries)` (consecutive after
+//! `append.prev`, the last one `append.last`) and sends `append.into_message(entries)`. The
+//! entries asked for are committed, so whatever copy the disk holds of them is the one (the
+//! `raftkv-storage` crate reads them back by index, checksums checked:
+//! `Storage::read_entries`). If it cannot read them (a damaged record, a log compacted
+//! meanwhile, a failed read), it sends nothing and feeds `Input::LogUnreadable { through:
+//! append.last.index }`: the node sends none of the entries up to there from the disk again,
+//! and a replica takes a snapshot past them ([`raft::RaftNode::needs_snapshot`]), which it
+//! then sends to the followers that need them; a bare node's driver takes it with
+//! [`raft::RaftNode::compact`]. A request the driver drops for another reason is a message
+//! lost on the network: it goes again later. Opt in only once the driver can read its log
+//! back: without the setting, `Output::SendEntries` never comes.
+//!
 //! # Snapshots
 //!
 //! Once the applied log weighs [`server::ReplicaConfig::snapshot_threshold_bytes`] (or
@@ -249,9 +271,10 @@
 //!                     Output::Reply { reply, .. } => {
 //!                         self.clerk.handle(now, ClerkInput::Reply { from: NodeId(1), reply });
 //!                     }
-//!                     Output::Send(_) | Output::SendSnapshotChunk(_) | Output::LoadSnapshot(_) => {
-//!                         unreachable!("a cluster of one has no peers")
-//!                     }
+//!                     Output::Send(_)
+//!                     | Output::SendSnapshotChunk(_)
+//!                     | Output::SendEntries(_)
+//!                     | Output::LoadSnapshot(_) => unreachable!("a cluster of one has no peers"),
 //!                     Output::RoleChanged { .. } | Output::MembershipChanged { .. } => {}
 //!                 }
 //!             }

@@ -95,6 +95,12 @@ pub enum Input<C> {
         /// Its last entry.
         last: LogId,
     },
+    /// The entries of an `Output::SendEntries` up to `through` cannot be read back from the
+    /// driver's disk (see `raft::Input::LogUnreadable`): the replica takes a snapshot past them.
+    LogUnreadable {
+        /// The last entry asked for.
+        through: LogIndex,
+    },
 }
 
 /// Something a replica wants done.
@@ -115,6 +121,10 @@ pub enum Output<R> {
     /// `raft::Output::SendSnapshotChunk`). The replica keeps no snapshot data in memory: its
     /// snapshots are the ones the driver saved, or restored from.
     SendSnapshotChunk(raft::ChunkToSend),
+    /// Read these entries from the log on the driver's disk, check them and send the append,
+    /// or answer `Input::LogUnreadable` (see `raft::Output::SendEntries`; only with
+    /// `raft::Config::log_cache_bytes` set).
+    SendEntries(raft::EntriesToSend),
     /// Every byte of the snapshot received from the leader is durable: read it back, checked,
     /// decoding it as it is read (`LoadedSnapshot::decode`, away from the thread that feeds
     /// the replica), and answer with [`Replica::snapshot_loaded`], or `Input::SnapshotDamaged`
@@ -408,6 +418,10 @@ impl<S: StateMachine> Replica<S> {
                 self.undecodable += 1;
                 self.raft.handle(now, raft::Input::SnapshotDamaged { last })
             }
+            Input::LogUnreadable { through } => {
+                self.raft.handle(now, raft::Input::LogUnreadable { through });
+                self.maybe_snapshot();
+            }
         }
     }
 
@@ -603,6 +617,7 @@ impl<S: StateMachine> Replica<S> {
             raft::Output::SendSnapshotChunk(chunk) => {
                 self.outbox.push_back(Output::SendSnapshotChunk(chunk));
             }
+            raft::Output::SendEntries(append) => self.outbox.push_back(Output::SendEntries(append)),
             raft::Output::LoadSnapshot(whole) => self.outbox.push_back(Output::LoadSnapshot(whole)),
             raft::Output::ReadReady { ctx, index } => {
                 if let Some(read) = self.reads.remove(&ctx) {
@@ -698,7 +713,9 @@ impl<S: StateMachine> Replica<S> {
     /// the sessions to encode and save (one at a time), at an applied entry durable here.
     fn maybe_snapshot(&mut self) {
         if self.snapshot_in_flight.is_some()
-            || (self.raft.applied_log_bytes() < self.snapshot_threshold() && !self.snapshot_asked)
+            || (self.raft.applied_log_bytes() < self.snapshot_threshold()
+                && !self.snapshot_asked
+                && !self.raft.needs_snapshot())
         {
             return;
         }
@@ -787,6 +804,7 @@ impl<R: fmt::Debug> fmt::Display for Output<R> {
             Output::Persist(persist) => write!(f, "{persist}"),
             Output::SaveSnapshot(job) => write!(f, "save snapshot {}", job.last()),
             Output::SendSnapshotChunk(chunk) => write!(f, "{chunk}"),
+            Output::SendEntries(append) => write!(f, "{append}"),
             Output::LoadSnapshot(whole) => {
                 write!(f, "load received snapshot {} ({}B)", whole.last, whole.total)
             }

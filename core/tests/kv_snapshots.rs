@@ -279,3 +279,47 @@ fn a_small_key_set_keeps_the_snapshot_small() {
         assert!(0 < bytes && bytes < 1_024, "node {node}: {bytes} bytes");
     }
 }
+
+/// A cluster that keeps 256 bytes of applied entries in memory and takes no snapshot of its
+/// own, with one follower that missed 200 writes, just restarted.
+fn lagging_follower_behind_the_log_cache() -> (KvCluster, NodeId, NodeId) {
+    let mut cluster = KvCluster::with_config(3, 1, |config| {
+        config.snapshot_threshold_bytes = 1 << 20;
+        config.raft.log_cache_bytes = Some(256);
+        config.raft.max_entries_per_append = 16;
+    });
+    let leader = cluster.wait_for_leader();
+    let lagging = cluster.ids().into_iter().find(|&n| n != leader).expect("a follower");
+    cluster.crash(lagging);
+    write_many(&mut cluster, 200, 10, "v");
+    cluster.restart(lagging);
+    (cluster, leader, lagging)
+}
+
+#[test]
+fn a_lagging_follower_catches_up_from_entries_read_back_from_the_leaders_disk() {
+    let (mut cluster, leader, lagging) = lagging_follower_behind_the_log_cache();
+    let status = cluster.replica(leader).raft().status();
+    assert!(status.log_evicted_entries >= 190, "{} evicted", status.log_evicted_entries);
+    assert!(status.log_bytes <= 256 + 200, "{} bytes held", status.log_bytes);
+    assert!(cluster.run_until(5_000, |c| c.value(lagging, "k9").as_deref() == Some("v199")));
+    let raft = cluster.replica(leader).raft();
+    assert!(raft.counters().appends_from_disk >= 12, "{}", raft.counters().appends_from_disk);
+    assert_eq!(raft.counters().log_reads_failed, 0);
+    assert_eq!(cluster.replica(lagging).raft().counters().snapshots_installed, 0);
+    assert_eq!(cluster.replica(lagging).state(), cluster.replica(leader).state());
+}
+
+#[test]
+fn entries_the_disk_cannot_give_back_go_in_a_snapshot_taken_past_them() {
+    let (mut cluster, leader, lagging) = lagging_follower_behind_the_log_cache();
+    // The leader's disk lost its oldest entries: reading them back fails.
+    cluster.disk_mut(leader).entries.drain(..50);
+    assert!(cluster.run_until(5_000, |c| c.value(lagging, "k9").as_deref() == Some("v199")));
+    let raft = cluster.replica(leader).raft();
+    assert!(raft.counters().log_reads_failed >= 1);
+    assert!(!raft.needs_snapshot(), "the snapshot taken covers them");
+    assert_eq!(raft.counters().snapshots_taken, 1);
+    assert_eq!(cluster.replica(lagging).raft().counters().snapshots_installed, 1);
+    assert_eq!(cluster.replica(lagging).state(), cluster.replica(leader).state());
+}

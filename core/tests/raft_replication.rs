@@ -43,6 +43,32 @@ fn agreement_holds_while_one_follower_is_down_and_it_catches_up() {
     assert_eq!(cluster.applied_commands(id(3)), commands(10, "a"));
 }
 
+/// With no log cache, the leader lets go of every entry applied and durable, and sends them
+/// to a follower that was down through its driver, which reads them from its disk.
+#[test]
+fn entries_out_of_memory_reach_a_lagging_follower_through_the_drivers_disk() {
+    let mut cluster = Cluster::with_config(3, |config| {
+        config.log_cache_bytes = Some(0);
+        config.max_entries_per_append = 4;
+    });
+    cluster.elect(id(1));
+    cluster.crash(id(3));
+    for command in commands(10, "d") {
+        cluster.propose(id(1), command.as_bytes());
+    }
+    cluster.run_for(100);
+    let status = cluster.node(id(1)).status();
+    assert_eq!((status.log_entries, status.log_evicted_entries), (0, 11), "{status:?}");
+    assert!(cluster.node(id(1)).entry(LogIndex(5)).is_none());
+    assert_eq!(cluster.node(id(1)).term_at(LogIndex(5)), Some(status.term), "terms stay");
+    cluster.restart(id(3));
+    cluster.run_for(500);
+    assert_eq!(cluster.applied_commands(id(3)), commands(10, "d"));
+    // 11 entries (the leader's no-op first) in appends of at most 4.
+    assert!(cluster.node(id(1)).counters().appends_from_disk >= 3);
+    assert_eq!(cluster.node(id(1)).counters().log_reads_failed, 0);
+}
+
 #[test]
 fn nothing_commits_without_a_majority() {
     let mut cluster = Cluster::new(5);

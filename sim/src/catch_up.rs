@@ -62,6 +62,9 @@ pub struct CatchUp {
     pub snapshot_bytes: u64,
     /// Messages between replicas meanwhile.
     pub messages: u64,
+    /// Appends the leader sent meanwhile with entries read back from its disk, no longer in
+    /// its memory (`RaftOptions::log_cache_bytes`).
+    pub appends_from_disk: u64,
 }
 
 impl CatchUp {
@@ -95,6 +98,7 @@ pub fn catch_up(settings: &CatchUpSettings) -> Result<CatchUp, String> {
     let leader_commit = leader_raft.status().commit;
     let snapshot_bytes = leader_raft.snapshot_bytes();
     let messages_before = sim.stats().messages;
+    let from_disk_before = leader_raft.counters().appends_from_disk;
     let restarted = sim.now();
     sim.restart(follower);
     let applied =
@@ -105,6 +109,7 @@ pub fn catch_up(settings: &CatchUpSettings) -> Result<CatchUp, String> {
     }
     let snapshots_installed =
         sim.replica(follower).expect("caught up").raft().counters().snapshots_installed;
+    let from_disk = sim.replica(leader).map_or(0, |r| r.raft().counters().appends_from_disk);
     Ok(CatchUp {
         follower,
         follower_last,
@@ -114,6 +119,7 @@ pub fn catch_up(settings: &CatchUpSettings) -> Result<CatchUp, String> {
         snapshots_installed,
         snapshot_bytes,
         messages: sim.stats().messages - messages_before,
+        appends_from_disk: from_disk.saturating_sub(from_disk_before),
     })
 }
 

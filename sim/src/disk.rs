@@ -13,7 +13,9 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 use raftkv_core::prng::Prng;
-use raftkv_core::raft::{Entry, PartialSnapshot, Persist, PersistId, Recovered, Snapshot};
+use raftkv_core::raft::{
+    EntriesToSend, Entry, PartialSnapshot, Persist, PersistId, Recovered, Snapshot,
+};
 use raftkv_core::{Instant, LogIndex, NodeId};
 use raftkv_storage::sim_fs::{FailureKind, FaultCounters, SimFs};
 use raftkv_storage::{
@@ -120,6 +122,33 @@ impl Disk {
     /// Every fault the file system injected so far.
     pub(crate) fn faults(&self) -> FaultCounters {
         self.fs.faults()
+    }
+
+    /// The entries of `append` read back from the engine's log, checked as a driver checks
+    /// them: `Ok(None)` if the log cannot give them (not running, compacted, damaged: a driver
+    /// then says so to the node); an error if it gives entries other than the ones
+    /// acknowledged, which no bit flip may cause.
+    pub(crate) fn read_entries(
+        &self,
+        append: &EntriesToSend,
+    ) -> Result<Option<Vec<Entry>>, String> {
+        let Some(storage) = &self.storage else { return Ok(None) };
+        let Ok(Some(entries)) = storage.read_entries(append.first(), append.last) else {
+            return Ok(None);
+        };
+        if !append.matches(&entries) {
+            return Err(format!("the log gave back other entries than asked for: {append}"));
+        }
+        let differs = entries.iter().find(|entry| {
+            self.acknowledged.entry(entry.index).is_some_and(|acknowledged| acknowledged != *entry)
+        });
+        match differs {
+            Some(entry) => Err(format!(
+                "the log gave back entry {} other than the one acknowledged ({append})",
+                entry.id()
+            )),
+            None => Ok(Some(entries)),
+        }
     }
 
     /// Whether a persist carrying a snapshot (taken or installed) is being written.

@@ -69,7 +69,8 @@ pub use machine::{CheckedOf, CommandOf, Machine, ReplyOf};
 pub use membership_stats::MembershipStats;
 pub use node::Kv;
 pub use options::{
-    FaultSet, MembershipOptions, Options, RaftOptions, Ratio, Shape, SnapshotOptions,
+    FaultSet, MembershipOptions, Options, RaftOptions, Ratio, SIM_LOG_CACHE_BYTES, Shape,
+    SnapshotOptions,
 };
 pub use persisted::PersistedMax;
 pub use raftkv_storage::sim_fs::FaultCounters;

@@ -278,7 +278,8 @@ fn catchup(args: &CatchupArgs) -> ExitCode {
     say!(
         "catch-up: n{} restarted {} entries behind (its log ended at {}, the leader had \
          committed {}, in {} ms simulated) and applied them all {} later (simulated): \
-         {} snapshots installed, the leader's of {} bytes; {} messages; wall {wall_ms} ms",
+         {} snapshots installed, the leader's of {} bytes; {} messages, {} appends read back \
+         from the leader's disk; wall {wall_ms} ms",
         figure.follower,
         figure.entries_behind(),
         figure.follower_last,
@@ -287,7 +288,8 @@ fn catchup(args: &CatchupArgs) -> ExitCode {
         figure.catch_up,
         figure.snapshots_installed,
         figure.snapshot_bytes,
-        figure.messages
+        figure.messages,
+        figure.appends_from_disk
     );
     if args.json {
         let json = serde_json::json!({
@@ -302,6 +304,7 @@ fn catchup(args: &CatchupArgs) -> ExitCode {
             "snapshots_installed": figure.snapshots_installed,
             "leader_snapshot_bytes": figure.snapshot_bytes,
             "messages": figure.messages,
+            "appends_from_disk": figure.appends_from_disk,
             "wall_ms": wall_ms,
         });
         say!("{json}");
@@ -419,6 +422,8 @@ struct SwarmTally {
     damaged_restarts: u64,
     /// Reads answered from a leader's lease, summed over the runs.
     lease_reads: u64,
+    appends_from_disk: u64,
+    log_reads_failed: u64,
     /// Membership changes, summed over the runs.
     membership: MembershipStats,
     failure: Option<Report>,
@@ -442,6 +447,8 @@ impl SwarmTally {
         self.disk_failures += report.stats.disk_failures;
         self.damaged_restarts += report.stats.damaged_restarts;
         self.lease_reads += report.stats.lease_reads;
+        self.appends_from_disk += report.stats.appends_from_disk;
+        self.log_reads_failed += report.stats.log_reads_failed;
         self.membership += &report.stats.membership;
         if report.passed() {
             self.passed += 1;
@@ -491,8 +498,9 @@ impl SwarmTally {
              {} simulated ops/s; {} histories the checker could not decide in time; slowest \
              run {} ms: {}; largest persisted Raft state {}.{:03} times the threshold: {}; \
              storage faults: {} crashes mid-write, {} torn and {} lost writes, {} bit flips, \
-             {} ENOSPC, {} EIO, {} damaged restarts; membership: {} learners added, {} \
-             promotions, {} removals, {} replacements, {} refusals",
+             {} ENOSPC, {} EIO, {} damaged restarts; {} appends read back from disk, {} \
+             reads failed; membership: {} learners added, {} promotions, {} removals, {} \
+             replacements, {} refusals",
             self.passed,
             per_second(runs, wall_ms),
             per_second(self.sim_ops, wall_ms),
@@ -509,6 +517,8 @@ impl SwarmTally {
             s.no_space_errors,
             s.io_errors,
             self.damaged_restarts,
+            self.appends_from_disk,
+            self.log_reads_failed,
             m.learners_added,
             m.promotions,
             m.removals,
@@ -554,6 +564,8 @@ impl SwarmTally {
             },
             "membership": self.membership.json(),
             "lease_reads": self.lease_reads,
+            "appends_from_disk": self.appends_from_disk,
+            "log_reads_failed": self.log_reads_failed,
         })
     }
 }

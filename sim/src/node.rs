@@ -94,6 +94,7 @@ impl<M: Machine> SimNode<M> {
         config.max_entries_per_append = raft.max_entries_per_append;
         config.max_bytes_per_append = raft.max_bytes_per_append;
         config.max_inflight_appends = raft.max_inflight_appends;
+        config.log_cache_bytes = raft.log_cache_bytes;
         if raft.read_lease {
             config.read_lease = true;
             config.max_clock_drift_ppm = raft.lease_drift_ppm;

@@ -394,11 +394,20 @@ pub struct RaftOptions {
     /// clocks' own bound ([`ClockOptions::drift_ppm_max`]) unless a test sets a smaller one
     /// to show that the checker catches a lease that trusts too much.
     pub lease_drift_ppm: u64,
+    /// Bytes of applied entries a replica keeps in memory (`Config::log_cache_bytes`); older
+    /// ones a leader reads back from its disk to send, as the server does.
+    pub log_cache_bytes: Option<usize>,
 }
+
+/// The simulator's log cache: small, so that every catch-up of more than a few dozen entries
+/// reads them back from the leader's disk, through its faults.
+pub const SIM_LOG_CACHE_BYTES: usize = 4 << 10;
 
 impl RaftOptions {
     /// The replicas' and clerks' own defaults (elections after 300 to 600 ms, heartbeats every
-    /// 50 ms, sessions of ten minutes, a clerk waiting a second for an answer).
+    /// 50 ms, sessions of ten minutes, a clerk waiting a second for an answer), but for the log
+    /// cache, which is on ([`SIM_LOG_CACHE_BYTES`]) where a replica's default keeps every entry
+    /// in memory.
     pub fn replica_defaults() -> RaftOptions {
         let config = ReplicaConfig::new(Config::new(NodeId(1), [NodeId(1)]));
         let clerk = ClerkConfig::new(vec![NodeId(1)]);
@@ -414,6 +423,7 @@ impl RaftOptions {
             request_timeout_ms: clerk.request_timeout_ms,
             read_lease: raft.read_lease,
             lease_drift_ppm: raft.max_clock_drift_ppm,
+            log_cache_bytes: Some(SIM_LOG_CACHE_BYTES),
         }
     }
 }
@@ -790,6 +800,8 @@ fn draw_raft(rng: &mut Prng) -> RaftOptions {
         request_timeout_ms: rng.range_inclusive(200, 1_500),
         read_lease: false,
         lease_drift_ppm: 0,
+        // Not drawn, so that the runs' other draws stay those of earlier versions.
+        log_cache_bytes: Some(SIM_LOG_CACHE_BYTES),
     }
 }
 
@@ -951,6 +963,9 @@ impl fmt::Display for RaftOptions {
         )?;
         if self.read_lease {
             write!(f, " read_lease lease_drift_ppm={}", self.lease_drift_ppm)?;
+        }
+        if let Some(bytes) = self.log_cache_bytes {
+            write!(f, " log_cache_bytes={bytes}")?;
         }
         Ok(())
     }

@@ -10,7 +10,8 @@ use raftkv_core::loaded_snapshot::LoadedSnapshot;
 use raftkv_core::prng::Prng;
 use raftkv_core::protocol::{ClientRequest, Op};
 use raftkv_core::raft::{
-    Body, ChangeRefused, Entry, MemberChange, PartialSnapshot, Persist, Role, SavedSnapshot,
+    Body, ChangeRefused, EntriesToSend, Entry, MemberChange, PartialSnapshot, Persist, Role,
+    SavedSnapshot,
 };
 use raftkv_core::server::{Input, Output};
 use raftkv_core::snapshot_job::SnapshotJob;
@@ -89,6 +90,11 @@ pub struct Stats {
     pub membership: MembershipStats,
     /// Reads leaders answered from their lease (`--lease-reads`).
     pub lease_reads: u64,
+    /// Appends whose entries leaders read back from their disk, past their log cache.
+    pub appends_from_disk: u64,
+    /// Reads of entries back from a disk that failed (damaged, compacted): a snapshot past
+    /// them followed.
+    pub log_reads_failed: u64,
 }
 
 impl Stats {
@@ -98,6 +104,8 @@ impl Stats {
         self.snapshots += counters.snapshots_taken;
         self.snapshots_installed += counters.snapshots_installed;
         self.lease_reads += counters.lease_reads;
+        self.appends_from_disk += counters.appends_from_disk;
+        self.log_reads_failed += counters.log_reads_failed;
     }
 }
 
@@ -439,6 +447,7 @@ impl<M: Machine> Simulation<M> {
                     ),
                 }
             }
+            Output::SendEntries(append) => self.send_entries_from_disk(node, append),
             Output::LoadSnapshot(whole) => {
                 // Read back later, as on a thread of its own (see `SaveSnapshot`).
                 let life = state.life;
@@ -483,6 +492,24 @@ impl<M: Machine> Simulation<M> {
                     format_args!("membership at {index}: {membership} ({standing})"),
                 );
             }
+        }
+    }
+
+    /// Sends the append of `append` with its entries read back from node `node`'s log on disk,
+    /// as the server does; if they cannot be read, tells the node so.
+    fn send_entries_from_disk(&mut self, node: usize, append: EntriesToSend) {
+        match self.nodes[node].disk.read_entries(&append) {
+            Ok(Some(entries)) => self.on_output(node, Output::Send(append.into_message(entries))),
+            Ok(None) => {
+                self.trace.event(
+                    self.now,
+                    Self::actor(node),
+                    format_args!("cannot read back from the disk: {append}"),
+                );
+                let through = append.last.index;
+                self.node_input(node, Input::LogUnreadable { through });
+            }
+            Err(reason) => self.fail((Check::Storage, format!("n{}: {reason}", node_id(node)))),
         }
     }
 
@@ -1024,13 +1051,15 @@ impl<M: Machine> Simulation<M> {
     }
 
     /// The committed entry at `index` as node `id` holds it, if it is up, has committed that
-    /// far and still holds the entry.
+    /// far and still holds the entry: in memory, or (past its log cache) on its disk only.
     pub fn committed_entry(&self, id: NodeId, index: LogIndex) -> Option<&Entry> {
         let raft = self.replica(id)?.raft();
-        if raft.status().commit < index {
+        let status = raft.status();
+        if status.commit < index || index <= status.snapshot_last.index {
             return None;
         }
-        raft.entry(index)
+        let on_disk = || self.nodes[self.node_index(id)].disk.durable().entry(index);
+        raft.entry(index).or_else(on_disk)
     }
 
     /// The term of the entry committed at `index`, as the simulator recorded it from every

@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use raftkv_core::LogIndex;
-use raftkv_core::raft::{HardState, Persist, Recovered};
+use raftkv_core::raft::{Entry, HardState, Persist, Recovered};
+use raftkv_core::{LogId, LogIndex};
 
 use crate::error::StorageError;
 use crate::fs::FileSystem;
@@ -101,6 +101,20 @@ impl<F: FileSystem> Storage<F> {
         F: Clone,
     {
         SnapshotSaver::new(self.fs.clone(), &self.dir, self.snapshot_slot.clone())
+    }
+
+    /// The log entries `first..=last.index`, read back from the WAL with their checksums
+    /// checked: consecutive, and the last one `last` (its index and term). For committed
+    /// entries only, which every later write leaves as they are: a leader sending entries it
+    /// no longer holds in memory (`raftkv_core::raft::Output::SendEntries`). `Ok(None)` if
+    /// the WAL no longer holds them (a compaction removed them); an error if a record on the
+    /// way is damaged or cannot be read. Reads up to 64 KiB of records before the range.
+    pub fn read_entries(
+        &self,
+        first: LogIndex,
+        last: LogId,
+    ) -> Result<Option<Vec<Entry>>, StorageError> {
+        self.wal.read_entries(&self.fs, first, last)
     }
 
     /// Drops the log's segments that a saved snapshot covers, up to `index` at most (a

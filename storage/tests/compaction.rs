@@ -4,8 +4,8 @@
 mod common;
 
 use common::{entries, hard_state, indexes_and_terms, node_starts, open, persist, sim, snapshot};
-use raftkv_core::LogIndex;
 use raftkv_core::raft::Persist;
+use raftkv_core::{LogId, LogIndex, Term};
 use raftkv_storage::FileSystem;
 
 /// Small enough that every persist below closes its segment.
@@ -181,4 +181,62 @@ fn a_compaction_keeps_a_nearly_empty_segment_open_and_a_start_replays_past_its_c
     assert_eq!(node_starts(&recovered), Ok(()));
     let expected: Vec<(u64, u64)> = (31..=50).map(|index| (index, 1)).collect();
     assert_eq!(indexes_and_terms(&recovered), expected);
+}
+
+/// The term of entry `index` in the log `read_back_log` writes.
+fn term_read_back(index: u64) -> u64 {
+    if index <= 40 { 1 } else { 3 }
+}
+
+/// Writes entries 1..=60 of term 1, then a new leader's 41..=100 of term 3 over 41..=60, in
+/// records of five entries after the first: records over many segments and a truncation.
+fn read_back_log(storage: &mut raftkv_storage::Storage<raftkv_storage::sim_fs::SimFs>) {
+    let first = Persist {
+        hard_state: Some(hard_state(1, None)),
+        entries: entries(1, 1..=60),
+        ..persist(1)
+    };
+    storage.persist(&[first]).unwrap();
+    for (id, start) in (2..).zip((41..=96).step_by(5)) {
+        let truncate_from = (start == 41).then_some(LogIndex(41));
+        let change =
+            Persist { truncate_from, entries: entries(3, start..=start + 4), ..persist(id) };
+        storage.persist(&[change]).unwrap();
+    }
+}
+
+fn read_back<F: FileSystem>(
+    storage: &raftkv_storage::Storage<F>,
+    first: u64,
+    last: u64,
+) -> Option<Vec<(u64, u64)>> {
+    let last_id = LogId::new(LogIndex(last), Term(term_read_back(last)));
+    let read = storage.read_entries(LogIndex(first), last_id).unwrap_or_else(|e| panic!("{e}"));
+    read.map(|entries| entries.iter().map(|e| (e.index.0, e.term.0)).collect())
+}
+
+/// Committed entries come back by range as the log last wrote them: across segments, past a
+/// truncation by a new leader, after a restart; no longer once a compaction removed them.
+#[test]
+fn committed_entries_are_read_back_by_range_as_the_log_last_wrote_them() {
+    let (fs, dir) = sim(3);
+    let (mut storage, _, _) = open(fs.clone(), &dir, SEGMENT_BYTES);
+    read_back_log(&mut storage);
+    let expected = |first: u64, last: u64| -> Option<Vec<(u64, u64)>> {
+        Some((first..=last).map(|index| (index, term_read_back(index))).collect())
+    };
+    let ranges = [(1, 1), (1, 60), (38, 50), (41, 45), (59, 61), (90, 100), (100, 100)];
+    for (first, last) in ranges {
+        assert_eq!(read_back(&storage, first, last), expected(first, last), "{first}..={last}");
+    }
+    assert_eq!(read_back(&storage, 99, 101), None, "past the end of the log");
+    drop(storage);
+
+    let (mut storage, _, _) = open(fs.clone(), &dir, SEGMENT_BYTES);
+    for (first, last) in ranges {
+        assert_eq!(read_back(&storage, first, last), expected(first, last), "reopened");
+    }
+    storage.persist(&[Persist { snapshot: Some(snapshot(70, 3)), ..persist(1) }]).unwrap();
+    assert_eq!(read_back(&storage, 1, 10), None, "compacted away");
+    assert_eq!(read_back(&storage, 71, 100), expected(71, 100));
 }

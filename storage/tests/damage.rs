@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use common::{entries, hard_state, indexes_and_terms, node_starts, open, persist, sim};
 use raftkv_core::raft::{HardState, Persist, Recovered};
-use raftkv_core::{LogIndex, Term};
+use raftkv_core::{LogId, LogIndex, Term};
 use raftkv_storage::sim_fs::SimFs;
 use raftkv_storage::{Dropped, FileSystem, Storage, StorageError, StorageOptions};
 
@@ -395,4 +395,23 @@ fn a_cut_truncation_record_does_not_bring_back_the_entries_it_had_erased() {
     let (_, recovered, report) = reopen(&fs, &dir);
     assert_eq!((recovered.hard_state.damaged, indexes_and_terms(&recovered)), (false, vec![]));
     assert!(report.damage.is_empty(), "{report:?}");
+}
+
+/// Entries read back from the log are checked: a damaged record on the way is an error, never
+/// entries; those before it still come back.
+#[test]
+fn a_damaged_record_fails_a_read_back_instead_of_giving_wrong_entries() {
+    let (fs, dir) = sim(41);
+    let (mut storage, _, _) = open(fs.clone(), &dir, SEGMENT_BYTES);
+    let first =
+        Persist { hard_state: Some(hard_state(1, None)), entries: entries(1, 1..=5), ..persist(1) };
+    storage.persist(&[first]).unwrap();
+    storage.persist(&[Persist { entries: entries(1, 6..=10), ..persist(2) }]).unwrap();
+    let segment = only_segment(&fs, &dir);
+    flip(&fs, &segment, record_offsets(&fs, &segment)[1] + 40);
+    let last = |index| LogId::new(LogIndex(index), Term(1));
+    let intact = storage.read_entries(LogIndex(2), last(5)).unwrap().expect("held");
+    assert_eq!(intact, entries(1, 2..=5));
+    let error = storage.read_entries(LogIndex(6), last(10)).unwrap_err();
+    assert!(matches!(error, StorageError::Corrupt { .. }), "{error}");
 }

@@ -160,6 +160,11 @@ impl<M: Machine> Cluster<M> {
         &self.slot(node).disk
     }
 
+    /// What node `node`'s disk holds, to damage it.
+    pub fn disk_mut(&mut self, node: NodeId) -> &mut Durable {
+        &mut self.slot_mut(node).disk
+    }
+
     // ---- transcript ----
 
     pub fn start_transcript(&mut self) {
@@ -249,6 +254,27 @@ impl<M: Machine> Cluster<M> {
                     Some(data) => self.carry_out(node, Effect::Send(chunk.into_message(data))),
                     None => {
                         self.transcript.note(|| format!("{node}: no such chunk on disk: {chunk}"))
+                    }
+                }
+            }
+            Effect::SendEntries(append) => {
+                // Read from the disk, as a driver does: only what it made durable is there.
+                let disk = &self.slot(node).disk;
+                let entries: Option<Vec<Entry>> = (append.first().0..=append.last.index.0)
+                    .map(|index| disk.entry(LogIndex(index)).cloned())
+                    .collect();
+                match entries.filter(|entries| append.matches(entries)) {
+                    Some(entries) => {
+                        self.carry_out(node, Effect::Send(append.into_message(entries)))
+                    }
+                    None => {
+                        self.transcript.note(|| format!("{node}: unreadable on disk: {append}"));
+                        let now = self.clock_of(node);
+                        let through = append.last.index;
+                        if let Some(machine) = self.slot_mut(node).node.as_mut() {
+                            machine.handle(now, M::log_unreadable_input(through));
+                            self.drain(node);
+                        }
                     }
                 }
             }

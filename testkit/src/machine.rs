@@ -6,8 +6,8 @@ use core::fmt;
 use raftkv_core::kv::KvReply;
 use raftkv_core::protocol::ClientReply;
 use raftkv_core::raft::{
-    ChunkToSend, Entry, Message, PartialSnapshot, Persist, PersistId, RaftNode, Recovered, Role,
-    SavedSnapshot, Snapshot,
+    ChunkToSend, EntriesToSend, Entry, Message, PartialSnapshot, Persist, PersistId, RaftNode,
+    Recovered, Role, SavedSnapshot, Snapshot,
 };
 use raftkv_core::snapshot_job::SnapshotJob;
 use raftkv_core::{Instant, LogId, LogIndex, NodeId, Term};
@@ -66,6 +66,9 @@ pub trait Machine: Sized {
     /// damaged on the node's disk.
     fn snapshot_damaged_input(last: LogId) -> Self::Input;
 
+    /// The input saying that the entries up to `through` cannot be read from the disk.
+    fn log_unreadable_input(through: LogIndex) -> Self::Input;
+
     /// The input that hands the node a packet addressed to it.
     fn packet_input(packet: Self::Packet) -> Self::Input;
 
@@ -93,6 +96,8 @@ pub enum Effect<P> {
     SaveSnapshot(SnapshotJob),
     /// Read this chunk from the snapshot on the node's disk and send it.
     SendSnapshotChunk(ChunkToSend),
+    /// Read these entries from the node's disk and send the append.
+    SendEntries(EntriesToSend),
     /// Read back the snapshot received whole from the node's disk and hand it to the node.
     LoadSnapshot(PartialSnapshot),
     /// These committed entries are the node's to apply.

@@ -56,6 +56,10 @@ impl Machine for RaftNode {
         Input::SnapshotDamaged { last }
     }
 
+    fn log_unreadable_input(through: LogIndex) -> Input {
+        Input::LogUnreadable { through }
+    }
+
     fn packet_input(message: Message) -> Input {
         Input::Message(message)
     }
@@ -65,6 +69,7 @@ impl Machine for RaftNode {
             Output::Send(message) => Effect::Send(message),
             Output::Persist(persist) => Effect::Persist(persist),
             Output::SendSnapshotChunk(chunk) => Effect::SendSnapshotChunk(chunk),
+            Output::SendEntries(append) => Effect::SendEntries(append),
             Output::LoadSnapshot(whole) => Effect::LoadSnapshot(whole),
             Output::Apply(entries) => Effect::Apply(entries),
             Output::ReadReady { ctx, index } => Effect::ReadReady { ctx, index },

@@ -8,7 +8,7 @@ use raftkv_core::protocol::ClientRequest;
 use raftkv_core::raft::{Config, PersistId, RaftNode, Recovered, SavedSnapshot, Snapshot};
 use raftkv_core::server::{Input, Output, Replica, ReplicaConfig};
 use raftkv_core::state_machine::StateMachine;
-use raftkv_core::{Instant, LogId, NodeId, RequestId};
+use raftkv_core::{Instant, LogId, LogIndex, NodeId, RequestId};
 
 use crate::client::KvClerk;
 use crate::cluster::Cluster;
@@ -75,6 +75,10 @@ where
         Input::SnapshotDamaged { last }
     }
 
+    fn log_unreadable_input(through: LogIndex) -> Input<KvCommand> {
+        Input::LogUnreadable { through }
+    }
+
     fn packet_input(packet: Packet) -> Input<KvCommand> {
         match packet {
             Packet::Peer(message) => Input::Message(message),
@@ -95,6 +99,7 @@ where
             Output::Persist(persist) => Effect::Persist(persist),
             Output::SaveSnapshot(job) => Effect::SaveSnapshot(job),
             Output::SendSnapshotChunk(chunk) => Effect::SendSnapshotChunk(chunk),
+            Output::SendEntries(append) => Effect::SendEntries(append),
             Output::LoadSnapshot(whole) => Effect::LoadSnapshot(whole),
             Output::Reply { to, reply } if to == BY_HAND => Effect::ReplyByHand(reply),
             Output::Reply { to, reply } => {

@@ -189,6 +189,9 @@ where
                         // Encoding takes time in proportion to the state: not on this thread.
                         thread::spawn(move || me.send(Event::SnapshotEncoded(job.encode())));
                     }
+                    Output::SendEntries(_) => {
+                        unreachable!("the log cache is off: every entry stays in memory")
+                    }
                     Output::SendSnapshotChunk(chunk) => {
                         if let Some(bytes) = self.disk.chunk(&chunk) {
                             self.send(chunk.into_message(bytes));

@@ -40,6 +40,14 @@ pub struct Config {
     /// Each is at most one append's size. Default 32, as many as a leader keeps in flight;
     /// 0 rejects them, and the leader probes again.
     pub max_early_appends: usize,
+    /// The log cache: with `Some(bytes)`, the node keeps in memory only the entries not yet
+    /// applied or not yet durable on its own disk, and applied ones up to `bytes` in all (the
+    /// latest); older entries stay on the driver's disk until a snapshot compacts them, and an
+    /// append that needs them leaves as `Output::SendEntries`, which the driver fills from its
+    /// log on disk. The node keeps their terms (a few words per term) and sizes (4 bytes an
+    /// entry). Default `None`: every entry after the snapshot stays in memory, and
+    /// `Output::SendEntries` never comes: a driver opts in once it can read its log back.
+    pub log_cache_bytes: Option<usize>,
     /// Bytes of snapshot per InstallSnapshot message. Default 512 KiB.
     pub snapshot_chunk_bytes: usize,
     /// Most InstallSnapshot messages in flight to one follower. Default 4.
@@ -84,6 +92,7 @@ impl Config {
             max_bytes_per_append: 1 << 20,
             max_inflight_appends: 32,
             max_early_appends: 32,
+            log_cache_bytes: None,
             snapshot_chunk_bytes: 512 << 10,
             max_inflight_snapshot_chunks: 4,
             max_promotion_lag: 256,

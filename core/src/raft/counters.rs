@@ -29,6 +29,11 @@ pub struct Counters {
     pub appends_rejected: u64,
     /// Appends that arrived ahead of a gap in the log and were held until it filled.
     pub appends_held: u64,
+    /// Leader only: appends whose entries were no longer in memory, handed to the driver to
+    /// send from its disk (`Output::SendEntries`).
+    pub appends_from_disk: u64,
+    /// Entries the driver could not read back from its disk (`Input::LogUnreadable`).
+    pub log_reads_failed: u64,
     /// Pre-vote rounds started.
     pub pre_elections: u64,
     /// Elections started (terms campaigned in).
@@ -70,7 +75,7 @@ impl fmt::Display for Counters {
         write!(
             f,
             "misaddressed={} stale={} in_lease={} unexpected={} malformed={} \
-             bad_ack={} rejected={} held={} pre_elections={} elections={} \
+             bad_ack={} rejected={} held={} from_disk={} reads_failed={} pre_elections={} elections={} \
              leaderships={} snapshots_taken={} snapshots_installed={} chunks_refused={} \
              received_damaged={} follower_logs_lost={} \
              withheld_while_damaged={} withheld_not_voter={} removed_nodes_told={} \
@@ -83,6 +88,8 @@ impl fmt::Display for Counters {
             self.dropped_bad_persist_ack,
             self.appends_rejected,
             self.appends_held,
+            self.appends_from_disk,
+            self.log_reads_failed,
             self.pre_elections,
             self.elections,
             self.leaderships,

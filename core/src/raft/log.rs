@@ -1,5 +1,6 @@
-//! The in-memory log: the entries after the last snapshot, the commit and apply points, and
-//! the memberships the log holds.
+//! The log: the entries after the last snapshot (in memory, but for applied ones past the log
+//! cache, which only the driver's disk holds), their terms, the commit and apply points, and the
+//! memberships the log holds.
 
 use std::collections::VecDeque;
 
@@ -8,6 +9,7 @@ use crate::raft::entry::{Entry, Payload};
 use crate::raft::membership::Membership;
 use crate::raft::membership_log::MembershipLog;
 use crate::raft::message::ConflictHint;
+use crate::raft::term_runs::TermRuns;
 
 /// The replicated log as this node holds it. Terms never decrease along the log, which lets
 /// every term lookup be a binary search.
@@ -15,15 +17,23 @@ use crate::raft::message::ConflictHint;
 pub(crate) struct RaftLog {
     /// The last entry covered by the snapshot (`LogId::ZERO` without one).
     snapshot_last: LogId,
-    /// The entries after the snapshot: `entries[0].index == snapshot_last.index + 1`.
+    /// The sizes (`Entry::size_bytes`) of the entries after the snapshot that are no longer in
+    /// memory (applied and durable, beyond the log cache), from `snapshot_last.index + 1` on.
+    evicted: VecDeque<u32>,
+    /// The entries after those: `entries[0].index == snapshot_last.index + 1 + evicted.len()`.
     entries: VecDeque<Entry>,
+    /// The terms of every entry after the snapshot, in memory or not.
+    terms: TermRuns,
     /// Highest index known to be committed.
     committed: LogIndex,
     /// Highest index handed out to be applied.
     applied: LogIndex,
-    /// Bytes of the entries held (`Entry::size_bytes`).
+    /// Bytes of the entries held in memory (`Entry::size_bytes`).
     bytes: usize,
-    /// Bytes of the entries held that are applied: what compacting at `applied` would free.
+    /// Bytes of the entries no longer in memory (the sum of `evicted`).
+    evicted_bytes: usize,
+    /// Bytes of the applied entries after the snapshot, in memory or not: what compacting at
+    /// `applied` would take out of the log.
     applied_bytes: usize,
     /// The membership at the snapshot point and those of the entries held, kept in step with
     /// every change of the entries.
@@ -49,10 +59,13 @@ impl RaftLog {
     ) -> RaftLog {
         let mut log = RaftLog {
             snapshot_last,
+            evicted: VecDeque::new(),
             entries: VecDeque::with_capacity(entries.len()),
+            terms: TermRuns::default(),
             committed: snapshot_last.index,
             applied: snapshot_last.index,
             bytes: 0,
+            evicted_bytes: 0,
             applied_bytes: 0,
             memberships: MembershipLog::new(snapshot_last.index, membership),
         };
@@ -78,15 +91,29 @@ impl RaftLog {
             last
         );
         let held = self.entries.len() as u64;
-        assert_eq!(last.index, self.snapshot_last.index.plus(held), "entries not consecutive");
+        let evicted = self.evicted.len() as u64;
+        let after_snapshot = held.checked_add(evicted).expect("fewer entries than u64::MAX");
+        assert_eq!(last.index, self.snapshot_last.index.plus(after_snapshot), "a gap in the log");
+        assert!(self.first_held().prev() <= self.applied, "an unapplied entry out of memory");
         if let Some(first) = self.entries.front() {
-            assert_eq!(first.index, self.snapshot_last.index.next(), "a gap after the snapshot");
+            assert_eq!(first.index, self.first_held(), "a gap after the entries evicted");
             assert!(
                 self.snapshot_last.term <= first.term && first.term <= last.term,
                 "terms go back along the log"
             );
+            assert_eq!(self.terms.term_at(first.index), Some(first.term), "term runs astray");
         }
-        assert!(self.applied_bytes <= self.bytes, "more applied bytes than bytes");
+        if last.index > self.snapshot_last.index {
+            assert_eq!(self.terms.term_at(last.index), Some(last.term), "term runs astray");
+        }
+        assert!(
+            self.applied_bytes <= self.bytes.saturating_add(self.evicted_bytes)
+                && self.evicted_bytes <= self.applied_bytes,
+            "applied bytes {} out of bounds: {} held, {} evicted",
+            self.applied_bytes,
+            self.bytes,
+            self.evicted_bytes
+        );
         self.check_memberships();
     }
 
@@ -99,6 +126,10 @@ impl RaftLog {
         for (id, membership) in self.memberships.entries() {
             assert!(id.index > previous, "memberships out of order");
             previous = id.index;
+            if id.index < self.first_held() {
+                assert_eq!(self.term_at(id.index), Some(id.term), "a membership evicted astray");
+                continue; // Evicted: the disk holds its entry.
+            }
             let held = self.entry(id.index).filter(|entry| entry.id() == *id);
             assert!(
                 held.is_some_and(|entry| entry.payload == Payload::Membership(membership.clone())),
@@ -112,9 +143,62 @@ impl RaftLog {
         self.bytes
     }
 
-    /// Bytes of the applied entries held in memory, which a snapshot at the applied index frees.
+    /// Bytes of the applied entries after the snapshot, in memory or not: what a snapshot at
+    /// the applied index takes out of the log.
     pub(crate) fn applied_bytes(&self) -> usize {
         self.applied_bytes
+    }
+
+    /// Entries after the snapshot no longer in memory.
+    pub(crate) fn evicted_len(&self) -> usize {
+        self.evicted.len()
+    }
+
+    /// The first index held in memory (the one after the last, if none is).
+    pub(crate) fn first_held(&self) -> LogIndex {
+        self.snapshot_last.index.plus(self.evicted.len() as u64).next()
+    }
+
+    /// Drops from memory the oldest entries at or below `floor` (applied, and durable on the
+    /// node's own disk, so that the driver can read them back from there) while the applied
+    /// entries held weigh more than `budget` bytes. Their terms and sizes stay.
+    pub(crate) fn evict_applied(&mut self, floor: LogIndex, budget: usize) {
+        debug_assert!(floor <= self.applied);
+        while self.applied_bytes - self.evicted_bytes > budget
+            && self.entries.front().is_some_and(|entry| entry.index <= floor)
+        {
+            let entry = self.entries.pop_front().expect("front exists");
+            let size = entry.size_bytes();
+            // One of 4 GiB or more (no message carries it) counts as 4 GiB once out of memory.
+            let kept = u32::try_from(size).unwrap_or(u32::MAX);
+            self.bytes -= size;
+            self.applied_bytes -= size - kept as usize;
+            self.evicted_bytes += kept as usize;
+            self.evicted.push_back(kept);
+        }
+    }
+
+    /// The last index of a batch of entries no longer in memory, from `from` on: at most
+    /// `max_entries` and, beyond the first, at most `max_bytes`; `None` unless `from` is one of
+    /// them. The batch stops where memory starts.
+    pub(crate) fn evicted_batch(
+        &self,
+        from: LogIndex,
+        max_entries: usize,
+        max_bytes: usize,
+    ) -> Option<LogIndex> {
+        let offset = from.0.checked_sub(self.snapshot_last.index.next().0)?;
+        let offset = usize::try_from(offset).ok().filter(|&offset| offset < self.evicted.len())?;
+        let mut bytes = 0usize;
+        let mut count = 0u64;
+        for &size in self.evicted.iter().skip(offset).take(max_entries) {
+            bytes = bytes.saturating_add(size as usize);
+            if count > 0 && bytes > max_bytes {
+                break;
+            }
+            count += 1;
+        }
+        count.checked_sub(1).map(|after_first| from.plus(after_first))
     }
 
     /// Drops the entries up to `last` (applied, and now covered by a snapshot of this node's
@@ -123,6 +207,7 @@ impl RaftLog {
         debug_assert!(last.index <= self.applied && self.contains(last));
         let dropped = self.drop_through(last.index);
         self.memberships.compact_to(last.index);
+        self.terms.compact_to(last.index);
         self.snapshot_last = last;
         dropped
     }
@@ -138,9 +223,14 @@ impl RaftLog {
     ) -> (bool, VecDeque<Entry>) {
         let keep_suffix = self.contains(last);
         let dropped = if keep_suffix {
-            self.drop_through(last.index)
+            let dropped = self.drop_through(last.index);
+            self.terms.compact_to(last.index);
+            dropped
         } else {
             self.bytes = 0;
+            self.evicted.clear();
+            self.evicted_bytes = 0;
+            self.terms.clear();
             std::mem::take(&mut self.entries)
         };
         self.memberships.install(last.index, membership, keep_suffix);
@@ -162,6 +252,7 @@ impl RaftLog {
     /// the old copy there free but resident: measured, it cost more memory than it saved).
     /// It never stays larger than what the log held last.
     fn drop_through(&mut self, index: LogIndex) -> VecDeque<Entry> {
+        self.drop_evicted_through(index);
         let count = self.entries.partition_point(|entry| entry.index <= index);
         let bytes_of =
             |entries: &VecDeque<Entry>| -> usize { entries.iter().map(Entry::size_bytes).sum() };
@@ -187,6 +278,15 @@ impl RaftLog {
         dropped
     }
 
+    /// Forgets the sizes of the entries out of memory up to `index`.
+    fn drop_evicted_through(&mut self, index: LogIndex) {
+        let covered = index.0.saturating_sub(self.snapshot_last.index.0);
+        let count = usize::try_from(covered).unwrap_or(usize::MAX).min(self.evicted.len());
+        let bytes: usize = self.evicted.drain(..count).map(|size| size as usize).sum();
+        self.evicted_bytes -= bytes;
+        self.applied_bytes -= bytes;
+    }
+
     pub(crate) fn snapshot_last(&self) -> LogId {
         self.snapshot_last
     }
@@ -200,7 +300,14 @@ impl RaftLog {
     }
 
     pub(crate) fn last_id(&self) -> LogId {
-        self.entries.back().map_or(self.snapshot_last, Entry::id)
+        match self.entries.back() {
+            Some(entry) => entry.id(),
+            None if self.evicted.is_empty() => self.snapshot_last,
+            None => {
+                let last = self.first_held().prev();
+                LogId::new(last, self.terms.term_at(last).expect("runs cover the log"))
+            }
+        }
     }
 
     pub(crate) fn last_index(&self) -> LogIndex {
@@ -212,18 +319,22 @@ impl RaftLog {
         self.entries.len()
     }
 
-    /// The term of the entry at `index`, if this log still knows it (the snapshot point counts;
-    /// entries compacted into the snapshot and entries past the end do not).
+    /// The term of the entry at `index`, if this log still knows it (the snapshot point counts,
+    /// and so do entries out of memory; entries compacted into the snapshot and entries past the
+    /// end do not).
     pub(crate) fn term_at(&self, index: LogIndex) -> Option<Term> {
         if index == self.snapshot_last.index {
             return Some(self.snapshot_last.term);
         }
-        self.entry(index).map(|entry| entry.term)
+        if index < self.snapshot_last.index || index > self.last_index() {
+            return None;
+        }
+        self.terms.term_at(index)
     }
 
     /// The entry at `index`, if held in memory.
     pub(crate) fn entry(&self, index: LogIndex) -> Option<&Entry> {
-        let offset = index.0.checked_sub(self.snapshot_last.index.0 + 1)?;
+        let offset = index.0.checked_sub(self.first_held().0)?;
         self.entries.get(usize::try_from(offset).ok()?)
     }
 
@@ -240,6 +351,7 @@ impl RaftLog {
         if let Payload::Membership(membership) = &entry.payload {
             self.memberships.record(entry.id(), membership.clone());
         }
+        self.terms.push(entry.index, entry.term);
         self.entries.push_back(entry);
     }
 
@@ -288,6 +400,8 @@ impl RaftLog {
     }
 
     fn truncate_from(&mut self, index: LogIndex) {
+        assert!(index >= self.first_held(), "truncating an applied entry at {index}");
+        self.terms.truncate_from(index);
         while self.entries.back().is_some_and(|entry| entry.index >= index) {
             let entry = self.entries.pop_back().expect("back exists");
             self.bytes -= entry.size_bytes();
@@ -337,27 +451,30 @@ impl RaftLog {
         }
     }
 
-    /// The first index held in memory whose entry has `term` (or a later term).
+    /// The first index after the snapshot whose entry has `term` (or a later term), the one
+    /// after the last if none has.
     fn first_index_of_term(&self, term: Term) -> LogIndex {
-        let before = self.entries.partition_point(|entry| entry.term < term);
-        self.snapshot_last.index.plus(before as u64 + 1)
+        let after_snapshot = self.snapshot_last.index.next();
+        match self.terms.first_index_from(term) {
+            Some(first) if self.last_index() >= after_snapshot => first.max(after_snapshot),
+            _ => self.last_index().next(),
+        }
     }
 
     /// The last index whose entry has exactly `term`, if this log has one.
     pub(crate) fn last_index_of_term(&self, term: Term) -> Option<LogIndex> {
-        let up_to = self.entries.partition_point(|entry| entry.term <= term);
-        match up_to.checked_sub(1).and_then(|last| self.entries.get(last)) {
-            Some(entry) if entry.term == term => Some(entry.index),
-            Some(_) => None,
-            None => (self.snapshot_last.term == term && self.snapshot_last.index.0 > 0)
+        let last = self.last_index();
+        match self.terms.last_index_of(term, last) {
+            Some(end) if end > self.snapshot_last.index => Some(end),
+            _ => (self.snapshot_last.term == term && self.snapshot_last.index.0 > 0)
                 .then_some(self.snapshot_last.index),
         }
     }
 
-    /// Copies of the entries from `from` on (or from the first held, if `from` was compacted),
-    /// at most `max_entries` and, beyond the first, at most `max_bytes` in all.
+    /// Copies of the entries from `from` on (or from the first held, if `from` is no longer in
+    /// memory), at most `max_entries` and, beyond the first, at most `max_bytes` in all.
     pub(crate) fn slice(&self, from: LogIndex, max_entries: usize, max_bytes: usize) -> Vec<Entry> {
-        let offset = from.0.saturating_sub(self.snapshot_last.index.0 + 1);
+        let offset = from.0.saturating_sub(self.first_held().0);
         let mut bytes = 0;
         let mut batch = Vec::new();
         for entry in self.entries.iter().skip(offset as usize).take(max_entries) {
@@ -632,6 +749,93 @@ mod tests {
     #[should_panic(expected = "past the end of the log")]
     fn a_commit_past_the_log_is_a_bug() {
         log_of_terms(&[1, 1]).commit_to(LogIndex(3));
+    }
+
+    /// A log of `terms`, all committed and applied, with the applied ones beyond `budget` bytes
+    /// evicted up to `floor`.
+    fn evicted_log(terms: &[u64], floor: u64, budget: usize) -> RaftLog {
+        let mut log = log_of_terms(terms);
+        log.commit_to(log.last_index());
+        log.take_committed(usize::MAX);
+        log.evict_applied(LogIndex(floor), budget);
+        log.check_invariants();
+        log
+    }
+
+    #[test]
+    fn eviction_keeps_the_budget_of_applied_entries_and_nothing_past_the_floor() {
+        let log = evicted_log(&[1, 1, 2, 2, 2, 3], 6, 2 * 24);
+        assert_eq!((log.evicted_len(), log.len(), log.first_held()), (4, 2, LogIndex(5)));
+        assert_eq!((log.bytes(), log.applied_bytes()), (2 * 24, 6 * 24), "still counted applied");
+        assert!(log.entry(LogIndex(4)).is_none() && log.entry(LogIndex(5)).is_some());
+        let floored = evicted_log(&[1, 1, 2, 2, 2, 3], 2, 0);
+        assert_eq!(floored.first_held(), LogIndex(3), "nothing past the floor goes");
+        // Unapplied entries never go, whatever the floor says.
+        let mut unapplied = log_of_terms(&[1, 1, 1]);
+        unapplied.commit_to(LogIndex(3));
+        unapplied.take_committed(1);
+        unapplied.evict_applied(LogIndex(1), 0);
+        assert_eq!(unapplied.first_held(), LogIndex(2));
+    }
+
+    #[test]
+    fn terms_and_hints_reach_across_evicted_entries() {
+        let log = evicted_log(&[1, 1, 2, 2, 2, 3, 3], 7, 24);
+        assert_eq!(log.first_held(), LogIndex(7));
+        let terms: Vec<Option<u64>> =
+            (0..=8).map(|i| log.term_at(LogIndex(i)).map(|term| term.0)).collect();
+        assert_eq!(
+            terms,
+            [Some(0), Some(1), Some(1), Some(2), Some(2), Some(2), Some(3), Some(3), None]
+        );
+        assert!(log.contains(LogId::new(LogIndex(4), Term(2))));
+        assert_eq!(log.last_index_of_term(Term(2)), Some(LogIndex(5)));
+        assert_eq!(log.last_index_of_term(Term(1)), Some(LogIndex(2)));
+        assert_eq!(
+            log.conflict_hint(LogIndex(5)),
+            ConflictHint { term: Some(Term(2)), first_index: LogIndex(3) }
+        );
+        // Everything evicted: the last entry's id comes from the terms kept.
+        let all = evicted_log(&[1, 2, 2], 3, 0);
+        assert_eq!((all.len(), all.last_id()), (0, LogId::new(LogIndex(3), Term(2))));
+    }
+
+    #[test]
+    fn a_batch_from_disk_obeys_the_limits_and_stops_where_memory_starts() {
+        let log = evicted_log(&[1; 6], 6, 2 * 24);
+        assert_eq!(log.evicted_batch(LogIndex(1), 10, usize::MAX), Some(LogIndex(4)));
+        assert_eq!(log.evicted_batch(LogIndex(2), 2, usize::MAX), Some(LogIndex(3)));
+        assert_eq!(log.evicted_batch(LogIndex(1), 10, 48), Some(LogIndex(2)));
+        assert_eq!(log.evicted_batch(LogIndex(3), 10, 1), Some(LogIndex(3)), "one at least");
+        assert_eq!(log.evicted_batch(LogIndex(5), 10, 100), None, "in memory");
+        assert_eq!(log.evicted_batch(LogIndex(0), 10, 100), None, "the snapshot point");
+    }
+
+    #[test]
+    fn compaction_forgets_evicted_entries_it_covers_wherever_it_falls() {
+        for through in 1..=6 {
+            let mut log = evicted_log(&[1, 1, 1, 2, 2, 2], 6, 2 * 24);
+            log.compact_to(LogId::new(LogIndex(through), Term(if through <= 3 { 1 } else { 2 })));
+            log.check_invariants();
+            let left = 6 - through as usize;
+            assert_eq!(log.applied_bytes(), left * 24, "{through}");
+            assert_eq!(log.evicted_len(), 4usize.saturating_sub(through as usize), "{through}");
+            assert_eq!(log.last_id(), LogId::new(LogIndex(6), Term(2)));
+            assert!(log.term_at(LogIndex(through)).is_some(), "the snapshot point");
+        }
+        let mut installed = evicted_log(&[1, 1, 2, 2], 4, 0);
+        let (kept, _) =
+            installed.install_snapshot(LogId::new(LogIndex(9), Term(3)), Membership::default());
+        assert!(!kept);
+        assert_eq!((installed.evicted_len(), installed.applied_bytes()), (0, 0));
+        installed.check_invariants();
+    }
+
+    #[test]
+    #[should_panic(expected = "truncating an applied entry")]
+    fn truncating_into_evicted_entries_is_a_bug() {
+        let mut log = evicted_log(&[1, 1, 1], 3, 0);
+        log.truncate_from(LogIndex(2));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::raft::config::{Config, ConfigError};
 use crate::raft::counters::Counters;
 use crate::raft::durability::Durability;
 use crate::raft::early_appends::{EarlyAppends, ReceivedAppend};
+use crate::raft::entries_to_send::EntriesToSend;
 use crate::raft::entry::{Entry, Payload};
 use crate::raft::incoming_snapshot::IncomingSnapshot;
 use crate::raft::log::RaftLog;
@@ -66,6 +67,14 @@ pub enum Input {
         /// The last entry of the snapshot asked for.
         last: LogId,
     },
+    /// The driver could not read back from its disk the entries of an `Output::SendEntries`
+    /// up to `through` (a checksum failed, or its log no longer holds them): the node sends
+    /// none of the entries up to there from the disk again, and asks for a snapshot past them
+    /// (`RaftNode::needs_snapshot`), which it then sends instead.
+    LogUnreadable {
+        /// The last entry asked for.
+        through: LogIndex,
+    },
 }
 
 /// Something a node wants done, drained with `poll_output`.
@@ -90,6 +99,11 @@ pub enum Output {
     /// `RaftNode::keep_snapshot_on_disk`): read it from the snapshot saved at `last`, if that
     /// is the one there, and send the message; otherwise drop it (it goes again later).
     SendSnapshotChunk(ChunkToSend),
+    /// Send this append, whose entries are no longer in memory (`Config::log_cache_bytes`):
+    /// read them from the log on the driver's disk, check them (`EntriesToSend::matches`) and
+    /// send the message; if they cannot be read, drop it and answer `Input::LogUnreadable`.
+    /// A message dropped for any other reason is lost as on the network: it goes again later.
+    SendEntries(EntriesToSend),
     /// The read registered with this `ctx` may be served once the state machine has applied
     /// `index`.
     ReadReady {
@@ -190,8 +204,11 @@ pub struct Status {
     pub log_entries: usize,
     /// Bytes of the entries held in memory.
     pub log_bytes: usize,
-    /// Bytes of the applied entries held in memory: what the next snapshot frees.
+    /// Bytes of the applied entries after the snapshot, in memory or (past the log cache) on
+    /// the driver's disk only: what the next snapshot compacts.
     pub applied_log_bytes: usize,
+    /// Entries after the snapshot no longer in memory (`Config::log_cache_bytes`).
+    pub log_evicted_entries: usize,
     /// Its disk lost acknowledged writes and it has not yet caught up with a leader: it takes
     /// no part in elections.
     pub damaged: bool,
@@ -329,6 +346,10 @@ pub struct RaftNode {
     pub(crate) dropped_by_install: Option<CompactedEntries>,
     /// A snapshot being received from the leader.
     pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
+    /// The driver could not read the entries up to here back from its disk
+    /// (`Input::LogUnreadable`): none of them is sent from the disk until a snapshot covers
+    /// them. `LogIndex(0)`: none.
+    pub(crate) log_unreadable_through: LogIndex,
     pub(crate) durability: Durability,
     /// Whether the node may vote and campaign, or waits to catch up after a damaged disk.
     pub(crate) recovery: Recovery,
@@ -394,6 +415,7 @@ impl RaftNode {
             snapshot_on_disk: None,
             dropped_by_install: None,
             incoming_snapshot,
+            log_unreadable_through: LogIndex(0),
             durability: Durability::new(durable),
             recovery: Recovery::new(false, 0),
             early_appends: EarlyAppends::new(config.max_early_appends),
@@ -428,6 +450,7 @@ impl RaftNode {
             Input::Persisted { id } => self.on_persisted(id),
             Input::SnapshotLoaded { snapshot } => self.on_snapshot_loaded(snapshot),
             Input::SnapshotDamaged { last } => self.on_snapshot_damaged(last),
+            Input::LogUnreadable { through } => self.on_log_unreadable(through),
         }
     }
 
@@ -494,8 +517,8 @@ impl RaftNode {
         self.log.applied()
     }
 
-    /// Bytes of the applied entries held in memory: what the next snapshot frees (as in
-    /// `status`, without building one).
+    /// Bytes of the applied entries after the snapshot, in memory or not: what the next
+    /// snapshot compacts (as in `status`, without building one).
     pub fn applied_log_bytes(&self) -> usize {
         self.log.applied_bytes()
     }
@@ -531,6 +554,7 @@ impl RaftNode {
             log_entries: self.log.len(),
             log_bytes: self.log.bytes(),
             applied_log_bytes: self.log.applied_bytes(),
+            log_evicted_entries: self.log.evicted_len(),
             damaged: self.recovery.is_damaged(),
             membership: self.log.membership().clone(),
             membership_index: self.log.membership_index(),
@@ -939,6 +963,11 @@ impl RaftNode {
         if !committed.is_empty() {
             self.outbox.push_back(Output::Apply(committed));
         }
+        if let Some(budget) = self.config.log_cache_bytes {
+            // Only what the driver's disk holds, and no entry still to be applied.
+            let floor = self.log.applied().min(self.durability.durable_index());
+            self.log.evict_applied(floor, budget);
+        }
     }
 }
 
@@ -1004,6 +1033,7 @@ impl fmt::Display for Output {
                 _ => write!(f, "apply nothing"),
             },
             Output::SendSnapshotChunk(chunk) => write!(f, "{chunk}"),
+            Output::SendEntries(append) => write!(f, "{append}"),
             Output::LoadSnapshot(whole) => {
                 write!(f, "load received snapshot {} ({}B)", whole.last, whole.total)
             }

@@ -2,9 +2,10 @@
 
 use crate::ids::{LogId, LogIndex, NodeId};
 use crate::raft::early_appends::ReceivedAppend;
+use crate::raft::entries_to_send::EntriesToSend;
 use crate::raft::entry::{Entry, Payload};
 use crate::raft::message::{AppendOutcome, Body, ConflictHint, RecoveryTarget};
-use crate::raft::node::{NotLeader, RaftNode, Role};
+use crate::raft::node::{NotLeader, Output, RaftNode, Role};
 use crate::raft::progress::{Progress, Rejection};
 use crate::time::Instant;
 
@@ -51,6 +52,15 @@ impl RaftNode {
                 self.start_snapshot(peer);
                 return true;
             };
+            let prev = LogId::new(next.prev(), prev_term);
+            if next < self.log.first_held() {
+                if next <= self.log_unreadable_through {
+                    break; // Unreadable on the disk: it waits for a snapshot past them.
+                }
+                self.send_from_disk(peer, prev);
+                sent = true;
+                continue;
+            }
             let entries = self.log.slice(
                 next,
                 self.config.max_entries_per_append,
@@ -61,10 +71,48 @@ impl RaftNode {
             };
             let pipelined = progress.appends_in_flight() > 0;
             self.progress_of(peer).on_sent(last_sent);
-            self.send_append(peer, LogId::new(next.prev(), prev_term), entries, pipelined);
+            self.send_append(peer, prev, entries, pipelined);
             sent = true;
         }
         sent
+    }
+
+    /// Sends `peer` the entries after `prev`, which are no longer in memory: the driver reads
+    /// them from its disk (`Output::SendEntries`), as many as one append holds.
+    fn send_from_disk(&mut self, peer: NodeId, prev: LogId) {
+        let (max_entries, max_bytes) =
+            (self.config.max_entries_per_append, self.config.max_bytes_per_append);
+        let last = self
+            .log
+            .evicted_batch(prev.index.next(), max_entries, max_bytes)
+            .expect("the caller found the entry after prev out of memory");
+        let last = LogId::new(last, self.log.term_at(last).expect("the log knows its terms"));
+        let progress = self.progress_of(peer);
+        let pipelined = progress.appends_in_flight() > 0;
+        progress.on_sent(last.index);
+        let append = EntriesToSend {
+            from: self.config.id,
+            to: peer,
+            term: self.term,
+            prev,
+            last,
+            commit: self.log.committed(),
+            read_round: self.read_round(),
+            recovery: self.progress_of(peer).recovery_target(),
+            pipelined,
+        };
+        self.counters.appends_from_disk += 1;
+        self.outbox.push_back(Output::SendEntries(append));
+    }
+
+    /// The driver could not read the entries up to `through` back from its disk: none of them
+    /// goes from the disk again, and the replica takes a snapshot past them
+    /// (`needs_snapshot`), which followers that need them then receive.
+    pub(crate) fn on_log_unreadable(&mut self, through: LogIndex) {
+        self.counters.log_reads_failed += 1;
+        if through > self.log.snapshot_last().index && through <= self.log.last_index() {
+            self.log_unreadable_through = self.log_unreadable_through.max(through);
+        }
     }
 
     fn send_append(&mut self, peer: NodeId, prev: LogId, entries: Vec<Entry>, pipelined: bool) {

@@ -20,6 +20,13 @@ impl RaftNode {
         applied > self.log.snapshot_last().index && self.knows_membership_at(applied)
     }
 
+    /// Whether the driver could not read back entries from its disk that followers may still
+    /// need (`Input::LogUnreadable`) and no snapshot covers them yet: take one, past them,
+    /// whatever the log weighs (a replica does).
+    pub fn needs_snapshot(&self) -> bool {
+        self.log_unreadable_through > self.log.snapshot_last().index
+    }
+
     /// Whether this node knows the membership in force at `index` (at or after its snapshot
     /// point), as a snapshot there must record. A node that joined a running cluster does not
     /// know it before the entry that added it, unless its leader sent it a snapshot.

@@ -133,3 +133,30 @@ fn a_follower_killed_while_receiving_a_snapshot_resumes_the_transfer() {
     assert_eq!(client.get("big159").unwrap(), Some(big(159).into_bytes()));
     assert_eq!(client.get("first").unwrap().as_deref(), Some(&b"1"[..]));
 }
+
+/// With no log cache, a leader holds no applied entry in memory: a node that was down gets
+/// the entries it missed read back from the leader's WAL, without a snapshot.
+#[test]
+fn a_lagging_node_catches_up_from_entries_read_back_from_the_wal() {
+    let args = ["--log-cache-bytes", "0", "--snapshot-bytes", "100000000"];
+    let mut cluster = TestCluster::start_with(3, &args);
+    let mut client = cluster.client();
+    client.put("first", "1").unwrap();
+    cluster.kill(3);
+    for i in 0..400 {
+        client.put(format!("k{}", i % 50), value(i)).unwrap();
+    }
+    let statuses = client.status().unwrap();
+    let leader = statuses.iter().filter_map(|(_, s)| s.as_ref().ok()).find(|s| s.role == "Leader");
+    let leader = leader.expect("a leader");
+    assert!(leader.log_entries < 50, "the leader holds {} entries", leader.log_entries);
+    cluster.spawn(3);
+    cluster.wait_for_status(3, "caught up from the WAL", |this, leader| {
+        this.applied >= leader.commit && this.snapshot_last.0 == 0
+    });
+    cluster.kill(1);
+    cluster.kill(2);
+    cluster.spawn(2);
+    let mut client = cluster.client();
+    assert_eq!(client.get("k49").unwrap(), Some(value(399).into_bytes()));
+}

@@ -13,6 +13,7 @@
 mod active;
 mod obsolete;
 mod prepare;
+mod read_back;
 mod record;
 mod replay;
 mod scan;
@@ -22,13 +23,14 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use raftkv_core::raft::Entry;
-use raftkv_core::{LogIndex, Term};
+use raftkv_core::{LogId, LogIndex, Term};
 
 use crate::directory;
 use crate::error::StorageError;
 use crate::fs::FileSystem;
 use crate::report::{Cut, Dropped};
 use crate::wal::active::ActiveSegment;
+use crate::wal::read_back::{Checkpoints, Range, RecordReader};
 use crate::wal::replay::LogBuilder;
 use crate::wal::scan::Ending;
 use crate::wal::segment::HeaderCheck;
@@ -41,6 +43,7 @@ pub(crate) use crate::wal::record::LogChangeRef;
 #[derive(Debug)]
 struct Closed {
     path: PathBuf,
+    sequence: u64,
     /// The last index of the log once replay has reached the end of this segment.
     log_last: LogIndex,
     /// Where its records end.
@@ -60,6 +63,8 @@ pub(crate) struct Wal<H> {
     /// Where the active segment's zeros ended when the writer last looked for a prepared
     /// segment to leave it for: it looks once per zero-fill.
     looked_for_prepared_at: u64,
+    /// Where to start reading entries back (see [`read_entries`](Self::read_entries)).
+    checkpoints: Checkpoints,
 }
 
 /// What replaying the log found.
@@ -104,6 +109,7 @@ impl<H> Wal<H> {
         prepare::remove_all(fs, dir)?;
         let sequences = sequences(fs, dir)?;
         let mut log = LogBuilder::new(snapshot_last);
+        let mut checkpoints = Checkpoints::default();
         let mut closed = Vec::new();
         let mut active = None;
         let (mut torn_tail, mut damage) = (None, None);
@@ -112,10 +118,9 @@ impl<H> Wal<H> {
             let is_last = position + 1 == sequences.len();
             let bytes =
                 fs.read(&path).map_err(StorageError::io("read", &path))?.unwrap_or_default();
-            let found = replay_segment(&bytes, sequence, is_last, &mut log).map_err(|reason| {
-                StorageError::Refused {
-                    reason: format!("{}: {reason}; refusing to start", path.display()),
-                }
+            let replayed = replay_segment(&bytes, sequence, is_last, &mut log, &mut checkpoints);
+            let found = replayed.map_err(|reason| StorageError::Refused {
+                reason: format!("{}: {reason}; refusing to start", path.display()),
             })?;
             let SegmentEnd { end, ending, data_end, file_bytes, missing_header } = found;
             let reopen = |path: PathBuf, missing_header| {
@@ -124,7 +129,7 @@ impl<H> Wal<H> {
             };
             let reason = match ending {
                 Ending::Clean if !is_last => {
-                    closed.push(Closed { path, log_last: log.log_last(), bytes: end });
+                    closed.push(Closed { path, sequence, log_last: log.log_last(), bytes: end });
                     continue;
                 }
                 Ending::Clean => {
@@ -170,6 +175,7 @@ impl<H> Wal<H> {
             segment_bytes,
             zero_fill_bytes,
             looked_for_prepared_at: 0,
+            checkpoints,
         };
         let replayed = Replayed { entries: log.into_entries(), torn_tail, damage };
         Ok((wal, replayed))
@@ -186,6 +192,7 @@ impl<H> Wal<H> {
             record::encode(changes, self.active.end()).ok_or_else(|| StorageError::Refused {
                 reason: "a batch of persists of 4 GiB or more cannot be written".to_string(),
             })?;
+        self.checkpoints.at_record(self.active.sequence(), self.active.end(), self.log_last);
         self.active.write(fs, &record)?;
         self.active.sync(fs)?;
         for change in changes {
@@ -254,7 +261,48 @@ impl<H> Wal<H> {
         // subset of the removals still leaves a WAL that replays to the same log.
         let covered =
             self.closed.iter().take_while(|segment| segment.log_last <= snapshot_last).count();
-        Ok(self.closed.drain(..covered).map(|segment| segment.path).collect())
+        let paths = self.closed.drain(..covered).map(|segment| segment.path).collect();
+        let oldest_kept = self.closed.first().map_or(self.active.sequence(), |s| s.sequence);
+        self.checkpoints.forget_before(oldest_kept);
+        Ok(paths)
+    }
+
+    /// The entries `first..=last.index`, read back from the segments and checked: consecutive,
+    /// every record they come from intact, the last one `last`. `Ok(None)` if the log does not
+    /// hold them (a compaction removed them, or they were never written); an error if a
+    /// record on the way is damaged or a file cannot be read. Entries asked for must be
+    /// committed (see `read_back`): an uncommitted range may be found as an earlier leader
+    /// wrote it.
+    pub(crate) fn read_entries<F: FileSystem<File = H>>(
+        &self,
+        fs: &F,
+        first: LogIndex,
+        last: LogId,
+    ) -> Result<Option<Vec<Entry>>, StorageError> {
+        let Some(start) = self.checkpoints.start_for(first).filter(|_| first <= last.index) else {
+            return Ok(None);
+        };
+        let mut range = Range::new(first, last);
+        let closed = self.closed.iter().map(|segment| (segment.sequence, segment.bytes));
+        let segments = closed.chain([(self.active.sequence(), self.active.end())]);
+        for (sequence, end) in segments.filter(|&(sequence, _)| sequence >= start.sequence) {
+            let path = self.dir.join(segment::file_name(sequence));
+            let from = if sequence == start.sequence {
+                start.offset
+            } else {
+                segment::HEADER_BYTES as u64
+            };
+            let Some(mut records) = RecordReader::open(fs, &path, from, end)? else {
+                return Ok(None);
+            };
+            while let Some(changes) = records.next_record()? {
+                range.apply(changes);
+                if let Some(entries) = range.take_if_whole() {
+                    return Ok(Some(entries));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// The next segment (if there can be a next one), once the active one is a quarter full,
@@ -314,6 +362,7 @@ impl<H> Wal<H> {
         let old = std::mem::replace(&mut self.active, next);
         self.closed.push(Closed {
             path: old.path().to_path_buf(),
+            sequence: old.sequence(),
             log_last: self.log_last,
             bytes: old.end(),
         });
@@ -370,12 +419,14 @@ fn remove_segments<F: FileSystem>(
 }
 
 /// Checks the header of a segment, the whole file `bytes`, and applies its intact records to
-/// `log`; fails with why the file is not a segment of this format.
+/// `log`, noting checkpoints on the way; fails with why the file is not a segment of this
+/// format.
 fn replay_segment(
     bytes: &[u8],
     sequence: u64,
     is_last: bool,
     log: &mut LogBuilder,
+    checkpoints: &mut Checkpoints,
 ) -> Result<SegmentEnd, String> {
     let data_end = bytes.iter().rposition(|&byte| byte != 0).map_or(0, |last| last as u64 + 1);
     let file_bytes = bytes.len() as u64;
@@ -400,6 +451,7 @@ fn replay_segment(
     }
     let scanned = scan::scan(bytes, is_last);
     for (offset, changes) in scanned.records {
+        checkpoints.at_record(sequence, offset, log.log_last());
         if let Err(reason) = log.apply(changes) {
             return Ok(ended(offset, Ending::Damaged(reason), false));
         }

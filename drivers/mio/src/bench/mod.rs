@@ -97,7 +97,9 @@ pub(crate) struct BenchArgs {
     /// Measure the floor under a put here (one 4 KiB fdatasync of a preallocated file, in the
     /// nodes' data directory or the temporary one, plus two loopback round trips) before the run
     /// and after it, and print the p50 latency as a multiple of the lower of the two, and the
-    /// disk's own fdatasync p99 / p50 beside the run's p99 / p50.
+    /// disk's own fdatasync p99 / p50 beside the run's p99 / p50. With --spawn-nodes N, also the
+    /// cluster floor of N nodes on this one disk: a majority of them syncing 4 KiB at once
+    /// (p50), plus the two round trips.
     #[arg(long)]
     floor: bool,
 }
@@ -111,7 +113,10 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
         return Err("--clients and --keys must be positive".to_string().into());
     }
     let scratch = BenchData::new(args);
-    let floor_before = if args.floor { Some(floor::measure(&scratch.path)?) } else { None };
+    // Spawned nodes keep their data beside the floor's scratch files: on the same disk.
+    let shared_disk_nodes = Some(usize::from(args.spawn_nodes)).filter(|&nodes| nodes > 0);
+    let measure_floor = || floor::measure(&scratch.path, shared_disk_nodes);
+    let floor_before = if args.floor { Some(measure_floor()?) } else { None };
     let mut cluster = match args.spawn_nodes {
         0 => None,
         nodes => Some(SpawnedCluster::start(&node_settings(args, nodes, &scratch.path))?),
@@ -148,7 +153,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
     // The nodes stop before the floor is measured again: their shutdown I/O would raise it.
     drop(cluster);
     let floor = match floor_before {
-        Some(before) => Some(FloorReadings { before, after: floor::measure(&scratch.path)? }),
+        Some(before) => Some(FloorReadings { before, after: measure_floor()? }),
         None => None,
     };
     let errors = measured.errors;

@@ -118,6 +118,9 @@ impl Summary {
                 ms(readings.after.total()),
                 self.p50_ms / ms(floor.total()).max(1e-9)
             );
+            if let Some(line) = cluster_floor_line(readings, self.p50_ms) {
+                println!("{line}");
+            }
             println!(
                 "disk tail: fdatasync p99 {:.3} ms, p99 / p50 = {:.2} (this run's p99 / p50 = {:.2})",
                 ms(floor.fdatasync_p99),
@@ -176,9 +179,37 @@ impl Summary {
             summary["fdatasync_p99_ms"] = ms(floor.fdatasync_p99).into();
             summary["round_trip_p50_ms"] = ms(floor.round_trip_p50).into();
             summary["p50_over_floor"] = (self.p50_ms / ms(floor.total()).max(1e-9)).into();
+            let cluster = readings.kept_cluster();
+            if let (Some(total), Some(shared)) = (cluster.cluster_total(), cluster.shared_disk) {
+                summary["cluster_floor_ms"] = ms(total).into();
+                summary["cluster_floor_nodes"] = shared.nodes.into();
+                summary["majority_syncs_at_once_p50_ms"] = ms(shared.majority_at_once_p50).into();
+                summary["all_syncs_at_once_p50_ms"] = ms(shared.all_at_once_p50).into();
+                summary["p50_over_cluster_floor"] = (self.p50_ms / ms(total).max(1e-9)).into();
+            }
         }
         summary
     }
+}
+
+/// The cluster floor's line, when the nodes share this disk.
+fn cluster_floor_line(readings: &FloorReadings, p50_ms: f64) -> Option<String> {
+    let floor = readings.kept_cluster();
+    let (total, shared) = (floor.cluster_total()?, floor.shared_disk?);
+    let majority = shared.nodes / 2 + 1;
+    Some(format!(
+        "cluster floor on this one disk {:.3} ms ({majority} of {} nodes' 4 KiB fdatasyncs at once \
+         p50 {:.3} ms + 2 x round trip; all {} at once until {majority} are done: p50 {:.3} ms; \
+         the lower of {:.3} ms before and {:.3} ms after): p50 / cluster floor = {:.2}",
+        ms(total),
+        shared.nodes,
+        ms(shared.majority_at_once_p50),
+        shared.nodes,
+        ms(shared.all_at_once_p50),
+        readings.before.cluster_total().map_or(0.0, ms),
+        readings.after.cluster_total().map_or(0.0, ms),
+        p50_ms / ms(total).max(1e-9)
+    ))
 }
 
 fn ms(duration: Duration) -> f64 {

@@ -5,6 +5,10 @@
 //! It publishes the id of the last durable persist and wakes the event loop (a mio `Waker`),
 //! which then feeds `Persisted { id }` to the replica.
 //!
+//! It also reads back from the WAL the entries of appends the replica no longer holds in memory
+//! (`Output::SendEntries`), after the batch it writes, and hands the messages to the event loop
+//! to send ([`DiskThread::take_read_back`]).
+//!
 //! When nothing is queued or being written, the event loop may instead write a batch itself
 //! ([`DiskThread::persist_inline_if_idle`]): two thread hand-offs fewer on the path of the reply or
 //! acknowledgement that waits for it.
@@ -17,7 +21,7 @@ use std::thread::{self, JoinHandle};
 
 use mio::Waker;
 use raftkv_core::LogIndex;
-use raftkv_core::raft::{Persist, PersistId};
+use raftkv_core::raft::{EntriesToSend, Message, Persist, PersistId};
 use raftkv_storage::{ObsoleteSegments, RealFs, SegmentPreparer, Storage, StorageError};
 use tracing::{info, warn};
 
@@ -42,6 +46,18 @@ struct Shared {
     unfinished: AtomicUsize,
     /// The storage, written by the disk thread or, when that has nothing to do, by the loop.
     writer: Mutex<Writer>,
+    /// Appends read back from the WAL, for the event loop to send: as many as the replica
+    /// asked for, which its in-flight windows bound.
+    read_back: Mutex<Vec<ReadBack>>,
+}
+
+/// The entries of an `Output::SendEntries`, read back from the WAL, or not.
+#[derive(Debug)]
+pub(crate) enum ReadBack {
+    /// The append, entries and all, checked.
+    Read(Message),
+    /// The entries up to this index could not be read back (logged): the replica is told.
+    Unreadable(LogIndex),
 }
 
 impl Shared {
@@ -63,6 +79,8 @@ enum DiskWork {
     Persists(Vec<Persist>),
     /// A snapshot saved apart covers the log up to this index: drop the segments it covers.
     CompactLog(LogIndex),
+    /// Read the entries of this append back from the WAL.
+    ReadEntries(EntriesToSend),
 }
 
 /// The event loop's handle on the disk thread.
@@ -91,6 +109,7 @@ impl DiskThread {
             failure: Mutex::new(None),
             unfinished: AtomicUsize::new(0),
             writer: Mutex::new(Writer { storage, segments, prepared: None, instruments }),
+            read_back: Mutex::new(Vec::new()),
         });
         let (queue, receiver) = mpsc::channel();
         let thread_shared = Arc::clone(&shared);
@@ -124,6 +143,17 @@ impl DiskThread {
     /// Drops the log's segments up to `index`, which a snapshot saved apart covers.
     pub(crate) fn compact_log(&self, index: LogIndex) {
         self.queue_work(DiskWork::CompactLog(index));
+    }
+
+    /// Reads the entries of `append` back from the WAL, after what is queued before it; the
+    /// event loop finds the message in [`take_read_back`](Self::take_read_back).
+    pub(crate) fn read_entries(&self, append: EntriesToSend) {
+        self.queue_work(DiskWork::ReadEntries(append));
+    }
+
+    /// The appends read back (or not) since the last call.
+    pub(crate) fn take_read_back(&self) -> Vec<ReadBack> {
+        std::mem::take(&mut *self.shared.read_back.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     fn queue_work(&self, work: DiskWork) {
@@ -206,6 +236,24 @@ impl Writer {
         }
         Ok(())
     }
+
+    /// The entries of `append` read back from the WAL and checked, in their message.
+    fn read_back(&self, append: EntriesToSend) -> ReadBack {
+        let through = append.last.index;
+        match self.storage.read_entries(append.first(), append.last) {
+            Ok(Some(entries)) if append.matches(&entries) => {
+                ReadBack::Read(append.into_message(entries))
+            }
+            Ok(_) => {
+                info!(%append, "the WAL no longer holds the entries of this append");
+                ReadBack::Unreadable(through)
+            }
+            Err(error) => {
+                warn!(%error, %append, "cannot read the entries of this append back from the WAL");
+                ReadBack::Unreadable(through)
+            }
+        }
+    }
 }
 
 /// Work the segment thread may have queued. The disk thread asks at most once per batch, so
@@ -279,6 +327,7 @@ fn remove(segments: ObsoleteSegments<RealFs>) {
 
 fn run(receiver: &Receiver<DiskWork>, shared: &Shared, waker: &Waker) {
     let mut batch = Vec::new();
+    let mut reads = Vec::new();
     while let Ok(first) = receiver.recv() {
         let mut compact_to: Option<LogIndex> = None;
         let mut taken = 0;
@@ -289,14 +338,24 @@ fn run(receiver: &Receiver<DiskWork>, shared: &Shared, waker: &Waker) {
                 DiskWork::CompactLog(index) => {
                     compact_to = Some(compact_to.map_or(index, |other| other.max(index)));
                 }
+                DiskWork::ReadEntries(append) => reads.push(append),
             }
         }
-        let outcome = shared.writer().write(&batch, compact_to, shared);
+        let mut writer = shared.writer();
+        let outcome = writer.write(&batch, compact_to, shared);
         batch.clear();
         if let Err(error) = outcome {
             shared.fail(error);
             let _ = waker.wake();
             return;
+        }
+        // After the batch: the entries asked for were durable before it, and a compaction in
+        // it removes only what the replica's snapshot covers (it then sends that instead).
+        let read_back: Vec<ReadBack> =
+            reads.drain(..).map(|append| writer.read_back(append)).collect();
+        drop(writer);
+        if !read_back.is_empty() {
+            shared.read_back.lock().unwrap_or_else(PoisonError::into_inner).extend(read_back);
         }
         // After `durable`: the loop that reads zero finds everything it queued durable.
         shared.unfinished.fetch_sub(taken, Ordering::AcqRel);

@@ -27,7 +27,7 @@ use crate::server::admin;
 use crate::server::backup::BackupSource;
 use crate::server::data_lock;
 use crate::server::directory::Directory;
-use crate::server::disk_thread::DiskThread;
+use crate::server::disk_thread::{DiskThread, ReadBack};
 use crate::server::error::ServeError;
 use crate::server::fd_limit;
 use crate::server::front::Front;
@@ -311,6 +311,8 @@ fn start_replica(
     raft_config.heartbeat_interval_ms = options.heartbeat_ms;
     raft_config.read_lease = options.read_lease;
     raft_config.max_clock_drift_ppm = options.max_clock_drift_ppm;
+    // The disk thread reads entries the log let go of back from the WAL (`Output::SendEntries`).
+    raft_config.log_cache_bytes = Some(options.log_cache_bytes);
     // Each start draws its own election jitter and names of pre-vote rounds (`Config::seed`):
     // the wall clock's nanoseconds differ between starts, the id between nodes.
     let wall_nanos = std::time::SystemTime::now()
@@ -693,6 +695,14 @@ impl Server {
             self.acknowledged = durable;
             self.replica.handle(now, Input::Persisted { id: durable });
         }
+        for read in self.disk.take_read_back() {
+            match read {
+                ReadBack::Read(message) => self.peers.send(&message),
+                ReadBack::Unreadable(through) => {
+                    self.replica.handle(now, Input::LogUnreadable { through });
+                }
+            }
+        }
         if let Some(finished) = self.snapshots.take_finished() {
             let (snapshot, saved) = finished.map_err(ServeError::Disk)?;
             let index = snapshot.last.index;
@@ -755,6 +765,7 @@ impl Server {
                         self.peers.send(&message);
                     }
                 }
+                Output::SendEntries(append) => self.disk.read_entries(append),
                 Output::Reply { to, reply } => {
                     if let (FRONT, tag) = inbound::reply_target(to) {
                         self.inbound.front_request_answered();

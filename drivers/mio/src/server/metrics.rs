@@ -251,7 +251,7 @@ fn register_loop_counts(registry: &mut Registry, counts: &LoopCounts) {
 }
 
 fn register_counters(registry: &mut Registry, counters: &Counters) {
-    let raft: [(&str, &str, u64); 21] = [
+    let raft: [(&str, &str, u64); 23] = [
         (
             "dropped_misaddressed",
             "Messages addressed to another node",
@@ -283,6 +283,16 @@ fn register_counters(registry: &mut Registry, counters: &Counters) {
             "appends_held",
             "Appends that arrived ahead of a gap, held until it filled",
             counters.appends_held,
+        ),
+        (
+            "appends_from_disk",
+            "Appends whose entries were read back from the WAL to send",
+            counters.appends_from_disk,
+        ),
+        (
+            "log_reads_failed",
+            "Reads of entries from the WAL that failed (a snapshot is taken past them)",
+            counters.log_reads_failed,
         ),
         ("pre_elections", "Pre-vote rounds started", counters.pre_elections),
         ("elections", "Elections started", counters.elections),

@@ -46,6 +46,9 @@ pub(crate) struct ServeOptions {
     pub(crate) snapshot_bytes: usize,
     /// ... or this percentage of the last snapshot's size, if more.
     pub(crate) snapshot_growth_percent: u32,
+    /// Bytes of applied entries the log keeps in memory (`--log-cache-bytes`); older ones are
+    /// read back from the WAL to send.
+    pub(crate) log_cache_bytes: usize,
     /// Size at which a WAL segment is closed and the next one started.
     pub(crate) segment_bytes: u64,
     /// Key and value sizes clients may write.
