@@ -5,7 +5,8 @@
 //!
 //! [`Storage::open`] reads back everything durable as the `Recovered` a node starts from, and
 //! [`Storage::persist`] makes the node's `Persist` outputs durable, a batch at a time with one
-//! `fdatasync` of the log (group commit). The newest hard state of a batch is written first; a
+//! `fdatasync` of the log (group commit). [`Storage::read_entries`] reads committed entries back
+//! by index, for a node that keeps only recent ones in memory (`Output::SendEntries`). The newest hard state of a batch is written first; a
 //! snapshot is written once every log change before it is durable, and is followed by
 //! compaction.
 //!

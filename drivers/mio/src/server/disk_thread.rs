@@ -245,7 +245,7 @@ impl Writer {
                 ReadBack::Read(append.into_message(entries))
             }
             Ok(_) => {
-                info!(%append, "the WAL no longer holds the entries of this append");
+                info!(%append, "the WAL does not hold the entries of this append (compacted)");
                 ReadBack::Unreadable(through)
             }
             Err(error) => {
@@ -343,6 +343,7 @@ fn run(receiver: &Receiver<DiskWork>, shared: &Shared, waker: &Waker) {
         }
         let mut writer = shared.writer();
         let outcome = writer.write(&batch, compact_to, shared);
+        let batch_was_empty = batch.is_empty();
         batch.clear();
         if let Err(error) = outcome {
             shared.fail(error);
@@ -350,7 +351,11 @@ fn run(receiver: &Receiver<DiskWork>, shared: &Shared, waker: &Waker) {
             return;
         }
         // After the batch: the entries asked for were durable before it, and a compaction in
-        // it removes only what the replica's snapshot covers (it then sends that instead).
+        // it removes only what the replica's snapshot covers (it then sends that instead). The
+        // loop learns what the batch made durable first: commits need not wait for the reads.
+        if !reads.is_empty() && !batch_was_empty {
+            wake(waker);
+        }
         let read_back: Vec<ReadBack> =
             reads.drain(..).map(|append| writer.read_back(append)).collect();
         drop(writer);
@@ -359,9 +364,13 @@ fn run(receiver: &Receiver<DiskWork>, shared: &Shared, waker: &Waker) {
         }
         // After `durable`: the loop that reads zero finds everything it queued durable.
         shared.unfinished.fetch_sub(taken, Ordering::AcqRel);
-        if let Err(error) = waker.wake() {
-            warn!(%error, "cannot wake the event loop");
-        }
+        wake(waker);
+    }
+}
+
+fn wake(waker: &Waker) {
+    if let Err(error) = waker.wake() {
+        warn!(%error, "cannot wake the event loop");
     }
 }
 
