@@ -9,7 +9,7 @@
 
 use core::fmt;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use serde::Serialize;
 
@@ -38,26 +38,48 @@ trait Encode: Send + Sync {
 
 /// A view of a state machine and the sessions, with the state machine's encoding of views.
 struct Parts<V, R> {
-    view: V,
+    /// Taken out when the data is written, which lets go of it as it goes.
+    view: Mutex<Option<V>>,
+    /// The size of the view's encoding, once asked for or written.
+    state_len: OnceLock<u64>,
     sessions: Sessions<R>,
-    state_len: fn(&V) -> u64,
-    encode_state: fn(&V, &mut dyn io::Write) -> io::Result<()>,
+    measure_state: fn(&V) -> u64,
+    encode_state: fn(V, &mut dyn io::Write) -> io::Result<()>,
 }
 
-impl<V: Send + Sync, R: Serialize + Send + Sync> Encode for Parts<V, R> {
+impl<V: Send, R: Serialize + Send + Sync> Parts<V, R> {
+    fn state_len(&self) -> io::Result<u64> {
+        if let Some(&state_len) = self.state_len.get() {
+            return Ok(state_len);
+        }
+        let view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
+        let view = view.as_ref().ok_or_else(written_once)?;
+        Ok(*self.state_len.get_or_init(|| (self.measure_state)(view)))
+    }
+}
+
+/// The error of a second write of a snapshot's data.
+fn written_once() -> io::Error {
+    io::Error::other("a snapshot's data is written once: its view was let go of")
+}
+
+impl<V: Send, R: Serialize + Send + Sync> Encode for Parts<V, R> {
     fn data_len(&self) -> u64 {
-        let state_len = (self.state_len)(&self.view);
+        // The length is known before the view is taken (`write_data` asks for it first).
+        let state_len = self.state_len().expect("the size is kept before the view is let go of");
         let sessions = encoded_len(&self.sessions);
         sessions.saturating_add(encoded_len(&state_len)).saturating_add(state_len)
     }
 
     fn write_data(&self, out: &mut dyn io::Write) -> io::Result<()> {
+        let state_len = self.state_len()?;
+        let view = self.view.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let view = view.ok_or_else(written_once)?;
         // As `SnapshotOut`: the sessions, then the state as a byte string (its length, as
         // postcard writes one, then its bytes).
         postcard::to_io(&self.sessions, &mut *out).map_err(io::Error::other)?;
-        let state_len = (self.state_len)(&self.view);
         postcard::to_io(&state_len, &mut *out).map_err(io::Error::other)?;
-        (self.encode_state)(&self.view, out)
+        (self.encode_state)(view, out)
     }
 }
 
@@ -79,8 +101,13 @@ impl SnapshotJob {
         view: S::View,
         sessions: Sessions<S::Reply>,
     ) -> SnapshotJob {
-        let parts =
-            Parts { view, sessions, state_len: S::encoded_len, encode_state: S::encode_into };
+        let parts = Parts {
+            view: Mutex::new(Some(view)),
+            state_len: OnceLock::new(),
+            sessions,
+            measure_state: S::encoded_len,
+            encode_state: S::encode_consuming,
+        };
         SnapshotJob { last, membership, parts: Arc::new(parts) }
     }
 
@@ -101,13 +128,15 @@ impl SnapshotJob {
 
     /// Writes the snapshot's data (`data_len` bytes) to `out`, buffered by the caller: time
     /// in proportion to the state, so not on the node's thread. Save it, then answer
-    /// `Input::SnapshotSaved`.
+    /// `Input::SnapshotSaved`. The data is written once (by this job or a clone of it): the
+    /// view is let go of as it is written ([`StateMachine::encode_consuming`]), so that the
+    /// node's writes meanwhile copy less; a second write fails.
     pub fn write_data(&self, out: &mut dyn io::Write) -> io::Result<()> {
         self.parts.write_data(out)
     }
 
     /// Encodes the snapshot in memory (for drivers whose states are small: tests, the
-    /// simulator).
+    /// simulator); once, as [`write_data`](Self::write_data).
     pub fn encode(&self) -> Snapshot {
         let mut data = Vec::with_capacity(usize::try_from(self.data_len()).unwrap_or(0));
         self.write_data(&mut data).expect("writing into a Vec cannot fail");
@@ -164,6 +193,9 @@ mod tests {
         let snapshot = job.encode();
         assert_eq!(snapshot.data, expected);
         assert_eq!(job.data_len(), expected.len() as u64);
+        let mut again = Vec::new();
+        assert!(job.clone().write_data(&mut again).is_err(), "the view was let go of");
+        assert_eq!(job.data_len(), expected.len() as u64, "the size is kept");
         assert_eq!(snapshot.last, last);
     }
 }

@@ -160,6 +160,14 @@ pub trait StateMachine {
     /// proportion to the state; the driver chooses where it runs.
     fn encode_into(view: &Self::View, out: &mut dyn io::Write) -> io::Result<()>;
 
+    /// Writes a view's encoding as [`encode_into`](Self::encode_into) does, letting go of the
+    /// view as it goes: a state machine whose view shares parts with the state may free each
+    /// part once written, so that the commands applied meanwhile copy fewer of them on write.
+    /// What a snapshot's driver calls; by default, `encode_into`.
+    fn encode_consuming(view: Self::View, out: &mut dyn io::Write) -> io::Result<()> {
+        Self::encode_into(&view, out)
+    }
+
     /// A view's encoding, in memory.
     fn encode(view: &Self::View) -> Vec<u8> {
         let mut out = Vec::with_capacity(usize::try_from(Self::encoded_len(view)).unwrap_or(0));

@@ -1,8 +1,8 @@
-//! A key as the store's map holds it. Keys are compared on every lookup and insert, about
-//! twenty times each in a store of a million keys: a short key lies in the map's node itself,
-//! so those comparisons read memory already at hand and writing it allocates nothing. A
-//! longer key is reference counted, so that the nodes a write copies while a snapshot's view
-//! is alive copy a pointer, not the key.
+//! A key as the store's map holds it: the first key of each bucket of pairs (`pairs`). Keys
+//! are compared on every lookup and insert, a dozen times or more each in a store of a
+//! million keys: a short key lies in the map's node itself, so those comparisons read memory
+//! already at hand and writing it allocates nothing. A longer key is reference counted, so
+//! that the nodes a write copies while a snapshot's view is alive copy a pointer, not the key.
 
 use core::borrow::Borrow;
 use core::cmp::Ordering;

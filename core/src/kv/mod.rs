@@ -1,5 +1,6 @@
 //! The key-value store: the state machine raftkv replicates.
 
+mod bucket;
 mod command;
 mod counter;
 mod key;

@@ -1,7 +1,5 @@
 //! Range reads over the ordered map: one page of a scan.
 
-use std::ops::Bound;
-
 use crate::kv::command::{Scan, ScanPage};
 use crate::kv::pairs::Pairs;
 
@@ -14,13 +12,13 @@ pub(crate) fn read_page(entries: &Pairs, scan: &Scan) -> ScanPage {
     // Keys with the prefix start at the prefix itself, so the later of the two bounds the
     // range from below.
     let from = scan.start.as_slice().max(scan.prefix.as_slice());
-    let to = scan.end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-    if matches!(to, Bound::Excluded(end) if end <= from) {
+    let end = scan.end.as_deref();
+    if end.is_some_and(|end| end <= from) {
         return ScanPage::default();
     }
     let mut in_range = entries
-        .range::<_, [u8]>((Bound::Included(from), to))
-        .take_while(|(key, _)| key.as_bytes().starts_with(&scan.prefix))
+        .range_from(from)
+        .take_while(|(key, _)| end.is_none_or(|end| *key < end) && key.starts_with(&scan.prefix))
         .peekable();
     let mut page = ScanPage::default();
     let mut bytes = 0usize;
@@ -29,7 +27,6 @@ pub(crate) fn read_page(entries: &Pairs, scan: &Scan) -> ScanPage {
         let Some((key, value)) = in_range.next() else {
             break;
         };
-        let key = key.as_bytes();
         bytes = bytes.saturating_add(key.len());
         page.keys.push(key.to_vec());
         if scan.with_values {
@@ -37,21 +34,20 @@ pub(crate) fn read_page(entries: &Pairs, scan: &Scan) -> ScanPage {
             page.values.push(value.to_vec());
         }
     }
-    page.next = in_range.peek().map(|(key, _)| key.as_bytes().to_vec());
+    page.next = in_range.peek().map(|(key, _)| key.to_vec());
     page
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::kv::key::Key;
 
     fn store(keys: &[&str]) -> Pairs {
-        keys.iter()
-            .map(|key| (Key::new(key.as_bytes()), Arc::<[u8]>::from(format!("v-{key}").as_bytes())))
-            .collect()
+        let mut pairs = Pairs::default();
+        for key in keys {
+            pairs.insert(key.as_bytes(), format!("v-{key}").as_bytes());
+        }
+        pairs
     }
 
     fn scan(start: &str, end: Option<&str>, prefix: &str, limit: u32) -> Scan {
@@ -102,9 +98,10 @@ mod tests {
         with_values.with_values = true;
         let page = read_page(&entries, &with_values);
         assert_eq!(page.values, [b"v-k1".to_vec(), b"v-k2".to_vec()]);
-        let big: Pairs = (0..3u8)
-            .map(|i| (Key::new(&[i]), Arc::<[u8]>::from(vec![0; SCAN_PAGE_BYTES / 2 + 1])))
-            .collect();
+        let mut big = Pairs::default();
+        for i in 0..3u8 {
+            big.insert(&[i], &vec![0; SCAN_PAGE_BYTES / 2 + 1]);
+        }
         let page = read_page(&big, &with_values);
         assert_eq!(page.keys.len(), 2, "the second value crosses the budget");
         assert_eq!(page.next, Some(vec![2]));

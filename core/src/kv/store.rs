@@ -4,21 +4,15 @@
 //! copied on write): a snapshot's view is a copy of it, taken in constant time between two
 //! events, and encoded on another thread while the node goes on applying commands. The
 //! standard library has no such map, and writing a balanced persistent tree here would be a
-//! second, less tested copy of a well-kept one. Short keys lie in the map's nodes (`key`),
-//! values and long keys are reference counted, so the nodes a write copies while a view is
-//! alive copy pointers, not values. The map keeps keys in order, which scans read in pages
-//! (`scan`).
+//! second, less tested copy of a well-kept one. The map holds buckets of pairs packed as
+//! their snapshot encoding (`pairs`, `bucket`), reference counted, so the nodes a write copies
+//! while a view is alive copy pointers, not pairs, and a snapshot writes the buckets as they
+//! lie. The map keeps keys in order, which scans read in pages (`scan`).
 
 use std::io;
-use std::sync::Arc;
-
-use imbl::OrdMap;
-use serde::ser::SerializeSeq;
-use serde::{Serialize, Serializer};
 
 use crate::kv::command::{KvCommand, KvReply, PutCondition};
 use crate::kv::counter::incremented;
-use crate::kv::key::Key;
 use crate::kv::pairs::Pairs;
 use crate::kv::restore::read_pairs;
 use crate::kv::scan::read_page;
@@ -65,42 +59,15 @@ pub struct KvView {
     entries: Pairs,
 }
 
-/// A snapshot: the pairs in key order.
-#[derive(Serialize)]
-struct SnapshotOut<'a> {
-    entries: PairsOut<'a>,
-}
-
-/// The pairs of a view, encoded as a sequence without collecting them first.
-struct PairsOut<'a>(&'a Pairs);
-
-impl Serialize for PairsOut<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut sequence = serializer.serialize_seq(Some(self.0.len()))?;
-        for (key, value) in self.0 {
-            sequence.serialize_element(&PairOut { key: key.as_bytes(), value })?;
-        }
-        sequence.end()
-    }
-}
-
-#[derive(Serialize)]
-struct PairOut<'a> {
-    #[serde(with = "crate::bytes")]
-    key: &'a [u8],
-    #[serde(with = "crate::bytes")]
-    value: &'a [u8],
-}
-
 impl KvStore {
     /// An empty store with these limits.
     pub fn new(limits: KvLimits) -> KvStore {
-        KvStore { limits, entries: OrdMap::new() }
+        KvStore { limits, entries: Pairs::default() }
     }
 
     /// The value of `key`.
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        self.entries.get(key).map(|value| &value[..])
+        self.entries.get(key)
     }
 
     /// Number of keys.
@@ -110,11 +77,11 @@ impl KvStore {
 
     /// Whether the store holds no key.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.len() == 0
     }
 
     fn insert(&mut self, key: &[u8], value: &[u8]) {
-        self.entries.insert(Key::new(key), Arc::from(value));
+        self.entries.insert(key, value);
     }
 
     /// The values of `keys`, or a refusal if together they weigh more than a reply may.
@@ -282,11 +249,11 @@ impl StateMachine for KvStore {
                 let mut grown = current.to_vec();
                 grown.extend_from_slice(value);
                 let length = grown.len() as u64;
-                self.entries.insert(Key::new(key), Arc::from(grown));
+                self.entries.insert(key, &grown);
                 KvReply::Length(length)
             }
             KvCommand::Delete { key } => {
-                self.entries.remove(&key[..]);
+                self.entries.remove(key);
                 KvReply::Done
             }
             KvCommand::Cas { key, expected, new } => {
@@ -304,7 +271,7 @@ impl StateMachine for KvStore {
                 KvReply::Done
             }
             KvCommand::DeleteMany { keys } => {
-                let removed = keys.iter().filter(|key| self.entries.remove(&key[..]).is_some());
+                let removed = keys.iter().filter(|key| self.entries.remove(key));
                 KvReply::Count(removed.count() as u64)
             }
             KvCommand::PutIf { key, value, condition } => {
@@ -337,7 +304,7 @@ impl StateMachine for KvStore {
             KvCommand::Count => KvReply::Count(self.entries.len() as u64),
             KvCommand::GetMany { keys } => self.read_values(keys),
             KvCommand::Exists { keys } => KvReply::Count(
-                keys.iter().filter(|key| self.entries.contains_key(&key[..])).count() as u64,
+                keys.iter().filter(|key| self.entries.contains_key(key)).count() as u64,
             ),
             KvCommand::Batch { commands } => batch_replies(commands, |command| self.read(command)),
             write => {
@@ -352,13 +319,18 @@ impl StateMachine for KvStore {
     }
 
     fn encoded_len(view: &KvView) -> u64 {
-        let snapshot = SnapshotOut { entries: PairsOut(&view.entries) };
-        crate::encoding::encoded_len(&snapshot)
+        view.entries.encoded_len()
     }
 
+    /// The pairs in key order (see `Pairs::encode_into`).
     fn encode_into(view: &KvView, out: &mut dyn io::Write) -> io::Result<()> {
-        let snapshot = SnapshotOut { entries: PairsOut(&view.entries) };
-        postcard::to_io(&snapshot, out).map(drop).map_err(io::Error::other)
+        view.entries.encode_into(out)
+    }
+
+    /// As `encode_into`, letting go of each bucket of pairs once written: a write that lands
+    /// in it afterwards need not copy it.
+    fn encode_consuming(view: KvView, out: &mut dyn io::Write) -> io::Result<()> {
+        view.entries.encode_consuming(out)
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
