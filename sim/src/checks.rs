@@ -5,7 +5,7 @@ use core::fmt;
 use std::collections::BTreeMap;
 
 use raftkv_core::raft::{
-    AppendOutcome, Body, Entry, HardState, Membership, Message, Payload, Persist, Role,
+    AppendOutcome, Body, Entry, HardState, Membership, Message, Payload, Persist, RaftNode, Role,
 };
 use raftkv_core::server::Replica;
 use raftkv_core::{Instant, LogId, LogIndex, NodeId, StateMachine, Term};
@@ -388,10 +388,15 @@ impl Checks {
             ));
         }
         // Entries newly committed or applied may be compacted already (a replica that
-        // snapshots after every batch does so within the step that commits them).
-        let compacted = self.compacted(status.snapshot_last, seen.commit.min(seen.applied).next());
+        // snapshots after every batch does so within the step that commits them), or out of
+        // memory (past the log cache, within the step that applies them).
+        let from = seen.commit.min(seen.applied).next();
+        let compacted = self.compacted(status.snapshot_last, from);
+        let evicted_last = status.snapshot_last.index.plus(status.log_evicted_entries as u64);
+        let evicted = self.evicted(raft, from, evicted_last);
         let digest_at = |index: LogIndex| {
-            raft.entry(index).map(Digest::of).or_else(|| compacted.get(&index).copied())
+            let known = compacted.get(&index).or_else(|| evicted.get(&index)).copied();
+            raft.entry(index).map(Digest::of).or(known)
         };
         if status.commit > seen.commit {
             for index in seen.commit.0 + 1..=status.commit.0 {
@@ -459,6 +464,22 @@ impl Checks {
             id = LogId::new(id.index.prev(), prev_term);
         }
         chain
+    }
+
+    /// The entries from `from` up to `last` that a node's log let go of from memory, past its
+    /// log cache: those written with their ids (the log still knows their terms).
+    fn evicted(
+        &self,
+        raft: &RaftNode,
+        from: LogIndex,
+        last: LogIndex,
+    ) -> BTreeMap<LogIndex, Digest> {
+        let digest = |index: LogIndex| {
+            let term = raft.term_at(index)?;
+            let &(_, payload) = self.written.get(&LogId::new(index, term))?;
+            Some((index, Digest { term, payload }))
+        };
+        (from.0..=last.0).filter_map(|index| digest(LogIndex(index))).collect()
     }
 
     /// A node restarted from its disk: it starts from its snapshot, which never goes back
