@@ -160,24 +160,32 @@ pub(crate) fn buckets(pairs: &[Pair<'_>]) -> SmallVec<[Bucket; 2]> {
     buckets
 }
 
-/// The bucket of `pairs` (in increasing key order), written in one allocation of its size.
+/// The bucket of `pairs` (in increasing key order).
 fn bucket_of(pairs: &[Pair<'_>]) -> Bucket {
     let index_len: usize = pairs
         .iter()
         .map(|(key, value)| varint_len(key.len()) + key.len() + varint_len(value.len()))
         .sum();
     let values_len: usize = pairs.iter().map(|(_, value)| value.len()).sum();
+    assemble(index_len, values_len, |out| {
+        for (key, value) in pairs {
+            write_varint(out, key.len());
+            write_part(out, key);
+            write_varint(out, value.len());
+        }
+        pairs.iter().for_each(|(_, value)| write_part(out, value));
+    })
+}
+
+/// A bucket of an index of `index_len` bytes and values of `values_len`: the index's length
+/// written, then `fill` writes the index and the values. Allocated at its size and filled,
+/// rather than written into a `Vec` and copied.
+fn assemble(index_len: usize, values_len: usize, fill: impl FnOnce(&mut &mut [u8])) -> Bucket {
     let len = varint_len(index_len) + index_len + values_len;
-    // Allocated at its size and filled, rather than written into a `Vec` and copied.
     let mut bucket: Bucket = std::iter::repeat_n(0, len).collect();
     let mut out = &mut Arc::get_mut(&mut bucket).expect("a new bucket is unshared")[..];
     write_varint(&mut out, index_len);
-    for (key, value) in pairs {
-        write_varint(&mut out, key.len());
-        write_part(&mut out, key);
-        write_varint(&mut out, value.len());
-    }
-    pairs.iter().for_each(|(_, value)| write_part(&mut out, value));
+    fill(&mut out);
     debug_assert!(out.is_empty(), "the bucket was filled");
     bucket
 }
@@ -217,18 +225,18 @@ impl Builder {
 
     /// The bucket of the pairs pushed, which the builder forgets.
     pub(crate) fn finish(&mut self) -> Bucket {
-        let mut bytes = Vec::with_capacity(varint_len(self.index.len()) + self.encoded_len());
-        push_varint(&mut bytes, self.index.len());
-        bytes.extend_from_slice(&self.index);
-        bytes.extend_from_slice(&self.values);
+        let bucket = assemble(self.index.len(), self.values.len(), |out| {
+            write_part(out, &self.index);
+            write_part(out, &self.values);
+        });
         self.index.clear();
         self.values.clear();
-        Bucket::from(bytes)
+        bucket
     }
 }
 
 /// The varint at `offset` of `bytes` and the offset after it. A bucket is only ever written
-/// by a `Builder`: anything else is a bug.
+/// by [`assemble`]: anything else is a bug.
 #[inline]
 fn read_varint(bytes: &[u8], mut offset: usize) -> (usize, usize) {
     let first = bytes[offset];
