@@ -157,10 +157,6 @@ impl<H> ActiveSegment<H> {
         self.end > segment::HEADER_BYTES as u64
     }
 
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
     fn write_header<F: FileSystem<File = H>>(&mut self, fs: &F) -> Result<(), StorageError> {
         fs.write_at(&mut self.file, 0, &segment::header(self.sequence))
             .map_err(StorageError::io("write to", &self.path))?;

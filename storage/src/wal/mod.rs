@@ -42,7 +42,7 @@ pub(crate) use crate::wal::record::LogChangeRef;
 /// A closed segment.
 #[derive(Debug)]
 struct Closed {
-    path: PathBuf,
+    /// Its sequence number, which names its file.
     sequence: u64,
     /// The last index of the log once replay has reached the end of this segment.
     log_last: LogIndex,
@@ -129,7 +129,7 @@ impl<H> Wal<H> {
             };
             let reason = match ending {
                 Ending::Clean if !is_last => {
-                    closed.push(Closed { path, sequence, log_last: log.log_last(), bytes: end });
+                    closed.push(Closed { sequence, log_last: log.log_last(), bytes: end });
                     continue;
                 }
                 Ending::Clean => {
@@ -261,7 +261,9 @@ impl<H> Wal<H> {
         // subset of the removals still leaves a WAL that replays to the same log.
         let covered =
             self.closed.iter().take_while(|segment| segment.log_last <= snapshot_last).count();
-        let paths = self.closed.drain(..covered).map(|segment| segment.path).collect();
+        let dir = &self.dir;
+        let paths = self.closed.drain(..covered);
+        let paths = paths.map(|segment| dir.join(segment::file_name(segment.sequence))).collect();
         let oldest_kept = self.closed.first().map_or(self.active.sequence(), |s| s.sequence);
         self.checkpoints.forget_before(oldest_kept);
         Ok(paths)
@@ -361,7 +363,6 @@ impl<H> Wal<H> {
     fn close_active(&mut self, next: ActiveSegment<H>) {
         let old = std::mem::replace(&mut self.active, next);
         self.closed.push(Closed {
-            path: old.path().to_path_buf(),
             sequence: old.sequence(),
             log_last: self.log_last,
             bytes: old.end(),
