@@ -4,10 +4,10 @@
 //! copied on write): a snapshot's view is a copy of it, taken in constant time between two
 //! events, and encoded on another thread while the node goes on applying commands. The
 //! standard library has no such map, and writing a balanced persistent tree here would be a
-//! second, less tested copy of a well-kept one. The map holds buckets of pairs packed as
-//! their snapshot encoding (`pairs`, `bucket`), reference counted, so the nodes a write copies
-//! while a view is alive copy pointers, not pairs, and a snapshot writes the buckets as they
-//! lie. The map keeps keys in order, which scans read in pages (`scan`).
+//! second, less tested copy of a well-kept one. The map holds buckets of pairs packed in one
+//! allocation each (`pairs`, `bucket`), reference counted, so the nodes a write copies while
+//! a view is alive copy pointers, not pairs, and a snapshot writes each pair straight from its
+//! bucket. The map keeps keys in order, which scans read in pages (`scan`).
 
 use std::io;
 
