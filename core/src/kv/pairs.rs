@@ -35,7 +35,7 @@ impl Pairs {
         let (_, bucket) = self.buckets.get_prev(key)?;
         match bucket::locate(bucket, key) {
             Place::Found(at) => Some(&bucket[at.value]),
-            Place::Missing(_) => None,
+            Place::Missing { .. } => None,
         }
     }
 
@@ -49,38 +49,33 @@ impl Pairs {
         let Some((_, bucket)) = self.buckets.get_prev_mut(key) else {
             return self.insert_first(key, value);
         };
-        match bucket::locate(bucket, key) {
+        let place = bucket::locate(bucket, key);
+        let replaced = match &place {
             Place::Found(at) => {
                 // Unshared and the same size: overwritten where it lies, allocating nothing.
+                // A view cannot see it: `get_prev_mut` copied every node of the map that a
+                // view shares, so a bucket a view holds is counted twice and not unshared.
                 if at.value.len() == value.len() {
                     if let Some(bytes) = Arc::get_mut(bucket) {
-                        bytes[at.value].copy_from_slice(value);
+                        bytes[at.value.clone()].copy_from_slice(value);
                         return;
                     }
                 }
-                self.bytes -= at.entry.len() + at.value.len();
+                at.entry.len() + at.value.len()
             }
-            Place::Missing(_) => self.len += 1,
-        }
-        self.bytes += bucket::pair_len(key, value);
-        let mut list = PairList::new();
-        let mut put = false;
-        for (held, held_value) in bucket::pairs(bucket) {
-            if !put && held >= key {
-                list.push((key, value));
-                put = true;
-                if held == key {
-                    continue;
-                }
+            Place::Missing { .. } => {
+                self.len += 1;
+                0
             }
-            list.push((held, held_value));
-        }
-        if !put {
-            list.push((key, value));
+        };
+        let added = bucket::pair_len(key, value);
+        self.bytes = self.bytes - replaced + added;
+        if bucket::encoded_len(bucket) - replaced + added <= BUCKET_BYTES {
+            *bucket = bucket::spliced(bucket, &place, key, value);
+            return;
         }
         // The first bucket keeps the first key (the key put is not below it).
-        let mut rebuilt = bucket::buckets(&list).into_iter();
-        drop(list);
+        let mut rebuilt = bucket::rebuilt_with(bucket, key, value).into_iter();
         *bucket = rebuilt.next().expect("a bucket for the pairs");
         rebuilt.for_each(|split| self.put_bucket(split));
     }
