@@ -351,6 +351,32 @@ mod tests {
     }
 
     #[test]
+    fn a_view_sees_none_of_the_puts_made_after_it_whichever_way_they_are_written() {
+        let mut pairs = Pairs::default();
+        for i in 10..40u8 {
+            pairs.insert(&[b'k', i], &[i; 100]);
+        }
+        assert!(pairs.buckets.len() > 2, "several buckets");
+        let view = pairs.clone();
+        let seen = encoded(&view);
+        pairs.insert(&[b'k', 12], &[0; 100]); // same length: in place were it unshared
+        pairs.insert(&[b'k', 20], &[0; 7]); // shorter: spliced
+        pairs.insert(&[b'k', 21, 0], b"new"); // a new key: spliced
+        for i in 0..12 {
+            pairs.insert(&[b'k', 30, i], &[1; 100]); // new keys that split their bucket
+        }
+        pairs.insert(b"a", b"first"); // below every bucket
+        assert!(pairs.remove(&[b'k', 39]));
+        assert_eq!(encoded(&view), seen, "the view's bytes are those it was taken with");
+        assert_eq!(view.get(&[b'k', 12]), Some(&[12; 100][..]));
+        assert_eq!(view.get(&[b'k', 21, 0]), None);
+        assert_eq!((view.len(), pairs.len()), (30, 30 + 1 + 12 + 1 - 1));
+        assert_eq!(pairs.get(&[b'k', 12]), Some(&[0; 100][..]));
+        assert_sound(&view);
+        assert_sound(&pairs);
+    }
+
+    #[test]
     fn keys_below_every_bucket_and_removed_first_keys_move_the_buckets_key() {
         let mut pairs = Pairs::default();
         let value = vec![0; 100];
