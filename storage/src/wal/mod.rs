@@ -455,12 +455,9 @@ fn replay_segment(
         }
         HeaderCheck::Damaged(reason) => return Ok(ended(0, Ending::Damaged(reason), false)),
     }
-    let scanned = scan::scan(bytes, is_last);
-    for (offset, changes) in scanned.records {
+    let scanned = scan::scan(bytes, is_last, &mut |offset, changes| {
         checkpoints.at_record(sequence, offset, log.log_last());
-        if let Err(reason) = log.apply(changes) {
-            return Ok(ended(offset, Ending::Damaged(reason), false));
-        }
-    }
+        log.apply(changes)
+    });
     Ok(ended(scanned.end, scanned.ending, false))
 }

@@ -36,11 +36,9 @@ use crate::wal::segment;
 /// A disk writes a sector whole or not at all.
 const SECTOR_BYTES: usize = 512;
 
-/// The records of one segment, as far as they are intact.
+/// How the records of one segment ended.
 #[derive(Debug)]
 pub(crate) struct Scanned {
-    /// Intact records in order, each with its offset.
-    pub(crate) records: Vec<(u64, Vec<LogChange>)>,
     /// Where the intact records end.
     pub(crate) end: u64,
     /// What follows them.
@@ -59,10 +57,15 @@ pub(crate) enum Ending {
 }
 
 /// Reads the records of `bytes`, a whole segment file whose header checked out, the last
-/// segment of the log if `is_last`.
-pub(crate) fn scan(bytes: &[u8], is_last: bool) -> Scanned {
+/// segment of the log if `is_last`, and hands each intact one to `on_record` with its offset
+/// as it goes (one decoded record in memory at a time); a record it refuses ends the records
+/// there, as damage.
+pub(crate) fn scan(
+    bytes: &[u8],
+    is_last: bool,
+    on_record: &mut dyn FnMut(u64, Vec<LogChange>) -> Result<(), String>,
+) -> Scanned {
     let data_end = bytes.iter().rposition(|&byte| byte != 0).map_or(0, |last| last + 1);
-    let mut records = Vec::new();
     let mut offset = segment::HEADER_BYTES;
     let ending = loop {
         let torn = |reason: &str| torn_or_damaged(bytes, offset, data_end, is_last, reason);
@@ -92,13 +95,15 @@ pub(crate) fn scan(bytes: &[u8], is_last: bool) -> Scanned {
             }
             break Ending::Damaged("a record body fails its checksum".to_string());
         }
-        match record::decode(body, offset as u64) {
-            Ok(changes) => records.push((offset as u64, changes)),
+        let handed_on = record::decode(body, offset as u64)
+            .and_then(|changes| on_record(offset as u64, changes));
+        match handed_on {
+            Ok(()) => {}
             Err(reason) => break Ending::Damaged(reason),
         }
         offset = extent_end;
     };
-    Scanned { records, end: offset as u64, ending }
+    Scanned { end: offset as u64, ending }
 }
 
 /// A torn write, if it may be one where it was found; damage otherwise.
@@ -161,6 +166,31 @@ mod tests {
     use super::*;
     use crate::wal::record::LogChangeRef;
 
+    /// How many intact records `scan` hands on from `bytes`, the last segment.
+    fn records(bytes: &[u8]) -> usize {
+        let mut count = 0;
+        scan(bytes, true, &mut |_, _| {
+            count += 1;
+            Ok(())
+        });
+        count
+    }
+
+    #[test]
+    fn a_record_refused_ends_the_records_there_as_damage() {
+        let mut bytes = segment::header(1).to_vec();
+        for index in 1..=3 {
+            bytes.extend(record(index, 10, bytes.len()));
+        }
+        let mut offsets = Vec::new();
+        let scanned = scan(&bytes, true, &mut |offset, _| {
+            offsets.push(offset);
+            if offsets.len() == 2 { Err("refused".to_string()) } else { Ok(()) }
+        });
+        assert_eq!(scanned.end, offsets[1], "ends where the refused record starts");
+        assert_eq!(scanned.ending, Ending::Damaged("refused".to_string()));
+    }
+
     /// A record appending one entry at `index` whose command is `bytes` long, to be written at
     /// `offset`.
     fn record(index: u64, bytes: usize, offset: usize) -> Vec<u8> {
@@ -208,10 +238,10 @@ mod tests {
     #[test]
     fn a_flipped_bit_in_a_last_record_with_one_byte_in_the_next_sector_is_damage() {
         let mut bytes = one_byte_over_segment();
-        assert_eq!(scan(&bytes, true).records.len(), 1, "intact");
+        assert_eq!(records(&bytes), 1, "intact");
         bytes[300] ^= 0x40;
-        let scanned = scan(&bytes, true);
-        assert!(scanned.records.is_empty());
+        let scanned = scan(&bytes, true, &mut |_, _| Ok(()));
+        assert_eq!(records(&bytes), 0);
         assert!(matches!(scanned.ending, Ending::Damaged(_)), "{:?}", scanned.ending);
     }
 
@@ -219,7 +249,7 @@ mod tests {
     fn a_last_record_whose_byte_in_the_next_sector_was_lost_is_a_torn_write() {
         let mut bytes = one_byte_over_segment();
         bytes[SECTOR_BYTES] = 0;
-        let scanned = scan(&bytes, true);
+        let scanned = scan(&bytes, true, &mut |_, _| Ok(()));
         assert!(matches!(scanned.ending, Ending::Torn(_)), "{:?}", scanned.ending);
     }
 
@@ -231,9 +261,9 @@ mod tests {
         let mut bytes = segment::header(1).to_vec();
         bytes.extend_from_slice(&record::encode(&changes, bytes.len() as u64).expect("small"));
         bytes.resize(8 * SECTOR_BYTES, 0);
-        assert_eq!(scan(&bytes, true).records.len(), 1, "intact");
+        assert_eq!(records(&bytes), 1, "intact");
         bytes[1500] ^= 0x01;
-        let scanned = scan(&bytes, true);
+        let scanned = scan(&bytes, true, &mut |_, _| Ok(()));
         assert!(matches!(scanned.ending, Ending::Damaged(_)), "{:?}", scanned.ending);
     }
 
@@ -243,10 +273,10 @@ mod tests {
     #[test]
     fn a_header_across_a_sector_boundary_with_its_first_part_lost_is_a_torn_write() {
         let (mut bytes, second_at) = straddling_segment();
-        assert_eq!(scan(&bytes, true).records.len(), 2, "both records intact");
+        assert_eq!(records(&bytes), 2, "both records intact");
         bytes[second_at..SECTOR_BYTES].fill(0);
-        let scanned = scan(&bytes, true);
-        assert_eq!(scanned.records.len(), 1);
+        assert_eq!(records(&bytes), 1);
+        let scanned = scan(&bytes, true, &mut |_, _| Ok(()));
         assert!(matches!(scanned.ending, Ending::Torn(_)), "{:?}", scanned.ending);
     }
 
@@ -254,7 +284,7 @@ mod tests {
     fn a_flipped_bit_in_a_header_across_a_sector_boundary_is_damage() {
         let (mut bytes, second_at) = straddling_segment();
         bytes[second_at + 2] ^= 0x04;
-        let scanned = scan(&bytes, true);
+        let scanned = scan(&bytes, true, &mut |_, _| Ok(()));
         assert!(matches!(scanned.ending, Ending::Damaged(_)), "{:?}", scanned.ending);
     }
 }
