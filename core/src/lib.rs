@@ -121,7 +121,9 @@
 //! `load.first..=load.last.index` back from its log, checks them with `load.matches(&entries)`
 //! and feeds `Input::EntriesLoaded { entries }`; the node checks each entry against the term,
 //! size and membership it recorded, applies them (`Output::Apply`) and asks for the next batch.
-//! It applies nothing past them meanwhile, and asks for one batch at a time. If the driver
+//! It applies nothing past them meanwhile; it asks for the next batch as it hands out the one
+//! loaded, so that the driver reads while the node applies (one batch asked for at a time,
+//! at most two held between the driver and the node). If the driver
 //! cannot read them, it must stop the node rather than feed anything else: a node cannot skip
 //! committed entries, and its next start reads the log again (the `raftkv-storage` crate then
 //! finds damage and cuts it away, and the node catches up from its leader). Answers that are

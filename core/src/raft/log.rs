@@ -114,16 +114,18 @@ impl RaftLog {
         let evicted = self.evicted.len() as u64;
         let after_snapshot = held.checked_add(evicted).expect("fewer entries than u64::MAX");
         assert_eq!(last.index, self.snapshot_last.index.plus(after_snapshot), "a gap in the log");
-        let applying_ends =
-            self.loaded.first().zip(self.loaded.last()).map(|(f, l)| (f.index, l.index));
-        let applying_ends = applying_ends.or(self.loading.map(|last| (self.applied.next(), last)));
-        if let Some((first, last)) = applying_ends {
+        let loaded = self.loaded.first().zip(self.loaded.last()).map(|(f, l)| (f.index, l.index));
+        let loading = self.loading.map(|last| (self.next_to_load(), last));
+        for (first, last) in loaded.into_iter().chain(loading) {
             assert!(
-                first == self.applied.next() && last <= self.committed && last < self.first_held(),
+                first > self.applied && last <= self.committed && last < self.first_held(),
                 "a batch to apply from disk {first}..={last} astray (applied {}, first held {})",
                 self.applied,
                 self.first_held()
             );
+        }
+        if let Some((first, _)) = loaded {
+            assert_eq!(first, self.applied.next(), "entries loaded past a gap");
         }
         if let Some(first) = self.entries.front() {
             assert_eq!(first.index, self.first_held(), "a gap after the entries evicted");
@@ -582,17 +584,19 @@ impl RaftLog {
 
     /// The next batch of committed entries to apply that are out of memory (left on the
     /// driver's disk at a restart), for the driver to read back: at most `max_entries` and,
-    /// beyond the first, `max_bytes`. `None` if the next entry to apply is in memory or not
-    /// committed, or while a batch is asked for and not yet handed out.
+    /// beyond the first, `max_bytes`. `None` if the next entry to load is in memory or not
+    /// committed, or while a batch is asked for and not yet answered. One batch may be asked
+    /// for while the one before, loaded, is handed out: the driver reads the next while the
+    /// node applies this one.
     pub(crate) fn entries_to_load(
         &mut self,
         max_entries: usize,
         max_bytes: usize,
     ) -> Option<EntriesToLoad> {
-        if self.loading.is_some() || !self.loaded.is_empty() || self.applied >= self.committed {
+        let first = self.next_to_load();
+        if self.loading.is_some() || first > self.committed {
             return None;
         }
-        let first = self.applied.next();
         let last = self.evicted_batch(first, max_entries, max_bytes)?.min(self.committed);
         self.loading = Some(last);
         let term = self.terms.term_at(last).expect("the log knows its terms");
@@ -605,7 +609,7 @@ impl RaftLog {
     pub(crate) fn on_loaded(&mut self, entries: Vec<Entry>) -> bool {
         let Some(last) = self.loading.take() else { return false };
         let term = self.terms.term_at(last).expect("the log knows its terms");
-        let asked = EntriesToLoad { first: self.applied.next(), last: LogId::new(last, term) };
+        let asked = EntriesToLoad { first: self.next_to_load(), last: LogId::new(last, term) };
         let known = |entry: &Entry| {
             let offset = entry.index.0 - self.snapshot_last.index.next().0;
             let size = usize::try_from(offset).ok().and_then(|offset| self.evicted.get(offset));
@@ -620,8 +624,13 @@ impl RaftLog {
         if !asked.matches(&entries) || !entries.iter().all(known) {
             return false;
         }
-        self.loaded = entries;
+        self.loaded.extend(entries);
         true
+    }
+
+    /// The first entry not yet applied nor loaded.
+    fn next_to_load(&self) -> LogIndex {
+        self.loaded.last().map_or(self.applied, |entry| entry.index).next()
     }
 }
 
@@ -988,11 +997,14 @@ mod tests {
         assert_eq!(log.entries_to_load(2, usize::MAX), None, "one batch at a time");
         log.check_invariants();
         assert!(log.on_loaded(on_disk[..2].to_vec()));
+        // The next batch is asked for before this one is handed out, to be read meanwhile.
+        let second = log.entries_to_load(10, usize::MAX).expect("the rest on disk");
+        assert_eq!(second.first, LogIndex(3));
+        assert_eq!(second.last, LogId::new(LogIndex(4), Term(2)), "stops where memory starts");
+        log.check_invariants();
         assert_eq!(indexes(&log.take_committed(10)), [1, 2]);
         assert_eq!((log.applied(), log.applied_bytes()), (LogIndex(2), 2 * 24));
         log.check_invariants();
-        let second = log.entries_to_load(10, usize::MAX).expect("the rest on disk");
-        assert_eq!(second.last, LogId::new(LogIndex(4), Term(2)), "stops where memory starts");
         assert!(log.on_loaded(on_disk[2..].to_vec()));
         assert_eq!(indexes(&log.take_committed(10)), [3, 4]);
         assert_eq!(indexes(&log.take_committed(10)), [5, 6], "then from memory");

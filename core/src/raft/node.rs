@@ -114,7 +114,8 @@ pub enum Output {
     /// Read back these committed entries, which the node left on the driver's disk at its
     /// start (`Recovered::on_disk`), from the log on the disk, check them
     /// (`EntriesToLoad::matches`) and answer `Input::EntriesLoaded`: the node applies nothing
-    /// more until then. One batch at a time. If they cannot be read, stop the node (its next
+    /// past them until then. One batch at a time, asked for while the one before is applied.
+    /// If they cannot be read, stop the node (its next
     /// start finds and cuts away what is damaged); never answer with other entries.
     LoadEntries(EntriesToLoad),
     /// The read registered with this `ctx` may be served once the state machine has applied
@@ -977,12 +978,15 @@ impl RaftNode {
                 standing: self.standing(),
             });
         }
+        // The next batch from the disk is asked for before the one loaded is handed out, so
+        // that the driver reads it while the entries are applied.
+        if let Some(load) = self.log.entries_to_load(usize::MAX, self.load_bytes()) {
+            self.counters.loads_from_disk += 1;
+            self.outbox.push_back(Output::LoadEntries(load));
+        }
         let committed = self.log.take_committed(self.config.max_entries_per_append);
         if !committed.is_empty() {
             self.outbox.push_back(Output::Apply(committed));
-        } else if let Some(load) = self.log.entries_to_load(usize::MAX, self.load_bytes()) {
-            self.counters.loads_from_disk += 1;
-            self.outbox.push_back(Output::LoadEntries(load));
         }
         if let Some(budget) = self.config.log_cache_bytes {
             // Only what the driver's disk holds, and no entry still to be applied.
