@@ -99,7 +99,8 @@
 //! ([`raft::EntriesToSend`]): the driver reads `append.first()..=append.last.index` from the
 //! log it made durable, checks them with `append.matches(&entries)` (consecutive after
 //! `append.prev`, the last one `append.last`) and sends `append.into_message(entries)`. The
-//! entries asked for are committed, so whatever copy the disk holds of them is the one (the
+//! entries asked for are committed, or held by a leader's log, which never truncates, so
+//! whatever copy the disk holds of them ending at `append.last` is the one (the
 //! `raftkv-storage` crate reads them back by index, checksums checked:
 //! `Storage::read_entries`). If it cannot read them (a damaged record, a log compacted
 //! meanwhile, a failed read), it sends nothing and feeds `Input::LogUnreadable { through:
@@ -109,6 +110,25 @@
 //! [`raft::RaftNode::compact`]. A request the driver drops for another reason is a message
 //! lost on the network: it goes again later. Opt in only once the driver can read its log
 //! back: without the setting, `Output::SendEntries` never comes.
+//!
+//! A restart need not hold the whole log either. A driver may recover only the latest entries
+//! into `Recovered::entries` and describe the earlier ones after the snapshot in
+//! `Recovered::on_disk` ([`raft::EntriesOnDisk`]: each one's term and size, and the
+//! memberships among them, recorded with `EntriesOnDisk::push` as it replays its log). The
+//! node knows the whole log by them, and once it learns that they are committed it asks for
+//! them, a batch at a time (the log cache's worth, or one append's without a cache):
+//! `Output::LoadEntries(load)` ([`raft::EntriesToLoad`]). The driver reads
+//! `load.first..=load.last.index` back from its log, checks them with `load.matches(&entries)`
+//! and feeds `Input::EntriesLoaded { entries }`; the node checks each entry against the term,
+//! size and membership it recorded, applies them (`Output::Apply`) and asks for the next batch.
+//! It applies nothing past them meanwhile, and asks for one batch at a time. If the driver
+//! cannot read them, it must stop the node rather than feed anything else: a node cannot skip
+//! committed entries, and its next start reads the log again (the `raftkv-storage` crate then
+//! finds damage and cuts it away, and the node catches up from its leader). Answers that are
+//! not the batch asked for are counted (`Counters::dropped_bad_loads`) and the batch is asked
+//! for again. A driver that recovers every entry in memory (`on_disk` empty) never sees
+//! `Output::LoadEntries`. The `raftkv-storage` crate recovers this way with
+//! `StorageOptions::recovered_entry_bytes`.
 //!
 //! # Snapshots
 //!
@@ -214,6 +234,7 @@
 //!             snapshot: self.snapshot.clone(),
 //!             entries: self.entries.clone(),
 //!             partial_snapshot: None, // A cluster of one receives no snapshot.
+//!             ..Recovered::default() // Every entry in memory: none left on disk.
 //!         }
 //!     }
 //! }
@@ -275,6 +296,7 @@
 //!                     | Output::SendSnapshotChunk(_)
 //!                     | Output::SendEntries(_)
 //!                     | Output::LoadSnapshot(_) => unreachable!("a cluster of one has no peers"),
+//!                     Output::LoadEntries(_) => unreachable!("every entry is recovered in memory"),
 //!                     Output::RoleChanged { .. } | Output::MembershipChanged { .. } => {}
 //!                 }
 //!             }

@@ -101,6 +101,12 @@ pub enum Input<C> {
         /// The last entry asked for.
         through: LogIndex,
     },
+    /// The entries of the last `Output::LoadEntries`, read back from the driver's disk and
+    /// checked (see `raft::Input::EntriesLoaded`): the replica applies them next.
+    EntriesLoaded {
+        /// The entries, in order.
+        entries: Vec<raft::Entry>,
+    },
 }
 
 /// Something a replica wants done.
@@ -125,6 +131,11 @@ pub enum Output<R> {
     /// or answer `Input::LogUnreadable` (see `raft::Output::SendEntries`; only with
     /// `raft::Config::log_cache_bytes` set).
     SendEntries(raft::EntriesToSend),
+    /// Read these committed entries, which the replica left on the driver's disk at its start
+    /// (`raft::Recovered::on_disk`), from the log there, check them and answer
+    /// `Input::EntriesLoaded`; if they cannot be read, stop the node (see
+    /// `raft::Output::LoadEntries`).
+    LoadEntries(raft::EntriesToLoad),
     /// Every byte of the snapshot received from the leader is durable: read it back, checked,
     /// decoding it as it is read (`LoadedSnapshot::decode`, away from the thread that feeds
     /// the replica), and answer with [`Replica::snapshot_loaded`], or `Input::SnapshotDamaged`
@@ -422,6 +433,9 @@ impl<S: StateMachine> Replica<S> {
                 self.raft.handle(now, raft::Input::LogUnreadable { through });
                 self.maybe_snapshot();
             }
+            Input::EntriesLoaded { entries } => {
+                self.raft.handle(now, raft::Input::EntriesLoaded { entries })
+            }
         }
     }
 
@@ -618,6 +632,7 @@ impl<S: StateMachine> Replica<S> {
                 self.outbox.push_back(Output::SendSnapshotChunk(chunk));
             }
             raft::Output::SendEntries(append) => self.outbox.push_back(Output::SendEntries(append)),
+            raft::Output::LoadEntries(load) => self.outbox.push_back(Output::LoadEntries(load)),
             raft::Output::LoadSnapshot(whole) => self.outbox.push_back(Output::LoadSnapshot(whole)),
             raft::Output::ReadReady { ctx, index } => {
                 if let Some(read) = self.reads.remove(&ctx) {
@@ -805,6 +820,7 @@ impl<R: fmt::Debug> fmt::Display for Output<R> {
             Output::SaveSnapshot(job) => write!(f, "save snapshot {}", job.last()),
             Output::SendSnapshotChunk(chunk) => write!(f, "{chunk}"),
             Output::SendEntries(append) => write!(f, "{append}"),
+            Output::LoadEntries(load) => write!(f, "{load}"),
             Output::LoadSnapshot(whole) => {
                 write!(f, "load received snapshot {} ({}B)", whole.last, whole.total)
             }

@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 
 use raftkv_core::prng::Prng;
 use raftkv_core::raft::{
-    EntriesToSend, Entry, PartialSnapshot, Persist, PersistId, Recovered, Snapshot,
+    EntriesOnDisk, Entry, PartialSnapshot, Persist, PersistId, Recovered, Snapshot,
 };
-use raftkv_core::{Instant, LogIndex, NodeId};
+use raftkv_core::{Instant, LogId, LogIndex, NodeId};
 use raftkv_storage::sim_fs::{FailureKind, FaultCounters, SimFs};
 use raftkv_storage::{
     OpenReport, Saved, SegmentPreparer, Storage, StorageError, StorageOptions, is_identity_file,
@@ -124,28 +124,34 @@ impl Disk {
         self.fs.faults()
     }
 
-    /// The entries of `append` read back from the engine's log, checked as a driver checks
-    /// them: `Ok(None)` if the log cannot give them (not running, compacted, damaged: a driver
-    /// then says so to the node); an error if it gives entries other than the ones
-    /// acknowledged, which no bit flip may cause.
+    /// The entries `first..=last.index` read back from the engine's log, checked: `Ok(None)`
+    /// if the log cannot give them (not running, compacted, damaged: a driver then says so to
+    /// the node, or stops it); an error if it gives entries other than the ones asked for
+    /// (consecutive, ending at `last`) or than the ones acknowledged, which no bit flip may
+    /// cause.
     pub(crate) fn read_entries(
         &self,
-        append: &EntriesToSend,
+        first: LogIndex,
+        last: LogId,
     ) -> Result<Option<Vec<Entry>>, String> {
         let Some(storage) = &self.storage else { return Ok(None) };
-        let Ok(Some(entries)) = storage.read_entries(append.first(), append.last) else {
+        let Ok(Some(entries)) = storage.read_entries(first, last) else {
             return Ok(None);
         };
-        if !append.matches(&entries) {
-            return Err(format!("the log gave back other entries than asked for: {append}"));
+        let asked = || format!("{first}..={last}");
+        let consecutive =
+            entries.iter().zip(first.0..).all(|(entry, index)| entry.index.0 == index);
+        if !consecutive || entries.last().map(Entry::id) != Some(last) {
+            return Err(format!("the log gave back other entries than {}", asked()));
         }
         let differs = entries.iter().find(|entry| {
             self.acknowledged.entry(entry.index).is_some_and(|acknowledged| acknowledged != *entry)
         });
         match differs {
             Some(entry) => Err(format!(
-                "the log gave back entry {} other than the one acknowledged ({append})",
-                entry.id()
+                "the log gave back entry {} other than the one acknowledged ({})",
+                entry.id(),
+                asked()
             )),
             None => Ok(Some(entries)),
         }
@@ -159,13 +165,23 @@ impl Disk {
     /// Opens the engine on what the file system holds, for a node starting: what it recovers,
     /// and what it cut away. Fails if the engine cannot open the directory, or if what it
     /// recovers breaks its promise (see [`check_recovery`]).
-    pub(crate) fn open(&mut self) -> Result<(Recovered, OpenReport), String> {
-        let opened = Storage::open(self.fs.clone(), &self.dir, &self.storage_options);
+    ///
+    /// Only the latest entries up to `held_bytes` (if set) come back in memory, as the server
+    /// opens its disk; the rest, left on the disk, are read back here to be checked and kept
+    /// in the model of what is durable, as the node will read them when it applies them.
+    pub(crate) fn open(
+        &mut self,
+        held_bytes: Option<usize>,
+    ) -> Result<(Recovered, OpenReport), String> {
+        let options =
+            StorageOptions { recovered_entry_bytes: held_bytes, ..self.storage_options.clone() };
+        let opened = Storage::open(self.fs.clone(), &self.dir, &options);
         let (storage, recovered, report) = opened.map_err(|error| error.to_string())?;
+        let whole = whole_log(&storage, &recovered)?;
         let unacknowledged = std::mem::take(&mut self.unacknowledged);
         let flips = std::mem::replace(&mut self.flips_since_start, 0);
-        check_recovery(&self.acknowledged, &unacknowledged, flips, &recovered)?;
-        self.acknowledged = Durable::recovered(&recovered);
+        check_recovery(&self.acknowledged, &unacknowledged, flips, &whole)?;
+        self.acknowledged = Durable::recovered(&whole);
         self.preparer = self.options.prepare_segments.then(|| storage.segment_preparer());
         self.storage = Some(storage);
         Ok((recovered, report))
@@ -288,6 +304,26 @@ impl Disk {
         self.flips_since_start += 1;
         Some(format!("{} at {} bit {}", flip.path.display(), flip.offset, flip.bit))
     }
+}
+
+/// `recovered` with the entries it left on disk read back from `storage`, checked against
+/// what the recovery said of them (terms, sizes, memberships): what the node may rely on.
+fn whole_log(storage: &Storage<SimFs>, recovered: &Recovered) -> Result<Recovered, String> {
+    let on_disk = &recovered.on_disk;
+    let mut whole = Recovered { on_disk: EntriesOnDisk::default(), ..recovered.clone() };
+    let (Some(first), Some(last)) = (on_disk.first_index(), on_disk.last_id()) else {
+        return Ok(whole);
+    };
+    let read = storage.read_entries(first, last).map_err(|error| error.to_string())?;
+    let read =
+        read.ok_or_else(|| format!("the log left {first}..={last} on disk, then lost it"))?;
+    let mut described = EntriesOnDisk::default();
+    read.iter().for_each(|entry| described.push(entry));
+    if &described != on_disk {
+        return Err(format!("the entries {first}..={last} read back are not those recovered"));
+    }
+    whole.entries = read.into_iter().chain(recovered.entries.iter().cloned()).collect();
+    Ok(whole)
 }
 
 /// Whether `persist` stores a snapshot, the node's own or the one received from the leader.
@@ -430,14 +466,16 @@ mod tests {
             hard_state: HardState { term: Term(term), vote: Some(NodeId(1)), damaged: false },
             snapshot: None,
             entries: entries.map(|index| entry(index, term)).collect(),
-            partial_snapshot: None,
+            ..Recovered::default()
         }
     }
 
     #[test]
     fn the_engine_keeps_what_was_acknowledged_across_crashes_that_tear_writes() {
         let mut disk = Disk::new(options(Ratio::new(1, 1)), Prng::seeded(3), NodeId(1));
-        disk.open().expect("a new disk opens");
+        // Only the latest entry stays in memory: the others are read back and checked.
+        let held_bytes = Some(100);
+        disk.open(held_bytes).expect("a new disk opens");
         let mut next = 1;
         for round in 1..=30u64 {
             let at = disk.submit(Instant::ZERO, persist(round, 1, next..=next + 2));
@@ -448,7 +486,8 @@ mod tests {
             let loss = disk.crash();
             assert_eq!(loss.lost, 1);
             assert!(loss.torn.is_some(), "always torn at 1/1");
-            let (recovered, report) = disk.open().expect("the engine keeps its promise");
+            let (recovered, report) = disk.open(held_bytes).expect("the engine keeps its promise");
+            assert_eq!(recovered.entries.len(), 1, "the rest left on disk");
             assert!(report.damage.is_empty(), "a crash is not damage: {report:?}");
             // The persist in flight may have landed, or not.
             next = recovered.entries.last().expect("entries").index.0 + 1;
@@ -524,7 +563,7 @@ mod tests {
             Prng::seeded(5),
             NodeId(1),
         );
-        disk.open().expect("a new disk opens");
+        disk.open(None).expect("a new disk opens");
         let (mut failed, mut next) = (0, 1);
         for round in 1..=10 {
             let at = disk.submit(Instant::ZERO, persist(round, 1, next..=next + 2));
@@ -533,7 +572,7 @@ mod tests {
                     failed += 1;
                     assert_eq!(failure.lost, 1);
                     disk.crash();
-                    let (recovered, _) = disk.open().expect("keeps what was acknowledged");
+                    let (recovered, _) = disk.open(None).expect("keeps what was acknowledged");
                     next = recovered.entries.last().map_or(1, |entry| entry.index.0 + 1);
                 }
                 // The step drawn lay past the batch.

@@ -4,7 +4,7 @@
 use std::cmp::Ordering;
 
 use raftkv_core::Instant;
-use raftkv_core::raft::{PartialSnapshot, PersistId};
+use raftkv_core::raft::{EntriesToLoad, PartialSnapshot, PersistId};
 use raftkv_core::snapshot_job::SnapshotJob;
 
 use raftkv_testkit::Packet;
@@ -27,6 +27,9 @@ pub(crate) enum Event<C, R> {
     /// A node's disk has read back the snapshot received whole that the node asked for: the
     /// node gets it (or hears it is damaged), if it is still in the same life.
     SnapshotLoad { node: usize, life: u64, whole: PartialSnapshot },
+    /// A node's disk has read back the committed entries a restart left there, which the node
+    /// asked for to apply: the node gets them (or stops), if it is still in the same life.
+    EntriesLoad { node: usize, life: u64, load: EntriesToLoad },
     /// A lying disk acknowledges a persist it has not made durable.
     LyingAck { node: usize, life: u64, id: PersistId },
     /// A clerk's `poll_timeout` instant, if the generation is still current.

@@ -424,6 +424,8 @@ struct SwarmTally {
     lease_reads: u64,
     appends_from_disk: u64,
     log_reads_failed: u64,
+    restarts_with_entries_on_disk: u64,
+    loads_from_disk: u64,
     /// Membership changes, summed over the runs.
     membership: MembershipStats,
     failure: Option<Report>,
@@ -449,6 +451,8 @@ impl SwarmTally {
         self.lease_reads += report.stats.lease_reads;
         self.appends_from_disk += report.stats.appends_from_disk;
         self.log_reads_failed += report.stats.log_reads_failed;
+        self.restarts_with_entries_on_disk += report.stats.restarts_with_entries_on_disk;
+        self.loads_from_disk += report.stats.loads_from_disk;
         self.membership += &report.stats.membership;
         if report.passed() {
             self.passed += 1;
@@ -499,7 +503,8 @@ impl SwarmTally {
              run {} ms: {}; largest persisted Raft state {}.{:03} times the threshold: {}; \
              storage faults: {} crashes mid-write, {} torn and {} lost writes, {} bit flips, \
              {} ENOSPC, {} EIO, {} damaged restarts; {} appends read back from disk, {} \
-             reads failed; membership: {} learners added, {} promotions, {} removals, {} \
+             reads failed, {} restarts with entries left on disk, {} loads of them to apply; \
+             membership: {} learners added, {} promotions, {} removals, {} \
              replacements, {} refusals",
             self.passed,
             per_second(runs, wall_ms),
@@ -519,6 +524,8 @@ impl SwarmTally {
             self.damaged_restarts,
             self.appends_from_disk,
             self.log_reads_failed,
+            self.restarts_with_entries_on_disk,
+            self.loads_from_disk,
             m.learners_added,
             m.promotions,
             m.removals,
@@ -566,6 +573,8 @@ impl SwarmTally {
             "lease_reads": self.lease_reads,
             "appends_from_disk": self.appends_from_disk,
             "log_reads_failed": self.log_reads_failed,
+            "restarts_with_entries_on_disk": self.restarts_with_entries_on_disk,
+            "loads_from_disk": self.loads_from_disk,
         })
     }
 }

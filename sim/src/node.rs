@@ -107,7 +107,7 @@ impl<M: Machine> SimNode<M> {
         config.snapshot_threshold_bytes = snapshot.threshold_bytes;
         config.snapshot_growth_percent = snapshot.growth_percent;
         let local = self.clock.local(now);
-        let (recovered, report) = self.disk.open()?;
+        let (recovered, report) = self.disk.open(raft.log_cache_bytes)?;
         let replica =
             Replica::new(local, config, recovered, state).map_err(|error| error.to_string())?;
         self.replica = Some(replica);

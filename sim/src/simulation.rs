@@ -10,8 +10,8 @@ use raftkv_core::loaded_snapshot::LoadedSnapshot;
 use raftkv_core::prng::Prng;
 use raftkv_core::protocol::{ClientRequest, Op};
 use raftkv_core::raft::{
-    Body, ChangeRefused, EntriesToSend, Entry, MemberChange, PartialSnapshot, Persist, Role,
-    SavedSnapshot,
+    Body, ChangeRefused, EntriesToLoad, EntriesToSend, Entry, MemberChange, PartialSnapshot,
+    Persist, Role, SavedSnapshot,
 };
 use raftkv_core::server::{Input, Output};
 use raftkv_core::snapshot_job::SnapshotJob;
@@ -95,6 +95,10 @@ pub struct Stats {
     /// Reads of entries back from a disk that failed (damaged, compacted): a snapshot past
     /// them followed.
     pub log_reads_failed: u64,
+    /// Restarts that left entries on the disk, past the log cache (`Recovered::on_disk`).
+    pub restarts_with_entries_on_disk: u64,
+    /// Batches of those entries read back from the disk to apply, checked.
+    pub loads_from_disk: u64,
 }
 
 impl Stats {
@@ -106,6 +110,7 @@ impl Stats {
         self.lease_reads += counters.lease_reads;
         self.appends_from_disk += counters.appends_from_disk;
         self.log_reads_failed += counters.log_reads_failed;
+        self.loads_from_disk += counters.loads_from_disk;
     }
 }
 
@@ -236,6 +241,7 @@ impl<M: Machine> Simulation<M> {
                 self.on_snapshot_encoded(node, life, &job)
             }
             Event::SnapshotLoad { node, life, whole } => self.on_snapshot_load(node, life, whole),
+            Event::EntriesLoad { node, life, load } => self.on_entries_load(node, life, load),
             Event::LyingAck { node, life, id } => {
                 if self.nodes[node].life == life {
                     self.trace.event(
@@ -346,6 +352,8 @@ impl<M: Machine> Simulation<M> {
                     self.stats.snapshot_transfers_resumed += 1;
                 }
                 let replica = state.replica.as_ref().expect("just started");
+                let on_disk = replica.raft().status().log_evicted_entries > 0;
+                self.stats.restarts_with_entries_on_disk += u64::from(on_disk);
                 let damaged = durable.hard_state.damaged;
                 let result = self.checks.on_restart(node, durable, replica, damaged);
                 let size = self.persisted.on_restart(node, durable, damaged);
@@ -448,6 +456,12 @@ impl<M: Machine> Simulation<M> {
                 }
             }
             Output::SendEntries(append) => self.send_entries_from_disk(node, append),
+            Output::LoadEntries(load) => {
+                // Read back later, as on the server's disk thread.
+                let life = state.life;
+                let after = Duration::from_micros(self.options.disk.latency_us_max);
+                self.schedule(self.now + after, Event::EntriesLoad { node, life, load });
+            }
             Output::LoadSnapshot(whole) => {
                 // Read back later, as on a thread of its own (see `SaveSnapshot`).
                 let life = state.life;
@@ -498,9 +512,11 @@ impl<M: Machine> Simulation<M> {
     /// Sends the append of `append` with its entries read back from node `node`'s log on disk,
     /// as the server does; if they cannot be read, tells the node so.
     fn send_entries_from_disk(&mut self, node: usize, append: EntriesToSend) {
-        match self.nodes[node].disk.read_entries(&append) {
-            Ok(Some(entries)) => self.on_output(node, Output::Send(append.into_message(entries))),
-            Ok(None) => {
+        match self.nodes[node].disk.read_entries(append.first(), append.last) {
+            Ok(Some(entries)) if append.matches(&entries) => {
+                self.on_output(node, Output::Send(append.into_message(entries)))
+            }
+            Ok(_) => {
                 self.trace.event(
                     self.now,
                     Self::actor(node),
@@ -690,6 +706,36 @@ impl<M: Machine> Simulation<M> {
                 );
                 self.node_input(node, input);
             }
+        }
+    }
+
+    /// Hands the node the committed entries it left on its disk at its start, read back and
+    /// checked against what was acknowledged, as the server's disk thread does; if the disk
+    /// cannot give them, the node stops, as the server does, and its next start checks its
+    /// log. A paused node gets them once it goes on.
+    fn on_entries_load(&mut self, node: usize, life: u64, load: EntriesToLoad) {
+        if self.nodes[node].life != life {
+            return;
+        }
+        if self.nodes[node].paused {
+            let after = Duration::from_micros(self.options.disk.latency_us_max);
+            self.schedule(self.now + after, Event::EntriesLoad { node, life, load });
+            return;
+        }
+        match self.nodes[node].disk.read_entries(load.first, load.last) {
+            Ok(Some(entries)) if load.matches(&entries) => {
+                self.trace.event(self.now, Self::actor(node), format_args!("{load}"));
+                self.node_input(node, Input::EntriesLoaded { entries });
+            }
+            Ok(_) => {
+                self.trace.event(
+                    self.now,
+                    Self::actor(node),
+                    format_args!("cannot read back from the disk: {load}; the node stops"),
+                );
+                self.stop_after_disk_failure(node);
+            }
+            Err(reason) => self.fail((Check::Storage, format!("n{}: {reason}", node_id(node)))),
         }
     }
 

@@ -6,9 +6,11 @@
 //! [`Storage::open`] reads back everything durable as the `Recovered` a node starts from, and
 //! [`Storage::persist`] makes the node's `Persist` outputs durable, a batch at a time with one
 //! `fdatasync` of the log (group commit). [`Storage::read_entries`] reads committed entries back
-//! by index, for a node that keeps only recent ones in memory (`Output::SendEntries`). The newest hard state of a batch is written first; a
-//! snapshot is written once every log change before it is durable, and is followed by
-//! compaction.
+//! by index, for a node that keeps only recent ones in memory (`Output::SendEntries`), or that
+//! recovered only the latest ones ([`StorageOptions::recovered_entry_bytes`]: the others are
+//! described in `Recovered::on_disk`, and the node asks for them as it applies them,
+//! `Output::LoadEntries`). The newest hard state of a batch is written first; a snapshot is
+//! written once every log change before it is durable, and is followed by compaction.
 //!
 //! # The data directory
 //!

@@ -32,6 +32,13 @@ pub struct StorageOptions {
     /// leaves the data on disk (`Snapshot::data` empty), for the caller to decode as it reads
     /// it with a [`SnapshotReader`](crate::SnapshotReader).
     pub read_snapshot_data: bool,
+    /// The most bytes of log entries opening the directory reads into memory
+    /// (`Recovered::entries`, the latest ones): the earlier entries after the snapshot stay on
+    /// disk, known by their terms, sizes and memberships (`Recovered::on_disk`), and the node
+    /// reads them back when it applies them (`Storage::read_entries`). `None` (the default):
+    /// every entry is read into memory. Entries that a cut log left with terms going back stay
+    /// in memory whatever they weigh.
+    pub recovered_entry_bytes: Option<usize>,
 }
 
 impl StorageOptions {
@@ -44,6 +51,7 @@ impl StorageOptions {
             zero_fill_bytes: DEFAULT_ZERO_FILL_BYTES,
             rejoin: false,
             read_snapshot_data: true,
+            recovered_entry_bytes: None,
         }
     }
 

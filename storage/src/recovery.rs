@@ -97,16 +97,19 @@ pub(crate) fn open<F: FileSystem>(
     let (mut wal, replayed) = Wal::open(
         fs,
         &wal_dir,
-        snapshot_last.index,
+        snapshot_last,
+        options.recovered_entry_bytes,
         segment_bytes,
         zero_fill_bytes,
         &mut before_cut,
     )?;
     damage.extend(replayed.damage);
-    let mut entries = replayed.entries;
+    let (on_disk, mut entries) = (replayed.on_disk, replayed.entries);
+    // Entries on disk never go back in term: the first held may (see below).
+    let on_disk_last = on_disk.last_id().unwrap_or(snapshot_last);
     if let SmallFile::Damaged { offset, reason } = stored_hard_state {
         // The vote is lost; the term goes on from the last one the log or snapshot holds.
-        let log_term = entries.last().map_or(snapshot_last.term, |entry| entry.term);
+        let log_term = entries.last().map_or(on_disk_last.term, |entry| entry.term);
         mark_damaged(log_term.max(snapshot_last.term))?;
         let recovered = hard_state;
         let path = dir.join(hard_state::FILE);
@@ -114,14 +117,14 @@ pub(crate) fn open<F: FileSystem>(
     }
     // Also on a start after a crash that followed the cut: the mark says the log was cut.
     if hard_state.damaged {
-        if let Some(cut) = drop_entries_of_older_terms(&wal_dir, snapshot_last, &mut entries) {
-            let from = entries.last().map_or(snapshot_last.index, |entry| entry.index).next();
+        if let Some(cut) = drop_entries_of_older_terms(&wal_dir, on_disk_last, &mut entries) {
+            let from = entries.last().map_or(on_disk_last.index, |entry| entry.index).next();
             wal.append(fs, &[LogChangeRef { truncate_from: Some(from), entries: &[] }])?;
             damage.push(cut);
         }
     }
     // The snapshot being received, if any, is the storage's to open (`received_snapshot`).
-    let recovered = Recovered { hard_state, snapshot, entries, partial_snapshot: None };
+    let recovered = Recovered { hard_state, snapshot, on_disk, entries, partial_snapshot: None };
     let report = OpenReport { fresh, torn_tail: replayed.torn_tail, damage };
     Ok(Opened { wal, hard_state, recovered, report })
 }
@@ -129,13 +132,15 @@ pub(crate) fn open<F: FileSystem>(
 /// After a cut, the log kept may hold entries that a record past the cut had erased, of a term
 /// older than the snapshot or than an entry before them (a new leader's truncation was among
 /// what was cut, and the snapshot taken later survived). They were never committed: drops them
-/// from the first whose term goes back. The caller makes that durable.
+/// from the first whose term goes back. `before` is the entry before `entries` (the last one
+/// left on disk, or the snapshot point), whose term never goes back. The caller makes that
+/// durable.
 fn drop_entries_of_older_terms(
     wal_dir: &Path,
-    snapshot_last: LogId,
+    before: LogId,
     entries: &mut Vec<Entry>,
 ) -> Option<Cut> {
-    let mut term = snapshot_last.term;
+    let mut term = before.term;
     let first_older = entries.iter().position(|entry| {
         let goes_back = entry.term < term;
         term = term.max(entry.term);
@@ -143,7 +148,7 @@ fn drop_entries_of_older_terms(
     })?;
     let dropped_from = entries[first_older].id();
     entries.truncate(first_older);
-    let kept_last = entries.last().map_or(snapshot_last.index, |entry| entry.index);
+    let kept_last = entries.last().map_or(before.index, |entry| entry.index);
     Some(Cut {
         path: wal_dir.to_path_buf(),
         offset: 0,

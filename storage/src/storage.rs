@@ -105,8 +105,10 @@ impl<F: FileSystem> Storage<F> {
 
     /// The log entries `first..=last.index`, read back from the WAL with their checksums
     /// checked: consecutive, and the last one `last` (its index and term). For committed
-    /// entries only, which every later write leaves as they are: a leader sending entries it
-    /// no longer holds in memory (`raftkv_core::raft::Output::SendEntries`). `Ok(None)` if
+    /// entries only, which every later write leaves as they are, or entries the log holds and
+    /// keeps until the read: a leader sending entries it no longer holds in memory
+    /// (`raftkv_core::raft::Output::SendEntries`), a node applying those it left on disk at its
+    /// start (`raftkv_core::raft::Output::LoadEntries`). `Ok(None)` if
     /// the WAL no longer holds them (a compaction removed them); an error if a record on the
     /// way is damaged or cannot be read. Reads up to 64 KiB of records before the range.
     pub fn read_entries(

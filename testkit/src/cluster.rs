@@ -278,6 +278,21 @@ impl<M: Machine> Cluster<M> {
                     }
                 }
             }
+            Effect::LoadEntries(load) => {
+                // Read from the disk, as a driver does; the model never loses what it holds.
+                let disk = &self.slot(node).disk;
+                let entries: Option<Vec<Entry>> = (load.first.0..=load.last.index.0)
+                    .map(|index| disk.entry(LogIndex(index)).cloned())
+                    .collect();
+                let entries = entries.filter(|entries| load.matches(entries));
+                let entries = entries.unwrap_or_else(|| panic!("{node}: not on disk: {load}"));
+                self.transcript.note(|| format!("{node}: {load}"));
+                let now = self.clock_of(node);
+                if let Some(machine) = self.slot_mut(node).node.as_mut() {
+                    machine.handle(now, M::entries_loaded_input(entries));
+                    self.drain(node);
+                }
+            }
             Effect::LoadSnapshot(whole) => {
                 let loaded = self.slot(node).disk.load_received_snapshot(&whole);
                 self.transcript.note(|| format!("{node}: load received snapshot {}", whole.last));

@@ -23,8 +23,10 @@ pub struct Durable {
 }
 
 impl Durable {
-    /// What a node recovered: from there on, its persists apply to it.
+    /// What a node recovered: from there on, its persists apply to it. Every entry must be
+    /// there (`Recovered::on_disk` empty): a model holds them all.
     pub fn recovered(recovered: &Recovered) -> Durable {
+        assert!(recovered.on_disk.is_empty(), "a model of the disk holds every entry");
         Durable {
             hard_state: recovered.hard_state,
             snapshot: recovered.snapshot.clone(),
@@ -39,6 +41,7 @@ impl Durable {
         Recovered {
             hard_state: self.hard_state,
             snapshot: self.snapshot.clone(),
+            on_disk: Default::default(),
             entries: self.entries.clone(),
             partial_snapshot: self
                 .received_snapshot

@@ -6,8 +6,8 @@ use core::fmt;
 use raftkv_core::kv::KvReply;
 use raftkv_core::protocol::ClientReply;
 use raftkv_core::raft::{
-    ChunkToSend, EntriesToSend, Entry, Message, PartialSnapshot, Persist, PersistId, RaftNode,
-    Recovered, Role, SavedSnapshot, Snapshot,
+    ChunkToSend, EntriesToLoad, EntriesToSend, Entry, Message, PartialSnapshot, Persist, PersistId,
+    RaftNode, Recovered, Role, SavedSnapshot, Snapshot,
 };
 use raftkv_core::snapshot_job::SnapshotJob;
 use raftkv_core::{Instant, LogId, LogIndex, NodeId, Term};
@@ -69,6 +69,9 @@ pub trait Machine: Sized {
     /// The input saying that the entries up to `through` cannot be read from the disk.
     fn log_unreadable_input(through: LogIndex) -> Self::Input;
 
+    /// The input that hands the node the entries of an `Effect::LoadEntries`, read back.
+    fn entries_loaded_input(entries: Vec<Entry>) -> Self::Input;
+
     /// The input that hands the node a packet addressed to it.
     fn packet_input(packet: Self::Packet) -> Self::Input;
 
@@ -98,6 +101,8 @@ pub enum Effect<P> {
     SendSnapshotChunk(ChunkToSend),
     /// Read these entries from the node's disk and send the append.
     SendEntries(EntriesToSend),
+    /// Read these committed entries from the node's disk and hand them to the node.
+    LoadEntries(EntriesToLoad),
     /// Read back the snapshot received whole from the node's disk and hand it to the node.
     LoadSnapshot(PartialSnapshot),
     /// These committed entries are the node's to apply.

@@ -2,7 +2,7 @@
 //! no clients; tests propose commands to it directly.
 
 use raftkv_core::raft::{
-    Body, ChangeRefused, Config, Input, MemberChange, Message, Output, Payload, PersistId,
+    Body, ChangeRefused, Config, Entry, Input, MemberChange, Message, Output, Payload, PersistId,
     RaftNode, Recovered, SavedSnapshot, Snapshot,
 };
 use raftkv_core::{Instant, LogId, LogIndex, NodeId};
@@ -60,6 +60,10 @@ impl Machine for RaftNode {
         Input::LogUnreadable { through }
     }
 
+    fn entries_loaded_input(entries: Vec<Entry>) -> Input {
+        Input::EntriesLoaded { entries }
+    }
+
     fn packet_input(message: Message) -> Input {
         Input::Message(message)
     }
@@ -70,6 +74,7 @@ impl Machine for RaftNode {
             Output::Persist(persist) => Effect::Persist(persist),
             Output::SendSnapshotChunk(chunk) => Effect::SendSnapshotChunk(chunk),
             Output::SendEntries(append) => Effect::SendEntries(append),
+            Output::LoadEntries(load) => Effect::LoadEntries(load),
             Output::LoadSnapshot(whole) => Effect::LoadSnapshot(whole),
             Output::Apply(entries) => Effect::Apply(entries),
             Output::ReadReady { ctx, index } => Effect::ReadReady { ctx, index },

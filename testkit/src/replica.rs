@@ -5,7 +5,7 @@ use raftkv_core::client::{Clerk, ClerkConfig};
 use raftkv_core::kv::{KvCommand, KvReply, KvStore};
 use raftkv_core::loaded_snapshot::LoadedSnapshot;
 use raftkv_core::protocol::ClientRequest;
-use raftkv_core::raft::{Config, PersistId, RaftNode, Recovered, SavedSnapshot, Snapshot};
+use raftkv_core::raft::{Config, Entry, PersistId, RaftNode, Recovered, SavedSnapshot, Snapshot};
 use raftkv_core::server::{Input, Output, Replica, ReplicaConfig};
 use raftkv_core::state_machine::StateMachine;
 use raftkv_core::{Instant, LogId, LogIndex, NodeId, RequestId};
@@ -79,6 +79,10 @@ where
         Input::LogUnreadable { through }
     }
 
+    fn entries_loaded_input(entries: Vec<Entry>) -> Input<KvCommand> {
+        Input::EntriesLoaded { entries }
+    }
+
     fn packet_input(packet: Packet) -> Input<KvCommand> {
         match packet {
             Packet::Peer(message) => Input::Message(message),
@@ -100,6 +104,7 @@ where
             Output::SaveSnapshot(job) => Effect::SaveSnapshot(job),
             Output::SendSnapshotChunk(chunk) => Effect::SendSnapshotChunk(chunk),
             Output::SendEntries(append) => Effect::SendEntries(append),
+            Output::LoadEntries(load) => Effect::LoadEntries(load),
             Output::LoadSnapshot(whole) => Effect::LoadSnapshot(whole),
             Output::Reply { to, reply } if to == BY_HAND => Effect::ReplyByHand(reply),
             Output::Reply { to, reply } => {

@@ -129,7 +129,14 @@ impl Disk {
             total: held.total,
             received: held.end(),
         });
-        Recovered { hard_state: self.hard_state, snapshot, entries, partial_snapshot }
+        // Every entry comes back in memory: nothing is left on disk (`Recovered::on_disk`).
+        Recovered {
+            hard_state: self.hard_state,
+            snapshot,
+            entries,
+            partial_snapshot,
+            ..Default::default()
+        }
     }
 }
 
@@ -191,6 +198,9 @@ where
                     }
                     Output::SendEntries(_) => {
                         unreachable!("the log cache is off: every entry stays in memory")
+                    }
+                    Output::LoadEntries(_) => {
+                        unreachable!("every entry is recovered in memory: none is on disk")
                     }
                     Output::SendSnapshotChunk(chunk) => {
                         if let Some(bytes) = self.disk.chunk(&chunk) {

@@ -47,8 +47,20 @@ pub(crate) struct PairAt {
 pub(crate) enum Place {
     /// The bucket holds the key, in this pair.
     Found(PairAt),
-    /// The bucket does not hold the key; this many of its pairs come before it.
-    Missing(usize),
+    /// The bucket does not hold the key; its pair would go at these offsets of the bucket:
+    /// its entry into the index, its value among the values.
+    Missing { entry: usize, value: usize },
+}
+
+impl Place {
+    /// The bytes of the bucket that a pair put at this place replaces: its entry and its
+    /// value where found, empty ranges where the key is missing.
+    fn replaced(&self) -> (Range<usize>, Range<usize>) {
+        match self {
+            Place::Found(at) => (at.entry.clone(), at.value.clone()),
+            Place::Missing { entry, value } => (*entry..*entry, *value..*value),
+        }
+    }
 }
 
 /// The bytes `key` and `value` take in a snapshot.
@@ -113,15 +125,71 @@ pub(crate) fn first_key(bucket: &[u8]) -> &[u8] {
 /// Where `key` lies in `bucket`, or where its pair would go: a scan of the index, which a
 /// bucket's size keeps short.
 pub(crate) fn locate(bucket: &[u8], key: &[u8]) -> Place {
-    let mut before = 0;
     for at in places(bucket) {
         match bucket[at.key.clone()].cmp(key) {
-            std::cmp::Ordering::Less => before += 1,
+            std::cmp::Ordering::Less => {}
             std::cmp::Ordering::Equal => return Place::Found(at),
-            std::cmp::Ordering::Greater => break,
+            std::cmp::Ordering::Greater => {
+                return Place::Missing { entry: at.entry.start, value: at.value.start };
+            }
         }
     }
-    Place::Missing(before)
+    Place::Missing { entry: index_range(bucket).end, value: bucket.len() }
+}
+
+/// Where a bucket's index lies in its bytes (after the index's length).
+fn index_range(bucket: &[u8]) -> Range<usize> {
+    let (index_len, start) = read_varint(bucket, 0);
+    start..start + index_len
+}
+
+/// The bytes a bucket's pairs take in a snapshot: the bucket but for its index's length.
+pub(crate) fn encoded_len(bucket: &[u8]) -> usize {
+    bucket.len() - index_range(bucket).start
+}
+
+/// `bucket` with `key` and `value` put at `place` (as [`locate`] found it), replacing the
+/// pair there if the key was found: copied from the old bytes in one pass, the pieces of the
+/// index and of the values on either side of the place each moved whole, rather than decoded
+/// into a list of pairs and encoded again. Bucket sizes are the caller's concern.
+pub(crate) fn spliced(bucket: &[u8], place: &Place, key: &[u8], value: &[u8]) -> Bucket {
+    let index = index_range(bucket);
+    let (old_entry, old_value) = place.replaced();
+    let entry_len = varint_len(key.len()) + key.len() + varint_len(value.len());
+    let index_len = index.len() - old_entry.len() + entry_len;
+    let values_len = bucket.len() - index.end - old_value.len() + value.len();
+    assemble(index_len, values_len, |out| {
+        write_part(out, &bucket[index.start..old_entry.start]);
+        write_varint(out, key.len());
+        write_part(out, key);
+        write_varint(out, value.len());
+        write_part(out, &bucket[old_entry.end..index.end]);
+        write_part(out, &bucket[index.end..old_value.start]);
+        write_part(out, value);
+        write_part(out, &bucket[old_value.end..]);
+    })
+}
+
+/// The buckets of `bucket`'s pairs with `key` and `value` put among them (replacing the
+/// pair of `key` if it holds one): what a put that takes a bucket past [`BUCKET_BYTES`]
+/// leaves, cut as [`buckets`] cuts.
+pub(crate) fn rebuilt_with(bucket: &[u8], key: &[u8], value: &[u8]) -> SmallVec<[Bucket; 2]> {
+    let mut list = PairList::new();
+    let mut put = false;
+    for (held, held_value) in pairs(bucket) {
+        if !put && held >= key {
+            list.push((key, value));
+            put = true;
+            if held == key {
+                continue;
+            }
+        }
+        list.push((held, held_value));
+    }
+    if !put {
+        list.push((key, value));
+    }
+    buckets(&list)
 }
 
 /// Writes a bucket's pairs as a snapshot holds them: each index entry, then its value.
@@ -295,9 +363,11 @@ mod tests {
             [(&b"b"[..], &b"1"[..]), (b"d", b""), (b"f", b"333")]
         );
         assert_eq!(first_key(&bytes), b"b");
-        assert_eq!(locate(&bytes, b"a"), Place::Missing(0));
-        assert_eq!(locate(&bytes, b"c"), Place::Missing(1));
-        assert_eq!(locate(&bytes, b"g"), Place::Missing(3));
+        // The index (3 entries of 3 bytes) starts after its length, the values after it.
+        assert_eq!(locate(&bytes, b"a"), Place::Missing { entry: 1, value: 10 });
+        assert_eq!(locate(&bytes, b"c"), Place::Missing { entry: 4, value: 11 });
+        assert_eq!(locate(&bytes, b"g"), Place::Missing { entry: 10, value: 14 });
+        assert_eq!(encoded_len(&bytes), 13);
         let Place::Found(at) = locate(&bytes, b"f") else { panic!("f is there") };
         assert_eq!(&bytes[at.key], b"f");
         assert_eq!(&bytes[at.value], b"333");

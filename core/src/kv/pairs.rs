@@ -35,7 +35,7 @@ impl Pairs {
         let (_, bucket) = self.buckets.get_prev(key)?;
         match bucket::locate(bucket, key) {
             Place::Found(at) => Some(&bucket[at.value]),
-            Place::Missing(_) => None,
+            Place::Missing { .. } => None,
         }
     }
 
@@ -49,38 +49,33 @@ impl Pairs {
         let Some((_, bucket)) = self.buckets.get_prev_mut(key) else {
             return self.insert_first(key, value);
         };
-        match bucket::locate(bucket, key) {
+        let place = bucket::locate(bucket, key);
+        let replaced = match &place {
             Place::Found(at) => {
                 // Unshared and the same size: overwritten where it lies, allocating nothing.
+                // A view cannot see it: `get_prev_mut` copied every node of the map that a
+                // view shares, so a bucket a view holds is counted twice and not unshared.
                 if at.value.len() == value.len() {
                     if let Some(bytes) = Arc::get_mut(bucket) {
-                        bytes[at.value].copy_from_slice(value);
+                        bytes[at.value.clone()].copy_from_slice(value);
                         return;
                     }
                 }
-                self.bytes -= at.entry.len() + at.value.len();
+                at.entry.len() + at.value.len()
             }
-            Place::Missing(_) => self.len += 1,
-        }
-        self.bytes += bucket::pair_len(key, value);
-        let mut list = PairList::new();
-        let mut put = false;
-        for (held, held_value) in bucket::pairs(bucket) {
-            if !put && held >= key {
-                list.push((key, value));
-                put = true;
-                if held == key {
-                    continue;
-                }
+            Place::Missing { .. } => {
+                self.len += 1;
+                0
             }
-            list.push((held, held_value));
-        }
-        if !put {
-            list.push((key, value));
+        };
+        let added = bucket::pair_len(key, value);
+        self.bytes = self.bytes - replaced + added;
+        if bucket::encoded_len(bucket) - replaced + added <= BUCKET_BYTES {
+            *bucket = bucket::spliced(bucket, &place, key, value);
+            return;
         }
         // The first bucket keeps the first key (the key put is not below it).
-        let mut rebuilt = bucket::buckets(&list).into_iter();
-        drop(list);
+        let mut rebuilt = bucket::rebuilt_with(bucket, key, value).into_iter();
         *bucket = rebuilt.next().expect("a bucket for the pairs");
         rebuilt.for_each(|split| self.put_bucket(split));
     }
@@ -353,6 +348,32 @@ mod tests {
         view.encode_consuming(&mut written).expect("a Vec takes anything");
         assert_eq!(written, expected);
         assert!(pairs.buckets.values().all(|bucket| Arc::strong_count(bucket) == 1));
+    }
+
+    #[test]
+    fn a_view_sees_none_of_the_puts_made_after_it_whichever_way_they_are_written() {
+        let mut pairs = Pairs::default();
+        for i in 10..40u8 {
+            pairs.insert(&[b'k', i], &[i; 100]);
+        }
+        assert!(pairs.buckets.len() > 2, "several buckets");
+        let view = pairs.clone();
+        let seen = encoded(&view);
+        pairs.insert(&[b'k', 12], &[0; 100]); // same length: in place were it unshared
+        pairs.insert(&[b'k', 20], &[0; 7]); // shorter: spliced
+        pairs.insert(&[b'k', 21, 0], b"new"); // a new key: spliced
+        for i in 0..12 {
+            pairs.insert(&[b'k', 30, i], &[1; 100]); // new keys that split their bucket
+        }
+        pairs.insert(b"a", b"first"); // below every bucket
+        assert!(pairs.remove(&[b'k', 39]));
+        assert_eq!(encoded(&view), seen, "the view's bytes are those it was taken with");
+        assert_eq!(view.get(&[b'k', 12]), Some(&[12; 100][..]));
+        assert_eq!(view.get(&[b'k', 21, 0]), None);
+        assert_eq!((view.len(), pairs.len()), (30, 30 + 1 + 12 + 1 - 1));
+        assert_eq!(pairs.get(&[b'k', 12]), Some(&[0; 100][..]));
+        assert_sound(&view);
+        assert_sound(&pairs);
     }
 
     #[test]

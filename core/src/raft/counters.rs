@@ -34,6 +34,12 @@ pub struct Counters {
     pub appends_from_disk: u64,
     /// Entries the driver could not read back from its disk (`Input::LogUnreadable`).
     pub log_reads_failed: u64,
+    /// Batches of committed entries a restart left on the driver's disk, asked of it to apply
+    /// (`Output::LoadEntries`).
+    pub loads_from_disk: u64,
+    /// Answers to `Output::LoadEntries` that were not the entries asked for, or came when none
+    /// was asked for (`Input::EntriesLoaded`): dropped, and the batch asked for again.
+    pub dropped_bad_loads: u64,
     /// Pre-vote rounds started.
     pub pre_elections: u64,
     /// Elections started (terms campaigned in).
@@ -75,7 +81,7 @@ impl fmt::Display for Counters {
         write!(
             f,
             "misaddressed={} stale={} in_lease={} unexpected={} malformed={} \
-             bad_ack={} rejected={} held={} from_disk={} reads_failed={} pre_elections={} elections={} \
+             bad_ack={} rejected={} held={} from_disk={} reads_failed={} loads={} bad_loads={} pre_elections={} elections={} \
              leaderships={} snapshots_taken={} snapshots_installed={} chunks_refused={} \
              received_damaged={} follower_logs_lost={} \
              withheld_while_damaged={} withheld_not_voter={} removed_nodes_told={} \
@@ -90,6 +96,8 @@ impl fmt::Display for Counters {
             self.appends_held,
             self.appends_from_disk,
             self.log_reads_failed,
+            self.loads_from_disk,
+            self.dropped_bad_loads,
             self.pre_elections,
             self.elections,
             self.leaderships,

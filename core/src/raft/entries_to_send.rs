@@ -8,7 +8,8 @@ use crate::raft::entry::Entry;
 use crate::raft::message::{Body, Message, RecoveryTarget};
 
 /// An `Append` message whose entries, `first..=last.index`, the driver reads from the log it
-/// made durable. They are committed and applied, so every copy of them is the same; the
+/// made durable. They are committed and applied, or left on the disk at a restart and kept by
+/// the leader's log, which never truncates: a copy that ends at `last` is theirs; the
 /// driver must send exactly them, checked (consecutive, ending at `last` with its term), or
 /// nothing.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,10 +1,12 @@
 //! The log: the entries after the last snapshot (in memory, but for applied ones past the log
-//! cache, which only the driver's disk holds), their terms, the commit and apply points, and the
-//! memberships the log holds.
+//! cache, and for those a restart left on the driver's disk, which only that disk holds),
+//! their terms, the commit and apply points, and the memberships the log holds.
 
 use std::collections::VecDeque;
 
 use crate::ids::{LogId, LogIndex, Term};
+use crate::raft::entries_on_disk::EntriesOnDisk;
+use crate::raft::entries_to_load::EntriesToLoad;
 use crate::raft::entry::{Entry, Payload};
 use crate::raft::membership::Membership;
 use crate::raft::membership_log::MembershipLog;
@@ -17,8 +19,9 @@ use crate::raft::term_runs::TermRuns;
 pub(crate) struct RaftLog {
     /// The last entry covered by the snapshot (`LogId::ZERO` without one).
     snapshot_last: LogId,
-    /// The sizes (`Entry::size_bytes`) of the entries after the snapshot that are no longer in
-    /// memory (applied and durable, beyond the log cache), from `snapshot_last.index + 1` on.
+    /// The sizes (`Entry::size_bytes`) of the entries after the snapshot that are not in memory,
+    /// from `snapshot_last.index + 1` on: applied and durable ones beyond the log cache, and
+    /// those a restart left on the driver's disk (`Recovered::on_disk`), applied or not.
     evicted: VecDeque<u32>,
     /// The entries after those: `entries[0].index == snapshot_last.index + 1 + evicted.len()`.
     entries: VecDeque<Entry>,
@@ -38,6 +41,11 @@ pub(crate) struct RaftLog {
     /// The membership at the snapshot point and those of the entries held, kept in step with
     /// every change of the entries.
     memberships: MembershipLog,
+    /// The last entry of the batch of committed entries out of memory asked of the driver to
+    /// apply (`Output::LoadEntries`), until it answers.
+    loading: Option<LogIndex>,
+    /// That batch, read back and checked, to hand out next for applying.
+    loaded: Vec<Entry>,
 }
 
 /// What `append_from_leader` changed, for the persist that must record it.
@@ -50,24 +58,36 @@ pub(crate) struct AppendChange {
 }
 
 impl RaftLog {
-    /// A log recovered from a snapshot point, with `membership` in force there, and the
-    /// consecutive entries after it.
+    /// A log recovered from a snapshot point, with `membership` in force there, the entries
+    /// after it left on the driver's disk (`on_disk`, which starts right after it), and the
+    /// consecutive entries after those.
     pub(crate) fn new(
         snapshot_last: LogId,
         membership: Membership,
+        on_disk: EntriesOnDisk,
         entries: Vec<Entry>,
     ) -> RaftLog {
+        debug_assert!(
+            on_disk.first_index().is_none_or(|first| first == snapshot_last.index.next())
+        );
+        let (terms, evicted, on_disk_memberships) = on_disk.into_parts();
+        let mut memberships = MembershipLog::new(snapshot_last.index, membership);
+        for (id, membership) in on_disk_memberships {
+            memberships.record(id, membership);
+        }
         let mut log = RaftLog {
             snapshot_last,
-            evicted: VecDeque::new(),
+            evicted_bytes: evicted.iter().map(|&size| size as usize).sum(),
+            evicted,
             entries: VecDeque::with_capacity(entries.len()),
-            terms: TermRuns::default(),
+            terms,
             committed: snapshot_last.index,
             applied: snapshot_last.index,
             bytes: 0,
-            evicted_bytes: 0,
             applied_bytes: 0,
-            memberships: MembershipLog::new(snapshot_last.index, membership),
+            memberships,
+            loading: None,
+            loaded: Vec::new(),
         };
         for entry in entries {
             log.append(entry);
@@ -94,7 +114,17 @@ impl RaftLog {
         let evicted = self.evicted.len() as u64;
         let after_snapshot = held.checked_add(evicted).expect("fewer entries than u64::MAX");
         assert_eq!(last.index, self.snapshot_last.index.plus(after_snapshot), "a gap in the log");
-        assert!(self.first_held().prev() <= self.applied, "an unapplied entry out of memory");
+        let applying_ends =
+            self.loaded.first().zip(self.loaded.last()).map(|(f, l)| (f.index, l.index));
+        let applying_ends = applying_ends.or(self.loading.map(|last| (self.applied.next(), last)));
+        if let Some((first, last)) = applying_ends {
+            assert!(
+                first == self.applied.next() && last <= self.committed && last < self.first_held(),
+                "a batch to apply from disk {first}..={last} astray (applied {}, first held {})",
+                self.applied,
+                self.first_held()
+            );
+        }
         if let Some(first) = self.entries.front() {
             assert_eq!(first.index, self.first_held(), "a gap after the entries evicted");
             assert!(
@@ -106,9 +136,11 @@ impl RaftLog {
         if last.index > self.snapshot_last.index {
             assert_eq!(self.terms.term_at(last.index), Some(last.term), "term runs astray");
         }
+        // Entries out of memory are all applied unless a restart left some on the disk.
+        let evicted_applied = self.first_held().prev() <= self.applied;
         assert!(
             self.applied_bytes <= self.bytes.saturating_add(self.evicted_bytes)
-                && self.evicted_bytes <= self.applied_bytes,
+                && (!evicted_applied || self.evicted_bytes <= self.applied_bytes),
             "applied bytes {} out of bounds: {} held, {} evicted",
             self.applied_bytes,
             self.bytes,
@@ -164,7 +196,9 @@ impl RaftLog {
     /// entries held weigh more than `budget` bytes. Their terms and sizes stay.
     pub(crate) fn evict_applied(&mut self, floor: LogIndex, budget: usize) {
         debug_assert!(floor <= self.applied);
-        while self.applied_bytes - self.evicted_bytes > budget
+        // Entries out of memory not yet applied (left on the disk at a restart) leave no
+        // applied entry in memory: the difference is 0 then.
+        while self.applied_bytes.saturating_sub(self.evicted_bytes) > budget
             && self.entries.front().is_some_and(|entry| entry.index <= floor)
         {
             let entry = self.entries.pop_front().expect("front exists");
@@ -234,6 +268,8 @@ impl RaftLog {
             std::mem::take(&mut self.entries)
         };
         self.memberships.install(last.index, membership, keep_suffix);
+        self.loading = None;
+        self.loaded.clear();
         self.snapshot_last = last;
         self.committed = self.committed.max(last.index);
         self.applied = last.index;
@@ -280,11 +316,20 @@ impl RaftLog {
 
     /// Forgets the sizes of the entries out of memory up to `index`.
     fn drop_evicted_through(&mut self, index: LogIndex) {
-        let covered = index.0.saturating_sub(self.snapshot_last.index.0);
-        let count = usize::try_from(covered).unwrap_or(usize::MAX).min(self.evicted.len());
-        let bytes: usize = self.evicted.drain(..count).map(|size| size as usize).sum();
+        let count_to = |index: LogIndex| {
+            let after_snapshot = index.0.saturating_sub(self.snapshot_last.index.0);
+            usize::try_from(after_snapshot).unwrap_or(usize::MAX).min(self.evicted.len())
+        };
+        let (count, applied_count) = (count_to(index), count_to(self.applied));
+        let (mut bytes, mut applied_bytes) = (0usize, 0usize);
+        for (position, size) in self.evicted.drain(..count).enumerate() {
+            bytes += size as usize;
+            if position < applied_count {
+                applied_bytes += size as usize;
+            }
+        }
         self.evicted_bytes -= bytes;
-        self.applied_bytes -= bytes;
+        self.applied_bytes -= applied_bytes;
     }
 
     pub(crate) fn snapshot_last(&self) -> LogId {
@@ -400,11 +445,18 @@ impl RaftLog {
     }
 
     fn truncate_from(&mut self, index: LogIndex) {
-        assert!(index >= self.first_held(), "truncating an applied entry at {index}");
+        assert!(index > self.applied, "truncating an applied entry at {index}");
         self.terms.truncate_from(index);
         while self.entries.back().is_some_and(|entry| entry.index >= index) {
             let entry = self.entries.pop_back().expect("back exists");
             self.bytes -= entry.size_bytes();
+        }
+        // Into the entries a restart left on the disk (unapplied, so not counted applied).
+        let kept = index.0 - self.snapshot_last.index.next().0;
+        let kept = usize::try_from(kept).expect("the log fits in memory");
+        if kept < self.evicted.len() {
+            self.evicted_bytes -=
+                self.evicted.drain(kept..).map(|size| size as usize).sum::<usize>();
         }
         self.memberships.truncate_from(index);
     }
@@ -507,8 +559,18 @@ impl RaftLog {
     }
 
     /// Committed entries not yet handed out for applying, at most `max_entries`; marks them
-    /// handed out.
+    /// handed out. Those out of memory come from the disk first (see
+    /// [`entries_to_load`](Self::entries_to_load)): none until they are loaded.
     pub(crate) fn take_committed(&mut self, max_entries: usize) -> Vec<Entry> {
+        if let Some(last) = self.loaded.last().map(|entry| entry.index) {
+            let batch = std::mem::take(&mut self.loaded);
+            self.applied = last;
+            self.applied_bytes += batch.iter().map(size_out_of_memory).sum::<usize>();
+            return batch;
+        }
+        if self.applied.next() < self.first_held() {
+            return Vec::new();
+        }
         let count = (self.committed.0 - self.applied.0).min(max_entries as u64);
         let batch = self.slice(self.applied.next(), count as usize, usize::MAX);
         if let Some(last) = batch.last() {
@@ -517,6 +579,55 @@ impl RaftLog {
         }
         batch
     }
+
+    /// The next batch of committed entries to apply that are out of memory (left on the
+    /// driver's disk at a restart), for the driver to read back: at most `max_entries` and,
+    /// beyond the first, `max_bytes`. `None` if the next entry to apply is in memory or not
+    /// committed, or while a batch is asked for and not yet handed out.
+    pub(crate) fn entries_to_load(
+        &mut self,
+        max_entries: usize,
+        max_bytes: usize,
+    ) -> Option<EntriesToLoad> {
+        if self.loading.is_some() || !self.loaded.is_empty() || self.applied >= self.committed {
+            return None;
+        }
+        let first = self.applied.next();
+        let last = self.evicted_batch(first, max_entries, max_bytes)?.min(self.committed);
+        self.loading = Some(last);
+        let term = self.terms.term_at(last).expect("the log knows its terms");
+        Some(EntriesToLoad { first, last: LogId::new(last, term) })
+    }
+
+    /// The driver read back `entries` for the batch asked for: kept to hand out if they are
+    /// that batch, each entry with the term, size and membership the log knows it by. Returns
+    /// whether they were; if not, the batch is asked for again.
+    pub(crate) fn on_loaded(&mut self, entries: Vec<Entry>) -> bool {
+        let Some(last) = self.loading.take() else { return false };
+        let term = self.terms.term_at(last).expect("the log knows its terms");
+        let asked = EntriesToLoad { first: self.applied.next(), last: LogId::new(last, term) };
+        let known = |entry: &Entry| {
+            let offset = entry.index.0 - self.snapshot_last.index.next().0;
+            let size = usize::try_from(offset).ok().and_then(|offset| self.evicted.get(offset));
+            let membership = match &entry.payload {
+                Payload::Membership(membership) => Some(membership),
+                Payload::Noop | Payload::Command(_) => None,
+            };
+            self.terms.term_at(entry.index) == Some(entry.term)
+                && size.is_some_and(|&size| size as usize == size_out_of_memory(entry))
+                && self.memberships.recorded(entry.id()) == membership
+        };
+        if !asked.matches(&entries) || !entries.iter().all(known) {
+            return false;
+        }
+        self.loaded = entries;
+        true
+    }
+}
+
+/// What an entry weighs once out of memory (its size, capped at 4 GiB: see `evicted`).
+fn size_out_of_memory(entry: &Entry) -> usize {
+    u32::try_from(entry.size_bytes()).unwrap_or(u32::MAX) as usize
 }
 
 #[cfg(test)]
@@ -530,7 +641,7 @@ mod tests {
 
     fn log_of_terms(terms: &[u64]) -> RaftLog {
         let entries = terms.iter().enumerate().map(|(i, &t)| entry(i as u64 + 1, t)).collect();
-        RaftLog::new(LogId::ZERO, Membership::default(), entries)
+        RaftLog::new(LogId::ZERO, Membership::default(), EntriesOnDisk::default(), entries)
     }
 
     #[test]
@@ -600,7 +711,8 @@ mod tests {
         assert_eq!(log.last_index_of_term(Term(2)), Some(LogIndex(3)));
         assert_eq!(log.last_index_of_term(Term(1)), None, "compacted away");
         assert_eq!(log.last_index_of_term(Term(3)), Some(LogIndex(4)));
-        let empty = RaftLog::new(LogId::ZERO, Membership::default(), Vec::new());
+        let empty =
+            RaftLog::new(LogId::ZERO, Membership::default(), EntriesOnDisk::default(), Vec::new());
         assert_eq!(empty.last_index_of_term(Term(0)), None, "index 0 is before the log");
         // Probing at the snapshot point: the hint says where the log ends, not the term there.
         assert_eq!(
@@ -709,7 +821,7 @@ mod tests {
     fn the_latest_membership_is_in_force_and_a_truncated_one_falls_back() {
         let start = Membership::with_voters([crate::NodeId(1)]);
         let entries = vec![entry(1, 1), membership_entry(2, 1, &[1, 2]), entry(3, 1)];
-        let mut log = RaftLog::new(LogId::ZERO, start, entries);
+        let mut log = RaftLog::new(LogId::ZERO, start, EntriesOnDisk::default(), entries);
         assert_eq!(voters(log.membership()), [1, 2]);
         assert_eq!(voters(log.membership_at(LogIndex(1))), [1]);
         assert_eq!(log.membership_index(), LogIndex(2));
@@ -730,7 +842,7 @@ mod tests {
     fn compaction_and_snapshots_keep_the_membership_at_the_snapshot_point() {
         let start = Membership::with_voters([crate::NodeId(1)]);
         let entries = vec![membership_entry(1, 1, &[1, 2]), entry(2, 1), entry(3, 1)];
-        let mut log = RaftLog::new(LogId::ZERO, start, entries);
+        let mut log = RaftLog::new(LogId::ZERO, start, EntriesOnDisk::default(), entries);
         log.commit_to(LogIndex(3));
         log.take_committed(10);
         log.compact_to(LogId::new(LogIndex(2), Term(1)));
@@ -847,5 +959,110 @@ mod tests {
         assert_eq!(log.take_committed(10).len(), 1);
         assert!(log.take_committed(10).is_empty());
         assert!(!log.commit_to(LogIndex(1)));
+    }
+
+    /// A log restarted with `on_disk` left on the driver's disk and `held` in memory after.
+    fn restarted_log(on_disk: &[Entry], held: Vec<Entry>) -> RaftLog {
+        let mut described = EntriesOnDisk::default();
+        on_disk.iter().for_each(|entry| described.push(entry));
+        let log = RaftLog::new(LogId::ZERO, Membership::default(), described, held);
+        log.check_invariants();
+        log
+    }
+
+    fn indexes(entries: &[Entry]) -> Vec<u64> {
+        entries.iter().map(|entry| entry.index.0).collect()
+    }
+
+    #[test]
+    fn a_restarted_log_applies_the_entries_left_on_disk_first_loading_them_in_batches() {
+        let on_disk = [entry(1, 1), entry(2, 1), membership_entry(3, 2, &[1, 2]), entry(4, 2)];
+        let mut log = restarted_log(&on_disk, vec![entry(5, 2), entry(6, 2)]);
+        assert_eq!((log.evicted_len(), log.len(), log.last_id().index), (4, 2, LogIndex(6)));
+        assert_eq!(voters(log.membership()), [1, 2], "memberships on disk are in force");
+        assert_eq!(log.entries_to_load(10, usize::MAX), None, "nothing committed yet");
+        log.commit_to(LogIndex(6));
+        assert!(log.take_committed(10).is_empty(), "the next one is on disk");
+        let first = log.entries_to_load(2, usize::MAX).expect("a batch");
+        assert_eq!((first.first, first.last), (LogIndex(1), LogId::new(LogIndex(2), Term(1))));
+        assert_eq!(log.entries_to_load(2, usize::MAX), None, "one batch at a time");
+        log.check_invariants();
+        assert!(log.on_loaded(on_disk[..2].to_vec()));
+        assert_eq!(indexes(&log.take_committed(10)), [1, 2]);
+        assert_eq!((log.applied(), log.applied_bytes()), (LogIndex(2), 2 * 24));
+        log.check_invariants();
+        let second = log.entries_to_load(10, usize::MAX).expect("the rest on disk");
+        assert_eq!(second.last, LogId::new(LogIndex(4), Term(2)), "stops where memory starts");
+        assert!(log.on_loaded(on_disk[2..].to_vec()));
+        assert_eq!(indexes(&log.take_committed(10)), [3, 4]);
+        assert_eq!(indexes(&log.take_committed(10)), [5, 6], "then from memory");
+        assert_eq!(
+            log.applied_bytes(),
+            on_disk.iter().chain([&entry(5, 2), &entry(6, 2)]).map(Entry::size_bytes).sum()
+        );
+        log.evict_applied(LogIndex(6), 24);
+        assert_eq!((log.evicted_len(), log.len()), (5, 1));
+        log.check_invariants();
+    }
+
+    #[test]
+    fn loaded_entries_other_than_the_log_knows_are_refused_and_asked_for_again() {
+        let on_disk = [entry(1, 1), membership_entry(2, 1, &[1, 2]), entry(3, 1)];
+        let mut log = restarted_log(&on_disk, Vec::new());
+        assert!(!log.on_loaded(on_disk.to_vec()), "not asked for");
+        log.commit_to(LogIndex(3));
+        let asked = log.entries_to_load(10, usize::MAX).expect("a batch");
+        let command = Entry { payload: Payload::Command(vec![1]), ..entry(1, 1) };
+        let another_membership = membership_entry(2, 1, &[1, 3]);
+        let wrong = [
+            vec![command, on_disk[1].clone(), on_disk[2].clone()],
+            vec![on_disk[0].clone(), another_membership, on_disk[2].clone()],
+            vec![on_disk[0].clone(), entry(2, 1), on_disk[2].clone()],
+            on_disk[..2].to_vec(),
+        ];
+        for entries in wrong {
+            assert!(!log.on_loaded(entries), "refused");
+            assert_eq!(log.entries_to_load(10, usize::MAX), Some(asked), "asked again");
+            assert!(log.take_committed(10).is_empty(), "nothing applied");
+        }
+        assert!(log.on_loaded(on_disk.to_vec()));
+        assert_eq!(log.take_committed(10).len(), 3);
+        log.check_invariants();
+    }
+
+    #[test]
+    fn a_leader_may_truncate_entries_left_on_disk_that_are_not_committed() {
+        let mut log = restarted_log(&[entry(1, 1), entry(2, 1), entry(3, 1)], vec![entry(4, 1)]);
+        log.commit_to(LogIndex(1));
+        let change = log.append_from_leader(&[entry(2, 1), entry(3, 2)]);
+        assert_eq!(change.truncated_from, Some(LogIndex(3)));
+        assert_eq!((log.evicted_len(), log.len(), log.bytes()), (2, 1, 24));
+        assert_eq!(log.last_id(), LogId::new(LogIndex(3), Term(2)));
+        log.check_invariants();
+        let mut all_on_disk = restarted_log(&[entry(1, 1), entry(2, 1)], Vec::new());
+        all_on_disk.append_from_leader(&[entry(1, 2)]);
+        assert_eq!((all_on_disk.evicted_len(), all_on_disk.len()), (0, 1));
+        all_on_disk.check_invariants();
+    }
+
+    #[test]
+    fn a_snapshot_installed_over_entries_left_on_disk_keeps_those_after_it_to_load() {
+        let on_disk = [entry(1, 1), entry(2, 1), entry(3, 1), entry(4, 1)];
+        let mut log = restarted_log(&on_disk, Vec::new());
+        log.commit_to(LogIndex(4));
+        log.entries_to_load(1, usize::MAX).expect("a batch");
+        let (kept, _) =
+            log.install_snapshot(LogId::new(LogIndex(2), Term(1)), Membership::default());
+        assert!(kept);
+        assert_eq!((log.evicted_len(), log.applied(), log.applied_bytes()), (2, LogIndex(2), 0));
+        log.check_invariants();
+        assert!(!log.on_loaded(on_disk[..1].to_vec()), "the batch asked for before is gone");
+        let asked = log.entries_to_load(10, usize::MAX).expect("what follows the snapshot");
+        assert_eq!((asked.first, asked.last.index), (LogIndex(3), LogIndex(4)));
+        assert!(log.on_loaded(on_disk[2..].to_vec()));
+        assert_eq!(indexes(&log.take_committed(10)), [3, 4]);
+        log.compact_to(LogId::new(LogIndex(3), Term(1)));
+        assert_eq!((log.evicted_len(), log.applied_bytes()), (1, 24));
+        log.check_invariants();
     }
 }

@@ -53,6 +53,12 @@ impl MembershipLog {
         }
     }
 
+    /// The membership the entry `id` carries, if it is a membership entry recorded here.
+    pub(crate) fn recorded(&self, id: LogId) -> Option<&Membership> {
+        let at = self.entries.partition_point(|(recorded, _)| recorded.index < id.index);
+        self.entries.get(at).filter(|(recorded, _)| *recorded == id).map(|(_, m)| m)
+    }
+
     /// The membership at the snapshot point.
     pub(crate) fn base(&self) -> &Membership {
         &self.base.1

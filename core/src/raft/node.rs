@@ -14,6 +14,7 @@ use crate::raft::config::{Config, ConfigError};
 use crate::raft::counters::Counters;
 use crate::raft::durability::Durability;
 use crate::raft::early_appends::{EarlyAppends, ReceivedAppend};
+use crate::raft::entries_to_load::EntriesToLoad;
 use crate::raft::entries_to_send::EntriesToSend;
 use crate::raft::entry::{Entry, Payload};
 use crate::raft::incoming_snapshot::IncomingSnapshot;
@@ -75,6 +76,12 @@ pub enum Input {
         /// The last entry asked for.
         through: LogIndex,
     },
+    /// The driver read back from its disk the entries of the last `Output::LoadEntries`, and
+    /// checked them (`EntriesToLoad::matches`): the node applies them next.
+    EntriesLoaded {
+        /// The entries, in order.
+        entries: Vec<Entry>,
+    },
 }
 
 /// Something a node wants done, drained with `poll_output`.
@@ -104,6 +111,12 @@ pub enum Output {
     /// send the message; if they cannot be read, drop it and answer `Input::LogUnreadable`.
     /// A message dropped for any other reason is lost as on the network: it goes again later.
     SendEntries(EntriesToSend),
+    /// Read back these committed entries, which the node left on the driver's disk at its
+    /// start (`Recovered::on_disk`), from the log on the disk, check them
+    /// (`EntriesToLoad::matches`) and answer `Input::EntriesLoaded`: the node applies nothing
+    /// more until then. One batch at a time. If they cannot be read, stop the node (its next
+    /// start finds and cuts away what is damaged); never answer with other entries.
+    LoadEntries(EntriesToLoad),
     /// The read registered with this `ctx` may be served once the state machine has applied
     /// `index`.
     ReadReady {
@@ -374,7 +387,7 @@ impl RaftNode {
     pub fn new(now: Instant, config: Config, recovered: Recovered) -> Result<RaftNode, StartError> {
         config.validate().map_err(StartError::Config)?;
         let durable = check_recovered(&recovered)?;
-        let Recovered { hard_state, mut snapshot, entries, partial_snapshot } = recovered;
+        let Recovered { hard_state, mut snapshot, on_disk, entries, partial_snapshot } = recovered;
         let snapshot_last = snapshot.as_ref().map_or(LogId::ZERO, |s| s.last);
         // One no newer than the snapshot held is of no use; one past its size, of no sense.
         let incoming_snapshot = partial_snapshot
@@ -390,7 +403,7 @@ impl RaftNode {
         }
         let membership =
             snapshot.as_ref().map_or(&config.initial_membership, |s| &s.membership).clone();
-        let log = RaftLog::new(snapshot_last, membership, entries);
+        let log = RaftLog::new(snapshot_last, membership, on_disk, entries);
         let rng = Prng::seeded(config.seed);
         let mut node = RaftNode {
             role: Role::Follower,
@@ -451,6 +464,11 @@ impl RaftNode {
             Input::SnapshotLoaded { snapshot } => self.on_snapshot_loaded(snapshot),
             Input::SnapshotDamaged { last } => self.on_snapshot_damaged(last),
             Input::LogUnreadable { through } => self.on_log_unreadable(through),
+            Input::EntriesLoaded { entries } => {
+                if !self.log.on_loaded(entries) {
+                    self.counters.dropped_bad_loads += 1;
+                }
+            }
         }
     }
 
@@ -962,12 +980,22 @@ impl RaftNode {
         let committed = self.log.take_committed(self.config.max_entries_per_append);
         if !committed.is_empty() {
             self.outbox.push_back(Output::Apply(committed));
+        } else if let Some(load) = self.log.entries_to_load(usize::MAX, self.load_bytes()) {
+            self.counters.loads_from_disk += 1;
+            self.outbox.push_back(Output::LoadEntries(load));
         }
         if let Some(budget) = self.config.log_cache_bytes {
             // Only what the driver's disk holds, and no entry still to be applied.
             let floor = self.log.applied().min(self.durability.durable_index());
             self.log.evict_applied(floor, budget);
         }
+    }
+
+    /// Bytes of entries to apply that one `Output::LoadEntries` asks for (at least one entry):
+    /// the log cache's worth, which the node holds of applied entries anyway, or one append's
+    /// without a cache. Few, large reads: each costs the driver a round trip to its disk.
+    fn load_bytes(&self) -> usize {
+        self.config.log_cache_bytes.unwrap_or(self.config.max_bytes_per_append)
     }
 }
 
@@ -988,6 +1016,20 @@ fn check_recovered(recovered: &Recovered) -> Result<LogIndex, StartError> {
         });
     }
     let mut expected = snapshot_last;
+    let on_disk = &recovered.on_disk;
+    if let (Some(first), Some(last)) = (on_disk.first_id(), on_disk.last_id()) {
+        if !last.is_valid() {
+            return Err(StartError::BeyondMaximum);
+        }
+        if first.index != expected.index.next() || first.term < expected.term {
+            return Err(StartError::BrokenLog { at: first });
+        }
+        for (id, membership) in on_disk.memberships() {
+            let invalid = StartError::InvalidMembership { at: id.index };
+            membership.validate().map_err(|_| invalid)?;
+        }
+        expected = last;
+    }
     for entry in &recovered.entries {
         if entry.index != expected.index.next() || entry.term < expected.term {
             return Err(StartError::BrokenLog { at: entry.id() });
@@ -1034,6 +1076,7 @@ impl fmt::Display for Output {
             },
             Output::SendSnapshotChunk(chunk) => write!(f, "{chunk}"),
             Output::SendEntries(append) => write!(f, "{append}"),
+            Output::LoadEntries(load) => write!(f, "{load}"),
             Output::LoadSnapshot(whole) => {
                 write!(f, "load received snapshot {} ({}B)", whole.last, whole.total)
             }

@@ -5,6 +5,7 @@ use core::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{LogId, LogIndex, NodeId, Term};
+use crate::raft::entries_on_disk::EntriesOnDisk;
 use crate::raft::entry::Entry;
 use crate::raft::membership::Membership;
 
@@ -145,7 +146,12 @@ pub struct Recovered {
     pub hard_state: HardState,
     /// The last durable snapshot.
     pub snapshot: Option<Snapshot>,
-    /// The durable entries after the snapshot, consecutive.
+    /// The durable entries after the snapshot that the driver leaves on its disk: their
+    /// terms, sizes and memberships only (empty: none). A driver that recovers a large log
+    /// holds only its tail in memory (`entries`); the node asks for these when it applies
+    /// them (`Output::LoadEntries`). They start right after the snapshot.
+    pub on_disk: EntriesOnDisk,
+    /// The durable entries after the snapshot (after `on_disk`), consecutive.
     pub entries: Vec<Entry>,
     /// The part of a leader's snapshot the node was receiving, if the disk holds one (newer
     /// than `snapshot`): the transfer resumes from `received`.

@@ -8,7 +8,7 @@ use crate::ids::{LogIndex, Term};
 
 /// Runs of equal terms, in log order, terms strictly increasing. The first run may start at
 /// or before the snapshot point: callers ask only about indexes the log covers.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct TermRuns {
     /// The first index of each run, and its term.
     runs: VecDeque<(LogIndex, Term)>,

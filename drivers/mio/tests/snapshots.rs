@@ -135,7 +135,8 @@ fn a_follower_killed_while_receiving_a_snapshot_resumes_the_transfer() {
 }
 
 /// With no log cache, a leader holds no applied entry in memory: a node that was down gets
-/// the entries it missed read back from the leader's WAL, without a snapshot.
+/// the entries it missed read back from the leader's WAL, without a snapshot; and a node
+/// restarted holds none of its log in memory, applying it as it reads it back from its WAL.
 #[test]
 fn a_lagging_node_catches_up_from_entries_read_back_from_the_wal() {
     let args = ["--log-cache-bytes", "0", "--snapshot-bytes", "100000000"];
@@ -159,4 +160,11 @@ fn a_lagging_node_catches_up_from_entries_read_back_from_the_wal() {
     cluster.spawn(2);
     let mut client = cluster.client();
     assert_eq!(client.get("k49").unwrap(), Some(value(399).into_bytes()));
+    let log = cluster.log(2);
+    let left_on_disk: Option<u64> = log
+        .rsplit("entries_on_disk=")
+        .next()
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|digits| digits.parse().ok());
+    assert!(left_on_disk.is_some_and(|count| count > 400), "{left_on_disk:?}\n{log}");
 }

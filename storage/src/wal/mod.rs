@@ -22,7 +22,7 @@ mod segment;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use raftkv_core::raft::Entry;
+use raftkv_core::raft::{EntriesOnDisk, Entry};
 use raftkv_core::{LogId, LogIndex, Term};
 
 use crate::directory;
@@ -70,7 +70,9 @@ pub(crate) struct Wal<H> {
 /// What replaying the log found.
 #[derive(Debug)]
 pub(crate) struct Replayed {
-    /// The entries after the snapshot, consecutive.
+    /// The first entries after the snapshot, left on disk (beyond the budget held).
+    pub(crate) on_disk: EntriesOnDisk,
+    /// The entries after those, consecutive.
     pub(crate) entries: Vec<Entry>,
     /// A torn write at the end of the log, cut off.
     pub(crate) torn_tail: Option<Cut>,
@@ -93,14 +95,16 @@ struct SegmentEnd {
 
 impl<H> Wal<H> {
     /// Opens (or creates) the log in `dir` and replays it. Entries up to `snapshot_last` are
-    /// covered by the snapshot and skipped. A torn tail is cut off; damage cuts the log, after
+    /// covered by the snapshot and skipped; of those after it, only the latest ones up to
+    /// `held_bytes` (if set) are held, the others left on disk. A torn tail is cut off; damage cuts the log, after
     /// `before_cut`, given the term of the last entry kept, has recorded durably that the node
     /// is damaged (so that a crash during or after the cut, which leaves nothing damaged to
     /// find, cannot forget it).
     pub(crate) fn open<F: FileSystem<File = H>>(
         fs: &F,
         dir: &Path,
-        snapshot_last: LogIndex,
+        snapshot_last: LogId,
+        held_bytes: Option<usize>,
         segment_bytes: u64,
         zero_fill_bytes: usize,
         before_cut: &mut dyn FnMut(Option<Term>) -> Result<(), StorageError>,
@@ -108,7 +112,7 @@ impl<H> Wal<H> {
         directory::create(fs, dir)?;
         prepare::remove_all(fs, dir)?;
         let sequences = sequences(fs, dir)?;
-        let mut log = LogBuilder::new(snapshot_last);
+        let mut log = LogBuilder::new(snapshot_last, held_bytes);
         let mut checkpoints = Checkpoints::default();
         let mut closed = Vec::new();
         let mut active = None;
@@ -177,7 +181,8 @@ impl<H> Wal<H> {
             looked_for_prepared_at: 0,
             checkpoints,
         };
-        let replayed = Replayed { entries: log.into_entries(), torn_tail, damage };
+        let (on_disk, entries) = log.into_log();
+        let replayed = Replayed { on_disk, entries, torn_tail, damage };
         Ok((wal, replayed))
     }
 

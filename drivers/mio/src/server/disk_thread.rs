@@ -7,7 +7,9 @@
 //!
 //! It also reads back from the WAL the entries of appends the replica no longer holds in memory
 //! (`Output::SendEntries`), after the batch it writes, and hands the messages to the event loop
-//! to send ([`DiskThread::take_read_back`]).
+//! to send ([`DiskThread::take_read_back`]); likewise the committed entries a restart left on
+//! disk, for the replica to apply (`Output::LoadEntries`). Those must be read: if they cannot
+//! be, the node stops, as on a failed write, and its next start checks the log.
 //!
 //! When nothing is queued or being written, the event loop may instead write a batch itself
 //! ([`DiskThread::persist_inline_if_idle`]): two thread hand-offs fewer on the path of the reply or
@@ -21,7 +23,7 @@ use std::thread::{self, JoinHandle};
 
 use mio::Waker;
 use raftkv_core::LogIndex;
-use raftkv_core::raft::{EntriesToSend, Message, Persist, PersistId};
+use raftkv_core::raft::{EntriesToLoad, EntriesToSend, Entry, Message, Persist, PersistId};
 use raftkv_storage::{ObsoleteSegments, RealFs, SegmentPreparer, Storage, StorageError};
 use tracing::{info, warn};
 
@@ -58,6 +60,8 @@ pub(crate) enum ReadBack {
     Read(Message),
     /// The entries up to this index could not be read back (logged): the replica is told.
     Unreadable(LogIndex),
+    /// The entries of an `Output::LoadEntries`, checked, for the replica to apply.
+    Loaded(Vec<Entry>),
 }
 
 impl Shared {
@@ -79,8 +83,17 @@ enum DiskWork {
     Persists(Vec<Persist>),
     /// A snapshot saved apart covers the log up to this index: drop the segments it covers.
     CompactLog(LogIndex),
-    /// Read the entries of this append back from the WAL.
-    ReadEntries(EntriesToSend),
+    /// Read entries back from the WAL.
+    Read(Read),
+}
+
+/// Entries to read back from the WAL.
+#[derive(Debug)]
+enum Read {
+    /// The entries of this append, to send.
+    Send(EntriesToSend),
+    /// These entries, to apply.
+    Load(EntriesToLoad),
 }
 
 /// The event loop's handle on the disk thread.
@@ -148,7 +161,14 @@ impl DiskThread {
     /// Reads the entries of `append` back from the WAL, after what is queued before it; the
     /// event loop finds the message in [`take_read_back`](Self::take_read_back).
     pub(crate) fn read_entries(&self, append: EntriesToSend) {
-        self.queue_work(DiskWork::ReadEntries(append));
+        self.queue_work(DiskWork::Read(Read::Send(append)));
+    }
+
+    /// Reads the entries of `load` back from the WAL, after what is queued before it; the
+    /// event loop finds them in [`take_read_back`](Self::take_read_back), or, if they cannot be
+    /// read, the failure in [`take_failure`](Self::take_failure).
+    pub(crate) fn load_entries(&self, load: EntriesToLoad) {
+        self.queue_work(DiskWork::Read(Read::Load(load)));
     }
 
     /// The appends read back (or not) since the last call.
@@ -237,8 +257,30 @@ impl Writer {
         Ok(())
     }
 
+    /// The entries of `read` read back from the WAL and checked; an error if entries to
+    /// apply cannot be.
+    fn read_back(&self, read: Read) -> Result<ReadBack, StorageError> {
+        match read {
+            Read::Send(append) => Ok(self.read_to_send(append)),
+            Read::Load(load) => self.load(load).map(ReadBack::Loaded),
+        }
+    }
+
+    /// The committed entries of `load`, read back from the WAL and checked.
+    fn load(&self, load: EntriesToLoad) -> Result<Vec<Entry>, StorageError> {
+        match self.storage.read_entries(load.first, load.last)? {
+            Some(entries) if load.matches(&entries) => Ok(entries),
+            _ => Err(StorageError::Refused {
+                reason: format!(
+                    "the WAL does not give back the committed entries {}..={} this node must                      apply; a restart checks the log and cuts away what is damaged",
+                    load.first, load.last
+                ),
+            }),
+        }
+    }
+
     /// The entries of `append` read back from the WAL and checked, in their message.
-    fn read_back(&self, append: EntriesToSend) -> ReadBack {
+    fn read_to_send(&self, append: EntriesToSend) -> ReadBack {
         let through = append.last.index;
         match self.storage.read_entries(append.first(), append.last) {
             Ok(Some(entries)) if append.matches(&entries) => {
@@ -338,7 +380,7 @@ fn run(receiver: &Receiver<DiskWork>, shared: &Shared, waker: &Waker) {
                 DiskWork::CompactLog(index) => {
                     compact_to = Some(compact_to.map_or(index, |other| other.max(index)));
                 }
-                DiskWork::ReadEntries(append) => reads.push(append),
+                DiskWork::Read(read) => reads.push(read),
             }
         }
         let mut writer = shared.writer();
@@ -356,9 +398,17 @@ fn run(receiver: &Receiver<DiskWork>, shared: &Shared, waker: &Waker) {
         if !reads.is_empty() && !batch_was_empty {
             wake(waker);
         }
-        let read_back: Vec<ReadBack> =
-            reads.drain(..).map(|append| writer.read_back(append)).collect();
+        let read_back: Result<Vec<ReadBack>, StorageError> =
+            reads.drain(..).map(|read| writer.read_back(read)).collect();
         drop(writer);
+        let read_back = match read_back {
+            Ok(read_back) => read_back,
+            Err(error) => {
+                shared.fail(error);
+                let _ = waker.wake();
+                return;
+            }
+        };
         if !read_back.is_empty() {
             shared.read_back.lock().unwrap_or_else(PoisonError::into_inner).extend(read_back);
         }

@@ -239,6 +239,8 @@ fn open_data(options: &ServeOptions) -> Result<(Storage<RealFs>, Recovered, File
         rejoin: options.rejoin,
         // Decoded as it is read, when the replica starts (`own_snapshot`).
         read_snapshot_data: false,
+        // No more than the log cache: the replica reads the rest back as it applies it.
+        recovered_entry_bytes: Some(options.log_cache_bytes),
     };
     let (storage, recovered, report) =
         Storage::open(RealFs, &options.data, &storage_options).map_err(ServeError::Recover)?;
@@ -280,6 +282,7 @@ fn log_recovery(options: &ServeOptions, report: &OpenReport, recovered: &Recover
         term = %recovered.hard_state.term,
         damaged = recovered.hard_state.damaged,
         entries = recovered.entries.len(),
+        entries_on_disk = recovered.on_disk.len(),
         snapshot = ?recovered.snapshot.as_ref().map(|s| s.last.index.0),
         "recovered"
     );
@@ -701,6 +704,9 @@ impl Server {
                 ReadBack::Unreadable(through) => {
                     self.replica.handle(now, Input::LogUnreadable { through });
                 }
+                ReadBack::Loaded(entries) => {
+                    self.replica.handle(now, Input::EntriesLoaded { entries });
+                }
             }
         }
         if let Some(finished) = self.snapshots.take_finished() {
@@ -766,6 +772,7 @@ impl Server {
                     }
                 }
                 Output::SendEntries(append) => self.disk.read_entries(append),
+                Output::LoadEntries(load) => self.disk.load_entries(load),
                 Output::Reply { to, reply } => {
                     if let (FRONT, tag) = inbound::reply_target(to) {
                         self.inbound.front_request_answered();

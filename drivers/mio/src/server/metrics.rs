@@ -251,7 +251,7 @@ fn register_loop_counts(registry: &mut Registry, counts: &LoopCounts) {
 }
 
 fn register_counters(registry: &mut Registry, counters: &Counters) {
-    let raft: [(&str, &str, u64); 23] = [
+    let raft: [(&str, &str, u64); 25] = [
         (
             "dropped_misaddressed",
             "Messages addressed to another node",
@@ -293,6 +293,16 @@ fn register_counters(registry: &mut Registry, counters: &Counters) {
             "log_reads_failed",
             "Reads of entries from the WAL that failed (a snapshot is taken past them)",
             counters.log_reads_failed,
+        ),
+        (
+            "loads_from_disk",
+            "Batches of entries a restart left in the WAL, read back to apply",
+            counters.loads_from_disk,
+        ),
+        (
+            "dropped_bad_loads",
+            "Entries read back to apply that were not the ones asked for",
+            counters.dropped_bad_loads,
         ),
         ("pre_elections", "Pre-vote rounds started", counters.pre_elections),
         ("elections", "Elections started", counters.elections),
