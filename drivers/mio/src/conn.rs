@@ -13,8 +13,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::frame::{self, FrameError};
-pub(crate) use crate::transport::ReadOutcome;
 use crate::transport::Transport;
+pub(crate) use crate::transport::{ReadOutcome, ReadUntil};
 
 /// One framed connection.
 #[derive(Debug)]
@@ -85,20 +85,21 @@ impl Conn {
         }
     }
 
-    /// Reads what the socket has, up to a budget; then sends what TLS has to say (handshake
-    /// messages, alerts). Call again after decoding while it answers `Budget` (edge-triggered
-    /// polls report a socket once).
-    pub(crate) fn read_some(&mut self) -> io::Result<ReadOutcome> {
+    /// Reads what the socket has, as far as `until` says and up to a budget; then sends what
+    /// TLS has to say (handshake messages, alerts). Call again after decoding while it answers
+    /// `Budget` (edge-triggered polls report a socket once).
+    pub(crate) fn read_some(&mut self, until: ReadUntil) -> io::Result<ReadOutcome> {
         self.compact_inbox();
-        let outcome = self.transport.read_into(&mut self.inbox, READ_BUDGET_BYTES)?;
+        let outcome = self.transport.read_until(&mut self.inbox, READ_BUDGET_BYTES, until)?;
         self.flush()?;
         Ok(outcome)
     }
 
-    /// Reads everything the socket has: for the side that trusts the other to send little.
-    pub(crate) fn read_all(&mut self) -> io::Result<ReadOutcome> {
+    /// Reads everything the socket has, as far as `until` says: for the side that trusts the
+    /// other to send little.
+    pub(crate) fn read_all(&mut self, until: ReadUntil) -> io::Result<ReadOutcome> {
         self.compact_inbox();
-        let outcome = self.transport.read_into(&mut self.inbox, usize::MAX)?;
+        let outcome = self.transport.read_until(&mut self.inbox, usize::MAX, until)?;
         self.flush()?;
         Ok(outcome)
     }
@@ -178,5 +179,61 @@ impl Conn {
             self.outbox.drain(..self.written);
             self.written = 0;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+
+    use mio::{Events, Interest, Poll, Token};
+
+    use super::*;
+
+    /// Polls until `token` is reported readable, or gives up after `wait`.
+    fn readable_within(poll: &mut Poll, token: Token, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        let mut events = Events::with_capacity(8);
+        while Instant::now() < deadline {
+            poll.poll(&mut events, Some(deadline - Instant::now())).unwrap();
+            if events.iter().any(|event| event.token() == token && event.is_readable()) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// What reading only up to a short read relies on: the socket's queue was emptied, and the
+    /// bytes that arrive afterwards raise a new (edge-triggered) readiness event.
+    #[test]
+    fn bytes_arriving_after_a_short_read_raise_a_new_readiness_event() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut sender = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        accepted.set_nonblocking(true).unwrap();
+        let mut conn = Conn::new(Transport::plain(TcpStream::from_std(accepted)), 1 << 20);
+        let mut poll = Poll::new().unwrap();
+        let token = Token(7);
+        poll.registry().register(conn.stream_mut(), token, Interest::READABLE).unwrap();
+        for round in 0..3u8 {
+            sender.write_all(&[round; 100]).unwrap();
+            assert!(readable_within(&mut poll, token, Duration::from_secs(10)), "round {round}");
+            // The 100 bytes may arrive in pieces: each piece raises its own event.
+            let mut received = 0;
+            while received < 100 {
+                assert_eq!(conn.read_some(ReadUntil::ShortRead).unwrap(), ReadOutcome::Drained);
+                received = conn.inbox.len() - conn.consumed;
+                if received < 100 {
+                    assert!(readable_within(&mut poll, token, Duration::from_secs(10)));
+                }
+            }
+            assert_eq!(received, 100);
+            conn.consumed = conn.inbox.len();
+        }
+        // Nothing more was sent: no event, and a read finds the socket empty.
+        assert!(!readable_within(&mut poll, token, Duration::from_millis(50)));
+        assert_eq!(conn.read_some(ReadUntil::WouldBlock).unwrap(), ReadOutcome::Drained);
+        assert_eq!(conn.inbox.len(), conn.consumed);
     }
 }

@@ -59,17 +59,8 @@ impl Transport {
         self.tls.as_ref().and_then(|tls| tls.peer_certificates())
     }
 
-    /// Appends received plaintext to `inbox`, at most about `budget` bytes, until the socket
-    /// would block.
-    pub(crate) fn read_into(
-        &mut self,
-        inbox: &mut Vec<u8>,
-        budget: usize,
-    ) -> io::Result<ReadOutcome> {
-        self.read_until(inbox, budget, ReadUntil::WouldBlock)
-    }
-
-    /// As [`read_into`](Self::read_into), but reading as far as `until` says.
+    /// Appends received plaintext to `inbox`, at most about `budget` bytes, as far as `until`
+    /// says.
     pub(crate) fn read_until(
         &mut self,
         inbox: &mut Vec<u8>,
@@ -262,7 +253,7 @@ mod tests {
             assert!(Instant::now() < deadline, "the handshake did not end");
             for side in [&mut client, &mut server] {
                 side.send_records().unwrap();
-                side.read_into(&mut inbox, CHUNK_BYTES).unwrap();
+                side.read_until(&mut inbox, CHUNK_BYTES, ReadUntil::WouldBlock).unwrap();
             }
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -287,7 +278,7 @@ mod tests {
         let mut inbox = Vec::new();
         while !server.send_records().unwrap() {
             assert!(Instant::now() < deadline, "the records never left");
-            client.read_into(&mut inbox, 1 << 20).unwrap();
+            client.read_until(&mut inbox, 1 << 20, ReadUntil::WouldBlock).unwrap();
             inbox.clear();
         }
         assert!(!server.has_pending_records(), "sent once the peer read");
@@ -329,7 +320,8 @@ mod tests {
             read_once_arrived(|inbox| server.read_until(inbox, CHUNK_BYTES, ReadUntil::ShortRead));
         assert_eq!(inbox, b"*1\r\n$4\r\nPING\r\n");
         assert_eq!(outcome, ReadOutcome::Drained, "stopped at the short read");
-        let (outcome, rest) = read_once_arrived(|inbox| server.read_into(inbox, CHUNK_BYTES));
+        let (outcome, rest) =
+            read_once_arrived(|inbox| server.read_until(inbox, CHUNK_BYTES, ReadUntil::WouldBlock));
         assert_eq!((outcome, rest.len()), (ReadOutcome::Closed, 0), "only the end was left");
     }
 }

@@ -24,7 +24,7 @@ use raftkv_core::{Instant, NodeId, RequestId};
 
 use crate::client::pool_error::PoolError;
 use crate::clock::{Clock, core_duration};
-use crate::conn::{Conn, ReadOutcome};
+use crate::conn::{Conn, ReadOutcome, ReadUntil};
 use crate::frame::MAX_FRAME_BYTES;
 use crate::tls::ClientTls;
 use crate::tls::identity::named_nodes;
@@ -550,11 +550,14 @@ impl ClerkPool {
                     read_closed: event.is_read_closed() || event.is_error(),
                 });
             } else {
-                ready.push(event.token().0);
+                // A closed stream raises no later event: that read goes on until "would block".
+                let closed = event.is_read_closed() || event.is_error();
+                let until = if closed { ReadUntil::WouldBlock } else { ReadUntil::ShortRead };
+                ready.push((event.token().0, until));
             }
         }
-        for position in ready {
-            self.on_link_event(position, now);
+        for (position, until) in ready {
+            self.on_link_event(position, until, now);
         }
         while let Some(&(at, session)) = self.timers.first() {
             if at > now {
@@ -652,8 +655,8 @@ impl ClerkPool {
     }
 
     /// Handles a readiness event of link `position`: finishes its connect, writes what is
-    /// queued, then reads the node's welcome and answers.
-    fn on_link_event(&mut self, position: usize, now: Instant) {
+    /// queued, then reads the node's welcome and answers, as far as `until` says.
+    fn on_link_event(&mut self, position: usize, until: ReadUntil, now: Instant) {
         let Some(link) = self.links.get_mut(position) else {
             return;
         };
@@ -664,7 +667,7 @@ impl ClerkPool {
         let LinkState::Up(conn) = &mut self.links[position].state else {
             return;
         };
-        let state = conn.read_all();
+        let state = conn.read_all(until);
         loop {
             let outcome = if self.links[position].node.is_none() {
                 self.take_welcome(position)

@@ -29,7 +29,7 @@ use raftkv_core::server::{Input, ReplyTo};
 use raftkv_core::{Instant, NodeId};
 use tracing::debug;
 
-use crate::conn::{Conn, ReadOutcome};
+use crate::conn::{Conn, ReadOutcome, ReadUntil};
 use crate::connection_report::ConnectionReport;
 use crate::server::accepted::{Closing, Inbound, Kind, io_closing, next_frame};
 use crate::server::directory::Directory;
@@ -274,7 +274,13 @@ impl InboundConnections {
             }
         }
         if event.is_readable() || event.is_read_closed() {
-            self.receive(registry, token, options, now, &mut deliveries);
+            // A closed stream raises no later event: that read goes on until "would block".
+            let until = if event.is_read_closed() || event.is_error() {
+                ReadUntil::WouldBlock
+            } else {
+                ReadUntil::ShortRead
+            };
+            self.receive(registry, token, until, options, now, &mut deliveries);
         }
         deliveries
     }
@@ -288,17 +294,19 @@ impl InboundConnections {
     ) -> Vec<Delivery> {
         let mut deliveries = Vec::new();
         for token in std::mem::take(&mut self.unfinished_reads) {
-            self.receive(registry, token, options, now, &mut deliveries);
+            // No event said anything about these: only "would block" says they are drained.
+            self.receive(registry, token, ReadUntil::WouldBlock, options, now, &mut deliveries);
         }
         deliveries
     }
 
-    /// Reads and takes the frames of connection `token`, one turn's worth; closes it on an
-    /// error or when the other side closed.
+    /// Reads (as far as `until` says) and takes the frames of connection `token`, one turn's
+    /// worth; closes it on an error or when the other side closed.
     fn receive(
         &mut self,
         registry: &Registry,
         token: Token,
+        until: ReadUntil,
         options: &ServeOptions,
         now: Instant,
         deliveries: &mut Vec<Delivery>,
@@ -312,7 +320,7 @@ impl InboundConnections {
                 // Read again once released; what the socket holds waits there.
                 return;
             }
-            outcome = match inbound.conn.read_some() {
+            outcome = match inbound.conn.read_some(until) {
                 Ok(read) => Ok(read),
                 Err(error) => Err(io_closing(inbound.kind, &error, "cannot receive")),
             };

@@ -12,7 +12,7 @@ use raftkv_core::raft::Message;
 use raftkv_core::{Duration, Instant, NodeId};
 use tracing::{debug, info, warn};
 
-use crate::conn::{Conn, MAX_QUEUED_BYTES, ReadOutcome};
+use crate::conn::{Conn, MAX_QUEUED_BYTES, ReadOutcome, ReadUntil};
 use crate::tls::NodeTls;
 use crate::transport::Transport;
 use crate::wire::{Hello, HelloRole, MAGIC, PROTOCOL_VERSION, Welcome};
@@ -273,7 +273,7 @@ impl PeerLink {
         let State::Connected(conn, _) = &mut self.state else {
             return;
         };
-        let outcome = match conn.read_all() {
+        let outcome = match conn.read_all(ReadUntil::WouldBlock) {
             Ok(ReadOutcome::Drained | ReadOutcome::Budget) => Ok(()),
             Ok(ReadOutcome::Closed) => Err("closed by the peer".to_string()),
             Err(error) => Err(error.to_string()),
