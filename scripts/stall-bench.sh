@@ -7,8 +7,9 @@
 #   store-4mb        the same with --snapshot-bytes 4000000
 #   store-nosnap     the same with snapshots off (--snapshot-bytes 1000000000000): the baseline
 #   clients-100      100 clients, 256-byte puts, 300,000 ops, with the floor (for the disk's tail)
-#   single-client    1 client, 10,000 puts, with the floor (one fdatasync + two round trips)
-#                    and the cluster floor (a majority of the nodes' syncs at once on this disk)
+#   single-client    1 client, 10,000 puts, with the floor (one fdatasync + two round trips),
+#                    the cluster floor (a majority of the nodes' syncs at once on this disk)
+#                    and the bare put (the put's path with none of raftkv's code: p50/bare)
 #
 # Usage: scripts/stall-bench.sh BINARY [BINARY...]
 #   RUNS=3 CASES="store-default clients-100" to choose; DATA=DIR for the nodes' directories
@@ -79,10 +80,10 @@ median() { # median FORMAT: of the numbers read, "-" if none
     sort -g | awk -v format="$1" '{ v[NR] = $1 } END { if (NR) printf format, v[int((NR + 1) / 2)]; else printf "-" }'
 }
 
-row='%-14s %-32s %9s %8s %8s %9s %8s %8s %10s %9s %10s %8s %9s %9s\n'
+row='%-14s %-32s %9s %8s %8s %9s %8s %8s %10s %9s %10s %8s %8s %9s %9s\n'
 # shellcheck disable=SC2059 # the format is the row's
 printf "$row" case binary ops/s p50_ms p99_ms p99.9_ms max_ms p99/p50 disk_p99/50 p50/floor \
-    p50/cfloor leaders peak_MiB peak/snap
+    p50/cfloor p50/bare leaders peak_MiB peak/snap
 for name in $cases; do
     for binary in "$@"; do
         lines=$(grep -F "\"case\":\"$name\",\"binary\":\"$binary\"" "$results")
@@ -98,6 +99,7 @@ for name in $cases; do
             "$(column %.2f tail_ratio)" "$(column %.2f disk_tail_ratio)" \
             "$(column %.2f field p50_over_floor)" \
             "$(column %.2f field p50_over_cluster_floor)" \
+            "$(column %.2f field p50_over_bare_put)" \
             "$(column %.0f field leader_changes)" "$(column %.0f peak_rss_mib)" \
             "$(column %.2f field peak_rss_over_snapshot)"
     done

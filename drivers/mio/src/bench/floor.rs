@@ -9,6 +9,8 @@
 //! longer than one alone. The cluster floor measures what one disk allows: a majority of the
 //! nodes syncing 4 KiB at once, waiting for all of them (the least a commit needs), and, for
 //! comparison, every node syncing at once as a put makes them today, waiting for a majority.
+//! It also times a bare put (see `bare_put`): the put's whole path, hops and syncs, with none
+//! of raftkv's code on it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -18,6 +20,7 @@ use std::path::Path;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use super::bare_put;
 use super::rank::nearest_rank;
 
 /// Syncs timed.
@@ -54,6 +57,9 @@ pub(crate) struct SharedDisk {
     /// Every node syncing 4 KiB at once (as a put makes them: the leader's sync overlaps its
     /// followers'), until a majority of them are done.
     pub(crate) all_at_once_p50: Duration,
+    /// A put's whole path with none of raftkv's code on it (see `bare_put`): what is left of a
+    /// single client's latency above it is the code's.
+    pub(crate) bare_put_p50: Duration,
 }
 
 impl Floor {
@@ -121,6 +127,7 @@ fn shared_disk(dir: &Path, nodes: usize) -> std::io::Result<SharedDisk> {
         nodes,
         majority_at_once_p50: percentile(&mut majority_rounds, 50),
         all_at_once_p50: percentile(&mut all_rounds, 50),
+        bare_put_p50: bare_put::median(dir, nodes)?,
     })
 }
 
@@ -238,6 +245,7 @@ mod tests {
             nodes: 3,
             majority_at_once_p50: Duration::from_micros(170),
             all_at_once_p50: Duration::from_micros(210),
+            bare_put_p50: Duration::from_micros(250),
         };
         let on_one_disk = Floor { shared_disk: Some(shared_disk), ..floor };
         assert_eq!(on_one_disk.total(), Duration::from_micros(160), "the issue's floor stays");
@@ -265,6 +273,7 @@ mod tests {
                 nodes: 3,
                 majority_at_once_p50: Duration::from_micros(sync_micros * 3 / 2),
                 all_at_once_p50: Duration::from_micros(sync_micros * 2),
+                bare_put_p50: Duration::from_micros(sync_micros * 3),
             }),
         };
         // A lower sync with slower round trips can still be the higher floor.
@@ -301,6 +310,7 @@ mod tests {
         assert_eq!(shared.nodes, 3);
         assert!(shared.majority_at_once_p50 > Duration::ZERO);
         assert!(shared.all_at_once_p50 > Duration::ZERO);
+        assert!(shared.bare_put_p50 > Duration::ZERO);
         assert!(measure(&dir, Some(1)).expect("measures").shared_disk.is_none(), "one node");
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
         fs::remove_dir(&dir).unwrap();

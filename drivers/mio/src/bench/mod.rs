@@ -13,6 +13,7 @@
 //! after the run (see `floor`) and prints the median latency as a multiple of the lower, and the
 //! disk's own tail (its fdatasync p99 / p50) beside the run's p99 / p50.
 
+mod bare_put;
 mod floor;
 mod nodes;
 mod rank;
@@ -99,7 +100,8 @@ pub(crate) struct BenchArgs {
     /// and after it, and print the p50 latency as a multiple of the lower of the two, and the
     /// disk's own fdatasync p99 / p50 beside the run's p99 / p50. With --spawn-nodes N, also the
     /// cluster floor of N nodes on this one disk: a majority of them syncing 4 KiB at once
-    /// (p50), plus the two round trips.
+    /// (p50), plus the two round trips; and a bare put, the put's path (client, leader, followers,
+    /// each node's sync) with none of raftkv's code on it.
     #[arg(long)]
     floor: bool,
 }

@@ -186,6 +186,9 @@ impl Summary {
                 summary["majority_syncs_at_once_p50_ms"] = ms(shared.majority_at_once_p50).into();
                 summary["all_syncs_at_once_p50_ms"] = ms(shared.all_at_once_p50).into();
                 summary["p50_over_cluster_floor"] = (self.p50_ms / ms(total).max(1e-9)).into();
+                summary["bare_put_p50_ms"] = ms(shared.bare_put_p50).into();
+                let over_bare_put = self.p50_ms / ms(shared.bare_put_p50).max(1e-9);
+                summary["p50_over_bare_put"] = over_bare_put.into();
             }
         }
         summary
@@ -200,7 +203,8 @@ fn cluster_floor_line(readings: &FloorReadings, p50_ms: f64) -> Option<String> {
     Some(format!(
         "cluster floor on this one disk {:.3} ms ({majority} of {} nodes' 4 KiB fdatasyncs at once \
          p50 {:.3} ms + 2 x round trip; all {} at once until {majority} are done: p50 {:.3} ms; \
-         the lower of {:.3} ms before and {:.3} ms after): p50 / cluster floor = {:.2}",
+         the lower of {:.3} ms before and {:.3} ms after): p50 / cluster floor = {:.2}; \
+         a bare put (this path with none of raftkv's code) p50 {:.3} ms: p50 / bare put = {:.2}",
         ms(total),
         shared.nodes,
         ms(shared.majority_at_once_p50),
@@ -208,7 +212,9 @@ fn cluster_floor_line(readings: &FloorReadings, p50_ms: f64) -> Option<String> {
         ms(shared.all_at_once_p50),
         readings.before.cluster_total().map_or(0.0, ms),
         readings.after.cluster_total().map_or(0.0, ms),
-        p50_ms / ms(total).max(1e-9)
+        p50_ms / ms(total).max(1e-9),
+        ms(shared.bare_put_p50),
+        p50_ms / ms(shared.bare_put_p50).max(1e-9)
     ))
 }
 
