@@ -116,7 +116,7 @@
 //! `Recovered::on_disk` ([`raft::EntriesOnDisk`]: each one's term and size, and the
 //! memberships among them, recorded with `EntriesOnDisk::push` as it replays its log). The
 //! node knows the whole log by them, and once it learns that they are committed it asks for
-//! them, a batch at a time (the log cache's worth, or one append's without a cache):
+//! them, a batch at a time (the log cache's worth, or one append's if more):
 //! `Output::LoadEntries(load)` ([`raft::EntriesToLoad`]). The driver reads
 //! `load.first..=load.last.index` back from its log, checks them with `load.matches(&entries)`
 //! and feeds `Input::EntriesLoaded { entries }`; the node checks each entry against the term,

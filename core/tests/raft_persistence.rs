@@ -325,3 +325,71 @@ fn a_snapshot_taken_alone_reaches_the_disk() {
     let on_disk = cluster.disk(id(1)).snapshot.as_ref().map(|snapshot| snapshot.last);
     assert_eq!(on_disk, Some(snapshot_last));
 }
+
+/// A node restarted with its log left on the driver's disk (`Recovered::on_disk`) applies it
+/// through `Output::LoadEntries`, a batch of at least one append's bytes at a time even with no
+/// log cache, each answered with the entries read back, and applies nothing past a batch
+/// before its answer; a recovered log on disk that does not follow the snapshot is refused.
+#[test]
+fn a_node_restarted_with_its_log_on_disk_loads_it_to_apply_it() {
+    use raftkv_core::raft::{
+        Config, EntriesOnDisk, Entry, HardState, Input, Output, Payload, RaftNode, Recovered,
+    };
+    use raftkv_core::{Instant, Term};
+    let command = |index| Entry {
+        index: LogIndex(index),
+        term: Term(1),
+        payload: Payload::Command(vec![7; 100]),
+    };
+    let log: Vec<Entry> = (1..=30).map(command).collect();
+    let mut on_disk = EntriesOnDisk::default();
+    log[..25].iter().for_each(|entry| on_disk.push(entry));
+    let hard_state = HardState { term: Term(1), ..HardState::default() };
+    let recovered =
+        Recovered { hard_state, on_disk, entries: log[25..].to_vec(), ..Recovered::default() };
+    let mut config = Config::new(id(1), [id(1)]);
+    config.log_cache_bytes = Some(0);
+    config.max_bytes_per_append = 1000; // Eight of these entries.
+    let mut node = RaftNode::new(Instant::ZERO, config.clone(), recovered.clone()).expect("starts");
+    assert_eq!(node.status().log_evicted_entries, 25);
+    let mut now = Instant::ZERO;
+    let (mut applied, mut loads) = (Vec::new(), Vec::new());
+    for _ in 0..100 {
+        now = node.poll_timeout().expect("a timer").max(now);
+        node.handle(now, Input::Timeout);
+        while let Some(output) = node.poll_output() {
+            match output {
+                Output::Persist(persist) => node.handle(now, Input::Persisted { id: persist.id }),
+                Output::Apply(entries) => applied.extend(entries.iter().map(|e| e.index.0)),
+                Output::LoadEntries(load) => loads.push(load),
+                _ => {}
+            }
+        }
+        if let Some(load) = loads.pop() {
+            assert!(applied.last().is_none_or(|&last| last + 1 == load.first.0), "in order");
+            assert!(loads.is_empty(), "one batch asked for at a time");
+            let entries = log[load.first.0 as usize - 1..load.last.index.0 as usize].to_vec();
+            // Eight entries of 124 bytes a batch, but where memory starts.
+            let whole = entries.len() >= 8 || load.last.index == LogIndex(25);
+            assert!(load.matches(&entries) && whole, "{load}");
+            node.handle(now, Input::EntriesLoaded { entries });
+        }
+        if applied.len() >= 31 {
+            break;
+        }
+    }
+    assert_eq!(applied[..30], (1..=30).collect::<Vec<u64>>()[..], "the log, then the new noop");
+    assert_eq!(node.counters().loads_from_disk, 4);
+    node.check_invariants();
+    let snapshot_after = raftkv_core::raft::Snapshot {
+        last: raftkv_core::LogId::new(LogIndex(3), Term(1)),
+        membership: config.initial_membership.clone(),
+        data: Vec::new(),
+    };
+    let astray = Recovered { snapshot: Some(snapshot_after), ..recovered };
+    let refused = RaftNode::new(Instant::ZERO, config, astray).err().expect("refused");
+    assert_eq!(
+        refused.to_string(),
+        "recovered log is broken at entry 1/1 (not consecutive or term goes back)"
+    );
+}

@@ -375,6 +375,29 @@ mod tests {
     }
 
     #[test]
+    fn a_spliced_bucket_is_the_bucket_of_its_pairs_with_the_one_put() {
+        let long = vec![9; 300];
+        let held: [Pair<'_>; 3] = [(b"b", b"1"), (b"d", b""), (b"f", b"333")];
+        let bytes = bucket(&held);
+        for (key, value) in [
+            (&b"a"[..], &b"first"[..]),
+            (b"c", b"x"),
+            (b"g", &long),
+            (b"b", b""),
+            (b"d", &long),
+            (b"f", b"444"),
+        ] {
+            let mut expected: Vec<Pair<'_>> =
+                held.iter().filter(|(k, _)| *k != key).copied().collect();
+            expected.push((key, value));
+            expected.sort();
+            let spliced = spliced(&bytes, &locate(&bytes, key), key, value);
+            assert_eq!(spliced, bucket(&expected), "{key:?} put");
+            assert_eq!(encoded_len(&spliced), expected.iter().map(|(k, v)| pair_len(k, v)).sum());
+        }
+    }
+
+    #[test]
     fn buckets_are_cut_near_their_middles_and_a_large_pair_alone() {
         let small = [0; 90];
         let keys: Vec<Vec<u8>> = (0..30u8).map(|i| vec![i]).collect();

@@ -997,9 +997,11 @@ impl RaftNode {
 
     /// Bytes of entries to apply that one `Output::LoadEntries` asks for (at least one entry):
     /// the log cache's worth, which the node holds of applied entries anyway, or one append's
-    /// without a cache. Few, large reads: each costs the driver a round trip to its disk.
+    /// if more (a cache of 0 would load one entry at a time). Few, large reads: each costs the
+    /// driver a round trip to its disk.
     fn load_bytes(&self) -> usize {
-        self.config.log_cache_bytes.unwrap_or(self.config.max_bytes_per_append)
+        let cache = self.config.log_cache_bytes.unwrap_or(0);
+        cache.max(self.config.max_bytes_per_append)
     }
 }
 

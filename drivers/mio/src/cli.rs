@@ -200,7 +200,7 @@ struct ServeArgs {
     /// and are read back from there, checked, to send to a follower further behind; only
     /// their terms and sizes stay in memory (4 bytes an entry). A restart likewise reads only
     /// this much of the latest entries into memory, and the others back from the log as it
-    /// applies them, this much at a time. Default 8 MiB.
+    /// applies them, this much at a time (at least 1 MiB). Default 8 MiB.
     #[arg(long, hide_default_value = true, default_value_t = 8 << 20, value_name = "BYTES")]
     log_cache_bytes: usize,
     /// Size at which a write-ahead log segment is closed and the next one started. Default
