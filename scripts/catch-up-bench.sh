@@ -10,48 +10,17 @@
 #
 # Usage: scripts/catch-up-bench.sh BINARY [BINARY...]
 #   KEYS=2000000 RUNS=3 PORT=7141 (ports PORT..PORT+2), DATA=DIR (about 3x the snapshot
-#   size, twice: the state filled once and a copy per run; a temporary directory by default).
+#   size, twice: the state filled once and a copy per run; a temporary directory by default, removed at the end).
 # Prints one line per run, then the medians per binary. Needs release builds, Linux.
 set -euo pipefail
-(($# > 0)) || { echo "usage: $0 BINARY [BINARY...]" >&2; exit 2; }
-for binary in "$@"; do
-    [[ -x $binary ]] || { echo "not an executable: $binary" >&2; exit 2; }
-done
+source "$(dirname "$0")/bench-nodes.sh"
+check_binaries "$@"
 keys=${KEYS:-2000000}
 runs=${RUNS:-3}
-port=${PORT:-7141}
-data=${DATA:-$(mktemp -d)}
+bench_nodes_on "${PORT:-7141}"
+bench_data_dir
 filled=$data/filled
-peers="1=127.0.0.1:$port,2=127.0.0.1:$((port + 1)),3=127.0.0.1:$((port + 2))"
-cluster="127.0.0.1:$port,127.0.0.1:$((port + 1)),127.0.0.1:$((port + 2))"
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 
-start() { # start BINARY DIR ID [ARG...]: starts node ID on DIR/nID; its pid in $started
-    local binary=$1 dir=$2 id=$3
-    shift 3
-    "$binary" serve --id "$id" --peers "$peers" --data "$dir/n$id" "$@" >>"$dir/n$id.log" 2>&1 &
-    started=$!
-    pids+=("$started")
-}
-
-stop() { # stop PID...: until they are gone (a data directory stays locked until then)
-    kill "$@" 2>/dev/null || true
-    for pid in "$@"; do
-        while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-    done
-}
-
-until_true() { # until_true SECONDS WHAT COMMAND...: polls COMMAND every 0.2 s
-    local deadline=$((SECONDS + $1)) what=$2
-    shift 2
-    until "$@"; do
-        ((SECONDS < deadline)) || { echo "timed out waiting for $what" >&2; exit 1; }
-        sleep 0.2
-    done
-}
-
-has_leader() { "$1" status --cluster "$cluster" >/dev/null 2>&1; }
 snapshots_settled() { # snapshots_settled LOG: one saved at least, none under way for 3 s
     local saving saved
     saving=$(grep -c "saving snapshot" "$1" || true)
@@ -105,8 +74,6 @@ measure() { # measure BINARY: one catch-up of node 3; prints peak RSS and bytes 
     rm -rf "$run"
     echo "$peak $written"
 }
-
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 fill "$1"
 results=$(mktemp)

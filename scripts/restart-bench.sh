@@ -9,49 +9,18 @@
 #
 # Usage: scripts/restart-bench.sh BINARY [BINARY...]
 #   PUTS=300000 RUNS=3 PORT=7151 (ports PORT..PORT+2), DATA=DIR (about 4x the log, a
-#   temporary directory by default), SERVE_ARGS="--log-cache-bytes 8388608 ..." for every
+#   temporary directory by default, removed at the end), SERVE_ARGS="--log-cache-bytes 8388608 ..." for every
 #   node. Prints one line per run, then the medians per binary. Needs release builds, Linux.
 set -euo pipefail
-(($# > 0)) || { echo "usage: $0 BINARY [BINARY...]" >&2; exit 2; }
-for binary in "$@"; do
-    [[ -x $binary ]] || { echo "not an executable: $binary" >&2; exit 2; }
-done
+source "$(dirname "$0")/bench-nodes.sh"
+check_binaries "$@"
 puts=${PUTS:-300000}
 runs=${RUNS:-3}
-port=${PORT:-7151}
-data=${DATA:-$(mktemp -d)}
+bench_nodes_on "${PORT:-7151}"
+bench_data_dir
 filled=$data/filled
-peers="1=127.0.0.1:$port,2=127.0.0.1:$((port + 1)),3=127.0.0.1:$((port + 2))"
-cluster="127.0.0.1:$port,127.0.0.1:$((port + 1)),127.0.0.1:$((port + 2))"
 read -r -a serve_args <<<"--snapshot-bytes 1000000000000 ${SERVE_ARGS:-}"
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 
-start() { # start BINARY DIR ID: starts node ID on DIR/nID; its pid in $started
-    local binary=$1 dir=$2 id=$3
-    "$binary" serve --id "$id" --peers "$peers" --data "$dir/n$id" "${serve_args[@]}" \
-        >>"$dir/n$id.log" 2>&1 &
-    started=$!
-    pids+=("$started")
-}
-
-stop() { # stop PID...: until they are gone (a data directory stays locked until then)
-    kill "$@" 2>/dev/null || true
-    for pid in "$@"; do
-        while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-    done
-}
-
-until_true() { # until_true SECONDS WHAT COMMAND...: polls COMMAND every 0.1 s
-    local deadline=$((SECONDS + $1)) what=$2
-    shift 2
-    until "$@"; do
-        ((SECONDS < deadline)) || { echo "timed out waiting for $what" >&2; exit 1; }
-        sleep 0.1
-    done
-}
-
-has_leader() { "$1" status --cluster "$cluster" >/dev/null 2>&1; }
 statuses() { "$1" status --cluster "$cluster" --json 2>/dev/null || true; }
 leader_commit() { statuses "$1" | jq -s '[.[] | select(.role == "Leader") | .commit] | max // 0'; }
 applied() { # applied BINARY ID INDEX: node ID has applied INDEX
@@ -63,9 +32,9 @@ applied() { # applied BINARY ID INDEX: node ID has applied INDEX
 fill() {
     local binary=$1 a b c
     mkdir -p "$filled"
-    start "$binary" "$filled" 1; a=$started
-    start "$binary" "$filled" 2; b=$started
-    start "$binary" "$filled" 3; c=$started
+    start "$binary" "$filled" 1 "${serve_args[@]}"; a=$started
+    start "$binary" "$filled" 2 "${serve_args[@]}"; b=$started
+    start "$binary" "$filled" 3 "${serve_args[@]}"; c=$started
     until_true 60 "a leader" has_leader "$binary"
     "$binary" bench --cluster "$cluster" --clients 50 --value-size 100 --ops "$puts" \
         --keys "$puts" | tail -1
@@ -80,13 +49,13 @@ measure() { # measure BINARY: one restart of node 3; prints its peak RSS and cat
     rm -rf "$run"
     cp -a "$filled" "$run"
     for id in 1 2 3; do : >"$run/n$id.log"; done
-    start "$binary" "$run" 1; a=$started
-    start "$binary" "$run" 2; b=$started
+    start "$binary" "$run" 1 "${serve_args[@]}"; a=$started
+    start "$binary" "$run" 2 "${serve_args[@]}"; b=$started
     commit=$(cat "$run/commit")
     until_true 300 "a leader" has_leader "$binary"
     until_true 300 "the leader to commit the log" applied "$binary" 1 "$commit"
     started_ms=$(date +%s%3N)
-    start "$binary" "$run" 3; c=$started
+    start "$binary" "$run" 3 "${serve_args[@]}"; c=$started
     until_true 600 "node 3 to catch up" applied "$binary" 3 "$commit"
     caught_ms=$(($(date +%s%3N) - started_ms))
     peak=$(awk '/^VmHWM/ { print $2 * 1024 }' "/proc/$c/status")
@@ -94,8 +63,6 @@ measure() { # measure BINARY: one restart of node 3; prints its peak RSS and cat
     rm -rf "$run"
     echo "$peak $caught_ms"
 }
-
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 fill "$1"
 results=$(mktemp)

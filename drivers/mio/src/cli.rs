@@ -191,7 +191,7 @@ struct ServeArgs {
     /// log but rewrite the state more often: measured with --snapshot-bytes 4000000 on a store
     /// of 500,000 keys that stopped growing, 50 lowered the peak memory by 14% and the
     /// throughput by 8%; on a store still growing to 1.26M keys, 50 lowered the peak by 5%
-    /// and 25 by 3%, at 2% and 12% of the throughput (the README's memory notes).
+    /// and 25 by 3%, at 2% and 12% of the throughput (docs/performance.md).
     #[arg(long, default_value_t = 100, value_name = "PERCENT",
           value_parser = clap::value_parser!(u32).range(0..=1000))]
     snapshot_growth_percent: u32,
