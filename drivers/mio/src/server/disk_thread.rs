@@ -272,7 +272,8 @@ impl Writer {
             Some(entries) if load.matches(&entries) => Ok(entries),
             _ => Err(StorageError::Refused {
                 reason: format!(
-                    "the WAL does not give back the committed entries {}..={} this node must                      apply; a restart checks the log and cuts away what is damaged",
+                    "the WAL does not give back the committed entries {}..={} this node must \
+                     apply; a restart checks the log and cuts away what is damaged",
                     load.first, load.last
                 ),
             }),
