@@ -127,8 +127,7 @@ impl Disk {
     /// The entries `first..=last.index` read back from the engine's log, checked: `Ok(None)`
     /// if the log cannot give them (not running, compacted, damaged: a driver then says so to
     /// the node, or stops it); an error if it gives entries other than the ones asked for
-    /// (consecutive, ending at `last`) or than the ones acknowledged, which no bit flip may
-    /// cause.
+    /// (`Entry::is_run`) or than the ones acknowledged, which no bit flip may cause.
     pub(crate) fn read_entries(
         &self,
         first: LogIndex,
@@ -139,9 +138,7 @@ impl Disk {
             return Ok(None);
         };
         let asked = || format!("{first}..={last}");
-        let consecutive =
-            entries.iter().zip(first.0..).all(|(entry, index)| entry.index.0 == index);
-        if !consecutive || entries.last().map(Entry::id) != Some(last) {
+        if !Entry::is_run(&entries, first, last) {
             return Err(format!("the log gave back other entries than {}", asked()));
         }
         let differs = entries.iter().find(|entry| {

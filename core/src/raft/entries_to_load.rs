@@ -23,12 +23,7 @@ impl EntriesToLoad {
     /// Whether `entries` are the ones asked for: consecutive from `first`, the last one
     /// `last`, terms never going back.
     pub fn matches(&self, entries: &[Entry]) -> bool {
-        let consecutive = entries
-            .windows(2)
-            .all(|pair| pair[1].index == pair[0].index.next() && pair[1].term >= pair[0].term);
-        consecutive
-            && entries.first().is_some_and(|first| first.index == self.first)
-            && entries.last().is_some_and(|last| last.id() == self.last)
+        Entry::is_run(entries, self.first, self.last)
     }
 }
 

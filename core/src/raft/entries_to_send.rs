@@ -43,14 +43,8 @@ impl EntriesToSend {
     /// Whether `entries` are the ones asked for: consecutive from `first()`, the last one at
     /// `last` with its term, terms never going back from `prev`'s.
     pub fn matches(&self, entries: &[Entry]) -> bool {
-        let mut expected = self.prev;
-        for entry in entries {
-            if entry.index != expected.index.next() || entry.term < expected.term {
-                return false;
-            }
-            expected = entry.id();
-        }
-        expected == self.last && !entries.is_empty()
+        entries.first().is_some_and(|first| first.term >= self.prev.term)
+            && Entry::is_run(entries, self.first(), self.last)
     }
 
     /// The message, with `entries`, which the driver read from its disk and checked

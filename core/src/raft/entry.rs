@@ -38,6 +38,19 @@ impl Entry {
         LogId::new(self.index, self.term)
     }
 
+    /// Whether `entries`, read back from a log by index, are its run `first..=last.index`:
+    /// consecutive from `first`, their terms never going back, the last one `last`. What a
+    /// driver checks of the entries it reads back for a node (`EntriesToSend::matches`,
+    /// `EntriesToLoad::matches`).
+    pub fn is_run(entries: &[Entry], first: LogIndex, last: LogId) -> bool {
+        let consecutive = entries
+            .windows(2)
+            .all(|pair| pair[1].index == pair[0].index.next() && pair[1].term >= pair[0].term);
+        consecutive
+            && entries.first().is_some_and(|entry| entry.index == first)
+            && entries.last().is_some_and(|entry| entry.id() == last)
+    }
+
     /// Bytes this entry weighs in messages and on disk, for batching limits.
     #[inline]
     pub fn size_bytes(&self) -> usize {
