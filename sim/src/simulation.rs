@@ -39,6 +39,9 @@ use raftkv_core::server::Replica;
 use raftkv_storage::sim_fs::FaultCounters;
 use raftkv_testkit::{BY_HAND, Endpoint, Packet, Routed, client_of, reply_to};
 
+/// An event of a simulation of the machine `M`.
+type EventOf<M> = Event<CommandOf<M>, ReplyOf<M>>;
+
 /// A round trip is two one-way trips, each up to the network's usual latency.
 const LEGS_PER_ROUND_TRIP: u64 = 2;
 
@@ -218,12 +221,12 @@ impl<M: Machine> Simulation<M> {
 
     // ---- the loop ----
 
-    pub(crate) fn schedule(&mut self, at: Instant, event: Event<CommandOf<M>, ReplyOf<M>>) {
+    pub(crate) fn schedule(&mut self, at: Instant, event: EventOf<M>) {
         self.seq += 1;
         self.queue.push(Scheduled { at, seq: self.seq, event });
     }
 
-    pub(crate) fn schedule_in(&mut self, delay: Duration, event: Event<CommandOf<M>, ReplyOf<M>>) {
+    pub(crate) fn schedule_in(&mut self, delay: Duration, event: EventOf<M>) {
         self.schedule(self.now + delay, event);
     }
 
@@ -663,18 +666,34 @@ impl<M: Machine> Simulation<M> {
         }
     }
 
+    /// `read`, a read back from the disk that node `node` asked for in its life `life`, if it
+    /// is to be done now: none if the node restarted since; none while it is paused, when the
+    /// read is scheduled again (`again`) after the disk's latency, so that it gets it once it
+    /// goes on.
+    fn read_due<T>(
+        &mut self,
+        node: usize,
+        life: u64,
+        read: T,
+        again: fn(usize, u64, T) -> EventOf<M>,
+    ) -> Option<T> {
+        if self.nodes[node].life != life {
+            return None;
+        }
+        if self.nodes[node].paused {
+            let after = Duration::from_micros(self.options.disk.latency_us_max);
+            self.schedule(self.now + after, again(node, life, read));
+            return None;
+        }
+        Some(read)
+    }
+
     /// Reads back the snapshot received whole that the node asked for, checking every
     /// checksum, and decodes it, as the server's loader thread does: a damaged file is never
     /// installed, the node receives it again. A paused node gets it once it goes on.
     fn on_snapshot_load(&mut self, node: usize, life: u64, whole: PartialSnapshot) {
-        if self.nodes[node].life != life {
-            return;
-        }
-        if self.nodes[node].paused {
-            let after = Duration::from_micros(self.options.disk.latency_us_max);
-            self.schedule(self.now + after, Event::SnapshotLoad { node, life, whole });
-            return;
-        }
+        let again = |node, life, whole| Event::SnapshotLoad { node, life, whole };
+        let Some(whole) = self.read_due(node, life, whole, again) else { return };
         let last = whole.last;
         let loaded = match self.nodes[node].disk.load_received_snapshot(&whole) {
             Ok(snapshot) => {
@@ -714,14 +733,8 @@ impl<M: Machine> Simulation<M> {
     /// cannot give them, the node stops, as the server does, and its next start checks its
     /// log. A paused node gets them once it goes on.
     fn on_entries_load(&mut self, node: usize, life: u64, load: EntriesToLoad) {
-        if self.nodes[node].life != life {
-            return;
-        }
-        if self.nodes[node].paused {
-            let after = Duration::from_micros(self.options.disk.latency_us_max);
-            self.schedule(self.now + after, Event::EntriesLoad { node, life, load });
-            return;
-        }
+        let again = |node, life, load| Event::EntriesLoad { node, life, load };
+        let Some(load) = self.read_due(node, life, load, again) else { return };
         match self.nodes[node].disk.read_entries(load.first, load.last) {
             Ok(Some(entries)) if load.matches(&entries) => {
                 self.trace.event(self.now, Self::actor(node), format_args!("{load}"));
