@@ -6,19 +6,18 @@
 //! answers once its sync is done, and the leader answers the client once a majority of the
 //! nodes' writes are durable. Every thread waits in a blocking call, the cheapest a hop gets.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use super::scratch;
+
 /// Puts timed.
 const PUTS: usize = 1_000;
-/// Bytes of each synced write, a WAL record's page.
-const WRITE_BYTES: usize = 4 << 10;
 /// Bytes of a request, about a small put, and of an answer.
 const REQUEST_BYTES: usize = 128;
 const ANSWER_BYTES: usize = 16;
@@ -42,7 +41,10 @@ pub(crate) fn median(dir: &Path, nodes: usize) -> io::Result<Duration> {
 fn timed_puts(paths: &[PathBuf]) -> io::Result<Vec<Duration>> {
     let majority = paths.len() / 2 + 1;
     // Prepared before any thread starts, so that a failure here leaves none waiting.
-    let mut files = paths.iter().map(|path| preallocated(path)).collect::<io::Result<Vec<_>>>()?;
+    let mut files = paths
+        .iter()
+        .map(|path| scratch::preallocated(path, PUTS))
+        .collect::<io::Result<Vec<_>>>()?;
     let own_file = files.remove(0);
     let (durable, durable_rx) = mpsc::channel::<usize>();
     let mut threads: Vec<JoinHandle<io::Result<()>>> = Vec::new();
@@ -114,11 +116,9 @@ fn lead(
 fn follow(listener: &TcpListener, file: &File) -> io::Result<()> {
     let mut leader = connected(listener.accept()?.0)?;
     let mut request = [0u8; REQUEST_BYTES];
-    let page = [0x5au8; WRITE_BYTES];
     for put in 0..PUTS {
         leader.read_exact(&mut request)?;
-        file.write_all_at(&page, (put * WRITE_BYTES) as u64)?;
-        file.sync_data()?;
+        scratch::write_and_sync(file, put)?;
         leader.write_all(&request[..ANSWER_BYTES])?;
     }
     Ok(())
@@ -137,24 +137,11 @@ fn count_answers(mut follower: TcpStream, durable: &Sender<usize>) -> io::Result
 
 /// The leader's disk thread.
 fn write_own(file: &File, writes: &Receiver<usize>, durable: &Sender<usize>) -> io::Result<()> {
-    let page = [0x5au8; WRITE_BYTES];
     for put in writes.iter() {
-        file.write_all_at(&page, (put * WRITE_BYTES) as u64)?;
-        file.sync_data()?;
+        scratch::write_and_sync(file, put)?;
         let _ = durable.send(put);
     }
     Ok(())
-}
-
-/// A file with `PUTS` pages allocated and synced, as the WAL's prepared segments are.
-fn preallocated(path: &Path) -> io::Result<File> {
-    let file = OpenOptions::new().create(true).truncate(true).read(true).write(true).open(path)?;
-    let zeros = vec![0u8; WRITE_BYTES];
-    for page in 0..PUTS {
-        file.write_all_at(&zeros, (page * WRITE_BYTES) as u64)?;
-    }
-    file.sync_all()?;
-    Ok(file)
 }
 
 /// A stream without Nagle's delay, that gives up on a silent peer.

@@ -12,23 +12,21 @@
 //! It also times a bare put (see `bare_put`): the put's whole path, hops and syncs, with none
 //! of raftkv's code on it.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use super::bare_put;
 use super::rank::nearest_rank;
+use super::scratch;
 
 /// Syncs timed.
 const SYNCS: usize = 400;
 /// Round trips timed.
 const ROUND_TRIPS: usize = 2_000;
-/// Bytes of each synced write, a WAL record's page.
-const WRITE_BYTES: usize = 4 << 10;
 /// Bytes of each round trip's message, about a small put.
 const MESSAGE_BYTES: usize = 128;
 
@@ -161,34 +159,35 @@ fn syncs_at_once(dir: &Path, threads: usize) -> std::io::Result<Vec<Vec<Duration
 }
 
 fn fdatasync_times(path: &Path, barrier: &Barrier) -> std::io::Result<Vec<Duration>> {
-    let file = OpenOptions::new().create(true).truncate(true).read(true).write(true).open(path)?;
-    let outcome = timed_syncs(&file, barrier);
-    drop(file);
-    fs::remove_file(path)?;
-    outcome
+    let outcome = match scratch::preallocated(path, SYNCS) {
+        Ok(file) => timed_syncs(&file, barrier),
+        Err(error) => {
+            // Through every round's barrier all the same, so that no other thread waits for
+            // this one forever.
+            (0..SYNCS).for_each(|_| {
+                barrier.wait();
+            });
+            Err(error)
+        }
+    };
+    let removed = fs::remove_file(path);
+    let took = outcome?;
+    removed?;
+    Ok(took)
 }
 
 /// Every thread goes through every round's barrier, even after an error, so that no other
 /// thread waits for it forever; the first error is returned at the end.
 fn timed_syncs(file: &File, barrier: &Barrier) -> std::io::Result<Vec<Duration>> {
-    // Allocated and synced before timing, as the WAL's prepared segments are.
-    let zeros = vec![0u8; WRITE_BYTES];
-    let mut prepared = Ok(());
-    for page in 0..SYNCS {
-        prepared = prepared.and_then(|()| file.write_all_at(&zeros, (page * WRITE_BYTES) as u64));
-    }
-    prepared = prepared.and_then(|()| file.sync_all());
-    let page = vec![0x5au8; WRITE_BYTES];
     let mut took = Vec::with_capacity(SYNCS);
-    let mut outcome = prepared;
-    for index in 0..SYNCS {
+    let mut outcome = Ok(());
+    for page in 0..SYNCS {
         barrier.wait();
         if outcome.is_err() {
             continue;
         }
         let started = Instant::now();
-        outcome =
-            file.write_all_at(&page, (index * WRITE_BYTES) as u64).and_then(|()| file.sync_data());
+        outcome = scratch::write_and_sync(file, page);
         took.push(started.elapsed());
     }
     outcome.map(|()| took)

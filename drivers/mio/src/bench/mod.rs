@@ -17,6 +17,7 @@ mod bare_put;
 mod floor;
 mod nodes;
 mod rank;
+mod scratch;
 mod summary;
 
 use std::path::PathBuf;
