@@ -1,6 +1,6 @@
 # Helpers for the benchmark scripts that run their own three nodes on loopback (sourced, not
 # run): checking the binaries, the nodes' addresses, starting and stopping nodes, polling, and
-# medians. Usage, after `set -euo pipefail`:
+# medians, a node's peak memory. Usage, after `set -euo pipefail`:
 #
 #   source "$(dirname "$0")/bench-nodes.sh"
 #   check_binaries "$@"          # usage error (exit 2) unless each is an executable
@@ -76,3 +76,9 @@ until_true() { # until_true SECONDS WHAT COMMAND...: polls COMMAND every 0.1 s
 has_leader() { "$1" status --cluster "$cluster" >/dev/null 2>&1; }
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+median_of() { # median_of RESULTS BINARY COLUMN: the median of COLUMN of BINARY's lines
+    awk -v b="$2" -v c="$3" '$1 == b { print $c }' "$1" | median
+}
+
+peak_rss() { awk '/^VmHWM/ { print $2 * 1024 }' "/proc/$1/status"; } # peak_rss PID: bytes

@@ -68,7 +68,7 @@ measure() { # measure BINARY: one catch-up of node 3; prints peak RSS and bytes 
     sleep 3 # The leader settles.
     start "$binary" "$run" 3; c=$started
     until_true 600 "node 3's snapshot" installed "$run"
-    peak=$(awk '/^VmHWM/ { print $2 * 1024 }' "/proc/$c/status")
+    peak=$(peak_rss "$c")
     written=$(awk '/^write_bytes/ { print $2 }' "/proc/$c/io")
     stop "$a" "$b" "$c"
     rm -rf "$run"
@@ -86,8 +86,8 @@ for round in $(seq 1 "$runs"); do
 done
 snapshot=$(stat -c %s "$filled/n1/snapshot")
 for binary in "$@"; do
-    peak=$(awk -v b="$binary" '$1 == b { print $2 }' "$results" | median)
-    written=$(awk -v b="$binary" '$1 == b { print $3 }' "$results" | median)
+    peak=$(median_of "$results" "$binary" 2)
+    written=$(median_of "$results" "$binary" 3)
     awk -v b="$binary" -v p="$peak" -v w="$written" -v s="$snapshot" 'BEGIN {
         printf "%s: median peak RSS %d MiB (%.2fx the snapshot), written %d MiB (%.2fx)\n",
             b, p / 1048576, p / s, w / 1048576, w / s }'

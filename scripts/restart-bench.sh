@@ -58,7 +58,7 @@ measure() { # measure BINARY: one restart of node 3; prints its peak RSS and cat
     start "$binary" "$run" 3 "${serve_args[@]}"; c=$started
     until_true 600 "node 3 to catch up" applied "$binary" 3 "$commit"
     caught_ms=$(($(date +%s%3N) - started_ms))
-    peak=$(awk '/^VmHWM/ { print $2 * 1024 }' "/proc/$c/status")
+    peak=$(peak_rss "$c")
     stop "$a" "$b" "$c"
     rm -rf "$run"
     echo "$peak $caught_ms"
@@ -75,8 +75,8 @@ for round in $(seq 1 "$runs"); do
     done
 done
 for binary in "$@"; do
-    peak=$(awk -v b="$binary" '$1 == b { print $2 }' "$results" | median)
-    caught_ms=$(awk -v b="$binary" '$1 == b { print $3 }' "$results" | median)
+    peak=$(median_of "$results" "$binary" 2)
+    caught_ms=$(median_of "$results" "$binary" 3)
     echo "$binary: median peak RSS $((peak >> 20)) MiB, caught up in $caught_ms ms"
 done
 rm -f "$results"
